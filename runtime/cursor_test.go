@@ -1,0 +1,70 @@
+package runtime_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []runtime.Cursor{
+		{Epoch: "a", Seq: 0},
+		{Epoch: "0123456789abcdef", Seq: 1},
+		{Epoch: "Zz9", Seq: 1<<64 - 1},
+	} {
+		got, err := runtime.ParseCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseCursor(%q) = %+v, %v; want %+v", c.String(), got, err, c)
+		}
+	}
+}
+
+func TestParseCursorRejects(t *testing.T) {
+	for _, s := range []string{
+		"", "-", "abc", "abc-", "-1", "ab-01", "ab-+1", "ab--1", "a b-1", "ab-1 ", "ab-18446744073709551616",
+		"é-1", "a-b-1", string(make([]byte, runtime.MaxEpochBytes+1)) + "-1",
+		"0000000000000000000000000000000000000000000000000000000000000000a-1",
+	} {
+		if c, err := runtime.ParseCursor(s); !errors.Is(err, runtime.ErrInvalidCursor) {
+			t.Errorf("ParseCursor(%q) = %+v, %v; want ErrInvalidCursor", s, c, err)
+		}
+	}
+}
+
+func TestNewEpoch(t *testing.T) {
+	a, b := runtime.NewEpoch(), runtime.NewEpoch()
+	if !runtime.ValidEpoch(a) || len(a) != 16 || a == b {
+		t.Fatalf("NewEpoch() = %q, %q", a, b)
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"abc-1", "0123456789abcdef-42", "x-0", "-", "a-01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := runtime.ParseCursor(s)
+		if err != nil {
+			if !errors.Is(err, runtime.ErrInvalidCursor) {
+				t.Fatalf("ParseCursor(%q): error %v does not wrap ErrInvalidCursor", s, err)
+			}
+			return
+		}
+		if c.String() != s {
+			t.Fatalf("ParseCursor(%q).String() = %q", s, c.String())
+		}
+	})
+}
+
+func TestEventKindString(t *testing.T) {
+	want := map[runtime.EventKind]string{
+		runtime.EventUpsert: "upsert", runtime.EventTouch: "touch", runtime.EventDelete: "delete",
+		runtime.EventExpire: "expire", runtime.EventOverflow: "overflow", 0: "EventKind(0)", 9: "EventKind(9)",
+	}
+	for k, s := range want {
+		if k.String() != s {
+			t.Errorf("EventKind(%d).String() = %q, want %q", k, k.String(), s)
+		}
+	}
+}
