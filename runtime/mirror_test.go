@@ -1,0 +1,749 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/google/go-cmp/cmp"
+)
+
+// errTransport is the error fakeBackend injects.
+var errTransport = errors.New("fake transport error")
+
+// mirrorT0 is the time of every write to a fakeBackend: the start of the tests, so that a
+// mirror on the real clock sees the entries as live.
+var mirrorT0 = time.Now().Round(0)
+
+// fakeBackend is a small in-memory Backend for the mirror's tests: strictly increasing versions,
+// an event log trimmed to Limits.MaxEvents, epochs that a reset replaces, a pause that holds
+// subscriptions back, and injected transport failures. Entries expire only when the test calls
+// expire; the backend's time stays at mirrorT0.
+type fakeBackend struct {
+	mu      sync.Mutex
+	epoch   string
+	seq     uint64
+	state   map[string]runtime.RawEntry
+	log     []runtime.RawEvent // the retained events, oldest first, contiguous versions
+	changed chan struct{}      // closed and replaced whenever subscribers must look again
+	paused  bool
+	closed  bool
+	lag     uint64 // a snapshot's cursor is this many versions behind its state
+	rewind  uint64 // a subscription after a cursor starts this many versions before it
+
+	// The next failSnapshot snapshots, failSubscribe subscribes and failNext reads fail.
+	failSnapshot, failSubscribe, failNext int
+}
+
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{epoch: "e1", state: map[string]runtime.RawEntry{}, changed: make(chan struct{})}
+}
+
+// emit appends an event of the next version and wakes the subscribers; b.mu is held.
+func (b *fakeBackend) emit(s runtime.Scope, ev runtime.RawEvent) {
+	ev.Cursor = runtime.Cursor{Epoch: b.epoch, Seq: ev.Version}
+	ev.At = mirrorT0
+	b.log = append(b.log, ev)
+	if n := s.Limits.WithDefaults().MaxEvents; len(b.log) > n {
+		b.log = slices.Clone(b.log[len(b.log)-n:])
+	}
+	b.wake()
+}
+
+func (b *fakeBackend) wake() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+func (b *fakeBackend) Upsert(_ context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	e := runtime.RawEntry{Key: req.Key, Value: req.Value, Version: b.seq, CreatedAt: mirrorT0, UpdatedAt: mirrorT0, ExpiresAt: mirrorT0.Add(req.TTL)}
+	if old, ok := b.state[req.Key]; ok {
+		e.CreatedAt = old.CreatedAt
+	}
+	b.state[req.Key] = e
+	b.emit(s, runtime.RawEvent{Kind: runtime.EventUpsert, Key: req.Key, Version: b.seq, Entry: e})
+	return e, nil
+}
+
+func (b *fakeBackend) Touch(_ context.Context, s runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.state[req.Key]
+	if !ok {
+		return runtime.TouchResult{}, nil
+	}
+	e.ExpiresAt = mirrorT0.Add(req.TTL)
+	if !req.Quiet {
+		b.seq++
+		e.Version, e.UpdatedAt = b.seq, mirrorT0
+		b.emit(s, runtime.RawEvent{Kind: runtime.EventTouch, Key: req.Key, Version: b.seq, ExpiresAt: e.ExpiresAt})
+	}
+	b.state[req.Key] = e
+	return runtime.TouchResult{OK: true, Version: e.Version, ExpiresAt: e.ExpiresAt}, nil
+}
+
+func (b *fakeBackend) Remove(_ context.Context, s runtime.Scope, req runtime.RemoveRequest) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.state[req.Key]; !ok {
+		return false, nil
+	}
+	delete(b.state, req.Key)
+	b.seq++
+	b.emit(s, runtime.RawEvent{Kind: runtime.EventDelete, Key: req.Key, Version: b.seq, Reason: req.Reason})
+	return true, nil
+}
+
+// expire makes key expire now, as a backend does at its ExpiresAt.
+func (b *fakeBackend) expire(s runtime.Scope, key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.state, key)
+	b.seq++
+	b.emit(s, runtime.RawEvent{Kind: runtime.EventExpire, Key: key, Version: b.seq})
+}
+
+func (b *fakeBackend) Get(_ context.Context, _ runtime.Scope, key string) (runtime.RawEntry, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.state[key]
+	return e, ok, nil
+}
+
+func (b *fakeBackend) Snapshot(_ context.Context, _ runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return runtime.RawSnapshot{}, runtime.ErrClosed
+	}
+	if b.failSnapshot > 0 {
+		b.failSnapshot--
+		return runtime.RawSnapshot{}, errTransport
+	}
+	var snap runtime.RawSnapshot
+	for _, e := range b.state {
+		if strings.HasPrefix(e.Key, prefix) {
+			snap.Entries = append(snap.Entries, e)
+		}
+	}
+	slices.SortFunc(snap.Entries, func(a, b runtime.RawEntry) int { return strings.Compare(a.Key, b.Key) })
+	snap.Cursor = runtime.Cursor{Epoch: b.epoch, Seq: b.seq - b.lag}
+	return snap, nil
+}
+
+func (b *fakeBackend) Subscribe(_ context.Context, _ runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, runtime.ErrClosed
+	}
+	if b.failSubscribe > 0 {
+		b.failSubscribe--
+		return nil, errTransport
+	}
+	pos := runtime.Cursor{Epoch: b.epoch, Seq: b.seq}
+	if req.After != nil {
+		pos = *req.After
+		pos.Seq -= min(pos.Seq, b.rewind)
+	}
+	return &fakeSub{b: b, prefix: req.Prefix, start: pos, pos: pos, done: make(chan struct{})}, nil
+}
+
+// reset replaces the state with a new, empty epoch, as a flushed Redis does.
+func (b *fakeBackend) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.epoch, b.seq, b.state, b.log = "e2", 0, map[string]runtime.RawEntry{}, nil
+	b.wake()
+}
+
+// pause holds subscriptions back until resume, so that a test can make several changes that a
+// mirror sees at once.
+func (b *fakeBackend) pause()  { b.set(func() { b.paused = true }) }
+func (b *fakeBackend) resume() { b.set(func() { b.paused = false }) }
+
+// close closes the backend: its subscriptions and later calls fail with ErrClosed.
+func (b *fakeBackend) close() { b.set(func() { b.closed = true }) }
+
+// set runs f under b.mu and wakes the subscribers.
+func (b *fakeBackend) set(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f()
+	b.wake()
+}
+
+type fakeSub struct {
+	b      *fakeBackend
+	prefix string
+	start  runtime.Cursor
+	pos    runtime.Cursor
+	once   sync.Once
+	done   chan struct{}
+}
+
+func (s *fakeSub) Start() runtime.Cursor { return s.start }
+
+func (s *fakeSub) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
+
+func (s *fakeSub) Next(ctx context.Context) (runtime.RawEvent, error) {
+	for {
+		s.b.mu.Lock()
+		ev, ok, err := s.next()
+		changed := s.b.changed
+		s.b.mu.Unlock()
+		if ok || err != nil {
+			return ev, err
+		}
+		select {
+		case <-changed:
+		case <-s.done:
+			return runtime.RawEvent{}, runtime.ErrClosed
+		case <-ctx.Done():
+			return runtime.RawEvent{}, ctx.Err()
+		}
+	}
+}
+
+// next returns the subscription's next event, if there is one; s.b.mu is held.
+func (s *fakeSub) next() (runtime.RawEvent, bool, error) {
+	b := s.b
+	select {
+	case <-s.done:
+		return runtime.RawEvent{}, false, runtime.ErrClosed
+	default:
+	}
+	switch {
+	case b.closed:
+		return runtime.RawEvent{}, false, runtime.ErrClosed
+	case b.failNext > 0:
+		b.failNext--
+		return runtime.RawEvent{}, false, errTransport
+	case b.paused:
+		return runtime.RawEvent{}, false, nil
+	}
+	first := b.seq + 1 - uint64(len(b.log)) // the version of the oldest retained event
+	if s.pos.Epoch != b.epoch || s.pos.Seq+1 < first {
+		ev := runtime.RawEvent{Kind: runtime.EventOverflow, After: s.pos, FirstAvailable: runtime.Cursor{Epoch: b.epoch, Seq: first - 1}}
+		ev.Cursor, s.pos = ev.FirstAvailable, ev.FirstAvailable
+		return ev, true, nil
+	}
+	for _, ev := range b.log[s.pos.Seq+1-first:] {
+		s.pos = ev.Cursor
+		if strings.HasPrefix(ev.Key, s.prefix) {
+			return ev, true, nil
+		}
+	}
+	return runtime.RawEvent{}, false, nil
+}
+
+// newTestStore returns a store of text values with a one-minute TTL on b.
+func newTestStore(t *testing.T, b runtime.Backend, opts ...runtime.StoreOption) *runtime.Store[text] {
+	t.Helper()
+	s, err := runtime.New[text](b, textCodec{}, runtime.Config{ID: "mirror", TTL: time.Minute}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startMirror starts a mirror of s that sends its changes on its channel, waits until it is
+// ready and closes it when the test ends.
+func startMirror(t *testing.T, s *runtime.Store[text], opts ...runtime.MirrorOption) *runtime.Mirror[text] {
+	t.Helper()
+	opts = append([]runtime.MirrorOption{runtime.WithChangeChan(100)}, opts...)
+	m, err := s.Mirror(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	return m
+}
+
+// describeChange formats a change for comparisons, such as "removed b=2 v5 delete(gone)".
+func describeChange(c runtime.Change[text]) string {
+	s := fmt.Sprintf("%s %s=%s v%d", c.Kind, c.Key, c.Entry.Value.S, c.Version)
+	if c.Kind == runtime.ChangeRemoved {
+		s += fmt.Sprintf(" %s(%s)", c.Cause, c.Reason)
+	}
+	return s
+}
+
+// expectChanges receives len(want) changes from ch, waiting at most 5 s, and compares them
+// with want.
+func expectChanges(t *testing.T, ch <-chan runtime.Change[text], want ...string) {
+	t.Helper()
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case c, ok := <-ch:
+			if !ok {
+				t.Fatalf("change channel closed after %q, want %q", got, want)
+			}
+			got = append(got, describeChange(c))
+		case <-timeout.C:
+			t.Fatalf("timed out after changes %q, want %q", got, want)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}
+
+// mirrorContents returns the mirror's entries as "key=value vN" strings, in the order of All.
+func mirrorContents(m *runtime.Mirror[text]) []string {
+	var out []string
+	for k, e := range m.All() {
+		out = append(out, fmt.Sprintf("%s=%s v%d", k, e.Value.S, e.Version))
+	}
+	return out
+}
+
+// snapshotContents returns what mirrorContents of a mirror equal to a fresh snapshot returns.
+func snapshotContents(t *testing.T, s *runtime.Store[text], opts ...runtime.SnapshotOption) []string {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range snap.Entries {
+		out = append(out, fmt.Sprintf("%s=%s v%d", e.Key, e.Value.S, e.Version))
+	}
+	return out
+}
+
+func mustUpsert(t *testing.T, s *runtime.Store[text], key, value string, opts ...runtime.UpsertOption) runtime.Entry[text] {
+	t.Helper()
+	e, err := s.Upsert(context.Background(), key, text{value}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func mustRemove(t *testing.T, s *runtime.Store[text], key string, opts ...runtime.RemoveOption) {
+	t.Helper()
+	if ok, err := s.Remove(context.Background(), key, opts...); err != nil || !ok {
+		t.Fatalf("Remove(%q) = %v, %v", key, ok, err)
+	}
+}
+
+func TestMirrorInitialSync(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "b", "2")
+	mustUpsert(t, s, "a", "1")
+	mustUpsert(t, s, "c", "3")
+
+	m := startMirror(t, s)
+	expectChanges(t, m.Changes(), "added a=1 v2", "added b=2 v1", "added c=3 v3")
+	if diff := cmp.Diff([]string{"a=1 v2", "b=2 v1", "c=3 v3"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+	if n := m.Len(); n != 3 {
+		t.Errorf("Len = %d, want 3", n)
+	}
+	if e, ok := m.Get("b"); !ok || e.Value.S != "2" || e.Version != 1 || !e.ExpiresAt.Equal(mirrorT0.Add(time.Minute)) {
+		t.Errorf("Get(b) = %+v, %v", e, ok)
+	}
+	if _, ok := m.Get("d"); ok {
+		t.Error("Get(d) found a key never written")
+	}
+	if err := m.Err(); err != nil {
+		t.Errorf("Err of a running mirror = %v", err)
+	}
+}
+
+func TestMirrorPrefix(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "room1/a", "1")
+	mustUpsert(t, s, "room2/a", "2")
+
+	m := startMirror(t, s, runtime.WithPrefix("room1/"))
+	expectChanges(t, m.Changes(), "added room1/a=1 v1")
+	mustUpsert(t, s, "room2/b", "3")
+	mustUpsert(t, s, "room1/b", "4")
+	expectChanges(t, m.Changes(), "added room1/b=4 v4")
+	if diff := cmp.Diff([]string{"room1/a=1 v1", "room1/b=4 v4"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+}
+
+func TestMirrorLiveChanges(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1")
+	m := startMirror(t, s)
+	expectChanges(t, m.Changes(), "added a=1 v1")
+
+	mustUpsert(t, s, "b", "2")
+	expectChanges(t, m.Changes(), "added b=2 v2")
+	mustUpsert(t, s, "a", "1b")
+	expectChanges(t, m.Changes(), "updated a=1b v3")
+
+	res, err := s.Touch(context.Background(), "a", runtime.WithTTL(time.Hour))
+	if err != nil || !res.OK {
+		t.Fatalf("Touch = %+v, %v", res, err)
+	}
+	expectChanges(t, m.Changes(), "touched a=1b v4")
+	if e, ok := m.Get("a"); !ok || e.Version != 4 || !e.ExpiresAt.Equal(mirrorT0.Add(time.Hour)) || e.Value.S != "1b" {
+		t.Errorf("Get(a) after touch = %+v, %v", e, ok)
+	}
+
+	mustRemove(t, s, "b", runtime.WithReason("left"))
+	expectChanges(t, m.Changes(), "removed b=2 v5 delete(left)")
+	if _, ok := m.Get("b"); ok {
+		t.Error("Get(b) after its delete found it")
+	}
+
+	b.expire(runtime.Scope{}, "a")
+	expectChanges(t, m.Changes(), "removed a=1b v6 expire()")
+	if n := m.Len(); n != 0 {
+		t.Errorf("Len = %d, want 0", n)
+	}
+}
+
+// TestMirrorVersionGuard gives the mirror a snapshot whose cursor lies before its state, as a
+// backend that takes the cursor first does: the events it replays are older than the entries
+// the mirror holds and must change nothing.
+func TestMirrorVersionGuard(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "old") // v1
+	mustUpsert(t, s, "b", "gone")
+	mustUpsert(t, s, "a", "new")
+	mustRemove(t, s, "b")
+	if _, err := s.Touch(context.Background(), "a"); err != nil { // v5
+		t.Fatal(err)
+	}
+	b.lag = 5 // the snapshot's cursor is at version 0: all five events are replayed
+
+	m := startMirror(t, s)
+	mustUpsert(t, s, "c", "3") // v6
+	expectChanges(t, m.Changes(), "added a=new v5", "added c=3 v6")
+	if diff := cmp.Diff([]string{"a=new v5", "c=3 v6"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+}
+
+// TestMirrorIgnoresRedelivery makes the backend deliver events again after a reconnect, as an
+// at-least-once stream does: the replayed events must change nothing.
+func TestMirrorIgnoresRedelivery(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	mustUpsert(t, s, "a", "1")
+	mustUpsert(t, s, "a", "2")
+	mustUpsert(t, s, "b", "3")
+	mustRemove(t, s, "b")
+	expectChanges(t, m.Changes(), "added a=1 v1", "updated a=2 v2", "added b=3 v3", "removed b=3 v4 delete()")
+
+	b.set(func() { b.failNext, b.rewind = 1, 4 })
+	mustUpsert(t, s, "c", "5")
+	expectChanges(t, m.Changes(), "added c=5 v5")
+	if diff := cmp.Diff([]string{"a=2 v2", "c=5 v5"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+}
+
+// TestMirrorOverflowRelists holds the mirror back in its change callback while the backend
+// drops more events than it retains: the mirror must relist and end equal to a fresh snapshot,
+// reporting the differences.
+func TestMirrorOverflowRelists(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b, runtime.WithLimits(runtime.Limits{MaxEvents: 3}))
+	mustUpsert(t, s, "x", "1")
+	mustUpsert(t, s, "y", "2")
+
+	changes := make(chan runtime.Change[text], 100)
+	release := make(chan struct{})
+	m, err := s.Mirror(runtime.OnChange(func(c runtime.Change[text]) {
+		changes <- c
+		if c.Key == "gate" {
+			<-release
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	expectChanges(t, changes, "added x=1 v1", "added y=2 v2")
+	mustUpsert(t, s, "gate", "g") // v3
+	expectChanges(t, changes, "added gate=g v3")
+
+	// The mirror is blocked in the callback for gate; these six events overflow its reader.
+	mustRemove(t, s, "x")
+	mustUpsert(t, s, "y", "2b")
+	mustUpsert(t, s, "z1", "z")
+	mustUpsert(t, s, "z2", "z")
+	mustRemove(t, s, "z1")
+	mustUpsert(t, s, "z3", "z") // v9
+	close(release)
+
+	expectChanges(t, changes, "removed x=1 v9 relist()", "updated y=2b v5", "added z2=z v7", "added z3=z v9")
+	if diff := cmp.Diff(snapshotContents(t, s), mirrorContents(m)); diff != "" {
+		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+	}
+	mustUpsert(t, s, "z4", "z")
+	expectChanges(t, changes, "added z4=z v10")
+}
+
+// TestMirrorEpochChange resets the backend, as a flushed Redis: the mirror's reader sees a new
+// epoch, and the mirror relists.
+func TestMirrorEpochChange(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1")
+	mustUpsert(t, s, "b", "2")
+	m := startMirror(t, s)
+	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
+
+	b.pause()
+	b.reset()
+	mustUpsert(t, s, "c", "3") // v1 of the new epoch
+	mustUpsert(t, s, "a", "1") // v2
+	b.resume()
+
+	expectChanges(t, m.Changes(), "updated a=1 v2", "removed b=2 v2 relist()", "added c=3 v1")
+	if diff := cmp.Diff(snapshotContents(t, s), mirrorContents(m)); diff != "" {
+		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+	}
+	mustUpsert(t, s, "d", "4")
+	expectChanges(t, m.Changes(), "added d=4 v3")
+}
+
+func TestMirrorRetriesTransportErrors(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1")
+	b.failSnapshot, b.failSubscribe = 2, 1
+
+	errs := make(chan error, 100)
+	m := startMirror(t, s,
+		runtime.WithBackoff(time.Millisecond, 4*time.Millisecond),
+		runtime.OnMirrorError(func(err error) { errs <- err }))
+	expectChanges(t, m.Changes(), "added a=1 v1")
+
+	b.set(func() { b.failNext = 2 })
+	mustUpsert(t, s, "b", "2")
+	expectChanges(t, m.Changes(), "added b=2 v2")
+	close(errs)
+	n := 0
+	for err := range errs {
+		if !errors.Is(err, errTransport) {
+			t.Errorf("reported error %v, want a transport error", err)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("%d errors reported, want 5 (2 snapshots, 1 subscribe, 2 reads)", n)
+	}
+	if err := m.Err(); err != nil {
+		t.Errorf("Err = %v, want nil: transport errors are retried", err)
+	}
+}
+
+func TestMirrorSkipsUndecodableValues(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	ctx := context.Background()
+	sc := runtime.Scope{ID: "mirror", Tenant: runtime.DefaultTenant}
+	if _, err := b.Upsert(ctx, sc, runtime.UpsertRequest{Key: "a", Value: []byte("bad"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	mustUpsert(t, s, "b", "2")
+
+	errs := make(chan error, 100)
+	m := startMirror(t, s, runtime.OnMirrorError(func(err error) { errs <- err }))
+	expectChanges(t, m.Changes(), "added b=2 v2")
+	if _, err := b.Upsert(ctx, sc, runtime.UpsertRequest{Key: "b", Value: []byte("bad"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	mustUpsert(t, s, "c", "3")
+	expectChanges(t, m.Changes(), "added c=3 v4")
+
+	for range 2 {
+		if err := <-errs; !errors.Is(err, runtime.ErrDecode) {
+			t.Errorf("reported error %v, want ErrDecode", err)
+		}
+	}
+	if diff := cmp.Diff([]string{"b=2 v2", "c=3 v4"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+}
+
+// TestMirrorHidesExpired checks that an entry past its ExpiresAt by the mirror's clock is
+// hidden before the backend's expire event removes it.
+func TestMirrorHidesExpired(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1", runtime.WithTTL(time.Second))
+	mustUpsert(t, s, "b", "2", runtime.WithTTL(time.Hour))
+	var now atomic.Pointer[time.Time]
+	now.Store(&mirrorT0)
+	m := startMirror(t, s, runtime.WithClock(func() time.Time { return *now.Load() }))
+	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
+
+	late := mirrorT0.Add(time.Second)
+	now.Store(&late)
+	if e, ok := m.Get("a"); ok {
+		t.Errorf("Get(a) at its ExpiresAt = %+v", e)
+	}
+	if diff := cmp.Diff([]string{"b=2 v2"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+	if n := m.Len(); n != 1 {
+		t.Errorf("Len = %d, want 1", n)
+	}
+	b.expire(runtime.Scope{}, "a")
+	expectChanges(t, m.Changes(), "removed a=1 v3 expire()")
+}
+
+func TestMirrorClose(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1")
+	m := startMirror(t, s)
+	m.Close()
+	m.Close()
+	if err := m.Err(); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Err after Close = %v, want ErrClosed", err)
+	}
+	for range m.Changes() { // the channel is closed: the loop ends
+	}
+	if diff := cmp.Diff([]string{"a=1 v1"}, mirrorContents(m)); diff != "" {
+		t.Errorf("All after Close (-want +got):\n%s", diff)
+	}
+	if err := m.Ready(context.Background()); err != nil {
+		t.Errorf("Ready after the first sync and Close = %v", err)
+	}
+}
+
+func TestMirrorCloseBeforeReady(t *testing.T) {
+	b := newFakeBackend()
+	b.failSnapshot = 1 << 30
+	s := newTestStore(t, b)
+	m, err := s.Mirror(runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if err := m.Ready(context.Background()); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Ready of a mirror closed before its first sync = %v, want ErrClosed", err)
+	}
+}
+
+func TestMirrorStopsWhenBackendCloses(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	m := startMirror(t, s)
+	b.close()
+	select {
+	case <-m.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the mirror did not stop after its backend closed")
+	}
+	if err := m.Err(); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Err = %v, want ErrClosed", err)
+	}
+}
+
+func TestMirrorInvalidOptions(t *testing.T) {
+	s := newTestStore(t, newFakeBackend())
+	for name, tc := range map[string]struct {
+		opt  runtime.MirrorOption
+		want error
+	}{
+		"tenant":   {runtime.WithTenant(""), nil}, // "" means the default tenant
+		"long":     {runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes+1)), runtime.ErrInvalidTenant},
+		"callback": {runtime.OnChange(func(runtime.Change[string]) {}), runtime.ErrInvalidConfig},
+		"buffer":   {runtime.WithChangeChan(-1), runtime.ErrInvalidConfig},
+		"backoff":  {runtime.WithBackoff(time.Second, time.Millisecond), runtime.ErrInvalidConfig},
+		"zero":     {runtime.WithBackoff(0, time.Millisecond), runtime.ErrInvalidConfig},
+	} {
+		m, err := s.Mirror(tc.opt)
+		if m != nil {
+			m.Close()
+		}
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func TestChangeKindString(t *testing.T) {
+	for k, want := range map[runtime.ChangeKind]string{
+		runtime.ChangeAdded: "added", runtime.ChangeRemoved: "removed", 9: "ChangeKind(9)",
+	} {
+		if got := k.String(); got != want {
+			t.Errorf("ChangeKind(%d).String() = %q, want %q", k, got, want)
+		}
+	}
+	for c, want := range map[runtime.RemoveCause]string{
+		runtime.CauseDelete: "delete", runtime.CauseRelist: "relist", 0: "RemoveCause(0)",
+	} {
+		if got := c.String(); got != want {
+			t.Errorf("RemoveCause(%d).String() = %q, want %q", c, got, want)
+		}
+	}
+}
+
+func ExampleStore_Mirror() {
+	ctx := context.Background()
+	store, err := runtime.New[text](newFakeBackend(), textCodec{}, runtime.Config{ID: "presence", TTL: time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := store.Upsert(ctx, "room1/bob", text{"away"}); err != nil {
+		panic(err)
+	}
+
+	m, err := store.Mirror(runtime.WithPrefix("room1/"), runtime.WithChangeChan(10))
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close()
+	if err := m.Ready(ctx); err != nil {
+		panic(err)
+	}
+	if _, err := store.Upsert(ctx, "room1/ann", text{"online"}); err != nil {
+		panic(err)
+	}
+	if _, err := store.Remove(ctx, "room1/bob", runtime.WithReason("left")); err != nil {
+		panic(err)
+	}
+	for range 3 {
+		c := <-m.Changes()
+		fmt.Println(c.Kind, c.Key, c.Entry.Value.S)
+	}
+	for key, e := range m.All() {
+		fmt.Println(key, e.Value.S)
+	}
+	// Output:
+	// added room1/bob away
+	// added room1/ann online
+	// removed room1/bob away
+	// room1/ann online
+}
