@@ -395,6 +395,9 @@ func (m *Mirror[T]) session(ctx context.Context) (progress bool, err error) {
 	after := m.cursor
 	sub, err := m.store.backend.Subscribe(ctx, m.scope, SubscribeRequest{After: &after, Prefix: m.prefix})
 	if err != nil {
+		// A cursor the backend does not know (a failover lost the last writes of the epoch)
+		// needs a new snapshot; the error is still reported and retried after a backoff.
+		m.relist = m.relist || errors.Is(err, ErrInvalidCursor)
 		return progress, err
 	}
 	defer sub.Close()

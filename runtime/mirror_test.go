@@ -38,8 +38,19 @@ type fakeBackend struct {
 	lag     uint64 // a snapshot's cursor is this many versions behind its state
 	rewind  uint64 // a subscription after a cursor starts this many versions before it
 
-	// The next failSnapshot snapshots, failSubscribe subscribes and failNext reads fail.
+	// The next failSnapshot snapshots, failSubscribe subscribes and failNext reads fail, with
+	// failWith or else errTransport.
 	failSnapshot, failSubscribe, failNext int
+	failWith                              error
+	snapshots                             int // snapshots taken
+}
+
+// failure returns the error of an injected failure; b.mu is held.
+func (b *fakeBackend) failure() error {
+	if b.failWith != nil {
+		return b.failWith
+	}
+	return errTransport
 }
 
 func newFakeBackend() *fakeBackend {
@@ -128,8 +139,9 @@ func (b *fakeBackend) Snapshot(_ context.Context, _ runtime.Scope, prefix string
 	}
 	if b.failSnapshot > 0 {
 		b.failSnapshot--
-		return runtime.RawSnapshot{}, errTransport
+		return runtime.RawSnapshot{}, b.failure()
 	}
+	b.snapshots++
 	var snap runtime.RawSnapshot
 	for _, e := range b.state {
 		if strings.HasPrefix(e.Key, prefix) {
@@ -149,7 +161,7 @@ func (b *fakeBackend) Subscribe(_ context.Context, _ runtime.Scope, req runtime.
 	}
 	if b.failSubscribe > 0 {
 		b.failSubscribe--
-		return nil, errTransport
+		return nil, b.failure()
 	}
 	pos := runtime.Cursor{Epoch: b.epoch, Seq: b.seq}
 	if req.After != nil {
@@ -231,7 +243,7 @@ func (s *fakeSub) next() (runtime.RawEvent, bool, error) {
 		return runtime.RawEvent{}, false, runtime.ErrClosed
 	case b.failNext > 0:
 		b.failNext--
-		return runtime.RawEvent{}, false, errTransport
+		return runtime.RawEvent{}, false, b.failure()
 	case b.paused:
 		return runtime.RawEvent{}, false, nil
 	}
@@ -562,6 +574,25 @@ func TestMirrorRetriesTransportErrors(t *testing.T) {
 	}
 	if err := m.Err(); err != nil {
 		t.Errorf("Err = %v, want nil: transport errors are retried", err)
+	}
+}
+
+// TestMirrorRelistsOnUnknownCursor makes the backend refuse the mirror's cursor, as one that
+// lost the last writes of its epoch in a failover does: the mirror must take a new snapshot.
+func TestMirrorRelistsOnUnknownCursor(t *testing.T) {
+	b := newFakeBackend()
+	s := newTestStore(t, b)
+	mustUpsert(t, s, "a", "1")
+	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	expectChanges(t, m.Changes(), "added a=1 v1")
+
+	b.set(func() { b.failNext, b.failSubscribe, b.failWith = 1, 1, runtime.ErrInvalidCursor })
+	mustUpsert(t, s, "b", "2")
+	expectChanges(t, m.Changes(), "added b=2 v2")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.snapshots != 2 {
+		t.Errorf("%d snapshots taken, want 2: the first and one after the unknown cursor", b.snapshots)
 	}
 }
 
