@@ -1,12 +1,21 @@
 // Package storetest is the conformance suite of ephemeral backends: every [runtime.Backend]
 // must pass [Run], as database/sql drivers pass their driver tests.
+//
+// The suite checks the whole contract of runtime.Backend through typed [runtime.Store] values:
+// versions, CreatedAt, expiry, conditions, limits, validation, tenant isolation, snapshots and
+// their cursors, readers, overflow and concurrency. Every case gets a fresh [Harness].
 package storetest
 
 import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/google/go-cmp/cmp"
 )
 
 // Harness is one fresh, empty backend under test and the way to move its time.
@@ -25,5 +34,235 @@ type Harness struct {
 // Run runs the whole suite; newHarness is called for each test case and returns a fresh backend.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	_ = newHarness // TODO(storetest): the cases
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(newEnv(t, newHarness(t)))
+		})
+	}
+}
+
+// waitFor bounds every wait for an event: generous, because a real server is slow to expire.
+const waitFor = 5 * time.Second
+
+// env is one case's view of its harness.
+type env struct {
+	*testing.T
+	h   Harness
+	id  string // a store ID of its own, in case backends share a server
+	ctx context.Context
+}
+
+func newEnv(t *testing.T, h Harness) *env {
+	return &env{T: t, h: h, id: "storetest-" + runtime.NewEpoch(), ctx: t.Context()}
+}
+
+// shortTTL is a TTL the case lets run out with advance.
+func (e *env) shortTTL() time.Duration {
+	if e.h.RealTime {
+		return 400 * time.Millisecond
+	}
+	return 10 * time.Second
+}
+
+// longTTL is a TTL that does not run out during a case.
+const longTTL = time.Hour
+
+func (e *env) advance(d time.Duration) {
+	e.Helper()
+	e.h.Advance(e.T, d)
+}
+
+// store returns a store of items with ID e.id (or another given with runtime.StoreOption-like
+// config changes), the long TTL and the default limits unless opts change them.
+func (e *env) store(opts ...runtime.StoreOption) *runtime.Store[item] {
+	e.Helper()
+	return e.storeID(e.id, opts...)
+}
+
+func (e *env) storeID(id string, opts ...runtime.StoreOption) *runtime.Store[item] {
+	e.Helper()
+	s, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), runtime.Config{ID: id, TTL: longTTL}, opts...)
+	if err != nil {
+		e.Fatalf("runtime.New: %v", err)
+	}
+	return s
+}
+
+func (e *env) upsert(s *runtime.Store[item], key string, v item, opts ...runtime.UpsertOption) runtime.Entry[item] {
+	e.Helper()
+	ent, err := s.Upsert(e.ctx, key, v, opts...)
+	if err != nil {
+		e.Fatalf("Upsert(%q): %v", key, err)
+	}
+	return ent
+}
+
+func (e *env) touch(s *runtime.Store[item], key string, opts ...runtime.TouchOption) runtime.TouchResult {
+	e.Helper()
+	res, err := s.Touch(e.ctx, key, opts...)
+	if err != nil {
+		e.Fatalf("Touch(%q): %v", key, err)
+	}
+	return res
+}
+
+func (e *env) remove(s *runtime.Store[item], key string, opts ...runtime.RemoveOption) bool {
+	e.Helper()
+	ok, err := s.Remove(e.ctx, key, opts...)
+	if err != nil {
+		e.Fatalf("Remove(%q): %v", key, err)
+	}
+	return ok
+}
+
+func (e *env) get(s *runtime.Store[item], key string, opts ...runtime.GetOption) (runtime.Entry[item], bool) {
+	e.Helper()
+	ent, ok, err := s.Get(e.ctx, key, opts...)
+	if err != nil {
+		e.Fatalf("Get(%q): %v", key, err)
+	}
+	return ent, ok
+}
+
+// mustGet fails the test unless key is live and equal to want.
+func (e *env) mustGet(s *runtime.Store[item], key string, want runtime.Entry[item], opts ...runtime.GetOption) {
+	e.Helper()
+	got, ok := e.get(s, key, opts...)
+	if !ok {
+		e.Fatalf("Get(%q): not found, want %+v", key, want)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		e.Fatalf("Get(%q) (-want +got):\n%s", key, d)
+	}
+}
+
+// mustMiss fails the test if key is live.
+func (e *env) mustMiss(s *runtime.Store[item], key string, opts ...runtime.GetOption) {
+	e.Helper()
+	if got, ok := e.get(s, key, opts...); ok {
+		e.Fatalf("Get(%q) = %+v, want not found", key, got)
+	}
+}
+
+func (e *env) snapshot(s *runtime.Store[item], opts ...runtime.SnapshotOption) runtime.Snapshot[item] {
+	e.Helper()
+	snap, err := s.Snapshot(e.ctx, opts...)
+	if err != nil {
+		e.Fatalf("Snapshot: %v", err)
+	}
+	return snap
+}
+
+// reader opens a reader that is closed when the case ends.
+func (e *env) reader(s *runtime.Store[item], opts ...runtime.ReaderOption) *runtime.Reader[item] {
+	e.Helper()
+	r, err := s.Reader(e.ctx, opts...)
+	if err != nil {
+		e.Fatalf("Reader: %v", err)
+	}
+	e.Cleanup(func() { r.Close() })
+	return r
+}
+
+// recv returns the reader's next event, waiting at most waitFor.
+func (e *env) recv(r *runtime.Reader[item]) runtime.Event[item] {
+	e.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, waitFor)
+	defer cancel()
+	ev, err := r.Recv(ctx)
+	if err != nil {
+		e.Fatalf("Recv: %v", err)
+	}
+	return ev
+}
+
+// recvKind receives the next event and checks its kind and key.
+func (e *env) recvKind(r *runtime.Reader[item], kind runtime.EventKind, key string) runtime.Event[item] {
+	e.Helper()
+	ev := e.recv(r)
+	if ev.Kind != kind || ev.Key != key {
+		e.Fatalf("got %v event of %q (version %d), want %v of %q", ev.Kind, ev.Key, ev.Version, kind, key)
+	}
+	return ev
+}
+
+// noEventBefore checks that the next event of r is the one of a fresh upsert, so that nothing
+// was emitted before it.
+func (e *env) noEventBefore(s *runtime.Store[item], r *runtime.Reader[item]) {
+	e.Helper()
+	ent := e.upsert(s, "sentinel", item{Name: "sentinel"})
+	ev := e.recvKind(r, runtime.EventUpsert, "sentinel")
+	if ev.Version != ent.Version {
+		e.Fatalf("sentinel event version %d, want %d", ev.Version, ent.Version)
+	}
+}
+
+// writesNothing runs rejected, which makes calls that must all fail, and checks that they
+// changed no entry of s's default tenant and emitted no event there.
+func (e *env) writesNothing(s *runtime.Store[item], rejected func()) {
+	e.Helper()
+	before := e.snapshot(s)
+	r := e.reader(s)
+	rejected()
+	after := e.snapshot(s)
+	if d := cmp.Diff(before, after); d != "" {
+		e.Fatalf("rejected calls changed the snapshot (-before +after):\n%s", d)
+	}
+	e.noEventBefore(s, r)
+}
+
+// wantErr fails the test unless err matches target.
+func (e *env) wantErr(what string, err, target error) {
+	e.Helper()
+	if !errors.Is(err, target) {
+		e.Fatalf("%s: error %v, want %v", what, err, target)
+	}
+}
+
+func (e *env) cursor(s string) runtime.Cursor {
+	e.Helper()
+	c, err := runtime.ParseCursor(s)
+	if err != nil {
+		e.Fatalf("ParseCursor(%q): %v", s, err)
+	}
+	return c
+}
+
+// item is the value type of the suite's stores.
+type item struct {
+	Name string
+	N    int
+}
+
+// itemCodec encodes an item as {"n":N,"name":"..."}; the name is quoted as a Go string, which
+// suffices for the suite's values.
+type itemCodec struct{}
+
+const itemOverhead = len(`{"n":0,"name":""}`) // encoded size of an item with N 0 minus its name
+
+func (itemCodec) Encode(dst []byte, v *item) ([]byte, error) {
+	dst = append(dst, `{"n":`...)
+	dst = strconv.AppendInt(dst, int64(v.N), 10)
+	dst = append(dst, `,"name":`...)
+	dst = strconv.AppendQuote(dst, v.Name)
+	return append(dst, '}'), nil
+}
+
+func (itemCodec) Decode(src []byte, v *item) error {
+	s, ok1 := strings.CutPrefix(string(src), `{"n":`)
+	num, rest, ok2 := strings.Cut(s, `,"name":`)
+	quoted, ok3 := strings.CutSuffix(rest, "}")
+	if !ok1 || !ok2 || !ok3 {
+		return errors.New("storetest: malformed item")
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return err
+	}
+	name, err := strconv.Unquote(quoted)
+	if err != nil {
+		return err
+	}
+	*v = item{Name: name, N: n}
+	return nil
 }

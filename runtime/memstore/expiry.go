@@ -1,0 +1,127 @@
+package memstore
+
+import (
+	"container/heap"
+	"math"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// never is the armed time of a stopped scheduler timer.
+const never = math.MaxInt64
+
+// expiryHeap is a min-heap of entries by expiry, over all tenants of a backend. Each entry
+// knows its index, so an upsert, touch or remove fixes the heap in place: there are no stale
+// items. A tenant's sweep item lives here too while the tenant is idle.
+type expiryHeap []*entry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+
+func (h *expiryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+
+func (h *expiryHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	e := old[n]
+	old[n] = nil
+	*h = old[:n]
+	e.index = -1
+	return e
+}
+
+// schedule puts e in the heap at e.expires, or moves it there.
+func (b *Backend) schedule(e *entry) {
+	if e.index < 0 {
+		heap.Push(&b.heap, e)
+	} else {
+		heap.Fix(&b.heap, e.index)
+	}
+}
+
+// unschedule takes e out of the heap.
+func (b *Backend) unschedule(e *entry) {
+	if e.index >= 0 {
+		heap.Remove(&b.heap, e.index)
+	}
+}
+
+// expireDue removes every entry due at now, with its expire event, and frees the tenants whose
+// sweep found them idle. Every call reconciles first, so no call sees an expired entry as live
+// and events stay in time order.
+func (b *Backend) expireDue(now int64) {
+	for len(b.heap) > 0 && b.heap[0].expires <= now {
+		e := heap.Pop(&b.heap).(*entry)
+		if e.key == "" {
+			b.sweep(e.t, now)
+			continue
+		}
+		t := e.t
+		delete(t.entries, e.key)
+		t.appendEvent(event{kind: runtime.EventExpire, at: e.expires, key: e.key})
+		if t.idle() {
+			b.scheduleSweep(t)
+		}
+	}
+}
+
+// scheduleSweep schedules the check that frees t's state once t has been idle for its event
+// retention.
+func (b *Backend) scheduleSweep(t *tenant) {
+	t.sweep.expires = t.last + t.limits.EventRetention.Milliseconds()
+	b.schedule(&t.sweep)
+}
+
+// sweep frees t's state when it has no entries, readers or retained events and has not been
+// used for its event retention; it checks again later when only the time is missing.
+func (b *Backend) sweep(t *tenant, now int64) {
+	t.trim(now)
+	switch {
+	case !t.idle():
+		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
+	case t.log.n == 0 && now >= t.last+t.limits.EventRetention.Milliseconds():
+		delete(b.tenants, t.name)
+	default:
+		b.scheduleSweep(t)
+	}
+}
+
+// rearm sets the timer for the earliest item of the heap if that is earlier than the time the
+// timer is set for.
+func (b *Backend) rearm() {
+	if len(b.heap) == 0 {
+		return
+	}
+	if at := b.heap[0].expires; at < b.armed {
+		b.armed = at
+		b.timer.Set(msTime(at))
+	}
+}
+
+// run is the backend's one scheduler goroutine: it wakes when the timer fires and removes
+// what is due.
+func (b *Backend) run() {
+	defer close(b.stopped)
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-b.timer.C():
+		}
+		b.mu.Lock()
+		b.armed = never
+		b.expireDue(b.now())
+		b.rearm()
+		b.mu.Unlock()
+	}
+}

@@ -1,0 +1,138 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	goruntime "runtime"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+var start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// checkHeap fails the test unless b's heap is a valid min-heap whose items know their index,
+// holding exactly the live entries and the sweep items of idle tenants.
+func checkHeap(t *testing.T, b *Backend) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	entries := 0
+	for i, e := range b.heap {
+		if e.index != i {
+			t.Fatalf("heap item %d has index %d", i, e.index)
+		}
+		if p := (i - 1) / 2; i > 0 && b.heap[p].expires > e.expires {
+			t.Fatalf("heap item %d expires at %d, before its parent's %d", i, e.expires, b.heap[p].expires)
+		}
+		if e.key != "" {
+			entries++
+			if e.t.entries[e.key] != e {
+				t.Fatalf("heap holds %q, which is not live", e.key)
+			}
+		}
+	}
+	live := 0
+	for _, tn := range b.tenants {
+		live += len(tn.entries)
+	}
+	if entries != live {
+		t.Fatalf("heap holds %d entries, tenants %d", entries, live)
+	}
+}
+
+// TestSingleTimer writes many keys with random TTLs in many tenants and checks that the
+// backend uses one timer and one goroutine, that its heap stays consistent under upserts,
+// touches and removes, and that every entry expires.
+func TestSingleTimer(t *testing.T) {
+	ctx := context.Background()
+	goroutines := goruntime.NumGoroutine()
+	clock := NewFakeClock(start)
+	b := New(WithClock(clock))
+	defer b.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const tenants, keys = 10, 1000
+	for i := range tenants * keys {
+		s := runtime.Scope{ID: "id", Tenant: fmt.Sprint("t", i%tenants)}
+		key := fmt.Sprint("k", rng.IntN(keys))
+		ttl := time.Duration(1+rng.IntN(60_000)) * time.Millisecond
+		var err error
+		switch rng.IntN(4) {
+		case 0, 1:
+			_, err = b.Upsert(ctx, s, runtime.UpsertRequest{Key: key, Value: []byte("v"), TTL: ttl})
+		case 2:
+			_, err = b.Touch(ctx, s, runtime.TouchRequest{Key: key, TTL: ttl, Quiet: rng.IntN(2) == 0})
+		case 3:
+			_, err = b.Remove(ctx, s, runtime.RemoveRequest{Key: key})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkHeap(t, b)
+	if n := clock.timerCount(); n != 1 {
+		t.Errorf("backend made %d timers, want 1", n)
+	}
+	if n := goruntime.NumGoroutine() - goroutines; n != 1 {
+		t.Errorf("backend runs %d goroutines, want 1", n)
+	}
+
+	clock.Advance(time.Minute)
+	s := runtime.Scope{ID: "id", Tenant: "t0"}
+	// A snapshot reconciles what the scheduler has not reached yet.
+	if snap, err := b.Snapshot(ctx, s, ""); err != nil || len(snap.Entries) != 0 {
+		t.Fatalf("snapshot after all TTLs: %d entries, %v", len(snap.Entries), err)
+	}
+	checkHeap(t, b)
+}
+
+// TestSweep checks that an idle tenant's state is freed after its event retention, and that a
+// cursor of the freed state yields an overflow.
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	clock := NewFakeClock(start)
+	b := New(WithClock(clock))
+	defer b.Close()
+	s := runtime.Scope{ID: "id", Tenant: "t", Limits: runtime.Limits{EventRetention: time.Minute}}
+	if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.Snapshot(ctx, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if ev, err := sub.Next(ctx); err != nil || ev.Kind != runtime.EventExpire {
+		t.Fatalf("Next = %+v, %v; want the expire event", ev, err)
+	}
+	sub.Close()
+	clock.Advance(time.Minute) // the expire event leaves the retention window
+	clock.Advance(time.Millisecond)
+	// Any call reconciles what is due, whether or not the scheduler got to it first.
+	other := runtime.Scope{ID: "id", Tenant: "other"}
+	if _, err := b.Snapshot(ctx, other, ""); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	_, kept := b.tenants[scopeKey{"id", "t"}]
+	b.mu.Unlock()
+	if kept {
+		t.Fatal("the idle tenant's state was not freed after its retention")
+	}
+
+	sub, err = b.Subscribe(ctx, s, runtime.SubscribeRequest{After: &snap.Cursor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ev, err := sub.Next(ctx)
+	if err != nil || ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable.Epoch == snap.Cursor.Epoch {
+		t.Fatalf("Next after the state was freed = %+v, %v; want an overflow into a new epoch", ev, err)
+	}
+}

@@ -1,0 +1,135 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// Subscribe starts a stream of the tenant's events; see [runtime.Backend]. A cursor of another
+// epoch yields an overflow event first; a cursor of this epoch beyond the last event is an error
+// wrapping [runtime.ErrInvalidCursor].
+func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+	now, err := b.lockReconciled(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.unlock()
+	t := b.tenant(s, now)
+	sub := &subscription{b: b, t: t, prefix: req.Prefix, closed: make(chan struct{})}
+	switch {
+	case req.After == nil:
+		sub.pos = t.seq
+		sub.start = t.cursor(t.seq)
+	case req.After.Epoch != t.epoch:
+		sub.start = *req.After
+		sub.lost = true
+	case req.After.Seq > t.seq:
+		return nil, fmt.Errorf("%w: %s is beyond the last event %d", runtime.ErrInvalidCursor, req.After, t.seq)
+	default:
+		sub.pos = req.After.Seq
+		sub.start = *req.After
+	}
+	t.readers++
+	return sub, nil
+}
+
+// subscription is one reader's position in a tenant's event log.
+type subscription struct {
+	b      *Backend
+	t      *tenant
+	prefix string
+	start  runtime.Cursor
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	// Guarded by b.mu.
+	pos  uint64 // seq of the last event passed (delivered or filtered out)
+	lost bool   // the start cursor is of another epoch: an overflow comes first
+}
+
+// Start returns the position the subscription started after.
+func (s *subscription) Start() runtime.Cursor { return s.start }
+
+// Next returns the next event with the subscription's prefix, waiting for it if needed.
+func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
+	for {
+		ev, wait, err := s.next()
+		if err != nil || wait == nil {
+			return ev, err
+		}
+		select {
+		case <-wait:
+		case <-s.closed:
+			return runtime.RawEvent{}, runtime.ErrClosed
+		case <-s.b.done:
+			return runtime.RawEvent{}, runtime.ErrClosed
+		case <-ctx.Done():
+			return runtime.RawEvent{}, ctx.Err()
+		}
+	}
+}
+
+// next returns the next event if there is one, or else a channel that is closed when the
+// tenant gets a new event.
+func (s *subscription) next() (runtime.RawEvent, <-chan struct{}, error) {
+	b, t := s.b, s.t
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || s.isClosed() {
+		return runtime.RawEvent{}, nil, runtime.ErrClosed
+	}
+	now := b.now()
+	t.trim(now)
+	first := t.first()
+	if s.lost || s.pos+1 < first {
+		after := t.cursor(s.pos)
+		if s.lost {
+			after = s.start
+		}
+		s.lost = false
+		s.pos = first - 1
+		fa := t.cursor(s.pos)
+		return runtime.RawEvent{Kind: runtime.EventOverflow, Cursor: fa, At: msTime(now), After: after, FirstAvailable: fa}, nil, nil
+	}
+	for s.pos < t.seq {
+		s.pos++
+		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.key, s.prefix) {
+			return ev.raw(t.epoch), nil, nil
+		}
+	}
+	return runtime.RawEvent{}, t.wait(), nil
+}
+
+func (s *subscription) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends the subscription; a blocked Next returns [runtime.ErrClosed].
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		b, t := s.b, s.t
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		t.readers--
+		if b.closed {
+			return
+		}
+		t.last = max(t.last, b.now())
+		if t.idle() {
+			b.scheduleSweep(t)
+			b.rearm()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,852 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/google/go-cmp/cmp"
+)
+
+// cases are the suite's test cases, run in this order.
+var cases = []struct {
+	name string
+	run  func(e *env)
+}{
+	{"UpsertGet", testUpsertGet},
+	{"CreatedAt", testCreatedAt},
+	{"TouchMissingOrExpired", testTouchMissingOrExpired},
+	{"RemoveMissing", testRemoveMissing},
+	{"GetNeverExpired", testGetNeverExpired},
+	{"Capacity", testCapacity},
+	{"PayloadLimit", testPayloadLimit},
+	{"InvalidArguments", testInvalidArguments},
+	{"InvalidCursors", testInvalidCursors},
+	{"TenantIsolation", testTenantIsolation},
+	{"IDIsolation", testIDIsolation},
+	{"Prefix", testPrefix},
+	{"ByteOrder", testByteOrder},
+	{"OverflowMaxEvents", testOverflowMaxEvents},
+	{"OverflowRetention", testOverflowRetention},
+	{"OverflowEpoch", testOverflowEpoch},
+	{"ReaderAnchoring", testReaderAnchoring},
+	{"SnapshotCursor", testSnapshotCursor},
+	{"SnapshotCursorConcurrent", testSnapshotCursorConcurrent},
+	{"QuietTouch", testQuietTouch},
+	{"Conditions", testConditions},
+	{"Expiry", testExpiry},
+	{"MassExpiry", testMassExpiry},
+	{"EventFields", testEventFields},
+	{"ReaderClose", testReaderClose},
+	{"EventsIterator", testEventsIterator},
+	{"ConcurrentOneKey", func(e *env) { testConcurrent(e, func(g, i int) string { return "k" }) }},
+	{"ConcurrentManyKeys", func(e *env) { testConcurrent(e, func(g, i int) string { return fmt.Sprintf("g%d/k%d", g, i%20) }) }},
+}
+
+func testUpsertGet(e *env) {
+	s := e.store()
+	e.mustMiss(s, "k")
+	v := item{Name: "é\x00\"\\\n ☃", N: -7}
+	ent := e.upsert(s, "k", v, runtime.WithTTL(time.Minute))
+	if ent.Key != "k" || ent.Value != v || ent.Version == 0 {
+		e.Fatalf("Upsert returned %+v", ent)
+	}
+	if !ent.CreatedAt.Equal(ent.UpdatedAt) || ent.ExpiresAt.Sub(ent.UpdatedAt) != time.Minute {
+		e.Fatalf("new entry times: created %v updated %v expires %v, want created = updated = expires - 1m",
+			ent.CreatedAt, ent.UpdatedAt, ent.ExpiresAt)
+	}
+	e.mustGet(s, "k", ent)
+
+	ent2 := e.upsert(s, "k", item{Name: "two", N: 2})
+	if ent2.Version <= ent.Version {
+		e.Fatalf("second upsert version %d, want > %d", ent2.Version, ent.Version)
+	}
+	if ent2.ExpiresAt.Sub(ent2.UpdatedAt) != longTTL {
+		e.Fatalf("upsert with the default TTL expires %v after its update, want %v", ent2.ExpiresAt.Sub(ent2.UpdatedAt), longTTL)
+	}
+	e.mustGet(s, "k", ent2)
+	if !e.remove(s, "k") {
+		e.Fatal("Remove of a live key = false")
+	}
+	e.mustMiss(s, "k")
+}
+
+func testCreatedAt(e *env) {
+	s := e.store()
+	step := 10 * time.Millisecond
+	a := e.upsert(s, "k", item{N: 1})
+	e.advance(step)
+	b := e.upsert(s, "k", item{N: 2})
+	if !b.CreatedAt.Equal(a.CreatedAt) || !b.UpdatedAt.After(a.UpdatedAt) {
+		e.Fatalf("after a second upsert: created %v updated %v, want created %v and updated after %v",
+			b.CreatedAt, b.UpdatedAt, a.CreatedAt, a.UpdatedAt)
+	}
+	e.advance(step)
+	tr := e.touch(s, "k")
+	got, _ := e.get(s, "k")
+	if !got.CreatedAt.Equal(a.CreatedAt) || !got.UpdatedAt.After(b.UpdatedAt) || got.Version != tr.Version {
+		e.Fatalf("after a touch: %+v, want created %v, updated after %v, version %d", got, a.CreatedAt, b.UpdatedAt, tr.Version)
+	}
+
+	e.remove(s, "k")
+	e.advance(step)
+	c := e.upsert(s, "k", item{N: 3})
+	if !c.CreatedAt.After(a.CreatedAt) || !c.CreatedAt.Equal(c.UpdatedAt) {
+		e.Fatalf("upsert after remove: created %v updated %v, want created = updated, after %v", c.CreatedAt, c.UpdatedAt, a.CreatedAt)
+	}
+
+	ttl := e.shortTTL()
+	d := e.upsert(s, "x", item{}, runtime.WithTTL(ttl))
+	e.advance(ttl)
+	e.advance(step)
+	f := e.upsert(s, "x", item{})
+	if f.CreatedAt.Before(d.ExpiresAt) || !f.CreatedAt.Equal(f.UpdatedAt) {
+		e.Fatalf("upsert after expiry: created %v updated %v, want created = updated, not before %v", f.CreatedAt, f.UpdatedAt, d.ExpiresAt)
+	}
+}
+
+func testTouchMissingOrExpired(e *env) {
+	s := e.store()
+	ttl := e.shortTTL()
+	e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
+	r := e.reader(s)
+	for _, opts := range [][]runtime.TouchOption{nil, {runtime.Quiet()}} {
+		if res := e.touch(s, "missing", opts...); res.OK {
+			e.Fatalf("Touch of a missing key: %+v, want OK false", res)
+		}
+	}
+	e.advance(ttl)
+	for _, opts := range [][]runtime.TouchOption{nil, {runtime.Quiet()}} {
+		if res := e.touch(s, "k", opts...); res.OK {
+			e.Fatalf("Touch of an expired key: %+v, want OK false", res)
+		}
+	}
+	e.recvKind(r, runtime.EventExpire, "k")
+	e.noEventBefore(s, r)
+	e.mustMiss(s, "k")
+}
+
+func testRemoveMissing(e *env) {
+	s := e.store()
+	e.upsert(s, "k", item{})
+	e.writesNothing(s, func() {
+		if e.remove(s, "missing", runtime.WithReason("gone")) {
+			e.Fatal("Remove of a missing key = true")
+		}
+	})
+}
+
+func testGetNeverExpired(e *env) {
+	s := e.store()
+	ttl := e.shortTTL()
+	ent := e.upsert(s, "k", item{N: 1}, runtime.WithTTL(ttl))
+	if e.h.RealTime {
+		e.advance(ttl)
+	} else {
+		e.advance(ttl - time.Millisecond)
+		e.mustGet(s, "k", ent)
+		e.advance(time.Millisecond) // exactly ExpiresAt
+	}
+	e.mustMiss(s, "k")
+	if snap := e.snapshot(s); len(snap.Entries) != 0 {
+		e.Fatalf("snapshot at the expiry holds %+v", snap.Entries)
+	}
+	e.advance(time.Millisecond)
+	e.mustMiss(s, "k")
+}
+
+func testCapacity(e *env) {
+	s := e.store(runtime.WithLimits(runtime.Limits{MaxEntries: 3}))
+	ttl := e.shortTTL()
+	e.upsert(s, "sentinel", item{})
+	e.upsert(s, "a", item{}, runtime.WithTTL(ttl))
+	e.upsert(s, "b", item{}, runtime.WithTTL(ttl))
+	e.writesNothing(s, func() {
+		_, err := s.Upsert(e.ctx, "c", item{})
+		e.wantErr("Upsert of a new key in a full tenant", err, runtime.ErrCapacity)
+		_, err = s.Upsert(e.ctx, "c", item{}, runtime.IfNew())
+		e.wantErr("Upsert IfNew of a new key in a full tenant", err, runtime.ErrCapacity)
+	})
+	a := e.upsert(s, "a", item{N: 1}, runtime.WithTTL(ttl)) // replacing works when full
+	e.mustGet(s, "a", a)
+
+	e.advance(ttl) // a and b expire; nothing else happens before the next upserts
+	e.upsert(s, "c", item{})
+	e.upsert(s, "d", item{})
+	_, err := s.Upsert(e.ctx, "e", item{})
+	e.wantErr("Upsert of a new key when sentinel, c and d are live", err, runtime.ErrCapacity)
+}
+
+func testPayloadLimit(e *env) {
+	const limit = 64
+	s := e.store(runtime.WithLimits(runtime.Limits{MaxPayloadBytes: limit}))
+	name := strings.Repeat("x", limit-itemOverhead)
+	fits := e.upsert(s, "fits", item{Name: name})
+	e.writesNothing(s, func() {
+		_, err := s.Upsert(e.ctx, "big", item{Name: name + "x"})
+		e.wantErr("Upsert of a new key over the payload limit", err, runtime.ErrPayloadTooLarge)
+		_, err = s.Upsert(e.ctx, "fits", item{Name: name + "x"})
+		e.wantErr("Upsert of a live key over the payload limit", err, runtime.ErrPayloadTooLarge)
+	})
+	e.mustGet(s, "fits", fits)
+}
+
+func testInvalidArguments(e *env) {
+	s := e.store()
+	e.upsert(s, strings.Repeat("k", runtime.MaxKeyBytes), item{})
+	e.upsert(s, "k", item{}, runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes)))
+	e.upsert(e.storeID(strings.Repeat("i", runtime.MaxIDBytes)), "k", item{})
+	for _, id := range []string{"", strings.Repeat("i", runtime.MaxIDBytes+1)} {
+		_, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), runtime.Config{ID: id, TTL: time.Minute})
+		e.wantErr(fmt.Sprintf("New with an ID of %d bytes", len(id)), err, runtime.ErrInvalidID)
+	}
+
+	badTenant := runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes+1))
+	e.writesNothing(s, func() {
+		for _, key := range []string{"", strings.Repeat("k", runtime.MaxKeyBytes+1)} {
+			what := fmt.Sprintf("key of %d bytes", len(key))
+			_, err := s.Upsert(e.ctx, key, item{})
+			e.wantErr("Upsert, "+what, err, runtime.ErrInvalidKey)
+			_, err = s.Touch(e.ctx, key)
+			e.wantErr("Touch, "+what, err, runtime.ErrInvalidKey)
+			_, err = s.Remove(e.ctx, key)
+			e.wantErr("Remove, "+what, err, runtime.ErrInvalidKey)
+			_, _, err = s.Get(e.ctx, key)
+			e.wantErr("Get, "+what, err, runtime.ErrInvalidKey)
+		}
+
+		_, err := s.Upsert(e.ctx, "k", item{}, badTenant)
+		e.wantErr("Upsert, long tenant", err, runtime.ErrInvalidTenant)
+		_, err = s.Touch(e.ctx, "k", badTenant)
+		e.wantErr("Touch, long tenant", err, runtime.ErrInvalidTenant)
+		_, err = s.Remove(e.ctx, "k", badTenant)
+		e.wantErr("Remove, long tenant", err, runtime.ErrInvalidTenant)
+		_, _, err = s.Get(e.ctx, "k", badTenant)
+		e.wantErr("Get, long tenant", err, runtime.ErrInvalidTenant)
+		_, err = s.Snapshot(e.ctx, badTenant)
+		e.wantErr("Snapshot, long tenant", err, runtime.ErrInvalidTenant)
+		_, err = s.Reader(e.ctx, badTenant)
+		e.wantErr("Reader, long tenant", err, runtime.ErrInvalidTenant)
+
+		for _, ttl := range []time.Duration{0, -time.Nanosecond, -time.Hour} {
+			_, err := s.Upsert(e.ctx, "k", item{N: 1}, runtime.WithTTL(ttl))
+			e.wantErr(fmt.Sprintf("Upsert with TTL %v", ttl), err, runtime.ErrInvalidTTL)
+			_, err = s.Touch(e.ctx, "k", runtime.WithTTL(ttl))
+			e.wantErr(fmt.Sprintf("Touch with TTL %v", ttl), err, runtime.ErrInvalidTTL)
+			_, err = s.Touch(e.ctx, "k", runtime.WithTTL(ttl), runtime.Quiet())
+			e.wantErr(fmt.Sprintf("quiet Touch with TTL %v", ttl), err, runtime.ErrInvalidTTL)
+		}
+
+		_, err = s.Remove(e.ctx, "k", runtime.WithReason(strings.Repeat("r", runtime.MaxReasonBytes+1)))
+		e.wantErr("Remove with a long reason", err, runtime.ErrPayloadTooLarge)
+	})
+}
+
+func testInvalidCursors(e *env) {
+	s := e.store()
+	e.upsert(s, "k", item{})
+	c := e.cursor(e.snapshot(s).Cursor)
+	bad := []string{
+		"", "-", "0", "garbage", "1-2-3", "é-1", "epoch-1 ", " epoch-1",
+		c.Epoch, c.Epoch + "-", c.Epoch + "-x", c.Epoch + "-01", c.Epoch + "-+1", c.Epoch + "--1",
+		c.Epoch + "-18446744073709551616", strings.Repeat("a", runtime.MaxEpochBytes+1) + "-1",
+	}
+	e.writesNothing(s, func() {
+		for _, b := range bad {
+			_, err := s.Reader(e.ctx, runtime.After(b))
+			e.wantErr(fmt.Sprintf("Reader after %q", b), err, runtime.ErrInvalidCursor)
+		}
+		for _, seq := range []uint64{c.Seq + 1, c.Seq + 1000} {
+			beyond := runtime.Cursor{Epoch: c.Epoch, Seq: seq}.String()
+			_, err := s.Reader(e.ctx, runtime.After(beyond))
+			e.wantErr(fmt.Sprintf("Reader after %q, beyond the last event %d", beyond, c.Seq), err, runtime.ErrInvalidCursor)
+		}
+	})
+}
+
+func testTenantIsolation(e *env) {
+	s := e.store()
+	t1, t2 := runtime.WithTenant("tenant:one"), runtime.WithTenant("tenant:two")
+	r1, r2 := e.reader(s, t1), e.reader(s, t2)
+	a := e.upsert(s, "k", item{N: 1}, t1)
+	b := e.upsert(s, "k", item{N: 2}, t2)
+	e.mustGet(s, "k", a, t1)
+	e.mustGet(s, "k", b, t2)
+	e.mustMiss(s, "k")
+	if ev := e.recvKind(r1, runtime.EventUpsert, "k"); ev.Entry.Value.N != 1 {
+		e.Fatalf("tenant one's reader got %+v", ev.Entry)
+	}
+	if ev := e.recvKind(r2, runtime.EventUpsert, "k"); ev.Entry.Value.N != 2 {
+		e.Fatalf("tenant two's reader got %+v", ev.Entry)
+	}
+
+	e.remove(s, "k", t1)
+	e.mustMiss(s, "k", t1)
+	e.mustGet(s, "k", b, t2)
+	e.recvKind(r1, runtime.EventDelete, "k")
+	e.upsert(s, "other", item{}, t2)
+	e.recvKind(r2, runtime.EventUpsert, "other")
+	if snap := e.snapshot(s, t1); len(snap.Entries) != 0 {
+		e.Fatalf("tenant one's snapshot holds %+v", snap.Entries)
+	}
+	if snap := e.snapshot(s, t2); len(snap.Entries) != 2 {
+		e.Fatalf("tenant two's snapshot holds %+v, want k and other", snap.Entries)
+	}
+
+	capped := e.storeID(e.id+"-capped", runtime.WithLimits(runtime.Limits{MaxEntries: 1}))
+	e.upsert(capped, "x", item{}, t1)
+	_, err := capped.Upsert(e.ctx, "y", item{}, t1)
+	e.wantErr("Upsert of a second key in a tenant of one entry", err, runtime.ErrCapacity)
+	e.upsert(capped, "y", item{}, t2)
+}
+
+// testIDIsolation checks that stores of different IDs on one backend, and pairs of ID and
+// tenant that a careless key scheme would join to the same name, do not share state.
+func testIDIsolation(e *env) {
+	pairs := []struct{ id, tenant string }{
+		{e.id, "x:y"},
+		{e.id + ":x", "y"},
+		{e.id + "}", "{x:y"},
+		{e.id + "-2", "x:y"},
+		{e.id, "x\x00y"},
+		{e.id + "\x00x", "y"},
+	}
+	var stores []*runtime.Store[item]
+	var readers []*runtime.Reader[item]
+	for i, p := range pairs {
+		s := e.storeID(p.id, runtime.WithDefaultTenant(p.tenant))
+		stores = append(stores, s)
+		readers = append(readers, e.reader(s))
+		e.upsert(s, "k", item{N: i})
+	}
+	for i, s := range stores {
+		got, ok := e.get(s, "k")
+		if !ok || got.Value.N != i {
+			e.Fatalf("store %q tenant %q: Get = %+v, %v; want N %d", pairs[i].id, pairs[i].tenant, got, ok, i)
+		}
+		if snap := e.snapshot(s); len(snap.Entries) != 1 || snap.Entries[0].Value.N != i {
+			e.Fatalf("store %q tenant %q: snapshot %+v, want one entry with N %d", pairs[i].id, pairs[i].tenant, snap.Entries, i)
+		}
+		if ev := e.recvKind(readers[i], runtime.EventUpsert, "k"); ev.Entry.Value.N != i {
+			e.Fatalf("store %q tenant %q: event %+v, want N %d", pairs[i].id, pairs[i].tenant, ev.Entry, i)
+		}
+	}
+	e.remove(stores[0], "k")
+	for i, s := range stores[1:] {
+		if _, ok := e.get(s, "k"); !ok {
+			e.Fatalf("removing k of store %q tenant %q removed it from store %q tenant %q", pairs[0].id, pairs[0].tenant, pairs[i+1].id, pairs[i+1].tenant)
+		}
+		e.noEventBefore(s, readers[i+1])
+	}
+}
+
+func testPrefix(e *env) {
+	s := e.store()
+	for _, k := range []string{"a", "ab", "a\x00", "b", "ba", "room:1/u1", "room:1/u2", "room:10/u1"} {
+		e.upsert(s, k, item{Name: k})
+	}
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"room:1/", []string{"room:1/u1", "room:1/u2"}},
+		{"a", []string{"a", "a\x00", "ab"}},
+		{"", []string{"a", "a\x00", "ab", "b", "ba", "room:1/u1", "room:1/u2", "room:10/u1"}},
+		{"zzz", nil},
+	} {
+		if got := keys(e.snapshot(s, runtime.WithPrefix(tc.prefix)).Entries); !slices.Equal(got, tc.want) {
+			e.Fatalf("snapshot with prefix %q: keys %q, want %q", tc.prefix, got, tc.want)
+		}
+	}
+
+	r := e.reader(s, runtime.WithPrefix("room:1/"))
+	e.upsert(s, "room:10/u2", item{})
+	e.upsert(s, "b", item{})
+	e.remove(s, "room:1/u1")
+	e.upsert(s, "room:1", item{})
+	e.upsert(s, "room:1/u3", item{})
+	e.recvKind(r, runtime.EventDelete, "room:1/u1")
+	e.recvKind(r, runtime.EventUpsert, "room:1/u3")
+}
+
+func keys(entries []runtime.Entry[item]) []string {
+	var ks []string
+	for _, en := range entries {
+		ks = append(ks, en.Key)
+	}
+	return ks
+}
+
+func testByteOrder(e *env) {
+	s := e.store()
+	ks := []string{"B", "a", "é", "_x", "10", "9", "a\x00", "A", "~", "Z", "a b", "ä", "\x01", "aa", "1", "Ω", "z"}
+	for _, k := range ks {
+		e.upsert(s, k, item{})
+	}
+	want := slices.Clone(ks)
+	slices.Sort(want) // Go compares strings byte by byte
+	if got := keys(e.snapshot(s).Entries); !slices.Equal(got, want) {
+		e.Fatalf("snapshot keys %q, want byte order %q", got, want)
+	}
+}
+
+func testOverflowMaxEvents(e *env) {
+	const maxEvents = 5
+	s := e.store(runtime.WithLimits(runtime.Limits{MaxEvents: maxEvents}))
+	snap := e.snapshot(s)
+	c0 := e.cursor(snap.Cursor)
+	live := e.reader(s) // anchored now, but reads only after the log moved on
+	var last uint64
+	for i := range 2 * maxEvents {
+		last = e.upsert(s, fmt.Sprint("k", i), item{N: i}).Version
+	}
+	for _, r := range []*runtime.Reader[item]{e.reader(s, runtime.After(snap.Cursor)), live} {
+		ev := e.recv(r)
+		if ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.Cursor != ev.FirstAvailable || ev.Key != "" || ev.Version != 0 {
+			e.Fatalf("first event %+v, want overflow after %s", ev, snap.Cursor)
+		}
+		fa := e.cursor(ev.FirstAvailable)
+		if fa.Epoch != c0.Epoch || fa.Seq < last-maxEvents || fa.Seq <= c0.Seq || fa.Seq >= last {
+			e.Fatalf("overflow FirstAvailable %s, want epoch %s and seq in [%d, %d)", ev.FirstAvailable, c0.Epoch, last-maxEvents, last)
+		}
+		for want := fa.Seq + 1; want <= last; want++ {
+			if ev := e.recv(r); ev.Kind != runtime.EventUpsert || ev.Version != want {
+				e.Fatalf("after the overflow: %v event of %q version %d, want upsert version %d", ev.Kind, ev.Key, ev.Version, want)
+			}
+		}
+	}
+}
+
+func testOverflowRetention(e *env) {
+	retention := 2 * time.Second
+	if e.h.RealTime {
+		retention = time.Second
+	}
+	s := e.store(runtime.WithLimits(runtime.Limits{EventRetention: retention}))
+	snap := e.snapshot(s)
+	e.upsert(s, "a", item{})
+	old := e.upsert(s, "b", item{})
+	e.advance(retention + 100*time.Millisecond)
+	e.upsert(s, "c", item{})
+	r := e.reader(s, runtime.After(snap.Cursor))
+	ev := e.recv(r)
+	want := runtime.Cursor{Epoch: e.cursor(snap.Cursor).Epoch, Seq: old.Version}.String()
+	if ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable != want || ev.Cursor != want {
+		e.Fatalf("first event %+v, want overflow after %s, first available %s", ev, snap.Cursor, want)
+	}
+	e.recvKind(r, runtime.EventUpsert, "c")
+}
+
+func testOverflowEpoch(e *env) {
+	s := e.store()
+	e.upsert(s, "a", item{})
+	c := e.cursor(e.snapshot(s).Cursor)
+	epoch := "foreign"
+	if c.Epoch == epoch {
+		epoch = "foreign2"
+	}
+	foreign := runtime.Cursor{Epoch: epoch, Seq: c.Seq}.String()
+	r := e.reader(s, runtime.After(foreign))
+	if got := r.Cursor(); got != foreign {
+		e.Fatalf("reader after %s starts at %s", foreign, got)
+	}
+	ev := e.recv(r)
+	fa := e.cursor(ev.FirstAvailable)
+	if ev.Kind != runtime.EventOverflow || ev.After != foreign || fa.Epoch != c.Epoch || fa.Seq > c.Seq {
+		e.Fatalf("first event %+v, want overflow after %s, first available in epoch %s at or before %d", ev, foreign, c.Epoch, c.Seq)
+	}
+	b := e.upsert(s, "b", item{})
+	for want := fa.Seq + 1; want <= b.Version; want++ {
+		if ev := e.recv(r); ev.Version != want {
+			e.Fatalf("after the overflow: %v event of %q version %d, want version %d", ev.Kind, ev.Key, ev.Version, want)
+		}
+	}
+}
+
+func testReaderAnchoring(e *env) {
+	s := e.store()
+	e.upsert(s, "before", item{})
+	snap := e.snapshot(s)
+	r := e.reader(s)
+	if r.Cursor() != snap.Cursor {
+		e.Fatalf("new reader's cursor %s, want the position of the last write %s", r.Cursor(), snap.Cursor)
+	}
+	ent := e.upsert(s, "after", item{}) // before the first Recv
+	if ev := e.recvKind(r, runtime.EventUpsert, "after"); ev.Version != ent.Version {
+		e.Fatalf("event version %d, want %d", ev.Version, ent.Version)
+	}
+}
+
+func testSnapshotCursor(e *env) {
+	s := e.store()
+	e.upsert(s, "a", item{N: 1})
+	e.upsert(s, "b", item{N: 1})
+	snap := e.snapshot(s)
+	if got := keys(snap.Entries); !slices.Equal(got, []string{"a", "b"}) {
+		e.Fatalf("snapshot keys %q, want a, b", got)
+	}
+	c := e.upsert(s, "c", item{})
+	a := e.upsert(s, "a", item{N: 2})
+	e.remove(s, "b")
+	r := e.reader(s, runtime.After(snap.Cursor))
+	if ev := e.recvKind(r, runtime.EventUpsert, "c"); ev.Version != c.Version {
+		e.Fatalf("event of c: version %d, want %d", ev.Version, c.Version)
+	}
+	if ev := e.recvKind(r, runtime.EventUpsert, "a"); ev.Version != a.Version {
+		e.Fatalf("event of a: version %d, want %d", ev.Version, a.Version)
+	}
+	e.recvKind(r, runtime.EventDelete, "b")
+	e.noEventBefore(s, r)
+}
+
+// testSnapshotCursorConcurrent takes a snapshot while writers run, replays the events after its
+// cursor onto it and expects the final snapshot: no change is lost or applied twice.
+func testSnapshotCursorConcurrent(e *env) {
+	s := e.store()
+	const writers, ops = 4, 100
+	half := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range ops {
+				if g == 0 && i == ops/2 {
+					close(half)
+				}
+				key := fmt.Sprint("k", (g*ops+i)%10)
+				var err error
+				switch i % 4 {
+				case 0, 1:
+					_, err = s.Upsert(e.ctx, key, item{N: i})
+				case 2:
+					_, err = s.Touch(e.ctx, key)
+				case 3:
+					_, err = s.Remove(e.ctx, key)
+				}
+				if err != nil {
+					e.Errorf("writer %d op %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	<-half
+	mid := e.snapshot(s)
+	wg.Wait()
+	final := e.snapshot(s)
+
+	replica := make(map[string]runtime.Entry[item])
+	for _, en := range mid.Entries {
+		replica[en.Key] = en
+	}
+	end := e.cursor(final.Cursor).Seq
+	if e.cursor(mid.Cursor).Seq < end {
+		r := e.reader(s, runtime.After(mid.Cursor))
+		for ev := e.recv(r); ; ev = e.recv(r) {
+			apply(replica, ev)
+			if ev.Version >= end {
+				break
+			}
+		}
+	}
+	var got []runtime.Entry[item]
+	for _, k := range slices.Sorted(maps.Keys(replica)) {
+		got = append(got, replica[k])
+	}
+	if d := cmp.Diff(final.Entries, got); d != "" {
+		e.Fatalf("snapshot plus events after its cursor differ from the final snapshot (-final +replayed):\n%s", d)
+	}
+}
+
+func apply(replica map[string]runtime.Entry[item], ev runtime.Event[item]) {
+	switch ev.Kind {
+	case runtime.EventUpsert:
+		replica[ev.Key] = *ev.Entry
+	case runtime.EventTouch:
+		en := replica[ev.Key]
+		en.Version, en.UpdatedAt, en.ExpiresAt = ev.Version, ev.At, ev.ExpiresAt
+		replica[ev.Key] = en
+	case runtime.EventDelete, runtime.EventExpire:
+		delete(replica, ev.Key)
+	}
+}
+
+func testQuietTouch(e *env) {
+	s := e.store()
+	ttl := e.shortTTL()
+	if e.h.RealTime {
+		ttl = time.Second
+	}
+	ent := e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
+	r := e.reader(s)
+	e.advance(ttl / 2)
+	res := e.touch(s, "k", runtime.Quiet(), runtime.WithTTL(ttl))
+	if !res.OK || res.Version != ent.Version || !res.ExpiresAt.After(ent.ExpiresAt) {
+		e.Fatalf("quiet touch: %+v, want OK, version %d, expiry after %v", res, ent.Version, ent.ExpiresAt)
+	}
+	want := ent
+	want.ExpiresAt = res.ExpiresAt
+	e.mustGet(s, "k", want)
+	e.advance(ttl/2 + ttl/10) // past the first expiry, before the second
+	e.mustGet(s, "k", want)
+	e.noEventBefore(s, r)
+}
+
+func testConditions(e *env) {
+	s := e.store()
+	v1 := e.upsert(s, "k", item{N: 1}, runtime.IfNew())
+	e.writesNothing(s, func() {
+		conflict := func(what string, err error) { e.wantErr(what, err, runtime.ErrConflict) }
+		_, err := s.Upsert(e.ctx, "k", item{N: 2}, runtime.IfNew())
+		conflict("Upsert IfNew of a live key", err)
+		_, err = s.Upsert(e.ctx, "missing", item{}, runtime.IfExists())
+		conflict("Upsert IfExists of a missing key", err)
+		_, err = s.Upsert(e.ctx, "k", item{N: 2}, runtime.IfVersion(v1.Version+1))
+		conflict("Upsert IfVersion with another version", err)
+		_, err = s.Upsert(e.ctx, "missing", item{}, runtime.IfVersion(v1.Version))
+		conflict("Upsert IfVersion of a missing key", err)
+		_, err = s.Touch(e.ctx, "k", runtime.IfVersion(v1.Version+1))
+		conflict("Touch IfVersion with another version", err)
+		_, err = s.Touch(e.ctx, "k", runtime.Quiet(), runtime.IfVersion(v1.Version+1))
+		conflict("quiet Touch IfVersion with another version", err)
+		_, err = s.Touch(e.ctx, "missing", runtime.IfVersion(v1.Version))
+		conflict("Touch IfVersion of a missing key", err)
+		_, err = s.Remove(e.ctx, "k", runtime.IfVersion(v1.Version+1))
+		conflict("Remove IfVersion with another version", err)
+		_, err = s.Remove(e.ctx, "missing", runtime.IfVersion(v1.Version))
+		conflict("Remove IfVersion of a missing key", err)
+	})
+	e.mustGet(s, "k", v1)
+
+	v2 := e.upsert(s, "k", item{N: 2}, runtime.IfExists())
+	v3 := e.upsert(s, "k", item{N: 3}, runtime.IfVersion(v2.Version))
+	quiet := e.touch(s, "k", runtime.Quiet(), runtime.IfVersion(v3.Version))
+	tr := e.touch(s, "k", runtime.IfVersion(v3.Version))
+	if !quiet.OK || !tr.OK || tr.Version <= v3.Version {
+		e.Fatalf("touches IfVersion(%d): %+v then %+v", v3.Version, quiet, tr)
+	}
+	if !e.remove(s, "k", runtime.IfVersion(tr.Version)) {
+		e.Fatal("Remove IfVersion of the live version = false")
+	}
+	e.upsert(s, "k", item{}, runtime.IfNew())
+
+	ttl := e.shortTTL()
+	e.upsert(s, "x", item{}, runtime.WithTTL(ttl))
+	e.advance(ttl)
+	_, err := s.Upsert(e.ctx, "x", item{}, runtime.IfExists())
+	e.wantErr("Upsert IfExists of an expired key", err, runtime.ErrConflict)
+	e.upsert(s, "x", item{}, runtime.IfNew())
+}
+
+func testExpiry(e *env) {
+	s := e.store()
+	r := e.reader(s)
+	ttl := e.shortTTL()
+	ent := e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
+	e.recvKind(r, runtime.EventUpsert, "k")
+	e.advance(ttl)
+	ev := e.recvKind(r, runtime.EventExpire, "k") // nothing else happens in the tenant
+	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || ev.Entry != nil {
+		e.Fatalf("expire event %+v, want version > %d, At not before %v, no entry", ev, ent.Version, ent.ExpiresAt)
+	}
+	e.mustMiss(s, "k")
+	if snap := e.snapshot(s); len(snap.Entries) != 0 {
+		e.Fatalf("snapshot after the expiry holds %+v", snap.Entries)
+	}
+	e.advance(10 * time.Millisecond)
+	again := e.upsert(s, "k", item{})
+	if again.Version <= ev.Version || !again.CreatedAt.After(ent.CreatedAt) {
+		e.Fatalf("upsert after expiry: %+v, want version > %d, created after %v", again, ev.Version, ent.CreatedAt)
+	}
+}
+
+func testMassExpiry(e *env) {
+	const n = 1000
+	s := e.store()
+	ttl := e.shortTTL()
+	for i := range n {
+		e.upsert(s, fmt.Sprint("k", i), item{N: i}, runtime.WithTTL(ttl))
+	}
+	r := e.reader(s)
+	e.advance(ttl)
+	seen := make(map[string]bool, n)
+	var last uint64
+	for len(seen) < n {
+		ev := e.recv(r)
+		if ev.Kind != runtime.EventExpire || seen[ev.Key] || ev.Version <= last {
+			e.Fatalf("event %d: %v of %q version %d, want an expire of a new key after version %d", len(seen), ev.Kind, ev.Key, ev.Version, last)
+		}
+		seen[ev.Key] = true
+		last = ev.Version
+	}
+	if snap := e.snapshot(s); len(snap.Entries) != 0 {
+		e.Fatalf("snapshot after the expiry holds %d entries", len(snap.Entries))
+	}
+}
+
+func testEventFields(e *env) {
+	s := e.store()
+	r := e.reader(s)
+	ent := e.upsert(s, "k", item{Name: "v", N: 7}, runtime.WithTTL(time.Minute))
+	up := e.recvKind(r, runtime.EventUpsert, "k")
+	if up.Version != ent.Version || !up.At.Equal(ent.UpdatedAt) || e.cursor(up.Cursor).Seq != ent.Version {
+		e.Fatalf("upsert event %+v, want version %d at %v", up, ent.Version, ent.UpdatedAt)
+	}
+	if d := cmp.Diff(&ent, up.Entry); d != "" {
+		e.Fatalf("upsert event entry (-want +got):\n%s", d)
+	}
+
+	e.advance(5 * time.Millisecond)
+	tr := e.touch(s, "k", runtime.WithTTL(2*time.Minute))
+	touch := e.recvKind(r, runtime.EventTouch, "k")
+	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || touch.Entry != nil ||
+		!touch.At.After(up.At) || touch.ExpiresAt.Sub(touch.At) != 2*time.Minute {
+		e.Fatalf("touch event %+v, want version %d, expiry %v = At + 2m, no entry", touch, tr.Version, tr.ExpiresAt)
+	}
+
+	e.remove(s, "k", runtime.WithReason("bye"))
+	del := e.recvKind(r, runtime.EventDelete, "k")
+	if del.Reason != "bye" || del.Version <= touch.Version || del.Entry != nil {
+		e.Fatalf("delete event %+v, want reason bye, version > %d", del, touch.Version)
+	}
+	e.upsert(s, "k2", item{})
+	e.remove(s, "k2")
+	e.recvKind(r, runtime.EventUpsert, "k2")
+	if ev := e.recvKind(r, runtime.EventDelete, "k2"); ev.Reason != "" {
+		e.Fatalf("delete without a reason has reason %q", ev.Reason)
+	}
+	if r.Cursor() != e.snapshot(s).Cursor {
+		e.Fatalf("reader cursor %s after the last event, want the snapshot's %s", r.Cursor(), e.snapshot(s).Cursor)
+	}
+
+	// Each event's cursor resumes right after it.
+	for _, tc := range []struct {
+		after runtime.Event[item]
+		next  runtime.EventKind
+	}{{up, runtime.EventTouch}, {touch, runtime.EventDelete}} {
+		resumed := e.reader(s, runtime.After(tc.after.Cursor))
+		e.recvKind(resumed, tc.next, "k")
+	}
+}
+
+func testReaderClose(e *env) {
+	s := e.store()
+	r := e.reader(s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Recv(context.Background())
+		done <- err
+	}()
+	if err := r.Close(); err != nil {
+		e.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		e.wantErr("Recv blocked during Close", err, runtime.ErrClosed)
+	case <-time.After(waitFor):
+		e.Fatal("Close did not unblock Recv")
+	}
+	_, err := r.Recv(e.ctx)
+	e.wantErr("Recv after Close", err, runtime.ErrClosed)
+	if err := r.Close(); err != nil {
+		e.Fatalf("second Close: %v", err)
+	}
+
+	r2 := e.reader(s)
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	_, err = r2.Recv(ctx)
+	e.wantErr("Recv with a canceled context", err, context.Canceled)
+	e.noEventBefore(s, r2)
+}
+
+func testEventsIterator(e *env) {
+	s := e.store()
+	r := e.reader(s)
+	want := []string{"k0", "k1", "k2"}
+	for _, k := range want {
+		e.upsert(s, k, item{})
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, waitFor)
+	defer cancel()
+	var got []string
+	for ev, err := range r.Events(ctx) {
+		if err != nil {
+			e.Fatalf("Events: %v after %q", err, got)
+		}
+		got = append(got, ev.Key)
+		if len(got) == len(want) {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		e.Fatalf("Events yielded %q, want %q", got, want)
+	}
+
+	canceled, cancel2 := context.WithCancel(e.ctx)
+	cancel2()
+	n := 0
+	for _, err := range r.Events(canceled) {
+		n++
+		e.wantErr("Events with a canceled context", err, context.Canceled)
+	}
+	if n != 1 {
+		e.Fatalf("Events with a canceled context yielded %d times, want 1", n)
+	}
+}
+
+// testConcurrent runs writers in parallel on the keys keyOf gives and checks that every write
+// got its own version and that one reader receives every event, in version order.
+func testConcurrent(e *env, keyOf func(g, i int) string) {
+	s := e.store()
+	r := e.reader(s)
+	const writers, ops = 8, 200
+	versions := make([][]uint64, writers)
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range ops {
+				key := keyOf(g, i)
+				ent, err := s.Upsert(e.ctx, key, item{N: g*ops + i})
+				if err != nil {
+					e.Errorf("writer %d: Upsert: %v", g, err)
+					return
+				}
+				versions[g] = append(versions[g], ent.Version)
+				if i%4 != 3 {
+					continue
+				}
+				res, err := s.Touch(e.ctx, key)
+				if err != nil || !res.OK {
+					e.Errorf("writer %d: Touch = %+v, %v", g, res, err)
+					return
+				}
+				versions[g] = append(versions[g], res.Version)
+			}
+		})
+	}
+	wg.Wait()
+	if e.Failed() {
+		return
+	}
+	written := slices.Concat(versions...)
+	slices.Sort(written)
+	if d := slices.Compact(slices.Clone(written)); len(d) != len(written) {
+		e.Fatalf("%d writes got only %d distinct versions", len(written), len(d))
+	}
+	received := make([]uint64, 0, len(written))
+	for range written {
+		ev := e.recv(r)
+		if n := len(received); n > 0 && ev.Version <= received[n-1] {
+			e.Fatalf("event version %d after %d", ev.Version, received[n-1])
+		}
+		received = append(received, ev.Version)
+	}
+	if !slices.Equal(received, written) {
+		e.Fatalf("the reader received versions other than those written:\nwritten  %v\nreceived %v", written, received)
+	}
+}
