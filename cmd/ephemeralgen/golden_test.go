@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/gen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
+
+// generateDir runs the generation step on the package in dir with the test codecs.
+func generateDir(t *testing.T, dir string) *gen.Result {
+	t.Helper()
+	res, err := gen.Generate(gen.Config{Config: load.Config{Dir: dir}, NewCodecs: newFakeCodecs})
+	if err != nil {
+		t.Fatalf("Generate(%s): %v", dir, err)
+	}
+	return res
+}
+
+// TestGolden generates each package under testdata/golden and compares the output with the
+// *_ephemeral.go files beside it (go test -update rewrites them), then vets the packages with
+// their generated files, which proves that the output compiles.
+func TestGolden(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/golden/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			res := generateDir(t, dir)
+			for _, d := range res.Diags {
+				t.Errorf("diagnostic: %s", d.String(dir))
+			}
+			if len(res.Files) == 0 {
+				t.Fatal("no output files")
+			}
+			for _, f := range res.Files {
+				if *update {
+					if err := os.WriteFile(f.Path, f.Content, 0o666); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(f.Path)
+				if err != nil {
+					t.Fatalf("%v (run go test -update)", err)
+				}
+				if !bytes.Equal(f.Content, want) {
+					t.Errorf("%s is stale (run go test -update):\n%s", f.Path, unifiedDiff("golden", "generated", string(want), string(f.Content)))
+				}
+			}
+			if len(res.Orphans) > 0 {
+				t.Errorf("orphans: %q", res.Orphans)
+			}
+		})
+	}
+	if *update || t.Failed() {
+		return
+	}
+	cmd := exec.Command("go", "vet", "./testdata/golden/...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("go vet of the golden packages: %v\n%s", err, out)
+	}
+}
+
+// TestDeterministic checks that two runs produce identical bytes.
+func TestDeterministic(t *testing.T) {
+	a, b := generateDir(t, "testdata/golden/presence"), generateDir(t, "testdata/golden/presence")
+	if len(a.Files) != len(b.Files) {
+		t.Fatalf("%d files, then %d", len(a.Files), len(b.Files))
+	}
+	for i := range a.Files {
+		if !bytes.Equal(a.Files[i].Content, b.Files[i].Content) {
+			t.Errorf("%s differs between runs", a.Files[i].Path)
+		}
+		if strings.Contains(string(a.Files[i].Content), "/work/") {
+			t.Errorf("%s contains a path", a.Files[i].Path)
+		}
+	}
+}

@@ -1,0 +1,203 @@
+// Command ephemeralgen generates typed, TTL-scoped stores for annotated Go structs: a
+// reflection-free JSON codec, key builders, and a store with typed entries and events on the
+// ephemeral runtime (github.com/ephemeral-go/ephemeral/runtime).
+//
+// Run it with go generate:
+//
+//	//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//
+// Usage:
+//
+//	ephemeralgen [-check] [-tags tags] [-v] [packages]
+//
+// The arguments are package patterns, as for go build; the default is ".". Every Go file of
+// those packages that declares stores gets an output file beside it: presence.go →
+// presence_ephemeral.go. Files are written only when their content changes, and generated files
+// whose directives are gone are deleted. With -check nothing is written: ephemeralgen compares
+// the files it would write with those on disk, prints a unified diff for each stale file and
+// names each missing or orphaned one, and exits with status 1 if there is any (for CI:
+// ephemeralgen -check ./...). The exit status is 0 on success, 1 when a problem is found or a
+// file is stale, and 2 for bad usage.
+//
+// # The directive
+//
+// A store is declared by a line in the doc comment of a struct type:
+//
+//	// Presence is one user's presence in a room.
+//	//
+//	//ephemeral:store id=presence ttl=30s key=Room,UserID
+//	type Presence struct {
+//		Room   string    `json:"room"`
+//		UserID string    `json:"userId"`
+//		Status string    `json:"status"`
+//		Since  time.Time `json:"since"`
+//	}
+//
+// The line starts exactly with //ephemeral:store (no space after the slashes) and continues
+// with space-separated options:
+//
+//	id=<id>              the store id, 1 to 256 bytes; required
+//	ttl=<duration>       the default time-to-live, a positive Go duration (30s, 5m); required
+//	key=<Field>,...      the key fields, in key order: direct fields of the struct whose types
+//	                     are strings or integers, or named types of them; without key=, keys
+//	                     are plain strings
+//	tenant=<tenant>      the default tenant (default "default")
+//	maxEntries=<n>       live entries per tenant (default 10,000)
+//	maxPayload=<n>       encoded value size in bytes (default 4,096)
+//	retention=<duration> how long events are kept (default 5m)
+//	maxEvents=<n>        events kept per tenant (default 50,000)
+//	name=<Name>          the prefix of the generated identifiers (default: the type's name)
+//
+// Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
+// is written: unknown or repeated options, bad values, key fields that do not exist or have
+// unsupported types, unsupported field types, non-struct or generic types, and two stores of
+// one package with the same id or the same generated names.
+//
+// # What is generated
+//
+// For the directive above, with Name the type's name or the name= option:
+//
+//   - PresenceCodec: Encode and Decode of Presence as JSON, byte-identical to encoding/json,
+//     without reflection.
+//   - PresenceKey, a struct of the key fields, with String, and ParsePresenceKey, its inverse.
+//     The string form escapes each field ("%" as "%25", ":" as "%3A") and joins them with ":",
+//     so keys stay readable ("room-1:alice") and distinct keys stay distinct.
+//   - Prefix builders for the leading key fields: PresenceKeyPrefix(room) for the first field,
+//     and with three or more key fields PresenceKeyPrefix2(first, second) and so on, up to all
+//     fields but the last. A prefix matches exactly the keys whose leading fields are equal to
+//     its arguments; pass it to runtime.WithPrefix.
+//   - The method (Presence) EphemeralKey() PresenceKey.
+//   - PresenceStore, built by NewPresenceStore(backend, opts...) with the directive's settings as
+//     defaults, and its methods Put(ctx, v) (at v.EphemeralKey()), Upsert, Touch, Remove, Get,
+//     Snapshot, Reader and Store (the untyped runtime.Store under it).
+//   - PresenceEntry, PresenceSnapshot, PresenceEvent and PresenceReader: aliases of the runtime's
+//     Keyed types, carrying the typed key. A reader returns an event whose key cannot be parsed
+//     (one written by a foreign client) as an error and goes on with the next.
+//
+// Without key= the key is a string: there is no key type, prefix builder, EphemeralKey or Put.
+// When Name is unexported, so are the constructor and parser (newPresenceStore,
+// parsePresenceKey). Output is deterministic and gofmt-formatted; the runtime is imported as
+// ephemeralrt (or, if the package declares that name, ephemeralrt2, ...).
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/gen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command with its arguments and output streams; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("ephemeralgen", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	check := fl.Bool("check", false, "write nothing; report stale, missing and orphaned files and exit 1 if there are any")
+	tags := fl.String("tags", "", "comma-separated build tags, as for go build")
+	verbose := fl.Bool("v", false, "name each file written or deleted")
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "usage: ephemeralgen [-check] [-tags tags] [-v] [packages]\n\n")
+		fmt.Fprintf(stderr, "ephemeralgen generates typed stores for structs annotated with //ephemeral:store.\n\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
+		return 1
+	}
+	res, err := gen.Generate(gen.Config{Config: load.Config{Patterns: fl.Args(), Tags: *tags}})
+	if err != nil {
+		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
+		return 1
+	}
+	if len(res.Diags) > 0 {
+		for _, d := range res.Diags {
+			fmt.Fprintln(stderr, d.String(cwd))
+		}
+		return 1
+	}
+	rel := func(path string) string { return relPath(cwd, path) }
+	if *check {
+		if !checkFiles(res, stdout, rel) {
+			return 1
+		}
+		return 0
+	}
+	if err := writeFiles(res, stdout, rel, *verbose); err != nil {
+		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// checkFiles compares res with the disk and reports every difference; it reports whether there
+// was none.
+func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
+	fresh := true
+	for _, f := range res.Files {
+		old, err := os.ReadFile(f.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(w, "missing: %s (run go generate)\n", rel(f.Path))
+			fresh = false
+		case err != nil:
+			fmt.Fprintf(w, "%v\n", err)
+			fresh = false
+		case !bytes.Equal(old, f.Content):
+			name := rel(f.Path)
+			fmt.Fprint(w, unifiedDiff(name+" (on disk)", name+" (generated)", string(old), string(f.Content)))
+			fresh = false
+		}
+	}
+	for _, path := range res.Orphans {
+		fmt.Fprintf(w, "orphaned: %s (no directive left behind it; delete it or run go generate)\n", rel(path))
+		fresh = false
+	}
+	return fresh
+}
+
+// writeFiles writes the files of res whose content changed and deletes the orphans.
+func writeFiles(res *gen.Result, w io.Writer, rel func(string) string, verbose bool) error {
+	for _, f := range res.Files {
+		if old, err := os.ReadFile(f.Path); err == nil && bytes.Equal(old, f.Content) {
+			continue
+		}
+		if err := os.WriteFile(f.Path, f.Content, 0o666); err != nil {
+			return err
+		}
+		if verbose {
+			fmt.Fprintf(w, "wrote %s\n", rel(f.Path))
+		}
+	}
+	for _, path := range res.Orphans {
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		if verbose {
+			fmt.Fprintf(w, "deleted %s\n", rel(path))
+		}
+	}
+	return nil
+}
+
+// relPath returns path relative to dir when it is inside dir, else path.
+func relPath(dir, path string) string {
+	if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
