@@ -19,10 +19,17 @@ import (
 // Events are applied only when their version is newer than the one the mirror holds for the
 // key and than every change the mirror's state already holds (a snapshot holds those up to its
 // cursor and its newest entry), so replayed or overlapping events never overwrite newer state
-// nor bring back removed keys. Transport errors are
-// retried with exponential backoff and jitter; values the codec cannot decode are skipped and
-// reported to [OnMirrorError]. Changes are reported, in order, to [OnChange] and to the channel
-// of [WithChangeChan].
+// nor bring back removed keys. Transport errors are retried with exponential backoff and
+// jitter; values the codec cannot decode are skipped and reported to [OnMirrorError].
+//
+// Changes are reported, in order, to [OnChange] and to the channel of [WithChangeChan]: first
+// every entry of the first snapshot as added, then one change per applied event. A relist
+// reports the differences between the old and the new state in key order: keys that vanished
+// as removed with [CauseRelist], new keys as added, and keys with a newer version as updated.
+// The state is updated before its change is reported, and the mirror waits for each report:
+// a slow consumer delays the mirror but never makes it drop a change or diverge. (If the delay
+// outlasts the backend's event retention, the mirror relists and the changes it missed come as
+// that relist's differences.)
 //
 // Get, Len and All may be called from any goroutine, also from the change callback.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -743,7 +745,9 @@ func TestChangeKindString(t *testing.T) {
 
 func ExampleStore_Mirror() {
 	ctx := context.Background()
-	store, err := runtime.New[text](newFakeBackend(), textCodec{}, runtime.Config{ID: "presence", TTL: time.Minute})
+	backend := memstore.New()
+	defer backend.Close()
+	store, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "presence", TTL: time.Minute})
 	if err != nil {
 		panic(err)
 	}
@@ -777,4 +781,159 @@ func ExampleStore_Mirror() {
 	// added room1/ann online
 	// removed room1/bob away
 	// room1/ann online
+}
+
+// newMemStore returns a store of text values on a memstore whose clock moves only when the
+// test advances it.
+func newMemStore(t *testing.T, opts ...runtime.StoreOption) (*runtime.Store[text], *memstore.FakeClock) {
+	t.Helper()
+	clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
+	b := memstore.New(memstore.WithClock(clock))
+	t.Cleanup(func() { b.Close() })
+	return newTestStore(t, b, opts...), clock
+}
+
+func TestMirrorMemstore(t *testing.T) {
+	s, clock := newMemStore(t)
+	mustUpsert(t, s, "a", "1", runtime.WithTTL(time.Second))
+	mustUpsert(t, s, "b", "2")
+	m := startMirror(t, s, runtime.WithClock(clock.Now))
+	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
+
+	mustUpsert(t, s, "c", "3")
+	mustUpsert(t, s, "b", "2b")
+	if _, err := s.Touch(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	mustRemove(t, s, "c", runtime.WithReason("left"))
+	expectChanges(t, m.Changes(), "added c=3 v3", "updated b=2b v4", "touched c=3 v5", "removed c=3 v6 delete(left)")
+
+	clock.Advance(time.Second) // a expires; the backend's event must reach the mirror
+	expectChanges(t, m.Changes(), "removed a=1 v7 expire()")
+	if diff := cmp.Diff(snapshotContents(t, s), mirrorContents(m)); diff != "" {
+		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+	}
+}
+
+func TestMirrorMemstoreOverflow(t *testing.T) {
+	s, _ := newMemStore(t, runtime.WithLimits(runtime.Limits{MaxEvents: 3}))
+	mustUpsert(t, s, "x", "1")
+	mustUpsert(t, s, "y", "2")
+	changes := make(chan runtime.Change[text], 100)
+	release := make(chan struct{})
+	m, err := s.Mirror(runtime.WithPrefix("k/"), runtime.OnChange(func(c runtime.Change[text]) {
+		changes <- c
+		if c.Key == "k/gate" {
+			<-release
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mustUpsert(t, s, "k/gate", "g")
+	expectChanges(t, changes, "added k/gate=g v3")
+
+	for i := range 10 { // while the mirror is blocked, its reader falls behind
+		mustUpsert(t, s, fmt.Sprintf("k/%d", i%4), strconv.Itoa(i))
+	}
+	mustRemove(t, s, "k/gate")
+	close(release)
+	expectChanges(t, changes, "added k/0=8 v12", "added k/1=9 v13", "added k/2=6 v10", "added k/3=7 v11", "removed k/gate=g v14 relist()")
+	if diff := cmp.Diff(snapshotContents(t, s, runtime.WithPrefix("k/")), mirrorContents(m)); diff != "" {
+		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+	}
+}
+
+// switchBackend is a backend whose memstore a test can replace, as a Redis server restarted
+// without its data: the subscriptions of the old one fail like lost connections.
+type switchBackend struct {
+	mu  sync.Mutex
+	cur *memstore.Backend
+}
+
+func (s *switchBackend) backend() *memstore.Backend {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// replace makes b the backend and closes the old one.
+func (s *switchBackend) replace(b *memstore.Backend) {
+	s.mu.Lock()
+	old := s.cur
+	s.cur = b
+	s.mu.Unlock()
+	old.Close()
+}
+
+func (s *switchBackend) Upsert(ctx context.Context, sc runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
+	return s.backend().Upsert(ctx, sc, req)
+}
+
+func (s *switchBackend) Touch(ctx context.Context, sc runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
+	return s.backend().Touch(ctx, sc, req)
+}
+
+func (s *switchBackend) Remove(ctx context.Context, sc runtime.Scope, req runtime.RemoveRequest) (bool, error) {
+	return s.backend().Remove(ctx, sc, req)
+}
+
+func (s *switchBackend) Get(ctx context.Context, sc runtime.Scope, key string) (runtime.RawEntry, bool, error) {
+	return s.backend().Get(ctx, sc, key)
+}
+
+func (s *switchBackend) Snapshot(ctx context.Context, sc runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
+	return s.backend().Snapshot(ctx, sc, prefix)
+}
+
+func (s *switchBackend) Subscribe(ctx context.Context, sc runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+	sub, err := s.backend().Subscribe(ctx, sc, req)
+	if err != nil {
+		return nil, err
+	}
+	return &lostSub{Subscription: sub}, nil
+}
+
+// lostSub turns the end of its backend into a transport error.
+type lostSub struct {
+	runtime.Subscription
+	closed atomic.Bool
+}
+
+func (s *lostSub) Next(ctx context.Context) (runtime.RawEvent, error) {
+	ev, err := s.Subscription.Next(ctx)
+	if errors.Is(err, runtime.ErrClosed) && !s.closed.Load() {
+		err = errTransport
+	}
+	return ev, err
+}
+
+func (s *lostSub) Close() error {
+	s.closed.Store(true)
+	return s.Subscription.Close()
+}
+
+func TestMirrorMemstoreReset(t *testing.T) {
+	clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
+	sw := &switchBackend{cur: memstore.New(memstore.WithClock(clock))}
+	t.Cleanup(func() { sw.backend().Close() })
+	s := newTestStore(t, sw)
+	mustUpsert(t, s, "a", "1")
+	mustUpsert(t, s, "b", "2")
+	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
+
+	fresh := memstore.New(memstore.WithClock(clock))
+	s2 := newTestStore(t, fresh)
+	mustUpsert(t, s2, "c", "3")
+	mustUpsert(t, s2, "a", "1b")
+	sw.replace(fresh)
+
+	expectChanges(t, m.Changes(), "updated a=1b v2", "removed b=2 v2 relist()", "added c=3 v1")
+	if diff := cmp.Diff(snapshotContents(t, s), mirrorContents(m)); diff != "" {
+		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+	}
+	mustUpsert(t, s, "d", "4")
+	expectChanges(t, m.Changes(), "added d=4 v3")
 }
