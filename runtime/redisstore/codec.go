@@ -1,0 +1,121 @@
+package redisstore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"
+// with times in Unix milliseconds, as the scripts write it.
+func parseStored(key, s string) (runtime.RawEntry, error) {
+	var n [4]int64
+	rest := s
+	for i := range n {
+		j := strings.IndexByte(rest, '|')
+		if j < 0 {
+			return runtime.RawEntry{}, fmt.Errorf("redisstore: malformed stored entry of %q", key)
+		}
+		v, err := strconv.ParseInt(rest[:j], 10, 64)
+		if err != nil || v < 0 {
+			return runtime.RawEntry{}, fmt.Errorf("redisstore: malformed stored entry of %q", key)
+		}
+		n[i], rest = v, rest[j+1:]
+	}
+	return runtime.RawEntry{
+		Key:       key,
+		Value:     []byte(rest),
+		Version:   uint64(n[0]),
+		CreatedAt: time.UnixMilli(n[1]),
+		UpdatedAt: time.UnixMilli(n[2]),
+		ExpiresAt: time.UnixMilli(n[3]),
+	}, nil
+}
+
+// parseEvent decodes one stream entry written by the scripts' emit: its ID is "<version>-0"
+// and its fields are p (epoch), t (kind), k (key), a (time) and, by kind, c (createdAt),
+// e (expiresAt), v (value), r (reason). It returns the event and the epoch it belongs to.
+func parseEvent(id string, fields map[string]any) (runtime.RawEvent, error) {
+	bad := func(what string) (runtime.RawEvent, error) {
+		return runtime.RawEvent{}, fmt.Errorf("redisstore: malformed event %q: %s", id, what)
+	}
+	seqText, ok := strings.CutSuffix(id, "-0")
+	if !ok {
+		return bad("id")
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return bad("id")
+	}
+	str := func(name string) string { s, _ := fields[name].(string); return s }
+	msec := func(name string) (time.Time, bool) {
+		v, err := strconv.ParseInt(str(name), 10, 64)
+		return time.UnixMilli(v), err == nil
+	}
+	epoch := str("p")
+	if !runtime.ValidEpoch(epoch) {
+		return bad("epoch")
+	}
+	at, ok := msec("a")
+	if !ok {
+		return bad("time")
+	}
+	ev := runtime.RawEvent{
+		Cursor:  runtime.Cursor{Epoch: epoch, Seq: seq},
+		Key:     str("k"),
+		Version: seq,
+		At:      at,
+	}
+	switch str("t") {
+	case "u":
+		ev.Kind = runtime.EventUpsert
+		created, ok1 := msec("c")
+		expires, ok2 := msec("e")
+		if !ok1 || !ok2 {
+			return bad("upsert times")
+		}
+		ev.ExpiresAt = expires
+		ev.Entry = runtime.RawEntry{Key: ev.Key, Value: []byte(str("v")), Version: seq, CreatedAt: created, UpdatedAt: at, ExpiresAt: expires}
+	case "t", "x":
+		ev.Kind = runtime.EventTouch
+		if str("t") == "x" {
+			ev.Kind = runtime.EventExpire
+		}
+		if ev.ExpiresAt, ok = msec("e"); !ok {
+			return bad("expiry")
+		}
+	case "d":
+		ev.Kind = runtime.EventDelete
+		ev.Reason = str("r")
+	default:
+		return bad("kind")
+	}
+	return ev, nil
+}
+
+// parseEntries decodes stream entries as a script returns them: {{id, {field, value, ...}}, ...}.
+func parseEntries(raw []any) ([]runtime.RawEvent, error) {
+	evs := make([]runtime.RawEvent, 0, len(raw))
+	for _, r := range raw {
+		pair, _ := r.([]any)
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("redisstore: malformed stream entry %v", r)
+		}
+		id, _ := pair[0].(string)
+		flat, _ := pair[1].([]any)
+		fields := make(map[string]any, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			name, _ := flat[i].(string)
+			fields[name] = flat[i+1]
+		}
+		ev, err := parseEvent(id, fields)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}

@@ -1,0 +1,41 @@
+package redisstore
+
+import "strings"
+
+// Key suffixes, in the order the scripts take them as KEYS.
+var keySuffixes = [...]string{"state", "exp", "events", "meta"}
+
+// tenantKeys returns the Redis keys of one (id, tenant):
+// <prefix>:{<id>:<tenant>}:state, :exp, :events and :meta, with id and tenant escaped so that
+// the hash tag is all of "<id>:<tenant>" and no two pairs share a key.
+func tenantKeys(prefix, id, tenant string) []string {
+	base := prefix + ":{" + escape(id) + ":" + escape(tenant) + "}:"
+	keys := make([]string, len(keySuffixes))
+	for i, s := range keySuffixes {
+		keys[i] = base + s
+	}
+	return keys
+}
+
+// escape percent-escapes the bytes that would make key names ambiguous or break the hash tag:
+// '%', ':', '{' and '}'. Every other byte is kept.
+func escape(s string) string {
+	if !strings.ContainsAny(s, "%:{}") {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '%', ':', '{', '}':
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

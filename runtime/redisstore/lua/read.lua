@@ -1,0 +1,21 @@
+-- read.lua: ARGV 1 epoch candidate, 2 retention ms, 3 cursor epoch, 4 cursor version,
+-- 5 most events to return.
+-- Returns {epoch, head version, first retained version, now, events}: the events after the
+-- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
+-- them. The first retained version is head+1 when the stream is empty.
+local ctx = open(ARGV[1], tonumber(ARGV[2]), 0)
+local first = ctx.seq + 1
+local oldest = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', 1)
+if #oldest > 0 then
+  first = tonumber(string.match(oldest[1][1], '^(%d+)'))
+end
+local events = {}
+local count = tonumber(ARGV[5])
+if count > 0 then
+  local start = '-'
+  if ARGV[3] == ctx.epoch then
+    start = num(tonumber(ARGV[4]) + 1) .. '-0'
+  end
+  events = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', count)
+end
+return {ctx.epoch, ctx.seq, first, ctx.now, events}

@@ -1,0 +1,134 @@
+package redisstore
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// The environment variables that name real servers for the tests.
+const (
+	envRedis   = "EPHEMERAL_REDIS_ADDR"    // host:port of a standalone server
+	envCluster = "EPHEMERAL_REDIS_CLUSTER" // comma-separated addresses of cluster nodes
+)
+
+// fixture is a backend under test with what the tests need to reach around it.
+type fixture struct {
+	b       *Backend
+	client  redis.UniversalClient
+	mini    *miniredis.Miniredis // nil on a real server
+	advance func(t testing.TB, d time.Duration)
+	real    bool
+}
+
+// newMini returns a backend on a fresh miniredis whose clock (TIME, and key TTLs with
+// ClockTTL) only moves when the test advances it. Advancing also runs the tick of every pump,
+// as a pump's XREAD blocks in real time and would otherwise wake only after the max block.
+func newMini(t testing.TB, opts ...Option) fixture {
+	m := miniredis.RunT(t)
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.SetTime(now)
+	m.ClockTTL(true)
+	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	b := New(client, append([]Option{WithMaxBlock(50 * time.Millisecond)}, opts...)...)
+	t.Cleanup(func() {
+		b.Close()
+		client.Close()
+	})
+	var mu sync.Mutex
+	advance := func(t testing.TB, d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		m.SetTime(now)
+		mu.Unlock()
+		if err := b.tickAll(context.Background()); err != nil {
+			t.Fatalf("tick: %v", err)
+		}
+	}
+	return fixture{b: b, client: client, mini: m, advance: advance}
+}
+
+// newReal returns a backend on the server named by EPHEMERAL_REDIS_ADDR, with a key prefix of
+// its own, or skips the test.
+func newReal(t testing.TB, opts ...Option) fixture {
+	addr := os.Getenv(envRedis)
+	if addr == "" {
+		t.Skipf("set %s to run against a real Redis server", envRedis)
+	}
+	return newOn(t, redis.NewClient(&redis.Options{Addr: addr}), opts)
+}
+
+// newCluster returns a backend on the cluster named by EPHEMERAL_REDIS_CLUSTER, or skips.
+func newCluster(t testing.TB, opts ...Option) fixture {
+	addrs := os.Getenv(envCluster)
+	if addrs == "" {
+		t.Skipf("set %s to run against a Redis Cluster", envCluster)
+	}
+	return newOn(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")}), opts)
+}
+
+func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
+	prefix := "ephemeral-test-" + runtime.NewEpoch()
+	b := New(client, append([]Option{WithKeyPrefix(prefix), WithMaxBlock(200 * time.Millisecond)}, opts...)...)
+	t.Cleanup(func() {
+		b.Close()
+		deleteKeys(client, prefix)
+		client.Close()
+	})
+	return fixture{b: b, client: client, real: true, advance: func(_ testing.TB, d time.Duration) { time.Sleep(d) }}
+}
+
+// deleteKeys removes the keys a test run left behind, on every master of a cluster.
+func deleteKeys(client redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		return iter.Err()
+	}
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		_ = del(ctx, c)
+	}
+}
+
+// tickAll runs the tick script of every pump now.
+func (b *Backend) tickAll(ctx context.Context) error {
+	b.mu.Lock()
+	pumps := make([]*pump, 0, len(b.pumps))
+	for _, p := range b.pumps {
+		pumps = append(pumps, p)
+	}
+	b.mu.Unlock()
+	for _, p := range pumps {
+		l := p.scope.Limits.WithDefaults()
+		err := tickScript.Run(ctx, b.client, p.keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents).Err()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pumpCount returns the number of running pumps.
+func (b *Backend) pumpCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pumps)
+}

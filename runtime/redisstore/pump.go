@@ -1,0 +1,307 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/redis/go-redis/v9"
+)
+
+// readCount is the most events one XREAD or catch-up read returns.
+const readCount = 100
+
+// Retry delays after a failed Redis call of a pump or a catching-up reader, and the poll
+// interval of a reader that waits for its pump to see what the reader already read.
+const (
+	minRetry  = 10 * time.Millisecond
+	maxRetry  = time.Second
+	stalePoll = 20 * time.Millisecond
+)
+
+type pumpKey struct{ id, tenant string }
+
+// pump is the one blocking reader of one tenant's stream in a backend. It fans the events out
+// to the tenant's subscriptions and runs the reconcile script when the next expiry is due.
+type pump struct {
+	b      *Backend
+	key    pumpKey
+	scope  runtime.Scope // of the first subscriber; its limits drive the tick script
+	keys   []string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	epoch string // the tenant's epoch as the pump last saw it
+	head  uint64 // the last version the pump delivered (or started at)
+	subs  map[*subscription]struct{}
+}
+
+// readResult is the reply of the read script.
+type readResult struct {
+	epoch  string
+	head   uint64 // the tenant's last version
+	first  uint64 // the oldest retained version; head+1 when none is retained
+	now    time.Time
+	events []runtime.RawEvent
+}
+
+// read runs the read script: the tenant's position and up to count events after pos.
+func (b *Backend) read(ctx context.Context, s runtime.Scope, keys []string, pos runtime.Cursor, count int) (readResult, error) {
+	l := s.Limits.WithDefaults()
+	res, err := readScript.Run(ctx, b.client, keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), pos.Epoch, pos.Seq, count).Slice()
+	if err != nil {
+		return readResult{}, err
+	}
+	if len(res) != 5 {
+		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	head, ok1 := res[1].(int64)
+	first, ok2 := res[2].(int64)
+	now, ok3 := res[3].(int64)
+	raw, ok4 := res[4].([]any)
+	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || !ok4 || head < 0 || first < 1 {
+		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	}
+	events, err := parseEntries(raw)
+	if err != nil {
+		return readResult{}, err
+	}
+	return readResult{epoch: epoch, head: uint64(head), first: uint64(first), now: time.UnixMilli(now), events: events}, nil
+}
+
+// Subscribe implements [runtime.Backend]. It reads the tenant's epoch and head (creating the
+// tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
+// the tenant's pump, starting it if this is the tenant's first subscription in the backend.
+func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	keys := b.keys(s)
+	r, err := b.read(ctx, s, keys, runtime.Cursor{}, 0)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
+	}
+	start := runtime.Cursor{Epoch: r.epoch, Seq: r.head}
+	if a := req.After; a != nil {
+		if a.Epoch == r.epoch && a.Seq > r.head {
+			return nil, fmt.Errorf("redisstore: subscribe after %v: %w: the tenant's last version is %d", a, runtime.ErrInvalidCursor, r.head)
+		}
+		start = *a
+	}
+	sub := &subscription{
+		scope:  s,
+		prefix: req.Prefix,
+		start:  start,
+		limit:  b.buffer,
+		pos:    start,
+		wake:   make(chan struct{}, 1),
+	}
+	if err := b.attach(sub, keys, r); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// attach adds sub to its tenant's pump, starting the pump if needed.
+func (b *Backend) attach(sub *subscription, keys []string, r readResult) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return runtime.ErrClosed
+	}
+	k := pumpKey{sub.scope.ID, sub.scope.Tenant}
+	p := b.pumps[k]
+	if p == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p = &pump{b: b, key: k, scope: sub.scope, keys: keys, ctx: ctx, cancel: cancel,
+			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
+		b.pumps[k] = p
+		b.wg.Add(1)
+		go p.run()
+	}
+	p.mu.Lock()
+	sub.p = p
+	sub.lagging = sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
+	p.subs[sub] = struct{}{}
+	p.mu.Unlock()
+	return nil
+}
+
+// detach removes sub from its pump and stops the pump when sub was its last subscription.
+func (b *Backend) detach(sub *subscription) {
+	p := sub.p
+	b.mu.Lock()
+	p.mu.Lock()
+	delete(p.subs, sub)
+	last := len(p.subs) == 0
+	p.mu.Unlock()
+	if last && b.pumps[p.key] == p {
+		delete(b.pumps, p.key)
+	}
+	b.mu.Unlock()
+	if last {
+		p.cancel()
+	}
+}
+
+// stop cancels the pump and ends its subscriptions.
+func (p *pump) stop() {
+	p.cancel()
+	p.mu.Lock()
+	subs := p.subs
+	p.subs = map[*subscription]struct{}{}
+	p.mu.Unlock()
+	for s := range subs {
+		s.shut()
+	}
+}
+
+func (p *pump) run() {
+	defer p.b.wg.Done()
+	var delay time.Duration
+	for {
+		err := p.step()
+		if p.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			delay = 0
+			continue
+		}
+		delay = nextDelay(delay)
+		if !sleep(p.ctx, delay) {
+			return
+		}
+	}
+}
+
+// step runs the tick script (reconcile due entries, notice a new epoch), then blocks in one
+// XREAD until new events arrive or the next expiry is due, and delivers what it read.
+func (p *pump) step() error {
+	t, err := p.tick()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if t.epoch != p.epoch {
+		p.epoch, p.head = t.epoch, t.head
+		p.mu.Unlock()
+		p.resync()
+		p.mu.Lock()
+	}
+	epoch, head := p.epoch, p.head
+	p.mu.Unlock()
+
+	block := p.b.maxBlock
+	if t.due >= 0 {
+		block = min(block, time.Duration(t.due-t.now)*time.Millisecond)
+	}
+	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
+	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
+		Streams: []string{p.keys[2], strconv.FormatUint(head, 10) + "-0"},
+		Count:   readCount,
+		Block:   block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil // timed out: the next tick reconciles
+	}
+	if err != nil {
+		return err
+	}
+	var events []runtime.RawEvent
+	for _, st := range streams {
+		for _, m := range st.Messages {
+			ev, err := parseEvent(m.ID, m.Values)
+			if err != nil {
+				return err
+			}
+			if ev.Cursor.Epoch != epoch {
+				break // the state was lost and made anew: the next tick resyncs
+			}
+			events = append(events, ev)
+		}
+	}
+	p.deliver(events)
+	return nil
+}
+
+// tickResult is the reply of the tick script; times in Unix milliseconds of the server.
+type tickResult struct {
+	epoch    string
+	head     uint64
+	now, due int64 // due is -1 when no entry is live
+}
+
+func (p *pump) tick() (tickResult, error) {
+	l := p.scope.Limits.WithDefaults()
+	res, err := tickScript.Run(p.ctx, p.b.client, p.keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents).Slice()
+	if err != nil {
+		return tickResult{}, err
+	}
+	if len(res) != 4 {
+		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	head, ok1 := res[1].(int64)
+	now, ok2 := res[2].(int64)
+	due, ok3 := res[3].(int64)
+	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || head < 0 {
+		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+	}
+	return tickResult{epoch: epoch, head: uint64(head), now: now, due: due}, nil
+}
+
+// deliver hands events, the next ones of the pump's epoch, to every subscription.
+func (p *pump) deliver(events []runtime.RawEvent) {
+	if len(events) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.head = max(p.head, events[len(events)-1].Version)
+	subs := p.snapshotSubs()
+	p.mu.Unlock()
+	for _, s := range subs {
+		s.push(events)
+	}
+}
+
+// resync makes every subscription catch up from Redis: the tenant's epoch changed.
+func (p *pump) resync() {
+	p.mu.Lock()
+	subs := p.snapshotSubs()
+	p.mu.Unlock()
+	for _, s := range subs {
+		s.markLagging()
+	}
+}
+
+func (p *pump) snapshotSubs() []*subscription {
+	subs := make([]*subscription, 0, len(p.subs))
+	for s := range p.subs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// nextDelay doubles a retry delay within [minRetry, maxRetry].
+func nextDelay(d time.Duration) time.Duration {
+	return min(max(2*d, minRetry), maxRetry)
+}
+
+// sleep waits for d or until ctx is done; it reports whether the full d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
