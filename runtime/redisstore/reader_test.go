@@ -92,8 +92,10 @@ func testSlowReader(t *testing.T, f fixture) {
 	expectVersions(t, fast, 51, 51)
 }
 
-func TestTrimmedOverflowMiniredis(t *testing.T) { testTrimmedOverflow(t, newMini(t, WithReaderBuffer(4))) }
-func TestTrimmedOverflowRedis(t *testing.T)     { testTrimmedOverflow(t, newReal(t, WithReaderBuffer(4))) }
+func TestTrimmedOverflowMiniredis(t *testing.T) {
+	testTrimmedOverflow(t, newMini(t, WithReaderBuffer(4)))
+}
+func TestTrimmedOverflowRedis(t *testing.T) { testTrimmedOverflow(t, newReal(t, WithReaderBuffer(4))) }
 
 // A reader whose events were trimmed gets an overflow and goes on after FirstAvailable.
 func testTrimmedOverflow(t *testing.T, f fixture) {
