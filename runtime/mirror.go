@@ -603,3 +603,82 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// KeyedMirror is a [Mirror] whose keys are typed K, as the stores ephemeralgen generates
+// address them. It reads the same state: Get formats its key, All parses the keys it yields.
+// A key that K cannot represent (written by a foreign client) is skipped by All and Len; the
+// untyped mirror of [KeyedMirror.Mirror] still holds it.
+type KeyedMirror[K, T any] struct {
+	m      *Mirror[T]
+	format func(K) string
+	parse  func(string) (K, error)
+}
+
+// NewKeyedMirror returns the typed view of m: format returns the string form of a key, parse
+// reads it back.
+func NewKeyedMirror[K, T any](m *Mirror[T], format func(K) string, parse func(string) (K, error)) *KeyedMirror[K, T] {
+	return &KeyedMirror[K, T]{m: m, format: format, parse: parse}
+}
+
+// Mirror returns the untyped mirror under km, with string keys, its change channel and Err.
+func (km *KeyedMirror[K, T]) Mirror() *Mirror[T] { return km.m }
+
+// Ready waits for the first snapshot; see [Mirror.Ready].
+func (km *KeyedMirror[K, T]) Ready(ctx context.Context) error { return km.m.Ready(ctx) }
+
+// Get returns the entry the mirror holds for key; see [Mirror.Get].
+func (km *KeyedMirror[K, T]) Get(key K) (KeyedEntry[K, T], bool) {
+	e, ok := km.m.Get(km.format(key))
+	if !ok {
+		return KeyedEntry[K, T]{}, false
+	}
+	return KeyEntry(key, e), true
+}
+
+// All returns an iterator over the mirror's entries whose keys parse, sorted by the string form
+// of their keys; see [Mirror.All].
+func (km *KeyedMirror[K, T]) All() iter.Seq2[K, KeyedEntry[K, T]] {
+	return func(yield func(K, KeyedEntry[K, T]) bool) {
+		for _, e := range km.m.list() {
+			k, err := km.parse(e.Key)
+			if err != nil {
+				continue
+			}
+			if !yield(k, KeyEntry(k, e)) {
+				return
+			}
+		}
+	}
+}
+
+// Len returns the number of entries All would yield now.
+func (km *KeyedMirror[K, T]) Len() int {
+	n := 0
+	for range km.All() {
+		n++
+	}
+	return n
+}
+
+// Close stops the mirror; see [Mirror.Close].
+func (km *KeyedMirror[K, T]) Close() { km.m.Close() }
+
+// KeyedChange is a [Change] whose key is parsed into K.
+type KeyedChange[K, T any] struct {
+	Kind    ChangeKind
+	Key     K
+	Entry   KeyedEntry[K, T]
+	Cause   RemoveCause
+	Reason  string
+	Version uint64
+}
+
+// ParseChange returns c with its key parsed by parse, for the change callbacks of typed stores.
+// A key parse cannot read is an error wrapping [ErrInvalidKey].
+func ParseChange[K, T any](c Change[T], parse func(string) (K, error)) (KeyedChange[K, T], error) {
+	k, err := parseKey(c.Key, parse)
+	if err != nil {
+		return KeyedChange[K, T]{}, err
+	}
+	return KeyedChange[K, T]{Kind: c.Kind, Key: k, Entry: KeyEntry(k, c.Entry), Cause: c.Cause, Reason: c.Reason, Version: c.Version}, nil
+}

@@ -937,3 +937,58 @@ func TestMirrorMemstoreReset(t *testing.T) {
 	mustUpsert(t, s, "d", "4")
 	expectChanges(t, m.Changes(), "added d=4 v3")
 }
+
+// seat is a composite key of the keyed mirror's test.
+type seat struct{ Room, Name string }
+
+func (k seat) String() string { return runtime.JoinKey(k.Room, k.Name) }
+
+func parseSeat(s string) (seat, error) {
+	p, err := runtime.SplitKey(s, 2)
+	if err != nil {
+		return seat{}, err
+	}
+	return seat{p[0], p[1]}, nil
+}
+
+func TestKeyedMirror(t *testing.T) {
+	s, _ := newMemStore(t)
+	mustUpsert(t, s, seat{"r1", "bob"}.String(), "2")
+	mustUpsert(t, s, seat{"r1", "ann"}.String(), "1")
+	mustUpsert(t, s, "zz-foreign", "3") // not a seat: skipped by the keyed view
+	m := startMirror(t, s)
+	km := runtime.NewKeyedMirror(m, seat.String, parseSeat)
+	if err := km.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	if e, ok := km.Get(seat{"r1", "bob"}); !ok || e.Key != (seat{"r1", "bob"}) || e.Value.S != "2" {
+		t.Errorf("Get(r1, bob) = %+v, %v", e, ok)
+	}
+	if _, ok := km.Get(seat{"r2", "bob"}); ok {
+		t.Error("Get(r2, bob) found a key never written")
+	}
+	var got []string
+	for k, e := range km.All() {
+		got = append(got, fmt.Sprintf("%s/%s=%s", k.Room, k.Name, e.Value.S))
+	}
+	if diff := cmp.Diff([]string{"r1/ann=1", "r1/bob=2"}, got); diff != "" {
+		t.Errorf("All (-want +got):\n%s", diff)
+	}
+	if n, all := km.Len(), km.Mirror().Len(); n != 2 || all != 3 {
+		t.Errorf("Len = %d, untyped Len = %d; want 2 and 3", n, all)
+	}
+
+	c := <-m.Changes() // the first snapshot's first change, in key order
+	kc, err := runtime.ParseChange(c, parseSeat)
+	if err != nil || kc.Kind != runtime.ChangeAdded || kc.Key != (seat{"r1", "ann"}) || kc.Entry.Key != kc.Key || kc.Entry.Value.S != "1" {
+		t.Errorf("ParseChange(%+v) = %+v, %v", c, kc, err)
+	}
+	if _, err := runtime.ParseChange(runtime.Change[text]{Key: "zz-foreign"}, parseSeat); !errors.Is(err, runtime.ErrInvalidKey) {
+		t.Errorf("ParseChange of a foreign key: err = %v, want ErrInvalidKey", err)
+	}
+	km.Close()
+	if err := km.Mirror().Err(); !errors.Is(err, runtime.ErrClosed) {
+		t.Errorf("Err after Close = %v, want ErrClosed", err)
+	}
+}
