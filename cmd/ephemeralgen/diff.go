@@ -43,8 +43,8 @@ func unifiedDiff(nameA, nameB, a, b string) string {
 }
 
 type diffOp struct {
-	kind       byte // ' ', '-' or '+'
-	line       string
+	kind         byte // ' ', '-' or '+'
+	line         string
 	lineA, lineB int // 1-based line numbers in a and b before the op
 }
 

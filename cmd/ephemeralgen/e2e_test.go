@@ -1,0 +1,176 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const e2eModel = `package main
+
+// RoomID names a room.
+type RoomID string
+
+// Presence is one user's presence in a room.
+//
+//ephemeral:store id=presence ttl=30s key=Room,UserID
+type Presence struct {
+	Room   string ` + "`json:\"room\"`" + `
+	UserID string ` + "`json:\"userId\"`" + `
+	Status string ` + "`json:\"status\"`" + `
+}
+
+// Seat is a held seat.
+//
+//ephemeral:store id=seats ttl=1m key=Room,Row,Number name=Hold
+type Seat struct {
+	Room   RoomID
+	Row    int16
+	Number uint
+	Holder string
+}
+
+// Note has plain string keys.
+//
+//ephemeral:store id=notes ttl=10s
+type Note struct {
+	Text string ` + "`json:\"text\"`" + `
+}
+`
+
+const e2eMain = `package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	clock := memstore.NewFakeClock(time.Unix(1_700_000_000, 0))
+	b := memstore.New(memstore.WithClock(clock))
+	defer b.Close()
+
+	ps, err := NewPresenceStore(b)
+	check(err)
+	r, err := ps.Reader(ctx)
+	check(err)
+	defer r.Close()
+
+	for _, p := range []Presence{{"r:1", "alice%", "here"}, {"r:1", "bob", "away"}, {"r", "1:carol", "here"}} {
+		e, err := ps.Put(ctx, p)
+		check(err)
+		fmt.Printf("put %q v%d\n", e.Key.String(), e.Version)
+	}
+	e, ok, err := ps.Get(ctx, PresenceKey{Room: "r:1", UserID: "bob"})
+	check(err)
+	fmt.Printf("get %v %s %q\n", ok, fields(e.Key), e.Value.Status)
+	snap, err := ps.Snapshot(ctx, ephemeralrt.WithPrefix(PresenceKeyPrefix("r:1")))
+	check(err)
+	for _, e := range snap.Entries {
+		fmt.Printf("snapshot %s %s\n", fields(e.Key), e.Value.Status)
+	}
+	t, err := ps.Touch(ctx, PresenceKey{Room: "r", UserID: "1:carol"}, ephemeralrt.WithTTL(time.Minute))
+	check(err)
+	fmt.Printf("touch %v v%d\n", t.OK, t.Version)
+	removed, err := ps.Remove(ctx, PresenceKey{Room: "r:1", UserID: "bob"}, ephemeralrt.WithReason("left"))
+	check(err)
+	fmt.Println("remove", removed)
+	_, err = ps.Store().Upsert(ctx, "foreign", Presence{}, ephemeralrt.WithTTL(40*time.Second))
+	check(err)
+	clock.Advance(41 * time.Second)
+
+	for range 8 {
+		ev, err := r.Recv(ctx)
+		switch {
+		case errors.Is(err, ephemeralrt.ErrInvalidKey):
+			fmt.Println("event error:", err)
+		case err != nil:
+			log.Fatal(err)
+		case ev.Kind == ephemeralrt.EventUpsert:
+			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Entry.Value.Status)
+		default:
+			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Reason)
+		}
+	}
+
+	hs, err := NewHoldStore(b, ephemeralrt.WithDefaultTenant("venue"))
+	check(err)
+	for _, s := range []Seat{{"hall", 3, 7, "ann"}, {"hall", 3, 8, "ben"}, {"hall", -1, 1, "cat"}} {
+		_, err := hs.Put(ctx, s)
+		check(err)
+	}
+	seats, err := hs.Snapshot(ctx, ephemeralrt.WithPrefix(HoldKeyPrefix2("hall", 3)))
+	check(err)
+	for _, e := range seats.Entries {
+		fmt.Printf("seat %q %q %d %d %s\n", e.Key.String(), e.Key.Room, e.Key.Row, e.Key.Number, e.Value.Holder)
+	}
+	k, err := ParseHoldKey("hall:+3:7")
+	fmt.Printf("parse non-canonical: %v %v\n", k == HoldKey{}, errors.Is(err, ephemeralrt.ErrInvalidKey))
+
+	ns, err := NewNoteStore(b)
+	check(err)
+	_, err = ns.Upsert(ctx, "n:1", Note{Text: "hi"})
+	check(err)
+	n, ok, err := ns.Get(ctx, "n:1")
+	check(err)
+	fmt.Printf("note %v %q %q %v\n", ok, n.Key, n.Value.Text, ns.Store().Config().TTL)
+}
+
+// fields shows the fields of a key, quoted.
+func fields(k PresenceKey) string { return fmt.Sprintf("%q/%q", k.Room, k.UserID) }
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+`
+
+const e2eWant = `put "r%3A1:alice%25" v1
+put "r%3A1:bob" v2
+put "r:1%3Acarol" v3
+get true "r:1"/"bob" "away"
+snapshot "r:1"/"alice%" here
+snapshot "r:1"/"bob" away
+touch true v4
+remove true
+event upsert "r:1"/"alice%" here
+event upsert "r:1"/"bob" away
+event upsert "r"/"1:carol" here
+event touch "r"/"1:carol" 
+event delete "r:1"/"bob" left
+event error: ephemeral: invalid key: "foreign" has 1 parts, want 2
+event expire "r:1"/"alice%" 
+event error: ephemeral: invalid key: "foreign" has 1 parts, want 2
+seat "hall:3:7" "hall" 3 7 ann
+seat "hall:3:8" "hall" 3 8 ben
+parse non-canonical: true true
+note true "n:1" "hi" 10s
+`
+
+// TestEndToEnd generates three stores into a program, then vets and runs it on memstore.
+func TestEndToEnd(t *testing.T) {
+	useCodecs(t)
+	mod := tempModule(t)
+	dir := filepath.Join(mod, "e2e")
+	writeTree(t, dir, map[string]string{"model.go": e2eModel, "main.go": e2eMain})
+	if code, stdout, stderr := runIn(t, dir); code != 0 {
+		t.Fatalf("ephemeralgen: %d %s %s", code, stdout, stderr)
+	}
+	goCmd(t, mod, "vet", "./e2e")
+	got := goCmd(t, mod, "run", "./e2e")
+	if got != e2eWant {
+		t.Errorf("output:\n%s", unifiedDiff("want", "got", e2eWant, got))
+	}
+	if strings.Contains(got, "panic") {
+		t.Fatal(got)
+	}
+}

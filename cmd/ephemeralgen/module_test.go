@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
+)
+
+// These tests work in one temporary module shared by the whole test binary: it requires this
+// repository through a replace directive and builds offline from the module cache.
+
+var (
+	tempModuleOnce sync.Once
+	tempModuleDir  string
+	tempModuleErr  error
+)
+
+// tempModule returns the shared temporary module, and sets the environment that keeps the go
+// command offline for the rest of t.
+func tempModule(t *testing.T) string {
+	t.Helper()
+	tempModuleOnce.Do(func() {
+		tempModuleDir, tempModuleErr = makeTempModule()
+	})
+	if tempModuleErr != nil {
+		t.Fatal(tempModuleErr)
+	}
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOSUMDB", "off")
+	t.Setenv("GOWORK", "off")
+	return tempModuleDir
+}
+
+func makeTempModule() (string, error) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "ephemeralgen-test-")
+	if err != nil {
+		return "", err
+	}
+	gomod := "module example.com/app\n\ngo 1.26\n\n" +
+		"require github.com/ephemeral-go/ephemeral v0.0.0-00010101000000-000000000000\n\n" +
+		"replace github.com/ephemeral-go/ephemeral => " + root + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o666); err != nil {
+		return "", err
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o666)
+}
+
+// useCodecs makes run use codecgen when it is implemented, else the test stand-in.
+func useCodecs(t *testing.T) {
+	if !codecgenReady() {
+		newCodecs = newFakeCodecs
+		t.Cleanup(func() { newCodecs = nil })
+	}
+}
+
+// codecgenReady reports whether codecgen is implemented yet (its stub panics).
+func codecgenReady() (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	codecgen.New(token.NewFileSet(), nil).Emit("x_ephemeral.go", jen.NewFile("x"))
+	return true
+}
+
+// writeFiles writes name → content files under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runIn runs the command in dir and returns its exit status and output.
+func runIn(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Chdir(dir)
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func goCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+const checkSource = `package chk
+
+//ephemeral:store id=presence ttl=30s key=Room,UserID
+type Presence struct {
+	Room   string ` + "`json:\"room\"`" + `
+	UserID string ` + "`json:\"userId\"`" + `
+}
+`
+
+func TestCheck(t *testing.T) {
+	useCodecs(t)
+	dir := filepath.Join(tempModule(t), "chk")
+	writeTree(t, dir, map[string]string{"presence.go": checkSource})
+	out := filepath.Join(dir, "presence_ephemeral.go")
+
+	code, stdout, stderr := runIn(t, dir, "-check")
+	if code != 1 || stdout != "missing: presence_ephemeral.go (run go generate)\n" || stderr != "" {
+		t.Fatalf("-check without output: %d %q %q", code, stdout, stderr)
+	}
+
+	code, stdout, stderr = runIn(t, dir, "-v")
+	if code != 0 || stdout != "wrote presence_ephemeral.go\n" || stderr != "" {
+		t.Fatalf("generate: %d %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runIn(t, dir, "-v")
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("generate again (nothing to write): %d %q %q", code, stdout, stderr)
+	}
+	if code, stdout, stderr = runIn(t, dir, "-check"); code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("-check when fresh: %d %q %q", code, stdout, stderr)
+	}
+
+	// A changed directive makes the file stale; -check shows the diff and writes nothing.
+	writeTree(t, dir, map[string]string{"presence.go": strings.Replace(checkSource, "ttl=30s", "ttl=45s", 1)})
+	before, _ := os.ReadFile(out)
+	code, stdout, _ = runIn(t, dir, "-check")
+	if code != 1 || !strings.Contains(stdout, "--- presence_ephemeral.go (on disk)\n+++ presence_ephemeral.go (generated)\n") ||
+		!strings.Contains(stdout, "\n-") || !strings.Contains(stdout, "TTL: 30 * time.Second") || !strings.Contains(stdout, "TTL: 45 * time.Second") {
+		t.Fatalf("-check when stale: %d\n%s", code, stdout)
+	}
+	if after, _ := os.ReadFile(out); !bytes.Equal(before, after) {
+		t.Fatal("-check wrote the file")
+	}
+
+	// A broken generated file and hand-written code that uses the generated names do not stop
+	// generation.
+	writeTree(t, dir, map[string]string{
+		"presence_ephemeral.go": string(before) + "\nfunc broken() { this is not Go\n",
+		"use.go":                "package chk\n\nfunc use() { _, _ = NewPresenceStore(nil) }\n",
+	})
+	if code, stdout, stderr = runIn(t, dir); code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("generate over a broken file: %d %q %q", code, stdout, stderr)
+	}
+	if code, stdout, stderr = runIn(t, dir, "-check"); code != 0 {
+		t.Fatalf("-check after regenerating: %d %q %q", code, stdout, stderr)
+	}
+
+	// Without its directive the generated file is orphaned: -check names it, generating deletes it.
+	writeTree(t, dir, map[string]string{
+		"presence.go": strings.Replace(checkSource, "//ephemeral:store", "// no longer a store:", 1),
+		"use.go":      "package chk\n",
+	})
+	code, stdout, _ = runIn(t, dir, "-check")
+	if code != 1 || stdout != "orphaned: presence_ephemeral.go (no directive left behind it; delete it or run go generate)\n" {
+		t.Fatalf("-check with an orphan: %d %q", code, stdout)
+	}
+	if code, stdout, _ = runIn(t, dir, "-v"); code != 0 || stdout != "deleted presence_ephemeral.go\n" {
+		t.Fatalf("generate with an orphan: %d %q", code, stdout)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("orphan not deleted: %v", err)
+	}
+}
+
+func TestProblemsExitOne(t *testing.T) {
+	dir := filepath.Join(tempModule(t), "bad")
+	writeTree(t, dir, map[string]string{"bad.go": "package bad\n\n//ephemeral:store id=x ttl=soon\ntype T struct{}\n"})
+	code, stdout, stderr := runIn(t, dir)
+	want := "bad.go:3:24: ttl=soon is not a duration; write a Go duration such as ttl=30s, 5m or 1h30m\n"
+	if code != 1 || stdout != "" || stderr != want {
+		t.Fatalf("got %d %q %q, want 1 and %q", code, stdout, stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad_ephemeral.go")); !os.IsNotExist(err) {
+		t.Fatalf("a file was written despite problems: %v", err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: ephemeralgen") {
+		t.Fatalf("bad flag: %d %q", code, errOut.String())
+	}
+}

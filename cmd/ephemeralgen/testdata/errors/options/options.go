@@ -1,0 +1,36 @@
+// Package options is an error test case: problems in the directives themselves.
+package options
+
+// A has a misspelled option, a repeated one and one without a value.
+//
+//ephemeral:store id=a tll=30s ttl=1m ttl=2m maxEntries
+type A struct{ X string }
+
+// B has bad values.
+//
+//ephemeral:store id=b ttl=30 retention=-1s maxPayload=0 maxEvents=1e3 name=b-c tenant=
+type B struct{ X string }
+
+// C has neither id nor ttl.
+//
+//ephemeral:store key=X
+type C struct{ X string }
+
+// D has a misspelled verb.
+//
+//ephemeral:stor id=d ttl=1s
+type D struct{ X string }
+
+//ephemeral:store id=f ttl=1s
+func F() {}
+
+// E has an option nobody would guess and a non-positive ttl.
+//
+//ephemeral:store id=e ttl=0s color=red
+type E struct{ X string }
+
+// G has two directives.
+//
+//ephemeral:store id=g ttl=1s
+//ephemeral:store id=g2 ttl=1s
+type G struct{ X string }

@@ -1,0 +1,24 @@
+// Package typeerror is an error test case: real type errors are reported, while references
+// to the identifiers ephemeralgen is about to generate are not.
+package typeerror
+
+import "context"
+
+// V is a store.
+//
+//ephemeral:store id=v ttl=1s key=X
+type V struct{ X string }
+
+func use(ctx context.Context) error {
+	s, err := NewVStore(nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.Put(ctx, V{X: "a"})
+	_ = V{}.EphemeralKey()
+	k, _ := ParseVKey("a")
+	_ = k
+	return err
+}
+
+var broken int = "not an int"

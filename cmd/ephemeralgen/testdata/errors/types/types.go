@@ -1,0 +1,52 @@
+// Package types is an error test case: directives on types that cannot be stores.
+package types
+
+import "time"
+
+// Long has an id of 257 bytes.
+//
+//ephemeral:store id=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ttl=1s
+type Long struct{ X string }
+
+// Status is not a struct.
+//
+//ephemeral:store id=status ttl=1s
+type Status string
+
+// Box is generic.
+//
+//ephemeral:store id=box ttl=1s
+type Box[T any] struct{ V T }
+
+// Alias is an alias.
+//
+//ephemeral:store id=alias ttl=1s
+type Alias = Keys
+
+// Keys has key fields that are missing or of types keys cannot have.
+//
+//ephemeral:store id=keys ttl=1s key=Rom,Since
+type Keys struct {
+	Room  string
+	Since time.Time
+}
+
+// Keys2 has a key field of an unsupported type.
+//
+//ephemeral:store id=keys2 ttl=1s key=Room,At
+type Keys2 struct {
+	Room string
+	At   time.Time
+}
+
+// Keys3 lists a field twice.
+//
+//ephemeral:store id=keys3 ttl=1s key=Room,Room
+type Keys3 struct{ Room string }
+
+// Fields has a field the codec cannot encode.
+//
+//ephemeral:store id=fields ttl=1s
+type Fields struct {
+	Events chan int
+}
