@@ -31,6 +31,8 @@ type fixture struct {
 	mini    *miniredis.Miniredis // nil on a real server
 	advance func(t testing.TB, d time.Duration)
 	real    bool
+	// shift moves the miniredis clock (TIME and key TTLs) without running the pumps' ticks.
+	shift func(d time.Duration)
 }
 
 // newMini returns a backend on a fresh miniredis whose clock (TIME, and key TTLs with
@@ -48,16 +50,19 @@ func newMini(t testing.TB, opts ...Option) fixture {
 		client.Close()
 	})
 	var mu sync.Mutex
-	advance := func(t testing.TB, d time.Duration) {
+	shift := func(d time.Duration) {
 		mu.Lock()
+		defer mu.Unlock()
 		now = now.Add(d)
 		m.SetTime(now)
-		mu.Unlock()
+	}
+	advance := func(t testing.TB, d time.Duration) {
+		shift(d)
 		if err := b.tickAll(context.Background()); err != nil {
 			t.Fatalf("tick: %v", err)
 		}
 	}
-	return fixture{b: b, client: client, mini: m, advance: advance}
+	return fixture{b: b, client: client, mini: m, advance: advance, shift: shift}
 }
 
 // newReal returns a backend on the server named by EPHEMERAL_REDIS_ADDR, with a key prefix of

@@ -182,7 +182,7 @@ func TestExpireEventMiniredis(t *testing.T) {
 	e := upsert(t, f.b, s, "k", "v", 10*time.Second)
 	expectVersions(t, sub, 1, 1)
 	// Move the server's clock without ticking the pumps: the pump finds the due entry itself.
-	f.mini.SetTime(e.ExpiresAt)
+	f.shift(e.ExpiresAt.Sub(e.UpdatedAt))
 	ev := next(t, sub)
 	if ev.Kind != runtime.EventExpire || ev.Key != "k" || ev.Version != 2 || !ev.ExpiresAt.Equal(e.ExpiresAt) {
 		t.Fatalf("event %+v, want the expiry of k at %v", ev, e.ExpiresAt)
