@@ -75,7 +75,7 @@ func TestSnapshotMiniredis(t *testing.T) {
 	upsert(t, f.b, s, "a/short", "v", time.Second)
 	f.shift(time.Second)
 	upsert(t, f.b, s, "a/late", "v", time.Second) // expires a/short first
-	f.shift(time.Second) // a/late is due, not reconciled
+	f.shift(time.Second)                          // a/late is due, not reconciled
 
 	snap, err := f.b.Snapshot(ctx, s, "")
 	if err != nil {
