@@ -46,11 +46,14 @@ var guarded = map[string]string{
 }
 
 // File renders the output file named file (a base name, such as presence_ephemeral.go) of the
-// stores declared in one source file of pkg. The output is gofmt-formatted and depends only on
-// its inputs.
-func File(pkg *types.Package, file string, stores []*model.Store, codecs Codecs) ([]byte, error) {
+// stores declared in one source file of pkg; goBuild is that file's //go:build line, if any,
+// which the output repeats. The output is gofmt-formatted and depends only on its inputs.
+func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codecs Codecs) ([]byte, error) {
 	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
 	f.HeaderComment(strings.TrimPrefix(load.Header, "// "))
+	if goBuild != "" {
+		f.HeaderComment(goBuild)
+	}
 	importNames(f, pkg.Scope())
 	for _, s := range stores {
 		if s.Key != nil {

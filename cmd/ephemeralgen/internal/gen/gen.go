@@ -7,6 +7,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/build/constraint"
 	"go/token"
 	"go/types"
 	"io/fs"
@@ -122,9 +124,14 @@ func generatePackage(fset *token.FileSet, pkg *load.Package, newCodecs func(*tok
 		return nil, nil, diags
 	}
 
+	goBuild := map[string]string{}
+	for _, f := range pkg.Syntax {
+		goBuild[fset.File(f.Pos()).Name()] = buildConstraint(f)
+	}
 	var files []File
 	for _, out := range outputs {
-		src, err := emit.File(pkg.Types, filepath.Base(out), byOutput[out], codecs)
+		stores := byOutput[out]
+		src, err := emit.File(pkg.Types, filepath.Base(out), goBuild[stores[0].File], stores, codecs)
 		if err != nil {
 			return nil, nil, []Diagnostic{{Pos: token.Position{Filename: out}, Msg: err.Error()}}
 		}
@@ -137,6 +144,21 @@ func generatePackage(fset *token.FileSet, pkg *load.Package, newCodecs func(*tok
 		}
 	}
 	return files, orphans, nil
+}
+
+// buildConstraint returns the //go:build line of f, or "".
+func buildConstraint(f *ast.File) string {
+	for _, g := range f.Comments {
+		if g.Pos() > f.Package {
+			break
+		}
+		for _, c := range g.List {
+			if constraint.IsGoBuild(c.Text) {
+				return c.Text
+			}
+		}
+	}
+	return ""
 }
 
 // foreignFile reports (ok false) an output path taken by a file ephemeralgen did not write.
