@@ -1,13 +1,33 @@
 // Package codecgen emits reflection-free JSON codecs, byte-identical to encoding/json, for the
 // struct types of a package, on the primitives of runtime/jsonc.
+//
+// For an annotated type T, [Generator.Add] registers the exported codec type TCodec, whose
+// value-receiver methods Encode and Decode make TCodec{} a runtime.Codec[T]. The struct and
+// other composite types that T contains get unexported helper functions, named
+// ephemeralEncode<Type> and ephemeralDecode<Type>; each is emitted in exactly one output file of
+// the package. Call Add for every type, then [Generator.Emit] for every output file.
+//
+// Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
+// receiver is called wherever the value is addressable, that is everywhere except inside map
+// values. Deliberate differences from encoding/json, all reported as diagnostics: the
+// "omitzero" option, the "string" option on a field of a type with its own JSON or text
+// methods, named pointer types, slices of named byte types, map keys that implement
+// json.Unmarshaler, and types of other packages that generated code cannot name.
 package codecgen
 
 import (
+	"fmt"
 	"go/token"
 	"go/types"
+	"slices"
+	"strings"
+	"unicode"
 
 	"github.com/dave/jennifer/jen"
+	"golang.org/x/tools/go/types/typeutil"
 )
+
+const jsoncPath = "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 
 // Diagnostic is one problem found in a type, such as an unsupported field type.
 type Diagnostic struct {
@@ -17,25 +37,318 @@ type Diagnostic struct {
 
 // Generator collects the codecs one package needs and emits them into its output files.
 type Generator struct {
-	fset *token.FileSet
-	pkg  *types.Package
+	fset  *token.FileSet
+	pkg   *types.Package
+	alias string // import name of runtime/jsonc
+
+	codecs  map[string][]*codec // by output file
+	helpers typeutil.Map        // types.Type → *helper
+	names   map[string]bool     // helper names in use
+	anon    int                 // unnamed struct types seen
+	seen    map[Diagnostic]bool
+}
+
+type codec struct {
+	t        *types.Named
+	enc, dec []jen.Code
+}
+
+// helper holds the functions of one contained type.
+type helper struct {
+	name  string // suffix of the function names
+	t     types.Type
+	files map[string]bool
+	deps  []*helper
+
+	fields         []string // JSON names, for a struct
+	enc, encNA     []jen.Code
+	dec            []jen.Code
+	wantNA, doneNA bool
 }
 
 // New returns a generator for codecs declared in pkg; fset resolves positions.
 func New(fset *token.FileSet, pkg *types.Package) *Generator {
-	return &Generator{fset: fset, pkg: pkg}
+	alias := "ephemeraljsonc"
+	for i := 2; pkg.Scope().Lookup(alias) != nil; i++ {
+		alias = fmt.Sprintf("ephemeraljsonc%d", i)
+	}
+	return &Generator{fset: fset, pkg: pkg, alias: alias, codecs: map[string][]*codec{},
+		names: map[string]bool{}, seen: map[Diagnostic]bool{}}
 }
 
 // Add requests the exported codec <Name>Codec for the struct type t (declared in the package),
 // to be emitted in output file file, with everything it needs for the types it contains. It
 // returns every problem found (unsupported field types, with the field's path).
 func (g *Generator) Add(file string, t *types.Named) []Diagnostic {
-	panic("codecgen: not implemented")
+	var diags []Diagnostic
+	c := &gen{g: g, diags: &diags, path: t.Obj().Name(), pos: t.Obj().Pos()}
+	v := expr{ptr: jen.Id("v")}
+	cd := &codec{t: t}
+	cd.enc = c.enc(t, v, true, false)
+	cd.dec = c.dec(t, v, false)
+	g.codecs[file] = append(g.codecs[file], cd)
+	for _, h := range c.deps {
+		h.use(file)
+	}
+	return diags
+}
+
+// use records that file needs h and everything h needs.
+func (h *helper) use(file string) {
+	if h.files[file] {
+		return
+	}
+	h.files[file] = true
+	for _, d := range h.deps {
+		d.use(file)
+	}
+}
+
+// owner returns the file that emits h: the first in sort order that needs it.
+func (h *helper) owner() string {
+	files := make([]string, 0, len(h.files))
+	for f := range h.files {
+		files = append(files, f)
+	}
+	return slices.Min(files)
 }
 
 // Emit writes into f the declarations that belong to output file file: the codecs added for it
 // and the helpers of contained types that were assigned to it (each emitted in exactly one
-// file of the package). The output is deterministic.
+// file of the package). The output is deterministic. Call it after every Add.
 func (g *Generator) Emit(file string, f *jen.File) {
-	panic("codecgen: not implemented")
+	f.ImportAlias(jsoncPath, g.alias)
+	for _, cd := range g.codecs[file] {
+		g.emitCodec(f, cd)
+	}
+	var hs []*helper
+	g.helpers.Iterate(func(_ types.Type, v any) {
+		if h := v.(*helper); h.owner() == file {
+			hs = append(hs, h)
+		}
+	})
+	slices.SortFunc(hs, func(a, b *helper) int { return strings.Compare(a.name, b.name) })
+	for _, h := range hs {
+		g.emitHelper(f, h)
+	}
+}
+
+func (g *Generator) emitCodec(f *jen.File, cd *codec) {
+	name := cd.t.Obj().Name()
+	cname := name + "Codec"
+	tc := g.typeCode(cd.t)
+	f.Commentf("%s encodes and decodes %s as JSON exactly as encoding/json does, without reflection.", cname, name)
+	f.Type().Id(cname).Struct()
+	f.Line()
+	f.Comment("Encode appends the JSON encoding of *v to dst and returns the extended buffer.")
+	f.Func().Params(jen.Id(cname)).Id("Encode").Params(jen.Id("dst").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+		Params(jen.Index().Byte(), jen.Error()).Block(append(append([]jen.Code{
+		jen.Id("e").Op(":=").New(jen.Qual(jsoncPath, "Encoder")),
+		jen.Id("e").Dot("Reset").Call(jen.Id("dst")),
+	}, cd.enc...), jen.Return(jen.Id("e").Dot("Finish").Call()))...)
+	f.Line()
+	f.Comment("Decode parses the JSON document src into *v.")
+	f.Func().Params(jen.Id(cname)).Id("Decode").Params(jen.Id("src").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+		Error().Block(append(append([]jen.Code{
+		jen.Id("d").Op(":=").New(jen.Qual(jsoncPath, "Decoder")),
+		jen.Id("d").Dot("Reset").Call(jen.Id("src")),
+	}, cd.dec...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
+	f.Line()
+}
+
+func (g *Generator) emitHelper(f *jen.File, h *helper) {
+	tc := g.typeCode(h.t)
+	if h.fields != nil {
+		names := make([]jen.Code, len(h.fields))
+		for i, n := range h.fields {
+			names[i] = jen.Lit(n)
+		}
+		f.Var().Id("ephemeralFields"+h.name).Op("=").Qual(jsoncPath, "NewFields").Call(names...)
+		f.Line()
+	}
+	encParams := jen.Params(jen.Id("e").Op("*").Qual(jsoncPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
+	f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(h.enc...)
+	f.Line()
+	if h.wantNA {
+		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(h.encNA...)
+		f.Line()
+	}
+	f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(jsoncPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
+		Block(h.dec...)
+	f.Line()
+}
+
+// helperFor returns the helper of t, generating its functions on first use.
+func (g *Generator) helperFor(c *gen, t types.Type) *helper {
+	if h, ok := g.helpers.At(t).(*helper); ok {
+		return h
+	}
+	h := &helper{name: g.helperName(t), t: t, files: map[string]bool{}}
+	g.helpers.Set(t, h)
+	hc := &gen{g: g, diags: c.diags, path: c.path, pos: c.pos, self: h}
+	v := expr{ptr: jen.Id("v")}
+	if isStructType(t) {
+		h.enc = hc.structEnc(t, true)
+		h.dec = hc.structDec(t)
+		h.fields = []string{}
+		for _, f := range jsonFields(t) {
+			h.fields = append(h.fields, f.name)
+		}
+	} else {
+		h.enc = hc.guardRecursion(t, hc.encStructural(t, v, true, false))
+		h.dec = hc.decStructural(t, v)
+	}
+	h.deps = hc.deps
+	return h
+}
+
+// needNA makes h emit its non-addressable encoder variant.
+func (g *Generator) needNA(c *gen, h *helper) {
+	h.wantNA = true
+	if h.doneNA {
+		return
+	}
+	h.doneNA = true
+	hc := &gen{g: g, diags: c.diags, path: c.path, pos: c.pos, self: h}
+	if isStructType(h.t) {
+		h.encNA = hc.structEnc(h.t, false)
+	} else {
+		h.encNA = hc.guardRecursion(h.t, hc.encStructural(h.t, expr{ptr: jen.Id("v")}, false, false))
+	}
+	h.deps = append(h.deps, hc.deps...)
+}
+
+func isStructType(t types.Type) bool {
+	_, ok := t.Underlying().(*types.Struct)
+	return ok
+}
+
+// helperName returns a deterministic identifier suffix for t that no other type uses.
+func (g *Generator) helperName(t types.Type) string {
+	var base string
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		obj := n.Obj()
+		if obj.Pkg() != nil && obj.Pkg() != g.pkg {
+			base = upperFirst(obj.Pkg().Name())
+		}
+		base += upperFirst(obj.Name())
+		if args := n.TypeArgs(); args != nil {
+			for i := range args.Len() {
+				base += identOf(reflectName(args.At(i)))
+			}
+		}
+	} else {
+		g.anon++
+		base = fmt.Sprintf("Struct%d", g.anon)
+	}
+	name := base
+	for i := 2; g.names[name]; i++ {
+		name = fmt.Sprintf("%s%d", base, i)
+	}
+	g.names[name] = true
+	return name
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+func identOf(s string) string {
+	var b strings.Builder
+	up := true
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if up {
+				r = unicode.ToUpper(r)
+			}
+			b.WriteRune(r)
+			up = false
+		} else {
+			up = true
+		}
+	}
+	return b.String()
+}
+
+// recursive reports whether a value of type t can contain another value of type t.
+func recursive(t types.Type) bool {
+	var seen typeutil.Map
+	var reach func(u types.Type) bool
+	reach = func(u types.Type) bool {
+		u = types.Unalias(u)
+		if types.Identical(u, t) {
+			return true
+		}
+		if seen.At(u) != nil {
+			return false
+		}
+		seen.Set(u, true)
+		return components(u, reach)
+	}
+	return components(t, reach)
+}
+
+// components calls f on the types that a value of type t directly contains, until f reports
+// true.
+func components(t types.Type, f func(types.Type) bool) bool {
+	switch u := t.Underlying().(type) {
+	case *types.Pointer:
+		return f(u.Elem())
+	case *types.Slice:
+		return f(u.Elem())
+	case *types.Array:
+		return f(u.Elem())
+	case *types.Map:
+		return f(u.Key()) || f(u.Elem())
+	case *types.Struct:
+		for i := range u.NumFields() {
+			if f(u.Field(i).Type()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sensitive reports whether encoding a value of type t depends on whether it is addressable:
+// it contains, not behind a pointer or slice, a type whose marshaling method has a pointer
+// receiver.
+func sensitive(t types.Type) bool {
+	var seen typeutil.Map
+	var walk func(t types.Type) bool
+	walk = func(t types.Type) bool {
+		if seen.At(t) != nil {
+			return false
+		}
+		seen.Set(t, true)
+		if isPointer(t) || implements(t, marshaler) {
+			return false
+		}
+		if ptrImplements(t, marshaler) {
+			return true
+		}
+		if implements(t, textMarshaler) {
+			return false
+		}
+		if ptrImplements(t, textMarshaler) {
+			return true
+		}
+		switch u := t.Underlying().(type) {
+		case *types.Array:
+			return walk(u.Elem())
+		case *types.Struct:
+			for _, f := range jsonFields(t) {
+				if walk(f.typ()) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(t)
 }

@@ -1,0 +1,326 @@
+// Package codectest holds types that use every feature of the generated JSON codecs, their
+// generated codecs (codecs_gen.go, written by the codecgen tests with -update), and the tests
+// that compare those codecs with encoding/json.
+package codectest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/internal/codectest/other"
+)
+
+// Status is an enum of named string type.
+type Status string
+
+// Level is an enum of named integer type.
+type Level int
+
+// Presence is the benchmark's small value.
+type Presence struct {
+	Room   string    `json:"room"`
+	UserID string    `json:"userId"`
+	Status Status    `json:"status"`
+	Level  Level     `json:"level"`
+	Since  time.Time `json:"since"`
+	Tabs   []string  `json:"tabs"`
+}
+
+// Document is the benchmark's larger, nested value.
+type Document struct {
+	ID       string            `json:"id"`
+	Owner    Presence          `json:"owner"`
+	Members  []Presence        `json:"members"`
+	Items    []other.Item      `json:"items"`
+	Scores   []float64         `json:"scores"`
+	Meta     *Meta             `json:"meta,omitempty"`
+	Revision uint64            `json:"revision"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// Meta is a nested struct of this package.
+type Meta struct {
+	Created time.Time     `json:"created"`
+	TTL     time.Duration `json:"ttl"`
+	Note    string        `json:"note,omitempty"`
+	Flags   [3]bool       `json:"flags"`
+}
+
+// Item has the same name as other.Item.
+type Item struct {
+	Name  string  `json:"name"`
+	Price float32 `json:"price"`
+}
+
+// Money has pointer-receiver JSON methods: encoding/json calls MarshalJSON only where the
+// value is addressable (not in map values).
+type Money struct {
+	Cents int64
+}
+
+// MarshalJSON writes Money as an object with insignificant white space, which the encoder
+// must compact.
+func (m *Money) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "{ \"cents\" : %d,\n \"tag\": \"<&>\" }", m.Cents), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	var v struct{ Cents int64 }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	m.Cents = v.Cents
+	return nil
+}
+
+// Celsius has value-receiver JSON methods and fails on absurd values.
+type Celsius float64
+
+// MarshalJSON writes the temperature as a string with a unit.
+func (c Celsius) MarshalJSON() ([]byte, error) {
+	if c < -273.15 {
+		return nil, errors.New("below absolute zero")
+	}
+	return []byte(strconv.Quote(strconv.FormatFloat(float64(c), 'f', -1, 64) + "C")), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; null leaves the value unchanged.
+func (c *Celsius) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "C"), 64)
+	*c = Celsius(f)
+	return err
+}
+
+// Color has value-receiver text methods; it is also used as a map key.
+type Color struct {
+	R, G, B uint8
+}
+
+// MarshalText writes #rrggbb.
+func (c Color) MarshalText() ([]byte, error) {
+	return fmt.Appendf(nil, "#%02x%02x%02x", c.R, c.G, c.B), nil
+}
+
+// UnmarshalText reads #rrggbb.
+func (c *Color) UnmarshalText(b []byte) error {
+	if len(b) != 7 || b[0] != '#' {
+		return fmt.Errorf("bad color %q", b)
+	}
+	n, err := strconv.ParseUint(string(b[1:]), 16, 32)
+	if err != nil {
+		return err
+	}
+	c.R, c.G, c.B = uint8(n>>16), uint8(n>>8), uint8(n)
+	return nil
+}
+
+// Word has pointer-receiver text methods and writes HTML characters, which the encoder
+// escapes.
+type Word string
+
+// MarshalText writes the word between angle brackets.
+func (w *Word) MarshalText() ([]byte, error) { return []byte("<" + string(*w) + ">"), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (w *Word) UnmarshalText(b []byte) error {
+	*w = Word(strings.TrimSuffix(strings.TrimPrefix(string(b), "<"), ">"))
+	return nil
+}
+
+// Bytes is a named byte slice, written as base64.
+type Bytes []byte
+
+// Tags is a named slice type.
+type Tags []string
+
+// Counts is a named map type.
+type Counts map[string]int
+
+// Embedded is embedded by value in Everything.
+type Embedded struct {
+	Promoted string `json:"promoted"`
+	Shadowed int    `json:"shadowed"`
+}
+
+// EmbeddedPtr is embedded by pointer in Everything.
+type EmbeddedPtr struct {
+	Deep  string `json:"deep"`
+	Count int    `json:"count,omitempty"`
+}
+
+// Everything has a field of every supported kind.
+type Everything struct {
+	Embedded
+	*EmbeddedPtr
+	other.Base
+
+	Shadowed string `json:"shadowed"` // hides Embedded.Shadowed
+
+	B    bool
+	I    int
+	I8   int8
+	I16  int16
+	I32  int32
+	I64  int64
+	U    uint
+	U8   uint8
+	U16  uint16
+	U32  uint32
+	U64  uint64
+	Uptr uintptr
+	F32  float32
+	F64  float64
+	S    string
+	St   Status
+	Lv   Level
+	Dur  time.Duration
+
+	Bytes  []byte
+	NBytes Bytes
+	Time   time.Time
+	TimeP  *time.Time
+
+	P   *int
+	PP  **string
+	PSt *Status
+
+	Ints   []int
+	Stats  []Status
+	IntPs  []*int
+	Nested [][]string
+	Tags   Tags
+	Arr    [3]int
+	Arr0   [0]int
+	ArrB   [2]byte
+	ArrS   [2]Item
+
+	M       map[string]int
+	MI      map[int]string
+	MU      map[uint8]bool
+	MSt     map[Status]float64
+	MColor  map[Color]int
+	MSlice  map[string][]int
+	MStruct map[string]Item
+	MPtr    map[string]*Item
+	MMoney  map[string]Money
+	Counts  Counts
+
+	Item    Item
+	ItemP   *Item
+	Other   other.Item
+	OtherP  *other.Item
+	Anon    struct{ X, Y int }
+	Money   Money
+	MoneyP  *Money
+	Temp    Celsius
+	TempP   *Celsius
+	Color   Color
+	ColorP  *Color
+	Word    Word
+	Raw     json.RawMessage
+	Monies  []Money
+	Words   [2]Word
+	Renamed int `json:"renamed_field"`
+	HTML    int `json:"a<b>&c"`
+	Uni     int `json:"naïve"`
+	//lint:ignore SA5008 "-," names the field "-", as encoding/json documents
+	Dash    int `json:"-,"`
+	Skipped int `json:"-"`
+	//lint:ignore SA5008 an invalid name falls back to the Go name
+	Bad int `json:"bad\"name"`
+
+	OmitS   string         `json:"os,omitempty"`
+	OmitI   int            `json:"oi,omitempty"`
+	OmitU   uint           `json:"ou,omitempty"`
+	OmitF   float64        `json:"of,omitempty"`
+	OmitF32 float32        `json:"of32,omitempty"`
+	OmitB   bool           `json:"ob,omitempty"`
+	OmitP   *int           `json:"op,omitempty"`
+	OmitSl  []int          `json:"osl,omitempty"`
+	OmitM   map[string]int `json:"om,omitempty"`
+	OmitA   [0]int         `json:"oa,omitempty"`
+	OmitA1  [1]int         `json:"oa1,omitempty"`
+	OmitT   time.Time      `json:"ot,omitempty"`
+	OmitSt  Item           `json:"ost,omitempty"`
+
+	QI  int     `json:"qi,string"`
+	QB  bool    `json:"qb,string"`
+	QF  float64 `json:"qf,string"`
+	QS  string  `json:"qs,string"`
+	QP  *int    `json:"qp,string"`
+	QU  uint8   `json:"qu,string"`
+	QSt Status  `json:"qst,string"`
+	//lint:ignore SA5008 the option does not apply to slices, and must be ignored
+	QArr []int `json:"qarr,string"`
+}
+
+// A1 and A2 are embedded together in Conflicts.
+type A1 struct {
+	Name   string
+	X      int
+	Tagged int `json:"tagged"`
+	Only1  int
+}
+
+// A2 is embedded with A1.
+type A2 struct {
+	Name   string
+	Y      int
+	Other  int `json:"tagged"`
+	Only2  int
+	Winner int `json:"Only1"` // tagged: wins over A1.Only1 at the same depth
+}
+
+// Conflicts exercises encoding/json's rules for fields promoted from embedded structs.
+type Conflicts struct {
+	A1
+	*A2
+	X string // depth 0 beats A1.X
+	Deeper
+}
+
+// Deeper is embedded in Conflicts and embeds A1 again one level deeper.
+type Deeper struct {
+	A1
+	Y int `json:"Y"`
+}
+
+// Node is a linked list: a recursive type through a pointer.
+type Node struct {
+	Value int   `json:"value"`
+	Next  *Node `json:"next,omitempty"`
+}
+
+// Tree is recursive through a slice and a map.
+type Tree struct {
+	Name   string           `json:"name"`
+	Kids   []Tree           `json:"kids,omitempty"`
+	ByName map[string]*Tree `json:"byName,omitempty"`
+}
+
+// Folded has names that differ only in case, for case-insensitive decoding.
+type Folded struct {
+	Name   string `json:"name"`
+	NAME   string `json:"NAME"`
+	Kelvin string `json:"k"` // K folds with the Kelvin sign
+	Sharp  string `json:"ſ"` // long s folds with S
+}
+
+// WithMarshaler is a struct that embeds a type with MarshalJSON: the promoted method makes
+// the whole struct a json.Marshaler.
+type WithMarshaler struct {
+	Money
+	Extra string
+}
