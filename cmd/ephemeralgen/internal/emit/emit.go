@@ -30,19 +30,19 @@ type Codecs interface {
 	Emit(file string, f *jen.File)
 }
 
-// guarded are the imports generated code may use (ours and codecgen's), with their names. When
-// the package scope already declares a name, the import gets an alias instead.
+// guarded are the imports generated code may use (ours, and the standard library's that
+// codecgen may use; it names its own runtime/jsonc import), with their names. When the package
+// scope already declares a name, the import gets an alias instead.
 var guarded = map[string]string{
-	RuntimePath:                              "ephemeralrt",
-	RuntimePath + "/jsonc":                   "jsonc",
-	"context":                                "context",
-	"time":                                   "time",
-	"encoding/base64":                        "base64",
-	"encoding/json":                          "json",
-	"math":                                   "math",
-	"strconv":                                "strconv",
-	"unicode/utf8":                           "utf8",
-	"github.com/ephemeral-go/ephemeral/json": "json",
+	RuntimePath:       "ephemeralrt",
+	"context":         "context",
+	"encoding/base64": "base64",
+	"encoding/json":   "json",
+	"errors":          "errors",
+	"math":            "math",
+	"strconv":         "strconv",
+	"time":            "time",
+	"unicode/utf8":    "utf8",
 }
 
 // File renders the output file named file (a base name, such as presence_ephemeral.go) of the

@@ -193,9 +193,6 @@ func packageErrors(fset *token.FileSet, pkg *load.Package) []Diagnostic {
 		if pkg.Generated[pos.Filename] {
 			continue
 		}
-		if e.Kind == packages.ListError && strings.HasPrefix(e.Msg, "# ") {
-			continue // the compiler's view of the type errors below, from go list -export
-		}
 		if e.Kind == packages.TypeError {
 			if m := undefinedRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
 				continue
