@@ -158,7 +158,6 @@ note true "n:1" "hi" 10s
 
 // TestEndToEnd generates three stores into a program, then vets and runs it on memstore.
 func TestEndToEnd(t *testing.T) {
-	useCodecs(t)
 	mod := tempModule(t)
 	dir := filepath.Join(mod, "e2e")
 	writeTree(t, dir, map[string]string{"model.go": e2eModel, "main.go": e2eMain})

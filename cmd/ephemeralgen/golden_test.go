@@ -15,10 +15,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden")
 
-// generateDir runs the generation step on the package in dir with the test codecs.
+// generateDir runs the generation step on the package in dir.
 func generateDir(t *testing.T, dir string) *gen.Result {
 	t.Helper()
-	res, err := gen.Generate(gen.Config{Config: load.Config{Dir: dir}, NewCodecs: newFakeCodecs})
+	res, err := gen.Generate(load.Config{Dir: dir})
 	if err != nil {
 		t.Fatalf("Generate(%s): %v", dir, err)
 	}

@@ -85,21 +85,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"go/token"
-	"go/types"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/emit"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/gen"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
 )
-
-// newCodecs makes the codec emitter of a package; nil means codecgen's. Tests may replace it.
-var newCodecs func(*token.FileSet, *types.Package) emit.Codecs
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -125,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
 		return 1
 	}
-	res, err := gen.Generate(gen.Config{Config: load.Config{Patterns: fl.Args(), Tags: *tags}, NewCodecs: newCodecs})
+	res, err := gen.Generate(load.Config{Patterns: fl.Args(), Tags: *tags})
 	if err != nil {
 		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
 		return 1

@@ -2,17 +2,12 @@ package main
 
 import (
 	"bytes"
-	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/dave/jennifer/jen"
-
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
 )
 
 // These tests work in one temporary module shared by the whole test binary: it requires this
@@ -63,25 +58,6 @@ func makeTempModule() (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o666)
 }
 
-// useCodecs makes run use codecgen when it is implemented, else the test stand-in.
-func useCodecs(t *testing.T) {
-	if !codecgenReady() {
-		newCodecs = newFakeCodecs
-		t.Cleanup(func() { newCodecs = nil })
-	}
-}
-
-// codecgenReady reports whether codecgen is implemented yet (its stub panics).
-func codecgenReady() (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	codecgen.New(token.NewFileSet(), nil).Emit("x_ephemeral.go", jen.NewFile("x"))
-	return true
-}
-
 // writeFiles writes name → content files under dir.
 func writeTree(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
@@ -126,7 +102,6 @@ type Presence struct {
 `
 
 func TestCheck(t *testing.T) {
-	useCodecs(t)
 	dir := filepath.Join(tempModule(t), "chk")
 	writeTree(t, dir, map[string]string{"presence.go": checkSource})
 	out := filepath.Join(dir, "presence_ephemeral.go")
@@ -212,7 +187,6 @@ func TestUsage(t *testing.T) {
 
 // TestBuildTags checks -tags and that an output file repeats its source file's //go:build line.
 func TestBuildTags(t *testing.T) {
-	useCodecs(t)
 	mod := tempModule(t)
 	dir := filepath.Join(mod, "tagged")
 	writeTree(t, dir, map[string]string{

@@ -10,7 +10,6 @@ import (
 	"go/ast"
 	"go/build/constraint"
 	"go/token"
-	"go/types"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,13 +28,6 @@ import (
 
 // Suffix ends the name of every output file: presence.go → presence_ephemeral.go.
 const Suffix = "_ephemeral.go"
-
-// Config says what to generate.
-type Config struct {
-	load.Config
-	// NewCodecs returns the codec emitter of one package; nil means codecgen's.
-	NewCodecs func(fset *token.FileSet, pkg *types.Package) emit.Codecs
-}
 
 // File is one output file.
 type File struct {
@@ -58,18 +50,14 @@ type Result struct {
 
 // Generate loads the packages of cfg and returns the files ephemeralgen generates for them. It
 // fails only when the packages cannot be listed at all; problems in them are in Result.Diags.
-func Generate(cfg Config) (*Result, error) {
-	newCodecs := cfg.NewCodecs
-	if newCodecs == nil {
-		newCodecs = func(fset *token.FileSet, pkg *types.Package) emit.Codecs { return codecgen.New(fset, pkg) }
-	}
-	fset, pkgs, err := load.Load(cfg.Config)
+func Generate(cfg load.Config) (*Result, error) {
+	fset, pkgs, err := load.Load(cfg)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{}
 	for _, pkg := range pkgs {
-		files, orphans, diags := generatePackage(fset, pkg, newCodecs)
+		files, orphans, diags := generatePackage(fset, pkg)
 		res.Files = append(res.Files, files...)
 		res.Orphans = append(res.Orphans, orphans...)
 		res.Diags = append(res.Diags, diags...)
@@ -87,7 +75,7 @@ func Generate(cfg Config) (*Result, error) {
 	return res, nil
 }
 
-func generatePackage(fset *token.FileSet, pkg *load.Package, newCodecs func(*token.FileSet, *types.Package) emit.Codecs) ([]File, []string, []Diagnostic) {
+func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, []Diagnostic) {
 	diags := packageErrors(fset, pkg)
 	if pkg.Types == nil || pkg.TypesInfo == nil {
 		return nil, nil, diags
@@ -109,7 +97,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package, newCodecs func(*tok
 			}
 		}
 	})
-	codecs := newCodecs(fset, pkg.Types)
+	codecs := codecgen.New(fset, pkg.Types)
 	for _, out := range outputs {
 		if d, ok := foreignFile(out); !ok {
 			diags = append(diags, d)

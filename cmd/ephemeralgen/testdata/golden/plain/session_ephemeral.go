@@ -4,8 +4,8 @@ package plain
 
 import (
 	context2 "context"
-	"encoding/json"
 	ephemeralrt2 "github.com/ephemeral-go/ephemeral/runtime"
+	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
 )
 
@@ -86,16 +86,43 @@ func (s *sessionStore) Reader(ctx context2.Context, opts ...ephemeralrt2.ReaderO
 	return ephemeralrt2.NewKeyedReader(r, ephemeralrt2.ParsePlainKey), nil
 }
 
-// sessionCodec encodes session with encoding/json (a test stand-in for codecgen).
+// sessionCodec encodes and decodes session as JSON exactly as encoding/json does, without reflection.
 type sessionCodec struct{}
 
-// Encode appends the JSON encoding of *v to dst.
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (sessionCodec) Encode(dst []byte, v *session) ([]byte, error) {
-	b, err := json.Marshal(v)
-	return append(dst, b...), err
+	e := new(ephemeraljsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeSession(e, v)
+	return e.Finish()
 }
 
-// Decode parses src into *v.
+// Decode parses the JSON document src into *v.
 func (sessionCodec) Decode(src []byte, v *session) error {
-	return json.Unmarshal(src, v)
+	d := new(ephemeraljsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeSession(d, v)
+	return d.Finish()
+}
+
+var ephemeralFieldsSession = ephemeraljsonc.NewFields("user")
+
+func ephemeralEncodeSession(e *ephemeraljsonc.Encoder, v *session) {
+	e.Raw(`{"user":`)
+	e.String(v.User)
+	e.Byte('}')
+}
+
+func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *session) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsSession) {
+		case "user":
+			d.String(&v.User)
+		default:
+			d.Skip()
+		}
+	}
 }

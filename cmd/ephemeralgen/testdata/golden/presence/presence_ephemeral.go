@@ -4,8 +4,8 @@ package presence
 
 import (
 	"context"
-	"encoding/json"
 	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
 )
 
@@ -247,30 +247,108 @@ func (s *HoldStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption
 	return ephemeralrt.NewKeyedReader(r, ParseHoldKey), nil
 }
 
-// PresenceCodec encodes Presence with encoding/json (a test stand-in for codecgen).
+// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.
 type PresenceCodec struct{}
 
-// Encode appends the JSON encoding of *v to dst.
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
-	b, err := json.Marshal(v)
-	return append(dst, b...), err
+	e := new(ephemeraljsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodePresence(e, v)
+	return e.Finish()
 }
 
-// Decode parses src into *v.
+// Decode parses the JSON document src into *v.
 func (PresenceCodec) Decode(src []byte, v *Presence) error {
-	return json.Unmarshal(src, v)
+	d := new(ephemeraljsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodePresence(d, v)
+	return d.Finish()
 }
 
-// SeatCodec encodes Seat with encoding/json (a test stand-in for codecgen).
+// SeatCodec encodes and decodes Seat as JSON exactly as encoding/json does, without reflection.
 type SeatCodec struct{}
 
-// Encode appends the JSON encoding of *v to dst.
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (SeatCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
-	b, err := json.Marshal(v)
-	return append(dst, b...), err
+	e := new(ephemeraljsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeSeat(e, v)
+	return e.Finish()
 }
 
-// Decode parses src into *v.
+// Decode parses the JSON document src into *v.
 func (SeatCodec) Decode(src []byte, v *Seat) error {
-	return json.Unmarshal(src, v)
+	d := new(ephemeraljsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeSeat(d, v)
+	return d.Finish()
+}
+
+var ephemeralFieldsPresence = ephemeraljsonc.NewFields("room", "userId", "status", "since")
+
+func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
+	e.Raw(`{"room":`)
+	e.String(v.Room)
+	e.Raw(`,"userId":`)
+	e.String(v.UserID)
+	e.Raw(`,"status":`)
+	e.String(string(v.Status))
+	e.Raw(`,"since":`)
+	e.Time(v.Since)
+	e.Byte('}')
+}
+
+func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsPresence) {
+		case "room":
+			d.String(&v.Room)
+		case "userId":
+			d.String(&v.UserID)
+		case "status":
+			d.String((*string)(&v.Status))
+		case "since":
+			ephemeraljsonc.Unmarshal(d, &v.Since)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsSeat = ephemeraljsonc.NewFields("room", "row", "number", "holder")
+
+func ephemeralEncodeSeat(e *ephemeraljsonc.Encoder, v *Seat) {
+	e.Raw(`{"room":`)
+	e.String(string(v.Room))
+	e.Raw(`,"row":`)
+	e.Int(int64(v.Row))
+	e.Raw(`,"number":`)
+	e.Uint(uint64(v.Number))
+	e.Raw(`,"holder":`)
+	e.String(v.Holder)
+	e.Byte('}')
+}
+
+func ephemeralDecodeSeat(d *ephemeraljsonc.Decoder, v *Seat) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsSeat) {
+		case "room":
+			d.String((*string)(&v.Room))
+		case "row":
+			d.Int16(&v.Row)
+		case "number":
+			d.Uint(&v.Number)
+		case "holder":
+			d.String(&v.Holder)
+		default:
+			d.Skip()
+		}
+	}
 }

@@ -1,0 +1,12 @@
+package main
+
+//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+
+// Presence is one user's presence in a room.
+//
+//ephemeral:store id=presence ttl=30s key=Room,UserID
+type Presence struct {
+	Room   string `json:"room"`
+	UserID string `json:"userId"`
+	Status string `json:"status"`
+}
