@@ -188,7 +188,7 @@ func findDirectives(fset *token.FileSet, f *ast.File) ([]*candidate, []Diagnosti
 			}
 			spec := docs[g]
 			if spec == nil {
-				diags = append(diags, Diagnostic{c.Pos(), Verb + " must be in the doc comment of a type declaration, right above type T struct"})
+				diags = append(diags, Diagnostic{c.Pos(), Verb + " must be in the doc comment of a package-level type declaration, right above type T struct"})
 				continue
 			}
 			if seen[spec] {
@@ -498,6 +498,10 @@ func checkUnique(fset *token.FileSet, stores []*Store, scope *types.Scope) []Dia
 			if obj := scope.Lookup(n); obj != nil {
 				diags = append(diags, Diagnostic{s.Pos, fmt.Sprintf("%s would be generated but is already declared (%s); rename it or set name=", n, shortPos(fset, obj.Pos()))})
 			}
+		}
+		codec := s.Type.Obj().Name() + "Codec"
+		if obj := scope.Lookup(codec); obj != nil {
+			diags = append(diags, Diagnostic{s.Pos, fmt.Sprintf("%s, the codec of %s, would be generated but is already declared (%s); rename that declaration", codec, s.Type.Obj().Name(), shortPos(fset, obj.Pos()))})
 		}
 		if s.Key != nil {
 			if obj, _, _ := types.LookupFieldOrMethod(s.Type, true, s.Type.Obj().Pkg(), "EphemeralKey"); obj != nil {

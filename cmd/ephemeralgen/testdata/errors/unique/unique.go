@@ -31,3 +31,11 @@ type E struct{ X string }
 
 // EphemeralKey is hand-written.
 func (E) EphemeralKey() string { return "" }
+
+// F's codec is already declared.
+//
+//ephemeral:store id=f ttl=1s
+type F struct{ X string }
+
+// FCodec is hand-written.
+type FCodec struct{}
