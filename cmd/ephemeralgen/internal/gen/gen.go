@@ -11,6 +11,7 @@ import (
 	"go/build/constraint"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,13 +91,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		out := strings.TrimSuffix(s.File, ".go") + Suffix
 		byOutput[out] = append(byOutput[out], s)
 	}
-	outputs := slices.Sorted(func(yield func(string) bool) {
-		for out := range byOutput {
-			if !yield(out) {
-				return
-			}
-		}
-	})
+	outputs := slices.Sorted(maps.Keys(byOutput))
 	codecs := codecgen.New(fset, pkg.Types)
 	for _, out := range outputs {
 		if d, ok := foreignFile(out); !ok {
