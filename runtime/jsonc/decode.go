@@ -24,6 +24,11 @@ type Decoder struct {
 	buf   []byte // unescaped string
 	fold  []byte // folded key
 
+	// Strings of small documents share one copy of the document: str records where the last
+	// string without escapes was, shared holds the copy once made.
+	rawStart, rawEnd int
+	shared           string
+
 	// The ",string" option: the decoder reads the unescaped content of a string as the value.
 	quoted   bool
 	outer    []byte
@@ -34,7 +39,7 @@ type Decoder struct {
 // Reset makes d read src from the start and clears its error.
 func (d *Decoder) Reset(src []byte) {
 	d.src, d.pos, d.err, d.depth, d.first = src, 0, nil, 0, false
-	d.quoted, d.outer = false, nil
+	d.quoted, d.outer, d.shared = false, nil, ""
 }
 
 // Err returns the first error recorded.
@@ -286,16 +291,19 @@ func (d *Decoder) str() []byte {
 	for d.pos < len(d.src) {
 		c := d.src[d.pos]
 		switch {
+		case charClass[c]&special == 0:
+			d.pos++
 		case c == '"':
 			d.pos++
+			d.rawStart, d.rawEnd = start, d.pos-1
 			return d.src[start : d.pos-1]
 		case c == '\\' || c < ' ':
+			d.rawStart = -1
 			return d.unescape(start)
-		case c < utf8.RuneSelf:
-			d.pos++
 		default:
 			r, size := utf8.DecodeRune(d.src[d.pos:])
 			if r == utf8.RuneError && size == 1 {
+				d.rawStart = -1
 				return d.unescape(start)
 			}
 			d.pos += size
@@ -457,6 +465,7 @@ func (d *Decoder) Skip() {
 func (d *Decoder) skipString() {
 	for p := d.pos + 1; p < len(d.src); p++ {
 		switch c := d.src[p]; {
+		case charClass[c]&special == 0 || c >= utf8.RuneSelf:
 		case c == '"':
 			d.pos = p + 1
 			return
@@ -762,10 +771,23 @@ func (d *Decoder) text(typ string) ([]byte, bool) {
 	return nil, false
 }
 
-// String decodes a string into *p; null leaves *p unchanged.
+// maxShared is the size up to which strings share one copy of the document.
+const maxShared = 4096
+
+// String decodes a string into *p; null leaves *p unchanged. Strings without escapes in a
+// document of at most 4 KiB share one copy of the document, which saves an allocation per
+// string but keeps the copy alive as long as any of them.
 func (d *Decoder) String(p *string) {
-	if s, ok := d.text("string"); ok {
+	s, ok := d.text("string")
+	switch {
+	case !ok:
+	case d.quoted || d.rawStart < 0 || len(d.src) > maxShared:
 		*p = string(s)
+	default:
+		if d.shared == "" {
+			d.shared = string(d.src)
+		}
+		*p = d.shared[d.rawStart:d.rawEnd]
 	}
 }
 
@@ -1003,6 +1025,9 @@ func getu4(s []byte) rune {
 func Grow[S ~[]E, E any](s S) S {
 	if len(s) < cap(s) {
 		return s[:len(s)+1]
+	}
+	if cap(s) == 0 {
+		return make(S, 1, 4)
 	}
 	var zero E
 	return append(s, zero)

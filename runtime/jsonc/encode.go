@@ -125,21 +125,53 @@ func (e *Encoder) Bytes(b []byte) {
 // without allocating: RFC 3339 with nanoseconds, an error for years outside [0,9999] and for
 // zone offsets of 24 hours or more.
 func (e *Encoder) Time(t time.Time) {
-	n0 := len(e.buf)
-	e.buf = append(e.buf, '"')
-	e.buf = t.AppendFormat(e.buf, time.RFC3339Nano)
-	b := e.buf[n0+1:]
-	num2 := func(b []byte) byte { return 10*(b[0]-'0') + (b[1] - '0') }
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	_, offset := t.Zone()
+	zone := offset / 60 // minutes
 	switch {
-	case b[len("9999")] != '-':
+	case year < 0 || year > 9999:
 		e.timeError("year outside of range [0,9999]")
-	case b[len(b)-1] != 'Z':
-		c := b[len(b)-len("Z07:00")]
-		if ('0' <= c && c <= '9') || num2(b[len(b)-len("07:00"):]) >= 24 {
-			e.timeError("timezone hour outside of range [0,23]")
-		}
+	case zone <= -24*60 || zone >= 24*60:
+		e.timeError("timezone hour outside of range [0,23]")
 	}
-	e.buf = append(e.buf, '"')
+	b := append(e.buf, '"')
+	b = append2(append2(b, year/100), year%100)
+	b = append2(append(b, '-'), int(month))
+	b = append2(append(b, '-'), day)
+	b = append2(append(b, 'T'), hour)
+	b = append2(append(b, ':'), minute)
+	b = append2(append(b, ':'), sec)
+	if ns := t.Nanosecond(); ns != 0 {
+		var digits [9]byte
+		for i := 8; i >= 0; i-- {
+			digits[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 9
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(append(b, '.'), digits[:n]...)
+	}
+	if offset == 0 {
+		b = append(b, 'Z')
+	} else {
+		sign := byte('+')
+		if zone < 0 {
+			sign, zone = '-', -zone
+		}
+		b = append2(append(append2(append(b, sign), zone/60), ':'), zone%60)
+	}
+	e.buf = append(b, '"')
+}
+
+// append2 appends n in [0,99] as two digits.
+func append2(b []byte, n int) []byte {
+	if n < 0 || n > 99 {
+		n = 0 // only for values that are an error anyway
+	}
+	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
 func (e *Encoder) timeError(msg string) {
@@ -257,14 +289,19 @@ func AppendString(dst []byte, s string) []byte { return appendString(dst, s, tru
 const hex = "0123456789abcdef"
 
 func appendString[Bytes []byte | string](dst []byte, src Bytes, escapeHTML bool) []byte {
+	mask := byte(plain)
+	if escapeHTML {
+		mask = htmlPlain
+	}
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(src); {
-		if b := src[i]; b < utf8.RuneSelf {
-			if safe(b, escapeHTML) {
-				i++
-				continue
-			}
+		b := src[i]
+		if charClass[b]&mask != 0 {
+			i++
+			continue
+		}
+		if b < utf8.RuneSelf {
 			dst = append(dst, src[start:i]...)
 			switch b {
 			case '\\', '"':
@@ -309,13 +346,26 @@ func appendString[Bytes []byte | string](dst []byte, src Bytes, escapeHTML bool)
 	return dst
 }
 
-// safe reports whether the ASCII byte b needs no escaping.
-func safe(b byte, escapeHTML bool) bool {
-	if b < ' ' || b == '"' || b == '\\' {
-		return false
+// Classes of bytes in JSON strings.
+const (
+	plain     = 1 << iota // ASCII that needs no escaping
+	htmlPlain             // ASCII that needs no escaping, even with HTML escaping
+	special               // stops the decoder's fast path: quote, backslash, control, non-ASCII
+)
+
+var charClass = func() (t [256]byte) {
+	for b := range 256 {
+		switch {
+		case b >= utf8.RuneSelf || b < ' ' || b == '"' || b == '\\':
+			t[b] = special
+		case b == '<' || b == '>' || b == '&':
+			t[b] = plain
+		default:
+			t[b] = plain | htmlPlain
+		}
 	}
-	return !escapeHTML || (b != '<' && b != '>' && b != '&')
-}
+	return t
+}()
 
 // appendCompact appends the JSON value src without insignificant white space, with <, >, &,
 // U+2028 and U+2029 escaped, after checking that src is exactly one valid JSON value.
