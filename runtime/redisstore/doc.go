@@ -8,13 +8,15 @@
 //
 // # Key layout
 //
-// Every (store ID, tenant) owns four keys in one hash slot:
+// Every (store ID, tenant) owns three keys in one hash slot:
 //
-//	<prefix>:{<id>:<tenant>}:state   hash: key -> stored entry
+//	<prefix>:{<id>:<tenant>}:state   hash: "k"+key -> stored entry, and the tenant's meta:
+//	                                 "#epoch", "#seq" (last version), "#due", "#trim", "#kexp"
 //	<prefix>:{<id>:<tenant>}:exp     sorted set: key -> expiry (Unix ms)
 //	<prefix>:{<id>:<tenant>}:events  stream of events, entry IDs "<version>-0"
-//	<prefix>:{<id>:<tenant>}:meta    hash: epoch, version counter, trim and key-expiry marks
 //
+// The meta lives in the state hash so that a write reads the meta and the old entry with one
+// HMGET and writes both with one HSET.
 // The prefix is "ephemeral" unless [WithKeyPrefix] says otherwise; it may not contain '{' or
 // '}'. In the ID and the tenant the bytes '%', ':', '{' and '}' are percent-escaped, so no two
 // pairs share a key and the hash tag is always the whole "<id>:<tenant>". A stored entry is
@@ -30,7 +32,7 @@
 // (each with an expire event), so that expired entries never count against MaxEntries, then
 // checks the condition and the capacity, bumps the tenant's version counter, writes the
 // state, the expiry set and one event, trims the stream (by MaxEvents on every write, by
-// EventRetention from the event times, a bounded number at a time), and gives all four keys a
+// EventRetention from the event times, a bounded number at a time), and gives all three keys a
 // Redis expiry of the latest live expiry plus the event retention (and a quarter of the
 // retention as slack, so that it is rarely refreshed): a tenant that nobody uses any more
 // disappears from Redis by itself. Get and Snapshot compare expiries with TIME, so an expired
@@ -70,7 +72,7 @@
 //
 // # Cluster and failover
 //
-// The four keys of a tenant share a hash slot, so every script runs on one node of a Redis
+// The three keys of a tenant share a hash slot, so every script runs on one node of a Redis
 // Cluster, and different tenants spread over the cluster. A pump reads from the master that
 // owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
 // (Sentinel or Cluster), calls in flight fail and the pumps and readers retry; with

@@ -3,10 +3,10 @@ package redisstore
 import "strings"
 
 // Key suffixes, in the order the scripts take them as KEYS.
-var keySuffixes = [...]string{"state", "exp", "events", "meta"}
+var keySuffixes = [...]string{"state", "exp", "events"}
 
 // tenantKeys returns the Redis keys of one (id, tenant):
-// <prefix>:{<id>:<tenant>}:state, :exp, :events and :meta, with id and tenant escaped so that
+// <prefix>:{<id>:<tenant>}:state, :exp and :events, with id and tenant escaped so that
 // the hash tag is all of "<id>:<tenant>" and no two pairs share a key.
 func tenantKeys(prefix, id, tenant string) []string {
 	base := prefix + ":{" + escape(id) + ":" + escape(tenant) + "}:"

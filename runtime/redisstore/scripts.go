@@ -12,13 +12,12 @@ var luaFiles embed.FS
 // The scripts, one per operation, each with lua/lib.lua in front of it. Script.Run calls
 // EVALSHA and falls back to EVAL (which loads the script) on NOSCRIPT.
 var (
-	upsertScript   = newScript("upsert.lua")
-	touchScript    = newScript("touch.lua")
-	removeScript   = newScript("remove.lua")
-	getScript      = newScript("get.lua")
-	snapshotScript = newScript("snapshot.lua")
-	readScript     = newScript("read.lua")
-	tickScript     = newScript("tick.lua")
+	upsertScript = newScript("upsert.lua")
+	touchScript  = newScript("touch.lua")
+	removeScript = newScript("remove.lua")
+	getScript    = newScript("get.lua")
+	readScript   = newScript("read.lua")
+	tickScript   = newScript("tick.lua")
 )
 
 func newScript(name string) *redis.Script {

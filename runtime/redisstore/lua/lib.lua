@@ -1,15 +1,20 @@
 -- lib.lua: shared by every script; the operation's own file is appended to it.
 --
--- KEYS: 1 state (hash key -> stored entry), 2 exp (zset key -> expiry ms),
---       3 events (stream, IDs "<version>-0"), 4 meta (hash: epoch, seq, trim, kexp).
--- A stored entry is "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>", times in
+-- KEYS: 1 state, a hash: 'k'..key -> stored entry, and the tenant's meta fields
+--         '#epoch', '#seq' (last version), '#due' (no expiry is earlier), '#trim' (no event
+--         is droppable before), '#kexp' (the keys' Redis expiry);
+--       2 exp, a sorted set: key -> expiry;
+--       3 events, a stream with IDs '<version>-0'.
+-- A stored entry is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>'. Times are
 -- Unix milliseconds of the server's clock.
-local K_STATE, K_EXP, K_EVENTS, K_META = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_STATE, K_EXP, K_EVENTS = KEYS[1], KEYS[2], KEYS[3]
 
--- Most due entries one call expires before it does its own work.
+-- Most due entries one call expires.
 local RECONCILE_BATCH = 100
 -- Most old events one call inspects when it trims the stream by retention.
 local TRIM_SCAN = 100
+-- '#due' when nothing is live.
+local NEVER = 9000000000000000
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -22,30 +27,38 @@ end
 
 local function parse(stored)
   local v, c, u, e, p = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  return tonumber(v), tonumber(c), tonumber(u), tonumber(e), p
+  return {v = tonumber(v), c = tonumber(c), u = tonumber(u), e = tonumber(e), value = string.sub(stored, p)}
 end
 
 local function encode(v, c, u, e, value)
   return num(v) .. '|' .. num(c) .. '|' .. num(u) .. '|' .. num(e) .. '|' .. value
 end
 
--- open reads the tenant's meta, creating it with the candidate epoch when absent. ret and
--- maxev are the event retention (ms) and the most events kept; 0 for read-only callers.
-local function open(cand, ret, maxev)
-  local now = now_ms()
-  local m = redis.call('HMGET', K_META, 'epoch', 'seq', 'trim', 'kexp')
-  local ctx = {now = now, ret = ret, maxev = maxev}
-  if m[1] then
-    ctx.epoch, ctx.seq = m[1], tonumber(m[2])
-    ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0')
+-- open reads the tenant's meta (and the stored entry of key, if given) in one HMGET; a
+-- missing meta gets the candidate epoch. ret and maxev are the event retention (ms) and the
+-- most events kept. Changes to the state hash collect in ctx.put until finish.
+local function open(cand, ret, maxev, key)
+  local m
+  if key then
+    m = redis.call('HMGET', K_STATE, '#epoch', '#seq', '#due', '#trim', '#kexp', 'k' .. key)
   else
-    ctx.epoch, ctx.seq, ctx.trim, ctx.kexp = cand, 0, 0, 0
-    redis.call('HSET', K_META, 'epoch', cand, 'seq', 0)
-    -- A tenant that is only read still disappears by itself.
-    redis.call('PEXPIRE', K_META, ret)
+    m = redis.call('HMGET', K_STATE, '#epoch', '#seq', '#due', '#trim', '#kexp')
+  end
+  local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}, stored = m[6]}
+  ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
+  ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
+  if not ctx.epoch then
+    ctx.epoch = cand
+    ctx.put[#ctx.put + 1] = '#epoch'
+    ctx.put[#ctx.put + 1] = cand
   end
   ctx.seq0 = ctx.seq
   return ctx
+end
+
+local function put(ctx, field, value)
+  ctx.put[#ctx.put + 1] = field
+  ctx.put[#ctx.put + 1] = value
 end
 
 -- emit appends the event of the next version: kind u(psert), t(ouch), d(elete) or (e)x(pire).
@@ -56,32 +69,50 @@ local function emit(ctx, kind, key, ...)
 end
 
 local function expire_one(ctx, key, e)
-  redis.call('HDEL', K_STATE, key)
+  redis.call('HDEL', K_STATE, 'k' .. key)
   redis.call('ZREM', K_EXP, key)
   emit(ctx, 'x', key, 'e', num(e))
 end
 
--- reconcile expires a bounded batch of due entries, each with an expire event.
+-- reconcile expires a bounded batch of due entries, each with an expire event, and finds the
+-- next due time. It costs nothing before '#due'.
 local function reconcile(ctx)
+  if ctx.due > ctx.now then
+    return
+  end
   local due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', ctx.now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
   for i = 1, #due, 2 do
     expire_one(ctx, due[i], tonumber(due[i + 1]))
   end
+  local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
+  ctx.due = NEVER
+  if #nxt > 0 then
+    ctx.due = tonumber(nxt[2])
+  end
+  put(ctx, '#due', num(ctx.due))
 end
 
--- live returns the stored entry of key if it is live. A stored entry past its expiry is
+-- set_expiry records that key expires at e.
+local function set_expiry(ctx, key, e)
+  redis.call('ZADD', K_EXP, e, key)
+  if e < ctx.due then
+    ctx.due = e
+    put(ctx, '#due', num(e))
+  end
+end
+
+-- live returns the entry of ctx.stored (read by open) if it is live. One past its expiry is
 -- expired here, with its event, so that the caller's event comes after it.
 local function live(ctx, key)
-  local s = redis.call('HGET', K_STATE, key)
-  if not s then
+  if not ctx.stored then
     return nil
   end
-  local v, c, u, e, p = parse(s)
-  if e <= ctx.now then
-    expire_one(ctx, key, e)
+  local cur = parse(ctx.stored)
+  if cur.e <= ctx.now then
+    expire_one(ctx, key, cur.e)
     return nil
   end
-  return {v = v, c = c, u = u, e = e, value = string.sub(s, p)}
+  return cur
 end
 
 -- cond_ok checks a write condition: kind 0 none, 1 if new, 2 if exists, 3 if version.
@@ -96,8 +127,7 @@ local function cond_ok(cur, kind, version)
   return true
 end
 
--- trim drops the events older than the retention, a bounded number per call. meta.trim is
--- the earliest time the oldest retained event can become droppable.
+-- trim drops the events older than the retention, a bounded number per call, from '#trim' on.
 local function trim(ctx)
   if ctx.trim > ctx.now then
     return
@@ -119,36 +149,40 @@ local function trim(ctx)
       end
     end
     if keep == nil then
-      -- TRIM_SCAN droppable events and more to inspect: continue on the next call.
-      local last = old[#old][1]
-      keep = num(tonumber(string.match(last, '^(%d+)')) + 1) .. '-0'
+      -- TRIM_SCAN droppable events and maybe more: go on with the next call.
+      keep = num(tonumber(string.match(old[#old][1], '^(%d+)')) + 1) .. '-0'
       next_trim = ctx.now
     end
     redis.call('XTRIM', K_EVENTS, 'MINID', keep)
   end
   ctx.trim = next_trim
-  redis.call('HSET', K_META, 'trim', num(next_trim))
+  put(ctx, '#trim', num(next_trim))
 end
 
--- finish saves the version counter, trims the stream and keeps every key of the tenant alive
--- until the longest live TTL plus the event retention (and a slack, to refresh rarely).
--- until is the latest expiry the caller wrote; fresh means the state keys may be new.
+-- finish writes the collected state changes (with the version counter) in one HSET, trims
+-- the stream, and keeps the tenant's keys alive until the latest expiry written (until_ms)
+-- plus the event retention, with a quarter of the retention as slack so that this is rare.
+-- fresh says that the exp key may have just been created.
 local function finish(ctx, until_ms, fresh)
-  if ctx.seq ~= ctx.seq0 then
-    redis.call('HSET', K_META, 'seq', num(ctx.seq))
-  end
   trim(ctx)
+  if ctx.seq ~= ctx.seq0 then
+    put(ctx, '#seq', num(ctx.seq))
+    fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
+  end
   local need = math.max(ctx.now, until_ms) + ctx.ret
+  local at = nil
   if need > ctx.kexp or fresh then
-    local at = need + math.floor(ctx.ret / 4)
-    if need <= ctx.kexp then
-      at = ctx.kexp
-    end
-    for i = 1, 4 do
-      redis.call('PEXPIREAT', KEYS[i], at)
-    end
+    at = math.max(need + math.floor(ctx.ret / 4), ctx.kexp)
     if at ~= ctx.kexp then
-      redis.call('HSET', K_META, 'kexp', num(at))
+      put(ctx, '#kexp', num(at))
+    end
+  end
+  if #ctx.put > 0 then
+    redis.call('HSET', K_STATE, unpack(ctx.put))
+  end
+  if at then
+    for i = 1, 3 do
+      redis.call('PEXPIREAT', KEYS[i], at)
     end
   end
 end

@@ -2,8 +2,13 @@
 -- 5 most events to return.
 -- Returns {epoch, head version, first retained version, now, events}: the events after the
 -- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
--- them. The first retained version is head+1 when the stream is empty.
+-- them. The first retained version is head+1 when the stream is empty. A missing meta is
+-- created, and expires with the retention unless a write keeps it.
 local ctx = open(ARGV[1], tonumber(ARGV[2]), 0)
+if #ctx.put > 0 then
+  redis.call('HSET', K_STATE, unpack(ctx.put))
+  redis.call('PEXPIRE', K_STATE, ctx.ret)
+end
 local first = ctx.seq + 1
 local oldest = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', 1)
 if #oldest > 0 then

@@ -1,9 +1,9 @@
 -- touch.lua: ARGV 1 epoch candidate, 2 retention ms, 3 max events, 4 key, 5 ttl ms,
 -- 6 quiet (0 or 1), 7 condition kind, 8 condition version.
 -- Returns {1, version, expiresAt}, {0} when the key is not live, {-1} on conflict.
-local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
-reconcile(ctx)
 local key = ARGV[4]
+local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), key)
+reconcile(ctx)
 local cur = live(ctx, key)
 if not cond_ok(cur, tonumber(ARGV[7]), tonumber(ARGV[8])) then
   finish(ctx, 0, false)
@@ -19,7 +19,7 @@ if ARGV[6] ~= '1' then
   version, updated = ctx.seq + 1, ctx.now
   emit(ctx, 't', key, 'e', num(expires))
 end
-redis.call('HSET', K_STATE, key, encode(version, cur.c, updated, expires, cur.value))
-redis.call('ZADD', K_EXP, expires, key)
+put(ctx, 'k' .. key, encode(version, cur.c, updated, expires, cur.value))
+set_expiry(ctx, key, expires)
 finish(ctx, expires, false)
 return {1, version, expires}
