@@ -1,0 +1,239 @@
+package jsonc_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/goleak"
+
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func marshal(t *testing.T, v any) ([]byte, error) {
+	t.Helper()
+	return json.Marshal(v)
+}
+
+func checkFloat(t *testing.T, f float64, bits int) {
+	t.Helper()
+	var v any = f
+	if bits == 32 {
+		f = float64(float32(f))
+		v = float32(f)
+	}
+	want, wantErr := marshal(t, v)
+	got, gotErr := jsonc.AppendFloat([]byte("x"), f, bits)
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Fatalf("AppendFloat(%v, %d): error %v, json error %v", f, bits, gotErr, wantErr)
+	}
+	if wantErr == nil && string(got) != "x"+string(want) {
+		t.Fatalf("AppendFloat(%v, %d) = %s, json %s", f, bits, got[1:], want)
+	}
+}
+
+func TestAppendFloat(t *testing.T) {
+	edges := []float64{0, math.Copysign(0, -1), 1, -1, 1e-6, 9.999999e-7, 1e-7, 1e20, 1e21, 9.999999999999999e20,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, math.MaxFloat32, math.SmallestNonzeroFloat32, 1e-9, 1.5e-10,
+		123456789, 1.0 / 3, 100, 1e100, 1e-100, math.NaN(), math.Inf(1), math.Inf(-1), 0.000001, 0.0000001}
+	for _, f := range edges {
+		checkFloat(t, f, 64)
+		checkFloat(t, f, 32)
+		checkFloat(t, -f, 64)
+		checkFloat(t, -f, 32)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		checkFloat(t, math.Float64frombits(r.Uint64()), 64)
+		checkFloat(t, float64(math.Float32frombits(r.Uint32())), 32)
+		checkFloat(t, r.NormFloat64()*math.Pow(10, float64(r.IntN(60)-30)), 64)
+	}
+}
+
+func checkString(t *testing.T, s string) {
+	t.Helper()
+	want, _ := marshal(t, s)
+	if got := jsonc.AppendString(nil, s); !bytes.Equal(got, want) {
+		t.Fatalf("AppendString(%q) = %s, json %s", s, got, want)
+	}
+	var back string
+	wantErr := json.Unmarshal(want, &back)
+	var d jsonc.Decoder
+	d.Reset(want)
+	var got string
+	d.String(&got)
+	if err := d.Finish(); (err == nil) != (wantErr == nil) || got != back {
+		t.Fatalf("decode %s = %q, %v; json %q, %v", want, got, err, back, wantErr)
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for b := range 256 {
+		checkString(t, string([]byte{byte(b)}))
+		checkString(t, "a"+string([]byte{byte(b)})+"bc")
+	}
+	for _, s := range []string{"", "plain", "<script>", "a&b", "\u2028\u2029", "é中😀", "\xed\xa0\x80",
+		"\xf4\x90\x80\x80", "\xc3", "a\xc3(", "\xe2\x80", "\xe2\x80\xa8x", strings.Repeat("\x01", 40)} {
+		checkString(t, s)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, r.IntN(20))
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		checkString(t, string(b))
+	}
+}
+
+// checkDecodeString decodes the JSON string literal doc with both decoders.
+func checkDecodeString(t *testing.T, doc []byte) {
+	t.Helper()
+	var want string
+	wantErr := json.Unmarshal(doc, &want)
+	var d jsonc.Decoder
+	d.Reset(doc)
+	var got string
+	d.String(&got)
+	err := d.Finish()
+	if (err == nil) != (wantErr == nil) || (err == nil && got != want) {
+		t.Fatalf("decode %q = %q, %v; json %q, %v", doc, got, err, want, wantErr)
+	}
+}
+
+func TestDecodeStringEscapes(t *testing.T) {
+	for _, s := range []string{`"\ud83d\ude00"`, `"\ud83d"`, `"\ud83d\u0041"`, `"\ude00"`, `"\ud83d\ud83d\ude00"`,
+		`"\u0000"`, `"\uD83D\uDE00"`, `"\/"`, `"\'"`, `"\a"`, `"\u12"`, `"\u"`, `"\`, `"`, `"a` + "\x7f\xff" + `"`,
+		`"` + "\t" + `"`, ` "x" `, `"x"y`, `null`, `1`, `"\ud800\udc00\udbff\udfff"`} {
+		checkDecodeString(t, []byte(s))
+	}
+}
+
+func TestEncoderTime(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 0), time.FixedZone("", 5*3600+30*60),
+		time.FixedZone("", -(23*3600 + 59*60 + 59)), time.FixedZone("", 24*3600), time.FixedZone("", 59),
+		time.FixedZone("", -59), time.FixedZone("", -24*3600)}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		sec := r.Int64N(1<<38) - 1<<37
+		tm := time.Unix(sec, r.Int64N(1e9)).In(zones[r.IntN(len(zones))])
+		if r.IntN(3) == 0 {
+			tm = tm.Truncate(time.Duration(r.Int64N(1e9)) + 1)
+		}
+		want, wantErr := json.Marshal(tm)
+		var e jsonc.Encoder
+		e.Reset(nil)
+		e.Time(tm)
+		got, err := e.Finish()
+		if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("Time(%v) = %s, %v; json %s, %v", tm, got, err, want, wantErr)
+		}
+	}
+}
+
+func TestEncoderJSON(t *testing.T) {
+	for _, raw := range []string{`{}`, ` { "a" : [ 1 , 2 ] } `, "\"<\u2028&>\"", `"\u003c"`, `[1,]`, `{"a"}`, ``, ` `,
+		`1 2`, `tru`, `"\x"`, "\"\xff\"", "[\n1\t,\r2]", `{"a":"b\"c"}`, `-0.5e+10`} {
+		want, wantErr := json.Marshal(json.RawMessage(raw))
+		var e jsonc.Encoder
+		e.Reset([]byte("x"))
+		e.JSON("json.RawMessage", []byte(raw), nil)
+		got, err := e.Finish()
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("JSON(%q): error %v, json error %v", raw, err, wantErr)
+		}
+		if err == nil && string(got) != "x"+string(want) {
+			t.Fatalf("JSON(%q) = %s, json %s", raw, got[1:], want)
+		}
+		if err != nil && string(got) != "x" {
+			t.Fatalf("JSON(%q) failed but returned %q", raw, got)
+		}
+	}
+}
+
+func TestEncoderAllocs(t *testing.T) {
+	buf := make([]byte, 0, 1024)
+	tm := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))
+	allocs := testing.AllocsPerRun(100, func() {
+		var e jsonc.Encoder
+		e.Reset(buf[:0])
+		e.String("a<b>")
+		e.Float64(1.5e-7)
+		e.Int(-12)
+		e.Time(tm)
+		e.Bytes([]byte("xyz"))
+		if _, err := e.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations, want 0", allocs)
+	}
+}
+
+func TestFoldedName(t *testing.T) {
+	for _, pair := range [][2]string{{"name", "NAME"}, {"k", "\u212a"}, {"s", "ſ"}, {"ǅ", "ǆ"}, {"é", "É"}} {
+		a := jsonc.AppendFoldedName(nil, []byte(pair[0]))
+		b := jsonc.AppendFoldedName(nil, []byte(pair[1]))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%q folds to %q, %q to %q", pair[0], a, pair[1], b)
+		}
+	}
+	if a, b := jsonc.AppendFoldedName(nil, []byte("a")), jsonc.AppendFoldedName(nil, []byte("b")); bytes.Equal(a, b) {
+		t.Errorf("a and b fold alike")
+	}
+}
+
+func FuzzString(f *testing.F) {
+	for _, s := range []string{"", "a<b>&c", "\u2028", "\xff\xed\xa0\x80", "\x00\x1f\"\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkString(t, s) })
+}
+
+func FuzzDecodeString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\ud83d\ude00"`, `"\ud83d\u0041"`, "\"\xff\"", `"\u00zz"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if !utf8.Valid(doc) && len(doc) > 64 {
+			return
+		}
+		checkDecodeString(t, doc)
+	})
+}
+
+func FuzzFloat(f *testing.F) {
+	for _, x := range []float64{0, 1e21, 1e-7, math.MaxFloat64, 5e-324, 3.4e38} {
+		f.Add(math.Float64bits(x))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		x := math.Float64frombits(bits)
+		checkFloat(t, x, 64)
+		checkFloat(t, float64(float32(x)), 32)
+		checkFloat(t, float64(math.Float32frombits(uint32(bits))), 32)
+	})
+}
+
+// FuzzSkip checks that the decoder accepts exactly the JSON values encoding/json accepts.
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,{"b":null}]}`, `[1,]`, `{"a" 1}`, `-01`, `1e+`, `"\u"`, `[[[]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var d jsonc.Decoder
+		d.Reset(doc)
+		d.Skip()
+		err := d.Finish()
+		if valid := json.Valid(doc); valid != (err == nil) {
+			t.Fatalf("Skip(%q): error %v, json.Valid %v", doc, err, valid)
+		}
+	})
+}
