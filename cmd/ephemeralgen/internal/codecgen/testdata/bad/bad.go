@@ -1,0 +1,31 @@
+// Package bad has field types that generated codecs do not support.
+package bad
+
+import "unsafe"
+
+// Meta is contained in Presence.
+type Meta struct {
+	OK string
+	Ch chan int
+}
+
+// Money has its own JSON methods.
+type Money int
+
+// MarshalJSON writes m.
+func (m Money) MarshalJSON() ([]byte, error) { return []byte("1"), nil }
+
+// Presence has one unsupported field per line.
+type Presence struct {
+	Room    string
+	Meta    Meta
+	Any     any `json:"any"`
+	Fn      func()
+	C       complex128
+	Ptr     unsafe.Pointer
+	Keys    map[[2]int]string
+	Zero    int   `json:"zero,omitzero"`
+	Quoted  Money `json:"quoted,string"`
+	Ignored chan int `json:"-"`
+	skipped chan int
+}
