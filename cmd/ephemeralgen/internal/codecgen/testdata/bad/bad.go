@@ -24,8 +24,8 @@ type Presence struct {
 	C       complex128
 	Ptr     unsafe.Pointer
 	Keys    map[[2]int]string
-	Zero    int   `json:"zero,omitzero"`
-	Quoted  Money `json:"quoted,string"`
+	Zero    int      `json:"zero,omitzero"`
+	Quoted  Money    `json:"quoted,string"`
 	Ignored chan int `json:"-"`
 	skipped chan int
 }
