@@ -10,13 +10,13 @@ import (
 // never is the armed time of a stopped scheduler timer.
 const never = math.MaxInt64
 
-// expiryHeap is a min-heap of entries by expiry, over all tenants of a backend. Each entry
-// knows its index, so an upsert, touch or remove fixes the heap in place: there are no stale
+// expiryHeap is a min-heap of entries by due time, over all tenants of a backend. Each entry
+// knows its index, so a remove or a shortened TTL fixes the heap in place and there are no stale
 // items. A tenant's sweep item lives here too while the tenant is idle.
 type expiryHeap []*entry
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h expiryHeap) Less(i, j int) bool { return h[i].due < h[j].due }
 
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -40,11 +40,16 @@ func (h *expiryHeap) Pop() any {
 	return e
 }
 
-// schedule puts e in the heap at e.expires, or moves it there.
+// schedule makes the heap wake for e by e.expires. An entry already queued for an earlier time
+// stays where it is and is requeued when that time comes (see expireDue): upserts and touches
+// that extend a TTL, the common case, cost no heap operation.
 func (b *Backend) schedule(e *entry) {
-	if e.index < 0 {
+	switch {
+	case e.index < 0:
+		e.due = e.expires
 		heap.Push(&b.heap, e)
-	} else {
+	case e.expires < e.due:
+		e.due = e.expires
 		heap.Fix(&b.heap, e.index)
 	}
 }
@@ -60,8 +65,14 @@ func (b *Backend) unschedule(e *entry) {
 // sweep found them idle. Every call reconciles first, so no call sees an expired entry as live
 // and events stay in time order.
 func (b *Backend) expireDue(now int64) {
-	for len(b.heap) > 0 && b.heap[0].expires <= now {
-		e := heap.Pop(&b.heap).(*entry)
+	for len(b.heap) > 0 && b.heap[0].due <= now {
+		e := b.heap[0]
+		if e.expires > now { // extended since it was queued
+			e.due = e.expires
+			heap.Fix(&b.heap, 0)
+			continue
+		}
+		heap.Pop(&b.heap)
 		if e.key == "" {
 			b.sweep(e.t, now)
 			continue
@@ -91,6 +102,9 @@ func (b *Backend) sweep(t *tenant, now int64) {
 		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
 	case t.log.n == 0 && now >= t.last+t.limits.EventRetention.Milliseconds():
 		delete(b.tenants, t.name)
+		if b.recent == t {
+			b.recent = nil
+		}
 	default:
 		b.scheduleSweep(t)
 	}
@@ -102,7 +116,7 @@ func (b *Backend) rearm() {
 	if len(b.heap) == 0 {
 		return
 	}
-	if at := b.heap[0].expires; at < b.armed {
+	if at := b.heap[0].due; at < b.armed {
 		b.armed = at
 		b.timer.Set(msTime(at))
 	}

@@ -24,8 +24,11 @@ func checkHeap(t *testing.T, b *Backend) {
 		if e.index != i {
 			t.Fatalf("heap item %d has index %d", i, e.index)
 		}
-		if p := (i - 1) / 2; i > 0 && b.heap[p].expires > e.expires {
-			t.Fatalf("heap item %d expires at %d, before its parent's %d", i, e.expires, b.heap[p].expires)
+		if p := (i - 1) / 2; i > 0 && b.heap[p].due > e.due {
+			t.Fatalf("heap item %d is due at %d, before its parent's %d", i, e.due, b.heap[p].due)
+		}
+		if e.due > e.expires {
+			t.Fatalf("heap item %d is due at %d, after its expiry %d", i, e.due, e.expires)
 		}
 		if e.key != "" {
 			entries++
@@ -91,7 +94,8 @@ func TestSingleTimer(t *testing.T) {
 // TestSweep checks that an idle tenant's state is freed after its event retention, and that a
 // cursor of the freed state yields an overflow.
 func TestSweep(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
 	clock := NewFakeClock(start)
 	b := New(WithClock(clock))
 	defer b.Close()

@@ -43,6 +43,7 @@ type Backend struct {
 	mu      sync.Mutex
 	closed  bool
 	tenants map[scopeKey]*tenant
+	recent  *tenant // the tenant of the latest call, to skip the map lookup in a run of calls
 	heap    expiryHeap
 	armed   int64 // ms the timer is set for, or never
 }
@@ -61,7 +62,6 @@ func WithClock(c Clock) Option {
 // New returns an empty backend and starts its expiry scheduler. Close it when done.
 func New(opts ...Option) *Backend {
 	b := &Backend{
-		clock:   systemClock{},
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		tenants: make(map[scopeKey]*tenant),
@@ -69,6 +69,9 @@ func New(opts ...Option) *Backend {
 	}
 	for _, o := range opts {
 		o(b)
+	}
+	if b.clock == nil {
+		b.clock = newSystemClock()
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()
@@ -91,7 +94,7 @@ func (b *Backend) Close() error {
 	<-b.stopped
 	b.timer.Stop()
 	b.mu.Lock()
-	b.tenants, b.heap = nil, nil
+	b.tenants, b.recent, b.heap = nil, nil, nil
 	b.mu.Unlock()
 	return nil
 }
@@ -147,10 +150,22 @@ func (b *Backend) tenant(s runtime.Scope, now int64) *tenant {
 
 // lookup returns the state of s, or nil if there is none, and records the call at now.
 func (b *Backend) lookup(s runtime.Scope, now int64) *tenant {
-	t := b.tenants[scopeKey{s.ID, s.Tenant}]
+	t := b.find(s)
 	if t != nil {
 		t.limits = s.Limits.WithDefaults()
 		t.last = now
+	}
+	return t
+}
+
+// find returns the state of s, or nil if there is none.
+func (b *Backend) find(s runtime.Scope) *tenant {
+	if t := b.recent; t != nil && t.name.tenant == s.Tenant && t.name.id == s.ID {
+		return t
+	}
+	t := b.tenants[scopeKey{s.ID, s.Tenant}]
+	if t != nil {
+		b.recent = t
 	}
 	return t
 }
@@ -244,7 +259,7 @@ func (b *Backend) Get(ctx context.Context, s runtime.Scope, key string) (runtime
 		return runtime.RawEntry{}, false, err
 	}
 	defer b.mu.Unlock()
-	t := b.tenants[scopeKey{s.ID, s.Tenant}]
+	t := b.find(s)
 	if t == nil {
 		return runtime.RawEntry{}, false, nil
 	}

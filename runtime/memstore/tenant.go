@@ -34,6 +34,7 @@ type entry struct {
 	created int64 // ms since the Unix epoch, like updated and expires
 	updated int64
 	expires int64
+	due     int64 // the time the entry is queued for in the heap; due <= expires
 	t       *tenant
 	index   int // in the heap; -1 when not in it
 }

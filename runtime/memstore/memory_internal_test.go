@@ -1,0 +1,57 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	goruntime "runtime"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// BenchmarkMillionKeys fills a backend with 1,000,000 live keys with random TTLs (1 s to 1 h)
+// and reports the heap bytes the backend uses per entry beyond the keys and values it was
+// given (entries, maps, expiry heap and the retained event log), and the timers and goroutines
+// it runs. Run it with
+//
+//	go test -run '^$' -bench MillionKeys -benchtime 1x ./runtime/memstore
+func BenchmarkMillionKeys(b *testing.B) {
+	const n = 1_000_000
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, n)
+	values := make([][]byte, n)
+	for i := range n {
+		keys[i] = fmt.Sprintf("user:%07d", i)
+		values[i] = fmt.Appendf(nil, `{"status":"online","n":%07d}`, i)
+	}
+	s := runtime.Scope{ID: "mem", Tenant: "t", Limits: runtime.Limits{MaxEntries: n}}
+	for range b.N {
+		goroutines := goruntime.NumGoroutine()
+		before := heapAlloc()
+		clock := NewFakeClock(time.Now())
+		be := New(WithClock(clock))
+		for i := range n {
+			ttl := time.Duration(1+rng.IntN(3600)) * time.Second
+			if _, err := be.Upsert(ctx, s, runtime.UpsertRequest{Key: keys[i], Value: values[i], TTL: ttl}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := heapAlloc()
+		b.ReportMetric(float64(after-before)/n, "B/entry")
+		b.ReportMetric(float64(clock.timerCount()), "timers")
+		b.ReportMetric(float64(goruntime.NumGoroutine()-goroutines), "goroutines")
+		goruntime.KeepAlive(be)
+		be.Close()
+	}
+	b.ReportMetric(float64(len(keys[0])+len(values[0])), "payload-B/entry")
+}
+
+func heapAlloc() uint64 {
+	goruntime.GC()
+	var m goruntime.MemStats
+	goruntime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
