@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+)
+
+var screenshot = flag.String("screenshot", "", "write a screenshot of two people in a room to this PNG `file` (docs/presence.png)")
+
+// chromium returns the path of Debian's Chromium, or "" when it is not installed.
+func chromium() string {
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	return ""
+}
+
+// TestBrowser drives the page in headless Chromium: Ada and Grace join a room and see each
+// other, Grace leaves and Ada sees her go (a delete), Carol's tab crashes and Ada sees her
+// expire. Every person has a browser context of its own, as separate visitors would.
+func TestBrowser(t *testing.T) {
+	path := chromium()
+	if path == "" {
+		t.Skip("Chromium not found (apt-get install chromium): skipping the browser test")
+	}
+	const ttl = 2 * time.Second
+	app := startApp(t, appConfig{ttl: ttl})
+	events := app.reader(t, "demo")
+	url := app.url + "/rooms/demo"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	// Without UserDataDir the allocator runs Chromium on a fresh profile directory and removes
+	// it afterwards. Chromium talks to us over a pipe: it opens no port.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-breakpad", true),
+		// Every tab beats on time, also the ones Chromium considers in the background.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.WindowSize(720, 640),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer func() {
+		cancelBrowser()
+		cancelAlloc()
+		chromedp.FromContext(allocCtx).Allocator.Wait() // the Chromium process has exited
+	}()
+	if err := chromedp.Do(browser); err != nil { // starts the browser
+		t.Fatalf("start Chromium: %v", err)
+	}
+	visitor := func() (context.Context, context.CancelFunc) {
+		return chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	}
+
+	ada, cancelAda := visitor()
+	defer cancelAda()
+	grace, cancelGrace := visitor()
+	defer cancelGrace()
+	join(t, ada, url, "Ada Lovelace")
+	join(t, grace, url, "Grace Hopper")
+	waitPresent(t, ada, "Grace Hopper")
+	waitPresent(t, grace, "Ada Lovelace")
+	events.expect(t, ephemeralrt.EventUpsert, "Ada Lovelace")
+	events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper")
+	if *screenshot != "" {
+		saveScreenshot(t, ada, *screenshot)
+	}
+
+	// Grace navigates away: the page's pagehide beacon removes her at once.
+	must(t, "Grace navigates away", chromedp.Do(grace, chromedp.Navigate("about:blank")))
+	waitAbsent(t, ada, "Grace Hopper", ttl/2) // well before her member could have expired
+	if ev := events.expect(t, ephemeralrt.EventDelete, "Grace Hopper"); ev.Reason != "left" {
+		t.Errorf("Grace's delete reason = %q, want %q", ev.Reason, "left")
+	}
+
+	// Carol's renderer crashes: no pagehide, no beacon, no more heartbeats.
+	carol, cancelCarol := visitor()
+	defer cancelCarol()
+	join(t, carol, url, "Carol Shaw")
+	waitPresent(t, ada, "Carol Shaw")
+	events.expect(t, ephemeralrt.EventUpsert, "Carol Shaw")
+	crashed := time.Now()
+	// A crashed renderer never answers the command: give it a moment, then close the tab.
+	crashCtx, cancelCrash := context.WithTimeout(carol, time.Second)
+	_, _ = chromedp.Run(crashCtx, func(ctx context.Context, t *chromedp.Target) (cdp.Empty, error) {
+		return cdp.Call(ctx, t, page.Crash, cdp.Empty{})
+	})
+	cancelCrash()
+	cancelCarol()
+	// Her last heartbeat was at most ttl/3 before the crash: she expires by ttl after it, and
+	// the expire event reaches the page within a second.
+	waitAbsent(t, ada, "Carol Shaw", ttl+time.Second)
+	events.expect(t, ephemeralrt.EventExpire, "Carol Shaw")
+	t.Logf("Carol disappeared from Ada's page %v after the crash (ttl %v)", time.Since(crashed).Round(10*time.Millisecond), ttl)
+	waitPresent(t, ada, "Ada Lovelace") // Ada herself is still there, beating
+}
+
+// join opens the room page in the tab of ctx and joins as name.
+func join(t *testing.T, ctx context.Context, url, name string) {
+	t.Helper()
+	must(t, name+" joins", chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`#name`)),
+		chromedp.SetValue(chromedp.CSS(`#name`), name),
+		chromedp.Click(chromedp.CSS(`#join-button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#you`)),
+		chromedp.WaitVisible(chromedp.CSS(member(name))),
+	))
+}
+
+// member is the selector of name's entry in the member list.
+func member(name string) string { return fmt.Sprintf(`#members li[data-name=%q]`, name) }
+
+func waitPresent(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	must(t, "wait for "+name, chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(member(name)))))
+}
+
+// waitAbsent waits up to limit for name to leave the page of ctx.
+func waitAbsent(t *testing.T, ctx context.Context, name string, limit time.Duration) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	must(t, name+" disappears within "+limit.String(), chromedp.Do(wctx, chromedp.WaitNotPresent(chromedp.CSS(member(name)))))
+}
+
+func saveScreenshot(t *testing.T, ctx context.Context, file string) {
+	t.Helper()
+	// Wait for the entry animations to finish, so that nobody is caught half faded in.
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getAnimations().length === 0`))
+	must(t, "wait for animations", err)
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`main`)))
+	must(t, "screenshot", err)
+	must(t, "write screenshot", os.WriteFile(file, png, 0o644))
+	t.Logf("wrote %s", file)
+}
+
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}

@@ -1,0 +1,166 @@
+// Presence is a live "who is here" page: open http://127.0.0.1:8080/ in two browser tabs, pick
+// a name in each, and watch both appear, go away (another tab) and come back, leave (close the
+// tab), or time out (kill the tab) in the other.
+//
+//	go run ./examples/presence                   # memory backend, one process
+//	go run ./examples/presence -ttl 30s -addr 127.0.0.1:9000
+//
+// With -redis the rooms live in Redis and any number of processes serve them; give them the
+// same -secret so that a page's requests may reach any of them:
+//
+//	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret
+//	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret -addr 127.0.0.1:8081
+//
+// # What it shows
+//
+// Each visitor is a [Member] in a generated store, keyed by a random member ID, and lives for
+// the TTL (-ttl, 10 s by default) unless its page renews it:
+//
+//   - Join is a conditional create (IfNew), leave is a Remove with reason "left" that the page
+//     sends with navigator.sendBeacon on pagehide, so closing a tab is seen at once.
+//   - Heartbeats, every TTL/3, are quiet touches: they extend the expiry without a new version
+//     or an event. A room of n members beating every few seconds would otherwise send n² stream
+//     messages to its pages for no visible change. The price is that pages cannot show a "last
+//     seen" time; they show what changes rarely instead: the name, the status (active, or away
+//     while the tab is hidden, an upsert guarded by IfVersion) and "joined 2 min ago", which is
+//     the entry's CreatedAt.
+//   - A page that dies without leaving (crash, killed process, lost network) stops beating; its
+//     member expires at most one TTL after its last heartbeat, and the backend's expire event
+//     removes it from every other page.
+//
+// # Rooms are tenants
+//
+// A page per room, /rooms/{room}, maps to a tenant per room rather than a key prefix in one
+// tenant. Tenants are hard isolation: each room has its own event stream (a room's readers are
+// not woken by the traffic of other rooms), its own versions and its own MaxEntries quota, and
+// an abandoned room's state expires with it. A prefix per room would suit a page that shows
+// several rooms at once; this one never does.
+//
+// # Event stream
+//
+// Each page opens a Server-Sent Events stream (GET /rooms/{room}/events). The server takes a
+// snapshot of the room, sends it as a "state" message, and then relays the events of a reader
+// started after the snapshot's cursor: "upsert", "delete", "expire". Every message's SSE id is
+// the store cursor after it. When the connection drops, the browser reconnects on its own and
+// sends the last id as Last-Event-ID; the server resumes with a reader After that cursor, so
+// the page misses nothing and gets nothing twice. When the cursor is invalid, or too old for
+// the retained history (the reader reports an overflow), the page gets a fresh "state".
+//
+// The browser is the replica here, so the server does not keep one: a [runtime.Mirror] would
+// hold the room in the server's memory but not the cursor of each change, which resuming needs.
+// Readers are cheap: the memory backend wakes them directly, and the Redis backend shares one
+// blocking read per room among all the readers of a process.
+//
+// Per-connection goroutines end with the request's context; on SIGINT the server stops
+// accepting connections, ends every stream and exits.
+//
+// The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
+// textContent, never parsed as HTML. Writes are refused from other origins, and a member can
+// only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
+// the room and member ID under a key the server makes at start.
+//
+// [runtime.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral/runtime#Mirror
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen on `host:port`")
+	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a heartbeat")
+	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
+	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *redisAddr, *secret, *ttl); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves the presence app on addr until ctx is done.
+func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration) error {
+	if ttl < 3*time.Millisecond {
+		return fmt.Errorf("-ttl %v is too short", ttl)
+	}
+	backend, closeBackend, err := openBackend(ctx, redisAddr)
+	if err != nil {
+		return err
+	}
+	defer closeBackend()
+	store, err := NewMemberStore(backend, ephemeralrt.WithDefaultTTL(ttl))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
+	srv := newServer(store, ttl)
+	if secret != "" {
+		srv.secret = []byte(secret)
+	}
+	return serve(ctx, ln, srv)
+}
+
+// openBackend returns the memory backend, or the Redis backend when redisAddr is set, and the
+// function that closes it.
+func openBackend(ctx context.Context, redisAddr string) (ephemeralrt.Backend, func(), error) {
+	if redisAddr == "" {
+		b := memstore.New()
+		return b, func() { b.Close() }, nil
+	}
+	client := redis.NewClient(&redis.Options{Addr: redisAddr})
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("redis at %s: %w", redisAddr, err)
+	}
+	b := redisstore.New(client)
+	return b, func() {
+		b.Close()
+		client.Close()
+	}, nil
+}
+
+// serve serves h on ln until ctx is done, then shuts the server down: it stops accepting
+// connections, ends the event streams (their request contexts are cancelled) and waits up to
+// five seconds for the other requests.
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	srv.RegisterOnShutdown(cancel) // event streams never go idle: end them
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	err := srv.Shutdown(sctx)
+	<-errc // http.ErrServerClosed
+	return err
+}

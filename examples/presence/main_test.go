@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// app is the presence server running in-process on a memory backend.
+type app struct {
+	url   string
+	store *MemberStore
+	srv   *server
+	stop  func() error // shuts the server down and returns what serve returned
+}
+
+// appConfig configures a test's app; zero fields mean the defaults.
+type appConfig struct {
+	ttl    time.Duration      // of members; required
+	clock  memstore.Clock     // the backend's clock; nil means the system clock
+	limits ephemeralrt.Limits // of the member store
+	ping   time.Duration      // how long an event stream may be silent
+}
+
+// startApp serves the app on 127.0.0.1 on a memory backend. The test's cleanup shuts it down
+// through serve's shutdown path and checks that it returned cleanly.
+func startApp(t *testing.T, cfg appConfig) *app {
+	t.Helper()
+	var opts []memstore.Option
+	if cfg.clock != nil {
+		opts = append(opts, memstore.WithClock(cfg.clock))
+	}
+	backend := memstore.New(opts...)
+	store, err := NewMemberStore(backend, ephemeralrt.WithDefaultTTL(cfg.ttl), ephemeralrt.WithLimits(cfg.limits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &app{url: "http://" + ln.Addr().String(), store: store, srv: newServer(store, cfg.ttl)}
+	if cfg.ping > 0 {
+		a.srv.ping = cfg.ping
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, a.srv) }()
+	a.stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := a.stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		backend.Close()
+	})
+	return a
+}
+
+// eventLog reads the store's events of one room, as a test's witness of what the pages did.
+type eventLog struct {
+	r     *ephemeralrt.Reader[Member]
+	names map[string]string // member id -> name, from upserts
+}
+
+func (a *app) reader(t *testing.T, room string) *eventLog {
+	t.Helper()
+	r, err := a.store.Reader(context.Background(), ephemeralrt.WithTenant(room))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &eventLog{r: r, names: map[string]string{}}
+}
+
+// expect reads events until one of kind for the member called name, and returns it. Events
+// of other kinds or members are skipped.
+func (l *eventLog) expect(t *testing.T, kind ephemeralrt.EventKind, name string) ephemeralrt.Event[Member] {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		ev, err := l.r.Recv(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("no %s event for %s", kind, name)
+		}
+		if err != nil {
+			t.Fatalf("read events: %v", err)
+		}
+		if ev.Entry != nil {
+			l.names[ev.Key] = ev.Entry.Value.Name
+		}
+		if ev.Kind == kind && l.names[ev.Key] == name {
+			return ev
+		}
+	}
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// Limits on what visitors send.
+const (
+	maxNameRunes = 32
+	maxFormBytes = 1 << 10
+	defaultRoom  = "lobby"
+	pingEvery    = 20 * time.Second // SSE comment that keeps idle connections open through proxies
+)
+
+// roomPattern is what a room name looks like: it is a tenant and part of every URL of the room.
+var roomPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
+
+//go:embed static
+var staticFiles embed.FS
+
+var pageTemplate = template.Must(template.ParseFS(staticFiles, "static/room.html"))
+
+// server serves the presence pages and their APIs. Each room is a tenant of one member store.
+type server struct {
+	store     *MemberStore
+	ttl       time.Duration // of a member without heartbeats
+	heartbeat time.Duration // how often a page touches its member
+	secret    []byte        // signs member tokens
+	ping      time.Duration // how long an event stream may be silent
+	handler   http.Handler
+}
+
+// newServer returns the presence app on store, whose members live for ttl without a heartbeat.
+func newServer(store *MemberStore, ttl time.Duration) *server {
+	s := &server{
+		store:     store,
+		ttl:       ttl,
+		heartbeat: ttl / 3,
+		ping:      pingEvery,
+		secret:    make([]byte, 32),
+	}
+	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
+	static, _ := fs.Sub(staticFiles, "static")
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /rooms/{room}", s.page)
+	mux.HandleFunc("GET /rooms/{room}/events", s.events)
+	mux.HandleFunc("POST /rooms/{room}/join", s.join)
+	mux.HandleFunc("POST /rooms/{room}/heartbeat", s.touch)
+	mux.HandleFunc("POST /rooms/{room}/status", s.setStatus)
+	mux.HandleFunc("POST /rooms/{room}/leave", s.leave)
+	s.handler = http.NewCrossOriginProtection().Handler(mux)
+	return s
+}
+
+// ServeHTTP serves the pages, their event streams and their API. Writes from other origins
+// are refused (CSRF).
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// home sends a visitor to the room named by ?room=, or to the default room.
+func (s *server) home(w http.ResponseWriter, r *http.Request) {
+	room := strings.ToLower(strings.TrimSpace(r.FormValue("room")))
+	if !roomPattern.MatchString(room) {
+		room = defaultRoom
+	}
+	http.Redirect(w, r, "/rooms/"+room, http.StatusSeeOther)
+}
+
+// roomParam returns the room of the request's path, or writes a 404 and returns false.
+func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	room := r.PathValue("room")
+	if !roomPattern.MatchString(room) {
+		http.Error(w, "no such room: a room name is 1 to 40 of a-z, 0-9, - and _", http.StatusNotFound)
+		return "", false
+	}
+	return room, true
+}
+
+func (s *server) page(w http.ResponseWriter, r *http.Request) {
+	room, ok := roomParam(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	err := pageTemplate.Execute(w, struct {
+		Room        string
+		HeartbeatMS int64
+	}{room, s.heartbeat.Milliseconds()})
+	if err != nil {
+		log.Printf("presence: render %s: %v", room, err)
+	}
+}
+
+// joined is the answer to a join: who the page is and how to stay.
+type joined struct {
+	ID          string `json:"id"`
+	Token       string `json:"token"`
+	HeartbeatMS int64  `json:"heartbeatMs"`
+}
+
+// join adds a member to the room. A page that lost its member (it expired while the tab slept)
+// joins again with its old id and token and keeps its identity.
+func (s *server) join(w http.ResponseWriter, r *http.Request) {
+	room, ok := roomParam(w, r)
+	if !ok {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	name, err := cleanName(r.PostFormValue("name"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	status := Status(r.PostFormValue("status"))
+	if !status.valid() {
+		status = StatusActive
+	}
+	id, token := r.PostFormValue("id"), r.PostFormValue("token")
+	if id == "" || !s.validToken(room, id, token) {
+		id = newID()
+		token = s.token(room, id)
+	}
+	m := Member{ID: id, Name: name, Status: status}
+	_, err = s.store.Upsert(r.Context(), id, m, ephemeralrt.WithTenant(room), ephemeralrt.IfNew())
+	switch {
+	case errors.Is(err, ephemeralrt.ErrConflict):
+		http.Error(w, "already joined", http.StatusConflict)
+		return
+	case errors.Is(err, ephemeralrt.ErrCapacity):
+		http.Error(w, "the room is full", http.StatusServiceUnavailable)
+		return
+	case err != nil:
+		serverError(w, "join", err)
+		return
+	}
+	writeJSON(w, joined{ID: id, Token: token, HeartbeatMS: s.heartbeat.Milliseconds()})
+}
+
+// touch is the heartbeat: a quiet touch that keeps the member alive. 410 Gone tells the page
+// that its member expired and that it should join again.
+func (s *server) touch(w http.ResponseWriter, r *http.Request) {
+	room, id, ok := s.member(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.store.Touch(r.Context(), id, ephemeralrt.WithTenant(room), ephemeralrt.Quiet())
+	if err != nil {
+		serverError(w, "heartbeat", err)
+		return
+	}
+	if !res.OK {
+		http.Error(w, "not in the room", http.StatusGone)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// setStatus changes the member's status; everyone in the room sees it.
+func (s *server) setStatus(w http.ResponseWriter, r *http.Request) {
+	room, id, ok := s.member(w, r)
+	if !ok {
+		return
+	}
+	status := Status(r.PostFormValue("status"))
+	if !status.valid() {
+		http.Error(w, "status must be active or away", http.StatusBadRequest)
+		return
+	}
+	e, ok, err := s.store.Get(r.Context(), id, ephemeralrt.WithTenant(room))
+	if err == nil && ok {
+		e.Value.Status = status
+		_, err = s.store.Upsert(r.Context(), id, e.Value, ephemeralrt.WithTenant(room), ephemeralrt.IfVersion(e.Version))
+	}
+	switch {
+	case err == nil && !ok, errors.Is(err, ephemeralrt.ErrConflict):
+		http.Error(w, "not in the room", http.StatusGone)
+	case err != nil:
+		serverError(w, "status", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// leave removes the member; the page calls it with navigator.sendBeacon when it goes away.
+func (s *server) leave(w http.ResponseWriter, r *http.Request) {
+	room, id, ok := s.member(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.store.Remove(r.Context(), id, ephemeralrt.WithTenant(room), ephemeralrt.WithReason("left")); err != nil {
+		serverError(w, "leave", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// member returns the room and the member id of a request that proves, with its token, to be
+// that member's page.
+func (s *server) member(w http.ResponseWriter, r *http.Request) (room, id string, ok bool) {
+	room, ok = roomParam(w, r)
+	if !ok {
+		return "", "", false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	id = r.PostFormValue("id")
+	if !s.validToken(room, id, r.PostFormValue("token")) {
+		http.Error(w, "bad member token", http.StatusForbidden)
+		return "", "", false
+	}
+	return room, id, true
+}
+
+// token returns the secret that proves a page owns member id of room. Member ids are public
+// (everyone in the room sees them); tokens are only given to the page that joined.
+func (s *server) token(room, id string) string {
+	mac := hmac.New(sha256.New, s.secret)
+	mac.Write([]byte(room))
+	mac.Write([]byte{0})
+	mac.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+}
+
+func (s *server) validToken(room, id, token string) bool {
+	return id != "" && len(id) <= ephemeralrt.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.token(room, id)))
+}
+
+// newID returns a fresh member id.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// cleanName trims a visitor's name and checks that it is 1 to maxNameRunes printable
+// characters.
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	n := utf8.RuneCountInString(name)
+	switch {
+	case !utf8.ValidString(name):
+		return "", errors.New("the name is not valid UTF-8")
+	case n == 0:
+		return "", errors.New("pick a name")
+	case n > maxNameRunes:
+		return "", fmt.Errorf("a name has at most %d characters", maxNameRunes)
+	}
+	for _, c := range name {
+		if !unicode.IsPrint(c) {
+			return "", fmt.Errorf("the name contains the unprintable character %U", c)
+		}
+	}
+	return name, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		log.Printf("presence: write response: %v", err)
+	}
+}
+
+func serverError(w http.ResponseWriter, op string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	log.Printf("presence: %s: %v", op, err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}

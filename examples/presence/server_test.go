@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+const testTTL = 9 * time.Second
+
+// fakeApp starts the app on a memory backend whose clock only moves when the test says so.
+func fakeApp(t *testing.T) (*app, *memstore.FakeClock) {
+	t.Helper()
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	return startApp(t, appConfig{ttl: testTTL, clock: clock}), clock
+}
+
+// post sends a form to the app as a same-origin page would, and returns the status and body.
+func (a *app) post(t *testing.T, path string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := http.PostForm(a.url+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// join joins room as name and returns the answer.
+func (a *app) join(t *testing.T, room, name string) joined {
+	t.Helper()
+	code, body := a.post(t, "/rooms/"+room+"/join", url.Values{"name": {name}})
+	if code != http.StatusOK {
+		t.Fatalf("join %s as %q: %d %s", room, name, code, body)
+	}
+	var j joined
+	if err := json.Unmarshal([]byte(body), &j); err != nil {
+		t.Fatalf("join answer %q: %v", body, err)
+	}
+	return j
+}
+
+func (j joined) form(extra ...string) url.Values {
+	v := url.Values{"id": {j.ID}, "token": {j.Token}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	return v
+}
+
+// message is one Server-Sent Event.
+type message struct {
+	id, event, data string
+	ping            bool // a comment line, the keep-alive
+}
+
+// stream is a test's connection to a room's event stream.
+type stream struct {
+	body io.Closer
+	r    *bufio.Reader
+}
+
+// openStream connects to room's events, sending lastID as Last-Event-ID unless it is empty.
+// The connection ends with the test, or after 10 s at the latest, so a missing event fails the
+// test instead of hanging it.
+func (a *app) openStream(t *testing.T, room, lastID string) *stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", a.url+"/rooms/"+room+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("events: %d %q", resp.StatusCode, ct)
+	}
+	return &stream{body: resp.Body, r: bufio.NewReader(resp.Body)}
+}
+
+// nextRaw returns the next message or keep-alive comment.
+func (s *stream) nextRaw(t *testing.T) message {
+	t.Helper()
+	var m message
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read event stream: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		field, value, _ := strings.Cut(line, ": ")
+		switch {
+		case line == "":
+			if m.ping || m.event != "" || m.id != "" {
+				return m
+			}
+		case line == ":":
+			m.ping = true
+		case field == "id":
+			m.id = value
+		case field == "event":
+			m.event = value
+		case field == "data":
+			m.data = value
+		case field == "retry":
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+}
+
+// next returns the next message, skipping keep-alives.
+func (s *stream) next(t *testing.T) message {
+	t.Helper()
+	for {
+		if m := s.nextRaw(t); !m.ping {
+			return m
+		}
+	}
+}
+
+func (s *stream) nextState(t *testing.T) (message, stateMessage) {
+	t.Helper()
+	m := s.next(t)
+	var st stateMessage
+	if m.event != "state" || json.Unmarshal([]byte(m.data), &st) != nil {
+		t.Fatalf("got %+v, want a state message", m)
+	}
+	return m, st
+}
+
+func (s *stream) nextMember(t *testing.T, event string) (message, memberView) {
+	t.Helper()
+	m := s.next(t)
+	var v memberView
+	if m.event != event || json.Unmarshal([]byte(m.data), &v) != nil {
+		t.Fatalf("got %+v, want an %s message", m, event)
+	}
+	return m, v
+}
+
+func (s *stream) nextGone(t *testing.T, event string) goneMessage {
+	t.Helper()
+	m := s.next(t)
+	var g goneMessage
+	if m.event != event || json.Unmarshal([]byte(m.data), &g) != nil {
+		t.Fatalf("got %+v, want a %s message", m, event)
+	}
+	return g
+}
+
+// names returns the sorted names of ms, comma-separated.
+func names(ms []memberView) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
+func TestJoinAndLeave(t *testing.T) {
+	a, clock := fakeApp(t)
+	s := a.openStream(t, "r1", "")
+	if _, st := s.nextState(t); len(st.Members) != 0 || st.Now == 0 {
+		t.Fatalf("initial state %+v, want an empty room", st)
+	}
+	ada := a.join(t, "r1", "  Ada <b>Lovelace</b> ")
+	if ada.HeartbeatMS != (testTTL / 3).Milliseconds() {
+		t.Errorf("heartbeat %d ms, want %d", ada.HeartbeatMS, (testTTL / 3).Milliseconds())
+	}
+	_, m := s.nextMember(t, "upsert")
+	want := memberView{ID: ada.ID, Name: "Ada <b>Lovelace</b>", Status: StatusActive, JoinedAt: clock.Now().UnixMilli()}
+	if m != want {
+		t.Errorf("upsert %+v, want %+v", m, want)
+	}
+	if code, body := a.post(t, "/rooms/r1/leave", ada.form()); code != http.StatusNoContent {
+		t.Fatalf("leave: %d %s", code, body)
+	}
+	if g := s.nextGone(t, "delete"); g != (goneMessage{ID: ada.ID, Reason: "left"}) {
+		t.Errorf("delete %+v", g)
+	}
+	// Rooms are tenants: the other room's stream saw nothing of it.
+	other := a.openStream(t, "r2", "")
+	if _, st := other.nextState(t); len(st.Members) != 0 {
+		t.Errorf("room r2 has %+v", st.Members)
+	}
+}
+
+// TestHeartbeatAndExpiry checks that heartbeats keep a member alive without a message to the
+// pages, and that a member whose heartbeats stop expires and is reported.
+func TestHeartbeatAndExpiry(t *testing.T) {
+	a, clock := fakeApp(t)
+	ada := a.join(t, "r", "Ada")
+	s := a.openStream(t, "r", "")
+	if _, st := s.nextState(t); names(st.Members) != "Ada" {
+		t.Fatalf("state %+v", st)
+	}
+	for range 3 { // 3 × 2/3 TTL: twice the TTL in all
+		clock.Advance(testTTL * 2 / 3)
+		if code, body := a.post(t, "/rooms/r/heartbeat", ada.form()); code != http.StatusNoContent {
+			t.Fatalf("heartbeat: %d %s", code, body)
+		}
+	}
+	clock.Advance(testTTL)
+	// The next message is the expiry: the heartbeats sent nothing.
+	if g := s.nextGone(t, "expire"); g.ID != ada.ID {
+		t.Errorf("expire %+v, want %s", g, ada.ID)
+	}
+	if code, _ := a.post(t, "/rooms/r/heartbeat", ada.form()); code != http.StatusGone {
+		t.Errorf("heartbeat after expiry: %d, want 410", code)
+	}
+	// The page joins again with its id and keeps it.
+	again := a.post
+	code, body := again(t, "/rooms/r/join", ada.form("name", "Ada"))
+	if code != http.StatusOK || !strings.Contains(body, `"id":"`+ada.ID+`"`) {
+		t.Errorf("rejoin: %d %s, want id %s", code, body, ada.ID)
+	}
+	if code, _ := a.post(t, "/rooms/r/join", ada.form("name", "Ada")); code != http.StatusConflict {
+		t.Errorf("second join of a live member: %d, want 409", code)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	a, clock := fakeApp(t)
+	ada := a.join(t, "r", "Ada")
+	joinedAt := clock.Now().UnixMilli()
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	clock.Advance(time.Second)
+	if code, body := a.post(t, "/rooms/r/status", ada.form("status", "away")); code != http.StatusNoContent {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	if _, m := s.nextMember(t, "upsert"); m.Status != StatusAway || m.JoinedAt != joinedAt {
+		t.Errorf("after status: %+v, want away, joined at %d", m, joinedAt)
+	}
+	if code, _ := a.post(t, "/rooms/r/status", ada.form("status", "asleep")); code != http.StatusBadRequest {
+		t.Errorf("unknown status: %d, want 400", code)
+	}
+	clock.Advance(testTTL)
+	s.nextGone(t, "expire")
+	if code, _ := a.post(t, "/rooms/r/status", ada.form("status", "active")); code != http.StatusGone {
+		t.Errorf("status of an expired member: %d, want 410", code)
+	}
+}
+
+// TestResume checks that a reconnecting page gets exactly the messages after its last one, and
+// the whole state when its cursor is useless.
+func TestResume(t *testing.T) {
+	a, _ := fakeApp(t)
+	a.join(t, "r", "Ada")
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	a.join(t, "r", "Grace")
+	first, _ := s.nextMember(t, "upsert")
+	a.join(t, "r", "Carol")
+	second, _ := s.nextMember(t, "upsert")
+	s.body.Close()
+
+	resumed := a.openStream(t, "r", first.id)
+	if m, v := resumed.nextMember(t, "upsert"); m.id != second.id || v.Name != "Carol" {
+		t.Errorf("resumed after %s with %+v %+v, want Carol at %s", first.id, m, v, second.id)
+	}
+
+	epoch, _, _ := strings.Cut(first.id, "-")
+	for _, last := range []string{
+		"garbage",            // not a cursor
+		epoch + "-999",       // beyond the room's last event
+		"0123456789abcdef-1", // of another epoch: the room's state was lost
+	} {
+		s := a.openStream(t, "r", last)
+		if m, st := s.nextState(t); names(st.Members) != "Ada,Carol,Grace" || m.id != second.id {
+			t.Errorf("Last-Event-ID %q: %+v %+v, want the whole room", last, m, st)
+		}
+	}
+}
+
+// TestResumeAfterOverflow checks that a page whose cursor fell out of the retained events gets
+// the whole state again.
+func TestResumeAfterOverflow(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	a := startApp(t, appConfig{ttl: testTTL, clock: clock, limits: ephemeralrt.Limits{MaxEvents: 2}})
+	s := a.openStream(t, "r", "")
+	old, _ := s.nextState(t)
+	for _, name := range []string{"Ada", "Grace", "Carol", "Dorothy"} {
+		a.join(t, "r", name)
+	}
+	s.body.Close()
+	if _, st := a.openStream(t, "r", old.id).nextState(t); len(st.Members) != 4 {
+		t.Errorf("state after overflow has %q, want 4 members", names(st.Members))
+	}
+}
+
+// TestPing checks that a quiet stream sends keep-alives and still delivers the next event.
+func TestPing(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, ping: 5 * time.Millisecond})
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	if m := s.nextRaw(t); !m.ping {
+		t.Fatalf("got %+v, want a keep-alive", m)
+	}
+	a.join(t, "r", "Ada")
+	if _, v := s.nextMember(t, "upsert"); v.Name != "Ada" {
+		t.Errorf("upsert %+v", v)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	a, _ := fakeApp(t)
+	ada := a.join(t, "r", "Ada")
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		want       int
+	}{
+		{"empty name", "/rooms/r/join", url.Values{"name": {"   "}}, http.StatusBadRequest},
+		{"long name", "/rooms/r/join", url.Values{"name": {strings.Repeat("é", maxNameRunes+1)}}, http.StatusBadRequest},
+		{"control character", "/rooms/r/join", url.Values{"name": {"Ada\x07"}}, http.StatusBadRequest},
+		{"invalid UTF-8", "/rooms/r/join", url.Values{"name": {"Ada\xff"}}, http.StatusBadRequest},
+		{"room with capitals", "/rooms/Lobby/join", url.Values{"name": {"Ada"}}, http.StatusNotFound},
+		{"room too long", "/rooms/" + strings.Repeat("r", 41) + "/join", url.Values{"name": {"Ada"}}, http.StatusNotFound},
+		{"wrong token", "/rooms/r/heartbeat", url.Values{"id": {ada.ID}, "token": {"x" + ada.Token}}, http.StatusForbidden},
+		{"token of another room", "/rooms/s/leave", ada.form(), http.StatusForbidden},
+		{"no id", "/rooms/r/leave", url.Values{"token": {ada.Token}}, http.StatusForbidden},
+		{"huge form", "/rooms/r/join", url.Values{"name": {strings.Repeat("a", 2*maxFormBytes)}}, http.StatusBadRequest},
+	} {
+		if code, body := a.post(t, tc.path, tc.form); code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+	}
+
+	// A write from another site is refused before it reaches a handler.
+	req, _ := http.NewRequest("POST", a.url+"/rooms/r/leave", strings.NewReader(ada.form().Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site leave: %d, want 403", resp.StatusCode)
+	}
+	if _, ok, _ := a.store.Get(context.Background(), ada.ID, ephemeralrt.WithTenant("r")); !ok {
+		t.Error("a refused request removed the member")
+	}
+}
+
+func TestPages(t *testing.T) {
+	a, _ := fakeApp(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		path     string
+		code     int
+		location string
+		contains string
+	}{
+		{"/", http.StatusSeeOther, "/rooms/lobby", ""},
+		{"/?room=design", http.StatusSeeOther, "/rooms/design", ""},
+		{"/?room=%3Cscript%3E", http.StatusSeeOther, "/rooms/lobby", ""},
+		{"/rooms/design", http.StatusOK, "", `data-room="design"`},
+		{"/rooms/a.b", http.StatusNotFound, "", ""},
+		{"/static/app.js", http.StatusOK, "", "EventSource"},
+		{"/nowhere", http.StatusNotFound, "", ""},
+	} {
+		resp, err := client.Get(a.url + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.location || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("GET %s: %d, Location %q, want %d %q containing %q", tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.location, tc.contains)
+		}
+	}
+}
+
+// TestShutdownEndsStreams checks that shutting the server down ends open event streams, so
+// that Shutdown returns at once instead of waiting for clients to go away.
+func TestShutdownEndsStreams(t *testing.T) {
+	a, _ := fakeApp(t)
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	if err := a.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if _, err := s.r.ReadString('\n'); !errors.Is(err, io.EOF) {
+		t.Errorf("stream after shutdown: %v, want EOF", err)
+	}
+}

@@ -1,0 +1,152 @@
+// Sessions shows sliding-expiry login sessions on an ephemeral store. It plays a short scenario
+// on the memory backend and exits by itself after about two seconds:
+//
+//	go run ./examples/sessions
+//
+// What it shows:
+//
+//   - Login creates a session with a conditional write, IfNew: a session ID that is already
+//     live is refused with ErrConflict instead of being overwritten, so a colliding or replayed
+//     ID can never take over another user's session.
+//   - Every request touches its session: the expiry slides forward by the TTL (500 ms here,
+//     thirty minutes in a real application), so a user who keeps working stays logged in.
+//   - Logout is a Remove with a reason.
+//   - A session nobody uses expires. A reader, started before anything happens, logs every
+//     login, logout and expiry as it happens: the place for an audit log, or for cleaning up
+//     what a session held.
+//   - A request with an expired session finds nothing to touch: the user logs in again.
+//
+// Session IDs are short names here to keep the output readable; real ones are random secrets
+// (128 bits from crypto/rand).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"time"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+func main() {
+	backend := memstore.New()
+	defer backend.Close()
+	store, err := NewSessionStore(backend)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := run(context.Background(), store, os.Stdout, time.Sleep); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run plays the scenario on store and writes what happens to out. It waits with sleep:
+// time.Sleep, or in tests the Advance of the backend's fake clock.
+func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(time.Duration)) (err error) {
+	logger := log.New(out, "", 0) // safe for the reader's goroutine and this one
+	r, err := store.Reader(ctx)
+	if err != nil {
+		return err
+	}
+	ended := make(chan string, 8) // sessions the reader saw end; room for all of the scenario's
+	watched := make(chan error, 1)
+	go func() { watched <- watch(ctx, r, logger, ended) }()
+	defer func() {
+		r.Close()
+		err = errors.Join(err, <-watched)
+	}()
+
+	for _, user := range []string{"ada", "bob", "carol"} {
+		e, err := store.Upsert(ctx, "s-"+user, Session{UserID: user, Roles: []string{"member"}}, ephemeralrt.IfNew())
+		if err != nil {
+			return fmt.Errorf("login %s: %w", user, err)
+		}
+		logger.Printf("%s  %s logs in: session %s, expires at %s", clock(e.UpdatedAt), user, e.Key, clock(e.ExpiresAt))
+	}
+	// A live session ID is never overwritten.
+	_, err = store.Upsert(ctx, "s-ada", Session{UserID: "mallory"}, ephemeralrt.IfNew())
+	if !errors.Is(err, ephemeralrt.ErrConflict) {
+		return fmt.Errorf("login with a live session id: %v, want ErrConflict", err)
+	}
+	logger.Printf("              mallory logs in with session s-ada: refused (%v)", err)
+
+	if _, err := store.Remove(ctx, "s-carol", ephemeralrt.WithReason("logout")); err != nil {
+		return err
+	}
+
+	// Ada works for a while; every request slides her session's expiry. Bob does nothing.
+	ttl := store.Config().TTL
+	for i := 1; i <= 5; i++ {
+		sleep(ttl * 2 / 5)
+		res, err := store.Touch(ctx, "s-ada")
+		if err != nil {
+			return err
+		}
+		if !res.OK {
+			return errors.New("ada's session expired while she was working")
+		}
+		logger.Printf("              ada's request %d: session s-ada now expires at %s", i, clock(res.ExpiresAt))
+	}
+
+	// Ada takes a break longer than the TTL.
+	sleep(ttl)
+	if err := waitEnded(ctx, ended, "s-ada"); err != nil {
+		return err
+	}
+	res, err := store.Touch(ctx, "s-ada")
+	if err != nil {
+		return err
+	}
+	if res.OK {
+		return errors.New("ada's session outlived its TTL")
+	}
+	logger.Printf("              ada's next request: session s-ada is gone, please log in again")
+	return nil
+}
+
+// watch logs the store's events until the reader is closed, and sends the key of every
+// session that ended on ended.
+func watch(ctx context.Context, r *ephemeralrt.Reader[Session], logger *log.Logger, ended chan<- string) error {
+	for ev, err := range r.Events(ctx) {
+		if errors.Is(err, ephemeralrt.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch ev.Kind {
+		case ephemeralrt.EventUpsert:
+			logger.Printf("%s  reader: session %s of %s created", clock(ev.At), ev.Key, ev.Entry.Value.UserID)
+		case ephemeralrt.EventDelete:
+			logger.Printf("%s  reader: session %s deleted (%s)", clock(ev.At), ev.Key, ev.Reason)
+			ended <- ev.Key
+		case ephemeralrt.EventExpire:
+			logger.Printf("%s  reader: session %s expired", clock(ev.At), ev.Key)
+			ended <- ev.Key
+		}
+		// Touches, one per request, are too many to log.
+	}
+	return nil
+}
+
+// waitEnded waits until the reader reports that session id ended.
+func waitEnded(ctx context.Context, ended <-chan string, id string) error {
+	for {
+		select {
+		case key := <-ended:
+			if key == id {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// clock formats a time of the store as a time of day with milliseconds.
+func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
