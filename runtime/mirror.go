@@ -344,8 +344,9 @@ func (m *Mirror[T]) Err() error {
 	return m.err
 }
 
-// Close stops the mirror and waits for its goroutine to end; its state stays readable. Close is
-// idempotent. It must not be called from the [OnChange] callback.
+// Close stops the mirror and waits for its goroutine to end, which includes waiting for a
+// running [OnChange] callback to return; its state stays readable. Close is idempotent. It must
+// not be called from the OnChange callback.
 func (m *Mirror[T]) Close() {
 	m.cancel()
 	<-m.done

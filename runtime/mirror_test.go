@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
 )
 
 // errTransport is the error fakeBackend injects.
@@ -991,4 +993,127 @@ func TestKeyedMirror(t *testing.T) {
 	if err := km.Mirror().Err(); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("Err after Close = %v, want ErrClosed", err)
 	}
+}
+
+// TestMirrorProperty runs random writes, expiries and stalls of the change consumer against a
+// memstore that keeps few events, and checks that the mirror ends equal to a fresh snapshot
+// and that its changes, replayed from nothing, give the same state.
+func TestMirrorProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		maxEvents := rapid.IntRange(1, 3).Draw(rt, "maxEvents")
+		clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
+		b := memstore.New(memstore.WithClock(clock))
+		defer b.Close()
+		s, err := runtime.New[text](b, textCodec{}, runtime.Config{ID: "mirror", TTL: time.Minute, Limits: runtime.Limits{MaxEvents: maxEvents}})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		ctx := context.Background()
+		keys := []string{"a", "b", "c", "d"}
+
+		var gate sync.Mutex // held by the test while the consumer stalls
+		changes := make(chan runtime.Change[text], 10_000)
+		m, err := s.Mirror(runtime.WithClock(clock.Now), runtime.OnChange(func(c runtime.Change[text]) {
+			gate.Lock()
+			changes <- c
+			gate.Unlock()
+		}))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer m.Close()
+		readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := m.Ready(readyCtx); err != nil {
+			rt.Fatal(err)
+		}
+
+		step := func(i int) {
+			key := rapid.SampledFrom(keys).Draw(rt, "key")
+			var err error
+			switch rapid.IntRange(0, 4).Draw(rt, "op") {
+			case 0, 1:
+				ttl := time.Duration(rapid.IntRange(1, 3).Draw(rt, "ttl")) * time.Second
+				_, err = s.Upsert(ctx, key, text{strconv.Itoa(i)}, runtime.WithTTL(ttl))
+			case 2:
+				_, err = s.Touch(ctx, key)
+			case 3:
+				_, err = s.Remove(ctx, key)
+			case 4:
+				clock.Advance(time.Second)
+			}
+			if err != nil {
+				rt.Fatal(err)
+			}
+		}
+		for i := range rapid.IntRange(0, 20).Draw(rt, "before") {
+			step(i)
+		}
+		// Stall the consumer: the mirror stops at its next change while the writes go on, and
+		// enough upserts follow to drop events it has not read.
+		gate.Lock()
+		stalled := true
+		defer func() { // before m.Close, which waits for the stalled callback
+			if stalled {
+				gate.Unlock()
+			}
+		}()
+		for i := range rapid.IntRange(0, 20).Draw(rt, "stalled") {
+			step(100 + i)
+		}
+		for _, key := range keys {
+			if rapid.Bool().Draw(rt, "remove") {
+				if _, err := s.Remove(ctx, key); err != nil {
+					rt.Fatal(err)
+				}
+			}
+		}
+		for i := range maxEvents + 2 {
+			if _, err := s.Upsert(ctx, "pad", text{strconv.Itoa(150 + i)}); err != nil {
+				rt.Fatal(err)
+			}
+		}
+		gate.Unlock()
+		stalled = false
+		for i := range rapid.IntRange(0, 20).Draw(rt, "after") {
+			step(200 + i)
+		}
+
+		// A last write: once its change arrived, the mirror has reported everything before it
+		// (in a relist too, as its key sorts last).
+		end, err := s.Upsert(ctx, "~end", text{"end"}, runtime.WithTTL(time.Hour))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		replayed := map[string]string{}
+		timeout := time.After(5 * time.Second)
+		for done := false; !done; {
+			select {
+			case c := <-changes:
+				if c.Kind == runtime.ChangeRemoved {
+					delete(replayed, c.Key)
+				} else {
+					replayed[c.Key] = fmt.Sprintf("%s=%s v%d", c.Key, c.Entry.Value.S, c.Entry.Version)
+				}
+				done = c.Key == end.Key && c.Version == end.Version
+			case <-timeout:
+				rt.Fatalf("no change for the last write; mirror %q", mirrorContents(m))
+			}
+		}
+		snap, err := s.Snapshot(ctx)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		var want []string
+		for _, e := range snap.Entries {
+			want = append(want, fmt.Sprintf("%s=%s v%d", e.Key, e.Value.S, e.Version))
+		}
+		if diff := cmp.Diff(want, mirrorContents(m)); diff != "" {
+			rt.Fatalf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
+		}
+		got := slices.Sorted(maps.Values(replayed))
+		if diff := cmp.Diff(want, got); diff != "" {
+			rt.Fatalf("replayed changes differ from a fresh snapshot (-want +got):\n%s", diff)
+		}
+	})
 }
