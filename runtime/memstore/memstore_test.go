@@ -235,3 +235,17 @@ func BenchmarkExpiryLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/expiry")
 }
+
+// TestConformanceRealTime runs the suite on the system clock, as on a real server: it checks
+// that the suite's real-time mode holds up, and memstore on the real clock.
+func TestConformanceRealTime(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		b := memstore.New()
+		t.Cleanup(func() { b.Close() })
+		return storetest.Harness{
+			Backend:  b,
+			Advance:  func(_ testing.TB, d time.Duration) { time.Sleep(d) },
+			RealTime: true,
+		}
+	})
+}

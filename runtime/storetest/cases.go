@@ -201,9 +201,18 @@ func testInvalidArguments(e *env) {
 	e.upsert(s, strings.Repeat("k", runtime.MaxKeyBytes), item{})
 	e.upsert(s, "k", item{}, runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes)))
 	e.upsert(e.storeID(strings.Repeat("i", runtime.MaxIDBytes)), "k", item{})
-	for _, id := range []string{"", strings.Repeat("i", runtime.MaxIDBytes+1)} {
-		_, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), runtime.Config{ID: id, TTL: time.Minute})
-		e.wantErr(fmt.Sprintf("New with an ID of %d bytes", len(id)), err, runtime.ErrInvalidID)
+	for _, tc := range []struct {
+		cfg  runtime.Config
+		want error
+	}{
+		{runtime.Config{ID: "", TTL: time.Minute}, runtime.ErrInvalidID},
+		{runtime.Config{ID: strings.Repeat("i", runtime.MaxIDBytes+1), TTL: time.Minute}, runtime.ErrInvalidID},
+		{runtime.Config{ID: e.id, TTL: time.Minute, Tenant: strings.Repeat("t", runtime.MaxTenantBytes+1)}, runtime.ErrInvalidTenant},
+		{runtime.Config{ID: e.id, TTL: 0}, runtime.ErrInvalidTTL},
+		{runtime.Config{ID: e.id, TTL: -time.Second}, runtime.ErrInvalidTTL},
+	} {
+		_, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), tc.cfg)
+		e.wantErr(fmt.Sprintf("New(ID of %d bytes, tenant of %d bytes, TTL %v)", len(tc.cfg.ID), len(tc.cfg.Tenant), tc.cfg.TTL), err, tc.want)
 	}
 
 	badTenant := runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes+1))
