@@ -1117,3 +1117,103 @@ func TestMirrorProperty(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMirrorFollow measures the latency of one upsert until a mirror reports it, against a
+// reader that receives the same event (the baseline).
+func BenchmarkMirrorFollow(b *testing.B) {
+	ctx := context.Background()
+	newStore := func(b *testing.B) *runtime.Store[text] {
+		backend := memstore.New()
+		b.Cleanup(func() { backend.Close() })
+		s, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "bench", TTL: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = "key-" + strconv.Itoa(i)
+	}
+	b.Run("reader", func(b *testing.B) {
+		s := newStore(b)
+		r, err := s.Reader(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Upsert(ctx, keys[i%len(keys)], text{"v"}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Recv(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("mirror", func(b *testing.B) {
+		s := newStore(b)
+		m, err := s.Mirror(runtime.WithChangeChan(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Ready(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Upsert(ctx, keys[i%len(keys)], text{"v"}); err != nil {
+				b.Fatal(err)
+			}
+			<-m.Changes()
+		}
+	})
+}
+
+// BenchmarkMirrorGet measures a mirror's Get of one of 1,000 entries, against a lookup in a
+// map guarded by a sync.RWMutex (the baseline).
+func BenchmarkMirrorGet(b *testing.B) {
+	ctx := context.Background()
+	backend := memstore.New()
+	defer backend.Close()
+	s, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "bench", TTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, 1000)
+	baseline := make(map[string]runtime.Entry[text], len(keys))
+	for i := range keys {
+		keys[i] = "key-" + strconv.Itoa(i)
+		e, err := s.Upsert(ctx, keys[i], text{"v"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		baseline[keys[i]] = e
+	}
+	m, err := s.Mirror()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Ready(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("map", func(b *testing.B) {
+		var mu sync.RWMutex
+		for i := 0; b.Loop(); i++ {
+			mu.RLock()
+			_, ok := baseline[keys[i%len(keys)]]
+			mu.RUnlock()
+			if !ok {
+				b.Fatal("missing")
+			}
+		}
+	})
+	b.Run("mirror", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, ok := m.Get(keys[i%len(keys)]); !ok {
+				b.Fatal("missing")
+			}
+		}
+	})
+}
