@@ -484,6 +484,33 @@ func TestMirrorIgnoresRedelivery(t *testing.T) {
 	}
 }
 
+// gatedMirror starts a mirror of s whose change callback sends every change on changes and,
+// after the change of key gate, blocks until release is closed. The mirror is closed when the
+// test ends.
+func gatedMirror(t *testing.T, s *runtime.Store[text], gate string, opts ...runtime.MirrorOption) (m *runtime.Mirror[text], changes <-chan runtime.Change[text], release chan struct{}) {
+	t.Helper()
+	ch := make(chan runtime.Change[text], 100)
+	release = make(chan struct{})
+	m, err := s.Mirror(append(opts, runtime.OnChange(func(c runtime.Change[text]) {
+		ch <- c
+		if c.Key == gate {
+			<-release
+		}
+	}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default: // the test failed before it released the callback
+			close(release)
+		}
+		m.Close()
+	})
+	return m, ch, release
+}
+
 // TestMirrorOverflowRelists holds the mirror back in its change callback while the backend
 // drops more events than it retains: the mirror must relist and end equal to a fresh snapshot,
 // reporting the differences.
@@ -493,18 +520,7 @@ func TestMirrorOverflowRelists(t *testing.T) {
 	mustUpsert(t, s, "x", "1")
 	mustUpsert(t, s, "y", "2")
 
-	changes := make(chan runtime.Change[text], 100)
-	release := make(chan struct{})
-	m, err := s.Mirror(runtime.OnChange(func(c runtime.Change[text]) {
-		changes <- c
-		if c.Key == "gate" {
-			<-release
-		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, changes, release := gatedMirror(t, s, "gate")
 	expectChanges(t, changes, "added x=1 v1", "added y=2 v2")
 	mustUpsert(t, s, "gate", "g") // v3
 	expectChanges(t, changes, "added gate=g v3")
@@ -821,18 +837,7 @@ func TestMirrorMemstoreOverflow(t *testing.T) {
 	s, _ := newMemStore(t, runtime.WithLimits(runtime.Limits{MaxEvents: 3}))
 	mustUpsert(t, s, "x", "1")
 	mustUpsert(t, s, "y", "2")
-	changes := make(chan runtime.Change[text], 100)
-	release := make(chan struct{})
-	m, err := s.Mirror(runtime.WithPrefix("k/"), runtime.OnChange(func(c runtime.Change[text]) {
-		changes <- c
-		if c.Key == "k/gate" {
-			<-release
-		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, changes, release := gatedMirror(t, s, "k/gate", runtime.WithPrefix("k/"))
 	mustUpsert(t, s, "k/gate", "g")
 	expectChanges(t, changes, "added k/gate=g v3")
 
