@@ -151,3 +151,41 @@ func (r *KeyedReader[K, T]) Cursor() string { return r.r.Cursor() }
 
 // Close stops the reader; see [Reader.Close].
 func (r *KeyedReader[K, T]) Close() error { return r.r.Close() }
+
+// FormatPlainKey is the key formatter of stores whose keys are plain strings: it returns key as
+// it is. It pairs with [ParsePlainKey].
+func FormatPlainKey(key string) string { return key }
+
+// OnKeyedChange is [OnChange] for the [KeyedMirror] of a generated store: it makes the mirror
+// call fn with every change, its key parsed by parse. A change whose key parse cannot read
+// (written by a foreign client) is not passed to fn; the error, wrapping [ErrInvalidKey], goes
+// to the mirror's [OnMirrorError] callback instead, if it has one. The mirror's state, and its
+// change channel, still hold that key. fn runs as an [OnChange] callback does.
+func OnKeyedChange[K, T any](fn func(KeyedChange[K, T]), parse func(string) (K, error)) MirrorOption {
+	return keyedChangeFunc[K, T]{fn: fn, parse: parse}
+}
+
+// keyedChangeFunc is the option of [OnKeyedChange].
+type keyedChangeFunc[K, T any] struct {
+	fn    func(KeyedChange[K, T])
+	parse func(string) (K, error)
+}
+
+func (f keyedChangeFunc[K, T]) applyMirror(c *mirrorOptions) {
+	if f.fn == nil {
+		c.onChange = nil
+		return
+	}
+	// c.onError is read when a change comes, after every option has been applied, so that
+	// OnMirrorError may come before or after this option.
+	c.onChange = func(ch Change[T]) {
+		kc, err := ParseChange(ch, f.parse)
+		if err != nil {
+			if c.onError != nil {
+				c.onError(err)
+			}
+			return
+		}
+		f.fn(kc)
+	}
+}

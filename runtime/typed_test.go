@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
 )
@@ -103,5 +106,84 @@ func TestKeyedReader(t *testing.T) {
 	}
 	if _, err := r.Recv(ctx); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("Recv after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestOnKeyedChange(t *testing.T) {
+	for _, errorFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("errorFirst=%v", errorFirst), func(t *testing.T) {
+			s, _ := newMemStore(t)
+			mustUpsert(t, s, seat{"r1", "bob"}.String(), "2")
+			mustUpsert(t, s, "zz-foreign", "3")
+			changes := make(chan runtime.KeyedChange[seat, text], 10)
+			errs := make(chan error, 10)
+			onChange := runtime.OnKeyedChange(func(c runtime.KeyedChange[seat, text]) { changes <- c }, parseSeat)
+			onError := runtime.OnMirrorError(func(err error) { errs <- err })
+			opts := []runtime.MirrorOption{onChange, onError}
+			if errorFirst {
+				opts = []runtime.MirrorOption{onError, onChange}
+			}
+			m := startMirror(t, s, opts...)
+
+			mustUpsert(t, s, seat{"r1", "ann"}.String(), "1")
+			mustRemove(t, s, seat{"r1", "bob"}.String(), runtime.WithReason("left"))
+			var got []string
+			for range 3 {
+				c := receive(t, changes)
+				if c.Entry.Key != c.Key {
+					t.Errorf("change of %v has an entry of %v", c.Key, c.Entry.Key)
+				}
+				d := fmt.Sprintf("%s %s/%s=%s v%d", c.Kind, c.Key.Room, c.Key.Name, c.Entry.Value.S, c.Version)
+				if c.Kind == runtime.ChangeRemoved {
+					d += fmt.Sprintf(" %s(%s)", c.Cause, c.Reason)
+				}
+				got = append(got, d)
+			}
+			want := []string{
+				"added r1/bob=2 v1",
+				"added r1/ann=1 v3",
+				"removed r1/bob=2 v4 delete(left)",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
+			}
+			if err := receive(t, errs); !errors.Is(err, runtime.ErrInvalidKey) || !strings.Contains(err.Error(), "zz-foreign") {
+				t.Errorf("error = %v, want ErrInvalidKey of zz-foreign", err)
+			}
+			if _, ok := m.Get("zz-foreign"); !ok {
+				t.Error("the mirror dropped the foreign key")
+			}
+		})
+	}
+}
+
+// receive returns the next value of ch, waiting at most 5 s.
+func receive[V any](t *testing.T, ch <-chan V) V {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out")
+		var zero V
+		return zero
+	}
+}
+
+func TestOnKeyedChangeWrongType(t *testing.T) {
+	s, _ := newMemStore(t)
+	_, err := s.Mirror(runtime.OnKeyedChange(func(runtime.KeyedChange[seat, int]) {}, parseSeat))
+	if !errors.Is(err, runtime.ErrInvalidConfig) {
+		t.Errorf("Mirror with a callback of int values: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestPlainKeyedMirror(t *testing.T) {
+	s, _ := newMemStore(t)
+	mustUpsert(t, s, "a:b", "1")
+	m := startMirror(t, s)
+	km := runtime.NewKeyedMirror(m, runtime.FormatPlainKey, runtime.ParsePlainKey)
+	if e, ok := km.Get("a:b"); !ok || e.Key != "a:b" || e.Value.S != "1" {
+		t.Errorf("Get(a:b) = %+v, %v", e, ok)
 	}
 }
