@@ -101,6 +101,34 @@ func main() {
 		}
 	}
 
+	// A typed mirror: the initial sync (a foreign key is reported, not passed on), a live
+	// change, and an expiry by the fake clock, which the mirror must also read.
+	_, err = ps.Store().Upsert(ctx, "foreign2", Presence{}, ephemeralrt.WithTTL(time.Minute))
+	check(err)
+	changes, errs := make(chan PresenceChange, 8), make(chan error, 8)
+	m, err := ps.Mirror(ephemeralrt.WithClock(clock.Now),
+		OnPresenceChange(func(c PresenceChange) { changes <- c }),
+		ephemeralrt.OnMirrorError(func(err error) { errs <- err }))
+	check(err)
+	defer m.Close()
+	check(m.Ready(ctx))
+	fmt.Println("mirror error:", receive(ctx, errs))
+	printChange(receive(ctx, changes))
+	for k, e := range m.All() {
+		fmt.Printf("mirror all %s %s v%d\n", fields(k), e.Value.Status, e.Version)
+	}
+	fmt.Printf("mirror len %d of %d\n", m.Len(), m.Mirror().Len())
+	_, err = ps.Put(ctx, Presence{"r:1", "dave", "here"}, ephemeralrt.WithTTL(5*time.Second))
+	check(err)
+	printChange(receive(ctx, changes))
+	dave := PresenceKey{Room: "r:1", UserID: "dave"}
+	_, ok = m.Get(dave)
+	fmt.Println("mirror get dave", ok)
+	clock.Advance(5 * time.Second)
+	printChange(receive(ctx, changes))
+	_, ok = m.Get(dave)
+	fmt.Println("mirror get dave", ok)
+
 	hs, err := NewHoldStore(b, ephemeralrt.WithDefaultTenant("venue"))
 	check(err)
 	for _, s := range []Seat{{"hall", 3, 7, "ann"}, {"hall", 3, 8, "ben"}, {"hall", -1, 1, "cat"}} {
@@ -122,6 +150,26 @@ func main() {
 	n, ok, err := ns.Get(ctx, "n:1")
 	check(err)
 	fmt.Printf("note %v %q %q %v\n", ok, n.Key, n.Value.Text, ns.Store().Config().TTL)
+}
+
+// printChange shows a change of the mirror, with its cause if it is a removal.
+func printChange(c PresenceChange) {
+	fmt.Printf("mirror %v %s %s v%d", c.Kind, fields(c.Key), c.Entry.Value.Status, c.Version)
+	if c.Kind == ephemeralrt.ChangeRemoved {
+		fmt.Print(" ", c.Cause)
+	}
+	fmt.Println()
+}
+
+// receive returns the next value of ch; it fails when ctx is done first.
+func receive[V any](ctx context.Context, ch <-chan V) V {
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		log.Fatal(ctx.Err())
+		panic("unreachable")
+	}
 }
 
 // fields shows the fields of a key, quoted.
@@ -150,6 +198,14 @@ event delete "r:1"/"bob" left
 event error: ephemeral: invalid key: "foreign" has 1 parts, want 2
 event expire "r:1"/"alice%" 
 event error: ephemeral: invalid key: "foreign" has 1 parts, want 2
+mirror error: ephemeral: invalid key: "foreign2" has 1 parts, want 2
+mirror added "r"/"1:carol" here v4
+mirror all "r"/"1:carol" here v4
+mirror len 1 of 2
+mirror added "r:1"/"dave" here v10
+mirror get dave true
+mirror removed "r:1"/"dave" here v11 expire
+mirror get dave false
 seat "hall:3:7" "hall" 3 7 ann
 seat "hall:3:8" "hall" 3 8 ben
 parse non-canonical: true true

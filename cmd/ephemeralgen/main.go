@@ -69,14 +69,41 @@
 //   - The method (Presence) EphemeralKey() PresenceKey.
 //   - PresenceStore, built by NewPresenceStore(backend, opts...) with the directive's settings as
 //     defaults, and its methods Put(ctx, v) (at v.EphemeralKey()), Upsert, Touch, Remove, Get,
-//     Snapshot, Reader and Store (the untyped runtime.Store under it).
-//   - PresenceEntry, PresenceSnapshot, PresenceEvent and PresenceReader: aliases of the runtime's
-//     Keyed types, carrying the typed key. A reader returns an event whose key cannot be parsed
-//     (one written by a foreign client) as an error and goes on with the next.
+//     Snapshot, Reader, Mirror and Store (the untyped runtime.Store under it).
+//   - PresenceEntry, PresenceSnapshot, PresenceEvent, PresenceReader, PresenceMirror and
+//     PresenceChange: aliases of the runtime's Keyed types, carrying the typed key. A reader
+//     returns an event whose key cannot be parsed (one written by a foreign client) as an error
+//     and goes on with the next.
+//   - OnPresenceChange(fn), the option that makes a mirror call fn with each PresenceChange.
 //
-// Without key= the key is a string: there is no key type, prefix builder, EphemeralKey or Put.
-// When Name is unexported, so are the constructor and parser (newPresenceStore,
-// parsePresenceKey). Output is deterministic and gofmt-formatted; the runtime is imported as
+// Mirror(opts...) starts a PresenceMirror, an in-process replica of one tenant (or of one key
+// prefix in it) that stays current from the store's events; see runtime.Mirror. Its Get takes
+// a PresenceKey and its All yields them; keys that cannot be parsed are skipped:
+//
+//	m, err := store.Mirror(runtime.WithTenant("room-1"),
+//		OnPresenceChange(func(c PresenceChange) {
+//			log.Printf("%s %s/%s", c.Kind, c.Key.Room, c.Key.UserID)
+//		}),
+//		runtime.OnMirrorError(func(err error) { log.Print(err) }))
+//	if err != nil {
+//		return err
+//	}
+//	defer m.Close()
+//	if err := m.Ready(ctx); err != nil {
+//		return err
+//	}
+//	for key, e := range m.All() {
+//		fmt.Println(key.UserID, e.Value.Status)
+//	}
+//
+// OnPresenceChange reports a change whose key cannot be parsed to the mirror's OnMirrorError
+// callback as an error wrapping runtime.ErrInvalidKey instead of passing it on. The untyped
+// runtime.Mirror under a PresenceMirror (its Mirror method) has the change channel of
+// runtime.WithChangeChan, Done and Err; runtime.ParseChange types the key of its changes.
+//
+// Without key= the key is a string: there is no key type, prefix builder, EphemeralKey or Put,
+// and the other types carry string keys. When Name is unexported, so are the constructor, the
+// parser and the change option (newPresenceStore, parsePresenceKey, onPresenceChange). Output is deterministic and gofmt-formatted; the runtime is imported as
 // ephemeralrt (or, if the package declares that name, ephemeralrt2, ...).
 package main
 

@@ -51,6 +51,12 @@ type PresenceEvent = ephemeralrt.KeyedEvent[PresenceKey, Presence]
 // PresenceReader is a stream of a PresenceStore's events, from PresenceStore.Reader.
 type PresenceReader = ephemeralrt.KeyedReader[PresenceKey, Presence]
 
+// PresenceMirror is an in-process replica of a tenant of a PresenceStore, from PresenceStore.Mirror.
+type PresenceMirror = ephemeralrt.KeyedMirror[PresenceKey, Presence]
+
+// PresenceChange is a change of a PresenceMirror's state, with its typed key; see OnPresenceChange.
+type PresenceChange = ephemeralrt.KeyedChange[PresenceKey, Presence]
+
 // PresenceStore is a typed store of Presence values: store id "presence", default TTL 30s.
 type PresenceStore struct {
 	store *ephemeralrt.Store[Presence]
@@ -119,6 +125,20 @@ func (s *PresenceStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOp
 		return nil, err
 	}
 	return ephemeralrt.NewKeyedReader(r, ParsePresenceKey), nil
+}
+
+// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnPresenceChange.
+func (s *PresenceStore) Mirror(opts ...ephemeralrt.MirrorOption) (*PresenceMirror, error) {
+	m, err := s.store.Mirror(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return ephemeralrt.NewKeyedMirror(m, PresenceKey.String, ParsePresenceKey), nil
+}
+
+// OnPresenceChange makes a PresenceMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
+func OnPresenceChange(fn func(PresenceChange)) ephemeralrt.MirrorOption {
+	return ephemeralrt.OnKeyedChange(fn, ParsePresenceKey)
 }
 
 // PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.

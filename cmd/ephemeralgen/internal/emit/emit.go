@@ -208,18 +208,20 @@ func typeRef(t types.Type) *jen.Statement {
 	return jen.Qual(obj.Pkg().Path(), obj.Name()) // rendered unqualified in its own package
 }
 
-// storeDecls emits the typed store of s with its entry, snapshot, event and reader types.
+// storeDecls emits the typed store of s with its entry, snapshot, event, reader, mirror and
+// change types.
 func storeDecls(f *jen.File, s *model.Store) {
 	typeName := s.Type.Obj().Name()
 	val := jen.Id(typeName)
 	store, entry, snapshot, event, reader := s.Ident("Store"), s.Ident("Entry"), s.Ident("Snapshot"), s.Ident("Event"), s.Ident("Reader")
+	mirror, change, onChange := s.Ident("Mirror"), s.Ident("Change"), s.Func("On", "Change")
 	keyType := jen.String()
 	keyStr := func() *jen.Statement { return jen.Id("key") }
-	parse := rt("ParsePlainKey")
+	format, parse := rt("FormatPlainKey"), rt("ParsePlainKey")
 	if s.Key != nil {
 		keyType = jen.Id(s.Ident("Key"))
 		keyStr = func() *jen.Statement { return jen.Id("key").Dot("String").Call() }
-		parse = jen.Id(s.Func("Parse", "Key"))
+		format, parse = jen.Id(s.Ident("Key")).Dot("String"), jen.Id(s.Func("Parse", "Key"))
 	}
 	generic := func(name string) *jen.Statement { return rt(name).Types(keyType, val) }
 
@@ -231,6 +233,10 @@ func storeDecls(f *jen.File, s *model.Store) {
 	f.Type().Id(event).Op("=").Add(generic("KeyedEvent"))
 	f.Commentf("%s is a stream of a %s's events, from %s.Reader.", reader, store, store)
 	f.Type().Id(reader).Op("=").Add(generic("KeyedReader"))
+	f.Commentf("%s is an in-process replica of a tenant of a %s, from %s.Mirror.", mirror, store, store)
+	f.Type().Id(mirror).Op("=").Add(generic("KeyedMirror"))
+	f.Commentf("%s is a change of a %s's state, with its typed key; see %s.", change, mirror, onChange)
+	f.Type().Id(change).Op("=").Add(generic("KeyedChange"))
 
 	f.Commentf("%s is a typed store of %s values: store id %q, default TTL %s.", store, typeName, s.ID, s.TTL)
 	f.Type().Id(store).Struct(jen.Id("store").Op("*").Add(rt("Store")).Types(val))
@@ -295,6 +301,22 @@ func storeDecls(f *jen.File, s *model.Store) {
 		jen.List(jen.Id("r"), jen.Err()).Op(":=").Add(inner()).Dot("Reader").Call(jen.Id("ctx"), jen.Id("opts").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		jen.Return(rt("NewKeyedReader").Call(jen.Id("r"), parse.Clone()), jen.Nil()),
+	)
+
+	f.Commentf("Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with %s.", onChange)
+	recv().Id("Mirror").Params(opts("MirrorOption")).Params(jen.Op("*").Id(mirror), jen.Error()).Block(
+		jen.List(jen.Id("m"), jen.Err()).Op(":=").Add(inner()).Dot("Mirror").Call(jen.Id("opts").Op("...")),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Return(rt("NewKeyedMirror").Call(jen.Id("m"), format, parse.Clone()), jen.Nil()),
+	)
+
+	if s.Key != nil {
+		f.Commentf("%s makes a %s call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.", onChange, mirror)
+	} else {
+		f.Commentf("%s makes a %s call fn with every change, in order; see runtime.OnChange.", onChange, mirror)
+	}
+	f.Func().Id(onChange).Params(jen.Id("fn").Func().Params(jen.Id(change))).Add(rt("MirrorOption")).Block(
+		jen.Return(rt("OnKeyedChange").Call(jen.Id("fn"), parse.Clone())),
 	)
 }
 

@@ -39,3 +39,11 @@ type F struct{ X string }
 
 // FCodec is hand-written.
 type FCodec struct{}
+
+// G's change option is already declared.
+//
+//ephemeral:store id=g ttl=1s
+type G struct{ X string }
+
+// OnGChange is hand-written.
+func OnGChange() {}

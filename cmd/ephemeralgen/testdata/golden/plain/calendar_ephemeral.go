@@ -65,6 +65,12 @@ type eventEvent = ephemeralrt2.KeyedEvent[eventKey, calendarEntry]
 // eventReader is a stream of a eventStore's events, from eventStore.Reader.
 type eventReader = ephemeralrt2.KeyedReader[eventKey, calendarEntry]
 
+// eventMirror is an in-process replica of a tenant of a eventStore, from eventStore.Mirror.
+type eventMirror = ephemeralrt2.KeyedMirror[eventKey, calendarEntry]
+
+// eventChange is a change of a eventMirror's state, with its typed key; see onEventChange.
+type eventChange = ephemeralrt2.KeyedChange[eventKey, calendarEntry]
+
 // eventStore is a typed store of calendarEntry values: store id "calendar", default TTL 1h0m0s.
 type eventStore struct {
 	store *ephemeralrt2.Store[calendarEntry]
@@ -133,6 +139,20 @@ func (s *eventStore) Reader(ctx context2.Context, opts ...ephemeralrt2.ReaderOpt
 		return nil, err
 	}
 	return ephemeralrt2.NewKeyedReader(r, parseEventKey), nil
+}
+
+// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with onEventChange.
+func (s *eventStore) Mirror(opts ...ephemeralrt2.MirrorOption) (*eventMirror, error) {
+	m, err := s.store.Mirror(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return ephemeralrt2.NewKeyedMirror(m, eventKey.String, parseEventKey), nil
+}
+
+// onEventChange makes a eventMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
+func onEventChange(fn func(eventChange)) ephemeralrt2.MirrorOption {
+	return ephemeralrt2.OnKeyedChange(fn, parseEventKey)
 }
 
 // calendarEntryCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does, without reflection.

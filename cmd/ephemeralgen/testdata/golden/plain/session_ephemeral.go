@@ -21,6 +21,12 @@ type sessionEvent = ephemeralrt2.KeyedEvent[string, session]
 // sessionReader is a stream of a sessionStore's events, from sessionStore.Reader.
 type sessionReader = ephemeralrt2.KeyedReader[string, session]
 
+// sessionMirror is an in-process replica of a tenant of a sessionStore, from sessionStore.Mirror.
+type sessionMirror = ephemeralrt2.KeyedMirror[string, session]
+
+// sessionChange is a change of a sessionMirror's state, with its typed key; see onSessionChange.
+type sessionChange = ephemeralrt2.KeyedChange[string, session]
+
 // sessionStore is a typed store of session values: store id "sessions", default TTL 1.5s.
 type sessionStore struct {
 	store *ephemeralrt2.Store[session]
@@ -84,6 +90,20 @@ func (s *sessionStore) Reader(ctx context2.Context, opts ...ephemeralrt2.ReaderO
 		return nil, err
 	}
 	return ephemeralrt2.NewKeyedReader(r, ephemeralrt2.ParsePlainKey), nil
+}
+
+// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with onSessionChange.
+func (s *sessionStore) Mirror(opts ...ephemeralrt2.MirrorOption) (*sessionMirror, error) {
+	m, err := s.store.Mirror(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return ephemeralrt2.NewKeyedMirror(m, ephemeralrt2.FormatPlainKey, ephemeralrt2.ParsePlainKey), nil
+}
+
+// onSessionChange makes a sessionMirror call fn with every change, in order; see runtime.OnChange.
+func onSessionChange(fn func(sessionChange)) ephemeralrt2.MirrorOption {
+	return ephemeralrt2.OnKeyedChange(fn, ephemeralrt2.ParsePlainKey)
 }
 
 // sessionCodec encodes and decodes session as JSON exactly as encoding/json does, without reflection.
