@@ -179,11 +179,11 @@ func WithChangeChan(buffer int) MirrorOption {
 }
 
 // WithBackoff sets the delays between a mirror's retries after transport errors: the first
-// retry waits about initial, each further one twice as long, up to max; each delay is drawn at
+// retry waits about initial, each further one twice as long, up to limit; each delay is drawn at
 // random between half and all of that ("equal jitter"). The default is 50 ms to 5 s.
-func WithBackoff(initial, max time.Duration) MirrorOption {
+func WithBackoff(initial, limit time.Duration) MirrorOption {
 	return mirrorOptionFunc(func(c *mirrorOptions) {
-		c.backoff, c.backoffSet = backoff{initial: initial, limit: max}, true
+		c.backoff, c.backoffSet = backoff{initial: initial, limit: limit}, true
 	})
 }
 
@@ -360,7 +360,7 @@ func (m *Mirror[T]) run(ctx context.Context) {
 	}
 	failures := 0
 	for {
-		progress, err := m.session(ctx)
+		subscribed, err := m.session(ctx)
 		switch {
 		case ctx.Err() != nil:
 			m.stop(ErrClosed)
@@ -373,7 +373,7 @@ func (m *Mirror[T]) run(ctx context.Context) {
 			continue
 		}
 		m.reportError(fmt.Errorf("ephemeral: mirror of %q/%q: %w", m.scope.ID, m.scope.Tenant, err))
-		if progress {
+		if subscribed { // the connection worked: start the backoff anew
 			failures = 0
 		}
 		failures++
@@ -391,14 +391,12 @@ func (m *Mirror[T]) stop(err error) {
 }
 
 // session takes a snapshot if one is due, then applies the events after the mirror's cursor.
-// It returns a nil error when a relist is due, and whether it made progress (a snapshot or an
-// event) before it ended.
-func (m *Mirror[T]) session(ctx context.Context) (progress bool, err error) {
+// It returns a nil error when a relist is due, and whether it got as far as subscribing.
+func (m *Mirror[T]) session(ctx context.Context) (subscribed bool, err error) {
 	if m.relist {
 		if err := m.resync(ctx); err != nil {
 			return false, err
 		}
-		progress = true
 	}
 	after := m.cursor
 	sub, err := m.store.backend.Subscribe(ctx, m.scope, SubscribeRequest{After: &after, Prefix: m.prefix})
@@ -406,18 +404,17 @@ func (m *Mirror[T]) session(ctx context.Context) (progress bool, err error) {
 		// A cursor the backend does not know (a failover lost the last writes of the epoch)
 		// needs a new snapshot; the error is still reported and retried after a backoff.
 		m.relist = m.relist || errors.Is(err, ErrInvalidCursor)
-		return progress, err
+		return false, err
 	}
 	defer sub.Close()
 	for {
 		raw, err := sub.Next(ctx)
 		if err != nil {
-			return progress, err
+			return true, err
 		}
-		progress = true
 		if raw.Kind == EventOverflow || raw.Cursor.Epoch != m.cursor.Epoch {
 			m.relist = true
-			return progress, nil
+			return true, nil
 		}
 		m.cursor = raw.Cursor
 		c, ok := m.apply(&raw)
