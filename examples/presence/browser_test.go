@@ -29,16 +29,31 @@ func chromium() string {
 	return ""
 }
 
+// envRedis names a Redis server (host:port) to run the browser test on too. .ci/run sets it.
+const envRedis = "EPHEMERAL_REDIS_ADDR"
+
 // TestBrowser drives the page in headless Chromium: Ada and Grace join a room and see each
 // other, Grace leaves and Ada sees her go (a delete), Carol's tab crashes and Ada sees her
-// expire. Every person has a browser context of its own, as separate visitors would.
+// expire. Every person has a browser context of its own, as separate visitors would. It runs on
+// the memory backend, and on Redis when EPHEMERAL_REDIS_ADDR names a server.
 func TestBrowser(t *testing.T) {
 	path := chromium()
 	if path == "" {
 		t.Skip("Chromium not found (apt-get install chromium): skipping the browser test")
 	}
+	t.Run("memory", func(t *testing.T) { testBrowser(t, path, "") })
+	t.Run("redis", func(t *testing.T) {
+		addr := os.Getenv(envRedis)
+		if addr == "" {
+			t.Skipf("set %s to run the browser test on Redis", envRedis)
+		}
+		testBrowser(t, path, addr)
+	})
+}
+
+func testBrowser(t *testing.T, path, redisAddr string) {
 	const ttl = 2 * time.Second
-	app := startApp(t, appConfig{ttl: ttl})
+	app := startApp(t, appConfig{ttl: ttl, redis: redisAddr})
 	events := app.reader(t, "demo")
 	url := app.url + "/rooms/demo"
 
@@ -89,7 +104,7 @@ func TestBrowser(t *testing.T) {
 	waitPresent(t, grace, "Ada Lovelace")
 	events.expect(t, ephemeralrt.EventUpsert, "Ada Lovelace")
 	events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper")
-	if *screenshot != "" {
+	if *screenshot != "" && redisAddr == "" {
 		saveScreenshot(t, ada, *screenshot)
 	}
 
@@ -158,7 +173,7 @@ func saveScreenshot(t *testing.T, ctx context.Context, file string) {
 	// Wait for the entry animations to finish, so that nobody is caught half faded in.
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getAnimations().length === 0`))
 	must(t, "wait for animations", err)
-	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`main`)))
+	png, err := chromedp.Run(ctx, chromedp.ScreenshotScale(chromedp.CSS(`main`), 2))
 	must(t, "screenshot", err)
 	must(t, "write screenshot", os.WriteFile(file, png, 0o644))
 	t.Logf("wrote %s", file)

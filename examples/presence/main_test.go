@@ -12,6 +12,8 @@ import (
 
 	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -30,17 +32,15 @@ type appConfig struct {
 	clock  memstore.Clock     // the backend's clock; nil means the system clock
 	limits ephemeralrt.Limits // of the member store
 	ping   time.Duration      // how long an event stream may be silent
+	redis  string             // host:port of a Redis server to use instead of memory
 }
 
-// startApp serves the app on 127.0.0.1 on a memory backend. The test's cleanup shuts it down
-// through serve's shutdown path and checks that it returned cleanly.
+// startApp serves the app on 127.0.0.1, on a memory backend unless cfg.redis is set. The
+// test's cleanup shuts it down through serve's shutdown path and checks that it returned
+// cleanly.
 func startApp(t *testing.T, cfg appConfig) *app {
 	t.Helper()
-	var opts []memstore.Option
-	if cfg.clock != nil {
-		opts = append(opts, memstore.WithClock(cfg.clock))
-	}
-	backend := memstore.New(opts...)
+	backend := newBackend(t, cfg)
 	store, err := NewMemberStore(backend, ephemeralrt.WithDefaultTTL(cfg.ttl), ephemeralrt.WithLimits(cfg.limits))
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +64,39 @@ func startApp(t *testing.T, cfg appConfig) *app {
 		if err := a.stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		backend.Close()
 	})
 	return a
+}
+
+// newBackend returns the backend of a test app; the test's cleanup closes it.
+func newBackend(t *testing.T, cfg appConfig) ephemeralrt.Backend {
+	if cfg.redis == "" {
+		var opts []memstore.Option
+		if cfg.clock != nil {
+			opts = append(opts, memstore.WithClock(cfg.clock))
+		}
+		b := memstore.New(opts...)
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	// A key prefix of the test's own, whose keys are deleted afterwards: the server may be
+	// shared, and is never flushed.
+	client := redis.NewClient(&redis.Options{Addr: cfg.redis})
+	prefix := "presence-test-" + ephemeralrt.NewEpoch()
+	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
+	t.Cleanup(func() {
+		b.Close()
+		ctx := context.Background()
+		iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
+		for iter.Next(ctx) {
+			client.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("delete the test's keys: %v", err)
+		}
+		client.Close()
+	})
+	return b
 }
 
 // eventLog reads the store's events of one room, as a test's witness of what the pages did.

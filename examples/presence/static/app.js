@@ -146,7 +146,7 @@ function item(m) {
   li.dataset.name = m.name;
   li.dataset.status = m.status;
   const avatar = el("span", "avatar", initials(m.name));
-  avatar.style.background = color(m.id);
+  avatar.style.background = color(m.name);
   avatar.setAttribute("aria-hidden", "true");
   const name = el("div", "name", m.name);
   if (me && m.id === me.id) name.append(" ", el("span", "me", "(you)"));
@@ -173,10 +173,13 @@ function initials(name) {
   return (first(words[0]) + last).toUpperCase();
 }
 
-function color(id) {
+// color picks an avatar color from the name, the same on every page; all of them are dark
+// enough for white initials.
+const palette = ["#4f5bd5", "#c2410c", "#0f766e", "#7c3aed", "#be185d", "#1d4ed8", "#15803d", "#b45309"];
+function color(name) {
   let h = 0;
-  for (const c of id) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-  return `hsl(${h % 360} 55% 50%)`;
+  for (const c of name) h = (h * 31 + c.codePointAt(0)) >>> 0;
+  return palette[h % palette.length];
 }
 
 function ago(ms) {
