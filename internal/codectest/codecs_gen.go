@@ -2037,12 +2037,6 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 
 var ephemeralFieldsMoney = ephemeraljsonc.NewFields("Cents")
 
-func ephemeralEncodeMoney(e *ephemeraljsonc.Encoder, v *Money) {
-	e.Raw(`{"Cents":`)
-	e.Int(v.Cents)
-	e.Byte('}')
-}
-
 func ephemeralEncodeMoneyValue(e *ephemeraljsonc.Encoder, v *Money) {
 	e.Raw(`{"Cents":`)
 	e.Int(v.Cents)

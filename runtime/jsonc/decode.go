@@ -108,14 +108,14 @@ func (d *Decoder) typeError(typ string) {
 
 // peek skips white space and returns the next byte, or 0 at the end of the input.
 func (d *Decoder) peek() byte {
-	for d.pos < len(d.src) {
-		switch c := d.src[d.pos]; c {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
+	src, p := d.src, d.pos
+	for ; p < len(src); p++ {
+		if c := src[p]; c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			d.pos = p
 			return c
 		}
 	}
+	d.pos = p
 	return 0
 }
 
@@ -286,29 +286,30 @@ func (d *Decoder) Field(f *Fields) string {
 // str reads a string whose opening quote is at d.pos and returns its unescaped content, which
 // is valid until the next call. Invalid UTF-8 and invalid surrogate escapes become U+FFFD.
 func (d *Decoder) str() []byte {
-	d.pos++
-	start := d.pos
-	for d.pos < len(d.src) {
-		c := d.src[d.pos]
-		switch {
-		case charClass[c]&special == 0:
-			d.pos++
-		case c == '"':
-			d.pos++
-			d.rawStart, d.rawEnd = start, d.pos-1
-			return d.src[start : d.pos-1]
-		case c == '\\' || c < ' ':
-			d.rawStart = -1
-			return d.unescape(start)
-		default:
-			r, size := utf8.DecodeRune(d.src[d.pos:])
-			if r == utf8.RuneError && size == 1 {
-				d.rawStart = -1
-				return d.unescape(start)
-			}
-			d.pos += size
+	src, p := d.src, d.pos+1
+	start := p
+	for p < len(src) {
+		c := src[p]
+		if charClass[c]&special == 0 {
+			p++
+			continue
 		}
+		if c == '"' {
+			d.pos = p + 1
+			d.rawStart, d.rawEnd = start, p
+			return src[start:p]
+		}
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRune(src[p:]); r != utf8.RuneError || size != 1 {
+				p += size
+				continue
+			}
+		}
+		d.pos = p
+		d.rawStart = -1
+		return d.unescape(start)
 	}
+	d.pos = p
 	d.syntaxEOF()
 	return nil
 }

@@ -60,10 +60,11 @@ type helper struct {
 	files map[string]bool
 	deps  []*helper
 
-	fields         []string // JSON names, for a struct
-	enc, encNA     []jen.Code
-	dec            []jen.Code
-	wantNA, doneNA bool
+	fields          []string // JSON names, for a struct
+	enc, encNA      []jen.Code
+	dec             []jen.Code
+	wantEnc, wantNA bool // which encoders are called
+	doneNA          bool
 }
 
 // New returns a generator for codecs declared in pkg; fset resolves positions.
@@ -167,8 +168,10 @@ func (g *Generator) emitHelper(f *jen.File, h *helper) {
 		f.Line()
 	}
 	encParams := jen.Params(jen.Id("e").Op("*").Qual(jsoncPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
-	f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(h.enc...)
-	f.Line()
+	if h.wantEnc {
+		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(h.enc...)
+		f.Line()
+	}
 	if h.wantNA {
 		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(h.encNA...)
 		f.Line()

@@ -165,6 +165,8 @@ func (c *gen) enc(t types.Type, x expr, addr, quoted bool) []jen.Code {
 		if !addr && sensitive(t) {
 			c.g.needNA(c, h)
 			name += "Value"
+		} else {
+			h.wantEnc = true
 		}
 		return []jen.Code{jen.Id(name).Call(jen.Id("e"), x.addr())}
 	}
@@ -238,6 +240,7 @@ func (c *gen) encStructural(t types.Type, x expr, addr, quoted bool) []jen.Code 
 		return c.encMap(t, u, x)
 	case *types.Struct:
 		h := c.helper(t)
+		h.wantEnc = true
 		return []jen.Code{jen.Id("ephemeralEncode"+h.name).Call(jen.Id("e"), x.addr())}
 	}
 	c.unsupported(t)
