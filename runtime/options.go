@@ -32,7 +32,7 @@ type GetOption interface{ applyGet(*callOptions) }
 // SnapshotOption configures one [Store.Snapshot]: [WithTenant], [WithPrefix].
 type SnapshotOption interface{ applySnapshot(*callOptions) }
 
-// ReaderOption configures one [Store.Reader] (and [Store.Mirror]): [WithTenant], [WithPrefix],
+// ReaderOption configures one [Store.Reader]: [WithTenant], [WithPrefix],
 // [After].
 type ReaderOption interface{ applyReader(*callOptions) }
 
