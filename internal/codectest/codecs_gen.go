@@ -2035,26 +2035,10 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 	}
 }
 
-var ephemeralFieldsMoney = ephemeraljsonc.NewFields("Cents")
-
 func ephemeralEncodeMoneyValue(e *ephemeraljsonc.Encoder, v *Money) {
 	e.Raw(`{"Cents":`)
 	e.Int(v.Cents)
 	e.Byte('}')
-}
-
-func ephemeralDecodeMoney(d *ephemeraljsonc.Decoder, v *Money) {
-	if !d.Object() {
-		return
-	}
-	for d.NextMember() {
-		switch d.Field(ephemeralFieldsMoney) {
-		case "Cents":
-			d.Int64(&v.Cents)
-		default:
-			d.Skip()
-		}
-	}
 }
 
 var ephemeralFieldsNode = ephemeraljsonc.NewFields("value", "next")

@@ -64,6 +64,7 @@ type helper struct {
 	enc, encNA      []jen.Code
 	dec             []jen.Code
 	wantEnc, wantNA bool // which encoders are called
+	wantDec         bool
 	doneNA          bool
 }
 
@@ -159,7 +160,7 @@ func (g *Generator) emitCodec(f *jen.File, cd *codec) {
 
 func (g *Generator) emitHelper(f *jen.File, h *helper) {
 	tc := g.typeCode(h.t)
-	if h.fields != nil {
+	if h.wantDec && h.fields != nil {
 		names := make([]jen.Code, len(h.fields))
 		for i, n := range h.fields {
 			names[i] = jen.Lit(n)
@@ -176,9 +177,11 @@ func (g *Generator) emitHelper(f *jen.File, h *helper) {
 		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(h.encNA...)
 		f.Line()
 	}
-	f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(jsoncPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
-		Block(h.dec...)
-	f.Line()
+	if h.wantDec {
+		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(jsoncPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
+			Block(h.dec...)
+		f.Line()
+	}
 }
 
 // helperFor returns the helper of t, generating its functions on first use.

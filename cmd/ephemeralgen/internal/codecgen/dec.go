@@ -41,6 +41,7 @@ func (c *gen) dec(t types.Type, x expr, quoted bool) []jen.Code {
 	}
 	if usesHelper(t) {
 		h := c.helper(t)
+		h.wantDec = true
 		return []jen.Code{jen.Id("ephemeralDecode"+h.name).Call(jen.Id("d"), x.addr())}
 	}
 	return c.decStructural(t, x)
@@ -110,6 +111,7 @@ func (c *gen) decStructural(t types.Type, x expr) []jen.Code {
 		return c.decMap(t, u, x)
 	case *types.Struct:
 		h := c.helper(t)
+		h.wantDec = true
 		return []jen.Code{jen.Id("ephemeralDecode"+h.name).Call(jen.Id("d"), x.addr())}
 	}
 	c.unsupported(t)
