@@ -35,7 +35,7 @@ type (
 	}
 )
 
-func viewOf(e *ephemeralrt.Entry[Member]) memberView {
+func viewOf(e *MemberEntry) memberView {
 	return memberView{ID: e.Key, Name: e.Value.Name, Status: e.Value.Status, JoinedAt: e.CreatedAt.UnixMilli()}
 }
 
@@ -57,7 +57,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var rd *ephemeralrt.Reader[Member]
+	var rd *MemberReader
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		var err error
 		rd, err = s.store.Reader(ctx, ephemeralrt.WithTenant(room), ephemeralrt.After(last))
@@ -96,7 +96,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // sendState sends the room's snapshot and returns a reader of the changes after it.
-func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*ephemeralrt.Reader[Member], error) {
+func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*MemberReader, error) {
 	snap, err := s.store.Snapshot(ctx, ephemeralrt.WithTenant(room))
 	if err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*e
 // forward sends the reader's events to the browser until the request ends (an error), the
 // reader overflows (errResync) or a write fails. While the room is quiet it sends a comment every
 // s.ping.
-func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeralrt.Reader[Member]) error {
+func (s *server) forward(ctx context.Context, sse *sseWriter, rd *MemberReader) error {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, s.ping)
 		ev, err := rd.Recv(rctx)
@@ -130,8 +130,8 @@ func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeralrt.Re
 				return err
 			}
 			continue
-		case errors.Is(err, ephemeralrt.ErrDecode):
-			log.Printf("presence: skip event: %v", err)
+		case errors.Is(err, ephemeralrt.ErrDecode), errors.Is(err, ephemeralrt.ErrInvalidKey):
+			log.Printf("presence: skip event: %v", err) // written by a foreign client
 			continue
 		case err != nil:
 			return err

@@ -101,7 +101,7 @@ func newBackend(t *testing.T, cfg appConfig) ephemeralrt.Backend {
 
 // eventLog reads the store's events of one room, as a test's witness of what the pages did.
 type eventLog struct {
-	r     *ephemeralrt.Reader[Member]
+	r     *MemberReader
 	names map[string]string // member id -> name, from upserts
 }
 
@@ -117,7 +117,7 @@ func (a *app) reader(t *testing.T, room string) *eventLog {
 
 // expect reads events until one of kind for the member called name, and returns it. Events
 // of other kinds or members are skipped.
-func (l *eventLog) expect(t *testing.T, kind ephemeralrt.EventKind, name string) ephemeralrt.Event[Member] {
+func (l *eventLog) expect(t *testing.T, kind ephemeralrt.EventKind, name string) MemberEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

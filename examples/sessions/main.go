@@ -80,7 +80,7 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 	}
 
 	// Ada works for a while; every request slides her session's expiry. Bob does nothing.
-	ttl := store.Config().TTL
+	ttl := store.Store().Config().TTL
 	for i := 1; i <= 5; i++ {
 		sleep(ttl * 2 / 5)
 		res, err := store.Touch(ctx, "s-ada")
@@ -111,7 +111,7 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 
 // watch logs the store's events until the reader is closed, and sends the key of every
 // session that ended on ended.
-func watch(ctx context.Context, r *ephemeralrt.Reader[Session], logger *log.Logger, ended chan<- string) error {
+func watch(ctx context.Context, r *SessionReader, logger *log.Logger, ended chan<- string) error {
 	for ev, err := range r.Events(ctx) {
 		if errors.Is(err, ephemeralrt.ErrClosed) {
 			return nil
