@@ -594,10 +594,35 @@ func (d *Decoder) int(bits int, typ string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
+	if n, ok := smallInt(num); ok && (bits == 64 || n == n<<(64-bits)>>(64-bits)) {
+		return n, true
+	}
 	n, err := strconv.ParseInt(string(num), 10, bits)
 	if err != nil {
 		d.numberError(num, typ)
 		return 0, false
+	}
+	return n, true
+}
+
+// smallInt parses num, a valid JSON number, if it is an integer of at most 18 digits.
+func smallInt(num []byte) (int64, bool) {
+	digits := num
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(num) {
+		n = -n
 	}
 	return n, true
 }
@@ -779,7 +804,13 @@ const maxShared = 4096
 // document of at most 4 KiB share one copy of the document, which saves an allocation per
 // string but keeps the copy alive as long as any of them.
 func (d *Decoder) String(p *string) {
-	s, ok := d.text("string")
+	var s []byte
+	ok := false
+	if d.err == nil && !d.quoted && d.peek() == '"' {
+		s, ok = d.str(), d.err == nil
+	} else {
+		s, ok = d.text("string")
+	}
 	switch {
 	case !ok:
 	case d.quoted || d.rawStart < 0 || len(d.src) > maxShared:
