@@ -9,6 +9,19 @@
 // skipped, null handling, the ",string" option, base64 byte slices, and a nesting limit of
 // 10,000.
 //
+// Where parity is not exact, the rule is that success or failure agrees with encoding/json
+// and, on success, the output or the decoded value is equal:
+//
+//   - Error values and messages follow encoding/json's style but are this package's types;
+//     decode errors name Go kinds ("int64"), not the user's types.
+//   - Decoding stops at the first error, where encoding/json carries on after a type mismatch
+//     and reports it at the end; after an error the value may differ.
+//   - Cycles through pointers are detected as encoding/json detects them (after 1,000 levels);
+//     recursion that has no pointer to identify it (a map containing itself) fails at a depth
+//     of 10,000 instead.
+//
+// Strings decoded from a document of at most 4 KiB share one copy of the document.
+//
 // The package is an implementation detail of generated code; its API is small and may grow
 // with the generator.
 package jsonc

@@ -9,10 +9,13 @@
 //
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
-// values. Deliberate differences from encoding/json, all reported as diagnostics: the
-// "omitzero" option, the "string" option on a field of a type with its own JSON or text
-// methods, named pointer types, slices of named byte types, map keys that implement
-// json.Unmarshaler, and types of other packages that generated code cannot name.
+// values. What the codecs do not support is reported as a diagnostic rather than generated
+// differently: the "omitzero" option, the "string" option on a field of a type with its own
+// JSON or text methods, json.Number, named pointer types, slices of named byte types, map keys
+// that implement json.Unmarshaler, and types or promoted fields of other packages that
+// generated code cannot name. See runtime/jsonc for where errors differ.
+//
+// Call Add for every type before the first Emit: helpers are assigned to files then.
 package codecgen
 
 import (

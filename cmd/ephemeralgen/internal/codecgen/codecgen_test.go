@@ -44,6 +44,7 @@ func TestDiagnostics(t *testing.T) {
 		{"Keys    map", `field Presence.Keys: unsupported map key type [2]int`},
 		{"Zero    int", `field Presence.Zero: the omitzero option is not supported`},
 		{"Quoted  Money", `field Presence.Quoted: the string option on type bad.Money`},
+		{"Num     json.Number", `field Presence.Num: unsupported type json.Number (use float64, int64 or string)`},
 	}
 	if len(diags) != len(want) {
 		for _, d := range diags {

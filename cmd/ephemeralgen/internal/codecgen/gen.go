@@ -195,6 +195,10 @@ func (c *gen) check(t types.Type) bool {
 			return false
 		}
 	}
+	if n, ok := t.(*types.Named); ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "encoding/json" && n.Obj().Name() == "Number" {
+		c.report("field %s: unsupported type json.Number (use float64, int64 or string)", c.path)
+		return false
+	}
 	if !accessible(t, c.g.pkg) {
 		c.report("field %s: type %s is not exported by its package (export it or tag the field json:\"-\")", c.path, reflectName(t))
 		return false

@@ -1,7 +1,10 @@
 // Package bad has field types that generated codecs do not support.
 package bad
 
-import "unsafe"
+import (
+	"encoding/json"
+	"unsafe"
+)
 
 // Meta is contained in Presence.
 type Meta struct {
@@ -24,8 +27,9 @@ type Presence struct {
 	C       complex128
 	Ptr     unsafe.Pointer
 	Keys    map[[2]int]string
-	Zero    int      `json:"zero,omitzero"`
-	Quoted  Money    `json:"quoted,string"`
+	Zero    int   `json:"zero,omitzero"`
+	Quoted  Money `json:"quoted,string"`
+	Num     json.Number
 	Ignored chan int `json:"-"`
 	skipped chan int
 }
