@@ -146,18 +146,18 @@ func join(t *testing.T, ctx context.Context, url, name string) {
 		chromedp.SetValue(chromedp.CSS(`#name`), name),
 		chromedp.Click(chromedp.CSS(`#join-button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#you`)),
-		chromedp.WaitVisible(chromedp.CSS(member(name))),
+		chromedp.WaitVisible(chromedp.CSS(memberSelector(name))),
 	))
 }
 
-// member is the selector of name's entry in the member list.
-func member(name string) string { return fmt.Sprintf(`#members li[data-name=%q]`, name) }
+// memberSelector selects name's entry in the member list.
+func memberSelector(name string) string { return fmt.Sprintf(`#members li[data-name=%q]`, name) }
 
 func waitPresent(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	must(t, "wait for "+name, chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(member(name)))))
+	must(t, "wait for "+name, chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(memberSelector(name)))))
 }
 
 // waitAbsent waits up to limit for name to leave the page of ctx.
@@ -165,7 +165,7 @@ func waitAbsent(t *testing.T, ctx context.Context, name string, limit time.Durat
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	must(t, name+" disappears within "+limit.String(), chromedp.Do(wctx, chromedp.WaitNotPresent(chromedp.CSS(member(name)))))
+	must(t, name+" disappears within "+limit.String(), chromedp.Do(wctx, chromedp.WaitNotPresent(chromedp.CSS(memberSelector(name)))))
 }
 
 func saveScreenshot(t *testing.T, ctx context.Context, file string) {

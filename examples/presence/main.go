@@ -46,10 +46,12 @@
 // the page misses nothing and gets nothing twice. When the cursor is invalid, or too old for
 // the retained history (the reader reports an overflow), the page gets a fresh "state".
 //
-// The browser is the replica here, so the server does not keep one: a [runtime.Mirror] would
-// hold the room in the server's memory but not the cursor of each change, which resuming needs.
-// Readers are cheap: the memory backend wakes them directly, and the Redis backend shares one
-// blocking read per room among all the readers of a process.
+// The page keeps the room's state itself, so the server keeps no replica: a [runtime.Mirror]
+// per room would hold the room in the server's memory, but its changes carry versions, not the
+// cursors that a reconnecting page resumes from. Readers are cheap: the memory backend wakes
+// them directly, and the Redis backend shares one blocking read per room among all the readers
+// of a process. Browsers open at most six HTTP/1.1 connections per host, so a seventh tab of
+// the same browser waits; serve over HTTP/2 (TLS) for more.
 //
 // Per-connection goroutines end with the request's context; on SIGINT the server stops
 // accepting connections, ends every stream and exits.
@@ -57,7 +59,7 @@
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
-// the room and member ID under a key the server makes at start.
+// the room and member ID under the key of -secret, or one the server makes at start.
 //
 // [runtime.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral/runtime#Mirror
 package main

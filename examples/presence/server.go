@@ -24,12 +24,13 @@ import (
 	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
 )
 
-// Limits on what visitors send.
 const (
-	maxNameRunes = 32
-	maxFormBytes = 1 << 10
-	defaultRoom  = "lobby"
-	pingEvery    = 20 * time.Second // SSE comment that keeps idle connections open through proxies
+	maxNameRunes = 32      // longest visitor name
+	maxFormBytes = 1 << 10 // largest form a page posts
+	defaultRoom  = "lobby" // where / leads
+	// pingEvery is how long an event stream may be silent before the server sends a comment,
+	// which keeps idle connections open through proxies.
+	pingEvery = 20 * time.Second
 )
 
 // roomPattern is what a room name looks like: it is a tenant and part of every URL of the room.
@@ -43,7 +44,6 @@ var pageTemplate = template.Must(template.ParseFS(staticFiles, "static/room.html
 // server serves the presence pages and their APIs. Each room is a tenant of one member store.
 type server struct {
 	store     *MemberStore
-	ttl       time.Duration // of a member without heartbeats
 	heartbeat time.Duration // how often a page touches its member
 	secret    []byte        // signs member tokens
 	ping      time.Duration // how long an event stream may be silent
@@ -54,20 +54,19 @@ type server struct {
 func newServer(store *MemberStore, ttl time.Duration) *server {
 	s := &server{
 		store:     store,
-		ttl:       ttl,
 		heartbeat: ttl / 3,
 		ping:      pingEvery,
 		secret:    make([]byte, 32),
 	}
-	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
-	static, _ := fs.Sub(staticFiles, "static")
+	_, _ = rand.Read(s.secret)                 // crypto/rand.Read never fails
+	static, _ := fs.Sub(staticFiles, "static") // cannot fail: "static" is a valid path
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /rooms/{room}", s.page)
 	mux.HandleFunc("GET /rooms/{room}/events", s.events)
 	mux.HandleFunc("POST /rooms/{room}/join", s.join)
-	mux.HandleFunc("POST /rooms/{room}/heartbeat", s.touch)
+	mux.HandleFunc("POST /rooms/{room}/heartbeat", s.heartbeatMember)
 	mux.HandleFunc("POST /rooms/{room}/status", s.setStatus)
 	mux.HandleFunc("POST /rooms/{room}/leave", s.leave)
 	s.handler = http.NewCrossOriginProtection().Handler(mux)
@@ -97,6 +96,7 @@ func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return room, true
 }
 
+// page serves the page of a room.
 func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
 	if !ok {
@@ -157,9 +157,9 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, joined{ID: id, Token: token, HeartbeatMS: s.heartbeat.Milliseconds()})
 }
 
-// touch is the heartbeat: a quiet touch that keeps the member alive. 410 Gone tells the page
-// that its member expired and that it should join again.
-func (s *server) touch(w http.ResponseWriter, r *http.Request) {
+// heartbeatMember keeps the member alive with a quiet touch. 410 Gone tells the page that its
+// member expired and that it should join again.
+func (s *server) heartbeatMember(w http.ResponseWriter, r *http.Request) {
 	room, id, ok := s.member(w, r)
 	if !ok {
 		return
@@ -187,16 +187,19 @@ func (s *server) setStatus(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "status must be active or away", http.StatusBadRequest)
 		return
 	}
+	// Read, modify, write back if nobody wrote in between: the name stays as it is.
 	e, ok, err := s.store.Get(r.Context(), id, ephemeralrt.WithTenant(room))
 	if err == nil && ok {
 		e.Value.Status = status
 		_, err = s.store.Upsert(r.Context(), id, e.Value, ephemeralrt.WithTenant(room), ephemeralrt.IfVersion(e.Version))
 	}
 	switch {
-	case err == nil && !ok, errors.Is(err, ephemeralrt.ErrConflict):
-		http.Error(w, "not in the room", http.StatusGone)
+	case errors.Is(err, ephemeralrt.ErrConflict):
+		http.Error(w, "the member changed meanwhile; send the status again", http.StatusConflict)
 	case err != nil:
 		serverError(w, "status", err)
+	case !ok:
+		http.Error(w, "not in the room", http.StatusGone)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}

@@ -34,9 +34,12 @@ type Backend struct {
 	buffer   int
 
 	closed atomic.Bool
-	mu     sync.Mutex        // guards pumps
+	mu     sync.Mutex        // guards pumps and the start of goroutines
 	pumps  map[pumpKey]*pump // one per (id, tenant) with readers
-	wg     sync.WaitGroup    // running pumps
+	wg     sync.WaitGroup    // running pumps and upsert drains
+
+	qmu    sync.Mutex                     // guards queues and their fields
+	queues map[runtime.Scope]*upsertQueue // one per scope with upserts in flight
 }
 
 var _ runtime.Backend = (*Backend)(nil)
@@ -67,6 +70,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		maxBlock: DefaultMaxBlock,
 		buffer:   DefaultReaderBuffer,
 		pumps:    make(map[pumpKey]*pump),
+		queues:   make(map[runtime.Scope]*upsertQueue),
 	}
 	for _, o := range opts {
 		o(b)
@@ -112,33 +116,20 @@ func common(l runtime.Limits, extra ...any) []any {
 	return append([]any{runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents}, extra...)
 }
 
-// Upsert implements [runtime.Backend].
+// Upsert implements [runtime.Backend]. Concurrent upserts to one tenant are applied in
+// batches, one script call each (see upsertQueue); a single upsert is a batch of one.
 func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
 	if err := b.check(); err != nil {
 		return runtime.RawEntry{}, err
 	}
-	l := s.Limits.WithDefaults()
-	args := common(l, req.Key, req.Value, req.TTL.Milliseconds(), int(req.Cond.Kind), req.Cond.Version, l.MaxEntries)
-	res, err := upsertScript.Run(ctx, b.client, b.keys(s), args...).Int64Slice()
-	if err != nil {
-		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, err)
+	call := &upsertCall{req: req, done: make(chan struct{})}
+	b.enqueue(ctx, s, call)
+	select {
+	case <-call.done:
+		return call.entry, call.err
+	case <-ctx.Done():
+		return runtime.RawEntry{}, ctx.Err()
 	}
-	switch {
-	case res[0] == -1:
-		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, runtime.ErrConflict)
-	case res[0] == -2:
-		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: %w: limit %d", req.Key, runtime.ErrCapacity, l.MaxEntries)
-	case len(res) != 5:
-		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: unexpected reply %v", req.Key, res)
-	}
-	return runtime.RawEntry{
-		Key:       req.Key,
-		Value:     req.Value,
-		Version:   uint64(res[1]),
-		CreatedAt: time.UnixMilli(res[2]),
-		UpdatedAt: time.UnixMilli(res[3]),
-		ExpiresAt: time.UnixMilli(res[4]),
-	}, nil
 }
 
 // Touch implements [runtime.Backend].
@@ -163,6 +154,7 @@ func (b *Backend) Touch(ctx context.Context, s runtime.Scope, req runtime.TouchR
 	case len(res) != 3:
 		return runtime.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
 	}
+	b.noteVersion(s, uint64(res[1]))
 	return runtime.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: time.UnixMilli(res[2])}, nil
 }
 

@@ -51,8 +51,8 @@ func commandStats(b *testing.B, c redis.UniversalClient, cmd string) (calls, use
 	return calls, usec
 }
 
-// runParallel runs op from benchGoroutines goroutines and reports the server time per call of
-// cmd (from INFO commandstats) as server-µs/op.
+// runParallel runs op from benchGoroutines goroutines and reports the server time of cmd (from
+// INFO commandstats) per op as server-µs/op, and the number of cmd calls per op.
 func runParallel(b *testing.B, f fixture, cmd string, op func(ctx context.Context, i int) error) {
 	ctx := context.Background()
 	b.SetParallelism((benchGoroutines + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
@@ -70,9 +70,8 @@ func runParallel(b *testing.B, f fixture, cmd string, op func(ctx context.Contex
 	})
 	b.StopTimer()
 	calls1, usec1 := commandStats(b, f.client, cmd)
-	if calls1 > calls0 {
-		b.ReportMetric((usec1-usec0)/(calls1-calls0), "server-µs/op")
-	}
+	b.ReportMetric((usec1-usec0)/float64(b.N), "server-µs/op")
+	b.ReportMetric((calls1-calls0)/float64(b.N), "calls/op")
 }
 
 // BenchmarkUpsert compares Upsert with the baseline of a raw SET key value PX ttl, both from

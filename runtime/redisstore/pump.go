@@ -34,11 +34,18 @@ type pump struct {
 	keys   []string
 	ctx    context.Context
 	cancel context.CancelFunc
+	// wakeKey is a stream of the pump's own, in the tenant's slot, that its XREAD also
+	// watches: an entry there ends the block at once (see wake). wakeID is the last one seen.
+	wakeKey string
+	wakeID  string
 
 	mu    sync.Mutex
 	epoch string // the tenant's epoch as the pump last saw it
 	head  uint64 // the last version the pump delivered (or started at)
-	subs  map[*subscription]struct{}
+	// written is the highest version this backend's writes returned, maybe of an older
+	// epoch; with head, it tells buffered events that fell out of the stream (see trimmed).
+	written uint64
+	subs    map[*subscription]struct{}
 }
 
 // readResult is the reply of the read script.
@@ -120,6 +127,7 @@ func (b *Backend) attach(sub *subscription, keys []string, r readResult) error {
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, key: k, scope: sub.scope, keys: keys, ctx: ctx, cancel: cancel,
+			wakeKey: keys[0] + ":wake:" + runtime.NewEpoch(), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		b.pumps[k] = p
 		b.wg.Add(1)
@@ -147,12 +155,41 @@ func (b *Backend) detach(sub *subscription) {
 	b.mu.Unlock()
 	if last {
 		p.cancel()
+		p.wake()
 	}
 }
 
-// stop cancels the pump and ends its subscriptions.
+// wakeTimeout bounds the call that wakes a stopping pump.
+const wakeTimeout = time.Second
+
+// wake ends the pump's blocking XREAD by adding to its wake stream, which expires soon after.
+// If it fails, the pump ends when its XREAD times out, within the max block time.
+func (p *pump) wake() {
+	ctx, cancel := context.WithTimeout(context.Background(), wakeTimeout)
+	defer cancel()
+	_, _ = p.b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.XAdd(ctx, &redis.XAddArgs{Stream: p.wakeKey, MaxLen: 1, Values: []any{"wake", "1"}})
+		pl.PExpire(ctx, p.wakeKey, time.Minute)
+		return nil
+	})
+}
+
+// noteVersion records that a write of this backend made version v in s's tenant.
+func (b *Backend) noteVersion(s runtime.Scope, v uint64) {
+	b.mu.Lock()
+	p := b.pumps[pumpKey{s.ID, s.Tenant}]
+	b.mu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		p.written = max(p.written, v)
+		p.mu.Unlock()
+	}
+}
+
+// stop cancels the pump, wakes it and ends its subscriptions.
 func (p *pump) stop() {
 	p.cancel()
+	p.wake()
 	p.mu.Lock()
 	subs := p.subs
 	p.subs = map[*subscription]struct{}{}
@@ -204,7 +241,7 @@ func (p *pump) step() error {
 	}
 	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
 	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[2], strconv.FormatUint(head, 10) + "-0"},
+		Streams: []string{p.keys[2], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
 		Count:   readCount,
 		Block:   block,
 	}).Result()
@@ -216,6 +253,10 @@ func (p *pump) step() error {
 	}
 	var events []runtime.RawEvent
 	for _, st := range streams {
+		if st.Stream == p.wakeKey {
+			p.wakeID = st.Messages[len(st.Messages)-1].ID
+			continue
+		}
 		for _, m := range st.Messages {
 			ev, err := parseEvent(m.ID, m.Values)
 			if err != nil {

@@ -43,6 +43,15 @@ func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
 		}
 		if len(s.queue) > 0 {
 			ev := s.queue[0]
+			if ev.Kind != runtime.EventOverflow && s.trimmed(ev) {
+				// Read from the stream now, the reader would not get ev: it gets the overflow
+				// the stream gives, as if it had not buffered anything.
+				s.queue = nil
+				s.pos = runtime.Cursor{Epoch: ev.Cursor.Epoch, Seq: ev.Version - 1}
+				s.lagging = true
+				s.mu.Unlock()
+				continue
+			}
 			s.queue[0] = runtime.RawEvent{}
 			s.queue = s.queue[1:]
 			s.mu.Unlock()
@@ -126,6 +135,16 @@ func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progres
 		s.lagging = false
 	}
 	return progress, nil
+}
+
+// trimmed reports whether ev is out of the stream's MaxEvents window, as far as the backend
+// knows the tenant's last version. s.mu is held.
+func (s *subscription) trimmed(ev runtime.RawEvent) bool {
+	maxEvents := uint64(s.scope.Limits.WithDefaults().MaxEvents)
+	s.p.mu.Lock()
+	head := max(s.p.head, s.p.written)
+	s.p.mu.Unlock()
+	return ev.Version+maxEvents <= head
 }
 
 // accept moves the position past ev and queues it if its key has the prefix. s.mu is held.

@@ -25,32 +25,36 @@ local function num(n)
   return string.format('%d', n)
 end
 
+-- parse decodes a stored entry; the fields ending in _s keep the text of the times.
 local function parse(stored)
   local v, c, u, e, p = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  return {v = tonumber(v), c = tonumber(c), u = tonumber(u), e = tonumber(e), value = string.sub(stored, p)}
+  return {v = tonumber(v), c = tonumber(c), c_s = c, u_s = u, e = tonumber(e), value = string.sub(stored, p)}
 end
 
-local function encode(v, c, u, e, value)
-  return num(v) .. '|' .. num(c) .. '|' .. num(u) .. '|' .. num(e) .. '|' .. value
+-- encode makes a stored entry of the text of its numbers and the value.
+local function encode(v_s, c_s, u_s, e_s, value)
+  return v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value
 end
 
--- open reads the tenant's meta (and the stored entry of key, if given) in one HMGET; a
--- missing meta gets the candidate epoch. ret and maxev are the event retention (ms) and the
--- most events kept. Changes to the state hash collect in ctx.put until finish.
-local function open(cand, ret, maxev, key)
-  local m
-  if key then
-    m = redis.call('HMGET', K_STATE, '#epoch', '#seq', '#due', '#trim', '#kexp', 'k' .. key)
-  else
-    m = redis.call('HMGET', K_STATE, '#epoch', '#seq', '#due', '#trim', '#kexp')
+-- open reads the tenant's meta and the stored entries of keys (a list, or nil) in one HMGET;
+-- a missing meta gets the candidate epoch. ret and maxev are the event retention (ms) and the
+-- most events kept. Writes to the state hash and the exp set collect in ctx until finish.
+local function open(cand, ret, maxev, keys)
+  local fields = {'#epoch', '#seq', '#due', '#trim', '#kexp'}
+  for i, key in ipairs(keys or {}) do
+    fields[5 + i] = 'k' .. key
   end
-  local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}, stored = m[6]}
+  local m = redis.call('HMGET', K_STATE, unpack(fields))
+  local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}, zadd = {}, entries = {}}
+  ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
+  for i, key in ipairs(keys or {}) do
+    ctx.entries[key] = m[5 + i]
+  end
   if not ctx.epoch then
     ctx.epoch = cand
-    ctx.put[#ctx.put + 1] = '#epoch'
-    ctx.put[#ctx.put + 1] = cand
+    ctx.put[1], ctx.put[2] = '#epoch', cand
   end
   ctx.seq0 = ctx.seq
   return ctx
@@ -62,15 +66,21 @@ local function put(ctx, field, value)
 end
 
 -- emit appends the event of the next version: kind u(psert), t(ouch), d(elete) or (e)x(pire).
+-- It returns the version's text.
 local function emit(ctx, kind, key, ...)
   ctx.seq = ctx.seq + 1
-  redis.call('XADD', K_EVENTS, 'MAXLEN', ctx.maxev, num(ctx.seq) .. '-0',
-    'p', ctx.epoch, 't', kind, 'k', key, 'a', num(ctx.now), ...)
+  local v_s = num(ctx.seq)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', ctx.maxev, v_s .. '-0',
+    'p', ctx.epoch, 't', kind, 'k', key, 'a', ctx.now_s, ...)
+  return v_s
 end
 
 local function expire_one(ctx, key, e)
   redis.call('HDEL', K_STATE, 'k' .. key)
   redis.call('ZREM', K_EXP, key)
+  if ctx.entries[key] then
+    ctx.entries[key] = false
+  end
   emit(ctx, 'x', key, 'e', num(e))
 end
 
@@ -92,22 +102,26 @@ local function reconcile(ctx)
   put(ctx, '#due', num(ctx.due))
 end
 
--- set_expiry records that key expires at e.
-local function set_expiry(ctx, key, e)
-  redis.call('ZADD', K_EXP, e, key)
+-- write stores an entry and its expiry (the exp set is written by finish).
+local function write(ctx, key, stored, e)
+  put(ctx, 'k' .. key, stored)
+  ctx.entries[key] = stored
+  ctx.zadd[#ctx.zadd + 1] = e
+  ctx.zadd[#ctx.zadd + 1] = key
   if e < ctx.due then
     ctx.due = e
     put(ctx, '#due', num(e))
   end
 end
 
--- live returns the entry of ctx.stored (read by open) if it is live. One past its expiry is
--- expired here, with its event, so that the caller's event comes after it.
+-- live returns the entry of key (read by open, or written since) if it is live. One past its
+-- expiry is expired here, with its event, so that the caller's event comes after it.
 local function live(ctx, key)
-  if not ctx.stored then
+  local stored = ctx.entries[key]
+  if not stored then
     return nil
   end
-  local cur = parse(ctx.stored)
+  local cur = parse(stored)
   if cur.e <= ctx.now then
     expire_one(ctx, key, cur.e)
     return nil
@@ -159,7 +173,8 @@ local function trim(ctx)
   put(ctx, '#trim', num(next_trim))
 end
 
--- finish writes the collected state changes (with the version counter) in one HSET, trims
+-- finish writes the collected state changes (with the version counter) in one HSET and one
+-- ZADD, trims
 -- the stream, and keeps the tenant's keys alive until the latest expiry written (until_ms)
 -- plus the event retention, with a quarter of the retention as slack so that this is rare.
 -- fresh says that the exp key may have just been created.
@@ -179,6 +194,9 @@ local function finish(ctx, until_ms, fresh)
   end
   if #ctx.put > 0 then
     redis.call('HSET', K_STATE, unpack(ctx.put))
+  end
+  if #ctx.zadd > 0 then
+    redis.call('ZADD', K_EXP, unpack(ctx.zadd))
   end
   if at then
     for i = 1, 3 do

@@ -2,7 +2,7 @@
 -- 6 condition kind, 7 condition version.
 -- Returns 1 when the key was live and is removed, 0 when it was not live, -1 on conflict.
 local key = ARGV[4]
-local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), key)
+local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), {key})
 reconcile(ctx)
 local cur = live(ctx, key)
 local status = 0

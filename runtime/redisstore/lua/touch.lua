@@ -2,7 +2,7 @@
 -- 6 quiet (0 or 1), 7 condition kind, 8 condition version.
 -- Returns {1, version, expiresAt}, {0} when the key is not live, {-1} on conflict.
 local key = ARGV[4]
-local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), key)
+local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), {key})
 reconcile(ctx)
 local cur = live(ctx, key)
 if not cond_ok(cur, tonumber(ARGV[7]), tonumber(ARGV[8])) then
@@ -14,12 +14,12 @@ if cur == nil then
   return {0}
 end
 local expires = ctx.now + tonumber(ARGV[5])
-local version, updated = cur.v, cur.u
+local expires_s = num(expires)
+local version, v_s, updated_s = cur.v, num(cur.v), cur.u_s
 if ARGV[6] ~= '1' then
-  version, updated = ctx.seq + 1, ctx.now
-  emit(ctx, 't', key, 'e', num(expires))
+  v_s = emit(ctx, 't', key, 'e', expires_s)
+  version, updated_s = ctx.seq, ctx.now_s
 end
-put(ctx, 'k' .. key, encode(version, cur.c, updated, expires, cur.value))
-set_expiry(ctx, key, expires)
+write(ctx, key, encode(v_s, cur.c_s, updated_s, expires_s, cur.value), expires)
 finish(ctx, expires, false)
 return {1, version, expires}

@@ -1,33 +1,55 @@
--- upsert.lua: ARGV 1 epoch candidate, 2 retention ms, 3 max events, 4 key, 5 value,
--- 6 ttl ms, 7 condition kind, 8 condition version, 9 max entries.
--- Returns {1, version, createdAt, updatedAt, expiresAt}, {-1} on conflict, {-2} at capacity.
-local key, value = ARGV[4], ARGV[5]
-local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), key)
+-- upsert.lua: ARGV 1 epoch candidate, 2 retention ms, 3 max events, 4 max entries, then five
+-- arguments per upsert: key, value, ttl ms, condition kind, condition version.
+-- Applies the upserts in order and returns five integers for each: 1, version, createdAt,
+-- updatedAt, expiresAt; or -1 (conflict) or -2 (at capacity) and four zeros.
+local n = (#ARGV - 4) / 5
+local keys = {}
+for i = 1, n do
+  keys[i] = ARGV[5 * i]
+end
+local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), keys)
 reconcile(ctx)
-local cur = live(ctx, key)
+local max_entries = tonumber(ARGV[4])
+local live_count = nil -- counted when a new key needs it
 local fresh = false
-local status = 1
-if not cond_ok(cur, tonumber(ARGV[7]), tonumber(ARGV[8])) then
-  status = -1
-elseif cur == nil then
-  local n = redis.call('ZCOUNT', K_EXP, '(' .. num(ctx.now), '+inf')
-  if n >= tonumber(ARGV[9]) then
-    status = -2
+local until_ms = 0
+local out = {}
+for i = 1, n do
+  local a = 5 * i
+  local key, value = ARGV[a], ARGV[a + 1]
+  local cur = live(ctx, key)
+  local status = 1
+  if not cond_ok(cur, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])) then
+    status = -1
+  elseif cur == nil then
+    if live_count == nil then
+      live_count = redis.call('ZCOUNT', K_EXP, '(' .. ctx.now_s, '+inf')
+      fresh = live_count == 0
+    end
+    if live_count >= max_entries then
+      status = -2
+    else
+      live_count = live_count + 1
+    end
   end
-  fresh = n == 0
+  if status < 0 then
+    for _, v in ipairs({status, 0, 0, 0, 0}) do
+      out[#out + 1] = v
+    end
+  else
+    local created, created_s = ctx.now, ctx.now_s
+    if cur then
+      created, created_s = cur.c, cur.c_s
+    end
+    local expires = ctx.now + tonumber(ARGV[a + 2])
+    local expires_s = num(expires)
+    local v_s = emit(ctx, 'u', key, 'c', created_s, 'e', expires_s, 'v', value)
+    write(ctx, key, encode(v_s, created_s, ctx.now_s, expires_s, value), expires)
+    until_ms = math.max(until_ms, expires)
+    for _, v in ipairs({1, ctx.seq, created, ctx.now, expires}) do
+      out[#out + 1] = v
+    end
+  end
 end
-if status < 0 then
-  finish(ctx, 0, false)
-  return {status}
-end
-local created = ctx.now
-if cur then
-  created = cur.c
-end
-local expires = ctx.now + tonumber(ARGV[6])
-local version = ctx.seq + 1
-put(ctx, 'k' .. key, encode(version, created, ctx.now, expires, value))
-set_expiry(ctx, key, expires)
-emit(ctx, 'u', key, 'c', num(created), 'e', num(expires), 'v', value)
-finish(ctx, expires, fresh)
-return {1, version, created, ctx.now, expires}
+finish(ctx, until_ms, fresh)
+return out

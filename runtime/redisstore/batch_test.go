@@ -1,0 +1,92 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// applyBatch applies reqs as one batch, as concurrent upserts would be.
+func applyBatch(b *Backend, s runtime.Scope, reqs ...runtime.UpsertRequest) []*upsertCall {
+	batch := make([]*upsertCall, len(reqs))
+	for i, r := range reqs {
+		batch[i] = &upsertCall{req: r, done: make(chan struct{})}
+	}
+	b.apply(context.Background(), s, batch)
+	return batch
+}
+
+// One batch behaves as its upserts one after the other: the same key twice, conditions that
+// see the batch's own writes, and capacity counted across the batch.
+func TestBatchInOrderMiniredis(t *testing.T) {
+	f := newMini(t)
+	s := scope("batch")
+	s.Limits.MaxEntries = 2
+	req := func(key, value string, cond runtime.CondKind) runtime.UpsertRequest {
+		return runtime.UpsertRequest{Key: key, Value: []byte(value), TTL: time.Hour, Cond: runtime.Condition{Kind: cond}}
+	}
+	calls := applyBatch(f.b, s,
+		req("a", "1", runtime.CondIfNew),
+		req("a", "2", runtime.CondIfNew),    // conflict: a is live now
+		req("a", "3", runtime.CondIfExists), // version 2, CreatedAt of the first
+		req("b", "1", runtime.CondNone),
+		req("c", "1", runtime.CondNone), // capacity
+	)
+	want := []struct {
+		version uint64
+		err     error
+	}{{1, nil}, {0, runtime.ErrConflict}, {2, nil}, {3, nil}, {0, runtime.ErrCapacity}}
+	for i, c := range calls {
+		if c.entry.Version != want[i].version || !errors.Is(c.err, want[i].err) {
+			t.Errorf("upsert %d (%s): version %d, err %v; want %d, %v", i, c.req.Key, c.entry.Version, c.err, want[i].version, want[i].err)
+		}
+	}
+	if !calls[2].entry.CreatedAt.Equal(calls[0].entry.CreatedAt) {
+		t.Errorf("CreatedAt changed within the batch")
+	}
+	got, ok, err := f.b.Get(context.Background(), s, "a")
+	if err != nil || !ok || string(got.Value) != "3" || got.Version != 2 {
+		t.Fatalf("get a: %+v %v %v", got, ok, err)
+	}
+}
+
+func TestConcurrentUpsertsMiniredis(t *testing.T) { testConcurrentUpserts(t, newMini(t)) }
+func TestConcurrentUpsertsRedis(t *testing.T)     { testConcurrentUpserts(t, newReal(t)) }
+func TestConcurrentUpsertsCluster(t *testing.T)   { testConcurrentUpserts(t, newCluster(t)) }
+
+// Concurrent upserts, batched or not, each get their own version, and readers see them all in
+// version order.
+func testConcurrentUpserts(t *testing.T, f fixture) {
+	const writers, each = 16, 20
+	s := scope("concurrent")
+	sub := subscribe(t, f.b, s, nil)
+	versions := make(chan uint64, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				e, err := f.b.Upsert(context.Background(), s, runtime.UpsertRequest{Key: fmt.Sprint("k", (w+i)%5), Value: []byte("v"), TTL: time.Hour})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				versions <- e.Version
+			}
+		})
+	}
+	wg.Wait()
+	close(versions)
+	seen := make(map[uint64]bool)
+	for v := range versions {
+		if seen[v] || v < 1 || v > writers*each {
+			t.Fatalf("version %d returned twice or out of range", v)
+		}
+		seen[v] = true
+	}
+	expectVersions(t, sub, 1, writers*each)
+}
