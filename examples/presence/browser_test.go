@@ -109,8 +109,10 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	}
 
 	// Grace navigates away: the page's pagehide beacon removes her at once.
+	left := time.Now()
 	must(t, "Grace navigates away", chromedp.Do(grace, chromedp.Navigate("about:blank")))
 	waitAbsent(t, ada, "Grace Hopper", ttl/2) // well before her member could have expired
+	t.Logf("Grace disappeared from Ada's page %v after she navigated away", time.Since(left).Round(time.Millisecond))
 	if ev := events.expect(t, ephemeralrt.EventDelete, "Grace Hopper"); ev.Reason != "left" {
 		t.Errorf("Grace's delete reason = %q, want %q", ev.Reason, "left")
 	}
@@ -133,7 +135,7 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	// the expire event reaches the page within a second.
 	waitAbsent(t, ada, "Carol Shaw", ttl+time.Second)
 	events.expect(t, ephemeralrt.EventExpire, "Carol Shaw")
-	t.Logf("Carol disappeared from Ada's page %v after the crash (ttl %v)", time.Since(crashed).Round(10*time.Millisecond), ttl)
+	t.Logf("Carol disappeared from Ada's page %v after the crash (ttl %v)", time.Since(crashed).Round(time.Millisecond), ttl)
 	waitPresent(t, ada, "Ada Lovelace") // Ada herself is still there, beating
 }
 
