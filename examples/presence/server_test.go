@@ -233,8 +233,7 @@ func TestHeartbeatAndExpiry(t *testing.T) {
 		t.Errorf("heartbeat after expiry: %d, want 410", code)
 	}
 	// The page joins again with its id and keeps it.
-	again := a.post
-	code, body := again(t, "/rooms/r/join", ada.form("name", "Ada"))
+	code, body := a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
 	if code != http.StatusOK || !strings.Contains(body, `"id":"`+ada.ID+`"`) {
 		t.Errorf("rejoin: %d %s, want id %s", code, body, ada.ID)
 	}
