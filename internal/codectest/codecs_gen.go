@@ -3,6 +3,7 @@
 package codectest
 
 import (
+	"errors"
 	other "github.com/ephemeral-go/ephemeral/internal/codectest/other"
 	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
@@ -217,6 +218,25 @@ func (ItemCodec) Decode(src []byte, v *Item) error {
 	return d.Finish()
 }
 
+// LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without reflection.
+type LowerEmbedCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (LowerEmbedCodec) Encode(dst []byte, v *LowerEmbed) ([]byte, error) {
+	e := new(ephemeraljsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeLowerEmbed(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (LowerEmbedCodec) Decode(src []byte, v *LowerEmbed) error {
+	d := new(ephemeraljsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeLowerEmbed(d, v)
+	return d.Finish()
+}
+
 // MetaCodec encodes and decodes Meta as JSON exactly as encoding/json does, without reflection.
 type MetaCodec struct{}
 
@@ -328,6 +348,25 @@ func (WithMarshalerCodec) Decode(src []byte, v *WithMarshaler) error {
 	d := new(ephemeraljsonc.Decoder)
 	d.Reset(src)
 	ephemeraljsonc.Unmarshal(d, v)
+	return d.Finish()
+}
+
+// lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does, without reflection.
+type lowerEmbeddedCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (lowerEmbeddedCodec) Encode(dst []byte, v *lowerEmbedded) ([]byte, error) {
+	e := new(ephemeraljsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeLowerEmbedded(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (lowerEmbeddedCodec) Decode(src []byte, v *lowerEmbedded) error {
+	d := new(ephemeraljsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeLowerEmbedded(d, v)
 	return d.Finish()
 }
 
@@ -732,7 +771,7 @@ func ephemeralDecodeEmbeddedPtr(d *ephemeraljsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = ephemeraljsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr")
+var ephemeralFieldsEverything = ephemeraljsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
 func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
@@ -1277,6 +1316,10 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		}
 		e.Byte(']')
 	}
+	e.Raw(`,"pair":`)
+	ephemeralEncodePairStringCodectestLevel(e, &v.Pair)
+	e.Raw(`,"alias":`)
+	ephemeralEncodeItem(e, &v.Alias)
 	e.Byte('}')
 }
 
@@ -1913,6 +1956,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				}
 				v.QArr = s9
 			}
+		case "pair":
+			ephemeralDecodePairStringCodectestLevel(d, &v.Pair)
+		case "alias":
+			ephemeralDecodeItem(d, &v.Alias)
 		default:
 			d.Skip()
 		}
@@ -1973,6 +2020,61 @@ func ephemeralDecodeItem(d *ephemeraljsonc.Decoder, v *Item) {
 			d.String(&v.Name)
 		case "price":
 			d.Float32(&v.Price)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsLowerEmbed = ephemeraljsonc.NewFields("val", "name")
+
+func ephemeralEncodeLowerEmbed(e *ephemeraljsonc.Encoder, v *LowerEmbed) {
+	e.Byte('{')
+	if v.lowerEmbedded != nil {
+		e.Raw(`"val":`)
+		e.Int(int64(v.lowerEmbedded.Val))
+	}
+	e.Key(`"name":`)
+	e.String(v.Name)
+	e.Byte('}')
+}
+
+func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsLowerEmbed) {
+		case "val":
+			if v.lowerEmbedded == nil {
+				d.Fail(errors.New("json: cannot set embedded pointer to unexported struct: codectest.lowerEmbedded"))
+				return
+			}
+			d.Int(&v.lowerEmbedded.Val)
+		case "name":
+			d.String(&v.Name)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsLowerEmbedded = ephemeraljsonc.NewFields("val")
+
+func ephemeralEncodeLowerEmbedded(e *ephemeraljsonc.Encoder, v *lowerEmbedded) {
+	e.Raw(`{"val":`)
+	e.Int(int64(v.Val))
+	e.Byte('}')
+}
+
+func ephemeralDecodeLowerEmbedded(d *ephemeraljsonc.Decoder, v *lowerEmbedded) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsLowerEmbedded) {
+		case "val":
+			d.Int(&v.Val)
 		default:
 			d.Skip()
 		}
@@ -2133,6 +2235,32 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 				}
 				v.Tags = s
 			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsPairStringCodectestLevel = ephemeraljsonc.NewFields("key", "value")
+
+func ephemeralEncodePairStringCodectestLevel(e *ephemeraljsonc.Encoder, v *Pair[string, Level]) {
+	e.Raw(`{"key":`)
+	e.String(v.Key)
+	e.Raw(`,"value":`)
+	e.Int(int64(v.Value))
+	e.Byte('}')
+}
+
+func ephemeralDecodePairStringCodectestLevel(d *ephemeraljsonc.Decoder, v *Pair[string, Level]) {
+	if !d.Object() {
+		return
+	}
+	for d.NextMember() {
+		switch d.Field(ephemeralFieldsPairStringCodectestLevel) {
+		case "key":
+			d.String(&v.Key)
+		case "value":
+			d.Int((*int)(&v.Value))
 		default:
 			d.Skip()
 		}

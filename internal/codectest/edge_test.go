@@ -55,6 +55,7 @@ var decodeCases = []string{
 	// Methods: UnmarshalJSON gets the raw value, with white space inside.
 	`{"Money":{ "cents" : 5 },"MoneyP":{"cents":6},"Monies":[{"cents":1},null]}`, `{"Money":[]}`,
 	`{"Temp":"12.5C","TempP":"1C"}`, `{"Temp":"x"}`, `{"Raw":[1, 2]}`, `{"Raw":{"a" : "b"}}`,
+	`{"val":1,"name":"x"}`, `{"name":"x"}`, `{"VAL":null}`,
 	`{"Word":"<w>","Words":["<a>","<b>","<c>"]}`, `{"Time":"2024-02-30T00:00:00Z"}`, `{"Time":"2024-01-01T00:00:00+01:00"}`,
 	// Syntax.
 	``, ` `, `{`, `}`, `{"S":"x",}`, `{"S":"x"} {}`, `{"S":"x"}  `, `{"S" "x"}`, `{,"S":"x"}`, `[]`, `[1]`, `"x"`,
@@ -70,6 +71,8 @@ func TestDecodeEdgeCases(t *testing.T) {
 		checkDecode(t, ConflictsCodec{}, src, zero[Conflicts])
 		checkDecode(t, FoldedCodec{}, src, zero[Folded])
 		checkDecode(t, PresenceCodec{}, src, zero[Presence])
+		checkDecode(t, LowerEmbedCodec{}, src, zero[LowerEmbed])
+		checkDecode(t, LowerEmbedCodec{}, src, func() *LowerEmbed { v := NewLowerEmbed(1); return &v })
 		checkDecode(t, EverythingCodec{}, src, func() *Everything { // merging into existing values
 			n := 1
 			return &Everything{
@@ -124,6 +127,8 @@ func TestEncodeEdgeCases(t *testing.T) {
 	}
 	// Maps of structs with pointer-receiver MarshalJSON fields are not addressable.
 	checkEncode(t, WithMarshalerCodec{}, &WithMarshaler{Money: Money{7}, Extra: "x"})
+	lower := NewLowerEmbed(5)
+	checkEncode(t, LowerEmbedCodec{}, &lower)
 }
 
 func TestEncodeCycle(t *testing.T) {

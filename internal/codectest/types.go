@@ -264,7 +264,34 @@ type Everything struct {
 	QSt Status  `json:"qst,string"`
 	//lint:ignore SA5008 the option does not apply to slices, and must be ignored
 	QArr []int `json:"qarr,string"`
+
+	Pair  Pair[string, Level] `json:"pair"`
+	Alias ItemAlias           `json:"alias"`
 }
+
+// Pair is a generic struct; its instantiations get their own helpers.
+type Pair[K comparable, V any] struct {
+	Key   K `json:"key"`
+	Value V `json:"value"`
+}
+
+// ItemAlias is an alias of Item.
+type ItemAlias = Item
+
+// lowerEmbedded is an unexported struct type embedded by pointer.
+type lowerEmbedded struct {
+	Val int `json:"val"`
+}
+
+// LowerEmbed embeds a pointer to an unexported struct type, which encoding/json cannot allocate
+// when decoding.
+type LowerEmbed struct {
+	*lowerEmbedded
+	Name string `json:"name"`
+}
+
+// NewLowerEmbed returns a LowerEmbed whose embedded pointer is set.
+func NewLowerEmbed(val int) LowerEmbed { return LowerEmbed{lowerEmbedded: &lowerEmbedded{Val: val}} }
 
 // A1 and A2 are embedded together in Conflicts.
 type A1 struct {

@@ -41,6 +41,9 @@ func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func
 		if !ok || tn.IsAlias() || !keep(name) || strings.HasSuffix(pkg.Fset.Position(tn.Pos()).Filename, "_gen.go") {
 			continue
 		}
+		if n, ok := tn.Type().(*types.Named); ok && n.TypeParams().Len() > 0 {
+			continue // generic types are generated through their instantiations
+		}
 		if _, ok := tn.Type().Underlying().(*types.Struct); ok {
 			names = append(names, name)
 		}
