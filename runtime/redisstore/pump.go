@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
@@ -38,6 +39,7 @@ type pump struct {
 	// watches: an entry there ends the block at once (see wake). wakeID is the last one seen.
 	wakeKey string
 	wakeID  string
+	nudged  atomic.Bool // a nudge woke the pump since its last tick
 
 	mu    sync.Mutex
 	epoch string // the tenant's epoch as the pump last saw it
@@ -109,18 +111,23 @@ func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.Su
 		pos:    start,
 		wake:   make(chan struct{}, 1),
 	}
-	if err := b.attach(sub, keys, r); err != nil {
+	stale, err := b.attach(sub, keys, r)
+	if err != nil {
 		return nil, err
+	}
+	if stale {
+		sub.p.nudge()
 	}
 	return sub, nil
 }
 
-// attach adds sub to its tenant's pump, starting the pump if needed.
-func (b *Backend) attach(sub *subscription, keys []string, r readResult) error {
+// attach adds sub to its tenant's pump, starting the pump if needed. It reports whether the
+// pump has yet to see the epoch of r, and should be nudged.
+func (b *Backend) attach(sub *subscription, keys []string, r readResult) (stale bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return runtime.ErrClosed
+		return false, runtime.ErrClosed
 	}
 	k := pumpKey{sub.scope.ID, sub.scope.Tenant}
 	p := b.pumps[k]
@@ -135,10 +142,11 @@ func (b *Backend) attach(sub *subscription, keys []string, r readResult) error {
 	}
 	p.mu.Lock()
 	sub.p = p
-	sub.lagging = sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
+	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last tick
+	sub.lagging = stale || sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
-	return nil
+	return stale, nil
 }
 
 // detach removes sub from its pump and stops the pump when sub was its last subscription.
@@ -186,6 +194,13 @@ func (b *Backend) noteVersion(s runtime.Scope, v uint64) {
 	}
 }
 
+// nudge makes the pump tick now, once until its next tick.
+func (p *pump) nudge() {
+	if p.nudged.CompareAndSwap(false, true) {
+		p.wake()
+	}
+}
+
 // stop cancels the pump, wakes it and ends its subscriptions.
 func (p *pump) stop() {
 	p.cancel()
@@ -221,6 +236,7 @@ func (p *pump) run() {
 // step runs the tick script (reconcile due entries, notice a new epoch), then blocks in one
 // XREAD until new events arrive or the next expiry is due, and delivers what it read.
 func (p *pump) step() error {
+	p.nudged.Store(false)
 	t, err := p.tick()
 	if err != nil {
 		return err

@@ -266,3 +266,23 @@ func TestTransientErrorRedis(t *testing.T) {
 		}
 	}
 }
+
+// A reader that finds a new epoch in Redis before its pump does nudges the pump, so the other
+// readers learn of the reset without waiting for the max block time.
+func TestResetNudgesPumpMiniredis(t *testing.T) {
+	f := newMini(t, WithMaxBlock(time.Minute))
+	ctx := context.Background()
+	s := scope("nudge")
+	upsert(t, f.b, s, "k", "v", time.Hour)
+	live := subscribe(t, f.b, s, nil)
+	old := live.Start()
+	if err := f.client.Del(ctx, f.b.keys(s)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	late := subscribe(t, f.b, s, &old)
+	for _, sub := range []runtime.Subscription{late, live} {
+		if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
+			t.Fatalf("after reset: %+v, want an overflow into the new epoch", ev)
+		}
+	}
+}

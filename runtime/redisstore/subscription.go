@@ -133,6 +133,8 @@ func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progres
 	s.p.mu.Unlock()
 	if caughtUp {
 		s.lagging = false
+	} else if !progress {
+		s.p.nudge() // the pump has not seen the tenant's new epoch yet
 	}
 	return progress, nil
 }
