@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
@@ -408,4 +410,22 @@ func TestShutdownEndsStreams(t *testing.T) {
 	if _, err := s.r.ReadString('\n'); !errors.Is(err, io.EOF) {
 		t.Errorf("stream after shutdown: %v, want EOF", err)
 	}
+}
+
+// TestClientGoneEndsStream checks that a stream's goroutines, and its reader, end when the
+// client goes away.
+func TestClientGoneEndsStream(t *testing.T) {
+	a, _ := fakeApp(t)
+	// One request first, on a connection of its own, so that the server is accepting.
+	warmUp := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := warmUp.Get(a.url + "/static/style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	before := goleak.IgnoreCurrent()
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	s.body.Close()
+	goleak.VerifyNone(t, before) // retries until the server's goroutines for the stream are gone
 }
