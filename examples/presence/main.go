@@ -13,8 +13,9 @@
 //
 // # What it shows
 //
-// Each visitor is a [Member] in a generated store, keyed by a random member ID, and lives for
-// the TTL (-ttl, 10 s by default) unless its page renews it:
+// Each visitor is a [Member] in a [MemberStore], generated from the directive in member.go by
+// go generate ./examples/presence. A member is keyed by a random member ID and lives for the
+// TTL (-ttl, 10 s by default) unless its page renews it:
 //
 //   - Join is a conditional create (IfNew), leave is a Remove with reason "left" that the page
 //     sends with navigator.sendBeacon on pagehide, so closing a tab is seen at once.

@@ -16,8 +16,9 @@
 //     what a session held.
 //   - A request with an expired session finds nothing to touch: the user logs in again.
 //
-// Session IDs are short names here to keep the output readable; real ones are random secrets
-// (128 bits from crypto/rand).
+// The SessionStore is generated: session.go carries the //ephemeral:store directive, and
+// go generate ./examples/sessions writes session_ephemeral.go. Session IDs are short names
+// here to keep the output readable; real ones are random secrets (128 bits from crypto/rand).
 package main
 
 import (
