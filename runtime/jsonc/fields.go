@@ -45,7 +45,7 @@ func (f *Fields) match(k []byte, d *Decoder) string {
 		return f.fold[string(d.fold)]
 	}
 	for _, n := range f.names {
-		if string(k) == n {
+		if len(k) == len(n) && (len(k) == 0 || k[0] == n[0]) && string(k) == n {
 			return n
 		}
 	}
