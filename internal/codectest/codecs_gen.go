@@ -605,11 +605,7 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 	}
 	if v.Meta != nil {
 		e.Raw(`,"meta":`)
-		if v.Meta == nil {
-			e.Null()
-		} else {
-			ephemeralEncodeMeta(e, v.Meta)
-		}
+		ephemeralEncodeMeta(e, v.Meta)
 	}
 	e.Raw(`,"revision":`)
 	e.Uint(v.Revision)
@@ -1223,11 +1219,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	}
 	if v.OmitP != nil {
 		e.Raw(`,"op":`)
-		if v.OmitP == nil {
-			e.Null()
-		} else {
-			e.Int(int64(*v.OmitP))
-		}
+		e.Int(int64(*v.OmitP))
 	}
 	if len(v.OmitSl) != 0 {
 		e.Raw(`,"osl":`)
@@ -2153,11 +2145,7 @@ func ephemeralEncodeNode(e *ephemeraljsonc.Encoder, v *Node) {
 	e.Int(int64(v.Value))
 	if v.Next != nil {
 		e.Raw(`,"next":`)
-		if v.Next == nil {
-			e.Null()
-		} else {
-			ephemeralEncodeNode(e, v.Next)
-		}
+		ephemeralEncodeNode(e, v.Next)
 	}
 	e.Byte('}')
 	e.Leave(v)

@@ -128,7 +128,7 @@ func (g *Generator) Emit(file string, f *jen.File) {
 	}
 	var hs []*helper
 	g.helpers.Iterate(func(_ types.Type, v any) {
-		if h := v.(*helper); h.owner() == file {
+		if h := v.(*helper); len(h.files) > 0 && h.owner() == file {
 			hs = append(hs, h)
 		}
 	})

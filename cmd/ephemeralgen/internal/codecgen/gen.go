@@ -477,7 +477,12 @@ func (c *gen) encField(f field, addr bool, s *emitState) []jen.Code {
 		return nil
 	}
 	faddr := addr || len(ptrGuards(f)) > 0
-	value := fc.enc(t, expr{val: sel}, faddr, f.quoted)
+	var value []jen.Code
+	if p, ok := t.(*types.Pointer); ok && cond != nil && !implements(t, marshaler) && !implements(t, textMarshaler) {
+		value = fc.enc(p.Elem(), expr{ptr: sel}, true, f.quoted) // omitempty checked it is not nil
+	} else {
+		value = fc.enc(t, expr{val: sel}, faddr, f.quoted)
+	}
 	key := string(jsonc.AppendString(nil, f.name)) + ":"
 	if cond == nil {
 		return append([]jen.Code{s.key(key)}, value...)
