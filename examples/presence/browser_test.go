@@ -104,6 +104,17 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	waitPresent(t, grace, "Ada Lovelace")
 	events.expect(t, ephemeralrt.EventUpsert, "Ada Lovelace")
 	events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper")
+
+	// Grace switches to another tab (the test fakes the page's visibility): Ada sees her away.
+	_, err := chromedp.Run(grace, chromedp.Evaluate[bool](`
+		Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
+		document.dispatchEvent(new Event("visibilitychange"));
+		true`))
+	must(t, "Grace hides her tab", err)
+	waitVisible(t, ada, memberSelector("Grace Hopper")+`[data-status="away"]`)
+	if ev := events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper"); ev.Entry.Value.Status != StatusAway {
+		t.Errorf("Grace's status = %q, want away", ev.Entry.Value.Status)
+	}
 	if *screenshot != "" && redisAddr == "" {
 		saveScreenshot(t, ada, *screenshot)
 	}
@@ -155,11 +166,19 @@ func join(t *testing.T, ctx context.Context, url, name string) {
 // memberSelector selects name's entry in the member list.
 func memberSelector(name string) string { return fmt.Sprintf(`#members li[data-name=%q]`, name) }
 
+// waitPresent waits until name is in the member list of the page of ctx.
 func waitPresent(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	waitVisible(t, ctx, memberSelector(name))
+}
+
+// waitVisible waits up to 5 s until an element matching the CSS selector sel is visible on
+// the page of ctx.
+func waitVisible(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	must(t, "wait for "+name, chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(memberSelector(name)))))
+	must(t, "wait for "+sel, chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))))
 }
 
 // waitAbsent waits up to limit for name to leave the page of ctx.
