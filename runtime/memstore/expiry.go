@@ -89,18 +89,20 @@ func (b *Backend) expireDue(now int64) {
 // scheduleSweep schedules the check that frees t's state once t has been idle for its event
 // retention.
 func (b *Backend) scheduleSweep(t *tenant) {
-	t.sweep.expires = t.last + t.limits.EventRetention.Milliseconds()
+	t.sweep.expires = t.unusedAt()
 	b.schedule(&t.sweep)
 }
 
 // sweep frees t's state when it has no entries, readers or retained events and has not been
-// used for its event retention; it checks again later when only the time is missing.
+// used for its event retention; it checks again later when only the time is missing. That
+// later time is after now: an event still retained at now happened at or after
+// now - retention, so t.last + retention + 1 > now.
 func (b *Backend) sweep(t *tenant, now int64) {
 	t.trim(now)
 	switch {
 	case !t.idle():
 		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
-	case t.log.n == 0 && now >= t.last+t.limits.EventRetention.Milliseconds():
+	case t.log.n == 0 && now >= t.unusedAt():
 		delete(b.tenants, t.name)
 		if b.recent == t {
 			b.recent = nil

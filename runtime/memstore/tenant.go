@@ -128,9 +128,6 @@ func (l *eventLog) dropOldest() {
 	l.buf[l.head] = event{} // release the key and value
 	l.head = (l.head + 1) % len(l.buf)
 	l.n--
-	if l.n == 0 {
-		l.buf, l.head = nil, 0
-	}
 }
 
 // dropBefore drops the events that happened before ms.
@@ -149,6 +146,12 @@ func (t *tenant) first() uint64 {
 // cursor returns the cursor of the tenant's position just after seq.
 func (t *tenant) cursor(seq uint64) runtime.Cursor {
 	return runtime.Cursor{Epoch: t.epoch, Seq: seq}
+}
+
+// unusedAt returns the first instant at which the last use of t, and so every event of t, is
+// older than the retention.
+func (t *tenant) unusedAt() int64 {
+	return t.last + t.limits.EventRetention.Milliseconds() + 1
 }
 
 // trim drops the events older than the retention at now.
