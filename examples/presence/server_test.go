@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +429,22 @@ func TestClientGoneEndsStream(t *testing.T) {
 	s.nextState(t)
 	s.body.Close()
 	goleak.VerifyNone(t, before) // retries until the server's goroutines for the stream are gone
+}
+
+// TestTouchMovesCursor checks that a (non-quiet) touch by another writer moves the page's
+// cursor without a message to show.
+func TestTouchMovesCursor(t *testing.T) {
+	a, _ := fakeApp(t)
+	ada := a.join(t, "r", "Ada")
+	s := a.openStream(t, "r", "")
+	state, _ := s.nextState(t)
+	res, err := a.store.Touch(context.Background(), ada.ID, ephemeralrt.WithTenant("r"))
+	if err != nil || !res.OK {
+		t.Fatalf("touch: %+v, %v", res, err)
+	}
+	epoch, _, _ := strings.Cut(state.id, "-")
+	want := message{id: epoch + "-" + strconv.FormatUint(res.Version, 10)}
+	if m := s.next(t); m != want {
+		t.Errorf("after a touch: %+v, want %+v", m, want)
+	}
 }
