@@ -29,31 +29,43 @@
 // EVALSHA and loaded on NOSCRIPT. Every script takes the time from redis.call('TIME'): the
 // Redis server is the one clock, so clients with skewed clocks agree on every expiry. Times
 // have millisecond precision. A writing script first expires a bounded batch of due entries
-// (each with an expire event), so that expired entries never count against MaxEntries, then
-// checks the condition and the capacity, bumps the tenant's version counter, writes the
-// state, the expiry set and one event, trims the stream (by MaxEvents on every write, by
-// EventRetention from the event times, a bounded number at a time), and gives all three keys a
-// Redis expiry of the latest live expiry plus the event retention (and a quarter of the
-// retention as slack, so that it is rarely refreshed): a tenant that nobody uses any more
-// disappears from Redis by itself. Get and Snapshot compare expiries with TIME, so an expired
-// entry is never returned, reconciled or not. Snapshot returns the entries and the version of
-// the same instant from one script; the entries are sorted in Go, in byte order.
+// (each with an expire event; "#due" lets it skip this until the earliest expiry), so that
+// expired entries never count against MaxEntries, then checks the condition and the capacity,
+// bumps the tenant's version counter, writes the state, the expiry set and one event, trims the
+// stream (by MaxEvents on every write; by EventRetention from the event times, a bounded number
+// at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
+// retention (with a quarter of the retention as slack, so that it is rarely refreshed): a
+// tenant that nobody uses any more disappears from Redis by itself.
+//
+// Concurrent upserts to one tenant are applied in batches (group commit): while one upsert
+// script is in flight, the upserts that arrive wait, and the next call applies up to 64 of them
+// in order, each with its own result, version and event. A lone upsert is not delayed.
+//
+// Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
+// reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
+// transaction, as atomic as a script but without copying 10,000 entries through Lua; the
+// entries are sorted in Go, in byte order (Lua compares strings by locale).
 //
 // # Readers
 //
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
-// Backend share one pump goroutine: it runs the tick script (expire due entries, trim) and then
-// one XREAD BLOCK with COUNT 100, and hands the events to every subscription. Each
-// subscription keeps its own position and a buffer ([WithReaderBuffer]); one whose buffer is
-// full is left behind without holding up the others, and catches up on its own with the read
-// script (XRANGE after its position) until it reaches the pump again. The pump stops when its
-// last subscription closes.
+// Backend share one pump goroutine: it runs the tick script (expire due entries, trim, keep the
+// keys alive) and then one XREAD BLOCK with COUNT 100, and hands the events to every
+// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]); one
+// whose buffer is full is left behind without holding up the others, and catches up on its own
+// with the read script (XRANGE after its position) until it reaches the pump again. A buffered
+// event that the stream has since dropped (MaxEvents newer versions exist) is not delivered:
+// the reader gets the overflow it would get reading the stream, as on every backend. The pump
+// stops when its last subscription closes; its XREAD also watches a wake stream of its own
+// (<prefix>:{<id>:<tenant>}:state:wake:<random>, expiring after a minute), so that Close and
+// the last reader's Close end it at once.
 //
 // Expiry promptness: the pump's XREAD blocks no longer than until the next due expiry (read
-// from the expiry set against the server's TIME), after which the tick expires the entry and
-// the expire event reaches readers at once, even in a tenant where nothing else happens. The
-// block is also bounded by [WithMaxBlock] (1 s by default).
+// against the server's TIME), after which the tick expires the entry and the expire event
+// reaches readers, even in a tenant where nothing else happens. Redis checks blocking timeouts
+// on its event loop, about every 100 ms when idle (hz 10), so an expire event typically arrives
+// within 100 ms of ExpiresAt. The block is also bounded by [WithMaxBlock] (1 s by default).
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see the failure and resume from their own positions.
@@ -63,21 +75,26 @@
 // A subscription whose position is older than the oldest retained event gets an overflow
 // event {After: its position, FirstAvailable: the position just before the oldest retained
 // event} and goes on from there. The tenant's meta holds an epoch, chosen (from
-// runtime.NewEpoch, passed to every script as a candidate) by whichever script finds the meta
-// missing; every cursor carries it. After a FLUSHALL, a restart without persistence or the
-// expiry of an abandoned tenant, the epoch is new, and a subscription of the old epoch gets an
-// overflow event with FirstAvailable in the new epoch. Pumps notice a new epoch on their next
-// tick, at most the max block time later. A cursor of the current epoch beyond the tenant's
-// last version is rejected with runtime.ErrInvalidCursor.
+// runtime.NewEpoch, passed to the scripts as a candidate) by whichever script finds the meta
+// missing; every cursor and every stream entry carries it. After a FLUSHALL, a restart without
+// persistence or the expiry of an abandoned tenant, the epoch is new, and a subscription of the
+// old epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
+// new epoch on its next tick: at most the max block time later, or at once when a subscriber
+// or a catching-up reader has seen the new epoch first (it nudges the pump through its wake
+// stream). A cursor of the current epoch beyond the tenant's last version is rejected with
+// runtime.ErrInvalidCursor.
 //
 // # Cluster and failover
 //
-// The three keys of a tenant share a hash slot, so every script runs on one node of a Redis
-// Cluster, and different tenants spread over the cluster. A pump reads from the master that
-// owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
-// (Sentinel or Cluster), calls in flight fail and the pumps and readers retry; with
-// asynchronous replication the new master may lack the last writes. If it lost the tenant's
-// meta, the epoch changes and readers get an overflow event; if it kept an older meta,
-// versions may be reused, which readers that re-snapshot on overflow tolerate but cannot
-// always detect. Use WAIT-style durability outside this package if that matters.
+// The keys of a tenant share a hash slot, so every script and transaction runs on one node of
+// a Redis Cluster, and different tenants spread over the cluster. A pump reads from the master
+// that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
+// (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may or may
+// not have been applied, as with any Redis call), pumps and readers retry with backoff. With
+// asynchronous replication the new master may lack the last writes: if it lacks the tenant's
+// meta, the epoch changes and readers get an overflow; if it has an older meta, its versions go
+// back, the pumps notice on their next tick and readers ahead of the new last version get an
+// overflow (a cursor beyond it is rejected with runtime.ErrInvalidCursor by Subscribe).
+// Versions after it are issued again, so a replica that re-snapshots on overflow stays right.
+// Replicas are never read.
 package redisstore

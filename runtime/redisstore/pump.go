@@ -242,8 +242,10 @@ func (p *pump) step() error {
 		return err
 	}
 	p.mu.Lock()
-	if t.epoch != p.epoch {
-		p.epoch, p.head = t.epoch, t.head
+	if t.epoch != p.epoch || t.head < p.head {
+		// The state was made anew (a new epoch), or went back (a failover to a replica
+		// that lacked the last writes): every reader checks its position against Redis.
+		p.epoch, p.head, p.written = t.epoch, t.head, 0
 		p.mu.Unlock()
 		p.resync()
 		p.mu.Lock()
@@ -328,7 +330,7 @@ func (p *pump) deliver(events []runtime.RawEvent) {
 	}
 }
 
-// resync makes every subscription catch up from Redis: the tenant's epoch changed.
+// resync makes every subscription catch up from Redis: the tenant's state changed under it.
 func (p *pump) resync() {
 	p.mu.Lock()
 	subs := p.snapshotSubs()

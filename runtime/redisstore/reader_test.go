@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/redis/go-redis/v9"
 )
 
 // eventWait bounds every wait for an event.
@@ -284,5 +285,40 @@ func TestResetNudgesPumpMiniredis(t *testing.T) {
 		if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
 			t.Fatalf("after reset: %+v, want an overflow into the new epoch", ev)
 		}
+	}
+}
+
+// A failover to a replica that lacked the last writes makes the versions go back: readers
+// ahead of the new last version get an overflow, and then the versions issued again.
+func TestRollbackOverflowMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	s := scope("rollback")
+	for range 3 {
+		upsert(t, f.b, s, "k", "v", time.Hour)
+	}
+	sub := subscribe(t, f.b, s, nil)
+	at3 := sub.Start()
+	// Rebuild the state as a replica that saw only version 1 would have it.
+	keys := f.b.keys(s)
+	first, err := f.client.XRange(ctx, keys[2], "1-0", "1-0").Result()
+	if err != nil || len(first) != 1 {
+		t.Fatalf("xrange: %v %v", first, err)
+	}
+	pipe := f.client.TxPipeline()
+	pipe.Del(ctx, keys[2])
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[2], ID: "1-0", Values: first[0].Values})
+	pipe.HSet(ctx, keys[0], "#seq", 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, sub)
+	if want := (runtime.Cursor{Epoch: at3.Epoch, Seq: 0}); ev.Kind != runtime.EventOverflow || ev.After != at3 || ev.FirstAvailable != want {
+		t.Fatalf("after the rollback: %+v, want an overflow from %v to %v", ev, at3, want)
+	}
+	expectVersions(t, sub, 1, 1)
+	upsert(t, f.b, s, "k", "again", time.Hour)
+	if ev := next(t, sub); ev.Version != 2 || string(ev.Entry.Value) != "again" {
+		t.Fatalf("event %+v, want the new version 2", ev)
 	}
 }

@@ -113,7 +113,9 @@ func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progres
 	if s.closed || s.pos != pos {
 		return true, nil
 	}
-	if r.epoch != pos.Epoch || pos.Seq+1 < r.first {
+	// Overflow when the events after pos are gone: pos is of another epoch, older than the
+	// oldest retained event, or newer than the tenant's last version (the state went back).
+	if r.epoch != pos.Epoch || pos.Seq+1 < r.first || pos.Seq > r.head {
 		fa := runtime.Cursor{Epoch: r.epoch, Seq: r.first - 1}
 		s.queue = append(s.queue, runtime.RawEvent{
 			Kind: runtime.EventOverflow, Cursor: fa, At: r.now, After: pos, FirstAvailable: fa,
