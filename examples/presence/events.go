@@ -66,32 +66,34 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	defer func() {
+		if rd != nil {
+			rd.Close()
+		}
+	}()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // tell reverse proxies not to buffer the stream
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w)}
 	if err := sse.write("retry: 2000\n\n"); err != nil {
-		if rd != nil {
-			rd.Close()
-		}
 		return
 	}
 	for {
-		var err error
 		if rd == nil {
+			var err error
 			if rd, err = s.sendState(ctx, sse, room); err != nil {
 				logStreamEnd(ctx, room, err)
 				return
 			}
 		}
-		err = s.forward(ctx, sse, rd)
-		rd.Close()
-		rd = nil
+		err := s.forward(ctx, sse, rd)
 		if !errors.Is(err, errResync) {
 			logStreamEnd(ctx, room, err)
 			return
 		}
+		rd.Close()
+		rd = nil
 	}
 }
 
