@@ -62,6 +62,15 @@ func testKeysExpire(t *testing.T, f fixture) {
 			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
 		}
 	}
+
+	// A tenant that was only read expires too.
+	r := scope("read-only")
+	r.Limits.EventRetention = time.Minute
+	subscribe(t, f.b, r, nil).Close()
+	state := f.b.keys(r)[0]
+	if ttl, err := f.client.PTTL(ctx, state).Result(); err != nil || ttl <= 0 || ttl > time.Minute+time.Minute/4 {
+		t.Errorf("PTTL %s = %v, %v; want within (0, %v]", state, ttl, err, time.Minute+time.Minute/4)
+	}
 }
 
 func TestSnapshotMiniredis(t *testing.T) {
