@@ -67,7 +67,7 @@ func (b *Backend) unschedule(e *entry) {
 func (b *Backend) expireDue(now int64) {
 	for len(b.heap) > 0 && b.heap[0].due <= now {
 		e := b.heap[0]
-		if e.expires > now { // extended since it was queued
+		if e.expires > e.due { // extended since it was queued: requeue, so expiries go in order
 			e.due = e.expires
 			heap.Fix(&b.heap, 0)
 			continue

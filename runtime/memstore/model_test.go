@@ -1,0 +1,318 @@
+package memstore_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	gocmp "github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+)
+
+// TestModel runs random sequences of calls and clock moves against a backend and a plain model
+// of the contract, and compares every result and every event.
+func TestModel(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		m := newModel(rt)
+		defer m.close()
+		rt.Repeat(map[string]func(*rapid.T){
+			"upsert":   m.upsert,
+			"touch":    m.touch,
+			"remove":   m.remove,
+			"advance":  m.advance,
+			"get":      m.get,
+			"snapshot": m.snapshot,
+		})
+	})
+}
+
+var modelKeys = rapid.SampledFrom([]string{"a", "b", "c", "d", "e"})
+
+type modelEntry struct {
+	value                     string
+	version                   uint64
+	created, updated, expires int64
+}
+
+type model struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	clock  *memstore.FakeClock
+	b      *memstore.Backend
+	sub    runtime.Subscription
+	scope  runtime.Scope
+
+	now     int64 // ms
+	seq     uint64
+	entries map[string]modelEntry
+}
+
+func newModel(rt *rapid.T) *model {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	clock := memstore.NewFakeClock(start)
+	b := memstore.New(memstore.WithClock(clock))
+	m := &model{
+		ctx:     ctx,
+		cancel:  cancel,
+		clock:   clock,
+		b:       b,
+		scope:   runtime.Scope{ID: "model", Tenant: "t", Limits: runtime.Limits{MaxEntries: 4}},
+		now:     start.UnixMilli(),
+		entries: make(map[string]modelEntry),
+	}
+	sub, err := b.Subscribe(ctx, m.scope, runtime.SubscribeRequest{})
+	if err != nil {
+		rt.Fatal(err)
+	}
+	m.sub = sub
+	return m
+}
+
+func (m *model) close() {
+	m.sub.Close()
+	m.b.Close()
+	m.cancel()
+}
+
+// expire removes the entries due by now from the model and checks their expire events: in
+// order of expiry, each with the next version.
+func (m *model) expire(rt *rapid.T) {
+	var due []string
+	for k, e := range m.entries {
+		if e.expires <= m.now {
+			due = append(due, k)
+		}
+	}
+	slices.SortFunc(due, func(x, y string) int {
+		if d := m.entries[x].expires - m.entries[y].expires; d != 0 {
+			return int(d)
+		}
+		return strings.Compare(x, y)
+	})
+	got := make([]runtime.RawEvent, len(due))
+	for i := range got {
+		got[i] = m.next(rt)
+		m.seq++
+		if ev := got[i]; ev.Kind != runtime.EventExpire || ev.Version != m.seq || ev.Cursor.Seq != m.seq ||
+			(i > 0 && ev.At.Before(got[i-1].At)) {
+			rt.Fatalf("expiry event %d: %+v, want an expire, version %d, in time order", i, ev, m.seq)
+		}
+	}
+	// Entries that expire at the same instant may come in any order.
+	slices.SortFunc(got, func(x, y runtime.RawEvent) int {
+		return cmp.Or(x.At.Compare(y.At), strings.Compare(x.Key, y.Key))
+	})
+	for i, k := range due {
+		want := runtime.RawEvent{Kind: runtime.EventExpire, Key: k, Version: got[i].Version, Cursor: got[i].Cursor, At: msTime(m.entries[k].expires)}
+		if d := gocmp.Diff(want, got[i]); d != "" {
+			rt.Fatalf("expire event (-want +got):\n%s", d)
+		}
+		delete(m.entries, k)
+	}
+}
+
+func (m *model) next(rt *rapid.T) runtime.RawEvent {
+	ev, err := m.sub.Next(m.ctx)
+	if err != nil {
+		rt.Fatalf("Next: %v", err)
+	}
+	return ev
+}
+
+// checkEvent compares ev with want, whose Version and Cursor are those of m.seq.
+func (m *model) checkEvent(rt *rapid.T, ev, want runtime.RawEvent) {
+	want.Version = m.seq
+	want.Cursor = runtime.Cursor{Epoch: ev.Cursor.Epoch, Seq: m.seq}
+	if d := gocmp.Diff(want, ev); d != "" {
+		rt.Fatalf("event (-want +got):\n%s", d)
+	}
+}
+
+func (m *model) rawEntry(k string) runtime.RawEntry {
+	e := m.entries[k]
+	return runtime.RawEntry{
+		Key:       k,
+		Value:     []byte(e.value),
+		Version:   e.version,
+		CreatedAt: msTime(e.created),
+		UpdatedAt: msTime(e.updated),
+		ExpiresAt: msTime(e.expires),
+	}
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// cond draws a condition, with versions near the live ones.
+func (m *model) cond(rt *rapid.T, kinds ...runtime.CondKind) runtime.Condition {
+	c := runtime.Condition{Kind: rapid.SampledFrom(kinds).Draw(rt, "cond")}
+	if c.Kind == runtime.CondIfVersion {
+		c.Version = rapid.Uint64Range(max(m.seq, 2)-2, m.seq+1).Draw(rt, "version")
+	}
+	return c
+}
+
+func holds(c runtime.Condition, e modelEntry, live bool) bool {
+	switch c.Kind {
+	case runtime.CondIfNew:
+		return !live
+	case runtime.CondIfExists:
+		return live
+	case runtime.CondIfVersion:
+		return live && e.version == c.Version
+	}
+	return true
+}
+
+func ttlDraw(rt *rapid.T) time.Duration {
+	return time.Duration(rapid.IntRange(1, 50).Draw(rt, "ttl")) * time.Millisecond
+}
+
+func (m *model) upsert(rt *rapid.T) {
+	key := modelKeys.Draw(rt, "key")
+	value := rapid.StringN(0, 4, 4).Draw(rt, "value")
+	ttl := ttlDraw(rt)
+	cond := m.cond(rt, runtime.CondNone, runtime.CondIfNew, runtime.CondIfExists, runtime.CondIfVersion)
+	got, err := m.b.Upsert(m.ctx, m.scope, runtime.UpsertRequest{Key: key, Value: []byte(value), TTL: ttl, Cond: cond})
+	m.expire(rt)
+
+	e, live := m.entries[key]
+	switch {
+	case !holds(cond, e, live):
+		if !errors.Is(err, runtime.ErrConflict) {
+			rt.Fatalf("Upsert with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
+		}
+		return
+	case !live && len(m.entries) >= m.scope.Limits.MaxEntries:
+		if !errors.Is(err, runtime.ErrCapacity) {
+			rt.Fatalf("Upsert of a new key into a full tenant: %v, want ErrCapacity", err)
+		}
+		return
+	case err != nil:
+		rt.Fatalf("Upsert: %v", err)
+	}
+	if !live {
+		e.created = m.now
+	}
+	m.seq++
+	e.value, e.version, e.updated, e.expires = value, m.seq, m.now, m.now+ttl.Milliseconds()
+	m.entries[key] = e
+	want := m.rawEntry(key)
+	if d := gocmp.Diff(want, got); d != "" {
+		rt.Fatalf("Upsert (-want +got):\n%s", d)
+	}
+	m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventUpsert, Key: key, At: want.UpdatedAt, Entry: want, ExpiresAt: want.ExpiresAt})
+}
+
+func (m *model) touch(rt *rapid.T) {
+	key := modelKeys.Draw(rt, "key")
+	ttl := ttlDraw(rt)
+	quiet := rapid.Bool().Draw(rt, "quiet")
+	cond := m.cond(rt, runtime.CondNone, runtime.CondIfVersion)
+	got, err := m.b.Touch(m.ctx, m.scope, runtime.TouchRequest{Key: key, TTL: ttl, Quiet: quiet, Cond: cond})
+	m.expire(rt)
+
+	e, live := m.entries[key]
+	switch {
+	case !holds(cond, e, live):
+		if !errors.Is(err, runtime.ErrConflict) {
+			rt.Fatalf("Touch with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
+		}
+		return
+	case err != nil:
+		rt.Fatalf("Touch: %v", err)
+	case !live:
+		if got != (runtime.TouchResult{}) {
+			rt.Fatalf("Touch of a missing key: %+v", got)
+		}
+		return
+	}
+	e.expires = m.now + ttl.Milliseconds()
+	if !quiet {
+		m.seq++
+		e.version, e.updated = m.seq, m.now
+	}
+	m.entries[key] = e
+	want := runtime.TouchResult{OK: true, Version: e.version, ExpiresAt: msTime(e.expires)}
+	if d := gocmp.Diff(want, got); d != "" {
+		rt.Fatalf("Touch (-want +got):\n%s", d)
+	}
+	if !quiet {
+		m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventTouch, Key: key, At: msTime(m.now), ExpiresAt: want.ExpiresAt})
+	}
+}
+
+func (m *model) remove(rt *rapid.T) {
+	key := modelKeys.Draw(rt, "key")
+	cond := m.cond(rt, runtime.CondNone, runtime.CondIfVersion)
+	got, err := m.b.Remove(m.ctx, m.scope, runtime.RemoveRequest{Key: key, Reason: "r", Cond: cond})
+	m.expire(rt)
+
+	e, live := m.entries[key]
+	switch {
+	case !holds(cond, e, live):
+		if !errors.Is(err, runtime.ErrConflict) {
+			rt.Fatalf("Remove with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
+		}
+		return
+	case err != nil:
+		rt.Fatalf("Remove: %v", err)
+	case got != live:
+		rt.Fatalf("Remove = %v, want %v", got, live)
+	case !live:
+		return
+	}
+	delete(m.entries, key)
+	m.seq++
+	m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventDelete, Key: key, At: msTime(m.now), Reason: "r"})
+}
+
+func (m *model) advance(rt *rapid.T) {
+	d := rapid.IntRange(0, 30).Draw(rt, "advance ms")
+	m.clock.Advance(time.Duration(d) * time.Millisecond)
+	m.now += int64(d)
+	m.expire(rt) // the scheduler alone brings the expire events
+}
+
+func (m *model) get(rt *rapid.T) {
+	key := modelKeys.Draw(rt, "key")
+	got, ok, err := m.b.Get(m.ctx, m.scope, key)
+	if err != nil {
+		rt.Fatalf("Get: %v", err)
+	}
+	_, live := m.entries[key]
+	if ok != live {
+		rt.Fatalf("Get(%q) found %v, want %v", key, ok, live)
+	}
+	if live {
+		if d := gocmp.Diff(m.rawEntry(key), got); d != "" {
+			rt.Fatalf("Get (-want +got):\n%s", d)
+		}
+	}
+}
+
+func (m *model) snapshot(rt *rapid.T) {
+	prefix := rapid.SampledFrom([]string{"", "a", "c", "z"}).Draw(rt, "prefix")
+	got, err := m.b.Snapshot(m.ctx, m.scope, prefix)
+	if err != nil {
+		rt.Fatalf("Snapshot: %v", err)
+	}
+	var want []runtime.RawEntry
+	for _, k := range slices.Sorted(maps.Keys(m.entries)) {
+		if strings.HasPrefix(k, prefix) {
+			want = append(want, m.rawEntry(k))
+		}
+	}
+	if d := gocmp.Diff(want, got.Entries); d != "" {
+		rt.Fatalf("Snapshot(%q) (-want +got):\n%s", prefix, d)
+	}
+	if got.Cursor.Seq != m.seq {
+		rt.Fatalf("Snapshot cursor %v, want seq %d", got.Cursor, m.seq)
+	}
+}
