@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -122,4 +123,18 @@ func TestNewRejectsBadPrefix(t *testing.T) {
 			New(nil, WithKeyPrefix(p))
 		}()
 	}
+}
+
+// The slots computed here are those of a real cluster.
+func TestKeySlotMatchesCluster(t *testing.T) {
+	f := newCluster(t)
+	part := rapid.StringOfN(rapid.SampledFrom([]rune{'%', ':', '{', '}', 'a', 'é'}), 1, 8, -1)
+	rapid.Check(t, func(rt *rapid.T) {
+		for _, key := range tenantKeys("p", part.Draw(rt, "id"), part.Draw(rt, "tenant")) {
+			got, err := f.client.ClusterKeySlot(context.Background(), key).Result()
+			if err != nil || uint16(got) != keySlot(key) {
+				rt.Fatalf("CLUSTER KEYSLOT %q = %d, %v; computed %d", key, got, err, keySlot(key))
+			}
+		}
+	})
 }

@@ -27,7 +27,7 @@ const (
 type pumpKey struct{ id, tenant string }
 
 // pump is the one blocking reader of one tenant's stream in a backend. It fans the events out
-// to the tenant's subscriptions and runs the reconcile script when the next expiry is due.
+// to the tenant's subscriptions and runs the tick script, which expires due entries.
 type pump struct {
 	b      *Backend
 	key    pumpKey
