@@ -5,7 +5,8 @@
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
 // buffer of the retained events, bounded by the limits of the store that calls it (the limits
 // of the latest call win when stores with different limits share a tenant). All its state is
-// guarded by one mutex.
+// guarded by one mutex. Values are kept and returned without copying: neither the caller of
+// Upsert nor the receiver of an entry or event may modify them. Times are returned in UTC.
 //
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
