@@ -1380,7 +1380,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 		case "NBytes":
 			d.Bytes((*[]byte)(&v.NBytes))
 		case "Time":
-			d.Time(&v.Time)
+			ephemeraljsonc.Unmarshal(d, &v.Time)
 		case "TimeP":
 			if d.Null() {
 				v.TimeP = nil
@@ -1889,7 +1889,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				}
 			}
 		case "ot":
-			d.Time(&v.OmitT)
+			ephemeraljsonc.Unmarshal(d, &v.OmitT)
 		case "ost":
 			ephemeralDecodeItem(d, &v.OmitSt)
 		case "qi":
@@ -2103,7 +2103,7 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 	for d.NextMember() {
 		switch d.Field(ephemeralFieldsMeta) {
 		case "created":
-			d.Time(&v.Created)
+			ephemeraljsonc.Unmarshal(d, &v.Created)
 		case "ttl":
 			d.Int64((*int64)(&v.TTL))
 		case "note":
@@ -2299,7 +2299,7 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		case "level":
 			d.Int((*int)(&v.Level))
 		case "since":
-			d.Time(&v.Since)
+			ephemeraljsonc.Unmarshal(d, &v.Since)
 		case "tabs":
 			if d.Null() {
 				v.Tabs = nil

@@ -3,7 +3,6 @@ package jsonc
 import (
 	"encoding/base64"
 	"strconv"
-	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -859,21 +858,6 @@ func (d *Decoder) Bytes(p *[]byte) {
 			return
 		}
 		*p = b[:n]
-	}
-}
-
-// Time decodes a JSON string into *p with time.Time's UnmarshalJSON; null leaves *p unchanged.
-func (d *Decoder) Time(p *time.Time) {
-	if d.err != nil || d.quoted || d.peek() != '"' {
-		Unmarshal(d, p)
-		return
-	}
-	start := d.pos
-	d.skipString()
-	if d.err == nil {
-		if err := p.UnmarshalJSON(d.src[start:d.pos]); err != nil {
-			d.Fail(err)
-		}
 	}
 }
 

@@ -16,9 +16,6 @@ func (c *gen) dec(t types.Type, x expr, quoted bool) []jen.Code {
 	if quoted {
 		return []jen.Code{jen.If(d("Quoted")).Block(append(c.dec(t, x, false), d("Unquote"))...)}
 	}
-	if isTime(t) {
-		return []jen.Code{d("Time", x.addr())}
-	}
 	if p, ok := t.Underlying().(*types.Pointer); ok {
 		for _, m := range []struct {
 			iface *types.Interface
