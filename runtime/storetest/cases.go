@@ -36,6 +36,7 @@ var cases = []struct {
 	{"OverflowEpoch", testOverflowEpoch},
 	{"ReaderAnchoring", testReaderAnchoring},
 	{"SnapshotCursor", testSnapshotCursor},
+	{"EmptyTenantCursor", testEmptyTenantCursor},
 	{"SnapshotCursorConcurrent", testSnapshotCursorConcurrent},
 	{"QuietTouch", testQuietTouch},
 	{"Conditions", testConditions},
@@ -511,6 +512,24 @@ func testSnapshotCursor(e *env) {
 	}
 	e.recvKind(r, runtime.EventDelete, "b")
 	e.noEventBefore(s, r)
+}
+
+// testEmptyTenantCursor checks that the cursors of a tenant that has never been written stay
+// valid through its first write: no overflow, no lost event.
+func testEmptyTenantCursor(e *env) {
+	s := e.store()
+	snap := e.snapshot(s)
+	if len(snap.Entries) != 0 {
+		e.Fatalf("snapshot of a new tenant holds %+v", snap.Entries)
+	}
+	live := e.reader(s, runtime.WithTenant("other"))
+	ent := e.upsert(s, "k", item{})
+	e.upsert(s, "k", item{}, runtime.WithTenant("other"))
+	r := e.reader(s, runtime.After(snap.Cursor))
+	if ev := e.recvKind(r, runtime.EventUpsert, "k"); ev.Version != ent.Version {
+		e.Fatalf("first event version %d, want %d", ev.Version, ent.Version)
+	}
+	e.recvKind(live, runtime.EventUpsert, "k")
 }
 
 // testSnapshotCursorConcurrent takes a snapshot while writers run, replays the events after its
