@@ -25,10 +25,11 @@ local function num(n)
   return string.format('%d', n)
 end
 
--- parse decodes a stored entry; the fields ending in _s keep the text of the times.
+-- parse decodes a stored entry but its value, which starts at vpos; the fields ending in _s
+-- keep the text of the times.
 local function parse(stored)
-  local v, c, u, e, p = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  return {v = tonumber(v), c = tonumber(c), c_s = c, u_s = u, e = tonumber(e), value = string.sub(stored, p)}
+  local v, c, u, e, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
+  return {v = tonumber(v), c = tonumber(c), c_s = c, u_s = u, e = tonumber(e), stored = stored, vpos = vpos}
 end
 
 -- encode makes a stored entry of the text of its numbers and the value.

@@ -20,6 +20,6 @@ if ARGV[6] ~= '1' then
   v_s = emit(ctx, 't', key, 'e', expires_s)
   version, updated_s = ctx.seq, ctx.now_s
 end
-write(ctx, key, encode(v_s, cur.c_s, updated_s, expires_s, cur.value), expires)
+write(ctx, key, encode(v_s, cur.c_s, updated_s, expires_s, string.sub(cur.stored, cur.vpos)), expires)
 finish(ctx, expires, false)
 return {1, version, expires}

@@ -33,9 +33,8 @@ for i = 1, n do
     end
   end
   if status < 0 then
-    for _, v in ipairs({status, 0, 0, 0, 0}) do
-      out[#out + 1] = v
-    end
+    local o = #out
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
   else
     local created, created_s = ctx.now, ctx.now_s
     if cur then
@@ -46,9 +45,8 @@ for i = 1, n do
     local v_s = emit(ctx, 'u', key, 'c', created_s, 'e', expires_s, 'v', value)
     write(ctx, key, encode(v_s, created_s, ctx.now_s, expires_s, value), expires)
     until_ms = math.max(until_ms, expires)
-    for _, v in ipairs({1, ctx.seq, created, ctx.now, expires}) do
-      out[#out + 1] = v
-    end
+    local o = #out
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 1, ctx.seq, created, ctx.now, expires
   end
 end
 finish(ctx, until_ms, fresh)
