@@ -3,7 +3,6 @@
 package codectest
 
 import (
-	"errors"
 	other "github.com/ephemeral-go/ephemeral/internal/codectest/other"
 	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
@@ -2039,7 +2038,7 @@ func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
 		switch d.Field(ephemeralFieldsLowerEmbed) {
 		case "val":
 			if v.lowerEmbedded == nil {
-				d.Fail(errors.New("json: cannot set embedded pointer to unexported struct: codectest.lowerEmbedded"))
+				d.FailEmbedded("codectest.lowerEmbedded")
 				return
 			}
 			d.Int(&v.lowerEmbedded.Val)

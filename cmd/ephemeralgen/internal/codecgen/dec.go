@@ -189,7 +189,7 @@ func (c *gen) decField(f field) []jen.Code {
 		elem := v.Type().Underlying().(*types.Pointer).Elem()
 		if !v.Exported() {
 			out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(
-				d("Fail", jen.Qual("errors", "New").Call(jen.Lit("json: cannot set embedded pointer to unexported struct: "+reflectName(elem)))),
+				d("FailEmbedded", jen.Lit(reflectName(elem))),
 				jen.Return()))
 			continue
 		}
