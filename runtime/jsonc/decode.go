@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -874,6 +875,16 @@ func (d *Decoder) Text() (b []byte, ok bool) { return d.text("encoding.TextUnmar
 
 // Unmarshal calls u.UnmarshalJSON with the next value as it is in the input.
 func Unmarshal[U interface{ UnmarshalJSON([]byte) error }](d *Decoder, u U) {
+	if t, ok := any(u).(*time.Time); ok && d.err == nil && !d.quoted && d.peek() == '"' {
+		start := d.pos // fast path: a string needs no Skip
+		d.skipString()
+		if d.err == nil {
+			if err := t.UnmarshalJSON(d.src[start:d.pos]); err != nil {
+				d.Fail(err)
+			}
+		}
+		return
+	}
 	if raw := d.Raw(); d.err == nil {
 		if err := u.UnmarshalJSON(raw); err != nil {
 			d.Fail(err)
