@@ -61,11 +61,15 @@ func (b *Backend) unschedule(e *entry) {
 	}
 }
 
-// expireDue removes every entry due at now, with its expire event, and frees the tenants whose
-// sweep found them idle. Every call reconciles first, so no call sees an expired entry as live
-// and events stay in time order.
-func (b *Backend) expireDue(now int64) {
-	for len(b.heap) > 0 && b.heap[0].due <= now {
+// expireDue removes the entries due at now, with their expire events, and frees the tenants
+// whose sweep found them idle; it handles at most limit heap items (any number if limit is
+// negative) and reports whether more are due. Every call reconciles everything first, so no call sees an expired entry as live and
+// events stay in time order.
+func (b *Backend) expireDue(now int64, limit int) (more bool) {
+	for ; len(b.heap) > 0 && b.heap[0].due <= now; limit-- {
+		if limit == 0 {
+			return true
+		}
 		e := b.heap[0]
 		if e.expires > e.due { // extended since it was queued: requeue, so expiries go in order
 			e.due = e.expires
@@ -84,6 +88,7 @@ func (b *Backend) expireDue(now int64) {
 			b.scheduleSweep(t)
 		}
 	}
+	return false
 }
 
 // scheduleSweep schedules the check that frees t's state once t has been idle for its event
@@ -124,8 +129,12 @@ func (b *Backend) rearm() {
 	}
 }
 
+// schedulerBatch is the most heap items the scheduler handles under one hold of the lock, so
+// that a mass expiry does not stall the calls.
+const schedulerBatch = 1024
+
 // run is the backend's one scheduler goroutine: it wakes when the timer fires and removes
-// what is due.
+// what is due, in batches.
 func (b *Backend) run() {
 	defer close(b.stopped)
 	for {
@@ -134,10 +143,12 @@ func (b *Backend) run() {
 			return
 		case <-b.timer.C():
 		}
-		b.mu.Lock()
-		b.armed = never
-		b.expireDue(b.now())
-		b.rearm()
-		b.mu.Unlock()
+		for more := true; more; {
+			b.mu.Lock()
+			b.armed = never
+			more = b.expireDue(b.now(), schedulerBatch)
+			b.rearm()
+			b.mu.Unlock()
+		}
 	}
 }

@@ -158,3 +158,38 @@ func schedulers(b *Backend) int {
 	buf = buf[:goruntime.Stack(buf, true)]
 	return strings.Count(string(buf), fmt.Sprintf("memstore.(*Backend).run(%p)", b))
 }
+
+// TestSchedulerBatches expires more entries at once than the scheduler handles in one batch,
+// with no call to help it, and checks that every expire event arrives in order.
+func TestSchedulerBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	clock := NewFakeClock(start)
+	b := New(WithClock(clock))
+	defer b.Close()
+	s := runtime.Scope{ID: "id", Tenant: "t"}
+	const n = 3*schedulerBatch + 7
+	for i := range n {
+		ttl := time.Duration(1+i%3) * time.Millisecond
+		if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: fmt.Sprint("k", i), Value: []byte("v"), TTL: ttl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	clock.Advance(time.Second)
+	var last runtime.RawEvent
+	for i := range n {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d expire events: %v", i, err)
+		}
+		if ev.Kind != runtime.EventExpire || ev.Version != uint64(n+i+1) || ev.At.Before(last.At) {
+			t.Fatalf("event %d: %+v after %+v, want expire events in order", i, ev, last)
+		}
+		last = ev
+	}
+}

@@ -120,7 +120,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	now, err := b.lock(ctx)
 	if err == nil {
-		b.expireDue(now)
+		b.expireDue(now, -1)
 	}
 	return now, err
 }

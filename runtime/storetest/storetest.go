@@ -72,13 +72,14 @@ func (e *env) advance(d time.Duration) {
 	e.h.Advance(e.T, d)
 }
 
-// store returns a store of items with ID e.id (or another given with runtime.StoreOption-like
-// config changes), the long TTL and the default limits unless opts change them.
+// store returns a store of items with the case's ID, the long TTL and the default tenant and
+// limits, unless opts change them.
 func (e *env) store(opts ...runtime.StoreOption) *runtime.Store[item] {
 	e.Helper()
 	return e.storeID(e.id, opts...)
 }
 
+// storeID is store with another ID.
 func (e *env) storeID(id string, opts ...runtime.StoreOption) *runtime.Store[item] {
 	e.Helper()
 	s, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), runtime.Config{ID: id, TTL: longTTL}, opts...)
