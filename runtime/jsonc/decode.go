@@ -878,10 +878,14 @@ func Unmarshal[U interface{ UnmarshalJSON([]byte) error }](d *Decoder, u U) {
 	if t, ok := any(u).(*time.Time); ok && d.err == nil && !d.quoted && d.peek() == '"' {
 		start := d.pos // fast path: a string needs no Skip
 		d.skipString()
-		if d.err == nil {
-			if err := t.UnmarshalJSON(d.src[start:d.pos]); err != nil {
-				d.Fail(err)
-			}
+		if d.err != nil {
+			return
+		}
+		raw := d.src[start:d.pos]
+		if v, ok := parseUTC(raw); ok {
+			*t = v
+		} else if err := t.UnmarshalJSON(raw); err != nil {
+			d.Fail(err)
 		}
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -236,4 +237,46 @@ func FuzzSkip(f *testing.F) {
 			t.Fatalf("Skip(%q): error %v, json.Valid %v", doc, err, valid)
 		}
 	})
+}
+
+// checkTime decodes the JSON document raw into a time.Time with the decoder and with
+// encoding/json.
+func checkTime(t *testing.T, raw string) {
+	t.Helper()
+	var want time.Time
+	wantErr := json.Unmarshal([]byte(raw), &want)
+	var got time.Time
+	var d jsonc.Decoder
+	d.Reset([]byte(raw))
+	jsonc.Unmarshal(&d, &got)
+	err := d.Finish()
+	if (err == nil) != (wantErr == nil) || (err == nil && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("decode time %s = %v, %v; json %v, %v", raw, got, err, want, wantErr)
+	}
+}
+
+func TestDecodeTime(t *testing.T) {
+	for _, s := range []string{`"2024-02-29T00:00:00Z"`, `"2023-02-29T00:00:00Z"`, `"1900-02-29T00:00:00Z"`,
+		`"2000-02-29T23:59:59.999999999Z"`, `"2000-01-01T00:00:00.1234567891Z"`, `"2000-01-01T00:00:00.Z"`,
+		`"2000-01-01T24:00:00Z"`, `"2000-01-01T00:60:00Z"`, `"2000-01-01T00:00:60Z"`, `"2000-13-01T00:00:00Z"`,
+		`"2000-00-01T00:00:00Z"`, `"2000-01-00T00:00:00Z"`, `"2000-01-01t00:00:00Z"`, `"2000-01-01T00:00:00z"`,
+		`"2000-01-01T00:00:00+01:00"`, `"2000-01-01T00:00:00,5Z"`, `"0000-01-01T00:00:00Z"`, `"+000-01-01T00:00:00Z"`,
+		`"2000-01-01T00:00:00.5"`, `"2000-1-01T00:00:00Z"`, `null`, `"x"`, `"2000-01-01T00:00:00.000Z"`} {
+		checkTime(t, s)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20000 {
+		tm := time.Unix(r.Int64N(1<<36), r.Int64N(1e9)).UTC()
+		if r.IntN(2) == 0 {
+			tm = tm.Truncate(time.Duration(r.Int64N(1e9)) + 1)
+		}
+		b, _ := tm.MarshalJSON()
+		checkTime(t, string(b))
+	}
+}
+
+func FuzzDecodeTime(f *testing.F) {
+	f.Add(`"2024-02-29T12:34:56.789Z"`)
+	f.Add(`"2024-02-30T12:34:56Z"`)
+	f.Fuzz(func(t *testing.T, raw string) { checkTime(t, raw) })
 }
