@@ -71,7 +71,7 @@ end
 local function emit(ctx, kind, key, ...)
   ctx.seq = ctx.seq + 1
   local v_s = num(ctx.seq)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', ctx.maxev, v_s .. '-0',
+  redis.call('XADD', K_EVENTS, v_s .. '-0',
     'p', ctx.epoch, 't', kind, 'k', key, 'a', ctx.now_s, ...)
   return v_s
 end
@@ -175,15 +175,19 @@ local function trim(ctx)
 end
 
 -- finish writes the collected state changes (with the version counter) in one HSET and one
--- ZADD, trims
--- the stream, and keeps the tenant's keys alive until the latest expiry written (until_ms)
--- plus the event retention, with a quarter of the retention as slack so that this is rare.
--- fresh says that the exp key may have just been created.
+-- ZADD, trims the stream to the last maxev versions and by retention, and keeps the tenant's
+-- keys alive until the latest expiry written (until_ms) plus the event retention, with a
+-- quarter of the retention as slack so that this is rare. fresh says that the exp key may have
+-- just been created.
 local function finish(ctx, until_ms, fresh)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
     put(ctx, '#seq', num(ctx.seq))
     fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
+    if ctx.seq > ctx.maxev then
+      -- The stream's IDs are the versions: keep exactly the last maxev, in one call.
+      redis.call('XTRIM', K_EVENTS, 'MINID', num(ctx.seq - ctx.maxev + 1) .. '-0')
+    end
   end
   local need = math.max(ctx.now, until_ms) + ctx.ret
   local at = nil
