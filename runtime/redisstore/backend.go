@@ -117,7 +117,9 @@ func common(l runtime.Limits, extra ...any) []any {
 }
 
 // Upsert implements [runtime.Backend]. Concurrent upserts to one tenant are applied in
-// batches, one script call each (see upsertQueue); a single upsert is a batch of one.
+// batches, one script call each (see upsertQueue); a single upsert is a batch of one. If ctx
+// ends while the upsert waits for its batch, Upsert returns ctx.Err() and the upsert may still
+// be applied, as any Redis command may be once it is sent.
 func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
 	if err := b.check(); err != nil {
 		return runtime.RawEntry{}, err
