@@ -1,0 +1,403 @@
+package jsonc
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+)
+
+// scalar returns the text of the next number for a Go value of type typ, or ok false after
+// a null (nothing to do) or an error.
+func (d *Decoder) scalar(typ string) (num []byte, ok bool) {
+	c, ok := d.start()
+	if !ok {
+		return nil, false
+	}
+	if c == 'n' {
+		d.literal("null")
+		return nil, false
+	}
+	if d.quoted {
+		if c != '-' && !isDigit(c) {
+			d.Fail(errQuoted(d.src))
+			return nil, false
+		}
+		d.pos = len(d.src)
+		return d.src, true
+	}
+	if c != '-' && !isDigit(c) {
+		if !d.validStart(c) {
+			d.syntax(c, "looking for beginning of value")
+		} else {
+			d.typeError(typ)
+		}
+		return nil, false
+	}
+	num = d.number()
+	return num, d.err == nil
+}
+
+func (d *Decoder) numberError(num []byte, typ string) {
+	d.Fail(&UnmarshalTypeError{Value: "number " + string(num), Type: typ, Offset: int64(d.pos - len(num))})
+}
+
+func (d *Decoder) int(bits int, typ string) (int64, bool) {
+	num, ok := d.scalar(typ)
+	if !ok {
+		return 0, false
+	}
+	if n, ok := smallInt(num); ok && (bits == 64 || n == n<<(64-bits)>>(64-bits)) {
+		return n, true
+	}
+	n, err := strconv.ParseInt(string(num), 10, bits)
+	if err != nil {
+		d.numberError(num, typ)
+		return 0, false
+	}
+	return n, true
+}
+
+// smallInt parses num, a valid JSON number, if it is an integer of at most 18 digits.
+func smallInt(num []byte) (int64, bool) {
+	digits := num
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(num) {
+		n = -n
+	}
+	return n, true
+}
+
+func (d *Decoder) uint(bits int, typ string) (uint64, bool) {
+	num, ok := d.scalar(typ)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(num), 10, bits)
+	if err != nil {
+		d.numberError(num, typ)
+		return 0, false
+	}
+	return n, true
+}
+
+func (d *Decoder) float(bits int, typ string) (float64, bool) {
+	num, ok := d.scalar(typ)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(num), bits)
+	if err != nil {
+		d.numberError(num, typ)
+		return 0, false
+	}
+	return f, true
+}
+
+// Int decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Int(p *int) {
+	if n, ok := d.int(strconv.IntSize, "int"); ok {
+		*p = int(n)
+	}
+}
+
+// Int8 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Int8(p *int8) {
+	if n, ok := d.int(8, "int8"); ok {
+		*p = int8(n)
+	}
+}
+
+// Int16 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Int16(p *int16) {
+	if n, ok := d.int(16, "int16"); ok {
+		*p = int16(n)
+	}
+}
+
+// Int32 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Int32(p *int32) {
+	if n, ok := d.int(32, "int32"); ok {
+		*p = int32(n)
+	}
+}
+
+// Int64 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Int64(p *int64) {
+	if n, ok := d.int(64, "int64"); ok {
+		*p = n
+	}
+}
+
+// Uint decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uint(p *uint) {
+	if n, ok := d.uint(strconv.IntSize, "uint"); ok {
+		*p = uint(n)
+	}
+}
+
+// Uint8 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uint8(p *uint8) {
+	if n, ok := d.uint(8, "uint8"); ok {
+		*p = uint8(n)
+	}
+}
+
+// Uint16 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uint16(p *uint16) {
+	if n, ok := d.uint(16, "uint16"); ok {
+		*p = uint16(n)
+	}
+}
+
+// Uint32 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uint32(p *uint32) {
+	if n, ok := d.uint(32, "uint32"); ok {
+		*p = uint32(n)
+	}
+}
+
+// Uint64 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uint64(p *uint64) {
+	if n, ok := d.uint(64, "uint64"); ok {
+		*p = n
+	}
+}
+
+// Uintptr decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Uintptr(p *uintptr) {
+	if n, ok := d.uint(strconv.IntSize, "uintptr"); ok {
+		*p = uintptr(n)
+	}
+}
+
+// Float32 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Float32(p *float32) {
+	if f, ok := d.float(32, "float32"); ok {
+		*p = float32(f)
+	}
+}
+
+// Float64 decodes a number into *p; null leaves *p unchanged.
+func (d *Decoder) Float64(p *float64) {
+	if f, ok := d.float(64, "float64"); ok {
+		*p = f
+	}
+}
+
+// Bool decodes true or false into *p; null leaves *p unchanged.
+func (d *Decoder) Bool(p *bool) {
+	c, ok := d.start()
+	switch {
+	case !ok:
+	case c == 't':
+		if d.literal("true") {
+			*p = true
+		}
+	case c == 'f':
+		if d.literal("false") {
+			*p = false
+		}
+	case c == 'n':
+		d.literal("null")
+	case d.quoted:
+		d.Fail(errQuoted(d.src))
+	case !d.validStart(c):
+		d.syntax(c, "looking for beginning of value")
+	default:
+		d.typeError("bool")
+	}
+}
+
+// text returns the unescaped content of the next string for a Go value of type typ, or ok
+// false after a null (nothing to do) or an error.
+func (d *Decoder) text(typ string) ([]byte, bool) {
+	c, ok := d.start()
+	switch {
+	case !ok:
+		return nil, false
+	case c == 'n':
+		d.literal("null")
+		return nil, false
+	case d.quoted:
+		s, ok := unquoteLenient(d.src)
+		if !ok {
+			d.Fail(errQuoted(d.src))
+			return nil, false
+		}
+		d.pos = len(d.src)
+		return s, true
+	case c == '"':
+		s := d.str()
+		return s, d.err == nil
+	case !d.validStart(c):
+		d.syntax(c, "looking for beginning of value")
+	default:
+		d.typeError(typ)
+	}
+	return nil, false
+}
+
+// maxShared is the size up to which strings share one copy of the document.
+const maxShared = 4096
+
+// String decodes a string into *p; null leaves *p unchanged. Strings without escapes in a
+// document of at most 4 KiB share one copy of the document, which saves an allocation per
+// string but keeps the copy alive as long as any of them.
+func (d *Decoder) String(p *string) {
+	var s []byte
+	ok := false
+	if d.err == nil && !d.quoted && d.peek() == '"' {
+		s, ok = d.str(), d.err == nil
+	} else {
+		s, ok = d.text("string")
+	}
+	switch {
+	case !ok:
+	case d.quoted || d.rawStart < 0 || len(d.src) > maxShared:
+		*p = string(s)
+	default:
+		if d.shared == "" {
+			d.shared = string(d.src)
+		}
+		*p = d.shared[d.rawStart:d.rawEnd]
+	}
+}
+
+// Bytes decodes a base64 string (standard encoding; CR and LF ignored) or an array of numbers
+// into *p; null sets *p to nil.
+func (d *Decoder) Bytes(p *[]byte) {
+	c, ok := d.start()
+	if !ok {
+		return
+	}
+	switch c {
+	case 'n':
+		if d.literal("null") {
+			*p = nil
+		}
+	case '[':
+		d.Array()
+		s := (*p)[:0]
+		for d.NextElem() {
+			s = Grow(s)
+			d.Uint8(&s[len(s)-1])
+		}
+		if len(s) == 0 {
+			s = []byte{}
+		}
+		*p = s
+	default:
+		s, ok := d.text("[]uint8")
+		if !ok {
+			return
+		}
+		b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Decode(b, s)
+		if err != nil {
+			d.Fail(err)
+			return
+		}
+		*p = b[:n]
+	}
+}
+
+// Text returns the unescaped content of the next value, which must be a string, for an
+// UnmarshalText method; ok is false after a null (leave the value unchanged) or an error.
+func (d *Decoder) Text() (b []byte, ok bool) { return d.text("encoding.TextUnmarshaler") }
+
+// Unmarshal calls u.UnmarshalJSON with the next value as it is in the input.
+func Unmarshal[U interface{ UnmarshalJSON([]byte) error }](d *Decoder, u U) {
+	if t, ok := any(u).(*time.Time); ok && d.err == nil && !d.quoted && d.peek() == '"' {
+		start := d.pos // fast path: a string needs no Skip
+		d.skipString()
+		if d.err != nil {
+			return
+		}
+		raw := d.src[start:d.pos]
+		if v, ok := parseUTC(raw); ok {
+			*t = v
+		} else if err := t.UnmarshalJSON(raw); err != nil {
+			d.Fail(err)
+		}
+		return
+	}
+	if raw := d.Raw(); d.err == nil {
+		if err := u.UnmarshalJSON(raw); err != nil {
+			d.Fail(err)
+		}
+	}
+}
+
+// UnmarshalText calls u.UnmarshalText with the content of the next value, which must be a
+// string; null does nothing.
+func UnmarshalText[U interface{ UnmarshalText([]byte) error }](d *Decoder, u U) {
+	if b, ok := d.Text(); ok {
+		if err := u.UnmarshalText(b); err != nil {
+			d.Fail(err)
+		}
+	}
+}
+
+// UnmarshalTextKey reads an object key and its colon and calls u.UnmarshalText with it.
+func UnmarshalTextKey[U interface{ UnmarshalText([]byte) error }](d *Decoder, u U) {
+	if k := d.Key(); d.err == nil {
+		if err := u.UnmarshalText(k); err != nil {
+			d.Fail(err)
+		}
+	}
+}
+
+// IntKey reads an object key and its colon and parses the key as a decimal integer of the
+// given bit size, as encoding/json parses integer map keys.
+func (d *Decoder) IntKey(bits int) int64 {
+	start := d.pos
+	k := d.Key()
+	if d.err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(string(k), 10, bits)
+	if err != nil {
+		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: "int" + strconv.Itoa(bits), Offset: int64(start)})
+	}
+	return n
+}
+
+// UintKey reads an object key and its colon and parses the key as a decimal unsigned integer
+// of the given bit size.
+func (d *Decoder) UintKey(bits int) uint64 {
+	start := d.pos
+	k := d.Key()
+	if d.err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(k), 10, bits)
+	if err != nil {
+		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: "uint" + strconv.Itoa(bits), Offset: int64(start)})
+	}
+	return n
+}
+
+// Grow extends s by one element, reusing its capacity as encoding/json does (the element
+// keeps what the backing array held), and returns it.
+func Grow[S ~[]E, E any](s S) S {
+	if len(s) < cap(s) {
+		return s[:len(s)+1]
+	}
+	if cap(s) == 0 {
+		return make(S, 1, 4)
+	}
+	var zero E
+	return append(s, zero)
+}
