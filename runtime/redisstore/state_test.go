@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +159,32 @@ func TestRetentionMiniredis(t *testing.T) {
 		t.Fatalf("event %+v, want an overflow to version 3", ev)
 	}
 	expectVersions(t, sub, 4, 4)
+}
+
+// A snapshot of 10,000 entries (the default MaxEntries) is complete and sorted.
+func TestSnapshot10kRedis(t *testing.T) {
+	f := newReal(t)
+	ctx := context.Background()
+	s := scope("snap10k")
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < 10_000; i += 16 {
+				if _, err := f.b.Upsert(ctx, s, runtime.UpsertRequest{Key: fmt.Sprintf("k%05d", i), Value: []byte("{}"), TTL: time.Hour}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	snap, err := f.b.Snapshot(ctx, s, "")
+	if err != nil || len(snap.Entries) != 10_000 || snap.Cursor.Seq != 10_000 {
+		t.Fatalf("snapshot: %d entries, cursor %v, %v", len(snap.Entries), snap.Cursor, err)
+	}
+	for i, e := range snap.Entries {
+		if want := fmt.Sprintf("k%05d", i); e.Key != want {
+			t.Fatalf("entry %d is %q, want %q", i, e.Key, want)
+		}
+	}
 }
