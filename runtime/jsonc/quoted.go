@@ -73,39 +73,31 @@ func unquoteLenient(s []byte) ([]byte, bool) {
 			if r >= len(s) {
 				return nil, false
 			}
-			switch s[r] {
-			case '"', '\\', '/', '\'':
-				b = append(b, s[r])
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				rr := getu4(s[r-1:])
-				if rr < 0 {
-					return nil, false
+			if e, ok := simpleEscape(s[r]); ok || s[r] == '\'' {
+				if !ok {
+					e = '\'' // encoding/json's unquote accepts \' here
 				}
-				r += 4
-				if utf16.IsSurrogate(rr) {
-					rr1 := getu4(s[r+1:])
-					if dec := utf16.DecodeRune(rr, rr1); dec != unicode.ReplacementChar {
-						r += 6
-						b = utf8.AppendRune(b, dec)
-						continue
-					}
-					rr = unicode.ReplacementChar
-				}
-				b = utf8.AppendRune(b, rr)
-			default:
+				b = append(b, e)
+				r++
+				continue
+			}
+			if s[r] != 'u' {
 				return nil, false
 			}
-			r++
+			rr := getu4(s[r-1:])
+			if rr < 0 {
+				return nil, false
+			}
+			r += 5
+			if utf16.IsSurrogate(rr) {
+				if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != unicode.ReplacementChar {
+					r += 6
+					b = utf8.AppendRune(b, dec)
+					continue
+				}
+				rr = unicode.ReplacementChar
+			}
+			b = utf8.AppendRune(b, rr)
 		case c == '"', c < ' ':
 			return nil, false
 		case c < utf8.RuneSelf:

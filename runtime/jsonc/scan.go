@@ -51,47 +51,10 @@ func (d *Decoder) unescape(start int) []byte {
 			d.syntax(c, "in string literal")
 			return nil
 		case c == '\\':
-			d.pos++
-			if d.pos >= len(d.src) {
-				d.syntaxEOF()
+			var ok bool
+			if b, ok = d.escape(b); !ok {
 				return nil
 			}
-			e := d.src[d.pos]
-			switch e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r := d.hex4(d.pos + 1)
-				if r < 0 {
-					return nil
-				}
-				d.pos += 4
-				if utf16.IsSurrogate(r) {
-					if r1 := d.next4(d.pos + 1); r1 >= 0 {
-						if dec := utf16.DecodeRune(r, r1); dec != unicode.ReplacementChar {
-							d.pos += 6
-							b = utf8.AppendRune(b, dec)
-							break
-						}
-					}
-					r = unicode.ReplacementChar
-				}
-				b = utf8.AppendRune(b, r)
-			default:
-				d.syntax(e, "in string escape code")
-				return nil
-			}
-			d.pos++
 		case c < utf8.RuneSelf:
 			b = append(b, c)
 			d.pos++
@@ -103,6 +66,39 @@ func (d *Decoder) unescape(start int) []byte {
 	}
 	d.syntaxEOF()
 	return nil
+}
+
+// escape appends to b the character of the escape sequence whose backslash is at d.pos, and
+// moves past it. A \u escape of half a surrogate pair that is not followed by the other half
+// stands for U+FFFD, as in encoding/json.
+func (d *Decoder) escape(b []byte) ([]byte, bool) {
+	d.pos++
+	if d.pos >= len(d.src) {
+		d.syntaxEOF()
+		return b, false
+	}
+	e := d.src[d.pos]
+	if c, ok := simpleEscape(e); ok {
+		d.pos++
+		return append(b, c), true
+	}
+	if e != 'u' {
+		d.syntax(e, "in string escape code")
+		return b, false
+	}
+	r := d.hex4(d.pos + 1)
+	if r < 0 {
+		return b, false
+	}
+	d.pos += 5
+	if utf16.IsSurrogate(r) {
+		if dec := utf16.DecodeRune(r, d.next4(d.pos)); dec != unicode.ReplacementChar {
+			d.pos += 6
+			return utf8.AppendRune(b, dec), true
+		}
+		r = unicode.ReplacementChar
+	}
+	return utf8.AppendRune(b, r), true
 }
 
 // hex4 decodes the 4 hex digits at p, recording a syntax error if they are not.
@@ -276,3 +272,22 @@ func (d *Decoder) badNumber(p int) []byte {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// simpleEscape returns the byte that the escape sequence \e stands for, unless e is u.
+func simpleEscape(e byte) (byte, bool) {
+	switch e {
+	case '"', '\\', '/':
+		return e, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	}
+	return 0, false
+}
