@@ -581,11 +581,11 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i2 := range v.Items {
-			if i2 > 0 {
+		for i := range v.Items {
+			if i > 0 {
 				e.Byte(',')
 			}
-			ephemeralEncodeOtherItem(e, &v.Items[i2])
+			ephemeralEncodeOtherItem(e, &v.Items[i])
 		}
 		e.Byte(']')
 	}
@@ -594,11 +594,11 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i3 := range v.Scores {
-			if i3 > 0 {
+		for i := range v.Scores {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.Float64(v.Scores[i3])
+			e.Float64(v.Scores[i])
 		}
 		e.Byte(']')
 	}
@@ -614,8 +614,8 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i4, k := range ephemeraljsonc.SortedKeys(v.Labels) {
-				if i4 > 0 {
+			for i, k := range ephemeraljsonc.SortedKeys(v.Labels) {
+				if i > 0 {
 					e.Byte(',')
 				}
 				e.String(k)
@@ -657,29 +657,29 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 			if d.Null() {
 				v.Items = nil
 			} else if d.Array() {
-				s2 := v.Items[:0]
+				s := v.Items[:0]
 				for d.NextElem() {
-					s2 = ephemeraljsonc.Grow(s2)
-					ephemeralDecodeOtherItem(d, &s2[len(s2)-1])
+					s = ephemeraljsonc.Grow(s)
+					ephemeralDecodeOtherItem(d, &s[len(s)-1])
 				}
-				if len(s2) == 0 {
-					s2 = []other.Item{}
+				if len(s) == 0 {
+					s = []other.Item{}
 				}
-				v.Items = s2
+				v.Items = s
 			}
 		case "scores":
 			if d.Null() {
 				v.Scores = nil
 			} else if d.Array() {
-				s3 := v.Scores[:0]
+				s := v.Scores[:0]
 				for d.NextElem() {
-					s3 = ephemeraljsonc.Grow(s3)
-					d.Float64(&s3[len(s3)-1])
+					s = ephemeraljsonc.Grow(s)
+					d.Float64(&s[len(s)-1])
 				}
-				if len(s3) == 0 {
-					s3 = []float64{}
+				if len(s) == 0 {
+					s = []float64{}
 				}
-				v.Scores = s3
+				v.Scores = s
 			}
 		case "meta":
 			if d.Null() {
@@ -700,10 +700,10 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 					v.Labels = make(map[string]string)
 				}
 				for d.NextMember() {
-					k2 := string(d.Key())
-					var y2 string
-					d.String(&y2)
-					v.Labels[k2] = y2
+					k := string(d.Key())
+					var y string
+					d.String(&y)
+					v.Labels[k] = y
 				}
 			}
 		default:
@@ -873,11 +873,11 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i2 := range v.Stats {
-			if i2 > 0 {
+		for i := range v.Stats {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(string(v.Stats[i2]))
+			e.String(string(v.Stats[i]))
 		}
 		e.Byte(']')
 	}
@@ -886,14 +886,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i3 := range v.IntPs {
-			if i3 > 0 {
+		for i := range v.IntPs {
+			if i > 0 {
 				e.Byte(',')
 			}
-			if v.IntPs[i3] == nil {
+			if v.IntPs[i] == nil {
 				e.Null()
 			} else {
-				e.Int(int64(*v.IntPs[i3]))
+				e.Int(int64(*v.IntPs[i]))
 			}
 		}
 		e.Byte(']')
@@ -903,19 +903,19 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i4 := range v.Nested {
-			if i4 > 0 {
+		for i := range v.Nested {
+			if i > 0 {
 				e.Byte(',')
 			}
-			if v.Nested[i4] == nil {
+			if v.Nested[i] == nil {
 				e.Null()
 			} else {
 				e.Byte('[')
-				for i5 := range v.Nested[i4] {
-					if i5 > 0 {
+				for i2 := range v.Nested[i] {
+					if i2 > 0 {
 						e.Byte(',')
 					}
-					e.String(v.Nested[i4][i5])
+					e.String(v.Nested[i][i2])
 				}
 				e.Byte(']')
 			}
@@ -926,31 +926,31 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	ephemeralEncodeTags(e, &v.Tags)
 	e.Raw(`,"Arr":`)
 	e.Byte('[')
-	for i6 := range v.Arr {
-		if i6 > 0 {
+	for i := range v.Arr {
+		if i > 0 {
 			e.Byte(',')
 		}
-		e.Int(int64(v.Arr[i6]))
+		e.Int(int64(v.Arr[i]))
 	}
 	e.Byte(']')
 	e.Raw(`,"Arr0":`)
 	e.Raw(`[]`)
 	e.Raw(`,"ArrB":`)
 	e.Byte('[')
-	for i7 := range v.ArrB {
-		if i7 > 0 {
+	for i := range v.ArrB {
+		if i > 0 {
 			e.Byte(',')
 		}
-		e.Uint(uint64(v.ArrB[i7]))
+		e.Uint(uint64(v.ArrB[i]))
 	}
 	e.Byte(']')
 	e.Raw(`,"ArrS":`)
 	e.Byte('[')
-	for i8 := range v.ArrS {
-		if i8 > 0 {
+	for i := range v.ArrS {
+		if i > 0 {
 			e.Byte(',')
 		}
-		ephemeralEncodeItem(e, &v.ArrS[i8])
+		ephemeralEncodeItem(e, &v.ArrS[i])
 	}
 	e.Byte(']')
 	e.Raw(`,"M":`)
@@ -958,8 +958,8 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i9, k := range ephemeraljsonc.SortedKeys(v.M) {
-			if i9 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.M) {
+			if i > 0 {
 				e.Byte(',')
 			}
 			e.String(k)
@@ -974,14 +974,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i10, k2 := range ephemeraljsonc.SortedIntKeys(v.MI) {
-			if i10 > 0 {
+		for i, k := range ephemeraljsonc.SortedIntKeys(v.MI) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.IntKey(int64(k2))
+			e.IntKey(int64(k))
 			e.Byte(':')
-			y2 := v.MI[k2]
-			e.String(y2)
+			y := v.MI[k]
+			e.String(y)
 		}
 		e.Byte('}')
 	}
@@ -990,14 +990,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i11, k3 := range ephemeraljsonc.SortedUintKeys(v.MU) {
-			if i11 > 0 {
+		for i, k := range ephemeraljsonc.SortedUintKeys(v.MU) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.UintKey(uint64(k3))
+			e.UintKey(uint64(k))
 			e.Byte(':')
-			y3 := v.MU[k3]
-			e.Bool(y3)
+			y := v.MU[k]
+			e.Bool(y)
 		}
 		e.Byte('}')
 	}
@@ -1006,14 +1006,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i12, k4 := range ephemeraljsonc.SortedKeys(v.MSt) {
-			if i12 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.MSt) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(string(k4))
+			e.String(string(k))
 			e.Byte(':')
-			y4 := v.MSt[k4]
-			e.Float64(y4)
+			y := v.MSt[k]
+			e.Float64(y)
 		}
 		e.Byte('}')
 	}
@@ -1022,14 +1022,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i13, k5 := range ephemeraljsonc.SortedTextKeys(e, "codectest.Color", v.MColor) {
-			if i13 > 0 {
+		for i, k := range ephemeraljsonc.SortedTextKeys(e, "codectest.Color", v.MColor) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(k5.Text)
+			e.String(k.Text)
 			e.Byte(':')
-			y5 := v.MColor[k5.Key]
-			e.Int(int64(y5))
+			y := v.MColor[k.Key]
+			e.Int(int64(y))
 		}
 		e.Byte('}')
 	}
@@ -1038,22 +1038,22 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i14, k6 := range ephemeraljsonc.SortedKeys(v.MSlice) {
-			if i14 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.MSlice) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(k6)
+			e.String(k)
 			e.Byte(':')
-			y6 := v.MSlice[k6]
-			if y6 == nil {
+			y := v.MSlice[k]
+			if y == nil {
 				e.Null()
 			} else {
 				e.Byte('[')
-				for i15 := range y6 {
-					if i15 > 0 {
+				for i2 := range y {
+					if i2 > 0 {
 						e.Byte(',')
 					}
-					e.Int(int64(y6[i15]))
+					e.Int(int64(y[i2]))
 				}
 				e.Byte(']')
 			}
@@ -1065,14 +1065,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i16, k7 := range ephemeraljsonc.SortedKeys(v.MStruct) {
-			if i16 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.MStruct) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(k7)
+			e.String(k)
 			e.Byte(':')
-			y7 := v.MStruct[k7]
-			ephemeralEncodeItem(e, &y7)
+			y := v.MStruct[k]
+			ephemeralEncodeItem(e, &y)
 		}
 		e.Byte('}')
 	}
@@ -1081,17 +1081,17 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i17, k8 := range ephemeraljsonc.SortedKeys(v.MPtr) {
-			if i17 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.MPtr) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(k8)
+			e.String(k)
 			e.Byte(':')
-			y8 := v.MPtr[k8]
-			if y8 == nil {
+			y := v.MPtr[k]
+			if y == nil {
 				e.Null()
 			} else {
-				ephemeralEncodeItem(e, y8)
+				ephemeralEncodeItem(e, y)
 			}
 		}
 		e.Byte('}')
@@ -1101,14 +1101,14 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i18, k9 := range ephemeraljsonc.SortedKeys(v.MMoney) {
-			if i18 > 0 {
+		for i, k := range ephemeraljsonc.SortedKeys(v.MMoney) {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.String(k9)
+			e.String(k)
 			e.Byte(':')
-			y9 := v.MMoney[k9]
-			ephemeralEncodeMoneyValue(e, &y9)
+			y := v.MMoney[k]
+			ephemeralEncodeMoneyValue(e, &y)
 		}
 		e.Byte('}')
 	}
@@ -1165,21 +1165,21 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i19 := range v.Monies {
-			if i19 > 0 {
+		for i := range v.Monies {
+			if i > 0 {
 				e.Byte(',')
 			}
-			ephemeraljsonc.Marshal(e, "*codectest.Money", &v.Monies[i19])
+			ephemeraljsonc.Marshal(e, "*codectest.Money", &v.Monies[i])
 		}
 		e.Byte(']')
 	}
 	e.Raw(`,"Words":`)
 	e.Byte('[')
-	for i20 := range v.Words {
-		if i20 > 0 {
+	for i := range v.Words {
+		if i > 0 {
 			e.Byte(',')
 		}
-		ephemeraljsonc.MarshalText(e, "*codectest.Word", &v.Words[i20])
+		ephemeraljsonc.MarshalText(e, "*codectest.Word", &v.Words[i])
 	}
 	e.Byte(']')
 	e.Raw(`,"renamed_field":`)
@@ -1226,11 +1226,11 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 			e.Null()
 		} else {
 			e.Byte('[')
-			for i21 := range v.OmitSl {
-				if i21 > 0 {
+			for i := range v.OmitSl {
+				if i > 0 {
 					e.Byte(',')
 				}
-				e.Int(int64(v.OmitSl[i21]))
+				e.Int(int64(v.OmitSl[i]))
 			}
 			e.Byte(']')
 		}
@@ -1241,25 +1241,25 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i22, k10 := range ephemeraljsonc.SortedKeys(v.OmitM) {
-				if i22 > 0 {
+			for i, k := range ephemeraljsonc.SortedKeys(v.OmitM) {
+				if i > 0 {
 					e.Byte(',')
 				}
-				e.String(k10)
+				e.String(k)
 				e.Byte(':')
-				y10 := v.OmitM[k10]
-				e.Int(int64(y10))
+				y := v.OmitM[k]
+				e.Int(int64(y))
 			}
 			e.Byte('}')
 		}
 	}
 	e.Raw(`,"oa1":`)
 	e.Byte('[')
-	for i23 := range v.OmitA1 {
-		if i23 > 0 {
+	for i := range v.OmitA1 {
+		if i > 0 {
 			e.Byte(',')
 		}
-		e.Int(int64(v.OmitA1[i23]))
+		e.Int(int64(v.OmitA1[i]))
 	}
 	e.Byte(']')
 	e.Raw(`,"ot":`)
@@ -1299,11 +1299,11 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('[')
-		for i24 := range v.QArr {
-			if i24 > 0 {
+		for i := range v.QArr {
+			if i > 0 {
 				e.Byte(',')
 			}
-			e.Int(int64(v.QArr[i24]))
+			e.Int(int64(v.QArr[i]))
 		}
 		e.Byte(']')
 	}
@@ -1441,123 +1441,123 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			if d.Null() {
 				v.Stats = nil
 			} else if d.Array() {
-				s2 := v.Stats[:0]
+				s := v.Stats[:0]
 				for d.NextElem() {
-					s2 = ephemeraljsonc.Grow(s2)
-					d.String((*string)(&s2[len(s2)-1]))
+					s = ephemeraljsonc.Grow(s)
+					d.String((*string)(&s[len(s)-1]))
 				}
-				if len(s2) == 0 {
-					s2 = []Status{}
+				if len(s) == 0 {
+					s = []Status{}
 				}
-				v.Stats = s2
+				v.Stats = s
 			}
 		case "IntPs":
 			if d.Null() {
 				v.IntPs = nil
 			} else if d.Array() {
-				s3 := v.IntPs[:0]
+				s := v.IntPs[:0]
 				for d.NextElem() {
-					s3 = ephemeraljsonc.Grow(s3)
+					s = ephemeraljsonc.Grow(s)
 					if d.Null() {
-						s3[len(s3)-1] = nil
+						s[len(s)-1] = nil
 					} else {
-						if s3[len(s3)-1] == nil {
-							s3[len(s3)-1] = new(int)
+						if s[len(s)-1] == nil {
+							s[len(s)-1] = new(int)
 						}
-						d.Int(s3[len(s3)-1])
+						d.Int(s[len(s)-1])
 					}
 				}
-				if len(s3) == 0 {
-					s3 = []*int{}
+				if len(s) == 0 {
+					s = []*int{}
 				}
-				v.IntPs = s3
+				v.IntPs = s
 			}
 		case "Nested":
 			if d.Null() {
 				v.Nested = nil
 			} else if d.Array() {
-				s4 := v.Nested[:0]
+				s := v.Nested[:0]
 				for d.NextElem() {
-					s4 = ephemeraljsonc.Grow(s4)
+					s = ephemeraljsonc.Grow(s)
 					if d.Null() {
-						s4[len(s4)-1] = nil
+						s[len(s)-1] = nil
 					} else if d.Array() {
-						s5 := s4[len(s4)-1][:0]
+						s2 := s[len(s)-1][:0]
 						for d.NextElem() {
-							s5 = ephemeraljsonc.Grow(s5)
-							d.String(&s5[len(s5)-1])
+							s2 = ephemeraljsonc.Grow(s2)
+							d.String(&s2[len(s2)-1])
 						}
-						if len(s5) == 0 {
-							s5 = []string{}
+						if len(s2) == 0 {
+							s2 = []string{}
 						}
-						s4[len(s4)-1] = s5
+						s[len(s)-1] = s2
 					}
 				}
-				if len(s4) == 0 {
-					s4 = [][]string{}
+				if len(s) == 0 {
+					s = [][]string{}
 				}
-				v.Nested = s4
+				v.Nested = s
 			}
 		case "Tags":
 			ephemeralDecodeTags(d, &v.Tags)
 		case "Arr":
 			if d.Array() {
-				i25 := 0
+				i := 0
 				for d.NextElem() {
-					if i25 < len(v.Arr) {
-						d.Int(&v.Arr[i25])
+					if i < len(v.Arr) {
+						d.Int(&v.Arr[i])
 					} else {
 						d.Skip()
 					}
-					i25++
+					i++
 				}
-				if i25 < len(v.Arr) {
-					clear(v.Arr[i25:])
+				if i < len(v.Arr) {
+					clear(v.Arr[i:])
 				}
 			}
 		case "Arr0":
 			if d.Array() {
-				i26 := 0
+				i := 0
 				for d.NextElem() {
-					if i26 < len(v.Arr0) {
-						d.Int(&v.Arr0[i26])
+					if i < len(v.Arr0) {
+						d.Int(&v.Arr0[i])
 					} else {
 						d.Skip()
 					}
-					i26++
+					i++
 				}
-				if i26 < len(v.Arr0) {
-					clear(v.Arr0[i26:])
+				if i < len(v.Arr0) {
+					clear(v.Arr0[i:])
 				}
 			}
 		case "ArrB":
 			if d.Array() {
-				i27 := 0
+				i := 0
 				for d.NextElem() {
-					if i27 < len(v.ArrB) {
-						d.Uint8(&v.ArrB[i27])
+					if i < len(v.ArrB) {
+						d.Uint8(&v.ArrB[i])
 					} else {
 						d.Skip()
 					}
-					i27++
+					i++
 				}
-				if i27 < len(v.ArrB) {
-					clear(v.ArrB[i27:])
+				if i < len(v.ArrB) {
+					clear(v.ArrB[i:])
 				}
 			}
 		case "ArrS":
 			if d.Array() {
-				i28 := 0
+				i := 0
 				for d.NextElem() {
-					if i28 < len(v.ArrS) {
-						ephemeralDecodeItem(d, &v.ArrS[i28])
+					if i < len(v.ArrS) {
+						ephemeralDecodeItem(d, &v.ArrS[i])
 					} else {
 						d.Skip()
 					}
-					i28++
+					i++
 				}
-				if i28 < len(v.ArrS) {
-					clear(v.ArrS[i28:])
+				if i < len(v.ArrS) {
+					clear(v.ArrS[i:])
 				}
 			}
 		case "M":
@@ -1568,10 +1568,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.M = make(map[string]int)
 				}
 				for d.NextMember() {
-					k11 := string(d.Key())
-					var y11 int
-					d.Int(&y11)
-					v.M[k11] = y11
+					k := string(d.Key())
+					var y int
+					d.Int(&y)
+					v.M[k] = y
 				}
 			}
 		case "MI":
@@ -1582,10 +1582,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MI = make(map[int]string)
 				}
 				for d.NextMember() {
-					k12 := int(d.IntKey(0))
-					var y12 string
-					d.String(&y12)
-					v.MI[k12] = y12
+					k := int(d.IntKey(0))
+					var y string
+					d.String(&y)
+					v.MI[k] = y
 				}
 			}
 		case "MU":
@@ -1596,10 +1596,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MU = make(map[uint8]bool)
 				}
 				for d.NextMember() {
-					k13 := uint8(d.UintKey(8))
-					var y13 bool
-					d.Bool(&y13)
-					v.MU[k13] = y13
+					k := uint8(d.UintKey(8))
+					var y bool
+					d.Bool(&y)
+					v.MU[k] = y
 				}
 			}
 		case "MSt":
@@ -1610,10 +1610,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MSt = make(map[Status]float64)
 				}
 				for d.NextMember() {
-					k14 := Status(d.Key())
-					var y14 float64
-					d.Float64(&y14)
-					v.MSt[k14] = y14
+					k := Status(d.Key())
+					var y float64
+					d.Float64(&y)
+					v.MSt[k] = y
 				}
 			}
 		case "MColor":
@@ -1624,11 +1624,11 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MColor = make(map[Color]int)
 				}
 				for d.NextMember() {
-					var k15 Color
-					ephemeraljsonc.UnmarshalTextKey(d, &k15)
-					var y15 int
-					d.Int(&y15)
-					v.MColor[k15] = y15
+					var k Color
+					ephemeraljsonc.UnmarshalTextKey(d, &k)
+					var y int
+					d.Int(&y)
+					v.MColor[k] = y
 				}
 			}
 		case "MSlice":
@@ -1639,22 +1639,22 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MSlice = make(map[string][]int)
 				}
 				for d.NextMember() {
-					k16 := string(d.Key())
-					var y16 []int
+					k := string(d.Key())
+					var y []int
 					if d.Null() {
-						y16 = nil
+						y = nil
 					} else if d.Array() {
-						s6 := y16[:0]
+						s := y[:0]
 						for d.NextElem() {
-							s6 = ephemeraljsonc.Grow(s6)
-							d.Int(&s6[len(s6)-1])
+							s = ephemeraljsonc.Grow(s)
+							d.Int(&s[len(s)-1])
 						}
-						if len(s6) == 0 {
-							s6 = []int{}
+						if len(s) == 0 {
+							s = []int{}
 						}
-						y16 = s6
+						y = s
 					}
-					v.MSlice[k16] = y16
+					v.MSlice[k] = y
 				}
 			}
 		case "MStruct":
@@ -1665,10 +1665,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MStruct = make(map[string]Item)
 				}
 				for d.NextMember() {
-					k17 := string(d.Key())
-					var y17 Item
-					ephemeralDecodeItem(d, &y17)
-					v.MStruct[k17] = y17
+					k := string(d.Key())
+					var y Item
+					ephemeralDecodeItem(d, &y)
+					v.MStruct[k] = y
 				}
 			}
 		case "MPtr":
@@ -1679,17 +1679,17 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MPtr = make(map[string]*Item)
 				}
 				for d.NextMember() {
-					k18 := string(d.Key())
-					var y18 *Item
+					k := string(d.Key())
+					var y *Item
 					if d.Null() {
-						y18 = nil
+						y = nil
 					} else {
-						if y18 == nil {
-							y18 = new(Item)
+						if y == nil {
+							y = new(Item)
 						}
-						ephemeralDecodeItem(d, y18)
+						ephemeralDecodeItem(d, y)
 					}
-					v.MPtr[k18] = y18
+					v.MPtr[k] = y
 				}
 			}
 		case "MMoney":
@@ -1700,10 +1700,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.MMoney = make(map[string]Money)
 				}
 				for d.NextMember() {
-					k19 := string(d.Key())
-					var y19 Money
-					ephemeraljsonc.Unmarshal(d, &y19)
-					v.MMoney[k19] = y19
+					k := string(d.Key())
+					var y Money
+					ephemeraljsonc.Unmarshal(d, &y)
+					v.MMoney[k] = y
 				}
 			}
 		case "Counts":
@@ -1773,29 +1773,29 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			if d.Null() {
 				v.Monies = nil
 			} else if d.Array() {
-				s7 := v.Monies[:0]
+				s := v.Monies[:0]
 				for d.NextElem() {
-					s7 = ephemeraljsonc.Grow(s7)
-					ephemeraljsonc.Unmarshal(d, &s7[len(s7)-1])
+					s = ephemeraljsonc.Grow(s)
+					ephemeraljsonc.Unmarshal(d, &s[len(s)-1])
 				}
-				if len(s7) == 0 {
-					s7 = []Money{}
+				if len(s) == 0 {
+					s = []Money{}
 				}
-				v.Monies = s7
+				v.Monies = s
 			}
 		case "Words":
 			if d.Array() {
-				i29 := 0
+				i := 0
 				for d.NextElem() {
-					if i29 < len(v.Words) {
-						ephemeraljsonc.UnmarshalText(d, &v.Words[i29])
+					if i < len(v.Words) {
+						ephemeraljsonc.UnmarshalText(d, &v.Words[i])
 					} else {
 						d.Skip()
 					}
-					i29++
+					i++
 				}
-				if i29 < len(v.Words) {
-					clear(v.Words[i29:])
+				if i < len(v.Words) {
+					clear(v.Words[i:])
 				}
 			}
 		case "renamed_field":
@@ -1833,15 +1833,15 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			if d.Null() {
 				v.OmitSl = nil
 			} else if d.Array() {
-				s8 := v.OmitSl[:0]
+				s := v.OmitSl[:0]
 				for d.NextElem() {
-					s8 = ephemeraljsonc.Grow(s8)
-					d.Int(&s8[len(s8)-1])
+					s = ephemeraljsonc.Grow(s)
+					d.Int(&s[len(s)-1])
 				}
-				if len(s8) == 0 {
-					s8 = []int{}
+				if len(s) == 0 {
+					s = []int{}
 				}
-				v.OmitSl = s8
+				v.OmitSl = s
 			}
 		case "om":
 			if d.Null() {
@@ -1851,40 +1851,40 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					v.OmitM = make(map[string]int)
 				}
 				for d.NextMember() {
-					k20 := string(d.Key())
-					var y20 int
-					d.Int(&y20)
-					v.OmitM[k20] = y20
+					k := string(d.Key())
+					var y int
+					d.Int(&y)
+					v.OmitM[k] = y
 				}
 			}
 		case "oa":
 			if d.Array() {
-				i30 := 0
+				i := 0
 				for d.NextElem() {
-					if i30 < len(v.OmitA) {
-						d.Int(&v.OmitA[i30])
+					if i < len(v.OmitA) {
+						d.Int(&v.OmitA[i])
 					} else {
 						d.Skip()
 					}
-					i30++
+					i++
 				}
-				if i30 < len(v.OmitA) {
-					clear(v.OmitA[i30:])
+				if i < len(v.OmitA) {
+					clear(v.OmitA[i:])
 				}
 			}
 		case "oa1":
 			if d.Array() {
-				i31 := 0
+				i := 0
 				for d.NextElem() {
-					if i31 < len(v.OmitA1) {
-						d.Int(&v.OmitA1[i31])
+					if i < len(v.OmitA1) {
+						d.Int(&v.OmitA1[i])
 					} else {
 						d.Skip()
 					}
-					i31++
+					i++
 				}
-				if i31 < len(v.OmitA1) {
-					clear(v.OmitA1[i31:])
+				if i < len(v.OmitA1) {
+					clear(v.OmitA1[i:])
 				}
 			}
 		case "ot":
@@ -1937,15 +1937,15 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			if d.Null() {
 				v.QArr = nil
 			} else if d.Array() {
-				s9 := v.QArr[:0]
+				s := v.QArr[:0]
 				for d.NextElem() {
-					s9 = ephemeraljsonc.Grow(s9)
-					d.Int(&s9[len(s9)-1])
+					s = ephemeraljsonc.Grow(s)
+					d.Int(&s[len(s)-1])
 				}
-				if len(s9) == 0 {
-					s9 = []int{}
+				if len(s) == 0 {
+					s = []int{}
 				}
-				v.QArr = s9
+				v.QArr = s
 			}
 		case "pair":
 			ephemeralDecodePairStringCodectestLevel(d, &v.Pair)
@@ -2109,17 +2109,17 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 			d.String(&v.Note)
 		case "flags":
 			if d.Array() {
-				i2 := 0
+				i := 0
 				for d.NextElem() {
-					if i2 < len(v.Flags) {
-						d.Bool(&v.Flags[i2])
+					if i < len(v.Flags) {
+						d.Bool(&v.Flags[i])
 					} else {
 						d.Skip()
 					}
-					i2++
+					i++
 				}
-				if i2 < len(v.Flags) {
-					clear(v.Flags[i2:])
+				if i < len(v.Flags) {
+					clear(v.Flags[i:])
 				}
 			}
 		default:
@@ -2411,8 +2411,8 @@ func ephemeralEncodeTree(e *ephemeraljsonc.Encoder, v *Tree) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i2, k := range ephemeraljsonc.SortedKeys(v.ByName) {
-				if i2 > 0 {
+			for i, k := range ephemeraljsonc.SortedKeys(v.ByName) {
+				if i > 0 {
 					e.Byte(',')
 				}
 				e.String(k)
@@ -2461,17 +2461,17 @@ func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
 					v.ByName = make(map[string]*Tree)
 				}
 				for d.NextMember() {
-					k2 := string(d.Key())
-					var y2 *Tree
+					k := string(d.Key())
+					var y *Tree
 					if d.Null() {
-						y2 = nil
+						y = nil
 					} else {
-						if y2 == nil {
-							y2 = new(Tree)
+						if y == nil {
+							y = new(Tree)
 						}
-						ephemeralDecodeTree(d, y2)
+						ephemeralDecodeTree(d, y)
 					}
-					v.ByName[k2] = y2
+					v.ByName[k] = y
 				}
 			}
 		default:

@@ -193,6 +193,7 @@ func (c *gen) selector(f field, n int) (*jen.Statement, bool) {
 // fieldContext returns the context of field f: its path and, in this package, its position.
 func (c *gen) fieldContext(f field) *gen {
 	fc := *c
+	fc.names = nil // every field's temporaries are local to its own blocks
 	fc.path = c.path + "." + f.v().Name()
 	if f.v().Pkg() == c.g.pkg && f.v().Pos().IsValid() {
 		fc.pos = f.v().Pos()
@@ -200,9 +201,8 @@ func (c *gen) fieldContext(f field) *gen {
 	return &fc
 }
 
-// merge takes back the temporary names and helpers a field context used.
+// merge takes back the helpers a field context used.
 func (c *gen) merge(fc *gen) {
-	c.names = fc.names
 	for _, h := range fc.deps {
 		if !slices.Contains(c.deps, h) {
 			c.deps = append(c.deps, h)
