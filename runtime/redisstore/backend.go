@@ -196,32 +196,38 @@ func (b *Backend) Get(ctx context.Context, s runtime.Scope, key string) (runtime
 }
 
 // Snapshot implements [runtime.Backend]. One MULTI/EXEC transaction reads the entries, the
-// tenant's epoch and version, and the server's time (creating the meta, with an epoch and an
-// expiry, if the tenant is new); the entries are then filtered by expiry and sorted here, in
-// byte order. A transaction rather than a script: Lua would copy the 10,000 entries twice.
+// tenant's meta and the server's time; the entries are then filtered by expiry and sorted
+// here, in byte order. A transaction rather than a script: Lua would copy the 10,000 entries
+// twice. A tenant without meta (new, or lost) gets one from the read script first.
 func (b *Backend) Snapshot(ctx context.Context, s runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
 	if err := b.check(); err != nil {
 		return runtime.RawSnapshot{}, err
 	}
-	state := b.keys(s)[0]
-	retention := s.Limits.WithDefaults().EventRetention
-	var now *redis.TimeCmd
-	var all *redis.MapStringStringCmd
-	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, state, "#epoch", runtime.NewEpoch())
-		p.Do(ctx, "PEXPIRE", state, retention.Milliseconds(), "NX")
-		now = p.Time(ctx)
-		all = p.HGetAll(ctx, state)
-		return nil
-	})
-	if err != nil {
-		return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+	keys := b.keys(s)
+	for range 3 {
+		var now *redis.TimeCmd
+		var all *redis.MapStringStringCmd
+		_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			now = p.Time(ctx)
+			all = p.HGetAll(ctx, keys[0])
+			return nil
+		})
+		if err != nil {
+			return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+		}
+		if _, ok := all.Val()["#epoch"]; !ok {
+			if _, err := b.read(ctx, s, keys, runtime.Cursor{}, 0); err != nil {
+				return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+			}
+			continue
+		}
+		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
+		if err != nil {
+			return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+		}
+		return snap, nil
 	}
-	snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
-	if err != nil {
-		return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
-	}
-	return snap, nil
+	return runtime.RawSnapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")
 }
 
 // parseSnapshot makes a snapshot of the fields of a state hash: the live entries (expiring

@@ -44,7 +44,8 @@
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
 // transaction, as atomic as a script but without copying 10,000 entries through Lua; the
-// entries are sorted in Go, in byte order (Lua compares strings by locale).
+// entries are sorted in Go, in byte order (Lua compares strings by locale). A tenant without
+// meta gets one from a script first.
 //
 // # Readers
 //
@@ -76,9 +77,10 @@
 // event {After: its position, FirstAvailable: the position just before the oldest retained
 // event} and goes on from there. The tenant's meta holds an epoch, chosen (from
 // runtime.NewEpoch, passed to the scripts as a candidate) by whichever script finds the meta
-// missing; every cursor and every stream entry carries it. After a FLUSHALL, a restart without
-// persistence or the expiry of an abandoned tenant, the epoch is new, and a subscription of the
-// old epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
+// missing (and drops what is left of the tenant's other keys); every cursor and every stream
+// entry carries it. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
+// tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
+// epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
 // new epoch on its next tick: at most the max block time later, or at once when a subscriber
 // or a catching-up reader has seen the new epoch first (it nudges the pump through its wake
 // stream). A cursor of the current epoch beyond the tenant's last version is rejected with

@@ -322,3 +322,34 @@ func TestRollbackOverflowMiniredis(t *testing.T) {
 		t.Fatalf("event %+v, want the new version 2", ev)
 	}
 }
+
+// Losing only the state hash (an eviction, say) starts a new epoch too: writes go on, and the
+// old stream and expiries are dropped rather than blocking the new versions.
+func TestPartialLossMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	s := scope("partial")
+	for range 3 {
+		upsert(t, f.b, s, "k", "v", time.Hour)
+	}
+	upsert(t, f.b, s, "gone", "v", time.Second)
+	sub := subscribe(t, f.b, s, nil)
+	old := sub.Start()
+	if err := f.client.Del(ctx, f.b.keys(s)[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(t, time.Second)
+	if e := upsert(t, f.b, s, "k", "new", time.Hour); e.Version != 1 {
+		t.Fatalf("first upsert after the loss: version %d, want 1", e.Version)
+	}
+	if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
+		t.Fatalf("after the loss: %+v, want an overflow into the new epoch", ev)
+	}
+	if ev := next(t, sub); ev.Kind != runtime.EventUpsert || ev.Key != "k" || ev.Version != 1 {
+		t.Fatalf("event %+v, want the new upsert, and no expire of the lost entry", ev)
+	}
+	snap, err := f.b.Snapshot(ctx, s, "")
+	if err != nil || len(snap.Entries) != 1 || snap.Cursor.Seq != 1 {
+		t.Fatalf("snapshot after the loss: %+v, %v", snap, err)
+	}
+}

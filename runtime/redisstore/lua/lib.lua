@@ -54,8 +54,11 @@ local function open(cand, ret, maxev, keys)
     ctx.entries[key] = m[5 + i]
   end
   if not ctx.epoch then
+    -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or
+    -- its stream IDs would block the new versions and its expiries would expire phantoms.
     ctx.epoch = cand
     ctx.put[1], ctx.put[2] = '#epoch', cand
+    redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
   return ctx
