@@ -51,7 +51,7 @@ func TestAppendFloat(t *testing.T) {
 		checkFloat(t, -f, 32)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
+	for range 50000 {
 		checkFloat(t, math.Float64frombits(r.Uint64()), 64)
 		checkFloat(t, float64(math.Float32frombits(r.Uint32())), 32)
 		checkFloat(t, r.NormFloat64()*math.Pow(10, float64(r.IntN(60)-30)), 64)
