@@ -1,0 +1,80 @@
+// Command loadtest measures an ephemeral backend at scale: throughput, snapshot time, event
+// delivery latency, expiry promptness and fan-out to many readers. Run it against your own
+// Redis server, or the in-memory backend:
+//
+//	go run ./examples/loadtest -redis 127.0.0.1:6379
+//	go run ./examples/loadtest -memory
+//
+// On Redis, every key of a run carries a prefix of its own ("loadtest-<random>") and is
+// deleted at the end (SCAN and UNLINK of the prefix), and every connection carries the client
+// name "ephemeral-loadtest-<random>". The run leaves nothing behind, but it does load the
+// server: do not point it at a production server under load. It never flushes anything.
+//
+// # Scenarios
+//
+// The scenarios run one after the other, each row bounded by a count and by -max-time; a row
+// cut short says so in its notes. -run selects scenarios by name.
+//
+//   - throughput: -n upserts, then -n touches (non-quiet, so each makes an event) of 1,000 keys
+//     of one tenant, sequentially (c=1) and from -c goroutines, each call timed. On Redis the
+//     baseline row "SET PX" runs -n raw go-redis SET key value PX 60000 of the same encoded
+//     value with the same concurrency, and every row reads INFO commandstats before and after
+//     (SET for the baseline, EVALSHA for the store): srv µs/call is the server's time per call
+//     of that command, calls/op how many calls one operation took (concurrent upserts to one
+//     tenant are batched into one script call, so below 1).
+//   - snapshot: for each of -snapshot-sizes, fills a tenant with that many entries (MaxEntries
+//     raised to match) and times Snapshot of all of it, 3 to 20 times; on Redis beside the
+//     baseline of a raw HGETALL of the tenant's state hash.
+//   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
+//     then from one writer flat out, then from -c writers flat out. For each event, the time
+//     from its Upsert's return to the reader's Recv of it (0 when the event came first).
+//   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
+//     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
+//     different moments of the server's event loop). For each key, the time from its expiry
+//     to the reader's Recv of its expire event. The expiry is taken as the middle of the
+//     Upsert call plus the TTL on this machine's clock: the server's clock sets ExpiresAt,
+//     so this is right within half a round trip (and Redis's millisecond), whatever the skew.
+//   - fanout: for each of -readers, that many readers of one tenant in this process, each in
+//     its own goroutine, and one writer at -rate per second writing -fanout-events upserts;
+//     the latency of every event at every reader, as in delivery. It samples CLIENT LIST
+//     and the Go heap every 250 ms: the run's connections, those whose last command was
+//     XREAD (the readers' blocking reads) and those blocked at the moment, and the heap in
+//     use; and the heap per reader with the readers open and nothing written yet.
+//
+// # Output
+//
+// A table on stdout (JSON with -json), one row per measurement, and a progress line on
+// stderr while it runs. The header names the target, the Go version, the CPUs and the load
+// average at the start (/proc/loadavg): figures taken on a busy machine are not comparable.
+// Columns:
+//
+//	scenario     the row
+//	count        calls, snapshots or events received (readers × events for fan-out)
+//	per s        count per second of the row's wall time
+//	p50 p99 max  latency of a call, a snapshot, or an event's delivery or expiry; the
+//	             percentiles come from a log-linear histogram, within 3% above
+//	srv µs/call  Redis: server time per call of the row's command, from INFO commandstats
+//	calls/op     Redis: calls of that command per operation
+//	notes        conns, xread and blocked (CLIENT LIST), heap, idle heap per reader, events
+//	             missing at the time limit, overflow events, rows cut short
+//
+// # Flags
+//
+//	-redis addr        Redis server to test; without it, the in-memory backend (-memory)
+//	-json              JSON output
+//	-c 32              goroutines of the concurrent rows
+//	-n 20000           calls per throughput row
+//	-snapshot-sizes    entries of the snapshot rows (1000,10000,100000)
+//	-rate 1000         upserts per second of the paced writers
+//	-events 2000       upserts per delivery row
+//	-expire-keys 40    keys of the expire row
+//	-expire-ttl 300ms  TTL of its first key
+//	-readers           readers of the fan-out rows (1000,10000)
+//	-fanout-events     upserts per fan-out row (2000)
+//	-max-time 30s      time limit of each row
+//	-run regexp        scenarios to run
+//	-scale f           multiplies every count above but -c and -rate (-scale 0.01: a quick look)
+//	-cpuprofile file   CPU profile of the whole run
+//
+// docs/PERFORMANCE.md has the figures of a run on a small machine and what they show.
+package main

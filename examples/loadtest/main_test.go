@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// toy is a run of every scenario at a size that takes a fraction of a second.
+var toy = []string{
+	"-json", "-c", "4", "-n", "30", "-snapshot-sizes", "5,40", "-rate", "2000", "-events", "20",
+	"-expire-keys", "3", "-expire-ttl", "20ms", "-readers", "1,7", "-fanout-events", "15",
+	"-max-time", "20s",
+}
+
+// runToy runs the toy scenarios with extra flags and returns the decoded report and stderr.
+func runToy(t *testing.T, extra ...string) (report, string) {
+	t.Helper()
+	cfg, err := parseFlags(append(extra, toy...), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not a JSON report: %v\n%s", err, stdout.Bytes())
+	}
+	return rep, stderr.String()
+}
+
+// checkRows checks that the report has exactly the rows want, with their counts, nothing
+// missing and sane percentiles.
+func checkRows(t *testing.T, rep report, want map[string]int) {
+	t.Helper()
+	got := make(map[string]result)
+	for _, r := range rep.Results {
+		got[r.Scenario] = r
+	}
+	for name, count := range want {
+		r, ok := got[name]
+		if !ok {
+			t.Errorf("no row %q", name)
+			continue
+		}
+		if r.Count != count || r.Missing != 0 || r.Note != "" {
+			t.Errorf("%s: count %d, missing %d, note %q; want count %d, none missing, no note",
+				name, r.Count, r.Missing, r.Note, count)
+		}
+		if !(0 <= r.P50 && r.P50 <= r.P99 && r.P99 <= r.Max) {
+			t.Errorf("%s: p50 %v, p99 %v, max %v out of order", name, r.P50, r.P99, r.Max)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d rows, want %d: %+v", len(got), len(want), rep.Results)
+	}
+}
+
+// rows are the rows of the toy run on every backend.
+var rows = map[string]int{
+	"upsert c=1":                   30,
+	"touch c=1":                    30,
+	"upsert c=4":                   30,
+	"touch c=4":                    30,
+	"snapshot n=5":                 20,
+	"snapshot n=40":                20,
+	"delivery rate=2000/s":         20,
+	"delivery flat out c=1":        20,
+	"delivery flat out c=4":        20,
+	"expire idle":                  3,
+	"fanout readers=1 rate=2000/s": 15,
+	"fanout readers=7 rate=2000/s": 7 * 15,
+}
+
+func TestMemory(t *testing.T) {
+	rep, stderr := runToy(t, "-memory")
+	if rep.Target != "memory" {
+		t.Errorf("target %q, want memory", rep.Target)
+	}
+	checkRows(t, rep, rows)
+	if !strings.Contains(stderr, "loadtest: fanout readers=7") {
+		t.Errorf("no progress line of the fan-out row in stderr %q", stderr)
+	}
+}
+
+func TestMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	rep, _ := runToy(t, "-redis", m.Addr())
+	want := map[string]int{
+		"SET PX (baseline) c=1":   30,
+		"SET PX (baseline) c=4":   30,
+		"HGETALL n=5 (baseline)":  20,
+		"HGETALL n=40 (baseline)": 20,
+	}
+	for k, v := range rows {
+		want[k] = v
+	}
+	checkRows(t, rep, want)
+	if keys := m.Keys(); len(keys) > 0 {
+		t.Errorf("the run left keys behind: %q", keys)
+	}
+}
+
+func TestTable(t *testing.T) {
+	cfg, err := parseFlags([]string{"-memory", "-run", "^expire$", "-expire-keys", "1", "-expire-ttl", "1ms"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), cfg, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "target memory,") ||
+		!strings.HasPrefix(lines[2], "scenario") || !strings.HasPrefix(lines[3], "expire idle ") {
+		t.Errorf("table:\n%s", stdout.String())
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"-scale", "0.01", "-snapshot-sizes", "100,1000", "-readers", "10000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ops != 200 || cfg.events != 20 || cfg.expireKeys != 1 || cfg.fanoutEvents != 20 ||
+		cfg.snapshotSizes[0] != 1 || cfg.snapshotSizes[1] != 10 || cfg.readers[0] != 100 {
+		t.Errorf("-scale 0.01 gave %+v", cfg)
+	}
+	for _, args := range [][]string{
+		{"-memory", "-redis", "localhost:6379"},
+		{"-snapshot-sizes", "10,x"},
+		{"-readers", "0"},
+		{"-scale", "0"},
+		{"-c", "0"},
+		{"-run", "("},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
+		}
+	}
+	if _, err := parseFlags([]string{"-h"}, io.Discard); err != flag.ErrHelp {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}

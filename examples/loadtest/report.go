@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the output of a run.
+type report struct {
+	Target      string    `json:"target"`
+	Started     time.Time `json:"started"`
+	GoVersion   string    `json:"goVersion"`
+	NumCPU      int       `json:"numCPU"`
+	GOMAXPROCS  int       `json:"gomaxprocs"`
+	LoadAverage string    `json:"loadAverage,omitempty"` // from /proc/loadavg at the start
+	Concurrency int       `json:"concurrency"`
+	Results     []result  `json:"results"`
+}
+
+// result is one row of the report. Latencies are in microseconds.
+type result struct {
+	Scenario  string  `json:"scenario"`
+	Count     int     `json:"count"` // calls, snapshots, or events received
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"perSecond,omitempty"`
+	P50       float64 `json:"p50Us"`
+	P99       float64 `json:"p99Us"`
+	Max       float64 `json:"maxUs"`
+	// From INFO commandstats on Redis: the server's microseconds per call of the command
+	// behind the row, and its calls per operation (below 1 when upserts are batched).
+	ServerUsPerCall float64 `json:"serverUsPerCall,omitempty"`
+	CallsPerOp      float64 `json:"callsPerOp,omitempty"`
+	// Fan-out, from CLIENT LIST: the run's Redis connections, those whose last command was
+	// XREAD (the readers' blocking reads) and those blocked at the moment of the sample; and
+	// the Go heap in use. Each is the largest sampled during the row.
+	Conns   int     `json:"conns,omitempty"`
+	XRead   int     `json:"xreadConns,omitempty"`
+	Blocked int     `json:"blocked,omitempty"`
+	HeapMiB float64 `json:"heapMiB,omitempty"`
+	// IdleKiB is the heap per reader with the readers open and nothing written yet.
+	IdleKiB float64 `json:"idleKiBPerReader,omitempty"`
+	// Missing counts events that did not arrive before the row's time limit.
+	Missing int    `json:"missing,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+func newReport(target string, cfg config) *report {
+	load, _ := os.ReadFile("/proc/loadavg")
+	fields := strings.Fields(string(load))
+	return &report{
+		Target:      target,
+		Started:     time.Now().UTC().Truncate(time.Second),
+		GoVersion:   runtime.Version(),
+		NumCPU:      runtime.NumCPU(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		LoadAverage: strings.Join(fields[:min(3, len(fields))], " "),
+		Concurrency: cfg.conc,
+	}
+}
+
+// fromHist returns a result with the count and percentiles of h over elapsed.
+func fromHist(name string, h *hist, elapsed time.Duration) result {
+	n := h.count()
+	r := result{
+		Scenario: name,
+		Count:    n,
+		Seconds:  round(elapsed.Seconds(), 3),
+		P50:      micros(h.quantile(0.50)),
+		P99:      micros(h.quantile(0.99)),
+		Max:      micros(h.maxDuration()),
+	}
+	if elapsed > 0 {
+		r.PerSecond = round(float64(n)/elapsed.Seconds(), 0)
+	}
+	return r
+}
+
+func micros(d time.Duration) float64 { return round(float64(d)/1e3, 1) }
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeTable(w io.Writer) error {
+	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s, started %s\n\n",
+		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, r.Started.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tcount\tper s\tp50\tp99\tmax\tsrv µs/call\tcalls/op\tnotes")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Scenario, x.Count,
+			num(x.PerSecond, 0), dur(x.P50), dur(x.P99), dur(x.Max),
+			num(x.ServerUsPerCall, 1), num(x.CallsPerOp, 3), x.notes())
+	}
+	return tw.Flush()
+}
+
+// notes joins the fields of a row that only some scenarios have.
+func (x *result) notes() string {
+	var s []string
+	if x.Conns > 0 {
+		s = append(s, fmt.Sprintf("conns=%d xread=%d blocked=%d", x.Conns, x.XRead, x.Blocked))
+	}
+	if x.HeapMiB > 0 {
+		s = append(s, fmt.Sprintf("heap=%.0fMiB", x.HeapMiB))
+	}
+	if x.IdleKiB > 0 {
+		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))
+	}
+	if x.Missing > 0 {
+		s = append(s, fmt.Sprintf("missing=%d", x.Missing))
+	}
+	if x.Note != "" {
+		s = append(s, x.Note)
+	}
+	return strings.Join(s, " ")
+}
+
+// num formats v with digits decimals, or "-" for 0.
+func num(v float64, digits int) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", digits, v)
+}
+
+// dur formats a latency in microseconds with three significant digits.
+func dur(us float64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%.3gµs", us)
+	case us < 1e6:
+		return fmt.Sprintf("%.3gms", us/1e3)
+	default:
+		return fmt.Sprintf("%.3gs", us/1e6)
+	}
+}

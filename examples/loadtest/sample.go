@@ -1,0 +1,13 @@
+package main
+
+//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+
+// Sample is the value every scenario writes: a small presence-like record, about 60 bytes
+// encoded.
+//
+//ephemeral:store id=loadtest ttl=1m
+type Sample struct {
+	Writer int    `json:"writer"`
+	Seq    int    `json:"seq"`
+	Status string `json:"status"`
+}

@@ -1,0 +1,571 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+)
+
+// runner runs the scenarios against one target.
+type runner struct {
+	cfg      config
+	t        *target
+	progress *progress
+}
+
+// scenario is a named group of rows of the report.
+type scenario struct {
+	name string
+	run  func(r *runner, ctx context.Context) ([]result, error)
+}
+
+// scenarios are run in this order; -run selects them by name.
+var scenarios = []scenario{
+	{"throughput", (*runner).throughput},
+	{"snapshot", (*runner).snapshots},
+	{"delivery", (*runner).delivery},
+	{"expire", (*runner).expire},
+	{"fanout", (*runner).fanout},
+}
+
+// numKeys is the number of distinct keys the throughput and delivery writers cycle through.
+const numKeys = 1000
+
+// expireStep is how much longer each key of the expire row lives than the one before, so that
+// the expiries fall at different moments of the server's event loop.
+const expireStep = 37 * time.Millisecond
+
+// stoppedNote marks a row cut short by -max-time.
+const stoppedNote = "stopped by -max-time"
+
+// store returns a store on the target whose default tenant is tenant.
+func (r *runner) store(tenant string, opts ...ephemeralrt.StoreOption) (*SampleStore, error) {
+	return NewSampleStore(r.t.backend, append([]ephemeralrt.StoreOption{ephemeralrt.WithDefaultTenant(tenant)}, opts...)...)
+}
+
+// throughput times upserts and touches, sequentially and from -c goroutines, beside the
+// baseline of a raw SET PX on Redis.
+func (r *runner) throughput(ctx context.Context) ([]result, error) {
+	store, err := r.store("throughput")
+	if err != nil {
+		return nil, err
+	}
+	value := Sample{Writer: 1, Seq: 1, Status: "online"}
+	raw, err := SampleCodec{}.Encode(nil, &value)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, min(numKeys, r.cfg.ops))
+	for i := range keys {
+		keys[i] = "k-" + strconv.Itoa(i)
+		// Every key exists before the rows start, so that every touch finds its key.
+		if _, err := store.Upsert(ctx, keys[i], value); err != nil {
+			return nil, err
+		}
+	}
+	type row struct {
+		name, cmd string
+		op        func(ctx context.Context, i int) error
+	}
+	rows := []row{
+		{"upsert", "evalsha", func(ctx context.Context, i int) error {
+			_, err := store.Upsert(ctx, keys[i%len(keys)], value)
+			return err
+		}},
+		{"touch", "evalsha", func(ctx context.Context, i int) error {
+			res, err := store.Touch(ctx, keys[i%len(keys)])
+			if err == nil && !res.OK {
+				err = fmt.Errorf("touch %q: key not live", keys[i%len(keys)])
+			}
+			return err
+		}},
+	}
+	if r.t.client != nil {
+		rows = append([]row{{"SET PX (baseline)", "set", func(ctx context.Context, i int) error {
+			return r.t.client.Set(ctx, r.t.prefix+":set:"+keys[i%len(keys)], raw, time.Minute).Err()
+		}}}, rows...)
+	}
+	var out []result
+	for _, c := range []int{1, r.cfg.conc} {
+		for _, x := range rows {
+			res, err := r.timeOps(ctx, fmt.Sprintf("%s c=%d", x.name, c), x.cmd, c, x.op)
+			out = append(out, res)
+			if err != nil {
+				return out, err
+			}
+		}
+		if r.cfg.conc == 1 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// timeOps runs -n timed calls of op from c goroutines and reads the server's commandstats of
+// cmd before and after.
+func (r *runner) timeOps(ctx context.Context, name, cmd string, c int, op func(context.Context, int) error) (result, error) {
+	before, statsOK := r.t.commandStats(ctx, cmd)
+	h := new(hist)
+	elapsed, err := r.spread(ctx, name, r.cfg.ops, c, func(ctx context.Context, i int) error {
+		start := time.Now()
+		if err := op(ctx, i); err != nil {
+			return err
+		}
+		h.record(time.Since(start))
+		return nil
+	})
+	res := fromHist(name, h, elapsed)
+	if after, ok := r.t.commandStats(ctx, cmd); ok && statsOK && after.calls > before.calls && res.Count > 0 {
+		res.ServerUsPerCall = round((after.usec-before.usec)/(after.calls-before.calls), 2)
+		res.CallsPerOp = round((after.calls-before.calls)/float64(res.Count), 3)
+	}
+	if res.Count < r.cfg.ops {
+		res.Note = stoppedNote
+	}
+	return res, err
+}
+
+// spread calls op(ctx, i) for every i in [0, n) from c goroutines, reporting progress as name,
+// until all are done, an op fails or -max-time has passed, and returns how long it took.
+// Running out of time is not an error: the caller sees fewer calls done.
+func (r *runner) spread(ctx context.Context, name string, n, c int, op func(context.Context, int) error) (time.Duration, error) {
+	ctx, cancelTime := context.WithTimeout(ctx, r.cfg.maxTime)
+	defer cancelTime()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.progress.start(name, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(c, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := op(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+				r.progress.add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return elapsed, err
+	}
+	return elapsed, nil
+}
+
+// snapshots times Snapshot of tenants of each of the -snapshot-sizes.
+func (r *runner) snapshots(ctx context.Context) ([]result, error) {
+	var out []result
+	for _, size := range r.cfg.snapshotSizes {
+		res, err := r.snapshot(ctx, size)
+		out = append(out, res...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// snapshot fills a tenant with size entries (MaxEntries raised to size) and times snapshots of
+// it, beside the baseline of a raw HGETALL of its state hash on Redis.
+func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
+	tenant := fmt.Sprintf("snapshot-%d", size)
+	store, err := r.store(tenant, ephemeralrt.WithLimits(ephemeralrt.Limits{MaxEntries: size}))
+	if err != nil {
+		return nil, err
+	}
+	var filled atomic.Int64
+	_, err = r.spread(ctx, fmt.Sprintf("fill %d", size), size, r.cfg.conc, func(ctx context.Context, i int) error {
+		_, err := store.Upsert(ctx, fmt.Sprintf("k-%07d", i), Sample{Seq: i, Status: "online"}, ephemeralrt.WithTTL(10*time.Minute))
+		if err == nil {
+			filled.Add(1)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	want := int(filled.Load())
+	reps := min(max(1_000_000/size, 3), 20)
+	res, err := r.repeat(ctx, fmt.Sprintf("snapshot n=%d", size), reps, func(ctx context.Context) error {
+		snap, err := store.Snapshot(ctx)
+		if err == nil && len(snap.Entries) != want {
+			err = fmt.Errorf("snapshot of %d entries, want %d", len(snap.Entries), want)
+		}
+		return err
+	})
+	if want < size {
+		res.Note = fmt.Sprintf("filled %d entries only, %s", want, stoppedNote)
+	}
+	out := []result{res}
+	if err != nil || r.t.client == nil {
+		return out, err
+	}
+	base, err := r.repeat(ctx, fmt.Sprintf("HGETALL n=%d (baseline)", size), reps, func(ctx context.Context) error {
+		return r.t.client.HGetAll(ctx, r.t.stateKey(tenant)).Err()
+	})
+	return append(out, base), err
+}
+
+// repeat times reps calls of op, one after the other, within -max-time.
+func (r *runner) repeat(ctx context.Context, name string, reps int, op func(context.Context) error) (result, error) {
+	h := new(hist)
+	elapsed, err := r.spread(ctx, name, reps, 1, func(ctx context.Context, _ int) error {
+		start := time.Now()
+		if err := op(ctx); err != nil {
+			return err
+		}
+		h.record(time.Since(start))
+		return nil
+	})
+	return fromHist(name, h, elapsed), err
+}
+
+// deliverySpec describes a row that measures the time from an upsert's return to its event at
+// readers.
+type deliverySpec struct {
+	name    string
+	tenant  string
+	events  int  // upserts
+	writers int  // goroutines that write
+	rate    int  // upserts per second in all; 0 is flat out
+	readers int  // readers of the tenant, each receiving every event
+	sample  bool // sample the Redis connections and the heap while it runs
+}
+
+// delivery measures delivery latency to one reader with one writer at -rate, and with one and
+// with -c writers flat out.
+func (r *runner) delivery(ctx context.Context) ([]result, error) {
+	specs := []deliverySpec{
+		{name: fmt.Sprintf("delivery rate=%d/s", r.cfg.rate), tenant: "delivery-paced", writers: 1, rate: r.cfg.rate},
+		{name: "delivery flat out c=1", tenant: "delivery-c1", writers: 1},
+		{name: fmt.Sprintf("delivery flat out c=%d", r.cfg.conc), tenant: "delivery-cN", writers: r.cfg.conc},
+	}
+	var out []result
+	for _, s := range specs {
+		s.events, s.readers = r.cfg.events, 1
+		res, err := r.deliver(ctx, s)
+		out = append(out, res)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// fanout measures delivery latency to each of -readers readers of one tenant with a writer at
+// -rate, and samples the connections and the memory it takes.
+func (r *runner) fanout(ctx context.Context) ([]result, error) {
+	var out []result
+	for _, n := range r.cfg.readers {
+		res, err := r.deliver(ctx, deliverySpec{
+			name:    fmt.Sprintf("fanout readers=%d rate=%d/s", n, r.cfg.rate),
+			tenant:  "fanout-" + strconv.Itoa(n),
+			events:  r.cfg.fanoutEvents,
+			writers: 1,
+			rate:    r.cfg.rate,
+			readers: n,
+			sample:  true,
+		})
+		out = append(out, res)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// deliver runs one delivery row: it opens the readers, writes the events, and records for
+// each event at each reader the time since its upsert returned (0 when the event came first).
+func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
+	defer cancel()
+	store, err := r.store(s.tenant)
+	if err != nil {
+		return result{Scenario: s.name}, err
+	}
+	heap0 := settledHeap(s.sample)
+	readers, err := r.openReaders(ctx, store, s.readers)
+	if err != nil {
+		return result{Scenario: s.name}, err
+	}
+	defer func() {
+		for _, rd := range readers {
+			rd.Close()
+		}
+	}()
+	heapIdle := settledHeap(s.sample)
+
+	epoch := time.Now()
+	written := make([]atomic.Int64, s.events) // when the upsert of Seq i returned, ns since epoch, +1
+	h := new(hist)
+	var overflows atomic.Int64
+	var wg sync.WaitGroup
+	var recvErr error
+	var errOnce sync.Once
+	for _, rd := range readers {
+		wg.Go(func() {
+			if err := receive(ctx, rd, written, epoch, h, &overflows); err != nil {
+				errOnce.Do(func() { recvErr = err; cancel() })
+			}
+		})
+	}
+	var smp sampler
+	stopSampling := func() {}
+	if s.sample {
+		stopSampling = smp.run(ctx, r.t)
+	}
+
+	start := time.Now()
+	_, err = r.spread(ctx, s.name, s.events, s.writers, func(ctx context.Context, i int) error {
+		if s.rate > 0 {
+			if err := waitUntil(ctx, start.Add(time.Duration(i)*time.Second/time.Duration(s.rate))); err != nil {
+				return err
+			}
+		}
+		if _, err := store.Upsert(ctx, "k-"+strconv.Itoa(i%numKeys), Sample{Seq: i, Status: "online"}); err != nil {
+			return err
+		}
+		written[i].Store(int64(time.Since(epoch)) + 1)
+		return nil
+	})
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	stopSampling()
+	res := fromHist(s.name, h, time.Since(start))
+	res.Missing = s.events*s.readers - res.Count
+	var notes []string
+	if n := overflows.Load(); n > 0 {
+		notes = append(notes, fmt.Sprintf("overflows=%d", n))
+	}
+	if s.sample {
+		res.Conns, res.XRead, res.Blocked = smp.conns.total, smp.conns.xread, smp.conns.blocked
+		res.HeapMiB = round(float64(smp.heap)/(1<<20), 1)
+		if heapIdle > heap0 {
+			res.IdleKiB = round(float64(heapIdle-heap0)/1024/float64(s.readers), 1)
+		}
+	}
+	if res.Missing > 0 && ctx.Err() != nil {
+		notes = append(notes, stoppedNote)
+	}
+	res.Note = strings.Join(notes, " ")
+	return res, errors.Join(err, recvErr)
+}
+
+// openReaders opens n readers of store's default tenant, from -c goroutines.
+func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]*SampleReader, error) {
+	readers := make([]*SampleReader, n)
+	_, err := r.spread(ctx, fmt.Sprintf("open %d readers", n), n, r.cfg.conc, func(ctx context.Context, i int) error {
+		rd, err := store.Reader(ctx)
+		readers[i] = rd
+		return err
+	})
+	opened := 0
+	for _, rd := range readers {
+		if rd != nil {
+			opened++
+		}
+	}
+	if err == nil && opened < n {
+		err = fmt.Errorf("opened %d of %d readers, %s", opened, n, stoppedNote)
+	}
+	if err != nil {
+		for _, rd := range readers {
+			if rd != nil {
+				rd.Close()
+			}
+		}
+		return nil, err
+	}
+	return readers, nil
+}
+
+// receive reads upsert events until it has one of every Seq of written or ctx is done, and
+// records the delay of each after its upsert returned.
+func receive(ctx context.Context, rd *SampleReader, written []atomic.Int64, epoch time.Time, h *hist, overflows *atomic.Int64) error {
+	for got := 0; got < len(written); {
+		ev, err := rd.Recv(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // out of time: the rest counts as missing
+			}
+			return err
+		}
+		switch ev.Kind {
+		case ephemeralrt.EventOverflow:
+			overflows.Add(1)
+			continue
+		case ephemeralrt.EventUpsert:
+		default:
+			continue
+		}
+		now := int64(time.Since(epoch))
+		seq := ev.Entry.Value.Seq
+		if seq < 0 || seq >= len(written) {
+			return fmt.Errorf("event of unknown seq %d", seq)
+		}
+		if w := written[seq].Load(); w != 0 {
+			h.record(time.Duration(now - w + 1))
+		} else {
+			h.record(0) // the event arrived before its Upsert returned
+		}
+		got++
+	}
+	return nil
+}
+
+// expire writes -expire-keys keys with short TTLs to a tenant where nothing else happens and
+// records, for each, the time from its expiry to its expire event at a reader.
+func (r *runner) expire(ctx context.Context) ([]result, error) {
+	const name = "expire idle"
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
+	defer cancel()
+	store, err := r.store("expire")
+	if err != nil {
+		return nil, err
+	}
+	rd, err := store.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+
+	n := r.cfg.expireKeys
+	epoch := time.Now()
+	due := make([]atomic.Int64, n) // expected expiry of key i, ns since epoch
+	h := new(hist)
+	r.progress.start(name, n)
+	errc := make(chan error, 1)
+	go func() { errc <- r.receiveExpires(ctx, rd, due, epoch, h) }()
+	for i := range n {
+		ttl := r.cfg.expireTTL + time.Duration(i)*expireStep
+		sent := time.Since(epoch)
+		if _, err := store.Upsert(ctx, "e-"+strconv.Itoa(i), Sample{Seq: i, Status: "leaving"}, ephemeralrt.WithTTL(ttl)); err != nil {
+			cancel()
+			return nil, errors.Join(err, <-errc)
+		}
+		// The server's clock set ExpiresAt; the middle of the call plus the TTL is the same
+		// instant on this machine's clock, within half a round trip, whatever the skew.
+		due[i].Store(int64((sent+time.Since(epoch))/2 + ttl))
+	}
+	err = <-errc
+	res := fromHist(name, h, time.Since(epoch))
+	res.PerSecond = 0
+	res.Missing = n - res.Count
+	if res.Missing > 0 {
+		res.Note = stoppedNote
+	}
+	return []result{res}, err
+}
+
+// receiveExpires reads events until it has the expire event of every key of due or ctx is
+// done, and records how late each came.
+func (r *runner) receiveExpires(ctx context.Context, rd *SampleReader, due []atomic.Int64, epoch time.Time, h *hist) error {
+	for got := 0; got < len(due); {
+		ev, err := rd.Recv(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if ev.Kind != ephemeralrt.EventExpire {
+			continue
+		}
+		now := time.Since(epoch)
+		i, err := strconv.Atoi(strings.TrimPrefix(ev.Key, "e-"))
+		if err != nil || i < 0 || i >= len(due) {
+			return fmt.Errorf("expire event of unknown key %q", ev.Key)
+		}
+		h.record(now - time.Duration(due[i].Load()))
+		r.progress.add(1)
+		got++
+	}
+	return nil
+}
+
+// waitUntil waits until t or until ctx is done.
+func waitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sampler keeps the largest readings of the run's Redis connections and the Go heap.
+type sampler struct {
+	conns connStats
+	heap  uint64
+}
+
+// run samples now and then every quarter of a second, until the returned stop is called.
+func (s *sampler) run(ctx context.Context, t *target) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			s.sample(ctx, t)
+			select {
+			case <-tick.C:
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+func (s *sampler) sample(ctx context.Context, t *target) {
+	if c, ok := t.connections(ctx); ok {
+		s.conns.total = max(s.conns.total, c.total)
+		s.conns.xread = max(s.conns.xread, c.xread)
+		s.conns.blocked = max(s.conns.blocked, c.blocked)
+	}
+	s.heap = max(s.heap, heapInUse())
+}
+
+// settledHeap returns the bytes of the Go heap in use after a garbage collection, if measure
+// is set, and 0 otherwise.
+func settledHeap(measure bool) uint64 {
+	if !measure {
+		return 0
+	}
+	runtime.GC()
+	return heapInUse()
+}
+
+// heapInUse returns the bytes of the Go heap in use.
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+// target is the backend under test, and on Redis the client to reach around it.
+type target struct {
+	name    string
+	backend interface {
+		ephemeralrt.Backend
+		Close() error
+	}
+	client *redis.Client // nil on memory
+	prefix string        // the run's key prefix on Redis
+	conn   string        // the client name of the run's connections on Redis
+}
+
+// openMemory returns a target on a new memstore backend.
+func openMemory() *target {
+	return &target{name: "memory", backend: memstore.New()}
+}
+
+// openRedis returns a target on the Redis server at addr, with a key prefix and a client name
+// of its own, and a connection pool of poolSize.
+func openRedis(ctx context.Context, addr string, poolSize int) (*target, error) {
+	id := ephemeralrt.NewEpoch()
+	t := &target{prefix: "loadtest-" + id, conn: "ephemeral-loadtest-" + id}
+	t.client = redis.NewClient(&redis.Options{Addr: addr, ClientName: t.conn, PoolSize: poolSize})
+	if err := t.client.Ping(ctx).Err(); err != nil {
+		t.client.Close()
+		return nil, fmt.Errorf("redis at %s: %w", addr, err)
+	}
+	t.name = "redis " + addr
+	if v := infoField(t.client.Info(ctx, "server").Val(), "redis_version"); v != "" {
+		t.name += " (Redis " + v + ")"
+	}
+	t.backend = redisstore.New(t.client, redisstore.WithKeyPrefix(t.prefix))
+	return t, nil
+}
+
+// close closes the backend and, on Redis, deletes every key of the run and closes the client.
+func (t *target) close(ctx context.Context) error {
+	err := t.backend.Close()
+	if t.client == nil {
+		return err
+	}
+	return errors.Join(err, t.deleteKeys(ctx), t.client.Close())
+}
+
+// deleteKeys unlinks the keys of the run's prefix.
+func (t *target) deleteKeys(ctx context.Context) error {
+	iter := t.client.Scan(ctx, 0, t.prefix+":*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := t.client.Unlink(ctx, batch...).Err(); err != nil {
+				return fmt.Errorf("delete keys: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan keys: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := t.client.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("delete keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// stateKey returns the Redis hash that holds the entries of tenant (see the redisstore package
+// doc); tenant must not need escaping.
+func (t *target) stateKey(tenant string) string {
+	return t.prefix + ":{loadtest:" + tenant + "}:state"
+}
+
+// cmdStats is a reading of one command's line of INFO commandstats.
+type cmdStats struct{ calls, usec float64 }
+
+// commandStats reads the calls and microseconds of cmd from INFO commandstats. It returns
+// ok=false on memory and on servers without the section (such as miniredis).
+func (t *target) commandStats(ctx context.Context, cmd string) (s cmdStats, ok bool) {
+	if t.client == nil {
+		return s, false
+	}
+	info, err := t.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return s, false
+	}
+	line := infoField(info, "cmdstat_"+cmd)
+	if line == "" {
+		return s, strings.Contains(info, "cmdstat_") // a command not called yet
+	}
+	for field := range strings.SplitSeq(line, ",") {
+		name, value, _ := strings.Cut(field, "=")
+		v, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case "calls":
+			s.calls = v
+		case "usec":
+			s.usec = v
+		}
+	}
+	return s, true
+}
+
+// connStats counts the run's connections in CLIENT LIST.
+type connStats struct {
+	total   int // all of the run's connections
+	xread   int // those whose last command was XREAD: the readers' blocking reads
+	blocked int // those blocked in a command right now (flag b)
+}
+
+// connections reads the run's connections from CLIENT LIST. ok is false on memory and on
+// servers without CLIENT LIST (such as miniredis).
+func (t *target) connections(ctx context.Context) (s connStats, ok bool) {
+	if t.client == nil {
+		return s, false
+	}
+	list, err := t.client.ClientList(ctx).Result()
+	if err != nil {
+		return s, false
+	}
+	for line := range strings.Lines(list) {
+		fields := strings.Fields(line)
+		if !slices.Contains(fields, "name="+t.conn) {
+			continue
+		}
+		s.total++
+		for _, f := range fields {
+			if f == "cmd=xread" {
+				s.xread++
+			}
+			if flags, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(flags, "b") {
+				s.blocked++
+			}
+		}
+	}
+	return s, true
+}
+
+// infoField returns the value of name in an INFO reply ("name:value" lines).
+func infoField(info, name string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
