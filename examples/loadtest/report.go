@@ -35,7 +35,11 @@ type result struct {
 	// From INFO commandstats on Redis: the server's microseconds per call of the command
 	// behind the row, and its calls per operation (below 1 when upserts are batched).
 	ServerUsPerCall float64 `json:"serverUsPerCall,omitempty"`
-	CallsPerOp      float64 `json:"callsPerOp,omitempty"`
+	// CPUUsPerOp is this process's CPU time (user and system) during the row per count: the
+	// cost of an operation or of one event's delivery to one reader, whatever else loads the
+	// machine. 0 where it cannot be read.
+	CPUUsPerOp float64 `json:"cpuUsPerOp,omitempty"`
+	CallsPerOp float64 `json:"callsPerOp,omitempty"`
 	// Fan-out, from CLIENT LIST: the run's Redis connections, those whose last command was
 	// XREAD (the readers' blocking reads) and those blocked at the moment of the sample; and
 	// the Go heap in use. Each is the largest sampled during the row.
@@ -64,8 +68,9 @@ func newReport(target string, cfg config) *report {
 	}
 }
 
-// fromHist returns a result with the count and percentiles of h over elapsed.
-func fromHist(name string, h *hist, elapsed time.Duration) result {
+// fromHist returns a result with the count and percentiles of h over elapsed, during which
+// the process used cpu.
+func fromHist(name string, h *hist, elapsed, cpu time.Duration) result {
 	n := h.count()
 	r := result{
 		Scenario: name,
@@ -77,6 +82,9 @@ func fromHist(name string, h *hist, elapsed time.Duration) result {
 	}
 	if elapsed > 0 {
 		r.PerSecond = round(float64(n)/elapsed.Seconds(), 0)
+	}
+	if n > 0 {
+		r.CPUUsPerOp = round(float64(cpu)/1e3/float64(n), 2)
 	}
 	return r
 }
@@ -101,10 +109,10 @@ func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s, started %s\n\n",
 		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, r.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tcount\tper s\tp50\tp99\tmax\tsrv µs/call\tcalls/op\tnotes")
+	fmt.Fprintln(tw, "scenario\tcount\tper s\tp50\tp99\tmax\tcpu µs/op\tsrv µs/call\tcalls/op\tnotes")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Scenario, x.Count,
-			num(x.PerSecond, 0), dur(x.P50), dur(x.P99), dur(x.Max),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Scenario, x.Count,
+			num(x.PerSecond, 0), dur(x.P50), dur(x.P99), dur(x.Max), num(x.CPUUsPerOp, 2),
 			num(x.ServerUsPerCall, 1), num(x.CallsPerOp, 3), x.notes())
 	}
 	return tw.Flush()

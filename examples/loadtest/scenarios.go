@@ -114,6 +114,7 @@ func (r *runner) throughput(ctx context.Context) ([]result, error) {
 func (r *runner) timeOps(ctx context.Context, name, cmd string, c int, op func(context.Context, int) error) (result, error) {
 	before, statsOK := r.t.commandStats(ctx, cmd)
 	h := new(hist)
+	cpu := cpuTime()
 	elapsed, err := r.spread(ctx, name, r.cfg.ops, c, func(ctx context.Context, i int) error {
 		start := time.Now()
 		if err := op(ctx, i); err != nil {
@@ -122,7 +123,7 @@ func (r *runner) timeOps(ctx context.Context, name, cmd string, c int, op func(c
 		h.record(time.Since(start))
 		return nil
 	})
-	res := fromHist(name, h, elapsed)
+	res := fromHist(name, h, elapsed, cpuTime()-cpu)
 	if after, ok := r.t.commandStats(ctx, cmd); ok && statsOK && after.calls > before.calls && res.Count > 0 {
 		res.ServerUsPerCall = round((after.usec-before.usec)/(after.calls-before.calls), 2)
 		res.CallsPerOp = round((after.calls-before.calls)/float64(res.Count), 3)
@@ -225,6 +226,7 @@ func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
 // repeat times reps calls of op, one after the other, within -max-time.
 func (r *runner) repeat(ctx context.Context, name string, reps int, op func(context.Context) error) (result, error) {
 	h := new(hist)
+	cpu := cpuTime()
 	elapsed, err := r.spread(ctx, name, reps, 1, func(ctx context.Context, _ int) error {
 		start := time.Now()
 		if err := op(ctx); err != nil {
@@ -233,7 +235,7 @@ func (r *runner) repeat(ctx context.Context, name string, reps int, op func(cont
 		h.record(time.Since(start))
 		return nil
 	})
-	return fromHist(name, h, elapsed), err
+	return fromHist(name, h, elapsed, cpuTime()-cpu), err
 }
 
 // deliverySpec describes a row that measures the time from an upsert's return to its event at
@@ -331,7 +333,7 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 		stopSampling = smp.run(ctx, r.t)
 	}
 
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	_, err = r.spread(ctx, s.name, s.events, s.writers, func(ctx context.Context, i int) error {
 		if s.rate > 0 {
 			if err := waitUntil(ctx, start.Add(time.Duration(i)*time.Second/time.Duration(s.rate))); err != nil {
@@ -349,7 +351,7 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	}
 	wg.Wait()
 	stopSampling()
-	res := fromHist(s.name, h, time.Since(start))
+	res := fromHist(s.name, h, time.Since(start), cpuTime()-cpu)
 	res.Missing = s.events*s.readers - res.Count
 	var notes []string
 	if n := overflows.Load(); n > 0 {
@@ -466,7 +468,7 @@ func (r *runner) expire(ctx context.Context) ([]result, error) {
 		due[i].Store(int64((sent+time.Since(epoch))/2 + ttl))
 	}
 	err = <-errc
-	res := fromHist(name, h, time.Since(epoch))
+	res := fromHist(name, h, time.Since(epoch), 0)
 	res.PerSecond = 0
 	res.Missing = n - res.Count
 	if res.Missing > 0 {
