@@ -266,7 +266,8 @@ func TestDecodeTime(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 20000 {
-		tm := time.Unix(r.Int64N(1<<36), r.Int64N(1e9)).UTC()
+		const year0, year10000 = -62167219200, 253402300800 // Unix times of 0000-01-01 and 10000-01-01
+		tm := time.Unix(year0+r.Int64N(year10000-year0), r.Int64N(1e9)).UTC()
 		if r.IntN(2) == 0 {
 			tm = tm.Truncate(time.Duration(r.Int64N(1e9)) + 1)
 		}

@@ -320,23 +320,31 @@ func (d *Decoder) Text() (b []byte, ok bool) { return d.text("encoding.TextUnmar
 // Unmarshal calls u.UnmarshalJSON with the next value as it is in the input.
 func Unmarshal[U interface{ UnmarshalJSON([]byte) error }](d *Decoder, u U) {
 	if t, ok := any(u).(*time.Time); ok && d.err == nil && !d.quoted && d.peek() == '"' {
-		start := d.pos // fast path: a string needs no Skip
-		d.skipString()
-		if d.err != nil {
-			return
-		}
-		raw := d.src[start:d.pos]
-		if v, ok := parseUTC(raw); ok {
-			*t = v
-		} else if err := t.UnmarshalJSON(raw); err != nil {
-			d.Fail(err)
-		}
+		d.time(t)
 		return
 	}
 	if raw := d.Raw(); d.err == nil {
 		if err := u.UnmarshalJSON(raw); err != nil {
 			d.Fail(err)
 		}
+	}
+}
+
+// time decodes the string at d.pos into *t, parsing the common UTC form directly and any
+// other string with time.Time.UnmarshalJSON.
+func (d *Decoder) time(t *time.Time) {
+	if v, n := parseUTC(d.src[d.pos:]); n > 0 {
+		*t = v
+		d.pos += n
+		return
+	}
+	start := d.pos // a string needs no Skip
+	d.skipString()
+	if d.err != nil {
+		return
+	}
+	if err := t.UnmarshalJSON(d.src[start:d.pos]); err != nil {
+		d.Fail(err)
 	}
 }
 
