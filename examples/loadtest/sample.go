@@ -2,7 +2,7 @@ package main
 
 //go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
 
-// Sample is the value every scenario writes: a small presence-like record, about 60 bytes
+// Sample is the value every scenario writes: a small presence-like record, about 40 bytes
 // encoded.
 //
 //ephemeral:store id=loadtest ttl=1m
