@@ -117,6 +117,23 @@ func TestDecodeStringEscapes(t *testing.T) {
 	}
 }
 
+// TestDecodeStringEveryByte puts every byte at every offset of the 8-byte blocks that the
+// fast scan of strings reads, and checks both String and Skip against encoding/json.
+func TestDecodeStringEveryByte(t *testing.T) {
+	for c := range 256 {
+		for i := range 18 {
+			doc := []byte(`"` + strings.Repeat("a", i) + string(byte(c)) + strings.Repeat("b", 17-i) + `"`)
+			checkDecodeString(t, doc)
+			var d jsonc.Decoder
+			d.Reset(doc)
+			d.Skip()
+			if err := d.Finish(); (err == nil) != json.Valid(doc) {
+				t.Fatalf("Skip(%q): error %v, json.Valid %v", doc, err, json.Valid(doc))
+			}
+		}
+	}
+}
+
 func TestEncoderTime(t *testing.T) {
 	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 0), time.FixedZone("", 5*3600+30*60),
 		time.FixedZone("", -(23*3600 + 59*60 + 59)), time.FixedZone("", 24*3600), time.FixedZone("", 59),

@@ -1,6 +1,7 @@
 package jsonc
 
 import (
+	"encoding/binary"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -9,8 +10,9 @@ import (
 // str reads a string whose opening quote is at d.pos and returns its unescaped content, which
 // is valid until the next call. Invalid UTF-8 and invalid surrogate escapes become U+FFFD.
 func (d *Decoder) str() []byte {
-	src, p := d.src, d.pos+1
-	start := p
+	src := d.src
+	start := d.pos + 1
+	p := skipPlain(src, start)
 	for p < len(src) {
 		c := src[p]
 		if charClass[c]&special == 0 {
@@ -35,6 +37,26 @@ func (d *Decoder) str() []byte {
 	d.pos = p
 	d.syntaxEOF()
 	return nil
+}
+
+// skipPlain skips 8 bytes at a time from p while none of them is special in a string (a quote,
+// a backslash, a control character or a non-ASCII byte), and returns where it stopped.
+func skipPlain(src []byte, p int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; p+8 <= len(src); p += 8 {
+		x := binary.LittleEndian.Uint64(src[p:])
+		q, b := x^'"'*ones, x^'\\'*ones
+		// The high bit of a byte is set in control if the byte is < 0x20, in quote if it is
+		// '"', in backslash if it is '\\' (each maybe also after such a byte, where the
+		// subtraction borrows), and in x if it is not ASCII.
+		control := (x - ' '*ones) &^ x
+		quote := (q - ones) &^ q
+		backslash := (b - ones) &^ b
+		if (control|quote|backslash|x)&highs != 0 {
+			break
+		}
+	}
+	return p
 }
 
 // unescape continues str from d.pos on the slow path, writing into d.buf.
@@ -183,7 +205,7 @@ func (d *Decoder) Skip() {
 
 // skipString validates a string whose opening quote is at d.pos.
 func (d *Decoder) skipString() {
-	for p := d.pos + 1; p < len(d.src); p++ {
+	for p := skipPlain(d.src, d.pos+1); p < len(d.src); p++ {
 		switch c := d.src[p]; {
 		case charClass[c]&special == 0 || c >= utf8.RuneSelf:
 		case c == '"':
