@@ -37,9 +37,10 @@
 //   - fanout: for each of -readers, that many readers of one tenant in this process, each in
 //     its own goroutine, and one writer at -rate per second writing -fanout-events upserts;
 //     the latency of every event at every reader, as in delivery. It samples CLIENT LIST
-//     and the Go heap every 250 ms: the run's connections, those whose last command was
-//     XREAD (the readers' blocking reads) and those blocked at the moment, and the heap in
-//     use; and the heap per reader with the readers open and nothing written yet.
+//     and the Go memory every 250 ms: the run's connections, those whose last command was
+//     XREAD (the readers' blocking reads) and those blocked at the moment, the heap in use
+//     and the memory the Go runtime holds from the system; and the heap per reader with the
+//     readers open and nothing written yet.
 //
 // # Output
 //
@@ -53,14 +54,16 @@
 //	per s        count per second of the row's wall time
 //	p50 p99 max  latency of a call, a snapshot, or an event's delivery or expiry; the
 //	             percentiles come from a log-linear histogram, within 3% above
+//	cpu µs/op    this process's CPU time (user and system, getrusage) during the row per
+//	             count: unlike the latencies, it hardly depends on what else loads the machine
 //	srv µs/call  Redis: server time per call of the row's command, from INFO commandstats
 //	calls/op     Redis: calls of that command per operation
-//	notes        conns, xread and blocked (CLIENT LIST), heap, idle heap per reader, events
-//	             missing at the time limit, overflow events, rows cut short
+//	notes        conns, xread and blocked (CLIENT LIST), heap and sys memory, idle heap per
+//	             reader, events missing at the time limit, overflow events, rows cut short
 //
 // # Flags
 //
-//	-redis addr        Redis server to test; without it, the in-memory backend (-memory)
+//	-redis addr        standalone Redis server to test; without it, the in-memory backend
 //	-json              JSON output
 //	-c 32              goroutines of the concurrent rows
 //	-n 20000           calls per throughput row

@@ -159,3 +159,30 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestHist(t *testing.T) {
+	var h hist
+	for i := 10_000; i >= 1; i-- { // 1µs to 10ms, in reverse so that max is not the last
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	h.record(-time.Second) // counts as 0
+	if h.count() != 10_001 {
+		t.Errorf("count %d, want 10001", h.count())
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.99, 9900 * time.Microsecond}, {1, 10 * time.Millisecond}} {
+		got := h.quantile(c.q)
+		if got < c.want || float64(got) > 1.035*float64(c.want) {
+			t.Errorf("quantile(%v) = %v, want %v to 3.5%% above", c.q, got, c.want)
+		}
+	}
+	if h.maxDuration() != 10*time.Millisecond {
+		t.Errorf("max %v, want 10ms", h.maxDuration())
+	}
+	var empty hist
+	if empty.quantile(0.5) != 0 {
+		t.Errorf("quantile of an empty histogram = %v, want 0", empty.quantile(0.5))
+	}
+}

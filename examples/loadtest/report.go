@@ -42,11 +42,13 @@ type result struct {
 	CallsPerOp float64 `json:"callsPerOp,omitempty"`
 	// Fan-out, from CLIENT LIST: the run's Redis connections, those whose last command was
 	// XREAD (the readers' blocking reads) and those blocked at the moment of the sample; and
-	// the Go heap in use. Each is the largest sampled during the row.
+	// the Go heap in use and the memory the Go runtime holds from the system (the process's
+	// memory but for what C code or the OS adds). Each is the largest sampled during the row.
 	Conns   int     `json:"conns,omitempty"`
 	XRead   int     `json:"xreadConns,omitempty"`
 	Blocked int     `json:"blocked,omitempty"`
 	HeapMiB float64 `json:"heapMiB,omitempty"`
+	SysMiB  float64 `json:"sysMiB,omitempty"`
 	// IdleKiB is the heap per reader with the readers open and nothing written yet.
 	IdleKiB float64 `json:"idleKiBPerReader,omitempty"`
 	// Missing counts events that did not arrive before the row's time limit.
@@ -125,7 +127,7 @@ func (x *result) notes() string {
 		s = append(s, fmt.Sprintf("conns=%d xread=%d blocked=%d", x.Conns, x.XRead, x.Blocked))
 	}
 	if x.HeapMiB > 0 {
-		s = append(s, fmt.Sprintf("heap=%.0fMiB", x.HeapMiB))
+		s = append(s, fmt.Sprintf("heap=%.0fMiB sys=%.0fMiB", x.HeapMiB, x.SysMiB))
 	}
 	if x.IdleKiB > 0 {
 		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))

@@ -359,7 +359,7 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	}
 	if s.sample {
 		res.Conns, res.XRead, res.Blocked = smp.conns.total, smp.conns.xread, smp.conns.blocked
-		res.HeapMiB = round(float64(smp.heap)/(1<<20), 1)
+		res.HeapMiB, res.SysMiB = round(float64(smp.heap)/(1<<20), 1), round(float64(smp.sys)/(1<<20), 1)
 		if heapIdle > heap0 {
 			res.IdleKiB = round(float64(heapIdle-heap0)/1024/float64(s.readers), 1)
 		}
@@ -519,10 +519,11 @@ func waitUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// sampler keeps the largest readings of the run's Redis connections and the Go heap.
+// sampler keeps the largest readings of the run's Redis connections, the Go heap in use and
+// the memory the Go runtime holds from the system.
 type sampler struct {
-	conns connStats
-	heap  uint64
+	conns     connStats
+	heap, sys uint64
 }
 
 // run samples now and then every quarter of a second, until the returned stop is called.
@@ -552,7 +553,9 @@ func (s *sampler) sample(ctx context.Context, t *target) {
 		s.conns.xread = max(s.conns.xread, c.xread)
 		s.conns.blocked = max(s.conns.blocked, c.blocked)
 	}
-	s.heap = max(s.heap, heapInUse())
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	s.heap, s.sys = max(s.heap, m.HeapInuse), max(s.sys, m.Sys)
 }
 
 // settledHeap returns the bytes of the Go heap in use after a garbage collection, if measure
