@@ -1,0 +1,40 @@
+package redisstore
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParseEntries feeds parseEntries stream replies of any shape: a malformed reply is an
+// error, never a panic, and what parses has a version, the one of its cursor.
+func FuzzParseEntries(f *testing.F) {
+	f.Add("7-0", "p\x000123abcd\x00t\x00u\x00k\x00k\x00a\x001700000000000\x00c\x001\x00e\x002\x00v\x00{}", uint8(0))
+	f.Add("8-0", "p\x000123abcd\x00t\x00d\x00k\x00k\x00a\x001\x00r\x00bye", uint8(1))
+	f.Add("x", "p", uint8(2))
+	f.Fuzz(func(t *testing.T, id, fields string, shape uint8) {
+		flat := []any{}
+		for _, s := range strings.Split(fields, "\x00") {
+			flat = append(flat, s)
+		}
+		var entry any
+		switch shape % 4 {
+		case 0:
+			entry = []any{id, flat}
+		case 1:
+			entry = []any{id, flat, "extra"}
+		case 2:
+			entry = []any{id, fields} // fields not a list
+		case 3:
+			entry = id // not a pair
+		}
+		evs, err := parseEntries([]any{entry, entry})
+		if err != nil {
+			return
+		}
+		for _, ev := range evs {
+			if ev.Version == 0 || ev.Cursor.Seq != ev.Version {
+				t.Fatalf("parseEntries(%q, %q) = %+v", id, fields, ev)
+			}
+		}
+	})
+}
