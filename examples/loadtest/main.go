@@ -149,11 +149,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		err = errors.Join(err, t.close(cleanup))
 	}()
 	if cfg.cpuProfile != "" {
-		stop, err := startCPUProfile(cfg.cpuProfile)
-		if err != nil {
-			return err
+		stopProfile, perr := startCPUProfile(cfg.cpuProfile)
+		if perr != nil {
+			return perr
 		}
-		defer func() { err = errors.Join(err, stop()) }()
+		defer func() { err = errors.Join(err, stopProfile()) }()
 	}
 	p := newProgress(stderr)
 	defer p.stop()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,23 @@ func TestHist(t *testing.T) {
 	var empty hist
 	if empty.quantile(0.5) != 0 {
 		t.Errorf("quantile of an empty histogram = %v, want 0", empty.quantile(0.5))
+	}
+}
+
+func TestCPUProfile(t *testing.T) {
+	path := t.TempDir() + "/cpu.pprof"
+	cfg, err := parseFlags([]string{"-memory", "-run", "^throughput$", "-n", "10", "-cpuprofile", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), cfg, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		t.Errorf("no profile written: %v", err)
+	}
+	cfg.cpuProfile = t.TempDir() + "/missing/cpu.pprof"
+	if err := run(context.Background(), cfg, io.Discard, io.Discard); err == nil {
+		t.Error("run with an unwritable profile path succeeded")
 	}
 }
