@@ -247,6 +247,9 @@ const (
 
 var opNames = [...]string{"upsert", "touch", "quiet touch", "remove"}
 
+// opEvents are the event kinds of the calls that make one.
+var opEvents = [...]runtime.EventKind{opUpsert: runtime.EventUpsert, opTouch: runtime.EventTouch, opRemove: runtime.EventDelete}
+
 func (o *op) String() string {
 	return fmt.Sprintf("%s %s/%s cond %+v ttl %v", opNames[o.kind], o.tenant.name, o.key, o.cond, o.ttl)
 }
@@ -265,7 +268,6 @@ func (c *modelCase) drawOp(rt *rapid.T, quietOK bool) *op {
 	if c.tg.advance != nil {
 		o.ttl = rapid.SampledFrom(fakeTTLs).Draw(rt, "ttl")
 	}
-	maxCond := runtime.CondIfVersion
 	switch o.kind {
 	case opUpsert:
 		o.value = rapid.SampledFrom(modelValues).Draw(rt, "value")
@@ -273,7 +275,7 @@ func (c *modelCase) drawOp(rt *rapid.T, quietOK bool) *op {
 		c.reasons++
 		o.reason = "r" + strconv.Itoa(c.reasons)
 	}
-	kind := runtime.CondKind(rapid.IntRange(0, int(maxCond)).Draw(rt, "cond"))
+	kind := runtime.CondKind(rapid.IntRange(0, int(runtime.CondIfVersion)).Draw(rt, "cond"))
 	if o.kind != opUpsert && (kind == runtime.CondIfNew || kind == runtime.CondIfExists) {
 		kind = runtime.CondNone
 	}
@@ -401,7 +403,7 @@ func (c *modelCase) matchEvents(rt *rapid.T, t *tenantModel, ops []*op) {
 				o.version = ev.Version
 			}
 		}
-		if o == nil || ev.Key != o.key || ev.Kind != map[opKind]runtime.EventKind{opUpsert: runtime.EventUpsert, opTouch: runtime.EventTouch, opRemove: runtime.EventDelete}[o.kind] {
+		if o == nil || ev.Key != o.key || ev.Kind != opEvents[o.kind] {
 			rt.Fatalf("tenant %q: event %+v matches no successful call (%v)", t.name, ev, o)
 		}
 	}
