@@ -1,6 +1,8 @@
 package jsonc
 
 import (
+	"encoding/binary"
+	"math"
 	"unicode"
 	"unicode/utf8"
 )
@@ -10,11 +12,21 @@ import (
 type Fields struct {
 	names  []string
 	folded []string
-	exact  map[string]string // for large structs
-	fold   map[string]string // first field wins
+	slots  []slot // by hash of the name
+
+	mul   uint32            // multiplier of the hash
+	shift uint8             // 32 - log2(len(slots))
+	fold  map[string]string // for large structs; first field wins
 }
 
-// mapThreshold is the number of fields from which Fields uses maps instead of a linear scan.
+// slot is an entry of Fields.slots.
+type slot struct {
+	index int16  // 1 + the index of the name, 0 for none, -1 for several
+	head  uint64 // head of the name, if there is one
+}
+
+// mapThreshold is the number of fields from which Fields matches folded names with a map
+// instead of a linear scan.
 const mapThreshold = 12
 
 // NewFields returns the table of names, which must be in field order.
@@ -23,11 +35,10 @@ func NewFields(names ...string) *Fields {
 	for i, n := range names {
 		f.folded[i] = string(AppendFoldedName(nil, []byte(n)))
 	}
+	f.hashNames()
 	if len(names) >= mapThreshold {
-		f.exact = make(map[string]string, len(names))
 		f.fold = make(map[string]string, len(names))
 		for i, n := range names {
-			f.exact[n] = n
 			if _, ok := f.fold[f.folded[i]]; !ok {
 				f.fold[f.folded[i]] = n
 			}
@@ -36,20 +47,74 @@ func NewFields(names ...string) *Fields {
 	return f
 }
 
+// hashNames fills the slots, with the first of a few multipliers that leaves no two names in
+// one slot if there is one.
+func (f *Fields) hashNames() {
+	bits := uint8(4)
+	for 1<<bits < 4*len(f.names) && bits < 16 {
+		bits++
+	}
+	f.shift = 32 - bits
+	f.slots = make([]slot, 1<<bits)
+	for _, mul := range []uint32{0x9e3779b1, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f, 0x165667b1} {
+		clear(f.slots)
+		f.mul = mul
+		unique := true
+		for i, n := range f.names {
+			s := &f.slots[f.hash([]byte(n))]
+			if s.index != 0 || i >= math.MaxInt16 {
+				s.index = -1
+				unique = false
+			} else {
+				s.index, s.head = int16(i+1), head([]byte(n))
+			}
+		}
+		if unique {
+			return
+		}
+	}
+}
+
+// hash returns the slot of the name k, from its length and its first and last bytes.
+func (f *Fields) hash(k []byte) uint32 {
+	h := uint32(len(k)) << 16
+	if len(k) > 0 {
+		h |= uint32(k[0])<<8 | uint32(k[len(k)-1])
+	}
+	return h * f.mul >> f.shift
+}
+
+// head returns the first 8 bytes of k (fewer if k is shorter) as a little-endian number.
+func head(k []byte) uint64 {
+	n := min(len(k), 8)
+	if cap(k) >= 8 {
+		return binary.LittleEndian.Uint64(k[:8]) & (1<<(8*n) - 1)
+	}
+	var h uint64
+	for i, c := range k[:n] {
+		h |= uint64(c) << (8 * i)
+	}
+	return h
+}
+
 func (f *Fields) match(k []byte, d *Decoder) string {
-	if f.exact != nil {
-		if n, ok := f.exact[string(k)]; ok {
+	switch s := f.slots[f.hash(k)]; {
+	case s.index > 0:
+		n := f.names[s.index-1]
+		if len(k) == len(n) && head(k) == s.head && (len(n) <= 8 || string(k[8:]) == n[8:]) {
 			return n
 		}
-		d.fold = AppendFoldedName(d.fold[:0], k)
-		return f.fold[string(d.fold)]
-	}
-	for _, n := range f.names {
-		if len(k) == len(n) && (len(k) == 0 || k[0] == n[0]) && string(k) == n {
-			return n
+	case s.index < 0:
+		for _, n := range f.names {
+			if string(k) == n {
+				return n
+			}
 		}
 	}
 	d.fold = AppendFoldedName(d.fold[:0], k)
+	if f.fold != nil {
+		return f.fold[string(d.fold)]
+	}
 	for i, n := range f.folded {
 		if string(d.fold) == n {
 			return f.names[i]

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +298,60 @@ func FuzzDecodeTime(f *testing.F) {
 	f.Add(`"2024-02-29T12:34:56.789Z"`)
 	f.Add(`"2024-02-30T12:34:56Z"`)
 	f.Fuzz(func(t *testing.T, raw string) { checkTime(t, raw) })
+}
+
+// TestFields checks Decoder.Field against a linear search, for tables small and large enough
+// that names share hash slots, with keys that match exactly, by case folding or not at all.
+func TestFields(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "aAbBkK\u212aſsS_-é0"
+	randomName := func() string {
+		var b strings.Builder
+		for range 1 + r.IntN(12) {
+			b.WriteRune([]rune(alphabet)[r.IntN(len([]rune(alphabet)))])
+		}
+		return b.String()
+	}
+	long := jsonc.NewFields("abcdefgh-x-z", "tabs")
+	for key, want := range map[string]string{"abcdefgh-x-z": "abcdefgh-x-z", "ABCDEFGH-X-Z": "abcdefgh-x-z",
+		"abcdefgh-y-z": "", "abcdefgh-x-": "", "tab": "", "": ""} {
+		var d jsonc.Decoder
+		d.Reset([]byte(strconv.Quote(key) + ":"))
+		if got := d.Field(long); got != want {
+			t.Errorf("Field(%q) = %q, want %q", key, got, want)
+		}
+	}
+	for _, size := range []int{1, 2, 5, 11, 12, 40, 300} {
+		var names []string
+		seen := map[string]bool{}
+		for len(names) < size {
+			if n := randomName(); !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+		f := jsonc.NewFields(names...)
+		for range 2000 {
+			key := randomName()
+			if r.IntN(2) == 0 {
+				key = names[r.IntN(len(names))]
+			}
+			want := ""
+			if seen[key] {
+				want = key
+			} else {
+				for _, n := range names {
+					if bytes.Equal(jsonc.AppendFoldedName(nil, []byte(n)), jsonc.AppendFoldedName(nil, []byte(key))) {
+						want = n
+						break
+					}
+				}
+			}
+			var d jsonc.Decoder
+			d.Reset([]byte(strconv.Quote(key) + ":"))
+			if got := d.Field(f); got != want {
+				t.Fatalf("%d names: Field(%q) = %q, want %q", size, key, got, want)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package jsonc
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -40,20 +41,21 @@ func (d *Decoder) str() []byte {
 }
 
 // skipPlain skips 8 bytes at a time from p while none of them is special in a string (a quote,
-// a backslash, a control character or a non-ASCII byte), and returns where it stopped.
+// a backslash, a control character or a non-ASCII byte), and returns the position of the first
+// special byte, or where fewer than 8 bytes are left.
 func skipPlain(src []byte, p int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for ; p+8 <= len(src); p += 8 {
 		x := binary.LittleEndian.Uint64(src[p:])
 		q, b := x^'"'*ones, x^'\\'*ones
 		// The high bit of a byte is set in control if the byte is < 0x20, in quote if it is
-		// '"', in backslash if it is '\\' (each maybe also after such a byte, where the
-		// subtraction borrows), and in x if it is not ASCII.
+		// '"', in backslash if it is '\\', and in x if it is not ASCII. Where the subtraction
+		// borrows, it may also be set in the bytes after such a byte, but never before.
 		control := (x - ' '*ones) &^ x
 		quote := (q - ones) &^ q
 		backslash := (b - ones) &^ b
-		if (control|quote|backslash|x)&highs != 0 {
-			break
+		if m := (control | quote | backslash | x) & highs; m != 0 {
+			return p + bits.TrailingZeros64(m)/8
 		}
 	}
 	return p
