@@ -77,9 +77,9 @@ var (
 
 const (
 	modelMaxEntries = 4
-	// smallMaxEvents makes readers with old cursors overflow. A step makes at most 12 events,
-	// and the recorders catch up after every step, so they never overflow.
-	smallMaxEvents = 32
+	// smallMaxEvents makes readers with old cursors overflow. A step makes at most 12 events
+	// per tenant, and the recorders catch up after every step, so they never overflow.
+	smallMaxEvents = 16
 	// maxAdvance bounds the clock moves of a case below the event retention and the key
 	// expiry of an idle tenant, so that neither drops history the recorders rely on.
 	maxAdvance = 4 * time.Minute
@@ -88,7 +88,7 @@ const (
 
 // modelStats are the figures of one test, logged at its end.
 type modelStats struct {
-	cases, ops, events, readerEvents, mirrors, snapshots atomic.Int64
+	cases, ops, events, readerEvents, overflows, mirrors, snapshots atomic.Int64
 }
 
 // runModel runs random cases against fresh targets. Each case checks that:
@@ -110,18 +110,19 @@ func runModel(t *testing.T, newTarget func() target) {
 		c := newModelCase(rt, newTarget(), &stats)
 		defer c.close()
 		rt.Repeat(map[string]func(*rapid.T){
-			"writes":   c.writes,
-			"advance":  c.advance,
-			"snapshot": c.snapshot,
-			"get":      c.get,
-			"reader":   c.reader,
-			"mirror":   c.mirror,
+			"writes":      c.writes,
+			"more writes": c.writes, // twice as likely as the other steps
+			"advance":     c.advance,
+			"snapshot":    c.snapshot,
+			"get":         c.get,
+			"reader":      c.reader,
+			"mirror":      c.mirror,
 		})
 		c.finish(rt)
 		stats.cases.Add(1)
 	})
-	t.Logf("%d cases, %d calls, %d events checked against the model, %d reader events checked, %d snapshots, %d mirrors; divergences: 0",
-		stats.cases.Load(), stats.ops.Load(), stats.events.Load(), stats.readerEvents.Load(), stats.snapshots.Load(), stats.mirrors.Load())
+	t.Logf("%d cases, %d calls, %d events checked against the model, %d reader events checked (%d overflows), %d snapshots, %d mirrors; divergences: 0",
+		stats.cases.Load(), stats.ops.Load(), stats.events.Load(), stats.readerEvents.Load(), stats.overflows.Load(), stats.snapshots.Load(), stats.mirrors.Load())
 }
 
 // modelEntry is one live entry of the model.
@@ -607,6 +608,7 @@ func (c *modelCase) advance(rt *rapid.T) {
 				due[k] = true
 			}
 		}
+		c.snapshotDue(rt, t, due)
 		n := uint64(len(due))
 		for i, ev := range c.history(rt, t, t.version+n)[t.version:] {
 			c.checkCursor(rt, t, ev, t.version+uint64(i)+1)
@@ -621,6 +623,29 @@ func (c *modelCase) advance(rt *rapid.T) {
 		}
 		t.version += n
 	}
+}
+
+// snapshotDue checks a snapshot taken while the expire events of the due keys may still be on
+// their way: it holds none of the due keys, whether or not they were reconciled yet.
+func (c *modelCase) snapshotDue(rt *rapid.T, t *tenantModel, due map[string]bool) {
+	snap, err := c.store.Snapshot(c.ctx, runtime.WithTenant(t.name))
+	if err != nil {
+		rt.Fatalf("snapshot of %q: %v", t.name, err)
+	}
+	cur, err := runtime.ParseCursor(snap.Cursor)
+	if err != nil || cur.Epoch != t.epoch || cur.Seq < t.version || cur.Seq > t.version+uint64(len(due)) {
+		rt.Fatalf("snapshot of %q while %d keys expire: cursor %s, want version %d to %d", t.name, len(due), snap.Cursor, t.version, t.version+uint64(len(due)))
+	}
+	want := []runtime.Entry[string]{}
+	for _, e := range t.list("") {
+		if !due[e.Key] {
+			want = append(want, e)
+		}
+	}
+	if d := gocmp.Diff(want, snap.Entries); d != "" {
+		rt.Fatalf("snapshot of %q while keys expire (-model +got):\n%s", t.name, d)
+	}
+	c.stats.snapshots.Add(1)
 }
 
 func (c *modelCase) drawTenant(rt *rapid.T) *tenantModel {
@@ -676,19 +701,22 @@ func (c *modelCase) get(rt *rapid.T) {
 	}
 }
 
-// reader starts a reader: fresh, after a snapshot's cursor, or after any older cursor.
+// reader starts a reader: fresh, after a snapshot's cursor, after any older cursor, or after
+// the tenant's first cursor.
 func (c *modelCase) reader(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
 	opts := []runtime.ReaderOption{runtime.WithTenant(t.name), runtime.WithPrefix(prefix)}
 	var after string
-	switch rapid.IntRange(0, 2).Draw(rt, "start") {
+	switch rapid.IntRange(0, 3).Draw(rt, "start") {
 	case 1:
 		if len(t.snaps) > 0 {
 			after = rapid.SampledFrom(t.snaps).Draw(rt, "snapshot cursor")
 		}
 	case 2:
 		after = rapid.SampledFrom(t.cursors).Draw(rt, "old cursor")
+	case 3:
+		after = t.cursors[0] // the oldest: it overflows once MaxEvents events followed
 	}
 	if after != "" {
 		opts = append(opts, runtime.After(after))
@@ -771,6 +799,11 @@ func (c *modelCase) checkReader(rt *rapid.T, s *stream) {
 	}
 	evs, _ := s.received()
 	c.stats.readerEvents.Add(int64(len(evs)))
+	for _, ev := range evs {
+		if ev.Kind == runtime.EventOverflow {
+			c.stats.overflows.Add(1)
+		}
+	}
 }
 
 // checkEvents reports whether evs are all the events of hist (versions 1 to len(hist)) after
