@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -399,7 +400,7 @@ func TestFaultUnreachable(t *testing.T) {
 			return err
 		},
 	}
-	for _, name := range slices.Sorted(mapsKeys(calls)) {
+	for _, name := range slices.Sorted(maps.Keys(calls)) {
 		ctx, cancel := context.WithTimeout(t.Context(), deadline)
 		t0 := time.Now()
 		err := calls[name](ctx)
@@ -428,14 +429,4 @@ func TestFaultUnreachable(t *testing.T) {
 	cur, _ := runtime.ParseCursor(after.Cursor)
 	waitOverflow(t, r, old, cur)
 	waitMirror(t, m, changed, after)
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -99,7 +99,8 @@ type modelStats struct {
 //     result and event is what the model says, applied in version order (concurrent writers
 //     make the backend's order the truth: the model replays it and checks each step);
 //   - in one-writer steps, also every rejected or no-op call is what the model says;
-//   - a snapshot equals the model at its cursor; a Get equals the model;
+//   - a snapshot equals the model at its cursor; a Get equals the model; a snapshot taken
+//     while keys expire holds none of the due keys, reconciled or not;
 //   - every reader (started fresh, after a snapshot cursor or after an old cursor) receives
 //     exactly the tenant's events after its cursor that match its prefix, in version order,
 //     none twice, none missing, or an overflow that skips only events that are gone;
