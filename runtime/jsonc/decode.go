@@ -3,6 +3,7 @@ package jsonc
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // maxDepth is encoding/json's limit on the nesting of arrays and objects.
@@ -21,10 +22,7 @@ type Decoder struct {
 	buf   []byte // unescaped string
 	fold  []byte // folded key
 
-	// Strings of small documents share one copy of the document: str records where the last
-	// string without escapes was, shared holds the copy once made.
-	rawStart, rawEnd int
-	shared           string
+	block strings.Builder // memory shared by decoded strings (see String)
 
 	// The ",string" option: the decoder reads the unescaped content of a string as the value.
 	quoted   bool
@@ -36,7 +34,7 @@ type Decoder struct {
 // Reset makes d read src from the start and clears its error.
 func (d *Decoder) Reset(src []byte) {
 	d.src, d.pos, d.err, d.depth, d.first = src, 0, nil, 0, false
-	d.quoted, d.outer, d.shared = false, nil, ""
+	d.quoted, d.outer, d.block = false, nil, strings.Builder{}
 }
 
 // Err returns the first error recorded.

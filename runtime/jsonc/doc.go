@@ -20,7 +20,7 @@
 //     recursion that has no pointer to identify it (a map containing itself) fails at a depth
 //     of 10,000 instead.
 //
-// Strings decoded from a document of at most 4 KiB share one copy of the document.
+// Strings decoded from one document share blocks of memory of at most 4 KiB.
 //
 // The package is an implementation detail of generated code; its API is small and may grow
 // with the generator.

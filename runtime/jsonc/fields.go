@@ -12,11 +12,10 @@ import (
 type Fields struct {
 	names  []string
 	folded []string
-	slots  []slot // by hash of the name
-
-	mul   uint32            // multiplier of the hash
-	shift uint8             // 32 - log2(len(slots))
-	fold  map[string]string // for large structs; first field wins
+	slots  []slot            // by hash of the name
+	mul    uint32            // multiplier of the hash
+	shift  uint8             // 32 - log2(len(slots))
+	fold   map[string]string // for large structs; first field wins
 }
 
 // slot is an entry of Fields.slots.

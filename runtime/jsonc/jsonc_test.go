@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -298,6 +299,35 @@ func FuzzDecodeTime(f *testing.F) {
 	f.Add(`"2024-02-29T12:34:56.789Z"`)
 	f.Add(`"2024-02-30T12:34:56Z"`)
 	f.Fuzz(func(t *testing.T, raw string) { checkTime(t, raw) })
+}
+
+// TestDecodeStringBlocks decodes arrays of strings of many sizes, which fill several blocks of
+// shared memory or have their own, and compares them with encoding/json.
+func TestDecodeStringBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		in := make([]string, r.IntN(200))
+		for i := range in {
+			in[i] = strings.Repeat(string(rune('a'+i%26)), r.IntN(1500)) + `\u00e9\n`[:r.IntN(2)*8]
+		}
+		doc := []byte(`["` + strings.Join(in, `","`) + `"]`)
+		var want []string
+		if err := json.Unmarshal(doc, &want); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var d jsonc.Decoder
+		d.Reset(doc)
+		if d.Array() {
+			for d.NextElem() {
+				got = append(got, "")
+				d.String(&got[len(got)-1])
+			}
+		}
+		if err := d.Finish(); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("decode %.100q: %v, equal %v", doc, err, slices.Equal(got, want))
+		}
+	}
 }
 
 // TestFields checks Decoder.Field against a linear search, for tables small and large enough

@@ -22,7 +22,6 @@ func (d *Decoder) str() []byte {
 		}
 		if c == '"' {
 			d.pos = p + 1
-			d.rawStart, d.rawEnd = start, p
 			return src[start:p]
 		}
 		if c >= utf8.RuneSelf {
@@ -32,7 +31,6 @@ func (d *Decoder) str() []byte {
 			}
 		}
 		d.pos = p
-		d.rawStart = -1
 		return d.unescape(start)
 	}
 	d.pos = p

@@ -3,6 +3,7 @@ package jsonc
 import (
 	"encoding/base64"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -249,12 +250,17 @@ func (d *Decoder) text(typ string) ([]byte, bool) {
 	return nil, false
 }
 
-// maxShared is the size up to which strings share one copy of the document.
-const maxShared = 4096
+// Strings share blocks of memory: the first block of a document holds up to a quarter of its
+// size, within [minBlock, maxBlock]; each next block is twice as large, up to maxBlock. A
+// string of more than maxBlock/4 bytes has its own memory.
+const (
+	minBlock = 64
+	maxBlock = 4096
+)
 
-// String decodes a string into *p; null leaves *p unchanged. Strings without escapes in a
-// document of at most 4 KiB share one copy of the document, which saves an allocation per
-// string but keeps the copy alive as long as any of them.
+// String decodes a string into *p; null leaves *p unchanged. The strings of a document
+// share blocks of memory of at most 4 KiB, which saves an allocation per string but keeps a
+// block alive as long as any of its strings.
 func (d *Decoder) String(p *string) {
 	var s []byte
 	ok := false
@@ -263,16 +269,25 @@ func (d *Decoder) String(p *string) {
 	} else {
 		s, ok = d.text("string")
 	}
-	switch {
-	case !ok:
-	case d.quoted || d.rawStart < 0 || len(d.src) > maxShared:
-		*p = string(s)
-	default:
-		if d.shared == "" {
-			d.shared = string(d.src)
-		}
-		*p = d.shared[d.rawStart:d.rawEnd]
+	if ok {
+		*p = d.share(s)
 	}
+}
+
+// share returns s as a string in the current block of d, starting a new block if s does not
+// fit.
+func (d *Decoder) share(s []byte) string {
+	if len(s) > maxBlock/4 {
+		return string(s)
+	}
+	if b := &d.block; b.Cap()-b.Len() < len(s) {
+		size := min(max(2*b.Cap(), len(d.src)/4, minBlock), maxBlock)
+		*b = strings.Builder{} // the strings in the full block keep it
+		b.Grow(size)
+	}
+	d.block.Write(s)
+	all := d.block.String()
+	return all[len(all)-len(s):]
 }
 
 // Bytes decodes a base64 string (standard encoding; CR and LF ignored) or an array of numbers
