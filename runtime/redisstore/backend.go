@@ -231,28 +231,35 @@ func (b *Backend) Snapshot(ctx context.Context, s runtime.Scope, prefix string) 
 }
 
 // parseSnapshot makes a snapshot of the fields of a state hash: the live entries (expiring
-// after now) of the keys with prefix, sorted by key.
+// after now) of the keys with prefix, sorted by key. The values share one allocation, each
+// slice capped at its own end, so that appending to one cannot change another.
 func parseSnapshot(state map[string]string, now int64, prefix string) (runtime.RawSnapshot, error) {
 	epoch := state["#epoch"]
 	seq, err := strconv.ParseUint(cmp.Or(state["#seq"], "0"), 10, 64)
 	if !runtime.ValidEpoch(epoch) || err != nil {
 		return runtime.RawSnapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, state["#seq"])
 	}
-	type field struct{ key, stored string }
-	fields := make([]field, 0, len(state))
+	// Entry fields are "k" + key: sorting the field names sorts the keys.
+	names := make([]string, 0, len(state))
+	size := 0
 	for name, stored := range state {
-		if key, ok := strings.CutPrefix(name, "k"); ok && strings.HasPrefix(key, prefix) {
-			fields = append(fields, field{key, stored})
+		if len(name) > 0 && name[0] == 'k' && strings.HasPrefix(name[1:], prefix) {
+			names = append(names, name)
+			size += len(stored)
 		}
 	}
-	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
-	entries := make([]runtime.RawEntry, 0, len(fields))
-	for _, f := range fields {
-		e, err := parseStored(f.key, f.stored)
+	slices.Sort(names)
+	values := make([]byte, 0, size)
+	entries := make([]runtime.RawEntry, 0, len(names))
+	for _, name := range names {
+		e, value, err := parseHead(name[1:], state[name])
 		if err != nil {
 			return runtime.RawSnapshot{}, err
 		}
 		if e.ExpiresAt.UnixMilli() > now {
+			start := len(values)
+			values = append(values, value...)
+			e.Value = values[start:len(values):len(values)]
 			entries = append(entries, e)
 		}
 	}

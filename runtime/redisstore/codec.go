@@ -12,27 +12,47 @@ import (
 // parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"
 // with times in Unix milliseconds, as the scripts write it.
 func parseStored(key, s string) (runtime.RawEntry, error) {
+	e, value, err := parseHead(key, s)
+	if err != nil {
+		return runtime.RawEntry{}, err
+	}
+	e.Value = []byte(value)
+	return e, nil
+}
+
+// parseHead decodes a stored entry but its value, which it returns as it is.
+func parseHead(key, s string) (runtime.RawEntry, string, error) {
 	var n [4]int64
-	rest := s
 	for i := range n {
-		j := strings.IndexByte(rest, '|')
-		if j < 0 {
-			return runtime.RawEntry{}, fmt.Errorf("redisstore: malformed stored entry of %q", key)
+		v, rest, ok := cutNumber(s)
+		if !ok {
+			return runtime.RawEntry{}, "", fmt.Errorf("redisstore: malformed stored entry of %q", key)
 		}
-		v, err := strconv.ParseInt(rest[:j], 10, 64)
-		if err != nil || v < 0 {
-			return runtime.RawEntry{}, fmt.Errorf("redisstore: malformed stored entry of %q", key)
-		}
-		n[i], rest = v, rest[j+1:]
+		n[i], s = v, rest
 	}
 	return runtime.RawEntry{
 		Key:       key,
-		Value:     []byte(rest),
 		Version:   uint64(n[0]),
 		CreatedAt: time.UnixMilli(n[1]),
 		UpdatedAt: time.UnixMilli(n[2]),
 		ExpiresAt: time.UnixMilli(n[3]),
-	}, nil
+	}, s, nil
+}
+
+// cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value
+// and the rest of s after the '|'. At most 18 digits, so that the value cannot overflow.
+func cutNumber(s string) (v int64, rest string, ok bool) {
+	for i := 0; i < len(s) && i <= 18; i++ {
+		c := s[i]
+		switch {
+		case c == '|' && i > 0:
+			return v, s[i+1:], true
+		case c < '0' || c > '9':
+			return 0, "", false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return 0, "", false
 }
 
 // parseEvent decodes one stream entry written by the scripts' emit: its ID is "<version>-0"
