@@ -25,11 +25,11 @@ local function num(n)
   return string.format('%d', n)
 end
 
--- parse decodes a stored entry but its value, which starts at vpos; the fields ending in _s
--- keep the text of the times.
+-- parse decodes what every script needs of a stored entry: the text of its version (v_s) and
+-- of its createdAt (c_s), and its expiresAt (e). A script that needs more reads it from stored.
 local function parse(stored)
-  local v, c, u, e, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  return {v = tonumber(v), c = tonumber(c), c_s = c, u_s = u, e = tonumber(e), stored = stored, vpos = vpos}
+  local v_s, c_s, e = string.match(stored, '^(%d+)|(%d+)|%d+|(%d+)|')
+  return {v_s = v_s, c_s = c_s, e = tonumber(e), stored = stored}
 end
 
 -- encode makes a stored entry of the text of its numbers and the value.
@@ -133,14 +133,15 @@ local function live(ctx, key)
   return cur
 end
 
--- cond_ok checks a write condition: kind 0 none, 1 if new, 2 if exists, 3 if version.
+-- cond_ok checks a write condition, given as the text of its kind (0 none, 1 if new, 2 if
+-- exists, 3 if version) and of its version.
 local function cond_ok(cur, kind, version)
-  if kind == 1 then
+  if kind == '1' then
     return cur == nil
-  elseif kind == 2 then
+  elseif kind == '2' then
     return cur ~= nil
-  elseif kind == 3 then
-    return cur ~= nil and cur.v == version
+  elseif kind == '3' then
+    return cur ~= nil and tonumber(cur.v_s) == tonumber(version)
   end
   return true
 end

@@ -6,7 +6,7 @@ local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), {key})
 reconcile(ctx)
 local cur = live(ctx, key)
 local status = 0
-if not cond_ok(cur, tonumber(ARGV[6]), tonumber(ARGV[7])) then
+if not cond_ok(cur, ARGV[6], ARGV[7]) then
   status = -1
 elseif cur then
   redis.call('HDEL', K_STATE, 'k' .. key)

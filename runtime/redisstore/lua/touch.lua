@@ -5,7 +5,7 @@ local key = ARGV[4]
 local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), {key})
 reconcile(ctx)
 local cur = live(ctx, key)
-if not cond_ok(cur, tonumber(ARGV[7]), tonumber(ARGV[8])) then
+if not cond_ok(cur, ARGV[7], ARGV[8]) then
   finish(ctx, 0, false)
   return {-1}
 end
@@ -15,11 +15,12 @@ if cur == nil then
 end
 local expires = ctx.now + tonumber(ARGV[5])
 local expires_s = num(expires)
-local version, v_s, updated_s = cur.v, num(cur.v), cur.u_s
+local version, v_s = tonumber(cur.v_s), cur.v_s
+local updated_s, vpos = string.match(cur.stored, '^%d+|%d+|(%d+)|%d+|()')
 if ARGV[6] ~= '1' then
   v_s = emit(ctx, 't', key, 'e', expires_s)
   version, updated_s = ctx.seq, ctx.now_s
 end
-write(ctx, key, encode(v_s, cur.c_s, updated_s, expires_s, string.sub(cur.stored, cur.vpos)), expires)
+write(ctx, key, encode(v_s, cur.c_s, updated_s, expires_s, string.sub(cur.stored, vpos)), expires)
 finish(ctx, expires, false)
 return {1, version, expires}

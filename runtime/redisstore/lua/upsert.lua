@@ -19,7 +19,7 @@ for i = 1, n do
   local key, value = ARGV[a], ARGV[a + 1]
   local cur = live(ctx, key)
   local status = 1
-  if not cond_ok(cur, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])) then
+  if not cond_ok(cur, ARGV[a + 3], ARGV[a + 4]) then
     status = -1
   elseif cur == nil then
     if live_count == nil then
@@ -38,7 +38,7 @@ for i = 1, n do
   else
     local created, created_s = ctx.now, ctx.now_s
     if cur then
-      created, created_s = cur.c, cur.c_s
+      created, created_s = tonumber(cur.c_s), cur.c_s
     end
     local expires = ctx.now + tonumber(ARGV[a + 2])
     local expires_s = num(expires)
