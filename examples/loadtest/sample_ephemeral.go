@@ -142,7 +142,9 @@ func ephemeralDecodeSample(d *ephemeraljsonc.Decoder, v *Sample) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsSample) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "writer":
 			d.Int(&v.Writer)
 		case "seq":
@@ -150,6 +152,9 @@ func ephemeralDecodeSample(d *ephemeraljsonc.Decoder, v *Sample) {
 		case "status":
 			d.String(&v.Status)
 		default:
+			if name = d.Fold(ephemeralFieldsSample, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

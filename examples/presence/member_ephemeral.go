@@ -142,7 +142,9 @@ func ephemeralDecodeMember(d *ephemeraljsonc.Decoder, v *Member) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsMember) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "id":
 			d.String(&v.ID)
 		case "name":
@@ -150,6 +152,9 @@ func ephemeralDecodeMember(d *ephemeraljsonc.Decoder, v *Member) {
 		case "status":
 			d.String((*string)(&v.Status))
 		default:
+			if name = d.Fold(ephemeralFieldsMember, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

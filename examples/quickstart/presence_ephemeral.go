@@ -177,7 +177,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsPresence) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "room":
 			d.String(&v.Room)
 		case "userId":
@@ -185,6 +187,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		case "status":
 			d.String(&v.Status)
 		default:
+			if name = d.Fold(ephemeralFieldsPresence, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

@@ -153,7 +153,9 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *Session) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsSession) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "userId":
 			d.String(&v.UserID)
 		case "roles":
@@ -171,6 +173,9 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *Session) {
 				v.Roles = s
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsSession, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

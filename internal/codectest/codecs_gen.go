@@ -388,7 +388,9 @@ func ephemeralDecodeA1(d *ephemeraljsonc.Decoder, v *A1) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsA1) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "Name":
 			d.String(&v.Name)
 		case "X":
@@ -398,6 +400,9 @@ func ephemeralDecodeA1(d *ephemeraljsonc.Decoder, v *A1) {
 		case "Only1":
 			d.Int(&v.Only1)
 		default:
+			if name = d.Fold(ephemeralFieldsA1, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -424,7 +429,9 @@ func ephemeralDecodeA2(d *ephemeraljsonc.Decoder, v *A2) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsA2) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "Name":
 			d.String(&v.Name)
 		case "Y":
@@ -436,6 +443,9 @@ func ephemeralDecodeA2(d *ephemeraljsonc.Decoder, v *A2) {
 		case "Only1":
 			d.Int(&v.Winner)
 		default:
+			if name = d.Fold(ephemeralFieldsA2, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -463,7 +473,9 @@ func ephemeralDecodeConflicts(d *ephemeraljsonc.Decoder, v *Conflicts) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsConflicts) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "Only2":
 			if v.A2 == nil {
 				v.A2 = new(A2)
@@ -479,6 +491,9 @@ func ephemeralDecodeConflicts(d *ephemeraljsonc.Decoder, v *Conflicts) {
 		case "Y":
 			d.Int(&v.Deeper.Y)
 		default:
+			if name = d.Fold(ephemeralFieldsConflicts, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -539,7 +554,9 @@ func ephemeralDecodeDeeper(d *ephemeraljsonc.Decoder, v *Deeper) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsDeeper) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "Name":
 			d.String(&v.A1.Name)
 		case "X":
@@ -551,6 +568,9 @@ func ephemeralDecodeDeeper(d *ephemeraljsonc.Decoder, v *Deeper) {
 		case "Y":
 			d.Int(&v.Y)
 		default:
+			if name = d.Fold(ephemeralFieldsDeeper, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -634,7 +654,9 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsDocument) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "id":
 			d.String(&v.ID)
 		case "owner":
@@ -707,6 +729,9 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 				}
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsDocument, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -727,12 +752,17 @@ func ephemeralDecodeEmbedded(d *ephemeraljsonc.Decoder, v *Embedded) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsEmbedded) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "promoted":
 			d.String(&v.Promoted)
 		case "shadowed":
 			d.Int(&v.Shadowed)
 		default:
+			if name = d.Fold(ephemeralFieldsEmbedded, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -755,12 +785,17 @@ func ephemeralDecodeEmbeddedPtr(d *ephemeraljsonc.Decoder, v *EmbeddedPtr) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsEmbeddedPtr) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "deep":
 			d.String(&v.Deep)
 		case "count":
 			d.Int(&v.Count)
 		default:
+			if name = d.Fold(ephemeralFieldsEmbeddedPtr, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -1319,7 +1354,9 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsEverything) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "promoted":
 			d.String(&v.Embedded.Promoted)
 		case "deep":
@@ -1952,6 +1989,9 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 		case "alias":
 			ephemeralDecodeItem(d, &v.Alias)
 		default:
+			if name = d.Fold(ephemeralFieldsEverything, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -1976,7 +2016,9 @@ func ephemeralDecodeFolded(d *ephemeraljsonc.Decoder, v *Folded) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsFolded) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "name":
 			d.String(&v.Name)
 		case "NAME":
@@ -1986,6 +2028,9 @@ func ephemeralDecodeFolded(d *ephemeraljsonc.Decoder, v *Folded) {
 		case "ſ":
 			d.String(&v.Sharp)
 		default:
+			if name = d.Fold(ephemeralFieldsFolded, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2006,12 +2051,17 @@ func ephemeralDecodeItem(d *ephemeraljsonc.Decoder, v *Item) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsItem) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "name":
 			d.String(&v.Name)
 		case "price":
 			d.Float32(&v.Price)
 		default:
+			if name = d.Fold(ephemeralFieldsItem, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2035,7 +2085,9 @@ func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsLowerEmbed) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "val":
 			if v.lowerEmbedded == nil {
 				d.FailEmbedded("codectest.lowerEmbedded")
@@ -2045,6 +2097,9 @@ func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
 		case "name":
 			d.String(&v.Name)
 		default:
+			if name = d.Fold(ephemeralFieldsLowerEmbed, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2063,10 +2118,15 @@ func ephemeralDecodeLowerEmbedded(d *ephemeraljsonc.Decoder, v *lowerEmbedded) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsLowerEmbedded) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "val":
 			d.Int(&v.Val)
 		default:
+			if name = d.Fold(ephemeralFieldsLowerEmbedded, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2100,7 +2160,9 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsMeta) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "created":
 			ephemeraljsonc.Unmarshal(d, &v.Created)
 		case "ttl":
@@ -2123,6 +2185,9 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 				}
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsMeta, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2155,7 +2220,9 @@ func ephemeralDecodeNode(d *ephemeraljsonc.Decoder, v *Node) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsNode) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "value":
 			d.Int(&v.Value)
 		case "next":
@@ -2168,6 +2235,9 @@ func ephemeralDecodeNode(d *ephemeraljsonc.Decoder, v *Node) {
 				ephemeralDecodeNode(d, v.Next)
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsNode, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2203,7 +2273,9 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsOtherItem) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "id":
 			d.Int(&v.ID)
 		case "name":
@@ -2223,6 +2295,9 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 				v.Tags = s
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsOtherItem, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2243,12 +2318,17 @@ func ephemeralDecodePairStringCodectestLevel(d *ephemeraljsonc.Decoder, v *Pair[
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsPairStringCodectestLevel) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "key":
 			d.String(&v.Key)
 		case "value":
 			d.Int((*int)(&v.Value))
 		default:
+			if name = d.Fold(ephemeralFieldsPairStringCodectestLevel, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2288,7 +2368,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsPresence) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "room":
 			d.String(&v.Room)
 		case "userId":
@@ -2314,6 +2396,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 				v.Tabs = s
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsPresence, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2340,12 +2425,17 @@ func ephemeralDecodeStruct1(d *ephemeraljsonc.Decoder, v *struct {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsStruct1) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "X":
 			d.Int(&v.X)
 		case "Y":
 			d.Int(&v.Y)
 		default:
+			if name = d.Fold(ephemeralFieldsStruct1, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -2436,7 +2526,9 @@ func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsTree) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "name":
 			d.String(&v.Name)
 		case "kids":
@@ -2475,6 +2567,9 @@ func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
 				}
 			}
 		default:
+			if name = d.Fold(ephemeralFieldsTree, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

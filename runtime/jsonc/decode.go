@@ -14,13 +14,13 @@ const maxDepth = 10000
 // recorded, so that generated code checks once, in [Decoder.Finish]. The zero value, after
 // [Decoder.Reset], is ready to use.
 type Decoder struct {
-	src   []byte
-	pos   int
-	err   error
-	depth int
-	first bool   // no member read yet in the innermost object or array
-	buf   []byte // unescaped string
-	fold  []byte // folded key
+	src    []byte
+	pos    int
+	err    error
+	depth  int
+	first  bool   // no member read yet in the innermost object or array
+	buf    []byte // unescaped string
+	folded []byte // folded key
 
 	block strings.Builder // memory shared by decoded strings (see String)
 
@@ -273,13 +273,12 @@ func (d *Decoder) Key() []byte {
 	return k
 }
 
-// Field reads an object key and the colon after it, and returns the name in f that it
-// matches as encoding/json matches field names (exactly, else case-insensitively, first
-// field first), or "" if none.
-func (d *Decoder) Field(f *Fields) string {
-	k := d.Key()
+// Fold returns the name in f that the key k matches case-insensitively, as encoding/json
+// matches a key that is not exactly a field name (first field first), or nil if there is
+// none. Generated code switches on the key first and calls Fold only when no name is equal.
+func (d *Decoder) Fold(f *Fields, k []byte) []byte {
 	if d.err != nil {
-		return ""
+		return nil
 	}
-	return f.match(k, d)
+	return f.fold(k, d)
 }

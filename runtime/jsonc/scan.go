@@ -14,6 +14,10 @@ func (d *Decoder) str() []byte {
 	src := d.src
 	start := d.pos + 1
 	p := skipPlain(src, start)
+	if p < len(src) && src[p] == '"' {
+		d.pos = p + 1
+		return src[start:p]
+	}
 	for p < len(src) {
 		c := src[p]
 		if charClass[c]&special == 0 {
@@ -44,15 +48,12 @@ func (d *Decoder) str() []byte {
 func skipPlain(src []byte, p int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for ; p+8 <= len(src); p += 8 {
+		// The high bit of a byte is set in the first term if the byte is < 0x20, in the second
+		// if it is '"', in the third if it is '\\', and in x if it is not ASCII. Where the
+		// subtraction borrows, it may also be set in the bytes after such a byte, never before.
 		x := binary.LittleEndian.Uint64(src[p:])
 		q, b := x^'"'*ones, x^'\\'*ones
-		// The high bit of a byte is set in control if the byte is < 0x20, in quote if it is
-		// '"', in backslash if it is '\\', and in x if it is not ASCII. Where the subtraction
-		// borrows, it may also be set in the bytes after such a byte, but never before.
-		control := (x - ' '*ones) &^ x
-		quote := (q - ones) &^ q
-		backslash := (b - ones) &^ b
-		if m := (control | quote | backslash | x) & highs; m != 0 {
+		if m := ((x-' '*ones)&^x | (q-ones)&^q | (b-ones)&^b | x) & highs; m != 0 {
 			return p + bits.TrailingZeros64(m)/8
 		}
 	}

@@ -165,11 +165,18 @@ func (c *gen) structDec(t types.Type) []jen.Code {
 	for _, f := range jsonFields(t) {
 		cases = append(cases, jen.Case(jen.Lit(f.name)).Block(c.decField(f)...))
 	}
-	cases = append(cases, jen.Default().Block(d("Skip")))
+	// A key that is not exactly a name is matched again by case folding, as encoding/json
+	// does; the switch on constants makes the common exact match cheap.
+	cases = append(cases, jen.Default().Block(
+		jen.If(jen.Id("name").Op("=").Add(d("Fold", jen.Id("ephemeralFields"+c.self.name), jen.Id("name"))),
+			jen.Id("name").Op("!=").Nil()).Block(jen.Goto().Id("match")),
+		d("Skip")))
 	return []jen.Code{
 		jen.If(jen.Op("!").Add(d("Object"))).Block(jen.Return()),
 		jen.For(d("NextMember")).Block(
-			jen.Switch(d("Field", jen.Id("ephemeralFields"+c.self.name))).Block(cases...)),
+			jen.Id("name").Op(":=").Add(d("Key")),
+			jen.Id("match").Op(":"),
+			jen.Switch(jen.String().Call(jen.Id("name"))).Block(cases...)),
 	}
 }
 

@@ -195,7 +195,9 @@ func ephemeralDecodeCalendarEntry(d *ephemeraljsonc.Decoder, v *calendarEntry) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsCalendarEntry) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "month":
 			d.Int((*int)(&v.Month))
 		case "day":
@@ -205,6 +207,9 @@ func ephemeralDecodeCalendarEntry(d *ephemeraljsonc.Decoder, v *calendarEntry) {
 		case "note":
 			d.String(&v.Note)
 		default:
+			if name = d.Fold(ephemeralFieldsCalendarEntry, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

@@ -138,10 +138,15 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *session) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsSession) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "user":
 			d.String(&v.User)
 		default:
+			if name = d.Fold(ephemeralFieldsSession, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}

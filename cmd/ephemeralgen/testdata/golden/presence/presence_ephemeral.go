@@ -344,7 +344,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsPresence) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "room":
 			d.String(&v.Room)
 		case "userId":
@@ -354,6 +356,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		case "since":
 			ephemeraljsonc.Unmarshal(d, &v.Since)
 		default:
+			if name = d.Fold(ephemeralFieldsPresence, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
@@ -378,7 +383,9 @@ func ephemeralDecodeSeat(d *ephemeraljsonc.Decoder, v *Seat) {
 		return
 	}
 	for d.NextMember() {
-		switch d.Field(ephemeralFieldsSeat) {
+		name := d.Key()
+	match:
+		switch string(name) {
 		case "room":
 			d.String((*string)(&v.Room))
 		case "row":
@@ -388,6 +395,9 @@ func ephemeralDecodeSeat(d *ephemeraljsonc.Decoder, v *Seat) {
 		case "holder":
 			d.String(&v.Holder)
 		default:
+			if name = d.Fold(ephemeralFieldsSeat, name); name != nil {
+				goto match
+			}
 			d.Skip()
 		}
 	}
