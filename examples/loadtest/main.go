@@ -77,7 +77,7 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 	fs.IntVar(&cfg.expireKeys, "expire-keys", 40, "keys of the expire row")
 	fs.DurationVar(&cfg.expireTTL, "expire-ttl", 300*time.Millisecond, "TTL of the first key of the expire row; each further key lives 37ms longer")
 	fs.StringVar(&readers, "readers", "1000,10000", "comma-separated reader counts of the fan-out rows")
-	fs.IntVar(&cfg.fanoutEvents, "fanout-events", 2000, "upserts of the fan-out row")
+	fs.IntVar(&cfg.fanoutEvents, "fanout-events", 2000, "upserts per fan-out row")
 	fs.DurationVar(&cfg.maxTime, "max-time", 30*time.Second, "time limit of each row")
 	fs.StringVar(&run, "run", "", "run only the scenarios matching this `regexp` (throughput, snapshot, delivery, expire, fanout)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
