@@ -178,8 +178,8 @@ func (d *Decoder) Null() bool {
 }
 
 // Object consumes the { of an object and reports true, or consumes a null and reports false.
-// Any other value is an error. Read the members with [Decoder.NextMember] and [Decoder.Field] or
-// [Decoder.Key].
+// Any other value is an error. Read the members with [Decoder.NextMember], [Decoder.Key] and
+// [Decoder.Fold].
 func (d *Decoder) Object() bool { return d.open('{', "object") }
 
 // Array consumes the [ of an array and reports true, or consumes a null and reports false.

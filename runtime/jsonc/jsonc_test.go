@@ -383,3 +383,49 @@ func TestFold(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeFloat compares decoded float64 and float32 values, bit for bit, with
+// encoding/json for numbers near the limits of the exact fast path and random ones.
+func TestDecodeFloat(t *testing.T) {
+	nums := []string{"0", "-0", "1", "-3", "0.5", "1e-7", "12345.678", "9007199254740992", "9007199254740993",
+		"9007199254740992e22", "9007199254740993e22", "1e22", "1e23", "1e-22", "1e-23", "123456789012345678e-5",
+		"1234567890123456789", "12345678901234567890", "0.0000000000000000000001", "1E+2", "1e+0", "0e1000",
+		"1e-1000", "1e400", "-1e400", "4.9e-324", "1.7976931348623157e308", "0.1", "0.3", "100000000000000000000000"}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		n := strconv.FormatUint(r.Uint64N(1<<uint(r.IntN(64))), 10)
+		if p := r.IntN(len(n) + 1); p < len(n) && r.IntN(2) == 0 {
+			n = n[:p] + "." + n[p:]
+			if p == 0 {
+				n = "0" + n
+			}
+		}
+		if r.IntN(2) == 0 {
+			n += "e" + strconv.Itoa(r.IntN(60)-30)
+		}
+		if r.IntN(2) == 0 {
+			n = "-" + n
+		}
+		nums = append(nums, n)
+	}
+	for _, n := range nums {
+		var want64 float64
+		var want32 float32
+		err64, err32 := json.Unmarshal([]byte(n), &want64), json.Unmarshal([]byte(n), &want32)
+		var got64 float64
+		var got32 float32
+		var d jsonc.Decoder
+		d.Reset([]byte(n))
+		d.Float64(&got64)
+		e64 := d.Finish()
+		d.Reset([]byte(n))
+		d.Float32(&got32)
+		e32 := d.Finish()
+		if (e64 == nil) != (err64 == nil) || math.Float64bits(got64) != math.Float64bits(want64) {
+			t.Errorf("Float64(%s) = %v, %v; json %v, %v", n, got64, e64, want64, err64)
+		}
+		if (e32 == nil) != (err32 == nil) || math.Float32bits(got32) != math.Float32bits(want32) {
+			t.Errorf("Float32(%s) = %v, %v; json %v, %v", n, got32, e32, want32, err32)
+		}
+	}
+}

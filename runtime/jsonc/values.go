@@ -98,10 +98,68 @@ func (d *Decoder) float(bits int, typ string) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
+	if bits == 64 && !d.quoted { // quoted numbers are not checked as JSON yet
+		if f, ok := exactFloat(num); ok {
+			return f, true
+		}
+	}
 	f, err := strconv.ParseFloat(string(num), bits)
 	if err != nil {
 		d.numberError(num, typ)
 		return 0, false
+	}
+	return f, true
+}
+
+// pow10 holds the powers of ten that a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+	1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactFloat parses num, a valid JSON number, as strconv.ParseFloat(num, 64) does, if its
+// digits form an integer m of at most 2^53 and its decimal exponent e is within ±22: then m
+// and 10^|e| are exact float64 values and one multiplication or division rounds correctly.
+func exactFloat(num []byte) (float64, bool) {
+	i, m, digits, e := 0, uint64(0), 0, 0
+	if num[0] == '-' {
+		i++
+	}
+	for ; i < len(num) && isDigit(num[i]); i++ {
+		m = m*10 + uint64(num[i]-'0')
+		digits++
+	}
+	if i < len(num) && num[i] == '.' {
+		for i++; i < len(num) && isDigit(num[i]); i++ {
+			m = m*10 + uint64(num[i]-'0')
+			digits++
+			e--
+		}
+	}
+	if i < len(num) { // an exponent: e or E, a sign maybe, digits
+		i++
+		negative := num[i] == '-'
+		if num[i] == '+' || negative {
+			i++
+		}
+		x := 0
+		for ; i < len(num) && x < 1000; i++ { // more than 22 anyway
+			x = x*10 + int(num[i]-'0')
+		}
+		if negative {
+			x = -x
+		}
+		e += x
+	}
+	if digits > 19 || m > 1<<53 || e < -22 || e > 22 {
+		return 0, false
+	}
+	f := float64(m)
+	if e < 0 {
+		f /= pow10[-e]
+	} else {
+		f *= pow10[e]
+	}
+	if num[0] == '-' {
+		f = -f
 	}
 	return f, true
 }
