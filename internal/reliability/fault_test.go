@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -412,10 +411,6 @@ func TestFaultUnreachable(t *testing.T) {
 			t.Errorf("%s with the server down: no error", name)
 		case !errors.As(err, &opErr) && !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, context.DeadlineExceeded):
 			t.Errorf("%s with the server down: %v (%T) wraps neither the network error nor the deadline", name, err, err)
-		case took > deadline+500*time.Millisecond && name == "upsert" && os.Getenv(envKnownBugs) == "":
-			// Known bug, reported: redisstore's group commit applies the first upsert of a
-			// batch on the caller's goroutine with a context without its deadline.
-			t.Logf("upsert with the server down took %v, deadline %v (known bug; set %s=1 to fail on it)", took, deadline, envKnownBugs)
 		case took > deadline+500*time.Millisecond:
 			t.Errorf("%s with the server down took %v, deadline %v", name, took, deadline)
 		default:

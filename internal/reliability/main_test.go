@@ -25,11 +25,10 @@ func TestMain(m *testing.M) {
 
 // The environment variables of the suite.
 const (
-	envRedis     = "EPHEMERAL_REDIS_ADDR"        // host:port of a standalone server
-	envCluster   = "EPHEMERAL_REDIS_CLUSTER"     // comma-separated addresses of cluster nodes
-	envCases     = "EPHEMERAL_RELIABILITY_CASES" // model cases per backend
-	envDuration  = "EPHEMERAL_FAULT_DURATION"    // traffic phase of the connection-kill test
-	envKnownBugs = "EPHEMERAL_KNOWN_BUGS"        // fail on the bugs reported but not fixed yet
+	envRedis    = "EPHEMERAL_REDIS_ADDR"        // host:port of a standalone server
+	envCluster  = "EPHEMERAL_REDIS_CLUSTER"     // comma-separated addresses of cluster nodes
+	envCases    = "EPHEMERAL_RELIABILITY_CASES" // model cases per backend
+	envDuration = "EPHEMERAL_FAULT_DURATION"    // traffic phase of the connection-kill test
 )
 
 // envInt returns the positive integer in the environment variable name, or def.

@@ -117,20 +117,21 @@ func common(l runtime.Limits, extra ...any) []any {
 }
 
 // Upsert implements [runtime.Backend]. Concurrent upserts to one tenant are applied in
-// batches, one script call each (see upsertQueue); a single upsert is a batch of one. If ctx
-// ends while the upsert waits for its batch, Upsert returns ctx.Err() and the upsert may still
-// be applied, as any Redis command may be once it is sent.
+// batches, one script call each (see upsertQueue); a single upsert is a batch of one. Upsert
+// returns when its batch is applied or when ctx ends, whichever comes first. An upsert whose
+// ctx ends before its batch is sent is not applied; once sent, it may be applied, as any Redis
+// command may be.
 func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
 	if err := b.check(); err != nil {
 		return runtime.RawEntry{}, err
 	}
-	call := &upsertCall{req: req, done: make(chan struct{})}
-	b.enqueue(ctx, s, call)
+	call := &upsertCall{ctx: ctx, req: req, done: make(chan struct{})}
+	b.enqueue(s, call)
 	select {
 	case <-call.done:
 		return call.entry, call.err
 	case <-ctx.Done():
-		return runtime.RawEntry{}, ctx.Err()
+		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, ctx.Err())
 	}
 }
 

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime"
@@ -13,6 +14,7 @@ const maxBatch = 64
 
 // upsertCall is one Upsert waiting for its batch.
 type upsertCall struct {
+	ctx   context.Context // the caller's: a call whose ctx ends before its batch is sent is dropped
 	req   runtime.UpsertRequest
 	entry runtime.RawEntry
 	err   error
@@ -28,9 +30,10 @@ type upsertQueue struct {
 	busy    bool // a goroutine is applying this queue's batches
 }
 
-// enqueue adds call to its scope's queue. If no batch is in flight, the caller applies the
-// queue's first batch itself (call among it) and hands the rest, if any, to a goroutine.
-func (b *Backend) enqueue(ctx context.Context, s runtime.Scope, call *upsertCall) {
+// enqueue adds call to its scope's queue and, if no batch is in flight, starts a goroutine
+// that applies the queue's batches until it is empty. The callers wait for their own call (or
+// their context) in Upsert, so no caller waits for another's batch beyond its own deadline.
+func (b *Backend) enqueue(s runtime.Scope, call *upsertCall) {
 	b.qmu.Lock()
 	q := b.queues[s]
 	if q == nil {
@@ -44,23 +47,17 @@ func (b *Backend) enqueue(ctx context.Context, s runtime.Scope, call *upsertCall
 	if !lead {
 		return
 	}
-	// The batch carries other callers' upserts: the leader's cancellation must not fail them.
-	ctx = context.WithoutCancel(ctx)
-	b.apply(ctx, s, b.next(s, q))
-	if !b.more(s, q) {
-		return
-	}
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
-		b.drain(ctx, s, q)
+		b.drain(s, q)
 		return
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		b.drain(ctx, s, q)
+		b.drain(s, q)
 	}()
 }
 
@@ -73,21 +70,22 @@ func (b *Backend) next(s runtime.Scope, q *upsertQueue) []*upsertCall {
 		b.idle(s, q)
 		return nil
 	}
-	n := min(len(q.pending), maxBatch)
-	batch := q.pending[:n:n]
-	q.pending = q.pending[n:]
-	return batch
-}
-
-// more reports whether q has pending upserts, and marks it idle if not.
-func (b *Backend) more(s runtime.Scope, q *upsertQueue) bool {
-	b.qmu.Lock()
-	defer b.qmu.Unlock()
-	if len(q.pending) == 0 {
-		b.idle(s, q)
-		return false
+	var batch []*upsertCall
+	for len(q.pending) > 0 && len(batch) < maxBatch {
+		c := q.pending[0]
+		q.pending = q.pending[1:]
+		if err := c.ctx.Err(); err != nil {
+			// Its caller is gone: drop it unsent, so that it is certainly not applied.
+			c.err = fmt.Errorf("redisstore: upsert %q: %w", c.req.Key, err)
+			close(c.done)
+			continue
+		}
+		batch = append(batch, c)
 	}
-	return true
+	if batch == nil {
+		b.idle(s, q)
+	}
+	return batch
 }
 
 // idle marks q idle and forgets it; b.qmu is held and q has nothing pending.
@@ -98,14 +96,27 @@ func (b *Backend) idle(s runtime.Scope, q *upsertQueue) {
 }
 
 // drain applies q's batches until it is empty.
-func (b *Backend) drain(ctx context.Context, s runtime.Scope, q *upsertQueue) {
+func (b *Backend) drain(s runtime.Scope, q *upsertQueue) {
 	for batch := b.next(s, q); batch != nil; batch = b.next(s, q) {
-		b.apply(ctx, s, batch)
+		b.apply(s, batch)
 	}
 }
 
-// apply runs the upsert script for a batch and completes its calls.
-func (b *Backend) apply(ctx context.Context, s runtime.Scope, batch []*upsertCall) {
+// apply runs the upsert script for a batch and completes its calls. The script call is
+// abandoned only when every caller of the batch has stopped waiting (their contexts ended).
+func (b *Backend) apply(s runtime.Scope, batch []*upsertCall) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	defer cancel()
+	var waiting atomic.Int32
+	waiting.Store(int32(len(batch)))
+	for _, c := range batch {
+		stop := context.AfterFunc(c.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	l := s.Limits.WithDefaults()
 	args := make([]any, 0, 4+5*len(batch))
 	args = append(args, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents, l.MaxEntries)

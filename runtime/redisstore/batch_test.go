@@ -15,9 +15,9 @@ import (
 func applyBatch(b *Backend, s runtime.Scope, reqs ...runtime.UpsertRequest) []*upsertCall {
 	batch := make([]*upsertCall, len(reqs))
 	for i, r := range reqs {
-		batch[i] = &upsertCall{req: r, done: make(chan struct{})}
+		batch[i] = &upsertCall{ctx: context.Background(), req: r, done: make(chan struct{})}
 	}
-	b.apply(context.Background(), s, batch)
+	b.apply(s, batch)
 	return batch
 }
 

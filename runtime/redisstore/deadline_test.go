@@ -1,0 +1,79 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestUpsertDeadlineUnreachable checks that an upsert to a server that does not answer returns
+// when its context ends, not when go-redis gives up dialling (over a second of retries), and
+// that the error wraps the context's.
+func TestUpsertDeadlineUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every dial is refused
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	b := New(client)
+	defer b.Close()
+
+	const deadline = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	_, err = b.Upsert(ctx, scope("down"), runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second})
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Upsert with the server down: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	// Generous: the bug this guards against took 1.7 s.
+	if took > deadline+700*time.Millisecond {
+		t.Errorf("Upsert with a %v deadline returned after %v", deadline, took)
+	}
+}
+
+// TestUpsertDroppedWhenCallerGoneMiniredis checks that an upsert whose caller's context ended
+// before its batch was sent is not applied, and does not hold up the others of its batch.
+func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
+	f := newMini(t)
+	s := scope("gone")
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := func(key string) runtime.UpsertRequest {
+		return runtime.UpsertRequest{Key: key, Value: []byte(key), TTL: time.Hour}
+	}
+	calls := []*upsertCall{
+		{ctx: gone, req: req("dropped"), done: make(chan struct{})},
+		{ctx: context.Background(), req: req("kept"), done: make(chan struct{})},
+	}
+	q := &upsertQueue{pending: calls, busy: true}
+	f.b.qmu.Lock()
+	f.b.queues[s] = q
+	f.b.qmu.Unlock()
+	f.b.drain(s, q)
+
+	if !errors.Is(calls[0].err, context.Canceled) {
+		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].err)
+	}
+	if calls[1].err != nil || calls[1].entry.Version != 1 {
+		t.Errorf("kept upsert: %+v, %v; want version 1", calls[1].entry, calls[1].err)
+	}
+	if _, ok, err := f.b.Get(context.Background(), s, "dropped"); err != nil || ok {
+		t.Errorf("Get(dropped) = %v, %v; want not found", ok, err)
+	}
+	f.b.qmu.Lock()
+	_, left := f.b.queues[s]
+	f.b.qmu.Unlock()
+	if left {
+		t.Errorf("queue of an idle scope was not forgotten")
+	}
+}
