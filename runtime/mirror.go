@@ -127,7 +127,7 @@ type Change[T any] struct {
 }
 
 // MirrorOption configures a [Mirror]: [WithTenant], [WithPrefix], [OnChange],
-// [OnMirrorError], [WithChangeChan], [WithBackoff], [WithClock].
+// [OnMirrorError], [WithChangeChan], [WithBackoff], [WithMirrorClock].
 type MirrorOption interface{ applyMirror(*mirrorOptions) }
 
 type mirrorOptions struct {
@@ -187,9 +187,9 @@ func WithBackoff(initial, limit time.Duration) MirrorOption {
 	})
 }
 
-// WithClock sets the clock a mirror uses to hide entries past their ExpiresAt (default
+// WithMirrorClock sets the clock a mirror uses to hide entries past their ExpiresAt (default
 // time.Now); for tests.
-func WithClock(now func() time.Time) MirrorOption {
+func WithMirrorClock(now func() time.Time) MirrorOption {
 	return mirrorOptionFunc(func(c *mirrorOptions) { c.now = now })
 }
 

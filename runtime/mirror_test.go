@@ -654,7 +654,7 @@ func TestMirrorHidesExpired(t *testing.T) {
 	mustUpsert(t, s, "b", "2", runtime.WithTTL(time.Hour))
 	var now atomic.Pointer[time.Time]
 	now.Store(&mirrorT0)
-	m := startMirror(t, s, runtime.WithClock(func() time.Time { return *now.Load() }))
+	m := startMirror(t, s, runtime.WithMirrorClock(func() time.Time { return *now.Load() }))
 	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
 
 	late := mirrorT0.Add(time.Second)
@@ -815,7 +815,7 @@ func TestMirrorMemstore(t *testing.T) {
 	s, clock := newMemStore(t)
 	mustUpsert(t, s, "a", "1", runtime.WithTTL(time.Second))
 	mustUpsert(t, s, "b", "2")
-	m := startMirror(t, s, runtime.WithClock(clock.Now))
+	m := startMirror(t, s, runtime.WithMirrorClock(clock.Now))
 	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
 
 	mustUpsert(t, s, "c", "3")
@@ -1018,7 +1018,7 @@ func TestMirrorProperty(t *testing.T) {
 
 		var gate sync.Mutex // held by the test while the consumer stalls
 		changes := make(chan runtime.Change[text], 10_000)
-		m, err := s.Mirror(runtime.WithClock(clock.Now), runtime.OnChange(func(c runtime.Change[text]) {
+		m, err := s.Mirror(runtime.WithMirrorClock(clock.Now), runtime.OnChange(func(c runtime.Change[text]) {
 			gate.Lock()
 			changes <- c
 			gate.Unlock()

@@ -106,7 +106,7 @@ func main() {
 	_, err = ps.Store().Upsert(ctx, "foreign2", Presence{}, ephemeralrt.WithTTL(time.Minute))
 	check(err)
 	changes, errs := make(chan PresenceChange, 8), make(chan error, 8)
-	m, err := ps.Mirror(ephemeralrt.WithClock(clock.Now),
+	m, err := ps.Mirror(ephemeralrt.WithMirrorClock(clock.Now),
 		OnPresenceChange(func(c PresenceChange) { changes <- c }),
 		ephemeralrt.OnMirrorError(func(err error) { errs <- err }))
 	check(err)

@@ -738,7 +738,7 @@ func (c *modelCase) mirror(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
 	changed := make(chan struct{}, 1)
-	m, err := c.store.Mirror(runtime.WithTenant(t.name), runtime.WithPrefix(prefix), runtime.WithClock(c.now),
+	m, err := c.store.Mirror(runtime.WithTenant(t.name), runtime.WithPrefix(prefix), runtime.WithMirrorClock(c.now),
 		runtime.WithBackoff(time.Millisecond, 20*time.Millisecond),
 		runtime.OnChange(func(runtime.Change[string]) {
 			select {
