@@ -141,8 +141,7 @@ func ephemeralDecodeSample(d *ephemeraljsonc.Decoder, v *Sample) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "writer":

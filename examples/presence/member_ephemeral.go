@@ -141,8 +141,7 @@ func ephemeralDecodeMember(d *ephemeraljsonc.Decoder, v *Member) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "id":

@@ -176,8 +176,7 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "room":

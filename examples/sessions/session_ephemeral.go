@@ -152,8 +152,7 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *Session) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "userId":

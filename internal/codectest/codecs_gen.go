@@ -387,8 +387,7 @@ func ephemeralDecodeA1(d *ephemeraljsonc.Decoder, v *A1) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "Name":
@@ -428,8 +427,7 @@ func ephemeralDecodeA2(d *ephemeraljsonc.Decoder, v *A2) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "Name":
@@ -472,8 +470,7 @@ func ephemeralDecodeConflicts(d *ephemeraljsonc.Decoder, v *Conflicts) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "Only2":
@@ -553,8 +550,7 @@ func ephemeralDecodeDeeper(d *ephemeraljsonc.Decoder, v *Deeper) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "Name":
@@ -653,8 +649,7 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "id":
@@ -751,8 +746,7 @@ func ephemeralDecodeEmbedded(d *ephemeraljsonc.Decoder, v *Embedded) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "promoted":
@@ -784,8 +778,7 @@ func ephemeralDecodeEmbeddedPtr(d *ephemeraljsonc.Decoder, v *EmbeddedPtr) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "deep":
@@ -1353,8 +1346,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "promoted":
@@ -2015,8 +2007,7 @@ func ephemeralDecodeFolded(d *ephemeraljsonc.Decoder, v *Folded) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "name":
@@ -2050,8 +2041,7 @@ func ephemeralDecodeItem(d *ephemeraljsonc.Decoder, v *Item) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "name":
@@ -2084,8 +2074,7 @@ func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "val":
@@ -2117,8 +2106,7 @@ func ephemeralDecodeLowerEmbedded(d *ephemeraljsonc.Decoder, v *lowerEmbedded) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "val":
@@ -2159,8 +2147,7 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "created":
@@ -2219,8 +2206,7 @@ func ephemeralDecodeNode(d *ephemeraljsonc.Decoder, v *Node) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "value":
@@ -2272,8 +2258,7 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "id":
@@ -2317,8 +2302,7 @@ func ephemeralDecodePairStringCodectestLevel(d *ephemeraljsonc.Decoder, v *Pair[
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "key":
@@ -2367,8 +2351,7 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "room":
@@ -2424,8 +2407,7 @@ func ephemeralDecodeStruct1(d *ephemeraljsonc.Decoder, v *struct {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "X":
@@ -2525,8 +2507,7 @@ func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "name":

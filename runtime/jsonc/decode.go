@@ -227,6 +227,30 @@ func (d *Decoder) validStart(c byte) bool {
 // before it; at the end it consumes the closing } and reports false.
 func (d *Decoder) NextMember() bool { return d.next('}', "after object key:value pair") }
 
+// Member reads the next member's key and the colon after it in the object opened last, with
+// the comma before it; it returns the key, or nil at the end of the object (consuming the
+// closing }) or after an error. The key is valid until the next call that reads a string.
+// Member does what [Decoder.NextMember] and [Decoder.Key] do, faster for compact keys without
+// escapes.
+func (d *Decoder) Member() []byte {
+	src, p := d.src, d.pos
+	if !d.first && p < len(src) && src[p] == ',' {
+		p++
+	}
+	if (p > d.pos || d.first) && p < len(src) && src[p] == '"' && d.err == nil {
+		start := p + 1
+		end := skipPlain(src, start)
+		if end+1 < len(src) && src[end] == '"' && src[end+1] == ':' {
+			d.pos, d.first = end+2, false
+			return src[start:end]
+		}
+	}
+	if !d.NextMember() {
+		return nil
+	}
+	return d.Key()
+}
+
 // NextElem reports whether the array opened last has another element, consuming the comma
 // before it; at the end it consumes the closing ] and reports false.
 func (d *Decoder) NextElem() bool { return d.next(']', "after array element") }

@@ -3,6 +3,7 @@ package jsonc_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -427,5 +428,51 @@ func TestDecodeFloat(t *testing.T) {
 		if (e32 == nil) != (err32 == nil) || math.Float32bits(got32) != math.Float32bits(want32) {
 			t.Errorf("Float32(%s) = %v, %v; json %v, %v", n, got32, e32, want32, err32)
 		}
+	}
+}
+
+// members reads the keys of the object doc with read, skipping the values.
+func members(doc string, read func(*jsonc.Decoder) ([]byte, bool)) ([]string, error) {
+	var d jsonc.Decoder
+	d.Reset([]byte(doc))
+	var keys []string
+	if d.Object() {
+		for k, ok := read(&d); ok; k, ok = read(&d) {
+			keys = append(keys, string(k))
+			d.Skip()
+		}
+	}
+	return keys, d.Finish()
+}
+
+// TestMember checks that Member reads what NextMember and Key read, on compact and spaced
+// objects, escaped keys and malformed input.
+func TestMember(t *testing.T) {
+	for _, doc := range []string{`{"a":1,"b":2}`, `{ "a" : 1 , "b":2 }`, "{\n\"a\":1,\t\"b\" :2}", `{"a":1 "b":2}`,
+		`{,"a":1}`, `{"a":1,}`, `{"a":1,,"b":2}`, `{"\u0061":1,"b\n":2}`, `{"é":1,"ab\"c":2}`, `{"a"`, `{"a":`,
+		`{"a"1}`, `{}`, `{ }`, `{"a":1,"b"`, `{"":1,"":2}`, `{"a":{"b":{}},"c":[{"d":1}]}`, `{"long key name":1}`,
+		`{"a":1}x`, `{"a":1`, `{"a":1,`, `{"a":1,"`, `{"a":-,"b":2}`, `{"abcdefghijklmnop":1,"q":2}`, `{"a"` + ":1" + `,"x":"\u00e9"}`} {
+		checkMember(t, doc)
+		checkMember(t, doc+"                ") // the fast path reads 8 bytes at a time
+	}
+}
+
+// checkMember compares the keys and the error that Member reads in doc with those that
+// NextMember and Key read.
+func checkMember(t *testing.T, doc string) {
+	t.Helper()
+	want, wantErr := members(doc, func(d *jsonc.Decoder) ([]byte, bool) {
+		if !d.NextMember() {
+			return nil, false
+		}
+		k := d.Key()
+		return k, d.Err() == nil
+	})
+	got, err := members(doc, func(d *jsonc.Decoder) ([]byte, bool) {
+		k := d.Member()
+		return k, k != nil
+	})
+	if !slices.Equal(got, want) || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Errorf("%q: Member read %q, %v; NextMember and Key %q, %v", doc, got, err, want, wantErr)
 	}
 }

@@ -173,8 +173,7 @@ func (c *gen) structDec(t types.Type) []jen.Code {
 		d("Skip")))
 	return []jen.Code{
 		jen.If(jen.Op("!").Add(d("Object"))).Block(jen.Return()),
-		jen.For(d("NextMember")).Block(
-			jen.Id("name").Op(":=").Add(d("Key")),
+		jen.For(jen.Id("name").Op(":=").Add(d("Member")), jen.Id("name").Op("!=").Nil(), jen.Id("name").Op("=").Add(d("Member"))).Block(
 			jen.Id("match").Op(":"),
 			jen.Switch(jen.String().Call(jen.Id("name"))).Block(cases...)),
 	}

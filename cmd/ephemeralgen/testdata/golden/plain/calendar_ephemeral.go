@@ -194,8 +194,7 @@ func ephemeralDecodeCalendarEntry(d *ephemeraljsonc.Decoder, v *calendarEntry) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "month":

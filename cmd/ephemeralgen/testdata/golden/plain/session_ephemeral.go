@@ -137,8 +137,7 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *session) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "user":

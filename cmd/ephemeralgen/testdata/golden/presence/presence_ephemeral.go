@@ -343,8 +343,7 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "room":
@@ -382,8 +381,7 @@ func ephemeralDecodeSeat(d *ephemeraljsonc.Decoder, v *Seat) {
 	if !d.Object() {
 		return
 	}
-	for d.NextMember() {
-		name := d.Key()
+	for name := d.Member(); name != nil; name = d.Member() {
 	match:
 		switch string(name) {
 		case "room":
