@@ -111,10 +111,7 @@ func (s *Store[T]) scopeFor(tenant string) (Scope, error) {
 // [ErrPayloadTooLarge], [ErrConflict] when a condition does not hold, and the validation
 // errors.
 func (s *Store[T]) Upsert(ctx context.Context, key string, v T, opts ...UpsertOption) (Entry[T], error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applyUpsert(&o)
-	}
+	o := collect(opts, UpsertOption.applyUpsert)
 	sc, req, err := s.upsertRequest(key, &v, &o)
 	if err != nil {
 		return Entry[T]{}, err
@@ -162,10 +159,7 @@ func (s *Store[T]) ttl(o *callOptions) (time.Duration, error) {
 // A missing or expired key is not an error: the result's OK is false. Unless [Quiet] is given,
 // the touch makes a new version and a touch event.
 func (s *Store[T]) Touch(ctx context.Context, key string, opts ...TouchOption) (TouchResult, error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applyTouch(&o)
-	}
+	o := collect(opts, TouchOption.applyTouch)
 	sc, err := s.scopeFor(o.tenant)
 	if err != nil {
 		return TouchResult{}, err
@@ -186,10 +180,7 @@ func (s *Store[T]) Touch(ctx context.Context, key string, opts ...TouchOption) (
 // Remove deletes the entry at key and reports whether it was live. A live key's removal emits a
 // delete event carrying the reason of [WithReason].
 func (s *Store[T]) Remove(ctx context.Context, key string, opts ...RemoveOption) (bool, error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applyRemove(&o)
-	}
+	o := collect(opts, RemoveOption.applyRemove)
 	sc, err := s.scopeFor(o.tenant)
 	if err != nil {
 		return false, err
@@ -210,10 +201,7 @@ func (s *Store[T]) Remove(ctx context.Context, key string, opts ...RemoveOption)
 // ExpiresAt is never returned. A stored value the codec cannot decode is an error wrapping
 // [ErrDecode].
 func (s *Store[T]) Get(ctx context.Context, key string, opts ...GetOption) (e Entry[T], ok bool, err error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applyGet(&o)
-	}
+	o := collect(opts, GetOption.applyGet)
 	sc, err := s.scopeFor(o.tenant)
 	if err != nil {
 		return e, false, err
@@ -232,10 +220,7 @@ func (s *Store[T]) Get(ctx context.Context, key string, opts ...GetOption) (e En
 // Snapshot returns every live entry of the tenant (of the keys with a prefix, with
 // [WithPrefix]), sorted by key in byte order, and the cursor to start a reader after.
 func (s *Store[T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Snapshot[T], error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applySnapshot(&o)
-	}
+	o := collect(opts, SnapshotOption.applySnapshot)
 	sc, err := s.scopeFor(o.tenant)
 	if err != nil {
 		return Snapshot[T]{}, err
@@ -266,10 +251,7 @@ func (s *Store[T]) decodeEntry(raw *RawEntry) (Entry[T], error) {
 // starts after the given cursor; an overflow event comes first when that cursor is no longer
 // available. Close the reader when done.
 func (s *Store[T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader[T], error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt.applyReader(&o)
-	}
+	o := collect(opts, ReaderOption.applyReader)
 	sc, err := s.scopeFor(o.tenant)
 	if err != nil {
 		return nil, err
@@ -288,6 +270,20 @@ func (s *Store[T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader[T]
 		return nil, err
 	}
 	return newReader(s, sub, req.After), nil
+}
+
+// collect applies opts to a fresh callOptions. The options are interface values, so the
+// struct they write to escapes to the heap; allocating it only when there are options keeps
+// calls without options free of that allocation.
+func collect[O any](opts []O, apply func(O, *callOptions)) callOptions {
+	if len(opts) == 0 {
+		return callOptions{}
+	}
+	o := new(callOptions)
+	for _, opt := range opts {
+		apply(opt, o)
+	}
+	return *o
 }
 
 func checkKey(key string) error {
