@@ -22,6 +22,8 @@ func TestMain(m *testing.M) {
 const (
 	envRedis   = "EPHEMERAL_REDIS_ADDR"    // host:port of a standalone server
 	envCluster = "EPHEMERAL_REDIS_CLUSTER" // comma-separated addresses of cluster nodes
+	// envSentinel names a Sentinel-managed master: <master name>@<sentinel addr>[,<addr>...].
+	envSentinel = "EPHEMERAL_REDIS_SENTINEL"
 )
 
 // fixture is a backend under test with what the tests need to reach around it.
@@ -82,6 +84,21 @@ func newCluster(t testing.TB, opts ...Option) fixture {
 		t.Skipf("set %s to run against a Redis Cluster", envCluster)
 	}
 	return newOn(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")}), opts)
+}
+
+// newSentinel returns a backend on the master that the Sentinels named by
+// EPHEMERAL_REDIS_SENTINEL manage, through go-redis's failover client, or skips.
+func newSentinel(t testing.TB, opts ...Option) fixture {
+	v := os.Getenv(envSentinel)
+	if v == "" {
+		t.Skipf("set %s=<master>@<sentinel addr>[,...] to run against a Sentinel-managed Redis", envSentinel)
+	}
+	name, addrs, ok := strings.Cut(v, "@")
+	if !ok || name == "" || addrs == "" {
+		t.Fatalf("%s=%q: want <master>@<sentinel addr>[,<addr>...]", envSentinel, v)
+	}
+	client := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: name, SentinelAddrs: strings.Split(addrs, ",")})
+	return newOn(t, client, opts)
 }
 
 func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {

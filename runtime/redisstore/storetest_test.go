@@ -21,3 +21,9 @@ func TestStoretestRedis(t *testing.T) {
 func TestStoretestCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness { return newCluster(t).harness() })
 }
+
+// TestStoretestSentinel runs the suite through go-redis's failover client, which asks the
+// Sentinels for the master's address.
+func TestStoretestSentinel(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness { return newSentinel(t).harness() })
+}
