@@ -476,3 +476,43 @@ func checkMember(t *testing.T, doc string) {
 		t.Errorf("%q: Member read %q, %v; NextMember and Key %q, %v", doc, got, err, want, wantErr)
 	}
 }
+
+// checkInt decodes doc into a T with decode and with encoding/json.
+func checkInt[T comparable](t *testing.T, doc string, decode func(*jsonc.Decoder, *T)) {
+	t.Helper()
+	var want, got T
+	wantErr := json.Unmarshal([]byte(doc), &want)
+	var d jsonc.Decoder
+	d.Reset([]byte(doc))
+	decode(&d, &got)
+	if err := d.Finish(); (err == nil) != (wantErr == nil) || err == nil && got != want {
+		t.Errorf("decode %q into %T = %v, %v; json %v, %v", doc, got, got, err, want, wantErr)
+	}
+}
+
+// TestDecodeInt compares decoded integers of every size with encoding/json, around the limits
+// of each type and of the compact path.
+func TestDecodeInt(t *testing.T) {
+	docs := []string{"0", "-0", "01", "-01", "1.0", "1e2", "1E2", "-", "--1", "1-", " 5", "5 ", "5,", "0x1", "+1",
+		"127", "128", "-128", "-129", "255", "256", "32767", "32768", "65535", "65536", "2147483647", "2147483648",
+		"-2147483648", "-2147483649", "4294967295", "4294967296", "999999999999999999", "1000000000000000000",
+		"-999999999999999999", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"-9223372036854775809", "18446744073709551615", "18446744073709551616", "00", "1.", "null", `"1"`}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		docs = append(docs, strconv.FormatInt(r.Int64()>>r.IntN(64), 10))
+	}
+	for _, doc := range docs {
+		checkInt(t, doc, (*jsonc.Decoder).Int)
+		checkInt(t, doc, (*jsonc.Decoder).Int8)
+		checkInt(t, doc, (*jsonc.Decoder).Int16)
+		checkInt(t, doc, (*jsonc.Decoder).Int32)
+		checkInt(t, doc, (*jsonc.Decoder).Int64)
+		checkInt(t, doc, (*jsonc.Decoder).Uint)
+		checkInt(t, doc, (*jsonc.Decoder).Uint8)
+		checkInt(t, doc, (*jsonc.Decoder).Uint16)
+		checkInt(t, doc, (*jsonc.Decoder).Uint32)
+		checkInt(t, doc, (*jsonc.Decoder).Uint64)
+		checkInt(t, doc, (*jsonc.Decoder).Uintptr)
+	}
+}

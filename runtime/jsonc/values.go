@@ -42,7 +42,40 @@ func (d *Decoder) numberError(num []byte, typ string) {
 	d.Fail(&UnmarshalTypeError{Value: "number " + string(num), Type: typ, Offset: int64(d.pos - len(num))})
 }
 
+// compactInt parses an integer of at most 18 digits at d.pos, without white space before
+// it, and returns it with the position after it; ok is false for anything else (a fraction or
+// an exponent, a longer or malformed number), which the general path then reads.
+func (d *Decoder) compactInt() (n int64, end int, ok bool) {
+	src, p := d.src, d.pos
+	if p >= len(src) || d.err != nil || d.quoted {
+		return 0, 0, false
+	}
+	negative := src[p] == '-'
+	if negative {
+		p++
+	}
+	start := p
+	if p < len(src) && src[p] == '0' {
+		p++
+	} else {
+		for ; p < len(src) && isDigit(src[p]) && p-start < 18; p++ {
+			n = n*10 + int64(src[p]-'0')
+		}
+	}
+	if p == start || p < len(src) && (isDigit(src[p]) || src[p] == '.' || src[p] == 'e' || src[p] == 'E') {
+		return 0, 0, false
+	}
+	if negative {
+		n = -n
+	}
+	return n, p, true
+}
+
 func (d *Decoder) int(bits int, typ string) (int64, bool) {
+	if n, end, ok := d.compactInt(); ok && (bits == 64 || n == n<<(64-bits)>>(64-bits)) {
+		d.pos = end
+		return n, true
+	}
 	num, ok := d.scalar(typ)
 	if !ok {
 		return 0, false
@@ -81,6 +114,10 @@ func smallInt(num []byte) (int64, bool) {
 }
 
 func (d *Decoder) uint(bits int, typ string) (uint64, bool) {
+	if n, end, ok := d.compactInt(); ok && d.src[d.pos] != '-' && (bits == 64 || n>>bits == 0) {
+		d.pos = end
+		return uint64(n), true
+	}
 	num, ok := d.scalar(typ)
 	if !ok {
 		return 0, false
@@ -320,6 +357,15 @@ const (
 // share blocks of memory of at most 4 KiB, which saves an allocation per string but keeps a
 // block alive as long as any of its strings.
 func (d *Decoder) String(p *string) {
+	src, q := d.src, d.pos
+	if q < len(src) && src[q] == '"' && d.err == nil && !d.quoted {
+		// Fast path: a string without escapes, without white space before it.
+		if end := skipPlain(src, q+1); end < len(src) && src[end] == '"' {
+			d.pos = end + 1
+			*p = d.share(src[q+1 : end])
+			return
+		}
+	}
 	var s []byte
 	ok := false
 	if d.err == nil && !d.quoted && d.peek() == '"' {
