@@ -63,12 +63,17 @@ func skipPlain(src []byte, p int) int {
 // unescape continues str from d.pos on the slow path, writing into d.buf.
 func (d *Decoder) unescape(start int) []byte {
 	b := append(d.buf[:0], d.src[start:d.pos]...)
-	defer func() { d.buf = b[:0] }()
 	for d.pos < len(d.src) {
+		if p := skipPlain(d.src, d.pos); p > d.pos {
+			b = append(b, d.src[d.pos:p]...)
+			d.pos = p
+			continue
+		}
 		c := d.src[d.pos]
 		switch {
 		case c == '"':
 			d.pos++
+			d.buf = b
 			return b
 		case c < ' ':
 			d.syntax(c, "in string literal")
