@@ -12,7 +12,7 @@ const maxDepth = 10000
 // Decoder parses one JSON document from a byte slice. Methods that read a value skip leading
 // white space; they record the first error (see [Decoder.Err]) and do nothing once an error is
 // recorded, so that generated code checks once, in [Decoder.Finish]. The zero value, after
-// [Decoder.Reset], is ready to use.
+// [Decoder.Reset], is ready to use; a Decoder must not be copied after first use.
 type Decoder struct {
 	src    []byte
 	pos    int
@@ -178,8 +178,8 @@ func (d *Decoder) Null() bool {
 }
 
 // Object consumes the { of an object and reports true, or consumes a null and reports false.
-// Any other value is an error. Read the members with [Decoder.NextMember], [Decoder.Key] and
-// [Decoder.Fold].
+// Any other value is an error. Read the members with [Decoder.Member] (or [Decoder.NextMember]
+// and [Decoder.Key]) and [Decoder.Fold].
 func (d *Decoder) Object() bool { return d.open('{', "object") }
 
 // Array consumes the [ of an array and reports true, or consumes a null and reports false.
@@ -237,6 +237,7 @@ func (d *Decoder) Member() []byte {
 	if !d.first && p < len(src) && src[p] == ',' {
 		p++
 	}
+	// A key follows the comma, or the { of the first member, directly: read it here.
 	if (p > d.pos || d.first) && p < len(src) && src[p] == '"' && d.err == nil {
 		start := p + 1
 		end := skipPlain(src, start)
