@@ -1,6 +1,9 @@
 package jsonc
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // parseUTC parses the common form "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (with its quotes) at the
 // start of b exactly as time.Time.UnmarshalJSON does, and returns the time and the length of
@@ -42,11 +45,16 @@ func fraction(b []byte, p int) (nsec, end int) {
 	}
 	p++
 	start := p
+	if p+8 <= len(b) {
+		if n, ok := eightDigits(b[p : p+8]); ok {
+			nsec, p = n, p+8
+		}
+	}
 	for ; p < len(b) && isDigit(b[p]); p++ {
-		nsec = nsec*10 + int(b[p]-'0')
 		if p-start == 9 {
 			return 0, -1
 		}
+		nsec = nsec*10 + int(b[p]-'0')
 	}
 	if p == start {
 		return 0, -1
@@ -55,6 +63,20 @@ func fraction(b []byte, p int) (nsec, end int) {
 		nsec *= 10
 	}
 	return nsec, p
+}
+
+// eightDigits parses 8 decimal digits at once, as simdjson does: it checks that every byte
+// is a digit, then adds pairs of digits, pairs of pairs and pairs of quadruples.
+func eightDigits(s []byte) (int, bool) {
+	x := binary.LittleEndian.Uint64(s)
+	const nibbles, threes = 0xf0f0f0f0f0f0f0f0, 0x3030303030303030
+	if x&nibbles != threes || (x+0x0606060606060606)&nibbles != threes {
+		return 0, false
+	}
+	x = (x & 0x0f0f0f0f0f0f0f0f) * (10<<8 + 1) >> 8
+	x = (x & 0x00ff00ff00ff00ff) * (100<<16 + 1) >> 16
+	x = (x & 0x0000ffff0000ffff) * (10000<<32 + 1) >> 32
+	return int(x), true
 }
 
 // digits2 parses two decimal digits as a number in [lo,hi].
