@@ -133,7 +133,7 @@ type MirrorOption interface{ applyMirror(*mirrorOptions) }
 type mirrorOptions struct {
 	tenant     string
 	prefix     string
-	onChange   any // func(Change[T]) of the mirror's T
+	onChange   any // func(Change[T]), or func(Change[T]) error whose errors go to onError
 	onError    func(error)
 	buffer     int
 	chanSet    bool
@@ -228,12 +228,18 @@ func (s *Store[T]) Mirror(opts ...MirrorOption) (*Mirror[T], error) {
 		entries: map[string]Entry[T]{},
 		relist:  true,
 	}
-	if o.onChange != nil {
-		fn, ok := o.onChange.(func(Change[T]))
-		if !ok {
-			return nil, fmt.Errorf("%w: OnChange callback of type %T for a mirror of %T values", ErrInvalidConfig, o.onChange, *new(T))
-		}
+	switch fn := o.onChange.(type) {
+	case nil:
+	case func(Change[T]):
 		m.onChange = fn
+	case func(Change[T]) error: // a callback that can refuse a change, as OnKeyedChange's
+		m.onChange = func(c Change[T]) {
+			if err := fn(c); err != nil {
+				m.reportError(err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: OnChange callback of type %T for a mirror of %T values", ErrInvalidConfig, o.onChange, *new(T))
 	}
 	if o.chanSet {
 		if o.buffer < 0 {

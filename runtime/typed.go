@@ -176,16 +176,12 @@ func (f keyedChangeFunc[K, T]) applyMirror(c *mirrorOptions) {
 		c.onChange = nil
 		return
 	}
-	// c.onError is read when a change comes, after every option has been applied, so that
-	// OnMirrorError may come before or after this option.
-	c.onChange = func(ch Change[T]) {
+	c.onChange = func(ch Change[T]) error {
 		kc, err := ParseChange(ch, f.parse)
 		if err != nil {
-			if c.onError != nil {
-				c.onError(err)
-			}
-			return
+			return err // to the mirror's OnMirrorError callback
 		}
 		f.fn(kc)
+		return nil
 	}
 }
