@@ -159,6 +159,16 @@ func (b *Backend) lookup(s runtime.Scope, now int64) *tenant {
 	return t
 }
 
+// lookupEntry is lookup, and the live entry at key in the tenant's state (nil if either is
+// missing).
+func (b *Backend) lookupEntry(s runtime.Scope, now int64, key string) (*tenant, *entry) {
+	t := b.lookup(s, now)
+	if t == nil {
+		return nil, nil
+	}
+	return t, t.entries[key]
+}
+
 // find returns the state of s, or nil if there is none.
 func (b *Backend) find(s runtime.Scope) *tenant {
 	if t := b.recent; t != nil && t.name.tenant == s.Tenant && t.name.id == s.ID {
@@ -212,11 +222,7 @@ func (b *Backend) Touch(ctx context.Context, s runtime.Scope, req runtime.TouchR
 		return runtime.TouchResult{}, err
 	}
 	defer b.unlock()
-	var e *entry
-	t := b.lookup(s, now)
-	if t != nil {
-		e = t.entries[req.Key]
-	}
+	t, e := b.lookupEntry(s, now, req.Key)
 	if err := checkCond(req.Cond, req.Key, e); err != nil || e == nil {
 		return runtime.TouchResult{}, err
 	}
@@ -236,11 +242,7 @@ func (b *Backend) Remove(ctx context.Context, s runtime.Scope, req runtime.Remov
 		return false, err
 	}
 	defer b.unlock()
-	var e *entry
-	t := b.lookup(s, now)
-	if t != nil {
-		e = t.entries[req.Key]
-	}
+	t, e := b.lookupEntry(s, now, req.Key)
 	if err := checkCond(req.Cond, req.Key, e); err != nil || e == nil {
 		return false, err
 	}
