@@ -118,6 +118,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/gen"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
 )
@@ -151,10 +152,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
 		return 1
 	}
-	if len(res.Diags) > 0 {
-		for _, d := range res.Diags {
-			fmt.Fprintln(stderr, d.String(cwd))
-		}
+	for _, d := range res.Diags {
+		fmt.Fprintln(stderr, d.String(cwd))
+	}
+	if diag.HasErrors(res.Diags) {
 		return 1
 	}
 	rel := func(path string) string { return relPath(cwd, path) }

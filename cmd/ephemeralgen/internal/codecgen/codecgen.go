@@ -28,15 +28,11 @@ import (
 
 	"github.com/dave/jennifer/jen"
 	"golang.org/x/tools/go/types/typeutil"
+
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
 const jsoncPath = "github.com/ephemeral-go/ephemeral/runtime/jsonc"
-
-// Diagnostic is one problem found in a type, such as an unsupported field type.
-type Diagnostic struct {
-	Pos token.Position
-	Msg string
-}
 
 // Generator collects the codecs one package needs and emits them into its output files.
 type Generator struct {
@@ -48,7 +44,7 @@ type Generator struct {
 	helpers typeutil.Map        // types.Type → *helper
 	names   map[string]bool     // helper names in use
 	anon    int                 // unnamed struct types seen
-	seen    map[Diagnostic]bool
+	seen    map[diag.Diagnostic]bool
 }
 
 type codec struct {
@@ -78,14 +74,14 @@ func New(fset *token.FileSet, pkg *types.Package) *Generator {
 		alias = fmt.Sprintf("ephemeraljsonc%d", i)
 	}
 	return &Generator{fset: fset, pkg: pkg, alias: alias, codecs: map[string][]*codec{},
-		names: map[string]bool{}, seen: map[Diagnostic]bool{}}
+		names: map[string]bool{}, seen: map[diag.Diagnostic]bool{}}
 }
 
 // Add requests the exported codec <Name>Codec for the struct type t (declared in the package),
 // to be emitted in output file file, with everything it needs for the types it contains. It
 // returns every problem found (unsupported field types, with the field's path).
-func (g *Generator) Add(file string, t *types.Named) []Diagnostic {
-	var diags []Diagnostic
+func (g *Generator) Add(file string, t *types.Named) []diag.Diagnostic {
+	var diags []diag.Diagnostic
 	c := &gen{g: g, diags: &diags, path: t.Obj().Name(), pos: t.Obj().Pos()}
 	v := expr{ptr: jen.Id("v")}
 	cd := &codec{t: t}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/tools/go/packages"
 
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
 var update = flag.Bool("update", false, "rewrite generated test files")
@@ -23,7 +24,7 @@ const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | 
 
 // generate loads the package at pattern and emits codecs for the named struct types that
 // keep(name) selects, the types of each file in files[name] (default "codecs_gen.go").
-func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func(string) bool, fileOf func(string) string) (map[string][]byte, []codecgen.Diagnostic, *packages.Package) {
+func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func(string) bool, fileOf func(string) string) (map[string][]byte, []diag.Diagnostic, *packages.Package) {
 	t.Helper()
 	cfg := &packages.Config{Mode: loadMode, Overlay: overlay}
 	pkgs, err := packages.Load(cfg, pattern)
@@ -49,7 +50,7 @@ func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func
 		}
 	}
 	sort.Strings(names)
-	var diags []codecgen.Diagnostic
+	var diags []diag.Diagnostic
 	files := map[string]bool{}
 	for _, name := range names {
 		file := fileOf(name)

@@ -1,13 +1,14 @@
 package codecgen
 
 import (
-	"fmt"
 	"go/token"
 	"go/types"
 	"slices"
 	"strconv"
 
 	"github.com/dave/jennifer/jen"
+
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
 const supported = "supported: bool, numbers, string, []byte, time.Time, time.Duration, pointers, " +
@@ -17,7 +18,7 @@ const supported = "supported: bool, numbers, string, []byte, time.Time, time.Dur
 // gen generates the statements of one function body.
 type gen struct {
 	g     *Generator
-	diags *[]Diagnostic
+	diags *[]diag.Diagnostic
 	path  string    // Go path of the value, for diagnostics: "Presence.Meta"
 	pos   token.Pos // position to report at
 	self  *helper   // the helper being generated, if any
@@ -68,7 +69,7 @@ func (c *gen) tmp(prefix string) string {
 
 // report records a diagnostic at the current position.
 func (c *gen) report(format string, args ...any) {
-	d := Diagnostic{Pos: c.g.fset.Position(c.pos), Msg: fmt.Sprintf(format, args...)}
+	d := diag.Errorf(c.g.fset.Position(c.pos), format, args...)
 	if !c.g.seen[d] {
 		c.g.seen[d] = true
 		*c.diags = append(*c.diags, d)

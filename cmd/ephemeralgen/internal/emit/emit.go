@@ -13,7 +13,7 @@ import (
 
 	"github.com/dave/jennifer/jen"
 
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/model"
 )
@@ -25,7 +25,7 @@ const RuntimePath = "github.com/ephemeral-go/ephemeral/runtime"
 // the implementation; tests may substitute their own.
 type Codecs interface {
 	// Add requests the codec <T>Codec of t in output file file and reports the problems of t.
-	Add(file string, t *types.Named) []codecgen.Diagnostic
+	Add(file string, t *types.Named) []diag.Diagnostic
 	// Emit writes the declarations of output file file into f.
 	Emit(file string, f *jen.File)
 }
