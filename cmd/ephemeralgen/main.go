@@ -38,15 +38,16 @@
 //
 //	id=<id>              the store id, 1 to 256 bytes; required
 //	ttl=<duration>       the default time-to-live, a positive Go duration (30s, 5m); required
-//	key=<Field>,...      the key fields, in key order: direct fields of the struct whose types
-//	                     are strings or integers, or named types of them; without key=, keys
-//	                     are plain strings
-//	tenant=<tenant>      the default tenant (default "default")
+//	key=<Field>,...      the key fields, in key order (default: keys are plain strings)
+//	tenant=<tenant>      the default tenant, 1 to 256 bytes (default "default")
 //	maxEntries=<n>       live entries per tenant (default 10,000)
 //	maxPayload=<n>       encoded value size in bytes (default 4,096)
 //	retention=<duration> how long events are kept (default 5m)
 //	maxEvents=<n>        events kept per tenant (default 50,000)
-//	name=<Name>          the prefix of the generated identifiers (default: the type's name)
+//	name=<Name>          the prefix of the generated names (default: the type's name)
+//
+// Key fields are direct fields of the struct whose types are strings or integers, or named
+// types of them.
 //
 // Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
 // is written: unknown or repeated options, bad values, key fields that do not exist or have

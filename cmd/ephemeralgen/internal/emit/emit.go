@@ -14,6 +14,7 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/directive"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/model"
 )
@@ -56,7 +57,7 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 	}
 	importNames(f, pkg.Scope())
 	for _, s := range stores {
-		if s.Key != nil {
+		if s.KeyFields != nil {
 			keyDecls(f, s)
 		}
 		storeDecls(f, s)
@@ -91,14 +92,14 @@ func rt(name string) *jen.Statement { return jen.Qual(RuntimePath, name) }
 func keyDecls(f *jen.File, s *model.Store) {
 	typeName := s.Type.Obj().Name()
 	key := s.Ident("Key")
-	fieldNames := make([]string, len(s.Key))
-	for i, kf := range s.Key {
+	fieldNames := make([]string, len(s.KeyFields))
+	for i, kf := range s.KeyFields {
 		fieldNames[i] = kf.Name
 	}
 
 	f.Commentf("%s is the key of a %s in store %q: its fields %s, in this order.", key, typeName, s.ID, joinAnd(fieldNames))
 	f.Type().Id(key).StructFunc(func(g *jen.Group) {
-		for _, kf := range s.Key {
+		for _, kf := range s.KeyFields {
 			g.Id(kf.Name).Add(typeRef(kf.Type))
 		}
 	})
@@ -106,7 +107,7 @@ func keyDecls(f *jen.File, s *model.Store) {
 	f.Comment("String returns the key's string form: the fields, each escaped, joined with \":\".")
 	f.Func().Params(jen.Id("k").Id(key)).Id("String").Params().String().Block(
 		jen.Return(rt("JoinKey").CallFunc(func(g *jen.Group) {
-			for _, kf := range s.Key {
+			for _, kf := range s.KeyFields {
 				g.Add(formatPart(kf, jen.Id("k").Dot(kf.Name)))
 			}
 		})),
@@ -115,10 +116,10 @@ func keyDecls(f *jen.File, s *model.Store) {
 	parse := s.Func("Parse", "Key")
 	f.Commentf("%s parses the string form of a %s. It accepts exactly the strings %s.String returns.", parse, key, key)
 	f.Func().Id(parse).Params(jen.Id("s").String()).Params(jen.Id(key), jen.Error()).BlockFunc(func(g *jen.Group) {
-		g.List(jen.Id("p"), jen.Err()).Op(":=").Add(rt("SplitKey")).Call(jen.Id("s"), jen.Lit(len(s.Key)))
+		g.List(jen.Id("p"), jen.Err()).Op(":=").Add(rt("SplitKey")).Call(jen.Id("s"), jen.Lit(len(s.KeyFields)))
 		g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Err()))
 		var values []jen.Code
-		for i, kf := range s.Key {
+		for i, kf := range s.KeyFields {
 			part := jen.Id("p").Index(jen.Lit(i))
 			if kf.Kind == model.KeyString {
 				values = append(values, field(kf.Name, convert(kf.Type, types.Typ[types.String], part)))
@@ -136,8 +137,8 @@ func keyDecls(f *jen.File, s *model.Store) {
 		g.Return(jen.Id(key).Values(values...), jen.Nil())
 	})
 
-	for k := 1; k < len(s.Key); k++ {
-		lead := s.Key[:k]
+	for k := 1; k < len(s.KeyFields); k++ {
+		lead := s.KeyFields[:k]
 		params := make([]string, k)
 		for i, kf := range lead {
 			params[i] = paramName(kf.Name)
@@ -160,7 +161,7 @@ func keyDecls(f *jen.File, s *model.Store) {
 	f.Commentf("EphemeralKey returns the key of v in store %q.", s.ID)
 	f.Func().Params(jen.Id("v").Id(typeName)).Id("EphemeralKey").Params().Id(key).Block(
 		jen.Return(jen.Id(key).ValuesFunc(func(g *jen.Group) {
-			for _, kf := range s.Key {
+			for _, kf := range s.KeyFields {
 				g.Add(field(kf.Name, jen.Id("v").Dot(kf.Name)))
 			}
 		})),
@@ -218,7 +219,7 @@ func storeDecls(f *jen.File, s *model.Store) {
 	keyType := jen.String()
 	keyStr := func() *jen.Statement { return jen.Id("key") }
 	format, parse := rt("FormatPlainKey"), rt("ParsePlainKey")
-	if s.Key != nil {
+	if s.KeyFields != nil {
 		keyType = jen.Id(s.Ident("Key"))
 		keyStr = func() *jen.Statement { return jen.Id("key").Dot("String").Call() }
 		format, parse = jen.Id(s.Ident("Key")).Dot("String"), jen.Id(s.Func("Parse", "Key"))
@@ -258,7 +259,7 @@ func storeDecls(f *jen.File, s *model.Store) {
 	f.Commentf("Store returns the untyped store under s, which addresses entries by the string form of their keys.")
 	recv().Id("Store").Params().Op("*").Add(rt("Store")).Types(val).Block(jen.Return(inner()))
 
-	if s.Key != nil {
+	if s.KeyFields != nil {
 		f.Comment("Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.")
 		recv().Id("Put").Params(ctx, jen.Id("v").Add(val), opts("UpsertOption")).Params(jen.Id(entry), jen.Error()).Block(
 			jen.Return(jen.Id("s").Dot("Upsert").Call(jen.Id("ctx"), jen.Id("v").Dot("EphemeralKey").Call(), jen.Id("v"), jen.Id("opts").Op("..."))),
@@ -310,7 +311,7 @@ func storeDecls(f *jen.File, s *model.Store) {
 		jen.Return(rt("NewKeyedMirror").Call(jen.Id("m"), format, parse.Clone()), jen.Nil()),
 	)
 
-	if s.Key != nil {
+	if s.KeyFields != nil {
 		f.Commentf("%s makes a %s call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.", onChange, mirror)
 	} else {
 		f.Commentf("%s makes a %s call fn with every change, in order; see runtime.OnChange.", onChange, mirror)
@@ -320,24 +321,37 @@ func storeDecls(f *jen.File, s *model.Store) {
 	)
 }
 
-// config is the runtime.Config literal of the directive's settings.
+// config is the runtime.Config literal of the directive's settings: a field for each option
+// of the directive's table that is part of the Config and is given.
 func config(s *model.Store) jen.Code {
-	fields := []jen.Code{field("ID", jen.Lit(s.ID)), field("TTL", duration(s.TTL))}
-	if s.Tenant != "" {
-		fields = append(fields, field("Tenant", jen.Lit(s.Tenant)))
-	}
-	var limits []jen.Code
-	if l := s.Limits; l.MaxEntries != 0 {
-		limits = append(limits, field("MaxEntries", jen.Lit(l.MaxEntries)))
-	}
-	if l := s.Limits; l.MaxPayload != 0 {
-		limits = append(limits, field("MaxPayloadBytes", jen.Lit(l.MaxPayload)))
-	}
-	if l := s.Limits; l.Retention != 0 {
-		limits = append(limits, field("EventRetention", duration(l.Retention)))
-	}
-	if l := s.Limits; l.MaxEvents != 0 {
-		limits = append(limits, field("MaxEvents", jen.Lit(l.MaxEvents)))
+	var fields, limits []jen.Code
+	for _, o := range directive.Options {
+		if o.Field == "" {
+			continue
+		}
+		var v jen.Code
+		switch x := o.Get(&s.Settings).(type) {
+		case string:
+			if x != "" {
+				v = jen.Lit(x)
+			}
+		case int:
+			if x != 0 {
+				v = jen.Lit(x)
+			}
+		case time.Duration:
+			if x != 0 {
+				v = duration(x)
+			}
+		}
+		if v == nil {
+			continue
+		}
+		if name, ok := strings.CutPrefix(o.Field, "Limits."); ok {
+			limits = append(limits, field(name, v))
+		} else {
+			fields = append(fields, field(o.Field, v))
+		}
 	}
 	if limits != nil {
 		fields = append(fields, field("Limits", rt("Limits").Values(limits...)))

@@ -72,9 +72,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		return nil, nil, diags
 	}
 	stores, md := model.Parse(fset, pkg.Syntax, pkg.TypesInfo, pkg.Types.Scope())
-	for _, d := range md {
-		diags = append(diags, diag.Diagnostic{Pos: fset.Position(d.Pos), Msg: d.Msg})
-	}
+	diags = append(diags, md...)
 
 	byOutput := map[string][]*model.Store{}
 	for _, s := range stores {
