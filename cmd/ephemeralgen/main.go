@@ -1,6 +1,6 @@
 // Command ephemeralgen generates typed, TTL-scoped stores for annotated Go structs: a
-// reflection-free JSON codec, key builders, and a store with typed entries and events on the
-// ephemeral runtime (github.com/ephemeral-go/ephemeral/runtime).
+// reflection-free JSON codec, key builders, and a store type, an alias of the generic
+// ephemeral.Store of package github.com/ephemeral-go/ephemeral.
 //
 // Run it with go generate:
 //
@@ -56,56 +56,44 @@
 //
 // # What is generated
 //
-// For the directive above, with Name the type's name or the name= option:
+// For the directive above, with Name the type's name or the name= option, presence.go gets
+// presence_ephemeral.go with:
 //
-//   - PresenceCodec: Encode and Decode of Presence as JSON, byte-identical to encoding/json,
-//     without reflection.
 //   - PresenceKey, a struct of the key fields, with String, and ParsePresenceKey, its inverse.
 //     The string form escapes each field ("%" as "%25", ":" as "%3A") and joins them with ":",
 //     so keys stay readable ("room-1:alice") and distinct keys stay distinct.
 //   - Prefix builders for the leading key fields: PresenceKeyPrefix(room) for the first field,
 //     and with three or more key fields PresenceKeyPrefix2(first, second) and so on, up to all
 //     fields but the last. A prefix matches exactly the keys whose leading fields are equal to
-//     its arguments; pass it to runtime.WithPrefix.
+//     its arguments; pass it to ephemeral.WithPrefix.
 //   - The method (Presence) EphemeralKey() PresenceKey.
-//   - PresenceStore, built by NewPresenceStore(backend, opts...) with the directive's settings as
-//     defaults, and its methods Put(ctx, v) (at v.EphemeralKey()), Upsert, Touch, Remove, Get,
-//     Snapshot, Reader, Mirror and Store (the untyped runtime.Store under it).
-//   - PresenceEntry, PresenceSnapshot, PresenceEvent, PresenceReader, PresenceMirror and
-//     PresenceChange: aliases of the runtime's Keyed types, carrying the typed key. A reader
-//     returns an event whose key cannot be parsed (one written by a foreign client) as an error
-//     and goes on with the next.
-//   - OnPresenceChange(fn), the option that makes a mirror call fn with each PresenceChange.
+//   - PresenceStore, an alias of ephemeral.Store[PresenceKey, Presence], and
+//     NewPresenceStore(b, opts...), which returns the store on backend b with the directive's
+//     settings as defaults (opts override them).
+//   - PresenceCodec: Encode and Decode of Presence as JSON, byte-identical to encoding/json,
+//     without reflection; the store's ephemeral.Codec[Presence].
 //
-// Mirror(opts...) starts a PresenceMirror, an in-process replica of one tenant (or of one key
-// prefix in it) that stays current from the store's events; see runtime.Mirror. Its Get takes
-// a PresenceKey and its All yields them; keys that cannot be parsed are skipped:
+// Everything else is a method of ephemeral.Store, typed by its parameters: Put(ctx, v) stores v
+// at v.EphemeralKey(), and Upsert, Touch, Remove, Get, Snapshot, Reader and Mirror take and
+// return PresenceKey keys and Presence values:
 //
-//	m, err := store.Mirror(runtime.WithTenant("room-1"),
-//		OnPresenceChange(func(c PresenceChange) {
-//			log.Printf("%s %s/%s", c.Kind, c.Key.Room, c.Key.UserID)
-//		}),
-//		runtime.OnMirrorError(func(err error) { log.Print(err) }))
+//	store, err := NewPresenceStore(backend)
 //	if err != nil {
 //		return err
 //	}
-//	defer m.Close()
-//	if err := m.Ready(ctx); err != nil {
+//	if _, err := store.Put(ctx, Presence{Room: "lobby", UserID: "alice", Status: "here"}); err != nil {
 //		return err
 //	}
-//	for key, e := range m.All() {
-//		fmt.Println(key.UserID, e.Value.Status)
-//	}
+//	snap, err := store.Snapshot(ctx, ephemeral.WithPrefix(PresenceKeyPrefix("lobby")))
 //
-// OnPresenceChange reports a change whose key cannot be parsed to the mirror's OnMirrorError
-// callback as an error wrapping runtime.ErrInvalidKey instead of passing it on. The untyped
-// runtime.Mirror under a PresenceMirror (its Mirror method) has the change channel of
-// runtime.WithChangeChan, Done and Err; runtime.ParseChange types the key of its changes.
+// A mirror, store.Mirror(opts...), is an in-process replica of one tenant (or of one key prefix
+// in it) that stays current from the store's events; see ephemeral.Store.Mirror.
 //
-// Without key= the key is a string: there is no key type, prefix builder, EphemeralKey or Put,
-// and the other types carry string keys. When Name is unexported, so are the constructor, the
-// parser and the change option (newPresenceStore, parsePresenceKey, onPresenceChange). Output is deterministic and gofmt-formatted; the runtime is imported as
-// ephemeralrt (or, if the package declares that name, ephemeralrt2, ...).
+// Without key= the key is a string: the store is an ephemeral.Store[string, T], and there is no
+// key type, parser, prefix builder or EphemeralKey. When Name is unexported, so are the
+// constructor and the parser (newPresenceStore, parsePresenceKey). Output is deterministic and
+// gofmt-formatted; package ephemeral is imported as ephemeral (or, if the package declares that
+// name, as ephemeral2, ...).
 package main
 
 import (

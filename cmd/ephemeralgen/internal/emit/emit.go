@@ -1,5 +1,6 @@
 // Package emit writes the Go code of ephemeralgen's output files with jennifer: key types and
-// builders, typed stores, and (through codecgen) the codecs of the annotated types.
+// builders, the store alias and its constructor, and (through codecgen) the codecs of the
+// annotated types.
 package emit
 
 import (
@@ -19,8 +20,8 @@ import (
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/model"
 )
 
-// RuntimePath is the import path of the runtime that generated code calls.
-const RuntimePath = "github.com/ephemeral-go/ephemeral/runtime"
+// RootPath is the import path of package ephemeral, which generated code calls.
+const RootPath = "github.com/ephemeral-go/ephemeral"
 
 // Codecs emits the JSON codecs of annotated types into output files. *codecgen.Generator is
 // the implementation; tests may substitute their own.
@@ -35,8 +36,7 @@ type Codecs interface {
 // codecgen may use; it names its own runtime/jsonc import), with their names. When the package
 // scope already declares a name, the import gets an alias instead.
 var guarded = map[string]string{
-	RuntimePath:       "ephemeralrt",
-	"context":         "context",
+	RootPath:          "ephemeral",
 	"encoding/base64": "base64",
 	"encoding/json":   "json",
 	"errors":          "errors",
@@ -55,10 +55,10 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 	if goBuild != "" {
 		f.HeaderComment(goBuild)
 	}
-	importNames(f, pkg.Scope())
+	root := importNames(f, pkg.Scope())
 	for _, s := range stores {
 		if s.KeyFields != nil {
-			keyDecls(f, s)
+			keyDecls(f, s, root)
 		}
 		storeDecls(f, s)
 	}
@@ -71,25 +71,32 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 }
 
 // importNames fixes the name of every guarded import: its usual name, or when the package
-// scope declares that, the first of name2, name3, ... that it does not.
-func importNames(f *jen.File, scope *types.Scope) {
+// scope declares that, the first of name2, name3, ... that it does not. It returns the name of
+// package ephemeral.
+func importNames(f *jen.File, scope *types.Scope) (root string) {
 	for path, base := range guarded {
 		name := base
 		for i := 2; scope.Lookup(name) != nil; i++ {
 			name = base + strconv.Itoa(i)
 		}
-		if path == RuntimePath || name != base {
+		if name != base {
 			f.ImportAlias(path, name)
 		} else {
 			f.ImportName(path, name)
 		}
+		if path == RootPath {
+			root = name
+		}
 	}
+	return root
 }
 
-func rt(name string) *jen.Statement { return jen.Qual(RuntimePath, name) }
+// eph refers to the declaration name of package ephemeral.
+func eph(name string) *jen.Statement { return jen.Qual(RootPath, name) }
 
-// keyDecls emits <Name>Key with String, Parse<Name>Key, the prefix builders and EphemeralKey.
-func keyDecls(f *jen.File, s *model.Store) {
+// keyDecls emits <Name>Key with String, Parse<Name>Key, the prefix builders and EphemeralKey;
+// root is the name package ephemeral is imported as.
+func keyDecls(f *jen.File, s *model.Store, root string) {
 	typeName := s.Type.Obj().Name()
 	key := s.Ident("Key")
 	fieldNames := make([]string, len(s.KeyFields))
@@ -97,16 +104,24 @@ func keyDecls(f *jen.File, s *model.Store) {
 		fieldNames[i] = kf.Name
 	}
 
-	f.Commentf("%s is the key of a %s in store %q: its fields %s, in this order.", key, typeName, s.ID, joinAnd(fieldNames))
+	if len(fieldNames) == 1 {
+		f.Commentf("%s is the key of %s %s in store %q: its field %s.", key, article(typeName), typeName, s.ID, fieldNames[0])
+	} else {
+		f.Commentf("%s is the key of %s %s in store %q: its fields %s, in this order.", key, article(typeName), typeName, s.ID, joinAnd(fieldNames))
+	}
 	f.Type().Id(key).StructFunc(func(g *jen.Group) {
 		for _, kf := range s.KeyFields {
 			g.Id(kf.Name).Add(typeRef(kf.Type))
 		}
 	})
 
-	f.Comment("String returns the key's string form: the fields, each escaped, joined with \":\".")
+	if len(s.KeyFields) == 1 {
+		f.Comment("String returns the key's string form: its field, escaped.")
+	} else {
+		f.Comment("String returns the key's string form: the fields, each escaped, joined with \":\".")
+	}
 	f.Func().Params(jen.Id("k").Id(key)).Id("String").Params().String().Block(
-		jen.Return(rt("JoinKey").CallFunc(func(g *jen.Group) {
+		jen.Return(eph("JoinKey").CallFunc(func(g *jen.Group) {
 			for _, kf := range s.KeyFields {
 				g.Add(formatPart(kf, jen.Id("k").Dot(kf.Name)))
 			}
@@ -114,9 +129,9 @@ func keyDecls(f *jen.File, s *model.Store) {
 	)
 
 	parse := s.Func("Parse", "Key")
-	f.Commentf("%s parses the string form of a %s. It accepts exactly the strings %s.String returns.", parse, key, key)
+	f.Commentf("%s parses the string form of %s %s. It accepts exactly the strings %s.String returns.", parse, article(key), key, key)
 	f.Func().Id(parse).Params(jen.Id("s").String()).Params(jen.Id(key), jen.Error()).BlockFunc(func(g *jen.Group) {
-		g.List(jen.Id("p"), jen.Err()).Op(":=").Add(rt("SplitKey")).Call(jen.Id("s"), jen.Lit(len(s.KeyFields)))
+		g.List(jen.Id("p"), jen.Err()).Op(":=").Add(eph("SplitKey")).Call(jen.Id("s"), jen.Lit(len(s.KeyFields)))
 		g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Err()))
 		var values []jen.Code
 		for i, kf := range s.KeyFields {
@@ -130,7 +145,7 @@ func keyDecls(f *jen.File, s *model.Store) {
 			if kf.Kind == model.KeyUint {
 				fn, wide = "ParseKeyUint", types.Typ[types.Uint64]
 			}
-			g.List(jen.Id(n), jen.Err()).Op(":=").Add(rt(fn)).Call(part, jen.Lit(kf.Bits))
+			g.List(jen.Id(n), jen.Err()).Op(":=").Add(eph(fn)).Call(part, jen.Lit(kf.Bits))
 			g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Err()))
 			values = append(values, field(kf.Name, convert(kf.Type, wide, jen.Id(n))))
 		}
@@ -141,16 +156,16 @@ func keyDecls(f *jen.File, s *model.Store) {
 		lead := s.KeyFields[:k]
 		params := make([]string, k)
 		for i, kf := range lead {
-			params[i] = paramName(kf.Name)
+			params[i] = paramName(kf.Name, root)
 		}
 		name := s.KeyPrefixFunc(k)
-		f.Commentf("%s returns the key prefix of the %s entries whose %s %s; pass it to WithPrefix.", name, typeName, joinAnd(fieldNames[:k]), agree(k, "is", "are")+" "+joinAnd(params))
+		f.Commentf("%s returns the key prefix of the %s entries whose %s %s; pass it to ephemeral.WithPrefix.", name, typeName, joinAnd(fieldNames[:k]), agree(k, "is", "are")+" "+joinAnd(params))
 		f.Func().Id(name).ParamsFunc(func(g *jen.Group) {
 			for i, kf := range lead {
 				g.Id(params[i]).Add(typeRef(kf.Type))
 			}
 		}).String().Block(
-			jen.Return(rt("JoinKeyPrefix").CallFunc(func(g *jen.Group) {
+			jen.Return(eph("JoinKeyPrefix").CallFunc(func(g *jen.Group) {
 				for i, kf := range lead {
 					g.Add(formatPart(kf, jen.Id(params[i])))
 				}
@@ -175,9 +190,9 @@ func field(name string, value jen.Code) jen.Code { return jen.Id(name).Op(":").A
 func formatPart(kf model.KeyField, v *jen.Statement) jen.Code {
 	switch kf.Kind {
 	case model.KeyInt:
-		return rt("FormatKeyInt").Call(convert(types.Typ[types.Int64], kf.Type, v))
+		return eph("FormatKeyInt").Call(convert(types.Typ[types.Int64], kf.Type, v))
 	case model.KeyUint:
-		return rt("FormatKeyUint").Call(convert(types.Typ[types.Uint64], kf.Type, v))
+		return eph("FormatKeyUint").Call(convert(types.Typ[types.Uint64], kf.Type, v))
 	}
 	return convert(types.Typ[types.String], kf.Type, v)
 }
@@ -209,121 +224,32 @@ func typeRef(t types.Type) *jen.Statement {
 	return jen.Qual(obj.Pkg().Path(), obj.Name()) // rendered unqualified in its own package
 }
 
-// storeDecls emits the typed store of s with its entry, snapshot, event, reader, mirror and
-// change types.
+// storeDecls emits the store type of s, an alias of ephemeral.Store, and its constructor.
 func storeDecls(f *jen.File, s *model.Store) {
 	typeName := s.Type.Obj().Name()
-	val := jen.Id(typeName)
-	store, entry, snapshot, event, reader := s.Ident("Store"), s.Ident("Entry"), s.Ident("Snapshot"), s.Ident("Event"), s.Ident("Reader")
-	mirror, change, onChange := s.Ident("Mirror"), s.Ident("Change"), s.Func("On", "Change")
+	store, newStore := s.Ident("Store"), s.Func("New", "Store")
 	keyType := jen.String()
-	keyStr := func() *jen.Statement { return jen.Id("key") }
-	format, parse := rt("FormatPlainKey"), rt("ParsePlainKey")
 	if s.KeyFields != nil {
 		keyType = jen.Id(s.Ident("Key"))
-		keyStr = func() *jen.Statement { return jen.Id("key").Dot("String").Call() }
-		format, parse = jen.Id(s.Ident("Key")).Dot("String"), jen.Id(s.Func("Parse", "Key"))
 	}
-	generic := func(name string) *jen.Statement { return rt(name).Types(keyType, val) }
 
-	f.Commentf("%s is an entry of a %s, with its typed key.", entry, store)
-	f.Type().Id(entry).Op("=").Add(generic("KeyedEntry"))
-	f.Commentf("%s is the result of %s.Snapshot.", snapshot, store)
-	f.Type().Id(snapshot).Op("=").Add(generic("KeyedSnapshot"))
-	f.Commentf("%s is an event of a %s, with its typed key.", event, reader)
-	f.Type().Id(event).Op("=").Add(generic("KeyedEvent"))
-	f.Commentf("%s is a stream of a %s's events, from %s.Reader.", reader, store, store)
-	f.Type().Id(reader).Op("=").Add(generic("KeyedReader"))
-	f.Commentf("%s is an in-process replica of a tenant of a %s, from %s.Mirror.", mirror, store, store)
-	f.Type().Id(mirror).Op("=").Add(generic("KeyedMirror"))
-	f.Commentf("%s is a change of a %s's state, with its typed key; see %s.", change, mirror, onChange)
-	f.Type().Id(change).Op("=").Add(generic("KeyedChange"))
+	f.Commentf("%s is a store of %s values: store id %q, default TTL %s.", store, typeName, s.ID, formatDuration(s.TTL))
+	f.Type().Id(store).Op("=").Add(eph("Store")).Types(keyType.Clone(), jen.Id(typeName))
 
-	f.Commentf("%s is a typed store of %s values: store id %q, default TTL %s.", store, typeName, s.ID, s.TTL)
-	f.Type().Id(store).Struct(jen.Id("store").Op("*").Add(rt("Store")).Types(val))
-
-	newStore := s.Func("New", "Store")
-	f.Commentf("%s returns the %s on backend. The directive's settings are the defaults; opts override them.", newStore, store)
-	f.Func().Id(newStore).Params(jen.Id("backend").Add(rt("Backend")), jen.Id("opts").Op("...").Add(rt("StoreOption"))).
+	f.Commentf("%s returns the %s on backend b. The directive's settings are the defaults; opts override them.", newStore, store)
+	f.Func().Id(newStore).Params(jen.Id("b").Add(eph("Backend")), jen.Id("opts").Op("...").Add(eph("StoreOption"))).
 		Params(jen.Op("*").Id(store), jen.Error()).Block(
-		jen.List(jen.Id("s"), jen.Err()).Op(":=").Add(rt("New")).Types(val).Call(jen.Id("backend"), jen.Id(typeName+"Codec").Values(), config(s), jen.Id("opts").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(jen.Op("&").Id(store).Values(jen.Dict{jen.Id("store"): jen.Id("s")}), jen.Nil()),
-	)
-
-	recv := func() *jen.Statement { return f.Func().Params(jen.Id("s").Op("*").Id(store)) }
-	ctx := jen.Id("ctx").Qual("context", "Context")
-	inner := func() *jen.Statement { return jen.Id("s").Dot("store") }
-	opts := func(kind string) *jen.Statement { return jen.Id("opts").Op("...").Add(rt(kind)) }
-
-	f.Commentf("Store returns the untyped store under s, which addresses entries by the string form of their keys.")
-	recv().Id("Store").Params().Op("*").Add(rt("Store")).Types(val).Block(jen.Return(inner()))
-
-	if s.KeyFields != nil {
-		f.Comment("Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.")
-		recv().Id("Put").Params(ctx, jen.Id("v").Add(val), opts("UpsertOption")).Params(jen.Id(entry), jen.Error()).Block(
-			jen.Return(jen.Id("s").Dot("Upsert").Call(jen.Id("ctx"), jen.Id("v").Dot("EphemeralKey").Call(), jen.Id("v"), jen.Id("opts").Op("..."))),
-		)
-	}
-
-	f.Comment("Upsert creates or replaces the entry at key with v and resets its TTL.")
-	recv().Id("Upsert").Params(ctx, jen.Id("key").Add(keyType), jen.Id("v").Add(val), opts("UpsertOption")).Params(jen.Id(entry), jen.Error()).Block(
-		jen.List(jen.Id("e"), jen.Err()).Op(":=").Add(inner()).Dot("Upsert").Call(jen.Id("ctx"), keyStr(), jen.Id("v"), jen.Id("opts").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(entry).Values(), jen.Err())),
-		jen.Return(rt("KeyEntry").Call(jen.Id("key"), jen.Id("e")), jen.Nil()),
-	)
-
-	f.Comment("Touch extends the TTL of the live entry at key; the result's OK is false when there is none.")
-	recv().Id("Touch").Params(ctx, jen.Id("key").Add(keyType), opts("TouchOption")).Params(rt("TouchResult"), jen.Error()).Block(
-		jen.Return(inner().Dot("Touch").Call(jen.Id("ctx"), keyStr(), jen.Id("opts").Op("..."))),
-	)
-
-	f.Comment("Remove deletes the entry at key and reports whether it was live.")
-	recv().Id("Remove").Params(ctx, jen.Id("key").Add(keyType), opts("RemoveOption")).Params(jen.Bool(), jen.Error()).Block(
-		jen.Return(inner().Dot("Remove").Call(jen.Id("ctx"), keyStr(), jen.Id("opts").Op("..."))),
-	)
-
-	f.Comment("Get returns the live entry at key; ok is false when there is none.")
-	recv().Id("Get").Params(ctx, jen.Id("key").Add(keyType), opts("GetOption")).Params(jen.Id(entry), jen.Bool(), jen.Error()).Block(
-		jen.List(jen.Id("e"), jen.Id("ok"), jen.Err()).Op(":=").Add(inner()).Dot("Get").Call(jen.Id("ctx"), keyStr(), jen.Id("opts").Op("...")),
-		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(jen.Id(entry).Values(), jen.False(), jen.Err())),
-		jen.Return(rt("KeyEntry").Call(jen.Id("key"), jen.Id("e")), jen.True(), jen.Nil()),
-	)
-
-	f.Comment("Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.")
-	recv().Id("Snapshot").Params(ctx, opts("SnapshotOption")).Params(jen.Id(snapshot), jen.Error()).Block(
-		jen.List(jen.Id("snap"), jen.Err()).Op(":=").Add(inner()).Dot("Snapshot").Call(jen.Id("ctx"), jen.Id("opts").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(snapshot).Values(), jen.Err())),
-		jen.Return(rt("KeySnapshot").Call(jen.Id("snap"), parse.Clone())),
-	)
-
-	f.Comment("Reader starts a stream of the tenant's events. Close it when done.")
-	recv().Id("Reader").Params(ctx, opts("ReaderOption")).Params(jen.Op("*").Id(reader), jen.Error()).Block(
-		jen.List(jen.Id("r"), jen.Err()).Op(":=").Add(inner()).Dot("Reader").Call(jen.Id("ctx"), jen.Id("opts").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(rt("NewKeyedReader").Call(jen.Id("r"), parse.Clone()), jen.Nil()),
-	)
-
-	f.Commentf("Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with %s.", onChange)
-	recv().Id("Mirror").Params(opts("MirrorOption")).Params(jen.Op("*").Id(mirror), jen.Error()).Block(
-		jen.List(jen.Id("m"), jen.Err()).Op(":=").Add(inner()).Dot("Mirror").Call(jen.Id("opts").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(rt("NewKeyedMirror").Call(jen.Id("m"), format, parse.Clone()), jen.Nil()),
-	)
-
-	if s.KeyFields != nil {
-		f.Commentf("%s makes a %s call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.", onChange, mirror)
-	} else {
-		f.Commentf("%s makes a %s call fn with every change, in order; see runtime.OnChange.", onChange, mirror)
-	}
-	f.Func().Id(onChange).Params(jen.Id("fn").Func().Params(jen.Id(change))).Add(rt("MirrorOption")).Block(
-		jen.Return(rt("OnKeyedChange").Call(jen.Id("fn"), parse.Clone())),
+		jen.Return(eph("New").Call(jen.Id("b"), config(s, keyType), jen.Id("opts").Op("..."))),
 	)
 }
 
-// config is the runtime.Config literal of the directive's settings: a field for each option
-// of the directive's table that is part of the Config and is given.
-func config(s *model.Store) jen.Code {
+// multiline is a composite literal with one element per line.
+var multiline = jen.Options{Open: "{", Close: "}", Separator: ",", Multi: true}
+
+// config is the ephemeral.Config literal of s, whose key type is keyType: a field for each
+// option of the directive's table that is part of the Config and is given, then the codecs of
+// the value and the key, and with key fields the function that returns a value's key.
+func config(s *model.Store, keyType *jen.Statement) jen.Code {
 	var fields, limits []jen.Code
 	for _, o := range directive.Options {
 		if o.Field == "" {
@@ -354,9 +280,20 @@ func config(s *model.Store) jen.Code {
 		}
 	}
 	if limits != nil {
-		fields = append(fields, field("Limits", rt("Limits").Values(limits...)))
+		fields = append(fields, field("Limits", eph("Limits").Custom(multiline, limits...)))
 	}
-	return rt("Config").Values(fields...)
+	typeName := s.Type.Obj().Name()
+	fields = append(fields, field("Codec", jen.Id(typeName+"Codec").Values()))
+	if s.KeyFields == nil {
+		fields = append(fields, field("Key", eph("StringKeys").Call()))
+	} else {
+		key := s.Ident("Key")
+		fields = append(fields,
+			field("Key", eph("KeyCodec").Types(jen.Id(key)).Values(
+				field("Format", jen.Id(key).Dot("String")), field("Parse", jen.Id(s.Func("Parse", "Key"))))),
+			field("KeyOf", jen.Id(typeName).Dot("EphemeralKey")))
+	}
+	return eph("Config").Types(keyType, jen.Id(typeName)).Custom(multiline, fields...)
 }
 
 // duration writes d readably: 30 * time.Second, time.Minute, 1500 * time.Millisecond.
@@ -377,8 +314,9 @@ func duration(d time.Duration) jen.Code {
 }
 
 // paramName turns a field name into a parameter name: Room → room, UserID → userID,
-// ID → id, HTTPHost → httpHost.
-func paramName(field string) string {
+// ID → id, HTTPHost → httpHost. It appends _ to a keyword and to root, the name of an import
+// that the body of a prefix builder uses.
+func paramName(field, root string) string {
 	r := []rune(field)
 	n := 0
 	for n < len(r) && unicode.IsUpper(r[n]) {
@@ -391,7 +329,7 @@ func paramName(field string) string {
 		r[i] = unicode.ToLower(r[i])
 	}
 	name := string(r)
-	if jen.IsReservedWord(name) || name == "ephemeralrt" {
+	if jen.IsReservedWord(name) || name == root {
 		name += "_"
 	}
 	return name
@@ -402,6 +340,27 @@ func joinAnd(s []string) string {
 		return strings.Join(s, "")
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// article returns the indefinite article of word: "an" before a, e, i or o, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeioAEIO", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+// formatDuration writes d as Duration.String does, without zero minutes and seconds at its
+// end: 1h rather than 1h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
 }
 
 func agree(n int, one, many string) string {

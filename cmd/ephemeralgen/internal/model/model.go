@@ -69,8 +69,7 @@ func (s *Store) KeyPrefixFunc(k int) string {
 // Names returns the package-level identifiers generated for s (besides the codec, which is
 // named after the type).
 func (s *Store) Names() []string {
-	names := []string{s.Ident("Store"), s.Func("New", "Store"), s.Ident("Entry"), s.Ident("Snapshot"), s.Ident("Event"), s.Ident("Reader"),
-		s.Ident("Mirror"), s.Ident("Change"), s.Func("On", "Change")}
+	names := []string{s.Ident("Store"), s.Func("New", "Store")}
 	if s.Key != nil {
 		names = append(names, s.Ident("Key"), s.Func("Parse", "Key"))
 		for k := 1; k < len(s.Key); k++ {

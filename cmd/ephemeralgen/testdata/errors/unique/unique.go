@@ -40,10 +40,10 @@ type F struct{ X string }
 // FCodec is hand-written.
 type FCodec struct{}
 
-// G's change option is already declared.
+// G's key parser is already declared.
 //
-//ephemeral:store id=g ttl=1s
+//ephemeral:store id=g ttl=1s key=X
 type G struct{ X string }
 
-// OnGChange is hand-written.
-func OnGChange() {}
+// ParseGKey is hand-written.
+func ParseGKey() {}

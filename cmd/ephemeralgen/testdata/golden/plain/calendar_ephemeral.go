@@ -3,8 +3,7 @@
 package plain
 
 import (
-	context2 "context"
-	ephemeralrt2 "github.com/ephemeral-go/ephemeral/runtime"
+	ephemeral2 "github.com/ephemeral-go/ephemeral"
 	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
 )
@@ -18,34 +17,34 @@ type eventKey struct {
 
 // String returns the key's string form: the fields, each escaped, joined with ":".
 func (k eventKey) String() string {
-	return ephemeralrt2.JoinKey(ephemeralrt2.FormatKeyInt(int64(k.Month)), ephemeralrt2.FormatKeyUint(uint64(k.Day)), k.Kind)
+	return ephemeral2.JoinKey(ephemeral2.FormatKeyInt(int64(k.Month)), ephemeral2.FormatKeyUint(uint64(k.Day)), k.Kind)
 }
 
-// parseEventKey parses the string form of a eventKey. It accepts exactly the strings eventKey.String returns.
+// parseEventKey parses the string form of an eventKey. It accepts exactly the strings eventKey.String returns.
 func parseEventKey(s string) (eventKey, error) {
-	p, err := ephemeralrt2.SplitKey(s, 3)
+	p, err := ephemeral2.SplitKey(s, 3)
 	if err != nil {
 		return eventKey{}, err
 	}
-	n0, err := ephemeralrt2.ParseKeyInt(p[0], 0)
+	n0, err := ephemeral2.ParseKeyInt(p[0], 0)
 	if err != nil {
 		return eventKey{}, err
 	}
-	n1, err := ephemeralrt2.ParseKeyUint(p[1], 8)
+	n1, err := ephemeral2.ParseKeyUint(p[1], 8)
 	if err != nil {
 		return eventKey{}, err
 	}
 	return eventKey{Month: time.Month(n0), Day: uint8(n1), Kind: p[2]}, nil
 }
 
-// eventKeyPrefix returns the key prefix of the calendarEntry entries whose Month is month; pass it to WithPrefix.
+// eventKeyPrefix returns the key prefix of the calendarEntry entries whose Month is month; pass it to ephemeral.WithPrefix.
 func eventKeyPrefix(month time.Month) string {
-	return ephemeralrt2.JoinKeyPrefix(ephemeralrt2.FormatKeyInt(int64(month)))
+	return ephemeral2.JoinKeyPrefix(ephemeral2.FormatKeyInt(int64(month)))
 }
 
-// eventKeyPrefix2 returns the key prefix of the calendarEntry entries whose Month and Day are month and day; pass it to WithPrefix.
+// eventKeyPrefix2 returns the key prefix of the calendarEntry entries whose Month and Day are month and day; pass it to ephemeral.WithPrefix.
 func eventKeyPrefix2(month time.Month, day uint8) string {
-	return ephemeralrt2.JoinKeyPrefix(ephemeralrt2.FormatKeyInt(int64(month)), ephemeralrt2.FormatKeyUint(uint64(day)))
+	return ephemeral2.JoinKeyPrefix(ephemeral2.FormatKeyInt(int64(month)), ephemeral2.FormatKeyUint(uint64(day)))
 }
 
 // EphemeralKey returns the key of v in store "calendar".
@@ -53,106 +52,18 @@ func (v calendarEntry) EphemeralKey() eventKey {
 	return eventKey{Month: v.Month, Day: v.Day, Kind: v.Kind}
 }
 
-// eventEntry is an entry of a eventStore, with its typed key.
-type eventEntry = ephemeralrt2.KeyedEntry[eventKey, calendarEntry]
+// eventStore is a store of calendarEntry values: store id "calendar", default TTL 1h.
+type eventStore = ephemeral2.Store[eventKey, calendarEntry]
 
-// eventSnapshot is the result of eventStore.Snapshot.
-type eventSnapshot = ephemeralrt2.KeyedSnapshot[eventKey, calendarEntry]
-
-// eventEvent is an event of a eventReader, with its typed key.
-type eventEvent = ephemeralrt2.KeyedEvent[eventKey, calendarEntry]
-
-// eventReader is a stream of a eventStore's events, from eventStore.Reader.
-type eventReader = ephemeralrt2.KeyedReader[eventKey, calendarEntry]
-
-// eventMirror is an in-process replica of a tenant of a eventStore, from eventStore.Mirror.
-type eventMirror = ephemeralrt2.KeyedMirror[eventKey, calendarEntry]
-
-// eventChange is a change of a eventMirror's state, with its typed key; see onEventChange.
-type eventChange = ephemeralrt2.KeyedChange[eventKey, calendarEntry]
-
-// eventStore is a typed store of calendarEntry values: store id "calendar", default TTL 1h0m0s.
-type eventStore struct {
-	store *ephemeralrt2.Store[calendarEntry]
-}
-
-// newEventStore returns the eventStore on backend. The directive's settings are the defaults; opts override them.
-func newEventStore(backend ephemeralrt2.Backend, opts ...ephemeralrt2.StoreOption) (*eventStore, error) {
-	s, err := ephemeralrt2.New[calendarEntry](backend, calendarEntryCodec{}, ephemeralrt2.Config{ID: "calendar", TTL: time.Hour}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &eventStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *eventStore) Store() *ephemeralrt2.Store[calendarEntry] {
-	return s.store
-}
-
-// Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.
-func (s *eventStore) Put(ctx context2.Context, v calendarEntry, opts ...ephemeralrt2.UpsertOption) (eventEntry, error) {
-	return s.Upsert(ctx, v.EphemeralKey(), v, opts...)
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *eventStore) Upsert(ctx context2.Context, key eventKey, v calendarEntry, opts ...ephemeralrt2.UpsertOption) (eventEntry, error) {
-	e, err := s.store.Upsert(ctx, key.String(), v, opts...)
-	if err != nil {
-		return eventEntry{}, err
-	}
-	return ephemeralrt2.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *eventStore) Touch(ctx context2.Context, key eventKey, opts ...ephemeralrt2.TouchOption) (ephemeralrt2.TouchResult, error) {
-	return s.store.Touch(ctx, key.String(), opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *eventStore) Remove(ctx context2.Context, key eventKey, opts ...ephemeralrt2.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key.String(), opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *eventStore) Get(ctx context2.Context, key eventKey, opts ...ephemeralrt2.GetOption) (eventEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key.String(), opts...)
-	if !ok {
-		return eventEntry{}, false, err
-	}
-	return ephemeralrt2.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *eventStore) Snapshot(ctx context2.Context, opts ...ephemeralrt2.SnapshotOption) (eventSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return eventSnapshot{}, err
-	}
-	return ephemeralrt2.KeySnapshot(snap, parseEventKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *eventStore) Reader(ctx context2.Context, opts ...ephemeralrt2.ReaderOption) (*eventReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt2.NewKeyedReader(r, parseEventKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with onEventChange.
-func (s *eventStore) Mirror(opts ...ephemeralrt2.MirrorOption) (*eventMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt2.NewKeyedMirror(m, eventKey.String, parseEventKey), nil
-}
-
-// onEventChange makes a eventMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
-func onEventChange(fn func(eventChange)) ephemeralrt2.MirrorOption {
-	return ephemeralrt2.OnKeyedChange(fn, parseEventKey)
+// newEventStore returns the eventStore on backend b. The directive's settings are the defaults; opts override them.
+func newEventStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*eventStore, error) {
+	return ephemeral2.New(b, ephemeral2.Config[eventKey, calendarEntry]{
+		ID:    "calendar",
+		TTL:   time.Hour,
+		Codec: calendarEntryCodec{},
+		Key:   ephemeral2.KeyCodec[eventKey]{Format: eventKey.String, Parse: parseEventKey},
+		KeyOf: calendarEntry.EphemeralKey,
+	}, opts...)
 }
 
 // calendarEntryCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does, without reflection.

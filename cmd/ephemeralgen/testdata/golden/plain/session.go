@@ -8,6 +8,6 @@ type session struct {
 }
 
 var (
-	ephemeralrt = "taken"
-	context     = "taken"
+	ephemeral = "taken"
+	jsonc     = "taken"
 )

@@ -3,107 +3,22 @@
 package plain
 
 import (
-	context2 "context"
-	ephemeralrt2 "github.com/ephemeral-go/ephemeral/runtime"
+	ephemeral2 "github.com/ephemeral-go/ephemeral"
 	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
 )
 
-// sessionEntry is an entry of a sessionStore, with its typed key.
-type sessionEntry = ephemeralrt2.KeyedEntry[string, session]
+// sessionStore is a store of session values: store id "sessions", default TTL 1.5s.
+type sessionStore = ephemeral2.Store[string, session]
 
-// sessionSnapshot is the result of sessionStore.Snapshot.
-type sessionSnapshot = ephemeralrt2.KeyedSnapshot[string, session]
-
-// sessionEvent is an event of a sessionReader, with its typed key.
-type sessionEvent = ephemeralrt2.KeyedEvent[string, session]
-
-// sessionReader is a stream of a sessionStore's events, from sessionStore.Reader.
-type sessionReader = ephemeralrt2.KeyedReader[string, session]
-
-// sessionMirror is an in-process replica of a tenant of a sessionStore, from sessionStore.Mirror.
-type sessionMirror = ephemeralrt2.KeyedMirror[string, session]
-
-// sessionChange is a change of a sessionMirror's state, with its typed key; see onSessionChange.
-type sessionChange = ephemeralrt2.KeyedChange[string, session]
-
-// sessionStore is a typed store of session values: store id "sessions", default TTL 1.5s.
-type sessionStore struct {
-	store *ephemeralrt2.Store[session]
-}
-
-// newSessionStore returns the sessionStore on backend. The directive's settings are the defaults; opts override them.
-func newSessionStore(backend ephemeralrt2.Backend, opts ...ephemeralrt2.StoreOption) (*sessionStore, error) {
-	s, err := ephemeralrt2.New[session](backend, sessionCodec{}, ephemeralrt2.Config{ID: "sessions", TTL: 1500 * time.Millisecond}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &sessionStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *sessionStore) Store() *ephemeralrt2.Store[session] {
-	return s.store
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *sessionStore) Upsert(ctx context2.Context, key string, v session, opts ...ephemeralrt2.UpsertOption) (sessionEntry, error) {
-	e, err := s.store.Upsert(ctx, key, v, opts...)
-	if err != nil {
-		return sessionEntry{}, err
-	}
-	return ephemeralrt2.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *sessionStore) Touch(ctx context2.Context, key string, opts ...ephemeralrt2.TouchOption) (ephemeralrt2.TouchResult, error) {
-	return s.store.Touch(ctx, key, opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *sessionStore) Remove(ctx context2.Context, key string, opts ...ephemeralrt2.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key, opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *sessionStore) Get(ctx context2.Context, key string, opts ...ephemeralrt2.GetOption) (sessionEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key, opts...)
-	if !ok {
-		return sessionEntry{}, false, err
-	}
-	return ephemeralrt2.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *sessionStore) Snapshot(ctx context2.Context, opts ...ephemeralrt2.SnapshotOption) (sessionSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return sessionSnapshot{}, err
-	}
-	return ephemeralrt2.KeySnapshot(snap, ephemeralrt2.ParsePlainKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *sessionStore) Reader(ctx context2.Context, opts ...ephemeralrt2.ReaderOption) (*sessionReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt2.NewKeyedReader(r, ephemeralrt2.ParsePlainKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with onSessionChange.
-func (s *sessionStore) Mirror(opts ...ephemeralrt2.MirrorOption) (*sessionMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt2.NewKeyedMirror(m, ephemeralrt2.FormatPlainKey, ephemeralrt2.ParsePlainKey), nil
-}
-
-// onSessionChange makes a sessionMirror call fn with every change, in order; see runtime.OnChange.
-func onSessionChange(fn func(sessionChange)) ephemeralrt2.MirrorOption {
-	return ephemeralrt2.OnKeyedChange(fn, ephemeralrt2.ParsePlainKey)
+// newSessionStore returns the sessionStore on backend b. The directive's settings are the defaults; opts override them.
+func newSessionStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*sessionStore, error) {
+	return ephemeral2.New(b, ephemeral2.Config[string, session]{
+		ID:    "sessions",
+		TTL:   1500 * time.Millisecond,
+		Codec: sessionCodec{},
+		Key:   ephemeral2.StringKeys(),
+	}, opts...)
 }
 
 // sessionCodec encodes and decodes session as JSON exactly as encoding/json does, without reflection.

@@ -3,8 +3,7 @@
 package presence
 
 import (
-	"context"
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
 )
@@ -17,21 +16,21 @@ type PresenceKey struct {
 
 // String returns the key's string form: the fields, each escaped, joined with ":".
 func (k PresenceKey) String() string {
-	return ephemeralrt.JoinKey(k.Room, k.UserID)
+	return ephemeral.JoinKey(k.Room, k.UserID)
 }
 
 // ParsePresenceKey parses the string form of a PresenceKey. It accepts exactly the strings PresenceKey.String returns.
 func ParsePresenceKey(s string) (PresenceKey, error) {
-	p, err := ephemeralrt.SplitKey(s, 2)
+	p, err := ephemeral.SplitKey(s, 2)
 	if err != nil {
 		return PresenceKey{}, err
 	}
 	return PresenceKey{Room: p[0], UserID: p[1]}, nil
 }
 
-// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to WithPrefix.
+// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to ephemeral.WithPrefix.
 func PresenceKeyPrefix(room string) string {
-	return ephemeralrt.JoinKeyPrefix(room)
+	return ephemeral.JoinKeyPrefix(room)
 }
 
 // EphemeralKey returns the key of v in store "presence".
@@ -39,106 +38,18 @@ func (v Presence) EphemeralKey() PresenceKey {
 	return PresenceKey{Room: v.Room, UserID: v.UserID}
 }
 
-// PresenceEntry is an entry of a PresenceStore, with its typed key.
-type PresenceEntry = ephemeralrt.KeyedEntry[PresenceKey, Presence]
+// PresenceStore is a store of Presence values: store id "presence", default TTL 30s.
+type PresenceStore = ephemeral.Store[PresenceKey, Presence]
 
-// PresenceSnapshot is the result of PresenceStore.Snapshot.
-type PresenceSnapshot = ephemeralrt.KeyedSnapshot[PresenceKey, Presence]
-
-// PresenceEvent is an event of a PresenceReader, with its typed key.
-type PresenceEvent = ephemeralrt.KeyedEvent[PresenceKey, Presence]
-
-// PresenceReader is a stream of a PresenceStore's events, from PresenceStore.Reader.
-type PresenceReader = ephemeralrt.KeyedReader[PresenceKey, Presence]
-
-// PresenceMirror is an in-process replica of a tenant of a PresenceStore, from PresenceStore.Mirror.
-type PresenceMirror = ephemeralrt.KeyedMirror[PresenceKey, Presence]
-
-// PresenceChange is a change of a PresenceMirror's state, with its typed key; see OnPresenceChange.
-type PresenceChange = ephemeralrt.KeyedChange[PresenceKey, Presence]
-
-// PresenceStore is a typed store of Presence values: store id "presence", default TTL 30s.
-type PresenceStore struct {
-	store *ephemeralrt.Store[Presence]
-}
-
-// NewPresenceStore returns the PresenceStore on backend. The directive's settings are the defaults; opts override them.
-func NewPresenceStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*PresenceStore, error) {
-	s, err := ephemeralrt.New[Presence](backend, PresenceCodec{}, ephemeralrt.Config{ID: "presence", TTL: 30 * time.Second}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &PresenceStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *PresenceStore) Store() *ephemeralrt.Store[Presence] {
-	return s.store
-}
-
-// Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.
-func (s *PresenceStore) Put(ctx context.Context, v Presence, opts ...ephemeralrt.UpsertOption) (PresenceEntry, error) {
-	return s.Upsert(ctx, v.EphemeralKey(), v, opts...)
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *PresenceStore) Upsert(ctx context.Context, key PresenceKey, v Presence, opts ...ephemeralrt.UpsertOption) (PresenceEntry, error) {
-	e, err := s.store.Upsert(ctx, key.String(), v, opts...)
-	if err != nil {
-		return PresenceEntry{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *PresenceStore) Touch(ctx context.Context, key PresenceKey, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key.String(), opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *PresenceStore) Remove(ctx context.Context, key PresenceKey, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key.String(), opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *PresenceStore) Get(ctx context.Context, key PresenceKey, opts ...ephemeralrt.GetOption) (PresenceEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key.String(), opts...)
-	if !ok {
-		return PresenceEntry{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *PresenceStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (PresenceSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return PresenceSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ParsePresenceKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *PresenceStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*PresenceReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ParsePresenceKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnPresenceChange.
-func (s *PresenceStore) Mirror(opts ...ephemeralrt.MirrorOption) (*PresenceMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, PresenceKey.String, ParsePresenceKey), nil
-}
-
-// OnPresenceChange makes a PresenceMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
-func OnPresenceChange(fn func(PresenceChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ParsePresenceKey)
+// NewPresenceStore returns the PresenceStore on backend b. The directive's settings are the defaults; opts override them.
+func NewPresenceStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*PresenceStore, error) {
+	return ephemeral.New(b, ephemeral.Config[PresenceKey, Presence]{
+		ID:    "presence",
+		TTL:   30 * time.Second,
+		Codec: PresenceCodec{},
+		Key:   ephemeral.KeyCodec[PresenceKey]{Format: PresenceKey.String, Parse: ParsePresenceKey},
+		KeyOf: Presence.EphemeralKey,
+	}, opts...)
 }
 
 // HoldKey is the key of a Seat in store "seats": its fields Room, Row and Number, in this order.
@@ -150,34 +61,34 @@ type HoldKey struct {
 
 // String returns the key's string form: the fields, each escaped, joined with ":".
 func (k HoldKey) String() string {
-	return ephemeralrt.JoinKey(string(k.Room), ephemeralrt.FormatKeyInt(int64(k.Row)), ephemeralrt.FormatKeyUint(uint64(k.Number)))
+	return ephemeral.JoinKey(string(k.Room), ephemeral.FormatKeyInt(int64(k.Row)), ephemeral.FormatKeyUint(uint64(k.Number)))
 }
 
 // ParseHoldKey parses the string form of a HoldKey. It accepts exactly the strings HoldKey.String returns.
 func ParseHoldKey(s string) (HoldKey, error) {
-	p, err := ephemeralrt.SplitKey(s, 3)
+	p, err := ephemeral.SplitKey(s, 3)
 	if err != nil {
 		return HoldKey{}, err
 	}
-	n1, err := ephemeralrt.ParseKeyInt(p[1], 16)
+	n1, err := ephemeral.ParseKeyInt(p[1], 16)
 	if err != nil {
 		return HoldKey{}, err
 	}
-	n2, err := ephemeralrt.ParseKeyUint(p[2], 0)
+	n2, err := ephemeral.ParseKeyUint(p[2], 0)
 	if err != nil {
 		return HoldKey{}, err
 	}
 	return HoldKey{Room: RoomID(p[0]), Row: int16(n1), Number: uint(n2)}, nil
 }
 
-// HoldKeyPrefix returns the key prefix of the Seat entries whose Room is room; pass it to WithPrefix.
+// HoldKeyPrefix returns the key prefix of the Seat entries whose Room is room; pass it to ephemeral.WithPrefix.
 func HoldKeyPrefix(room RoomID) string {
-	return ephemeralrt.JoinKeyPrefix(string(room))
+	return ephemeral.JoinKeyPrefix(string(room))
 }
 
-// HoldKeyPrefix2 returns the key prefix of the Seat entries whose Room and Row are room and row; pass it to WithPrefix.
+// HoldKeyPrefix2 returns the key prefix of the Seat entries whose Room and Row are room and row; pass it to ephemeral.WithPrefix.
 func HoldKeyPrefix2(room RoomID, row int16) string {
-	return ephemeralrt.JoinKeyPrefix(string(room), ephemeralrt.FormatKeyInt(int64(row)))
+	return ephemeral.JoinKeyPrefix(string(room), ephemeral.FormatKeyInt(int64(row)))
 }
 
 // EphemeralKey returns the key of v in store "seats".
@@ -185,106 +96,25 @@ func (v Seat) EphemeralKey() HoldKey {
 	return HoldKey{Room: v.Room, Row: v.Row, Number: v.Number}
 }
 
-// HoldEntry is an entry of a HoldStore, with its typed key.
-type HoldEntry = ephemeralrt.KeyedEntry[HoldKey, Seat]
+// HoldStore is a store of Seat values: store id "seats", default TTL 1m30s.
+type HoldStore = ephemeral.Store[HoldKey, Seat]
 
-// HoldSnapshot is the result of HoldStore.Snapshot.
-type HoldSnapshot = ephemeralrt.KeyedSnapshot[HoldKey, Seat]
-
-// HoldEvent is an event of a HoldReader, with its typed key.
-type HoldEvent = ephemeralrt.KeyedEvent[HoldKey, Seat]
-
-// HoldReader is a stream of a HoldStore's events, from HoldStore.Reader.
-type HoldReader = ephemeralrt.KeyedReader[HoldKey, Seat]
-
-// HoldMirror is an in-process replica of a tenant of a HoldStore, from HoldStore.Mirror.
-type HoldMirror = ephemeralrt.KeyedMirror[HoldKey, Seat]
-
-// HoldChange is a change of a HoldMirror's state, with its typed key; see OnHoldChange.
-type HoldChange = ephemeralrt.KeyedChange[HoldKey, Seat]
-
-// HoldStore is a typed store of Seat values: store id "seats", default TTL 1m30s.
-type HoldStore struct {
-	store *ephemeralrt.Store[Seat]
-}
-
-// NewHoldStore returns the HoldStore on backend. The directive's settings are the defaults; opts override them.
-func NewHoldStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*HoldStore, error) {
-	s, err := ephemeralrt.New[Seat](backend, SeatCodec{}, ephemeralrt.Config{ID: "seats", TTL: 90 * time.Second, Tenant: "venue", Limits: ephemeralrt.Limits{MaxEntries: 500, MaxPayloadBytes: 1024, EventRetention: 2 * time.Minute, MaxEvents: 1000}}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &HoldStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *HoldStore) Store() *ephemeralrt.Store[Seat] {
-	return s.store
-}
-
-// Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.
-func (s *HoldStore) Put(ctx context.Context, v Seat, opts ...ephemeralrt.UpsertOption) (HoldEntry, error) {
-	return s.Upsert(ctx, v.EphemeralKey(), v, opts...)
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *HoldStore) Upsert(ctx context.Context, key HoldKey, v Seat, opts ...ephemeralrt.UpsertOption) (HoldEntry, error) {
-	e, err := s.store.Upsert(ctx, key.String(), v, opts...)
-	if err != nil {
-		return HoldEntry{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *HoldStore) Touch(ctx context.Context, key HoldKey, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key.String(), opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *HoldStore) Remove(ctx context.Context, key HoldKey, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key.String(), opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *HoldStore) Get(ctx context.Context, key HoldKey, opts ...ephemeralrt.GetOption) (HoldEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key.String(), opts...)
-	if !ok {
-		return HoldEntry{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *HoldStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (HoldSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return HoldSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ParseHoldKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *HoldStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*HoldReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ParseHoldKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnHoldChange.
-func (s *HoldStore) Mirror(opts ...ephemeralrt.MirrorOption) (*HoldMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, HoldKey.String, ParseHoldKey), nil
-}
-
-// OnHoldChange makes a HoldMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
-func OnHoldChange(fn func(HoldChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ParseHoldKey)
+// NewHoldStore returns the HoldStore on backend b. The directive's settings are the defaults; opts override them.
+func NewHoldStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*HoldStore, error) {
+	return ephemeral.New(b, ephemeral.Config[HoldKey, Seat]{
+		ID:     "seats",
+		TTL:    90 * time.Second,
+		Tenant: "venue",
+		Limits: ephemeral.Limits{
+			MaxEntries:      500,
+			MaxPayloadBytes: 1024,
+			EventRetention:  2 * time.Minute,
+			MaxEvents:       1000,
+		},
+		Codec: SeatCodec{},
+		Key:   ephemeral.KeyCodec[HoldKey]{Format: HoldKey.String, Parse: ParseHoldKey},
+		KeyOf: Seat.EphemeralKey,
+	}, opts...)
 }
 
 // PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.
