@@ -1,5 +1,5 @@
 // Package emit writes the Go code of ephemeralgen's output files with jennifer: key types and
-// builders, the store alias and its constructor, and (through codecgen) the codecs of the
+// builders, the store alias and its constructor, and (through package codec) the codecs of the
 // annotated types.
 package emit
 
@@ -23,7 +23,7 @@ import (
 // RootPath is the import path of package ephemeral, which generated code calls.
 const RootPath = "github.com/ephemeral-go/ephemeral"
 
-// Codecs emits the JSON codecs of annotated types into output files. *codecgen.Generator is
+// Codecs emits the JSON codecs of annotated types into output files. *codec.Generator is
 // the implementation; tests may substitute their own.
 type Codecs interface {
 	// Add requests the codec <T>Codec of t in output file file and reports the problems of t.
@@ -33,7 +33,7 @@ type Codecs interface {
 }
 
 // guarded are the imports generated code may use (ours, and the standard library's that
-// codecgen may use; it names its own runtime/jsonc import), with their names. When the package
+// package codec may use; it names its own runtime/jsonc import), with their names. When the package
 // scope already declares a name, the import gets an alias instead.
 var guarded = map[string]string{
 	RootPath:          "ephemeral",

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/tools/go/packages"
 
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codec"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/emit"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
@@ -80,7 +80,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		byOutput[out] = append(byOutput[out], s)
 	}
 	outputs := slices.Sorted(maps.Keys(byOutput))
-	codecs := codecgen.New(fset, pkg.Types)
+	codecs := codec.New(fset, pkg.Types)
 	for _, out := range outputs {
 		if d, ok := foreignFile(out); !ok {
 			diags = append(diags, d)

@@ -1,4 +1,4 @@
-package codecgen_test
+package codec_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/tools/go/packages"
 
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codecgen"
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codec"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
@@ -35,7 +35,7 @@ func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func
 		t.Fatalf("loaded %d packages", len(pkgs))
 	}
 	pkg := pkgs[0]
-	g := codecgen.New(pkg.Fset, pkg.Types)
+	g := codec.New(pkg.Fset, pkg.Types)
 	var names []string
 	for _, name := range pkg.Types.Scope().Names() {
 		tn, ok := pkg.Types.Scope().Lookup(name).(*types.TypeName)

@@ -1,4 +1,4 @@
-package codecgen
+package codec
 
 import (
 	"go/types"

@@ -1,4 +1,4 @@
-package codecgen_test
+package codec_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-// Package codecgen emits reflection-free JSON codecs, byte-identical to encoding/json, for the
+// Package codec emits reflection-free JSON codecs, byte-identical to encoding/json, for the
 // struct types of a package, on the primitives of runtime/jsonc.
 //
 // For an annotated type T, [Generator.Add] registers the exported codec type TCodec, whose
@@ -16,7 +16,7 @@
 // generated code cannot name. See runtime/jsonc for where errors differ.
 //
 // Call Add for every type before the first Emit: helpers are assigned to files then.
-package codecgen
+package codec
 
 import (
 	"fmt"
