@@ -2,10 +2,15 @@
 // struct types of a package, on the primitives of runtime/jsonc.
 //
 // For an annotated type T, [Generator.Add] registers the exported codec type TCodec, whose
-// value-receiver methods Encode and Decode make TCodec{} a runtime.Codec[T]. The struct and
+// value-receiver methods Encode and Decode make TCodec{} an ephemeral.Codec[T]. The struct and
 // other composite types that T contains get unexported helper functions, named
 // ephemeralEncode<Type> and ephemeralDecode<Type>; each is emitted in exactly one output file of
 // the package. Call Add for every type, then [Generator.Emit] for every output file.
+//
+// The work is done in two steps. Add plans: it walks the types as encoding/json would, reports
+// every problem, and builds a plan of how each value is encoded and decoded (plan.go). Emit
+// prints a checked plan as jennifer code (print.go); it cannot fail, and it makes no decision
+// that needs a diagnostic.
 //
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
@@ -15,7 +20,8 @@
 // that implement json.Unmarshaler, and types or promoted fields of other packages that
 // generated code cannot name. See runtime/jsonc for where errors differ.
 //
-// Call Add for every type before the first Emit: helpers are assigned to files then.
+// Call Add for every type before the first Emit, which is only for a package whose Adds
+// reported no problem.
 package codec
 
 import (
@@ -47,21 +53,28 @@ type Generator struct {
 	seen    map[diag.Diagnostic]bool
 }
 
+// codec is the plan of one exported codec.
 type codec struct {
-	t        *types.Named
-	enc, dec []jen.Code
+	t    *types.Named
+	name string
+	enc  *encNode
+	dec  *decNode
 }
 
-// helper holds the functions of one contained type.
+// helper holds the plan of the functions of one contained type.
 type helper struct {
 	name  string // suffix of the function names
 	t     types.Type
 	files map[string]bool
 	deps  []*helper
 
-	fields          []string // JSON names, for a struct
-	enc, encNA      []jen.Code
-	dec             []jen.Code
+	// A struct's members, and its JSON names; or the plan of another type.
+	fields             []string
+	encFields, encNAFs []encField
+	decFields          []decField
+	enc, encNA         *encNode
+	dec                *decNode
+
 	wantEnc, wantNA bool // which encoders are called
 	wantDec         bool
 	doneNA          bool
@@ -77,18 +90,18 @@ func New(fset *token.FileSet, pkg *types.Package) *Generator {
 		names: map[string]bool{}, seen: map[diag.Diagnostic]bool{}}
 }
 
-// Add requests the exported codec <Name>Codec for the struct type t (declared in the package),
+// Add plans the exported codec <Name>Codec for the struct type t (declared in the package),
 // to be emitted in output file file, with everything it needs for the types it contains. It
-// returns every problem found (unsupported field types, with the field's path).
+// returns every problem found (unsupported field types, with the field's path); when there is
+// one, the package's codecs must not be emitted.
 func (g *Generator) Add(file string, t *types.Named) []diag.Diagnostic {
 	var diags []diag.Diagnostic
-	c := &gen{g: g, diags: &diags, path: t.Obj().Name(), pos: t.Obj().Pos()}
-	v := expr{ptr: jen.Id("v")}
-	cd := &codec{t: t}
-	cd.enc = c.enc(t, v, true, false)
-	cd.dec = c.dec(t, v, false)
+	p := &planner{g: g, diags: &diags, path: t.Obj().Name(), pos: t.Obj().Pos()}
+	cd := &codec{t: t, name: t.Obj().Name() + "Codec"}
+	cd.enc = p.enc(t, true, false)
+	cd.dec = p.dec(t, false)
 	g.codecs[file] = append(g.codecs[file], cd)
-	for _, h := range c.deps {
+	for _, h := range p.deps {
 		h.use(file)
 	}
 	return diags
@@ -120,7 +133,7 @@ func (h *helper) owner() string {
 func (g *Generator) Emit(file string, f *jen.File) {
 	f.ImportAlias(jsoncPath, g.alias)
 	for _, cd := range g.codecs[file] {
-		g.emitCodec(f, cd)
+		emitCodec(f, cd)
 	}
 	var hs []*helper
 	g.helpers.Iterate(func(_ types.Type, v any) {
@@ -130,35 +143,52 @@ func (g *Generator) Emit(file string, f *jen.File) {
 	})
 	slices.SortFunc(hs, func(a, b *helper) int { return strings.Compare(a.name, b.name) })
 	for _, h := range hs {
-		g.emitHelper(f, h)
+		emitHelper(f, h)
 	}
 }
 
-func (g *Generator) emitCodec(f *jen.File, cd *codec) {
+// emitCodec prints the codec type cd and its methods.
+func emitCodec(f *jen.File, cd *codec) {
 	name := cd.t.Obj().Name()
-	cname := name + "Codec"
-	tc := g.typeCode(cd.t)
-	f.Commentf("%s encodes and decodes %s as JSON exactly as encoding/json does, without reflection.", cname, name)
-	f.Type().Id(cname).Struct()
+	tc := typeCode(cd.t)
+	p := &printer{}
+	f.Commentf("%s encodes and decodes %s as JSON exactly as encoding/json does, without reflection.", cd.name, name)
+	f.Type().Id(cd.name).Struct()
 	f.Line()
 	f.Comment("Encode appends the JSON encoding of *v to dst and returns the extended buffer.")
-	f.Func().Params(jen.Id(cname)).Id("Encode").Params(jen.Id("dst").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+	f.Func().Params(jen.Id(cd.name)).Id("Encode").Params(jen.Id("dst").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
 		Params(jen.Index().Byte(), jen.Error()).Block(append(append([]jen.Code{
 		jen.Id("e").Op(":=").New(jen.Qual(jsoncPath, "Encoder")),
 		jen.Id("e").Dot("Reset").Call(jen.Id("dst")),
-	}, cd.enc...), jen.Return(jen.Id("e").Dot("Finish").Call()))...)
+	}, p.enc(cd.enc, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("e").Dot("Finish").Call()))...)
 	f.Line()
 	f.Comment("Decode parses the JSON document src into *v.")
-	f.Func().Params(jen.Id(cname)).Id("Decode").Params(jen.Id("src").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+	f.Func().Params(jen.Id(cd.name)).Id("Decode").Params(jen.Id("src").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
 		Error().Block(append(append([]jen.Code{
 		jen.Id("d").Op(":=").New(jen.Qual(jsoncPath, "Decoder")),
 		jen.Id("d").Dot("Reset").Call(jen.Id("src")),
-	}, cd.dec...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
+	}, p.dec(cd.dec, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
 	f.Line()
 }
 
-func (g *Generator) emitHelper(f *jen.File, h *helper) {
-	tc := g.typeCode(h.t)
+// emitHelper prints the functions of h that are called.
+func emitHelper(f *jen.File, h *helper) {
+	tc := typeCode(h.t)
+	v := expr{ptr: jen.Id("v")}
+	var enc, encNA, dec []jen.Code
+	if h.fields != nil {
+		enc, dec = structEnc(h.t, h.encFields), (&printer{self: h}).structDec(h.decFields)
+		if h.wantNA {
+			encNA = structEnc(h.t, h.encNAFs)
+		}
+	} else {
+		p := &printer{self: h} // the encoder and the decoder share temporary names
+		enc = guardRecursion(h.t, p.enc(h.enc, v))
+		dec = p.dec(h.dec, v)
+		if h.wantNA {
+			encNA = guardRecursion(h.t, (&printer{self: h}).enc(h.encNA, v))
+		}
+	}
 	if h.wantDec && h.fields != nil {
 		names := make([]jen.Code, len(h.fields))
 		for i, n := range h.fields {
@@ -169,58 +199,59 @@ func (g *Generator) emitHelper(f *jen.File, h *helper) {
 	}
 	encParams := jen.Params(jen.Id("e").Op("*").Qual(jsoncPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
 	if h.wantEnc {
-		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(h.enc...)
+		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(enc...)
 		f.Line()
 	}
 	if h.wantNA {
-		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(h.encNA...)
+		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(encNA...)
 		f.Line()
 	}
 	if h.wantDec {
 		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(jsoncPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
-			Block(h.dec...)
+			Block(dec...)
 		f.Line()
 	}
 }
 
-// helperFor returns the helper of t, generating its functions on first use.
-func (g *Generator) helperFor(c *gen, t types.Type) *helper {
+// helperFor returns the helper of t, planning its functions on first use; p is the planner
+// that needs it.
+func (g *Generator) helperFor(p *planner, t types.Type) *helper {
 	if h, ok := g.helpers.At(t).(*helper); ok {
 		return h
 	}
 	h := &helper{name: g.helperName(t), t: t, files: map[string]bool{}}
 	g.helpers.Set(t, h)
-	hc := &gen{g: g, diags: c.diags, path: c.path, pos: c.pos, self: h}
-	v := expr{ptr: jen.Id("v")}
+	hp := &planner{g: g, diags: p.diags, path: p.path, pos: p.pos, self: h}
 	if isStructType(t) {
-		h.enc = hc.structEnc(t, true)
-		h.dec = hc.structDec(t)
+		h.encFields = hp.structEnc(t, true)
+		h.decFields = hp.structDec(t)
 		h.fields = []string{}
 		for _, f := range jsonFields(t) {
 			h.fields = append(h.fields, f.name)
 		}
 	} else {
-		h.enc = hc.guardRecursion(t, hc.encStructural(t, v, true, false))
-		h.dec = hc.decStructural(t, v)
+		h.enc = hp.encStructural(t, true, false)
+		h.dec = hp.decStructural(t)
 	}
-	h.deps = hc.deps
+	h.deps = hp.deps
 	return h
 }
 
-// needNA makes h emit its non-addressable encoder variant.
-func (g *Generator) needNA(c *gen, h *helper) {
+// needNA makes h emit its encoder of non-addressable values, planning it on first use; p is the
+// planner that needs it.
+func (g *Generator) needNA(p *planner, h *helper) {
 	h.wantNA = true
 	if h.doneNA {
 		return
 	}
 	h.doneNA = true
-	hc := &gen{g: g, diags: c.diags, path: c.path, pos: c.pos, self: h}
+	hp := &planner{g: g, diags: p.diags, path: p.path, pos: p.pos, self: h}
 	if isStructType(h.t) {
-		h.encNA = hc.structEnc(h.t, false)
+		h.encNAFs = hp.structEnc(h.t, false)
 	} else {
-		h.encNA = hc.guardRecursion(h.t, hc.encStructural(h.t, expr{ptr: jen.Id("v")}, false, false))
+		h.encNA = hp.encStructural(h.t, false, false)
 	}
-	h.deps = append(h.deps, hc.deps...)
+	h.deps = append(h.deps, hp.deps...)
 }
 
 func isStructType(t types.Type) bool {

@@ -23,7 +23,8 @@ var update = flag.Bool("update", false, "rewrite generated test files")
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo
 
 // generate loads the package at pattern and emits codecs for the named struct types that
-// keep(name) selects, the types of each file in files[name] (default "codecs_gen.go").
+// keep(name) selects, the types of each file in fileOf(name). With diagnostics, it emits
+// nothing.
 func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func(string) bool, fileOf func(string) string) (map[string][]byte, []diag.Diagnostic, *packages.Package) {
 	t.Helper()
 	cfg := &packages.Config{Mode: loadMode, Overlay: overlay}
@@ -58,6 +59,9 @@ func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func
 		diags = append(diags, g.Add(file, pkg.Types.Scope().Lookup(name).Type().(*types.Named))...)
 	}
 	out := map[string][]byte{}
+	if len(diags) > 0 {
+		return out, diags, pkg
+	}
 	var sorted []string
 	for f := range files {
 		sorted = append(sorted, f)

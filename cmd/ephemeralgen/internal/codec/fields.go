@@ -185,3 +185,14 @@ func isNamed(t types.Type) bool {
 	_, ok := types.Unalias(t).(*types.Named)
 	return ok
 }
+
+// ptrGuards returns the lengths of the index prefixes of f that end at an embedded pointer.
+func ptrGuards(f field) []int {
+	var gs []int
+	for i, v := range f.vars[:len(f.vars)-1] {
+		if isPointer(v.Type()) {
+			gs = append(gs, i+1)
+		}
+	}
+	return gs
+}

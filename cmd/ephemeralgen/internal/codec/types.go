@@ -75,10 +75,10 @@ func isByteSlice(t types.Type) bool {
 }
 
 // typeCode renders t for the generated file.
-func (g *Generator) typeCode(t types.Type) jen.Code {
+func typeCode(t types.Type) jen.Code {
 	switch t := t.(type) {
 	case *types.Alias:
-		return g.typeCode(types.Unalias(t))
+		return typeCode(types.Unalias(t))
 	case *types.Basic:
 		return jen.Id(t.Name())
 	case *types.Named:
@@ -92,28 +92,28 @@ func (g *Generator) typeCode(t types.Type) jen.Code {
 		if args := t.TypeArgs(); args != nil && args.Len() > 0 {
 			var cs []jen.Code
 			for i := range args.Len() {
-				cs = append(cs, g.typeCode(args.At(i)))
+				cs = append(cs, typeCode(args.At(i)))
 			}
 			c = c.Types(cs...)
 		}
 		return c
 	case *types.Pointer:
-		return jen.Op("*").Add(g.typeCode(t.Elem()))
+		return jen.Op("*").Add(typeCode(t.Elem()))
 	case *types.Slice:
-		return jen.Index().Add(g.typeCode(t.Elem()))
+		return jen.Index().Add(typeCode(t.Elem()))
 	case *types.Array:
-		return jen.Index(jen.Lit(int(t.Len()))).Add(g.typeCode(t.Elem()))
+		return jen.Index(jen.Lit(int(t.Len()))).Add(typeCode(t.Elem()))
 	case *types.Map:
-		return jen.Map(g.typeCode(t.Key())).Add(g.typeCode(t.Elem()))
+		return jen.Map(typeCode(t.Key())).Add(typeCode(t.Elem()))
 	case *types.Struct:
 		var fs []jen.Code
 		for i := range t.NumFields() {
 			f := t.Field(i)
 			var c *jen.Statement
 			if f.Embedded() {
-				c = jen.Add(g.typeCode(f.Type()))
+				c = jen.Add(typeCode(f.Type()))
 			} else {
-				c = jen.Id(f.Name()).Add(g.typeCode(f.Type()))
+				c = jen.Id(f.Name()).Add(typeCode(f.Type()))
 			}
 			if tag := t.Tag(i); tag != "" {
 				c = c.Op(strconv.Quote(tag))

@@ -1,0 +1,515 @@
+package codec
+
+import (
+	"go/types"
+	"slices"
+	"strconv"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
+)
+
+// The print step turns a checked plan into jennifer code. It makes no decision that can fail:
+// everything it needs is in the plan.
+
+// printer prints the statements of one function body.
+type printer struct {
+	self  *helper // the helper being printed, if any
+	names map[string]int
+}
+
+// expr is a Go expression of the value being encoded or decoded: either the value itself
+// (addressable) or a pointer to it.
+type expr struct {
+	val jen.Code
+	ptr jen.Code
+}
+
+func (x expr) value() *jen.Statement {
+	if x.val != nil {
+		return jen.Add(x.val)
+	}
+	return jen.Op("*").Add(x.ptr)
+}
+
+func (x expr) addr() *jen.Statement {
+	if x.ptr != nil {
+		return jen.Add(x.ptr)
+	}
+	return jen.Op("&").Add(x.val)
+}
+
+// operand is the value as the operand of an index, slice or selector expression.
+func (x expr) operand() *jen.Statement {
+	if x.val != nil {
+		return jen.Add(x.val)
+	}
+	return jen.Parens(jen.Op("*").Add(x.ptr))
+}
+
+// tmp returns a new local variable name.
+func (p *printer) tmp(prefix string) string {
+	if p.names == nil {
+		p.names = map[string]int{}
+	}
+	p.names[prefix]++
+	if n := p.names[prefix]; n > 1 {
+		return prefix + strconv.Itoa(n)
+	}
+	return prefix
+}
+
+// e calls the encoder method.
+func e(method string, args ...jen.Code) *jen.Statement {
+	return jen.Id("e").Dot(method).Call(args...)
+}
+
+// d calls the decoder method.
+func d(method string, args ...jen.Code) *jen.Statement {
+	return jen.Id("d").Dot(method).Call(args...)
+}
+
+// q calls the jsonc function.
+func q(name string, args ...jen.Code) *jen.Statement { return jen.Qual(jsoncPath, name).Call(args...) }
+
+// raw writes s verbatim.
+func raw(s string) jen.Code { return e("Raw", jen.Id("`"+s+"`")) }
+
+// conv converts x to the basic type kind unless it has that type already.
+func conv(t types.Type, kind types.BasicKind, x jen.Code) jen.Code {
+	if types.Identical(t, types.Typ[kind]) {
+		return x
+	}
+	return jen.Id(types.Typ[kind].Name()).Call(x)
+}
+
+// convPtr converts the pointer p to a pointer to the basic type kind unless it is one.
+func convPtr(t types.Type, kind types.BasicKind, p jen.Code) jen.Code {
+	if types.Identical(t, types.Typ[kind]) {
+		return p
+	}
+	return jen.Parens(jen.Op("*").Id(types.Typ[kind].Name())).Call(p)
+}
+
+// marshalFunc returns the jsonc function that calls a marshaling method.
+func marshalFunc(text bool) string {
+	if text {
+		return "MarshalText"
+	}
+	return "Marshal"
+}
+
+// unmarshalFunc returns the jsonc function that calls an unmarshaling method.
+func unmarshalFunc(text bool) string {
+	if text {
+		return "UnmarshalText"
+	}
+	return "Unmarshal"
+}
+
+// enc returns the statements of plan n, which encode x.
+func (p *printer) enc(n *encNode, x expr) []jen.Code {
+	switch n.op {
+	case encTime:
+		return []jen.Code{e("Time", x.value())}
+	case encMarshal:
+		return []jen.Code{q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value())}
+	case encMarshalAddr:
+		return []jen.Code{q(marshalFunc(n.text), jen.Id("e"), jen.Lit("*"+reflectName(n.t)), x.addr())}
+	case encMarshalPtr:
+		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+			q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value()))}
+	case encHelper:
+		name := "ephemeralEncode" + n.h.name
+		if n.value {
+			name += "Value"
+		}
+		return []jen.Code{jen.Id(name).Call(jen.Id("e"), x.addr())}
+	case encBasic:
+		return encBasicValue(n.t, n.quoted, x)
+	case encPointer:
+		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+			p.enc(n.elem, expr{ptr: x.value()})...)}
+	case encBytes:
+		b := jen.Code(x.value())
+		if !types.Identical(n.t, byteSlice) {
+			b = jen.Index().Byte().Call(b)
+		}
+		return []jen.Code{e("Bytes", b)}
+	case encSlice:
+		i := p.tmp("i")
+		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+			e("Byte", jen.LitRune('[')),
+			jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(append([]jen.Code{
+				jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(',')))},
+				p.enc(n.elem, expr{val: x.operand().Index(jen.Id(i))})...)...),
+			e("Byte", jen.LitRune(']')))}
+	case encArray:
+		if n.elem == nil {
+			return []jen.Code{raw("[]")}
+		}
+		i := p.tmp("i")
+		return []jen.Code{
+			e("Byte", jen.LitRune('[')),
+			jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(append([]jen.Code{
+				jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(',')))},
+				p.enc(n.elem, expr{val: x.operand().Index(jen.Id(i))})...)...),
+			e("Byte", jen.LitRune(']'))}
+	case encMap:
+		return p.encMap(n, x)
+	}
+	panic("codec: unplanned encoding")
+}
+
+// encBasicValue encodes x of basic type t.
+func encBasicValue(t types.Type, quoted bool, x expr) []jen.Code {
+	u := t.Underlying().(*types.Basic)
+	var s jen.Code
+	info := u.Info()
+	switch {
+	case info&types.IsBoolean != 0:
+		s = e("Bool", conv(t, types.Bool, x.value()))
+	case info&types.IsUnsigned != 0:
+		s = e("Uint", conv(t, types.Uint64, x.value()))
+	case info&types.IsInteger != 0:
+		s = e("Int", conv(t, types.Int64, x.value()))
+	case u.Kind() == types.Float32:
+		s = e("Float32", conv(t, types.Float32, x.value()))
+	case info&types.IsFloat != 0:
+		s = e("Float64", conv(t, types.Float64, x.value()))
+	case quoted:
+		return []jen.Code{e("QuotedString", conv(t, types.String, x.value()))}
+	default:
+		return []jen.Code{e("String", conv(t, types.String, x.value()))}
+	}
+	if quoted {
+		return []jen.Code{e("Byte", jen.LitRune('"')), s, e("Byte", jen.LitRune('"'))}
+	}
+	return []jen.Code{s}
+}
+
+// encMap encodes the map x with its keys sorted as encoding/json sorts them.
+func (p *printer) encMap(n *encNode, x expr) []jen.Code {
+	kt := types.Unalias(n.t.Underlying().(*types.Map).Key())
+	k, y := p.tmp("k"), p.tmp("y")
+	var keys, key, elem jen.Code
+	switch n.key {
+	case keyString:
+		keys = q("SortedKeys", x.value())
+		key = e("String", conv(kt, types.String, jen.Id(k)))
+		elem = x.operand().Index(jen.Id(k))
+	case keyUint:
+		keys = q("SortedUintKeys", x.value())
+		key = e("UintKey", conv(kt, types.Uint64, jen.Id(k)))
+		elem = x.operand().Index(jen.Id(k))
+	case keyInt:
+		keys = q("SortedIntKeys", x.value())
+		key = e("IntKey", conv(kt, types.Int64, jen.Id(k)))
+		elem = x.operand().Index(jen.Id(k))
+	case keyText:
+		keys = q("SortedTextKeys", jen.Id("e"), jen.Lit(reflectName(kt)), x.value())
+		key = e("String", jen.Id(k).Dot("Text"))
+		elem = x.operand().Index(jen.Id(k).Dot("Key"))
+	}
+	i := p.tmp("i")
+	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+		e("Byte", jen.LitRune('{')),
+		jen.For(jen.List(jen.Id(i), jen.Id(k)).Op(":=").Range().Add(keys)).Block(append([]jen.Code{
+			jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(','))),
+			key,
+			e("Byte", jen.LitRune(':')),
+			jen.Id(y).Op(":=").Add(elem)},
+			p.enc(n.elem, expr{val: jen.Id(y)})...)...),
+		e("Byte", jen.LitRune('}')))}
+}
+
+// guardRecursion wraps the body of a helper for a recursive type in Enter and Leave.
+func guardRecursion(t types.Type, body []jen.Code) []jen.Code {
+	if !recursive(t) {
+		return body
+	}
+	key := jen.Nil()
+	if isStructType(t) {
+		key = jen.Id("v")
+	}
+	out := []jen.Code{jen.If(jen.Op("!").Add(e("Enter", key, jen.Lit("*"+reflectName(t))))).Block(jen.Return())}
+	out = append(out, body...)
+	return append(out, e("Leave", key))
+}
+
+// emitState tracks, while printing a struct encoder, what is known about the members written
+// so far.
+type emitState struct {
+	open  bool // the { is written
+	state int  // none, some, or unknown members written
+}
+
+const (
+	noneWritten = iota
+	someWritten
+	maybeWritten
+)
+
+// structEnc returns the body of the encoder of struct type t, whose members fs encode.
+func structEnc(t types.Type, fs []encField) []jen.Code {
+	s := &emitState{}
+	body := encFieldList(fs, 0, s)
+	if s.open {
+		body = append(body, e("Byte", jen.LitRune('}')))
+	} else {
+		body = append(body, raw("{}"))
+	}
+	return guardRecursion(t, body)
+}
+
+// encFieldList encodes the members fs of a struct, nesting those promoted through embedded
+// pointers in nil checks from guard depth on.
+func encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
+	var out []jen.Code
+	for i := 0; i < len(fs); {
+		gs := ptrGuards(fs[i].field)
+		if len(gs) <= depth {
+			out = append(out, encMember(fs[i], s)...)
+			i++
+			continue
+		}
+		n := gs[depth]
+		j := i + 1
+		for j < len(fs) {
+			gj := ptrGuards(fs[j].field)
+			if len(gj) <= depth || gj[depth] != n || !slices.Equal(fs[j].index[:n], fs[i].index[:n]) {
+				break
+			}
+			j++
+		}
+		if !s.open {
+			out = append(out, e("Byte", jen.LitRune('{')))
+			s.open = true
+		}
+		before := s.state
+		inner := encFieldList(fs[i:j], depth+1, s)
+		out = append(out, jen.If(selector(fs[i].field, n).Op("!=").Nil()).Block(inner...))
+		if before != someWritten {
+			s.state = maybeWritten
+		}
+		i = j
+	}
+	return out
+}
+
+// selector returns v.A.B... for the first n fields of f.
+func selector(f field, n int) *jen.Statement {
+	s := jen.Id("v")
+	for _, v := range f.vars[:n] {
+		s = s.Dot(v.Name())
+	}
+	return s
+}
+
+// encMember encodes the member of field f.
+func encMember(f encField, s *emitState) []jen.Code {
+	if f.empty == never {
+		return nil
+	}
+	p := &printer{} // every field's temporaries are local to its own blocks
+	sel := selector(f.field, len(f.vars))
+	x := expr{val: sel}
+	if f.deref {
+		x = expr{ptr: sel}
+	}
+	value := p.enc(f.node, x)
+	key := string(jsonc.AppendString(nil, f.name)) + ":"
+	cond := emptyCond(f.empty, sel)
+	if cond == nil {
+		return append([]jen.Code{s.key(key)}, value...)
+	}
+	var out []jen.Code
+	if !s.open {
+		out = append(out, e("Byte", jen.LitRune('{')))
+		s.open = true
+	}
+	before := s.state
+	out = append(out, jen.If(cond).Block(append([]jen.Code{s.key(key)}, value...)...))
+	if before != someWritten {
+		s.state = maybeWritten
+	}
+	return out
+}
+
+// key writes the member key k in state s.
+func (s *emitState) key(k string) jen.Code {
+	defer func() { s.state = someWritten }()
+	switch {
+	case s.state == noneWritten && !s.open:
+		s.open = true
+		return raw("{" + k)
+	case s.state == noneWritten:
+		return raw(k)
+	case s.state == someWritten:
+		return raw("," + k)
+	}
+	return e("Key", jen.Id("`"+k+"`"))
+}
+
+// emptyCond returns the condition under which omitempty writes x, or nil if always.
+func emptyCond(t emptyTest, x *jen.Statement) jen.Code {
+	switch t {
+	case isTrue:
+		return x
+	case nonEmptyString:
+		return jen.Add(x).Op("!=").Lit("")
+	case nonZero:
+		return jen.Add(x).Op("!=").Lit(0)
+	case nonNil:
+		return jen.Add(x).Op("!=").Nil()
+	case nonLen:
+		return jen.Len(x).Op("!=").Lit(0)
+	}
+	return nil
+}
+
+// dec returns the statements of plan n, which decode the next JSON value into x.
+func (p *printer) dec(n *decNode, x expr) []jen.Code {
+	switch n.op {
+	case decQuoted:
+		return []jen.Code{jen.If(d("Quoted")).Block(append(p.dec(n.elem, x), d("Unquote"))...)}
+	case decUnmarshalPtr:
+		return []jen.Code{decNullable(x, jen.If(x.value().Op("==").Nil()).Block(
+			x.value().Op("=").New(typeCode(n.t.Underlying().(*types.Pointer).Elem()))),
+			q(unmarshalFunc(n.text), jen.Id("d"), x.value()))}
+	case decUnmarshal:
+		s := q(unmarshalFunc(n.text), jen.Id("d"), x.addr())
+		if n.nullable {
+			return []jen.Code{decNullable(x, s)}
+		}
+		return []jen.Code{s}
+	case decHelper:
+		return []jen.Code{jen.Id("ephemeralDecode"+n.h.name).Call(jen.Id("d"), x.addr())}
+	case decBasic:
+		kind := n.t.Underlying().(*types.Basic).Kind()
+		return []jen.Code{d(basicDecoders[kind], convPtr(n.t, kind, x.addr()))}
+	case decPointer:
+		return []jen.Code{decNullable(x,
+			jen.If(x.value().Op("==").Nil()).Block(x.value().Op("=").New(typeCode(n.t.Underlying().(*types.Pointer).Elem()))),
+			jen.Add(p.dec(n.elem, expr{ptr: x.value()})...))}
+	case decBytes:
+		ptr := jen.Code(x.addr())
+		if !types.Identical(n.t, byteSlice) {
+			ptr = jen.Parens(jen.Op("*").Index().Byte()).Call(ptr)
+		}
+		return []jen.Code{d("Bytes", ptr)}
+	case decSlice:
+		s := p.tmp("s")
+		last := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
+		return []jen.Code{jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(d("Array")).Block(
+			jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0)),
+			jen.For(d("NextElem")).Block(append([]jen.Code{
+				jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
+				p.dec(n.elem, expr{val: last})...)...),
+			jen.If(jen.Len(jen.Id(s)).Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
+			x.value().Op("=").Id(s))}
+	case decArray:
+		i := p.tmp("i")
+		return []jen.Code{jen.If(d("Array")).Block(
+			jen.Id(i).Op(":=").Lit(0),
+			jen.For(d("NextElem")).Block(
+				jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(
+					p.dec(n.elem, expr{val: x.operand().Index(jen.Id(i))})...).Else().Block(d("Skip")),
+				jen.Id(i).Op("++")),
+			jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(jen.Clear(x.operand().Index(jen.Id(i), jen.Empty()))))}
+	case decMap:
+		return p.decMap(n, x)
+	}
+	panic("codec: unplanned decoding")
+}
+
+// decNullable returns: if null, set x to nil; else the statements.
+func decNullable(x expr, stmts ...jen.Code) jen.Code {
+	return jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().Block(stmts...)
+}
+
+var basicDecoders = map[types.BasicKind]string{
+	types.Bool: "Bool", types.String: "String",
+	types.Int: "Int", types.Int8: "Int8", types.Int16: "Int16", types.Int32: "Int32", types.Int64: "Int64",
+	types.Uint: "Uint", types.Uint8: "Uint8", types.Uint16: "Uint16", types.Uint32: "Uint32", types.Uint64: "Uint64",
+	types.Uintptr: "Uintptr", types.Float32: "Float32", types.Float64: "Float64",
+}
+
+func (p *printer) decMap(n *decNode, x expr) []jen.Code {
+	u := n.t.Underlying().(*types.Map)
+	kt := types.Unalias(u.Key())
+	k, y := p.tmp("k"), p.tmp("y")
+	var key []jen.Code
+	switch n.key {
+	case keyText:
+		key = []jen.Code{jen.Var().Id(k).Add(typeCode(kt)), q("UnmarshalTextKey", jen.Id("d"), jen.Op("&").Id(k))}
+	case keyString:
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("Key"))}
+	case keyUint:
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("UintKey", jen.Lit(bitSize(kt))))}
+	case keyInt:
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("IntKey", jen.Lit(bitSize(kt))))}
+	}
+	body := append(key, jen.Var().Id(y).Add(typeCode(u.Elem())))
+	body = append(body, p.dec(n.elem, expr{val: jen.Id(y)})...)
+	body = append(body, x.operand().Index(jen.Id(k)).Op("=").Id(y))
+	return []jen.Code{jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(d("Object")).Block(
+		jen.If(x.value().Op("==").Nil()).Block(x.value().Op("=").Make(typeCode(n.t))),
+		jen.For(d("NextMember")).Block(body...))}
+}
+
+// bitSize returns the size of an integer type for strconv, 0 for int, uint and uintptr.
+func bitSize(t types.Type) int {
+	switch t.Underlying().(*types.Basic).Kind() {
+	case types.Int8, types.Uint8:
+		return 8
+	case types.Int16, types.Uint16:
+		return 16
+	case types.Int32, types.Uint32:
+		return 32
+	case types.Int64, types.Uint64:
+		return 64
+	}
+	return 0
+}
+
+// structDec returns the body of the decoder of a struct type, whose members fs decode.
+func (p *printer) structDec(fs []decField) []jen.Code {
+	var cases []jen.Code
+	for _, f := range fs {
+		cases = append(cases, jen.Case(jen.Lit(f.name)).Block(decMember(f)...))
+	}
+	// A key that is not exactly a name is matched again by case folding, as encoding/json
+	// does; the switch on constants makes the common exact match cheap.
+	cases = append(cases, jen.Default().Block(
+		jen.If(jen.Id("name").Op("=").Add(d("Fold", jen.Id("ephemeralFields"+p.self.name), jen.Id("name"))),
+			jen.Id("name").Op("!=").Nil()).Block(jen.Goto().Id("match")),
+		d("Skip")))
+	return []jen.Code{
+		jen.If(jen.Op("!").Add(d("Object"))).Block(jen.Return()),
+		jen.For(jen.Id("name").Op(":=").Add(d("Member")), jen.Id("name").Op("!=").Nil(), jen.Id("name").Op("=").Add(d("Member"))).Block(
+			jen.Id("match").Op(":"),
+			jen.Switch(jen.String().Call(jen.Id("name"))).Block(cases...)),
+	}
+}
+
+// decMember decodes the member of field f, allocating the embedded structs it is promoted
+// through.
+func decMember(f decField) []jen.Code {
+	var out []jen.Code
+	for _, n := range ptrGuards(f.field) {
+		sel := selector(f.field, n)
+		v := f.vars[n-1]
+		elem := v.Type().Underlying().(*types.Pointer).Elem()
+		if !v.Exported() {
+			out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(
+				d("FailEmbedded", jen.Lit(reflectName(elem))),
+				jen.Return()))
+			continue
+		}
+		out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(jen.Add(sel).Op("=").New(typeCode(elem))))
+	}
+	p := &printer{} // every field's temporaries are local to its own blocks
+	return append(out, p.dec(f.node, expr{val: selector(f.field, len(f.vars))})...)
+}
