@@ -1,19 +1,19 @@
-package runtime_test
+package backend_test
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
-	for _, c := range []runtime.Cursor{
+	for _, c := range []backend.Cursor{
 		{Epoch: "a", Seq: 0},
 		{Epoch: "0123456789abcdef", Seq: 1},
 		{Epoch: "Zz9", Seq: 1<<64 - 1},
 	} {
-		got, err := runtime.ParseCursor(c.String())
+		got, err := backend.ParseCursor(c.String())
 		if err != nil || got != c {
 			t.Errorf("ParseCursor(%q) = %+v, %v; want %+v", c.String(), got, err, c)
 		}
@@ -23,18 +23,18 @@ func TestCursorRoundTrip(t *testing.T) {
 func TestParseCursorRejects(t *testing.T) {
 	for _, s := range []string{
 		"", "-", "abc", "abc-", "-1", "ab-01", "ab-+1", "ab--1", "a b-1", "ab-1 ", "ab-18446744073709551616",
-		"é-1", "a-b-1", string(make([]byte, runtime.MaxEpochBytes+1)) + "-1",
+		"é-1", "a-b-1", string(make([]byte, backend.MaxEpochBytes+1)) + "-1",
 		"0000000000000000000000000000000000000000000000000000000000000000a-1",
 	} {
-		if c, err := runtime.ParseCursor(s); !errors.Is(err, runtime.ErrInvalidCursor) {
+		if c, err := backend.ParseCursor(s); !errors.Is(err, backend.ErrInvalidCursor) {
 			t.Errorf("ParseCursor(%q) = %+v, %v; want ErrInvalidCursor", s, c, err)
 		}
 	}
 }
 
 func TestNewEpoch(t *testing.T) {
-	a, b := runtime.NewEpoch(), runtime.NewEpoch()
-	if !runtime.ValidEpoch(a) || len(a) != 16 || a == b {
+	a, b := backend.NewEpoch(), backend.NewEpoch()
+	if !backend.ValidEpoch(a) || len(a) != 16 || a == b {
 		t.Fatalf("NewEpoch() = %q, %q", a, b)
 	}
 }
@@ -44,9 +44,9 @@ func FuzzParseCursor(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := runtime.ParseCursor(s)
+		c, err := backend.ParseCursor(s)
 		if err != nil {
-			if !errors.Is(err, runtime.ErrInvalidCursor) {
+			if !errors.Is(err, backend.ErrInvalidCursor) {
 				t.Fatalf("ParseCursor(%q): error %v does not wrap ErrInvalidCursor", s, err)
 			}
 			return
@@ -58,9 +58,9 @@ func FuzzParseCursor(f *testing.F) {
 }
 
 func TestEventKindString(t *testing.T) {
-	want := map[runtime.EventKind]string{
-		runtime.EventUpsert: "upsert", runtime.EventTouch: "touch", runtime.EventDelete: "delete",
-		runtime.EventExpire: "expire", runtime.EventOverflow: "overflow", 0: "EventKind(0)", 9: "EventKind(9)",
+	want := map[backend.EventKind]string{
+		backend.EventUpsert: "upsert", backend.EventTouch: "touch", backend.EventDelete: "delete",
+		backend.EventExpire: "expire", backend.EventOverflow: "overflow", 0: "EventKind(0)", 9: "EventKind(9)",
 	}
 	for k, s := range want {
 		if k.String() != s {

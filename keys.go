@@ -1,10 +1,28 @@
-package runtime
+package ephemeral
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 )
+
+// KeyCodec converts the keys K of a store to their string form, the key a backend stores, and
+// back. Format must be injective and Parse its inverse: Parse(Format(k)) returns k, and Parse
+// fails, with an error wrapping [ErrInvalidKey], on any string Format does not return (a key
+// written by another program). ephemeralgen generates the key type and both functions of a
+// store with key fields; [StringKeys] is the codec of plain string keys.
+type KeyCodec[K any] struct {
+	Format func(K) string
+	Parse  func(string) (K, error)
+}
+
+// StringKeys returns the KeyCodec of plain string keys: both functions return the key as it is.
+func StringKeys() KeyCodec[string] {
+	return KeyCodec[string]{Format: formatString, Parse: parseString}
+}
+
+func formatString(k string) string         { return k }
+func parseString(k string) (string, error) { return k, nil }
 
 // Composite keys
 //
@@ -140,7 +158,3 @@ func bitsName(bitSize int) string {
 	}
 	return strconv.Itoa(bitSize)
 }
-
-// ParsePlainKey is the key parser of stores whose keys are plain strings: it returns key as it
-// is.
-func ParsePlainKey(key string) (string, error) { return key, nil }

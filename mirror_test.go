@@ -1,4 +1,4 @@
-package runtime_test
+package ephemeral_test
 
 import (
 	"context"

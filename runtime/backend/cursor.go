@@ -1,4 +1,4 @@
-package runtime
+package backend
 
 import (
 	"crypto/rand"
@@ -37,7 +37,7 @@ func ParseCursor(s string) (Cursor, error) {
 		return Cursor{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
 	}
 	epoch, num := s[:i], s[i+1:]
-	if !validEpoch(epoch) || num == "" || (len(num) > 1 && num[0] == '0') || num[0] == '+' {
+	if !ValidEpoch(epoch) || num == "" || (len(num) > 1 && num[0] == '0') || num[0] == '+' {
 		return Cursor{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
@@ -47,9 +47,9 @@ func ParseCursor(s string) (Cursor, error) {
 	return Cursor{Epoch: epoch, Seq: seq}, nil
 }
 
-// validEpoch reports whether e is a non-empty string of at most MaxEpochBytes ASCII letters and
-// digits.
-func validEpoch(e string) bool {
+// ValidEpoch reports whether e can be the epoch of a [Cursor]: 1 to [MaxEpochBytes] ASCII
+// letters and digits.
+func ValidEpoch(e string) bool {
 	if e == "" || len(e) > MaxEpochBytes {
 		return false
 	}
@@ -61,10 +61,6 @@ func validEpoch(e string) bool {
 	}
 	return true
 }
-
-// ValidEpoch reports whether e can be the epoch of a [Cursor]: 1 to [MaxEpochBytes] ASCII
-// letters and digits.
-func ValidEpoch(e string) bool { return validEpoch(e) }
 
 // NewEpoch returns a fresh random epoch (16 lower-case hex digits) for a backend that creates
 // a tenant's state.

@@ -1,10 +1,15 @@
-package runtime
+package ephemeral
 
-import "time"
+import (
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
 
 // callOptions collects the per-call options of every operation.
 type callOptions struct {
 	tenant    string
+	tenantSet bool
 	ttl       time.Duration
 	ttlSet    bool
 	reason    string
@@ -12,7 +17,7 @@ type callOptions struct {
 	after     string
 	afterSet  bool
 	quiet     bool
-	cond      Condition
+	cond      backend.Condition
 	condCount int
 }
 
@@ -39,15 +44,19 @@ type ReaderOption interface{ applyReader(*callOptions) }
 // TenantOption selects the tenant of one call; see [WithTenant].
 type TenantOption string
 
-// WithTenant makes one call work on tenant t instead of the store's default tenant.
+// WithTenant makes one call (or a mirror) work on tenant t instead of the store's default
+// tenant. The tenant must have 1 to [MaxTenantBytes] bytes: an empty one is an error wrapping
+// [ErrInvalidTenant], never the default tenant, so that a tenant missing from request data does
+// not silently share the default one.
 func WithTenant(t string) TenantOption { return TenantOption(t) }
 
-func (o TenantOption) applyUpsert(c *callOptions)   { c.tenant = string(o) }
-func (o TenantOption) applyTouch(c *callOptions)    { c.tenant = string(o) }
-func (o TenantOption) applyRemove(c *callOptions)   { c.tenant = string(o) }
-func (o TenantOption) applyGet(c *callOptions)      { c.tenant = string(o) }
-func (o TenantOption) applySnapshot(c *callOptions) { c.tenant = string(o) }
-func (o TenantOption) applyReader(c *callOptions)   { c.tenant = string(o) }
+func (o TenantOption) set(c *callOptions)           { c.tenant, c.tenantSet = string(o), true }
+func (o TenantOption) applyUpsert(c *callOptions)   { o.set(c) }
+func (o TenantOption) applyTouch(c *callOptions)    { o.set(c) }
+func (o TenantOption) applyRemove(c *callOptions)   { o.set(c) }
+func (o TenantOption) applyGet(c *callOptions)      { o.set(c) }
+func (o TenantOption) applySnapshot(c *callOptions) { o.set(c) }
+func (o TenantOption) applyReader(c *callOptions)   { o.set(c) }
 
 // TTLOption sets the time-to-live of one upsert or touch; see [WithTTL].
 type TTLOption time.Duration
@@ -67,9 +76,6 @@ type ReasonOption string
 func WithReason(reason string) ReasonOption { return ReasonOption(reason) }
 
 func (o ReasonOption) applyRemove(c *callOptions) { c.reason = string(o) }
-
-// MaxReasonBytes is the longest reason [WithReason] accepts.
-const MaxReasonBytes = 1024
 
 // PrefixOption restricts a snapshot or reader to keys with a prefix; see [WithPrefix].
 type PrefixOption string
@@ -101,23 +107,30 @@ func (QuietOption) applyTouch(c *callOptions) { c.quiet = true }
 
 // CondOption makes a write conditional; see [IfNew], [IfExists], [IfVersion]. At most one
 // condition may be given per call.
-type CondOption Condition
+type CondOption backend.Condition
 
-// IfNew makes an upsert fail with [ErrConflict] unless the key is not live.
-func IfNew() CondOption { return CondOption{Kind: CondIfNew} }
+// IfNew makes an upsert fail with a [ConflictError] unless the key is not live.
+func IfNew() CondOption { return CondOption{Kind: backend.CondIfNew} }
 
-// IfExists makes an upsert fail with [ErrConflict] unless the key is live.
-func IfExists() CondOption { return CondOption{Kind: CondIfExists} }
+// IfExists makes an upsert fail with a [ConflictError] unless the key is live.
+func IfExists() CondOption { return CondOption{Kind: backend.CondIfExists} }
 
-// IfVersion makes an upsert, touch or remove fail with [ErrConflict] unless the key is live
+// IfVersion makes an upsert, touch or remove fail with a [ConflictError] unless the key is live
 // at version v.
-func IfVersion(v uint64) VersionOption { return VersionOption{Kind: CondIfVersion, Version: v} }
+func IfVersion(v uint64) VersionOption {
+	return VersionOption{Kind: backend.CondIfVersion, Version: v}
+}
 
-func (o CondOption) applyUpsert(c *callOptions) { c.cond = Condition(o); c.condCount++ }
+func (o CondOption) applyUpsert(c *callOptions) { c.setCond(backend.Condition(o)) }
 
 // VersionOption makes a write conditional on the key's version; see [IfVersion].
-type VersionOption Condition
+type VersionOption backend.Condition
 
-func (o VersionOption) applyUpsert(c *callOptions) { c.cond = Condition(o); c.condCount++ }
-func (o VersionOption) applyTouch(c *callOptions)  { c.cond = Condition(o); c.condCount++ }
-func (o VersionOption) applyRemove(c *callOptions) { c.cond = Condition(o); c.condCount++ }
+func (o VersionOption) applyUpsert(c *callOptions) { c.setCond(backend.Condition(o)) }
+func (o VersionOption) applyTouch(c *callOptions)  { c.setCond(backend.Condition(o)) }
+func (o VersionOption) applyRemove(c *callOptions) { c.setCond(backend.Condition(o)) }
+
+func (c *callOptions) setCond(cond backend.Condition) {
+	c.cond = cond
+	c.condCount++
+}

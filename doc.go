@@ -1,0 +1,44 @@
+// Package ephemeral is typed, TTL-scoped key/value state with a change stream: presence,
+// sessions, leases, "who is typing", temporary workflow state, correct under concurrency, on
+// Redis or in memory.
+//
+// A [Store] holds values of one Go type T under keys of type K, in one store ID, partitioned by
+// tenant. Every entry has a time-to-live. ephemeralgen (cmd/ephemeralgen) generates, for an
+// annotated struct, the key type, the value's [Codec] (reflection-free JSON, byte-identical to
+// encoding/json) and a constructor:
+//
+//	//ephemeral:store id=presence ttl=30s key=Room,UserID
+//	type Presence struct { ... }
+//
+//	// generated:
+//	type PresenceStore = ephemeral.Store[PresenceKey, Presence]
+//	func NewPresenceStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*PresenceStore, error)
+//
+// The state is kept by a [Backend]: runtime/memstore in one process, runtime/redisstore shared
+// by many. Programs import this package and one backend; what runs beneath the API lives under
+// runtime/ (the backend contract runtime/backend, the backends, the JSON primitives of
+// generated codecs runtime/jsonc, and the conformance suite runtime/storetest), in the manner of
+// protobuf-go's runtime/protoimpl, so that this package is named for what users want and no
+// package shadows the standard library's runtime.
+//
+// The contract every backend fulfils:
+//
+//   - Upsert (and Put, which takes the key from the value) creates or replaces an entry and
+//     resets its TTL. CreatedAt is kept while the key stays live and reset after a remove or an
+//     expiry.
+//   - Touch extends the TTL of a live key; a quiet touch does so without an event.
+//   - Remove deletes a key; Get returns a live entry only, never an expired one.
+//   - Snapshot returns all live entries sorted by key (byte order of the keys' string form) and
+//     a cursor; a [Reader] started after that cursor sees every change the snapshot does not
+//     contain.
+//   - Every change produces a version, strictly increasing per (store ID, tenant), and one event.
+//     Versions and UpdatedAt change together: upserts and (non-quiet) touches set both.
+//   - An entry is gone at its ExpiresAt, and its expire event reaches readers promptly whether or
+//     not anything else happens in the tenant.
+//   - A reader never skips events silently: when its cursor fell out of the retained history,
+//     or the backend lost its state (a reset Redis), it gets an [EventOverflow] event and should
+//     re-snapshot; a [Mirror] does this for you.
+//
+// Every rejected call returns an error that matches one of the sentinel errors with
+// [errors.Is] and writes nothing.
+package ephemeral

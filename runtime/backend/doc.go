@@ -1,0 +1,22 @@
+// Package backend is the contract between ephemeral's typed API (package
+// github.com/ephemeral-go/ephemeral) and the backends that keep its state, in the manner of
+// database/sql/driver: users never call it, backend authors implement it, and the conformance
+// suite runtime/storetest checks an implementation against it.
+//
+// A [Backend] opens one [Store] per store ID, with the [Limits] of that ID; every operation of a
+// Store names the tenant it works on. The typed API validates every argument before it calls a
+// backend (key, tenant, TTL, payload size, cursor syntax, limits), so a backend may rely on
+// valid arguments. A backend enforces Limits.MaxEntries, the conditions and the event limits
+// itself, atomically with the write. Every write either applies its change completely, with
+// exactly one event (none for a quiet touch), or not at all.
+//
+// Values are the codec's bytes, stored and returned byte for byte. Times are Unix milliseconds
+// of the backend's one clock (the Redis server's, for the Redis backend), the resolution of
+// every backend. Every change takes a version, strictly increasing per (store ID, tenant); an
+// event's version is also the sequence number of its [Cursor] within the tenant's epoch.
+//
+// The helpers here are the rules every backend would otherwise derive on its own:
+// [Condition.Check] (with its [ConflictError]), [Overflow] for readers that fell behind,
+// [Limits.WithDefaults] and [Limits.Validate], [SameLimits] for the one-limits-per-ID rule,
+// and the cursor's text form ([Cursor.String], [ParseCursor]).
+package backend

@@ -1,0 +1,90 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors, re-exported by package ephemeral. Errors of a store wrap one of these when
+// they apply, so callers test them with [errors.Is]. A call that fails with any of them has
+// written nothing and emitted no event.
+var (
+	ErrCapacity        = errors.New("ephemeral: tenant is at capacity")
+	ErrPayloadTooLarge = errors.New("ephemeral: payload too large")
+	ErrInvalidKey      = errors.New("ephemeral: invalid key")
+	ErrInvalidTenant   = errors.New("ephemeral: invalid tenant")
+	ErrInvalidID       = errors.New("ephemeral: invalid store id")
+	ErrInvalidTTL      = errors.New("ephemeral: invalid ttl")
+	ErrInvalidCursor   = errors.New("ephemeral: invalid cursor")
+	ErrInvalidConfig   = errors.New("ephemeral: invalid config")
+	ErrConflict        = errors.New("ephemeral: condition failed")
+	ErrClosed          = errors.New("ephemeral: closed")
+	ErrDecode          = errors.New("ephemeral: cannot decode value")
+)
+
+// CondKind is the kind of a write [Condition].
+type CondKind uint8
+
+// Condition kinds.
+const (
+	CondNone      CondKind = iota // write unconditionally
+	CondIfNew                     // the key is not live (missing or expired)
+	CondIfExists                  // the key is live
+	CondIfVersion                 // the key is live and its version is Condition.Version
+)
+
+// Condition guards a write; when it does not hold the write fails with a [ConflictError].
+type Condition struct {
+	Kind    CondKind
+	Version uint64 // for CondIfVersion
+}
+
+// Check returns nil when c holds for key, whose live entry is at version (live is false when
+// the key is missing or expired), and otherwise a *[ConflictError].
+func (c Condition) Check(key string, live bool, version uint64) error {
+	ok := true
+	switch c.Kind {
+	case CondIfNew:
+		ok = !live
+	case CondIfExists:
+		ok = live
+	case CondIfVersion:
+		ok = live && version == c.Version
+	}
+	if ok {
+		return nil
+	}
+	if !live {
+		version = 0
+	}
+	return &ConflictError{Key: key, Cond: c, Live: live, Version: version}
+}
+
+// ConflictError is the error of a write whose condition did not hold. It matches
+// [ErrConflict] with [errors.Is]; use [errors.As] to learn the key's state.
+type ConflictError struct {
+	Key     string
+	Cond    Condition // the condition that failed
+	Live    bool      // whether the key was live
+	Version uint64    // the key's version when it was live, else 0
+}
+
+func (e *ConflictError) Error() string {
+	state := "is not live"
+	if e.Live {
+		state = fmt.Sprintf("is at version %d", e.Version)
+	}
+	var want string
+	switch e.Cond.Kind {
+	case CondIfNew:
+		want = "want it not live"
+	case CondIfExists:
+		want = "want it live"
+	default:
+		want = fmt.Sprintf("want version %d", e.Cond.Version)
+	}
+	return fmt.Sprintf("%v: key %q %s, %s", ErrConflict, e.Key, state, want)
+}
+
+// Is reports whether target is [ErrConflict].
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

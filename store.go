@@ -1,0 +1,432 @@
+package ephemeral
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// Codec encodes and decodes values of type T as JSON. ephemeralgen generates one per annotated
+// type; it must not use reflection.
+type Codec[T any] interface {
+	// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+	Encode(dst []byte, v *T) ([]byte, error)
+	// Decode parses the JSON in src into *v.
+	Decode(src []byte, v *T) error
+}
+
+// DefaultTenant is the tenant of a store whose Config leaves Tenant empty.
+const DefaultTenant = "default"
+
+// Config describes a store of values T under keys K. ephemeralgen writes one per annotated type
+// (in New<T>Store); a store written by hand fills it in itself.
+type Config[K, T any] struct {
+	ID     string        // the store ID, 1 to MaxIDBytes bytes; required
+	TTL    time.Duration // the default time-to-live; required, > 0
+	Tenant string        // the default tenant; "" means DefaultTenant
+	Limits Limits        // zero fields take the defaults
+	Codec  Codec[T]      // required
+	// Key converts keys to their string form and back; required, but for a store of plain
+	// string keys (K is string), where the zero KeyCodec means StringKeys.
+	Key KeyCodec[K]
+	// KeyOf returns the key of a value, for Store.Put; optional.
+	KeyOf func(T) K
+}
+
+// StoreOption overrides a setting of a store's [Config]; generated constructors take them so
+// that the defaults from a directive can be overridden.
+type StoreOption struct{ apply func(*settings) error }
+
+// settings are the parts of a Config that StoreOptions change.
+type settings struct {
+	ttl    time.Duration
+	tenant string
+	limits Limits
+}
+
+// WithDefaultTTL sets the store's default TTL (rounded up to a whole millisecond).
+func WithDefaultTTL(ttl time.Duration) StoreOption {
+	return StoreOption{func(s *settings) error { s.ttl = ttl; return nil }}
+}
+
+// WithDefaultTenant sets the store's default tenant, 1 to [MaxTenantBytes] bytes; an empty one
+// is an error wrapping [ErrInvalidTenant].
+func WithDefaultTenant(t string) StoreOption {
+	return StoreOption{func(s *settings) error {
+		s.tenant = t
+		return checkTenant(t)
+	}}
+}
+
+// WithLimits sets the store's limits; zero fields take the defaults.
+func WithLimits(l Limits) StoreOption {
+	return StoreOption{func(s *settings) error { s.limits = l; return nil }}
+}
+
+// Store is a typed store of values T under keys K: one store ID on a [Backend], partitioned by
+// tenant. It is safe for concurrent use and cheap: any number of stores may share one backend.
+// Generated stores are aliases of it, such as
+//
+//	type PresenceStore = ephemeral.Store[PresenceKey, Presence]
+type Store[K, T any] struct {
+	b     backend.Store
+	codec Codec[T]
+	key   KeyCodec[K]
+	keyOf func(T) K
+	id    string
+	ttl   time.Duration
+	// tenant is the default tenant.
+	tenant string
+	limits Limits
+}
+
+// New returns the store that cfg describes, on backend b; opts override the settings of cfg.
+// It fails with an error wrapping [ErrInvalidConfig] (or [ErrInvalidID], [ErrInvalidTenant],
+// [ErrInvalidTTL]) when the configuration is invalid, and with [ErrInvalidConfig] when a store
+// of the same ID is open on b with other limits (see [Limits]).
+func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, T], error) {
+	set := settings{ttl: cfg.TTL, tenant: cfg.Tenant, limits: cfg.Limits}
+	if set.tenant == "" {
+		set.tenant = DefaultTenant
+	}
+	for _, o := range opts {
+		if err := o.apply(&set); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Key.Format == nil && cfg.Key.Parse == nil {
+		if kc, ok := any(StringKeys()).(KeyCodec[K]); ok {
+			cfg.Key = kc
+		}
+	}
+	switch {
+	case b == nil:
+		return nil, fmt.Errorf("%w: nil backend", ErrInvalidConfig)
+	case cfg.Codec == nil:
+		return nil, fmt.Errorf("%w: store %q has no Codec", ErrInvalidConfig, cfg.ID)
+	case cfg.Key.Format == nil || cfg.Key.Parse == nil:
+		return nil, fmt.Errorf("%w: store %q has no key codec for keys of type %T", ErrInvalidConfig, cfg.ID, *new(K))
+	}
+	if err := checkID(cfg.ID); err != nil {
+		return nil, err
+	}
+	if err := checkTenant(set.tenant); err != nil {
+		return nil, err
+	}
+	ttl, err := roundTTL(set.ttl)
+	if err != nil {
+		return nil, err
+	}
+	l := set.limits
+	if l.MaxEntries < 0 || l.MaxPayloadBytes < 0 || l.EventRetention < 0 || l.MaxEvents < 0 {
+		return nil, fmt.Errorf("%w: negative limit in %+v", ErrInvalidConfig, l)
+	}
+	l = l.WithDefaults()
+	if l.EventRetention, err = roundTTL(l.EventRetention); err != nil {
+		return nil, fmt.Errorf("%w: event retention: %w", ErrInvalidConfig, err)
+	}
+	bs, err := b.Open(cfg.ID, l)
+	if err != nil {
+		return nil, err
+	}
+	return &Store[K, T]{
+		b:      bs,
+		codec:  cfg.Codec,
+		key:    cfg.Key,
+		keyOf:  cfg.KeyOf,
+		id:     cfg.ID,
+		ttl:    ttl,
+		tenant: set.tenant,
+		limits: l,
+	}, nil
+}
+
+// ID returns the store's ID.
+func (s *Store[K, T]) ID() string { return s.id }
+
+// DefaultTTL returns the TTL of the store's upserts and touches without [WithTTL].
+func (s *Store[K, T]) DefaultTTL() time.Duration { return s.ttl }
+
+// DefaultTenant returns the tenant of the store's calls without [WithTenant].
+func (s *Store[K, T]) DefaultTenant() string { return s.tenant }
+
+// Limits returns the store's limits, defaults filled in.
+func (s *Store[K, T]) Limits() Limits { return s.limits }
+
+// KeyString returns the string form of key, the key the backend stores.
+func (s *Store[K, T]) KeyString(key K) string { return s.key.Format(key) }
+
+// tenantOf returns the tenant of a call.
+func (s *Store[K, T]) tenantOf(o *callOptions) (string, error) {
+	if !o.tenantSet {
+		return s.tenant, nil
+	}
+	return o.tenant, checkTenant(o.tenant)
+}
+
+// Put creates or replaces the entry of v at its key, the key Config.KeyOf returns for it (the
+// value's EphemeralKey method, in a generated store); see [Store.Upsert]. A store without KeyOf
+// fails with [ErrInvalidConfig].
+func (s *Store[K, T]) Put(ctx context.Context, v T, opts ...UpsertOption) (Entry[K, T], error) {
+	if s.keyOf == nil {
+		return Entry[K, T]{}, fmt.Errorf("%w: store %q has no KeyOf function to take the key of a value from; use Upsert", ErrInvalidConfig, s.id)
+	}
+	return s.Upsert(ctx, s.keyOf(v), v, opts...)
+}
+
+// Upsert creates or replaces the entry at key with v and resets its TTL. CreatedAt is kept when
+// the key was live. It fails with [ErrCapacity] when key is new and the tenant is full,
+// [ErrPayloadTooLarge], a [ConflictError] when a condition does not hold, and the validation
+// errors.
+func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOption) (Entry[K, T], error) {
+	o := collect(opts, UpsertOption.applyUpsert)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return Entry[K, T]{}, err
+	}
+	k := s.key.Format(key)
+	if err := checkKey(k); err != nil {
+		return Entry[K, T]{}, err
+	}
+	ttl, err := s.ttlOf(&o)
+	if err != nil {
+		return Entry[K, T]{}, err
+	}
+	if o.condCount > 1 {
+		return Entry[K, T]{}, errConditions
+	}
+	buf, err := s.codec.Encode(nil, &v)
+	if err != nil {
+		return Entry[K, T]{}, fmt.Errorf("ephemeral: encode %q: %w", k, err)
+	}
+	if len(buf) > s.limits.MaxPayloadBytes {
+		return Entry[K, T]{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(buf), s.limits.MaxPayloadBytes)
+	}
+	raw, err := s.b.Upsert(ctx, tenant, backend.UpsertRequest{Key: k, Value: buf, TTL: ttl, Cond: o.cond})
+	if err != nil {
+		return Entry[K, T]{}, err
+	}
+	return entry(key, v, &raw), nil
+}
+
+var errConditions = fmt.Errorf("%w: more than one condition", ErrInvalidConfig)
+
+func (s *Store[K, T]) ttlOf(o *callOptions) (time.Duration, error) {
+	if !o.ttlSet {
+		return s.ttl, nil
+	}
+	return roundTTL(o.ttl)
+}
+
+// Touch extends the TTL of the live entry at key (to now + TTL) without changing its value.
+// A missing or expired key is not an error: the result's OK is false. Unless [Quiet] is given,
+// the touch makes a new version and a touch event.
+func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (TouchResult, error) {
+	o := collect(opts, TouchOption.applyTouch)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return TouchResult{}, err
+	}
+	k := s.key.Format(key)
+	if err := checkKey(k); err != nil {
+		return TouchResult{}, err
+	}
+	ttl, err := s.ttlOf(&o)
+	if err != nil {
+		return TouchResult{}, err
+	}
+	if o.condCount > 1 {
+		return TouchResult{}, errConditions
+	}
+	res, err := s.b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: ttl, Quiet: o.quiet, Cond: o.cond})
+	if err != nil || !res.OK {
+		return TouchResult{}, err
+	}
+	return TouchResult{OK: true, Version: res.Version, ExpiresAt: msTime(res.ExpiresAt)}, nil
+}
+
+// Remove deletes the entry at key and reports whether it was live. A live key's removal emits a
+// delete event carrying the reason of [WithReason].
+func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (bool, error) {
+	o := collect(opts, RemoveOption.applyRemove)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return false, err
+	}
+	k := s.key.Format(key)
+	if err := checkKey(k); err != nil {
+		return false, err
+	}
+	if len(o.reason) > MaxReasonBytes {
+		return false, fmt.Errorf("%w: reason of %d bytes, limit %d", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
+	}
+	if o.condCount > 1 {
+		return false, errConditions
+	}
+	return s.b.Remove(ctx, tenant, backend.RemoveRequest{Key: k, Reason: o.reason, Cond: o.cond})
+}
+
+// Get returns the live entry at key; ok is false when there is none. An entry past its
+// ExpiresAt is never returned. A stored value the codec cannot decode is an error wrapping
+// [ErrDecode].
+func (s *Store[K, T]) Get(ctx context.Context, key K, opts ...GetOption) (e Entry[K, T], ok bool, err error) {
+	o := collect(opts, GetOption.applyGet)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return e, false, err
+	}
+	k := s.key.Format(key)
+	if err := checkKey(k); err != nil {
+		return e, false, err
+	}
+	raw, ok, err := s.b.Get(ctx, tenant, k)
+	if err != nil || !ok {
+		return e, false, err
+	}
+	var v T
+	if err := s.decode(&raw, &v); err != nil {
+		return e, false, err
+	}
+	return entry(key, v, &raw), true, nil
+}
+
+// Snapshot returns every live entry of the tenant (of the keys with a prefix, with
+// [WithPrefix]), sorted by the string form of their keys in byte order, and the cursor to start
+// a reader after. A stored key that does not parse as K (written by another program) fails the
+// snapshot with [ErrInvalidKey], a value the codec cannot decode with [ErrDecode].
+func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Snapshot[K, T], error) {
+	o := collect(opts, SnapshotOption.applySnapshot)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return Snapshot[K, T]{}, err
+	}
+	raw, err := s.b.Snapshot(ctx, tenant, o.prefix)
+	if err != nil {
+		return Snapshot[K, T]{}, err
+	}
+	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], len(raw.Entries)), Cursor: raw.Cursor.String()}
+	for i := range raw.Entries {
+		if snap.Entries[i], err = s.decodeEntry(&raw.Entries[i]); err != nil {
+			return Snapshot[K, T]{}, err
+		}
+	}
+	return snap, nil
+}
+
+// Reader starts a stream of the tenant's events. Without [After] it starts at the moment Reader
+// returns: every later event is delivered, however late the first Recv comes. With [After] it
+// starts after the given cursor; an overflow event comes first when that cursor is no longer
+// available. Close the reader when done.
+func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader[K, T], error) {
+	o := collect(opts, ReaderOption.applyReader)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return nil, err
+	}
+	req := backend.SubscribeRequest{Prefix: o.prefix}
+	if o.afterSet {
+		c, err := backend.ParseCursor(o.after)
+		if err != nil {
+			return nil, err
+		}
+		req.After = &c
+	}
+	sub, err := s.b.Subscribe(ctx, tenant, req)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader[K, T]{s: s, sub: sub, cursor: sub.Start().String()}, nil
+}
+
+// decode decodes the value of raw into *v.
+func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
+	if err := s.codec.Decode(raw.Value, v); err != nil {
+		return fmt.Errorf("%w: key %q version %d: %w", ErrDecode, raw.Key, raw.Version, err)
+	}
+	return nil
+}
+
+// decodeEntry parses the key and decodes the value of raw.
+func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
+	k, err := s.parseKey(raw.Key)
+	if err != nil {
+		return Entry[K, T]{}, err
+	}
+	var v T
+	if err := s.decode(raw, &v); err != nil {
+		return Entry[K, T]{}, err
+	}
+	return entry(k, v, raw), nil
+}
+
+// parseKey parses a stored key; an error wraps ErrInvalidKey.
+func (s *Store[K, T]) parseKey(key string) (K, error) {
+	k, err := s.key.Parse(key)
+	if err != nil && !errors.Is(err, ErrInvalidKey) {
+		err = fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
+	}
+	return k, err
+}
+
+func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {
+	return Entry[K, T]{
+		Key:       key,
+		Value:     v,
+		Version:   raw.Version,
+		CreatedAt: msTime(raw.CreatedAt),
+		UpdatedAt: msTime(raw.UpdatedAt),
+		ExpiresAt: msTime(raw.ExpiresAt),
+	}
+}
+
+// collect applies opts to a fresh callOptions. The options are interface values, so the
+// struct they write to escapes to the heap; allocating it only when there are options keeps
+// calls without options free of that allocation.
+func collect[O any](opts []O, apply func(O, *callOptions)) callOptions {
+	if len(opts) == 0 {
+		return callOptions{}
+	}
+	o := new(callOptions)
+	for _, opt := range opts {
+		apply(opt, o)
+	}
+	return *o
+}
+
+func checkKey(key string) error {
+	if key == "" || len(key) > MaxKeyBytes {
+		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidKey, len(key), MaxKeyBytes)
+	}
+	return nil
+}
+
+func checkTenant(t string) error {
+	if t == "" || len(t) > MaxTenantBytes {
+		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidTenant, len(t), MaxTenantBytes)
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > MaxIDBytes {
+		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidID, len(id), MaxIDBytes)
+	}
+	return nil
+}
+
+// roundTTL checks that ttl is positive and rounds it up to a whole millisecond.
+func roundTTL(ttl time.Duration) (time.Duration, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("%w: %v, want > 0", ErrInvalidTTL, ttl)
+	}
+	if r := ttl % time.Millisecond; r != 0 {
+		if ttl > (1<<63-1)-time.Millisecond {
+			return 0, fmt.Errorf("%w: %v is too long", ErrInvalidTTL, ttl)
+		}
+		ttl += time.Millisecond - r
+	}
+	return ttl, nil
+}

@@ -1,0 +1,83 @@
+package ephemeral
+
+import (
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// Backend keeps the state of stores: runtime/memstore in one process, runtime/redisstore on
+// Redis. Stores of any number of IDs and types may share one.
+type Backend = backend.Backend
+
+// Limits bound the state of every tenant of a store. The zero value of a field means its default:
+// 10,000 live entries, 4,096-byte values, events kept 5 minutes and at most 50,000.
+//
+// Limits belong to a store ID: all stores of one ID on one backend must have the same limits
+// (New fails with [ErrInvalidConfig] otherwise), so that every tenant is governed by one set.
+// Across processes on Redis, each process applies its own limits to its own calls: keep them
+// equal, or let a rolling deploy change them.
+type Limits = backend.Limits
+
+// EventKind says what happened to a key.
+type EventKind = backend.EventKind
+
+// The kinds of [Event].
+const (
+	EventUpsert   = backend.EventUpsert   // a key was created or replaced; Event.Entry holds it
+	EventTouch    = backend.EventTouch    // a key's TTL was extended; Event.ExpiresAt holds the new expiry
+	EventDelete   = backend.EventDelete   // a key was removed; Event.Reason holds the caller's reason
+	EventExpire   = backend.EventExpire   // a key reached its ExpiresAt
+	EventOverflow = backend.EventOverflow // events were lost to the reader; re-snapshot (see Event)
+)
+
+// Entry is one live entry of a store.
+type Entry[K, T any] struct {
+	Key     K
+	Value   T
+	Version uint64 // the version of the entry's last upsert or (non-quiet) touch
+	// CreatedAt is when the key became live; kept across upserts and touches, reset after a
+	// remove or an expiry.
+	CreatedAt time.Time
+	UpdatedAt time.Time // time of the last upsert or (non-quiet) touch
+	ExpiresAt time.Time // the entry is gone at this instant
+}
+
+// Event is one change of a tenant, as seen by a [Reader].
+//
+// An overflow event means that the events between After and FirstAvailable are no longer
+// available: the reader's cursor fell behind the retained history, or the backend lost its state
+// (the cursor's epoch is gone). The reader goes on with the events after FirstAvailable; a caller
+// that keeps a replica re-snapshots instead.
+type Event[K, T any] struct {
+	Kind    EventKind
+	Cursor  string // resume point: a reader started after Cursor receives the events after this one
+	Key     K      // the zero K on overflow
+	Version uint64 // the version this change produced; 0 on overflow
+	At      time.Time
+
+	Entry     *Entry[K, T] // upsert: the entry as written
+	ExpiresAt time.Time    // upsert and touch: the new expiry; expire: the expiry reached
+	Reason    string       // delete: the reason given to Remove, if any
+
+	After          string // overflow: the cursor the reader had
+	FirstAvailable string // overflow: the cursor the reader continues after
+}
+
+// TouchResult is the outcome of [Store.Touch].
+type TouchResult struct {
+	OK        bool      // false when the key was missing or expired; nothing was written then
+	Version   uint64    // the entry's version after the touch (unchanged by a quiet touch)
+	ExpiresAt time.Time // the entry's new expiry
+}
+
+// Snapshot is every live entry of a tenant (or of a key prefix in it) at one instant.
+type Snapshot[K, T any] struct {
+	Entries []Entry[K, T] // sorted by the string form of their keys, in byte order
+	// Cursor is the position of the snapshot in the tenant's event stream: a reader started
+	// after it receives every change the snapshot does not contain, and none that it does.
+	Cursor string
+}
+
+// msTime converts the Unix milliseconds of a backend to a time in UTC.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
