@@ -47,7 +47,7 @@ import (
 	"log"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -59,6 +59,9 @@ func main() {
 	defer b.Close()
 
 	ps, err := NewPresenceStore(b)
+	check(err)
+	// A store of the same id with plain string keys writes keys that PresenceKey cannot parse.
+	foreign, err := ephemeral.New(b, ephemeral.Config[string, Presence]{ID: "presence", TTL: time.Minute, Codec: PresenceCodec{}})
 	check(err)
 	r, err := ps.Reader(ctx)
 	check(err)
@@ -72,43 +75,43 @@ func main() {
 	e, ok, err := ps.Get(ctx, PresenceKey{Room: "r:1", UserID: "bob"})
 	check(err)
 	fmt.Printf("get %v %s %q\n", ok, fields(e.Key), e.Value.Status)
-	snap, err := ps.Snapshot(ctx, ephemeralrt.WithPrefix(PresenceKeyPrefix("r:1")))
+	snap, err := ps.Snapshot(ctx, ephemeral.WithPrefix(PresenceKeyPrefix("r:1")))
 	check(err)
 	for _, e := range snap.Entries {
 		fmt.Printf("snapshot %s %s\n", fields(e.Key), e.Value.Status)
 	}
-	t, err := ps.Touch(ctx, PresenceKey{Room: "r", UserID: "1:carol"}, ephemeralrt.WithTTL(time.Minute))
+	t, err := ps.Touch(ctx, PresenceKey{Room: "r", UserID: "1:carol"}, ephemeral.WithTTL(time.Minute))
 	check(err)
 	fmt.Printf("touch %v v%d\n", t.OK, t.Version)
-	removed, err := ps.Remove(ctx, PresenceKey{Room: "r:1", UserID: "bob"}, ephemeralrt.WithReason("left"))
+	removed, err := ps.Remove(ctx, PresenceKey{Room: "r:1", UserID: "bob"}, ephemeral.WithReason("left"))
 	check(err)
 	fmt.Println("remove", removed)
-	_, err = ps.Store().Upsert(ctx, "foreign", Presence{}, ephemeralrt.WithTTL(40*time.Second))
+	_, err = foreign.Upsert(ctx, "foreign", Presence{}, ephemeral.WithTTL(40*time.Second))
 	check(err)
 	clock.Advance(41 * time.Second)
 
 	for range 8 {
 		ev, err := r.Recv(ctx)
 		switch {
-		case errors.Is(err, ephemeralrt.ErrInvalidKey):
+		case errors.Is(err, ephemeral.ErrInvalidKey):
 			fmt.Println("event error:", err)
 		case err != nil:
 			log.Fatal(err)
-		case ev.Kind == ephemeralrt.EventUpsert:
+		case ev.Kind == ephemeral.EventUpsert:
 			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Entry.Value.Status)
 		default:
 			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Reason)
 		}
 	}
 
-	// A typed mirror: the initial sync (a foreign key is reported, not passed on), a live
-	// change, and an expiry by the fake clock, which the mirror must also read.
-	_, err = ps.Store().Upsert(ctx, "foreign2", Presence{}, ephemeralrt.WithTTL(time.Minute))
+	// A mirror: the initial sync (a foreign key is reported, not passed on), a live change,
+	// and an expiry by the fake clock, which the mirror must also read.
+	_, err = foreign.Upsert(ctx, "foreign2", Presence{})
 	check(err)
-	changes, errs := make(chan PresenceChange, 8), make(chan error, 8)
-	m, err := ps.Mirror(ephemeralrt.WithMirrorClock(clock.Now),
-		OnPresenceChange(func(c PresenceChange) { changes <- c }),
-		ephemeralrt.OnMirrorError(func(err error) { errs <- err }))
+	changes, errs := make(chan ephemeral.Change[PresenceKey, Presence], 8), make(chan error, 8)
+	m, err := ps.Mirror(func(c ephemeral.Change[PresenceKey, Presence]) { changes <- c },
+		ephemeral.WithMirrorClock(clock.Now),
+		ephemeral.OnMirrorError(func(err error) { errs <- err }))
 	check(err)
 	defer m.Close()
 	check(m.Ready(ctx))
@@ -117,8 +120,8 @@ func main() {
 	for k, e := range m.All() {
 		fmt.Printf("mirror all %s %s v%d\n", fields(k), e.Value.Status, e.Version)
 	}
-	fmt.Printf("mirror len %d of %d\n", m.Len(), m.Mirror().Len())
-	_, err = ps.Put(ctx, Presence{"r:1", "dave", "here"}, ephemeralrt.WithTTL(5*time.Second))
+	fmt.Printf("mirror len %d\n", m.Len())
+	_, err = ps.Put(ctx, Presence{"r:1", "dave", "here"}, ephemeral.WithTTL(5*time.Second))
 	check(err)
 	printChange(receive(ctx, changes))
 	dave := PresenceKey{Room: "r:1", UserID: "dave"}
@@ -129,19 +132,19 @@ func main() {
 	_, ok = m.Get(dave)
 	fmt.Println("mirror get dave", ok)
 
-	hs, err := NewHoldStore(b, ephemeralrt.WithDefaultTenant("venue"))
+	hs, err := NewHoldStore(b, ephemeral.WithDefaultTenant("venue"))
 	check(err)
 	for _, s := range []Seat{{"hall", 3, 7, "ann"}, {"hall", 3, 8, "ben"}, {"hall", -1, 1, "cat"}} {
 		_, err := hs.Put(ctx, s)
 		check(err)
 	}
-	seats, err := hs.Snapshot(ctx, ephemeralrt.WithPrefix(HoldKeyPrefix2("hall", 3)))
+	seats, err := hs.Snapshot(ctx, ephemeral.WithPrefix(HoldKeyPrefix2("hall", 3)))
 	check(err)
 	for _, e := range seats.Entries {
 		fmt.Printf("seat %q %q %d %d %s\n", e.Key.String(), e.Key.Room, e.Key.Row, e.Key.Number, e.Value.Holder)
 	}
 	k, err := ParseHoldKey("hall:+3:7")
-	fmt.Printf("parse non-canonical: %v %v\n", k == HoldKey{}, errors.Is(err, ephemeralrt.ErrInvalidKey))
+	fmt.Printf("parse non-canonical: %v %v\n", k == HoldKey{}, errors.Is(err, ephemeral.ErrInvalidKey))
 
 	ns, err := NewNoteStore(b)
 	check(err)
@@ -149,13 +152,13 @@ func main() {
 	check(err)
 	n, ok, err := ns.Get(ctx, "n:1")
 	check(err)
-	fmt.Printf("note %v %q %q %v\n", ok, n.Key, n.Value.Text, ns.Store().Config().TTL)
+	fmt.Printf("note %v %q %q %v\n", ok, n.Key, n.Value.Text, ns.DefaultTTL())
 }
 
 // printChange shows a change of the mirror, with its cause if it is a removal.
-func printChange(c PresenceChange) {
+func printChange(c ephemeral.Change[PresenceKey, Presence]) {
 	fmt.Printf("mirror %v %s %s v%d", c.Kind, fields(c.Key), c.Entry.Value.Status, c.Version)
-	if c.Kind == ephemeralrt.ChangeRemoved {
+	if c.Kind == ephemeral.ChangeRemoved {
 		fmt.Print(" ", c.Cause)
 	}
 	fmt.Println()
@@ -201,7 +204,7 @@ event error: ephemeral: invalid key: "foreign" has 1 parts, want 2
 mirror error: ephemeral: invalid key: "foreign2" has 1 parts, want 2
 mirror added "r"/"1:carol" here v4
 mirror all "r"/"1:carol" here v4
-mirror len 1 of 2
+mirror len 1
 mirror added "r:1"/"dave" here v10
 mirror get dave true
 mirror removed "r:1"/"dave" here v11 expire

@@ -128,7 +128,7 @@ func TestCheck(t *testing.T) {
 	before, _ := os.ReadFile(out)
 	code, stdout, _ = runIn(t, dir, "-check")
 	if code != 1 || !strings.Contains(stdout, "--- presence_ephemeral.go (on disk)\n+++ presence_ephemeral.go (generated)\n") ||
-		!strings.Contains(stdout, "\n-") || !strings.Contains(stdout, "TTL: 30 * time.Second") || !strings.Contains(stdout, "TTL: 45 * time.Second") {
+		!strings.Contains(stdout, "\n-") || !strings.Contains(stdout, "-\t\tTTL:   30 * time.Second") || !strings.Contains(stdout, "+\t\tTTL:   45 * time.Second") {
 		t.Fatalf("-check when stale: %d\n%s", code, stdout)
 	}
 	if after, _ := os.ReadFile(out); !bytes.Equal(before, after) {
