@@ -3,9 +3,10 @@
 package codectest
 
 import (
-	other "github.com/ephemeral-go/ephemeral/internal/codectest/other"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral/internal/codectest/other"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
 // A1Codec encodes and decodes A1 as JSON exactly as encoding/json does, without reflection.
@@ -13,7 +14,7 @@ type A1Codec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (A1Codec) Encode(dst []byte, v *A1) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeA1(e, v)
 	return e.Finish()
@@ -21,7 +22,7 @@ func (A1Codec) Encode(dst []byte, v *A1) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (A1Codec) Decode(src []byte, v *A1) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeA1(d, v)
 	return d.Finish()
@@ -32,7 +33,7 @@ type A2Codec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (A2Codec) Encode(dst []byte, v *A2) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeA2(e, v)
 	return e.Finish()
@@ -40,7 +41,7 @@ func (A2Codec) Encode(dst []byte, v *A2) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (A2Codec) Decode(src []byte, v *A2) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeA2(d, v)
 	return d.Finish()
@@ -51,26 +52,27 @@ type ColorCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (ColorCodec) Encode(dst []byte, v *Color) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
-	ephemeraljsonc.MarshalText(e, "*codectest.Color", v)
+	jsonc.MarshalText(e, "*codectest.Color", v)
 	return e.Finish()
 }
 
 // Decode parses the JSON document src into *v.
 func (ColorCodec) Decode(src []byte, v *Color) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
-	ephemeraljsonc.UnmarshalText(d, v)
+	jsonc.UnmarshalText(d, v)
 	return d.Finish()
 }
 
-// ConflictsCodec encodes and decodes Conflicts as JSON exactly as encoding/json does, without reflection.
+// ConflictsCodec encodes and decodes Conflicts as JSON exactly as encoding/json does, without
+// reflection.
 type ConflictsCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (ConflictsCodec) Encode(dst []byte, v *Conflicts) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeConflicts(e, v)
 	return e.Finish()
@@ -78,7 +80,7 @@ func (ConflictsCodec) Encode(dst []byte, v *Conflicts) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (ConflictsCodec) Decode(src []byte, v *Conflicts) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeConflicts(d, v)
 	return d.Finish()
@@ -89,7 +91,7 @@ type DeeperCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (DeeperCodec) Encode(dst []byte, v *Deeper) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeDeeper(e, v)
 	return e.Finish()
@@ -97,18 +99,19 @@ func (DeeperCodec) Encode(dst []byte, v *Deeper) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (DeeperCodec) Decode(src []byte, v *Deeper) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeDeeper(d, v)
 	return d.Finish()
 }
 
-// DocumentCodec encodes and decodes Document as JSON exactly as encoding/json does, without reflection.
+// DocumentCodec encodes and decodes Document as JSON exactly as encoding/json does, without
+// reflection.
 type DocumentCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (DocumentCodec) Encode(dst []byte, v *Document) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeDocument(e, v)
 	return e.Finish()
@@ -116,18 +119,19 @@ func (DocumentCodec) Encode(dst []byte, v *Document) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (DocumentCodec) Decode(src []byte, v *Document) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeDocument(d, v)
 	return d.Finish()
 }
 
-// EmbeddedCodec encodes and decodes Embedded as JSON exactly as encoding/json does, without reflection.
+// EmbeddedCodec encodes and decodes Embedded as JSON exactly as encoding/json does, without
+// reflection.
 type EmbeddedCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (EmbeddedCodec) Encode(dst []byte, v *Embedded) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeEmbedded(e, v)
 	return e.Finish()
@@ -135,18 +139,19 @@ func (EmbeddedCodec) Encode(dst []byte, v *Embedded) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (EmbeddedCodec) Decode(src []byte, v *Embedded) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeEmbedded(d, v)
 	return d.Finish()
 }
 
-// EmbeddedPtrCodec encodes and decodes EmbeddedPtr as JSON exactly as encoding/json does, without reflection.
+// EmbeddedPtrCodec encodes and decodes EmbeddedPtr as JSON exactly as encoding/json does, without
+// reflection.
 type EmbeddedPtrCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (EmbeddedPtrCodec) Encode(dst []byte, v *EmbeddedPtr) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeEmbeddedPtr(e, v)
 	return e.Finish()
@@ -154,18 +159,19 @@ func (EmbeddedPtrCodec) Encode(dst []byte, v *EmbeddedPtr) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (EmbeddedPtrCodec) Decode(src []byte, v *EmbeddedPtr) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeEmbeddedPtr(d, v)
 	return d.Finish()
 }
 
-// EverythingCodec encodes and decodes Everything as JSON exactly as encoding/json does, without reflection.
+// EverythingCodec encodes and decodes Everything as JSON exactly as encoding/json does, without
+// reflection.
 type EverythingCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (EverythingCodec) Encode(dst []byte, v *Everything) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeEverything(e, v)
 	return e.Finish()
@@ -173,7 +179,7 @@ func (EverythingCodec) Encode(dst []byte, v *Everything) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (EverythingCodec) Decode(src []byte, v *Everything) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeEverything(d, v)
 	return d.Finish()
@@ -184,7 +190,7 @@ type FoldedCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (FoldedCodec) Encode(dst []byte, v *Folded) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeFolded(e, v)
 	return e.Finish()
@@ -192,7 +198,7 @@ func (FoldedCodec) Encode(dst []byte, v *Folded) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (FoldedCodec) Decode(src []byte, v *Folded) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeFolded(d, v)
 	return d.Finish()
@@ -203,7 +209,7 @@ type ItemCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (ItemCodec) Encode(dst []byte, v *Item) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeItem(e, v)
 	return e.Finish()
@@ -211,18 +217,19 @@ func (ItemCodec) Encode(dst []byte, v *Item) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (ItemCodec) Decode(src []byte, v *Item) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeItem(d, v)
 	return d.Finish()
 }
 
-// LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without reflection.
+// LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without
+// reflection.
 type LowerEmbedCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (LowerEmbedCodec) Encode(dst []byte, v *LowerEmbed) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeLowerEmbed(e, v)
 	return e.Finish()
@@ -230,7 +237,7 @@ func (LowerEmbedCodec) Encode(dst []byte, v *LowerEmbed) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (LowerEmbedCodec) Decode(src []byte, v *LowerEmbed) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeLowerEmbed(d, v)
 	return d.Finish()
@@ -241,7 +248,7 @@ type MetaCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (MetaCodec) Encode(dst []byte, v *Meta) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeMeta(e, v)
 	return e.Finish()
@@ -249,7 +256,7 @@ func (MetaCodec) Encode(dst []byte, v *Meta) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (MetaCodec) Decode(src []byte, v *Meta) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeMeta(d, v)
 	return d.Finish()
@@ -260,17 +267,17 @@ type MoneyCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (MoneyCodec) Encode(dst []byte, v *Money) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
-	ephemeraljsonc.Marshal(e, "*codectest.Money", v)
+	jsonc.Marshal(e, "*codectest.Money", v)
 	return e.Finish()
 }
 
 // Decode parses the JSON document src into *v.
 func (MoneyCodec) Decode(src []byte, v *Money) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
-	ephemeraljsonc.Unmarshal(d, v)
+	jsonc.Unmarshal(d, v)
 	return d.Finish()
 }
 
@@ -279,7 +286,7 @@ type NodeCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (NodeCodec) Encode(dst []byte, v *Node) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeNode(e, v)
 	return e.Finish()
@@ -287,18 +294,19 @@ func (NodeCodec) Encode(dst []byte, v *Node) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (NodeCodec) Decode(src []byte, v *Node) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeNode(d, v)
 	return d.Finish()
 }
 
-// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.
+// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without
+// reflection.
 type PresenceCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodePresence(e, v)
 	return e.Finish()
@@ -306,7 +314,7 @@ func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (PresenceCodec) Decode(src []byte, v *Presence) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodePresence(d, v)
 	return d.Finish()
@@ -317,7 +325,7 @@ type TreeCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (TreeCodec) Encode(dst []byte, v *Tree) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeTree(e, v)
 	return e.Finish()
@@ -325,37 +333,39 @@ func (TreeCodec) Encode(dst []byte, v *Tree) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (TreeCodec) Decode(src []byte, v *Tree) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeTree(d, v)
 	return d.Finish()
 }
 
-// WithMarshalerCodec encodes and decodes WithMarshaler as JSON exactly as encoding/json does, without reflection.
+// WithMarshalerCodec encodes and decodes WithMarshaler as JSON exactly as encoding/json does,
+// without reflection.
 type WithMarshalerCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (WithMarshalerCodec) Encode(dst []byte, v *WithMarshaler) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
-	ephemeraljsonc.Marshal(e, "*codectest.WithMarshaler", v)
+	jsonc.Marshal(e, "*codectest.WithMarshaler", v)
 	return e.Finish()
 }
 
 // Decode parses the JSON document src into *v.
 func (WithMarshalerCodec) Decode(src []byte, v *WithMarshaler) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
-	ephemeraljsonc.Unmarshal(d, v)
+	jsonc.Unmarshal(d, v)
 	return d.Finish()
 }
 
-// lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does, without reflection.
+// lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does,
+// without reflection.
 type lowerEmbeddedCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (lowerEmbeddedCodec) Encode(dst []byte, v *lowerEmbedded) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeLowerEmbedded(e, v)
 	return e.Finish()
@@ -363,15 +373,15 @@ func (lowerEmbeddedCodec) Encode(dst []byte, v *lowerEmbedded) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (lowerEmbeddedCodec) Decode(src []byte, v *lowerEmbedded) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeLowerEmbedded(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsA1 = ephemeraljsonc.NewFields("Name", "X", "tagged", "Only1")
+var ephemeralFieldsA1 = jsonc.NewFields("Name", "X", "tagged", "Only1")
 
-func ephemeralEncodeA1(e *ephemeraljsonc.Encoder, v *A1) {
+func ephemeralEncodeA1(e *jsonc.Encoder, v *A1) {
 	e.Raw(`{"Name":`)
 	e.String(v.Name)
 	e.Raw(`,"X":`)
@@ -383,7 +393,7 @@ func ephemeralEncodeA1(e *ephemeraljsonc.Encoder, v *A1) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeA1(d *ephemeraljsonc.Decoder, v *A1) {
+func ephemeralDecodeA1(d *jsonc.Decoder, v *A1) {
 	if !d.Object() {
 		return
 	}
@@ -407,9 +417,9 @@ func ephemeralDecodeA1(d *ephemeraljsonc.Decoder, v *A1) {
 	}
 }
 
-var ephemeralFieldsA2 = ephemeraljsonc.NewFields("Name", "Y", "tagged", "Only2", "Only1")
+var ephemeralFieldsA2 = jsonc.NewFields("Name", "Y", "tagged", "Only2", "Only1")
 
-func ephemeralEncodeA2(e *ephemeraljsonc.Encoder, v *A2) {
+func ephemeralEncodeA2(e *jsonc.Encoder, v *A2) {
 	e.Raw(`{"Name":`)
 	e.String(v.Name)
 	e.Raw(`,"Y":`)
@@ -423,7 +433,7 @@ func ephemeralEncodeA2(e *ephemeraljsonc.Encoder, v *A2) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeA2(d *ephemeraljsonc.Decoder, v *A2) {
+func ephemeralDecodeA2(d *jsonc.Decoder, v *A2) {
 	if !d.Object() {
 		return
 	}
@@ -449,9 +459,9 @@ func ephemeralDecodeA2(d *ephemeraljsonc.Decoder, v *A2) {
 	}
 }
 
-var ephemeralFieldsConflicts = ephemeraljsonc.NewFields("Only2", "Only1", "X", "Y")
+var ephemeralFieldsConflicts = jsonc.NewFields("Only2", "Only1", "X", "Y")
 
-func ephemeralEncodeConflicts(e *ephemeraljsonc.Encoder, v *Conflicts) {
+func ephemeralEncodeConflicts(e *jsonc.Encoder, v *Conflicts) {
 	e.Byte('{')
 	if v.A2 != nil {
 		e.Raw(`"Only2":`)
@@ -466,7 +476,7 @@ func ephemeralEncodeConflicts(e *ephemeraljsonc.Encoder, v *Conflicts) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeConflicts(d *ephemeraljsonc.Decoder, v *Conflicts) {
+func ephemeralDecodeConflicts(d *jsonc.Decoder, v *Conflicts) {
 	if !d.Object() {
 		return
 	}
@@ -496,12 +506,12 @@ func ephemeralDecodeConflicts(d *ephemeraljsonc.Decoder, v *Conflicts) {
 	}
 }
 
-func ephemeralEncodeCounts(e *ephemeraljsonc.Encoder, v *Counts) {
+func ephemeralEncodeCounts(e *jsonc.Encoder, v *Counts) {
 	if *v == nil {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(*v) {
+		for i, k := range jsonc.SortedKeys(*v) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -514,7 +524,7 @@ func ephemeralEncodeCounts(e *ephemeraljsonc.Encoder, v *Counts) {
 	}
 }
 
-func ephemeralDecodeCounts(d *ephemeraljsonc.Decoder, v *Counts) {
+func ephemeralDecodeCounts(d *jsonc.Decoder, v *Counts) {
 	if d.Null() {
 		*v = nil
 	} else if d.Object() {
@@ -530,9 +540,9 @@ func ephemeralDecodeCounts(d *ephemeraljsonc.Decoder, v *Counts) {
 	}
 }
 
-var ephemeralFieldsDeeper = ephemeraljsonc.NewFields("Name", "X", "tagged", "Only1", "Y")
+var ephemeralFieldsDeeper = jsonc.NewFields("Name", "X", "tagged", "Only1", "Y")
 
-func ephemeralEncodeDeeper(e *ephemeraljsonc.Encoder, v *Deeper) {
+func ephemeralEncodeDeeper(e *jsonc.Encoder, v *Deeper) {
 	e.Raw(`{"Name":`)
 	e.String(v.A1.Name)
 	e.Raw(`,"X":`)
@@ -546,7 +556,7 @@ func ephemeralEncodeDeeper(e *ephemeraljsonc.Encoder, v *Deeper) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeDeeper(d *ephemeraljsonc.Decoder, v *Deeper) {
+func ephemeralDecodeDeeper(d *jsonc.Decoder, v *Deeper) {
 	if !d.Object() {
 		return
 	}
@@ -572,9 +582,9 @@ func ephemeralDecodeDeeper(d *ephemeraljsonc.Decoder, v *Deeper) {
 	}
 }
 
-var ephemeralFieldsDocument = ephemeraljsonc.NewFields("id", "owner", "members", "items", "scores", "meta", "revision", "labels")
+var ephemeralFieldsDocument = jsonc.NewFields("id", "owner", "members", "items", "scores", "meta", "revision", "labels")
 
-func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
+func ephemeralEncodeDocument(e *jsonc.Encoder, v *Document) {
 	e.Raw(`{"id":`)
 	e.String(v.ID)
 	e.Raw(`,"owner":`)
@@ -630,7 +640,7 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i, k := range ephemeraljsonc.SortedKeys(v.Labels) {
+			for i, k := range jsonc.SortedKeys(v.Labels) {
 				if i > 0 {
 					e.Byte(',')
 				}
@@ -645,7 +655,7 @@ func ephemeralEncodeDocument(e *ephemeraljsonc.Encoder, v *Document) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
+func ephemeralDecodeDocument(d *jsonc.Decoder, v *Document) {
 	if !d.Object() {
 		return
 	}
@@ -662,7 +672,7 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 			} else if d.Array() {
 				s := v.Members[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					ephemeralDecodePresence(d, &s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -676,7 +686,7 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 			} else if d.Array() {
 				s := v.Items[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					ephemeralDecodeOtherItem(d, &s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -690,7 +700,7 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 			} else if d.Array() {
 				s := v.Scores[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.Float64(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -732,9 +742,9 @@ func ephemeralDecodeDocument(d *ephemeraljsonc.Decoder, v *Document) {
 	}
 }
 
-var ephemeralFieldsEmbedded = ephemeraljsonc.NewFields("promoted", "shadowed")
+var ephemeralFieldsEmbedded = jsonc.NewFields("promoted", "shadowed")
 
-func ephemeralEncodeEmbedded(e *ephemeraljsonc.Encoder, v *Embedded) {
+func ephemeralEncodeEmbedded(e *jsonc.Encoder, v *Embedded) {
 	e.Raw(`{"promoted":`)
 	e.String(v.Promoted)
 	e.Raw(`,"shadowed":`)
@@ -742,7 +752,7 @@ func ephemeralEncodeEmbedded(e *ephemeraljsonc.Encoder, v *Embedded) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeEmbedded(d *ephemeraljsonc.Decoder, v *Embedded) {
+func ephemeralDecodeEmbedded(d *jsonc.Decoder, v *Embedded) {
 	if !d.Object() {
 		return
 	}
@@ -762,9 +772,9 @@ func ephemeralDecodeEmbedded(d *ephemeraljsonc.Decoder, v *Embedded) {
 	}
 }
 
-var ephemeralFieldsEmbeddedPtr = ephemeraljsonc.NewFields("deep", "count")
+var ephemeralFieldsEmbeddedPtr = jsonc.NewFields("deep", "count")
 
-func ephemeralEncodeEmbeddedPtr(e *ephemeraljsonc.Encoder, v *EmbeddedPtr) {
+func ephemeralEncodeEmbeddedPtr(e *jsonc.Encoder, v *EmbeddedPtr) {
 	e.Raw(`{"deep":`)
 	e.String(v.Deep)
 	if v.Count != 0 {
@@ -774,7 +784,7 @@ func ephemeralEncodeEmbeddedPtr(e *ephemeraljsonc.Encoder, v *EmbeddedPtr) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeEmbeddedPtr(d *ephemeraljsonc.Decoder, v *EmbeddedPtr) {
+func ephemeralDecodeEmbeddedPtr(d *jsonc.Decoder, v *EmbeddedPtr) {
 	if !d.Object() {
 		return
 	}
@@ -794,9 +804,9 @@ func ephemeralDecodeEmbeddedPtr(d *ephemeraljsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = ephemeraljsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
+var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
-func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
+func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
 	e.String(v.Embedded.Promoted)
 	if v.EmbeddedPtr != nil {
@@ -859,7 +869,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	if v.TimeP == nil {
 		e.Null()
 	} else {
-		ephemeraljsonc.Marshal(e, "*time.Time", v.TimeP)
+		jsonc.Marshal(e, "*time.Time", v.TimeP)
 	}
 	e.Raw(`,"P":`)
 	if v.P == nil {
@@ -986,7 +996,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.M) {
+		for i, k := range jsonc.SortedKeys(v.M) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1002,7 +1012,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedIntKeys(v.MI) {
+		for i, k := range jsonc.SortedIntKeys(v.MI) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1018,7 +1028,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedUintKeys(v.MU) {
+		for i, k := range jsonc.SortedUintKeys(v.MU) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1034,7 +1044,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.MSt) {
+		for i, k := range jsonc.SortedKeys(v.MSt) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1050,7 +1060,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedTextKeys(e, "codectest.Color", v.MColor) {
+		for i, k := range jsonc.SortedTextKeys(e, "codectest.Color", v.MColor) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1066,7 +1076,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.MSlice) {
+		for i, k := range jsonc.SortedKeys(v.MSlice) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1093,7 +1103,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.MStruct) {
+		for i, k := range jsonc.SortedKeys(v.MStruct) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1109,7 +1119,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.MPtr) {
+		for i, k := range jsonc.SortedKeys(v.MPtr) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1129,7 +1139,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		e.Null()
 	} else {
 		e.Byte('{')
-		for i, k := range ephemeraljsonc.SortedKeys(v.MMoney) {
+		for i, k := range jsonc.SortedKeys(v.MMoney) {
 			if i > 0 {
 				e.Byte(',')
 			}
@@ -1161,33 +1171,33 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	e.Raw(`,"Anon":`)
 	ephemeralEncodeStruct1(e, &v.Anon)
 	e.Raw(`,"Money":`)
-	ephemeraljsonc.Marshal(e, "*codectest.Money", &v.Money)
+	jsonc.Marshal(e, "*codectest.Money", &v.Money)
 	e.Raw(`,"MoneyP":`)
 	if v.MoneyP == nil {
 		e.Null()
 	} else {
-		ephemeraljsonc.Marshal(e, "*codectest.Money", v.MoneyP)
+		jsonc.Marshal(e, "*codectest.Money", v.MoneyP)
 	}
 	e.Raw(`,"Temp":`)
-	ephemeraljsonc.Marshal(e, "*codectest.Celsius", &v.Temp)
+	jsonc.Marshal(e, "*codectest.Celsius", &v.Temp)
 	e.Raw(`,"TempP":`)
 	if v.TempP == nil {
 		e.Null()
 	} else {
-		ephemeraljsonc.Marshal(e, "*codectest.Celsius", v.TempP)
+		jsonc.Marshal(e, "*codectest.Celsius", v.TempP)
 	}
 	e.Raw(`,"Color":`)
-	ephemeraljsonc.MarshalText(e, "*codectest.Color", &v.Color)
+	jsonc.MarshalText(e, "*codectest.Color", &v.Color)
 	e.Raw(`,"ColorP":`)
 	if v.ColorP == nil {
 		e.Null()
 	} else {
-		ephemeraljsonc.MarshalText(e, "*codectest.Color", v.ColorP)
+		jsonc.MarshalText(e, "*codectest.Color", v.ColorP)
 	}
 	e.Raw(`,"Word":`)
-	ephemeraljsonc.MarshalText(e, "*codectest.Word", &v.Word)
+	jsonc.MarshalText(e, "*codectest.Word", &v.Word)
 	e.Raw(`,"Raw":`)
-	ephemeraljsonc.Marshal(e, "*json.RawMessage", &v.Raw)
+	jsonc.Marshal(e, "*json.RawMessage", &v.Raw)
 	e.Raw(`,"Monies":`)
 	if v.Monies == nil {
 		e.Null()
@@ -1197,7 +1207,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 			if i > 0 {
 				e.Byte(',')
 			}
-			ephemeraljsonc.Marshal(e, "*codectest.Money", &v.Monies[i])
+			jsonc.Marshal(e, "*codectest.Money", &v.Monies[i])
 		}
 		e.Byte(']')
 	}
@@ -1207,7 +1217,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 		if i > 0 {
 			e.Byte(',')
 		}
-		ephemeraljsonc.MarshalText(e, "*codectest.Word", &v.Words[i])
+		jsonc.MarshalText(e, "*codectest.Word", &v.Words[i])
 	}
 	e.Byte(']')
 	e.Raw(`,"renamed_field":`)
@@ -1269,7 +1279,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i, k := range ephemeraljsonc.SortedKeys(v.OmitM) {
+			for i, k := range jsonc.SortedKeys(v.OmitM) {
 				if i > 0 {
 					e.Byte(',')
 				}
@@ -1342,7 +1352,7 @@ func ephemeralEncodeEverything(e *ephemeraljsonc.Encoder, v *Everything) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
+func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 	if !d.Object() {
 		return
 	}
@@ -1408,7 +1418,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 		case "NBytes":
 			d.Bytes((*[]byte)(&v.NBytes))
 		case "Time":
-			ephemeraljsonc.Unmarshal(d, &v.Time)
+			jsonc.Unmarshal(d, &v.Time)
 		case "TimeP":
 			if d.Null() {
 				v.TimeP = nil
@@ -1416,7 +1426,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				if v.TimeP == nil {
 					v.TimeP = new(time.Time)
 				}
-				ephemeraljsonc.Unmarshal(d, v.TimeP)
+				jsonc.Unmarshal(d, v.TimeP)
 			}
 		case "P":
 			if d.Null() {
@@ -1458,7 +1468,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.Ints[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.Int(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -1472,7 +1482,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.Stats[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.String((*string)(&s[len(s)-1]))
 				}
 				if len(s) == 0 {
@@ -1486,7 +1496,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.IntPs[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					if d.Null() {
 						s[len(s)-1] = nil
 					} else {
@@ -1507,13 +1517,13 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.Nested[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					if d.Null() {
 						s[len(s)-1] = nil
 					} else if d.Array() {
 						s2 := s[len(s)-1][:0]
 						for d.NextElem() {
-							s2 = ephemeraljsonc.Grow(s2)
+							s2 = jsonc.Grow(s2)
 							d.String(&s2[len(s2)-1])
 						}
 						if len(s2) == 0 {
@@ -1654,7 +1664,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				}
 				for d.NextMember() {
 					var k Color
-					ephemeraljsonc.UnmarshalTextKey(d, &k)
+					jsonc.UnmarshalTextKey(d, &k)
 					var y int
 					d.Int(&y)
 					v.MColor[k] = y
@@ -1675,7 +1685,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 					} else if d.Array() {
 						s := y[:0]
 						for d.NextElem() {
-							s = ephemeraljsonc.Grow(s)
+							s = jsonc.Grow(s)
 							d.Int(&s[len(s)-1])
 						}
 						if len(s) == 0 {
@@ -1731,7 +1741,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				for d.NextMember() {
 					k := string(d.Key())
 					var y Money
-					ephemeraljsonc.Unmarshal(d, &y)
+					jsonc.Unmarshal(d, &y)
 					v.MMoney[k] = y
 				}
 			}
@@ -1762,7 +1772,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 		case "Anon":
 			ephemeralDecodeStruct1(d, &v.Anon)
 		case "Money":
-			ephemeraljsonc.Unmarshal(d, &v.Money)
+			jsonc.Unmarshal(d, &v.Money)
 		case "MoneyP":
 			if d.Null() {
 				v.MoneyP = nil
@@ -1770,10 +1780,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				if v.MoneyP == nil {
 					v.MoneyP = new(Money)
 				}
-				ephemeraljsonc.Unmarshal(d, v.MoneyP)
+				jsonc.Unmarshal(d, v.MoneyP)
 			}
 		case "Temp":
-			ephemeraljsonc.Unmarshal(d, &v.Temp)
+			jsonc.Unmarshal(d, &v.Temp)
 		case "TempP":
 			if d.Null() {
 				v.TempP = nil
@@ -1781,10 +1791,10 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				if v.TempP == nil {
 					v.TempP = new(Celsius)
 				}
-				ephemeraljsonc.Unmarshal(d, v.TempP)
+				jsonc.Unmarshal(d, v.TempP)
 			}
 		case "Color":
-			ephemeraljsonc.UnmarshalText(d, &v.Color)
+			jsonc.UnmarshalText(d, &v.Color)
 		case "ColorP":
 			if d.Null() {
 				v.ColorP = nil
@@ -1792,20 +1802,20 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				if v.ColorP == nil {
 					v.ColorP = new(Color)
 				}
-				ephemeraljsonc.UnmarshalText(d, v.ColorP)
+				jsonc.UnmarshalText(d, v.ColorP)
 			}
 		case "Word":
-			ephemeraljsonc.UnmarshalText(d, &v.Word)
+			jsonc.UnmarshalText(d, &v.Word)
 		case "Raw":
-			ephemeraljsonc.Unmarshal(d, &v.Raw)
+			jsonc.Unmarshal(d, &v.Raw)
 		case "Monies":
 			if d.Null() {
 				v.Monies = nil
 			} else if d.Array() {
 				s := v.Monies[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
-					ephemeraljsonc.Unmarshal(d, &s[len(s)-1])
+					s = jsonc.Grow(s)
+					jsonc.Unmarshal(d, &s[len(s)-1])
 				}
 				if len(s) == 0 {
 					s = []Money{}
@@ -1817,7 +1827,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				i := 0
 				for d.NextElem() {
 					if i < len(v.Words) {
-						ephemeraljsonc.UnmarshalText(d, &v.Words[i])
+						jsonc.UnmarshalText(d, &v.Words[i])
 					} else {
 						d.Skip()
 					}
@@ -1864,7 +1874,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.OmitSl[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.Int(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -1917,7 +1927,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 				}
 			}
 		case "ot":
-			ephemeraljsonc.Unmarshal(d, &v.OmitT)
+			jsonc.Unmarshal(d, &v.OmitT)
 		case "ost":
 			ephemeralDecodeItem(d, &v.OmitSt)
 		case "qi":
@@ -1968,7 +1978,7 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 			} else if d.Array() {
 				s := v.QArr[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.Int(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -1989,9 +1999,9 @@ func ephemeralDecodeEverything(d *ephemeraljsonc.Decoder, v *Everything) {
 	}
 }
 
-var ephemeralFieldsFolded = ephemeraljsonc.NewFields("name", "NAME", "k", "ſ")
+var ephemeralFieldsFolded = jsonc.NewFields("name", "NAME", "k", "ſ")
 
-func ephemeralEncodeFolded(e *ephemeraljsonc.Encoder, v *Folded) {
+func ephemeralEncodeFolded(e *jsonc.Encoder, v *Folded) {
 	e.Raw(`{"name":`)
 	e.String(v.Name)
 	e.Raw(`,"NAME":`)
@@ -2003,7 +2013,7 @@ func ephemeralEncodeFolded(e *ephemeraljsonc.Encoder, v *Folded) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeFolded(d *ephemeraljsonc.Decoder, v *Folded) {
+func ephemeralDecodeFolded(d *jsonc.Decoder, v *Folded) {
 	if !d.Object() {
 		return
 	}
@@ -2027,9 +2037,9 @@ func ephemeralDecodeFolded(d *ephemeraljsonc.Decoder, v *Folded) {
 	}
 }
 
-var ephemeralFieldsItem = ephemeraljsonc.NewFields("name", "price")
+var ephemeralFieldsItem = jsonc.NewFields("name", "price")
 
-func ephemeralEncodeItem(e *ephemeraljsonc.Encoder, v *Item) {
+func ephemeralEncodeItem(e *jsonc.Encoder, v *Item) {
 	e.Raw(`{"name":`)
 	e.String(v.Name)
 	e.Raw(`,"price":`)
@@ -2037,7 +2047,7 @@ func ephemeralEncodeItem(e *ephemeraljsonc.Encoder, v *Item) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeItem(d *ephemeraljsonc.Decoder, v *Item) {
+func ephemeralDecodeItem(d *jsonc.Decoder, v *Item) {
 	if !d.Object() {
 		return
 	}
@@ -2057,9 +2067,9 @@ func ephemeralDecodeItem(d *ephemeraljsonc.Decoder, v *Item) {
 	}
 }
 
-var ephemeralFieldsLowerEmbed = ephemeraljsonc.NewFields("val", "name")
+var ephemeralFieldsLowerEmbed = jsonc.NewFields("val", "name")
 
-func ephemeralEncodeLowerEmbed(e *ephemeraljsonc.Encoder, v *LowerEmbed) {
+func ephemeralEncodeLowerEmbed(e *jsonc.Encoder, v *LowerEmbed) {
 	e.Byte('{')
 	if v.lowerEmbedded != nil {
 		e.Raw(`"val":`)
@@ -2070,7 +2080,7 @@ func ephemeralEncodeLowerEmbed(e *ephemeraljsonc.Encoder, v *LowerEmbed) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
+func ephemeralDecodeLowerEmbed(d *jsonc.Decoder, v *LowerEmbed) {
 	if !d.Object() {
 		return
 	}
@@ -2094,15 +2104,15 @@ func ephemeralDecodeLowerEmbed(d *ephemeraljsonc.Decoder, v *LowerEmbed) {
 	}
 }
 
-var ephemeralFieldsLowerEmbedded = ephemeraljsonc.NewFields("val")
+var ephemeralFieldsLowerEmbedded = jsonc.NewFields("val")
 
-func ephemeralEncodeLowerEmbedded(e *ephemeraljsonc.Encoder, v *lowerEmbedded) {
+func ephemeralEncodeLowerEmbedded(e *jsonc.Encoder, v *lowerEmbedded) {
 	e.Raw(`{"val":`)
 	e.Int(int64(v.Val))
 	e.Byte('}')
 }
 
-func ephemeralDecodeLowerEmbedded(d *ephemeraljsonc.Decoder, v *lowerEmbedded) {
+func ephemeralDecodeLowerEmbedded(d *jsonc.Decoder, v *lowerEmbedded) {
 	if !d.Object() {
 		return
 	}
@@ -2120,9 +2130,9 @@ func ephemeralDecodeLowerEmbedded(d *ephemeraljsonc.Decoder, v *lowerEmbedded) {
 	}
 }
 
-var ephemeralFieldsMeta = ephemeraljsonc.NewFields("created", "ttl", "note", "flags")
+var ephemeralFieldsMeta = jsonc.NewFields("created", "ttl", "note", "flags")
 
-func ephemeralEncodeMeta(e *ephemeraljsonc.Encoder, v *Meta) {
+func ephemeralEncodeMeta(e *jsonc.Encoder, v *Meta) {
 	e.Raw(`{"created":`)
 	e.Time(v.Created)
 	e.Raw(`,"ttl":`)
@@ -2143,7 +2153,7 @@ func ephemeralEncodeMeta(e *ephemeraljsonc.Encoder, v *Meta) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
+func ephemeralDecodeMeta(d *jsonc.Decoder, v *Meta) {
 	if !d.Object() {
 		return
 	}
@@ -2151,7 +2161,7 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 	match:
 		switch string(name) {
 		case "created":
-			ephemeraljsonc.Unmarshal(d, &v.Created)
+			jsonc.Unmarshal(d, &v.Created)
 		case "ttl":
 			d.Int64((*int64)(&v.TTL))
 		case "note":
@@ -2180,15 +2190,15 @@ func ephemeralDecodeMeta(d *ephemeraljsonc.Decoder, v *Meta) {
 	}
 }
 
-func ephemeralEncodeMoneyValue(e *ephemeraljsonc.Encoder, v *Money) {
+func ephemeralEncodeMoneyValue(e *jsonc.Encoder, v *Money) {
 	e.Raw(`{"Cents":`)
 	e.Int(v.Cents)
 	e.Byte('}')
 }
 
-var ephemeralFieldsNode = ephemeraljsonc.NewFields("value", "next")
+var ephemeralFieldsNode = jsonc.NewFields("value", "next")
 
-func ephemeralEncodeNode(e *ephemeraljsonc.Encoder, v *Node) {
+func ephemeralEncodeNode(e *jsonc.Encoder, v *Node) {
 	if !e.Enter(v, "*codectest.Node") {
 		return
 	}
@@ -2202,7 +2212,7 @@ func ephemeralEncodeNode(e *ephemeraljsonc.Encoder, v *Node) {
 	e.Leave(v)
 }
 
-func ephemeralDecodeNode(d *ephemeraljsonc.Decoder, v *Node) {
+func ephemeralDecodeNode(d *jsonc.Decoder, v *Node) {
 	if !d.Object() {
 		return
 	}
@@ -2229,9 +2239,9 @@ func ephemeralDecodeNode(d *ephemeraljsonc.Decoder, v *Node) {
 	}
 }
 
-var ephemeralFieldsOtherItem = ephemeraljsonc.NewFields("id", "name", "tags")
+var ephemeralFieldsOtherItem = jsonc.NewFields("id", "name", "tags")
 
-func ephemeralEncodeOtherItem(e *ephemeraljsonc.Encoder, v *other.Item) {
+func ephemeralEncodeOtherItem(e *jsonc.Encoder, v *other.Item) {
 	e.Raw(`{"id":`)
 	e.Int(int64(v.ID))
 	if v.Name != "" {
@@ -2254,7 +2264,7 @@ func ephemeralEncodeOtherItem(e *ephemeraljsonc.Encoder, v *other.Item) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
+func ephemeralDecodeOtherItem(d *jsonc.Decoder, v *other.Item) {
 	if !d.Object() {
 		return
 	}
@@ -2271,7 +2281,7 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 			} else if d.Array() {
 				s := v.Tags[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.String(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -2288,9 +2298,9 @@ func ephemeralDecodeOtherItem(d *ephemeraljsonc.Decoder, v *other.Item) {
 	}
 }
 
-var ephemeralFieldsPairStringCodectestLevel = ephemeraljsonc.NewFields("key", "value")
+var ephemeralFieldsPairStringCodectestLevel = jsonc.NewFields("key", "value")
 
-func ephemeralEncodePairStringCodectestLevel(e *ephemeraljsonc.Encoder, v *Pair[string, Level]) {
+func ephemeralEncodePairStringCodectestLevel(e *jsonc.Encoder, v *Pair[string, Level]) {
 	e.Raw(`{"key":`)
 	e.String(v.Key)
 	e.Raw(`,"value":`)
@@ -2298,7 +2308,7 @@ func ephemeralEncodePairStringCodectestLevel(e *ephemeraljsonc.Encoder, v *Pair[
 	e.Byte('}')
 }
 
-func ephemeralDecodePairStringCodectestLevel(d *ephemeraljsonc.Decoder, v *Pair[string, Level]) {
+func ephemeralDecodePairStringCodectestLevel(d *jsonc.Decoder, v *Pair[string, Level]) {
 	if !d.Object() {
 		return
 	}
@@ -2318,9 +2328,9 @@ func ephemeralDecodePairStringCodectestLevel(d *ephemeraljsonc.Decoder, v *Pair[
 	}
 }
 
-var ephemeralFieldsPresence = ephemeraljsonc.NewFields("room", "userId", "status", "level", "since", "tabs")
+var ephemeralFieldsPresence = jsonc.NewFields("room", "userId", "status", "level", "since", "tabs")
 
-func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
+func ephemeralEncodePresence(e *jsonc.Encoder, v *Presence) {
 	e.Raw(`{"room":`)
 	e.String(v.Room)
 	e.Raw(`,"userId":`)
@@ -2347,7 +2357,7 @@ func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
 	e.Byte('}')
 }
 
-func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
+func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}
@@ -2363,14 +2373,14 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		case "level":
 			d.Int((*int)(&v.Level))
 		case "since":
-			ephemeraljsonc.Unmarshal(d, &v.Since)
+			jsonc.Unmarshal(d, &v.Since)
 		case "tabs":
 			if d.Null() {
 				v.Tabs = nil
 			} else if d.Array() {
 				s := v.Tabs[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.String(&s[len(s)-1])
 				}
 				if len(s) == 0 {
@@ -2387,9 +2397,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 	}
 }
 
-var ephemeralFieldsStruct1 = ephemeraljsonc.NewFields("X", "Y")
+var ephemeralFieldsStruct1 = jsonc.NewFields("X", "Y")
 
-func ephemeralEncodeStruct1(e *ephemeraljsonc.Encoder, v *struct {
+func ephemeralEncodeStruct1(e *jsonc.Encoder, v *struct {
 	X int
 	Y int
 }) {
@@ -2400,7 +2410,7 @@ func ephemeralEncodeStruct1(e *ephemeraljsonc.Encoder, v *struct {
 	e.Byte('}')
 }
 
-func ephemeralDecodeStruct1(d *ephemeraljsonc.Decoder, v *struct {
+func ephemeralDecodeStruct1(d *jsonc.Decoder, v *struct {
 	X int
 	Y int
 }) {
@@ -2423,7 +2433,7 @@ func ephemeralDecodeStruct1(d *ephemeraljsonc.Decoder, v *struct {
 	}
 }
 
-func ephemeralEncodeTags(e *ephemeraljsonc.Encoder, v *Tags) {
+func ephemeralEncodeTags(e *jsonc.Encoder, v *Tags) {
 	if *v == nil {
 		e.Null()
 	} else {
@@ -2438,13 +2448,13 @@ func ephemeralEncodeTags(e *ephemeraljsonc.Encoder, v *Tags) {
 	}
 }
 
-func ephemeralDecodeTags(d *ephemeraljsonc.Decoder, v *Tags) {
+func ephemeralDecodeTags(d *jsonc.Decoder, v *Tags) {
 	if d.Null() {
 		*v = nil
 	} else if d.Array() {
 		s := (*v)[:0]
 		for d.NextElem() {
-			s = ephemeraljsonc.Grow(s)
+			s = jsonc.Grow(s)
 			d.String(&s[len(s)-1])
 		}
 		if len(s) == 0 {
@@ -2454,9 +2464,9 @@ func ephemeralDecodeTags(d *ephemeraljsonc.Decoder, v *Tags) {
 	}
 }
 
-var ephemeralFieldsTree = ephemeraljsonc.NewFields("name", "kids", "byName")
+var ephemeralFieldsTree = jsonc.NewFields("name", "kids", "byName")
 
-func ephemeralEncodeTree(e *ephemeraljsonc.Encoder, v *Tree) {
+func ephemeralEncodeTree(e *jsonc.Encoder, v *Tree) {
 	if !e.Enter(v, "*codectest.Tree") {
 		return
 	}
@@ -2483,7 +2493,7 @@ func ephemeralEncodeTree(e *ephemeraljsonc.Encoder, v *Tree) {
 			e.Null()
 		} else {
 			e.Byte('{')
-			for i, k := range ephemeraljsonc.SortedKeys(v.ByName) {
+			for i, k := range jsonc.SortedKeys(v.ByName) {
 				if i > 0 {
 					e.Byte(',')
 				}
@@ -2503,7 +2513,7 @@ func ephemeralEncodeTree(e *ephemeraljsonc.Encoder, v *Tree) {
 	e.Leave(v)
 }
 
-func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
+func ephemeralDecodeTree(d *jsonc.Decoder, v *Tree) {
 	if !d.Object() {
 		return
 	}
@@ -2518,7 +2528,7 @@ func ephemeralDecodeTree(d *ephemeraljsonc.Decoder, v *Tree) {
 			} else if d.Array() {
 				s := v.Kids[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					ephemeralDecodeTree(d, &s[len(s)-1])
 				}
 				if len(s) == 0 {

@@ -38,13 +38,13 @@ import (
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
-const jsoncPath = "github.com/ephemeral-go/ephemeral/runtime/jsonc"
+// JSONCPath is the import path of the package of JSON primitives that the codecs call.
+const JSONCPath = "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 
 // Generator collects the codecs one package needs and emits them into its output files.
 type Generator struct {
-	fset  *token.FileSet
-	pkg   *types.Package
-	alias string // import name of runtime/jsonc
+	fset *token.FileSet
+	pkg  *types.Package
 
 	codecs  map[string][]*codec // by output file
 	helpers typeutil.Map        // types.Type → *helper
@@ -82,11 +82,7 @@ type helper struct {
 
 // New returns a generator for codecs declared in pkg; fset resolves positions.
 func New(fset *token.FileSet, pkg *types.Package) *Generator {
-	alias := "ephemeraljsonc"
-	for i := 2; pkg.Scope().Lookup(alias) != nil; i++ {
-		alias = fmt.Sprintf("ephemeraljsonc%d", i)
-	}
-	return &Generator{fset: fset, pkg: pkg, alias: alias, codecs: map[string][]*codec{},
+	return &Generator{fset: fset, pkg: pkg, codecs: map[string][]*codec{},
 		names: map[string]bool{}, seen: map[diag.Diagnostic]bool{}}
 }
 
@@ -131,7 +127,6 @@ func (h *helper) owner() string {
 // and the helpers of contained types that were assigned to it (each emitted in exactly one
 // file of the package). The output is deterministic. Call it after every Add.
 func (g *Generator) Emit(file string, f *jen.File) {
-	f.ImportAlias(jsoncPath, g.alias)
 	for _, cd := range g.codecs[file] {
 		emitCodec(f, cd)
 	}
@@ -158,14 +153,14 @@ func emitCodec(f *jen.File, cd *codec) {
 	f.Comment("Encode appends the JSON encoding of *v to dst and returns the extended buffer.")
 	f.Func().Params(jen.Id(cd.name)).Id("Encode").Params(jen.Id("dst").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
 		Params(jen.Index().Byte(), jen.Error()).Block(append(append([]jen.Code{
-		jen.Id("e").Op(":=").New(jen.Qual(jsoncPath, "Encoder")),
+		jen.Id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")),
 		jen.Id("e").Dot("Reset").Call(jen.Id("dst")),
 	}, p.enc(cd.enc, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("e").Dot("Finish").Call()))...)
 	f.Line()
 	f.Comment("Decode parses the JSON document src into *v.")
 	f.Func().Params(jen.Id(cd.name)).Id("Decode").Params(jen.Id("src").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
 		Error().Block(append(append([]jen.Code{
-		jen.Id("d").Op(":=").New(jen.Qual(jsoncPath, "Decoder")),
+		jen.Id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
 		jen.Id("d").Dot("Reset").Call(jen.Id("src")),
 	}, p.dec(cd.dec, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
 	f.Line()
@@ -194,10 +189,10 @@ func emitHelper(f *jen.File, h *helper) {
 		for i, n := range h.fields {
 			names[i] = jen.Lit(n)
 		}
-		f.Var().Id("ephemeralFields"+h.name).Op("=").Qual(jsoncPath, "NewFields").Call(names...)
+		f.Var().Id("ephemeralFields"+h.name).Op("=").Qual(JSONCPath, "NewFields").Call(names...)
 		f.Line()
 	}
-	encParams := jen.Params(jen.Id("e").Op("*").Qual(jsoncPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
+	encParams := jen.Params(jen.Id("e").Op("*").Qual(JSONCPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
 	if h.wantEnc {
 		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(enc...)
 		f.Line()
@@ -207,7 +202,7 @@ func emitHelper(f *jen.File, h *helper) {
 		f.Line()
 	}
 	if h.wantDec {
-		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(jsoncPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
+		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(JSONCPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
 			Block(dec...)
 		f.Line()
 	}

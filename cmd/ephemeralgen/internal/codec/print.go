@@ -71,7 +71,7 @@ func d(method string, args ...jen.Code) *jen.Statement {
 }
 
 // q calls the jsonc function.
-func q(name string, args ...jen.Code) *jen.Statement { return jen.Qual(jsoncPath, name).Call(args...) }
+func q(name string, args ...jen.Code) *jen.Statement { return jen.Qual(JSONCPath, name).Call(args...) }
 
 // raw writes s verbatim.
 func raw(s string) jen.Code { return e("Raw", jen.Id("`"+s+"`")) }

@@ -7,13 +7,19 @@ import (
 	"bytes"
 	"fmt"
 	"go/types"
+	"maps"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/dave/jennifer/jen"
+	"golang.org/x/tools/imports"
 
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codec"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/directive"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
@@ -32,63 +38,138 @@ type Codecs interface {
 	Emit(file string, f *jen.File)
 }
 
-// guarded are the imports generated code may use (ours, and the standard library's that
-// package codec may use; it names its own runtime/jsonc import), with their names. When the package
-// scope already declares a name, the import gets an alias instead.
-var guarded = map[string]string{
-	RootPath:          "ephemeral",
-	"encoding/base64": "base64",
-	"encoding/json":   "json",
-	"errors":          "errors",
-	"math":            "math",
-	"strconv":         "strconv",
-	"time":            "time",
-	"unicode/utf8":    "utf8",
-}
-
 // File renders the output file named file (a base name, such as presence_ephemeral.go) of the
 // stores declared in one source file of pkg; goBuild is that file's //go:build line, if any,
 // which the output repeats. The output is gofmt-formatted and depends only on its inputs.
 func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codecs Codecs) ([]byte, error) {
-	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
-	f.HeaderComment(strings.TrimPrefix(load.Header, "// "))
+	headers := []string{strings.TrimPrefix(load.Header, "// ")}
 	if goBuild != "" {
-		f.HeaderComment(goBuild)
+		headers = append(headers, goBuild)
 	}
-	root := importNames(f, pkg.Scope())
+	values := make([]types.Type, len(stores))
+	for i, s := range stores {
+		values[i] = s.Type
+	}
+	f, names := NewFile(pkg, values, headers...)
 	for _, s := range stores {
 		if s.KeyFields != nil {
-			keyDecls(f, s, root)
+			keyDecls(f, s, names[RootPath])
 		}
 		storeDecls(f, s)
 	}
 	codecs.Emit(file, f)
-	var buf bytes.Buffer
-	if err := f.Render(&buf); err != nil {
+	src, err := Render(f)
+	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", file, err)
 	}
-	return buf.Bytes(), nil
+	return src, nil
 }
 
-// importNames fixes the name of every guarded import: its usual name, or when the package
-// scope declares that, the first of name2, name3, ... that it does not. It returns the name of
-// package ephemeral.
-func importNames(f *jen.File, scope *types.Scope) (root string) {
-	for path, base := range guarded {
+// NewFile returns an empty output file of package pkg with the given header comments, in
+// which the imports that code for the value types may use have names: package ephemeral,
+// runtime/jsonc, time, and the packages of the types that the values contain. Each import is
+// named as its package unless the package scope, or an import before it in path order, has
+// that name; then it is the first of name2, name3, ... that neither has. NewFile returns the
+// import names by path.
+func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.File, map[string]string) {
+	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
+	for _, h := range headers {
+		f.HeaderComment(h)
+	}
+	imports := map[string]string{RootPath: "ephemeral", codec.JSONCPath: "jsonc", "time": "time"}
+	seen := map[types.Type]bool{}
+	for _, t := range values {
+		packagesOf(t, pkg, imports, seen)
+	}
+	taken := map[string]bool{}
+	names := map[string]string{}
+	for _, imp := range slices.Sorted(maps.Keys(imports)) {
+		base := imports[imp]
 		name := base
-		for i := 2; scope.Lookup(name) != nil; i++ {
+		for i := 2; taken[name] || pkg.Scope().Lookup(name) != nil; i++ {
 			name = base + strconv.Itoa(i)
 		}
-		if name != base {
-			f.ImportAlias(path, name)
+		taken[name], names[imp] = true, name
+		if name != path.Base(imp) {
+			f.ImportAlias(imp, name)
 		} else {
-			f.ImportName(path, name)
-		}
-		if path == RootPath {
-			root = name
+			f.ImportName(imp, name)
 		}
 	}
-	return root
+	return f, names
+}
+
+// packagesOf adds to imports the paths and names of the packages, other than pkg, of the named
+// types that values of type t contain.
+func packagesOf(t types.Type, pkg *types.Package, imports map[string]string, seen map[types.Type]bool) {
+	if seen[t] {
+		return
+	}
+	seen[t] = true
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		if p := n.Obj().Pkg(); p != nil && p != pkg {
+			imports[p.Path()] = p.Name()
+		}
+		if args := n.TypeArgs(); args != nil {
+			for a := range args.Types() {
+				packagesOf(a, pkg, imports, seen)
+			}
+		}
+	}
+	switch u := t.Underlying().(type) {
+	case *types.Pointer:
+		packagesOf(u.Elem(), pkg, imports, seen)
+	case *types.Slice:
+		packagesOf(u.Elem(), pkg, imports, seen)
+	case *types.Array:
+		packagesOf(u.Elem(), pkg, imports, seen)
+	case *types.Map:
+		packagesOf(u.Key(), pkg, imports, seen)
+		packagesOf(u.Elem(), pkg, imports, seen)
+	case *types.Struct:
+		for f := range u.Fields() {
+			packagesOf(f.Type(), pkg, imports, seen)
+		}
+	}
+}
+
+// Render writes the source of f: gofmt-formatted, with the standard library's imports apart
+// from the others, and comment lines rewrapped to at most maxLine characters.
+func Render(f *jen.File) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := f.Render(&buf); err != nil {
+		return nil, err
+	}
+	return imports.Process("", wrapComments(buf.Bytes()), &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+}
+
+// maxLine is the length of the longest comment line Render writes, in characters.
+const maxLine = 100
+
+// wrapComments rewraps the lines of src that are // comments longer than maxLine characters,
+// with their indentation.
+func wrapComments(src []byte) []byte {
+	var out bytes.Buffer
+	for line := range bytes.Lines(src) {
+		text := strings.TrimSuffix(string(line), "\n")
+		code := strings.TrimLeft(text, "\t")
+		indent := text[:len(text)-len(code)]
+		body, ok := strings.CutPrefix(code, "// ")
+		if !ok || utf8.RuneCountInString(text) <= maxLine {
+			out.Write(line)
+			continue
+		}
+		cur := indent + "//"
+		for _, w := range strings.Fields(body) {
+			if cur != indent+"//" && utf8.RuneCountInString(cur)+1+utf8.RuneCountInString(w) > maxLine {
+				out.WriteString(cur + "\n")
+				cur = indent + "//"
+			}
+			cur += " " + w
+		}
+		out.WriteString(cur + "\n")
+	}
+	return out.Bytes()
 }
 
 // eph refers to the declaration name of package ephemeral.

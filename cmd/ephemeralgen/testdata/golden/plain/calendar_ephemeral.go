@@ -3,12 +3,14 @@
 package plain
 
 import (
-	ephemeral2 "github.com/ephemeral-go/ephemeral"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	ephemeral2 "github.com/ephemeral-go/ephemeral"
+	jsonc2 "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// eventKey is the key of a calendarEntry in store "calendar": its fields Month, Day and Kind, in this order.
+// eventKey is the key of a calendarEntry in store "calendar": its fields Month, Day and Kind, in
+// this order.
 type eventKey struct {
 	Month time.Month
 	Day   uint8
@@ -20,7 +22,8 @@ func (k eventKey) String() string {
 	return ephemeral2.JoinKey(ephemeral2.FormatKeyInt(int64(k.Month)), ephemeral2.FormatKeyUint(uint64(k.Day)), k.Kind)
 }
 
-// parseEventKey parses the string form of an eventKey. It accepts exactly the strings eventKey.String returns.
+// parseEventKey parses the string form of an eventKey. It accepts exactly the strings
+// eventKey.String returns.
 func parseEventKey(s string) (eventKey, error) {
 	p, err := ephemeral2.SplitKey(s, 3)
 	if err != nil {
@@ -37,12 +40,14 @@ func parseEventKey(s string) (eventKey, error) {
 	return eventKey{Month: time.Month(n0), Day: uint8(n1), Kind: p[2]}, nil
 }
 
-// eventKeyPrefix returns the key prefix of the calendarEntry entries whose Month is month; pass it to ephemeral.WithPrefix.
+// eventKeyPrefix returns the key prefix of the calendarEntry entries whose Month is month; pass it
+// to ephemeral.WithPrefix.
 func eventKeyPrefix(month time.Month) string {
 	return ephemeral2.JoinKeyPrefix(ephemeral2.FormatKeyInt(int64(month)))
 }
 
-// eventKeyPrefix2 returns the key prefix of the calendarEntry entries whose Month and Day are month and day; pass it to ephemeral.WithPrefix.
+// eventKeyPrefix2 returns the key prefix of the calendarEntry entries whose Month and Day are month
+// and day; pass it to ephemeral.WithPrefix.
 func eventKeyPrefix2(month time.Month, day uint8) string {
 	return ephemeral2.JoinKeyPrefix(ephemeral2.FormatKeyInt(int64(month)), ephemeral2.FormatKeyUint(uint64(day)))
 }
@@ -55,7 +60,8 @@ func (v calendarEntry) EphemeralKey() eventKey {
 // eventStore is a store of calendarEntry values: store id "calendar", default TTL 1h.
 type eventStore = ephemeral2.Store[eventKey, calendarEntry]
 
-// newEventStore returns the eventStore on backend b. The directive's settings are the defaults; opts override them.
+// newEventStore returns the eventStore on backend b. The directive's settings are the defaults;
+// opts override them.
 func newEventStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*eventStore, error) {
 	return ephemeral2.New(b, ephemeral2.Config[eventKey, calendarEntry]{
 		ID:    "calendar",
@@ -66,12 +72,13 @@ func newEventStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*event
 	}, opts...)
 }
 
-// calendarEntryCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does, without reflection.
+// calendarEntryCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does,
+// without reflection.
 type calendarEntryCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (calendarEntryCodec) Encode(dst []byte, v *calendarEntry) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc2.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeCalendarEntry(e, v)
 	return e.Finish()
@@ -79,15 +86,15 @@ func (calendarEntryCodec) Encode(dst []byte, v *calendarEntry) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (calendarEntryCodec) Decode(src []byte, v *calendarEntry) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc2.Decoder)
 	d.Reset(src)
 	ephemeralDecodeCalendarEntry(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsCalendarEntry = ephemeraljsonc.NewFields("month", "day", "kind", "note")
+var ephemeralFieldsCalendarEntry = jsonc2.NewFields("month", "day", "kind", "note")
 
-func ephemeralEncodeCalendarEntry(e *ephemeraljsonc.Encoder, v *calendarEntry) {
+func ephemeralEncodeCalendarEntry(e *jsonc2.Encoder, v *calendarEntry) {
 	e.Raw(`{"month":`)
 	e.Int(int64(v.Month))
 	e.Raw(`,"day":`)
@@ -101,7 +108,7 @@ func ephemeralEncodeCalendarEntry(e *ephemeraljsonc.Encoder, v *calendarEntry) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeCalendarEntry(d *ephemeraljsonc.Decoder, v *calendarEntry) {
+func ephemeralDecodeCalendarEntry(d *jsonc2.Decoder, v *calendarEntry) {
 	if !d.Object() {
 		return
 	}

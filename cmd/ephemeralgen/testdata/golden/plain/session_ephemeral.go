@@ -3,15 +3,17 @@
 package plain
 
 import (
-	ephemeral2 "github.com/ephemeral-go/ephemeral"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	ephemeral2 "github.com/ephemeral-go/ephemeral"
+	jsonc2 "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
 // sessionStore is a store of session values: store id "sessions", default TTL 1.5s.
 type sessionStore = ephemeral2.Store[string, session]
 
-// newSessionStore returns the sessionStore on backend b. The directive's settings are the defaults; opts override them.
+// newSessionStore returns the sessionStore on backend b. The directive's settings are the defaults;
+// opts override them.
 func newSessionStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*sessionStore, error) {
 	return ephemeral2.New(b, ephemeral2.Config[string, session]{
 		ID:    "sessions",
@@ -21,12 +23,13 @@ func newSessionStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*ses
 	}, opts...)
 }
 
-// sessionCodec encodes and decodes session as JSON exactly as encoding/json does, without reflection.
+// sessionCodec encodes and decodes session as JSON exactly as encoding/json does, without
+// reflection.
 type sessionCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (sessionCodec) Encode(dst []byte, v *session) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc2.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeSession(e, v)
 	return e.Finish()
@@ -34,21 +37,21 @@ func (sessionCodec) Encode(dst []byte, v *session) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (sessionCodec) Decode(src []byte, v *session) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc2.Decoder)
 	d.Reset(src)
 	ephemeralDecodeSession(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsSession = ephemeraljsonc.NewFields("user")
+var ephemeralFieldsSession = jsonc2.NewFields("user")
 
-func ephemeralEncodeSession(e *ephemeraljsonc.Encoder, v *session) {
+func ephemeralEncodeSession(e *jsonc2.Encoder, v *session) {
 	e.Raw(`{"user":`)
 	e.String(v.User)
 	e.Byte('}')
 }
 
-func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *session) {
+func ephemeralDecodeSession(d *jsonc2.Decoder, v *session) {
 	if !d.Object() {
 		return
 	}

@@ -3,12 +3,14 @@
 package presence
 
 import (
-	"github.com/ephemeral-go/ephemeral"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// PresenceKey is the key of a Presence in store "presence": its fields Room and UserID, in this order.
+// PresenceKey is the key of a Presence in store "presence": its fields Room and UserID, in this
+// order.
 type PresenceKey struct {
 	Room   string
 	UserID string
@@ -19,7 +21,8 @@ func (k PresenceKey) String() string {
 	return ephemeral.JoinKey(k.Room, k.UserID)
 }
 
-// ParsePresenceKey parses the string form of a PresenceKey. It accepts exactly the strings PresenceKey.String returns.
+// ParsePresenceKey parses the string form of a PresenceKey. It accepts exactly the strings
+// PresenceKey.String returns.
 func ParsePresenceKey(s string) (PresenceKey, error) {
 	p, err := ephemeral.SplitKey(s, 2)
 	if err != nil {
@@ -28,7 +31,8 @@ func ParsePresenceKey(s string) (PresenceKey, error) {
 	return PresenceKey{Room: p[0], UserID: p[1]}, nil
 }
 
-// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to ephemeral.WithPrefix.
+// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to
+// ephemeral.WithPrefix.
 func PresenceKeyPrefix(room string) string {
 	return ephemeral.JoinKeyPrefix(room)
 }
@@ -41,7 +45,8 @@ func (v Presence) EphemeralKey() PresenceKey {
 // PresenceStore is a store of Presence values: store id "presence", default TTL 30s.
 type PresenceStore = ephemeral.Store[PresenceKey, Presence]
 
-// NewPresenceStore returns the PresenceStore on backend b. The directive's settings are the defaults; opts override them.
+// NewPresenceStore returns the PresenceStore on backend b. The directive's settings are the
+// defaults; opts override them.
 func NewPresenceStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*PresenceStore, error) {
 	return ephemeral.New(b, ephemeral.Config[PresenceKey, Presence]{
 		ID:    "presence",
@@ -64,7 +69,8 @@ func (k HoldKey) String() string {
 	return ephemeral.JoinKey(string(k.Room), ephemeral.FormatKeyInt(int64(k.Row)), ephemeral.FormatKeyUint(uint64(k.Number)))
 }
 
-// ParseHoldKey parses the string form of a HoldKey. It accepts exactly the strings HoldKey.String returns.
+// ParseHoldKey parses the string form of a HoldKey. It accepts exactly the strings HoldKey.String
+// returns.
 func ParseHoldKey(s string) (HoldKey, error) {
 	p, err := ephemeral.SplitKey(s, 3)
 	if err != nil {
@@ -81,12 +87,14 @@ func ParseHoldKey(s string) (HoldKey, error) {
 	return HoldKey{Room: RoomID(p[0]), Row: int16(n1), Number: uint(n2)}, nil
 }
 
-// HoldKeyPrefix returns the key prefix of the Seat entries whose Room is room; pass it to ephemeral.WithPrefix.
+// HoldKeyPrefix returns the key prefix of the Seat entries whose Room is room; pass it to
+// ephemeral.WithPrefix.
 func HoldKeyPrefix(room RoomID) string {
 	return ephemeral.JoinKeyPrefix(string(room))
 }
 
-// HoldKeyPrefix2 returns the key prefix of the Seat entries whose Room and Row are room and row; pass it to ephemeral.WithPrefix.
+// HoldKeyPrefix2 returns the key prefix of the Seat entries whose Room and Row are room and row;
+// pass it to ephemeral.WithPrefix.
 func HoldKeyPrefix2(room RoomID, row int16) string {
 	return ephemeral.JoinKeyPrefix(string(room), ephemeral.FormatKeyInt(int64(row)))
 }
@@ -99,7 +107,8 @@ func (v Seat) EphemeralKey() HoldKey {
 // HoldStore is a store of Seat values: store id "seats", default TTL 1m30s.
 type HoldStore = ephemeral.Store[HoldKey, Seat]
 
-// NewHoldStore returns the HoldStore on backend b. The directive's settings are the defaults; opts override them.
+// NewHoldStore returns the HoldStore on backend b. The directive's settings are the defaults; opts
+// override them.
 func NewHoldStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*HoldStore, error) {
 	return ephemeral.New(b, ephemeral.Config[HoldKey, Seat]{
 		ID:     "seats",
@@ -117,12 +126,13 @@ func NewHoldStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*HoldStor
 	}, opts...)
 }
 
-// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.
+// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without
+// reflection.
 type PresenceCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodePresence(e, v)
 	return e.Finish()
@@ -130,7 +140,7 @@ func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (PresenceCodec) Decode(src []byte, v *Presence) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodePresence(d, v)
 	return d.Finish()
@@ -141,7 +151,7 @@ type SeatCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (SeatCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeSeat(e, v)
 	return e.Finish()
@@ -149,15 +159,15 @@ func (SeatCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (SeatCodec) Decode(src []byte, v *Seat) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeSeat(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsPresence = ephemeraljsonc.NewFields("room", "userId", "status", "since")
+var ephemeralFieldsPresence = jsonc.NewFields("room", "userId", "status", "since")
 
-func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
+func ephemeralEncodePresence(e *jsonc.Encoder, v *Presence) {
 	e.Raw(`{"room":`)
 	e.String(v.Room)
 	e.Raw(`,"userId":`)
@@ -169,7 +179,7 @@ func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
 	e.Byte('}')
 }
 
-func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
+func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}
@@ -183,7 +193,7 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 		case "status":
 			d.String((*string)(&v.Status))
 		case "since":
-			ephemeraljsonc.Unmarshal(d, &v.Since)
+			jsonc.Unmarshal(d, &v.Since)
 		default:
 			if name = d.Fold(ephemeralFieldsPresence, name); name != nil {
 				goto match
@@ -193,9 +203,9 @@ func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
 	}
 }
 
-var ephemeralFieldsSeat = ephemeraljsonc.NewFields("room", "row", "number", "holder")
+var ephemeralFieldsSeat = jsonc.NewFields("room", "row", "number", "holder")
 
-func ephemeralEncodeSeat(e *ephemeraljsonc.Encoder, v *Seat) {
+func ephemeralEncodeSeat(e *jsonc.Encoder, v *Seat) {
 	e.Raw(`{"room":`)
 	e.String(string(v.Room))
 	e.Raw(`,"row":`)
@@ -207,7 +217,7 @@ func ephemeralEncodeSeat(e *ephemeraljsonc.Encoder, v *Seat) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeSeat(d *ephemeraljsonc.Decoder, v *Seat) {
+func ephemeralDecodeSeat(d *jsonc.Decoder, v *Seat) {
 	if !d.Object() {
 		return
 	}
