@@ -178,6 +178,18 @@ func TestProblemsExitOne(t *testing.T) {
 	}
 }
 
+// TestWarning checks that a comment that looks like a directive is reported as a warning, which
+// does not stop generation: the package's real directive still gets its file.
+func TestWarning(t *testing.T) {
+	dir := filepath.Join(tempModule(t), "warn")
+	writeTree(t, dir, map[string]string{"warn.go": "package warn\n\n// ephemeral:store id=a ttl=1s\ntype A struct{}\n\n//ephemeral:store id=b ttl=1s\ntype B struct{}\n"})
+	code, stdout, stderr := runIn(t, dir, "-v")
+	want := "warn.go:3:1: warning: this comment is not a directive and is ignored; write //ephemeral:store, with no space after the slashes\n"
+	if code != 0 || stdout != "wrote warn_ephemeral.go\n" || stderr != want {
+		t.Fatalf("got %d %q %q, want 0, the file written and %q", code, stdout, stderr, want)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"-nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: ephemeralgen") {

@@ -256,9 +256,9 @@ func nearMiss(text string) string {
 		return ""
 	}
 	if block {
-		return fmt.Sprintf("this block comment is ignored: a directive is a line comment that starts with %s", Verb)
+		return fmt.Sprintf("this block comment is not a directive and is ignored; write a line comment, %s", Verb)
 	}
-	return fmt.Sprintf("this comment is ignored: a directive starts with %s, with no space after the slashes", Verb)
+	return fmt.Sprintf("this comment is not a directive and is ignored; write %s, with no space after the slashes", Verb)
 }
 
 // typeDocs maps the doc comments of f's type specs to their specs: the GenDecl's doc when it

@@ -34,3 +34,20 @@ type E struct{ X string }
 //ephemeral:store id=g ttl=1s
 //ephemeral:store id=g2 ttl=1s
 type G struct{ X string }
+
+// H has a space after the slashes, which makes its directive an ordinary comment.
+//
+// ephemeral:store id=h ttl=1s
+type H struct{ X string }
+
+// I has its directive in a block comment.
+/* ephemeral:store id=i ttl=1s */
+type I struct{ X string }
+
+// J has a tab after the slashes.
+//
+//	ephemeral:store id=j ttl=1s
+type J struct{ X string }
+
+// K mentions ephemeral:store in prose, which is no directive.
+type K struct{ X string }
