@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"go/types"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -177,10 +178,24 @@ func keyFields(key []string, pos token.Pos, named *types.Named, st *types.Struct
 	for _, name := range key {
 		i, ok := fields[name]
 		if !ok {
-			bad(pos, "key field %s: %s has no field %s; %s", name, typeName, name, suggestField(name, names))
+			obj, index, _ := types.LookupFieldOrMethod(named, false, named.Obj().Pkg(), name)
+			if v, isVar := obj.(*types.Var); isVar && v.IsField() && len(index) > 1 {
+				bad(pos, "key field %s is promoted from the embedded field %s; key fields must be direct fields of %s", name, st.Field(index[0]).Name(), typeName)
+			} else {
+				bad(pos, "key field %s: %s has no field %s; %s", name, typeName, name, suggestField(name, names))
+			}
 			return nil
 		}
 		f := st.Field(i)
+		const lost = "so the codec does not write it and a value's key would not survive its round trip through the store"
+		switch {
+		case !f.Exported():
+			bad(pos, "key field %s is unexported, %s; export it", name, lost)
+			return nil
+		case reflect.StructTag(st.Tag(i)).Get("json") == "-":
+			bad(pos, "key field %s is tagged json:\"-\", %s; remove the tag", name, lost)
+			return nil
+		}
 		kf, ok := keyField(f)
 		if !ok {
 			bad(pos, "key field %s has type %s; key fields must be strings or integers (or named types of them)", name, types.TypeString(f.Type(), types.RelativeTo(f.Pkg())))

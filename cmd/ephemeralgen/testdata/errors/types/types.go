@@ -50,3 +50,29 @@ type Keys3 struct{ Room string }
 type Fields struct {
 	Events chan int
 }
+
+// Base is embedded in Promoted.
+type Base struct{ Room string }
+
+// Promoted has a key field that is promoted from an embedded struct.
+//
+//ephemeral:store id=promoted ttl=1s key=Room
+type Promoted struct {
+	Base
+	User string
+}
+
+// Hidden has key fields that the codec does not write.
+//
+//ephemeral:store id=hidden ttl=1s key=Room
+type Hidden struct {
+	Room string `json:"-"`
+}
+
+// Lower has an unexported key field.
+//
+//ephemeral:store id=lower ttl=1s key=room
+type Lower struct {
+	room string
+	X    string
+}
