@@ -86,14 +86,14 @@ func New(fset *token.FileSet, pkg *types.Package) *Generator {
 		names: map[string]bool{}, seen: map[diag.Diagnostic]bool{}}
 }
 
-// Add plans the exported codec <Name>Codec for the struct type t (declared in the package),
-// to be emitted in output file file, with everything it needs for the types it contains. It
+// Add plans the codec type called name for the struct type t (declared in the package), to be
+// emitted in output file file, with everything it needs for the types it contains. It
 // returns every problem found (unsupported field types, with the field's path); when there is
 // one, the package's codecs must not be emitted.
-func (g *Generator) Add(file string, t *types.Named) []diag.Diagnostic {
+func (g *Generator) Add(file string, t *types.Named, name string) []diag.Diagnostic {
 	var diags []diag.Diagnostic
 	p := &planner{g: g, diags: &diags, path: t.Obj().Name(), pos: t.Obj().Pos()}
-	cd := &codec{t: t, name: t.Obj().Name() + "Codec"}
+	cd := &codec{t: t, name: name}
 	cd.enc = p.enc(t, true, false)
 	cd.dec = p.dec(t, false)
 	g.codecs[file] = append(g.codecs[file], cd)

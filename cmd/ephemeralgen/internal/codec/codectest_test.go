@@ -55,7 +55,7 @@ func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func
 	for _, name := range names {
 		file, t := fileOf(name), pkg.Types.Scope().Lookup(name).Type().(*types.Named)
 		files[file] = append(files[file], t)
-		diags = append(diags, g.Add(file, t)...)
+		diags = append(diags, g.Add(file, t, name+"Codec")...)
 	}
 	out := map[string][]byte{}
 	if len(diags) > 0 {

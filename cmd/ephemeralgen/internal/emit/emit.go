@@ -32,8 +32,9 @@ const RootPath = "github.com/ephemeral-go/ephemeral"
 // Codecs emits the JSON codecs of annotated types into output files. *codec.Generator is
 // the implementation; tests may substitute their own.
 type Codecs interface {
-	// Add requests the codec <T>Codec of t in output file file and reports the problems of t.
-	Add(file string, t *types.Named) []diag.Diagnostic
+	// Add requests the codec of t, named name, in output file file and reports the problems
+	// of t.
+	Add(file string, t *types.Named, name string) []diag.Diagnostic
 	// Emit writes the declarations of output file file into f.
 	Emit(file string, f *jen.File)
 }
@@ -364,7 +365,7 @@ func config(s *model.Store, keyType *jen.Statement) jen.Code {
 		fields = append(fields, field("Limits", eph("Limits").Custom(multiline, limits...)))
 	}
 	typeName := s.Type.Obj().Name()
-	fields = append(fields, field("Codec", jen.Id(typeName+"Codec").Values()))
+	fields = append(fields, field("Codec", jen.Id(s.Ident("Codec")).Values()))
 	if s.KeyFields == nil {
 		fields = append(fields, field("Key", eph("StringKeys").Call()))
 	} else {

@@ -86,7 +86,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 			diags = append(diags, d)
 		}
 		for _, s := range byOutput[out] {
-			diags = append(diags, codecs.Add(filepath.Base(out), s.Type)...)
+			diags = append(diags, codecs.Add(filepath.Base(out), s.Type, s.Ident("Codec"))...)
 		}
 	}
 	if diag.HasErrors(diags) {

@@ -67,10 +67,9 @@ func (s *Store) KeyPrefixFunc(k int) string {
 	return s.Ident(fmt.Sprintf("KeyPrefix%d", k))
 }
 
-// Names returns the package-level identifiers generated for s (besides the codec, which is
-// named after the type).
+// Names returns the package-level identifiers generated for s.
 func (s *Store) Names() []string {
-	names := []string{s.Ident("Store"), s.Func("New", "Store")}
+	names := []string{s.Ident("Store"), s.Func("New", "Store"), s.Ident("Codec")}
 	if s.Key != nil {
 		names = append(names, s.Ident("Key"), s.Func("Parse", "Key"))
 		for k := 1; k < len(s.Key); k++ {
@@ -116,7 +115,6 @@ func Candidates(fset *token.FileSet, files []*ast.File) []string {
 		dirs, _ := directive.Find(fset, f)
 		for _, d := range dirs {
 			names = append(names, (&Store{Settings: d.Settings}).Names()...)
-			names = append(names, d.Type.Name.Name+"Codec")
 		}
 	}
 	return append(names, Methods...)
@@ -261,10 +259,6 @@ func checkUnique(fset *token.FileSet, stores []*Store, scope *types.Scope) []dia
 			if obj := scope.Lookup(n); obj != nil {
 				bad(s.Pos, "%s would be generated but is already declared (%s); rename it or set name=", n, shortPos(fset, obj.Pos()))
 			}
-		}
-		codec := s.Type.Obj().Name() + "Codec"
-		if obj := scope.Lookup(codec); obj != nil {
-			bad(s.Pos, "%s, the codec of %s, would be generated but is already declared (%s); rename that declaration", codec, s.Type.Obj().Name(), shortPos(fset, obj.Pos()))
 		}
 		if s.KeyFields != nil {
 			if obj, _, _ := types.LookupFieldOrMethod(s.Type, true, s.Type.Obj().Pkg(), "EphemeralKey"); obj != nil {

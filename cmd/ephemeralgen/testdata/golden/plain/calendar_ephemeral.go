@@ -66,18 +66,18 @@ func newEventStore(b ephemeral2.Backend, opts ...ephemeral2.StoreOption) (*event
 	return ephemeral2.New(b, ephemeral2.Config[eventKey, calendarEntry]{
 		ID:    "calendar",
 		TTL:   time.Hour,
-		Codec: calendarEntryCodec{},
+		Codec: eventCodec{},
 		Key:   ephemeral2.KeyCodec[eventKey]{Format: eventKey.String, Parse: parseEventKey},
 		KeyOf: calendarEntry.EphemeralKey,
 	}, opts...)
 }
 
-// calendarEntryCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does,
-// without reflection.
-type calendarEntryCodec struct{}
+// eventCodec encodes and decodes calendarEntry as JSON exactly as encoding/json does, without
+// reflection.
+type eventCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
-func (calendarEntryCodec) Encode(dst []byte, v *calendarEntry) ([]byte, error) {
+func (eventCodec) Encode(dst []byte, v *calendarEntry) ([]byte, error) {
 	e := new(jsonc2.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeCalendarEntry(e, v)
@@ -85,7 +85,7 @@ func (calendarEntryCodec) Encode(dst []byte, v *calendarEntry) ([]byte, error) {
 }
 
 // Decode parses the JSON document src into *v.
-func (calendarEntryCodec) Decode(src []byte, v *calendarEntry) error {
+func (eventCodec) Decode(src []byte, v *calendarEntry) error {
 	d := new(jsonc2.Decoder)
 	d.Reset(src)
 	ephemeralDecodeCalendarEntry(d, v)

@@ -120,7 +120,7 @@ func NewHoldStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*HoldStor
 			EventRetention:  2 * time.Minute,
 			MaxEvents:       1000,
 		},
-		Codec: SeatCodec{},
+		Codec: HoldCodec{},
 		Key:   ephemeral.KeyCodec[HoldKey]{Format: HoldKey.String, Parse: ParseHoldKey},
 		KeyOf: Seat.EphemeralKey,
 	}, opts...)
@@ -146,11 +146,11 @@ func (PresenceCodec) Decode(src []byte, v *Presence) error {
 	return d.Finish()
 }
 
-// SeatCodec encodes and decodes Seat as JSON exactly as encoding/json does, without reflection.
-type SeatCodec struct{}
+// HoldCodec encodes and decodes Seat as JSON exactly as encoding/json does, without reflection.
+type HoldCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
-func (SeatCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
+func (HoldCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
 	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeSeat(e, v)
@@ -158,7 +158,7 @@ func (SeatCodec) Encode(dst []byte, v *Seat) ([]byte, error) {
 }
 
 // Decode parses the JSON document src into *v.
-func (SeatCodec) Decode(src []byte, v *Seat) error {
+func (HoldCodec) Decode(src []byte, v *Seat) error {
 	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeSeat(d, v)
