@@ -135,6 +135,7 @@ func check(fset *token.FileSet, d *directive.Directive, info *types.Info) (*Stor
 	if d.Key != nil {
 		s.KeyFields = keyFields(d.Key, d.Given["key"], named, st, bad)
 	}
+	checkLocks(named, st, d.Pos, bad)
 	return s, diags
 }
 
@@ -233,6 +234,77 @@ func keyField(f *types.Var) (KeyField, bool) {
 var intBits = map[types.BasicKind]int{
 	types.Int8: 8, types.Int16: 16, types.Int32: 32, types.Int64: 64,
 	types.Uint8: 8, types.Uint16: 16, types.Uint32: 32, types.Uint64: 64,
+}
+
+// locker is the method set of sync.Locker.
+var locker = func() *types.Interface {
+	sig := types.NewSignatureType(nil, nil, nil, nil, nil, false)
+	return types.NewInterfaceType([]*types.Func{
+		types.NewFunc(token.NoPos, nil, "Lock", sig), types.NewFunc(token.NoPos, nil, "Unlock", sig),
+	}, nil).Complete()
+}()
+
+// checkLocks reports a store type that holds a lock, as go vet's copylocks check finds them: a
+// value, not behind a pointer, of a type whose pointer has Lock and Unlock methods but which
+// has not (sync.Mutex, sync.WaitGroup, sync.Once, atomic.Int64, ...), or of a struct or array
+// that holds one. The store copies values, and so does the generated code (Put takes a value,
+// KeyOf is the value method EphemeralKey), which vet rejects; json:"-" does not change that.
+func checkLocks(named *types.Named, st *types.Struct, pos token.Pos, bad func(token.Pos, string, ...any)) {
+	const why = "the store copies %s values (Put takes one; Get, readers and mirrors return them), " +
+		"which would copy the lock and which go vet rejects, also with json:\"-\"; keep the lock out of the stored type, or hold it by pointer"
+	typeName := named.Obj().Name()
+	qual := func(p *types.Package) string {
+		if p == named.Obj().Pkg() {
+			return ""
+		}
+		return p.Name()
+	}
+	if isLock(named) {
+		bad(pos, "%s is a lock (*%s has Lock and Unlock methods): "+why, typeName, typeName, typeName)
+		return
+	}
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		path := lockPath(f.Type(), qual, map[types.Type]bool{})
+		if path == nil {
+			continue
+		}
+		at := f.Pos()
+		if !at.IsValid() {
+			at = pos
+		}
+		bad(at, "field %s.%s holds a lock (%s): "+why, typeName, f.Name(), strings.Join(path, " contains "), typeName)
+	}
+}
+
+// lockPath returns the types from t to the lock that a value of type t holds, or nil.
+func lockPath(t types.Type, qual types.Qualifier, seen map[types.Type]bool) []string {
+	for {
+		a, ok := t.Underlying().(*types.Array)
+		if !ok {
+			break
+		}
+		t = a.Elem()
+	}
+	st, ok := t.Underlying().(*types.Struct)
+	if !ok || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	if isLock(t) {
+		return []string{types.TypeString(t, qual)}
+	}
+	for i := range st.NumFields() {
+		if path := lockPath(st.Field(i).Type(), qual, seen); path != nil {
+			return append([]string{types.TypeString(t, qual)}, path...)
+		}
+	}
+	return nil
+}
+
+// isLock reports whether the pointer of t has Lock and Unlock methods and t has not.
+func isLock(t types.Type) bool {
+	return types.Implements(types.NewPointer(t), locker) && !types.Implements(t, locker)
 }
 
 // checkUnique reports stores that share an id or a generated name, and generated names that

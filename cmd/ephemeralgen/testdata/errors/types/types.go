@@ -1,7 +1,11 @@
 // Package types is an error test case: directives on types that cannot be stores.
 package types
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Long has an id of 257 bytes.
 //
@@ -76,3 +80,26 @@ type Lower struct {
 	room string
 	X    string
 }
+
+// Locked holds locks, which the store would copy.
+//
+//ephemeral:store id=locked ttl=1s
+type Locked struct {
+	Mu    sync.Mutex `json:"-"`
+	Count atomic.Int64
+	Inner inner
+	Ptr   *sync.Mutex // behind a pointer: no copy
+}
+
+type inner struct{ wgs [2]sync.WaitGroup }
+
+// Lock is itself a lock.
+//
+//ephemeral:store id=lock ttl=1s
+type Lock struct{ mu sync.Mutex }
+
+// Lock locks l.
+func (l *Lock) Lock() { l.mu.Lock() }
+
+// Unlock unlocks l.
+func (l *Lock) Unlock() { l.mu.Unlock() }
