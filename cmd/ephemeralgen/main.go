@@ -16,8 +16,9 @@
 // whose directives are gone are deleted. With -check nothing is written: ephemeralgen compares
 // the files it would write with those on disk, prints a unified diff for each stale file and
 // names each missing or orphaned one, and exits with status 1 if there is any (for CI:
-// ephemeralgen -check ./...). The exit status is 0 on success, 1 when a problem is found or a
-// file is stale, and 2 for bad usage.
+// ephemeralgen -check ./...); problems in some packages do not keep it from checking the
+// others. The exit status is 0 on success, 1 when a problem is found or a file is stale, and 2
+// for bad usage.
 //
 // # The directive
 //
@@ -144,15 +145,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, d := range res.Diags {
 		fmt.Fprintln(stderr, d.String(cwd))
 	}
-	if diag.HasErrors(res.Diags) {
-		return 1
-	}
+	failed := diag.HasErrors(res.Diags)
 	rel := func(path string) string { return relPath(cwd, path) }
 	if *check {
-		if !checkFiles(res, stdout, rel) {
+		if !checkFiles(res, stdout, rel) || failed {
 			return 1
 		}
 		return 0
+	}
+	if failed {
+		return 1
 	}
 	if err := writeFiles(res, stdout, rel, *verbose); err != nil {
 		fmt.Fprintf(stderr, "ephemeralgen: %v\n", err)
@@ -169,7 +171,7 @@ func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
 		old, err := os.ReadFile(f.Path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			fmt.Fprintf(w, "missing: %s (run go generate)\n", rel(f.Path))
+			fmt.Fprintf(w, "missing: %s (run go generate ./...)\n", rel(f.Path))
 			fresh = false
 		case err != nil:
 			fmt.Fprintf(w, "%v\n", err)
@@ -177,11 +179,12 @@ func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
 		case !bytes.Equal(old, f.Content):
 			name := rel(f.Path)
 			fmt.Fprint(w, unifiedDiff(name+" (on disk)", name+" (generated)", string(old), string(f.Content)))
+			fmt.Fprintf(w, "stale: %s (run go generate ./...)\n", name)
 			fresh = false
 		}
 	}
 	for _, path := range res.Orphans {
-		fmt.Fprintf(w, "orphaned: %s (no directive left behind it; delete it or run go generate)\n", rel(path))
+		fmt.Fprintf(w, "orphaned: %s (no directive left behind it; delete it or run go generate ./...)\n", rel(path))
 		fresh = false
 	}
 	return fresh

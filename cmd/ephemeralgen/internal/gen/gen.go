@@ -38,9 +38,9 @@ type File struct {
 
 // Result is the outcome of [Generate].
 type Result struct {
-	Files   []File            // the output files, sorted by path
+	Files   []File            // the output files of the packages without errors, sorted by path
 	Orphans []string          // generated files with no directive left behind them, sorted
-	Diags   []diag.Diagnostic // every problem found, sorted; when there is an error, Files and Orphans are empty
+	Diags   []diag.Diagnostic // every problem found, sorted
 }
 
 // Generate loads the packages of cfg and returns the files ephemeralgen generates for them. It
@@ -58,9 +58,6 @@ func Generate(cfg load.Config) (*Result, error) {
 		res.Diags = append(res.Diags, diags...)
 	}
 	res.Diags = diag.Sort(res.Diags)
-	if diag.HasErrors(res.Diags) {
-		return &Result{Diags: res.Diags}, nil
-	}
 	slices.SortFunc(res.Files, func(a, b File) int { return cmp.Compare(a.Path, b.Path) })
 	slices.Sort(res.Orphans)
 	return res, nil
