@@ -2,6 +2,8 @@ module github.com/ephemeral-go/ephemeral
 
 go 1.26.0
 
+tool github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/chromedp/cdproto v0.159.0

@@ -90,3 +90,16 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestGoTool checks the generate line that the documentation gives, //go:generate go tool
+// ephemeralgen: the golden packages have it, go.mod declares the tool, and the tool finds the
+// golden files fresh.
+func TestGoTool(t *testing.T) {
+	out, err := exec.Command("go", "generate", "-n", "./testdata/golden/...").CombinedOutput()
+	if err != nil || strings.Count(string(out), "go tool ephemeralgen\n") != 2 {
+		t.Fatalf("go generate -n: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("go", "tool", "ephemeralgen", "-check", "./testdata/golden/...").CombinedOutput(); err != nil {
+		t.Fatalf("go tool ephemeralgen -check: %v\n%s", err, out)
+	}
+}

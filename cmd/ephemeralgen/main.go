@@ -2,9 +2,11 @@
 // reflection-free JSON codec, key builders, and a store type, an alias of the generic
 // ephemeral.Store of package github.com/ephemeral-go/ephemeral.
 //
-// Run it with go generate:
+// Declare it as a tool of your module (go get -tool
+// github.com/ephemeral-go/ephemeral/cmd/ephemeralgen) and run it with go generate, from a line
+// in any file of the package:
 //
-//	//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//	//go:generate go tool ephemeralgen
 //
 // Usage:
 //

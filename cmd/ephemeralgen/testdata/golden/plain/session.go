@@ -2,6 +2,8 @@
 // and a package that declares the names generated code would import under.
 package plain
 
+//go:generate go tool ephemeralgen
+
 //ephemeral:store id=sessions ttl=1500ms
 type session struct {
 	User string `json:"user"`

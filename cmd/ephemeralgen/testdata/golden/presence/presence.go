@@ -2,6 +2,8 @@
 // three key fields of named and integer types.
 package presence
 
+//go:generate go tool ephemeralgen
+
 import "time"
 
 // Status is a user's status.
