@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -230,5 +232,129 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(got, "panic") {
 		t.Fatal(got)
+	}
+}
+
+const edgeModel = `package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Temp has a value-receiver MarshalJSON and a pointer-receiver UnmarshalJSON.
+type Temp float64
+
+// MarshalJSON writes t as a string with a unit.
+func (t Temp) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.Quote(strconv.FormatFloat(float64(t), 'f', -1, 64) + "C")), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Temp) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "C"), 64)
+	*t = Temp(f)
+	return err
+}
+
+// Word has pointer-receiver text methods.
+type Word string
+
+// MarshalText writes the word in brackets.
+func (w *Word) MarshalText() ([]byte, error) { return []byte("<" + string(*w) + ">"), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (w *Word) UnmarshalText(b []byte) error {
+	if len(b) < 2 {
+		return fmt.Errorf("bad word %q", b)
+	}
+	*w = Word(b[1 : len(b)-1])
+	return nil
+}
+
+// Edge has the fields whose generated code is spared tests of values known to be nil or not.
+//
+//ephemeral:store id=edge ttl=1s
+type Edge struct {
+	OmitT *Temp                     ` + "`json:\"ot,omitempty\"`" + `
+	OmitW *Word                     ` + "`json:\"ow,omitempty\"`" + `
+	OmitS []int                     ` + "`json:\"os,omitempty\"`" + `
+	OmitM map[string]int            ` + "`json:\"om,omitempty\"`" + `
+	MT    map[string]*Temp          ` + "`json:\"mt\"`" + `
+	MW    map[string]*Word          ` + "`json:\"mw\"`" + `
+	MM    map[string]map[string]int ` + "`json:\"mm\"`" + `
+	MPP   map[string]**int          ` + "`json:\"mpp\"`" + `
+	MS    map[string][]string       ` + "`json:\"ms\"`" + `
+}
+`
+
+const edgeMain = `package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+func main() {
+	for _, src := range []string{
+		` + "`{}`" + `,
+		` + "`{\"ot\":\"1.5C\",\"ow\":\"<hi>\",\"os\":[1,2],\"om\":{\"a\":1}}`" + `,
+		` + "`{\"mt\":{\"a\":\"2C\",\"b\":null},\"mw\":{\"a\":\"<x>\",\"b\":null}}`" + `,
+		` + "`{\"mm\":{\"a\":{\"x\":1},\"b\":null,\"c\":{}},\"mpp\":{\"a\":3,\"b\":null},\"ms\":{\"a\":[\"x\"],\"b\":null,\"c\":[]}}`" + `,
+		` + "`{\"mt\":null,\"mw\":null,\"mm\":null,\"mpp\":null,\"ms\":null}`" + `,
+	} {
+		var want, got Edge
+		wantErr := json.Unmarshal([]byte(src), &want)
+		gotErr := EdgeCodec{}.Decode([]byte(src), &got)
+		if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(want, got) {
+			fmt.Printf("decode %s: got %+v, %v; want %+v, %v\n", src, got, gotErr, want, wantErr)
+			continue
+		}
+		wantJSON, _ := json.Marshal(&want)
+		gotJSON, err := EdgeCodec{}.Encode(nil, &got)
+		if err != nil || !bytes.Equal(wantJSON, gotJSON) {
+			fmt.Printf("encode %s: got %s, %v; want %s\n", src, gotJSON, err, wantJSON)
+			continue
+		}
+		fmt.Println("ok", string(gotJSON))
+	}
+}
+`
+
+// TestCodecEdges runs codecs whose generated code omits the tests of values known to be nil
+// (a fresh map value) or known not to be (a member that omitempty tested), and compares them
+// with encoding/json.
+func TestCodecEdges(t *testing.T) {
+	mod := tempModule(t)
+	dir := filepath.Join(mod, "edge")
+	writeTree(t, dir, map[string]string{"model.go": edgeModel, "main.go": edgeMain})
+	if code, stdout, stderr := runIn(t, dir); code != 0 {
+		t.Fatalf("ephemeralgen: %d %s %s", code, stdout, stderr)
+	}
+	goCmd(t, mod, "vet", "./edge")
+	got := goCmd(t, mod, "run", "./edge")
+	if strings.Count(got, "ok ") != 5 || strings.Contains(got, "code:") {
+		t.Errorf("output:\n%s", got)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "model_ephemeral.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each omitempty field is tested once by its encoder (!= nil, or len != 0) and, but for
+	// the slice, once more by its decoder, which allocates it.
+	for test, n := range map[string]int{"v.OmitT == nil": 1, "v.OmitW == nil": 1, "v.OmitS == nil": 0, "v.OmitM == nil": 1} {
+		if got := strings.Count(string(src), test); got != n {
+			t.Errorf("generated code has %q %d times, want %d", test, got, n)
+		}
+	}
+	if dead := regexp.MustCompile(`if \*?y == nil \{\s+\*?y = |\by = nil\b`).Find(src); dead != nil {
+		t.Errorf("generated code tests or sets a fresh map value that is known to be nil: %q", dead)
 	}
 }

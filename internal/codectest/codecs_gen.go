@@ -532,10 +532,10 @@ func ephemeralDecodeCounts(d *jsonc.Decoder, v *Counts) {
 			*v = make(Counts)
 		}
 		for d.NextMember() {
-			k2 := string(d.Key())
-			var y2 int
-			d.Int(&y2)
-			(*v)[k2] = y2
+			k := string(d.Key())
+			var y int
+			d.Int(&y)
+			(*v)[k] = y
 		}
 	}
 }
@@ -636,21 +636,17 @@ func ephemeralEncodeDocument(e *jsonc.Encoder, v *Document) {
 	e.Uint(v.Revision)
 	if len(v.Labels) != 0 {
 		e.Raw(`,"labels":`)
-		if v.Labels == nil {
-			e.Null()
-		} else {
-			e.Byte('{')
-			for i, k := range jsonc.SortedKeys(v.Labels) {
-				if i > 0 {
-					e.Byte(',')
-				}
-				e.String(k)
-				e.Byte(':')
-				y := v.Labels[k]
-				e.String(y)
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.Labels) {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte('}')
+			e.String(k)
+			e.Byte(':')
+			y := v.Labels[k]
+			e.String(y)
 		}
+		e.Byte('}')
 	}
 	e.Byte('}')
 }
@@ -1260,36 +1256,28 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	}
 	if len(v.OmitSl) != 0 {
 		e.Raw(`,"osl":`)
-		if v.OmitSl == nil {
-			e.Null()
-		} else {
-			e.Byte('[')
-			for i := range v.OmitSl {
-				if i > 0 {
-					e.Byte(',')
-				}
-				e.Int(int64(v.OmitSl[i]))
+		e.Byte('[')
+		for i := range v.OmitSl {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte(']')
+			e.Int(int64(v.OmitSl[i]))
 		}
+		e.Byte(']')
 	}
 	if len(v.OmitM) != 0 {
 		e.Raw(`,"om":`)
-		if v.OmitM == nil {
-			e.Null()
-		} else {
-			e.Byte('{')
-			for i, k := range jsonc.SortedKeys(v.OmitM) {
-				if i > 0 {
-					e.Byte(',')
-				}
-				e.String(k)
-				e.Byte(':')
-				y := v.OmitM[k]
-				e.Int(int64(y))
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.OmitM) {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte('}')
+			e.String(k)
+			e.Byte(':')
+			y := v.OmitM[k]
+			e.Int(int64(y))
 		}
+		e.Byte('}')
 	}
 	e.Raw(`,"oa1":`)
 	e.Byte('[')
@@ -1680,9 +1668,7 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 				for d.NextMember() {
 					k := string(d.Key())
 					var y []int
-					if d.Null() {
-						y = nil
-					} else if d.Array() {
+					if !d.Null() && d.Array() {
 						s := y[:0]
 						for d.NextElem() {
 							s = jsonc.Grow(s)
@@ -1720,12 +1706,8 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 				for d.NextMember() {
 					k := string(d.Key())
 					var y *Item
-					if d.Null() {
-						y = nil
-					} else {
-						if y == nil {
-							y = new(Item)
-						}
+					if !d.Null() {
+						y = new(Item)
 						ephemeralDecodeItem(d, y)
 					}
 					v.MPtr[k] = y
@@ -2474,40 +2456,32 @@ func ephemeralEncodeTree(e *jsonc.Encoder, v *Tree) {
 	e.String(v.Name)
 	if len(v.Kids) != 0 {
 		e.Raw(`,"kids":`)
-		if v.Kids == nil {
-			e.Null()
-		} else {
-			e.Byte('[')
-			for i := range v.Kids {
-				if i > 0 {
-					e.Byte(',')
-				}
-				ephemeralEncodeTree(e, &v.Kids[i])
+		e.Byte('[')
+		for i := range v.Kids {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte(']')
+			ephemeralEncodeTree(e, &v.Kids[i])
 		}
+		e.Byte(']')
 	}
 	if len(v.ByName) != 0 {
 		e.Raw(`,"byName":`)
-		if v.ByName == nil {
-			e.Null()
-		} else {
-			e.Byte('{')
-			for i, k := range jsonc.SortedKeys(v.ByName) {
-				if i > 0 {
-					e.Byte(',')
-				}
-				e.String(k)
-				e.Byte(':')
-				y := v.ByName[k]
-				if y == nil {
-					e.Null()
-				} else {
-					ephemeralEncodeTree(e, y)
-				}
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.ByName) {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte('}')
+			e.String(k)
+			e.Byte(':')
+			y := v.ByName[k]
+			if y == nil {
+				e.Null()
+			} else {
+				ephemeralEncodeTree(e, y)
+			}
 		}
+		e.Byte('}')
 	}
 	e.Byte('}')
 	e.Leave(v)
@@ -2546,12 +2520,8 @@ func ephemeralDecodeTree(d *jsonc.Decoder, v *Tree) {
 				for d.NextMember() {
 					k := string(d.Key())
 					var y *Tree
-					if d.Null() {
-						y = nil
-					} else {
-						if y == nil {
-							y = new(Tree)
-						}
+					if !d.Null() {
+						y = new(Tree)
 						ephemeralDecodeTree(d, y)
 					}
 					v.ByName[k] = y

@@ -177,9 +177,8 @@ func emitHelper(f *jen.File, h *helper) {
 			encNA = structEnc(h.t, h.encNAFs)
 		}
 	} else {
-		p := &printer{self: h} // the encoder and the decoder share temporary names
-		enc = guardRecursion(h.t, p.enc(h.enc, v))
-		dec = p.dec(h.dec, v)
+		enc = guardRecursion(h.t, (&printer{self: h}).enc(h.enc, v))
+		dec = (&printer{self: h}).dec(h.dec, v)
 		if h.wantNA {
 			encNA = guardRecursion(h.t, (&printer{self: h}).enc(h.encNA, v))
 		}

@@ -20,10 +20,13 @@ type printer struct {
 }
 
 // expr is a Go expression of the value being encoded or decoded: either the value itself
-// (addressable) or a pointer to it.
+// (addressable) or a pointer to it, with what is known about the value, which spares the code
+// tests whose outcome is known.
 type expr struct {
-	val jen.Code
-	ptr jen.Code
+	val    jen.Code
+	ptr    jen.Code
+	nonNil bool // the value is not nil (it was tested)
+	zero   bool // the value is the zero value of its type (it was just declared)
 }
 
 func (x expr) value() *jen.Statement {
@@ -118,8 +121,7 @@ func (p *printer) enc(n *encNode, x expr) []jen.Code {
 	case encMarshalAddr:
 		return []jen.Code{q(marshalFunc(n.text), jen.Id("e"), jen.Lit("*"+reflectName(n.t)), x.addr())}
 	case encMarshalPtr:
-		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
-			q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value()))}
+		return orNull(x, q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value()))
 	case encHelper:
 		name := "ephemeralEncode" + n.h.name
 		if n.value {
@@ -129,8 +131,7 @@ func (p *printer) enc(n *encNode, x expr) []jen.Code {
 	case encBasic:
 		return encBasicValue(n.t, n.quoted, x)
 	case encPointer:
-		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
-			p.enc(n.elem, expr{ptr: x.value()})...)}
+		return orNull(x, p.enc(n.elem, expr{ptr: x.value()})...)
 	case encBytes:
 		b := jen.Code(x.value())
 		if !types.Identical(n.t, byteSlice) {
@@ -139,12 +140,12 @@ func (p *printer) enc(n *encNode, x expr) []jen.Code {
 		return []jen.Code{e("Bytes", b)}
 	case encSlice:
 		i := p.tmp("i")
-		return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+		return orNull(x,
 			e("Byte", jen.LitRune('[')),
 			jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(append([]jen.Code{
 				jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(',')))},
 				p.enc(n.elem, expr{val: x.operand().Index(jen.Id(i))})...)...),
-			e("Byte", jen.LitRune(']')))}
+			e("Byte", jen.LitRune(']')))
 	case encArray:
 		if n.elem == nil {
 			return []jen.Code{raw("[]")}
@@ -213,7 +214,7 @@ func (p *printer) encMap(n *encNode, x expr) []jen.Code {
 		elem = x.operand().Index(jen.Id(k).Dot("Key"))
 	}
 	i := p.tmp("i")
-	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(
+	return orNull(x,
 		e("Byte", jen.LitRune('{')),
 		jen.For(jen.List(jen.Id(i), jen.Id(k)).Op(":=").Range().Add(keys)).Block(append([]jen.Code{
 			jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(','))),
@@ -221,7 +222,16 @@ func (p *printer) encMap(n *encNode, x expr) []jen.Code {
 			e("Byte", jen.LitRune(':')),
 			jen.Id(y).Op(":=").Add(elem)},
 			p.enc(n.elem, expr{val: jen.Id(y)})...)...),
-		e("Byte", jen.LitRune('}')))}
+		e("Byte", jen.LitRune('}')))
+}
+
+// orNull returns the statements that write null when x is nil, else stmts; stmts alone when x
+// is known not to be nil.
+func orNull(x expr, stmts ...jen.Code) []jen.Code {
+	if x.nonNil {
+		return stmts
+	}
+	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(stmts...)}
 }
 
 // guardRecursion wraps the body of a helper for a recursive type in Enter and Leave.
@@ -314,7 +324,7 @@ func encMember(f encField, s *emitState) []jen.Code {
 	}
 	p := &printer{} // every field's temporaries are local to its own blocks
 	sel := selector(f.field, len(f.vars))
-	x := expr{val: sel}
+	x := expr{val: sel, nonNil: f.empty == nonNil || f.empty == nonLen}
 	if f.deref {
 		x = expr{ptr: sel}
 	}
@@ -375,8 +385,7 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	case decQuoted:
 		return []jen.Code{jen.If(d("Quoted")).Block(append(p.dec(n.elem, x), d("Unquote"))...)}
 	case decUnmarshalPtr:
-		return []jen.Code{decNullable(x, jen.If(x.value().Op("==").Nil()).Block(
-			x.value().Op("=").New(typeCode(n.t.Underlying().(*types.Pointer).Elem()))),
+		return []jen.Code{decNullable(x, allocate(x, n.t),
 			q(unmarshalFunc(n.text), jen.Id("d"), x.value()))}
 	case decUnmarshal:
 		s := q(unmarshalFunc(n.text), jen.Id("d"), x.addr())
@@ -390,9 +399,8 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 		kind := n.t.Underlying().(*types.Basic).Kind()
 		return []jen.Code{d(basicDecoders[kind], convPtr(n.t, kind, x.addr()))}
 	case decPointer:
-		return []jen.Code{decNullable(x,
-			jen.If(x.value().Op("==").Nil()).Block(x.value().Op("=").New(typeCode(n.t.Underlying().(*types.Pointer).Elem()))),
-			jen.Add(p.dec(n.elem, expr{ptr: x.value()})...))}
+		return []jen.Code{decNullable(x, allocate(x, n.t),
+			jen.Add(p.dec(n.elem, expr{ptr: x.value(), zero: x.zero})...))}
 	case decBytes:
 		ptr := jen.Code(x.addr())
 		if !types.Identical(n.t, byteSlice) {
@@ -402,7 +410,7 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	case decSlice:
 		s := p.tmp("s")
 		last := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
-		return []jen.Code{jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(d("Array")).Block(
+		return []jen.Code{ifNotNull(x, d("Array")).Block(
 			jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0)),
 			jen.For(d("NextElem")).Block(append([]jen.Code{
 				jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
@@ -424,9 +432,32 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	panic("codec: unplanned decoding")
 }
 
-// decNullable returns: if null, set x to nil; else the statements.
+// decNullable returns: if null, set x to nil; else the statements. When x is known to be nil,
+// there is nothing to set.
 func decNullable(x expr, stmts ...jen.Code) jen.Code {
+	if x.zero {
+		return jen.If(jen.Op("!").Add(d("Null"))).Block(stmts...)
+	}
 	return jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().Block(stmts...)
+}
+
+// ifNotNull returns the start of: if null, set x to nil; else if cond. When x is known to be
+// nil, there is nothing to set.
+func ifNotNull(x expr, cond jen.Code) *jen.Statement {
+	if x.zero {
+		return jen.If(jen.Op("!").Add(d("Null")).Op("&&").Add(cond))
+	}
+	return jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(cond)
+}
+
+// allocate sets the pointer x, of type t, to a new value if it is nil, or always when it is
+// known to be nil.
+func allocate(x expr, t types.Type) jen.Code {
+	alloc := x.value().Op("=").New(typeCode(t.Underlying().(*types.Pointer).Elem()))
+	if x.zero {
+		return alloc
+	}
+	return jen.If(x.value().Op("==").Nil()).Block(alloc)
 }
 
 var basicDecoders = map[types.BasicKind]string{
@@ -452,11 +483,13 @@ func (p *printer) decMap(n *decNode, x expr) []jen.Code {
 		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("IntKey", jen.Lit(bitSize(kt))))}
 	}
 	body := append(key, jen.Var().Id(y).Add(typeCode(u.Elem())))
-	body = append(body, p.dec(n.elem, expr{val: jen.Id(y)})...)
+	body = append(body, p.dec(n.elem, expr{val: jen.Id(y), zero: true})...)
 	body = append(body, x.operand().Index(jen.Id(k)).Op("=").Id(y))
-	return []jen.Code{jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(d("Object")).Block(
-		jen.If(x.value().Op("==").Nil()).Block(x.value().Op("=").Make(typeCode(n.t))),
-		jen.For(d("NextMember")).Block(body...))}
+	alloc := x.value().Op("=").Make(typeCode(n.t))
+	if !x.zero {
+		alloc = jen.If(x.value().Op("==").Nil()).Block(alloc)
+	}
+	return []jen.Code{ifNotNull(x, d("Object")).Block(alloc, jen.For(d("NextMember")).Block(body...))}
 }
 
 // bitSize returns the size of an integer type for strconv, 0 for int, uint and uintptr.
