@@ -49,13 +49,34 @@
 //	maxEvents=<n>        events kept per tenant (default 50,000)
 //	name=<Name>          the prefix of the generated names (default: the type's name)
 //
-// Key fields are direct fields of the struct whose types are strings or integers, or named
-// types of them.
+// Key fields are direct fields of the struct, exported and encoded (not tagged json:"-"), whose
+// types are strings or integers, or named types of them.
 //
 // Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
-// is written: unknown or repeated options, bad values, key fields that do not exist or have
-// unsupported types, unsupported field types, non-struct or generic types, and two stores of
-// one package with the same id or the same generated names.
+// is written: unknown or repeated options, bad values, key fields that do not exist, are
+// promoted from an embedded struct, are not encoded or have unsupported types, unsupported
+// field types, non-struct or generic types, types that hold a lock (the store copies values,
+// which go vet rejects for a sync.Mutex or an atomic.Int64), and two stores of one package with
+// the same id or the same generated names. A comment that looks like a directive but is not
+// one, such as "// ephemeral:store ..." with a space, gets a warning, printed as
+// file:line:col: warning: message, which does not stop generation.
+//
+// # Field types and struct tags
+//
+// The codec encodes the exported fields of the struct, and of the structs it contains, as
+// encoding/json does. The field types it supports are: bool, the integer and floating-point
+// types, string, and named types of these; []byte (and named types of it); time.Time and
+// time.Duration; pointers, slices and arrays of supported types; maps of them with string,
+// integer or encoding.TextMarshaler keys; structs of any package (embedded ones too, also by
+// pointer), and instances of generic structs; and types that implement json.Marshaler and
+// json.Unmarshaler, or encoding.TextMarshaler and encoding.TextUnmarshaler, whose methods are
+// called directly. Other types, such as interfaces, channels, functions, complex numbers,
+// json.Number, named pointer types and slices of named byte types, are reported, naming the
+// field; tag such a field json:"-" to leave it out.
+//
+// The json struct tag is read as encoding/json reads it: the member name, the omitempty
+// option, "-" to leave a field out, and the string option on bool, numeric and string fields.
+// The omitzero option is reported.
 //
 // # What is generated
 //
@@ -89,14 +110,19 @@
 //	}
 //	snap, err := store.Snapshot(ctx, ephemeral.WithPrefix(PresenceKeyPrefix("lobby")))
 //
-// A mirror, store.Mirror(opts...), is an in-process replica of one tenant (or of one key prefix
-// in it) that stays current from the store's events; see ephemeral.Store.Mirror.
+// A mirror is an in-process replica of one tenant (or of one key prefix in it) that stays
+// current from the store's events, and calls a function with each change; see
+// ephemeral.Store.Mirror:
+//
+//	m, err := store.Mirror(func(c ephemeral.Change[PresenceKey, Presence]) {
+//		log.Printf("%s %s", c.Kind, c.Key.UserID)
+//	}, ephemeral.WithTenant("room-1"))
 //
 // Without key= the key is a string: the store is an ephemeral.Store[string, T], and there is no
 // key type, parser, prefix builder or EphemeralKey. When Name is unexported, so are the
-// constructor and the parser (newPresenceStore, parsePresenceKey). Output is deterministic and
-// gofmt-formatted; package ephemeral is imported as ephemeral (or, if the package declares that
-// name, as ephemeral2, ...).
+// constructor, the parser and the codec (newPresenceStore, parsePresenceKey, presenceCodec).
+// Output is deterministic and gofmt-formatted; package ephemeral is imported as ephemeral and
+// runtime/jsonc as jsonc (or, if the package declares that name, as ephemeral2, jsonc2, ...).
 package main
 
 import (

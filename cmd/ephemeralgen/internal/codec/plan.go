@@ -14,7 +14,7 @@ import (
 // shared helpers that encode and decode them.
 
 const supported = "supported: bool, numbers, string, []byte, time.Time, time.Duration, pointers, " +
-	"slices, arrays, maps with string or integer keys, structs, json.Marshaler/Unmarshaler, " +
+	"slices, arrays, maps with string, integer or text keys, structs, json.Marshaler/Unmarshaler, " +
 	"encoding.TextMarshaler/TextUnmarshaler; or tag it json:\"-\""
 
 // encOp is how a value is encoded.
