@@ -96,10 +96,22 @@ func TestDeterministic(t *testing.T) {
 // golden files fresh.
 func TestGoTool(t *testing.T) {
 	out, err := exec.Command("go", "generate", "-n", "./testdata/golden/...").CombinedOutput()
-	if err != nil || strings.Count(string(out), "go tool ephemeralgen\n") != 2 {
+	if err != nil || strings.Count(string(out), "go tool ephemeralgen\n") != 3 {
 		t.Fatalf("go generate -n: %v\n%s", err, out)
 	}
 	if out, err := exec.Command("go", "tool", "ephemeralgen", "-check", "./testdata/golden/...").CombinedOutput(); err != nil {
 		t.Fatalf("go tool ephemeralgen -check: %v\n%s", err, out)
+	}
+}
+
+// TestQuickstartLength keeps the file generated for the quickstart's store, a struct of three
+// strings with two key fields, within 120 lines.
+func TestQuickstartLength(t *testing.T) {
+	src, err := os.ReadFile("testdata/golden/quickstart/presence_ephemeral.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(src, []byte("\n")); n > 120 {
+		t.Errorf("the quickstart's generated file has %d lines, want at most 120", n)
 	}
 }

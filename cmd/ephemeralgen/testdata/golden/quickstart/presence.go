@@ -1,0 +1,14 @@
+// Package quickstart is a golden test case: the store of examples/quickstart, whose generated
+// file must stay short enough to read in one sitting.
+package quickstart
+
+//go:generate go tool ephemeralgen
+
+// Presence is one user's presence in a room.
+//
+//ephemeral:store id=presence ttl=30s key=Room,UserID
+type Presence struct {
+	Room   string `json:"room"`
+	UserID string `json:"userId"`
+	Status string `json:"status"`
+}
