@@ -21,7 +21,7 @@ const Verb = "//ephemeral:store"
 // prefix starts every ephemeralgen directive.
 const prefix = "//ephemeral:"
 
-// Limits on store ids and tenants, those of the runtime.
+// Limits on store ids and tenants, those of package ephemeral.
 const (
 	maxIDBytes     = 256
 	maxTenantBytes = 256
@@ -33,13 +33,13 @@ type Settings struct {
 	ID     string
 	TTL    time.Duration
 	Key    []string // the key fields' names, in key order; nil when keys are plain strings
-	Tenant string   // "" means the runtime's default tenant
+	Tenant string   // "" means ephemeral.DefaultTenant
 	Limits Limits
 	Name   string // the prefix of the generated identifiers; the type's name unless name= is given
 }
 
-// Limits are the limits a directive sets, named like the fields of the runtime's Limits; zero
-// means the runtime's default.
+// Limits are the limits a directive sets, named like the fields of ephemeral.Limits; zero
+// means the default.
 type Limits struct {
 	MaxEntries      int
 	MaxPayloadBytes int
@@ -53,7 +53,7 @@ type Option struct {
 	Value    string // the value's placeholder in the manual, such as <n>
 	Doc      string // the manual's one-line description
 	Required bool
-	// Field is the field of the runtime's Config that the option sets, such as
+	// Field is the field of ephemeral.Config that the option sets, such as
 	// Limits.MaxPayloadBytes, or "" for an option that is not part of the Config.
 	Field string
 

@@ -4,6 +4,7 @@ package model
 
 import (
 	"fmt"
+	"go/ast"
 	"go/token"
 	"go/types"
 	"path/filepath"
@@ -11,8 +12,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"go/ast"
 
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/directive"
