@@ -20,7 +20,6 @@ import (
 	"golang.org/x/tools/imports"
 
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codec"
-	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/directive"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/load"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/model"
@@ -29,20 +28,11 @@ import (
 // RootPath is the import path of package ephemeral, which generated code calls.
 const RootPath = "github.com/ephemeral-go/ephemeral"
 
-// Codecs emits the JSON codecs of annotated types into output files. *codec.Generator is
-// the implementation; tests may substitute their own.
-type Codecs interface {
-	// Add requests the codec of t, named name, in output file file and reports the problems
-	// of t.
-	Add(file string, t *types.Named, name string) []diag.Diagnostic
-	// Emit writes the declarations of output file file into f.
-	Emit(file string, f *jen.File)
-}
-
 // File renders the output file named file (a base name, such as presence_ephemeral.go) of the
 // stores declared in one source file of pkg; goBuild is that file's //go:build line, if any,
-// which the output repeats. The output is gofmt-formatted and depends only on its inputs.
-func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codecs Codecs) ([]byte, error) {
+// which the output repeats; codecs holds the codecs of the package's stores. The output is
+// gofmt-formatted and depends only on its inputs.
+func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codecs *codec.Generator) ([]byte, error) {
 	headers := []string{strings.TrimPrefix(load.Header, "// ")}
 	if goBuild != "" {
 		headers = append(headers, goBuild)
