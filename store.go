@@ -362,13 +362,18 @@ func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
 	return entry(k, v, raw), nil
 }
 
-// parseKey parses a stored key; an error wraps ErrInvalidKey.
+// parseKey parses a stored key. On failure it returns the zero K, whatever Parse returned, and
+// an error wrapping ErrInvalidKey.
 func (s *Store[K, T]) parseKey(key string) (K, error) {
 	k, err := s.key.Parse(key)
-	if err != nil && !errors.Is(err, ErrInvalidKey) {
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, ErrInvalidKey) {
 		err = fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
 	}
-	return k, err
+	var zero K
+	return zero, err
 }
 
 func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {
