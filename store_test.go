@@ -383,6 +383,7 @@ func TestRejectedCallsReachNoBackend(t *testing.T) {
 	add("upsert two conditions", err, ephemeral.ErrInvalidConfig)
 	_, err = s.Upsert(ctx, "k", text{"unencodable"})
 	add("upsert unencodable", err, errUnencodable)
+	add("upsert unencodable", err, ephemeral.ErrEncode)
 	_, err = s.Put(ctx, text{"v"})
 	add("put without KeyOf", err, ephemeral.ErrInvalidConfig)
 	_, err = s.Touch(ctx, "")
