@@ -386,8 +386,9 @@ func duration(d time.Duration) jen.Code {
 }
 
 // paramName turns a field name into a parameter name: Room → room, UserID → userID,
-// ID → id, HTTPHost → httpHost. It appends _ to a keyword and to root, the name of an import
-// that the body of a prefix builder uses.
+// ID → id, HTTPHost → httpHost. It appends _ to a keyword, to a predeclared name (string,
+// which the body of a prefix builder may convert to) and to root, the name of the import that
+// the body uses.
 func paramName(field, root string) string {
 	r := []rune(field)
 	n := 0
@@ -401,7 +402,7 @@ func paramName(field, root string) string {
 		r[i] = unicode.ToLower(r[i])
 	}
 	name := string(r)
-	if jen.IsReservedWord(name) || name == root {
+	if jen.IsReservedWord(name) || types.Universe.Lookup(name) != nil || name == root {
 		name += "_"
 	}
 	return name

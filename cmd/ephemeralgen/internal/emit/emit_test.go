@@ -65,3 +65,14 @@ func TestNewFileNames(t *testing.T) {
 		t.Errorf("rendered:\n%s", src)
 	}
 }
+
+func TestParamName(t *testing.T) {
+	for field, want := range map[string]string{
+		"Room": "room", "UserID": "userID", "ID": "id", "HTTPHost": "httpHost",
+		"Type": "type_", "String": "string_", "Ephemeral": "ephemeral_",
+	} {
+		if got := paramName(field, "ephemeral"); got != want {
+			t.Errorf("paramName(%q) = %q, want %q", field, got, want)
+		}
+	}
+}
