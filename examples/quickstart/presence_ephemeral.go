@@ -3,13 +3,14 @@
 package main
 
 import (
-	"context"
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// PresenceKey is the key of a Presence in store "presence": its fields Room and UserID, in this order.
+// PresenceKey is the key of a Presence in store "presence": its fields Room and UserID, in this
+// order.
 type PresenceKey struct {
 	Room   string
 	UserID string
@@ -17,21 +18,23 @@ type PresenceKey struct {
 
 // String returns the key's string form: the fields, each escaped, joined with ":".
 func (k PresenceKey) String() string {
-	return ephemeralrt.JoinKey(k.Room, k.UserID)
+	return ephemeral.JoinKey(k.Room, k.UserID)
 }
 
-// ParsePresenceKey parses the string form of a PresenceKey. It accepts exactly the strings PresenceKey.String returns.
+// ParsePresenceKey parses the string form of a PresenceKey. It accepts exactly the strings
+// PresenceKey.String returns.
 func ParsePresenceKey(s string) (PresenceKey, error) {
-	p, err := ephemeralrt.SplitKey(s, 2)
+	p, err := ephemeral.SplitKey(s, 2)
 	if err != nil {
 		return PresenceKey{}, err
 	}
 	return PresenceKey{Room: p[0], UserID: p[1]}, nil
 }
 
-// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to WithPrefix.
+// PresenceKeyPrefix returns the key prefix of the Presence entries whose Room is room; pass it to
+// ephemeral.WithPrefix.
 func PresenceKeyPrefix(room string) string {
-	return ephemeralrt.JoinKeyPrefix(room)
+	return ephemeral.JoinKeyPrefix(room)
 }
 
 // EphemeralKey returns the key of v in store "presence".
@@ -39,114 +42,28 @@ func (v Presence) EphemeralKey() PresenceKey {
 	return PresenceKey{Room: v.Room, UserID: v.UserID}
 }
 
-// PresenceEntry is an entry of a PresenceStore, with its typed key.
-type PresenceEntry = ephemeralrt.KeyedEntry[PresenceKey, Presence]
+// PresenceStore is a store of Presence values: store id "presence", default TTL 30s.
+type PresenceStore = ephemeral.Store[PresenceKey, Presence]
 
-// PresenceSnapshot is the result of PresenceStore.Snapshot.
-type PresenceSnapshot = ephemeralrt.KeyedSnapshot[PresenceKey, Presence]
-
-// PresenceEvent is an event of a PresenceReader, with its typed key.
-type PresenceEvent = ephemeralrt.KeyedEvent[PresenceKey, Presence]
-
-// PresenceReader is a stream of a PresenceStore's events, from PresenceStore.Reader.
-type PresenceReader = ephemeralrt.KeyedReader[PresenceKey, Presence]
-
-// PresenceMirror is an in-process replica of a tenant of a PresenceStore, from PresenceStore.Mirror.
-type PresenceMirror = ephemeralrt.KeyedMirror[PresenceKey, Presence]
-
-// PresenceChange is a change of a PresenceMirror's state, with its typed key; see OnPresenceChange.
-type PresenceChange = ephemeralrt.KeyedChange[PresenceKey, Presence]
-
-// PresenceStore is a typed store of Presence values: store id "presence", default TTL 30s.
-type PresenceStore struct {
-	store *ephemeralrt.Store[Presence]
+// NewPresenceStore returns the PresenceStore on backend b. The directive's settings are the
+// defaults; opts override them.
+func NewPresenceStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*PresenceStore, error) {
+	return ephemeral.New(b, ephemeral.Config[PresenceKey, Presence]{
+		ID:    "presence",
+		TTL:   30 * time.Second,
+		Codec: PresenceCodec{},
+		Key:   ephemeral.KeyCodec[PresenceKey]{Format: PresenceKey.String, Parse: ParsePresenceKey},
+		KeyOf: Presence.EphemeralKey,
+	}, opts...)
 }
 
-// NewPresenceStore returns the PresenceStore on backend. The directive's settings are the defaults; opts override them.
-func NewPresenceStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*PresenceStore, error) {
-	s, err := ephemeralrt.New[Presence](backend, PresenceCodec{}, ephemeralrt.Config{ID: "presence", TTL: 30 * time.Second}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &PresenceStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *PresenceStore) Store() *ephemeralrt.Store[Presence] {
-	return s.store
-}
-
-// Put creates or replaces the entry of v at its key, v.EphemeralKey(); see Upsert.
-func (s *PresenceStore) Put(ctx context.Context, v Presence, opts ...ephemeralrt.UpsertOption) (PresenceEntry, error) {
-	return s.Upsert(ctx, v.EphemeralKey(), v, opts...)
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *PresenceStore) Upsert(ctx context.Context, key PresenceKey, v Presence, opts ...ephemeralrt.UpsertOption) (PresenceEntry, error) {
-	e, err := s.store.Upsert(ctx, key.String(), v, opts...)
-	if err != nil {
-		return PresenceEntry{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *PresenceStore) Touch(ctx context.Context, key PresenceKey, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key.String(), opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *PresenceStore) Remove(ctx context.Context, key PresenceKey, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key.String(), opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *PresenceStore) Get(ctx context.Context, key PresenceKey, opts ...ephemeralrt.GetOption) (PresenceEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key.String(), opts...)
-	if !ok {
-		return PresenceEntry{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *PresenceStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (PresenceSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return PresenceSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ParsePresenceKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *PresenceStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*PresenceReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ParsePresenceKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnPresenceChange.
-func (s *PresenceStore) Mirror(opts ...ephemeralrt.MirrorOption) (*PresenceMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, PresenceKey.String, ParsePresenceKey), nil
-}
-
-// OnPresenceChange makes a PresenceMirror call fn with every change, in order. A change whose key does not parse (written by a foreign client) goes to the mirror's OnMirrorError callback instead.
-func OnPresenceChange(fn func(PresenceChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ParsePresenceKey)
-}
-
-// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without reflection.
+// PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without
+// reflection.
 type PresenceCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodePresence(e, v)
 	return e.Finish()
@@ -154,15 +71,15 @@ func (PresenceCodec) Encode(dst []byte, v *Presence) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (PresenceCodec) Decode(src []byte, v *Presence) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodePresence(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsPresence = ephemeraljsonc.NewFields("room", "userId", "status")
+var ephemeralFieldsPresence = jsonc.NewFields("room", "userId", "status")
 
-func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
+func ephemeralEncodePresence(e *jsonc.Encoder, v *Presence) {
 	e.Raw(`{"room":`)
 	e.String(v.Room)
 	e.Raw(`,"userId":`)
@@ -172,7 +89,7 @@ func ephemeralEncodePresence(e *ephemeraljsonc.Encoder, v *Presence) {
 	e.Byte('}')
 }
 
-func ephemeralDecodePresence(d *ephemeraljsonc.Decoder, v *Presence) {
+func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 	if !d.Object() {
 		return
 	}

@@ -81,7 +81,7 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 	}
 
 	// Ada works for a while; every request slides her session's expiry. Bob does nothing.
-	ttl := store.Store().Config().TTL
+	ttl := store.DefaultTTL()
 	for i := 1; i <= 5; i++ {
 		sleep(ttl * 2 / 5)
 		res, err := store.Touch(ctx, "s-ada")

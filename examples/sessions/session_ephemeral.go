@@ -3,115 +3,33 @@
 package main
 
 import (
-	"context"
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// SessionEntry is an entry of a SessionStore, with its typed key.
-type SessionEntry = ephemeralrt.KeyedEntry[string, Session]
+// SessionStore is a store of Session values: store id "sessions", default TTL 500ms.
+type SessionStore = ephemeral.Store[string, Session]
 
-// SessionSnapshot is the result of SessionStore.Snapshot.
-type SessionSnapshot = ephemeralrt.KeyedSnapshot[string, Session]
-
-// SessionEvent is an event of a SessionReader, with its typed key.
-type SessionEvent = ephemeralrt.KeyedEvent[string, Session]
-
-// SessionReader is a stream of a SessionStore's events, from SessionStore.Reader.
-type SessionReader = ephemeralrt.KeyedReader[string, Session]
-
-// SessionMirror is an in-process replica of a tenant of a SessionStore, from SessionStore.Mirror.
-type SessionMirror = ephemeralrt.KeyedMirror[string, Session]
-
-// SessionChange is a change of a SessionMirror's state, with its typed key; see OnSessionChange.
-type SessionChange = ephemeralrt.KeyedChange[string, Session]
-
-// SessionStore is a typed store of Session values: store id "sessions", default TTL 500ms.
-type SessionStore struct {
-	store *ephemeralrt.Store[Session]
+// NewSessionStore returns the SessionStore on backend b. The directive's settings are the defaults;
+// opts override them.
+func NewSessionStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*SessionStore, error) {
+	return ephemeral.New(b, ephemeral.Config[string, Session]{
+		ID:    "sessions",
+		TTL:   500 * time.Millisecond,
+		Codec: SessionCodec{},
+		Key:   ephemeral.StringKeys(),
+	}, opts...)
 }
 
-// NewSessionStore returns the SessionStore on backend. The directive's settings are the defaults; opts override them.
-func NewSessionStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*SessionStore, error) {
-	s, err := ephemeralrt.New[Session](backend, SessionCodec{}, ephemeralrt.Config{ID: "sessions", TTL: 500 * time.Millisecond}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &SessionStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *SessionStore) Store() *ephemeralrt.Store[Session] {
-	return s.store
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *SessionStore) Upsert(ctx context.Context, key string, v Session, opts ...ephemeralrt.UpsertOption) (SessionEntry, error) {
-	e, err := s.store.Upsert(ctx, key, v, opts...)
-	if err != nil {
-		return SessionEntry{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *SessionStore) Touch(ctx context.Context, key string, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key, opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *SessionStore) Remove(ctx context.Context, key string, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key, opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *SessionStore) Get(ctx context.Context, key string, opts ...ephemeralrt.GetOption) (SessionEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key, opts...)
-	if !ok {
-		return SessionEntry{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *SessionStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (SessionSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return SessionSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ephemeralrt.ParsePlainKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *SessionStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*SessionReader, error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ephemeralrt.ParsePlainKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnSessionChange.
-func (s *SessionStore) Mirror(opts ...ephemeralrt.MirrorOption) (*SessionMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, ephemeralrt.FormatPlainKey, ephemeralrt.ParsePlainKey), nil
-}
-
-// OnSessionChange makes a SessionMirror call fn with every change, in order; see runtime.OnChange.
-func OnSessionChange(fn func(SessionChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ephemeralrt.ParsePlainKey)
-}
-
-// SessionCodec encodes and decodes Session as JSON exactly as encoding/json does, without reflection.
+// SessionCodec encodes and decodes Session as JSON exactly as encoding/json does, without
+// reflection.
 type SessionCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (SessionCodec) Encode(dst []byte, v *Session) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeSession(e, v)
 	return e.Finish()
@@ -119,36 +37,32 @@ func (SessionCodec) Encode(dst []byte, v *Session) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (SessionCodec) Decode(src []byte, v *Session) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeSession(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsSession = ephemeraljsonc.NewFields("userId", "roles")
+var ephemeralFieldsSession = jsonc.NewFields("userId", "roles")
 
-func ephemeralEncodeSession(e *ephemeraljsonc.Encoder, v *Session) {
+func ephemeralEncodeSession(e *jsonc.Encoder, v *Session) {
 	e.Raw(`{"userId":`)
 	e.String(v.UserID)
 	if len(v.Roles) != 0 {
 		e.Raw(`,"roles":`)
-		if v.Roles == nil {
-			e.Null()
-		} else {
-			e.Byte('[')
-			for i := range v.Roles {
-				if i > 0 {
-					e.Byte(',')
-				}
-				e.String(v.Roles[i])
+		e.Byte('[')
+		for i := range v.Roles {
+			if i > 0 {
+				e.Byte(',')
 			}
-			e.Byte(']')
+			e.String(v.Roles[i])
 		}
+		e.Byte(']')
 	}
 	e.Byte('}')
 }
 
-func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *Session) {
+func ephemeralDecodeSession(d *jsonc.Decoder, v *Session) {
 	if !d.Object() {
 		return
 	}
@@ -163,7 +77,7 @@ func ephemeralDecodeSession(d *ephemeraljsonc.Decoder, v *Session) {
 			} else if d.Array() {
 				s := v.Roles[:0]
 				for d.NextElem() {
-					s = ephemeraljsonc.Grow(s)
+					s = jsonc.Grow(s)
 					d.String(&s[len(s)-1])
 				}
 				if len(s) == 0 {
