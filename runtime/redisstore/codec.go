@@ -4,38 +4,37 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"
 // with times in Unix milliseconds, as the scripts write it.
-func parseStored(key, s string) (runtime.RawEntry, error) {
+func parseStored(key, s string) (backend.Entry, error) {
 	e, value, err := parseHead(key, s)
 	if err != nil {
-		return runtime.RawEntry{}, err
+		return backend.Entry{}, err
 	}
 	e.Value = []byte(value)
 	return e, nil
 }
 
 // parseHead decodes a stored entry but its value, which it returns as it is.
-func parseHead(key, s string) (runtime.RawEntry, string, error) {
+func parseHead(key, s string) (backend.Entry, string, error) {
 	var n [4]int64
 	for i := range n {
 		v, rest, ok := cutNumber(s)
 		if !ok {
-			return runtime.RawEntry{}, "", fmt.Errorf("redisstore: malformed stored entry of %q", key)
+			return backend.Entry{}, "", fmt.Errorf("redisstore: malformed stored entry of %q", key)
 		}
 		n[i], s = v, rest
 	}
-	return runtime.RawEntry{
+	return backend.Entry{
 		Key:       key,
 		Version:   uint64(n[0]),
-		CreatedAt: time.UnixMilli(n[1]),
-		UpdatedAt: time.UnixMilli(n[2]),
-		ExpiresAt: time.UnixMilli(n[3]),
+		CreatedAt: n[1],
+		UpdatedAt: n[2],
+		ExpiresAt: n[3],
 	}, s, nil
 }
 
@@ -57,10 +56,10 @@ func cutNumber(s string) (v int64, rest string, ok bool) {
 
 // parseEvent decodes one stream entry written by the scripts' emit: its ID is "<version>-0"
 // and its fields are p (epoch), t (kind), k (key), a (time) and, by kind, c (createdAt),
-// e (expiresAt), v (value), r (reason). It returns the event and the epoch it belongs to.
-func parseEvent(id string, fields map[string]any) (runtime.RawEvent, error) {
-	bad := func(what string) (runtime.RawEvent, error) {
-		return runtime.RawEvent{}, fmt.Errorf("redisstore: malformed event %q: %s", id, what)
+// e (expiresAt), v (value), r (reason).
+func parseEvent(id string, fields map[string]any) (backend.Event, error) {
+	bad := func(what string) (backend.Event, error) {
+		return backend.Event{}, fmt.Errorf("redisstore: malformed event %q: %s", id, what)
 	}
 	seqText, ok := strings.CutSuffix(id, "-0")
 	if !ok {
@@ -71,44 +70,38 @@ func parseEvent(id string, fields map[string]any) (runtime.RawEvent, error) {
 		return bad("id")
 	}
 	str := func(name string) string { s, _ := fields[name].(string); return s }
-	msec := func(name string) (time.Time, bool) {
+	msec := func(name string) (int64, bool) {
 		v, err := strconv.ParseInt(str(name), 10, 64)
-		return time.UnixMilli(v), err == nil
+		return v, err == nil
 	}
 	epoch := str("p")
-	if !runtime.ValidEpoch(epoch) {
+	if !backend.ValidEpoch(epoch) {
 		return bad("epoch")
 	}
 	at, ok := msec("a")
 	if !ok {
 		return bad("time")
 	}
-	ev := runtime.RawEvent{
-		Cursor:  runtime.Cursor{Epoch: epoch, Seq: seq},
-		Key:     str("k"),
-		Version: seq,
-		At:      at,
-	}
+	ev := backend.Event{Epoch: epoch, Version: seq, Key: str("k"), At: at}
 	switch str("t") {
 	case "u":
-		ev.Kind = runtime.EventUpsert
+		ev.Kind = backend.EventUpsert
 		created, ok1 := msec("c")
 		expires, ok2 := msec("e")
 		if !ok1 || !ok2 {
 			return bad("upsert times")
 		}
-		ev.ExpiresAt = expires
-		ev.Entry = runtime.RawEntry{Key: ev.Key, Value: []byte(str("v")), Version: seq, CreatedAt: created, UpdatedAt: at, ExpiresAt: expires}
+		ev.CreatedAt, ev.ExpiresAt, ev.Value = created, expires, []byte(str("v"))
 	case "t", "x":
-		ev.Kind = runtime.EventTouch
+		ev.Kind = backend.EventTouch
 		if str("t") == "x" {
-			ev.Kind = runtime.EventExpire
+			ev.Kind = backend.EventExpire
 		}
 		if ev.ExpiresAt, ok = msec("e"); !ok {
 			return bad("expiry")
 		}
 	case "d":
-		ev.Kind = runtime.EventDelete
+		ev.Kind = backend.EventDelete
 		ev.Reason = str("r")
 	default:
 		return bad("kind")
@@ -117,8 +110,8 @@ func parseEvent(id string, fields map[string]any) (runtime.RawEvent, error) {
 }
 
 // parseEntries decodes stream entries as a script returns them: {{id, {field, value, ...}}, ...}.
-func parseEntries(raw []any) ([]runtime.RawEvent, error) {
-	evs := make([]runtime.RawEvent, 0, len(raw))
+func parseEntries(raw []any) ([]backend.Event, error) {
+	evs := make([]backend.Event, 0, len(raw))
 	for _, r := range raw {
 		pair, _ := r.([]any)
 		if len(pair) != 2 {

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -24,14 +24,12 @@ const (
 	stalePoll = 20 * time.Millisecond
 )
 
-type pumpKey struct{ id, tenant string }
-
 // pump is the one blocking reader of one tenant's stream in a backend. It fans the events out
 // to the tenant's subscriptions and runs the tick script, which expires due entries.
 type pump struct {
 	b      *Backend
-	key    pumpKey
-	scope  runtime.Scope // of the first subscriber; its limits drive the tick script
+	st     *store // its limits drive the tick script
+	key    tenantKey
 	keys   []string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,14 +53,13 @@ type readResult struct {
 	epoch  string
 	head   uint64 // the tenant's last version
 	first  uint64 // the oldest retained version; head+1 when none is retained
-	now    time.Time
-	events []runtime.RawEvent
+	now    int64
+	events []backend.Event
 }
 
 // read runs the read script: the tenant's position and up to count events after pos.
-func (b *Backend) read(ctx context.Context, s runtime.Scope, keys []string, pos runtime.Cursor, count int) (readResult, error) {
-	l := s.Limits.WithDefaults()
-	res, err := readScript.Run(ctx, b.client, keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), pos.Epoch, pos.Seq, count).Slice()
+func (st *store) read(ctx context.Context, keys []string, pos backend.Cursor, count int) (readResult, error) {
+	res, err := readScript.Run(ctx, st.b.client, keys, backend.NewEpoch(), st.limits.EventRetention.Milliseconds(), pos.Epoch, pos.Seq, count).Slice()
 	if err != nil {
 		return readResult{}, err
 	}
@@ -74,44 +71,43 @@ func (b *Backend) read(ctx context.Context, s runtime.Scope, keys []string, pos 
 	first, ok2 := res[2].(int64)
 	now, ok3 := res[3].(int64)
 	raw, ok4 := res[4].([]any)
-	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || !ok4 || head < 0 || first < 1 {
+	if !backend.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || !ok4 || head < 0 || first < 1 {
 		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
 	}
 	events, err := parseEntries(raw)
 	if err != nil {
 		return readResult{}, err
 	}
-	return readResult{epoch: epoch, head: uint64(head), first: uint64(first), now: time.UnixMilli(now), events: events}, nil
+	return readResult{epoch: epoch, head: uint64(head), first: uint64(first), now: now, events: events}, nil
 }
 
-// Subscribe implements [runtime.Backend]. It reads the tenant's epoch and head (creating the
+// Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it if this is the tenant's first subscription in the backend.
-func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
-	if err := b.check(); err != nil {
+func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
+	if err := st.b.check(); err != nil {
 		return nil, err
 	}
-	keys := b.keys(s)
-	r, err := b.read(ctx, s, keys, runtime.Cursor{}, 0)
+	keys := st.keys(tenant)
+	r, err := st.read(ctx, keys, backend.Cursor{}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
-	start := runtime.Cursor{Epoch: r.epoch, Seq: r.head}
+	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
 	if a := req.After; a != nil {
 		if a.Epoch == r.epoch && a.Seq > r.head {
-			return nil, fmt.Errorf("redisstore: subscribe after %v: %w: the tenant's last version is %d", a, runtime.ErrInvalidCursor, r.head)
+			return nil, fmt.Errorf("redisstore: subscribe after %v: %w: the tenant's last version is %d", a, backend.ErrInvalidCursor, r.head)
 		}
 		start = *a
 	}
 	sub := &subscription{
-		scope:  s,
 		prefix: req.Prefix,
 		start:  start,
-		limit:  b.buffer,
+		limit:  st.b.buffer,
 		pos:    start,
 		wake:   make(chan struct{}, 1),
 	}
-	stale, err := b.attach(sub, keys, r)
+	stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
 		return nil, err
 	}
@@ -123,18 +119,19 @@ func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.Su
 
 // attach adds sub to its tenant's pump, starting the pump if needed. It reports whether the
 // pump has yet to see the epoch of r, and should be nudged.
-func (b *Backend) attach(sub *subscription, keys []string, r readResult) (stale bool, err error) {
+func (st *store) attach(tenant string, sub *subscription, keys []string, r readResult) (stale bool, err error) {
+	b := st.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return false, runtime.ErrClosed
+		return false, backend.ErrClosed
 	}
-	k := pumpKey{sub.scope.ID, sub.scope.Tenant}
+	k := tenantKey{st.id, tenant}
 	p := b.pumps[k]
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		p = &pump{b: b, key: k, scope: sub.scope, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[0] + ":wake:" + runtime.NewEpoch(), wakeID: "0-0",
+		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
+			wakeKey: keys[0] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		b.pumps[k] = p
 		b.wg.Add(1)
@@ -182,10 +179,10 @@ func (p *pump) wake() {
 	})
 }
 
-// noteVersion records that a write of this backend made version v in s's tenant.
-func (b *Backend) noteVersion(s runtime.Scope, v uint64) {
+// noteVersion records that a write of this backend made version v in the tenant k.
+func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
-	p := b.pumps[pumpKey{s.ID, s.Tenant}]
+	p := b.pumps[k]
 	b.mu.Unlock()
 	if p != nil {
 		p.mu.Lock()
@@ -269,7 +266,7 @@ func (p *pump) step() error {
 	if err != nil {
 		return err
 	}
-	var events []runtime.RawEvent
+	var events []backend.Event
 	for _, st := range streams {
 		if st.Stream == p.wakeKey {
 			p.wakeID = st.Messages[len(st.Messages)-1].ID
@@ -280,7 +277,7 @@ func (p *pump) step() error {
 			if err != nil {
 				return err
 			}
-			if ev.Cursor.Epoch != epoch {
+			if ev.Epoch != epoch {
 				break // the state was lost and made anew: the next tick resyncs
 			}
 			events = append(events, ev)
@@ -298,8 +295,7 @@ type tickResult struct {
 }
 
 func (p *pump) tick() (tickResult, error) {
-	l := p.scope.Limits.WithDefaults()
-	res, err := tickScript.Run(p.ctx, p.b.client, p.keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents).Slice()
+	res, err := tickScript.Run(p.ctx, p.b.client, p.keys, p.st.common()...).Slice()
 	if err != nil {
 		return tickResult{}, err
 	}
@@ -310,14 +306,14 @@ func (p *pump) tick() (tickResult, error) {
 	head, ok1 := res[1].(int64)
 	now, ok2 := res[2].(int64)
 	due, ok3 := res[3].(int64)
-	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || head < 0 {
+	if !backend.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || head < 0 {
 		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
 	}
 	return tickResult{epoch: epoch, head: uint64(head), now: now, due: due}, nil
 }
 
 // deliver hands events, the next ones of the pump's epoch, to every subscription.
-func (p *pump) deliver(events []runtime.RawEvent) {
+func (p *pump) deliver(events []backend.Event) {
 	if len(events) == 0 {
 		return
 	}
