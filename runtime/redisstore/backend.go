@@ -1,12 +1,9 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,12 +142,6 @@ type store struct {
 
 func (st *store) keys(tenant string) []string { return tenantKeys(st.base, tenant) }
 
-// common returns the first arguments of the writing scripts: an epoch candidate, the event
-// retention in milliseconds and the most events kept.
-func (st *store) common(extra ...any) []any {
-	return append([]any{backend.NewEpoch(), st.limits.EventRetention.Milliseconds(), st.limits.MaxEvents}, extra...)
-}
-
 // Upsert implements [backend.Store]. Concurrent upserts to one tenant are applied in batches,
 // one script call each (see upsertQueue); a single upsert is a batch of one. Upsert returns
 // when its batch is applied or when ctx ends, whichever comes first. An upsert whose ctx ends
@@ -175,25 +166,11 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	if err := st.b.check(); err != nil {
 		return backend.TouchResult{}, err
 	}
-	quiet := 0
-	if req.Quiet {
-		quiet = 1
+	r, err := runTouch(ctx, st.b.client, st.keys(tenant), st.limits, req)
+	if r.OK {
+		st.b.noteVersion(tenantKey{st.id, tenant}, r.Version)
 	}
-	args := st.common(req.Key, req.TTL.Milliseconds(), quiet, int(req.Cond.Kind), req.Cond.Version)
-	res, err := touchScript.Run(ctx, st.b.client, st.keys(tenant), args...).Int64Slice()
-	if err != nil {
-		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
-	}
-	switch {
-	case res[0] == -1:
-		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, backend.ErrConflict)
-	case res[0] == 0:
-		return backend.TouchResult{}, nil
-	case len(res) != 3:
-		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
-	}
-	st.b.noteVersion(tenantKey{st.id, tenant}, uint64(res[1]))
-	return backend.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: res[2]}, nil
+	return r, err
 }
 
 // Remove implements [backend.Store].
@@ -201,15 +178,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	if err := st.b.check(); err != nil {
 		return false, err
 	}
-	args := st.common(req.Key, req.Reason, int(req.Cond.Kind), req.Cond.Version)
-	res, err := removeScript.Run(ctx, st.b.client, st.keys(tenant), args...).Int64()
-	if err != nil {
-		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
-	}
-	if res == -1 {
-		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, backend.ErrConflict)
-	}
-	return res == 1, nil
+	return runRemove(ctx, st.b.client, st.keys(tenant), st.limits, req)
 }
 
 // Get implements [backend.Store].
@@ -217,18 +186,7 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if err := st.b.check(); err != nil {
 		return backend.Entry{}, false, err
 	}
-	stored, err := getScript.Run(ctx, st.b.client, st.keys(tenant), key).Text()
-	if errors.Is(err, redis.Nil) {
-		return backend.Entry{}, false, nil
-	}
-	if err != nil {
-		return backend.Entry{}, false, fmt.Errorf("redisstore: get %q: %w", key, err)
-	}
-	e, err := parseStored(key, stored)
-	if err != nil {
-		return backend.Entry{}, false, err
-	}
-	return e, true, nil
+	return runGet(ctx, st.b.client, st.keys(tenant), key)
 }
 
 // Snapshot implements [backend.Store]. One MULTI/EXEC transaction reads the entries, the
@@ -245,14 +203,14 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		var all *redis.MapStringStringCmd
 		_, err := st.b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			now = p.Time(ctx)
-			all = p.HGetAll(ctx, keys[0])
+			all = p.HGetAll(ctx, keys[keyState])
 			return nil
 		})
 		if err != nil {
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
-		if _, ok := all.Val()["#epoch"]; !ok {
-			if _, err := st.read(ctx, keys, backend.Cursor{}, 0); err != nil {
+		if _, ok := all.Val()[metaEpoch]; !ok {
+			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
 				return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 			}
 			continue
@@ -264,40 +222,4 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		return snap, nil
 	}
 	return backend.Snapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")
-}
-
-// parseSnapshot makes a snapshot of the fields of a state hash: the live entries (expiring
-// after now) of the keys with prefix, sorted by key. The values share one allocation, each
-// slice capped at its own end, so that appending to one cannot change another.
-func parseSnapshot(state map[string]string, now int64, prefix string) (backend.Snapshot, error) {
-	epoch := state["#epoch"]
-	seq, err := strconv.ParseUint(cmp.Or(state["#seq"], "0"), 10, 64)
-	if !backend.ValidEpoch(epoch) || err != nil {
-		return backend.Snapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, state["#seq"])
-	}
-	// Entry fields are "k" + key: sorting the field names sorts the keys.
-	names := make([]string, 0, len(state))
-	size := 0
-	for name, stored := range state {
-		if len(name) > 0 && name[0] == 'k' && strings.HasPrefix(name[1:], prefix) {
-			names = append(names, name)
-			size += len(stored)
-		}
-	}
-	slices.Sort(names)
-	values := make([]byte, 0, size)
-	entries := make([]backend.Entry, 0, len(names))
-	for _, name := range names {
-		e, value, err := parseHead(name[1:], state[name])
-		if err != nil {
-			return backend.Snapshot{}, err
-		}
-		if e.ExpiresAt > now {
-			start := len(values)
-			values = append(values, value...)
-			e.Value = values[start:len(values):len(values)]
-			entries = append(entries, e)
-		}
-	}
-	return backend.Snapshot{Entries: entries, Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}, nil
 }

@@ -117,23 +117,17 @@ func (st *store) apply(tenant string, batch []*upsertCall) {
 		})
 		defer stop()
 	}
-	l := st.limits
-	args := make([]any, 0, 4+5*len(batch))
-	args = append(args, backend.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents, l.MaxEntries)
-	for _, c := range batch {
-		r := &c.req
-		args = append(args, r.Key, r.Value, r.TTL.Milliseconds(), int(r.Cond.Kind), r.Cond.Version)
+	reqs := make([]backend.UpsertRequest, len(batch))
+	for i, c := range batch {
+		reqs[i] = c.req
 	}
-	res, err := upsertScript.Run(ctx, st.b.client, st.keys(tenant), args...).Int64Slice()
-	if err == nil && len(res) != 5*len(batch) {
-		err = fmt.Errorf("unexpected reply of %d integers for %d upserts", len(res), len(batch))
-	}
+	res, err := runUpsert(ctx, st.b.client, st.keys(tenant), st.limits, reqs)
 	var last uint64
 	for i, c := range batch {
 		if err != nil {
 			c.err = fmt.Errorf("redisstore: upsert %q: %w", c.req.Key, err)
 		} else {
-			c.entry, c.err = upsertResult(c.req, res[5*i:5*i+5], l.MaxEntries)
+			c.entry, c.err = res[i].entry, res[i].err
 			last = max(last, c.entry.Version)
 		}
 		close(c.done)
@@ -141,22 +135,4 @@ func (st *store) apply(tenant string, batch []*upsertCall) {
 	if last > 0 {
 		st.b.noteVersion(tenantKey{st.id, tenant}, last)
 	}
-}
-
-// upsertResult interprets the script's five integers for one upsert.
-func upsertResult(req backend.UpsertRequest, r []int64, maxEntries int) (backend.Entry, error) {
-	switch r[0] {
-	case -1:
-		return backend.Entry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, backend.ErrConflict)
-	case -2:
-		return backend.Entry{}, fmt.Errorf("redisstore: upsert %q: %w: limit %d", req.Key, backend.ErrCapacity, maxEntries)
-	}
-	return backend.Entry{
-		Key:       req.Key,
-		Value:     req.Value,
-		Version:   uint64(r[1]),
-		CreatedAt: r[2],
-		UpdatedAt: r[3],
-		ExpiresAt: r[4],
-	}, nil
 }

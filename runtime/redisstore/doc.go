@@ -31,8 +31,9 @@
 //
 // # Scripts and clock
 //
-// Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front), run with
-// EVALSHA and loaded on NOSCRIPT. Every script takes the time from redis.call('TIME'): the
+// Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front of it and,
+// before both, the protocol's codes, field names and argument positions as Lua constants made
+// from the Go ones), run with EVALSHA and loaded on NOSCRIPT. Every script takes the time from redis.call('TIME'): the
 // Redis server is the one clock, so clients with skewed clocks agree on every expiry. Times
 // have millisecond precision. A writing script first expires a bounded batch of due entries
 // (each with an expire event; "#due" lets it skip this until the earliest expiry), so that

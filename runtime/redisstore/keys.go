@@ -2,8 +2,8 @@ package redisstore
 
 import "strings"
 
-// Key suffixes, in the order the scripts take them as KEYS.
-var keySuffixes = [...]string{"state", "exp", "events"}
+// keySuffixes end the names of a tenant's keys, indexed by their place in the scripts' KEYS.
+var keySuffixes = [numKeys]string{keyState: "state", keyExp: "exp", keyEvents: "events"}
 
 // keyBase returns the start of the key names of store ID id, up to its tenant's part:
 // "<prefix>:{<id>:", with id escaped.

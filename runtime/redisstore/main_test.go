@@ -139,7 +139,7 @@ func (b *Backend) tickAll(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, p := range pumps {
-		if err := tickScript.Run(ctx, b.client, p.keys, p.st.common()...).Err(); err != nil {
+		if _, err := runTick(ctx, b.client, p.keys, p.st.limits); err != nil {
 			return err
 		}
 	}

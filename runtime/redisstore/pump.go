@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// readCount is the most events one XREAD or catch-up read returns.
-const readCount = 100
+// maxRead is the most events one XREAD or catch-up read returns.
+const maxRead = 100
 
 // Retry delays after a failed Redis call of a pump or a catching-up reader, and the poll
 // interval of a reader that waits for its pump to see what the reader already read.
@@ -48,39 +48,6 @@ type pump struct {
 	subs    map[*subscription]struct{}
 }
 
-// readResult is the reply of the read script.
-type readResult struct {
-	epoch  string
-	head   uint64 // the tenant's last version
-	first  uint64 // the oldest retained version; head+1 when none is retained
-	now    int64
-	events []backend.Event
-}
-
-// read runs the read script: the tenant's position and up to count events after pos.
-func (st *store) read(ctx context.Context, keys []string, pos backend.Cursor, count int) (readResult, error) {
-	res, err := readScript.Run(ctx, st.b.client, keys, backend.NewEpoch(), st.limits.EventRetention.Milliseconds(), pos.Epoch, pos.Seq, count).Slice()
-	if err != nil {
-		return readResult{}, err
-	}
-	if len(res) != 5 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
-	}
-	epoch, _ := res[0].(string)
-	head, ok1 := res[1].(int64)
-	first, ok2 := res[2].(int64)
-	now, ok3 := res[3].(int64)
-	raw, ok4 := res[4].([]any)
-	if !backend.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || !ok4 || head < 0 || first < 1 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
-	}
-	events, err := parseEntries(raw)
-	if err != nil {
-		return readResult{}, err
-	}
-	return readResult{epoch: epoch, head: uint64(head), first: uint64(first), now: now, events: events}, nil
-}
-
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it if this is the tenant's first subscription in the backend.
@@ -89,7 +56,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		return nil, err
 	}
 	keys := st.keys(tenant)
-	r, err := st.read(ctx, keys, backend.Cursor{}, 0)
+	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
@@ -131,7 +98,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[0] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
+			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		b.pumps[k] = p
 		b.wg.Add(1)
@@ -234,7 +201,7 @@ func (p *pump) run() {
 // XREAD until new events arrive or the next expiry is due, and delivers what it read.
 func (p *pump) step() error {
 	p.nudged.Store(false)
-	t, err := p.tick()
+	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
 	if err != nil {
 		return err
 	}
@@ -256,8 +223,8 @@ func (p *pump) step() error {
 	}
 	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
 	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[2], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
-		Count:   readCount,
+		Streams: []string{p.keys[keyEvents], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
+		Count:   maxRead,
 		Block:   block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
@@ -285,31 +252,6 @@ func (p *pump) step() error {
 	}
 	p.deliver(events)
 	return nil
-}
-
-// tickResult is the reply of the tick script; times in Unix milliseconds of the server.
-type tickResult struct {
-	epoch    string
-	head     uint64
-	now, due int64 // due is -1 when no entry is live
-}
-
-func (p *pump) tick() (tickResult, error) {
-	res, err := tickScript.Run(p.ctx, p.b.client, p.keys, p.st.common()...).Slice()
-	if err != nil {
-		return tickResult{}, err
-	}
-	if len(res) != 4 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
-	}
-	epoch, _ := res[0].(string)
-	head, ok1 := res[1].(int64)
-	now, ok2 := res[2].(int64)
-	due, ok3 := res[3].(int64)
-	if !backend.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || head < 0 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
-	}
-	return tickResult{epoch: epoch, head: uint64(head), now: now, due: due}, nil
 }
 
 // deliver hands events, the next ones of the pump's epoch, to every subscription.

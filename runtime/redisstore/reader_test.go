@@ -300,14 +300,14 @@ func TestRollbackOverflowMiniredis(t *testing.T) {
 	at3 := sub.Start()
 	// Rebuild the state as a replica that saw only version 1 would have it.
 	keys := st.keys(ten)
-	first, err := f.client.XRange(ctx, keys[2], "1-0", "1-0").Result()
+	first, err := f.client.XRange(ctx, keys[keyEvents], "1-0", "1-0").Result()
 	if err != nil || len(first) != 1 {
 		t.Fatalf("xrange: %v %v", first, err)
 	}
 	pipe := f.client.TxPipeline()
-	pipe.Del(ctx, keys[2])
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[2], ID: "1-0", Values: first[0].Values})
-	pipe.HSet(ctx, keys[0], "#seq", 1)
+	pipe.Del(ctx, keys[keyEvents])
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: "1-0", Values: first[0].Values})
+	pipe.HSet(ctx, keys[keyState], metaSeq, 1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestPartialLossMiniredis(t *testing.T) {
 	upsert(t, st, ten, "gone", "v", time.Second)
 	sub := subscribe(t, st, ten, nil)
 	old := sub.Start()
-	if err := f.client.Del(ctx, st.keys(ten)[0]).Err(); err != nil {
+	if err := f.client.Del(ctx, st.keys(ten)[keyState]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(t, time.Second)

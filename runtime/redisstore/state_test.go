@@ -65,7 +65,7 @@ func testKeysExpire(t *testing.T, f fixture) {
 
 	// A tenant that was only read expires too.
 	subscribe(t, st, "read-only", nil).Close()
-	state := st.keys("read-only")[0]
+	state := st.keys("read-only")[keyState]
 	if ttl, err := f.client.PTTL(ctx, state).Result(); err != nil || ttl <= 0 || ttl > time.Minute+time.Minute/4 {
 		t.Errorf("PTTL %s = %v, %v; want within (0, %v]", state, ttl, err, time.Minute+time.Minute/4)
 	}
@@ -145,7 +145,7 @@ func TestRetentionMiniredis(t *testing.T) {
 	}
 	f.shift(time.Minute)
 	upsert(t, st, ten, "k", "v", time.Hour)
-	if n, err := f.client.XLen(context.Background(), st.keys(ten)[2]).Result(); err != nil || n != 1 {
+	if n, err := f.client.XLen(context.Background(), st.keys(ten)[keyEvents]).Result(); err != nil || n != 1 {
 		t.Fatalf("stream length %d, %v; want 1", n, err)
 	}
 	start := backend.Cursor{Epoch: subscribe(t, st, ten, nil).Start().Epoch}

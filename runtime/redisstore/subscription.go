@@ -103,7 +103,7 @@ func (s *subscription) waitWake(ctx context.Context, d time.Duration) error {
 // catchUp reads the events after pos from Redis and queues them, after an overflow event if
 // the events right after pos are gone. It stops lagging once it has reached the pump.
 func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progress bool, err error) {
-	r, err := s.p.st.read(ctx, s.p.keys, pos, min(readCount, s.limit))
+	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
 		return false, err
 	}
