@@ -51,8 +51,11 @@ func testLifecycle(t *testing.T, f fixture) {
 	if err != nil || !q.OK || q.Version != 3 || q.ExpiresAt <= tr.ExpiresAt {
 		t.Fatalf("quiet touch: %+v %v", q, err)
 	}
-	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfVersion, Version: 2}}); !errors.Is(err, backend.ErrConflict) {
-		t.Fatalf("upsert if version 2: %v, want ErrConflict", err)
+	ifV2 := backend.Condition{Kind: backend.CondIfVersion, Version: 2}
+	_, err = st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour, Cond: ifV2})
+	var ce *backend.ConflictError
+	if !errors.As(err, &ce) || *ce != (backend.ConflictError{Key: "a", Cond: ifV2, Live: true, Version: 3}) {
+		t.Fatalf("upsert if version 2: %v, want a ConflictError at version 3", err)
 	}
 	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfNew}}); !errors.Is(err, backend.ErrConflict) {
 		t.Fatalf("upsert if new: %v, want ErrConflict", err)

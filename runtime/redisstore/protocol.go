@@ -88,7 +88,7 @@ func headPos(name string) int { return 2*slices.Index(eventHead[:], name) + 2 }
 const (
 	statusOK       = 1  // written (remove: the key was live and is removed)
 	statusNotLive  = 0  // touch, remove: the key is not live; nothing was written
-	statusConflict = -1 // the condition failed
+	statusConflict = -1 // the condition failed; the reply has the key's version, 0 when not live
 	statusCapacity = -2 // upsert: a new key in a full tenant
 )
 
@@ -296,7 +296,7 @@ func decodeUpsert(res []int64, l backend.Limits, reqs []backend.UpsertRequest) (
 				ExpiresAt: r[4],
 			}
 		case statusConflict:
-			out[i].err = fmt.Errorf("redisstore: upsert %q: %w", req.Key, backend.ErrConflict)
+			out[i].err = conflictError(req.Key, req.Cond, r[1])
 		case statusCapacity:
 			out[i].err = fmt.Errorf("redisstore: upsert %q: %w: limit %d", req.Key, backend.ErrCapacity, l.MaxEntries)
 		default:
@@ -319,27 +319,24 @@ func runTouch(ctx context.Context, c redis.Scripter, keys []string, l backend.Li
 	a.set(touchCond, condCodes[req.Cond.Kind])
 	a.set(touchCondVersion, req.Cond.Version)
 	res, err := touchScript.Run(ctx, c, keys, a...).Int64Slice()
-	if err == nil {
-		var r backend.TouchResult
-		if r, err = decodeTouch(res, req); err == nil {
-			return r, nil
-		}
+	if err != nil {
+		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
 	}
-	return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
+	return decodeTouch(res, req)
 }
 
 // decodeTouch decodes the reply of touch.lua: {statusOK, version, expiresAt}, {statusNotLive}
-// or {statusConflict}.
+// or {statusConflict, version}.
 func decodeTouch(res []int64, req backend.TouchRequest) (backend.TouchResult, error) {
 	switch {
 	case len(res) == 3 && res[0] == statusOK:
 		return backend.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: res[2]}, nil
 	case len(res) == 1 && res[0] == statusNotLive:
 		return backend.TouchResult{}, nil
-	case len(res) == 1 && res[0] == statusConflict:
-		return backend.TouchResult{}, backend.ErrConflict
+	case len(res) == 2 && res[0] == statusConflict:
+		return backend.TouchResult{}, conflictError(req.Key, req.Cond, res[1])
 	}
-	return backend.TouchResult{}, fmt.Errorf("unexpected reply %v", res)
+	return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
 }
 
 // runRemove runs remove.lua and reports whether the key was live.
@@ -349,27 +346,35 @@ func runRemove(ctx context.Context, c redis.Scripter, keys []string, l backend.L
 	a.set(removeReason, req.Reason)
 	a.set(removeCond, condCodes[req.Cond.Kind])
 	a.set(removeCondVersion, req.Cond.Version)
-	res, err := removeScript.Run(ctx, c, keys, a...).Int64()
-	if err == nil {
-		var removed bool
-		if removed, err = decodeRemove(res); err == nil {
-			return removed, nil
-		}
+	res, err := removeScript.Run(ctx, c, keys, a...).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
 	}
-	return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
+	return decodeRemove(res, req)
 }
 
-// decodeRemove decodes the reply of remove.lua: a status.
-func decodeRemove(res int64) (bool, error) {
-	switch res {
-	case statusOK:
+// decodeRemove decodes the reply of remove.lua: {statusOK}, {statusNotLive} or
+// {statusConflict, version}.
+func decodeRemove(res []int64, req backend.RemoveRequest) (bool, error) {
+	switch {
+	case len(res) == 1 && res[0] == statusOK:
 		return true, nil
-	case statusNotLive:
+	case len(res) == 1 && res[0] == statusNotLive:
 		return false, nil
-	case statusConflict:
-		return false, backend.ErrConflict
+	case len(res) == 2 && res[0] == statusConflict:
+		return false, conflictError(req.Key, req.Cond, res[1])
 	}
-	return false, fmt.Errorf("unexpected reply %d", res)
+	return false, fmt.Errorf("redisstore: remove %q: unexpected reply %v", req.Key, res)
+}
+
+// conflictError returns the error of a write to key whose condition c failed in a script that
+// found the key at version (0 when it was not live; versions start at 1): the
+// *backend.ConflictError of [backend.Condition.Check], as every backend returns it.
+func conflictError(key string, c backend.Condition, version int64) error {
+	if err := c.Check(key, version > 0, uint64(version)); err != nil {
+		return err
+	}
+	return fmt.Errorf("redisstore: a script found a conflict of %+v for key %q at version %d, the Go side none", c, key, version)
 }
 
 // runGet runs get.lua.

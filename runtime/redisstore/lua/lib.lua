@@ -152,6 +152,15 @@ local function cond_ok(cur, code, version)
   return code == COND_NONE
 end
 
+-- version_of returns the version of cur, a live entry or nil, for a conflict reply: 0 when
+-- the key is not live (versions start at 1).
+local function version_of(cur)
+  if cur then
+    return tonumber(cur.v_s)
+  end
+  return 0
+end
+
 -- trim drops the events older than the retention, a bounded number per call, from META_TRIM on.
 local function trim(ctx)
   if ctx.trim > ctx.now then

@@ -1,14 +1,14 @@
 -- touch.lua: ARGV ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, TOUCH_KEY, TOUCH_TTL (ms),
 -- TOUCH_QUIET (1 for a quiet touch, else 0), TOUCH_COND, TOUCH_COND_VERSION.
 -- Returns {STATUS_OK, version, expiresAt}, {STATUS_NOT_LIVE} when the key is not live,
--- {STATUS_CONFLICT} when the condition failed.
+-- {STATUS_CONFLICT, the key's version (0 when not live)} when the condition failed.
 local key = ARGV[TOUCH_KEY]
 local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]), {key})
 reconcile(ctx)
 local cur = live(ctx, key)
 if not cond_ok(cur, ARGV[TOUCH_COND], ARGV[TOUCH_COND_VERSION]) then
   finish(ctx, 0, false)
-  return {STATUS_CONFLICT}
+  return {STATUS_CONFLICT, version_of(cur)}
 end
 if cur == nil then
   finish(ctx, 0, false)

@@ -2,7 +2,8 @@
 -- UPSERT_HEAD_ARGS first ones UPSERT_ARGS_PER_CALL per upsert, at these offsets: UPSERT_KEY,
 -- UPSERT_VALUE, UPSERT_TTL (ms), UPSERT_COND, UPSERT_COND_VERSION.
 -- Applies the upserts in order and returns five integers for each: STATUS_OK, version,
--- createdAt, updatedAt, expiresAt; or STATUS_CONFLICT or STATUS_CAPACITY and four zeros.
+-- createdAt, updatedAt, expiresAt; STATUS_CONFLICT, the key's version (0 when not live) and
+-- three zeros; or STATUS_CAPACITY and four zeros.
 local n = (#ARGV - UPSERT_HEAD_ARGS) / UPSERT_ARGS_PER_CALL
 -- base returns the position before the arguments of upsert i.
 local function base(i)
@@ -38,8 +39,12 @@ for i = 1, n do
     end
   end
   if status ~= STATUS_OK then
+    local version = 0
+    if status == STATUS_CONFLICT then
+      version = version_of(cur)
+    end
     local o = #out
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, version, 0, 0, 0
   else
     local created, created_s = ctx.now, ctx.now_s
     if cur then
