@@ -97,3 +97,43 @@ func testLifecycle(t *testing.T, f fixture) {
 		}
 	}
 }
+
+// Limits belong to a store ID: opening it again with other limits fails, with the same limits
+// gives a store that shares the state. Other IDs are free to have their own.
+func TestOpenLimitsMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	l := backend.Limits{MaxEntries: 2}.WithDefaults()
+	st, err := f.b.Open("limits", l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := l
+	other.MaxEvents++
+	if _, err := f.b.Open("limits", other); !errors.Is(err, backend.ErrInvalidConfig) {
+		t.Fatalf("open with other limits: %v, want ErrInvalidConfig", err)
+	}
+	if _, err := f.b.Open("other-id", other); err != nil {
+		t.Fatalf("open of another ID with other limits: %v", err)
+	}
+	if _, err := f.b.Open("invalid", backend.Limits{}); !errors.Is(err, backend.ErrInvalidConfig) {
+		t.Fatalf("open with zero limits: %v, want ErrInvalidConfig", err)
+	}
+	again, err := f.b.Open("limits", l)
+	if err != nil {
+		t.Fatalf("open with the same limits: %v", err)
+	}
+	e := upsert(t, st, "t", "k", "v", time.Hour)
+	if got, ok, err := again.Get(ctx, "t", "k"); err != nil || !ok || got.Version != e.Version {
+		t.Fatalf("get through the second store: %+v, %v, %v; want version %d", got, ok, err, e.Version)
+	}
+	upsert(t, again, "t", "k2", "v", time.Hour)
+	if _, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: "k3", Value: []byte("v"), TTL: time.Hour}); !errors.Is(err, backend.ErrCapacity) {
+		t.Fatalf("third key through the first store: %v, want ErrCapacity", err)
+	}
+
+	f.b.Close()
+	if _, err := f.b.Open("limits", l); !errors.Is(err, backend.ErrClosed) {
+		t.Fatalf("open after Close: %v, want ErrClosed", err)
+	}
+}
