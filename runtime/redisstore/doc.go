@@ -33,11 +33,12 @@
 //
 // Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front of it and,
 // before both, the protocol's codes, field names and argument positions as Lua constants made
-// from the Go ones), run with EVALSHA and loaded on NOSCRIPT. Every script takes the time from redis.call('TIME'): the
-// Redis server is the one clock, so clients with skewed clocks agree on every expiry. Times
-// have millisecond precision. A writing script first expires a bounded batch of due entries
-// (each with an expire event; "#due" lets it skip this until the earliest expiry), so that
-// expired entries never count against MaxEntries, then checks the condition and the capacity,
+// from the Go ones), run with EVALSHA and loaded on NOSCRIPT. Every script takes the time from
+// redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
+// every expiry. Times have millisecond precision. A writing script first expires a bounded
+// batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
+// expiry), so that expired entries never count against MaxEntries, then checks the condition
+// (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
 // bumps the tenant's version counter, writes the state, the expiry set and one event, trims the
 // stream (by MaxEvents on every write; by EventRetention from the event times, a bounded number
 // at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
