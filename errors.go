@@ -30,6 +30,9 @@ var (
 	ErrConflict = backend.ErrConflict
 	// ErrClosed: the reader, mirror or backend was closed.
 	ErrClosed = backend.ErrClosed
+	// ErrEncode: the store's codec could not encode a value (a MarshalJSON method failed, a
+	// float is NaN or infinite, ...).
+	ErrEncode = backend.ErrEncode
 	// ErrDecode: a stored value could not be decoded by the store's codec.
 	ErrDecode = backend.ErrDecode
 )

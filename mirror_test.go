@@ -13,30 +13,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
-	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
 // errTransport is the error fakeBackend injects.
 var errTransport = errors.New("fake transport error")
 
-// mirrorT0 is the time of every write to a fakeBackend: the start of the tests, so that a
-// mirror on the real clock sees the entries as live.
-var mirrorT0 = time.Now().Round(0)
-
 // fakeBackend is a small in-memory Backend for the mirror's tests: strictly increasing versions,
-// an event log trimmed to Limits.MaxEvents, epochs that a reset replaces, a pause that holds
-// subscriptions back, and injected transport failures. Entries expire only when the test calls
-// expire; the backend's time stays at mirrorT0.
+// an event log trimmed to the MaxEvents of the limits it was opened with, epochs that a reset
+// replaces, a pause that holds subscriptions back, and injected transport failures. It keeps
+// one state, whatever the store ID and tenant. Entries expire only when the test calls expire;
+// the backend's time stays at t0, the time it was made, so that a mirror on the real clock
+// sees the entries as live.
 type fakeBackend struct {
+	t0 time.Time // the time of every write, in whole milliseconds
+
 	mu      sync.Mutex
+	limits  backend.Limits // of the last Open
 	epoch   string
 	seq     uint64
-	state   map[string]runtime.RawEntry
-	log     []runtime.RawEvent // the retained events, oldest first, contiguous versions
-	changed chan struct{}      // closed and replaced whenever subscribers must look again
+	state   map[string]backend.Entry
+	log     []backend.Event // the retained events, oldest first, contiguous versions
+	changed chan struct{}   // closed and replaced whenever subscribers must look again
 	paused  bool
 	closed  bool
 	lag     uint64 // a snapshot's cursor is this many versions behind its state
@@ -49,6 +52,28 @@ type fakeBackend struct {
 	snapshots                             int // snapshots taken
 }
 
+var _ backend.Store = (*fakeBackend)(nil)
+
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{
+		t0:      time.Now().Truncate(time.Millisecond),
+		epoch:   "e1",
+		state:   map[string]backend.Entry{},
+		changed: make(chan struct{}),
+	}
+}
+
+// Open returns the backend itself, whatever the ID.
+func (b *fakeBackend) Open(_ string, l backend.Limits) (backend.Store, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limits = l
+	return b, nil
+}
+
+// now is the backend's time in Unix milliseconds.
+func (b *fakeBackend) now() int64 { return b.t0.UnixMilli() }
+
 // failure returns the error of an injected failure; b.mu is held.
 func (b *fakeBackend) failure() error {
 	if b.failWith != nil {
@@ -57,16 +82,11 @@ func (b *fakeBackend) failure() error {
 	return errTransport
 }
 
-func newFakeBackend() *fakeBackend {
-	return &fakeBackend{epoch: "e1", state: map[string]runtime.RawEntry{}, changed: make(chan struct{})}
-}
-
 // emit appends an event of the next version and wakes the subscribers; b.mu is held.
-func (b *fakeBackend) emit(s runtime.Scope, ev runtime.RawEvent) {
-	ev.Cursor = runtime.Cursor{Epoch: b.epoch, Seq: ev.Version}
-	ev.At = mirrorT0
+func (b *fakeBackend) emit(ev backend.Event) {
+	ev.Epoch, ev.At = b.epoch, b.now()
 	b.log = append(b.log, ev)
-	if n := s.Limits.WithDefaults().MaxEvents; len(b.log) > n {
+	if n := b.limits.MaxEvents; len(b.log) > n {
 		b.log = slices.Clone(b.log[len(b.log)-n:])
 	}
 	b.wake()
@@ -77,37 +97,38 @@ func (b *fakeBackend) wake() {
 	b.changed = make(chan struct{})
 }
 
-func (b *fakeBackend) Upsert(_ context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
+func (b *fakeBackend) Upsert(_ context.Context, _ string, req backend.UpsertRequest) (backend.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
-	e := runtime.RawEntry{Key: req.Key, Value: req.Value, Version: b.seq, CreatedAt: mirrorT0, UpdatedAt: mirrorT0, ExpiresAt: mirrorT0.Add(req.TTL)}
+	now := b.now()
+	e := backend.Entry{Key: req.Key, Value: req.Value, Version: b.seq, CreatedAt: now, UpdatedAt: now, ExpiresAt: now + req.TTL.Milliseconds()}
 	if old, ok := b.state[req.Key]; ok {
 		e.CreatedAt = old.CreatedAt
 	}
 	b.state[req.Key] = e
-	b.emit(s, runtime.RawEvent{Kind: runtime.EventUpsert, Key: req.Key, Version: b.seq, Entry: e})
+	b.emit(backend.Event{Kind: backend.EventUpsert, Key: req.Key, Version: b.seq, CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, Value: e.Value})
 	return e, nil
 }
 
-func (b *fakeBackend) Touch(_ context.Context, s runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
+func (b *fakeBackend) Touch(_ context.Context, _ string, req backend.TouchRequest) (backend.TouchResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.state[req.Key]
 	if !ok {
-		return runtime.TouchResult{}, nil
+		return backend.TouchResult{}, nil
 	}
-	e.ExpiresAt = mirrorT0.Add(req.TTL)
+	e.ExpiresAt = b.now() + req.TTL.Milliseconds()
 	if !req.Quiet {
 		b.seq++
-		e.Version, e.UpdatedAt = b.seq, mirrorT0
-		b.emit(s, runtime.RawEvent{Kind: runtime.EventTouch, Key: req.Key, Version: b.seq, ExpiresAt: e.ExpiresAt})
+		e.Version, e.UpdatedAt = b.seq, b.now()
+		b.emit(backend.Event{Kind: backend.EventTouch, Key: req.Key, Version: b.seq, ExpiresAt: e.ExpiresAt})
 	}
 	b.state[req.Key] = e
-	return runtime.TouchResult{OK: true, Version: e.Version, ExpiresAt: e.ExpiresAt}, nil
+	return backend.TouchResult{OK: true, Version: e.Version, ExpiresAt: e.ExpiresAt}, nil
 }
 
-func (b *fakeBackend) Remove(_ context.Context, s runtime.Scope, req runtime.RemoveRequest) (bool, error) {
+func (b *fakeBackend) Remove(_ context.Context, _ string, req backend.RemoveRequest) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.state[req.Key]; !ok {
@@ -115,59 +136,60 @@ func (b *fakeBackend) Remove(_ context.Context, s runtime.Scope, req runtime.Rem
 	}
 	delete(b.state, req.Key)
 	b.seq++
-	b.emit(s, runtime.RawEvent{Kind: runtime.EventDelete, Key: req.Key, Version: b.seq, Reason: req.Reason})
+	b.emit(backend.Event{Kind: backend.EventDelete, Key: req.Key, Version: b.seq, Reason: req.Reason})
 	return true, nil
 }
 
 // expire makes key expire now, as a backend does at its ExpiresAt.
-func (b *fakeBackend) expire(s runtime.Scope, key string) {
+func (b *fakeBackend) expire(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	e := b.state[key]
 	delete(b.state, key)
 	b.seq++
-	b.emit(s, runtime.RawEvent{Kind: runtime.EventExpire, Key: key, Version: b.seq})
+	b.emit(backend.Event{Kind: backend.EventExpire, Key: key, Version: b.seq, ExpiresAt: e.ExpiresAt})
 }
 
-func (b *fakeBackend) Get(_ context.Context, _ runtime.Scope, key string) (runtime.RawEntry, bool, error) {
+func (b *fakeBackend) Get(_ context.Context, _, key string) (backend.Entry, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.state[key]
 	return e, ok, nil
 }
 
-func (b *fakeBackend) Snapshot(_ context.Context, _ runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
+func (b *fakeBackend) Snapshot(_ context.Context, _, prefix string) (backend.Snapshot, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return runtime.RawSnapshot{}, runtime.ErrClosed
+		return backend.Snapshot{}, backend.ErrClosed
 	}
 	if b.failSnapshot > 0 {
 		b.failSnapshot--
-		return runtime.RawSnapshot{}, b.failure()
+		return backend.Snapshot{}, b.failure()
 	}
 	b.snapshots++
-	var snap runtime.RawSnapshot
+	var snap backend.Snapshot
 	for _, e := range b.state {
 		if strings.HasPrefix(e.Key, prefix) {
 			snap.Entries = append(snap.Entries, e)
 		}
 	}
-	slices.SortFunc(snap.Entries, func(a, b runtime.RawEntry) int { return strings.Compare(a.Key, b.Key) })
-	snap.Cursor = runtime.Cursor{Epoch: b.epoch, Seq: b.seq - b.lag}
+	slices.SortFunc(snap.Entries, func(x, y backend.Entry) int { return strings.Compare(x.Key, y.Key) })
+	snap.Cursor = backend.Cursor{Epoch: b.epoch, Seq: b.seq - b.lag}
 	return snap, nil
 }
 
-func (b *fakeBackend) Subscribe(_ context.Context, _ runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+func (b *fakeBackend) Subscribe(_ context.Context, _ string, req backend.SubscribeRequest) (backend.Subscription, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, runtime.ErrClosed
+		return nil, backend.ErrClosed
 	}
 	if b.failSubscribe > 0 {
 		b.failSubscribe--
 		return nil, b.failure()
 	}
-	pos := runtime.Cursor{Epoch: b.epoch, Seq: b.seq}
+	pos := backend.Cursor{Epoch: b.epoch, Seq: b.seq}
 	if req.After != nil {
 		pos = *req.After
 		pos.Seq -= min(pos.Seq, b.rewind)
@@ -179,7 +201,7 @@ func (b *fakeBackend) Subscribe(_ context.Context, _ runtime.Scope, req runtime.
 func (b *fakeBackend) reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.epoch, b.seq, b.state, b.log = "e2", 0, map[string]runtime.RawEntry{}, nil
+	b.epoch, b.seq, b.state, b.log = "e2", 0, map[string]backend.Entry{}, nil
 	b.wake()
 }
 
@@ -202,20 +224,20 @@ func (b *fakeBackend) set(f func()) {
 type fakeSub struct {
 	b      *fakeBackend
 	prefix string
-	start  runtime.Cursor
-	pos    runtime.Cursor
+	start  backend.Cursor
+	pos    backend.Cursor // guarded by b.mu
 	once   sync.Once
 	done   chan struct{}
 }
 
-func (s *fakeSub) Start() runtime.Cursor { return s.start }
+func (s *fakeSub) Start() backend.Cursor { return s.start }
 
 func (s *fakeSub) Close() error {
 	s.once.Do(func() { close(s.done) })
 	return nil
 }
 
-func (s *fakeSub) Next(ctx context.Context) (runtime.RawEvent, error) {
+func (s *fakeSub) Next(ctx context.Context) (backend.Event, error) {
 	for {
 		s.b.mu.Lock()
 		ev, ok, err := s.next()
@@ -227,49 +249,49 @@ func (s *fakeSub) Next(ctx context.Context) (runtime.RawEvent, error) {
 		select {
 		case <-changed:
 		case <-s.done:
-			return runtime.RawEvent{}, runtime.ErrClosed
+			return backend.Event{}, backend.ErrClosed
 		case <-ctx.Done():
-			return runtime.RawEvent{}, ctx.Err()
+			return backend.Event{}, ctx.Err()
 		}
 	}
 }
 
 // next returns the subscription's next event, if there is one; s.b.mu is held.
-func (s *fakeSub) next() (runtime.RawEvent, bool, error) {
+func (s *fakeSub) next() (backend.Event, bool, error) {
 	b := s.b
 	select {
 	case <-s.done:
-		return runtime.RawEvent{}, false, runtime.ErrClosed
+		return backend.Event{}, false, backend.ErrClosed
 	default:
 	}
 	switch {
 	case b.closed:
-		return runtime.RawEvent{}, false, runtime.ErrClosed
+		return backend.Event{}, false, backend.ErrClosed
 	case b.failNext > 0:
 		b.failNext--
-		return runtime.RawEvent{}, false, b.failure()
+		return backend.Event{}, false, b.failure()
 	case b.paused:
-		return runtime.RawEvent{}, false, nil
+		return backend.Event{}, false, nil
 	}
 	first := b.seq + 1 - uint64(len(b.log)) // the version of the oldest retained event
-	if s.pos.Epoch != b.epoch || s.pos.Seq+1 < first {
-		ev := runtime.RawEvent{Kind: runtime.EventOverflow, After: s.pos, FirstAvailable: runtime.Cursor{Epoch: b.epoch, Seq: first - 1}}
-		ev.Cursor, s.pos = ev.FirstAvailable, ev.FirstAvailable
+	if ev, lost := backend.Overflow(s.pos, b.epoch, first, b.seq, b.now()); lost {
+		s.pos = ev.FirstAvailable
 		return ev, true, nil
 	}
 	for _, ev := range b.log[s.pos.Seq+1-first:] {
-		s.pos = ev.Cursor
+		s.pos = ev.Cursor()
 		if strings.HasPrefix(ev.Key, s.prefix) {
 			return ev, true, nil
 		}
 	}
-	return runtime.RawEvent{}, false, nil
+	return backend.Event{}, false, nil
 }
 
-// newTestStore returns a store of text values with a one-minute TTL on b.
-func newTestStore(t *testing.T, b runtime.Backend, opts ...runtime.StoreOption) *runtime.Store[text] {
+// newTestStore returns a store of text values under plain string keys with a one-minute TTL
+// on b.
+func newTestStore(t *testing.T, b ephemeral.Backend, opts ...ephemeral.StoreOption) *ephemeral.Store[string, text] {
 	t.Helper()
-	s, err := runtime.New[text](b, textCodec{}, runtime.Config{ID: "mirror", TTL: time.Minute}, opts...)
+	s, err := ephemeral.New(b, textConfig("mirror", time.Minute), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,10 +300,10 @@ func newTestStore(t *testing.T, b runtime.Backend, opts ...runtime.StoreOption) 
 
 // startMirror starts a mirror of s that sends its changes on its channel, waits until it is
 // ready and closes it when the test ends.
-func startMirror(t *testing.T, s *runtime.Store[text], opts ...runtime.MirrorOption) *runtime.Mirror[text] {
+func startMirror(t *testing.T, s *ephemeral.Store[string, text], opts ...ephemeral.MirrorOption) *ephemeral.Mirror[string, text] {
 	t.Helper()
-	opts = append([]runtime.MirrorOption{runtime.WithChangeChan(100)}, opts...)
-	m, err := s.Mirror(opts...)
+	opts = append([]ephemeral.MirrorOption{ephemeral.WithChangeChan(100)}, opts...)
+	m, err := s.Mirror(nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,9 +317,9 @@ func startMirror(t *testing.T, s *runtime.Store[text], opts ...runtime.MirrorOpt
 }
 
 // describeChange formats a change for comparisons, such as "removed b=2 v5 delete(gone)".
-func describeChange(c runtime.Change[text]) string {
+func describeChange(c ephemeral.Change[string, text]) string {
 	s := fmt.Sprintf("%s %s=%s v%d", c.Kind, c.Key, c.Entry.Value.S, c.Version)
-	if c.Kind == runtime.ChangeRemoved {
+	if c.Kind == ephemeral.ChangeRemoved {
 		s += fmt.Sprintf(" %s(%s)", c.Cause, c.Reason)
 	}
 	return s
@@ -305,7 +327,7 @@ func describeChange(c runtime.Change[text]) string {
 
 // expectChanges receives len(want) changes from ch, waiting at most 5 s, and compares them
 // with want.
-func expectChanges(t *testing.T, ch <-chan runtime.Change[text], want ...string) {
+func expectChanges(t *testing.T, ch <-chan ephemeral.Change[string, text], want ...string) {
 	t.Helper()
 	timeout := time.NewTimer(5 * time.Second)
 	defer timeout.Stop()
@@ -315,6 +337,9 @@ func expectChanges(t *testing.T, ch <-chan runtime.Change[text], want ...string)
 		case c, ok := <-ch:
 			if !ok {
 				t.Fatalf("change channel closed after %q, want %q", got, want)
+			}
+			if c.Entry.Key != c.Key {
+				t.Errorf("change of %q has an entry of %q", c.Key, c.Entry.Key)
 			}
 			got = append(got, describeChange(c))
 		case <-timeout.C:
@@ -327,7 +352,7 @@ func expectChanges(t *testing.T, ch <-chan runtime.Change[text], want ...string)
 }
 
 // mirrorContents returns the mirror's entries as "key=value vN" strings, in the order of All.
-func mirrorContents(m *runtime.Mirror[text]) []string {
+func mirrorContents(m *ephemeral.Mirror[string, text]) []string {
 	var out []string
 	for k, e := range m.All() {
 		out = append(out, fmt.Sprintf("%s=%s v%d", k, e.Value.S, e.Version))
@@ -336,7 +361,7 @@ func mirrorContents(m *runtime.Mirror[text]) []string {
 }
 
 // snapshotContents returns what mirrorContents of a mirror equal to a fresh snapshot returns.
-func snapshotContents(t *testing.T, s *runtime.Store[text], opts ...runtime.SnapshotOption) []string {
+func snapshotContents(t *testing.T, s *ephemeral.Store[string, text], opts ...ephemeral.SnapshotOption) []string {
 	t.Helper()
 	snap, err := s.Snapshot(context.Background(), opts...)
 	if err != nil {
@@ -349,7 +374,7 @@ func snapshotContents(t *testing.T, s *runtime.Store[text], opts ...runtime.Snap
 	return out
 }
 
-func mustUpsert(t *testing.T, s *runtime.Store[text], key, value string, opts ...runtime.UpsertOption) runtime.Entry[text] {
+func mustUpsert(t *testing.T, s *ephemeral.Store[string, text], key, value string, opts ...ephemeral.UpsertOption) ephemeral.Entry[string, text] {
 	t.Helper()
 	e, err := s.Upsert(context.Background(), key, text{value}, opts...)
 	if err != nil {
@@ -358,7 +383,7 @@ func mustUpsert(t *testing.T, s *runtime.Store[text], key, value string, opts ..
 	return e
 }
 
-func mustRemove(t *testing.T, s *runtime.Store[text], key string, opts ...runtime.RemoveOption) {
+func mustRemove(t *testing.T, s *ephemeral.Store[string, text], key string, opts ...ephemeral.RemoveOption) {
 	t.Helper()
 	if ok, err := s.Remove(context.Background(), key, opts...); err != nil || !ok {
 		t.Fatalf("Remove(%q) = %v, %v", key, ok, err)
@@ -380,7 +405,7 @@ func TestMirrorInitialSync(t *testing.T) {
 	if n := m.Len(); n != 3 {
 		t.Errorf("Len = %d, want 3", n)
 	}
-	if e, ok := m.Get("b"); !ok || e.Value.S != "2" || e.Version != 1 || !e.ExpiresAt.Equal(mirrorT0.Add(time.Minute)) {
+	if e, ok := m.Get("b"); !ok || e.Key != "b" || e.Value.S != "2" || e.Version != 1 || !e.ExpiresAt.Equal(b.t0.Add(time.Minute)) {
 		t.Errorf("Get(b) = %+v, %v", e, ok)
 	}
 	if _, ok := m.Get("d"); ok {
@@ -397,7 +422,7 @@ func TestMirrorPrefix(t *testing.T) {
 	mustUpsert(t, s, "room1/a", "1")
 	mustUpsert(t, s, "room2/a", "2")
 
-	m := startMirror(t, s, runtime.WithPrefix("room1/"))
+	m := startMirror(t, s, ephemeral.WithPrefix("room1/"))
 	expectChanges(t, m.Changes(), "added room1/a=1 v1")
 	mustUpsert(t, s, "room2/b", "3")
 	mustUpsert(t, s, "room1/b", "4")
@@ -419,22 +444,22 @@ func TestMirrorLiveChanges(t *testing.T) {
 	mustUpsert(t, s, "a", "1b")
 	expectChanges(t, m.Changes(), "updated a=1b v3")
 
-	res, err := s.Touch(context.Background(), "a", runtime.WithTTL(time.Hour))
+	res, err := s.Touch(context.Background(), "a", ephemeral.WithTTL(time.Hour))
 	if err != nil || !res.OK {
 		t.Fatalf("Touch = %+v, %v", res, err)
 	}
 	expectChanges(t, m.Changes(), "touched a=1b v4")
-	if e, ok := m.Get("a"); !ok || e.Version != 4 || !e.ExpiresAt.Equal(mirrorT0.Add(time.Hour)) || e.Value.S != "1b" {
+	if e, ok := m.Get("a"); !ok || e.Version != 4 || !e.ExpiresAt.Equal(b.t0.Add(time.Hour)) || e.Value.S != "1b" {
 		t.Errorf("Get(a) after touch = %+v, %v", e, ok)
 	}
 
-	mustRemove(t, s, "b", runtime.WithReason("left"))
+	mustRemove(t, s, "b", ephemeral.WithReason("left"))
 	expectChanges(t, m.Changes(), "removed b=2 v5 delete(left)")
 	if _, ok := m.Get("b"); ok {
 		t.Error("Get(b) after its delete found it")
 	}
 
-	b.expire(runtime.Scope{}, "a")
+	b.expire("a")
 	expectChanges(t, m.Changes(), "removed a=1b v6 expire()")
 	if n := m.Len(); n != 0 {
 		t.Errorf("Len = %d, want 0", n)
@@ -469,7 +494,7 @@ func TestMirrorVersionGuard(t *testing.T) {
 func TestMirrorIgnoresRedelivery(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
-	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	m := startMirror(t, s, ephemeral.WithBackoff(time.Millisecond, time.Millisecond))
 	mustUpsert(t, s, "a", "1")
 	mustUpsert(t, s, "a", "2")
 	mustUpsert(t, s, "b", "3")
@@ -487,16 +512,16 @@ func TestMirrorIgnoresRedelivery(t *testing.T) {
 // gatedMirror starts a mirror of s whose change callback sends every change on changes and,
 // after the change of key gate, blocks until release is closed. The mirror is closed when the
 // test ends.
-func gatedMirror(t *testing.T, s *runtime.Store[text], gate string, opts ...runtime.MirrorOption) (m *runtime.Mirror[text], changes <-chan runtime.Change[text], release chan struct{}) {
+func gatedMirror(t *testing.T, s *ephemeral.Store[string, text], gate string, opts ...ephemeral.MirrorOption) (m *ephemeral.Mirror[string, text], changes <-chan ephemeral.Change[string, text], release chan struct{}) {
 	t.Helper()
-	ch := make(chan runtime.Change[text], 100)
+	ch := make(chan ephemeral.Change[string, text], 100)
 	release = make(chan struct{})
-	m, err := s.Mirror(append(opts, runtime.OnChange(func(c runtime.Change[text]) {
+	m, err := s.Mirror(func(c ephemeral.Change[string, text]) {
 		ch <- c
 		if c.Key == gate {
 			<-release
 		}
-	}))...)
+	}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +541,7 @@ func gatedMirror(t *testing.T, s *runtime.Store[text], gate string, opts ...runt
 // reporting the differences.
 func TestMirrorOverflowRelists(t *testing.T) {
 	b := newFakeBackend()
-	s := newTestStore(t, b, runtime.WithLimits(runtime.Limits{MaxEvents: 3}))
+	s := newTestStore(t, b, ephemeral.WithLimits(ephemeral.Limits{MaxEvents: 3}))
 	mustUpsert(t, s, "x", "1")
 	mustUpsert(t, s, "y", "2")
 
@@ -574,8 +599,8 @@ func TestMirrorRetriesTransportErrors(t *testing.T) {
 
 	errs := make(chan error, 100)
 	m := startMirror(t, s,
-		runtime.WithBackoff(time.Millisecond, 4*time.Millisecond),
-		runtime.OnMirrorError(func(err error) { errs <- err }))
+		ephemeral.WithBackoff(time.Millisecond, 4*time.Millisecond),
+		ephemeral.OnMirrorError(func(err error) { errs <- err }))
 	expectChanges(t, m.Changes(), "added a=1 v1")
 
 	b.set(func() { b.failNext = 2 })
@@ -603,10 +628,10 @@ func TestMirrorRelistsOnUnknownCursor(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
 	mustUpsert(t, s, "a", "1")
-	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	m := startMirror(t, s, ephemeral.WithBackoff(time.Millisecond, time.Millisecond))
 	expectChanges(t, m.Changes(), "added a=1 v1")
 
-	b.set(func() { b.failNext, b.failSubscribe, b.failWith = 1, 1, runtime.ErrInvalidCursor })
+	b.set(func() { b.failNext, b.failSubscribe, b.failWith = 1, 1, ephemeral.ErrInvalidCursor })
 	mustUpsert(t, s, "b", "2")
 	expectChanges(t, m.Changes(), "added b=2 v2")
 	b.mu.Lock()
@@ -620,23 +645,23 @@ func TestMirrorSkipsUndecodableValues(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
 	ctx := context.Background()
-	sc := runtime.Scope{ID: "mirror", Tenant: runtime.DefaultTenant}
-	if _, err := b.Upsert(ctx, sc, runtime.UpsertRequest{Key: "a", Value: []byte("bad"), TTL: time.Minute}); err != nil {
+	// Another program writes values the store's codec cannot decode.
+	if _, err := b.Upsert(ctx, ephemeral.DefaultTenant, backend.UpsertRequest{Key: "a", Value: []byte("bad"), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	mustUpsert(t, s, "b", "2")
 
 	errs := make(chan error, 100)
-	m := startMirror(t, s, runtime.OnMirrorError(func(err error) { errs <- err }))
+	m := startMirror(t, s, ephemeral.OnMirrorError(func(err error) { errs <- err }))
 	expectChanges(t, m.Changes(), "added b=2 v2")
-	if _, err := b.Upsert(ctx, sc, runtime.UpsertRequest{Key: "b", Value: []byte("bad"), TTL: time.Minute}); err != nil {
+	if _, err := b.Upsert(ctx, ephemeral.DefaultTenant, backend.UpsertRequest{Key: "b", Value: []byte("bad"), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	mustUpsert(t, s, "c", "3")
 	expectChanges(t, m.Changes(), "added c=3 v4")
 
 	for range 2 {
-		if err := <-errs; !errors.Is(err, runtime.ErrDecode) {
+		if err := <-errs; !errors.Is(err, ephemeral.ErrDecode) {
 			t.Errorf("reported error %v, want ErrDecode", err)
 		}
 	}
@@ -650,14 +675,19 @@ func TestMirrorSkipsUndecodableValues(t *testing.T) {
 func TestMirrorHidesExpired(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
-	mustUpsert(t, s, "a", "1", runtime.WithTTL(time.Second))
-	mustUpsert(t, s, "b", "2", runtime.WithTTL(time.Hour))
+	mustUpsert(t, s, "a", "1", ephemeral.WithTTL(time.Second))
+	mustUpsert(t, s, "b", "2", ephemeral.WithTTL(time.Hour))
 	var now atomic.Pointer[time.Time]
-	now.Store(&mirrorT0)
-	m := startMirror(t, s, runtime.WithMirrorClock(func() time.Time { return *now.Load() }))
+	now.Store(&b.t0)
+	m := startMirror(t, s, ephemeral.WithMirrorClock(func() time.Time { return *now.Load() }))
 	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
 
-	late := mirrorT0.Add(time.Second)
+	early := b.t0.Add(time.Second - time.Millisecond)
+	now.Store(&early)
+	if _, ok := m.Get("a"); !ok || m.Len() != 2 {
+		t.Errorf("Get(a) a millisecond before its ExpiresAt: %v; Len = %d", ok, m.Len())
+	}
+	late := b.t0.Add(time.Second)
 	now.Store(&late)
 	if e, ok := m.Get("a"); ok {
 		t.Errorf("Get(a) at its ExpiresAt = %+v", e)
@@ -668,7 +698,7 @@ func TestMirrorHidesExpired(t *testing.T) {
 	if n := m.Len(); n != 1 {
 		t.Errorf("Len = %d, want 1", n)
 	}
-	b.expire(runtime.Scope{}, "a")
+	b.expire("a")
 	expectChanges(t, m.Changes(), "removed a=1 v3 expire()")
 }
 
@@ -679,7 +709,7 @@ func TestMirrorClose(t *testing.T) {
 	m := startMirror(t, s)
 	m.Close()
 	m.Close()
-	if err := m.Err(); !errors.Is(err, runtime.ErrClosed) {
+	if err := m.Err(); !errors.Is(err, ephemeral.ErrClosed) {
 		t.Errorf("Err after Close = %v, want ErrClosed", err)
 	}
 	for range m.Changes() { // the channel is closed: the loop ends
@@ -696,12 +726,12 @@ func TestMirrorCloseBeforeReady(t *testing.T) {
 	b := newFakeBackend()
 	b.failSnapshot = 1 << 30
 	s := newTestStore(t, b)
-	m, err := s.Mirror(runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	m, err := s.Mirror(nil, ephemeral.WithBackoff(time.Millisecond, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
-	if err := m.Ready(context.Background()); !errors.Is(err, runtime.ErrClosed) {
+	if err := m.Ready(context.Background()); !errors.Is(err, ephemeral.ErrClosed) {
 		t.Errorf("Ready of a mirror closed before its first sync = %v, want ErrClosed", err)
 	}
 }
@@ -716,106 +746,113 @@ func TestMirrorStopsWhenBackendCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the mirror did not stop after its backend closed")
 	}
-	if err := m.Err(); !errors.Is(err, runtime.ErrClosed) {
+	if err := m.Err(); !errors.Is(err, ephemeral.ErrClosed) {
 		t.Errorf("Err = %v, want ErrClosed", err)
 	}
 }
 
 func TestMirrorInvalidOptions(t *testing.T) {
-	s := newTestStore(t, newFakeBackend())
+	b := newFakeBackend()
+	s := newTestStore(t, b)
 	for name, tc := range map[string]struct {
-		opt  runtime.MirrorOption
+		opt  ephemeral.MirrorOption
 		want error
 	}{
-		"tenant":   {runtime.WithTenant(""), nil}, // "" means the default tenant
-		"long":     {runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes+1)), runtime.ErrInvalidTenant},
-		"callback": {runtime.OnChange(func(runtime.Change[string]) {}), runtime.ErrInvalidConfig},
-		"buffer":   {runtime.WithChangeChan(-1), runtime.ErrInvalidConfig},
-		"backoff":  {runtime.WithBackoff(time.Second, time.Millisecond), runtime.ErrInvalidConfig},
-		"zero":     {runtime.WithBackoff(0, time.Millisecond), runtime.ErrInvalidConfig},
+		"empty tenant": {ephemeral.WithTenant(""), ephemeral.ErrInvalidTenant}, // never the default tenant
+		"long tenant":  {ephemeral.WithTenant(strings.Repeat("t", ephemeral.MaxTenantBytes+1)), ephemeral.ErrInvalidTenant},
+		"buffer":       {ephemeral.WithChangeChan(-1), ephemeral.ErrInvalidConfig},
+		"backoff":      {ephemeral.WithBackoff(time.Second, time.Millisecond), ephemeral.ErrInvalidConfig},
+		"zero backoff": {ephemeral.WithBackoff(0, time.Millisecond), ephemeral.ErrInvalidConfig},
 	} {
-		m, err := s.Mirror(tc.opt)
+		m, err := s.Mirror(func(ephemeral.Change[string, text]) {}, tc.opt)
 		if m != nil {
 			m.Close()
+			t.Errorf("%s: Mirror returned a mirror", name)
 		}
-		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
 		}
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.snapshots != 0 {
+		t.Errorf("%d snapshots taken by mirrors that failed to start", b.snapshots)
+	}
+}
+
+// TestMirrorTenant checks that a mirror follows one tenant, the default one or that of
+// WithTenant.
+func TestMirrorTenant(t *testing.T) {
+	s, _ := newMemStore(t, ephemeral.WithDefaultTenant("home"))
+	mustUpsert(t, s, "a", "home")
+	mustUpsert(t, s, "a", "away", ephemeral.WithTenant("away"))
+	home := startMirror(t, s)
+	away := startMirror(t, s, ephemeral.WithTenant("away"))
+	expectChanges(t, home.Changes(), "added a=home v1")
+	expectChanges(t, away.Changes(), "added a=away v1")
+	mustUpsert(t, s, "b", "away", ephemeral.WithTenant("away"))
+	mustUpsert(t, s, "b", "home")
+	expectChanges(t, home.Changes(), "added b=home v2")
+	expectChanges(t, away.Changes(), "added b=away v2")
 }
 
 func TestChangeKindString(t *testing.T) {
-	for k, want := range map[runtime.ChangeKind]string{
-		runtime.ChangeAdded: "added", runtime.ChangeRemoved: "removed", 9: "ChangeKind(9)",
+	for k, want := range map[ephemeral.ChangeKind]string{
+		ephemeral.ChangeAdded:   "added",
+		ephemeral.ChangeUpdated: "updated",
+		ephemeral.ChangeTouched: "touched",
+		ephemeral.ChangeRemoved: "removed",
+		0:                       "ChangeKind(0)",
+		9:                       "ChangeKind(9)",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("ChangeKind(%d).String() = %q, want %q", k, got, want)
 		}
 	}
-	for c, want := range map[runtime.RemoveCause]string{
-		runtime.CauseDelete: "delete", runtime.CauseRelist: "relist", 0: "RemoveCause(0)",
+}
+
+// TestRemoveCauseString checks the names of the causes, and that the zero cause of a change
+// that is not a removal prints as nothing.
+func TestRemoveCauseString(t *testing.T) {
+	for c, want := range map[ephemeral.RemoveCause]string{
+		ephemeral.CauseDelete: "delete",
+		ephemeral.CauseExpire: "expire",
+		ephemeral.CauseRelist: "relist",
+		0:                     "",
+		9:                     "RemoveCause(9)",
 	} {
 		if got := c.String(); got != want {
 			t.Errorf("RemoveCause(%d).String() = %q, want %q", c, got, want)
 		}
 	}
+	if got := fmt.Sprint(ephemeral.Change[string, text]{Kind: ephemeral.ChangeAdded}.Cause); got != "" {
+		t.Errorf("the cause of an added change prints as %q", got)
+	}
 }
 
-func ExampleStore_Mirror() {
-	ctx := context.Background()
-	backend := memstore.New()
-	defer backend.Close()
-	store, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "presence", TTL: time.Minute})
-	if err != nil {
-		panic(err)
-	}
-	if _, err := store.Upsert(ctx, "room1/bob", text{"away"}); err != nil {
-		panic(err)
-	}
-
-	m, err := store.Mirror(runtime.WithPrefix("room1/"), runtime.WithChangeChan(10))
-	if err != nil {
-		panic(err)
-	}
-	defer m.Close()
-	if err := m.Ready(ctx); err != nil {
-		panic(err)
-	}
-	if _, err := store.Upsert(ctx, "room1/ann", text{"online"}); err != nil {
-		panic(err)
-	}
-	if _, err := store.Remove(ctx, "room1/bob", runtime.WithReason("left")); err != nil {
-		panic(err)
-	}
-	for range 3 {
-		c := <-m.Changes()
-		fmt.Println(c.Kind, c.Key, c.Entry.Value.S)
-	}
-	for key, e := range m.All() {
-		fmt.Println(key, e.Value.S)
-	}
-	// Output:
-	// added room1/bob away
-	// added room1/ann online
-	// removed room1/bob away
-	// room1/ann online
+// newMemBackend returns a memstore whose clock moves only when the test advances it, closed
+// when the test ends.
+func newMemBackend(t *testing.T) (*memstore.Backend, *memstore.FakeClock) {
+	t.Helper()
+	clock := memstore.NewFakeClock(time.Now().Truncate(time.Millisecond))
+	b := memstore.New(memstore.WithClock(clock))
+	t.Cleanup(func() { b.Close() })
+	return b, clock
 }
 
 // newMemStore returns a store of text values on a memstore whose clock moves only when the
 // test advances it.
-func newMemStore(t *testing.T, opts ...runtime.StoreOption) (*runtime.Store[text], *memstore.FakeClock) {
+func newMemStore(t *testing.T, opts ...ephemeral.StoreOption) (*ephemeral.Store[string, text], *memstore.FakeClock) {
 	t.Helper()
-	clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
-	b := memstore.New(memstore.WithClock(clock))
-	t.Cleanup(func() { b.Close() })
+	b, clock := newMemBackend(t)
 	return newTestStore(t, b, opts...), clock
 }
 
 func TestMirrorMemstore(t *testing.T) {
 	s, clock := newMemStore(t)
-	mustUpsert(t, s, "a", "1", runtime.WithTTL(time.Second))
+	mustUpsert(t, s, "a", "1", ephemeral.WithTTL(time.Second))
 	mustUpsert(t, s, "b", "2")
-	m := startMirror(t, s, runtime.WithMirrorClock(clock.Now))
+	m := startMirror(t, s, ephemeral.WithMirrorClock(clock.Now))
 	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
 
 	mustUpsert(t, s, "c", "3")
@@ -823,7 +860,7 @@ func TestMirrorMemstore(t *testing.T) {
 	if _, err := s.Touch(context.Background(), "c"); err != nil {
 		t.Fatal(err)
 	}
-	mustRemove(t, s, "c", runtime.WithReason("left"))
+	mustRemove(t, s, "c", ephemeral.WithReason("left"))
 	expectChanges(t, m.Changes(), "added c=3 v3", "updated b=2b v4", "touched c=3 v5", "removed c=3 v6 delete(left)")
 
 	clock.Advance(time.Second) // a expires; the backend's event must reach the mirror
@@ -834,10 +871,10 @@ func TestMirrorMemstore(t *testing.T) {
 }
 
 func TestMirrorMemstoreOverflow(t *testing.T) {
-	s, _ := newMemStore(t, runtime.WithLimits(runtime.Limits{MaxEvents: 3}))
+	s, _ := newMemStore(t, ephemeral.WithLimits(ephemeral.Limits{MaxEvents: 3}))
 	mustUpsert(t, s, "x", "1")
 	mustUpsert(t, s, "y", "2")
-	m, changes, release := gatedMirror(t, s, "k/gate", runtime.WithPrefix("k/"))
+	m, changes, release := gatedMirror(t, s, "k/gate", ephemeral.WithPrefix("k/"))
 	mustUpsert(t, s, "k/gate", "g")
 	expectChanges(t, changes, "added k/gate=g v3")
 
@@ -847,7 +884,7 @@ func TestMirrorMemstoreOverflow(t *testing.T) {
 	mustRemove(t, s, "k/gate")
 	close(release)
 	expectChanges(t, changes, "added k/0=8 v12", "added k/1=9 v13", "added k/2=6 v10", "added k/3=7 v11", "removed k/gate=g v14 relist()")
-	if diff := cmp.Diff(snapshotContents(t, s, runtime.WithPrefix("k/")), mirrorContents(m)); diff != "" {
+	if diff := cmp.Diff(snapshotContents(t, s, ephemeral.WithPrefix("k/")), mirrorContents(m)); diff != "" {
 		t.Errorf("mirror differs from a fresh snapshot (-want +got):\n%s", diff)
 	}
 }
@@ -855,8 +892,28 @@ func TestMirrorMemstoreOverflow(t *testing.T) {
 // switchBackend is a backend whose memstore a test can replace, as a Redis server restarted
 // without its data: the subscriptions of the old one fail like lost connections.
 type switchBackend struct {
-	mu  sync.Mutex
-	cur *memstore.Backend
+	mu     sync.Mutex
+	cur    *memstore.Backend
+	id     string
+	limits backend.Limits
+}
+
+// Open remembers the ID and its limits, to open them on the current memstore on every call.
+func (s *switchBackend) Open(id string, l backend.Limits) (backend.Store, error) {
+	s.mu.Lock()
+	s.id, s.limits = id, l
+	s.mu.Unlock()
+	if _, err := s.store(); err != nil {
+		return nil, err
+	}
+	return switchStore{s}, nil
+}
+
+// store returns the store of the current memstore.
+func (s *switchBackend) store() (backend.Store, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.Open(s.id, s.limits)
 }
 
 func (s *switchBackend) backend() *memstore.Backend {
@@ -874,28 +931,55 @@ func (s *switchBackend) replace(b *memstore.Backend) {
 	old.Close()
 }
 
-func (s *switchBackend) Upsert(ctx context.Context, sc runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
-	return s.backend().Upsert(ctx, sc, req)
+// switchStore is the backend.Store of a switchBackend.
+type switchStore struct{ sw *switchBackend }
+
+func (s switchStore) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return backend.Entry{}, err
+	}
+	return st.Upsert(ctx, tenant, req)
 }
 
-func (s *switchBackend) Touch(ctx context.Context, sc runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
-	return s.backend().Touch(ctx, sc, req)
+func (s switchStore) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return backend.TouchResult{}, err
+	}
+	return st.Touch(ctx, tenant, req)
 }
 
-func (s *switchBackend) Remove(ctx context.Context, sc runtime.Scope, req runtime.RemoveRequest) (bool, error) {
-	return s.backend().Remove(ctx, sc, req)
+func (s switchStore) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return false, err
+	}
+	return st.Remove(ctx, tenant, req)
 }
 
-func (s *switchBackend) Get(ctx context.Context, sc runtime.Scope, key string) (runtime.RawEntry, bool, error) {
-	return s.backend().Get(ctx, sc, key)
+func (s switchStore) Get(ctx context.Context, tenant, key string) (backend.Entry, bool, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return backend.Entry{}, false, err
+	}
+	return st.Get(ctx, tenant, key)
 }
 
-func (s *switchBackend) Snapshot(ctx context.Context, sc runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
-	return s.backend().Snapshot(ctx, sc, prefix)
+func (s switchStore) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return backend.Snapshot{}, err
+	}
+	return st.Snapshot(ctx, tenant, prefix)
 }
 
-func (s *switchBackend) Subscribe(ctx context.Context, sc runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
-	sub, err := s.backend().Subscribe(ctx, sc, req)
+func (s switchStore) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return nil, err
+	}
+	sub, err := st.Subscribe(ctx, tenant, req)
 	if err != nil {
 		return nil, err
 	}
@@ -904,13 +988,13 @@ func (s *switchBackend) Subscribe(ctx context.Context, sc runtime.Scope, req run
 
 // lostSub turns the end of its backend into a transport error.
 type lostSub struct {
-	runtime.Subscription
+	backend.Subscription
 	closed atomic.Bool
 }
 
-func (s *lostSub) Next(ctx context.Context) (runtime.RawEvent, error) {
+func (s *lostSub) Next(ctx context.Context) (backend.Event, error) {
 	ev, err := s.Subscription.Next(ctx)
-	if errors.Is(err, runtime.ErrClosed) && !s.closed.Load() {
+	if errors.Is(err, ephemeral.ErrClosed) && !s.closed.Load() {
 		err = errTransport
 	}
 	return ev, err
@@ -922,13 +1006,13 @@ func (s *lostSub) Close() error {
 }
 
 func TestMirrorMemstoreReset(t *testing.T) {
-	clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
+	clock := memstore.NewFakeClock(time.Now().Truncate(time.Millisecond))
 	sw := &switchBackend{cur: memstore.New(memstore.WithClock(clock))}
 	t.Cleanup(func() { sw.backend().Close() })
 	s := newTestStore(t, sw)
 	mustUpsert(t, s, "a", "1")
 	mustUpsert(t, s, "b", "2")
-	m := startMirror(t, s, runtime.WithBackoff(time.Millisecond, time.Millisecond))
+	m := startMirror(t, s, ephemeral.WithBackoff(time.Millisecond, time.Millisecond))
 	expectChanges(t, m.Changes(), "added a=1 v1", "added b=2 v2")
 
 	fresh := memstore.New(memstore.WithClock(clock))
@@ -945,71 +1029,18 @@ func TestMirrorMemstoreReset(t *testing.T) {
 	expectChanges(t, m.Changes(), "added d=4 v3")
 }
 
-// seat is a composite key of the keyed mirror's test.
-type seat struct{ Room, Name string }
-
-func (k seat) String() string { return runtime.JoinKey(k.Room, k.Name) }
-
-func parseSeat(s string) (seat, error) {
-	p, err := runtime.SplitKey(s, 2)
-	if err != nil {
-		return seat{}, err
-	}
-	return seat{p[0], p[1]}, nil
-}
-
-func TestKeyedMirror(t *testing.T) {
-	s, _ := newMemStore(t)
-	mustUpsert(t, s, seat{"r1", "bob"}.String(), "2")
-	mustUpsert(t, s, seat{"r1", "ann"}.String(), "1")
-	mustUpsert(t, s, "zz-foreign", "3") // not a seat: skipped by the keyed view
-	m := startMirror(t, s)
-	km := runtime.NewKeyedMirror(m, seat.String, parseSeat)
-	if err := km.Ready(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	if e, ok := km.Get(seat{"r1", "bob"}); !ok || e.Key != (seat{"r1", "bob"}) || e.Value.S != "2" {
-		t.Errorf("Get(r1, bob) = %+v, %v", e, ok)
-	}
-	if _, ok := km.Get(seat{"r2", "bob"}); ok {
-		t.Error("Get(r2, bob) found a key never written")
-	}
-	var got []string
-	for k, e := range km.All() {
-		got = append(got, fmt.Sprintf("%s/%s=%s", k.Room, k.Name, e.Value.S))
-	}
-	if diff := cmp.Diff([]string{"r1/ann=1", "r1/bob=2"}, got); diff != "" {
-		t.Errorf("All (-want +got):\n%s", diff)
-	}
-	if n, all := km.Len(), km.Mirror().Len(); n != 2 || all != 3 {
-		t.Errorf("Len = %d, untyped Len = %d; want 2 and 3", n, all)
-	}
-
-	c := <-m.Changes() // the first snapshot's first change, in key order
-	kc, err := runtime.ParseChange(c, parseSeat)
-	if err != nil || kc.Kind != runtime.ChangeAdded || kc.Key != (seat{"r1", "ann"}) || kc.Entry.Key != kc.Key || kc.Entry.Value.S != "1" {
-		t.Errorf("ParseChange(%+v) = %+v, %v", c, kc, err)
-	}
-	if _, err := runtime.ParseChange(runtime.Change[text]{Key: "zz-foreign"}, parseSeat); !errors.Is(err, runtime.ErrInvalidKey) {
-		t.Errorf("ParseChange of a foreign key: err = %v, want ErrInvalidKey", err)
-	}
-	km.Close()
-	if err := km.Mirror().Err(); !errors.Is(err, runtime.ErrClosed) {
-		t.Errorf("Err after Close = %v, want ErrClosed", err)
-	}
-}
-
 // TestMirrorProperty runs random writes, expiries and stalls of the change consumer against a
 // memstore that keeps few events, and checks that the mirror ends equal to a fresh snapshot
 // and that its changes, replayed from nothing, give the same state.
 func TestMirrorProperty(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		maxEvents := rapid.IntRange(1, 3).Draw(rt, "maxEvents")
-		clock := memstore.NewFakeClock(mirrorT0.Truncate(time.Millisecond))
+		clock := memstore.NewFakeClock(time.Now().Truncate(time.Millisecond))
 		b := memstore.New(memstore.WithClock(clock))
 		defer b.Close()
-		s, err := runtime.New[text](b, textCodec{}, runtime.Config{ID: "mirror", TTL: time.Minute, Limits: runtime.Limits{MaxEvents: maxEvents}})
+		cfg := textConfig("mirror", time.Minute)
+		cfg.Limits.MaxEvents = maxEvents
+		s, err := ephemeral.New(b, cfg)
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -1017,12 +1048,12 @@ func TestMirrorProperty(t *testing.T) {
 		keys := []string{"a", "b", "c", "d"}
 
 		var gate sync.Mutex // held by the test while the consumer stalls
-		changes := make(chan runtime.Change[text], 10_000)
-		m, err := s.Mirror(runtime.WithMirrorClock(clock.Now), runtime.OnChange(func(c runtime.Change[text]) {
+		changes := make(chan ephemeral.Change[string, text], 10_000)
+		m, err := s.Mirror(func(c ephemeral.Change[string, text]) {
 			gate.Lock()
 			changes <- c
 			gate.Unlock()
-		}))
+		}, ephemeral.WithMirrorClock(clock.Now))
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -1039,7 +1070,7 @@ func TestMirrorProperty(t *testing.T) {
 			switch rapid.IntRange(0, 4).Draw(rt, "op") {
 			case 0, 1:
 				ttl := time.Duration(rapid.IntRange(1, 3).Draw(rt, "ttl")) * time.Second
-				_, err = s.Upsert(ctx, key, text{strconv.Itoa(i)}, runtime.WithTTL(ttl))
+				_, err = s.Upsert(ctx, key, text{strconv.Itoa(i)}, ephemeral.WithTTL(ttl))
 			case 2:
 				_, err = s.Touch(ctx, key)
 			case 3:
@@ -1086,7 +1117,7 @@ func TestMirrorProperty(t *testing.T) {
 
 		// A last write: once its change arrived, the mirror has reported everything before it
 		// (in a relist too, as its key sorts last).
-		end, err := s.Upsert(ctx, "~end", text{"end"}, runtime.WithTTL(time.Hour))
+		end, err := s.Upsert(ctx, "~end", text{"end"}, ephemeral.WithTTL(time.Hour))
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -1095,7 +1126,7 @@ func TestMirrorProperty(t *testing.T) {
 		for done := false; !done; {
 			select {
 			case c := <-changes:
-				if c.Kind == runtime.ChangeRemoved {
+				if c.Kind == ephemeral.ChangeRemoved {
 					delete(replayed, c.Key)
 				} else {
 					replayed[c.Key] = fmt.Sprintf("%s=%s v%d", c.Key, c.Entry.Value.S, c.Entry.Version)
@@ -1127,10 +1158,10 @@ func TestMirrorProperty(t *testing.T) {
 // reader that receives the same event (the baseline).
 func BenchmarkMirrorFollow(b *testing.B) {
 	ctx := context.Background()
-	newStore := func(b *testing.B) *runtime.Store[text] {
+	newStore := func(b *testing.B) *ephemeral.Store[string, text] {
 		backend := memstore.New()
 		b.Cleanup(func() { backend.Close() })
-		s, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "bench", TTL: time.Minute})
+		s, err := ephemeral.New(backend, textConfig("bench", time.Minute))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1158,7 +1189,7 @@ func BenchmarkMirrorFollow(b *testing.B) {
 	})
 	b.Run("mirror", func(b *testing.B) {
 		s := newStore(b)
-		m, err := s.Mirror(runtime.WithChangeChan(0))
+		m, err := s.Mirror(nil, ephemeral.WithChangeChan(0))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1181,12 +1212,12 @@ func BenchmarkMirrorGet(b *testing.B) {
 	ctx := context.Background()
 	backend := memstore.New()
 	defer backend.Close()
-	s, err := runtime.New[text](backend, textCodec{}, runtime.Config{ID: "bench", TTL: time.Hour})
+	s, err := ephemeral.New(backend, textConfig("bench", time.Hour))
 	if err != nil {
 		b.Fatal(err)
 	}
 	keys := make([]string, 1000)
-	baseline := make(map[string]runtime.Entry[text], len(keys))
+	baseline := make(map[string]ephemeral.Entry[string, text], len(keys))
 	for i := range keys {
 		keys[i] = "key-" + strconv.Itoa(i)
 		e, err := s.Upsert(ctx, keys[i], text{"v"})
@@ -1195,7 +1226,7 @@ func BenchmarkMirrorGet(b *testing.B) {
 		}
 		baseline[keys[i]] = e
 	}
-	m, err := s.Mirror()
+	m, err := s.Mirror(nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -179,8 +179,8 @@ func (s *Store[K, T]) Put(ctx context.Context, v T, opts ...UpsertOption) (Entry
 
 // Upsert creates or replaces the entry at key with v and resets its TTL. CreatedAt is kept when
 // the key was live. It fails with [ErrCapacity] when key is new and the tenant is full,
-// [ErrPayloadTooLarge], a [ConflictError] when a condition does not hold, and the validation
-// errors.
+// [ErrPayloadTooLarge], [ErrEncode] when the codec fails, a [ConflictError] when a condition
+// does not hold, and the validation errors.
 func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOption) (Entry[K, T], error) {
 	o := collect(opts, UpsertOption.applyUpsert)
 	tenant, err := s.tenantOf(&o)
@@ -200,7 +200,7 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	}
 	buf, err := s.codec.Encode(nil, &v)
 	if err != nil {
-		return Entry[K, T]{}, fmt.Errorf("ephemeral: encode %q: %w", k, err)
+		return Entry[K, T]{}, fmt.Errorf("%w: key %q: %w", ErrEncode, k, err)
 	}
 	if len(buf) > s.limits.MaxPayloadBytes {
 		return Entry[K, T]{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(buf), s.limits.MaxPayloadBytes)
@@ -362,13 +362,18 @@ func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
 	return entry(k, v, raw), nil
 }
 
-// parseKey parses a stored key; an error wraps ErrInvalidKey.
+// parseKey parses a stored key. On failure it returns the zero K, whatever Parse returned, and
+// an error wrapping ErrInvalidKey.
 func (s *Store[K, T]) parseKey(key string) (K, error) {
 	k, err := s.key.Parse(key)
-	if err != nil && !errors.Is(err, ErrInvalidKey) {
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, ErrInvalidKey) {
 		err = fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
 	}
-	return k, err
+	var zero K
+	return zero, err
 }
 
 func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {

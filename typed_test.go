@@ -5,155 +5,368 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// pairKey is a two-part key, as ephemeralgen generates them.
-type pairKey struct{ A, B string }
+// seat is a composite key, written by hand as ephemeralgen generates one for key=Room,Name.
+type seat struct{ Room, Name string }
 
-func parsePairKey(s string) (pairKey, error) {
-	p, err := runtime.SplitKey(s, 2)
+func (k seat) String() string { return ephemeral.JoinKey(k.Room, k.Name) }
+
+func parseSeat(s string) (seat, error) {
+	p, err := ephemeral.SplitKey(s, 2)
 	if err != nil {
-		return pairKey{}, err
+		return seat{}, err
 	}
-	return pairKey{p[0], p[1]}, nil
+	return seat{p[0], p[1]}, nil
 }
 
-func TestKeySnapshot(t *testing.T) {
-	snap := runtime.Snapshot[text]{
-		Entries: []runtime.Entry[text]{{Key: "a:b", Value: text{"1"}, Version: 4}, {Key: "a:c", Value: text{"2"}, Version: 5}},
-		Cursor:  "e-5",
+var seatKeys = ephemeral.KeyCodec[seat]{Format: seat.String, Parse: parseSeat}
+
+// fields returns the fields of k, such as "{r1 ann}".
+func fields(k seat) string { return "{" + k.Room + " " + k.Name + "}" }
+
+// countingKeys is seatKeys that counts the calls of Parse.
+type countingKeys struct{ parses atomic.Int64 }
+
+func (c *countingKeys) codec() ephemeral.KeyCodec[seat] {
+	return ephemeral.KeyCodec[seat]{Format: seat.String, Parse: func(s string) (seat, error) {
+		c.parses.Add(1)
+		return parseSeat(s)
+	}}
+}
+
+// guest is a value with its key fields, for stores of seats with a KeyOf function.
+type guest struct{ Room, Name, Status string }
+
+func (g guest) key() seat { return seat{g.Room, g.Name} }
+
+// guestCodec stores a guest as the composite key of its three fields.
+type guestCodec struct{}
+
+func (guestCodec) Encode(dst []byte, v *guest) ([]byte, error) {
+	return append(dst, ephemeral.JoinKey(v.Room, v.Name, v.Status)...), nil
+}
+
+func (guestCodec) Decode(src []byte, v *guest) error {
+	p, err := ephemeral.SplitKey(string(src), 3)
+	if err != nil {
+		return err
 	}
-	got, err := runtime.KeySnapshot(snap, parsePairKey)
+	*v = guest{p[0], p[1], p[2]}
+	return nil
+}
+
+func guestConfig() ephemeral.Config[seat, guest] {
+	return ephemeral.Config[seat, guest]{ID: "guests", TTL: time.Minute, Codec: guestCodec{}, Key: seatKeys, KeyOf: guest.key}
+}
+
+// newSeatStore returns a store of text values under seat keys, on a recorder.
+func newSeatStore(t *testing.T, keys ephemeral.KeyCodec[seat]) (*ephemeral.Store[seat, text], *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	s, err := ephemeral.New(rec, ephemeral.Config[seat, text]{ID: "seats", TTL: time.Second, Codec: textCodec{}, Key: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Entries) != 2 || got.Cursor != "e-5" ||
-		got.Entries[0].Key != (pairKey{"a", "b"}) || got.Entries[0].Value.S != "1" || got.Entries[0].Version != 4 ||
-		got.Entries[1].Key != (pairKey{"a", "c"}) {
-		t.Errorf("KeySnapshot = %+v", got)
-	}
+	return s, rec
+}
 
-	snap.Entries[1].Key = "foreign"
-	if _, err := runtime.KeySnapshot(snap, parsePairKey); !errors.Is(err, runtime.ErrInvalidKey) {
-		t.Errorf("KeySnapshot with a foreign key: %v, want ErrInvalidKey", err)
+func TestTypedKeysReachBackend(t *testing.T) {
+	ctx := context.Background()
+	s, rec := newSeatStore(t, seatKeys)
+	k := seat{"r:1", "50%"}
+	if got := s.KeyString(k); got != "r%3A1:50%25" {
+		t.Errorf("KeyString = %q", got)
 	}
-	// A parser's own error is wrapped, so that callers can match ErrInvalidKey.
-	_, err = runtime.ParseEntry(snap.Entries[0], func(string) (int, error) { return 0, fmt.Errorf("nope") })
-	if !errors.Is(err, runtime.ErrInvalidKey) {
-		t.Errorf("ParseEntry with a failing parser: %v, want ErrInvalidKey", err)
+	e, err := s.Upsert(ctx, k, text{"v"})
+	if err != nil || e.Key != k {
+		t.Fatalf("Upsert = %+v, %v", e, err)
+	}
+	if _, err := s.Touch(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := s.Get(ctx, k); err != nil || !ok || e.Key != k || e.Value.S != "r%3A1:50%25" {
+		t.Errorf("Get = %+v, %v, %v", e, ok, err)
+	}
+	if rec.upserts[0].Key != "r%3A1:50%25" || rec.touches[0].Key != "r%3A1:50%25" || rec.removes[0].Key != "r%3A1:50%25" {
+		t.Errorf("requests %+v %+v %+v", rec.upserts, rec.touches, rec.removes)
+	}
+	// A key whose string form is empty is invalid, whatever its type.
+	empty, _ := newSeatStore(t, ephemeral.KeyCodec[seat]{Format: func(seat) string { return "" }, Parse: parseSeat})
+	if _, err := empty.Upsert(ctx, seat{}, text{"v"}); !errors.Is(err, ephemeral.ErrInvalidKey) {
+		t.Errorf("Upsert of an empty key = %v, want ErrInvalidKey", err)
 	}
 }
 
-func TestKeyedReader(t *testing.T) {
+func TestTypedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s, rec := newSeatStore(t, seatKeys)
+	snap, err := s.Snapshot(ctx, ephemeral.WithPrefix(ephemeral.JoinKeyPrefix("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ephemeral.Snapshot[seat, text]{
+		Entries: []ephemeral.Entry[seat, text]{
+			{Key: seat{"a", "a"}, Value: text{"1"}, Version: 1, CreatedAt: time.UnixMilli(0).UTC(), UpdatedAt: time.UnixMilli(0).UTC(), ExpiresAt: time.UnixMilli(0).UTC()},
+			{Key: seat{"a", "b"}, Value: text{"2"}, Version: 2, CreatedAt: time.UnixMilli(0).UTC(), UpdatedAt: time.UnixMilli(0).UTC(), ExpiresAt: time.UnixMilli(0).UTC()},
+		},
+		Cursor: "e-9",
+	}
+	if diff := cmp.Diff(want, snap); diff != "" {
+		t.Errorf("Snapshot (-want +got):\n%s", diff)
+	}
+
+	// A key written by another program fails the whole snapshot.
+	rec.snapshotKeys = []string{"a:b", "foreign", "a:c"}
+	if snap, err := s.Snapshot(ctx); !errors.Is(err, ephemeral.ErrInvalidKey) || !strings.Contains(err.Error(), "foreign") || snap.Entries != nil {
+		t.Errorf("Snapshot with a foreign key = %+v, %v; want ErrInvalidKey naming it", snap, err)
+	}
+	// So does a value the codec cannot decode.
+	rec.snapshotKeys = []string{"a:b", "a:bad"}
+	if snap, err := s.Snapshot(ctx); !errors.Is(err, ephemeral.ErrDecode) || snap.Entries != nil {
+		t.Errorf("Snapshot with an undecodable value = %+v, %v; want ErrDecode", snap, err)
+	}
+
+	// A parser's own error is wrapped, so that callers can match ErrInvalidKey.
+	nope := errors.New("nope")
+	s2, rec2 := newSeatStore(t, ephemeral.KeyCodec[seat]{Format: seat.String, Parse: func(string) (seat, error) { return seat{}, nope }})
+	rec2.snapshotKeys = []string{"a:b"}
+	if _, err := s2.Snapshot(ctx); !errors.Is(err, ephemeral.ErrInvalidKey) || !errors.Is(err, nope) {
+		t.Errorf("Snapshot with a failing parser: %v, want ErrInvalidKey wrapping the parser's error", err)
+	}
+}
+
+func TestTypedReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, rec := newStore(t, runtime.Config{ID: "id", TTL: time.Second})
-	r0, err := s.Reader(ctx)
+	// The parser returns a partial key with its error: the event must carry the zero key.
+	keys := ephemeral.KeyCodec[seat]{Format: seat.String, Parse: func(s string) (seat, error) {
+		k, err := parseSeat(s)
+		if err != nil {
+			return seat{Room: "partial"}, err
+		}
+		return k, nil
+	}}
+	s, rec := newSeatStore(t, keys)
+	r, err := s.Reader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runtime.NewKeyedReader(r0, parsePairKey)
 	defer r.Close()
-	c := func(seq uint64) runtime.Cursor { return runtime.Cursor{Epoch: "e", Seq: seq} }
-	rec.events <- runtime.RawEvent{Kind: runtime.EventUpsert, Cursor: c(6), Key: "r:u", Version: 6,
-		Entry: runtime.RawEntry{Key: "r:u", Value: []byte("v"), Version: 6}}
-	rec.events <- runtime.RawEvent{Kind: runtime.EventTouch, Cursor: c(7), Key: "no-separator", Version: 7}
-	rec.events <- runtime.RawEvent{Kind: runtime.EventUpsert, Cursor: c(8), Key: "r:u", Version: 8, Entry: runtime.RawEntry{Key: "r:u", Value: []byte("bad")}}
-	rec.events <- runtime.RawEvent{Kind: runtime.EventOverflow, Cursor: c(9), After: c(8), FirstAvailable: c(9)}
-	rec.events <- runtime.RawEvent{Kind: runtime.EventExpire, Cursor: c(10), Key: "r:x%3Ay", Version: 10}
+	rec.events <- backend.Event{Kind: backend.EventUpsert, Epoch: "e", Key: "r:u", Version: 6, Value: []byte("v")}
+	rec.events <- backend.Event{Kind: backend.EventTouch, Epoch: "e", Key: "no-separator", Version: 7}
+	rec.events <- backend.Event{Kind: backend.EventUpsert, Epoch: "e", Key: "r:u", Version: 8, Value: []byte("bad")}
+	rec.events <- backend.Event{Kind: backend.EventOverflow, Epoch: "e", After: backend.Cursor{Epoch: "e", Seq: 8}, FirstAvailable: backend.Cursor{Epoch: "e", Seq: 9}}
+	rec.events <- backend.Event{Kind: backend.EventExpire, Epoch: "e", Key: "r:x%3Ay", Version: 10}
+	rec.events <- backend.Event{Kind: backend.EventUpsert, Epoch: "e", Key: "r:u:v", Version: 11, Value: []byte("v")}
 
 	var got []string
 	for ev, err := range r.Events(ctx) {
 		switch {
-		case errors.Is(err, runtime.ErrInvalidKey):
-			got = append(got, "key-error@"+ev.Cursor)
-		case errors.Is(err, runtime.ErrDecode):
-			got = append(got, fmt.Sprintf("decode-error:%v:%v@%s", ev.Key, ev.Entry == nil, ev.Cursor))
+		case errors.Is(err, ephemeral.ErrInvalidKey):
+			got = append(got, fmt.Sprintf("key-error:%s:%v@%s", fields(ev.Key), ev.Entry == nil, ev.Cursor))
+		case errors.Is(err, ephemeral.ErrDecode):
+			got = append(got, fmt.Sprintf("decode-error:%s:%v@%s", fields(ev.Key), ev.Entry == nil, ev.Cursor))
 		case err != nil:
 			t.Fatal(err)
-		case ev.Kind == runtime.EventUpsert:
-			got = append(got, fmt.Sprintf("upsert:%v=%v:%v@%s", ev.Key, ev.Entry.Key, ev.Entry.Value.S, ev.Cursor))
-		case ev.Kind == runtime.EventOverflow:
-			got = append(got, fmt.Sprintf("overflow:%v:%s>%s", ev.Key, ev.After, ev.FirstAvailable))
+		case ev.Kind == ephemeral.EventUpsert:
+			got = append(got, fmt.Sprintf("upsert:%s=%s:%v@%s", fields(ev.Key), fields(ev.Entry.Key), ev.Entry.Value.S, ev.Cursor))
+		case ev.Kind == ephemeral.EventOverflow:
+			got = append(got, fmt.Sprintf("overflow:%s:%s>%s", fields(ev.Key), ev.After, ev.FirstAvailable))
 		default:
-			got = append(got, fmt.Sprintf("%v:%v@%s", ev.Kind, ev.Key, ev.Cursor))
+			got = append(got, fmt.Sprintf("%v:%s@%s", ev.Kind, fields(ev.Key), ev.Cursor))
 		}
-		if len(got) == 5 {
+		if len(got) == 6 {
 			break
 		}
 	}
 	want := []string{
 		"upsert:{r u}={r u}:v@e-6",
-		"key-error@e-7",
+		"key-error:{ }:true@e-7",
 		"decode-error:{r u}:true@e-8",
 		"overflow:{ }:e-8>e-9",
 		"expire:{r x:y}@e-10",
+		"key-error:{ }:true@e-11",
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("events:\n got %q\nwant %q", got, want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	if r.Cursor() != "e-10" {
-		t.Errorf("Cursor() = %q, want e-10", r.Cursor())
+	if r.Cursor() != "e-11" {
+		t.Errorf("Cursor() = %q, want e-11", r.Cursor())
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Recv(ctx); !errors.Is(err, runtime.ErrClosed) {
+	if _, err := r.Recv(ctx); !errors.Is(err, ephemeral.ErrClosed) {
 		t.Errorf("Recv after Close = %v, want ErrClosed", err)
 	}
 }
 
-func TestOnKeyedChange(t *testing.T) {
-	for _, errorFirst := range []bool{false, true} {
-		t.Run(fmt.Sprintf("errorFirst=%v", errorFirst), func(t *testing.T) {
-			s, _ := newMemStore(t)
-			mustUpsert(t, s, seat{"r1", "bob"}.String(), "2")
-			mustUpsert(t, s, "zz-foreign", "3")
-			changes := make(chan runtime.KeyedChange[seat, text], 10)
-			errs := make(chan error, 10)
-			onChange := runtime.OnKeyedChange(func(c runtime.KeyedChange[seat, text]) { changes <- c }, parseSeat)
-			onError := runtime.OnMirrorError(func(err error) { errs <- err })
-			opts := []runtime.MirrorOption{onChange, onError}
-			if errorFirst {
-				opts = []runtime.MirrorOption{onError, onChange}
-			}
-			m := startMirror(t, s, opts...)
+// TestTypedMirror runs a mirror of a store of seats on the memory backend, with a foreign key
+// written by a store of plain string keys of the same ID.
+func TestTypedMirror(t *testing.T) {
+	ctx := context.Background()
+	b, clock := newMemBackend(t)
+	plain := newTestStore(t, b) // the other program's store: plain string keys, the same ID
+	var counter countingKeys
+	s, err := ephemeral.New(b, ephemeral.Config[seat, text]{ID: plain.ID(), TTL: time.Minute, Codec: textCodec{}, Key: counter.codec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpsertTyped(t, s, seat{"r1", "bob"}, "2")
+	mustUpsertTyped(t, s, seat{"r1", "ann"}, "1")
+	mustUpsert(t, plain, "zz-foreign", "3", ephemeral.WithTTL(time.Hour))
 
-			mustUpsert(t, s, seat{"r1", "ann"}.String(), "1")
-			mustRemove(t, s, seat{"r1", "bob"}.String(), runtime.WithReason("left"))
-			var got []string
-			for range 3 {
-				c := receive(t, changes)
-				if c.Entry.Key != c.Key {
-					t.Errorf("change of %v has an entry of %v", c.Key, c.Entry.Key)
-				}
-				d := fmt.Sprintf("%s %s/%s=%s v%d", c.Kind, c.Key.Room, c.Key.Name, c.Entry.Value.S, c.Version)
-				if c.Kind == runtime.ChangeRemoved {
-					d += fmt.Sprintf(" %s(%s)", c.Cause, c.Reason)
-				}
-				got = append(got, d)
+	changes := make(chan ephemeral.Change[seat, text], 100)
+	errs := make(chan error, 100)
+	m, err := s.Mirror(func(c ephemeral.Change[seat, text]) { changes <- c },
+		ephemeral.OnMirrorError(func(err error) { errs <- err }),
+		ephemeral.WithMirrorClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot: two seats and a foreign key, reported and skipped.
+	if err := receive(t, errs); !errors.Is(err, ephemeral.ErrInvalidKey) || !strings.Contains(err.Error(), "zz-foreign") {
+		t.Errorf("error = %v, want ErrInvalidKey of zz-foreign", err)
+	}
+	expectSeatChanges(t, changes, "added r1/ann=1 v2", "added r1/bob=2 v1")
+	if n := counter.parses.Load(); n != 3 {
+		t.Errorf("%d parses for a snapshot of 3 entries", n)
+	}
+
+	// Reading the mirror parses no key.
+	for range 3 {
+		var got []string
+		for k, e := range m.All() {
+			if e.Key != k {
+				t.Errorf("All yields key %v with an entry of %v", k, e.Key)
 			}
-			want := []string{
-				"added r1/bob=2 v1",
-				"added r1/ann=1 v3",
-				"removed r1/bob=2 v4 delete(left)",
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("changes (-want +got):\n%s", diff)
-			}
-			if err := receive(t, errs); !errors.Is(err, runtime.ErrInvalidKey) || !strings.Contains(err.Error(), "zz-foreign") {
-				t.Errorf("error = %v, want ErrInvalidKey of zz-foreign", err)
-			}
-			if _, ok := m.Get("zz-foreign"); !ok {
-				t.Error("the mirror dropped the foreign key")
-			}
-		})
+			got = append(got, fmt.Sprintf("%s/%s=%s", k.Room, k.Name, e.Value.S))
+		}
+		if diff := cmp.Diff([]string{"r1/ann=1", "r1/bob=2"}, got); diff != "" {
+			t.Errorf("All (-want +got):\n%s", diff)
+		}
+		if n := m.Len(); n != 2 {
+			t.Errorf("Len = %d, want 2: the foreign key is not held", n)
+		}
+		if e, ok := m.Get(seat{"r1", "bob"}); !ok || e.Key != (seat{"r1", "bob"}) || e.Value.S != "2" {
+			t.Errorf("Get(r1, bob) = %+v, %v", e, ok)
+		}
+		if _, ok := m.Get(seat{"r2", "bob"}); ok {
+			t.Error("Get(r2, bob) found a key never written")
+		}
+	}
+	if n := counter.parses.Load(); n != 3 {
+		t.Errorf("%d parses after reading the mirror, want still 3", n)
+	}
+
+	// Events: one parse per upsert; touches and removals reuse the key the mirror holds. An
+	// upsert of a foreign key is reported and skipped.
+	mustUpsert(t, plain, "zz-foreign", "3b", ephemeral.WithTTL(time.Hour))
+	mustUpsertTyped(t, s, seat{"r1", "cy:d"}, "4")
+	if _, err := s.Touch(ctx, seat{"r1", "ann"}, ephemeral.WithTTL(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove(ctx, seat{"r1", "bob"}, ephemeral.WithReason("left")); err != nil {
+		t.Fatal(err)
+	}
+	expectSeatChanges(t, changes, "added r1/cy:d=4 v5", "touched r1/ann=1 v6", "removed r1/bob=2 v7 delete(left)")
+	if err := receive(t, errs); !errors.Is(err, ephemeral.ErrInvalidKey) || !strings.Contains(err.Error(), "zz-foreign") {
+		t.Errorf("error = %v, want ErrInvalidKey of zz-foreign", err)
+	}
+	if n := counter.parses.Load(); n != 5 {
+		t.Errorf("%d parses, want 5: 3 of the snapshot, 2 of upserts", n)
+	}
+	clock.Advance(time.Minute) // the seats expire; expire events parse nothing either
+	expectSeatChanges(t, changes, "removed r1/cy:d=4 v8 expire()")
+	clock.Advance(time.Minute)
+	expectSeatChanges(t, changes, "removed r1/ann=1 v9 expire()")
+	if n := counter.parses.Load(); n != 5 {
+		t.Errorf("%d parses after expiries, want 5", n)
+	}
+	if n := m.Len(); n != 0 {
+		t.Errorf("Len = %d, want 0", n)
+	}
+	select {
+	case err := <-errs:
+		t.Errorf("unexpected error %v", err)
+	default:
+	}
+}
+
+// TestTypedMirrorRelist checks that a relist parses each entry of the new snapshot once and
+// reports typed changes.
+func TestTypedMirrorRelist(t *testing.T) {
+	b := newFakeBackend()
+	var counter countingKeys
+	s, err := ephemeral.New(b, ephemeral.Config[seat, text]{ID: "seats", TTL: time.Minute, Codec: textCodec{}, Key: counter.codec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpsertTyped(t, s, seat{"r", "a"}, "1")
+	mustUpsertTyped(t, s, seat{"r", "b"}, "2")
+	changes := make(chan ephemeral.Change[seat, text], 100)
+	m, err := s.Mirror(func(c ephemeral.Change[seat, text]) { changes <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	expectSeatChanges(t, changes, "added r/a=1 v1", "added r/b=2 v2")
+
+	b.pause()
+	b.reset()
+	mustUpsertTyped(t, s, seat{"r", "c"}, "3") // v1 of the new epoch
+	mustUpsertTyped(t, s, seat{"r", "a"}, "1") // v2
+	b.resume()
+	expectSeatChanges(t, changes, "updated r/a=1 v2", "removed r/b=2 v2 relist()", "added r/c=3 v1")
+	if n := counter.parses.Load(); n != 4 {
+		t.Errorf("%d parses, want 4: 2 entries of each snapshot", n)
+	}
+}
+
+// mustUpsertTyped upserts value at key.
+func mustUpsertTyped(t *testing.T, s *ephemeral.Store[seat, text], key seat, value string) ephemeral.Entry[seat, text] {
+	t.Helper()
+	e, err := s.Upsert(context.Background(), key, text{value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// expectSeatChanges receives len(want) changes from ch and compares them with want, in the
+// form "removed r1/bob=2 v4 delete(left)". It checks that every change's entry has its key.
+func expectSeatChanges(t *testing.T, ch <-chan ephemeral.Change[seat, text], want ...string) {
+	t.Helper()
+	var got []string
+	for range want {
+		c := receive(t, ch)
+		if c.Entry.Key != c.Key {
+			t.Errorf("change of %v has an entry of %v", c.Key, c.Entry.Key)
+		}
+		d := fmt.Sprintf("%s %s/%s=%s v%d", c.Kind, c.Key.Room, c.Key.Name, c.Entry.Value.S, c.Version)
+		if c.Kind == ephemeral.ChangeRemoved {
+			d += fmt.Sprintf(" %s(%s)", c.Cause, c.Reason)
+		}
+		got = append(got, d)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
 	}
 }
 
@@ -167,23 +380,5 @@ func receive[V any](t *testing.T, ch <-chan V) V {
 		t.Fatal("timed out")
 		var zero V
 		return zero
-	}
-}
-
-func TestOnKeyedChangeWrongType(t *testing.T) {
-	s, _ := newMemStore(t)
-	_, err := s.Mirror(runtime.OnKeyedChange(func(runtime.KeyedChange[seat, int]) {}, parseSeat))
-	if !errors.Is(err, runtime.ErrInvalidConfig) {
-		t.Errorf("Mirror with a callback of int values: %v, want ErrInvalidConfig", err)
-	}
-}
-
-func TestPlainKeyedMirror(t *testing.T) {
-	s, _ := newMemStore(t)
-	mustUpsert(t, s, "a:b", "1")
-	m := startMirror(t, s)
-	km := runtime.NewKeyedMirror(m, runtime.FormatPlainKey, runtime.ParsePlainKey)
-	if e, ok := km.Get("a:b"); !ok || e.Key != "a:b" || e.Value.S != "1" {
-		t.Errorf("Get(a:b) = %+v, %v", e, ok)
 	}
 }

@@ -44,8 +44,8 @@
 //
 // # Output
 //
-// A table on stdout (JSON with -json), one row per measurement, and a progress line on
-// stderr while it runs. The header names the target, the Go version, the CPUs and the load
+// A table on stdout (JSON with -json), one row per measurement, and progress on stderr while
+// it runs: one line kept up to date on a terminal, a plain line per row otherwise. The header names the target, the Go version, the CPUs and the load
 // average at the start (/proc/loadavg): figures taken on a busy machine are not comparable.
 // Columns:
 //

@@ -98,6 +98,9 @@ func TestMemory(t *testing.T) {
 	if !strings.Contains(stderr, "loadtest: fanout readers=7") {
 		t.Errorf("no progress line of the fan-out row in stderr %q", stderr)
 	}
+	if strings.ContainsAny(stderr, "\r\033") {
+		t.Errorf("control characters in the progress written to a non-terminal: %q", stderr)
+	}
 }
 
 func TestMiniredis(t *testing.T) {

@@ -3,15 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progress prints one line on a terminal (stderr) while the scenarios run: the row and how far
-// it got, rewritten every quarter of a second.
+// progress reports on stderr which row runs. On a terminal it keeps one line, the row and how
+// far it got, rewritten every quarter of a second; elsewhere (a file, a pipe, CI's log) it
+// writes one plain line as each row starts and no control characters.
 type progress struct {
 	w    io.Writer
+	tty  bool
 	done atomic.Int64
 
 	mu      sync.Mutex
@@ -23,9 +26,23 @@ type progress struct {
 
 // newProgress starts printing to w.
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, quit: make(chan struct{}), stopped: make(chan struct{})}
+	p := &progress{w: w, tty: isTerminal(w), quit: make(chan struct{}), stopped: make(chan struct{})}
+	if !p.tty {
+		close(p.stopped)
+		return p
+	}
 	go p.loop()
 	return p
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) loop() {
@@ -49,6 +66,10 @@ func (p *progress) start(name string, total int) {
 	p.name, p.total = name, int64(total)
 	p.done.Store(0)
 	p.mu.Unlock()
+	if !p.tty {
+		fmt.Fprintf(p.w, "loadtest: %s (%d steps)\n", name, total)
+		return
+	}
 	p.print()
 }
 

@@ -1,6 +1,6 @@
 package main
 
-//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//go:generate go tool ephemeralgen
 
 // Sample is the value every scenario writes: a small presence-like record, about 40 bytes
 // encoded.

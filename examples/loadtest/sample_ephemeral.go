@@ -84,7 +84,7 @@ func (s *SampleStore) Snapshot(ctx context.Context, opts ...ephemeralrt.Snapshot
 }
 
 // Reader starts a stream of the tenant's events. Close it when done.
-func (s *SampleStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*SampleReader, error) {
+func (s *SampleStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*ephemeral.Reader[string, Sample], error) {
 	r, err := s.store.Reader(ctx, opts...)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 // runner runs the scenarios against one target.
@@ -47,8 +47,8 @@ const expireStep = 37 * time.Millisecond
 const stoppedNote = "stopped by -max-time"
 
 // store returns a store on the target whose default tenant is tenant.
-func (r *runner) store(tenant string, opts ...ephemeralrt.StoreOption) (*SampleStore, error) {
-	return NewSampleStore(r.t.backend, append([]ephemeralrt.StoreOption{ephemeralrt.WithDefaultTenant(tenant)}, opts...)...)
+func (r *runner) store(tenant string, opts ...ephemeral.StoreOption) (*SampleStore, error) {
+	return NewSampleStore(r.t.backend, append([]ephemeral.StoreOption{ephemeral.WithDefaultTenant(tenant)}, opts...)...)
 }
 
 // throughput times upserts and touches, sequentially and from -c goroutines, beside the
@@ -186,13 +186,13 @@ func (r *runner) snapshots(ctx context.Context) ([]result, error) {
 // it, beside the baseline of a raw HGETALL of its state hash on Redis.
 func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
 	tenant := fmt.Sprintf("snapshot-%d", size)
-	store, err := r.store(tenant, ephemeralrt.WithLimits(ephemeralrt.Limits{MaxEntries: size}))
+	store, err := r.store(tenant, ephemeral.WithLimits(ephemeral.Limits{MaxEntries: size}))
 	if err != nil {
 		return nil, err
 	}
 	var filled atomic.Int64
 	_, err = r.spread(ctx, fmt.Sprintf("fill %d", size), size, r.cfg.conc, func(ctx context.Context, i int) error {
-		_, err := store.Upsert(ctx, fmt.Sprintf("k-%07d", i), Sample{Seq: i, Status: "online"}, ephemeralrt.WithTTL(10*time.Minute))
+		_, err := store.Upsert(ctx, fmt.Sprintf("k-%07d", i), Sample{Seq: i, Status: "online"}, ephemeral.WithTTL(10*time.Minute))
 		if err == nil {
 			filled.Add(1)
 		}
@@ -372,8 +372,8 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 }
 
 // openReaders opens n readers of store's default tenant, from -c goroutines.
-func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]*SampleReader, error) {
-	readers := make([]*SampleReader, n)
+func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]*ephemeral.Reader[string, Sample], error) {
+	readers := make([]*ephemeral.Reader[string, Sample], n)
 	_, err := r.spread(ctx, fmt.Sprintf("open %d readers", n), n, r.cfg.conc, func(ctx context.Context, i int) error {
 		rd, err := store.Reader(ctx)
 		readers[i] = rd
@@ -401,7 +401,7 @@ func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]
 
 // receive reads upsert events until it has one of every Seq of written or ctx is done, and
 // records the delay of each after its upsert returned.
-func receive(ctx context.Context, rd *SampleReader, written []atomic.Int64, epoch time.Time, h *hist, overflows *atomic.Int64) error {
+func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written []atomic.Int64, epoch time.Time, h *hist, overflows *atomic.Int64) error {
 	for got := 0; got < len(written); {
 		ev, err := rd.Recv(ctx)
 		if err != nil {
@@ -411,10 +411,10 @@ func receive(ctx context.Context, rd *SampleReader, written []atomic.Int64, epoc
 			return err
 		}
 		switch ev.Kind {
-		case ephemeralrt.EventOverflow:
+		case ephemeral.EventOverflow:
 			overflows.Add(1)
 			continue
-		case ephemeralrt.EventUpsert:
+		case ephemeral.EventUpsert:
 		default:
 			continue
 		}
@@ -459,7 +459,7 @@ func (r *runner) expire(ctx context.Context) ([]result, error) {
 	for i := range n {
 		ttl := r.cfg.expireTTL + time.Duration(i)*expireStep
 		sent := time.Since(epoch)
-		if _, err := store.Upsert(ctx, "e-"+strconv.Itoa(i), Sample{Seq: i, Status: "leaving"}, ephemeralrt.WithTTL(ttl)); err != nil {
+		if _, err := store.Upsert(ctx, "e-"+strconv.Itoa(i), Sample{Seq: i, Status: "leaving"}, ephemeral.WithTTL(ttl)); err != nil {
 			cancel()
 			return nil, errors.Join(err, <-errc)
 		}
@@ -479,7 +479,7 @@ func (r *runner) expire(ctx context.Context) ([]result, error) {
 
 // receiveExpires reads events until it has the expire event of every key of due or ctx is
 // done, and records how late each came.
-func (r *runner) receiveExpires(ctx context.Context, rd *SampleReader, due []atomic.Int64, epoch time.Time, h *hist) error {
+func (r *runner) receiveExpires(ctx context.Context, rd *ephemeral.Reader[string, Sample], due []atomic.Int64, epoch time.Time, h *hist) error {
 	for got := 0; got < len(due); {
 		ev, err := rd.Recv(ctx)
 		if err != nil {
@@ -488,7 +488,7 @@ func (r *runner) receiveExpires(ctx context.Context, rd *SampleReader, due []ato
 			}
 			return err
 		}
-		if ev.Kind != ephemeralrt.EventExpire {
+		if ev.Kind != ephemeral.EventExpire {
 			continue
 		}
 		now := time.Since(epoch)

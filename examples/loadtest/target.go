@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -18,7 +19,7 @@ import (
 type target struct {
 	name    string
 	backend interface {
-		ephemeralrt.Backend
+		ephemeral.Backend
 		Close() error
 	}
 	client *redis.Client // nil on memory
@@ -34,7 +35,7 @@ func openMemory() *target {
 // openRedis returns a target on the Redis server at addr, with a key prefix and a client name
 // of its own, and a connection pool of poolSize.
 func openRedis(ctx context.Context, addr string, poolSize int) (*target, error) {
-	id := ephemeralrt.NewEpoch()
+	id := strings.ToLower(rand.Text())
 	t := &target{prefix: "loadtest-" + id, conn: "ephemeral-loadtest-" + id}
 	t.client = redis.NewClient(&redis.Options{Addr: addr, ClientName: t.conn, PoolSize: poolSize})
 	if err := t.client.Ping(ctx).Err(); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 var screenshot = flag.String("screenshot", "", "write a screenshot of two people in a room to this PNG `file` (docs/presence.png)")
@@ -102,8 +102,8 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	join(t, grace, url, "Grace Hopper")
 	waitPresent(t, ada, "Grace Hopper")
 	waitPresent(t, grace, "Ada Lovelace")
-	events.expect(t, ephemeralrt.EventUpsert, "Ada Lovelace")
-	events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper")
+	events.expect(t, ephemeral.EventUpsert, "Ada Lovelace")
+	events.expect(t, ephemeral.EventUpsert, "Grace Hopper")
 
 	// Grace switches to another tab (the test fakes the page's visibility): Ada sees her away.
 	_, err := chromedp.Run(grace, chromedp.Evaluate[bool](`
@@ -112,7 +112,7 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 		true`))
 	must(t, "Grace hides her tab", err)
 	waitVisible(t, ada, memberSelector("Grace Hopper")+`[data-status="away"]`)
-	if ev := events.expect(t, ephemeralrt.EventUpsert, "Grace Hopper"); ev.Entry.Value.Status != StatusAway {
+	if ev := events.expect(t, ephemeral.EventUpsert, "Grace Hopper"); ev.Entry.Value.Status != StatusAway {
 		t.Errorf("Grace's status = %q, want away", ev.Entry.Value.Status)
 	}
 	if *screenshot != "" && redisAddr == "" {
@@ -125,7 +125,7 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	waitAbsent(t, ada, "Grace Hopper", ttl+time.Second)
 	t.Logf("Grace disappeared from Ada's page %v after she navigated away", time.Since(left).Round(time.Millisecond))
 	// A delete, not an expiry: her page left.
-	if ev := events.expect(t, ephemeralrt.EventDelete, "Grace Hopper"); ev.Reason != "left" {
+	if ev := events.expect(t, ephemeral.EventDelete, "Grace Hopper"); ev.Reason != "left" {
 		t.Errorf("Grace's delete reason = %q, want %q", ev.Reason, "left")
 	}
 
@@ -134,7 +134,7 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	defer cancelCarol()
 	join(t, carol, url, "Carol Shaw")
 	waitPresent(t, ada, "Carol Shaw")
-	events.expect(t, ephemeralrt.EventUpsert, "Carol Shaw")
+	events.expect(t, ephemeral.EventUpsert, "Carol Shaw")
 	crashed := time.Now()
 	// A crashed renderer never answers the command: give it a moment, then close the tab.
 	crashCtx, cancelCrash := context.WithTimeout(carol, time.Second)
@@ -146,7 +146,7 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	// Her last heartbeat was at most ttl/3 before the crash: she expires by ttl after it, and
 	// the expire event reaches the page within a second.
 	waitAbsent(t, ada, "Carol Shaw", ttl+time.Second)
-	events.expect(t, ephemeralrt.EventExpire, "Carol Shaw")
+	events.expect(t, ephemeral.EventExpire, "Carol Shaw")
 	t.Logf("Carol disappeared from Ada's page %v after the crash (ttl %v)", time.Since(crashed).Round(time.Millisecond), ttl)
 	waitPresent(t, ada, "Ada Lovelace") // Ada herself is still there, beating
 }

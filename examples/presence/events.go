@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 // The messages of the event stream. Every message's SSE id is the store cursor after it, so a
@@ -35,7 +35,7 @@ type (
 	}
 )
 
-func viewOf(e *MemberEntry) memberView {
+func viewOf(e *ephemeral.Entry[string, Member]) memberView {
 	return memberView{ID: e.Key, Name: e.Value.Name, Status: e.Value.Status, JoinedAt: e.CreatedAt.UnixMilli()}
 }
 
@@ -57,11 +57,11 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var rd *MemberReader
+	var rd *ephemeral.Reader[string, Member]
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		var err error
-		rd, err = s.store.Reader(ctx, ephemeralrt.WithTenant(room), ephemeralrt.After(last))
-		if err != nil && !errors.Is(err, ephemeralrt.ErrInvalidCursor) {
+		rd, err = s.store.Reader(ctx, ephemeral.WithTenant(room), ephemeral.After(last))
+		if err != nil && !errors.Is(err, ephemeral.ErrInvalidCursor) {
 			serverError(w, "resume events", err)
 			return
 		}
@@ -98,12 +98,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // sendState sends the room's snapshot and returns a reader of the changes after it.
-func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*MemberReader, error) {
-	snap, err := s.store.Snapshot(ctx, ephemeralrt.WithTenant(room))
+func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*ephemeral.Reader[string, Member], error) {
+	snap, err := s.store.Snapshot(ctx, ephemeral.WithTenant(room))
 	if err != nil {
 		return nil, err
 	}
-	rd, err := s.store.Reader(ctx, ephemeralrt.WithTenant(room), ephemeralrt.After(snap.Cursor))
+	rd, err := s.store.Reader(ctx, ephemeral.WithTenant(room), ephemeral.After(snap.Cursor))
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*M
 // forward sends the reader's events to the browser until the request ends (an error), the
 // reader overflows (errResync) or a write fails. While the room is quiet it sends a comment every
 // s.ping.
-func (s *server) forward(ctx context.Context, sse *sseWriter, rd *MemberReader) error {
+func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, s.ping)
 		ev, err := rd.Recv(rctx)
@@ -132,18 +132,18 @@ func (s *server) forward(ctx context.Context, sse *sseWriter, rd *MemberReader) 
 				return err
 			}
 			continue
-		case errors.Is(err, ephemeralrt.ErrDecode), errors.Is(err, ephemeralrt.ErrInvalidKey):
+		case errors.Is(err, ephemeral.ErrDecode), errors.Is(err, ephemeral.ErrInvalidKey):
 			log.Printf("presence: skip event: %v", err) // written by a foreign client
 			continue
 		case err != nil:
 			return err
 		}
 		switch ev.Kind {
-		case ephemeralrt.EventOverflow:
+		case ephemeral.EventOverflow:
 			return errResync
-		case ephemeralrt.EventUpsert:
+		case ephemeral.EventUpsert:
 			err = sse.send(ev.Cursor, "upsert", viewOf(ev.Entry))
-		case ephemeralrt.EventDelete, ephemeralrt.EventExpire:
+		case ephemeral.EventDelete, ephemeral.EventExpire:
 			err = sse.send(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
 		default:
 			// A touch changes nothing the page shows (heartbeats are quiet touches anyway), but

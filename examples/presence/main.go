@@ -47,7 +47,7 @@
 // the page misses nothing and gets nothing twice. When the cursor is invalid, or too old for
 // the retained history (the reader reports an overflow), the page gets a fresh "state".
 //
-// The page keeps the room's state itself, so the server keeps no replica: a [runtime.Mirror]
+// The page keeps the room's state itself, so the server keeps no replica: an [ephemeral.Mirror]
 // per room would hold the room in the server's memory, but its changes carry versions, not the
 // cursors that a reconnecting page resumes from. Readers are cheap: the memory backend wakes
 // them directly, and the Redis backend shares one blocking read per room among all the readers
@@ -62,7 +62,7 @@
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
 // the room and member ID under the key of -secret, or one the server makes at start.
 //
-// [runtime.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral/runtime#Mirror
+// [ephemeral.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral#Mirror
 package main
 
 import (
@@ -77,7 +77,7 @@ import (
 	"syscall"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -107,7 +107,7 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration)
 		return err
 	}
 	defer closeBackend()
-	store, err := NewMemberStore(backend, ephemeralrt.WithDefaultTTL(ttl))
+	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(ttl))
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration)
 
 // openBackend returns the memory backend, or the Redis backend when redisAddr is set, and the
 // function that closes it.
-func openBackend(ctx context.Context, redisAddr string) (ephemeralrt.Backend, func(), error) {
+func openBackend(ctx context.Context, redisAddr string) (ephemeral.Backend, func(), error) {
 	if redisAddr == "" {
 		b := memstore.New()
 		return b, func() { b.Close() }, nil

@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -28,11 +30,11 @@ type app struct {
 
 // appConfig configures a test's app; zero fields mean the defaults.
 type appConfig struct {
-	ttl    time.Duration      // of members; required
-	clock  memstore.Clock     // the backend's clock; nil means the system clock
-	limits ephemeralrt.Limits // of the member store
-	ping   time.Duration      // how long an event stream may be silent
-	redis  string             // host:port of a Redis server to use instead of memory
+	ttl    time.Duration    // of members; required
+	clock  memstore.Clock   // the backend's clock; nil means the system clock
+	limits ephemeral.Limits // of the member store
+	ping   time.Duration    // how long an event stream may be silent
+	redis  string           // host:port of a Redis server to use instead of memory
 }
 
 // startApp serves the app on 127.0.0.1, on a memory backend unless cfg.redis is set. The
@@ -41,7 +43,7 @@ type appConfig struct {
 func startApp(t *testing.T, cfg appConfig) *app {
 	t.Helper()
 	backend := newBackend(t, cfg)
-	store, err := NewMemberStore(backend, ephemeralrt.WithDefaultTTL(cfg.ttl), ephemeralrt.WithLimits(cfg.limits))
+	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(cfg.ttl), ephemeral.WithLimits(cfg.limits))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 }
 
 // newBackend returns the backend of a test app; the test's cleanup closes it.
-func newBackend(t *testing.T, cfg appConfig) ephemeralrt.Backend {
+func newBackend(t *testing.T, cfg appConfig) ephemeral.Backend {
 	if cfg.redis == "" {
 		var opts []memstore.Option
 		if cfg.clock != nil {
@@ -82,7 +84,7 @@ func newBackend(t *testing.T, cfg appConfig) ephemeralrt.Backend {
 	// A key prefix of the test's own, whose keys are deleted afterwards: the server may be
 	// shared, and is never flushed.
 	client := redis.NewClient(&redis.Options{Addr: cfg.redis})
-	prefix := "presence-test-" + ephemeralrt.NewEpoch()
+	prefix := "presence-test-" + strings.ToLower(rand.Text())
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
 	t.Cleanup(func() {
 		b.Close()
@@ -101,13 +103,13 @@ func newBackend(t *testing.T, cfg appConfig) ephemeralrt.Backend {
 
 // eventLog reads the store's events of one room, as a test's witness of what the pages did.
 type eventLog struct {
-	r     *MemberReader
+	r     *ephemeral.Reader[string, Member]
 	names map[string]string // member id -> name, from upserts
 }
 
 func (a *app) reader(t *testing.T, room string) *eventLog {
 	t.Helper()
-	r, err := a.store.Reader(context.Background(), ephemeralrt.WithTenant(room))
+	r, err := a.store.Reader(context.Background(), ephemeral.WithTenant(room))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func (a *app) reader(t *testing.T, room string) *eventLog {
 
 // expect reads events until one of kind for the member called name, and returns it. Events
 // of other kinds or members are skipped.
-func (l *eventLog) expect(t *testing.T, kind ephemeralrt.EventKind, name string) MemberEvent {
+func (l *eventLog) expect(t *testing.T, kind ephemeral.EventKind, name string) ephemeral.Event[string, Member] {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

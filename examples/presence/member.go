@@ -1,6 +1,6 @@
 package main
 
-//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//go:generate go tool ephemeralgen
 
 // Member is one visitor present in a room. The room is the tenant and the member's ID the key,
 // so the value only carries what the page shows.

@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// MemberEntry is an entry of a MemberStore, with its typed key.
-type MemberEntry = ephemeralrt.KeyedEntry[string, Member]
+// ephemeral.Entry[string, Member] is an entry of a MemberStore, with its typed key.
+type ephemeral.Entry[string, Member] = ephemeralrt.KeyedEntry[string, Member]
 
 // MemberSnapshot is the result of MemberStore.Snapshot.
 type MemberSnapshot = ephemeralrt.KeyedSnapshot[string, Member]
 
-// MemberEvent is an event of a MemberReader, with its typed key.
-type MemberEvent = ephemeralrt.KeyedEvent[string, Member]
+// ephemeral.Event[string, Member] is an event of a MemberReader, with its typed key.
+type ephemeral.Event[string, Member] = ephemeralrt.KeyedEvent[string, Member]
 
 // MemberReader is a stream of a MemberStore's events, from MemberStore.Reader.
 type MemberReader = ephemeralrt.KeyedReader[string, Member]
@@ -47,10 +47,10 @@ func (s *MemberStore) Store() *ephemeralrt.Store[Member] {
 }
 
 // Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *MemberStore) Upsert(ctx context.Context, key string, v Member, opts ...ephemeralrt.UpsertOption) (MemberEntry, error) {
+func (s *MemberStore) Upsert(ctx context.Context, key string, v Member, opts ...ephemeralrt.UpsertOption) (ephemeral.Entry[string, Member], error) {
 	e, err := s.store.Upsert(ctx, key, v, opts...)
 	if err != nil {
-		return MemberEntry{}, err
+		return ephemeral.Entry[string, Member]{}, err
 	}
 	return ephemeralrt.KeyEntry(key, e), nil
 }
@@ -66,10 +66,10 @@ func (s *MemberStore) Remove(ctx context.Context, key string, opts ...ephemeralr
 }
 
 // Get returns the live entry at key; ok is false when there is none.
-func (s *MemberStore) Get(ctx context.Context, key string, opts ...ephemeralrt.GetOption) (MemberEntry, bool, error) {
+func (s *MemberStore) Get(ctx context.Context, key string, opts ...ephemeralrt.GetOption) (ephemeral.Entry[string, Member], bool, error) {
 	e, ok, err := s.store.Get(ctx, key, opts...)
 	if !ok {
-		return MemberEntry{}, false, err
+		return ephemeral.Entry[string, Member]{}, false, err
 	}
 	return ephemeralrt.KeyEntry(key, e), true, nil
 }
@@ -84,7 +84,7 @@ func (s *MemberStore) Snapshot(ctx context.Context, opts ...ephemeralrt.Snapshot
 }
 
 // Reader starts a stream of the tenant's events. Close it when done.
-func (s *MemberStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*MemberReader, error) {
+func (s *MemberStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*ephemeral.Reader[string, Member], error) {
 	r, err := s.store.Reader(ctx, opts...)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 const (
@@ -142,12 +142,12 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		token = s.token(room, id)
 	}
 	m := Member{ID: id, Name: name, Status: status}
-	_, err = s.store.Upsert(r.Context(), id, m, ephemeralrt.WithTenant(room), ephemeralrt.IfNew())
+	_, err = s.store.Upsert(r.Context(), id, m, ephemeral.WithTenant(room), ephemeral.IfNew())
 	switch {
-	case errors.Is(err, ephemeralrt.ErrConflict):
+	case errors.Is(err, ephemeral.ErrConflict):
 		http.Error(w, "already joined", http.StatusConflict)
 		return
-	case errors.Is(err, ephemeralrt.ErrCapacity):
+	case errors.Is(err, ephemeral.ErrCapacity):
 		http.Error(w, "the room is full", http.StatusServiceUnavailable)
 		return
 	case err != nil:
@@ -164,7 +164,7 @@ func (s *server) heartbeatMember(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.store.Touch(r.Context(), id, ephemeralrt.WithTenant(room), ephemeralrt.Quiet())
+	res, err := s.store.Touch(r.Context(), id, ephemeral.WithTenant(room), ephemeral.Quiet())
 	if err != nil {
 		serverError(w, "heartbeat", err)
 		return
@@ -188,13 +188,13 @@ func (s *server) setStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Read, modify, write back if nobody wrote in between: the name stays as it is.
-	e, ok, err := s.store.Get(r.Context(), id, ephemeralrt.WithTenant(room))
+	e, ok, err := s.store.Get(r.Context(), id, ephemeral.WithTenant(room))
 	if err == nil && ok {
 		e.Value.Status = status
-		_, err = s.store.Upsert(r.Context(), id, e.Value, ephemeralrt.WithTenant(room), ephemeralrt.IfVersion(e.Version))
+		_, err = s.store.Upsert(r.Context(), id, e.Value, ephemeral.WithTenant(room), ephemeral.IfVersion(e.Version))
 	}
 	switch {
-	case errors.Is(err, ephemeralrt.ErrConflict):
+	case errors.Is(err, ephemeral.ErrConflict):
 		http.Error(w, "the member changed meanwhile; send the status again", http.StatusConflict)
 	case err != nil:
 		serverError(w, "status", err)
@@ -211,7 +211,7 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := s.store.Remove(r.Context(), id, ephemeralrt.WithTenant(room), ephemeralrt.WithReason("left")); err != nil {
+	if _, err := s.store.Remove(r.Context(), id, ephemeral.WithTenant(room), ephemeral.WithReason("left")); err != nil {
 		serverError(w, "leave", err)
 		return
 	}
@@ -245,7 +245,7 @@ func (s *server) token(room, id string) string {
 }
 
 func (s *server) validToken(room, id, token string) bool {
-	return id != "" && len(id) <= ephemeralrt.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.token(room, id)))
+	return id != "" && len(id) <= ephemeral.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.token(room, id)))
 }
 
 // newID returns a fresh member id.

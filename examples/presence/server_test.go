@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -303,7 +303,7 @@ func TestResume(t *testing.T) {
 // the whole state again.
 func TestResumeAfterOverflow(t *testing.T) {
 	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	a := startApp(t, appConfig{ttl: testTTL, clock: clock, limits: ephemeralrt.Limits{MaxEvents: 2}})
+	a := startApp(t, appConfig{ttl: testTTL, clock: clock, limits: ephemeral.Limits{MaxEvents: 2}})
 	s := a.openStream(t, "r", "")
 	old, _ := s.nextState(t)
 	for _, name := range []string{"Ada", "Grace", "Carol", "Dorothy"} {
@@ -365,7 +365,7 @@ func TestValidation(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site leave: %d, want 403", resp.StatusCode)
 	}
-	if _, ok, _ := a.store.Get(context.Background(), ada.ID, ephemeralrt.WithTenant("r")); !ok {
+	if _, ok, _ := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r")); !ok {
 		t.Error("a refused request removed the member")
 	}
 }
@@ -438,7 +438,7 @@ func TestTouchMovesCursor(t *testing.T) {
 	ada := a.join(t, "r", "Ada")
 	s := a.openStream(t, "r", "")
 	state, _ := s.nextState(t)
-	res, err := a.store.Touch(context.Background(), ada.ID, ephemeralrt.WithTenant("r"))
+	res, err := a.store.Touch(context.Background(), ada.ID, ephemeral.WithTenant("r"))
 	if err != nil || !res.OK {
 		t.Fatalf("touch: %+v, %v", res, err)
 	}

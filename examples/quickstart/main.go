@@ -16,7 +16,7 @@ import (
 	"os"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -33,7 +33,7 @@ func main() {
 }
 
 // run is the demo on backend b. elapse lets time pass; the test's fake clock advances.
-func run(ctx context.Context, w io.Writer, b ephemeralrt.Backend, elapse func(time.Duration)) error {
+func run(ctx context.Context, w io.Writer, b ephemeral.Backend, elapse func(time.Duration)) error {
 	store, err := NewPresenceStore(b)
 	if err != nil {
 		return err
@@ -56,13 +56,13 @@ func run(ctx context.Context, w io.Writer, b ephemeralrt.Backend, elapse func(ti
 	}
 	// bob's entry lives for one second only.
 	bob := Presence{Room: "lobby", UserID: "bob", Status: "away"}
-	if _, err := store.Put(ctx, bob, ephemeralrt.WithTTL(time.Second)); err != nil {
+	if _, err := store.Put(ctx, bob, ephemeral.WithTTL(time.Second)); err != nil {
 		return err
 	}
 	if _, err := store.Touch(ctx, PresenceKey{Room: "lobby", UserID: "alice"}); err != nil {
 		return err
 	}
-	if _, err := store.Remove(ctx, PresenceKey{Room: "lobby", UserID: "carol"}, ephemeralrt.WithReason("logged out")); err != nil {
+	if _, err := store.Remove(ctx, PresenceKey{Room: "lobby", UserID: "carol"}, ephemeral.WithReason("logged out")); err != nil {
 		return err
 	}
 	if err := printSnapshot(ctx, w, store, "lobby"); err != nil {
@@ -78,13 +78,13 @@ func run(ctx context.Context, w io.Writer, b ephemeralrt.Backend, elapse func(ti
 		}
 		fmt.Fprintf(w, "  v%d %-6s %s", ev.Version, ev.Kind, ev.Key)
 		switch ev.Kind {
-		case ephemeralrt.EventUpsert:
+		case ephemeral.EventUpsert:
 			fmt.Fprintf(w, " (%s)", ev.Entry.Value.Status)
-		case ephemeralrt.EventDelete:
+		case ephemeral.EventDelete:
 			fmt.Fprintf(w, " (%s)", ev.Reason)
 		}
 		fmt.Fprintln(w)
-		if ev.Kind == ephemeralrt.EventExpire && ev.Key == bob.EphemeralKey() {
+		if ev.Kind == ephemeral.EventExpire && ev.Key == bob.EphemeralKey() {
 			break
 		}
 	}
@@ -93,7 +93,7 @@ func run(ctx context.Context, w io.Writer, b ephemeralrt.Backend, elapse func(ti
 
 // printSnapshot prints the live entries of one room.
 func printSnapshot(ctx context.Context, w io.Writer, store *PresenceStore, room string) error {
-	snap, err := store.Snapshot(ctx, ephemeralrt.WithPrefix(PresenceKeyPrefix(room)))
+	snap, err := store.Snapshot(ctx, ephemeral.WithPrefix(PresenceKeyPrefix(room)))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 package main
 
-//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//go:generate go tool ephemeralgen
 
 // Presence is one user's presence in a room.
 //

@@ -30,7 +30,7 @@ import (
 	"os"
 	"time"
 
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -63,20 +63,20 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 	}()
 
 	for _, user := range []string{"ada", "bob", "carol"} {
-		e, err := store.Upsert(ctx, "s-"+user, Session{UserID: user, Roles: []string{"member"}}, ephemeralrt.IfNew())
+		e, err := store.Upsert(ctx, "s-"+user, Session{UserID: user, Roles: []string{"member"}}, ephemeral.IfNew())
 		if err != nil {
 			return fmt.Errorf("login %s: %w", user, err)
 		}
 		logger.Printf("%s  %s logs in: session %s, expires at %s", clock(e.UpdatedAt), user, e.Key, clock(e.ExpiresAt))
 	}
 	// A live session ID is never overwritten.
-	_, err = store.Upsert(ctx, "s-ada", Session{UserID: "mallory"}, ephemeralrt.IfNew())
-	if !errors.Is(err, ephemeralrt.ErrConflict) {
+	_, err = store.Upsert(ctx, "s-ada", Session{UserID: "mallory"}, ephemeral.IfNew())
+	if !errors.Is(err, ephemeral.ErrConflict) {
 		return fmt.Errorf("login with a live session id: %v, want ErrConflict", err)
 	}
 	logger.Printf("              mallory logs in with session s-ada: refused (%v)", err)
 
-	if _, err := store.Remove(ctx, "s-carol", ephemeralrt.WithReason("logout")); err != nil {
+	if _, err := store.Remove(ctx, "s-carol", ephemeral.WithReason("logout")); err != nil {
 		return err
 	}
 
@@ -112,21 +112,21 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 
 // watch logs the store's events until the reader is closed, and sends the key of every
 // session that ended on ended.
-func watch(ctx context.Context, r *SessionReader, logger *log.Logger, ended chan<- string) error {
+func watch(ctx context.Context, r *ephemeral.Reader[string, Session], logger *log.Logger, ended chan<- string) error {
 	for ev, err := range r.Events(ctx) {
-		if errors.Is(err, ephemeralrt.ErrClosed) {
+		if errors.Is(err, ephemeral.ErrClosed) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 		switch ev.Kind {
-		case ephemeralrt.EventUpsert:
+		case ephemeral.EventUpsert:
 			logger.Printf("%s  reader: session %s of %s created", clock(ev.At), ev.Key, ev.Entry.Value.UserID)
-		case ephemeralrt.EventDelete:
+		case ephemeral.EventDelete:
 			logger.Printf("%s  reader: session %s deleted (%s)", clock(ev.At), ev.Key, ev.Reason)
 			ended <- ev.Key
-		case ephemeralrt.EventExpire:
+		case ephemeral.EventExpire:
 			logger.Printf("%s  reader: session %s expired", clock(ev.At), ev.Key)
 			ended <- ev.Key
 		}

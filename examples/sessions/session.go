@@ -1,6 +1,6 @@
 package main
 
-//go:generate go run github.com/ephemeral-go/ephemeral/cmd/ephemeralgen
+//go:generate go tool ephemeralgen
 
 // Session is a logged-in user's session. Its key is the session ID, the secret in the user's
 // cookie.

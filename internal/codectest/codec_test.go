@@ -9,20 +9,20 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The generated codecs satisfy runtime.Codec.
+// The generated codecs satisfy ephemeral.Codec.
 var (
-	_ runtime.Codec[Presence]   = PresenceCodec{}
-	_ runtime.Codec[Everything] = EverythingCodec{}
+	_ ephemeral.Codec[Presence]   = PresenceCodec{}
+	_ ephemeral.Codec[Everything] = EverythingCodec{}
 )
 
 // checkEncode compares the codec's encoding of v with json.Marshal(v) (v is a pointer, so
 // that pointer-receiver methods apply as they do for the codec).
-func checkEncode[T any](t *testing.T, c runtime.Codec[T], v *T) []byte {
+func checkEncode[T any](t *testing.T, c ephemeral.Codec[T], v *T) []byte {
 	t.Helper()
 	want, wantErr := json.Marshal(v)
 	prefix := []byte("prefix")
@@ -44,7 +44,7 @@ func checkEncode[T any](t *testing.T, c runtime.Codec[T], v *T) []byte {
 
 // checkDecode decodes src with json.Unmarshal and the codec, each into a copy of start, and
 // requires the same success and, on success, equal values.
-func checkDecode[T any](t *testing.T, c runtime.Codec[T], src []byte, start func() *T) {
+func checkDecode[T any](t *testing.T, c ephemeral.Codec[T], src []byte, start func() *T) {
 	t.Helper()
 	want, got := start(), start()
 	wantErr := json.Unmarshal(src, want)
@@ -85,7 +85,7 @@ func mutate(r *rand.Rand, doc []byte) []byte {
 
 // differential encodes n random values of T with both encoders and decodes the results, and
 // mutations of them, with both decoders.
-func differential[T any](t *testing.T, c runtime.Codec[T], seed uint64, n int) {
+func differential[T any](t *testing.T, c ephemeral.Codec[T], seed uint64, n int) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	f := &filler{src: r}
 	for range n {

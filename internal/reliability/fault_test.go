@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -25,10 +25,10 @@ import (
 type faultFixture struct {
 	srv    *server
 	client *redis.Client
-	store  *runtime.Store[string]
+	store  *ephemeral.Store[string, string]
 }
 
-func newFaultFixture(t *testing.T, l runtime.Limits) *faultFixture {
+func newFaultFixture(t *testing.T, l ephemeral.Limits) *faultFixture {
 	srv := startServer(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.addr()})
 	b := redisstore.New(client, redisstore.WithMaxBlock(200*time.Millisecond))
@@ -41,15 +41,15 @@ func newFaultFixture(t *testing.T, l runtime.Limits) *faultFixture {
 
 // reader starts a reader (after cursor, unless it is empty) and receives its events.
 func (f *faultFixture) reader(t *testing.T, after string) *stream {
-	opts := []runtime.ReaderOption{}
+	opts := []ephemeral.ReaderOption{}
 	if after != "" {
-		opts = append(opts, runtime.After(after))
+		opts = append(opts, ephemeral.After(after))
 	}
 	r, err := f.store.Reader(t.Context(), opts...)
 	if err != nil {
 		t.Fatalf("reader after %q: %v", after, err)
 	}
-	start, err := runtime.ParseCursor(r.Cursor())
+	start, err := ephemeral.ParseCursor(r.Cursor())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +59,10 @@ func (f *faultFixture) reader(t *testing.T, after string) *stream {
 }
 
 // mirror starts a mirror that retries fast.
-func (f *faultFixture) mirror(t *testing.T) (*runtime.Mirror[string], chan struct{}) {
+func (f *faultFixture) mirror(t *testing.T) (*ephemeral.Mirror[string, string], chan struct{}) {
 	changed := make(chan struct{}, 1)
-	m, err := f.store.Mirror(runtime.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
-		runtime.OnChange(func(runtime.Change[string]) {
+	m, err := f.store.Mirror(ephemeral.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		ephemeral.OnChange(func(ephemeral.Change[string, string]) {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -76,8 +76,8 @@ func (f *faultFixture) mirror(t *testing.T) (*runtime.Mirror[string], chan struc
 }
 
 // snapshot takes a snapshot, retrying while the server is unreachable.
-func (f *faultFixture) snapshot(t *testing.T) runtime.Snapshot[string] {
-	var snap runtime.Snapshot[string]
+func (f *faultFixture) snapshot(t *testing.T) ephemeral.Snapshot[string, string] {
+	var snap ephemeral.Snapshot[string, string]
 	retry(t, "snapshot", func(ctx context.Context) (err error) {
 		snap, err = f.store.Snapshot(ctx)
 		return err
@@ -106,12 +106,12 @@ func retry(t *testing.T, what string, fn func(ctx context.Context) error) {
 }
 
 // waitMirror waits until the mirror holds exactly the entries of snap.
-func waitMirror(t *testing.T, m *runtime.Mirror[string], changed chan struct{}, snap runtime.Snapshot[string]) {
+func waitMirror(t *testing.T, m *ephemeral.Mirror[string, string], changed chan struct{}, snap ephemeral.Snapshot[string, string]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
 	for {
-		got := []runtime.Entry[string]{}
+		got := []ephemeral.Entry[string, string]{}
 		for _, e := range m.All() {
 			got = append(got, e)
 		}
@@ -137,7 +137,7 @@ type written struct {
 }
 
 type writtenOp struct {
-	kind runtime.EventKind
+	kind ephemeral.EventKind
 	key  string
 }
 
@@ -147,7 +147,7 @@ type writtenOp struct {
 // write must be among the events; mirrors must equal the final snapshot.
 func TestFaultConnectionKills(t *testing.T) {
 	duration := envDurationOr(t, envDuration, 3*time.Second)
-	f := newFaultFixture(t, runtime.Limits{MaxEvents: 500_000})
+	f := newFaultFixture(t, ephemeral.Limits{MaxEvents: 500_000})
 	early := f.reader(t, "")
 	m1, changed1 := f.mirror(t)
 
@@ -187,14 +187,14 @@ func TestFaultConnectionKills(t *testing.T) {
 	wg.Wait()
 
 	snap := f.snapshot(t)
-	final, err := runtime.ParseCursor(snap.Cursor)
+	final, err := ephemeral.ParseCursor(snap.Cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	events := waitAll(t, early, final)
 	waitAll(t, late, final)
 	for _, ev := range events {
-		if ev.Kind == runtime.EventDelete {
+		if ev.Kind == ephemeral.EventDelete {
 			delete(w.reasons, ev.Reason)
 		}
 		if op, ok := w.versions[ev.Version]; ok {
@@ -218,7 +218,7 @@ func TestFaultConnectionKills(t *testing.T) {
 
 // writeUntil makes writes, one every millisecond, until ctx is done, and records those that
 // succeeded in w.
-func writeUntil(ctx context.Context, s *runtime.Store[string], writer int, w *written) {
+func writeUntil(ctx context.Context, s *ephemeral.Store[string, string], writer int, w *written) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -234,19 +234,19 @@ func writeUntil(ctx context.Context, s *runtime.Store[string], writer int, w *wr
 		reason := ""
 		switch rand.IntN(3) {
 		case 0:
-			var e runtime.Entry[string]
+			var e ephemeral.Entry[string, string]
 			e, err = s.Upsert(ctx, key, "v"+strconv.Itoa(i))
-			op, version = writtenOp{runtime.EventUpsert, key}, e.Version
+			op, version = writtenOp{ephemeral.EventUpsert, key}, e.Version
 		case 1:
-			var r runtime.TouchResult
+			var r ephemeral.TouchResult
 			r, err = s.Touch(ctx, key)
 			if r.OK {
-				op, version = writtenOp{runtime.EventTouch, key}, r.Version
+				op, version = writtenOp{ephemeral.EventTouch, key}, r.Version
 			}
 		case 2:
 			var ok bool
 			reason = fmt.Sprintf("w%d-%d", writer, i)
-			ok, err = s.Remove(ctx, key, runtime.WithReason(reason))
+			ok, err = s.Remove(ctx, key, ephemeral.WithReason(reason))
 			if !ok {
 				reason = ""
 			}
@@ -266,14 +266,14 @@ func writeUntil(ctx context.Context, s *runtime.Store[string], writer int, w *wr
 
 // waitAll waits until s has every event up to final and checks that they are exactly the
 // versions after its start, in order, none twice, without an overflow.
-func waitAll(t *testing.T, s *stream, final runtime.Cursor) []runtime.Event[string] {
+func waitAll(t *testing.T, s *stream, final ephemeral.Cursor) []ephemeral.Event[string, string] {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*waitFor)
 	defer cancel()
-	err := s.wait(ctx, func(evs []runtime.Event[string]) (bool, error) {
+	err := s.wait(ctx, func(evs []ephemeral.Event[string, string]) (bool, error) {
 		for i, ev := range evs {
 			want := s.start.Seq + uint64(i) + 1
-			if ev.Kind == runtime.EventOverflow || ev.Version != want || ev.Cursor != (runtime.Cursor{Epoch: final.Epoch, Seq: want}).String() {
+			if ev.Kind == ephemeral.EventOverflow || ev.Version != want || ev.Cursor != (ephemeral.Cursor{Epoch: final.Epoch, Seq: want}).String() {
 				return false, fmt.Errorf("event %d: %+v, want version %d of epoch %s", i, ev, want, final.Epoch)
 			}
 		}
@@ -302,14 +302,14 @@ func TestFaultFlushAll(t *testing.T) {
 }
 
 func testReset(t *testing.T, reset func(*faultFixture)) {
-	f := newFaultFixture(t, runtime.Limits{})
+	f := newFaultFixture(t, ephemeral.Limits{})
 	r := f.reader(t, "")
 	m, changed := f.mirror(t)
 	for i := range 5 {
 		upsertRetry(t, f.store, "old"+strconv.Itoa(i))
 	}
 	before := f.snapshot(t)
-	old, _ := runtime.ParseCursor(before.Cursor)
+	old, _ := ephemeral.ParseCursor(before.Cursor)
 	waitAll(t, r, old)
 	waitMirror(t, m, changed, before)
 
@@ -319,7 +319,7 @@ func testReset(t *testing.T, reset func(*faultFixture)) {
 	}
 	r2 := f.reader(t, before.Cursor) // a reader after a cursor of the lost state
 	after := f.snapshot(t)
-	cur, _ := runtime.ParseCursor(after.Cursor)
+	cur, _ := ephemeral.ParseCursor(after.Cursor)
 	if cur.Epoch == old.Epoch {
 		t.Fatalf("epoch %s survived the reset", cur.Epoch)
 	}
@@ -333,7 +333,7 @@ func testReset(t *testing.T, reset func(*faultFixture)) {
 }
 
 // upsertRetry upserts key, retrying while the server is unreachable.
-func upsertRetry(t *testing.T, s *runtime.Store[string], key string) {
+func upsertRetry(t *testing.T, s *ephemeral.Store[string, string], key string) {
 	retry(t, "upsert "+key, func(ctx context.Context) error {
 		_, err := s.Upsert(ctx, key, "v")
 		return err
@@ -342,22 +342,22 @@ func upsertRetry(t *testing.T, s *runtime.Store[string], key string) {
 
 // waitOverflow checks that s, past the events up to old, gets an overflow from old into the
 // new epoch and then every event of the new epoch up to final, in order.
-func waitOverflow(t *testing.T, s *stream, old, final runtime.Cursor) {
+func waitOverflow(t *testing.T, s *stream, old, final ephemeral.Cursor) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
-	err := s.wait(ctx, func(evs []runtime.Event[string]) (bool, error) {
+	err := s.wait(ctx, func(evs []ephemeral.Event[string, string]) (bool, error) {
 		i := int(old.Seq - s.start.Seq) // the events of the old epoch come first
 		if len(evs) <= i {
 			return false, nil
 		}
 		ov := evs[i]
-		fa, err := runtime.ParseCursor(ov.FirstAvailable)
-		if ov.Kind != runtime.EventOverflow || ov.After != old.String() || err != nil || fa.Epoch != final.Epoch {
+		fa, err := ephemeral.ParseCursor(ov.FirstAvailable)
+		if ov.Kind != ephemeral.EventOverflow || ov.After != old.String() || err != nil || fa.Epoch != final.Epoch {
 			return false, fmt.Errorf("event %d: %+v, want an overflow from %v into epoch %s", i, ov, old, final.Epoch)
 		}
 		for j, ev := range evs[i+1:] {
-			if want := fa.Seq + uint64(j) + 1; ev.Version != want || ev.Cursor != (runtime.Cursor{Epoch: final.Epoch, Seq: want}).String() {
+			if want := fa.Seq + uint64(j) + 1; ev.Version != want || ev.Cursor != (ephemeral.Cursor{Epoch: final.Epoch, Seq: want}).String() {
 				return false, fmt.Errorf("event %d after the overflow: %+v, want version %d", j, ev, want)
 			}
 		}
@@ -371,12 +371,12 @@ func waitOverflow(t *testing.T, s *stream, old, final runtime.Cursor) {
 // TestFaultUnreachable stops the server: every call fails within its context deadline with an
 // error that wraps the cause; when the server is back, calls, readers and mirrors recover.
 func TestFaultUnreachable(t *testing.T) {
-	f := newFaultFixture(t, runtime.Limits{})
+	f := newFaultFixture(t, ephemeral.Limits{})
 	r := f.reader(t, "")
 	m, changed := f.mirror(t)
 	upsertRetry(t, f.store, "before")
 	before := f.snapshot(t)
-	old, _ := runtime.ParseCursor(before.Cursor)
+	old, _ := ephemeral.ParseCursor(before.Cursor)
 	waitAll(t, r, old)
 	waitMirror(t, m, changed, before)
 
@@ -421,7 +421,7 @@ func TestFaultUnreachable(t *testing.T) {
 	f.srv.start() // empty: the data is lost, as on a restart without persistence
 	upsertRetry(t, f.store, "after")
 	after := f.snapshot(t)
-	cur, _ := runtime.ParseCursor(after.Cursor)
+	cur, _ := ephemeral.ParseCursor(after.Cursor)
 	waitOverflow(t, r, old, cur)
 	waitMirror(t, m, changed, after)
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
@@ -23,12 +23,12 @@ func FuzzParseKeyInt(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string, b uint8) {
 		bits := keyBits[int(b)%len(keyBits)]
-		v, err := runtime.ParseKeyInt(s, bits)
+		v, err := ephemeral.ParseKeyInt(s, bits)
 		switch {
-		case err != nil && !errors.Is(err, runtime.ErrInvalidKey):
+		case err != nil && !errors.Is(err, ephemeral.ErrInvalidKey):
 			t.Fatalf("ParseKeyInt(%q, %d): %v does not wrap ErrInvalidKey", s, bits, err)
-		case err == nil && runtime.FormatKeyInt(v) != s:
-			t.Fatalf("ParseKeyInt(%q, %d) = %d, which formats as %q", s, bits, v, runtime.FormatKeyInt(v))
+		case err == nil && ephemeral.FormatKeyInt(v) != s:
+			t.Fatalf("ParseKeyInt(%q, %d) = %d, which formats as %q", s, bits, v, ephemeral.FormatKeyInt(v))
 		}
 	})
 }
@@ -40,12 +40,12 @@ func FuzzParseKeyUint(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string, b uint8) {
 		bits := keyBits[int(b)%len(keyBits)]
-		v, err := runtime.ParseKeyUint(s, bits)
+		v, err := ephemeral.ParseKeyUint(s, bits)
 		switch {
-		case err != nil && !errors.Is(err, runtime.ErrInvalidKey):
+		case err != nil && !errors.Is(err, ephemeral.ErrInvalidKey):
 			t.Fatalf("ParseKeyUint(%q, %d): %v does not wrap ErrInvalidKey", s, bits, err)
-		case err == nil && runtime.FormatKeyUint(v) != s:
-			t.Fatalf("ParseKeyUint(%q, %d) = %d, which formats as %q", s, bits, v, runtime.FormatKeyUint(v))
+		case err == nil && ephemeral.FormatKeyUint(v) != s:
+			t.Fatalf("ParseKeyUint(%q, %d) = %d, which formats as %q", s, bits, v, ephemeral.FormatKeyUint(v))
 		}
 	})
 }

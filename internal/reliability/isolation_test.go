@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -51,14 +51,14 @@ func testAdversarial(t *testing.T, client redis.UniversalClient, cluster bool) {
 		}
 	}
 	for i, p := range pairs {
-		s := newStore(t, b, p.id, runtime.Limits{})
-		if _, err := s.Upsert(ctx, "k", strconv.Itoa(i), runtime.WithTenant(p.tenant)); err != nil {
+		s := newStore(t, b, p.id, ephemeral.Limits{})
+		if _, err := s.Upsert(ctx, "k", strconv.Itoa(i), ephemeral.WithTenant(p.tenant)); err != nil {
 			t.Fatalf("upsert in (%q, %q): %v", p.id, p.tenant, err)
 		}
 	}
 	for i, p := range pairs {
-		s := newStore(t, b, p.id, runtime.Limits{})
-		snap, err := s.Snapshot(ctx, runtime.WithTenant(p.tenant))
+		s := newStore(t, b, p.id, ephemeral.Limits{})
+		snap, err := s.Snapshot(ctx, ephemeral.WithTenant(p.tenant))
 		if err != nil {
 			t.Fatalf("snapshot of (%q, %q): %v", p.id, p.tenant, err)
 		}
@@ -101,22 +101,22 @@ func testAdversarial(t *testing.T, client redis.UniversalClient, cluster bool) {
 
 // abandon writes short-lived entries in two tenants, reads one with a reader and a mirror
 // that are closed again, and returns the time of the last expiry.
-func abandon(t *testing.T, b runtime.Backend, ttl, retention time.Duration) {
+func abandon(t *testing.T, b ephemeral.Backend, ttl, retention time.Duration) {
 	ctx := t.Context()
-	s := newStore(t, b, "abandoned", runtime.Limits{EventRetention: retention})
+	s := newStore(t, b, "abandoned", ephemeral.Limits{EventRetention: retention})
 	for i, tenant := range []string{"t1", "t:{2}"} {
 		for j := range 3 {
-			if _, err := s.Upsert(ctx, "k"+strconv.Itoa(j), "v", runtime.WithTenant(tenant), runtime.WithTTL(ttl*time.Duration(i+1))); err != nil {
+			if _, err := s.Upsert(ctx, "k"+strconv.Itoa(j), "v", ephemeral.WithTenant(tenant), ephemeral.WithTTL(ttl*time.Duration(i+1))); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	r, err := s.Reader(ctx, runtime.WithTenant("read-only"))
+	r, err := s.Reader(ctx, ephemeral.WithTenant("read-only"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Close()
-	m, err := s.Mirror(runtime.WithTenant("t1"))
+	m, err := s.Mirror(ephemeral.WithTenant("t1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -75,10 +75,10 @@ func (strCodec) Decode(src []byte, v *string) error {
 }
 
 // newStore returns a store of strings with the given ID and limits.
-func newStore(t fataler, b runtime.Backend, id string, l runtime.Limits) *runtime.Store[string] {
-	s, err := runtime.New[string](b, strCodec{}, runtime.Config{ID: id, TTL: time.Hour, Limits: l})
+func newStore(t fataler, b ephemeral.Backend, id string, l ephemeral.Limits) *ephemeral.Store[string, string] {
+	s, err := ephemeral.New[string](b, strCodec{}, ephemeral.Config{ID: id, TTL: time.Hour, Limits: l})
 	if err != nil {
-		t.Fatalf("runtime.New: %v", err)
+		t.Fatalf("ephemeral.New: %v", err)
 	}
 	return s
 }
@@ -93,7 +93,7 @@ var start = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // target is a backend under test and the way to move its clock.
 type target struct {
-	backend runtime.Backend
+	backend ephemeral.Backend
 	// now reads the backend's clock; advance moves it forward. Both are nil on a real server,
 	// whose clock cannot be moved.
 	now     func() time.Time
@@ -177,7 +177,7 @@ func newRealTarget(client redis.UniversalClient) target {
 }
 
 // testPrefix returns a fresh key prefix, so that runs never see each other's keys.
-func testPrefix() string { return "ephemeral-reliability-" + runtime.NewEpoch() }
+func testPrefix() string { return "ephemeral-reliability-" + ephemeral.NewEpoch() }
 
 // scanKeys returns the keys that start with prefix+":", from every master of a cluster.
 func scanKeys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 	gocmp "github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
 )
@@ -152,8 +152,8 @@ type modelCase struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	tg       target
-	store    *runtime.Store[string]
-	limits   runtime.Limits
+	store    *ephemeral.Store[string, string]
+	limits   ephemeral.Limits
 	tenants  []*tenantModel
 	readers  []*stream
 	mirrors  []*modelMirror
@@ -163,7 +163,7 @@ type modelCase struct {
 }
 
 type modelMirror struct {
-	m       *runtime.Mirror[string]
+	m       *ephemeral.Mirror[string, string]
 	t       *tenantModel
 	prefix  string
 	changed chan struct{}
@@ -176,14 +176,14 @@ func newModelCase(rt *rapid.T, tg target, stats *modelStats) *modelCase {
 		c.limits.MaxEvents = smallMaxEvents
 	}
 	c.limits.MaxEntries = modelMaxEntries
-	c.store = newStore(rt, tg.backend, "model-"+runtime.NewEpoch(), c.limits)
+	c.store = newStore(rt, tg.backend, "model-"+ephemeral.NewEpoch(), c.limits)
 	for _, name := range modelTenants {
-		r, err := c.store.Reader(ctx, runtime.WithTenant(name))
+		r, err := c.store.Reader(ctx, ephemeral.WithTenant(name))
 		if err != nil {
 			c.close()
 			rt.Fatalf("recorder of %q: %v", name, err)
 		}
-		cur, err := runtime.ParseCursor(r.Cursor())
+		cur, err := ephemeral.ParseCursor(r.Cursor())
 		if err != nil || cur.Seq != 0 {
 			r.Close()
 			c.close()
@@ -228,14 +228,14 @@ type op struct {
 	key    string
 	value  string
 	ttl    time.Duration
-	cond   runtime.Condition
+	cond   ephemeral.Condition
 	reason string // remove: unique, to find its delete event
 
 	err     error
-	entry   runtime.Entry[string] // upsert
-	touch   runtime.TouchResult   // touch, quiet touch
-	removed bool                  // remove
-	version uint64                // the version the call produced; 0 for none
+	entry   ephemeral.Entry[string, string] // upsert
+	touch   ephemeral.TouchResult           // touch, quiet touch
+	removed bool                            // remove
+	version uint64                          // the version the call produced; 0 for none
 }
 
 type opKind uint8
@@ -250,7 +250,7 @@ const (
 var opNames = [...]string{"upsert", "touch", "quiet touch", "remove"}
 
 // opEvents are the event kinds of the calls that make one.
-var opEvents = [...]runtime.EventKind{opUpsert: runtime.EventUpsert, opTouch: runtime.EventTouch, opRemove: runtime.EventDelete}
+var opEvents = [...]ephemeral.EventKind{opUpsert: ephemeral.EventUpsert, opTouch: ephemeral.EventTouch, opRemove: ephemeral.EventDelete}
 
 func (o *op) String() string {
 	return fmt.Sprintf("%s %s/%s cond %+v ttl %v", opNames[o.kind], o.tenant.name, o.key, o.cond, o.ttl)
@@ -277,12 +277,12 @@ func (c *modelCase) drawOp(rt *rapid.T, quietOK bool) *op {
 		c.reasons++
 		o.reason = "r" + strconv.Itoa(c.reasons)
 	}
-	kind := runtime.CondKind(rapid.IntRange(0, int(runtime.CondIfVersion)).Draw(rt, "cond"))
-	if o.kind != opUpsert && (kind == runtime.CondIfNew || kind == runtime.CondIfExists) {
-		kind = runtime.CondNone
+	kind := ephemeral.CondKind(rapid.IntRange(0, int(ephemeral.CondIfVersion)).Draw(rt, "cond"))
+	if o.kind != opUpsert && (kind == ephemeral.CondIfNew || kind == ephemeral.CondIfExists) {
+		kind = ephemeral.CondNone
 	}
 	o.cond.Kind = kind
-	if kind == runtime.CondIfVersion {
+	if kind == ephemeral.CondIfVersion {
 		// Mostly the version the key has now, so that some succeed.
 		v := rapid.Uint64Range(0, t.version+1).Draw(rt, "version")
 		if e, ok := t.entries[o.key]; ok && rapid.Bool().Draw(rt, "current") {
@@ -294,39 +294,39 @@ func (c *modelCase) drawOp(rt *rapid.T, quietOK bool) *op {
 }
 
 // run makes the call.
-func (o *op) run(ctx context.Context, s *runtime.Store[string]) {
-	tenant := runtime.WithTenant(o.tenant.name)
+func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
+	tenant := ephemeral.WithTenant(o.tenant.name)
 	switch o.kind {
 	case opUpsert:
-		opts := []runtime.UpsertOption{tenant, runtime.WithTTL(o.ttl)}
+		opts := []ephemeral.UpsertOption{tenant, ephemeral.WithTTL(o.ttl)}
 		switch o.cond.Kind {
-		case runtime.CondIfNew:
-			opts = append(opts, runtime.IfNew())
-		case runtime.CondIfExists:
-			opts = append(opts, runtime.IfExists())
-		case runtime.CondIfVersion:
-			opts = append(opts, runtime.IfVersion(o.cond.Version))
+		case ephemeral.CondIfNew:
+			opts = append(opts, ephemeral.IfNew())
+		case ephemeral.CondIfExists:
+			opts = append(opts, ephemeral.IfExists())
+		case ephemeral.CondIfVersion:
+			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.entry, o.err = s.Upsert(ctx, o.key, o.value, opts...)
 		if o.err == nil {
 			o.version = o.entry.Version
 		}
 	case opTouch, opQuiet:
-		opts := []runtime.TouchOption{tenant, runtime.WithTTL(o.ttl)}
+		opts := []ephemeral.TouchOption{tenant, ephemeral.WithTTL(o.ttl)}
 		if o.kind == opQuiet {
-			opts = append(opts, runtime.Quiet())
+			opts = append(opts, ephemeral.Quiet())
 		}
-		if o.cond.Kind == runtime.CondIfVersion {
-			opts = append(opts, runtime.IfVersion(o.cond.Version))
+		if o.cond.Kind == ephemeral.CondIfVersion {
+			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.touch, o.err = s.Touch(ctx, o.key, opts...)
 		if o.err == nil && o.touch.OK && o.kind == opTouch {
 			o.version = o.touch.Version
 		}
 	case opRemove:
-		opts := []runtime.RemoveOption{tenant, runtime.WithReason(o.reason)}
-		if o.cond.Kind == runtime.CondIfVersion {
-			opts = append(opts, runtime.IfVersion(o.cond.Version))
+		opts := []ephemeral.RemoveOption{tenant, ephemeral.WithReason(o.reason)}
+		if o.cond.Kind == ephemeral.CondIfVersion {
+			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.removed, o.err = s.Remove(ctx, o.key, opts...)
 	}
@@ -378,7 +378,7 @@ func (c *modelCase) matchEvents(rt *rapid.T, t *tenantModel, ops []*op) {
 			continue
 		}
 		switch {
-		case o.err != nil && !errors.Is(o.err, runtime.ErrConflict) && !errors.Is(o.err, runtime.ErrCapacity):
+		case o.err != nil && !errors.Is(o.err, ephemeral.ErrConflict) && !errors.Is(o.err, ephemeral.ErrCapacity):
 			rt.Fatalf("%v: unexpected error %v", o, o.err)
 		case o.version != 0:
 			if byVersion[o.version] != nil {
@@ -395,10 +395,10 @@ func (c *modelCase) matchEvents(rt *rapid.T, t *tenantModel, ops []*op) {
 		c.checkCursor(rt, t, ev, t.version+uint64(i)+1)
 		var o *op
 		switch ev.Kind {
-		case runtime.EventUpsert, runtime.EventTouch:
+		case ephemeral.EventUpsert, ephemeral.EventTouch:
 			o = byVersion[ev.Version]
 			delete(byVersion, ev.Version)
-		case runtime.EventDelete:
+		case ephemeral.EventDelete:
 			o = byReason[ev.Reason]
 			delete(byReason, ev.Reason)
 			if o != nil {
@@ -416,12 +416,12 @@ func (c *modelCase) matchEvents(rt *rapid.T, t *tenantModel, ops []*op) {
 
 // history waits until the recorder of t has n events, checks that they are versions 1 to n
 // without an overflow, and returns them.
-func (c *modelCase) history(rt *rapid.T, t *tenantModel, n uint64) []runtime.Event[string] {
+func (c *modelCase) history(rt *rapid.T, t *tenantModel, n uint64) []ephemeral.Event[string, string] {
 	ctx, cancel := context.WithTimeout(c.ctx, waitFor)
 	defer cancel()
-	err := t.rec.wait(ctx, func(evs []runtime.Event[string]) (bool, error) {
+	err := t.rec.wait(ctx, func(evs []ephemeral.Event[string, string]) (bool, error) {
 		for i := t.version; i < uint64(len(evs)); i++ {
-			if ev := evs[i]; ev.Kind == runtime.EventOverflow || ev.Version != i+1 {
+			if ev := evs[i]; ev.Kind == ephemeral.EventOverflow || ev.Version != i+1 {
 				return false, fmt.Errorf("recorder event %d: %+v, want version %d", i, ev, i+1)
 			}
 		}
@@ -434,8 +434,8 @@ func (c *modelCase) history(rt *rapid.T, t *tenantModel, n uint64) []runtime.Eve
 	return evs[:n]
 }
 
-func (c *modelCase) checkCursor(rt *rapid.T, t *tenantModel, ev runtime.Event[string], version uint64) {
-	want := runtime.Cursor{Epoch: t.epoch, Seq: version}.String()
+func (c *modelCase) checkCursor(rt *rapid.T, t *tenantModel, ev ephemeral.Event[string, string], version uint64) {
+	want := ephemeral.Cursor{Epoch: t.epoch, Seq: version}.String()
 	if ev.Version != version || ev.Cursor != want {
 		rt.Fatalf("tenant %q: event %+v, want version %d and cursor %s", t.name, ev, version, want)
 	}
@@ -517,13 +517,13 @@ func (c *modelCase) apply(rt *rapid.T, o *op, strict bool) {
 	}
 }
 
-func condHolds(c runtime.Condition, e *modelEntry, live bool) bool {
+func condHolds(c ephemeral.Condition, e *modelEntry, live bool) bool {
 	switch c.Kind {
-	case runtime.CondIfNew:
+	case ephemeral.CondIfNew:
 		return !live
-	case runtime.CondIfExists:
+	case ephemeral.CondIfExists:
 		return live
-	case runtime.CondIfVersion:
+	case ephemeral.CondIfVersion:
 		return live && e.version == c.Version
 	}
 	return true
@@ -535,14 +535,14 @@ func (c *modelCase) checkNoChange(rt *rapid.T, o *op, e *modelEntry, live, holds
 	var ok bool
 	switch o.kind {
 	case opUpsert:
-		ok = errors.Is(o.err, runtime.ErrConflict) && !holds || errors.Is(o.err, runtime.ErrCapacity) && full
+		ok = errors.Is(o.err, ephemeral.ErrConflict) && !holds || errors.Is(o.err, ephemeral.ErrCapacity) && full
 	case opTouch, opQuiet:
 		// A touch of a key that is not live reports OK false; with a version condition it
 		// may fail with ErrConflict instead.
 		ok = o.err == nil && !o.touch.OK && !live ||
-			errors.Is(o.err, runtime.ErrConflict) && !holds
+			errors.Is(o.err, ephemeral.ErrConflict) && !holds
 	case opRemove:
-		ok = o.err == nil && !o.removed && !live || errors.Is(o.err, runtime.ErrConflict) && !holds
+		ok = o.err == nil && !o.removed && !live || errors.Is(o.err, ephemeral.ErrConflict) && !holds
 	}
 	if !ok {
 		rt.Fatalf("%v: error %v, touch %+v, removed %v; the model has %+v (live %v, %d live entries)",
@@ -551,7 +551,7 @@ func (c *modelCase) checkNoChange(rt *rapid.T, o *op, e *modelEntry, live, holds
 }
 
 // applyEvent checks the event of a successful call and applies it to the model.
-func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev runtime.Event[string]) {
+func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev ephemeral.Event[string, string]) {
 	t := o.tenant
 	if c.tg.now != nil && !ev.At.Equal(c.now()) {
 		rt.Fatalf("%v: event at %v, the clock reads %v", o, ev.At, c.now())
@@ -561,7 +561,7 @@ func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev 
 		if !live && len(t.entries) >= modelMaxEntries {
 			rt.Fatalf("%v: a new key in a full tenant (%d entries)", o, len(t.entries))
 		}
-		want := runtime.Entry[string]{Key: o.key, Value: o.value, Version: o.version, CreatedAt: ev.At, UpdatedAt: ev.At, ExpiresAt: ev.At.Add(o.ttl)}
+		want := ephemeral.Entry[string, string]{Key: o.key, Value: o.value, Version: o.version, CreatedAt: ev.At, UpdatedAt: ev.At, ExpiresAt: ev.At.Add(o.ttl)}
 		if live {
 			want.CreatedAt = e.created
 		}
@@ -573,7 +573,7 @@ func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev 
 		}
 		t.entries[o.key] = &modelEntry{value: o.value, version: o.version, created: want.CreatedAt, updated: ev.At, expires: want.ExpiresAt, seen: []time.Time{want.ExpiresAt}}
 	case opTouch:
-		want := runtime.TouchResult{OK: true, Version: o.version, ExpiresAt: ev.At.Add(o.ttl)}
+		want := ephemeral.TouchResult{OK: true, Version: o.version, ExpiresAt: ev.At.Add(o.ttl)}
 		if o.touch != want || !ev.ExpiresAt.Equal(want.ExpiresAt) {
 			rt.Fatalf("%v: result %+v, event %+v, want %+v", o, o.touch, ev, want)
 		}
@@ -614,7 +614,7 @@ func (c *modelCase) advance(rt *rapid.T) {
 		for i, ev := range c.history(rt, t, t.version+n)[t.version:] {
 			c.checkCursor(rt, t, ev, t.version+uint64(i)+1)
 			e := t.entries[ev.Key]
-			if ev.Kind != runtime.EventExpire || !due[ev.Key] || ev.At.Before(e.expires) || ev.At.After(now) {
+			if ev.Kind != ephemeral.EventExpire || !due[ev.Key] || ev.At.Before(e.expires) || ev.At.After(now) {
 				rt.Fatalf("tenant %q at %v: event %+v, want an expire of one of %v", t.name, now, ev, slices.Sorted(maps.Keys(due)))
 			}
 			delete(due, ev.Key)
@@ -629,15 +629,15 @@ func (c *modelCase) advance(rt *rapid.T) {
 // snapshotDue checks a snapshot taken while the expire events of the due keys may still be on
 // their way: it holds none of the due keys, whether or not they were reconciled yet.
 func (c *modelCase) snapshotDue(rt *rapid.T, t *tenantModel, due map[string]bool) {
-	snap, err := c.store.Snapshot(c.ctx, runtime.WithTenant(t.name))
+	snap, err := c.store.Snapshot(c.ctx, ephemeral.WithTenant(t.name))
 	if err != nil {
 		rt.Fatalf("snapshot of %q: %v", t.name, err)
 	}
-	cur, err := runtime.ParseCursor(snap.Cursor)
+	cur, err := ephemeral.ParseCursor(snap.Cursor)
 	if err != nil || cur.Epoch != t.epoch || cur.Seq < t.version || cur.Seq > t.version+uint64(len(due)) {
 		rt.Fatalf("snapshot of %q while %d keys expire: cursor %s, want version %d to %d", t.name, len(due), snap.Cursor, t.version, t.version+uint64(len(due)))
 	}
-	want := []runtime.Entry[string]{}
+	want := []ephemeral.Entry[string, string]{}
 	for _, e := range t.list("") {
 		if !due[e.Key] {
 			want = append(want, e)
@@ -658,11 +658,11 @@ func (c *modelCase) drawTenant(rt *rapid.T) *tenantModel {
 func (c *modelCase) snapshot(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
-	snap, err := c.store.Snapshot(c.ctx, runtime.WithTenant(t.name), runtime.WithPrefix(prefix))
+	snap, err := c.store.Snapshot(c.ctx, ephemeral.WithTenant(t.name), ephemeral.WithPrefix(prefix))
 	if err != nil {
 		rt.Fatalf("snapshot of %q: %v", t.name, err)
 	}
-	if want := (runtime.Cursor{Epoch: t.epoch, Seq: t.version}).String(); snap.Cursor != want {
+	if want := (ephemeral.Cursor{Epoch: t.epoch, Seq: t.version}).String(); snap.Cursor != want {
 		rt.Fatalf("snapshot of %q: cursor %s, want %s", t.name, snap.Cursor, want)
 	}
 	if d := gocmp.Diff(t.list(prefix), snap.Entries); d != "" {
@@ -674,8 +674,8 @@ func (c *modelCase) snapshot(rt *rapid.T) {
 }
 
 // list returns the model's entries with prefix, sorted by key.
-func (t *tenantModel) list(prefix string) []runtime.Entry[string] {
-	entries := []runtime.Entry[string]{}
+func (t *tenantModel) list(prefix string) []ephemeral.Entry[string, string] {
+	entries := []ephemeral.Entry[string, string]{}
 	for _, k := range slices.Sorted(maps.Keys(t.entries)) {
 		if strings.HasPrefix(k, prefix) {
 			entries = append(entries, t.entry(k))
@@ -684,15 +684,15 @@ func (t *tenantModel) list(prefix string) []runtime.Entry[string] {
 	return entries
 }
 
-func (t *tenantModel) entry(k string) runtime.Entry[string] {
+func (t *tenantModel) entry(k string) ephemeral.Entry[string, string] {
 	e := t.entries[k]
-	return runtime.Entry[string]{Key: k, Value: e.value, Version: e.version, CreatedAt: e.created, UpdatedAt: e.updated, ExpiresAt: e.expires}
+	return ephemeral.Entry[string, string]{Key: k, Value: e.value, Version: e.version, CreatedAt: e.created, UpdatedAt: e.updated, ExpiresAt: e.expires}
 }
 
 func (c *modelCase) get(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	key := rapid.SampledFrom(modelKeys).Draw(rt, "key")
-	got, ok, err := c.store.Get(c.ctx, key, runtime.WithTenant(t.name))
+	got, ok, err := c.store.Get(c.ctx, key, ephemeral.WithTenant(t.name))
 	if err != nil {
 		rt.Fatalf("get %q/%q: %v", t.name, key, err)
 	}
@@ -707,7 +707,7 @@ func (c *modelCase) get(rt *rapid.T) {
 func (c *modelCase) reader(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
-	opts := []runtime.ReaderOption{runtime.WithTenant(t.name), runtime.WithPrefix(prefix)}
+	opts := []ephemeral.ReaderOption{ephemeral.WithTenant(t.name), ephemeral.WithPrefix(prefix)}
 	var after string
 	switch rapid.IntRange(0, 3).Draw(rt, "start") {
 	case 1:
@@ -720,13 +720,13 @@ func (c *modelCase) reader(rt *rapid.T) {
 		after = t.cursors[0] // the oldest: it overflows once MaxEvents events followed
 	}
 	if after != "" {
-		opts = append(opts, runtime.After(after))
+		opts = append(opts, ephemeral.After(after))
 	}
 	r, err := c.store.Reader(c.ctx, opts...)
 	if err != nil {
 		rt.Fatalf("reader of %q after %q: %v", t.name, after, err)
 	}
-	cur, err := runtime.ParseCursor(r.Cursor())
+	cur, err := ephemeral.ParseCursor(r.Cursor())
 	if err != nil || after == "" && (cur.Epoch != t.epoch || cur.Seq != t.version) {
 		r.Close()
 		rt.Fatalf("fresh reader of %q starts at %q (%v), want version %d of epoch %s", t.name, r.Cursor(), err, t.version, t.epoch)
@@ -738,9 +738,9 @@ func (c *modelCase) mirror(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
 	changed := make(chan struct{}, 1)
-	m, err := c.store.Mirror(runtime.WithTenant(t.name), runtime.WithPrefix(prefix), runtime.WithMirrorClock(c.now),
-		runtime.WithBackoff(time.Millisecond, 20*time.Millisecond),
-		runtime.OnChange(func(runtime.Change[string]) {
+	m, err := c.store.Mirror(ephemeral.WithTenant(t.name), ephemeral.WithPrefix(prefix), ephemeral.WithMirrorClock(c.now),
+		ephemeral.WithBackoff(time.Millisecond, 20*time.Millisecond),
+		ephemeral.OnChange(func(ephemeral.Change[string, string]) {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -772,7 +772,7 @@ func (c *modelCase) finish(rt *rapid.T) {
 	}
 }
 
-func (c *modelCase) tenantOf(cur runtime.Cursor) *tenantModel {
+func (c *modelCase) tenantOf(cur ephemeral.Cursor) *tenantModel {
 	for _, t := range c.tenants {
 		if t.epoch == cur.Epoch {
 			return t
@@ -792,7 +792,7 @@ func (c *modelCase) checkReader(rt *rapid.T, s *stream) {
 	overflowOK := c.limits.MaxEvents != 0
 	ctx, cancel := context.WithTimeout(c.ctx, waitFor)
 	defer cancel()
-	err := s.wait(ctx, func(evs []runtime.Event[string]) (bool, error) {
+	err := s.wait(ctx, func(evs []ephemeral.Event[string, string]) (bool, error) {
 		return checkEvents(evs, s.start, hist, s.prefix, overflowOK)
 	})
 	if err != nil {
@@ -801,7 +801,7 @@ func (c *modelCase) checkReader(rt *rapid.T, s *stream) {
 	evs, _ := s.received()
 	c.stats.readerEvents.Add(int64(len(evs)))
 	for _, ev := range evs {
-		if ev.Kind == runtime.EventOverflow {
+		if ev.Kind == ephemeral.EventOverflow {
 			c.stats.overflows.Add(1)
 		}
 	}
@@ -810,7 +810,7 @@ func (c *modelCase) checkReader(rt *rapid.T, s *stream) {
 // checkEvents reports whether evs are all the events of hist (versions 1 to len(hist)) after
 // start whose keys have prefix, in order, each once; an overflow may skip events when
 // overflowOK, but only forward. It fails at the first event that is not the expected one.
-func checkEvents(evs []runtime.Event[string], start runtime.Cursor, hist []runtime.Event[string], prefix string, overflowOK bool) (bool, error) {
+func checkEvents(evs []ephemeral.Event[string, string], start ephemeral.Cursor, hist []ephemeral.Event[string, string], prefix string, overflowOK bool) (bool, error) {
 	pos := start.Seq
 	next := func() int { // the index in hist of the next expected event, or -1
 		for i := pos; i < uint64(len(hist)); i++ {
@@ -821,8 +821,8 @@ func checkEvents(evs []runtime.Event[string], start runtime.Cursor, hist []runti
 		return -1
 	}
 	for i, ev := range evs {
-		if ev.Kind == runtime.EventOverflow {
-			fa, err := runtime.ParseCursor(ev.FirstAvailable)
+		if ev.Kind == ephemeral.EventOverflow {
+			fa, err := ephemeral.ParseCursor(ev.FirstAvailable)
 			if !overflowOK || err != nil || fa.Epoch != start.Epoch || fa.Seq <= pos || fa.Seq > uint64(len(hist)) {
 				return false, fmt.Errorf("event %d: overflow %+v at version %d (allowed: %v)", i, ev, pos, overflowOK)
 			}
@@ -866,7 +866,7 @@ func (c *modelCase) checkMirror(rt *rapid.T, m *modelMirror) {
 // no event): it may hold any expiry the entry had since its last event, and hide the entry
 // once that passed.
 func mirrorDiff(m *modelMirror, now time.Time) string {
-	got := map[string]runtime.Entry[string]{}
+	got := map[string]ephemeral.Entry[string, string]{}
 	for k, e := range m.m.All() {
 		got[k] = e
 	}

@@ -5,25 +5,25 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
 )
 
 // stream receives the events of one reader in a goroutine of its own, as an application
 // would, and keeps them for the checks.
 type stream struct {
-	r       *runtime.Reader[string]
-	start   runtime.Cursor // the position the reader started after
+	r       *ephemeral.Reader[string, string]
+	start   ephemeral.Cursor // the position the reader started after
 	prefix  string
 	done    chan struct{}
 	changed chan struct{} // gets a value after every event or error
 
 	mu     sync.Mutex
-	events []runtime.Event[string]
+	events []ephemeral.Event[string, string]
 	err    error // why Recv stopped
 }
 
 // startStream starts receiving from r, which started after start.
-func startStream(r *runtime.Reader[string], start runtime.Cursor, prefix string) *stream {
+func startStream(r *ephemeral.Reader[string, string], start ephemeral.Cursor, prefix string) *stream {
 	s := &stream{r: r, start: start, prefix: prefix, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	go s.run()
 	return s
@@ -51,7 +51,7 @@ func (s *stream) run() {
 }
 
 // received returns the events so far and the error that stopped the stream, if any.
-func (s *stream) received() ([]runtime.Event[string], error) {
+func (s *stream) received() ([]ephemeral.Event[string, string], error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.events, s.err
@@ -59,7 +59,7 @@ func (s *stream) received() ([]runtime.Event[string], error) {
 
 // wait calls check with the events received so far, after each new one, until check reports
 // that it has all it needs or fails, the stream stops, or ctx is done.
-func (s *stream) wait(ctx context.Context, check func([]runtime.Event[string]) (bool, error)) error {
+func (s *stream) wait(ctx context.Context, check func([]ephemeral.Event[string, string]) (bool, error)) error {
 	for {
 		evs, stopped := s.received()
 		ok, err := check(evs)

@@ -19,6 +19,7 @@ var (
 	ErrInvalidConfig   = errors.New("ephemeral: invalid config")
 	ErrConflict        = errors.New("ephemeral: condition failed")
 	ErrClosed          = errors.New("ephemeral: closed")
+	ErrEncode          = errors.New("ephemeral: cannot encode value")
 	ErrDecode          = errors.New("ephemeral: cannot decode value")
 )
 

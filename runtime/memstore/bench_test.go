@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -80,14 +81,15 @@ func (counterCodec) Decode(src []byte, v *counter) error {
 
 var benchValue = []byte("12345678")
 
-func newBenchStore(b *testing.B) (*memstore.Backend, *runtime.Store[counter]) {
+// newBenchStore returns a typed store on a new backend and the backend's store under it.
+func newBenchStore(b *testing.B) (backend.Store, *ephemeral.Store[string, counter]) {
 	be := memstore.New()
 	b.Cleanup(func() { be.Close() })
-	s, err := runtime.New(be, runtime.Codec[counter](counterCodec{}), runtime.Config{ID: "bench", TTL: time.Hour})
+	s, err := ephemeral.New(be, ephemeral.Config[string, counter]{ID: "bench", TTL: time.Hour, Codec: counterCodec{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return be, s
+	return open(be, "bench"), s
 }
 
 func BenchmarkUpsert(b *testing.B) {
@@ -103,12 +105,11 @@ func BenchmarkUpsert(b *testing.B) {
 		})
 	}
 	b.Run("backend", func(b *testing.B) {
-		be, s := newBenchStore(b)
-		scope := runtime.Scope{ID: "bench", Tenant: runtime.DefaultTenant, Limits: s.Config().Limits}
+		be, _ := newBenchStore(b)
 		i := 0
 		for b.Loop() {
-			req := runtime.UpsertRequest{Key: benchKeyNames[i%benchKeys], Value: benchValue, TTL: time.Hour}
-			if _, err := be.Upsert(ctx, scope, req); err != nil {
+			req := backend.UpsertRequest{Key: benchKeyNames[i%benchKeys], Value: benchValue, TTL: time.Hour}
+			if _, err := be.Upsert(ctx, ephemeral.DefaultTenant, req); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -145,7 +146,6 @@ func BenchmarkGet(b *testing.B) {
 	}
 	b.Run("backend", func(b *testing.B) {
 		be, s := newBenchStore(b)
-		scope := runtime.Scope{ID: "bench", Tenant: runtime.DefaultTenant, Limits: s.Config().Limits}
 		for _, k := range benchKeyNames {
 			if _, err := s.Upsert(ctx, k, counter{N: 1}); err != nil {
 				b.Fatal(err)
@@ -153,7 +153,7 @@ func BenchmarkGet(b *testing.B) {
 		}
 		i := 0
 		for b.Loop() {
-			if _, ok, err := be.Get(ctx, scope, benchKeyNames[i%benchKeys]); !ok || err != nil {
+			if _, ok, err := be.Get(ctx, ephemeral.DefaultTenant, benchKeyNames[i%benchKeys]); !ok || err != nil {
 				b.Fatal("missing", err)
 			}
 			i++

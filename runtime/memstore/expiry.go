@@ -3,8 +3,9 @@ package memstore
 import (
 	"container/heap"
 	"math"
+	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // never is the armed time of a stopped scheduler timer.
@@ -83,7 +84,7 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 		}
 		t := e.t
 		delete(t.entries, e.key)
-		t.appendEvent(event{kind: runtime.EventExpire, at: e.expires, key: e.key})
+		t.appendEvent(backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
 		if t.idle() {
 			b.scheduleSweep(t)
 		}
@@ -108,9 +109,9 @@ func (b *Backend) sweep(t *tenant, now int64) {
 	case !t.idle():
 		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
 	case t.log.n == 0 && now >= t.unusedAt():
-		delete(b.tenants, t.name)
-		if b.recent == t {
-			b.recent = nil
+		delete(t.st.tenants, t.name)
+		if t.st.recent == t {
+			t.st.recent = nil
 		}
 	default:
 		b.scheduleSweep(t)
@@ -125,7 +126,7 @@ func (b *Backend) rearm() {
 	}
 	if at := b.heap[0].due; at < b.armed {
 		b.armed = at
-		b.timer.Set(msTime(at))
+		b.timer.Set(time.UnixMilli(at))
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 var start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -39,8 +39,10 @@ func checkHeap(t *testing.T, b *Backend) {
 		}
 	}
 	live := 0
-	for _, tn := range b.tenants {
-		live += len(tn.entries)
+	for _, st := range b.stores {
+		for _, tn := range st.tenants {
+			live += len(tn.entries)
+		}
 	}
 	if entries != live {
 		t.Fatalf("heap holds %d entries, tenants %d", entries, live)
@@ -58,18 +60,19 @@ func TestSingleTimer(t *testing.T) {
 	goroutines := goruntime.NumGoroutine()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const tenants, keys = 10, 1000
+	s := open(b, "id")
 	for i := range tenants * keys {
-		s := runtime.Scope{ID: "id", Tenant: fmt.Sprint("t", i%tenants)}
+		sT := fmt.Sprint("t", i%tenants)
 		key := fmt.Sprint("k", rng.IntN(keys))
 		ttl := time.Duration(1+rng.IntN(60_000)) * time.Millisecond
 		var err error
 		switch rng.IntN(4) {
 		case 0, 1:
-			_, err = b.Upsert(ctx, s, runtime.UpsertRequest{Key: key, Value: []byte("v"), TTL: ttl})
+			_, err = s.Upsert(ctx, sT, backend.UpsertRequest{Key: key, Value: []byte("v"), TTL: ttl})
 		case 2:
-			_, err = b.Touch(ctx, s, runtime.TouchRequest{Key: key, TTL: ttl, Quiet: rng.IntN(2) == 0})
+			_, err = s.Touch(ctx, sT, backend.TouchRequest{Key: key, TTL: ttl, Quiet: rng.IntN(2) == 0})
 		case 3:
-			_, err = b.Remove(ctx, s, runtime.RemoveRequest{Key: key})
+			_, err = s.Remove(ctx, sT, backend.RemoveRequest{Key: key})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -87,9 +90,9 @@ func TestSingleTimer(t *testing.T) {
 	}
 
 	clock.Advance(time.Minute)
-	s := runtime.Scope{ID: "id", Tenant: "t0"}
+	s, sT := open(b, "id"), "t0"
 	// A snapshot reconciles what the scheduler has not reached yet.
-	if snap, err := b.Snapshot(ctx, s, ""); err != nil || len(snap.Entries) != 0 {
+	if snap, err := s.Snapshot(ctx, sT, ""); err != nil || len(snap.Entries) != 0 {
 		t.Fatalf("snapshot after all TTLs: %d entries, %v", len(snap.Entries), err)
 	}
 	checkHeap(t, b)
@@ -103,33 +106,33 @@ func TestSweep(t *testing.T) {
 	clock := NewFakeClock(start)
 	b := New(WithClock(clock))
 	defer b.Close()
-	s := runtime.Scope{ID: "id", Tenant: "t", Limits: runtime.Limits{EventRetention: time.Minute}}
-	if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Second}); err != nil {
+	s, sT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "t"
+	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := b.Snapshot(ctx, s, "")
+	snap, err := s.Snapshot(ctx, sT, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Second)
-	if ev, err := sub.Next(ctx); err != nil || ev.Kind != runtime.EventExpire {
+	if ev, err := sub.Next(ctx); err != nil || ev.Kind != backend.EventExpire {
 		t.Fatalf("Next = %+v, %v; want the expire event", ev, err)
 	}
 	sub.Close()
 	// Any call reconciles what is due, whether or not the scheduler got to it first.
-	other := runtime.Scope{ID: "id", Tenant: "other"}
+	other, otherT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "other"
 	kept := func() bool {
 		t.Helper()
-		if _, err := b.Snapshot(ctx, other, ""); err != nil {
+		if _, err := other.Snapshot(ctx, otherT, ""); err != nil {
 			t.Fatal(err)
 		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		_, ok := b.tenants[scopeKey{"id", "t"}]
+		_, ok := b.stores["id"].tenants["t"]
 		return ok
 	}
 	clock.Advance(time.Minute) // the expire event is exactly as old as the retention
@@ -141,13 +144,13 @@ func TestSweep(t *testing.T) {
 		t.Fatal("the idle tenant's state was not freed after its retention")
 	}
 
-	sub, err = b.Subscribe(ctx, s, runtime.SubscribeRequest{After: &snap.Cursor})
+	sub, err = s.Subscribe(ctx, sT, backend.SubscribeRequest{After: &snap.Cursor})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	ev, err := sub.Next(ctx)
-	if err != nil || ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable.Epoch == snap.Cursor.Epoch {
+	if err != nil || ev.Kind != backend.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable.Epoch == snap.Cursor.Epoch {
 		t.Fatalf("Next after the state was freed = %+v, %v; want an overflow into a new epoch", ev, err)
 	}
 }
@@ -167,27 +170,27 @@ func TestSchedulerBatches(t *testing.T) {
 	clock := NewFakeClock(start)
 	b := New(WithClock(clock))
 	defer b.Close()
-	s := runtime.Scope{ID: "id", Tenant: "t"}
+	s, sT := open(b, "id"), "t"
 	const n = 3*schedulerBatch + 7
 	for i := range n {
 		ttl := time.Duration(1+i%3) * time.Millisecond
-		if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: fmt.Sprint("k", i), Value: []byte("v"), TTL: ttl}); err != nil {
+		if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: fmt.Sprint("k", i), Value: []byte("v"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	clock.Advance(time.Second)
-	var last runtime.RawEvent
+	var last backend.Event
 	for i := range n {
 		ev, err := sub.Next(ctx)
 		if err != nil {
 			t.Fatalf("after %d expire events: %v", i, err)
 		}
-		if ev.Kind != runtime.EventExpire || ev.Version != uint64(n+i+1) || ev.At.Before(last.At) {
+		if ev.Kind != backend.EventExpire || ev.Version != uint64(n+i+1) || ev.At < last.At {
 			t.Fatalf("event %d: %+v after %+v, want expire events in order", i, ev, last)
 		}
 		last = ev

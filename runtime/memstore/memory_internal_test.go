@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // BenchmarkMillionKeys fills a backend with 1,000,000 live keys with random TTLs (1 s to 1 h)
@@ -27,14 +27,14 @@ func BenchmarkMillionKeys(b *testing.B) {
 		keys[i] = fmt.Sprintf("user:%07d", i)
 		values[i] = fmt.Appendf(nil, `{"status":"online","n":%07d}`, i)
 	}
-	s := runtime.Scope{ID: "mem", Tenant: "t", Limits: runtime.Limits{MaxEntries: n}}
 	for range b.N {
 		before := heapAlloc()
 		clock := NewFakeClock(time.Now())
 		be := New(WithClock(clock))
+		s, sT := open(be, "mem", backend.Limits{MaxEntries: n}), "t"
 		for i := range n {
 			ttl := time.Duration(1+rng.IntN(3600)) * time.Second
-			if _, err := be.Upsert(ctx, s, runtime.UpsertRequest{Key: keys[i], Value: values[i], TTL: ttl}); err != nil {
+			if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: keys[i], Value: values[i], TTL: ttl}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,12 +1,12 @@
-// Package memstore is the in-memory [runtime.Backend] of ephemeral: the state of every
-// (store ID, tenant) lives in this process. It is the backend of tests, demos and programs that
-// run as a single process; runtime/redisstore shares state between processes.
+// Package memstore is the in-memory backend of ephemeral (a [backend.Backend]): the state of
+// every (store ID, tenant) lives in this process. It is the backend of tests, demos and programs
+// that run as a single process; runtime/redisstore shares state between processes.
 //
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
-// buffer of the retained events, bounded by the limits of the store that calls it (the limits
-// of the latest call win when stores with different limits share a tenant). All its state is
-// guarded by one mutex. Values are kept and returned without copying: neither the caller of
-// Upsert nor the receiver of an entry or event may modify them. Times are returned in UTC.
+// buffer of the retained events, bounded by the limits the store ID was opened with (see
+// [backend.Backend.Open]: one set of limits per store ID). All its state is guarded by one
+// mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
+// receiver of an entry or event may modify them.
 //
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
@@ -15,7 +15,7 @@
 // (clock readings are truncated), as in Redis. [WithClock] replaces the system clock, for
 // example by a [FakeClock] in tests.
 //
-// A tenant's state is created, with a fresh epoch ([runtime.NewEpoch]), by the first upsert,
+// A tenant's state is created, with a fresh epoch ([backend.NewEpoch]), by the first upsert,
 // snapshot or reader of the tenant. It is freed once it has had no live entries and no open
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
@@ -30,10 +30,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// Backend is an in-memory [runtime.Backend]. Any number of stores may share one. It is safe
+// Backend is an in-memory [backend.Backend]. Any number of stores may share one. It is safe
 // for concurrent use.
 type Backend struct {
 	clock   Clock
@@ -41,15 +41,14 @@ type Backend struct {
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the scheduler goroutine has returned
 
-	mu      sync.Mutex
-	closed  bool
-	tenants map[scopeKey]*tenant
-	recent  *tenant // the tenant of the latest call, to skip the map lookup in a run of calls
-	heap    expiryHeap
-	armed   int64 // ms the timer is set for, or never
+	mu     sync.Mutex
+	closed bool
+	stores map[string]*store // by store ID
+	heap   expiryHeap
+	armed  int64 // ms the timer is set for, or never
 }
 
-var _ runtime.Backend = (*Backend)(nil)
+var _ backend.Backend = (*Backend)(nil)
 
 // Option configures a [Backend].
 type Option func(*Backend)
@@ -65,7 +64,7 @@ func New(opts ...Option) *Backend {
 	b := &Backend{
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
-		tenants: make(map[scopeKey]*tenant),
+		stores:  make(map[string]*store),
 		armed:   never,
 	}
 	for _, o := range opts {
@@ -80,7 +79,7 @@ func New(opts ...Option) *Backend {
 }
 
 // Close stops the expiry scheduler, ends every subscription (a blocked Next returns
-// [runtime.ErrClosed]) and drops all state. Later calls fail with [runtime.ErrClosed]. Close
+// [backend.ErrClosed]) and drops all state. Later calls fail with [backend.ErrClosed]. Close
 // is idempotent.
 func (b *Backend) Close() error {
 	b.mu.Lock()
@@ -95,9 +94,41 @@ func (b *Backend) Close() error {
 	<-b.stopped
 	b.timer.Stop()
 	b.mu.Lock()
-	b.tenants, b.recent, b.heap = nil, nil, nil
+	for _, st := range b.stores {
+		st.tenants, st.recent = nil, nil
+	}
+	b.heap = nil
 	b.mu.Unlock()
 	return nil
+}
+
+// Open returns the store with ID id; see [backend.Backend.Open].
+func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, backend.ErrClosed
+	}
+	if st := b.stores[id]; st != nil {
+		return st, backend.SameLimits(id, st.limits, l)
+	}
+	st := &store{b: b, id: id, limits: l, retention: l.EventRetention.Milliseconds(), tenants: make(map[string]*tenant)}
+	b.stores[id] = st
+	return st, nil
+}
+
+// store is one store ID of a Backend: a [backend.Store]. Its fields but b, id and limits are
+// guarded by b.mu.
+type store struct {
+	b         *Backend
+	id        string
+	limits    backend.Limits
+	retention int64 // limits.EventRetention in ms
+	tenants   map[string]*tenant
+	recent    *tenant // the tenant of the latest call, to skip the map lookup in a run of calls
 }
 
 // now returns the clock's time in milliseconds since the Unix epoch.
@@ -111,7 +142,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return 0, runtime.ErrClosed
+		return 0, backend.ErrClosed
 	}
 	return b.now(), nil
 }
@@ -131,29 +162,29 @@ func (b *Backend) unlock() {
 	b.mu.Unlock()
 }
 
-// tenant returns the state of s, creating it if needed, and records the call at now.
-func (b *Backend) tenant(s runtime.Scope, now int64) *tenant {
-	if t := b.lookup(s, now); t != nil {
+// tenant returns the state of tenant name, creating it if needed, and records the call at now.
+func (st *store) tenant(name string, now int64) *tenant {
+	if t := st.lookup(name, now); t != nil {
 		return t
 	}
 	t := &tenant{
-		name:    scopeKey{s.ID, s.Tenant},
-		epoch:   runtime.NewEpoch(),
+		st:      st,
+		name:    name,
+		epoch:   backend.NewEpoch(),
 		entries: make(map[string]*entry),
-		limits:  s.Limits.WithDefaults(),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
-	b.tenants[t.name] = t
-	b.scheduleSweep(t)
+	st.tenants[name] = t
+	st.b.scheduleSweep(t)
 	return t
 }
 
-// lookup returns the state of s, or nil if there is none, and records the call at now.
-func (b *Backend) lookup(s runtime.Scope, now int64) *tenant {
-	t := b.find(s)
+// lookup returns the state of tenant name, or nil if there is none, and records the call at
+// now.
+func (st *store) lookup(name string, now int64) *tenant {
+	t := st.find(name)
 	if t != nil {
-		t.limits = s.Limits.WithDefaults()
 		t.last = now
 	}
 	return t
@@ -161,41 +192,42 @@ func (b *Backend) lookup(s runtime.Scope, now int64) *tenant {
 
 // lookupEntry is lookup, and the live entry at key in the tenant's state (nil if either is
 // missing).
-func (b *Backend) lookupEntry(s runtime.Scope, now int64, key string) (*tenant, *entry) {
-	t := b.lookup(s, now)
+func (st *store) lookupEntry(name string, now int64, key string) (*tenant, *entry) {
+	t := st.lookup(name, now)
 	if t == nil {
 		return nil, nil
 	}
 	return t, t.entries[key]
 }
 
-// find returns the state of s, or nil if there is none.
-func (b *Backend) find(s runtime.Scope) *tenant {
-	if t := b.recent; t != nil && t.name.tenant == s.Tenant && t.name.id == s.ID {
+// find returns the state of tenant name, or nil if there is none.
+func (st *store) find(name string) *tenant {
+	if t := st.recent; t != nil && t.name == name {
 		return t
 	}
-	t := b.tenants[scopeKey{s.ID, s.Tenant}]
+	t := st.tenants[name]
 	if t != nil {
-		b.recent = t
+		st.recent = t
 	}
 	return t
 }
 
-// Upsert creates or replaces req.Key; see [runtime.Backend].
-func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
+// Upsert creates or replaces req.Key; see [backend.Store].
+func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
-		return runtime.RawEntry{}, err
+		return backend.Entry{}, err
 	}
 	defer b.unlock()
-	t := b.tenant(s, now)
+	t := st.tenant(tenant, now)
 	e := t.entries[req.Key]
-	if err := checkCond(req.Cond, req.Key, e); err != nil {
-		return runtime.RawEntry{}, err
+	if err := check(req.Cond, req.Key, e); err != nil {
+		return backend.Entry{}, err
 	}
 	if e == nil {
-		if len(t.entries) >= t.limits.MaxEntries {
-			return runtime.RawEntry{}, fmt.Errorf("%w: new key %q, %d live entries", runtime.ErrCapacity, req.Key, len(t.entries))
+		if len(t.entries) >= st.limits.MaxEntries {
+			return backend.Entry{}, fmt.Errorf("%w: new key %q, %d live entries", backend.ErrCapacity, req.Key, len(t.entries))
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
@@ -203,118 +235,103 @@ func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.Upser
 	e.value = req.Value
 	e.updated = now
 	e.expires = now + req.TTL.Milliseconds()
-	e.version = t.appendEvent(event{
-		kind:    runtime.EventUpsert,
-		at:      now,
-		key:     e.key,
-		value:   e.value,
-		created: e.created,
-		expires: e.expires,
+	e.version = t.appendEvent(backend.Event{
+		Kind:      backend.EventUpsert,
+		At:        now,
+		Key:       e.key,
+		Value:     e.value,
+		CreatedAt: e.created,
+		ExpiresAt: e.expires,
 	})
 	b.schedule(e)
-	return e.raw(), nil
+	return e.entry(), nil
 }
 
-// Touch extends the TTL of a live key; see [runtime.Backend].
-func (b *Backend) Touch(ctx context.Context, s runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
+// Touch extends the TTL of a live key; see [backend.Store].
+func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
-		return runtime.TouchResult{}, err
+		return backend.TouchResult{}, err
 	}
 	defer b.unlock()
-	t, e := b.lookupEntry(s, now, req.Key)
-	if err := checkCond(req.Cond, req.Key, e); err != nil || e == nil {
-		return runtime.TouchResult{}, err
+	t, e := st.lookupEntry(tenant, now, req.Key)
+	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+		return backend.TouchResult{}, err
 	}
 	e.expires = now + req.TTL.Milliseconds()
 	if !req.Quiet {
 		e.updated = now
-		e.version = t.appendEvent(event{kind: runtime.EventTouch, at: now, key: e.key, expires: e.expires})
+		e.version = t.appendEvent(backend.Event{Kind: backend.EventTouch, At: now, Key: e.key, ExpiresAt: e.expires})
 	}
 	b.schedule(e)
-	return runtime.TouchResult{OK: true, Version: e.version, ExpiresAt: msTime(e.expires)}, nil
+	return backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}, nil
 }
 
-// Remove deletes a live key; see [runtime.Backend].
-func (b *Backend) Remove(ctx context.Context, s runtime.Scope, req runtime.RemoveRequest) (bool, error) {
+// Remove deletes a live key; see [backend.Store].
+func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
+	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer b.unlock()
-	t, e := b.lookupEntry(s, now, req.Key)
-	if err := checkCond(req.Cond, req.Key, e); err != nil || e == nil {
+	t, e := st.lookupEntry(tenant, now, req.Key)
+	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
 		return false, err
 	}
 	delete(t.entries, e.key)
 	b.unschedule(e)
-	t.appendEvent(event{kind: runtime.EventDelete, at: now, key: e.key, reason: req.Reason})
+	t.appendEvent(backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
 	if t.idle() {
 		b.scheduleSweep(t)
 	}
 	return true, nil
 }
 
-// Get returns a live entry; see [runtime.Backend].
-func (b *Backend) Get(ctx context.Context, s runtime.Scope, key string) (runtime.RawEntry, bool, error) {
+// Get returns a live entry; see [backend.Store].
+func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bool, error) {
+	b := st.b
 	now, err := b.lock(ctx)
 	if err != nil {
-		return runtime.RawEntry{}, false, err
+		return backend.Entry{}, false, err
 	}
 	defer b.mu.Unlock()
-	t := b.find(s)
+	t := st.find(tenant)
 	if t == nil {
-		return runtime.RawEntry{}, false, nil
+		return backend.Entry{}, false, nil
 	}
 	e := t.entries[key]
 	if e == nil || e.expires <= now {
-		return runtime.RawEntry{}, false, nil
+		return backend.Entry{}, false, nil
 	}
-	return e.raw(), true, nil
+	return e.entry(), true, nil
 }
 
 // Snapshot returns the live entries with a key prefix and the cursor of the same instant; see
-// [runtime.Backend].
-func (b *Backend) Snapshot(ctx context.Context, s runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
+// [backend.Store].
+func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
-		return runtime.RawSnapshot{}, err
+		return backend.Snapshot{}, err
 	}
 	defer b.unlock()
-	t := b.tenant(s, now)
-	var entries []runtime.RawEntry
+	t := st.tenant(tenant, now)
+	var entries []backend.Entry
 	for key, e := range t.entries {
 		if strings.HasPrefix(key, prefix) {
-			entries = append(entries, e.raw())
+			entries = append(entries, e.entry())
 		}
 	}
-	slices.SortFunc(entries, func(x, y runtime.RawEntry) int { return strings.Compare(x.Key, y.Key) })
-	return runtime.RawSnapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
+	slices.SortFunc(entries, func(x, y backend.Entry) int { return strings.Compare(x.Key, y.Key) })
+	return backend.Snapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
 }
 
-// checkCond returns an error wrapping [runtime.ErrConflict] unless c holds for key, whose live
-// entry is e (nil if none).
-func checkCond(c runtime.Condition, key string, e *entry) error {
-	switch c.Kind {
-	case runtime.CondNone:
-		return nil
-	case runtime.CondIfNew:
-		if e != nil {
-			return fmt.Errorf("%w: key %q exists", runtime.ErrConflict, key)
-		}
-	case runtime.CondIfExists:
-		if e == nil {
-			return fmt.Errorf("%w: key %q does not exist", runtime.ErrConflict, key)
-		}
-	case runtime.CondIfVersion:
-		if e == nil {
-			return fmt.Errorf("%w: key %q does not exist, want version %d", runtime.ErrConflict, key, c.Version)
-		}
-		if e.version != c.Version {
-			return fmt.Errorf("%w: key %q is at version %d, want %d", runtime.ErrConflict, key, e.version, c.Version)
-		}
-	default:
-		return fmt.Errorf("%w: unknown condition kind %d", runtime.ErrInvalidConfig, c.Kind)
+// check is c.Check for key, whose live entry is e (nil if none).
+func check(c backend.Condition, key string, e *entry) error {
+	if e == nil {
+		return c.Check(key, false, 0)
 	}
-	return nil
+	return c.Check(key, true, e.version)
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/storetest"
 	"github.com/google/go-cmp/cmp"
@@ -36,8 +36,8 @@ func TestClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	b := memstore.New()
-	s := runtime.Scope{ID: "id", Tenant: "t"}
-	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	s, sT := open(b, "id"), "t"
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,25 +49,25 @@ func TestClose(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := <-done; !errors.Is(err, runtime.ErrClosed) {
+	if err := <-done; !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("blocked Next after Close: %v, want ErrClosed", err)
 	}
-	if _, err := sub.Next(ctx); !errors.Is(err, runtime.ErrClosed) {
+	if _, err := sub.Next(ctx); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Next after Close: %v, want ErrClosed", err)
 	}
 	if err := sub.Close(); err != nil {
 		t.Errorf("subscription Close after backend Close: %v", err)
 	}
-	if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, runtime.ErrClosed) {
+	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Upsert after Close: %v, want ErrClosed", err)
 	}
-	if _, _, err := b.Get(ctx, s, "k"); !errors.Is(err, runtime.ErrClosed) {
+	if _, _, err := s.Get(ctx, sT, "k"); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Get after Close: %v, want ErrClosed", err)
 	}
-	if _, err := b.Snapshot(ctx, s, ""); !errors.Is(err, runtime.ErrClosed) {
+	if _, err := s.Snapshot(ctx, sT, ""); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Snapshot after Close: %v, want ErrClosed", err)
 	}
-	if _, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{}); !errors.Is(err, runtime.ErrClosed) {
+	if _, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{}); !errors.Is(err, backend.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
 	}
 	if err := b.Close(); err != nil {
@@ -80,11 +80,11 @@ func TestCanceledContext(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	s := runtime.Scope{ID: "id", Tenant: "t"}
-	if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, context.Canceled) {
+	s, sT := open(b, "id"), "t"
+	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Upsert with a canceled context: %v", err)
 	}
-	snap, err := b.Snapshot(t.Context(), s, "")
+	snap, err := s.Snapshot(t.Context(), sT, "")
 	if err != nil || len(snap.Entries) != 0 || snap.Cursor.Seq != 0 {
 		t.Errorf("snapshot after a canceled upsert: %+v, %v; want empty", snap, err)
 	}
@@ -97,26 +97,26 @@ func TestSystemClockExpiry(t *testing.T) {
 	defer cancel()
 	b := memstore.New()
 	defer b.Close()
-	s := runtime.Scope{ID: "id", Tenant: "t"}
-	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	s, sT := open(b, "id"), "t"
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	ent, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: 20 * time.Millisecond})
+	ent, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []runtime.EventKind{runtime.EventUpsert, runtime.EventExpire} {
+	for _, want := range []backend.EventKind{backend.EventUpsert, backend.EventExpire} {
 		ev, err := sub.Next(ctx)
 		if err != nil || ev.Kind != want {
 			t.Fatalf("Next = %v event, %v; want %v", ev.Kind, err, want)
 		}
 	}
-	if now := time.Now(); now.Before(ent.ExpiresAt) {
+	if now := time.Now(); now.Before(time.UnixMilli(ent.ExpiresAt)) {
 		t.Errorf("expire event received at %v, before the expiry %v", now, ent.ExpiresAt)
 	}
-	if _, ok, err := b.Get(ctx, s, "k"); ok || err != nil {
+	if _, ok, err := s.Get(ctx, sT, "k"); ok || err != nil {
 		t.Errorf("Get after the expire event: %v, %v", ok, err)
 	}
 }
@@ -129,33 +129,33 @@ func TestRetentionWhileIdle(t *testing.T) {
 	clock := memstore.NewFakeClock(start)
 	b := memstore.New(memstore.WithClock(clock))
 	defer b.Close()
-	s := runtime.Scope{ID: "id", Tenant: "t", Limits: runtime.Limits{EventRetention: time.Minute}}
-	snap, err := b.Snapshot(ctx, s, "")
+	s, sT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "t"
+	snap, err := s.Snapshot(ctx, sT, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Hour}); err != nil {
+	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	live, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{After: &snap.Cursor})
+	live, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{After: &snap.Cursor})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
 	clock.Advance(time.Minute + time.Millisecond)
-	sub, err := b.Subscribe(ctx, s, runtime.SubscribeRequest{After: &snap.Cursor})
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{After: &snap.Cursor})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	want := runtime.RawEvent{
-		Kind:           runtime.EventOverflow,
-		Cursor:         runtime.Cursor{Epoch: snap.Cursor.Epoch, Seq: 1},
-		At:             start.Add(time.Minute + time.Millisecond).Truncate(time.Millisecond),
+	want := backend.Event{
+		Kind:           backend.EventOverflow,
+		Epoch:          snap.Cursor.Epoch,
+		At:             start.Add(time.Minute + time.Millisecond).UnixMilli(),
 		After:          snap.Cursor,
-		FirstAvailable: runtime.Cursor{Epoch: snap.Cursor.Epoch, Seq: 1},
+		FirstAvailable: backend.Cursor{Epoch: snap.Cursor.Epoch, Seq: 1},
 	}
-	for _, sub := range []runtime.Subscription{sub, live} {
+	for _, sub := range []backend.Subscription{sub, live} {
 		ev, err := sub.Next(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -210,15 +210,15 @@ func BenchmarkExpiryLatency(b *testing.B) {
 	ctx := context.Background()
 	be := memstore.New()
 	defer be.Close()
-	s := runtime.Scope{ID: "id", Tenant: "t"}
-	sub, err := be.Subscribe(ctx, s, runtime.SubscribeRequest{})
+	s, sT := open(be, "id"), "t"
+	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sub.Close()
 	var total time.Duration
 	for b.Loop() {
-		ent, err := be.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: 5 * time.Millisecond})
+		ent, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: 5 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -227,11 +227,11 @@ func BenchmarkExpiryLatency(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if ev.Kind == runtime.EventExpire {
+			if ev.Kind == backend.EventExpire {
 				break
 			}
 		}
-		total += time.Since(ent.ExpiresAt)
+		total += time.Since(time.UnixMilli(ent.ExpiresAt))
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/expiry")
 }
@@ -248,4 +248,17 @@ func TestConformanceRealTime(t *testing.T) {
 			RealTime: true,
 		}
 	})
+}
+
+// open opens the store id of b with limits l (zero fields take the defaults), for the tests.
+func open(b *memstore.Backend, id string, l ...backend.Limits) backend.Store {
+	var lim backend.Limits
+	if len(l) > 0 {
+		lim = l[0]
+	}
+	st, err := b.Open(id, lim.WithDefaults())
+	if err != nil {
+		panic(err)
+	}
+	return st
 }

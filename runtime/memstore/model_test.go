@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	gocmp "github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
@@ -41,13 +41,19 @@ type modelEntry struct {
 	created, updated, expires int64
 }
 
+// The model's tenant and its capacity.
+const (
+	modelTenant     = "t"
+	modelMaxEntries = 4
+)
+
 type model struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	clock  *memstore.FakeClock
 	b      *memstore.Backend
-	sub    runtime.Subscription
-	scope  runtime.Scope
+	sub    backend.Subscription
+	st     backend.Store
 
 	now     int64 // ms
 	seq     uint64
@@ -63,11 +69,11 @@ func newModel(rt *rapid.T) *model {
 		cancel:  cancel,
 		clock:   clock,
 		b:       b,
-		scope:   runtime.Scope{ID: "model", Tenant: "t", Limits: runtime.Limits{MaxEntries: 4}},
+		st:      open(b, "model", backend.Limits{MaxEntries: modelMaxEntries}),
 		now:     start.UnixMilli(),
 		entries: make(map[string]modelEntry),
 	}
-	sub, err := b.Subscribe(ctx, m.scope, runtime.SubscribeRequest{})
+	sub, err := m.st.Subscribe(ctx, modelTenant, backend.SubscribeRequest{})
 	if err != nil {
 		rt.Fatal(err)
 	}
@@ -96,21 +102,22 @@ func (m *model) expire(rt *rapid.T) {
 		}
 		return strings.Compare(x, y)
 	})
-	got := make([]runtime.RawEvent, len(due))
+	got := make([]backend.Event, len(due))
 	for i := range got {
 		got[i] = m.next(rt)
 		m.seq++
-		if ev := got[i]; ev.Kind != runtime.EventExpire || ev.Version != m.seq || ev.Cursor.Seq != m.seq ||
-			(i > 0 && ev.At.Before(got[i-1].At)) {
+		if ev := got[i]; ev.Kind != backend.EventExpire || ev.Version != m.seq || ev.Cursor().Seq != m.seq ||
+			(i > 0 && ev.At < got[i-1].At) {
 			rt.Fatalf("expiry event %d: %+v, want an expire, version %d, in time order", i, ev, m.seq)
 		}
 	}
 	// Entries that expire at the same instant may come in any order.
-	slices.SortFunc(got, func(x, y runtime.RawEvent) int {
-		return cmp.Or(x.At.Compare(y.At), strings.Compare(x.Key, y.Key))
+	slices.SortFunc(got, func(x, y backend.Event) int {
+		return cmp.Or(cmp.Compare(x.At, y.At), strings.Compare(x.Key, y.Key))
 	})
 	for i, k := range due {
-		want := runtime.RawEvent{Kind: runtime.EventExpire, Key: k, Version: got[i].Version, Cursor: got[i].Cursor, At: msTime(m.entries[k].expires)}
+		exp := m.entries[k].expires
+		want := backend.Event{Kind: backend.EventExpire, Epoch: got[i].Epoch, Key: k, Version: got[i].Version, At: exp, ExpiresAt: exp}
 		if d := gocmp.Diff(want, got[i]); d != "" {
 			rt.Fatalf("expire event (-want +got):\n%s", d)
 		}
@@ -118,7 +125,7 @@ func (m *model) expire(rt *rapid.T) {
 	}
 }
 
-func (m *model) next(rt *rapid.T) runtime.RawEvent {
+func (m *model) next(rt *rapid.T) backend.Event {
 	ev, err := m.sub.Next(m.ctx)
 	if err != nil {
 		rt.Fatalf("Next: %v", err)
@@ -126,45 +133,42 @@ func (m *model) next(rt *rapid.T) runtime.RawEvent {
 	return ev
 }
 
-// checkEvent compares ev with want, whose Version and Cursor are those of m.seq.
-func (m *model) checkEvent(rt *rapid.T, ev, want runtime.RawEvent) {
-	want.Version = m.seq
-	want.Cursor = runtime.Cursor{Epoch: ev.Cursor.Epoch, Seq: m.seq}
+// checkEvent compares ev with want, whose Version is m.seq.
+func (m *model) checkEvent(rt *rapid.T, ev, want backend.Event) {
+	want.Version, want.Epoch = m.seq, ev.Epoch
 	if d := gocmp.Diff(want, ev); d != "" {
 		rt.Fatalf("event (-want +got):\n%s", d)
 	}
 }
 
-func (m *model) rawEntry(k string) runtime.RawEntry {
+func (m *model) rawEntry(k string) backend.Entry {
 	e := m.entries[k]
-	return runtime.RawEntry{
+	return backend.Entry{
 		Key:       k,
 		Value:     []byte(e.value),
 		Version:   e.version,
-		CreatedAt: msTime(e.created),
-		UpdatedAt: msTime(e.updated),
-		ExpiresAt: msTime(e.expires),
+		CreatedAt: e.created,
+		UpdatedAt: e.updated,
+		ExpiresAt: e.expires,
 	}
 }
 
-func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
 // cond draws a condition, with versions near the live ones.
-func (m *model) cond(rt *rapid.T, kinds ...runtime.CondKind) runtime.Condition {
-	c := runtime.Condition{Kind: rapid.SampledFrom(kinds).Draw(rt, "cond")}
-	if c.Kind == runtime.CondIfVersion {
+func (m *model) cond(rt *rapid.T, kinds ...backend.CondKind) backend.Condition {
+	c := backend.Condition{Kind: rapid.SampledFrom(kinds).Draw(rt, "cond")}
+	if c.Kind == backend.CondIfVersion {
 		c.Version = rapid.Uint64Range(max(m.seq, 2)-2, m.seq+1).Draw(rt, "version")
 	}
 	return c
 }
 
-func holds(c runtime.Condition, e modelEntry, live bool) bool {
+func holds(c backend.Condition, e modelEntry, live bool) bool {
 	switch c.Kind {
-	case runtime.CondIfNew:
+	case backend.CondIfNew:
 		return !live
-	case runtime.CondIfExists:
+	case backend.CondIfExists:
 		return live
-	case runtime.CondIfVersion:
+	case backend.CondIfVersion:
 		return live && e.version == c.Version
 	}
 	return true
@@ -178,19 +182,19 @@ func (m *model) upsert(rt *rapid.T) {
 	key := modelKeys.Draw(rt, "key")
 	value := rapid.StringN(0, 4, 4).Draw(rt, "value")
 	ttl := ttlDraw(rt)
-	cond := m.cond(rt, runtime.CondNone, runtime.CondIfNew, runtime.CondIfExists, runtime.CondIfVersion)
-	got, err := m.b.Upsert(m.ctx, m.scope, runtime.UpsertRequest{Key: key, Value: []byte(value), TTL: ttl, Cond: cond})
+	cond := m.cond(rt, backend.CondNone, backend.CondIfNew, backend.CondIfExists, backend.CondIfVersion)
+	got, err := m.st.Upsert(m.ctx, modelTenant, backend.UpsertRequest{Key: key, Value: []byte(value), TTL: ttl, Cond: cond})
 	m.expire(rt)
 
 	e, live := m.entries[key]
 	switch {
 	case !holds(cond, e, live):
-		if !errors.Is(err, runtime.ErrConflict) {
+		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Upsert with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}
 		return
-	case !live && len(m.entries) >= m.scope.Limits.MaxEntries:
-		if !errors.Is(err, runtime.ErrCapacity) {
+	case !live && len(m.entries) >= modelMaxEntries:
+		if !errors.Is(err, backend.ErrCapacity) {
 			rt.Fatalf("Upsert of a new key into a full tenant: %v, want ErrCapacity", err)
 		}
 		return
@@ -207,28 +211,28 @@ func (m *model) upsert(rt *rapid.T) {
 	if d := gocmp.Diff(want, got); d != "" {
 		rt.Fatalf("Upsert (-want +got):\n%s", d)
 	}
-	m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventUpsert, Key: key, At: want.UpdatedAt, Entry: want, ExpiresAt: want.ExpiresAt})
+	m.checkEvent(rt, m.next(rt), backend.Event{Kind: backend.EventUpsert, Key: key, At: want.UpdatedAt, Value: want.Value, CreatedAt: want.CreatedAt, ExpiresAt: want.ExpiresAt})
 }
 
 func (m *model) touch(rt *rapid.T) {
 	key := modelKeys.Draw(rt, "key")
 	ttl := ttlDraw(rt)
 	quiet := rapid.Bool().Draw(rt, "quiet")
-	cond := m.cond(rt, runtime.CondNone, runtime.CondIfVersion)
-	got, err := m.b.Touch(m.ctx, m.scope, runtime.TouchRequest{Key: key, TTL: ttl, Quiet: quiet, Cond: cond})
+	cond := m.cond(rt, backend.CondNone, backend.CondIfVersion)
+	got, err := m.st.Touch(m.ctx, modelTenant, backend.TouchRequest{Key: key, TTL: ttl, Quiet: quiet, Cond: cond})
 	m.expire(rt)
 
 	e, live := m.entries[key]
 	switch {
 	case !holds(cond, e, live):
-		if !errors.Is(err, runtime.ErrConflict) {
+		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Touch with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}
 		return
 	case err != nil:
 		rt.Fatalf("Touch: %v", err)
 	case !live:
-		if got != (runtime.TouchResult{}) {
+		if got != (backend.TouchResult{}) {
 			rt.Fatalf("Touch of a missing key: %+v", got)
 		}
 		return
@@ -239,25 +243,25 @@ func (m *model) touch(rt *rapid.T) {
 		e.version, e.updated = m.seq, m.now
 	}
 	m.entries[key] = e
-	want := runtime.TouchResult{OK: true, Version: e.version, ExpiresAt: msTime(e.expires)}
+	want := backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}
 	if d := gocmp.Diff(want, got); d != "" {
 		rt.Fatalf("Touch (-want +got):\n%s", d)
 	}
 	if !quiet {
-		m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventTouch, Key: key, At: msTime(m.now), ExpiresAt: want.ExpiresAt})
+		m.checkEvent(rt, m.next(rt), backend.Event{Kind: backend.EventTouch, Key: key, At: m.now, ExpiresAt: want.ExpiresAt})
 	}
 }
 
 func (m *model) remove(rt *rapid.T) {
 	key := modelKeys.Draw(rt, "key")
-	cond := m.cond(rt, runtime.CondNone, runtime.CondIfVersion)
-	got, err := m.b.Remove(m.ctx, m.scope, runtime.RemoveRequest{Key: key, Reason: "r", Cond: cond})
+	cond := m.cond(rt, backend.CondNone, backend.CondIfVersion)
+	got, err := m.st.Remove(m.ctx, modelTenant, backend.RemoveRequest{Key: key, Reason: "r", Cond: cond})
 	m.expire(rt)
 
 	e, live := m.entries[key]
 	switch {
 	case !holds(cond, e, live):
-		if !errors.Is(err, runtime.ErrConflict) {
+		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Remove with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}
 		return
@@ -270,7 +274,7 @@ func (m *model) remove(rt *rapid.T) {
 	}
 	delete(m.entries, key)
 	m.seq++
-	m.checkEvent(rt, m.next(rt), runtime.RawEvent{Kind: runtime.EventDelete, Key: key, At: msTime(m.now), Reason: "r"})
+	m.checkEvent(rt, m.next(rt), backend.Event{Kind: backend.EventDelete, Key: key, At: m.now, Reason: "r"})
 }
 
 func (m *model) advance(rt *rapid.T) {
@@ -282,7 +286,7 @@ func (m *model) advance(rt *rapid.T) {
 
 func (m *model) get(rt *rapid.T) {
 	key := modelKeys.Draw(rt, "key")
-	got, ok, err := m.b.Get(m.ctx, m.scope, key)
+	got, ok, err := m.st.Get(m.ctx, modelTenant, key)
 	if err != nil {
 		rt.Fatalf("Get: %v", err)
 	}
@@ -299,11 +303,11 @@ func (m *model) get(rt *rapid.T) {
 
 func (m *model) snapshot(rt *rapid.T) {
 	prefix := rapid.SampledFrom([]string{"", "a", "c", "z"}).Draw(rt, "prefix")
-	got, err := m.b.Snapshot(m.ctx, m.scope, prefix)
+	got, err := m.st.Snapshot(m.ctx, modelTenant, prefix)
 	if err != nil {
 		rt.Fatalf("Snapshot: %v", err)
 	}
-	var want []runtime.RawEntry
+	var want []backend.Entry
 	for _, k := range slices.Sorted(maps.Keys(m.entries)) {
 		if strings.HasPrefix(k, prefix) {
 			want = append(want, m.rawEntry(k))

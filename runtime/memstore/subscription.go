@@ -6,19 +6,20 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// Subscribe starts a stream of the tenant's events; see [runtime.Backend]. A cursor of another
+// Subscribe starts a stream of the tenant's events; see [backend.Store]. A cursor of another
 // epoch yields an overflow event first; a cursor of this epoch beyond the last event is an error
-// wrapping [runtime.ErrInvalidCursor].
-func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
+// wrapping [backend.ErrInvalidCursor].
+func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
+	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer b.unlock()
-	t := b.tenant(s, now)
+	t := st.tenant(tenant, now)
 	sub := &subscription{b: b, t: t, prefix: req.Prefix, closed: make(chan struct{})}
 	switch {
 	case req.After == nil:
@@ -28,7 +29,7 @@ func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.Su
 		sub.start = *req.After
 		sub.lost = true
 	case req.After.Seq > t.seq:
-		return nil, fmt.Errorf("%w: %s is beyond the last event %d", runtime.ErrInvalidCursor, req.After, t.seq)
+		return nil, fmt.Errorf("%w: %s is beyond the last event %d", backend.ErrInvalidCursor, req.After, t.seq)
 	default:
 		sub.pos = req.After.Seq
 		sub.start = *req.After
@@ -42,7 +43,7 @@ type subscription struct {
 	b      *Backend
 	t      *tenant
 	prefix string
-	start  runtime.Cursor
+	start  backend.Cursor
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -53,10 +54,10 @@ type subscription struct {
 }
 
 // Start returns the position the subscription started after.
-func (s *subscription) Start() runtime.Cursor { return s.start }
+func (s *subscription) Start() backend.Cursor { return s.start }
 
 // Next returns the next event with the subscription's prefix, waiting for it if needed.
-func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
+func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 	for {
 		ev, wait, err := s.next()
 		if err != nil || wait == nil {
@@ -65,44 +66,43 @@ func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
 		select {
 		case <-wait:
 		case <-s.closed:
-			return runtime.RawEvent{}, runtime.ErrClosed
+			return backend.Event{}, backend.ErrClosed
 		case <-s.b.done:
-			return runtime.RawEvent{}, runtime.ErrClosed
+			return backend.Event{}, backend.ErrClosed
 		case <-ctx.Done():
-			return runtime.RawEvent{}, ctx.Err()
+			return backend.Event{}, ctx.Err()
 		}
 	}
 }
 
 // next returns the next event if there is one, or else a channel that is closed when the
 // tenant gets a new event.
-func (s *subscription) next() (runtime.RawEvent, <-chan struct{}, error) {
+func (s *subscription) next() (backend.Event, <-chan struct{}, error) {
 	b, t := s.b, s.t
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || s.isClosed() {
-		return runtime.RawEvent{}, nil, runtime.ErrClosed
+		return backend.Event{}, nil, backend.ErrClosed
 	}
 	now := b.now()
 	t.trim(now)
 	first := t.first()
-	if s.lost || s.pos+1 < first {
-		after := t.cursor(s.pos)
-		if s.lost {
-			after = s.start
-		}
+	pos := t.cursor(s.pos)
+	if s.lost {
+		pos = s.start
+	}
+	if ev, ok := backend.Overflow(pos, t.epoch, first, t.seq, now); ok {
 		s.lost = false
-		s.pos = first - 1
-		fa := t.cursor(s.pos)
-		return runtime.RawEvent{Kind: runtime.EventOverflow, Cursor: fa, At: msTime(now), After: after, FirstAvailable: fa}, nil, nil
+		s.pos = ev.FirstAvailable.Seq
+		return ev, nil, nil
 	}
 	for s.pos < t.seq {
 		s.pos++
-		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.key, s.prefix) {
-			return ev.raw(t.epoch), nil, nil
+		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.Key, s.prefix) {
+			return *ev, nil, nil
 		}
 	}
-	return runtime.RawEvent{}, t.wait(), nil
+	return backend.Event{}, t.wait(), nil
 }
 
 func (s *subscription) isClosed() bool {
@@ -114,7 +114,7 @@ func (s *subscription) isClosed() bool {
 	}
 }
 
-// Close ends the subscription; a blocked Next returns [runtime.ErrClosed].
+// Close ends the subscription; a blocked Next returns [backend.ErrClosed].
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)

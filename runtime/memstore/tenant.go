@@ -1,24 +1,17 @@
 package memstore
 
-import (
-	"time"
-
-	"github.com/ephemeral-go/ephemeral/runtime"
-)
-
-// scopeKey names the state of one (store ID, tenant).
-type scopeKey struct{ id, tenant string }
+import "github.com/ephemeral-go/ephemeral/runtime/backend"
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
-	name    scopeKey
+	st      *store
+	name    string
 	epoch   string
 	seq     uint64 // the last version given out; versions and event seqs are the same numbers
 	entries map[string]*entry
 	log     eventLog
-	limits  runtime.Limits // of the last call, with defaults
-	readers int            // open subscriptions
-	last    int64          // ms of the last call or event that used the state
+	readers int   // open subscriptions
+	last    int64 // ms of the last call or event that used the state
 	// sweep is the tenant's item in the expiry heap while it may be idle: when it falls due
 	// and the tenant is still idle, the tenant's state is freed.
 	sweep entry
@@ -39,71 +32,32 @@ type entry struct {
 	index   int // in the heap; -1 when not in it
 }
 
-func (e *entry) raw() runtime.RawEntry {
-	return runtime.RawEntry{
+func (e *entry) entry() backend.Entry {
+	return backend.Entry{
 		Key:       e.key,
 		Value:     e.value,
 		Version:   e.version,
-		CreatedAt: msTime(e.created),
-		UpdatedAt: msTime(e.updated),
-		ExpiresAt: msTime(e.expires),
+		CreatedAt: e.created,
+		UpdatedAt: e.updated,
+		ExpiresAt: e.expires,
 	}
-}
-
-// event is one entry of a tenant's event log; its fields are those of runtime.RawEvent, in
-// milliseconds.
-type event struct {
-	kind    runtime.EventKind
-	seq     uint64
-	at      int64
-	key     string
-	value   []byte // upsert
-	created int64  // upsert
-	expires int64  // upsert, touch
-	reason  string // delete
-}
-
-func (ev *event) raw(epoch string) runtime.RawEvent {
-	r := runtime.RawEvent{
-		Kind:    ev.kind,
-		Cursor:  runtime.Cursor{Epoch: epoch, Seq: ev.seq},
-		Key:     ev.key,
-		Version: ev.seq,
-		At:      msTime(ev.at),
-		Reason:  ev.reason,
-	}
-	switch ev.kind {
-	case runtime.EventUpsert:
-		r.Entry = runtime.RawEntry{
-			Key:       ev.key,
-			Value:     ev.value,
-			Version:   ev.seq,
-			CreatedAt: msTime(ev.created),
-			UpdatedAt: r.At,
-			ExpiresAt: msTime(ev.expires),
-		}
-		r.ExpiresAt = r.Entry.ExpiresAt
-	case runtime.EventTouch:
-		r.ExpiresAt = msTime(ev.expires)
-	}
-	return r
 }
 
 // eventLog is a ring buffer of the retained events of a tenant, oldest first. Their seqs are
 // consecutive: the log holds the events first() to first()+len-1.
 type eventLog struct {
-	buf  []event
+	buf  []backend.Event
 	head int // index of the oldest event in buf
 	n    int
 }
 
 // at returns the i-th oldest retained event.
-func (l *eventLog) at(i int) *event {
+func (l *eventLog) at(i int) *backend.Event {
 	return &l.buf[(l.head+i)%len(l.buf)]
 }
 
 // push appends ev, first dropping the oldest events so that at most limit remain.
-func (l *eventLog) push(ev event, limit int) {
+func (l *eventLog) push(ev backend.Event, limit int) {
 	for l.n > 0 && l.n >= limit {
 		l.dropOldest()
 	}
@@ -117,7 +71,7 @@ func (l *eventLog) push(ev event, limit int) {
 // grow makes room for more events, up to limit.
 func (l *eventLog) grow(limit int) {
 	size := min(max(2*len(l.buf), 8), limit)
-	buf := make([]event, size)
+	buf := make([]backend.Event, size)
 	for i := range l.n {
 		buf[i] = *l.at(i)
 	}
@@ -125,14 +79,14 @@ func (l *eventLog) grow(limit int) {
 }
 
 func (l *eventLog) dropOldest() {
-	l.buf[l.head] = event{} // release the key and value
+	l.buf[l.head] = backend.Event{} // release the key and value
 	l.head = (l.head + 1) % len(l.buf)
 	l.n--
 }
 
 // dropBefore drops the events that happened before ms.
 func (l *eventLog) dropBefore(ms int64) {
-	for l.n > 0 && l.at(0).at < ms {
+	for l.n > 0 && l.at(0).At < ms {
 		l.dropOldest()
 	}
 }
@@ -144,29 +98,29 @@ func (t *tenant) first() uint64 {
 }
 
 // cursor returns the cursor of the tenant's position just after seq.
-func (t *tenant) cursor(seq uint64) runtime.Cursor {
-	return runtime.Cursor{Epoch: t.epoch, Seq: seq}
+func (t *tenant) cursor(seq uint64) backend.Cursor {
+	return backend.Cursor{Epoch: t.epoch, Seq: seq}
 }
 
 // unusedAt returns the first instant at which the last use of t, and so every event of t, is
 // older than the retention.
 func (t *tenant) unusedAt() int64 {
-	return t.last + t.limits.EventRetention.Milliseconds() + 1
+	return t.last + t.st.retention + 1
 }
 
 // trim drops the events older than the retention at now.
 func (t *tenant) trim(now int64) {
-	t.log.dropBefore(now - t.limits.EventRetention.Milliseconds())
+	t.log.dropBefore(now - t.st.retention)
 }
 
-// appendEvent gives ev the next version, logs it and wakes the waiting readers. It returns the
-// version.
-func (t *tenant) appendEvent(ev event) uint64 {
+// appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
+// readers. It returns the version.
+func (t *tenant) appendEvent(ev backend.Event) uint64 {
 	t.seq++
-	ev.seq = t.seq
-	t.last = max(t.last, ev.at)
-	t.trim(ev.at)
-	t.log.push(ev, t.limits.MaxEvents)
+	ev.Epoch, ev.Version = t.epoch, t.seq
+	t.last = max(t.last, ev.At)
+	t.trim(ev.At)
+	t.log.push(ev, t.st.limits.MaxEvents)
 	if t.notify != nil {
 		close(t.notify)
 		t.notify = nil
@@ -185,9 +139,4 @@ func (t *tenant) wait() <-chan struct{} {
 // idle reports whether the tenant holds nothing that needs its state kept but its events.
 func (t *tenant) idle() bool {
 	return len(t.entries) == 0 && t.readers == 0
-}
-
-// msTime converts milliseconds since the Unix epoch to a time in UTC.
-func msTime(ms int64) time.Time {
-	return time.UnixMilli(ms).UTC()
 }

@@ -3,17 +3,19 @@ package memstore
 import (
 	"slices"
 	"testing"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // TestEventLog checks the ring buffer against a plain slice through growth, wrapping, drops by
 // time and a shrinking limit.
 func TestEventLog(t *testing.T) {
 	var l eventLog
-	var model []event
+	var model []backend.Event
 	seq := uint64(0)
 	push := func(limit int) {
 		seq++
-		ev := event{seq: seq, at: int64(seq)}
+		ev := backend.Event{Version: seq, At: int64(seq)}
 		l.push(ev, limit)
 		model = append(model, ev)
 		if len(model) > limit {
@@ -24,11 +26,11 @@ func TestEventLog(t *testing.T) {
 		t.Helper()
 		var got []uint64
 		for i := range l.n {
-			got = append(got, l.at(i).seq)
+			got = append(got, l.at(i).Version)
 		}
 		var want []uint64
 		for _, ev := range model {
-			want = append(want, ev.seq)
+			want = append(want, ev.Version)
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: log holds %v, want %v", step, got, want)
@@ -56,4 +58,17 @@ func TestEventLog(t *testing.T) {
 	check("everything dropped")
 	push(4)
 	check("push after emptying")
+}
+
+// open opens the store id of b with limits l (zero fields take the defaults), for the tests.
+func open(b *Backend, id string, l ...backend.Limits) backend.Store {
+	var lim backend.Limits
+	if len(l) > 0 {
+		lim = l[0]
+	}
+	st, err := b.Open(id, lim.WithDefaults())
+	if err != nil {
+		panic(err)
+	}
+	return st
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -27,6 +29,7 @@ var cases = []struct {
 	{"PayloadLimit", testPayloadLimit},
 	{"InvalidArguments", testInvalidArguments},
 	{"InvalidCursors", testInvalidCursors},
+	{"LimitsPerID", testLimitsPerID},
 	{"TenantIsolation", testTenantIsolation},
 	{"IDIsolation", testIDIsolation},
 	{"Prefix", testPrefix},
@@ -53,7 +56,7 @@ func testUpsertGet(e *env) {
 	s := e.store()
 	e.mustMiss(s, "k")
 	v := item{Name: "é\x00\"\\\n ☃", N: -7}
-	ent := e.upsert(s, "k", v, runtime.WithTTL(time.Minute))
+	ent := e.upsert(s, "k", v, ephemeral.WithTTL(time.Minute))
 	if ent.Key != "k" || ent.Value != v || ent.Version == 0 {
 		e.Fatalf("Upsert returned %+v", ent)
 	}
@@ -102,7 +105,7 @@ func testCreatedAt(e *env) {
 	}
 
 	ttl := e.shortTTL()
-	d := e.upsert(s, "x", item{}, runtime.WithTTL(ttl))
+	d := e.upsert(s, "x", item{}, ephemeral.WithTTL(ttl))
 	e.advance(ttl)
 	e.advance(step)
 	f := e.upsert(s, "x", item{})
@@ -114,20 +117,20 @@ func testCreatedAt(e *env) {
 func testTouchMissingOrExpired(e *env) {
 	s := e.store()
 	ttl := e.shortTTL()
-	e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
+	e.upsert(s, "k", item{}, ephemeral.WithTTL(ttl))
 	r := e.reader(s)
-	for _, opts := range [][]runtime.TouchOption{nil, {runtime.Quiet()}} {
+	for _, opts := range [][]ephemeral.TouchOption{nil, {ephemeral.Quiet()}} {
 		if res := e.touch(s, "missing", opts...); res.OK {
 			e.Fatalf("Touch of a missing key: %+v, want OK false", res)
 		}
 	}
 	e.advance(ttl)
-	for _, opts := range [][]runtime.TouchOption{nil, {runtime.Quiet()}} {
+	for _, opts := range [][]ephemeral.TouchOption{nil, {ephemeral.Quiet()}} {
 		if res := e.touch(s, "k", opts...); res.OK {
 			e.Fatalf("Touch of an expired key: %+v, want OK false", res)
 		}
 	}
-	e.recvKind(r, runtime.EventExpire, "k")
+	e.recvKind(r, ephemeral.EventExpire, "k")
 	e.noEventBefore(s, r)
 	e.mustMiss(s, "k")
 }
@@ -136,7 +139,7 @@ func testRemoveMissing(e *env) {
 	s := e.store()
 	e.upsert(s, "k", item{})
 	e.writesNothing(s, func() {
-		if e.remove(s, "missing", runtime.WithReason("gone")) {
+		if e.remove(s, "missing", ephemeral.WithReason("gone")) {
 			e.Fatal("Remove of a missing key = true")
 		}
 	})
@@ -145,7 +148,7 @@ func testRemoveMissing(e *env) {
 func testGetNeverExpired(e *env) {
 	s := e.store()
 	ttl := e.shortTTL()
-	ent := e.upsert(s, "k", item{N: 1}, runtime.WithTTL(ttl))
+	ent := e.upsert(s, "k", item{N: 1}, ephemeral.WithTTL(ttl))
 	if e.h.RealTime {
 		e.advance(ttl)
 	} else {
@@ -162,99 +165,146 @@ func testGetNeverExpired(e *env) {
 }
 
 func testCapacity(e *env) {
-	s := e.store(runtime.WithLimits(runtime.Limits{MaxEntries: 3}))
+	s := e.store(ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 3}))
 	ttl := e.shortTTL()
 	e.upsert(s, "sentinel", item{})
-	e.upsert(s, "a", item{}, runtime.WithTTL(ttl))
-	e.upsert(s, "b", item{}, runtime.WithTTL(ttl))
+	e.upsert(s, "a", item{}, ephemeral.WithTTL(ttl))
+	e.upsert(s, "b", item{}, ephemeral.WithTTL(ttl))
 	e.writesNothing(s, func() {
 		_, err := s.Upsert(e.ctx, "c", item{})
-		e.wantErr("Upsert of a new key in a full tenant", err, runtime.ErrCapacity)
-		_, err = s.Upsert(e.ctx, "c", item{}, runtime.IfNew())
-		e.wantErr("Upsert IfNew of a new key in a full tenant", err, runtime.ErrCapacity)
+		e.wantErr("Upsert of a new key in a full tenant", err, ephemeral.ErrCapacity)
+		_, err = s.Upsert(e.ctx, "c", item{}, ephemeral.IfNew())
+		e.wantErr("Upsert IfNew of a new key in a full tenant", err, ephemeral.ErrCapacity)
 	})
-	a := e.upsert(s, "a", item{N: 1}, runtime.WithTTL(ttl)) // replacing works when full
+	a := e.upsert(s, "a", item{N: 1}, ephemeral.WithTTL(ttl)) // replacing works when full
 	e.mustGet(s, "a", a)
 
 	e.advance(ttl) // a and b expire; nothing else happens before the next upserts
 	e.upsert(s, "c", item{})
 	e.upsert(s, "d", item{})
 	_, err := s.Upsert(e.ctx, "e", item{})
-	e.wantErr("Upsert of a new key when sentinel, c and d are live", err, runtime.ErrCapacity)
+	e.wantErr("Upsert of a new key when sentinel, c and d are live", err, ephemeral.ErrCapacity)
 }
 
 func testPayloadLimit(e *env) {
 	const limit = 64
-	s := e.store(runtime.WithLimits(runtime.Limits{MaxPayloadBytes: limit}))
+	s := e.store(ephemeral.WithLimits(ephemeral.Limits{MaxPayloadBytes: limit}))
 	name := strings.Repeat("x", limit-itemOverhead)
 	fits := e.upsert(s, "fits", item{Name: name})
 	e.writesNothing(s, func() {
 		_, err := s.Upsert(e.ctx, "big", item{Name: name + "x"})
-		e.wantErr("Upsert of a new key over the payload limit", err, runtime.ErrPayloadTooLarge)
+		e.wantErr("Upsert of a new key over the payload limit", err, ephemeral.ErrPayloadTooLarge)
 		_, err = s.Upsert(e.ctx, "fits", item{Name: name + "x"})
-		e.wantErr("Upsert of a live key over the payload limit", err, runtime.ErrPayloadTooLarge)
+		e.wantErr("Upsert of a live key over the payload limit", err, ephemeral.ErrPayloadTooLarge)
 	})
 	e.mustGet(s, "fits", fits)
 }
 
 func testInvalidArguments(e *env) {
 	s := e.store()
-	e.upsert(s, strings.Repeat("k", runtime.MaxKeyBytes), item{})
-	e.upsert(s, "k", item{}, runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes)))
-	e.upsert(e.storeID(strings.Repeat("i", runtime.MaxIDBytes)), "k", item{})
+	e.upsert(s, strings.Repeat("k", ephemeral.MaxKeyBytes), item{})
+	e.upsert(s, "k", item{}, ephemeral.WithTenant(strings.Repeat("t", ephemeral.MaxTenantBytes)))
+	e.upsert(e.storeID(strings.Repeat("i", ephemeral.MaxIDBytes)), "k", item{})
 	for _, tc := range []struct {
-		cfg  runtime.Config
+		cfg  config
 		want error
 	}{
-		{runtime.Config{ID: "", TTL: time.Minute}, runtime.ErrInvalidID},
-		{runtime.Config{ID: strings.Repeat("i", runtime.MaxIDBytes+1), TTL: time.Minute}, runtime.ErrInvalidID},
-		{runtime.Config{ID: e.id, TTL: time.Minute, Tenant: strings.Repeat("t", runtime.MaxTenantBytes+1)}, runtime.ErrInvalidTenant},
-		{runtime.Config{ID: e.id, TTL: 0}, runtime.ErrInvalidTTL},
-		{runtime.Config{ID: e.id, TTL: -time.Second}, runtime.ErrInvalidTTL},
+		{config{ID: "", TTL: time.Minute}, ephemeral.ErrInvalidID},
+		{config{ID: strings.Repeat("i", ephemeral.MaxIDBytes+1), TTL: time.Minute}, ephemeral.ErrInvalidID},
+		{config{ID: e.id, TTL: time.Minute, Tenant: strings.Repeat("t", ephemeral.MaxTenantBytes+1)}, ephemeral.ErrInvalidTenant},
+		{config{ID: e.id, TTL: 0}, ephemeral.ErrInvalidTTL},
+		{config{ID: e.id, TTL: -time.Second}, ephemeral.ErrInvalidTTL},
 	} {
-		_, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), tc.cfg)
+		tc.cfg.Codec = itemCodec{}
+		_, err := ephemeral.New(e.h.Backend, tc.cfg)
 		e.wantErr(fmt.Sprintf("New(ID of %d bytes, tenant of %d bytes, TTL %v)", len(tc.cfg.ID), len(tc.cfg.Tenant), tc.cfg.TTL), err, tc.want)
 	}
 
-	badTenant := runtime.WithTenant(strings.Repeat("t", runtime.MaxTenantBytes+1))
+	badTenant := ephemeral.WithTenant(strings.Repeat("t", ephemeral.MaxTenantBytes+1))
 	e.writesNothing(s, func() {
-		for _, key := range []string{"", strings.Repeat("k", runtime.MaxKeyBytes+1)} {
+		for _, key := range []string{"", strings.Repeat("k", ephemeral.MaxKeyBytes+1)} {
 			what := fmt.Sprintf("key of %d bytes", len(key))
 			_, err := s.Upsert(e.ctx, key, item{})
-			e.wantErr("Upsert, "+what, err, runtime.ErrInvalidKey)
+			e.wantErr("Upsert, "+what, err, ephemeral.ErrInvalidKey)
 			_, err = s.Touch(e.ctx, key)
-			e.wantErr("Touch, "+what, err, runtime.ErrInvalidKey)
+			e.wantErr("Touch, "+what, err, ephemeral.ErrInvalidKey)
 			_, err = s.Remove(e.ctx, key)
-			e.wantErr("Remove, "+what, err, runtime.ErrInvalidKey)
+			e.wantErr("Remove, "+what, err, ephemeral.ErrInvalidKey)
 			_, _, err = s.Get(e.ctx, key)
-			e.wantErr("Get, "+what, err, runtime.ErrInvalidKey)
+			e.wantErr("Get, "+what, err, ephemeral.ErrInvalidKey)
 		}
 
 		_, err := s.Upsert(e.ctx, "k", item{}, badTenant)
-		e.wantErr("Upsert, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Upsert, long tenant", err, ephemeral.ErrInvalidTenant)
 		_, err = s.Touch(e.ctx, "k", badTenant)
-		e.wantErr("Touch, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Touch, long tenant", err, ephemeral.ErrInvalidTenant)
 		_, err = s.Remove(e.ctx, "k", badTenant)
-		e.wantErr("Remove, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Remove, long tenant", err, ephemeral.ErrInvalidTenant)
 		_, _, err = s.Get(e.ctx, "k", badTenant)
-		e.wantErr("Get, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Get, long tenant", err, ephemeral.ErrInvalidTenant)
 		_, err = s.Snapshot(e.ctx, badTenant)
-		e.wantErr("Snapshot, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Snapshot, long tenant", err, ephemeral.ErrInvalidTenant)
 		_, err = s.Reader(e.ctx, badTenant)
-		e.wantErr("Reader, long tenant", err, runtime.ErrInvalidTenant)
+		e.wantErr("Reader, long tenant", err, ephemeral.ErrInvalidTenant)
+
+		// An empty tenant is an error, never the default tenant: a tenant missing from
+		// request data must not share the default one.
+		empty := ephemeral.WithTenant("")
+		_, err = s.Upsert(e.ctx, "k", item{}, empty)
+		e.wantErr("Upsert, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = s.Touch(e.ctx, "k", empty)
+		e.wantErr("Touch, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = s.Remove(e.ctx, "k", empty)
+		e.wantErr("Remove, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, _, err = s.Get(e.ctx, "k", empty)
+		e.wantErr("Get, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = s.Snapshot(e.ctx, empty)
+		e.wantErr("Snapshot, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = s.Reader(e.ctx, empty)
+		e.wantErr("Reader, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = s.Mirror(nil, empty)
+		e.wantErr("Mirror, empty tenant", err, ephemeral.ErrInvalidTenant)
+		_, err = ephemeral.New(e.h.Backend, config{ID: e.id, TTL: longTTL, Codec: itemCodec{}}, ephemeral.WithDefaultTenant(""))
+		e.wantErr("New WithDefaultTenant(\"\")", err, ephemeral.ErrInvalidTenant)
 
 		for _, ttl := range []time.Duration{0, -time.Nanosecond, -time.Hour} {
-			_, err := s.Upsert(e.ctx, "k", item{N: 1}, runtime.WithTTL(ttl))
-			e.wantErr(fmt.Sprintf("Upsert with TTL %v", ttl), err, runtime.ErrInvalidTTL)
-			_, err = s.Touch(e.ctx, "k", runtime.WithTTL(ttl))
-			e.wantErr(fmt.Sprintf("Touch with TTL %v", ttl), err, runtime.ErrInvalidTTL)
-			_, err = s.Touch(e.ctx, "k", runtime.WithTTL(ttl), runtime.Quiet())
-			e.wantErr(fmt.Sprintf("quiet Touch with TTL %v", ttl), err, runtime.ErrInvalidTTL)
+			_, err := s.Upsert(e.ctx, "k", item{N: 1}, ephemeral.WithTTL(ttl))
+			e.wantErr(fmt.Sprintf("Upsert with TTL %v", ttl), err, ephemeral.ErrInvalidTTL)
+			_, err = s.Touch(e.ctx, "k", ephemeral.WithTTL(ttl))
+			e.wantErr(fmt.Sprintf("Touch with TTL %v", ttl), err, ephemeral.ErrInvalidTTL)
+			_, err = s.Touch(e.ctx, "k", ephemeral.WithTTL(ttl), ephemeral.Quiet())
+			e.wantErr(fmt.Sprintf("quiet Touch with TTL %v", ttl), err, ephemeral.ErrInvalidTTL)
 		}
 
-		_, err = s.Remove(e.ctx, "k", runtime.WithReason(strings.Repeat("r", runtime.MaxReasonBytes+1)))
-		e.wantErr("Remove with a long reason", err, runtime.ErrPayloadTooLarge)
+		_, err = s.Remove(e.ctx, "k", ephemeral.WithReason(strings.Repeat("r", ephemeral.MaxReasonBytes+1)))
+		e.wantErr("Remove with a long reason", err, ephemeral.ErrPayloadTooLarge)
 	})
+}
+
+// testLimitsPerID checks the rule of limits: they belong to a store ID, so a store of an ID
+// that is open with other limits is refused, and stores of one ID with the same limits share
+// the state.
+func testLimitsPerID(e *env) {
+	small := ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 2})
+	a := e.store(small)
+	_, err := ephemeral.New(e.h.Backend, config{ID: e.id, TTL: longTTL, Codec: itemCodec{}}, ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 3}))
+	e.wantErr("New of an open ID with other limits", err, ephemeral.ErrInvalidConfig)
+	_, err = ephemeral.New(e.h.Backend, config{ID: e.id, TTL: longTTL, Codec: itemCodec{}})
+	e.wantErr("New of an open ID with the default limits", err, ephemeral.ErrInvalidConfig)
+
+	// The same limits, spelled out or by default, are the same limits.
+	b := e.store(ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 2, MaxPayloadBytes: 4096}))
+	ent := e.upsert(a, "k1", item{N: 1})
+	e.mustGet(b, "k1", ent)
+	e.upsert(b, "k2", item{N: 2})
+	_, err = a.Upsert(e.ctx, "k3", item{N: 3})
+	e.wantErr("Upsert of a third key with MaxEntries 2", err, ephemeral.ErrCapacity)
+
+	// Another ID has limits of its own.
+	other := e.storeID(e.id+"-other", ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 3}))
+	for i := range 3 {
+		e.upsert(other, fmt.Sprint("k", i), item{})
+	}
 }
 
 func testInvalidCursors(e *env) {
@@ -264,43 +314,43 @@ func testInvalidCursors(e *env) {
 	bad := []string{
 		"", "-", "0", "garbage", "1-2-3", "é-1", "epoch-1 ", " epoch-1",
 		c.Epoch, c.Epoch + "-", c.Epoch + "-x", c.Epoch + "-01", c.Epoch + "-+1", c.Epoch + "--1",
-		c.Epoch + "-18446744073709551616", strings.Repeat("a", runtime.MaxEpochBytes+1) + "-1",
+		c.Epoch + "-18446744073709551616", strings.Repeat("a", backend.MaxEpochBytes+1) + "-1",
 	}
 	e.writesNothing(s, func() {
 		for _, b := range bad {
-			_, err := s.Reader(e.ctx, runtime.After(b))
-			e.wantErr(fmt.Sprintf("Reader after %q", b), err, runtime.ErrInvalidCursor)
+			_, err := s.Reader(e.ctx, ephemeral.After(b))
+			e.wantErr(fmt.Sprintf("Reader after %q", b), err, ephemeral.ErrInvalidCursor)
 		}
 		for _, seq := range []uint64{c.Seq + 1, c.Seq + 1000} {
-			beyond := runtime.Cursor{Epoch: c.Epoch, Seq: seq}.String()
-			_, err := s.Reader(e.ctx, runtime.After(beyond))
-			e.wantErr(fmt.Sprintf("Reader after %q, beyond the last event %d", beyond, c.Seq), err, runtime.ErrInvalidCursor)
+			beyond := backend.Cursor{Epoch: c.Epoch, Seq: seq}.String()
+			_, err := s.Reader(e.ctx, ephemeral.After(beyond))
+			e.wantErr(fmt.Sprintf("Reader after %q, beyond the last event %d", beyond, c.Seq), err, ephemeral.ErrInvalidCursor)
 		}
 	})
 }
 
 func testTenantIsolation(e *env) {
 	s := e.store()
-	t1, t2 := runtime.WithTenant("tenant:one"), runtime.WithTenant("tenant:two")
+	t1, t2 := ephemeral.WithTenant("tenant:one"), ephemeral.WithTenant("tenant:two")
 	r1, r2 := e.reader(s, t1), e.reader(s, t2)
 	a := e.upsert(s, "k", item{N: 1}, t1)
 	b := e.upsert(s, "k", item{N: 2}, t2)
 	e.mustGet(s, "k", a, t1)
 	e.mustGet(s, "k", b, t2)
 	e.mustMiss(s, "k")
-	if ev := e.recvKind(r1, runtime.EventUpsert, "k"); ev.Entry.Value.N != 1 {
+	if ev := e.recvKind(r1, ephemeral.EventUpsert, "k"); ev.Entry.Value.N != 1 {
 		e.Fatalf("tenant one's reader got %+v", ev.Entry)
 	}
-	if ev := e.recvKind(r2, runtime.EventUpsert, "k"); ev.Entry.Value.N != 2 {
+	if ev := e.recvKind(r2, ephemeral.EventUpsert, "k"); ev.Entry.Value.N != 2 {
 		e.Fatalf("tenant two's reader got %+v", ev.Entry)
 	}
 
 	e.remove(s, "k", t1)
 	e.mustMiss(s, "k", t1)
 	e.mustGet(s, "k", b, t2)
-	e.recvKind(r1, runtime.EventDelete, "k")
+	e.recvKind(r1, ephemeral.EventDelete, "k")
 	e.upsert(s, "other", item{}, t2)
-	e.recvKind(r2, runtime.EventUpsert, "other")
+	e.recvKind(r2, ephemeral.EventUpsert, "other")
 	if snap := e.snapshot(s, t1); len(snap.Entries) != 0 {
 		e.Fatalf("tenant one's snapshot holds %+v", snap.Entries)
 	}
@@ -308,10 +358,10 @@ func testTenantIsolation(e *env) {
 		e.Fatalf("tenant two's snapshot holds %+v, want k and other", snap.Entries)
 	}
 
-	capped := e.storeID(e.id+"-capped", runtime.WithLimits(runtime.Limits{MaxEntries: 1}))
+	capped := e.storeID(e.id+"-capped", ephemeral.WithLimits(ephemeral.Limits{MaxEntries: 1}))
 	e.upsert(capped, "x", item{}, t1)
 	_, err := capped.Upsert(e.ctx, "y", item{}, t1)
-	e.wantErr("Upsert of a second key in a tenant of one entry", err, runtime.ErrCapacity)
+	e.wantErr("Upsert of a second key in a tenant of one entry", err, ephemeral.ErrCapacity)
 	e.upsert(capped, "y", item{}, t2)
 }
 
@@ -326,10 +376,10 @@ func testIDIsolation(e *env) {
 		{e.id, "x\x00y"},
 		{e.id + "\x00x", "y"},
 	}
-	var stores []*runtime.Store[item]
-	var readers []*runtime.Reader[item]
+	var stores []*ephemeral.Store[string, item]
+	var readers []*ephemeral.Reader[string, item]
 	for i, p := range pairs {
-		s := e.storeID(p.id, runtime.WithDefaultTenant(p.tenant))
+		s := e.storeID(p.id, ephemeral.WithDefaultTenant(p.tenant))
 		stores = append(stores, s)
 		readers = append(readers, e.reader(s))
 		e.upsert(s, "k", item{N: i})
@@ -342,7 +392,7 @@ func testIDIsolation(e *env) {
 		if snap := e.snapshot(s); len(snap.Entries) != 1 || snap.Entries[0].Value.N != i {
 			e.Fatalf("store %q tenant %q: snapshot %+v, want one entry with N %d", pairs[i].id, pairs[i].tenant, snap.Entries, i)
 		}
-		if ev := e.recvKind(readers[i], runtime.EventUpsert, "k"); ev.Entry.Value.N != i {
+		if ev := e.recvKind(readers[i], ephemeral.EventUpsert, "k"); ev.Entry.Value.N != i {
 			e.Fatalf("store %q tenant %q: event %+v, want N %d", pairs[i].id, pairs[i].tenant, ev.Entry, i)
 		}
 	}
@@ -369,22 +419,22 @@ func testPrefix(e *env) {
 		{"", []string{"a", "a\x00", "ab", "b", "ba", "room:1/u1", "room:1/u2", "room:10/u1"}},
 		{"zzz", nil},
 	} {
-		if got := keys(e.snapshot(s, runtime.WithPrefix(tc.prefix)).Entries); !slices.Equal(got, tc.want) {
+		if got := keys(e.snapshot(s, ephemeral.WithPrefix(tc.prefix)).Entries); !slices.Equal(got, tc.want) {
 			e.Fatalf("snapshot with prefix %q: keys %q, want %q", tc.prefix, got, tc.want)
 		}
 	}
 
-	r := e.reader(s, runtime.WithPrefix("room:1/"))
+	r := e.reader(s, ephemeral.WithPrefix("room:1/"))
 	e.upsert(s, "room:10/u2", item{})
 	e.upsert(s, "b", item{})
 	e.remove(s, "room:1/u1")
 	e.upsert(s, "room:1", item{})
 	e.upsert(s, "room:1/u3", item{})
-	e.recvKind(r, runtime.EventDelete, "room:1/u1")
-	e.recvKind(r, runtime.EventUpsert, "room:1/u3")
+	e.recvKind(r, ephemeral.EventDelete, "room:1/u1")
+	e.recvKind(r, ephemeral.EventUpsert, "room:1/u3")
 }
 
-func keys(entries []runtime.Entry[item]) []string {
+func keys(entries []ephemeral.Entry[string, item]) []string {
 	var ks []string
 	for _, en := range entries {
 		ks = append(ks, en.Key)
@@ -407,7 +457,7 @@ func testByteOrder(e *env) {
 
 func testOverflowMaxEvents(e *env) {
 	const maxEvents = 5
-	s := e.store(runtime.WithLimits(runtime.Limits{MaxEvents: maxEvents}))
+	s := e.store(ephemeral.WithLimits(ephemeral.Limits{MaxEvents: maxEvents}))
 	snap := e.snapshot(s)
 	c0 := e.cursor(snap.Cursor)
 	live := e.reader(s) // anchored now, but reads only after the log moved on
@@ -415,9 +465,9 @@ func testOverflowMaxEvents(e *env) {
 	for i := range 2 * maxEvents {
 		last = e.upsert(s, fmt.Sprint("k", i), item{N: i}).Version
 	}
-	for _, r := range []*runtime.Reader[item]{e.reader(s, runtime.After(snap.Cursor)), live} {
+	for _, r := range []*ephemeral.Reader[string, item]{e.reader(s, ephemeral.After(snap.Cursor)), live} {
 		ev := e.recv(r)
-		if ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.Cursor != ev.FirstAvailable || ev.Key != "" || ev.Version != 0 {
+		if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.Cursor != ev.FirstAvailable || ev.Key != "" || ev.Version != 0 {
 			e.Fatalf("first event %+v, want overflow after %s", ev, snap.Cursor)
 		}
 		fa := e.cursor(ev.FirstAvailable)
@@ -425,7 +475,7 @@ func testOverflowMaxEvents(e *env) {
 			e.Fatalf("overflow FirstAvailable %s, want epoch %s and seq in [%d, %d)", ev.FirstAvailable, c0.Epoch, last-maxEvents, last)
 		}
 		for want := fa.Seq + 1; want <= last; want++ {
-			if ev := e.recv(r); ev.Kind != runtime.EventUpsert || ev.Version != want {
+			if ev := e.recv(r); ev.Kind != ephemeral.EventUpsert || ev.Version != want {
 				e.Fatalf("after the overflow: %v event of %q version %d, want upsert version %d", ev.Kind, ev.Key, ev.Version, want)
 			}
 		}
@@ -437,19 +487,19 @@ func testOverflowRetention(e *env) {
 	if e.h.RealTime {
 		retention = time.Second
 	}
-	s := e.store(runtime.WithLimits(runtime.Limits{EventRetention: retention}))
+	s := e.store(ephemeral.WithLimits(ephemeral.Limits{EventRetention: retention}))
 	snap := e.snapshot(s)
 	e.upsert(s, "a", item{})
 	old := e.upsert(s, "b", item{})
 	e.advance(retention + 100*time.Millisecond)
 	e.upsert(s, "c", item{})
-	r := e.reader(s, runtime.After(snap.Cursor))
+	r := e.reader(s, ephemeral.After(snap.Cursor))
 	ev := e.recv(r)
-	want := runtime.Cursor{Epoch: e.cursor(snap.Cursor).Epoch, Seq: old.Version}.String()
-	if ev.Kind != runtime.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable != want || ev.Cursor != want {
+	want := backend.Cursor{Epoch: e.cursor(snap.Cursor).Epoch, Seq: old.Version}.String()
+	if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable != want || ev.Cursor != want {
 		e.Fatalf("first event %+v, want overflow after %s, first available %s", ev, snap.Cursor, want)
 	}
-	e.recvKind(r, runtime.EventUpsert, "c")
+	e.recvKind(r, ephemeral.EventUpsert, "c")
 }
 
 func testOverflowEpoch(e *env) {
@@ -460,14 +510,14 @@ func testOverflowEpoch(e *env) {
 	if c.Epoch == epoch {
 		epoch = "foreign2"
 	}
-	foreign := runtime.Cursor{Epoch: epoch, Seq: c.Seq}.String()
-	r := e.reader(s, runtime.After(foreign))
+	foreign := backend.Cursor{Epoch: epoch, Seq: c.Seq}.String()
+	r := e.reader(s, ephemeral.After(foreign))
 	if got := r.Cursor(); got != foreign {
 		e.Fatalf("reader after %s starts at %s", foreign, got)
 	}
 	ev := e.recv(r)
 	fa := e.cursor(ev.FirstAvailable)
-	if ev.Kind != runtime.EventOverflow || ev.After != foreign || fa.Epoch != c.Epoch || fa.Seq > c.Seq {
+	if ev.Kind != ephemeral.EventOverflow || ev.After != foreign || fa.Epoch != c.Epoch || fa.Seq > c.Seq {
 		e.Fatalf("first event %+v, want overflow after %s, first available in epoch %s at or before %d", ev, foreign, c.Epoch, c.Seq)
 	}
 	b := e.upsert(s, "b", item{})
@@ -487,7 +537,7 @@ func testReaderAnchoring(e *env) {
 		e.Fatalf("new reader's cursor %s, want the position of the last write %s", r.Cursor(), snap.Cursor)
 	}
 	ent := e.upsert(s, "after", item{}) // before the first Recv
-	if ev := e.recvKind(r, runtime.EventUpsert, "after"); ev.Version != ent.Version {
+	if ev := e.recvKind(r, ephemeral.EventUpsert, "after"); ev.Version != ent.Version {
 		e.Fatalf("event version %d, want %d", ev.Version, ent.Version)
 	}
 }
@@ -503,14 +553,14 @@ func testSnapshotCursor(e *env) {
 	c := e.upsert(s, "c", item{})
 	a := e.upsert(s, "a", item{N: 2})
 	e.remove(s, "b")
-	r := e.reader(s, runtime.After(snap.Cursor))
-	if ev := e.recvKind(r, runtime.EventUpsert, "c"); ev.Version != c.Version {
+	r := e.reader(s, ephemeral.After(snap.Cursor))
+	if ev := e.recvKind(r, ephemeral.EventUpsert, "c"); ev.Version != c.Version {
 		e.Fatalf("event of c: version %d, want %d", ev.Version, c.Version)
 	}
-	if ev := e.recvKind(r, runtime.EventUpsert, "a"); ev.Version != a.Version {
+	if ev := e.recvKind(r, ephemeral.EventUpsert, "a"); ev.Version != a.Version {
 		e.Fatalf("event of a: version %d, want %d", ev.Version, a.Version)
 	}
-	e.recvKind(r, runtime.EventDelete, "b")
+	e.recvKind(r, ephemeral.EventDelete, "b")
 	e.noEventBefore(s, r)
 }
 
@@ -522,14 +572,14 @@ func testEmptyTenantCursor(e *env) {
 	if len(snap.Entries) != 0 {
 		e.Fatalf("snapshot of a new tenant holds %+v", snap.Entries)
 	}
-	live := e.reader(s, runtime.WithTenant("other"))
+	live := e.reader(s, ephemeral.WithTenant("other"))
 	ent := e.upsert(s, "k", item{})
-	e.upsert(s, "k", item{}, runtime.WithTenant("other"))
-	r := e.reader(s, runtime.After(snap.Cursor))
-	if ev := e.recvKind(r, runtime.EventUpsert, "k"); ev.Version != ent.Version {
+	e.upsert(s, "k", item{}, ephemeral.WithTenant("other"))
+	r := e.reader(s, ephemeral.After(snap.Cursor))
+	if ev := e.recvKind(r, ephemeral.EventUpsert, "k"); ev.Version != ent.Version {
 		e.Fatalf("first event version %d, want %d", ev.Version, ent.Version)
 	}
-	e.recvKind(live, runtime.EventUpsert, "k")
+	e.recvKind(live, ephemeral.EventUpsert, "k")
 }
 
 // testSnapshotCursorConcurrent takes a snapshot while writers run, replays the events after its
@@ -567,13 +617,13 @@ func testSnapshotCursorConcurrent(e *env) {
 	wg.Wait()
 	final := e.snapshot(s)
 
-	replica := make(map[string]runtime.Entry[item])
+	replica := make(map[string]ephemeral.Entry[string, item])
 	for _, en := range mid.Entries {
 		replica[en.Key] = en
 	}
 	end := e.cursor(final.Cursor).Seq
 	if e.cursor(mid.Cursor).Seq < end {
-		r := e.reader(s, runtime.After(mid.Cursor))
+		r := e.reader(s, ephemeral.After(mid.Cursor))
 		for ev := e.recv(r); ; ev = e.recv(r) {
 			apply(replica, ev)
 			if ev.Version >= end {
@@ -581,7 +631,7 @@ func testSnapshotCursorConcurrent(e *env) {
 			}
 		}
 	}
-	var got []runtime.Entry[item]
+	var got []ephemeral.Entry[string, item]
 	for _, k := range slices.Sorted(maps.Keys(replica)) {
 		got = append(got, replica[k])
 	}
@@ -590,15 +640,15 @@ func testSnapshotCursorConcurrent(e *env) {
 	}
 }
 
-func apply(replica map[string]runtime.Entry[item], ev runtime.Event[item]) {
+func apply(replica map[string]ephemeral.Entry[string, item], ev ephemeral.Event[string, item]) {
 	switch ev.Kind {
-	case runtime.EventUpsert:
+	case ephemeral.EventUpsert:
 		replica[ev.Key] = *ev.Entry
-	case runtime.EventTouch:
+	case ephemeral.EventTouch:
 		en := replica[ev.Key]
 		en.Version, en.UpdatedAt, en.ExpiresAt = ev.Version, ev.At, ev.ExpiresAt
 		replica[ev.Key] = en
-	case runtime.EventDelete, runtime.EventExpire:
+	case ephemeral.EventDelete, ephemeral.EventExpire:
 		delete(replica, ev.Key)
 	}
 }
@@ -610,10 +660,10 @@ func testQuietTouch(e *env) {
 		// Margins of ttl/2 and 0.4*ttl for a loaded machine's scheduling and round trips.
 		ttl = 2 * time.Second
 	}
-	ent := e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
+	ent := e.upsert(s, "k", item{}, ephemeral.WithTTL(ttl))
 	r := e.reader(s)
 	e.advance(ttl / 2)
-	res := e.touch(s, "k", runtime.Quiet(), runtime.WithTTL(ttl))
+	res := e.touch(s, "k", ephemeral.Quiet(), ephemeral.WithTTL(ttl))
 	if !res.OK || res.Version != ent.Version || !res.ExpiresAt.After(ent.ExpiresAt) {
 		e.Fatalf("quiet touch: %+v, want OK, version %d, expiry after %v", res, ent.Version, ent.ExpiresAt)
 	}
@@ -627,58 +677,73 @@ func testQuietTouch(e *env) {
 
 func testConditions(e *env) {
 	s := e.store()
-	v1 := e.upsert(s, "k", item{N: 1}, runtime.IfNew())
+	v1 := e.upsert(s, "k", item{N: 1}, ephemeral.IfNew())
 	e.writesNothing(s, func() {
-		conflict := func(what string, err error) { e.wantErr(what, err, runtime.ErrConflict) }
-		_, err := s.Upsert(e.ctx, "k", item{N: 2}, runtime.IfNew())
-		conflict("Upsert IfNew of a live key", err)
-		_, err = s.Upsert(e.ctx, "missing", item{}, runtime.IfExists())
-		conflict("Upsert IfExists of a missing key", err)
-		_, err = s.Upsert(e.ctx, "k", item{N: 2}, runtime.IfVersion(v1.Version+1))
-		conflict("Upsert IfVersion with another version", err)
-		_, err = s.Upsert(e.ctx, "missing", item{}, runtime.IfVersion(v1.Version))
-		conflict("Upsert IfVersion of a missing key", err)
-		_, err = s.Touch(e.ctx, "k", runtime.IfVersion(v1.Version+1))
-		conflict("Touch IfVersion with another version", err)
-		_, err = s.Touch(e.ctx, "k", runtime.Quiet(), runtime.IfVersion(v1.Version+1))
-		conflict("quiet Touch IfVersion with another version", err)
-		_, err = s.Touch(e.ctx, "missing", runtime.IfVersion(v1.Version))
-		conflict("Touch IfVersion of a missing key", err)
-		_, err = s.Remove(e.ctx, "k", runtime.IfVersion(v1.Version+1))
-		conflict("Remove IfVersion with another version", err)
-		_, err = s.Remove(e.ctx, "missing", runtime.IfVersion(v1.Version))
-		conflict("Remove IfVersion of a missing key", err)
+		// conflict checks that err is a ConflictError that tells the key's state.
+		conflict := func(what string, err error, key string, live bool) {
+			e.Helper()
+			e.wantErr(what, err, ephemeral.ErrConflict)
+			var ce *ephemeral.ConflictError
+			if !errors.As(err, &ce) {
+				e.Fatalf("%s: error %v (%T) is not a *ConflictError", what, err, err)
+			}
+			want := &ephemeral.ConflictError{Key: key, Cond: ce.Cond, Live: live}
+			if live {
+				want.Version = v1.Version
+			}
+			if *ce != *want {
+				e.Fatalf("%s: %+v, want %+v", what, *ce, *want)
+			}
+		}
+		_, err := s.Upsert(e.ctx, "k", item{N: 2}, ephemeral.IfNew())
+		conflict("Upsert IfNew of a live key", err, "k", true)
+		_, err = s.Upsert(e.ctx, "missing", item{}, ephemeral.IfExists())
+		conflict("Upsert IfExists of a missing key", err, "missing", false)
+		_, err = s.Upsert(e.ctx, "k", item{N: 2}, ephemeral.IfVersion(v1.Version+1))
+		conflict("Upsert IfVersion with another version", err, "k", true)
+		_, err = s.Upsert(e.ctx, "missing", item{}, ephemeral.IfVersion(v1.Version))
+		conflict("Upsert IfVersion of a missing key", err, "missing", false)
+		_, err = s.Touch(e.ctx, "k", ephemeral.IfVersion(v1.Version+1))
+		conflict("Touch IfVersion with another version", err, "k", true)
+		_, err = s.Touch(e.ctx, "k", ephemeral.Quiet(), ephemeral.IfVersion(v1.Version+1))
+		conflict("quiet Touch IfVersion with another version", err, "k", true)
+		_, err = s.Touch(e.ctx, "missing", ephemeral.IfVersion(v1.Version))
+		conflict("Touch IfVersion of a missing key", err, "missing", false)
+		_, err = s.Remove(e.ctx, "k", ephemeral.IfVersion(v1.Version+1))
+		conflict("Remove IfVersion with another version", err, "k", true)
+		_, err = s.Remove(e.ctx, "missing", ephemeral.IfVersion(v1.Version))
+		conflict("Remove IfVersion of a missing key", err, "missing", false)
 	})
 	e.mustGet(s, "k", v1)
 
-	v2 := e.upsert(s, "k", item{N: 2}, runtime.IfExists())
-	v3 := e.upsert(s, "k", item{N: 3}, runtime.IfVersion(v2.Version))
-	quiet := e.touch(s, "k", runtime.Quiet(), runtime.IfVersion(v3.Version))
-	tr := e.touch(s, "k", runtime.IfVersion(v3.Version))
+	v2 := e.upsert(s, "k", item{N: 2}, ephemeral.IfExists())
+	v3 := e.upsert(s, "k", item{N: 3}, ephemeral.IfVersion(v2.Version))
+	quiet := e.touch(s, "k", ephemeral.Quiet(), ephemeral.IfVersion(v3.Version))
+	tr := e.touch(s, "k", ephemeral.IfVersion(v3.Version))
 	if !quiet.OK || !tr.OK || tr.Version <= v3.Version {
 		e.Fatalf("touches IfVersion(%d): %+v then %+v", v3.Version, quiet, tr)
 	}
-	if !e.remove(s, "k", runtime.IfVersion(tr.Version)) {
+	if !e.remove(s, "k", ephemeral.IfVersion(tr.Version)) {
 		e.Fatal("Remove IfVersion of the live version = false")
 	}
-	e.upsert(s, "k", item{}, runtime.IfNew())
+	e.upsert(s, "k", item{}, ephemeral.IfNew())
 
 	ttl := e.shortTTL()
-	e.upsert(s, "x", item{}, runtime.WithTTL(ttl))
+	e.upsert(s, "x", item{}, ephemeral.WithTTL(ttl))
 	e.advance(ttl)
-	_, err := s.Upsert(e.ctx, "x", item{}, runtime.IfExists())
-	e.wantErr("Upsert IfExists of an expired key", err, runtime.ErrConflict)
-	e.upsert(s, "x", item{}, runtime.IfNew())
+	_, err := s.Upsert(e.ctx, "x", item{}, ephemeral.IfExists())
+	e.wantErr("Upsert IfExists of an expired key", err, ephemeral.ErrConflict)
+	e.upsert(s, "x", item{}, ephemeral.IfNew())
 }
 
 func testExpiry(e *env) {
 	s := e.store()
 	r := e.reader(s)
 	ttl := e.shortTTL()
-	ent := e.upsert(s, "k", item{}, runtime.WithTTL(ttl))
-	e.recvKind(r, runtime.EventUpsert, "k")
+	ent := e.upsert(s, "k", item{}, ephemeral.WithTTL(ttl))
+	e.recvKind(r, ephemeral.EventUpsert, "k")
 	e.advance(ttl)
-	ev := e.recvKind(r, runtime.EventExpire, "k") // nothing else happens in the tenant
+	ev := e.recvKind(r, ephemeral.EventExpire, "k") // nothing else happens in the tenant
 	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || ev.Entry != nil {
 		e.Fatalf("expire event %+v, want version > %d, At not before %v, no entry", ev, ent.Version, ent.ExpiresAt)
 	}
@@ -698,7 +763,7 @@ func testMassExpiry(e *env) {
 	s := e.store()
 	ttl := e.shortTTL()
 	for i := range n {
-		e.upsert(s, fmt.Sprint("k", i), item{N: i}, runtime.WithTTL(ttl))
+		e.upsert(s, fmt.Sprint("k", i), item{N: i}, ephemeral.WithTTL(ttl))
 	}
 	r := e.reader(s)
 	e.advance(ttl)
@@ -706,7 +771,7 @@ func testMassExpiry(e *env) {
 	var last uint64
 	for len(seen) < n {
 		ev := e.recv(r)
-		if ev.Kind != runtime.EventExpire || seen[ev.Key] || ev.Version <= last {
+		if ev.Kind != ephemeral.EventExpire || seen[ev.Key] || ev.Version <= last {
 			e.Fatalf("event %d: %v of %q version %d, want an expire of a new key after version %d", len(seen), ev.Kind, ev.Key, ev.Version, last)
 		}
 		seen[ev.Key] = true
@@ -720,8 +785,8 @@ func testMassExpiry(e *env) {
 func testEventFields(e *env) {
 	s := e.store()
 	r := e.reader(s)
-	ent := e.upsert(s, "k", item{Name: "v", N: 7}, runtime.WithTTL(time.Minute))
-	up := e.recvKind(r, runtime.EventUpsert, "k")
+	ent := e.upsert(s, "k", item{Name: "v", N: 7}, ephemeral.WithTTL(time.Minute))
+	up := e.recvKind(r, ephemeral.EventUpsert, "k")
 	if up.Version != ent.Version || !up.At.Equal(ent.UpdatedAt) || e.cursor(up.Cursor).Seq != ent.Version {
 		e.Fatalf("upsert event %+v, want version %d at %v", up, ent.Version, ent.UpdatedAt)
 	}
@@ -730,22 +795,22 @@ func testEventFields(e *env) {
 	}
 
 	e.advance(5 * time.Millisecond)
-	tr := e.touch(s, "k", runtime.WithTTL(2*time.Minute))
-	touch := e.recvKind(r, runtime.EventTouch, "k")
+	tr := e.touch(s, "k", ephemeral.WithTTL(2*time.Minute))
+	touch := e.recvKind(r, ephemeral.EventTouch, "k")
 	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || touch.Entry != nil ||
 		!touch.At.After(up.At) || touch.ExpiresAt.Sub(touch.At) != 2*time.Minute {
 		e.Fatalf("touch event %+v, want version %d, expiry %v = At + 2m, no entry", touch, tr.Version, tr.ExpiresAt)
 	}
 
-	e.remove(s, "k", runtime.WithReason("bye"))
-	del := e.recvKind(r, runtime.EventDelete, "k")
+	e.remove(s, "k", ephemeral.WithReason("bye"))
+	del := e.recvKind(r, ephemeral.EventDelete, "k")
 	if del.Reason != "bye" || del.Version <= touch.Version || del.Entry != nil {
 		e.Fatalf("delete event %+v, want reason bye, version > %d", del, touch.Version)
 	}
 	e.upsert(s, "k2", item{})
 	e.remove(s, "k2")
-	e.recvKind(r, runtime.EventUpsert, "k2")
-	if ev := e.recvKind(r, runtime.EventDelete, "k2"); ev.Reason != "" {
+	e.recvKind(r, ephemeral.EventUpsert, "k2")
+	if ev := e.recvKind(r, ephemeral.EventDelete, "k2"); ev.Reason != "" {
 		e.Fatalf("delete without a reason has reason %q", ev.Reason)
 	}
 	if r.Cursor() != e.snapshot(s).Cursor {
@@ -754,10 +819,10 @@ func testEventFields(e *env) {
 
 	// Each event's cursor resumes right after it.
 	for _, tc := range []struct {
-		after runtime.Event[item]
-		next  runtime.EventKind
-	}{{up, runtime.EventTouch}, {touch, runtime.EventDelete}} {
-		resumed := e.reader(s, runtime.After(tc.after.Cursor))
+		after ephemeral.Event[string, item]
+		next  ephemeral.EventKind
+	}{{up, ephemeral.EventTouch}, {touch, ephemeral.EventDelete}} {
+		resumed := e.reader(s, ephemeral.After(tc.after.Cursor))
 		e.recvKind(resumed, tc.next, "k")
 	}
 }
@@ -775,12 +840,12 @@ func testReaderClose(e *env) {
 	}
 	select {
 	case err := <-done:
-		e.wantErr("Recv blocked during Close", err, runtime.ErrClosed)
+		e.wantErr("Recv blocked during Close", err, ephemeral.ErrClosed)
 	case <-time.After(waitFor):
 		e.Fatal("Close did not unblock Recv")
 	}
 	_, err := r.Recv(e.ctx)
-	e.wantErr("Recv after Close", err, runtime.ErrClosed)
+	e.wantErr("Recv after Close", err, ephemeral.ErrClosed)
 	if err := r.Close(); err != nil {
 		e.Fatalf("second Close: %v", err)
 	}

@@ -1,9 +1,10 @@
-// Package storetest is the conformance suite of ephemeral backends: every [runtime.Backend]
+// Package storetest is the conformance suite of ephemeral backends: every [backend.Backend]
 // must pass [Run], as database/sql drivers pass their driver tests.
 //
-// The suite checks the whole contract of runtime.Backend through typed [runtime.Store] values:
-// versions, CreatedAt, expiry, conditions, limits, validation, tenant isolation, snapshots and
-// their cursors, readers, overflow and concurrency. Every case gets a fresh [Harness].
+// The suite checks the whole contract of runtime/backend through typed [ephemeral.Store]
+// values: versions, CreatedAt, expiry, conditions and their conflict errors, limits and their
+// one-per-ID rule, validation, tenant isolation, snapshots and their cursors, readers, overflow
+// and concurrency. Every case gets a fresh [Harness].
 package storetest
 
 import (
@@ -14,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -22,7 +24,7 @@ import (
 type Harness struct {
 	// Backend is the backend under test. The factory that returns the harness registers its
 	// cleanup with t.Cleanup.
-	Backend runtime.Backend
+	Backend ephemeral.Backend
 	// Advance moves the backend's clock forward by d: after it returns, the backend sees the
 	// new time and processes the expiries due by then (their events may still be on their way).
 	// A fake clock is advanced; on a real server Advance sleeps.
@@ -53,7 +55,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T, h Harness) *env {
-	return &env{T: t, h: h, id: "storetest-" + runtime.NewEpoch(), ctx: t.Context()}
+	return &env{T: t, h: h, id: "storetest-" + backend.NewEpoch(), ctx: t.Context()}
 }
 
 // shortTTL is a TTL the case lets run out with advance.
@@ -74,22 +76,22 @@ func (e *env) advance(d time.Duration) {
 
 // store returns a store of items with the case's ID, the long TTL and the default tenant and
 // limits, unless opts change them.
-func (e *env) store(opts ...runtime.StoreOption) *runtime.Store[item] {
+func (e *env) store(opts ...ephemeral.StoreOption) *ephemeral.Store[string, item] {
 	e.Helper()
 	return e.storeID(e.id, opts...)
 }
 
 // storeID is store with another ID.
-func (e *env) storeID(id string, opts ...runtime.StoreOption) *runtime.Store[item] {
+func (e *env) storeID(id string, opts ...ephemeral.StoreOption) *ephemeral.Store[string, item] {
 	e.Helper()
-	s, err := runtime.New(e.h.Backend, runtime.Codec[item](itemCodec{}), runtime.Config{ID: id, TTL: longTTL}, opts...)
+	s, err := ephemeral.New(e.h.Backend, config{ID: id, TTL: longTTL, Codec: itemCodec{}}, opts...)
 	if err != nil {
-		e.Fatalf("runtime.New: %v", err)
+		e.Fatalf("ephemeral.New: %v", err)
 	}
 	return s
 }
 
-func (e *env) upsert(s *runtime.Store[item], key string, v item, opts ...runtime.UpsertOption) runtime.Entry[item] {
+func (e *env) upsert(s *ephemeral.Store[string, item], key string, v item, opts ...ephemeral.UpsertOption) ephemeral.Entry[string, item] {
 	e.Helper()
 	ent, err := s.Upsert(e.ctx, key, v, opts...)
 	if err != nil {
@@ -98,7 +100,7 @@ func (e *env) upsert(s *runtime.Store[item], key string, v item, opts ...runtime
 	return ent
 }
 
-func (e *env) touch(s *runtime.Store[item], key string, opts ...runtime.TouchOption) runtime.TouchResult {
+func (e *env) touch(s *ephemeral.Store[string, item], key string, opts ...ephemeral.TouchOption) ephemeral.TouchResult {
 	e.Helper()
 	res, err := s.Touch(e.ctx, key, opts...)
 	if err != nil {
@@ -107,7 +109,7 @@ func (e *env) touch(s *runtime.Store[item], key string, opts ...runtime.TouchOpt
 	return res
 }
 
-func (e *env) remove(s *runtime.Store[item], key string, opts ...runtime.RemoveOption) bool {
+func (e *env) remove(s *ephemeral.Store[string, item], key string, opts ...ephemeral.RemoveOption) bool {
 	e.Helper()
 	ok, err := s.Remove(e.ctx, key, opts...)
 	if err != nil {
@@ -116,7 +118,7 @@ func (e *env) remove(s *runtime.Store[item], key string, opts ...runtime.RemoveO
 	return ok
 }
 
-func (e *env) get(s *runtime.Store[item], key string, opts ...runtime.GetOption) (runtime.Entry[item], bool) {
+func (e *env) get(s *ephemeral.Store[string, item], key string, opts ...ephemeral.GetOption) (ephemeral.Entry[string, item], bool) {
 	e.Helper()
 	ent, ok, err := s.Get(e.ctx, key, opts...)
 	if err != nil {
@@ -126,7 +128,7 @@ func (e *env) get(s *runtime.Store[item], key string, opts ...runtime.GetOption)
 }
 
 // mustGet fails the test unless key is live and equal to want.
-func (e *env) mustGet(s *runtime.Store[item], key string, want runtime.Entry[item], opts ...runtime.GetOption) {
+func (e *env) mustGet(s *ephemeral.Store[string, item], key string, want ephemeral.Entry[string, item], opts ...ephemeral.GetOption) {
 	e.Helper()
 	got, ok := e.get(s, key, opts...)
 	if !ok {
@@ -138,14 +140,14 @@ func (e *env) mustGet(s *runtime.Store[item], key string, want runtime.Entry[ite
 }
 
 // mustMiss fails the test if key is live.
-func (e *env) mustMiss(s *runtime.Store[item], key string, opts ...runtime.GetOption) {
+func (e *env) mustMiss(s *ephemeral.Store[string, item], key string, opts ...ephemeral.GetOption) {
 	e.Helper()
 	if got, ok := e.get(s, key, opts...); ok {
 		e.Fatalf("Get(%q) = %+v, want not found", key, got)
 	}
 }
 
-func (e *env) snapshot(s *runtime.Store[item], opts ...runtime.SnapshotOption) runtime.Snapshot[item] {
+func (e *env) snapshot(s *ephemeral.Store[string, item], opts ...ephemeral.SnapshotOption) ephemeral.Snapshot[string, item] {
 	e.Helper()
 	snap, err := s.Snapshot(e.ctx, opts...)
 	if err != nil {
@@ -155,7 +157,7 @@ func (e *env) snapshot(s *runtime.Store[item], opts ...runtime.SnapshotOption) r
 }
 
 // reader opens a reader that is closed when the case ends.
-func (e *env) reader(s *runtime.Store[item], opts ...runtime.ReaderOption) *runtime.Reader[item] {
+func (e *env) reader(s *ephemeral.Store[string, item], opts ...ephemeral.ReaderOption) *ephemeral.Reader[string, item] {
 	e.Helper()
 	r, err := s.Reader(e.ctx, opts...)
 	if err != nil {
@@ -166,7 +168,7 @@ func (e *env) reader(s *runtime.Store[item], opts ...runtime.ReaderOption) *runt
 }
 
 // recv returns the reader's next event, waiting at most waitFor.
-func (e *env) recv(r *runtime.Reader[item]) runtime.Event[item] {
+func (e *env) recv(r *ephemeral.Reader[string, item]) ephemeral.Event[string, item] {
 	e.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, waitFor)
 	defer cancel()
@@ -178,7 +180,7 @@ func (e *env) recv(r *runtime.Reader[item]) runtime.Event[item] {
 }
 
 // recvKind receives the next event and checks its kind and key.
-func (e *env) recvKind(r *runtime.Reader[item], kind runtime.EventKind, key string) runtime.Event[item] {
+func (e *env) recvKind(r *ephemeral.Reader[string, item], kind ephemeral.EventKind, key string) ephemeral.Event[string, item] {
 	e.Helper()
 	ev := e.recv(r)
 	if ev.Kind != kind || ev.Key != key {
@@ -189,10 +191,10 @@ func (e *env) recvKind(r *runtime.Reader[item], kind runtime.EventKind, key stri
 
 // noEventBefore checks that the next event of r is the one of a fresh upsert, so that nothing
 // was emitted before it.
-func (e *env) noEventBefore(s *runtime.Store[item], r *runtime.Reader[item]) {
+func (e *env) noEventBefore(s *ephemeral.Store[string, item], r *ephemeral.Reader[string, item]) {
 	e.Helper()
 	ent := e.upsert(s, "sentinel", item{Name: "sentinel"})
-	ev := e.recvKind(r, runtime.EventUpsert, "sentinel")
+	ev := e.recvKind(r, ephemeral.EventUpsert, "sentinel")
 	if ev.Version != ent.Version {
 		e.Fatalf("sentinel event version %d, want %d", ev.Version, ent.Version)
 	}
@@ -200,7 +202,7 @@ func (e *env) noEventBefore(s *runtime.Store[item], r *runtime.Reader[item]) {
 
 // writesNothing runs rejected, which makes calls that must all fail, and checks that they
 // changed no entry of s's default tenant and emitted no event there.
-func (e *env) writesNothing(s *runtime.Store[item], rejected func()) {
+func (e *env) writesNothing(s *ephemeral.Store[string, item], rejected func()) {
 	e.Helper()
 	before := e.snapshot(s)
 	r := e.reader(s)
@@ -220,14 +222,17 @@ func (e *env) wantErr(what string, err, target error) {
 	}
 }
 
-func (e *env) cursor(s string) runtime.Cursor {
+func (e *env) cursor(s string) backend.Cursor {
 	e.Helper()
-	c, err := runtime.ParseCursor(s)
+	c, err := backend.ParseCursor(s)
 	if err != nil {
 		e.Fatalf("ParseCursor(%q): %v", s, err)
 	}
 	return c
 }
+
+// config is the configuration of the suite's stores.
+type config = ephemeral.Config[string, item]
 
 // item is the value type of the suite's stores.
 type item struct {
