@@ -1,18 +1,15 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,7 +22,7 @@ const (
 	DefaultReaderBuffer = 1024
 )
 
-// Backend is a [runtime.Backend] on Redis. It is safe for concurrent use. Make one with [New]
+// Backend is a [backend.Backend] on Redis. It is safe for concurrent use. Make one with [New]
 // and Close it when done; Close does not close the Redis client.
 type Backend struct {
 	client   redis.UniversalClient
@@ -34,15 +31,19 @@ type Backend struct {
 	buffer   int
 
 	closed atomic.Bool
-	mu     sync.Mutex        // guards pumps and the start of goroutines
-	pumps  map[pumpKey]*pump // one per (id, tenant) with readers
-	wg     sync.WaitGroup    // running pumps and upsert drains
+	mu     sync.Mutex          // guards stores, pumps and the start of goroutines
+	stores map[string]*store   // the open store IDs
+	pumps  map[tenantKey]*pump // one per (id, tenant) with readers
+	wg     sync.WaitGroup      // running pumps and upsert drains
 
-	qmu    sync.Mutex                     // guards queues and their fields
-	queues map[runtime.Scope]*upsertQueue // one per scope with upserts in flight
+	qmu    sync.Mutex                 // guards queues and their fields
+	queues map[tenantKey]*upsertQueue // one per (id, tenant) with upserts in flight
 }
 
-var _ runtime.Backend = (*Backend)(nil)
+var _ backend.Backend = (*Backend)(nil)
+
+// tenantKey names one (store ID, tenant) of a Backend.
+type tenantKey struct{ id, tenant string }
 
 // Option configures a [Backend].
 type Option func(*Backend)
@@ -69,8 +70,9 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		prefix:   DefaultKeyPrefix,
 		maxBlock: DefaultMaxBlock,
 		buffer:   DefaultReaderBuffer,
-		pumps:    make(map[pumpKey]*pump),
-		queues:   make(map[runtime.Scope]*upsertQueue),
+		stores:   make(map[string]*store),
+		pumps:    make(map[tenantKey]*pump),
+		queues:   make(map[tenantKey]*upsertQueue),
 	}
 	for _, o := range opts {
 		o(b)
@@ -83,8 +85,30 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	return b
 }
 
-// Close stops the reader pumps and ends every subscription (Next returns runtime.ErrClosed);
-// later calls fail with runtime.ErrClosed. It waits for the pumps to stop, at most about the
+// Open returns the store with ID id; see [backend.Backend.Open]. The limits of an ID are those
+// of its first Open in this Backend; other Backends on the same Redis are not asked.
+func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, backend.ErrClosed
+	}
+	if st := b.stores[id]; st != nil {
+		if err := backend.SameLimits(id, st.limits, l); err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id)}
+	b.stores[id] = st
+	return st, nil
+}
+
+// Close stops the reader pumps and ends every subscription (Next returns backend.ErrClosed);
+// later calls fail with backend.ErrClosed. It waits for the pumps to stop, at most about the
 // max block time. The Redis client stays open.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
@@ -92,7 +116,7 @@ func (b *Backend) Close() error {
 	}
 	b.mu.Lock()
 	pumps := b.pumps
-	b.pumps = make(map[pumpKey]*pump)
+	b.pumps = make(map[tenantKey]*pump)
 	b.mu.Unlock()
 	for _, p := range pumps {
 		p.stop()
@@ -103,166 +127,99 @@ func (b *Backend) Close() error {
 
 func (b *Backend) check() error {
 	if b.closed.Load() {
-		return runtime.ErrClosed
+		return backend.ErrClosed
 	}
 	return nil
 }
 
-func (b *Backend) keys(s runtime.Scope) []string { return tenantKeys(b.prefix, s.ID, s.Tenant) }
-
-// common returns the first arguments of the writing scripts: an epoch candidate, the event
-// retention in milliseconds and the most events kept.
-func common(l runtime.Limits, extra ...any) []any {
-	return append([]any{runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents}, extra...)
+// store is one store ID of a Backend: a [backend.Store].
+type store struct {
+	b      *Backend
+	id     string
+	limits backend.Limits
+	base   string // the start of its key names, up to the tenant (see keyBase)
 }
 
-// Upsert implements [runtime.Backend]. Concurrent upserts to one tenant are applied in
-// batches, one script call each (see upsertQueue); a single upsert is a batch of one. Upsert
-// returns when its batch is applied or when ctx ends, whichever comes first. An upsert whose
-// ctx ends before its batch is sent is not applied; once sent, it may be applied, as any Redis
-// command may be.
-func (b *Backend) Upsert(ctx context.Context, s runtime.Scope, req runtime.UpsertRequest) (runtime.RawEntry, error) {
-	if err := b.check(); err != nil {
-		return runtime.RawEntry{}, err
+func (st *store) keys(tenant string) []string { return tenantKeys(st.base, tenant) }
+
+// Upsert implements [backend.Store]. Concurrent upserts to one tenant are applied in batches,
+// one script call each (see upsertQueue); a single upsert is a batch of one. Upsert returns
+// when its batch is applied or when ctx ends, whichever comes first. An upsert whose ctx ends
+// before its batch is sent is not applied; once sent, it may be applied, as any Redis command
+// may be.
+func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	if err := st.b.check(); err != nil {
+		return backend.Entry{}, err
 	}
 	call := &upsertCall{ctx: ctx, req: req, done: make(chan struct{})}
-	b.enqueue(s, call)
+	st.enqueue(tenant, call)
 	select {
 	case <-call.done:
 		return call.entry, call.err
 	case <-ctx.Done():
-		return runtime.RawEntry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, ctx.Err())
+		return backend.Entry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, ctx.Err())
 	}
 }
 
-// Touch implements [runtime.Backend].
-func (b *Backend) Touch(ctx context.Context, s runtime.Scope, req runtime.TouchRequest) (runtime.TouchResult, error) {
-	if err := b.check(); err != nil {
-		return runtime.TouchResult{}, err
+// Touch implements [backend.Store].
+func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+	if err := st.b.check(); err != nil {
+		return backend.TouchResult{}, err
 	}
-	quiet := 0
-	if req.Quiet {
-		quiet = 1
+	r, err := runTouch(ctx, st.b.client, st.keys(tenant), st.limits, req)
+	if r.OK {
+		st.b.noteVersion(tenantKey{st.id, tenant}, r.Version)
 	}
-	args := common(s.Limits.WithDefaults(), req.Key, req.TTL.Milliseconds(), quiet, int(req.Cond.Kind), req.Cond.Version)
-	res, err := touchScript.Run(ctx, b.client, b.keys(s), args...).Int64Slice()
-	if err != nil {
-		return runtime.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
-	}
-	switch {
-	case res[0] == -1:
-		return runtime.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, runtime.ErrConflict)
-	case res[0] == 0:
-		return runtime.TouchResult{}, nil
-	case len(res) != 3:
-		return runtime.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
-	}
-	b.noteVersion(s, uint64(res[1]))
-	return runtime.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: time.UnixMilli(res[2])}, nil
+	return r, err
 }
 
-// Remove implements [runtime.Backend].
-func (b *Backend) Remove(ctx context.Context, s runtime.Scope, req runtime.RemoveRequest) (bool, error) {
-	if err := b.check(); err != nil {
+// Remove implements [backend.Store].
+func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
+	if err := st.b.check(); err != nil {
 		return false, err
 	}
-	args := common(s.Limits.WithDefaults(), req.Key, req.Reason, int(req.Cond.Kind), req.Cond.Version)
-	res, err := removeScript.Run(ctx, b.client, b.keys(s), args...).Int64()
-	if err != nil {
-		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
-	}
-	if res == -1 {
-		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, runtime.ErrConflict)
-	}
-	return res == 1, nil
+	return runRemove(ctx, st.b.client, st.keys(tenant), st.limits, req)
 }
 
-// Get implements [runtime.Backend].
-func (b *Backend) Get(ctx context.Context, s runtime.Scope, key string) (runtime.RawEntry, bool, error) {
-	if err := b.check(); err != nil {
-		return runtime.RawEntry{}, false, err
+// Get implements [backend.Store].
+func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bool, error) {
+	if err := st.b.check(); err != nil {
+		return backend.Entry{}, false, err
 	}
-	stored, err := getScript.Run(ctx, b.client, b.keys(s), key).Text()
-	if errors.Is(err, redis.Nil) {
-		return runtime.RawEntry{}, false, nil
-	}
-	if err != nil {
-		return runtime.RawEntry{}, false, fmt.Errorf("redisstore: get %q: %w", key, err)
-	}
-	e, err := parseStored(key, stored)
-	if err != nil {
-		return runtime.RawEntry{}, false, err
-	}
-	return e, true, nil
+	return runGet(ctx, st.b.client, st.keys(tenant), key)
 }
 
-// Snapshot implements [runtime.Backend]. One MULTI/EXEC transaction reads the entries, the
+// Snapshot implements [backend.Store]. One MULTI/EXEC transaction reads the entries, the
 // tenant's meta and the server's time; the entries are then filtered by expiry and sorted
 // here, in byte order. A transaction rather than a script: Lua would copy the 10,000 entries
 // twice. A tenant without meta (new, or lost) gets one from the read script first.
-func (b *Backend) Snapshot(ctx context.Context, s runtime.Scope, prefix string) (runtime.RawSnapshot, error) {
-	if err := b.check(); err != nil {
-		return runtime.RawSnapshot{}, err
+func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	if err := st.b.check(); err != nil {
+		return backend.Snapshot{}, err
 	}
-	keys := b.keys(s)
+	keys := st.keys(tenant)
 	for range 3 {
 		var now *redis.TimeCmd
 		var all *redis.MapStringStringCmd
-		_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := st.b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			now = p.Time(ctx)
-			all = p.HGetAll(ctx, keys[0])
+			all = p.HGetAll(ctx, keys[keyState])
 			return nil
 		})
 		if err != nil {
-			return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
-		if _, ok := all.Val()["#epoch"]; !ok {
-			if _, err := b.read(ctx, s, keys, runtime.Cursor{}, 0); err != nil {
-				return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+		if _, ok := all.Val()[metaEpoch]; !ok {
+			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
+				return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 			}
 			continue
 		}
 		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
 		if err != nil {
-			return runtime.RawSnapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
 		return snap, nil
 	}
-	return runtime.RawSnapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")
-}
-
-// parseSnapshot makes a snapshot of the fields of a state hash: the live entries (expiring
-// after now) of the keys with prefix, sorted by key. The values share one allocation, each
-// slice capped at its own end, so that appending to one cannot change another.
-func parseSnapshot(state map[string]string, now int64, prefix string) (runtime.RawSnapshot, error) {
-	epoch := state["#epoch"]
-	seq, err := strconv.ParseUint(cmp.Or(state["#seq"], "0"), 10, 64)
-	if !runtime.ValidEpoch(epoch) || err != nil {
-		return runtime.RawSnapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, state["#seq"])
-	}
-	// Entry fields are "k" + key: sorting the field names sorts the keys.
-	names := make([]string, 0, len(state))
-	size := 0
-	for name, stored := range state {
-		if len(name) > 0 && name[0] == 'k' && strings.HasPrefix(name[1:], prefix) {
-			names = append(names, name)
-			size += len(stored)
-		}
-	}
-	slices.Sort(names)
-	values := make([]byte, 0, size)
-	entries := make([]runtime.RawEntry, 0, len(names))
-	for _, name := range names {
-		e, value, err := parseHead(name[1:], state[name])
-		if err != nil {
-			return runtime.RawSnapshot{}, err
-		}
-		if e.ExpiresAt.UnixMilli() > now {
-			start := len(values)
-			values = append(values, value...)
-			e.Value = values[start:len(values):len(values)]
-			entries = append(entries, e)
-		}
-	}
-	return runtime.RawSnapshot{Entries: entries, Cursor: runtime.Cursor{Epoch: epoch, Seq: seq}}, nil
+	return backend.Snapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")
 }

@@ -8,16 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // applyBatch applies reqs as one batch, as concurrent upserts would be.
-func applyBatch(b *Backend, s runtime.Scope, reqs ...runtime.UpsertRequest) []*upsertCall {
+func applyBatch(st *store, tenant string, reqs ...backend.UpsertRequest) []*upsertCall {
 	batch := make([]*upsertCall, len(reqs))
 	for i, r := range reqs {
 		batch[i] = &upsertCall{ctx: context.Background(), req: r, done: make(chan struct{})}
 	}
-	b.apply(s, batch)
+	st.apply(tenant, batch)
 	return batch
 }
 
@@ -25,31 +25,30 @@ func applyBatch(b *Backend, s runtime.Scope, reqs ...runtime.UpsertRequest) []*u
 // see the batch's own writes, and capacity counted across the batch.
 func TestBatchInOrderMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("batch")
-	s.Limits.MaxEntries = 2
-	req := func(key, value string, cond runtime.CondKind) runtime.UpsertRequest {
-		return runtime.UpsertRequest{Key: key, Value: []byte(value), TTL: time.Hour, Cond: runtime.Condition{Kind: cond}}
+	st, ten := f.open(t, backend.Limits{MaxEntries: 2}), "batch"
+	req := func(key, value string, cond backend.CondKind) backend.UpsertRequest {
+		return backend.UpsertRequest{Key: key, Value: []byte(value), TTL: time.Hour, Cond: backend.Condition{Kind: cond}}
 	}
-	calls := applyBatch(f.b, s,
-		req("a", "1", runtime.CondIfNew),
-		req("a", "2", runtime.CondIfNew),    // conflict: a is live now
-		req("a", "3", runtime.CondIfExists), // version 2, CreatedAt of the first
-		req("b", "1", runtime.CondNone),
-		req("c", "1", runtime.CondNone), // capacity
+	calls := applyBatch(st, ten,
+		req("a", "1", backend.CondIfNew),
+		req("a", "2", backend.CondIfNew),    // conflict: a is live now
+		req("a", "3", backend.CondIfExists), // version 2, CreatedAt of the first
+		req("b", "1", backend.CondNone),
+		req("c", "1", backend.CondNone), // capacity
 	)
 	want := []struct {
 		version uint64
 		err     error
-	}{{1, nil}, {0, runtime.ErrConflict}, {2, nil}, {3, nil}, {0, runtime.ErrCapacity}}
+	}{{1, nil}, {0, backend.ErrConflict}, {2, nil}, {3, nil}, {0, backend.ErrCapacity}}
 	for i, c := range calls {
 		if c.entry.Version != want[i].version || !errors.Is(c.err, want[i].err) {
 			t.Errorf("upsert %d (%s): version %d, err %v; want %d, %v", i, c.req.Key, c.entry.Version, c.err, want[i].version, want[i].err)
 		}
 	}
-	if !calls[2].entry.CreatedAt.Equal(calls[0].entry.CreatedAt) {
+	if calls[2].entry.CreatedAt != calls[0].entry.CreatedAt {
 		t.Errorf("CreatedAt changed within the batch")
 	}
-	got, ok, err := f.b.Get(context.Background(), s, "a")
+	got, ok, err := st.Get(context.Background(), ten, "a")
 	if err != nil || !ok || string(got.Value) != "3" || got.Version != 2 {
 		t.Fatalf("get a: %+v %v %v", got, ok, err)
 	}
@@ -63,14 +62,14 @@ func TestConcurrentUpsertsCluster(t *testing.T)   { testConcurrentUpserts(t, new
 // version order.
 func testConcurrentUpserts(t *testing.T, f fixture) {
 	const writers, each = 16, 20
-	s := scope("concurrent")
-	sub := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "concurrent"
+	sub := subscribe(t, st, ten, nil)
 	versions := make(chan uint64, writers*each)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				e, err := f.b.Upsert(context.Background(), s, runtime.UpsertRequest{Key: fmt.Sprint("k", (w+i)%5), Value: []byte("v"), TTL: time.Hour})
+				e, err := st.Upsert(context.Background(), ten, backend.UpsertRequest{Key: fmt.Sprint("k", (w+i)%5), Value: []byte("v"), TTL: time.Hour})
 				if err != nil {
 					t.Error(err)
 					return

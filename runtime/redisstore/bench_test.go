@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	ert "github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -98,9 +98,9 @@ func BenchmarkUpsert(b *testing.B) {
 		}()...)
 	})
 	b.Run("upsert", func(b *testing.B) {
-		s := scope("bench")
+		st := f.open(b, backend.Limits{})
 		runParallel(b, f, "evalsha", func(ctx context.Context, i int) error {
-			_, err := f.b.Upsert(ctx, s, ert.UpsertRequest{Key: keys[i%len(keys)], Value: value, TTL: time.Minute})
+			_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: value, TTL: time.Minute})
 			return err
 		})
 	})
@@ -113,23 +113,23 @@ func BenchmarkUpsert(b *testing.B) {
 func BenchmarkSnapshot10k(b *testing.B) {
 	f := newBenchReal(b)
 	ctx := context.Background()
-	s := scope("snap10k")
+	st, ten := f.open(b, backend.Limits{}), "snap10k"
 	value := []byte(`{"room":"lobby","userId":"u-123456","status":"online"}`)
 	for i := range 10_000 {
-		if _, err := f.b.Upsert(ctx, s, ert.UpsertRequest{Key: fmt.Sprintf("user-%05d", i), Value: value, TTL: time.Hour}); err != nil {
+		if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: fmt.Sprintf("user-%05d", i), Value: value, TTL: time.Hour}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Run("baseline=HGETALL", func(b *testing.B) {
 		for b.Loop() {
-			if n := len(f.client.HGetAll(ctx, f.b.keys(s)[0]).Val()); n < 10_000 {
+			if n := len(f.client.HGetAll(ctx, st.keys(ten)[keyState]).Val()); n < 10_000 {
 				b.Fatalf("%d fields", n)
 			}
 		}
 	})
 	b.Run("snapshot", func(b *testing.B) {
 		for b.Loop() {
-			snap, err := f.b.Snapshot(ctx, s, "")
+			snap, err := st.Snapshot(ctx, ten, "")
 			if err != nil || len(snap.Entries) != 10_000 {
 				b.Fatalf("%d entries, %v", len(snap.Entries), err)
 			}
@@ -145,23 +145,23 @@ func BenchmarkSnapshot10k(b *testing.B) {
 func BenchmarkExpireLatency(b *testing.B) {
 	f := newBenchReal(b)
 	ctx := context.Background()
-	s := scope("latency")
-	sub := subscribe(b, f.b, s, nil)
+	st, ten := f.open(b, backend.Limits{}), "latency"
+	sub := subscribe(b, st, ten, nil)
 	var late, base time.Duration
 	for b.Loop() {
-		e, err := f.b.Upsert(ctx, s, ert.UpsertRequest{Key: "k", Value: []byte("v"), TTL: 20 * time.Millisecond})
+		e, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: 20 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}
 		written := time.Now()
-		if ev := next(b, sub); ev.Kind != ert.EventUpsert {
+		if ev := next(b, sub); ev.Kind != backend.EventUpsert {
 			b.Fatalf("event %+v, want upsert", ev)
 		}
 		base += time.Since(written)
-		if ev := next(b, sub); ev.Kind != ert.EventExpire {
+		if ev := next(b, sub); ev.Kind != backend.EventExpire {
 			b.Fatalf("event %+v, want expire", ev)
 		}
-		late += time.Since(e.ExpiresAt)
+		late += time.Since(time.UnixMilli(e.ExpiresAt))
 	}
 	b.ReportMetric(float64(base.Microseconds())/float64(b.N), "upsert-event-µs")
 	b.ReportMetric(float64(late.Microseconds())/float64(b.N), "expire-late-µs")

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,12 +25,16 @@ func TestUpsertDeadlineUnreachable(t *testing.T) {
 	defer client.Close()
 	b := New(client)
 	defer b.Close()
+	st, err := b.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const deadline = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	_, err = b.Upsert(ctx, scope("down"), runtime.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second})
+	_, err = st.Upsert(ctx, "down", backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second})
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Upsert with the server down: %v, want an error wrapping context.DeadlineExceeded", err)
@@ -45,11 +49,11 @@ func TestUpsertDeadlineUnreachable(t *testing.T) {
 // before its batch was sent is not applied, and does not hold up the others of its batch.
 func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("gone")
+	st, ten := f.open(t, backend.Limits{}), "gone"
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	req := func(key string) runtime.UpsertRequest {
-		return runtime.UpsertRequest{Key: key, Value: []byte(key), TTL: time.Hour}
+	req := func(key string) backend.UpsertRequest {
+		return backend.UpsertRequest{Key: key, Value: []byte(key), TTL: time.Hour}
 	}
 	calls := []*upsertCall{
 		{ctx: gone, req: req("dropped"), done: make(chan struct{})},
@@ -57,9 +61,9 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	}
 	q := &upsertQueue{pending: calls, busy: true}
 	f.b.qmu.Lock()
-	f.b.queues[s] = q
+	f.b.queues[tenantKey{st.id, ten}] = q
 	f.b.qmu.Unlock()
-	f.b.drain(s, q)
+	st.drain(ten, q)
 
 	if !errors.Is(calls[0].err, context.Canceled) {
 		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].err)
@@ -67,13 +71,13 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	if calls[1].err != nil || calls[1].entry.Version != 1 {
 		t.Errorf("kept upsert: %+v, %v; want version 1", calls[1].entry, calls[1].err)
 	}
-	if _, ok, err := f.b.Get(context.Background(), s, "dropped"); err != nil || ok {
+	if _, ok, err := st.Get(context.Background(), ten, "dropped"); err != nil || ok {
 		t.Errorf("Get(dropped) = %v, %v; want not found", ok, err)
 	}
 	f.b.qmu.Lock()
-	_, left := f.b.queues[s]
+	_, left := f.b.queues[tenantKey{st.id, ten}]
 	f.b.qmu.Unlock()
 	if left {
-		t.Errorf("queue of an idle scope was not forgotten")
+		t.Errorf("queue of an idle tenant was not forgotten")
 	}
 }

@@ -1,10 +1,16 @@
-// Package redisstore is the Redis backend of ephemeral: a [runtime.Backend] for state shared
+// Package redisstore is the Redis backend of ephemeral: a [backend.Backend] for state shared
 // by many processes, on a plain Redis server, a Sentinel-managed one or a Redis Cluster.
+// Users hand it to package ephemeral (github.com/ephemeral-go/ephemeral) and call nothing
+// else of it but [New] and [Backend.Close].
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-//	backend := redisstore.New(client)
-//	defer backend.Close()
-//	store, err := presence.NewPresenceStore(backend) // or runtime.New(backend, codec, cfg)
+//	b := redisstore.New(client)
+//	defer b.Close()
+//	store, err := presence.NewPresenceStore(b) // or ephemeral.New(b, cfg, opts...)
+//
+// [Backend.Open] binds the limits of a store ID within a Backend: the first Open of an ID sets
+// them, a later Open of the ID with other limits fails (see [backend.SameLimits]). Limits are
+// not stored in Redis: processes that share a store ID must agree on its limits.
 //
 // # Key layout
 //
@@ -25,12 +31,14 @@
 //
 // # Scripts and clock
 //
-// Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front), run with
-// EVALSHA and loaded on NOSCRIPT. Every script takes the time from redis.call('TIME'): the
-// Redis server is the one clock, so clients with skewed clocks agree on every expiry. Times
-// have millisecond precision. A writing script first expires a bounded batch of due entries
-// (each with an expire event; "#due" lets it skip this until the earliest expiry), so that
-// expired entries never count against MaxEntries, then checks the condition and the capacity,
+// Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front of it and,
+// before both, the protocol's codes, field names and argument positions as Lua constants made
+// from the Go ones), run with EVALSHA and loaded on NOSCRIPT. Every script takes the time from
+// redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
+// every expiry. Times have millisecond precision. A writing script first expires a bounded
+// batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
+// expiry), so that expired entries never count against MaxEntries, then checks the condition
+// (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
 // bumps the tenant's version counter, writes the state, the expiry set and one event, trims the
 // stream (by MaxEvents on every write; by EventRetention from the event times, a bounded number
 // at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
@@ -75,8 +83,8 @@
 //
 // A subscription whose position is older than the oldest retained event gets an overflow
 // event {After: its position, FirstAvailable: the position just before the oldest retained
-// event} and goes on from there. The tenant's meta holds an epoch, chosen (from
-// runtime.NewEpoch, passed to the scripts as a candidate) by whichever script finds the meta
+// event} and goes on from there (see [backend.Overflow]). The tenant's meta holds an epoch,
+// chosen (from [backend.NewEpoch], passed to the scripts as a candidate) by whichever script finds the meta
 // missing (and drops what is left of the tenant's other keys); every cursor and every stream
 // entry carries it. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
 // tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
@@ -84,7 +92,7 @@
 // new epoch on its next tick: at most the max block time later, or at once when a subscriber
 // or a catching-up reader has seen the new epoch first (it nudges the pump through its wake
 // stream). A cursor of the current epoch beyond the tenant's last version is rejected with
-// runtime.ErrInvalidCursor.
+// [backend.ErrInvalidCursor].
 //
 // # Cluster and failover
 //
@@ -96,7 +104,7 @@
 // asynchronous replication the new master may lack the last writes: if it lacks the tenant's
 // meta, the epoch changes and readers get an overflow; if it has an older meta, its versions go
 // back, the pumps notice on their next tick and readers ahead of the new last version get an
-// overflow (a cursor beyond it is rejected with runtime.ErrInvalidCursor by Subscribe).
+// overflow (a cursor beyond it is rejected with backend.ErrInvalidCursor by Subscribe).
 // Versions after it are issued again, so a replica that re-snapshots on overflow stays right.
 // Replicas are never read.
 package redisstore

@@ -2,14 +2,18 @@ package redisstore
 
 import "strings"
 
-// Key suffixes, in the order the scripts take them as KEYS.
-var keySuffixes = [...]string{"state", "exp", "events"}
+// keySuffixes end the names of a tenant's keys, indexed by their place in the scripts' KEYS.
+var keySuffixes = [numKeys]string{keyState: "state", keyExp: "exp", keyEvents: "events"}
 
-// tenantKeys returns the Redis keys of one (id, tenant):
+// keyBase returns the start of the key names of store ID id, up to its tenant's part:
+// "<prefix>:{<id>:", with id escaped.
+func keyBase(prefix, id string) string { return prefix + ":{" + escape(id) + ":" }
+
+// tenantKeys returns the Redis keys of one tenant of the store whose keyBase is base:
 // <prefix>:{<id>:<tenant>}:state, :exp and :events, with id and tenant escaped so that
 // the hash tag is all of "<id>:<tenant>" and no two pairs share a key.
-func tenantKeys(prefix, id, tenant string) []string {
-	base := prefix + ":{" + escape(id) + ":" + escape(tenant) + "}:"
+func tenantKeys(base, tenant string) []string {
+	base += escape(tenant) + "}:"
 	keys := make([]string, len(keySuffixes))
 	for i, s := range keySuffixes {
 		keys[i] = base + s

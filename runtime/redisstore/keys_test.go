@@ -97,7 +97,7 @@ func TestTenantKeysInjectiveOneSlot(t *testing.T) {
 		p := prefix.Draw(t, "prefix")
 		id1, ten1 := part.Draw(t, "id1"), part.Draw(t, "tenant1")
 		id2, ten2 := part.Draw(t, "id2"), part.Draw(t, "tenant2")
-		k1, k2 := tenantKeys(p, id1, ten1), tenantKeys(p, id2, ten2)
+		k1, k2 := tenantKeys(keyBase(p, id1), ten1), tenantKeys(keyBase(p, id2), ten2)
 		for i := range k1 {
 			if gotID, gotTenant := parseKeys(t, p, k1[i]); gotID != id1 || gotTenant != ten1 {
 				t.Fatalf("key %q parses as (%q, %q), want (%q, %q)", k1[i], gotID, gotTenant, id1, ten1)
@@ -130,7 +130,7 @@ func TestKeySlotMatchesCluster(t *testing.T) {
 	f := newCluster(t)
 	part := rapid.StringOfN(rapid.SampledFrom([]rune{'%', ':', '{', '}', 'a', 'é'}), 1, 8, -1)
 	rapid.Check(t, func(rt *rapid.T) {
-		for _, key := range tenantKeys("p", part.Draw(rt, "id"), part.Draw(rt, "tenant")) {
+		for _, key := range tenantKeys(keyBase("p", part.Draw(rt, "id")), part.Draw(rt, "tenant")) {
 			got, err := f.client.ClusterKeySlot(context.Background(), key).Result()
 			if err != nil || uint16(got) != keySlot(key) {
 				rt.Fatalf("CLUSTER KEYSLOT %q = %d, %v; computed %d", key, got, err, keySlot(key))

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
@@ -102,7 +102,7 @@ func newSentinel(t testing.TB, opts ...Option) fixture {
 }
 
 func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
-	prefix := "ephemeral-test-" + runtime.NewEpoch()
+	prefix := "ephemeral-test-" + backend.NewEpoch()
 	b := New(client, append([]Option{WithKeyPrefix(prefix), WithMaxBlock(200 * time.Millisecond)}, opts...)...)
 	t.Cleanup(func() {
 		b.Close()
@@ -139,13 +139,22 @@ func (b *Backend) tickAll(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, p := range pumps {
-		l := p.scope.Limits.WithDefaults()
-		err := tickScript.Run(ctx, b.client, p.keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents).Err()
-		if err != nil {
+		if _, err := runTick(ctx, b.client, p.keys, p.st.limits); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// open opens the store "test" of f's backend with limits l, whose zero fields take their
+// defaults.
+func (f fixture) open(t testing.TB, l backend.Limits) *store {
+	t.Helper()
+	st, err := f.b.Open("test", l.WithDefaults())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return st.(*store)
 }
 
 // pumpCount returns the number of running pumps.

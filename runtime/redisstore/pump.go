@@ -9,12 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
-// readCount is the most events one XREAD or catch-up read returns.
-const readCount = 100
+// maxRead is the most events one XREAD or catch-up read returns.
+const maxRead = 100
 
 // Retry delays after a failed Redis call of a pump or a catching-up reader, and the poll
 // interval of a reader that waits for its pump to see what the reader already read.
@@ -24,14 +24,12 @@ const (
 	stalePoll = 20 * time.Millisecond
 )
 
-type pumpKey struct{ id, tenant string }
-
 // pump is the one blocking reader of one tenant's stream in a backend. It fans the events out
 // to the tenant's subscriptions and runs the tick script, which expires due entries.
 type pump struct {
 	b      *Backend
-	key    pumpKey
-	scope  runtime.Scope // of the first subscriber; its limits drive the tick script
+	st     *store // its limits drive the tick script
+	key    tenantKey
 	keys   []string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -50,68 +48,33 @@ type pump struct {
 	subs    map[*subscription]struct{}
 }
 
-// readResult is the reply of the read script.
-type readResult struct {
-	epoch  string
-	head   uint64 // the tenant's last version
-	first  uint64 // the oldest retained version; head+1 when none is retained
-	now    time.Time
-	events []runtime.RawEvent
-}
-
-// read runs the read script: the tenant's position and up to count events after pos.
-func (b *Backend) read(ctx context.Context, s runtime.Scope, keys []string, pos runtime.Cursor, count int) (readResult, error) {
-	l := s.Limits.WithDefaults()
-	res, err := readScript.Run(ctx, b.client, keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), pos.Epoch, pos.Seq, count).Slice()
-	if err != nil {
-		return readResult{}, err
-	}
-	if len(res) != 5 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
-	}
-	epoch, _ := res[0].(string)
-	head, ok1 := res[1].(int64)
-	first, ok2 := res[2].(int64)
-	now, ok3 := res[3].(int64)
-	raw, ok4 := res[4].([]any)
-	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || !ok4 || head < 0 || first < 1 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
-	}
-	events, err := parseEntries(raw)
-	if err != nil {
-		return readResult{}, err
-	}
-	return readResult{epoch: epoch, head: uint64(head), first: uint64(first), now: time.UnixMilli(now), events: events}, nil
-}
-
-// Subscribe implements [runtime.Backend]. It reads the tenant's epoch and head (creating the
+// Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it if this is the tenant's first subscription in the backend.
-func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.SubscribeRequest) (runtime.Subscription, error) {
-	if err := b.check(); err != nil {
+func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
+	if err := st.b.check(); err != nil {
 		return nil, err
 	}
-	keys := b.keys(s)
-	r, err := b.read(ctx, s, keys, runtime.Cursor{}, 0)
+	keys := st.keys(tenant)
+	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
-	start := runtime.Cursor{Epoch: r.epoch, Seq: r.head}
+	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
 	if a := req.After; a != nil {
 		if a.Epoch == r.epoch && a.Seq > r.head {
-			return nil, fmt.Errorf("redisstore: subscribe after %v: %w: the tenant's last version is %d", a, runtime.ErrInvalidCursor, r.head)
+			return nil, fmt.Errorf("redisstore: subscribe after %v: %w: the tenant's last version is %d", a, backend.ErrInvalidCursor, r.head)
 		}
 		start = *a
 	}
 	sub := &subscription{
-		scope:  s,
 		prefix: req.Prefix,
 		start:  start,
-		limit:  b.buffer,
+		limit:  st.b.buffer,
 		pos:    start,
 		wake:   make(chan struct{}, 1),
 	}
-	stale, err := b.attach(sub, keys, r)
+	stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
 		return nil, err
 	}
@@ -123,18 +86,19 @@ func (b *Backend) Subscribe(ctx context.Context, s runtime.Scope, req runtime.Su
 
 // attach adds sub to its tenant's pump, starting the pump if needed. It reports whether the
 // pump has yet to see the epoch of r, and should be nudged.
-func (b *Backend) attach(sub *subscription, keys []string, r readResult) (stale bool, err error) {
+func (st *store) attach(tenant string, sub *subscription, keys []string, r readResult) (stale bool, err error) {
+	b := st.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return false, runtime.ErrClosed
+		return false, backend.ErrClosed
 	}
-	k := pumpKey{sub.scope.ID, sub.scope.Tenant}
+	k := tenantKey{st.id, tenant}
 	p := b.pumps[k]
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		p = &pump{b: b, key: k, scope: sub.scope, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[0] + ":wake:" + runtime.NewEpoch(), wakeID: "0-0",
+		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
+			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		b.pumps[k] = p
 		b.wg.Add(1)
@@ -182,10 +146,10 @@ func (p *pump) wake() {
 	})
 }
 
-// noteVersion records that a write of this backend made version v in s's tenant.
-func (b *Backend) noteVersion(s runtime.Scope, v uint64) {
+// noteVersion records that a write of this backend made version v in the tenant k.
+func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
-	p := b.pumps[pumpKey{s.ID, s.Tenant}]
+	p := b.pumps[k]
 	b.mu.Unlock()
 	if p != nil {
 		p.mu.Lock()
@@ -237,7 +201,7 @@ func (p *pump) run() {
 // XREAD until new events arrive or the next expiry is due, and delivers what it read.
 func (p *pump) step() error {
 	p.nudged.Store(false)
-	t, err := p.tick()
+	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
 	if err != nil {
 		return err
 	}
@@ -259,8 +223,8 @@ func (p *pump) step() error {
 	}
 	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
 	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[2], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
-		Count:   readCount,
+		Streams: []string{p.keys[keyEvents], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
+		Count:   maxRead,
 		Block:   block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
@@ -269,7 +233,7 @@ func (p *pump) step() error {
 	if err != nil {
 		return err
 	}
-	var events []runtime.RawEvent
+	var events []backend.Event
 	for _, st := range streams {
 		if st.Stream == p.wakeKey {
 			p.wakeID = st.Messages[len(st.Messages)-1].ID
@@ -280,7 +244,7 @@ func (p *pump) step() error {
 			if err != nil {
 				return err
 			}
-			if ev.Cursor.Epoch != epoch {
+			if ev.Epoch != epoch {
 				break // the state was lost and made anew: the next tick resyncs
 			}
 			events = append(events, ev)
@@ -290,34 +254,8 @@ func (p *pump) step() error {
 	return nil
 }
 
-// tickResult is the reply of the tick script; times in Unix milliseconds of the server.
-type tickResult struct {
-	epoch    string
-	head     uint64
-	now, due int64 // due is -1 when no entry is live
-}
-
-func (p *pump) tick() (tickResult, error) {
-	l := p.scope.Limits.WithDefaults()
-	res, err := tickScript.Run(p.ctx, p.b.client, p.keys, runtime.NewEpoch(), l.EventRetention.Milliseconds(), l.MaxEvents).Slice()
-	if err != nil {
-		return tickResult{}, err
-	}
-	if len(res) != 4 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
-	}
-	epoch, _ := res[0].(string)
-	head, ok1 := res[1].(int64)
-	now, ok2 := res[2].(int64)
-	due, ok3 := res[3].(int64)
-	if !runtime.ValidEpoch(epoch) || !ok1 || !ok2 || !ok3 || head < 0 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
-	}
-	return tickResult{epoch: epoch, head: uint64(head), now: now, due: due}, nil
-}
-
 // deliver hands events, the next ones of the pump's epoch, to every subscription.
-func (p *pump) deliver(events []runtime.RawEvent) {
+func (p *pump) deliver(events []backend.Event) {
 	if len(events) == 0 {
 		return
 	}

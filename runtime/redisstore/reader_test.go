@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
 
 // eventWait bounds every wait for an event.
 const eventWait = 5 * time.Second
 
-func subscribe(t testing.TB, b *Backend, s runtime.Scope, after *runtime.Cursor) runtime.Subscription {
+func subscribe(t testing.TB, st backend.Store, tenant string, after *backend.Cursor) backend.Subscription {
 	t.Helper()
-	sub, err := b.Subscribe(context.Background(), s, runtime.SubscribeRequest{After: after})
+	sub, err := st.Subscribe(context.Background(), tenant, backend.SubscribeRequest{After: after})
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
@@ -24,7 +24,7 @@ func subscribe(t testing.TB, b *Backend, s runtime.Scope, after *runtime.Cursor)
 	return sub
 }
 
-func next(t testing.TB, sub runtime.Subscription) runtime.RawEvent {
+func next(t testing.TB, sub backend.Subscription) backend.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventWait)
 	defer cancel()
@@ -36,10 +36,10 @@ func next(t testing.TB, sub runtime.Subscription) runtime.RawEvent {
 }
 
 // expectVersions reads events and checks that they have the versions from..to in order.
-func expectVersions(t testing.TB, sub runtime.Subscription, from, to uint64) {
+func expectVersions(t testing.TB, sub backend.Subscription, from, to uint64) {
 	t.Helper()
 	for v := from; v <= to; v++ {
-		if ev := next(t, sub); ev.Version != v || ev.Cursor.Seq != v {
+		if ev := next(t, sub); ev.Version != v || ev.Cursor().Seq != v {
 			t.Fatalf("event %+v, want version %d", ev, v)
 		}
 	}
@@ -47,18 +47,18 @@ func expectVersions(t testing.TB, sub runtime.Subscription, from, to uint64) {
 
 func TestOnePumpPerTenantMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("many")
-	subs := make([]runtime.Subscription, 100)
+	st, ten := f.open(t, backend.Limits{}), "many"
+	subs := make([]backend.Subscription, 100)
 	for i := range subs {
-		subs[i] = subscribe(t, f.b, s, nil)
+		subs[i] = subscribe(t, st, ten, nil)
 	}
-	other := subscribe(t, f.b, scope("other"), nil)
+	other := subscribe(t, st, "other", nil)
 	if n := f.b.pumpCount(); n != 2 {
 		t.Fatalf("%d pumps for 2 tenants, want 2", n)
 	}
-	upsert(t, f.b, s, "k", "1", time.Hour)
+	upsert(t, st, ten, "k", "1", time.Hour)
 	for _, sub := range subs {
-		if ev := next(t, sub); ev.Kind != runtime.EventUpsert || ev.Key != "k" {
+		if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != "k" {
 			t.Fatalf("event %+v, want the upsert of k", ev)
 		}
 	}
@@ -80,15 +80,15 @@ func TestSlowReaderRedis(t *testing.T)     { testSlowReader(t, newReal(t, WithRe
 // A reader that does not read must not hold up another; it catches up later, without
 // overflow while the events are retained.
 func testSlowReader(t *testing.T, f fixture) {
-	s := scope("slow")
-	slow := subscribe(t, f.b, s, nil)
-	fast := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "slow"
+	slow := subscribe(t, st, ten, nil)
+	fast := subscribe(t, st, ten, nil)
 	for i := range 50 {
-		upsert(t, f.b, s, fmt.Sprint("k", i%7), "v", time.Hour)
+		upsert(t, st, ten, fmt.Sprint("k", i%7), "v", time.Hour)
 	}
 	expectVersions(t, fast, 1, 50)
 	expectVersions(t, slow, 1, 50)
-	upsert(t, f.b, s, "k", "v", time.Hour)
+	upsert(t, st, ten, "k", "v", time.Hour)
 	expectVersions(t, slow, 51, 51)
 	expectVersions(t, fast, 51, 51)
 }
@@ -100,29 +100,28 @@ func TestTrimmedOverflowRedis(t *testing.T) { testTrimmedOverflow(t, newReal(t, 
 
 // A reader whose events were trimmed gets an overflow and goes on after FirstAvailable.
 func testTrimmedOverflow(t *testing.T, f fixture) {
-	s := scope("trim")
-	s.Limits.MaxEvents = 10
-	slow := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "trim"
+	slow := subscribe(t, st, ten, nil)
 	start := slow.Start()
 	for range 30 {
-		upsert(t, f.b, s, "k", "v", time.Hour)
+		upsert(t, st, ten, "k", "v", time.Hour)
 	}
 	// Some events may have reached the buffer before it filled; then the overflow.
-	var ev runtime.RawEvent
-	for ev = next(t, slow); ev.Kind != runtime.EventOverflow; ev = next(t, slow) {
+	var ev backend.Event
+	for ev = next(t, slow); ev.Kind != backend.EventOverflow; ev = next(t, slow) {
 		if ev.Version > 4 {
 			t.Fatalf("event %+v beyond the buffer before the overflow", ev)
 		}
-		start = ev.Cursor
+		start = ev.Cursor()
 	}
-	fa := runtime.Cursor{Epoch: start.Epoch, Seq: 20}
-	if ev.After != start || ev.FirstAvailable != fa || ev.Cursor != fa {
+	fa := backend.Cursor{Epoch: start.Epoch, Seq: 20}
+	if ev.After != start || ev.FirstAvailable != fa || ev.Cursor() != fa {
 		t.Fatalf("overflow %+v, want after %v, first available %v", ev, start, fa)
 	}
 	expectVersions(t, slow, 21, 30)
 
-	late := subscribe(t, f.b, s, &runtime.Cursor{Epoch: start.Epoch, Seq: 3})
-	if ev := next(t, late); ev.Kind != runtime.EventOverflow || ev.FirstAvailable != fa {
+	late := subscribe(t, st, ten, &backend.Cursor{Epoch: start.Epoch, Seq: 3})
+	if ev := next(t, late); ev.Kind != backend.EventOverflow || ev.FirstAvailable != fa {
 		t.Fatalf("late reader: %+v, want an overflow to %v", ev, fa)
 	}
 	expectVersions(t, late, 21, 30)
@@ -130,16 +129,16 @@ func testTrimmedOverflow(t *testing.T, f fixture) {
 
 func TestInvalidCursorMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("inv")
-	upsert(t, f.b, s, "k", "v", time.Hour)
-	snap, err := f.b.Snapshot(context.Background(), s, "")
+	st, ten := f.open(t, backend.Limits{}), "inv"
+	upsert(t, st, ten, "k", "v", time.Hour)
+	snap, err := st.Snapshot(context.Background(), ten, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ahead := snap.Cursor
 	ahead.Seq++
-	_, err = f.b.Subscribe(context.Background(), s, runtime.SubscribeRequest{After: &ahead})
-	if !errors.Is(err, runtime.ErrInvalidCursor) {
+	_, err = st.Subscribe(context.Background(), ten, backend.SubscribeRequest{After: &ahead})
+	if !errors.Is(err, backend.ErrInvalidCursor) {
 		t.Fatalf("subscribe after %v: %v, want ErrInvalidCursor", ahead, err)
 	}
 }
@@ -152,43 +151,43 @@ func TestResetOverflowCluster(t *testing.T)   { testResetOverflow(t, newCluster(
 // turns into an overflow into the new epoch for live readers and for old cursors.
 func testResetOverflow(t *testing.T, f fixture) {
 	ctx := context.Background()
-	s := scope("reset")
-	upsert(t, f.b, s, "k", "v", time.Hour)
-	sub := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "reset"
+	upsert(t, st, ten, "k", "v", time.Hour)
+	sub := subscribe(t, st, ten, nil)
 	old := sub.Start()
-	if err := f.client.Del(ctx, f.b.keys(s)...).Err(); err != nil {
+	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ev := next(t, sub)
-	if ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch || ev.FirstAvailable.Seq != 0 {
+	if ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch || ev.FirstAvailable.Seq != 0 {
 		t.Fatalf("after reset: %+v, want an overflow from %v to a new epoch", ev, old)
 	}
-	e := upsert(t, f.b, s, "k", "w", time.Hour)
+	e := upsert(t, st, ten, "k", "w", time.Hour)
 	if e.Version != 1 {
 		t.Fatalf("first upsert of the new epoch has version %d", e.Version)
 	}
-	if ev := next(t, sub); ev.Kind != runtime.EventUpsert || ev.Cursor != (runtime.Cursor{Epoch: ev.FirstAvailable.Epoch, Seq: 1}) && ev.Cursor.Epoch == old.Epoch {
-		t.Fatalf("after overflow: %+v, want the new upsert", ev)
+	if ev2 := next(t, sub); ev2.Kind != backend.EventUpsert || ev2.Cursor() != (backend.Cursor{Epoch: ev.FirstAvailable.Epoch, Seq: 1}) {
+		t.Fatalf("after overflow: %+v, want the new upsert", ev2)
 	}
-	late := subscribe(t, f.b, s, &old)
-	if ev := next(t, late); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
+	late := subscribe(t, st, ten, &old)
+	if ev := next(t, late); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
 		t.Fatalf("old cursor: %+v, want an overflow", ev)
 	}
 }
 
 func TestExpireEventMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("exp")
-	sub := subscribe(t, f.b, s, nil)
-	e := upsert(t, f.b, s, "k", "v", 10*time.Second)
+	st, ten := f.open(t, backend.Limits{}), "exp"
+	sub := subscribe(t, st, ten, nil)
+	e := upsert(t, st, ten, "k", "v", 10*time.Second)
 	expectVersions(t, sub, 1, 1)
 	// Move the server's clock without ticking the pumps: the pump finds the due entry itself.
-	f.shift(e.ExpiresAt.Sub(e.UpdatedAt))
+	f.shift(time.Duration(e.ExpiresAt-e.UpdatedAt) * time.Millisecond)
 	ev := next(t, sub)
-	if ev.Kind != runtime.EventExpire || ev.Key != "k" || ev.Version != 2 || !ev.ExpiresAt.Equal(e.ExpiresAt) {
+	if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.Version != 2 || ev.ExpiresAt != e.ExpiresAt {
 		t.Fatalf("event %+v, want the expiry of k at %v", ev, e.ExpiresAt)
 	}
-	if _, ok, _ := f.b.Get(context.Background(), s, "k"); ok {
+	if _, ok, _ := st.Get(context.Background(), ten, "k"); ok {
 		t.Fatal("expired entry returned by Get")
 	}
 }
@@ -196,22 +195,22 @@ func TestExpireEventMiniredis(t *testing.T) {
 // The pump blocks only until the next expiry, not for the max block time.
 func TestExpireEventRedis(t *testing.T) {
 	f := newReal(t, WithMaxBlock(time.Minute))
-	s := scope("exp")
-	sub := subscribe(t, f.b, s, nil)
-	upsert(t, f.b, s, "long", "v", time.Hour)
+	st, ten := f.open(t, backend.Limits{}), "exp"
+	sub := subscribe(t, st, ten, nil)
+	upsert(t, st, ten, "long", "v", time.Hour)
 	expectVersions(t, sub, 1, 1)
-	e := upsert(t, f.b, s, "k", "v", 300*time.Millisecond)
+	e := upsert(t, st, ten, "k", "v", 300*time.Millisecond)
 	expectVersions(t, sub, 2, 2)
 	ev := next(t, sub)
-	if ev.Kind != runtime.EventExpire || ev.Key != "k" || !ev.ExpiresAt.Equal(e.ExpiresAt) {
+	if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.ExpiresAt != e.ExpiresAt {
 		t.Fatalf("event %+v, want the expiry of k", ev)
 	}
 }
 
 func TestTransientErrorMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("flaky")
-	sub := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "flaky"
+	sub := subscribe(t, st, ten, nil)
 	f.mini.SetError("LOADING Redis is loading the dataset in memory")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -219,7 +218,7 @@ func TestTransientErrorMiniredis(t *testing.T) {
 		t.Fatalf("next while the server fails: %+v %v, want to wait until the deadline", ev, err)
 	}
 	f.mini.SetError("")
-	upsert(t, f.b, s, "k", "v", time.Hour)
+	upsert(t, st, ten, "k", "v", time.Hour)
 	expectVersions(t, sub, 1, 1)
 
 	// Dropped connections are covered by TestTransientErrorRedis: after Close and Restart,
@@ -229,9 +228,9 @@ func TestTransientErrorMiniredis(t *testing.T) {
 func TestTransientErrorRedis(t *testing.T) {
 	f := newReal(t)
 	ctx := context.Background()
-	s := scope("flaky")
-	sub := subscribe(t, f.b, s, nil)
-	got := make(chan runtime.RawEvent, 3)
+	st, ten := f.open(t, backend.Limits{}), "flaky"
+	sub := subscribe(t, st, ten, nil)
+	got := make(chan backend.Event, 3)
 	go func() {
 		defer close(got)
 		for range 3 {
@@ -247,10 +246,10 @@ func TestTransientErrorRedis(t *testing.T) {
 		if err := f.client.ClientKillByFilter(ctx, "TYPE", "normal").Err(); err != nil {
 			t.Fatal(err)
 		}
-		var e runtime.RawEntry
+		var e backend.Entry
 		var err error
 		for range 5 { // the client may hand out a killed connection once
-			if e, err = f.b.Upsert(ctx, s, runtime.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err == nil {
+			if e, err = st.Upsert(ctx, ten, backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err == nil {
 				break
 			}
 		}
@@ -273,16 +272,16 @@ func TestTransientErrorRedis(t *testing.T) {
 func TestResetNudgesPumpMiniredis(t *testing.T) {
 	f := newMini(t, WithMaxBlock(time.Minute))
 	ctx := context.Background()
-	s := scope("nudge")
-	upsert(t, f.b, s, "k", "v", time.Hour)
-	live := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "nudge"
+	upsert(t, st, ten, "k", "v", time.Hour)
+	live := subscribe(t, st, ten, nil)
 	old := live.Start()
-	if err := f.client.Del(ctx, f.b.keys(s)...).Err(); err != nil {
+	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	late := subscribe(t, f.b, s, &old)
-	for _, sub := range []runtime.Subscription{late, live} {
-		if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
+	late := subscribe(t, st, ten, &old)
+	for _, sub := range []backend.Subscription{late, live} {
+		if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
 			t.Fatalf("after reset: %+v, want an overflow into the new epoch", ev)
 		}
 	}
@@ -293,32 +292,32 @@ func TestResetNudgesPumpMiniredis(t *testing.T) {
 func TestRollbackOverflowMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()
-	s := scope("rollback")
+	st, ten := f.open(t, backend.Limits{}), "rollback"
 	for range 3 {
-		upsert(t, f.b, s, "k", "v", time.Hour)
+		upsert(t, st, ten, "k", "v", time.Hour)
 	}
-	sub := subscribe(t, f.b, s, nil)
+	sub := subscribe(t, st, ten, nil)
 	at3 := sub.Start()
 	// Rebuild the state as a replica that saw only version 1 would have it.
-	keys := f.b.keys(s)
-	first, err := f.client.XRange(ctx, keys[2], "1-0", "1-0").Result()
+	keys := st.keys(ten)
+	first, err := f.client.XRange(ctx, keys[keyEvents], "1-0", "1-0").Result()
 	if err != nil || len(first) != 1 {
 		t.Fatalf("xrange: %v %v", first, err)
 	}
 	pipe := f.client.TxPipeline()
-	pipe.Del(ctx, keys[2])
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[2], ID: "1-0", Values: first[0].Values})
-	pipe.HSet(ctx, keys[0], "#seq", 1)
+	pipe.Del(ctx, keys[keyEvents])
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: "1-0", Values: first[0].Values})
+	pipe.HSet(ctx, keys[keyState], metaSeq, 1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ev := next(t, sub)
-	if want := (runtime.Cursor{Epoch: at3.Epoch, Seq: 0}); ev.Kind != runtime.EventOverflow || ev.After != at3 || ev.FirstAvailable != want {
+	if want := (backend.Cursor{Epoch: at3.Epoch, Seq: 0}); ev.Kind != backend.EventOverflow || ev.After != at3 || ev.FirstAvailable != want {
 		t.Fatalf("after the rollback: %+v, want an overflow from %v to %v", ev, at3, want)
 	}
 	expectVersions(t, sub, 1, 1)
-	upsert(t, f.b, s, "k", "again", time.Hour)
-	if ev := next(t, sub); ev.Version != 2 || string(ev.Entry.Value) != "again" {
+	upsert(t, st, ten, "k", "again", time.Hour)
+	if ev := next(t, sub); ev.Version != 2 || string(ev.Value) != "again" {
 		t.Fatalf("event %+v, want the new version 2", ev)
 	}
 }
@@ -328,27 +327,27 @@ func TestRollbackOverflowMiniredis(t *testing.T) {
 func TestPartialLossMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()
-	s := scope("partial")
+	st, ten := f.open(t, backend.Limits{}), "partial"
 	for range 3 {
-		upsert(t, f.b, s, "k", "v", time.Hour)
+		upsert(t, st, ten, "k", "v", time.Hour)
 	}
-	upsert(t, f.b, s, "gone", "v", time.Second)
-	sub := subscribe(t, f.b, s, nil)
+	upsert(t, st, ten, "gone", "v", time.Second)
+	sub := subscribe(t, st, ten, nil)
 	old := sub.Start()
-	if err := f.client.Del(ctx, f.b.keys(s)[0]).Err(); err != nil {
+	if err := f.client.Del(ctx, st.keys(ten)[keyState]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(t, time.Second)
-	if e := upsert(t, f.b, s, "k", "new", time.Hour); e.Version != 1 {
+	if e := upsert(t, st, ten, "k", "new", time.Hour); e.Version != 1 {
 		t.Fatalf("first upsert after the loss: version %d, want 1", e.Version)
 	}
-	if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
 		t.Fatalf("after the loss: %+v, want an overflow into the new epoch", ev)
 	}
-	if ev := next(t, sub); ev.Kind != runtime.EventUpsert || ev.Key != "k" || ev.Version != 1 {
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != "k" || ev.Version != 1 {
 		t.Fatalf("event %+v, want the new upsert, and no expire of the lost entry", ev)
 	}
-	snap, err := f.b.Snapshot(ctx, s, "")
+	snap, err := st.Snapshot(ctx, ten, "")
 	if err != nil || len(snap.Entries) != 1 || snap.Cursor.Seq != 1 {
 		t.Fatalf("snapshot after the loss: %+v, %v", snap, err)
 	}

@@ -9,8 +9,8 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// The scripts, one per operation, each with lua/lib.lua in front of it. Script.Run calls
-// EVALSHA and falls back to EVAL (which loads the script) on NOSCRIPT.
+// The scripts, one per operation, each made of the prelude, lua/lib.lua and its own file.
+// Script.Run calls EVALSHA and falls back to EVAL (which loads the script) on NOSCRIPT.
 var (
 	upsertScript = newScript("upsert.lua")
 	touchScript  = newScript("touch.lua")
@@ -29,5 +29,5 @@ func newScript(name string) *redis.Script {
 	if err != nil {
 		panic(err)
 	}
-	return redis.NewScript(string(lib) + string(body))
+	return redis.NewScript(prelude() + string(lib) + string(body))
 }

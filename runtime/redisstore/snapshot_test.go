@@ -5,15 +5,14 @@ import (
 	"maps"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
 )
 
 // parseSnapshot keeps the live entries of the prefix, sorted by key, with every field.
 func TestParseSnapshot(t *testing.T) {
-	epoch := runtime.NewEpoch()
+	epoch := backend.NewEpoch()
 	state := map[string]string{
 		"#epoch": epoch,
 		"#seq":   "9",
@@ -28,13 +27,13 @@ func TestParseSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := runtime.RawSnapshot{
-		Entries: []runtime.RawEntry{
-			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, CreatedAt: time.UnixMilli(102), UpdatedAt: time.UnixMilli(202), ExpiresAt: time.UnixMilli(2002)},
-			{Key: "a/10", Value: []byte{}, Version: 5, CreatedAt: time.UnixMilli(101), UpdatedAt: time.UnixMilli(201), ExpiresAt: time.UnixMilli(2001)},
-			{Key: "a/2", Value: []byte("two"), Version: 4, CreatedAt: time.UnixMilli(100), UpdatedAt: time.UnixMilli(200), ExpiresAt: time.UnixMilli(2000)},
+	want := backend.Snapshot{
+		Entries: []backend.Entry{
+			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, CreatedAt: 102, UpdatedAt: 202, ExpiresAt: 2002},
+			{Key: "a/10", Value: []byte{}, Version: 5, CreatedAt: 101, UpdatedAt: 201, ExpiresAt: 2001},
+			{Key: "a/2", Value: []byte("two"), Version: 4, CreatedAt: 100, UpdatedAt: 200, ExpiresAt: 2000},
 		},
-		Cursor: runtime.Cursor{Epoch: epoch, Seq: 9},
+		Cursor: backend.Cursor{Epoch: epoch, Seq: 9},
 	}
 	if diff := cmp.Diff(want, snap); diff != "" {
 		t.Fatalf("snapshot (-want +got):\n%s", diff)
@@ -48,7 +47,7 @@ func TestParseSnapshot(t *testing.T) {
 }
 
 func TestParseSnapshotMalformed(t *testing.T) {
-	epoch := runtime.NewEpoch()
+	epoch := backend.NewEpoch()
 	for _, state := range []map[string]string{
 		{"#seq": "1"},
 		{"#epoch": "not an epoch", "#seq": "1"},
@@ -68,7 +67,7 @@ func TestParseSnapshotMalformed(t *testing.T) {
 //
 //	go test -run '^$' -bench ParseSnapshot ./runtime/redisstore
 func BenchmarkParseSnapshot10k(b *testing.B) {
-	state := map[string]string{"#epoch": runtime.NewEpoch(), "#seq": "10000"}
+	state := map[string]string{"#epoch": backend.NewEpoch(), "#seq": "10000"}
 	value := `{"room":"lobby","userId":"u-123456","status":"online"}`
 	for i := range 10_000 {
 		state[fmt.Sprintf("kuser-%05d", i)] = fmt.Sprintf("%d|1700000000000|1700000000000|1700003600000|%s", i+1, value)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 func TestPayloadBytesMiniredis(t *testing.T) { testPayloadBytes(t, newMini(t)) }
@@ -19,21 +19,21 @@ func TestPayloadBytesRedis(t *testing.T)     { testPayloadBytes(t, newReal(t)) }
 // Values come back byte for byte from Get, Snapshot and events: no JSON round trip in Lua.
 func testPayloadBytes(t *testing.T, f fixture) {
 	ctx := context.Background()
-	s := scope("bytes")
-	sub := subscribe(t, f.b, s, nil)
+	st, ten := f.open(t, backend.Limits{}), "bytes"
+	sub := subscribe(t, st, ten, nil)
 	values := []string{`[]`, `{}`, `1.0000000000000002`, `"a|b"`, "\x00\xff|1|2|3|\n", ``}
 	for i, v := range values {
 		key := fmt.Sprint("k", i)
-		upsert(t, f.b, s, key, v, time.Hour)
-		got, ok, err := f.b.Get(ctx, s, key)
+		upsert(t, st, ten, key, v, time.Hour)
+		got, ok, err := st.Get(ctx, ten, key)
 		if err != nil || !ok || !bytes.Equal(got.Value, []byte(v)) {
 			t.Errorf("get %q: %q %v %v, want %q", key, got.Value, ok, err, v)
 		}
-		if ev := next(t, sub); !bytes.Equal(ev.Entry.Value, []byte(v)) || ev.Entry.Key != key {
-			t.Errorf("event of %q: %q, want %q", key, ev.Entry.Value, v)
+		if ev := next(t, sub); !bytes.Equal(ev.Value, []byte(v)) || ev.Key != key {
+			t.Errorf("event of %q: %q, want %q", key, ev.Value, v)
 		}
 	}
-	snap, err := f.b.Snapshot(ctx, s, "")
+	snap, err := st.Snapshot(ctx, ten, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,12 +52,11 @@ func TestKeysExpireCluster(t *testing.T)   { testKeysExpire(t, newCluster(t)) }
 // at most a quarter of the retention as slack).
 func testKeysExpire(t *testing.T, f fixture) {
 	ctx := context.Background()
-	s := scope("abandoned")
-	s.Limits.EventRetention = time.Minute
-	upsert(t, f.b, s, "short", "v", time.Second)
-	upsert(t, f.b, s, "long", "v", time.Hour)
+	st := f.open(t, backend.Limits{EventRetention: time.Minute})
+	upsert(t, st, "abandoned", "short", "v", time.Second)
+	upsert(t, st, "abandoned", "long", "v", time.Hour)
 	lo, hi := time.Hour+time.Minute-time.Second, time.Hour+time.Minute+time.Minute/4
-	for _, key := range f.b.keys(s) {
+	for _, key := range st.keys("abandoned") {
 		ttl, err := f.client.PTTL(ctx, key).Result()
 		if err != nil || ttl < lo || ttl > hi {
 			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
@@ -65,10 +64,8 @@ func testKeysExpire(t *testing.T, f fixture) {
 	}
 
 	// A tenant that was only read expires too.
-	r := scope("read-only")
-	r.Limits.EventRetention = time.Minute
-	subscribe(t, f.b, r, nil).Close()
-	state := f.b.keys(r)[0]
+	subscribe(t, st, "read-only", nil).Close()
+	state := st.keys("read-only")[keyState]
 	if ttl, err := f.client.PTTL(ctx, state).Result(); err != nil || ttl <= 0 || ttl > time.Minute+time.Minute/4 {
 		t.Errorf("PTTL %s = %v, %v; want within (0, %v]", state, ttl, err, time.Minute+time.Minute/4)
 	}
@@ -77,17 +74,17 @@ func testKeysExpire(t *testing.T, f fixture) {
 func TestSnapshotMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()
-	s := scope("snap")
+	st, ten := f.open(t, backend.Limits{}), "snap"
 	keys := []string{"b", "a/2", "a/10", "é", "z", "a/1", "\xff"}
 	for _, k := range keys {
-		upsert(t, f.b, s, k, k, time.Hour)
+		upsert(t, st, ten, k, k, time.Hour)
 	}
-	upsert(t, f.b, s, "a/short", "v", time.Second)
+	upsert(t, st, ten, "a/short", "v", time.Second)
 	f.shift(time.Second)
-	upsert(t, f.b, s, "a/late", "v", time.Second) // expires a/short first
-	f.shift(time.Second)                          // a/late is due, not reconciled
+	upsert(t, st, ten, "a/late", "v", time.Second) // expires a/short first
+	f.shift(time.Second)                           // a/late is due, not reconciled
 
-	snap, err := f.b.Snapshot(ctx, s, "")
+	snap, err := st.Snapshot(ctx, ten, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,19 +95,19 @@ func TestSnapshotMiniredis(t *testing.T) {
 	if want := uint64(len(keys) + 3); snap.Cursor.Seq != want {
 		t.Fatalf("snapshot cursor %v, want version %d", snap.Cursor, want)
 	}
-	snap, err = f.b.Snapshot(ctx, s, "a/")
+	snap, err = st.Snapshot(ctx, ten, "a/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := entryKeys(snap.Entries), []string{"a/1", "a/10", "a/2"}; !slices.Equal(got, want) {
 		t.Fatalf("snapshot of a/: %q, want %q", got, want)
 	}
-	if _, ok, _ := f.b.Get(ctx, s, "a/late"); ok {
+	if _, ok, _ := st.Get(ctx, ten, "a/late"); ok {
 		t.Fatal("Get returned a due entry")
 	}
 }
 
-func entryKeys(entries []runtime.RawEntry) []string {
+func entryKeys(entries []backend.Entry) []string {
 	keys := make([]string, len(entries))
 	for i, e := range entries {
 		keys[i] = e.Key
@@ -122,17 +119,16 @@ func entryKeys(entries []runtime.RawEntry) []string {
 func TestCapacityMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()
-	s := scope("cap")
-	s.Limits.MaxEntries = 2
-	upsert(t, f.b, s, "a", "v", time.Second)
-	upsert(t, f.b, s, "b", "v", time.Hour)
-	_, err := f.b.Upsert(ctx, s, runtime.UpsertRequest{Key: "c", Value: []byte("v"), TTL: time.Hour})
-	if !errors.Is(err, runtime.ErrCapacity) {
+	st, ten := f.open(t, backend.Limits{MaxEntries: 2}), "cap"
+	upsert(t, st, ten, "a", "v", time.Second)
+	upsert(t, st, ten, "b", "v", time.Hour)
+	_, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "c", Value: []byte("v"), TTL: time.Hour})
+	if !errors.Is(err, backend.ErrCapacity) {
 		t.Fatalf("third key: %v, want ErrCapacity", err)
 	}
-	upsert(t, f.b, s, "b", "w", time.Hour) // replacing always works
+	upsert(t, st, ten, "b", "w", time.Hour) // replacing always works
 	f.shift(time.Second)
-	e := upsert(t, f.b, s, "c", "v", time.Hour)
+	e := upsert(t, st, ten, "c", "v", time.Hour)
 	// a's expiry took version 4, before c's upsert.
 	if e.Version != 5 {
 		t.Fatalf("upsert of c: version %d, want 5", e.Version)
@@ -143,19 +139,18 @@ func TestCapacityMiniredis(t *testing.T) {
 // an overflow.
 func TestRetentionMiniredis(t *testing.T) {
 	f := newMini(t)
-	s := scope("ret")
-	s.Limits.EventRetention = time.Minute
+	st, ten := f.open(t, backend.Limits{EventRetention: time.Minute}), "ret"
 	for range 3 {
-		upsert(t, f.b, s, "k", "v", time.Hour)
+		upsert(t, st, ten, "k", "v", time.Hour)
 	}
 	f.shift(time.Minute)
-	upsert(t, f.b, s, "k", "v", time.Hour)
-	if n, err := f.client.XLen(context.Background(), f.b.keys(s)[2]).Result(); err != nil || n != 1 {
+	upsert(t, st, ten, "k", "v", time.Hour)
+	if n, err := f.client.XLen(context.Background(), st.keys(ten)[keyEvents]).Result(); err != nil || n != 1 {
 		t.Fatalf("stream length %d, %v; want 1", n, err)
 	}
-	start := runtime.Cursor{Epoch: subscribe(t, f.b, s, nil).Start().Epoch}
-	sub := subscribe(t, f.b, s, &start)
-	if ev := next(t, sub); ev.Kind != runtime.EventOverflow || ev.FirstAvailable.Seq != 3 {
+	start := backend.Cursor{Epoch: subscribe(t, st, ten, nil).Start().Epoch}
+	sub := subscribe(t, st, ten, &start)
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.FirstAvailable.Seq != 3 {
 		t.Fatalf("event %+v, want an overflow to version 3", ev)
 	}
 	expectVersions(t, sub, 4, 4)
@@ -165,12 +160,12 @@ func TestRetentionMiniredis(t *testing.T) {
 func TestSnapshot10kRedis(t *testing.T) {
 	f := newReal(t)
 	ctx := context.Background()
-	s := scope("snap10k")
+	st, ten := f.open(t, backend.Limits{}), "snap10k"
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Go(func() {
 			for i := w; i < 10_000; i += 16 {
-				if _, err := f.b.Upsert(ctx, s, runtime.UpsertRequest{Key: fmt.Sprintf("k%05d", i), Value: []byte("{}"), TTL: time.Hour}); err != nil {
+				if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: fmt.Sprintf("k%05d", i), Value: []byte("{}"), TTL: time.Hour}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -178,7 +173,7 @@ func TestSnapshot10kRedis(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	snap, err := f.b.Snapshot(ctx, s, "")
+	snap, err := st.Snapshot(ctx, ten, "")
 	if err != nil || len(snap.Entries) != 10_000 || snap.Cursor.Seq != 10_000 {
 		t.Fatalf("snapshot: %d entries, cursor %v, %v", len(snap.Entries), snap.Cursor, err)
 	}

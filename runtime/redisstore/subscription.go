@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/runtime"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // subscription is one reader's stream. It is fed by its tenant's pump while it keeps up; when
@@ -15,44 +15,43 @@ import (
 // needs are gone), until it has reached the pump.
 type subscription struct {
 	p      *pump
-	scope  runtime.Scope
 	prefix string
-	start  runtime.Cursor
+	start  backend.Cursor
 	limit  int           // most buffered events
 	wake   chan struct{} // signalled when events arrive, on lagging and on close
 
 	mu      sync.Mutex
-	pos     runtime.Cursor     // position after the last event queued (or skipped by prefix)
-	queue   []runtime.RawEvent // events for Next
-	lagging bool               // events after pos must be read from Redis
+	pos     backend.Cursor  // position after the last event queued (or skipped by prefix)
+	queue   []backend.Event // events for Next
+	lagging bool            // events after pos must be read from Redis
 	closed  bool
 }
 
-// Start implements [runtime.Subscription].
-func (s *subscription) Start() runtime.Cursor { return s.start }
+// Start implements [backend.Subscription].
+func (s *subscription) Start() backend.Cursor { return s.start }
 
-// Next implements [runtime.Subscription]. Redis errors are retried with backoff, so a reader
+// Next implements [backend.Subscription]. Redis errors are retried with backoff, so a reader
 // never sees a transient failure; it waits instead, until ctx is done.
-func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
+func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 	var delay time.Duration
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return runtime.RawEvent{}, runtime.ErrClosed
+			return backend.Event{}, backend.ErrClosed
 		}
 		if len(s.queue) > 0 {
 			ev := s.queue[0]
-			if ev.Kind != runtime.EventOverflow && s.trimmed(ev) {
+			if ev.Kind != backend.EventOverflow && s.trimmed(ev) {
 				// Read from the stream now, the reader would not get ev: it gets the overflow
 				// the stream gives, as if it had not buffered anything.
 				s.queue = nil
-				s.pos = runtime.Cursor{Epoch: ev.Cursor.Epoch, Seq: ev.Version - 1}
+				s.pos = backend.Cursor{Epoch: ev.Epoch, Seq: ev.Version - 1}
 				s.lagging = true
 				s.mu.Unlock()
 				continue
 			}
-			s.queue[0] = runtime.RawEvent{}
+			s.queue[0] = backend.Event{}
 			s.queue = s.queue[1:]
 			s.mu.Unlock()
 			return ev, nil
@@ -60,7 +59,7 @@ func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
 		lagging, pos := s.lagging, s.pos
 		s.mu.Unlock()
 		if err := ctx.Err(); err != nil {
-			return runtime.RawEvent{}, err
+			return backend.Event{}, err
 		}
 		wait := time.Duration(-1) // until woken
 		if lagging {
@@ -68,7 +67,7 @@ func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
 			switch {
 			case err != nil:
 				if ctx.Err() != nil {
-					return runtime.RawEvent{}, ctx.Err()
+					return backend.Event{}, ctx.Err()
 				}
 				delay = nextDelay(delay)
 				wait = delay
@@ -80,7 +79,7 @@ func (s *subscription) Next(ctx context.Context) (runtime.RawEvent, error) {
 			}
 		}
 		if err := s.waitWake(ctx, wait); err != nil {
-			return runtime.RawEvent{}, err
+			return backend.Event{}, err
 		}
 	}
 }
@@ -103,8 +102,8 @@ func (s *subscription) waitWake(ctx context.Context, d time.Duration) error {
 
 // catchUp reads the events after pos from Redis and queues them, after an overflow event if
 // the events right after pos are gone. It stops lagging once it has reached the pump.
-func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progress bool, err error) {
-	r, err := s.p.b.read(ctx, s.scope, s.p.keys, pos, min(readCount, s.limit))
+func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progress bool, err error) {
+	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
 		return false, err
 	}
@@ -113,18 +112,13 @@ func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progres
 	if s.closed || s.pos != pos {
 		return true, nil
 	}
-	// Overflow when the events after pos are gone: pos is of another epoch, older than the
-	// oldest retained event, or newer than the tenant's last version (the state went back).
-	if r.epoch != pos.Epoch || pos.Seq+1 < r.first || pos.Seq > r.head {
-		fa := runtime.Cursor{Epoch: r.epoch, Seq: r.first - 1}
-		s.queue = append(s.queue, runtime.RawEvent{
-			Kind: runtime.EventOverflow, Cursor: fa, At: r.now, After: pos, FirstAvailable: fa,
-		})
-		s.pos = fa
+	if ov, ok := backend.Overflow(pos, r.epoch, r.first, r.head, r.now); ok {
+		s.queue = append(s.queue, ov)
+		s.pos = ov.FirstAvailable
 		progress = true
 	}
 	for _, ev := range r.events {
-		if ev.Cursor.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 {
+		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 {
 			break
 		}
 		s.accept(ev)
@@ -143,8 +137,8 @@ func (s *subscription) catchUp(ctx context.Context, pos runtime.Cursor) (progres
 
 // trimmed reports whether ev is out of the stream's MaxEvents window, as far as the backend
 // knows the tenant's last version. s.mu is held.
-func (s *subscription) trimmed(ev runtime.RawEvent) bool {
-	maxEvents := uint64(s.scope.Limits.WithDefaults().MaxEvents)
+func (s *subscription) trimmed(ev backend.Event) bool {
+	maxEvents := uint64(s.p.st.limits.MaxEvents)
 	s.p.mu.Lock()
 	head := max(s.p.head, s.p.written)
 	s.p.mu.Unlock()
@@ -152,8 +146,8 @@ func (s *subscription) trimmed(ev runtime.RawEvent) bool {
 }
 
 // accept moves the position past ev and queues it if its key has the prefix. s.mu is held.
-func (s *subscription) accept(ev runtime.RawEvent) {
-	s.pos = ev.Cursor
+func (s *subscription) accept(ev backend.Event) {
+	s.pos = ev.Cursor()
 	if strings.HasPrefix(ev.Key, s.prefix) {
 		s.queue = append(s.queue, ev)
 	}
@@ -161,17 +155,17 @@ func (s *subscription) accept(ev runtime.RawEvent) {
 
 // push is the pump's delivery of the next events of the tenant. A subscription that cannot
 // take them in order (a gap, another epoch, a full buffer) becomes lagging and catches up later.
-func (s *subscription) push(events []runtime.RawEvent) {
+func (s *subscription) push(events []backend.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.lagging {
 		return
 	}
 	for _, ev := range events {
-		if ev.Cursor.Epoch == s.pos.Epoch && ev.Version <= s.pos.Seq {
+		if ev.Epoch == s.pos.Epoch && ev.Version <= s.pos.Seq {
 			continue // already read from Redis
 		}
-		if ev.Cursor.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 || len(s.queue) >= s.limit {
+		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 || len(s.queue) >= s.limit {
 			s.lagging = true
 			break
 		}
@@ -206,7 +200,7 @@ func (s *subscription) shut() bool {
 	return was
 }
 
-// Close implements [runtime.Subscription]: the pump stops when its last subscription closes.
+// Close implements [backend.Subscription]: the pump stops when its last subscription closes.
 func (s *subscription) Close() error {
 	if s.shut() {
 		s.p.b.detach(s)

@@ -1,19 +1,21 @@
--- lib.lua: shared by every script; the operation's own file is appended to it.
+-- lib.lua: shared by every script. A prelude generated from protocol.go comes before it: the
+-- names in capitals (codes, field names, argument positions) are Go's. The operation's own
+-- file is appended to it.
 --
--- KEYS: 1 state, a hash: 'k'..key -> stored entry, and the tenant's meta fields
---         '#epoch', '#seq' (last version), '#due' (no expiry is earlier), '#trim' (no event
---         is droppable before), '#kexp' (the keys' Redis expiry);
---       2 exp, a sorted set: key -> expiry;
---       3 events, a stream with IDs '<version>-0'.
+-- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
+--         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
+--         event is droppable before), META_KEXP (the keys' Redis expiry);
+--       KEY_EXP, a sorted set: key -> expiry;
+--       KEY_EVENTS, a stream with IDs '<version>-0'.
 -- A stored entry is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>'. Times are
 -- Unix milliseconds of the server's clock.
-local K_STATE, K_EXP, K_EVENTS = KEYS[1], KEYS[2], KEYS[3]
+local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 
 -- Most due entries one call expires.
 local RECONCILE_BATCH = 100
 -- Most old events one call inspects when it trims the stream by retention.
 local TRIM_SCAN = 100
--- '#due' when nothing is live.
+-- META_DUE when nothing is live.
 local NEVER = 9000000000000000
 
 local function now_ms()
@@ -41,9 +43,9 @@ end
 -- a missing meta gets the candidate epoch. ret and maxev are the event retention (ms) and the
 -- most events kept. Writes to the state hash and the exp set collect in ctx until finish.
 local function open(cand, ret, maxev, keys)
-  local fields = {'#epoch', '#seq', '#due', '#trim', '#kexp'}
+  local fields = {META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP}
   for i, key in ipairs(keys or {}) do
-    fields[5 + i] = 'k' .. key
+    fields[5 + i] = ENTRY_PREFIX .. key
   end
   local m = redis.call('HMGET', K_STATE, unpack(fields))
   local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}, zadd = {}, entries = {}}
@@ -57,7 +59,7 @@ local function open(cand, ret, maxev, keys)
     -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or
     -- its stream IDs would block the new versions and its expiries would expire phantoms.
     ctx.epoch = cand
-    ctx.put[1], ctx.put[2] = '#epoch', cand
+    ctx.put[1], ctx.put[2] = META_EPOCH, cand
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
@@ -69,27 +71,29 @@ local function put(ctx, field, value)
   ctx.put[#ctx.put + 1] = value
 end
 
--- emit appends the event of the next version: kind u(psert), t(ouch), d(elete) or (e)x(pire).
--- It returns the version's text.
+-- emit appends the event of the next version, of kind KIND_UPSERT, KIND_TOUCH, KIND_DELETE or
+-- KIND_EXPIRE, with the fields of its kind after the common ones. It returns the version's
+-- text. The common fields come in the order of protocol.go's eventHead, which FIELD_AT_POS
+-- counts on.
 local function emit(ctx, kind, key, ...)
   ctx.seq = ctx.seq + 1
   local v_s = num(ctx.seq)
   redis.call('XADD', K_EVENTS, v_s .. '-0',
-    'p', ctx.epoch, 't', kind, 'k', key, 'a', ctx.now_s, ...)
+    FIELD_EPOCH, ctx.epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, ctx.now_s, ...)
   return v_s
 end
 
 local function expire_one(ctx, key, e)
-  redis.call('HDEL', K_STATE, 'k' .. key)
+  redis.call('HDEL', K_STATE, ENTRY_PREFIX .. key)
   redis.call('ZREM', K_EXP, key)
   if ctx.entries[key] then
     ctx.entries[key] = false
   end
-  emit(ctx, 'x', key, 'e', num(e))
+  emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
 end
 
 -- reconcile expires a bounded batch of due entries, each with an expire event, and finds the
--- next due time. It costs nothing before '#due'.
+-- next due time. It costs nothing before META_DUE.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
     return
@@ -103,18 +107,18 @@ local function reconcile(ctx)
   if #nxt > 0 then
     ctx.due = tonumber(nxt[2])
   end
-  put(ctx, '#due', num(ctx.due))
+  put(ctx, META_DUE, num(ctx.due))
 end
 
 -- write stores an entry and its expiry (the exp set is written by finish).
 local function write(ctx, key, stored, e)
-  put(ctx, 'k' .. key, stored)
+  put(ctx, ENTRY_PREFIX .. key, stored)
   ctx.entries[key] = stored
   ctx.zadd[#ctx.zadd + 1] = e
   ctx.zadd[#ctx.zadd + 1] = key
   if e < ctx.due then
     ctx.due = e
-    put(ctx, '#due', num(e))
+    put(ctx, META_DUE, num(e))
   end
 end
 
@@ -133,20 +137,31 @@ local function live(ctx, key)
   return cur
 end
 
--- cond_ok checks a write condition, given as the text of its kind (0 none, 1 if new, 2 if
--- exists, 3 if version) and of its version.
-local function cond_ok(cur, kind, version)
-  if kind == '1' then
+-- cond_ok checks a write condition, given as the text of its code (COND_NONE, COND_IF_NEW,
+-- COND_IF_EXISTS or COND_IF_VERSION) and of its version. An unknown code fails: no error, which
+-- would leave the writes made so far without their meta.
+local function cond_ok(cur, code, version)
+  code = tonumber(code)
+  if code == COND_IF_NEW then
     return cur == nil
-  elseif kind == '2' then
+  elseif code == COND_IF_EXISTS then
     return cur ~= nil
-  elseif kind == '3' then
+  elseif code == COND_IF_VERSION then
     return cur ~= nil and tonumber(cur.v_s) == tonumber(version)
   end
-  return true
+  return code == COND_NONE
 end
 
--- trim drops the events older than the retention, a bounded number per call, from '#trim' on.
+-- version_of returns the version of cur, a live entry or nil, for a conflict reply: 0 when
+-- the key is not live (versions start at 1).
+local function version_of(cur)
+  if cur then
+    return tonumber(cur.v_s)
+  end
+  return 0
+end
+
+-- trim drops the events older than the retention, a bounded number per call, from META_TRIM on.
 local function trim(ctx)
   if ctx.trim > ctx.now then
     return
@@ -154,13 +169,13 @@ local function trim(ctx)
   local cutoff = ctx.now - ctx.ret
   local next_trim = ctx.now + ctx.ret
   local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
-  if #newest > 0 and tonumber(newest[1][2][8]) <= cutoff then
+  if #newest > 0 and tonumber(newest[1][2][FIELD_AT_POS]) <= cutoff then
     redis.call('XTRIM', K_EVENTS, 'MAXLEN', 0)
   elseif #newest > 0 then
     local old = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', TRIM_SCAN)
     local keep = nil
     for i = 1, #old do
-      local at = tonumber(old[i][2][8])
+      local at = tonumber(old[i][2][FIELD_AT_POS])
       if at > cutoff then
         keep = old[i][1]
         next_trim = at + ctx.ret
@@ -175,7 +190,7 @@ local function trim(ctx)
     redis.call('XTRIM', K_EVENTS, 'MINID', keep)
   end
   ctx.trim = next_trim
-  put(ctx, '#trim', num(next_trim))
+  put(ctx, META_TRIM, num(next_trim))
 end
 
 -- finish writes the collected state changes (with the version counter) in one HSET and one
@@ -186,7 +201,7 @@ end
 local function finish(ctx, until_ms, fresh)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
-    put(ctx, '#seq', num(ctx.seq))
+    put(ctx, META_SEQ, num(ctx.seq))
     fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
     if ctx.seq > ctx.maxev then
       -- The stream's IDs are the versions: keep exactly the last maxev, in one call.
@@ -198,7 +213,7 @@ local function finish(ctx, until_ms, fresh)
   if need > ctx.kexp or fresh then
     at = math.max(need + math.floor(ctx.ret / 4), ctx.kexp)
     if at ~= ctx.kexp then
-      put(ctx, '#kexp', num(at))
+      put(ctx, META_KEXP, num(at))
     end
   end
   if #ctx.put > 0 then
@@ -208,8 +223,8 @@ local function finish(ctx, until_ms, fresh)
     redis.call('ZADD', K_EXP, unpack(ctx.zadd))
   end
   if at then
-    for i = 1, 3 do
-      redis.call('PEXPIREAT', KEYS[i], at)
+    for _, k in ipairs(KEYS) do
+      redis.call('PEXPIREAT', k, at)
     end
   end
 end

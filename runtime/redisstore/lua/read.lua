@@ -1,10 +1,10 @@
--- read.lua: ARGV 1 epoch candidate, 2 retention ms, 3 cursor epoch, 4 cursor version,
--- 5 most events to return.
+-- read.lua: ARGV ARG_EPOCH (an epoch candidate), ARG_RETENTION (ms), READ_CURSOR_EPOCH and
+-- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most events to return).
 -- Returns {epoch, head version, first retained version, now, events}: the events after the
 -- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
 -- them. The first retained version is head+1 when the stream is empty. A missing meta is
 -- created, and expires with the retention unless a write keeps it.
-local ctx = open(ARGV[1], tonumber(ARGV[2]), 0)
+local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
 if #ctx.put > 0 then
   redis.call('HSET', K_STATE, unpack(ctx.put))
   redis.call('PEXPIRE', K_STATE, ctx.ret)
@@ -15,11 +15,11 @@ if #oldest > 0 then
   first = tonumber(string.match(oldest[1][1], '^(%d+)'))
 end
 local events = {}
-local count = tonumber(ARGV[5])
+local count = tonumber(ARGV[READ_COUNT])
 if count > 0 then
   local start = '-'
-  if ARGV[3] == ctx.epoch then
-    start = num(tonumber(ARGV[4]) + 1) .. '-0'
+  if ARGV[READ_CURSOR_EPOCH] == ctx.epoch then
+    start = num(tonumber(ARGV[READ_CURSOR_SEQ]) + 1) .. '-0'
   end
   events = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', count)
 end

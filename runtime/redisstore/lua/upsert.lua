@@ -1,52 +1,62 @@
--- upsert.lua: ARGV 1 epoch candidate, 2 retention ms, 3 max events, 4 max entries, then five
--- arguments per upsert: key, value, ttl ms, condition kind, condition version.
--- Applies the upserts in order and returns five integers for each: 1, version, createdAt,
--- updatedAt, expiresAt; or -1 (conflict) or -2 (at capacity) and four zeros.
-local n = (#ARGV - 4) / 5
+-- upsert.lua: ARGV ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, UPSERT_MAX_ENTRIES, then after the
+-- UPSERT_HEAD_ARGS first ones UPSERT_ARGS_PER_CALL per upsert, at these offsets: UPSERT_KEY,
+-- UPSERT_VALUE, UPSERT_TTL (ms), UPSERT_COND, UPSERT_COND_VERSION.
+-- Applies the upserts in order and returns five integers for each: STATUS_OK, version,
+-- createdAt, updatedAt, expiresAt; STATUS_CONFLICT, the key's version (0 when not live) and
+-- three zeros; or STATUS_CAPACITY and four zeros.
+local n = (#ARGV - UPSERT_HEAD_ARGS) / UPSERT_ARGS_PER_CALL
+-- base returns the position before the arguments of upsert i.
+local function base(i)
+  return UPSERT_HEAD_ARGS + (i - 1) * UPSERT_ARGS_PER_CALL
+end
 local keys = {}
 for i = 1, n do
-  keys[i] = ARGV[5 * i]
+  keys[i] = ARGV[base(i) + UPSERT_KEY]
 end
-local ctx = open(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), keys)
+local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]), keys)
 reconcile(ctx)
-local max_entries = tonumber(ARGV[4])
+local max_entries = tonumber(ARGV[UPSERT_MAX_ENTRIES])
 local live_count = nil -- counted when a new key needs it
 local fresh = false
 local until_ms = 0
 local out = {}
 for i = 1, n do
-  local a = 5 * i
-  local key, value = ARGV[a], ARGV[a + 1]
+  local a = base(i)
+  local key, value = ARGV[a + UPSERT_KEY], ARGV[a + UPSERT_VALUE]
   local cur = live(ctx, key)
-  local status = 1
-  if not cond_ok(cur, ARGV[a + 3], ARGV[a + 4]) then
-    status = -1
+  local status = STATUS_OK
+  if not cond_ok(cur, ARGV[a + UPSERT_COND], ARGV[a + UPSERT_COND_VERSION]) then
+    status = STATUS_CONFLICT
   elseif cur == nil then
     if live_count == nil then
       live_count = redis.call('ZCOUNT', K_EXP, '(' .. ctx.now_s, '+inf')
       fresh = live_count == 0
     end
     if live_count >= max_entries then
-      status = -2
+      status = STATUS_CAPACITY
     else
       live_count = live_count + 1
     end
   end
-  if status < 0 then
+  if status ~= STATUS_OK then
+    local version = 0
+    if status == STATUS_CONFLICT then
+      version = version_of(cur)
+    end
     local o = #out
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, version, 0, 0, 0
   else
     local created, created_s = ctx.now, ctx.now_s
     if cur then
       created, created_s = tonumber(cur.c_s), cur.c_s
     end
-    local expires = ctx.now + tonumber(ARGV[a + 2])
+    local expires = ctx.now + tonumber(ARGV[a + UPSERT_TTL])
     local expires_s = num(expires)
-    local v_s = emit(ctx, 'u', key, 'c', created_s, 'e', expires_s, 'v', value)
+    local v_s = emit(ctx, KIND_UPSERT, key, FIELD_CREATED_AT, created_s, FIELD_EXPIRES_AT, expires_s, FIELD_VALUE, value)
     write(ctx, key, encode(v_s, created_s, ctx.now_s, expires_s, value), expires)
     until_ms = math.max(until_ms, expires)
     local o = #out
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 1, ctx.seq, created, ctx.now, expires
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = STATUS_OK, ctx.seq, created, ctx.now, expires
   end
 end
 finish(ctx, until_ms, fresh)

@@ -1,0 +1,632 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
+)
+
+// This file is the protocol between the Go side and the scripts in lua/: the keys and
+// arguments each script takes, the codes and names both sides use, the stored formats, and what
+// each script returns. Go is its one source: the scripts name the constants below through a
+// prelude of Lua locals (see luaConstants), and each script has here one argument builder and
+// one reply decoder, called together by its run function.
+
+// The KEYS of every script, in order: the indexes into the list tenantKeys returns (in Lua,
+// KEY_STATE and so on count from 1).
+const (
+	keyState  = iota // hash: the entries and the tenant's meta
+	keyExp           // sorted set: key -> expiry
+	keyEvents        // stream of the events
+	numKeys
+)
+
+// Fields of the state hash. An entry's field is entryPrefix followed by its key; the others
+// are the tenant's meta.
+const (
+	entryPrefix = "k"
+	metaEpoch   = "#epoch" // the epoch
+	metaSeq     = "#seq"   // the last version
+	metaDue     = "#due"   // no expiry is earlier
+	metaTrim    = "#trim"  // no event is droppable by retention before
+	metaKexp    = "#kexp"  // the Redis expiry of the tenant's keys
+)
+
+// Condition codes, the scripts' form of a [backend.CondKind].
+const (
+	condNone = iota
+	condIfNew
+	condIfExists
+	condIfVersion
+)
+
+// condCodes maps a condition kind to its code.
+var condCodes = [...]int{
+	backend.CondNone:      condNone,
+	backend.CondIfNew:     condIfNew,
+	backend.CondIfExists:  condIfExists,
+	backend.CondIfVersion: condIfVersion,
+}
+
+// Event kinds as the stream stores them.
+const (
+	kindUpsert = "u"
+	kindTouch  = "t"
+	kindDelete = "d"
+	kindExpire = "x"
+)
+
+// Field names of a stream entry. Every entry starts with the fields of eventHead; the others
+// follow by kind: upsert c, e, v; touch and expire e; delete r.
+const (
+	fieldEpoch     = "p"
+	fieldKind      = "t"
+	fieldKey       = "k"
+	fieldAt        = "a" // the time of the change
+	fieldCreatedAt = "c"
+	fieldExpiresAt = "e"
+	fieldValue     = "v"
+	fieldReason    = "r"
+)
+
+// eventHead is the order of the fields every stream entry starts with, as lib.lua's emit
+// writes them.
+var eventHead = [...]string{fieldEpoch, fieldKind, fieldKey, fieldAt}
+
+// headPos returns the position (from 1, as in Lua) of the value of field name, one of
+// eventHead, in an entry's flat field list as XRANGE returns it.
+func headPos(name string) int { return 2*slices.Index(eventHead[:], name) + 2 }
+
+// Reply statuses.
+const (
+	statusOK       = 1  // written (remove: the key was live and is removed)
+	statusNotLive  = 0  // touch, remove: the key is not live; nothing was written
+	statusConflict = -1 // the condition failed; the reply has the key's version, 0 when not live
+	statusCapacity = -2 // upsert: a new key in a full tenant
+)
+
+// Script arguments, by their position in ARGV (from 1). The writing scripts, read and tick
+// start with an epoch candidate (the epoch of the tenant's meta if the script has to make it)
+// and the event retention in milliseconds; all but read then take the most events kept.
+const (
+	argEpoch     = 1
+	argRetention = 2
+	argMaxEvents = 3
+)
+
+// Arguments of upsert.lua: the three above, the most live entries, then upsertArgsPerCall
+// per upsert after the first upsertHeadArgs, at the offsets upsertKey to upsertCondVersion.
+const (
+	upsertMaxEntries  = 4
+	upsertHeadArgs    = 4
+	upsertArgsPerCall = 5
+
+	upsertKey         = 1
+	upsertValue       = 2
+	upsertTTL         = 3 // ms
+	upsertCond        = 4 // a condition code
+	upsertCondVersion = 5
+
+	upsertReplyPerCall = 5 // integers of the reply per upsert
+)
+
+// Arguments of touch.lua, after the three common ones.
+const (
+	touchKey         = 4
+	touchTTL         = 5 // ms
+	touchQuiet       = 6 // 1 for a quiet touch, else 0
+	touchCond        = 7
+	touchCondVersion = 8
+	touchArgs        = 8
+)
+
+// Arguments of remove.lua, after the three common ones.
+const (
+	removeKey         = 4
+	removeReason      = 5
+	removeCond        = 6
+	removeCondVersion = 7
+	removeArgs        = 7
+)
+
+// Arguments of get.lua.
+const (
+	getKey  = 1
+	getArgs = 1
+)
+
+// Arguments of read.lua, after argEpoch and argRetention.
+const (
+	readCursorEpoch = 3
+	readCursorSeq   = 4
+	readCount       = 5 // the most events to return
+	readArgs        = 5
+)
+
+// Arguments of tick.lua: the three common ones.
+const tickArgs = 3
+
+// luaConstants are the constants the Lua sources use, under their Lua names. Every script
+// starts with them as Lua locals (see prelude).
+var luaConstants = []struct {
+	name  string
+	value any // an int or a string
+}{
+	{"KEY_STATE", keyState + 1},
+	{"KEY_EXP", keyExp + 1},
+	{"KEY_EVENTS", keyEvents + 1},
+	{"ENTRY_PREFIX", entryPrefix},
+	{"META_EPOCH", metaEpoch},
+	{"META_SEQ", metaSeq},
+	{"META_DUE", metaDue},
+	{"META_TRIM", metaTrim},
+	{"META_KEXP", metaKexp},
+	{"COND_NONE", condNone},
+	{"COND_IF_NEW", condIfNew},
+	{"COND_IF_EXISTS", condIfExists},
+	{"COND_IF_VERSION", condIfVersion},
+	{"KIND_UPSERT", kindUpsert},
+	{"KIND_TOUCH", kindTouch},
+	{"KIND_DELETE", kindDelete},
+	{"KIND_EXPIRE", kindExpire},
+	{"FIELD_EPOCH", fieldEpoch},
+	{"FIELD_KIND", fieldKind},
+	{"FIELD_KEY", fieldKey},
+	{"FIELD_AT", fieldAt},
+	{"FIELD_CREATED_AT", fieldCreatedAt},
+	{"FIELD_EXPIRES_AT", fieldExpiresAt},
+	{"FIELD_VALUE", fieldValue},
+	{"FIELD_REASON", fieldReason},
+	{"FIELD_AT_POS", headPos(fieldAt)},
+	{"STATUS_OK", statusOK},
+	{"STATUS_NOT_LIVE", statusNotLive},
+	{"STATUS_CONFLICT", statusConflict},
+	{"STATUS_CAPACITY", statusCapacity},
+	{"ARG_EPOCH", argEpoch},
+	{"ARG_RETENTION", argRetention},
+	{"ARG_MAX_EVENTS", argMaxEvents},
+	{"UPSERT_MAX_ENTRIES", upsertMaxEntries},
+	{"UPSERT_HEAD_ARGS", upsertHeadArgs},
+	{"UPSERT_ARGS_PER_CALL", upsertArgsPerCall},
+	{"UPSERT_KEY", upsertKey},
+	{"UPSERT_VALUE", upsertValue},
+	{"UPSERT_TTL", upsertTTL},
+	{"UPSERT_COND", upsertCond},
+	{"UPSERT_COND_VERSION", upsertCondVersion},
+	{"TOUCH_KEY", touchKey},
+	{"TOUCH_TTL", touchTTL},
+	{"TOUCH_QUIET", touchQuiet},
+	{"TOUCH_COND", touchCond},
+	{"TOUCH_COND_VERSION", touchCondVersion},
+	{"REMOVE_KEY", removeKey},
+	{"REMOVE_REASON", removeReason},
+	{"REMOVE_COND", removeCond},
+	{"REMOVE_COND_VERSION", removeCondVersion},
+	{"GET_KEY", getKey},
+	{"READ_CURSOR_EPOCH", readCursorEpoch},
+	{"READ_CURSOR_SEQ", readCursorSeq},
+	{"READ_COUNT", readCount},
+}
+
+// prelude returns the Lua locals of luaConstants. The strings are plain ASCII, so Go's quoting
+// is Lua's.
+func prelude() string {
+	var b strings.Builder
+	b.WriteString("-- The protocol's constants, generated from protocol.go.\n")
+	for _, c := range luaConstants {
+		switch v := c.value.(type) {
+		case int:
+			fmt.Fprintf(&b, "local %s = %d\n", c.name, v)
+		case string:
+			fmt.Fprintf(&b, "local %s = %q\n", c.name, v)
+		default:
+			panic(fmt.Sprintf("redisstore: Lua constant %s of type %T", c.name, v))
+		}
+	}
+	return b.String()
+}
+
+// args holds a script's arguments by their ARGV positions, which count from 1.
+type args []any
+
+func (a args) set(pos int, v any) { a[pos-1] = v }
+
+// commonArgs returns n arguments for a writing script or tick.lua, the first three set.
+func commonArgs(n int, l backend.Limits) args {
+	a := make(args, n)
+	a.set(argEpoch, backend.NewEpoch())
+	a.set(argRetention, l.EventRetention.Milliseconds())
+	a.set(argMaxEvents, l.MaxEvents)
+	return a
+}
+
+// upsertArgs builds the arguments of upsert.lua.
+func upsertArgs(l backend.Limits, reqs []backend.UpsertRequest) args {
+	a := commonArgs(upsertHeadArgs+upsertArgsPerCall*len(reqs), l)
+	a.set(upsertMaxEntries, l.MaxEntries)
+	for i, r := range reqs {
+		base := upsertHeadArgs + i*upsertArgsPerCall
+		a.set(base+upsertKey, r.Key)
+		a.set(base+upsertValue, r.Value)
+		a.set(base+upsertTTL, r.TTL.Milliseconds())
+		a.set(base+upsertCond, condCodes[r.Cond.Kind])
+		a.set(base+upsertCondVersion, r.Cond.Version)
+	}
+	return a
+}
+
+// upsertResult is the outcome of one upsert of a batch.
+type upsertResult struct {
+	entry backend.Entry
+	err   error
+}
+
+// runUpsert applies reqs, in order, in one call of upsert.lua.
+func runUpsert(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, reqs []backend.UpsertRequest) ([]upsertResult, error) {
+	res, err := upsertScript.Run(ctx, c, keys, upsertArgs(l, reqs)...).Int64Slice()
+	if err != nil {
+		return nil, err
+	}
+	return decodeUpsert(res, l, reqs)
+}
+
+// decodeUpsert decodes the reply of upsert.lua: upsertReplyPerCall integers per upsert.
+func decodeUpsert(res []int64, l backend.Limits, reqs []backend.UpsertRequest) ([]upsertResult, error) {
+	if len(res) != upsertReplyPerCall*len(reqs) {
+		return nil, fmt.Errorf("unexpected reply of %d integers for %d upserts", len(res), len(reqs))
+	}
+	out := make([]upsertResult, len(reqs))
+	for i, req := range reqs {
+		r := res[upsertReplyPerCall*i:]
+		switch r[0] {
+		case statusOK:
+			out[i].entry = backend.Entry{
+				Key:       req.Key,
+				Value:     req.Value,
+				Version:   uint64(r[1]),
+				CreatedAt: r[2],
+				UpdatedAt: r[3],
+				ExpiresAt: r[4],
+			}
+		case statusConflict:
+			out[i].err = conflictError(req.Key, req.Cond, r[1])
+		case statusCapacity:
+			out[i].err = fmt.Errorf("redisstore: upsert %q: %w: limit %d", req.Key, backend.ErrCapacity, l.MaxEntries)
+		default:
+			return nil, fmt.Errorf("unexpected status %d of upsert %q", r[0], req.Key)
+		}
+	}
+	return out, nil
+}
+
+// runTouch runs touch.lua.
+func runTouch(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, req backend.TouchRequest) (backend.TouchResult, error) {
+	a := commonArgs(touchArgs, l)
+	a.set(touchKey, req.Key)
+	a.set(touchTTL, req.TTL.Milliseconds())
+	quiet := 0
+	if req.Quiet {
+		quiet = 1
+	}
+	a.set(touchQuiet, quiet)
+	a.set(touchCond, condCodes[req.Cond.Kind])
+	a.set(touchCondVersion, req.Cond.Version)
+	res, err := touchScript.Run(ctx, c, keys, a...).Int64Slice()
+	if err != nil {
+		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
+	}
+	return decodeTouch(res, req)
+}
+
+// decodeTouch decodes the reply of touch.lua: {statusOK, version, expiresAt}, {statusNotLive}
+// or {statusConflict, version}.
+func decodeTouch(res []int64, req backend.TouchRequest) (backend.TouchResult, error) {
+	switch {
+	case len(res) == 3 && res[0] == statusOK:
+		return backend.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: res[2]}, nil
+	case len(res) == 1 && res[0] == statusNotLive:
+		return backend.TouchResult{}, nil
+	case len(res) == 2 && res[0] == statusConflict:
+		return backend.TouchResult{}, conflictError(req.Key, req.Cond, res[1])
+	}
+	return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
+}
+
+// runRemove runs remove.lua and reports whether the key was live.
+func runRemove(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, req backend.RemoveRequest) (bool, error) {
+	a := commonArgs(removeArgs, l)
+	a.set(removeKey, req.Key)
+	a.set(removeReason, req.Reason)
+	a.set(removeCond, condCodes[req.Cond.Kind])
+	a.set(removeCondVersion, req.Cond.Version)
+	res, err := removeScript.Run(ctx, c, keys, a...).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
+	}
+	return decodeRemove(res, req)
+}
+
+// decodeRemove decodes the reply of remove.lua: {statusOK}, {statusNotLive} or
+// {statusConflict, version}.
+func decodeRemove(res []int64, req backend.RemoveRequest) (bool, error) {
+	switch {
+	case len(res) == 1 && res[0] == statusOK:
+		return true, nil
+	case len(res) == 1 && res[0] == statusNotLive:
+		return false, nil
+	case len(res) == 2 && res[0] == statusConflict:
+		return false, conflictError(req.Key, req.Cond, res[1])
+	}
+	return false, fmt.Errorf("redisstore: remove %q: unexpected reply %v", req.Key, res)
+}
+
+// conflictError returns the error of a write to key whose condition c failed in a script that
+// found the key at version (0 when it was not live; versions start at 1): the
+// *backend.ConflictError of [backend.Condition.Check], as every backend returns it.
+func conflictError(key string, c backend.Condition, version int64) error {
+	if err := c.Check(key, version > 0, uint64(version)); err != nil {
+		return err
+	}
+	return fmt.Errorf("redisstore: a script found a conflict of %+v for key %q at version %d, the Go side none", c, key, version)
+}
+
+// runGet runs get.lua.
+func runGet(ctx context.Context, c redis.Scripter, keys []string, key string) (backend.Entry, bool, error) {
+	a := make(args, getArgs)
+	a.set(getKey, key)
+	stored, err := getScript.Run(ctx, c, keys, a...).Text()
+	if errors.Is(err, redis.Nil) {
+		return backend.Entry{}, false, nil
+	}
+	if err != nil {
+		return backend.Entry{}, false, fmt.Errorf("redisstore: get %q: %w", key, err)
+	}
+	e, err := parseStored(key, stored)
+	if err != nil {
+		return backend.Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+// readResult is the reply of read.lua.
+type readResult struct {
+	epoch  string
+	head   uint64 // the tenant's last version
+	first  uint64 // the oldest retained version; head+1 when none is retained
+	now    int64
+	events []backend.Event
+}
+
+// runRead runs read.lua: the tenant's position and up to count events after pos.
+func runRead(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
+	a := make(args, readArgs)
+	a.set(argEpoch, backend.NewEpoch())
+	a.set(argRetention, l.EventRetention.Milliseconds())
+	a.set(readCursorEpoch, pos.Epoch)
+	a.set(readCursorSeq, pos.Seq)
+	a.set(readCount, count)
+	res, err := readScript.Run(ctx, c, keys, a...).Slice()
+	if err != nil {
+		return readResult{}, err
+	}
+	return decodeRead(res)
+}
+
+// decodeRead decodes the reply of read.lua: {epoch, head, first, now, entries}.
+func decodeRead(res []any) (readResult, error) {
+	if len(res) != 5 {
+		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	}
+	epoch, head, now, ok := decodePosition(res[0], res[1], res[3])
+	first, ok1 := res[2].(int64)
+	raw, ok2 := res[4].([]any)
+	if !ok || !ok1 || !ok2 || first < 1 {
+		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	}
+	events, err := parseEntries(raw)
+	if err != nil {
+		return readResult{}, err
+	}
+	return readResult{epoch: epoch, head: head, first: uint64(first), now: now, events: events}, nil
+}
+
+// tickResult is the reply of tick.lua; times in Unix milliseconds of the server.
+type tickResult struct {
+	epoch    string
+	head     uint64
+	now, due int64 // due is that of the meta: no expiry is earlier
+}
+
+// runTick runs tick.lua.
+func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (tickResult, error) {
+	res, err := tickScript.Run(ctx, c, keys, commonArgs(tickArgs, l)...).Slice()
+	if err != nil {
+		return tickResult{}, err
+	}
+	return decodeTick(res)
+}
+
+// decodeTick decodes the reply of tick.lua: {epoch, head, now, due}.
+func decodeTick(res []any) (tickResult, error) {
+	if len(res) != 4 {
+		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+	}
+	epoch, head, now, ok := decodePosition(res[0], res[1], res[2])
+	due, ok1 := res[3].(int64)
+	if !ok || !ok1 {
+		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+	}
+	return tickResult{epoch: epoch, head: head, now: now, due: due}, nil
+}
+
+// decodePosition decodes the epoch, the last version and the time that read.lua and tick.lua
+// return.
+func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
+	e, _ := epoch.(string)
+	h, ok1 := head.(int64)
+	n, ok2 := now.(int64)
+	return e, uint64(h), n, backend.ValidEpoch(e) && ok1 && ok2 && h >= 0
+}
+
+// parseSnapshot decodes the fields of a state hash (HGETALL) into a snapshot: the live entries
+// (expiring after now) of the keys with prefix, sorted by key. The values share one
+// allocation, each slice capped at its own end, so that appending to one cannot change another.
+func parseSnapshot(state map[string]string, now int64, prefix string) (backend.Snapshot, error) {
+	epoch := state[metaEpoch]
+	seq, err := strconv.ParseUint(cmp.Or(state[metaSeq], "0"), 10, 64)
+	if !backend.ValidEpoch(epoch) || err != nil {
+		return backend.Snapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, state[metaSeq])
+	}
+	// Sorting the field names of the entries sorts their keys.
+	names := make([]string, 0, len(state))
+	size := 0
+	for name, stored := range state {
+		if key, ok := strings.CutPrefix(name, entryPrefix); ok && strings.HasPrefix(key, prefix) {
+			names = append(names, name)
+			size += len(stored)
+		}
+	}
+	slices.Sort(names)
+	values := make([]byte, 0, size)
+	entries := make([]backend.Entry, 0, len(names))
+	for _, name := range names {
+		e, value, err := parseHead(name[len(entryPrefix):], state[name])
+		if err != nil {
+			return backend.Snapshot{}, err
+		}
+		if e.ExpiresAt > now {
+			start := len(values)
+			values = append(values, value...)
+			e.Value = values[start:len(values):len(values)]
+			entries = append(entries, e)
+		}
+	}
+	return backend.Snapshot{Entries: entries, Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}, nil
+}
+
+// parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"
+// with times in Unix milliseconds, as the scripts write it.
+func parseStored(key, s string) (backend.Entry, error) {
+	e, value, err := parseHead(key, s)
+	if err != nil {
+		return backend.Entry{}, err
+	}
+	e.Value = []byte(value)
+	return e, nil
+}
+
+// parseHead decodes a stored entry but its value, which it returns as it is.
+func parseHead(key, s string) (backend.Entry, string, error) {
+	var n [4]int64
+	for i := range n {
+		v, rest, ok := cutNumber(s)
+		if !ok {
+			return backend.Entry{}, "", fmt.Errorf("redisstore: malformed stored entry of %q", key)
+		}
+		n[i], s = v, rest
+	}
+	return backend.Entry{Key: key, Version: uint64(n[0]), CreatedAt: n[1], UpdatedAt: n[2], ExpiresAt: n[3]}, s, nil
+}
+
+// cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value
+// and the rest of s after the '|'. At most 18 digits, so that the value cannot overflow.
+func cutNumber(s string) (v int64, rest string, ok bool) {
+	for i := 0; i < len(s) && i <= 18; i++ {
+		c := s[i]
+		switch {
+		case c == '|' && i > 0:
+			return v, s[i+1:], true
+		case c < '0' || c > '9':
+			return 0, "", false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return 0, "", false
+}
+
+// parseEvent decodes one stream entry written by lib.lua's emit: its ID is "<version>-0" and
+// its fields are those of eventHead and, by kind, the others. XREAD replies with the fields in
+// a map; parseEntries makes one of the scripts' replies.
+func parseEvent(id string, fields map[string]any) (backend.Event, error) {
+	bad := func(what string) (backend.Event, error) {
+		return backend.Event{}, fmt.Errorf("redisstore: malformed event %q: %s", id, what)
+	}
+	seqText, ok := strings.CutSuffix(id, "-0")
+	if !ok {
+		return bad("id")
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return bad("id")
+	}
+	str := func(name string) string { s, _ := fields[name].(string); return s }
+	msec := func(name string) (int64, bool) {
+		v, err := strconv.ParseInt(str(name), 10, 64)
+		return v, err == nil
+	}
+	epoch := str(fieldEpoch)
+	if !backend.ValidEpoch(epoch) {
+		return bad("epoch")
+	}
+	at, ok := msec(fieldAt)
+	if !ok {
+		return bad("time")
+	}
+	ev := backend.Event{Epoch: epoch, Version: seq, Key: str(fieldKey), At: at}
+	switch kind := str(fieldKind); kind {
+	case kindUpsert:
+		ev.Kind = backend.EventUpsert
+		created, ok1 := msec(fieldCreatedAt)
+		expires, ok2 := msec(fieldExpiresAt)
+		if !ok1 || !ok2 {
+			return bad("upsert times")
+		}
+		ev.CreatedAt, ev.ExpiresAt, ev.Value = created, expires, []byte(str(fieldValue))
+	case kindTouch, kindExpire:
+		ev.Kind = backend.EventTouch
+		if kind == kindExpire {
+			ev.Kind = backend.EventExpire
+		}
+		if ev.ExpiresAt, ok = msec(fieldExpiresAt); !ok {
+			return bad("expiry")
+		}
+	case kindDelete:
+		ev.Kind = backend.EventDelete
+		ev.Reason = str(fieldReason)
+	default:
+		return bad("kind")
+	}
+	return ev, nil
+}
+
+// parseEntries decodes stream entries as a script returns them:
+// {{id, {field, value, ...}}, ...}.
+func parseEntries(raw []any) ([]backend.Event, error) {
+	evs := make([]backend.Event, 0, len(raw))
+	for _, r := range raw {
+		pair, _ := r.([]any)
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("redisstore: malformed stream entry %v", r)
+		}
+		id, _ := pair[0].(string)
+		flat, _ := pair[1].([]any)
+		fields := make(map[string]any, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			name, _ := flat[i].(string)
+			fields[name] = flat[i+1]
+		}
+		ev, err := parseEvent(id, fields)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
