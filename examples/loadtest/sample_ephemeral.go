@@ -3,107 +3,24 @@
 package main
 
 import (
-	"context"
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// SampleEntry is an entry of a SampleStore, with its typed key.
-type SampleEntry = ephemeralrt.KeyedEntry[string, Sample]
+// SampleStore is a store of Sample values: store id "loadtest", default TTL 1m.
+type SampleStore = ephemeral.Store[string, Sample]
 
-// SampleSnapshot is the result of SampleStore.Snapshot.
-type SampleSnapshot = ephemeralrt.KeyedSnapshot[string, Sample]
-
-// SampleEvent is an event of a SampleReader, with its typed key.
-type SampleEvent = ephemeralrt.KeyedEvent[string, Sample]
-
-// SampleReader is a stream of a SampleStore's events, from SampleStore.Reader.
-type SampleReader = ephemeralrt.KeyedReader[string, Sample]
-
-// SampleMirror is an in-process replica of a tenant of a SampleStore, from SampleStore.Mirror.
-type SampleMirror = ephemeralrt.KeyedMirror[string, Sample]
-
-// SampleChange is a change of a SampleMirror's state, with its typed key; see OnSampleChange.
-type SampleChange = ephemeralrt.KeyedChange[string, Sample]
-
-// SampleStore is a typed store of Sample values: store id "loadtest", default TTL 1m0s.
-type SampleStore struct {
-	store *ephemeralrt.Store[Sample]
-}
-
-// NewSampleStore returns the SampleStore on backend. The directive's settings are the defaults; opts override them.
-func NewSampleStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*SampleStore, error) {
-	s, err := ephemeralrt.New[Sample](backend, SampleCodec{}, ephemeralrt.Config{ID: "loadtest", TTL: time.Minute}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &SampleStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *SampleStore) Store() *ephemeralrt.Store[Sample] {
-	return s.store
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *SampleStore) Upsert(ctx context.Context, key string, v Sample, opts ...ephemeralrt.UpsertOption) (SampleEntry, error) {
-	e, err := s.store.Upsert(ctx, key, v, opts...)
-	if err != nil {
-		return SampleEntry{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *SampleStore) Touch(ctx context.Context, key string, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key, opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *SampleStore) Remove(ctx context.Context, key string, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key, opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *SampleStore) Get(ctx context.Context, key string, opts ...ephemeralrt.GetOption) (SampleEntry, bool, error) {
-	e, ok, err := s.store.Get(ctx, key, opts...)
-	if !ok {
-		return SampleEntry{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *SampleStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (SampleSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return SampleSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ephemeralrt.ParsePlainKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *SampleStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*ephemeral.Reader[string, Sample], error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ephemeralrt.ParsePlainKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnSampleChange.
-func (s *SampleStore) Mirror(opts ...ephemeralrt.MirrorOption) (*SampleMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, ephemeralrt.FormatPlainKey, ephemeralrt.ParsePlainKey), nil
-}
-
-// OnSampleChange makes a SampleMirror call fn with every change, in order; see runtime.OnChange.
-func OnSampleChange(fn func(SampleChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ephemeralrt.ParsePlainKey)
+// NewSampleStore returns the SampleStore on backend b. The directive's settings are the defaults;
+// opts override them.
+func NewSampleStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*SampleStore, error) {
+	return ephemeral.New(b, ephemeral.Config[string, Sample]{
+		ID:    "loadtest",
+		TTL:   time.Minute,
+		Codec: SampleCodec{},
+		Key:   ephemeral.StringKeys(),
+	}, opts...)
 }
 
 // SampleCodec encodes and decodes Sample as JSON exactly as encoding/json does, without reflection.
@@ -111,7 +28,7 @@ type SampleCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (SampleCodec) Encode(dst []byte, v *Sample) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeSample(e, v)
 	return e.Finish()
@@ -119,15 +36,15 @@ func (SampleCodec) Encode(dst []byte, v *Sample) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (SampleCodec) Decode(src []byte, v *Sample) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeSample(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsSample = ephemeraljsonc.NewFields("writer", "seq", "status")
+var ephemeralFieldsSample = jsonc.NewFields("writer", "seq", "status")
 
-func ephemeralEncodeSample(e *ephemeraljsonc.Encoder, v *Sample) {
+func ephemeralEncodeSample(e *jsonc.Encoder, v *Sample) {
 	e.Raw(`{"writer":`)
 	e.Int(int64(v.Writer))
 	e.Raw(`,"seq":`)
@@ -137,7 +54,7 @@ func ephemeralEncodeSample(e *ephemeraljsonc.Encoder, v *Sample) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeSample(d *ephemeraljsonc.Decoder, v *Sample) {
+func ephemeralDecodeSample(d *jsonc.Decoder, v *Sample) {
 	if !d.Object() {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,9 +47,11 @@ const expireStep = 37 * time.Millisecond
 // stoppedNote marks a row cut short by -max-time.
 const stoppedNote = "stopped by -max-time"
 
-// store returns a store on the target whose default tenant is tenant.
-func (r *runner) store(tenant string, opts ...ephemeral.StoreOption) (*SampleStore, error) {
-	return NewSampleStore(r.t.backend, append([]ephemeral.StoreOption{ephemeral.WithDefaultTenant(tenant)}, opts...)...)
+// store returns a store on the target whose default tenant is tenant. Limits belong to the
+// store ID, so every store of the run has the same: room for the largest snapshot row.
+func (r *runner) store(tenant string) (*SampleStore, error) {
+	limits := ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
+	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(limits))
 }
 
 // throughput times upserts and touches, sequentially and from -c goroutines, beside the
@@ -182,11 +185,11 @@ func (r *runner) snapshots(ctx context.Context) ([]result, error) {
 	return out, nil
 }
 
-// snapshot fills a tenant with size entries (MaxEntries raised to size) and times snapshots of
-// it, beside the baseline of a raw HGETALL of its state hash on Redis.
+// snapshot fills a tenant with size entries and times snapshots of it, beside the baseline of a
+// raw HGETALL of its state hash on Redis.
 func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
 	tenant := fmt.Sprintf("snapshot-%d", size)
-	store, err := r.store(tenant, ephemeral.WithLimits(ephemeral.Limits{MaxEntries: size}))
+	store, err := r.store(tenant)
 	if err != nil {
 		return nil, err
 	}

@@ -3,107 +3,24 @@
 package main
 
 import (
-	"context"
-	ephemeralrt "github.com/ephemeral-go/ephemeral/runtime"
-	ephemeraljsonc "github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// ephemeral.Entry[string, Member] is an entry of a MemberStore, with its typed key.
-type ephemeral.Entry[string, Member] = ephemeralrt.KeyedEntry[string, Member]
+// MemberStore is a store of Member values: store id "presence", default TTL 10s.
+type MemberStore = ephemeral.Store[string, Member]
 
-// MemberSnapshot is the result of MemberStore.Snapshot.
-type MemberSnapshot = ephemeralrt.KeyedSnapshot[string, Member]
-
-// ephemeral.Event[string, Member] is an event of a MemberReader, with its typed key.
-type ephemeral.Event[string, Member] = ephemeralrt.KeyedEvent[string, Member]
-
-// MemberReader is a stream of a MemberStore's events, from MemberStore.Reader.
-type MemberReader = ephemeralrt.KeyedReader[string, Member]
-
-// MemberMirror is an in-process replica of a tenant of a MemberStore, from MemberStore.Mirror.
-type MemberMirror = ephemeralrt.KeyedMirror[string, Member]
-
-// MemberChange is a change of a MemberMirror's state, with its typed key; see OnMemberChange.
-type MemberChange = ephemeralrt.KeyedChange[string, Member]
-
-// MemberStore is a typed store of Member values: store id "presence", default TTL 10s.
-type MemberStore struct {
-	store *ephemeralrt.Store[Member]
-}
-
-// NewMemberStore returns the MemberStore on backend. The directive's settings are the defaults; opts override them.
-func NewMemberStore(backend ephemeralrt.Backend, opts ...ephemeralrt.StoreOption) (*MemberStore, error) {
-	s, err := ephemeralrt.New[Member](backend, MemberCodec{}, ephemeralrt.Config{ID: "presence", TTL: 10 * time.Second}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &MemberStore{store: s}, nil
-}
-
-// Store returns the untyped store under s, which addresses entries by the string form of their keys.
-func (s *MemberStore) Store() *ephemeralrt.Store[Member] {
-	return s.store
-}
-
-// Upsert creates or replaces the entry at key with v and resets its TTL.
-func (s *MemberStore) Upsert(ctx context.Context, key string, v Member, opts ...ephemeralrt.UpsertOption) (ephemeral.Entry[string, Member], error) {
-	e, err := s.store.Upsert(ctx, key, v, opts...)
-	if err != nil {
-		return ephemeral.Entry[string, Member]{}, err
-	}
-	return ephemeralrt.KeyEntry(key, e), nil
-}
-
-// Touch extends the TTL of the live entry at key; the result's OK is false when there is none.
-func (s *MemberStore) Touch(ctx context.Context, key string, opts ...ephemeralrt.TouchOption) (ephemeralrt.TouchResult, error) {
-	return s.store.Touch(ctx, key, opts...)
-}
-
-// Remove deletes the entry at key and reports whether it was live.
-func (s *MemberStore) Remove(ctx context.Context, key string, opts ...ephemeralrt.RemoveOption) (bool, error) {
-	return s.store.Remove(ctx, key, opts...)
-}
-
-// Get returns the live entry at key; ok is false when there is none.
-func (s *MemberStore) Get(ctx context.Context, key string, opts ...ephemeralrt.GetOption) (ephemeral.Entry[string, Member], bool, error) {
-	e, ok, err := s.store.Get(ctx, key, opts...)
-	if !ok {
-		return ephemeral.Entry[string, Member]{}, false, err
-	}
-	return ephemeralrt.KeyEntry(key, e), true, nil
-}
-
-// Snapshot returns every live entry, sorted by key, and the cursor to start a Reader after.
-func (s *MemberStore) Snapshot(ctx context.Context, opts ...ephemeralrt.SnapshotOption) (MemberSnapshot, error) {
-	snap, err := s.store.Snapshot(ctx, opts...)
-	if err != nil {
-		return MemberSnapshot{}, err
-	}
-	return ephemeralrt.KeySnapshot(snap, ephemeralrt.ParsePlainKey)
-}
-
-// Reader starts a stream of the tenant's events. Close it when done.
-func (s *MemberStore) Reader(ctx context.Context, opts ...ephemeralrt.ReaderOption) (*ephemeral.Reader[string, Member], error) {
-	r, err := s.store.Reader(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedReader(r, ephemeralrt.ParsePlainKey), nil
-}
-
-// Mirror starts an in-process replica of the default tenant (another with WithTenant), or of its keys with a prefix (WithPrefix); see runtime.Store.Mirror. Report its changes with OnMemberChange.
-func (s *MemberStore) Mirror(opts ...ephemeralrt.MirrorOption) (*MemberMirror, error) {
-	m, err := s.store.Mirror(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return ephemeralrt.NewKeyedMirror(m, ephemeralrt.FormatPlainKey, ephemeralrt.ParsePlainKey), nil
-}
-
-// OnMemberChange makes a MemberMirror call fn with every change, in order; see runtime.OnChange.
-func OnMemberChange(fn func(MemberChange)) ephemeralrt.MirrorOption {
-	return ephemeralrt.OnKeyedChange(fn, ephemeralrt.ParsePlainKey)
+// NewMemberStore returns the MemberStore on backend b. The directive's settings are the defaults;
+// opts override them.
+func NewMemberStore(b ephemeral.Backend, opts ...ephemeral.StoreOption) (*MemberStore, error) {
+	return ephemeral.New(b, ephemeral.Config[string, Member]{
+		ID:    "presence",
+		TTL:   10 * time.Second,
+		Codec: MemberCodec{},
+		Key:   ephemeral.StringKeys(),
+	}, opts...)
 }
 
 // MemberCodec encodes and decodes Member as JSON exactly as encoding/json does, without reflection.
@@ -111,7 +28,7 @@ type MemberCodec struct{}
 
 // Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 func (MemberCodec) Encode(dst []byte, v *Member) ([]byte, error) {
-	e := new(ephemeraljsonc.Encoder)
+	e := new(jsonc.Encoder)
 	e.Reset(dst)
 	ephemeralEncodeMember(e, v)
 	return e.Finish()
@@ -119,15 +36,15 @@ func (MemberCodec) Encode(dst []byte, v *Member) ([]byte, error) {
 
 // Decode parses the JSON document src into *v.
 func (MemberCodec) Decode(src []byte, v *Member) error {
-	d := new(ephemeraljsonc.Decoder)
+	d := new(jsonc.Decoder)
 	d.Reset(src)
 	ephemeralDecodeMember(d, v)
 	return d.Finish()
 }
 
-var ephemeralFieldsMember = ephemeraljsonc.NewFields("id", "name", "status")
+var ephemeralFieldsMember = jsonc.NewFields("id", "name", "status")
 
-func ephemeralEncodeMember(e *ephemeraljsonc.Encoder, v *Member) {
+func ephemeralEncodeMember(e *jsonc.Encoder, v *Member) {
 	e.Raw(`{"id":`)
 	e.String(v.ID)
 	e.Raw(`,"name":`)
@@ -137,7 +54,7 @@ func ephemeralEncodeMember(e *ephemeraljsonc.Encoder, v *Member) {
 	e.Byte('}')
 }
 
-func ephemeralDecodeMember(d *ephemeraljsonc.Decoder, v *Member) {
+func ephemeralDecodeMember(d *jsonc.Decoder, v *Member) {
 	if !d.Object() {
 		return
 	}

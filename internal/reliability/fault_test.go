@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -49,7 +50,7 @@ func (f *faultFixture) reader(t *testing.T, after string) *stream {
 	if err != nil {
 		t.Fatalf("reader after %q: %v", after, err)
 	}
-	start, err := ephemeral.ParseCursor(r.Cursor())
+	start, err := backend.ParseCursor(r.Cursor())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +62,12 @@ func (f *faultFixture) reader(t *testing.T, after string) *stream {
 // mirror starts a mirror that retries fast.
 func (f *faultFixture) mirror(t *testing.T) (*ephemeral.Mirror[string, string], chan struct{}) {
 	changed := make(chan struct{}, 1)
-	m, err := f.store.Mirror(ephemeral.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
-		ephemeral.OnChange(func(ephemeral.Change[string, string]) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		}))
+	m, err := f.store.Mirror(func(ephemeral.Change[string, string]) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}, ephemeral.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestFaultConnectionKills(t *testing.T) {
 	wg.Wait()
 
 	snap := f.snapshot(t)
-	final, err := ephemeral.ParseCursor(snap.Cursor)
+	final, err := backend.ParseCursor(snap.Cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,14 +266,14 @@ func writeUntil(ctx context.Context, s *ephemeral.Store[string, string], writer 
 
 // waitAll waits until s has every event up to final and checks that they are exactly the
 // versions after its start, in order, none twice, without an overflow.
-func waitAll(t *testing.T, s *stream, final ephemeral.Cursor) []ephemeral.Event[string, string] {
+func waitAll(t *testing.T, s *stream, final backend.Cursor) []ephemeral.Event[string, string] {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*waitFor)
 	defer cancel()
 	err := s.wait(ctx, func(evs []ephemeral.Event[string, string]) (bool, error) {
 		for i, ev := range evs {
 			want := s.start.Seq + uint64(i) + 1
-			if ev.Kind == ephemeral.EventOverflow || ev.Version != want || ev.Cursor != (ephemeral.Cursor{Epoch: final.Epoch, Seq: want}).String() {
+			if ev.Kind == ephemeral.EventOverflow || ev.Version != want || ev.Cursor != (backend.Cursor{Epoch: final.Epoch, Seq: want}).String() {
 				return false, fmt.Errorf("event %d: %+v, want version %d of epoch %s", i, ev, want, final.Epoch)
 			}
 		}
@@ -309,7 +309,7 @@ func testReset(t *testing.T, reset func(*faultFixture)) {
 		upsertRetry(t, f.store, "old"+strconv.Itoa(i))
 	}
 	before := f.snapshot(t)
-	old, _ := ephemeral.ParseCursor(before.Cursor)
+	old, _ := backend.ParseCursor(before.Cursor)
 	waitAll(t, r, old)
 	waitMirror(t, m, changed, before)
 
@@ -319,7 +319,7 @@ func testReset(t *testing.T, reset func(*faultFixture)) {
 	}
 	r2 := f.reader(t, before.Cursor) // a reader after a cursor of the lost state
 	after := f.snapshot(t)
-	cur, _ := ephemeral.ParseCursor(after.Cursor)
+	cur, _ := backend.ParseCursor(after.Cursor)
 	if cur.Epoch == old.Epoch {
 		t.Fatalf("epoch %s survived the reset", cur.Epoch)
 	}
@@ -342,7 +342,7 @@ func upsertRetry(t *testing.T, s *ephemeral.Store[string, string], key string) {
 
 // waitOverflow checks that s, past the events up to old, gets an overflow from old into the
 // new epoch and then every event of the new epoch up to final, in order.
-func waitOverflow(t *testing.T, s *stream, old, final ephemeral.Cursor) {
+func waitOverflow(t *testing.T, s *stream, old, final backend.Cursor) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
@@ -352,12 +352,12 @@ func waitOverflow(t *testing.T, s *stream, old, final ephemeral.Cursor) {
 			return false, nil
 		}
 		ov := evs[i]
-		fa, err := ephemeral.ParseCursor(ov.FirstAvailable)
+		fa, err := backend.ParseCursor(ov.FirstAvailable)
 		if ov.Kind != ephemeral.EventOverflow || ov.After != old.String() || err != nil || fa.Epoch != final.Epoch {
 			return false, fmt.Errorf("event %d: %+v, want an overflow from %v into epoch %s", i, ov, old, final.Epoch)
 		}
 		for j, ev := range evs[i+1:] {
-			if want := fa.Seq + uint64(j) + 1; ev.Version != want || ev.Cursor != (ephemeral.Cursor{Epoch: final.Epoch, Seq: want}).String() {
+			if want := fa.Seq + uint64(j) + 1; ev.Version != want || ev.Cursor != (backend.Cursor{Epoch: final.Epoch, Seq: want}).String() {
 				return false, fmt.Errorf("event %d after the overflow: %+v, want version %d", j, ev, want)
 			}
 		}
@@ -376,7 +376,7 @@ func TestFaultUnreachable(t *testing.T) {
 	m, changed := f.mirror(t)
 	upsertRetry(t, f.store, "before")
 	before := f.snapshot(t)
-	old, _ := ephemeral.ParseCursor(before.Cursor)
+	old, _ := backend.ParseCursor(before.Cursor)
 	waitAll(t, r, old)
 	waitMirror(t, m, changed, before)
 
@@ -421,7 +421,7 @@ func TestFaultUnreachable(t *testing.T) {
 	f.srv.start() // empty: the data is lost, as on a restart without persistence
 	upsertRetry(t, f.store, "after")
 	after := f.snapshot(t)
-	cur, _ := ephemeral.ParseCursor(after.Cursor)
+	cur, _ := backend.ParseCursor(after.Cursor)
 	waitOverflow(t, r, old, cur)
 	waitMirror(t, m, changed, after)
 }

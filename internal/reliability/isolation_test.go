@@ -116,7 +116,7 @@ func abandon(t *testing.T, b ephemeral.Backend, ttl, retention time.Duration) {
 		t.Fatal(err)
 	}
 	r.Close()
-	m, err := s.Mirror(ephemeral.WithTenant("t1"))
+	m, err := s.Mirror(nil, ephemeral.WithTenant("t1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -76,7 +77,7 @@ func (strCodec) Decode(src []byte, v *string) error {
 
 // newStore returns a store of strings with the given ID and limits.
 func newStore(t fataler, b ephemeral.Backend, id string, l ephemeral.Limits) *ephemeral.Store[string, string] {
-	s, err := ephemeral.New[string](b, strCodec{}, ephemeral.Config{ID: id, TTL: time.Hour, Limits: l})
+	s, err := ephemeral.New(b, ephemeral.Config[string, string]{ID: id, TTL: time.Hour, Limits: l, Codec: strCodec{}})
 	if err != nil {
 		t.Fatalf("ephemeral.New: %v", err)
 	}
@@ -177,7 +178,7 @@ func newRealTarget(client redis.UniversalClient) target {
 }
 
 // testPrefix returns a fresh key prefix, so that runs never see each other's keys.
-func testPrefix() string { return "ephemeral-reliability-" + ephemeral.NewEpoch() }
+func testPrefix() string { return "ephemeral-reliability-" + backend.NewEpoch() }
 
 // scanKeys returns the keys that start with prefix+":", from every master of a cluster.
 func scanKeys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	gocmp "github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
 )
@@ -176,14 +177,14 @@ func newModelCase(rt *rapid.T, tg target, stats *modelStats) *modelCase {
 		c.limits.MaxEvents = smallMaxEvents
 	}
 	c.limits.MaxEntries = modelMaxEntries
-	c.store = newStore(rt, tg.backend, "model-"+ephemeral.NewEpoch(), c.limits)
+	c.store = newStore(rt, tg.backend, "model-"+backend.NewEpoch(), c.limits)
 	for _, name := range modelTenants {
 		r, err := c.store.Reader(ctx, ephemeral.WithTenant(name))
 		if err != nil {
 			c.close()
 			rt.Fatalf("recorder of %q: %v", name, err)
 		}
-		cur, err := ephemeral.ParseCursor(r.Cursor())
+		cur, err := backend.ParseCursor(r.Cursor())
 		if err != nil || cur.Seq != 0 {
 			r.Close()
 			c.close()
@@ -228,7 +229,7 @@ type op struct {
 	key    string
 	value  string
 	ttl    time.Duration
-	cond   ephemeral.Condition
+	cond   backend.Condition
 	reason string // remove: unique, to find its delete event
 
 	err     error
@@ -277,12 +278,12 @@ func (c *modelCase) drawOp(rt *rapid.T, quietOK bool) *op {
 		c.reasons++
 		o.reason = "r" + strconv.Itoa(c.reasons)
 	}
-	kind := ephemeral.CondKind(rapid.IntRange(0, int(ephemeral.CondIfVersion)).Draw(rt, "cond"))
-	if o.kind != opUpsert && (kind == ephemeral.CondIfNew || kind == ephemeral.CondIfExists) {
-		kind = ephemeral.CondNone
+	kind := backend.CondKind(rapid.IntRange(0, int(backend.CondIfVersion)).Draw(rt, "cond"))
+	if o.kind != opUpsert && (kind == backend.CondIfNew || kind == backend.CondIfExists) {
+		kind = backend.CondNone
 	}
 	o.cond.Kind = kind
-	if kind == ephemeral.CondIfVersion {
+	if kind == backend.CondIfVersion {
 		// Mostly the version the key has now, so that some succeed.
 		v := rapid.Uint64Range(0, t.version+1).Draw(rt, "version")
 		if e, ok := t.entries[o.key]; ok && rapid.Bool().Draw(rt, "current") {
@@ -300,11 +301,11 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 	case opUpsert:
 		opts := []ephemeral.UpsertOption{tenant, ephemeral.WithTTL(o.ttl)}
 		switch o.cond.Kind {
-		case ephemeral.CondIfNew:
+		case backend.CondIfNew:
 			opts = append(opts, ephemeral.IfNew())
-		case ephemeral.CondIfExists:
+		case backend.CondIfExists:
 			opts = append(opts, ephemeral.IfExists())
-		case ephemeral.CondIfVersion:
+		case backend.CondIfVersion:
 			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.entry, o.err = s.Upsert(ctx, o.key, o.value, opts...)
@@ -316,7 +317,7 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 		if o.kind == opQuiet {
 			opts = append(opts, ephemeral.Quiet())
 		}
-		if o.cond.Kind == ephemeral.CondIfVersion {
+		if o.cond.Kind == backend.CondIfVersion {
 			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.touch, o.err = s.Touch(ctx, o.key, opts...)
@@ -325,7 +326,7 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 		}
 	case opRemove:
 		opts := []ephemeral.RemoveOption{tenant, ephemeral.WithReason(o.reason)}
-		if o.cond.Kind == ephemeral.CondIfVersion {
+		if o.cond.Kind == backend.CondIfVersion {
 			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
 		o.removed, o.err = s.Remove(ctx, o.key, opts...)
@@ -435,7 +436,7 @@ func (c *modelCase) history(rt *rapid.T, t *tenantModel, n uint64) []ephemeral.E
 }
 
 func (c *modelCase) checkCursor(rt *rapid.T, t *tenantModel, ev ephemeral.Event[string, string], version uint64) {
-	want := ephemeral.Cursor{Epoch: t.epoch, Seq: version}.String()
+	want := backend.Cursor{Epoch: t.epoch, Seq: version}.String()
 	if ev.Version != version || ev.Cursor != want {
 		rt.Fatalf("tenant %q: event %+v, want version %d and cursor %s", t.name, ev, version, want)
 	}
@@ -517,13 +518,13 @@ func (c *modelCase) apply(rt *rapid.T, o *op, strict bool) {
 	}
 }
 
-func condHolds(c ephemeral.Condition, e *modelEntry, live bool) bool {
+func condHolds(c backend.Condition, e *modelEntry, live bool) bool {
 	switch c.Kind {
-	case ephemeral.CondIfNew:
+	case backend.CondIfNew:
 		return !live
-	case ephemeral.CondIfExists:
+	case backend.CondIfExists:
 		return live
-	case ephemeral.CondIfVersion:
+	case backend.CondIfVersion:
 		return live && e.version == c.Version
 	}
 	return true
@@ -633,7 +634,7 @@ func (c *modelCase) snapshotDue(rt *rapid.T, t *tenantModel, due map[string]bool
 	if err != nil {
 		rt.Fatalf("snapshot of %q: %v", t.name, err)
 	}
-	cur, err := ephemeral.ParseCursor(snap.Cursor)
+	cur, err := backend.ParseCursor(snap.Cursor)
 	if err != nil || cur.Epoch != t.epoch || cur.Seq < t.version || cur.Seq > t.version+uint64(len(due)) {
 		rt.Fatalf("snapshot of %q while %d keys expire: cursor %s, want version %d to %d", t.name, len(due), snap.Cursor, t.version, t.version+uint64(len(due)))
 	}
@@ -662,7 +663,7 @@ func (c *modelCase) snapshot(rt *rapid.T) {
 	if err != nil {
 		rt.Fatalf("snapshot of %q: %v", t.name, err)
 	}
-	if want := (ephemeral.Cursor{Epoch: t.epoch, Seq: t.version}).String(); snap.Cursor != want {
+	if want := (backend.Cursor{Epoch: t.epoch, Seq: t.version}).String(); snap.Cursor != want {
 		rt.Fatalf("snapshot of %q: cursor %s, want %s", t.name, snap.Cursor, want)
 	}
 	if d := gocmp.Diff(t.list(prefix), snap.Entries); d != "" {
@@ -726,7 +727,7 @@ func (c *modelCase) reader(rt *rapid.T) {
 	if err != nil {
 		rt.Fatalf("reader of %q after %q: %v", t.name, after, err)
 	}
-	cur, err := ephemeral.ParseCursor(r.Cursor())
+	cur, err := backend.ParseCursor(r.Cursor())
 	if err != nil || after == "" && (cur.Epoch != t.epoch || cur.Seq != t.version) {
 		r.Close()
 		rt.Fatalf("fresh reader of %q starts at %q (%v), want version %d of epoch %s", t.name, r.Cursor(), err, t.version, t.epoch)
@@ -738,14 +739,13 @@ func (c *modelCase) mirror(rt *rapid.T) {
 	t := c.drawTenant(rt)
 	prefix := rapid.SampledFrom([]string{"", "d/"}).Draw(rt, "prefix")
 	changed := make(chan struct{}, 1)
-	m, err := c.store.Mirror(ephemeral.WithTenant(t.name), ephemeral.WithPrefix(prefix), ephemeral.WithMirrorClock(c.now),
-		ephemeral.WithBackoff(time.Millisecond, 20*time.Millisecond),
-		ephemeral.OnChange(func(ephemeral.Change[string, string]) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		}))
+	m, err := c.store.Mirror(func(ephemeral.Change[string, string]) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}, ephemeral.WithTenant(t.name), ephemeral.WithPrefix(prefix), ephemeral.WithMirrorClock(c.now),
+		ephemeral.WithBackoff(time.Millisecond, 20*time.Millisecond))
 	if err != nil {
 		rt.Fatalf("mirror of %q: %v", t.name, err)
 	}
@@ -772,7 +772,7 @@ func (c *modelCase) finish(rt *rapid.T) {
 	}
 }
 
-func (c *modelCase) tenantOf(cur ephemeral.Cursor) *tenantModel {
+func (c *modelCase) tenantOf(cur backend.Cursor) *tenantModel {
 	for _, t := range c.tenants {
 		if t.epoch == cur.Epoch {
 			return t
@@ -810,7 +810,7 @@ func (c *modelCase) checkReader(rt *rapid.T, s *stream) {
 // checkEvents reports whether evs are all the events of hist (versions 1 to len(hist)) after
 // start whose keys have prefix, in order, each once; an overflow may skip events when
 // overflowOK, but only forward. It fails at the first event that is not the expected one.
-func checkEvents(evs []ephemeral.Event[string, string], start ephemeral.Cursor, hist []ephemeral.Event[string, string], prefix string, overflowOK bool) (bool, error) {
+func checkEvents(evs []ephemeral.Event[string, string], start backend.Cursor, hist []ephemeral.Event[string, string], prefix string, overflowOK bool) (bool, error) {
 	pos := start.Seq
 	next := func() int { // the index in hist of the next expected event, or -1
 		for i := pos; i < uint64(len(hist)); i++ {
@@ -822,7 +822,7 @@ func checkEvents(evs []ephemeral.Event[string, string], start ephemeral.Cursor, 
 	}
 	for i, ev := range evs {
 		if ev.Kind == ephemeral.EventOverflow {
-			fa, err := ephemeral.ParseCursor(ev.FirstAvailable)
+			fa, err := backend.ParseCursor(ev.FirstAvailable)
 			if !overflowOK || err != nil || fa.Epoch != start.Epoch || fa.Seq <= pos || fa.Seq > uint64(len(hist)) {
 				return false, fmt.Errorf("event %d: overflow %+v at version %d (allowed: %v)", i, ev, pos, overflowOK)
 			}

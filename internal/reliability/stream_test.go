@@ -6,13 +6,14 @@ import (
 	"sync"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // stream receives the events of one reader in a goroutine of its own, as an application
 // would, and keeps them for the checks.
 type stream struct {
 	r       *ephemeral.Reader[string, string]
-	start   ephemeral.Cursor // the position the reader started after
+	start   backend.Cursor // the position the reader started after
 	prefix  string
 	done    chan struct{}
 	changed chan struct{} // gets a value after every event or error
@@ -23,7 +24,7 @@ type stream struct {
 }
 
 // startStream starts receiving from r, which started after start.
-func startStream(r *ephemeral.Reader[string, string], start ephemeral.Cursor, prefix string) *stream {
+func startStream(r *ephemeral.Reader[string, string], start backend.Cursor, prefix string) *stream {
 	s := &stream{r: r, start: start, prefix: prefix, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	go s.run()
 	return s
