@@ -234,37 +234,25 @@ func testInvalidArguments(e *env) {
 			e.wantErr("Get, "+what, err, ephemeral.ErrInvalidKey)
 		}
 
-		_, err := s.Upsert(e.ctx, "k", item{}, badTenant)
-		e.wantErr("Upsert, long tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Touch(e.ctx, "k", badTenant)
-		e.wantErr("Touch, long tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Remove(e.ctx, "k", badTenant)
-		e.wantErr("Remove, long tenant", err, ephemeral.ErrInvalidTenant)
-		_, _, err = s.Get(e.ctx, "k", badTenant)
-		e.wantErr("Get, long tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Snapshot(e.ctx, badTenant)
-		e.wantErr("Snapshot, long tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Reader(e.ctx, badTenant)
-		e.wantErr("Reader, long tenant", err, ephemeral.ErrInvalidTenant)
-
-		// An empty tenant is an error, never the default tenant: a tenant missing from
-		// request data must not share the default one.
-		empty := ephemeral.WithTenant("")
-		_, err = s.Upsert(e.ctx, "k", item{}, empty)
-		e.wantErr("Upsert, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Touch(e.ctx, "k", empty)
-		e.wantErr("Touch, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Remove(e.ctx, "k", empty)
-		e.wantErr("Remove, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, _, err = s.Get(e.ctx, "k", empty)
-		e.wantErr("Get, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Snapshot(e.ctx, empty)
-		e.wantErr("Snapshot, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Reader(e.ctx, empty)
-		e.wantErr("Reader, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = s.Mirror(nil, empty)
-		e.wantErr("Mirror, empty tenant", err, ephemeral.ErrInvalidTenant)
-		_, err = ephemeral.New(e.h.Backend, config{ID: e.id, TTL: longTTL, Codec: itemCodec{}}, ephemeral.WithDefaultTenant(""))
+		// A tenant of more than MaxTenantBytes is an error; an empty one is too, never the
+		// default tenant: a tenant missing from request data must not share the default one.
+		for what, bad := range map[string]ephemeral.TenantOption{"long tenant": badTenant, "empty tenant": ephemeral.WithTenant("")} {
+			_, err := s.Upsert(e.ctx, "k", item{}, bad)
+			e.wantErr("Upsert, "+what, err, ephemeral.ErrInvalidTenant)
+			_, err = s.Touch(e.ctx, "k", bad)
+			e.wantErr("Touch, "+what, err, ephemeral.ErrInvalidTenant)
+			_, err = s.Remove(e.ctx, "k", bad)
+			e.wantErr("Remove, "+what, err, ephemeral.ErrInvalidTenant)
+			_, _, err = s.Get(e.ctx, "k", bad)
+			e.wantErr("Get, "+what, err, ephemeral.ErrInvalidTenant)
+			_, err = s.Snapshot(e.ctx, bad)
+			e.wantErr("Snapshot, "+what, err, ephemeral.ErrInvalidTenant)
+			_, err = s.Reader(e.ctx, bad)
+			e.wantErr("Reader, "+what, err, ephemeral.ErrInvalidTenant)
+			_, err = s.Mirror(nil, bad)
+			e.wantErr("Mirror, "+what, err, ephemeral.ErrInvalidTenant)
+		}
+		_, err := ephemeral.New(e.h.Backend, config{ID: e.id, TTL: longTTL, Codec: itemCodec{}}, ephemeral.WithDefaultTenant(""))
 		e.wantErr("New WithDefaultTenant(\"\")", err, ephemeral.ErrInvalidTenant)
 
 		for _, ttl := range []time.Duration{0, -time.Nanosecond, -time.Hour} {
