@@ -1,12 +1,15 @@
+//go:build unix
+
 package redisstore
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,96 +17,195 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// benchGoroutines is the number of goroutines of the parallel benchmarks.
-const benchGoroutines = 32
+// The benchmarks run against the server named by EPHEMERAL_REDIS_ADDR, best one of your own
+// that nothing else uses: they report its CPU time. Each compares an operation with a baseline
+// on the same server in the same run:
+//
+//	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench . ./runtime/redisstore
+//
+// Metrics: ns/op is the wall time; client-µs/op the CPU time of this process (user and
+// system); server-µs/op the Redis server's used_cpu_user + used_cpu_sys from INFO, all per
+// operation. (INFO commandstats would count the commands inside a script twice.)
 
-// newBenchReal is newReal with a connection pool as large as the benchmarks' parallelism.
+// benchConc are the concurrencies of the throughput benchmarks: calls in flight.
+var benchConc = []int{1, 32}
+
+// newBenchReal is newReal with a connection pool as large as the benchmarks' concurrency.
 func newBenchReal(b *testing.B) fixture {
 	addr := os.Getenv(envRedis)
 	if addr == "" {
 		b.Skipf("set %s to run the benchmarks against a real Redis server", envRedis)
 	}
-	return newOn(b, redis.NewClient(&redis.Options{Addr: addr, PoolSize: benchGoroutines}), nil)
+	return newOn(b, redis.NewClient(&redis.Options{Addr: addr, PoolSize: benchConc[len(benchConc)-1]}), nil)
 }
 
-// commandStats returns the calls and microseconds INFO commandstats reports for cmd.
-func commandStats(b *testing.B, c redis.UniversalClient, cmd string) (calls, usec float64) {
-	info, err := c.Info(context.Background(), "commandstats").Result()
+// serverCPU returns the CPU time the Redis server has used, from INFO cpu.
+func serverCPU(b *testing.B, c redis.UniversalClient) time.Duration {
+	info, err := c.Info(context.Background(), "cpu").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
+	var sum float64
 	for line := range strings.Lines(info) {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
-		if !ok {
-			continue
-		}
-		for field := range strings.SplitSeq(rest, ",") {
-			name, value, _ := strings.Cut(field, "=")
-			v, _ := strconv.ParseFloat(value, 64)
-			switch name {
-			case "calls":
-				calls = v
-			case "usec":
-				usec = v
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if name == "used_cpu_user" || name == "used_cpu_sys" {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu: %q", line)
 			}
+			sum += v
 		}
 	}
-	return calls, usec
+	return time.Duration(sum * float64(time.Second))
 }
 
-// runParallel runs op from benchGoroutines goroutines and reports the server time of cmd (from
-// INFO commandstats) per op as server-µs/op, and the number of cmd calls per op.
-func runParallel(b *testing.B, f fixture, cmd string, op func(ctx context.Context, i int) error) {
-	ctx := context.Background()
-	b.SetParallelism((benchGoroutines + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	calls0, usec0 := commandStats(b, f.client, cmd)
+// clientCPU returns the CPU time (user and system) this process has used.
+func clientCPU() time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// measure runs body, which does b.N operations, and reports the CPU time of this process and
+// of the Redis server per operation.
+func measure(b *testing.B, f fixture, body func()) {
+	srv0, cli0 := serverCPU(b, f.client), clientCPU()
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			if err := op(ctx, i); err != nil {
-				b.Error(err)
-				return
-			}
-			i++
+	body()
+	b.StopTimer()
+	srv, cli := serverCPU(b, f.client)-srv0, clientCPU()-cli0
+	b.ReportMetric(float64(cli.Nanoseconds())/1e3/float64(b.N), "client-µs/op")
+	b.ReportMetric(float64(srv.Nanoseconds())/1e3/float64(b.N), "server-µs/op")
+}
+
+// runConc runs b.N calls of op from c goroutines (c calls in flight) and reports their CPU
+// times (see measure).
+func runConc(b *testing.B, f fixture, c int, op func(ctx context.Context, i int) error) {
+	ctx := context.Background()
+	measure(b, f, func() {
+		var next atomic.Int64
+		done := make(chan struct{})
+		for range c {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= b.N {
+						return
+					}
+					if err := op(ctx, i); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		for range c {
+			<-done
 		}
 	})
-	b.StopTimer()
-	calls1, usec1 := commandStats(b, f.client, cmd)
-	b.ReportMetric((usec1-usec0)/float64(b.N), "server-µs/op")
-	b.ReportMetric((calls1-calls0)/float64(b.N), "calls/op")
 }
 
-// BenchmarkUpsert compares Upsert with the baseline of a raw SET key value PX ttl, both from
-// 32 goroutines on one client. Run with EPHEMERAL_REDIS_ADDR set:
-//
-//	go test -run '^$' -bench Upsert ./runtime/redisstore
-func BenchmarkUpsert(b *testing.B) {
-	f := newBenchReal(b)
-	value := []byte(`{"room":"lobby","userId":"u-123456","status":"online"}`)
+// benchValue is the value the throughput benchmarks write: a small presence record.
+var benchValue = []byte(`{"room":"lobby","userId":"u-123456","status":"online"}`)
+
+// benchKeys returns the 1,000 keys the throughput benchmarks cycle through.
+func benchKeys() []string {
 	keys := make([]string, 1000)
 	for i := range keys {
 		keys[i] = fmt.Sprint("user-", i)
 	}
-	b.Run("baseline=SET-PX", func(b *testing.B) {
-		runParallel(b, f, "set", func(ctx context.Context, i int) error {
-			return f.client.Set(ctx, "ephemeral-bench:"+keys[i%len(keys)], value, time.Minute).Err()
-		})
-		f.client.Del(context.Background(), func() []string {
-			out := make([]string, len(keys))
-			for i, k := range keys {
-				out[i] = "ephemeral-bench:" + k
-			}
-			return out
-		}()...)
+	return keys
+}
+
+// benchSet is the baseline of the throughput benchmarks: a raw SET key value PX 60000 of the
+// same value and keys, with c calls in flight.
+func benchSet(b *testing.B, f fixture, keys []string, c int) {
+	prefix := "ephemeral-bench-" + backend.NewEpoch() + ":"
+	runConc(b, f, c, func(ctx context.Context, i int) error {
+		return f.client.Set(ctx, prefix+keys[i%len(keys)], benchValue, time.Minute).Err()
 	})
-	b.Run("upsert", func(b *testing.B) {
-		st := f.open(b, backend.Limits{})
-		runParallel(b, f, "evalsha", func(ctx context.Context, i int) error {
-			_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: value, TTL: time.Minute})
-			return err
+	deleteKeys(f.client, prefix[:len(prefix)-1])
+}
+
+// BenchmarkUpsert compares Upsert with a raw SET PX (see benchSet), with 1 and 32 calls in
+// flight. The upserts go to one tenant, so that concurrent ones are batched.
+//
+//	go test -run '^$' -bench Upsert ./runtime/redisstore
+func BenchmarkUpsert(b *testing.B) {
+	f := newBenchReal(b)
+	keys := benchKeys()
+	for _, c := range benchConc {
+		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
+		b.Run(fmt.Sprintf("c=%d/upsert", c), func(b *testing.B) {
+			st := f.open(b, backend.Limits{})
+			runConc(b, f, c, func(ctx context.Context, i int) error {
+				_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
+				return err
+			})
 		})
-	})
+	}
+}
+
+// BenchmarkTouch compares Touch, plain and quiet, with a raw SET PX (see benchSet), with 1
+// and 32 calls in flight, on 1,000 live keys of one tenant.
+//
+//	go test -run '^$' -bench Touch ./runtime/redisstore
+func BenchmarkTouch(b *testing.B) {
+	f := newBenchReal(b)
+	keys := benchKeys()
+	st := f.open(b, backend.Limits{})
+	for _, k := range keys {
+		if _, err := st.Upsert(context.Background(), "bench", backend.UpsertRequest{Key: k, Value: benchValue, TTL: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range benchConc {
+		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
+		for _, quiet := range []bool{false, true} {
+			name := map[bool]string{false: "touch", true: "quiet"}[quiet]
+			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
+				runConc(b, f, c, func(ctx context.Context, i int) error {
+					r, err := st.Touch(ctx, "bench", backend.TouchRequest{Key: keys[i%len(keys)], TTL: time.Hour, Quiet: quiet})
+					if err == nil && !r.OK {
+						err = fmt.Errorf("touch %d: not live", i)
+					}
+					return err
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkRemove compares Remove of a live key, each after an upsert of it, with the baseline
+// of the upserts alone, with 1 and 32 calls in flight.
+//
+//	go test -run '^$' -bench Remove ./runtime/redisstore
+func BenchmarkRemove(b *testing.B) {
+	f := newBenchReal(b)
+	keys := benchKeys()
+	st := f.open(b, backend.Limits{})
+	upsert := func(ctx context.Context, i int) error {
+		_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
+		return err
+	}
+	for _, c := range benchConc {
+		b.Run(fmt.Sprintf("c=%d/baseline=upsert", c), func(b *testing.B) { runConc(b, f, c, upsert) })
+		b.Run(fmt.Sprintf("c=%d/upsert+remove", c), func(b *testing.B) {
+			runConc(b, f, c, func(ctx context.Context, i int) error {
+				if err := upsert(ctx, i); err != nil {
+					return err
+				}
+				ok, err := st.Remove(ctx, "bench", backend.RemoveRequest{Key: keys[i%len(keys)]})
+				if err == nil && !ok {
+					err = fmt.Errorf("remove %d: not live", i)
+				}
+				return err
+			})
+		})
+	}
 }
 
 // BenchmarkSnapshot10k takes a snapshot of 10,000 entries, against the baseline of a raw
@@ -114,26 +216,29 @@ func BenchmarkSnapshot10k(b *testing.B) {
 	f := newBenchReal(b)
 	ctx := context.Background()
 	st, ten := f.open(b, backend.Limits{}), "snap10k"
-	value := []byte(`{"room":"lobby","userId":"u-123456","status":"online"}`)
 	for i := range 10_000 {
-		if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: fmt.Sprintf("user-%05d", i), Value: value, TTL: time.Hour}); err != nil {
+		if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: fmt.Sprintf("user-%05d", i), Value: benchValue, TTL: time.Hour}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Run("baseline=HGETALL", func(b *testing.B) {
-		for b.Loop() {
-			if n := len(f.client.HGetAll(ctx, st.keys(ten)[keyState]).Val()); n < 10_000 {
-				b.Fatalf("%d fields", n)
+		measure(b, f, func() {
+			for range b.N {
+				if n := len(f.client.HGetAll(ctx, st.keys(ten)[keyState]).Val()); n < 10_000 {
+					b.Fatalf("%d fields", n)
+				}
 			}
-		}
+		})
 	})
 	b.Run("snapshot", func(b *testing.B) {
-		for b.Loop() {
-			snap, err := st.Snapshot(ctx, ten, "")
-			if err != nil || len(snap.Entries) != 10_000 {
-				b.Fatalf("%d entries, %v", len(snap.Entries), err)
+		measure(b, f, func() {
+			for range b.N {
+				snap, err := st.Snapshot(ctx, ten, "")
+				if err != nil || len(snap.Entries) != 10_000 {
+					b.Fatalf("%d entries, %v", len(snap.Entries), err)
+				}
 			}
-		}
+		})
 	})
 }
 
