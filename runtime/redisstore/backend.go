@@ -34,10 +34,10 @@ type Backend struct {
 	mu     sync.Mutex          // guards stores, pumps and the start of goroutines
 	stores map[string]*store   // the open store IDs
 	pumps  map[tenantKey]*pump // one per (id, tenant) with readers
-	wg     sync.WaitGroup      // running pumps and upsert drains
+	wg     sync.WaitGroup      // running pumps and write drains
 
-	qmu    sync.Mutex                 // guards queues and their fields
-	queues map[tenantKey]*upsertQueue // one per (id, tenant) with upserts in flight
+	qmu    sync.Mutex                // guards queues and their fields
+	queues map[tenantKey]*writeQueue // one per (id, tenant) with a write in flight
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -72,7 +72,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		buffer:   DefaultReaderBuffer,
 		stores:   make(map[string]*store),
 		pumps:    make(map[tenantKey]*pump),
-		queues:   make(map[tenantKey]*upsertQueue),
+		queues:   make(map[tenantKey]*writeQueue),
 	}
 	for _, o := range opts {
 		o(b)
@@ -142,43 +142,47 @@ type store struct {
 
 func (st *store) keys(tenant string) []string { return tenantKeys(st.base, tenant) }
 
-// Upsert implements [backend.Store]. Concurrent upserts to one tenant are applied in batches,
-// one script call each (see upsertQueue); a single upsert is a batch of one. Upsert returns
-// when its batch is applied or when ctx ends, whichever comes first. An upsert whose ctx ends
-// before its batch is sent is not applied; once sent, it may be applied, as any Redis command
-// may be.
+// Upsert implements [backend.Store]. It is applied as [store.write] says: alone, or in a batch
+// of the tenant's concurrent writes. It returns when it is applied or, if it waits for a batch,
+// when ctx ends, whichever comes first. An upsert whose ctx ends before it is sent is not
+// applied; once sent, it may be applied, as any Redis command may be.
 func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
 	if err := st.b.check(); err != nil {
 		return backend.Entry{}, err
 	}
-	call := &upsertCall{ctx: ctx, req: req, done: make(chan struct{})}
-	st.enqueue(tenant, call)
-	select {
-	case <-call.done:
-		return call.entry, call.err
-	case <-ctx.Done():
-		return backend.Entry{}, fmt.Errorf("redisstore: upsert %q: %w", req.Key, ctx.Err())
+	r := st.write(ctx, tenant, writeOp{code: opUpsert, key: req.Key, value: req.Value, ttl: req.TTL, cond: req.Cond})
+	if r.err != nil {
+		return backend.Entry{}, wrap("upsert", req.Key, r.err)
 	}
+	return backend.Entry{Key: req.Key, Value: req.Value, Version: r.version, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}, nil
 }
 
-// Touch implements [backend.Store].
+// Touch implements [backend.Store]. It is batched as Upsert is, quiet or not.
 func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
 	if err := st.b.check(); err != nil {
 		return backend.TouchResult{}, err
 	}
-	r, err := runTouch(ctx, st.b.client, st.keys(tenant), st.limits, req)
-	if r.OK {
-		st.b.noteVersion(tenantKey{st.id, tenant}, r.Version)
+	code := opTouch
+	if req.Quiet {
+		code = opTouchQuiet
 	}
-	return r, err
+	r := st.write(ctx, tenant, writeOp{code: code, key: req.Key, ttl: req.TTL, cond: req.Cond})
+	if r.err != nil {
+		return backend.TouchResult{}, wrap("touch", req.Key, r.err)
+	}
+	return backend.TouchResult{OK: r.ok, Version: r.version, ExpiresAt: r.expiresAt}, nil
 }
 
-// Remove implements [backend.Store].
+// Remove implements [backend.Store]. It is batched as Upsert is.
 func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
 	if err := st.b.check(); err != nil {
 		return false, err
 	}
-	return runRemove(ctx, st.b.client, st.keys(tenant), st.limits, req)
+	r := st.write(ctx, tenant, writeOp{code: opRemove, key: req.Key, value: []byte(req.Reason), cond: req.Cond})
+	if r.err != nil {
+		return false, wrap("remove", req.Key, r.err)
+	}
+	return r.ok, nil
 }
 
 // Get implements [backend.Store].

@@ -8,50 +8,69 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// maxBatch is the most upserts one script call applies.
+// maxBatch is the most writes one script call applies.
 const maxBatch = 64
 
-// upsertCall is one Upsert waiting for its batch.
-type upsertCall struct {
-	ctx   context.Context // the caller's: a call whose ctx ends before its batch is sent is dropped
-	req   backend.UpsertRequest
-	entry backend.Entry
-	err   error
-	done  chan struct{} // closed when entry or err is set
+// writeCall is one write waiting for its batch.
+type writeCall struct {
+	ctx  context.Context // the caller's: a call whose ctx ends before its batch is sent is dropped
+	op   writeOp
+	res  writeResult
+	done chan struct{} // closed when res is set
 }
 
-// upsertQueue batches the upserts of one (store ID, tenant): while one script call is in
-// flight, the upserts that arrive wait and then go together in the next call. This is group
-// commit: a lone upsert goes at once, and under load the fixed cost of a call (the round trip,
-// EVALSHA, TIME, reading and writing the tenant's meta) is shared by up to maxBatch upserts.
-type upsertQueue struct {
-	pending []*upsertCall
-	busy    bool // a goroutine is applying this queue's batches
+// writeQueue holds the writes of one (store ID, tenant) that wait while a script call of the
+// tenant is in flight. It exists while a call is in flight.
+type writeQueue struct {
+	pending []*writeCall
 }
 
-// enqueue adds call to its tenant's queue and, if no batch is in flight, starts a goroutine
-// that applies the queue's batches until it is empty. The callers wait for their own call (or
-// their context) in Upsert, so no caller waits for another's batch beyond its own deadline.
-func (st *store) enqueue(tenant string, call *upsertCall) {
+// write applies op to the tenant: upserts, touches and removes of one tenant are applied in the
+// order they arrive. A write with no other write of its tenant in flight runs at once, on the
+// caller's goroutine, as a script call of its own, under the caller's ctx. Writes that arrive
+// while a call is in flight wait in the tenant's queue, and go together in the next call (group
+// commit), made by a goroutine that drains the queue: under contention, the fixed cost of a
+// call (the round trip, EVALSHA, TIME, reading and writing the tenant's meta) is shared by up
+// to maxBatch writes. A waiting write returns when its batch is applied or when its ctx ends,
+// whichever comes first; one whose ctx ends before its batch is sent is not applied.
+func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResult {
 	b, k := st.b, tenantKey{st.id, tenant}
 	b.qmu.Lock()
-	q := b.queues[k]
-	if q == nil {
-		q = &upsertQueue{}
-		b.queues[k] = q
+	if q := b.queues[k]; q != nil {
+		call := &writeCall{ctx: ctx, op: op, done: make(chan struct{})}
+		q.pending = append(q.pending, call)
+		b.qmu.Unlock()
+		select {
+		case <-call.done:
+			return call.res
+		case <-ctx.Done():
+			return writeResult{err: ctx.Err()}
+		}
 	}
-	q.pending = append(q.pending, call)
-	lead := !q.busy
-	q.busy = true
+	q := &writeQueue{}
+	b.queues[k] = q
 	b.qmu.Unlock()
-	if !lead {
-		return
+
+	res := writeResult{}
+	if r, err := runWrite(ctx, b.client, st.keys(tenant), st.limits, []writeOp{op}); err != nil {
+		res.err = err
+	} else {
+		res = r[0]
+		st.noteVersion(tenant, res.version)
 	}
+
+	b.qmu.Lock()
+	if len(q.pending) == 0 {
+		delete(b.queues, k)
+		b.qmu.Unlock()
+		return res
+	}
+	b.qmu.Unlock()
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
 		st.drain(tenant, q)
-		return
+		return res
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
@@ -59,57 +78,49 @@ func (st *store) enqueue(tenant string, call *upsertCall) {
 		defer b.wg.Done()
 		st.drain(tenant, q)
 	}()
+	return res
 }
 
-// next returns the next batch of q, or nil after marking q idle and forgetting it. Only the
-// goroutine that made q busy calls it.
-func (st *store) next(tenant string, q *upsertQueue) []*upsertCall {
+// next returns the next batch of q, or nil after forgetting q when nothing is pending. Only
+// the goroutine that drains q calls it.
+func (st *store) next(tenant string, q *writeQueue) []*writeCall {
 	st.b.qmu.Lock()
 	defer st.b.qmu.Unlock()
-	if len(q.pending) == 0 {
-		st.idle(tenant, q)
-		return nil
-	}
-	var batch []*upsertCall
+	var batch []*writeCall
 	for len(q.pending) > 0 && len(batch) < maxBatch {
 		c := q.pending[0]
 		q.pending = q.pending[1:]
 		if err := c.ctx.Err(); err != nil {
 			// Its caller is gone: drop it unsent, so that it is certainly not applied.
-			c.err = fmt.Errorf("redisstore: upsert %q: %w", c.req.Key, err)
+			c.res.err = err
 			close(c.done)
 			continue
 		}
 		batch = append(batch, c)
 	}
 	if batch == nil {
-		st.idle(tenant, q)
+		delete(st.b.queues, tenantKey{st.id, tenant})
 	}
 	return batch
 }
 
-// idle marks q idle and forgets it; b.qmu is held and q has nothing pending.
-func (st *store) idle(tenant string, q *upsertQueue) {
-	q.busy = false
-	q.pending = nil
-	delete(st.b.queues, tenantKey{st.id, tenant})
-}
-
 // drain applies q's batches until it is empty.
-func (st *store) drain(tenant string, q *upsertQueue) {
+func (st *store) drain(tenant string, q *writeQueue) {
 	for batch := st.next(tenant, q); batch != nil; batch = st.next(tenant, q) {
 		st.apply(tenant, batch)
 	}
 }
 
-// apply runs the upsert script for a batch and completes its calls. The script call is
+// apply runs the write script for a batch and completes its calls. The script call is
 // abandoned only when every caller of the batch has stopped waiting (their contexts ended).
-func (st *store) apply(tenant string, batch []*upsertCall) {
+func (st *store) apply(tenant string, batch []*writeCall) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
 	defer cancel()
 	var waiting atomic.Int32
 	waiting.Store(int32(len(batch)))
-	for _, c := range batch {
+	ops := make([]writeOp, len(batch))
+	for i, c := range batch {
+		ops[i] = c.op
 		stop := context.AfterFunc(c.ctx, func() {
 			if waiting.Add(-1) == 0 {
 				cancel()
@@ -117,22 +128,33 @@ func (st *store) apply(tenant string, batch []*upsertCall) {
 		})
 		defer stop()
 	}
-	reqs := make([]backend.UpsertRequest, len(batch))
-	for i, c := range batch {
-		reqs[i] = c.req
-	}
-	res, err := runUpsert(ctx, st.b.client, st.keys(tenant), st.limits, reqs)
+	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)
 	var last uint64
 	for i, c := range batch {
 		if err != nil {
-			c.err = fmt.Errorf("redisstore: upsert %q: %w", c.req.Key, err)
+			c.res.err = err
 		} else {
-			c.entry, c.err = res[i].entry, res[i].err
-			last = max(last, c.entry.Version)
+			c.res = res[i]
+			last = max(last, c.res.version)
 		}
 		close(c.done)
 	}
-	if last > 0 {
-		st.b.noteVersion(tenantKey{st.id, tenant}, last)
+	st.noteVersion(tenant, last)
+}
+
+// noteVersion tells the tenant's pump, if any, of version v, the highest a write of this
+// backend made (0 when it made none).
+func (st *store) noteVersion(tenant string, v uint64) {
+	if v > 0 {
+		st.b.noteVersion(tenantKey{st.id, tenant}, v)
 	}
+}
+
+// wrap returns err wrapped with the operation and key it is of; a ConflictError as it is, as
+// every backend returns it.
+func wrap(what, key string, err error) error {
+	if _, ok := err.(*backend.ConflictError); ok {
+		return err
+	}
+	return fmt.Errorf("redisstore: %s %q: %w", what, key, err)
 }

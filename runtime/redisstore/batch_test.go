@@ -11,46 +11,77 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// applyBatch applies reqs as one batch, as concurrent upserts would be.
-func applyBatch(st *store, tenant string, reqs ...backend.UpsertRequest) []*upsertCall {
-	batch := make([]*upsertCall, len(reqs))
-	for i, r := range reqs {
-		batch[i] = &upsertCall{ctx: context.Background(), req: r, done: make(chan struct{})}
+// applyBatch applies ops as one batch, as concurrent writes would be.
+func applyBatch(st *store, tenant string, ops ...writeOp) []*writeCall {
+	batch := make([]*writeCall, len(ops))
+	for i, op := range ops {
+		batch[i] = &writeCall{ctx: context.Background(), op: op, done: make(chan struct{})}
 	}
 	st.apply(tenant, batch)
 	return batch
 }
 
-// One batch behaves as its upserts one after the other: the same key twice, conditions that
-// see the batch's own writes, and capacity counted across the batch.
+// One batch behaves as its writes one after the other: the same key twice, conditions that see
+// the batch's own writes, capacity counted across the batch (a remove frees room), touches,
+// quiet ones, and a key removed and written again within the batch.
 func TestBatchInOrderMiniredis(t *testing.T) {
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{MaxEntries: 2}), "batch"
-	req := func(key, value string, cond backend.CondKind) backend.UpsertRequest {
-		return backend.UpsertRequest{Key: key, Value: []byte(value), TTL: time.Hour, Cond: backend.Condition{Kind: cond}}
+	sub := subscribe(t, st, ten, nil)
+	up := func(key, value string, cond backend.CondKind) writeOp {
+		return writeOp{code: opUpsert, key: key, value: []byte(value), ttl: time.Hour, cond: backend.Condition{Kind: cond}}
 	}
+	op := func(code int, key string) writeOp { return writeOp{code: code, key: key, ttl: 2 * time.Hour} }
 	calls := applyBatch(st, ten,
-		req("a", "1", backend.CondIfNew),
-		req("a", "2", backend.CondIfNew),    // conflict: a is live now
-		req("a", "3", backend.CondIfExists), // version 2, CreatedAt of the first
-		req("b", "1", backend.CondNone),
-		req("c", "1", backend.CondNone), // capacity
+		up("a", "1", backend.CondIfNew),
+		up("a", "2", backend.CondIfNew),    // conflict: a is live now
+		up("a", "3", backend.CondIfExists), // version 2, CreatedAt of the first
+		up("b", "1", backend.CondNone),
+		up("c", "1", backend.CondNone), // capacity
+		op(opTouch, "a"),
+		op(opTouchQuiet, "b"), // still version 3
+		op(opRemove, "b"),
+		up("c", "1", backend.CondNone), // room again
+		op(opRemove, "c"),
+		up("c", "2", backend.CondIfNew), // removed within the batch: new again
+		op(opRemove, "x"),               // not live
+		op(opTouch, "x"),                // not live
 	)
 	want := []struct {
+		ok      bool
 		version uint64
 		err     error
-	}{{1, nil}, {0, backend.ErrConflict}, {2, nil}, {3, nil}, {0, backend.ErrCapacity}}
+	}{
+		{true, 1, nil}, {false, 0, backend.ErrConflict}, {true, 2, nil}, {true, 3, nil}, {false, 0, backend.ErrCapacity},
+		{true, 4, nil}, {true, 3, nil}, {true, 0, nil}, {true, 6, nil}, {true, 0, nil}, {true, 8, nil},
+		{false, 0, nil}, {false, 0, nil},
+	}
 	for i, c := range calls {
-		if c.entry.Version != want[i].version || !errors.Is(c.err, want[i].err) {
-			t.Errorf("upsert %d (%s): version %d, err %v; want %d, %v", i, c.req.Key, c.entry.Version, c.err, want[i].version, want[i].err)
+		if c.res.ok != want[i].ok || c.res.version != want[i].version || !errors.Is(c.res.err, want[i].err) {
+			t.Errorf("write %d (%d %s): %+v; want ok %v, version %d, err %v", i, c.op.code, c.op.key, c.res, want[i].ok, want[i].version, want[i].err)
 		}
 	}
-	if calls[2].entry.CreatedAt != calls[0].entry.CreatedAt {
+	if calls[2].res.createdAt != calls[0].res.createdAt || calls[5].res.createdAt != calls[0].res.createdAt {
 		t.Errorf("CreatedAt changed within the batch")
 	}
-	got, ok, err := st.Get(context.Background(), ten, "a")
-	if err != nil || !ok || string(got.Value) != "3" || got.Version != 2 {
-		t.Fatalf("get a: %+v %v %v", got, ok, err)
+	if calls[6].res.expiresAt != calls[6].res.updatedAt+(2*time.Hour).Milliseconds() || calls[6].res.updatedAt != calls[3].res.updatedAt {
+		t.Errorf("quiet touch: %+v, want the expiry moved and UpdatedAt kept", calls[6].res)
+	}
+	snap, err := st.Snapshot(context.Background(), ten, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Entries) != 2 || snap.Cursor.Seq != 8 ||
+		snap.Entries[0].Key != "a" || string(snap.Entries[0].Value) != "3" || snap.Entries[0].Version != 4 ||
+		snap.Entries[1].Key != "c" || string(snap.Entries[1].Value) != "2" || snap.Entries[1].Version != 8 {
+		t.Fatalf("snapshot after the batch: %+v", snap)
+	}
+	kinds := []backend.EventKind{backend.EventUpsert, backend.EventUpsert, backend.EventUpsert, backend.EventTouch,
+		backend.EventDelete, backend.EventUpsert, backend.EventDelete, backend.EventUpsert}
+	for i, kind := range kinds {
+		if ev := next(t, sub); ev.Kind != kind || ev.Version != uint64(i+1) {
+			t.Fatalf("event %d: %+v, want %v version %d", i, ev, kind, i+1)
+		}
 	}
 }
 

@@ -45,31 +45,31 @@ func TestUpsertDeadlineUnreachable(t *testing.T) {
 	}
 }
 
-// TestUpsertDroppedWhenCallerGoneMiniredis checks that an upsert whose caller's context ended
+// TestUpsertDroppedWhenCallerGoneMiniredis checks that a write whose caller's context ended
 // before its batch was sent is not applied, and does not hold up the others of its batch.
 func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{}), "gone"
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	req := func(key string) backend.UpsertRequest {
-		return backend.UpsertRequest{Key: key, Value: []byte(key), TTL: time.Hour}
+	op := func(key string) writeOp {
+		return writeOp{code: opUpsert, key: key, value: []byte(key), ttl: time.Hour}
 	}
-	calls := []*upsertCall{
-		{ctx: gone, req: req("dropped"), done: make(chan struct{})},
-		{ctx: context.Background(), req: req("kept"), done: make(chan struct{})},
+	calls := []*writeCall{
+		{ctx: gone, op: op("dropped"), done: make(chan struct{})},
+		{ctx: context.Background(), op: op("kept"), done: make(chan struct{})},
 	}
-	q := &upsertQueue{pending: calls, busy: true}
+	q := &writeQueue{pending: calls}
 	f.b.qmu.Lock()
 	f.b.queues[tenantKey{st.id, ten}] = q
 	f.b.qmu.Unlock()
 	st.drain(ten, q)
 
-	if !errors.Is(calls[0].err, context.Canceled) {
-		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].err)
+	if !errors.Is(calls[0].res.err, context.Canceled) {
+		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].res.err)
 	}
-	if calls[1].err != nil || calls[1].entry.Version != 1 {
-		t.Errorf("kept upsert: %+v, %v; want version 1", calls[1].entry, calls[1].err)
+	if calls[1].res.err != nil || calls[1].res.version != 1 {
+		t.Errorf("kept upsert: %+v; want version 1", calls[1].res)
 	}
 	if _, ok, err := st.Get(context.Background(), ten, "dropped"); err != nil || ok {
 		t.Errorf("Get(dropped) = %v, %v; want not found", ok, err)

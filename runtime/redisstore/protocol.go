@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
@@ -101,39 +103,29 @@ const (
 	argMaxEvents = 3
 )
 
-// Arguments of upsert.lua: the three above, the most live entries, then upsertArgsPerCall
-// per upsert after the first upsertHeadArgs, at the offsets upsertKey to upsertCondVersion.
+// Arguments of write.lua: the three above, the most live entries, then writeArgsPerOp per
+// operation after the first writeHeadArgs, at the offsets opCode to opCondVersion.
 const (
-	upsertMaxEntries  = 4
-	upsertHeadArgs    = 4
-	upsertArgsPerCall = 5
+	writeMaxEntries = 4
+	writeHeadArgs   = 4
+	writeArgsPerOp  = 6
 
-	upsertKey         = 1
-	upsertValue       = 2
-	upsertTTL         = 3 // ms
-	upsertCond        = 4 // a condition code
-	upsertCondVersion = 5
+	opCode        = 1 // one of the operation codes below
+	opKey         = 2
+	opValue       = 3 // the upsert's value, the remove's reason
+	opTTL         = 4 // ms; 0 for a remove
+	opCond        = 5 // a condition code
+	opCondVersion = 6
 
-	upsertReplyPerCall = 5 // integers of the reply per upsert
+	writeReplyPerOp = 5 // integers of the reply per operation
 )
 
-// Arguments of touch.lua, after the three common ones.
+// Operation codes of write.lua.
 const (
-	touchKey         = 4
-	touchTTL         = 5 // ms
-	touchQuiet       = 6 // 1 for a quiet touch, else 0
-	touchCond        = 7
-	touchCondVersion = 8
-	touchArgs        = 8
-)
-
-// Arguments of remove.lua, after the three common ones.
-const (
-	removeKey         = 4
-	removeReason      = 5
-	removeCond        = 6
-	removeCondVersion = 7
-	removeArgs        = 7
+	opUpsert = iota + 1
+	opTouch
+	opTouchQuiet
+	opRemove
 )
 
 // Arguments of get.lua.
@@ -153,8 +145,15 @@ const (
 // Arguments of tick.lua: the three common ones.
 const tickArgs = 3
 
+// Bounds of the work of one script call, and a time.
+const (
+	reconcileBatch = 100              // most due entries one call expires
+	trimScan       = 100              // most old events one call inspects when it trims by retention
+	never          = 9000000000000000 // META_DUE when nothing is live
+)
+
 // luaConstants are the constants the Lua sources use, under their Lua names. Every script
-// starts with them as Lua locals (see prelude).
+// starts with those it names, as Lua locals (see prelude).
 var luaConstants = []struct {
 	name  string
 	value any // an int or a string
@@ -192,35 +191,38 @@ var luaConstants = []struct {
 	{"ARG_EPOCH", argEpoch},
 	{"ARG_RETENTION", argRetention},
 	{"ARG_MAX_EVENTS", argMaxEvents},
-	{"UPSERT_MAX_ENTRIES", upsertMaxEntries},
-	{"UPSERT_HEAD_ARGS", upsertHeadArgs},
-	{"UPSERT_ARGS_PER_CALL", upsertArgsPerCall},
-	{"UPSERT_KEY", upsertKey},
-	{"UPSERT_VALUE", upsertValue},
-	{"UPSERT_TTL", upsertTTL},
-	{"UPSERT_COND", upsertCond},
-	{"UPSERT_COND_VERSION", upsertCondVersion},
-	{"TOUCH_KEY", touchKey},
-	{"TOUCH_TTL", touchTTL},
-	{"TOUCH_QUIET", touchQuiet},
-	{"TOUCH_COND", touchCond},
-	{"TOUCH_COND_VERSION", touchCondVersion},
-	{"REMOVE_KEY", removeKey},
-	{"REMOVE_REASON", removeReason},
-	{"REMOVE_COND", removeCond},
-	{"REMOVE_COND_VERSION", removeCondVersion},
+	{"WRITE_MAX_ENTRIES", writeMaxEntries},
+	{"WRITE_HEAD_ARGS", writeHeadArgs},
+	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
+	{"OP_CODE", opCode},
+	{"OP_KEY", opKey},
+	{"OP_VALUE", opValue},
+	{"OP_TTL", opTTL},
+	{"OP_COND", opCond},
+	{"OP_COND_VERSION", opCondVersion},
+	{"OP_UPSERT", opUpsert},
+	{"OP_TOUCH", opTouch},
+	{"OP_TOUCH_QUIET", opTouchQuiet},
+	{"OP_REMOVE", opRemove},
 	{"GET_KEY", getKey},
 	{"READ_CURSOR_EPOCH", readCursorEpoch},
 	{"READ_CURSOR_SEQ", readCursorSeq},
 	{"READ_COUNT", readCount},
+	{"RECONCILE_BATCH", reconcileBatch},
+	{"TRIM_SCAN", trimScan},
+	{"NEVER", never},
 }
 
-// prelude returns the Lua locals of luaConstants. The strings are plain ASCII, so Go's quoting
-// is Lua's.
-func prelude() string {
+// prelude returns the Lua locals of the luaConstants that src names: a script defines only
+// what it uses, since every call runs the whole script. The strings are plain ASCII, so Go's
+// quoting is Lua's.
+func prelude(src string) string {
 	var b strings.Builder
 	b.WriteString("-- The protocol's constants, generated from protocol.go.\n")
 	for _, c := range luaConstants {
+		if !regexp.MustCompile(`\b` + c.name + `\b`).MatchString(src) {
+			continue
+		}
 		switch v := c.value.(type) {
 		case int:
 			fmt.Fprintf(&b, "local %s = %d\n", c.name, v)
@@ -238,7 +240,7 @@ type args []any
 
 func (a args) set(pos int, v any) { a[pos-1] = v }
 
-// commonArgs returns n arguments for a writing script or tick.lua, the first three set.
+// commonArgs returns n arguments for tick.lua, the first three set.
 func commonArgs(n int, l backend.Limits) args {
 	a := make(args, n)
 	a.set(argEpoch, backend.NewEpoch())
@@ -247,124 +249,101 @@ func commonArgs(n int, l backend.Limits) args {
 	return a
 }
 
-// upsertArgs builds the arguments of upsert.lua.
-func upsertArgs(l backend.Limits, reqs []backend.UpsertRequest) args {
-	a := commonArgs(upsertHeadArgs+upsertArgsPerCall*len(reqs), l)
-	a.set(upsertMaxEntries, l.MaxEntries)
-	for i, r := range reqs {
-		base := upsertHeadArgs + i*upsertArgsPerCall
-		a.set(base+upsertKey, r.Key)
-		a.set(base+upsertValue, r.Value)
-		a.set(base+upsertTTL, r.TTL.Milliseconds())
-		a.set(base+upsertCond, condCodes[r.Cond.Kind])
-		a.set(base+upsertCondVersion, r.Cond.Version)
+// writeOp is one operation of a batch of write.lua: an upsert, a touch or a remove.
+type writeOp struct {
+	code  int // opUpsert, opTouch, opTouchQuiet or opRemove
+	key   string
+	value []byte // the upsert's value, the remove's reason
+	ttl   time.Duration
+	cond  backend.Condition
+}
+
+// writeResult is the outcome of one operation of a batch.
+type writeResult struct {
+	ok                              bool // upsert: written; touch, remove: the key was live
+	version                         uint64
+	createdAt, updatedAt, expiresAt int64
+	err                             error // a ConflictError, ErrCapacity or a Redis error
+}
+
+// evalCmd returns the command that runs s with EVALSHA on keys and argc arguments, and its
+// arguments as args to set: the script's ARGV, in the command's own slice.
+func evalCmd(s *redis.Script, keys []string, argc int) ([]any, args) {
+	cmd := make([]any, 3+len(keys)+argc)
+	cmd[0], cmd[1], cmd[2] = "evalsha", s.Hash(), len(keys)
+	for i, k := range keys {
+		cmd[3+i] = k
 	}
-	return a
+	return cmd, args(cmd[3+len(keys):])
 }
 
-// upsertResult is the outcome of one upsert of a batch.
-type upsertResult struct {
-	entry backend.Entry
-	err   error
+// evalInts runs a command of evalCmd whose reply is a list of integers, and loads the script
+// src with EVAL when the server lacks it, as redis.Script.Run does. Unlike Script.Run it reads
+// the reply into integers directly, without making an interface of each.
+func evalInts(ctx context.Context, c redis.UniversalClient, src string, cmd []any) ([]int64, error) {
+	ic := redis.NewIntSliceCmd(ctx, cmd...)
+	ic.SetFirstKeyPos(3)
+	err := c.Process(ctx, ic)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd[0], cmd[1] = "eval", src
+		ic = redis.NewIntSliceCmd(ctx, cmd...)
+		ic.SetFirstKeyPos(3)
+		err = c.Process(ctx, ic)
+	}
+	return ic.Val(), err
 }
 
-// runUpsert applies reqs, in order, in one call of upsert.lua.
-func runUpsert(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, reqs []backend.UpsertRequest) ([]upsertResult, error) {
-	res, err := upsertScript.Run(ctx, c, keys, upsertArgs(l, reqs)...).Int64Slice()
+// writeCmd builds the command that runs write.lua on ops, and its arguments as args.
+func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
+	cmd, a := evalCmd(writeScript, keys, writeHeadArgs+writeArgsPerOp*len(ops))
+	a.set(argEpoch, backend.NewEpoch())
+	a.set(argRetention, l.EventRetention.Milliseconds())
+	a.set(argMaxEvents, l.MaxEvents)
+	a.set(writeMaxEntries, l.MaxEntries)
+	for i, op := range ops {
+		base := writeHeadArgs + i*writeArgsPerOp
+		a.set(base+opCode, op.code)
+		a.set(base+opKey, op.key)
+		a.set(base+opValue, op.value)
+		a.set(base+opTTL, op.ttl.Milliseconds())
+		a.set(base+opCond, condCodes[op.cond.Kind])
+		a.set(base+opCondVersion, op.cond.Version)
+	}
+	return cmd, a
+}
+
+// runWrite applies ops, in order, in one call of write.lua. Its error is that of the call; the
+// error of each operation is in its result.
+func runWrite(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
+	cmd, _ := writeCmd(keys, l, ops)
+	res, err := evalInts(ctx, c, writeSource, cmd)
 	if err != nil {
 		return nil, err
 	}
-	return decodeUpsert(res, l, reqs)
+	return decodeWrite(res, l, ops)
 }
 
-// decodeUpsert decodes the reply of upsert.lua: upsertReplyPerCall integers per upsert.
-func decodeUpsert(res []int64, l backend.Limits, reqs []backend.UpsertRequest) ([]upsertResult, error) {
-	if len(res) != upsertReplyPerCall*len(reqs) {
-		return nil, fmt.Errorf("unexpected reply of %d integers for %d upserts", len(res), len(reqs))
+// decodeWrite decodes the reply of write.lua: writeReplyPerOp integers per operation.
+func decodeWrite(res []int64, l backend.Limits, ops []writeOp) ([]writeResult, error) {
+	if len(res) != writeReplyPerOp*len(ops) {
+		return nil, fmt.Errorf("unexpected reply of %d integers for %d operations", len(res), len(ops))
 	}
-	out := make([]upsertResult, len(reqs))
-	for i, req := range reqs {
-		r := res[upsertReplyPerCall*i:]
-		switch r[0] {
-		case statusOK:
-			out[i].entry = backend.Entry{
-				Key:       req.Key,
-				Value:     req.Value,
-				Version:   uint64(r[1]),
-				CreatedAt: r[2],
-				UpdatedAt: r[3],
-				ExpiresAt: r[4],
-			}
-		case statusConflict:
-			out[i].err = conflictError(req.Key, req.Cond, r[1])
-		case statusCapacity:
-			out[i].err = fmt.Errorf("redisstore: upsert %q: %w: limit %d", req.Key, backend.ErrCapacity, l.MaxEntries)
+	out := make([]writeResult, len(ops))
+	for i, op := range ops {
+		r := res[writeReplyPerOp*i:]
+		switch {
+		case r[0] == statusOK:
+			out[i] = writeResult{ok: true, version: uint64(r[1]), createdAt: r[2], updatedAt: r[3], expiresAt: r[4]}
+		case r[0] == statusNotLive && op.code != opUpsert:
+		case r[0] == statusConflict:
+			out[i].err = conflictError(op.key, op.cond, r[1])
+		case r[0] == statusCapacity && op.code == opUpsert:
+			out[i].err = fmt.Errorf("%w: limit %d", backend.ErrCapacity, l.MaxEntries)
 		default:
-			return nil, fmt.Errorf("unexpected status %d of upsert %q", r[0], req.Key)
+			return nil, fmt.Errorf("unexpected status %d of operation %d on %q", r[0], op.code, op.key)
 		}
 	}
 	return out, nil
-}
-
-// runTouch runs touch.lua.
-func runTouch(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, req backend.TouchRequest) (backend.TouchResult, error) {
-	a := commonArgs(touchArgs, l)
-	a.set(touchKey, req.Key)
-	a.set(touchTTL, req.TTL.Milliseconds())
-	quiet := 0
-	if req.Quiet {
-		quiet = 1
-	}
-	a.set(touchQuiet, quiet)
-	a.set(touchCond, condCodes[req.Cond.Kind])
-	a.set(touchCondVersion, req.Cond.Version)
-	res, err := touchScript.Run(ctx, c, keys, a...).Int64Slice()
-	if err != nil {
-		return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: %w", req.Key, err)
-	}
-	return decodeTouch(res, req)
-}
-
-// decodeTouch decodes the reply of touch.lua: {statusOK, version, expiresAt}, {statusNotLive}
-// or {statusConflict, version}.
-func decodeTouch(res []int64, req backend.TouchRequest) (backend.TouchResult, error) {
-	switch {
-	case len(res) == 3 && res[0] == statusOK:
-		return backend.TouchResult{OK: true, Version: uint64(res[1]), ExpiresAt: res[2]}, nil
-	case len(res) == 1 && res[0] == statusNotLive:
-		return backend.TouchResult{}, nil
-	case len(res) == 2 && res[0] == statusConflict:
-		return backend.TouchResult{}, conflictError(req.Key, req.Cond, res[1])
-	}
-	return backend.TouchResult{}, fmt.Errorf("redisstore: touch %q: unexpected reply %v", req.Key, res)
-}
-
-// runRemove runs remove.lua and reports whether the key was live.
-func runRemove(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, req backend.RemoveRequest) (bool, error) {
-	a := commonArgs(removeArgs, l)
-	a.set(removeKey, req.Key)
-	a.set(removeReason, req.Reason)
-	a.set(removeCond, condCodes[req.Cond.Kind])
-	a.set(removeCondVersion, req.Cond.Version)
-	res, err := removeScript.Run(ctx, c, keys, a...).Int64Slice()
-	if err != nil {
-		return false, fmt.Errorf("redisstore: remove %q: %w", req.Key, err)
-	}
-	return decodeRemove(res, req)
-}
-
-// decodeRemove decodes the reply of remove.lua: {statusOK}, {statusNotLive} or
-// {statusConflict, version}.
-func decodeRemove(res []int64, req backend.RemoveRequest) (bool, error) {
-	switch {
-	case len(res) == 1 && res[0] == statusOK:
-		return true, nil
-	case len(res) == 1 && res[0] == statusNotLive:
-		return false, nil
-	case len(res) == 2 && res[0] == statusConflict:
-		return false, conflictError(req.Key, req.Cond, res[1])
-	}
-	return false, fmt.Errorf("redisstore: remove %q: unexpected reply %v", req.Key, res)
 }
 
 // conflictError returns the error of a write to key whose condition c failed in a script that

@@ -105,32 +105,36 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	if err != nil || t0.head != 0 {
 		t.Fatalf("first tick: %+v, %v", t0, err)
 	}
-	res, err := runUpsert(ctx, c, keys, l, []backend.UpsertRequest{
-		{Key: "a", Value: []byte(`{"v":1}`), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfNew}},
-		{Key: "b", Value: []byte("x|y"), TTL: time.Second},
-	})
-	if err != nil || res[0].err != nil || res[1].err != nil {
+	ops := []writeOp{
+		{code: opUpsert, key: "a", value: []byte(`{"v":1}`), ttl: time.Hour, cond: backend.Condition{Kind: backend.CondIfNew}},
+		{code: opUpsert, key: "b", value: []byte("x|y"), ttl: time.Second},
+	}
+	res, err := runWrite(ctx, c, keys, l, ops)
+	if err != nil || res[0].err != nil || res[1].err != nil || !res[0].ok || !res[1].ok {
 		t.Fatalf("upsert: %+v, %v", res, err)
 	}
-	a, b := res[0].entry, res[1].entry
+	entry := func(op writeOp, r writeResult) backend.Entry {
+		return backend.Entry{Key: op.key, Value: op.value, Version: r.version, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}
+	}
+	a, b := entry(ops[0], res[0]), entry(ops[1], res[1])
 	if a.Version != 1 || b.Version != 2 || a.CreatedAt != a.UpdatedAt || a.ExpiresAt != a.UpdatedAt+time.Hour.Milliseconds() {
 		t.Fatalf("upserted %+v and %+v", a, b)
 	}
 	if got, ok, err := runGet(ctx, c, keys, "a"); err != nil || !ok || !cmp.Equal(got, a) {
 		t.Fatalf("get a: %+v, %v, %v; want %+v", got, ok, err, a)
 	}
-	touched, err := runTouch(ctx, c, keys, l, backend.TouchRequest{Key: "a", TTL: 2 * time.Hour})
-	if err != nil || !touched.OK || touched.Version != 3 {
+	touched, err := write1(ctx, c, keys, l, writeOp{code: opTouch, key: "a", ttl: 2 * time.Hour})
+	if err != nil || !touched.ok || touched.version != 3 || touched.createdAt != a.CreatedAt || touched.expiresAt != touched.updatedAt+2*time.Hour.Milliseconds() {
 		t.Fatalf("touch: %+v, %v", touched, err)
 	}
-	quiet, err := runTouch(ctx, c, keys, l, backend.TouchRequest{Key: "a", TTL: 3 * time.Hour, Quiet: true})
-	if err != nil || !quiet.OK || quiet.Version != 3 || quiet.ExpiresAt <= touched.ExpiresAt {
+	quiet, err := write1(ctx, c, keys, l, writeOp{code: opTouchQuiet, key: "a", ttl: 3 * time.Hour})
+	if err != nil || !quiet.ok || quiet.version != 3 || quiet.updatedAt != touched.updatedAt || quiet.expiresAt <= touched.expiresAt {
 		t.Fatalf("quiet touch: %+v, %v", quiet, err)
 	}
 	f.advance(t, time.Second)
 	t1, err := runTick(ctx, c, keys, l) // expires b
-	if err != nil || t1.epoch != t0.epoch || t1.head != 4 || t1.due != quiet.ExpiresAt {
-		t.Fatalf("tick after b's expiry: %+v, %v; want head 4, due %d", t1, err, quiet.ExpiresAt)
+	if err != nil || t1.epoch != t0.epoch || t1.head != 4 || t1.due != quiet.expiresAt {
+		t.Fatalf("tick after b's expiry: %+v, %v; want head 4, due %d", t1, err, quiet.expiresAt)
 	}
 	if got, ok, err := runGet(ctx, c, keys, "b"); err != nil || ok {
 		t.Fatalf("get b after its expiry: %+v, %v, %v", got, ok, err)
@@ -139,11 +143,11 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := runRemove(ctx, c, keys, l, backend.RemoveRequest{Key: "a", Reason: "bye"}); err != nil || !removed {
-		t.Fatalf("remove: %v, %v", removed, err)
+	if removed, err := write1(ctx, c, keys, l, writeOp{code: opRemove, key: "a", value: []byte("bye")}); err != nil || !removed.ok {
+		t.Fatalf("remove: %+v, %v", removed, err)
 	}
-	if removed, err := runRemove(ctx, c, keys, l, backend.RemoveRequest{Key: "a"}); err != nil || removed {
-		t.Fatalf("remove again: %v, %v", removed, err)
+	if removed, err := write1(ctx, c, keys, l, writeOp{code: opRemove, key: "a"}); err != nil || removed.ok {
+		t.Fatalf("remove again: %+v, %v", removed, err)
 	}
 	after, err := runTick(ctx, c, keys, l)
 	if err != nil {
@@ -154,7 +158,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	want := []backend.Event{
 		{Kind: backend.EventUpsert, Epoch: epoch, Version: 1, Key: "a", At: a.UpdatedAt, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, Value: a.Value},
 		{Kind: backend.EventUpsert, Epoch: epoch, Version: 2, Key: "b", At: b.UpdatedAt, CreatedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt, Value: b.Value},
-		{Kind: backend.EventTouch, Epoch: epoch, Version: 3, Key: "a", At: touched.ExpiresAt - 2*time.Hour.Milliseconds(), ExpiresAt: touched.ExpiresAt},
+		{Kind: backend.EventTouch, Epoch: epoch, Version: 3, Key: "a", At: touched.updatedAt, ExpiresAt: touched.expiresAt},
 		{Kind: backend.EventExpire, Epoch: epoch, Version: 4, Key: "b", At: t1.now, ExpiresAt: b.ExpiresAt},
 		{Kind: backend.EventDelete, Epoch: epoch, Version: 5, Key: "a", Reason: "bye"},
 	}
@@ -234,56 +238,63 @@ func testConditionCodes(t *testing.T, f fixture) {
 			{Kind: backend.CondIfVersion, Version: v - 1},
 		}
 	}
-	// Each op reports whether it wrote.
-	ops := []struct {
-		name string
-		run  func(key string, cond backend.Condition) (bool, error)
-	}{
-		{"upsert", func(key string, cond backend.Condition) (bool, error) {
-			res, err := runUpsert(ctx, c, keys, l, []backend.UpsertRequest{{Key: key, Value: []byte("v"), TTL: time.Hour, Cond: cond}})
-			if err != nil {
-				return false, err
-			}
-			return res[0].err == nil, res[0].err
-		}},
-		{"touch", func(key string, cond backend.Condition) (bool, error) {
-			r, err := runTouch(ctx, c, keys, l, backend.TouchRequest{Key: key, TTL: time.Hour, Cond: cond})
-			return r.OK, err
-		}},
-		{"remove", func(key string, cond backend.Condition) (bool, error) {
-			return runRemove(ctx, c, keys, l, backend.RemoveRequest{Key: key, Cond: cond})
-		}},
-	}
-	for _, op := range ops {
+	for _, code := range []int{opUpsert, opTouch, opRemove} {
 		for _, live := range []bool{false, true} {
 			for i := range conds(0) {
-				key := fmt.Sprintf("%s-%v-%d", op.name, live, i)
+				key := fmt.Sprintf("%d-%v-%d", code, live, i)
 				var version uint64
 				if live {
 					version = upsert(t, st, "conditions", key, "v", time.Hour).Version
 				}
 				cond := conds(version)[i]
 				want := cond.Check(key, live, version)
-				wrote, err := op.run(key, cond)
+				r, err := write1(ctx, c, keys, l, writeOp{code: code, key: key, value: []byte("v"), ttl: time.Hour, cond: cond})
 				var ce *backend.ConflictError
 				switch {
-				case want == nil && (wrote != (live || op.name == "upsert") || err != nil):
-					t.Errorf("%s of %s (live %v, version %d) if %+v: wrote %v, %v; want no conflict", op.name, key, live, version, cond, wrote, err)
-				case want != nil && (!errors.As(err, &ce) || *ce != *want.(*backend.ConflictError) || wrote):
-					t.Errorf("%s of %s (live %v, version %d) if %+v: wrote %v, %v; want %v", op.name, key, live, version, cond, wrote, err, want)
+				case want == nil && (r.ok != (live || code == opUpsert) || err != nil):
+					t.Errorf("op %d on %s (live %v, version %d) if %+v: %+v, %v; want no conflict", code, key, live, version, cond, r, err)
+				case want != nil && (!errors.As(err, &ce) || *ce != *want.(*backend.ConflictError) || r.ok):
+					t.Errorf("op %d on %s (live %v, version %d) if %+v: %+v, %v; want %v", code, key, live, version, cond, r, err, want)
 				}
 			}
 		}
 	}
+}
 
-	// An unknown code fails the condition in Lua, and the Go side reports the mismatch.
-	a := upsertArgs(l, []backend.UpsertRequest{{Key: "unknown", Value: []byte("v"), TTL: time.Hour}})
-	a.set(upsertHeadArgs+upsertCond, 9)
-	out, err := upsertScript.Run(ctx, c, keys, a...).Int64Slice()
+// write1 runs one operation through runWrite and returns its result and error.
+func write1(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, op writeOp) (writeResult, error) {
+	res, err := runWrite(ctx, c, keys, l, []writeOp{op})
 	if err != nil {
-		t.Fatal(err)
+		return writeResult{}, err
 	}
-	if res, err := decodeUpsert(out, l, []backend.UpsertRequest{{Key: "unknown"}}); err != nil || res[0].err == nil || errors.Is(res[0].err, backend.ErrConflict) {
-		t.Fatalf("upsert with condition code 9: %+v, %v; want an error that is not a conflict", res, err)
+	return res[0], res[0].err
+}
+
+func TestMalformedWriteMiniredis(t *testing.T) { testMalformedWrite(t, newMini(t)) }
+func TestMalformedWriteRedis(t *testing.T)     { testMalformedWrite(t, newReal(t)) }
+
+// A batch with an unknown operation or condition code, or a malformed TTL, fails as a whole
+// before its first write: the operations before the bad one are not applied either.
+func testMalformedWrite(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	keys, l, c := st.keys("malformed"), st.limits, f.client
+	ops := []writeOp{
+		{code: opUpsert, key: "a", value: []byte("v"), ttl: time.Hour},
+		{code: opUpsert, key: "b", value: []byte("v"), ttl: time.Hour},
+	}
+	second := writeHeadArgs + writeArgsPerOp
+	for _, bad := range []struct {
+		pos   int
+		value any
+	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
+		cmd, a := writeCmd(keys, l, ops)
+		a.set(bad.pos, bad.value)
+		if res, err := evalInts(ctx, c, writeSource, cmd); err == nil {
+			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)
+		}
+	}
+	if n, err := c.Exists(ctx, keys...).Result(); err != nil || n != 0 {
+		t.Fatalf("%d of the tenant's keys exist after malformed writes, %v; want none", n, err)
 	}
 }

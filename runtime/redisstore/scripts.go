@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -9,25 +10,26 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// The scripts, one per operation, each made of the prelude, lua/lib.lua and its own file.
-// Script.Run calls EVALSHA and falls back to EVAL (which loads the script) on NOSCRIPT.
+// The scripts, one per operation, each made of the prelude and its files. Script.Run (and
+// evalInts) calls EVALSHA and falls back to EVAL, which loads the script, on NOSCRIPT. The
+// writes have a script of their own, without lib.lua: it is the hot path.
 var (
-	upsertScript = newScript("upsert.lua")
-	touchScript  = newScript("touch.lua")
-	removeScript = newScript("remove.lua")
-	getScript    = newScript("get.lua")
-	readScript   = newScript("read.lua")
-	tickScript   = newScript("tick.lua")
+	writeSource = source("write.lua")
+	writeScript = redis.NewScript(writeSource)
+	getScript   = redis.NewScript(source("get.lua"))
+	readScript  = redis.NewScript(source("lib.lua", "read.lua"))
+	tickScript  = redis.NewScript(source("lib.lua", "tick.lua"))
 )
 
-func newScript(name string) *redis.Script {
-	lib, err := luaFiles.ReadFile("lua/lib.lua")
-	if err != nil {
-		panic(err)
+// source returns the files of lua/ named, in order, after the prelude of the constants they use.
+func source(names ...string) string {
+	var b strings.Builder
+	for _, name := range names {
+		src, err := luaFiles.ReadFile("lua/" + name)
+		if err != nil {
+			panic(err)
+		}
+		b.Write(src)
 	}
-	body, err := luaFiles.ReadFile("lua/" + name)
-	if err != nil {
-		panic(err)
-	}
-	return redis.NewScript(prelude() + string(lib) + string(body))
+	return prelude(b.String()) + b.String()
 }

@@ -1,6 +1,6 @@
--- lib.lua: shared by every script. A prelude generated from protocol.go comes before it: the
--- names in capitals (codes, field names, argument positions) are Go's. The operation's own
--- file is appended to it.
+-- lib.lua: shared by read.lua and tick.lua. A prelude generated from protocol.go comes before
+-- it: the names in capitals (codes, field names, argument positions) are Go's. The operation's
+-- own file is appended to it.
 --
 -- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
@@ -11,13 +11,6 @@
 -- Unix milliseconds of the server's clock.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 
--- Most due entries one call expires.
-local RECONCILE_BATCH = 100
--- Most old events one call inspects when it trims the stream by retention.
-local TRIM_SCAN = 100
--- META_DUE when nothing is live.
-local NEVER = 9000000000000000
-
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,34 +20,15 @@ local function num(n)
   return string.format('%d', n)
 end
 
--- parse decodes what every script needs of a stored entry: the text of its version (v_s) and
--- of its createdAt (c_s), and its expiresAt (e). A script that needs more reads it from stored.
-local function parse(stored)
-  local v_s, c_s, e = string.match(stored, '^(%d+)|(%d+)|%d+|(%d+)|')
-  return {v_s = v_s, c_s = c_s, e = tonumber(e), stored = stored}
-end
-
--- encode makes a stored entry of the text of its numbers and the value.
-local function encode(v_s, c_s, u_s, e_s, value)
-  return v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value
-end
-
--- open reads the tenant's meta and the stored entries of keys (a list, or nil) in one HMGET;
--- a missing meta gets the candidate epoch. ret and maxev are the event retention (ms) and the
--- most events kept. Writes to the state hash and the exp set collect in ctx until finish.
-local function open(cand, ret, maxev, keys)
-  local fields = {META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP}
-  for i, key in ipairs(keys or {}) do
-    fields[5 + i] = ENTRY_PREFIX .. key
-  end
-  local m = redis.call('HMGET', K_STATE, unpack(fields))
-  local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}, zadd = {}, entries = {}}
+-- open reads the tenant's meta in one HMGET; a missing meta gets the candidate epoch. ret and
+-- maxev are the event retention (ms) and the most events kept. Writes to the state hash
+-- collect in ctx until finish.
+local function open(cand, ret, maxev)
+  local m = redis.call('HMGET', K_STATE, META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP)
+  local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}}
   ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
-  for i, key in ipairs(keys or {}) do
-    ctx.entries[key] = m[5 + i]
-  end
   if not ctx.epoch then
     -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or
     -- its stream IDs would block the new versions and its expiries would expire phantoms.
@@ -86,9 +60,6 @@ end
 local function expire_one(ctx, key, e)
   redis.call('HDEL', K_STATE, ENTRY_PREFIX .. key)
   redis.call('ZREM', K_EXP, key)
-  if ctx.entries[key] then
-    ctx.entries[key] = false
-  end
   emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
 end
 
@@ -108,57 +79,6 @@ local function reconcile(ctx)
     ctx.due = tonumber(nxt[2])
   end
   put(ctx, META_DUE, num(ctx.due))
-end
-
--- write stores an entry and its expiry (the exp set is written by finish).
-local function write(ctx, key, stored, e)
-  put(ctx, ENTRY_PREFIX .. key, stored)
-  ctx.entries[key] = stored
-  ctx.zadd[#ctx.zadd + 1] = e
-  ctx.zadd[#ctx.zadd + 1] = key
-  if e < ctx.due then
-    ctx.due = e
-    put(ctx, META_DUE, num(e))
-  end
-end
-
--- live returns the entry of key (read by open, or written since) if it is live. One past its
--- expiry is expired here, with its event, so that the caller's event comes after it.
-local function live(ctx, key)
-  local stored = ctx.entries[key]
-  if not stored then
-    return nil
-  end
-  local cur = parse(stored)
-  if cur.e <= ctx.now then
-    expire_one(ctx, key, cur.e)
-    return nil
-  end
-  return cur
-end
-
--- cond_ok checks a write condition, given as the text of its code (COND_NONE, COND_IF_NEW,
--- COND_IF_EXISTS or COND_IF_VERSION) and of its version. An unknown code fails: no error, which
--- would leave the writes made so far without their meta.
-local function cond_ok(cur, code, version)
-  code = tonumber(code)
-  if code == COND_IF_NEW then
-    return cur == nil
-  elseif code == COND_IF_EXISTS then
-    return cur ~= nil
-  elseif code == COND_IF_VERSION then
-    return cur ~= nil and tonumber(cur.v_s) == tonumber(version)
-  end
-  return code == COND_NONE
-end
-
--- version_of returns the version of cur, a live entry or nil, for a conflict reply: 0 when
--- the key is not live (versions start at 1).
-local function version_of(cur)
-  if cur then
-    return tonumber(cur.v_s)
-  end
-  return 0
 end
 
 -- trim drops the events older than the retention, a bounded number per call, from META_TRIM on.
@@ -193,11 +113,11 @@ local function trim(ctx)
   put(ctx, META_TRIM, num(next_trim))
 end
 
--- finish writes the collected state changes (with the version counter) in one HSET and one
--- ZADD, trims the stream to the last maxev versions and by retention, and keeps the tenant's
--- keys alive until the latest expiry written (until_ms) plus the event retention, with a
--- quarter of the retention as slack so that this is rare. fresh says that the exp key may have
--- just been created.
+-- finish writes the collected state changes (with the version counter) in one HSET, trims
+-- the stream to the last maxev versions and by retention, and keeps the tenant's keys alive
+-- until the latest expiry written (until_ms) plus the event retention, with a quarter of the
+-- retention as slack so that this is rare. fresh says that the exp key may have just been
+-- created.
 local function finish(ctx, until_ms, fresh)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
@@ -218,9 +138,6 @@ local function finish(ctx, until_ms, fresh)
   end
   if #ctx.put > 0 then
     redis.call('HSET', K_STATE, unpack(ctx.put))
-  end
-  if #ctx.zadd > 0 then
-    redis.call('ZADD', K_EXP, unpack(ctx.zadd))
   end
   if at then
     for _, k in ipairs(KEYS) do

@@ -1,0 +1,233 @@
+-- write.lua: applies a batch of writes (upserts, touches and removes), in order, each with its
+-- own result, in one call. It stands alone, without lib.lua, and defines only two functions:
+-- every EVALSHA runs the whole script, and every function it defines is a closure made anew.
+--
+-- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
+-- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
+-- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
+-- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION.
+-- Returns WRITE_REPLY_PER_OP integers per operation: STATUS_OK, version, createdAt, updatedAt,
+-- expiresAt (remove: STATUS_OK and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY
+-- (upsert) and zeros; STATUS_CONFLICT, the key's version (0 when not live) and zeros.
+-- A malformed batch is an error, raised before the first write.
+local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
+local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
+if n ~= math.floor(n) then
+  return redis.error_reply('ephemeral: write: malformed arguments')
+end
+
+-- Check every operation, and read the meta and the entries of the batch in one HMGET.
+local fields = {META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP}
+for i = 1, n do
+  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
+  local op, code = tonumber(ARGV[a + OP_CODE]), tonumber(ARGV[a + OP_COND])
+  if not (op == OP_UPSERT or op == OP_TOUCH or op == OP_TOUCH_QUIET or op == OP_REMOVE) or
+      not (code == COND_NONE or code == COND_IF_NEW or code == COND_IF_EXISTS or code == COND_IF_VERSION) or
+      not tonumber(ARGV[a + OP_TTL]) then
+    return redis.error_reply('ephemeral: write: malformed operation ' .. i)
+  end
+  fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
+end
+local m = redis.call('HMGET', K_STATE, unpack(fields))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = string.format('%d', now)
+local ret, maxev = tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS])
+local epoch, seq = m[1], tonumber(m[2] or '0')
+local due, trim, kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
+local seq0, due0, trim0 = seq, due, trim
+local put = {} -- HSET arguments
+if not epoch then
+  -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or its
+  -- stream IDs would block the new versions and its expiries would expire phantoms.
+  epoch = ARGV[ARG_EPOCH]
+  put[1], put[2] = META_EPOCH, epoch
+  redis.call('DEL', K_EXP, K_EVENTS)
+end
+
+-- cur is each key's stored entry as the batch goes (false: gone); changed, the keys to write
+-- at the end: their expiry, or false to delete them.
+local cur, changed = {}, {}
+for i = 1, n do
+  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
+  cur[ARGV[a + OP_KEY]] = m[5 + i] or false
+end
+
+-- emit appends the event of the next version, with the fields of its kind after the common
+-- ones, in the order of protocol.go's eventHead, and returns the version's text.
+local function emit(kind, key, ...)
+  seq = seq + 1
+  local v_s = string.format('%d', seq)
+  redis.call('XADD', K_EVENTS, v_s .. '-0', FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
+  return v_s
+end
+
+-- Expire a bounded batch of due entries, each with an expire event, so that they never count
+-- against the capacity; this costs nothing before META_DUE.
+if due <= now then
+  local d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+  if #d > 0 then
+    local members, names = {}, {}
+    for j = 1, #d, 2 do
+      local key = d[j]
+      emit(KIND_EXPIRE, key, FIELD_EXPIRES_AT, string.format('%d', tonumber(d[j + 1])))
+      cur[key] = false
+      members[#members + 1], names[#names + 1] = key, ENTRY_PREFIX .. key
+    end
+    redis.call('ZREM', K_EXP, unpack(members))
+    redis.call('HDEL', K_STATE, unpack(names))
+  end
+  local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
+  due = NEVER
+  if #nxt > 0 then
+    due = tonumber(nxt[2])
+  end
+end
+
+local out = {}
+local live_count = nil -- the live entries when the script started, counted when needed
+local added = 0        -- live entries the batch added, less those it removed
+local fresh = false    -- a key of the tenant may have been created
+local until_ms = 0     -- the latest expiry written
+for i = 1, n do
+  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
+  local op, key = tonumber(ARGV[a + OP_CODE]), ARGV[a + OP_KEY]
+  local stored = cur[key]
+  local v_s, c_s, u_s, e_s, vpos
+  if stored then
+    v_s, c_s, u_s, e_s, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
+    if tonumber(e_s) <= now then
+      -- Past its expiry but not reconciled yet: expired here, before this operation's event.
+      emit(KIND_EXPIRE, key, FIELD_EXPIRES_AT, e_s)
+      cur[key], changed[key], stored = false, false, false
+    end
+  end
+  local code = tonumber(ARGV[a + OP_COND])
+  local status = STATUS_OK
+  if not (code == COND_NONE or (code == COND_IF_NEW and not stored) or (code == COND_IF_EXISTS and stored) or
+        (code == COND_IF_VERSION and stored and tonumber(v_s) == tonumber(ARGV[a + OP_COND_VERSION]))) then
+    status = STATUS_CONFLICT
+  elseif op == OP_UPSERT and not stored then
+    if live_count == nil then
+      live_count = redis.call('ZCOUNT', K_EXP, '(' .. now_s, '+inf')
+      fresh = live_count == 0
+    end
+    if live_count + added >= tonumber(ARGV[WRITE_MAX_ENTRIES]) then
+      status = STATUS_CAPACITY
+    else
+      added = added + 1
+      c_s = now_s
+    end
+  elseif op ~= OP_UPSERT and not stored then
+    status = STATUS_NOT_LIVE
+  end
+  local o = #out
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
+  if status == STATUS_CONFLICT and stored then
+    out[o + 2] = tonumber(v_s)
+  elseif status == STATUS_OK and op == OP_REMOVE then
+    emit(KIND_DELETE, key, FIELD_REASON, ARGV[a + OP_VALUE])
+    cur[key], changed[key] = false, false
+    added = added - 1
+  elseif status == STATUS_OK then
+    local e = now + tonumber(ARGV[a + OP_TTL])
+    e_s = string.format('%d', e)
+    local value
+    if op == OP_UPSERT then
+      value = ARGV[a + OP_VALUE]
+      v_s = emit(KIND_UPSERT, key, FIELD_CREATED_AT, c_s, FIELD_EXPIRES_AT, e_s, FIELD_VALUE, value)
+      u_s = now_s
+    else
+      value = string.sub(stored, vpos)
+      if op == OP_TOUCH then
+        v_s = emit(KIND_TOUCH, key, FIELD_EXPIRES_AT, e_s)
+        u_s = now_s
+      end
+    end
+    cur[key], changed[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e
+    until_ms = math.max(until_ms, e)
+    out[o + 2], out[o + 3], out[o + 4], out[o + 5] = tonumber(v_s), tonumber(c_s), tonumber(u_s), e
+  end
+end
+
+-- Drop the events older than the retention, a bounded number per call, from META_TRIM on.
+if trim <= now then
+  local cutoff = now - ret
+  trim = now + ret
+  local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+  if #newest > 0 and tonumber(newest[1][2][FIELD_AT_POS]) <= cutoff then
+    redis.call('XTRIM', K_EVENTS, 'MAXLEN', 0)
+  elseif #newest > 0 then
+    local old = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', TRIM_SCAN)
+    local keep = nil
+    for j = 1, #old do
+      local at = tonumber(old[j][2][FIELD_AT_POS])
+      if at > cutoff then
+        keep = old[j][1]
+        trim = at + ret
+        break
+      end
+    end
+    if keep == nil then
+      -- TRIM_SCAN droppable events and maybe more: go on with the next call.
+      keep = string.format('%d', tonumber(string.match(old[#old][1], '^(%d+)')) + 1) .. '-0'
+      trim = now
+    end
+    redis.call('XTRIM', K_EVENTS, 'MINID', keep)
+  end
+end
+if seq ~= seq0 then
+  fresh = fresh or seq0 == 0 -- the first event created the stream
+  if seq > maxev then
+    -- The stream's IDs are the versions: keep exactly the last maxev, in one call.
+    redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', seq - maxev + 1) .. '-0')
+  end
+end
+
+-- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
+-- latest expiry written plus the retention, with a quarter of the retention as slack so that
+-- this is rare.
+local zadd, hdel, zrem = {}, {}, {}
+for key, e in pairs(changed) do
+  if e then
+    put[#put + 1], put[#put + 2] = ENTRY_PREFIX .. key, cur[key]
+    zadd[#zadd + 1], zadd[#zadd + 2] = e, key
+    due = math.min(due, e)
+  else
+    hdel[#hdel + 1], zrem[#zrem + 1] = ENTRY_PREFIX .. key, key
+  end
+end
+if seq ~= seq0 then
+  put[#put + 1], put[#put + 2] = META_SEQ, string.format('%d', seq)
+end
+if due ~= due0 then
+  put[#put + 1], put[#put + 2] = META_DUE, string.format('%d', due)
+end
+if trim ~= trim0 then
+  put[#put + 1], put[#put + 2] = META_TRIM, string.format('%d', trim)
+end
+local need = math.max(now, until_ms) + ret
+local at = nil
+if need > kexp or fresh then
+  at = math.max(need + math.floor(ret / 4), kexp)
+  if at ~= kexp then
+    put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
+  end
+end
+if #put > 0 then
+  redis.call('HSET', K_STATE, unpack(put))
+end
+if #zadd > 0 then
+  redis.call('ZADD', K_EXP, unpack(zadd))
+end
+if #hdel > 0 then
+  redis.call('HDEL', K_STATE, unpack(hdel))
+  redis.call('ZREM', K_EXP, unpack(zrem))
+end
+if at then
+  for _, k in ipairs(KEYS) do
+    redis.call('PEXPIREAT', k, at)
+  end
+end
+return out
