@@ -213,13 +213,13 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		if err != nil {
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
-		if _, ok := all.Val()[metaEpoch]; !ok {
+		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
+		if errors.Is(err, errNoMeta) {
 			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
 				return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 			}
 			continue
 		}
-		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
 		if err != nil {
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}

@@ -3,8 +3,10 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
@@ -454,29 +456,36 @@ func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
 	return e, uint64(h), n, backend.ValidEpoch(e) && ok1 && ok2 && h >= 0
 }
 
-// parseSnapshot decodes the fields of a state hash (HGETALL) into a snapshot: the live entries
-// (expiring after now) of the keys with prefix, sorted by key. The values share one
+// errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta.
+var errNoMeta = errors.New("no meta")
+
+// parseSnapshot decodes the fields of a state hash (HGETALL) into a snapshot: the live entries (expiring
+// after now) of the keys with prefix, sorted by key, or errNoMeta. The values share one
 // allocation, each slice capped at its own end, so that appending to one cannot change another.
 func parseSnapshot(state map[string]string, now int64, prefix string) (backend.Snapshot, error) {
-	epoch := state[metaEpoch]
-	seq, err := strconv.ParseUint(cmp.Or(state[metaSeq], "0"), 10, 64)
-	if !backend.ValidEpoch(epoch) || err != nil {
-		return backend.Snapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, state[metaSeq])
+	epoch, ok := state[metaEpoch]
+	if !ok {
+		return backend.Snapshot{}, errNoMeta
 	}
-	// Sorting the field names of the entries sorts their keys.
-	names := make([]string, 0, len(state))
+	seqText := state[metaSeq]
+	keys := make([]string, 0, len(state)) // of the entries, in their field names
+	stored := make([]string, 0, len(state))
 	size := 0
-	for name, stored := range state {
+	for name, s := range state {
 		if key, ok := strings.CutPrefix(name, entryPrefix); ok && strings.HasPrefix(key, prefix) {
-			names = append(names, name)
-			size += len(stored)
+			keys = append(keys, key)
+			stored = append(stored, s)
+			size += len(s)
 		}
 	}
-	slices.Sort(names)
+	seq, err := strconv.ParseUint(cmp.Or(seqText, "0"), 10, 64)
+	if !backend.ValidEpoch(epoch) || err != nil {
+		return backend.Snapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, seqText)
+	}
 	values := make([]byte, 0, size)
-	entries := make([]backend.Entry, 0, len(names))
-	for _, name := range names {
-		e, value, err := parseHead(name[len(entryPrefix):], state[name])
+	snap := backend.Snapshot{Entries: make([]backend.Entry, 0, len(keys)), Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}
+	for _, i := range byteOrder(keys) {
+		e, value, err := parseHead(keys[i], stored[i])
 		if err != nil {
 			return backend.Snapshot{}, err
 		}
@@ -484,10 +493,51 @@ func parseSnapshot(state map[string]string, now int64, prefix string) (backend.S
 			start := len(values)
 			values = append(values, value...)
 			e.Value = values[start:len(values):len(values)]
-			entries = append(entries, e)
+			snap.Entries = append(snap.Entries, e)
 		}
 	}
-	return backend.Snapshot{Entries: entries, Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}, nil
+	return snap, nil
+}
+
+// byteOrder returns the indexes of keys in the byte order of the keys. It packs each index
+// with the bytes after the prefix all keys share, as many as fit beside it in a uint64, sorts
+// the integers, and compares whole keys only among those with equal bytes: sorting 10,000 keys
+// takes a fraction of comparing strings throughout.
+func byteOrder(keys []string) []uint64 {
+	common := 0
+	if len(keys) > 0 {
+		common = len(keys[0])
+		for _, k := range keys[1:] {
+			common = min(common, len(k))
+			for k[:common] != keys[0][:common] {
+				common--
+			}
+		}
+	}
+	shift := bits.Len(uint(len(keys))) // the low bits hold the index
+	n := (64 - shift) / 8              // bytes of the key above them
+	order := make([]uint64, len(keys))
+	for i, k := range keys {
+		var b [8]byte
+		copy(b[:n], k[common:])
+		order[i] = binary.BigEndian.Uint64(b[:]) | uint64(i)
+	}
+	slices.Sort(order)
+	mask := uint64(1)<<shift - 1
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && order[hi]&^mask == order[lo]&^mask {
+			hi++
+		}
+		if hi-lo > 1 { // equal bytes: compare the whole keys
+			slices.SortFunc(order[lo:hi], func(a, b uint64) int { return strings.Compare(keys[a&mask], keys[b&mask]) })
+		}
+		lo = hi
+	}
+	for i := range order {
+		order[i] &= mask
+	}
+	return order
 }
 
 // parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"

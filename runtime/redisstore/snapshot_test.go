@@ -3,6 +3,7 @@ package redisstore
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -87,4 +88,28 @@ func BenchmarkParseSnapshot10k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// byteOrder sorts as slices.Sort does, for keys that share prefixes, differ only far behind
+// them, end where others go on, and hold the bytes 0 and 255.
+func TestByteOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		keys := make([]string, rng.IntN(40))
+		for i := range keys {
+			b := []byte("shared/")
+			for range rng.IntN(14) {
+				b = append(b, "\x00ab\xff"[rng.IntN(4)])
+			}
+			keys[i] = string(b)
+		}
+		got := make([]string, 0, len(keys))
+		for _, i := range byteOrder(keys) {
+			got = append(got, keys[i])
+		}
+		want := slices.Sorted(slices.Values(keys))
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: byteOrder gives %q, want %q", round, got, want)
+		}
+	}
 }

@@ -55,12 +55,13 @@ for i = 1, n do
 end
 
 -- emit appends the event of the next version, with the fields of its kind after the common
--- ones, in the order of protocol.go's eventHead, and returns the version's text.
+-- ones, in the order of protocol.go's eventHead, and returns the version's text, seq_s.
+local seq_s = nil
 local function emit(kind, key, ...)
   seq = seq + 1
-  local v_s = string.format('%d', seq)
-  redis.call('XADD', K_EVENTS, v_s .. '-0', FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
-  return v_s
+  seq_s = string.format('%d', seq)
+  redis.call('XADD', K_EVENTS, seq_s .. '-0', FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
+  return seq_s
 end
 
 -- Expire a bounded batch of due entries, each with an expire event, so that they never count
@@ -198,8 +199,8 @@ for key, e in pairs(changed) do
     hdel[#hdel + 1], zrem[#zrem + 1] = ENTRY_PREFIX .. key, key
   end
 end
-if seq ~= seq0 then
-  put[#put + 1], put[#put + 2] = META_SEQ, string.format('%d', seq)
+if seq_s then
+  put[#put + 1], put[#put + 2] = META_SEQ, seq_s
 end
 if due ~= due0 then
   put[#put + 1], put[#put + 2] = META_DUE, string.format('%d', due)
