@@ -19,9 +19,10 @@
 //     of one tenant, sequentially (c=1) and from -c goroutines, each call timed. On Redis the
 //     baseline row "SET PX" runs -n raw go-redis SET key value PX 60000 of the same encoded
 //     value with the same concurrency, and every row reads INFO commandstats before and after
-//     (SET for the baseline, EVALSHA for the store): srv µs/call is the server's time per call
-//     of that command, calls/op how many calls one operation took (concurrent upserts to one
-//     tenant are batched into one script call, so below 1).
+//     (SET for the baseline, EVALSHA for the store) and INFO cpu: srv µs/call is the server's
+//     time per call of that command, calls/op how many calls one operation took (concurrent
+//     writes to one tenant, upserts, touches and removes, are batched into one script call, so
+//     below 1), srv cpu µs/op the server's CPU time per operation.
 //   - snapshot: for each of -snapshot-sizes, fills a tenant with that many entries (MaxEntries
 //     raised to match) and times Snapshot of all of it, 3 to 20 times; on Redis beside the
 //     baseline of a raw HGETALL of the tenant's state hash.
@@ -49,17 +50,20 @@
 // average at the start (/proc/loadavg): figures taken on a busy machine are not comparable.
 // Columns:
 //
-//	scenario     the row
-//	count        calls, snapshots or events received (readers × events for fan-out)
-//	per s        count per second of the row's wall time
-//	p50 p99 max  latency of a call, a snapshot, or an event's delivery or expiry; the
-//	             percentiles come from a log-linear histogram, within 3% above
-//	cpu µs/op    this process's CPU time (user and system, getrusage) during the row per
-//	             count: unlike the latencies, it hardly depends on what else loads the machine
-//	srv µs/call  Redis: server time per call of the row's command, from INFO commandstats
-//	calls/op     Redis: calls of that command per operation
-//	notes        conns, xread and blocked (CLIENT LIST), heap and sys memory, idle heap per
-//	             reader, events missing at the time limit, overflow events, rows cut short
+//	scenario       the row
+//	count          calls, snapshots or events received (readers × events for fan-out)
+//	per s          count per second of the row's wall time
+//	p50 p99 max    latency of a call, a snapshot, or an event's delivery or expiry; the
+//	               percentiles come from a log-linear histogram, within 3% above
+//	cpu µs/op      this process's CPU time (user and system, getrusage) during the row per
+//	               count: unlike the latencies, it hardly depends on what else loads the machine
+//	srv cpu µs/op  Redis: the server's CPU time (used_cpu_user + used_cpu_sys of INFO cpu)
+//	               during the row per count; all the server did, so use a server of your own
+//	srv µs/call    Redis: server time per call of the row's command, from INFO commandstats
+//	               (which counts the commands a script calls again, on their own lines)
+//	calls/op       Redis: calls of that command per operation
+//	notes          conns, xread and blocked (CLIENT LIST), heap and sys memory, idle heap per
+//	               reader, events missing at the time limit, overflow events, rows cut short
 //
 // # Flags
 //

@@ -117,6 +117,7 @@ func (r *runner) throughput(ctx context.Context) ([]result, error) {
 func (r *runner) timeOps(ctx context.Context, name, cmd string, c int, op func(context.Context, int) error) (result, error) {
 	before, statsOK := r.t.commandStats(ctx, cmd)
 	h := new(hist)
+	srv := r.serverCPU(ctx)
 	cpu := cpuTime()
 	elapsed, err := r.spread(ctx, name, r.cfg.ops, c, func(ctx context.Context, i int) error {
 		start := time.Now()
@@ -127,6 +128,7 @@ func (r *runner) timeOps(ctx context.Context, name, cmd string, c int, op func(c
 		return nil
 	})
 	res := fromHist(name, h, elapsed, cpuTime()-cpu)
+	srv(ctx, &res)
 	if after, ok := r.t.commandStats(ctx, cmd); ok && statsOK && after.calls > before.calls && res.Count > 0 {
 		res.ServerUsPerCall = round((after.usec-before.usec)/(after.calls-before.calls), 2)
 		res.CallsPerOp = round((after.calls-before.calls)/float64(res.Count), 3)
@@ -226,9 +228,21 @@ func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
 	return append(out, base), err
 }
 
+// serverCPU reads the server's CPU time; the function it returns sets res's server CPU per
+// operation since then, on Redis.
+func (r *runner) serverCPU(ctx context.Context) func(context.Context, *result) {
+	before, ok := r.t.serverCPU(ctx)
+	return func(ctx context.Context, res *result) {
+		if after, ok2 := r.t.serverCPU(ctx); ok && ok2 && res.Count > 0 {
+			res.ServerCPUUsPerOp = round(float64(after-before)/1e3/float64(res.Count), 2)
+		}
+	}
+}
+
 // repeat times reps calls of op, one after the other, within -max-time.
 func (r *runner) repeat(ctx context.Context, name string, reps int, op func(context.Context) error) (result, error) {
 	h := new(hist)
+	srv := r.serverCPU(ctx)
 	cpu := cpuTime()
 	elapsed, err := r.spread(ctx, name, reps, 1, func(ctx context.Context, _ int) error {
 		start := time.Now()
@@ -238,7 +252,9 @@ func (r *runner) repeat(ctx context.Context, name string, reps int, op func(cont
 		h.record(time.Since(start))
 		return nil
 	})
-	return fromHist(name, h, elapsed, cpuTime()-cpu), err
+	res := fromHist(name, h, elapsed, cpuTime()-cpu)
+	srv(ctx, &res)
+	return res, err
 }
 
 // deliverySpec describes a row that measures the time from an upsert's return to its event at

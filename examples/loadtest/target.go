@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
@@ -117,6 +118,25 @@ func (t *target) commandStats(ctx context.Context, cmd string) (s cmdStats, ok b
 		}
 	}
 	return s, true
+}
+
+// serverCPU reads the CPU time the server has used (used_cpu_user + used_cpu_sys of INFO cpu):
+// unlike commandstats, it counts a script's commands once, and the server's own work around
+// each command. It returns ok=false on memory and on servers without the section.
+func (t *target) serverCPU(ctx context.Context) (cpu time.Duration, ok bool) {
+	if t.client == nil {
+		return 0, false
+	}
+	info, err := t.client.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, false
+	}
+	user, err1 := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+	sys, err2 := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration((user + sys) * float64(time.Second)), true
 }
 
 // connStats counts the run's connections in CLIENT LIST.
