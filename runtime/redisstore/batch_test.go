@@ -31,7 +31,7 @@ func TestBatchInOrderMiniredis(t *testing.T) {
 	up := func(key, value string, cond backend.CondKind) writeOp {
 		return writeOp{code: opUpsert, key: key, value: []byte(value), ttl: time.Hour, cond: backend.Condition{Kind: cond}}
 	}
-	op := func(code int, key string) writeOp { return writeOp{code: code, key: key, ttl: 2 * time.Hour} }
+	op := func(code, key string) writeOp { return writeOp{code: code, key: key, ttl: 2 * time.Hour} }
 	calls := applyBatch(st, ten,
 		up("a", "1", backend.CondIfNew),
 		up("a", "2", backend.CondIfNew),    // conflict: a is live now
@@ -58,7 +58,7 @@ func TestBatchInOrderMiniredis(t *testing.T) {
 	}
 	for i, c := range calls {
 		if c.res.ok != want[i].ok || c.res.version != want[i].version || !errors.Is(c.res.err, want[i].err) {
-			t.Errorf("write %d (%d %s): %+v; want ok %v, version %d, err %v", i, c.op.code, c.op.key, c.res, want[i].ok, want[i].version, want[i].err)
+			t.Errorf("write %d (%s %s): %+v; want ok %v, version %d, err %v", i, c.op.code, c.op.key, c.res, want[i].ok, want[i].version, want[i].err)
 		}
 	}
 	if calls[2].res.createdAt != calls[0].res.createdAt || calls[5].res.createdAt != calls[0].res.createdAt {

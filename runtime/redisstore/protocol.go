@@ -45,14 +45,14 @@ const (
 
 // Condition codes, the scripts' form of a [backend.CondKind].
 const (
-	condNone = iota
-	condIfNew
-	condIfExists
-	condIfVersion
+	condNone      = "0"
+	condIfNew     = "1"
+	condIfExists  = "2"
+	condIfVersion = "3"
 )
 
 // condCodes maps a condition kind to its code.
-var condCodes = [...]int{
+var condCodes = [...]string{
 	backend.CondNone:      condNone,
 	backend.CondIfNew:     condIfNew,
 	backend.CondIfExists:  condIfExists,
@@ -122,12 +122,13 @@ const (
 	writeReplyPerOp = 5 // integers of the reply per operation
 )
 
-// Operation codes of write.lua.
+// Operation codes of write.lua. The codes, as the condition codes, are strings, which Lua
+// compares without converting them.
 const (
-	opUpsert = iota + 1
-	opTouch
-	opTouchQuiet
-	opRemove
+	opUpsert     = "1"
+	opTouch      = "2"
+	opTouchQuiet = "3"
+	opRemove     = "4"
 )
 
 // Arguments of get.lua.
@@ -253,7 +254,7 @@ func commonArgs(n int, l backend.Limits) args {
 
 // writeOp is one operation of a batch of write.lua: an upsert, a touch or a remove.
 type writeOp struct {
-	code  int // opUpsert, opTouch, opTouchQuiet or opRemove
+	code  string // opUpsert, opTouch, opTouchQuiet or opRemove
 	key   string
 	value []byte // the upsert's value, the remove's reason
 	ttl   time.Duration
@@ -342,7 +343,7 @@ func decodeWrite(res []int64, l backend.Limits, ops []writeOp) ([]writeResult, e
 		case r[0] == statusCapacity && op.code == opUpsert:
 			out[i].err = fmt.Errorf("%w: limit %d", backend.ErrCapacity, l.MaxEntries)
 		default:
-			return nil, fmt.Errorf("unexpected status %d of operation %d on %q", r[0], op.code, op.key)
+			return nil, fmt.Errorf("unexpected status %d of operation %s on %q", r[0], op.code, op.key)
 		}
 	}
 	return out, nil

@@ -238,10 +238,10 @@ func testConditionCodes(t *testing.T, f fixture) {
 			{Kind: backend.CondIfVersion, Version: v - 1},
 		}
 	}
-	for _, code := range []int{opUpsert, opTouch, opRemove} {
+	for _, code := range []string{opUpsert, opTouch, opRemove} {
 		for _, live := range []bool{false, true} {
 			for i := range conds(0) {
-				key := fmt.Sprintf("%d-%v-%d", code, live, i)
+				key := fmt.Sprintf("%s-%v-%d", code, live, i)
 				var version uint64
 				if live {
 					version = upsert(t, st, "conditions", key, "v", time.Hour).Version
@@ -252,9 +252,9 @@ func testConditionCodes(t *testing.T, f fixture) {
 				var ce *backend.ConflictError
 				switch {
 				case want == nil && (r.ok != (live || code == opUpsert) || err != nil):
-					t.Errorf("op %d on %s (live %v, version %d) if %+v: %+v, %v; want no conflict", code, key, live, version, cond, r, err)
+					t.Errorf("op %s on %s (live %v, version %d) if %+v: %+v, %v; want no conflict", code, key, live, version, cond, r, err)
 				case want != nil && (!errors.As(err, &ce) || *ce != *want.(*backend.ConflictError) || r.ok):
-					t.Errorf("op %d on %s (live %v, version %d) if %+v: %+v, %v; want %v", code, key, live, version, cond, r, err, want)
+					t.Errorf("op %s on %s (live %v, version %d) if %+v: %+v, %v; want %v", code, key, live, version, cond, r, err, want)
 				}
 			}
 		}

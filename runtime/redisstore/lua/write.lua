@@ -7,9 +7,10 @@
 -- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION.
--- Returns WRITE_REPLY_PER_OP integers per operation: STATUS_OK, version, createdAt, updatedAt,
--- expiresAt (remove: STATUS_OK and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY
--- (upsert) and zeros; STATUS_CONFLICT, the key's version (0 when not live) and zeros.
+-- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
+-- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK
+-- and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
+-- STATUS_CONFLICT, the key's version (0 when not live) and zeros.
 -- A malformed batch is an error, raised before the first write.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
@@ -21,7 +22,7 @@ end
 local fields = {META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP}
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  local op, code = tonumber(ARGV[a + OP_CODE]), tonumber(ARGV[a + OP_COND])
+  local op, code = ARGV[a + OP_CODE], ARGV[a + OP_COND]
   if not (op == OP_UPSERT or op == OP_TOUCH or op == OP_TOUCH_QUIET or op == OP_REMOVE) or
       not (code == COND_NONE or code == COND_IF_NEW or code == COND_IF_EXISTS or code == COND_IF_VERSION) or
       not tonumber(ARGV[a + OP_TTL]) then
@@ -93,21 +94,25 @@ local fresh = false    -- a key of the tenant may have been created
 local until_ms = 0     -- the latest expiry written
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  local op, key = tonumber(ARGV[a + OP_CODE]), ARGV[a + OP_KEY]
+  local op, key = ARGV[a + OP_CODE], ARGV[a + OP_KEY]
   local stored = cur[key]
   local v_s, c_s, u_s, e_s, vpos
-  if stored then
+  if stored and (op == OP_TOUCH or op == OP_TOUCH_QUIET) then
     v_s, c_s, u_s, e_s, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
+  elseif stored then
+    v_s, c_s, e_s = string.match(stored, '^(%d+)|(%d+)|%d+|(%d+)|')
+  end
+  if stored then
     if tonumber(e_s) <= now then
       -- Past its expiry but not reconciled yet: expired here, before this operation's event.
       emit(KIND_EXPIRE, key, FIELD_EXPIRES_AT, e_s)
       cur[key], changed[key], stored = false, false, false
     end
   end
-  local code = tonumber(ARGV[a + OP_COND])
+  local code = ARGV[a + OP_COND]
   local status = STATUS_OK
   if not (code == COND_NONE or (code == COND_IF_NEW and not stored) or (code == COND_IF_EXISTS and stored) or
-        (code == COND_IF_VERSION and stored and tonumber(v_s) == tonumber(ARGV[a + OP_COND_VERSION]))) then
+        (code == COND_IF_VERSION and stored and v_s == ARGV[a + OP_COND_VERSION])) then
     status = STATUS_CONFLICT
   elseif op == OP_UPSERT and not stored then
     if live_count == nil then
@@ -126,7 +131,7 @@ for i = 1, n do
   local o = #out
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
   if status == STATUS_CONFLICT and stored then
-    out[o + 2] = tonumber(v_s)
+    out[o + 2] = v_s
   elseif status == STATUS_OK and op == OP_REMOVE then
     emit(KIND_DELETE, key, FIELD_REASON, ARGV[a + OP_VALUE])
     cur[key], changed[key] = false, false
@@ -148,7 +153,7 @@ for i = 1, n do
     end
     cur[key], changed[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e
     until_ms = math.max(until_ms, e)
-    out[o + 2], out[o + 3], out[o + 4], out[o + 5] = tonumber(v_s), tonumber(c_s), tonumber(u_s), e
+    out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v_s, c_s, u_s, e
   end
 end
 
