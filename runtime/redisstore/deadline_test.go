@@ -81,3 +81,27 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 		t.Errorf("queue of an idle tenant was not forgotten")
 	}
 }
+
+// TestLoneWriteCanceledMiniredis checks that a write with nothing else in flight, which runs on
+// its caller's goroutine, is not applied when its context ended before it was sent, and leaves
+// no queue behind.
+func TestLoneWriteCanceledMiniredis(t *testing.T) {
+	f := newMini(t)
+	st, ten := f.open(t, backend.Limits{}), "lone"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("upsert with a canceled context: %v, want context.Canceled", err)
+	}
+	if _, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "k"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("remove with a canceled context: %v, want context.Canceled", err)
+	}
+	if _, ok, err := st.Get(context.Background(), ten, "k"); err != nil || ok {
+		t.Fatalf("Get(k) = %v, %v; want not found", ok, err)
+	}
+	f.b.qmu.Lock()
+	defer f.b.qmu.Unlock()
+	if len(f.b.queues) != 0 {
+		t.Fatalf("%d queues left behind", len(f.b.queues))
+	}
+}

@@ -31,9 +31,10 @@
 //
 // # Scripts and clock
 //
-// Each operation is one Lua script (embedded from lua/, with lua/lib.lua in front of it and,
-// before both, the protocol's codes, field names and argument positions as Lua constants made
-// from the Go ones), run with EVALSHA and loaded on NOSCRIPT. Every script takes the time from
+// Each operation is one Lua script (embedded from lua/, read and tick with lua/lib.lua in
+// front of them and, before all, the protocol's codes, field names and argument positions that
+// the script names, as Lua constants made from the Go ones), run with EVALSHA and loaded on
+// NOSCRIPT. Every script takes the time from
 // redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
 // every expiry. Times have millisecond precision. A writing script first expires a bounded
 // batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
@@ -45,14 +46,22 @@
 // retention (with a quarter of the retention as slack, so that it is rarely refreshed): a
 // tenant that nobody uses any more disappears from Redis by itself.
 //
-// Concurrent upserts to one tenant are applied in batches (group commit): while one upsert
-// script is in flight, the upserts that arrive wait, and the next call applies up to 64 of them
-// in order, each with its own result, version and event. A lone upsert is not delayed.
+// Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
+// them in order, each with its own result, version and event, and validates the whole batch
+// before its first write. A write with no other write of its tenant in flight runs at once on
+// the caller's goroutine, one script call under the caller's ctx, as any go-redis command
+// (whose deadline bounds the call as the client's ContextTimeoutEnabled says); one whose ctx
+// has ended is not sent. Writes that arrive while a call is in flight wait, and a goroutine
+// applies them, up to 64 per call, until none wait (group commit): a waiting write returns
+// when its batch is applied or its ctx ends, and is not sent if its ctx ended first. The write
+// script stands alone, without lib.lua, because every call runs a script from its top and each
+// function a script defines is made anew per call.
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
 // transaction, as atomic as a script but without copying 10,000 entries through Lua; the
-// entries are sorted in Go, in byte order (Lua compares strings by locale). A tenant without
+// entries are sorted in Go, in byte order (Lua compares strings by locale), as integers that
+// pack each entry's index with the first bytes where the keys differ. A tenant without
 // meta gets one from a script first.
 //
 // # Readers
