@@ -56,6 +56,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	done, ok := s.guard.openStream(r)
+	if !ok {
+		http.Error(w, "too many event streams from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer done()
 	ctx := r.Context()
 	var rd *ephemeral.Reader[string, Member]
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
