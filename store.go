@@ -200,7 +200,7 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	}
 	buf, err := s.codec.Encode(nil, &v)
 	if err != nil {
-		return Entry[K, T]{}, fmt.Errorf("%w: key %q: %w", ErrEncode, k, err)
+		return Entry[K, T]{}, fmt.Errorf("%w: key %s: %w", ErrEncode, backend.Quote(k), err)
 	}
 	if len(buf) > s.limits.MaxPayloadBytes {
 		return Entry[K, T]{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(buf), s.limits.MaxPayloadBytes)
@@ -344,7 +344,7 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 // decode decodes the value of raw into *v.
 func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 	if err := s.codec.Decode(raw.Value, v); err != nil {
-		return fmt.Errorf("%w: key %q version %d: %w", ErrDecode, raw.Key, raw.Version, err)
+		return fmt.Errorf("%w: key %s version %d: %w", ErrDecode, backend.Quote(raw.Key), raw.Version, err)
 	}
 	return nil
 }
@@ -370,7 +370,7 @@ func (s *Store[K, T]) parseKey(key string) (K, error) {
 		return k, nil
 	}
 	if !errors.Is(err, ErrInvalidKey) {
-		err = fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
+		err = fmt.Errorf("%w: %s: %w", ErrInvalidKey, backend.Quote(key), err)
 	}
 	var zero K
 	return zero, err
