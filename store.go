@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -295,8 +296,14 @@ func (s *Store[K, T]) Get(ctx context.Context, key K, opts ...GetOption) (e Entr
 
 // Snapshot returns every live entry of the tenant (of the keys with a prefix, with
 // [WithPrefix]), sorted by the string form of their keys in byte order, and the cursor to start
-// a reader after. A stored key that does not parse as K (written by another program) fails the
-// snapshot with [ErrInvalidKey], a value the codec cannot decode with [ErrDecode].
+// a reader after.
+//
+// An entry that cannot be read, because its key does not parse as K or its value does not
+// decode (written by another program or another version of this one), is left out: Snapshot
+// then returns the entries it could read and the cursor together with a *[SnapshotError],
+// which names the keys left out and matches [ErrDecode] or [ErrInvalidKey]. One bad entry does
+// not hide the others; a caller that cannot use a partial snapshot treats any error as a
+// failure.
 func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Snapshot[K, T], error) {
 	o := collect(opts, SnapshotOption.applySnapshot)
 	tenant, err := s.tenantOf(&o)
@@ -307,14 +314,59 @@ func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Sna
 	if err != nil {
 		return Snapshot[K, T]{}, err
 	}
-	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], len(raw.Entries)), Cursor: raw.Cursor.String()}
+	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], 0, len(raw.Entries)), Cursor: raw.Cursor.String()}
+	var skipped *SnapshotError
 	for i := range raw.Entries {
-		if snap.Entries[i], err = s.decodeEntry(&raw.Entries[i]); err != nil {
-			return Snapshot[K, T]{}, err
+		e, err := s.decodeEntry(&raw.Entries[i])
+		if err != nil {
+			if skipped == nil {
+				skipped = &SnapshotError{}
+			}
+			skipped.Keys = append(skipped.Keys, raw.Entries[i].Key)
+			skipped.Errs = append(skipped.Errs, err)
+			continue
 		}
+		snap.Entries = append(snap.Entries, e)
+	}
+	if skipped != nil {
+		return snap, skipped
 	}
 	return snap, nil
 }
+
+// SnapshotError is the error of a [Store.Snapshot] that left out entries it could not read. The
+// snapshot it comes with holds every other entry and a valid cursor.
+type SnapshotError struct {
+	Keys []string // the string forms of the keys left out, in byte order
+	Errs []error  // why, one error per key, each wrapping ErrDecode or ErrInvalidKey
+}
+
+// maxKeysShown is the most keys a SnapshotError names in its message.
+const maxKeysShown = 5
+
+func (e *SnapshotError) Error() string {
+	var b strings.Builder
+	if len(e.Keys) == 1 {
+		b.WriteString("ephemeral: snapshot left out 1 entry it cannot read (")
+	} else {
+		fmt.Fprintf(&b, "ephemeral: snapshot left out %d entries it cannot read (", len(e.Keys))
+	}
+	for i, k := range e.Keys[:min(len(e.Keys), maxKeysShown)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(backend.Quote(k))
+	}
+	if n := len(e.Keys) - maxKeysShown; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
+	fmt.Fprintf(&b, "): %v", e.Errs[0])
+	return b.String()
+}
+
+// Unwrap returns the error of every entry left out, so that errors.Is matches ErrDecode and
+// ErrInvalidKey.
+func (e *SnapshotError) Unwrap() []error { return e.Errs }
 
 // Reader starts a stream of the tenant's events. Without [After] it starts at the moment Reader
 // returns: every later event is delivered, however late the first Recv comes. With [After] it

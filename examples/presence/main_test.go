@@ -22,10 +22,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // app is the presence server running in-process on a memory backend.
 type app struct {
-	url   string
-	store *MemberStore
-	srv   *server
-	stop  func() error // shuts the server down and returns what serve returned
+	url     string
+	store   *MemberStore
+	backend ephemeral.Backend
+	srv     *server
+	stop    func() error // shuts the server down and returns what serve returned
 }
 
 // appConfig configures a test's app; zero fields mean the defaults.
@@ -57,7 +58,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	if cfg.guard == (Limits{}) {
 		cfg.guard = Limits{Streams: 1000, JoinRate: 1000, JoinBurst: 1000} // the tests join a lot
 	}
-	a := &app{url: "http://" + ln.Addr().String(), store: store, srv: newServer(store, cfg.ttl, cfg.guard)}
+	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
 	}

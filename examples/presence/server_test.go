@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -312,6 +313,24 @@ func TestResumeAfterOverflow(t *testing.T) {
 	s.body.Close()
 	if _, st := a.openStream(t, "r", old.id).nextState(t); len(st.Members) != 4 {
 		t.Errorf("state after overflow has %q, want 4 members", names(st.Members))
+	}
+}
+
+// TestUnreadableMember checks that a member the server cannot read (written by another program
+// or version) does not keep a page from getting the rest of the room.
+func TestUnreadableMember(t *testing.T) {
+	a, _ := fakeApp(t)
+	a.join(t, "r", "Ada")
+	raw, err := a.backend.Open(a.store.ID(), a.store.Limits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Upsert(context.Background(), "r", backend.UpsertRequest{Key: "junk", Value: []byte("{not json"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	a.join(t, "r", "Grace")
+	if _, st := a.openStream(t, "r", "").nextState(t); names(st.Members) != "Ada,Grace" {
+		t.Errorf("state of a room with an unreadable member: %q, want Ada,Grace", names(st.Members))
 	}
 }
 
