@@ -260,6 +260,7 @@ type linRun struct {
 
 type linStats struct {
 	histories, ops, unknown, settled, events, overflows int
+	deadlines                                           int // unknown outcomes by a passed deadline; the others lost their connection
 	minOps, maxOps                                      int
 	kills, sleeps, restarts                             atomic.Int64
 	check                                               time.Duration
@@ -371,8 +372,8 @@ func runLinear(t *testing.T, tg *linTarget) *linRun {
 	if r.stats.histories > 0 {
 		avg = r.stats.ops / r.stats.histories
 	}
-	t.Logf("%v: %d histories checked (%d to %d calls, %d on average), %d calls of unknown outcome (%d of them applied, as the reader's events show), %d events, %d overflows at restarts; faults: %d connections killed, %d DEBUG SLEEPs, %d restarts; checks took %v; violations: %d",
-		time.Since(r.t0).Round(time.Millisecond), r.stats.histories, r.stats.minOps, r.stats.maxOps, avg, r.stats.unknown, r.stats.settled,
+	t.Logf("%v: %d histories checked (%d to %d calls, %d on average), %d calls of unknown outcome (%d past their deadline, %d with a lost connection; %d applied, as the reader's events show), %d events, %d overflows at restarts; faults: %d connections killed, %d DEBUG SLEEPs, %d restarts; checks took %v; violations: %d",
+		time.Since(r.t0).Round(time.Millisecond), r.stats.histories, r.stats.minOps, r.stats.maxOps, avg, r.stats.unknown, r.stats.deadlines, r.stats.unknown-r.stats.deadlines, r.stats.settled,
 		r.stats.events, r.stats.overflows, r.stats.kills.Load(), r.stats.sleeps.Load(), r.stats.restarts.Load(), r.stats.check.Round(time.Millisecond), len(r.problems))
 	return r
 }
@@ -714,6 +715,9 @@ func (r *linRun) check(t *testing.T, i int, init, final ephemeral.Snapshot[strin
 	for _, o := range ops {
 		if o.out.status == linUnknown {
 			r.stats.unknown++
+			if errors.Is(o.err, context.DeadlineExceeded) {
+				r.stats.deadlines++
+			}
 			if o.ev != nil {
 				r.stats.settled++
 			}
