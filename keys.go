@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // KeyCodec converts the keys K of a store to their string form, the key a backend stores, and
@@ -85,16 +87,16 @@ func appendJoined(dst []byte, parts []string) []byte {
 // [JoinKey] returns for n parts; anything else is an error wrapping [ErrInvalidKey].
 func SplitKey(key string, n int) ([]string, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("%w: %q: cannot split into %d parts", ErrInvalidKey, key, n)
+		return nil, fmt.Errorf("%w: %s: cannot split into %d parts", ErrInvalidKey, backend.Quote(key), n)
 	}
 	if got := strings.Count(key, string(KeySep)) + 1; got != n {
-		return nil, fmt.Errorf("%w: %q has %d parts, want %d", ErrInvalidKey, key, got, n)
+		return nil, fmt.Errorf("%w: %s has %d parts, want %d", ErrInvalidKey, backend.Quote(key), got, n)
 	}
 	parts := make([]string, 0, n)
 	for p := range strings.SplitSeq(key, string(KeySep)) {
 		u, err := unescapeKeyPart(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %q: %v", ErrInvalidKey, key, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidKey, backend.Quote(key), err)
 		}
 		parts = append(parts, u)
 	}
@@ -117,7 +119,7 @@ func unescapeKeyPart(p string) (string, error) {
 		case strings.HasPrefix(p[i:], "%3A"):
 			b = append(b, KeySep)
 		default:
-			return "", fmt.Errorf("bad escape at %q", p[i:])
+			return "", fmt.Errorf("bad escape at %s", backend.Quote(p[i:]))
 		}
 		p = p[i+3:]
 	}
@@ -136,7 +138,7 @@ func FormatKeyUint(v uint64) string { return strconv.FormatUint(v, 10) }
 func ParseKeyInt(s string, bitSize int) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, bitSize)
 	if err != nil || strconv.FormatInt(v, 10) != s {
-		return 0, fmt.Errorf("%w: part %q is not a canonical int%s", ErrInvalidKey, s, bitsName(bitSize))
+		return 0, fmt.Errorf("%w: part %s is not a canonical int%s", ErrInvalidKey, backend.Quote(s), bitsName(bitSize))
 	}
 	return v, nil
 }
@@ -147,7 +149,7 @@ func ParseKeyInt(s string, bitSize int) (int64, error) {
 func ParseKeyUint(s string, bitSize int) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, bitSize)
 	if err != nil || strconv.FormatUint(v, 10) != s {
-		return 0, fmt.Errorf("%w: part %q is not a canonical uint%s", ErrInvalidKey, s, bitsName(bitSize))
+		return 0, fmt.Errorf("%w: part %s is not a canonical uint%s", ErrInvalidKey, backend.Quote(s), bitsName(bitSize))
 	}
 	return v, nil
 }

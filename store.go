@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -200,7 +201,7 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	}
 	buf, err := s.codec.Encode(nil, &v)
 	if err != nil {
-		return Entry[K, T]{}, fmt.Errorf("%w: key %q: %w", ErrEncode, k, err)
+		return Entry[K, T]{}, fmt.Errorf("%w: key %s: %w", ErrEncode, backend.Quote(k), err)
 	}
 	if len(buf) > s.limits.MaxPayloadBytes {
 		return Entry[K, T]{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(buf), s.limits.MaxPayloadBytes)
@@ -295,8 +296,14 @@ func (s *Store[K, T]) Get(ctx context.Context, key K, opts ...GetOption) (e Entr
 
 // Snapshot returns every live entry of the tenant (of the keys with a prefix, with
 // [WithPrefix]), sorted by the string form of their keys in byte order, and the cursor to start
-// a reader after. A stored key that does not parse as K (written by another program) fails the
-// snapshot with [ErrInvalidKey], a value the codec cannot decode with [ErrDecode].
+// a reader after.
+//
+// An entry that cannot be read, because its key does not parse as K or its value does not
+// decode (written by another program or another version of this one), is left out: Snapshot
+// then returns the entries it could read and the cursor together with a *[SnapshotError],
+// which names the keys left out and matches [ErrDecode] or [ErrInvalidKey]. One bad entry does
+// not hide the others; a caller that cannot use a partial snapshot treats any error as a
+// failure.
 func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Snapshot[K, T], error) {
 	o := collect(opts, SnapshotOption.applySnapshot)
 	tenant, err := s.tenantOf(&o)
@@ -307,14 +314,59 @@ func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Sna
 	if err != nil {
 		return Snapshot[K, T]{}, err
 	}
-	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], len(raw.Entries)), Cursor: raw.Cursor.String()}
+	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], 0, len(raw.Entries)), Cursor: raw.Cursor.String()}
+	var skipped *SnapshotError
 	for i := range raw.Entries {
-		if snap.Entries[i], err = s.decodeEntry(&raw.Entries[i]); err != nil {
-			return Snapshot[K, T]{}, err
+		e, err := s.decodeEntry(&raw.Entries[i])
+		if err != nil {
+			if skipped == nil {
+				skipped = &SnapshotError{}
+			}
+			skipped.Keys = append(skipped.Keys, raw.Entries[i].Key)
+			skipped.Errs = append(skipped.Errs, err)
+			continue
 		}
+		snap.Entries = append(snap.Entries, e)
+	}
+	if skipped != nil {
+		return snap, skipped
 	}
 	return snap, nil
 }
+
+// SnapshotError is the error of a [Store.Snapshot] that left out entries it could not read. The
+// snapshot it comes with holds every other entry and a valid cursor.
+type SnapshotError struct {
+	Keys []string // the string forms of the keys left out, in byte order
+	Errs []error  // why, one error per key, each wrapping ErrDecode or ErrInvalidKey
+}
+
+// maxKeysShown is the most keys a SnapshotError names in its message.
+const maxKeysShown = 5
+
+func (e *SnapshotError) Error() string {
+	var b strings.Builder
+	if len(e.Keys) == 1 {
+		b.WriteString("ephemeral: snapshot left out 1 entry it cannot read (")
+	} else {
+		fmt.Fprintf(&b, "ephemeral: snapshot left out %d entries it cannot read (", len(e.Keys))
+	}
+	for i, k := range e.Keys[:min(len(e.Keys), maxKeysShown)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(backend.Quote(k))
+	}
+	if n := len(e.Keys) - maxKeysShown; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
+	fmt.Fprintf(&b, "): %v", e.Errs[0])
+	return b.String()
+}
+
+// Unwrap returns the error of every entry left out, so that errors.Is matches ErrDecode and
+// ErrInvalidKey.
+func (e *SnapshotError) Unwrap() []error { return e.Errs }
 
 // Reader starts a stream of the tenant's events. Without [After] it starts at the moment Reader
 // returns: every later event is delivered, however late the first Recv comes. With [After] it
@@ -344,7 +396,7 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 // decode decodes the value of raw into *v.
 func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 	if err := s.codec.Decode(raw.Value, v); err != nil {
-		return fmt.Errorf("%w: key %q version %d: %w", ErrDecode, raw.Key, raw.Version, err)
+		return fmt.Errorf("%w: key %s version %d: %w", ErrDecode, backend.Quote(raw.Key), raw.Version, err)
 	}
 	return nil
 }
@@ -370,7 +422,7 @@ func (s *Store[K, T]) parseKey(key string) (K, error) {
 		return k, nil
 	}
 	if !errors.Is(err, ErrInvalidKey) {
-		err = fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
+		err = fmt.Errorf("%w: %s: %w", ErrInvalidKey, backend.Quote(key), err)
 	}
 	var zero K
 	return zero, err

@@ -410,6 +410,11 @@ func TestRejectedCallsReachNoBackend(t *testing.T) {
 	add("snapshot long tenant", err, ephemeral.ErrInvalidTenant)
 	_, err = s.Reader(ctx, ephemeral.After("nonsense"))
 	add("reader bad cursor", err, ephemeral.ErrInvalidCursor)
+	_, err = s.Reader(ctx, ephemeral.After(strings.Repeat("x", 1<<20)))
+	add("reader cursor of a megabyte", err, ephemeral.ErrInvalidCursor)
+	if n := len(err.Error()); n > 200 {
+		t.Errorf("the error about a cursor of a megabyte has %d bytes", n)
+	}
 	_, err = s.Reader(ctx, longTenant)
 	add("reader long tenant", err, ephemeral.ErrInvalidTenant)
 	_, err = s.Mirror(nil, longTenant)

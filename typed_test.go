@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,15 +128,24 @@ func TestTypedSnapshot(t *testing.T) {
 		t.Errorf("Snapshot (-want +got):\n%s", diff)
 	}
 
-	// A key written by another program fails the whole snapshot.
-	rec.snapshotKeys = []string{"a:b", "foreign", "a:c"}
-	if snap, err := s.Snapshot(ctx); !errors.Is(err, ephemeral.ErrInvalidKey) || !strings.Contains(err.Error(), "foreign") || snap.Entries != nil {
-		t.Errorf("Snapshot with a foreign key = %+v, %v; want ErrInvalidKey naming it", snap, err)
+	// An entry with a key written by another program, or a value the codec cannot decode, is
+	// left out: the snapshot holds the others and its cursor, and the error names the keys.
+	rec.snapshotKeys = []string{"a:b", "foreign", "a:bad", "a:c"}
+	snap, err = s.Snapshot(ctx)
+	var se *ephemeral.SnapshotError
+	if !errors.As(err, &se) || !errors.Is(err, ephemeral.ErrInvalidKey) || !errors.Is(err, ephemeral.ErrDecode) ||
+		!slices.Equal(se.Keys, []string{"foreign", "a:bad"}) || !strings.Contains(err.Error(), `"foreign", "a:bad"`) {
+		t.Errorf("Snapshot with a foreign key and an undecodable value: error %v, want a SnapshotError naming both", err)
 	}
-	// So does a value the codec cannot decode.
-	rec.snapshotKeys = []string{"a:b", "a:bad"}
-	if snap, err := s.Snapshot(ctx); !errors.Is(err, ephemeral.ErrDecode) || snap.Entries != nil {
-		t.Errorf("Snapshot with an undecodable value = %+v, %v; want ErrDecode", snap, err)
+	if len(snap.Entries) != 2 || snap.Entries[0].Key != (seat{"a", "b"}) || snap.Entries[1].Key != (seat{"a", "c"}) || snap.Cursor != "e-9" {
+		t.Errorf("Snapshot with two bad entries = %+v, want the two good ones and the cursor", snap)
+	}
+
+	// The message names at most five keys.
+	rec.snapshotKeys = []string{"f1", "f2", "f3", "f4", "f5", "f6", "f7", "a:b"}
+	snap, err = s.Snapshot(ctx)
+	if !errors.As(err, &se) || len(se.Keys) != 7 || !strings.Contains(err.Error(), `"f5" and 2 more`) || len(snap.Entries) != 1 {
+		t.Errorf("Snapshot with seven foreign keys = %+v, %v", snap, err)
 	}
 
 	// A parser's own error is wrapped, so that callers can match ErrInvalidKey.

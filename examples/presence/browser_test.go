@@ -154,11 +154,15 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 // join opens the room page in the tab of ctx and joins as name.
 func join(t *testing.T, ctx context.Context, url, name string) {
 	t.Helper()
-	must(t, name+" joins", chromedp.Do(ctx,
+	must(t, name+" opens the room", chromedp.Do(ctx,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(`#name`)),
 		chromedp.SetValue(chromedp.CSS(`#name`), name),
-		chromedp.Click(chromedp.CSS(`#join-button`)),
+	))
+	// The DOM's click(), not synthetic mouse input, which a busy Chromium may drop.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#join-button").click(); true`))
+	must(t, name+" clicks Join", err)
+	must(t, name+" joins", chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`#you`)),
 		chromedp.WaitVisible(chromedp.CSS(memberSelector(name))),
 	))

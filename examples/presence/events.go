@@ -56,6 +56,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	done, ok := s.guard.openStream(r)
+	if !ok {
+		http.Error(w, "too many event streams from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer done()
 	ctx := r.Context()
 	var rd *ephemeral.Reader[string, Member]
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
@@ -100,7 +106,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 // sendState sends the room's snapshot and returns a reader of the changes after it.
 func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*ephemeral.Reader[string, Member], error) {
 	snap, err := s.store.Snapshot(ctx, ephemeral.WithTenant(room))
-	if err != nil {
+	var skipped *ephemeral.SnapshotError
+	if errors.As(err, &skipped) {
+		// Entries this version cannot read (another program's, a newer version's): the page
+		// gets the rest of the room.
+		log.Printf("presence: room %s: %v", room, err)
+	} else if err != nil {
 		return nil, err
 	}
 	rd, err := s.store.Reader(ctx, ephemeral.WithTenant(room), ephemeral.After(snap.Cursor))

@@ -57,6 +57,18 @@
 // Per-connection goroutines end with the request's context; on SIGINT the server stops
 // accepting connections, ends every stream and exits.
 //
+// # Limits
+//
+// The server is meant to face the open internet, so every resource a client can hold is
+// bounded. A room holds at most -room-size members (200; MaxEntries of the store), so one client
+// cannot make a room full and its state large. Per client IP address, at most -max-streams
+// event streams are open at once (8; more get 429) and joins are limited to -join-rate per
+// second with bursts of -join-burst (1/s and 5; more get 429 with Retry-After). Headers must
+// arrive within 10 s and a form body within 5 s (408), a form is at most 1 KB (413), and an
+// idle keep-alive connection is closed after 30 s. Only the page's script and style sheet are
+// served from static/ (no listings, not the template), every response carries a
+// Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
+//
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
@@ -81,6 +93,7 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 func main() {
@@ -88,26 +101,37 @@ func main() {
 	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a heartbeat")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
 	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
+	roomSize := flag.Int("room-size", 200, "most members of a room")
+	limits := DefaultLimits
+	flag.IntVar(&limits.Streams, "max-streams", limits.Streams, "most event streams open at once per client address")
+	joinRate := flag.Float64("join-rate", float64(limits.JoinRate), "joins per second per client address")
+	flag.IntVar(&limits.JoinBurst, "join-burst", limits.JoinBurst, "joins in a burst per client address")
 	flag.Parse()
+	limits.JoinRate = rate.Limit(*joinRate)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *redisAddr, *secret, *ttl); err != nil {
+	if err := run(ctx, *addr, *redisAddr, *secret, *ttl, *roomSize, limits); err != nil {
 		log.Fatal(err)
 	}
 }
 
 // run serves the presence app on addr until ctx is done.
-func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration) error {
-	if ttl < 3*time.Millisecond {
+func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration, roomSize int, limits Limits) error {
+	switch {
+	case ttl < 3*time.Millisecond:
 		return fmt.Errorf("-ttl %v is too short", ttl)
+	case roomSize < 1:
+		return fmt.Errorf("-room-size %d: want at least 1", roomSize)
+	case limits.Streams < 1 || limits.JoinRate <= 0 || limits.JoinBurst < 1:
+		return fmt.Errorf("-max-streams, -join-rate and -join-burst must be positive")
 	}
 	backend, closeBackend, err := openBackend(ctx, redisAddr)
 	if err != nil {
 		return err
 	}
 	defer closeBackend()
-	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(ttl))
+	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(ttl), ephemeral.WithLimits(ephemeral.Limits{MaxEntries: roomSize}))
 	if err != nil {
 		return err
 	}
@@ -116,11 +140,11 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration)
 		return err
 	}
 	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
-	srv := newServer(store, ttl)
+	srv := newServer(store, ttl, limits)
 	if secret != "" {
 		srv.secret = []byte(secret)
 	}
-	return serve(ctx, ln, srv)
+	return serve(ctx, ln, srv, idleTimeout)
 }
 
 // openBackend returns the memory backend, or the Redis backend when redisAddr is set, and the
@@ -142,15 +166,20 @@ func openBackend(ctx context.Context, redisAddr string) (ephemeral.Backend, func
 	}, nil
 }
 
-// serve serves h on ln until ctx is done, then shuts the server down: it stops accepting
+// idleTimeout is how long a keep-alive connection may wait for its next request.
+const idleTimeout = 30 * time.Second
+
+// serve serves h on ln, closing keep-alive connections idle for idle, until ctx is done, then shuts the server down: it stops accepting
 // connections, ends the event streams (their request contexts are cancelled) and waits up to
 // five seconds for the other requests.
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+func serve(ctx context.Context, ln net.Listener, h http.Handler, idle time.Duration) error {
 	base, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(cancel) // event streams never go idle: end them

@@ -22,10 +22,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // app is the presence server running in-process on a memory backend.
 type app struct {
-	url   string
-	store *MemberStore
-	srv   *server
-	stop  func() error // shuts the server down and returns what serve returned
+	url     string
+	store   *MemberStore
+	backend ephemeral.Backend
+	srv     *server
+	stop    func() error // shuts the server down and returns what serve returned
 }
 
 // appConfig configures a test's app; zero fields mean the defaults.
@@ -35,6 +36,8 @@ type appConfig struct {
 	limits ephemeral.Limits // of the member store
 	ping   time.Duration    // how long an event stream may be silent
 	redis  string           // host:port of a Redis server to use instead of memory
+	guard  Limits           // per client; the zero Limits means generous ones
+	idle   time.Duration    // keep-alive timeout of the HTTP server
 }
 
 // startApp serves the app on 127.0.0.1, on a memory backend unless cfg.redis is set. The
@@ -52,12 +55,19 @@ func startApp(t *testing.T, cfg appConfig) *app {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{url: "http://" + ln.Addr().String(), store: store, srv: newServer(store, cfg.ttl)}
+	if cfg.guard == (Limits{}) {
+		cfg.guard = Limits{Streams: 1000, JoinRate: 1000, JoinBurst: 1000} // the tests join a lot
+	}
+	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
 	}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, a.srv) }()
+	idle := cfg.idle
+	if idle == 0 {
+		idle = idleTimeout
+	}
+	go func() { done <- serve(ctx, ln, a.srv, idle) }()
 	a.stop = sync.OnceValue(func() error {
 		cancel()
 		return <-done

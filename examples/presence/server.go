@@ -12,8 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"log"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -28,6 +28,9 @@ const (
 	maxNameRunes = 32      // longest visitor name
 	maxFormBytes = 1 << 10 // largest form a page posts
 	defaultRoom  = "lobby" // where / leads
+	// bodyTimeout bounds the reading of a request's body, so that a client that sends it a
+	// byte at a time does not hold a connection and a goroutine.
+	bodyTimeout = 5 * time.Second
 	// pingEvery is how long an event stream may be silent before the server sends a comment,
 	// which keeps idle connections open through proxies.
 	pingEvery = 20 * time.Second
@@ -41,27 +44,36 @@ var staticFiles embed.FS
 
 var pageTemplate = template.Must(template.ParseFS(staticFiles, "static/room.html"))
 
+// staticNames are the files of static/ that are served as they are; the page template is not.
+var staticNames = map[string]bool{"app.js": true, "style.css": true}
+
 // server serves the presence pages and their APIs. Each room is a tenant of one member store.
 type server struct {
 	store     *MemberStore
 	heartbeat time.Duration // how often a page touches its member
 	secret    []byte        // signs member tokens
 	ping      time.Duration // how long an event stream may be silent
-	handler   http.Handler
+	// bodyTimeout bounds the reading of a request's body.
+	bodyTimeout time.Duration
+	guard       *guard // per-client limits
+	handler     http.Handler
 }
 
-// newServer returns the presence app on store, whose members live for ttl without a heartbeat.
-func newServer(store *MemberStore, ttl time.Duration) *server {
+// newServer returns the presence app on store, whose members live for ttl without a heartbeat,
+// with the per-client limits l.
+func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	s := &server{
 		store:     store,
 		heartbeat: ttl / 3,
 		ping:      pingEvery,
 		secret:    make([]byte, 32),
+		guard:     newGuard(l),
+
+		bodyTimeout: bodyTimeout,
 	}
-	_, _ = rand.Read(s.secret)                 // crypto/rand.Read never fails
-	static, _ := fs.Sub(staticFiles, "static") // cannot fail: "static" is a valid path
+	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
 	mux := http.NewServeMux()
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /static/{file}", serveStatic)
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /rooms/{room}", s.page)
 	mux.HandleFunc("GET /rooms/{room}/events", s.events)
@@ -74,8 +86,26 @@ func newServer(store *MemberStore, ttl time.Duration) *server {
 }
 
 // ServeHTTP serves the pages, their event streams and their API. Writes from other origins
-// are refused (CSRF).
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// are refused (CSRF); every response forbids framing, inline scripts and styles and content
+// from elsewhere, and content-type sniffing.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	s.handler.ServeHTTP(w, r)
+}
+
+// serveStatic serves the page's script and style sheet; anything else of static/, such as the
+// page template or a directory listing, is not found.
+func serveStatic(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	if !staticNames[name] {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeFileFS(w, r, staticFiles, "static/"+name)
+}
 
 // home sends a visitor to the room named by ?room=, or to the default room.
 func (s *server) home(w http.ResponseWriter, r *http.Request) {
@@ -123,10 +153,14 @@ type joined struct {
 // joins again with its old id and token and keeps its identity.
 func (s *server) join(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
-	if !ok {
+	if !ok || !s.readForm(w, r) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if !s.guard.allowJoin(r) {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "too many joins from your address; wait a moment", http.StatusTooManyRequests)
+		return
+	}
 	name, err := cleanName(r.PostFormValue("name"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -222,16 +256,40 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 // that member's page.
 func (s *server) member(w http.ResponseWriter, r *http.Request) (room, id string, ok bool) {
 	room, ok = roomParam(w, r)
-	if !ok {
+	if !ok || !s.readForm(w, r) {
 		return "", "", false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	id = r.PostFormValue("id")
 	if !s.validToken(room, id, r.PostFormValue("token")) {
 		http.Error(w, "bad member token", http.StatusForbidden)
 		return "", "", false
 	}
 	return room, id, true
+}
+
+// readForm reads the request's form, of at most maxFormBytes within the body timeout, or writes
+// the error (413, 408 or 400) and returns false.
+func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
+		serverError(w, "read deadline", err)
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm()
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &tooLarge):
+		http.Error(w, fmt.Sprintf("request body too large: at most %d bytes", maxFormBytes), http.StatusRequestEntityTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body too slow", http.StatusRequestTimeout)
+	default:
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+	}
+	return false
 }
 
 // token returns the secret that proves a page owns member id of room. Member ids are public

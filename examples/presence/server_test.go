@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -315,6 +316,24 @@ func TestResumeAfterOverflow(t *testing.T) {
 	}
 }
 
+// TestUnreadableMember checks that a member the server cannot read (written by another program
+// or version) does not keep a page from getting the rest of the room.
+func TestUnreadableMember(t *testing.T) {
+	a, _ := fakeApp(t)
+	a.join(t, "r", "Ada")
+	raw, err := a.backend.Open(a.store.ID(), a.store.Limits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Upsert(context.Background(), "r", backend.UpsertRequest{Key: "junk", Value: []byte("{not json"), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	a.join(t, "r", "Grace")
+	if _, st := a.openStream(t, "r", "").nextState(t); names(st.Members) != "Ada,Grace" {
+		t.Errorf("state of a room with an unreadable member: %q, want Ada,Grace", names(st.Members))
+	}
+}
+
 // TestPing checks that a quiet stream sends keep-alives and still delivers the next event.
 func TestPing(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, ping: 5 * time.Millisecond})
@@ -346,7 +365,8 @@ func TestValidation(t *testing.T) {
 		{"wrong token", "/rooms/r/heartbeat", url.Values{"id": {ada.ID}, "token": {"x" + ada.Token}}, http.StatusForbidden},
 		{"token of another room", "/rooms/s/leave", ada.form(), http.StatusForbidden},
 		{"no id", "/rooms/r/leave", url.Values{"token": {ada.Token}}, http.StatusForbidden},
-		{"huge form", "/rooms/r/join", url.Values{"name": {strings.Repeat("a", 2*maxFormBytes)}}, http.StatusBadRequest},
+		{"huge form", "/rooms/r/join", url.Values{"name": {strings.Repeat("a", 2*maxFormBytes)}}, http.StatusRequestEntityTooLarge},
+		{"huge heartbeat", "/rooms/r/heartbeat", url.Values{"id": {ada.ID}, "token": {ada.Token}, "x": {strings.Repeat("a", maxFormBytes)}}, http.StatusRequestEntityTooLarge},
 	} {
 		if code, body := a.post(t, tc.path, tc.form); code != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
@@ -385,6 +405,10 @@ func TestPages(t *testing.T) {
 		{"/rooms/design", http.StatusOK, "", `data-room="design"`},
 		{"/rooms/a.b", http.StatusNotFound, "", ""},
 		{"/static/app.js", http.StatusOK, "", "EventSource"},
+		{"/static/style.css", http.StatusOK, "", "body"},
+		{"/static/", http.StatusNotFound, "", ""},
+		{"/static/room.html", http.StatusNotFound, "", ""},
+		{"/static/..%2fserver.go", http.StatusNotFound, "", ""},
 		{"/nowhere", http.StatusNotFound, "", ""},
 	} {
 		resp, err := client.Get(a.url + tc.path)
@@ -395,6 +419,12 @@ func TestPages(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.location || !strings.Contains(string(body), tc.contains) {
 			t.Errorf("GET %s: %d, Location %q, want %d %q containing %q", tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.location, tc.contains)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); csp != "default-src 'self'; frame-ancestors 'none'" {
+			t.Errorf("GET %s: Content-Security-Policy %q", tc.path, csp)
+		}
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q, want nosniff", tc.path, got)
 		}
 	}
 }

@@ -34,15 +34,15 @@ func (c Cursor) String() string {
 func ParseCursor(s string) (Cursor, error) {
 	i := strings.LastIndexByte(s, '-')
 	if i < 0 {
-		return Cursor{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
+		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
 	}
 	epoch, num := s[:i], s[i+1:]
 	if !ValidEpoch(epoch) || num == "" || (len(num) > 1 && num[0] == '0') || num[0] == '+' {
-		return Cursor{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
+		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
+		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
 	}
 	return Cursor{Epoch: epoch, Seq: seq}, nil
 }

@@ -2,6 +2,8 @@ package backend_test
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -66,5 +68,31 @@ func TestEventKindString(t *testing.T) {
 		if k.String() != s {
 			t.Errorf("EventKind(%d).String() = %q, want %q", k, k.String(), s)
 		}
+	}
+}
+
+// TestQuote checks that Quote quotes short inputs as %q does and cuts long ones at a character
+// boundary, so that errors about huge inputs stay short.
+func TestQuote(t *testing.T) {
+	for _, s := range []string{"", "abc", "a\"b\x00", strings.Repeat("x", 64)} {
+		if got, want := backend.Quote(s), strconv.Quote(s); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", s, got, want)
+		}
+	}
+	long := strings.Repeat("é", 100) // 200 bytes; byte 64 is the start of a character
+	if got, want := backend.Quote(long), strconv.Quote(strings.Repeat("é", 32))+"... (200 bytes)"; got != want {
+		t.Errorf("Quote of 200 bytes = %s, want %s", got, want)
+	}
+	odd := "x" + strings.Repeat("é", 100) // byte 64 is in the middle of a character
+	if got, want := backend.Quote(odd), strconv.Quote("x"+strings.Repeat("é", 31))+"... (201 bytes)"; got != want {
+		t.Errorf("Quote of 201 bytes = %s, want %s", got, want)
+	}
+}
+
+// TestParseCursorErrorIsShort checks that the error about a cursor of a megabyte is short.
+func TestParseCursorErrorIsShort(t *testing.T) {
+	_, err := backend.ParseCursor(strings.Repeat("a", 1<<20))
+	if !errors.Is(err, backend.ErrInvalidCursor) || len(err.Error()) > 200 {
+		t.Errorf("ParseCursor of 1 MB: error of %d bytes: %.200v", len(err.Error()), err)
 	}
 }

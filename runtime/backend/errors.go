@@ -3,6 +3,8 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Sentinel errors, re-exported by package ephemeral. Errors of a store wrap one of these when
@@ -84,8 +86,25 @@ func (e *ConflictError) Error() string {
 	default:
 		want = fmt.Sprintf("want version %d", e.Cond.Version)
 	}
-	return fmt.Sprintf("%v: key %q %s, %s", ErrConflict, e.Key, state, want)
+	return fmt.Sprintf("%v: key %s %s, %s", ErrConflict, Quote(e.Key), state, want)
 }
 
 // Is reports whether target is [ErrConflict].
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// maxQuoted is the most bytes of an input that Quote shows.
+const maxQuoted = 64
+
+// Quote returns s as a Go string literal, as %q formats it, for an error message; an input
+// longer than 64 bytes is cut there (at a character boundary) and its length added, so that a
+// bad input of a megabyte makes an error of a line.
+func Quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+}

@@ -227,7 +227,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	}
 	if e == nil {
 		if len(t.entries) >= st.limits.MaxEntries {
-			return backend.Entry{}, fmt.Errorf("%w: new key %q, %d live entries", backend.ErrCapacity, req.Key, len(t.entries))
+			return backend.Entry{}, fmt.Errorf("%w: new key %s, %d live entries", backend.ErrCapacity, backend.Quote(req.Key), len(t.entries))
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+)
+
+// TestRoomSize checks that a room holds at most MaxEntries members: the next join is told the
+// room is full.
+func TestRoomSize(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, limits: ephemeral.Limits{MaxEntries: 3}})
+	for _, name := range []string{"Ada", "Grace", "Carol"} {
+		a.join(t, "r", name)
+	}
+	if code, body := a.post(t, "/rooms/r/join", url.Values{"name": {"Dave"}}); code != http.StatusServiceUnavailable || !strings.Contains(body, "full") {
+		t.Errorf("fourth join: %d %s, want 503 the room is full", code, body)
+	}
+	a.join(t, "s", "Dave") // another room has room
+}
+
+// TestJoinRate checks that one client's joins are limited to its burst, then to the rate, and
+// that another client is not held back by it.
+func TestJoinRate(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 8, JoinRate: 1, JoinBurst: 3}})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a.srv.guard.now = func() time.Time { return now }
+	for i := range 3 {
+		a.join(t, "r", "Ada"+strings.Repeat("!", i))
+	}
+	code, _ := a.post(t, "/rooms/r/join", url.Values{"name": {"Mallory"}})
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("fourth join in a burst of three: %d, want 429", code)
+	}
+	if n := memberCount(t, a, "r"); n != 3 {
+		t.Errorf("the room has %d members after a refused join, want 3", n)
+	}
+	now = now.Add(time.Second) // one more join a second
+	a.join(t, "r", "Grace")
+	if code, _ := a.post(t, "/rooms/r/join", url.Values{"name": {"Mallory"}}); code != http.StatusTooManyRequests {
+		t.Errorf("second join within the second: %d, want 429", code)
+	}
+}
+
+// memberCount returns the number of members of room.
+func memberCount(t *testing.T, a *app, room string) int {
+	t.Helper()
+	snap, err := a.store.Snapshot(context.Background(), ephemeral.WithTenant(room))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(snap.Entries)
+}
+
+// TestStreamsPerClient checks that a client holds at most Limits.Streams event streams, and
+// that closing one lets it open another.
+func TestStreamsPerClient(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 2, JoinRate: 1, JoinBurst: 1}})
+	first := a.openStream(t, "r", "")
+	first.nextState(t) // the stream is counted by now
+	a.openStream(t, "r", "").nextState(t)
+	resp, err := http.Get(a.url + "/rooms/r/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third stream: %d, want 429", resp.StatusCode)
+	}
+	first.body.Close()
+	// The server sees the closed connection and ends the stream's handler: wait for that.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(a.url + "/rooms/r/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream after one was closed: %d, want 200", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSlowBody checks that a client sending its form a byte at a time is cut off after the
+// body timeout instead of holding its connection.
+func TestSlowBody(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL})
+	a.srv.bodyTimeout = 300 * time.Millisecond
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /rooms/r/join HTTP/1.1\r\nHost: x\r\n"+
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("stalled body: %d, want 408", resp.StatusCode)
+	}
+	if d := time.Since(start); d < a.srv.bodyTimeout {
+		t.Errorf("answered after %v, before the body timeout %v", d, a.srv.bodyTimeout)
+	}
+}
+
+// TestIdleConnection checks that the server closes a keep-alive connection that sends no next
+// request.
+func TestIdleConnection(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	a := startApp(t, appConfig{ttl: testTTL, idle: idle})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /rooms/r HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(30 * time.Second))
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read %v, want EOF (closed by the server)", err)
+	}
+	if d := time.Since(start); d < idle/2 {
+		t.Errorf("closed after %v, before the idle timeout %v", d, idle)
+	}
+}
