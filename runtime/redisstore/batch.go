@@ -58,19 +58,26 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 		res = r[0]
 		st.noteVersion(tenant, res.version)
 	}
+	st.release(tenant, q)
+	return res
+}
 
+// release ends the call in flight of the tenant, whose queue is q: a goroutine applies the
+// writes that wait in q, if any; otherwise q is forgotten.
+func (st *store) release(tenant string, q *writeQueue) {
+	b := st.b
 	b.qmu.Lock()
 	if len(q.pending) == 0 {
-		delete(b.queues, k)
+		delete(b.queues, tenantKey{st.id, tenant})
 		b.qmu.Unlock()
-		return res
+		return
 	}
 	b.qmu.Unlock()
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
 		st.drain(tenant, q)
-		return res
+		return
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
@@ -78,7 +85,6 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 		defer b.wg.Done()
 		st.drain(tenant, q)
 	}()
-	return res
 }
 
 // next returns the next batch of q, or nil after forgetting q when nothing is pending. Only

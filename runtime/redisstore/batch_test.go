@@ -120,3 +120,81 @@ func testConcurrentUpserts(t *testing.T, f fixture) {
 	}
 	expectVersions(t, sub, 1, writers*each)
 }
+
+// Writes that arrive while a call of their tenant is in flight wait, whatever their kind, and
+// are applied in their order once it ends; then the tenant's queue is forgotten.
+func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
+	f := newMini(t)
+	st, ten := f.open(t, backend.Limits{}), "queued"
+	k := tenantKey{st.id, ten}
+	q := &writeQueue{}
+	f.b.qmu.Lock()
+	f.b.queues[k] = q // a call in flight
+	f.b.qmu.Unlock()
+	ctx := context.Background()
+	type result struct {
+		version uint64
+		ok      bool
+		err     error
+	}
+	ops := []func() result{
+		func() result {
+			e, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour})
+			return result{e.Version, err == nil, err}
+		},
+		func() result {
+			r, err := st.Touch(ctx, ten, backend.TouchRequest{Key: "a", TTL: time.Hour})
+			return result{r.Version, r.OK, err}
+		},
+		func() result {
+			r, err := st.Touch(ctx, ten, backend.TouchRequest{Key: "a", TTL: 2 * time.Hour, Quiet: true})
+			return result{r.Version, r.OK, err}
+		},
+		func() result {
+			ok, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "a", Reason: "r"})
+			return result{0, ok, err}
+		},
+		func() result {
+			e, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("2"), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfNew}})
+			return result{e.Version, err == nil, err}
+		},
+	}
+	results := make([]result, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Go(func() { results[i] = op() })
+		waitPending(t, f.b, q, i+1) // queued in this order
+	}
+	st.release(ten, q)
+	wg.Wait()
+	want := []result{{1, true, nil}, {2, true, nil}, {2, true, nil}, {0, true, nil}, {4, true, nil}}
+	for i := range want {
+		if results[i] != want[i] {
+			t.Errorf("write %d: %+v, want %+v", i, results[i], want[i])
+		}
+	}
+	// The draining goroutine forgets the queue after its last batch.
+	waitFor(t, "the queue to be forgotten", func() bool { return len(f.b.queues) == 0 && len(q.pending) == 0 }, f.b)
+}
+
+// waitPending waits until n writes wait in q.
+func waitPending(t *testing.T, b *Backend, q *writeQueue, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(q.pending) >= n }, b)
+}
+
+// waitFor waits until cond, called with b.qmu held, holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool, b *Backend) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.qmu.Lock()
+		ok := cond()
+		b.qmu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 10 s", what)
+		}
+	}
+}
