@@ -3,6 +3,9 @@
 package codectest
 
 import (
+	"encoding/json"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/internal/codectest/other"
@@ -28,6 +31,12 @@ func (A1Codec) Decode(src []byte, v *A1) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (A1Codec) Clone(dst, src *A1) {
+	*dst = *src
+}
+
 // A2Codec encodes and decodes A2 as JSON exactly as encoding/json does, without reflection.
 type A2Codec struct{}
 
@@ -47,6 +56,12 @@ func (A2Codec) Decode(src []byte, v *A2) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (A2Codec) Clone(dst, src *A2) {
+	*dst = *src
+}
+
 // ColorCodec encodes and decodes Color as JSON exactly as encoding/json does, without reflection.
 type ColorCodec struct{}
 
@@ -64,6 +79,12 @@ func (ColorCodec) Decode(src []byte, v *Color) error {
 	d.Reset(src)
 	jsonc.UnmarshalText(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ColorCodec) Clone(dst, src *Color) {
+	*dst = *src
 }
 
 // ConflictsCodec encodes and decodes Conflicts as JSON exactly as encoding/json does, without
@@ -86,6 +107,13 @@ func (ConflictsCodec) Decode(src []byte, v *Conflicts) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ConflictsCodec) Clone(dst, src *Conflicts) {
+	*dst = *src
+	ephemeralCloneConflicts(dst)
+}
+
 // DeeperCodec encodes and decodes Deeper as JSON exactly as encoding/json does, without reflection.
 type DeeperCodec struct{}
 
@@ -103,6 +131,12 @@ func (DeeperCodec) Decode(src []byte, v *Deeper) error {
 	d.Reset(src)
 	ephemeralDecodeDeeper(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (DeeperCodec) Clone(dst, src *Deeper) {
+	*dst = *src
 }
 
 // DocumentCodec encodes and decodes Document as JSON exactly as encoding/json does, without
@@ -125,6 +159,13 @@ func (DocumentCodec) Decode(src []byte, v *Document) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (DocumentCodec) Clone(dst, src *Document) {
+	*dst = *src
+	ephemeralCloneDocument(dst)
+}
+
 // EmbeddedCodec encodes and decodes Embedded as JSON exactly as encoding/json does, without
 // reflection.
 type EmbeddedCodec struct{}
@@ -143,6 +184,12 @@ func (EmbeddedCodec) Decode(src []byte, v *Embedded) error {
 	d.Reset(src)
 	ephemeralDecodeEmbedded(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (EmbeddedCodec) Clone(dst, src *Embedded) {
+	*dst = *src
 }
 
 // EmbeddedPtrCodec encodes and decodes EmbeddedPtr as JSON exactly as encoding/json does, without
@@ -165,6 +212,12 @@ func (EmbeddedPtrCodec) Decode(src []byte, v *EmbeddedPtr) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (EmbeddedPtrCodec) Clone(dst, src *EmbeddedPtr) {
+	*dst = *src
+}
+
 // EverythingCodec encodes and decodes Everything as JSON exactly as encoding/json does, without
 // reflection.
 type EverythingCodec struct{}
@@ -183,6 +236,15 @@ func (EverythingCodec) Decode(src []byte, v *Everything) error {
 	d.Reset(src)
 	ephemeralDecodeEverything(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of json.RawMessage, which hold
+// references behind their own JSON or text methods, are copied by encoding and decoding them, which
+// costs what the codec does; should that fail, they are copied by assignment.
+func (EverythingCodec) Clone(dst, src *Everything) {
+	*dst = *src
+	ephemeralCloneEverything(dst)
 }
 
 // FoldedCodec encodes and decodes Folded as JSON exactly as encoding/json does, without reflection.
@@ -204,6 +266,12 @@ func (FoldedCodec) Decode(src []byte, v *Folded) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (FoldedCodec) Clone(dst, src *Folded) {
+	*dst = *src
+}
+
 // ItemCodec encodes and decodes Item as JSON exactly as encoding/json does, without reflection.
 type ItemCodec struct{}
 
@@ -221,6 +289,12 @@ func (ItemCodec) Decode(src []byte, v *Item) error {
 	d.Reset(src)
 	ephemeralDecodeItem(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ItemCodec) Clone(dst, src *Item) {
+	*dst = *src
 }
 
 // LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without
@@ -243,6 +317,13 @@ func (LowerEmbedCodec) Decode(src []byte, v *LowerEmbed) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (LowerEmbedCodec) Clone(dst, src *LowerEmbed) {
+	*dst = *src
+	ephemeralCloneLowerEmbed(dst)
+}
+
 // MetaCodec encodes and decodes Meta as JSON exactly as encoding/json does, without reflection.
 type MetaCodec struct{}
 
@@ -260,6 +341,12 @@ func (MetaCodec) Decode(src []byte, v *Meta) error {
 	d.Reset(src)
 	ephemeralDecodeMeta(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (MetaCodec) Clone(dst, src *Meta) {
+	*dst = *src
 }
 
 // MoneyCodec encodes and decodes Money as JSON exactly as encoding/json does, without reflection.
@@ -281,6 +368,12 @@ func (MoneyCodec) Decode(src []byte, v *Money) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (MoneyCodec) Clone(dst, src *Money) {
+	*dst = *src
+}
+
 // NodeCodec encodes and decodes Node as JSON exactly as encoding/json does, without reflection.
 type NodeCodec struct{}
 
@@ -298,6 +391,14 @@ func (NodeCodec) Decode(src []byte, v *Node) error {
 	d.Reset(src)
 	ephemeralDecodeNode(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (NodeCodec) Clone(dst, src *Node) {
+	*dst = *src
+	ephemeralCloneNode(dst)
 }
 
 // PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without
@@ -320,6 +421,13 @@ func (PresenceCodec) Decode(src []byte, v *Presence) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (PresenceCodec) Clone(dst, src *Presence) {
+	*dst = *src
+	ephemeralClonePresence(dst)
+}
+
 // TreeCodec encodes and decodes Tree as JSON exactly as encoding/json does, without reflection.
 type TreeCodec struct{}
 
@@ -337,6 +445,14 @@ func (TreeCodec) Decode(src []byte, v *Tree) error {
 	d.Reset(src)
 	ephemeralDecodeTree(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (TreeCodec) Clone(dst, src *Tree) {
+	*dst = *src
+	ephemeralCloneTree(dst)
 }
 
 // WithMarshalerCodec encodes and decodes WithMarshaler as JSON exactly as encoding/json does,
@@ -359,6 +475,12 @@ func (WithMarshalerCodec) Decode(src []byte, v *WithMarshaler) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (WithMarshalerCodec) Clone(dst, src *WithMarshaler) {
+	*dst = *src
+}
+
 // lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does,
 // without reflection.
 type lowerEmbeddedCodec struct{}
@@ -377,6 +499,12 @@ func (lowerEmbeddedCodec) Decode(src []byte, v *lowerEmbedded) error {
 	d.Reset(src)
 	ephemeralDecodeLowerEmbedded(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (lowerEmbeddedCodec) Clone(dst, src *lowerEmbedded) {
+	*dst = *src
 }
 
 var ephemeralFieldsA1 = jsonc.NewFields("Name", "X", "tagged", "Only1")
@@ -506,6 +634,13 @@ func ephemeralDecodeConflicts(d *jsonc.Decoder, v *Conflicts) {
 	}
 }
 
+func ephemeralCloneConflicts(v *Conflicts) {
+	if v.A2 != nil {
+		c := *v.A2
+		v.A2 = &c
+	}
+}
+
 func ephemeralEncodeCounts(e *jsonc.Encoder, v *Counts) {
 	if *v == nil {
 		e.Null()
@@ -538,6 +673,10 @@ func ephemeralDecodeCounts(d *jsonc.Decoder, v *Counts) {
 			(*v)[k] = y
 		}
 	}
+}
+
+func ephemeralCloneCounts(v *Counts) {
+	*v = maps.Clone(*v)
 }
 
 var ephemeralFieldsDeeper = jsonc.NewFields("Name", "X", "tagged", "Only1", "Y")
@@ -736,6 +875,24 @@ func ephemeralDecodeDocument(d *jsonc.Decoder, v *Document) {
 			d.Skip()
 		}
 	}
+}
+
+func ephemeralCloneDocument(v *Document) {
+	ephemeralClonePresence(&v.Owner)
+	v.Members = slices.Clone(v.Members)
+	for i := range v.Members {
+		ephemeralClonePresence(&v.Members[i])
+	}
+	v.Items = slices.Clone(v.Items)
+	for i := range v.Items {
+		ephemeralCloneOtherItem(&v.Items[i])
+	}
+	v.Scores = slices.Clone(v.Scores)
+	if v.Meta != nil {
+		c := *v.Meta
+		v.Meta = &c
+	}
+	v.Labels = maps.Clone(v.Labels)
 }
 
 var ephemeralFieldsEmbedded = jsonc.NewFields("promoted", "shadowed")
@@ -1981,6 +2138,111 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 	}
 }
 
+func ephemeralCloneEverything(v *Everything) {
+	if v.EmbeddedPtr != nil {
+		c := *v.EmbeddedPtr
+		v.EmbeddedPtr = &c
+	}
+	v.Bytes = slices.Clone(v.Bytes)
+	v.NBytes = slices.Clone(v.NBytes)
+	if v.TimeP != nil {
+		c := *v.TimeP
+		v.TimeP = &c
+	}
+	if v.P != nil {
+		c := *v.P
+		v.P = &c
+	}
+	if v.PP != nil {
+		c := *v.PP
+		if c != nil {
+			c2 := *c
+			c = &c2
+		}
+		v.PP = &c
+	}
+	if v.PSt != nil {
+		c := *v.PSt
+		v.PSt = &c
+	}
+	v.Ints = slices.Clone(v.Ints)
+	v.Stats = slices.Clone(v.Stats)
+	v.IntPs = slices.Clone(v.IntPs)
+	for i := range v.IntPs {
+		if v.IntPs[i] != nil {
+			c := *v.IntPs[i]
+			v.IntPs[i] = &c
+		}
+	}
+	v.Nested = slices.Clone(v.Nested)
+	for i := range v.Nested {
+		v.Nested[i] = slices.Clone(v.Nested[i])
+	}
+	ephemeralCloneTags(&v.Tags)
+	v.M = maps.Clone(v.M)
+	v.MI = maps.Clone(v.MI)
+	v.MU = maps.Clone(v.MU)
+	v.MSt = maps.Clone(v.MSt)
+	v.MColor = maps.Clone(v.MColor)
+	if v.MSlice != nil {
+		m := make(map[string][]int, len(v.MSlice))
+		for k, y := range v.MSlice {
+			y = slices.Clone(y)
+			m[k] = y
+		}
+		v.MSlice = m
+	}
+	v.MStruct = maps.Clone(v.MStruct)
+	if v.MPtr != nil {
+		m := make(map[string]*Item, len(v.MPtr))
+		for k, y := range v.MPtr {
+			if y != nil {
+				c := *y
+				y = &c
+			}
+			m[k] = y
+		}
+		v.MPtr = m
+	}
+	v.MMoney = maps.Clone(v.MMoney)
+	ephemeralCloneCounts(&v.Counts)
+	if v.ItemP != nil {
+		c := *v.ItemP
+		v.ItemP = &c
+	}
+	ephemeralCloneOtherItem(&v.Other)
+	if v.OtherP != nil {
+		c := *v.OtherP
+		ephemeralCloneOtherItem(&c)
+		v.OtherP = &c
+	}
+	if v.MoneyP != nil {
+		c := *v.MoneyP
+		v.MoneyP = &c
+	}
+	if v.TempP != nil {
+		c := *v.TempP
+		v.TempP = &c
+	}
+	if v.ColorP != nil {
+		c := *v.ColorP
+		v.ColorP = &c
+	}
+	ephemeralCloneJsonRawMessage(&v.Raw)
+	v.Monies = slices.Clone(v.Monies)
+	if v.OmitP != nil {
+		c := *v.OmitP
+		v.OmitP = &c
+	}
+	v.OmitSl = slices.Clone(v.OmitSl)
+	v.OmitM = maps.Clone(v.OmitM)
+	if v.QP != nil {
+		c := *v.QP
+		v.QP = &c
+	}
+	v.QArr = slices.Clone(v.QArr)
+}
+
 var ephemeralFieldsFolded = jsonc.NewFields("name", "NAME", "k", "ſ")
 
 func ephemeralEncodeFolded(e *jsonc.Encoder, v *Folded) {
@@ -2049,6 +2311,25 @@ func ephemeralDecodeItem(d *jsonc.Decoder, v *Item) {
 	}
 }
 
+func ephemeralCloneJsonRawMessage(v *json.RawMessage) {
+	if *v == nil {
+		return
+	}
+	e := new(jsonc.Encoder)
+	jsonc.Marshal(e, "*json.RawMessage", v)
+	b, err := e.Finish()
+	if err != nil {
+		return
+	}
+	d := new(jsonc.Decoder)
+	d.Reset(b)
+	var c json.RawMessage
+	jsonc.Unmarshal(d, &c)
+	if d.Finish() == nil {
+		*v = c
+	}
+}
+
 var ephemeralFieldsLowerEmbed = jsonc.NewFields("val", "name")
 
 func ephemeralEncodeLowerEmbed(e *jsonc.Encoder, v *LowerEmbed) {
@@ -2083,6 +2364,13 @@ func ephemeralDecodeLowerEmbed(d *jsonc.Decoder, v *LowerEmbed) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneLowerEmbed(v *LowerEmbed) {
+	if v.lowerEmbedded != nil {
+		c := *v.lowerEmbedded
+		v.lowerEmbedded = &c
 	}
 }
 
@@ -2221,6 +2509,14 @@ func ephemeralDecodeNode(d *jsonc.Decoder, v *Node) {
 	}
 }
 
+func ephemeralCloneNode(v *Node) {
+	if v.Next != nil {
+		c := *v.Next
+		ephemeralCloneNode(&c)
+		v.Next = &c
+	}
+}
+
 var ephemeralFieldsOtherItem = jsonc.NewFields("id", "name", "tags")
 
 func ephemeralEncodeOtherItem(e *jsonc.Encoder, v *other.Item) {
@@ -2278,6 +2574,10 @@ func ephemeralDecodeOtherItem(d *jsonc.Decoder, v *other.Item) {
 			d.Skip()
 		}
 	}
+}
+
+func ephemeralCloneOtherItem(v *other.Item) {
+	v.Tags = slices.Clone(v.Tags)
 }
 
 var ephemeralFieldsPairStringCodectestLevel = jsonc.NewFields("key", "value")
@@ -2379,6 +2679,10 @@ func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 	}
 }
 
+func ephemeralClonePresence(v *Presence) {
+	v.Tabs = slices.Clone(v.Tabs)
+}
+
 var ephemeralFieldsStruct1 = jsonc.NewFields("X", "Y")
 
 func ephemeralEncodeStruct1(e *jsonc.Encoder, v *struct {
@@ -2444,6 +2748,10 @@ func ephemeralDecodeTags(d *jsonc.Decoder, v *Tags) {
 		}
 		*v = s
 	}
+}
+
+func ephemeralCloneTags(v *Tags) {
+	*v = slices.Clone(*v)
 }
 
 var ephemeralFieldsTree = jsonc.NewFields("name", "kids", "byName")
@@ -2533,5 +2841,24 @@ func ephemeralDecodeTree(d *jsonc.Decoder, v *Tree) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneTree(v *Tree) {
+	v.Kids = slices.Clone(v.Kids)
+	for i := range v.Kids {
+		ephemeralCloneTree(&v.Kids[i])
+	}
+	if v.ByName != nil {
+		m := make(map[string]*Tree, len(v.ByName))
+		for k, y := range v.ByName {
+			if y != nil {
+				c := *y
+				ephemeralCloneTree(&c)
+				y = &c
+			}
+			m[k] = y
+		}
+		v.ByName = m
 	}
 }
