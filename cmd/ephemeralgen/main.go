@@ -103,8 +103,8 @@
 //     a struct that holds no slice, map or pointer is copied by one assignment. Fields that the
 //     codec does not encode (tagged json:"-", or unexported) are copied by assignment, as are
 //     values of types with their own JSON or text methods that hold no reference. Those that do,
-//     such as json.RawMessage and net.IP, are copied by encoding and decoding them with these
-//     methods, as the codec does, which costs what the codec does; should that fail, which it
+//     such as json.RawMessage and net.IP, are copied by a round trip through these methods
+//     (MarshalJSON then UnmarshalJSON, or the text ones), at its cost; should it fail, which it
 //     cannot for a value the codec decoded, they are copied by assignment. A cycle of pointers,
 //     which no decoded value holds, makes Clone recurse without end.
 //

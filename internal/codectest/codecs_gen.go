@@ -241,8 +241,8 @@ func (EverythingCodec) Decode(src []byte, v *Everything) error {
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment. Values of json.RawMessage, which hold
-// references behind their own JSON or text methods, are copied by encoding and decoding them, which
-// costs what the codec does; should that fail, they are copied by assignment.
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
 func (EverythingCodec) Clone(dst, src *Everything) {
 	*dst = *src
 	ephemeralCloneEverything(dst)
@@ -449,8 +449,8 @@ func (OuterCodec) Decode(src []byte, v *Outer) error {
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment. Values of net.IP, which hold
-// references behind their own JSON or text methods, are copied by encoding and decoding them, which
-// costs what the codec does; should that fail, they are copied by assignment.
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
 func (OuterCodec) Clone(dst, src *Outer) {
 	*dst = *src
 	ephemeralCloneOuter(dst)
@@ -504,8 +504,8 @@ func (RefCodec) Decode(src []byte, v *Ref) error {
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment. Values of codectest.Ref, which hold
-// references behind their own JSON or text methods, are copied by encoding and decoding them, which
-// costs what the codec does; should that fail, they are copied by assignment.
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
 func (RefCodec) Clone(dst, src *Ref) {
 	*dst = *src
 	ephemeralCloneRef(dst)
@@ -533,8 +533,8 @@ func (RefKeysCodec) Decode(src []byte, v *RefKeys) error {
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment. Values of codectest.Ref, which hold
-// references behind their own JSON or text methods, are copied by encoding and decoding them, which
-// costs what the codec does; should that fail, they are copied by assignment.
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
 func (RefKeysCodec) Clone(dst, src *RefKeys) {
 	*dst = *src
 	ephemeralCloneRefKeys(dst)
@@ -561,8 +561,8 @@ func (RefsCodec) Decode(src []byte, v *Refs) error {
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment. Values of codectest.Set,
-// json.RawMessage and net.IP, which hold references behind their own JSON or text methods, are
-// copied by encoding and decoding them, which costs what the codec does; should that fail, they are
+// codectest.Tokens, json.RawMessage and net.IP, which hold references behind their own JSON or text
+// methods, are copied by a round trip through those methods, at its cost; should it fail, they are
 // copied by assignment. A cycle of pointers in *src, which no decoded value holds, makes Clone
 // recurse without end.
 func (RefsCodec) Clone(dst, src *Refs) {
@@ -2624,17 +2624,12 @@ func ephemeralCloneJsonRawMessage(v *json.RawMessage) {
 	if *v == nil {
 		return
 	}
-	e := new(jsonc.Encoder)
-	jsonc.Marshal(e, "*json.RawMessage", v)
-	b, err := e.Finish()
+	b, err := v.MarshalJSON()
 	if err != nil {
 		return
 	}
-	d := new(jsonc.Decoder)
-	d.Reset(b)
 	var c json.RawMessage
-	jsonc.Unmarshal(d, &c)
-	if d.Finish() == nil {
+	if c.UnmarshalJSON(b) == nil {
 		*v = c
 	}
 }
@@ -2779,19 +2774,12 @@ func ephemeralCloneNetIP(v *net.IP) {
 	if *v == nil {
 		return
 	}
-	e := new(jsonc.Encoder)
-	jsonc.MarshalText(e, "*net.IP", v)
-	b, err := e.Finish()
+	b, err := v.MarshalText()
 	if err != nil {
 		return
 	}
-	d := new(jsonc.Decoder)
-	d.Reset(b)
 	var c net.IP
-	if !d.Null() {
-		jsonc.UnmarshalText(d, &c)
-	}
-	if d.Finish() == nil {
+	if c.UnmarshalText(b) == nil {
 		*v = c
 	}
 }
@@ -3105,17 +3093,12 @@ func ephemeralClonePresence(v *Presence) {
 }
 
 func ephemeralCloneRef(v *Ref) {
-	e := new(jsonc.Encoder)
-	jsonc.MarshalText(e, "*codectest.Ref", v)
-	b, err := e.Finish()
+	b, err := v.MarshalText()
 	if err != nil {
 		return
 	}
-	d := new(jsonc.Decoder)
-	d.Reset(b)
 	var c Ref
-	jsonc.UnmarshalText(d, &c)
-	if d.Finish() == nil {
+	if c.UnmarshalText(b) == nil {
 		*v = c
 	}
 }
@@ -3184,7 +3167,7 @@ func ephemeralCloneRefKeys(v *RefKeys) {
 	}
 }
 
-var ephemeralFieldsRefs = jsonc.NewFields("notes", "score", "labels", "hosts", "ip", "ipp", "byHost", "set", "setp", "sets", "raws", "grid", "forest")
+var ephemeralFieldsRefs = jsonc.NewFields("notes", "score", "labels", "hosts", "ip", "ipp", "byHost", "set", "setp", "sets", "tokens", "raws", "grid", "forest")
 
 func ephemeralEncodeRefs(e *jsonc.Encoder, v *Refs) {
 	e.Byte('{')
@@ -3283,6 +3266,8 @@ func ephemeralEncodeRefs(e *jsonc.Encoder, v *Refs) {
 		}
 		e.Byte(']')
 	}
+	e.Raw(`,"tokens":`)
+	jsonc.MarshalText(e, "*codectest.Tokens", &v.Tokens)
 	e.Raw(`,"raws":`)
 	if v.Raws == nil {
 		e.Null()
@@ -3430,6 +3415,8 @@ func ephemeralDecodeRefs(d *jsonc.Decoder, v *Refs) {
 				}
 				v.Sets = s
 			}
+		case "tokens":
+			jsonc.Unmarshal(d, &v.Tokens)
 		case "raws":
 			if d.Null() {
 				v.Raws = nil
@@ -3496,6 +3483,7 @@ func ephemeralCloneRefs(v *Refs) {
 	for i := range v.Sets {
 		ephemeralCloneSet(&v.Sets[i])
 	}
+	ephemeralCloneTokens(&v.Tokens)
 	if v.Raws != nil {
 		m := make(map[string]json.RawMessage, len(v.Raws))
 		for k, y := range v.Raws {
@@ -3512,17 +3500,12 @@ func ephemeralCloneSet(v *Set) {
 	if *v == nil {
 		return
 	}
-	e := new(jsonc.Encoder)
-	jsonc.Marshal(e, "*codectest.Set", v)
-	b, err := e.Finish()
+	b, err := v.MarshalJSON()
 	if err != nil {
 		return
 	}
-	d := new(jsonc.Decoder)
-	d.Reset(b)
 	var c Set
-	jsonc.Unmarshal(d, &c)
-	if d.Finish() == nil {
+	if c.UnmarshalJSON(b) == nil {
 		*v = c
 	}
 }
@@ -3596,6 +3579,25 @@ func ephemeralDecodeTags(d *jsonc.Decoder, v *Tags) {
 
 func ephemeralCloneTags(v *Tags) {
 	*v = slices.Clone(*v)
+}
+
+func ephemeralCloneTokens(v *Tokens) {
+	if *v == nil {
+		return
+	}
+	e := new(jsonc.Encoder)
+	jsonc.MarshalText(e, "*codectest.Tokens", v)
+	b, err := e.Finish()
+	if err != nil {
+		return
+	}
+	d := new(jsonc.Decoder)
+	d.Reset(b)
+	var c Tokens
+	jsonc.Unmarshal(d, &c)
+	if d.Finish() == nil {
+		*v = c
+	}
 }
 
 var ephemeralFieldsTree = jsonc.NewFields("name", "kids", "byName")

@@ -385,6 +385,22 @@ func (s *Set) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Tokens has MarshalText but UnmarshalJSON, which reads the JSON string that the codecs write
+// for the text: no pair of its own methods round trips it, the codecs do.
+type Tokens []string
+
+// MarshalText writes the tokens as a JSON array.
+func (t Tokens) MarshalText() ([]byte, error) { return json.Marshal([]string(t)) }
+
+// UnmarshalJSON reads a string that holds what MarshalText writes.
+func (t *Tokens) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(s), (*[]string)(t))
+}
+
 // Grid is a named array type whose elements hold references.
 type Grid [2][]int
 
@@ -415,6 +431,7 @@ type Refs struct {
 	Set    Set                        `json:"set"`
 	SetP   *Set                       `json:"setp"`
 	Sets   []Set                      `json:"sets"`
+	Tokens Tokens                     `json:"tokens"`
 	Raws   map[string]json.RawMessage `json:"raws"`
 	Grid   Grid                       `json:"grid"`
 	Forest Forest                     `json:"forest"`

@@ -17,7 +17,9 @@
 // copy shares with its source: slices, maps and pointed-to values are copied, recursively;
 // strings and the locations of times, which are immutable, are shared. A value that its own
 // UnmarshalJSON or UnmarshalText method decodes is copied by assignment if its type holds no
-// reference at any depth, else by encoding it and decoding the result, as the codec does.
+// reference at any depth, else by a round trip: its MarshalJSON and UnmarshalJSON methods (or
+// the text ones), or, when it has no encoding method of the kind of its decoding one, the
+// codec's encoding and decoding.
 //
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
@@ -192,8 +194,8 @@ func emitCodec(f *jen.File, cd *codec) {
 	roundTrips, cyclic := cloneFacts(cd.clone)
 	if roundTrips != nil {
 		doc += fmt.Sprintf(" Values of %s, which hold references behind their own JSON or text methods, are "+
-			"copied by encoding and decoding them, which costs what the codec does; should that fail, they are "+
-			"copied by assignment.", joinAnd(roundTrips))
+			"copied by a round trip through those methods, at its cost; should it fail, they are copied by "+
+			"assignment.", joinAnd(roundTrips))
 	}
 	if cyclic {
 		doc += " A cycle of pointers in *src, which no decoded value holds, makes Clone recurse without end."

@@ -81,7 +81,7 @@ type cloneOp uint8
 
 const (
 	cloneHelper    cloneOp = iota + 1 // the helper of its type
-	cloneRoundTrip                    // encoded and decoded again (a helper's whole body)
+	cloneRoundTrip                    // encoded and decoded again, by its methods (a helper's body)
 	clonePointer                      // unless nil, a copy of the element
 	cloneSlice                        // a copy of the slice (nil stays nil), then the elements
 	cloneArray                        // the elements
@@ -96,8 +96,9 @@ type cloneNode struct {
 	t         types.Type // unaliased
 	key, elem *cloneNode // clonePointer, cloneSlice, cloneArray, cloneMap
 	h         *helper    // cloneHelper
-	enc       *encNode   // cloneRoundTrip: of the value, addressable
-	dec       *decNode   // cloneRoundTrip
+	text      bool       // cloneRoundTrip: by the text methods rather than the JSON ones
+	enc       *encNode   // cloneRoundTrip without the encoding method: through the codec
+	dec       *decNode
 }
 
 // mapKey is the kind of a map's key type.
@@ -584,7 +585,8 @@ func (p *planner) cloneHelper(h *helper) *cloneNode {
 }
 
 // roundTrip plans the deep copy of a value of type t, which its own method decodes: nothing if
-// t holds no reference, else encoding and decoding it again, as the codec does.
+// t holds no reference, else encoding it with the method of the same kind, JSON or text, and
+// decoding the result; through the codec if t has no such method.
 func (p *planner) roundTrip(t types.Type) *cloneNode {
 	t = types.Unalias(t)
 	if !holdsReferences(t) {
@@ -592,7 +594,15 @@ func (p *planner) roundTrip(t types.Type) *cloneNode {
 	}
 	h := p.g.record(t)
 	return p.cloner(h, func(hp *planner) {
-		h.clone = &cloneNode{op: cloneRoundTrip, t: t, enc: hp.enc(t, true, false), dec: hp.dec(t, false)}
+		n := &cloneNode{op: cloneRoundTrip, t: t, text: !ptrImplements(t, unmarshaler)}
+		enc := marshaler
+		if n.text {
+			enc = textMarshaler
+		}
+		if !ptrImplements(t, enc) {
+			n.enc, n.dec = hp.enc(t, true, false), hp.dec(t, false)
+		}
+		h.clone = n
 	})
 }
 

@@ -601,6 +601,17 @@ func (p *printer) roundTrip(n *cloneNode, x expr) []jen.Code {
 	if nilable(n.t) {
 		out = append(out, jen.If(x.value().Op("==").Nil()).Block(jen.Return()))
 	}
+	if n.enc == nil { // the methods themselves
+		kind := "JSON"
+		if n.text {
+			kind = "Text"
+		}
+		return append(out,
+			jen.List(jen.Id("b"), jen.Err()).Op(":=").Add(x.addr()).Dot("Marshal"+kind).Call(),
+			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return()),
+			jen.Var().Id("c").Add(typeCode(n.t)),
+			jen.If(jen.Id("c").Dot("Unmarshal"+kind).Call(jen.Id("b")).Op("==").Nil()).Block(x.value().Op("=").Id("c")))
+	}
 	out = append(out, jen.Id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")))
 	out = append(out, p.enc(n.enc, x)...)
 	out = append(out,
