@@ -535,7 +535,7 @@ func (p *planner) structDec(t types.Type) []decField {
 
 // clone plans the deep copy of a value whose decoding plan is n; nil when a copy by assignment
 // shares no memory. It copies what the decoder fills: the members it decodes, and a value that
-// its own method decodes by a round trip through the codec if it holds references.
+// its own method decodes, if it holds references, by a round trip (see roundTrip).
 func (p *planner) clone(n *decNode) *cloneNode {
 	if n == nil { // a problem was reported
 		return nil
