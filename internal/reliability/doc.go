@@ -8,13 +8,27 @@
 //     server and a Redis Cluster.
 //   - fault_test.go: faults injected into a redis-server the test starts itself: connection
 //     kills, a restart without persistence, FLUSHALL, and a server that is unreachable.
+//   - linear_test.go, linmodel_test.go: linearizability, checked with
+//     github.com/anishathalye/porcupine. Concurrent clients (each its own go-redis client) make
+//     random upserts (plain, IfNew, IfExists, IfVersion), touches, removes and gets on a few
+//     keys while their connections are killed, a node sleeps (DEBUG SLEEP) and, between
+//     histories, a node restarts; every call is recorded with its start, end and result. Each
+//     history is checked per key as the clients saw it (calls of unknown outcome open-ended,
+//     possibly applied), matched to a reader's events, and checked as a whole tenant once the
+//     events settle the unknown outcomes; a violation writes porcupine's visualisation to a
+//     file the failure names. TestLinearizabilityMemstore, TestLinearizabilityRedis,
+//     TestLinearizabilityCluster (3 masters) and TestLinearizabilitySentinel run it on servers
+//     they start themselves; TestLinearizabilityModels checks the models on histories of known
+//     verdict, and TestLinearizabilityCheckerCatches shows that a stale read and a write
+//     applied twice are found, and that lost replies are no violation.
 //   - isolation_test.go: adversarial store IDs and tenants never share keys and keep every key
 //     of a tenant in one hash slot; an abandoned tenant leaves no key behind.
 //   - fuzz_test.go: fuzz targets for the key parsers the other packages do not fuzz yet.
 //
 // The environment selects the servers and the effort, so that a plain go test ./... stays
 // short: EPHEMERAL_REDIS_ADDR and EPHEMERAL_REDIS_CLUSTER name a real server and a cluster,
-// EPHEMERAL_RELIABILITY_CASES sets the number of model cases per backend, and
-// EPHEMERAL_FAULT_DURATION the traffic phase of the connection-kill test. docs/RELIABILITY.md
-// says which test proves which guarantee.
+// EPHEMERAL_RELIABILITY_CASES sets the number of model cases per backend,
+// EPHEMERAL_FAULT_DURATION the traffic phase of the connection-kill test, and
+// EPHEMERAL_LINEAR_DURATION the run of the linearizability test per target (1 s by default, in
+// histories of at most 10 s). docs/RELIABILITY.md says which test proves which guarantee.
 package reliability

@@ -30,6 +30,7 @@ const (
 	envCluster  = "EPHEMERAL_REDIS_CLUSTER"     // comma-separated addresses of cluster nodes
 	envCases    = "EPHEMERAL_RELIABILITY_CASES" // model cases per backend
 	envDuration = "EPHEMERAL_FAULT_DURATION"    // traffic phase of the connection-kill test
+	envLinear   = "EPHEMERAL_LINEAR_DURATION"   // run of the linearizability test, per target
 )
 
 // envInt returns the positive integer in the environment variable name, or def.

@@ -18,27 +18,40 @@ type server struct {
 	bin  string
 	port string
 	dir  string
+	conf string   // a config file to start with (a Sentinel's), or ""
+	args []string // more arguments, after the common ones
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
 }
 
-// startServer starts a redis-server, or skips the test when there is none. It is stopped when
-// the test ends.
-func startServer(t *testing.T) *server {
+// startServer starts a redis-server with the extra arguments args, or skips the test when
+// there is none. It is stopped when the test ends.
+func startServer(t *testing.T, args ...string) *server {
+	s := newServer(t)
+	s.args = args
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// newServer returns a server on a free port, not started, or skips the test when there is no
+// redis-server.
+func newServer(t *testing.T) *server {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server not found in PATH; install it (Debian: redis-server) to run the fault tests")
 	}
+	return &server{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	s := &server{t: t, bin: bin, port: port, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func (s *server) addr() string { return "127.0.0.1:" + s.port }
@@ -46,8 +59,13 @@ func (s *server) addr() string { return "127.0.0.1:" + s.port }
 // start starts the server and waits until it answers PING.
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
+	s.cmd = exec.Command(s.bin, append(args, s.args...)...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
