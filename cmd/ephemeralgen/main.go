@@ -95,7 +95,18 @@
 //     NewPresenceStore(b, opts...), which returns the store on backend b with the directive's
 //     settings as defaults (opts override them).
 //   - PresenceCodec: Encode and Decode of Presence as JSON, byte-identical to encoding/json,
-//     without reflection; the store's ephemeral.Codec[Presence].
+//     without reflection; the store's ephemeral.Codec[Presence]. And Clone(dst, src *Presence),
+//     a deep copy that costs much less than a decode: *dst is then equal to *src (it encodes
+//     alike), and no slice, map or pointer of either shares memory with the other. Slices, maps
+//     and pointed-to values are copied, element by element (nil stays nil and empty stays
+//     empty); strings and the locations of time.Time values, which are immutable, are shared;
+//     a struct that holds no slice, map or pointer is copied by one assignment. Fields that the
+//     codec does not encode (tagged json:"-", or unexported) are copied by assignment, as are
+//     values of types with their own JSON or text methods that hold no reference. Those that do,
+//     such as json.RawMessage and net.IP, are copied by a round trip through these methods
+//     (MarshalJSON then UnmarshalJSON, or the text ones), at its cost; should it fail, which it
+//     cannot for a value the codec decoded, they are copied by assignment. A cycle of pointers,
+//     which no decoded value holds, makes Clone recurse without end.
 //
 // Everything else is a method of ephemeral.Store, typed by its parameters: Put(ctx, v) stores v
 // at v.EphemeralKey(), and Upsert, Touch, Remove, Get, Snapshot, Reader and Mirror take and

@@ -68,6 +68,12 @@ func (TodoCodec) Decode(src []byte, v *Todo) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (TodoCodec) Clone(dst, src *Todo) {
+	*dst = *src
+}
+
 var ephemeralFieldsTodo = jsonc.NewFields("text")
 
 func ephemeralEncodeTodo(e *jsonc.Encoder, v *Todo) {

@@ -42,6 +42,12 @@ func (SampleCodec) Decode(src []byte, v *Sample) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (SampleCodec) Clone(dst, src *Sample) {
+	*dst = *src
+}
+
 var ephemeralFieldsSample = jsonc.NewFields("writer", "seq", "status")
 
 func ephemeralEncodeSample(e *jsonc.Encoder, v *Sample) {

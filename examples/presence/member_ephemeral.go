@@ -42,6 +42,12 @@ func (MemberCodec) Decode(src []byte, v *Member) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (MemberCodec) Clone(dst, src *Member) {
+	*dst = *src
+}
+
 var ephemeralFieldsMember = jsonc.NewFields("id", "name", "status")
 
 func ephemeralEncodeMember(e *jsonc.Encoder, v *Member) {

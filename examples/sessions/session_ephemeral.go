@@ -3,6 +3,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
@@ -41,6 +42,13 @@ func (SessionCodec) Decode(src []byte, v *Session) error {
 	d.Reset(src)
 	ephemeralDecodeSession(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (SessionCodec) Clone(dst, src *Session) {
+	*dst = *src
+	ephemeralCloneSession(dst)
 }
 
 var ephemeralFieldsSession = jsonc.NewFields("userId", "roles")
@@ -92,4 +100,8 @@ func ephemeralDecodeSession(d *jsonc.Decoder, v *Session) {
 			d.Skip()
 		}
 	}
+}
+
+func ephemeralCloneSession(v *Session) {
+	v.Roles = slices.Clone(v.Roles)
 }

@@ -2,6 +2,8 @@ package codectest
 
 import (
 	"encoding/json"
+	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -86,4 +88,40 @@ func benchCodecDecode[T any](b *testing.B, decode func([]byte, *T) error, src []
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchEverything returns a random Everything, the corpus's biggest type, that encodes.
+func benchEverything() *Everything {
+	for seed := uint64(0); ; seed++ {
+		v := new(Everything)
+		(&filler{src: rand.New(rand.NewPCG(seed, 4)), canonical: true}).fill(reflect.ValueOf(v).Elem(), 4)
+		if _, err := (EverythingCodec{}).Encode(nil, v); err == nil {
+			return v
+		}
+	}
+}
+
+// BenchmarkClone compares the deep copy with decoding the same value, in the same run: a flat
+// struct (Meta, which Clone copies by assignment), the small and larger values of the other
+// benchmarks, and the corpus's biggest type.
+func BenchmarkClone(b *testing.B) {
+	b.Run("Meta", func(b *testing.B) { benchClone(b, MetaCodec{}, benchDocument().Meta) })
+	b.Run("Presence", func(b *testing.B) { benchClone(b, PresenceCodec{}, benchPresence()) })
+	b.Run("Document", func(b *testing.B) { benchClone(b, DocumentCodec{}, benchDocument()) })
+	b.Run("Everything", func(b *testing.B) { benchClone(b, EverythingCodec{}, benchEverything()) })
+}
+
+func benchClone[T any](b *testing.B, c cloner[T], v *T) {
+	src, err := c.Encode(nil, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("decode", func(b *testing.B) { benchCodecDecode(b, c.Decode, src) })
+	b.Run("clone", func(b *testing.B) {
+		b.ReportAllocs()
+		dst := new(T)
+		for b.Loop() {
+			c.Clone(dst, v)
+		}
+	})
 }

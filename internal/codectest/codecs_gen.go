@@ -3,6 +3,10 @@
 package codectest
 
 import (
+	"encoding/json"
+	"maps"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/internal/codectest/other"
@@ -28,6 +32,12 @@ func (A1Codec) Decode(src []byte, v *A1) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (A1Codec) Clone(dst, src *A1) {
+	*dst = *src
+}
+
 // A2Codec encodes and decodes A2 as JSON exactly as encoding/json does, without reflection.
 type A2Codec struct{}
 
@@ -47,6 +57,12 @@ func (A2Codec) Decode(src []byte, v *A2) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (A2Codec) Clone(dst, src *A2) {
+	*dst = *src
+}
+
 // ColorCodec encodes and decodes Color as JSON exactly as encoding/json does, without reflection.
 type ColorCodec struct{}
 
@@ -64,6 +80,12 @@ func (ColorCodec) Decode(src []byte, v *Color) error {
 	d.Reset(src)
 	jsonc.UnmarshalText(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ColorCodec) Clone(dst, src *Color) {
+	*dst = *src
 }
 
 // ConflictsCodec encodes and decodes Conflicts as JSON exactly as encoding/json does, without
@@ -86,6 +108,13 @@ func (ConflictsCodec) Decode(src []byte, v *Conflicts) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ConflictsCodec) Clone(dst, src *Conflicts) {
+	*dst = *src
+	ephemeralCloneConflicts(dst)
+}
+
 // DeeperCodec encodes and decodes Deeper as JSON exactly as encoding/json does, without reflection.
 type DeeperCodec struct{}
 
@@ -103,6 +132,12 @@ func (DeeperCodec) Decode(src []byte, v *Deeper) error {
 	d.Reset(src)
 	ephemeralDecodeDeeper(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (DeeperCodec) Clone(dst, src *Deeper) {
+	*dst = *src
 }
 
 // DocumentCodec encodes and decodes Document as JSON exactly as encoding/json does, without
@@ -125,6 +160,13 @@ func (DocumentCodec) Decode(src []byte, v *Document) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (DocumentCodec) Clone(dst, src *Document) {
+	*dst = *src
+	ephemeralCloneDocument(dst)
+}
+
 // EmbeddedCodec encodes and decodes Embedded as JSON exactly as encoding/json does, without
 // reflection.
 type EmbeddedCodec struct{}
@@ -143,6 +185,12 @@ func (EmbeddedCodec) Decode(src []byte, v *Embedded) error {
 	d.Reset(src)
 	ephemeralDecodeEmbedded(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (EmbeddedCodec) Clone(dst, src *Embedded) {
+	*dst = *src
 }
 
 // EmbeddedPtrCodec encodes and decodes EmbeddedPtr as JSON exactly as encoding/json does, without
@@ -165,6 +213,12 @@ func (EmbeddedPtrCodec) Decode(src []byte, v *EmbeddedPtr) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (EmbeddedPtrCodec) Clone(dst, src *EmbeddedPtr) {
+	*dst = *src
+}
+
 // EverythingCodec encodes and decodes Everything as JSON exactly as encoding/json does, without
 // reflection.
 type EverythingCodec struct{}
@@ -183,6 +237,15 @@ func (EverythingCodec) Decode(src []byte, v *Everything) error {
 	d.Reset(src)
 	ephemeralDecodeEverything(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of json.RawMessage, which hold
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
+func (EverythingCodec) Clone(dst, src *Everything) {
+	*dst = *src
+	ephemeralCloneEverything(dst)
 }
 
 // FoldedCodec encodes and decodes Folded as JSON exactly as encoding/json does, without reflection.
@@ -204,6 +267,38 @@ func (FoldedCodec) Decode(src []byte, v *Folded) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (FoldedCodec) Clone(dst, src *Folded) {
+	*dst = *src
+}
+
+// InnerCodec encodes and decodes Inner as JSON exactly as encoding/json does, without reflection.
+type InnerCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (InnerCodec) Encode(dst []byte, v *Inner) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeInner(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (InnerCodec) Decode(src []byte, v *Inner) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeInner(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (InnerCodec) Clone(dst, src *Inner) {
+	*dst = *src
+	ephemeralCloneInner(dst)
+}
+
 // ItemCodec encodes and decodes Item as JSON exactly as encoding/json does, without reflection.
 type ItemCodec struct{}
 
@@ -221,6 +316,12 @@ func (ItemCodec) Decode(src []byte, v *Item) error {
 	d.Reset(src)
 	ephemeralDecodeItem(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ItemCodec) Clone(dst, src *Item) {
+	*dst = *src
 }
 
 // LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without
@@ -243,6 +344,13 @@ func (LowerEmbedCodec) Decode(src []byte, v *LowerEmbed) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (LowerEmbedCodec) Clone(dst, src *LowerEmbed) {
+	*dst = *src
+	ephemeralCloneLowerEmbed(dst)
+}
+
 // MetaCodec encodes and decodes Meta as JSON exactly as encoding/json does, without reflection.
 type MetaCodec struct{}
 
@@ -260,6 +368,12 @@ func (MetaCodec) Decode(src []byte, v *Meta) error {
 	d.Reset(src)
 	ephemeralDecodeMeta(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (MetaCodec) Clone(dst, src *Meta) {
+	*dst = *src
 }
 
 // MoneyCodec encodes and decodes Money as JSON exactly as encoding/json does, without reflection.
@@ -281,6 +395,12 @@ func (MoneyCodec) Decode(src []byte, v *Money) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (MoneyCodec) Clone(dst, src *Money) {
+	*dst = *src
+}
+
 // NodeCodec encodes and decodes Node as JSON exactly as encoding/json does, without reflection.
 type NodeCodec struct{}
 
@@ -298,6 +418,42 @@ func (NodeCodec) Decode(src []byte, v *Node) error {
 	d.Reset(src)
 	ephemeralDecodeNode(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (NodeCodec) Clone(dst, src *Node) {
+	*dst = *src
+	ephemeralCloneNode(dst)
+}
+
+// OuterCodec encodes and decodes Outer as JSON exactly as encoding/json does, without reflection.
+type OuterCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (OuterCodec) Encode(dst []byte, v *Outer) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeOuter(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (OuterCodec) Decode(src []byte, v *Outer) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeOuter(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of net.IP, which hold
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
+func (OuterCodec) Clone(dst, src *Outer) {
+	*dst = *src
+	ephemeralCloneOuter(dst)
 }
 
 // PresenceCodec encodes and decodes Presence as JSON exactly as encoding/json does, without
@@ -320,6 +476,100 @@ func (PresenceCodec) Decode(src []byte, v *Presence) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (PresenceCodec) Clone(dst, src *Presence) {
+	*dst = *src
+	ephemeralClonePresence(dst)
+}
+
+// RefCodec encodes and decodes Ref as JSON exactly as encoding/json does, without reflection.
+type RefCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (RefCodec) Encode(dst []byte, v *Ref) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	jsonc.MarshalText(e, "*codectest.Ref", v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (RefCodec) Decode(src []byte, v *Ref) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	jsonc.UnmarshalText(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of codectest.Ref, which hold
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
+func (RefCodec) Clone(dst, src *Ref) {
+	*dst = *src
+	ephemeralCloneRef(dst)
+}
+
+// RefKeysCodec encodes and decodes RefKeys as JSON exactly as encoding/json does, without
+// reflection.
+type RefKeysCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (RefKeysCodec) Encode(dst []byte, v *RefKeys) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeRefKeys(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (RefKeysCodec) Decode(src []byte, v *RefKeys) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeRefKeys(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of codectest.Ref, which hold
+// references behind their own JSON or text methods, are copied by a round trip through those
+// methods, at its cost; should it fail, they are copied by assignment.
+func (RefKeysCodec) Clone(dst, src *RefKeys) {
+	*dst = *src
+	ephemeralCloneRefKeys(dst)
+}
+
+// RefsCodec encodes and decodes Refs as JSON exactly as encoding/json does, without reflection.
+type RefsCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (RefsCodec) Encode(dst []byte, v *Refs) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeRefs(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (RefsCodec) Decode(src []byte, v *Refs) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeRefs(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. Values of codectest.Set,
+// codectest.Tokens, json.RawMessage and net.IP, which hold references behind their own JSON or text
+// methods, are copied by a round trip through those methods, at its cost; should it fail, they are
+// copied by assignment. A cycle of pointers in *src, which no decoded value holds, makes Clone
+// recurse without end.
+func (RefsCodec) Clone(dst, src *Refs) {
+	*dst = *src
+	ephemeralCloneRefs(dst)
+}
+
 // TreeCodec encodes and decodes Tree as JSON exactly as encoding/json does, without reflection.
 type TreeCodec struct{}
 
@@ -337,6 +587,14 @@ func (TreeCodec) Decode(src []byte, v *Tree) error {
 	d.Reset(src)
 	ephemeralDecodeTree(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (TreeCodec) Clone(dst, src *Tree) {
+	*dst = *src
+	ephemeralCloneTree(dst)
 }
 
 // WithMarshalerCodec encodes and decodes WithMarshaler as JSON exactly as encoding/json does,
@@ -359,6 +617,12 @@ func (WithMarshalerCodec) Decode(src []byte, v *WithMarshaler) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (WithMarshalerCodec) Clone(dst, src *WithMarshaler) {
+	*dst = *src
+}
+
 // lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does,
 // without reflection.
 type lowerEmbeddedCodec struct{}
@@ -377,6 +641,12 @@ func (lowerEmbeddedCodec) Decode(src []byte, v *lowerEmbedded) error {
 	d.Reset(src)
 	ephemeralDecodeLowerEmbedded(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (lowerEmbeddedCodec) Clone(dst, src *lowerEmbedded) {
+	*dst = *src
 }
 
 var ephemeralFieldsA1 = jsonc.NewFields("Name", "X", "tagged", "Only1")
@@ -506,6 +776,13 @@ func ephemeralDecodeConflicts(d *jsonc.Decoder, v *Conflicts) {
 	}
 }
 
+func ephemeralCloneConflicts(v *Conflicts) {
+	if v.A2 != nil {
+		c := *v.A2
+		v.A2 = &c
+	}
+}
+
 func ephemeralEncodeCounts(e *jsonc.Encoder, v *Counts) {
 	if *v == nil {
 		e.Null()
@@ -538,6 +815,10 @@ func ephemeralDecodeCounts(d *jsonc.Decoder, v *Counts) {
 			(*v)[k] = y
 		}
 	}
+}
+
+func ephemeralCloneCounts(v *Counts) {
+	*v = maps.Clone(*v)
 }
 
 var ephemeralFieldsDeeper = jsonc.NewFields("Name", "X", "tagged", "Only1", "Y")
@@ -736,6 +1017,24 @@ func ephemeralDecodeDocument(d *jsonc.Decoder, v *Document) {
 			d.Skip()
 		}
 	}
+}
+
+func ephemeralCloneDocument(v *Document) {
+	ephemeralClonePresence(&v.Owner)
+	v.Members = slices.Clone(v.Members)
+	for i := range v.Members {
+		ephemeralClonePresence(&v.Members[i])
+	}
+	v.Items = slices.Clone(v.Items)
+	for i := range v.Items {
+		ephemeralCloneOtherItem(&v.Items[i])
+	}
+	v.Scores = slices.Clone(v.Scores)
+	if v.Meta != nil {
+		c := *v.Meta
+		v.Meta = &c
+	}
+	v.Labels = maps.Clone(v.Labels)
 }
 
 var ephemeralFieldsEmbedded = jsonc.NewFields("promoted", "shadowed")
@@ -1981,6 +2280,111 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 	}
 }
 
+func ephemeralCloneEverything(v *Everything) {
+	if v.EmbeddedPtr != nil {
+		c := *v.EmbeddedPtr
+		v.EmbeddedPtr = &c
+	}
+	v.Bytes = slices.Clone(v.Bytes)
+	v.NBytes = slices.Clone(v.NBytes)
+	if v.TimeP != nil {
+		c := *v.TimeP
+		v.TimeP = &c
+	}
+	if v.P != nil {
+		c := *v.P
+		v.P = &c
+	}
+	if v.PP != nil {
+		c := *v.PP
+		if c != nil {
+			c2 := *c
+			c = &c2
+		}
+		v.PP = &c
+	}
+	if v.PSt != nil {
+		c := *v.PSt
+		v.PSt = &c
+	}
+	v.Ints = slices.Clone(v.Ints)
+	v.Stats = slices.Clone(v.Stats)
+	v.IntPs = slices.Clone(v.IntPs)
+	for i := range v.IntPs {
+		if v.IntPs[i] != nil {
+			c := *v.IntPs[i]
+			v.IntPs[i] = &c
+		}
+	}
+	v.Nested = slices.Clone(v.Nested)
+	for i := range v.Nested {
+		v.Nested[i] = slices.Clone(v.Nested[i])
+	}
+	ephemeralCloneTags(&v.Tags)
+	v.M = maps.Clone(v.M)
+	v.MI = maps.Clone(v.MI)
+	v.MU = maps.Clone(v.MU)
+	v.MSt = maps.Clone(v.MSt)
+	v.MColor = maps.Clone(v.MColor)
+	if v.MSlice != nil {
+		m := make(map[string][]int, len(v.MSlice))
+		for k, y := range v.MSlice {
+			y = slices.Clone(y)
+			m[k] = y
+		}
+		v.MSlice = m
+	}
+	v.MStruct = maps.Clone(v.MStruct)
+	if v.MPtr != nil {
+		m := make(map[string]*Item, len(v.MPtr))
+		for k, y := range v.MPtr {
+			if y != nil {
+				c := *y
+				y = &c
+			}
+			m[k] = y
+		}
+		v.MPtr = m
+	}
+	v.MMoney = maps.Clone(v.MMoney)
+	ephemeralCloneCounts(&v.Counts)
+	if v.ItemP != nil {
+		c := *v.ItemP
+		v.ItemP = &c
+	}
+	ephemeralCloneOtherItem(&v.Other)
+	if v.OtherP != nil {
+		c := *v.OtherP
+		ephemeralCloneOtherItem(&c)
+		v.OtherP = &c
+	}
+	if v.MoneyP != nil {
+		c := *v.MoneyP
+		v.MoneyP = &c
+	}
+	if v.TempP != nil {
+		c := *v.TempP
+		v.TempP = &c
+	}
+	if v.ColorP != nil {
+		c := *v.ColorP
+		v.ColorP = &c
+	}
+	ephemeralCloneJsonRawMessage(&v.Raw)
+	v.Monies = slices.Clone(v.Monies)
+	if v.OmitP != nil {
+		c := *v.OmitP
+		v.OmitP = &c
+	}
+	v.OmitSl = slices.Clone(v.OmitSl)
+	v.OmitM = maps.Clone(v.OmitM)
+	if v.QP != nil {
+		c := *v.QP
+		v.QP = &c
+	}
+	v.QArr = slices.Clone(v.QArr)
+}
+
 var ephemeralFieldsFolded = jsonc.NewFields("name", "NAME", "k", "ſ")
 
 func ephemeralEncodeFolded(e *jsonc.Encoder, v *Folded) {
@@ -2019,6 +2423,173 @@ func ephemeralDecodeFolded(d *jsonc.Decoder, v *Folded) {
 	}
 }
 
+func ephemeralEncodeForest(e *jsonc.Encoder, v *Forest) {
+	if *v == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range *v {
+			if i > 0 {
+				e.Byte(',')
+			}
+			ephemeralEncodeTree(e, &(*v)[i])
+		}
+		e.Byte(']')
+	}
+}
+
+func ephemeralDecodeForest(d *jsonc.Decoder, v *Forest) {
+	if d.Null() {
+		*v = nil
+	} else if d.Array() {
+		s := (*v)[:0]
+		for d.NextElem() {
+			s = jsonc.Grow(s)
+			ephemeralDecodeTree(d, &s[len(s)-1])
+		}
+		if len(s) == 0 {
+			s = Forest{}
+		}
+		*v = s
+	}
+}
+
+func ephemeralCloneForest(v *Forest) {
+	*v = slices.Clone(*v)
+	for i := range *v {
+		ephemeralCloneTree(&(*v)[i])
+	}
+}
+
+func ephemeralEncodeGrid(e *jsonc.Encoder, v *Grid) {
+	e.Byte('[')
+	for i := range *v {
+		if i > 0 {
+			e.Byte(',')
+		}
+		if (*v)[i] == nil {
+			e.Null()
+		} else {
+			e.Byte('[')
+			for i2 := range (*v)[i] {
+				if i2 > 0 {
+					e.Byte(',')
+				}
+				e.Int(int64((*v)[i][i2]))
+			}
+			e.Byte(']')
+		}
+	}
+	e.Byte(']')
+}
+
+func ephemeralDecodeGrid(d *jsonc.Decoder, v *Grid) {
+	if d.Array() {
+		i := 0
+		for d.NextElem() {
+			if i < len((*v)) {
+				if d.Null() {
+					(*v)[i] = nil
+				} else if d.Array() {
+					s := (*v)[i][:0]
+					for d.NextElem() {
+						s = jsonc.Grow(s)
+						d.Int(&s[len(s)-1])
+					}
+					if len(s) == 0 {
+						s = []int{}
+					}
+					(*v)[i] = s
+				}
+			} else {
+				d.Skip()
+			}
+			i++
+		}
+		if i < len((*v)) {
+			clear((*v)[i:])
+		}
+	}
+}
+
+func ephemeralCloneGrid(v *Grid) {
+	for i := range *v {
+		(*v)[i] = slices.Clone((*v)[i])
+	}
+}
+
+var ephemeralFieldsInner = jsonc.NewFields("notes", "score")
+
+func ephemeralEncodeInner(e *jsonc.Encoder, v *Inner) {
+	e.Raw(`{"notes":`)
+	if v.Notes == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Notes {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(v.Notes[i])
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"score":`)
+	if v.Score == nil {
+		e.Null()
+	} else {
+		e.Float64(*v.Score)
+	}
+	e.Byte('}')
+}
+
+func ephemeralDecodeInner(d *jsonc.Decoder, v *Inner) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "notes":
+			if d.Null() {
+				v.Notes = nil
+			} else if d.Array() {
+				s := v.Notes[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.String(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []string{}
+				}
+				v.Notes = s
+			}
+		case "score":
+			if d.Null() {
+				v.Score = nil
+			} else {
+				if v.Score == nil {
+					v.Score = new(float64)
+				}
+				d.Float64(v.Score)
+			}
+		default:
+			if name = d.Fold(ephemeralFieldsInner, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneInner(v *Inner) {
+	v.Notes = slices.Clone(v.Notes)
+	if v.Score != nil {
+		c := *v.Score
+		v.Score = &c
+	}
+}
+
 var ephemeralFieldsItem = jsonc.NewFields("name", "price")
 
 func ephemeralEncodeItem(e *jsonc.Encoder, v *Item) {
@@ -2046,6 +2617,20 @@ func ephemeralDecodeItem(d *jsonc.Decoder, v *Item) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneJsonRawMessage(v *json.RawMessage) {
+	if *v == nil {
+		return
+	}
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return
+	}
+	var c json.RawMessage
+	if c.UnmarshalJSON(b) == nil {
+		*v = c
 	}
 }
 
@@ -2083,6 +2668,13 @@ func ephemeralDecodeLowerEmbed(d *jsonc.Decoder, v *LowerEmbed) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneLowerEmbed(v *LowerEmbed) {
+	if v.lowerEmbedded != nil {
+		c := *v.lowerEmbedded
+		v.lowerEmbedded = &c
 	}
 }
 
@@ -2178,6 +2770,20 @@ func ephemeralEncodeMoneyValue(e *jsonc.Encoder, v *Money) {
 	e.Byte('}')
 }
 
+func ephemeralCloneNetIP(v *net.IP) {
+	if *v == nil {
+		return
+	}
+	b, err := v.MarshalText()
+	if err != nil {
+		return
+	}
+	var c net.IP
+	if c.UnmarshalText(b) == nil {
+		*v = c
+	}
+}
+
 var ephemeralFieldsNode = jsonc.NewFields("value", "next")
 
 func ephemeralEncodeNode(e *jsonc.Encoder, v *Node) {
@@ -2218,6 +2824,14 @@ func ephemeralDecodeNode(d *jsonc.Decoder, v *Node) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneNode(v *Node) {
+	if v.Next != nil {
+		c := *v.Next
+		ephemeralCloneNode(&c)
+		v.Next = &c
 	}
 }
 
@@ -2277,6 +2891,101 @@ func ephemeralDecodeOtherItem(d *jsonc.Decoder, v *other.Item) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneOtherItem(v *other.Item) {
+	v.Tags = slices.Clone(v.Tags)
+}
+
+var ephemeralFieldsOuter = jsonc.NewFields("labels", "hosts")
+
+func ephemeralEncodeOuter(e *jsonc.Encoder, v *Outer) {
+	e.Raw(`{"labels":`)
+	if v.Labels == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.Labels) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.Labels[k]
+			e.String(y)
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"hosts":`)
+	if v.Hosts == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Hosts {
+			if i > 0 {
+				e.Byte(',')
+			}
+			jsonc.MarshalText(e, "*net.IP", &v.Hosts[i])
+		}
+		e.Byte(']')
+	}
+	e.Byte('}')
+}
+
+func ephemeralDecodeOuter(d *jsonc.Decoder, v *Outer) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "labels":
+			if d.Null() {
+				v.Labels = nil
+			} else if d.Object() {
+				if v.Labels == nil {
+					v.Labels = make(map[string]string)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y string
+					d.String(&y)
+					v.Labels[k] = y
+				}
+			}
+		case "hosts":
+			if d.Null() {
+				v.Hosts = nil
+			} else if d.Array() {
+				s := v.Hosts[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					if d.Null() {
+						s[len(s)-1] = nil
+					} else {
+						jsonc.UnmarshalText(d, &s[len(s)-1])
+					}
+				}
+				if len(s) == 0 {
+					s = []net.IP{}
+				}
+				v.Hosts = s
+			}
+		default:
+			if name = d.Fold(ephemeralFieldsOuter, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneOuter(v *Outer) {
+	v.Labels = maps.Clone(v.Labels)
+	v.Hosts = slices.Clone(v.Hosts)
+	for i := range v.Hosts {
+		ephemeralCloneNetIP(&v.Hosts[i])
 	}
 }
 
@@ -2379,6 +3088,428 @@ func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 	}
 }
 
+func ephemeralClonePresence(v *Presence) {
+	v.Tabs = slices.Clone(v.Tabs)
+}
+
+func ephemeralCloneRef(v *Ref) {
+	b, err := v.MarshalText()
+	if err != nil {
+		return
+	}
+	var c Ref
+	if c.UnmarshalText(b) == nil {
+		*v = c
+	}
+}
+
+var ephemeralFieldsRefKeys = jsonc.NewFields("ByRef")
+
+func ephemeralEncodeRefKeys(e *jsonc.Encoder, v *RefKeys) {
+	e.Raw(`{"ByRef":`)
+	if v.ByRef == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedTextKeys(e, "codectest.Ref", v.ByRef) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k.Text)
+			e.Byte(':')
+			y := v.ByRef[k.Key]
+			e.Int(int64(y))
+		}
+		e.Byte('}')
+	}
+	e.Byte('}')
+}
+
+func ephemeralDecodeRefKeys(d *jsonc.Decoder, v *RefKeys) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "ByRef":
+			if d.Null() {
+				v.ByRef = nil
+			} else if d.Object() {
+				if v.ByRef == nil {
+					v.ByRef = make(map[Ref]int)
+				}
+				for d.NextMember() {
+					var k Ref
+					jsonc.UnmarshalTextKey(d, &k)
+					var y int
+					d.Int(&y)
+					v.ByRef[k] = y
+				}
+			}
+		default:
+			if name = d.Fold(ephemeralFieldsRefKeys, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneRefKeys(v *RefKeys) {
+	if v.ByRef != nil {
+		m := make(map[Ref]int, len(v.ByRef))
+		for k, y := range v.ByRef {
+			ephemeralCloneRef(&k)
+			m[k] = y
+		}
+		v.ByRef = m
+	}
+}
+
+var ephemeralFieldsRefs = jsonc.NewFields("notes", "score", "labels", "hosts", "ip", "ipp", "byHost", "set", "setp", "sets", "tokens", "raws", "grid", "forest")
+
+func ephemeralEncodeRefs(e *jsonc.Encoder, v *Refs) {
+	e.Byte('{')
+	if v.Inner != nil {
+		e.Raw(`"notes":`)
+		if v.Inner.Notes == nil {
+			e.Null()
+		} else {
+			e.Byte('[')
+			for i := range v.Inner.Notes {
+				if i > 0 {
+					e.Byte(',')
+				}
+				e.String(v.Inner.Notes[i])
+			}
+			e.Byte(']')
+		}
+		e.Raw(`,"score":`)
+		if v.Inner.Score == nil {
+			e.Null()
+		} else {
+			e.Float64(*v.Inner.Score)
+		}
+	}
+	e.Key(`"labels":`)
+	if v.Outer.Labels == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.Outer.Labels) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.Outer.Labels[k]
+			e.String(y)
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"hosts":`)
+	if v.Outer.Hosts == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Outer.Hosts {
+			if i > 0 {
+				e.Byte(',')
+			}
+			jsonc.MarshalText(e, "*net.IP", &v.Outer.Hosts[i])
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"ip":`)
+	jsonc.MarshalText(e, "*net.IP", &v.IP)
+	e.Raw(`,"ipp":`)
+	if v.IPP == nil {
+		e.Null()
+	} else {
+		jsonc.MarshalText(e, "*net.IP", v.IPP)
+	}
+	e.Raw(`,"byHost":`)
+	if v.ByHost == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.ByHost) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.ByHost[k]
+			jsonc.MarshalText(e, "net.IP", y)
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"set":`)
+	jsonc.Marshal(e, "*codectest.Set", &v.Set)
+	e.Raw(`,"setp":`)
+	if v.SetP == nil {
+		e.Null()
+	} else {
+		jsonc.Marshal(e, "*codectest.Set", v.SetP)
+	}
+	e.Raw(`,"sets":`)
+	if v.Sets == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Sets {
+			if i > 0 {
+				e.Byte(',')
+			}
+			jsonc.Marshal(e, "*codectest.Set", &v.Sets[i])
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"tokens":`)
+	jsonc.MarshalText(e, "*codectest.Tokens", &v.Tokens)
+	e.Raw(`,"raws":`)
+	if v.Raws == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.Raws) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.Raws[k]
+			jsonc.Marshal(e, "json.RawMessage", y)
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"grid":`)
+	ephemeralEncodeGrid(e, &v.Grid)
+	e.Raw(`,"forest":`)
+	ephemeralEncodeForest(e, &v.Forest)
+	e.Byte('}')
+}
+
+func ephemeralDecodeRefs(d *jsonc.Decoder, v *Refs) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "notes":
+			if v.Inner == nil {
+				v.Inner = new(Inner)
+			}
+			if d.Null() {
+				v.Inner.Notes = nil
+			} else if d.Array() {
+				s := v.Inner.Notes[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.String(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []string{}
+				}
+				v.Inner.Notes = s
+			}
+		case "score":
+			if v.Inner == nil {
+				v.Inner = new(Inner)
+			}
+			if d.Null() {
+				v.Inner.Score = nil
+			} else {
+				if v.Inner.Score == nil {
+					v.Inner.Score = new(float64)
+				}
+				d.Float64(v.Inner.Score)
+			}
+		case "labels":
+			if d.Null() {
+				v.Outer.Labels = nil
+			} else if d.Object() {
+				if v.Outer.Labels == nil {
+					v.Outer.Labels = make(map[string]string)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y string
+					d.String(&y)
+					v.Outer.Labels[k] = y
+				}
+			}
+		case "hosts":
+			if d.Null() {
+				v.Outer.Hosts = nil
+			} else if d.Array() {
+				s := v.Outer.Hosts[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					if d.Null() {
+						s[len(s)-1] = nil
+					} else {
+						jsonc.UnmarshalText(d, &s[len(s)-1])
+					}
+				}
+				if len(s) == 0 {
+					s = []net.IP{}
+				}
+				v.Outer.Hosts = s
+			}
+		case "ip":
+			if d.Null() {
+				v.IP = nil
+			} else {
+				jsonc.UnmarshalText(d, &v.IP)
+			}
+		case "ipp":
+			if d.Null() {
+				v.IPP = nil
+			} else {
+				if v.IPP == nil {
+					v.IPP = new(net.IP)
+				}
+				jsonc.UnmarshalText(d, v.IPP)
+			}
+		case "byHost":
+			if d.Null() {
+				v.ByHost = nil
+			} else if d.Object() {
+				if v.ByHost == nil {
+					v.ByHost = make(map[string]net.IP)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y net.IP
+					if !d.Null() {
+						jsonc.UnmarshalText(d, &y)
+					}
+					v.ByHost[k] = y
+				}
+			}
+		case "set":
+			jsonc.Unmarshal(d, &v.Set)
+		case "setp":
+			if d.Null() {
+				v.SetP = nil
+			} else {
+				if v.SetP == nil {
+					v.SetP = new(Set)
+				}
+				jsonc.Unmarshal(d, v.SetP)
+			}
+		case "sets":
+			if d.Null() {
+				v.Sets = nil
+			} else if d.Array() {
+				s := v.Sets[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					jsonc.Unmarshal(d, &s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []Set{}
+				}
+				v.Sets = s
+			}
+		case "tokens":
+			jsonc.Unmarshal(d, &v.Tokens)
+		case "raws":
+			if d.Null() {
+				v.Raws = nil
+			} else if d.Object() {
+				if v.Raws == nil {
+					v.Raws = make(map[string]json.RawMessage)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y json.RawMessage
+					jsonc.Unmarshal(d, &y)
+					v.Raws[k] = y
+				}
+			}
+		case "grid":
+			ephemeralDecodeGrid(d, &v.Grid)
+		case "forest":
+			ephemeralDecodeForest(d, &v.Forest)
+		default:
+			if name = d.Fold(ephemeralFieldsRefs, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneRefs(v *Refs) {
+	if v.Inner != nil {
+		c := *v.Inner
+		v.Inner = &c
+		v.Inner.Notes = slices.Clone(v.Inner.Notes)
+		if v.Inner.Score != nil {
+			c2 := *v.Inner.Score
+			v.Inner.Score = &c2
+		}
+	}
+	v.Outer.Labels = maps.Clone(v.Outer.Labels)
+	v.Outer.Hosts = slices.Clone(v.Outer.Hosts)
+	for i := range v.Outer.Hosts {
+		ephemeralCloneNetIP(&v.Outer.Hosts[i])
+	}
+	ephemeralCloneNetIP(&v.IP)
+	if v.IPP != nil {
+		c := *v.IPP
+		ephemeralCloneNetIP(&c)
+		v.IPP = &c
+	}
+	if v.ByHost != nil {
+		m := make(map[string]net.IP, len(v.ByHost))
+		for k, y := range v.ByHost {
+			ephemeralCloneNetIP(&y)
+			m[k] = y
+		}
+		v.ByHost = m
+	}
+	ephemeralCloneSet(&v.Set)
+	if v.SetP != nil {
+		c := *v.SetP
+		ephemeralCloneSet(&c)
+		v.SetP = &c
+	}
+	v.Sets = slices.Clone(v.Sets)
+	for i := range v.Sets {
+		ephemeralCloneSet(&v.Sets[i])
+	}
+	ephemeralCloneTokens(&v.Tokens)
+	if v.Raws != nil {
+		m := make(map[string]json.RawMessage, len(v.Raws))
+		for k, y := range v.Raws {
+			ephemeralCloneJsonRawMessage(&y)
+			m[k] = y
+		}
+		v.Raws = m
+	}
+	ephemeralCloneGrid(&v.Grid)
+	ephemeralCloneForest(&v.Forest)
+}
+
+func ephemeralCloneSet(v *Set) {
+	if *v == nil {
+		return
+	}
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return
+	}
+	var c Set
+	if c.UnmarshalJSON(b) == nil {
+		*v = c
+	}
+}
+
 var ephemeralFieldsStruct1 = jsonc.NewFields("X", "Y")
 
 func ephemeralEncodeStruct1(e *jsonc.Encoder, v *struct {
@@ -2443,6 +3574,29 @@ func ephemeralDecodeTags(d *jsonc.Decoder, v *Tags) {
 			s = Tags{}
 		}
 		*v = s
+	}
+}
+
+func ephemeralCloneTags(v *Tags) {
+	*v = slices.Clone(*v)
+}
+
+func ephemeralCloneTokens(v *Tokens) {
+	if *v == nil {
+		return
+	}
+	e := new(jsonc.Encoder)
+	jsonc.MarshalText(e, "*codectest.Tokens", v)
+	b, err := e.Finish()
+	if err != nil {
+		return
+	}
+	d := new(jsonc.Decoder)
+	d.Reset(b)
+	var c Tokens
+	jsonc.Unmarshal(d, &c)
+	if d.Finish() == nil {
+		*v = c
 	}
 }
 
@@ -2533,5 +3687,24 @@ func ephemeralDecodeTree(d *jsonc.Decoder, v *Tree) {
 			}
 			d.Skip()
 		}
+	}
+}
+
+func ephemeralCloneTree(v *Tree) {
+	v.Kids = slices.Clone(v.Kids)
+	for i := range v.Kids {
+		ephemeralCloneTree(&v.Kids[i])
+	}
+	if v.ByName != nil {
+		m := make(map[string]*Tree, len(v.ByName))
+		for k, y := range v.ByName {
+			if y != nil {
+				c := *y
+				ephemeralCloneTree(&c)
+				y = &c
+			}
+			m[k] = y
+		}
+		v.ByName = m
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -350,4 +353,115 @@ type Folded struct {
 type WithMarshaler struct {
 	Money
 	Extra string
+}
+
+// Set is a map with JSON methods, which write it as a sorted array: references behind a type's
+// own methods, which Clone copies by a round trip.
+type Set map[string]struct{}
+
+// MarshalJSON writes the members of s as a sorted array, or null for a nil Set.
+func (s Set) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("null"), nil
+	}
+	members := slices.AppendSeq(make([]string, 0, len(s)), maps.Keys(s))
+	slices.Sort(members)
+	return json.Marshal(members)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; null leaves s unchanged.
+func (s *Set) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var members []string
+	if err := json.Unmarshal(b, &members); err != nil {
+		return err
+	}
+	*s = make(Set, len(members))
+	for _, m := range members {
+		(*s)[m] = struct{}{}
+	}
+	return nil
+}
+
+// Tokens has MarshalText but UnmarshalJSON, which reads the JSON string that the codecs write
+// for the text: no pair of its own methods round trips it, the codecs do.
+type Tokens []string
+
+// MarshalText writes the tokens as a JSON array.
+func (t Tokens) MarshalText() ([]byte, error) { return json.Marshal([]string(t)) }
+
+// UnmarshalJSON reads a string that holds what MarshalText writes.
+func (t *Tokens) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(s), (*[]string)(t))
+}
+
+// Grid is a named array type whose elements hold references.
+type Grid [2][]int
+
+// Forest is a named slice of a recursive type.
+type Forest []Tree
+
+// Inner is embedded by pointer in Refs; its promoted fields hold references.
+type Inner struct {
+	Notes []string `json:"notes"`
+	Score *float64 `json:"score"`
+}
+
+// Outer is embedded by value in Refs; its promoted fields hold references.
+type Outer struct {
+	Labels map[string]string `json:"labels"`
+	Hosts  []net.IP          `json:"hosts"`
+}
+
+// Refs holds references in every place that Clone must copy: behind text and JSON methods,
+// in promoted fields, named array and slice types, and fields that the codec does not encode.
+type Refs struct {
+	*Inner
+	Outer
+
+	IP     net.IP                     `json:"ip"`
+	IPP    *net.IP                    `json:"ipp"`
+	ByHost map[string]net.IP          `json:"byHost"`
+	Set    Set                        `json:"set"`
+	SetP   *Set                       `json:"setp"`
+	Sets   []Set                      `json:"sets"`
+	Tokens Tokens                     `json:"tokens"`
+	Raws   map[string]json.RawMessage `json:"raws"`
+	Grid   Grid                       `json:"grid"`
+	Forest Forest                     `json:"forest"`
+
+	Skipped []int `json:"-"`
+	hidden  []int
+}
+
+// Ref is a map key that holds a pointer, with text methods.
+type Ref struct {
+	Name *string
+}
+
+// MarshalText writes the name; a nil Name is an error.
+func (r Ref) MarshalText() ([]byte, error) {
+	if r.Name == nil {
+		return nil, errors.New("no name")
+	}
+	return []byte(*r.Name), nil
+}
+
+// UnmarshalText sets Name to a new string.
+func (r *Ref) UnmarshalText(b []byte) error {
+	s := string(b)
+	r.Name = &s
+	return nil
+}
+
+// RefKeys has map keys that hold pointers, which Clone copies by a round trip through their
+// text methods.
+type RefKeys struct {
+	ByRef map[Ref]int
 }

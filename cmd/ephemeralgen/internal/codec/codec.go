@@ -2,15 +2,24 @@
 // struct types of a package, on the primitives of runtime/jsonc.
 //
 // For an annotated type T, [Generator.Add] registers the exported codec type TCodec, whose
-// value-receiver methods Encode and Decode make TCodec{} an ephemeral.Codec[T]. The struct and
-// other composite types that T contains get unexported helper functions, named
-// ephemeralEncode<Type> and ephemeralDecode<Type>; each is emitted in exactly one output file of
-// the package. Call Add for every type, then [Generator.Emit] for every output file.
+// value-receiver methods Encode and Decode make TCodec{} an ephemeral.Codec[T], and whose Clone
+// makes a deep copy of a T. The struct and other composite types that T contains get unexported
+// helper functions, named ephemeralEncode<Type>, ephemeralDecode<Type> and ephemeralClone<Type>;
+// each is emitted in exactly one output file of the package. Call Add for every type, then
+// [Generator.Emit] for every output file.
 //
 // The work is done in two steps. Add plans: it walks the types as encoding/json would, reports
-// every problem, and builds a plan of how each value is encoded and decoded (plan.go). Emit
-// prints a checked plan as jennifer code (print.go); it cannot fail, and it makes no decision
-// that needs a diagnostic.
+// every problem, and builds a plan of how each value is encoded and decoded, and, from the
+// decoding plan, deep-copied (plan.go). Emit prints a checked plan as jennifer code (print.go);
+// it cannot fail, and it makes no decision that needs a diagnostic.
+//
+// Clone copies what the decoder fills. It copies a value by assignment, then replaces what the
+// copy shares with its source: slices, maps and pointed-to values are copied, recursively;
+// strings and the locations of times, which are immutable, are shared. A value that its own
+// UnmarshalJSON or UnmarshalText method decodes is copied by assignment if its type holds no
+// reference at any depth, else by a round trip: its MarshalJSON and UnmarshalJSON methods (or
+// the text ones), or, when it has no encoding method of the kind of its decoding one, the
+// codec's encoding and decoding.
 //
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
@@ -55,10 +64,11 @@ type Generator struct {
 
 // codec is the plan of one exported codec.
 type codec struct {
-	t    *types.Named
-	name string
-	enc  *encNode
-	dec  *decNode
+	t     *types.Named
+	name  string
+	enc   *encNode
+	dec   *decNode
+	clone *cloneNode
 }
 
 // helper holds the plan of the functions of one contained type.
@@ -72,12 +82,17 @@ type helper struct {
 	fields             []string
 	encFields, encNAFs []encField
 	decFields          []decField
+	cloneFields        []cloneField
 	enc, encNA         *encNode
 	dec                *decNode
+	clone              *cloneNode // or a round trip
 
 	wantEnc, wantNA bool // which encoders are called
 	wantDec         bool
+	wantClone       bool // the deep copy is called: a copy by assignment shares memory
+	planned         bool // the encoder and decoder are planned
 	doneNA          bool
+	clonePlanned    bool
 }
 
 // New returns a generator for codecs declared in pkg; fset resolves positions.
@@ -96,6 +111,7 @@ func (g *Generator) Add(file string, t *types.Named, name string) []diag.Diagnos
 	cd := &codec{t: t, name: name}
 	cd.enc = p.enc(t, true, false)
 	cd.dec = p.dec(t, false)
+	cd.clone = p.clone(cd.dec)
 	g.codecs[file] = append(g.codecs[file], cd)
 	for _, h := range p.deps {
 		h.use(file)
@@ -111,6 +127,15 @@ func (h *helper) use(file string) {
 	h.files[file] = true
 	for _, d := range h.deps {
 		d.use(file)
+	}
+}
+
+// addDeps records that h calls the helpers ds.
+func (h *helper) addDeps(ds []*helper) {
+	for _, d := range ds {
+		if !slices.Contains(h.deps, d) {
+			h.deps = append(h.deps, d)
+		}
 	}
 }
 
@@ -164,25 +189,69 @@ func emitCodec(f *jen.File, cd *codec) {
 		jen.Id("d").Dot("Reset").Call(jen.Id("src")),
 	}, p.dec(cd.dec, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
 	f.Line()
+	doc := "Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src. " +
+		"Fields the codec does not encode are copied by assignment."
+	roundTrips, cyclic := cloneFacts(cd.clone)
+	if roundTrips != nil {
+		doc += fmt.Sprintf(" Values of %s, which hold references behind their own JSON or text methods, are "+
+			"copied by a round trip through those methods, at its cost; should it fail, they are copied by "+
+			"assignment.", joinAnd(roundTrips))
+	}
+	if cyclic {
+		doc += " A cycle of pointers in *src, which no decoded value holds, makes Clone recurse without end."
+	}
+	f.Comment(doc)
+	f.Func().Params(jen.Id(cd.name)).Id("Clone").Params(jen.List(jen.Id("dst"), jen.Id("src")).Op("*").Add(tc)).
+		Block(append([]jen.Code{jen.Op("*").Id("dst").Op("=").Op("*").Id("src")}, p.clone(cd.clone, expr{ptr: jen.Id("dst")})...)...)
+	f.Line()
+}
+
+// cloneFacts returns what the documentation of the deep copy of plan n tells: the sorted names
+// of the types it copies by a round trip, and whether it calls a helper from within itself, so
+// that a cycle of pointers makes it recurse without end.
+func cloneFacts(n *cloneNode) (roundTrips []string, cyclic bool) {
+	const walking, walked = 1, 2
+	state := map[*helper]int{}
+	var walk func(n *cloneNode)
+	walk = func(n *cloneNode) {
+		switch {
+		case n == nil:
+		case n.op == cloneRoundTrip:
+			roundTrips = append(roundTrips, reflectName(n.t))
+		case n.op == cloneHelper:
+			switch state[n.h] {
+			case walking:
+				cyclic = true
+			case 0:
+				state[n.h] = walking
+				walk(n.h.clone)
+				for _, f := range n.h.cloneFields {
+					walk(f.node)
+				}
+				state[n.h] = walked
+			}
+		default:
+			walk(n.key)
+			walk(n.elem)
+		}
+	}
+	walk(n)
+	slices.Sort(roundTrips)
+	return roundTrips, cyclic
+}
+
+// joinAnd joins names as a list in English: "a", "a and b", "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // emitHelper prints the functions of h that are called.
 func emitHelper(f *jen.File, h *helper) {
 	tc := typeCode(h.t)
 	v := expr{ptr: jen.Id("v")}
-	var enc, encNA, dec []jen.Code
-	if h.fields != nil {
-		enc, dec = structEnc(h.t, h.encFields), (&printer{self: h}).structDec(h.decFields)
-		if h.wantNA {
-			encNA = structEnc(h.t, h.encNAFs)
-		}
-	} else {
-		enc = guardRecursion(h.t, (&printer{self: h}).enc(h.enc, v))
-		dec = (&printer{self: h}).dec(h.dec, v)
-		if h.wantNA {
-			encNA = guardRecursion(h.t, (&printer{self: h}).enc(h.encNA, v))
-		}
-	}
 	if h.wantDec && h.fields != nil {
 		names := make([]jen.Code, len(h.fields))
 		for i, n := range h.fields {
@@ -193,16 +262,44 @@ func emitHelper(f *jen.File, h *helper) {
 	}
 	encParams := jen.Params(jen.Id("e").Op("*").Qual(JSONCPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
 	if h.wantEnc {
+		var enc []jen.Code
+		if h.fields != nil {
+			enc = structEnc(h.t, h.encFields)
+		} else {
+			enc = guardRecursion(h.t, (&printer{self: h}).enc(h.enc, v))
+		}
 		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(enc...)
 		f.Line()
 	}
 	if h.wantNA {
+		var encNA []jen.Code
+		if h.fields != nil {
+			encNA = structEnc(h.t, h.encNAFs)
+		} else {
+			encNA = guardRecursion(h.t, (&printer{self: h}).enc(h.encNA, v))
+		}
 		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(encNA...)
 		f.Line()
 	}
 	if h.wantDec {
+		var dec []jen.Code
+		if h.fields != nil {
+			dec = (&printer{self: h}).structDec(h.decFields)
+		} else {
+			dec = (&printer{self: h}).dec(h.dec, v)
+		}
 		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(JSONCPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
 			Block(dec...)
+		f.Line()
+	}
+	if h.wantClone {
+		var clone []jen.Code
+		if h.clone != nil {
+			clone = (&printer{self: h}).clone(h.clone, v)
+		} else {
+			clone = structClone(h.cloneFields, 0, nil)
+		}
+		f.Func().Id("ephemeralClone" + h.name).Params(jen.Id("v").Op("*").Add(tc)).Block(clone...)
 		f.Line()
 	}
 }
@@ -210,11 +307,11 @@ func emitHelper(f *jen.File, h *helper) {
 // helperFor returns the helper of t, planning its functions on first use; p is the planner
 // that needs it.
 func (g *Generator) helperFor(p *planner, t types.Type) *helper {
-	if h, ok := g.helpers.At(t).(*helper); ok {
+	h := g.record(t)
+	if h.planned {
 		return h
 	}
-	h := &helper{name: g.helperName(t), t: t, files: map[string]bool{}}
-	g.helpers.Set(t, h)
+	h.planned = true
 	hp := &planner{g: g, diags: p.diags, path: p.path, pos: p.pos, self: h}
 	if isStructType(t) {
 		h.encFields = hp.structEnc(t, true)
@@ -227,7 +324,17 @@ func (g *Generator) helperFor(p *planner, t types.Type) *helper {
 		h.enc = hp.encStructural(t, true, false)
 		h.dec = hp.decStructural(t)
 	}
-	h.deps = hp.deps
+	h.addDeps(hp.deps)
+	return h
+}
+
+// record returns the helper of t, which nothing may be planned for yet.
+func (g *Generator) record(t types.Type) *helper {
+	if h, ok := g.helpers.At(t).(*helper); ok {
+		return h
+	}
+	h := &helper{name: g.helperName(t), t: t, files: map[string]bool{}}
+	g.helpers.Set(t, h)
 	return h
 }
 
@@ -245,7 +352,7 @@ func (g *Generator) needNA(p *planner, h *helper) {
 	} else {
 		h.encNA = hp.encStructural(h.t, false, false)
 	}
-	h.deps = append(h.deps, hp.deps...)
+	h.addDeps(hp.deps)
 }
 
 func isStructType(t types.Type) bool {

@@ -92,7 +92,7 @@ func TestSharedHelpers(t *testing.T) {
 			count[string(m[1])]++
 		}
 	}
-	for _, name := range []string{"ephemeralEncodeInner", "ephemeralDecodeInner"} {
+	for _, name := range []string{"ephemeralEncodeInner", "ephemeralDecodeInner", "ephemeralCloneInner"} {
 		if count[name] != 1 {
 			t.Errorf("%s declared %d times, want once", name, count[name])
 		}

@@ -5,13 +5,16 @@ import (
 	"go/types"
 	"slices"
 
+	"golang.org/x/tools/go/types/typeutil"
+
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 )
 
 // The plan step walks the types of a codec as encoding/json would, reports everything that
 // cannot be generated, and builds the plan that the print step (print.go) turns into code: a
 // tree of encNode and decNode values, whose struct and named composite types refer to the
-// shared helpers that encode and decode them.
+// shared helpers that encode and decode them; and, from the decoding plan, a tree of cloneNode
+// values for the deep copy, which copies what the decoder fills.
 
 const supported = "supported: bool, numbers, string, []byte, time.Time, time.Duration, pointers, " +
 	"slices, arrays, maps with string, integer or text keys, structs, json.Marshaler/Unmarshaler, " +
@@ -73,6 +76,31 @@ type decNode struct {
 	h        *helper    // decHelper
 }
 
+// cloneOp is how a copy by assignment of a value is made deep.
+type cloneOp uint8
+
+const (
+	cloneHelper    cloneOp = iota + 1 // the helper of its type
+	cloneRoundTrip                    // encoded and decoded again, by its methods (a helper's body)
+	clonePointer                      // unless nil, a copy of the element
+	cloneSlice                        // a copy of the slice (nil stays nil), then the elements
+	cloneArray                        // the elements
+	cloneMap                          // unless nil, a new map of the keys and elements
+)
+
+// cloneNode is the plan of making deep a copy by assignment of one value of type t, so that it
+// shares no memory with the value it was copied from. A nil *cloneNode means the copy shares
+// none.
+type cloneNode struct {
+	op        cloneOp
+	t         types.Type // unaliased
+	key, elem *cloneNode // clonePointer, cloneSlice, cloneArray, cloneMap
+	h         *helper    // cloneHelper
+	text      bool       // cloneRoundTrip: by the text methods rather than the JSON ones
+	enc       *encNode   // cloneRoundTrip without the encoding method: through the codec
+	dec       *decNode
+}
+
 // mapKey is the kind of a map's key type.
 type mapKey uint8
 
@@ -110,6 +138,13 @@ type decField struct {
 	node *decNode
 }
 
+// cloneField is the plan of making deep the member of one field of a struct, once the embedded
+// pointers it is promoted through are copied.
+type cloneField struct {
+	field
+	node *cloneNode
+}
+
 // planner plans the code of one function body.
 type planner struct {
 	g     *Generator
@@ -137,10 +172,15 @@ func (p *planner) unsupported(t types.Type) {
 // helper returns the helper of t and records that this body calls it.
 func (p *planner) helper(t types.Type) *helper {
 	h := p.g.helperFor(p, t)
+	p.dep(h)
+	return h
+}
+
+// dep records that this body calls h.
+func (p *planner) dep(h *helper) {
 	if !slices.Contains(p.deps, h) && h != p.self {
 		p.deps = append(p.deps, h)
 	}
-	return h
 }
 
 // check reports t if no code can be generated for it, and returns false then.
@@ -491,4 +531,117 @@ func (p *planner) structDec(t types.Type) []decField {
 		p.merge(fp)
 	}
 	return fs
+}
+
+// clone plans the deep copy of a value whose decoding plan is n; nil when a copy by assignment
+// shares no memory. It copies what the decoder fills: the members it decodes, and a value that
+// its own method decodes, if it holds references, by a round trip (see roundTrip).
+func (p *planner) clone(n *decNode) *cloneNode {
+	if n == nil { // a problem was reported
+		return nil
+	}
+	switch n.op {
+	case decQuoted:
+		return p.clone(n.elem)
+	case decUnmarshal:
+		return p.roundTrip(n.t)
+	case decUnmarshalPtr:
+		return &cloneNode{op: clonePointer, t: n.t, elem: p.roundTrip(n.t.Underlying().(*types.Pointer).Elem())}
+	case decHelper:
+		return p.cloneHelper(n.h)
+	case decPointer:
+		return &cloneNode{op: clonePointer, t: n.t, elem: p.clone(n.elem)}
+	case decBytes:
+		return &cloneNode{op: cloneSlice, t: n.t}
+	case decSlice:
+		return &cloneNode{op: cloneSlice, t: n.t, elem: p.clone(n.elem)}
+	case decArray:
+		if elem := p.clone(n.elem); elem != nil {
+			return &cloneNode{op: cloneArray, t: n.t, elem: elem}
+		}
+	case decMap:
+		var key *cloneNode
+		if n.key == keyText {
+			key = p.roundTrip(n.t.Underlying().(*types.Map).Key())
+		}
+		return &cloneNode{op: cloneMap, t: n.t, key: key, elem: p.clone(n.elem)}
+	}
+	return nil
+}
+
+// cloneHelper plans the deep copy of a value of the type of h, a helper planned for decoding.
+func (p *planner) cloneHelper(h *helper) *cloneNode {
+	return p.cloner(h, func(hp *planner) {
+		if h.fields == nil {
+			h.clone = hp.clone(h.dec)
+			return
+		}
+		for _, f := range h.decFields {
+			if n := hp.clone(f.node); n != nil || len(ptrGuards(f.field)) > 0 {
+				h.cloneFields = append(h.cloneFields, cloneField{field: f.field, node: n})
+			}
+		}
+	})
+}
+
+// roundTrip plans the deep copy of a value of type t, which its own method decodes: nothing if
+// t holds no reference, else encoding it with the method of the same kind, JSON or text, and
+// decoding the result; through the codec if t has no such method.
+func (p *planner) roundTrip(t types.Type) *cloneNode {
+	t = types.Unalias(t)
+	if !holdsReferences(t) {
+		return nil
+	}
+	h := p.g.record(t)
+	return p.cloner(h, func(hp *planner) {
+		n := &cloneNode{op: cloneRoundTrip, t: t, text: !ptrImplements(t, unmarshaler)}
+		enc := marshaler
+		if n.text {
+			enc = textMarshaler
+		}
+		if !ptrImplements(t, enc) {
+			n.enc, n.dec = hp.enc(t, true, false), hp.dec(t, false)
+		}
+		h.clone = n
+	})
+}
+
+// cloner returns the node that calls the deep copy of the type of h, which plan plans on first
+// use; nil when a copy by assignment shares no memory.
+func (p *planner) cloner(h *helper, plan func(hp *planner)) *cloneNode {
+	if !h.clonePlanned {
+		// A type that contains itself does so behind a pointer, slice or map: it shares memory.
+		h.clonePlanned, h.wantClone = true, true
+		hp := &planner{g: p.g, diags: p.diags, path: p.path, pos: p.pos, self: h}
+		plan(hp)
+		h.addDeps(hp.deps)
+		h.wantClone = h.clone != nil || h.cloneFields != nil
+	}
+	if !h.wantClone {
+		return nil
+	}
+	p.dep(h)
+	return &cloneNode{op: cloneHelper, t: h.t, h: h}
+}
+
+// holdsReferences reports whether a value of type t holds, at any depth and in any field, a
+// pointer, slice, map, channel, function or interface; the location of a time.Time, which is
+// immutable, does not count.
+func holdsReferences(t types.Type) bool {
+	var seen typeutil.Map
+	var walk func(t types.Type) bool
+	walk = func(t types.Type) bool {
+		if isTime(t) || seen.At(t) != nil {
+			return false
+		}
+		seen.Set(t, true)
+		switch u := t.Underlying().(type) {
+		case *types.Basic:
+			return u.Kind() == types.UnsafePointer
+		case *types.Array, *types.Struct:
+			return components(t, walk)
+		}
+		return true
+	}
+	return walk(t)
 }

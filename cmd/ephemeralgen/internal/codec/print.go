@@ -286,11 +286,7 @@ func encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
 		}
 		n := gs[depth]
 		j := i + 1
-		for j < len(fs) {
-			gj := ptrGuards(fs[j].field)
-			if len(gj) <= depth || gj[depth] != n || !slices.Equal(fs[j].index[:n], fs[i].index[:n]) {
-				break
-			}
+		for j < len(fs) && sameGuard(fs[i].field, fs[j].field, depth) {
 			j++
 		}
 		if !s.open {
@@ -306,6 +302,14 @@ func encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
 		i = j
 	}
 	return out
+}
+
+// sameGuard reports whether field b is promoted through the embedded pointer that field a is
+// promoted through at guard depth depth.
+func sameGuard(a, b field, depth int) bool {
+	ga, gb := ptrGuards(a), ptrGuards(b)
+	n := ga[depth]
+	return len(gb) > depth && gb[depth] == n && slices.Equal(a.index[:n], b.index[:n])
 }
 
 // selector returns v.A.B... for the first n fields of f.
@@ -545,4 +549,106 @@ func decMember(f decField) []jen.Code {
 	}
 	p := &printer{} // every field's temporaries are local to its own blocks
 	return append(out, p.dec(f.node, expr{val: selector(f.field, len(f.vars))})...)
+}
+
+// clone returns the statements of plan n, which make x, a copy by assignment, deep.
+func (p *printer) clone(n *cloneNode, x expr) []jen.Code {
+	if n == nil {
+		return nil
+	}
+	switch n.op {
+	case cloneHelper:
+		return []jen.Code{jen.Id("ephemeralClone" + n.h.name).Call(x.addr())}
+	case cloneRoundTrip:
+		return p.roundTrip(n, x)
+	case clonePointer:
+		c := p.tmp("c")
+		body := append([]jen.Code{jen.Id(c).Op(":=").Op("*").Add(x.value())}, p.clone(n.elem, expr{val: jen.Id(c)})...)
+		return []jen.Code{jen.If(x.value().Op("!=").Nil()).Block(append(body, x.value().Op("=").Op("&").Id(c))...)}
+	case cloneSlice:
+		out := []jen.Code{x.value().Op("=").Qual("slices", "Clone").Call(x.value())}
+		if n.elem == nil {
+			return out
+		}
+		return append(out, p.cloneElems(n.elem, x))
+	case cloneArray:
+		return []jen.Code{p.cloneElems(n.elem, x)}
+	case cloneMap:
+		if n.key == nil && n.elem == nil {
+			return []jen.Code{x.value().Op("=").Qual("maps", "Clone").Call(x.value())}
+		}
+		m, k, y := p.tmp("m"), p.tmp("k"), p.tmp("y")
+		body := append(p.clone(n.key, expr{val: jen.Id(k)}), p.clone(n.elem, expr{val: jen.Id(y)})...)
+		return []jen.Code{jen.If(x.value().Op("!=").Nil()).Block(
+			jen.Id(m).Op(":=").Make(typeCode(n.t), jen.Len(x.value())),
+			jen.For(jen.List(jen.Id(k), jen.Id(y)).Op(":=").Range().Add(x.value())).Block(
+				append(body, jen.Id(m).Index(jen.Id(k)).Op("=").Id(y))...),
+			x.value().Op("=").Id(m))}
+	}
+	panic("codec: unplanned clone")
+}
+
+// cloneElems makes the elements of the slice or array x deep by plan elem.
+func (p *printer) cloneElems(elem *cloneNode, x expr) jen.Code {
+	i := p.tmp("i")
+	return jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(p.clone(elem, expr{val: x.operand().Index(jen.Id(i))})...)
+}
+
+// roundTrip returns the body of a helper that makes *v deep by encoding it and decoding the
+// result into a new value, which replaces *v if both succeed. A nil value stays nil.
+func (p *printer) roundTrip(n *cloneNode, x expr) []jen.Code {
+	var out []jen.Code
+	if nilable(n.t) {
+		out = append(out, jen.If(x.value().Op("==").Nil()).Block(jen.Return()))
+	}
+	if n.enc == nil { // the methods themselves
+		kind := "JSON"
+		if n.text {
+			kind = "Text"
+		}
+		return append(out,
+			jen.List(jen.Id("b"), jen.Err()).Op(":=").Add(x.addr()).Dot("Marshal"+kind).Call(),
+			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return()),
+			jen.Var().Id("c").Add(typeCode(n.t)),
+			jen.If(jen.Id("c").Dot("Unmarshal"+kind).Call(jen.Id("b")).Op("==").Nil()).Block(x.value().Op("=").Id("c")))
+	}
+	out = append(out, jen.Id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")))
+	out = append(out, p.enc(n.enc, x)...)
+	out = append(out,
+		jen.List(jen.Id("b"), jen.Err()).Op(":=").Id("e").Dot("Finish").Call(),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return()),
+		jen.Id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
+		jen.Id("d").Dot("Reset").Call(jen.Id("b")),
+		jen.Var().Id("c").Add(typeCode(n.t)))
+	out = append(out, p.dec(n.dec, expr{val: jen.Id("c"), zero: true})...)
+	return append(out, jen.If(d("Finish").Op("==").Nil()).Block(x.value().Op("=").Id("c")))
+}
+
+// structClone returns the statements that make deep the members fs of a struct, copying each
+// embedded pointer they are promoted through from guard depth on; p prints within a guard.
+func structClone(fs []cloneField, depth int, p *printer) []jen.Code {
+	var out []jen.Code
+	for i := 0; i < len(fs); {
+		fp := p
+		if depth == 0 {
+			fp = &printer{} // every member's temporaries are local to its own blocks
+		}
+		gs := ptrGuards(fs[i].field)
+		if len(gs) <= depth {
+			out = append(out, fp.clone(fs[i].node, expr{val: selector(fs[i].field, len(fs[i].vars))})...)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(fs) && sameGuard(fs[i].field, fs[j].field, depth) {
+			j++
+		}
+		sel, c := selector(fs[i].field, gs[depth]), fp.tmp("c")
+		out = append(out, jen.If(sel.Clone().Op("!=").Nil()).Block(append([]jen.Code{
+			jen.Id(c).Op(":=").Op("*").Add(sel),
+			jen.Add(sel).Op("=").Op("&").Id(c)},
+			structClone(fs[i:j], depth+1, fp)...)...))
+		i = j
+	}
+	return out
 }

@@ -58,7 +58,7 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 
 // NewFile returns an empty output file of package pkg with the given header comments, in
 // which the imports that code for the value types may use have names: package ephemeral,
-// runtime/jsonc, time, and the packages of the types that the values contain. Each import is
+// runtime/jsonc, maps, slices, time, and the packages of the types that the values contain. Each import is
 // named as its package unless the package scope, or an import before it in path order, has
 // that name; then it is the first of name2, name3, ... that neither has. NewFile returns the
 // import names by path.
@@ -67,7 +67,7 @@ func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.F
 	for _, h := range headers {
 		f.HeaderComment(h)
 	}
-	imports := map[string]string{RootPath: "ephemeral", codec.JSONCPath: "jsonc", "time": "time"}
+	imports := map[string]string{RootPath: "ephemeral", codec.JSONCPath: "jsonc", "maps": "maps", "slices": "slices", "time": "time"}
 	seen := map[types.Type]bool{}
 	for _, t := range values {
 		packagesOf(t, pkg, imports, seen)

@@ -92,6 +92,12 @@ func (eventCodec) Decode(src []byte, v *calendarEntry) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (eventCodec) Clone(dst, src *calendarEntry) {
+	*dst = *src
+}
+
 var ephemeralFieldsCalendarEntry = jsonc2.NewFields("month", "day", "kind", "note")
 
 func ephemeralEncodeCalendarEntry(e *jsonc2.Encoder, v *calendarEntry) {

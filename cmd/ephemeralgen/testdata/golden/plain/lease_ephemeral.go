@@ -68,6 +68,12 @@ func (leaseCodec) Decode(src []byte, v *lease) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (leaseCodec) Clone(dst, src *lease) {
+	*dst = *src
+}
+
 var ephemeralFieldsLease = jsonc2.NewFields("name", "owner")
 
 func ephemeralEncodeLease(e *jsonc2.Encoder, v *lease) {

@@ -43,6 +43,12 @@ func (sessionCodec) Decode(src []byte, v *session) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (sessionCodec) Clone(dst, src *session) {
+	*dst = *src
+}
+
 var ephemeralFieldsSession = jsonc2.NewFields("user")
 
 func ephemeralEncodeSession(e *jsonc2.Encoder, v *session) {

@@ -146,6 +146,12 @@ func (PresenceCodec) Decode(src []byte, v *Presence) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (PresenceCodec) Clone(dst, src *Presence) {
+	*dst = *src
+}
+
 // HoldCodec encodes and decodes Seat as JSON exactly as encoding/json does, without reflection.
 type HoldCodec struct{}
 
@@ -163,6 +169,12 @@ func (HoldCodec) Decode(src []byte, v *Seat) error {
 	d.Reset(src)
 	ephemeralDecodeSeat(d, v)
 	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (HoldCodec) Clone(dst, src *Seat) {
+	*dst = *src
 }
 
 var ephemeralFieldsPresence = jsonc.NewFields("room", "userId", "status", "since")

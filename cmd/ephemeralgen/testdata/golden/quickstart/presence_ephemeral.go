@@ -77,6 +77,12 @@ func (PresenceCodec) Decode(src []byte, v *Presence) error {
 	return d.Finish()
 }
 
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (PresenceCodec) Clone(dst, src *Presence) {
+	*dst = *src
+}
+
 var ephemeralFieldsPresence = jsonc.NewFields("room", "userId", "status")
 
 func ephemeralEncodePresence(e *jsonc.Encoder, v *Presence) {
