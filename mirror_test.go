@@ -308,7 +308,7 @@ func startMirror(t *testing.T, s *ephemeral.Store[string, text], opts ...ephemer
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)
@@ -743,7 +743,7 @@ func TestMirrorStopsWhenBackendCloses(t *testing.T) {
 	b.close()
 	select {
 	case <-m.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the mirror did not stop after its backend closed")
 	}
 	if err := m.Err(); !errors.Is(err, ephemeral.ErrClosed) {
@@ -1058,7 +1058,7 @@ func TestMirrorProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer m.Close()
-		readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := m.Ready(readyCtx); err != nil {
 			rt.Fatal(err)
@@ -1122,7 +1122,7 @@ func TestMirrorProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		replayed := map[string]string{}
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(30 * time.Second)
 		for done := false; !done; {
 			select {
 			case c := <-changes:

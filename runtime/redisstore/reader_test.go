@@ -12,7 +12,7 @@ import (
 )
 
 // eventWait bounds every wait for an event.
-const eventWait = 5 * time.Second
+const eventWait = 30 * time.Second
 
 func subscribe(t testing.TB, st backend.Store, tenant string, after *backend.Cursor) backend.Subscription {
 	t.Helper()
