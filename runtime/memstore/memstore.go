@@ -167,11 +167,13 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
+	epoch := backend.NewEpoch()
 	t := &tenant{
 		st:      st,
 		name:    name,
-		epoch:   backend.NewEpoch(),
+		epoch:   epoch,
 		entries: make(map[string]*entry),
+		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
