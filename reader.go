@@ -23,7 +23,15 @@ type Reader[K, T any] struct {
 	sub backend.Subscription
 
 	cursor atomic.Pointer[string]
+	// entries is where the next events' entries are made: a reader allocates them a few at a
+	// time. Owned by Recv.
+	entries []Entry[K, T]
+	slab    int // the size of the last allocation of entries
 }
+
+// maxEntrySlab is the most entries a reader allocates at once; it starts with one and
+// doubles, so that a reader of few events holds few.
+const maxEntrySlab = 32
 
 // Recv blocks until the next event, ctx is done (it returns ctx.Err()) or the reader is closed
 // ([ErrClosed]). An event whose key does not parse as K (written by another program) is
@@ -41,11 +49,18 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
 	if m.err != nil || raw.Kind != EventUpsert {
 		return ev, m.err
 	}
-	entry := m.entry
+	if len(r.entries) == 0 {
+		r.slab = min(max(2*r.slab, 1), maxEntrySlab)
+		r.entries = make([]Entry[K, T], r.slab)
+	}
+	entry := &r.entries[0]
+	*entry = m.entry
 	if err := r.s.copyValue(&entry.Value, &m.entry.Value, raw); err != nil {
+		*entry = Entry[K, T]{}
 		return ev, err
 	}
-	ev.Entry = &entry
+	r.entries = r.entries[1:]
+	ev.Entry = entry
 	return ev, nil
 }
 

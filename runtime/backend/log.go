@@ -8,9 +8,10 @@ import (
 
 // Log is the shared log of one tenant's events of one epoch in a process: every reader of the
 // tenant indexes into it, so an event is stored once however many readers it reaches. A
-// backend appends the tenant's events in version order ([Log.Append]); readers read them by
-// version without locking ([Log.At]) and wait for the next append on one channel shared by all
-// of them ([Log.Wait]), so an append wakes every waiting reader with one close.
+// backend appends the tenant's events in version order ([Log.Append]) and then wakes the
+// readers ([Log.Wake]); readers read the events by version without locking ([Log.At]) and
+// wait for the next wake-up on one channel shared by all of them ([Log.Wait]), so a batch of
+// events wakes every waiting reader with one close.
 //
 // A Log keeps at most its limit of events, the newest: a reader that falls further behind
 // finds the event it needs gone and continues from the backend's own history (or with an
@@ -25,6 +26,7 @@ type Log struct {
 
 	mu   sync.Mutex // serializes writers
 	slab []logItem  // where the next events are stored; guarded by mu
+	size int        // the size of the last slab; guarded by mu
 
 	ring   atomic.Pointer[logRing]
 	first  atomic.Uint64 // the oldest version a reader may read
@@ -68,16 +70,18 @@ func (l *Log) Head() uint64 { return l.head.Load() }
 // when there is none.
 func (l *Log) First() uint64 { return l.first.Load() }
 
-// Append adds events of the log's epoch, in version order, and wakes the waiting readers once.
-// An event at or below the head is ignored. An event after a gap (a version beyond head+1)
-// drops every earlier event: a reader that had not read them finds them gone.
+// Append adds events of the log's epoch, in version order. An event at or below the head is
+// ignored. An event after a gap (a version beyond head+1) drops every earlier event: a reader
+// that had not read them finds them gone. Readers that read without waiting see the events at
+// once; those that wait see them after the next [Log.Wake], which the writer calls when it has
+// appended a batch (and, say, released the locks it held: waking thousands of readers takes a
+// while).
 func (l *Log) Append(evs ...Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
 		return
 	}
-	added := false
 	for i := range evs {
 		v := evs[i].Version
 		head := l.head.Load()
@@ -101,18 +105,14 @@ func (l *Log) Append(evs ...Event) {
 		l.first.Store(first)
 		r.slots[v&r.mask].Store(l.store(&evs[i]))
 		l.head.Store(v)
-		added = true
-	}
-	if added {
-		l.signal()
 	}
 }
 
 // store copies ev into the slab, with a memo, and returns the copy.
 func (l *Log) store(ev *Event) *Event {
 	if len(l.slab) == 0 {
-		n := min(max(2*cap(l.slab), 1), maxSlab)
-		l.slab = make([]logItem, n)
+		l.size = min(max(2*l.size, 1), maxSlab)
+		l.slab = make([]logItem, l.size)
 	}
 	it := &l.slab[0]
 	l.slab = l.slab[1:]
@@ -152,9 +152,9 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 	return ev, false
 }
 
-// Wait returns a channel that is closed at the next append or when the log is closed. A
-// reader gets the channel first and then checks At again before it waits on it, so that it
-// misses no append.
+// Wait returns a channel that is closed by the next [Log.Wake] or [Log.Close]. A reader gets
+// the channel first and then checks At again before it waits on it, so that it misses no
+// event.
 func (l *Log) Wait() <-chan struct{} {
 	for {
 		if ch := l.wake.Load(); ch != nil {
@@ -167,8 +167,8 @@ func (l *Log) Wait() <-chan struct{} {
 	}
 }
 
-// signal wakes the readers that wait.
-func (l *Log) signal() {
+// Wake wakes the readers that wait, with one close of a channel.
+func (l *Log) Wake() {
 	if ch := l.wake.Swap(nil); ch != nil {
 		close(*ch)
 	}
@@ -201,7 +201,7 @@ func (l *Log) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed.Store(true)
-	l.signal()
+	l.Wake()
 }
 
 // Closed reports whether the log is closed.

@@ -108,6 +108,9 @@ func TestLogReaders(t *testing.T) {
 	}
 	for v := uint64(1); v <= n; v++ {
 		l.Append(backend.Event{Epoch: "e", Version: v, Key: "k"})
+		if v%3 == 0 || v == n {
+			l.Wake()
+		}
 	}
 	wg.Wait()
 	for r := range readers {

@@ -148,8 +148,7 @@ func (b *Backend) run() {
 			b.mu.Lock()
 			b.armed = never
 			more = b.expireDue(b.now(), schedulerBatch)
-			b.rearm()
-			b.mu.Unlock()
+			b.unlock()
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -50,11 +51,22 @@ type subscription struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	shut      atomic.Bool // set by Close, before closed is closed
 
 	// Owned by the goroutine that calls Next.
 	pos  uint64 // seq of the last event passed (delivered or filtered out)
 	lost bool   // the start cursor is of another epoch: an overflow comes first
+	// now is a reading of the clock, by which the events passed are within the retention;
+	// it is read again after checks more events, and after every wait.
+	now    int64
+	checks int
 }
+
+// recheck is how many events a subscription passes on one reading of the clock while it
+// reads without waiting. A reader that stops calling Next for longer than the retention may
+// thus get up to that many events that are older than the retention before its overflow: the
+// price of not reading the clock for every event.
+const recheck = 64
 
 // Start returns the position the subscription started after.
 func (s *subscription) Start() backend.Cursor { return s.start }
@@ -64,7 +76,7 @@ func (s *subscription) Start() backend.Cursor { return s.start }
 func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
 	retention := s.t.st.retention
 	for {
-		if s.isClosed() {
+		if s.shut.Load() || s.b.down.Load() {
 			return nil, backend.ErrClosed
 		}
 		if s.lost {
@@ -76,7 +88,11 @@ func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
 		ev, wait := s.log.At(s.pos + 1)
 		switch {
 		case ev != nil:
-			if ev.At < s.b.now()-retention { // older than the retention: gone
+			if s.checks == 0 {
+				s.now, s.checks = s.b.now(), recheck
+			}
+			s.checks--
+			if ev.At < s.now-retention { // older than the retention: gone
 				if ev, err := s.overflow(); ev != nil || err != nil {
 					return ev, err
 				}
@@ -97,6 +113,7 @@ func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
 		if ev, _ := s.log.At(s.pos + 1); ev != nil {
 			continue
 		}
+		s.checks = 0
 		select {
 		case <-ch:
 		case <-s.closed:
@@ -150,6 +167,7 @@ func (s *subscription) isClosed() bool {
 // Close ends the subscription; a blocked Next returns [backend.ErrClosed].
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
+		s.shut.Store(true)
 		close(s.closed)
 		b, t := s.b, s.t
 		b.mu.Lock()

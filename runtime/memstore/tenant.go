@@ -74,6 +74,14 @@ func (t *tenant) appendEvent(ev backend.Event) uint64 {
 	t.last = max(t.last, ev.At)
 	t.trim(ev.At)
 	t.log.Append(ev)
+	b := t.st.b
+	switch b.wake {
+	case nil:
+		b.wake = t.log // woken by unlock, after the lock is released
+	case t.log:
+	default:
+		t.log.Wake() // a second tenant in one hold of the lock, as in a mass expiry
+	}
 	return t.seq
 }
 

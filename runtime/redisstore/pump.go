@@ -272,7 +272,9 @@ func (p *pump) deliver(events []backend.Event) {
 	p.mu.Lock()
 	p.head = max(p.head, events[len(events)-1].Version)
 	p.mu.Unlock()
-	p.log.Load().Append(events...)
+	l := p.log.Load()
+	l.Append(events...)
+	l.Wake()
 }
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
