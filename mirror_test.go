@@ -237,21 +237,24 @@ func (s *fakeSub) Close() error {
 	return nil
 }
 
-func (s *fakeSub) Next(ctx context.Context) (backend.Event, error) {
+func (s *fakeSub) Next(ctx context.Context) (*backend.Event, error) {
 	for {
 		s.b.mu.Lock()
 		ev, ok, err := s.next()
 		changed := s.b.changed
 		s.b.mu.Unlock()
-		if ok || err != nil {
-			return ev, err
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &ev, nil
 		}
 		select {
 		case <-changed:
 		case <-s.done:
-			return backend.Event{}, backend.ErrClosed
+			return nil, backend.ErrClosed
 		case <-ctx.Done():
-			return backend.Event{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -992,7 +995,7 @@ type lostSub struct {
 	closed atomic.Bool
 }
 
-func (s *lostSub) Next(ctx context.Context) (backend.Event, error) {
+func (s *lostSub) Next(ctx context.Context) (*backend.Event, error) {
 	ev, err := s.Subscription.Next(ctx)
 	if errors.Is(err, ephemeral.ErrClosed) && !s.closed.Load() {
 		err = errTransport

@@ -193,6 +193,6 @@ func TestSchedulerBatches(t *testing.T) {
 		if ev.Kind != backend.EventExpire || ev.Version != uint64(n+i+1) || ev.At < last.At {
 			t.Fatalf("event %d: %+v after %+v, want expire events in order", i, ev, last)
 		}
-		last = ev
+		last = *ev
 	}
 }

@@ -160,7 +160,7 @@ func TestRetentionWhileIdle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := cmp.Diff(want, ev); d != "" {
+		if d := cmp.Diff(want, *ev); d != "" {
 			t.Errorf("first event (-want +got):\n%s", d)
 		}
 	}
