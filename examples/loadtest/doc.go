@@ -29,6 +29,13 @@
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
 //     from its Upsert's return to the reader's Recv of it (0 when the event came first).
+//     With -nats, two more rows do the same on a NATS JetStream key-value bucket for
+//     comparison: a bucket of a unique name ("loadtest-<random>", memory storage, history 1,
+//     deleted at the end), -events Puts of the same encoded value to the same 1,000 keys
+//     from one writer at -rate per second and flat out, each timed from Put's return to the
+//     receipt by one watcher (WatchAll, updates only), which decodes the value as a reader
+//     does. When no JetStream server answers at -nats, one row "nats kv watch" says it was
+//     skipped, and why.
 //   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
 //     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
 //     different moments of the server's event loop). For each key, the time from its expiry
@@ -84,6 +91,7 @@
 // # Flags
 //
 //	-redis addr        standalone Redis server to test; without it, the in-memory backend
+//	-nats addr         NATS JetStream server of the KV watch rows; without it, no such rows
 //	-json              JSON output
 //	-c 32              goroutines of the concurrent rows
 //	-n 20000           calls per throughput row

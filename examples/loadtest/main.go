@@ -18,6 +18,7 @@ import (
 // config is what the flags set.
 type config struct {
 	redisAddr     string         // -redis; "" means memory
+	natsAddr      string         // -nats: NATS server of the KV watch rows; "" means none
 	memory        bool           // -memory
 	json          bool           // -json
 	conc          int            // -c: goroutines of the concurrent rows
@@ -68,6 +69,7 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.redisAddr, "redis", "", "`address` of the Redis server to test (keys get a prefix of their own and are deleted at the end)")
+	fs.StringVar(&cfg.natsAddr, "nats", "", "`address` of a NATS JetStream server: adds KV watch rows beside the delivery rows (a bucket of its own, deleted at the end)")
 	fs.BoolVar(&cfg.memory, "memory", false, "test the in-memory backend (the default without -redis)")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
 	fs.IntVar(&cfg.conc, "c", 32, "goroutines of the concurrent throughput and delivery rows")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -248,4 +249,48 @@ id=8 addr=127.0.0.1:6 name=run cmd=xread flags=N
 	if got != want {
 		t.Errorf("countConns = %+v, want %+v", got, want)
 	}
+}
+
+// TestNATSUnreachable checks that without a NATS server the KV watch row says it was skipped.
+func TestNATSUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port where nobody listens
+	rep, _ := runToy(t, "-memory", "-run", "^delivery$", "-nats", addr)
+	var found bool
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.Scenario, "nats") {
+			found = true
+			if r.Scenario != "nats kv watch" || r.Count != 0 || !strings.HasPrefix(r.Note, "skipped: no JetStream server at "+addr) {
+				t.Errorf("row %+v, want a skipped nats kv watch", r)
+			}
+		}
+	}
+	if !found || len(rep.Results) != 4 {
+		t.Errorf("rows %+v, want the delivery rows and the skipped nats row", rep.Results)
+	}
+}
+
+// envNATS names a NATS server with JetStream (host:port) to run the KV watch rows on.
+const envNATS = "EPHEMERAL_NATS_ADDR"
+
+func TestNATS(t *testing.T) {
+	addr := os.Getenv(envNATS)
+	if addr == "" {
+		t.Skipf("set %s to run the NATS KV watch rows", envNATS)
+	}
+	rep, _ := runToy(t, "-memory", "-run", "^delivery$", "-nats", addr)
+	want := map[string]int{
+		"nats kv watch rate=2000/s":  20,
+		"nats kv watch flat out c=1": 20,
+	}
+	for k, v := range rows {
+		if strings.HasPrefix(k, "delivery") {
+			want[k] = v
+		}
+	}
+	checkRows(t, rep, want)
 }

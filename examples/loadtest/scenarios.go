@@ -291,7 +291,11 @@ func (r *runner) delivery(ctx context.Context) ([]result, error) {
 			return out, err
 		}
 	}
-	return out, nil
+	if r.cfg.natsAddr == "" {
+		return out, nil
+	}
+	res, err := r.natsDelivery(ctx)
+	return append(out, res...), err
 }
 
 // fanout measures delivery latency to each of -readers readers of one tenant with a writer at
