@@ -45,13 +45,14 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// Upsert j goes to watched tenant t-<j/2 mod n> if j is even, to unwatched u-<j/2 mod n>
-	// if odd: its Seq is j, and the rows with readers write Seqs m to 2m-1.
-	tenantOf := func(j int) string {
-		if j%2 == 0 {
-			return "t-" + strconv.Itoa(j/2%n)
+	// Upsert i of a row goes to watched tenant t-<tenantIndex(i, n, m)> if i is even, to the
+	// unwatched u-<tenantIndex(i, n, m)> if odd; its Seq is i in the baseline row and m+i
+	// in the row with readers.
+	tenantOf := func(i int) string {
+		if i%2 == 0 {
+			return "t-" + strconv.Itoa(tenantIndex(i, n, m))
 		}
-		return "u-" + strconv.Itoa(j/2%n)
+		return "u-" + strconv.Itoa(tenantIndex(i, n, m))
 	}
 	epoch := time.Now()
 	written := make([]atomic.Int64, 2*m) // when the upsert of Seq j returned, ns since epoch, +1
@@ -63,7 +64,7 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 		elapsed, err := r.spread(ctx, name, m, tenantWriters, func(ctx context.Context, i int) error {
 			j := from + i
 			start := time.Now()
-			_, err := store.Upsert(ctx, "k-"+strconv.Itoa(j%numKeys), Sample{Seq: j, Status: "online"}, ephemeral.WithTenant(tenantOf(j)))
+			_, err := store.Upsert(ctx, "k-"+strconv.Itoa(j%numKeys), Sample{Seq: j, Status: "online"}, ephemeral.WithTenant(tenantOf(i)))
 			if err != nil {
 				if ctx.Err() == nil {
 					failed.Add(1)
@@ -162,8 +163,8 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 	}
 	// Watched upserts to tenants whose reader did not open have nobody to reach.
 	expected := 0
-	for j := m; j < 2*m; j += 2 {
-		if written[j].Load() != 0 && readers[j/2%n] != nil {
+	for i := 0; i < m; i += 2 {
+		if written[m+i].Load() != 0 && readers[tenantIndex(i, n, m)] != nil {
 			expected++
 		}
 	}
@@ -231,7 +232,7 @@ func receiveTenant(ctx context.Context, rd *ephemeral.Reader[string, Sample], i,
 		}
 		now := int64(time.Since(epoch))
 		j := ev.Entry.Value.Seq
-		if j < m || j >= len(written) || j%2 != 0 || j/2%n != i {
+		if j < m || j >= len(written) || (j-m)%2 != 0 || tenantIndex(j-m, n, m) != i {
 			return fmt.Errorf("event of seq %d, not one of this tenant's", j)
 		}
 		if w := written[j].Load(); w != 0 {
@@ -241,6 +242,13 @@ func receiveTenant(ctx context.Context, rd *ephemeral.Reader[string, Sample], i,
 		}
 		delivered.Add(1)
 	}
+}
+
+// tenantIndex returns the tenant of upsert i of a row of m upserts to n tenants: the pairs of
+// upserts (one watched, one not) are spread evenly over the tenants.
+func tenantIndex(i, n, m int) int {
+	pairs := (m + 1) / 2
+	return (i / 2) * n / pairs % n
 }
 
 // failures notes n failed calls and the first error, if any.
