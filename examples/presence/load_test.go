@@ -141,7 +141,7 @@ func testLoadViewers(t *testing.T, viewers, changes int) {
 
 	// One page that does not follow the stream makes the changes: a member joins, goes away,
 	// leaves; then the next one.
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	tick := time.NewTicker(*loadEvery)
 	defer tick.Stop()
 	next := func() bool {
@@ -170,6 +170,10 @@ func testLoadViewers(t *testing.T, viewers, changes int) {
 	allSeen := l.waitAll(ctx)
 	t.Logf("%d changes to a room of %d viewers in %v; every change seen by every viewer %v after the first",
 		3*changes, viewers, sent.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if c := cpuTime() - cpu; c > 0 && changes > 0 && viewers > 0 {
+		t.Logf("CPU of the process (server and pages) per change per viewer: %.1fµs",
+			float64(c)/1e3/float64(3*changes*viewers))
+	}
 	if !allSeen {
 		t.Errorf("changes not seen by every viewer within %v: %d of %d", *loadTimeout, l.unseen(), 3*changes)
 	}
