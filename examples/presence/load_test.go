@@ -653,7 +653,7 @@ func (p *loadPage) post(ctx context.Context, path string, form url.Values) (int,
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
+	return resp.StatusCode, strings.TrimSpace(string(body)), err
 }
 
 // samples collects durations and summarises them with exact percentiles.
