@@ -15,42 +15,66 @@ import (
 )
 
 // natsBucket is a NATS JetStream key-value bucket of the run's own, to compare the delivery
-// rows with: Put is the upsert, a watcher the reader.
+// rows with: Put is the upsert, a watcher the reader. The writer and the watcher have a
+// connection each, as two processes would (on one connection, the watcher's message comes
+// in before Put's acknowledgement, always).
 type natsBucket struct {
-	nc *nats.Conn
-	js jetstream.JetStream
-	kv jetstream.KeyValue
+	nc, watchNC *nats.Conn
+	js          jetstream.JetStream
+	kv, watchKV jetstream.KeyValue
 }
 
 // openNATS connects to the NATS server at addr and creates a bucket of a unique name in
 // memory storage, with one revision per key (History 1), as a store keeps one value per key.
-func openNATS(ctx context.Context, addr string) (*natsBucket, error) {
-	nc, err := nats.Connect("nats://"+addr, nats.Name("ephemeral-loadtest"), nats.Timeout(2*time.Second), nats.NoReconnect())
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
+func openNATS(ctx context.Context, addr string) (_ *natsBucket, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var b natsBucket
+	defer func() {
+		if err != nil {
+			b.closeConns()
+		}
+	}()
+	connect := func() (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := nats.Connect("nats://"+addr, nats.Name("ephemeral-loadtest"), nats.Timeout(2*time.Second), nats.NoReconnect())
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc)
+		return nc, js, err
+	}
+	if b.nc, b.js, err = connect(); err != nil {
+		return nil, err
+	}
 	bucket := "loadtest-" + strings.ToLower(rand.Text())
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Storage: jetstream.MemoryStorage})
-	if err != nil {
-		nc.Close()
+	if b.kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Storage: jetstream.MemoryStorage}); err != nil {
 		return nil, fmt.Errorf("create bucket: %w", err)
 	}
-	return &natsBucket{nc: nc, js: js, kv: kv}, nil
+	var watchJS jetstream.JetStream
+	if b.watchNC, watchJS, err = connect(); err == nil {
+		b.watchKV, err = watchJS.KeyValue(ctx, bucket)
+	}
+	if err != nil {
+		return nil, errors.Join(err, b.js.DeleteKeyValue(ctx, bucket))
+	}
+	return &b, nil
 }
 
-// close deletes the bucket and closes the connection.
+// closeConns closes the connections that are open.
+func (b *natsBucket) closeConns() {
+	for _, nc := range []*nats.Conn{b.nc, b.watchNC} {
+		if nc != nil {
+			nc.Close()
+		}
+	}
+}
+
+// close deletes the bucket and closes the connections.
 func (b *natsBucket) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := b.js.DeleteKeyValue(ctx, b.kv.Bucket())
-	b.nc.Close()
+	b.closeConns()
 	if err != nil {
 		return fmt.Errorf("nats: delete bucket %s: %w", b.kv.Bucket(), err)
 	}
@@ -73,7 +97,7 @@ func (r *runner) natsDelivery(ctx context.Context) ([]result, error) {
 		{fmt.Sprintf("nats kv watch rate=%d/s", r.cfg.rate), r.cfg.rate},
 		{"nats kv watch flat out c=1", 0},
 	} {
-		res, err := r.natsRow(ctx, b.kv, row.name, row.rate)
+		res, err := r.natsRow(ctx, b, row.name, row.rate)
 		out = append(out, res)
 		if err != nil {
 			return out, errors.Join(err, b.close(context.WithoutCancel(ctx)))
@@ -85,10 +109,11 @@ func (r *runner) natsDelivery(ctx context.Context) ([]result, error) {
 // natsRow writes -events values of the same encoding as the delivery rows' upserts with Put,
 // from one writer at rate per second (0: flat out), and records for each the time from Put's
 // return to the watcher's receipt of it.
-func (r *runner) natsRow(ctx context.Context, kv jetstream.KeyValue, name string, rate int) (result, error) {
+func (r *runner) natsRow(ctx context.Context, b *natsBucket, name string, rate int) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
 	defer cancel()
-	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	kv := b.kv
+	w, err := b.watchKV.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return result{Scenario: name}, fmt.Errorf("nats: watch: %w", err)
 	}

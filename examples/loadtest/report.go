@@ -63,6 +63,9 @@ type result struct {
 	ReaderOpenP50   float64 `json:"readerOpenP50Us,omitempty"`
 	ReaderOpenP99   float64 `json:"readerOpenP99Us,omitempty"`
 	BlockingConns   *int    `json:"blockingConns,omitempty"`
+	// Early counts the durations recorded as 0: events that arrived before the call they are
+	// timed from returned (or, in the expire row, before the expiry as this machine reckons it).
+	Early int `json:"early,omitempty"`
 	// Missing counts events that did not arrive before the row's time limit.
 	Missing int    `json:"missing,omitempty"`
 	Note    string `json:"note,omitempty"`
@@ -93,6 +96,7 @@ func fromHist(name string, h *hist, elapsed, cpu time.Duration) result {
 		P50:      micros(h.quantile(0.50)),
 		P99:      micros(h.quantile(0.99)),
 		Max:      micros(h.maxDuration()),
+		Early:    int(h.counts[0].Load()),
 	}
 	if elapsed > 0 {
 		r.PerSecond = round(float64(n)/elapsed.Seconds(), 0)
@@ -146,6 +150,9 @@ func (x *result) notes() string {
 	}
 	if x.IdleKiB > 0 {
 		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))
+	}
+	if x.Early > 0 {
+		s = append(s, fmt.Sprintf("early=%d", x.Early))
 	}
 	if x.Missing > 0 {
 		s = append(s, fmt.Sprintf("missing=%d", x.Missing))
