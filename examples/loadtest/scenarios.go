@@ -35,6 +35,7 @@ var scenarios = []scenario{
 	{"delivery", (*runner).delivery},
 	{"expire", (*runner).expire},
 	{"fanout", (*runner).fanout},
+	{"tenants", (*runner).tenants},
 }
 
 // numKeys is the number of distinct keys the throughput and delivery writers cycle through.
@@ -50,8 +51,12 @@ const stoppedNote = "stopped by -max-time"
 // store returns a store on the target whose default tenant is tenant. Limits belong to the
 // store ID, so every store of the run has the same: room for the largest snapshot row.
 func (r *runner) store(tenant string) (*SampleStore, error) {
-	limits := ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
-	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(limits))
+	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(r.limits()))
+}
+
+// limits returns the limits of every store of the run: room for the largest snapshot row.
+func (r *runner) limits() ephemeral.Limits {
+	return ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
 }
 
 // throughput times upserts and touches, sequentially and from -c goroutines, beside the
@@ -286,7 +291,11 @@ func (r *runner) delivery(ctx context.Context) ([]result, error) {
 			return out, err
 		}
 	}
-	return out, nil
+	if r.cfg.natsAddr == "" {
+		return out, nil
+	}
+	res, err := r.natsDelivery(ctx)
+	return append(out, res...), err
 }
 
 // fanout measures delivery latency to each of -readers readers of one tenant with a writer at
@@ -541,11 +550,14 @@ func waitUntil(ctx context.Context, t time.Time) error {
 // sampler keeps the largest readings of the run's Redis connections, the Go heap in use and
 // the memory the Go runtime holds from the system.
 type sampler struct {
+	name      string // client name of the connections to count; "" is the run's (t.conn)
+	ok        bool   // the connections could be read
 	conns     connStats
 	heap, sys uint64
 }
 
-// run samples now and then every quarter of a second, until the returned stop is called.
+// run samples now and then every quarter of a second, until the returned stop is called; stop
+// may be called more than once.
 func (s *sampler) run(ctx context.Context, t *target) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -563,14 +575,20 @@ func (s *sampler) run(ctx context.Context, t *target) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(quit); <-done }
+	return sync.OnceFunc(func() { close(quit); <-done })
 }
 
 func (s *sampler) sample(ctx context.Context, t *target) {
-	if c, ok := t.connections(ctx); ok {
+	name := s.name
+	if name == "" {
+		name = t.conn
+	}
+	if c, ok := t.connections(ctx, name); ok {
+		s.ok = true
 		s.conns.total = max(s.conns.total, c.total)
 		s.conns.xread = max(s.conns.xread, c.xread)
 		s.conns.blocked = max(s.conns.blocked, c.blocked)
+		s.conns.blocking = max(s.conns.blocking, c.blocking)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

@@ -74,6 +74,15 @@
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
 // the room and member ID under the key of -secret, or one the server makes at start.
 //
+// # Load
+//
+// TestLoad drives the server with simulated pages that speak the page's protocol over HTTP
+// and Server-Sent Events (join, stream, heartbeat, leave) and logs how long each step takes;
+// docs/PERFORMANCE.md has its figures and commands, such as 200 rooms of 10 members on Redis:
+//
+//	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
+//		-load.ttl 10s -load.hold 30s -load.redis 127.0.0.1:6379
+//
 // [ephemeral.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral#Mirror
 package main
 
