@@ -12,11 +12,24 @@ import (
 
 // Codec encodes and decodes values of type T as JSON. ephemeralgen generates one per annotated
 // type; it must not use reflection.
+//
+// A codec may also have a method Clone(dst, src *T) that makes *dst a deep copy of *src, sharing
+// no slice, map or pointer with it; every generated codec has one. With it, a store on a
+// backend that keeps values in memory (runtime/memstore) decodes each version of a value at
+// most once and hands every reader a deep copy of that decoded value, which costs less than a
+// decode (a value without slices, maps or pointers is copied by assignment). Without it, every
+// read decodes, and a Mirror copies a value by encoding and decoding it. Either way, no two
+// callers ever share a slice, map or pointer of a value, nor one with the store.
 type Codec[T any] interface {
 	// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 	Encode(dst []byte, v *T) ([]byte, error)
 	// Decode parses the JSON in src into *v.
 	Decode(src []byte, v *T) error
+}
+
+// cloner is the deep copy that generated codecs have besides Encode and Decode (see Codec).
+type cloner[T any] interface {
+	Clone(dst, src *T)
 }
 
 // DefaultTenant is the tenant of a store whose Config leaves Tenant empty.
@@ -75,6 +88,7 @@ func WithLimits(l Limits) StoreOption {
 type Store[K, T any] struct {
 	b     backend.Store
 	codec Codec[T]
+	clone func(dst, src *T) // the codec's Clone, or nil
 	key   KeyCodec[K]
 	keyOf func(T) K
 	id    string
@@ -133,9 +147,14 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 	if err != nil {
 		return nil, err
 	}
+	var clone func(dst, src *T)
+	if c, ok := cfg.Codec.(cloner[T]); ok {
+		clone = c.Clone
+	}
 	return &Store[K, T]{
 		b:      bs,
 		codec:  cfg.Codec,
+		clone:  clone,
 		key:    cfg.Key,
 		keyOf:  cfg.KeyOf,
 		id:     cfg.ID,
@@ -288,7 +307,7 @@ func (s *Store[K, T]) Get(ctx context.Context, key K, opts ...GetOption) (e Entr
 		return e, false, err
 	}
 	var v T
-	if err := s.decode(&raw, &v); err != nil {
+	if err := s.value(&raw, &v); err != nil {
 		return e, false, err
 	}
 	return entry(key, v, &raw), true, nil
@@ -401,6 +420,43 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 	return nil
 }
 
+// value sets *v to the value of raw. When the backend keeps a memo of the value (see
+// backend.Memo) and the codec has a Clone method, the value is decoded once per version into
+// the memo and every read gets a deep copy of that; otherwise every read decodes.
+func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
+	if s.clone == nil || raw.Memo.IsZero() {
+		return s.decode(raw, v)
+	}
+	m, ok := raw.Memo.Load().(*T)
+	if !ok {
+		m = new(T)
+		if err := s.decode(raw, m); err != nil {
+			return err
+		}
+		raw.Memo.Store(m)
+	}
+	s.clone(v, m)
+	return nil
+}
+
+// copied returns a deep copy of *v: made by the codec's Clone, or else by encoding *v and
+// decoding the result.
+func (s *Store[K, T]) copied(v *T) T {
+	var c T
+	if s.clone != nil {
+		s.clone(&c, v)
+		return c
+	}
+	buf, err := s.codec.Encode(nil, v)
+	if err == nil {
+		err = s.codec.Decode(buf, &c)
+	}
+	if err != nil { // not for a value the codec decoded; keep what there is
+		return *v
+	}
+	return c
+}
+
 // decodeEntry parses the key and decodes the value of raw.
 func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
 	k, err := s.parseKey(raw.Key)
@@ -408,7 +464,7 @@ func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
 		return Entry[K, T]{}, err
 	}
 	var v T
-	if err := s.decode(raw, &v); err != nil {
+	if err := s.value(raw, &v); err != nil {
 		return Entry[K, T]{}, err
 	}
 	return entry(k, v, raw), nil

@@ -149,6 +149,9 @@ type Entry struct {
 	CreatedAt int64  // when the key became live; kept while it stays live
 	UpdatedAt int64  // the time of the last upsert or (non-quiet) touch
 	ExpiresAt int64  // the entry is gone at this instant
+	// Memo is the slot for the decoded form of this version of Value, if the backend keeps
+	// one (see [Memo]); the zero MemoRef otherwise.
+	Memo MemoRef
 }
 
 // Snapshot is the result of [Store.Snapshot].

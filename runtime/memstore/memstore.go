@@ -8,6 +8,12 @@
 // mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
 // receiver of an entry or event may modify them.
 //
+// The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
+// sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
+// prefix and sorts nothing. Every entry has a [backend.Memo], handed out with it, in which the
+// typed layer keeps the decoded form of the entry's value: a store whose codec can deep-copy
+// values decodes each version of a value once, however often it is read.
+//
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
 // whether or not anything else happens. Every call also removes the entries due by then before
@@ -26,7 +32,6 @@ package memstore
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -231,6 +236,9 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
+		t.index.Set(req.Key, e)
+	} else {
+		e.memo.Clear()
 	}
 	e.value = req.Value
 	e.updated = now
@@ -243,6 +251,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		CreatedAt: e.created,
 		ExpiresAt: e.expires,
 	})
+	e.written = e.version
 	b.schedule(e)
 	return e.entry(), nil
 }
@@ -280,7 +289,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
 		return false, err
 	}
-	delete(t.entries, e.key)
+	t.delete(e)
 	b.unschedule(e)
 	t.appendEvent(backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
 	if t.idle() {
@@ -318,14 +327,34 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	var entries []backend.Entry
-	for key, e := range t.entries {
-		if strings.HasPrefix(key, prefix) {
-			entries = append(entries, e.entry())
-		}
+	n := len(t.entries)
+	if prefix != "" {
+		n = 0
+		t.scan(prefix, func(*entry) { n++ })
 	}
-	slices.SortFunc(entries, func(x, y backend.Entry) int { return strings.Compare(x.Key, y.Key) })
+	var entries []backend.Entry
+	if n > 0 {
+		entries = make([]backend.Entry, 0, n)
+	}
+	t.scan(prefix, func(e *entry) { entries = append(entries, e.entry()) })
 	return backend.Snapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
+}
+
+// scan calls fn with the entries whose keys start with prefix, in key order.
+func (t *tenant) scan(prefix string, fn func(*entry)) {
+	t.index.Ascend(prefix, func(key string, e *entry) bool {
+		if !strings.HasPrefix(key, prefix) {
+			return false
+		}
+		fn(e)
+		return true
+	})
+}
+
+// delete removes e from the tenant's entries.
+func (t *tenant) delete(e *entry) {
+	delete(t.entries, e.key)
+	t.index.Delete(e.key)
 }
 
 // check is c.Check for key, whose live entry is e (nil if none).

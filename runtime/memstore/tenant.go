@@ -1,6 +1,9 @@
 package memstore
 
-import "github.com/ephemeral-go/ephemeral/runtime/backend"
+import (
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/tidwall/btree"
+)
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
@@ -9,6 +12,10 @@ type tenant struct {
 	epoch   string
 	seq     uint64 // the last version given out; versions and event seqs are the same numbers
 	entries map[string]*entry
+	// index holds the same entries as entries, sorted by key, for snapshots: a scan in key
+	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use
+	// it.
+	index   btree.Map[string, *entry]
 	log     eventLog
 	readers int   // open subscriptions
 	last    int64 // ms of the last call or event that used the state
@@ -24,6 +31,10 @@ type entry struct {
 	key     string // "" marks a tenant's sweep item
 	value   []byte
 	version uint64
+	// written is the version of the upsert that wrote value: the tag of memo, which holds the
+	// typed layer's decoded form of value (see backend.Memo).
+	written uint64
+	memo    backend.Memo
 	created int64 // ms since the Unix epoch, like updated and expires
 	updated int64
 	expires int64
@@ -40,6 +51,7 @@ func (e *entry) entry() backend.Entry {
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
+		Memo:      backend.NewMemoRef(&e.memo, e.written),
 	}
 }
 
