@@ -40,6 +40,15 @@ type Store interface {
 	Subscribe(ctx context.Context, tenant string, req SubscribeRequest) (Subscription, error)
 }
 
+// SnapshotAppender is implemented by a [Store] that can append the entries of a snapshot to a
+// slice of the caller's, so that the caller can use one slice for many snapshots instead of a
+// new one for each (runtime/memstore has it). The typed layer uses it when it is there.
+type SnapshotAppender interface {
+	// AppendSnapshot is Store.Snapshot, with the entries appended to dst: the Entries of the
+	// result are dst extended.
+	AppendSnapshot(ctx context.Context, tenant, prefix string, dst []Entry) (Snapshot, error)
+}
+
 // Subscription is a backend's stream of events for one reader.
 type Subscription interface {
 	// Start returns the position the subscription started after: *SubscribeRequest.After, or

@@ -3,12 +3,16 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/codectest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
@@ -181,4 +185,101 @@ func baselineName(clock bool) string {
 		return "baseline=map+clock"
 	}
 	return "baseline=map"
+}
+
+// Clone makes the benchmarks' codec one that can deep-copy, as generated codecs can.
+func (counterCodec) Clone(dst, src *counter) { *dst = *src }
+
+// presenceCodec is codectest's generated codec of a presence value (strings, a time, a slice
+// of strings); withoutClone hides its Clone method, so that a store decodes on every read.
+type (
+	presenceCodec = codectest.PresenceCodec
+	withoutClone  struct{ presenceCodec }
+)
+
+func (c withoutClone) Clone() {} // shadows the Clone(dst, src) of the embedded codec
+
+const snapshotSize = 10_000
+
+// BenchmarkSnapshot10k takes snapshots of a tenant of 10,000 entries, beside the baseline of a
+// map of as many byte slices under a mutex whose keys are sorted and copied out with their
+// values, the old way of memstore; the typed store reads values of two kinds: presence (with
+// a slice) and counter (flat), each with a codec that clones and with one that decodes.
+func BenchmarkSnapshot10k(b *testing.B) {
+	ctx := context.Background()
+	keys := make([]string, snapshotSize)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user:%05d", (i*7919)%snapshotSize) // not in key order
+	}
+	presence := codectest.Presence{Room: "lobby-42", UserID: "user-8f14e45f", Status: "online", Level: 3,
+		Since: time.Date(2026, 11, 26, 6, 30, 15, 123456789, time.UTC), Tabs: []string{"chat", "settings"}}
+	value, err := presenceCodec{}.Encode(nil, &presence)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("baseline=map+sort", func(b *testing.B) {
+		s := newMapStore(false)
+		for _, k := range keys {
+			s.set(k, value)
+		}
+		type kv struct {
+			k string
+			v []byte
+		}
+		for b.Loop() {
+			s.mu.Lock()
+			out := make([]kv, 0, len(s.m))
+			for k, v := range s.m {
+				out = append(out, kv{k, v})
+			}
+			s.mu.Unlock()
+			slices.SortFunc(out, func(x, y kv) int { return strings.Compare(x.k, y.k) })
+		}
+	})
+	limits := ephemeral.Limits{MaxEntries: snapshotSize}
+	b.Run("backend", func(b *testing.B) {
+		be := memstore.New()
+		defer be.Close()
+		s := open(be, "bench", limits.WithDefaults())
+		for _, k := range keys {
+			if _, err := s.Upsert(ctx, "t", backend.UpsertRequest{Key: k, Value: value, TTL: time.Hour}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			if snap, err := s.Snapshot(ctx, "t", ""); err != nil || len(snap.Entries) != snapshotSize {
+				b.Fatal(len(snap.Entries), err)
+			}
+		}
+	})
+	b.Run("store/presence/clone", func(b *testing.B) { benchStoreSnapshot(b, presenceCodec{}, presence, keys) })
+	b.Run("store/presence/decode", func(b *testing.B) { benchStoreSnapshot(b, withoutClone{}, presence, keys) })
+	b.Run("store/counter/clone", func(b *testing.B) { benchStoreSnapshot(b, counterCodec{}, counter{N: 12345678}, keys) })
+	b.Run("store/counter/decode", func(b *testing.B) { benchStoreSnapshot(b, counterDecoder{}, counter{N: 12345678}, keys) })
+}
+
+// counterDecoder is counterCodec without Clone.
+type counterDecoder struct{ counterCodec }
+
+func (counterDecoder) Clone() {}
+
+func benchStoreSnapshot[T any](b *testing.B, codec ephemeral.Codec[T], v T, keys []string) {
+	ctx := context.Background()
+	be := memstore.New()
+	defer be.Close()
+	s, err := ephemeral.New(be, ephemeral.Config[string, T]{ID: "bench", TTL: time.Hour, Codec: codec,
+		Limits: ephemeral.Limits{MaxEntries: len(keys)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := s.Upsert(ctx, k, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if snap, err := s.Snapshot(ctx); err != nil || len(snap.Entries) != len(keys) {
+			b.Fatal(len(snap.Entries), err)
+		}
+	}
 }

@@ -32,6 +32,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -53,7 +54,10 @@ type Backend struct {
 	armed  int64 // ms the timer is set for, or never
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend          = (*Backend)(nil)
+	_ backend.SnapshotAppender = (*store)(nil)
+)
 
 // Option configures a [Backend].
 type Option func(*Backend)
@@ -320,6 +324,12 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 // Snapshot returns the live entries with a key prefix and the cursor of the same instant; see
 // [backend.Store].
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	return st.AppendSnapshot(ctx, tenant, prefix, nil)
+}
+
+// AppendSnapshot is Snapshot, with the entries appended to dst; see
+// [backend.SnapshotAppender].
+func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
 	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
@@ -332,12 +342,11 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		n = 0
 		t.scan(prefix, func(*entry) { n++ })
 	}
-	var entries []backend.Entry
 	if n > 0 {
-		entries = make([]backend.Entry, 0, n)
+		dst = slices.Grow(dst, n)
 	}
-	t.scan(prefix, func(e *entry) { entries = append(entries, e.entry()) })
-	return backend.Snapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
+	t.scan(prefix, func(e *entry) { dst = append(dst, e.entry()) })
+	return backend.Snapshot{Entries: dst, Cursor: t.cursor(t.seq)}, nil
 }
 
 // scan calls fn with the entries whose keys start with prefix, in key order.
