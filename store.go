@@ -14,14 +14,6 @@ import (
 
 // Codec encodes and decodes values of type T as JSON. ephemeralgen generates one per annotated
 // type; it must not use reflection.
-//
-// A codec may also have a method Clone(dst, src *T) that makes *dst a deep copy of *src, sharing
-// no slice, map or pointer with it; every generated codec has one. With it, a store on a
-// backend that keeps values in memory (runtime/memstore) decodes each version of a value at
-// most once and hands every reader a deep copy of that decoded value, which costs less than a
-// decode (a value without slices, maps or pointers is copied by assignment). Without it, every
-// read decodes, and a Mirror copies a value by encoding and decoding it. Either way, no two
-// callers ever share a slice, map or pointer of a value, nor one with the store.
 type Codec[T any] interface {
 	// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
 	Encode(dst []byte, v *T) ([]byte, error)
@@ -29,8 +21,13 @@ type Codec[T any] interface {
 	Decode(src []byte, v *T) error
 }
 
-// cloner is the deep copy that generated codecs have besides Encode and Decode (see Codec).
-type cloner[T any] interface {
+// Cloner is the optional method of a [Codec] that copies values without a decode; every codec
+// ephemeralgen generates has it. Clone makes *dst a deep copy of *src, overwriting all of
+// *dst: no slice, map or pointer of *dst shares memory with *src.
+//
+// The readers and mirrors of a store decode each event once and give each reader a Clone of
+// the value (see [Reader]); with a codec that has no Clone, each of them decodes the value.
+type Cloner[T any] interface {
 	Clone(dst, src *T)
 }
 
@@ -90,16 +87,16 @@ func WithLimits(l Limits) StoreOption {
 type Store[K, T any] struct {
 	b     backend.Store
 	codec Codec[T]
-	clone func(dst, src *T) // the codec's Clone, or nil
-	// scratch holds *scratch[T] for the calls' work.
-	scratch sync.Pool
-	key     KeyCodec[K]
-	keyOf   func(T) K
-	id      string
-	ttl     time.Duration
+	key   KeyCodec[K]
+	keyOf func(T) K
+	clone func(dst, src *T) // the codec's Cloner, or nil
+	id    string
+	ttl   time.Duration
 	// tenant is the default tenant.
 	tenant string
 	limits Limits
+	// scratch holds the *scratch[T] of calls, for their work.
+	scratch sync.Pool
 }
 
 // New returns the store that cfg describes, on backend b; opts override the settings of cfg.
@@ -151,21 +148,20 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 	if err != nil {
 		return nil, err
 	}
-	var clone func(dst, src *T)
-	if c, ok := cfg.Codec.(cloner[T]); ok {
-		clone = c.Clone
-	}
-	return &Store[K, T]{
+	s := &Store[K, T]{
 		b:      bs,
 		codec:  cfg.Codec,
-		clone:  clone,
 		key:    cfg.Key,
 		keyOf:  cfg.KeyOf,
 		id:     cfg.ID,
 		ttl:    ttl,
 		tenant: set.tenant,
 		limits: l,
-	}, nil
+	}
+	if c, ok := cfg.Codec.(Cloner[T]); ok {
+		s.clone = c.Clone
+	}
+	return s, nil
 }
 
 // ID returns the store's ID.
@@ -502,16 +498,18 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 // backend.Memo) and the codec has a Clone method, the value is decoded once per version into
 // the memo and every read gets a deep copy of that; otherwise every read decodes.
 func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
-	if s.clone == nil || raw.Memo.IsZero() {
+	if s.clone == nil || raw.Memo == nil {
 		return s.decode(raw, v)
 	}
-	m, ok := raw.Memo.Load().(*T)
+	m, ok := raw.Memo.Load(s).(*T)
 	if !ok {
 		m = new(T)
 		if err := s.decode(raw, m); err != nil {
 			return err
 		}
-		raw.Memo.Store(m)
+		if w, ok := raw.Memo.Store(s, m).(*T); ok {
+			m = w
+		}
 	}
 	s.clone(v, m)
 	return nil

@@ -158,9 +158,10 @@ type Entry struct {
 	CreatedAt int64  // when the key became live; kept while it stays live
 	UpdatedAt int64  // the time of the last upsert or (non-quiet) touch
 	ExpiresAt int64  // the entry is gone at this instant
-	// Memo is the slot for the decoded form of this version of Value, if the backend keeps
-	// one (see [Memo]); the zero MemoRef otherwise.
-	Memo MemoRef
+	// Memo is a slot for a value derived from this version of the entry, such as its value
+	// decoded by the typed API (see [Memo]), when the backend keeps one beside the value; nil
+	// otherwise. Every read of the version gets the same Memo; a new version gets a new one.
+	Memo *Memo
 }
 
 // Snapshot is the result of [Store.Snapshot].

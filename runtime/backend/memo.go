@@ -2,64 +2,35 @@ package backend
 
 import "sync/atomic"
 
-// Memo is a slot that a backend keeps beside a stored value, in which the typed layer keeps
-// the value's decoded form, so that reads of a value that has not changed since skip the
-// decode. The backend only makes room for it and hands out a [MemoRef] with each entry; it
-// never looks inside. The zero Memo is empty and ready to use; it is safe for concurrent use.
-//
-// runtime/memstore keeps one in every entry. A backend that returns fresh bytes on every read
-// (runtime/redisstore) has nothing to keep it in and leaves Entry.Memo zero.
+// Memo is a slot for one value derived from an event, such as the event's value decoded by
+// the typed API, computed by the first reader that needs it and shared by the others. The
+// first Store for a key wins. A nil *Memo holds nothing and stores nothing.
 type Memo struct {
-	p atomic.Pointer[memoItem]
+	p atomic.Pointer[memoValue]
 }
 
-type memoItem struct {
-	tag uint64
-	v   any
-}
+type memoValue struct{ key, val any }
 
-// MemoRef refers to a [Memo] for one version of the value beside it. A Memo outlives the
-// versions of its value; the tag, which the backend changes whenever the value changes, makes
-// sure that what was kept for one version is never returned for another. The zero MemoRef
-// refers to no Memo: Load returns nil and Store does nothing.
-type MemoRef struct {
-	m   *Memo
-	tag uint64
-}
-
-// NewMemoRef returns the reference to m for the value version tag. A backend gives every
-// value it stores in m a tag of its own, such as the version of the upsert that wrote it.
-func NewMemoRef(m *Memo, tag uint64) MemoRef { return MemoRef{m: m, tag: tag} }
-
-// IsZero reports whether r refers to no Memo.
-func (r MemoRef) IsZero() bool { return r.m == nil }
-
-// Load returns what Store kept for this value version, or nil.
-func (r MemoRef) Load() any {
-	if r.m == nil {
+// Load returns the value stored for key, or nil.
+func (m *Memo) Load(key any) any {
+	if m == nil {
 		return nil
 	}
-	if it := r.m.p.Load(); it != nil && it.tag == r.tag {
-		return it.v
+	if mv := m.p.Load(); mv != nil && mv.key == key {
+		return mv.val
 	}
 	return nil
 }
 
-// Store keeps v for this value version, replacing whatever the Memo held. Every reader of the
-// version may get v: it must not be modified afterwards.
-func (r MemoRef) Store(v any) {
-	if r.m != nil {
-		r.m.p.Store(&memoItem{tag: r.tag, v: v})
+// Store stores val for key unless the memo holds a value already, and returns the value
+// the memo holds for key: val, the value another reader stored first, or nil when the memo
+// holds a value for another key (or m is nil).
+func (m *Memo) Store(key, val any) any {
+	if m == nil {
+		return nil
 	}
-}
-
-// Clear empties m, releasing what it held. A backend may call it when the value changes.
-func (m *Memo) Clear() {
-	if m.p.Load() != nil {
-		m.p.Store(nil)
+	if m.p.CompareAndSwap(nil, &memoValue{key, val}) {
+		return val
 	}
+	return m.Load(key)
 }
-
-// Equal reports whether r and o refer to the same Memo for the same value version. (It also
-// lets github.com/google/go-cmp compare entries.)
-func (r MemoRef) Equal(o MemoRef) bool { return r == o }

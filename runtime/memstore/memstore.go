@@ -10,9 +10,9 @@
 //
 // The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
 // sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
-// prefix and sorts nothing. Every entry has a [backend.Memo], handed out with it, in which the
-// typed layer keeps the decoded form of the entry's value: a store whose codec can deep-copy
-// values decodes each version of a value once, however often it is read.
+// prefix and sorts nothing. Gets and snapshots hand out each version of a value with a
+// [backend.Memo] of its own, in which the typed layer keeps the decoded value: a store whose
+// codec can deep-copy values decodes each version of a value once, however often it is read.
 //
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
@@ -43,6 +43,7 @@ import (
 // for concurrent use.
 type Backend struct {
 	clock   Clock
+	system  *systemClock // clock, when it is the system clock
 	timer   Timer
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the scheduler goroutine has returned
@@ -80,7 +81,8 @@ func New(opts ...Option) *Backend {
 		o(b)
 	}
 	if b.clock == nil {
-		b.clock = newSystemClock()
+		b.system = newSystemClock()
+		b.clock = b.system
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()
@@ -141,7 +143,12 @@ type store struct {
 }
 
 // now returns the clock's time in milliseconds since the Unix epoch.
-func (b *Backend) now() int64 { return b.clock.Now().UnixMilli() }
+func (b *Backend) now() int64 {
+	if b.system != nil {
+		return b.system.unixMilli()
+	}
+	return b.clock.Now().UnixMilli()
+}
 
 // lock locks the backend for a call and returns the time of the call.
 func (b *Backend) lock(ctx context.Context) (int64, error) {
@@ -241,10 +248,8 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
 		t.index.Set(req.Key, e)
-	} else {
-		e.memo.Clear()
 	}
-	e.value = req.Value
+	e.value, e.memo = req.Value, nil
 	e.updated = now
 	e.expires = now + req.TTL.Milliseconds()
 	e.version = t.appendEvent(backend.Event{
@@ -255,7 +260,6 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		CreatedAt: e.created,
 		ExpiresAt: e.expires,
 	})
-	e.written = e.version
 	b.schedule(e)
 	return e.entry(), nil
 }
@@ -318,7 +322,7 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if e == nil || e.expires <= now {
 		return backend.Entry{}, false, nil
 	}
-	return e.entry(), true, nil
+	return e.read(), true, nil
 }
 
 // Snapshot returns the live entries with a key prefix and the cursor of the same instant; see
@@ -345,7 +349,7 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 	if n > 0 {
 		dst = slices.Grow(dst, n)
 	}
-	t.scan(prefix, func(e *entry) { dst = append(dst, e.entry()) })
+	t.scan(prefix, func(e *entry) { dst = append(dst, e.read()) })
 	return backend.Snapshot{Entries: dst, Cursor: t.cursor(t.seq)}, nil
 }
 

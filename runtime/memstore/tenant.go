@@ -31,10 +31,9 @@ type entry struct {
 	key     string // "" marks a tenant's sweep item
 	value   []byte
 	version uint64
-	// written is the version of the upsert that wrote value: the tag of memo, which holds the
-	// typed layer's decoded form of value (see backend.Memo).
-	written uint64
-	memo    backend.Memo
+	// memo is the memo of value (see backend.Memo), made by the first read of the value and
+	// dropped when the value changes; nil until then.
+	memo    *backend.Memo
 	created int64 // ms since the Unix epoch, like updated and expires
 	updated int64
 	expires int64
@@ -51,8 +50,17 @@ func (e *entry) entry() backend.Entry {
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
-		Memo:      backend.NewMemoRef(&e.memo, e.written),
 	}
+}
+
+// read is entry, with the memo of the value (made if needed), for a Get or a Snapshot.
+func (e *entry) read() backend.Entry {
+	if e.memo == nil {
+		e.memo = new(backend.Memo)
+	}
+	ent := e.entry()
+	ent.Memo = e.memo
+	return ent
 }
 
 // eventLog is a ring buffer of the retained events of a tenant, oldest first. Their seqs are

@@ -32,6 +32,7 @@ var cases = []struct {
 	{"LimitsPerID", testLimitsPerID},
 	{"TenantIsolation", testTenantIsolation},
 	{"IDIsolation", testIDIsolation},
+	{"ValueIsolation", testValueIsolation},
 	{"Prefix", testPrefix},
 	{"ByteOrder", testByteOrder},
 	{"OverflowMaxEvents", testOverflowMaxEvents},
@@ -48,7 +49,6 @@ var cases = []struct {
 	{"EventFields", testEventFields},
 	{"ReaderClose", testReaderClose},
 	{"EventsIterator", testEventsIterator},
-	{"ValueIsolation", testValueIsolation},
 	{"ConcurrentOneKey", func(e *env) { testConcurrent(e, func(g, i int) string { return "k" }) }},
 	{"ConcurrentManyKeys", func(e *env) { testConcurrent(e, func(g, i int) string { return fmt.Sprintf("g%d/k%d", g, i%20) }) }},
 }

@@ -12,43 +12,43 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// deep is a value with a slice, a map and a pointer: what a caller may modify in a value it
+// nested is a value with a slice, a map and a pointer: what a caller may modify in a value it
 // was handed.
-type deep struct {
+type nested struct {
 	Tags  []string       `json:"tags"`
 	Attrs map[string]int `json:"attrs"`
 	Note  *string        `json:"note"`
 }
 
-// deepCodec is a codec of deep values with a deep copy, as generated codecs have.
-type deepCodec struct{ decodeOnly }
+// nestedCodec is a codec of nested values with a deep copy, as generated codecs have.
+type nestedCodec struct{ nestedDecoder }
 
 // Clone makes *dst a deep copy of *src.
-func (deepCodec) Clone(dst, src *deep) {
-	*dst = deep{Tags: slices.Clone(src.Tags), Attrs: maps.Clone(src.Attrs)}
+func (nestedCodec) Clone(dst, src *nested) {
+	*dst = nested{Tags: slices.Clone(src.Tags), Attrs: maps.Clone(src.Attrs)}
 	if src.Note != nil {
 		n := *src.Note
 		dst.Note = &n
 	}
 }
 
-// decodeOnly is a codec of deep values without Clone.
-type decodeOnly struct{}
+// nestedDecoder is a codec of nested values without Clone.
+type nestedDecoder struct{}
 
-func (decodeOnly) Encode(dst []byte, v *deep) ([]byte, error) {
+func (nestedDecoder) Encode(dst []byte, v *nested) ([]byte, error) {
 	buf, err := json.Marshal(v)
 	return append(dst, buf...), err
 }
 
-func (decodeOnly) Decode(src []byte, v *deep) error { return json.Unmarshal(src, v) }
+func (nestedDecoder) Decode(src []byte, v *nested) error { return json.Unmarshal(src, v) }
 
-func newDeep() deep {
+func newNested() nested {
 	n := "note"
-	return deep{Tags: []string{"a", "b"}, Attrs: map[string]int{"x": 1}, Note: &n}
+	return nested{Tags: []string{"a", "b"}, Attrs: map[string]int{"x": 1}, Note: &n}
 }
 
 // scribble modifies every slice, map and pointer of v in place.
-func scribble(v *deep) {
+func scribble(v *nested) {
 	v.Tags[0] = "scribbled"
 	v.Attrs["x"] = 99
 	v.Attrs["new"] = 1
@@ -62,25 +62,25 @@ func scribble(v *deep) {
 func testValueIsolation(e *env) {
 	for _, c := range []struct {
 		name  string
-		codec ephemeral.Codec[deep]
-	}{{"clone", deepCodec{}}, {"decode", decodeOnly{}}} {
+		codec ephemeral.Codec[nested]
+	}{{"clone", nestedCodec{}}, {"decode", nestedDecoder{}}} {
 		e.Run(c.name, func(t *testing.T) { isolation(newEnv(t, e.h), c.codec) })
 	}
 }
 
-func isolation(e *env, codec ephemeral.Codec[deep]) {
-	s, err := ephemeral.New(e.h.Backend, ephemeral.Config[string, deep]{ID: e.id, TTL: longTTL, Codec: codec})
+func isolation(e *env, codec ephemeral.Codec[nested]) {
+	s, err := ephemeral.New(e.h.Backend, ephemeral.Config[string, nested]{ID: e.id, TTL: longTTL, Codec: codec})
 	if err != nil {
 		e.Fatalf("ephemeral.New: %v", err)
 	}
-	want := newDeep()
-	check := func(what string, got deep) {
+	want := newNested()
+	check := func(what string, got nested) {
 		e.Helper()
 		if d := cmp.Diff(want, got); d != "" {
 			e.Fatalf("%s (-want +got):\n%s", what, d)
 		}
 	}
-	get := func(key string) deep {
+	get := func(key string) nested {
 		e.Helper()
 		got, ok, err := s.Get(e.ctx, key)
 		if err != nil || !ok {
@@ -89,7 +89,7 @@ func isolation(e *env, codec ephemeral.Codec[deep]) {
 		return got.Value
 	}
 
-	v := newDeep()
+	v := newNested()
 	ent, err := s.Upsert(e.ctx, "k1", v)
 	if err != nil {
 		e.Fatalf("Upsert: %v", err)
@@ -116,18 +116,18 @@ func isolation(e *env, codec ephemeral.Codec[deep]) {
 
 	// Two readers of one upsert event.
 	r1, r2 := e.readerOf(s), e.readerOf(s)
-	if _, err := s.Upsert(e.ctx, "k2", newDeep()); err != nil {
+	if _, err := s.Upsert(e.ctx, "k2", newNested()); err != nil {
 		e.Fatalf("Upsert: %v", err)
 	}
-	ev1, ev2 := e.recvDeep(r1), e.recvDeep(r2)
+	ev1, ev2 := e.recvNested(r1), e.recvNested(r2)
 	scribble(&ev1.Entry.Value)
 	check("the event of a second reader", ev2.Entry.Value)
 	check("Get after a reader modified its event's value", get("k2"))
 
 	// A mirror: its change callback, its change channel, Get and All. Its clock reads the
 	// backend's time of the first upsert, so that it hides neither entry.
-	changes := make(chan ephemeral.Change[string, deep], 2)
-	m, err := s.Mirror(func(c ephemeral.Change[string, deep]) {
+	changes := make(chan ephemeral.Change[string, nested], 2)
+	m, err := s.Mirror(func(c ephemeral.Change[string, nested]) {
 		scribble(&c.Entry.Value)
 		changes <- c
 	}, ephemeral.WithChangeChan(2), ephemeral.WithMirrorClock(func() time.Time { return ent.UpdatedAt }))
@@ -165,8 +165,8 @@ func isolation(e *env, codec ephemeral.Codec[deep]) {
 	check("Get after callers modified the mirror's values", get("k2"))
 }
 
-// readerOf opens a reader of a store of deep values that is closed when the case ends.
-func (e *env) readerOf(s *ephemeral.Store[string, deep]) *ephemeral.Reader[string, deep] {
+// readerOf opens a reader of a store of nested values that is closed when the case ends.
+func (e *env) readerOf(s *ephemeral.Store[string, nested]) *ephemeral.Reader[string, nested] {
 	e.Helper()
 	r, err := s.Reader(e.ctx)
 	if err != nil {
@@ -176,8 +176,8 @@ func (e *env) readerOf(s *ephemeral.Store[string, deep]) *ephemeral.Reader[strin
 	return r
 }
 
-// recvDeep returns the reader's next event, an upsert, waiting at most waitFor.
-func (e *env) recvDeep(r *ephemeral.Reader[string, deep]) ephemeral.Event[string, deep] {
+// recvNested returns the reader's next event, an upsert, waiting at most waitFor.
+func (e *env) recvNested(r *ephemeral.Reader[string, nested]) ephemeral.Event[string, nested] {
 	e.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, waitFor)
 	defer cancel()
