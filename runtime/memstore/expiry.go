@@ -83,7 +83,7 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 			continue
 		}
 		t := e.t
-		delete(t.entries, e.key)
+		t.delete(e)
 		t.appendEvent(backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
 		if t.idle() {
 			b.scheduleSweep(t)

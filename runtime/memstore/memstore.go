@@ -8,6 +8,12 @@
 // mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
 // receiver of an entry or event may modify them.
 //
+// The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
+// sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
+// prefix and sorts nothing. Gets and snapshots hand out each version of a value with a
+// [backend.Memo] of its own, in which the typed layer keeps the decoded value: a store whose
+// codec can deep-copy values decodes each version of a value once, however often it is read.
+//
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
 // whether or not anything else happens. Every call also removes the entries due by then before
@@ -38,6 +44,7 @@ import (
 // for concurrent use.
 type Backend struct {
 	clock   Clock
+	system  *systemClock // clock, when it is the system clock
 	timer   Timer
 	done    chan struct{} // closed by Close
 	down    atomic.Bool   // set by Close, for the readers that read without the lock
@@ -51,7 +58,10 @@ type Backend struct {
 	wake   *backend.Log // a log appended to under the lock, to wake after it (see unlock)
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend          = (*Backend)(nil)
+	_ backend.SnapshotAppender = (*store)(nil)
+)
 
 // Option configures a [Backend].
 type Option func(*Backend)
@@ -74,7 +84,8 @@ func New(opts ...Option) *Backend {
 		o(b)
 	}
 	if b.clock == nil {
-		b.clock = newSystemClock()
+		b.system = newSystemClock()
+		b.clock = b.system
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()
@@ -136,7 +147,12 @@ type store struct {
 }
 
 // now returns the clock's time in milliseconds since the Unix epoch.
-func (b *Backend) now() int64 { return b.clock.Now().UnixMilli() }
+func (b *Backend) now() int64 {
+	if b.system != nil {
+		return b.system.unixMilli()
+	}
+	return b.clock.Now().UnixMilli()
+}
 
 // lock locks the backend for a call and returns the time of the call.
 func (b *Backend) lock(ctx context.Context) (int64, error) {
@@ -243,8 +259,9 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
+		t.index.Set(req.Key, e)
 	}
-	e.value = req.Value
+	e.value, e.memo = req.Value, nil
 	e.updated = now
 	e.expires = now + req.TTL.Milliseconds()
 	e.version = t.appendEvent(backend.Event{
@@ -292,7 +309,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
 		return false, err
 	}
-	delete(t.entries, e.key)
+	t.delete(e)
 	b.unschedule(e)
 	t.appendEvent(backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
 	if t.idle() {
@@ -317,12 +334,18 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if e == nil || e.expires <= now {
 		return backend.Entry{}, false, nil
 	}
-	return e.entry(), true, nil
+	return e.read(), true, nil
 }
 
 // Snapshot returns the live entries with a key prefix and the cursor of the same instant; see
 // [backend.Store].
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	return st.AppendSnapshot(ctx, tenant, prefix, nil)
+}
+
+// AppendSnapshot is Snapshot, with the entries appended to dst; see
+// [backend.SnapshotAppender].
+func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
 	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
@@ -330,14 +353,33 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	var entries []backend.Entry
-	for key, e := range t.entries {
-		if strings.HasPrefix(key, prefix) {
-			entries = append(entries, e.entry())
-		}
+	n := len(t.entries)
+	if prefix != "" {
+		n = 0
+		t.scan(prefix, func(*entry) { n++ })
 	}
-	slices.SortFunc(entries, func(x, y backend.Entry) int { return strings.Compare(x.Key, y.Key) })
-	return backend.Snapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
+	if n > 0 {
+		dst = slices.Grow(dst, n)
+	}
+	t.scan(prefix, func(e *entry) { dst = append(dst, e.read()) })
+	return backend.Snapshot{Entries: dst, Cursor: t.cursor(t.seq)}, nil
+}
+
+// scan calls fn with the entries whose keys start with prefix, in key order.
+func (t *tenant) scan(prefix string, fn func(*entry)) {
+	t.index.Ascend(prefix, func(key string, e *entry) bool {
+		if !strings.HasPrefix(key, prefix) {
+			return false
+		}
+		fn(e)
+		return true
+	})
+}
+
+// delete removes e from the tenant's entries.
+func (t *tenant) delete(e *entry) {
+	delete(t.entries, e.key)
+	t.index.Delete(e.key)
 }
 
 // check is c.Check for key, whose live entry is e (nil if none).
