@@ -196,8 +196,8 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	if err != nil {
 		return Entry[K, T]{}, err
 	}
-	if o.condCount > 1 {
-		return Entry[K, T]{}, errConditions
+	if err := o.condErr(); err != nil {
+		return Entry[K, T]{}, err
 	}
 	buf, err := s.codec.Encode(nil, &v)
 	if err != nil {
@@ -239,8 +239,8 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 	if err != nil {
 		return TouchResult{}, err
 	}
-	if o.condCount > 1 {
-		return TouchResult{}, errConditions
+	if err := o.condErr(); err != nil {
+		return TouchResult{}, err
 	}
 	res, err := s.b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: ttl, Quiet: o.quiet, Cond: o.cond})
 	if err != nil || !res.OK {
@@ -264,8 +264,8 @@ func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (
 	if len(o.reason) > MaxReasonBytes {
 		return false, fmt.Errorf("%w: reason of %d bytes, limit %d", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
 	}
-	if o.condCount > 1 {
-		return false, errConditions
+	if err := o.condErr(); err != nil {
+		return false, err
 	}
 	return s.b.Remove(ctx, tenant, backend.RemoveRequest{Key: k, Reason: o.reason, Cond: o.cond})
 }
@@ -433,6 +433,7 @@ func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {
 		Key:       key,
 		Value:     v,
 		Version:   raw.Version,
+		Epoch:     raw.Epoch,
 		CreatedAt: msTime(raw.CreatedAt),
 		UpdatedAt: msTime(raw.UpdatedAt),
 		ExpiresAt: msTime(raw.ExpiresAt),
