@@ -204,6 +204,10 @@ func New(b ephemeral.Backend, opts ...Option) (*Locker, error) {
 // TTL returns the TTL of the Locker's leases.
 func (l *Locker) TTL() time.Duration { return l.ttl }
 
+// safeTTL is how long after sending an acquire or extend a lease is taken to be held: the TTL
+// less a tenth, a margin for late timers and clocks that run at different rates.
+func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 }
+
 // TryAcquire takes the lock name if it is free, without waiting. It fails with a *[HeldError]
 // ([ErrNotAcquired]) when the lock is held, with [ephemeral.ErrInvalidTenant] when name is empty
 // or longer than [ephemeral.MaxTenantBytes], or with the backend's error.
@@ -212,7 +216,7 @@ func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 		sent := time.Now()
 		e, err := l.store.Upsert(ctx, key, holder{Owner: l.owner, AcquiredAt: sent.UnixMilli()}, ephemeral.WithTenant(name), ephemeral.IfNew())
 		if err == nil {
-			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.ttl)}, nil
+			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
 		}
 		if !errors.Is(err, ephemeral.ErrConflict) {
 			return nil, err
@@ -312,8 +316,9 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // when fn returns. The ctx given to fn is cancelled, with a *[LostError] as its cause
 // ([context.Cause]), the moment the lease is known to be lost: an extend failed because another
 // lease replaced it, the lock's delete or expire event arrived, or no extend succeeded before
-// the lease's expiry (the expiry as seen from here: the TTL after the last successful extend
-// was sent). fn should stop writing to the protected resource then; its writes carry the
+// the lease's expiry as seen from here: nine tenths of the TTL after the last successful extend
+// (or the acquire) was sent, a margin for late timers and clock rates, so that fn's ctx ends
+// before another owner can take the lock. fn should stop writing to the protected resource then; its writes carry the
 // lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
@@ -331,6 +336,7 @@ func (l *Locker) WithLock(ctx context.Context, name string, fn func(ctx context.
 	err = fn(fctx, lease)
 	close(done)
 	wg.Wait()
+	cancel(nil) // before the release: fn's ctx is done before another owner can take the lock
 	if lost := lease.lostErr(); lost != nil {
 		return errors.Join(err, lost)
 	}
@@ -383,7 +389,7 @@ func (le *Lease) Extend(ctx context.Context) error {
 	}
 	le.mu.Lock()
 	defer le.mu.Unlock()
-	le.expiresAt, le.deadline = res.ExpiresAt, sent.Add(le.l.ttl)
+	le.expiresAt, le.deadline = res.ExpiresAt, sent.Add(le.l.safeTTL())
 	return nil
 }
 
