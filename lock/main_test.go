@@ -35,6 +35,7 @@ type harness struct {
 	real    bool
 	// client is the Redis client of a Redis backend, nil on memstore.
 	client redis.UniversalClient
+	prefix string // the key prefix of a real server's backend
 }
 
 // ttl is a lease TTL that runs out only when the test advances the clock by it (or, on a real
@@ -50,7 +51,7 @@ func (h harness) ttl() time.Duration {
 // their environment variable is set.
 var backends = []struct {
 	name string
-	new  func(t *testing.T) harness
+	new  func(t testing.TB) harness
 }{
 	{"memstore", newMemstore},
 	{"miniredis", newMiniredis},
@@ -68,7 +69,7 @@ func forEach(t *testing.T, test func(t *testing.T, h harness)) {
 // start is the fake clocks' start.
 var start = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func newMemstore(t *testing.T) harness {
+func newMemstore(t testing.TB) harness {
 	clock := memstore.NewFakeClock(start)
 	b := memstore.New(memstore.WithClock(clock))
 	t.Cleanup(func() { b.Close() })
@@ -77,7 +78,7 @@ func newMemstore(t *testing.T) harness {
 
 // newMiniredis returns a backend on a miniredis whose clock (TIME and key TTLs) moves only when
 // the test advances it; the pumps tick every 20 ms of real time, and see the new time then.
-func newMiniredis(t *testing.T) harness {
+func newMiniredis(t testing.TB) harness {
 	m := miniredis.RunT(t)
 	now := start
 	m.SetTime(now)
@@ -97,7 +98,7 @@ func newMiniredis(t *testing.T) harness {
 	}}
 }
 
-func newRedis(t *testing.T) harness {
+func newRedis(t testing.TB) harness {
 	addr := os.Getenv(envRedis)
 	if addr == "" {
 		t.Skipf("set %s to run against a real Redis server", envRedis)
@@ -105,7 +106,7 @@ func newRedis(t *testing.T) harness {
 	return newOn(t, redis.NewClient(&redis.Options{Addr: addr}))
 }
 
-func newCluster(t *testing.T) harness {
+func newCluster(t testing.TB) harness {
 	addrs := os.Getenv(envCluster)
 	if addrs == "" {
 		t.Skipf("set %s to run against a Redis Cluster", envCluster)
@@ -115,7 +116,7 @@ func newCluster(t *testing.T) harness {
 
 // newOn returns a backend on client with a key prefix of its own, whose keys it deletes at
 // the end.
-func newOn(t *testing.T, client redis.UniversalClient) harness {
+func newOn(t testing.TB, client redis.UniversalClient) harness {
 	prefix := "ephemeral-locktest-" + backend.NewEpoch(time.Now())
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(100*time.Millisecond))
 	t.Cleanup(func() {
@@ -123,7 +124,7 @@ func newOn(t *testing.T, client redis.UniversalClient) harness {
 		deleteKeys(client, prefix)
 		client.Close()
 	})
-	return harness{b: b, client: client, real: true, advance: time.Sleep}
+	return harness{b: b, client: client, real: true, advance: time.Sleep, prefix: prefix}
 }
 
 // deleteKeys removes the keys with prefix, on every master of a cluster.
@@ -145,7 +146,7 @@ func deleteKeys(client redis.UniversalClient, prefix string) {
 }
 
 // locker returns a Locker on h with the harness's TTL, fast retries and opts.
-func (h harness) locker(t *testing.T, opts ...Option) *Locker {
+func (h harness) locker(t testing.TB, opts ...Option) *Locker {
 	t.Helper()
 	l, err := New(h.b, append([]Option{WithTTL(h.ttl()), WithRetry(time.Millisecond, 20*time.Millisecond)}, opts...)...)
 	if err != nil {
