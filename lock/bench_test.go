@@ -88,8 +88,8 @@ func rawClient(b *testing.B, name string) *redis.Client {
 
 // BenchmarkHandoff measures the contended handoff: 4 owners (each with a Locker of its own, on
 // Redis each with its own client, as separate processes would have) take one lock in turn with
-// Acquire; the latency is from the moment the holder calls Release to the moment the next
-// holder's Acquire returns. It reports the 50th and 99th percentiles. Waiters have the default
+// Acquire, and a releaser waits for another owner to take it before it tries again; the latency
+// is from the moment the holder calls Release to the moment the next holder's Acquire returns. It reports the 50th and 99th percentiles. Waiters have the default
 // backoff (10 ms to 1 s): a handoff faster than that is the lock's delete event waking them.
 func BenchmarkHandoff(b *testing.B) {
 	for _, bb := range benchBackends {
@@ -110,6 +110,9 @@ func BenchmarkHandoff(b *testing.B) {
 			ctx := context.Background()
 			var (
 				mu        sync.Mutex
+				turn      = sync.NewCond(&mu)
+				acquires  int64 // guarded by mu
+				done      bool  // guarded by mu: no iteration is left
 				samples   []time.Duration
 				released  atomic.Int64 // UnixNano of the last Release call, 0 before the first
 				remaining atomic.Int64
@@ -123,20 +126,34 @@ func BenchmarkHandoff(b *testing.B) {
 						lease, err := l.Acquire(ctx, "handoff")
 						if err != nil {
 							b.Error(err)
-							return
+							break
 						}
+						at := time.Now().UnixNano()
+						mu.Lock()
 						if r := released.Load(); r != 0 {
-							d := time.Duration(time.Now().UnixNano() - r)
-							mu.Lock()
-							samples = append(samples, d)
-							mu.Unlock()
+							samples = append(samples, time.Duration(at-r))
 						}
+						acquires++
+						mine := acquires
+						turn.Broadcast()
+						mu.Unlock()
 						released.Store(time.Now().UnixNano())
 						if err := lease.Release(ctx); err != nil {
 							b.Error(err)
-							return
+							break
 						}
+						// Hand off: wait until another owner has taken the lock, so that every
+						// sample is a handoff to a waiter, not the releaser taking it back.
+						mu.Lock()
+						for acquires == mine && !done {
+							turn.Wait()
+						}
+						mu.Unlock()
 					}
+					mu.Lock()
+					done = true
+					turn.Broadcast()
+					mu.Unlock()
 				})
 			}
 			wg.Wait()

@@ -28,7 +28,9 @@
 // behind, a step of the clock) or the two were made in the same millisecond (which a lock's
 // tenant cannot be: it lives at least its retention). A failover to a Redis replica that lacks
 // the last writes can hand out a version again (asynchronous replication): use fencing tokens
-// with a standalone server or a cluster whose failovers you accept to weaken them.
+// with a standalone server or a cluster whose failovers you accept to weaken them. A lock whose
+// state was made by an older version of this module has an epoch of 16 random hex digits, which
+// orders with nothing: its tokens increase from the next new epoch on.
 package lock
 
 import (
