@@ -21,8 +21,9 @@
 // (clock readings are truncated), as in Redis. [WithClock] replaces the system clock, for
 // example by a [FakeClock] in tests.
 //
-// A tenant's state is created, with a fresh epoch ([backend.NewEpoch]), by the first upsert,
-// snapshot or reader of the tenant. It is freed once it has had no live entries and no open
+// A tenant's state is created by the first upsert, snapshot or reader of the tenant, with a
+// fresh epoch: [backend.NewEpoch] of the clock's time, so that a later state's epoch sorts
+// after an earlier one's. It is freed once it has had no live entries and no open
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
 //
@@ -193,7 +194,7 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
-	epoch := backend.NewEpoch()
+	epoch := backend.NewEpoch(st.b.clock.Now())
 	t := &tenant{
 		st:      st,
 		name:    name,
@@ -250,7 +251,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	defer b.unlock()
 	t := st.tenant(tenant, now)
 	e := t.entries[req.Key]
-	if err := check(req.Cond, req.Key, e); err != nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil {
 		return backend.Entry{}, err
 	}
 	if e == nil {
@@ -285,7 +286,7 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return backend.TouchResult{}, err
 	}
 	e.expires = now + req.TTL.Milliseconds()
@@ -306,7 +307,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return false, err
 	}
 	t.delete(e)
@@ -382,10 +383,10 @@ func (t *tenant) delete(e *entry) {
 	t.index.Delete(e.key)
 }
 
-// check is c.Check for key, whose live entry is e (nil if none).
-func check(c backend.Condition, key string, e *entry) error {
+// check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).
+func check(c backend.Condition, key string, t *tenant, e *entry) error {
 	if e == nil {
-		return c.Check(key, false, 0)
+		return c.Check(key, false, "", 0)
 	}
-	return c.Check(key, true, e.version)
+	return c.Check(key, true, t.epoch, e.version)
 }

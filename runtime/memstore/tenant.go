@@ -46,6 +46,7 @@ func (e *entry) entry() backend.Entry {
 		Key:       e.key,
 		Value:     e.value,
 		Version:   e.version,
+		Epoch:     e.t.epoch,
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,

@@ -154,7 +154,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	if r.err != nil {
 		return backend.Entry{}, wrap("upsert", req.Key, r.err)
 	}
-	return backend.Entry{Key: req.Key, Value: req.Value, Version: r.version, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}, nil
+	return backend.Entry{Key: req.Key, Value: req.Value, Version: r.version, Epoch: r.epoch, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}, nil
 }
 
 // Touch implements [backend.Store]. It is batched as Upsert is, quiet or not.

@@ -93,9 +93,12 @@
 // A subscription whose position is older than the oldest retained event gets an overflow
 // event {After: its position, FirstAvailable: the position just before the oldest retained
 // event} and goes on from there (see [backend.Overflow]). The tenant's meta holds an epoch,
-// chosen (from [backend.NewEpoch], passed to the scripts as a candidate) by whichever script finds the meta
-// missing (and drops what is left of the tenant's other keys); every cursor and every stream
-// entry carries it. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
+// made by whichever script finds the meta missing (and drops what is left of the tenant's other
+// keys): the server's time (TIME) in 12 hex digits of milliseconds, then the random digits of a
+// candidate from [backend.NewEpoch] that the client passes, so that a later epoch of a tenant
+// sorts after an earlier one unless the server's clock went back (a restart on another machine,
+// a failover to a replica whose clock is behind). Every cursor and every stream entry carries
+// it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
 // tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
 // epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
 // new epoch on its next tick: at most the max block time later, or at once when a subscriber

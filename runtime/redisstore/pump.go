@@ -102,7 +102,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
+			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p

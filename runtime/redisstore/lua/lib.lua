@@ -30,10 +30,11 @@ local function open(cand, ret, maxev)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
   if not ctx.epoch then
-    -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or
-    -- its stream IDs would block the new versions and its expiries would expire phantoms.
-    ctx.epoch = cand
-    ctx.put[1], ctx.put[2] = META_EPOCH, cand
+    -- A new epoch, of the server's time and the candidate's random digits (as in write.lua).
+    -- Whatever is left of an older one (say, after an eviction) is dropped, or its stream IDs
+    -- would block the new versions and its expiries would expire phantoms.
+    ctx.epoch = string.format('%012x', ctx.now) .. string.sub(cand, EPOCH_TIME_DIGITS + 1)
+    ctx.put[1], ctx.put[2] = META_EPOCH, ctx.epoch
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
