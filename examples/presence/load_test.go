@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +32,7 @@ var (
 	loadChanges = flag.Int("load.changes", 4, "TestLoad: members that join, go away and leave the viewers' room, one after the other (3 changes each)")
 	loadEvery   = flag.Duration("load.every", 20*time.Millisecond, "TestLoad: time between two changes of the viewers run")
 	loadTTL     = flag.Duration("load.ttl", 3*time.Second, "TestLoad: member TTL; pages beat every third of it, as the page does")
-	loadHold    = flag.Duration("load.hold", 1200*time.Millisecond, "TestLoad: how long the pages stay joined and beating once all have joined")
+	loadHold    = flag.Duration("load.hold", 2500*time.Millisecond, "TestLoad: how long the pages stay joined and beating once all have joined")
 	loadRamp    = flag.Duration("load.ramp", 0, "TestLoad: spread the pages' arrivals (stream opens, then joins) over this long")
 	loadTimeout = flag.Duration("load.timeout", 30*time.Second, "TestLoad: bound of each wait (for the states, the joins and the changes to reach every page)")
 	loadRedis   = flag.String("load.redis", "", "TestLoad: `host:port` of a Redis server to run the presence server on (default: memory)")
@@ -39,7 +40,8 @@ var (
 
 // TestLoad drives the presence server with simulated pages that speak its protocol exactly as
 // static/app.js does: a page opens the room's event stream (and reconnects with Last-Event-ID
-// after 2 s, the stream's retry, when it drops), joins with a POST, heartbeats every
+// after 2 s, the stream's retry, when it drops; opens a new one after 3 s when the answer is
+// not a stream), joins with a POST, heartbeats every
 // heartbeatMs of the join's answer, joins again when its heartbeat gets 410 or 403 or it sees
 // its own member expire, and leaves with a POST. The server runs in this process on memory,
 // or on the Redis server of -load.redis, with the per-client limits raised (every page comes
@@ -100,7 +102,7 @@ func testLoadMembers(t *testing.T, rooms, members int) {
 	l.spread(ctx, len(pages), func(i int) {
 		p := pages[i]
 		if p.join(ctx, true) {
-			wg.Go(func() { p.beat(ctx) })
+			p.startBeat(ctx, &wg)
 		}
 	})
 	joinsDone := time.Now()
@@ -119,7 +121,8 @@ func testLoadMembers(t *testing.T, rooms, members int) {
 	}
 	l.spread(ctx, len(pages), func(i int) { pages[i].leave(ctx) })
 	l.report(t, len(pages), "join → all members of the room")
-	if beats := l.beatPost.count(); *loadHold > *loadTTL/3 && beats < len(pages) {
+	// Held for two beats, every page beats at least once (one may be cut short by the leave).
+	if beats := l.beatPost.count(); *loadHold >= 2**loadTTL/3 && beats < len(pages) {
 		t.Errorf("%d heartbeats of %d pages that stayed %v, beating every %v", beats, len(pages), *loadHold, *loadTTL/3)
 	}
 }
@@ -393,11 +396,14 @@ type loadPage struct {
 	id, token string        // while joined
 	beatEvery time.Duration // from the join's answer
 	left      bool
-	cancel    context.CancelFunc // ends the stream and the heartbeats
+	cancel    context.CancelFunc // ends the stream
+	stopBeat  func()             // ends the heartbeats and waits for the one in flight
 }
 
-// follow reads the room's event stream until ctx ends or the page leaves, reconnecting with
-// Last-Event-ID 2 s (the stream's retry) after it drops, as EventSource does.
+// follow reads the room's event stream until ctx ends or the page leaves, as EventSource and
+// the page do: after a dropped connection it reconnects with Last-Event-ID after 2 s (the
+// stream's retry); after an answer that is not a stream (EventSource closes), the page opens
+// a new one without it after 3 s.
 func (p *loadPage) follow(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	p.mu.Lock()
@@ -418,7 +424,11 @@ func (p *loadPage) follow(ctx context.Context) {
 		}
 		p.l.reconnects.Add(1)
 		p.l.firstErr.CompareAndSwap(nil, fmt.Sprintf("stream of %s: %v", p.room.name, err))
-		retry := time.NewTimer(2 * time.Second)
+		wait := 2 * time.Second
+		if errors.Is(err, errNotStream) {
+			wait, lastID = 3*time.Second, ""
+		}
+		retry := time.NewTimer(wait)
 		select {
 		case <-retry.C:
 		case <-ctx.Done():
@@ -427,6 +437,9 @@ func (p *loadPage) follow(ctx context.Context) {
 		}
 	}
 }
+
+// errNotStream is an answer to a stream request that is not an event stream.
+var errNotStream = errors.New("not an event stream")
 
 // stream reads one connection of the event stream until it ends, and returns why.
 func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string) error {
@@ -445,7 +458,7 @@ func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%w: %d %s", errNotStream, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	r := bufio.NewReader(resp.Body)
 	var event, data string
@@ -558,6 +571,20 @@ func (p *loadPage) rejoin(ctx context.Context) {
 	}
 }
 
+// startBeat starts the page's heartbeats in a goroutine of wg; the page's leave stops them
+// before it sends the leave, as the page clears its interval.
+func (p *loadPage) startBeat(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.stopBeat = func() { cancel(); <-done }
+	p.mu.Unlock()
+	wg.Go(func() {
+		defer close(done)
+		p.beat(ctx)
+	})
+}
+
 // beat heartbeats every beatEvery until ctx ends or the page leaves, and joins again when the
 // member is gone.
 func (p *loadPage) beat(ctx context.Context) {
@@ -614,6 +641,12 @@ func (p *loadPage) setStatus(ctx context.Context, s Status) {
 
 // leave removes the page's member and closes its stream, as the page does when it goes away.
 func (p *loadPage) leave(ctx context.Context) {
+	p.mu.Lock()
+	stopBeat := p.stopBeat
+	p.mu.Unlock()
+	if stopBeat != nil {
+		stopBeat()
+	}
 	p.mu.Lock()
 	form, joined := url.Values{"id": {p.id}, "token": {p.token}}, p.id != ""
 	p.left = true
