@@ -20,6 +20,10 @@
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
 //
+// [WithObserver] reports the events its readers get, with their age, and the entries it
+// expires to a [backend.Observer], such as the Prometheus adapter
+// github.com/ephemeral-go/ephemeral/metrics/prom.
+//
 // Close a Backend to stop its goroutine and end its readers.
 package memstore
 
@@ -38,6 +42,7 @@ import (
 type Backend struct {
 	clock   Clock
 	timer   Timer
+	obs     backend.Observer
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the scheduler goroutine has returned
 
@@ -59,6 +64,12 @@ func WithClock(c Clock) Option {
 	return func(b *Backend) { b.clock = c }
 }
 
+// WithObserver makes the backend report to o the events its readers get and the entries it
+// expires (see [backend.Observer]; it calls o with its lock held). The default reports nothing.
+func WithObserver(o backend.Observer) Option {
+	return func(b *Backend) { b.obs = o }
+}
+
 // New returns an empty backend and starts its expiry scheduler. Close it when done.
 func New(opts ...Option) *Backend {
 	b := &Backend{
@@ -72,6 +83,9 @@ func New(opts ...Option) *Backend {
 	}
 	if b.clock == nil {
 		b.clock = newSystemClock()
+	}
+	if b.obs == nil {
+		b.obs = backend.NopObserver{}
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -94,11 +95,13 @@ func (s *subscription) next() (backend.Event, <-chan struct{}, error) {
 	if ev, ok := backend.Overflow(pos, t.epoch, first, t.seq, now); ok {
 		s.lost = false
 		s.pos = ev.FirstAvailable.Seq
+		b.obs.Delivered(t.st.id, t.name, ev.Kind, 0)
 		return ev, nil, nil
 	}
 	for s.pos < t.seq {
 		s.pos++
 		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.Key, s.prefix) {
+			b.obs.Delivered(t.st.id, t.name, ev.Kind, time.Duration(now-ev.At)*time.Millisecond)
 			return *ev, nil, nil
 		}
 	}

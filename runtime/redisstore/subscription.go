@@ -54,6 +54,7 @@ func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 			s.queue[0] = backend.Event{}
 			s.queue = s.queue[1:]
 			s.mu.Unlock()
+			s.p.b.obs.Delivered(s.p.key.id, s.p.key.tenant, ev.Kind, time.Since(time.UnixMilli(ev.At)))
 			return ev, nil
 		}
 		lagging, pos := s.lagging, s.pos
@@ -103,8 +104,10 @@ func (s *subscription) waitWake(ctx context.Context, d time.Duration) error {
 // catchUp reads the events after pos from Redis and queues them, after an overflow event if
 // the events right after pos are gone. It stops lagging once it has reached the pump.
 func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progress bool, err error) {
+	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
 	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
+		s.p.b.failed(s.p.key, "read", err)
 		return false, err
 	}
 	s.mu.Lock()
