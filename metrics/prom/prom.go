@@ -86,6 +86,16 @@ func New() *Observer {
 	}
 }
 
+// Init makes the metrics of the store IDs exist, at zero, before the backends report anything
+// of them: a dashboard or an alert on a counter's rate sees zero rather than no data. A metric
+// of a store ID appears by itself with the first report of the ID; the errors of a call with
+// the call's first error.
+func (o *Observer) Init(stores ...string) {
+	for _, id := range stores {
+		o.store(id)
+	}
+}
+
 // storeMetrics are the metrics of one store ID, resolved once.
 type storeMetrics struct {
 	delivered [backend.EventExpire + 1]prometheus.Counter // by kind

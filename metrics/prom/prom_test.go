@@ -173,6 +173,26 @@ ephemeral_delivery_lag_seconds_count{store="s"} 1
 	}
 }
 
+// Init makes the metrics of a store exist at zero.
+func TestInit(t *testing.T) {
+	obs := prom.New()
+	obs.Init("a", "b")
+	const want = `
+# HELP ephemeral_overflows_total Overflow events that readers got: a reader fell behind the retained events, or the tenant's state was lost, and starts over from a snapshot.
+# TYPE ephemeral_overflows_total counter
+ephemeral_overflows_total{store="a"} 0
+ephemeral_overflows_total{store="b"} 0
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_overflows_total"); err != nil {
+		t.Error(err)
+	}
+	// Four kinds of events, and one series each of overflows, lag, catch-ups, batches and
+	// expiries, per store; no errors yet.
+	if n := testutil.CollectAndCount(obs); n != 2*(4+5) {
+		t.Errorf("%d series, want %d", n, 2*(4+5))
+	}
+}
+
 // Once a store ID has been seen, the calls of the hot paths allocate nothing.
 func TestAllocs(t *testing.T) {
 	obs := prom.New()
