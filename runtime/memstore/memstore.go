@@ -65,7 +65,8 @@ func WithClock(c Clock) Option {
 }
 
 // WithObserver makes the backend report to o the events its readers get and the entries it
-// expires (see [backend.Observer]; it calls o with its lock held). The default reports nothing.
+// expires (see [backend.Observer]; it reports expiries with its lock held). The default
+// reports nothing.
 func WithObserver(o backend.Observer) Option {
 	return func(b *Backend) { b.obs = o }
 }

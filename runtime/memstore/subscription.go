@@ -60,7 +60,10 @@ func (s *subscription) Start() backend.Cursor { return s.start }
 // Next returns the next event with the subscription's prefix, waiting for it if needed.
 func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 	for {
-		ev, wait, err := s.next()
+		ev, now, wait, err := s.next()
+		if err == nil && wait == nil { // outside the lock: the observer's time is its own
+			s.b.obs.Delivered(s.t.st.id, s.t.name, ev.Kind, time.Duration(now-ev.At)*time.Millisecond)
+		}
 		if err != nil || wait == nil {
 			return ev, err
 		}
@@ -76,14 +79,14 @@ func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 	}
 }
 
-// next returns the next event if there is one, or else a channel that is closed when the
-// tenant gets a new event.
-func (s *subscription) next() (backend.Event, <-chan struct{}, error) {
+// next returns the next event, if there is one, and the time it looked, or else a channel
+// that is closed when the tenant gets a new event.
+func (s *subscription) next() (backend.Event, int64, <-chan struct{}, error) {
 	b, t := s.b, s.t
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || s.isClosed() {
-		return backend.Event{}, nil, backend.ErrClosed
+		return backend.Event{}, 0, nil, backend.ErrClosed
 	}
 	now := b.now()
 	t.trim(now)
@@ -95,17 +98,15 @@ func (s *subscription) next() (backend.Event, <-chan struct{}, error) {
 	if ev, ok := backend.Overflow(pos, t.epoch, first, t.seq, now); ok {
 		s.lost = false
 		s.pos = ev.FirstAvailable.Seq
-		b.obs.Delivered(t.st.id, t.name, ev.Kind, 0)
-		return ev, nil, nil
+		return ev, now, nil, nil
 	}
 	for s.pos < t.seq {
 		s.pos++
 		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.Key, s.prefix) {
-			b.obs.Delivered(t.st.id, t.name, ev.Kind, time.Duration(now-ev.At)*time.Millisecond)
-			return *ev, nil, nil
+			return *ev, now, nil, nil
 		}
 	}
-	return backend.Event{}, t.wait(), nil
+	return backend.Event{}, now, t.wait(), nil
 }
 
 func (s *subscription) isClosed() bool {
