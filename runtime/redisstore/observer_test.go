@@ -123,3 +123,29 @@ func TestObserverMiniredis(t *testing.T) {
 		t.Errorf("%d overflows delivered, want 1", got)
 	}
 }
+
+// On a real server: deliveries, lone writes, and an expiry by the pump's tick (tick.lua counts
+// what it expired).
+func TestObserverRedis(t *testing.T) {
+	rec := &recorder{}
+	f := newReal(t, WithObserver(rec))
+	st, ten := f.open(t, backend.Limits{}), "obs"
+	sub := subscribe(t, st, ten, nil)
+	upsert(t, st, ten, "long", "v", time.Hour)
+	upsert(t, st, ten, "short", "v", 300*time.Millisecond)
+	expectVersions(t, sub, 1, 2)
+	if ev := next(t, sub); ev.Kind != backend.EventExpire || ev.Key != "short" {
+		t.Fatalf("event %+v, want the expiry of short", ev)
+	}
+	for what, want := range map[string]int{
+		"delivered test/obs upsert": 2,
+		"delivered test/obs expire": 1,
+		"batches test/obs":          2,
+		"writes test/obs":           2,
+		"expired test/obs":          1,
+	} {
+		if got := rec.count(what); got != want {
+			t.Errorf("%s: %d, want %d", what, got, want)
+		}
+	}
+}
