@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -40,17 +41,21 @@ import (
 // Backend is an in-memory [backend.Backend]. Any number of stores may share one. It is safe
 // for concurrent use.
 type Backend struct {
-	clock   Clock
-	timer   Timer
-	obs     backend.Observer
-	done    chan struct{} // closed by Close
-	stopped chan struct{} // closed when the scheduler goroutine has returned
+	clock Clock
+	timer Timer
+	obs   backend.Observer
+	// observed says that obs was given: a delivered event is worth a clock reading.
+	observed bool
+	done     chan struct{} // closed by Close
+	down     atomic.Bool   // set by Close, for the readers that read without the lock
+	stopped  chan struct{} // closed when the scheduler goroutine has returned
 
 	mu     sync.Mutex
 	closed bool
 	stores map[string]*store // by store ID
 	heap   expiryHeap
-	armed  int64 // ms the timer is set for, or never
+	armed  int64        // ms the timer is set for, or never
+	wake   *backend.Log // a log appended to under the lock, to wake after it (see unlock)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -85,6 +90,7 @@ func New(opts ...Option) *Backend {
 	if b.clock == nil {
 		b.clock = newSystemClock()
 	}
+	b.observed = b.obs != nil
 	if b.obs == nil {
 		b.obs = backend.NopObserver{}
 	}
@@ -103,6 +109,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.down.Store(true)
 	close(b.done)
 	b.mu.Unlock()
 
@@ -171,10 +178,16 @@ func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	return now, err
 }
 
-// unlock rearms the expiry timer for the changes made under the lock, then unlocks.
+// unlock rearms the expiry timer for the changes made under the lock, unlocks, and then wakes
+// the readers of the events appended under the lock: a write never waits for that.
 func (b *Backend) unlock() {
 	b.rearm()
+	l := b.wake
+	b.wake = nil
 	b.mu.Unlock()
+	if l != nil {
+		l.Wake()
+	}
 }
 
 // tenant returns the state of tenant name, creating it if needed, and records the call at now.
@@ -182,11 +195,13 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
+	epoch := backend.NewEpoch()
 	t := &tenant{
 		st:      st,
 		name:    name,
-		epoch:   backend.NewEpoch(),
+		epoch:   epoch,
 		entries: make(map[string]*entry),
+		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}

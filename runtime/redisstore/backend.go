@@ -30,6 +30,7 @@ type Backend struct {
 	maxBlock time.Duration
 	buffer   int
 	obs      backend.Observer
+	observed bool // obs was given: a delivered event is worth a clock reading
 
 	closed atomic.Bool
 	mu     sync.Mutex          // guards stores, pumps and the start of goroutines
@@ -76,7 +77,6 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		prefix:   DefaultKeyPrefix,
 		maxBlock: DefaultMaxBlock,
 		buffer:   DefaultReaderBuffer,
-		obs:      backend.NopObserver{},
 		stores:   make(map[string]*store),
 		pumps:    make(map[tenantKey]*pump),
 		queues:   make(map[tenantKey]*writeQueue),
@@ -84,6 +84,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	for _, o := range opts {
 		o(b)
 	}
+	b.observed = b.obs != nil
 	if b.obs == nil {
 		b.obs = backend.NopObserver{}
 	}
