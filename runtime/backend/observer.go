@@ -22,8 +22,9 @@ type Observer interface {
 	// and the age may be negative).
 	Delivered(store, tenant string, kind EventKind, age time.Duration)
 	// CatchUp is called when a reader reads events from the backend's storage itself, rather
-	// than from the feed it shares with the tenant's other readers, because it fell behind
-	// (its buffer filled up) or the tenant's state changed under it (runtime/redisstore).
+	// than from the feed it shares with the tenant's other readers: it started before the
+	// feed's window, fell behind it, or the tenant's state changed under it
+	// (runtime/redisstore).
 	CatchUp(store, tenant string)
 	// WriteBatch is called when a backend applies n writes of a tenant in one call
 	// (runtime/redisstore's group commit: 1 for a write that had no other in flight).
