@@ -19,4 +19,8 @@
 // [Condition.Check] (with its [ConflictError]), [Overflow] for readers that fell behind,
 // [Limits.WithDefaults] and [Limits.Validate], [SameLimits] for the one-limits-per-ID rule,
 // and the cursor's text form ([Cursor.String], [ParseCursor]).
+//
+// [Observer] is what a backend reports for metrics: deliveries to readers and their lag,
+// catch-up reads, write batches, expiries and failed storage calls. Backends take one as an
+// option (WithObserver) and default to [NopObserver].
 package backend

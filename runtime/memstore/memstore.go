@@ -27,6 +27,10 @@
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
 //
+// [WithObserver] reports the events its readers get, with their age, and the entries it
+// expires to a [backend.Observer], such as the Prometheus adapter
+// github.com/ephemeral-go/ephemeral/metrics/prom.
+//
 // Close a Backend to stop its goroutine and end its readers.
 package memstore
 
@@ -44,12 +48,15 @@ import (
 // Backend is an in-memory [backend.Backend]. Any number of stores may share one. It is safe
 // for concurrent use.
 type Backend struct {
-	clock   Clock
-	system  *systemClock // clock, when it is the system clock
-	timer   Timer
-	done    chan struct{} // closed by Close
-	down    atomic.Bool   // set by Close, for the readers that read without the lock
-	stopped chan struct{} // closed when the scheduler goroutine has returned
+	clock  Clock
+	system *systemClock // clock, when it is the system clock
+	timer  Timer
+	obs    backend.Observer
+	// observed says that obs was given: a delivered event is worth a clock reading.
+	observed bool
+	done     chan struct{} // closed by Close
+	down     atomic.Bool   // set by Close, for the readers that read without the lock
+	stopped  chan struct{} // closed when the scheduler goroutine has returned
 
 	mu     sync.Mutex
 	closed bool
@@ -73,6 +80,13 @@ func WithClock(c Clock) Option {
 	return func(b *Backend) { b.clock = c }
 }
 
+// WithObserver makes the backend report to o the events its readers get and the entries it
+// expires (see [backend.Observer]; it reports expiries with its lock held). The default
+// reports nothing.
+func WithObserver(o backend.Observer) Option {
+	return func(b *Backend) { b.obs = o }
+}
+
 // New returns an empty backend and starts its expiry scheduler. Close it when done.
 func New(opts ...Option) *Backend {
 	b := &Backend{
@@ -87,6 +101,10 @@ func New(opts ...Option) *Backend {
 	if b.clock == nil {
 		b.system = newSystemClock()
 		b.clock = b.system
+	}
+	b.observed = b.obs != nil
+	if b.obs == nil {
+		b.obs = backend.NopObserver{}
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()

@@ -88,6 +88,16 @@
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see the failure and resume from their own positions.
 //
+// # Metrics
+//
+// [WithObserver] reports to a [backend.Observer] (such as the Prometheus adapter,
+// github.com/ephemeral-go/ephemeral/metrics/prom) the events each reader gets and their age,
+// the catch-up reads of readers that fell behind their pump, the size of every write batch, the
+// entries the pumps' ticks expire, and the failed Redis calls by script or command (write, get,
+// read, tick, snapshot, xread), those that the retries above hide from readers among them.
+// Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
+// OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
+//
 // # Overflow and reset
 //
 // A subscription whose position is older than the oldest retained event gets an overflow
