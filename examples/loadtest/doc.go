@@ -28,13 +28,14 @@
 //     baseline of a raw HGETALL of the tenant's state hash.
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
-//     from its Upsert's return to the reader's Recv of it (0 when the event came first).
+//     from its Upsert's return to the reader's Recv of it (0 when the event came first), and
+//     ("from call" in the notes) from the start of its Upsert call.
 //     With -nats, two more rows do the same on a NATS JetStream key-value bucket for
 //     comparison: a bucket of a unique name ("loadtest-<random>", memory storage, history 1,
 //     deleted at the end), -events Puts of the same encoded value to the same 1,000 keys
 //     from one writer at -rate per second and flat out, each timed from Put's return to the
 //     receipt by one watcher (WatchAll, updates only) on a connection of its own, which
-//     decodes the value as a reader does. When no JetStream server answers at -nats, one row "nats kv watch" says it was
+//     decodes the value as a reader does; and from the start of the Put call. When no JetStream server answers at -nats, one row "nats kv watch" says it was
 //     skipped, and why.
 //   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
 //     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
@@ -84,12 +85,15 @@
 //	srv µs/call    Redis: server time per call of the row's command, from INFO commandstats
 //	               (which counts the commands a script calls again, on their own lines)
 //	calls/op       Redis: calls of that command per operation
-//	notes          early: events recorded as 0 because they came before the call they are
+//	notes          from call: delivery and NATS rows, p50 and p99 of the delay from the
+//	               start of the write call to the receipt (the write's round trip and the
+//	               delivery, which no event beats; -json: sinceCallP50Us, sinceCallP99Us);
+//	               early: events recorded as 0 because they came before the call they are
 //	               timed from returned (common for the NATS watcher, whose message often comes
 //	               before Put's acknowledgement); blockingConns, conns, xread and blocked
-//	               (CLIENT LIST), errors of failed
-//	               calls with the first one, heap and sys memory, idle heap per
-//	               reader, events missing at the time limit, overflow events, rows cut short
+//	               (CLIENT LIST), errors of failed calls with the first one, heap and sys
+//	               memory, idle heap per reader, events missing at the time limit, overflow
+//	               events, rows cut short
 //
 // # Flags
 //

@@ -74,6 +74,18 @@ func checkRows(t *testing.T, rep report, want map[string]int) {
 	}
 }
 
+// checkSinceCall checks that the delivery rows, and only they, have the delays since the
+// write call, each at least the delay since its return.
+func checkSinceCall(t *testing.T, rep report) {
+	t.Helper()
+	for _, r := range rep.Results {
+		want := strings.HasPrefix(r.Scenario, "delivery") || strings.HasPrefix(r.Scenario, "nats kv watch ")
+		if got := r.SinceCallP50 > 0; got != want || want && (r.SinceCallP50 < r.P50 || r.SinceCallP99 < r.P99) {
+			t.Errorf("%s: p50 %v, p99 %v, since the call p50 %v, p99 %v", r.Scenario, r.P50, r.P99, r.SinceCallP50, r.SinceCallP99)
+		}
+	}
+}
+
 // rows are the rows of the toy run on every backend.
 var rows = map[string]int{
 	"upsert c=1":                       30,
@@ -120,6 +132,7 @@ func TestMemory(t *testing.T) {
 	}
 	checkRows(t, rep, rows)
 	checkTenants(t, rep, false)
+	checkSinceCall(t, rep)
 	if !strings.Contains(stderr, "loadtest: fanout readers=7") {
 		t.Errorf("no progress line of the fan-out row in stderr %q", stderr)
 	}
@@ -142,6 +155,7 @@ func TestMiniredis(t *testing.T) {
 	}
 	checkRows(t, rep, want)
 	checkTenants(t, rep, false) // miniredis has no CLIENT LIST
+	checkSinceCall(t, rep)
 	if keys := m.Keys(); len(keys) > 0 {
 		t.Errorf("the run left keys behind: %q", keys)
 	}
@@ -293,4 +307,5 @@ func TestNATS(t *testing.T) {
 		}
 	}
 	checkRows(t, rep, want)
+	checkSinceCall(t, rep)
 }

@@ -121,9 +121,10 @@ func (r *runner) natsRow(ctx context.Context, b *natsBucket, name string, rate i
 	n := r.cfg.events
 	epoch := time.Now()
 	written := make([]atomic.Int64, n) // when the Put of Seq i returned, ns since epoch, +1
-	h := new(hist)
+	started := make([]atomic.Int64, n) // when it was called
+	h, sinceCall := new(hist), new(hist)
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- receiveNATS(ctx, w, written, epoch, h) }()
+	go func() { recvErr <- receiveNATS(ctx, w, written, started, epoch, h, sinceCall) }()
 	start, cpu := time.Now(), cpuTime()
 	var buf []byte
 	_, err = r.spread(ctx, name, n, 1, func(ctx context.Context, i int) error {
@@ -136,6 +137,7 @@ func (r *runner) natsRow(ctx context.Context, b *natsBucket, name string, rate i
 		if buf, err = (SampleCodec{}).Encode(buf[:0], &Sample{Seq: i, Status: "online"}); err != nil {
 			return err
 		}
+		started[i].Store(int64(time.Since(epoch)))
 		if _, err := kv.Put(ctx, "k-"+strconv.Itoa(i%numKeys), buf); err != nil {
 			return fmt.Errorf("nats: put: %w", err)
 		}
@@ -147,6 +149,7 @@ func (r *runner) natsRow(ctx context.Context, b *natsBucket, name string, rate i
 	}
 	err = errors.Join(err, <-recvErr)
 	res := fromHist(name, h, time.Since(start), cpuTime()-cpu)
+	res.setSinceCall(sinceCall)
 	res.Missing = n - res.Count
 	if res.Missing > 0 && ctx.Err() != nil {
 		res.Note = stoppedNote
@@ -155,8 +158,9 @@ func (r *runner) natsRow(ctx context.Context, b *natsBucket, name string, rate i
 }
 
 // receiveNATS reads the watcher's updates until it has one of every Seq of written or ctx is
-// done, and records the delay of each after its Put returned.
-func receiveNATS(ctx context.Context, w jetstream.KeyWatcher, written []atomic.Int64, epoch time.Time, h *hist) error {
+// done, and records the delay of each after its Put returned in h, and after it was called
+// (started) in sinceCall.
+func receiveNATS(ctx context.Context, w jetstream.KeyWatcher, written, started []atomic.Int64, epoch time.Time, h, sinceCall *hist) error {
 	var v Sample
 	for got := 0; got < len(written); {
 		var e jetstream.KeyValueEntry
@@ -184,6 +188,7 @@ func receiveNATS(ctx context.Context, w jetstream.KeyWatcher, written []atomic.I
 		} else {
 			h.record(0) // it arrived before its Put returned
 		}
+		sinceCall.record(time.Duration(now - started[v.Seq].Load()))
 		got++
 	}
 	return nil

@@ -63,6 +63,11 @@ type result struct {
 	ReaderOpenP50   float64 `json:"readerOpenP50Us,omitempty"`
 	ReaderOpenP99   float64 `json:"readerOpenP99Us,omitempty"`
 	BlockingConns   *int    `json:"blockingConns,omitempty"`
+	// SinceCallP50 and SinceCallP99 are, on the delivery rows (one reader) and the NATS rows,
+	// the percentiles of the delay from the start of the write call, rather than its return,
+	// to the receipt: the write's round trip and the delivery together, which no event beats.
+	SinceCallP50 float64 `json:"sinceCallP50Us,omitempty"`
+	SinceCallP99 float64 `json:"sinceCallP99Us,omitempty"`
 	// Early counts the durations recorded as 0: events that arrived before the call they are
 	// timed from returned (or, in the expire row, before the expiry as this machine reckons it).
 	Early int `json:"early,omitempty"`
@@ -82,6 +87,13 @@ func newReport(target string, cfg config) *report {
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 		LoadAverage: strings.Join(fields[:min(3, len(fields))], " "),
 		Concurrency: cfg.conc,
+	}
+}
+
+// setSinceCall sets the percentiles of the delays since the write calls from h, if not nil.
+func (x *result) setSinceCall(h *hist) {
+	if h != nil && h.count() > 0 {
+		x.SinceCallP50, x.SinceCallP99 = micros(h.quantile(0.50)), micros(h.quantile(0.99))
 	}
 }
 
@@ -150,6 +162,9 @@ func (x *result) notes() string {
 	}
 	if x.IdleKiB > 0 {
 		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))
+	}
+	if x.SinceCallP50 > 0 {
+		s = append(s, fmt.Sprintf("from call p50=%s p99=%s", dur(x.SinceCallP50), dur(x.SinceCallP99)))
 	}
 	if x.Early > 0 {
 		s = append(s, fmt.Sprintf("early=%d", x.Early))

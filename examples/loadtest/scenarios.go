@@ -344,13 +344,20 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	epoch := time.Now()
 	written := make([]atomic.Int64, s.events) // when the upsert of Seq i returned, ns since epoch, +1
 	h := new(hist)
+	// On the delivery rows, also the delay after the upsert's call started (not on the
+	// fan-out rows: a second histogram would add to the cost per delivery that they measure).
+	var started []atomic.Int64 // when the upsert of Seq i was called, ns since epoch
+	var sinceCall *hist
+	if !s.sample {
+		started, sinceCall = make([]atomic.Int64, s.events), new(hist)
+	}
 	var overflows atomic.Int64
 	var wg sync.WaitGroup
 	var recvErr error
 	var errOnce sync.Once
 	for _, rd := range readers {
 		wg.Go(func() {
-			if err := receive(ctx, rd, written, epoch, h, &overflows); err != nil {
+			if err := receive(ctx, rd, written, started, epoch, h, sinceCall, &overflows); err != nil {
 				errOnce.Do(func() { recvErr = err; cancel() })
 			}
 		})
@@ -368,6 +375,9 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 				return err
 			}
 		}
+		if started != nil {
+			started[i].Store(int64(time.Since(epoch)))
+		}
 		if _, err := store.Upsert(ctx, "k-"+strconv.Itoa(i%numKeys), Sample{Seq: i, Status: "online"}); err != nil {
 			return err
 		}
@@ -380,6 +390,7 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	wg.Wait()
 	stopSampling()
 	res := fromHist(s.name, h, time.Since(start), cpuTime()-cpu)
+	res.setSinceCall(sinceCall)
 	res.Missing = s.events*s.readers - res.Count
 	var notes []string
 	if n := overflows.Load(); n > 0 {
@@ -428,8 +439,9 @@ func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]
 }
 
 // receive reads upsert events until it has one of every Seq of written or ctx is done, and
-// records the delay of each after its upsert returned.
-func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written []atomic.Int64, epoch time.Time, h *hist, overflows *atomic.Int64) error {
+// records in h the delay of each after its upsert returned and, unless sinceCall is nil, in
+// sinceCall the delay after the upsert was called (started).
+func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written, started []atomic.Int64, epoch time.Time, h, sinceCall *hist, overflows *atomic.Int64) error {
 	for got := 0; got < len(written); {
 		ev, err := rd.Recv(ctx)
 		if err != nil {
@@ -455,6 +467,9 @@ func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written 
 			h.record(time.Duration(now - w + 1))
 		} else {
 			h.record(0) // the event arrived before its Upsert returned
+		}
+		if sinceCall != nil {
+			sinceCall.record(time.Duration(now - started[seq].Load()))
 		}
 		got++
 	}
