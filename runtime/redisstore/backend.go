@@ -18,7 +18,7 @@ const DefaultKeyPrefix = "ephemeral"
 
 // Defaults of the options.
 const (
-	DefaultMaxBlock     = time.Second
+	DefaultMaxBlock     = 10 * time.Second
 	DefaultReaderBuffer = 1024
 )
 
@@ -31,10 +31,15 @@ type Backend struct {
 	buffer   int
 
 	closed atomic.Bool
-	mu     sync.Mutex          // guards stores, pumps and the start of goroutines
+	done   chan struct{}       // closed by Close
+	mu     sync.Mutex          // guards stores, pumps, watch and the start of goroutines
 	stores map[string]*store   // the open store IDs
 	pumps  map[tenantKey]*pump // one per (id, tenant) with readers
-	wg     sync.WaitGroup      // running pumps and write drains
+	watch  map[string]*pump    // the pumps by their notice channel
+	wg     sync.WaitGroup      // running pumps, hubs and write drains
+
+	hmu  sync.Mutex      // guards hubs
+	hubs map[string]*hub // the pub/sub connections, by server address ("" but in a cluster); nil once closed
 
 	qmu    sync.Mutex                // guards queues and their fields
 	queues map[tenantKey]*writeQueue // one per (id, tenant) with a write in flight
@@ -53,9 +58,11 @@ type Option func(*Backend)
 // panics otherwise.
 func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = prefix } }
 
-// WithMaxBlock bounds how long a reader pump blocks in one XREAD (default 1 s). It bounds how
-// soon a pump notices that the tenant's state was lost (a FLUSHALL, a restart without
-// persistence) and how long Close waits for the pumps; expiries are never later because of it.
+// WithMaxBlock sets how long a reader pump goes without reading its tenant (default 10 s):
+// it bounds how soon the readers of a tenant where nothing is written notice that its state
+// was lost (a FLUSHALL, a restart without persistence). It also bounds, up to a second, how
+// long the backend's pub/sub connection may be silent before it is pinged. Events and
+// expiries are never later because of it: the pumps read when a notice or an expiry asks.
 func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
 
 // WithReaderBuffer sets how many events a subscription buffers (default 1024). A reader whose
@@ -72,6 +79,9 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		buffer:   DefaultReaderBuffer,
 		stores:   make(map[string]*store),
 		pumps:    make(map[tenantKey]*pump),
+		watch:    make(map[string]*pump),
+		done:     make(chan struct{}),
+		hubs:     make(map[string]*hub),
 		queues:   make(map[tenantKey]*writeQueue),
 	}
 	for _, o := range opts {
@@ -107,9 +117,9 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 	return st, nil
 }
 
-// Close stops the reader pumps and ends every subscription (Next returns backend.ErrClosed);
-// later calls fail with backend.ErrClosed. It waits for the pumps to stop, at most about the
-// max block time. The Redis client stays open.
+// Close stops the reader pumps, ends every subscription (Next returns backend.ErrClosed) and
+// closes the backend's pub/sub connections; later calls fail with backend.ErrClosed. It waits
+// for the pumps to stop. The Redis client stays open.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
@@ -117,10 +127,13 @@ func (b *Backend) Close() error {
 	b.mu.Lock()
 	pumps := b.pumps
 	b.pumps = make(map[tenantKey]*pump)
+	b.watch = make(map[string]*pump)
 	b.mu.Unlock()
 	for _, p := range pumps {
 		p.stop()
 	}
+	close(b.done)
+	b.closeHubs()
 	b.wg.Wait()
 	return nil
 }

@@ -25,6 +25,7 @@ type subscription struct {
 	queue   []backend.Event // events for Next
 	lagging bool            // events after pos must be read from Redis
 	closed  bool
+	err     error // the pump's failure, for Next to return once (see pump.fail)
 }
 
 // Start implements [backend.Subscription].
@@ -55,6 +56,11 @@ func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 			s.queue = s.queue[1:]
 			s.mu.Unlock()
 			return ev, nil
+		}
+		if err := s.err; err != nil {
+			s.err = nil
+			s.mu.Unlock()
+			return backend.Event{}, err
 		}
 		lagging, pos := s.lagging, s.pos
 		s.mu.Unlock()
@@ -171,6 +177,14 @@ func (s *subscription) push(events []backend.Event) {
 		}
 		s.accept(ev)
 	}
+	s.signal()
+}
+
+// fail makes Next return err once its queue is empty.
+func (s *subscription) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
 	s.signal()
 }
 
