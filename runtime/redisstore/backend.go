@@ -16,6 +16,9 @@ import (
 // DefaultKeyPrefix is the key prefix of a Backend made without [WithKeyPrefix].
 const DefaultKeyPrefix = "ephemeral"
 
+// maxPumpCalls is the most Redis calls the pumps of a Backend make at once.
+const maxPumpCalls = 8
+
 // Defaults of the options.
 const (
 	DefaultMaxBlock     = 10 * time.Second
@@ -36,7 +39,14 @@ type Backend struct {
 	stores map[string]*store   // the open store IDs
 	pumps  map[tenantKey]*pump // one per (id, tenant) with readers
 	watch  map[string]*pump    // the pumps by their notice channel
-	wg     sync.WaitGroup      // running pumps, hubs and write drains
+	// polling says that poll runs; pumpCalls holds a token per pump call in flight.
+	polling   bool
+	pumpCalls chan struct{}
+
+	vmu        sync.Mutex     // guards verifying
+	verifying  []*pump        // pumps for poll to check soon
+	verifyKick chan struct{}  // wakes poll for them
+	wg         sync.WaitGroup // running pumps, hubs and write drains
 
 	hmu  sync.Mutex      // guards hubs
 	hubs map[string]*hub // the pub/sub connections, by server address ("" but in a cluster); nil once closed
@@ -58,11 +68,12 @@ type Option func(*Backend)
 // panics otherwise.
 func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = prefix } }
 
-// WithMaxBlock sets how long a reader pump goes without reading its tenant (default 10 s):
-// it bounds how soon the readers of a tenant where nothing is written notice that its state
-// was lost (a FLUSHALL, a restart without persistence). It also bounds, up to a second, how
-// long the backend's pub/sub connection may be silent before it is pinged. Events and
-// expiries are never later because of it: the pumps read when a notice or an expiry asks.
+// WithMaxBlock sets how often the backend checks the version of every tenant it has readers
+// of (default 10 s; pipelined HMGETs, 500 tenants per round trip): it bounds how soon the
+// readers of a tenant where nothing is written notice that its state was lost (a FLUSHALL, a
+// restart without persistence). It also bounds, up to a second, how long the backend's
+// pub/sub connection may be silent before it is pinged. Events and expiries are never later
+// because of it: the pumps read when a notice or an expiry asks.
 func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
 
 // WithReaderBuffer sets how many events a subscription buffers (default 1024). A reader whose
@@ -73,16 +84,18 @@ func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
 // Sentinel failover client or a *redis.ClusterClient. It panics if the key prefix is invalid.
 func New(client redis.UniversalClient, opts ...Option) *Backend {
 	b := &Backend{
-		client:   client,
-		prefix:   DefaultKeyPrefix,
-		maxBlock: DefaultMaxBlock,
-		buffer:   DefaultReaderBuffer,
-		stores:   make(map[string]*store),
-		pumps:    make(map[tenantKey]*pump),
-		watch:    make(map[string]*pump),
-		done:     make(chan struct{}),
-		hubs:     make(map[string]*hub),
-		queues:   make(map[tenantKey]*writeQueue),
+		client:     client,
+		prefix:     DefaultKeyPrefix,
+		maxBlock:   DefaultMaxBlock,
+		buffer:     DefaultReaderBuffer,
+		stores:     make(map[string]*store),
+		pumps:      make(map[tenantKey]*pump),
+		watch:      make(map[string]*pump),
+		done:       make(chan struct{}),
+		pumpCalls:  make(chan struct{}, maxPumpCalls),
+		verifyKick: make(chan struct{}, 1),
+		hubs:       make(map[string]*hub),
+		queues:     make(map[tenantKey]*writeQueue),
 	}
 	for _, o := range opts {
 		o(b)

@@ -80,10 +80,10 @@
 // tick script when it expires entries) publishes a notice on the tenant's channel, named as its
 // events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms until the next
 // expiry>". The Backend subscribes the channels of the tenants that have readers, and a
-// notice of events a pump has not delivered makes it read them: one read script call (XRANGE
-// after its last version, at most 100 events) on the command pool. Notices that arrive while a
-// read is in flight make one more read, so a busy tenant costs one read per batch, not per
-// event. No script runs before a read.
+// notice of events a pump has not delivered makes it read them: one MULTI/EXEC on the command
+// pool (XRANGE after its last version, at most 100 events, with the tenant's meta and TIME).
+// Notices that arrive while a read is in flight make one more read, so a busy tenant costs
+// one read per batch, not per event. No script runs before a read.
 //
 // Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
 // timer of the pump (on the local clock, set from the server's "now" and due time in the same
@@ -93,12 +93,16 @@
 // Redis's hz. Several processes with readers of one tenant each tick at the due time; the
 // first expires the entries, the others find nothing to do.
 //
-// Lost notices: go-redis dials a lost pub/sub connection again and subscribes its channels
-// again, and each confirmation makes the tenant's pump read, so notices published while the
-// connection was down are made up for. A connection silent for a second is pinged, and
-// replaced if it stays silent or the server refuses a subscription. A pump also reads its
-// tenant when it has not for the max block time ([WithMaxBlock], 10 s by default), which bounds
-// how soon the readers of a tenant where nothing is written notice that its state was lost.
+// Lost notices: each confirmed subscription of a channel, the first one and those after
+// go-redis dialled a lost pub/sub connection again, has the tenant's epoch and version checked
+// (HMGETs pipelined for many tenants at once), and the pump reads the tenant if they are not
+// what it has seen: notices published before the subscription took effect, or while the
+// connection was down, are made up for. A connection silent for a second is pinged, and
+// replaced if it stays silent or the server refuses a subscription. The same check runs for
+// every tenant with readers every max block time ([WithMaxBlock], 10 s by default), which
+// bounds how soon the readers of a tenant where nothing is written notice that its state was
+// lost. At most 8 pump calls of a Backend are in flight at once, so a burst of notices never
+// takes the whole command pool from writes and new readers.
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see connection errors and resume from their own positions.

@@ -135,7 +135,8 @@ func (h *hub) sync(ctx context.Context, ch string) {
 }
 
 // run hands the notices to the pumps until the hub is closed. A confirmed subscription, the
-// first or one after go-redis or redial dialled again, makes the pump read its tenant; a
+// first or one after go-redis or redial dialled again, has the pump's tenant checked (see
+// verify), and the pump read it if it changed; a
 // notice makes it read if the notice is news to it. A connection silent for a second (or
 // the max block time, if shorter) is pinged; if it stays silent for another, or a subscription fails, it is replaced.
 func (h *hub) run() {
@@ -178,7 +179,7 @@ func (h *hub) run() {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				if p := h.b.watcher(m.Channel); p != nil {
-					p.nudge()
+					h.b.verify(p)
 				}
 			}
 		case *redis.Message:

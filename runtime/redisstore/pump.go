@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,7 @@ var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 // It blocks on nothing in Redis: a goroutine that waits for the tenant's notices (published by
 // the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
 // set from the due time the reads and notices carry). A notice of events it has not seen
-// makes it read the events after its head with read.lua (one round trip, the command pool);
+// makes it read the events after its head (readTail: one round trip, on the command pool);
 // notices that arrive during a read make one more read. When an expiry is due it runs the
 // tick script first, which expires the due entries and publishes their events.
 type pump struct {
@@ -126,6 +128,11 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		b.watch[p.channel] = p
 		b.wg.Add(1)
 		go p.run()
+		if !b.polling {
+			b.polling = true
+			b.wg.Add(1)
+			go b.poll()
+		}
 		created = true
 	}
 	p.mu.Lock()
@@ -236,18 +243,16 @@ func (p *pump) run() {
 	defer timer.Stop()
 	var delay time.Duration
 	var failing time.Time // since when the reads fail with errors that retries do not fix
-	read := time.Now()    // when the pump last read its tenant
 	for {
 		p.mu.Lock()
-		wait := time.Until(read.Add(p.b.maxBlock))
-		if !p.dueAt.IsZero() {
-			wait = min(wait, time.Until(p.dueAt))
-		}
-		p.stale = p.stale || wait <= 0
-		stale := p.stale
+		dueAt, stale := p.dueAt, p.stale
 		p.mu.Unlock()
-		if !stale && wait > 0 {
-			timer.Reset(wait)
+		if !stale && (dueAt.IsZero() || time.Until(dueAt) > 0) {
+			if dueAt.IsZero() {
+				timer.Stop()
+			} else {
+				timer.Reset(time.Until(dueAt))
+			}
 			select {
 			case <-p.kick:
 			case <-timer.C:
@@ -255,16 +260,7 @@ func (p *pump) run() {
 				return
 			}
 		}
-		p.mu.Lock()
-		if time.Since(read) >= p.b.maxBlock {
-			p.stale = true // a read now and then: a reset of the tenant without writes
-		}
-		reading := p.stale
-		p.mu.Unlock()
 		err := p.step()
-		if err == nil && reading {
-			read = time.Now()
-		}
 		if p.ctx.Err() != nil {
 			return
 		}
@@ -299,6 +295,16 @@ func (p *pump) step() error {
 	epoch, head := p.epoch, p.head
 	p.mu.Unlock()
 
+	// At most pumpCalls pumps of the backend use a pool connection at once: a burst of
+	// notices (a write to each of many tenants, a redial) never takes the whole pool from
+	// the writes and new readers.
+	select {
+	case p.b.pumpCalls <- struct{}{}:
+		defer func() { <-p.b.pumpCalls }()
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+
 	if tick {
 		if _, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits); err != nil {
 			return err
@@ -307,7 +313,7 @@ func (p *pump) step() error {
 	p.mu.Lock()
 	p.stale = false // notices from now on ask for another read
 	p.mu.Unlock()
-	r, err := runRead(p.ctx, p.b.client, p.keys, p.st.limits, backend.Cursor{Epoch: epoch, Seq: head}, maxRead)
+	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
 		p.mu.Lock()
 		p.stale = true
@@ -345,6 +351,91 @@ func (p *pump) step() error {
 		p.nudge() // more than one read returns
 	}
 	return nil
+}
+
+// verify has the pump checked by poll soon: its channel was just subscribed, and notices may
+// have been published before (since Subscribe read the tenant, or while the connection was
+// down).
+func (b *Backend) verify(p *pump) {
+	b.vmu.Lock()
+	b.verifying = append(b.verifying, p)
+	b.vmu.Unlock()
+	select {
+	case b.verifyKick <- struct{}{}:
+	default:
+	}
+}
+
+// poll checks the epoch and version of tenants with a pump, in pipelines of HMGETs, and makes
+// the pumps whose tenant changed without a notice read it: those just subscribed (see
+// verify), at once, and all of them every max block time, for a reset where nothing is
+// written (FLUSHALL, a restart without persistence). A few round trips for thousands of
+// tenants, rather than a read each.
+func (b *Backend) poll() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.maxBlock)
+	defer t.Stop()
+	for {
+		var pumps []*pump
+		select {
+		case <-b.done:
+			return
+		case <-b.verifyKick:
+			b.vmu.Lock()
+			pumps, b.verifying = b.verifying, nil
+			b.vmu.Unlock()
+		case <-t.C:
+			b.mu.Lock()
+			pumps = make([]*pump, 0, len(b.pumps))
+			for _, p := range b.pumps {
+				pumps = append(pumps, p)
+			}
+			b.mu.Unlock()
+		}
+		for chunk := range slices.Chunk(pumps, 500) {
+			b.checkPumps(chunk)
+		}
+	}
+}
+
+// checkPumps reads the epoch, version and due time of the tenants of pumps and the server's
+// time, and nudges the pumps that have not seen that version or whose tenant has an expiry due.
+func (b *Backend) checkPumps(pumps []*pump) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.maxBlock)
+	defer cancel()
+	cmds := make([]*redis.SliceCmd, len(pumps))
+	var now *redis.TimeCmd
+	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		now = pl.Time(ctx)
+		for i, p := range pumps {
+			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue)
+		}
+		return nil
+	})
+	serverNow := now.Val().UnixMilli()
+	for i, p := range pumps {
+		v, err := cmds[i].Result()
+		if err != nil || len(v) != 3 {
+			p.nudge() // let the pump read, and retry
+			continue
+		}
+		epoch, _ := v[0].(string)
+		seq, _ := v[1].(string)
+		dueText, _ := v[2].(string)
+		due, err := strconv.ParseInt(dueText, 10, 64)
+		p.mu.Lock()
+		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
+		if err == nil && due <= serverNow && now.Err() == nil {
+			// Due by the server's clock, which the pump's timer may not have seen (the clocks
+			// drift, or the server's jumped): tick now.
+			p.dueAt = time.Now()
+			seen = false
+		}
+		p.mu.Unlock()
+		if !seen {
+			p.nudge()
+		}
+	}
 }
 
 // fail gives err to every subscription of the pump.
