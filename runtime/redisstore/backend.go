@@ -46,10 +46,10 @@ type Backend struct {
 	vmu        sync.Mutex     // guards verifying
 	verifying  []*pump        // pumps for poll to check soon
 	verifyKick chan struct{}  // wakes poll for them
-	wg         sync.WaitGroup // running pumps, hubs and write drains
+	wg         sync.WaitGroup // running pumps, the hub, polls and write drains
 
-	hmu  sync.Mutex      // guards hubs
-	hubs map[string]*hub // the pub/sub connections, by server address ("" but in a cluster); nil once closed
+	hmu sync.Mutex // guards hub
+	hub *hub       // the pub/sub connection, made with the first pump
 
 	qmu    sync.Mutex                // guards queues and their fields
 	queues map[tenantKey]*writeQueue // one per (id, tenant) with a write in flight
@@ -94,7 +94,6 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		done:       make(chan struct{}),
 		pumpCalls:  make(chan struct{}, maxPumpCalls),
 		verifyKick: make(chan struct{}, 1),
-		hubs:       make(map[string]*hub),
 		queues:     make(map[tenantKey]*writeQueue),
 	}
 	for _, o := range opts {
@@ -131,7 +130,7 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 }
 
 // Close stops the reader pumps, ends every subscription (Next returns backend.ErrClosed) and
-// closes the backend's pub/sub connections; later calls fail with backend.ErrClosed. It waits
+// closes the backend's pub/sub connection; later calls fail with backend.ErrClosed. It waits
 // for the pumps to stop. The Redis client stays open.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
@@ -146,7 +145,7 @@ func (b *Backend) Close() error {
 		p.stop()
 	}
 	close(b.done)
-	b.closeHubs()
+	b.closeHub()
 	b.wg.Wait()
 	return nil
 }

@@ -63,7 +63,11 @@ func (f connFixture) subscribed(t *testing.T) map[string]int {
 	if f.mini != nil {
 		f.b.hmu.Lock()
 		defer f.b.hmu.Unlock()
-		return map[string]int{f.mini.Addr(): len(f.b.hubs)}
+		n := 0
+		if f.b.hub != nil {
+			n = 1
+		}
+		return map[string]int{f.mini.Addr(): n}
 	}
 	counts := make(map[string]int)
 	var mu sync.Mutex
@@ -100,8 +104,8 @@ func TestManyTenantsMiniredis(t *testing.T) { testManyTenants(t, newConnFixture(
 func TestManyTenantsRedis(t *testing.T)     { testManyTenants(t, newConnFixture(t, "redis")) }
 func TestManyTenantsCluster(t *testing.T)   { testManyTenants(t, newConnFixture(t, "cluster")) }
 
-// 1,200 tenants with a reader each hold one subscribed connection per server, outside the
-// command pool of 2, which still serves writes and new readers; every reader gets its
+// 1,200 tenants with a reader each hold one subscribed connection (in a cluster, one in all,
+// so at most one per master), outside the command pool of 2, which still serves writes and new readers; every reader gets its
 // tenant's event and no other.
 func testManyTenants(t *testing.T, f connFixture) {
 	const tenants = 1200
@@ -231,21 +235,42 @@ func testExpiryWithoutTicks(t *testing.T, client *redis.Client) {
 	t.Logf("expire event %v after the expiry; %d ticks, %d reads", late, calls.tick.Load(), calls.read.Load())
 }
 
-// A notice published while the pub/sub connection is down is lost; the pump reads its tenant
-// when the connection is back and subscribed again, so the reader gets the event anyway.
-func TestPubSubKilledRedis(t *testing.T) {
-	f := newReal(t)
+func TestPubSubKilledRedis(t *testing.T)   { testPubSubKilled(t, newReal(t)) }
+func TestPubSubKilledCluster(t *testing.T) { testPubSubKilled(t, newCluster(t)) }
+
+// A notice published while the pub/sub connection is down is lost; the pump's tenant is
+// checked when the connection is back and subscribed again, so the readers get the events
+// anyway, in tenants of every slot.
+func testPubSubKilled(t *testing.T, f fixture) {
 	ctx := context.Background()
-	st, ten := f.open(t, backend.Limits{}), "killed"
-	sub := subscribe(t, st, ten, nil)
-	upsert(t, st, ten, "k", "v", time.Hour)
-	expectVersions(t, sub, 1, 1)
+	st := f.open(t, backend.Limits{})
+	tenants := []string{"a", "b", "c", "d", "e", "f"}
+	subs := make([]backend.Subscription, len(tenants))
+	for i, ten := range tenants {
+		subs[i] = subscribe(t, st, ten, nil)
+		upsert(t, st, ten, "k", "v", time.Hour)
+		expectVersions(t, subs[i], 1, 1)
+	}
+	kill := func(ctx context.Context, c *redis.Client) error {
+		return c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err()
+	}
 	for v := uint64(2); v < 5; v++ {
-		if err := f.client.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		var err error
+		switch c := f.client.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, kill)
+		case *redis.Client:
+			err = kill(ctx, c)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		upsert(t, st, ten, "k", "v", time.Hour) // most likely before the hub dials again
-		expectVersions(t, sub, v, v)
+		for _, ten := range tenants { // most likely before the hub dials again
+			upsert(t, st, ten, "k", "v", time.Hour)
+		}
+		for _, sub := range subs {
+			expectVersions(t, sub, v, v)
+		}
 	}
 }
 

@@ -101,8 +101,8 @@
 // replaced if it stays silent or the server refuses a subscription. The same check runs for
 // every tenant with readers every max block time ([WithMaxBlock], 10 s by default), which
 // bounds how soon the readers of a tenant where nothing is written notice that its state was
-// lost. At most 8 pump calls of a Backend are in flight at once, so a burst of notices never
-// takes the whole command pool from writes and new readers.
+// lost; it also ticks a tenant whose expiry is due by the server's clock if the pump's timer
+// has not (clocks that drift).
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see connection errors and resume from their own positions.
@@ -112,14 +112,16 @@
 //
 // # Connections and pool size
 //
-// A Backend uses two kinds of connections. Its pub/sub connections are its own, outside the
-// client's command pool: one to the server (standalone, or the master a Sentinel names), or
-// one to each master of a Redis Cluster that owns a tenant with readers (sharded pub/sub:
-// SSUBSCRIBE and SPUBLISH, so a notice stays within its shard). That is the only connection
-// that waits, however many tenants and readers a process has. Everything else, writes,
-// Get, Snapshot, Subscribe's read and the pumps' reads and ticks, is a short command on the
-// client's pool, returned to it at once: no connection is held while waiting for events, so
-// opening a reader never waits behind another tenant's read.
+// A Backend uses two kinds of connections. Its pub/sub connection is its own, outside the
+// client's command pool, made with its first reader: one connection to the server
+// (standalone, or the master a Sentinel names) or to one node of a Redis Cluster, where a
+// PUBLISH reaches the subscribers of every node. That is the only connection that waits,
+// however many tenants and readers a process has. Everything else, writes, Get, Snapshot,
+// Subscribe's read and the pumps' reads, checks and ticks, is a short command on the client's
+// pool, returned to it at once: no connection is held while waiting for events, so opening a
+// reader never waits behind another tenant's read. At most 8 pump calls of a Backend are in
+// flight at once, so a burst of notices never takes the whole pool from writes and new
+// readers.
 //
 // Size PoolSize for the commands in flight at once: the concurrent writes (a tenant's
 // contending writes share one call), Gets and Snapshots, plus the pumps' reads, which come in
@@ -129,9 +131,12 @@
 // BLOCK holds a connection per call, and one over many tenants' streams must be remade for
 // every tenant that gains or loses a reader and cannot span hash slots; a notice is a wake-up
 // only, and the events themselves stay in the stream, read by position, so a lost notice
-// delays events but never loses them. In a cluster, a notice is published on the master that
-// owns the tenant's slot; a slot that moves (resharding, failover) drops the subscription's
-// connection or is noticed within the max block time.
+// delays events but never loses them. In a cluster, the cluster bus carries each notice to
+// every node (one small message per node and write batch of a tenant with readers anywhere,
+// or none). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
+// shard, but go-redis subscribes all the shard channels of a connection again in one
+// SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
+// slots; the scripts take the publishing command as an argument, so that this can change.
 //
 // # Overflow and reset
 //

@@ -11,14 +11,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// hub is one pub/sub connection of a Backend, on its own connection outside the command pool:
-// the one to the server (standalone, Sentinel), or the one to a master of a cluster. It
-// subscribes the notice channels of the tenants with pumps on that server, and hands each
-// notice to its pump. go-redis redials a lost connection and subscribes the channels again;
-// each confirmation makes the pump read its tenant, as notices may have been lost meanwhile.
+// hub is the pub/sub connection of a Backend, outside the command pool: to the server
+// (standalone, Sentinel) or to one node of a cluster, where PUBLISH reaches every node. It
+// subscribes the notice channels of the tenants with pumps, and hands each notice to its
+// pump. go-redis redials a lost connection and subscribes the channels again; each
+// confirmation has the pump's tenant checked, as notices may have been lost meanwhile.
+//
+// Sharded pub/sub (SPUBLISH, SSUBSCRIBE to each master) would keep a cluster's notices in
+// their shard, but go-redis subscribes all the shard channels of a connection again in one
+// SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
+// slots.
 type hub struct {
-	b       *Backend
-	sharded bool // SSUBSCRIBE (cluster) rather than SUBSCRIBE
+	b *Backend
 
 	mu     sync.Mutex // serializes subscribing and unsubscribing; guards the fields below
 	ps     *redis.PubSub
@@ -30,57 +34,32 @@ type hub struct {
 // stream, so that it has the tenant's hash tag (the shard channel is in the tenant's slot).
 func channel(keys []string) string { return keys[keyEvents] }
 
-// listen subscribes the notice channel of p, a new pump, on the hub of its server, made if
+// listen subscribes the notice channel of p, a new pump, on the backend's hub, made if
 // needed. A failed subscribe is retried by go-redis when it redials.
 func (b *Backend) listen(ctx context.Context, p *pump) error {
-	h, err := b.hubFor(ctx, p.channel)
-	if err != nil {
-		return err
+	b.hmu.Lock()
+	h := b.hub
+	if h == nil && !b.closed.Load() {
+		h = &hub{b: b, on: make(map[string]bool)}
+		h.ps = h.dial(ctx)
+		b.hub = h
+		b.wg.Add(1)
+		go h.run()
+	}
+	b.hmu.Unlock()
+	if h == nil {
+		return backend.ErrClosed
 	}
 	p.hub.Store(h)
 	h.sync(ctx, p.channel)
 	return nil
 }
 
-// hubFor returns the hub of the server that ch is on, making it if needed.
-func (b *Backend) hubFor(ctx context.Context, ch string) (*hub, error) {
-	addr := ""
-	cc, cluster := b.client.(*redis.ClusterClient)
-	if cluster {
-		master, err := cc.MasterForKey(ctx, ch)
-		if err != nil {
-			return nil, err
-		}
-		addr = master.Options().Addr
-	}
-	b.hmu.Lock()
-	defer b.hmu.Unlock()
-	if b.hubs == nil {
-		return nil, backend.ErrClosed
-	}
-	if h := b.hubs[addr]; h != nil {
-		return h, nil
-	}
-	h := &hub{b: b, sharded: cluster, on: make(map[string]bool)}
-	if cluster {
-		h.on[ch] = true // the cluster PubSub's first channel picks its master
-	}
-	h.ps = h.dial(ctx)
-	b.hubs[addr] = h
-	b.wg.Add(1)
-	go h.run()
-	return h, nil
-}
-
-// dial returns a new PubSub subscribed to the channels of h.on. A cluster PubSub dials the
-// master of its first channel's slot (when it dials again too). h.mu is held, or h is new.
+// dial returns a new PubSub subscribed to the channels of h.on. h.mu is held, or h is new.
 func (h *hub) dial(ctx context.Context) *redis.PubSub {
 	chans := make([]string, 0, len(h.on))
 	for ch := range h.on {
 		chans = append(chans, ch)
-	}
-	if h.sharded {
-		return h.b.client.(*redis.ClusterClient).SSubscribe(ctx, chans...)
 	}
 	return h.b.client.Subscribe(ctx, chans...)
 }
@@ -117,14 +96,9 @@ func (h *hub) sync(ctx context.Context, ch string) {
 		return
 	}
 	// The PubSub records the change even when the command fails, and redials with it.
-	switch {
-	case want && h.sharded:
-		_ = h.ps.SSubscribe(ctx, ch)
-	case want:
+	if want {
 		_ = h.ps.Subscribe(ctx, ch)
-	case h.sharded:
-		_ = h.ps.SUnsubscribe(ctx, ch)
-	default:
+	} else {
 		_ = h.ps.Unsubscribe(ctx, ch)
 	}
 	if want {
@@ -177,7 +151,7 @@ func (h *hub) run() {
 		delay, pinged = 0, false
 		switch m := m.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+			if m.Kind == "subscribe" {
 				if p := h.b.watcher(m.Channel); p != nil {
 					h.b.verify(p)
 				}
@@ -210,13 +184,13 @@ func (b *Backend) watcher(ch string) *pump {
 	return b.watch[ch]
 }
 
-// closeHubs closes the pub/sub connections; their run goroutines end.
-func (b *Backend) closeHubs() {
+// closeHub closes the pub/sub connection; the hub's run goroutine ends. Close has set
+// b.closed, so no hub is made after.
+func (b *Backend) closeHub() {
 	b.hmu.Lock()
-	hubs := b.hubs
-	b.hubs = nil
+	h := b.hub
 	b.hmu.Unlock()
-	for _, h := range hubs {
+	if h != nil {
 		h.mu.Lock()
 		h.closed = true
 		_ = h.ps.Close()

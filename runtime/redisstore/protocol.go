@@ -518,16 +518,10 @@ func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
 // data that no retry will fix.
 var errMalformed = errors.New("malformed")
 
-// notifyCmd returns the command that the scripts publish a tenant's notice with, on c: SPUBLISH
-// in a cluster, where a shard channel stays in the slot's shard and the channel shares the
-// tenant's hash tag; PUBLISH elsewhere (a standalone or Sentinel-managed server, and
-// miniredis, which lacks SPUBLISH).
-func notifyCmd(c redis.Scripter) string {
-	if _, ok := c.(*redis.ClusterClient); ok {
-		return "spublish"
-	}
-	return "publish"
-}
+// notifyCmd returns the command that the scripts publish a tenant's notice with, on c:
+// PUBLISH, everywhere (see hub for why not SPUBLISH in a cluster; miniredis lacks it too).
+// The scripts take it as an argument so that a backend may choose another.
+func notifyCmd(redis.Scripter) string { return "publish" }
 
 // notice is a tenant's notice as the scripts publish it (see lib.lua's notify).
 type notice struct {

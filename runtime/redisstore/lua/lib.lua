@@ -146,9 +146,9 @@ local function finish(ctx, until_ms, fresh)
   end
 end
 
--- notify publishes the tenant's notice with the command cmd (PUBLISH, or SPUBLISH in a
--- cluster) on the channel named as the events stream: '<epoch> <last version> <ms until the
--- next expiry, or -1 when none>'. The readers of every process wake on it (see pump.go).
+-- notify publishes the tenant's notice with the command cmd (PUBLISH; see notifyCmd) on the
+-- channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
+-- -1 when none>'. The readers of every process wake on it (see pump.go).
 local function notify(ctx, cmd)
   local due_in = -1
   if ctx.due < NEVER then

@@ -4,7 +4,7 @@
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
 -- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTIFY (the command
--- that publishes the tenant's notice: PUBLISH, or SPUBLISH in a cluster), then after the
+-- that publishes the tenant's notice: PUBLISH; see notifyCmd), then after the
 -- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION.
