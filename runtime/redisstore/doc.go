@@ -68,25 +68,75 @@
 //
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
-// Backend share one pump goroutine: it runs the tick script (expire due entries, trim, keep the
-// keys alive) and then one XREAD BLOCK with COUNT 100, and hands the events to every
-// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]); one
-// whose buffer is full is left behind without holding up the others, and catches up on its own
-// with the read script (XRANGE after its position) until it reaches the pump again. A buffered
-// event that the stream has since dropped (MaxEvents newer versions exist) is not delivered:
-// the reader gets the overflow it would get reading the stream, as on every backend. The pump
-// stops when its last subscription closes; its XREAD also watches a wake stream of its own
-// (<prefix>:{<id>:<tenant>}:state:wake:<random>, expiring after a minute), so that Close and
-// the last reader's Close end it at once.
+// Backend share one pump, which reads the tenant's events and hands them to every
+// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]);
+// one whose buffer is full is left behind without holding up the others, and catches up on its
+// own with the read script (XRANGE after its position) until it reaches the pump again. A
+// buffered event that the stream has since dropped (MaxEvents newer versions exist) is not
+// delivered: the reader gets the overflow it would get reading the stream, as on every
+// backend. The pump stops when its last subscription closes.
 //
-// Expiry promptness: the pump's XREAD blocks no longer than until the next due expiry (read
-// against the server's TIME), after which the tick expires the entry and the expire event
-// reaches readers, even in a tenant where nothing else happens. Redis checks blocking timeouts
-// on its event loop, about every 100 ms when idle (hz 10), so an expire event typically arrives
-// within 100 ms of ExpiresAt. The block is also bounded by [WithMaxBlock] (1 s by default).
+// A pump blocks on nothing in Redis. Every script that adds events (the write script, and the
+// tick script when it expires entries) publishes a notice on the tenant's channel, named as its
+// events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms until the next
+// expiry>". The Backend subscribes the channels of the tenants that have readers, and a
+// notice of events a pump has not delivered makes it read them: one MULTI/EXEC on the command
+// pool (XRANGE after its last version, at most 100 events, with the tenant's meta and TIME).
+// Notices that arrive while a read is in flight make one more read, so a busy tenant costs
+// one read per batch, not per event. No script runs before a read.
+//
+// Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
+// timer of the pump (on the local clock, set from the server's "now" and due time in the same
+// reply) runs the tick script then: it expires the due entries (each with an expire event),
+// trims the stream, keeps the keys alive and publishes a notice, and the pump reads the expire
+// events at once. Expire events reach readers within a few milliseconds of ExpiresAt, whatever
+// Redis's hz. Several processes with readers of one tenant each tick at the due time; the
+// first expires the entries, the others find nothing to do.
+//
+// Lost notices: each confirmed subscription of a channel, the first one and those after
+// go-redis dialled a lost pub/sub connection again, has the tenant's epoch and version checked
+// (HMGETs pipelined for many tenants at once), and the pump reads the tenant if they are not
+// what it has seen: notices published before the subscription took effect, or while the
+// connection was down, are made up for. A connection silent for a second is pinged, and
+// replaced if it stays silent or the server refuses a subscription. The same check runs for
+// every tenant with readers every max block time ([WithMaxBlock], 10 s by default), which
+// bounds how soon the readers of a tenant where nothing is written notice that its state was
+// lost; it also ticks a tenant whose expiry is due by the server's clock if the pump's timer
+// has not (clocks that drift).
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
-// doubling to 1 s); readers do not see the failure and resume from their own positions.
+// doubling to 1 s); readers do not see connection errors and resume from their own positions.
+// A pump whose reads keep failing for 2 s with an error that retrying does not fix (a script
+// error, a stream entry it cannot decode) gives each of its readers an error from Next that
+// wraps [ErrFeed], and keeps retrying.
+//
+// # Connections and pool size
+//
+// A Backend uses two kinds of connections. Its pub/sub connection is its own, outside the
+// client's command pool, made with its first reader: one connection to the server
+// (standalone, or the master a Sentinel names) or to one node of a Redis Cluster, where a
+// PUBLISH reaches the subscribers of every node. That is the only connection that waits,
+// however many tenants and readers a process has. Everything else, writes, Get, Snapshot,
+// Subscribe's read and the pumps' reads, checks and ticks, is a short command on the client's
+// pool, returned to it at once: no connection is held while waiting for events, so opening a
+// reader never waits behind another tenant's read. At most 8 pump calls of a Backend are in
+// flight at once, so a burst of notices never takes the whole pool from writes and new
+// readers.
+//
+// Size PoolSize for the commands in flight at once: the concurrent writes (a tenant's
+// contending writes share one call), Gets and Snapshots, plus the pumps' reads, which come in
+// bursts when many tenants are written at once. go-redis's default (10 per CPU) suits most
+// processes; with hundreds of tenants written at once, more connections cut the wait for one
+// (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD
+// BLOCK holds a connection per call, and one over many tenants' streams must be remade for
+// every tenant that gains or loses a reader and cannot span hash slots; a notice is a wake-up
+// only, and the events themselves stay in the stream, read by position, so a lost notice
+// delays events but never loses them. In a cluster, the cluster bus carries each notice to
+// every node (one small message per node and write batch of a tenant with readers anywhere,
+// or none). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
+// shard, but go-redis subscribes all the shard channels of a connection again in one
+// SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
+// slots; the scripts take the publishing command as an argument, so that this can change.
 //
 // # Metrics
 //
@@ -111,9 +161,9 @@
 // it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
 // tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
 // epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
-// new epoch on its next tick: at most the max block time later, or at once when a subscriber
-// or a catching-up reader has seen the new epoch first (it nudges the pump through its wake
-// stream). A cursor of the current epoch beyond the tenant's last version is rejected with
+// new epoch with the next notice (a write publishes it), at most the max block time later,
+// or at once when a subscriber or a catching-up reader has seen the new epoch first (it
+// nudges the pump). A cursor of the current epoch beyond the tenant's last version is rejected with
 // [backend.ErrInvalidCursor].
 //
 // # Cluster and failover
@@ -125,7 +175,8 @@
 // not have been applied, as with any Redis call), pumps and readers retry with backoff. With
 // asynchronous replication the new master may lack the last writes: if it lacks the tenant's
 // meta, the epoch changes and readers get an overflow; if it has an older meta, its versions go
-// back, the pumps notice on their next tick and readers ahead of the new last version get an
+// back, the pumps notice on their next read (the pub/sub connection breaks with the failover,
+// and every pump reads when it is subscribed again) and readers ahead of the new last version get an
 // overflow (a cursor beyond it is rejected with backend.ErrInvalidCursor by Subscribe).
 // Versions after it are issued again, so a replica that re-snapshots on overflow stays right.
 // Replicas are never read.

@@ -146,6 +146,16 @@ func (b *Backend) tickAll(ctx context.Context) error {
 	return nil
 }
 
+// nudgeAll makes every pump read its tenant now, as they all do when the pub/sub connection
+// is dialled again (after a failover, say).
+func (b *Backend) nudgeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.pumps {
+		p.nudge()
+	}
+}
+
 // open opens the store "test" of f's backend with limits l, whose zero fields take their
 // defaults.
 func (f fixture) open(t testing.TB, l backend.Limits) *store {

@@ -105,11 +105,13 @@ const (
 	argMaxEvents = 3
 )
 
-// Arguments of write.lua: the three above, the most live entries, then writeArgsPerOp per
-// operation after the first writeHeadArgs, at the offsets opCode to opCondVersion.
+// Arguments of write.lua: the three above, the most live entries, the notice's command (see
+// notifyCmd), then writeArgsPerOp per operation after the first writeHeadArgs, at the offsets
+// opCode to opCondEpoch.
 const (
 	writeMaxEntries = 4
-	writeHeadArgs   = 4
+	writeNotify     = 5
+	writeHeadArgs   = 5
 	writeArgsPerOp  = 7
 
 	opCode        = 1 // one of the operation codes below
@@ -152,8 +154,11 @@ const (
 	readArgs        = 5
 )
 
-// Arguments of tick.lua: the three common ones.
-const tickArgs = 3
+// Arguments of tick.lua: the three common ones and the notice's command.
+const (
+	tickNotify = 4
+	tickArgs   = 4
+)
 
 // Bounds of the work of one script call, and a time.
 const (
@@ -202,6 +207,8 @@ var luaConstants = []struct {
 	{"ARG_RETENTION", argRetention},
 	{"ARG_MAX_EVENTS", argMaxEvents},
 	{"WRITE_MAX_ENTRIES", writeMaxEntries},
+	{"WRITE_NOTIFY", writeNotify},
+	{"TICK_NOTIFY", tickNotify},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
 	{"OP_CODE", opCode},
@@ -308,12 +315,13 @@ func evalInts(ctx context.Context, c redis.UniversalClient, src string, cmd []an
 }
 
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
-func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
+func writeCmd(c redis.Scripter, keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := evalCmd(writeScript, keys, writeHeadArgs+writeArgsPerOp*len(ops))
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(argMaxEvents, l.MaxEvents)
 	a.set(writeMaxEntries, l.MaxEntries)
+	a.set(writeNotify, notifyCmd(c))
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
 		a.set(base+opCode, op.code)
@@ -330,7 +338,7 @@ func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 // runWrite applies ops, in order, in one call of write.lua. Its error is that of the call; the
 // error of each operation is in its result.
 func runWrite(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	cmd, _ := writeCmd(keys, l, ops)
+	cmd, _ := writeCmd(c, keys, l, ops)
 	res, err := evalInts(ctx, c, writeSource, cmd)
 	if err != nil {
 		return nil, err
@@ -422,6 +430,7 @@ type readResult struct {
 	first  uint64 // the oldest retained version; head+1 when none is retained
 	now    int64
 	events []backend.Event
+	due    int64 // no expiry is earlier; never when none is
 }
 
 // runRead runs read.lua: the tenant's position and up to count events after pos.
@@ -439,22 +448,68 @@ func runRead(ctx context.Context, c redis.Scripter, keys []string, l backend.Lim
 	return decodeRead(res)
 }
 
-// decodeRead decodes the reply of read.lua: {epoch, head, first, now, entries}.
+// decodeRead decodes the reply of read.lua: {epoch, head, first, now, entries, due}.
 func decodeRead(res []any) (readResult, error) {
-	if len(res) != 5 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	if len(res) != 6 {
+		return readResult{}, fmt.Errorf("redisstore: read: %w reply %v", errMalformed, res)
 	}
 	epoch, head, now, ok := decodePosition(res[0], res[1], res[3])
 	first, ok1 := res[2].(int64)
 	raw, ok2 := res[4].([]any)
-	if !ok || !ok1 || !ok2 || first < 1 {
-		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
+	due, ok3 := res[5].(int64)
+	if !ok || !ok1 || !ok2 || !ok3 || first < 1 {
+		return readResult{}, fmt.Errorf("redisstore: read: %w reply %v", errMalformed, res)
 	}
 	events, err := parseEntries(raw)
 	if err != nil {
 		return readResult{}, err
 	}
-	return readResult{epoch: epoch, head: head, first: uint64(first), now: now, events: events}, nil
+	return readResult{epoch: epoch, head: head, first: uint64(first), now: now, events: events, due: due}, nil
+}
+
+// readTail reads the tenant's epoch, last version and due time, and up to count events after
+// version after, in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a pump's read, as
+// atomic as read.lua and lighter for the server. When the meta or its due time is missing, it
+// runs read.lua, which makes the meta or finds the earliest expiry. The events are those of
+// the tenant's epoch, after after; the caller compares the epoch with its own.
+func readTail(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
+	var meta *redis.SliceCmd
+	var tail *redis.XMessageSliceCmd
+	var now *redis.TimeCmd
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue)
+		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after+1, 10)+"-0", "+", int64(count))
+		now = p.Time(ctx)
+		return nil
+	})
+	if err != nil {
+		return readResult{}, err
+	}
+	m := meta.Val()
+	e, _ := m[0].(string)
+	seqText, _ := m[1].(string)
+	dueText, _ := m[2].(string)
+	if e == "" || dueText == "" {
+		return runRead(ctx, c, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count)
+	}
+	seq, err1 := strconv.ParseUint(cmp.Or(seqText, "0"), 10, 64)
+	due, err2 := strconv.ParseInt(dueText, 10, 64)
+	if !backend.ValidEpoch(e) || err1 != nil || err2 != nil {
+		return readResult{}, fmt.Errorf("redisstore: read: %w meta: epoch %q, version %q, due %q", errMalformed, e, seqText, dueText)
+	}
+	r := readResult{epoch: e, head: seq, now: now.Val().UnixMilli(), due: due}
+	if e != epoch {
+		return r, nil
+	}
+	r.events = make([]backend.Event, 0, len(tail.Val()))
+	for _, msg := range tail.Val() {
+		ev, err := parseEvent(msg.ID, msg.Values)
+		if err != nil {
+			return readResult{}, err
+		}
+		r.events = append(r.events, ev)
+	}
+	return r, nil
 }
 
 // tickResult is the reply of tick.lua; times in Unix milliseconds of the server.
@@ -467,7 +522,9 @@ type tickResult struct {
 
 // runTick runs tick.lua.
 func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (tickResult, error) {
-	res, err := tickScript.Run(ctx, c, keys, commonArgs(tickArgs, l)...).Slice()
+	a := commonArgs(tickArgs, l)
+	a.set(tickNotify, notifyCmd(c))
+	res, err := tickScript.Run(ctx, c, keys, a...).Slice()
 	if err != nil {
 		return tickResult{}, err
 	}
@@ -477,13 +534,13 @@ func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Lim
 // decodeTick decodes the reply of tick.lua: {epoch, head, now, due, expired}.
 func decodeTick(res []any) (tickResult, error) {
 	if len(res) != 5 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+		return tickResult{}, fmt.Errorf("redisstore: tick: %w reply %v", errMalformed, res)
 	}
 	epoch, head, now, ok := decodePosition(res[0], res[1], res[2])
 	due, ok1 := res[3].(int64)
 	expired, ok2 := res[4].(int64)
 	if !ok || !ok1 || !ok2 {
-		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
+		return tickResult{}, fmt.Errorf("redisstore: tick: %w reply %v", errMalformed, res)
 	}
 	return tickResult{epoch: epoch, head: head, now: now, due: due, expired: int(expired)}, nil
 }
@@ -495,6 +552,34 @@ func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
 	h, ok1 := head.(int64)
 	n, ok2 := now.(int64)
 	return e, uint64(h), n, backend.ValidEpoch(e) && ok1 && ok2 && h >= 0
+}
+
+// errMalformed is wrapped by the errors of replies and stream entries that cannot be decoded:
+// data that no retry will fix.
+var errMalformed = errors.New("malformed")
+
+// notifyCmd returns the command that the scripts publish a tenant's notice with, on c:
+// PUBLISH, everywhere (see hub for why not SPUBLISH in a cluster; miniredis lacks it too).
+// The scripts take it as an argument so that a backend may choose another.
+func notifyCmd(redis.Scripter) string { return "publish" }
+
+// notice is a tenant's notice as the scripts publish it (see lib.lua's notify).
+type notice struct {
+	epoch string
+	head  uint64
+	dueIn int64 // ms until the next expiry; -1 when none is
+}
+
+// parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>".
+func parseNotice(s string) (notice, bool) {
+	epoch, rest, ok1 := strings.Cut(s, " ")
+	headText, dueText, ok2 := strings.Cut(rest, " ")
+	head, err1 := strconv.ParseUint(headText, 10, 64)
+	dueIn, err2 := strconv.ParseInt(dueText, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || !backend.ValidEpoch(epoch) {
+		return notice{}, false
+	}
+	return notice{epoch: epoch, head: head, dueIn: dueIn}, true
 }
 
 // errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta.
@@ -627,7 +712,7 @@ func cutNumber(s string) (v int64, rest string, ok bool) {
 // a map; parseEntries makes one of the scripts' replies.
 func parseEvent(id string, fields map[string]any) (backend.Event, error) {
 	bad := func(what string) (backend.Event, error) {
-		return backend.Event{}, fmt.Errorf("redisstore: malformed event %q: %s", id, what)
+		return backend.Event{}, fmt.Errorf("redisstore: %w event %q: %s", errMalformed, id, what)
 	}
 	seqText, ok := strings.CutSuffix(id, "-0")
 	if !ok {
@@ -684,7 +769,7 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 	for _, r := range raw {
 		pair, _ := r.([]any)
 		if len(pair) != 2 {
-			return nil, fmt.Errorf("redisstore: malformed stream entry %v", r)
+			return nil, fmt.Errorf("redisstore: %w stream entry %v", errMalformed, r)
 		}
 		id, _ := pair[0].(string)
 		flat, _ := pair[1].([]any)

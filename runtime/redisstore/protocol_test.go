@@ -295,7 +295,7 @@ func testMalformedWrite(t *testing.T, f fixture) {
 		pos   int
 		value any
 	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
-		cmd, a := writeCmd(keys, l, ops)
+		cmd, a := writeCmd(c, keys, l, ops)
 		a.set(bad.pos, bad.value)
 		if res, err := evalInts(ctx, c, writeSource, cmd); err == nil {
 			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)

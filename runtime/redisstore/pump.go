@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// maxRead is the most events one XREAD or catch-up read returns.
+// maxRead is the most events one read of a pump or a catching-up reader returns.
 const maxRead = 100
 
 // Retry delays after a failed Redis call of a pump or a catching-up reader, and the poll
@@ -24,20 +26,34 @@ const (
 	stalePoll = 20 * time.Millisecond
 )
 
-// pump is the one blocking reader of one tenant's stream in a backend. It fans the events out
-// to the tenant's subscriptions and runs the tick script, which expires due entries.
+// failAfter is how long a pump's reads fail with errors that no retry fixes (a script error,
+// data it cannot decode) before its readers get the error.
+const failAfter = 2 * time.Second
+
+// ErrFeed is wrapped by the error a reader gets when its tenant's events cannot be read for a
+// while (about 2 s) for a reason that retrying does not fix, such as a script error or a
+// stream entry that cannot be decoded. The reader may go on calling Next: it gets the events
+// once the cause is gone. Connection errors are retried without it.
+var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
+
+// pump reads one tenant's events for all its subscriptions in a backend, and appends them to
+// the tenant's shared log, which the subscriptions read.
+// It blocks on nothing in Redis: a goroutine that waits for the tenant's notices (published by
+// the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
+// set from the due time the reads and notices carry). A notice of events it has not seen
+// makes it read the events after its head (readTail: one round trip, on the command pool);
+// notices that arrive during a read make one more read. When an expiry is due it runs the
+// tick script first, which expires the due entries and publishes their events.
 type pump struct {
-	b      *Backend
-	st     *store // its limits drive the tick script
-	key    tenantKey
-	keys   []string
-	ctx    context.Context
-	cancel context.CancelFunc
-	// wakeKey is a stream of the pump's own, in the tenant's slot, that its XREAD also
-	// watches: an entry there ends the block at once (see wake). wakeID is the last one seen.
-	wakeKey string
-	wakeID  string
-	nudged  atomic.Bool // a nudge woke the pump since its last tick
+	b       *Backend
+	st      *store // its limits drive the scripts
+	key     tenantKey
+	keys    []string
+	channel string // the tenant's notice channel
+	hub     atomic.Pointer[hub]
+	ctx     context.Context
+	cancel  context.CancelFunc
+	kick    chan struct{} // wakes the pump; one slot, so that kicks coalesce
 
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
@@ -45,16 +61,22 @@ type pump struct {
 	// written is the highest version this backend's writes returned, maybe of an older
 	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
 	written atomic.Uint64
+	// failure is the pump's failure that its subscriptions have to see (see fail), or nil
+	// while its reads succeed.
+	failure atomic.Pointer[feedFailure]
 
 	mu    sync.Mutex
-	epoch string // the tenant's epoch as the pump last saw it
-	head  uint64 // the last version the pump delivered (or started at)
+	epoch string    // the tenant's epoch as the pump last saw it
+	head  uint64    // the last version the pump delivered (or started at)
+	stale bool      // the pump is to read the tenant
+	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
 	subs  map[*subscription]struct{}
 }
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
-// the tenant's pump, starting it if this is the tenant's first subscription in the backend.
+// the tenant's pump, starting it (and subscribing its notices) if this is the tenant's first
+// subscription in the backend.
 func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err
@@ -79,49 +101,63 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		pos:    start,
 		done:   make(chan struct{}),
 	}
-	stale, err := st.attach(tenant, sub, keys, r)
+	p, created, stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
 		return nil, err
 	}
-	if stale {
-		sub.p.nudge()
+	if created {
+		if err := st.b.listen(ctx, p); err != nil {
+			sub.Close()
+			return nil, fmt.Errorf("redisstore: subscribe: %w", err)
+		}
+	} else if stale {
+		p.nudge()
 	}
 	return sub, nil
 }
 
-// attach adds sub to its tenant's pump, starting the pump if needed. It reports whether the
-// pump has yet to see the epoch of r, and should be nudged.
-func (st *store) attach(tenant string, sub *subscription, keys []string, r readResult) (stale bool, err error) {
+// attach adds sub to its tenant's pump, starting the pump if needed. It reports whether it
+// made the pump, and whether the pump has yet to see the epoch of r, and should be nudged.
+func (st *store) attach(tenant string, sub *subscription, keys []string, r readResult) (p *pump, created, stale bool, err error) {
 	b := st.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return false, backend.ErrClosed
+		return nil, false, false, backend.ErrClosed
 	}
 	k := tenantKey{st.id, tenant}
-	p := b.pumps[k]
+	p = b.pumps[k]
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
-			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
+		p = &pump{b: b, st: st, key: k, keys: keys, channel: channel(keys), ctx: ctx, cancel: cancel,
+			kick: make(chan struct{}, 1), epoch: r.epoch, head: r.head,
+			subs: make(map[*subscription]struct{})}
+		p.setDue(r.due, r.now)
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
+		b.watch[p.channel] = p
 		b.wg.Add(1)
 		go p.run()
+		if !b.polling {
+			b.polling = true
+			b.wg.Add(1)
+			go b.poll()
+		}
+		created = true
 	}
 	p.mu.Lock()
 	sub.p = p
-	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last tick
+	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last read
 	if l := p.log.Load(); !stale && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
 		sub.log = l // else it is lagging: it catches up from Redis first
 	}
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
-	return stale, nil
+	return p, created, stale, nil
 }
 
-// detach removes sub from its pump and stops the pump when sub was its last subscription.
+// detach removes sub from its pump, and stops the pump and unsubscribes its notices when sub
+// was its last subscription.
 func (b *Backend) detach(sub *subscription) {
 	p := sub.p
 	b.mu.Lock()
@@ -131,27 +167,17 @@ func (b *Backend) detach(sub *subscription) {
 	p.mu.Unlock()
 	if last && b.pumps[p.key] == p {
 		delete(b.pumps, p.key)
+		delete(b.watch, p.channel)
 	}
 	b.mu.Unlock()
 	if last {
 		p.cancel()
-		p.wake()
+		if h := p.hub.Load(); h != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			h.sync(ctx, p.channel)
+			cancel()
+		}
 	}
-}
-
-// wakeTimeout bounds the call that wakes a stopping pump.
-const wakeTimeout = time.Second
-
-// wake ends the pump's blocking XREAD by adding to its wake stream, which expires soon after.
-// If it fails, the pump ends when its XREAD times out, within the max block time.
-func (p *pump) wake() {
-	ctx, cancel := context.WithTimeout(context.Background(), wakeTimeout)
-	defer cancel()
-	_, _ = p.b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.XAdd(ctx, &redis.XAddArgs{Stream: p.wakeKey, MaxLen: 1, Values: []any{"wake", "1"}})
-		pl.PExpire(ctx, p.wakeKey, time.Minute)
-		return nil
-	})
 }
 
 // noteVersion records that a write of this backend made version v in the tenant k.
@@ -167,17 +193,54 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	}
 }
 
-// nudge makes the pump tick now, once until its next tick.
+// nudge makes the pump read the tenant.
 func (p *pump) nudge() {
-	if p.nudged.CompareAndSwap(false, true) {
-		p.wake()
+	p.mu.Lock()
+	p.stale = true
+	p.mu.Unlock()
+	p.wakeUp()
+}
+
+func (p *pump) wakeUp() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
 }
 
-// stop cancels the pump, wakes it and ends its subscriptions.
+// notify handles a notice of the tenant: the pump reads if the notice tells of events it has
+// not delivered, and wakes earlier if it tells of an earlier expiry.
+func (p *pump) notify(payload string) {
+	n, ok := parseNotice(payload)
+	p.mu.Lock()
+	wake := !ok || n.epoch != p.epoch || n.head > p.head
+	if wake {
+		p.stale = true
+	}
+	if ok && n.dueIn >= 0 {
+		at := time.Now().Add(time.Duration(n.dueIn) * time.Millisecond)
+		if p.dueAt.IsZero() || at.Before(p.dueAt) {
+			p.dueAt, wake = at, true
+		}
+	}
+	p.mu.Unlock()
+	if wake {
+		p.wakeUp()
+	}
+}
+
+// setDue sets the time of the tenant's next expiry from a due time and the time of the server
+// that replied it. p.mu is held, or p is new.
+func (p *pump) setDue(due, now int64) {
+	p.dueAt = time.Time{}
+	if due < never {
+		p.dueAt = time.Now().Add(time.Duration(due-now) * time.Millisecond)
+	}
+}
+
+// stop cancels the pump and ends its subscriptions.
 func (p *pump) stop() {
 	p.cancel()
-	p.wake()
 	p.mu.Lock()
 	subs := p.subs
 	p.subs = map[*subscription]struct{}{}
@@ -189,15 +252,42 @@ func (p *pump) stop() {
 
 func (p *pump) run() {
 	defer p.b.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	var delay time.Duration
+	var failing time.Time // since when the reads fail with errors that retries do not fix
 	for {
+		p.mu.Lock()
+		dueAt, stale := p.dueAt, p.stale
+		p.mu.Unlock()
+		if !stale && (dueAt.IsZero() || time.Until(dueAt) > 0) {
+			if dueAt.IsZero() {
+				timer.Stop()
+			} else {
+				timer.Reset(time.Until(dueAt))
+			}
+			select {
+			case <-p.kick:
+			case <-timer.C:
+			case <-p.ctx.Done():
+				return
+			}
+		}
 		err := p.step()
 		if p.ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			delay = 0
+			delay, failing = 0, time.Time{}
+			p.failure.Store(nil)
 			continue
+		}
+		if !transient(err) {
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) >= failAfter {
+				p.fail(fmt.Errorf("%w: %w", ErrFeed, err))
+			}
 		}
 		delay = nextDelay(delay)
 		if !sleep(p.ctx, delay) {
@@ -206,69 +296,201 @@ func (p *pump) run() {
 	}
 }
 
-// step runs the tick script (reconcile due entries, notice a new epoch), then blocks in one
-// XREAD until new events arrive or the next expiry is due, and delivers what it read.
+// step runs the tick script if an expiry is due, and reads and delivers the events after the
+// pump's head if a notice or the tick asks for it. On an error, what it was to do stays to do.
 func (p *pump) step() error {
-	p.nudged.Store(false)
-	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
-	if err != nil {
-		p.b.failed(p.key, "tick", err)
-		return err
-	}
-	if t.expired > 0 {
-		p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
-	}
 	p.mu.Lock()
-	if t.epoch != p.epoch || t.head < p.head {
-		// The state was made anew (a new epoch), or went back (a failover to a replica
-		// that lacked the last writes): every reader checks its position against Redis.
-		p.epoch, p.head = t.epoch, t.head
-		p.written.Store(0)
+	tick := !p.dueAt.IsZero() && time.Until(p.dueAt) <= 0
+	if !tick && !p.stale {
 		p.mu.Unlock()
-		p.resync()
-		p.mu.Lock()
+		return nil
 	}
+	p.stale = true // until the read succeeds
 	epoch, head := p.epoch, p.head
 	p.mu.Unlock()
 
-	block := p.b.maxBlock
-	if t.due >= 0 {
-		block = min(block, time.Duration(t.due-t.now)*time.Millisecond)
+	// At most pumpCalls pumps of the backend use a pool connection at once: a burst of
+	// notices (a write to each of many tenants, a redial) never takes the whole pool from
+	// the writes and new readers.
+	select {
+	case p.b.pumpCalls <- struct{}{}:
+		defer func() { <-p.b.pumpCalls }()
+	case <-p.ctx.Done():
+		return p.ctx.Err()
 	}
-	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
-	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[keyEvents], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
-		Count:   maxRead,
-		Block:   block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil // timed out: the next tick reconciles
+
+	if tick {
+		t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
+		if err != nil {
+			p.b.failed(p.key, "tick", err)
+			return err
+		}
+		if t.expired > 0 {
+			p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
+		}
 	}
+	p.mu.Lock()
+	p.stale = false // notices from now on ask for another read
+	p.mu.Unlock()
+	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
-		p.b.failed(p.key, "xread", err)
+		p.b.failed(p.key, "read", err)
+		p.mu.Lock()
+		p.stale = true
+		p.mu.Unlock()
 		return err
 	}
+	p.mu.Lock()
+	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
+	if r.epoch != p.epoch || r.head < p.head {
+		// The state was made anew (a new epoch), or went back (a failover to a replica
+		// that lacked the last writes): every reader checks its position against Redis.
+		p.epoch, p.head = r.epoch, r.head
+		p.written.Store(0)
+		p.mu.Unlock()
+		p.resync()
+		return nil
+	}
+	p.mu.Unlock()
 	var events []backend.Event
-	for _, st := range streams {
-		if st.Stream == p.wakeKey {
-			p.wakeID = st.Messages[len(st.Messages)-1].ID
-			continue
+	for _, ev := range r.events {
+		if ev.Epoch != epoch || ev.Version != head+1 {
+			break // a gap (trimmed): the readers catch up from Redis
 		}
-		for _, m := range st.Messages {
-			ev, err := parseEvent(m.ID, m.Values)
-			if err != nil {
-				p.b.failed(p.key, "xread", err)
-				return err
-			}
-			if ev.Epoch != epoch {
-				break // the state was lost and made anew: the next tick resyncs
-			}
-			events = append(events, ev)
-		}
+		events = append(events, ev)
+		head++
+	}
+	if len(events) == 0 && head < r.head {
+		p.mu.Lock()
+		p.head = r.head
+		p.mu.Unlock()
+		p.resync()
+		return nil
 	}
 	p.deliver(events)
+	if head < r.head {
+		p.nudge() // more than one read returns
+	}
 	return nil
 }
+
+// verify has the pump checked by poll soon: its channel was just subscribed, and notices may
+// have been published before (since Subscribe read the tenant, or while the connection was
+// down).
+func (b *Backend) verify(p *pump) {
+	b.vmu.Lock()
+	b.verifying = append(b.verifying, p)
+	b.vmu.Unlock()
+	select {
+	case b.verifyKick <- struct{}{}:
+	default:
+	}
+}
+
+// poll checks the epoch and version of tenants with a pump, in pipelines of HMGETs, and makes
+// the pumps whose tenant changed without a notice read it: those just subscribed (see
+// verify), at once, and all of them every max block time, for a reset where nothing is
+// written (FLUSHALL, a restart without persistence). A few round trips for thousands of
+// tenants, rather than a read each.
+func (b *Backend) poll() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.maxBlock)
+	defer t.Stop()
+	for {
+		var pumps []*pump
+		select {
+		case <-b.done:
+			return
+		case <-b.verifyKick:
+			b.vmu.Lock()
+			pumps, b.verifying = b.verifying, nil
+			b.vmu.Unlock()
+		case <-t.C:
+			b.mu.Lock()
+			pumps = make([]*pump, 0, len(b.pumps))
+			for _, p := range b.pumps {
+				pumps = append(pumps, p)
+			}
+			b.mu.Unlock()
+		}
+		for chunk := range slices.Chunk(pumps, 500) {
+			b.checkPumps(chunk)
+		}
+	}
+}
+
+// checkPumps reads the epoch, version and due time of the tenants of pumps and the server's
+// time, and nudges the pumps that have not seen that version or whose tenant has an expiry due.
+func (b *Backend) checkPumps(pumps []*pump) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.maxBlock)
+	defer cancel()
+	cmds := make([]*redis.SliceCmd, len(pumps))
+	var now *redis.TimeCmd
+	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		now = pl.Time(ctx)
+		for i, p := range pumps {
+			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue)
+		}
+		return nil
+	})
+	serverNow := now.Val().UnixMilli()
+	for i, p := range pumps {
+		v, err := cmds[i].Result()
+		if err != nil || len(v) != 3 {
+			p.nudge() // let the pump read, and retry
+			continue
+		}
+		epoch, _ := v[0].(string)
+		seq, _ := v[1].(string)
+		dueText, _ := v[2].(string)
+		due, err := strconv.ParseInt(dueText, 10, 64)
+		p.mu.Lock()
+		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
+		if err == nil && due <= serverNow && now.Err() == nil {
+			// Due by the server's clock, which the pump's timer may not have seen (the clocks
+			// drift, or the server's jumped): tick now.
+			p.dueAt = time.Now()
+			seen = false
+		}
+		p.mu.Unlock()
+		if !seen {
+			p.nudge()
+		}
+	}
+}
+
+// feedFailure is a failure of a pump, which each of its subscriptions returns once.
+type feedFailure struct{ err error }
+
+// fail gives err to every subscription of the pump: each returns it once from Next, when it
+// has no event to return (see subscription.feedErr). Every call is a new failure.
+func (p *pump) fail(err error) {
+	p.failure.Store(&feedFailure{err})
+	p.log.Load().Wake()
+}
+
+// transient reports whether err may go away by retrying the same call: a connection error,
+// or an error reply of a server that is busy, loading, failing over or moving slots. An error
+// reply of another kind (a script error, WRONGTYPE) and data that cannot be decoded are not.
+func transient(err error) bool {
+	if errors.Is(err, errMalformed) {
+		return false
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true
+	}
+	for _, prefix := range transientReplies {
+		if strings.HasPrefix(re.Error(), prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// transientReplies start the error replies that transient accepts.
+var transientReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+	"READONLY", "MOVED", "ASK", "NOSCRIPT", "NOREPLICAS", "OOM"}
 
 // deliver appends events, the next ones of the pump's epoch, to the tenant's shared log, which
 // wakes the subscriptions that wait.
@@ -281,8 +503,14 @@ func (p *pump) deliver(events []backend.Event) {
 	p.mu.Unlock()
 	l := p.log.Load()
 	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
 	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
 // The pump starts a new log at its epoch and head and closes the old one, whose readers then

@@ -181,8 +181,11 @@ func TestExpireEventMiniredis(t *testing.T) {
 	sub := subscribe(t, st, ten, nil)
 	e := upsert(t, st, ten, "k", "v", 10*time.Second)
 	expectVersions(t, sub, 1, 1)
-	// Move the server's clock without ticking the pumps: the pump finds the due entry itself.
+	// Move the server's clock without ticking the pumps: the pump's next read finds the
+	// entry due, and the pump ticks itself. (Its timer runs on the local clock, which did
+	// not move.)
 	f.shift(time.Duration(e.ExpiresAt-e.UpdatedAt) * time.Millisecond)
+	f.b.nudgeAll()
 	ev := next(t, sub)
 	if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.Version != 2 || ev.ExpiresAt != e.ExpiresAt {
 		t.Fatalf("event %+v, want the expiry of k at %v", ev, e.ExpiresAt)
@@ -311,6 +314,7 @@ func TestRollbackOverflowMiniredis(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
+	f.b.nudgeAll() // as the failover's new pub/sub connection does
 	ev := next(t, sub)
 	if want := (backend.Cursor{Epoch: at3.Epoch, Seq: 0}); ev.Kind != backend.EventOverflow || ev.After != at3 || ev.FirstAvailable != want {
 		t.Fatalf("after the rollback: %+v, want an overflow from %v to %v", ev, at3, want)

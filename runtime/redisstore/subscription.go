@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type subscription struct {
 	pos   backend.Cursor   // position after the last event passed (delivered or skipped)
 	log   *backend.Log     // the pump's log it reads; nil while lagging
 	queue []*backend.Event // events read from Redis, for Next
+	seen  *feedFailure     // the pump's last failure Next returned
 }
 
 // Start implements [backend.Subscription].
@@ -47,9 +49,12 @@ func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
 
 // next returns the next event. The event it returns while the subscription keeps up is the one
 // in the tenant's log, shared with the other readers. Redis errors are retried with backoff, so
-// a reader never sees a transient failure; it waits instead, until ctx is done.
+// a reader never sees a transient failure; it waits instead, until ctx is done. Errors that
+// retrying does not fix reach the reader, wrapping [ErrFeed], once they last failAfter: the
+// pump's (see pump.fail) when it has no event to return, and those of its own catch-up reads.
 func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 	var delay time.Duration
+	var failing time.Time // since when the catch-up reads fail with errors retries do not fix
 	for {
 		if s.closed.Load() {
 			return nil, backend.ErrClosed
@@ -82,6 +87,9 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 				if ev, _ := l.At(s.pos.Seq + 1); ev != nil || l.Closed() {
 					continue
 				}
+				if err := s.feedErr(); err != nil {
+					return nil, err
+				}
 				select {
 				case <-ch:
 				case <-s.done:
@@ -103,18 +111,39 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if transient(err) {
+				failing = time.Time{}
+			} else if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) >= failAfter {
+				return nil, fmt.Errorf("%w: %w", ErrFeed, err)
+			}
 			delay = nextDelay(delay)
 			wait = delay
 		case progress:
-			delay = 0
+			delay, failing = 0, time.Time{}
 			continue
 		default:
+			failing = time.Time{}
 			wait = stalePoll // Redis has no more; the pump has not seen it yet
+		}
+		if err := s.feedErr(); err != nil {
+			return nil, err
 		}
 		if err := s.sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// feedErr returns the pump's failure if the subscription has not returned it yet.
+func (s *subscription) feedErr() error {
+	f := s.p.failure.Load()
+	if f == nil || f == s.seen {
+		return nil
+	}
+	s.seen = f
+	return f.err
 }
 
 // sleep waits for d, for the pump's next append or until the subscription is shut.

@@ -148,3 +148,13 @@ local function finish(ctx, until_ms, fresh)
   end
 end
 
+-- notify publishes the tenant's notice with the command cmd (PUBLISH; see notifyCmd) on the
+-- channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
+-- -1 when none>'. The readers of every process wake on it (see pump.go).
+local function notify(ctx, cmd)
+  local due_in = -1
+  if ctx.due < NEVER then
+    due_in = math.max(ctx.due - ctx.now, 0)
+  end
+  redis.call(cmd, K_EVENTS, ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in))
+end

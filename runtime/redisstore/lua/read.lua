@@ -1,9 +1,10 @@
 -- read.lua: ARGV ARG_EPOCH (an epoch candidate), ARG_RETENTION (ms), READ_CURSOR_EPOCH and
 -- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most events to return).
--- Returns {epoch, head version, first retained version, now, events}: the events after the
+-- Returns {epoch, head version, first retained version, now, events, due}: the events after the
 -- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
--- them. The first retained version is head+1 when the stream is empty. A missing meta is
--- created, and expires with the retention unless a write keeps it.
+-- them, and the due time (no expiry is earlier). The first retained
+-- version is head+1 when the stream is empty. A missing meta is created, and expires with the
+-- retention unless a write keeps it.
 local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
 if #ctx.put > 0 then
   redis.call('HSET', K_STATE, unpack(ctx.put))
@@ -23,4 +24,13 @@ if count > 0 then
   end
   events = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', count)
 end
-return {ctx.epoch, ctx.seq, first, ctx.now, events}
+local due = ctx.due
+if due == 0 then
+  -- No due time in the meta (made just now, say): the earliest expiry, if any.
+  local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
+  due = NEVER
+  if #nxt > 0 then
+    due = tonumber(nxt[2])
+  end
+end
+return {ctx.epoch, ctx.seq, first, ctx.now, events, due}

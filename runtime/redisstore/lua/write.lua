@@ -3,7 +3,8 @@
 -- every EVALSHA runs the whole script, and every function it defines is a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
--- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTIFY (the command
+-- that publishes the tenant's notice: PUBLISH; see notifyCmd), then after the
 -- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
@@ -13,7 +14,8 @@
 -- and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
 -- STATUS_CONFLICT, the key's version (0 when not live) and zeros. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian.
--- A malformed batch is an error, raised before the first write.
+-- A malformed batch is an error, raised before the first write. A batch that emits events or
+-- brings the next expiry forward publishes the tenant's notice (see lib.lua) last.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -247,5 +249,12 @@ for j = 1, #epoch, EPOCH_CHUNK do
     v = v * 256 + string.byte(epoch, k)
   end
   out[#out + 1] = v
+end
+if seq ~= seq0 or due < due0 then
+  local due_in = -1
+  if due < NEVER then
+    due_in = math.max(due - now, 0)
+  end
+  redis.call(ARGV[WRITE_NOTIFY], K_EVENTS, epoch .. ' ' .. string.format('%d', seq) .. ' ' .. string.format('%d', due_in))
 end
 return out

@@ -1,0 +1,308 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
+)
+
+// connFixture is a backend on a client with a small pool (2 connections per server) and a
+// name of its own, so that the test can find its connections in CLIENT LIST.
+type connFixture struct {
+	fixture
+	name string
+}
+
+func newConnFixture(t *testing.T, target string) connFixture {
+	name := "ephemeral-test-" + backend.NewEpoch(time.Now())
+	var client redis.UniversalClient
+	var mini *miniredis.Miniredis
+	switch target {
+	case "mini":
+		mini = miniredis.RunT(t)
+		client = redis.NewClient(&redis.Options{Addr: mini.Addr(), PoolSize: 2, ClientName: name})
+	case "redis":
+		addr := os.Getenv(envRedis)
+		if addr == "" {
+			t.Skipf("set %s to run against a real Redis server", envRedis)
+		}
+		client = redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2, ClientName: name})
+	case "cluster":
+		addrs := os.Getenv(envCluster)
+		if addrs == "" {
+			t.Skipf("set %s to run against a Redis Cluster", envCluster)
+		}
+		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ","), PoolSize: 2, ClientName: name})
+	}
+	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
+	b := New(client, WithKeyPrefix(prefix))
+	t.Cleanup(func() {
+		b.Close()
+		deleteKeys(client, prefix)
+		client.Close()
+	})
+	return connFixture{fixture: fixture{b: b, client: client, mini: mini, real: mini == nil}, name: name}
+}
+
+// subscribed returns, for each server (each master of a cluster), how many connections of
+// the fixture's client are subscribed to a channel, from CLIENT LIST. On miniredis, which has
+// no CLIENT LIST, it counts the backend's pub/sub connections.
+func (f connFixture) subscribed(t *testing.T) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	if f.mini != nil {
+		f.b.hmu.Lock()
+		defer f.b.hmu.Unlock()
+		n := 0
+		if f.b.hub != nil {
+			n = 1
+		}
+		return map[string]int{f.mini.Addr(): n}
+	}
+	counts := make(map[string]int)
+	var mu sync.Mutex
+	count := func(ctx context.Context, c *redis.Client) error {
+		list, err := c.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, " name="+f.name+" ") && (!strings.Contains(line, " sub=0 ") || strings.Contains(line, " ssub=") && !strings.Contains(line, " ssub=0 ")) {
+				n++
+			}
+		}
+		mu.Lock()
+		counts[c.Options().Addr] = n
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	switch c := f.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, count)
+	case *redis.Client:
+		err = count(ctx, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+func TestManyTenantsMiniredis(t *testing.T) { testManyTenants(t, newConnFixture(t, "mini")) }
+func TestManyTenantsRedis(t *testing.T)     { testManyTenants(t, newConnFixture(t, "redis")) }
+func TestManyTenantsCluster(t *testing.T)   { testManyTenants(t, newConnFixture(t, "cluster")) }
+
+// 1,200 tenants with a reader each hold one subscribed connection (in a cluster, one in all,
+// so at most one per master), outside the command pool of 2, which still serves writes and new readers; every reader gets its
+// tenant's event and no other.
+func testManyTenants(t *testing.T, f connFixture) {
+	const tenants = 1200
+	st := f.open(t, backend.Limits{})
+	ctx := context.Background()
+	subs := make([]backend.Subscription, tenants)
+	for i := range subs {
+		subs[i] = subscribe(t, st, fmt.Sprintf("t%d", i), nil)
+	}
+	counts := f.subscribed(t)
+	total := 0
+	for addr, n := range counts {
+		if n > 1 {
+			t.Errorf("%d subscribed connections to %s, want at most 1", n, addr)
+		}
+		total += n
+	}
+	if total == 0 {
+		t.Errorf("no subscribed connection (%v)", counts)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < tenants; i += 8 {
+				_, err := st.Upsert(ctx, fmt.Sprintf("t%d", i), backend.UpsertRequest{Key: fmt.Sprintf("k%d", i), Value: []byte("v"), TTL: time.Hour})
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d upserts failed", n)
+	}
+	for i, sub := range subs {
+		if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != fmt.Sprintf("k%d", i) || ev.Version != 1 {
+			t.Fatalf("reader of t%d: %+v, want its upsert", i, ev)
+		}
+	}
+	late := subscribe(t, st, "t0", nil)
+	upsert(t, st, "t0", "again", "v", time.Hour)
+	for _, sub := range []backend.Subscription{subs[0], late} {
+		if ev := next(t, sub); ev.Key != "again" || ev.Version != 2 {
+			t.Fatalf("event %+v, want version 2", ev)
+		}
+	}
+	if f.mini != nil {
+		if n := f.client.PoolStats().TotalConns; n > 2 {
+			t.Errorf("%d connections in the command pool, want at most 2", n)
+		}
+	}
+}
+
+// scriptCounter counts the script calls of a client by script (as EVALSHA: Script.Run tries
+// it first).
+type scriptCounter struct{ tick, read atomic.Int32 }
+
+func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && (args[0] == "evalsha" || args[0] == "eval") {
+			switch args[1] {
+			case tickScript.Hash():
+				c.tick.Add(1)
+			case readScript.Hash():
+				c.read.Add(1)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestExpiryWithoutTicksMiniredis(t *testing.T) {
+	m := miniredis.RunT(t) // on the real clock
+	testExpiryWithoutTicks(t, redis.NewClient(&redis.Options{Addr: m.Addr()}))
+}
+
+func TestExpiryWithoutTicksRedis(t *testing.T) {
+	addr := os.Getenv(envRedis)
+	if addr == "" {
+		t.Skipf("set %s to run against a real Redis server", envRedis)
+	}
+	testExpiryWithoutTicks(t, redis.NewClient(&redis.Options{Addr: addr}))
+}
+
+// Events reach a reader without a tick script before each read; the tick runs when an
+// expiry is due, by the pump's timer, and its expire event arrives soon after the expiry.
+func testExpiryWithoutTicks(t *testing.T, client *redis.Client) {
+	var calls scriptCounter
+	client.AddHook(&calls)
+	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
+	b := New(client, WithKeyPrefix(prefix))
+	t.Cleanup(func() {
+		b.Close()
+		deleteKeys(client, prefix)
+		client.Close()
+	})
+	st, err := b.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, st, "exp", nil)
+	for i := range 50 {
+		upsert(t, st, "exp", fmt.Sprintf("k%d", i), "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 50)
+	if n := calls.tick.Load(); n != 0 {
+		t.Fatalf("%d ticks for 50 events and no expiry due, want 0", n)
+	}
+	e := upsert(t, st, "exp", "short", "v", 300*time.Millisecond)
+	expectVersions(t, sub, 51, 51)
+	ev := next(t, sub)
+	late := time.Since(time.UnixMilli(e.ExpiresAt))
+	if ev.Kind != backend.EventExpire || ev.Key != "short" {
+		t.Fatalf("event %+v, want the expiry of short", ev)
+	}
+	if n := calls.tick.Load(); n < 1 || n > 3 {
+		t.Errorf("%d ticks for one expiry, want 1 (a few if the clocks disagree)", n)
+	}
+	t.Logf("expire event %v after the expiry; %d ticks, %d reads", late, calls.tick.Load(), calls.read.Load())
+}
+
+func TestPubSubKilledRedis(t *testing.T)   { testPubSubKilled(t, newReal(t)) }
+func TestPubSubKilledCluster(t *testing.T) { testPubSubKilled(t, newCluster(t)) }
+
+// A notice published while the pub/sub connection is down is lost; the pump's tenant is
+// checked when the connection is back and subscribed again, so the readers get the events
+// anyway, in tenants of every slot.
+func testPubSubKilled(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	tenants := []string{"a", "b", "c", "d", "e", "f"}
+	subs := make([]backend.Subscription, len(tenants))
+	for i, ten := range tenants {
+		subs[i] = subscribe(t, st, ten, nil)
+		upsert(t, st, ten, "k", "v", time.Hour)
+		expectVersions(t, subs[i], 1, 1)
+	}
+	kill := func(ctx context.Context, c *redis.Client) error {
+		return c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err()
+	}
+	for v := uint64(2); v < 5; v++ {
+		var err error
+		switch c := f.client.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, kill)
+		case *redis.Client:
+			err = kill(ctx, c)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ten := range tenants { // most likely before the hub dials again
+			upsert(t, st, ten, "k", "v", time.Hour)
+		}
+		for _, sub := range subs {
+			expectVersions(t, sub, v, v)
+		}
+	}
+}
+
+// Junk in the tenant's stream that the pump cannot decode reaches the reader as an error
+// wrapping ErrFeed after about two seconds, rather than a silent wait.
+func TestFeedErrorMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{}), "junk"
+	sub := subscribe(t, st, ten, nil)
+	e := upsert(t, st, ten, "k", "v", time.Hour)
+	expectVersions(t, sub, 1, 1)
+	keys := st.keys(ten)
+	if err := f.client.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: "2-0", Values: []any{"junk", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.HSet(ctx, keys[keyState], metaSeq, 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The notice a write of version 2 would publish.
+	epoch := sub.Start().Epoch
+	if err := f.client.Publish(ctx, channel(keys), fmt.Sprintf("%s 2 %d", epoch, e.ExpiresAt-e.UpdatedAt)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, failAfter+eventWait)
+	defer cancel()
+	ev, err := sub.Next(cctx)
+	if !errors.Is(err, ErrFeed) || !errors.Is(err, errMalformed) {
+		t.Fatalf("next: %+v, %v; want an error wrapping ErrFeed", ev, err)
+	}
+	if d := time.Since(start); d < failAfter {
+		t.Errorf("error after %v, want after %v of failures", d, failAfter)
+	}
+}

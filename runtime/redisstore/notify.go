@@ -1,0 +1,199 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
+)
+
+// hub is the pub/sub connection of a Backend, outside the command pool: to the server
+// (standalone, Sentinel) or to one node of a cluster, where PUBLISH reaches every node. It
+// subscribes the notice channels of the tenants with pumps, and hands each notice to its
+// pump. go-redis redials a lost connection and subscribes the channels again; each
+// confirmation has the pump's tenant checked, as notices may have been lost meanwhile.
+//
+// Sharded pub/sub (SPUBLISH, SSUBSCRIBE to each master) would keep a cluster's notices in
+// their shard, but go-redis subscribes all the shard channels of a connection again in one
+// SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
+// slots.
+type hub struct {
+	b *Backend
+
+	mu     sync.Mutex // serializes subscribing and unsubscribing; guards the fields below
+	ps     *redis.PubSub
+	on     map[string]bool // the channels subscribed
+	closed bool
+}
+
+// channel returns the notice channel of the tenant whose keys are keys: named as its events
+// stream, so that it has the tenant's hash tag (the shard channel is in the tenant's slot).
+func channel(keys []string) string { return keys[keyEvents] }
+
+// listen subscribes the notice channel of p, a new pump, on the backend's hub, made if
+// needed. A failed subscribe is retried by go-redis when it redials.
+func (b *Backend) listen(ctx context.Context, p *pump) error {
+	b.hmu.Lock()
+	h := b.hub
+	if h == nil && !b.closed.Load() {
+		h = &hub{b: b, on: make(map[string]bool)}
+		h.ps = h.dial(ctx)
+		b.hub = h
+		b.wg.Add(1)
+		go h.run()
+	}
+	b.hmu.Unlock()
+	if h == nil {
+		return backend.ErrClosed
+	}
+	p.hub.Store(h)
+	h.sync(ctx, p.channel)
+	return nil
+}
+
+// dial returns a new PubSub subscribed to the channels of h.on. h.mu is held, or h is new.
+func (h *hub) dial(ctx context.Context) *redis.PubSub {
+	chans := make([]string, 0, len(h.on))
+	for ch := range h.on {
+		chans = append(chans, ch)
+	}
+	return h.b.client.Subscribe(ctx, chans...)
+}
+
+// redial replaces the PubSub of h with a new one on a new connection: after an error reply
+// (a subscription the server refused) or a connection that stays silent when pinged.
+func (h *hub) redial() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	old := h.ps
+	h.ps = h.dial(ctx)
+	_ = old.Close()
+}
+
+func (h *hub) pubSub() (*redis.PubSub, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ps, h.closed
+}
+
+// sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
+// Called after every change of the watchers of ch, it leaves the subscription right whatever
+// the order of the calls.
+func (h *hub) sync(ctx context.Context, ch string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := h.b.watcher(ch) != nil
+	if want == h.on[ch] {
+		return
+	}
+	// The PubSub records the change even when the command fails, and redials with it.
+	if want {
+		_ = h.ps.Subscribe(ctx, ch)
+	} else {
+		_ = h.ps.Unsubscribe(ctx, ch)
+	}
+	if want {
+		h.on[ch] = true
+	} else {
+		delete(h.on, ch)
+	}
+}
+
+// run hands the notices to the pumps until the hub is closed. A confirmed subscription, the
+// first or one after go-redis or redial dialled again, has the pump's tenant checked (see
+// verify), and the pump read it if it changed; a
+// notice makes it read if the notice is news to it. A connection silent for a second (or
+// the max block time, if shorter) is pinged; if it stays silent for another, or a subscription fails, it is replaced.
+func (h *hub) run() {
+	defer h.b.wg.Done()
+	var delay time.Duration
+	pinged := false
+	for {
+		ps, closed := h.pubSub()
+		if closed {
+			return
+		}
+		m, err := ps.ReceiveTimeout(context.Background(), h.b.pingEvery())
+		if err != nil {
+			var ne net.Error
+			var re redis.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout() && !pinged:
+				ctx, cancel := context.WithTimeout(context.Background(), h.b.pingEvery())
+				_ = ps.Ping(ctx)
+				cancel()
+				pinged = true
+				continue
+			case errors.As(err, &re) || errors.As(err, &ne) && ne.Timeout():
+				delay = nextDelay(delay)
+				if !h.sleep(delay) {
+					return
+				}
+				h.redial()
+			default: // go-redis dials again on the next receive
+				delay = nextDelay(delay)
+				if !h.sleep(delay) {
+					return
+				}
+			}
+			pinged = false
+			continue
+		}
+		delay, pinged = 0, false
+		switch m := m.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				if p := h.b.watcher(m.Channel); p != nil {
+					h.b.verify(p)
+				}
+			}
+		case *redis.Message:
+			if p := h.b.watcher(m.Channel); p != nil {
+				p.notify(m.Payload)
+			}
+		}
+	}
+}
+
+// pingEvery is how long a pub/sub connection may be silent before it is pinged.
+func (b *Backend) pingEvery() time.Duration { return min(b.maxBlock, time.Second) }
+
+// sleep waits for d; it reports false if the backend closed meanwhile.
+func (h *hub) sleep(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-h.b.done:
+		return false
+	}
+}
+
+// watcher returns the pump of the tenant whose notice channel is ch, or nil.
+func (b *Backend) watcher(ch string) *pump {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.watch[ch]
+}
+
+// closeHub closes the pub/sub connection; the hub's run goroutine ends. Close has set
+// b.closed, so no hub is made after.
+func (b *Backend) closeHub() {
+	b.hmu.Lock()
+	h := b.hub
+	b.hmu.Unlock()
+	if h != nil {
+		h.mu.Lock()
+		h.closed = true
+		_ = h.ps.Close()
+		h.mu.Unlock()
+	}
+}
