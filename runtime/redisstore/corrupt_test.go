@@ -1,0 +1,293 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+)
+
+// junkValues are malformed values of a number or an epoch: empty, not a number, negative, out
+// of range, too many digits, not decimal, binary.
+var junkValues = []string{"", "x", "-1", "1e400", "1.5", " 7", "0x10", "inf", "nan", "99999999999999999999", "\xff\x00|", strings.Repeat("9", 200)}
+
+// corruption is junk written into one kind of key of a tenant, and its removal by an operator.
+type corruption struct {
+	name string
+	// bad is the key whose writes and Get must fail with ErrCorrupt: "*" for every key, "" for
+	// none (the others must succeed).
+	bad    string
+	apply  func(ctx context.Context, c redis.UniversalClient, keys []string) error
+	repair func(ctx context.Context, c redis.UniversalClient, keys []string) error
+	// snapshotFails says whether Snapshot must fail with ErrCorrupt while the junk is there.
+	snapshotFails bool
+}
+
+// corruptions returns the corruptions of a tenant whose meta holds epoch and version seq: each
+// kind of its keys, with each of junkValues where a value is junk.
+func corruptions(epoch string, seq uint64) []corruption {
+	var cs []corruption
+	hset := func(field, value string) func(context.Context, redis.UniversalClient, []string) error {
+		return func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			return c.HSet(ctx, keys[keyState], field, value).Err()
+		}
+	}
+	hdel := func(field string) func(context.Context, redis.UniversalClient, []string) error {
+		return func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			return c.HDel(ctx, keys[keyState], field).Err()
+		}
+	}
+	for _, v := range junkValues {
+		cs = append(cs,
+			corruption{name: "seq=" + v, bad: "*", apply: hset(metaSeq, v), repair: hset(metaSeq, strconv.FormatUint(seq, 10)), snapshotFails: true},
+			corruption{name: "entry=" + v, bad: "a", apply: hset(entryPrefix+"a", v), repair: hdel(entryPrefix + "a"), snapshotFails: true},
+		)
+	}
+	// An epoch of letters and digits is valid, whatever it says: a new epoch.
+	for _, v := range []string{"", "-1", "1.5", " 7", "\xff\x00|", "épo", strings.Repeat("e", backend.MaxEpochBytes+1)} {
+		cs = append(cs, corruption{name: "epoch=" + v, bad: "*", apply: hset(metaEpoch, v), repair: hset(metaEpoch, epoch), snapshotFails: true})
+	}
+	for _, v := range []string{"1|2|3", "1|2|3|x|v", "-1|1|1|99999999999999|v", "1|1|1|1e400|v", "12345678901234567|1|1|99999999999999|v"} {
+		cs = append(cs, corruption{name: "entry=" + v, bad: "a", apply: hset(entryPrefix+"a", v), repair: hdel(entryPrefix + "a"), snapshotFails: true})
+	}
+	for _, name := range []string{metaDue, metaTrim, metaKexp} {
+		cs = append(cs, corruption{name: name + "=x", bad: "*", apply: hset(name, "x"), repair: hdel(name)})
+	}
+	// A member of the expiry set with a score no expiry has: once it is due (#due says when the
+	// scripts look), it fails every write.
+	for _, score := range []float64{-1, 1.5, math.Inf(-1)} {
+		cs = append(cs, corruption{
+			name: fmt.Sprintf("exp member score %v", score),
+			bad:  "*",
+			apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+				if err := c.HSet(ctx, keys[keyState], metaDue, "0").Err(); err != nil {
+					return err
+				}
+				return c.ZAdd(ctx, keys[keyExp], redis.Z{Score: score, Member: "junk\n\x00"}).Err()
+			},
+			repair: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+				return c.ZRem(ctx, keys[keyExp], "junk\n\x00").Err()
+			},
+		})
+	}
+	return cs
+}
+
+// dump is the raw content of a tenant's keys.
+type dump struct {
+	state  map[string]string
+	exp    []redis.Z
+	events []redis.XMessage
+}
+
+func dumpKeys(t *testing.T, c redis.UniversalClient, keys []string) dump {
+	t.Helper()
+	ctx := context.Background()
+	var d dump
+	var err error
+	if d.state, err = c.HGetAll(ctx, keys[keyState]).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if d.exp, err = c.ZRangeWithScores(ctx, keys[keyExp], 0, -1).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if d.events, err = c.XRange(ctx, keys[keyEvents], "-", "+").Result(); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// modelEntry is what the events tell of a live key: its version and expiry, or the raw
+// stored entry when it does not parse (junk).
+type modelEntry struct {
+	version   uint64
+	expiresAt int64
+	raw       string
+}
+
+func entriesOf(state map[string]string) map[string]modelEntry {
+	m := make(map[string]modelEntry)
+	for field, s := range state {
+		key, ok := strings.CutPrefix(field, entryPrefix)
+		if !ok {
+			continue
+		}
+		if e, _, err := parseHead(key, s); err == nil {
+			m[key] = modelEntry{version: e.Version, expiresAt: e.ExpiresAt}
+		} else {
+			m[key] = modelEntry{raw: s}
+		}
+	}
+	return m
+}
+
+// checkWrite checks a write's outcome against the tenant's keys before and after it: a failed
+// write failed with ErrCorrupt (or ErrDecode) and changed nothing; a successful one added the
+// events of versions #seq+1 to the new #seq, which, applied to the entries before, give the
+// entries after: no event without its state change, no state change without its event.
+func checkWrite(t *testing.T, what string, err error, before, after dump) {
+	t.Helper()
+	if err != nil {
+		checkTyped(t, what, err)
+		if diff := cmp.Diff(before, after, cmp.AllowUnexported(dump{})); diff != "" {
+			t.Errorf("%s failed (%v) but changed the tenant's keys (-before +after):\n%s", what, err, diff)
+		}
+		return
+	}
+	seq0, err0 := strconv.ParseUint(cmpOr(before.state[metaSeq], "0"), 10, 64)
+	seq1, err1 := strconv.ParseUint(after.state[metaSeq], 10, 64)
+	if err0 != nil || err1 != nil || seq1 < seq0 {
+		t.Fatalf("%s succeeded with #seq %q before, %q after", what, before.state[metaSeq], after.state[metaSeq])
+	}
+	model := entriesOf(before.state)
+	next := seq0 + 1
+	for _, m := range after.events {
+		v, err := strconv.ParseUint(strings.TrimSuffix(m.ID, "-0"), 10, 64)
+		if err != nil || !strings.HasSuffix(m.ID, "-0") || v <= seq0 {
+			continue // an older event, or junk
+		}
+		ev, err := parseEvent(m.ID, m.Values)
+		if err != nil || v != next || v > seq1 {
+			t.Fatalf("%s: stream entry %s (%v) after version %d, #seq %d: %v", what, m.ID, m.Values, next-1, seq1, err)
+		}
+		next++
+		switch ev.Kind {
+		case backend.EventUpsert, backend.EventTouch:
+			model[ev.Key] = modelEntry{version: ev.Version, expiresAt: ev.ExpiresAt}
+		default:
+			delete(model, ev.Key)
+		}
+	}
+	if next != seq1+1 {
+		t.Fatalf("%s: #seq went from %d to %d with events up to %d", what, seq0, seq1, next-1)
+	}
+	if diff := cmp.Diff(model, entriesOf(after.state), cmp.AllowUnexported(modelEntry{})); diff != "" {
+		t.Errorf("%s: the entries differ from those the events make (-events +state):\n%s", what, diff)
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// checkTyped fails the test unless err wraps ErrCorrupt or ErrDecode, without the text of a
+// raw script error.
+func checkTyped(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, backend.ErrCorrupt) && !errors.Is(err, backend.ErrDecode) {
+		t.Errorf("%s: %v, want an error wrapping ErrCorrupt or ErrDecode", what, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "script") || strings.Contains(msg, "attempt to") || len(msg) > 400 {
+		t.Errorf("%s: error %q: a raw script error or too long", what, msg)
+	}
+}
+
+func TestCorruptMiniredis(t *testing.T) { testCorrupt(t, newMini(t)) }
+func TestCorruptRedis(t *testing.T)     { testCorrupt(t, newReal(t)) }
+
+// Junk in each kind of key of a tenant: every write either succeeds, consistently, or fails
+// with ErrCorrupt before writing anything; Get and Snapshot return data or ErrCorrupt; once
+// the junk is removed, everything works again.
+func testCorrupt(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	for i, cr := range corruptions("", 0) {
+		tenant := fmt.Sprintf("corrupt-%d", i)
+		keys := st.keys(tenant)
+		t.Run(cr.name, func(t *testing.T) {
+			for _, k := range []string{"a", "b", "c"} {
+				upsert(t, st, tenant, k, "v-"+k, time.Hour)
+			}
+			snap, err := st.Snapshot(ctx, tenant, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr = corruptions(snap.Cursor.Epoch, snap.Cursor.Seq)[i]
+			if err := cr.apply(ctx, f.client, keys); err != nil {
+				t.Fatal(err)
+			}
+			fails := func(key string) bool { return cr.bad == "*" || cr.bad == key }
+			ops := []struct {
+				name string
+				key  string
+				run  func() error
+			}{
+				{"upsert a", "a", func() error {
+					_, err := st.Upsert(ctx, tenant, backend.UpsertRequest{Key: "a", Value: []byte("w"), TTL: time.Hour})
+					return err
+				}},
+				{"upsert n", "n", func() error {
+					_, err := st.Upsert(ctx, tenant, backend.UpsertRequest{Key: "n", Value: []byte("w"), TTL: time.Hour})
+					return err
+				}},
+				{"touch b", "b", func() error {
+					_, err := st.Touch(ctx, tenant, backend.TouchRequest{Key: "b", TTL: 2 * time.Hour})
+					return err
+				}},
+				{"touch a", "a", func() error {
+					_, err := st.Touch(ctx, tenant, backend.TouchRequest{Key: "a", TTL: 2 * time.Hour})
+					return err
+				}},
+				{"remove c", "c", func() error {
+					_, err := st.Remove(ctx, tenant, backend.RemoveRequest{Key: "c"})
+					return err
+				}},
+			}
+			for _, op := range ops {
+				before := dumpKeys(t, f.client, keys)
+				err := op.run()
+				checkWrite(t, op.name, err, before, dumpKeys(t, f.client, keys))
+				if fails(op.key) && err == nil {
+					t.Errorf("%s succeeded, want ErrCorrupt", op.name)
+				}
+				if !fails(op.key) && err != nil {
+					t.Errorf("%s: %v, want success", op.name, err)
+				}
+			}
+			for _, key := range []string{"a", "b", "n"} {
+				_, _, err := st.Get(ctx, tenant, key)
+				switch {
+				case err != nil:
+					checkTyped(t, "get "+key, err)
+					if cr.bad != key {
+						t.Errorf("get %s: %v, want no error", key, err)
+					}
+				case key == cr.bad:
+					t.Errorf("get %s: no error, want ErrCorrupt", key)
+				}
+			}
+			if _, err := st.Snapshot(ctx, tenant, ""); err != nil {
+				checkTyped(t, "snapshot", err)
+			} else if cr.snapshotFails {
+				t.Errorf("snapshot: no error, want ErrCorrupt")
+			}
+
+			// Without the junk, every call works.
+			if err := cr.repair(ctx, f.client, keys); err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range ops {
+				before := dumpKeys(t, f.client, keys)
+				err := op.run()
+				checkWrite(t, op.name+" after the repair", err, before, dumpKeys(t, f.client, keys))
+				if err != nil {
+					t.Errorf("%s after the repair: %v", op.name, err)
+				}
+			}
+			if _, err := st.Snapshot(ctx, tenant, ""); err != nil {
+				t.Errorf("snapshot after the repair: %v", err)
+			}
+		})
+	}
+}
