@@ -27,8 +27,9 @@ type corruption struct {
 	bad    string
 	apply  func(ctx context.Context, c redis.UniversalClient, keys []string) error
 	repair func(ctx context.Context, c redis.UniversalClient, keys []string) error
-	// snapshotFails says whether Snapshot must fail with ErrCorrupt while the junk is there.
-	snapshotFails bool
+	// snapshotFails says whether Snapshot must fail with ErrCorrupt while the junk is there;
+	// readFails, whether a reader must get ErrCorrupt.
+	snapshotFails, readFails bool
 }
 
 // corruptions returns the corruptions of a tenant whose meta holds epoch and version seq: each
@@ -47,19 +48,19 @@ func corruptions(epoch string, seq uint64) []corruption {
 	}
 	for _, v := range junkValues {
 		cs = append(cs,
-			corruption{name: "seq=" + v, bad: "*", apply: hset(metaSeq, v), repair: hset(metaSeq, strconv.FormatUint(seq, 10)), snapshotFails: true},
+			corruption{name: "seq=" + v, bad: "*", apply: hset(metaSeq, v), repair: hset(metaSeq, strconv.FormatUint(seq, 10)), snapshotFails: true, readFails: true},
 			corruption{name: "entry=" + v, bad: "a", apply: hset(entryPrefix+"a", v), repair: hdel(entryPrefix + "a"), snapshotFails: true},
 		)
 	}
 	// An epoch of letters and digits is valid, whatever it says: a new epoch.
 	for _, v := range []string{"", "-1", "1.5", " 7", "\xff\x00|", "épo", strings.Repeat("e", backend.MaxEpochBytes+1)} {
-		cs = append(cs, corruption{name: "epoch=" + v, bad: "*", apply: hset(metaEpoch, v), repair: hset(metaEpoch, epoch), snapshotFails: true})
+		cs = append(cs, corruption{name: "epoch=" + v, bad: "*", apply: hset(metaEpoch, v), repair: hset(metaEpoch, epoch), snapshotFails: true, readFails: true})
 	}
 	for _, v := range []string{"1|2|3", "1|2|3|x|v", "-1|1|1|99999999999999|v", "1|1|1|1e400|v", "12345678901234567|1|1|99999999999999|v"} {
 		cs = append(cs, corruption{name: "entry=" + v, bad: "a", apply: hset(entryPrefix+"a", v), repair: hdel(entryPrefix + "a"), snapshotFails: true})
 	}
 	for _, name := range []string{metaDue, metaTrim, metaKexp} {
-		cs = append(cs, corruption{name: name + "=x", bad: "*", apply: hset(name, "x"), repair: hdel(name)})
+		cs = append(cs, corruption{name: name + "=x", bad: "*", apply: hset(name, "x"), repair: hdel(name), readFails: true})
 	}
 	// A member of the expiry set with a score no expiry has: once it is due (#due says when the
 	// scripts look), it fails every write.
@@ -77,6 +78,53 @@ func corruptions(epoch string, seq uint64) []corruption {
 				return c.ZRem(ctx, keys[keyExp], "junk\n\x00").Err()
 			},
 		})
+	}
+	// Junk in the events stream. An entry between two versions: passed. The event of the last
+	// version made unreadable (the stream rewritten with junk in its place): readers get an
+	// overflow past it. An entry ahead of the version (XADD with an automatic ID): writes fail
+	// until the stream is deleted.
+	xadd := func(id string) func(context.Context, redis.UniversalClient, []string) error {
+		return func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			return c.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: id, Values: []any{"junk", "\xff"}}).Err()
+		}
+	}
+	nothing := func(context.Context, redis.UniversalClient, []string) error { return nil }
+	cs = append(cs,
+		corruption{name: "stream entry between versions", apply: xadd(fmt.Sprintf("%d-1", seq)), repair: nothing},
+		// The next version's event unreadable, as the pump reads it.
+		corruption{name: "stream entry of the next version", apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			if err := xadd(fmt.Sprintf("%d-0", seq+1))(ctx, c, keys); err != nil {
+				return err
+			}
+			return c.HSet(ctx, keys[keyState], metaSeq, seq+1).Err()
+		}, repair: nothing},
+		corruption{name: "stream entry ahead", bad: "*", apply: xadd("*"), repair: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			return c.Del(ctx, keys[keyEvents]).Err()
+		}},
+	)
+	for _, fields := range [][]any{{"junk", "1"}, {fieldEpoch, epoch, fieldKind, "?", fieldKey, "a", fieldAt, "1"}, {fieldEpoch, "other", fieldKind, kindDelete, fieldKey, "a", fieldAt, "1"}} {
+		cs = append(cs, corruption{name: fmt.Sprintf("stream entry %d unreadable %q", seq, fields), apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+			all, err := c.XRange(ctx, keys[keyEvents], "-", "+").Result()
+			if err != nil {
+				return err
+			}
+			if err := c.Del(ctx, keys[keyEvents]).Err(); err != nil {
+				return err
+			}
+			for _, m := range all {
+				values := []any{}
+				for k, v := range m.Values {
+					values = append(values, k, v)
+				}
+				if m.ID == fmt.Sprintf("%d-0", seq) {
+					values = fields
+				}
+				if err := c.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: m.ID, Values: values}).Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, repair: nothing})
 	}
 	return cs
 }
@@ -214,6 +262,10 @@ func testCorrupt(t *testing.T, f fixture) {
 				t.Fatal(err)
 			}
 			cr = corruptions(snap.Cursor.Epoch, snap.Cursor.Seq)[i]
+			// A reader at the head and one that reads the whole history.
+			head := subscribe(t, st, tenant, nil)
+			history := subscribe(t, st, tenant, &backend.Cursor{Epoch: snap.Cursor.Epoch})
+			readers := []*reader{{"head", head, head.Start()}, {"history", history, history.Start()}}
 			if err := cr.apply(ctx, f.client, keys); err != nil {
 				t.Fatal(err)
 			}
@@ -272,6 +324,9 @@ func testCorrupt(t *testing.T, f fixture) {
 			} else if cr.snapshotFails {
 				t.Errorf("snapshot: no error, want ErrCorrupt")
 			}
+			for _, r := range readers {
+				r.check(t, f.client, keys, cr.readFails)
+			}
 
 			// Without the junk, every call works.
 			if err := cr.repair(ctx, f.client, keys); err != nil {
@@ -288,6 +343,118 @@ func testCorrupt(t *testing.T, f fixture) {
 			if _, err := st.Snapshot(ctx, tenant, ""); err != nil {
 				t.Errorf("snapshot after the repair: %v", err)
 			}
+			for _, r := range readers {
+				r.check(t, f.client, keys, false)
+			}
 		})
+	}
+}
+
+// reader is a subscription under test and its position.
+type reader struct {
+	name string
+	sub  backend.Subscription
+	pos  backend.Cursor
+}
+
+// check reads until the reader reaches the tenant's version, skipping junk with overflows,
+// or, with fails, until it gets ErrCorrupt. Each Next is bounded: a reader never waits
+// silently for what cannot come.
+func (r *reader) check(t *testing.T, c redis.UniversalClient, keys []string, fails bool) {
+	t.Helper()
+	ctx := context.Background()
+	seq, err := strconv.ParseUint(c.HGet(ctx, keys[keyState], metaSeq).Val(), 10, 64)
+	if err != nil && !fails {
+		t.Fatalf("%s reader: #seq %v", r.name, err)
+	}
+	for fails || r.pos.Seq < seq {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ev, err := r.sub.Next(ctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s reader at %v, tenant at %d: no event, no error", r.name, r.pos, seq)
+				return
+			}
+			checkTyped(t, r.name+" reader", err)
+			if !fails {
+				t.Errorf("%s reader: %v", r.name, err)
+			}
+			return
+		}
+		if ev.Kind != backend.EventOverflow && (ev.Epoch != r.pos.Epoch || ev.Version != r.pos.Seq+1) {
+			t.Errorf("%s reader at %v: event %+v, want the next version or an overflow", r.name, r.pos, ev)
+		}
+		r.pos = ev.Cursor()
+		if fails {
+			t.Errorf("%s reader: event %+v, want ErrCorrupt", r.name, ev)
+			return
+		}
+	}
+}
+
+// The case of the issue: junk in the stream, older than the retention. The trim drops it
+// instead of failing: the tick and the next upsert succeed, with their events only.
+func TestCorruptStreamTrimmedMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{EventRetention: time.Minute}), "trim"
+	keys := st.keys(ten)
+	upsert(t, st, ten, "a", "v", time.Hour)
+	for _, id := range []string{"1-1", "1-2"} {
+		if err := f.client.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: id, Values: []any{"junk", "1"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.shift(2 * time.Minute)
+	if _, err := runTick(ctx, f.client, keys, st.limits); err != nil {
+		t.Fatalf("tick over junk older than the retention: %v", err)
+	}
+	if n := f.client.XLen(ctx, keys[keyEvents]).Val(); n != 0 {
+		t.Errorf("%d entries left in the stream, want none", n)
+	}
+	for _, id := range []string{"1-3", "1-4"} {
+		if err := f.client.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: id, Values: []any{"junk", "1"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.shift(2 * time.Minute)
+	f.client.HSet(ctx, keys[keyState], metaTrim, "0")
+	before := dumpKeys(t, f.client, keys)
+	_, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("w"), TTL: time.Hour})
+	after := dumpKeys(t, f.client, keys)
+	checkWrite(t, "upsert", err, before, after)
+	if err != nil || len(after.events) != 1 || after.events[0].ID != "2-0" {
+		t.Fatalf("upsert over junk older than the retention: %v; stream %v, want only 2-0", err, after.events)
+	}
+}
+
+// A tenant with junk in its meta recovers once its keys expire: the next write makes a new
+// epoch, and a reader of the old one gets an overflow into it.
+func TestCorruptExpiresMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{EventRetention: time.Minute}), "expires"
+	keys := st.keys(ten)
+	e := upsert(t, st, ten, "a", "v", time.Second)
+	sub := subscribe(t, st, ten, nil)
+	if err := f.client.HSet(ctx, keys[keyState], metaSeq, "junk").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "b", Value: []byte("v"), TTL: time.Second}); !errors.Is(err, backend.ErrCorrupt) {
+		t.Fatalf("upsert: %v, want ErrCorrupt", err)
+	}
+	f.shift(time.Second + 2*time.Minute)
+	f.mini.FastForward(time.Second + 2*time.Minute)
+	if n := f.client.Exists(ctx, keys...).Val(); n != 0 {
+		t.Fatalf("%d keys of the tenant left after its expiry", n)
+	}
+	e2 := upsert(t, st, ten, "b", "v", time.Second)
+	if e2.Version != 1 {
+		t.Fatalf("upsert after the expiry: %+v, want version 1 of a new epoch", e2)
+	}
+	ev := next(t, sub)
+	if ev.Kind != backend.EventOverflow || ev.After.Seq != e.Version || ev.FirstAvailable.Epoch == ev.After.Epoch {
+		t.Fatalf("reader: %+v, want an overflow into a new epoch", ev)
 	}
 }

@@ -468,6 +468,7 @@ func decodeRead(res []any) (readResult, error) {
 	if !ok || !ok1 || !ok2 || first < 1 {
 		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
 	}
+	first = min(first, int64(head)+1) // an oldest entry beyond the head is junk
 	events, err := parseEntries(raw)
 	if err != nil {
 		return readResult{}, err
@@ -701,8 +702,17 @@ func parseEvent(id string, fields map[string]any) (backend.Event, error) {
 	return ev, nil
 }
 
+// idSeq returns the first part of a stream entry's ID, "<seq>-<n>", or 0 when it has none.
+func idSeq(id string) uint64 {
+	seq, _, _ := strings.Cut(id, "-")
+	v, _ := strconv.ParseUint(seq, 10, 64)
+	return v
+}
+
 // parseEntries decodes stream entries as a script returns them:
-// {{id, {field, value, ...}}, ...}.
+// {{id, {field, value, ...}}, ...}. An entry that is not an event the scripts wrote (junk
+// added by another program) is returned as an event of kind 0 whose version is the first part
+// of its ID, for the reader to skip (see subscription.catchUp).
 func parseEntries(raw []any) ([]backend.Event, error) {
 	evs := make([]backend.Event, 0, len(raw))
 	for _, r := range raw {
@@ -719,7 +729,7 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 		}
 		ev, err := parseEvent(id, fields)
 		if err != nil {
-			return nil, err
+			ev = backend.Event{Version: idSeq(id)}
 		}
 		evs = append(evs, ev)
 	}

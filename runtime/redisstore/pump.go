@@ -38,6 +38,10 @@ type pump struct {
 	wakeKey string
 	wakeID  string
 	nudged  atomic.Bool // a nudge woke the pump since its last tick
+	// from is the ID of the last entry of the events stream the pump read, which its XREAD
+	// reads after: the pump passes junk entries (added by another program), however they are
+	// numbered.
+	from string
 
 	mu    sync.Mutex
 	epoch string // the tenant's epoch as the pump last saw it
@@ -99,6 +103,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
 			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
+			from:  strconv.FormatUint(r.head, 10) + "-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		b.pumps[k] = p
 		b.wg.Add(1)
@@ -190,6 +195,11 @@ func (p *pump) run() {
 			delay = 0
 			continue
 		}
+		if errors.Is(err, backend.ErrCorrupt) || errors.Is(err, errJunk) {
+			// Junk in the tenant's keys: the readers read from Redis for themselves, where
+			// they get the error, or skip the junk with an overflow.
+			p.resync()
+		}
 		delay = nextDelay(delay)
 		if !sleep(p.ctx, delay) {
 			return
@@ -210,6 +220,7 @@ func (p *pump) step() error {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes): every reader checks its position against Redis.
 		p.epoch, p.head, p.written = t.epoch, t.head, 0
+		p.from = strconv.FormatUint(t.head, 10) + "-0"
 		p.mu.Unlock()
 		p.resync()
 		p.mu.Lock()
@@ -223,7 +234,7 @@ func (p *pump) step() error {
 	}
 	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
 	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[keyEvents], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
+		Streams: []string{p.keys[keyEvents], p.wakeKey, p.from, p.wakeID},
 		Count:   maxRead,
 		Block:   block,
 	}).Result()
@@ -234,6 +245,8 @@ func (p *pump) step() error {
 		return err
 	}
 	var events []backend.Event
+	var junk error
+	known := max(head, t.head) // no event of the epoch is beyond, but those read after it
 	for _, st := range streams {
 		if st.Stream == p.wakeKey {
 			p.wakeID = st.Messages[len(st.Messages)-1].ID
@@ -241,18 +254,28 @@ func (p *pump) step() error {
 		}
 		for _, m := range st.Messages {
 			ev, err := parseEvent(m.ID, m.Values)
-			if err != nil {
-				return err
+			if err == nil && ev.Epoch == epoch {
+				events = append(events, ev)
+				known = max(known, ev.Version)
+				p.from = m.ID
+				continue
 			}
-			if ev.Epoch != epoch {
-				break // the state was lost and made anew: the next tick resyncs
+			// Junk, or an event of a new epoch (the state was lost and made anew, which the
+			// next tick sees): not delivered. The readers read from Redis, and skip it.
+			junk = errJunk
+			if idSeq(m.ID) > known {
+				break // maybe the next tick's epoch: read it again after the tick
 			}
-			events = append(events, ev)
+			p.from = m.ID
 		}
 	}
 	p.deliver(events)
-	return nil
+	return junk
 }
+
+// errJunk is the error of a pump step that read a stream entry that is not an event of the
+// pump's epoch.
+var errJunk = errors.New("redisstore: an entry of the events stream is not an event of the tenant's epoch")
 
 // deliver hands events, the next ones of the pump's epoch, to every subscription.
 func (p *pump) deliver(events []backend.Event) {

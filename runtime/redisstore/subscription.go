@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 				if ctx.Err() != nil {
 					return backend.Event{}, ctx.Err()
 				}
+				if errors.Is(err, backend.ErrCorrupt) {
+					return backend.Event{}, err // no retry mends junk; the next call reads again
+				}
 				delay = nextDelay(delay)
 				wait = delay
 			case progress:
@@ -101,7 +105,11 @@ func (s *subscription) waitWake(ctx context.Context, d time.Duration) error {
 }
 
 // catchUp reads the events after pos from Redis and queues them, after an overflow event if
-// the events right after pos are gone. It stops lagging once it has reached the pump.
+// the events right after pos are gone. It stops lagging once it has reached the pump. An entry
+// of the stream that is not an event (junk added by another program) and a gap in the
+// versions are skipped with an overflow, as lost events: the reader re-snapshots, and never
+// waits for a version that cannot come. Junk that is no version (its ID's second part is not
+// 0, beside a version read) or is beyond the tenant's last version is passed silently.
 func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progress bool, err error) {
 	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
@@ -118,8 +126,20 @@ func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progres
 		progress = true
 	}
 	for _, ev := range r.events {
-		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 {
-			break
+		if ev.Version <= s.pos.Seq || ev.Version > r.head {
+			continue
+		}
+		junk := ev.Kind == 0 || ev.Epoch != r.epoch
+		if junk || ev.Version != s.pos.Seq+1 {
+			fa := backend.Cursor{Epoch: r.epoch, Seq: ev.Version - 1}
+			if junk {
+				fa.Seq = ev.Version
+			}
+			s.skip(fa, r.now)
+			progress = true
+			if junk {
+				continue
+			}
 		}
 		s.accept(ev)
 		progress = true
@@ -133,6 +153,17 @@ func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progres
 		s.p.nudge() // the pump has not seen the tenant's new epoch yet
 	}
 	return progress, nil
+}
+
+// skip moves the position to fa, with an overflow event: the reader lost the events between.
+// Skips in a row make one overflow. s.mu is held.
+func (s *subscription) skip(fa backend.Cursor, at int64) {
+	if n := len(s.queue); n > 0 && s.queue[n-1].Kind == backend.EventOverflow && s.queue[n-1].FirstAvailable == s.pos {
+		s.queue[n-1].FirstAvailable = fa
+	} else {
+		s.queue = append(s.queue, backend.Event{Kind: backend.EventOverflow, Epoch: fa.Epoch, At: at, After: s.pos, FirstAvailable: fa})
+	}
+	s.pos = fa
 }
 
 // trimmed reports whether ev is out of the stream's MaxEvents window, as far as the backend
