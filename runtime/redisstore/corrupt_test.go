@@ -243,6 +243,7 @@ func checkTyped(t *testing.T, what string, err error) {
 
 func TestCorruptMiniredis(t *testing.T) { testCorrupt(t, newMini(t)) }
 func TestCorruptRedis(t *testing.T)     { testCorrupt(t, newReal(t)) }
+func TestCorruptCluster(t *testing.T)   { testCorrupt(t, newCluster(t)) }
 
 // Junk in each kind of key of a tenant: every write either succeeds, consistently, or fails
 // with ErrCorrupt before writing anything; Get and Snapshot return data or ErrCorrupt; once
