@@ -102,6 +102,19 @@ func corruptions(epoch string, seq uint64) []corruption {
 			return c.Del(ctx, keys[keyEvents]).Err()
 		}},
 	)
+	// A key of the wrong type.
+	for _, k := range []int{keyState, keyExp, keyEvents} {
+		cs = append(cs, corruption{
+			name: keySuffixes[k] + " key of the wrong type", bad: "*", snapshotFails: k == keyState, readFails: k != keyExp,
+			apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+				ttl := c.PTTL(ctx, keys[k]).Val()
+				return c.Set(ctx, keys[k], "junk", ttl).Err()
+			},
+			repair: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
+				return c.Del(ctx, keys[k]).Err()
+			},
+		})
+	}
 	for _, fields := range [][]any{{"junk", "1"}, {fieldEpoch, epoch, fieldKind, "?", fieldKey, "a", fieldAt, "1"}, {fieldEpoch, "other", fieldKind, kindDelete, fieldKey, "a", fieldAt, "1"}} {
 		cs = append(cs, corruption{name: fmt.Sprintf("stream entry %d unreadable %q", seq, fields), apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
 			all, err := c.XRange(ctx, keys[keyEvents], "-", "+").Result()
@@ -129,27 +142,32 @@ func corruptions(epoch string, seq uint64) []corruption {
 	return cs
 }
 
-// dump is the raw content of a tenant's keys.
+// dump is the raw content of a tenant's keys, and the value of those of the wrong type.
 type dump struct {
 	state  map[string]string
 	exp    []redis.Z
 	events []redis.XMessage
+	junk   []string
 }
 
 func dumpKeys(t *testing.T, c redis.UniversalClient, keys []string) dump {
 	t.Helper()
 	ctx := context.Background()
 	var d dump
+	check := func(k int, err error) {
+		if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			d.junk = append(d.junk, keys[k]+"="+c.Get(ctx, keys[k]).Val())
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
 	var err error
-	if d.state, err = c.HGetAll(ctx, keys[keyState]).Result(); err != nil {
-		t.Fatal(err)
-	}
-	if d.exp, err = c.ZRangeWithScores(ctx, keys[keyExp], 0, -1).Result(); err != nil {
-		t.Fatal(err)
-	}
-	if d.events, err = c.XRange(ctx, keys[keyEvents], "-", "+").Result(); err != nil {
-		t.Fatal(err)
-	}
+	d.state, err = c.HGetAll(ctx, keys[keyState]).Result()
+	check(keyState, err)
+	d.exp, err = c.ZRangeWithScores(ctx, keys[keyExp], 0, -1).Result()
+	check(keyExp, err)
+	d.events, err = c.XRange(ctx, keys[keyEvents], "-", "+").Result()
+	check(keyEvents, err)
 	return d
 }
 
@@ -249,7 +267,8 @@ func TestCorruptCluster(t *testing.T)   { testCorrupt(t, newCluster(t)) }
 // with ErrCorrupt before writing anything; Get and Snapshot return data or ErrCorrupt; once
 // the junk is removed, everything works again.
 func testCorrupt(t *testing.T, f fixture) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // never a hang
+	defer cancel()
 	st := f.open(t, backend.Limits{})
 	for i, cr := range corruptions("", 0) {
 		tenant := fmt.Sprintf("corrupt-%d", i)
@@ -313,7 +332,7 @@ func testCorrupt(t *testing.T, f fixture) {
 				switch {
 				case err != nil:
 					checkTyped(t, "get "+key, err)
-					if cr.bad != key {
+					if cr.bad != key && cr.bad != "*" {
 						t.Errorf("get %s: %v, want no error", key, err)
 					}
 				case key == cr.bad:

@@ -93,8 +93,8 @@
 // Another program, a bad deploy or a manual fix can leave junk in a tenant's keys. Redis does
 // not roll back a script that fails half-way, so every script first reads and checks all it
 // needs (lua/check.lua, in front of every script): the meta, the stored entries of the keys it
-// touches, the scores of the due members of the expiry set. Junk fails the call before its
-// first write with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names
+// touches, the scores of the due members of the expiry set, the type of a key it writes after
+// its first write. Junk, or a key of the wrong type, fails the call before its first write with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names
 // the key and field and quotes at most 64 bytes of the junk. A stream entry ahead of the
 // tenant's version (an XADD with an automatic ID) fails writes the same way: the refused XADD
 // is a script's first write. Get fails for a malformed entry of its key only; Snapshot for a
@@ -104,7 +104,8 @@
 // version; the pump reads on after them and makes its readers catch up from Redis. When the
 // meta is junk, a reader's Next returns the ErrCorrupt error rather than waiting, and reads
 // again on the next call. The tenant works again once the junk is removed (HDEL, ZREM, or DEL
-// of the stream: XDEL does not lower a stream's last ID) or the tenant's keys expire.
+// of the stream or of a key of the wrong type: XDEL does not lower a stream's last ID) or the
+// tenant's keys expire.
 //
 // # Overflow and reset
 //

@@ -310,10 +310,11 @@ func evalInts(ctx context.Context, c redis.UniversalClient, src string, cmd []an
 	return ic.Val(), err
 }
 
-// scriptError returns the error of a script call: a corrupt-data reply of lua/check.lua, or an
-// XADD refused because the stream's last ID is ahead of the tenant's version (junk added to
-// the stream), as an error wrapping backend.ErrCorrupt; other errors as they are. Neither
-// reply comes after a write of the script.
+// scriptError returns the error of a script call (or another call on a tenant's keys): a
+// corrupt-data reply of lua/check.lua, a key of the wrong type, or an XADD refused because the
+// stream's last ID is ahead of the tenant's version (junk added to the stream), as an error
+// wrapping backend.ErrCorrupt; other errors as they are. None of these replies comes after a
+// write of a script.
 func scriptError(err error) error {
 	var re redis.Error
 	if !errors.As(err, &re) {
@@ -322,6 +323,9 @@ func scriptError(err error) error {
 	msg := re.Error()
 	if strings.Contains(msg, "equal or smaller than the target stream top item") {
 		return fmt.Errorf("%w: the events stream holds an ID ahead of the tenant's version (delete the stream to recover)", backend.ErrCorrupt)
+	}
+	if strings.Contains(msg, "WRONGTYPE") {
+		return fmt.Errorf("%w: a key of the tenant has the wrong type (delete it to recover)", backend.ErrCorrupt)
 	}
 	rest, ok := strings.CutPrefix(msg, corruptCode+" ")
 	if !ok {
@@ -345,6 +349,9 @@ func scriptError(err error) error {
 // or its first bytes when it is n bytes long.
 func corruptError(k int, field, value string, n int) error {
 	what := [numKeys]string{keyState: "state hash field", keyExp: "expiry set member", keyEvents: "events stream entry"}[k]
+	if field == "" && k != keyState {
+		return fmt.Errorf("%w: the tenant's %s key is a %s (delete it to recover)", backend.ErrCorrupt, keySuffixes[k], backend.Quote(value))
+	}
 	quoted := backend.Quote(value)
 	if n > len(value) {
 		quoted = strconv.Quote(value) + "... (" + strconv.Itoa(n) + " bytes)"

@@ -242,7 +242,7 @@ func (p *pump) step() error {
 		return nil // timed out: the next tick reconciles
 	}
 	if err != nil {
-		return err
+		return scriptError(err)
 	}
 	var events []backend.Event
 	var junk error

@@ -18,6 +18,17 @@ local function corrupt(k, field, value)
   return redis.error_reply(CORRUPT .. ' ' .. k .. ' ' .. hex(field) .. ' ' .. hex(string.sub(value, 1, QUOTE_MAX)) .. ' ' .. #value)
 end
 
+-- check_type returns the error reply of a tenant's key, KEYS[k] named key, that exists with
+-- another type than want, or nil. (A command on a key of the wrong type fails; the scripts
+-- check the type of a key they write after their first write.)
+local function check_type(key, k, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then
+    return corrupt(k, '', t)
+  end
+  return nil
+end
+
 -- check_meta returns the error reply of the first malformed field of the tenant's meta, read
 -- with HMGET in the order META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP into m, or nil.
 local function check_meta(m)

@@ -2,7 +2,7 @@
 -- The pump's call: expires a batch of due entries, trims the stream, keeps the keys alive.
 -- Returns {epoch, head version, now, next due time (no expiry is earlier)}.
 local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]))
-bad = bad or reconcile(ctx)
+bad = bad or check_type(K_EXP, KEY_EXP, 'zset') or check_type(K_EVENTS, KEY_EVENTS, 'stream') or reconcile(ctx)
 if bad then
   return bad
 end

@@ -32,7 +32,8 @@ for i = 1, n do
   fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
 end
 local m = redis.call('HMGET', K_STATE, unpack(fields))
-local bad = check_meta(m)
+-- The expiry set is written after the first event: it must be one.
+local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
   if not bad and m[5 + i] then
