@@ -69,10 +69,11 @@ func corruptions(epoch string, seq uint64) []corruption {
 			name: fmt.Sprintf("exp member score %v", score),
 			bad:  "*",
 			apply: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
-				if err := c.HSet(ctx, keys[keyState], metaDue, "0").Err(); err != nil {
+				// In this order: a tick between the two would set #due anew.
+				if err := c.ZAdd(ctx, keys[keyExp], redis.Z{Score: score, Member: "junk\n\x00"}).Err(); err != nil {
 					return err
 				}
-				return c.ZAdd(ctx, keys[keyExp], redis.Z{Score: score, Member: "junk\n\x00"}).Err()
+				return c.HSet(ctx, keys[keyState], metaDue, "0").Err()
 			},
 			repair: func(ctx context.Context, c redis.UniversalClient, keys []string) error {
 				return c.ZRem(ctx, keys[keyExp], "junk\n\x00").Err()
@@ -466,8 +467,8 @@ func TestCorruptExpiresMiniredis(t *testing.T) {
 	}
 	f.shift(time.Second + 2*time.Minute)
 	f.mini.FastForward(time.Second + 2*time.Minute)
-	if n := f.client.Exists(ctx, keys...).Val(); n != 0 {
-		t.Fatalf("%d keys of the tenant left after its expiry", n)
+	if seq := f.client.HGet(ctx, keys[keyState], metaSeq).Val(); seq == "junk" {
+		t.Fatalf("#seq %q after the tenant's expiry", seq) // (the reader's pump may have made a new meta)
 	}
 	e2 := upsert(t, st, ten, "b", "v", time.Second)
 	if e2.Version != 1 {

@@ -35,10 +35,9 @@ local function check_meta(m)
   if m[1] and not (#m[1] <= MAX_EPOCH and string.find(m[1], '^%w+$')) then
     return corrupt(KEY_STATE, META_EPOCH, m[1])
   end
-  local names = {META_SEQ, META_DUE, META_TRIM, META_KEXP}
   for i = 2, 5 do
     if m[i] and not is_num(m[i]) then
-      return corrupt(KEY_STATE, names[i - 1], m[i])
+      return corrupt(KEY_STATE, ({META_SEQ, META_DUE, META_TRIM, META_KEXP})[i - 1], m[i])
     end
   end
   return nil
