@@ -194,20 +194,23 @@ func (p *pump) stop() {
 func (p *pump) run() {
 	defer p.b.wg.Done()
 	var delay time.Duration
+	corrupt := false // the last step failed on junk in the tenant's keys
 	for {
 		err := p.step()
 		if p.ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			delay = 0
+			delay, corrupt = 0, false
 			continue
 		}
-		if errors.Is(err, backend.ErrCorrupt) || errors.Is(err, errJunk) {
+		if errors.Is(err, errJunk) || errors.Is(err, backend.ErrCorrupt) && !corrupt {
 			// Junk in the tenant's keys: the readers read from Redis for themselves, where
-			// they get the error, or skip the junk with an overflow.
+			// they get the error, or skip the junk with an overflow. (Once for junk that
+			// fails every tick: they have caught up, and no write passes it either.)
 			p.resync()
 		}
+		corrupt = errors.Is(err, backend.ErrCorrupt)
 		delay = nextDelay(delay)
 		if !sleep(p.ctx, delay) {
 			return
