@@ -56,6 +56,7 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 	if r, err := runWrite(ctx, b.client, st.keys(tenant), st.limits, []writeOp{op}); err != nil {
 		res.err = err
 		b.failed(k, "write", err)
+		b.corrupted(k, err)
 	} else {
 		res = r[0]
 		st.noteVersion(tenant, res.version)
@@ -139,6 +140,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
 	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
+	st.b.corrupted(tenantKey{st.id, tenant}, err)
 	var last uint64
 	for i, c := range batch {
 		if err != nil {

@@ -274,9 +274,10 @@ func testPubSubKilled(t *testing.T, f fixture) {
 	}
 }
 
-// Junk in the tenant's stream that the pump cannot decode reaches the reader as an error
-// wrapping ErrFeed after about two seconds, rather than a silent wait.
-func TestFeedErrorMiniredis(t *testing.T) {
+// Junk in the tenant's stream that the pump cannot decode is skipped: the reader gets an
+// overflow past it (issue 11), not a silent wait. (Before the merge of the corrupt branch the
+// pump failed on it, and the reader got ErrFeed.)
+func TestFeedJunkMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()
 	st, ten := f.open(t, backend.Limits{}), "junk"
@@ -295,14 +296,49 @@ func TestFeedErrorMiniredis(t *testing.T) {
 	if err := f.client.Publish(ctx, channel(keys), fmt.Sprintf("%s 2 %d", epoch, e.ExpiresAt-e.UpdatedAt)).Err(); err != nil {
 		t.Fatal(err)
 	}
+	ev := next(t, sub)
+	if want := (backend.Cursor{Epoch: epoch, Seq: 2}); ev.Kind != backend.EventOverflow || ev.FirstAvailable != want {
+		t.Fatalf("next: %+v, want an overflow to %v", ev, want)
+	}
+	upsert(t, st, ten, "k", "w", time.Hour)
+	expectVersions(t, sub, 3, 3)
+}
+
+// A pump whose reads keep failing with an error no retry fixes (here: its tick, on a junk
+// member of the expiry set that is due) gives its readers, which have nothing else to read, an
+// error wrapping ErrFeed after about two seconds, rather than a silent wait.
+func TestFeedErrorMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{}), "junk"
+	sub := subscribe(t, st, ten, nil)
+	upsert(t, st, ten, "k", "v", time.Hour)
+	expectVersions(t, sub, 1, 1)
+	keys := st.keys(ten)
+	if err := f.client.ZAdd(ctx, keys[keyExp], redis.Z{Score: -1, Member: "junk"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.HSet(ctx, keys[keyState], metaDue, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The notice of an expiry due now.
+	if err := f.client.Publish(ctx, channel(keys), sub.Start().Epoch+" 1 0").Err(); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, failAfter+eventWait)
 	defer cancel()
 	ev, err := sub.Next(cctx)
-	if !errors.Is(err, ErrFeed) || !errors.Is(err, errMalformed) {
-		t.Fatalf("next: %+v, %v; want an error wrapping ErrFeed", ev, err)
+	if !errors.Is(err, ErrFeed) || !errors.Is(err, backend.ErrCorrupt) {
+		t.Fatalf("next: %+v, %v; want an error wrapping ErrFeed and ErrCorrupt", ev, err)
 	}
 	if d := time.Since(start); d < failAfter {
 		t.Errorf("error after %v, want after %v of failures", d, failAfter)
 	}
+	// Without the junk, the reader reads on.
+	if err := f.client.ZRem(ctx, keys[keyExp], "junk").Err(); err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, st, ten, "k", "w", time.Hour)
+	expectVersions(t, sub, 2, 2)
 }

@@ -31,10 +31,10 @@
 //
 // # Scripts and clock
 //
-// Each operation is one Lua script (embedded from lua/, read and tick with lua/lib.lua in
-// front of them and, before all, the protocol's codes, field names and argument positions that
-// the script names, as Lua constants made from the Go ones), run with EVALSHA and loaded on
-// NOSCRIPT. Every script takes the time from
+// Each operation is one Lua script (embedded from lua/, each with lua/check.lua in front, read
+// and tick with lua/lib.lua too and, before all, the protocol's codes, field names and argument
+// positions that the script names, as Lua constants made from the Go ones), run with EVALSHA
+// and loaded on NOSCRIPT. Every script takes the time from
 // redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
 // every expiry. Times have millisecond precision. A writing script first expires a bounded
 // batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
@@ -106,9 +106,11 @@
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see connection errors and resume from their own positions.
-// A pump whose reads keep failing for 2 s with an error that retrying does not fix (a script
-// error, a stream entry it cannot decode) gives each of its readers an error from Next that
-// wraps [ErrFeed], and keeps retrying.
+// A pump whose reads or ticks keep failing for 2 s with an error that retrying does not fix (a
+// script error, junk in the tenant's keys) gives each of its readers that has no event to read
+// an error from Next that wraps [ErrFeed] (once per failed retry), and keeps retrying; a
+// catching-up reader whose own reads fail that way for 2 s gets such an error too. Junk in the
+// stream is no such error: see below.
 //
 // # Connections and pool size
 //
@@ -147,6 +149,25 @@
 // read, tick, snapshot, xread), those that the retries above hide from readers among them.
 // Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
 // OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
+//
+// # Junk in the keys
+//
+// Another program, a bad deploy or a manual fix can leave junk in a tenant's keys. Redis does
+// not roll back a script that fails half-way, so every script first reads and checks all it
+// needs (lua/check.lua, in front of every script): the meta, the stored entries of the keys it
+// touches, the scores of the due members of the expiry set, the type of a key it writes after
+// its first write. Junk, or a key of the wrong type, fails the call before its first write
+// with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names the key and
+// field and quotes at most 64 bytes of the junk. A stream entry ahead of the tenant's version (an XADD with an automatic ID) fails writes the same way: the refused XADD
+// is a script's first write. Get fails for a malformed entry of its key only; Snapshot for a
+// malformed meta or entry. Stream entries that are not events are never an error: the trim
+// drops them as old ones; a reader skips one that stands for a version (or a gap in the
+// versions) with an overflow event, so that it re-snapshots, and passes one that is no
+// version; the pump reads on after them and makes its readers catch up from Redis. When the
+// meta is junk (as a pump's read, or a write of the backend, finds), a reader's Next returns
+// the ErrCorrupt error rather than waiting, and reads again on the next call. The tenant works again once the junk is removed (HDEL, ZREM, or DEL
+// of the stream or of a key of the wrong type: XDEL does not lower a stream's last ID) or the
+// tenant's keys expire.
 //
 // # Overflow and reset
 //

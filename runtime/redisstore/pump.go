@@ -64,6 +64,9 @@ type pump struct {
 	// failure is the pump's failure that its subscriptions have to see (see fail), or nil
 	// while its reads succeed.
 	failure atomic.Pointer[feedFailure]
+	// corrupt says that a call on the tenant's keys failed on junk (backend.ErrCorrupt) since
+	// the last that succeeded, and the readers were made to read from Redis (see junk).
+	corrupt atomic.Bool
 
 	mu    sync.Mutex
 	epoch string    // the tenant's epoch as the pump last saw it
@@ -185,6 +188,9 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
+	if p != nil {
+		p.corrupt.Store(false)
+	}
 	for p != nil {
 		w := p.written.Load()
 		if w >= v || p.written.CompareAndSwap(w, v) {
@@ -280,8 +286,10 @@ func (p *pump) run() {
 		if err == nil {
 			delay, failing = 0, time.Time{}
 			p.failure.Store(nil)
+			p.corrupt.Store(false)
 			continue
 		}
+		p.junk(err)
 		if !transient(err) {
 			if failing.IsZero() {
 				failing = time.Now()
@@ -334,6 +342,7 @@ func (p *pump) step() error {
 	p.mu.Unlock()
 	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
+		err = scriptError(err)
 		p.b.failed(p.key, "read", err)
 		p.mu.Lock()
 		p.stale = true
@@ -355,7 +364,9 @@ func (p *pump) step() error {
 	var events []backend.Event
 	for _, ev := range r.events {
 		if ev.Epoch != epoch || ev.Version != head+1 {
-			break // a gap (trimmed): the readers catch up from Redis
+			// A gap (trimmed), or junk (an entry that is no event of the epoch, added by
+			// another program): the readers catch up from Redis, which skips it.
+			break
 		}
 		events = append(events, ev)
 		head++
@@ -446,6 +457,7 @@ func (b *Backend) checkPumps(pumps []*pump) {
 		due, err := strconv.ParseInt(dueText, 10, 64)
 		p.mu.Lock()
 		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
+		seen = seen && (err == nil || dueText == "") // junk: the pump's read reports it
 		if err == nil && due <= serverNow && now.Err() == nil {
 			// Due by the server's clock, which the pump's timer may not have seen (the clocks
 			// drift, or the server's jumped): tick now.
@@ -456,6 +468,27 @@ func (b *Backend) checkPumps(pumps []*pump) {
 		if !seen {
 			p.nudge()
 		}
+	}
+}
+
+// junk makes the readers read from Redis for themselves if err, of a call on the tenant's keys,
+// is junk there (backend.ErrCorrupt): they get the error at once, or skip the junk. Once per
+// run of such errors (a write or a pump step that succeeds ends it): then the readers wait in
+// the log, and get the pump's error after failAfter if its reads keep failing.
+func (p *pump) junk(err error) {
+	if errors.Is(err, backend.ErrCorrupt) && p.corrupt.CompareAndSwap(false, true) {
+		p.resync()
+	}
+}
+
+// corrupted handles the error of a write of this backend to the tenant k (see pump.junk): the
+// write may fail on junk that no read of the pump sees, with no notice to wake the pump.
+func (b *Backend) corrupted(k tenantKey, err error) {
+	b.mu.Lock()
+	p := b.pumps[k]
+	b.mu.Unlock()
+	if p != nil {
+		p.junk(err)
 	}
 }
 
@@ -471,9 +504,10 @@ func (p *pump) fail(err error) {
 
 // transient reports whether err may go away by retrying the same call: a connection error,
 // or an error reply of a server that is busy, loading, failing over or moving slots. An error
-// reply of another kind (a script error, WRONGTYPE) and data that cannot be decoded are not.
+// reply of another kind (a script error, WRONGTYPE), data that cannot be decoded and junk in
+// the tenant's keys (backend.ErrCorrupt) are not.
 func transient(err error) bool {
-	if errors.Is(err, errMalformed) {
+	if errors.Is(err, errMalformed) || errors.Is(err, backend.ErrCorrupt) {
 		return false
 	}
 	var re redis.Error

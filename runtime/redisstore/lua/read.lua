@@ -5,7 +5,10 @@
 -- them, and the due time (no expiry is earlier). The first retained
 -- version is head+1 when the stream is empty. A missing meta is created, and expires with the
 -- retention unless a write keeps it.
-local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
+local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
+if bad then
+  return bad
+end
 if #ctx.put > 0 then
   redis.call('HSET', K_STATE, unpack(ctx.put))
   redis.call('PEXPIRE', K_STATE, ctx.ret)
@@ -27,9 +30,12 @@ end
 local due = ctx.due
 if due == 0 then
   -- No due time in the meta (made just now, say): the earliest expiry, if any.
+  -- A junk score makes it due now: the pump's tick then reports the junk (ErrCorrupt).
   local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
   due = NEVER
-  if #nxt > 0 then
+  if check_due(nxt) then
+    due = ctx.now
+  elseif #nxt > 0 then
     due = tonumber(nxt[2])
   end
 end

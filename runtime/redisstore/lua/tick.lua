@@ -2,8 +2,11 @@
 -- The pumps' call when an expiry is due: expires a batch of due entries, trims the stream,
 -- keeps the keys alive, and publishes the tenant's notice if it expired any.
 -- Returns {epoch, head version, now, next due time (no expiry is earlier), entries expired}.
-local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]))
-reconcile(ctx)
+local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]))
+bad = bad or check_type(K_EXP, KEY_EXP, 'zset') or check_type(K_EVENTS, KEY_EVENTS, 'stream') or reconcile(ctx)
+if bad then
+  return bad
+end
 finish(ctx, 0, false)
 if ctx.seq ~= ctx.seq0 then
   notify(ctx, ARGV[TICK_NOTIFY])
