@@ -39,14 +39,14 @@ const maxEntrySlab = 32
 // returned with the zero key and an error wrapping [ErrInvalidKey]; an upsert whose value the
 // codec cannot decode, with a nil Entry and an error wrapping [ErrDecode]. In both cases the
 // reader has moved past the event and the next Recv goes on.
-func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
+func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	raw, err := r.sub.Next(ctx)
 	if err != nil {
-		return Event[K, T]{}, err
+		return ev, err
 	}
 	m := r.s.decoded(raw)
 	r.pos.set(raw.Cursor())
-	ev := m.ev
+	ev = m.ev
 	if m.err != nil || raw.Kind != EventUpsert {
 		return ev, m.err
 	}
@@ -55,9 +55,7 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
 		r.entries = make([]Entry[K, T], r.slab)
 	}
 	entry := &r.entries[0]
-	*entry = m.entry
-	if err := r.s.copyValue(&entry.Value, &m.entry.Value, raw); err != nil {
-		*entry = Entry[K, T]{}
+	if err := r.s.copyEntry(entry, &m.entry, raw); err != nil {
 		return ev, err
 	}
 	r.entries = r.entries[1:]
@@ -134,17 +132,19 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 	return d
 }
 
-// copyValue sets *dst to a value of the caller's own: a deep copy of *shared, the decoded
-// value of raw, with the codec's Clone, or else raw's value decoded anew.
-func (s *Store[K, T]) copyValue(dst, shared *T, raw *backend.Event) error {
+// copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
+// a deep copy of shared's with the codec's Clone, or else raw's value decoded anew.
+func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
+	dst.Key, dst.Version = shared.Key, shared.Version
+	dst.CreatedAt, dst.UpdatedAt, dst.ExpiresAt = shared.CreatedAt, shared.UpdatedAt, shared.ExpiresAt
 	if s.clone != nil {
-		s.clone(dst, shared)
+		s.clone(&dst.Value, &shared.Value)
 		return nil
 	}
 	e := raw.Entry()
 	var zero T
-	*dst = zero
-	return s.decode(&e, dst)
+	dst.Value = zero
+	return s.decode(&e, &dst.Value)
 }
 
 // position is a cursor written by one goroutine and read by any, without a lock and, while its
