@@ -484,8 +484,7 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 		return nil, err
 	}
 	r := &Reader[K, T]{s: s, sub: sub}
-	start := sub.Start().String()
-	r.cursor.Store(&start)
+	r.pos.set(sub.Start())
 	return r, nil
 }
 

@@ -3,10 +3,18 @@
 // that run as a single process; runtime/redisstore shares state between processes.
 //
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
-// buffer of the retained events, bounded by the limits the store ID was opened with (see
-// [backend.Backend.Open]: one set of limits per store ID). All its state is guarded by one
-// mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
-// receiver of an entry or event may modify them.
+// buffer of the retained events (a [backend.Log]), bounded by the limits the store ID was opened
+// with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
+// by one mutex but the log, which readers read without it: a reader takes the lock only to
+// report an overflow. A write appends its event under the lock and wakes the waiting readers
+// after releasing it. Values are kept and returned without copying: neither the caller of
+// Upsert nor the receiver of an entry or event may modify them (the typed API gives its
+// readers copies).
+//
+// A reader checks the events it reads against the event retention by a clock reading taken
+// after each wait and every 64 events: one that stops calling Next for longer than the
+// retention may still get up to 63 events that the retention dropped meanwhile, before its
+// overflow event.
 //
 // The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
 // sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
