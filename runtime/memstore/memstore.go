@@ -166,7 +166,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 // lockReconciled is lock, and then removes the entries that are due. Release with unlock.
 func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	now, err := b.lock(ctx)
-	if err == nil {
+	if err == nil && len(b.heap) > 0 && b.heap[0].due <= now {
 		b.expireDue(now, -1)
 	}
 	return now, err
