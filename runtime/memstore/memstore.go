@@ -188,6 +188,7 @@ func (st *store) tenant(name string, now int64) *tenant {
 		name:    name,
 		epoch:   backend.NewEpoch(),
 		entries: make(map[string]*entry),
+		index:   newIndex(),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
@@ -247,7 +248,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
-		t.index.Set(req.Key, e)
+		t.index.Set(e)
 	}
 	e.value, e.memo = req.Value, nil
 	e.updated = now
@@ -355,8 +356,8 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 
 // scan calls fn with the entries whose keys start with prefix, in key order.
 func (t *tenant) scan(prefix string, fn func(*entry)) {
-	t.index.Ascend(prefix, func(key string, e *entry) bool {
-		if !strings.HasPrefix(key, prefix) {
+	t.index.Ascend(&entry{key: prefix}, func(e *entry) bool {
+		if !strings.HasPrefix(e.key, prefix) {
 			return false
 		}
 		fn(e)
@@ -367,7 +368,7 @@ func (t *tenant) scan(prefix string, fn func(*entry)) {
 // delete removes e from the tenant's entries.
 func (t *tenant) delete(e *entry) {
 	delete(t.entries, e.key)
-	t.index.Delete(e.key)
+	t.index.Delete(e)
 }
 
 // check is c.Check for key, whose live entry is e (nil if none).

@@ -15,7 +15,7 @@ type tenant struct {
 	// index holds the same entries as entries, sorted by key, for snapshots: a scan in key
 	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use
 	// it.
-	index   btree.Map[string, *entry]
+	index   *btree.BTreeG[*entry]
 	log     eventLog
 	readers int   // open subscriptions
 	last    int64 // ms of the last call or event that used the state
@@ -154,6 +154,14 @@ func (t *tenant) wait() <-chan struct{} {
 		t.notify = make(chan struct{})
 	}
 	return t.notify
+}
+
+// byKey orders entries by key, for tenant.index.
+func byKey(a, b *entry) bool { return a.key < b.key }
+
+// newIndex returns an empty tenant.index.
+func newIndex() *btree.BTreeG[*entry] {
+	return btree.NewBTreeGOptions(byKey, btree.Options{NoLocks: true})
 }
 
 // idle reports whether the tenant holds nothing that needs its state kept but its events.
