@@ -7,15 +7,14 @@ import (
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
-	st      *store
-	name    string
-	epoch   string
-	seq     uint64 // the last version given out; versions and event seqs are the same numbers
-	entries map[string]*entry
-	// index holds the same entries as entries, sorted by key, for snapshots: a scan in key
-	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use
-	// it.
+	st    *store
+	name  string
+	epoch string
+	seq   uint64 // the last version given out; versions and event seqs are the same numbers
+	// index holds the entries of the map entries sorted by key, for snapshots: a scan in key
+	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use it.
 	index   *btree.BTreeG[*entry]
+	entries map[string]*entry
 	log     eventLog
 	readers int   // open subscriptions
 	last    int64 // ms of the last call or event that used the state
