@@ -135,15 +135,14 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 // copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
 // a deep copy of shared's with the codec's Clone, or else raw's value decoded anew.
 func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
-	dst.Key, dst.Version = shared.Key, shared.Version
-	dst.CreatedAt, dst.UpdatedAt, dst.ExpiresAt = shared.CreatedAt, shared.UpdatedAt, shared.ExpiresAt
+	var zero T
+	*dst = *shared // every field but Value
+	dst.Value = zero
 	if s.clone != nil {
 		s.clone(&dst.Value, &shared.Value)
 		return nil
 	}
 	e := raw.Entry()
-	var zero T
-	dst.Value = zero
 	return s.decode(&e, &dst.Value)
 }
 

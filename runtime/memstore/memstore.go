@@ -197,7 +197,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 // lockReconciled is lock, and then removes the entries that are due. Release with unlock.
 func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	now, err := b.lock(ctx)
-	if err == nil {
+	if err == nil && len(b.heap) > 0 && b.heap[0].due <= now {
 		b.expireDue(now, -1)
 	}
 	return now, err
@@ -227,6 +227,7 @@ func (st *store) tenant(name string, now int64) *tenant {
 		epoch:   epoch,
 		entries: make(map[string]*entry),
 		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
+		index:   newIndex(),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
@@ -286,7 +287,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
-		t.index.Set(req.Key, e)
+		t.index.Set(e)
 	}
 	e.value, e.memo = req.Value, nil
 	e.updated = now
@@ -394,8 +395,8 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 
 // scan calls fn with the entries whose keys start with prefix, in key order.
 func (t *tenant) scan(prefix string, fn func(*entry)) {
-	t.index.Ascend(prefix, func(key string, e *entry) bool {
-		if !strings.HasPrefix(key, prefix) {
+	t.index.Ascend(&entry{key: prefix}, func(e *entry) bool {
+		if !strings.HasPrefix(e.key, prefix) {
 			return false
 		}
 		fn(e)
@@ -406,7 +407,7 @@ func (t *tenant) scan(prefix string, fn func(*entry)) {
 // delete removes e from the tenant's entries.
 func (t *tenant) delete(e *entry) {
 	delete(t.entries, e.key)
-	t.index.Delete(e.key)
+	t.index.Delete(e)
 }
 
 // check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).
