@@ -216,7 +216,8 @@ func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 }
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 	for range 3 {
 		sent := time.Now()
-		e, err := l.store.Upsert(ctx, key, holder{Owner: l.owner, AcquiredAt: sent.UnixMilli()}, ephemeral.WithTenant(name), ephemeral.IfNew())
+		v := holder{Owner: l.owner, AcquiredAt: sent.UnixMilli(), Nonce: rand.Uint64()}
+		e, err := l.store.Upsert(ctx, key, v, ephemeral.WithTenant(name), ephemeral.IfNew())
 		if err == nil {
 			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
 		}
@@ -226,6 +227,11 @@ func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 		h, ok, err := l.store.Get(ctx, key, ephemeral.WithTenant(name))
 		if err != nil {
 			return nil, err
+		}
+		if ok && h.Value == v {
+			// This acquire, applied once and then sent again by the client after a network
+			// error, conflicted with itself.
+			return &Lease{l: l, name: name, token: Token{h.Epoch, h.Version}, expiresAt: h.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
 		}
 		if ok {
 			return nil, &HeldError{Name: name, Owner: h.Value.Owner, Token: Token{h.Epoch, h.Version}, ExpiresAt: h.ExpiresAt}
