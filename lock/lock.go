@@ -326,8 +326,8 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // lease replaced it, the lock's delete or expire event arrived, or no extend succeeded before
 // the lease's expiry as seen from here: nine tenths of the TTL after the last successful extend
 // (or the acquire) was sent, a margin for late timers and clock rates, so that fn's ctx ends
-// before another owner can take the lock. fn should stop writing to the protected resource then; its writes carry the
-// lease's token for the resource to fence them.
+// before another owner can take the lock. fn should stop writing to the protected resource
+// then; its writes carry the lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
 // error of the release. It fails without running fn when the lock cannot be acquired.
