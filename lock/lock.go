@@ -30,7 +30,8 @@
 // the last writes can hand out a version again (asynchronous replication): use fencing tokens
 // with a standalone server or a cluster whose failovers you accept to weaken them. A lock whose
 // state was made by an older version of this module has an epoch of 16 random hex digits, which
-// orders with nothing: its tokens increase from the next new epoch on.
+// orders with nothing: its tokens may sort before or after those of the next epoch, after which
+// they increase again.
 package lock
 
 import (
