@@ -19,6 +19,16 @@ type Codec[T any] interface {
 	Decode(src []byte, v *T) error
 }
 
+// Cloner is the optional method of a [Codec] that copies values without a decode; every codec
+// ephemeralgen generates has it. Clone makes *dst a deep copy of *src, overwriting all of
+// *dst: no slice, map or pointer of *dst shares memory with *src.
+//
+// The readers and mirrors of a store decode each event once and give each reader a Clone of
+// the value (see [Reader]); with a codec that has no Clone, each of them decodes the value.
+type Cloner[T any] interface {
+	Clone(dst, src *T)
+}
+
 // DefaultTenant is the tenant of a store whose Config leaves Tenant empty.
 const DefaultTenant = "default"
 
@@ -77,6 +87,7 @@ type Store[K, T any] struct {
 	codec Codec[T]
 	key   KeyCodec[K]
 	keyOf func(T) K
+	clone func(dst, src *T) // the codec's Cloner, or nil
 	id    string
 	ttl   time.Duration
 	// tenant is the default tenant.
@@ -133,7 +144,7 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 	if err != nil {
 		return nil, err
 	}
-	return &Store[K, T]{
+	s := &Store[K, T]{
 		b:      bs,
 		codec:  cfg.Codec,
 		key:    cfg.Key,
@@ -142,7 +153,11 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 		ttl:    ttl,
 		tenant: set.tenant,
 		limits: l,
-	}, nil
+	}
+	if c, ok := cfg.Codec.(Cloner[T]); ok {
+		s.clone = c.Clone
+	}
+	return s, nil
 }
 
 // ID returns the store's ID.
@@ -390,7 +405,10 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 	if err != nil {
 		return nil, err
 	}
-	return &Reader[K, T]{s: s, sub: sub, cursor: sub.Start().String()}, nil
+	r := &Reader[K, T]{s: s, sub: sub}
+	start := sub.Start().String()
+	r.cursor.Store(&start)
+	return r, nil
 }
 
 // decode decodes the value of raw into *v.

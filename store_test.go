@@ -149,19 +149,19 @@ type sub struct {
 
 func (s *sub) Start() backend.Cursor { return s.start }
 
-func (s *sub) Next(ctx context.Context) (backend.Event, error) {
+func (s *sub) Next(ctx context.Context) (*backend.Event, error) {
 	select {
 	case <-s.done:
-		return backend.Event{}, backend.ErrClosed
+		return nil, backend.ErrClosed
 	default:
 	}
 	select {
 	case ev := <-s.events:
-		return ev, nil
+		return &ev, nil
 	case <-s.done:
-		return backend.Event{}, backend.ErrClosed
+		return nil, backend.ErrClosed
 	case <-ctx.Done():
-		return backend.Event{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 

@@ -84,7 +84,7 @@ const (
 	// maxAdvance bounds the clock moves of a case below the event retention and the key
 	// expiry of an idle tenant, so that neither drops history the recorders rely on.
 	maxAdvance = 4 * time.Minute
-	waitFor    = 5 * time.Second
+	waitFor    = 30 * time.Second
 )
 
 // modelStats are the figures of one test, logged at its end.

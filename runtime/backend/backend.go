@@ -47,7 +47,10 @@ type Subscription interface {
 	Start() Cursor
 	// Next blocks until the next event, ctx is done (ctx.Err() is returned) or the
 	// subscription or its backend is closed (ErrClosed). Not safe for concurrent calls.
-	Next(ctx context.Context) (Event, error)
+	//
+	// The event may be shared with the tenant's other readers (it points into the tenant's
+	// [Log]): it is read-only for everybody, the receiver included.
+	Next(ctx context.Context) (*Event, error)
 	// Close ends the subscription and releases its resources; Next then returns ErrClosed.
 	// Close is idempotent and safe to call concurrently with Next.
 	Close() error

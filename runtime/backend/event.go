@@ -47,6 +47,10 @@ type Event struct {
 
 	After          Cursor // overflow: the position the reader had
 	FirstAvailable Cursor // overflow: the position the reader continues after
+
+	// Memo is the event's slot for a value derived from it once per process (see [Memo]),
+	// set on the events of a shared [Log] and nil on others.
+	Memo *Memo
 }
 
 // Cursor returns the position just after the event: a reader started after it receives the

@@ -108,7 +108,7 @@ func (b *Backend) sweep(t *tenant, now int64) {
 	switch {
 	case !t.idle():
 		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
-	case t.log.n == 0 && now >= t.unusedAt():
+	case t.log.Len() == 0 && now >= t.unusedAt():
 		delete(t.st.tenants, t.name)
 		if t.st.recent == t {
 			t.st.recent = nil
@@ -148,8 +148,7 @@ func (b *Backend) run() {
 			b.mu.Lock()
 			b.armed = never
 			more = b.expireDue(b.now(), schedulerBatch)
-			b.rearm()
-			b.mu.Unlock()
+			b.unlock()
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -40,13 +41,15 @@ type Backend struct {
 	clock   Clock
 	timer   Timer
 	done    chan struct{} // closed by Close
+	down    atomic.Bool   // set by Close, for the readers that read without the lock
 	stopped chan struct{} // closed when the scheduler goroutine has returned
 
 	mu     sync.Mutex
 	closed bool
 	stores map[string]*store // by store ID
 	heap   expiryHeap
-	armed  int64 // ms the timer is set for, or never
+	armed  int64        // ms the timer is set for, or never
+	wake   *backend.Log // a log appended to under the lock, to wake after it (see unlock)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -89,6 +92,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.down.Store(true)
 	close(b.done)
 	b.mu.Unlock()
 
@@ -157,10 +161,16 @@ func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	return now, err
 }
 
-// unlock rearms the expiry timer for the changes made under the lock, then unlocks.
+// unlock rearms the expiry timer for the changes made under the lock, unlocks, and then wakes
+// the readers of the events appended under the lock: a write never waits for that.
 func (b *Backend) unlock() {
 	b.rearm()
+	l := b.wake
+	b.wake = nil
 	b.mu.Unlock()
+	if l != nil {
+		l.Wake()
+	}
 }
 
 // tenant returns the state of tenant name, creating it if needed, and records the call at now.
@@ -168,11 +178,13 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
+	epoch := backend.NewEpoch(st.b.clock.Now())
 	t := &tenant{
 		st:      st,
 		name:    name,
-		epoch:   backend.NewEpoch(st.b.clock.Now()),
+		epoch:   epoch,
 		entries: make(map[string]*entry),
+		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}

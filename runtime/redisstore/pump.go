@@ -39,13 +39,17 @@ type pump struct {
 	wakeID  string
 	nudged  atomic.Bool // a nudge woke the pump since its last tick
 
+	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
+	// the subscriptions read it. resync replaces it.
+	log atomic.Pointer[backend.Log]
+	// written is the highest version this backend's writes returned, maybe of an older
+	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
+	written atomic.Uint64
+
 	mu    sync.Mutex
 	epoch string // the tenant's epoch as the pump last saw it
 	head  uint64 // the last version the pump delivered (or started at)
-	// written is the highest version this backend's writes returned, maybe of an older
-	// epoch; with head, it tells buffered events that fell out of the stream (see trimmed).
-	written uint64
-	subs    map[*subscription]struct{}
+	subs  map[*subscription]struct{}
 }
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
@@ -72,7 +76,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		start:  start,
 		limit:  st.b.buffer,
 		pos:    start,
-		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
@@ -100,6 +104,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
 			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
+		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
 		b.wg.Add(1)
 		go p.run()
@@ -107,7 +112,9 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	p.mu.Lock()
 	sub.p = p
 	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last tick
-	sub.lagging = stale || sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
+	if l := p.log.Load(); !stale && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
+		sub.log = l // else it is lagging: it catches up from Redis first
+	}
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
 	return stale, nil
@@ -151,10 +158,11 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
-	if p != nil {
-		p.mu.Lock()
-		p.written = max(p.written, v)
-		p.mu.Unlock()
+	for p != nil {
+		w := p.written.Load()
+		if w >= v || p.written.CompareAndSwap(w, v) {
+			return
+		}
 	}
 }
 
@@ -209,7 +217,8 @@ func (p *pump) step() error {
 	if t.epoch != p.epoch || t.head < p.head {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes): every reader checks its position against Redis.
-		p.epoch, p.head, p.written = t.epoch, t.head, 0
+		p.epoch, p.head = t.epoch, t.head
+		p.written.Store(0)
 		p.mu.Unlock()
 		p.resync()
 		p.mu.Lock()
@@ -254,37 +263,32 @@ func (p *pump) step() error {
 	return nil
 }
 
-// deliver hands events, the next ones of the pump's epoch, to every subscription.
+// deliver appends events, the next ones of the pump's epoch, to the tenant's shared log, which
+// wakes the subscriptions that wait.
 func (p *pump) deliver(events []backend.Event) {
 	if len(events) == 0 {
 		return
 	}
 	p.mu.Lock()
 	p.head = max(p.head, events[len(events)-1].Version)
-	subs := p.snapshotSubs()
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.push(events)
-	}
+	l := p.log.Load()
+	l.Append(events...)
+	l.Wake()
 }
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
+// The pump starts a new log at its epoch and head and closes the old one, whose readers then
+// read from Redis.
 func (p *pump) resync() {
 	p.mu.Lock()
-	subs := p.snapshotSubs()
+	old := p.log.Swap(backend.NewLog(p.epoch, p.head, p.b.buffer))
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.markLagging()
-	}
+	old.Close()
 }
 
-func (p *pump) snapshotSubs() []*subscription {
-	subs := make([]*subscription, 0, len(p.subs))
-	for s := range p.subs {
-		subs = append(subs, s)
-	}
-	return subs
-}
+// currentLog returns the tenant's log as the pump has it now.
+func (p *pump) currentLog() *backend.Log { return p.log.Load() }
 
 // nextDelay doubles a retry delay within [minRetry, maxRetry].
 func nextDelay(d time.Duration) time.Duration {

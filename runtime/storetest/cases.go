@@ -50,6 +50,7 @@ var cases = []struct {
 	{"EventFields", testEventFields},
 	{"ReaderClose", testReaderClose},
 	{"EventsIterator", testEventsIterator},
+	{"ValuesOwned", testValuesOwned},
 	{"ConcurrentOneKey", func(e *env) { testConcurrent(e, func(g, i int) string { return "k" }) }},
 	{"ConcurrentManyKeys", func(e *env) { testConcurrent(e, func(g, i int) string { return fmt.Sprintf("g%d/k%d", g, i%20) }) }},
 }
