@@ -278,6 +278,7 @@ func (m *Mirror[K, T]) Get(key K) (e Entry[K, T], ok bool) {
 	if !ok || !m.now().Before(e.ExpiresAt) {
 		return Entry[K, T]{}, false
 	}
+	e.Value = m.store.copied(&e.Value)
 	return e, true
 }
 
@@ -316,6 +317,7 @@ func (m *Mirror[K, T]) list() []Entry[K, T] {
 	out := make([]Entry[K, T], 0, len(m.keys))
 	for _, k := range m.keys {
 		if e := m.entries[k]; now.Before(e.ExpiresAt) {
+			e.Value = m.store.copied(&e.Value)
 			out = append(out, e)
 		}
 	}
@@ -412,7 +414,7 @@ func (m *Mirror[K, T]) session(ctx context.Context) (subscribed bool, err error)
 			return true, nil
 		}
 		m.cursor = raw.Cursor()
-		c, ok := m.apply(&raw)
+		c, ok := m.apply(raw)
 		m.floor = max(m.floor, raw.Version)
 		if ok {
 			m.notify(ctx, c)
@@ -501,9 +503,14 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 	}
 	var e Entry[K, T]
 	if raw.Kind == EventUpsert {
-		var err error
-		ent := raw.Entry()
-		if e, err = m.store.decodeEntry(&ent); err != nil {
+		// The event's value is decoded once for every reader and mirror of the store; the
+		// mirror keeps a copy of its own.
+		d := m.store.decoded(raw)
+		err := d.err
+		if err == nil {
+			err = m.store.copyEntry(&e, &d.entry, raw)
+		}
+		if err != nil {
 			m.reportError(err)
 			return Change[K, T]{}, false
 		}
@@ -558,12 +565,16 @@ func (m *Mirror[K, T]) deleteKey(key string) {
 	}
 }
 
-// notify reports c to the callback and the channel; a pending send ends when ctx is done.
+// notify reports c to the callback and the channel, each with its own copy of the value; a
+// pending send ends when ctx is done.
 func (m *Mirror[K, T]) notify(ctx context.Context, c Change[K, T]) {
 	if m.onChange != nil {
-		m.onChange(c)
+		cc := c
+		cc.Entry.Value = m.store.copied(&c.Entry.Value)
+		m.onChange(cc)
 	}
 	if m.changes != nil {
+		c.Entry.Value = m.store.copied(&c.Entry.Value)
 		select {
 		case m.changes <- c:
 		case <-ctx.Done():

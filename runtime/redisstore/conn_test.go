@@ -24,7 +24,7 @@ type connFixture struct {
 }
 
 func newConnFixture(t *testing.T, target string) connFixture {
-	name := "ephemeral-test-" + backend.NewEpoch()
+	name := "ephemeral-test-" + backend.NewEpoch(time.Now())
 	var client redis.UniversalClient
 	var mini *miniredis.Miniredis
 	switch target {
@@ -44,7 +44,7 @@ func newConnFixture(t *testing.T, target string) connFixture {
 		}
 		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ","), PoolSize: 2, ClientName: name})
 	}
-	prefix := "ephemeral-test-" + backend.NewEpoch()
+	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
 	b := New(client, WithKeyPrefix(prefix))
 	t.Cleanup(func() {
 		b.Close()
@@ -229,7 +229,7 @@ func TestExpiryWithoutTicksRedis(t *testing.T) {
 func testExpiryWithoutTicks(t *testing.T, client *redis.Client) {
 	var calls scriptCounter
 	client.AddHook(&calls)
-	prefix := "ephemeral-test-" + backend.NewEpoch()
+	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
 	b := New(client, WithKeyPrefix(prefix))
 	t.Cleanup(func() {
 		b.Close()

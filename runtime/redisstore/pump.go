@@ -54,15 +54,19 @@ type pump struct {
 	cancel  context.CancelFunc
 	kick    chan struct{} // wakes the pump; one slot, so that kicks coalesce
 
-	mu    sync.Mutex
-	epoch string // the tenant's epoch as the pump last saw it
-	head  uint64 // the last version the pump delivered (or started at)
+	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
+	// the subscriptions read it. resync replaces it.
+	log atomic.Pointer[backend.Log]
 	// written is the highest version this backend's writes returned, maybe of an older
-	// epoch; with head, it tells buffered events that fell out of the stream (see trimmed).
-	written uint64
-	stale   bool      // the pump is to read the tenant
-	dueAt   time.Time // when the tenant's next expiry is due, by the local clock; zero if never
-	subs    map[*subscription]struct{}
+	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
+	written atomic.Uint64
+
+	mu    sync.Mutex
+	epoch string    // the tenant's epoch as the pump last saw it
+	head  uint64    // the last version the pump delivered (or started at)
+	stale bool      // the pump is to read the tenant
+	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
+	subs  map[*subscription]struct{}
 }
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
@@ -76,6 +80,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	keys := st.keys(tenant)
 	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
+		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
 	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
@@ -90,7 +95,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		start:  start,
 		limit:  st.b.buffer,
 		pos:    start,
-		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	p, created, stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
@@ -124,6 +129,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 			kick: make(chan struct{}, 1), epoch: r.epoch, head: r.head,
 			subs: make(map[*subscription]struct{})}
 		p.setDue(r.due, r.now)
+		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
 		b.watch[p.channel] = p
 		b.wg.Add(1)
@@ -138,7 +144,9 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	p.mu.Lock()
 	sub.p = p
 	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last read
-	sub.lagging = stale || sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
+	if l := p.log.Load(); !stale && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
+		sub.log = l // else it is lagging: it catches up from Redis first
+	}
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
 	return p, created, stale, nil
@@ -173,10 +181,11 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
-	if p != nil {
-		p.mu.Lock()
-		p.written = max(p.written, v)
-		p.mu.Unlock()
+	for p != nil {
+		w := p.written.Load()
+		if w >= v || p.written.CompareAndSwap(w, v) {
+			return
+		}
 	}
 }
 
@@ -306,8 +315,13 @@ func (p *pump) step() error {
 	}
 
 	if tick {
-		if _, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits); err != nil {
+		t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
+		if err != nil {
+			p.b.failed(p.key, "tick", err)
 			return err
+		}
+		if t.expired > 0 {
+			p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
 		}
 	}
 	p.mu.Lock()
@@ -318,6 +332,7 @@ func (p *pump) step() error {
 		p.mu.Lock()
 		p.stale = true
 		p.mu.Unlock()
+		p.b.failed(p.key, "read", err)
 		return err
 	}
 	p.mu.Lock()
@@ -325,7 +340,8 @@ func (p *pump) step() error {
 	if r.epoch != p.epoch || r.head < p.head {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes): every reader checks its position against Redis.
-		p.epoch, p.head, p.written = r.epoch, r.head, 0
+		p.epoch, p.head = r.epoch, r.head
+		p.written.Store(0)
 		p.mu.Unlock()
 		p.resync()
 		return nil
@@ -441,14 +457,14 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	return now.Err() == nil
 }
 
-// fail gives err to every subscription of the pump.
+// fail gives err to every subscription of the pump, and wakes those that wait.
 func (p *pump) fail(err error) {
 	p.mu.Lock()
-	subs := p.snapshotSubs()
-	p.mu.Unlock()
-	for _, s := range subs {
-		s.fail(err)
+	for s := range p.subs {
+		s.failed.Store(&err)
 	}
+	p.mu.Unlock()
+	p.log.Load().Wake()
 }
 
 // transient reports whether err may go away by retrying the same call: a connection error,
@@ -474,37 +490,38 @@ func transient(err error) bool {
 var transientReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
 	"READONLY", "MOVED", "ASK", "NOSCRIPT", "NOREPLICAS", "OOM"}
 
-// deliver hands events, the next ones of the pump's epoch, to every subscription.
+// deliver appends events, the next ones of the pump's epoch, to the tenant's shared log, which
+// wakes the subscriptions that wait.
 func (p *pump) deliver(events []backend.Event) {
 	if len(events) == 0 {
 		return
 	}
 	p.mu.Lock()
 	p.head = max(p.head, events[len(events)-1].Version)
-	subs := p.snapshotSubs()
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.push(events)
-	}
+	l := p.log.Load()
+	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
+	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
+// The pump starts a new log at its epoch and head and closes the old one, whose readers then
+// read from Redis.
 func (p *pump) resync() {
 	p.mu.Lock()
-	subs := p.snapshotSubs()
+	old := p.log.Swap(backend.NewLog(p.epoch, p.head, p.b.buffer))
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.markLagging()
-	}
+	old.Close()
 }
 
-func (p *pump) snapshotSubs() []*subscription {
-	subs := make([]*subscription, 0, len(p.subs))
-	for s := range p.subs {
-		subs = append(subs, s)
-	}
-	return subs
-}
+// currentLog returns the tenant's log as the pump has it now.
+func (p *pump) currentLog() *backend.Log { return p.log.Load() }
 
 // nextDelay doubles a retry delay within [minRetry, maxRetry].
 func nextDelay(d time.Duration) time.Duration {

@@ -35,7 +35,7 @@ func BenchmarkTenants(b *testing.B) {
 	}
 	for _, readers := range []bool{false, true} {
 		b.Run(fmt.Sprintf("readers=%v", readers), func(b *testing.B) {
-			name := "ephemeral-bench-" + backend.NewEpoch()
+			name := "ephemeral-bench-" + backend.NewEpoch(time.Now())
 			f := newOn(b, redis.NewClient(&redis.Options{Addr: addr, ClientName: name}), []Option{WithMaxBlock(DefaultMaxBlock)})
 			ctx := context.Background()
 			st := f.open(b, backend.Limits{})
