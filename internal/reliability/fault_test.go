@@ -141,8 +141,9 @@ type writtenOp struct {
 	key  string
 }
 
-// TestFaultConnectionKills kills every client connection of the server every 100 ms while
-// writers, readers and mirrors work (EPHEMERAL_FAULT_DURATION long, 3 s by default). Readers
+// TestFaultConnectionKills kills every client connection of the server (the readers' pub/sub
+// one too) every 100 ms while writers, readers and mirrors work (EPHEMERAL_FAULT_DURATION
+// long, 3 s by default). Readers
 // must end with every event, versions contiguous, none twice, no overflow; every successful
 // write must be among the events; mirrors must equal the final snapshot.
 func TestFaultConnectionKills(t *testing.T) {
@@ -166,9 +167,12 @@ func TestFaultConnectionKills(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			// TYPE normal spares the admin connection itself (SKIPME yes).
-			if n, err := admin.ClientKillByFilter(context.Background(), "TYPE", "normal").Result(); err == nil {
-				kills.Add(n)
+			// TYPE normal spares the admin connection itself (SKIPME yes); TYPE pubsub is
+			// the connection the readers' notices come on.
+			for _, typ := range []string{"normal", "pubsub"} {
+				if n, err := admin.ClientKillByFilter(context.Background(), "TYPE", typ).Result(); err == nil {
+					kills.Add(n)
+				}
 			}
 		}
 	})

@@ -78,8 +78,10 @@ func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = 
 // because of it: the pumps read when a notice or an expiry asks.
 func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
 
-// WithReaderBuffer sets how many events a subscription buffers (default 1024). A reader whose
-// buffer is full catches up from Redis later, so a slow reader never holds up the others.
+// WithReaderBuffer sets how many of a tenant's latest events the backend keeps in memory for
+// its readers, in the log they share (default 1024; events older than 10 s are dropped too). A
+// reader further behind catches up from Redis on its own, so a slow reader never holds up the
+// others.
 func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
 
 // WithObserver makes the backend report to o what its readers get, its write batches, the

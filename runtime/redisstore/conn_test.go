@@ -159,6 +159,32 @@ func testManyTenants(t *testing.T, f connFixture) {
 			t.Errorf("%d connections in the command pool, want at most 2", n)
 		}
 	}
+	// The last reader of a tenant unsubscribes its channel.
+	c, ok := f.client.(*redis.Client)
+	if !ok {
+		return // a cluster's channels are on one of its nodes
+	}
+	pattern := st.base + "*"
+	if chans, err := c.PubSubChannels(ctx, pattern).Result(); err != nil || len(chans) != tenants {
+		t.Fatalf("%d channels subscribed for %d tenants with readers (%v)", len(chans), tenants, err)
+	}
+	for _, sub := range append(subs, late) {
+		sub.Close()
+	}
+	deadline := time.Now().Add(eventWait)
+	for {
+		chans, err := c.PubSubChannels(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chans) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d channels still subscribed after every reader closed, e.g. %q", len(chans), chans[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // scriptCounter counts the script calls of a client by script (as EVALSHA: Script.Run tries

@@ -68,13 +68,17 @@
 //
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
-// Backend share one pump, which reads the tenant's events and hands them to every
-// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]);
-// one whose buffer is full is left behind without holding up the others, and catches up on its
-// own with the read script (XRANGE after its position) until it reaches the pump again. A
-// buffered event that the stream has since dropped (MaxEvents newer versions exist) is not
-// delivered: the reader gets the overflow it would get reading the stream, as on every
-// backend. The pump stops when its last subscription closes.
+// Backend share one pump, which reads the tenant's events (see below) and appends them to the
+// tenant's shared log (a [backend.Log] of the latest [WithReaderBuffer] events, none older
+// than 10 s), which wakes the waiting subscriptions with one channel close. Each subscription
+// keeps its own position in the log and receives the log's event itself, not a copy; the typed
+// API decodes it once for all of them. One that falls out of the log's window is left behind
+// without holding up the others, and catches up on its own with the read script (XRANGE after
+// its position) until it is back within the log. An event that the stream has since dropped
+// (MaxEvents newer versions exist) is not delivered: the reader gets the overflow it would get
+// reading the stream, as on every backend. When the pump sees a new epoch or the state going
+// back, it closes the log and starts a new one: every reader then checks its position against
+// Redis. The pump stops when its last subscription closes.
 //
 // A pump blocks on nothing in Redis. Every script that adds events (the write script, and the
 // tick script when it expires entries) publishes a notice on the tenant's channel, named as its

@@ -425,14 +425,17 @@ func (b *Backend) poll() {
 			b.mu.Unlock()
 		}
 		for chunk := range slices.Chunk(pumps, 500) {
-			b.checkPumps(chunk)
+			if !b.checkPumps(chunk) {
+				break // Redis is unreachable: the next poll, or a notice
+			}
 		}
 	}
 }
 
 // checkPumps reads the epoch, version and due time of the tenants of pumps and the server's
-// time, and nudges the pumps that have not seen that version or whose tenant has an expiry due.
-func (b *Backend) checkPumps(pumps []*pump) {
+// time, and nudges the pumps that have not seen that version or whose tenant has an expiry
+// due. It reports whether Redis answered.
+func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.maxBlock)
 	defer cancel()
 	cmds := make([]*redis.SliceCmd, len(pumps))
@@ -448,8 +451,7 @@ func (b *Backend) checkPumps(pumps []*pump) {
 	for i, p := range pumps {
 		v, err := cmds[i].Result()
 		if err != nil || len(v) != 3 {
-			p.nudge() // let the pump read, and retry
-			continue
+			continue // the next check
 		}
 		epoch, _ := v[0].(string)
 		seq, _ := v[1].(string)
@@ -469,6 +471,7 @@ func (b *Backend) checkPumps(pumps []*pump) {
 			p.nudge()
 		}
 	}
+	return now.Err() == nil
 }
 
 // junk makes the readers read from Redis for themselves if err, of a call on the tenant's keys,
