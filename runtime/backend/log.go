@@ -153,8 +153,9 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 }
 
 // Wait returns a channel that is closed by the next [Log.Wake] or [Log.Close]. A reader gets
-// the channel first and then checks At again before it waits on it, so that it misses no
-// event.
+// the channel first and then checks At again, and waits on it only if At still says to wait:
+// the appends it missed may have been woken for already, and may have dropped the event it
+// needs as well as added it.
 func (l *Log) Wait() <-chan struct{} {
 	for {
 		if ch := l.wake.Load(); ch != nil {
