@@ -508,8 +508,7 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 		d := m.store.decoded(raw)
 		err := d.err
 		if err == nil {
-			e = d.entry
-			err = m.store.copyValue(&e.Value, &d.entry.Value, raw)
+			err = m.store.copyEntry(&e, &d.entry, raw)
 		}
 		if err != nil {
 			m.reportError(err)

@@ -400,7 +400,9 @@ func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Sna
 
 // rawPool holds slices of raw entries for the snapshots of backends that append them to a
 // slice of ours (backend.SnapshotAppender): a snapshot reads its raw entries into the typed
-// ones and is done with them, so the next can reuse the slice.
+// ones and is done with them, so the next can reuse the slice. A pooled slice is not cleared:
+// the keys and values of its last snapshot stay reachable until a snapshot overwrites them or
+// the pool drops the slice (after two garbage collections at most).
 var rawPool sync.Pool // of *[]backend.Entry
 
 // rawSnapshot takes a snapshot of the backend, into a slice of rawPool when the backend can
@@ -412,19 +414,16 @@ func (s *Store[K, T]) rawSnapshot(ctx context.Context, tenant, prefix string) (b
 	}
 	var dst []backend.Entry
 	if p, _ := rawPool.Get().(*[]backend.Entry); p != nil {
-		dst = *p
+		dst = (*p)[:0]
 	}
 	return a.AppendSnapshot(ctx, tenant, prefix, dst)
 }
 
 // putRaw puts entries, of a snapshot that is done with them, into rawPool.
 func putRaw(entries []backend.Entry) {
-	if cap(entries) == 0 {
-		return
+	if cap(entries) > 0 {
+		rawPool.Put(&entries)
 	}
-	clear(entries) // drop the references to keys and values
-	entries = entries[:0]
-	rawPool.Put(&entries)
 }
 
 // SnapshotError is the error of a [Store.Snapshot] that left out entries it could not read. The
@@ -484,8 +483,7 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 		return nil, err
 	}
 	r := &Reader[K, T]{s: s, sub: sub}
-	start := sub.Start().String()
-	r.cursor.Store(&start)
+	r.pos.set(sub.Start())
 	return r, nil
 }
 

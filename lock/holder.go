@@ -7,13 +7,16 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
 
-// holder is the value of a lock's entry: who acquired it and when (Unix ms of its clock).
+// holder is the value of a lock's entry: who acquired it and when (Unix ms of its clock), and a
+// random number that tells one acquire from another, so that an acquire whose reply was lost
+// and that was sent again (go-redis retries after a network error) finds its own lease.
 type holder struct {
 	Owner      string `json:"owner"`
 	AcquiredAt int64  `json:"acquired_at"`
+	Nonce      uint64 `json:"nonce"`
 }
 
-// holderCodec encodes a holder as {"owner":"...","acquired_at":N}.
+// holderCodec encodes a holder as {"owner":"...","acquired_at":N,"nonce":N}.
 type holderCodec struct{}
 
 func (holderCodec) Encode(dst []byte, v *holder) ([]byte, error) {
@@ -21,6 +24,8 @@ func (holderCodec) Encode(dst []byte, v *holder) ([]byte, error) {
 	dst = jsonc.AppendString(dst, v.Owner)
 	dst = append(dst, `,"acquired_at":`...)
 	dst = strconv.AppendInt(dst, v.AcquiredAt, 10)
+	dst = append(dst, `,"nonce":`...)
+	dst = strconv.AppendUint(dst, v.Nonce, 10)
 	return append(dst, '}'), nil
 }
 

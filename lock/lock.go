@@ -30,7 +30,8 @@
 // the last writes can hand out a version again (asynchronous replication): use fencing tokens
 // with a standalone server or a cluster whose failovers you accept to weaken them. A lock whose
 // state was made by an older version of this module has an epoch of 16 random hex digits, which
-// orders with nothing: its tokens increase from the next new epoch on.
+// orders with nothing: its tokens may sort before or after those of the next epoch, after which
+// they increase again.
 package lock
 
 import (
@@ -216,7 +217,8 @@ func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 }
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 	for range 3 {
 		sent := time.Now()
-		e, err := l.store.Upsert(ctx, key, holder{Owner: l.owner, AcquiredAt: sent.UnixMilli()}, ephemeral.WithTenant(name), ephemeral.IfNew())
+		v := holder{Owner: l.owner, AcquiredAt: sent.UnixMilli(), Nonce: rand.Uint64()}
+		e, err := l.store.Upsert(ctx, key, v, ephemeral.WithTenant(name), ephemeral.IfNew())
 		if err == nil {
 			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
 		}
@@ -226,6 +228,11 @@ func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 		h, ok, err := l.store.Get(ctx, key, ephemeral.WithTenant(name))
 		if err != nil {
 			return nil, err
+		}
+		if ok && h.Value == v {
+			// This acquire, applied once and then sent again by the client after a network
+			// error, conflicted with itself.
+			return &Lease{l: l, name: name, token: Token{h.Epoch, h.Version}, expiresAt: h.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
 		}
 		if ok {
 			return nil, &HeldError{Name: name, Owner: h.Value.Owner, Token: Token{h.Epoch, h.Version}, ExpiresAt: h.ExpiresAt}
@@ -320,8 +327,8 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // lease replaced it, the lock's delete or expire event arrived, or no extend succeeded before
 // the lease's expiry as seen from here: nine tenths of the TTL after the last successful extend
 // (or the acquire) was sent, a margin for late timers and clock rates, so that fn's ctx ends
-// before another owner can take the lock. fn should stop writing to the protected resource then; its writes carry the
-// lease's token for the resource to fence them.
+// before another owner can take the lock. fn should stop writing to the protected resource
+// then; its writes carry the lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
 // error of the release. It fails without running fn when the lock cannot be acquired.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // waitFor bounds every wait for something that should happen promptly.
@@ -325,5 +326,43 @@ func TestNewInvalid(t *testing.T) {
 		if _, err := New(h.b, opts...); err == nil {
 			t.Errorf("New with invalid options succeeded")
 		}
+	}
+}
+
+// retryingBackend applies every upsert twice and returns the second result, as a client does
+// that sends a write again after its reply was lost.
+type retryingBackend struct{ ephemeral.Backend }
+
+func (b retryingBackend) Open(id string, l backend.Limits) (backend.Store, error) {
+	st, err := b.Backend.Open(id, l)
+	return retryingStore{st}, err
+}
+
+type retryingStore struct{ backend.Store }
+
+func (s retryingStore) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	if _, err := s.Store.Upsert(ctx, tenant, req); err != nil {
+		return backend.Entry{}, err
+	}
+	return s.Store.Upsert(ctx, tenant, req)
+}
+
+// An acquire that was applied and then sent again conflicts with itself: TryAcquire finds its
+// own lease (by the holder's nonce) and returns it, and another Locker still finds it held.
+func TestAcquireSentTwice(t *testing.T) {
+	h := newMemstore(t)
+	l, err := New(retryingBackend{h.b}, WithOwner("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := acquire(t, l, "twice")
+	if lease.Token().Version != 1 {
+		t.Fatalf("token %v, want version 1, the first upsert", lease.Token())
+	}
+	if _, err := l.TryAcquire(t.Context(), "twice"); !errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("second TryAcquire of the same owner: %v, want ErrNotAcquired", err)
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,10 +3,18 @@
 // that run as a single process; runtime/redisstore shares state between processes.
 //
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
-// buffer of the retained events, bounded by the limits the store ID was opened with (see
-// [backend.Backend.Open]: one set of limits per store ID). All its state is guarded by one
-// mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
-// receiver of an entry or event may modify them.
+// buffer of the retained events (a [backend.Log]), bounded by the limits the store ID was opened
+// with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
+// by one mutex but the log, which readers read without it: a reader takes the lock only to
+// report an overflow. A write appends its event under the lock and wakes the waiting readers
+// after releasing it. Values are kept and returned without copying: neither the caller of
+// Upsert nor the receiver of an entry or event may modify them (the typed API gives its
+// readers copies).
+//
+// A reader checks the events it reads against the event retention by a clock reading taken
+// after each wait and every 64 events: one that stops calling Next for longer than the
+// retention may still get up to 63 events that the retention dropped meanwhile, before its
+// overflow event.
 //
 // The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
 // sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
@@ -189,7 +197,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 // lockReconciled is lock, and then removes the entries that are due. Release with unlock.
 func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	now, err := b.lock(ctx)
-	if err == nil {
+	if err == nil && len(b.heap) > 0 && b.heap[0].due <= now {
 		b.expireDue(now, -1)
 	}
 	return now, err
@@ -219,6 +227,7 @@ func (st *store) tenant(name string, now int64) *tenant {
 		epoch:   epoch,
 		entries: make(map[string]*entry),
 		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
+		index:   newIndex(),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
@@ -278,7 +287,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
-		t.index.Set(req.Key, e)
+		t.index.Set(e)
 	}
 	e.value, e.memo = req.Value, nil
 	e.updated = now
@@ -386,8 +395,8 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 
 // scan calls fn with the entries whose keys start with prefix, in key order.
 func (t *tenant) scan(prefix string, fn func(*entry)) {
-	t.index.Ascend(prefix, func(key string, e *entry) bool {
-		if !strings.HasPrefix(key, prefix) {
+	t.index.Ascend(&entry{key: prefix}, func(e *entry) bool {
+		if !strings.HasPrefix(e.key, prefix) {
 			return false
 		}
 		fn(e)
@@ -398,7 +407,7 @@ func (t *tenant) scan(prefix string, fn func(*entry)) {
 // delete removes e from the tenant's entries.
 func (t *tenant) delete(e *entry) {
 	delete(t.entries, e.key)
-	t.index.Delete(e.key)
+	t.index.Delete(e)
 }
 
 // check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).

@@ -7,15 +7,14 @@ import (
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
-	st      *store
-	name    string
-	epoch   string
-	seq     uint64 // the last version given out; versions and event seqs are the same numbers
+	st    *store
+	name  string
+	epoch string
+	seq   uint64 // the last version given out; versions and event seqs are the same numbers
+	// index holds the entries of the map entries sorted by key, for snapshots: a scan in key
+	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use it.
+	index   *btree.BTreeG[*entry]
 	entries map[string]*entry
-	// index holds the same entries as entries, sorted by key, for snapshots: a scan in key
-	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use
-	// it.
-	index btree.Map[string, *entry]
 	// log holds the retained events, shared with the readers, who read it without the lock.
 	log     *backend.Log
 	readers int   // open subscriptions
@@ -104,6 +103,14 @@ func (t *tenant) appendEvent(ev backend.Event) uint64 {
 		t.log.Wake() // a second tenant in one hold of the lock, as in a mass expiry
 	}
 	return t.seq
+}
+
+// byKey orders entries by key, for tenant.index.
+func byKey(a, b *entry) bool { return a.key < b.key }
+
+// newIndex returns an empty tenant.index.
+func newIndex() *btree.BTreeG[*entry] {
+	return btree.NewBTreeGOptions(byKey, btree.Options{NoLocks: true})
 }
 
 // idle reports whether the tenant holds nothing that needs its state kept but its events.

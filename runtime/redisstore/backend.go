@@ -60,8 +60,10 @@ func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = 
 // persistence) and how long Close waits for the pumps; expiries are never later because of it.
 func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
 
-// WithReaderBuffer sets how many events a subscription buffers (default 1024). A reader whose
-// buffer is full catches up from Redis later, so a slow reader never holds up the others.
+// WithReaderBuffer sets how many of a tenant's latest events the backend keeps in memory for
+// its readers, in the log they share (default 1024; events older than 10 s are dropped too). A
+// reader further behind catches up from Redis on its own, so a slow reader never holds up the
+// others.
 func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
 
 // WithObserver makes the backend report to o what its readers get, its write batches, the

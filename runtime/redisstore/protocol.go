@@ -371,7 +371,11 @@ func decodeWrite(res []int64, l backend.Limits, ops []writeOp) ([]writeResult, e
 // decodeEpoch decodes an epoch that write.lua returns as integers, epochChunk bytes to each,
 // big-endian; the last may hold fewer (a valid epoch has no zero byte).
 func decodeEpoch(chunks []int64) (string, bool) {
-	b := make([]byte, 0, len(chunks)*epochChunk)
+	if len(chunks)*epochChunk > backend.MaxEpochBytes+epochChunk {
+		return "", false
+	}
+	var buf [backend.MaxEpochBytes + epochChunk]byte
+	b := buf[:0]
 	for _, c := range chunks {
 		for shift := 8 * (epochChunk - 1); shift >= 0; shift -= 8 {
 			if x := byte(c >> shift); x != 0 {

@@ -305,3 +305,31 @@ func testMalformedWrite(t *testing.T, f fixture) {
 		t.Fatalf("%d of the tenant's keys exist after malformed writes, %v; want none", n, err)
 	}
 }
+
+// decodeEpoch reads back every valid epoch as write.lua packs it, epochChunk bytes to an
+// integer, and rejects what no valid epoch packs to.
+func TestDecodeEpoch(t *testing.T) {
+	const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for n := 1; n <= backend.MaxEpochBytes; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alnum[(i*7+n)%len(alnum)]
+		}
+		var chunks []int64
+		for j := 0; j < n; j += epochChunk {
+			var v int64
+			for _, c := range b[j:min(j+epochChunk, n)] {
+				v = v*256 + int64(c)
+			}
+			chunks = append(chunks, v)
+		}
+		if got, ok := decodeEpoch(chunks); !ok || got != string(b) {
+			t.Errorf("decodeEpoch of %q = %q, %v", b, got, ok)
+		}
+	}
+	for _, chunks := range [][]int64{nil, {0}, {'-'}, make([]int64, backend.MaxEpochBytes/epochChunk+2)} {
+		if got, ok := decodeEpoch(chunks); ok {
+			t.Errorf("decodeEpoch(%v) = %q, true", chunks, got)
+		}
+	}
+}

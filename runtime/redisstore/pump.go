@@ -281,8 +281,14 @@ func (p *pump) deliver(events []backend.Event) {
 	p.mu.Unlock()
 	l := p.log.Load()
 	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
 	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
 // The pump starts a new log at its epoch and head and closes the old one, whose readers then
