@@ -33,6 +33,10 @@
 //     contain.
 //   - Every change produces a version, strictly increasing per (store ID, tenant), and one event.
 //     Versions and UpdatedAt change together: upserts and (non-quiet) touches set both.
+//     Versions belong to an epoch, the lifetime of the tenant's state (Entry.Epoch); a state made
+//     anew starts again at version 1 under a later epoch, so (epoch, version) increases for the
+//     tenant's whole life unless the backend's clock goes back ([IfCursor] guards a write by it;
+//     package lock makes fencing tokens of it).
 //   - An entry is gone at its ExpiresAt, and its expire event reaches readers promptly whether or
 //     not anything else happens in the tenant.
 //   - A reader never skips events silently: when its cursor fell out of the retained history,

@@ -414,7 +414,7 @@ func (m *Mirror[K, T]) session(ctx context.Context) (subscribed bool, err error)
 			return true, nil
 		}
 		m.cursor = raw.Cursor()
-		c, ok := m.apply(&raw)
+		c, ok := m.apply(raw)
 		m.floor = max(m.floor, raw.Version)
 		if ok {
 			m.notify(ctx, c)
@@ -503,9 +503,14 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 	}
 	var e Entry[K, T]
 	if raw.Kind == EventUpsert {
-		var err error
-		ent := raw.Entry()
-		if e, err = m.store.decodeEntry(&ent); err != nil {
+		// The event's value is decoded once for every reader and mirror of the store; the
+		// mirror keeps a copy of its own.
+		d := m.store.decoded(raw)
+		err := d.err
+		if err == nil {
+			err = m.store.copyEntry(&e, &d.entry, raw)
+		}
+		if err != nil {
 			m.reportError(err)
 			return Change[K, T]{}, false
 		}

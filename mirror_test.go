@@ -237,21 +237,24 @@ func (s *fakeSub) Close() error {
 	return nil
 }
 
-func (s *fakeSub) Next(ctx context.Context) (backend.Event, error) {
+func (s *fakeSub) Next(ctx context.Context) (*backend.Event, error) {
 	for {
 		s.b.mu.Lock()
 		ev, ok, err := s.next()
 		changed := s.b.changed
 		s.b.mu.Unlock()
-		if ok || err != nil {
-			return ev, err
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &ev, nil
 		}
 		select {
 		case <-changed:
 		case <-s.done:
-			return backend.Event{}, backend.ErrClosed
+			return nil, backend.ErrClosed
 		case <-ctx.Done():
-			return backend.Event{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -308,7 +311,7 @@ func startMirror(t *testing.T, s *ephemeral.Store[string, text], opts ...ephemer
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)
@@ -743,7 +746,7 @@ func TestMirrorStopsWhenBackendCloses(t *testing.T) {
 	b.close()
 	select {
 	case <-m.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the mirror did not stop after its backend closed")
 	}
 	if err := m.Err(); !errors.Is(err, ephemeral.ErrClosed) {
@@ -992,7 +995,7 @@ type lostSub struct {
 	closed atomic.Bool
 }
 
-func (s *lostSub) Next(ctx context.Context) (backend.Event, error) {
+func (s *lostSub) Next(ctx context.Context) (*backend.Event, error) {
 	ev, err := s.Subscription.Next(ctx)
 	if errors.Is(err, ephemeral.ErrClosed) && !s.closed.Load() {
 		err = errTransport
@@ -1058,7 +1061,7 @@ func TestMirrorProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer m.Close()
-		readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := m.Ready(readyCtx); err != nil {
 			rt.Fatal(err)
@@ -1122,7 +1125,7 @@ func TestMirrorProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		replayed := map[string]string{}
-		timeout := time.After(5 * time.Second)
+		timeout := time.After(30 * time.Second)
 		for done := false; !done; {
 			select {
 			case c := <-changes:

@@ -4,60 +4,62 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"sync"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
 // Reader is a stream of one tenant's events, from [Store.Reader]. Recv and Events are for one
 // goroutine at a time; Cursor and Close may be called from any goroutine.
+//
+// The readers of a tenant in a process share one log of its events, and each event is decoded
+// once for all of them; every reader still gets a value of its own. An event's Entry, and the
+// slices, maps and pointers inside its Value, belong to the reader that received it: it may
+// keep and modify them, and no other reader (nor the store, nor a [Mirror]) sees the change.
+// The copy is made with the codec's Clone method (see [Codec]); with a codec that has none,
+// each reader decodes the value itself.
 type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
 
-	mu     sync.Mutex
-	cursor string
+	pos position // the cursor of the last event received
+	// entries is where the next events' entries are made: a reader allocates them a few at a
+	// time. Owned by Recv.
+	entries []Entry[K, T]
+	slab    int // the size of the last allocation of entries
 }
+
+// maxEntrySlab is the most entries a reader allocates at once; it starts with one and
+// doubles, so that a reader of few events holds few.
+const maxEntrySlab = 32
 
 // Recv blocks until the next event, ctx is done (it returns ctx.Err()) or the reader is closed
 // ([ErrClosed]). An event whose key does not parse as K (written by another program) is
 // returned with the zero key and an error wrapping [ErrInvalidKey]; an upsert whose value the
 // codec cannot decode, with a nil Entry and an error wrapping [ErrDecode]. In both cases the
 // reader has moved past the event and the next Recv goes on.
-func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
+func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	raw, err := r.sub.Next(ctx)
 	if err != nil {
-		return Event[K, T]{}, err
-	}
-	ev := Event[K, T]{
-		Kind:    raw.Kind,
-		Cursor:  raw.Cursor().String(),
-		Version: raw.Version,
-		At:      msTime(raw.At),
-		Reason:  raw.Reason,
-	}
-	r.mu.Lock()
-	r.cursor = ev.Cursor
-	r.mu.Unlock()
-	if raw.Kind == EventOverflow {
-		ev.After, ev.FirstAvailable = raw.After.String(), raw.FirstAvailable.String()
-		return ev, nil
-	}
-	if raw.ExpiresAt != 0 {
-		ev.ExpiresAt = msTime(raw.ExpiresAt)
-	}
-	if ev.Key, err = r.s.parseKey(raw.Key); err != nil {
 		return ev, err
 	}
-	if raw.Kind == EventUpsert {
-		e := raw.Entry()
-		var v T
-		if err := r.s.decode(&e, &v); err != nil {
-			return ev, err
-		}
-		entry := entry(ev.Key, v, &e)
-		ev.Entry = &entry
+	m := r.s.decoded(raw)
+	r.pos.set(raw.Cursor())
+	ev = m.ev
+	if m.err != nil || raw.Kind != EventUpsert {
+		return ev, m.err
 	}
+	if len(r.entries) == 0 {
+		r.slab = min(max(2*r.slab, 1), maxEntrySlab)
+		r.entries = make([]Entry[K, T], r.slab)
+	}
+	entry := &r.entries[0]
+	if err := r.s.copyEntry(entry, &m.entry, raw); err != nil {
+		return ev, err
+	}
+	r.entries = r.entries[1:]
+	ev.Entry = entry
 	return ev, nil
 }
 
@@ -81,10 +83,102 @@ func (r *Reader[K, T]) Events(ctx context.Context) iter.Seq2[Event[K, T], error]
 // Cursor returns the cursor of the last event received, or the reader's start position before
 // the first one. A reader started [After] it continues where this one stopped.
 func (r *Reader[K, T]) Cursor() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cursor
+	return r.pos.get().String()
 }
 
 // Close stops the reader; a blocked Recv returns [ErrClosed]. Close is idempotent.
 func (r *Reader[K, T]) Close() error { return r.sub.Close() }
+
+// decodedEvent is what the readers of a store share of one backend event: the typed event
+// (without its Entry) and, for an upsert, the entry with the decoded value, which a reader
+// never gets itself, only a copy of (see copyValue). err is the key's or the value's error.
+type decodedEvent[K, T any] struct {
+	ev    Event[K, T]
+	entry Entry[K, T]
+	err   error
+}
+
+// decoded returns the decoded form of raw: the one in raw's memo, computed by the first
+// reader of the store that received raw, or a new one.
+func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
+	if d, ok := raw.Memo.Load(s).(*decodedEvent[K, T]); ok {
+		return d
+	}
+	d := &decodedEvent[K, T]{ev: Event[K, T]{
+		Kind:    raw.Kind,
+		Cursor:  raw.Cursor().String(),
+		Version: raw.Version,
+		At:      msTime(raw.At),
+		Reason:  raw.Reason,
+	}}
+	switch {
+	case raw.Kind == EventOverflow:
+		d.ev.After, d.ev.FirstAvailable = raw.After.String(), raw.FirstAvailable.String()
+		return d // never in a memo
+	case raw.ExpiresAt != 0:
+		d.ev.ExpiresAt = msTime(raw.ExpiresAt)
+	}
+	d.ev.Key, d.err = s.parseKey(raw.Key)
+	if d.err == nil && raw.Kind == EventUpsert {
+		e := raw.Entry()
+		d.entry = entry(d.ev.Key, d.entry.Value, &e)
+		if s.clone != nil { // else each reader decodes its own value
+			d.err = s.decode(&e, &d.entry.Value)
+		}
+	}
+	if m, ok := raw.Memo.Store(s, d).(*decodedEvent[K, T]); ok {
+		return m
+	}
+	return d
+}
+
+// copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
+// a deep copy of shared's with the codec's Clone, or else raw's value decoded anew.
+func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
+	var zero T
+	*dst = *shared // every field but Value
+	dst.Value = zero
+	if s.clone != nil {
+		s.clone(&dst.Value, &shared.Value)
+		return nil
+	}
+	e := raw.Entry()
+	return s.decode(&e, &dst.Value)
+}
+
+// position is a cursor written by one goroutine and read by any, without a lock and, while its
+// epoch stays the same, without writing a pointer (which costs a write barrier whenever the
+// garbage collector runs): the epoch changes under a sequence lock, the seq alone atomically.
+type position struct {
+	gen   atomic.Uint64 // odd while the epoch changes
+	epoch atomic.Pointer[string]
+	seq   atomic.Uint64
+}
+
+// set records c; it is called by one goroutine at a time.
+func (p *position) set(c backend.Cursor) {
+	if e := p.epoch.Load(); e != nil && *e == c.Epoch {
+		p.seq.Store(c.Seq)
+		return
+	}
+	epoch := c.Epoch
+	p.gen.Add(1)
+	p.epoch.Store(&epoch)
+	p.seq.Store(c.Seq)
+	p.gen.Add(1)
+}
+
+// get returns the cursor last set.
+func (p *position) get() backend.Cursor {
+	for {
+		g := p.gen.Load()
+		if g%2 == 1 {
+			runtime.Gosched()
+			continue
+		}
+		e, seq := p.epoch.Load(), p.seq.Load()
+		if p.gen.Load() == g {
+			return backend.Cursor{Epoch: *e, Seq: seq}
+		}
+	}
+}

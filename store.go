@@ -215,8 +215,8 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	if err != nil {
 		return Entry[K, T]{}, err
 	}
-	if o.condCount > 1 {
-		return Entry[K, T]{}, errConditions
+	if err := o.condErr(); err != nil {
+		return Entry[K, T]{}, err
 	}
 	buf, err := s.encode(v)
 	if err != nil {
@@ -299,8 +299,8 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 	if err != nil {
 		return TouchResult{}, err
 	}
-	if o.condCount > 1 {
-		return TouchResult{}, errConditions
+	if err := o.condErr(); err != nil {
+		return TouchResult{}, err
 	}
 	res, err := s.b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: ttl, Quiet: o.quiet, Cond: o.cond})
 	if err != nil || !res.OK {
@@ -324,8 +324,8 @@ func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (
 	if len(o.reason) > MaxReasonBytes {
 		return false, fmt.Errorf("%w: reason of %d bytes, limit %d", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
 	}
-	if o.condCount > 1 {
-		return false, errConditions
+	if err := o.condErr(); err != nil {
+		return false, err
 	}
 	return s.b.Remove(ctx, tenant, backend.RemoveRequest{Key: k, Reason: o.reason, Cond: o.cond})
 }
@@ -482,7 +482,9 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 	if err != nil {
 		return nil, err
 	}
-	return &Reader[K, T]{s: s, sub: sub, cursor: sub.Start().String()}, nil
+	r := &Reader[K, T]{s: s, sub: sub}
+	r.pos.set(sub.Start())
+	return r, nil
 }
 
 // decode decodes the value of raw into *v.
@@ -577,9 +579,10 @@ func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {
 	return e
 }
 
-// setMeta sets the version and times of e to those of raw.
+// setMeta sets the version, epoch and times of e to those of raw.
 func setMeta[K, T any](e *Entry[K, T], raw *backend.Entry) {
 	e.Version = raw.Version
+	e.Epoch = raw.Epoch
 	e.CreatedAt = msTime(raw.CreatedAt)
 	e.UpdatedAt = msTime(raw.UpdatedAt)
 	e.ExpiresAt = msTime(raw.ExpiresAt)

@@ -149,19 +149,19 @@ type sub struct {
 
 func (s *sub) Start() backend.Cursor { return s.start }
 
-func (s *sub) Next(ctx context.Context) (backend.Event, error) {
+func (s *sub) Next(ctx context.Context) (*backend.Event, error) {
 	select {
 	case <-s.done:
-		return backend.Event{}, backend.ErrClosed
+		return nil, backend.ErrClosed
 	default:
 	}
 	select {
 	case ev := <-s.events:
-		return ev, nil
+		return &ev, nil
 	case <-s.done:
-		return backend.Event{}, backend.ErrClosed
+		return nil, backend.ErrClosed
 	case <-ctx.Done():
-		return backend.Event{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -579,7 +579,7 @@ func TestReader(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("events:\n got %q\nwant %q", strings.Join(got, " "), want)
 	}
-	wantEntry := ephemeral.Entry[string, text]{Key: "k", Value: text{"v"}, Version: 6,
+	wantEntry := ephemeral.Entry[string, text]{Key: "k", Value: text{"v"}, Version: 6, Epoch: "e",
 		CreatedAt: time.UnixMilli(500).UTC(), UpdatedAt: time.UnixMilli(1000).UTC(), ExpiresAt: time.UnixMilli(2000).UTC()}
 	if upsert.Entry == nil || *upsert.Entry != wantEntry || upsert.Key != "k" || upsert.Version != 6 ||
 		!upsert.At.Equal(time.UnixMilli(1000)) || !upsert.ExpiresAt.Equal(time.UnixMilli(2000)) {

@@ -158,7 +158,7 @@ func TestTypedSnapshot(t *testing.T) {
 }
 
 func TestTypedReader(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The parser returns a partial key with its error: the event must carry the zero key.
 	keys := ephemeral.KeyCodec[seat]{Format: seat.String, Parse: func(s string) (seat, error) {
@@ -380,13 +380,13 @@ func expectSeatChanges(t *testing.T, ch <-chan ephemeral.Change[seat, text], wan
 	}
 }
 
-// receive returns the next value of ch, waiting at most 5 s.
+// receive returns the next value of ch, waiting at most 30 s.
 func receive[V any](t *testing.T, ch <-chan V) V {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("timed out")
 		var zero V
 		return zero

@@ -56,7 +56,10 @@ type Subscription interface {
 	Start() Cursor
 	// Next blocks until the next event, ctx is done (ctx.Err() is returned) or the
 	// subscription or its backend is closed (ErrClosed). Not safe for concurrent calls.
-	Next(ctx context.Context) (Event, error)
+	//
+	// The event may be shared with the tenant's other readers (it points into the tenant's
+	// [Log]): it is read-only for everybody, the receiver included.
+	Next(ctx context.Context) (*Event, error)
 	// Close ends the subscription and releases its resources; Next then returns ErrClosed.
 	// Close is idempotent and safe to call concurrently with Next.
 	Close() error
@@ -127,14 +130,14 @@ type TouchRequest struct {
 	Key   string
 	TTL   time.Duration // > 0, a whole number of milliseconds
 	Quiet bool          // extend the expiry only: no new version, no UpdatedAt change, no event
-	Cond  Condition     // CondNone or CondIfVersion
+	Cond  Condition     // CondNone or CondIfVersion (with or without an epoch)
 }
 
 // RemoveRequest is the input of [Store.Remove].
 type RemoveRequest struct {
 	Key    string
 	Reason string    // carried by the delete event
-	Cond   Condition // CondNone or CondIfVersion
+	Cond   Condition // CondNone or CondIfVersion (with or without an epoch)
 }
 
 // SubscribeRequest is the input of [Store.Subscribe].
@@ -155,6 +158,7 @@ type Entry struct {
 	Key       string
 	Value     []byte
 	Version   uint64 // the version of the entry's last upsert or (non-quiet) touch
+	Epoch     string // the epoch of the tenant's state that Version belongs to
 	CreatedAt int64  // when the key became live; kept while it stays live
 	UpdatedAt int64  // the time of the last upsert or (non-quiet) touch
 	ExpiresAt int64  // the entry is gone at this instant

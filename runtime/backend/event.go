@@ -47,6 +47,10 @@ type Event struct {
 
 	After          Cursor // overflow: the position the reader had
 	FirstAvailable Cursor // overflow: the position the reader continues after
+
+	// Memo is the event's slot for a value derived from it once per process (see [Memo]),
+	// set on the events of a shared [Log] and nil on others.
+	Memo *Memo
 }
 
 // Cursor returns the position just after the event: a reader started after it receives the
@@ -60,7 +64,7 @@ func (e *Event) Cursor() Cursor {
 
 // Entry returns the entry an upsert event wrote.
 func (e *Event) Entry() Entry {
-	return Entry{Key: e.Key, Value: e.Value, Version: e.Version, CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
+	return Entry{Key: e.Key, Value: e.Value, Version: e.Version, Epoch: e.Epoch, CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
 }
 
 // Overflow returns the overflow event of a reader whose position is pos, in a tenant whose

@@ -85,6 +85,7 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 		t := e.t
 		t.delete(e)
 		t.appendEvent(backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
+		b.obs.Expired(t.st.id, t.name, 1)
 		if t.idle() {
 			b.scheduleSweep(t)
 		}
@@ -108,7 +109,7 @@ func (b *Backend) sweep(t *tenant, now int64) {
 	switch {
 	case !t.idle():
 		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
-	case t.log.n == 0 && now >= t.unusedAt():
+	case t.log.Len() == 0 && now >= t.unusedAt():
 		delete(t.st.tenants, t.name)
 		if t.st.recent == t {
 			t.st.recent = nil
@@ -148,8 +149,7 @@ func (b *Backend) run() {
 			b.mu.Lock()
 			b.armed = never
 			more = b.expireDue(b.now(), schedulerBatch)
-			b.rearm()
-			b.mu.Unlock()
+			b.unlock()
 		}
 	}
 }

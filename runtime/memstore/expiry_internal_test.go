@@ -101,7 +101,7 @@ func TestSingleTimer(t *testing.T) {
 // TestSweep checks that an idle tenant's state is freed after its event retention, and that a
 // cursor of the freed state yields an overflow.
 func TestSweep(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	clock := NewFakeClock(start)
 	b := New(WithClock(clock))
@@ -165,7 +165,7 @@ func schedulers(b *Backend) int {
 // TestSchedulerBatches expires more entries at once than the scheduler handles in one batch,
 // with no call to help it, and checks that every expire event arrives in order.
 func TestSchedulerBatches(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	clock := NewFakeClock(start)
 	b := New(WithClock(clock))
@@ -193,6 +193,6 @@ func TestSchedulerBatches(t *testing.T) {
 		if ev.Kind != backend.EventExpire || ev.Version != uint64(n+i+1) || ev.At < last.At {
 			t.Fatalf("event %d: %+v after %+v, want expire events in order", i, ev, last)
 		}
-		last = ev
+		last = *ev
 	}
 }

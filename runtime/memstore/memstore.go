@@ -3,10 +3,18 @@
 // that run as a single process; runtime/redisstore shares state between processes.
 //
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
-// buffer of the retained events, bounded by the limits the store ID was opened with (see
-// [backend.Backend.Open]: one set of limits per store ID). All its state is guarded by one
-// mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
-// receiver of an entry or event may modify them.
+// buffer of the retained events (a [backend.Log]), bounded by the limits the store ID was opened
+// with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
+// by one mutex but the log, which readers read without it: a reader takes the lock only to
+// report an overflow. A write appends its event under the lock and wakes the waiting readers
+// after releasing it. Values are kept and returned without copying: neither the caller of
+// Upsert nor the receiver of an entry or event may modify them (the typed API gives its
+// readers copies).
+//
+// A reader checks the events it reads against the event retention by a clock reading taken
+// after each wait and every 64 events: one that stops calling Next for longer than the
+// retention may still get up to 63 events that the retention dropped meanwhile, before its
+// overflow event.
 //
 // The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
 // sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
@@ -21,10 +29,15 @@
 // (clock readings are truncated), as in Redis. [WithClock] replaces the system clock, for
 // example by a [FakeClock] in tests.
 //
-// A tenant's state is created, with a fresh epoch ([backend.NewEpoch]), by the first upsert,
-// snapshot or reader of the tenant. It is freed once it has had no live entries and no open
+// A tenant's state is created by the first upsert, snapshot or reader of the tenant, with a
+// fresh epoch: [backend.NewEpoch] of the clock's time, so that a later state's epoch sorts
+// after an earlier one's. It is freed once it has had no live entries and no open
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
+//
+// [WithObserver] reports the events its readers get, with their age, and the entries it
+// expires to a [backend.Observer], such as the Prometheus adapter
+// github.com/ephemeral-go/ephemeral/metrics/prom.
 //
 // Close a Backend to stop its goroutine and end its readers.
 package memstore
@@ -35,6 +48,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -42,17 +56,22 @@ import (
 // Backend is an in-memory [backend.Backend]. Any number of stores may share one. It is safe
 // for concurrent use.
 type Backend struct {
-	clock   Clock
-	system  *systemClock // clock, when it is the system clock
-	timer   Timer
-	done    chan struct{} // closed by Close
-	stopped chan struct{} // closed when the scheduler goroutine has returned
+	clock  Clock
+	system *systemClock // clock, when it is the system clock
+	timer  Timer
+	obs    backend.Observer
+	// observed says that obs was given: a delivered event is worth a clock reading.
+	observed bool
+	done     chan struct{} // closed by Close
+	down     atomic.Bool   // set by Close, for the readers that read without the lock
+	stopped  chan struct{} // closed when the scheduler goroutine has returned
 
 	mu     sync.Mutex
 	closed bool
 	stores map[string]*store // by store ID
 	heap   expiryHeap
-	armed  int64 // ms the timer is set for, or never
+	armed  int64        // ms the timer is set for, or never
+	wake   *backend.Log // a log appended to under the lock, to wake after it (see unlock)
 }
 
 var (
@@ -67,6 +86,13 @@ type Option func(*Backend)
 // system clock.
 func WithClock(c Clock) Option {
 	return func(b *Backend) { b.clock = c }
+}
+
+// WithObserver makes the backend report to o the events its readers get and the entries it
+// expires (see [backend.Observer]; it reports expiries with its lock held). The default
+// reports nothing.
+func WithObserver(o backend.Observer) Option {
+	return func(b *Backend) { b.obs = o }
 }
 
 // New returns an empty backend and starts its expiry scheduler. Close it when done.
@@ -84,6 +110,10 @@ func New(opts ...Option) *Backend {
 		b.system = newSystemClock()
 		b.clock = b.system
 	}
+	b.observed = b.obs != nil
+	if b.obs == nil {
+		b.obs = backend.NopObserver{}
+	}
 	b.timer = b.clock.NewTimer()
 	go b.run()
 	return b
@@ -99,6 +129,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.down.Store(true)
 	close(b.done)
 	b.mu.Unlock()
 
@@ -172,10 +203,16 @@ func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	return now, err
 }
 
-// unlock rearms the expiry timer for the changes made under the lock, then unlocks.
+// unlock rearms the expiry timer for the changes made under the lock, unlocks, and then wakes
+// the readers of the events appended under the lock: a write never waits for that.
 func (b *Backend) unlock() {
 	b.rearm()
+	l := b.wake
+	b.wake = nil
 	b.mu.Unlock()
+	if l != nil {
+		l.Wake()
+	}
 }
 
 // tenant returns the state of tenant name, creating it if needed, and records the call at now.
@@ -183,11 +220,13 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
+	epoch := backend.NewEpoch(st.b.clock.Now())
 	t := &tenant{
 		st:      st,
 		name:    name,
-		epoch:   backend.NewEpoch(),
+		epoch:   epoch,
 		entries: make(map[string]*entry),
+		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
 		index:   newIndex(),
 		last:    now,
 	}
@@ -239,7 +278,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	defer b.unlock()
 	t := st.tenant(tenant, now)
 	e := t.entries[req.Key]
-	if err := check(req.Cond, req.Key, e); err != nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil {
 		return backend.Entry{}, err
 	}
 	if e == nil {
@@ -274,7 +313,7 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return backend.TouchResult{}, err
 	}
 	e.expires = now + req.TTL.Milliseconds()
@@ -295,7 +334,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return false, err
 	}
 	t.delete(e)
@@ -371,10 +410,10 @@ func (t *tenant) delete(e *entry) {
 	t.index.Delete(e)
 }
 
-// check is c.Check for key, whose live entry is e (nil if none).
-func check(c backend.Condition, key string, e *entry) error {
+// check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).
+func check(c backend.Condition, key string, t *tenant, e *entry) error {
 	if e == nil {
-		return c.Check(key, false, 0)
+		return c.Check(key, false, "", 0)
 	}
-	return c.Check(key, true, e.version)
+	return c.Check(key, true, t.epoch, e.version)
 }

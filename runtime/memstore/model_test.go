@@ -131,7 +131,9 @@ func (m *model) next(rt *rapid.T) backend.Event {
 	if err != nil {
 		rt.Fatalf("Next: %v", err)
 	}
-	return ev
+	e := *ev
+	e.Memo = nil // the log's, not part of the event
+	return e
 }
 
 // checkEvent compares ev with want, whose Version is m.seq.
@@ -148,6 +150,7 @@ func (m *model) rawEntry(k string) backend.Entry {
 		Key:       k,
 		Value:     []byte(e.value),
 		Version:   e.version,
+		Epoch:     m.sub.Start().Epoch,
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
@@ -159,8 +162,16 @@ func (m *model) cond(rt *rapid.T, kinds ...backend.CondKind) backend.Condition {
 	c := backend.Condition{Kind: rapid.SampledFrom(kinds).Draw(rt, "cond")}
 	if c.Kind == backend.CondIfVersion {
 		c.Version = rapid.Uint64Range(max(m.seq, 2)-2, m.seq+1).Draw(rt, "version")
+		c.Epoch = rapid.SampledFrom([]string{"", m.sub.Start().Epoch, "other"}).Draw(rt, "epoch")
 	}
 	return c
+}
+
+func (m *model) holds(c backend.Condition, e modelEntry, live bool) bool {
+	if c.Kind == backend.CondIfVersion && c.Epoch != "" && c.Epoch != m.sub.Start().Epoch {
+		return false
+	}
+	return holds(c, e, live)
 }
 
 func holds(c backend.Condition, e modelEntry, live bool) bool {
@@ -189,7 +200,7 @@ func (m *model) upsert(rt *rapid.T) {
 
 	e, live := m.entries[key]
 	switch {
-	case !holds(cond, e, live):
+	case !m.holds(cond, e, live):
 		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Upsert with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}
@@ -225,7 +236,7 @@ func (m *model) touch(rt *rapid.T) {
 
 	e, live := m.entries[key]
 	switch {
-	case !holds(cond, e, live):
+	case !m.holds(cond, e, live):
 		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Touch with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}
@@ -261,7 +272,7 @@ func (m *model) remove(rt *rapid.T) {
 
 	e, live := m.entries[key]
 	switch {
-	case !holds(cond, e, live):
+	case !m.holds(cond, e, live):
 		if !errors.Is(err, backend.ErrConflict) {
 			rt.Fatalf("Remove with %+v on %+v (live %v): %v, want ErrConflict", cond, e, live, err)
 		}

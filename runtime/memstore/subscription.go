@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -20,7 +22,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	sub := &subscription{b: b, t: t, prefix: req.Prefix, closed: make(chan struct{})}
+	sub := &subscription{b: b, t: t, log: t.log, prefix: req.Prefix, closed: make(chan struct{})}
 	switch {
 	case req.After == nil:
 		sub.pos = t.seq
@@ -38,73 +40,132 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	return sub, nil
 }
 
-// subscription is one reader's position in a tenant's event log.
+// subscription is one reader's position in a tenant's event log. It reads the log without
+// the backend's lock while the next event is there and fresh; it takes the lock only to report
+// an overflow: when the events it needs left the log, by the MaxEvents limit or by age.
 type subscription struct {
 	b      *Backend
 	t      *tenant
+	log    *backend.Log // t.log, read without the lock
 	prefix string
 	start  backend.Cursor
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	shut      atomic.Bool // set by Close, before closed is closed
 
-	// Guarded by b.mu.
+	// Owned by the goroutine that calls Next.
 	pos  uint64 // seq of the last event passed (delivered or filtered out)
 	lost bool   // the start cursor is of another epoch: an overflow comes first
+	// now is a reading of the clock, by which the events passed are within the retention;
+	// it is read again after checks more events, and after every wait.
+	now    int64
+	checks int
 }
+
+// recheck is how many events a subscription passes on one reading of the clock while it
+// reads without waiting. A reader that stops calling Next for longer than the retention may
+// thus get up to that many events that are older than the retention before its overflow: the
+// price of not reading the clock for every event.
+const recheck = 64
 
 // Start returns the position the subscription started after.
 func (s *subscription) Start() backend.Cursor { return s.start }
 
-// Next returns the next event with the subscription's prefix, waiting for it if needed.
-func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
+// Next returns the next event with the subscription's prefix, waiting for it if needed (see
+// next), and reports it to the backend's observer.
+func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
+	ev, err := s.next(ctx)
+	if ev != nil && s.b.observed {
+		s.b.obs.Delivered(s.t.st.id, s.t.name, ev.Kind, time.Duration(s.b.now()-ev.At)*time.Millisecond)
+	}
+	return ev, err
+}
+
+// next returns the next event with the subscription's prefix, waiting for it if needed. The
+// event is the one in the tenant's log, shared with the other readers.
+func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
+	retention := s.t.st.retention
 	for {
-		ev, wait, err := s.next()
-		if err != nil || wait == nil {
-			return ev, err
+		if s.shut.Load() || s.b.down.Load() {
+			return nil, backend.ErrClosed
 		}
+		if s.lost {
+			if ev, err := s.overflow(); ev != nil || err != nil {
+				return ev, err
+			}
+			continue
+		}
+		ev, wait := s.log.At(s.pos + 1)
+		switch {
+		case ev != nil:
+			if s.checks == 0 {
+				s.now, s.checks = s.b.now(), recheck
+			}
+			s.checks--
+			if ev.At < s.now-retention { // older than the retention: gone
+				if ev, err := s.overflow(); ev != nil || err != nil {
+					return ev, err
+				}
+				continue
+			}
+			s.pos++
+			if strings.HasPrefix(ev.Key, s.prefix) {
+				return ev, nil
+			}
+			continue
+		case !wait:
+			if ev, err := s.overflow(); ev != nil || err != nil {
+				return ev, err
+			}
+			continue
+		}
+		ch := s.log.Wait()
+		if ev, _ := s.log.At(s.pos + 1); ev != nil {
+			continue
+		}
+		s.checks = 0
 		select {
-		case <-wait:
+		case <-ch:
 		case <-s.closed:
-			return backend.Event{}, backend.ErrClosed
+			return nil, backend.ErrClosed
 		case <-s.b.done:
-			return backend.Event{}, backend.ErrClosed
+			return nil, backend.ErrClosed
 		case <-ctx.Done():
-			return backend.Event{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// next returns the next event if there is one, or else a channel that is closed when the
-// tenant gets a new event.
-func (s *subscription) next() (backend.Event, <-chan struct{}, error) {
+// overflow returns the overflow event of a subscription whose next event is gone, under the
+// backend's lock. When the events are there after all (the log did not drop them yet), it
+// returns the next with the prefix, as Next would, or nil when there is none yet.
+func (s *subscription) overflow() (*backend.Event, error) {
 	b, t := s.b, s.t
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || s.isClosed() {
-		return backend.Event{}, nil, backend.ErrClosed
+		return nil, backend.ErrClosed
 	}
 	now := b.now()
 	t.trim(now)
-	first := t.first()
 	pos := t.cursor(s.pos)
 	if s.lost {
 		pos = s.start
 	}
-	if ev, ok := backend.Overflow(pos, t.epoch, first, t.seq, now); ok {
+	if ev, ok := backend.Overflow(pos, t.epoch, t.first(), t.seq, now); ok {
 		s.lost = false
 		s.pos = ev.FirstAvailable.Seq
-		return ev, nil, nil
+		return &ev, nil
 	}
 	for s.pos < t.seq {
 		s.pos++
-		if ev := t.log.at(int(s.pos - first)); strings.HasPrefix(ev.Key, s.prefix) {
-			return *ev, nil, nil
+		if ev, _ := t.log.At(s.pos); ev != nil && strings.HasPrefix(ev.Key, s.prefix) {
+			return ev, nil
 		}
 	}
-	return backend.Event{}, t.wait(), nil
+	return nil, nil
 }
-
 func (s *subscription) isClosed() bool {
 	select {
 	case <-s.closed:
@@ -117,6 +178,7 @@ func (s *subscription) isClosed() bool {
 // Close ends the subscription; a blocked Next returns [backend.ErrClosed].
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
+		s.shut.Store(true)
 		close(s.closed)
 		b, t := s.b, s.t
 		b.mu.Lock()

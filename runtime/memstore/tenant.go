@@ -15,14 +15,13 @@ type tenant struct {
 	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use it.
 	index   *btree.BTreeG[*entry]
 	entries map[string]*entry
-	log     eventLog
+	// log holds the retained events, shared with the readers, who read it without the lock.
+	log     *backend.Log
 	readers int   // open subscriptions
 	last    int64 // ms of the last call or event that used the state
 	// sweep is the tenant's item in the expiry heap while it may be idle: when it falls due
 	// and the tenant is still idle, the tenant's state is freed.
 	sweep entry
-	// notify is closed and cleared when an event is appended; nil while no reader waits.
-	notify chan struct{}
 }
 
 // entry is a live key, and also the item of the expiry heap.
@@ -46,6 +45,7 @@ func (e *entry) entry() backend.Entry {
 		Key:       e.key,
 		Value:     e.value,
 		Version:   e.version,
+		Epoch:     e.t.epoch,
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
@@ -62,58 +62,10 @@ func (e *entry) read() backend.Entry {
 	return ent
 }
 
-// eventLog is a ring buffer of the retained events of a tenant, oldest first. Their seqs are
-// consecutive: the log holds the events first() to first()+len-1.
-type eventLog struct {
-	buf  []backend.Event
-	head int // index of the oldest event in buf
-	n    int
-}
-
-// at returns the i-th oldest retained event.
-func (l *eventLog) at(i int) *backend.Event {
-	return &l.buf[(l.head+i)%len(l.buf)]
-}
-
-// push appends ev, first dropping the oldest events so that at most limit remain.
-func (l *eventLog) push(ev backend.Event, limit int) {
-	for l.n > 0 && l.n >= limit {
-		l.dropOldest()
-	}
-	if l.n == len(l.buf) {
-		l.grow(limit)
-	}
-	l.buf[(l.head+l.n)%len(l.buf)] = ev
-	l.n++
-}
-
-// grow makes room for more events, up to limit.
-func (l *eventLog) grow(limit int) {
-	size := min(max(2*len(l.buf), 8), limit)
-	buf := make([]backend.Event, size)
-	for i := range l.n {
-		buf[i] = *l.at(i)
-	}
-	l.buf, l.head = buf, 0
-}
-
-func (l *eventLog) dropOldest() {
-	l.buf[l.head] = backend.Event{} // release the key and value
-	l.head = (l.head + 1) % len(l.buf)
-	l.n--
-}
-
-// dropBefore drops the events that happened before ms.
-func (l *eventLog) dropBefore(ms int64) {
-	for l.n > 0 && l.at(0).At < ms {
-		l.dropOldest()
-	}
-}
-
 // first returns the seq of the oldest event the tenant still has, given its last seq: the
 // seq after the last one when the log is empty.
 func (t *tenant) first() uint64 {
-	return t.seq - uint64(t.log.n) + 1
+	return t.log.First()
 }
 
 // cursor returns the cursor of the tenant's position just after seq.
@@ -129,7 +81,9 @@ func (t *tenant) unusedAt() int64 {
 
 // trim drops the events older than the retention at now.
 func (t *tenant) trim(now int64) {
-	t.log.dropBefore(now - t.st.retention)
+	if t.log.Len() > 0 {
+		t.log.DropBefore(now - t.st.retention)
+	}
 }
 
 // appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
@@ -139,20 +93,16 @@ func (t *tenant) appendEvent(ev backend.Event) uint64 {
 	ev.Epoch, ev.Version = t.epoch, t.seq
 	t.last = max(t.last, ev.At)
 	t.trim(ev.At)
-	t.log.push(ev, t.st.limits.MaxEvents)
-	if t.notify != nil {
-		close(t.notify)
-		t.notify = nil
+	t.log.Append(ev)
+	b := t.st.b
+	switch b.wake {
+	case nil:
+		b.wake = t.log // woken by unlock, after the lock is released
+	case t.log:
+	default:
+		t.log.Wake() // a second tenant in one hold of the lock, as in a mass expiry
 	}
 	return t.seq
-}
-
-// wait returns a channel that is closed when the next event is appended.
-func (t *tenant) wait() <-chan struct{} {
-	if t.notify == nil {
-		t.notify = make(chan struct{})
-	}
-	return t.notify
 }
 
 // byKey orders entries by key, for tenant.index.

@@ -81,7 +81,7 @@ func testLifecycle(t *testing.T, f fixture) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	kinds := []backend.EventKind{backend.EventUpsert, backend.EventUpsert, backend.EventTouch, backend.EventDelete, backend.EventUpsert}
 	for i, want := range kinds {

@@ -39,13 +39,17 @@ type pump struct {
 	wakeID  string
 	nudged  atomic.Bool // a nudge woke the pump since its last tick
 
+	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
+	// the subscriptions read it. resync replaces it.
+	log atomic.Pointer[backend.Log]
+	// written is the highest version this backend's writes returned, maybe of an older
+	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
+	written atomic.Uint64
+
 	mu    sync.Mutex
 	epoch string // the tenant's epoch as the pump last saw it
 	head  uint64 // the last version the pump delivered (or started at)
-	// written is the highest version this backend's writes returned, maybe of an older
-	// epoch; with head, it tells buffered events that fell out of the stream (see trimmed).
-	written uint64
-	subs    map[*subscription]struct{}
+	subs  map[*subscription]struct{}
 }
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
@@ -58,6 +62,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	keys := st.keys(tenant)
 	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
+		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
 	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
@@ -72,7 +77,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		start:  start,
 		limit:  st.b.buffer,
 		pos:    start,
-		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
@@ -98,8 +103,9 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
+			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
+		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
 		b.wg.Add(1)
 		go p.run()
@@ -107,7 +113,9 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	p.mu.Lock()
 	sub.p = p
 	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last tick
-	sub.lagging = stale || sub.pos.Epoch != p.epoch || sub.pos.Seq < p.head
+	if l := p.log.Load(); !stale && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
+		sub.log = l // else it is lagging: it catches up from Redis first
+	}
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
 	return stale, nil
@@ -151,10 +159,11 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
-	if p != nil {
-		p.mu.Lock()
-		p.written = max(p.written, v)
-		p.mu.Unlock()
+	for p != nil {
+		w := p.written.Load()
+		if w >= v || p.written.CompareAndSwap(w, v) {
+			return
+		}
 	}
 }
 
@@ -203,13 +212,18 @@ func (p *pump) step() error {
 	p.nudged.Store(false)
 	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
 	if err != nil {
+		p.b.failed(p.key, "tick", err)
 		return err
+	}
+	if t.expired > 0 {
+		p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
 	}
 	p.mu.Lock()
 	if t.epoch != p.epoch || t.head < p.head {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes): every reader checks its position against Redis.
-		p.epoch, p.head, p.written = t.epoch, t.head, 0
+		p.epoch, p.head = t.epoch, t.head
+		p.written.Store(0)
 		p.mu.Unlock()
 		p.resync()
 		p.mu.Lock()
@@ -231,6 +245,7 @@ func (p *pump) step() error {
 		return nil // timed out: the next tick reconciles
 	}
 	if err != nil {
+		p.b.failed(p.key, "xread", err)
 		return err
 	}
 	var events []backend.Event
@@ -242,6 +257,7 @@ func (p *pump) step() error {
 		for _, m := range st.Messages {
 			ev, err := parseEvent(m.ID, m.Values)
 			if err != nil {
+				p.b.failed(p.key, "xread", err)
 				return err
 			}
 			if ev.Epoch != epoch {
@@ -254,37 +270,38 @@ func (p *pump) step() error {
 	return nil
 }
 
-// deliver hands events, the next ones of the pump's epoch, to every subscription.
+// deliver appends events, the next ones of the pump's epoch, to the tenant's shared log, which
+// wakes the subscriptions that wait.
 func (p *pump) deliver(events []backend.Event) {
 	if len(events) == 0 {
 		return
 	}
 	p.mu.Lock()
 	p.head = max(p.head, events[len(events)-1].Version)
-	subs := p.snapshotSubs()
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.push(events)
-	}
+	l := p.log.Load()
+	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
+	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
+// The pump starts a new log at its epoch and head and closes the old one, whose readers then
+// read from Redis.
 func (p *pump) resync() {
 	p.mu.Lock()
-	subs := p.snapshotSubs()
+	old := p.log.Swap(backend.NewLog(p.epoch, p.head, p.b.buffer))
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.markLagging()
-	}
+	old.Close()
 }
 
-func (p *pump) snapshotSubs() []*subscription {
-	subs := make([]*subscription, 0, len(p.subs))
-	for s := range p.subs {
-		subs = append(subs, s)
-	}
-	return subs
-}
+// currentLog returns the tenant's log as the pump has it now.
+func (p *pump) currentLog() *backend.Log { return p.log.Load() }
 
 // nextDelay doubles a retry delay within [minRetry, maxRetry].
 func nextDelay(d time.Duration) time.Duration {

@@ -12,7 +12,7 @@ import (
 )
 
 // eventWait bounds every wait for an event.
-const eventWait = 5 * time.Second
+const eventWait = 30 * time.Second
 
 func subscribe(t testing.TB, st backend.Store, tenant string, after *backend.Cursor) backend.Subscription {
 	t.Helper()
@@ -32,7 +32,7 @@ func next(t testing.TB, sub backend.Subscription) backend.Event {
 	if err != nil {
 		t.Fatalf("next: %v", err)
 	}
-	return ev
+	return *ev
 }
 
 // expectVersions reads events and checks that they have the versions from..to in order.
@@ -238,7 +238,7 @@ func TestTransientErrorRedis(t *testing.T) {
 			if err != nil {
 				return
 			}
-			got <- ev
+			got <- *ev
 		}
 	}()
 	for v := range 3 {

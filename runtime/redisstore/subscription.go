@@ -4,41 +4,55 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// subscription is one reader's stream. It is fed by its tenant's pump while it keeps up; when
-// its buffer is full, or the pump saw a gap or a new epoch, it is lagging and Next catches up
-// by reading from Redis after its own position (with an overflow event when the events it
-// needs are gone), until it has reached the pump.
+// subscription is one reader's stream. While it keeps up it reads its tenant's shared log,
+// which the pump appends to ([backend.Log]): no copy and no wake-up of its own per event. When
+// the event it needs is not in the log (it fell behind the log's window, the pump saw a gap,
+// or the pump saw a new epoch and closed the log) it is lagging: Next catches up by reading
+// from Redis after its own position (with an overflow event when the events it needs are gone)
+// until it is back within the pump's log.
 type subscription struct {
 	p      *pump
 	prefix string
 	start  backend.Cursor
-	limit  int           // most buffered events
-	wake   chan struct{} // signalled when events arrive, on lagging and on close
+	limit  int           // most events one catch-up read returns
+	done   chan struct{} // closed by shut
 
-	mu      sync.Mutex
-	pos     backend.Cursor  // position after the last event queued (or skipped by prefix)
-	queue   []backend.Event // events for Next
-	lagging bool            // events after pos must be read from Redis
-	closed  bool
+	closeOnce sync.Once
+	closed    atomic.Bool
+
+	// Owned by the goroutine that calls Next (and by Subscribe before it returns).
+	pos   backend.Cursor   // position after the last event passed (delivered or skipped)
+	log   *backend.Log     // the pump's log it reads; nil while lagging
+	queue []*backend.Event // events read from Redis, for Next
 }
 
 // Start implements [backend.Subscription].
 func (s *subscription) Start() backend.Cursor { return s.start }
 
-// Next implements [backend.Subscription]. Redis errors are retried with backoff, so a reader
-// never sees a transient failure; it waits instead, until ctx is done.
-func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
+// Next implements [backend.Subscription] (see next), and reports the event to the backend's
+// observer.
+func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
+	ev, err := s.next(ctx)
+	if ev != nil && s.p.b.observed {
+		s.p.b.obs.Delivered(s.p.key.id, s.p.key.tenant, ev.Kind, time.Since(time.UnixMilli(ev.At)))
+	}
+	return ev, err
+}
+
+// next returns the next event. The event it returns while the subscription keeps up is the one
+// in the tenant's log, shared with the other readers. Redis errors are retried with backoff, so
+// a reader never sees a transient failure; it waits instead, until ctx is done.
+func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 	var delay time.Duration
 	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return backend.Event{}, backend.ErrClosed
+		if s.closed.Load() {
+			return nil, backend.ErrClosed
 		}
 		if len(s.queue) > 0 {
 			ev := s.queue[0]
@@ -47,156 +61,127 @@ func (s *subscription) Next(ctx context.Context) (backend.Event, error) {
 				// the stream gives, as if it had not buffered anything.
 				s.queue = nil
 				s.pos = backend.Cursor{Epoch: ev.Epoch, Seq: ev.Version - 1}
-				s.lagging = true
-				s.mu.Unlock()
 				continue
 			}
-			s.queue[0] = backend.Event{}
+			s.queue[0] = nil
 			s.queue = s.queue[1:]
-			s.mu.Unlock()
 			return ev, nil
 		}
-		lagging, pos := s.lagging, s.pos
-		s.mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			return backend.Event{}, err
-		}
-		wait := time.Duration(-1) // until woken
-		if lagging {
-			progress, err := s.catchUp(ctx, pos)
+		if l := s.log; l != nil {
+			ev, wait := l.At(s.pos.Seq + 1)
 			switch {
-			case err != nil:
-				if ctx.Err() != nil {
-					return backend.Event{}, ctx.Err()
+			case ev != nil && s.trimmed(ev):
+				s.log = nil // out of the stream's MaxEvents window: Redis gives the overflow
+			case ev != nil:
+				s.pos = ev.Cursor()
+				if strings.HasPrefix(ev.Key, s.prefix) {
+					return ev, nil
 				}
-				delay = nextDelay(delay)
-				wait = delay
-			case progress:
-				delay = 0
-				continue
+			case wait:
+				ch := l.Wait()
+				if ev, _ := l.At(s.pos.Seq + 1); ev != nil || l.Closed() {
+					continue
+				}
+				select {
+				case <-ch:
+				case <-s.done:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
 			default:
-				wait = stalePoll // Redis has no more; the pump has not seen it yet
+				s.log = nil // gone from the log, or the log is closed: catch up from Redis
 			}
+			continue
 		}
-		if err := s.waitWake(ctx, wait); err != nil {
-			return backend.Event{}, err
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		progress, err := s.catchUp(ctx)
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			delay = nextDelay(delay)
+			wait = delay
+		case progress:
+			delay = 0
+			continue
+		default:
+			wait = stalePoll // Redis has no more; the pump has not seen it yet
+		}
+		if err := s.sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 }
 
-func (s *subscription) waitWake(ctx context.Context, d time.Duration) error {
-	var timeout <-chan time.Time
-	if d >= 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
+// sleep waits for d, for the pump's next append or until the subscription is shut.
+func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-s.wake:
-	case <-timeout:
+	case <-t.C:
+	case <-s.p.currentLog().Wait():
+	case <-s.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	return nil
 }
 
-// catchUp reads the events after pos from Redis and queues them, after an overflow event if
-// the events right after pos are gone. It stops lagging once it has reached the pump.
-func (s *subscription) catchUp(ctx context.Context, pos backend.Cursor) (progress bool, err error) {
+// catchUp reads the events after the subscription's position from Redis and queues them,
+// after an overflow event if the events right after it are gone. It goes back to the pump's
+// log once its position is within the log.
+func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
+	pos := s.pos
+	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
 	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
+		s.p.b.failed(s.p.key, "read", err)
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.pos != pos {
-		return true, nil
-	}
 	if ov, ok := backend.Overflow(pos, r.epoch, r.first, r.head, r.now); ok {
-		s.queue = append(s.queue, ov)
+		s.queue = append(s.queue, &ov)
 		s.pos = ov.FirstAvailable
 		progress = true
 	}
-	for _, ev := range r.events {
+	for i := range r.events {
+		ev := &r.events[i]
 		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 {
 			break
 		}
-		s.accept(ev)
+		s.pos = ev.Cursor()
+		if strings.HasPrefix(ev.Key, s.prefix) {
+			s.queue = append(s.queue, ev)
+		}
 		progress = true
 	}
-	s.p.mu.Lock()
-	caughtUp := s.pos.Epoch == s.p.epoch && s.pos.Seq >= s.p.head
-	s.p.mu.Unlock()
-	if caughtUp {
-		s.lagging = false
-	} else if !progress {
+	if l := s.p.currentLog(); l.Epoch() == s.pos.Epoch && s.pos.Seq+1 >= l.First() && !l.Closed() {
+		s.log = l // what follows is in the log, or yet to come
+	} else if !progress && l.Epoch() != s.pos.Epoch {
 		s.p.nudge() // the pump has not seen the tenant's new epoch yet
 	}
 	return progress, nil
 }
 
 // trimmed reports whether ev is out of the stream's MaxEvents window, as far as the backend
-// knows the tenant's last version. s.mu is held.
-func (s *subscription) trimmed(ev backend.Event) bool {
-	maxEvents := uint64(s.p.st.limits.MaxEvents)
-	s.p.mu.Lock()
-	head := max(s.p.head, s.p.written)
-	s.p.mu.Unlock()
-	return ev.Version+maxEvents <= head
-}
-
-// accept moves the position past ev and queues it if its key has the prefix. s.mu is held.
-func (s *subscription) accept(ev backend.Event) {
-	s.pos = ev.Cursor()
-	if strings.HasPrefix(ev.Key, s.prefix) {
-		s.queue = append(s.queue, ev)
-	}
-}
-
-// push is the pump's delivery of the next events of the tenant. A subscription that cannot
-// take them in order (a gap, another epoch, a full buffer) becomes lagging and catches up later.
-func (s *subscription) push(events []backend.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.lagging {
-		return
-	}
-	for _, ev := range events {
-		if ev.Epoch == s.pos.Epoch && ev.Version <= s.pos.Seq {
-			continue // already read from Redis
-		}
-		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 || len(s.queue) >= s.limit {
-			s.lagging = true
-			break
-		}
-		s.accept(ev)
-	}
-	s.signal()
-}
-
-func (s *subscription) markLagging() {
-	s.mu.Lock()
-	s.lagging = true
-	s.mu.Unlock()
-	s.signal()
-}
-
-func (s *subscription) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+// knows the tenant's last version: the pump's, or that of its own last write.
+func (s *subscription) trimmed(ev *backend.Event) bool {
+	head := max(s.p.written.Load(), s.p.currentLog().Head())
+	return ev.Version+uint64(s.p.st.limits.MaxEvents) <= head
 }
 
 // shut ends the subscription without detaching it from its pump; it reports whether it was
 // open.
 func (s *subscription) shut() bool {
-	s.mu.Lock()
-	was := !s.closed
-	s.closed = true
-	s.queue = nil
-	s.mu.Unlock()
-	s.signal()
+	was := false
+	s.closeOnce.Do(func() {
+		was = true
+		s.closed.Store(true)
+		close(s.done)
+	})
 	return was
 }
 

@@ -1,6 +1,7 @@
--- get.lua: ARGV GET_KEY the key. Returns the stored entry if it is live, else nil. Writes
--- nothing. It stands alone, without lib.lua, as write.lua does.
-local s = redis.call('HGET', KEYS[KEY_STATE], ENTRY_PREFIX .. ARGV[GET_KEY])
+-- get.lua: ARGV GET_KEY the key. Returns {the stored entry, the tenant's epoch} if the key is
+-- live, else nil. Writes nothing. It stands alone, without lib.lua, as write.lua does.
+local m = redis.call('HMGET', KEYS[KEY_STATE], ENTRY_PREFIX .. ARGV[GET_KEY], META_EPOCH)
+local s = m[1]
 if not s then
   return false
 end
@@ -8,4 +9,4 @@ local t = redis.call('TIME')
 if tonumber(string.match(s, '^%d+|%d+|%d+|(%d+)|')) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
   return false
 end
-return s
+return {s, m[2]}
