@@ -261,7 +261,7 @@ var Sizes = []struct{ Readers, Rate int }{
 func Name(readers, rate int) string {
 	r := "flat"
 	if rate > 0 {
-		r = strconv.Itoa(rate) + "/s"
+		r = strconv.Itoa(rate) // per second
 	}
 	return fmt.Sprintf("readers=%d/rate=%s", readers, r)
 }

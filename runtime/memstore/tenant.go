@@ -1,6 +1,9 @@
 package memstore
 
-import "github.com/ephemeral-go/ephemeral/runtime/backend"
+import (
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/tidwall/btree"
+)
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
@@ -9,6 +12,10 @@ type tenant struct {
 	epoch   string
 	seq     uint64 // the last version given out; versions and event seqs are the same numbers
 	entries map[string]*entry
+	// index holds the same entries as entries, sorted by key, for snapshots: a scan in key
+	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use
+	// it.
+	index btree.Map[string, *entry]
 	// log holds the retained events, shared with the readers, who read it without the lock.
 	log     *backend.Log
 	readers int   // open subscriptions
@@ -23,6 +30,9 @@ type entry struct {
 	key     string // "" marks a tenant's sweep item
 	value   []byte
 	version uint64
+	// memo is the memo of value (see backend.Memo), made by the first read of the value and
+	// dropped when the value changes; nil until then.
+	memo    *backend.Memo
 	created int64 // ms since the Unix epoch, like updated and expires
 	updated int64
 	expires int64
@@ -41,6 +51,16 @@ func (e *entry) entry() backend.Entry {
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
 	}
+}
+
+// read is entry, with the memo of the value (made if needed), for a Get or a Snapshot.
+func (e *entry) read() backend.Entry {
+	if e.memo == nil {
+		e.memo = new(backend.Memo)
+	}
+	ent := e.entry()
+	ent.Memo = e.memo
+	return ent
 }
 
 // first returns the seq of the oldest event the tenant still has, given its last seq: the

@@ -69,12 +69,17 @@
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
 // Backend share one pump goroutine: it runs the tick script (expire due entries, trim, keep the
-// keys alive) and then one XREAD BLOCK with COUNT 100, and hands the events to every
-// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]); one
-// whose buffer is full is left behind without holding up the others, and catches up on its own
-// with the read script (XRANGE after its position) until it reaches the pump again. A buffered
-// event that the stream has since dropped (MaxEvents newer versions exist) is not delivered:
-// the reader gets the overflow it would get reading the stream, as on every backend. The pump
+// keys alive) and then one XREAD BLOCK with COUNT 100, and appends the events to the tenant's
+// shared log (a [backend.Log] of the latest [WithReaderBuffer] events, none older than 10 s),
+// which wakes the waiting subscriptions with one channel close. Each subscription keeps its own
+// position in the log and receives the log's event itself, not a copy; the typed API decodes
+// it once for all of them. One that falls out of the log's window is left behind without
+// holding up the others, and catches up on its own with the read script (XRANGE after its
+// position) until it is back within the log. An event that the stream has since dropped
+// (MaxEvents newer versions exist) is not delivered: the reader gets the overflow it would get
+// reading the stream, as on every backend. When the pump sees a new epoch or the state going
+// back, it closes the log and starts a new one: every reader then checks its position against
+// Redis. The pump
 // stops when its last subscription closes; its XREAD also watches a wake stream of its own
 // (<prefix>:{<id>:<tenant>}:state:wake:<random>, expiring after a minute), so that Close and
 // the last reader's Close end it at once.
@@ -87,6 +92,16 @@
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see the failure and resume from their own positions.
+//
+// # Metrics
+//
+// [WithObserver] reports to a [backend.Observer] (such as the Prometheus adapter,
+// github.com/ephemeral-go/ephemeral/metrics/prom) the events each reader gets and their age,
+// the catch-up reads of readers that fell behind their pump, the size of every write batch, the
+// entries the pumps' ticks expire, and the failed Redis calls by script or command (write, get,
+// read, tick, snapshot, xread), those that the retries above hide from readers among them.
+// Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
+// OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
 //
 // # Overflow and reset
 //

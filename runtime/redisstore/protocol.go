@@ -466,6 +466,7 @@ type tickResult struct {
 	epoch    string
 	head     uint64
 	now, due int64 // due is that of the meta: no expiry is earlier
+	expired  int   // how many due entries the tick expired
 }
 
 // runTick runs tick.lua.
@@ -477,17 +478,18 @@ func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Lim
 	return decodeTick(res)
 }
 
-// decodeTick decodes the reply of tick.lua: {epoch, head, now, due}.
+// decodeTick decodes the reply of tick.lua: {epoch, head, now, due, expired}.
 func decodeTick(res []any) (tickResult, error) {
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
 	}
 	epoch, head, now, ok := decodePosition(res[0], res[1], res[2])
 	due, ok1 := res[3].(int64)
-	if !ok || !ok1 {
+	expired, ok2 := res[4].(int64)
+	if !ok || !ok1 || !ok2 {
 		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
 	}
-	return tickResult{epoch: epoch, head: head, now: now, due: due}, nil
+	return tickResult{epoch: epoch, head: head, now: now, due: due, expired: int(expired)}, nil
 }
 
 // decodePosition decodes the epoch, the last version and the time that read.lua and tick.lua

@@ -62,6 +62,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	keys := st.keys(tenant)
 	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
+		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
 	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
@@ -211,7 +212,11 @@ func (p *pump) step() error {
 	p.nudged.Store(false)
 	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
 	if err != nil {
+		p.b.failed(p.key, "tick", err)
 		return err
+	}
+	if t.expired > 0 {
+		p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
 	}
 	p.mu.Lock()
 	if t.epoch != p.epoch || t.head < p.head {
@@ -240,6 +245,7 @@ func (p *pump) step() error {
 		return nil // timed out: the next tick reconciles
 	}
 	if err != nil {
+		p.b.failed(p.key, "xread", err)
 		return err
 	}
 	var events []backend.Event
@@ -251,6 +257,7 @@ func (p *pump) step() error {
 		for _, m := range st.Messages {
 			ev, err := parseEvent(m.ID, m.Values)
 			if err != nil {
+				p.b.failed(p.key, "xread", err)
 				return err
 			}
 			if ev.Epoch != epoch {
@@ -274,8 +281,14 @@ func (p *pump) deliver(events []backend.Event) {
 	p.mu.Unlock()
 	l := p.log.Load()
 	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
 	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
 // The pump starts a new log at its epoch and head and closes the old one, whose readers then

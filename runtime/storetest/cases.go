@@ -32,6 +32,7 @@ var cases = []struct {
 	{"LimitsPerID", testLimitsPerID},
 	{"TenantIsolation", testTenantIsolation},
 	{"IDIsolation", testIDIsolation},
+	{"ValueIsolation", testValueIsolation},
 	{"Prefix", testPrefix},
 	{"ByteOrder", testByteOrder},
 	{"OverflowMaxEvents", testOverflowMaxEvents},

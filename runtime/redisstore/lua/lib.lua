@@ -64,8 +64,8 @@ local function expire_one(ctx, key, e)
   emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
 end
 
--- reconcile expires a bounded batch of due entries, each with an expire event, and finds the
--- next due time. It costs nothing before META_DUE.
+-- reconcile expires a bounded batch of due entries, each with an expire event, counts them in
+-- ctx.expired, and finds the next due time. It costs nothing before META_DUE.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
     return
@@ -74,6 +74,7 @@ local function reconcile(ctx)
   for i = 1, #due, 2 do
     expire_one(ctx, due[i], tonumber(due[i + 1]))
   end
+  ctx.expired = #due / 2
   local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
   ctx.due = NEVER
   if #nxt > 0 then
