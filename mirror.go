@@ -278,6 +278,7 @@ func (m *Mirror[K, T]) Get(key K) (e Entry[K, T], ok bool) {
 	if !ok || !m.now().Before(e.ExpiresAt) {
 		return Entry[K, T]{}, false
 	}
+	e.Value = m.store.copied(&e.Value)
 	return e, true
 }
 
@@ -316,6 +317,7 @@ func (m *Mirror[K, T]) list() []Entry[K, T] {
 	out := make([]Entry[K, T], 0, len(m.keys))
 	for _, k := range m.keys {
 		if e := m.entries[k]; now.Before(e.ExpiresAt) {
+			e.Value = m.store.copied(&e.Value)
 			out = append(out, e)
 		}
 	}
@@ -506,8 +508,7 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 		d := m.store.decoded(raw)
 		err := d.err
 		if err == nil {
-			e = d.entry
-			err = m.store.copyValue(&e.Value, &d.entry.Value, raw)
+			err = m.store.copyEntry(&e, &d.entry, raw)
 		}
 		if err != nil {
 			m.reportError(err)
@@ -564,12 +565,16 @@ func (m *Mirror[K, T]) deleteKey(key string) {
 	}
 }
 
-// notify reports c to the callback and the channel; a pending send ends when ctx is done.
+// notify reports c to the callback and the channel, each with its own copy of the value; a
+// pending send ends when ctx is done.
 func (m *Mirror[K, T]) notify(ctx context.Context, c Change[K, T]) {
 	if m.onChange != nil {
-		m.onChange(c)
+		cc := c
+		cc.Entry.Value = m.store.copied(&c.Entry.Value)
+		m.onChange(cc)
 	}
 	if m.changes != nil {
+		c.Entry.Value = m.store.copied(&c.Entry.Value)
 		select {
 		case m.changes <- c:
 		case <-ctx.Done():

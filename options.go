@@ -19,16 +19,19 @@ type callOptions struct {
 	quiet     bool
 	cond      backend.Condition
 	condCount int
+	cursorErr error // of an IfCursor whose cursor does not parse
 }
 
 // UpsertOption configures one [Store.Upsert]: [WithTenant], [WithTTL], [IfNew], [IfExists],
-// [IfVersion].
+// [IfVersion], [IfCursor].
 type UpsertOption interface{ applyUpsert(*callOptions) }
 
-// TouchOption configures one [Store.Touch]: [WithTenant], [WithTTL], [Quiet], [IfVersion].
+// TouchOption configures one [Store.Touch]: [WithTenant], [WithTTL], [Quiet], [IfVersion],
+// [IfCursor].
 type TouchOption interface{ applyTouch(*callOptions) }
 
-// RemoveOption configures one [Store.Remove]: [WithTenant], [WithReason], [IfVersion].
+// RemoveOption configures one [Store.Remove]: [WithTenant], [WithReason], [IfVersion],
+// [IfCursor].
 type RemoveOption interface{ applyRemove(*callOptions) }
 
 // GetOption configures one [Store.Get]: [WithTenant].
@@ -105,7 +108,7 @@ func Quiet() QuietOption { return QuietOption{} }
 
 func (QuietOption) applyTouch(c *callOptions) { c.quiet = true }
 
-// CondOption makes a write conditional; see [IfNew], [IfExists], [IfVersion]. At most one
+// CondOption makes a write conditional; see [IfNew], [IfExists], [IfVersion], [IfCursor]. At most one
 // condition may be given per call.
 type CondOption backend.Condition
 
@@ -130,7 +133,48 @@ func (o VersionOption) applyUpsert(c *callOptions) { c.setCond(backend.Condition
 func (o VersionOption) applyTouch(c *callOptions)  { c.setCond(backend.Condition(o)) }
 func (o VersionOption) applyRemove(c *callOptions) { c.setCond(backend.Condition(o)) }
 
+// CursorOption makes a write conditional on the key's epoch and version; see [IfCursor].
+type CursorOption string
+
+// IfCursor makes an upsert, touch or remove fail with a [ConflictError] unless the key is live
+// at the version and in the epoch of cursor, the text "<epoch>-<version>" of an entry's Epoch
+// and Version (a [Event.Cursor] of an upsert or touch event is one too). Unlike [IfVersion] it
+// cannot be fooled by the tenant's state being made anew, when versions restart at 1 under a
+// new epoch: (Epoch, Version) names one write for the tenant's whole life, which makes it a
+// fencing token (package lock uses it).
+//
+// Epochs order by the time the tenant's state was created, on the backend's clock (the server's
+// clock on Redis), and then as strings: tokens order by (epoch, version). Two states created in
+// the same millisecond, or on a clock that went back (a Redis server restarted on another
+// machine), do not order; epochs of the older form (16 random hex digits) have no order.
+//
+// A cursor that does not parse fails the call with [ErrInvalidCursor].
+func IfCursor(cursor string) CursorOption { return CursorOption(cursor) }
+
+func (o CursorOption) set(c *callOptions) {
+	cur, err := backend.ParseCursor(string(o))
+	if err != nil {
+		c.cursorErr = err
+	}
+	c.setCond(backend.Condition{Kind: backend.CondIfVersion, Version: cur.Seq, Epoch: cur.Epoch})
+}
+
+func (o CursorOption) applyUpsert(c *callOptions) { o.set(c) }
+func (o CursorOption) applyTouch(c *callOptions)  { o.set(c) }
+func (o CursorOption) applyRemove(c *callOptions) { o.set(c) }
+
 func (c *callOptions) setCond(cond backend.Condition) {
 	c.cond = cond
 	c.condCount++
+}
+
+// condErr returns the error of the call's conditions, if any.
+func (c *callOptions) condErr() error {
+	if c.cursorErr != nil {
+		return c.cursorErr
+	}
+	if c.condCount > 1 {
+		return errConditions
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -22,7 +23,7 @@ type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
 
-	cursor atomic.Pointer[string]
+	pos position // the cursor of the last event received
 	// entries is where the next events' entries are made: a reader allocates them a few at a
 	// time. Owned by Recv.
 	entries []Entry[K, T]
@@ -40,14 +41,14 @@ const maxEntrySlab = 32
 // reader has moved past the event and the next Recv goes on. When the backend finds junk in
 // the tenant's data (written by another program), Recv returns an error wrapping [ErrCorrupt]
 // rather than waiting; the next Recv reads again.
-func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
+func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	raw, err := r.sub.Next(ctx)
 	if err != nil {
-		return Event[K, T]{}, err
+		return ev, err
 	}
 	m := r.s.decoded(raw)
-	r.cursor.Store(&m.ev.Cursor)
-	ev := m.ev
+	r.pos.set(raw.Cursor())
+	ev = m.ev
 	if m.err != nil || raw.Kind != EventUpsert {
 		return ev, m.err
 	}
@@ -56,9 +57,7 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (Event[K, T], error) {
 		r.entries = make([]Entry[K, T], r.slab)
 	}
 	entry := &r.entries[0]
-	*entry = m.entry
-	if err := r.s.copyValue(&entry.Value, &m.entry.Value, raw); err != nil {
-		*entry = Entry[K, T]{}
+	if err := r.s.copyEntry(entry, &m.entry, raw); err != nil {
 		return ev, err
 	}
 	r.entries = r.entries[1:]
@@ -86,7 +85,7 @@ func (r *Reader[K, T]) Events(ctx context.Context) iter.Seq2[Event[K, T], error]
 // Cursor returns the cursor of the last event received, or the reader's start position before
 // the first one. A reader started [After] it continues where this one stopped.
 func (r *Reader[K, T]) Cursor() string {
-	return *r.cursor.Load()
+	return r.pos.get().String()
 }
 
 // Close stops the reader; a blocked Recv returns [ErrClosed]. Close is idempotent.
@@ -135,15 +134,53 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 	return d
 }
 
-// copyValue sets *dst to a value of the caller's own: a deep copy of *shared, the decoded
-// value of raw, with the codec's Clone, or else raw's value decoded anew.
-func (s *Store[K, T]) copyValue(dst, shared *T, raw *backend.Event) error {
+// copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
+// a deep copy of shared's with the codec's Clone, or else raw's value decoded anew.
+func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
+	var zero T
+	*dst = *shared // every field but Value
+	dst.Value = zero
 	if s.clone != nil {
-		s.clone(dst, shared)
+		s.clone(&dst.Value, &shared.Value)
 		return nil
 	}
 	e := raw.Entry()
-	var zero T
-	*dst = zero
-	return s.decode(&e, dst)
+	return s.decode(&e, &dst.Value)
+}
+
+// position is a cursor written by one goroutine and read by any, without a lock and, while its
+// epoch stays the same, without writing a pointer (which costs a write barrier whenever the
+// garbage collector runs): the epoch changes under a sequence lock, the seq alone atomically.
+type position struct {
+	gen   atomic.Uint64 // odd while the epoch changes
+	epoch atomic.Pointer[string]
+	seq   atomic.Uint64
+}
+
+// set records c; it is called by one goroutine at a time.
+func (p *position) set(c backend.Cursor) {
+	if e := p.epoch.Load(); e != nil && *e == c.Epoch {
+		p.seq.Store(c.Seq)
+		return
+	}
+	epoch := c.Epoch
+	p.gen.Add(1)
+	p.epoch.Store(&epoch)
+	p.seq.Store(c.Seq)
+	p.gen.Add(1)
+}
+
+// get returns the cursor last set.
+func (p *position) get() backend.Cursor {
+	for {
+		g := p.gen.Load()
+		if g%2 == 1 {
+			runtime.Gosched()
+			continue
+		}
+		e, seq := p.epoch.Load(), p.seq.Load()
+		if p.gen.Load() == g {
+			return backend.Cursor{Epoch: *e, Seq: seq}
+		}
+	}
 }

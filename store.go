@@ -1,10 +1,12 @@
 package ephemeral
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -93,6 +95,8 @@ type Store[K, T any] struct {
 	// tenant is the default tenant.
 	tenant string
 	limits Limits
+	// scratch holds the *scratch[T] of calls, for their work.
+	scratch sync.Pool
 }
 
 // New returns the store that cfg describes, on backend b; opts override the settings of cfg.
@@ -211,10 +215,10 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 	if err != nil {
 		return Entry[K, T]{}, err
 	}
-	if o.condCount > 1 {
-		return Entry[K, T]{}, errConditions
+	if err := o.condErr(); err != nil {
+		return Entry[K, T]{}, err
 	}
-	buf, err := s.codec.Encode(nil, &v)
+	buf, err := s.encode(v)
 	if err != nil {
 		return Entry[K, T]{}, fmt.Errorf("%w: key %s: %w", ErrEncode, backend.Quote(k), err)
 	}
@@ -226,6 +230,47 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 		return Entry[K, T]{}, err
 	}
 	return entry(key, v, &raw), nil
+}
+
+// scratch is a store's working space for one call, kept in Store.scratch between calls: a
+// value, which escapes to the heap when it is passed to the codec, and an encode buffer.
+type scratch[T any] struct {
+	v   T
+	buf []byte
+}
+
+// maxScratchBuf is the largest encode buffer kept for the next call.
+const maxScratchBuf = 64 << 10
+
+func (s *Store[K, T]) getScratch() *scratch[T] {
+	if sc, _ := s.scratch.Get().(*scratch[T]); sc != nil {
+		return sc
+	}
+	return new(scratch[T])
+}
+
+func (s *Store[K, T]) putScratch(sc *scratch[T]) {
+	var zero T
+	sc.v = zero
+	if cap(sc.buf) > maxScratchBuf {
+		sc.buf = nil
+	}
+	s.scratch.Put(sc)
+}
+
+// encode returns the encoding of v in a slice of its own, which the backend may keep (see
+// backend.UpsertRequest). The codec works on a pooled value and buffer, so that the copy of
+// the result is the one allocation.
+func (s *Store[K, T]) encode(v T) ([]byte, error) {
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	sc.v = v
+	buf, err := s.codec.Encode(sc.buf[:0], &sc.v)
+	if err != nil {
+		return nil, err
+	}
+	sc.buf = buf[:0]
+	return bytes.Clone(buf), nil
 }
 
 var errConditions = fmt.Errorf("%w: more than one condition", ErrInvalidConfig)
@@ -254,8 +299,8 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 	if err != nil {
 		return TouchResult{}, err
 	}
-	if o.condCount > 1 {
-		return TouchResult{}, errConditions
+	if err := o.condErr(); err != nil {
+		return TouchResult{}, err
 	}
 	res, err := s.b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: ttl, Quiet: o.quiet, Cond: o.cond})
 	if err != nil || !res.OK {
@@ -279,8 +324,8 @@ func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (
 	if len(o.reason) > MaxReasonBytes {
 		return false, fmt.Errorf("%w: reason of %d bytes, limit %d", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
 	}
-	if o.condCount > 1 {
-		return false, errConditions
+	if err := o.condErr(); err != nil {
+		return false, err
 	}
 	return s.b.Remove(ctx, tenant, backend.RemoveRequest{Key: k, Reason: o.reason, Cond: o.cond})
 }
@@ -302,11 +347,12 @@ func (s *Store[K, T]) Get(ctx context.Context, key K, opts ...GetOption) (e Entr
 	if err != nil || !ok {
 		return e, false, err
 	}
-	var v T
-	if err := s.decode(&raw, &v); err != nil {
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	if err := s.value(&raw, &sc.v); err != nil {
 		return e, false, err
 	}
-	return entry(key, v, &raw), true, nil
+	return entry(key, sc.v, &raw), true, nil
 }
 
 // Snapshot returns every live entry of the tenant (of the keys with a prefix, with
@@ -325,15 +371,17 @@ func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Sna
 	if err != nil {
 		return Snapshot[K, T]{}, err
 	}
-	raw, err := s.b.Snapshot(ctx, tenant, o.prefix)
+	raw, err := s.rawSnapshot(ctx, tenant, o.prefix)
 	if err != nil {
 		return Snapshot[K, T]{}, err
 	}
-	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], 0, len(raw.Entries)), Cursor: raw.Cursor.String()}
+	defer putRaw(raw.Entries)
+	snap := Snapshot[K, T]{Entries: make([]Entry[K, T], len(raw.Entries)), Cursor: raw.Cursor.String()}
 	var skipped *SnapshotError
+	n := 0
 	for i := range raw.Entries {
-		e, err := s.decodeEntry(&raw.Entries[i])
-		if err != nil {
+		if err := s.readEntry(&raw.Entries[i], &snap.Entries[n]); err != nil {
+			snap.Entries[n] = Entry[K, T]{}
 			if skipped == nil {
 				skipped = &SnapshotError{}
 			}
@@ -341,12 +389,41 @@ func (s *Store[K, T]) Snapshot(ctx context.Context, opts ...SnapshotOption) (Sna
 			skipped.Errs = append(skipped.Errs, err)
 			continue
 		}
-		snap.Entries = append(snap.Entries, e)
+		n++
 	}
+	snap.Entries = snap.Entries[:n]
 	if skipped != nil {
 		return snap, skipped
 	}
 	return snap, nil
+}
+
+// rawPool holds slices of raw entries for the snapshots of backends that append them to a
+// slice of ours (backend.SnapshotAppender): a snapshot reads its raw entries into the typed
+// ones and is done with them, so the next can reuse the slice. A pooled slice is not cleared:
+// the keys and values of its last snapshot stay reachable until a snapshot overwrites them or
+// the pool drops the slice (after two garbage collections at most).
+var rawPool sync.Pool // of *[]backend.Entry
+
+// rawSnapshot takes a snapshot of the backend, into a slice of rawPool when the backend can
+// append to one. Give the entries back with putRaw.
+func (s *Store[K, T]) rawSnapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	a, ok := s.b.(backend.SnapshotAppender)
+	if !ok {
+		return s.b.Snapshot(ctx, tenant, prefix)
+	}
+	var dst []backend.Entry
+	if p, _ := rawPool.Get().(*[]backend.Entry); p != nil {
+		dst = (*p)[:0]
+	}
+	return a.AppendSnapshot(ctx, tenant, prefix, dst)
+}
+
+// putRaw puts entries, of a snapshot that is done with them, into rawPool.
+func putRaw(entries []backend.Entry) {
+	if cap(entries) > 0 {
+		rawPool.Put(&entries)
+	}
 }
 
 // SnapshotError is the error of a [Store.Snapshot] that left out entries it could not read. The
@@ -406,8 +483,7 @@ func (s *Store[K, T]) Reader(ctx context.Context, opts ...ReaderOption) (*Reader
 		return nil, err
 	}
 	r := &Reader[K, T]{s: s, sub: sub}
-	start := sub.Start().String()
-	r.cursor.Store(&start)
+	r.pos.set(sub.Start())
 	return r, nil
 }
 
@@ -419,17 +495,68 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 	return nil
 }
 
-// decodeEntry parses the key and decodes the value of raw.
-func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
+// value sets *v to the value of raw. When the backend keeps a memo of the value (see
+// backend.Memo) and the codec has a Clone method, the value is decoded once per version into
+// the memo and every read gets a deep copy of that; otherwise every read decodes.
+func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
+	if s.clone == nil || raw.Memo == nil {
+		return s.decode(raw, v)
+	}
+	m, ok := raw.Memo.Load(s).(*T)
+	if !ok {
+		m = new(T)
+		if err := s.decode(raw, m); err != nil {
+			return err
+		}
+		if w, ok := raw.Memo.Store(s, m).(*T); ok {
+			m = w
+		}
+	}
+	s.clone(v, m)
+	return nil
+}
+
+// copied returns a deep copy of *v: made by the codec's Clone, or else by encoding *v and
+// decoding the result.
+func (s *Store[K, T]) copied(v *T) T {
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	if s.clone != nil {
+		s.clone(&sc.v, v)
+		return sc.v
+	}
+	buf, err := s.codec.Encode(sc.buf[:0], v)
+	if err == nil {
+		sc.buf = buf[:0]
+		err = s.codec.Decode(buf, &sc.v)
+	}
+	if err != nil { // not for a value the codec decoded; keep what there is
+		return *v
+	}
+	return sc.v
+}
+
+// readEntry parses the key and reads the value of raw into *dst, which must be zero. *dst is
+// where the value ends up (not a copy of it): a value read into a local variable would escape
+// to the heap, one read into an element of a result slice costs no allocation of its own.
+func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 	k, err := s.parseKey(raw.Key)
 	if err != nil {
-		return Entry[K, T]{}, err
+		return err
 	}
-	var v T
-	if err := s.decode(raw, &v); err != nil {
-		return Entry[K, T]{}, err
+	if err := s.value(raw, &dst.Value); err != nil {
+		return err
 	}
-	return entry(k, v, raw), nil
+	dst.Key = k
+	setMeta(dst, raw)
+	return nil
+}
+
+// decodeEntry is readEntry into a new Entry.
+func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
+	var e Entry[K, T]
+	err := s.readEntry(raw, &e)
+	return e, err
 }
 
 // parseKey parses a stored key. On failure it returns the zero K, whatever Parse returned, and
@@ -447,14 +574,18 @@ func (s *Store[K, T]) parseKey(key string) (K, error) {
 }
 
 func entry[K, T any](key K, v T, raw *backend.Entry) Entry[K, T] {
-	return Entry[K, T]{
-		Key:       key,
-		Value:     v,
-		Version:   raw.Version,
-		CreatedAt: msTime(raw.CreatedAt),
-		UpdatedAt: msTime(raw.UpdatedAt),
-		ExpiresAt: msTime(raw.ExpiresAt),
-	}
+	e := Entry[K, T]{Key: key, Value: v}
+	setMeta(&e, raw)
+	return e
+}
+
+// setMeta sets the version, epoch and times of e to those of raw.
+func setMeta[K, T any](e *Entry[K, T], raw *backend.Entry) {
+	e.Version = raw.Version
+	e.Epoch = raw.Epoch
+	e.CreatedAt = msTime(raw.CreatedAt)
+	e.UpdatedAt = msTime(raw.UpdatedAt)
+	e.ExpiresAt = msTime(raw.ExpiresAt)
 }
 
 // collect applies opts to a fresh callOptions. The options are interface values, so the

@@ -579,7 +579,7 @@ func TestReader(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("events:\n got %q\nwant %q", strings.Join(got, " "), want)
 	}
-	wantEntry := ephemeral.Entry[string, text]{Key: "k", Value: text{"v"}, Version: 6,
+	wantEntry := ephemeral.Entry[string, text]{Key: "k", Value: text{"v"}, Version: 6, Epoch: "e",
 		CreatedAt: time.UnixMilli(500).UTC(), UpdatedAt: time.UnixMilli(1000).UTC(), ExpiresAt: time.UnixMilli(2000).UTC()}
 	if upsert.Entry == nil || *upsert.Entry != wantEntry || upsert.Key != "k" || upsert.Version != 6 ||
 		!upsert.At.Equal(time.UnixMilli(1000)) || !upsert.ExpiresAt.Equal(time.UnixMilli(2000)) {

@@ -36,6 +36,12 @@ type Entry[K, T any] struct {
 	Key     K
 	Value   T
 	Version uint64 // the version of the entry's last upsert or (non-quiet) touch
+	// Epoch is the epoch of the tenant's state that Version belongs to. Versions restart under
+	// a new epoch when the tenant's state is created anew (after every key expired and the
+	// events ran out of retention, or a Redis server lost its data), and a later epoch sorts
+	// after an earlier one as a string: the pair (Epoch, Version), which [IfCursor] guards a
+	// write with, names one write for the tenant's whole life, in time order (see [IfCursor]).
+	Epoch string
 	// CreatedAt is when the key became live; kept across upserts and touches, reset after a
 	// remove or an expiry.
 	CreatedAt time.Time

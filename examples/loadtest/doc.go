@@ -28,7 +28,15 @@
 //     baseline of a raw HGETALL of the tenant's state hash.
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
-//     from its Upsert's return to the reader's Recv of it (0 when the event came first).
+//     from its Upsert's return to the reader's Recv of it (0 when the event came first), and
+//     ("from call" in the notes) from the start of its Upsert call.
+//     With -nats, two more rows do the same on a NATS JetStream key-value bucket for
+//     comparison: a bucket of a unique name ("loadtest-<random>", memory storage, history 1,
+//     deleted at the end), -events Puts of the same encoded value to the same 1,000 keys
+//     from one writer at -rate per second and flat out, each timed from Put's return to the
+//     receipt by one watcher (WatchAll, updates only) on a connection of its own, which
+//     decodes the value as a reader does; and from the start of the Put call. When no JetStream server answers at -nats, one row "nats kv watch" says it was
+//     skipped, and why.
 //   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
 //     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
 //     different moments of the server's event loop). For each key, the time from its expiry
@@ -42,6 +50,21 @@
 //     XREAD (the readers' blocking reads) and those blocked at the moment, the heap in use
 //     and the memory the Go runtime holds from the system; and the heap per reader with the
 //     readers open and nothing written yet.
+//   - tenants: -tenants tenants (10,000) with one reader each, all on one backend and, on
+//     Redis, on one go-redis client with the default options (its default pool; a client
+//     name of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines,
+//     spread over the tenants with no reader open: the baseline. Then a reader is opened in
+//     each tenant from -c goroutines, each open timed; then -events upserts again, every
+//     other one to a watched tenant (t-0, t-1, ...) and the others to as many tenants
+//     nobody watches (u-0, u-1, ...). Every event of a watched tenant is counted at its
+//     reader, with its delay after the upsert returned, until all have come or -max-time
+//     has passed (the rest are missing); then the readers are closed. While the readers are
+//     open it samples CLIENT LIST every 250 ms for the client's connections: blockingConns
+//     is the most seen at once whose last command was a blocking read or a subscription
+//     (XREAD, SUBSCRIBE, SSUBSCRIBE, PSUBSCRIBE...) or that are in subscribed mode. A failed
+//     upsert or reader open (such as a pool timeout) is counted in the notes, not fatal.
+//     The row of upserts with the readers open carries the summary: putP99UsNoReaders,
+//     putP99UsReaders, readerOpenP50Us, readerOpenP99Us and, on Redis, blockingConns.
 //
 // # Output
 //
@@ -62,12 +85,20 @@
 //	srv µs/call    Redis: server time per call of the row's command, from INFO commandstats
 //	               (which counts the commands a script calls again, on their own lines)
 //	calls/op       Redis: calls of that command per operation
-//	notes          conns, xread and blocked (CLIENT LIST), heap and sys memory, idle heap per
-//	               reader, events missing at the time limit, overflow events, rows cut short
+//	notes          from call: delivery and NATS rows, p50 and p99 of the delay from the
+//	               start of the write call to the receipt (the write's round trip and the
+//	               delivery, which no event beats; -json: sinceCallP50Us, sinceCallP99Us);
+//	               early: events recorded as 0 because they came before the call they are
+//	               timed from returned (common for the NATS watcher, whose message often comes
+//	               before Put's acknowledgement); blockingConns, conns, xread and blocked
+//	               (CLIENT LIST), errors of failed calls with the first one, heap and sys
+//	               memory, idle heap per reader, events missing at the time limit, overflow
+//	               events, rows cut short
 //
 // # Flags
 //
 //	-redis addr        standalone Redis server to test; without it, the in-memory backend
+//	-nats addr         NATS JetStream server of the KV watch rows; without it, no such rows
 //	-json              JSON output
 //	-c 32              goroutines of the concurrent rows
 //	-n 20000           calls per throughput row
@@ -78,6 +109,7 @@
 //	-expire-ttl 300ms  TTL of its first key
 //	-readers           readers of the fan-out rows (1000,10000)
 //	-fanout-events     upserts per fan-out row (2000)
+//	-tenants 10000     tenants with one reader each of the tenants scenario
 //	-max-time 30s      time limit of each row
 //	-run regexp        scenarios to run
 //	-scale f           multiplies every count above but -c and -rate (-scale 0.01: a quick look)

@@ -18,6 +18,7 @@ import (
 // config is what the flags set.
 type config struct {
 	redisAddr     string         // -redis; "" means memory
+	natsAddr      string         // -nats: NATS server of the KV watch rows; "" means none
 	memory        bool           // -memory
 	json          bool           // -json
 	conc          int            // -c: goroutines of the concurrent rows
@@ -29,6 +30,7 @@ type config struct {
 	expireTTL     time.Duration  // -expire-ttl: TTL of the first key of the expire scenario
 	readers       []int          // -readers: readers of each fan-out row
 	fanoutEvents  int            // -fanout-events: upserts of the fan-out scenario
+	tenants       int            // -tenants: tenants with a reader each in the tenants scenario
 	maxTime       time.Duration  // -max-time: bound of each row
 	run           *regexp.Regexp // -run: scenarios to run
 	cpuProfile    string         // -cpuprofile
@@ -67,6 +69,7 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.redisAddr, "redis", "", "`address` of the Redis server to test (keys get a prefix of their own and are deleted at the end)")
+	fs.StringVar(&cfg.natsAddr, "nats", "", "`address` of a NATS JetStream server: adds KV watch rows beside the delivery rows (a bucket of its own, deleted at the end)")
 	fs.BoolVar(&cfg.memory, "memory", false, "test the in-memory backend (the default without -redis)")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
 	fs.IntVar(&cfg.conc, "c", 32, "goroutines of the concurrent throughput and delivery rows")
@@ -78,10 +81,11 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 	fs.DurationVar(&cfg.expireTTL, "expire-ttl", 300*time.Millisecond, "TTL of the first key of the expire row; each further key lives 37ms longer")
 	fs.StringVar(&readers, "readers", "1000,10000", "comma-separated reader counts of the fan-out rows")
 	fs.IntVar(&cfg.fanoutEvents, "fanout-events", 2000, "upserts per fan-out row")
+	fs.IntVar(&cfg.tenants, "tenants", 10000, "tenants of the tenants scenario, each with one reader")
 	fs.DurationVar(&cfg.maxTime, "max-time", 30*time.Second, "time limit of each row")
-	fs.StringVar(&run, "run", "", "run only the scenarios matching this `regexp` (throughput, snapshot, delivery, expire, fanout)")
+	fs.StringVar(&run, "run", "", "run only the scenarios matching this `regexp` (throughput, snapshot, delivery, expire, fanout, tenants)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
-	fs.Float64Var(&scale, "scale", 1, "multiply -n, -snapshot-sizes, -events, -expire-keys, -readers and -fanout-events by this `factor`")
+	fs.Float64Var(&scale, "scale", 1, "multiply -n, -snapshot-sizes, -events, -expire-keys, -readers, -fanout-events and -tenants by this `factor`")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -104,7 +108,10 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 	if cfg.readers, err = parseSizes(readers); err != nil {
 		return cfg, fmt.Errorf("-readers: %w", err)
 	}
-	for _, n := range []*int{&cfg.ops, &cfg.events, &cfg.expireKeys, &cfg.fanoutEvents} {
+	if cfg.tenants < 1 {
+		return cfg, fmt.Errorf("-tenants %d: want > 0", cfg.tenants)
+	}
+	for _, n := range []*int{&cfg.ops, &cfg.events, &cfg.expireKeys, &cfg.fanoutEvents, &cfg.tenants} {
 		*n = scaled(*n, scale)
 	}
 	for _, list := range [][]int{cfg.snapshotSizes, cfg.readers} {

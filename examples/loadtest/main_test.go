@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 var toy = []string{
 	"-json", "-c", "4", "-n", "30", "-snapshot-sizes", "5,40", "-rate", "2000", "-events", "20",
 	"-expire-keys", "3", "-expire-ttl", "20ms", "-readers", "1,7", "-fanout-events", "15",
-	"-max-time", "20s",
+	"-tenants", "9", "-max-time", "20s",
 }
 
 // runToy runs the toy scenarios with extra flags and returns the decoded report and stderr.
@@ -73,20 +74,55 @@ func checkRows(t *testing.T, rep report, want map[string]int) {
 	}
 }
 
+// checkSinceCall checks that the delivery rows, and only they, have the delays since the
+// write call, each at least the delay since its return.
+func checkSinceCall(t *testing.T, rep report) {
+	t.Helper()
+	for _, r := range rep.Results {
+		want := strings.HasPrefix(r.Scenario, "delivery") || strings.HasPrefix(r.Scenario, "nats kv watch ")
+		if got := r.SinceCallP50 > 0; got != want || want && (r.SinceCallP50 < r.P50 || r.SinceCallP99 < r.P99) {
+			t.Errorf("%s: p50 %v, p99 %v, since the call p50 %v, p99 %v", r.Scenario, r.P50, r.P99, r.SinceCallP50, r.SinceCallP99)
+		}
+	}
+}
+
 // rows are the rows of the toy run on every backend.
 var rows = map[string]int{
-	"upsert c=1":                   30,
-	"touch c=1":                    30,
-	"upsert c=4":                   30,
-	"touch c=4":                    30,
-	"snapshot n=5":                 20,
-	"snapshot n=40":                20,
-	"delivery rate=2000/s":         20,
-	"delivery flat out c=1":        20,
-	"delivery flat out c=4":        20,
-	"expire idle":                  3,
-	"fanout readers=1 rate=2000/s": 15,
-	"fanout readers=7 rate=2000/s": 7 * 15,
+	"upsert c=1":                       30,
+	"touch c=1":                        30,
+	"upsert c=4":                       30,
+	"touch c=4":                        30,
+	"snapshot n=5":                     20,
+	"snapshot n=40":                    20,
+	"delivery rate=2000/s":             20,
+	"delivery flat out c=1":            20,
+	"delivery flat out c=4":            20,
+	"expire idle":                      3,
+	"fanout readers=1 rate=2000/s":     15,
+	"fanout readers=7 rate=2000/s":     7 * 15,
+	"tenants=9 upsert, no readers":     20,
+	"tenants=9 open readers":           9,
+	"tenants=9 upsert, 9 readers open": 20,
+	"tenants=9 events":                 10, // the upserts to the watched tenants, half of them
+}
+
+// checkTenants checks the summary of the tenants scenario: every figure set, and the
+// blocking connections counted exactly when the target has CLIENT LIST.
+func checkTenants(t *testing.T, rep report, wantBlocking bool) {
+	t.Helper()
+	for _, r := range rep.Results {
+		if r.Scenario != "tenants=9 upsert, 9 readers open" {
+			continue
+		}
+		if r.PutP99NoReaders <= 0 || r.PutP99Readers != r.P99 || r.ReaderOpenP99 <= 0 || r.ReaderOpenP50 > r.ReaderOpenP99 {
+			t.Errorf("tenants summary: %+v", r)
+		}
+		if (r.BlockingConns != nil) != wantBlocking {
+			t.Errorf("tenants: blockingConns %v, want it set: %v", r.BlockingConns, wantBlocking)
+		}
+		return
+	}
+	t.Error("no tenants summary row")
 }
 
 func TestMemory(t *testing.T) {
@@ -95,6 +131,8 @@ func TestMemory(t *testing.T) {
 		t.Errorf("target %q, want memory", rep.Target)
 	}
 	checkRows(t, rep, rows)
+	checkTenants(t, rep, false)
+	checkSinceCall(t, rep)
 	if !strings.Contains(stderr, "loadtest: fanout readers=7") {
 		t.Errorf("no progress line of the fan-out row in stderr %q", stderr)
 	}
@@ -116,6 +154,8 @@ func TestMiniredis(t *testing.T) {
 		want[k] = v
 	}
 	checkRows(t, rep, want)
+	checkTenants(t, rep, false) // miniredis has no CLIENT LIST
+	checkSinceCall(t, rep)
 	if keys := m.Keys(); len(keys) > 0 {
 		t.Errorf("the run left keys behind: %q", keys)
 	}
@@ -138,12 +178,12 @@ func TestTable(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"-scale", "0.01", "-snapshot-sizes", "100,1000", "-readers", "10000"}, io.Discard)
+	cfg, err := parseFlags([]string{"-scale", "0.01", "-snapshot-sizes", "100,1000", "-readers", "10000", "-tenants", "1000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.ops != 200 || cfg.events != 20 || cfg.expireKeys != 1 || cfg.fanoutEvents != 20 ||
-		cfg.snapshotSizes[0] != 1 || cfg.snapshotSizes[1] != 10 || cfg.readers[0] != 100 {
+		cfg.snapshotSizes[0] != 1 || cfg.snapshotSizes[1] != 10 || cfg.readers[0] != 100 || cfg.tenants != 10 {
 		t.Errorf("-scale 0.01 gave %+v", cfg)
 	}
 	for _, args := range [][]string{
@@ -152,6 +192,7 @@ func TestParseFlags(t *testing.T) {
 		{"-readers", "0"},
 		{"-scale", "0"},
 		{"-c", "0"},
+		{"-tenants", "0"},
 		{"-run", "("},
 		{"extra"},
 	} {
@@ -207,4 +248,64 @@ func TestCPUProfile(t *testing.T) {
 	if err := run(context.Background(), cfg, io.Discard, io.Discard); err == nil {
 		t.Error("run with an unwritable profile path succeeded")
 	}
+}
+
+func TestCountConns(t *testing.T) {
+	const list = `id=3 addr=127.0.0.1:1 name=run cmd=xread flags=b
+id=4 addr=127.0.0.1:2 name=run cmd=evalsha flags=N
+id=5 addr=127.0.0.1:3 name=run cmd=ssubscribe flags=P
+id=6 addr=127.0.0.1:4 name=run cmd=ping flags=P
+id=7 addr=127.0.0.1:5 name=other cmd=xread flags=b
+id=8 addr=127.0.0.1:6 name=run cmd=xread flags=N
+`
+	got := countConns(list, "run")
+	want := connStats{total: 5, xread: 2, blocked: 1, blocking: 4}
+	if got != want {
+		t.Errorf("countConns = %+v, want %+v", got, want)
+	}
+}
+
+// TestNATSUnreachable checks that without a NATS server the KV watch row says it was skipped.
+func TestNATSUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port where nobody listens
+	rep, _ := runToy(t, "-memory", "-run", "^delivery$", "-nats", addr)
+	var found bool
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.Scenario, "nats") {
+			found = true
+			if r.Scenario != "nats kv watch" || r.Count != 0 || !strings.HasPrefix(r.Note, "skipped: no JetStream server at "+addr) {
+				t.Errorf("row %+v, want a skipped nats kv watch", r)
+			}
+		}
+	}
+	if !found || len(rep.Results) != 4 {
+		t.Errorf("rows %+v, want the delivery rows and the skipped nats row", rep.Results)
+	}
+}
+
+// envNATS names a NATS server with JetStream (host:port) to run the KV watch rows on.
+const envNATS = "EPHEMERAL_NATS_ADDR"
+
+func TestNATS(t *testing.T) {
+	addr := os.Getenv(envNATS)
+	if addr == "" {
+		t.Skipf("set %s to run the NATS KV watch rows", envNATS)
+	}
+	rep, _ := runToy(t, "-memory", "-run", "^delivery$", "-nats", addr)
+	want := map[string]int{
+		"nats kv watch rate=2000/s":  20,
+		"nats kv watch flat out c=1": 20,
+	}
+	for k, v := range rows {
+		if strings.HasPrefix(k, "delivery") {
+			want[k] = v
+		}
+	}
+	checkRows(t, rep, want)
+	checkSinceCall(t, rep)
 }

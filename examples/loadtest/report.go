@@ -54,6 +54,23 @@ type result struct {
 	SysMiB  float64 `json:"sysMiB,omitempty"`
 	// IdleKiB is the heap per reader with the readers open and nothing written yet.
 	IdleKiB float64 `json:"idleKiBPerReader,omitempty"`
+	// The tenants scenario's summary, on its row of upserts with the readers open: the p99
+	// of an upsert without readers (the baseline of the same run) and with them, the time to
+	// open a reader, and, on Redis, the most connections of the scenario's client seen at
+	// once whose last command was a blocking read or a subscription (CLIENT LIST).
+	PutP99NoReaders float64 `json:"putP99UsNoReaders,omitempty"`
+	PutP99Readers   float64 `json:"putP99UsReaders,omitempty"`
+	ReaderOpenP50   float64 `json:"readerOpenP50Us,omitempty"`
+	ReaderOpenP99   float64 `json:"readerOpenP99Us,omitempty"`
+	BlockingConns   *int    `json:"blockingConns,omitempty"`
+	// SinceCallP50 and SinceCallP99 are, on the delivery rows (one reader) and the NATS rows,
+	// the percentiles of the delay from the start of the write call, rather than its return,
+	// to the receipt: the write's round trip and the delivery together, which no event beats.
+	SinceCallP50 float64 `json:"sinceCallP50Us,omitempty"`
+	SinceCallP99 float64 `json:"sinceCallP99Us,omitempty"`
+	// Early counts the durations recorded as 0: events that arrived before the call they are
+	// timed from returned (or, in the expire row, before the expiry as this machine reckons it).
+	Early int `json:"early,omitempty"`
 	// Missing counts events that did not arrive before the row's time limit.
 	Missing int    `json:"missing,omitempty"`
 	Note    string `json:"note,omitempty"`
@@ -73,6 +90,13 @@ func newReport(target string, cfg config) *report {
 	}
 }
 
+// setSinceCall sets the percentiles of the delays since the write calls from h, if not nil.
+func (x *result) setSinceCall(h *hist) {
+	if h != nil && h.count() > 0 {
+		x.SinceCallP50, x.SinceCallP99 = micros(h.quantile(0.50)), micros(h.quantile(0.99))
+	}
+}
+
 // fromHist returns a result with the count and percentiles of h over elapsed, during which
 // the process used cpu.
 func fromHist(name string, h *hist, elapsed, cpu time.Duration) result {
@@ -84,6 +108,7 @@ func fromHist(name string, h *hist, elapsed, cpu time.Duration) result {
 		P50:      micros(h.quantile(0.50)),
 		P99:      micros(h.quantile(0.99)),
 		Max:      micros(h.maxDuration()),
+		Early:    int(h.counts[0].Load()),
 	}
 	if elapsed > 0 {
 		r.PerSecond = round(float64(n)/elapsed.Seconds(), 0)
@@ -126,6 +151,9 @@ func (r *report) writeTable(w io.Writer) error {
 // notes joins the fields of a row that only some scenarios have.
 func (x *result) notes() string {
 	var s []string
+	if x.BlockingConns != nil {
+		s = append(s, fmt.Sprintf("blockingConns=%d", *x.BlockingConns))
+	}
 	if x.Conns > 0 {
 		s = append(s, fmt.Sprintf("conns=%d xread=%d blocked=%d", x.Conns, x.XRead, x.Blocked))
 	}
@@ -134,6 +162,12 @@ func (x *result) notes() string {
 	}
 	if x.IdleKiB > 0 {
 		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))
+	}
+	if x.SinceCallP50 > 0 {
+		s = append(s, fmt.Sprintf("from call p50=%s p99=%s", dur(x.SinceCallP50), dur(x.SinceCallP99)))
+	}
+	if x.Early > 0 {
+		s = append(s, fmt.Sprintf("early=%d", x.Early))
 	}
 	if x.Missing > 0 {
 		s = append(s, fmt.Sprintf("missing=%d", x.Missing))

@@ -35,6 +35,7 @@ var scenarios = []scenario{
 	{"delivery", (*runner).delivery},
 	{"expire", (*runner).expire},
 	{"fanout", (*runner).fanout},
+	{"tenants", (*runner).tenants},
 }
 
 // numKeys is the number of distinct keys the throughput and delivery writers cycle through.
@@ -50,8 +51,12 @@ const stoppedNote = "stopped by -max-time"
 // store returns a store on the target whose default tenant is tenant. Limits belong to the
 // store ID, so every store of the run has the same: room for the largest snapshot row.
 func (r *runner) store(tenant string) (*SampleStore, error) {
-	limits := ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
-	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(limits))
+	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(r.limits()))
+}
+
+// limits returns the limits of every store of the run: room for the largest snapshot row.
+func (r *runner) limits() ephemeral.Limits {
+	return ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
 }
 
 // throughput times upserts and touches, sequentially and from -c goroutines, beside the
@@ -286,7 +291,11 @@ func (r *runner) delivery(ctx context.Context) ([]result, error) {
 			return out, err
 		}
 	}
-	return out, nil
+	if r.cfg.natsAddr == "" {
+		return out, nil
+	}
+	res, err := r.natsDelivery(ctx)
+	return append(out, res...), err
 }
 
 // fanout measures delivery latency to each of -readers readers of one tenant with a writer at
@@ -335,13 +344,20 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	epoch := time.Now()
 	written := make([]atomic.Int64, s.events) // when the upsert of Seq i returned, ns since epoch, +1
 	h := new(hist)
+	// On the delivery rows, also the delay after the upsert's call started (not on the
+	// fan-out rows: a second histogram would add to the cost per delivery that they measure).
+	var started []atomic.Int64 // when the upsert of Seq i was called, ns since epoch
+	var sinceCall *hist
+	if !s.sample {
+		started, sinceCall = make([]atomic.Int64, s.events), new(hist)
+	}
 	var overflows atomic.Int64
 	var wg sync.WaitGroup
 	var recvErr error
 	var errOnce sync.Once
 	for _, rd := range readers {
 		wg.Go(func() {
-			if err := receive(ctx, rd, written, epoch, h, &overflows); err != nil {
+			if err := receive(ctx, rd, written, started, epoch, h, sinceCall, &overflows); err != nil {
 				errOnce.Do(func() { recvErr = err; cancel() })
 			}
 		})
@@ -359,6 +375,9 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 				return err
 			}
 		}
+		if started != nil {
+			started[i].Store(int64(time.Since(epoch)))
+		}
 		if _, err := store.Upsert(ctx, "k-"+strconv.Itoa(i%numKeys), Sample{Seq: i, Status: "online"}); err != nil {
 			return err
 		}
@@ -371,6 +390,7 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	wg.Wait()
 	stopSampling()
 	res := fromHist(s.name, h, time.Since(start), cpuTime()-cpu)
+	res.setSinceCall(sinceCall)
 	res.Missing = s.events*s.readers - res.Count
 	var notes []string
 	if n := overflows.Load(); n > 0 {
@@ -419,8 +439,9 @@ func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]
 }
 
 // receive reads upsert events until it has one of every Seq of written or ctx is done, and
-// records the delay of each after its upsert returned.
-func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written []atomic.Int64, epoch time.Time, h *hist, overflows *atomic.Int64) error {
+// records in h the delay of each after its upsert returned and, unless sinceCall is nil, in
+// sinceCall the delay after the upsert was called (started).
+func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written, started []atomic.Int64, epoch time.Time, h, sinceCall *hist, overflows *atomic.Int64) error {
 	for got := 0; got < len(written); {
 		ev, err := rd.Recv(ctx)
 		if err != nil {
@@ -446,6 +467,9 @@ func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written 
 			h.record(time.Duration(now - w + 1))
 		} else {
 			h.record(0) // the event arrived before its Upsert returned
+		}
+		if sinceCall != nil {
+			sinceCall.record(time.Duration(now - started[seq].Load()))
 		}
 		got++
 	}
@@ -541,11 +565,14 @@ func waitUntil(ctx context.Context, t time.Time) error {
 // sampler keeps the largest readings of the run's Redis connections, the Go heap in use and
 // the memory the Go runtime holds from the system.
 type sampler struct {
+	name      string // client name of the connections to count; "" is the run's (t.conn)
+	ok        bool   // the connections could be read
 	conns     connStats
 	heap, sys uint64
 }
 
-// run samples now and then every quarter of a second, until the returned stop is called.
+// run samples now and then every quarter of a second, until the returned stop is called; stop
+// may be called more than once.
 func (s *sampler) run(ctx context.Context, t *target) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -563,14 +590,20 @@ func (s *sampler) run(ctx context.Context, t *target) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(quit); <-done }
+	return sync.OnceFunc(func() { close(quit); <-done })
 }
 
 func (s *sampler) sample(ctx context.Context, t *target) {
-	if c, ok := t.connections(ctx); ok {
+	name := s.name
+	if name == "" {
+		name = t.conn
+	}
+	if c, ok := t.connections(ctx, name); ok {
+		s.ok = true
 		s.conns.total = max(s.conns.total, c.total)
 		s.conns.xread = max(s.conns.xread, c.xread)
 		s.conns.blocked = max(s.conns.blocked, c.blocked)
+		s.conns.blocking = max(s.conns.blocking, c.blocking)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

@@ -24,6 +24,7 @@ type target struct {
 		Close() error
 	}
 	client *redis.Client // nil on memory
+	addr   string        // the Redis server's address
 	prefix string        // the run's key prefix on Redis
 	conn   string        // the client name of the run's connections on Redis
 }
@@ -37,7 +38,7 @@ func openMemory() *target {
 // of its own, and a connection pool of poolSize.
 func openRedis(ctx context.Context, addr string, poolSize int) (*target, error) {
 	id := strings.ToLower(rand.Text())
-	t := &target{prefix: "loadtest-" + id, conn: "ephemeral-loadtest-" + id}
+	t := &target{addr: addr, prefix: "loadtest-" + id, conn: "ephemeral-loadtest-" + id}
 	t.client = redis.NewClient(&redis.Options{Addr: addr, ClientName: t.conn, PoolSize: poolSize})
 	if err := t.client.Ping(ctx).Err(); err != nil {
 		t.client.Close()
@@ -144,11 +145,23 @@ type connStats struct {
 	total   int // all of the run's connections
 	xread   int // those whose last command was XREAD: the readers' blocking reads
 	blocked int // those blocked in a command right now (flag b)
+	// blocking counts those whose last command was a blocking read or a subscription (see
+	// blockingCommands), or that are in subscribed mode (flag P): the connections that
+	// readers hold, whether blocked at the moment or not.
+	blocking int
 }
 
-// connections reads the run's connections from CLIENT LIST. ok is false on memory and on
-// servers without CLIENT LIST (such as miniredis).
-func (t *target) connections(ctx context.Context) (s connStats, ok bool) {
+// blockingCommands are the commands, as CLIENT LIST names them, that block a connection or
+// put it in subscribed mode.
+var blockingCommands = []string{
+	"xread", "xreadgroup", "blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin",
+	"bzpopmax", "bzmpop", "wait", "subscribe", "ssubscribe", "psubscribe", "unsubscribe",
+	"sunsubscribe", "punsubscribe",
+}
+
+// connections reads the connections named name (the run's: t.conn) from CLIENT LIST. ok is
+// false on memory and on servers without CLIENT LIST (such as miniredis).
+func (t *target) connections(ctx context.Context, name string) (s connStats, ok bool) {
 	if t.client == nil {
 		return s, false
 	}
@@ -156,22 +169,37 @@ func (t *target) connections(ctx context.Context) (s connStats, ok bool) {
 	if err != nil {
 		return s, false
 	}
+	return countConns(list, name), true
+}
+
+// countConns counts the connections named name in the reply of CLIENT LIST.
+func countConns(list, name string) (s connStats) {
 	for line := range strings.Lines(list) {
 		fields := strings.Fields(line)
-		if !slices.Contains(fields, "name="+t.conn) {
+		if !slices.Contains(fields, "name="+name) {
 			continue
 		}
 		s.total++
+		blocking := false
 		for _, f := range fields {
-			if f == "cmd=xread" {
-				s.xread++
+			if cmd, ok := strings.CutPrefix(f, "cmd="); ok {
+				if cmd == "xread" {
+					s.xread++
+				}
+				blocking = blocking || slices.Contains(blockingCommands, cmd)
 			}
-			if flags, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(flags, "b") {
-				s.blocked++
+			if flags, ok := strings.CutPrefix(f, "flags="); ok {
+				if strings.Contains(flags, "b") {
+					s.blocked++
+				}
+				blocking = blocking || strings.Contains(flags, "P")
 			}
 		}
+		if blocking {
+			s.blocking++
+		}
 	}
-	return s, true
+	return s
 }
 
 // infoField returns the value of name in an INFO reply ("name:value" lines).

@@ -58,6 +58,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	done, ok := s.guard.openStream(r)
 	if !ok {
+		s.rejected.WithLabelValues(rejectStreams).Inc()
 		http.Error(w, "too many event streams from your address", http.StatusTooManyRequests)
 		return
 	}

@@ -24,6 +24,7 @@ func TestRoomSize(t *testing.T) {
 	if code, body := a.post(t, "/rooms/r/join", url.Values{"name": {"Dave"}}); code != http.StatusServiceUnavailable || !strings.Contains(body, "full") {
 		t.Errorf("fourth join: %d %s, want 503 the room is full", code, body)
 	}
+	a.wantRejected(t, rejectRoomFull, 1)
 	a.join(t, "s", "Dave") // another room has room
 }
 
@@ -119,6 +120,7 @@ func TestSlowBody(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Errorf("stalled body: %d, want 408", resp.StatusCode)
 	}
+	a.wantRejected(t, rejectSlowBody, 1)
 	if d := time.Since(start); d < a.srv.bodyTimeout {
 		t.Errorf("answered after %v, before the body timeout %v", d, a.srv.bodyTimeout)
 	}

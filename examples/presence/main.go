@@ -69,16 +69,40 @@
 // served from static/ (no listings, not the template), every response carries a
 // Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
 //
+// # Metrics
+//
+// With -metrics-addr the server also serves GET /metrics, in the Prometheus text format, on a
+// listener of its own: the member store's metrics (ephemeral_*, from the backend's observer,
+// github.com/ephemeral-go/ephemeral/metrics/prom), the requests refused by the limits above
+// (presence_rejections_total{reason}: join_rate, streams, room_full, too_large, slow_body),
+// and the Go runtime's and the process's (go_*, process_*).
+//
+//	go run ./examples/presence -metrics-addr 127.0.0.1:9090   # curl 127.0.0.1:9090/metrics
+//
+// It is off by default and never on the public address: metrics tell anyone who can read them
+// how busy the server is and how it fails, and each scrape costs the server work. Bind it to
+// loopback or a private interface that only the monitoring system reaches.
+//
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
 // the room and member ID under the key of -secret, or one the server makes at start.
+//
+// # Load
+//
+// TestLoad drives the server with simulated pages that speak the page's protocol over HTTP
+// and Server-Sent Events (join, stream, heartbeat, leave) and logs how long each step takes;
+// docs/PERFORMANCE.md has its figures and commands, such as 200 rooms of 10 members on Redis:
+//
+//	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
+//		-load.ttl 10s -load.hold 30s -load.redis 127.0.0.1:6379
 //
 // [ephemeral.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral#Mirror
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -90,14 +114,19 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/metrics/prom"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen on `host:port`")
+	metricsAddr := flag.String("metrics-addr", "", "serve /metrics (Prometheus) on `host:port`, apart from -addr; off when empty")
 	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a heartbeat")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
 	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
@@ -111,13 +140,14 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *redisAddr, *secret, *ttl, *roomSize, limits); err != nil {
+	if err := run(ctx, *addr, *metricsAddr, *redisAddr, *secret, *ttl, *roomSize, limits); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run serves the presence app on addr until ctx is done.
-func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration, roomSize int, limits Limits) error {
+// run serves the presence app on addr, and its metrics on metricsAddr unless it is empty, until
+// ctx is done.
+func run(ctx context.Context, addr, metricsAddr, redisAddr, secret string, ttl time.Duration, roomSize int, limits Limits) error {
 	switch {
 	case ttl < 3*time.Millisecond:
 		return fmt.Errorf("-ttl %v is too short", ttl)
@@ -126,7 +156,8 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration,
 	case limits.Streams < 1 || limits.JoinRate <= 0 || limits.JoinBurst < 1:
 		return fmt.Errorf("-max-streams, -join-rate and -join-burst must be positive")
 	}
-	backend, closeBackend, err := openBackend(ctx, redisAddr)
+	obs := prom.New()
+	backend, closeBackend, err := openBackend(ctx, redisAddr, obs)
 	if err != nil {
 		return err
 	}
@@ -135,6 +166,7 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration,
 	if err != nil {
 		return err
 	}
+	obs.Init(store.ID())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -144,14 +176,42 @@ func run(ctx context.Context, addr, redisAddr, secret string, ttl time.Duration,
 	if secret != "" {
 		srv.secret = []byte(secret)
 	}
-	return serve(ctx, ln, srv, idleTimeout)
+	if metricsAddr == "" {
+		return serve(ctx, ln, srv, idleTimeout)
+	}
+	mln, err := net.Listen("tcp", metricsAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Printf("presence: metrics at http://%s/metrics", mln.Addr())
+	// Both servers run until ctx is done or one of them fails, which stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- serve(ctx, mln, metricsHandler(obs, srv), idleTimeout) }()
+	go func() { errc <- serve(ctx, ln, srv, idleTimeout) }()
+	err = <-errc
+	cancel()
+	return errors.Join(err, <-errc)
 }
 
-// openBackend returns the memory backend, or the Redis backend when redisAddr is set, and the
-// function that closes it.
-func openBackend(ctx context.Context, redisAddr string) (ephemeral.Backend, func(), error) {
+// metricsHandler serves GET /metrics: the store's metrics as obs counts them, the server's
+// rejections, and the Go runtime's and the process's metrics.
+func metricsHandler(obs *prom.Observer, s *server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(obs, s.rejected, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// openBackend returns the memory backend, or the Redis backend when redisAddr is set, reporting
+// to obs, and the function that closes it.
+func openBackend(ctx context.Context, redisAddr string, obs *prom.Observer) (ephemeral.Backend, func(), error) {
 	if redisAddr == "" {
-		b := memstore.New()
+		b := memstore.New(memstore.WithObserver(obs))
 		return b, func() { b.Close() }, nil
 	}
 	client := redis.NewClient(&redis.Options{Addr: redisAddr})
@@ -159,7 +219,7 @@ func openBackend(ctx context.Context, redisAddr string) (ephemeral.Backend, func
 		client.Close()
 		return nil, nil, fmt.Errorf("redis at %s: %w", redisAddr, err)
 	}
-	b := redisstore.New(client)
+	b := redisstore.New(client, redisstore.WithObserver(obs))
 	return b, func() {
 		b.Close()
 		client.Close()

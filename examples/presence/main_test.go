@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/metrics/prom"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // app is the presence server running in-process on a memory backend.
 type app struct {
 	url     string
+	metrics string // the URL of /metrics on the metrics server, with appConfig.metrics
 	store   *MemberStore
 	backend ephemeral.Backend
 	srv     *server
@@ -38,6 +40,8 @@ type appConfig struct {
 	redis  string           // host:port of a Redis server to use instead of memory
 	guard  Limits           // per client; the zero Limits means generous ones
 	idle   time.Duration    // keep-alive timeout of the HTTP server
+	// metrics starts the metrics server too, on an address of its own, as -metrics-addr does.
+	metrics bool
 }
 
 // startApp serves the app on 127.0.0.1, on a memory backend unless cfg.redis is set. The
@@ -45,11 +49,13 @@ type appConfig struct {
 // cleanly.
 func startApp(t *testing.T, cfg appConfig) *app {
 	t.Helper()
-	backend := newBackend(t, cfg)
+	obs := prom.New()
+	backend := newBackend(t, cfg, obs)
 	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(cfg.ttl), ephemeral.WithLimits(cfg.limits))
 	if err != nil {
 		t.Fatal(err)
 	}
+	obs.Init(store.ID())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,15 +68,29 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
 	}
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	idle := cfg.idle
 	if idle == 0 {
 		idle = idleTimeout
 	}
 	go func() { done <- serve(ctx, ln, a.srv, idle) }()
+	servers := 1
+	if cfg.metrics {
+		mln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.metrics = "http://" + mln.Addr().String() + "/metrics"
+		go func() { done <- serve(ctx, mln, metricsHandler(obs, a.srv), idle) }()
+		servers++
+	}
 	a.stop = sync.OnceValue(func() error {
 		cancel()
-		return <-done
+		var err error
+		for range servers {
+			err = errors.Join(err, <-done)
+		}
+		return err
 	})
 	t.Cleanup(func() {
 		if err := a.stop(); err != nil {
@@ -80,10 +100,10 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	return a
 }
 
-// newBackend returns the backend of a test app; the test's cleanup closes it.
-func newBackend(t *testing.T, cfg appConfig) ephemeral.Backend {
+// newBackend returns the backend of a test app, reporting to obs; the test's cleanup closes it.
+func newBackend(t *testing.T, cfg appConfig, obs *prom.Observer) ephemeral.Backend {
 	if cfg.redis == "" {
-		var opts []memstore.Option
+		opts := []memstore.Option{memstore.WithObserver(obs)}
 		if cfg.clock != nil {
 			opts = append(opts, memstore.WithClock(cfg.clock))
 		}
@@ -95,7 +115,7 @@ func newBackend(t *testing.T, cfg appConfig) ephemeral.Backend {
 	// shared, and is never flushed.
 	client := redis.NewClient(&redis.Options{Addr: cfg.redis})
 	prefix := "presence-test-" + strings.ToLower(rand.Text())
-	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
+	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithObserver(obs))
 	t.Cleanup(func() {
 		b.Close()
 		ctx := context.Background()

@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -57,7 +58,20 @@ type server struct {
 	bodyTimeout time.Duration
 	guard       *guard // per-client limits
 	handler     http.Handler
+	// rejected counts the requests refused by a limit, by reason (see rejections).
+	rejected *prometheus.CounterVec
 }
+
+// The reasons of presence_rejections_total: the limits that refuse requests.
+const (
+	rejectJoinRate = "join_rate" // too many joins from a client address (429)
+	rejectStreams  = "streams"   // too many event streams from a client address (429)
+	rejectRoomFull = "room_full" // the room has -room-size members (503)
+	rejectTooLarge = "too_large" // a form over maxFormBytes (413)
+	rejectSlowBody = "slow_body" // a form not read within the body timeout (408)
+)
+
+var rejections = []string{rejectJoinRate, rejectStreams, rejectRoomFull, rejectTooLarge, rejectSlowBody}
 
 // newServer returns the presence app on store, whose members live for ttl without a heartbeat,
 // with the per-client limits l.
@@ -70,6 +84,13 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 		guard:     newGuard(l),
 
 		bodyTimeout: bodyTimeout,
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presence_rejections_total",
+			Help: "Requests refused by a limit of the presence server, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, reason := range rejections {
+		s.rejected.WithLabelValues(reason) // exported at 0 from the start
 	}
 	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
 	mux := http.NewServeMux()
@@ -157,6 +178,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.guard.allowJoin(r) {
+		s.rejected.WithLabelValues(rejectJoinRate).Inc()
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, "too many joins from your address; wait a moment", http.StatusTooManyRequests)
 		return
@@ -182,6 +204,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "already joined", http.StatusConflict)
 		return
 	case errors.Is(err, ephemeral.ErrCapacity):
+		s.rejected.WithLabelValues(rejectRoomFull).Inc()
 		http.Error(w, "the room is full", http.StatusServiceUnavailable)
 		return
 	case err != nil:
@@ -282,8 +305,10 @@ func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
 	case err == nil:
 		return true
 	case errors.As(err, &tooLarge):
+		s.rejected.WithLabelValues(rejectTooLarge).Inc()
 		http.Error(w, fmt.Sprintf("request body too large: at most %d bytes", maxFormBytes), http.StatusRequestEntityTooLarge)
 	case errors.As(err, &netErr) && netErr.Timeout():
+		s.rejected.WithLabelValues(rejectSlowBody).Inc()
 		w.Header().Set("Connection", "close")
 		http.Error(w, "request body too slow", http.StatusRequestTimeout)
 	default:

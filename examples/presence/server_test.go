@@ -372,6 +372,7 @@ func TestValidation(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
+	a.wantRejected(t, rejectTooLarge, 2)
 
 	// A write from another site is refused before it reaches a handler.
 	req, _ := http.NewRequest("POST", a.url+"/rooms/r/leave", strings.NewReader(ada.form().Encode()))

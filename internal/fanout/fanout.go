@@ -108,7 +108,7 @@ func (r *result) report(b *testing.B) {
 func Readers(b *testing.B, be ephemeral.Backend, readers, rate int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+paced(b.N, rate))
 	defer cancel()
-	s, err := ephemeral.New(be, ephemeral.Config[string, Value]{ID: "fanout-" + backend.NewEpoch(), TTL: time.Hour, Codec: Codec{}})
+	s, err := ephemeral.New(be, ephemeral.Config[string, Value]{ID: "fanout-" + backend.NewEpoch(time.Now()), TTL: time.Hour, Codec: Codec{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -261,7 +261,7 @@ var Sizes = []struct{ Readers, Rate int }{
 func Name(readers, rate int) string {
 	r := "flat"
 	if rate > 0 {
-		r = strconv.Itoa(rate) + "/s"
+		r = strconv.Itoa(rate) // per second
 	}
 	return fmt.Sprintf("readers=%d/rate=%s", readers, r)
 }

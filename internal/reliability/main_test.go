@@ -179,7 +179,7 @@ func newRealTarget(client redis.UniversalClient) target {
 }
 
 // testPrefix returns a fresh key prefix, so that runs never see each other's keys.
-func testPrefix() string { return "ephemeral-reliability-" + backend.NewEpoch() }
+func testPrefix() string { return "ephemeral-reliability-" + backend.NewEpoch(time.Now()) }
 
 // scanKeys returns the keys that start with prefix+":", from every master of a cluster.
 func scanKeys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {

@@ -177,7 +177,7 @@ func newModelCase(rt *rapid.T, tg target, stats *modelStats) *modelCase {
 		c.limits.MaxEvents = smallMaxEvents
 	}
 	c.limits.MaxEntries = modelMaxEntries
-	c.store = newStore(rt, tg.backend, "model-"+backend.NewEpoch(), c.limits)
+	c.store = newStore(rt, tg.backend, "model-"+backend.NewEpoch(time.Now()), c.limits)
 	for _, name := range modelTenants {
 		r, err := c.store.Reader(ctx, ephemeral.WithTenant(name))
 		if err != nil {
@@ -562,7 +562,7 @@ func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev 
 		if !live && len(t.entries) >= modelMaxEntries {
 			rt.Fatalf("%v: a new key in a full tenant (%d entries)", o, len(t.entries))
 		}
-		want := ephemeral.Entry[string, string]{Key: o.key, Value: o.value, Version: o.version, CreatedAt: ev.At, UpdatedAt: ev.At, ExpiresAt: ev.At.Add(o.ttl)}
+		want := ephemeral.Entry[string, string]{Key: o.key, Value: o.value, Version: o.version, Epoch: t.epoch, CreatedAt: ev.At, UpdatedAt: ev.At, ExpiresAt: ev.At.Add(o.ttl)}
 		if live {
 			want.CreatedAt = e.created
 		}
@@ -687,7 +687,7 @@ func (t *tenantModel) list(prefix string) []ephemeral.Entry[string, string] {
 
 func (t *tenantModel) entry(k string) ephemeral.Entry[string, string] {
 	e := t.entries[k]
-	return ephemeral.Entry[string, string]{Key: k, Value: e.value, Version: e.version, CreatedAt: e.created, UpdatedAt: e.updated, ExpiresAt: e.expires}
+	return ephemeral.Entry[string, string]{Key: k, Value: e.value, Version: e.version, Epoch: t.epoch, CreatedAt: e.created, UpdatedAt: e.updated, ExpiresAt: e.expires}
 }
 
 func (c *modelCase) get(rt *rapid.T) {

@@ -40,6 +40,15 @@ type Store interface {
 	Subscribe(ctx context.Context, tenant string, req SubscribeRequest) (Subscription, error)
 }
 
+// SnapshotAppender is implemented by a [Store] that can append the entries of a snapshot to a
+// slice of the caller's, so that the caller can use one slice for many snapshots instead of a
+// new one for each (runtime/memstore has it). The typed layer uses it when it is there.
+type SnapshotAppender interface {
+	// AppendSnapshot is Store.Snapshot, with the entries appended to dst: the Entries of the
+	// result are dst extended.
+	AppendSnapshot(ctx context.Context, tenant, prefix string, dst []Entry) (Snapshot, error)
+}
+
 // Subscription is a backend's stream of events for one reader.
 type Subscription interface {
 	// Start returns the position the subscription started after: *SubscribeRequest.After, or
@@ -121,14 +130,14 @@ type TouchRequest struct {
 	Key   string
 	TTL   time.Duration // > 0, a whole number of milliseconds
 	Quiet bool          // extend the expiry only: no new version, no UpdatedAt change, no event
-	Cond  Condition     // CondNone or CondIfVersion
+	Cond  Condition     // CondNone or CondIfVersion (with or without an epoch)
 }
 
 // RemoveRequest is the input of [Store.Remove].
 type RemoveRequest struct {
 	Key    string
 	Reason string    // carried by the delete event
-	Cond   Condition // CondNone or CondIfVersion
+	Cond   Condition // CondNone or CondIfVersion (with or without an epoch)
 }
 
 // SubscribeRequest is the input of [Store.Subscribe].
@@ -149,9 +158,14 @@ type Entry struct {
 	Key       string
 	Value     []byte
 	Version   uint64 // the version of the entry's last upsert or (non-quiet) touch
+	Epoch     string // the epoch of the tenant's state that Version belongs to
 	CreatedAt int64  // when the key became live; kept while it stays live
 	UpdatedAt int64  // the time of the last upsert or (non-quiet) touch
 	ExpiresAt int64  // the entry is gone at this instant
+	// Memo is a slot for a value derived from this version of the entry, such as its value
+	// decoded by the typed API (see [Memo]), when the backend keeps one beside the value; nil
+	// otherwise. Every read of the version gets the same Memo; a new version gets a new one.
+	Memo *Memo
 }
 
 // Snapshot is the result of [Store.Snapshot].

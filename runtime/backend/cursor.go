@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Cursor is a position in the event stream of one (store ID, tenant): the epoch of the
@@ -16,7 +17,9 @@ import (
 type Cursor struct {
 	// Epoch names one lifetime of the tenant's state. A backend picks a new epoch when it
 	// creates the state (for the first time, or again after losing it, as after a FLUSHALL),
-	// so a cursor of an old epoch can be told apart from one of the current epoch.
+	// so a cursor of an old epoch can be told apart from one of the current epoch. Epochs of
+	// [NewEpoch] begin with the time the state was created, so a later epoch of one tenant
+	// sorts after an earlier one (as long as the backend's clock does not go back).
 	Epoch string
 	Seq   uint64
 }
@@ -62,10 +65,39 @@ func ValidEpoch(e string) bool {
 	return true
 }
 
-// NewEpoch returns a fresh random epoch (16 lower-case hex digits) for a backend that creates
-// a tenant's state.
-func NewEpoch() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+// NewEpoch returns a fresh epoch for a backend that creates a tenant's state at now: 12
+// lower-case hex digits of now in Unix milliseconds, then 8 random hex digits. Epochs made by
+// NewEpoch sort as strings in the order of their times (see [EpochTime]); two made in the same
+// millisecond sort in no particular order. Epochs of the older form, 16 random hex digits, stay
+// valid but have no time.
+func NewEpoch(now time.Time) string {
+	var b [epochBytes]byte
+	ms := uint64(max(now.UnixMilli(), 0))
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
+}
+
+// epochBytes is the length of an epoch of NewEpoch in bytes: 6 of time, 4 random.
+const epochBytes = 10
+
+// EpochTime returns the creation time of an epoch made by [NewEpoch]; ok is false for an epoch
+// of another form.
+func EpochTime(epoch string) (t time.Time, ok bool) {
+	if len(epoch) != 2*epochBytes {
+		return time.Time{}, false
+	}
+	for i := 0; i < len(epoch); i++ {
+		if c := epoch[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return time.Time{}, false
+		}
+	}
+	ms, err := strconv.ParseUint(epoch[:12], 16, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(ms)).UTC(), true
 }

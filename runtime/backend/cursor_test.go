@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -35,9 +36,31 @@ func TestParseCursorRejects(t *testing.T) {
 }
 
 func TestNewEpoch(t *testing.T) {
-	a, b := backend.NewEpoch(), backend.NewEpoch()
-	if !backend.ValidEpoch(a) || len(a) != 16 || a == b {
-		t.Fatalf("NewEpoch() = %q, %q", a, b)
+	now := time.UnixMilli(1_764_460_800_123)
+	a, b := backend.NewEpoch(now), backend.NewEpoch(now)
+	if !backend.ValidEpoch(a) || len(a) != 20 || a == b || a[:12] != "019ad20f287b" {
+		t.Fatalf("NewEpoch(%v) = %q, %q", now, a, b)
+	}
+	if got, ok := backend.EpochTime(a); !ok || !got.Equal(now) {
+		t.Fatalf("EpochTime(%q) = %v, %v; want %v", a, got, ok, now)
+	}
+	// Later epochs sort after earlier ones, whatever their random parts.
+	prev := backend.NewEpoch(now)
+	for ms := range int64(300) {
+		e := backend.NewEpoch(now.Add(time.Duration(1+ms*ms*ms) * time.Millisecond))
+		if e <= prev {
+			t.Fatalf("epoch %q of a later time sorts before %q", e, prev)
+		}
+		prev = e
+	}
+	for _, e := range []string{"0123456789abcdef", "019ad20f287bABCDEF00", "019ad20f287b0000000", "x"} {
+		if got, ok := backend.EpochTime(e); ok {
+			t.Errorf("EpochTime(%q) = %v, true; want false", e, got)
+		}
+	}
+	// The old form, 16 random hex digits, still makes a valid cursor.
+	if _, err := backend.ParseCursor("0123456789abcdef-7"); err != nil {
+		t.Errorf("old-form cursor: %v", err)
 	}
 }
 

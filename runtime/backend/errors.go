@@ -41,11 +41,15 @@ const (
 type Condition struct {
 	Kind    CondKind
 	Version uint64 // for CondIfVersion
+	// Epoch, for CondIfVersion, also requires the tenant's state to be of this epoch: the
+	// version then names one write for the tenant's whole life (a fencing token). "" means any
+	// epoch.
+	Epoch string
 }
 
-// Check returns nil when c holds for key, whose live entry is at version (live is false when
-// the key is missing or expired), and otherwise a *[ConflictError].
-func (c Condition) Check(key string, live bool, version uint64) error {
+// Check returns nil when c holds for key, whose live entry is at version of epoch (live is
+// false when the key is missing or expired), and otherwise a *[ConflictError].
+func (c Condition) Check(key string, live bool, epoch string, version uint64) error {
 	ok := true
 	switch c.Kind {
 	case CondIfNew:
@@ -53,7 +57,7 @@ func (c Condition) Check(key string, live bool, version uint64) error {
 	case CondIfExists:
 		ok = live
 	case CondIfVersion:
-		ok = live && version == c.Version
+		ok = live && version == c.Version && (c.Epoch == "" || c.Epoch == epoch)
 	}
 	if ok {
 		return nil
@@ -61,7 +65,10 @@ func (c Condition) Check(key string, live bool, version uint64) error {
 	if !live {
 		version = 0
 	}
-	return &ConflictError{Key: key, Cond: c, Live: live, Version: version}
+	if c.Epoch == "" {
+		epoch = ""
+	}
+	return &ConflictError{Key: key, Cond: c, Live: live, Version: version, Epoch: epoch}
 }
 
 // ConflictError is the error of a write whose condition did not hold. It matches
@@ -71,11 +78,16 @@ type ConflictError struct {
 	Cond    Condition // the condition that failed
 	Live    bool      // whether the key was live
 	Version uint64    // the key's version when it was live, else 0
+	// Epoch is the epoch of the tenant's state when Cond has an epoch, else "".
+	Epoch string
 }
 
 func (e *ConflictError) Error() string {
 	state := "is not live"
-	if e.Live {
+	switch {
+	case e.Live && e.Cond.Epoch != "":
+		state = fmt.Sprintf("is at version %d of epoch %s", e.Version, e.Epoch)
+	case e.Live:
 		state = fmt.Sprintf("is at version %d", e.Version)
 	}
 	var want string
@@ -84,8 +96,11 @@ func (e *ConflictError) Error() string {
 		want = "want it not live"
 	case CondIfExists:
 		want = "want it live"
-	default:
+	case CondIfVersion:
 		want = fmt.Sprintf("want version %d", e.Cond.Version)
+		if e.Cond.Epoch != "" {
+			want += " of epoch " + e.Cond.Epoch
+		}
 	}
 	return fmt.Sprintf("%v: key %s %s, %s", ErrConflict, Quote(e.Key), state, want)
 }

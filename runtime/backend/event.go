@@ -64,7 +64,7 @@ func (e *Event) Cursor() Cursor {
 
 // Entry returns the entry an upsert event wrote.
 func (e *Event) Entry() Entry {
-	return Entry{Key: e.Key, Value: e.Value, Version: e.Version, CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
+	return Entry{Key: e.Key, Value: e.Value, Version: e.Version, Epoch: e.Epoch, CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
 }
 
 // Overflow returns the overflow event of a reader whose position is pos, in a tenant whose

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Log is the shared log of one tenant's events of one epoch in a process: every reader of the
@@ -32,8 +33,21 @@ type Log struct {
 	first  atomic.Uint64 // the oldest version a reader may read
 	head   atomic.Uint64 // the last version appended
 	wake   atomic.Pointer[chan struct{}]
+	waits  atomic.Int64 // calls of Wait since the last wake-up: about the readers it wakes
 	closed atomic.Bool
+
+	wmu      sync.Mutex
+	nextWake time.Time   // the earliest time of the next wake-up; guarded by wmu
+	timer    *time.Timer // the deferred wake-up; guarded by wmu
+	pending  bool        // the timer is set; guarded by wmu
 }
+
+// wakeSpacing is how long a wake-up holds off the next one, per reader it woke: waking a
+// goroutine and running it costs about a microsecond, so wake-ups of many readers come at most
+// every few milliseconds (4 ms for 1,000 readers, 40 ms for 10,000) and use at most about a
+// quarter of a CPU, and each delivers the events of its interval in one batch. A few readers
+// are woken at once.
+const wakeSpacing = 4 * time.Microsecond
 
 // logRing holds the retained events by version: the event of version v is in slot v&mask.
 type logRing struct {
@@ -156,6 +170,7 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 // the channel first and then checks At again before it waits on it, so that it misses no
 // event.
 func (l *Log) Wait() <-chan struct{} {
+	l.waits.Add(1)
 	for {
 		if ch := l.wake.Load(); ch != nil {
 			return *ch
@@ -167,8 +182,36 @@ func (l *Log) Wait() <-chan struct{} {
 	}
 }
 
-// Wake wakes the readers that wait, with one close of a channel.
+// Wake wakes the readers that wait, with one close of a channel: at once, or when many
+// readers were woken just before, a little later (see wakeSpacing), so that one wake-up
+// delivers the events of several appends.
 func (l *Log) Wake() {
+	l.wmu.Lock()
+	if l.pending {
+		l.wmu.Unlock()
+		return // the deferred wake-up delivers these events too
+	}
+	if d := time.Until(l.nextWake); d > 0 {
+		l.pending = true
+		if l.timer == nil {
+			l.timer = time.AfterFunc(d, l.wakeNow)
+		} else {
+			l.timer.Reset(d)
+		}
+		l.wmu.Unlock()
+		return
+	}
+	l.wmu.Unlock()
+	l.wakeNow()
+}
+
+// wakeNow closes the channel the readers wait on.
+func (l *Log) wakeNow() {
+	n := l.waits.Swap(0)
+	l.wmu.Lock()
+	l.pending = false
+	l.nextWake = time.Now().Add(time.Duration(n) * wakeSpacing)
+	l.wmu.Unlock()
 	if ch := l.wake.Swap(nil); ch != nil {
 		close(*ch)
 	}
@@ -201,41 +244,13 @@ func (l *Log) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed.Store(true)
-	l.Wake()
+	l.wmu.Lock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.wmu.Unlock()
+	l.wakeNow()
 }
 
 // Closed reports whether the log is closed.
 func (l *Log) Closed() bool { return l.closed.Load() }
-
-// Memo is a slot for one value derived from an event, such as the event's value decoded by
-// the typed API, computed by the first reader that needs it and shared by the others. The
-// first Store for a key wins. A nil *Memo holds nothing and stores nothing.
-type Memo struct {
-	p atomic.Pointer[memoValue]
-}
-
-type memoValue struct{ key, val any }
-
-// Load returns the value stored for key, or nil.
-func (m *Memo) Load(key any) any {
-	if m == nil {
-		return nil
-	}
-	if mv := m.p.Load(); mv != nil && mv.key == key {
-		return mv.val
-	}
-	return nil
-}
-
-// Store stores val for key unless the memo holds a value already, and returns the value
-// the memo holds for key: val, the value another reader stored first, or nil when the memo
-// holds a value for another key (or m is nil).
-func (m *Memo) Store(key, val any) any {
-	if m == nil {
-		return nil
-	}
-	if m.p.CompareAndSwap(nil, &memoValue{key, val}) {
-		return val
-	}
-	return m.Load(key)
-}

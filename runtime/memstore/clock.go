@@ -28,11 +28,20 @@ type Timer interface {
 // systemClock is the default Clock. It reads the wall clock once, when the backend is made,
 // and then the monotonic clock: a step of the wall clock does not move expiries, and a reading
 // costs one clock call instead of two.
-type systemClock struct{ base time.Time }
+type systemClock struct {
+	base   time.Time
+	baseNs int64 // base.UnixNano()
+}
 
-func newSystemClock() *systemClock { return &systemClock{base: time.Now()} }
+func newSystemClock() *systemClock {
+	now := time.Now()
+	return &systemClock{base: now, baseNs: now.UnixNano()}
+}
 
 func (c *systemClock) Now() time.Time { return c.base.Add(time.Since(c.base)) }
+
+// unixMilli is Now().UnixMilli() (for times after 1970), without building a time.Time.
+func (c *systemClock) unixMilli() int64 { return (c.baseNs + int64(time.Since(c.base))) / 1e6 }
 
 func (c *systemClock) NewTimer() Timer {
 	t := time.NewTimer(time.Hour)

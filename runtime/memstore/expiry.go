@@ -83,8 +83,9 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 			continue
 		}
 		t := e.t
-		delete(t.entries, e.key)
+		t.delete(e)
 		t.appendEvent(backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
+		b.obs.Expired(t.st.id, t.name, 1)
 		if t.idle() {
 			b.scheduleSweep(t)
 		}

@@ -3,10 +3,24 @@
 // that run as a single process; runtime/redisstore shares state between processes.
 //
 // A [Backend] keeps, per (store ID, tenant), the live entries, a version counter and a ring
-// buffer of the retained events, bounded by the limits the store ID was opened with (see
-// [backend.Backend.Open]: one set of limits per store ID). All its state is guarded by one
-// mutex. Values are kept and returned without copying: neither the caller of Upsert nor the
-// receiver of an entry or event may modify them.
+// buffer of the retained events (a [backend.Log]), bounded by the limits the store ID was opened
+// with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
+// by one mutex but the log, which readers read without it: a reader takes the lock only to
+// report an overflow. A write appends its event under the lock and wakes the waiting readers
+// after releasing it. Values are kept and returned without copying: neither the caller of
+// Upsert nor the receiver of an entry or event may modify them (the typed API gives its
+// readers copies).
+//
+// A reader checks the events it reads against the event retention by a clock reading taken
+// after each wait and every 64 events: one that stops calling Next for longer than the
+// retention may still get up to 63 events that the retention dropped meanwhile, before its
+// overflow event.
+//
+// The entries of a tenant are in a hash map by key, for the calls on one key, and in a B-tree
+// sorted by key (github.com/tidwall/btree), for snapshots: a snapshot scans the tree from its
+// prefix and sorts nothing. Gets and snapshots hand out each version of a value with a
+// [backend.Memo] of its own, in which the typed layer keeps the decoded value: a store whose
+// codec can deep-copy values decodes each version of a value once, however often it is read.
 //
 // Expiry is driven by one min-heap over the entries of all tenants and one timer, served by one
 // goroutine per Backend: an entry is removed, with its expire event, when its ExpiresAt comes,
@@ -15,10 +29,15 @@
 // (clock readings are truncated), as in Redis. [WithClock] replaces the system clock, for
 // example by a [FakeClock] in tests.
 //
-// A tenant's state is created, with a fresh epoch ([backend.NewEpoch]), by the first upsert,
-// snapshot or reader of the tenant. It is freed once it has had no live entries and no open
+// A tenant's state is created by the first upsert, snapshot or reader of the tenant, with a
+// fresh epoch: [backend.NewEpoch] of the clock's time, so that a later state's epoch sorts
+// after an earlier one's. It is freed once it has had no live entries and no open
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
+//
+// [WithObserver] reports the events its readers get, with their age, and the entries it
+// expires to a [backend.Observer], such as the Prometheus adapter
+// github.com/ephemeral-go/ephemeral/metrics/prom.
 //
 // Close a Backend to stop its goroutine and end its readers.
 package memstore
@@ -37,11 +56,15 @@ import (
 // Backend is an in-memory [backend.Backend]. Any number of stores may share one. It is safe
 // for concurrent use.
 type Backend struct {
-	clock   Clock
-	timer   Timer
-	done    chan struct{} // closed by Close
-	down    atomic.Bool   // set by Close, for the readers that read without the lock
-	stopped chan struct{} // closed when the scheduler goroutine has returned
+	clock  Clock
+	system *systemClock // clock, when it is the system clock
+	timer  Timer
+	obs    backend.Observer
+	// observed says that obs was given: a delivered event is worth a clock reading.
+	observed bool
+	done     chan struct{} // closed by Close
+	down     atomic.Bool   // set by Close, for the readers that read without the lock
+	stopped  chan struct{} // closed when the scheduler goroutine has returned
 
 	mu     sync.Mutex
 	closed bool
@@ -51,7 +74,10 @@ type Backend struct {
 	wake   *backend.Log // a log appended to under the lock, to wake after it (see unlock)
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend          = (*Backend)(nil)
+	_ backend.SnapshotAppender = (*store)(nil)
+)
 
 // Option configures a [Backend].
 type Option func(*Backend)
@@ -60,6 +86,13 @@ type Option func(*Backend)
 // system clock.
 func WithClock(c Clock) Option {
 	return func(b *Backend) { b.clock = c }
+}
+
+// WithObserver makes the backend report to o the events its readers get and the entries it
+// expires (see [backend.Observer]; it reports expiries with its lock held). The default
+// reports nothing.
+func WithObserver(o backend.Observer) Option {
+	return func(b *Backend) { b.obs = o }
 }
 
 // New returns an empty backend and starts its expiry scheduler. Close it when done.
@@ -74,7 +107,12 @@ func New(opts ...Option) *Backend {
 		o(b)
 	}
 	if b.clock == nil {
-		b.clock = newSystemClock()
+		b.system = newSystemClock()
+		b.clock = b.system
+	}
+	b.observed = b.obs != nil
+	if b.obs == nil {
+		b.obs = backend.NopObserver{}
 	}
 	b.timer = b.clock.NewTimer()
 	go b.run()
@@ -136,7 +174,12 @@ type store struct {
 }
 
 // now returns the clock's time in milliseconds since the Unix epoch.
-func (b *Backend) now() int64 { return b.clock.Now().UnixMilli() }
+func (b *Backend) now() int64 {
+	if b.system != nil {
+		return b.system.unixMilli()
+	}
+	return b.clock.Now().UnixMilli()
+}
 
 // lock locks the backend for a call and returns the time of the call.
 func (b *Backend) lock(ctx context.Context) (int64, error) {
@@ -154,7 +197,7 @@ func (b *Backend) lock(ctx context.Context) (int64, error) {
 // lockReconciled is lock, and then removes the entries that are due. Release with unlock.
 func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 	now, err := b.lock(ctx)
-	if err == nil {
+	if err == nil && len(b.heap) > 0 && b.heap[0].due <= now {
 		b.expireDue(now, -1)
 	}
 	return now, err
@@ -177,13 +220,14 @@ func (st *store) tenant(name string, now int64) *tenant {
 	if t := st.lookup(name, now); t != nil {
 		return t
 	}
-	epoch := backend.NewEpoch()
+	epoch := backend.NewEpoch(st.b.clock.Now())
 	t := &tenant{
 		st:      st,
 		name:    name,
 		epoch:   epoch,
 		entries: make(map[string]*entry),
 		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
+		index:   newIndex(),
 		last:    now,
 	}
 	t.sweep = entry{t: t, index: -1}
@@ -234,7 +278,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	defer b.unlock()
 	t := st.tenant(tenant, now)
 	e := t.entries[req.Key]
-	if err := check(req.Cond, req.Key, e); err != nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil {
 		return backend.Entry{}, err
 	}
 	if e == nil {
@@ -243,8 +287,9 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
+		t.index.Set(e)
 	}
-	e.value = req.Value
+	e.value, e.memo = req.Value, nil
 	e.updated = now
 	e.expires = now + req.TTL.Milliseconds()
 	e.version = t.appendEvent(backend.Event{
@@ -268,7 +313,7 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return backend.TouchResult{}, err
 	}
 	e.expires = now + req.TTL.Milliseconds()
@@ -289,10 +334,10 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, e); err != nil || e == nil {
+	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
 		return false, err
 	}
-	delete(t.entries, e.key)
+	t.delete(e)
 	b.unschedule(e)
 	t.appendEvent(backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
 	if t.idle() {
@@ -317,12 +362,18 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if e == nil || e.expires <= now {
 		return backend.Entry{}, false, nil
 	}
-	return e.entry(), true, nil
+	return e.read(), true, nil
 }
 
 // Snapshot returns the live entries with a key prefix and the cursor of the same instant; see
 // [backend.Store].
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	return st.AppendSnapshot(ctx, tenant, prefix, nil)
+}
+
+// AppendSnapshot is Snapshot, with the entries appended to dst; see
+// [backend.SnapshotAppender].
+func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
 	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
@@ -330,20 +381,39 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	var entries []backend.Entry
-	for key, e := range t.entries {
-		if strings.HasPrefix(key, prefix) {
-			entries = append(entries, e.entry())
-		}
+	n := len(t.entries)
+	if prefix != "" {
+		n = 0
+		t.scan(prefix, func(*entry) { n++ })
 	}
-	slices.SortFunc(entries, func(x, y backend.Entry) int { return strings.Compare(x.Key, y.Key) })
-	return backend.Snapshot{Entries: entries, Cursor: t.cursor(t.seq)}, nil
+	if n > 0 {
+		dst = slices.Grow(dst, n)
+	}
+	t.scan(prefix, func(e *entry) { dst = append(dst, e.read()) })
+	return backend.Snapshot{Entries: dst, Cursor: t.cursor(t.seq)}, nil
 }
 
-// check is c.Check for key, whose live entry is e (nil if none).
-func check(c backend.Condition, key string, e *entry) error {
+// scan calls fn with the entries whose keys start with prefix, in key order.
+func (t *tenant) scan(prefix string, fn func(*entry)) {
+	t.index.Ascend(&entry{key: prefix}, func(e *entry) bool {
+		if !strings.HasPrefix(e.key, prefix) {
+			return false
+		}
+		fn(e)
+		return true
+	})
+}
+
+// delete removes e from the tenant's entries.
+func (t *tenant) delete(e *entry) {
+	delete(t.entries, e.key)
+	t.index.Delete(e)
+}
+
+// check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).
+func check(c backend.Condition, key string, t *tenant, e *entry) error {
 	if e == nil {
-		return c.Check(key, false, 0)
+		return c.Check(key, false, "", 0)
 	}
-	return c.Check(key, true, e.version)
+	return c.Check(key, true, t.epoch, e.version)
 }

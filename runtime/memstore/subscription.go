@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -71,9 +72,19 @@ const recheck = 64
 // Start returns the position the subscription started after.
 func (s *subscription) Start() backend.Cursor { return s.start }
 
-// Next returns the next event with the subscription's prefix, waiting for it if needed. The
-// event is the one in the tenant's log, shared with the other readers.
+// Next returns the next event with the subscription's prefix, waiting for it if needed (see
+// next), and reports it to the backend's observer.
 func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
+	ev, err := s.next(ctx)
+	if ev != nil && s.b.observed {
+		s.b.obs.Delivered(s.t.st.id, s.t.name, ev.Kind, time.Duration(s.b.now()-ev.At)*time.Millisecond)
+	}
+	return ev, err
+}
+
+// next returns the next event with the subscription's prefix, waiting for it if needed. The
+// event is the one in the tenant's log, shared with the other readers.
+func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 	retention := s.t.st.retention
 	for {
 		if s.shut.Load() || s.b.down.Load() {

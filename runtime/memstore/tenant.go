@@ -1,13 +1,19 @@
 package memstore
 
-import "github.com/ephemeral-go/ephemeral/runtime/backend"
+import (
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/tidwall/btree"
+)
 
 // tenant is the state of one (store ID, tenant). All fields are guarded by Backend.mu.
 type tenant struct {
-	st      *store
-	name    string
-	epoch   string
-	seq     uint64 // the last version given out; versions and event seqs are the same numbers
+	st    *store
+	name  string
+	epoch string
+	seq   uint64 // the last version given out; versions and event seqs are the same numbers
+	// index holds the entries of the map entries sorted by key, for snapshots: a scan in key
+	// order from the prefix, with no sort. Upserts of live keys, touches and gets do not use it.
+	index   *btree.BTreeG[*entry]
 	entries map[string]*entry
 	// log holds the retained events, shared with the readers, who read it without the lock.
 	log     *backend.Log
@@ -23,6 +29,9 @@ type entry struct {
 	key     string // "" marks a tenant's sweep item
 	value   []byte
 	version uint64
+	// memo is the memo of value (see backend.Memo), made by the first read of the value and
+	// dropped when the value changes; nil until then.
+	memo    *backend.Memo
 	created int64 // ms since the Unix epoch, like updated and expires
 	updated int64
 	expires int64
@@ -36,10 +45,21 @@ func (e *entry) entry() backend.Entry {
 		Key:       e.key,
 		Value:     e.value,
 		Version:   e.version,
+		Epoch:     e.t.epoch,
 		CreatedAt: e.created,
 		UpdatedAt: e.updated,
 		ExpiresAt: e.expires,
 	}
+}
+
+// read is entry, with the memo of the value (made if needed), for a Get or a Snapshot.
+func (e *entry) read() backend.Entry {
+	if e.memo == nil {
+		e.memo = new(backend.Memo)
+	}
+	ent := e.entry()
+	ent.Memo = e.memo
+	return ent
 }
 
 // first returns the seq of the oldest event the tenant still has, given its last seq: the
@@ -83,6 +103,14 @@ func (t *tenant) appendEvent(ev backend.Event) uint64 {
 		t.log.Wake() // a second tenant in one hold of the lock, as in a mass expiry
 	}
 	return t.seq
+}
+
+// byKey orders entries by key, for tenant.index.
+func byKey(a, b *entry) bool { return a.key < b.key }
+
+// newIndex returns an empty tenant.index.
+func newIndex() *btree.BTreeG[*entry] {
+	return btree.NewBTreeGOptions(byKey, btree.Options{NoLocks: true})
 }
 
 // idle reports whether the tenant holds nothing that needs its state kept but its events.

@@ -29,6 +29,8 @@ type Backend struct {
 	prefix   string
 	maxBlock time.Duration
 	buffer   int
+	obs      backend.Observer
+	observed bool // obs was given: a delivered event is worth a clock reading
 
 	closed atomic.Bool
 	mu     sync.Mutex          // guards stores, pumps and the start of goroutines
@@ -58,9 +60,16 @@ func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = 
 // persistence) and how long Close waits for the pumps; expiries are never later because of it.
 func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
 
-// WithReaderBuffer sets how many events a subscription buffers (default 1024). A reader whose
-// buffer is full catches up from Redis later, so a slow reader never holds up the others.
+// WithReaderBuffer sets how many of a tenant's latest events the backend keeps in memory for
+// its readers, in the log they share (default 1024; events older than 10 s are dropped too). A
+// reader further behind catches up from Redis on its own, so a slow reader never holds up the
+// others.
 func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
+
+// WithObserver makes the backend report to o what its readers get, its write batches, the
+// expiries of its reader pumps and its failed Redis calls (see [backend.Observer]). The
+// default reports nothing.
+func WithObserver(o backend.Observer) Option { return func(b *Backend) { b.obs = o } }
 
 // New returns a backend that keeps its state in Redis through client: a *redis.Client, a
 // Sentinel failover client or a *redis.ClusterClient. It panics if the key prefix is invalid.
@@ -76,6 +85,10 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	}
 	for _, o := range opts {
 		o(b)
+	}
+	b.observed = b.obs != nil
+	if b.obs == nil {
+		b.obs = backend.NopObserver{}
 	}
 	if b.prefix == "" || strings.ContainsAny(b.prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: invalid key prefix %q: want non-empty, without '{' or '}'", b.prefix))
@@ -125,6 +138,14 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// failed reports err, the error of call on the tenant k, to the observer unless it is nil or
+// the context of the call ended.
+func (b *Backend) failed(k tenantKey, call string, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		b.obs.Error(k.id, k.tenant, call, err)
+	}
+}
+
 func (b *Backend) check() error {
 	if b.closed.Load() {
 		return backend.ErrClosed
@@ -154,7 +175,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	if r.err != nil {
 		return backend.Entry{}, wrap("upsert", req.Key, r.err)
 	}
-	return backend.Entry{Key: req.Key, Value: req.Value, Version: r.version, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}, nil
+	return backend.Entry{Key: req.Key, Value: req.Value, Version: r.version, Epoch: r.epoch, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}, nil
 }
 
 // Touch implements [backend.Store]. It is batched as Upsert is, quiet or not.
@@ -190,7 +211,9 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if err := st.b.check(); err != nil {
 		return backend.Entry{}, false, err
 	}
-	return runGet(ctx, st.b.client, st.keys(tenant), key)
+	e, ok, err := runGet(ctx, st.b.client, st.keys(tenant), key)
+	st.b.failed(tenantKey{st.id, tenant}, "get", err)
+	return e, ok, err
 }
 
 // Snapshot implements [backend.Store]. One MULTI/EXEC transaction reads the entries, the
@@ -211,11 +234,13 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 			return nil
 		})
 		if err != nil {
+			st.b.failed(tenantKey{st.id, tenant}, "snapshot", err)
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
 		}
 		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
 		if errors.Is(err, errNoMeta) {
 			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
+				st.b.failed(tenantKey{st.id, tenant}, "read", err)
 				return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 			}
 			continue

@@ -52,8 +52,10 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 	b.qmu.Unlock()
 
 	res := writeResult{}
+	b.obs.WriteBatch(k.id, k.tenant, 1)
 	if r, err := runWrite(ctx, b.client, st.keys(tenant), st.limits, []writeOp{op}); err != nil {
 		res.err = err
+		b.failed(k, "write", err)
 	} else {
 		res = r[0]
 		st.noteVersion(tenant, res.version)
@@ -134,7 +136,9 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		})
 		defer stop()
 	}
+	st.b.obs.WriteBatch(st.id, tenant, len(batch))
 	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)
+	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	var last uint64
 	for i, c := range batch {
 		if err != nil {

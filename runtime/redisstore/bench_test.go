@@ -123,7 +123,7 @@ func benchKeys() []string {
 // benchSet is the baseline of the throughput benchmarks: a raw SET key value PX 60000 of the
 // same value and keys, with c calls in flight.
 func benchSet(b *testing.B, f fixture, keys []string, c int) {
-	prefix := "ephemeral-bench-" + backend.NewEpoch() + ":"
+	prefix := "ephemeral-bench-" + backend.NewEpoch(time.Now()) + ":"
 	runConc(b, f, c, func(ctx context.Context, i int) error {
 		return f.client.Set(ctx, prefix+keys[i%len(keys)], benchValue, time.Minute).Err()
 	})

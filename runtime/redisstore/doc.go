@@ -69,12 +69,17 @@
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
 // Backend share one pump goroutine: it runs the tick script (expire due entries, trim, keep the
-// keys alive) and then one XREAD BLOCK with COUNT 100, and hands the events to every
-// subscription. Each subscription keeps its own position and a buffer ([WithReaderBuffer]); one
-// whose buffer is full is left behind without holding up the others, and catches up on its own
-// with the read script (XRANGE after its position) until it reaches the pump again. A buffered
-// event that the stream has since dropped (MaxEvents newer versions exist) is not delivered:
-// the reader gets the overflow it would get reading the stream, as on every backend. The pump
+// keys alive) and then one XREAD BLOCK with COUNT 100, and appends the events to the tenant's
+// shared log (a [backend.Log] of the latest [WithReaderBuffer] events, none older than 10 s),
+// which wakes the waiting subscriptions with one channel close. Each subscription keeps its own
+// position in the log and receives the log's event itself, not a copy; the typed API decodes
+// it once for all of them. One that falls out of the log's window is left behind without
+// holding up the others, and catches up on its own with the read script (XRANGE after its
+// position) until it is back within the log. An event that the stream has since dropped
+// (MaxEvents newer versions exist) is not delivered: the reader gets the overflow it would get
+// reading the stream, as on every backend. When the pump sees a new epoch or the state going
+// back, it closes the log and starts a new one: every reader then checks its position against
+// Redis. The pump
 // stops when its last subscription closes; its XREAD also watches a wake stream of its own
 // (<prefix>:{<id>:<tenant>}:state:wake:<random>, expiring after a minute), so that Close and
 // the last reader's Close end it at once.
@@ -94,8 +99,9 @@
 // not roll back a script that fails half-way, so every script first reads and checks all it
 // needs (lua/check.lua, in front of every script): the meta, the stored entries of the keys it
 // touches, the scores of the due members of the expiry set, the type of a key it writes after
-// its first write. Junk, or a key of the wrong type, fails the call before its first write with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names
-// the key and field and quotes at most 64 bytes of the junk. A stream entry ahead of the
+// its first write. Junk, or a key of the wrong type, fails the call before its first write
+// with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names the key and
+// field and quotes at most 64 bytes of the junk. A stream entry ahead of the
 // tenant's version (an XADD with an automatic ID) fails writes the same way: the refused XADD
 // is a script's first write. Get fails for a malformed entry of its key only; Snapshot for a
 // malformed meta or entry. Stream entries that are not events are never an error: the trim
@@ -107,14 +113,27 @@
 // of the stream or of a key of the wrong type: XDEL does not lower a stream's last ID) or the
 // tenant's keys expire.
 //
+// # Metrics
+//
+// [WithObserver] reports to a [backend.Observer] (such as the Prometheus adapter,
+// github.com/ephemeral-go/ephemeral/metrics/prom) the events each reader gets and their age,
+// the catch-up reads of readers that fell behind their pump, the size of every write batch, the
+// entries the pumps' ticks expire, and the failed Redis calls by script or command (write, get,
+// read, tick, snapshot, xread), those that the retries above hide from readers among them.
+// Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
+// OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
+//
 // # Overflow and reset
 //
 // A subscription whose position is older than the oldest retained event gets an overflow
 // event {After: its position, FirstAvailable: the position just before the oldest retained
 // event} and goes on from there (see [backend.Overflow]). The tenant's meta holds an epoch,
-// chosen (from [backend.NewEpoch], passed to the scripts as a candidate) by whichever script finds the meta
-// missing (and drops what is left of the tenant's other keys); every cursor and every stream
-// entry carries it. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
+// made by whichever script finds the meta missing (and drops what is left of the tenant's other
+// keys): the server's time (TIME) in 12 hex digits of milliseconds, then the random digits of a
+// candidate from [backend.NewEpoch] that the client passes, so that a later epoch of a tenant
+// sorts after an earlier one unless the server's clock went back (a restart on another machine,
+// a failover to a replica whose clock is behind). Every cursor and every stream entry carries
+// it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
 // tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
 // epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
 // new epoch on its next tick: at most the max block time later, or at once when a subscriber

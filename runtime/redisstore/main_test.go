@@ -102,7 +102,7 @@ func newSentinel(t testing.TB, opts ...Option) fixture {
 }
 
 func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
-	prefix := "ephemeral-test-" + backend.NewEpoch()
+	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
 	b := New(client, append([]Option{WithKeyPrefix(prefix), WithMaxBlock(200 * time.Millisecond)}, opts...)...)
 	t.Cleanup(func() {
 		b.Close()

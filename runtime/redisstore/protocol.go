@@ -110,7 +110,7 @@ const (
 const (
 	writeMaxEntries = 4
 	writeHeadArgs   = 4
-	writeArgsPerOp  = 6
+	writeArgsPerOp  = 7
 
 	opCode        = 1 // one of the operation codes below
 	opKey         = 2
@@ -118,9 +118,16 @@ const (
 	opTTL         = 4 // ms; 0 for a remove
 	opCond        = 5 // a condition code
 	opCondVersion = 6
+	opCondEpoch   = 7 // the condition's epoch, "" for any
 
-	writeReplyPerOp = 5 // integers of the reply per operation
+	writeReplyPerOp = 5 // integers of the reply per operation, before the epoch's
+	epochChunk      = 6 // bytes of the epoch per integer of the reply (a Lua number holds 53 bits)
 )
+
+// epochTimeDigits is the length of the time part of an epoch of [backend.NewEpoch]: a script
+// that creates a tenant's meta writes the server's time there and keeps the rest of the
+// client's candidate, so that epochs order by the server's clock.
+const epochTimeDigits = 12
 
 // Operation codes of write.lua. The codes, as the condition codes, are strings, which Lua
 // compares without converting them.
@@ -213,6 +220,9 @@ var luaConstants = []struct {
 	{"OP_TTL", opTTL},
 	{"OP_COND", opCond},
 	{"OP_COND_VERSION", opCondVersion},
+	{"OP_COND_EPOCH", opCondEpoch},
+	{"EPOCH_CHUNK", epochChunk},
+	{"EPOCH_TIME_DIGITS", epochTimeDigits},
 	{"OP_UPSERT", opUpsert},
 	{"OP_TOUCH", opTouch},
 	{"OP_TOUCH_QUIET", opTouchQuiet},
@@ -260,7 +270,7 @@ func (a args) set(pos int, v any) { a[pos-1] = v }
 // commonArgs returns n arguments for tick.lua, the first three set.
 func commonArgs(n int, l backend.Limits) args {
 	a := make(args, n)
-	a.set(argEpoch, backend.NewEpoch())
+	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(argMaxEvents, l.MaxEvents)
 	return a
@@ -279,6 +289,7 @@ type writeOp struct {
 type writeResult struct {
 	ok                              bool // upsert: written; touch, remove: the key was live
 	version                         uint64
+	epoch                           string // of the tenant, when the script ran
 	createdAt, updatedAt, expiresAt int64
 	err                             error // a ConflictError, ErrCapacity or a Redis error
 }
@@ -362,7 +373,7 @@ func corruptError(k int, field, value string, n int) error {
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
 func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := evalCmd(writeScript, keys, writeHeadArgs+writeArgsPerOp*len(ops))
-	a.set(argEpoch, backend.NewEpoch())
+	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(argMaxEvents, l.MaxEvents)
 	a.set(writeMaxEntries, l.MaxEntries)
@@ -374,6 +385,7 @@ func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 		a.set(base+opTTL, op.ttl.Milliseconds())
 		a.set(base+opCond, condCodes[op.cond.Kind])
 		a.set(base+opCondVersion, op.cond.Version)
+		a.set(base+opCondEpoch, op.cond.Epoch)
 	}
 	return cmd, a
 }
@@ -389,20 +401,27 @@ func runWrite(ctx context.Context, c redis.UniversalClient, keys []string, l bac
 	return decodeWrite(res, l, ops)
 }
 
-// decodeWrite decodes the reply of write.lua: writeReplyPerOp integers per operation.
+// decodeWrite decodes the reply of write.lua: writeReplyPerOp integers per operation, then the
+// epoch.
 func decodeWrite(res []int64, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	if len(res) != writeReplyPerOp*len(ops) {
+	n := writeReplyPerOp * len(ops)
+	if len(res) < n {
 		return nil, fmt.Errorf("unexpected reply of %d integers for %d operations", len(res), len(ops))
+	}
+	epoch, ok := decodeEpoch(res[n:])
+	if !ok {
+		return nil, fmt.Errorf("unexpected epoch %v in the reply", res[n:])
 	}
 	out := make([]writeResult, len(ops))
 	for i, op := range ops {
 		r := res[writeReplyPerOp*i:]
+		out[i].epoch = epoch
 		switch {
 		case r[0] == statusOK:
-			out[i] = writeResult{ok: true, version: uint64(r[1]), createdAt: r[2], updatedAt: r[3], expiresAt: r[4]}
+			out[i] = writeResult{ok: true, version: uint64(r[1]), epoch: epoch, createdAt: r[2], updatedAt: r[3], expiresAt: r[4]}
 		case r[0] == statusNotLive && op.code != opUpsert:
 		case r[0] == statusConflict:
-			out[i].err = conflictError(op.key, op.cond, r[1])
+			out[i].err = conflictError(op.key, op.cond, epoch, r[1])
 		case r[0] == statusCapacity && op.code == opUpsert:
 			out[i].err = fmt.Errorf("%w: limit %d", backend.ErrCapacity, l.MaxEntries)
 		default:
@@ -412,11 +431,30 @@ func decodeWrite(res []int64, l backend.Limits, ops []writeOp) ([]writeResult, e
 	return out, nil
 }
 
+// decodeEpoch decodes an epoch that write.lua returns as integers, epochChunk bytes to each,
+// big-endian; the last may hold fewer (a valid epoch has no zero byte).
+func decodeEpoch(chunks []int64) (string, bool) {
+	if len(chunks)*epochChunk > backend.MaxEpochBytes+epochChunk {
+		return "", false
+	}
+	var buf [backend.MaxEpochBytes + epochChunk]byte
+	b := buf[:0]
+	for _, c := range chunks {
+		for shift := 8 * (epochChunk - 1); shift >= 0; shift -= 8 {
+			if x := byte(c >> shift); x != 0 {
+				b = append(b, x)
+			}
+		}
+	}
+	e := string(b)
+	return e, backend.ValidEpoch(e)
+}
+
 // conflictError returns the error of a write to key whose condition c failed in a script that
-// found the key at version (0 when it was not live; versions start at 1): the
-// *backend.ConflictError of [backend.Condition.Check], as every backend returns it.
-func conflictError(key string, c backend.Condition, version int64) error {
-	if err := c.Check(key, version > 0, uint64(version)); err != nil {
+// found the key at version (0 when it was not live; versions start at 1) in a tenant of epoch:
+// the *backend.ConflictError of [backend.Condition.Check], as every backend returns it.
+func conflictError(key string, c backend.Condition, epoch string, version int64) error {
+	if err := c.Check(key, version > 0, epoch, uint64(version)); err != nil {
 		return err
 	}
 	return fmt.Errorf("redisstore: a script found a conflict of %+v for key %q at version %d, the Go side none", c, key, version)
@@ -426,17 +464,22 @@ func conflictError(key string, c backend.Condition, version int64) error {
 func runGet(ctx context.Context, c redis.Scripter, keys []string, key string) (backend.Entry, bool, error) {
 	a := make(args, getArgs)
 	a.set(getKey, key)
-	stored, err := getScript.Run(ctx, c, keys, a...).Text()
+	res, err := getScript.Run(ctx, c, keys, a...).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return backend.Entry{}, false, nil
 	}
 	if err != nil {
 		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w", backend.Quote(key), scriptError(err))
 	}
-	e, err := parseStored(key, stored)
+	if len(res) != 2 || !backend.ValidEpoch(res[1]) {
+		// get.lua checked the epoch it found: there was none beside the entry.
+		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w: an entry without the tenant's epoch", backend.Quote(key), backend.ErrCorrupt)
+	}
+	e, err := parseStored(key, res[0])
 	if err != nil {
 		return backend.Entry{}, false, err
 	}
+	e.Epoch = res[1]
 	return e, true, nil
 }
 
@@ -452,7 +495,7 @@ type readResult struct {
 // runRead runs read.lua: the tenant's position and up to count events after pos.
 func runRead(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
 	a := make(args, readArgs)
-	a.set(argEpoch, backend.NewEpoch())
+	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(readCursorEpoch, pos.Epoch)
 	a.set(readCursorSeq, pos.Seq)
@@ -488,6 +531,7 @@ type tickResult struct {
 	epoch    string
 	head     uint64
 	now, due int64 // due is that of the meta: no expiry is earlier
+	expired  int   // how many due entries the tick expired
 }
 
 // runTick runs tick.lua.
@@ -499,17 +543,18 @@ func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Lim
 	return decodeTick(res)
 }
 
-// decodeTick decodes the reply of tick.lua: {epoch, head, now, due}.
+// decodeTick decodes the reply of tick.lua: {epoch, head, now, due, expired}.
 func decodeTick(res []any) (tickResult, error) {
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
 	}
 	epoch, head, now, ok := decodePosition(res[0], res[1], res[2])
 	due, ok1 := res[3].(int64)
-	if !ok || !ok1 {
+	expired, ok2 := res[4].(int64)
+	if !ok || !ok1 || !ok2 {
 		return tickResult{}, fmt.Errorf("redisstore: tick: unexpected reply %v", res)
 	}
-	return tickResult{epoch: epoch, head: head, now: now, due: due}, nil
+	return tickResult{epoch: epoch, head: head, now: now, due: due, expired: int(expired)}, nil
 }
 
 // decodePosition decodes the epoch, the last version and the time that read.lua and tick.lua
@@ -565,6 +610,7 @@ func parseSnapshot(state map[string]string, now int64, prefix string) (backend.S
 			start := len(values)
 			values = append(values, value...)
 			e.Value = values[start:len(values):len(values)]
+			e.Epoch = epoch
 			snap.Entries = append(snap.Entries, e)
 		}
 	}

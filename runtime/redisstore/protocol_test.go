@@ -114,9 +114,13 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 		t.Fatalf("upsert: %+v, %v", res, err)
 	}
 	entry := func(op writeOp, r writeResult) backend.Entry {
-		return backend.Entry{Key: op.key, Value: op.value, Version: r.version, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}
+		return backend.Entry{Key: op.key, Value: op.value, Version: r.version, Epoch: r.epoch, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt, ExpiresAt: r.expiresAt}
 	}
 	a, b := entry(ops[0], res[0]), entry(ops[1], res[1])
+	// The epoch is made of the server's time when the tick created the tenant's meta.
+	if et, ok := backend.EpochTime(a.Epoch); !ok || et.UnixMilli() != t0.now || a.Epoch != t0.epoch || b.Epoch != a.Epoch {
+		t.Fatalf("epochs %q, %q of a tenant created at %d with epoch %q", a.Epoch, b.Epoch, t0.now, t0.epoch)
+	}
 	if a.Version != 1 || b.Version != 2 || a.CreatedAt != a.UpdatedAt || a.ExpiresAt != a.UpdatedAt+time.Hour.Milliseconds() {
 		t.Fatalf("upserted %+v and %+v", a, b)
 	}
@@ -227,15 +231,18 @@ func testConditionCodes(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
 	keys, l, c := st.keys("conditions"), st.limits, f.client
-	// The conditions for a key at version v (0 when not live): the last two never hold.
+	epoch := upsert(t, st, "conditions", "first", "v", time.Hour).Epoch
+	// The conditions for a key at version v (0 when not live): the last three never hold.
 	conds := func(v uint64) []backend.Condition {
 		return []backend.Condition{
 			{Kind: backend.CondNone},
 			{Kind: backend.CondIfNew},
 			{Kind: backend.CondIfExists},
 			{Kind: backend.CondIfVersion, Version: v},
+			{Kind: backend.CondIfVersion, Version: v, Epoch: epoch},
 			{Kind: backend.CondIfVersion, Version: v + 1},
 			{Kind: backend.CondIfVersion, Version: v - 1},
+			{Kind: backend.CondIfVersion, Version: v, Epoch: "000000000000" + epoch[12:]},
 		}
 	}
 	for _, code := range []string{opUpsert, opTouch, opRemove} {
@@ -247,7 +254,7 @@ func testConditionCodes(t *testing.T, f fixture) {
 					version = upsert(t, st, "conditions", key, "v", time.Hour).Version
 				}
 				cond := conds(version)[i]
-				want := cond.Check(key, live, version)
+				want := cond.Check(key, live, epoch, version)
 				r, err := write1(ctx, c, keys, l, writeOp{code: code, key: key, value: []byte("v"), ttl: time.Hour, cond: cond})
 				var ce *backend.ConflictError
 				switch {
@@ -296,5 +303,33 @@ func testMalformedWrite(t *testing.T, f fixture) {
 	}
 	if n, err := c.Exists(ctx, keys...).Result(); err != nil || n != 0 {
 		t.Fatalf("%d of the tenant's keys exist after malformed writes, %v; want none", n, err)
+	}
+}
+
+// decodeEpoch reads back every valid epoch as write.lua packs it, epochChunk bytes to an
+// integer, and rejects what no valid epoch packs to.
+func TestDecodeEpoch(t *testing.T) {
+	const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for n := 1; n <= backend.MaxEpochBytes; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alnum[(i*7+n)%len(alnum)]
+		}
+		var chunks []int64
+		for j := 0; j < n; j += epochChunk {
+			var v int64
+			for _, c := range b[j:min(j+epochChunk, n)] {
+				v = v*256 + int64(c)
+			}
+			chunks = append(chunks, v)
+		}
+		if got, ok := decodeEpoch(chunks); !ok || got != string(b) {
+			t.Errorf("decodeEpoch of %q = %q, %v", b, got, ok)
+		}
+	}
+	for _, chunks := range [][]int64{nil, {0}, {'-'}, make([]int64, backend.MaxEpochBytes/epochChunk+2)} {
+		if got, ok := decodeEpoch(chunks); ok {
+			t.Errorf("decodeEpoch(%v) = %q, true", chunks, got)
+		}
 	}
 }

@@ -66,6 +66,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	keys := st.keys(tenant)
 	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
 	if err != nil {
+		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
 	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
@@ -106,7 +107,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
-			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(), wakeID: "0-0",
+			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
 			from:  strconv.FormatUint(r.head, 10) + "-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
@@ -224,7 +225,11 @@ func (p *pump) step() error {
 	p.nudged.Store(false)
 	t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
 	if err != nil {
+		p.b.failed(p.key, "tick", err)
 		return err
+	}
+	if t.expired > 0 {
+		p.b.obs.Expired(p.key.id, p.key.tenant, t.expired)
 	}
 	p.mu.Lock()
 	if t.epoch != p.epoch || t.head < p.head {
@@ -254,6 +259,7 @@ func (p *pump) step() error {
 		return nil // timed out: the next tick reconciles
 	}
 	if err != nil {
+		p.b.failed(p.key, "xread", err)
 		return scriptError(err)
 	}
 	var events []backend.Event
@@ -271,6 +277,9 @@ func (p *pump) step() error {
 				known = max(known, ev.Version)
 				p.from = m.ID
 				continue
+			}
+			if err != nil {
+				p.b.failed(p.key, "xread", err) // junk: the operator hears of it
 			}
 			// Junk, or an event of a new epoch (the state was lost and made anew, which the
 			// next tick sees): not delivered. The readers read from Redis, and skip it.
@@ -300,8 +309,14 @@ func (p *pump) deliver(events []backend.Event) {
 	p.mu.Unlock()
 	l := p.log.Load()
 	l.Append(events...)
+	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
 	l.Wake()
 }
+
+// logWindow is the age beyond which the pump drops events from the tenant's log (besides
+// keeping at most WithReaderBuffer events): a reader that far behind reads from Redis, and a
+// tenant with readers holds in memory only its recent events.
+const logWindow = 10 * time.Second
 
 // resync makes every subscription catch up from Redis: the tenant's state changed under it.
 // The pump starts a new log at its epoch and head and closes the old one, whose readers then

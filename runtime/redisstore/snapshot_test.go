@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
@@ -13,7 +14,7 @@ import (
 
 // parseSnapshot keeps the live entries of the prefix, sorted by key, with every field.
 func TestParseSnapshot(t *testing.T) {
-	epoch := backend.NewEpoch()
+	epoch := backend.NewEpoch(time.Now())
 	state := map[string]string{
 		"#epoch": epoch,
 		"#seq":   "9",
@@ -30,9 +31,9 @@ func TestParseSnapshot(t *testing.T) {
 	}
 	want := backend.Snapshot{
 		Entries: []backend.Entry{
-			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, CreatedAt: 102, UpdatedAt: 202, ExpiresAt: 2002},
-			{Key: "a/10", Value: []byte{}, Version: 5, CreatedAt: 101, UpdatedAt: 201, ExpiresAt: 2001},
-			{Key: "a/2", Value: []byte("two"), Version: 4, CreatedAt: 100, UpdatedAt: 200, ExpiresAt: 2000},
+			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, Epoch: epoch, CreatedAt: 102, UpdatedAt: 202, ExpiresAt: 2002},
+			{Key: "a/10", Value: []byte{}, Version: 5, Epoch: epoch, CreatedAt: 101, UpdatedAt: 201, ExpiresAt: 2001},
+			{Key: "a/2", Value: []byte("two"), Version: 4, Epoch: epoch, CreatedAt: 100, UpdatedAt: 200, ExpiresAt: 2000},
 		},
 		Cursor: backend.Cursor{Epoch: epoch, Seq: 9},
 	}
@@ -48,7 +49,7 @@ func TestParseSnapshot(t *testing.T) {
 }
 
 func TestParseSnapshotMalformed(t *testing.T) {
-	epoch := backend.NewEpoch()
+	epoch := backend.NewEpoch(time.Now())
 	for _, state := range []map[string]string{
 		{"#seq": "1"},
 		{"#epoch": "not an epoch", "#seq": "1"},
@@ -68,7 +69,7 @@ func TestParseSnapshotMalformed(t *testing.T) {
 //
 //	go test -run '^$' -bench ParseSnapshot ./runtime/redisstore
 func BenchmarkParseSnapshot10k(b *testing.B) {
-	state := map[string]string{"#epoch": backend.NewEpoch(), "#seq": "10000"}
+	state := map[string]string{"#epoch": backend.NewEpoch(time.Now()), "#seq": "10000"}
 	value := `{"room":"lobby","userId":"u-123456","status":"online"}`
 	for i := range 10_000 {
 		state[fmt.Sprintf("kuser-%05d", i)] = fmt.Sprintf("%d|1700000000000|1700000000000|1700003600000|%s", i+1, value)

@@ -36,11 +36,20 @@ type subscription struct {
 // Start implements [backend.Subscription].
 func (s *subscription) Start() backend.Cursor { return s.start }
 
-// Next implements [backend.Subscription]. The event it returns while the subscription keeps
-// up is the one in the tenant's log, shared with the other readers. Redis errors are retried
-// with backoff, so a reader never sees a transient failure; it waits instead, until ctx is
-// done.
+// Next implements [backend.Subscription] (see next), and reports the event to the backend's
+// observer.
 func (s *subscription) Next(ctx context.Context) (*backend.Event, error) {
+	ev, err := s.next(ctx)
+	if ev != nil && s.p.b.observed {
+		s.p.b.obs.Delivered(s.p.key.id, s.p.key.tenant, ev.Kind, time.Since(time.UnixMilli(ev.At)))
+	}
+	return ev, err
+}
+
+// next returns the next event. The event it returns while the subscription keeps up is the one
+// in the tenant's log, shared with the other readers. Redis errors are retried with backoff, so
+// a reader never sees a transient failure; it waits instead, until ctx is done.
+func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 	var delay time.Duration
 	for {
 		if s.closed.Load() {
@@ -135,8 +144,10 @@ func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
 // tenant's last version is passed silently.
 func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 	pos := s.pos
+	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
 	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
+		s.p.b.failed(s.p.key, "read", err)
 		return false, err
 	}
 	if ov, ok := backend.Overflow(pos, r.epoch, r.first, r.head, r.now); ok {

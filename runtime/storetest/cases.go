@@ -32,6 +32,7 @@ var cases = []struct {
 	{"LimitsPerID", testLimitsPerID},
 	{"TenantIsolation", testTenantIsolation},
 	{"IDIsolation", testIDIsolation},
+	{"ValueIsolation", testValueIsolation},
 	{"Prefix", testPrefix},
 	{"ByteOrder", testByteOrder},
 	{"OverflowMaxEvents", testOverflowMaxEvents},
@@ -43,6 +44,8 @@ var cases = []struct {
 	{"SnapshotCursorConcurrent", testSnapshotCursorConcurrent},
 	{"QuietTouch", testQuietTouch},
 	{"Conditions", testConditions},
+	{"CursorConditions", testCursorConditions},
+	{"EpochOrder", testEpochOrder},
 	{"Expiry", testExpiry},
 	{"MassExpiry", testMassExpiry},
 	{"EventFields", testEventFields},
@@ -945,5 +948,78 @@ func testConcurrent(e *env, keyOf func(g, i int) string) {
 	}
 	if !slices.Equal(received, written) {
 		e.Fatalf("the reader received versions other than those written:\nwritten  %v\nreceived %v", written, received)
+	}
+}
+
+// Every entry carries the epoch of its version, the epoch of the tenant's cursors, and IfCursor
+// guards a write by both.
+func testCursorConditions(e *env) {
+	s := e.store()
+	a := e.upsert(s, "a", item{N: 1})
+	snap := e.snapshot(s)
+	c := e.cursor(snap.Cursor)
+	got, _ := e.get(s, "a")
+	if a.Epoch != c.Epoch || got.Epoch != c.Epoch || len(snap.Entries) != 1 || snap.Entries[0].Epoch != c.Epoch {
+		e.Fatalf("epochs: upsert %q, get %q, snapshot %+v; want the cursor's %q", a.Epoch, got.Epoch, snap.Entries, c.Epoch)
+	}
+	token := backend.Cursor{Epoch: a.Epoch, Seq: a.Version}.String()
+	other := backend.Cursor{Epoch: a.Epoch + "x", Seq: a.Version}.String()
+	var ce *ephemeral.ConflictError
+	if _, err := s.Touch(e.ctx, "a", ephemeral.IfCursor(other)); !errors.As(err, &ce) || !ce.Live || ce.Version != a.Version || ce.Epoch != a.Epoch {
+		e.Fatalf("Touch if %s: %v, want a ConflictError at version %d of epoch %s", other, err, a.Version, a.Epoch)
+	}
+	if ok, err := s.Remove(e.ctx, "a", ephemeral.IfCursor(other)); ok || !errors.Is(err, ephemeral.ErrConflict) {
+		e.Fatalf("Remove if %s: %v, %v; want ErrConflict", other, ok, err)
+	}
+	if _, err := s.Upsert(e.ctx, "a", item{}, ephemeral.IfCursor(other)); !errors.Is(err, ephemeral.ErrConflict) {
+		e.Fatalf("Upsert if %s: %v, want ErrConflict", other, err)
+	}
+	if res := e.touch(s, "a", ephemeral.IfCursor(token), ephemeral.Quiet()); !res.OK || res.Version != a.Version {
+		e.Fatalf("quiet Touch if %s: %+v", token, res)
+	}
+	if !e.remove(s, "a", ephemeral.IfCursor(token)) {
+		e.Fatalf("Remove if %s: not live", token)
+	}
+	if _, err := s.Remove(e.ctx, "a", ephemeral.IfCursor(token)); !errors.As(err, &ce) || ce.Live {
+		e.Fatalf("second Remove if %s: %v, want a ConflictError, not live", token, err)
+	}
+	for _, bad := range []string{"", "x", "-1", a.Epoch + "-01"} {
+		if _, err := s.Touch(e.ctx, "a", ephemeral.IfCursor(bad)); !errors.Is(err, ephemeral.ErrInvalidCursor) {
+			e.Errorf("Touch if %q: %v, want ErrInvalidCursor", bad, err)
+		}
+	}
+	if _, err := s.Touch(e.ctx, "a", ephemeral.IfCursor(token), ephemeral.IfVersion(1)); !errors.Is(err, ephemeral.ErrInvalidConfig) {
+		e.Errorf("Touch with two conditions: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// A tenant whose every key expired and whose events ran out of retention is made anew under a
+// new epoch, and the new epoch sorts after the old one: (epoch, version) keeps increasing.
+func testEpochOrder(e *env) {
+	retention := 100 * time.Millisecond
+	if e.h.RealTime {
+		retention = 200 * time.Millisecond
+	}
+	s := e.store(ephemeral.WithLimits(ephemeral.Limits{EventRetention: retention}))
+	ttl := e.shortTTL()
+	first := e.upsert(s, "a", item{}, ephemeral.WithTTL(ttl))
+	var next ephemeral.Entry[string, item]
+	for i := 0; ; i++ {
+		e.advance(ttl)
+		e.advance(3 * retention)
+		next = e.upsert(s, "a", item{}, ephemeral.WithTTL(ttl))
+		if next.Epoch != first.Epoch || i == 10 {
+			break
+		}
+		first = next
+	}
+	if next.Epoch <= first.Epoch || next.Version != 1 {
+		e.Fatalf("after a full expiry: epoch %q version %d, before: epoch %q version %d; want a later epoch at version 1",
+			next.Epoch, next.Version, first.Epoch, first.Version)
+	}
+	t1, ok1 := backend.EpochTime(first.Epoch)
+	t2, ok2 := backend.EpochTime(next.Epoch)
+	if !ok1 || !ok2 || !t2.After(t1) {
+		e.Fatalf("epoch times %v (%v) and %v (%v), want ordered", t1, ok1, t2, ok2)
 	}
 }

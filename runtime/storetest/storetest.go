@@ -56,7 +56,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T, h Harness) *env {
-	return &env{T: t, h: h, id: "storetest-" + backend.NewEpoch(), ctx: t.Context()}
+	return &env{T: t, h: h, id: "storetest-" + backend.NewEpoch(time.Now()), ctx: t.Context()}
 }
 
 // shortTTL is a TTL the case lets run out with advance.

@@ -35,10 +35,11 @@ local function open(cand, ret, maxev)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
   if not ctx.epoch then
-    -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or
-    -- its stream IDs would block the new versions and its expiries would expire phantoms.
-    ctx.epoch = cand
-    ctx.put[1], ctx.put[2] = META_EPOCH, cand
+    -- A new epoch, of the server's time and the candidate's random digits (as in write.lua).
+    -- Whatever is left of an older one (say, after an eviction) is dropped, or its stream IDs
+    -- would block the new versions and its expiries would expire phantoms.
+    ctx.epoch = string.format('%012x', ctx.now) .. string.sub(cand, EPOCH_TIME_DIGITS + 1)
+    ctx.put[1], ctx.put[2] = META_EPOCH, ctx.epoch
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
@@ -70,9 +71,10 @@ local function expire_one(ctx, key, e)
   redis.call('ZREM', K_EXP, key)
 end
 
--- reconcile expires a bounded batch of due entries, each with an expire event, and finds the
--- next due time. It costs nothing before META_DUE. It reads the due entries and the next one,
--- and returns the error reply of a malformed expiry, before its first write.
+-- reconcile expires a bounded batch of due entries, each with an expire event, counts them in
+-- ctx.expired, and finds the next due time. It costs nothing before META_DUE. It reads the due
+-- entries and the next one, and returns the error reply of a malformed expiry, before its
+-- first write.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
     return nil
@@ -86,6 +88,7 @@ local function reconcile(ctx)
   for i = 1, #due, 2 do
     expire_one(ctx, due[i], tonumber(due[i + 1]))
   end
+  ctx.expired = #due / 2
   ctx.due = NEVER
   if #nxt > 0 then
     ctx.due = tonumber(nxt[2])

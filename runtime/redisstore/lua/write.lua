@@ -7,11 +7,13 @@
 -- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
 -- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
--- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION.
+-- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
+-- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
 -- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
 -- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK
 -- and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
--- STATUS_CONFLICT, the key's version (0 when not live) and zeros.
+-- STATUS_CONFLICT, the key's version (0 when not live) and zeros. Then the tenant's epoch, its
+-- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
@@ -52,9 +54,11 @@ local due, trim, kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m
 local seq0, due0, trim0 = seq, due, trim
 local put = {} -- HSET arguments
 if not epoch then
-  -- A new epoch: whatever is left of an older one (say, after an eviction) is dropped, or its
-  -- stream IDs would block the new versions and its expiries would expire phantoms.
-  epoch = ARGV[ARG_EPOCH]
+  -- A new epoch, of the server's time and the candidate's random digits, so that a later
+  -- epoch sorts after an earlier one. Whatever is left of an older one (say, after an
+  -- eviction) is dropped, or its stream IDs would block the new versions and its expiries
+  -- would expire phantoms.
+  epoch = string.format('%012x', now) .. string.sub(ARGV[ARG_EPOCH], EPOCH_TIME_DIGITS + 1)
   put[1], put[2] = META_EPOCH, epoch
   redis.call('DEL', K_EXP, K_EVENTS)
 end
@@ -133,7 +137,8 @@ for i = 1, n do
   local code = ARGV[a + OP_COND]
   local status = STATUS_OK
   if not (code == COND_NONE or (code == COND_IF_NEW and not stored) or (code == COND_IF_EXISTS and stored) or
-        (code == COND_IF_VERSION and stored and v_s == ARGV[a + OP_COND_VERSION])) then
+        (code == COND_IF_VERSION and stored and v_s == ARGV[a + OP_COND_VERSION] and
+          (ARGV[a + OP_COND_EPOCH] == '' or ARGV[a + OP_COND_EPOCH] == epoch))) then
     status = STATUS_CONFLICT
   elseif op == OP_UPSERT and not stored then
     if live_count == nil then
@@ -257,5 +262,12 @@ if at then
   for _, k in ipairs(KEYS) do
     redis.call('PEXPIREAT', k, at)
   end
+end
+for j = 1, #epoch, EPOCH_CHUNK do
+  local v = 0
+  for k = j, math.min(j + EPOCH_CHUNK - 1, #epoch) do
+    v = v * 256 + string.byte(epoch, k)
+  end
+  out[#out + 1] = v
 end
 return out

@@ -1,0 +1,733 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"golang.org/x/time/rate"
+)
+
+// The flags of TestLoad. Without them it is a small run on memory that takes a few seconds;
+// docs/PERFORMANCE.md has the commands of the figures there.
+var (
+	loadRooms   = flag.Int("load.rooms", 3, "TestLoad: rooms of the members run")
+	loadMembers = flag.Int("load.members", 4, "TestLoad: members (pages) per room")
+	loadViewers = flag.Int("load.viewers", 12, "TestLoad: pages that watch the room of the viewers run")
+	loadChanges = flag.Int("load.changes", 4, "TestLoad: members that join, go away and leave the viewers' room, one after the other (3 changes each)")
+	loadEvery   = flag.Duration("load.every", 20*time.Millisecond, "TestLoad: time between two changes of the viewers run")
+	loadTTL     = flag.Duration("load.ttl", 3*time.Second, "TestLoad: member TTL; pages beat every third of it, as the page does")
+	loadHold    = flag.Duration("load.hold", 2500*time.Millisecond, "TestLoad: how long the pages stay joined and beating once all have joined")
+	loadRamp    = flag.Duration("load.ramp", 0, "TestLoad: spread the pages' arrivals (stream opens, then joins) over this long")
+	loadTimeout = flag.Duration("load.timeout", 30*time.Second, "TestLoad: bound of each wait (for the states, the joins and the changes to reach every page)")
+	loadRedis   = flag.String("load.redis", "", "TestLoad: `host:port` of a Redis server to run the presence server on (default: memory)")
+)
+
+// TestLoad drives the presence server with simulated pages that speak its protocol exactly as
+// static/app.js does: a page opens the room's event stream (and reconnects with Last-Event-ID
+// after 2 s, the stream's retry, when it drops; opens a new one after 3 s when the answer is
+// not a stream), joins with a POST, heartbeats every
+// heartbeatMs of the join's answer, joins again when its heartbeat gets 410 or 403 or it sees
+// its own member expire, and leaves with a POST. The server runs in this process on memory,
+// or on the Redis server of -load.redis, with the per-client limits raised (every page comes
+// from 127.0.0.1).
+//
+// The members run: -load.rooms rooms of -load.members pages. Every page opens its stream and
+// waits for its state; then every page joins, and each join is timed from the POST to the
+// moment every page of the room (that had its state) has the member's upsert; the pages stay
+// -load.hold, beating; then they leave. The viewers run: -load.viewers pages watch one room
+// while -load.changes members join, go away (a status change) and leave it, one change every
+// -load.every, each timed until every viewer has it.
+//
+// It fails when a page got no state, a join or a change did not reach every page within
+// -load.timeout, a request failed, a stream dropped, or a member expired while its page was
+// open; the figures are logged (go test -v).
+func TestLoad(t *testing.T) {
+	target := "memory"
+	if *loadRedis != "" {
+		target = "redis " + *loadRedis
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("presence load on %s: ttl %v, hold %v, ramp %v, load average %s", target, *loadTTL, *loadHold, *loadRamp,
+		strings.Join(strings.Fields(string(load))[:3], " "))
+	t.Run("members", func(t *testing.T) { testLoadMembers(t, *loadRooms, *loadMembers) })
+	t.Run("viewers", func(t *testing.T) { testLoadViewers(t, *loadViewers, *loadChanges) })
+}
+
+// startLoadApp starts the presence server of a load run, rooms of at most 200 members as the
+// server's default -room-size.
+func startLoadApp(t *testing.T) *loadRun {
+	unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
+	a := startApp(t, appConfig{ttl: *loadTTL, redis: *loadRedis, guard: unlimited, limits: ephemeral.Limits{MaxEntries: 200}})
+	// Idle connections are dropped before the server's idle timeout would close them under a
+	// request (which would fail it: Go does not send a POST again, where a browser would).
+	tr := &http.Transport{MaxIdleConnsPerHost: 1 << 12, DisableCompression: true, IdleConnTimeout: idleTimeout / 2}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &loadRun{url: a.url, client: &http.Client{Transport: tr}}
+}
+
+func testLoadMembers(t *testing.T, rooms, members int) {
+	l := startLoadApp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pages []*loadPage
+	for i := range rooms {
+		room := l.room(fmt.Sprintf("load-%d", i))
+		for j := range members {
+			pages = append(pages, l.page(room, fmt.Sprintf("member %d of %d", j, i)))
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	l.openStreams(ctx, &wg, pages)
+
+	// Every page joins; each join must reach every page of its room that has its state.
+	joined := time.Now()
+	l.spread(ctx, len(pages), func(i int) {
+		p := pages[i]
+		if p.join(ctx, true) {
+			p.startBeat(ctx, &wg)
+		}
+	})
+	joinsDone := time.Now()
+	allSeen := l.waitAll(ctx)
+	t.Logf("%d joins in %v; every join seen by every page of its room %v after the first join",
+		len(pages), joinsDone.Sub(joined).Round(time.Millisecond), time.Since(joined).Round(time.Millisecond))
+	if !allSeen {
+		t.Errorf("joins not seen by every page of the room within %v: %d of %d", *loadTimeout, l.unseen(), len(pages))
+	}
+
+	// The pages stay, beating, then leave.
+	hold := time.NewTimer(*loadHold)
+	select {
+	case <-hold.C:
+	case <-ctx.Done():
+	}
+	l.spread(ctx, len(pages), func(i int) { pages[i].leave(ctx) })
+	l.report(t, len(pages), "join → all members of the room")
+	// Held for two beats, every page beats at least once (one may be cut short by the leave).
+	if beats := l.beatPost.count(); *loadHold >= 2**loadTTL/3 && beats < len(pages) {
+		t.Errorf("%d heartbeats of %d pages that stayed %v, beating every %v", beats, len(pages), *loadHold, *loadTTL/3)
+	}
+}
+
+func testLoadViewers(t *testing.T, viewers, changes int) {
+	l := startLoadApp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	room := l.room("viewers")
+	room.leaves = true
+	pages := make([]*loadPage, viewers)
+	for i := range pages {
+		pages[i] = l.page(room, fmt.Sprintf("viewer %d", i))
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	l.openStreams(ctx, &wg, pages)
+
+	// One page that does not follow the stream makes the changes: a member joins, goes away,
+	// leaves; then the next one.
+	start, cpu := time.Now(), cpuTime()
+	tick := time.NewTicker(*loadEvery)
+	defer tick.Stop()
+	next := func() bool {
+		select {
+		case <-tick.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for i := range changes {
+		p := l.page(room, fmt.Sprintf("changer %d", i))
+		if !p.join(ctx, true) || !next() {
+			continue
+		}
+		p.setStatus(ctx, StatusAway)
+		if !next() {
+			continue
+		}
+		p.leave(ctx)
+		if !next() {
+			break
+		}
+	}
+	sent := time.Since(start)
+	allSeen := l.waitAll(ctx)
+	t.Logf("%d changes to a room of %d viewers in %v; every change seen by every viewer %v after the first",
+		3*changes, viewers, sent.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if c := cpuTime() - cpu; c > 0 && changes > 0 && viewers > 0 {
+		t.Logf("CPU of the process (server and pages) per change per viewer: %.1fµs",
+			float64(c)/1e3/float64(3*changes*viewers))
+	}
+	if !allSeen {
+		t.Errorf("changes not seen by every viewer within %v: %d of %d", *loadTimeout, l.unseen(), 3*changes)
+	}
+	l.spread(ctx, len(pages), func(i int) { pages[i].close() })
+	l.report(t, viewers, "change → all viewers")
+}
+
+// loadRun is one run of simulated pages against a presence server, and its figures.
+type loadRun struct {
+	url    string
+	client *http.Client
+	rooms  []*loadRoom
+
+	state, joinPost, seen, beatPost samples
+	noState                         atomic.Int64 // pages without their state within the timeout
+	failed                          atomic.Int64 // requests that failed or got an unexpected status
+	expired                         atomic.Int64 // expire events of a member whose page was open, seen by that page
+	gone                            atomic.Int64 // heartbeats answered 410 or 403: the member was gone
+	reconnects                      atomic.Int64 // streams that dropped and were opened again
+	firstErr                        atomic.Value // the first failure, as a string
+}
+
+// fail counts a failed request or stream.
+func (l *loadRun) fail(format string, args ...any) {
+	l.failed.Add(1)
+	l.firstErr.CompareAndSwap(nil, fmt.Sprintf(format, args...))
+}
+
+// room returns a new room of the run.
+func (l *loadRun) room(name string) *loadRoom {
+	r := &loadRoom{name: name, sent: map[string]time.Time{}, seen: map[string]*arrival{}}
+	l.rooms = append(l.rooms, r)
+	return r
+}
+
+// page returns a new page of room.
+func (l *loadRun) page(r *loadRoom, name string) *loadPage {
+	return &loadPage{l: l, room: r, name: name, stated: make(chan struct{})}
+}
+
+// spread calls f(i) for every i in [0, n), each in a goroutine of its own, the starts spread
+// evenly over -load.ramp, and waits for them.
+func (l *loadRun) spread(ctx context.Context, n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(*loadRamp * time.Duration(i) / time.Duration(n))); d > 0 {
+			timer := time.NewTimer(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+			}
+		}
+		wg.Go(func() { f(i) })
+	}
+	wg.Wait()
+}
+
+// openStreams opens the event stream of every page, spread over the ramp, and waits until
+// each has its state or the timeout has passed. The pages with their state by then are the
+// ones whose receipts count, in every room.
+func (l *loadRun) openStreams(ctx context.Context, wg *sync.WaitGroup, pages []*loadPage) {
+	l.spread(ctx, len(pages), func(i int) {
+		p := pages[i]
+		wg.Go(func() { p.follow(ctx) })
+	})
+	timeout := time.NewTimer(*loadTimeout)
+	defer timeout.Stop()
+	for _, p := range pages {
+		select {
+		case <-p.stated:
+		case <-timeout.C:
+		case <-ctx.Done():
+		}
+	}
+	for _, r := range l.rooms {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+	}
+	for _, p := range pages {
+		if !p.counted.Load() {
+			l.noState.Add(1)
+		}
+	}
+}
+
+// waitAll waits until every change sent to every room has reached every page of the room
+// that counts, or the timeout has passed, and reports which.
+func (l *loadRun) waitAll(ctx context.Context) bool {
+	deadline := time.Now().Add(*loadTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for l.unseen() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// unseen counts the changes sent that some page of their room that counts has not seen.
+func (l *loadRun) unseen() int {
+	n := 0
+	for _, r := range l.rooms {
+		r.mu.Lock()
+		for key := range r.sent {
+			if a := r.seen[key]; a == nil || a.all.IsZero() {
+				n++
+			}
+		}
+		r.mu.Unlock()
+	}
+	return n
+}
+
+// report collects the time from each change to its receipt by every page, logs the figures
+// and fails the test on a page without state, a change not seen everywhere, a failed request,
+// a dropped stream or an expiry while a page was open.
+func (l *loadRun) report(t *testing.T, pages int, seenName string) {
+	t.Helper()
+	for _, r := range l.rooms {
+		r.mu.Lock()
+		for key, sent := range r.sent {
+			if a := r.seen[key]; a != nil && !a.all.IsZero() {
+				l.seen.add(a.all.Sub(sent))
+			}
+		}
+		r.mu.Unlock()
+	}
+	t.Logf("%-34s %d of %d pages  %s", "stream open → state", pages-int(l.noState.Load()), pages, l.state.summary())
+	t.Logf("%-34s %s", "join POST", l.joinPost.summary())
+	t.Logf("%-34s %s", seenName, l.seen.summary())
+	t.Logf("%-34s %s", "heartbeat POST", l.beatPost.summary())
+	t.Logf("%-34s %d (heartbeats that found the member gone: %d)", "expired while the page was open", l.expired.Load(), l.gone.Load())
+	t.Logf("%-34s %d failed requests, %d reconnects %v", "errors", l.failed.Load(), l.reconnects.Load(), l.firstErr.Load())
+	if n := l.noState.Load(); n > 0 {
+		t.Errorf("%d of %d pages got no state within %v", n, pages, *loadTimeout)
+	}
+	if n, g := l.expired.Load(), l.gone.Load(); n > 0 || g > 0 {
+		t.Errorf("%d members expired while their page was open; %d heartbeats found their member gone", n, g)
+	}
+	if n := l.failed.Load(); n > 0 {
+		t.Errorf("%d requests or streams failed, the first: %v", n, l.firstErr.Load())
+	}
+	if n := l.reconnects.Load(); n > 0 {
+		t.Errorf("%d streams dropped", n)
+	}
+}
+
+// loadRoom is a room of a load run: when each change was sent, and which pages saw it.
+type loadRoom struct {
+	name   string
+	leaves bool // a page's leave is a change to time
+
+	mu     sync.Mutex
+	closed bool                 // the pages that count are known
+	pages  int                  // the pages that count: those with their state in time
+	sent   map[string]time.Time // change -> when its request was sent
+	seen   map[string]*arrival  // change -> its receipts
+}
+
+// arrival is the receipts of one change in a room.
+type arrival struct {
+	n   int       // pages that saw it
+	all time.Time // when the last of the room's pages saw it
+}
+
+// change names a change as the pages see it: "upsert/<id>/<status>", "delete/<id>".
+func change(event, id string, status Status) string {
+	if event == "upsert" {
+		return event + "/" + id + "/" + string(status)
+	}
+	return event + "/" + id
+}
+
+// sentAt records when the request of a change was sent.
+func (r *loadRoom) sentAt(key string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.sent[key]; !ok {
+		r.sent[key] = at
+	}
+}
+
+// saw counts the receipt of a change by a page that counts.
+func (r *loadRoom) saw(key string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.seen[key]
+	if a == nil {
+		a = new(arrival)
+		r.seen[key] = a
+	}
+	a.n++
+	if a.n == r.pages {
+		a.all = at
+	}
+}
+
+// loadPage is one simulated browser tab of a room.
+type loadPage struct {
+	l       *loadRun
+	room    *loadRoom
+	name    string
+	stated  chan struct{} // closed at the page's first state
+	counted atomic.Bool   // it had its state in time: its receipts count
+	joining atomic.Bool   // a join again is in flight
+
+	mu        sync.Mutex
+	id, token string        // while joined
+	beatEvery time.Duration // from the join's answer
+	left      bool
+	cancel    context.CancelFunc // ends the stream
+	stopBeat  func()             // ends the heartbeats and waits for the one in flight
+}
+
+// follow reads the room's event stream until ctx ends or the page leaves, as EventSource and
+// the page do: after a dropped connection it reconnects with Last-Event-ID after 2 s (the
+// stream's retry); after an answer that is not a stream (EventSource closes), the page opens
+// a new one without it after 3 s.
+func (p *loadPage) follow(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	p.mu.Lock()
+	if p.left {
+		p.mu.Unlock()
+		cancel()
+		return
+	}
+	p.cancel = cancel
+	p.mu.Unlock()
+	defer cancel()
+	opened := time.Now()
+	lastID := ""
+	for {
+		err := p.stream(ctx, opened, &lastID)
+		if ctx.Err() != nil {
+			return
+		}
+		p.l.reconnects.Add(1)
+		p.l.firstErr.CompareAndSwap(nil, fmt.Sprintf("stream of %s: %v", p.room.name, err))
+		wait := 2 * time.Second
+		if errors.Is(err, errNotStream) {
+			wait, lastID = 3*time.Second, ""
+		}
+		retry := time.NewTimer(wait)
+		select {
+		case <-retry.C:
+		case <-ctx.Done():
+			retry.Stop()
+			return
+		}
+	}
+}
+
+// errNotStream is an answer to a stream request that is not an event stream.
+var errNotStream = errors.New("not an event stream")
+
+// stream reads one connection of the event stream until it ends, and returns why.
+func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", p.l.url+"/rooms/"+p.room.name+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
+	resp, err := p.l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("%w: %d %s", errNotStream, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	r := bufio.NewReader(resp.Body)
+	var event, data string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		field, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), ": ")
+		switch field {
+		case "id":
+			*lastID = value
+		case "event":
+			event = value
+		case "data":
+			data = value
+		case "":
+			if event != "" {
+				p.dispatch(ctx, event, data, time.Now(), opened)
+			}
+			event, data = "", ""
+		}
+	}
+}
+
+// dispatch handles one message as the page does, and counts its receipt.
+func (p *loadPage) dispatch(ctx context.Context, event, data string, now, opened time.Time) {
+	switch event {
+	case "state":
+		select {
+		case <-p.stated:
+			return // a fresh state after a resync
+		default:
+		}
+		p.l.state.add(now.Sub(opened))
+		p.room.mu.Lock()
+		if !p.room.closed {
+			p.counted.Store(true)
+			p.room.pages++
+		}
+		p.room.mu.Unlock()
+		close(p.stated)
+	case "upsert":
+		var m memberView
+		if err := json.Unmarshal([]byte(data), &m); err != nil {
+			p.l.fail("upsert %q: %v", data, err)
+			return
+		}
+		if p.counted.Load() {
+			p.room.saw(change(event, m.ID, m.Status), now)
+		}
+	case "delete", "expire":
+		var g goneMessage
+		if err := json.Unmarshal([]byte(data), &g); err != nil {
+			p.l.fail("%s %q: %v", event, data, err)
+			return
+		}
+		if p.counted.Load() {
+			p.room.saw(change(event, g.ID, ""), now)
+		}
+		p.mu.Lock()
+		mine := g.ID == p.id && !p.left
+		p.mu.Unlock()
+		if mine && event == "expire" {
+			p.l.expired.Add(1)
+			go p.rejoin(ctx) // we were too slow: come back
+		}
+	}
+}
+
+// join joins the room, again with the page's id and token when it has them; first says that
+// this is the page's first join, the one timed to every page of the room. It reports whether
+// the page is joined.
+func (p *loadPage) join(ctx context.Context, first bool) bool {
+	form := url.Values{"name": {p.name}, "status": {string(StatusActive)}}
+	p.mu.Lock()
+	if p.id != "" {
+		form.Set("id", p.id)
+		form.Set("token", p.token)
+	}
+	p.mu.Unlock()
+	start := time.Now()
+	code, body, err := p.post(ctx, "/join", form)
+	if first {
+		p.l.joinPost.add(time.Since(start))
+	}
+	if err != nil || code != http.StatusOK {
+		p.l.fail("join %s: %d %s %v", p.room.name, code, body, err)
+		return false
+	}
+	var j joined
+	if err := json.Unmarshal([]byte(body), &j); err != nil {
+		p.l.fail("join answer %q: %v", body, err)
+		return false
+	}
+	p.mu.Lock()
+	p.id, p.token, p.beatEvery = j.ID, j.Token, time.Duration(j.HeartbeatMS)*time.Millisecond
+	p.mu.Unlock()
+	if first {
+		p.room.sentAt(change("upsert", j.ID, StatusActive), start)
+	}
+	return true
+}
+
+// rejoin joins again unless a join is in flight, as the page does.
+func (p *loadPage) rejoin(ctx context.Context) {
+	if p.joining.CompareAndSwap(false, true) {
+		defer p.joining.Store(false)
+		p.join(ctx, false)
+	}
+}
+
+// startBeat starts the page's heartbeats in a goroutine of wg; the page's leave stops them
+// before it sends the leave, as the page clears its interval.
+func (p *loadPage) startBeat(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.stopBeat = func() { cancel(); <-done }
+	p.mu.Unlock()
+	wg.Go(func() {
+		defer close(done)
+		p.beat(ctx)
+	})
+}
+
+// beat heartbeats every beatEvery until ctx ends or the page leaves, and joins again when the
+// member is gone.
+func (p *loadPage) beat(ctx context.Context) {
+	p.mu.Lock()
+	every := p.beatEvery
+	p.mu.Unlock()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		p.mu.Lock()
+		form, left := url.Values{"id": {p.id}, "token": {p.token}}, p.left
+		p.mu.Unlock()
+		if left {
+			return
+		}
+		if p.joining.Load() {
+			continue // as the page, no heartbeat while a join is in flight
+		}
+		start := time.Now()
+		code, body, err := p.post(ctx, "/heartbeat", form)
+		if ctx.Err() != nil {
+			return
+		}
+		p.l.beatPost.add(time.Since(start))
+		switch {
+		case err != nil:
+			p.l.fail("heartbeat %s: %v", p.room.name, err)
+		case code == http.StatusGone || code == http.StatusForbidden:
+			p.l.gone.Add(1)
+			p.rejoin(ctx)
+		case code != http.StatusNoContent:
+			p.l.fail("heartbeat %s: %d %s", p.room.name, code, body)
+		}
+	}
+}
+
+// setStatus changes the member's status, as the page does when it is hidden or shown.
+func (p *loadPage) setStatus(ctx context.Context, s Status) {
+	p.mu.Lock()
+	form := url.Values{"id": {p.id}, "token": {p.token}, "status": {string(s)}}
+	p.mu.Unlock()
+	start := time.Now()
+	if code, body, err := p.post(ctx, "/status", form); err != nil || code != http.StatusNoContent {
+		p.l.fail("status %s: %d %s %v", p.room.name, code, body, err)
+		return
+	}
+	p.room.sentAt(change("upsert", form.Get("id"), s), start)
+}
+
+// leave removes the page's member and closes its stream, as the page does when it goes away.
+func (p *loadPage) leave(ctx context.Context) {
+	p.mu.Lock()
+	stopBeat := p.stopBeat
+	p.mu.Unlock()
+	if stopBeat != nil {
+		stopBeat()
+	}
+	p.mu.Lock()
+	form, joined := url.Values{"id": {p.id}, "token": {p.token}}, p.id != ""
+	p.left = true
+	p.mu.Unlock()
+	if joined {
+		start := time.Now()
+		if code, body, err := p.post(ctx, "/leave", form); err != nil || code != http.StatusNoContent {
+			p.l.fail("leave %s: %d %s %v", p.room.name, code, body, err)
+		} else if p.room.leaves {
+			p.room.sentAt(change("delete", form.Get("id"), ""), start)
+		}
+	}
+	p.close()
+}
+
+// close closes the page's stream.
+func (p *loadPage) close() {
+	p.mu.Lock()
+	p.left = true
+	cancel := p.cancel
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// post sends a form as the page's fetch does and returns the status and the body.
+func (p *loadPage) post(ctx context.Context, path string, form url.Values) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", p.l.url+"/rooms/"+p.room.name+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.l.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body)), err
+}
+
+// samples collects durations and summarises them with exact percentiles.
+type samples struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *samples) add(d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+}
+
+// count returns the number of durations.
+func (s *samples) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.d)
+}
+
+// summary returns the count, p50, p99 and max, or "none".
+func (s *samples) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.d) == 0 {
+		return "none"
+	}
+	slices.Sort(s.d)
+	q := func(f float64) time.Duration { return s.d[min(len(s.d)-1, int(f*float64(len(s.d))))] }
+	return fmt.Sprintf("n=%s p50=%v p99=%v max=%v", strconv.Itoa(len(s.d)), round(q(0.5)), round(q(0.99)), round(s.d[len(s.d)-1]))
+}
+
+// round rounds d to three significant digits or so, for the log.
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestMetrics checks that the metrics server serves, in the Prometheus text format, the
+// store's metrics and the rejections after some joins, and that the app's own address does
+// not serve them.
+func TestMetrics(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 1, JoinRate: 1, JoinBurst: 3}, metrics: true})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a.srv.guard.now = func() time.Time { return now } // no join refills the burst
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	for _, name := range []string{"Ada", "Grace", "Carol"} {
+		a.join(t, "r", name)
+		s.nextMember(t, "upsert") // the stream's reader got the event
+	}
+	if code, _ := a.post(t, "/rooms/r/join", url.Values{"name": {"Mallory"}}); code != http.StatusTooManyRequests {
+		t.Fatalf("fourth join: %d, want 429", code)
+	}
+	resp, err := http.Get(a.url + "/rooms/r/events") // a second stream of the client
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second stream: %d, want 429", resp.StatusCode)
+	}
+
+	code, ctype, body := get(t, a.metrics)
+	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/plain") {
+		t.Fatalf("GET /metrics: %d %q", code, ctype)
+	}
+	for _, want := range []string{
+		`ephemeral_events_delivered_total{kind="upsert",store="presence"} 3`,
+		`ephemeral_delivery_lag_seconds_count{store="presence"} 3`,
+		`presence_rejections_total{reason="join_rate"} 1`,
+		`presence_rejections_total{reason="streams"} 1`,
+		`presence_rejections_total{reason="room_full"} 0`,
+		`ephemeral_overflows_total{store="presence"} 0`, // made by Init
+		`# TYPE go_goroutines gauge`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	if code, _, _ := get(t, a.url+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the app's address: %d, want 404", code)
+	}
+}
+
+// get returns the status, content type and body of a GET of url.
+func get(t *testing.T, url string) (int, string, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+}
+
+// wantRejected checks that n requests were refused for reason.
+func (a *app) wantRejected(t *testing.T, reason string, n float64) {
+	t.Helper()
+	if got := testutil.ToFloat64(a.srv.rejected.WithLabelValues(reason)); got != n {
+		t.Errorf("presence_rejections_total{reason=%q} = %v, want %v", reason, got, n)
+	}
+}

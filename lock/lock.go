@@ -1,0 +1,501 @@
+// Package lock is a distributed mutex with fencing tokens, built on an ephemeral store: it runs
+// on every backend (runtime/memstore in one process, runtime/redisstore across processes) and
+// passes through the store's contract.
+//
+// A [Locker] keeps each lock as one entry, with a TTL, in a tenant of its own (the tenant is the
+// lock's name) of one store ID. Acquiring is an upsert that succeeds only if the entry is not
+// live ([ephemeral.IfNew]); the [Lease] it returns holds a fencing [Token], the (epoch, version)
+// of that upsert. Extending is a quiet touch and releasing a remove, both guarded by the token
+// ([ephemeral.IfCursor]), so a holder whose lease ran out can neither extend nor release the
+// lease of the next holder. [Locker.Acquire] waits for the lock, woken by the lock's delete and
+// expire events and by polling with backoff; [Locker.WithLock] runs a function under the lock,
+// keeps the lease alive and cancels the function's context the moment the lease is lost.
+//
+// # Fencing tokens
+//
+// A lease can be lost while its holder still runs (a pause longer than the TTL, a partition), so
+// a lock alone cannot protect a resource from a holder that has not yet noticed. Give the
+// resource the lease's [Lease.Token] with every write and let it reject a token lower than the
+// highest it has seen: tokens of one lock name strictly increase, from holder to holder, for the
+// lock's whole life.
+//
+// Tokens order by (epoch, version), see [Token.Compare]. Versions increase within an epoch. The
+// epoch changes when the lock's tenant is made anew: after the lock was free for longer than the
+// store's event retention (its state expires with it), or after a Redis server lost its data (a
+// restart without persistence, a FLUSHALL). A new epoch begins with the time it was made, on the
+// backend's clock (the Redis server's clock), so it sorts after the old one and tokens keep
+// increasing, unless that clock went back between the two (a restart on a machine whose clock is
+// behind, a step of the clock) or the two were made in the same millisecond (which a lock's
+// tenant cannot be: it lives at least its retention). A failover to a Redis replica that lacks
+// the last writes can hand out a version again (asynchronous replication): use fencing tokens
+// with a standalone server or a cluster whose failovers you accept to weaken them. A lock whose
+// state was made by an older version of this module has an epoch of 16 random hex digits, which
+// orders with nothing: its tokens may sort before or after those of the next epoch, after which
+// they increase again.
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// Defaults of a [Locker].
+const (
+	DefaultStoreID  = "lock"
+	DefaultTTL      = 10 * time.Second
+	DefaultMinRetry = 10 * time.Millisecond
+	DefaultMaxRetry = time.Second
+)
+
+// key is the key of a lock's entry in its tenant.
+const key = "lock"
+
+// Errors, matched with [errors.Is].
+var (
+	// ErrNotAcquired: the lock is held by another lease; the error is a *[HeldError].
+	ErrNotAcquired = errors.New("lock: held by another owner")
+	// ErrLeaseLost: the lease expired or was taken over; the error is a *[LostError].
+	ErrLeaseLost = errors.New("lock: lease lost")
+)
+
+// HeldError is the error of an acquire that found the lock held. It matches [ErrNotAcquired].
+// Token, Owner and ExpiresAt describe the holder when it was seen (zero if it was gone by then).
+type HeldError struct {
+	Name      string
+	Owner     string
+	Token     Token
+	ExpiresAt time.Time
+}
+
+func (e *HeldError) Error() string {
+	if e.Token == (Token{}) {
+		return fmt.Sprintf("%v: lock %s", ErrNotAcquired, backend.Quote(e.Name))
+	}
+	return fmt.Sprintf("%v: lock %s is held by %s with token %s until %s", ErrNotAcquired,
+		backend.Quote(e.Name), backend.Quote(e.Owner), e.Token, e.ExpiresAt.Format(time.RFC3339Nano))
+}
+
+// Is reports whether target is [ErrNotAcquired].
+func (e *HeldError) Is(target error) bool { return target == ErrNotAcquired }
+
+// LostError is the error of a lease that is lost: it expired (and maybe another owner took the
+// lock), was released, or could not be extended before its expiry. It matches [ErrLeaseLost].
+type LostError struct {
+	Name   string
+	Token  Token  // the lost lease's token
+	Reason string // what showed the loss
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%v: lock %s token %s: %s", ErrLeaseLost, backend.Quote(e.Name), e.Token, e.Reason)
+}
+
+// Is reports whether target is [ErrLeaseLost].
+func (e *LostError) Is(target error) bool { return target == ErrLeaseLost }
+
+// Token is a fencing token: the epoch and version of the upsert that acquired a lease. Tokens of
+// one lock name strictly increase from lease to lease (see the package documentation).
+type Token struct {
+	Epoch   string
+	Version uint64
+}
+
+// Compare returns -1, 0 or +1 as t is before, equal to or after u: epochs first, as strings (an
+// epoch begins with its time), then versions.
+func (t Token) Compare(u Token) int {
+	if c := strings.Compare(t.Epoch, u.Epoch); c != 0 {
+		return c
+	}
+	switch {
+	case t.Version < u.Version:
+		return -1
+	case t.Version > u.Version:
+		return 1
+	}
+	return 0
+}
+
+// String returns the token's text form, "<epoch>-<version>", the cursor that
+// [ephemeral.IfCursor] takes.
+func (t Token) String() string {
+	return backend.Cursor{Epoch: t.Epoch, Seq: t.Version}.String()
+}
+
+// ParseToken parses the text form of a token; an invalid one is an error wrapping
+// [ephemeral.ErrInvalidCursor].
+func ParseToken(s string) (Token, error) {
+	c, err := backend.ParseCursor(s)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{Epoch: c.Epoch, Version: c.Seq}, nil
+}
+
+// Option configures a [Locker].
+type Option func(*Locker)
+
+// WithStoreID sets the store ID the locks are kept in (default "lock"). Lockers of one ID on one
+// backend share their locks.
+func WithStoreID(id string) Option { return func(l *Locker) { l.id = id } }
+
+// WithOwner sets the owner recorded with every lease of the Locker, shown to the other owners
+// in a [HeldError] (default: host name, process ID and a random suffix).
+func WithOwner(owner string) Option { return func(l *Locker) { l.owner = owner } }
+
+// WithTTL sets how long a lease lives unless extended (default 10 s); it is rounded up to a
+// whole millisecond. [Locker.WithLock] extends at a third of it.
+func WithTTL(ttl time.Duration) Option { return func(l *Locker) { l.ttl = ttl } }
+
+// WithRetry sets the backoff of [Locker.Acquire] between attempts: it starts at min and doubles
+// up to max, each wait drawn at random between half of it and all of it (default 10 ms to 1 s).
+// A waiter is also woken at once when the lock is released or expires.
+func WithRetry(min, max time.Duration) Option {
+	return func(l *Locker) { l.minRetry, l.maxRetry = min, max }
+}
+
+// WithLimits sets the limits of the lock store (see [ephemeral.Limits]). The event retention
+// is how long a free lock keeps its state, and so its epoch.
+func WithLimits(lim ephemeral.Limits) Option { return func(l *Locker) { l.limits = lim } }
+
+// Locker hands out leases on named locks. It is safe for concurrent use.
+type Locker struct {
+	id                 string
+	owner              string
+	ttl                time.Duration
+	minRetry, maxRetry time.Duration
+	limits             ephemeral.Limits
+	store              *ephemeral.Store[string, holder]
+	// extendEvery is the period of WithLock's extends: a third of the TTL, or longer in tests
+	// of a holder that stops extending.
+	extendEvery time.Duration
+}
+
+// New returns a Locker whose locks live on b. It fails with an error wrapping
+// [ephemeral.ErrInvalidConfig] (or another validation error of [ephemeral.New]) when an option
+// is invalid.
+func New(b ephemeral.Backend, opts ...Option) (*Locker, error) {
+	l := &Locker{id: DefaultStoreID, ttl: DefaultTTL, minRetry: DefaultMinRetry, maxRetry: DefaultMaxRetry}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.owner == "" {
+		host, _ := os.Hostname()
+		l.owner = host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64()%1e6, 10)
+	}
+	if l.minRetry <= 0 || l.maxRetry < l.minRetry {
+		return nil, fmt.Errorf("%w: lock retry %v to %v, want 0 < min <= max", ephemeral.ErrInvalidConfig, l.minRetry, l.maxRetry)
+	}
+	s, err := ephemeral.New(b, ephemeral.Config[string, holder]{ID: l.id, TTL: l.ttl, Limits: l.limits, Codec: holderCodec{}})
+	if err != nil {
+		return nil, err
+	}
+	l.store, l.ttl = s, s.DefaultTTL()
+	l.extendEvery = max(l.ttl/3, time.Millisecond)
+	return l, nil
+}
+
+// TTL returns the TTL of the Locker's leases.
+func (l *Locker) TTL() time.Duration { return l.ttl }
+
+// safeTTL is how long after sending an acquire or extend a lease is taken to be held: the TTL
+// less a tenth, a margin for late timers and clocks that run at different rates.
+func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 }
+
+// TryAcquire takes the lock name if it is free, without waiting. It fails with a *[HeldError]
+// ([ErrNotAcquired]) when the lock is held, with [ephemeral.ErrInvalidTenant] when name is empty
+// or longer than [ephemeral.MaxTenantBytes], or with the backend's error.
+func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
+	for range 3 {
+		sent := time.Now()
+		v := holder{Owner: l.owner, AcquiredAt: sent.UnixMilli(), Nonce: rand.Uint64()}
+		e, err := l.store.Upsert(ctx, key, v, ephemeral.WithTenant(name), ephemeral.IfNew())
+		if err == nil {
+			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
+		}
+		if !errors.Is(err, ephemeral.ErrConflict) {
+			return nil, err
+		}
+		h, ok, err := l.store.Get(ctx, key, ephemeral.WithTenant(name))
+		if err != nil {
+			return nil, err
+		}
+		if ok && h.Value == v {
+			// This acquire, applied once and then sent again by the client after a network
+			// error, conflicted with itself.
+			return &Lease{l: l, name: name, token: Token{h.Epoch, h.Version}, expiresAt: h.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
+		}
+		if ok {
+			return nil, &HeldError{Name: name, Owner: h.Value.Owner, Token: Token{h.Epoch, h.Version}, ExpiresAt: h.ExpiresAt}
+		}
+		// Released between the two calls: try again.
+	}
+	return nil, &HeldError{Name: name}
+}
+
+// Acquire takes the lock name, waiting until it is free or ctx ends. A waiter tries again when
+// the lock's holder releases it or its lease expires (it reads the lock's events), and after
+// each backoff wait of [WithRetry] in case an event is missed. When ctx ends it returns an error
+// that matches ctx.Err() and, if the lock was held, [ErrNotAcquired].
+func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
+	lease, err := l.TryAcquire(ctx, name)
+	if !errors.Is(err, ErrNotAcquired) {
+		return lease, err
+	}
+	// Read the lock's events from now on, then try again: a release after the reader started
+	// wakes the loop, one before it lets the next try succeed.
+	wake, ready, stop := l.watch(ctx, name, "")
+	defer stop()
+	<-ready
+	held := err
+	wait := l.minRetry
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		lease, err = l.TryAcquire(ctx, name)
+		switch {
+		case errors.Is(err, ErrNotAcquired):
+			held = err
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("lock %s: %w (%w)", backend.Quote(name), ctx.Err(), held)
+		default:
+			return lease, err
+		}
+		timer.Reset(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lock %s: %w (%w)", backend.Quote(name), ctx.Err(), held)
+		case <-wake:
+		case <-timer.C:
+			wait = min(2*wait, l.maxRetry)
+		}
+	}
+}
+
+// watch reads the events of lock name, after the cursor after ("" for now), and sends on wake
+// (without blocking: one pending value at most) at every delete, expire or overflow event.
+// ready is closed once the reader has started (or failed to: then wake never fires). stop ends
+// the reading and waits for it.
+func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-chan struct{}, stop func()) {
+	opts := []ephemeral.ReaderOption{ephemeral.WithTenant(name)}
+	if after != "" {
+		opts = append(opts, ephemeral.After(after))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ch, up := make(chan struct{}, 1), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		r, err := l.store.Reader(ctx, opts...)
+		close(up)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		for {
+			ev, err := r.Recv(ctx)
+			if err != nil && !errors.Is(err, ephemeral.ErrDecode) && !errors.Is(err, ephemeral.ErrInvalidKey) {
+				return
+			}
+			switch ev.Kind {
+			case ephemeral.EventDelete, ephemeral.EventExpire, ephemeral.EventOverflow:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	return ch, up, func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// WithLock runs fn while holding the lock name: it acquires the lock as [Locker.Acquire] does,
+// extends the lease in the background every third of the TTL while fn runs, and releases it
+// when fn returns. The ctx given to fn is cancelled, with a *[LostError] as its cause
+// ([context.Cause]), the moment the lease is known to be lost: an extend failed because another
+// lease replaced it, the lock's delete or expire event arrived, or no extend succeeded before
+// the lease's expiry as seen from here: nine tenths of the TTL after the last successful extend
+// (or the acquire) was sent, a margin for late timers and clock rates, so that fn's ctx ends
+// before another owner can take the lock. fn should stop writing to the protected resource
+// then; its writes carry the lease's token for the resource to fence them.
+//
+// WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
+// error of the release. It fails without running fn when the lock cannot be acquired.
+func (l *Locker) WithLock(ctx context.Context, name string, fn func(ctx context.Context, lease *Lease) error) error {
+	lease, err := l.Acquire(ctx, name)
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { lease.keepAlive(fctx, cancel, done) })
+	err = fn(fctx, lease)
+	close(done)
+	wg.Wait()
+	cancel(nil) // before the release: fn's ctx is done before another owner can take the lock
+	if lost := lease.lostErr(); lost != nil {
+		return errors.Join(err, lost)
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl)
+	defer rcancel()
+	return errors.Join(err, lease.Release(rctx))
+}
+
+// Lease is one holding of a lock, from [Locker.TryAcquire] or [Locker.Acquire]. It is safe for
+// concurrent use.
+type Lease struct {
+	l     *Locker
+	name  string
+	token Token
+
+	mu        sync.Mutex
+	expiresAt time.Time  // on the backend's clock, as last reported
+	deadline  time.Time  // on this clock: the TTL after the last successful extend was sent
+	lost      *LostError // set once the lease is known to be lost
+}
+
+// Name returns the lock's name.
+func (le *Lease) Name() string { return le.name }
+
+// Token returns the lease's fencing token. It stays the same for the lease's life: extending a
+// lease does not change it.
+func (le *Lease) Token() Token { return le.token }
+
+// ExpiresAt returns the lease's expiry as the backend last reported it.
+func (le *Lease) ExpiresAt() time.Time {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	return le.expiresAt
+}
+
+// Extend resets the lease's TTL. It fails with a *[LostError] ([ErrLeaseLost]) when the lease
+// is lost: it expired, was released, or another lease holds the lock. Any other error (the
+// backend's) leaves the lease as it was: it may still be held until its expiry.
+func (le *Lease) Extend(ctx context.Context) error {
+	if err := le.lostErr(); err != nil {
+		return err
+	}
+	sent := time.Now()
+	res, err := le.l.store.Touch(ctx, key, ephemeral.WithTenant(le.name), ephemeral.Quiet(), ephemeral.IfCursor(le.token.String()))
+	switch {
+	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !res.OK:
+		return le.lose("extend: the lock is no longer held by this lease")
+	case err != nil:
+		return err
+	}
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	le.expiresAt, le.deadline = res.ExpiresAt, sent.Add(le.l.safeTTL())
+	return nil
+}
+
+// Release frees the lock if this lease still holds it. It fails with a *[LostError]
+// ([ErrLeaseLost]) when the lease had already been lost; then it released nothing, in
+// particular not the lease of another owner.
+func (le *Lease) Release(ctx context.Context) error {
+	ok, err := le.l.store.Remove(ctx, key, ephemeral.WithTenant(le.name), ephemeral.IfCursor(le.token.String()), ephemeral.WithReason("release"))
+	switch {
+	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !ok:
+		return le.lose("release: the lock is no longer held by this lease")
+	case err != nil:
+		return err
+	}
+	le.lose("released")
+	return nil
+}
+
+// lose records that the lease is lost, for reason unless it already was, and returns the
+// *LostError.
+func (le *Lease) lose(reason string) *LostError {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	if le.lost == nil {
+		le.lost = &LostError{Name: le.name, Token: le.token, Reason: reason}
+	}
+	return le.lost
+}
+
+func (le *Lease) lostErr() error {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	if le.lost == nil {
+		return nil // not a typed nil
+	}
+	return le.lost
+}
+
+// keepAlive extends the lease every third of the TTL until done is closed, and cancels ctx
+// with the *LostError when the lease is lost: an extend conflicts, the lock's delete or expire
+// event after the lease's token arrives, or the local deadline passes without an extend.
+func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, done <-chan struct{}) {
+	l := le.l
+	// The events after the acquire: the first delete or expire of the key ends this lease.
+	// An overflow leaves it unknown: an extend tells.
+	wake, _, stop := l.watch(ctx, le.name, le.token.String())
+	defer stop()
+	ticker := time.NewTicker(l.extendEvery)
+	defer ticker.Stop()
+	expiry := time.NewTimer(time.Until(le.localDeadline()))
+	defer expiry.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-wake:
+			if err := le.checkEvents(ctx); err != nil {
+				cancel(err)
+				return
+			}
+		case <-expiry.C:
+			if time.Now().After(le.localDeadline()) {
+				cancel(le.lose("not extended before its expiry"))
+				return
+			}
+			expiry.Reset(time.Until(le.localDeadline()))
+		case <-ticker.C:
+			ectx, ecancel := context.WithDeadline(ctx, le.localDeadline())
+			err := le.Extend(ectx)
+			ecancel()
+			var lost *LostError
+			if errors.As(err, &lost) {
+				cancel(lost)
+				return
+			}
+			expiry.Reset(time.Until(le.localDeadline()))
+		}
+	}
+}
+
+// checkEvents is called when the lock's events show a delete, expire or overflow after the
+// lease's token: the lease is lost unless an extend succeeds (which an overflow, or an event
+// of a lease before the token, allows). A failed extend that is not definite leaves the lease
+// to its deadline.
+func (le *Lease) checkEvents(ctx context.Context) error {
+	ectx, cancel := context.WithDeadline(ctx, le.localDeadline())
+	defer cancel()
+	err := le.Extend(ectx)
+	var lost *LostError
+	if errors.As(err, &lost) {
+		return lost
+	}
+	return nil
+}
+
+func (le *Lease) localDeadline() time.Time {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	return le.deadline
+}

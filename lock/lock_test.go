@@ -1,0 +1,368 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// waitFor bounds every wait for something that should happen promptly.
+const waitFor = 10 * time.Second
+
+func acquire(t *testing.T, l *Locker, name string) *Lease {
+	t.Helper()
+	lease, err := l.TryAcquire(t.Context(), name)
+	if err != nil {
+		t.Fatalf("TryAcquire(%q): %v", name, err)
+	}
+	return lease
+}
+
+func TestTryAcquire(t *testing.T) { forEach(t, testTryAcquire) }
+
+// A held lock refuses a second lease with the holder's token and expiry; a released one is
+// taken again with a later token.
+func testTryAcquire(t *testing.T, h harness) {
+	a, b := h.locker(t, WithOwner("a")), h.locker(t, WithOwner("b"))
+	la := acquire(t, a, "job")
+	if la.Name() != "job" || la.Token().Version == 0 || la.Token().Epoch == "" || la.ExpiresAt().IsZero() {
+		t.Fatalf("lease %+v", la)
+	}
+	_, err := b.TryAcquire(t.Context(), "job")
+	var held *HeldError
+	if !errors.As(err, &held) || !errors.Is(err, ErrNotAcquired) || held.Owner != "a" || held.Token != la.Token() ||
+		!held.ExpiresAt.Equal(la.ExpiresAt()) || held.Name != "job" {
+		t.Fatalf("second TryAcquire: %v (%+v), want a HeldError of owner a, token %v, expiry %v", err, held, la.Token(), la.ExpiresAt())
+	}
+	if err := la.Release(t.Context()); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := la.Extend(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Extend after Release: %v, want ErrLeaseLost", err)
+	}
+	lb := acquire(t, b, "job")
+	if lb.Token().Compare(la.Token()) <= 0 {
+		t.Fatalf("token %v after %v", lb.Token(), la.Token())
+	}
+	// Another name is another lock.
+	acquire(t, a, "other")
+	if _, err := a.TryAcquire(t.Context(), ""); !errors.Is(err, ephemeral.ErrInvalidTenant) {
+		t.Fatalf("TryAcquire of an empty name: %v, want ErrInvalidTenant", err)
+	}
+}
+
+func TestMutualExclusion(t *testing.T) { forEach(t, testMutualExclusion) }
+
+// N goroutines x M iterations increment a counter without atomics under the lock: no update is
+// lost, no two holders overlap (an atomic detector besides the race detector) and the tokens
+// that the holders see strictly increase.
+func testMutualExclusion(t *testing.T, h harness) {
+	const n, m = 8, 25
+	var (
+		counter  int
+		inside   atomic.Int32
+		overlaps atomic.Int32
+		last     Token // guarded by the lock under test
+		regress  atomic.Int32
+	)
+	var wg sync.WaitGroup
+	for g := range n {
+		l := h.locker(t, WithOwner(fmt.Sprint("g", g)), WithTTL(max(h.ttl(), 5*time.Second)))
+		wg.Go(func() {
+			for range m {
+				err := l.WithLock(t.Context(), "counter", func(ctx context.Context, lease *Lease) error {
+					if inside.Add(1) != 1 {
+						overlaps.Add(1)
+					}
+					if lease.Token().Compare(last) <= 0 {
+						regress.Add(1)
+					}
+					last = lease.Token()
+					counter++
+					inside.Add(-1)
+					return nil
+				})
+				if err != nil {
+					t.Errorf("WithLock: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if counter != n*m || overlaps.Load() != 0 || regress.Load() != 0 {
+		t.Fatalf("counter %d, want %d; %d overlaps, %d token regressions", counter, n*m, overlaps.Load(), regress.Load())
+	}
+}
+
+func TestTokensAcrossFullExpiry(t *testing.T) { forEach(t, testTokensAcrossFullExpiry) }
+
+// Tokens strictly increase across releases, expiries, and a full expiry of the lock's state
+// (the lock free for longer than the event retention: its version restarts under a new epoch).
+func testTokensAcrossFullExpiry(t *testing.T, h harness) {
+	retention := 100 * time.Millisecond
+	l := h.locker(t, WithLimits(ephemeral.Limits{EventRetention: retention}))
+	var tokens []Token
+	for range 3 {
+		le := acquire(t, l, "fenced")
+		tokens = append(tokens, le.Token())
+		if err := le.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens = append(tokens, acquire(t, l, "fenced").Token()) // left to expire
+	h.advance(h.ttl() + time.Millisecond)
+	tokens = append(tokens, acquire(t, l, "fenced").Token()) // after an expiry
+	// A full expiry: the lease runs out and its state outlives it by the retention (and, on
+	// Redis, a quarter more for slack); the state is then made anew at version 1.
+	for i := 0; ; i++ {
+		h.advance(h.ttl() + 3*retention)
+		le := acquire(t, l, "fenced")
+		tokens = append(tokens, le.Token())
+		if le.Token().Version == 1 || i == 5 {
+			break
+		}
+	}
+	for i := 1; i < len(tokens); i++ {
+		if tokens[i].Compare(tokens[i-1]) <= 0 {
+			t.Fatalf("token %d %v does not follow %v (all %v)", i, tokens[i], tokens[i-1], tokens)
+		}
+	}
+	if last := tokens[len(tokens)-1]; last.Version != 1 || last.Epoch == tokens[0].Epoch {
+		t.Fatalf("after a full expiry: token %v, want version 1 of a new epoch (all %v)", last, tokens)
+	}
+}
+
+func TestStaleToken(t *testing.T) { forEach(t, testStaleToken) }
+
+// A lease that ran out can neither release nor extend the lock's next lease.
+func testStaleToken(t *testing.T, h harness) {
+	a, b := h.locker(t), h.locker(t)
+	old := acquire(t, a, "stale")
+	h.advance(h.ttl() + time.Millisecond)
+	var next *Lease
+	deadline := time.Now().Add(waitFor)
+	for next == nil {
+		var err error
+		if next, err = b.TryAcquire(t.Context(), "stale"); err != nil && time.Now().After(deadline) {
+			t.Fatalf("TryAcquire after the old lease's TTL: %v", err)
+		}
+		if next == nil {
+			time.Sleep(time.Millisecond) // a real server expires at its own pace
+		}
+	}
+	if err := old.Release(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Release of the stale lease: %v, want ErrLeaseLost", err)
+	}
+	if err := old.Extend(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Extend of the stale lease: %v, want ErrLeaseLost", err)
+	}
+	var held *HeldError
+	if _, err := a.TryAcquire(t.Context(), "stale"); !errors.As(err, &held) || held.Token != next.Token() {
+		t.Fatalf("TryAcquire while the next lease holds: %v, want held by %v", err, next.Token())
+	}
+	if err := next.Extend(t.Context()); err != nil {
+		t.Fatalf("Extend of the next lease: %v", err)
+	}
+	if next.Token() != held.Token || next.Token().Compare(old.Token()) <= 0 {
+		t.Fatalf("next token %v, old %v", next.Token(), old.Token())
+	}
+}
+
+func TestHolderStopsExtending(t *testing.T) { forEach(t, testHolderStopsExtending) }
+
+// A holder that stops extending loses the lease after its TTL: its fn's ctx ends with a
+// LostError, WithLock reports it, and another owner takes the lock.
+func testHolderStopsExtending(t *testing.T, h harness) {
+	l := h.locker(t)
+	l.extendEvery = time.Hour
+	other := h.locker(t)
+	var cause error
+	started := time.Now()
+	err := l.WithLock(t.Context(), "paused", func(ctx context.Context, lease *Lease) error {
+		h.advance(h.ttl() + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+		case <-time.After(waitFor):
+			t.Errorf("fn's ctx still live %v after the lease's TTL", waitFor)
+		}
+		return nil
+	})
+	var lost *LostError
+	if !errors.As(cause, &lost) || !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("fn's ctx ended with %v, WithLock returned %v; want a LostError", cause, err)
+	}
+	if h.real && time.Since(started) < h.ttl()/2 {
+		t.Fatalf("lease lost after %v, before its TTL %v", time.Since(started), h.ttl())
+	}
+	lease, err := other.Acquire(t.Context(), "paused")
+	if err != nil || lease.Token().Compare(lost.Token) <= 0 {
+		t.Fatalf("Acquire after the lost lease: %v, %v; want a token after %v", lease, err, lost.Token)
+	}
+}
+
+func TestWithLockExtends(t *testing.T) { forEach(t, testWithLockExtends) }
+
+// WithLock keeps its lease alive while fn runs for several TTLs, and releases it at the end.
+func testWithLockExtends(t *testing.T, h harness) {
+	// On a fake clock the lease cannot run out, but the extends run all the same.
+	l, err := New(h.b, WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token Token
+	err = l.WithLock(t.Context(), "long", func(ctx context.Context, lease *Lease) error {
+		token = lease.Token()
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(2500 * time.Millisecond):
+			return nil
+		}
+	})
+	if err != nil {
+		t.Fatalf("WithLock over 3 TTLs: %v", err)
+	}
+	lease := acquire(t, l, "long")
+	if lease.Token().Compare(token) <= 0 {
+		t.Fatalf("token %v after %v", lease.Token(), token)
+	}
+}
+
+func TestAcquireWokenByEvents(t *testing.T) { forEach(t, testAcquireWokenByEvents) }
+
+// A waiter whose backoff is an hour still takes the lock promptly when it is released and when
+// its lease expires: the lock's events wake it.
+func testAcquireWokenByEvents(t *testing.T, h harness) {
+	holder := h.locker(t)
+	waiter := h.locker(t, WithRetry(time.Hour, time.Hour))
+	for _, how := range []string{"release", "expiry"} {
+		lease := acquire(t, holder, "wake")
+		got := make(chan error, 1)
+		go func() {
+			le, err := waiter.Acquire(t.Context(), "wake")
+			if err == nil && le.Token().Compare(lease.Token()) <= 0 {
+				err = fmt.Errorf("token %v after %v", le.Token(), lease.Token())
+			}
+			if err == nil {
+				err = le.Release(context.Background())
+			}
+			got <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let the waiter try, fail and wait
+		if how == "release" {
+			if err := lease.Release(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			h.advance(h.ttl() + time.Millisecond)
+		}
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("after %s: %v", how, err)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("waiter not woken %v after the %s", waitFor, how)
+		}
+	}
+}
+
+func TestAcquireTimeout(t *testing.T) { forEach(t, testAcquireTimeout) }
+
+// Acquire gives up when its ctx ends, with an error matching both the ctx's and ErrNotAcquired.
+func testAcquireTimeout(t *testing.T, h harness) {
+	l := h.locker(t)
+	acquire(t, l, "busy")
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := l.Acquire(ctx, "busy")
+	var held *HeldError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &held) {
+		t.Fatalf("Acquire of a held lock until a deadline: %v, want DeadlineExceeded and a HeldError", err)
+	}
+}
+
+func TestToken(t *testing.T) {
+	a := Token{Epoch: "019ad20f287b00000001", Version: 9}
+	for _, c := range []struct {
+		b    Token
+		want int
+	}{
+		{Token{"019ad20f287b00000001", 9}, 0},
+		{Token{"019ad20f287b00000001", 10}, -1},
+		{Token{"019ad20f287b00000001", 8}, 1},
+		{Token{"019ad20f287c00000000", 1}, -1}, // a later epoch, whatever its version
+		{Token{"019ad20f287affffffff", 100}, 1},
+	} {
+		if got := a.Compare(c.b); got != c.want {
+			t.Errorf("%v.Compare(%v) = %d, want %d", a, c.b, got, c.want)
+		}
+	}
+	if got, err := ParseToken(a.String()); err != nil || got != a {
+		t.Errorf("ParseToken(%q) = %v, %v", a.String(), got, err)
+	}
+	if _, err := ParseToken("nope"); !errors.Is(err, ephemeral.ErrInvalidCursor) {
+		t.Errorf("ParseToken(nope): %v", err)
+	}
+}
+
+func TestNewInvalid(t *testing.T) {
+	h := newMemstore(t)
+	for _, opts := range [][]Option{
+		{WithTTL(0)},
+		{WithRetry(0, time.Second)},
+		{WithRetry(time.Second, time.Millisecond)},
+		{WithStoreID("")},
+	} {
+		if _, err := New(h.b, opts...); err == nil {
+			t.Errorf("New with invalid options succeeded")
+		}
+	}
+}
+
+// retryingBackend applies every upsert twice and returns the second result, as a client does
+// that sends a write again after its reply was lost.
+type retryingBackend struct{ ephemeral.Backend }
+
+func (b retryingBackend) Open(id string, l backend.Limits) (backend.Store, error) {
+	st, err := b.Backend.Open(id, l)
+	return retryingStore{st}, err
+}
+
+type retryingStore struct{ backend.Store }
+
+func (s retryingStore) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	if _, err := s.Store.Upsert(ctx, tenant, req); err != nil {
+		return backend.Entry{}, err
+	}
+	return s.Store.Upsert(ctx, tenant, req)
+}
+
+// An acquire that was applied and then sent again conflicts with itself: TryAcquire finds its
+// own lease (by the holder's nonce) and returns it, and another Locker still finds it held.
+func TestAcquireSentTwice(t *testing.T) {
+	h := newMemstore(t)
+	l, err := New(retryingBackend{h.b}, WithOwner("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := acquire(t, l, "twice")
+	if lease.Token().Version != 1 {
+		t.Fatalf("token %v, want version 1, the first upsert", lease.Token())
+	}
+	if _, err := l.TryAcquire(t.Context(), "twice"); !errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("second TryAcquire of the same owner: %v, want ErrNotAcquired", err)
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,176 @@
+// Package prom counts what ephemeral's backends report into Prometheus metrics: an
+// [Observer] is a [backend.Observer] to hand to a backend and a [prometheus.Collector] to
+// register.
+//
+//	obs := prom.New()
+//	prometheus.MustRegister(obs)
+//	b := redisstore.New(client, redisstore.WithObserver(obs)) // or memstore.WithObserver(obs)
+//
+// Every metric has a "store" label, the store ID: store IDs are few and fixed by the program.
+// None has a tenant label: tenants (rooms, users, sessions) are unbounded, and a label per
+// tenant would make a time series per tenant in Prometheus. The metrics are
+//
+//	ephemeral_events_delivered_total{store,kind}    counter: events readers got (kind: upsert, touch, delete, expire)
+//	ephemeral_overflows_total{store}                counter: overflow events readers got
+//	ephemeral_delivery_lag_seconds{store}           histogram: how long after its change a reader got an event
+//	ephemeral_catchup_reads_total{store}            counter: reads of readers that fell behind their shared feed
+//	ephemeral_write_batch_size{store}               histogram: writes applied per call (runtime/redisstore)
+//	ephemeral_expired_total{store}                  counter: entries the backend's expiry removed
+//	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
+//
+// docs/RELIABILITY.md ("Operations") says what each tells an operator. The package is apart
+// from the backends, so that they do not depend on Prometheus; it is the only package of the
+// module that does.
+package prom
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Observer is a [backend.Observer] that counts into Prometheus metrics, and the
+// [prometheus.Collector] of those metrics. Make one with [New]; it is safe for concurrent use,
+// and one Observer may serve any number of backends. Each call costs some tens of nanoseconds
+// and allocates nothing once its store ID has been seen.
+type Observer struct {
+	delivered *prometheus.CounterVec
+	overflows *prometheus.CounterVec
+	lag       *prometheus.HistogramVec
+	catchUps  *prometheus.CounterVec
+	batches   *prometheus.HistogramVec
+	expired   *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+
+	stores sync.Map // store ID -> *storeMetrics
+}
+
+var (
+	_ backend.Observer     = (*Observer)(nil)
+	_ prometheus.Collector = (*Observer)(nil)
+)
+
+// LagBuckets are the buckets of ephemeral_delivery_lag_seconds, in seconds: from a millisecond,
+// the backends' resolution, to a minute.
+var LagBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// BatchBuckets are the buckets of ephemeral_write_batch_size: powers of two up to 64, the
+// largest batch of runtime/redisstore.
+var BatchBuckets = []float64{1, 2, 4, 8, 16, 32, 64}
+
+// New returns an Observer with all its metrics at zero.
+func New() *Observer {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append([]string{"store"}, labels...))
+	}
+	histogram := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, []string{"store"})
+	}
+	return &Observer{
+		delivered: counter("ephemeral_events_delivered_total",
+			"Events that readers got from the backend, by store ID and kind; overflow events are in ephemeral_overflows_total.", "kind"),
+		overflows: counter("ephemeral_overflows_total",
+			"Overflow events that readers got: a reader fell behind the retained events, or the tenant's state was lost, and starts over from a snapshot."),
+		lag: histogram("ephemeral_delivery_lag_seconds",
+			"How long after its change a reader got an event, by the backend's clock (the Redis server's time against this process's for Redis).", LagBuckets),
+		catchUps: counter("ephemeral_catchup_reads_total",
+			"Reads from the backend's storage by readers that fell behind the feed they share with the tenant's other readers."),
+		batches: histogram("ephemeral_write_batch_size",
+			"Writes of a tenant applied in one call to the backend's storage (Redis: group commit; 1 when no other write was in flight).", BatchBuckets),
+		expired: counter("ephemeral_expired_total",
+			"Entries that the backend's expiry removed, each with an expire event."),
+		errors: counter("ephemeral_backend_errors_total",
+			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, tick, snapshot, xread); calls whose context ended are not counted.", "call"),
+	}
+}
+
+// Init makes the metrics of the store IDs exist, at zero, before the backends report anything
+// of them: a dashboard or an alert on a counter's rate sees zero rather than no data. A metric
+// of a store ID appears by itself with the first report of the ID; the errors of a call with
+// the call's first error.
+func (o *Observer) Init(stores ...string) {
+	for _, id := range stores {
+		o.store(id)
+	}
+}
+
+// storeMetrics are the metrics of one store ID, resolved once.
+type storeMetrics struct {
+	delivered [backend.EventExpire + 1]prometheus.Counter // by kind
+	overflows prometheus.Counter
+	lag       prometheus.Observer
+	catchUps  prometheus.Counter
+	batches   prometheus.Observer
+	expired   prometheus.Counter
+}
+
+// store returns the metrics of the store ID id.
+func (o *Observer) store(id string) *storeMetrics {
+	if m, ok := o.stores.Load(id); ok {
+		return m.(*storeMetrics)
+	}
+	m := &storeMetrics{
+		overflows: o.overflows.WithLabelValues(id),
+		lag:       o.lag.WithLabelValues(id),
+		catchUps:  o.catchUps.WithLabelValues(id),
+		batches:   o.batches.WithLabelValues(id),
+		expired:   o.expired.WithLabelValues(id),
+	}
+	for k := backend.EventUpsert; k <= backend.EventExpire; k++ {
+		m.delivered[k] = o.delivered.WithLabelValues(id, k.String())
+	}
+	actual, _ := o.stores.LoadOrStore(id, m)
+	return actual.(*storeMetrics)
+}
+
+// Delivered counts an event a reader got and, but for an overflow, its lag (a negative age,
+// from skewed clocks, counts as none).
+func (o *Observer) Delivered(store, tenant string, kind backend.EventKind, age time.Duration) {
+	m := o.store(store)
+	switch {
+	case kind == backend.EventOverflow:
+		m.overflows.Inc()
+		return
+	case kind > 0 && int(kind) < len(m.delivered):
+		m.delivered[kind].Inc()
+	default:
+		o.delivered.WithLabelValues(store, kind.String()).Inc()
+	}
+	m.lag.Observe(max(age, 0).Seconds())
+}
+
+// CatchUp counts a catch-up read.
+func (o *Observer) CatchUp(store, tenant string) { o.store(store).catchUps.Inc() }
+
+// WriteBatch records the size of a write batch.
+func (o *Observer) WriteBatch(store, tenant string, n int) {
+	o.store(store).batches.Observe(float64(n))
+}
+
+// Expired counts n expired entries.
+func (o *Observer) Expired(store, tenant string, n int) { o.store(store).expired.Add(float64(n)) }
+
+// Error counts a failed call to the backend's storage.
+func (o *Observer) Error(store, tenant, call string, err error) {
+	o.errors.WithLabelValues(store, call).Inc()
+}
+
+func (o *Observer) collectors() []prometheus.Collector {
+	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.errors}
+}
+
+// Describe sends the descriptors of the metrics; see [prometheus.Collector].
+func (o *Observer) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range o.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect sends the metrics; see [prometheus.Collector].
+func (o *Observer) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range o.collectors() {
+		c.Collect(ch)
+	}
+}

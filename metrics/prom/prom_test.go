@@ -1,0 +1,231 @@
+package prom_test
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/metrics/prom"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func open(t testing.TB, b backend.Backend, id string) backend.Store {
+	t.Helper()
+	st, err := b.Open(id, backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A memory backend's readers, expiries and overflows, counted through the adapter.
+func TestMemstore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	obs := prom.New()
+	clock := memstore.NewFakeClock(start)
+	b := memstore.New(memstore.WithClock(clock), memstore.WithObserver(obs))
+	defer b.Close()
+	st := open(t, b, "rooms")
+	sub, err := st.Subscribe(ctx, "lobby", backend.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := st.Upsert(ctx, "lobby", backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Upsert(ctx, "lobby", backend.UpsertRequest{Key: "b", Value: []byte("1"), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Remove(ctx, "lobby", backend.RemoveRequest{Key: "b", Reason: "left"}); err != nil {
+		t.Fatal(err)
+	}
+	// The reader reads 1.25 s later: the three events 1.25 s after they happened, the expiry
+	// of a (at 1 s) 0.25 s after.
+	clock.Advance(1250 * time.Millisecond)
+	for _, want := range []backend.EventKind{backend.EventUpsert, backend.EventUpsert, backend.EventDelete, backend.EventExpire} {
+		if ev, err := sub.Next(ctx); err != nil || ev.Kind != want {
+			t.Fatalf("Next = %v, %v; want %v", ev.Kind, err, want)
+		}
+	}
+	old := backend.Cursor{Epoch: backend.NewEpoch(time.Now()), Seq: 1}
+	sub2, err := st.Subscribe(ctx, "lobby", backend.SubscribeRequest{After: &old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	if ev, err := sub2.Next(ctx); err != nil || ev.Kind != backend.EventOverflow {
+		t.Fatalf("Next = %v, %v; want an overflow", ev.Kind, err)
+	}
+
+	const want = `
+# HELP ephemeral_events_delivered_total Events that readers got from the backend, by store ID and kind; overflow events are in ephemeral_overflows_total.
+# TYPE ephemeral_events_delivered_total counter
+ephemeral_events_delivered_total{kind="delete",store="rooms"} 1
+ephemeral_events_delivered_total{kind="expire",store="rooms"} 1
+ephemeral_events_delivered_total{kind="touch",store="rooms"} 0
+ephemeral_events_delivered_total{kind="upsert",store="rooms"} 2
+# HELP ephemeral_overflows_total Overflow events that readers got: a reader fell behind the retained events, or the tenant's state was lost, and starts over from a snapshot.
+# TYPE ephemeral_overflows_total counter
+ephemeral_overflows_total{store="rooms"} 1
+# HELP ephemeral_expired_total Entries that the backend's expiry removed, each with an expire event.
+# TYPE ephemeral_expired_total counter
+ephemeral_expired_total{store="rooms"} 1
+# HELP ephemeral_delivery_lag_seconds How long after its change a reader got an event, by the backend's clock (the Redis server's time against this process's for Redis).
+# TYPE ephemeral_delivery_lag_seconds histogram
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.001"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.0025"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.005"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.01"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.025"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.05"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.1"} 0
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.25"} 1
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.5"} 1
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="1"} 1
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="2.5"} 4
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="5"} 4
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="10"} 4
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="30"} 4
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="60"} 4
+ephemeral_delivery_lag_seconds_bucket{store="rooms",le="+Inf"} 4
+ephemeral_delivery_lag_seconds_sum{store="rooms"} 4
+ephemeral_delivery_lag_seconds_count{store="rooms"} 4
+`
+	err = testutil.CollectAndCompare(obs, strings.NewReader(want),
+		"ephemeral_events_delivered_total", "ephemeral_overflows_total", "ephemeral_expired_total", "ephemeral_delivery_lag_seconds")
+	if err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(obs); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// The calls that only runtime/redisstore makes (its wiring is tested there), made directly.
+func TestRedisCalls(t *testing.T) {
+	obs := prom.New()
+	obs.WriteBatch("s", "t1", 1)
+	obs.WriteBatch("s", "t2", 3)
+	obs.WriteBatch("s", "t1", 64)
+	obs.CatchUp("s", "t1")
+	obs.CatchUp("s", "t2")
+	obs.Error("s", "t1", "tick", errors.New("ERR user_script:1: boom"))
+	obs.Error("s", "t1", "write", errors.New("ERR user_script:1: boom"))
+	obs.Error("s", "t2", "write", errors.New("i/o timeout"))
+	obs.Delivered("s", "t1", backend.EventTouch, -time.Second) // skewed clocks: counts as no lag
+	const want = `
+# HELP ephemeral_write_batch_size Writes of a tenant applied in one call to the backend's storage (Redis: group commit; 1 when no other write was in flight).
+# TYPE ephemeral_write_batch_size histogram
+ephemeral_write_batch_size_bucket{store="s",le="1"} 1
+ephemeral_write_batch_size_bucket{store="s",le="2"} 1
+ephemeral_write_batch_size_bucket{store="s",le="4"} 2
+ephemeral_write_batch_size_bucket{store="s",le="8"} 2
+ephemeral_write_batch_size_bucket{store="s",le="16"} 2
+ephemeral_write_batch_size_bucket{store="s",le="32"} 2
+ephemeral_write_batch_size_bucket{store="s",le="64"} 3
+ephemeral_write_batch_size_bucket{store="s",le="+Inf"} 3
+ephemeral_write_batch_size_sum{store="s"} 68
+ephemeral_write_batch_size_count{store="s"} 3
+# HELP ephemeral_catchup_reads_total Reads from the backend's storage by readers that fell behind the feed they share with the tenant's other readers.
+# TYPE ephemeral_catchup_reads_total counter
+ephemeral_catchup_reads_total{store="s"} 2
+# HELP ephemeral_backend_errors_total Failed calls to the backend's storage, by script or command (Redis: write, get, read, tick, snapshot, xread); calls whose context ended are not counted.
+# TYPE ephemeral_backend_errors_total counter
+ephemeral_backend_errors_total{call="tick",store="s"} 1
+ephemeral_backend_errors_total{call="write",store="s"} 2
+# HELP ephemeral_delivery_lag_seconds How long after its change a reader got an event, by the backend's clock (the Redis server's time against this process's for Redis).
+# TYPE ephemeral_delivery_lag_seconds histogram
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.001"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.0025"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.005"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.01"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.025"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.05"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.1"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.25"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="0.5"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="1"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="2.5"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="5"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="10"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="30"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="60"} 1
+ephemeral_delivery_lag_seconds_bucket{store="s",le="+Inf"} 1
+ephemeral_delivery_lag_seconds_sum{store="s"} 0
+ephemeral_delivery_lag_seconds_count{store="s"} 1
+`
+	err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_write_batch_size",
+		"ephemeral_catchup_reads_total", "ephemeral_backend_errors_total", "ephemeral_delivery_lag_seconds")
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// Init makes the metrics of a store exist at zero.
+func TestInit(t *testing.T) {
+	obs := prom.New()
+	obs.Init("a", "b")
+	const want = `
+# HELP ephemeral_overflows_total Overflow events that readers got: a reader fell behind the retained events, or the tenant's state was lost, and starts over from a snapshot.
+# TYPE ephemeral_overflows_total counter
+ephemeral_overflows_total{store="a"} 0
+ephemeral_overflows_total{store="b"} 0
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_overflows_total"); err != nil {
+		t.Error(err)
+	}
+	// Four kinds of events, and one series each of overflows, lag, catch-ups, batches and
+	// expiries, per store; no errors yet.
+	if n := testutil.CollectAndCount(obs); n != 2*(4+5) {
+		t.Errorf("%d series, want %d", n, 2*(4+5))
+	}
+}
+
+// Once a store ID has been seen, the calls of the hot paths allocate nothing.
+func TestAllocs(t *testing.T) {
+	obs := prom.New()
+	obs.Delivered("s", "t", backend.EventUpsert, time.Millisecond)
+	allocs := testing.AllocsPerRun(100, func() {
+		obs.Delivered("s", "t", backend.EventUpsert, time.Millisecond)
+		obs.Delivered("s", "t", backend.EventOverflow, 0)
+		obs.CatchUp("s", "t")
+		obs.WriteBatch("s", "t", 3)
+		obs.Expired("s", "t", 1)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per round of calls, want 0", allocs)
+	}
+}
+
+// The backends and the typed API do not depend on Prometheus: only this package does.
+func TestCoreDoesNotImportPrometheus(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command(goBin, "list", "-deps",
+		"github.com/ephemeral-go/ephemeral", "github.com/ephemeral-go/ephemeral/runtime/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "github.com/ephemeral-go/ephemeral/runtime/backend\n") {
+		t.Fatalf("go list -deps lists no runtime/backend:\n%s", out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "prometheus") {
+			t.Errorf("the core depends on %s", strings.TrimSpace(line))
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package backend
+
+import "time"
+
+// Observer receives what a backend measures as it runs, for metrics (the adapter
+// github.com/ephemeral-go/ephemeral/metrics/prom counts into Prometheus) or logs. A backend
+// calls it on its hot paths, synchronously and sometimes with its locks held: a method must be
+// fast, must not block and must not call the backend. Calls come from many goroutines at once.
+//
+// Every method gets the store ID and the tenant. Store IDs are few and fixed by the program;
+// tenants are unbounded (a room, a user), so an Observer that makes metric labels should not
+// make one per tenant.
+//
+// Embed [NopObserver] to implement only some methods, and to keep compiling when methods are
+// added. A backend made without an Observer uses NopObserver, whose calls cost a few
+// nanoseconds and allocate nothing.
+type Observer interface {
+	// Delivered is called when a reader's [Subscription.Next] returns an event, overflow
+	// events included. age is how long after the event's At the reader got it, by the
+	// backend's clock: the lag of the reader behind the change (for runtime/redisstore, the
+	// Redis server's At against this process's clock, so a clock skew between them shows,
+	// and the age may be negative).
+	Delivered(store, tenant string, kind EventKind, age time.Duration)
+	// CatchUp is called when a reader reads events from the backend's storage itself, rather
+	// than from the feed it shares with the tenant's other readers: it started before the
+	// feed's window, fell behind it, or the tenant's state changed under it
+	// (runtime/redisstore).
+	CatchUp(store, tenant string)
+	// WriteBatch is called when a backend applies n writes of a tenant in one call
+	// (runtime/redisstore's group commit: 1 for a write that had no other in flight).
+	WriteBatch(store, tenant string, n int)
+	// Expired is called when the backend's expiry removed n due entries of a tenant, each with
+	// its expire event. runtime/redisstore reports the expiries of its reader pumps' ticks.
+	Expired(store, tenant string, n int)
+	// Error is called when a call to the backend's storage failed, and not because the
+	// caller's context ended. call names it; for runtime/redisstore it is the script
+	// ("write", "get", "read", "tick") or the command ("snapshot", "xread") that failed: a Redis
+	// error reply such as a Lua error, a lost connection, a reply the backend cannot parse.
+	Error(store, tenant, call string, err error)
+}
+
+// NopObserver is an [Observer] that does nothing. Embed it in an Observer that implements
+// only some methods.
+type NopObserver struct{}
+
+// Delivered does nothing.
+func (NopObserver) Delivered(store, tenant string, kind EventKind, age time.Duration) {}
+
+// CatchUp does nothing.
+func (NopObserver) CatchUp(store, tenant string) {}
+
+// WriteBatch does nothing.
+func (NopObserver) WriteBatch(store, tenant string, n int) {}
+
+// Expired does nothing.
+func (NopObserver) Expired(store, tenant string, n int) {}
+
+// Error does nothing.
+func (NopObserver) Error(store, tenant, call string, err error) {}
+
+var _ Observer = NopObserver{}

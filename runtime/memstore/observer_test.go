@@ -1,0 +1,134 @@
+package memstore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/google/go-cmp/cmp"
+)
+
+// recorder is a backend.Observer that keeps what it is told.
+type recorder struct {
+	backend.NopObserver
+	mu        sync.Mutex
+	delivered []delivery
+	expired   map[string]int // by store/tenant
+}
+
+type delivery struct {
+	Store, Tenant string
+	Kind          backend.EventKind
+	Age           time.Duration
+}
+
+func (r *recorder) Delivered(store, tenant string, kind backend.EventKind, age time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delivered = append(r.delivered, delivery{store, tenant, kind, age})
+}
+
+func (r *recorder) Expired(store, tenant string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.expired == nil {
+		r.expired = map[string]int{}
+	}
+	r.expired[store+"/"+tenant] += n
+}
+
+func TestObserver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	clock := memstore.NewFakeClock(start)
+	rec := &recorder{}
+	b := memstore.New(memstore.WithClock(clock), memstore.WithObserver(rec))
+	defer b.Close()
+	s := open(b, "id")
+	sub, err := s.Subscribe(ctx, "t", backend.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := s.Upsert(ctx, "t", backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(7 * time.Millisecond) // the reader gets the upsert 7 ms after it happened
+	if ev, err := sub.Next(ctx); err != nil || ev.Kind != backend.EventUpsert {
+		t.Fatalf("Next = %v, %v; want the upsert", ev.Kind, err)
+	}
+	clock.Advance(time.Second) // a expires
+	if ev, err := sub.Next(ctx); err != nil || ev.Kind != backend.EventExpire {
+		t.Fatalf("Next = %v, %v; want the expiry", ev.Kind, err)
+	}
+	// A reader after a cursor of another epoch gets an overflow first.
+	old := backend.Cursor{Epoch: backend.NewEpoch(time.Now()), Seq: 1}
+	sub2, err := s.Subscribe(ctx, "t", backend.SubscribeRequest{After: &old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	if ev, err := sub2.Next(ctx); err != nil || ev.Kind != backend.EventOverflow {
+		t.Fatalf("Next = %v, %v; want an overflow", ev.Kind, err)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	want := []delivery{
+		{"id", "t", backend.EventUpsert, 7 * time.Millisecond},
+		// An expiry happens at its ExpiresAt, 1 s after the upsert, which the clock passed
+		// by 7 ms.
+		{"id", "t", backend.EventExpire, 7 * time.Millisecond},
+		{"id", "t", backend.EventOverflow, 0},
+	}
+	if diff := cmp.Diff(want, rec.delivered); diff != "" {
+		t.Errorf("Delivered calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"id/t": 1}, rec.expired); diff != "" {
+		t.Errorf("Expired calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestObserverAllocs checks that an observer costs a write and a read no allocation.
+func TestObserverAllocs(t *testing.T) {
+	ctx := context.Background()
+	allocs := func(opts ...memstore.Option) float64 {
+		b := memstore.New(opts...)
+		defer b.Close()
+		s := open(b, "id")
+		sub, err := s.Subscribe(ctx, "t", backend.SubscribeRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		req := backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour}
+		return testing.AllocsPerRun(100, func() {
+			if _, err := s.Upsert(ctx, "t", req); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sub.Next(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	without, with := allocs(), allocs(memstore.WithObserver(&countingObserver{}))
+	if with != without {
+		t.Errorf("Upsert and Next: %v allocations with an observer, %v without", with, without)
+	}
+}
+
+// countingObserver counts deliveries, as a metrics adapter does, without allocating.
+type countingObserver struct {
+	backend.NopObserver
+	mu sync.Mutex
+	n  int
+}
+
+func (o *countingObserver) Delivered(store, tenant string, kind backend.EventKind, age time.Duration) {
+	o.mu.Lock()
+	o.n++
+	o.mu.Unlock()
+}

@@ -1,0 +1,151 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// recorder is a backend.Observer that counts what it is told, by method and argument.
+type recorder struct {
+	mu     sync.Mutex
+	counts map[string]int
+	errs   []error
+}
+
+func (r *recorder) add(what string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.counts = map[string]int{}
+	}
+	r.counts[what] += n
+}
+
+func (r *recorder) count(what string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[what]
+}
+
+func (r *recorder) Delivered(store, tenant string, kind backend.EventKind, age time.Duration) {
+	r.add("delivered "+store+"/"+tenant+" "+kind.String(), 1)
+}
+func (r *recorder) CatchUp(store, tenant string) { r.add("catchup "+store+"/"+tenant, 1) }
+func (r *recorder) WriteBatch(store, tenant string, n int) {
+	r.add("batches "+store+"/"+tenant, 1)
+	r.add("writes "+store+"/"+tenant, n)
+}
+func (r *recorder) Expired(store, tenant string, n int) { r.add("expired "+store+"/"+tenant, n) }
+func (r *recorder) Error(store, tenant, call string, err error) {
+	r.add("error "+store+"/"+tenant+" "+call, 1)
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+
+func TestObserverMiniredis(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithReaderBuffer(4), WithObserver(rec))
+	st, ten := f.open(t, backend.Limits{}), "obs"
+	sub := subscribe(t, st, ten, nil)
+	// Ten lone writes, more than the reader buffers: it catches up from Redis.
+	for range 10 {
+		upsert(t, st, ten, "k", "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 10)
+	if got := rec.count("delivered test/obs upsert"); got != 10 {
+		t.Errorf("%d upserts delivered, want 10", got)
+	}
+	if got := rec.count("catchup test/obs"); got < 1 {
+		t.Errorf("%d catch-up reads, want some: the reader's buffer holds 4 events of 10", got)
+	}
+	if b, w := rec.count("batches test/obs"), rec.count("writes test/obs"); b != 10 || w != 10 {
+		t.Errorf("%d batches of %d writes, want 10 of 10", b, w)
+	}
+	applyBatch(st, ten, writeOp{code: opUpsert, key: "a", value: []byte("1"), ttl: time.Hour},
+		writeOp{code: opUpsert, key: "b", value: []byte("1"), ttl: time.Hour})
+	if b, w := rec.count("batches test/obs"), rec.count("writes test/obs"); b != 11 || w != 12 {
+		t.Errorf("%d batches of %d writes, want 11 of 12 after a batch of 2", b, w)
+	}
+	expectVersions(t, sub, 11, 12)
+
+	// The pump's tick expires a due entry and says so.
+	e := upsert(t, st, ten, "short", "v", 10*time.Second)
+	expectVersions(t, sub, 13, 13)
+	f.shift(time.Duration(e.ExpiresAt-e.UpdatedAt) * time.Millisecond)
+	if ev := next(t, sub); ev.Kind != backend.EventExpire {
+		t.Fatalf("event %+v, want the expiry", ev)
+	}
+	if got := rec.count("expired test/obs"); got != 1 {
+		t.Errorf("%d expiries, want 1", got)
+	}
+	if got := rec.count("delivered test/obs expire"); got != 1 {
+		t.Errorf("%d expire events delivered, want 1", got)
+	}
+
+	// A failed script call is reported with its name; one whose context ended is not.
+	f.mini.SetError("ERR boom")
+	if _, _, err := st.Get(context.Background(), ten, "k"); err == nil {
+		t.Fatal("Get succeeded on a failing server")
+	}
+	f.mini.SetError("")
+	if got := rec.count("error test/obs get"); got != 1 {
+		t.Errorf("%d get errors, want 1", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := st.Get(ctx, ten, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a cancelled context: %v", err)
+	}
+	if got := rec.count("error test/obs get"); got != 1 {
+		t.Errorf("%d get errors after a cancelled Get, want still 1", got)
+	}
+	rec.mu.Lock()
+	for _, err := range rec.errs {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("observed error %v: a context's end is not a failure", err)
+		}
+	}
+	rec.mu.Unlock()
+
+	// An overflow is delivered as such.
+	old := backend.Cursor{Epoch: backend.NewEpoch(time.Now()), Seq: 1}
+	sub2 := subscribe(t, st, ten, &old)
+	if ev := next(t, sub2); ev.Kind != backend.EventOverflow {
+		t.Fatalf("event %+v, want an overflow", ev)
+	}
+	if got := rec.count("delivered test/obs overflow"); got != 1 {
+		t.Errorf("%d overflows delivered, want 1", got)
+	}
+}
+
+// On a real server: deliveries, lone writes, and an expiry by the pump's tick (tick.lua counts
+// what it expired).
+func TestObserverRedis(t *testing.T) {
+	rec := &recorder{}
+	f := newReal(t, WithObserver(rec))
+	st, ten := f.open(t, backend.Limits{}), "obs"
+	sub := subscribe(t, st, ten, nil)
+	upsert(t, st, ten, "long", "v", time.Hour)
+	upsert(t, st, ten, "short", "v", 300*time.Millisecond)
+	expectVersions(t, sub, 1, 2)
+	if ev := next(t, sub); ev.Kind != backend.EventExpire || ev.Key != "short" {
+		t.Fatalf("event %+v, want the expiry of short", ev)
+	}
+	for what, want := range map[string]int{
+		"delivered test/obs upsert": 2,
+		"delivered test/obs expire": 1,
+		"batches test/obs":          2,
+		"writes test/obs":           2,
+		"expired test/obs":          1,
+	} {
+		if got := rec.count(what); got != want {
+			t.Errorf("%s: %d, want %d", what, got, want)
+		}
+	}
+}
