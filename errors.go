@@ -35,6 +35,11 @@ var (
 	ErrEncode = backend.ErrEncode
 	// ErrDecode: a stored value could not be decoded by the store's codec.
 	ErrDecode = backend.ErrDecode
+	// ErrCorrupt: the backend found data it cannot use in the tenant's keys (junk written by
+	// another program, a bad manual fix): a malformed version counter, epoch, stored entry or
+	// expiry. The error names the place and quotes at most 64 bytes of the bad data. The
+	// call wrote nothing; the tenant works again once the bad data is removed or expires.
+	ErrCorrupt = backend.ErrCorrupt
 )
 
 // ConflictError is the error of a write whose condition ([IfNew], [IfExists], [IfVersion]) did

@@ -38,7 +38,9 @@ const maxEntrySlab = 32
 // ([ErrClosed]). An event whose key does not parse as K (written by another program) is
 // returned with the zero key and an error wrapping [ErrInvalidKey]; an upsert whose value the
 // codec cannot decode, with a nil Entry and an error wrapping [ErrDecode]. In both cases the
-// reader has moved past the event and the next Recv goes on.
+// reader has moved past the event and the next Recv goes on. When the backend finds junk in
+// the tenant's data (written by another program), Recv returns an error wrapping [ErrCorrupt]
+// rather than waiting; the next Recv reads again.
 func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	raw, err := r.sub.Next(ctx)
 	if err != nil {

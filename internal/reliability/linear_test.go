@@ -517,7 +517,7 @@ func (r *linRun) work(ctx context.Context, w int, rng *rand.Rand, unexpected fun
 // must never get: it is not a lost connection or a deadline.
 func contractError(err error) bool {
 	for _, e := range []error{ephemeral.ErrCapacity, ephemeral.ErrPayloadTooLarge, ephemeral.ErrInvalidKey, ephemeral.ErrInvalidTenant,
-		ephemeral.ErrInvalidTTL, ephemeral.ErrInvalidConfig, ephemeral.ErrClosed, ephemeral.ErrEncode, ephemeral.ErrDecode} {
+		ephemeral.ErrInvalidTTL, ephemeral.ErrInvalidConfig, ephemeral.ErrClosed, ephemeral.ErrEncode, ephemeral.ErrDecode, ephemeral.ErrCorrupt} {
 		if errors.Is(err, e) {
 			return true
 		}

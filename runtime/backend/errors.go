@@ -23,6 +23,7 @@ var (
 	ErrClosed          = errors.New("ephemeral: closed")
 	ErrEncode          = errors.New("ephemeral: cannot encode value")
 	ErrDecode          = errors.New("ephemeral: cannot decode value")
+	ErrCorrupt         = errors.New("ephemeral: corrupt data in the store")
 )
 
 // CondKind is the kind of a write [Condition].

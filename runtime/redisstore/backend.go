@@ -235,7 +235,7 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		})
 		if err != nil {
 			st.b.failed(tenantKey{st.id, tenant}, "snapshot", err)
-			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
+			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
 		}
 		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
 		if errors.Is(err, errNoMeta) {

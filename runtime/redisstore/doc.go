@@ -31,10 +31,10 @@
 //
 // # Scripts and clock
 //
-// Each operation is one Lua script (embedded from lua/, read and tick with lua/lib.lua in
-// front of them and, before all, the protocol's codes, field names and argument positions that
-// the script names, as Lua constants made from the Go ones), run with EVALSHA and loaded on
-// NOSCRIPT. Every script takes the time from
+// Each operation is one Lua script (embedded from lua/, each with lua/check.lua in front, read
+// and tick with lua/lib.lua too and, before all, the protocol's codes, field names and argument
+// positions that the script names, as Lua constants made from the Go ones), run with EVALSHA
+// and loaded on NOSCRIPT. Every script takes the time from
 // redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
 // every expiry. Times have millisecond precision. A writing script first expires a bounded
 // batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
@@ -92,6 +92,26 @@
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see the failure and resume from their own positions.
+//
+// # Junk in the keys
+//
+// Another program, a bad deploy or a manual fix can leave junk in a tenant's keys. Redis does
+// not roll back a script that fails half-way, so every script first reads and checks all it
+// needs (lua/check.lua, in front of every script): the meta, the stored entries of the keys it
+// touches, the scores of the due members of the expiry set, the type of a key it writes after
+// its first write. Junk, or a key of the wrong type, fails the call before its first write
+// with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names the key and
+// field and quotes at most 64 bytes of the junk. A stream entry ahead of the
+// tenant's version (an XADD with an automatic ID) fails writes the same way: the refused XADD
+// is a script's first write. Get fails for a malformed entry of its key only; Snapshot for a
+// malformed meta or entry. Stream entries that are not events are never an error: the trim
+// drops them as old ones; a reader skips one that stands for a version (or a gap in the
+// versions) with an overflow event, so that it re-snapshots, and passes one that is no
+// version; the pump reads on after them and makes its readers catch up from Redis. When the
+// meta is junk, a reader's Next returns the ErrCorrupt error rather than waiting, and reads
+// again on the next call. The tenant works again once the junk is removed (HDEL, ZREM, or DEL
+// of the stream or of a key of the wrong type: XDEL does not lower a stream's last ID) or the
+// tenant's keys expire.
 //
 // # Metrics
 //

@@ -1,9 +1,9 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -162,6 +162,16 @@ const (
 	never          = 9000000000000000 // META_DUE when nothing is live
 )
 
+// What the scripts accept of what they read (see lua/check.lua), and the error reply of what
+// they do not: corruptCode, the index of the tenant's key (in Lua, from 1), the field (a state
+// hash field, a member of the expiry set) and the first maxQuoted bytes of its bad value, both
+// in hex, and the value's length.
+const (
+	maxDigits   = 16 // digits of a number: a version, a time, a meta field
+	maxQuoted   = 64 // bytes of a bad value the error shows
+	corruptCode = "EPHEMERAL_CORRUPT"
+)
+
 // luaConstants are the constants the Lua sources use, under their Lua names. Every script
 // starts with those it names, as Lua locals (see prelude).
 var luaConstants = []struct {
@@ -224,6 +234,10 @@ var luaConstants = []struct {
 	{"RECONCILE_BATCH", reconcileBatch},
 	{"TRIM_SCAN", trimScan},
 	{"NEVER", never},
+	{"MAX_DIGITS", maxDigits},
+	{"MAX_EPOCH", backend.MaxEpochBytes},
+	{"QUOTE_MAX", maxQuoted},
+	{"CORRUPT", corruptCode},
 }
 
 // prelude returns the Lua locals of the luaConstants that src names: a script defines only
@@ -307,6 +321,55 @@ func evalInts(ctx context.Context, c redis.UniversalClient, src string, cmd []an
 	return ic.Val(), err
 }
 
+// scriptError returns the error of a script call (or another call on a tenant's keys): a
+// corrupt-data reply of lua/check.lua, a key of the wrong type, or an XADD refused because the
+// stream's last ID is ahead of the tenant's version (junk added to the stream), as an error
+// wrapping backend.ErrCorrupt; other errors as they are. None of these replies comes after a
+// write of a script.
+func scriptError(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	msg := re.Error()
+	if strings.Contains(msg, "equal or smaller than the target stream top item") {
+		return fmt.Errorf("%w: the events stream holds an ID ahead of the tenant's version (delete the stream to recover)", backend.ErrCorrupt)
+	}
+	if strings.Contains(msg, "WRONGTYPE") {
+		return fmt.Errorf("%w: a key of the tenant has the wrong type (delete it to recover)", backend.ErrCorrupt)
+	}
+	rest, ok := strings.CutPrefix(msg, corruptCode+" ")
+	if !ok {
+		return err
+	}
+	parts := strings.Split(rest, " ") // the hex of an empty field or value is empty
+	if len(parts) != 4 {
+		return fmt.Errorf("%w: %s", backend.ErrCorrupt, backend.Quote(rest))
+	}
+	k, err1 := strconv.Atoi(parts[0])
+	field, err2 := hex.DecodeString(parts[1])
+	value, err3 := hex.DecodeString(parts[2])
+	n, err4 := strconv.Atoi(parts[3])
+	if err := errors.Join(err1, err2, err3, err4); err != nil || k < 1 || k > numKeys {
+		return fmt.Errorf("%w: %s", backend.ErrCorrupt, backend.Quote(rest))
+	}
+	return corruptError(k-1, string(field), string(value), n)
+}
+
+// corruptError returns the error of a bad value of a field of the tenant's key keys[k]: value,
+// or its first bytes when it is n bytes long.
+func corruptError(k int, field, value string, n int) error {
+	what := [numKeys]string{keyState: "state hash field", keyExp: "expiry set member", keyEvents: "events stream entry"}[k]
+	if field == "" && k != keyState {
+		return fmt.Errorf("%w: the tenant's %s key is a %s (delete it to recover)", backend.ErrCorrupt, keySuffixes[k], backend.Quote(value))
+	}
+	quoted := backend.Quote(value)
+	if n > len(value) {
+		quoted = strconv.Quote(value) + "... (" + strconv.Itoa(n) + " bytes)"
+	}
+	return fmt.Errorf("%w: %s %s: %s", backend.ErrCorrupt, what, backend.Quote(field), quoted)
+}
+
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
 func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := evalCmd(writeScript, keys, writeHeadArgs+writeArgsPerOp*len(ops))
@@ -333,7 +396,7 @@ func runWrite(ctx context.Context, c redis.UniversalClient, keys []string, l bac
 	cmd, _ := writeCmd(keys, l, ops)
 	res, err := evalInts(ctx, c, writeSource, cmd)
 	if err != nil {
-		return nil, err
+		return nil, scriptError(err)
 	}
 	return decodeWrite(res, l, ops)
 }
@@ -406,10 +469,11 @@ func runGet(ctx context.Context, c redis.Scripter, keys []string, key string) (b
 		return backend.Entry{}, false, nil
 	}
 	if err != nil {
-		return backend.Entry{}, false, fmt.Errorf("redisstore: get %q: %w", key, err)
+		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w", backend.Quote(key), scriptError(err))
 	}
 	if len(res) != 2 || !backend.ValidEpoch(res[1]) {
-		return backend.Entry{}, false, fmt.Errorf("redisstore: get %q: unexpected reply %q", key, res)
+		// get.lua checked the epoch it found: there was none beside the entry.
+		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w: an entry without the tenant's epoch", backend.Quote(key), backend.ErrCorrupt)
 	}
 	e, err := parseStored(key, res[0])
 	if err != nil {
@@ -438,7 +502,7 @@ func runRead(ctx context.Context, c redis.Scripter, keys []string, l backend.Lim
 	a.set(readCount, count)
 	res, err := readScript.Run(ctx, c, keys, a...).Slice()
 	if err != nil {
-		return readResult{}, err
+		return readResult{}, scriptError(err)
 	}
 	return decodeRead(res)
 }
@@ -454,6 +518,7 @@ func decodeRead(res []any) (readResult, error) {
 	if !ok || !ok1 || !ok2 || first < 1 {
 		return readResult{}, fmt.Errorf("redisstore: read: unexpected reply %v", res)
 	}
+	first = min(first, int64(head)+1) // an oldest entry beyond the head is junk
 	events, err := parseEntries(raw)
 	if err != nil {
 		return readResult{}, err
@@ -473,7 +538,7 @@ type tickResult struct {
 func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (tickResult, error) {
 	res, err := tickScript.Run(ctx, c, keys, commonArgs(tickArgs, l)...).Slice()
 	if err != nil {
-		return tickResult{}, err
+		return tickResult{}, scriptError(err)
 	}
 	return decodeTick(res)
 }
@@ -512,7 +577,10 @@ func parseSnapshot(state map[string]string, now int64, prefix string) (backend.S
 	if !ok {
 		return backend.Snapshot{}, errNoMeta
 	}
-	seqText := state[metaSeq]
+	seqText, ok := state[metaSeq]
+	if !ok {
+		seqText = "0" // no write yet
+	}
 	keys := make([]string, 0, len(state)) // of the entries, in their field names
 	stored := make([]string, 0, len(state))
 	size := 0
@@ -523,10 +591,14 @@ func parseSnapshot(state map[string]string, now int64, prefix string) (backend.S
 			size += len(s)
 		}
 	}
-	seq, err := strconv.ParseUint(cmp.Or(seqText, "0"), 10, 64)
-	if !backend.ValidEpoch(epoch) || err != nil {
-		return backend.Snapshot{}, fmt.Errorf("malformed meta: epoch %q, version %q", epoch, seqText)
+	if !backend.ValidEpoch(epoch) {
+		return backend.Snapshot{}, corruptError(keyState, metaEpoch, epoch, len(epoch))
 	}
+	v, rest, ok := cutNumber(seqText + "|")
+	if !ok || rest != "" {
+		return backend.Snapshot{}, corruptError(keyState, metaSeq, seqText, len(seqText))
+	}
+	seq := uint64(v)
 	values := make([]byte, 0, size)
 	snap := backend.Snapshot{Entries: make([]backend.Entry, 0, len(keys)), Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}
 	for _, i := range byteOrder(keys) {
@@ -599,11 +671,12 @@ func parseStored(key, s string) (backend.Entry, error) {
 
 // parseHead decodes a stored entry but its value, which it returns as it is.
 func parseHead(key, s string) (backend.Entry, string, error) {
+	s0 := s
 	var n [4]int64
 	for i := range n {
 		v, rest, ok := cutNumber(s)
 		if !ok {
-			return backend.Entry{}, "", fmt.Errorf("redisstore: malformed stored entry of %q", key)
+			return backend.Entry{}, "", corruptError(keyState, entryPrefix+key, s0, len(s0))
 		}
 		n[i], s = v, rest
 	}
@@ -611,9 +684,10 @@ func parseHead(key, s string) (backend.Entry, string, error) {
 }
 
 // cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value
-// and the rest of s after the '|'. At most 18 digits, so that the value cannot overflow.
+// and the rest of s after the '|'. At most maxDigits digits, as lua/check.lua accepts, so that
+// the value cannot overflow.
 func cutNumber(s string) (v int64, rest string, ok bool) {
-	for i := 0; i < len(s) && i <= 18; i++ {
+	for i := 0; i < len(s) && i <= maxDigits; i++ {
 		c := s[i]
 		switch {
 		case c == '|' && i > 0:
@@ -681,8 +755,17 @@ func parseEvent(id string, fields map[string]any) (backend.Event, error) {
 	return ev, nil
 }
 
+// idSeq returns the first part of a stream entry's ID, "<seq>-<n>", or 0 when it has none.
+func idSeq(id string) uint64 {
+	seq, _, _ := strings.Cut(id, "-")
+	v, _ := strconv.ParseUint(seq, 10, 64)
+	return v
+}
+
 // parseEntries decodes stream entries as a script returns them:
-// {{id, {field, value, ...}}, ...}.
+// {{id, {field, value, ...}}, ...}. An entry that is not an event the scripts wrote (junk
+// added by another program) is returned as an event of kind 0 whose version is the first part
+// of its ID, for the reader to skip (see subscription.catchUp).
 func parseEntries(raw []any) ([]backend.Event, error) {
 	evs := make([]backend.Event, 0, len(raw))
 	for _, r := range raw {
@@ -699,7 +782,7 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 		}
 		ev, err := parseEvent(id, fields)
 		if err != nil {
-			return nil, err
+			ev = backend.Event{Version: idSeq(id)}
 		}
 		evs = append(evs, ev)
 	}

@@ -38,6 +38,10 @@ type pump struct {
 	wakeKey string
 	wakeID  string
 	nudged  atomic.Bool // a nudge woke the pump since its last tick
+	// from is the ID of the last entry of the events stream the pump read, which its XREAD
+	// reads after: the pump passes junk entries (added by another program), however they are
+	// numbered.
+	from string
 
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
@@ -104,6 +108,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, ctx: ctx, cancel: cancel,
 			wakeKey: keys[keyState] + ":wake:" + backend.NewEpoch(time.Now()), wakeID: "0-0",
+			from:  strconv.FormatUint(r.head, 10) + "-0",
 			epoch: r.epoch, head: r.head, subs: make(map[*subscription]struct{})}
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
@@ -190,15 +195,23 @@ func (p *pump) stop() {
 func (p *pump) run() {
 	defer p.b.wg.Done()
 	var delay time.Duration
+	corrupt := false // the last step failed on junk in the tenant's keys
 	for {
 		err := p.step()
 		if p.ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			delay = 0
+			delay, corrupt = 0, false
 			continue
 		}
+		if errors.Is(err, errJunk) || errors.Is(err, backend.ErrCorrupt) && !corrupt {
+			// Junk in the tenant's keys: the readers read from Redis for themselves, where
+			// they get the error, or skip the junk with an overflow. (Once for junk that
+			// fails every tick: they have caught up, and no write passes it either.)
+			p.resync()
+		}
+		corrupt = errors.Is(err, backend.ErrCorrupt)
 		delay = nextDelay(delay)
 		if !sleep(p.ctx, delay) {
 			return
@@ -224,6 +237,7 @@ func (p *pump) step() error {
 		// that lacked the last writes): every reader checks its position against Redis.
 		p.epoch, p.head = t.epoch, t.head
 		p.written.Store(0)
+		p.from = strconv.FormatUint(t.head, 10) + "-0"
 		p.mu.Unlock()
 		p.resync()
 		p.mu.Lock()
@@ -237,7 +251,7 @@ func (p *pump) step() error {
 	}
 	block = max(block, time.Millisecond) // BLOCK 0 would wait forever
 	streams, err := p.b.client.XRead(p.ctx, &redis.XReadArgs{
-		Streams: []string{p.keys[keyEvents], p.wakeKey, strconv.FormatUint(head, 10) + "-0", p.wakeID},
+		Streams: []string{p.keys[keyEvents], p.wakeKey, p.from, p.wakeID},
 		Count:   maxRead,
 		Block:   block,
 	}).Result()
@@ -246,9 +260,11 @@ func (p *pump) step() error {
 	}
 	if err != nil {
 		p.b.failed(p.key, "xread", err)
-		return err
+		return scriptError(err)
 	}
 	var events []backend.Event
+	var junk error
+	known := max(head, t.head) // no event of the epoch is beyond, but those read after it
 	for _, st := range streams {
 		if st.Stream == p.wakeKey {
 			p.wakeID = st.Messages[len(st.Messages)-1].ID
@@ -256,19 +272,31 @@ func (p *pump) step() error {
 		}
 		for _, m := range st.Messages {
 			ev, err := parseEvent(m.ID, m.Values)
+			if err == nil && ev.Epoch == epoch {
+				events = append(events, ev)
+				known = max(known, ev.Version)
+				p.from = m.ID
+				continue
+			}
 			if err != nil {
-				p.b.failed(p.key, "xread", err)
-				return err
+				p.b.failed(p.key, "xread", err) // junk: the operator hears of it
 			}
-			if ev.Epoch != epoch {
-				break // the state was lost and made anew: the next tick resyncs
+			// Junk, or an event of a new epoch (the state was lost and made anew, which the
+			// next tick sees): not delivered. The readers read from Redis, and skip it.
+			junk = errJunk
+			if idSeq(m.ID) > known {
+				break // maybe the next tick's epoch: read it again after the tick
 			}
-			events = append(events, ev)
+			p.from = m.ID
 		}
 	}
 	p.deliver(events)
-	return nil
+	return junk
 }
+
+// errJunk is the error of a pump step that read a stream entry that is not an event of the
+// pump's epoch.
+var errJunk = errors.New("redisstore: an entry of the events stream is not an event of the tenant's epoch")
 
 // deliver appends events, the next ones of the pump's epoch, to the tenant's shared log, which
 // wakes the subscriptions that wait.

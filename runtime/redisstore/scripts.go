@@ -10,15 +10,16 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// The scripts, one per operation, each made of the prelude and its files. Script.Run (and
+// The scripts, one per operation, each made of the prelude and its files: check.lua, the
+// checks of what a script reads, comes first in each. Script.Run (and
 // evalInts) calls EVALSHA and falls back to EVAL, which loads the script, on NOSCRIPT. The
 // writes have a script of their own, without lib.lua: it is the hot path.
 var (
-	writeSource = source("write.lua")
+	writeSource = source("check.lua", "write.lua")
 	writeScript = redis.NewScript(writeSource)
-	getScript   = redis.NewScript(source("get.lua"))
-	readScript  = redis.NewScript(source("lib.lua", "read.lua"))
-	tickScript  = redis.NewScript(source("lib.lua", "tick.lua"))
+	getScript   = redis.NewScript(source("check.lua", "get.lua"))
+	readScript  = redis.NewScript(source("check.lua", "lib.lua", "read.lua"))
+	tickScript  = redis.NewScript(source("check.lua", "lib.lua", "tick.lua"))
 )
 
 // source returns the files of lua/ named, in order, after the prelude of the constants they use.

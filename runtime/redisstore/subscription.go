@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,9 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if errors.Is(err, backend.ErrCorrupt) {
+				return nil, err // no retry mends junk; the next call reads again
+			}
 			delay = nextDelay(delay)
 			wait = delay
 		case progress:
@@ -141,7 +145,11 @@ func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
 
 // catchUp reads the events after the subscription's position from Redis and queues them,
 // after an overflow event if the events right after it are gone. It goes back to the pump's
-// log once its position is within the log.
+// log once its position is within the log. An entry of the stream that is not an event (junk
+// added by another program) and a gap in the versions are skipped with an overflow, as lost
+// events: the reader re-snapshots, and never waits for a version that cannot come. Junk that
+// is no version (its ID's second part is not 0, beside a version read) or is beyond the
+// tenant's last version is passed silently.
 func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 	pos := s.pos
 	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
@@ -157,8 +165,20 @@ func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 	}
 	for i := range r.events {
 		ev := &r.events[i]
-		if ev.Epoch != s.pos.Epoch || ev.Version != s.pos.Seq+1 {
-			break
+		if ev.Version <= s.pos.Seq || ev.Version > r.head {
+			continue
+		}
+		junk := ev.Kind == 0 || ev.Epoch != r.epoch
+		if junk || ev.Version != s.pos.Seq+1 {
+			fa := backend.Cursor{Epoch: r.epoch, Seq: ev.Version - 1}
+			if junk {
+				fa.Seq = ev.Version
+			}
+			s.skip(fa, r.now)
+			progress = true
+			if junk {
+				continue
+			}
 		}
 		s.pos = ev.Cursor()
 		if strings.HasPrefix(ev.Key, s.prefix) {
@@ -172,6 +192,18 @@ func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 		s.p.nudge() // the pump has not seen the tenant's new epoch yet
 	}
 	return progress, nil
+}
+
+// skip moves the position to fa, with an overflow event: the reader lost the events between.
+// Skips in a row make one overflow (the queue holds only events read from Redis, which are the
+// subscription's own).
+func (s *subscription) skip(fa backend.Cursor, at int64) {
+	if n := len(s.queue); n > 0 && s.queue[n-1].Kind == backend.EventOverflow && s.queue[n-1].FirstAvailable == s.pos {
+		s.queue[n-1].FirstAvailable = fa
+	} else {
+		s.queue = append(s.queue, &backend.Event{Kind: backend.EventOverflow, Epoch: fa.Epoch, At: at, After: s.pos, FirstAvailable: fa})
+	}
+	s.pos = fa
 }
 
 // trimmed reports whether ev is out of the stream's MaxEvents window, as far as the backend

@@ -1,6 +1,6 @@
 -- lib.lua: shared by read.lua and tick.lua. A prelude generated from protocol.go comes before
--- it: the names in capitals (codes, field names, argument positions) are Go's. The operation's
--- own file is appended to it.
+-- it, then check.lua: the names in capitals (codes, field names, argument positions) are Go's.
+-- The operation's own file is appended to it.
 --
 -- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
@@ -22,9 +22,14 @@ end
 
 -- open reads the tenant's meta in one HMGET; a missing meta gets the candidate epoch. ret and
 -- maxev are the event retention (ms) and the most events kept. Writes to the state hash
--- collect in ctx until finish.
+-- collect in ctx until finish. A malformed meta returns nil and its error reply, before any
+-- write.
 local function open(cand, ret, maxev)
   local m = redis.call('HMGET', K_STATE, META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP)
+  local bad = check_meta(m)
+  if bad then
+    return nil, bad
+  end
   local ctx = {now = now_ms(), ret = ret, maxev = maxev, put = {}}
   ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
@@ -58,32 +63,42 @@ local function emit(ctx, kind, key, ...)
   return v_s
 end
 
+-- expire_one expires key, due at e: the event first, so that a failing XADD (a stream whose
+-- last ID is ahead of the version, see corrupt) is the script's first write.
 local function expire_one(ctx, key, e)
+  emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
   redis.call('HDEL', K_STATE, ENTRY_PREFIX .. key)
   redis.call('ZREM', K_EXP, key)
-  emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
 end
 
 -- reconcile expires a bounded batch of due entries, each with an expire event, counts them in
--- ctx.expired, and finds the next due time. It costs nothing before META_DUE.
+-- ctx.expired, and finds the next due time. It costs nothing before META_DUE. It reads the due
+-- entries and the next one, and returns the error reply of a malformed expiry, before its
+-- first write.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
-    return
+    return nil
   end
   local due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', ctx.now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+  local nxt = redis.call('ZRANGE', K_EXP, #due / 2, #due / 2, 'WITHSCORES')
+  local bad = check_due(due) or check_due(nxt)
+  if bad then
+    return bad
+  end
   for i = 1, #due, 2 do
     expire_one(ctx, due[i], tonumber(due[i + 1]))
   end
   ctx.expired = #due / 2
-  local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
   ctx.due = NEVER
   if #nxt > 0 then
     ctx.due = tonumber(nxt[2])
   end
   put(ctx, META_DUE, num(ctx.due))
+  return nil
 end
 
 -- trim drops the events older than the retention, a bounded number per call, from META_TRIM on.
+-- Entries the scripts did not write (junk) are dropped as old ones.
 local function trim(ctx)
   if ctx.trim > ctx.now then
     return
@@ -91,16 +106,16 @@ local function trim(ctx)
   local cutoff = ctx.now - ctx.ret
   local next_trim = ctx.now + ctx.ret
   local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
-  if #newest > 0 and tonumber(newest[1][2][FIELD_AT_POS]) <= cutoff then
+  if #newest > 0 and (event_at(newest[1]) or ctx.now) <= cutoff then
     redis.call('XTRIM', K_EVENTS, 'MAXLEN', 0)
   elseif #newest > 0 then
     local old = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', TRIM_SCAN)
     local keep = nil
     for i = 1, #old do
-      local at = tonumber(old[i][2][FIELD_AT_POS])
+      local at = event_at(old[i]) or cutoff
       if at > cutoff then
         keep = old[i][1]
-        next_trim = at + ctx.ret
+        next_trim = math.min(at, ctx.now) + ctx.ret
         break
       end
     end

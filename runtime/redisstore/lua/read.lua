@@ -4,7 +4,10 @@
 -- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
 -- them. The first retained version is head+1 when the stream is empty. A missing meta is
 -- created, and expires with the retention unless a write keeps it.
-local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
+local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
+if bad then
+  return bad
+end
 if #ctx.put > 0 then
   redis.call('HSET', K_STATE, unpack(ctx.put))
   redis.call('PEXPIRE', K_STATE, ctx.ret)

@@ -1,7 +1,10 @@
 -- tick.lua: ARGV ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS.
 -- The pump's call: expires a batch of due entries, trims the stream, keeps the keys alive.
 -- Returns {epoch, head version, now, next due time (no expiry is earlier), entries expired}.
-local ctx = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]))
-reconcile(ctx)
+local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), tonumber(ARGV[ARG_MAX_EVENTS]))
+bad = bad or check_type(K_EXP, KEY_EXP, 'zset') or check_type(K_EVENTS, KEY_EVENTS, 'stream') or reconcile(ctx)
+if bad then
+  return bad
+end
 finish(ctx, 0, false)
 return {ctx.epoch, ctx.seq, ctx.now, ctx.due, ctx.expired or 0}

@@ -1,6 +1,7 @@
 -- write.lua: applies a batch of writes (upserts, touches and removes), in order, each with its
--- own result, in one call. It stands alone, without lib.lua, and defines only two functions:
--- every EVALSHA runs the whole script, and every function it defines is a closure made anew.
+-- own result, in one call. It stands alone, without lib.lua (check.lua comes before it), and
+-- defines few functions: every EVALSHA runs the whole script, and every function it defines is
+-- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
 -- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
@@ -13,7 +14,7 @@
 -- and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
 -- STATUS_CONFLICT, the key's version (0 when not live) and zeros. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian.
--- A malformed batch is an error, raised before the first write.
+-- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -33,6 +34,17 @@ for i = 1, n do
   fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
 end
 local m = redis.call('HMGET', K_STATE, unpack(fields))
+-- The expiry set is written after the first event: it must be one.
+local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
+for i = 1, n do
+  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
+  if not bad and m[5 + i] then
+    bad = check_entry(ARGV[a + OP_KEY], m[5 + i])
+  end
+end
+if bad then
+  return bad
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_s = string.format('%d', now)
@@ -70,9 +82,19 @@ local function emit(kind, key, ...)
 end
 
 -- Expire a bounded batch of due entries, each with an expire event, so that they never count
--- against the capacity; this costs nothing before META_DUE.
+-- against the capacity; this costs nothing before META_DUE. The due entries and the next one
+-- are read, and their expiries checked, before the first write (but the DEL of a new epoch,
+-- after which there is nothing to check).
+local d, nxt = nil, nil
 if due <= now then
-  local d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+  d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+  nxt = redis.call('ZRANGE', K_EXP, #d / 2, #d / 2, 'WITHSCORES')
+  bad = check_due(d) or check_due(nxt)
+  if bad then
+    return bad
+  end
+end
+if d then
   if #d > 0 then
     local members, names = {}, {}
     for j = 1, #d, 2 do
@@ -84,7 +106,6 @@ if due <= now then
     redis.call('ZREM', K_EXP, unpack(members))
     redis.call('HDEL', K_STATE, unpack(names))
   end
-  local nxt = redis.call('ZRANGE', K_EXP, 0, 0, 'WITHSCORES')
   due = NEVER
   if #nxt > 0 then
     due = tonumber(nxt[2])
@@ -163,20 +184,21 @@ for i = 1, n do
 end
 
 -- Drop the events older than the retention, a bounded number per call, from META_TRIM on.
+-- Entries the scripts did not write (junk) are dropped as old ones.
 if trim <= now then
   local cutoff = now - ret
   trim = now + ret
   local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
-  if #newest > 0 and tonumber(newest[1][2][FIELD_AT_POS]) <= cutoff then
+  if #newest > 0 and (event_at(newest[1]) or now) <= cutoff then
     redis.call('XTRIM', K_EVENTS, 'MAXLEN', 0)
   elseif #newest > 0 then
     local old = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', TRIM_SCAN)
     local keep = nil
     for j = 1, #old do
-      local at = tonumber(old[j][2][FIELD_AT_POS])
+      local at = event_at(old[j]) or cutoff
       if at > cutoff then
         keep = old[j][1]
-        trim = at + ret
+        trim = math.min(at, now) + ret
         break
       end
     end

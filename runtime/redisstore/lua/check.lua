@@ -1,0 +1,77 @@
+-- check.lua: the checks of what the scripts read from the tenant's keys, in front of every
+-- script. A script runs them before its first write: Redis does not roll back a script that
+-- fails, so junk in the keys (written by another program, a bad manual fix) must fail it before
+-- it has written anything. corrupt makes the error reply, which Go turns into an error
+-- wrapping backend.ErrCorrupt.
+
+-- is_num reports whether s is a number as the scripts write them: 1 to MAX_DIGITS decimal digits.
+local function is_num(s)
+  return #s <= MAX_DIGITS and string.find(s, '^%d+$') ~= nil
+end
+
+-- corrupt returns the error reply of the bad value of field of the tenant's key KEYS[k]:
+-- CORRUPT, k, the field's bytes in hex, the first QUOTE_MAX bytes of value in hex and its length.
+local function corrupt(k, field, value)
+  local function hex(s)
+    return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  end
+  return redis.error_reply(CORRUPT .. ' ' .. k .. ' ' .. hex(field) .. ' ' .. hex(string.sub(value, 1, QUOTE_MAX)) .. ' ' .. #value)
+end
+
+-- check_type returns the error reply of a tenant's key, KEYS[k] named key, that exists with
+-- another type than want, or nil. (A command on a key of the wrong type fails; the scripts
+-- check the type of a key they write after their first write.)
+local function check_type(key, k, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then
+    return corrupt(k, '', t)
+  end
+  return nil
+end
+
+-- check_meta returns the error reply of the first malformed field of the tenant's meta, read
+-- with HMGET in the order META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP into m, or nil.
+local function check_meta(m)
+  if m[1] and not (#m[1] <= MAX_EPOCH and string.find(m[1], '^%w+$')) then
+    return corrupt(KEY_STATE, META_EPOCH, m[1])
+  end
+  for i = 2, 5 do
+    if m[i] and not is_num(m[i]) then
+      return corrupt(KEY_STATE, ({META_SEQ, META_DUE, META_TRIM, META_KEXP})[i - 1], m[i])
+    end
+  end
+  return nil
+end
+
+-- check_entry returns the error reply of a malformed stored entry s of key, or nil. An entry
+-- is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>', each number as is_num says.
+local function check_entry(key, s)
+  local v, c, u, e = string.match(s, '^(%d+)|(%d+)|(%d+)|(%d+)|')
+  if not (e and #v <= MAX_DIGITS and #c <= MAX_DIGITS and #u <= MAX_DIGITS and #e <= MAX_DIGITS) then
+    return corrupt(KEY_STATE, ENTRY_PREFIX .. key, s)
+  end
+  return nil
+end
+
+-- check_due returns the error reply of the first member of the expiry set with a malformed
+-- score in d, a reply of ZRANGE or ZRANGEBYSCORE WITHSCORES, or nil. A score is an expiry: a
+-- whole number of milliseconds, from 0 to NEVER.
+local function check_due(d)
+  for i = 2, #d, 2 do
+    local x = tonumber(d[i])
+    if not (x and x >= 0 and x <= NEVER and x == math.floor(x)) then
+      return corrupt(KEY_EXP, d[i - 1], d[i])
+    end
+  end
+  return nil
+end
+
+-- event_at returns the time of a stream entry read with XRANGE, or nil when the entry is not
+-- one the scripts wrote: the trim drops such entries rather than failing on them.
+local function event_at(entry)
+  local a = entry[2][FIELD_AT_POS]
+  if entry[2][FIELD_AT_POS - 1] == FIELD_AT and a and is_num(a) then
+    return tonumber(a)
+  end
+  return nil
+end
