@@ -187,6 +187,11 @@ func (l *Log) Wait() <-chan struct{} {
 // readers were woken just before, a little later (see wakeSpacing), so that one wake-up
 // delivers the events of several appends.
 func (l *Log) Wake() {
+	if l.wake.Load() == nil {
+		// No reader waits. One about to wait has yet to check At again after its Wait, and
+		// finds the events then (the rule of Wait), so there is nothing to wake.
+		return
+	}
 	l.wmu.Lock()
 	if l.pending {
 		l.wmu.Unlock()
