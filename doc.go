@@ -51,7 +51,7 @@
 // stored bytes for every caller would give that, at the cost of a decode per read; instead, on a
 // backend that keeps values in memory (runtime/memstore), a store whose codec is a [Cloner]
 // decodes each version of a value once, keeps it beside the value, and hands out deep copies
-// made by Clone, which cost a fraction of a decode (an eighth for a small struct with a slice,
+// made by Clone, which cost a fraction of a decode (a tenth for a small struct with a slice,
 // and a plain assignment for one without slices, maps or pointers). With a codec without Clone
 // every read decodes.
 package ephemeral

@@ -167,8 +167,9 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 }
 
 // Wait returns a channel that is closed by the next [Log.Wake] or [Log.Close]. A reader gets
-// the channel first and then checks At again before it waits on it, so that it misses no
-// event.
+// the channel first and then checks At again, and waits on it only if At still says to wait:
+// the appends it missed may have been woken for already, and may have dropped the event it
+// needs as well as added it.
 func (l *Log) Wait() <-chan struct{} {
 	l.waits.Add(1)
 	for {
@@ -186,6 +187,11 @@ func (l *Log) Wait() <-chan struct{} {
 // readers were woken just before, a little later (see wakeSpacing), so that one wake-up
 // delivers the events of several appends.
 func (l *Log) Wake() {
+	if l.wake.Load() == nil {
+		// No reader waits. One about to wait has yet to check At again after its Wait, and
+		// finds the events then (the rule of Wait), so there is nothing to wake.
+		return
+	}
 	l.wmu.Lock()
 	if l.pending {
 		l.wmu.Unlock()

@@ -61,6 +61,8 @@ type subscription struct {
 	// it is read again after checks more events, and after every wait.
 	now    int64
 	checks int
+
+	beforeWait func() // a test's hook, run by next before it gets the channel to wait on
 }
 
 // recheck is how many events a subscription passes on one reading of the clock while it
@@ -120,8 +122,13 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 			}
 			continue
 		}
+		if s.beforeWait != nil {
+			s.beforeWait()
+		}
+		// Get the channel, then check again: an append (and its wake-up) since the check
+		// above either shows here, as the event or as the event gone, or wakes ch.
 		ch := s.log.Wait()
-		if ev, _ := s.log.At(s.pos + 1); ev != nil {
+		if _, wait := s.log.At(s.pos + 1); !wait {
 			continue
 		}
 		s.checks = 0

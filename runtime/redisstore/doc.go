@@ -162,16 +162,17 @@
 // touches, the scores of the due members of the expiry set, the type of a key it writes after
 // its first write. Junk, or a key of the wrong type, fails the call before its first write
 // with an error wrapping [backend.ErrCorrupt] (ephemeral.ErrCorrupt), which names the key and
-// field and quotes at most 64 bytes of the junk. A stream entry ahead of the tenant's version (an XADD with an automatic ID) fails writes the same way: the refused XADD
-// is a script's first write. Get fails for a malformed entry of its key only; Snapshot for a
+// field and quotes at most 64 bytes of the junk. A stream entry ahead of the tenant's version
+// (an XADD with an automatic ID) fails writes the same way: the refused XADD is a script's
+// first write. Get fails for a malformed entry of its key only; Snapshot for a
 // malformed meta or entry. Stream entries that are not events are never an error: the trim
 // drops them as old ones; a reader skips one that stands for a version (or a gap in the
 // versions) with an overflow event, so that it re-snapshots, and passes one that is no
 // version; the pump reads on after them and makes its readers catch up from Redis. When the
 // meta is junk (as a pump's read, or a write of the backend, finds), a reader's Next returns
-// the ErrCorrupt error rather than waiting, and reads again on the next call. The tenant works again once the junk is removed (HDEL, ZREM, or DEL
-// of the stream or of a key of the wrong type: XDEL does not lower a stream's last ID) or the
-// tenant's keys expire.
+// the ErrCorrupt error rather than waiting, and reads again on the next call. The tenant works
+// again once the junk is removed (HDEL, ZREM, or DEL of the stream or of a key of the wrong
+// type: XDEL does not lower a stream's last ID) or the tenant's keys expire.
 //
 // # Overflow and reset
 //

@@ -479,11 +479,9 @@ func runGet(ctx context.Context, c redis.Scripter, keys []string, key string) (b
 	if err != nil {
 		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w", backend.Quote(key), scriptError(err))
 	}
-	if len(res) != 2 {
-		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w reply %q", backend.Quote(key), errMalformed, res)
-	}
-	if !backend.ValidEpoch(res[1]) {
-		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w", backend.Quote(key), corruptError(keyState, metaEpoch, res[1], len(res[1])))
+	if len(res) != 2 || !backend.ValidEpoch(res[1]) {
+		// get.lua checked the epoch it found: there was none beside the entry.
+		return backend.Entry{}, false, fmt.Errorf("redisstore: get %s: %w: an entry without the tenant's epoch", backend.Quote(key), backend.ErrCorrupt)
 	}
 	e, err := parseStored(key, res[0])
 	if err != nil {

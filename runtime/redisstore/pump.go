@@ -363,6 +363,9 @@ func (p *pump) step() error {
 	p.mu.Unlock()
 	var events []backend.Event
 	for _, ev := range r.events {
+		if ev.Kind == 0 {
+			p.b.failed(p.key, "read", errJunk) // the operator hears of it
+		}
 		if ev.Epoch != epoch || ev.Version != head+1 {
 			// A gap (trimmed), or junk (an entry that is no event of the epoch, added by
 			// another program): the readers catch up from Redis, which skips it.
@@ -473,6 +476,10 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	}
 	return now.Err() == nil
 }
+
+// errJunk is the error a pump reports to the observer for an entry of the events stream that
+// is no event (junk added by another program), which it passes.
+var errJunk = fmt.Errorf("redisstore: %w: an entry of the events stream is no event", backend.ErrCorrupt)
 
 // junk makes the readers read from Redis for themselves if err, of a call on the tenant's keys,
 // is junk there (backend.ErrCorrupt): they get the error at once, or skip the junk. Once per

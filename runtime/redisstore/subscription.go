@@ -33,6 +33,8 @@ type subscription struct {
 	log   *backend.Log     // the pump's log it reads; nil while lagging
 	queue []*backend.Event // events read from Redis, for Next
 	seen  *feedFailure     // the pump's last failure Next returned
+
+	beforeWait func() // a test's hook, run by next before it gets the channel to wait on
 }
 
 // Start implements [backend.Subscription].
@@ -84,8 +86,14 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 					return ev, nil
 				}
 			case wait:
+				if s.beforeWait != nil {
+					s.beforeWait()
+				}
+				// Get the channel, then check again: an append (and its wake-up) since the
+				// check above either shows here, as the event or as the event gone (dropped or
+				// the log closed), or wakes ch.
 				ch := l.Wait()
-				if ev, _ := l.At(s.pos.Seq + 1); ev != nil || l.Closed() {
+				if _, wait := l.At(s.pos.Seq + 1); !wait {
 					continue
 				}
 				if err := s.feedErr(); err != nil {

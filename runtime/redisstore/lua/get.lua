@@ -1,12 +1,12 @@
 -- get.lua: ARGV GET_KEY the key. Returns {the stored entry, the tenant's epoch} if the key is
--- live, else nil; a malformed entry is an error. Writes nothing. It stands alone, without
--- lib.lua, as write.lua does.
+-- live, else nil; a malformed entry or epoch is an error. Writes nothing. It stands alone,
+-- without lib.lua, as write.lua does.
 local m = redis.call('HMGET', KEYS[KEY_STATE], ENTRY_PREFIX .. ARGV[GET_KEY], META_EPOCH)
 local s = m[1]
 if not s then
   return false
 end
-local bad = check_entry(ARGV[GET_KEY], s)
+local bad = check_entry(ARGV[GET_KEY], s) or check_meta({m[2]})
 if bad then
   return bad
 end

@@ -73,7 +73,8 @@ end
 
 -- reconcile expires a bounded batch of due entries, each with an expire event, counts them in
 -- ctx.expired, and finds the next due time. It costs nothing before META_DUE. It reads the due
--- entries and the next one, and returns the error reply of a malformed expiry, before its first write.
+-- entries and the next one, and returns the error reply of a malformed expiry, before its
+-- first write.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
     return nil

@@ -1,0 +1,111 @@
+package ephemeral_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+// countingCodec is textCodec with a Clone, counting its decodes.
+type countingCodec struct {
+	textCodec
+	decodes *atomic.Int64
+}
+
+func (c countingCodec) Decode(src []byte, v *text) error {
+	c.decodes.Add(1)
+	return c.textCodec.Decode(src, v)
+}
+
+func (countingCodec) Clone(dst, src *text) { *dst = *src }
+
+// TestDecodeOncePerVersion checks that on memstore a store whose codec has Clone decodes each
+// version of a value once, however many Gets and Snapshots read it, and that a new version is
+// decoded again.
+func TestDecodeOncePerVersion(t *testing.T) {
+	ctx := context.Background()
+	b := memstore.New()
+	defer b.Close()
+	var decodes atomic.Int64
+	s, err := ephemeral.New(b, ephemeral.Config[string, text]{ID: "memo", TTL: time.Hour, Codec: countingCodec{decodes: &decodes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(want string) {
+		t.Helper()
+		for range 3 {
+			if e, ok, err := s.Get(ctx, "k"); err != nil || !ok || e.Value.S != want {
+				t.Fatalf("Get = %+v, %v, %v; want %q", e, ok, err, want)
+			}
+			snap, err := s.Snapshot(ctx)
+			if err != nil || len(snap.Entries) != 2 || snap.Entries[0].Value.S != want {
+				t.Fatalf("Snapshot = %+v, %v; want k = %q first", snap, err, want)
+			}
+		}
+	}
+	for _, kv := range [][2]string{{"k", "v1"}, {"other", "x"}} {
+		if _, err := s.Upsert(ctx, kv[0], text{kv[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read("v1")
+	if n := decodes.Load(); n != 2 {
+		t.Fatalf("%d decodes for 3 Gets and 3 Snapshots of 2 values, want 2", n)
+	}
+	if _, err := s.Upsert(ctx, "k", text{"v2"}); err != nil {
+		t.Fatal(err)
+	}
+	read("v2")
+	if n := decodes.Load(); n != 3 {
+		t.Fatalf("%d decodes after a new version of one value, want 3", n)
+	}
+	if _, err := s.Touch(ctx, "k"); err != nil { // a new version, the same value
+		t.Fatal(err)
+	}
+	read("v2")
+	if n := decodes.Load(); n != 3 {
+		t.Fatalf("%d decodes after a touch, want 3 (the value did not change)", n)
+	}
+}
+
+// TestMemstoreAllocs checks the allocation budget of the typed calls on memstore, with a codec
+// that clones a flat value: an upsert of a live key allocates only the encoded value the backend
+// keeps, a get of a value read before allocates nothing.
+func TestMemstoreAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector")
+	}
+	ctx := context.Background()
+	b := memstore.New()
+	defer b.Close()
+	var decodes atomic.Int64
+	s, err := ephemeral.New(b, ephemeral.Config[string, text]{ID: "allocs", TTL: time.Hour, Codec: countingCodec{decodes: &decodes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := text{"value"}
+	if _, err := s.Upsert(ctx, "k", v); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := s.Upsert(ctx, "k", v); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("Upsert: %v allocations, want at most 1", n)
+	}
+	if _, _, err := s.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok, err := s.Get(ctx, "k"); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}); n > 0 {
+		t.Errorf("Get: %v allocations, want none", n)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ephemeral_test
+
+const raceEnabled = false
