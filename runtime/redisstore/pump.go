@@ -27,13 +27,14 @@ const (
 )
 
 // failAfter is how long a pump's reads fail with errors that no retry fixes (a script error,
-// data it cannot decode) before its readers get the error.
+// junk in the tenant's keys) before its readers get the error.
 const failAfter = 2 * time.Second
 
 // ErrFeed is wrapped by the error a reader gets when its tenant's events cannot be read for a
-// while (about 2 s) for a reason that retrying does not fix, such as a script error or a
-// stream entry that cannot be decoded. The reader may go on calling Next: it gets the events
-// once the cause is gone. Connection errors are retried without it.
+// while (about 2 s) for a reason that retrying does not fix, such as a script error or junk
+// in the tenant's keys that the tick script fails on (then it wraps backend.ErrCorrupt too).
+// The reader may go on calling Next: it gets the events once the cause is gone. Connection
+// errors are retried without it, and junk entries in the stream are skipped with an overflow.
 var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 
 // pump reads one tenant's events for all its subscriptions in a backend, and appends them to
