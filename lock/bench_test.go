@@ -171,7 +171,7 @@ func BenchmarkHandoff(b *testing.B) {
 // h, a harness of newRedis.
 func newRedisSharing(t testing.TB, h harness) harness {
 	client := redis.NewClient(&redis.Options{Addr: h.client.(*redis.Client).Options().Addr})
-	b := redisstore.New(client, redisstore.WithKeyPrefix(h.prefix), redisstore.WithMaxBlock(100*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithKeyPrefix(h.prefix), redisstore.WithPollInterval(100*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
 		client.Close()

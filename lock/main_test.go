@@ -84,7 +84,7 @@ func newMiniredis(t testing.TB) harness {
 	m.SetTime(now)
 	m.ClockTTL(true)
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	b := redisstore.New(client, redisstore.WithMaxBlock(20*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithPollInterval(20*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
 		client.Close()
@@ -118,7 +118,7 @@ func newCluster(t testing.TB) harness {
 // the end.
 func newOn(t testing.TB, client redis.UniversalClient) harness {
 	prefix := "ephemeral-locktest-" + backend.NewEpoch(time.Now())
-	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(100*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(100*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
 		deleteKeys(client, prefix)

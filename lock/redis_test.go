@@ -35,7 +35,7 @@ func TestKilledConnection(t *testing.T) {
 	// The holder's client is named, for CLIENT KILL; the contender's has connections of its own,
 	// which survive the kills. Both backends share the keys.
 	locker := func(client *redis.Client) *Locker {
-		b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(100*time.Millisecond))
+		b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(100*time.Millisecond))
 		t.Cleanup(func() {
 			b.Close()
 			client.Close()

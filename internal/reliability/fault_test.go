@@ -32,7 +32,7 @@ type faultFixture struct {
 func newFaultFixture(t *testing.T, l ephemeral.Limits) *faultFixture {
 	srv := startServer(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.addr()})
-	b := redisstore.New(client, redisstore.WithMaxBlock(200*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithPollInterval(200*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
 		client.Close()

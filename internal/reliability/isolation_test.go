@@ -156,7 +156,7 @@ func TestIsolationNoKeysLeftMiniredis(t *testing.T) {
 func TestIsolationNoKeysLeftRedis(t *testing.T) {
 	client := realClient(t)
 	prefix := testPrefix()
-	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(100*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(100*time.Millisecond))
 	defer b.Close()
 	defer deleteKeys(context.Background(), client, prefix)
 	abandon(t, b, 200*time.Millisecond, 400*time.Millisecond)

@@ -136,7 +136,7 @@ func redisTarget(t *testing.T, nodes []*server, newClient func(name string, retr
 	prefix := testPrefix()
 	tg.newStore = func(t *testing.T, name string) *ephemeral.Store[string, string] {
 		c := newClient(name, name == linClientPrefix+"reader")
-		b := redisstore.New(c, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(200*time.Millisecond))
+		b := redisstore.New(c, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(200*time.Millisecond))
 		t.Cleanup(func() {
 			b.Close()
 			c.Close()

@@ -121,7 +121,7 @@ func newMiniTarget(t testing.TB) target {
 	m.SetTime(start)
 	m.ClockTTL(true)
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	b := redisstore.New(client, redisstore.WithMaxBlock(10*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithPollInterval(10*time.Millisecond))
 	var mu sync.Mutex
 	now := start
 	return target{
@@ -171,7 +171,7 @@ func clusterClient(t testing.TB) redis.UniversalClient {
 // its keys.
 func newRealTarget(client redis.UniversalClient) target {
 	prefix := testPrefix()
-	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithMaxBlock(200*time.Millisecond))
+	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(200*time.Millisecond))
 	return target{backend: b, close: func() {
 		b.Close()
 		_, _ = deleteKeys(context.Background(), client, prefix)

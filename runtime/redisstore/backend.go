@@ -21,19 +21,19 @@ const maxPumpCalls = 8
 
 // Defaults of the options.
 const (
-	DefaultMaxBlock     = 10 * time.Second
+	DefaultPollInterval = 10 * time.Second
 	DefaultReaderBuffer = 1024
 )
 
 // Backend is a [backend.Backend] on Redis. It is safe for concurrent use. Make one with [New]
 // and Close it when done; Close does not close the Redis client.
 type Backend struct {
-	client   redis.UniversalClient
-	prefix   string
-	maxBlock time.Duration
-	buffer   int
-	obs      backend.Observer
-	observed bool // obs was given: a delivered event is worth a clock reading
+	client    redis.UniversalClient
+	prefix    string
+	pollEvery time.Duration
+	buffer    int
+	obs       backend.Observer
+	observed  bool // obs was given: a delivered event is worth a clock reading
 
 	closed atomic.Bool
 	done   chan struct{}       // closed by Close
@@ -70,13 +70,13 @@ type Option func(*Backend)
 // panics otherwise.
 func WithKeyPrefix(prefix string) Option { return func(b *Backend) { b.prefix = prefix } }
 
-// WithMaxBlock sets how often the backend checks the version of every tenant it has readers
+// WithPollInterval sets how often the backend checks the version of every tenant it has readers
 // of (default 10 s; pipelined HMGETs, 500 tenants per round trip): it bounds how soon the
 // readers of a tenant where nothing is written notice that its state was lost (a FLUSHALL, a
 // restart without persistence). It also bounds, up to a second, how long the backend's
 // pub/sub connection may be silent before it is pinged. Events and expiries are never later
 // because of it: the pumps read when a notice or an expiry asks.
-func WithMaxBlock(d time.Duration) Option { return func(b *Backend) { b.maxBlock = d } }
+func WithPollInterval(d time.Duration) Option { return func(b *Backend) { b.pollEvery = d } }
 
 // WithReaderBuffer sets how many of a tenant's latest events the backend keeps in memory for
 // its readers, in the log they share (default 1024; events older than 10 s are dropped too). A
@@ -95,7 +95,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	b := &Backend{
 		client:     client,
 		prefix:     DefaultKeyPrefix,
-		maxBlock:   DefaultMaxBlock,
+		pollEvery:  DefaultPollInterval,
 		buffer:     DefaultReaderBuffer,
 		stores:     make(map[string]*store),
 		pumps:      make(map[tenantKey]*pump),
@@ -115,7 +115,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	if b.prefix == "" || strings.ContainsAny(b.prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: invalid key prefix %q: want non-empty, without '{' or '}'", b.prefix))
 	}
-	b.maxBlock = max(b.maxBlock, time.Millisecond)
+	b.pollEvery = max(b.pollEvery, time.Millisecond)
 	b.buffer = max(b.buffer, 1)
 	return b
 }

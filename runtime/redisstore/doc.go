@@ -103,7 +103,7 @@
 // what it has seen: notices published before the subscription took effect, or while the
 // connection was down, are made up for. A connection silent for a second is pinged, and
 // replaced if it stays silent or the server refuses a subscription. The same check runs for
-// every tenant with readers every max block time ([WithMaxBlock], 10 s by default), which
+// every tenant with readers every poll interval ([WithPollInterval], 10 s by default), which
 // bounds how soon the readers of a tenant where nothing is written notice that its state was
 // lost; it also ticks a tenant whose expiry is due by the server's clock if the pump's timer
 // has not (clocks that drift).
@@ -187,7 +187,7 @@
 // it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
 // tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
 // epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
-// new epoch with the next notice (a write publishes it), at most the max block time later,
+// new epoch with the next notice (a write publishes it), at most the poll interval later,
 // or at once when a subscriber or a catching-up reader has seen the new epoch first (it
 // nudges the pump). A cursor of the current epoch beyond the tenant's last version is rejected with
 // [backend.ErrInvalidCursor].

@@ -39,14 +39,14 @@ type fixture struct {
 
 // newMini returns a backend on a fresh miniredis whose clock (TIME, and key TTLs with
 // ClockTTL) only moves when the test advances it. Advancing also runs the tick of every pump,
-// as a pump's XREAD blocks in real time and would otherwise wake only after the max block.
+// as a pump's timer runs in real time and would otherwise fire only at the server's due time.
 func newMini(t testing.TB, opts ...Option) fixture {
 	m := miniredis.RunT(t)
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	m.SetTime(now)
 	m.ClockTTL(true)
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	b := New(client, append([]Option{WithMaxBlock(50 * time.Millisecond)}, opts...)...)
+	b := New(client, append([]Option{WithPollInterval(50 * time.Millisecond)}, opts...)...)
 	t.Cleanup(func() {
 		b.Close()
 		client.Close()
@@ -103,7 +103,7 @@ func newSentinel(t testing.TB, opts ...Option) fixture {
 
 func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
 	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
-	b := New(client, append([]Option{WithKeyPrefix(prefix), WithMaxBlock(200 * time.Millisecond)}, opts...)...)
+	b := New(client, append([]Option{WithKeyPrefix(prefix), WithPollInterval(200 * time.Millisecond)}, opts...)...)
 	t.Cleanup(func() {
 		b.Close()
 		deleteKeys(client, prefix)

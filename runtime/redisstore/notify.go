@@ -112,7 +112,7 @@ func (h *hub) sync(ctx context.Context, ch string) {
 // first or one after go-redis or redial dialled again, has the pump's tenant checked (see
 // verify), and the pump read it if it changed; a
 // notice makes it read if the notice is news to it. A connection silent for a second (or
-// the max block time, if shorter) is pinged; if it stays silent for another, or a subscription fails, it is replaced.
+// the poll interval, if shorter) is pinged; if it stays silent for another, or a subscription fails, it is replaced.
 func (h *hub) run() {
 	defer h.b.wg.Done()
 	var delay time.Duration
@@ -165,7 +165,7 @@ func (h *hub) run() {
 }
 
 // pingEvery is how long a pub/sub connection may be silent before it is pinged.
-func (b *Backend) pingEvery() time.Duration { return min(b.maxBlock, time.Second) }
+func (b *Backend) pingEvery() time.Duration { return min(b.pollEvery, time.Second) }
 
 // sleep waits for d; it reports false if the backend closed meanwhile.
 func (h *hub) sleep(d time.Duration) bool {

@@ -404,12 +404,12 @@ func (b *Backend) verify(p *pump) {
 
 // poll checks the epoch and version of tenants with a pump, in pipelines of HMGETs, and makes
 // the pumps whose tenant changed without a notice read it: those just subscribed (see
-// verify), at once, and all of them every max block time, for a reset where nothing is
+// verify), at once, and all of them every poll interval, for a reset where nothing is
 // written (FLUSHALL, a restart without persistence). A few round trips for thousands of
 // tenants, rather than a read each.
 func (b *Backend) poll() {
 	defer b.wg.Done()
-	t := time.NewTicker(b.maxBlock)
+	t := time.NewTicker(b.pollEvery)
 	defer t.Stop()
 	for {
 		var pumps []*pump
@@ -440,7 +440,7 @@ func (b *Backend) poll() {
 // time, and nudges the pumps that have not seen that version or whose tenant has an expiry
 // due. It reports whether Redis answered.
 func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.maxBlock)
+	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
 	cmds := make([]*redis.SliceCmd, len(pumps))
 	var now *redis.TimeCmd

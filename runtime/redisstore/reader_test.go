@@ -195,9 +195,9 @@ func TestExpireEventMiniredis(t *testing.T) {
 	}
 }
 
-// The pump blocks only until the next expiry, not for the max block time.
+// The pump ticks when the next expiry is due, on its own timer, not at the poll interval.
 func TestExpireEventRedis(t *testing.T) {
-	f := newReal(t, WithMaxBlock(time.Minute))
+	f := newReal(t, WithPollInterval(time.Minute))
 	st, ten := f.open(t, backend.Limits{}), "exp"
 	sub := subscribe(t, st, ten, nil)
 	upsert(t, st, ten, "long", "v", time.Hour)
@@ -273,7 +273,7 @@ func TestTransientErrorRedis(t *testing.T) {
 // A reader that finds a new epoch in Redis before its pump does nudges the pump, so the other
 // readers learn of the reset without waiting for the max block time.
 func TestResetNudgesPumpMiniredis(t *testing.T) {
-	f := newMini(t, WithMaxBlock(time.Minute))
+	f := newMini(t, WithPollInterval(time.Minute))
 	ctx := context.Background()
 	st, ten := f.open(t, backend.Limits{}), "nudge"
 	upsert(t, st, ten, "k", "v", time.Hour)

@@ -36,7 +36,7 @@ func BenchmarkTenants(b *testing.B) {
 	for _, readers := range []bool{false, true} {
 		b.Run(fmt.Sprintf("readers=%v", readers), func(b *testing.B) {
 			name := "ephemeral-bench-" + backend.NewEpoch(time.Now())
-			f := newOn(b, redis.NewClient(&redis.Options{Addr: addr, ClientName: name}), []Option{WithMaxBlock(DefaultMaxBlock)})
+			f := newOn(b, redis.NewClient(&redis.Options{Addr: addr, ClientName: name}), []Option{WithPollInterval(DefaultPollInterval)})
 			ctx := context.Background()
 			st := f.open(b, backend.Limits{})
 			tenant := func(i int) string { return fmt.Sprint("room-", i) }
