@@ -30,7 +30,10 @@ func TestKilledConnection(t *testing.T) {
 	name := "locktest-" + backend.NewEpoch(time.Now())
 	prefix := "ephemeral-" + name
 	admin := redis.NewClient(&redis.Options{Addr: addr})
-	defer admin.Close()
+	t.Cleanup(func() { // a cleanup, not a defer: it must run after the other cleanups too
+		admin.Do(context.Background(), "SHUTDOWN", "NOSAVE")
+		admin.Close()
+	})
 	defer deleteKeys(admin, prefix)
 	// The holder's client is named, for CLIENT KILL; the contender's has connections of its own,
 	// which survive the kills. Both backends share the keys.
@@ -145,7 +148,10 @@ func TestTokensAcrossRestart(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	admin := redis.NewClient(&redis.Options{Addr: addr})
-	defer admin.Close()
+	t.Cleanup(func() { // a cleanup, not a defer: it must run after the other cleanups too
+		admin.Do(context.Background(), "SHUTDOWN", "NOSAVE")
+		admin.Close()
+	})
 	waitUp := func() {
 		for i := 0; admin.Ping(context.Background()).Err() != nil; i++ {
 			if i == 500 {
@@ -155,7 +161,6 @@ func TestTokensAcrossRestart(t *testing.T) {
 		}
 	}
 	startServer()
-	t.Cleanup(func() { admin.Shutdown(context.Background()) })
 	waitUp()
 
 	client := redis.NewClient(&redis.Options{Addr: addr})
