@@ -438,25 +438,31 @@ func (r *runner) openReaders(ctx context.Context, store *SampleStore, n int) ([]
 	return readers, nil
 }
 
+// nextUpsert returns the next upsert event of rd, counting in overflows the overflow events it
+// passes on the way and skipping the other kinds.
+func nextUpsert(ctx context.Context, rd *ephemeral.Reader[string, Sample], overflows *atomic.Int64) (ephemeral.Event[string, Sample], error) {
+	for {
+		ev, err := rd.Recv(ctx)
+		if err != nil || ev.Kind == ephemeral.EventUpsert {
+			return ev, err
+		}
+		if ev.Kind == ephemeral.EventOverflow {
+			overflows.Add(1)
+		}
+	}
+}
+
 // receive reads upsert events until it has one of every Seq of written or ctx is done, and
 // records in h the delay of each after its upsert returned and, unless sinceCall is nil, in
 // sinceCall the delay after the upsert was called (started).
 func receive(ctx context.Context, rd *ephemeral.Reader[string, Sample], written, started []atomic.Int64, epoch time.Time, h, sinceCall *hist, overflows *atomic.Int64) error {
 	for got := 0; got < len(written); {
-		ev, err := rd.Recv(ctx)
+		ev, err := nextUpsert(ctx, rd, overflows)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // out of time: the rest counts as missing
 			}
 			return err
-		}
-		switch ev.Kind {
-		case ephemeral.EventOverflow:
-			overflows.Add(1)
-			continue
-		case ephemeral.EventUpsert:
-		default:
-			continue
 		}
 		now := int64(time.Since(epoch))
 		seq := ev.Entry.Value.Seq

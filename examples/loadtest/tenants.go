@@ -215,20 +215,12 @@ wait:
 // each upsert event of Seq m or later the delay after its upsert returned.
 func receiveTenant(ctx context.Context, rd *ephemeral.Reader[string, Sample], i, n, m int, written []atomic.Int64, epoch time.Time, h *hist, delivered, overflows *atomic.Int64) error {
 	for {
-		ev, err := rd.Recv(ctx)
+		ev, err := nextUpsert(ctx, rd, overflows)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
-		}
-		switch ev.Kind {
-		case ephemeral.EventOverflow:
-			overflows.Add(1)
-			continue
-		case ephemeral.EventUpsert:
-		default:
-			continue
 		}
 		now := int64(time.Since(epoch))
 		j := ev.Entry.Value.Seq
