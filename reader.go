@@ -23,21 +23,14 @@ type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
 
-	pos position // the cursor of the last event received
-	// entries is where the next events' entries are made: a reader allocates them a few at a
-	// time. Owned by Recv.
-	entries []Entry[K, T]
-	slab    int // the size of the last allocation of entries
+	pos   position    // the cursor of the last event received
+	entry Entry[K, T] // where Recv makes an event's entry; owned by Recv
 }
-
-// maxEntrySlab is the most entries a reader allocates at once; it starts with one and
-// doubles, so that a reader of few events holds few.
-const maxEntrySlab = 32
 
 // Recv blocks until the next event, ctx is done (it returns ctx.Err()) or the reader is closed
 // ([ErrClosed]). An event whose key does not parse as K (written by another program) is
 // returned with the zero key and an error wrapping [ErrInvalidKey]; an upsert whose value the
-// codec cannot decode, with a nil Entry and an error wrapping [ErrDecode]. In both cases the
+// codec cannot decode, with the zero Entry and an error wrapping [ErrDecode]. In both cases the
 // reader has moved past the event and the next Recv goes on. When the backend finds junk in
 // the tenant's data (written by another program), Recv returns an error wrapping [ErrCorrupt]
 // rather than waiting; the next Recv reads again.
@@ -52,16 +45,12 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	if m.err != nil || raw.Kind != EventUpsert {
 		return ev, m.err
 	}
-	if len(r.entries) == 0 {
-		r.slab = min(max(2*r.slab, 1), maxEntrySlab)
-		r.entries = make([]Entry[K, T], r.slab)
-	}
-	entry := &r.entries[0]
-	if err := r.s.copyEntry(entry, &m.entry, raw); err != nil {
+	// The copy is made in r.entry, not in ev: the codec's Clone, called through a func value,
+	// would move ev to the heap, an allocation per event.
+	if err := r.s.copyEntry(&r.entry, &m.entry, raw); err != nil {
 		return ev, err
 	}
-	r.entries = r.entries[1:]
-	ev.Entry = entry
+	ev.Entry = r.entry
 	return ev, nil
 }
 

@@ -185,9 +185,9 @@ func TestTypedReader(t *testing.T) {
 	for ev, err := range r.Events(ctx) {
 		switch {
 		case errors.Is(err, ephemeral.ErrInvalidKey):
-			got = append(got, fmt.Sprintf("key-error:%s:%v@%s", fields(ev.Key), ev.Entry == nil, ev.Cursor))
+			got = append(got, fmt.Sprintf("key-error:%s:%v@%s", fields(ev.Key), ev.Entry.Version == 0, ev.Cursor))
 		case errors.Is(err, ephemeral.ErrDecode):
-			got = append(got, fmt.Sprintf("decode-error:%s:%v@%s", fields(ev.Key), ev.Entry == nil, ev.Cursor))
+			got = append(got, fmt.Sprintf("decode-error:%s:%v@%s", fields(ev.Key), ev.Entry.Version == 0, ev.Cursor))
 		case err != nil:
 			t.Fatal(err)
 		case ev.Kind == ephemeral.EventUpsert:

@@ -62,9 +62,12 @@ type Event[K, T any] struct {
 	Version uint64 // the version this change produced; 0 on overflow
 	At      time.Time
 
-	Entry     *Entry[K, T] // upsert: the entry as written
-	ExpiresAt time.Time    // upsert and touch: the new expiry; expire: the expiry reached
-	Reason    string       // delete: the reason given to Remove, if any
+	// Entry is, for an upsert, the entry as written; the zero Entry for the other kinds, and
+	// for an upsert whose value did not decode. It is a value, not a pointer: a reader of
+	// many events allocates nothing for them.
+	Entry     Entry[K, T]
+	ExpiresAt time.Time // upsert and touch: the new expiry; expire: the expiry reached
+	Reason    string    // delete: the reason given to Remove, if any
 
 	After          string // overflow: the cursor the reader had
 	FirstAvailable string // overflow: the cursor the reader continues after

@@ -154,7 +154,7 @@ func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Read
 		case ephemeral.EventOverflow:
 			return errResync
 		case ephemeral.EventUpsert:
-			err = sse.send(ev.Cursor, "upsert", viewOf(ev.Entry))
+			err = sse.send(ev.Cursor, "upsert", viewOf(&ev.Entry))
 		case ephemeral.EventDelete, ephemeral.EventExpire:
 			err = sse.send(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
 		default:

@@ -161,7 +161,7 @@ func (l *eventLog) expect(t *testing.T, kind ephemeral.EventKind, name string) e
 		if err != nil {
 			t.Fatalf("read events: %v", err)
 		}
-		if ev.Entry != nil {
+		if ev.Kind == ephemeral.EventUpsert {
 			l.names[ev.Key] = ev.Entry.Value.Name
 		}
 		if ev.Kind == kind && l.names[ev.Key] == name {

@@ -130,7 +130,7 @@ func Readers(b *testing.B, be ephemeral.Backend, readers, rate int) {
 			}
 			for got := range n {
 				ev, err := r.Recv(ctx)
-				if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Entry == nil {
+				if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Entry.Version == 0 {
 					missing.Add(int64(n - got))
 					break
 				}

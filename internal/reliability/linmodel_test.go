@@ -465,8 +465,8 @@ func matchEvents(ops []*linOp, events []linEvent) []string {
 		switch {
 		case !o.applied():
 			bad = append(bad, fmt.Sprintf("event %+v of a call that reported no change: %v", ev, o))
-		case o.in.kind == linUpsert && (ev.Version != o.out.version || *ev.Entry != o.entry):
-			bad = append(bad, fmt.Sprintf("event %+v, entry %+v; the upsert returned %+v", ev, *ev.Entry, o.entry))
+		case o.in.kind == linUpsert && (ev.Version != o.out.version || ev.Entry != o.entry):
+			bad = append(bad, fmt.Sprintf("event %+v, entry %+v; the upsert returned %+v", ev, ev.Entry, o.entry))
 		case o.in.kind == linTouch && (ev.Version != o.touch.Version || !ev.ExpiresAt.Equal(o.touch.ExpiresAt)):
 			bad = append(bad, fmt.Sprintf("event %+v; the touch returned %+v", ev, o.touch))
 		}

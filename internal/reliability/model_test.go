@@ -566,7 +566,7 @@ func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev 
 		if live {
 			want.CreatedAt = e.created
 		}
-		if d := gocmp.Diff(&want, ev.Entry); d != "" {
+		if d := gocmp.Diff(want, ev.Entry); d != "" {
 			rt.Fatalf("%v: event entry (-want +got):\n%s", o, d)
 		}
 		if d := gocmp.Diff(want, o.entry); d != "" {

@@ -635,7 +635,7 @@ func testSnapshotCursorConcurrent(e *env) {
 func apply(replica map[string]ephemeral.Entry[string, item], ev ephemeral.Event[string, item]) {
 	switch ev.Kind {
 	case ephemeral.EventUpsert:
-		replica[ev.Key] = *ev.Entry
+		replica[ev.Key] = ev.Entry
 	case ephemeral.EventTouch:
 		en := replica[ev.Key]
 		en.Version, en.UpdatedAt, en.ExpiresAt = ev.Version, ev.At, ev.ExpiresAt
@@ -736,7 +736,7 @@ func testExpiry(e *env) {
 	e.recvKind(r, ephemeral.EventUpsert, "k")
 	e.advance(ttl)
 	ev := e.recvKind(r, ephemeral.EventExpire, "k") // nothing else happens in the tenant
-	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || ev.Entry != nil {
+	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || ev.Entry.Version != 0 {
 		e.Fatalf("expire event %+v, want version > %d, At not before %v, no entry", ev, ent.Version, ent.ExpiresAt)
 	}
 	e.mustMiss(s, "k")
@@ -796,21 +796,21 @@ func testEventFields(e *env) {
 	if up.Version != ent.Version || !up.At.Equal(ent.UpdatedAt) || e.cursor(up.Cursor).Seq != ent.Version {
 		e.Fatalf("upsert event %+v, want version %d at %v", up, ent.Version, ent.UpdatedAt)
 	}
-	if d := cmp.Diff(&ent, up.Entry); d != "" {
+	if d := cmp.Diff(ent, up.Entry); d != "" {
 		e.Fatalf("upsert event entry (-want +got):\n%s", d)
 	}
 
 	e.advance(5 * time.Millisecond)
 	tr := e.touch(s, "k", ephemeral.WithTTL(2*time.Minute))
 	touch := e.recvKind(r, ephemeral.EventTouch, "k")
-	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || touch.Entry != nil ||
+	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || touch.Entry.Version != 0 ||
 		!touch.At.After(up.At) || touch.ExpiresAt.Sub(touch.At) != 2*time.Minute {
 		e.Fatalf("touch event %+v, want version %d, expiry %v = At + 2m, no entry", touch, tr.Version, tr.ExpiresAt)
 	}
 
 	e.remove(s, "k", ephemeral.WithReason("bye"))
 	del := e.recvKind(r, ephemeral.EventDelete, "k")
-	if del.Reason != "bye" || del.Version <= touch.Version || del.Entry != nil {
+	if del.Reason != "bye" || del.Version <= touch.Version || del.Entry.Version != 0 {
 		e.Fatalf("delete event %+v, want reason bye, version > %d", del, touch.Version)
 	}
 	e.upsert(s, "k2", item{})
