@@ -365,6 +365,8 @@ type Lease struct {
 	expiresAt time.Time  // on the backend's clock, as last reported
 	deadline  time.Time  // on this clock: the TTL after the last successful extend was sent
 	lost      *LostError // set once the lease is known to be lost
+	// releaseTried says that a Release failed with an error that leaves its outcome unknown.
+	releaseTried bool
 }
 
 // Name returns the lock's name.
@@ -405,12 +407,26 @@ func (le *Lease) Extend(ctx context.Context) error {
 // Release frees the lock if this lease still holds it. It fails with a *[LostError]
 // ([ErrLeaseLost]) when the lease had already been lost; then it released nothing, in
 // particular not the lease of another owner.
+//
+// Any other error (the backend's) leaves the outcome unknown: the release may have been
+// applied before the reply was lost. A Release called again after such an error that finds
+// the lease gone fails with a *LostError whose Reason says that the earlier call may have
+// released it.
 func (le *Lease) Release(ctx context.Context) error {
 	ok, err := le.l.store.Remove(ctx, key, ephemeral.WithTenant(le.name), ephemeral.IfCursor(le.token.String()), ephemeral.WithReason("release"))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !ok:
+		le.mu.Lock()
+		tried := le.releaseTried
+		le.mu.Unlock()
+		if tried {
+			return le.lose("release: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
+		}
 		return le.lose("release: the lock is no longer held by this lease")
 	case err != nil:
+		le.mu.Lock()
+		le.releaseTried = true
+		le.mu.Unlock()
 		return err
 	}
 	le.lose("released")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -365,6 +366,52 @@ func TestAcquireSentTwice(t *testing.T) {
 		t.Fatalf("second TryAcquire of the same owner: %v, want ErrNotAcquired", err)
 	}
 	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lostReplyBackend applies every remove and then fails it, as a connection does that drops
+// the reply of a write the server applied.
+type lostReplyBackend struct{ ephemeral.Backend }
+
+func (b lostReplyBackend) Open(id string, l backend.Limits) (backend.Store, error) {
+	st, err := b.Backend.Open(id, l)
+	return lostReplyStore{st}, err
+}
+
+type lostReplyStore struct{ backend.Store }
+
+var errLostReply = errors.New("connection reset before the reply")
+
+func (s lostReplyStore) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
+	if _, err := s.Store.Remove(ctx, tenant, req); err != nil {
+		return false, err
+	}
+	return false, errLostReply
+}
+
+// A Release whose reply was lost leaves the outcome unknown; called again, it finds the lease
+// gone and says that the first call may have released it. The lock is free either way.
+func TestReleaseReplyLost(t *testing.T) {
+	h := newMemstore(t)
+	l, err := New(lostReplyBackend{h.b}, WithOwner("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := acquire(t, l, "lost-reply")
+	if err := lease.Release(t.Context()); !errors.Is(err, errLostReply) || errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("first Release: %v, want the backend's error", err)
+	}
+	err = lease.Release(t.Context())
+	var lost *LostError
+	if !errors.As(err, &lost) || !strings.Contains(lost.Reason, "earlier Release") {
+		t.Fatalf("second Release: %v, want a *LostError that names the earlier Release", err)
+	}
+	other, err := New(h.b, WithOwner("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acquire(t, other, "lost-reply").Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 }
