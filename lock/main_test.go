@@ -2,15 +2,13 @@ package lock
 
 import (
 	"context"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral"
-	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -20,12 +18,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-// The environment variables that name real servers for the tests.
-const (
-	envRedis   = "EPHEMERAL_REDIS_ADDR"    // host:port of a standalone server
-	envCluster = "EPHEMERAL_REDIS_CLUSTER" // comma-separated addresses of cluster nodes
-)
 
 // harness is a backend under test and the way to move its time.
 type harness struct {
@@ -98,51 +90,20 @@ func newMiniredis(t testing.TB) harness {
 	}}
 }
 
-func newRedis(t testing.TB) harness {
-	addr := os.Getenv(envRedis)
-	if addr == "" {
-		t.Skipf("set %s to run against a real Redis server", envRedis)
-	}
-	return newOn(t, redis.NewClient(&redis.Options{Addr: addr}))
-}
+func newRedis(t testing.TB) harness { return newOn(t, redistest.Client(t)) }
 
-func newCluster(t testing.TB) harness {
-	addrs := os.Getenv(envCluster)
-	if addrs == "" {
-		t.Skipf("set %s to run against a Redis Cluster", envCluster)
-	}
-	return newOn(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")}))
-}
+func newCluster(t testing.TB) harness { return newOn(t, redistest.Cluster(t)) }
 
 // newOn returns a backend on client with a key prefix of its own, whose keys it deletes at
 // the end.
 func newOn(t testing.TB, client redis.UniversalClient) harness {
-	prefix := "ephemeral-locktest-" + backend.NewEpoch(time.Now())
+	prefix := redistest.Prefix("ephemeral-locktest")
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(100*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
-		deleteKeys(client, prefix)
-		client.Close()
+		_, _ = redistest.DeleteKeys(context.Background(), client, prefix)
 	})
 	return harness{b: b, client: client, real: true, advance: time.Sleep, prefix: prefix}
-}
-
-// deleteKeys removes the keys with prefix, on every master of a cluster.
-func deleteKeys(client redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
 }
 
 // locker returns a Locker on h with the harness's TTL, fast retries and opts.

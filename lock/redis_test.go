@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -23,15 +24,11 @@ import (
 // its lease or reports it lost, and another owner never takes the lock while the holder's fn
 // still runs with a live ctx.
 func TestKilledConnection(t *testing.T) {
-	addr := os.Getenv(envRedis)
-	if addr == "" {
-		t.Skipf("set %s to run against a real Redis server", envRedis)
-	}
+	admin := redistest.Client(t)
+	addr := admin.Options().Addr
 	name := "locktest-" + backend.NewEpoch(time.Now())
 	prefix := "ephemeral-" + name
-	admin := redis.NewClient(&redis.Options{Addr: addr})
-	defer admin.Close()
-	defer deleteKeys(admin, prefix)
+	defer redistest.DeleteKeys(context.Background(), admin, prefix)
 	// The holder's client is named, for CLIENT KILL; the contender's has connections of its own,
 	// which survive the kills. Both backends share the keys.
 	locker := func(client *redis.Client) *Locker {
@@ -127,8 +124,8 @@ func isNetErr(err error) bool {
 // state is lost, and made anew under an epoch of the server's clock, later than the old one.
 // The test starts a redis-server of its own.
 func TestTokensAcrossRestart(t *testing.T) {
-	if os.Getenv(envRedis) == "" {
-		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", envRedis)
+	if os.Getenv(redistest.EnvAddr) == "" {
+		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {

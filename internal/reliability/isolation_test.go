@@ -9,6 +9,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -26,9 +27,9 @@ func TestIsolationAdversarialMiniredis(t *testing.T) {
 	testAdversarial(t, redis.NewClient(&redis.Options{Addr: m.Addr()}), false)
 }
 
-func TestIsolationAdversarialRedis(t *testing.T) { testAdversarial(t, realClient(t), false) }
+func TestIsolationAdversarialRedis(t *testing.T) { testAdversarial(t, redistest.Client(t), false) }
 
-func TestIsolationAdversarialCluster(t *testing.T) { testAdversarial(t, clusterClient(t), true) }
+func TestIsolationAdversarialCluster(t *testing.T) { testAdversarial(t, redistest.Cluster(t), true) }
 
 // testAdversarial writes one entry in every (ID, tenant) pair of adversarial names and checks
 // that each pair sees only its own, that each pair has its own hash tag and that all keys of a
@@ -40,7 +41,7 @@ func testAdversarial(t *testing.T, client redis.UniversalClient, cluster bool) {
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
 	t.Cleanup(func() {
 		b.Close()
-		_, _ = deleteKeys(context.Background(), client, prefix)
+		_, _ = redistest.DeleteKeys(context.Background(), client, prefix)
 		client.Close()
 	})
 	type pair struct{ id, tenant string }
@@ -67,7 +68,7 @@ func testAdversarial(t *testing.T, client redis.UniversalClient, cluster bool) {
 		}
 	}
 
-	keys, err := scanKeys(ctx, client, prefix)
+	keys, err := redistest.Keys(ctx, client, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +139,13 @@ func TestIsolationNoKeysLeftMiniredis(t *testing.T) {
 	b := redisstore.New(client)
 	defer b.Close()
 	abandon(t, b, 10*time.Second, time.Minute)
-	if keys, _ := scanKeys(t.Context(), client, redisstore.DefaultKeyPrefix); len(keys) < 7 {
+	if keys, _ := redistest.Keys(t.Context(), client, redisstore.DefaultKeyPrefix); len(keys) < 7 {
 		t.Fatalf("keys before expiry: %q, want 3 of each written tenant and the reader's state", keys)
 	}
 	// The longest TTL is 20 s; the keys live at most a retention and a quarter longer.
 	now = now.Add(20*time.Second + time.Minute + time.Minute/4)
 	m.SetTime(now)
-	if keys, err := scanKeys(t.Context(), client, redisstore.DefaultKeyPrefix); err != nil || len(keys) != 0 {
+	if keys, err := redistest.Keys(t.Context(), client, redisstore.DefaultKeyPrefix); err != nil || len(keys) != 0 {
 		t.Fatalf("keys left after expiry and retention: %q, %v", keys, err)
 	}
 }
@@ -154,11 +155,11 @@ func TestIsolationNoKeysLeftMiniredis(t *testing.T) {
 // runtime/redisstore's package doc), too long to wait for here, so they are checked to carry
 // that expiry.
 func TestIsolationNoKeysLeftRedis(t *testing.T) {
-	client := realClient(t)
+	client := redistest.Client(t)
 	prefix := testPrefix()
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(100*time.Millisecond))
 	defer b.Close()
-	defer deleteKeys(context.Background(), client, prefix)
+	defer redistest.DeleteKeys(context.Background(), client, prefix)
 	abandon(t, b, 200*time.Millisecond, 400*time.Millisecond)
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
@@ -166,7 +167,7 @@ func TestIsolationNoKeysLeftRedis(t *testing.T) {
 	defer tick.Stop()
 	var data []string
 	for {
-		keys, err := scanKeys(ctx, client, prefix)
+		keys, err := redistest.Keys(ctx, client, prefix)
 		if err == nil {
 			data = data[:0]
 			for _, k := range keys {

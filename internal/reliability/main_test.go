@@ -2,18 +2,16 @@ package reliability
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral"
-	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -26,8 +24,6 @@ func TestMain(m *testing.M) {
 
 // The environment variables of the suite.
 const (
-	envRedis    = "EPHEMERAL_REDIS_ADDR"        // host:port of a standalone server
-	envCluster  = "EPHEMERAL_REDIS_CLUSTER"     // comma-separated addresses of cluster nodes
 	envCases    = "EPHEMERAL_RELIABILITY_CASES" // model cases per backend
 	envDuration = "EPHEMERAL_FAULT_DURATION"    // traffic phase of the connection-kill test
 	envLinear   = "EPHEMERAL_LINEAR_DURATION"   // run of the linearizability test, per target
@@ -145,28 +141,6 @@ func newMiniTarget(t testing.TB) target {
 	}
 }
 
-// realClient returns a client of the server named by EPHEMERAL_REDIS_ADDR, or skips.
-func realClient(t testing.TB) redis.UniversalClient {
-	addr := os.Getenv(envRedis)
-	if addr == "" {
-		t.Skipf("set %s to run against a real Redis server", envRedis)
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// clusterClient returns a client of the cluster named by EPHEMERAL_REDIS_CLUSTER, or skips.
-func clusterClient(t testing.TB) redis.UniversalClient {
-	addrs := os.Getenv(envCluster)
-	if addrs == "" {
-		t.Skipf("set %s to run against a Redis Cluster", envCluster)
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // newRealTarget returns a redisstore on client with a key prefix of its own; close removes
 // its keys.
 func newRealTarget(client redis.UniversalClient) target {
@@ -174,43 +148,9 @@ func newRealTarget(client redis.UniversalClient) target {
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithPollInterval(200*time.Millisecond))
 	return target{backend: b, close: func() {
 		b.Close()
-		_, _ = deleteKeys(context.Background(), client, prefix)
+		_, _ = redistest.DeleteKeys(context.Background(), client, prefix)
 	}}
 }
 
 // testPrefix returns a fresh key prefix, so that runs never see each other's keys.
-func testPrefix() string { return "ephemeral-reliability-" + backend.NewEpoch(time.Now()) }
-
-// scanKeys returns the keys that start with prefix+":", from every master of a cluster.
-func scanKeys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {
-	var mu sync.Mutex
-	var keys []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			keys = append(keys, iter.Val())
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		err = fmt.Errorf("unsupported client %T", client)
-	}
-	return keys, err
-}
-
-// deleteKeys removes the keys that start with prefix+":" and returns how many there were.
-func deleteKeys(ctx context.Context, client redis.UniversalClient, prefix string) (int, error) {
-	keys, err := scanKeys(ctx, client, prefix)
-	for _, k := range keys {
-		err = errors.Join(err, client.Del(ctx, k).Err())
-	}
-	return len(keys), err
-}
+func testPrefix() string { return redistest.Prefix("ephemeral-reliability") }

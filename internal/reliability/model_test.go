@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	gocmp "github.com/google/go-cmp/cmp"
 	"pgregory.net/rapid"
@@ -35,13 +36,13 @@ func TestModelMiniredis(t *testing.T) {
 }
 
 func TestModelRedis(t *testing.T) {
-	client := realClient(t)
+	client := redistest.Client(t)
 	setChecks(t, 15, 1)
 	runModel(t, func() target { return newRealTarget(client) })
 }
 
 func TestModelCluster(t *testing.T) {
-	client := clusterClient(t)
+	client := redistest.Cluster(t)
 	setChecks(t, 15, 2)
 	runModel(t, func() target { return newRealTarget(client) })
 }
