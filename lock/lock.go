@@ -9,7 +9,11 @@
 // ([ephemeral.IfCursor]), so a holder whose lease ran out can neither extend nor release the
 // lease of the next holder. [Locker.Acquire] waits for the lock, woken by the lock's delete and
 // expire events and by polling with backoff; [Locker.WithLock] runs a function under the lock,
-// keeps the lease alive and cancels the function's context the moment the lease is lost.
+// keeps the lease alive and cancels the function's context when the lease is lost: when an
+// extend or the lock's events say so, or when the lease's local deadline (the TTL less a tenth
+// after the last extend that succeeded was sent) passes. That cancellation is a timer of this
+// process, which a pause or a loaded machine can run late: fencing tokens (below) protect a
+// resource where that matters.
 //
 // # Fencing tokens
 //
