@@ -83,12 +83,12 @@ func (t *tenant) unusedAt() int64 {
 // without the log's lock: most calls have nothing to drop.
 func (t *tenant) trim(now int64) {
 	cutoff := now - t.st.retention
-	if ev, _ := t.log.At(t.log.First()); ev == nil || ev.At >= cutoff {
-		if ev != nil || t.log.Len() == 0 {
-			return
-		}
+	if ev, _ := t.log.At(t.log.First()); ev != nil && ev.At >= cutoff {
+		return // the oldest event is within the retention
 	}
-	t.log.DropBefore(cutoff)
+	if t.log.Len() > 0 {
+		t.log.DropBefore(cutoff)
+	}
 }
 
 // appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
