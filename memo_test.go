@@ -2,6 +2,7 @@ package ephemeral_test
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,7 +75,8 @@ func TestDecodeOncePerVersion(t *testing.T) {
 
 // TestMemstoreAllocs checks the allocation budget of the typed calls on memstore, with a codec
 // that clones a flat value: an upsert of a live key allocates only the encoded value the backend
-// keeps, a get of a value read before allocates nothing.
+// keeps, a get of a value read before allocates nothing, and so does a reader's Recv of an
+// event that another reader decoded.
 func TestMemstoreAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts under the race detector")
@@ -107,5 +109,39 @@ func TestMemstoreAllocs(t *testing.T) {
 		}
 	}); n > 0 {
 		t.Errorf("Get: %v allocations, want none", n)
+	}
+
+	// Receiving an event that another reader decoded allocates nothing: the event is shared,
+	// and its entry is copied into the returned Event by value.
+	first, err := s.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := s.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	const events = 200
+	for i := range events {
+		if _, err := s.Upsert(ctx, "k", text{"v" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range events {
+		if _, err := first.Recv(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	if n := testing.AllocsPerRun(events-1, func() {
+		ev, err := second.Recv(ctx)
+		if err != nil || ev.Entry.Value.S != "v"+strconv.Itoa(i) {
+			t.Fatalf("event %d: %+v, %v", i, ev, err)
+		}
+		i++
+	}); n > 0 {
+		t.Errorf("Recv: %v allocations, want none", n)
 	}
 }
