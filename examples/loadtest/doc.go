@@ -44,12 +44,15 @@
 //     Upsert call plus the TTL on this machine's clock: the server's clock sets ExpiresAt,
 //     so this is right within half a round trip (and Redis's millisecond), whatever the skew.
 //   - fanout: for each of -readers, that many readers of one tenant in this process, each in
-//     its own goroutine, and one writer at -rate per second writing -fanout-events upserts;
-//     the latency of every event at every reader, as in delivery. It samples CLIENT LIST
-//     and the Go memory every 250 ms: the run's connections, those whose last command was
-//     XREAD (the readers' blocking reads) and those blocked at the moment, the heap in use
-//     and the memory the Go runtime holds from the system; and the heap per reader with the
-//     readers open and nothing written yet.
+//     its own goroutine, and one writer at -rate per second writing -fanout-events upserts.
+//     Every reader counts its events (count and per s are deliveries; cpu µs/op is the
+//     process's CPU per delivery), and the first 100 readers also time each of theirs, as in
+//     delivery, for the latencies: a clock reading and a histogram update per delivery at
+//     every reader would cost more than the delivery, and the row would measure them. It
+//     samples CLIENT LIST and the Go memory every 250 ms: the run's connections, those whose
+//     last command was XREAD (the readers' blocking reads) and those blocked at the moment,
+//     the heap in use and the memory the Go runtime holds from the system; and the heap per
+//     reader with the readers open and nothing written yet.
 //   - tenants: -tenants tenants (10,000) with one reader each, all on one backend and, on
 //     Redis, on one go-redis client with the default options (its default pool; a client
 //     name of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines,

@@ -100,7 +100,11 @@ func (x *result) setSinceCall(h *hist) {
 // fromHist returns a result with the count and percentiles of h over elapsed, during which
 // the process used cpu.
 func fromHist(name string, h *hist, elapsed, cpu time.Duration) result {
-	n := h.count()
+	return fromHistCount(name, h, h.count(), elapsed, cpu)
+}
+
+// fromHistCount is fromHist for a row of n operations, of which h timed some.
+func fromHistCount(name string, h *hist, n int, elapsed, cpu time.Duration) result {
 	r := result{
 		Scenario: name,
 		Count:    n,
