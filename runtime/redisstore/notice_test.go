@@ -287,6 +287,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 	check("upsert")
 	ops := []writeOp{
 		{code: opUpsert, key: "e", value: []byte{}, ttl: 50 * time.Millisecond},
+		{code: opUpsert, key: "e2", value: []byte("2"), ttl: 60 * time.Millisecond},
 		{code: opTouch, key: odd, ttl: 2 * time.Hour},
 		{code: opTouchQuiet, key: odd, ttl: 3 * time.Hour},
 		{code: opUpsert, key: "", value: []byte(" "), ttl: time.Hour},
@@ -308,7 +309,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 	if _, err := runTick(ctx, f.client, keys, st.limits); err != nil {
 		t.Fatal(err)
 	}
-	check("tick")
+	check("tick") // two expire events
 	for i := 0; i < 2; i++ {
 		// Two expired entries, each expired in a write: the write's own events follow.
 		if _, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: "x" + strconv.Itoa(i), Value: []byte("x"), TTL: 10 * time.Millisecond}); err != nil {

@@ -43,7 +43,7 @@ local function open(cand, ret, maxev)
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
-  ctx.note, ctx.note_len = {''}, 0
+  ctx.note, ctx.note_len = '', 0
   return ctx
 end
 
@@ -57,21 +57,24 @@ end
 -- text. The common fields come in the order of protocol.go's eventHead, which FIELD_AT_POS
 -- counts on.
 -- c, e and body are the event's fields for the notice, as in write.lua's emit, whose note
--- this one keeps in ctx.note (false beyond NOTICE_MAX bytes).
+-- and notes this one keeps in ctx.note (false beyond NOTICE_MAX bytes) and ctx.notes.
 local function emit(ctx, kind, key, c, e, body, ...)
   ctx.seq = ctx.seq + 1
   local v_s = num(ctx.seq)
   redis.call('XADD', K_EVENTS, v_s .. '-0',
     FIELD_EPOCH, ctx.epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, ctx.now_s, ...)
-  local note = ctx.note
-  if note then
+  if ctx.note then
     ctx.note_len = ctx.note_len + #key + #body + NOTICE_EVENT_MAX
     if ctx.note_len > NOTICE_MAX then
       ctx.note = false
     else
-      local n = #note
-      note[n + 1], note[n + 2] = ' ' .. kind .. ' ' .. #key .. ':', key
-      note[n + 3], note[n + 4] = ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':', body
+      local ev = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
+      if ctx.note == '' then
+        ctx.note = ev
+      else
+        ctx.notes = ctx.notes or {}
+        ctx.notes[#ctx.notes + 1] = ev
+      end
     end
   end
   return v_s
@@ -190,9 +193,11 @@ local function notify(ctx, cmd)
     due_in = math.max(ctx.due - ctx.now, 0)
   end
   local head = ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in)
-  if ctx.note and #ctx.note > 1 then
-    ctx.note[1] = head .. ' ' .. ctx.now_s
-    head = table.concat(ctx.note)
+  if ctx.note and ctx.note ~= '' then
+    if ctx.notes then
+      ctx.note = ctx.note .. table.concat(ctx.notes)
+    end
+    head = head .. ' ' .. ctx.now_s .. ctx.note
   end
   redis.call(cmd, K_EVENTS, head)
 end

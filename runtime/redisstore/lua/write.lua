@@ -77,10 +77,11 @@ end
 -- emit appends the event of the next version, with the fields of its kind after the common
 -- ones, in the order of protocol.go's eventHead, and returns the version's text, seq_s. c, e
 -- and body are the event's createdAt, expiresAt (as text, '0' when it has none) and value or
--- reason ('' when none) for the notice: note collects the notice's events (see lib.lua's
--- notify) while they fit in NOTICE_MAX bytes, and is false beyond.
+-- reason ('' when none) for the notice (see lib.lua's notify): note is the notice's first
+-- event, notes holds the others, while they fit in NOTICE_MAX bytes; note is false beyond.
+-- (One string, not a table, for the usual single event: a table and its concat cost more.)
 local seq_s = nil
-local note, note_n, note_len = {''}, 1, 0
+local note, notes, note_len = '', nil, 0
 local function emit(kind, key, c, e, body, ...)
   seq = seq + 1
   seq_s = string.format('%d', seq)
@@ -89,10 +90,11 @@ local function emit(kind, key, c, e, body, ...)
     note_len = note_len + #key + #body + NOTICE_EVENT_MAX
     if note_len > NOTICE_MAX then
       note = false
+    elseif note == '' then
+      note = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
     else
-      note[note_n + 1], note[note_n + 2] = ' ' .. kind .. ' ' .. #key .. ':', key
-      note[note_n + 3], note[note_n + 4] = ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':', body
-      note_n = note_n + 4
+      notes = notes or {}
+      notes[#notes + 1] = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
     end
   end
   return seq_s
@@ -294,9 +296,11 @@ if seq ~= seq0 or due < due0 then
     due_in = math.max(due - now, 0)
   end
   local head = epoch .. ' ' .. string.format('%d', seq) .. ' ' .. string.format('%d', due_in)
-  if note and note_n > 1 then
-    note[1] = head .. ' ' .. now_s
-    head = table.concat(note)
+  if note and note ~= '' then
+    if notes then
+      note = note .. table.concat(notes)
+    end
+    head = head .. ' ' .. now_s .. note
   end
   redis.call(ARGV[WRITE_NOTIFY], K_EVENTS, head)
 end
