@@ -44,8 +44,9 @@ var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 // set from the due time the reads and notices carry). A notice that carries the events after
 // its head has them appended to the log on the hub's goroutine (see notify); another notice
 // of events it has not seen makes it read the events after its head (readTail: one round
-// trip, on the command pool); notices that arrive during a read make one more read. When an expiry is due it runs the
-// tick script first, which expires the due entries and publishes their events.
+// trip, on the command pool); notices that arrive during a read make one more read. When an
+// expiry is due it runs the tick script first, which expires the due entries and publishes
+// their events.
 type pump struct {
 	b       *Backend
 	st      *store // its limits drive the scripts
