@@ -131,7 +131,9 @@ func benchSet(b *testing.B, f fixture, keys []string, c int) {
 }
 
 // BenchmarkUpsert compares Upsert with a raw SET PX (see benchSet), with 1 and 32 calls in
-// flight. The upserts go to one tenant, so that concurrent ones are batched.
+// flight. The upserts go to one tenant, so that concurrent ones are batched; "subscribed" has
+// a reader of the tenant in the same backend, which gets every event (its server CPU counts
+// the notices the subscriber receives and the pump's reads, if any).
 //
 //	go test -run '^$' -bench Upsert ./runtime/redisstore
 func BenchmarkUpsert(b *testing.B) {
@@ -139,13 +141,39 @@ func BenchmarkUpsert(b *testing.B) {
 	keys := benchKeys()
 	for _, c := range benchConc {
 		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
-		b.Run(fmt.Sprintf("c=%d/upsert", c), func(b *testing.B) {
-			st := f.open(b, backend.Limits{})
-			runConc(b, f, c, func(ctx context.Context, i int) error {
-				_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
-				return err
+		for _, subscribed := range []bool{false, true} {
+			name := map[bool]string{false: "upsert", true: "upsert-subscribed"}[subscribed]
+			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
+				st, ten := f.open(b, backend.Limits{}), "bench-"+name
+				if subscribed {
+					stop := drain(b, st, ten)
+					defer stop()
+				}
+				runConc(b, f, c, func(ctx context.Context, i int) error {
+					_, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
+					return err
+				})
 			})
-		})
+		}
+	}
+}
+
+// drain subscribes a reader of tenant that reads every event until stop is called.
+func drain(b *testing.B, st backend.Store, tenant string) (stop func()) {
+	sub := subscribe(b, st, tenant, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := sub.Next(ctx); err != nil && ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

@@ -83,11 +83,19 @@
 // A pump blocks on nothing in Redis. Every script that adds events (the write script, and the
 // tick script when it expires entries) publishes a notice on the tenant's channel, named as its
 // events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms until the next
-// expiry>". The Backend subscribes the channels of the tenants that have readers, and a
-// notice of events a pump has not delivered makes it read them: one MULTI/EXEC on the command
-// pool (XRANGE after its last version, at most 100 events, with the tenant's meta and TIME).
-// Notices that arrive while a read is in flight make one more read, so a busy tenant costs
-// one read per batch, not per event. No script runs before a read.
+// expiry>", followed by the events the script added (every field of their stream entries) if
+// they fit in 64 KiB. The Backend subscribes the channels of the tenants that have readers.
+// A notice whose events continue the pump's log (the same epoch, the first event right after
+// the pump's last version, no read of the pump in flight) has them appended to the log by the
+// goroutine that receives it, without a read of Redis: a reader gets an event one pub/sub
+// message after the write. Any other notice of events the pump has not delivered (a gap, a new
+// epoch, a notice without events or with junk, one during a read) makes the pump read them:
+// one MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 events, with
+// the tenant's meta and TIME). Notices that arrive while a read is in flight make one more
+// read, so a busy tenant that the notices cannot serve costs one read per batch, not per
+// event. No script runs before a read. The stream stays the source of truth: readers that
+// catch up, and pumps that missed a notice, read it. Anyone who can publish on the channel
+// can forge events that continue the log, as anyone who can write the tenant's keys can.
 //
 // Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
 // timer of the pump (on the local clock, set from the server's "now" and due time in the same
@@ -135,9 +143,9 @@
 // processes; with hundreds of tenants written at once, more connections cut the wait for one
 // (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD
 // BLOCK holds a connection per call, and one over many tenants' streams must be remade for
-// every tenant that gains or loses a reader and cannot span hash slots; a notice is a wake-up
-// only, and the events themselves stay in the stream, read by position, so a lost notice
-// delays events but never loses them. In a cluster, the cluster bus carries each notice to
+// every tenant that gains or loses a reader and cannot span hash slots; a notice carries a
+// copy of the events at most, and the events themselves stay in the stream, read by
+// position, so a lost notice delays events but never loses them. In a cluster, the cluster bus carries each notice to
 // every node (one small message per node and write batch of a tenant with readers anywhere,
 // or none). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
 // shard, but go-redis subscribes all the shard channels of a connection again in one

@@ -110,9 +110,10 @@ func (h *hub) sync(ctx context.Context, ch string) {
 
 // run hands the notices to the pumps until the hub is closed. A confirmed subscription, the
 // first or one after go-redis or redial dialled again, has the pump's tenant checked (see
-// verify), and the pump read it if it changed; a
-// notice makes it read if the notice is news to it. A connection silent for a second (or
-// the poll interval, if shorter) is pinged; if it stays silent for another, or a subscription fails, it is replaced.
+// verify), and the pump read it if it changed; a notice that continues the pump's log is
+// appended to it here (see pump.notify), another makes the pump read if the notice is news to
+// it. A connection silent for a second (or the poll interval, if shorter) is pinged; if it
+// stays silent for another, or a subscription fails, it is replaced.
 func (h *hub) run() {
 	defer h.b.wg.Done()
 	var delay time.Duration

@@ -160,6 +160,14 @@ const (
 	tickArgs   = 4
 )
 
+// The notice's events (see parseNotice): a script adds them to the notice while they fit in
+// noticeMax bytes, counting each event as the length of its key and value (or reason) plus
+// noticeEventMax, more than the rest of its encoding takes; beyond, its notice is plain.
+const (
+	noticeMax      = 64 << 10
+	noticeEventMax = 64
+)
+
 // Bounds of the work of one script call, and a time.
 const (
 	reconcileBatch = 100              // most due entries one call expires
@@ -241,6 +249,8 @@ var luaConstants = []struct {
 	{"RECONCILE_BATCH", reconcileBatch},
 	{"TRIM_SCAN", trimScan},
 	{"NEVER", never},
+	{"NOTICE_MAX", noticeMax},
+	{"NOTICE_EVENT_MAX", noticeEventMax},
 	{"MAX_DIGITS", maxDigits},
 	{"MAX_EPOCH", backend.MaxEpochBytes},
 	{"QUOTE_MAX", maxQuoted},
@@ -640,18 +650,113 @@ type notice struct {
 	epoch string
 	head  uint64
 	dueIn int64 // ms until the next expiry; -1 when none is
+	// events are the events the script added, of versions head-len(events)+1 to head, when
+	// the notice carries them; nil when it does not, or they cannot be decoded.
+	events []backend.Event
 }
 
-// parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>".
+// parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>", and when the notice
+// carries its events, " <at>" and for each event " <kind> <n>:<key> <createdAt> <expiresAt>
+// <n>:<value or reason>", with the unused times 0 (see lib.lua's notify). Anyone may publish
+// on the channel: a payload whose first three fields are junk is not ok, and events that
+// cannot be decoded are left out (the pump then reads them from the stream). The events hold
+// no part of s.
 func parseNotice(s string) (notice, bool) {
 	epoch, rest, ok1 := strings.Cut(s, " ")
-	headText, dueText, ok2 := strings.Cut(rest, " ")
+	headText, rest, ok2 := strings.Cut(rest, " ")
+	dueText, rest, more := strings.Cut(rest, " ")
 	head, err1 := strconv.ParseUint(headText, 10, 64)
 	dueIn, err2 := strconv.ParseInt(dueText, 10, 64)
 	if !ok1 || !ok2 || err1 != nil || err2 != nil || !backend.ValidEpoch(epoch) {
 		return notice{}, false
 	}
-	return notice{epoch: epoch, head: head, dueIn: dueIn}, true
+	n := notice{epoch: epoch, head: head, dueIn: dueIn}
+	if more {
+		n.events = parseNoticeEvents(rest, epoch, head)
+	}
+	return n, true
+}
+
+// parseNoticeEvents decodes the events of a notice of epoch and head: s is "<at>" and the
+// events after it. It returns nil if s is malformed.
+func parseNoticeEvents(s, epoch string, head uint64) []backend.Event {
+	at, s, ok := cutField(s, ' ', false)
+	if !ok {
+		return nil
+	}
+	var evs []backend.Event
+	for s != "" {
+		if len(s) < 3 || s[0] != ' ' || s[2] != ' ' {
+			return nil
+		}
+		ev := backend.Event{Epoch: epoch, At: at}
+		kind := s[1]
+		var key, body string
+		var ok1, ok2, ok3, ok4 bool
+		key, s, ok1 = cutBytes(s[3:])
+		if len(s) == 0 || s[0] != ' ' {
+			return nil
+		}
+		ev.CreatedAt, s, ok2 = cutField(s[1:], ' ', true)
+		ev.ExpiresAt, s, ok3 = cutField(s, ' ', true)
+		body, s, ok4 = cutBytes(s)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return nil
+		}
+		ev.Key = strings.Clone(key)
+		switch kind {
+		case kindUpsert[0]:
+			ev.Kind, ev.Value = backend.EventUpsert, []byte(body)
+		case kindTouch[0], kindExpire[0]:
+			ev.Kind, ev.CreatedAt = backend.EventTouch, 0
+			if kind == kindExpire[0] {
+				ev.Kind = backend.EventExpire
+			}
+		case kindDelete[0]:
+			ev.Kind, ev.CreatedAt, ev.ExpiresAt, ev.Reason = backend.EventDelete, 0, 0, strings.Clone(body)
+		default:
+			return nil
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 || uint64(len(evs)) > head {
+		return nil
+	}
+	for i := range evs {
+		evs[i].Version = head - uint64(len(evs)-1-i)
+	}
+	return evs
+}
+
+// cutField parses the decimal digits s starts with, at least one and at most maxDigits, up
+// to sep, and returns their value and the rest of s: after sep if consume (then sep must
+// follow the digits), else from sep on, or "" at the end of s.
+func cutField(s string, sep byte, consume bool) (v int64, rest string, ok bool) {
+	i := 0
+	for ; i < len(s) && s[i] != sep; i++ {
+		c := s[i]
+		if c < '0' || c > '9' || i == maxDigits {
+			return 0, "", false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if i == 0 || consume && i == len(s) {
+		return 0, "", false
+	}
+	if consume {
+		i++
+	}
+	return v, s[i:], true
+}
+
+// cutBytes decodes "<n>:" and the n bytes after it that s starts with, and returns them and
+// the rest of s.
+func cutBytes(s string) (b, rest string, ok bool) {
+	n, s, ok := cutField(s, ':', true)
+	if !ok || n > int64(len(s)) {
+		return "", "", false
+	}
+	return s[:n], s[n:], true
 }
 
 // errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta.

@@ -41,10 +41,12 @@ var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 // the tenant's shared log, which the subscriptions read.
 // It blocks on nothing in Redis: a goroutine that waits for the tenant's notices (published by
 // the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
-// set from the due time the reads and notices carry). A notice of events it has not seen
-// makes it read the events after its head (readTail: one round trip, on the command pool);
-// notices that arrive during a read make one more read. When an expiry is due it runs the
-// tick script first, which expires the due entries and publishes their events.
+// set from the due time the reads and notices carry). A notice that carries the events after
+// its head has them appended to the log on the hub's goroutine (see notify); another notice
+// of events it has not seen makes it read the events after its head (readTail: one round
+// trip, on the command pool); notices that arrive during a read make one more read. When an
+// expiry is due it runs the tick script first, which expires the due entries and publishes
+// their events.
 type pump struct {
 	b       *Backend
 	st      *store // its limits drive the scripts
@@ -73,6 +75,7 @@ type pump struct {
 	epoch string    // the tenant's epoch as the pump last saw it
 	head  uint64    // the last version the pump delivered (or started at)
 	stale bool      // the pump is to read the tenant
+	busy  bool      // a step of the pump is between taking its head and delivering its read
 	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
 	subs  map[*subscription]struct{}
 }
@@ -215,12 +218,27 @@ func (p *pump) wakeUp() {
 	}
 }
 
-// notify handles a notice of the tenant: the pump reads if the notice tells of events it has
-// not delivered, and wakes earlier if it tells of an earlier expiry.
+// notify handles a notice of the tenant, on the hub's goroutine. A notice that carries the
+// events right after the pump's head, in its epoch, while no read of the pump is in flight,
+// has its events appended to the log here, without a read. Otherwise the pump reads if the
+// notice tells of events it has not delivered (a gap, another epoch, a notice without its
+// events or junk). Either way the pump wakes earlier if the notice tells of an earlier
+// expiry.
 func (p *pump) notify(payload string) {
 	n, ok := parseNotice(payload)
+	var delivered *backend.Log
 	p.mu.Lock()
 	wake := !ok || n.epoch != p.epoch || n.head > p.head
+	if wake && len(n.events) > 0 && n.epoch == p.epoch && n.events[0].Version == p.head+1 &&
+		!p.busy && len(n.events) <= p.st.limits.MaxEvents {
+		// The next events, all still in the stream (a batch of more than MaxEvents events
+		// trims its first ones): the log appends them in order, after its head. p.mu is
+		// held throughout, so that no resync swaps the log meanwhile.
+		delivered = p.log.Load()
+		delivered.Append(n.events...)
+		delivered.DropBefore(n.events[len(n.events)-1].At - logWindow.Milliseconds())
+		p.head, wake = n.head, false
+	}
 	if wake {
 		p.stale = true
 	}
@@ -231,6 +249,9 @@ func (p *pump) notify(payload string) {
 		}
 	}
 	p.mu.Unlock()
+	if delivered != nil {
+		delivered.Wake()
+	}
 	if wake {
 		p.wakeUp()
 	}
@@ -315,8 +336,16 @@ func (p *pump) step() error {
 		return nil
 	}
 	p.stale = true // until the read succeeds
+	// Until the read is delivered, notices do not append to the log: the read may return
+	// the same events, and a head that a notice's events have passed.
+	p.busy = true
 	epoch, head := p.epoch, p.head
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.busy = false
+		p.mu.Unlock()
+	}()
 
 	// At most pumpCalls pumps of the backend use a pool connection at once: a burst of
 	// notices (a write to each of many tenants, a redial) never takes the whole pool from

@@ -43,6 +43,7 @@ local function open(cand, ret, maxev)
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
+  ctx.note, ctx.note_len = '', 0
   return ctx
 end
 
@@ -55,18 +56,35 @@ end
 -- KIND_EXPIRE, with the fields of its kind after the common ones. It returns the version's
 -- text. The common fields come in the order of protocol.go's eventHead, which FIELD_AT_POS
 -- counts on.
-local function emit(ctx, kind, key, ...)
+-- c, e and body are the event's fields for the notice, as in write.lua's emit, whose note
+-- and notes this one keeps in ctx.note (false beyond NOTICE_MAX bytes) and ctx.notes.
+local function emit(ctx, kind, key, c, e, body, ...)
   ctx.seq = ctx.seq + 1
   local v_s = num(ctx.seq)
   redis.call('XADD', K_EVENTS, v_s .. '-0',
     FIELD_EPOCH, ctx.epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, ctx.now_s, ...)
+  if ctx.note then
+    ctx.note_len = ctx.note_len + #key + #body + NOTICE_EVENT_MAX
+    if ctx.note_len > NOTICE_MAX then
+      ctx.note = false
+    else
+      local ev = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
+      if ctx.note == '' then
+        ctx.note = ev
+      else
+        ctx.notes = ctx.notes or {}
+        ctx.notes[#ctx.notes + 1] = ev
+      end
+    end
+  end
   return v_s
 end
 
 -- expire_one expires key, due at e: the event first, so that a failing XADD (a stream whose
 -- last ID is ahead of the version, see corrupt) is the script's first write.
 local function expire_one(ctx, key, e)
-  emit(ctx, KIND_EXPIRE, key, FIELD_EXPIRES_AT, num(e))
+  local e_s = num(e)
+  emit(ctx, KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
   redis.call('HDEL', K_STATE, ENTRY_PREFIX .. key)
   redis.call('ZREM', K_EXP, key)
 end
@@ -165,11 +183,21 @@ end
 
 -- notify publishes the tenant's notice with the command cmd (PUBLISH; see notifyCmd) on the
 -- channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
--- -1 when none>'. The readers of every process wake on it (see pump.go).
+-- -1 when none>', then, if the call's events fit in NOTICE_MAX bytes, ' <time of the events>'
+-- and each event, the last version's last: ' <kind> <key length>:<key> <createdAt>
+-- <expiresAt> <value or reason length>:<value or reason>' (protocol.go's parseNotice). The
+-- readers of every process wake on it (see pump.go).
 local function notify(ctx, cmd)
   local due_in = -1
   if ctx.due < NEVER then
     due_in = math.max(ctx.due - ctx.now, 0)
   end
-  redis.call(cmd, K_EVENTS, ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in))
+  local head = ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in)
+  if ctx.note and ctx.note ~= '' then
+    if ctx.notes then
+      ctx.note = ctx.note .. table.concat(ctx.notes)
+    end
+    head = head .. ' ' .. ctx.now_s .. ctx.note
+  end
+  redis.call(cmd, K_EVENTS, head)
 end

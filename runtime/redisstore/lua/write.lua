@@ -17,7 +17,7 @@
 -- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 -- A batch that emits events or brings the next expiry forward publishes the tenant's notice
--- (see lib.lua) last.
+-- (see lib.lua) last, with its events when they fit.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -75,12 +75,28 @@ for i = 1, n do
 end
 
 -- emit appends the event of the next version, with the fields of its kind after the common
--- ones, in the order of protocol.go's eventHead, and returns the version's text, seq_s.
+-- ones, in the order of protocol.go's eventHead, and returns the version's text, seq_s. c, e
+-- and body are the event's createdAt, expiresAt (as text, '0' when it has none) and value or
+-- reason ('' when none) for the notice (see lib.lua's notify): note is the notice's first
+-- event, notes holds the others, while they fit in NOTICE_MAX bytes; note is false beyond.
+-- (One string, not a table, for the usual single event: a table and its concat cost more.)
 local seq_s = nil
-local function emit(kind, key, ...)
+local note, notes, note_len = '', nil, 0
+local function emit(kind, key, c, e, body, ...)
   seq = seq + 1
   seq_s = string.format('%d', seq)
   redis.call('XADD', K_EVENTS, seq_s .. '-0', FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
+  if note then
+    note_len = note_len + #key + #body + NOTICE_EVENT_MAX
+    if note_len > NOTICE_MAX then
+      note = false
+    elseif note == '' then
+      note = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
+    else
+      notes = notes or {}
+      notes[#notes + 1] = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
+    end
+  end
   return seq_s
 end
 
@@ -102,7 +118,8 @@ if d then
     local members, names = {}, {}
     for j = 1, #d, 2 do
       local key = d[j]
-      emit(KIND_EXPIRE, key, FIELD_EXPIRES_AT, string.format('%d', tonumber(d[j + 1])))
+      local e_s = string.format('%d', tonumber(d[j + 1]))
+      emit(KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
       cur[key] = false
       members[#members + 1], names[#names + 1] = key, ENTRY_PREFIX .. key
     end
@@ -133,7 +150,7 @@ for i = 1, n do
   if stored then
     if tonumber(e_s) <= now then
       -- Past its expiry but not reconciled yet: expired here, before this operation's event.
-      emit(KIND_EXPIRE, key, FIELD_EXPIRES_AT, e_s)
+      emit(KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
       cur[key], changed[key], stored = false, false, false
     end
   end
@@ -162,7 +179,7 @@ for i = 1, n do
   if status == STATUS_CONFLICT and stored then
     out[o + 2] = v_s
   elseif status == STATUS_OK and op == OP_REMOVE then
-    emit(KIND_DELETE, key, FIELD_REASON, ARGV[a + OP_VALUE])
+    emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE], FIELD_REASON, ARGV[a + OP_VALUE])
     cur[key], changed[key] = false, false
     added = added - 1
   elseif status == STATUS_OK then
@@ -171,12 +188,12 @@ for i = 1, n do
     local value
     if op == OP_UPSERT then
       value = ARGV[a + OP_VALUE]
-      v_s = emit(KIND_UPSERT, key, FIELD_CREATED_AT, c_s, FIELD_EXPIRES_AT, e_s, FIELD_VALUE, value)
+      v_s = emit(KIND_UPSERT, key, c_s, e_s, value, FIELD_CREATED_AT, c_s, FIELD_EXPIRES_AT, e_s, FIELD_VALUE, value)
       u_s = now_s
     else
       value = string.sub(stored, vpos)
       if op == OP_TOUCH then
-        v_s = emit(KIND_TOUCH, key, FIELD_EXPIRES_AT, e_s)
+        v_s = emit(KIND_TOUCH, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
         u_s = now_s
       end
     end
@@ -278,6 +295,13 @@ if seq ~= seq0 or due < due0 then
   if due < NEVER then
     due_in = math.max(due - now, 0)
   end
-  redis.call(ARGV[WRITE_NOTIFY], K_EVENTS, epoch .. ' ' .. string.format('%d', seq) .. ' ' .. string.format('%d', due_in))
+  local head = epoch .. ' ' .. string.format('%d', seq) .. ' ' .. string.format('%d', due_in)
+  if note and note ~= '' then
+    if notes then
+      note = note .. table.concat(notes)
+    end
+    head = head .. ' ' .. now_s .. note
+  end
+  redis.call(ARGV[WRITE_NOTIFY], K_EVENTS, head)
 end
 return out
