@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -32,9 +33,9 @@ var benchConc = []int{1, 32}
 
 // newBenchReal is newReal with a connection pool as large as the benchmarks' concurrency.
 func newBenchReal(b *testing.B) fixture {
-	addr := os.Getenv(envRedis)
+	addr := os.Getenv(redistest.EnvAddr)
 	if addr == "" {
-		b.Skipf("set %s to run the benchmarks against a real Redis server", envRedis)
+		b.Skipf("set %s to run the benchmarks against a real Redis server", redistest.EnvAddr)
 	}
 	return newOn(b, redis.NewClient(&redis.Options{Addr: addr, PoolSize: benchConc[len(benchConc)-1]}), nil)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -32,15 +33,15 @@ func newConnFixture(t *testing.T, target string) connFixture {
 		mini = miniredis.RunT(t)
 		client = redis.NewClient(&redis.Options{Addr: mini.Addr(), PoolSize: 2, ClientName: name})
 	case "redis":
-		addr := os.Getenv(envRedis)
+		addr := os.Getenv(redistest.EnvAddr)
 		if addr == "" {
-			t.Skipf("set %s to run against a real Redis server", envRedis)
+			t.Skipf("set %s to run against a real Redis server", redistest.EnvAddr)
 		}
 		client = redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2, ClientName: name})
 	case "cluster":
-		addrs := os.Getenv(envCluster)
+		addrs := os.Getenv(redistest.EnvCluster)
 		if addrs == "" {
-			t.Skipf("set %s to run against a Redis Cluster", envCluster)
+			t.Skipf("set %s to run against a Redis Cluster", redistest.EnvCluster)
 		}
 		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ","), PoolSize: 2, ClientName: name})
 	}
@@ -217,9 +218,9 @@ func TestExpiryWithoutTicksMiniredis(t *testing.T) {
 }
 
 func TestExpiryWithoutTicksRedis(t *testing.T) {
-	addr := os.Getenv(envRedis)
+	addr := os.Getenv(redistest.EnvAddr)
 	if addr == "" {
-		t.Skipf("set %s to run against a real Redis server", envRedis)
+		t.Skipf("set %s to run against a real Redis server", redistest.EnvAddr)
 	}
 	testExpiryWithoutTicks(t, redis.NewClient(&redis.Options{Addr: addr}))
 }

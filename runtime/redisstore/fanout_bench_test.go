@@ -8,6 +8,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral/internal/fanout"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 				f := newOn(b, redis.NewClient(&redis.Options{Addr: m.Addr()}), nil)
 				fanout.Readers(b, f.b, sz.Readers, sz.Rate)
 			})
-			if os.Getenv(envRedis) != "" {
+			if os.Getenv(redistest.EnvAddr) != "" {
 				b.Run("redis", func(b *testing.B) {
 					fanout.Readers(b, newReal(b).b, sz.Readers, sz.Rate)
 				})

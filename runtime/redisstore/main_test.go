@@ -2,13 +2,12 @@ package redisstore
 
 import (
 	"context"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -17,14 +16,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-// The environment variables that name real servers for the tests.
-const (
-	envRedis   = "EPHEMERAL_REDIS_ADDR"    // host:port of a standalone server
-	envCluster = "EPHEMERAL_REDIS_CLUSTER" // comma-separated addresses of cluster nodes
-	// envSentinel names a Sentinel-managed master: <master name>@<sentinel addr>[,<addr>...].
-	envSentinel = "EPHEMERAL_REDIS_SENTINEL"
-)
 
 // fixture is a backend under test with what the tests need to reach around it.
 type fixture struct {
@@ -69,40 +60,23 @@ func newMini(t testing.TB, opts ...Option) fixture {
 
 // newReal returns a backend on the server named by EPHEMERAL_REDIS_ADDR, with a key prefix of
 // its own, or skips the test.
-func newReal(t testing.TB, opts ...Option) fixture {
-	addr := os.Getenv(envRedis)
-	if addr == "" {
-		t.Skipf("set %s to run against a real Redis server", envRedis)
-	}
-	return newOn(t, redis.NewClient(&redis.Options{Addr: addr}), opts)
-}
+func newReal(t testing.TB, opts ...Option) fixture { return newOn(t, redistest.Client(t), opts) }
 
 // newCluster returns a backend on the cluster named by EPHEMERAL_REDIS_CLUSTER, or skips.
 func newCluster(t testing.TB, opts ...Option) fixture {
-	addrs := os.Getenv(envCluster)
-	if addrs == "" {
-		t.Skipf("set %s to run against a Redis Cluster", envCluster)
-	}
-	return newOn(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")}), opts)
+	return newOn(t, redistest.Cluster(t), opts)
 }
 
 // newSentinel returns a backend on the master that the Sentinels named by
 // EPHEMERAL_REDIS_SENTINEL manage, through go-redis's failover client, or skips.
 func newSentinel(t testing.TB, opts ...Option) fixture {
-	v := os.Getenv(envSentinel)
-	if v == "" {
-		t.Skipf("set %s=<master>@<sentinel addr>[,...] to run against a Sentinel-managed Redis", envSentinel)
-	}
-	name, addrs, ok := strings.Cut(v, "@")
-	if !ok || name == "" || addrs == "" {
-		t.Fatalf("%s=%q: want <master>@<sentinel addr>[,<addr>...]", envSentinel, v)
-	}
-	client := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: name, SentinelAddrs: strings.Split(addrs, ",")})
-	return newOn(t, client, opts)
+	return newOn(t, redistest.Sentinel(t), opts)
 }
 
+// newOn returns a backend on client (closed when the test ends) with a key prefix of its own,
+// whose keys it deletes at the end.
 func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
-	prefix := "ephemeral-test-" + backend.NewEpoch(time.Now())
+	prefix := redistest.Prefix("ephemeral-test")
 	b := New(client, append([]Option{WithKeyPrefix(prefix), WithPollInterval(200 * time.Millisecond)}, opts...)...)
 	t.Cleanup(func() {
 		b.Close()
@@ -114,20 +88,7 @@ func newOn(t testing.TB, client redis.UniversalClient, opts []Option) fixture {
 
 // deleteKeys removes the keys a test run left behind, on every master of a cluster.
 func deleteKeys(client redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
+	_, _ = redistest.DeleteKeys(context.Background(), client, prefix)
 }
 
 // tickAll runs the tick script of every pump now.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -29,9 +30,9 @@ const benchTenants = 10_000
 //
 //	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench Tenants -benchtime 20000x ./runtime/redisstore
 func BenchmarkTenants(b *testing.B) {
-	addr := os.Getenv(envRedis)
+	addr := os.Getenv(redistest.EnvAddr)
 	if addr == "" {
-		b.Skipf("set %s to run the benchmarks against a real Redis server", envRedis)
+		b.Skipf("set %s to run the benchmarks against a real Redis server", redistest.EnvAddr)
 	}
 	for _, readers := range []bool{false, true} {
 		b.Run(fmt.Sprintf("readers=%v", readers), func(b *testing.B) {
