@@ -97,6 +97,12 @@
 //	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
 //		-load.ttl 10s -load.hold 30s -load.redis 127.0.0.1:6379
 //
+// With -load.servers and -load.part it drives servers of their own from several processes;
+// loadrun.sh starts a redis-server, two servers on it and two driver processes that simulate
+// 2,000 rooms of 10 members between them, prints their figures and stops them all:
+//
+//	examples/presence/loadrun.sh                # ROOMS=200 TTL=5s ... to change the run
+//
 // [ephemeral.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral#Mirror
 package main
 
