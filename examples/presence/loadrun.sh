@@ -12,13 +12,13 @@
 #
 # Settings (environment): ROOMS (2000), MEMBERS (10), TTL (10s), HOLD (30s), RAMP (20s: the
 # streams open over it, then the joins and the leaves are spread over it), TIMEOUT (60s: each
-# wait of a driver), SERVERS (2), DRIVERS (2), LIMIT (600s), OUT (a new temporary directory:
+# wait of a driver), REDIS_POOL (0: each server's -redis-pool), SERVERS (2), DRIVERS (2), LIMIT (600s), OUT (a new temporary directory:
 # the logs), PROFILE (empty; when set, each driver writes a CPU profile, OUT/driver-i.cpu).
 set -euo pipefail
 
 ROOMS=${ROOMS:-2000} MEMBERS=${MEMBERS:-10} TTL=${TTL:-10s} HOLD=${HOLD:-30s} RAMP=${RAMP:-20s}
 TIMEOUT=${TIMEOUT:-60s} SERVERS=${SERVERS:-2} DRIVERS=${DRIVERS:-2} LIMIT=${LIMIT:-600s}
-PROFILE=${PROFILE:-}
+PROFILE=${PROFILE:-} REDIS_POOL=${REDIS_POOL:-0}
 OUT=${OUT:-$(mktemp -d /tmp/presence-load.XXXXXX)}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/../.."
@@ -47,7 +47,7 @@ urls=() server_pids=()
 for k in $(seq "$SERVERS"); do
 	port=${ports[$k]}
 	timeout "$LIMIT" "$OUT/presence" -addr "127.0.0.1:$port" -redis "127.0.0.1:$redis_port" \
-		-secret "$secret" -ttl "$TTL" -max-streams 1000000 -join-rate 1e9 -join-burst 1000000 \
+		-secret "$secret" -ttl "$TTL" -redis-pool "$REDIS_POOL" -max-streams 1000000 -join-rate 1e9 -join-burst 1000000 \
 		>"$OUT/server-$k.log" 2>&1 &
 	server_pids+=($!)
 	pids+=($!)
@@ -55,7 +55,7 @@ for k in $(seq "$SERVERS"); do
 	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/style.css" && break; sleep 0.1; done
 done
 
-echo "presence load: $ROOMS rooms x $MEMBERS, ttl $TTL, hold $HOLD, ramp $RAMP; $SERVERS servers, $DRIVERS drivers, redis-server on $redis_port; logs in $OUT"
+echo "presence load: $ROOMS rooms x $MEMBERS, ttl $TTL, hold $HOLD, ramp $RAMP; $SERVERS servers (-redis-pool $REDIS_POOL), $DRIVERS drivers, redis-server on $redis_port; logs in $OUT"
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 driver_pids=()
 for i in $(seq 0 $((DRIVERS - 1))); do
@@ -70,11 +70,12 @@ for i in $(seq 0 $((DRIVERS - 1))); do
 	pids+=($!)
 done
 
-# Sample every process's descriptors and CPU time (utime + stime) until the drivers are done.
+# Sample every process's descriptors, CPU time (utime + stime) and time spent runnable but
+# waiting for a CPU (the run_delay of its threads' schedstat) until the drivers are done.
 names=(redis) all=("$redis_pid")
 for k in $(seq "$SERVERS"); do names+=("server-$k"); all+=("${server_pids[$((k - 1))]}"); done
 for i in $(seq 0 $((DRIVERS - 1))); do names+=("driver-$i"); all+=("${driver_pids[$i]}"); done
-declare -A maxfd cpu
+declare -A maxfd cpu waited
 loads=()
 running() { for pid in "${driver_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
 tick=0
@@ -88,6 +89,8 @@ while running; do
 		stat=$(cat "/proc/$child/stat" 2>/dev/null) || continue
 		read -r -a f <<<"${stat##*) }"
 		cpu[$n]=$((f[11] + f[12]))
+		w=$(cat /proc/"$child"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%d", s / 1e6}') || continue
+		[ "$w" -gt "${waited[$n]:-0}" ] && waited[$n]=$w
 	done
 	if [ $((tick % 10)) -eq 0 ]; then loads+=("$(cut -d' ' -f1 /proc/loadavg)"); fi
 	tick=$((tick + 1))
@@ -95,12 +98,13 @@ while running; do
 done
 status=0
 for pid in "${driver_pids[@]}"; do wait "$pid" || status=1; done
+redis-cli -p "$redis_port" info commandstats >"$OUT/redis-commandstats.txt" 2>&1 || true
 
 hz=$(getconf CLK_TCK)
 echo "load average every 10 s: ${loads[*]}; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in "${!all[@]}"; do
-	printf '%-9s most descriptors %6s  CPU %6.1f s\n' "${names[$n]}" "${maxfd[$n]:-?}" \
-		"$(echo "${cpu[$n]:-0} / $hz" | bc -l)"
+	printf '%-9s most descriptors %6s  CPU %6.1f s  waited for a CPU %6.1f s\n' "${names[$n]}" "${maxfd[$n]:-?}" \
+		"$(echo "${cpu[$n]:-0} / $hz" | bc -l)" "$(echo "${waited[$n]:-0} / 1000" | bc -l)"
 done
 for i in $(seq 0 $((DRIVERS - 1))); do
 	echo "--- driver $i ($ROOMS rooms, part $i/$DRIVERS)"
