@@ -31,11 +31,13 @@ var (
 	loadViewers = flag.Int("load.viewers", 12, "TestLoad: pages that watch the room of the viewers run")
 	loadChanges = flag.Int("load.changes", 4, "TestLoad: members that join, go away and leave the viewers' room, one after the other (3 changes each)")
 	loadEvery   = flag.Duration("load.every", 20*time.Millisecond, "TestLoad: time between two changes of the viewers run")
-	loadTTL     = flag.Duration("load.ttl", 3*time.Second, "TestLoad: member TTL; pages beat every third of it, as the page does")
+	loadTTL     = flag.Duration("load.ttl", 3*time.Second, "TestLoad: member TTL of the server in this process; pages beat every third of it, as the page does (-load.servers: the servers' -ttl)")
 	loadHold    = flag.Duration("load.hold", 2500*time.Millisecond, "TestLoad: how long the pages stay joined and beating once all have joined")
 	loadRamp    = flag.Duration("load.ramp", 0, "TestLoad: spread the pages' arrivals (stream opens, then joins) over this long")
 	loadTimeout = flag.Duration("load.timeout", 30*time.Second, "TestLoad: bound of each wait (for the states, the joins and the changes to reach every page)")
 	loadRedis   = flag.String("load.redis", "", "TestLoad: `host:port` of a Redis server to run the presence server on (default: memory)")
+	loadServers = flag.String("load.servers", "", "TestLoad: comma-separated `URLs` of presence servers to drive instead of one in this process; a room's pages are spread over them")
+	loadPart    = flag.String("load.part", "0/1", "TestLoad: `i/n`: simulate only the rooms r of the members run with r % n == i, and the viewers run only when i is 0")
 )
 
 // TestLoad drives the presence server with simulated pages that speak its protocol exactly as
@@ -46,6 +48,16 @@ var (
 // its own member expire, and leaves with a POST. The server runs in this process on memory,
 // or on the Redis server of -load.redis, with the per-client limits raised (every page comes
 // from 127.0.0.1).
+//
+// With -load.servers it drives running presence servers instead (their -ttl sets the
+// heartbeats, and their per-address limits must be raised): the pages of a room are spread
+// over the servers, and each page joins through the server after its stream's (its heartbeats
+// and leave go to its stream's), so that the events of a room cross processes through their
+// shared Redis and every member's token is checked by a process that did not sign it (the
+// servers need the same -secret). With
+// -load.part i/n this process simulates only the rooms r with r % n == i of the members run
+// (and the viewers run only when i is 0), so that n driver processes together simulate all
+// the rooms; all pages of a room are in one process, which times its joins.
 //
 // The members run: -load.rooms rooms of -load.members pages. Every page opens its stream and
 // waits for its state; then every page joins, and each join is timed from the POST to the
@@ -58,38 +70,90 @@ var (
 // -load.timeout, a request failed, a stream dropped, or a member expired while its page was
 // open; the figures are logged (go test -v).
 func TestLoad(t *testing.T) {
-	target := "memory"
-	if *loadRedis != "" {
-		target = "redis " + *loadRedis
+	part, parts, err := parsePart(*loadPart)
+	if err != nil {
+		t.Fatalf("-load.part: %v", err)
+	}
+	var servers []string
+	if *loadServers != "" {
+		if *loadRedis != "" {
+			t.Fatal("-load.redis is the backend of a server in this process; -load.servers drives servers of their own")
+		}
+		servers = strings.Split(*loadServers, ",")
+	}
+	target := "memory, ttl " + loadTTL.String()
+	switch {
+	case servers != nil:
+		target = fmt.Sprintf("%d servers %s", len(servers), *loadServers)
+	case *loadRedis != "":
+		target = "redis " + *loadRedis + ", ttl " + loadTTL.String()
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("presence load on %s: ttl %v, hold %v, ramp %v, load average %s", target, *loadTTL, *loadHold, *loadRamp,
+	t.Logf("presence load on %s: rooms r %% %d == %d, hold %v, ramp %v, load average %s", target, parts, part, *loadHold, *loadRamp,
 		strings.Join(strings.Fields(string(load))[:3], " "))
-	t.Run("members", func(t *testing.T) { testLoadMembers(t, *loadRooms, *loadMembers) })
-	t.Run("viewers", func(t *testing.T) { testLoadViewers(t, *loadViewers, *loadChanges) })
+	t.Run("members", func(t *testing.T) {
+		testLoadMembers(t, newLoadRun(t, servers), *loadRooms, *loadMembers, part, parts)
+	})
+	t.Run("viewers", func(t *testing.T) {
+		if part != 0 {
+			t.Skipf("the viewers run is part 0's, this is part %d", part)
+		}
+		testLoadViewers(t, newLoadRun(t, servers), *loadViewers, *loadChanges)
+	})
 }
 
-// startLoadApp starts the presence server of a load run, rooms of at most 200 members as the
-// server's default -room-size.
-func startLoadApp(t *testing.T) *loadRun {
-	unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
-	a := startApp(t, appConfig{ttl: *loadTTL, redis: *loadRedis, guard: unlimited, limits: ephemeral.Limits{MaxEntries: 200}})
+// parsePart parses the i/n of -load.part.
+func parsePart(s string) (i, n int, err error) {
+	is, ns, ok := strings.Cut(s, "/")
+	if ok {
+		i, err = strconv.Atoi(is)
+	}
+	if ok && err == nil {
+		n, err = strconv.Atoi(ns)
+	}
+	if !ok || err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("%q: want i/n with 0 <= i < n", s)
+	}
+	return i, n, nil
+}
+
+// maxPostConns bounds the connections of the pages' requests other than their streams, per
+// server: a browser keeps at most six per host; here it bounds the descriptors of the run
+// (each page's stream holds one in the pages' process, and one in the server's). Without it,
+// 800 rooms of 10 in one process ran out of descriptors (ulimit -n 20,000) in a burst of
+// heartbeats.
+const maxPostConns = 1 << 10
+
+// newLoadRun returns a load run against servers, or against a presence server started in this
+// process when there are none, with rooms of at most 200 members as the server's default
+// -room-size.
+func newLoadRun(t *testing.T, servers []string) *loadRun {
+	if len(servers) == 0 {
+		unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
+		a := startApp(t, appConfig{ttl: *loadTTL, redis: *loadRedis, guard: unlimited, limits: ephemeral.Limits{MaxEntries: 200}})
+		servers = []string{a.url}
+	}
 	// Idle connections are dropped before the server's idle timeout would close them under a
 	// request (which would fail it: Go does not send a POST again, where a browser would).
-	tr := &http.Transport{MaxIdleConnsPerHost: 1 << 12, DisableCompression: true, IdleConnTimeout: idleTimeout / 2}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &loadRun{url: a.url, client: &http.Client{Transport: tr}}
+	posts := &http.Transport{MaxIdleConnsPerHost: maxPostConns, MaxConnsPerHost: maxPostConns,
+		DisableCompression: true, IdleConnTimeout: idleTimeout / 2}
+	streams := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
+	t.Cleanup(posts.CloseIdleConnections)
+	return &loadRun{servers: servers, client: &http.Client{Transport: posts}, streams: &http.Client{Transport: streams}}
 }
 
-func testLoadMembers(t *testing.T, rooms, members int) {
-	l := startLoadApp(t)
+// testLoadMembers is the members run of the rooms r of [0, rooms) with r % parts == part.
+func testLoadMembers(t *testing.T, l *loadRun, rooms, members, part, parts int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var pages []*loadPage
 	for i := range rooms {
+		if i%parts != part {
+			continue
+		}
 		room := l.room(fmt.Sprintf("load-%d", i))
 		for j := range members {
-			pages = append(pages, l.page(room, fmt.Sprintf("member %d of %d", j, i)))
+			pages = append(pages, l.page(room, fmt.Sprintf("member %d of %d", j, i), i+j))
 		}
 	}
 	var wg sync.WaitGroup
@@ -122,20 +186,20 @@ func testLoadMembers(t *testing.T, rooms, members int) {
 	l.spread(ctx, len(pages), func(i int) { pages[i].leave(ctx) })
 	l.report(t, len(pages), "join → all members of the room")
 	// Held for two beats, every page beats at least once (one may be cut short by the leave).
-	if beats := l.beatPost.count(); *loadHold >= 2**loadTTL/3 && beats < len(pages) {
-		t.Errorf("%d heartbeats of %d pages that stayed %v, beating every %v", beats, len(pages), *loadHold, *loadTTL/3)
+	every := time.Duration(l.beatEvery.Load())
+	if beats := l.beatPost.count(); every > 0 && *loadHold >= 2*every && beats < len(pages) {
+		t.Errorf("%d heartbeats of %d pages that stayed %v, beating every %v", beats, len(pages), *loadHold, every)
 	}
 }
 
-func testLoadViewers(t *testing.T, viewers, changes int) {
-	l := startLoadApp(t)
+func testLoadViewers(t *testing.T, l *loadRun, viewers, changes int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	room := l.room("viewers")
 	room.leaves = true
 	pages := make([]*loadPage, viewers)
 	for i := range pages {
-		pages[i] = l.page(room, fmt.Sprintf("viewer %d", i))
+		pages[i] = l.page(room, fmt.Sprintf("viewer %d", i), i)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -156,7 +220,7 @@ func testLoadViewers(t *testing.T, viewers, changes int) {
 		}
 	}
 	for i := range changes {
-		p := l.page(room, fmt.Sprintf("changer %d", i))
+		p := l.page(room, fmt.Sprintf("changer %d", i), i)
 		if !p.join(ctx, true) || !next() {
 			continue
 		}
@@ -184,11 +248,14 @@ func testLoadViewers(t *testing.T, viewers, changes int) {
 	l.report(t, viewers, "change → all viewers")
 }
 
-// loadRun is one run of simulated pages against a presence server, and its figures.
+// loadRun is one run of simulated pages against presence servers, and its figures.
 type loadRun struct {
-	url    string
-	client *http.Client
-	rooms  []*loadRoom
+	servers []string     // their URLs
+	client  *http.Client // for the pages' requests other than streams
+	streams *http.Client // for the event streams
+	rooms   []*loadRoom
+
+	beatEvery atomic.Int64 // the longest heartbeat interval of a join's answer
 
 	state, joinPost, seen, beatPost samples
 	noState                         atomic.Int64 // pages without their state within the timeout
@@ -212,9 +279,12 @@ func (l *loadRun) room(name string) *loadRoom {
 	return r
 }
 
-// page returns a new page of room.
-func (l *loadRun) page(r *loadRoom, name string) *loadPage {
-	return &loadPage{l: l, room: r, name: name, stated: make(chan struct{})}
+// page returns a new page of room, the k-th of the run's spread: its stream, heartbeats,
+// status changes and leave go to server k (modulo their number), its joins to the next.
+func (l *loadRun) page(r *loadRoom, name string, k int) *loadPage {
+	n := len(l.servers)
+	return &loadPage{l: l, room: r, name: name, stated: make(chan struct{}),
+		homeURL: l.servers[k%n], joinURL: l.servers[(k+1)%n]}
 }
 
 // spread calls f(i) for every i in [0, n), each in a goroutine of its own, the starts spread
@@ -388,6 +458,8 @@ type loadPage struct {
 	l       *loadRun
 	room    *loadRoom
 	name    string
+	homeURL string        // the server of its stream, heartbeats, status changes and leave
+	joinURL string        // the server of its joins
 	stated  chan struct{} // closed at the page's first state
 	counted atomic.Bool   // it had its state in time: its receipts count
 	joining atomic.Bool   // a join again is in flight
@@ -443,7 +515,7 @@ var errNotStream = errors.New("not an event stream")
 
 // stream reads one connection of the event stream until it ends, and returns why.
 func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", p.l.url+"/rooms/"+p.room.name+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", p.homeURL+"/rooms/"+p.room.name+"/events", nil)
 	if err != nil {
 		return err
 	}
@@ -451,7 +523,7 @@ func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string)
 	if *lastID != "" {
 		req.Header.Set("Last-Event-ID", *lastID)
 	}
-	resp, err := p.l.client.Do(req)
+	resp, err := p.l.streams.Do(req)
 	if err != nil {
 		return err
 	}
@@ -541,7 +613,7 @@ func (p *loadPage) join(ctx context.Context, first bool) bool {
 	}
 	p.mu.Unlock()
 	start := time.Now()
-	code, body, err := p.post(ctx, "/join", form)
+	code, body, err := p.post(ctx, p.joinURL, "/join", form)
 	if first {
 		p.l.joinPost.add(time.Since(start))
 	}
@@ -554,9 +626,16 @@ func (p *loadPage) join(ctx context.Context, first bool) bool {
 		p.l.fail("join answer %q: %v", body, err)
 		return false
 	}
+	every := time.Duration(j.HeartbeatMS) * time.Millisecond
 	p.mu.Lock()
-	p.id, p.token, p.beatEvery = j.ID, j.Token, time.Duration(j.HeartbeatMS)*time.Millisecond
+	p.id, p.token, p.beatEvery = j.ID, j.Token, every
 	p.mu.Unlock()
+	for {
+		old := p.l.beatEvery.Load()
+		if int64(every) <= old || p.l.beatEvery.CompareAndSwap(old, int64(every)) {
+			break
+		}
+	}
 	if first {
 		p.room.sentAt(change("upsert", j.ID, StatusActive), start)
 	}
@@ -609,7 +688,7 @@ func (p *loadPage) beat(ctx context.Context) {
 			continue // as the page, no heartbeat while a join is in flight
 		}
 		start := time.Now()
-		code, body, err := p.post(ctx, "/heartbeat", form)
+		code, body, err := p.post(ctx, p.homeURL, "/heartbeat", form)
 		if ctx.Err() != nil {
 			return
 		}
@@ -632,7 +711,7 @@ func (p *loadPage) setStatus(ctx context.Context, s Status) {
 	form := url.Values{"id": {p.id}, "token": {p.token}, "status": {string(s)}}
 	p.mu.Unlock()
 	start := time.Now()
-	if code, body, err := p.post(ctx, "/status", form); err != nil || code != http.StatusNoContent {
+	if code, body, err := p.post(ctx, p.homeURL, "/status", form); err != nil || code != http.StatusNoContent {
 		p.l.fail("status %s: %d %s %v", p.room.name, code, body, err)
 		return
 	}
@@ -653,7 +732,7 @@ func (p *loadPage) leave(ctx context.Context) {
 	p.mu.Unlock()
 	if joined {
 		start := time.Now()
-		if code, body, err := p.post(ctx, "/leave", form); err != nil || code != http.StatusNoContent {
+		if code, body, err := p.post(ctx, p.homeURL, "/leave", form); err != nil || code != http.StatusNoContent {
 			p.l.fail("leave %s: %d %s %v", p.room.name, code, body, err)
 		} else if p.room.leaves {
 			p.room.sentAt(change("delete", form.Get("id"), ""), start)
@@ -673,9 +752,10 @@ func (p *loadPage) close() {
 	}
 }
 
-// post sends a form as the page's fetch does and returns the status and the body.
-func (p *loadPage) post(ctx context.Context, path string, form url.Values) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", p.l.url+"/rooms/"+p.room.name+path, strings.NewReader(form.Encode()))
+// post sends a form to the room's path on the server at base as the page's fetch does, and
+// returns the status and the body.
+func (p *loadPage) post(ctx context.Context, base, path string, form url.Values) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/rooms/"+p.room.name+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, "", err
 	}
@@ -729,5 +809,38 @@ func round(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	default:
 		return d.Round(time.Microsecond)
+	}
+}
+
+// TestLoadServers is the members run across processes in small: two servers that share a
+// backend and a secret, driven by two parts of the rooms at once, each page's stream on one
+// server and its join on the other.
+func TestLoadServers(t *testing.T) {
+	unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
+	secret := []byte("the servers' shared secret")
+	a := startApp(t, appConfig{ttl: *loadTTL, guard: unlimited, secret: secret})
+	b := startApp(t, appConfig{ttl: *loadTTL, guard: unlimited, secret: secret, backend: a.backend})
+	servers := []string{a.url, b.url}
+	for part := range 2 {
+		t.Run(fmt.Sprintf("part %d of 2", part), func(t *testing.T) {
+			t.Parallel()
+			testLoadMembers(t, newLoadRun(t, servers), 4, 3, part, 2)
+		})
+	}
+}
+
+func TestParsePart(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		i, n int
+	}{{"0/1", 0, 1}, {"1/2", 1, 2}, {"3/4", 3, 4}} {
+		if i, n, err := parsePart(c.s); err != nil || i != c.i || n != c.n {
+			t.Errorf("parsePart(%q) = %d, %d, %v; want %d, %d", c.s, i, n, err, c.i, c.n)
+		}
+	}
+	for _, s := range []string{"", "1", "2/2", "-1/2", "0/0", "a/2", "1/b", "0/1/2"} {
+		if _, _, err := parsePart(s); err == nil {
+			t.Errorf("parsePart(%q): no error", s)
+		}
 	}
 }

@@ -6,7 +6,10 @@
 //	go run ./examples/presence -ttl 30s -addr 127.0.0.1:9000
 //
 // With -redis the rooms live in Redis and any number of processes serve them; give them the
-// same -secret so that a page's requests may reach any of them:
+// same -secret so that a page's requests may reach any of them. Each process sends its
+// commands over a pool of -redis-pool connections (go-redis's default, 10 per CPU, unless set):
+// raise it for thousands of pages per process, whose stream opens, joins and heartbeats
+// otherwise wait for a connection (and fail after go-redis's pool timeout, 4 s):
 //
 //	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret
 //	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret -addr 127.0.0.1:8081
@@ -97,6 +100,12 @@
 //	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
 //		-load.ttl 10s -load.hold 30s -load.redis 127.0.0.1:6379
 //
+// With -load.servers and -load.part it drives servers of their own from several processes;
+// loadrun.sh starts a redis-server, two servers on it and two driver processes that simulate
+// 2,000 rooms of 10 members between them, prints their figures and stops them all:
+//
+//	examples/presence/loadrun.sh                # ROOMS=200 TTL=5s ... to change the run
+//
 // [ephemeral.Mirror]: https://pkg.go.dev/github.com/ephemeral-go/ephemeral#Mirror
 package main
 
@@ -129,6 +138,7 @@ func main() {
 	metricsAddr := flag.String("metrics-addr", "", "serve /metrics (Prometheus) on `host:port`, apart from -addr; off when empty")
 	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a heartbeat")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
+	redisPool := flag.Int("redis-pool", 0, "most command connections to Redis (`n`; default: go-redis's, 10 per CPU)")
 	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
 	roomSize := flag.Int("room-size", 200, "most members of a room")
 	limits := DefaultLimits
@@ -140,14 +150,20 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *metricsAddr, *redisAddr, *secret, *ttl, *roomSize, limits); err != nil {
+	if err := run(ctx, *addr, *metricsAddr, redisConfig{*redisAddr, *redisPool}, *secret, *ttl, *roomSize, limits); err != nil {
 		log.Fatal(err)
 	}
 }
 
+// redisConfig is the Redis server of -redis, and the size of the command pool to it.
+type redisConfig struct {
+	addr string // empty: the memory backend
+	pool int    // 0: go-redis's default
+}
+
 // run serves the presence app on addr, and its metrics on metricsAddr unless it is empty, until
 // ctx is done.
-func run(ctx context.Context, addr, metricsAddr, redisAddr, secret string, ttl time.Duration, roomSize int, limits Limits) error {
+func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret string, ttl time.Duration, roomSize int, limits Limits) error {
 	switch {
 	case ttl < 3*time.Millisecond:
 		return fmt.Errorf("-ttl %v is too short", ttl)
@@ -155,9 +171,11 @@ func run(ctx context.Context, addr, metricsAddr, redisAddr, secret string, ttl t
 		return fmt.Errorf("-room-size %d: want at least 1", roomSize)
 	case limits.Streams < 1 || limits.JoinRate <= 0 || limits.JoinBurst < 1:
 		return fmt.Errorf("-max-streams, -join-rate and -join-burst must be positive")
+	case rc.pool < 0:
+		return fmt.Errorf("-redis-pool %d: want 0 (the default) or more", rc.pool)
 	}
 	obs := prom.New()
-	backend, closeBackend, err := openBackend(ctx, redisAddr, obs)
+	backend, closeBackend, err := openBackend(ctx, rc, obs)
 	if err != nil {
 		return err
 	}
@@ -207,17 +225,17 @@ func metricsHandler(obs *prom.Observer, s *server) http.Handler {
 	return mux
 }
 
-// openBackend returns the memory backend, or the Redis backend when redisAddr is set, reporting
+// openBackend returns the memory backend, or the Redis backend when rc.addr is set, reporting
 // to obs, and the function that closes it.
-func openBackend(ctx context.Context, redisAddr string, obs *prom.Observer) (ephemeral.Backend, func(), error) {
-	if redisAddr == "" {
+func openBackend(ctx context.Context, rc redisConfig, obs *prom.Observer) (ephemeral.Backend, func(), error) {
+	if rc.addr == "" {
 		b := memstore.New(memstore.WithObserver(obs))
 		return b, func() { b.Close() }, nil
 	}
-	client := redis.NewClient(&redis.Options{Addr: redisAddr})
+	client := redis.NewClient(&redis.Options{Addr: rc.addr, PoolSize: rc.pool})
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
-		return nil, nil, fmt.Errorf("redis at %s: %w", redisAddr, err)
+		return nil, nil, fmt.Errorf("redis at %s: %w", rc.addr, err)
 	}
 	b := redisstore.New(client, redisstore.WithObserver(obs))
 	return b, func() {

@@ -40,6 +40,10 @@ type appConfig struct {
 	redis  string           // host:port of a Redis server to use instead of memory
 	guard  Limits           // per client; the zero Limits means generous ones
 	idle   time.Duration    // keep-alive timeout of the HTTP server
+	// backend, when set, is another app's: the app shares its state, as processes on one
+	// Redis do (give them the same secret).
+	backend ephemeral.Backend
+	secret  []byte // signs member tokens; nil means a random one
 	// metrics starts the metrics server too, on an address of its own, as -metrics-addr does.
 	metrics bool
 }
@@ -50,7 +54,10 @@ type appConfig struct {
 func startApp(t *testing.T, cfg appConfig) *app {
 	t.Helper()
 	obs := prom.New()
-	backend := newBackend(t, cfg, obs)
+	backend := cfg.backend
+	if backend == nil {
+		backend = newBackend(t, cfg, obs)
+	}
 	store, err := NewMemberStore(backend, ephemeral.WithDefaultTTL(cfg.ttl), ephemeral.WithLimits(cfg.limits))
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +74,9 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
+	}
+	if cfg.secret != nil {
+		a.srv.secret = cfg.secret
 	}
 	done := make(chan error, 2)
 	idle := cfg.idle
