@@ -52,7 +52,9 @@
 //     samples CLIENT LIST and the Go memory every 250 ms: the run's connections, those whose
 //     last command was XREAD (the readers' blocking reads) and those blocked at the moment,
 //     the heap in use and the memory the Go runtime holds from the system; and the heap per
-//     reader with the readers open and nothing written yet.
+//     reader with the readers open and nothing written yet. A paced writer that could not
+//     keep 90% of -rate over a row of a second or more (its calls wait for a CPU behind the
+//     readers) adds writer=<upserts/s> to the notes: the latencies are those of that rate.
 //   - tenants: -tenants tenants (10,000) with one reader each, all on one backend and, on
 //     Redis, on one go-redis client with the default options (its default pool; a client
 //     name of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines,
