@@ -329,7 +329,8 @@ func (r *runner) fanout(ctx context.Context) ([]result, error) {
 const timedReaders = 100
 
 // deliver runs one delivery row: it opens the readers, writes the events, and records for
-// each event at each reader the time since its upsert returned (0 when the event came first).
+// each event at each reader (each of the first s.timed, if set) the time since its upsert
+// returned (0 when the event came first).
 func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
 	defer cancel()
