@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -637,9 +638,16 @@ func (s *sampler) sample(ctx context.Context, t *target) {
 		s.conns.blocked = max(s.conns.blocked, c.blocked)
 		s.conns.blocking = max(s.conns.blocking, c.blocking)
 	}
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	s.heap, s.sys = max(s.heap, m.HeapInuse), max(s.sys, m.Sys)
+	// runtime/metrics, not ReadMemStats: the sampler runs during the row, and ReadMemStats
+	// stops the world.
+	m := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"}, // with the next, MemStats.HeapInuse
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/total:bytes"}, // MemStats.Sys
+	}
+	metrics.Read(m)
+	s.heap = max(s.heap, m[0].Value.Uint64()+m[1].Value.Uint64())
+	s.sys = max(s.sys, m[2].Value.Uint64())
 }
 
 // settledHeap returns the bytes of the Go heap in use after a garbage collection, if measure
