@@ -131,19 +131,23 @@ func (f noticeFixture) pump() *pump {
 // quiesce waits until the pump has no read to do nor in flight.
 func (f noticeFixture) quiesce(t *testing.T) {
 	t.Helper()
-	p := f.pump()
-	deadline := time.Now().Add(eventWait)
-	for {
+	waitPump(t, f.pump(), "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+}
+
+// waitPump waits until cond, called with p.mu held, holds, and fails with msg if it does not
+// within eventWait.
+func waitPump(t *testing.T, p *pump, msg string, cond func(p *pump) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
 		p.mu.Lock()
-		idle := !p.stale && !p.busy
+		ok := cond(p)
 		p.mu.Unlock()
-		if idle {
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the pump stays busy")
+			t.Fatal(msg)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -219,19 +223,8 @@ func testNoticeDelivers(t *testing.T, mk func(testing.TB, ...Option) fixture) {
 	<-held
 	v = f.upsert(t, "during", []byte("a read"))
 	p := f.pump()
-	deadline := time.Now().Add(eventWait)
-	for { // the notice arrives, and asks for another read
-		p.mu.Lock()
-		stale := p.stale
-		p.mu.Unlock()
-		if stale {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a notice during a read asks for no read")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The notice arrives, and asks for another read.
+	waitPump(t, p, "a notice during a read asks for no read", func(p *pump) bool { return p.stale })
 	if h := p.currentLog().Head(); h >= v {
 		t.Fatalf("a notice during a read was appended: the log's head is %d", h)
 	}
