@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/metrics/prom"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
@@ -124,16 +123,11 @@ func newBackend(t *testing.T, cfg appConfig, obs *prom.Observer) ephemeral.Backe
 	// A key prefix of the test's own, whose keys are deleted afterwards: the server may be
 	// shared, and is never flushed.
 	client := redis.NewClient(&redis.Options{Addr: cfg.redis})
-	prefix := "presence-test-" + strings.ToLower(rand.Text())
+	prefix := redistest.Prefix("presence-test")
 	b := redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithObserver(obs))
 	t.Cleanup(func() {
 		b.Close()
-		ctx := context.Background()
-		iter := client.Scan(ctx, 0, prefix+":*", 100).Iterator()
-		for iter.Next(ctx) {
-			client.Del(ctx, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
+		if _, err := redistest.DeleteKeys(context.Background(), client, prefix); err != nil {
 			t.Errorf("delete the test's keys: %v", err)
 		}
 		client.Close()

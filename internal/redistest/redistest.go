@@ -69,11 +69,24 @@ func Sentinel(t testing.TB) *redis.Client {
 // Prefix returns a key prefix that no other run has: name, a dash and a fresh epoch.
 func Prefix(name string) string { return name + "-" + backend.NewEpoch(time.Now()) }
 
+// EachMaster calls fn with the client of each master of a cluster (concurrently), or with
+// client itself.
+func EachMaster(ctx context.Context, client redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, c)
+	default:
+		return fmt.Errorf("redistest: unsupported client %T", client)
+	}
+}
+
 // Keys returns the keys that start with prefix+":", from every master of a cluster.
 func Keys(ctx context.Context, client redis.UniversalClient, prefix string) ([]string, error) {
 	var mu sync.Mutex
 	var keys []string
-	scan := func(ctx context.Context, c *redis.Client) error {
+	err := EachMaster(ctx, client, func(ctx context.Context, c *redis.Client) error {
 		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
 		for iter.Next(ctx) {
 			mu.Lock()
@@ -81,15 +94,8 @@ func Keys(ctx context.Context, client redis.UniversalClient, prefix string) ([]s
 			mu.Unlock()
 		}
 		return iter.Err()
-	}
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		return keys, c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		return keys, scan(ctx, c)
-	default:
-		return nil, fmt.Errorf("redistest: unsupported client %T", client)
-	}
+	})
+	return keys, err
 }
 
 // DeleteKeys removes the keys that start with prefix+":" and returns how many there were.

@@ -88,14 +88,7 @@ func (f connFixture) subscribed(t *testing.T) map[string]int {
 		mu.Unlock()
 		return nil
 	}
-	var err error
-	switch c := f.client.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, count)
-	case *redis.Client:
-		err = count(ctx, c)
-	}
-	if err != nil {
+	if err := redistest.EachMaster(ctx, f.client, count); err != nil {
 		t.Fatal(err)
 	}
 	return counts
@@ -282,14 +275,7 @@ func testPubSubKilled(t *testing.T, f fixture) {
 		return c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err()
 	}
 	for v := uint64(2); v < 5; v++ {
-		var err error
-		switch c := f.client.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, kill)
-		case *redis.Client:
-			err = kill(ctx, c)
-		}
-		if err != nil {
+		if err := redistest.EachMaster(ctx, f.client, kill); err != nil {
 			t.Fatal(err)
 		}
 		for _, ten := range tenants { // most likely before the hub dials again
