@@ -48,7 +48,7 @@
 //     Every reader counts its events (count and per s are deliveries; cpu µs/op is the
 //     process's CPU per delivery), and the first 100 readers also time each of theirs, as in
 //     delivery, for the latencies: a clock reading and a histogram update per delivery at
-//     every reader would cost more than the delivery, and the row would measure them. It
+//     every reader cost as much as the delivery, and the row would measure them. It
 //     samples CLIENT LIST and the Go memory every 250 ms: the run's connections, those whose
 //     last command was XREAD (the readers' blocking reads) and those blocked at the moment,
 //     the heap in use and the memory the Go runtime holds from the system; and the heap per

@@ -274,8 +274,8 @@ type deliverySpec struct {
 	readers int  // readers of the tenant, each receiving every event
 	sample  bool // sample the Redis connections and the heap while it runs
 	// timed is how many of the readers time each event they receive (all when 0); the
-	// others only count theirs. A clock reading and a shared histogram per delivery would
-	// cost more than the delivery itself at 10,000 readers, and the row would measure them.
+	// others only count theirs. A clock reading and a shared histogram per delivery cost as
+	// much as the delivery itself at 10,000 readers, and the row would measure them.
 	timed int
 }
 
