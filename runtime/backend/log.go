@@ -223,8 +223,12 @@ func (l *Log) wakeNow() {
 	}
 }
 
-// DropBefore drops the oldest events whose time (At) is before ms.
+// DropBefore drops the oldest events whose time (At) is before ms. It looks at the oldest
+// event first, without the lock: most calls have nothing to drop.
 func (l *Log) DropBefore(ms int64) {
+	if ev, _ := l.At(l.First()); l.Len() == 0 || ev != nil && ev.At >= ms {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.ring.Load()

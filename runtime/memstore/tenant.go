@@ -79,16 +79,9 @@ func (t *tenant) unusedAt() int64 {
 	return t.last + t.st.retention + 1
 }
 
-// trim drops the events older than the retention at now. It looks at the oldest event first,
-// without the log's lock: most calls have nothing to drop.
+// trim drops the events older than the retention at now.
 func (t *tenant) trim(now int64) {
-	cutoff := now - t.st.retention
-	if ev, _ := t.log.At(t.log.First()); ev != nil && ev.At >= cutoff {
-		return // the oldest event is within the retention
-	}
-	if t.log.Len() > 0 {
-		t.log.DropBefore(cutoff)
-	}
+	t.log.DropBefore(now - t.st.retention)
 }
 
 // appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
