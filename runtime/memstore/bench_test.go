@@ -335,10 +335,23 @@ func benchStoreSnapshot[T any](b *testing.B, codec ephemeral.Codec[T], v T, keys
 			b.Fatal(err)
 		}
 	}
-	defer measureCPU(b)()
-	for b.Loop() {
-		if snap, err := s.Snapshot(ctx); err != nil || len(snap.Entries) != len(keys) {
-			b.Fatal(len(snap.Entries), err)
+	b.Run("new", func(b *testing.B) {
+		defer measureCPU(b)()
+		for b.Loop() {
+			if snap, err := s.Snapshot(ctx); err != nil || len(snap.Entries) != len(keys) {
+				b.Fatal(len(snap.Entries), err)
+			}
 		}
-	}
+	})
+	b.Run("reused", func(b *testing.B) {
+		var buf []ephemeral.Entry[string, T]
+		defer measureCPU(b)()
+		for b.Loop() {
+			snap, err := s.AppendSnapshot(ctx, buf[:0])
+			if err != nil || len(snap.Entries) != len(keys) {
+				b.Fatal(len(snap.Entries), err)
+			}
+			buf = snap.Entries
+		}
+	})
 }

@@ -114,6 +114,22 @@ func isolation(e *env, codec ephemeral.Codec[nested]) {
 	}
 	check("a second Snapshot", snap.Entries[0].Value)
 
+	// AppendSnapshot into the slice of an earlier snapshot: the earlier values stay as they
+	// were, and an entry before dst's length is kept.
+	kept := snap.Entries[0]
+	again, err := s.AppendSnapshot(e.ctx, snap.Entries[:1])
+	if err != nil || len(again.Entries) != 2 || again.Entries[0].Key != "k1" || again.Entries[1].Key != "k1" {
+		e.Fatalf("AppendSnapshot after one entry: %+v, %v; want the kept entry and the live one", again, err)
+	}
+	reused, err := s.AppendSnapshot(e.ctx, again.Entries[:0])
+	if err != nil || len(reused.Entries) != 1 || &reused.Entries[0] != &again.Entries[0] {
+		e.Fatalf("AppendSnapshot into a reused slice: %+v, %v; want 1 entry in the same array", reused, err)
+	}
+	check("a value of an earlier snapshot whose slice an AppendSnapshot reused", kept.Value)
+	scribble(&reused.Entries[0].Value)
+	check("the value of an earlier snapshot after a caller modified the one of AppendSnapshot", kept.Value)
+	check("Get after a caller modified the value of an AppendSnapshot", get("k1"))
+
 	// Two readers of one upsert event.
 	r1, r2 := e.readerOf(s), e.readerOf(s)
 	if _, err := s.Upsert(e.ctx, "k2", newNested()); err != nil {
