@@ -52,6 +52,9 @@
 // backend that keeps values in memory (runtime/memstore), a store whose codec is a [Cloner]
 // decodes each version of a value once, keeps it beside the value, and hands out deep copies
 // made by Clone, which cost a fraction of a decode (a tenth for a small struct with a slice,
-// and a plain assignment for one without slices, maps or pointers). With a codec without Clone
+// and a plain assignment for one without slices, maps or pointers). A value type that holds no
+// slice, map, pointer, interface, channel or func at any depth (strings and time.Time are fine)
+// is flat: the store finds that out once, in New, and copies its values by assignment without
+// calling Clone, whatever the codec. With a codec without Clone and a type that is not flat,
 // every read decodes.
 package ephemeral

@@ -24,15 +24,37 @@ func (c countingCodec) Decode(src []byte, v *text) error {
 
 func (countingCodec) Clone(dst, src *text) { *dst = *src }
 
-// TestDecodeOncePerVersion checks that on memstore a store whose codec has Clone decodes each
-// version of a value once, however many Gets and Snapshots read it, and that a new version is
-// decoded again.
+// countingDecoder is countingCodec without Clone: text is flat (it holds a string and nothing
+// a caller could modify in place), so the store copies its values by assignment all the same.
+type countingDecoder struct {
+	textCodec
+	decodes *atomic.Int64
+}
+
+func (c countingDecoder) Decode(src []byte, v *text) error {
+	c.decodes.Add(1)
+	return c.textCodec.Decode(src, v)
+}
+
+// TestDecodeOncePerVersion checks that on memstore a store whose codec has Clone, or whose
+// values are flat, decodes each version of a value once, however many Gets, Snapshots and
+// readers read it, and that a new version is decoded again.
 func TestDecodeOncePerVersion(t *testing.T) {
+	t.Run("clone", func(t *testing.T) {
+		var decodes atomic.Int64
+		testDecodeOnce(t, countingCodec{decodes: &decodes}, &decodes)
+	})
+	t.Run("flat", func(t *testing.T) {
+		var decodes atomic.Int64
+		testDecodeOnce(t, countingDecoder{decodes: &decodes}, &decodes)
+	})
+}
+
+func testDecodeOnce(t *testing.T, codec ephemeral.Codec[text], decodes *atomic.Int64) {
 	ctx := context.Background()
 	b := memstore.New()
 	defer b.Close()
-	var decodes atomic.Int64
-	s, err := ephemeral.New(b, ephemeral.Config[string, text]{ID: "memo", TTL: time.Hour, Codec: countingCodec{decodes: &decodes}})
+	s, err := ephemeral.New(b, ephemeral.Config[string, text]{ID: "memo", TTL: time.Hour, Codec: codec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +92,28 @@ func TestDecodeOncePerVersion(t *testing.T) {
 	read("v2")
 	if n := decodes.Load(); n != 3 {
 		t.Fatalf("%d decodes after a touch, want 3 (the value did not change)", n)
+	}
+
+	// Three readers of one upsert: one decode.
+	var readers []*ephemeral.Reader[string, text]
+	for range 3 {
+		r, err := s.Reader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		readers = append(readers, r)
+	}
+	if _, err := s.Upsert(ctx, "k", text{"v3"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readers {
+		if ev, err := r.Recv(ctx); err != nil || ev.Entry.Value.S != "v3" {
+			t.Fatalf("Recv = %+v, %v; want the upsert of v3", ev, err)
+		}
+	}
+	if n := decodes.Load(); n != 4 {
+		t.Fatalf("%d decodes after 3 readers received a new version, want 4", n)
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 // once for all of them; every reader still gets a value of its own. An event's Entry, and the
 // slices, maps and pointers inside its Value, belong to the reader that received it: it may
 // keep and modify them, and no other reader (nor the store, nor a [Mirror]) sees the change.
-// The copy is made with the codec's Clone method (see [Codec]); with a codec that has none,
-// each reader decodes the value itself.
+// The copy is made with the codec's Clone method (see [Codec]), or by assignment when T is
+// flat (see the package doc); with a codec that has none, each reader decodes a value that is
+// not flat itself.
 type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
@@ -44,6 +45,10 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	ev = m.ev
 	if m.err != nil || raw.Kind != EventUpsert {
 		return ev, m.err
+	}
+	if r.s.flat { // nothing in the value to share: the shared entry is the reader's copy
+		ev.Entry = m.entry
+		return ev, nil
 	}
 	// The copy is made in r.entry, not in ev: the codec's Clone, called through a func value,
 	// would move ev to the heap, an allocation per event.

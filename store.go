@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -27,7 +28,8 @@ type Codec[T any] interface {
 // *dst: no slice, map or pointer of *dst shares memory with *src.
 //
 // The readers and mirrors of a store decode each event once and give each reader a Clone of
-// the value (see [Reader]); with a codec that has no Clone, each of them decodes the value.
+// the value (see [Reader]); with a codec that has no Clone, each of them decodes the value,
+// unless T is flat (see the package doc): flat values are copied by assignment, Clone or not.
 type Cloner[T any] interface {
 	Clone(dst, src *T)
 }
@@ -90,9 +92,12 @@ type Store[K, T any] struct {
 	codec Codec[T]
 	key   KeyCodec[K]
 	keyOf func(T) K
-	clone func(dst, src *T) // the codec's Cloner, or nil
-	id    string
-	ttl   time.Duration
+	clone func(dst, src *T) // the codec's Cloner, assignment when flat, or nil
+	// flat says that a T holds nothing a caller could modify in place (see isFlat): values
+	// are copied by assignment, with no Clone and no decode per reader.
+	flat bool
+	id   string
+	ttl  time.Duration
 	// tenant is the default tenant.
 	tenant string
 	limits Limits
@@ -159,10 +164,42 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 		tenant: set.tenant,
 		limits: l,
 	}
-	if c, ok := cfg.Codec.(Cloner[T]); ok {
+	if s.flat = isFlat(reflect.TypeFor[T]()); s.flat {
+		s.clone = func(dst, src *T) { *dst = *src }
+	} else if c, ok := cfg.Codec.(Cloner[T]); ok {
 		s.clone = c.Clone
 	}
 	return s, nil
+}
+
+// timeType is time.Time, a value type whose *Location is shared and never modified.
+var timeType = reflect.TypeFor[time.Time]()
+
+// isFlat reports whether a copy of a value of type t by assignment shares nothing that either
+// copy could modify in place: t holds no slice, map, pointer, interface, channel or func, at any
+// depth (strings are immutable, and a time.Time's location is never modified). The typed layer
+// then copies decoded values by assignment, whatever the codec: one decode per event or entry
+// version, and no Clone call per reader.
+func isFlat(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return t.Len() == 0 || isFlat(t.Elem())
+	case reflect.Struct:
+		if t == timeType {
+			return true
+		}
+		for i := range t.NumField() {
+			if !isFlat(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // ID returns the store's ID.
@@ -525,7 +562,11 @@ func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
 			m = w
 		}
 	}
-	s.clone(v, m)
+	if s.flat {
+		*v = *m
+	} else {
+		s.clone(v, m)
+	}
 	return nil
 }
 
