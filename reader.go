@@ -42,14 +42,10 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	}
 	m := r.s.decoded(raw)
 	r.pos.set(raw.Cursor())
+	if r.s.flat || m.err != nil || raw.Kind != EventUpsert {
+		return m.ev, m.err // a flat value is copied with the event
+	}
 	ev = m.ev
-	if m.err != nil || raw.Kind != EventUpsert {
-		return ev, m.err
-	}
-	if r.s.flat { // nothing in the value to share: the shared entry is the reader's copy
-		ev.Entry = m.entry
-		return ev, nil
-	}
 	// The copy is made in r.entry, not in ev: the codec's Clone, called through a func value,
 	// would move ev to the heap, an allocation per event.
 	if err := r.s.copyEntry(&r.entry, &m.entry, raw); err != nil {
@@ -120,6 +116,9 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 		d.entry = entry(d.ev.Key, d.entry.Value, &e)
 		if s.clone != nil { // else each reader decodes its own value
 			d.err = s.decode(&e, &d.entry.Value)
+		}
+		if s.flat && d.err == nil { // the readers' copy of ev is all they need
+			d.ev.Entry = d.entry
 		}
 	}
 	if m, ok := raw.Memo.Store(s, d).(*decodedEvent[K, T]); ok {
