@@ -573,6 +573,9 @@ func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
 // copied returns a deep copy of *v: made by the codec's Clone, or else by encoding *v and
 // decoding the result.
 func (s *Store[K, T]) copied(v *T) T {
+	if s.flat {
+		return *v
+	}
 	sc := s.getScratch()
 	defer s.putScratch(sc)
 	if s.clone != nil {
