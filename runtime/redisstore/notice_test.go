@@ -204,8 +204,7 @@ func testNoticeDelivers(t *testing.T, mk func(testing.TB, ...Option) fixture) {
 		t.Error("an event beyond the notice's cap was delivered without a read")
 	}
 
-	// A notice that arrives during a read: the read's events are delivered, then the
-	// notice's from another read.
+	// A notice that arrives during a read is not appended: the pump reads again.
 	f.quiesce(t)
 	reads = f.reads.n.Load()
 	held, release := make(chan struct{}), make(chan struct{})
@@ -230,9 +229,9 @@ func testNoticeDelivers(t *testing.T, mk func(testing.TB, ...Option) fixture) {
 	}
 	released.Do(func() { close(release) })
 	f.expect(t, v, "during", []byte("a read"))
-	if n := f.reads.n.Load() - reads; n < 2 {
-		t.Errorf("%d reads for a notice during a read, want 2", n)
-	}
+	// The held read was sent after the write (the hold runs before a read is sent), so it
+	// delivered the event; the notice still asks for a second read, which may come after.
+	f.waitReads(t, reads+1)
 }
 
 func TestNoticeEventsMini(t *testing.T)  { testNoticeEvents(t, newMini(t)) }
