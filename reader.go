@@ -55,6 +55,26 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	return ev, nil
 }
 
+// TryRecv is Recv without waiting: ok is false, with a nil error, when no event is ready in
+// this process and Recv would wait for one (or read the backend for it); otherwise ev and err
+// are what Recv returns. A reader that writes its events to a network connection can write
+// those that are ready together, with one flush: Recv, then TryRecv until ok is false.
+func (r *Reader[K, T]) TryRecv() (ev Event[K, T], ok bool, err error) {
+	ev, err = r.Recv(doneCtx)
+	if err == context.Canceled { // doneCtx's, not an error of the reader's
+		return ev, false, nil
+	}
+	return ev, true, err
+}
+
+// doneCtx is a context that is done: with it a subscription's Next returns an event that is
+// ready, and ctx.Err() instead of waiting for one (see [backend.Subscription]).
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // Events returns an iterator over the reader's events. It stops when ctx is done or the reader
 // is closed, after yielding that error, or when the loop breaks. Key and decode errors (see
 // Recv) are yielded and the iteration goes on.

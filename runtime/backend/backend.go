@@ -56,6 +56,9 @@ type Subscription interface {
 	Start() Cursor
 	// Next blocks until the next event, ctx is done (ctx.Err() is returned) or the
 	// subscription or its backend is closed (ErrClosed). Not safe for concurrent calls.
+	// With a ctx that is done, Next returns an event that is ready in the process (or an
+	// overflow) and ctx.Err() rather than wait or read the backend for one: the typed
+	// Reader's TryRecv relies on it.
 	//
 	// The event may be shared with the tenant's other readers (it points into the tenant's
 	// [Log]): it is read-only for everybody, the receiver included.

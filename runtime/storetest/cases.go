@@ -51,6 +51,7 @@ var cases = []struct {
 	{"EventFields", testEventFields},
 	{"ReaderClose", testReaderClose},
 	{"EventsIterator", testEventsIterator},
+	{"TryRecv", testTryRecv},
 	{"ValuesOwned", testValuesOwned},
 	{"ConcurrentOneKey", func(e *env) { testConcurrent(e, func(g, i int) string { return "k" }) }},
 	{"ConcurrentManyKeys", func(e *env) { testConcurrent(e, func(g, i int) string { return fmt.Sprintf("g%d/k%d", g, i%20) }) }},
@@ -896,6 +897,46 @@ func testEventsIterator(e *env) {
 	}
 	if n != 1 {
 		e.Fatalf("Events with a canceled context yielded %d times, want 1", n)
+	}
+}
+
+// testTryRecv checks that TryRecv returns the events that are ready, in order, and reports
+// none ready without waiting, and that a closed reader's TryRecv fails with ErrClosed.
+func testTryRecv(e *env) {
+	s := e.store()
+	r := e.reader(s)
+	if ev, ok, err := r.TryRecv(); ok || err != nil {
+		e.Fatalf("TryRecv with no event = %+v, %v, %v; want not ok", ev, ok, err)
+	}
+	e.upsert(s, "k0", item{})
+	e.upsert(s, "k1", item{})
+	// The events reach the process in their own time (from Redis, after the writes return):
+	// poll until the first is ready. Recv of the same reader would wait for it.
+	var got []string
+	for deadline := time.Now().Add(waitFor); len(got) < 2; {
+		ev, ok, err := r.TryRecv()
+		switch {
+		case err != nil:
+			e.Fatalf("TryRecv: %v after %q", err, got)
+		case ok:
+			got = append(got, ev.Key)
+		case time.Now().After(deadline):
+			e.Fatalf("TryRecv: no event ready after %v, got %q", waitFor, got)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if !slices.Equal(got, []string{"k0", "k1"}) {
+		e.Fatalf("TryRecv returned %q, want k0 then k1", got)
+	}
+	if ev, ok, err := r.TryRecv(); ok || err != nil {
+		e.Fatalf("TryRecv after the last event = %+v, %v, %v; want not ok", ev, ok, err)
+	}
+	r.Close()
+	if _, ok, err := r.TryRecv(); !ok {
+		e.Fatalf("TryRecv of a closed reader: not ok, want ErrClosed")
+	} else {
+		e.wantErr("TryRecv of a closed reader", err, ephemeral.ErrClosed)
 	}
 }
 
