@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -132,63 +131,118 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*e
 
 // forward sends the reader's events to the browser until the request ends (an error), the
 // reader overflows (errResync) or a write fails. While the room is quiet it sends a comment every
-// s.ping.
+// s.ping. A busy stream costs no timer per event: each wait lasts until s.ping after the last
+// write.
 func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
 	for {
-		rctx, cancel := context.WithTimeout(ctx, s.ping)
-		ev, err := rd.Recv(rctx)
-		cancel()
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		quiet := s.ping - time.Since(sse.last)
+		if quiet <= 0 {
 			if err := sse.write(":\n\n"); err != nil {
 				return err
 			}
 			continue
-		case errors.Is(err, ephemeral.ErrDecode), errors.Is(err, ephemeral.ErrInvalidKey):
-			log.Printf("presence: skip event: %v", err) // written by a foreign client
-			continue
-		case err != nil:
-			return err
 		}
-		switch ev.Kind {
-		case ephemeral.EventOverflow:
-			return errResync
-		case ephemeral.EventUpsert:
-			err = sse.send(ev.Cursor, "upsert", viewOf(&ev.Entry))
-		case ephemeral.EventDelete, ephemeral.EventExpire:
-			err = sse.send(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
-		default:
-			// A touch changes nothing the page shows (heartbeats are quiet touches anyway), but
-			// the page's cursor moves on so that a reconnect does not replay it.
-			err = sse.write("id: " + ev.Cursor + "\n\n")
-		}
-		if err != nil {
+		rctx, cancel := context.WithTimeout(ctx, quiet)
+		err := s.forwardUntil(rctx, sse, rd)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return err
 		}
 	}
 }
 
-// sseWriter writes Server-Sent Events to one response, flushing each one.
-type sseWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+// forwardUntil is forward until ctx is done. The events that are ready when one arrives go
+// out together, in one write and one flush: a stream that falls behind catches up in fewer
+// writes.
+func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
+	for {
+		ev, err := rd.Recv(ctx)
+		for ok := true; ok; ev, ok, err = rd.TryRecv() {
+			switch {
+			case errors.Is(err, ephemeral.ErrDecode), errors.Is(err, ephemeral.ErrInvalidKey):
+				log.Printf("presence: skip event: %v", err) // written by a foreign client
+				continue
+			case err != nil:
+				// The stream ends: the page reconnects with the id of the last event it got,
+				// and gets what is buffered again.
+				return err
+			}
+			switch ev.Kind {
+			case ephemeral.EventOverflow:
+				return errResync // the state the page gets next replaces what is buffered
+			case ephemeral.EventUpsert:
+				err = sse.add(ev.Cursor, "upsert", viewOf(&ev.Entry))
+			case ephemeral.EventDelete, ephemeral.EventExpire:
+				err = sse.add(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
+			default:
+				// A touch changes nothing the page shows (heartbeats are quiet touches anyway),
+				// but the page's cursor moves on so that a reconnect does not replay it.
+				sse.buf = append(sse.buf, "id: "+ev.Cursor+"\n\n"...)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := sse.flush(); err != nil {
+			return err
+		}
+	}
 }
 
-// send writes one event named event with id and v as JSON data.
-func (s *sseWriter) send(id, event string, v any) error {
+// sseWriter writes Server-Sent Events to one response.
+type sseWriter struct {
+	w        io.Writer
+	rc       *http.ResponseController
+	buf      []byte    // the messages to write
+	last     time.Time // the time of the last write
+	deadline time.Time // the write deadline set on the connection
+}
+
+// add adds to s.buf one event named event with id and v as JSON data.
+func (s *sseWriter) add(id, event string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	// Cursors, event names and JSON hold no newline, so each is one line.
-	return s.write(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", id, event, data))
+	s.buf = append(s.buf, "id: "...)
+	s.buf = append(s.buf, id...)
+	s.buf = append(s.buf, "\nevent: "...)
+	s.buf = append(s.buf, event...)
+	s.buf = append(s.buf, "\ndata: "...)
+	s.buf = append(s.buf, data...)
+	s.buf = append(s.buf, "\n\n"...)
+	return nil
 }
 
-func (s *sseWriter) write(msg string) error {
-	if err := s.rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+// send writes one event named event with id and v as JSON data, and flushes it.
+func (s *sseWriter) send(id, event string, v any) error {
+	if err := s.add(id, event, v); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(s.w, msg); err != nil {
+	return s.flush()
+}
+
+// write writes msg and flushes it.
+func (s *sseWriter) write(msg string) error {
+	s.buf = append(s.buf, msg...)
+	return s.flush()
+}
+
+// flush writes s.buf and flushes it to the client. Every write has at least writeTimeout/2
+// to finish: the connection's deadline moves on when less than that is left, not on every
+// write, which would cost a timer update per event.
+func (s *sseWriter) flush() error {
+	s.last = time.Now()
+	if s.deadline.Sub(s.last) < writeTimeout/2 {
+		s.deadline = s.last.Add(writeTimeout)
+		if err := s.rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	_, err := s.w.Write(s.buf)
+	s.buf = s.buf[:0]
+	if err != nil {
 		return err
 	}
 	return s.rc.Flush()
