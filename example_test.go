@@ -282,3 +282,38 @@ func ExampleIfVersion() {
 	// Output:
 	// busy 2
 }
+
+// This example sends the events that are ready together, as a server that writes them to a
+// connection does to spare a flush per event: Recv waits for one, and TryRecv takes the others
+// that are ready without waiting.
+func ExampleReader_TryRecv() {
+	ctx := context.Background()
+	b := memstore.New()
+	defer b.Close()
+	store, err := NewPresenceStore(b)
+	if err != nil {
+		panic(err)
+	}
+	events, err := store.Reader(ctx)
+	if err != nil {
+		panic(err)
+	}
+	defer events.Close()
+	for _, user := range []string{"alice", "bob", "carol"} {
+		if _, err := store.Put(ctx, Presence{Room: "lobby", UserID: user, Status: "online"}); err != nil {
+			panic(err)
+		}
+	}
+
+	ev, err := events.Recv(ctx)
+	var batch []string
+	for ok := true; ok; ev, ok, err = events.TryRecv() {
+		if err != nil {
+			panic(err)
+		}
+		batch = append(batch, ev.Key.UserID)
+	}
+	fmt.Println("one write:", batch)
+	// Output:
+	// one write: [alice bob carol]
+}
