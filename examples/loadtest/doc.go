@@ -44,7 +44,9 @@
 //     Upsert call plus the TTL on this machine's clock: the server's clock sets ExpiresAt,
 //     so this is right within half a round trip (and Redis's millisecond), whatever the skew.
 //   - fanout: for each of -readers, that many readers of one tenant in this process, each in
-//     its own goroutine, and one writer at -rate per second writing -fanout-events upserts.
+//     its own goroutine, and -fanout-events upserts at -rate per second, from 4 writer
+//     goroutines, each upsert at its own time (one writer alone could not keep the rate on
+//     Redis behind 10,000 runnable readers).
 //     Every reader counts its events (count and per s are deliveries; cpu µs/op is the
 //     process's CPU per delivery), and the first 100 readers also time each of theirs, as in
 //     delivery, for the latencies: a clock reading and a histogram update per delivery at
