@@ -215,7 +215,7 @@ wait:
 // each upsert event of Seq m or later the delay after its upsert returned.
 func receiveTenant(ctx context.Context, rd *ephemeral.Reader[string, Sample], i, n, m int, written []atomic.Int64, epoch time.Time, h *hist, delivered, overflows *atomic.Int64) error {
 	for {
-		ev, err := nextUpsert(ctx, rd, overflows)
+		j, err := nextUpsert(ctx, rd, overflows)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -223,7 +223,6 @@ func receiveTenant(ctx context.Context, rd *ephemeral.Reader[string, Sample], i,
 			return err
 		}
 		now := int64(time.Since(epoch))
-		j := ev.Entry.Value.Seq
 		if j < m || j >= len(written) || (j-m)%2 != 0 || tenantIndex(j-m, n, m) != i {
 			return fmt.Errorf("event of seq %d, not one of this tenant's", j)
 		}
