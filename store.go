@@ -426,6 +426,9 @@ func (s *Store[K, T]) AppendSnapshot(ctx context.Context, dst []Entry[K, T], opt
 	}
 	defer putRaw(raw.Entries)
 	n := len(dst)
+	if dst == nil {
+		dst = make([]Entry[K, T], 0, len(raw.Entries)) // not nil when empty, as before
+	}
 	dst = slices.Grow(dst, len(raw.Entries))[:n+len(raw.Entries)]
 	var skipped *SnapshotError
 	for i := range raw.Entries {
