@@ -152,41 +152,56 @@ func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Read
 }
 
 // forwardUntil is forward until ctx is done. The events that are ready when one arrives go
-// out together, in one write and one flush: a stream that falls behind catches up in fewer
-// writes.
+// out together, up to maxBatch bytes, in one write and one flush: a stream that falls behind
+// catches up in fewer writes.
 func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
 	for {
 		ev, err := rd.Recv(ctx)
-		for ok := true; ok; ev, ok, err = rd.TryRecv() {
-			switch {
-			case errors.Is(err, ephemeral.ErrDecode), errors.Is(err, ephemeral.ErrInvalidKey):
-				log.Printf("presence: skip event: %v", err) // written by a foreign client
-				continue
-			case err != nil:
+		for {
+			if err := sse.addEvent(ev, err); err != nil {
 				// The stream ends: the page reconnects with the id of the last event it got,
-				// and gets what is buffered again.
+				// and gets what is buffered again (or, on errResync, the state instead).
 				return err
 			}
-			switch ev.Kind {
-			case ephemeral.EventOverflow:
-				return errResync // the state the page gets next replaces what is buffered
-			case ephemeral.EventUpsert:
-				err = sse.add(ev.Cursor, "upsert", viewOf(&ev.Entry))
-			case ephemeral.EventDelete, ephemeral.EventExpire:
-				err = sse.add(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
-			default:
-				// A touch changes nothing the page shows (heartbeats are quiet touches anyway),
-				// but the page's cursor moves on so that a reconnect does not replay it.
-				sse.buf = append(sse.buf, "id: "+ev.Cursor+"\n\n"...)
+			var ok bool
+			if len(sse.buf) >= maxBatch {
+				break
 			}
-			if err != nil {
-				return err
+			if ev, ok, err = rd.TryRecv(); !ok {
+				break
 			}
 		}
 		if err := sse.flush(); err != nil {
 			return err
 		}
 	}
+}
+
+// maxBatch is about the most bytes of events a stream writes at once.
+const maxBatch = 32 << 10
+
+// addEvent adds the message of a reader's event, or of its error, to s.buf. It skips the
+// events of a foreign client, and returns errResync for an overflow.
+func (s *sseWriter) addEvent(ev ephemeral.Event[string, Member], err error) error {
+	switch {
+	case errors.Is(err, ephemeral.ErrDecode), errors.Is(err, ephemeral.ErrInvalidKey):
+		log.Printf("presence: skip event: %v", err) // written by a foreign client
+		return nil
+	case err != nil:
+		return err
+	}
+	switch ev.Kind {
+	case ephemeral.EventOverflow:
+		return errResync
+	case ephemeral.EventUpsert:
+		return s.add(ev.Cursor, "upsert", viewOf(&ev.Entry))
+	case ephemeral.EventDelete, ephemeral.EventExpire:
+		return s.add(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
+	}
+	// A touch changes nothing the page shows (heartbeats are quiet touches anyway), but the
+	// page's cursor moves on so that a reconnect does not replay it.
+	s.buf = append(s.buf, "id: "+ev.Cursor+"\n\n"...)
+	return nil
 }
 
 // sseWriter writes Server-Sent Events to one response.
