@@ -61,7 +61,7 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 // those that are ready together, with one flush: Recv, then TryRecv until ok is false.
 func (r *Reader[K, T]) TryRecv() (ev Event[K, T], ok bool, err error) {
 	ev, err = r.Recv(doneCtx)
-	if err == context.Canceled { // doneCtx's, not an error of the reader's
+	if errors.Is(err, context.Canceled) { // doneCtx's: nothing else cancels it
 		return ev, false, nil
 	}
 	return ev, true, err
