@@ -386,10 +386,12 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 		n = 0
 		t.scan(prefix, func(*entry) { n++ })
 	}
-	if n > 0 {
-		dst = slices.Grow(dst, n)
-	}
-	t.scan(prefix, func(e *entry) { dst = append(dst, e.read()) })
+	i := len(dst)
+	dst = slices.Grow(dst, n)[:i+n]
+	t.scan(prefix, func(e *entry) {
+		e.readInto(&dst[i])
+		i++
+	})
 	return backend.Snapshot{Entries: dst, Cursor: t.cursor(t.seq)}, nil
 }
 

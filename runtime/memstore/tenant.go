@@ -52,14 +52,28 @@ func (e *entry) entry() backend.Entry {
 	}
 }
 
-// read is entry, with the memo of the value (made if needed), for a Get or a Snapshot.
+// read is entry, with the memo of the value (made if needed), for a Get.
 func (e *entry) read() backend.Entry {
+	var ent backend.Entry
+	e.readInto(&ent)
+	return ent
+}
+
+// readInto sets *dst to read's entry, for a Snapshot.
+func (e *entry) readInto(dst *backend.Entry) {
 	if e.memo == nil {
 		e.memo = new(backend.Memo)
 	}
-	ent := e.entry()
-	ent.Memo = e.memo
-	return ent
+	*dst = backend.Entry{
+		Key:       e.key,
+		Value:     e.value,
+		Version:   e.version,
+		Epoch:     e.t.epoch,
+		CreatedAt: e.created,
+		UpdatedAt: e.updated,
+		ExpiresAt: e.expires,
+		Memo:      e.memo,
+	}
 }
 
 // first returns the seq of the oldest event the tenant still has, given its last seq: the
