@@ -432,7 +432,9 @@ func (s *Store[K, T]) AppendSnapshot(ctx context.Context, dst []Entry[K, T], opt
 	dst = slices.Grow(dst, len(raw.Entries))[:n+len(raw.Entries)]
 	var skipped *SnapshotError
 	for i := range raw.Entries {
-		dst[n] = Entry[K, T]{}
+		if !s.flat { // a Clone may reuse the slices and maps of a value handed out before
+			dst[n] = Entry[K, T]{}
+		}
 		if err := s.readEntry(&raw.Entries[i], &dst[n]); err != nil {
 			dst[n] = Entry[K, T]{}
 			if skipped == nil {
@@ -553,6 +555,8 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 // the memo and every read gets a deep copy of that; otherwise every read decodes.
 func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
 	if s.clone == nil || raw.Memo == nil {
+		var zero T
+		*v = zero // a decode may leave what the JSON does not have as it was
 		return s.decode(raw, v)
 	}
 	m, ok := raw.Memo.Load(s).(*T)

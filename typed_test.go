@@ -392,3 +392,39 @@ func receive[V any](t *testing.T, ch <-chan V) V {
 		return zero
 	}
 }
+
+// pair is a flat value whose codec, like encoding/json, leaves what the input does not have as
+// it was: Decode sets A from a digit and leaves B.
+type pair struct{ A, B int }
+
+type pairCodec struct{}
+
+func (pairCodec) Encode(dst []byte, v *pair) ([]byte, error) { return append(dst, byte('0'+v.A)), nil }
+
+func (pairCodec) Decode(src []byte, v *pair) error {
+	if len(src) != 1 || src[0] < '0' || src[0] > '9' {
+		return errors.New("pair: not a digit")
+	}
+	v.A = int(src[0] - '0')
+	return nil
+}
+
+// TestAppendSnapshotReusedDecode checks that an AppendSnapshot into a reused slice, on a backend
+// without memos (each value decoded), decodes each value into a zero value: nothing of the
+// entry that was in the slice before stays.
+func TestAppendSnapshotReusedDecode(t *testing.T) {
+	ctx := context.Background()
+	s, err := ephemeral.New(newRecorder(), ephemeral.Config[string, pair]{ID: "pairs", TTL: time.Second, Codec: pairCodec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []ephemeral.Entry[string, pair]{{Key: "old", Value: pair{7, 99}}, {Key: "old2", Value: pair{8, 99}}}
+	snap, err := s.AppendSnapshot(ctx, buf[:0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pair{{1, 0}, {2, 0}}
+	if len(snap.Entries) != 2 || snap.Entries[0].Value != want[0] || snap.Entries[1].Value != want[1] || &snap.Entries[0] != &buf[0] {
+		t.Errorf("AppendSnapshot into a reused slice = %+v, want the values %v in the same array", snap.Entries, want)
+	}
+}
