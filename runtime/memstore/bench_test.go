@@ -243,7 +243,8 @@ const snapshotSize = 10_000
 // values, the old way of memstore, and the copy of 10,000 typed entries that are ready in key
 // order into a new slice, the floor of a typed snapshot. The typed store reads values of two
 // kinds: presence (strings, a time and a slice) and counter (flat), each with a codec that
-// clones and with one that decodes.
+// clones and with one that decodes (a flat value is copied by assignment with either), each
+// into a new slice (Snapshot) and into a reused one (AppendSnapshot).
 func BenchmarkSnapshot10k(b *testing.B) {
 	ctx := context.Background()
 	keys := make([]string, snapshotSize)
