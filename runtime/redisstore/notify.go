@@ -28,6 +28,10 @@ type hub struct {
 	ps     *redis.PubSub
 	on     map[string]bool // the channels subscribed
 	closed bool
+
+	smu      sync.Mutex          // guards the fields below
+	changed  map[string]struct{} // channels whose watchers changed since they were synced
+	flushing bool                // a goroutine is syncing them (see sync)
 }
 
 // channel returns the notice channel of the tenant whose keys are keys: named as its events
@@ -87,24 +91,55 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 
 // sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
 // Called after every change of the watchers of ch, it leaves the subscription right whatever
-// the order of the calls.
+// the order of the calls. The channels of the calls that arrive while one writes its
+// commands are synced together, by the goroutine of that call, right after: one SUBSCRIBE and
+// one UNSUBSCRIBE for all of them. A call may thus return before its channel's command is
+// written; a subscribe that is confirmed has its tenant checked all the same (see run).
 func (h *hub) sync(ctx context.Context, ch string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	want := h.b.watcher(ch) != nil
-	if want == h.on[ch] {
+	ctx = context.WithoutCancel(ctx) // it may write the commands of other calls too
+	h.smu.Lock()
+	if h.changed == nil {
+		h.changed = make(map[string]struct{})
+	}
+	h.changed[ch] = struct{}{}
+	if h.flushing {
+		h.smu.Unlock()
 		return
 	}
-	// The PubSub records the change even when the command fails, and redials with it.
-	if want {
-		_ = h.ps.Subscribe(ctx, ch)
-	} else {
-		_ = h.ps.Unsubscribe(ctx, ch)
+	h.flushing = true
+	for len(h.changed) > 0 {
+		chans := h.changed
+		h.changed = make(map[string]struct{}, len(chans))
+		h.smu.Unlock()
+		h.apply(ctx, chans)
+		h.smu.Lock()
 	}
-	if want {
-		h.on[ch] = true
-	} else {
-		delete(h.on, ch)
+	h.flushing = false
+	h.smu.Unlock()
+}
+
+// apply subscribes those of chans that a pump of the Backend watches and that are not
+// subscribed, and unsubscribes those that none watches and that are: one command each.
+func (h *hub) apply(ctx context.Context, chans map[string]struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sub, unsub []string
+	for ch := range chans {
+		switch want := h.b.watcher(ch) != nil; {
+		case want && !h.on[ch]:
+			sub = append(sub, ch)
+			h.on[ch] = true
+		case !want && h.on[ch]:
+			unsub = append(unsub, ch)
+			delete(h.on, ch)
+		}
+	}
+	// The PubSub records the change even when the command fails, and redials with it.
+	if len(sub) > 0 {
+		_ = h.ps.Subscribe(ctx, sub...)
+	}
+	if len(unsub) > 0 {
+		_ = h.ps.Unsubscribe(ctx, unsub...)
 	}
 }
 
