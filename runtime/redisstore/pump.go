@@ -89,7 +89,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		return nil, err
 	}
 	keys := st.keys(tenant)
-	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
+	r, err := st.b.openRead(ctx, keys, st.limits)
 	if err != nil {
 		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
