@@ -39,9 +39,9 @@ var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 
 // pump reads one tenant's events for all its subscriptions in a backend, and appends them to
 // the tenant's shared log, which the subscriptions read.
-// It blocks on nothing in Redis: a goroutine that waits for the tenant's notices (published by
-// the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
-// set from the due time the reads and notices carry). A notice that carries the events after
+// It blocks on nothing in Redis: a goroutine, started when it is first needed, that waits for
+// the tenant's notices (published by the scripts, received by the backend's hub) and for the
+// tenant's next expiry (a local timer set from the due time the reads and notices carry). A notice that carries the events after
 // its head has them appended to the log on the hub's goroutine (see notify); another notice
 // of events it has not seen makes it read the events after its head (readTail: one round
 // trip, on the command pool); notices that arrive during a read make one more read. When an
@@ -57,6 +57,10 @@ type pump struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	kick    chan struct{} // wakes the pump; one slot, so that kicks coalesce
+	// started says that the pump's goroutine runs (or ran): it starts with the first kick, or
+	// at once when an expiry is due some day. Until then the pump has nothing to do: the hub
+	// appends the notices that continue its log on its own goroutine.
+	started atomic.Bool
 
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
@@ -143,8 +147,11 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
 		b.watch[p.channel] = p
-		b.wg.Add(1)
-		go p.run()
+		if !p.dueAt.IsZero() {
+			p.started.Store(true) // its timer is set now
+			b.wg.Add(1)
+			go p.run()
+		}
 		if !b.polling {
 			b.polling = true
 			b.wg.Add(1)
@@ -211,11 +218,29 @@ func (p *pump) nudge() {
 	p.wakeUp()
 }
 
+// wakeUp kicks the pump, starting its goroutine if it has none yet.
 func (p *pump) wakeUp() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
+	if !p.started.Load() {
+		p.start()
+	}
+}
+
+// start starts the pump's goroutine, unless it runs, the pump is stopped or the backend is
+// closed. b.mu and p.mu are not held.
+func (p *pump) start() {
+	b := p.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.started.Load() || b.closed.Load() || p.ctx.Err() != nil {
+		return
+	}
+	p.started.Store(true)
+	b.wg.Add(1)
+	go p.run()
 }
 
 // notify handles a notice of the tenant, on the hub's goroutine. A notice that carries the
