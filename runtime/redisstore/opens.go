@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,8 +14,8 @@ import (
 // maxOpenBatch is the most reads of new subscriptions one pipeline carries.
 const maxOpenBatch = 64
 
-// openCall is the read of one Subscribe (read.lua without events: the tenant's epoch, head
-// and due time, its meta made when absent), waiting for its batch.
+// openCall is the read of one Subscribe (open.lua: the tenant's epoch, head and due time,
+// its meta made when absent), waiting for its batch.
 type openCall struct {
 	ctx  context.Context // the caller's: a call whose ctx ends before its batch is sent is dropped
 	keys []string
@@ -26,7 +27,7 @@ type openCall struct {
 
 // opener batches the reads of the Subscribes of a Backend, whatever their tenants: a read
 // with none in flight runs at once, on the caller's goroutine; reads that arrive while one is
-// in flight wait, and a goroutine sends them together, up to maxOpenBatch read.lua calls in
+// in flight wait, and a goroutine sends them together, up to maxOpenBatch open.lua calls in
 // one pipeline, until none wait. Under a burst of opens, the round trip and the system calls
 // on both sides are shared by the batch; the server still runs one script per open, each in
 // the tenant's hash slot (a cluster client splits the pipeline by node).
@@ -37,8 +38,9 @@ type opener struct {
 }
 
 // openRead reads the tenant whose keys are keys for a new subscription: its epoch, last
-// version and due time, and the server's time (see opener). A waiting read returns when its
-// batch is read or when its ctx ends, whichever comes first.
+// version and due time, and the server's time (see opener); the result has no events, and
+// no oldest retained version (first). A waiting read returns when its batch is read or when
+// its ctx ends, whichever comes first.
 func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits) (readResult, error) {
 	o := &b.opens
 	o.mu.Lock()
@@ -55,7 +57,7 @@ func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits)
 	}
 	o.busy = true
 	o.mu.Unlock()
-	r, err := runRead(ctx, b.client, keys, l, backend.Cursor{}, 0)
+	r, err := runOpen(ctx, b.client, keys, l)
 	b.releaseOpens()
 	return r, err
 }
@@ -116,7 +118,7 @@ func (b *Backend) drainOpens() {
 	}
 }
 
-// readOpens runs read.lua for each call of batch, in one pipeline, and completes the calls.
+// readOpens runs open.lua for each call of batch, in one pipeline, and completes the calls.
 // A call the server has no script for yet (NOSCRIPT) is run again alone, which loads it. The
 // pipeline is abandoned only when every caller of the batch has stopped waiting.
 func (b *Backend) readOpens(batch []*openCall) {
@@ -134,14 +136,14 @@ func (b *Backend) readOpens(batch []*openCall) {
 	}
 	if len(batch) == 1 {
 		c := batch[0]
-		c.res, c.err = runRead(ctx, b.client, c.keys, c.l, backend.Cursor{}, 0)
+		c.res, c.err = runOpen(ctx, b.client, c.keys, c.l)
 		close(c.done)
 		return
 	}
 	cmds := make([]*redis.Cmd, len(batch))
 	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
-			cmds[i] = p.EvalSha(ctx, readScript.Hash(), c.keys, openArgs(c.l)...)
+			cmds[i] = p.EvalSha(ctx, openScript.Hash(), c.keys, openArgs(c.l)...)
 		}
 		return nil
 	})
@@ -149,24 +151,45 @@ func (b *Backend) readOpens(batch []*openCall) {
 		res, err := cmds[i].Slice()
 		switch {
 		case redis.HasErrorPrefix(err, "NOSCRIPT"):
-			c.res, c.err = runRead(ctx, b.client, c.keys, c.l, backend.Cursor{}, 0)
+			c.res, c.err = runOpen(ctx, b.client, c.keys, c.l)
 		case err != nil:
 			c.err = scriptError(err)
 		default:
-			c.res, c.err = decodeRead(res)
+			c.res, c.err = decodeOpen(res)
 		}
 		close(c.done)
 	}
 }
 
-// openArgs returns the arguments of read.lua that runRead passes for a new subscription: no
-// cursor, no events.
+// runOpen runs open.lua on the tenant whose keys are keys.
+func runOpen(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (readResult, error) {
+	res, err := openScript.Run(ctx, c, keys, openArgs(l)...).Slice()
+	if err != nil {
+		return readResult{}, scriptError(err)
+	}
+	return decodeOpen(res)
+}
+
+// openArgs returns the arguments of open.lua.
 func openArgs(l backend.Limits) args {
-	a := make(args, readArgs)
+	a := make(args, openArgCount)
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
-	a.set(readCursorEpoch, "")
-	a.set(readCursorSeq, 0)
-	a.set(readCount, 0)
 	return a
+}
+
+// openArgCount is the number of arguments of open.lua: argEpoch and argRetention.
+const openArgCount = 2
+
+// decodeOpen decodes the reply of open.lua: {epoch, head, now, due}.
+func decodeOpen(res []any) (readResult, error) {
+	if len(res) != 4 {
+		return readResult{}, fmt.Errorf("redisstore: open: %w reply %v", errMalformed, res)
+	}
+	epoch, head, now, ok := decodePosition(res[0], res[1], res[2])
+	due, ok1 := res[3].(int64)
+	if !ok || !ok1 {
+		return readResult{}, fmt.Errorf("redisstore: open: %w reply %v", errMalformed, res)
+	}
+	return readResult{epoch: epoch, head: head, now: now, due: due}, nil
 }
