@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -28,6 +29,11 @@ type hub struct {
 	ps     *redis.PubSub
 	on     map[string]bool // the channels subscribed
 	closed bool
+
+	// losses counts the errors of the connection (lost, refused a subscription, silent when
+	// pinged): notices may have been lost at each, so a pump is live only if it saw the
+	// tenant's head in Redis since the last (see attachLive).
+	losses atomic.Uint64
 
 	smu      sync.Mutex          // guards the fields below
 	changed  map[string]struct{} // channels whose watchers changed since they were synced
@@ -169,6 +175,9 @@ func (h *hub) run() {
 				cancel()
 				pinged = true
 				continue
+			}
+			h.losses.Add(1)
+			switch {
 			case errors.As(err, &re) || errors.As(err, &ne) && ne.Timeout():
 				delay = nextDelay(delay)
 				if !h.sleep(delay) {

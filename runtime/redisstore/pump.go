@@ -82,15 +82,35 @@ type pump struct {
 	busy  bool      // a step of the pump is between taking its head and delivering its read
 	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
 	subs  map[*subscription]struct{}
+	// settled says that the pump has seen the tenant's head in Redis since it was made and
+	// since the hub's connection was last lost (at settled-1 losses of the hub): a check
+	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
+	settled uint64
+	// wEpoch and wSeq are the epoch and the highest version of the writes of this backend
+	// that returned since the pump was made; wEpoch is "" before the first, mixedEpochs once
+	// they were of more than one epoch.
+	wEpoch string
+	wSeq   uint64
 }
+
+// mixedEpochs is a pump's wEpoch once the writes of the backend were of several epochs of the
+// tenant: no epoch is named so, and attachLive then reads.
+const mixedEpochs = "-"
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it (and subscribing its notices) if this is the tenant's first
-// subscription in the backend.
+// subscription in the backend. Without req.After, a tenant whose pump is live (see
+// attachLive) needs no read: the subscription starts at the pump's head, or at the last
+// version a write of this backend returned if that is later.
 func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err
+	}
+	if req.After == nil {
+		if sub := st.attachLive(tenant, req.Prefix); sub != nil {
+			return sub, nil
+		}
 	}
 	keys := st.keys(tenant)
 	r, err := st.b.openRead(ctx, keys, st.limits)
@@ -170,6 +190,35 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	return p, created, stale, nil
 }
 
+// attachLive returns a new subscription of the tenant, attached to its pump, if the tenant
+// has a live pump: one that has seen the tenant's head in Redis since it was made and since
+// the hub's connection was last lost (a check found it there, or it read the tenant up to the
+// head), with no failure or junk pending, of the epoch of the writes of this backend. It starts at the pump's head or at the last
+// version a write of this backend returned, whichever is later: every write that returned
+// before is behind it. (A write whose version the pump missed, made before the pump was,
+// was in Redis when the pump saw the head.) It returns nil otherwise: Subscribe reads.
+func (st *store) attachLive(tenant, prefix string) *subscription {
+	b := st.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pumps[tenantKey{st.id, tenant}]
+	if p == nil || b.closed.Load() || p.failure.Load() != nil || p.corrupt.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.settled == 0 || p.settled != p.losses()+1 || p.wEpoch != "" && p.wEpoch != p.epoch {
+		return nil
+	}
+	start := backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)}
+	sub := &subscription{p: p, prefix: prefix, start: start, limit: b.buffer, pos: start, done: make(chan struct{})}
+	if l := p.log.Load(); l.Epoch() == start.Epoch && start.Seq+1 >= l.First() {
+		sub.log = l
+	}
+	p.subs[sub] = struct{}{}
+	return sub
+}
+
 // detach removes sub from its pump, and stops the pump and unsubscribes its notices when sub
 // was its last subscription.
 func (b *Backend) detach(sub *subscription) {
@@ -194,13 +243,23 @@ func (b *Backend) detach(sub *subscription) {
 	}
 }
 
-// noteVersion records that a write of this backend made version v in the tenant k.
-func (b *Backend) noteVersion(k tenantKey, v uint64) {
+// noteVersion records that a write of this backend made version v of epoch in the tenant k.
+func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
 	if p != nil {
 		p.corrupt.Store(false)
+		p.mu.Lock()
+		switch p.wEpoch {
+		case "":
+			p.wEpoch, p.wSeq = epoch, v
+		case epoch:
+			p.wSeq = max(p.wSeq, v)
+		default:
+			p.wEpoch = mixedEpochs
+		}
+		p.mu.Unlock()
 	}
 	for p != nil {
 		w := p.written.Load()
@@ -208,6 +267,14 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 			return
 		}
 	}
+}
+
+// losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
+func (p *pump) losses() uint64 {
+	if h := p.hub.Load(); h != nil {
+		return h.losses.Load()
+	}
+	return 0
 }
 
 // nudge makes the pump read the tenant.
@@ -395,6 +462,7 @@ func (p *pump) step() error {
 	p.mu.Lock()
 	p.stale = false // notices from now on ask for another read
 	p.mu.Unlock()
+	losses := p.losses()
 	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
 		err = scriptError(err)
@@ -404,6 +472,13 @@ func (p *pump) step() error {
 		p.mu.Unlock()
 		return err
 	}
+	defer func() {
+		p.mu.Lock()
+		if p.epoch == r.epoch && p.head >= r.head {
+			p.settled = losses + 1 // it delivered up to the head it read
+		}
+		p.mu.Unlock()
+	}()
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
 	if r.epoch != p.epoch || r.head < p.head {
@@ -497,6 +572,10 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
 	cmds := make([]*redis.SliceCmd, len(pumps))
+	losses := make([]uint64, len(pumps))
+	for i, p := range pumps {
+		losses[i] = p.losses()
+	}
 	var now *redis.TimeCmd
 	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		now = pl.Time(ctx)
@@ -518,6 +597,9 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		p.mu.Lock()
 		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
 		seen = seen && (err == nil || dueText == "") // junk: the pump's read reports it
+		if seen {
+			p.settled = losses[i] + 1
+		}
 		if err == nil && due <= serverNow && now.Err() == nil {
 			// Due by the server's clock, which the pump's timer may not have seen (the clocks
 			// drift, or the server's jumped): tick now.
