@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,9 @@ type hub struct {
 	// tenant's head in Redis since the last (see attachLive).
 	losses atomic.Uint64
 
-	smu      sync.Mutex          // guards the fields below
-	changed  map[string]struct{} // channels whose watchers changed since they were synced
-	flushing bool                // a goroutine is syncing them (see sync)
+	smu     sync.Mutex          // guards changed
+	changed map[string]struct{} // channels whose watchers changed since flush took them
+	kick    chan struct{}       // wakes flush; one slot, so that kicks coalesce
 }
 
 // channel returns the notice channel of the tenant whose keys are keys: named as its events
@@ -50,18 +51,19 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 	b.hmu.Lock()
 	h := b.hub
 	if h == nil && !b.closed.Load() {
-		h = &hub{b: b, on: make(map[string]bool)}
+		h = &hub{b: b, on: make(map[string]bool), kick: make(chan struct{}, 1)}
 		h.ps = h.dial(ctx)
 		b.hub = h
-		b.wg.Add(1)
+		b.wg.Add(2)
 		go h.run()
+		go h.flush()
 	}
 	b.hmu.Unlock()
 	if h == nil {
 		return backend.ErrClosed
 	}
 	p.hub.Store(h)
-	h.sync(ctx, p.channel)
+	h.sync(p.channel)
 	return nil
 }
 
@@ -97,31 +99,43 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 
 // sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
 // Called after every change of the watchers of ch, it leaves the subscription right whatever
-// the order of the calls. The channels of the calls that arrive while one writes its
-// commands are synced together, by the goroutine of that call, right after: one SUBSCRIBE and
-// one UNSUBSCRIBE for all of them. A call may thus return before its channel's command is
-// written; a subscribe that is confirmed has its tenant checked all the same (see run).
-func (h *hub) sync(ctx context.Context, ch string) {
-	ctx = context.WithoutCancel(ctx) // it may write the commands of other calls too
+// the order of the calls. It hands ch to the hub's flush goroutine, which writes the changes
+// that wait when it runs: one SUBSCRIBE and one UNSUBSCRIBE for all of them, so that a burst
+// of opens (or closes) costs a few writes. A subscribe that is confirmed has its tenant
+// checked (see run): the notices published before it took effect are made up for.
+func (h *hub) sync(ch string) {
 	h.smu.Lock()
 	if h.changed == nil {
 		h.changed = make(map[string]struct{})
 	}
 	h.changed[ch] = struct{}{}
-	if h.flushing {
-		h.smu.Unlock()
-		return
-	}
-	h.flushing = true
-	for len(h.changed) > 0 {
-		chans := h.changed
-		h.changed = make(map[string]struct{}, len(chans))
-		h.smu.Unlock()
-		h.apply(ctx, chans)
-		h.smu.Lock()
-	}
-	h.flushing = false
 	h.smu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush applies the changes that sync hands it until the backend is closed.
+func (h *hub) flush() {
+	defer h.b.wg.Done()
+	for {
+		select {
+		case <-h.kick:
+		case <-h.b.done:
+			return
+		}
+		// The opens of a batch (see opener) return together: let those that are runnable
+		// hand their channels in before this write.
+		runtime.Gosched()
+		h.smu.Lock()
+		chans := h.changed
+		h.changed = nil
+		h.smu.Unlock()
+		if len(chans) > 0 {
+			h.apply(context.Background(), chans)
+		}
+	}
 }
 
 // apply subscribes those of chans that a pump of the Backend watches and that are not

@@ -236,9 +236,7 @@ func (b *Backend) detach(sub *subscription) {
 	if last {
 		p.cancel()
 		if h := p.hub.Load(); h != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			h.sync(ctx, p.channel)
-			cancel()
+			h.sync(p.channel)
 		}
 	}
 }
