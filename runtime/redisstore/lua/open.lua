@@ -19,6 +19,7 @@ if not epoch then
   redis.call('DEL', K_EXP, K_EVENTS)
   redis.call('HSET', K_STATE, META_EPOCH, epoch)
   redis.call('PEXPIRE', K_STATE, tonumber(ARGV[ARG_RETENTION]))
+  due = NEVER -- the expiry set is gone
 end
 if due == 0 then
   -- No due time in the meta (made just now, say): the earliest expiry, if any.
