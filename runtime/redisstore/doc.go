@@ -100,9 +100,10 @@
 // the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
 // <last version> <ms until the next expiry>", followed by the events the script added (every
 // field of their stream entries) if they fit in 64 KiB. The Backend subscribes the channels of
-// the tenants that have readers: a goroutine of the pub/sub connection writes the changes that
-// wait when it runs, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening or
-// closing many readers at once costs a few writes; Subscribe does not wait for it. A notice
+// the tenants that have readers: the changes made while one is written go together in the
+// next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
+// readers at once costs a few writes; Subscribe returns once its SUBSCRIBE is written, without
+// waiting for the confirmation. A notice
 // whose events continue the pump's log (the same epoch, the first event right after the pump's
 // last version, no read of the pump in flight) has them appended to the log by the goroutine
 // that receives it, without a read of Redis: a reader gets an event one pub/sub message after

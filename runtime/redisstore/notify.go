@@ -36,9 +36,10 @@ type hub struct {
 	// tenant's head in Redis since the last (see attachLive).
 	losses atomic.Uint64
 
-	smu     sync.Mutex          // guards changed
-	changed map[string]struct{} // channels whose watchers changed since flush took them
-	kick    chan struct{}       // wakes flush; one slot, so that kicks coalesce
+	smu      sync.Mutex          // guards the fields below
+	changed  map[string]struct{} // channels whose watchers changed since they were written
+	written  chan struct{}       // closed when the commands with the channels of changed are written
+	flushing bool                // a call of sync writes them
 }
 
 // channel returns the notice channel of the tenant whose keys are keys: named as its events
@@ -51,19 +52,18 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 	b.hmu.Lock()
 	h := b.hub
 	if h == nil && !b.closed.Load() {
-		h = &hub{b: b, on: make(map[string]bool), kick: make(chan struct{}, 1)}
+		h = &hub{b: b, on: make(map[string]bool)}
 		h.ps = h.dial(ctx)
 		b.hub = h
-		b.wg.Add(2)
+		b.wg.Add(1)
 		go h.run()
-		go h.flush()
 	}
 	b.hmu.Unlock()
 	if h == nil {
 		return backend.ErrClosed
 	}
 	p.hub.Store(h)
-	h.sync(p.channel)
+	h.sync(p.channel, true)
 	return nil
 }
 
@@ -99,43 +99,43 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 
 // sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
 // Called after every change of the watchers of ch, it leaves the subscription right whatever
-// the order of the calls. It hands ch to the hub's flush goroutine, which writes the changes
-// that wait when it runs: one SUBSCRIBE and one UNSUBSCRIBE for all of them, so that a burst
-// of opens (or closes) costs a few writes. A subscribe that is confirmed has its tenant
-// checked (see run): the notices published before it took effect are made up for.
-func (h *hub) sync(ch string) {
+// the order of the calls. The changes go in groups: a call with no write of the hub's in
+// progress writes the changes that wait (after letting the goroutines that are runnable, such
+// as the other opens of a batch, hand theirs in), one SUBSCRIBE and one UNSUBSCRIBE for all of
+// them, and again until none waits; a call during a write leaves its change to that caller.
+// With wait, sync returns once the command with ch is written (so that a write that follows
+// Subscribe finds the channel subscribed, mostly); a subscribe that is confirmed has its
+// tenant checked all the same (see run): notices published before it took effect are made up
+// for.
+func (h *hub) sync(ch string, wait bool) {
 	h.smu.Lock()
 	if h.changed == nil {
 		h.changed = make(map[string]struct{})
+		h.written = make(chan struct{})
 	}
 	h.changed[ch] = struct{}{}
-	h.smu.Unlock()
-	select {
-	case h.kick <- struct{}{}:
-	default:
-	}
-}
-
-// flush applies the changes that sync hands it until the backend is closed.
-func (h *hub) flush() {
-	defer h.b.wg.Done()
-	for {
-		select {
-		case <-h.kick:
-		case <-h.b.done:
-			return
-		}
-		// The opens of a batch (see opener) return together: let those that are runnable
-		// hand their channels in before this write.
-		runtime.Gosched()
-		h.smu.Lock()
-		chans := h.changed
-		h.changed = nil
+	if h.flushing {
+		written := h.written
 		h.smu.Unlock()
-		if len(chans) > 0 {
-			h.apply(context.Background(), chans)
+		if wait {
+			<-written
 		}
+		return
 	}
+	h.flushing = true
+	h.smu.Unlock()
+	runtime.Gosched()
+	h.smu.Lock()
+	for len(h.changed) > 0 {
+		chans, written := h.changed, h.written
+		h.changed, h.written = make(map[string]struct{}), make(chan struct{})
+		h.smu.Unlock()
+		h.apply(context.Background(), chans)
+		close(written)
+		h.smu.Lock()
+	}
+	h.flushing = false
+	h.smu.Unlock()
 }
 
 // apply subscribes those of chans that a pump of the Backend watches and that are not
