@@ -63,7 +63,7 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 		return backend.ErrClosed
 	}
 	p.hub.Store(h)
-	h.sync(p.channel, true)
+	h.sync(ctx, p.channel, true)
 	return nil
 }
 
@@ -104,10 +104,10 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 // as the other opens of a batch, hand theirs in), one SUBSCRIBE and one UNSUBSCRIBE for all of
 // them, and again until none waits; a call during a write leaves its change to that caller.
 // With wait, sync returns once the command with ch is written (so that a write that follows
-// Subscribe finds the channel subscribed, mostly); a subscribe that is confirmed has its
+// Subscribe finds the channel subscribed, mostly), or ctx ends; a subscribe that is confirmed has its
 // tenant checked all the same (see run): notices published before it took effect are made up
 // for.
-func (h *hub) sync(ch string, wait bool) {
+func (h *hub) sync(ctx context.Context, ch string, wait bool) {
 	h.smu.Lock()
 	if h.changed == nil {
 		h.changed = make(map[string]struct{})
@@ -118,7 +118,10 @@ func (h *hub) sync(ch string, wait bool) {
 		written := h.written
 		h.smu.Unlock()
 		if wait {
-			<-written
+			select {
+			case <-written:
+			case <-ctx.Done(): // the command is written all the same
+			}
 		}
 		return
 	}

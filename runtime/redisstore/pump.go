@@ -236,7 +236,7 @@ func (b *Backend) detach(sub *subscription) {
 	if last {
 		p.cancel()
 		if h := p.hub.Load(); h != nil {
-			h.sync(p.channel, false)
+			h.sync(context.Background(), p.channel, false)
 		}
 	}
 }
