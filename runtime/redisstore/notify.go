@@ -97,14 +97,14 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 	return h.ps, h.closed
 }
 
-// sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
-// Called after every change of the watchers of ch, it leaves the subscription right whatever
-// the order of the calls. The changes go in groups: a call with no write of the hub's in
-// progress writes the changes that wait (after letting the goroutines that are runnable, such
-// as the other opens of a batch, hand theirs in), one SUBSCRIBE and one UNSUBSCRIBE for all of
-// them, and again until none waits; a call during a write leaves its change to that caller.
-// With wait, sync returns once the command with ch is written (so that a write that follows
-// Subscribe finds the channel subscribed, mostly), or ctx ends; a subscribe that is confirmed has its
+// sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise. Called
+// after every change of the watchers of ch, it leaves the subscription right whatever the order
+// of the calls. The changes go in groups: a call with no write of the hub's in progress writes
+// the changes that wait (after letting the goroutines that are runnable, such as the other
+// opens of a batch, hand theirs in), one SUBSCRIBE and one UNSUBSCRIBE for all of them, and
+// again until none waits; a call during a write leaves its change to that caller. With wait,
+// sync returns once the command with ch is written (so that a write that follows Subscribe
+// finds the channel subscribed, mostly), or ctx ends; a subscribe that is confirmed has its
 // tenant checked all the same (see run): notices published before it took effect are made up
 // for.
 func (h *hub) sync(ctx context.Context, ch string, wait bool) {

@@ -38,15 +38,14 @@ const failAfter = 2 * time.Second
 var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 
 // pump reads one tenant's events for all its subscriptions in a backend, and appends them to
-// the tenant's shared log, which the subscriptions read.
-// It blocks on nothing in Redis: a goroutine, started when it is first needed, that waits for
-// the tenant's notices (published by the scripts, received by the backend's hub) and for the
-// tenant's next expiry (a local timer set from the due time the reads and notices carry). A notice that carries the events after
-// its head has them appended to the log on the hub's goroutine (see notify); another notice
-// of events it has not seen makes it read the events after its head (readTail: one round
-// trip, on the command pool); notices that arrive during a read make one more read. When an
-// expiry is due it runs the tick script first, which expires the due entries and publishes
-// their events.
+// the tenant's shared log, which the subscriptions read. It blocks on nothing in Redis: a
+// goroutine, started when it is first needed, that waits for the tenant's notices (published by
+// the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
+// set from the due time the reads and notices carry). A notice that carries the events after
+// its head has them appended to the log on the hub's goroutine (see notify); another notice of
+// events it has not seen makes it read the events after its head (readTail: one round trip, on
+// the command pool); notices that arrive during a read make one more read. When an expiry is
+// due it runs the tick script first, which expires the due entries and publishes their events.
 type pump struct {
 	b       *Backend
 	st      *store // its limits drive the scripts
@@ -190,13 +189,14 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	return p, created, stale, nil
 }
 
-// attachLive returns a new subscription of the tenant, attached to its pump, if the tenant
-// has a live pump: one that has seen the tenant's head in Redis since it was made and since
-// the hub's connection was last lost (a check found it there, or it read the tenant up to the
-// head), with no failure or junk pending, of the epoch of the writes of this backend. It starts at the pump's head or at the last
-// version a write of this backend returned, whichever is later: every write that returned
-// before is behind it. (A write whose version the pump missed, made before the pump was,
-// was in Redis when the pump saw the head.) It returns nil otherwise: Subscribe reads.
+// attachLive returns a new subscription of the tenant, attached to its pump, if the tenant has
+// a live pump: one that has seen the tenant's head in Redis since it was made and since the
+// hub's connection was last lost (a check found it there, or it read the tenant up to the
+// head), with no failure or junk pending, of the epoch of the writes of this backend. It starts
+// at the pump's head or at the last version a write of this backend returned, whichever is
+// later: every write that returned before is behind it. (A write whose version the pump missed,
+// made before the pump was, was in Redis when the pump saw the head.) It returns nil otherwise:
+// Subscribe reads.
 func (st *store) attachLive(tenant, prefix string) *subscription {
 	b := st.b
 	b.mu.Lock()
