@@ -55,6 +55,8 @@ type Backend struct {
 
 	qmu    sync.Mutex                // guards queues and their fields
 	queues map[tenantKey]*writeQueue // one per (id, tenant) with a write in flight
+
+	opens opener // the reads of new subscriptions, batched
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -59,7 +59,7 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 		b.corrupted(k, err)
 	} else {
 		res = r[0]
-		st.noteVersion(tenant, res.version)
+		st.noteVersion(tenant, res.epoch, res.version)
 	}
 	st.release(tenant, q)
 	return res
@@ -142,23 +142,26 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
 	var last uint64
+	var epoch string
 	for i, c := range batch {
 		if err != nil {
 			c.res.err = err
 		} else {
 			c.res = res[i]
-			last = max(last, c.res.version)
+			last, epoch = max(last, c.res.version), c.res.epoch
 		}
+	}
+	st.noteVersion(tenant, epoch, last) // before the writes return
+	for _, c := range batch {
 		close(c.done)
 	}
-	st.noteVersion(tenant, last)
 }
 
-// noteVersion tells the tenant's pump, if any, of version v, the highest a write of this
-// backend made (0 when it made none).
-func (st *store) noteVersion(tenant string, v uint64) {
+// noteVersion tells the tenant's pump, if any, of version v of epoch, the highest a write of
+// this backend made (0 when it made none).
+func (st *store) noteVersion(tenant, epoch string, v uint64) {
 	if v > 0 {
-		st.b.noteVersion(tenantKey{st.id, tenant}, v)
+		st.b.noteVersion(tenantKey{st.id, tenant}, epoch, v)
 	}
 }
 

@@ -67,35 +67,54 @@
 // # Readers
 //
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
-// a subscription's start is fixed when Subscribe returns. All subscriptions of one tenant in a
-// Backend share one pump, which reads the tenant's events (see below) and appends them to the
-// tenant's shared log (a [backend.Log] of the latest [WithReaderBuffer] events, none older
-// than 10 s), which wakes the waiting subscriptions with one channel close. Each subscription
-// keeps its own position in the log and receives the log's event itself, not a copy; the typed
-// API decodes it once for all of them. One that falls out of the log's window is left behind
-// without holding up the others, and catches up on its own with the read script (XRANGE after
-// its position) until it is back within the log. An event that the stream has since dropped
-// (MaxEvents newer versions exist) is not delivered: the reader gets the overflow it would get
-// reading the stream, as on every backend. When the pump sees a new epoch or the state going
-// back, it closes the log and starts a new one: every reader then checks its position against
-// Redis. The pump stops when its last subscription closes.
+// a subscription's start is fixed when Subscribe returns. The read is lua/open.lua, which
+// stands alone as the write script does; one with no other in flight is sent at once, and
+// those that arrive while one is in flight wait and go together, whatever their tenants, up
+// to 64 script calls in one pipeline (the server still runs one script per subscription, in
+// its tenant's slot). A Subscribe without a cursor in a tenant whose pump is live needs no
+// read: a pump that has seen the tenant's head in Redis (a check found it there, or it read
+// up to it) since it was made and since the pub/sub connection was last lost, with no failure
+// or junk pending. The start is then the pump's head or the last version a write of this
+// Backend returned, whichever is later, so every write of this process that returned before
+// Subscribe was called is behind it; a write of another process that the pump has not heard
+// of yet may be delivered although it returned before (and a tenant made anew by another
+// process comes as an overflow). When this Backend's writes are of another epoch than the
+// pump's, or of several, Subscribe reads.
 //
-// A pump blocks on nothing in Redis. Every script that adds events (the write script, and the
-// tick script when it expires entries) publishes a notice on the tenant's channel, named as its
-// events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms until the next
-// expiry>", followed by the events the script added (every field of their stream entries) if
-// they fit in 64 KiB. The Backend subscribes the channels of the tenants that have readers.
-// A notice whose events continue the pump's log (the same epoch, the first event right after
-// the pump's last version, no read of the pump in flight) has them appended to the log by the
-// goroutine that receives it, without a read of Redis: a reader gets an event one pub/sub
-// message after the write. Any other notice of events the pump has not delivered (a gap, a new
-// epoch, a notice without events or with junk, one during a read) makes the pump read them:
-// one MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 events, with
-// the tenant's meta and TIME). Notices that arrive while a read is in flight make one more
-// read, so a busy tenant that the notices cannot serve costs one read per batch, not per
-// event. No script runs before a read. The stream stays the source of truth: readers that
-// catch up, and pumps that missed a notice, read it. Anyone who can publish on the channel
-// can forge events that continue the log, as anyone who can write the tenant's keys can.
+// All subscriptions of one tenant in a Backend share one pump, which reads the tenant's events
+// (see below) and appends them to the tenant's shared log (a [backend.Log] of the latest
+// [WithReaderBuffer] events, none older than 10 s), which wakes the waiting subscriptions with
+// one channel close. Each subscription keeps its own position in the log and receives the log's
+// event itself, not a copy; the typed API decodes it once for all of them. One that falls out
+// of the log's window is left behind without holding up the others, and catches up on its own
+// with the read script (XRANGE after its position) until it is back within the log. An event
+// that the stream has since dropped (MaxEvents newer versions exist) is not delivered: the
+// reader gets the overflow it would get reading the stream, as on every backend. When the pump
+// sees a new epoch or the state going back, it closes the log and starts a new one: every
+// reader then checks its position against Redis. The pump stops when its last subscription
+// closes.
+//
+// A pump blocks on nothing in Redis; its goroutine starts when it first has a read or a tick to
+// do (the pump of a tenant whose notices carry its events needs none). Every script that adds
+// events (the write script, and the tick script when it expires entries) publishes a notice on
+// the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
+// <last version> <ms until the next expiry>", followed by the events the script added (every
+// field of their stream entries) if they fit in 64 KiB. The Backend subscribes the channels of
+// the tenants that have readers: the changes made while one is written go together in the
+// next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
+// readers at once costs a few writes; Subscribe returns once its SUBSCRIBE is written, without
+// waiting for the confirmation. A notice
+// whose events continue the pump's log (the same epoch, the first event right after the pump's
+// last version, no read of the pump in flight) has them appended to the log by the goroutine
+// that receives it, without a read of Redis: a reader gets an event one pub/sub message after
+// the write. Any other notice of events the pump has not delivered (a gap, a new epoch, a
+// notice without events or with junk, one during a read) makes the pump read them: one
+// MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 events, with the
+// tenant's meta and TIME). Notices that arrive while a read is in flight make one more read, so
+// a busy tenant that the notices cannot serve costs one read per batch, not per event. No
+// script runs before a read. The stream stays the source of truth: readers that catch up, and
+// pumps that missed a notice, read it. Anyone who can publish on the channel can forge events
+// that continue the log, as anyone who can write the tenant's keys can.
 //
 // Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
 // timer of the pump (on the local clock, set from the server's "now" and due time in the same
@@ -131,9 +150,10 @@
 // (standalone, or the master a Sentinel names) or to one node of a Redis Cluster, where a
 // PUBLISH reaches the subscribers of every node. That is the only connection that waits,
 // however many tenants and readers a process has. Everything else, writes, Get, Snapshot,
-// Subscribe's read and the pumps' reads, checks and ticks, is a short command on the client's
-// pool, returned to it at once: no connection is held while waiting for events, so opening a
-// reader never waits behind another tenant's read. At most 8 pump calls of a Backend are in
+// Subscribe's reads (one pipeline for those in flight at once) and the pumps' reads, checks
+// and ticks, is a short command on the client's pool, returned to it at once: no connection is
+// held while waiting for events, so opening a reader never waits behind another tenant's
+// blocking read (in a burst of opens, it waits for the pipeline in flight). At most 8 pump calls of a Backend are in
 // flight at once, so a burst of notices never takes the whole pool from writes and new
 // readers.
 //

@@ -111,8 +111,12 @@ func (b *Backend) tickAll(ctx context.Context) error {
 // is dialled again (after a failover, say).
 func (b *Backend) nudgeAll() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	pumps := make([]*pump, 0, len(b.pumps))
 	for _, p := range b.pumps {
+		pumps = append(pumps, p)
+	}
+	b.mu.Unlock()
+	for _, p := range pumps {
 		p.nudge()
 	}
 }

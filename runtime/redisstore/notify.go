@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -28,6 +30,16 @@ type hub struct {
 	ps     *redis.PubSub
 	on     map[string]bool // the channels subscribed
 	closed bool
+
+	// losses counts the errors of the connection (lost, refused a subscription, silent when
+	// pinged): notices may have been lost at each, so a pump is live only if it saw the
+	// tenant's head in Redis since the last (see attachLive).
+	losses atomic.Uint64
+
+	smu      sync.Mutex          // guards the fields below
+	changed  map[string]struct{} // channels whose watchers changed since they were written
+	written  chan struct{}       // closed when the commands with the channels of changed are written
+	flushing bool                // a call of sync writes them
 }
 
 // channel returns the notice channel of the tenant whose keys are keys: named as its events
@@ -51,7 +63,7 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 		return backend.ErrClosed
 	}
 	p.hub.Store(h)
-	h.sync(ctx, p.channel)
+	h.sync(ctx, p.channel, true)
 	return nil
 }
 
@@ -85,26 +97,72 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 	return h.ps, h.closed
 }
 
-// sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise.
-// Called after every change of the watchers of ch, it leaves the subscription right whatever
-// the order of the calls.
-func (h *hub) sync(ctx context.Context, ch string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	want := h.b.watcher(ch) != nil
-	if want == h.on[ch] {
+// sync subscribes ch if a pump of the Backend watches it, and unsubscribes it otherwise. Called
+// after every change of the watchers of ch, it leaves the subscription right whatever the order
+// of the calls. The changes go in groups: a call with no write of the hub's in progress writes
+// the changes that wait (after letting the goroutines that are runnable, such as the other
+// opens of a batch, hand theirs in), one SUBSCRIBE and one UNSUBSCRIBE for all of them, and
+// again until none waits; a call during a write leaves its change to that caller. With wait,
+// sync returns once the command with ch is written (so that a write that follows Subscribe
+// finds the channel subscribed, mostly), or ctx ends; a subscribe that is confirmed has its
+// tenant checked all the same (see run): notices published before it took effect are made up
+// for.
+func (h *hub) sync(ctx context.Context, ch string, wait bool) {
+	h.smu.Lock()
+	if h.changed == nil {
+		h.changed = make(map[string]struct{})
+		h.written = make(chan struct{})
+	}
+	h.changed[ch] = struct{}{}
+	if h.flushing {
+		written := h.written
+		h.smu.Unlock()
+		if wait {
+			select {
+			case <-written:
+			case <-ctx.Done(): // the command is written all the same
+			}
+		}
 		return
 	}
-	// The PubSub records the change even when the command fails, and redials with it.
-	if want {
-		_ = h.ps.Subscribe(ctx, ch)
-	} else {
-		_ = h.ps.Unsubscribe(ctx, ch)
+	h.flushing = true
+	h.smu.Unlock()
+	runtime.Gosched()
+	h.smu.Lock()
+	for len(h.changed) > 0 {
+		chans, written := h.changed, h.written
+		h.changed, h.written = make(map[string]struct{}), make(chan struct{})
+		h.smu.Unlock()
+		h.apply(context.Background(), chans)
+		close(written)
+		h.smu.Lock()
 	}
-	if want {
-		h.on[ch] = true
-	} else {
-		delete(h.on, ch)
+	h.flushing = false
+	h.smu.Unlock()
+}
+
+// apply subscribes those of chans that a pump of the Backend watches and that are not
+// subscribed, and unsubscribes those that none watches and that are: one command each.
+func (h *hub) apply(ctx context.Context, chans map[string]struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sub, unsub []string
+	for ch := range chans {
+		switch want := h.b.watcher(ch) != nil; {
+		case want && !h.on[ch]:
+			sub = append(sub, ch)
+			h.on[ch] = true
+		case !want && h.on[ch]:
+			unsub = append(unsub, ch)
+			delete(h.on, ch)
+		}
+	}
+	// The PubSub records the change even when the command fails, and redials with it.
+	if len(sub) > 0 {
+		_ = h.ps.Subscribe(ctx, sub...)
+	}
+	if len(unsub) > 0 {
+		_ = h.ps.Unsubscribe(ctx, unsub...)
 	}
 }
 
@@ -134,6 +192,9 @@ func (h *hub) run() {
 				cancel()
 				pinged = true
 				continue
+			}
+			h.losses.Add(1)
+			switch {
 			case errors.As(err, &re) || errors.As(err, &ne) && ne.Timeout():
 				delay = nextDelay(delay)
 				if !h.sleep(delay) {

@@ -38,15 +38,14 @@ const failAfter = 2 * time.Second
 var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 
 // pump reads one tenant's events for all its subscriptions in a backend, and appends them to
-// the tenant's shared log, which the subscriptions read.
-// It blocks on nothing in Redis: a goroutine that waits for the tenant's notices (published by
+// the tenant's shared log, which the subscriptions read. It blocks on nothing in Redis: a
+// goroutine, started when it is first needed, that waits for the tenant's notices (published by
 // the scripts, received by the backend's hub) and for the tenant's next expiry (a local timer
 // set from the due time the reads and notices carry). A notice that carries the events after
-// its head has them appended to the log on the hub's goroutine (see notify); another notice
-// of events it has not seen makes it read the events after its head (readTail: one round
-// trip, on the command pool); notices that arrive during a read make one more read. When an
-// expiry is due it runs the tick script first, which expires the due entries and publishes
-// their events.
+// its head has them appended to the log on the hub's goroutine (see notify); another notice of
+// events it has not seen makes it read the events after its head (readTail: one round trip, on
+// the command pool); notices that arrive during a read make one more read. When an expiry is
+// due it runs the tick script first, which expires the due entries and publishes their events.
 type pump struct {
 	b       *Backend
 	st      *store // its limits drive the scripts
@@ -57,6 +56,10 @@ type pump struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	kick    chan struct{} // wakes the pump; one slot, so that kicks coalesce
+	// started says that the pump's goroutine runs (or ran): it starts with the first kick, or
+	// at once when an expiry is due some day. Until then the pump has nothing to do: the hub
+	// appends the notices that continue its log on its own goroutine.
+	started atomic.Bool
 
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
@@ -78,18 +81,38 @@ type pump struct {
 	busy  bool      // a step of the pump is between taking its head and delivering its read
 	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
 	subs  map[*subscription]struct{}
+	// settled says that the pump has seen the tenant's head in Redis since it was made and
+	// since the hub's connection was last lost (at settled-1 losses of the hub): a check
+	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
+	settled uint64
+	// wEpoch and wSeq are the epoch and the highest version of the writes of this backend
+	// that returned since the pump was made; wEpoch is "" before the first, mixedEpochs once
+	// they were of more than one epoch.
+	wEpoch string
+	wSeq   uint64
 }
+
+// mixedEpochs is a pump's wEpoch once the writes of the backend were of several epochs of the
+// tenant: no epoch is named so, and attachLive then reads.
+const mixedEpochs = "-"
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it (and subscribing its notices) if this is the tenant's first
-// subscription in the backend.
+// subscription in the backend. Without req.After, a tenant whose pump is live (see
+// attachLive) needs no read: the subscription starts at the pump's head, or at the last
+// version a write of this backend returned if that is later.
 func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err
 	}
+	if req.After == nil {
+		if sub := st.attachLive(tenant, req.Prefix); sub != nil {
+			return sub, nil
+		}
+	}
 	keys := st.keys(tenant)
-	r, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0)
+	r, err := st.b.openRead(ctx, keys, st.limits)
 	if err != nil {
 		st.b.failed(tenantKey{st.id, tenant}, "read", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
@@ -143,8 +166,11 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
 		b.watch[p.channel] = p
-		b.wg.Add(1)
-		go p.run()
+		if !p.dueAt.IsZero() {
+			p.started.Store(true) // its timer is set now
+			b.wg.Add(1)
+			go p.run()
+		}
 		if !b.polling {
 			b.polling = true
 			b.wg.Add(1)
@@ -161,6 +187,36 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	p.subs[sub] = struct{}{}
 	p.mu.Unlock()
 	return p, created, stale, nil
+}
+
+// attachLive returns a new subscription of the tenant, attached to its pump, if the tenant has
+// a live pump: one that has seen the tenant's head in Redis since it was made and since the
+// hub's connection was last lost (a check found it there, or it read the tenant up to the
+// head), with no failure or junk pending, of the epoch of the writes of this backend. It starts
+// at the pump's head or at the last version a write of this backend returned, whichever is
+// later: every write that returned before is behind it. (A write whose version the pump missed,
+// made before the pump was, was in Redis when the pump saw the head.) It returns nil otherwise:
+// Subscribe reads.
+func (st *store) attachLive(tenant, prefix string) *subscription {
+	b := st.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pumps[tenantKey{st.id, tenant}]
+	if p == nil || b.closed.Load() || p.failure.Load() != nil || p.corrupt.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.settled == 0 || p.settled != p.losses()+1 || p.wEpoch != "" && p.wEpoch != p.epoch {
+		return nil
+	}
+	start := backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)}
+	sub := &subscription{p: p, prefix: prefix, start: start, limit: b.buffer, pos: start, done: make(chan struct{})}
+	if l := p.log.Load(); l.Epoch() == start.Epoch && start.Seq+1 >= l.First() {
+		sub.log = l
+	}
+	p.subs[sub] = struct{}{}
+	return sub
 }
 
 // detach removes sub from its pump, and stops the pump and unsubscribes its notices when sub
@@ -180,20 +236,28 @@ func (b *Backend) detach(sub *subscription) {
 	if last {
 		p.cancel()
 		if h := p.hub.Load(); h != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			h.sync(ctx, p.channel)
-			cancel()
+			h.sync(context.Background(), p.channel, false)
 		}
 	}
 }
 
-// noteVersion records that a write of this backend made version v in the tenant k.
-func (b *Backend) noteVersion(k tenantKey, v uint64) {
+// noteVersion records that a write of this backend made version v of epoch in the tenant k.
+func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
 	if p != nil {
 		p.corrupt.Store(false)
+		p.mu.Lock()
+		switch p.wEpoch {
+		case "":
+			p.wEpoch, p.wSeq = epoch, v
+		case epoch:
+			p.wSeq = max(p.wSeq, v)
+		default:
+			p.wEpoch = mixedEpochs
+		}
+		p.mu.Unlock()
 	}
 	for p != nil {
 		w := p.written.Load()
@@ -201,6 +265,14 @@ func (b *Backend) noteVersion(k tenantKey, v uint64) {
 			return
 		}
 	}
+}
+
+// losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
+func (p *pump) losses() uint64 {
+	if h := p.hub.Load(); h != nil {
+		return h.losses.Load()
+	}
+	return 0
 }
 
 // nudge makes the pump read the tenant.
@@ -211,11 +283,29 @@ func (p *pump) nudge() {
 	p.wakeUp()
 }
 
+// wakeUp kicks the pump, starting its goroutine if it has none yet.
 func (p *pump) wakeUp() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
+	if !p.started.Load() {
+		p.start()
+	}
+}
+
+// start starts the pump's goroutine, unless it runs, the pump is stopped or the backend is
+// closed. b.mu and p.mu are not held.
+func (p *pump) start() {
+	b := p.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.started.Load() || b.closed.Load() || p.ctx.Err() != nil {
+		return
+	}
+	p.started.Store(true)
+	b.wg.Add(1)
+	go p.run()
 }
 
 // notify handles a notice of the tenant, on the hub's goroutine. A notice that carries the
@@ -370,6 +460,7 @@ func (p *pump) step() error {
 	p.mu.Lock()
 	p.stale = false // notices from now on ask for another read
 	p.mu.Unlock()
+	losses := p.losses()
 	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
 		err = scriptError(err)
@@ -379,6 +470,13 @@ func (p *pump) step() error {
 		p.mu.Unlock()
 		return err
 	}
+	defer func() {
+		p.mu.Lock()
+		if p.epoch == r.epoch && p.head >= r.head {
+			p.settled = losses + 1 // it delivered up to the head it read
+		}
+		p.mu.Unlock()
+	}()
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
 	if r.epoch != p.epoch || r.head < p.head {
@@ -472,6 +570,10 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
 	cmds := make([]*redis.SliceCmd, len(pumps))
+	losses := make([]uint64, len(pumps))
+	for i, p := range pumps {
+		losses[i] = p.losses()
+	}
 	var now *redis.TimeCmd
 	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		now = pl.Time(ctx)
@@ -493,6 +595,9 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		p.mu.Lock()
 		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
 		seen = seen && (err == nil || dueText == "") // junk: the pump's read reports it
+		if seen {
+			p.settled = losses[i] + 1
+		}
 		if err == nil && due <= serverNow && now.Err() == nil {
 			// Due by the server's clock, which the pump's timer may not have seen (the clocks
 			// drift, or the server's jumped): tick now.

@@ -13,12 +13,14 @@ var luaFiles embed.FS
 // The scripts, one per operation, each made of the prelude and its files: check.lua, the
 // checks of what a script reads, comes first in each. Script.Run (and
 // evalInts) calls EVALSHA and falls back to EVAL, which loads the script, on NOSCRIPT. The
-// writes have a script of their own, without lib.lua: it is the hot path.
+// writes have a script of their own, without lib.lua: it is the hot path; so have the reads
+// of new subscriptions (open.lua, read.lua's position without events).
 var (
 	writeSource = source("check.lua", "write.lua")
 	writeScript = redis.NewScript(writeSource)
 	getScript   = redis.NewScript(source("check.lua", "get.lua"))
 	readScript  = redis.NewScript(source("check.lua", "lib.lua", "read.lua"))
+	openScript  = redis.NewScript(source("check.lua", "open.lua"))
 	tickScript  = redis.NewScript(source("check.lua", "lib.lua", "tick.lua"))
 )
 

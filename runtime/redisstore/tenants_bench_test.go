@@ -192,3 +192,71 @@ func clientConns(b *testing.B, c redis.UniversalClient, name string) (conns, sub
 	}
 	return conns, subscribed
 }
+
+// BenchmarkOpens opens b.N readers, each in a tenant of its own (tenants=new) or all in one
+// tenant whose pump is live (tenants=one), from 1 and from 32 goroutines on one client with
+// go-redis's default options, and keeps them open until the end: the latency of an open (p50,
+// p99) and the client's and the server's CPU per open.
+//
+//	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench Opens -benchtime 10000x ./runtime/redisstore
+func BenchmarkOpens(b *testing.B) {
+	addr := os.Getenv(redistest.EnvAddr)
+	if addr == "" {
+		b.Skipf("set %s to run the benchmarks against a real Redis server", redistest.EnvAddr)
+	}
+	for _, tenants := range []string{"new", "one"} {
+		for _, c := range []int{1, 32} {
+			b.Run(fmt.Sprintf("tenants=%s/c=%d", tenants, c), func(b *testing.B) {
+				f := newOn(b, redis.NewClient(&redis.Options{Addr: addr}), []Option{WithPollInterval(DefaultPollInterval)})
+				ctx := context.Background()
+				st := f.open(b, backend.Limits{})
+				tenant := func(i int) string { return fmt.Sprint("room-", i) }
+				if tenants == "one" {
+					tenant = func(int) string { return "room" }
+					first, err := st.Subscribe(ctx, "room", backend.SubscribeRequest{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { first.Close() })
+					p := first.(*subscription).p
+					for {
+						p.mu.Lock()
+						live := p.settled != 0 && p.settled == p.losses()+1
+						p.mu.Unlock()
+						if live {
+							break
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}
+				subs := make([]backend.Subscription, b.N)
+				b.Cleanup(func() {
+					for _, s := range subs {
+						if s != nil {
+							s.Close()
+						}
+					}
+				})
+				open := make([]time.Duration, b.N)
+				srv0, cli0 := serverCPU(b, f.client), clientCPU()
+				b.ResetTimer()
+				parallel(b.N, c, func(i int) {
+					t0 := time.Now()
+					sub, err := st.Subscribe(ctx, tenant(i), backend.SubscribeRequest{})
+					open[i] = time.Since(t0)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					subs[i] = sub
+				})
+				b.StopTimer()
+				srv, cli := serverCPU(b, f.client)-srv0, clientCPU()-cli0
+				b.ReportMetric(float64(cli.Microseconds())/float64(b.N), "client-µs/open")
+				b.ReportMetric(float64(srv.Microseconds())/float64(b.N), "server-µs/open")
+				b.ReportMetric(quantile(open, 0.5), "open-p50-µs")
+				b.ReportMetric(p99(open), "open-p99-µs")
+			})
+		}
+	}
+}
