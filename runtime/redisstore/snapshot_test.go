@@ -3,13 +3,16 @@ package redisstore
 import (
 	"fmt"
 	"maps"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 // parseSnapshot keeps the live entries of the prefix, sorted by key, with every field.
@@ -25,10 +28,6 @@ func TestParseSnapshot(t *testing.T) {
 		"ka/old": "3|103|203|1000|expired at now",
 		"kb":     "6|104|204|2003|other prefix",
 	}
-	snap, err := parseSnapshot(state, 1000, "a/")
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := backend.Snapshot{
 		Entries: []backend.Entry{
 			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, Epoch: epoch, CreatedAt: 102, UpdatedAt: 202, ExpiresAt: 2002},
@@ -37,8 +36,16 @@ func TestParseSnapshot(t *testing.T) {
 		},
 		Cursor: backend.Cursor{Epoch: epoch, Seq: 9},
 	}
-	if diff := cmp.Diff(want, snap); diff != "" {
-		t.Fatalf("snapshot (-want +got):\n%s", diff)
+	var snap backend.Snapshot
+	for _, resp3 := range []bool{false, true} {
+		var err error
+		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, snap); diff != "" {
+			t.Fatalf("snapshot of RESP3 %v (-want +got):\n%s", resp3, diff)
+		}
 	}
 
 	// The values share one allocation, but appending to one leaves the next alone.
@@ -58,10 +65,67 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|+3|4|v"},
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|3|99999999999999999999|v"},
 	} {
-		if snap, err := parseSnapshot(state, 0, ""); err == nil {
+		if snap, err := parseSnapshot(hgetallReply(state, true), 0, ""); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", state, snap)
 		}
 	}
+	good := string(hgetallReply(map[string]string{"#epoch": epoch, "kk": "1|2|3|4|v"}, false))
+	for _, reply := range []string{
+		"",
+		"*",
+		"*1\r\n$6\r\n#epoch\r\n",               // an odd array
+		"%1\r\n$6\r\n#epoch\r\n",               // a pair cut short
+		"%1\r\n$6\r\n#epoch\r\n:1\r\n",         // not a bulk string
+		"%1\r\n$6\r\n#epoch\r\n$99\r\nabc\r\n", // a length beyond the end
+		"%1\r\n$6\r\n#epoch\r\n$-1\r\n",        // a nil
+		"%1\r\n$6\r\n#epochxx$3\r\nabc\r\n",    // no CRLF after a string
+		"%\r\n",                                // no length
+		"%99999999999999999999999\r\n",         // a length beyond the reply
+		good + "+OK\r\n",                       // more than one reply
+		good[:len(good)-1],                     // cut short
+		"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+	} {
+		if snap, err := parseSnapshot([]byte(reply), 0, ""); err == nil {
+			t.Errorf("parseSnapshot(%q) = %+v, want an error", reply, snap)
+		}
+	}
+	// An error reply is a redis.Error, for scriptError.
+	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "")
+	if re, ok := err.(redis.Error); !ok || re.Error() != "WRONGTYPE Operation against a key" {
+		t.Errorf("error reply: %v (%T), want a redis.Error", err, err)
+	}
+}
+
+// hgetallReply returns the bytes of an HGETALL reply of state, in RESP3 (a map) or RESP2 (an
+// array).
+func hgetallReply(state map[string]string, resp3 bool) []byte {
+	b := fmt.Appendf(nil, "*%d\r\n", 2*len(state))
+	if resp3 {
+		b = fmt.Appendf(nil, "%%%d\r\n", len(state))
+	}
+	for name, value := range state {
+		b = fmt.Appendf(b, "$%d\r\n%s\r\n$%d\r\n%s\r\n", len(name), name, len(value), value)
+	}
+	return b
+}
+
+// FuzzParseSnapshot feeds parseSnapshot replies of any bytes: never a panic, and what parses
+// is sorted and live.
+func FuzzParseSnapshot(f *testing.F) {
+	epoch := backend.NewEpoch(time.Now())
+	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "#seq": "3", "ka": "1|2|3|4|v", "kb": "2|2|3|9|w"}, true), "")
+	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "ka": "1|2|3|4|", "k": "2|2|3|9|w"}, false), "a")
+	f.Fuzz(func(t *testing.T, reply []byte, prefix string) {
+		snap, err := parseSnapshot(reply, 5, prefix)
+		if err != nil {
+			return
+		}
+		for i, e := range snap.Entries {
+			if e.ExpiresAt <= 5 || !strings.HasPrefix(e.Key, prefix) || i > 0 && snap.Entries[i-1].Key >= e.Key {
+				t.Fatalf("parseSnapshot(%q, %q) = %+v", reply, prefix, snap)
+			}
+		}
+	})
 }
 
 // BenchmarkParseSnapshot10k measures the Go side of a snapshot of 10,000 entries: filtering,
@@ -81,9 +145,10 @@ func BenchmarkParseSnapshot10k(b *testing.B) {
 			}
 		}
 	})
+	reply := hgetallReply(state, true)
 	b.Run("parse", func(b *testing.B) {
 		for b.Loop() {
-			snap, err := parseSnapshot(state, 1700000000000, "")
+			snap, err := parseSnapshot(reply, 1700000000000, "")
 			if err != nil || len(snap.Entries) != 10_000 {
 				b.Fatalf("%d entries, %v", len(snap.Entries), err)
 			}
@@ -111,6 +176,30 @@ func TestByteOrder(t *testing.T) {
 		want := slices.Sorted(slices.Values(keys))
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d: byteOrder gives %q, want %q", round, got, want)
+		}
+	}
+}
+
+// sortTop sorts as slices.Sort does, for any number of top bytes and sizes on both sides of
+// its radix sort.
+func TestSortTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range []int{0, 1, 255, 256, 1000, 5000} {
+		for n := 1; n <= (64-bits.Len(uint(size)))/8; n++ { // as byteOrder packs them
+			shift := 64 - 8*n
+			xs := make([]uint64, size)
+			for i := range xs {
+				top := rng.Uint64() >> shift
+				if rng.IntN(2) == 0 {
+					top &= 0x0f0f // equal bytes, and bytes equal throughout
+				}
+				xs[i] = top<<shift | uint64(i)
+			}
+			want := slices.Sorted(slices.Values(xs))
+			sortTop(xs, n)
+			if !slices.Equal(xs, want) {
+				t.Fatalf("size %d, %d bytes: sortTop differs from slices.Sort", size, n)
+			}
 		}
 	}
 }
