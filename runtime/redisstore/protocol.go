@@ -129,6 +129,9 @@ const (
 	epochChunk      = 6 // bytes of the epoch per integer of the reply (a Lua number holds 53 bits)
 )
 
+// write.lua packs the epoch's bytes exactly epochChunk at a time.
+var _ = [1]struct{}{}[epochChunk-6]
+
 // epochTimeDigits is the length of the time part of an epoch of [backend.NewEpoch]: a script
 // that creates a tenant's meta writes the server's time there and keeps the rest of the
 // client's candidate, so that epochs order by the server's clock.
