@@ -1,15 +1,20 @@
 package redisstore
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/bits"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -200,6 +205,46 @@ func TestSortTop(t *testing.T) {
 			if !slices.Equal(xs, want) {
 				t.Fatalf("size %d, %d bytes: sortTop differs from slices.Sort", size, n)
 			}
+		}
+	}
+}
+
+// Snapshot reads HGETALL's reply as bytes: a RESP3 map or, on a client of RESP2, an array; an
+// error reply (a state key of the wrong type) is ErrCorrupt.
+func TestSnapshotProtocolsMiniredis(t *testing.T) {
+	testSnapshotProtocols(t, miniredis.RunT(t).Addr())
+}
+
+func TestSnapshotProtocolsRedis(t *testing.T) {
+	addr := os.Getenv(redistest.EnvAddr)
+	if addr == "" {
+		t.Skipf("set %s to run against a real Redis server", redistest.EnvAddr)
+	}
+	testSnapshotProtocols(t, addr)
+}
+
+func testSnapshotProtocols(t *testing.T, addr string) {
+	ctx := context.Background()
+	for _, protocol := range []int{2, 3} {
+		client := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol})
+		t.Cleanup(func() { client.Close() })
+		f := newOn(t, client, nil)
+		st := f.open(t, backend.Limits{})
+		for _, k := range []string{"b", "a", "c"} {
+			if _, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: k, Value: []byte("v-" + k), TTL: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := st.Snapshot(ctx, "t", "")
+		if err != nil || len(snap.Entries) != 3 || snap.Entries[0].Key != "a" || string(snap.Entries[2].Value) != "v-c" || snap.Cursor.Seq != 3 {
+			t.Fatalf("RESP%d: snapshot %+v, %v", protocol, snap, err)
+		}
+		state := st.keys("junk")[keyState]
+		if err := client.Set(ctx, state, "x", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Snapshot(ctx, "junk", ""); !errors.Is(err, backend.ErrCorrupt) {
+			t.Fatalf("RESP%d: snapshot of a state key of the wrong type: %v, want ErrCorrupt", protocol, err)
 		}
 	}
 }
