@@ -1034,16 +1034,27 @@ func parseHead[T string | []byte](key string, s T) (backend.Entry, T, error) {
 	return backend.Entry{Key: key, Version: uint64(n[0]), CreatedAt: n[1], UpdatedAt: n[2], ExpiresAt: n[3]}, s[skip:], nil
 }
 
-// parseNumbers decodes the four numbers a stored entry starts with, each followed by a '|'
-// (see cutNumber), and returns them and their length with the '|'s.
+// parseNumbers decodes the four numbers a stored entry starts with, each of 1 to maxDigits
+// decimal digits followed by a '|' (as cutNumber reads one), and returns them and their length
+// with the '|'s.
 func parseNumbers[T string | []byte](s T) (n [4]int64, skip int, ok bool) {
-	rest := s
+	i := 0
 	for k := range n {
-		if n[k], rest, ok = cutNumber(rest); !ok {
+		j := i
+		var v int64
+		for ; j < len(s); j++ {
+			c := s[j] - '0'
+			if c > 9 {
+				break
+			}
+			v = v*10 + int64(c) // more than maxDigits digits may wrap: they are refused below
+		}
+		if j == i || j-i > maxDigits || j == len(s) || s[j] != '|' {
 			return n, 0, false
 		}
+		n[k], i = v, j+1
 	}
-	return n, len(s) - len(rest), true
+	return n, i, true
 }
 
 // cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value

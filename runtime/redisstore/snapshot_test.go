@@ -248,3 +248,39 @@ func testSnapshotProtocols(t *testing.T, addr string) {
 		}
 	}
 }
+
+// parseNumbers decodes what four cutNumber calls decode, and fails where they fail, for
+// numbers of every length around maxDigits and bytes that are no digits.
+func TestParseNumbers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const bad = "|a/: +-\x80\xb0\xff" // bytes that are no digits
+	for round := range 20000 {
+		var b strings.Builder
+		for range 4 {
+			l := rng.IntN(maxDigits + 3)
+			digits := make([]byte, l)
+			for i := range digits {
+				digits[i] = byte('0' + rng.IntN(10))
+			}
+			if round%3 == 0 && l > 0 {
+				digits[rng.IntN(l)] = bad[rng.IntN(len(bad))]
+			}
+			b.Write(digits)
+			b.WriteByte('|')
+		}
+		b.WriteString("value")
+		s := b.String()
+		var want [4]int64
+		rest, ok := s, true
+		for k := range want {
+			if ok {
+				want[k], rest, ok = cutNumber(rest)
+			}
+		}
+		got, skip, gotOK := parseNumbers(s)
+		gotB, skipB, gotBOK := parseNumbers([]byte(s))
+		if gotOK != ok || ok && (got != want || s[skip:] != rest) || gotB != got || skipB != skip || gotBOK != gotOK {
+			t.Fatalf("parseNumbers(%q) = %v, %d, %v; cutNumber gives %v, %q, %v", s, got, skip, gotOK, want, rest, ok)
+		}
+	}
+}
