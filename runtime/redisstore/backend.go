@@ -264,8 +264,10 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		if !failed {
 			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix)
 			_, failed = err.(replyError) // HGETALL's error reply: WRONGTYPE
+			// Only a buffer that the call is done with is reused: after a failed call, a
+			// reader of the connection might still write into it.
+			putReplyBuffer(buf)
 		}
-		putReplyBuffer(buf)
 		if failed {
 			st.b.failed(tenantKey{st.id, tenant}, "snapshot", err)
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
