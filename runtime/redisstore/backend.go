@@ -246,7 +246,9 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 // Snapshot implements [backend.Store]. One MULTI/EXEC transaction reads the entries, the
 // tenant's meta and the server's time; the entries are then filtered by expiry and sorted
 // here, in byte order. A transaction rather than a script: Lua would copy the 10,000 entries
-// twice. A tenant without meta (new, or lost) gets one from the read script first.
+// twice. HGETALL's reply is read as its bytes, into a buffer reused across snapshots, and
+// parsed here (see parseSnapshot). A tenant without meta (new, or lost) gets one from the read
+// script first.
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
 	if err := st.b.check(); err != nil {
 		return backend.Snapshot{}, err
@@ -254,17 +256,24 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 	keys := st.keys(tenant)
 	for range 3 {
 		var now *redis.TimeCmd
-		var all *redis.MapStringStringCmd
+		buf := getReplyBuffer()
 		_, err := st.b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			now = p.Time(ctx)
-			all = p.HGetAll(ctx, keys[keyState])
-			return nil
+			return p.Process(ctx, rawCmd(ctx, buf, "hgetall", keys[keyState]))
 		})
-		if err != nil {
+		var snap backend.Snapshot
+		failed := err != nil // the transaction
+		if !failed {
+			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix)
+			_, failed = err.(replyError) // HGETALL's error reply: WRONGTYPE
+			// Only a buffer that the call is done with is reused: after a failed call, a
+			// reader of the connection might still write into it.
+			putReplyBuffer(buf)
+		}
+		if failed {
 			st.b.failed(tenantKey{st.id, tenant}, "snapshot", err)
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
 		}
-		snap, err := parseSnapshot(all.Val(), now.Val().UnixMilli(), prefix)
 		if errors.Is(err, errNoMeta) {
 			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
 				st.b.failed(tenantKey{st.id, tenant}, "read", err)

@@ -1,16 +1,19 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -125,6 +128,9 @@ const (
 	writeReplyPerOp = 5 // integers of the reply per operation, before the epoch's
 	epochChunk      = 6 // bytes of the epoch per integer of the reply (a Lua number holds 53 bits)
 )
+
+// write.lua packs the epoch's bytes exactly epochChunk at a time.
+var _ = [1]struct{}{}[epochChunk-6]
 
 // epochTimeDigits is the length of the time part of an epoch of [backend.NewEpoch]: a script
 // that creates a tenant's meta writes the server's time there and keeps the rest of the
@@ -762,58 +768,180 @@ func cutBytes(s string) (b, rest string, ok bool) {
 // errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta.
 var errNoMeta = errors.New("no meta")
 
-// parseSnapshot decodes the fields of a state hash (HGETALL) into a snapshot: the live entries (expiring
-// after now) of the keys with prefix, sorted by key, or errNoMeta. The values share one
-// allocation, each slice capped at its own end, so that appending to one cannot change another.
-func parseSnapshot(state map[string]string, now int64, prefix string) (backend.Snapshot, error) {
-	epoch, ok := state[metaEpoch]
-	if !ok {
+// snapField is a live entry of the state hash in the bytes of an HGETALL reply: the offsets
+// of its key (its field's name after entryPrefix) and of its value, and the numbers of its
+// stored entry.
+type snapField struct {
+	key, keyEnd, value, valueEnd int
+	head                         [4]int64 // version, createdAt, updatedAt, expiresAt
+}
+
+// parseSnapshot decodes a state hash, the bytes of an HGETALL reply as the server sent it (a
+// RESP3 map or a RESP2 array of bulk strings), into a snapshot: the live entries (expiring
+// after now) of the keys with prefix, sorted by key, or errNoMeta. An error reply (WRONGTYPE)
+// is returned as a [redis.Error]. The result holds no part of reply: the keys share one
+// string, and the values one allocation, each slice capped at its own end, so that appending
+// to one cannot change another. Reading the reply's bytes rather than a map of strings saves
+// a string per field and a map insert per entry; each stored entry is decoded as the reply is
+// read, in its order, and only the live ones are sorted.
+func parseSnapshot(reply []byte, now int64, prefix string) (backend.Snapshot, error) {
+	r := respReader{b: reply}
+	n, err := r.mapLen()
+	if err != nil {
+		return backend.Snapshot{}, err
+	}
+	var epoch, seqText []byte
+	hasEpoch := false
+	fields := make([]snapField, 0, n)
+	keyBytes, valueBytes := 0, 0
+	var bad *snapField // the first malformed stored entry
+	for range n {
+		name, nameEnd, ok1 := r.bulk()
+		value, valueEnd, ok2 := r.bulk()
+		if !ok1 || !ok2 {
+			return backend.Snapshot{}, r.malformed()
+		}
+		f := reply[name:nameEnd]
+		switch {
+		case len(f) >= len(entryPrefix) && string(f[:len(entryPrefix)]) == entryPrefix:
+			key := f[len(entryPrefix):]
+			if len(key) < len(prefix) || string(key[:len(prefix)]) != prefix {
+				break
+			}
+			head, skip, ok := parseNumbers(reply[value:valueEnd])
+			if !ok && bad == nil {
+				bad = &snapField{key: name + len(entryPrefix), keyEnd: nameEnd, value: value, valueEnd: valueEnd}
+			} else if ok && head[3] > now {
+				fields = append(fields, snapField{name + len(entryPrefix), nameEnd, value + skip, valueEnd, head})
+				keyBytes += len(key)
+				valueBytes += valueEnd - value - skip
+			}
+		case string(f) == metaEpoch:
+			epoch, hasEpoch = reply[value:valueEnd], true
+		case string(f) == metaSeq:
+			seqText = reply[value:valueEnd]
+		}
+	}
+	if r.i != len(reply) {
+		return backend.Snapshot{}, r.malformed()
+	}
+	if !hasEpoch {
 		return backend.Snapshot{}, errNoMeta
 	}
-	seqText, ok := state[metaSeq]
-	if !ok {
-		seqText = "0" // no write yet
+	if !backend.ValidEpoch(string(epoch)) {
+		return backend.Snapshot{}, corruptError(keyState, metaEpoch, string(epoch), len(epoch))
 	}
-	keys := make([]string, 0, len(state)) // of the entries, in their field names
-	stored := make([]string, 0, len(state))
-	size := 0
-	for name, s := range state {
-		if key, ok := strings.CutPrefix(name, entryPrefix); ok && strings.HasPrefix(key, prefix) {
-			keys = append(keys, key)
-			stored = append(stored, s)
-			size += len(s)
-		}
+	if seqText == nil {
+		seqText = []byte("0") // no write yet
 	}
-	if !backend.ValidEpoch(epoch) {
-		return backend.Snapshot{}, corruptError(keyState, metaEpoch, epoch, len(epoch))
+	v, rest, ok := cutNumber(append(seqText[:len(seqText):len(seqText)], '|'))
+	if !ok || len(rest) != 0 {
+		return backend.Snapshot{}, corruptError(keyState, metaSeq, string(seqText), len(seqText))
 	}
-	v, rest, ok := cutNumber(seqText + "|")
-	if !ok || rest != "" {
-		return backend.Snapshot{}, corruptError(keyState, metaSeq, seqText, len(seqText))
+	if bad != nil {
+		_, _, err := parseHead(string(reply[bad.key:bad.keyEnd]), reply[bad.value:bad.valueEnd])
+		return backend.Snapshot{}, err
 	}
-	seq := uint64(v)
-	values := make([]byte, 0, size)
-	snap := backend.Snapshot{Entries: make([]backend.Entry, 0, len(keys)), Cursor: backend.Cursor{Epoch: epoch, Seq: seq}}
-	for _, i := range byteOrder(keys) {
-		e, value, err := parseHead(keys[i], stored[i])
-		if err != nil {
-			return backend.Snapshot{}, err
-		}
-		if e.ExpiresAt > now {
-			start := len(values)
-			values = append(values, value...)
-			e.Value = values[start:len(values):len(values)]
-			e.Epoch = epoch
-			snap.Entries = append(snap.Entries, e)
+	// The keys and the values, copied in the reply's order, which reads it in order.
+	var b strings.Builder
+	b.Grow(keyBytes)
+	values := make([]byte, 0, valueBytes)
+	for i := range fields {
+		f := &fields[i]
+		b.Write(reply[f.key:f.keyEnd])
+		start := len(values)
+		values = append(values, reply[f.value:f.valueEnd]...)
+		f.value, f.valueEnd = start, len(values) // now in values
+	}
+	all, keys := b.String(), make([]string, len(fields))
+	for i, off := 0, 0; i < len(fields); i++ {
+		end := off + fields[i].keyEnd - fields[i].key
+		keys[i], off = all[off:end], end
+	}
+	e0 := string(epoch)
+	snap := backend.Snapshot{Entries: make([]backend.Entry, len(keys)), Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
+	for j, i := range byteOrder(keys) {
+		f := &fields[i]
+		snap.Entries[j] = backend.Entry{
+			Key: keys[i], Value: values[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
+			CreatedAt: f.head[1], UpdatedAt: f.head[2], ExpiresAt: f.head[3],
 		}
 	}
 	return snap, nil
 }
 
+// respReader reads the RESP reply b from position i on.
+type respReader struct {
+	b []byte
+	i int
+}
+
+// replyError is an error reply that the client read as bytes: a [redis.Error].
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+// RedisError marks replyError as a [redis.Error].
+func (replyError) RedisError() {}
+
+// malformed returns the error of a reply that is not what the command returns.
+func (r *respReader) malformed() error {
+	return fmt.Errorf("redisstore: %w reply %q", errMalformed, r.b[:min(len(r.b), 64)])
+}
+
+// mapLen reads the header of a map of n pairs: "%<n>" (RESP3) or "*<2n>" (RESP2). An error
+// reply is returned as a replyError.
+func (r *respReader) mapLen() (int, error) {
+	if len(r.b) > 0 && r.b[0] == '-' {
+		line, _, _ := bytes.Cut(r.b[1:], []byte("\r\n"))
+		return 0, replyError(line)
+	}
+	if len(r.b) > 0 && r.b[0] == '%' {
+		if n, ok := r.length('%'); ok {
+			return n, nil
+		}
+	} else if n, ok := r.length('*'); ok && n%2 == 0 {
+		return n / 2, nil
+	}
+	return 0, r.malformed()
+}
+
+// bulk reads a bulk string, "$<n>\r\n" and n bytes and "\r\n", and returns the offsets of its
+// bytes in b.
+func (r *respReader) bulk() (start, end int, ok bool) {
+	n, ok := r.length('$')
+	if !ok || n > len(r.b)-r.i-2 || r.b[r.i+n] != '\r' || r.b[r.i+n+1] != '\n' {
+		return 0, 0, false
+	}
+	start, end = r.i, r.i+n
+	r.i = end + 2
+	return start, end, true
+}
+
+// length reads "<kind><n>\r\n", n a length of at most len(b) in decimal digits, and returns n.
+func (r *respReader) length(kind byte) (int, bool) {
+	b, i := r.b, r.i
+	if i >= len(b) || b[i] != kind {
+		return 0, false
+	}
+	n := 0
+	for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int(b[i]-'0')
+		if n > len(b) {
+			return 0, false
+		}
+	}
+	if i+1 >= len(b) || b[i] != '\r' || b[i+1] != '\n' || b[i-1] == kind {
+		return 0, false
+	}
+	r.i = i + 2
+	return n, true
+}
+
 // byteOrder returns the indexes of keys in the byte order of the keys. It packs each index
 // with the bytes after the prefix all keys share, as many as fit beside it in a uint64, sorts
-// the integers, and compares whole keys only among those with equal bytes: sorting 10,000 keys
-// takes a fraction of comparing strings throughout.
+// the integers (a radix sort of those bytes), and compares whole keys only among those with
+// equal bytes: sorting 10,000 keys takes a fraction of comparing strings throughout.
 func byteOrder(keys []string) []uint64 {
 	common := 0
 	if len(keys) > 0 {
@@ -833,7 +961,7 @@ func byteOrder(keys []string) []uint64 {
 		copy(b[:n], k[common:])
 		order[i] = binary.BigEndian.Uint64(b[:]) | uint64(i)
 	}
-	slices.Sort(order)
+	sortTop(order, n)
 	mask := uint64(1)<<shift - 1
 	for lo := 0; lo < len(order); {
 		hi := lo + 1
@@ -851,6 +979,40 @@ func byteOrder(keys []string) []uint64 {
 	return order
 }
 
+// sortTop sorts xs, whose low bits are their indexes in xs, by their n top bytes, keeping the
+// order of xs among equal bytes: as slices.Sort does. Beyond a few hundred, it is a radix sort
+// of the n bytes, a pass for each byte where they differ.
+func sortTop(xs []uint64, n int) {
+	if len(xs) < 256 {
+		slices.Sort(xs)
+		return
+	}
+	var counts [8][256]int
+	for _, x := range xs {
+		for k := range n {
+			counts[k][byte(x>>(56-8*k))]++
+		}
+	}
+	src, dst := xs, make([]uint64, len(xs))
+	for k := n - 1; k >= 0; k-- {
+		shift, c := 56-8*k, &counts[k]
+		if c[byte(src[0]>>shift)] == len(src) {
+			continue // one byte throughout
+		}
+		sum := 0
+		for b, m := range c {
+			c[b], sum = sum, sum+m
+		}
+		for _, x := range src {
+			b := byte(x >> shift)
+			dst[c[b]] = x
+			c[b]++
+		}
+		src, dst = dst, src
+	}
+	copy(xs, src)
+}
+
 // parseStored decodes a stored entry, "<version>|<createdAt>|<updatedAt>|<expiresAt>|<value>"
 // with times in Unix milliseconds, as the scripts write it.
 func parseStored(key, s string) (backend.Entry, error) {
@@ -863,34 +1025,53 @@ func parseStored(key, s string) (backend.Entry, error) {
 }
 
 // parseHead decodes a stored entry but its value, which it returns as it is.
-func parseHead(key, s string) (backend.Entry, string, error) {
-	s0 := s
-	var n [4]int64
-	for i := range n {
-		v, rest, ok := cutNumber(s)
-		if !ok {
-			return backend.Entry{}, "", corruptError(keyState, entryPrefix+key, s0, len(s0))
-		}
-		n[i], s = v, rest
+func parseHead[T string | []byte](key string, s T) (backend.Entry, T, error) {
+	n, skip, ok := parseNumbers(s)
+	if !ok {
+		var none T
+		return backend.Entry{}, none, corruptError(keyState, entryPrefix+key, string(s), len(s))
 	}
-	return backend.Entry{Key: key, Version: uint64(n[0]), CreatedAt: n[1], UpdatedAt: n[2], ExpiresAt: n[3]}, s, nil
+	return backend.Entry{Key: key, Version: uint64(n[0]), CreatedAt: n[1], UpdatedAt: n[2], ExpiresAt: n[3]}, s[skip:], nil
+}
+
+// parseNumbers decodes the four numbers a stored entry starts with, each of 1 to maxDigits
+// decimal digits followed by a '|' (as cutNumber reads one), and returns them and their length
+// with the '|'s.
+func parseNumbers[T string | []byte](s T) (n [4]int64, skip int, ok bool) {
+	i := 0
+	for k := range n {
+		j := i
+		var v int64
+		for ; j < len(s); j++ {
+			c := s[j] - '0'
+			if c > 9 {
+				break
+			}
+			v = v*10 + int64(c) // more than maxDigits digits may wrap: they are refused below
+		}
+		if j == i || j-i > maxDigits || j == len(s) || s[j] != '|' {
+			return n, 0, false
+		}
+		n[k], i = v, j+1
+	}
+	return n, i, true
 }
 
 // cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value
 // and the rest of s after the '|'. At most maxDigits digits, as lua/check.lua accepts, so that
 // the value cannot overflow.
-func cutNumber(s string) (v int64, rest string, ok bool) {
+func cutNumber[T string | []byte](s T) (v int64, rest T, ok bool) {
 	for i := 0; i < len(s) && i <= maxDigits; i++ {
 		c := s[i]
 		switch {
 		case c == '|' && i > 0:
 			return v, s[i+1:], true
 		case c < '0' || c > '9':
-			return 0, "", false
+			return 0, rest, false
 		}
 		v = v*10 + int64(c-'0')
 	}
-	return 0, "", false
+	return 0, rest, false
 }
 
 // parseEvent decodes one stream entry written by lib.lua's emit: its ID is "<version>-0" and
@@ -980,4 +1161,70 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 		evs = append(evs, ev)
 	}
 	return evs, nil
+}
+
+// replyBuffer holds the bytes of one reply as a [redis.RawWriteToCmd] writes them: the
+// header line of each value, its CRLF, and a bulk string's bytes with ReadFrom.
+type replyBuffer struct{ b []byte }
+
+// Write appends p. A line that starts a reply, rather than a bulk string within it, starts
+// the buffer again: go-redis reads the reply again when it retries the command.
+func (w *replyBuffer) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] != '$' && string(p) != "\r\n" {
+		w.b = w.b[:0]
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// ReadFrom appends what r holds, up to its end, in place: for an [io.LimitedReader] (a bulk
+// string), its N bytes at once.
+func (w *replyBuffer) ReadFrom(r io.Reader) (int64, error) {
+	start := len(w.b)
+	for {
+		n := 512
+		if lr, ok := r.(*io.LimitedReader); ok {
+			n = int(min(lr.N, 1<<20))
+		}
+		w.b = slices.Grow(w.b, max(n, 1))
+		m, err := r.Read(w.b[len(w.b):cap(w.b)])
+		w.b = w.b[:len(w.b)+m]
+		if err == io.EOF {
+			return int64(len(w.b) - start), nil
+		}
+		if err != nil {
+			return int64(len(w.b) - start), err
+		}
+		if lr, ok := r.(*io.LimitedReader); ok && lr.N == 0 {
+			return int64(len(w.b) - start), nil
+		}
+	}
+}
+
+// replyBuffers holds reply buffers for reuse: a snapshot's reply is read into one and parsed
+// into values of their own, and the buffer is reused by the next snapshot, without growing.
+var replyBuffers = sync.Pool{New: func() any { return new(replyBuffer) }}
+
+// maxPooledReply is the capacity beyond which a reply buffer is not reused.
+const maxPooledReply = 16 << 20
+
+func getReplyBuffer() *replyBuffer { return replyBuffers.Get().(*replyBuffer) }
+
+func putReplyBuffer(w *replyBuffer) {
+	if cap(w.b) <= maxPooledReply {
+		w.b = w.b[:0]
+		replyBuffers.Put(w)
+	}
+}
+
+// retryableRawCmd is a RawWriteToCmd that go-redis may retry, since its writer starts again
+// with the reply (see replyBuffer.Write).
+type retryableRawCmd struct{ *redis.RawWriteToCmd }
+
+// NoRetry implements [redis.Cmder].
+func (retryableRawCmd) NoRetry() bool { return false }
+
+// rawCmd returns the command of args whose reply go-redis writes, as its bytes, to w.
+func rawCmd(ctx context.Context, w *replyBuffer, args ...any) redis.Cmder {
+	return retryableRawCmd{redis.NewRawWriteToCmd(ctx, w, args...)}
 }

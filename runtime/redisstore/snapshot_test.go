@@ -1,15 +1,23 @@
 package redisstore
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 // parseSnapshot keeps the live entries of the prefix, sorted by key, with every field.
@@ -25,10 +33,6 @@ func TestParseSnapshot(t *testing.T) {
 		"ka/old": "3|103|203|1000|expired at now",
 		"kb":     "6|104|204|2003|other prefix",
 	}
-	snap, err := parseSnapshot(state, 1000, "a/")
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := backend.Snapshot{
 		Entries: []backend.Entry{
 			{Key: "a/1", Value: []byte("o|n|e"), Version: 9, Epoch: epoch, CreatedAt: 102, UpdatedAt: 202, ExpiresAt: 2002},
@@ -37,8 +41,16 @@ func TestParseSnapshot(t *testing.T) {
 		},
 		Cursor: backend.Cursor{Epoch: epoch, Seq: 9},
 	}
-	if diff := cmp.Diff(want, snap); diff != "" {
-		t.Fatalf("snapshot (-want +got):\n%s", diff)
+	var snap backend.Snapshot
+	for _, resp3 := range []bool{false, true} {
+		var err error
+		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, snap); diff != "" {
+			t.Fatalf("snapshot of RESP3 %v (-want +got):\n%s", resp3, diff)
+		}
 	}
 
 	// The values share one allocation, but appending to one leaves the next alone.
@@ -58,10 +70,67 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|+3|4|v"},
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|3|99999999999999999999|v"},
 	} {
-		if snap, err := parseSnapshot(state, 0, ""); err == nil {
+		if snap, err := parseSnapshot(hgetallReply(state, true), 0, ""); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", state, snap)
 		}
 	}
+	good := string(hgetallReply(map[string]string{"#epoch": epoch, "kk": "1|2|3|4|v"}, false))
+	for _, reply := range []string{
+		"",
+		"*",
+		"*1\r\n$6\r\n#epoch\r\n",               // an odd array
+		"%1\r\n$6\r\n#epoch\r\n",               // a pair cut short
+		"%1\r\n$6\r\n#epoch\r\n:1\r\n",         // not a bulk string
+		"%1\r\n$6\r\n#epoch\r\n$99\r\nabc\r\n", // a length beyond the end
+		"%1\r\n$6\r\n#epoch\r\n$-1\r\n",        // a nil
+		"%1\r\n$6\r\n#epochxx$3\r\nabc\r\n",    // no CRLF after a string
+		"%\r\n",                                // no length
+		"%99999999999999999999999\r\n",         // a length beyond the reply
+		good + "+OK\r\n",                       // more than one reply
+		good[:len(good)-1],                     // cut short
+		"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+	} {
+		if snap, err := parseSnapshot([]byte(reply), 0, ""); err == nil {
+			t.Errorf("parseSnapshot(%q) = %+v, want an error", reply, snap)
+		}
+	}
+	// An error reply is a redis.Error, for scriptError.
+	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "")
+	if re, ok := err.(redis.Error); !ok || re.Error() != "WRONGTYPE Operation against a key" {
+		t.Errorf("error reply: %v (%T), want a redis.Error", err, err)
+	}
+}
+
+// hgetallReply returns the bytes of an HGETALL reply of state, in RESP3 (a map) or RESP2 (an
+// array).
+func hgetallReply(state map[string]string, resp3 bool) []byte {
+	b := fmt.Appendf(nil, "*%d\r\n", 2*len(state))
+	if resp3 {
+		b = fmt.Appendf(nil, "%%%d\r\n", len(state))
+	}
+	for name, value := range state {
+		b = fmt.Appendf(b, "$%d\r\n%s\r\n$%d\r\n%s\r\n", len(name), name, len(value), value)
+	}
+	return b
+}
+
+// FuzzParseSnapshot feeds parseSnapshot replies of any bytes: never a panic, and what parses
+// is sorted and live.
+func FuzzParseSnapshot(f *testing.F) {
+	epoch := backend.NewEpoch(time.Now())
+	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "#seq": "3", "ka": "1|2|3|4|v", "kb": "2|2|3|9|w"}, true), "")
+	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "ka": "1|2|3|4|", "k": "2|2|3|9|w"}, false), "a")
+	f.Fuzz(func(t *testing.T, reply []byte, prefix string) {
+		snap, err := parseSnapshot(reply, 5, prefix)
+		if err != nil {
+			return
+		}
+		for i, e := range snap.Entries {
+			if e.ExpiresAt <= 5 || !strings.HasPrefix(e.Key, prefix) || i > 0 && snap.Entries[i-1].Key >= e.Key {
+				t.Fatalf("parseSnapshot(%q, %q) = %+v", reply, prefix, snap)
+			}
+		}
+	})
 }
 
 // BenchmarkParseSnapshot10k measures the Go side of a snapshot of 10,000 entries: filtering,
@@ -81,9 +150,10 @@ func BenchmarkParseSnapshot10k(b *testing.B) {
 			}
 		}
 	})
+	reply := hgetallReply(state, true)
 	b.Run("parse", func(b *testing.B) {
 		for b.Loop() {
-			snap, err := parseSnapshot(state, 1700000000000, "")
+			snap, err := parseSnapshot(reply, 1700000000000, "")
 			if err != nil || len(snap.Entries) != 10_000 {
 				b.Fatalf("%d entries, %v", len(snap.Entries), err)
 			}
@@ -111,6 +181,106 @@ func TestByteOrder(t *testing.T) {
 		want := slices.Sorted(slices.Values(keys))
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d: byteOrder gives %q, want %q", round, got, want)
+		}
+	}
+}
+
+// sortTop sorts as slices.Sort does, for any number of top bytes and sizes on both sides of
+// its radix sort.
+func TestSortTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range []int{0, 1, 255, 256, 1000, 5000} {
+		for n := 1; n <= (64-bits.Len(uint(size)))/8; n++ { // as byteOrder packs them
+			shift := 64 - 8*n
+			xs := make([]uint64, size)
+			for i := range xs {
+				top := rng.Uint64() >> shift
+				if rng.IntN(2) == 0 {
+					top &= 0x0f0f // equal bytes, and bytes equal throughout
+				}
+				xs[i] = top<<shift | uint64(i)
+			}
+			want := slices.Sorted(slices.Values(xs))
+			sortTop(xs, n)
+			if !slices.Equal(xs, want) {
+				t.Fatalf("size %d, %d bytes: sortTop differs from slices.Sort", size, n)
+			}
+		}
+	}
+}
+
+// Snapshot reads HGETALL's reply as bytes: a RESP3 map or, on a client of RESP2, an array; an
+// error reply (a state key of the wrong type) is ErrCorrupt.
+func TestSnapshotProtocolsMiniredis(t *testing.T) {
+	testSnapshotProtocols(t, miniredis.RunT(t).Addr())
+}
+
+func TestSnapshotProtocolsRedis(t *testing.T) {
+	addr := os.Getenv(redistest.EnvAddr)
+	if addr == "" {
+		t.Skipf("set %s to run against a real Redis server", redistest.EnvAddr)
+	}
+	testSnapshotProtocols(t, addr)
+}
+
+func testSnapshotProtocols(t *testing.T, addr string) {
+	ctx := context.Background()
+	for _, protocol := range []int{2, 3} {
+		client := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol})
+		t.Cleanup(func() { client.Close() })
+		f := newOn(t, client, nil)
+		st := f.open(t, backend.Limits{})
+		for _, k := range []string{"b", "a", "c"} {
+			if _, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: k, Value: []byte("v-" + k), TTL: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := st.Snapshot(ctx, "t", "")
+		if err != nil || len(snap.Entries) != 3 || snap.Entries[0].Key != "a" || string(snap.Entries[2].Value) != "v-c" || snap.Cursor.Seq != 3 {
+			t.Fatalf("RESP%d: snapshot %+v, %v", protocol, snap, err)
+		}
+		state := st.keys("junk")[keyState]
+		if err := client.Set(ctx, state, "x", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Snapshot(ctx, "junk", ""); !errors.Is(err, backend.ErrCorrupt) {
+			t.Fatalf("RESP%d: snapshot of a state key of the wrong type: %v, want ErrCorrupt", protocol, err)
+		}
+	}
+}
+
+// parseNumbers decodes what four cutNumber calls decode, and fails where they fail, for
+// numbers of every length around maxDigits and bytes that are no digits.
+func TestParseNumbers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const bad = "|a/: +-\x80\xb0\xff" // bytes that are no digits
+	for round := range 20000 {
+		var b strings.Builder
+		for range 4 {
+			l := rng.IntN(maxDigits + 3)
+			digits := make([]byte, l)
+			for i := range digits {
+				digits[i] = byte('0' + rng.IntN(10))
+			}
+			if round%3 == 0 && l > 0 {
+				digits[rng.IntN(l)] = bad[rng.IntN(len(bad))]
+			}
+			b.Write(digits)
+			b.WriteByte('|')
+		}
+		b.WriteString("value")
+		s := b.String()
+		var want [4]int64
+		rest, ok := s, true
+		for k := range want {
+			if ok {
+				want[k], rest, ok = cutNumber(rest)
+			}
+		}
+		got, skip, gotOK := parseNumbers(s)
+		gotB, skipB, gotBOK := parseNumbers([]byte(s))
+		if gotOK != ok || ok && (got != want || s[skip:] != rest) || gotB != got || skipB != skip || gotBOK != gotOK {
+			t.Fatalf("parseNumbers(%q) = %v, %d, %v; cutNumber gives %v, %q, %v", s, got, skip, gotOK, want, rest, ok)
 		}
 	}
 }

@@ -25,13 +25,18 @@ if n ~= math.floor(n) then
 end
 
 -- Check every operation, and read the meta and the entries of the batch in one HMGET.
+-- (tonumber parses a TTL only when it differs from the one before: a batch's are alike.)
 local fields = {META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP}
+local ttl_ok = nil
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  local op, code = ARGV[a + OP_CODE], ARGV[a + OP_COND]
+  local op, code, ttl = ARGV[a + OP_CODE], ARGV[a + OP_COND], ARGV[a + OP_TTL]
+  if ttl ~= ttl_ok and tonumber(ttl) then
+    ttl_ok = ttl
+  end
   if not (op == OP_UPSERT or op == OP_TOUCH or op == OP_TOUCH_QUIET or op == OP_REMOVE) or
       not (code == COND_NONE or code == COND_IF_NEW or code == COND_IF_EXISTS or code == COND_IF_VERSION) or
-      not tonumber(ARGV[a + OP_TTL]) then
+      ttl ~= ttl_ok then
     return redis.error_reply('ephemeral: write: malformed operation ' .. i)
   end
   fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
@@ -67,8 +72,9 @@ if not epoch then
 end
 
 -- cur is each key's stored entry as the batch goes (false: gone); changed, the keys to write
--- at the end: their expiry, or false to delete them.
-local cur, changed = {}, {}
+-- at the end: their expiry, or false to delete them; exp_s, the expiry of each as text (a
+-- number argument of redis.call costs a float formatting).
+local cur, changed, exp_s = {}, {}, {}
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
   cur[ARGV[a + OP_KEY]] = m[5 + i] or false
@@ -85,7 +91,7 @@ local note, notes, note_len = '', nil, 0
 local function emit(kind, key, c, e, body, ...)
   seq = seq + 1
   seq_s = string.format('%d', seq)
-  redis.call('XADD', K_EVENTS, seq_s .. '-0', FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
+  redis.call('XADD', K_EVENTS, seq_s, FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
   if note then
     note_len = note_len + #key + #body + NOTICE_EVENT_MAX
     if note_len > NOTICE_MAX then
@@ -137,6 +143,7 @@ local live_count = nil -- the live entries when the script started, counted when
 local added = 0        -- live entries the batch added, less those it removed
 local fresh = false    -- a key of the tenant may have been created
 local until_ms = 0     -- the latest expiry written
+local ttl_last, e_last, e_s_last = nil, nil, nil -- the last TTL's expiry, as a number and as text
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
   local op, key = ARGV[a + OP_CODE], ARGV[a + OP_KEY]
@@ -183,8 +190,13 @@ for i = 1, n do
     cur[key], changed[key] = false, false
     added = added - 1
   elseif status == STATUS_OK then
-    local e = now + tonumber(ARGV[a + OP_TTL])
-    e_s = string.format('%d', e)
+    local ttl = ARGV[a + OP_TTL]
+    if ttl ~= ttl_last then -- as in the checks: a batch's TTLs are alike
+      ttl_last, e_last = ttl, now + tonumber(ttl)
+      e_s_last = string.format('%d', e_last)
+    end
+    local e = e_last
+    e_s = e_s_last
     local value
     if op == OP_UPSERT then
       value = ARGV[a + OP_VALUE]
@@ -197,7 +209,7 @@ for i = 1, n do
         u_s = now_s
       end
     end
-    cur[key], changed[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e
+    cur[key], changed[key], exp_s[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e, e_s
     until_ms = math.max(until_ms, e)
     out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v_s, c_s, u_s, e
   end
@@ -245,7 +257,7 @@ local zadd, hdel, zrem = {}, {}, {}
 for key, e in pairs(changed) do
   if e then
     put[#put + 1], put[#put + 2] = ENTRY_PREFIX .. key, cur[key]
-    zadd[#zadd + 1], zadd[#zadd + 2] = e, key
+    zadd[#zadd + 1], zadd[#zadd + 2] = exp_s[key], key
     due = math.min(due, e)
   else
     hdel[#hdel + 1], zrem[#zrem + 1] = ENTRY_PREFIX .. key, key
@@ -283,19 +295,18 @@ if at then
     redis.call('PEXPIREAT', k, at)
   end
 end
+-- The epoch, EPOCH_CHUNK (6) bytes to an integer, with one string.byte per integer: past the
+-- end, the missing bytes are zeros (which decodeEpoch skips).
 for j = 1, #epoch, EPOCH_CHUNK do
-  local v = 0
-  for k = j, math.min(j + EPOCH_CHUNK - 1, #epoch) do
-    v = v * 256 + string.byte(epoch, k)
-  end
-  out[#out + 1] = v
+  local b1, b2, b3, b4, b5, b6 = string.byte(epoch, j, j + 5)
+  out[#out + 1] = ((((b1 * 256 + (b2 or 0)) * 256 + (b3 or 0)) * 256 + (b4 or 0)) * 256 + (b5 or 0)) * 256 + (b6 or 0)
 end
 if seq ~= seq0 or due < due0 then
   local due_in = -1
   if due < NEVER then
     due_in = math.max(due - now, 0)
   end
-  local head = epoch .. ' ' .. string.format('%d', seq) .. ' ' .. string.format('%d', due_in)
+  local head = epoch .. ' ' .. (seq_s or string.format('%d', seq)) .. ' ' .. string.format('%d', due_in)
   if note and note ~= '' then
     if notes then
       note = note .. table.concat(notes)
