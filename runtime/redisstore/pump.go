@@ -60,6 +60,10 @@ type pump struct {
 	// at once when an expiry is due some day. Until then the pump has nothing to do: the hub
 	// appends the notices that continue its log on its own goroutine.
 	started atomic.Bool
+	// startAt, guarded by mu, is the timer that starts the goroutine when the tenant's next
+	// expiry is due, for a pump whose notices told of an expiry and nothing else to do: a
+	// timer costs less than a goroutine that waits (see wakeAt).
+	startAt *time.Timer
 
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
@@ -332,18 +336,40 @@ func (p *pump) notify(payload string) {
 	if wake {
 		p.stale = true
 	}
+	var due time.Time // an earlier expiry to wake for
 	if ok && n.dueIn >= 0 {
 		at := time.Now().Add(time.Duration(n.dueIn) * time.Millisecond)
 		if p.dueAt.IsZero() || at.Before(p.dueAt) {
-			p.dueAt, wake = at, true
+			p.dueAt, due = at, at
 		}
 	}
 	p.mu.Unlock()
 	if delivered != nil {
 		delivered.Wake()
 	}
-	if wake {
+	switch {
+	case wake:
 		p.wakeUp()
+	case !due.IsZero():
+		p.wakeAt(due)
+	}
+}
+
+// wakeAt makes the pump wake by at, for an expiry: a running goroutine is kicked, to set its
+// timer anew; otherwise a timer starts the goroutine at that time. A burst of first writes to
+// many tenants that have readers (each notice tells of an expiry) then starts no goroutine,
+// with its stack, until an expiry is due.
+func (p *pump) wakeAt(at time.Time) {
+	if p.started.Load() {
+		p.wakeUp()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.startAt == nil {
+		p.startAt = time.AfterFunc(time.Until(at), p.wakeUp)
+	} else {
+		p.startAt.Reset(time.Until(at))
 	}
 }
 
