@@ -97,7 +97,8 @@
 // closes.
 //
 // A pump blocks on nothing in Redis; its goroutine starts when it first has a read or a tick to
-// do (the pump of a tenant whose notices carry its events needs none). Every script that adds
+// do (the pump of a tenant whose notices carry its events needs none; until an expiry falls
+// due, a timer waits for it, not a goroutine). Every script that adds
 // events (the write script, and the tick script when it expires entries) publishes a notice on
 // the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
 // <last version> <ms until the next expiry>", followed by the events the script added (every
