@@ -64,16 +64,8 @@ func (e *entry) readInto(dst *backend.Entry) {
 	if e.memo == nil {
 		e.memo = new(backend.Memo)
 	}
-	*dst = backend.Entry{
-		Key:       e.key,
-		Value:     e.value,
-		Version:   e.version,
-		Epoch:     e.t.epoch,
-		CreatedAt: e.created,
-		UpdatedAt: e.updated,
-		ExpiresAt: e.expires,
-		Memo:      e.memo,
-	}
+	*dst = e.entry()
+	dst.Memo = e.memo
 }
 
 // first returns the seq of the oldest event the tenant still has, given its last seq: the
