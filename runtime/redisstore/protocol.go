@@ -834,8 +834,8 @@ func parseSnapshot(reply []byte, now int64, prefix string) (backend.Snapshot, er
 	if seqText == nil {
 		seqText = []byte("0") // no write yet
 	}
-	v, rest, ok := cutNumber(append(seqText[:len(seqText):len(seqText)], '|'))
-	if !ok || len(rest) != 0 {
+	v, err := strconv.ParseUint(string(seqText), 10, 64) // digits only: no sign without base 0
+	if err != nil || len(seqText) > maxDigits {
 		return backend.Snapshot{}, corruptError(keyState, metaSeq, string(seqText), len(seqText))
 	}
 	if bad != nil {
@@ -1035,8 +1035,8 @@ func parseHead[T string | []byte](key string, s T) (backend.Entry, T, error) {
 }
 
 // parseNumbers decodes the four numbers a stored entry starts with, each of 1 to maxDigits
-// decimal digits followed by a '|' (as cutNumber reads one), and returns them and their length
-// with the '|'s.
+// decimal digits followed by a '|' (at most maxDigits, as lua/check.lua accepts, so that a
+// value cannot overflow), and returns them and their length with the '|'s.
 func parseNumbers[T string | []byte](s T) (n [4]int64, skip int, ok bool) {
 	i := 0
 	for k := range n {
@@ -1055,23 +1055,6 @@ func parseNumbers[T string | []byte](s T) (n [4]int64, skip int, ok bool) {
 		n[k], i = v, j+1
 	}
 	return n, i, true
-}
-
-// cutNumber parses the decimal digits that s starts with, up to a '|', and returns their value
-// and the rest of s after the '|'. At most maxDigits digits, as lua/check.lua accepts, so that
-// the value cannot overflow.
-func cutNumber[T string | []byte](s T) (v int64, rest T, ok bool) {
-	for i := 0; i < len(s) && i <= maxDigits; i++ {
-		c := s[i]
-		switch {
-		case c == '|' && i > 0:
-			return v, s[i+1:], true
-		case c < '0' || c > '9':
-			return 0, rest, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return 0, rest, false
 }
 
 // parseEvent decodes one stream entry written by lib.lua's emit: its ID is "<version>-0" and
