@@ -76,18 +76,49 @@ func (st *store) release(tenant string, q *writeQueue) {
 		return
 	}
 	b.qmu.Unlock()
+	b.spawn(func() { st.drain(tenant, q) })
+}
+
+// spawn runs f on a goroutine of its own that Close waits for, or on this one once the
+// backend is closed: the drains of the batched calls (writes, and the reads of new
+// subscriptions), which complete every call that waits.
+func (b *Backend) spawn(f func()) {
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
-		st.drain(tenant, q)
+		f()
 		return
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		st.drain(tenant, q)
+		f()
 	}()
+}
+
+// batchContext returns a context for the Redis call of a batch of n calls, whose contexts
+// ctxOf returns, and its cancel: it keeps the values of the first call's context and is
+// cancelled when the context of every call has ended, so that the call to Redis is abandoned
+// only when nobody waits for it any more. Call cancel when the batch is done.
+func batchContext(n int, ctxOf func(i int) context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctxOf(0)))
+	var waiting atomic.Int32
+	waiting.Store(int32(n))
+	stops := make([]func() bool, n)
+	for i := range n {
+		stops[i] = context.AfterFunc(ctxOf(i), func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
 
 // next returns the next batch of q, or nil after forgetting q when nothing is pending. Only
@@ -123,19 +154,11 @@ func (st *store) drain(tenant string, q *writeQueue) {
 // apply runs the write script for a batch and completes its calls. The script call is
 // abandoned only when every caller of the batch has stopped waiting (their contexts ended).
 func (st *store) apply(tenant string, batch []*writeCall) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
-	defer cancel()
-	var waiting atomic.Int32
-	waiting.Store(int32(len(batch)))
+	ctx, done := batchContext(len(batch), func(i int) context.Context { return batch[i].ctx })
+	defer done()
 	ops := make([]writeOp, len(batch))
 	for i, c := range batch {
 		ops[i] = c.op
-		stop := context.AfterFunc(c.ctx, func() {
-			if waiting.Add(-1) == 0 {
-				cancel()
-			}
-		})
-		defer stop()
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
 	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)

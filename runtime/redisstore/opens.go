@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -72,18 +71,7 @@ func (b *Backend) releaseOpens() {
 		return
 	}
 	o.mu.Unlock()
-	b.mu.Lock()
-	if b.closed.Load() {
-		b.mu.Unlock()
-		b.drainOpens()
-		return
-	}
-	b.wg.Add(1)
-	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		b.drainOpens()
-	}()
+	b.spawn(b.drainOpens)
 }
 
 // nextOpens returns the next batch of waiting reads, or nil, when none waits, after marking
@@ -122,18 +110,8 @@ func (b *Backend) drainOpens() {
 // A call the server has no script for yet (NOSCRIPT) is run again alone, which loads it. The
 // pipeline is abandoned only when every caller of the batch has stopped waiting.
 func (b *Backend) readOpens(batch []*openCall) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
-	defer cancel()
-	var waiting atomic.Int32
-	waiting.Store(int32(len(batch)))
-	for _, c := range batch {
-		stop := context.AfterFunc(c.ctx, func() {
-			if waiting.Add(-1) == 0 {
-				cancel()
-			}
-		})
-		defer stop()
-	}
+	ctx, done := batchContext(len(batch), func(i int) context.Context { return batch[i].ctx })
+	defer done()
 	if len(batch) == 1 {
 		c := batch[0]
 		c.res, c.err = runOpen(ctx, b.client, c.keys, c.l)
