@@ -231,6 +231,9 @@ func (b *Backend) detach(sub *subscription) {
 	p.mu.Lock()
 	delete(p.subs, sub)
 	last := len(p.subs) == 0
+	if last && p.startAt != nil {
+		p.startAt.Stop() // a stopped pump waits for no expiry
+	}
 	p.mu.Unlock()
 	if last && b.pumps[p.key] == p {
 		delete(b.pumps, p.key)
