@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -32,47 +33,51 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, newHarness)
 }
 
+// TestClose checks that Close ends a Next that waits, and that every call after it fails with
+// ErrClosed. It runs in a synctest bubble, so that Close comes when the reader certainly waits.
 func TestClose(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	b := memstore.New()
-	s, sT := open(b, "id"), "t"
-	sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := sub.Next(ctx)
-		done <- err
-	}()
-	if err := b.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := <-done; !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("blocked Next after Close: %v, want ErrClosed", err)
-	}
-	if _, err := sub.Next(ctx); !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("Next after Close: %v, want ErrClosed", err)
-	}
-	if err := sub.Close(); err != nil {
-		t.Errorf("subscription Close after backend Close: %v", err)
-	}
-	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("Upsert after Close: %v, want ErrClosed", err)
-	}
-	if _, _, err := s.Get(ctx, sT, "k"); !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("Get after Close: %v, want ErrClosed", err)
-	}
-	if _, err := s.Snapshot(ctx, sT, ""); !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("Snapshot after Close: %v, want ErrClosed", err)
-	}
-	if _, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{}); !errors.Is(err, backend.ErrClosed) {
-		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
-	}
-	if err := b.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b := memstore.New()
+		s, sT := open(b, "id"), "t"
+		sub, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := sub.Next(ctx)
+			done <- err
+		}()
+		synctest.Wait() // Next waits
+		if err := b.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := <-done; !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("blocked Next after Close: %v, want ErrClosed", err)
+		}
+		if _, err := sub.Next(ctx); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("Next after Close: %v, want ErrClosed", err)
+		}
+		if err := sub.Close(); err != nil {
+			t.Errorf("subscription Close after backend Close: %v", err)
+		}
+		if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("1"), TTL: time.Second}); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("Upsert after Close: %v, want ErrClosed", err)
+		}
+		if _, _, err := s.Get(ctx, sT, "k"); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("Get after Close: %v, want ErrClosed", err)
+		}
+		if _, err := s.Snapshot(ctx, sT, ""); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("Snapshot after Close: %v, want ErrClosed", err)
+		}
+		if _, err := s.Subscribe(ctx, sT, backend.SubscribeRequest{}); !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
 }
 
 func TestCanceledContext(t *testing.T) {
