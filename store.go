@@ -550,31 +550,58 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 	return nil
 }
 
-// value sets *v to the value of raw. When the backend keeps a memo of the value (see
-// backend.Memo) and the codec has a Clone method, the value is decoded once per version into
-// the memo and every read gets a deep copy of that; otherwise every read decodes.
+// value sets *v to the value of raw: a copy of the value in raw's memo (see memoized), or else
+// raw's value decoded.
 func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
+	m, err := s.memoized(raw)
+	switch {
+	case m != nil:
+		s.clone(v, &m.Value) // assignment when T is flat
+		return nil
+	case err != nil && !errors.Is(err, ErrInvalidKey):
+		return err
+	}
+	// No memo, or a key that does not parse, which a Get does not need.
+	var zero T
+	*v = zero // a decode may leave what the JSON does not have as it was
+	return s.decode(raw, v)
+}
+
+// memoEntry is the decoded form of one version of a stored entry, kept in its memo: the Entry,
+// and the times in milliseconds its times were made of.
+type memoEntry[K, T any] struct {
+	Entry[K, T]
+	created, updated, expires int64
+}
+
+// memoized returns the decoded form of raw's version: made by the first read of the version
+// and kept in raw's memo (see backend.Memo), so that the key is parsed, the value decoded and
+// the times converted once per version, and every read gets a copy (the value's by the codec's
+// Clone). It returns nil, and no error, when the backend keeps no memo or the codec has no
+// Clone (each read then decodes a value of its own), and the error when raw's key does not
+// parse or its value does not decode. A touch changes the times of the entry, not its
+// version: the caller checks them (see readEntry).
+func (s *Store[K, T]) memoized(raw *backend.Entry) (*memoEntry[K, T], error) {
 	if s.clone == nil || raw.Memo == nil {
-		var zero T
-		*v = zero // a decode may leave what the JSON does not have as it was
-		return s.decode(raw, v)
+		return nil, nil
 	}
-	m, ok := raw.Memo.Load(s).(*T)
-	if !ok {
-		m = new(T)
-		if err := s.decode(raw, m); err != nil {
-			return err
-		}
-		if w, ok := raw.Memo.Store(s, m).(*T); ok {
-			m = w
-		}
+	if m, ok := raw.Memo.Load(s).(*memoEntry[K, T]); ok {
+		return m, nil
 	}
-	if s.flat {
-		*v = *m
-	} else {
-		s.clone(v, m)
+	k, err := s.parseKey(raw.Key)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	m := &memoEntry[K, T]{created: raw.CreatedAt, updated: raw.UpdatedAt, expires: raw.ExpiresAt}
+	if err := s.decode(raw, &m.Value); err != nil {
+		return nil, err
+	}
+	m.Key = k
+	setMeta(&m.Entry, raw)
+	if w, ok := raw.Memo.Store(s, m).(*memoEntry[K, T]); ok {
+		return w, nil
+	}
+	return m, nil // the memo holds another store's form
 }
 
 // copied returns a deep copy of *v: made by the codec's Clone, or else by encoding *v and
@@ -604,15 +631,36 @@ func (s *Store[K, T]) copied(v *T) T {
 // where the value ends up (not a copy of it): a value read into a local variable would escape
 // to the heap, one read into an element of a result slice costs no allocation of its own.
 func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
-	k, err := s.parseKey(raw.Key)
+	m, err := s.memoized(raw)
 	if err != nil {
 		return err
 	}
-	if err := s.value(raw, &dst.Value); err != nil {
-		return err
+	if m == nil {
+		k, err := s.parseKey(raw.Key)
+		if err != nil {
+			return err
+		}
+		var zero T
+		dst.Value = zero // a decode may leave what the JSON does not have as it was
+		if err := s.decode(raw, &dst.Value); err != nil {
+			return err
+		}
+		dst.Key = k
+		setMeta(dst, raw)
+		return nil
 	}
-	dst.Key = k
-	setMeta(dst, raw)
+	if s.flat {
+		*dst = m.Entry
+	} else {
+		v := dst.Value // zero
+		*dst = m.Entry
+		dst.Value = v
+		s.clone(&dst.Value, &m.Value)
+	}
+	if raw.Version != m.Version || raw.Epoch != m.Epoch || raw.CreatedAt != m.created ||
+		raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
+		setMeta(dst, raw) // touched since the memo was made
+	}
 	return nil
 }
 

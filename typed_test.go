@@ -428,3 +428,45 @@ func TestAppendSnapshotReusedDecode(t *testing.T) {
 		t.Errorf("AppendSnapshot into a reused slice = %+v, want the values %v in the same array", snap.Entries, want)
 	}
 }
+
+// TestReadAfterTouch checks that a snapshot and a Get on memstore, which keeps the decoded form
+// of each version of an entry in a memo, show the times and version of a touch made after the
+// memo was.
+func TestReadAfterTouch(t *testing.T) {
+	ctx := context.Background()
+	b, clock := newMemBackend(t)
+	s := newTestStore(t, b)
+	up := mustUpsert(t, s, "k", "v")
+	if _, err := s.Snapshot(ctx); err != nil { // the memo of version 1
+		t.Fatal(err)
+	}
+	for _, quiet := range []bool{true, false} {
+		clock.Advance(time.Second)
+		opts := []ephemeral.TouchOption{ephemeral.WithTTL(time.Hour)}
+		updated := up.UpdatedAt
+		if quiet {
+			opts = append(opts, ephemeral.Quiet())
+		} else {
+			updated = clock.Now().UTC()
+		}
+		res, err := s.Touch(ctx, "k", opts...)
+		if err != nil || !res.OK {
+			t.Fatalf("Touch(quiet %t) = %+v, %v", quiet, res, err)
+		}
+		snap, err := s.Snapshot(ctx)
+		if err != nil || len(snap.Entries) != 1 {
+			t.Fatalf("Snapshot = %+v, %v", snap, err)
+		}
+		e, ok, err := s.Get(ctx, "k")
+		if err != nil || !ok {
+			t.Fatalf("Get = %v, %v", ok, err)
+		}
+		for what, got := range map[string]ephemeral.Entry[string, text]{"Snapshot": snap.Entries[0], "Get": e} {
+			if got.Version != res.Version || !got.ExpiresAt.Equal(res.ExpiresAt) || !got.UpdatedAt.Equal(updated) ||
+				!got.CreatedAt.Equal(up.CreatedAt) || got.Value != up.Value {
+				t.Errorf("%s after a touch (quiet %t) = %+v, want version %d, expiry %v, updated %v, created %v",
+					what, quiet, got, res.Version, res.ExpiresAt, updated, up.CreatedAt)
+			}
+		}
+	}
+}
