@@ -148,15 +148,15 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 }
 
 // copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
-// a deep copy of shared's with the codec's Clone, or else raw's value decoded anew.
+// a copy of shared's (see cloneEntry), or else raw's value decoded anew.
 func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
+	if s.clone != nil {
+		s.cloneEntry(dst, shared)
+		return nil
+	}
 	var zero T
 	*dst = *shared // every field but Value
 	dst.Value = zero
-	if s.clone != nil {
-		s.clone(&dst.Value, &shared.Value)
-		return nil
-	}
 	e := raw.Entry()
 	return s.decode(&e, &dst.Value)
 }

@@ -432,9 +432,6 @@ func (s *Store[K, T]) AppendSnapshot(ctx context.Context, dst []Entry[K, T], opt
 	dst = slices.Grow(dst, len(raw.Entries))[:n+len(raw.Entries)]
 	var skipped *SnapshotError
 	for i := range raw.Entries {
-		if !s.flat { // a Clone may reuse the slices and maps of a value handed out before
-			dst[n] = Entry[K, T]{}
-		}
 		if err := s.readEntry(&raw.Entries[i], &dst[n]); err != nil {
 			dst[n] = Entry[K, T]{}
 			if skipped == nil {
@@ -553,6 +550,10 @@ func (s *Store[K, T]) decode(raw *backend.Entry, v *T) error {
 // value sets *v to the value of raw: a copy of the value in raw's memo (see memoized), or else
 // raw's value decoded.
 func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
+	// A decode may leave what the JSON does not have as it was, and a Clone may reuse what *v
+	// holds: both start from a zero value.
+	var zero T
+	*v = zero
 	m, err := s.memoized(raw)
 	switch {
 	case m != nil:
@@ -562,8 +563,6 @@ func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
 		return err
 	}
 	// No memo, or a key that does not parse, which a Get does not need.
-	var zero T
-	*v = zero // a decode may leave what the JSON does not have as it was
 	return s.decode(raw, v)
 }
 
@@ -627,9 +626,11 @@ func (s *Store[K, T]) copied(v *T) T {
 	return sc.v
 }
 
-// readEntry parses the key and reads the value of raw into *dst, which must be zero. *dst is
-// where the value ends up (not a copy of it): a value read into a local variable would escape
-// to the heap, one read into an element of a result slice costs no allocation of its own.
+// readEntry parses the key and reads the value of raw into *dst, whatever *dst held: nothing of
+// it stays, and nothing of a value handed out before (as in a reused snapshot slice) is reused
+// (cloneEntry and the decode start from a zero value). *dst is where the value ends up (not a
+// copy of it): a value read into a local variable would escape to the heap, one read into an
+// element of a result slice costs no allocation of its own.
 func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 	m, err := s.memoized(raw)
 	if err != nil {
@@ -649,19 +650,23 @@ func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 		setMeta(dst, raw)
 		return nil
 	}
-	if s.flat {
-		*dst = m.Entry
-	} else {
-		v := dst.Value // zero
-		*dst = m.Entry
-		dst.Value = v
-		s.clone(&dst.Value, &m.Value)
-	}
+	s.cloneEntry(dst, &m.Entry)
 	if raw.Version != m.Version || raw.Epoch != m.Epoch || raw.CreatedAt != m.created ||
 		raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
 		setMeta(dst, raw) // touched since the memo was made
 	}
 	return nil
+}
+
+// cloneEntry sets *dst to *src with a value of the caller's own: src's copied by assignment
+// when T is flat, or else a deep copy made by the codec's Clone (which s.clone must be).
+func (s *Store[K, T]) cloneEntry(dst, src *Entry[K, T]) {
+	*dst = *src
+	if !s.flat {
+		var zero T
+		dst.Value = zero
+		s.clone(&dst.Value, &src.Value)
+	}
 }
 
 // decodeEntry is readEntry into a new Entry.

@@ -32,6 +32,37 @@ func (nestedCodec) Clone(dst, src *nested) {
 	}
 }
 
+// reusingCodec is a codec of nested values whose Clone reuses what *dst holds (its slice's
+// array, its map, its pointer), as Clone may: the store must never pass it a *dst that shares
+// memory with *src, or with a value handed out before.
+type reusingCodec struct{ nestedDecoder }
+
+// Clone makes *dst a deep copy of *src in the storage *dst has, where it has some.
+func (reusingCodec) Clone(dst, src *nested) {
+	dst.Tags = append(dst.Tags[:0], src.Tags...)
+	if src.Tags == nil {
+		dst.Tags = nil
+	}
+	switch {
+	case src.Attrs == nil:
+		dst.Attrs = nil
+	case dst.Attrs == nil:
+		dst.Attrs = maps.Clone(src.Attrs)
+	default:
+		clear(dst.Attrs)
+		maps.Copy(dst.Attrs, src.Attrs)
+	}
+	switch {
+	case src.Note == nil:
+		dst.Note = nil
+	case dst.Note == nil:
+		n := *src.Note
+		dst.Note = &n
+	default:
+		*dst.Note = *src.Note
+	}
+}
+
 // nestedDecoder is a codec of nested values without Clone.
 type nestedDecoder struct{}
 
@@ -58,12 +89,13 @@ func scribble(v *nested) {
 // testValueIsolation checks that no value handed to a caller shares memory with the store's
 // state or with a value handed to another caller: a caller that modifies a slice, map or
 // pointer inside a value from Upsert's argument, Get, Snapshot, a Reader or a Mirror changes
-// nothing anyone else sees. It runs with a codec that has Clone and with one that has not.
+// nothing anyone else sees. It runs with a codec that has Clone, with one whose Clone reuses
+// the storage of its destination, and with one that has no Clone.
 func testValueIsolation(e *env) {
 	for _, c := range []struct {
 		name  string
 		codec ephemeral.Codec[nested]
-	}{{"clone", nestedCodec{}}, {"decode", nestedDecoder{}}} {
+	}{{"clone", nestedCodec{}}, {"clone-reusing", reusingCodec{}}, {"decode", nestedDecoder{}}} {
 		e.Run(c.name, func(t *testing.T) { isolation(newEnv(t, e.h), c.codec) })
 	}
 }
