@@ -47,10 +47,9 @@ type Log struct {
 // few milliseconds (6 ms for 1,000 readers, 60 ms for 10,000). Waking a waiting reader and
 // running it until it waits again costs about 3 µs of CPU besides its events (on 2 cores, from
 // the CPU per delivery at 4, 6 and 8 µs), so the wake-ups use at most about half a CPU however
-// many readers there are. A shorter spacing buys latency with
-// CPU: at 4 µs, 10,000 readers of 1,000 events/s took 8–46 % more CPU per delivery in
-// alternating runs, for a p50 0–20 ms lower (docs/PERFORMANCE.md). A few readers are woken at
-// once.
+// many readers there are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of
+// 1,000 events/s took 8–46 % more CPU per delivery in alternating runs, for a p50 0–20 ms lower
+// (docs/PERFORMANCE.md). A few readers are woken at once.
 const wakeSpacing = 6 * time.Microsecond
 
 // logRing holds the retained events by version: the event of version v is in slot v&mask.

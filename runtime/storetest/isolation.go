@@ -42,6 +42,8 @@ func (reusingCodec) Clone(dst, src *nested) {
 	dst.Tags = append(dst.Tags[:0], src.Tags...)
 	if src.Tags == nil {
 		dst.Tags = nil
+	} else if dst.Tags == nil {
+		dst.Tags = []string{} // src's is empty, not nil
 	}
 	switch {
 	case src.Attrs == nil:
