@@ -1,9 +1,13 @@
 package backend_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -69,11 +73,17 @@ func TestLog(t *testing.T) {
 	add(1)
 	check("after emptying")
 
-	ch := l.Wait()
+	w := backend.NewWaiter()
+	l.Await(w)
 	l.Close()
+	woken := make(chan struct{})
+	go func() {
+		w.Wait(context.Background(), nil)
+		close(woken)
+	}()
 	select {
-	case <-ch:
-	default:
+	case <-woken:
+	case <-time.After(30 * time.Second): // a bound: a passing run never waits for it
 		t.Fatal("Close did not wake the waiting readers")
 	}
 	if ev, wait := l.At(head); ev != nil || wait {
@@ -90,15 +100,16 @@ func TestLogReaders(t *testing.T) {
 	got := make([][]*backend.Event, readers)
 	for r := range readers {
 		wg.Go(func() {
+			w := backend.NewWaiter()
 			for v := uint64(1); v <= n; {
-				ch := l.Wait()
+				l.Await(w)
 				ev, wait := l.At(v)
 				switch {
 				case ev != nil:
 					got[r] = append(got[r], ev)
 					v++
 				case wait:
-					<-ch
+					w.Wait(context.Background(), nil)
 				default:
 					t.Errorf("reader %d: event %d gone", r, v)
 					return
@@ -149,4 +160,100 @@ func TestMemo(t *testing.T) {
 	if nilMemo.Load(k1) != nil || nilMemo.Store(k1, "x") != nil {
 		t.Fatal("a nil memo holds a value")
 	}
+}
+
+// TestWaiter checks what wakes a waiting Waiter: a wake-up of the log it registered with (the
+// last one, when it moved to another log), its Signal, even one sent before it waited, the end
+// of its context (a new context each wait, or the same), and Release. Each case runs in a
+// synctest bubble, so that the waiter certainly waits before it is woken.
+func TestWaiter(t *testing.T) {
+	// woken reports whether wait returns once wake has run, while it waits.
+	woken := func(t *testing.T, wait func() error, wake func()) error {
+		t.Helper()
+		var err error
+		done := false
+		go func() {
+			err = wait()
+			done = true
+		}()
+		synctest.Wait()
+		if done {
+			t.Fatal("Wait returned before it was woken")
+		}
+		wake()
+		synctest.Wait()
+		if !done {
+			t.Fatal("Wait was not woken")
+		}
+		return err
+	}
+	bg := context.Background()
+	t.Run("log", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a, b := backend.NewLog("e", 0, 8), backend.NewLog("e", 0, 8)
+			w := backend.NewWaiter()
+			a.Await(w)
+			a.Await(w) // once is enough
+			woken(t, func() error { return w.Wait(bg, nil) }, a.Wake)
+			a.Await(w)
+			b.Await(w) // moved on to b: b's wake-up wakes it
+			b.Wake()
+			a.Wake() // a's wakes it too (a spurious wake-up, which the reader checks)
+			w.Wait(bg, nil)
+			w.Wait(bg, nil) // the signals coalesced into one, and the wait left over takes it
+			b.Await(w)
+			woken(t, func() error { return w.Wait(bg, nil) }, b.Wake)
+		})
+	})
+	t.Run("signal", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := backend.NewWaiter()
+			w.Signal() // before the wait: not lost
+			if err := w.Wait(bg, nil); err != nil {
+				t.Fatal(err)
+			}
+			woken(t, func() error { return w.Wait(bg, nil) }, w.Signal)
+		})
+	})
+	t.Run("context", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := backend.NewWaiter()
+			for range 2 { // the second context replaces the first
+				ctx, cancel := context.WithCancel(bg)
+				err := woken(t, func() error { return w.Wait(ctx, nil) }, cancel)
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Wait = %v, want context.Canceled", err)
+				}
+			}
+			ctx, cancel := context.WithCancel(bg)
+			defer cancel()
+			w.Signal()
+			w.Wait(ctx, nil) // the same context on every wait, as a reader's loop has
+			w.Signal()
+			w.Wait(ctx, nil)
+			if err := woken(t, func() error { return w.Wait(ctx, nil) }, cancel); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Wait = %v, want context.Canceled", err)
+			}
+			if err := w.Wait(ctx, nil); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Wait with a done context = %v, want context.Canceled at once", err)
+			}
+		})
+	})
+	t.Run("timer", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := backend.NewWaiter()
+			start := time.Now()
+			if err := w.Wait(bg, time.After(time.Second)); err != nil || time.Since(start) != time.Second {
+				t.Fatalf("Wait with a timer = %v after %v, want nil after 1s", err, time.Since(start))
+			}
+		})
+	})
+	t.Run("release", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := backend.NewWaiter()
+			ctx, cancel := context.WithCancel(bg)
+			defer cancel()
+			woken(t, func() error { return w.Wait(ctx, nil) }, w.Release)
+		})
+	})
 }

@@ -62,7 +62,7 @@ type Backend struct {
 	obs    backend.Observer
 	// observed says that obs was given: a delivered event is worth a clock reading.
 	observed bool
-	done     chan struct{} // closed by Close
+	done     chan struct{} // closed by Close, for the expiry scheduler (readers wait on their logs)
 	down     atomic.Bool   // set by Close, for the readers that read without the lock
 	stopped  chan struct{} // closed when the scheduler goroutine has returned
 
@@ -131,6 +131,11 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.down.Store(true)
 	close(b.done)
+	for _, st := range b.stores {
+		for _, t := range st.tenants {
+			t.log.Close() // wakes its readers, which then see down
+		}
+	}
 	b.mu.Unlock()
 
 	<-b.stopped

@@ -22,7 +22,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	sub := &subscription{b: b, t: t, log: t.log, prefix: req.Prefix, closed: make(chan struct{})}
+	sub := &subscription{b: b, t: t, log: t.log, prefix: req.Prefix, closed: make(chan struct{}), w: backend.NewWaiter()}
 	switch {
 	case req.After == nil:
 		sub.pos = t.seq
@@ -52,7 +52,8 @@ type subscription struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
-	shut      atomic.Bool // set by Close, before closed is closed
+	shut      atomic.Bool     // set by Close, before closed is closed
+	w         *backend.Waiter // how Next waits; Close and the backend's Close signal it
 
 	// Owned by the goroutine that calls Next.
 	pos  uint64 // seq of the last event passed (delivered or filtered out)
@@ -125,21 +126,15 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 		if s.beforeWait != nil {
 			s.beforeWait()
 		}
-		// Get the channel, then check again: an append (and its wake-up) since the check
-		// above either shows here, as the event or as the event gone, or wakes ch.
-		ch := s.log.Wait()
+		// Register, then check again: an append (and its wake-up) since the check above
+		// either shows here, as the event or as the event gone, or signals s.w.
+		s.log.Await(s.w)
 		if _, wait := s.log.At(s.pos + 1); !wait {
 			continue
 		}
 		s.checks = 0
-		select {
-		case <-ch:
-		case <-s.closed:
-			return nil, backend.ErrClosed
-		case <-s.b.done:
-			return nil, backend.ErrClosed
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := s.w.Wait(ctx, nil); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -187,6 +182,7 @@ func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.shut.Store(true)
 		close(s.closed)
+		s.w.Release()
 		b, t := s.b, s.t
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -133,7 +133,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		start:  start,
 		limit:  st.b.buffer,
 		pos:    start,
-		done:   make(chan struct{}),
+		w:      backend.NewWaiter(),
 	}
 	p, created, stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
@@ -215,7 +215,7 @@ func (st *store) attachLive(tenant, prefix string) *subscription {
 		return nil
 	}
 	start := backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)}
-	sub := &subscription{p: p, prefix: prefix, start: start, limit: b.buffer, pos: start, done: make(chan struct{})}
+	sub := &subscription{p: p, prefix: prefix, start: start, limit: b.buffer, pos: start, w: backend.NewWaiter()}
 	if l := p.log.Load(); l.Epoch() == start.Epoch && start.Seq+1 >= l.First() {
 		sub.log = l
 	}

@@ -22,8 +22,8 @@ type subscription struct {
 	p      *pump
 	prefix string
 	start  backend.Cursor
-	limit  int           // most events one catch-up read returns
-	done   chan struct{} // closed by shut
+	limit  int             // most events one catch-up read returns
+	w      *backend.Waiter // how Next waits; shut signals it
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -89,21 +89,18 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 				if s.beforeWait != nil {
 					s.beforeWait()
 				}
-				// Get the channel, then check again: an append (and its wake-up) since the
-				// check above either shows here, as the event or as the event gone (dropped or
-				// the log closed), or wakes ch.
-				ch := l.Wait()
+				// Register, then check again: an append (and its wake-up) since the check
+				// above either shows here, as the event or as the event gone (dropped or the
+				// log closed), or signals s.w.
+				l.Await(s.w)
 				if _, wait := l.At(s.pos.Seq + 1); !wait {
 					continue
 				}
 				if err := s.feedErr(); err != nil {
 					return nil, err
 				}
-				select {
-				case <-ch:
-				case <-s.done:
-				case <-ctx.Done():
-					return nil, ctx.Err()
+				if err := s.w.Wait(ctx, nil); err != nil {
+					return nil, err
 				}
 			default:
 				s.log = nil // gone from the log, or the log is closed: catch up from Redis
@@ -162,14 +159,8 @@ func (s *subscription) feedErr() error {
 func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.p.currentLog().Wait():
-	case <-s.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
+	s.p.currentLog().Await(s.w)
+	return s.w.Wait(ctx, t.C)
 }
 
 // catchUp reads the events after the subscription's position from Redis and queues them,
@@ -249,7 +240,7 @@ func (s *subscription) shut() bool {
 	s.closeOnce.Do(func() {
 		was = true
 		s.closed.Store(true)
-		close(s.done)
+		s.w.Release()
 	})
 	return was
 }
