@@ -83,13 +83,15 @@ func (w *Waiter) Signal() {
 // timer fires, if it is not nil, and returns ctx.Err(). A signal may be one meant for an
 // earlier wait: the caller checks again what it waits for, as it would after any wake-up.
 func (w *Waiter) Wait(ctx context.Context, timer <-chan time.Time) error {
-	done := ctx.Done()
-	if done != w.done {
-		w.watch(ctx, done)
-	}
 	// ctx.Err() only once done is closed: it locks the context, which many readers may share.
+	// A done context is not watched: a reader that polls with one (as TryRecv does) keeps the
+	// watch of the context it waits with.
+	done := ctx.Done()
 	if isClosed(done) {
 		return ctx.Err()
+	}
+	if done != w.done {
+		w.watch(ctx, done)
 	}
 	if timer == nil {
 		<-w.c
@@ -150,8 +152,8 @@ func (w *Waiter) Release() {
 // running it until it waits again cost about 3 µs of CPU besides its events when readers
 // waited in a select (on 2 cores, from the CPU per delivery at 4, 6 and 8 µs), and about 2 µs
 // with a Waiter, so the wake-ups use at most about a third of a CPU however many readers there
-// are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of
-// 1,000 events/s took 8–46 % more CPU per delivery in alternating runs, for a p50 0–20 ms lower
+// are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of 1,000 events/s took
+// 8–46 % more CPU per delivery in alternating runs (with a select), for a p50 0–20 ms lower
 // (docs/PERFORMANCE.md). A few readers are woken at once.
 const wakeSpacing = 6 * time.Microsecond
 

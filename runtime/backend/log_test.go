@@ -164,7 +164,8 @@ func TestMemo(t *testing.T) {
 
 // TestWaiter checks what wakes a waiting Waiter: a wake-up of the log it registered with (the
 // last one, when it moved to another log), its Signal, even one sent before it waited, the end
-// of its context (a new context each wait, or the same), and Release. Each case runs in a
+// of its context (a new context each wait, or the same), its timer, and Release; and that a
+// wait with a done context, as a poll, leaves nothing behind that ends the next wait early. Each case runs in a
 // synctest bubble, so that the waiter certainly waits before it is woken.
 func TestWaiter(t *testing.T) {
 	// woken reports whether wait returns once wake has run, while it waits.
@@ -237,6 +238,21 @@ func TestWaiter(t *testing.T) {
 			if err := w.Wait(ctx, nil); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Wait with a done context = %v, want context.Canceled at once", err)
 			}
+		})
+	})
+	t.Run("polling", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := backend.NewWaiter()
+			ctx, cancel := context.WithCancel(bg)
+			defer cancel()
+			polled, stop := context.WithCancel(bg)
+			stop()
+			if err := w.Wait(polled, nil); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Wait with a done context = %v, want context.Canceled", err)
+			}
+			synctest.Wait() // what the done context started, if anything, is over
+			// The poll left no signal behind: the next wait waits.
+			woken(t, func() error { return w.Wait(ctx, nil) }, w.Signal)
 		})
 	})
 	t.Run("timer", func(t *testing.T) {
