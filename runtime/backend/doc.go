@@ -26,8 +26,9 @@
 // copy of its own (see the package ephemeral's Reader).
 //
 // A Log keeps a bounded window of a tenant's latest events, readers index into it by version
-// without a lock, and one channel close wakes all of a tenant's waiting readers (spaced out
-// when there are many, so that one wake-up delivers several appends). A reader that falls out
+// without a lock, and a wake-up signals each of a tenant's waiting readers, each of which waits
+// on a [Waiter] of its own (spaced out when there are many, so that one wake-up delivers
+// several appends). A reader that falls out
 // of the window finds its next event gone and continues from the backend's own history: the
 // Redis stream for runtime/redisstore, with an overflow event when that lost it too; for
 // runtime/memstore, whose Log is all the history it keeps, the overflow event at once.

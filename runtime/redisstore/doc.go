@@ -85,8 +85,8 @@
 //
 // All subscriptions of one tenant in a Backend share one pump, which reads the tenant's events
 // (see below) and appends them to the tenant's shared log (a [backend.Log] of the latest
-// [WithReaderBuffer] events, none older than 10 s), which wakes the waiting subscriptions with
-// one channel close. Each subscription keeps its own position in the log and receives the log's
+// [WithReaderBuffer] events, none older than 10 s), which wakes the waiting subscriptions, each
+// with a signal to its own [backend.Waiter]. Each subscription keeps its own position in the log and receives the log's
 // event itself, not a copy; the typed API decodes it once for all of them. One that falls out
 // of the log's window is left behind without holding up the others, and catches up on its own
 // with the read script (XRANGE after its position) until it is back within the log. An event
