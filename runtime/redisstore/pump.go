@@ -128,13 +128,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		}
 		start = *a
 	}
-	sub := &subscription{
-		prefix: req.Prefix,
-		start:  start,
-		limit:  st.b.buffer,
-		pos:    start,
-		w:      backend.NewWaiter(),
-	}
+	sub := st.b.newSubscription(req.Prefix, start)
 	p, created, stale, err := st.attach(tenant, sub, keys, r)
 	if err != nil {
 		return nil, err
@@ -183,12 +177,8 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		created = true
 	}
 	p.mu.Lock()
-	sub.p = p
 	stale = r.epoch != p.epoch // the tenant's state was made anew since the pump's last read
-	if l := p.log.Load(); !stale && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
-		sub.log = l // else it is lagging: it catches up from Redis first
-	}
-	p.subs[sub] = struct{}{}
+	p.join(sub, !stale)
 	p.mu.Unlock()
 	return p, created, stale, nil
 }
@@ -214,13 +204,26 @@ func (st *store) attachLive(tenant, prefix string) *subscription {
 	if p.settled == 0 || p.settled != p.losses()+1 || p.wEpoch != "" && p.wEpoch != p.epoch {
 		return nil
 	}
-	start := backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)}
-	sub := &subscription{p: p, prefix: prefix, start: start, limit: b.buffer, pos: start, w: backend.NewWaiter()}
-	if l := p.log.Load(); l.Epoch() == start.Epoch && start.Seq+1 >= l.First() {
+	sub := b.newSubscription(prefix, backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)})
+	p.join(sub, true)
+	return sub
+}
+
+// newSubscription returns a subscription of the keys with prefix, after start, to attach to
+// its tenant's pump.
+func (b *Backend) newSubscription(prefix string, start backend.Cursor) *subscription {
+	return &subscription{prefix: prefix, start: start, limit: b.buffer, pos: start, w: backend.NewWaiter()}
+}
+
+// join adds sub to the pump's subscriptions. With fromLog, sub reads the pump's log if its
+// position is within it; otherwise it is lagging, and catches up from Redis first. p.mu is
+// held.
+func (p *pump) join(sub *subscription, fromLog bool) {
+	sub.p = p
+	if l := p.log.Load(); fromLog && sub.pos.Epoch == l.Epoch() && sub.pos.Seq+1 >= l.First() {
 		sub.log = l
 	}
 	p.subs[sub] = struct{}{}
-	return sub
 }
 
 // detach removes sub from its pump, and stops the pump and unsubscribes its notices when sub
