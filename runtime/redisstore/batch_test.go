@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -200,31 +201,32 @@ func waitFor(t *testing.T, what string, cond func() bool, b *Backend) {
 }
 
 // TestBatchContext checks that the context of a batch's call keeps the first call's values and
-// ends only when the context of every call of the batch has ended.
+// ends only when the context of every call of the batch has ended. It runs in a synctest
+// bubble: synctest.Wait lets every AfterFunc that a cancel started finish before each check.
 func TestBatchContext(t *testing.T) {
-	type key struct{}
-	first := context.WithValue(context.Background(), key{}, "first")
-	ctxs := make([]context.Context, 3)
-	cancels := make([]context.CancelFunc, 3)
-	ctxs[0], cancels[0] = context.WithCancel(first)
-	ctxs[1], cancels[1] = context.WithCancel(context.Background())
-	ctxs[2], cancels[2] = context.WithCancel(context.Background())
-	ctx, done := batchContext(len(ctxs), func(i int) context.Context { return ctxs[i] })
-	defer done()
-	if ctx.Value(key{}) != "first" {
-		t.Errorf("batch context's value %v, want the first call's", ctx.Value(key{}))
-	}
-	cancels[0]()
-	cancels[2]()
-	select {
-	case <-ctx.Done():
-		t.Fatal("batch context ended while a call still waits")
-	case <-time.After(20 * time.Millisecond):
-	}
-	cancels[1]()
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("batch context did not end when every call's context had")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		type key struct{}
+		first := context.WithValue(context.Background(), key{}, "first")
+		ctxs := make([]context.Context, 3)
+		cancels := make([]context.CancelFunc, 3)
+		ctxs[0], cancels[0] = context.WithCancel(first)
+		ctxs[1], cancels[1] = context.WithCancel(context.Background())
+		ctxs[2], cancels[2] = context.WithCancel(context.Background())
+		ctx, done := batchContext(len(ctxs), func(i int) context.Context { return ctxs[i] })
+		defer done()
+		if ctx.Value(key{}) != "first" {
+			t.Errorf("batch context's value %v, want the first call's", ctx.Value(key{}))
+		}
+		cancels[0]()
+		cancels[2]()
+		synctest.Wait()
+		if ctx.Err() != nil {
+			t.Fatal("batch context ended while a call still waits")
+		}
+		cancels[1]()
+		synctest.Wait()
+		if ctx.Err() == nil {
+			t.Fatal("batch context did not end when every call's context had")
+		}
+	})
 }
