@@ -566,20 +566,20 @@ func (s *Store[K, T]) value(raw *backend.Entry, v *T) error {
 	return s.decode(raw, v)
 }
 
-// memoEntry is the decoded form of one version of a stored entry, kept in its memo: the Entry,
-// and the times in milliseconds its times were made of.
+// memoEntry is the decoded form of a stored entry's value, kept in its memo: the Entry, and the
+// times in milliseconds that a touch changes, as its times were made of.
 type memoEntry[K, T any] struct {
 	Entry[K, T]
-	created, updated, expires int64
+	updated, expires int64
 }
 
-// memoized returns the decoded form of raw's version: made by the first read of the version
-// and kept in raw's memo (see backend.Memo), so that the key is parsed, the value decoded and
-// the times converted once per version, and every read gets a copy (the value's by the codec's
+// memoized returns the decoded form of raw's value: made by the first read of the value and
+// kept in raw's memo (see backend.Memo), so that the key is parsed, the value decoded and the
+// times converted once per value, and every read gets a copy (the value's by the codec's
 // Clone). It returns nil, and no error, when the backend keeps no memo or the codec has no
 // Clone (each read then decodes a value of its own), and the error when raw's key does not
-// parse or its value does not decode. A touch changes the times of the entry, not its
-// version: the caller checks them (see readEntry).
+// parse or its value does not decode. A touch keeps the memo but changes the entry's times and
+// (unless quiet) its version: the caller checks them (see readEntry).
 func (s *Store[K, T]) memoized(raw *backend.Entry) (*memoEntry[K, T], error) {
 	if s.clone == nil || raw.Memo == nil {
 		return nil, nil
@@ -591,7 +591,7 @@ func (s *Store[K, T]) memoized(raw *backend.Entry) (*memoEntry[K, T], error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &memoEntry[K, T]{created: raw.CreatedAt, updated: raw.UpdatedAt, expires: raw.ExpiresAt}
+	m := &memoEntry[K, T]{updated: raw.UpdatedAt, expires: raw.ExpiresAt}
 	if err := s.decode(raw, &m.Value); err != nil {
 		return nil, err
 	}
@@ -651,9 +651,8 @@ func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 		return nil
 	}
 	s.cloneEntry(dst, &m.Entry)
-	if raw.Version != m.Version || raw.Epoch != m.Epoch || raw.CreatedAt != m.created ||
-		raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
-		setMeta(dst, raw) // touched since the memo was made
+	if raw.Version != m.Version || raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
+		setMeta(dst, raw) // touched since the memo was made (see backend.Entry.Memo)
 	}
 	return nil
 }

@@ -165,9 +165,11 @@ type Entry struct {
 	CreatedAt int64  // when the key became live; kept while it stays live
 	UpdatedAt int64  // the time of the last upsert or (non-quiet) touch
 	ExpiresAt int64  // the entry is gone at this instant
-	// Memo is a slot for a value derived from this version of the entry, such as its value
-	// decoded by the typed API (see [Memo]), when the backend keeps one beside the value; nil
-	// otherwise. Every read of the version gets the same Memo; a new version gets a new one.
+	// Memo is a slot for a value derived from the entry's value, such as the value decoded by
+	// the typed API (see [Memo]), when the backend keeps one beside the value; nil otherwise.
+	// Every read gets the same Memo until an upsert writes a new value, which gets a new one:
+	// a touch keeps it, while it changes the version (unless quiet) and the times, so what is
+	// kept in it must be checked against those.
 	Memo *Memo
 }
 

@@ -2,7 +2,7 @@ package backend
 
 import "sync/atomic"
 
-// Memo is a slot for one value derived from an event or from one version of an entry (see
+// Memo is a slot for one value derived from an event or from an entry's value (see
 // Event.Memo and Entry.Memo), such as its value decoded by the typed API, computed by the
 // first reader that needs it and shared by the others. The first Store for a key wins. A nil
 // *Memo holds nothing and stores nothing.
