@@ -150,9 +150,9 @@ func (w *Waiter) Release() {
 // delivers the events of its interval in one batch: wake-ups of many readers come at most every
 // few milliseconds (6 ms for 1,000 readers, 60 ms for 10,000). Waking a waiting reader and
 // running it until it waits again cost about 3 µs of CPU besides its events when readers
-// waited in a select (on 2 cores, from the CPU per delivery at 4, 6 and 8 µs), and about 2 µs
-// with a Waiter, so the wake-ups use at most about a third of a CPU however many readers there
-// are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of 1,000 events/s took
+// waited in a select (on 2 cores, from the CPU per delivery at 4, 6 and 8 µs), and an
+// estimated 2 µs with a Waiter (from the CPU per delivery with and without one, at 1,000
+// readers), so the wake-ups use at most about a third of a CPU however many readers there are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of 1,000 events/s took
 // 8–46 % more CPU per delivery in alternating runs (with a select), for a p50 0–20 ms lower
 // (docs/PERFORMANCE.md). A few readers are woken at once.
 const wakeSpacing = 6 * time.Microsecond
