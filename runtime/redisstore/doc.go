@@ -102,8 +102,10 @@
 // events (the write script, and the tick script when it expires entries) publishes a notice on
 // the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
 // <last version> <ms until the next expiry>", followed by the events the script added (every
-// field of their stream entries) if they fit in 64 KiB. The Backend subscribes the channels of
-// the tenants that have readers: the changes made while one is written go together in the
+// field of their stream entries) if they fit in 64 KiB and the channel has a subscriber
+// (PUBSUB NUMSUB; in a cluster, where that counts those of one node, always). The Backend
+// subscribes the channels of the tenants that have readers: the changes made while one is
+// written go together in the
 // next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
 // readers at once costs a few writes; Subscribe returns once its SUBSCRIBE is written, without
 // waiting for the confirmation. A notice

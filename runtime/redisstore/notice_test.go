@@ -316,6 +316,71 @@ func testNoticeEvents(t *testing.T, f fixture) {
 	check("upsert after expiries")
 }
 
+func TestNoticeEventsIfSubscribedMini(t *testing.T) {
+	testNoticeEventsIfSubscribed(t, newMini(t), false)
+}
+func TestNoticeEventsIfSubscribedRedis(t *testing.T) {
+	testNoticeEventsIfSubscribed(t, newReal(t), false)
+}
+func TestNoticeEventsIfSubscribedCluster(t *testing.T) {
+	testNoticeEventsIfSubscribed(t, newCluster(t), true)
+}
+
+// testNoticeEventsIfSubscribed checks that a write's notice carries its events only while its
+// channel has a subscriber, or always when always is set (a cluster: see noticeEvents). It
+// watches the notices with a pattern subscription, which PUBSUB NUMSUB does not count.
+func testNoticeEventsIfSubscribed(t *testing.T, f fixture, always bool) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	keys := st.keys("t")
+	watch := f.client.PSubscribe(ctx, channel(keys))
+	defer watch.Close()
+	if _, err := watch.Receive(ctx); err != nil { // the confirmation
+		t.Fatal(err)
+	}
+	notices := watch.Channel()
+	write := func(key string, events bool) {
+		t.Helper()
+		e, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: key, Value: []byte("v"), TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m *redis.Message
+		select {
+		case m = <-notices:
+		case <-time.After(eventWait):
+			t.Fatalf("%s: no notice", key)
+		}
+		n, ok := parseNotice(m.Payload)
+		if !ok || n.head != e.Version {
+			t.Fatalf("%s: notice %q, want one of version %d", key, m.Payload, e.Version)
+		}
+		if (n.events != nil) != events {
+			t.Fatalf("%s: notice %q carries events: %v, want %v", key, m.Payload, n.events != nil, events)
+		}
+	}
+	write("unwatched", always)
+	sub := f.client.Subscribe(ctx, channel(keys))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write("watched", true)
+	if err := sub.Unsubscribe(ctx, channel(keys)); err != nil {
+		t.Fatal(err)
+	}
+	for { // past the notice of "watched", to the server's confirmation
+		m, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := m.(*redis.Subscription); ok && c.Kind == "unsubscribe" {
+			break
+		}
+	}
+	write("unwatched again", always)
+}
+
 // encodeNotice returns the notice of events (of versions up to head), as the scripts write it.
 func encodeNotice(epoch string, head uint64, dueIn int64, at int64, events []backend.Event) string {
 	var b strings.Builder

@@ -109,13 +109,14 @@ const (
 )
 
 // Arguments of write.lua: the three above, the most live entries, the notice's command (see
-// notifyCmd), then writeArgsPerOp per operation after the first writeHeadArgs, at the offsets
-// opCode to opCondEpoch.
+// notifyCmd), when the notice carries its events (see noticeEvents), then writeArgsPerOp per
+// operation after the first writeHeadArgs, at the offsets opCode to opCondEpoch.
 const (
-	writeMaxEntries = 4
-	writeNotify     = 5
-	writeHeadArgs   = 5
-	writeArgsPerOp  = 7
+	writeMaxEntries   = 4
+	writeNotify       = 5
+	writeNoticeEvents = 6
+	writeHeadArgs     = 6
+	writeArgsPerOp    = 7
 
 	opCode        = 1 // one of the operation codes below
 	opKey         = 2
@@ -169,9 +170,13 @@ const (
 // The notice's events (see parseNotice): a script adds them to the notice while they fit in
 // noticeMax bytes, counting each event as the length of its key and value (or reason) plus
 // noticeEventMax, more than the rest of its encoding takes; beyond, its notice is plain.
+// write.lua adds them always (eventsAlways) or only when the notice's channel has a
+// subscriber (eventsIfSubscribed); see noticeEvents.
 const (
-	noticeMax      = 64 << 10
-	noticeEventMax = 64
+	eventsAlways       = "always"
+	eventsIfSubscribed = "subscribed"
+	noticeMax          = 64 << 10
+	noticeEventMax     = 64
 )
 
 // Bounds of the work of one script call, and a time.
@@ -232,6 +237,8 @@ var luaConstants = []struct {
 	{"ARG_MAX_EVENTS", argMaxEvents},
 	{"WRITE_MAX_ENTRIES", writeMaxEntries},
 	{"WRITE_NOTIFY", writeNotify},
+	{"WRITE_NOTICE_EVENTS", writeNoticeEvents},
+	{"EVENTS_IF_SUBSCRIBED", eventsIfSubscribed},
 	{"TICK_NOTIFY", tickNotify},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
@@ -401,6 +408,7 @@ func writeCmd(c redis.Scripter, keys []string, l backend.Limits, ops []writeOp) 
 	a.set(argMaxEvents, l.MaxEvents)
 	a.set(writeMaxEntries, l.MaxEntries)
 	a.set(writeNotify, notifyCmd(c))
+	a.set(writeNoticeEvents, noticeEvents(c))
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
 		a.set(base+opCode, op.code)
@@ -650,6 +658,20 @@ var errMalformed = errors.New("malformed")
 // PUBLISH, everywhere (see hub for why not SPUBLISH in a cluster; miniredis lacks it too).
 // The scripts take it as an argument so that a backend may choose another.
 func notifyCmd(redis.Scripter) string { return "publish" }
+
+// noticeEvents returns when write.lua adds a batch's events to its notice, on c. Readers need
+// them only to skip a read of the stream, and a notice without them costs the server about a
+// microsecond less per write, a sixth of a batched one (docs/PERFORMANCE.md): on a server or
+// a Sentinel's master the script adds them only when the notice's channel has a subscriber
+// (PUBSUB NUMSUB, which no subscription can change during the script). In a cluster, PUBLISH
+// reaches the subscribers of every node while NUMSUB counts those of one: it always adds
+// them.
+func noticeEvents(c redis.Scripter) string {
+	if _, ok := c.(*redis.ClusterClient); ok {
+		return eventsAlways
+	}
+	return eventsIfSubscribed
+}
 
 // notice is a tenant's notice as the scripts publish it (see lib.lua's notify).
 type notice struct {

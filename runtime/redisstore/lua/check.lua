@@ -43,14 +43,16 @@ local function check_meta(m)
   return nil
 end
 
--- check_entry returns the error reply of a malformed stored entry s of key, or nil. An entry
--- is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>', each number as is_num says.
-local function check_entry(key, s)
-  local v, c, u, e = string.match(s, '^(%d+)|(%d+)|(%d+)|(%d+)|')
+-- parse_entry returns the version, createdAt, updatedAt and expiresAt of the stored entry s of
+-- key, as text, and the position of its value bytes in s; or false and the error reply of a
+-- malformed entry. An entry is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>',
+-- each number as is_num says.
+local function parse_entry(key, s)
+  local v, c, u, e, pos = string.match(s, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
   if not (e and #v <= MAX_DIGITS and #c <= MAX_DIGITS and #u <= MAX_DIGITS and #e <= MAX_DIGITS) then
-    return corrupt(KEY_STATE, ENTRY_PREFIX .. key, s)
+    return false, corrupt(KEY_STATE, ENTRY_PREFIX .. key, s)
   end
-  return nil
+  return v, c, u, e, pos
 end
 
 -- check_due returns the error reply of the first member of the expiry set with a malformed

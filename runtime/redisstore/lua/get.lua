@@ -6,12 +6,16 @@ local s = m[1]
 if not s then
   return false
 end
-local bad = check_entry(ARGV[GET_KEY], s) or check_meta({m[2]})
+local v, c, _, e = parse_entry(ARGV[GET_KEY], s)
+if not v then
+  return c -- the error reply
+end
+local bad = check_meta({m[2]})
 if bad then
   return bad
 end
 local t = redis.call('TIME')
-if tonumber(string.match(s, '^%d+|%d+|%d+|(%d+)|')) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+if tonumber(e) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
   return false
 end
 return {s, m[2]}

@@ -5,7 +5,8 @@
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
 -- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTIFY (the command
--- that publishes the tenant's notice: PUBLISH; see notifyCmd), then after the
+-- that publishes the tenant's notice: PUBLISH; see notifyCmd), WRITE_NOTICE_EVENTS (when the
+-- notice carries the events: see noticeEvents), then after the
 -- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
@@ -17,7 +18,7 @@
 -- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 -- A batch that emits events or brings the next expiry forward publishes the tenant's notice
--- (see lib.lua) last, with its events when they fit.
+-- (see lib.lua) last, with its events when they fit and a reader may use them.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -44,14 +45,21 @@ end
 local m = redis.call('HMGET', K_STATE, unpack(fields))
 -- The expiry set is written after the first event: it must be one.
 local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
-for i = 1, n do
-  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  if not bad and m[5 + i] then
-    bad = check_entry(ARGV[a + OP_KEY], m[5 + i])
-  end
-end
 if bad then
   return bad
+end
+-- parsed holds what parse_entry returned for each stored entry read, 5 values per operation
+-- (nil when the key had none), for the operations to use rather than parse it again.
+local parsed = {}
+for i = 1, n do
+  local s = m[5 + i]
+  if s then
+    local a, j = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP, 5 * i
+    parsed[j - 4], parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j] = parse_entry(ARGV[a + OP_KEY], s)
+    if not parsed[j - 4] then
+      return parsed[j - 3]
+    end
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -86,12 +94,16 @@ end
 -- reason ('' when none) for the notice (see lib.lua's notify): note is the notice's first
 -- event, notes holds the others, while they fit in NOTICE_MAX bytes; note is false beyond.
 -- (One string, not a table, for the usual single event: a table and its concat cost more.)
+-- note is nil until the first event, which makes it false when nobody would read it.
 local seq_s = nil
-local note, notes, note_len = '', nil, 0
+local note, notes, note_len = nil, nil, 0
 local function emit(kind, key, c, e, body, ...)
   seq = seq + 1
   seq_s = string.format('%d', seq)
   redis.call('XADD', K_EVENTS, seq_s, FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
+  if note == nil then
+    note = (ARGV[WRITE_NOTICE_EVENTS] ~= EVENTS_IF_SUBSCRIBED or redis.call('PUBSUB', 'NUMSUB', K_EVENTS)[2] > 0) and ''
+  end
   if note then
     note_len = note_len + #key + #body + NOTICE_EVENT_MAX
     if note_len > NOTICE_MAX then
@@ -149,10 +161,11 @@ for i = 1, n do
   local op, key = ARGV[a + OP_CODE], ARGV[a + OP_KEY]
   local stored = cur[key]
   local v_s, c_s, u_s, e_s, vpos
-  if stored and (op == OP_TOUCH or op == OP_TOUCH_QUIET) then
+  if stored and stored == m[5 + i] then -- as read: parsed above
+    local j = 5 * i
+    v_s, c_s, u_s, e_s, vpos = parsed[j - 4], parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j]
+  elseif stored then -- written by an earlier operation of the batch
     v_s, c_s, u_s, e_s, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  elseif stored then
-    v_s, c_s, e_s = string.match(stored, '^(%d+)|(%d+)|%d+|(%d+)|')
   end
   if stored then
     if tonumber(e_s) <= now then
