@@ -59,7 +59,7 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 		b.corrupted(k, err)
 	} else {
 		res = r[0]
-		st.noteVersion(tenant, res.epoch, res.version)
+		st.noteWrites(tenant, []writeOp{op}, r)
 	}
 	st.release(tenant, q)
 	return res
@@ -164,27 +164,37 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
-	var last uint64
-	var epoch string
 	for i, c := range batch {
 		if err != nil {
 			c.res.err = err
 		} else {
 			c.res = res[i]
-			last, epoch = max(last, c.res.version), c.res.epoch
 		}
 	}
-	st.noteVersion(tenant, epoch, last) // before the writes return
+	if err == nil {
+		st.noteWrites(tenant, ops, res) // before the writes return
+	}
 	for _, c := range batch {
 		close(c.done)
 	}
 }
 
-// noteVersion tells the tenant's pump, if any, of version v of epoch, the highest a write of
-// this backend made (0 when it made none).
-func (st *store) noteVersion(tenant, epoch string, v uint64) {
-	if v > 0 {
-		st.b.noteVersion(tenantKey{st.id, tenant}, epoch, v)
+// noteWrites tells the tenant's pump, if any, of a batch of writes of this backend that
+// returned, ops with their results res: of the highest version they made, and of their events
+// (see pump.deliverWrites).
+func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult) {
+	var last uint64
+	var epoch string
+	for _, r := range res {
+		if r.version > last {
+			last, epoch = r.version, r.epoch
+		}
+	}
+	if last == 0 {
+		return
+	}
+	if p := st.b.noteVersion(tenantKey{st.id, tenant}, epoch, last); p != nil {
+		p.deliverWrites(ops, res)
 	}
 }
 

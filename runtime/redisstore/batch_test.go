@@ -54,7 +54,7 @@ func TestBatchInOrderMiniredis(t *testing.T) {
 		err     error
 	}{
 		{true, 1, nil}, {false, 0, backend.ErrConflict}, {true, 2, nil}, {true, 3, nil}, {false, 0, backend.ErrCapacity},
-		{true, 4, nil}, {true, 3, nil}, {true, 0, nil}, {true, 6, nil}, {true, 0, nil}, {true, 8, nil},
+		{true, 4, nil}, {true, 3, nil}, {true, 5, nil}, {true, 6, nil}, {true, 7, nil}, {true, 8, nil},
 		{false, 0, nil}, {false, 0, nil},
 	}
 	for i, c := range calls {

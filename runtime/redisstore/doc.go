@@ -123,7 +123,10 @@
 // whose events continue the pump's log (the same epoch, the first event right after the pump's
 // last version, no read of the pump in flight) has them appended to the log by the goroutine
 // that receives it, without a read of Redis: a reader gets an event one pub/sub message after
-// the write. Any other notice of events the pump has not delivered (a gap, a new epoch, a
+// the write. The events of the Backend's own writes are appended the same way when the writes
+// return (each write's reply holds what its event needs), so its readers do not wait for the
+// notice, which then tells of nothing new; a batch whose script also emitted an expiry is left
+// to the notice from that event on. Any other notice of events the pump has not delivered (a gap, a new epoch, a
 // notice without events or with junk, one during a read) makes the pump read them: one
 // MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 events, with the
 // tenant's meta and TIME). Notices that arrive while a read is in flight make one more read, so

@@ -56,10 +56,13 @@ func (c *readCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 // noticeFixture is a backend whose reads are counted, without polls (which may read), and a
-// subscription of the tenant "t" of its store whose notice channel is subscribed.
+// subscription of the tenant "t" of its store whose notice channel is subscribed. upsert
+// writes through another backend on the same keys, as another process would: the events of
+// the backend's own writes reach its readers without a notice (see pump.deliverWrites).
 type noticeFixture struct {
 	fixture
 	st    *store
+	other *store
 	sub   backend.Subscription
 	reads *readCounter
 }
@@ -79,13 +82,20 @@ func newNoticeFixture(t *testing.T, mk func(testing.TB, ...Option) fixture) noti
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return noticeFixture{fixture: f, st: st, sub: sub, reads: rc}
+	other := New(f.client, WithKeyPrefix(f.b.prefix))
+	t.Cleanup(func() { other.Close() })
+	ost, err := other.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return noticeFixture{fixture: f, st: st, other: ost.(*store), sub: sub, reads: rc}
 }
 
-// upsert writes key=value to the tenant and returns the write's version.
+// upsert writes key=value to the tenant from the other backend and returns the write's
+// version.
 func (f noticeFixture) upsert(t *testing.T, key string, value []byte) uint64 {
 	t.Helper()
-	e, err := f.st.Upsert(context.Background(), "t", backend.UpsertRequest{Key: key, Value: value, TTL: time.Hour})
+	e, err := f.other.Upsert(context.Background(), "t", backend.UpsertRequest{Key: key, Value: value, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,4 +444,68 @@ func FuzzParseNotice(f *testing.F) {
 			t.Fatalf("encoded again: %+v, %v\nwant %+v", again, ok, n)
 		}
 	})
+}
+
+func TestWritesDeliverLocallyMini(t *testing.T)  { testWritesDeliverLocally(t, newMini) }
+func TestWritesDeliverLocallyRedis(t *testing.T) { testWritesDeliverLocally(t, newReal) }
+
+// testWritesDeliverLocally checks that the events of the backend's own writes are in its
+// readers' log when the writes return, without their notices (which the hub drops here) and
+// without a read: upserts, touches and removes, alone and in a batch, and nothing for quiet
+// touches and failed writes; each event as the stream holds it. A reader made after a remove
+// returned starts after its event.
+func testWritesDeliverLocally(t *testing.T, mk func(testing.TB, ...Option) fixture) {
+	f := newNoticeFixture(t, mk)
+	ctx := context.Background()
+	f.quiesce(t)
+	p := f.pump()
+	f.b.mu.Lock()
+	delete(f.b.watch, p.channel) // the hub drops the tenant's notices from now on
+	f.b.mu.Unlock()
+	reads := f.reads.n.Load()
+	head := p.currentLog().Head()
+
+	e, err := f.st.Upsert(ctx, "t", backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := p.currentLog().Head(); h != e.Version {
+		t.Fatalf("the log's head is %d when the upsert of version %d returns", h, e.Version)
+	}
+	calls := applyBatch(f.st, "t",
+		writeOp{code: opUpsert, key: "b", value: []byte{}, ttl: time.Hour},
+		writeOp{code: opUpsert, key: "b", value: []byte("x"), ttl: time.Hour, cond: backend.Condition{Kind: backend.CondIfNew}},
+		writeOp{code: opTouchQuiet, key: "a", ttl: 2 * time.Hour},
+		writeOp{code: opTouch, key: "a", ttl: 3 * time.Hour},
+		writeOp{code: opRemove, key: "b", value: []byte("gone")},
+	)
+	if calls[1].res.err == nil {
+		t.Fatal("the second upsert of b did not fail")
+	}
+	got := make([]backend.Event, 4) // the upsert of a, and the batch's upsert, touch and remove
+	for i := range got {
+		got[i] = next(t, f.sub)
+		got[i].Memo = nil
+	}
+	if n := f.reads.n.Load() - reads; n != 0 {
+		t.Fatalf("%d reads, want none", n)
+	}
+	r, err := readTail(ctx, f.client, f.st.keys("t"), f.st.limits, e.Epoch, head, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r.events) {
+		t.Fatalf("the events:\n%+v\nthe stream's:\n%+v", got, r.events)
+	}
+
+	// A reader made once the remove returned starts after it, whether or not the pump heard.
+	late := subscribe(t, f.st, "t", nil)
+	f.b.mu.Lock()
+	f.b.watch[p.channel] = p
+	f.b.mu.Unlock()
+	p.nudge() // reads what the dropped notices told
+	v := f.upsert(t, "after", []byte("2"))
+	if ev := next(t, late); ev.Version != v || ev.Key != "after" {
+		t.Fatalf("the late reader's first event is %v %q of version %d, want the upsert of %q at %d", ev.Kind, ev.Key, ev.Version, "after", v)
+	}
 }

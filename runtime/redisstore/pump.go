@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -251,8 +252,9 @@ func (b *Backend) detach(sub *subscription) {
 	}
 }
 
-// noteVersion records that a write of this backend made version v of epoch in the tenant k.
-func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) {
+// noteVersion records that a write of this backend made version v of epoch in the tenant k,
+// and returns the tenant's pump, or nil when it has none.
+func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) *pump {
 	b.mu.Lock()
 	p := b.pumps[k]
 	b.mu.Unlock()
@@ -272,8 +274,58 @@ func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) {
 	for p != nil {
 		w := p.written.Load()
 		if w >= v || p.written.CompareAndSwap(w, v) {
-			return
+			break
 		}
+	}
+	return p
+}
+
+// deliverWrites appends to the log the events of a batch of writes of this backend, ops with
+// their results res, that continue it (the same epoch, the first right after the pump's head,
+// no read of the pump in flight), so that this process's readers get them when the writes
+// return rather than when their notice comes; the notice then tells of nothing new. It stops
+// at the first version it cannot make, such as an expiry that the batch's script emitted
+// before a write's event: the notice or a read delivers the rest.
+func (p *pump) deliverWrites(ops []writeOp, res []writeResult) {
+	var evs []backend.Event
+	p.mu.Lock()
+	next := p.head + 1
+	for i, op := range ops {
+		r := &res[i]
+		if r.epoch != p.epoch {
+			break // all of the batch's results are of one epoch
+		}
+		if !r.ok || op.code == opTouchQuiet {
+			continue // no event
+		}
+		if r.version != next {
+			break
+		}
+		ev := backend.Event{Epoch: r.epoch, Version: r.version, Key: op.key, At: r.updatedAt}
+		switch op.code {
+		case opUpsert:
+			ev.Kind, ev.CreatedAt, ev.ExpiresAt, ev.Value = backend.EventUpsert, r.createdAt, r.expiresAt, bytes.Clone(op.value)
+			if ev.Value == nil {
+				ev.Value = []byte{} // as read from Redis
+			}
+		case opTouch:
+			ev.Kind, ev.ExpiresAt = backend.EventTouch, r.expiresAt
+		case opRemove:
+			ev.Kind, ev.Reason = backend.EventDelete, string(op.value)
+		}
+		evs = append(evs, ev)
+		next++
+	}
+	var l *backend.Log
+	if len(evs) > 0 && !p.busy && len(evs) <= p.st.limits.MaxEvents { // as in notify
+		l = p.log.Load() // p.mu is held throughout, so that no resync swaps it meanwhile
+		l.Append(evs...)
+		l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
+		p.head = evs[len(evs)-1].Version
+	}
+	p.mu.Unlock()
+	if l != nil {
+		l.Wake()
 	}
 }
 

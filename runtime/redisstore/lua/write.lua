@@ -12,8 +12,8 @@
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
 -- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
 -- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
--- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK
--- and zeros); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
+-- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK,
+-- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
 -- STATUS_CONFLICT, the key's version (0 when not live) and zeros. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
@@ -199,7 +199,8 @@ for i = 1, n do
   if status == STATUS_CONFLICT and stored then
     out[o + 2] = v_s
   elseif status == STATUS_OK and op == OP_REMOVE then
-    emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE], FIELD_REASON, ARGV[a + OP_VALUE])
+    out[o + 2] = emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE], FIELD_REASON, ARGV[a + OP_VALUE])
+    out[o + 4] = now_s
     cur[key], changed[key] = false, false
     added = added - 1
   elseif status == STATUS_OK then
