@@ -3,6 +3,7 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -334,6 +336,20 @@ func TestNoticeEventsIfSubscribedRedis(t *testing.T) {
 }
 func TestNoticeEventsIfSubscribedCluster(t *testing.T) {
 	testNoticeEventsIfSubscribed(t, newCluster(t), true)
+}
+
+// A client whose ACL user may not run PUBSUB NUMSUB writes as well, with the events always in
+// its notices.
+func TestNoticeEventsWithoutNumsubRedis(t *testing.T) {
+	admin := redistest.Client(t)
+	ctx := context.Background()
+	user, pass := "ephemeral-test-"+strings.ToLower(rand.Text()), rand.Text()
+	t.Cleanup(func() { admin.Do(context.Background(), "acl", "deluser", user) }) // before Client closes admin
+	if err := admin.Do(ctx, "acl", "setuser", user, "on", ">"+pass, "~*", "&*", "+@all", "-pubsub|numsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: pass})
+	testNoticeEventsIfSubscribed(t, newOn(t, c, nil), true)
 }
 
 // testNoticeEventsIfSubscribed checks that a write's notice carries its events only while its

@@ -102,7 +102,9 @@ local function emit(kind, key, c, e, body, ...)
   seq_s = string.format('%d', seq)
   redis.call('XADD', K_EVENTS, seq_s, FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
   if note == nil then
-    note = (ARGV[WRITE_NOTICE_EVENTS] ~= EVENTS_IF_SUBSCRIBED or redis.call('PUBSUB', 'NUMSUB', K_EVENTS)[2] > 0) and ''
+    -- (pcall: where NUMSUB is not allowed, say by an ACL, the events go in.)
+    local subs = ARGV[WRITE_NOTICE_EVENTS] == EVENTS_IF_SUBSCRIBED and redis.pcall('PUBSUB', 'NUMSUB', K_EVENTS)
+    note = (not subs or subs.err or subs[2] > 0) and ''
   end
   if note then
     note_len = note_len + #key + #body + NOTICE_EVENT_MAX
