@@ -663,9 +663,9 @@ func notifyCmd(redis.Scripter) string { return "publish" }
 // them only to skip a read of the stream, and a notice without them costs the server about a
 // microsecond less per write, a sixth of a batched one (docs/PERFORMANCE.md): on a server or
 // a Sentinel's master the script adds them only when the notice's channel has a subscriber
-// (PUBSUB NUMSUB, which no subscription can change during the script). In a cluster, PUBLISH
-// reaches the subscribers of every node while NUMSUB counts those of one: it always adds
-// them.
+// (PUBSUB NUMSUB, which no subscription can change during the script; where an ACL forbids
+// it, the events go in). In a cluster, PUBLISH reaches the subscribers of every node while
+// NUMSUB counts those of one: it always adds them.
 func noticeEvents(c redis.Scripter) string {
 	if _, ok := c.(*redis.ClusterClient); ok {
 		return eventsAlways
