@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -304,7 +303,8 @@ func (p *pump) deliverWrites(ops []writeOp, res []writeResult) {
 		ev := backend.Event{Epoch: r.epoch, Version: r.version, Key: op.key, At: r.updatedAt}
 		switch op.code {
 		case opUpsert:
-			ev.Kind, ev.CreatedAt, ev.ExpiresAt, ev.Value = backend.EventUpsert, r.createdAt, r.expiresAt, bytes.Clone(op.value)
+			// The value is the caller's, which the backend may keep (see backend.Store.Upsert).
+			ev.Kind, ev.CreatedAt, ev.ExpiresAt, ev.Value = backend.EventUpsert, r.createdAt, r.expiresAt, op.value
 			if ev.Value == nil {
 				ev.Value = []byte{} // as read from Redis
 			}
