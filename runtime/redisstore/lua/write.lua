@@ -13,8 +13,9 @@
 -- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
 -- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
 -- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK,
--- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE (touch, remove) or STATUS_CAPACITY (upsert) and zeros;
--- STATUS_CONFLICT, the key's version (0 when not live) and zeros. Then the tenant's epoch, its
+-- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE
+-- (touch, remove) or STATUS_CAPACITY (upsert) and zeros; STATUS_CONFLICT, the key's version
+-- (0 when not live) and zeros. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 -- A batch that emits events or brings the next expiry forward publishes the tenant's notice
