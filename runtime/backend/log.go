@@ -62,10 +62,9 @@ type Waiter struct {
 	on   atomic.Pointer[Log] // the log whose waiters hold w, if any
 	gone atomic.Bool         // released: a log that holds w may drop it
 
-	mu       sync.Mutex
-	done     <-chan struct{} // the Done of the context whose end signals w
-	stop     func() bool     // stops that signal
-	released bool
+	mu   sync.Mutex
+	done <-chan struct{} // the Done of the context whose end signals w
+	stop func() bool     // stops that signal
 }
 
 // NewWaiter returns a Waiter.
@@ -127,7 +126,7 @@ func (w *Waiter) watch(ctx context.Context, done <-chan struct{}) {
 		w.stop()
 	}
 	w.done, w.stop = done, nil
-	if done != nil && !w.released {
+	if done != nil && !w.gone.Load() { // Release sets gone before it takes mu
 		w.stop = context.AfterFunc(ctx, w.Signal)
 	}
 }
@@ -137,7 +136,6 @@ func (w *Waiter) watch(ctx context.Context, done <-chan struct{}) {
 func (w *Waiter) Release() {
 	w.gone.Store(true)
 	w.mu.Lock()
-	w.released = true
 	if w.stop != nil {
 		w.stop()
 		w.stop = nil
@@ -152,9 +150,10 @@ func (w *Waiter) Release() {
 // running it until it waits again cost about 3 µs of CPU besides its events when readers
 // waited in a select (on 2 cores, from the CPU per delivery at 4, 6 and 8 µs), and an
 // estimated 2 µs with a Waiter (from the CPU per delivery with and without one, at 1,000
-// readers), so the wake-ups use at most about a third of a CPU however many readers there are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of 1,000 events/s took
-// 8–46 % more CPU per delivery in alternating runs (with a select), for a p50 0–20 ms lower
-// (docs/PERFORMANCE.md). A few readers are woken at once.
+// readers), so the wake-ups use at most about a third of a CPU however many readers there
+// are. A shorter spacing buys latency with CPU: at 4 µs, 10,000 readers of 1,000 events/s
+// took 8–46 % more CPU per delivery in alternating runs (with a select), for a p50 0–20 ms
+// lower (docs/PERFORMANCE.md). A few readers are woken at once.
 const wakeSpacing = 6 * time.Microsecond
 
 // logRing holds the retained events by version: the event of version v is in slot v&mask.
