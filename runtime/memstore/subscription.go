@@ -22,7 +22,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	}
 	defer b.unlock()
 	t := st.tenant(tenant, now)
-	sub := &subscription{b: b, t: t, log: t.log, prefix: req.Prefix, closed: make(chan struct{}), w: backend.NewWaiter()}
+	sub := &subscription{b: b, t: t, log: t.log, prefix: req.Prefix, w: backend.NewWaiter()}
 	switch {
 	case req.After == nil:
 		sub.pos = t.seq
@@ -51,8 +51,7 @@ type subscription struct {
 	start  backend.Cursor
 
 	closeOnce sync.Once
-	closed    chan struct{}
-	shut      atomic.Bool     // set by Close, before closed is closed
+	shut      atomic.Bool     // set by Close
 	w         *backend.Waiter // how Next waits; Close and the backend's Close signal it
 
 	// Owned by the goroutine that calls Next.
@@ -146,7 +145,7 @@ func (s *subscription) overflow() (*backend.Event, error) {
 	b, t := s.b, s.t
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || s.isClosed() {
+	if b.closed || s.shut.Load() {
 		return nil, backend.ErrClosed
 	}
 	now := b.now()
@@ -168,20 +167,11 @@ func (s *subscription) overflow() (*backend.Event, error) {
 	}
 	return nil, nil
 }
-func (s *subscription) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
 
 // Close ends the subscription; a blocked Next returns [backend.ErrClosed].
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.shut.Store(true)
-		close(s.closed)
 		s.w.Release()
 		b, t := s.b, s.t
 		b.mu.Lock()
