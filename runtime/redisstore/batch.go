@@ -180,8 +180,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 }
 
 // noteWrites tells the tenant's pump, if any, of a batch of writes of this backend that
-// returned, ops with their results res: of the highest version they made, and of their events
-// (see pump.deliverWrites).
+// returned, ops with their results res (see pump.noteWrites).
 func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult) {
 	var last uint64
 	var epoch string
@@ -193,8 +192,12 @@ func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult) {
 	if last == 0 {
 		return
 	}
-	if p := st.b.noteVersion(tenantKey{st.id, tenant}, epoch, last); p != nil {
-		p.deliverWrites(ops, res)
+	b := st.b
+	b.mu.Lock()
+	p := b.pumps[tenantKey{st.id, tenant}]
+	b.mu.Unlock()
+	if p != nil {
+		p.noteWrites(epoch, last, ops, res)
 	}
 }
 

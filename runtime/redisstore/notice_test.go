@@ -60,7 +60,7 @@ func (c *readCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // noticeFixture is a backend whose reads are counted, without polls (which may read), and a
 // subscription of the tenant "t" of its store whose notice channel is subscribed. upsert
 // writes through another backend on the same keys, as another process would: the events of
-// the backend's own writes reach its readers without a notice (see pump.deliverWrites).
+// the backend's own writes reach its readers without a notice (see pump.noteWrites).
 type noticeFixture struct {
 	fixture
 	st    *store

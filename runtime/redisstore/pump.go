@@ -251,49 +251,33 @@ func (b *Backend) detach(sub *subscription) {
 	}
 }
 
-// noteVersion records that a write of this backend made version v of epoch in the tenant k,
-// and returns the tenant's pump, or nil when it has none.
-func (b *Backend) noteVersion(k tenantKey, epoch string, v uint64) *pump {
-	b.mu.Lock()
-	p := b.pumps[k]
-	b.mu.Unlock()
-	if p != nil {
-		p.corrupt.Store(false)
-		p.mu.Lock()
-		switch p.wEpoch {
-		case "":
-			p.wEpoch, p.wSeq = epoch, v
-		case epoch:
-			p.wSeq = max(p.wSeq, v)
-		default:
-			p.wEpoch = mixedEpochs
-		}
-		p.mu.Unlock()
-	}
-	for p != nil {
+// noteWrites records a batch of writes of this backend that returned, ops with their results
+// res, the highest version they made being v of epoch; and appends their events to the log
+// when they continue it (see extend), so that this process's readers get them when the writes
+// return rather than when their notice comes, which then tells of nothing new. It stops at
+// the first version it cannot make, such as an expiry that the batch's script emitted before
+// a write's event: the notice or a read delivers the rest.
+func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult) {
+	for {
 		w := p.written.Load()
 		if w >= v || p.written.CompareAndSwap(w, v) {
 			break
 		}
 	}
-	return p
-}
-
-// deliverWrites appends to the log the events of a batch of writes of this backend, ops with
-// their results res, that continue it (the same epoch, the first right after the pump's head,
-// no read of the pump in flight), so that this process's readers get them when the writes
-// return rather than when their notice comes; the notice then tells of nothing new. It stops
-// at the first version it cannot make, such as an expiry that the batch's script emitted
-// before a write's event: the notice or a read delivers the rest.
-func (p *pump) deliverWrites(ops []writeOp, res []writeResult) {
+	p.corrupt.Store(false)
 	var evs []backend.Event
 	p.mu.Lock()
+	switch p.wEpoch {
+	case "":
+		p.wEpoch, p.wSeq = epoch, v
+	case epoch:
+		p.wSeq = max(p.wSeq, v)
+	default:
+		p.wEpoch = mixedEpochs
+	}
 	next := p.head + 1
 	for i, op := range ops {
 		r := &res[i]
-		if r.epoch != p.epoch {
-			break // all of the batch's results are of one epoch
-		}
 		if !r.ok || op.code == opTouchQuiet {
 			continue // no event
 		}
@@ -316,17 +300,27 @@ func (p *pump) deliverWrites(ops []writeOp, res []writeResult) {
 		evs = append(evs, ev)
 		next++
 	}
-	var l *backend.Log
-	if len(evs) > 0 && !p.busy && len(evs) <= p.st.limits.MaxEvents { // as in notify
-		l = p.log.Load() // p.mu is held throughout, so that no resync swaps it meanwhile
-		l.Append(evs...)
-		l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
-		p.head = evs[len(evs)-1].Version
-	}
+	l := p.extend(epoch, evs)
 	p.mu.Unlock()
 	if l != nil {
 		l.Wake()
 	}
+}
+
+// extend appends evs, events of epoch, to the log if they are the next ones: of the pump's
+// epoch, the first right after its head, no read of the pump in flight, and all still in the
+// stream (a batch of more than MaxEvents events trims its first ones). It returns the log, to
+// wake once p.mu is released, or nil when it appended nothing. p.mu is held, so that no
+// resync swaps the log meanwhile.
+func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
+	if len(evs) == 0 || epoch != p.epoch || evs[0].Version != p.head+1 || p.busy || len(evs) > p.st.limits.MaxEvents {
+		return nil
+	}
+	l := p.log.Load()
+	l.Append(evs...)
+	l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
+	p.head = evs[len(evs)-1].Version
+	return l
 }
 
 // losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
@@ -381,15 +375,9 @@ func (p *pump) notify(payload string) {
 	var delivered *backend.Log
 	p.mu.Lock()
 	wake := !ok || n.epoch != p.epoch || n.head > p.head
-	if wake && len(n.events) > 0 && n.epoch == p.epoch && n.events[0].Version == p.head+1 &&
-		!p.busy && len(n.events) <= p.st.limits.MaxEvents {
-		// The next events, all still in the stream (a batch of more than MaxEvents events
-		// trims its first ones): the log appends them in order, after its head. p.mu is
-		// held throughout, so that no resync swaps the log meanwhile.
-		delivered = p.log.Load()
-		delivered.Append(n.events...)
-		delivered.DropBefore(n.events[len(n.events)-1].At - logWindow.Milliseconds())
-		p.head, wake = n.head, false
+	if wake {
+		delivered = p.extend(n.epoch, n.events) // the last of which is n.head's
+		wake = delivered == nil
 	}
 	if wake {
 		p.stale = true
