@@ -256,24 +256,13 @@ func testNoticeEvents(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
 	keys := st.keys("t")
-	ps := f.client.Subscribe(ctx, channel(keys))
-	defer ps.Close()
-	if _, err := ps.Receive(ctx); err != nil { // the confirmation
-		t.Fatal(err)
-	}
-	notices := ps.Channel()
+	notices := watchNotices(t, f.client.Subscribe(ctx, channel(keys)))
 	var head uint64
 	check := func(what string) {
 		t.Helper()
-		var m *redis.Message
-		select {
-		case m = <-notices:
-		case <-time.After(eventWait):
-			t.Fatalf("%s: no notice", what)
-		}
-		n, ok := parseNotice(m.Payload)
-		if !ok || n.events == nil {
-			t.Fatalf("%s: notice %q carries no events", what, m.Payload)
+		n, payload := nextNotice(t, notices, what)
+		if n.events == nil {
+			t.Fatalf("%s: notice %q carries no events", what, payload)
 		}
 		r, err := readTail(ctx, f.client, keys, st.limits, n.epoch, head, 1000)
 		if err != nil {
@@ -359,30 +348,19 @@ func testNoticeEventsIfSubscribed(t *testing.T, f fixture, always bool) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
 	keys := st.keys("t")
-	watch := f.client.PSubscribe(ctx, channel(keys))
-	defer watch.Close()
-	if _, err := watch.Receive(ctx); err != nil { // the confirmation
-		t.Fatal(err)
-	}
-	notices := watch.Channel()
+	notices := watchNotices(t, f.client.PSubscribe(ctx, channel(keys)))
 	write := func(key string, events bool) {
 		t.Helper()
 		e, err := st.Upsert(ctx, "t", backend.UpsertRequest{Key: key, Value: []byte("v"), TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m *redis.Message
-		select {
-		case m = <-notices:
-		case <-time.After(eventWait):
-			t.Fatalf("%s: no notice", key)
-		}
-		n, ok := parseNotice(m.Payload)
-		if !ok || n.head != e.Version {
-			t.Fatalf("%s: notice %q, want one of version %d", key, m.Payload, e.Version)
+		n, payload := nextNotice(t, notices, key)
+		if n.head != e.Version {
+			t.Fatalf("%s: notice %q, want one of version %d", key, payload, e.Version)
 		}
 		if (n.events != nil) != events {
-			t.Fatalf("%s: notice %q carries events: %v, want %v", key, m.Payload, n.events != nil, events)
+			t.Fatalf("%s: notice %q carries events: %v, want %v", key, payload, n.events != nil, events)
 		}
 	}
 	write("unwatched", always)
@@ -405,6 +383,34 @@ func testNoticeEventsIfSubscribed(t *testing.T, f fixture, always bool) {
 		}
 	}
 	write("unwatched again", always)
+}
+
+// watchNotices returns the messages of ps, a new subscription closed when the test ends, once
+// the server has confirmed it.
+func watchNotices(t *testing.T, ps *redis.PubSub) <-chan *redis.Message {
+	t.Helper()
+	t.Cleanup(func() { ps.Close() })
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ps.Channel()
+}
+
+// nextNotice returns the next notice of ms, parsed, and its payload; it fails the test (of
+// what) when none comes or it does not parse.
+func nextNotice(t *testing.T, ms <-chan *redis.Message, what string) (notice, string) {
+	t.Helper()
+	select {
+	case m := <-ms:
+		n, ok := parseNotice(m.Payload)
+		if !ok {
+			t.Fatalf("%s: notice %q does not parse", what, m.Payload)
+		}
+		return n, m.Payload
+	case <-time.After(eventWait):
+		t.Fatalf("%s: no notice", what)
+		return notice{}, ""
+	}
 }
 
 // encodeNotice returns the notice of events (of versions up to head), as the scripts write it.
