@@ -19,10 +19,10 @@
 //     of one tenant, sequentially (c=1) and from -c goroutines, each call timed. On Redis the
 //     baseline row "SET PX" runs -n raw go-redis SET key value PX 60000 of the same encoded
 //     value with the same concurrency, and every row reads INFO commandstats before and after
-//     (SET for the baseline, EVALSHA for the store) and INFO cpu: srv µs/call is the server's
-//     time per call of that command, calls/op how many calls one operation took (concurrent
-//     writes to one tenant, upserts, touches and removes, are batched into one script call, so
-//     below 1), srv cpu µs/op the server's CPU time per operation.
+//     (SET for the baseline; FCALL, EVALSHA and EVAL for the store) and INFO cpu: srv µs/call
+//     is the server's time per call of those commands, calls/op how many calls one operation
+//     took (concurrent writes to one tenant, upserts, touches and removes, are batched into one
+//     script call, so below 1), srv cpu µs/op the server's CPU time per operation.
 //   - snapshot: for each of -snapshot-sizes, fills a tenant with that many entries (MaxEntries
 //     raised to match) and times Snapshot of all of it, 3 to 20 times; on Redis beside the
 //     baseline of a raw HGETALL of the tenant's state hash.

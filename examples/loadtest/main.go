@@ -162,8 +162,8 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		}
 		defer func() { err = errors.Join(err, stopProfile()) }()
 	}
-	if t.scripts >= manyScripts {
-		fmt.Fprintf(stderr, "loadtest: warning: the server caches %d scripts, which makes every script call slower (the store's too); "+
+	if t.scripts >= manyScripts && !t.functions {
+		fmt.Fprintf(stderr, "loadtest: warning: the server caches %d scripts, which makes every EVALSHA slower (the store's too, on a server without functions); "+
 			"its Redis rows measure that as well. On a server of your own, SCRIPT FLUSH empties the cache: the store loads its scripts again when it needs them.\n", t.scripts)
 	}
 	p := newProgress(stderr)

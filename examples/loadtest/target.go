@@ -30,13 +30,17 @@ type target struct {
 	// scripts is the number of scripts in the server's script cache when the run started
 	// (INFO memory's number_of_cached_scripts; 0 when unknown): see manyScripts.
 	scripts int
+	// functions says that the server has Redis functions (Redis 7 or later), which the store
+	// runs its scripts as.
+	functions bool
 }
 
-// manyScripts is the size of a server's script cache from which the load test warns that
-// its Redis rows measure the cache too. Every script call pays for the cache's size (where
-// inside the server was not traced): on Redis 7.0.15 here, an EVALSHA of 'return 1' took 0.6 µs
-// of server time with 7 scripts cached, 1.0 µs with 2,000 and 3.4 µs with 10,000, and the
-// store's write script, 16 against 44 µs per call with 20,000 (docs/PERFORMANCE.md).
+// manyScripts is the size of a server's script cache from which the load test warns, on a
+// server without functions, that its Redis rows measure the cache too. Every EVALSHA pays for
+// the cache's size (where inside the server was not traced): on Redis 7.0.15 here, an EVALSHA
+// of 'return 1' took 0.6 µs of server time with 7 scripts cached, 1.0 µs with 2,000 and 3.4 µs
+// with 10,000, and the store's write script, 16 against 44 µs per call with 20,000
+// (docs/PERFORMANCE.md). The store's functions do not (see the redisstore package doc).
 const manyScripts = 1000
 
 // openMemory returns a target on a new memstore backend.
@@ -57,6 +61,9 @@ func openRedis(ctx context.Context, addr string, poolSize int) (*target, error) 
 	t.name = "redis " + addr
 	if v := infoField(t.client.Info(ctx, "server").Val(), "redis_version"); v != "" {
 		t.name += " (Redis " + v + ")"
+		major, _, _ := strings.Cut(v, ".")
+		n, _ := strconv.Atoi(major)
+		t.functions = n >= 7
 	}
 	if n, err := strconv.Atoi(infoField(t.client.Info(ctx, "memory").Val(), "number_of_cached_scripts")); err == nil {
 		t.name += fmt.Sprintf(", %d cached scripts", n)
@@ -105,31 +112,30 @@ func (t *target) stateKey(tenant string) string {
 	return t.prefix + ":{loadtest:" + tenant + "}:state"
 }
 
-// cmdStats is a reading of one command's line of INFO commandstats.
+// cmdStats is a reading of commands' lines of INFO commandstats.
 type cmdStats struct{ calls, usec float64 }
 
-// commandStats reads the calls and microseconds of cmd from INFO commandstats. It returns
-// ok=false on memory and on servers without the section (such as miniredis).
-func (t *target) commandStats(ctx context.Context, cmd string) (s cmdStats, ok bool) {
+// commandStats reads the calls and microseconds of cmds, summed, from INFO commandstats. It
+// returns ok=false on memory and on servers without the section (such as miniredis).
+func (t *target) commandStats(ctx context.Context, cmds ...string) (s cmdStats, ok bool) {
 	if t.client == nil {
 		return s, false
 	}
 	info, err := t.client.Info(ctx, "commandstats").Result()
-	if err != nil {
+	if err != nil || !strings.Contains(info, "cmdstat_") {
 		return s, false
 	}
-	line := infoField(info, "cmdstat_"+cmd)
-	if line == "" {
-		return s, strings.Contains(info, "cmdstat_") // a command not called yet
-	}
-	for field := range strings.SplitSeq(line, ",") {
-		name, value, _ := strings.Cut(field, "=")
-		v, _ := strconv.ParseFloat(value, 64)
-		switch name {
-		case "calls":
-			s.calls = v
-		case "usec":
-			s.usec = v
+	for _, cmd := range cmds {
+		line := infoField(info, "cmdstat_"+cmd) // "" for a command not called yet
+		for field := range strings.SplitSeq(line, ",") {
+			name, value, _ := strings.Cut(field, "=")
+			v, _ := strconv.ParseFloat(value, 64)
+			switch name {
+			case "calls":
+				s.calls += v
+			case "usec":
+				s.usec += v
+			}
 		}
 	}
 	return s, true

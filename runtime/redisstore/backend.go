@@ -30,6 +30,7 @@ const (
 // and Close it when done; Close does not close the Redis client.
 type Backend struct {
 	client    redis.UniversalClient
+	scripts   *scripter // runs the scripts on client
 	prefix    string
 	pollEvery time.Duration
 	buffer    int
@@ -97,6 +98,7 @@ func WithObserver(o backend.Observer) Option { return func(b *Backend) { b.obs =
 func New(client redis.UniversalClient, opts ...Option) *Backend {
 	b := &Backend{
 		client:     client,
+		scripts:    newScripter(client),
 		prefix:     DefaultKeyPrefix,
 		pollEvery:  DefaultPollInterval,
 		buffer:     DefaultReaderBuffer,
@@ -245,7 +247,7 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 	if err := st.b.check(); err != nil {
 		return backend.Entry{}, false, err
 	}
-	e, ok, err := runGet(ctx, st.b.client, st.keys(tenant), key)
+	e, ok, err := runGet(ctx, st.b.scripts, st.keys(tenant), key)
 	st.b.failed(tenantKey{st.id, tenant}, "get", err)
 	return e, ok, err
 }
@@ -284,7 +286,7 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
 		}
 		if errors.Is(err, errNoMeta) {
-			if _, err := runRead(ctx, st.b.client, keys, st.limits, backend.Cursor{}, 0); err != nil {
+			if _, err := runRead(ctx, st.b.scripts, keys, st.limits, backend.Cursor{}, 0); err != nil {
 				st.b.failed(tenantKey{st.id, tenant}, "read", err)
 				return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 			}

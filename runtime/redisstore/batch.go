@@ -30,7 +30,7 @@ type writeQueue struct {
 // caller's goroutine, as a script call of its own, under the caller's ctx. Writes that arrive
 // while a call is in flight wait in the tenant's queue, and go together in the next call (group
 // commit), made by a goroutine that drains the queue: under contention, the fixed cost of a
-// call (the round trip, EVALSHA, TIME, reading and writing the tenant's meta) is shared by up
+// call (the round trip, FCALL, TIME, reading and writing the tenant's meta) is shared by up
 // to maxBatch writes. A waiting write returns when its batch is applied or when its ctx ends,
 // whichever comes first; one whose ctx ends before its batch is sent is not applied.
 func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResult {
@@ -53,7 +53,7 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 
 	res := writeResult{}
 	b.obs.WriteBatch(k.id, k.tenant, 1)
-	if r, err := runWrite(ctx, b.client, st.keys(tenant), st.limits, []writeOp{op}); err != nil {
+	if r, err := runWrite(ctx, b.scripts, st.keys(tenant), st.limits, []writeOp{op}); err != nil {
 		res.err = err
 		b.failed(k, "write", err)
 		b.corrupted(k, err)
@@ -161,7 +161,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		ops[i] = c.op
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
-	res, err := runWrite(ctx, st.b.client, st.keys(tenant), st.limits, ops)
+	res, err := runWrite(ctx, st.b.scripts, st.keys(tenant), st.limits, ops)
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
 	for i, c := range batch {

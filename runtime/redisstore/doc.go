@@ -33,8 +33,9 @@
 //
 // Each operation is one Lua script (embedded from lua/, each with lua/check.lua in front, read
 // and tick with lua/lib.lua too and, before all, the protocol's codes, field names and argument
-// positions that the script names, as Lua constants made from the Go ones), run with EVALSHA
-// and loaded on NOSCRIPT. Every script takes the time from
+// positions that the script names, as Lua constants made from the Go ones). On Redis 7 and
+// later they are the functions of one library, "ephemeral_" and a hash of its code, called with
+// FCALL; see "Functions" below. Every script takes the time from
 // redis.call('TIME'): the Redis server is the one clock, so clients with skewed clocks agree on
 // every expiry. Times have millisecond precision. A writing script first expires a bounded
 // batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
@@ -57,16 +58,34 @@
 // script stands alone, without lib.lua, because every call runs a script from its top and each
 // function a script defines is made anew per call.
 //
-// Every script call pays for the size of the server's script cache, which Redis before 7.4
-// never empties by itself: each cached script stays in the one Lua interpreter that EVAL runs
-// in. On Redis 7.0.15 on 2 cores, an EVALSHA of 'return 1' took 0.5 µs of server time with a
-// few scripts cached, 3.4 µs with 10,000 and 4.5 µs with 20,000, and a write of this package
-// 16 µs with a few against 44 µs with 20,000 (docs/PERFORMANCE.md; where the time goes inside
-// the interpreter was not traced, while an FCALL of a Redis 7 function, which runs in an
-// interpreter of its own, took 0.4 µs either way). Watch INFO memory's
-// number_of_cached_scripts on a server that other programs use: one that sends EVAL with a
-// script text of its own per call fills it. SCRIPT FLUSH empties it; a Backend loads its
-// scripts again on NOSCRIPT.
+// # Functions
+//
+// Every EVALSHA pays for the size of the server's script cache, which Redis before 7.4 never
+// empties by itself: each cached script stays in the one Lua interpreter that EVAL runs in. On
+// Redis 7.0.15 on 2 cores, an EVALSHA of 'return 1' took 0.5 µs of server time with a few
+// scripts cached, 3.4 µs with 10,000 and 4.5 µs with 20,000, and a write of this package 16 µs
+// with a few against 44 µs with 20,000 (docs/PERFORMANCE.md; where the time goes inside the
+// interpreter was not traced). A server that other programs use can be like that: one that
+// sends EVAL with a script text of its own per call fills the cache. A Redis 7 function runs
+// in an interpreter of its own, and its calls cost the same whatever the cache holds.
+//
+// So a Backend calls its scripts as the functions of a library (FCALL), which it loads (FUNCTION
+// LOAD; on every master of a cluster) when a server answers that it has no such function:
+// the first call on a new server, and after FUNCTION FLUSH, a restart without persistence or a
+// new master. The library's name holds a hash of its code, so the libraries of other versions
+// of this package sit beside it, each used by its own version; delete the ones no process runs
+// any more with FUNCTION DELETE (a Backend whose library was deleted loads it again). Like any
+// function library, it is kept in the server's RDB and AOF and replicated. Where the server has
+// no functions (Redis before 7, emulations such as miniredis), the client's ACL user may not
+// run FCALL or FUNCTION LOAD, or the library does not load, the Backend runs the scripts with
+// EVALSHA from then on (EVAL, which caches the script, on NOSCRIPT), as before; then watch INFO
+// memory's number_of_cached_scripts, and SCRIPT FLUSH empties the cache. A call is sent again
+// only when the server refused it before it ran, so a script never runs twice.
+//
+// On a server out of memory (maxmemory, noeviction), Get runs (its function is flagged
+// no-writes), and so do the reads of readers (flagged allow-oom: they write only a missing
+// meta, a few bytes); a write is refused as a whole with an OOM error. (With EVALSHA a write
+// ran up to its first command that may take memory, which failed it.)
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC

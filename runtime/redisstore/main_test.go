@@ -91,6 +91,31 @@ func deleteKeys(client redis.UniversalClient, prefix string) {
 	_, _ = redistest.DeleteKeys(context.Background(), client, prefix)
 }
 
+// scriptOf returns the script that a command of arguments a runs, as a function, with
+// EVALSHA or with EVAL; nil for another command.
+func scriptOf(a []any) *script {
+	if len(a) < 2 {
+		return nil
+	}
+	for _, s := range []*script{writeScript, getScript, readScript, openScript, tickScript} {
+		switch a[0] {
+		case "fcall":
+			if a[1] == s.fn {
+				return s
+			}
+		case "evalsha":
+			if a[1] == s.eval.Hash() {
+				return s
+			}
+		case "eval":
+			if a[1] == s.src {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
 // tickAll runs the tick script of every pump now.
 func (b *Backend) tickAll(ctx context.Context) error {
 	b.mu.Lock()
@@ -100,7 +125,7 @@ func (b *Backend) tickAll(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, p := range pumps {
-		if _, err := runTick(ctx, b.client, p.keys, p.st.limits); err != nil {
+		if _, err := runTick(ctx, b.scripts, p.keys, p.st.limits); err != nil {
 			return err
 		}
 	}

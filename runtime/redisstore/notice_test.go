@@ -32,7 +32,7 @@ func (c *readCounter) DialHook(next redis.DialHook) redis.DialHook { return next
 func (c *readCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		a := cmd.Args()
-		if len(a) > 1 && (a[0] == "evalsha" && a[1] == readScript.Hash() || a[0] == "eval" && strings.Contains(fmt.Sprint(a[1]), "-- read.lua")) {
+		if scriptOf(a) == readScript {
 			c.n.Add(1)
 		}
 		return next(ctx, cmd)
@@ -264,7 +264,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 		if n.events == nil {
 			t.Fatalf("%s: notice %q carries no events", what, payload)
 		}
-		r, err := readTail(ctx, f.client, keys, st.limits, n.epoch, head, 1000)
+		r, err := readTail(ctx, f.b.scripts, keys, st.limits, n.epoch, head, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 		{code: opRemove, key: "", value: []byte("gone: 2:ab ")},
 		{code: opRemove, key: odd},
 	}
-	if _, err := runWrite(ctx, f.client, keys, st.limits, ops); err != nil {
+	if _, err := runWrite(ctx, f.b.scripts, keys, st.limits, ops); err != nil {
 		t.Fatal(err)
 	}
 	check("batch")
@@ -299,7 +299,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 		}
 	}
 	wait(time.Second)
-	if _, err := runTick(ctx, f.client, keys, st.limits); err != nil {
+	if _, err := runTick(ctx, f.b.scripts, keys, st.limits); err != nil {
 		t.Fatal(err)
 	}
 	check("tick") // two expire events
@@ -512,7 +512,7 @@ func testWritesDeliverLocally(t *testing.T, mk func(testing.TB, ...Option) fixtu
 	if n := f.reads.n.Load() - reads; n != 0 {
 		t.Fatalf("%d reads, want none", n)
 	}
-	r, err := readTail(ctx, f.client, f.st.keys("t"), f.st.limits, e.Epoch, head, 100)
+	r, err := readTail(ctx, f.b.scripts, f.st.keys("t"), f.st.limits, e.Epoch, head, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits)
 	}
 	o.busy = true
 	o.mu.Unlock()
-	r, err := runOpen(ctx, b.client, keys, l)
+	r, err := runOpen(ctx, b.scripts, keys, l)
 	b.releaseOpens()
 	return r, err
 }
@@ -107,29 +107,31 @@ func (b *Backend) drainOpens() {
 }
 
 // readOpens runs open.lua for each call of batch, in one pipeline, and completes the calls.
-// A call the server has no script for yet (NOSCRIPT) is run again alone, which loads it. The
-// pipeline is abandoned only when every caller of the batch has stopped waiting.
+// A call the server refused before it ran (the script or library not loaded yet, or no FCALL)
+// is run again alone, which loads it. The pipeline is abandoned only when every caller of the
+// batch has stopped waiting.
 func (b *Backend) readOpens(batch []*openCall) {
 	ctx, done := batchContext(len(batch), func(i int) context.Context { return batch[i].ctx })
 	defer done()
 	if len(batch) == 1 {
 		c := batch[0]
-		c.res, c.err = runOpen(ctx, b.client, c.keys, c.l)
+		c.res, c.err = runOpen(ctx, b.scripts, c.keys, c.l)
 		close(c.done)
 		return
 	}
 	cmds := make([]*redis.Cmd, len(batch))
 	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
-			cmds[i] = p.EvalSha(ctx, openScript.Hash(), c.keys, openArgs(c.l)...)
+			cmds[i] = b.scripts.cmd(ctx, openScript, c.keys, openArgs(c.l)...)
+			_ = p.Process(ctx, cmds[i])
 		}
 		return nil
 	})
 	for i, c := range batch {
 		res, err := cmds[i].Slice()
 		switch {
-		case redis.HasErrorPrefix(err, "NOSCRIPT"):
-			c.res, c.err = runOpen(ctx, b.client, c.keys, c.l)
+		case notRun(err):
+			c.res, c.err = runOpen(ctx, b.scripts, c.keys, c.l)
 		case err != nil:
 			c.err = scriptError(err)
 		default:
@@ -140,8 +142,8 @@ func (b *Backend) readOpens(batch []*openCall) {
 }
 
 // runOpen runs open.lua on the tenant whose keys are keys.
-func runOpen(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (readResult, error) {
-	res, err := openScript.Run(ctx, c, keys, openArgs(l)...).Slice()
+func runOpen(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (readResult, error) {
+	res, err := sc.runCmd(ctx, openScript, keys, openArgs(l)...).Slice()
 	if err != nil {
 		return readResult{}, scriptError(err)
 	}

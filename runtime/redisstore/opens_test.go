@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +14,7 @@ import (
 type openCounter struct{ n atomic.Int64 }
 
 func (c *openCounter) count(cmd redis.Cmder) {
-	if a := cmd.Args(); len(a) > 1 && (a[0] == "evalsha" || a[0] == "eval") && (a[1] == openScript.Hash() || strings.Contains(fmt.Sprint(a[1]), "-- open.lua")) {
+	if scriptOf(cmd.Args()) == openScript {
 		c.n.Add(1)
 	}
 }

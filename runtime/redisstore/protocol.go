@@ -324,31 +324,15 @@ type writeResult struct {
 	err                             error // a ConflictError, ErrCapacity or a Redis error
 }
 
-// evalCmd returns the command that runs s with EVALSHA on keys and argc arguments, and its
-// arguments as args to set: the script's ARGV, in the command's own slice.
-func evalCmd(s *redis.Script, keys []string, argc int) ([]any, args) {
-	cmd := make([]any, 3+len(keys)+argc)
-	cmd[0], cmd[1], cmd[2] = "evalsha", s.Hash(), len(keys)
-	for i, k := range keys {
-		cmd[3+i] = k
-	}
-	return cmd, args(cmd[3+len(keys):])
-}
-
-// evalInts runs a command of evalCmd whose reply is a list of integers, and loads the script
-// src with EVAL when the server lacks it, as redis.Script.Run does. Unlike Script.Run it reads
-// the reply into integers directly, without making an interface of each.
-func evalInts(ctx context.Context, c redis.UniversalClient, src string, cmd []any) ([]int64, error) {
-	ic := redis.NewIntSliceCmd(ctx, cmd...)
-	ic.SetFirstKeyPos(3)
-	err := c.Process(ctx, ic)
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd[0], cmd[1] = "eval", src
-		ic = redis.NewIntSliceCmd(ctx, cmd...)
+// runInts runs s with cmd, a command of scriptCmd whose reply is a list of integers. Unlike
+// runCmd it reads the reply into integers directly, without making an interface of each.
+func (sc *scripter) runInts(ctx context.Context, s *script, cmd []any) ([]int64, error) {
+	c := sc.run(ctx, s, cmd, func(cmd []any) redis.Cmder {
+		ic := redis.NewIntSliceCmd(ctx, cmd...)
 		ic.SetFirstKeyPos(3)
-		err = c.Process(ctx, ic)
-	}
-	return ic.Val(), err
+		return ic
+	}).(*redis.IntSliceCmd)
+	return c.Result()
 }
 
 // scriptError returns the error of a script call (or another call on a tenant's keys): a
@@ -401,8 +385,8 @@ func corruptError(k int, field, value string, n int) error {
 }
 
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
-func writeCmd(c redis.Scripter, keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
-	cmd, a := evalCmd(writeScript, keys, writeHeadArgs+writeArgsPerOp*len(ops))
+func writeCmd(c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
+	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(argMaxEvents, l.MaxEvents)
@@ -424,9 +408,9 @@ func writeCmd(c redis.Scripter, keys []string, l backend.Limits, ops []writeOp) 
 
 // runWrite applies ops, in order, in one call of write.lua. Its error is that of the call; the
 // error of each operation is in its result.
-func runWrite(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	cmd, _ := writeCmd(c, keys, l, ops)
-	res, err := evalInts(ctx, c, writeSource, cmd)
+func runWrite(ctx context.Context, sc *scripter, keys []string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
+	cmd, _ := writeCmd(sc.client, keys, l, ops)
+	res, err := sc.runInts(ctx, writeScript, cmd)
 	if err != nil {
 		return nil, scriptError(err)
 	}
@@ -493,10 +477,10 @@ func conflictError(key string, c backend.Condition, epoch string, version int64)
 }
 
 // runGet runs get.lua.
-func runGet(ctx context.Context, c redis.Scripter, keys []string, key string) (backend.Entry, bool, error) {
+func runGet(ctx context.Context, sc *scripter, keys []string, key string) (backend.Entry, bool, error) {
 	a := make(args, getArgs)
 	a.set(getKey, key)
-	res, err := getScript.Run(ctx, c, keys, a...).StringSlice()
+	res, err := sc.runCmd(ctx, getScript, keys, a...).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return backend.Entry{}, false, nil
 	}
@@ -526,14 +510,14 @@ type readResult struct {
 }
 
 // runRead runs read.lua: the tenant's position and up to count events after pos.
-func runRead(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
+func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
 	a := make(args, readArgs)
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(readCursorEpoch, pos.Epoch)
 	a.set(readCursorSeq, pos.Seq)
 	a.set(readCount, count)
-	res, err := readScript.Run(ctx, c, keys, a...).Slice()
+	res, err := sc.runCmd(ctx, readScript, keys, a...).Slice()
 	if err != nil {
 		return readResult{}, scriptError(err)
 	}
@@ -566,11 +550,11 @@ func decodeRead(res []any) (readResult, error) {
 // runs read.lua, which makes the meta or finds the earliest expiry. The events are those of
 // the tenant's epoch, after after; the caller compares the epoch with its own. An entry that is
 // no event (junk) is returned as parseEntries returns it.
-func readTail(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
+func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
 	var meta *redis.SliceCmd
 	var tail *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
-	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := sc.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue)
 		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after+1, 10)+"-0", "+", int64(count))
 		now = p.Time(ctx)
@@ -591,7 +575,7 @@ func readTail(ctx context.Context, c redis.UniversalClient, keys []string, l bac
 	if !backend.ValidEpoch(e) || err1 != nil || err2 != nil || len(seqText) > maxDigits || len(dueText) > maxDigits {
 		// No meta, no due time, or junk: read.lua makes the meta, finds the earliest
 		// expiry, or tells what is wrong (an error wrapping backend.ErrCorrupt).
-		return runRead(ctx, c, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count)
+		return runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count)
 	}
 	r := readResult{epoch: e, head: seq, now: now.Val().UnixMilli(), due: due}
 	if e != epoch {
@@ -617,10 +601,10 @@ type tickResult struct {
 }
 
 // runTick runs tick.lua.
-func runTick(ctx context.Context, c redis.Scripter, keys []string, l backend.Limits) (tickResult, error) {
+func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (tickResult, error) {
 	a := commonArgs(tickArgs, l)
-	a.set(tickNotify, notifyCmd(c))
-	res, err := tickScript.Run(ctx, c, keys, a...).Slice()
+	a.set(tickNotify, notifyCmd(sc.client))
+	res, err := sc.runCmd(ctx, tickScript, keys, a...).Slice()
 	if err != nil {
 		return tickResult{}, scriptError(err)
 	}

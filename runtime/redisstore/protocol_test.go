@@ -99,9 +99,9 @@ func TestProtocolRoundTripRedis(t *testing.T)     { testProtocolRoundTrip(t, new
 func testProtocolRoundTrip(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
-	keys, l, c := st.keys("round-trip"), st.limits, f.client
+	keys, l, c, sc := st.keys("round-trip"), st.limits, f.client, f.b.scripts
 
-	t0, err := runTick(ctx, c, keys, l)
+	t0, err := runTick(ctx, sc, keys, l)
 	if err != nil || t0.head != 0 {
 		t.Fatalf("first tick: %+v, %v", t0, err)
 	}
@@ -109,7 +109,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 		{code: opUpsert, key: "a", value: []byte(`{"v":1}`), ttl: time.Hour, cond: backend.Condition{Kind: backend.CondIfNew}},
 		{code: opUpsert, key: "b", value: []byte("x|y"), ttl: time.Second},
 	}
-	res, err := runWrite(ctx, c, keys, l, ops)
+	res, err := runWrite(ctx, sc, keys, l, ops)
 	if err != nil || res[0].err != nil || res[1].err != nil || !res[0].ok || !res[1].ok {
 		t.Fatalf("upsert: %+v, %v", res, err)
 	}
@@ -124,36 +124,36 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	if a.Version != 1 || b.Version != 2 || a.CreatedAt != a.UpdatedAt || a.ExpiresAt != a.UpdatedAt+time.Hour.Milliseconds() {
 		t.Fatalf("upserted %+v and %+v", a, b)
 	}
-	if got, ok, err := runGet(ctx, c, keys, "a"); err != nil || !ok || !cmp.Equal(got, a) {
+	if got, ok, err := runGet(ctx, sc, keys, "a"); err != nil || !ok || !cmp.Equal(got, a) {
 		t.Fatalf("get a: %+v, %v, %v; want %+v", got, ok, err, a)
 	}
-	touched, err := write1(ctx, c, keys, l, writeOp{code: opTouch, key: "a", ttl: 2 * time.Hour})
+	touched, err := write1(ctx, sc, keys, l, writeOp{code: opTouch, key: "a", ttl: 2 * time.Hour})
 	if err != nil || !touched.ok || touched.version != 3 || touched.createdAt != a.CreatedAt || touched.expiresAt != touched.updatedAt+2*time.Hour.Milliseconds() {
 		t.Fatalf("touch: %+v, %v", touched, err)
 	}
-	quiet, err := write1(ctx, c, keys, l, writeOp{code: opTouchQuiet, key: "a", ttl: 3 * time.Hour})
+	quiet, err := write1(ctx, sc, keys, l, writeOp{code: opTouchQuiet, key: "a", ttl: 3 * time.Hour})
 	if err != nil || !quiet.ok || quiet.version != 3 || quiet.updatedAt != touched.updatedAt || quiet.expiresAt <= touched.expiresAt {
 		t.Fatalf("quiet touch: %+v, %v", quiet, err)
 	}
 	f.advance(t, time.Second)
-	t1, err := runTick(ctx, c, keys, l) // expires b
+	t1, err := runTick(ctx, sc, keys, l) // expires b
 	if err != nil || t1.epoch != t0.epoch || t1.head != 4 || t1.due != quiet.expiresAt {
 		t.Fatalf("tick after b's expiry: %+v, %v; want head 4, due %d", t1, err, quiet.expiresAt)
 	}
-	if got, ok, err := runGet(ctx, c, keys, "b"); err != nil || ok {
+	if got, ok, err := runGet(ctx, sc, keys, "b"); err != nil || ok {
 		t.Fatalf("get b after its expiry: %+v, %v, %v", got, ok, err)
 	}
-	before, err := runTick(ctx, c, keys, l)
+	before, err := runTick(ctx, sc, keys, l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := write1(ctx, c, keys, l, writeOp{code: opRemove, key: "a", value: []byte("bye")}); err != nil || !removed.ok {
+	if removed, err := write1(ctx, sc, keys, l, writeOp{code: opRemove, key: "a", value: []byte("bye")}); err != nil || !removed.ok {
 		t.Fatalf("remove: %+v, %v", removed, err)
 	}
-	if removed, err := write1(ctx, c, keys, l, writeOp{code: opRemove, key: "a"}); err != nil || removed.ok {
+	if removed, err := write1(ctx, sc, keys, l, writeOp{code: opRemove, key: "a"}); err != nil || removed.ok {
 		t.Fatalf("remove again: %+v, %v", removed, err)
 	}
-	after, err := runTick(ctx, c, keys, l)
+	after, err := runTick(ctx, sc, keys, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 		}
 	}
 
-	r, err := runRead(ctx, c, keys, l, backend.Cursor{Epoch: epoch}, 100)
+	r, err := runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestConditionCodesRedis(t *testing.T)     { testConditionCodes(t, newReal(t
 func testConditionCodes(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
-	keys, l, c := st.keys("conditions"), st.limits, f.client
+	keys, l, sc := st.keys("conditions"), st.limits, f.b.scripts
 	epoch := upsert(t, st, "conditions", "first", "v", time.Hour).Epoch
 	// The conditions for a key at version v (0 when not live): the last three never hold.
 	conds := func(v uint64) []backend.Condition {
@@ -255,7 +255,7 @@ func testConditionCodes(t *testing.T, f fixture) {
 				}
 				cond := conds(version)[i]
 				want := cond.Check(key, live, epoch, version)
-				r, err := write1(ctx, c, keys, l, writeOp{code: code, key: key, value: []byte("v"), ttl: time.Hour, cond: cond})
+				r, err := write1(ctx, sc, keys, l, writeOp{code: code, key: key, value: []byte("v"), ttl: time.Hour, cond: cond})
 				var ce *backend.ConflictError
 				switch {
 				case want == nil && (r.ok != (live || code == opUpsert) || err != nil):
@@ -269,8 +269,8 @@ func testConditionCodes(t *testing.T, f fixture) {
 }
 
 // write1 runs one operation through runWrite and returns its result and error.
-func write1(ctx context.Context, c redis.UniversalClient, keys []string, l backend.Limits, op writeOp) (writeResult, error) {
-	res, err := runWrite(ctx, c, keys, l, []writeOp{op})
+func write1(ctx context.Context, sc *scripter, keys []string, l backend.Limits, op writeOp) (writeResult, error) {
+	res, err := runWrite(ctx, sc, keys, l, []writeOp{op})
 	if err != nil {
 		return writeResult{}, err
 	}
@@ -285,7 +285,7 @@ func TestMalformedWriteRedis(t *testing.T)     { testMalformedWrite(t, newReal(t
 func testMalformedWrite(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
-	keys, l, c := st.keys("malformed"), st.limits, f.client
+	keys, l, c, sc := st.keys("malformed"), st.limits, f.client, f.b.scripts
 	ops := []writeOp{
 		{code: opUpsert, key: "a", value: []byte("v"), ttl: time.Hour},
 		{code: opUpsert, key: "b", value: []byte("v"), ttl: time.Hour},
@@ -297,7 +297,7 @@ func testMalformedWrite(t *testing.T, f fixture) {
 	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
 		cmd, a := writeCmd(c, keys, l, ops)
 		a.set(bad.pos, bad.value)
-		if res, err := evalInts(ctx, c, writeSource, cmd); err == nil {
+		if res, err := sc.runInts(ctx, writeScript, cmd); err == nil {
 			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)
 		}
 	}

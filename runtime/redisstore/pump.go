@@ -520,7 +520,7 @@ func (p *pump) step() error {
 	}
 
 	if tick {
-		t, err := runTick(p.ctx, p.b.client, p.keys, p.st.limits)
+		t, err := runTick(p.ctx, p.b.scripts, p.keys, p.st.limits)
 		if err != nil {
 			p.b.failed(p.key, "tick", err)
 			return err
@@ -533,7 +533,7 @@ func (p *pump) step() error {
 	p.stale = false // notices from now on ask for another read
 	p.mu.Unlock()
 	losses := p.losses()
-	r, err := readTail(p.ctx, p.b.client, p.keys, p.st.limits, epoch, head, maxRead)
+	r, err := readTail(p.ctx, p.b.scripts, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
 		err = scriptError(err)
 		p.b.failed(p.key, "read", err)

@@ -1,8 +1,14 @@
 package redisstore
 
 import (
+	"context"
+	"crypto/sha1"
 	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,18 +17,63 @@ import (
 var luaFiles embed.FS
 
 // The scripts, one per operation, each made of the prelude and its files: check.lua, the
-// checks of what a script reads, comes first in each. Script.Run (and
-// evalInts) calls EVALSHA and falls back to EVAL, which loads the script, on NOSCRIPT. The
-// writes have a script of their own, without lib.lua: it is the hot path; so have the reads
-// of new subscriptions (open.lua, read.lua's position without events).
+// checks of what a script reads, comes first in each. The writes have a script of their own,
+// without lib.lua: it is the hot path; so have the reads of new subscriptions (open.lua,
+// read.lua's position without events). They run as the functions of one library (see
+// scripter).
 var (
-	writeSource = source("check.lua", "write.lua")
-	writeScript = redis.NewScript(writeSource)
-	getScript   = redis.NewScript(source("check.lua", "get.lua"))
-	readScript  = redis.NewScript(source("check.lua", "lib.lua", "read.lua"))
-	openScript  = redis.NewScript(source("check.lua", "open.lua"))
-	tickScript  = redis.NewScript(source("check.lua", "lib.lua", "tick.lua"))
+	writeScript = newScript("write", "", "check.lua", "write.lua")
+	getScript   = newScript("get", "no-writes", "check.lua", "get.lua")
+	readScript  = newScript("read", "allow-oom", "check.lua", "lib.lua", "read.lua")
+	openScript  = newScript("open", "allow-oom", "check.lua", "open.lua")
+	tickScript  = newScript("tick", "", "check.lua", "lib.lua", "tick.lua")
+
+	// library is the source of the Redis function library of the scripts, named after a hash
+	// of its code, so that the libraries of other versions of this package can sit beside it
+	// on the same server, and each script's function name (script.fn).
+	library = makeLibrary(writeScript, getScript, readScript, openScript, tickScript)
 )
+
+// script is one of the scripts: its source, and its names as a function of library and in
+// the server's script cache (its EVALSHA hash).
+type script struct {
+	name  string // "write", …: the function is fn, "<library>_<name>"
+	flags string // the function's flags, space-separated (see the package doc, "Functions")
+	src   string
+	eval  *redis.Script
+	fn    string
+}
+
+func newScript(name, flags string, files ...string) *script {
+	src := source(files...)
+	return &script{name: name, flags: flags, src: src, eval: redis.NewScript(src)}
+}
+
+// makeLibrary returns the source of the library of scripts, and sets their fn. Each script is
+// the body of a function whose parameters are named KEYS and ARGV: it runs as it would with
+// EVALSHA.
+func makeLibrary(scripts ...*script) string {
+	var body strings.Builder
+	for _, s := range scripts {
+		fmt.Fprintf(&body, "redis.register_function{function_name = %%q .. '_%s', flags = {%s}, callback = function(KEYS, ARGV)\n%s\nend}\n",
+			s.name, luaFlags(s.flags), s.src)
+	}
+	sum := sha1.Sum([]byte(body.String()))
+	name := "ephemeral_" + hex.EncodeToString(sum[:6])
+	for _, s := range scripts {
+		s.fn = name + "_" + s.name
+	}
+	return "#!lua name=" + name + "\n" + strings.ReplaceAll(body.String(), "%q", fmt.Sprintf("%q", name))
+}
+
+// luaFlags returns flags, a space-separated list, as the items of a Lua table.
+func luaFlags(flags string) string {
+	var q []string
+	for _, f := range strings.Fields(flags) {
+		q = append(q, fmt.Sprintf("%q", f))
+	}
+	return strings.Join(q, ", ")
+}
 
 // source returns the files of lua/ named, in order, after the prelude of the constants they use.
 func source(names ...string) string {
@@ -35,4 +86,152 @@ func source(names ...string) string {
 		b.Write(src)
 	}
 	return prelude(b.String()) + b.String()
+}
+
+// scripter runs the scripts on a client. It calls them as the functions of library (FCALL),
+// and loads the library (FUNCTION LOAD, on every master of a cluster) when a server says it
+// has no such function: a function runs in an interpreter of its own, whose cost per call does
+// not grow with the server's script cache (see the package doc). Where the server has no
+// functions (before Redis 7), or the client's ACL user may not call FCALL, or the library does
+// not load, it runs them with EVALSHA from then on, and with EVAL, which caches the script, on
+// NOSCRIPT.
+type scripter struct {
+	client   redis.UniversalClient
+	evalOnly atomic.Bool // FCALL is out: every call is EVALSHA
+}
+
+func newScripter(c redis.UniversalClient) *scripter { return &scripter{client: c} }
+
+// scriptCmd returns the command that runs s on keys with argc arguments, and its arguments as
+// args to set: the script's ARGV, in the command's own slice. Its first two arguments are set
+// by run.
+func scriptCmd(keys []string, argc int) ([]any, args) {
+	cmd := make([]any, 3+len(keys)+argc)
+	cmd[2] = len(keys)
+	for i, k := range keys {
+		cmd[3+i] = k
+	}
+	return cmd, args(cmd[3+len(keys):])
+}
+
+// run runs s with cmd, a command of scriptCmd, as a command that mk makes of its arguments, and
+// returns that command, done. A call is sent again only when the server refused it before it
+// ran (no such function or script, or no FCALL), so a script never runs twice.
+func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func([]any) redis.Cmder) redis.Cmder {
+	if !sc.evalOnly.Load() {
+		if c := sc.fcall(ctx, s, cmd, mk); c != nil {
+			return c
+		}
+	}
+	cmd[0], cmd[1] = "evalsha", s.eval.Hash()
+	c := sc.process(ctx, mk(cmd))
+	if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		cmd[0], cmd[1] = "eval", s.src
+		c = sc.process(ctx, mk(cmd))
+	}
+	return c
+}
+
+// fcall is run with FCALL. It returns nil when the call is to go with EVALSHA: when the server
+// refuses FCALL or the library (and then every call after it does), or has no function of
+// the name even after a load (a master that joined since, say; then only this call does).
+func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func([]any) redis.Cmder) redis.Cmder {
+	cmd[0], cmd[1] = "fcall", s.fn
+	c := sc.process(ctx, mk(cmd))
+	if functionMissing(c.Err()) {
+		if err := sc.load(ctx); err != nil {
+			var re redis.Error
+			if errors.As(err, &re) { // the server's refusal, not a lost connection
+				sc.evalOnly.Store(true)
+			}
+			return nil
+		}
+		c = sc.process(ctx, mk(cmd))
+		if functionMissing(c.Err()) {
+			return nil
+		}
+	}
+	if fcallRefused(c.Err()) {
+		sc.evalOnly.Store(true)
+		return nil
+	}
+	return c
+}
+
+func (sc *scripter) process(ctx context.Context, c redis.Cmder) redis.Cmder {
+	_ = sc.client.Process(ctx, c)
+	return c
+}
+
+// runCmd is run for a reply that redis.Cmd reads, with the arguments a.
+func (sc *scripter) runCmd(ctx context.Context, s *script, keys []string, a ...any) *redis.Cmd {
+	cmd, args := scriptCmd(keys, len(a))
+	copy(args, a)
+	return sc.run(ctx, s, cmd, func(cmd []any) redis.Cmder { return newScriptCmd(ctx, cmd) }).(*redis.Cmd)
+}
+
+// cmd returns the command of a call of s for a pipeline, as run sends it first: FCALL, or
+// EVALSHA when FCALL is out. Run a call that the server refused before it ran (see notRun)
+// again with run, which loads what the server lacks.
+func (sc *scripter) cmd(ctx context.Context, s *script, keys []string, a ...any) *redis.Cmd {
+	cmd, args := scriptCmd(keys, len(a))
+	copy(args, a)
+	cmd[0], cmd[1] = "fcall", s.fn
+	if sc.evalOnly.Load() {
+		cmd[0], cmd[1] = "evalsha", s.eval.Hash()
+	}
+	return newScriptCmd(ctx, cmd)
+}
+
+// notRun reports whether err is a server's refusal of a call of cmd before it ran anything.
+func notRun(err error) bool {
+	return redis.HasErrorPrefix(err, "NOSCRIPT") || functionMissing(err) || fcallRefused(err)
+}
+
+// newScriptCmd returns a redis.Cmd of the arguments of a script's call, routed by its first
+// key in a cluster.
+func newScriptCmd(ctx context.Context, cmd []any) *redis.Cmd {
+	c := redis.NewCmd(ctx, cmd...)
+	c.SetFirstKeyPos(3)
+	return c
+}
+
+// load loads library on the server, or on every master of a cluster. A library of the same
+// name that is already there holds the same code.
+func (sc *scripter) load(ctx context.Context) error {
+	load := func(ctx context.Context, c redis.Cmdable) error {
+		err := c.FunctionLoad(ctx, library).Err()
+		if err != nil && strings.Contains(err.Error(), "already exists") {
+			return nil
+		}
+		return err
+	}
+	each := func(ctx context.Context, c *redis.Client) error { return load(ctx, c) }
+	switch c := sc.client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, each)
+	default:
+		return load(ctx, c)
+	}
+}
+
+// functionMissing reports whether err is a server's reply that it has no function of the
+// name called: it has not loaded the library (new, flushed, restarted without persistence).
+func functionMissing(err error) bool {
+	return redis.HasErrorPrefix(err, "Function not found") // after "ERR "
+}
+
+// fcallRefused reports whether err is a server's refusal of FCALL itself, before it ran
+// anything: a server without functions (before Redis 7, or an emulation such as miniredis), or
+// an ACL user that may not call it. The errors a function raises read otherwise ("ERR The user
+// executing the script can't run this command…", "ERR Unknown Redis command called from
+// script…").
+func fcallRefused(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := strings.ToLower(re.Error())
+	return (strings.HasPrefix(msg, "err unknown command") || strings.HasPrefix(msg, "noperm")) &&
+		strings.Contains(msg, "fcall")
 }

@@ -173,7 +173,7 @@ func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
 func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 	pos := s.pos
 	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
-	r, err := runRead(ctx, s.p.b.client, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
+	r, err := runRead(ctx, s.p.b.scripts, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
 		s.p.b.failed(s.p.key, "read", err)
 		return false, err

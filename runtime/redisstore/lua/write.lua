@@ -1,6 +1,6 @@
 -- write.lua: applies a batch of writes (upserts, touches and removes), in order, each with its
 -- own result, in one call. It stands alone, without lib.lua (check.lua comes before it), and
--- defines few functions: every EVALSHA runs the whole script, and every function it defines is
+-- defines few functions: every call runs the whole script, and every function it defines is
 -- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.

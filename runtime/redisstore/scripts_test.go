@@ -1,0 +1,233 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
+)
+
+// scriptCalls is a go-redis hook that records how the scripts of a client's calls were sent
+// ("fcall", "evalsha" or "eval", and "function load"), alone or in pipelines, with the error of
+// each; missing, when set, makes every FCALL fail as on a server without the library, unsent.
+type scriptCalls struct {
+	mu      sync.Mutex
+	sent    []string // the command's name, and " !" when it failed
+	missing bool
+}
+
+func (c *scriptCalls) record(cmd redis.Cmder, err error) {
+	a := cmd.Args()
+	name := cmd.Name()
+	switch {
+	case scriptOf(a) != nil:
+	case name == "function" && len(a) > 1 && a[1] == "load":
+		name = "function load"
+	default:
+		return
+	}
+	if err != nil {
+		name += " !"
+	}
+	c.mu.Lock()
+	c.sent = append(c.sent, name)
+	c.mu.Unlock()
+}
+
+// take returns the calls recorded since the last take.
+func (c *scriptCalls) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sent
+	c.sent = nil
+	return s
+}
+
+func (c *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		var err error
+		if c.missing && cmd.Name() == "fcall" {
+			err = testReplyError("ERR Function not found")
+			cmd.SetErr(err)
+		} else {
+			err = next(ctx, cmd)
+		}
+		c.record(cmd, err)
+		return err
+	}
+}
+
+func (c *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			c.record(cmd, cmd.Err())
+		}
+		return err
+	}
+}
+
+// testReplyError is an error reply, as a server would send it.
+type testReplyError string
+
+func (e testReplyError) Error() string { return string(e) }
+func (testReplyError) RedisError()     {}
+
+// exercise runs the scripts of st's backend on tenant: a write, a get, two readers (one from
+// an earlier cursor) and a tick.
+func exercise(t *testing.T, f fixture, st *store, tenant string) {
+	t.Helper()
+	ctx := context.Background()
+	e := upsert(t, st, tenant, "k", "v", time.Hour)
+	if _, ok, err := st.Get(ctx, tenant, "k"); err != nil || !ok {
+		t.Fatalf("get: %v, %v", ok, err)
+	}
+	sub, err := st.Subscribe(ctx, tenant, backend.SubscribeRequest{After: &backend.Cursor{Epoch: e.Epoch, Seq: e.Version - 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if ev := next(t, sub); ev.Version != e.Version {
+		t.Fatalf("reader's first event %+v, want version %d", ev, e.Version)
+	}
+	sub2, err := st.Subscribe(ctx, tenant, backend.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub2.Close()
+	if _, err := runTick(ctx, f.b.scripts, st.keys(tenant), st.limits); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// only reports whether every call of sent is name, and there is one.
+func only(sent []string, name string) bool {
+	for _, s := range sent {
+		if s != name {
+			return false
+		}
+	}
+	return len(sent) > 0
+}
+
+// On Redis 7 the scripts run as the functions of the library; after FUNCTION FLUSH (or a
+// restart without persistence) the next call loads it again and runs as a function.
+func TestScriptsAsFunctionsRedis(t *testing.T) {
+	f := newReal(t)
+	calls := &scriptCalls{}
+	f.client.AddHook(calls)
+	st := f.open(t, backend.Limits{})
+	ctx := context.Background()
+	exercise(t, f, st, "a")
+	calls.take() // the first calls may have loaded the library
+	exercise(t, f, st, "b")
+	if sent := calls.take(); !only(sent, "fcall") {
+		t.Fatalf("calls %q, want FCALLs only", sent)
+	}
+	if err := f.client.FunctionFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	exercise(t, f, st, "c")
+	sent := calls.take()
+	load := slices.Index(sent, "function load")
+	if load < 1 || !only(sent[:load], "fcall !") || !only(slices.DeleteFunc(sent[load:], func(s string) bool { return s == "function load" }), "fcall") {
+		t.Fatalf("calls after FUNCTION FLUSH %q, want failed FCALLs, FUNCTION LOAD, then FCALLs", sent)
+	}
+	if f.b.scripts.evalOnly.Load() {
+		t.Fatal("the backend fell back to EVALSHA")
+	}
+}
+
+// On miniredis, which has no functions, the scripts run with EVALSHA (EVAL when not cached)
+// after the first FCALL.
+func TestScriptsWithoutFunctionsMiniredis(t *testing.T) {
+	f := newMini(t)
+	calls := &scriptCalls{}
+	f.client.AddHook(calls)
+	st := f.open(t, backend.Limits{})
+	exercise(t, f, st, "a")
+	sent := calls.take()
+	if len(sent) < 2 || sent[0] != "fcall !" || strings.Contains(strings.Join(sent[1:], ","), "fcall") {
+		t.Fatalf("calls %q, want one refused FCALL, then EVALSHA and EVAL", sent)
+	}
+	exercise(t, f, st, "b")
+	if sent := calls.take(); !only(sent, "evalsha") {
+		t.Fatalf("calls %q, want EVALSHAs only", sent)
+	}
+}
+
+// aclClient returns a client of the real server as a user of its own that may run all but
+// what denied lists (ACL rules such as "-fcall"), deleted when the test ends.
+func aclClient(t *testing.T, denied ...string) redis.UniversalClient {
+	admin := redistest.Client(t)
+	user, pass := "ephemeral-test-"+strings.ToLower(rand.Text()), rand.Text()
+	t.Cleanup(func() { admin.Do(context.Background(), "acl", "deluser", user) }) // before Client closes admin
+	rules := append([]any{"acl", "setuser", user, "on", ">" + pass, "~*", "&*", "+@all"}, toAny(denied)...)
+	if err := admin.Do(context.Background(), rules...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: pass})
+}
+
+func toAny(s []string) []any {
+	a := make([]any, len(s))
+	for i, x := range s {
+		a[i] = x
+	}
+	return a
+}
+
+// A user whose ACL refuses FCALL, or FUNCTION LOAD when the library is missing, runs the
+// scripts with EVALSHA.
+func TestScriptsFallBackRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		denied  string
+		missing bool // the server has no library, for this client
+	}{
+		{"no fcall", "-fcall", false},
+		{"no function load", "-function", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newOn(t, aclClient(t, tc.denied), nil)
+			calls := &scriptCalls{missing: tc.missing}
+			f.client.AddHook(calls)
+			st := f.open(t, backend.Limits{})
+			exercise(t, f, st, "a")
+			calls.take()
+			if !f.b.scripts.evalOnly.Load() {
+				t.Fatal("still on FCALL")
+			}
+			exercise(t, f, st, "b")
+			if sent := calls.take(); !only(sent, "evalsha") {
+				t.Fatalf("calls %q, want EVALSHAs only", sent)
+			}
+		})
+	}
+}
+
+// An error that a function raises, after it may have written, is the call's error: the call
+// is not sent again with EVALSHA, even when the error is a refusal by the ACL.
+func TestScriptErrorNotRetriedRedis(t *testing.T) {
+	f := newOn(t, aclClient(t, "-xadd"), nil)
+	calls := &scriptCalls{}
+	f.client.AddHook(calls)
+	st := f.open(t, backend.Limits{})
+	_, err := st.Upsert(context.Background(), "a", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "can't run this command") {
+		t.Fatalf("upsert: %v, want the refusal of XADD", err)
+	}
+	sent := calls.take()
+	if n := len(sent); n == 0 || sent[n-1] != "fcall !" || strings.Contains(strings.Join(sent, ","), "eval") {
+		t.Fatalf("calls %q, want the failed FCALL last and no EVALSHA", sent)
+	}
+}
