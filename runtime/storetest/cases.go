@@ -581,12 +581,17 @@ func testSnapshotCursorConcurrent(e *env) {
 	s := e.store()
 	const writers, ops = 4, 100
 	half := make(chan struct{})
+	var halfOnce sync.Once
+	closeHalf := func() { halfOnce.Do(func() { close(half) }) }
 	var wg sync.WaitGroup
 	for g := range writers {
 		wg.Go(func() {
+			if g == 0 {
+				defer closeHalf() // also when it fails before half of its writes
+			}
 			for i := range ops {
 				if g == 0 && i == ops/2 {
-					close(half)
+					closeHalf()
 				}
 				key := fmt.Sprint("k", (g*ops+i)%10)
 				var err error
