@@ -22,48 +22,55 @@ var luaFiles embed.FS
 // read.lua's position without events). They run as the functions of one library (see
 // scripter).
 var (
-	writeScript = newScript("write", "", "check.lua", "write.lua")
-	getScript   = newScript("get", "no-writes", "check.lua", "get.lua")
-	readScript  = newScript("read", "allow-oom", "check.lua", "lib.lua", "read.lua")
-	openScript  = newScript("open", "allow-oom", "check.lua", "open.lua")
-	tickScript  = newScript("tick", "", "check.lua", "lib.lua", "tick.lua")
+	writeScript = newScript("write", "", "write.lua")
+	getScript   = newScript("get", "no-writes", "get.lua")
+	readScript  = newScript("read", "allow-oom", "lib.lua", "read.lua")
+	openScript  = newScript("open", "allow-oom", "open.lua")
+	tickScript  = newScript("tick", "", "lib.lua", "tick.lua")
 
-	// library is the source of the Redis function library of the scripts, named after a hash
-	// of its code, so that the libraries of other versions of this package can sit beside it
-	// on the same server, and each script's function name (script.fn).
-	library = makeLibrary(writeScript, getScript, readScript, openScript, tickScript)
+	// library is the source of the Redis function library of the scripts, libraryName its
+	// name: a hash of its code, so that the libraries of other versions of this package can
+	// sit beside it on the same server. makeLibrary sets each script's function name
+	// (script.fn).
+	libraryName, library = makeLibrary(writeScript, getScript, readScript, openScript, tickScript)
 )
+
+// shared is the file in front of every script: the functions that check what a script reads.
+const shared = "check.lua"
 
 // script is one of the scripts: its source, and its names as a function of library and in
 // the server's script cache (its EVALSHA hash).
 type script struct {
-	name  string // "write", …: the function is fn, "<library>_<name>"
-	flags string // the function's flags, space-separated (see the package doc, "Functions")
-	src   string
+	name  string   // "write", …: the function is fn, "<library>_<name>"
+	flags string   // the function's flags, space-separated (see the package doc, "Functions")
+	files []string // in lua/, after shared
+	src   string   // shared and files, for EVAL
 	eval  *redis.Script
 	fn    string
 }
 
 func newScript(name, flags string, files ...string) *script {
-	src := source(files...)
-	return &script{name: name, flags: flags, src: src, eval: redis.NewScript(src)}
+	src := source(append([]string{shared}, files...)...)
+	return &script{name: name, flags: flags, files: files, src: src, eval: redis.NewScript(src)}
 }
 
-// makeLibrary returns the source of the library of scripts, and sets their fn. Each script is
-// the body of a function whose parameters are named KEYS and ARGV: it runs as it would with
-// EVALSHA.
-func makeLibrary(scripts ...*script) string {
+// makeLibrary returns the name and the source of the library of scripts, and sets their fn.
+// The library defines shared's functions once, when it loads, and each script's files are the
+// body of a function of its own, whose parameters are named KEYS and ARGV: it runs as it would
+// with EVALSHA, without making shared's functions anew at every call.
+func makeLibrary(scripts ...*script) (name, src string) {
 	var body strings.Builder
+	body.WriteString(source(shared))
 	for _, s := range scripts {
-		fmt.Fprintf(&body, "redis.register_function{function_name = %%q .. '_%s', flags = {%s}, callback = function(KEYS, ARGV)\n%s\nend}\n",
-			s.name, luaFlags(s.flags), s.src)
+		fmt.Fprintf(&body, "redis.register_function{function_name = LIBRARY .. '_%s', flags = {%s}, callback = function(KEYS, ARGV)\n%s\nend}\n",
+			s.name, luaFlags(s.flags), source(s.files...))
 	}
 	sum := sha1.Sum([]byte(body.String()))
-	name := "ephemeral_" + hex.EncodeToString(sum[:6])
+	name = "ephemeral_" + hex.EncodeToString(sum[:6])
 	for _, s := range scripts {
 		s.fn = name + "_" + s.name
 	}
-	return "#!lua name=" + name + "\n" + strings.ReplaceAll(body.String(), "%q", fmt.Sprintf("%q", name))
+	return name, fmt.Sprintf("#!lua name=%s\nlocal LIBRARY = %q\n%s", name, name, body.String())
 }
 
 // luaFlags returns flags, a space-separated list, as the items of a Lua table.

@@ -119,8 +119,9 @@ func only(sent []string, name string) bool {
 	return len(sent) > 0
 }
 
-// On Redis 7 the scripts run as the functions of the library; after FUNCTION FLUSH (or a
-// restart without persistence) the next call loads it again and runs as a function.
+// On Redis 7 the scripts run as the functions of the library; after FUNCTION DELETE of it (or
+// FUNCTION FLUSH, or a restart without persistence) the next call loads it again and runs as a
+// function.
 func TestScriptsAsFunctionsRedis(t *testing.T) {
 	f := newReal(t)
 	calls := &scriptCalls{}
@@ -133,14 +134,14 @@ func TestScriptsAsFunctionsRedis(t *testing.T) {
 	if sent := calls.take(); !only(sent, "fcall") {
 		t.Fatalf("calls %q, want FCALLs only", sent)
 	}
-	if err := f.client.FunctionFlush(ctx).Err(); err != nil {
+	if err := f.client.FunctionDelete(ctx, libraryName).Err(); err != nil {
 		t.Fatal(err)
 	}
 	exercise(t, f, st, "c")
 	sent := calls.take()
 	load := slices.Index(sent, "function load")
 	if load < 1 || !only(sent[:load], "fcall !") || !only(slices.DeleteFunc(sent[load:], func(s string) bool { return s == "function load" }), "fcall") {
-		t.Fatalf("calls after FUNCTION FLUSH %q, want failed FCALLs, FUNCTION LOAD, then FCALLs", sent)
+		t.Fatalf("calls after FUNCTION DELETE %q, want failed FCALLs, FUNCTION LOAD, then FCALLs", sent)
 	}
 	if f.b.scripts.evalOnly.Load() {
 		t.Fatal("the backend fell back to EVALSHA")
