@@ -3,7 +3,6 @@ package redisstore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -330,15 +328,7 @@ func TestNoticeEventsIfSubscribedCluster(t *testing.T) {
 // A client whose ACL user may not run PUBSUB NUMSUB writes as well, with the events always in
 // its notices.
 func TestNoticeEventsWithoutNumsubRedis(t *testing.T) {
-	admin := redistest.Client(t)
-	ctx := context.Background()
-	user, pass := "ephemeral-test-"+strings.ToLower(rand.Text()), rand.Text()
-	t.Cleanup(func() { admin.Do(context.Background(), "acl", "deluser", user) }) // before Client closes admin
-	if err := admin.Do(ctx, "acl", "setuser", user, "on", ">"+pass, "~*", "&*", "+@all", "-pubsub|numsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: pass})
-	testNoticeEventsIfSubscribed(t, newOn(t, c, nil), true)
+	testNoticeEventsIfSubscribed(t, newOn(t, aclClient(t, "-pubsub|numsub"), nil), true)
 }
 
 // testNoticeEventsIfSubscribed checks that a write's notice carries its events only while its
