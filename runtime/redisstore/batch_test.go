@@ -16,7 +16,7 @@ import (
 func applyBatch(st *store, tenant string, ops ...writeOp) []*writeCall {
 	batch := make([]*writeCall, len(ops))
 	for i, op := range ops {
-		batch[i] = &writeCall{ctx: context.Background(), op: op, done: make(chan struct{})}
+		batch[i] = &writeCall{ctx: context.Background(), req: op, done: make(chan struct{})}
 	}
 	st.apply(tenant, batch)
 	return batch
@@ -59,7 +59,7 @@ func TestBatchInOrderMiniredis(t *testing.T) {
 	}
 	for i, c := range calls {
 		if c.res.ok != want[i].ok || c.res.version != want[i].version || !errors.Is(c.res.err, want[i].err) {
-			t.Errorf("write %d (%s %s): %+v; want ok %v, version %d, err %v", i, c.op.code, c.op.key, c.res, want[i].ok, want[i].version, want[i].err)
+			t.Errorf("write %d (%s %s): %+v; want ok %v, version %d, err %v", i, c.req.code, c.req.key, c.res, want[i].ok, want[i].version, want[i].err)
 		}
 	}
 	if calls[2].res.createdAt != calls[0].res.createdAt || calls[5].res.createdAt != calls[0].res.createdAt {
@@ -127,11 +127,10 @@ func testConcurrentUpserts(t *testing.T, f fixture) {
 func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{}), "queued"
-	k := tenantKey{st.id, ten}
-	q := &writeQueue{}
-	f.b.qmu.Lock()
-	f.b.queues[k] = q // a call in flight
-	f.b.qmu.Unlock()
+	q := new([]*writeCall)
+	st.writes.mu.Lock()
+	st.writes.queues = map[string]*[]*writeCall{ten: q} // a call in flight
+	st.writes.mu.Unlock()
 	ctx := context.Background()
 	type result struct {
 		version uint64
@@ -164,9 +163,9 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, op := range ops {
 		wg.Go(func() { results[i] = op() })
-		waitPending(t, f.b, q, i+1) // queued in this order
+		waitPending(t, st, q, i+1) // queued in this order
 	}
-	st.release(ten, q)
+	st.writes.release(ten, q)
 	wg.Wait()
 	want := []result{{1, true, nil}, {2, true, nil}, {2, true, nil}, {0, true, nil}, {4, true, nil}}
 	for i := range want {
@@ -175,22 +174,22 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 		}
 	}
 	// The draining goroutine forgets the queue after its last batch.
-	waitFor(t, "the queue to be forgotten", func() bool { return len(f.b.queues) == 0 && len(q.pending) == 0 }, f.b)
+	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(*q) == 0 }, st)
 }
 
 // waitPending waits until n writes wait in q.
-func waitPending(t *testing.T, b *Backend, q *writeQueue, n int) {
+func waitPending(t *testing.T, st *store, q *[]*writeCall, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(q.pending) >= n }, b)
+	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(*q) >= n }, st)
 }
 
-// waitFor waits until cond, called with b.qmu held, holds, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool, b *Backend) {
+// waitFor waits until cond, called with st.writes.mu held, holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool, st *store) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		b.qmu.Lock()
+		st.writes.mu.Lock()
 		ok := cond()
-		b.qmu.Unlock()
+		st.writes.mu.Unlock()
 		if ok {
 			return
 		}
@@ -212,7 +211,11 @@ func TestBatchContext(t *testing.T) {
 		ctxs[0], cancels[0] = context.WithCancel(first)
 		ctxs[1], cancels[1] = context.WithCancel(context.Background())
 		ctxs[2], cancels[2] = context.WithCancel(context.Background())
-		ctx, done := batchContext(len(ctxs), func(i int) context.Context { return ctxs[i] })
+		calls := make([]*writeCall, len(ctxs))
+		for i := range calls {
+			calls[i] = &writeCall{ctx: ctxs[i]}
+		}
+		ctx, done := batchContext(calls)
 		defer done()
 		if ctx.Value(key{}) != "first" {
 			t.Errorf("batch context's value %v, want the first call's", ctx.Value(key{}))

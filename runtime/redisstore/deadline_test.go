@@ -56,14 +56,14 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 		return writeOp{code: opUpsert, key: key, value: []byte(key), ttl: time.Hour}
 	}
 	calls := []*writeCall{
-		{ctx: gone, op: op("dropped"), done: make(chan struct{})},
-		{ctx: context.Background(), op: op("kept"), done: make(chan struct{})},
+		{ctx: gone, req: op("dropped"), done: make(chan struct{})},
+		{ctx: context.Background(), req: op("kept"), done: make(chan struct{})},
 	}
-	q := &writeQueue{pending: calls}
-	f.b.qmu.Lock()
-	f.b.queues[tenantKey{st.id, ten}] = q
-	f.b.qmu.Unlock()
-	st.drain(ten, q)
+	q := &[]*writeCall{calls[0], calls[1]}
+	st.writes.mu.Lock()
+	st.writes.queues = map[string]*[]*writeCall{ten: q}
+	st.writes.mu.Unlock()
+	st.writes.drain(ten, q)
 
 	if !errors.Is(calls[0].res.err, context.Canceled) {
 		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].res.err)
@@ -74,9 +74,9 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	if _, ok, err := st.Get(context.Background(), ten, "dropped"); err != nil || ok {
 		t.Errorf("Get(dropped) = %v, %v; want not found", ok, err)
 	}
-	f.b.qmu.Lock()
-	_, left := f.b.queues[tenantKey{st.id, ten}]
-	f.b.qmu.Unlock()
+	st.writes.mu.Lock()
+	_, left := st.writes.queues[ten]
+	st.writes.mu.Unlock()
 	if left {
 		t.Errorf("queue of an idle tenant was not forgotten")
 	}
@@ -99,9 +99,9 @@ func TestLoneWriteCanceledMiniredis(t *testing.T) {
 	if _, ok, err := st.Get(context.Background(), ten, "k"); err != nil || ok {
 		t.Fatalf("Get(k) = %v, %v; want not found", ok, err)
 	}
-	f.b.qmu.Lock()
-	defer f.b.qmu.Unlock()
-	if len(f.b.queues) != 0 {
-		t.Fatalf("%d queues left behind", len(f.b.queues))
+	st.writes.mu.Lock()
+	defer st.writes.mu.Unlock()
+	if len(st.writes.queues) != 0 {
+		t.Fatalf("%d queues left behind", len(st.writes.queues))
 	}
 }

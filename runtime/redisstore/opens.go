@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -13,97 +12,47 @@ import (
 // maxOpenBatch is the most reads of new subscriptions one pipeline carries.
 const maxOpenBatch = 64
 
-// openCall is the read of one Subscribe (open.lua: the tenant's epoch, head and due time,
-// its meta made when absent), waiting for its batch.
-type openCall struct {
-	ctx  context.Context // the caller's: a call whose ctx ends before its batch is sent is dropped
-	keys []string
-	l    backend.Limits
-	res  readResult
-	err  error
-	done chan struct{} // closed when res and err are set
-}
+// openReq is the read of one Subscribe (open.lua: the tenant's epoch, head and due time, its
+// meta made when absent), and openRes its result.
+type (
+	openReq struct {
+		keys []string
+		l    backend.Limits
+	}
+	openRes struct {
+		r   readResult
+		err error
+	}
+	openCall = call[openReq, openRes]
+)
 
-// opener batches the reads of the Subscribes of a Backend, whatever their tenants: a read
-// with none in flight runs at once, on the caller's goroutine; reads that arrive while one is
-// in flight wait, and a goroutine sends them together, up to maxOpenBatch open.lua calls in
-// one pipeline, until none wait. Under a burst of opens, the round trip and the system calls
-// on both sides are shared by the batch; the server still runs one script per open, each in
-// the tenant's hash slot (a cluster client splits the pipeline by node).
-type opener struct {
-	mu      sync.Mutex
-	busy    bool // a read or a batch is in flight
-	pending []*openCall
+// openBatcher returns the batcher of the reads of b's new subscriptions, whatever their
+// tenants (one key): a read with none in flight runs at once, on the caller's goroutine; reads
+// that arrive while one is in flight wait, and a goroutine sends them together, up to
+// maxOpenBatch open.lua calls in one pipeline, until none wait. Under a burst of opens, the
+// round trip and the system calls on both sides are shared by the batch; the server still
+// runs one script per open, each in the tenant's hash slot (a cluster client splits the
+// pipeline by node).
+func openBatcher(b *Backend) batcher[struct{}, openReq, openRes] {
+	return batcher[struct{}, openReq, openRes]{
+		max: maxOpenBatch,
+		one: func(ctx context.Context, _ struct{}, req openReq) openRes {
+			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
+			return openRes{r, err}
+		},
+		batch: func(_ struct{}, calls []*openCall) { b.readOpens(calls) },
+		ended: func(err error) openRes { return openRes{err: err} },
+		spawn: b.spawn,
+	}
 }
 
 // openRead reads the tenant whose keys are keys for a new subscription: its epoch, last
-// version and due time, and the server's time (see opener); the result has no events, and
-// no oldest retained version (first). A waiting read returns when its batch is read or when
-// its ctx ends, whichever comes first.
+// version and due time, and the server's time (see openBatcher); the result has no events,
+// and no oldest retained version (first). A waiting read returns when its batch is read or
+// when its ctx ends, whichever comes first.
 func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits) (readResult, error) {
-	o := &b.opens
-	o.mu.Lock()
-	if o.busy {
-		c := &openCall{ctx: ctx, keys: keys, l: l, done: make(chan struct{})}
-		o.pending = append(o.pending, c)
-		o.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.res, c.err
-		case <-ctx.Done():
-			return readResult{}, ctx.Err()
-		}
-	}
-	o.busy = true
-	o.mu.Unlock()
-	r, err := runOpen(ctx, b.scripts, keys, l)
-	b.releaseOpens()
-	return r, err
-}
-
-// releaseOpens ends the read in flight: a goroutine reads the waiting ones, if any.
-func (b *Backend) releaseOpens() {
-	o := &b.opens
-	o.mu.Lock()
-	if len(o.pending) == 0 {
-		o.busy = false
-		o.mu.Unlock()
-		return
-	}
-	o.mu.Unlock()
-	b.spawn(b.drainOpens)
-}
-
-// nextOpens returns the next batch of waiting reads, or nil, when none waits, after marking
-// the opener idle. Only the goroutine that drains the opener calls it.
-func (b *Backend) nextOpens() []*openCall {
-	o := &b.opens
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var batch []*openCall
-	for len(o.pending) > 0 && len(batch) < maxOpenBatch {
-		c := o.pending[0]
-		o.pending[0] = nil
-		o.pending = o.pending[1:]
-		if err := c.ctx.Err(); err != nil {
-			c.err = err // its caller is gone: not sent
-			close(c.done)
-			continue
-		}
-		batch = append(batch, c)
-	}
-	if batch == nil {
-		o.pending = nil
-		o.busy = false
-	}
-	return batch
-}
-
-// drainOpens reads the waiting batches until none waits.
-func (b *Backend) drainOpens() {
-	for batch := b.nextOpens(); batch != nil; batch = b.nextOpens() {
-		b.readOpens(batch)
-	}
+	res := b.opens.do(ctx, struct{}{}, openReq{keys, l})
+	return res.r, res.err
 }
 
 // readOpens runs open.lua for each call of batch, in one pipeline, and completes the calls.
@@ -111,18 +60,18 @@ func (b *Backend) drainOpens() {
 // is run again alone, which loads it. The pipeline is abandoned only when every caller of the
 // batch has stopped waiting.
 func (b *Backend) readOpens(batch []*openCall) {
-	ctx, done := batchContext(len(batch), func(i int) context.Context { return batch[i].ctx })
+	ctx, done := batchContext(batch)
 	defer done()
 	if len(batch) == 1 {
 		c := batch[0]
-		c.res, c.err = runOpen(ctx, b.scripts, c.keys, c.l)
+		c.res.r, c.res.err = runOpen(ctx, b.scripts, c.req.keys, c.req.l)
 		close(c.done)
 		return
 	}
 	cmds := make([]*redis.Cmd, len(batch))
 	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
-			cmds[i] = b.scripts.cmd(ctx, openScript, c.keys, openArgs(c.l)...)
+			cmds[i] = b.scripts.cmd(ctx, openScript, c.req.keys, openArgs(c.req.l)...)
 			_ = p.Process(ctx, cmds[i])
 		}
 		return nil
@@ -131,11 +80,11 @@ func (b *Backend) readOpens(batch []*openCall) {
 		res, err := cmds[i].Slice()
 		switch {
 		case notRun(err):
-			c.res, c.err = runOpen(ctx, b.scripts, c.keys, c.l)
+			c.res.r, c.res.err = runOpen(ctx, b.scripts, c.req.keys, c.req.l)
 		case err != nil:
-			c.err = scriptError(err)
+			c.res.err = scriptError(err)
 		default:
-			c.res, c.err = decodeOpen(res)
+			c.res.r, c.res.err = decodeOpen(res)
 		}
 		close(c.done)
 	}
