@@ -141,18 +141,19 @@ func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func([]any
 
 // fcall is run with FCALL. It returns nil when the call is to go with EVALSHA: when the server
 // refuses FCALL or the library (and then every call after it does), or has no function of
-// the name even after a load (a master that joined since, say; then only this call does).
+// the name even after a load (a master that joined since, or one that the load could not
+// reach; then only this call does).
 func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func([]any) redis.Cmder) redis.Cmder {
 	cmd[0], cmd[1] = "fcall", s.fn
 	c := sc.process(ctx, mk(cmd))
 	if functionMissing(c.Err()) {
-		if err := sc.load(ctx); err != nil {
-			var re redis.Error
-			if errors.As(err, &re) { // the server's refusal, not a lost connection
-				sc.evalOnly.Store(true)
-			}
+		var re redis.Error
+		if err := sc.load(ctx); errors.As(err, &re) { // refused, not a lost connection
+			sc.evalOnly.Store(true)
 			return nil
 		}
+		// Loaded, or not everywhere (a master of a cluster out of reach, say): this call's
+		// server may have it now.
 		c = sc.process(ctx, mk(cmd))
 		if functionMissing(c.Err()) {
 			return nil

@@ -3,9 +3,12 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,11 +19,13 @@ import (
 
 // scriptCalls is a go-redis hook that records how the scripts of a client's calls were sent
 // ("fcall", "evalsha" or "eval", and "function load"), alone or in pipelines, with the error of
-// each; missing, when set, makes every FCALL fail as on a server without the library, unsent.
+// each. While missing is above 0, an FCALL fails unsent, as on a server without the library,
+// and counts missing down; loadErr, when set, is the error of every FUNCTION LOAD, unsent.
 type scriptCalls struct {
 	mu      sync.Mutex
 	sent    []string // the command's name, and " !" when it failed
-	missing bool
+	missing atomic.Int64
+	loadErr error
 }
 
 func (c *scriptCalls) record(cmd redis.Cmder, err error) {
@@ -55,10 +60,14 @@ func (c *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next
 func (c *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		var err error
-		if c.missing && cmd.Name() == "fcall" {
+		switch a := cmd.Args(); {
+		case cmd.Name() == "fcall" && c.missing.Add(-1) >= 0:
 			err = testReplyError("ERR Function not found")
 			cmd.SetErr(err)
-		} else {
+		case cmd.Name() == "function" && len(a) > 1 && a[1] == "load" && c.loadErr != nil:
+			err = c.loadErr
+			cmd.SetErr(err)
+		default:
 			err = next(ctx, cmd)
 		}
 		c.record(cmd, err)
@@ -200,7 +209,10 @@ func TestScriptsFallBackRedis(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newOn(t, aclClient(t, tc.denied), nil)
-			calls := &scriptCalls{missing: tc.missing}
+			calls := &scriptCalls{}
+			if tc.missing {
+				calls.missing.Store(math.MaxInt64)
+			}
 			f.client.AddHook(calls)
 			st := f.open(t, backend.Limits{})
 			exercise(t, f, st, "a")
@@ -230,5 +242,27 @@ func TestScriptErrorNotRetriedRedis(t *testing.T) {
 	sent := calls.take()
 	if n := len(sent); n == 0 || sent[n-1] != "fcall !" || strings.Contains(strings.Join(sent, ","), "eval") {
 		t.Fatalf("calls %q, want the failed FCALL last and no EVALSHA", sent)
+	}
+}
+
+// A FUNCTION LOAD that fails without a reply (a lost connection, a master of a cluster out of
+// reach) is no refusal: the call is sent again as FCALL, which may find the function, and the
+// backend stays on FCALL.
+func TestScriptsLoadLostRedis(t *testing.T) {
+	f := newReal(t)
+	ctx := context.Background()
+	if err := f.b.scripts.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := &scriptCalls{loadErr: errors.New("connection lost")}
+	calls.missing.Store(1)
+	f.client.AddHook(calls)
+	st := f.open(t, backend.Limits{})
+	upsert(t, st, "a", "k", "v", time.Hour)
+	if sent := calls.take(); !slices.Equal(sent, []string{"fcall !", "function load !", "fcall"}) {
+		t.Fatalf("calls %q, want a failed FCALL, a failed FUNCTION LOAD, then an FCALL", sent)
+	}
+	if f.b.scripts.evalOnly.Load() {
+		t.Fatal("the backend fell back to EVALSHA")
 	}
 }
