@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,35 +128,8 @@ func TestTokensAcrossRestart(t *testing.T) {
 	if os.Getenv(redistest.EnvAddr) == "" {
 		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
 	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("no redis-server in PATH")
-	}
-	port := freePort(t)
-	dir := t.TempDir()
-	startServer := func() {
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--daemonize", "yes", "--dir", dir, "--pidfile", dir+"/pid", "--logfile", dir+"/log")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("redis-server: %v\n%s", err, out)
-		}
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	admin := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { // a cleanup, not a defer: it must run after the other cleanups too
-		admin.Do(context.Background(), "SHUTDOWN", "NOSAVE")
-		admin.Close()
-	})
-	waitUp := func() {
-		for i := 0; admin.Ping(context.Background()).Err() != nil; i++ {
-			if i == 500 {
-				t.Fatalf("redis-server on %s does not answer", addr)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	startServer()
-	waitUp()
+	srv := redistest.StartServer(t)
+	addr := srv.Addr()
 
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	b := redisstore.New(client)
@@ -175,11 +146,7 @@ func TestTokensAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := acquire(t, l, "restart")
-	if err := admin.Do(context.Background(), "SHUTDOWN", "NOSAVE").Err(); err != nil && !isNetErr(err) {
-		t.Fatalf("SHUTDOWN: %v", err)
-	}
-	startServer()
-	waitUp()
+	srv.Restart()
 	var after *Lease
 	for i := 0; after == nil; i++ {
 		var err error
@@ -196,14 +163,4 @@ func TestTokensAcrossRestart(t *testing.T) {
 	if err := held.Extend(t.Context()); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("Extend of the lease from before the restart: %v, want ErrLeaseLost", err)
 	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -1,7 +1,8 @@
 // Package redistest connects the tests of this module to real Redis servers: the environment
-// variables that name them, clients that skip the test when a variable is not set, and the
-// removal of the keys a test leaves behind. .ci/run sets the variables to servers it starts
-// on loopback ports; without them, only the tests on memory and miniredis run.
+// variables that name them, clients that skip the test when a variable is not set, the
+// removal of the keys a test leaves behind, and redis-servers that a test starts, stops and
+// restarts itself (Server). .ci/run sets the variables to servers it starts on loopback ports;
+// without them, only the tests on memory and miniredis run.
 package redistest
 
 import (

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
 	gocmp "github.com/google/go-cmp/cmp"
@@ -24,14 +25,14 @@ import (
 
 // faultFixture is a store on a redis-server of the test's own.
 type faultFixture struct {
-	srv    *server
+	srv    *redistest.Server
 	client *redis.Client
 	store  *ephemeral.Store[string, string]
 }
 
 func newFaultFixture(t *testing.T, l ephemeral.Limits) *faultFixture {
-	srv := startServer(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	srv := redistest.StartServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	b := redisstore.New(client, redisstore.WithPollInterval(200*time.Millisecond))
 	t.Cleanup(func() {
 		b.Close()
@@ -152,7 +153,7 @@ func TestFaultConnectionKills(t *testing.T) {
 	early := f.reader(t, "")
 	m1, changed1 := f.mirror(t)
 
-	admin := redis.NewClient(&redis.Options{Addr: f.srv.addr()})
+	admin := redis.NewClient(&redis.Options{Addr: f.srv.Addr()})
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), duration)
 	defer cancel()
@@ -293,7 +294,7 @@ func waitAll(t *testing.T, s *stream, final backend.Cursor) []ephemeral.Event[st
 // TestFaultRestart restarts the server without persistence: readers get an overflow into
 // the new epoch and then every new event; mirrors relist.
 func TestFaultRestart(t *testing.T) {
-	testReset(t, func(f *faultFixture) { f.srv.restart() })
+	testReset(t, func(f *faultFixture) { f.srv.Restart() })
 }
 
 // TestFaultFlushAll is TestFaultRestart with a FLUSHALL.
@@ -384,7 +385,7 @@ func TestFaultUnreachable(t *testing.T) {
 	waitAll(t, r, old)
 	waitMirror(t, m, changed, before)
 
-	f.srv.stop()
+	f.srv.Stop()
 	const deadline = 300 * time.Millisecond
 	calls := map[string]func(ctx context.Context) error{
 		"upsert": func(ctx context.Context) error { _, err := f.store.Upsert(ctx, "k", "v"); return err },
@@ -422,7 +423,7 @@ func TestFaultUnreachable(t *testing.T) {
 		}
 	}
 
-	f.srv.start() // empty: the data is lost, as on a restart without persistence
+	f.srv.Start() // empty: the data is lost, as on a restart without persistence
 	upsertRetry(t, f.store, "after")
 	after := f.snapshot(t)
 	cur, _ := backend.ParseCursor(after.Cursor)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 	"github.com/ephemeral-go/ephemeral/runtime/redisstore"
@@ -65,11 +66,11 @@ func TestLinearizabilityMemstore(t *testing.T) {
 }
 
 func TestLinearizabilityRedis(t *testing.T) {
-	srv := startServer(t, "--enable-debug-command", "local")
-	tg := redisTarget(t, []*server{srv}, func(name string, retries bool) redis.UniversalClient {
-		return redis.NewClient(&redis.Options{Addr: srv.addr(), ClientName: name, MaxRetries: retriesOpt(retries), ContextTimeoutEnabled: true})
+	srv := redistest.StartServer(t, "--enable-debug-command", "local")
+	tg := redisTarget(t, []*redistest.Server{srv}, func(name string, retries bool) redis.UniversalClient {
+		return redis.NewClient(&redis.Options{Addr: srv.Addr(), ClientName: name, MaxRetries: retriesOpt(retries), ContextTimeoutEnabled: true})
 	})
-	tg.restart = func(*rand.Rand) { srv.restart() }
+	tg.restart = func(*rand.Rand) { srv.Restart() }
 	runLinear(t, tg).fail(t)
 }
 
@@ -77,7 +78,7 @@ func TestLinearizabilityCluster(t *testing.T) {
 	nodes := startCluster(t)
 	addrs := make([]string, len(nodes))
 	for i, n := range nodes {
-		addrs[i] = n.addr()
+		addrs[i] = n.Addr()
 	}
 	tg := redisTarget(t, nodes, func(name string, retries bool) redis.UniversalClient {
 		// A cluster client retries network errors up to MaxRedirects times, whatever MaxRetries
@@ -86,20 +87,20 @@ func TestLinearizabilityCluster(t *testing.T) {
 	})
 	tg.tenants = linTenants(tg.admin)
 	tg.restart = func(rng *rand.Rand) {
-		nodes[rng.IntN(len(nodes))].restart()
+		nodes[rng.IntN(len(nodes))].Restart()
 		waitClusterOK(t, tg.admin)
 	}
 	runLinear(t, tg).fail(t)
 }
 
 func TestLinearizabilitySentinel(t *testing.T) {
-	master := startServer(t, "--enable-debug-command", "local")
+	master := redistest.StartServer(t, "--enable-debug-command", "local")
 	sentinel := startSentinel(t, master)
-	tg := redisTarget(t, []*server{master}, func(name string, retries bool) redis.UniversalClient {
-		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "lin", SentinelAddrs: []string{sentinel.addr()},
+	tg := redisTarget(t, []*redistest.Server{master}, func(name string, retries bool) redis.UniversalClient {
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "lin", SentinelAddrs: []string{sentinel.Addr()},
 			ClientName: name, MaxRetries: retriesOpt(retries), ContextTimeoutEnabled: true})
 	})
-	tg.restart = func(*rand.Rand) { master.restart() }
+	tg.restart = func(*rand.Rand) { master.Restart() }
 	runLinear(t, tg).fail(t)
 }
 
@@ -119,17 +120,17 @@ type linTarget struct {
 	// newStore returns the store of one client, named name: on Redis a backend on a go-redis
 	// client of its own.
 	newStore func(t *testing.T, name string) *ephemeral.Store[string, string]
-	nodes    []*server       // the Redis servers, for faults; none on memstore
-	admin    []*redis.Client // a client of each node, not to be killed
+	nodes    []*redistest.Server // the Redis servers, for faults; none on memstore
+	admin    []*redis.Client     // a client of each node, not to be killed
 	restart  func(rng *rand.Rand)
 }
 
 // redisTarget returns the target of nodes, on clients that newClient makes (retries for the
 // reader only).
-func redisTarget(t *testing.T, nodes []*server, newClient func(name string, retries bool) redis.UniversalClient) *linTarget {
+func redisTarget(t *testing.T, nodes []*redistest.Server, newClient func(name string, retries bool) redis.UniversalClient) *linTarget {
 	tg := &linTarget{nodes: nodes, tenants: linTenants(nil)}
 	for _, n := range nodes {
-		c := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1, ReadTimeout: 5 * time.Second})
+		c := redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1, ReadTimeout: 5 * time.Second})
 		t.Cleanup(func() { c.Close() })
 		tg.admin = append(tg.admin, c)
 	}
@@ -171,23 +172,23 @@ func clusterNodeOf(slot, nodes int) int { return slot * nodes / 16384 }
 
 // startCluster starts a Redis Cluster of three masters without replicas, its own so that the
 // test may pause and restart them; node i serves the slots from i*16384/3.
-func startCluster(t *testing.T) []*server {
+func startCluster(t *testing.T) []*redistest.Server {
 	const n = 3
-	nodes := make([]*server, n)
+	nodes := make([]*redistest.Server, n)
 	buses := make([]string, n)
 	for i := range nodes {
-		s := newServer(t)
-		buses[i] = freePort(t)
-		s.args = []string{"--enable-debug-command", "local", "--cluster-enabled", "yes", "--cluster-port", buses[i],
+		s := redistest.NewServer(t)
+		buses[i] = redistest.FreePort(t)
+		s.Args = []string{"--enable-debug-command", "local", "--cluster-enabled", "yes", "--cluster-port", buses[i],
 			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}
-		s.start()
-		t.Cleanup(s.stop)
+		s.Start()
+		t.Cleanup(s.Stop)
 		nodes[i] = s
 	}
 	admin := make([]*redis.Client, n)
 	ctx := t.Context()
 	for i, s := range nodes {
-		admin[i] = redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1})
+		admin[i] = redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
 		defer admin[i].Close()
 		lo, hi := i*16384/n, (i+1)*16384/n-1
 		if err := admin[i].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
@@ -195,7 +196,7 @@ func startCluster(t *testing.T) []*server {
 		}
 	}
 	for i := 1; i < n; i++ {
-		if err := admin[0].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", nodes[i].port, buses[i]).Err(); err != nil {
+		if err := admin[0].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", nodes[i].Port, buses[i]).Err(); err != nil {
 			t.Fatalf("cluster meet: %v", err)
 		}
 	}
@@ -230,16 +231,16 @@ func waitClusterOK(t *testing.T, admin []*redis.Client) {
 
 // startSentinel starts a Sentinel that monitors master as "lin", never failing it over during
 // the test.
-func startSentinel(t *testing.T, master *server) *server {
-	s := newServer(t)
-	s.conf = s.dir + "/sentinel.conf"
-	s.args = []string{"--sentinel"}
-	conf := fmt.Sprintf("sentinel monitor lin 127.0.0.1 %s 1\nsentinel down-after-milliseconds lin 600000\n", master.port)
-	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
+func startSentinel(t *testing.T, master *redistest.Server) *redistest.Server {
+	s := redistest.NewServer(t)
+	s.Conf = s.Dir + "/sentinel.conf"
+	s.Args = []string{"--sentinel"}
+	conf := fmt.Sprintf("sentinel monitor lin 127.0.0.1 %s 1\nsentinel down-after-milliseconds lin 600000\n", master.Port)
+	if err := os.WriteFile(s.Conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.start()
-	t.Cleanup(s.stop)
+	s.Start()
+	t.Cleanup(s.Stop)
 	return s
 }
 
