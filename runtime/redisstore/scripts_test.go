@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -264,5 +265,42 @@ func TestScriptsLoadLostRedis(t *testing.T) {
 	}
 	if f.b.scripts.evalOnly.Load() {
 		t.Fatal("the backend fell back to EVALSHA")
+	}
+}
+
+// On a server out of memory (maxmemory below what it uses, noeviction), a Get and the reads of
+// a new reader run (their functions are flagged no-writes and allow-oom), and a write is
+// refused as a whole: nothing of it is written. The test starts a redis-server of its own.
+func TestScriptsOutOfMemoryRedis(t *testing.T) {
+	if os.Getenv(redistest.EnvAddr) == "" {
+		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
+	}
+	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+	f := newOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil)
+	st := f.open(t, backend.Limits{})
+	ctx := context.Background()
+	e := upsert(t, st, "a", "k", "v", time.Hour)
+	keys := st.keys("a")
+	if err := f.client.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := st.Get(ctx, "a", "k"); err != nil || !ok || got.Version != e.Version {
+		t.Fatalf("Get out of memory: %+v, %v, %v; want version %d", got, ok, err, e.Version)
+	}
+	events, fields := f.client.XLen(ctx, keys[keyEvents]).Val(), f.client.HLen(ctx, keys[keyState]).Val()
+	_, err := st.Upsert(ctx, "a", backend.UpsertRequest{Key: "k2", Value: []byte("v"), TTL: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("Upsert out of memory: %v, want the server's OOM error", err)
+	}
+	if e2, f2 := f.client.XLen(ctx, keys[keyEvents]).Val(), f.client.HLen(ctx, keys[keyState]).Val(); e2 != events || f2 != fields {
+		t.Fatalf("the refused write left %d events and %d state fields, want %d and %d", e2, f2, events, fields)
+	}
+	sub, err := st.Subscribe(ctx, "a", backend.SubscribeRequest{After: &backend.Cursor{Epoch: e.Epoch, Seq: e.Version - 1}})
+	if err != nil {
+		t.Fatalf("Subscribe out of memory: %v", err)
+	}
+	defer sub.Close()
+	if ev := next(t, sub); ev.Version != e.Version {
+		t.Fatalf("reader's first event out of memory %+v, want version %d", ev, e.Version)
 	}
 }
