@@ -71,7 +71,7 @@ func (b *Backend) readOpens(batch []*openCall) {
 	cmds := make([]*redis.Cmd, len(batch))
 	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
-			cmds[i] = b.scripts.cmd(ctx, openScript, c.req.keys, openArgs(c.req.l)...)
+			cmds[i] = b.scripts.cmd(ctx, openScript, openCmd(c.req.keys, c.req.l))
 			_ = p.Process(ctx, cmds[i])
 		}
 		return nil
@@ -92,19 +92,20 @@ func (b *Backend) readOpens(batch []*openCall) {
 
 // runOpen runs open.lua on the tenant whose keys are keys.
 func runOpen(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (readResult, error) {
-	res, err := sc.runCmd(ctx, openScript, keys, openArgs(l)...).Slice()
+	res, err := sc.runCmd(ctx, openScript, openCmd(keys, l)).Slice()
 	if err != nil {
 		return readResult{}, scriptError(err)
 	}
 	return decodeOpen(res)
 }
 
-// openArgs returns the arguments of open.lua.
-func openArgs(l backend.Limits) args {
-	a := make(args, openArgCount)
+// openCmd returns the command of a call of open.lua on the tenant whose keys are keys (see
+// scriptCmd).
+func openCmd(keys []string, l backend.Limits) []any {
+	cmd, a := scriptCmd(keys, openArgCount)
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
-	return a
+	return cmd
 }
 
 // openArgCount is the number of arguments of open.lua: argEpoch and argRetention.

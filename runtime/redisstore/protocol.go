@@ -297,13 +297,11 @@ type args []any
 
 func (a args) set(pos int, v any) { a[pos-1] = v }
 
-// commonArgs returns n arguments for tick.lua, the first three set.
-func commonArgs(n int, l backend.Limits) args {
-	a := make(args, n)
+// setCommon sets the first three arguments of write.lua and tick.lua in a.
+func setCommon(a args, l backend.Limits) {
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(argMaxEvents, l.MaxEvents)
-	return a
 }
 
 // writeOp is one operation of a batch of write.lua: an upsert, a touch or a remove.
@@ -327,12 +325,15 @@ type writeResult struct {
 // runInts runs s with cmd, a command of scriptCmd whose reply is a list of integers. Unlike
 // runCmd it reads the reply into integers directly, without making an interface of each.
 func (sc *scripter) runInts(ctx context.Context, s *script, cmd []any) ([]int64, error) {
-	c := sc.run(ctx, s, cmd, func(cmd []any) redis.Cmder {
-		ic := redis.NewIntSliceCmd(ctx, cmd...)
-		ic.SetFirstKeyPos(3)
-		return ic
-	}).(*redis.IntSliceCmd)
-	return c.Result()
+	return sc.run(ctx, s, cmd, newIntsCmd).(*redis.IntSliceCmd).Result()
+}
+
+// newIntsCmd returns a redis.IntSliceCmd of the arguments of a script's call, routed by its
+// first key in a cluster.
+func newIntsCmd(ctx context.Context, cmd []any) redis.Cmder {
+	c := redis.NewIntSliceCmd(ctx, cmd...)
+	c.SetFirstKeyPos(3)
+	return c
 }
 
 // scriptError returns the error of a script call (or another call on a tenant's keys): a
@@ -387,9 +388,7 @@ func corruptError(k int, field, value string, n int) error {
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
 func writeCmd(c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
-	a.set(argEpoch, backend.NewEpoch(time.Now()))
-	a.set(argRetention, l.EventRetention.Milliseconds())
-	a.set(argMaxEvents, l.MaxEvents)
+	setCommon(a, l)
 	a.set(writeMaxEntries, l.MaxEntries)
 	a.set(writeNotify, notifyCmd(c))
 	a.set(writeNoticeEvents, noticeEvents(c))
@@ -478,9 +477,9 @@ func conflictError(key string, c backend.Condition, epoch string, version int64)
 
 // runGet runs get.lua.
 func runGet(ctx context.Context, sc *scripter, keys []string, key string) (backend.Entry, bool, error) {
-	a := make(args, getArgs)
+	cmd, a := scriptCmd(keys, getArgs)
 	a.set(getKey, key)
-	res, err := sc.runCmd(ctx, getScript, keys, a...).StringSlice()
+	res, err := sc.runCmd(ctx, getScript, cmd).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return backend.Entry{}, false, nil
 	}
@@ -511,13 +510,13 @@ type readResult struct {
 
 // runRead runs read.lua: the tenant's position and up to count events after pos.
 func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
-	a := make(args, readArgs)
+	cmd, a := scriptCmd(keys, readArgs)
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
 	a.set(readCursorEpoch, pos.Epoch)
 	a.set(readCursorSeq, pos.Seq)
 	a.set(readCount, count)
-	res, err := sc.runCmd(ctx, readScript, keys, a...).Slice()
+	res, err := sc.runCmd(ctx, readScript, cmd).Slice()
 	if err != nil {
 		return readResult{}, scriptError(err)
 	}
@@ -602,9 +601,10 @@ type tickResult struct {
 
 // runTick runs tick.lua.
 func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (tickResult, error) {
-	a := commonArgs(tickArgs, l)
+	cmd, a := scriptCmd(keys, tickArgs)
+	setCommon(a, l)
 	a.set(tickNotify, notifyCmd(sc.client))
-	res, err := sc.runCmd(ctx, tickScript, keys, a...).Slice()
+	res, err := sc.runCmd(ctx, tickScript, cmd).Slice()
 	if err != nil {
 		return tickResult{}, scriptError(err)
 	}

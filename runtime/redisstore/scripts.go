@@ -121,20 +121,20 @@ func scriptCmd(keys []string, argc int) ([]any, args) {
 	return cmd, args(cmd[3+len(keys):])
 }
 
-// run runs s with cmd, a command of scriptCmd, as a command that mk makes of its arguments, and
-// returns that command, done. A call is sent again only when the server refused it before it
-// ran (no such function or script, or no FCALL), so a script never runs twice.
-func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func([]any) redis.Cmder) redis.Cmder {
+// run runs s with cmd, a command of scriptCmd, as the command that mk makes of ctx and its
+// arguments, and returns that command, done. A call is sent again only when the server refused
+// it before it ran (no such function or script, or no FCALL), so a script never runs twice.
+func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func(context.Context, []any) redis.Cmder) redis.Cmder {
 	if !sc.evalOnly.Load() {
 		if c := sc.fcall(ctx, s, cmd, mk); c != nil {
 			return c
 		}
 	}
 	cmd[0], cmd[1] = "evalsha", s.eval.Hash()
-	c := sc.process(ctx, mk(cmd))
-	if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+	c := sc.process(ctx, mk(ctx, cmd))
+	if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 		cmd[0], cmd[1] = "eval", s.src
-		c = sc.process(ctx, mk(cmd))
+		c = sc.process(ctx, mk(ctx, cmd))
 	}
 	return c
 }
@@ -143,9 +143,12 @@ func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func([]any
 // refuses FCALL or the library (and then every call after it does), or has no function of
 // the name even after a load (a master that joined since, or one that the load could not
 // reach; then only this call does).
-func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func([]any) redis.Cmder) redis.Cmder {
+func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func(context.Context, []any) redis.Cmder) redis.Cmder {
 	cmd[0], cmd[1] = "fcall", s.fn
-	c := sc.process(ctx, mk(cmd))
+	c := sc.process(ctx, mk(ctx, cmd))
+	if c.Err() == nil {
+		return c // the usual case: no error to look into (which allocates)
+	}
 	if functionMissing(c.Err()) {
 		var re redis.Error
 		if err := sc.load(ctx); errors.As(err, &re) { // refused, not a lost connection
@@ -154,7 +157,7 @@ func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func([]a
 		}
 		// Loaded, or not everywhere (a master of a cluster out of reach, say): this call's
 		// server may have it now.
-		c = sc.process(ctx, mk(cmd))
+		c = sc.process(ctx, mk(ctx, cmd))
 		if functionMissing(c.Err()) {
 			return nil
 		}
@@ -171,34 +174,31 @@ func (sc *scripter) process(ctx context.Context, c redis.Cmder) redis.Cmder {
 	return c
 }
 
-// runCmd is run for a reply that redis.Cmd reads, with the arguments a.
-func (sc *scripter) runCmd(ctx context.Context, s *script, keys []string, a ...any) *redis.Cmd {
-	cmd, args := scriptCmd(keys, len(a))
-	copy(args, a)
-	return sc.run(ctx, s, cmd, func(cmd []any) redis.Cmder { return newScriptCmd(ctx, cmd) }).(*redis.Cmd)
+// runCmd is run for a reply that redis.Cmd reads.
+func (sc *scripter) runCmd(ctx context.Context, s *script, cmd []any) *redis.Cmd {
+	return sc.run(ctx, s, cmd, newScriptCmd).(*redis.Cmd)
 }
 
-// cmd returns the command of a call of s for a pipeline, as run sends it first: FCALL, or
-// EVALSHA when FCALL is out. Run a call that the server refused before it ran (see notRun)
-// again with run, which loads what the server lacks.
-func (sc *scripter) cmd(ctx context.Context, s *script, keys []string, a ...any) *redis.Cmd {
-	cmd, args := scriptCmd(keys, len(a))
-	copy(args, a)
-	cmd[0], cmd[1] = "fcall", s.fn
+// cmd returns cmd, a command of scriptCmd, as a call of s for a pipeline, as run sends it
+// first: FCALL, or EVALSHA when FCALL is out. Run a call that the server refused before it ran
+// (see notRun) again with run, which loads what the server lacks.
+func (sc *scripter) cmd(ctx context.Context, s *script, cmd []any) *redis.Cmd {
 	if sc.evalOnly.Load() {
 		cmd[0], cmd[1] = "evalsha", s.eval.Hash()
+	} else {
+		cmd[0], cmd[1] = "fcall", s.fn
 	}
-	return newScriptCmd(ctx, cmd)
+	return newScriptCmd(ctx, cmd).(*redis.Cmd)
 }
 
 // notRun reports whether err is a server's refusal of a call of cmd before it ran anything.
 func notRun(err error) bool {
-	return redis.HasErrorPrefix(err, "NOSCRIPT") || functionMissing(err) || fcallRefused(err)
+	return err != nil && (redis.HasErrorPrefix(err, "NOSCRIPT") || functionMissing(err) || fcallRefused(err))
 }
 
 // newScriptCmd returns a redis.Cmd of the arguments of a script's call, routed by its first
 // key in a cluster.
-func newScriptCmd(ctx context.Context, cmd []any) *redis.Cmd {
+func newScriptCmd(ctx context.Context, cmd []any) redis.Cmder {
 	c := redis.NewCmd(ctx, cmd...)
 	c.SetFirstKeyPos(3)
 	return c
