@@ -168,7 +168,7 @@ for i = 1, n do
     local j = 5 * i
     v_s, c_s, u_s, e_s, vpos = parsed[j - 4], parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j]
   elseif stored then -- written by an earlier operation of the batch
-    v_s, c_s, u_s, e_s, vpos = string.match(stored, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
+    v_s, c_s, u_s, e_s, vpos = parse_entry(key, stored)
   end
   if stored then
     if tonumber(e_s) <= now then
