@@ -177,24 +177,15 @@ func TestScriptsWithoutFunctionsMiniredis(t *testing.T) {
 }
 
 // aclClient returns a client of the real server as a user of its own that may run all but
-// what denied lists (ACL rules such as "-fcall"), deleted when the test ends.
-func aclClient(t *testing.T, denied ...string) redis.UniversalClient {
+// what the ACL rule denied says (such as "-fcall"), deleted when the test ends.
+func aclClient(t *testing.T, denied string) redis.UniversalClient {
 	admin := redistest.Client(t)
 	user, pass := "ephemeral-test-"+strings.ToLower(rand.Text()), rand.Text()
 	t.Cleanup(func() { admin.Do(context.Background(), "acl", "deluser", user) }) // before Client closes admin
-	rules := append([]any{"acl", "setuser", user, "on", ">" + pass, "~*", "&*", "+@all"}, toAny(denied)...)
-	if err := admin.Do(context.Background(), rules...).Err(); err != nil {
+	if err := admin.Do(context.Background(), "acl", "setuser", user, "on", ">"+pass, "~*", "&*", "+@all", denied).Err(); err != nil {
 		t.Fatal(err)
 	}
 	return redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: user, Password: pass})
-}
-
-func toAny(s []string) []any {
-	a := make([]any, len(s))
-	for i, x := range s {
-		a[i] = x
-	}
-	return a
 }
 
 // A user whose ACL refuses FCALL, or FUNCTION LOAD when the library is missing, runs the
