@@ -97,7 +97,7 @@ func scriptOf(a []any) *script {
 	if len(a) < 2 {
 		return nil
 	}
-	for _, s := range []*script{writeScript, getScript, readScript, openScript, tickScript} {
+	for _, s := range allScripts {
 		switch a[0] {
 		case "fcall":
 			if a[1] == s.fn {

@@ -28,11 +28,13 @@ var (
 	openScript  = newScript("open", "allow-oom", "open.lua")
 	tickScript  = newScript("tick", "", "lib.lua", "tick.lua")
 
+	allScripts = []*script{writeScript, getScript, readScript, openScript, tickScript}
+
 	// library is the source of the Redis function library of the scripts, libraryName its
 	// name: a hash of its code, so that the libraries of other versions of this package can
 	// sit beside it on the same server. makeLibrary sets each script's function name
 	// (script.fn).
-	libraryName, library = makeLibrary(writeScript, getScript, readScript, openScript, tickScript)
+	libraryName, library = makeLibrary(allScripts...)
 )
 
 // shared is the file in front of every script: the functions that check what a script reads.
