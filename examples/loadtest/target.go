@@ -38,7 +38,7 @@ type target struct {
 // manyScripts is the size of a server's script cache from which the load test warns, on a
 // server without functions, that its Redis rows measure the cache too. Every EVALSHA pays for
 // the cache's size (where inside the server was not traced): on Redis 7.0.15 here, an EVALSHA
-// of 'return 1' took 0.6 µs of server time with 7 scripts cached, 1.0 µs with 2,000 and 3.4 µs
+// of 'return 1' took 0.5–0.6 µs of server time with 7 scripts cached, 1.0 µs with 2,000 and 3.4 µs
 // with 10,000, and the store's write script, 16 against 44 µs per call with 20,000
 // (docs/PERFORMANCE.md). The store's functions do not (see the redisstore package doc).
 const manyScripts = 1000

@@ -62,10 +62,10 @@
 //
 // Every EVALSHA pays for the size of the server's script cache, which Redis before 7.4 never
 // empties by itself: each cached script stays in the one Lua interpreter that EVAL runs in. On
-// Redis 7.0.15 on 2 cores, an EVALSHA of 'return 1' took 0.5 µs of server time with a few
-// scripts cached, 3.4 µs with 10,000 and 4.5 µs with 20,000, and a write of this package 16 µs
-// with a few against 44 µs with 20,000 (docs/PERFORMANCE.md; where the time goes inside the
-// interpreter was not traced). A server that other programs use can be like that: one that
+// Redis 7.0.15 on 2 cores, an EVALSHA of 'return 1' took 0.5–0.6 µs of server time with a
+// few scripts cached, 3.4 µs with 10,000 and 4.5 µs with 20,000, and a write of this package
+// 16 µs with a few against 44 µs with 20,000 (docs/PERFORMANCE.md; where the time goes inside
+// the interpreter was not traced). A server that other programs use can be like that: one that
 // sends EVAL with a script text of its own per call fills the cache. A Redis 7 function runs
 // in an interpreter of its own, and its calls cost the same whatever the cache holds.
 //
