@@ -70,6 +70,7 @@ type pump struct {
 	log atomic.Pointer[backend.Log]
 	// written is the highest version this backend's writes returned, maybe of an older
 	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
+	// Set under mu; read without it.
 	written atomic.Uint64
 	// failure is the pump's failure that its subscriptions have to see (see fail), or nil
 	// while its reads succeed.
@@ -258,15 +259,10 @@ func (b *Backend) detach(sub *subscription) {
 // the first version it cannot make, such as an expiry that the batch's script emitted before
 // a write's event: the notice or a read delivers the rest.
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult) {
-	for {
-		w := p.written.Load()
-		if w >= v || p.written.CompareAndSwap(w, v) {
-			break
-		}
-	}
 	p.corrupt.Store(false)
 	var evs []backend.Event
 	p.mu.Lock()
+	p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
 	switch p.wEpoch {
 	case "":
 		p.wEpoch, p.wSeq = epoch, v
