@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/codectest"
 	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
@@ -263,6 +265,52 @@ func BenchmarkSnapshot10k(b *testing.B) {
 		measure(b, f, func() {
 			for range b.N {
 				snap, err := st.Snapshot(ctx, ten, "")
+				if err != nil || len(snap.Entries) != 10_000 {
+					b.Fatalf("%d entries, %v", len(snap.Entries), err)
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkTypedSnapshot10k takes a snapshot of 10,000 presence values (strings, a time, a
+// slice) through the typed store, decoded, against the baseline of a raw HGETALL of the same
+// hash.
+//
+//	go test -run '^$' -bench TypedSnapshot ./runtime/redisstore
+func BenchmarkTypedSnapshot10k(b *testing.B) {
+	f := newBenchReal(b)
+	ctx := context.Background()
+	s, err := ephemeral.New(f.b, ephemeral.Config[string, codectest.Presence]{ID: "typedsnap", TTL: time.Hour, Codec: codectest.PresenceCodec{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ten := "snap10k"
+	v := codectest.Presence{Room: "lobby-42", Status: "online", Level: 3, Since: time.Now().UTC(), Tabs: []string{"chat", "settings"}}
+	for i := range 10_000 {
+		v.UserID = fmt.Sprintf("user-%05d", i)
+		if _, err := s.Upsert(ctx, v.UserID, v, ephemeral.WithTenant(ten)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw, err := f.b.Open("typedsnap", backend.Limits{}.WithDefaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := raw.(*store)
+	b.Run("baseline=HGETALL", func(b *testing.B) {
+		measure(b, f, func() {
+			for range b.N {
+				if n := len(f.client.HGetAll(ctx, st.keys(ten)[keyState]).Val()); n < 10_000 {
+					b.Fatalf("%d fields", n)
+				}
+			}
+		})
+	})
+	b.Run("typed", func(b *testing.B) {
+		measure(b, f, func() {
+			for range b.N {
+				snap, err := s.Snapshot(ctx, ephemeral.WithTenant(ten))
 				if err != nil || len(snap.Entries) != 10_000 {
 					b.Fatalf("%d entries, %v", len(snap.Entries), err)
 				}
