@@ -208,7 +208,7 @@
 // or none). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
 // shard, but go-redis subscribes all the shard channels of a connection again in one
 // SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
-// slots; the scripts take the publishing command as an argument, so that this can change.
+// slots.
 //
 // # Metrics
 //

@@ -108,14 +108,13 @@ const (
 	argMaxEvents = 3
 )
 
-// Arguments of write.lua: the three above, the most live entries, the notice's command (see
-// notifyCmd), when the notice carries its events (see noticeEvents), then writeArgsPerOp per
-// operation after the first writeHeadArgs, at the offsets opCode to opCondEpoch.
+// Arguments of write.lua: the three above, the most live entries, when the notice carries its
+// events (see noticeEvents), then writeArgsPerOp per operation after the first writeHeadArgs,
+// at the offsets opCode to opCondEpoch.
 const (
 	writeMaxEntries   = 4
-	writeNotify       = 5
-	writeNoticeEvents = 6
-	writeHeadArgs     = 6
+	writeNoticeEvents = 5
+	writeHeadArgs     = 5
 	writeArgsPerOp    = 7
 
 	opCode        = 1 // one of the operation codes below
@@ -161,11 +160,8 @@ const (
 	readArgs        = 5
 )
 
-// Arguments of tick.lua: the three common ones and the notice's command.
-const (
-	tickNotify = 4
-	tickArgs   = 4
-)
+// Arguments of tick.lua: the three common ones.
+const tickArgs = 3
 
 // The notice's events (see parseNotice): a script adds them to the notice while they fit in
 // noticeMax bytes, counting each event as the length of its key and value (or reason) plus
@@ -236,10 +232,8 @@ var luaConstants = []struct {
 	{"ARG_RETENTION", argRetention},
 	{"ARG_MAX_EVENTS", argMaxEvents},
 	{"WRITE_MAX_ENTRIES", writeMaxEntries},
-	{"WRITE_NOTIFY", writeNotify},
 	{"WRITE_NOTICE_EVENTS", writeNoticeEvents},
 	{"EVENTS_IF_SUBSCRIBED", eventsIfSubscribed},
-	{"TICK_NOTIFY", tickNotify},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
 	{"OP_CODE", opCode},
@@ -390,7 +384,6 @@ func writeCmd(c redis.UniversalClient, keys []string, l backend.Limits, ops []wr
 	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
 	setCommon(a, l)
 	a.set(writeMaxEntries, l.MaxEntries)
-	a.set(writeNotify, notifyCmd(c))
 	a.set(writeNoticeEvents, noticeEvents(c))
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
@@ -603,7 +596,6 @@ type tickResult struct {
 func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (tickResult, error) {
 	cmd, a := scriptCmd(keys, tickArgs)
 	setCommon(a, l)
-	a.set(tickNotify, notifyCmd(sc.client))
 	res, err := sc.runCmd(ctx, tickScript, cmd).Slice()
 	if err != nil {
 		return tickResult{}, scriptError(err)
@@ -637,11 +629,6 @@ func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
 // errMalformed is wrapped by the errors of replies and stream entries that cannot be decoded:
 // data that no retry will fix.
 var errMalformed = errors.New("malformed")
-
-// notifyCmd returns the command that the scripts publish a tenant's notice with, on c:
-// PUBLISH, everywhere (see hub for why not SPUBLISH in a cluster; miniredis lacks it too).
-// The scripts take it as an argument so that a backend may choose another.
-func notifyCmd(redis.Scripter) string { return "publish" }
 
 // noticeEvents returns when write.lua adds a batch's events to its notice, on c. Readers need
 // them only to skip a read of the stream, and a notice without them costs the server about a

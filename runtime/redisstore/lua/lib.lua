@@ -181,13 +181,13 @@ local function finish(ctx, until_ms, fresh)
   end
 end
 
--- notify publishes the tenant's notice with the command cmd (PUBLISH; see notifyCmd) on the
--- channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
+-- notify publishes the tenant's notice (PUBLISH; see hub in notify.go for why not SPUBLISH) on
+-- the channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
 -- -1 when none>', then, if the call's events fit in NOTICE_MAX bytes, ' <time of the events>'
 -- and each event, the last version's last: ' <kind> <key length>:<key> <createdAt>
 -- <expiresAt> <value or reason length>:<value or reason>' (protocol.go's parseNotice). The
 -- readers of every process wake on it (see pump.go).
-local function notify(ctx, cmd)
+local function notify(ctx)
   local due_in = -1
   if ctx.due < NEVER then
     due_in = math.max(ctx.due - ctx.now, 0)
@@ -199,5 +199,5 @@ local function notify(ctx, cmd)
     end
     head = head .. ' ' .. ctx.now_s .. ctx.note
   end
-  redis.call(cmd, K_EVENTS, head)
+  redis.call('PUBLISH', K_EVENTS, head)
 end

@@ -4,10 +4,8 @@
 -- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
--- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTIFY (the command
--- that publishes the tenant's notice: PUBLISH; see notifyCmd), WRITE_NOTICE_EVENTS (when the
--- notice carries the events: see noticeEvents), then after the
--- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTICE_EVENTS (when
+-- the notice carries the events: see noticeEvents), then after the WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
 -- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
@@ -330,6 +328,6 @@ if seq ~= seq0 or due < due0 then
     end
     head = head .. ' ' .. now_s .. note
   end
-  redis.call(ARGV[WRITE_NOTIFY], K_EVENTS, head)
+  redis.call('PUBLISH', K_EVENTS, head)
 end
 return out
