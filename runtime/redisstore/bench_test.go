@@ -136,7 +136,9 @@ func benchSet(b *testing.B, f fixture, keys []string, c int) {
 // BenchmarkUpsert compares Upsert with a raw SET PX (see benchSet), with 1 and 32 calls in
 // flight. The upserts go to one tenant, so that concurrent ones are batched; "subscribed" has
 // a reader of the tenant in the same backend, which gets every event (its server CPU counts
-// the notices the subscriber receives and the pump's reads, if any).
+// the notices the subscriber receives and the pump's reads, if any); "tenants" spreads them
+// over 1,000 tenants, one after the other, so that concurrent ones are of different tenants
+// and each is a script call of its own.
 //
 //	go test -run '^$' -bench Upsert ./runtime/redisstore
 func BenchmarkUpsert(b *testing.B) {
@@ -144,15 +146,18 @@ func BenchmarkUpsert(b *testing.B) {
 	keys := benchKeys()
 	for _, c := range benchConc {
 		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
-		for _, subscribed := range []bool{false, true} {
-			name := map[bool]string{false: "upsert", true: "upsert-subscribed"}[subscribed]
+		for _, name := range []string{"upsert", "upsert-subscribed", "upsert-tenants"} {
 			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
 				st, ten := f.open(b, backend.Limits{}), "bench-"+name
-				if subscribed {
+				if name == "upsert-subscribed" {
 					stop := drain(b, st, ten)
 					defer stop()
 				}
 				runConc(b, f, c, func(ctx context.Context, i int) error {
+					ten := ten
+					if name == "upsert-tenants" {
+						ten = keys[i%len(keys)]
+					}
 					_, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
 					return err
 				})
