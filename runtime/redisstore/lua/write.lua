@@ -5,10 +5,11 @@
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
 -- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTICE_EVENTS (when
--- the notice carries the events: see noticeEvents), then after the WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
--- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
--- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
--- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
+-- the notice carries the events: see noticeEvents), then after the WRITE_HEAD_ARGS first ones
+-- WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE (OP_UPSERT, OP_TOUCH,
+-- OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the remove's reason),
+-- OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH (for COND_IF_VERSION:
+-- the epoch the tenant must be in, or '' for any).
 -- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
 -- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK,
 -- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE
