@@ -104,7 +104,7 @@ func scriptOf(a []any) *script {
 				return s
 			}
 		case "evalsha":
-			if a[1] == s.eval.Hash() {
+			if a[1] == s.sha {
 				return s
 			}
 		case "eval":

@@ -47,13 +47,14 @@ type script struct {
 	flags string   // the function's flags, space-separated (see the package doc, "Functions")
 	files []string // in lua/, after shared
 	src   string   // shared and files, for EVAL
-	eval  *redis.Script
+	sha   string   // src's SHA1, in hexadecimal, for EVALSHA
 	fn    string
 }
 
 func newScript(name, flags string, files ...string) *script {
 	src := source(append([]string{shared}, files...)...)
-	return &script{name: name, flags: flags, files: files, src: src, eval: redis.NewScript(src)}
+	sum := sha1.Sum([]byte(src))
+	return &script{name: name, flags: flags, files: files, src: src, sha: hex.EncodeToString(sum[:])}
 }
 
 // makeLibrary returns the name and the source of the library of scripts, and sets their fn.
@@ -132,7 +133,7 @@ func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func(conte
 			return c
 		}
 	}
-	cmd[0], cmd[1] = "evalsha", s.eval.Hash()
+	cmd[0], cmd[1] = "evalsha", s.sha
 	c := sc.process(ctx, mk(ctx, cmd))
 	if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 		cmd[0], cmd[1] = "eval", s.src
@@ -186,7 +187,7 @@ func (sc *scripter) runCmd(ctx context.Context, s *script, cmd []any) *redis.Cmd
 // (see notRun) again with run, which loads what the server lacks.
 func (sc *scripter) cmd(ctx context.Context, s *script, cmd []any) *redis.Cmd {
 	if sc.evalOnly.Load() {
-		cmd[0], cmd[1] = "evalsha", s.eval.Hash()
+		cmd[0], cmd[1] = "evalsha", s.sha
 	} else {
 		cmd[0], cmd[1] = "fcall", s.fn
 	}
