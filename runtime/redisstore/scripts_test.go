@@ -30,11 +30,10 @@ type scriptCalls struct {
 }
 
 func (c *scriptCalls) record(cmd redis.Cmder, err error) {
-	a := cmd.Args()
 	name := cmd.Name()
 	switch {
-	case scriptOf(a) != nil:
-	case name == "function" && len(a) > 1 && a[1] == "load":
+	case scriptOf(cmd.Args()) != nil:
+	case isFunctionLoad(cmd):
 		name = "function load"
 	default:
 		return
@@ -61,11 +60,11 @@ func (c *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next
 func (c *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		var err error
-		switch a := cmd.Args(); {
+		switch {
 		case cmd.Name() == "fcall" && c.missing.Add(-1) >= 0:
-			err = testReplyError("ERR Function not found")
+			err = replyError("ERR Function not found")
 			cmd.SetErr(err)
-		case cmd.Name() == "function" && len(a) > 1 && a[1] == "load" && c.loadErr != nil:
+		case isFunctionLoad(cmd) && c.loadErr != nil:
 			err = c.loadErr
 			cmd.SetErr(err)
 		default:
@@ -86,11 +85,11 @@ func (c *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-// testReplyError is an error reply, as a server would send it.
-type testReplyError string
-
-func (e testReplyError) Error() string { return string(e) }
-func (testReplyError) RedisError()     {}
+// isFunctionLoad reports whether cmd is a FUNCTION LOAD.
+func isFunctionLoad(cmd redis.Cmder) bool {
+	a := cmd.Args()
+	return cmd.Name() == "function" && len(a) > 1 && a[1] == "load"
+}
 
 // exercise runs the scripts of st's backend on tenant: a write, a get, two readers (one from
 // an earlier cursor) and a tick.
