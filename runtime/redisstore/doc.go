@@ -19,7 +19,8 @@
 //	<prefix>:{<id>:<tenant>}:state   hash: "k"+key -> stored entry, and the tenant's meta:
 //	                                 "#epoch", "#seq" (last version), "#due", "#trim", "#kexp"
 //	<prefix>:{<id>:<tenant>}:exp     sorted set: key -> expiry (Unix ms)
-//	<prefix>:{<id>:<tenant>}:events  stream of events, entry IDs "<version>-0"
+//	<prefix>:{<id>:<tenant>}:events  stream of events: one entry per script call, ID
+//	                                 "<v>-<n-1>" for its n events of versions v-n+1 to v
 //
 // The meta lives in the state hash so that a write reads the meta and the old entry with one
 // HMGET and writes both with one HSET.
@@ -27,7 +28,11 @@
 // '}'. In the ID and the tenant the bytes '%', ':', '{' and '}' are percent-escaped, so no two
 // pairs share a key and the hash tag is always the whole "<id>:<tenant>". A stored entry is
 // "<version>|<createdAt>|<updatedAt>|<expiresAt>|" followed by the exact bytes the codec
-// produced; the scripts never decode a value.
+// produced; the scripts never decode a value. A stream entry holds the epoch, the time and the
+// events of one script call, the events in one field, each as "<kind> <n>:<key> <createdAt>
+// <expiresAt> <n>:<value or reason>", the encoding of the notices (below), which the script
+// then publishes as they are: one XADD per batch of writes however many events it has, and one
+// encoding of the events for the stream and the notice (docs/PERFORMANCE.md has what it saves).
 //
 // # Scripts and clock
 //
@@ -41,7 +46,7 @@
 // batch of due entries (each with an expire event; "#due" lets it skip this until the earliest
 // expiry), so that expired entries never count against MaxEntries, then checks the condition
 // (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
-// bumps the tenant's version counter, writes the state, the expiry set and one event, trims the
+// bumps the tenant's version counter, writes the events, the state and the expiry set, trims the
 // stream (by MaxEvents on every write; by EventRetention from the event times, a bounded number
 // at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
 // retention (with a quarter of the retention as slack, so that it is rarely refreshed): a
@@ -131,9 +136,8 @@
 // due, a timer waits for it, not a goroutine). Every script that adds
 // events (the write script, and the tick script when it expires entries) publishes a notice on
 // the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
-// <last version> <ms until the next expiry>", followed by the events the script added (every
-// field of their stream entries) if they fit in 64 KiB and the channel has a subscriber
-// (PUBSUB NUMSUB; in a cluster, where that counts those of one node, always). The Backend
+// <last version> <ms until the next expiry>", followed by the time and the events the script
+// added, as their stream entry holds them, if they fit in 64 KiB. The Backend
 // subscribes the channels of the tenants that have readers: the changes made while one is
 // written go together in the
 // next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
@@ -147,7 +151,7 @@
 // notice, which then tells of nothing new; a batch whose script also emitted an expiry is left
 // to the notice from that event on. Any other notice of events the pump has not delivered (a gap, a new epoch, a
 // notice without events or with junk, one during a read) makes the pump read them: one
-// MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 events, with the
+// MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 entries, with the
 // tenant's meta and TIME). Notices that arrive while a read is in flight make one more read, so
 // a busy tenant that the notices cannot serve costs one read per batch, not per event. No
 // script runs before a read. The stream stays the source of truth: readers that catch up, and

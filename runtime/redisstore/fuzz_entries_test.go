@@ -11,8 +11,8 @@ import (
 // error, never a panic, and what parses is an event with a version and an epoch, or junk (kind
 // 0) to skip.
 func FuzzParseEntries(f *testing.F) {
-	f.Add("7-0", "p\x000123abcd\x00t\x00u\x00k\x00k\x00a\x001700000000000\x00c\x001\x00e\x002\x00v\x00{}", uint8(0))
-	f.Add("8-0", "p\x000123abcd\x00t\x00d\x00k\x00k\x00a\x001\x00r\x00bye", uint8(1))
+	f.Add("7-0", "p\x000123abcd\x00a\x001700000000000\x00e\x00 u 1:k 1 2 2:{}", uint8(0))
+	f.Add("8-1", "p\x000123abcd\x00a\x001\x00e\x00 d 1:k 0 0 3:bye t 1:j 0 5 0:", uint8(1))
 	f.Add("x", "p", uint8(2))
 	f.Fuzz(func(t *testing.T, id, fields string, shape uint8) {
 		flat := []any{}

@@ -62,7 +62,7 @@ var condCodes = [...]string{
 	backend.CondIfVersion: condIfVersion,
 }
 
-// Event kinds as the stream stores them.
+// Event kinds as the stream and the notices encode them.
 const (
 	kindUpsert = "u"
 	kindTouch  = "t"
@@ -70,26 +70,22 @@ const (
 	kindExpire = "x"
 )
 
-// Field names of a stream entry. Every entry starts with the fields of eventHead; the others
-// follow by kind: upsert c, e, v; touch and expire e; delete r.
+// Field names of a stream entry, in the order in which the scripts write them (entryFields):
+// the epoch and the time of its events, and the events, encoded as in a notice (see
+// parseNotice). Its ID is "<v>-<n-1>" for the n events of versions v-n+1 to v: one entry per
+// script call, whatever its number of events.
 const (
-	fieldEpoch     = "p"
-	fieldKind      = "t"
-	fieldKey       = "k"
-	fieldAt        = "a" // the time of the change
-	fieldCreatedAt = "c"
-	fieldExpiresAt = "e"
-	fieldValue     = "v"
-	fieldReason    = "r"
+	fieldEpoch  = "p"
+	fieldAt     = "a" // the time of the changes
+	fieldEvents = "e"
 )
 
-// eventHead is the order of the fields every stream entry starts with, as lib.lua's emit
-// writes them.
-var eventHead = [...]string{fieldEpoch, fieldKind, fieldKey, fieldAt}
+// entryFields is the order of a stream entry's fields.
+var entryFields = [...]string{fieldEpoch, fieldAt, fieldEvents}
 
-// headPos returns the position (from 1, as in Lua) of the value of field name, one of
-// eventHead, in an entry's flat field list as XRANGE returns it.
-func headPos(name string) int { return 2*slices.Index(eventHead[:], name) + 2 }
+// fieldPos returns the position (from 1, as in Lua) of the value of field name, one of
+// entryFields, in an entry's flat field list as XRANGE returns it.
+func fieldPos(name string) int { return 2*slices.Index(entryFields[:], name) + 2 }
 
 // Reply statuses.
 const (
@@ -108,14 +104,12 @@ const (
 	argMaxEvents = 3
 )
 
-// Arguments of write.lua: the three above, the most live entries, when the notice carries its
-// events (see noticeEvents), then writeArgsPerOp per operation after the first writeHeadArgs,
-// at the offsets opCode to opCondEpoch.
+// Arguments of write.lua: the three above, the most live entries, then writeArgsPerOp per
+// operation after the first writeHeadArgs, at the offsets opCode to opCondEpoch.
 const (
-	writeMaxEntries   = 4
-	writeNoticeEvents = 5
-	writeHeadArgs     = 5
-	writeArgsPerOp    = 7
+	writeMaxEntries = 4
+	writeHeadArgs   = 4
+	writeArgsPerOp  = 7
 
 	opCode        = 1 // one of the operation codes below
 	opKey         = 2
@@ -156,24 +150,16 @@ const (
 const (
 	readCursorEpoch = 3
 	readCursorSeq   = 4
-	readCount       = 5 // the most events to return
+	readCount       = 5 // the most stream entries to return
 	readArgs        = 5
 )
 
 // Arguments of tick.lua: the three common ones.
 const tickArgs = 3
 
-// The notice's events (see parseNotice): a script adds them to the notice while they fit in
-// noticeMax bytes, counting each event as the length of its key and value (or reason) plus
-// noticeEventMax, more than the rest of its encoding takes; beyond, its notice is plain.
-// write.lua adds them always (eventsAlways) or only when the notice's channel has a
-// subscriber (eventsIfSubscribed); see noticeEvents.
-const (
-	eventsAlways       = "always"
-	eventsIfSubscribed = "subscribed"
-	noticeMax          = 64 << 10
-	noticeEventMax     = 64
-)
+// noticeMax is the most bytes of events a notice carries (see parseNotice): a script whose
+// events take more publishes a notice without them.
+const noticeMax = 64 << 10
 
 // Bounds of the work of one script call, and a time.
 const (
@@ -216,14 +202,9 @@ var luaConstants = []struct {
 	{"KIND_DELETE", kindDelete},
 	{"KIND_EXPIRE", kindExpire},
 	{"FIELD_EPOCH", fieldEpoch},
-	{"FIELD_KIND", fieldKind},
-	{"FIELD_KEY", fieldKey},
 	{"FIELD_AT", fieldAt},
-	{"FIELD_CREATED_AT", fieldCreatedAt},
-	{"FIELD_EXPIRES_AT", fieldExpiresAt},
-	{"FIELD_VALUE", fieldValue},
-	{"FIELD_REASON", fieldReason},
-	{"FIELD_AT_POS", headPos(fieldAt)},
+	{"FIELD_EVENTS", fieldEvents},
+	{"FIELD_AT_POS", fieldPos(fieldAt)},
 	{"STATUS_OK", statusOK},
 	{"STATUS_NOT_LIVE", statusNotLive},
 	{"STATUS_CONFLICT", statusConflict},
@@ -232,8 +213,6 @@ var luaConstants = []struct {
 	{"ARG_RETENTION", argRetention},
 	{"ARG_MAX_EVENTS", argMaxEvents},
 	{"WRITE_MAX_ENTRIES", writeMaxEntries},
-	{"WRITE_NOTICE_EVENTS", writeNoticeEvents},
-	{"EVENTS_IF_SUBSCRIBED", eventsIfSubscribed},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
 	{"OP_CODE", opCode},
@@ -257,7 +236,6 @@ var luaConstants = []struct {
 	{"TRIM_SCAN", trimScan},
 	{"NEVER", never},
 	{"NOTICE_MAX", noticeMax},
-	{"NOTICE_EVENT_MAX", noticeEventMax},
 	{"MAX_DIGITS", maxDigits},
 	{"MAX_EPOCH", backend.MaxEpochBytes},
 	{"QUOTE_MAX", maxQuoted},
@@ -380,11 +358,10 @@ func corruptError(k int, field, value string, n int) error {
 }
 
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
-func writeCmd(c redis.UniversalClient, keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
+func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
 	setCommon(a, l)
 	a.set(writeMaxEntries, l.MaxEntries)
-	a.set(writeNoticeEvents, noticeEvents(c))
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
 		a.set(base+opCode, op.code)
@@ -401,7 +378,7 @@ func writeCmd(c redis.UniversalClient, keys []string, l backend.Limits, ops []wr
 // runWrite applies ops, in order, in one call of write.lua. Its error is that of the call; the
 // error of each operation is in its result.
 func runWrite(ctx context.Context, sc *scripter, keys []string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	cmd, _ := writeCmd(sc.client, keys, l, ops)
+	cmd, _ := writeCmd(keys, l, ops)
 	res, err := sc.runInts(ctx, writeScript, cmd)
 	if err != nil {
 		return nil, scriptError(err)
@@ -536,12 +513,13 @@ func decodeRead(res []any) (readResult, error) {
 	return readResult{epoch: epoch, head: head, first: uint64(first), now: now, events: events, due: due}, nil
 }
 
-// readTail reads the tenant's epoch, last version and due time, and up to count events after
-// version after, in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a pump's read, as
-// atomic as read.lua and lighter for the server. When the meta or its due time is missing, it
-// runs read.lua, which makes the meta or finds the earliest expiry. The events are those of
-// the tenant's epoch, after after; the caller compares the epoch with its own. An entry that is
-// no event (junk) is returned as parseEntries returns it.
+// readTail reads the tenant's epoch, last version and due time, and up to count stream entries
+// with events after version after, in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a
+// pump's read, as atomic as read.lua and lighter for the server. When the meta or its due time
+// is missing, it runs read.lua, which makes the meta or finds the earliest expiry. The events
+// are those of the tenant's epoch, and the first entry's may start at or before after; the
+// caller compares the epoch with its own. An entry that is no event (junk) is returned as
+// parseEntry returns it.
 func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
 	var meta *redis.SliceCmd
 	var tail *redis.XMessageSliceCmd
@@ -573,13 +551,8 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 	if e != epoch {
 		return r, nil
 	}
-	r.events = make([]backend.Event, 0, len(tail.Val()))
 	for _, msg := range tail.Val() {
-		ev, err := parseEvent(msg.ID, msg.Values)
-		if err != nil {
-			ev = backend.Event{Version: idSeq(msg.ID)} // junk, as parseEntries returns it
-		}
-		r.events = append(r.events, ev)
+		r.events = append(r.events, parseEntry(msg.ID, func(name string) string { s, _ := msg.Values[name].(string); return s })...)
 	}
 	return r, nil
 }
@@ -630,20 +603,6 @@ func decodePosition(epoch, head, now any) (string, uint64, int64, bool) {
 // data that no retry will fix.
 var errMalformed = errors.New("malformed")
 
-// noticeEvents returns when write.lua adds a batch's events to its notice, on c. Readers need
-// them only to skip a read of the stream, and a notice without them costs the server about a
-// microsecond less per write, a sixth of a batched one (docs/PERFORMANCE.md): on a server or
-// a Sentinel's master the script adds them only when the notice's channel has a subscriber
-// (PUBSUB NUMSUB, which no subscription can change during the script; where an ACL forbids
-// it, the events go in). In a cluster, PUBLISH reaches the subscribers of every node while
-// NUMSUB counts those of one: it always adds them.
-func noticeEvents(c redis.Scripter) string {
-	if _, ok := c.(*redis.ClusterClient); ok {
-		return eventsAlways
-	}
-	return eventsIfSubscribed
-}
-
 // notice is a tenant's notice as the scripts publish it (see lib.lua's notify).
 type notice struct {
 	epoch string
@@ -655,11 +614,10 @@ type notice struct {
 }
 
 // parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>", and when the notice
-// carries its events, " <at>" and for each event " <kind> <n>:<key> <createdAt> <expiresAt>
-// <n>:<value or reason>", with the unused times 0 (see lib.lua's notify). Anyone may publish
-// on the channel: a payload whose first three fields are junk is not ok, and events that
-// cannot be decoded are left out (the pump then reads them from the stream). The events hold
-// no part of s.
+// carries its events, " <at>" and the events as their stream entry holds them (see
+// parseEvents). Anyone may publish on the channel: a payload whose first three fields are
+// junk is not ok, and events that cannot be decoded are left out (the pump then reads them
+// from the stream). The events hold no part of s.
 func parseNotice(s string) (notice, bool) {
 	epoch, rest, ok1 := strings.Cut(s, " ")
 	headText, rest, ok2 := strings.Cut(rest, " ")
@@ -671,18 +629,18 @@ func parseNotice(s string) (notice, bool) {
 	}
 	n := notice{epoch: epoch, head: head, dueIn: dueIn}
 	if more {
-		n.events = parseNoticeEvents(rest, epoch, head)
+		if at, evs, ok := cutField(rest, ' ', false); ok {
+			n.events = parseEvents(evs, epoch, at, head)
+		}
 	}
 	return n, true
 }
 
-// parseNoticeEvents decodes the events of a notice of epoch and head: s is "<at>" and the
-// events after it. It returns nil if s is malformed.
-func parseNoticeEvents(s, epoch string, head uint64) []backend.Event {
-	at, s, ok := cutField(s, ' ', false)
-	if !ok {
-		return nil
-	}
+// parseEvents decodes the events of epoch at time at whose last version is head: s is each
+// event, " <kind> <n>:<key> <createdAt> <expiresAt> <n>:<value or reason>", with the times
+// that the kind lacks 0 (lib.lua's event). It returns nil if s is malformed or holds no event.
+// The events hold no part of s.
+func parseEvents(s, epoch string, at int64, head uint64) []backend.Event {
 	var evs []backend.Event
 	for s != "" {
 		if len(s) < 3 || s[0] != ' ' || s[2] != ' ' {
@@ -1050,59 +1008,21 @@ func parseNumbers[T string | []byte](s T) (n [4]int64, skip int, ok bool) {
 	return n, i, true
 }
 
-// parseEvent decodes one stream entry written by lib.lua's emit: its ID is "<version>-0" and
-// its fields are those of eventHead and, by kind, the others. XREAD replies with the fields in
-// a map; parseEntries makes one of the scripts' replies.
-func parseEvent(id string, fields map[string]any) (backend.Event, error) {
-	bad := func(what string) (backend.Event, error) {
-		return backend.Event{}, fmt.Errorf("redisstore: %w event %q: %s", errMalformed, id, what)
-	}
-	seqText, ok := strings.CutSuffix(id, "-0")
-	if !ok {
-		return bad("id")
-	}
-	seq, err := strconv.ParseUint(seqText, 10, 64)
-	if err != nil || seq == 0 {
-		return bad("id")
-	}
-	str := func(name string) string { s, _ := fields[name].(string); return s }
-	msec := func(name string) (int64, bool) {
-		v, err := strconv.ParseInt(str(name), 10, 64)
-		return v, err == nil
-	}
-	epoch := str(fieldEpoch)
-	if !backend.ValidEpoch(epoch) {
-		return bad("epoch")
-	}
-	at, ok := msec(fieldAt)
-	if !ok {
-		return bad("time")
-	}
-	ev := backend.Event{Epoch: epoch, Version: seq, Key: str(fieldKey), At: at}
-	switch kind := str(fieldKind); kind {
-	case kindUpsert:
-		ev.Kind = backend.EventUpsert
-		created, ok1 := msec(fieldCreatedAt)
-		expires, ok2 := msec(fieldExpiresAt)
-		if !ok1 || !ok2 {
-			return bad("upsert times")
+// parseEntry decodes one stream entry, of ID id and fields as field returns them by name
+// (see fieldEpoch): the events of versions v-n+1 to v of an entry "<v>-<n-1>". An entry that
+// is not one the scripts wrote (junk added by another program) is one event of kind 0 whose
+// version is the first part of its ID, for the reader to skip (see subscription.catchUp).
+func parseEntry(id string, field func(name string) string) []backend.Event {
+	last, more, ok1 := cutField(id, '-', true)
+	n, rest1, ok2 := cutField(more, 0, false)
+	at, rest2, ok3 := cutField(field(fieldAt), 0, false)
+	epoch := field(fieldEpoch)
+	if ok1 && ok2 && ok3 && rest1 == "" && rest2 == "" && backend.ValidEpoch(epoch) {
+		if evs := parseEvents(field(fieldEvents), epoch, at, uint64(last)); int64(len(evs)) == n+1 {
+			return evs
 		}
-		ev.CreatedAt, ev.ExpiresAt, ev.Value = created, expires, []byte(str(fieldValue))
-	case kindTouch, kindExpire:
-		ev.Kind = backend.EventTouch
-		if kind == kindExpire {
-			ev.Kind = backend.EventExpire
-		}
-		if ev.ExpiresAt, ok = msec(fieldExpiresAt); !ok {
-			return bad("expiry")
-		}
-	case kindDelete:
-		ev.Kind = backend.EventDelete
-		ev.Reason = str(fieldReason)
-	default:
-		return bad("kind")
 	}
-	return ev, nil
+	return []backend.Event{{Version: idSeq(id)}}
 }
 
 // idSeq returns the first part of a stream entry's ID, "<seq>-<n>", or 0 when it has none.
@@ -1113,9 +1033,7 @@ func idSeq(id string) uint64 {
 }
 
 // parseEntries decodes stream entries as a script returns them:
-// {{id, {field, value, ...}}, ...}. An entry that is not an event the scripts wrote (junk
-// added by another program) is returned as an event of kind 0 whose version is the first part
-// of its ID, for the reader to skip (see subscription.catchUp).
+// {{id, {field, value, ...}}, ...}, each as parseEntry does.
 func parseEntries(raw []any) ([]backend.Event, error) {
 	evs := make([]backend.Event, 0, len(raw))
 	for _, r := range raw {
@@ -1125,16 +1043,15 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 		}
 		id, _ := pair[0].(string)
 		flat, _ := pair[1].([]any)
-		fields := make(map[string]any, len(flat)/2)
-		for i := 0; i+1 < len(flat); i += 2 {
-			name, _ := flat[i].(string)
-			fields[name] = flat[i+1]
-		}
-		ev, err := parseEvent(id, fields)
-		if err != nil {
-			ev = backend.Event{Version: idSeq(id)}
-		}
-		evs = append(evs, ev)
+		evs = append(evs, parseEntry(id, func(name string) string {
+			for i := 0; i+1 < len(flat); i += 2 {
+				if f, _ := flat[i].(string); f == name {
+					s, _ := flat[i+1].(string)
+					return s
+				}
+			}
+			return ""
+		})...)
 	}
 	return evs, nil
 }

@@ -95,7 +95,8 @@ func TestProtocolRoundTripRedis(t *testing.T)     { testProtocolRoundTrip(t, new
 
 // Every script runs through its argument builder and reply decoder, and every kind of event
 // the Lua writes is decoded by Go, from a script's reply and from XREAD, with every field
-// right. The event head is in the order of eventHead, where FIELD_AT_POS expects the time.
+// right. A call's events are one stream entry, whose fields are in the order of entryFields,
+// where FIELD_AT_POS expects the time.
 func testProtocolRoundTrip(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
@@ -197,27 +198,29 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	}
 	var got []backend.Event
 	for _, m := range streams[0].Messages {
-		ev, err := parseEvent(m.ID, m.Values)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, ev)
+		got = append(got, parseEntry(m.ID, func(name string) string { s, _ := m.Values[name].(string); return s })...)
 	}
 	check("XREAD", got)
 
+	// The two upserts of the first call are one entry.
+	ids := []string{"2-1", "3-0", "4-0", "5-0"}
 	raw, err := c.Do(ctx, "XRANGE", keys[keyEvents], "-", "+").Slice()
-	if err != nil || len(raw) != len(want) {
-		t.Fatalf("xrange: %v, %v", raw, err)
+	if err != nil || len(raw) != len(ids) {
+		t.Fatalf("xrange: %v, %v; want entries %v", raw, err, ids)
 	}
 	for i, e := range raw {
-		flat := e.([]any)[1].([]any)
-		for j, name := range eventHead {
+		pair := e.([]any)
+		if pair[0] != ids[i] {
+			t.Errorf("entry %d: ID %v, want %s", i+1, pair[0], ids[i])
+		}
+		flat := pair[1].([]any)
+		for j, name := range entryFields {
 			if flat[2*j] != name {
-				t.Errorf("event %d: field %d is %v, want %q: %v", i+1, j+1, flat[2*j], name, flat)
+				t.Errorf("entry %d: field %d is %v, want %q: %v", i+1, j+1, flat[2*j], name, flat)
 			}
 		}
-		if at := fmt.Sprint(got[i].At); flat[headPos(fieldAt)-1] != at {
-			t.Errorf("event %d: value at FIELD_AT_POS is %v, want the time %s", i+1, flat[headPos(fieldAt)-1], at)
+		if at := fmt.Sprint(got[i+1].At); flat[fieldPos(fieldAt)-1] != at {
+			t.Errorf("entry %d: value at FIELD_AT_POS is %v, want the time %s", i+1, flat[fieldPos(fieldAt)-1], at)
 		}
 	}
 }
@@ -295,7 +298,7 @@ func testMalformedWrite(t *testing.T, f fixture) {
 		pos   int
 		value any
 	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
-		cmd, a := writeCmd(c, keys, l, ops)
+		cmd, a := writeCmd(keys, l, ops)
 		a.set(bad.pos, bad.value)
 		if res, err := sc.runInts(ctx, writeScript, cmd); err == nil {
 			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)

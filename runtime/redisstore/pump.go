@@ -15,7 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// maxRead is the most events one read of a pump or a catching-up reader returns.
+// maxRead is the most stream entries (each of one or more events) one read of a pump or a
+// catching-up reader returns.
 const maxRead = 100
 
 // Retry delays after a failed Redis call of a pump or a catching-up reader, and the poll
@@ -559,6 +560,9 @@ func (p *pump) step() error {
 	p.mu.Unlock()
 	var events []backend.Event
 	for _, ev := range r.events {
+		if ev.Version <= head {
+			continue // the first entry read may hold events up to head too
+		}
 		if ev.Kind == 0 {
 			p.b.failed(p.key, "read", errJunk) // the operator hears of it
 		}

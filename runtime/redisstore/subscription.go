@@ -22,7 +22,7 @@ type subscription struct {
 	p      *pump
 	prefix string
 	start  backend.Cursor
-	limit  int             // most events one catch-up read returns
+	limit  int             // most stream entries one catch-up read returns
 	w      *backend.Waiter // how Next waits; shut signals it
 
 	closeOnce sync.Once

@@ -6,7 +6,10 @@
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
 --         event is droppable before), META_KEXP (the keys' Redis expiry);
 --       KEY_EXP, a sorted set: key -> expiry;
---       KEY_EVENTS, a stream with IDs '<version>-0'.
+--       KEY_EVENTS, a stream: the events of a call are one entry, whose ID is
+--         '<last version>-<n-1>' for the n events of versions last-n+1 to last, and whose
+--         fields are FIELD_EPOCH, FIELD_AT (the time of the events) and FIELD_EVENTS: the
+--         events, one after the other, each encoded as event below makes it.
 -- A stored entry is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>'. Times are
 -- Unix milliseconds of the server's clock.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
@@ -43,7 +46,6 @@ local function open(cand, ret, maxev)
     redis.call('DEL', K_EXP, K_EVENTS)
   end
   ctx.seq0 = ctx.seq
-  ctx.note, ctx.note_len = '', 0
   return ctx
 end
 
@@ -52,47 +54,19 @@ local function put(ctx, field, value)
   ctx.put[#ctx.put + 1] = value
 end
 
--- emit appends the event of the next version, of kind KIND_UPSERT, KIND_TOUCH, KIND_DELETE or
--- KIND_EXPIRE, with the fields of its kind after the common ones. It returns the version's
--- text. The common fields come in the order of protocol.go's eventHead, which FIELD_AT_POS
--- counts on.
--- c, e and body are the event's fields for the notice, as in write.lua's emit, whose note
--- and notes this one keeps in ctx.note (false beyond NOTICE_MAX bytes) and ctx.notes.
-local function emit(ctx, kind, key, c, e, body, ...)
-  ctx.seq = ctx.seq + 1
-  local v_s = num(ctx.seq)
-  redis.call('XADD', K_EVENTS, v_s .. '-0',
-    FIELD_EPOCH, ctx.epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, ctx.now_s, ...)
-  if ctx.note then
-    ctx.note_len = ctx.note_len + #key + #body + NOTICE_EVENT_MAX
-    if ctx.note_len > NOTICE_MAX then
-      ctx.note = false
-    else
-      local ev = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
-      if ctx.note == '' then
-        ctx.note = ev
-      else
-        ctx.notes = ctx.notes or {}
-        ctx.notes[#ctx.notes + 1] = ev
-      end
-    end
-  end
-  return v_s
-end
-
--- expire_one expires key, due at e: the event first, so that a failing XADD (a stream whose
--- last ID is ahead of the version, see corrupt) is the script's first write.
-local function expire_one(ctx, key, e)
-  local e_s = num(e)
-  emit(ctx, KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
-  redis.call('HDEL', K_STATE, ENTRY_PREFIX .. key)
-  redis.call('ZREM', K_EXP, key)
+-- event returns an event in the encoding of a stream entry's FIELD_EVENTS (and of the notice):
+-- ' <kind> <key length>:<key> <createdAt> <expiresAt> <value or reason length>:<value or
+-- reason>', with the times that the kind lacks '0'. kind is KIND_UPSERT, KIND_TOUCH,
+-- KIND_DELETE or KIND_EXPIRE.
+local function event(kind, key, c, e, body)
+  return ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
 end
 
 -- reconcile expires a bounded batch of due entries, each with an expire event, counts them in
 -- ctx.expired, and finds the next due time. It costs nothing before META_DUE. It reads the due
 -- entries and the next one, and returns the error reply of a malformed expiry, before its
--- first write.
+-- first write: the stream entry of the events, so that a refused XADD (a stream whose last ID
+-- is ahead of the version, see corrupt) changes nothing.
 local function reconcile(ctx)
   if ctx.due > ctx.now then
     return nil
@@ -103,8 +77,19 @@ local function reconcile(ctx)
   if bad then
     return bad
   end
-  for i = 1, #due, 2 do
-    expire_one(ctx, due[i], tonumber(due[i + 1]))
+  if #due > 0 then
+    local evs, members, names = {}, {}, {}
+    for i = 1, #due, 2 do
+      local key = due[i]
+      evs[#evs + 1] = event(KIND_EXPIRE, key, '0', num(tonumber(due[i + 1])), '')
+      members[#members + 1], names[#names + 1] = key, ENTRY_PREFIX .. key
+    end
+    ctx.seq = ctx.seq + #evs
+    ctx.events = table.concat(evs)
+    redis.call('XADD', K_EVENTS, num(ctx.seq) .. '-' .. (#evs - 1),
+      FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events)
+    redis.call('HDEL', K_STATE, unpack(names))
+    redis.call('ZREM', K_EXP, unpack(members))
   end
   ctx.expired = #due / 2
   ctx.due = NEVER
@@ -159,7 +144,7 @@ local function finish(ctx, until_ms, fresh)
     put(ctx, META_SEQ, num(ctx.seq))
     fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
     if ctx.seq > ctx.maxev then
-      -- The stream's IDs are the versions: keep exactly the last maxev, in one call.
+      -- An entry's ID is its last version: keep the entries of the last maxev versions.
       redis.call('XTRIM', K_EVENTS, 'MINID', num(ctx.seq - ctx.maxev + 1) .. '-0')
     end
   end
@@ -184,20 +169,16 @@ end
 -- notify publishes the tenant's notice (PUBLISH; see hub in notify.go for why not SPUBLISH) on
 -- the channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
 -- -1 when none>', then, if the call's events fit in NOTICE_MAX bytes, ' <time of the events>'
--- and each event, the last version's last: ' <kind> <key length>:<key> <createdAt>
--- <expiresAt> <value or reason length>:<value or reason>' (protocol.go's parseNotice). The
--- readers of every process wake on it (see pump.go).
+-- and the events as their stream entry holds them, the last version's last (protocol.go's
+-- parseNotice). The readers of every process wake on it (see pump.go).
 local function notify(ctx)
   local due_in = -1
   if ctx.due < NEVER then
     due_in = math.max(ctx.due - ctx.now, 0)
   end
   local head = ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in)
-  if ctx.note and ctx.note ~= '' then
-    if ctx.notes then
-      ctx.note = ctx.note .. table.concat(ctx.notes)
-    end
-    head = head .. ' ' .. ctx.now_s .. ctx.note
+  if ctx.events and #ctx.events <= NOTICE_MAX then
+    head = head .. ' ' .. ctx.now_s .. ctx.events
   end
   redis.call('PUBLISH', K_EVENTS, head)
 end

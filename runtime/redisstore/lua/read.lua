@@ -1,10 +1,10 @@
 -- read.lua: ARGV ARG_EPOCH (an epoch candidate), ARG_RETENTION (ms), READ_CURSOR_EPOCH and
--- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most events to return).
--- Returns {epoch, head version, first retained version, now, events, due}: the events after the
--- cursor (from the oldest retained one if the cursor is of another epoch), as XRANGE gives
--- them, and the due time (no expiry is earlier). The first retained
--- version is head+1 when the stream is empty. A missing meta is created, and expires with the
--- retention unless a write keeps it.
+-- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most stream entries to return).
+-- Returns {epoch, head version, first retained version, now, entries, due}: the stream entries
+-- with events after the cursor (from the oldest retained one if the cursor is of another
+-- epoch), as XRANGE gives them (the first may hold events up to the cursor too), and the due
+-- time (no expiry is earlier). The first retained version is head+1 when the stream is empty.
+-- A missing meta is created, and expires with the retention unless a write keeps it.
 local ctx, bad = open(ARGV[ARG_EPOCH], tonumber(ARGV[ARG_RETENTION]), 0)
 if bad then
   return bad
@@ -16,7 +16,9 @@ end
 local first = ctx.seq + 1
 local oldest = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', 1)
 if #oldest > 0 then
-  first = tonumber(string.match(oldest[1][1], '^(%d+)'))
+  -- '<last version>-<n-1>': its first version is last-(n-1).
+  local last, more = string.match(oldest[1][1], '^(%d+)-(%d+)$')
+  first = math.max(tonumber(last) - tonumber(more), 1)
 end
 local events = {}
 local count = tonumber(ARGV[READ_COUNT])

@@ -4,12 +4,11 @@
 -- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
--- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_NOTICE_EVENTS (when
--- the notice carries the events: see noticeEvents), then after the WRITE_HEAD_ARGS first ones
--- WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE (OP_UPSERT, OP_TOUCH,
--- OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the remove's reason),
--- OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH (for COND_IF_VERSION:
--- the epoch the tenant must be in, or '' for any).
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
+-- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
+-- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
+-- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
+-- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
 -- Returns WRITE_REPLY_PER_OP integers per operation (some as decimal text, which is cheaper
 -- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK,
 -- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE
@@ -17,8 +16,10 @@
 -- (0 when not live) and zeros. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian.
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
--- A batch that emits events or brings the next expiry forward publishes the tenant's notice
--- (see lib.lua) last, with its events when they fit and a reader may use them.
+-- The batch's events are one stream entry (see lib.lua), added before any other write, so that
+-- a refused XADD (a stream whose last ID is ahead of the version) fails the call before it
+-- changes anything. A batch that emits events or brings the next expiry forward publishes the
+-- tenant's notice (see lib.lua) last, with its events when they fit.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -88,35 +89,15 @@ for i = 1, n do
   cur[ARGV[a + OP_KEY]] = m[5 + i] or false
 end
 
--- emit appends the event of the next version, with the fields of its kind after the common
--- ones, in the order of protocol.go's eventHead, and returns the version's text, seq_s. c, e
--- and body are the event's createdAt, expiresAt (as text, '0' when it has none) and value or
--- reason ('' when none) for the notice (see lib.lua's notify): note is the notice's first
--- event, notes holds the others, while they fit in NOTICE_MAX bytes; note is false beyond.
--- (One string, not a table, for the usual single event: a table and its concat cost more.)
--- note is nil until the first event, which makes it false when nobody would read it.
+-- emit adds the event of the next version to evs, in the encoding of lib.lua's stream entries,
+-- and returns the version's text, seq_s: c, e and body are the event's createdAt, expiresAt
+-- (as text, '0' when it has none) and value or reason ('' when none).
 local seq_s = nil
-local note, notes, note_len = nil, nil, 0
-local function emit(kind, key, c, e, body, ...)
+local evs = {}
+local function emit(kind, key, c, e, body)
   seq = seq + 1
   seq_s = string.format('%d', seq)
-  redis.call('XADD', K_EVENTS, seq_s, FIELD_EPOCH, epoch, FIELD_KIND, kind, FIELD_KEY, key, FIELD_AT, now_s, ...)
-  if note == nil then
-    -- (pcall: where NUMSUB is not allowed, say by an ACL, the events go in.)
-    local subs = ARGV[WRITE_NOTICE_EVENTS] == EVENTS_IF_SUBSCRIBED and redis.pcall('PUBSUB', 'NUMSUB', K_EVENTS)
-    note = (not subs or subs.err or subs[2] > 0) and ''
-  end
-  if note then
-    note_len = note_len + #key + #body + NOTICE_EVENT_MAX
-    if note_len > NOTICE_MAX then
-      note = false
-    elseif note == '' then
-      note = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
-    else
-      notes = notes or {}
-      notes[#notes + 1] = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
-    end
-  end
+  evs[#evs + 1] = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
   return seq_s
 end
 
@@ -134,17 +115,10 @@ if due <= now then
   end
 end
 if d then
-  if #d > 0 then
-    local members, names = {}, {}
-    for j = 1, #d, 2 do
-      local key = d[j]
-      local e_s = string.format('%d', tonumber(d[j + 1]))
-      emit(KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
-      cur[key] = false
-      members[#members + 1], names[#names + 1] = key, ENTRY_PREFIX .. key
-    end
-    redis.call('ZREM', K_EXP, unpack(members))
-    redis.call('HDEL', K_STATE, unpack(names))
+  for j = 1, #d, 2 do
+    local key = d[j]
+    emit(KIND_EXPIRE, key, '0', string.format('%d', tonumber(d[j + 1])), '')
+    cur[key], changed[key] = false, false
   end
   due = NEVER
   if #nxt > 0 then
@@ -172,7 +146,7 @@ for i = 1, n do
   if stored then
     if tonumber(e_s) <= now then
       -- Past its expiry but not reconciled yet: expired here, before this operation's event.
-      emit(KIND_EXPIRE, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
+      emit(KIND_EXPIRE, key, '0', e_s, '')
       cur[key], changed[key], stored = false, false, false
     end
   end
@@ -201,7 +175,7 @@ for i = 1, n do
   if status == STATUS_CONFLICT and stored then
     out[o + 2] = v_s
   elseif status == STATUS_OK and op == OP_REMOVE then
-    out[o + 2] = emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE], FIELD_REASON, ARGV[a + OP_VALUE])
+    out[o + 2] = emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE])
     out[o + 4] = now_s
     cur[key], changed[key] = false, false
     added = added - 1
@@ -216,12 +190,12 @@ for i = 1, n do
     local value
     if op == OP_UPSERT then
       value = ARGV[a + OP_VALUE]
-      v_s = emit(KIND_UPSERT, key, c_s, e_s, value, FIELD_CREATED_AT, c_s, FIELD_EXPIRES_AT, e_s, FIELD_VALUE, value)
+      v_s = emit(KIND_UPSERT, key, c_s, e_s, value)
       u_s = now_s
     else
       value = string.sub(stored, vpos)
       if op == OP_TOUCH then
-        v_s = emit(KIND_TOUCH, key, '0', e_s, '', FIELD_EXPIRES_AT, e_s)
+        v_s = emit(KIND_TOUCH, key, '0', e_s, '')
         u_s = now_s
       end
     end
@@ -229,6 +203,13 @@ for i = 1, n do
     until_ms = math.max(until_ms, e)
     out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v_s, c_s, u_s, e
   end
+end
+
+-- The batch's events, one stream entry: the first write (the DEL of a new epoch aside).
+local events = nil
+if #evs > 0 then
+  events = #evs == 1 and evs[1] or table.concat(evs)
+  redis.call('XADD', K_EVENTS, seq_s .. '-' .. (#evs - 1), FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
 end
 
 -- Drop the events older than the retention, a bounded number per call, from META_TRIM on.
@@ -261,7 +242,7 @@ end
 if seq ~= seq0 then
   fresh = fresh or seq0 == 0 -- the first event created the stream
   if seq > maxev then
-    -- The stream's IDs are the versions: keep exactly the last maxev, in one call.
+    -- An entry's ID is its last version: keep the entries of the last maxev versions.
     redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', seq - maxev + 1) .. '-0')
   end
 end
@@ -323,11 +304,8 @@ if seq ~= seq0 or due < due0 then
     due_in = math.max(due - now, 0)
   end
   local head = epoch .. ' ' .. (seq_s or string.format('%d', seq)) .. ' ' .. string.format('%d', due_in)
-  if note and note ~= '' then
-    if notes then
-      note = note .. table.concat(notes)
-    end
-    head = head .. ' ' .. now_s .. note
+  if events and #events <= NOTICE_MAX then
+    head = head .. ' ' .. now_s .. events
   end
   redis.call('PUBLISH', K_EVENTS, head)
 end
