@@ -472,13 +472,15 @@ func runGet(ctx context.Context, sc *scripter, keys []string, key string) (backe
 type readResult struct {
 	epoch  string
 	head   uint64 // the tenant's last version
-	first  uint64 // the oldest retained version; head+1 when none is retained
+	first  uint64 // the oldest version a reader may read; head+1 when there is none
 	now    int64
 	events []backend.Event
 	due    int64 // no expiry is earlier; never when none is
 }
 
-// runRead runs read.lua: the tenant's position and up to count events after pos.
+// runRead runs read.lua: the tenant's position and the events of up to count stream entries
+// after pos. The stream trims whole entries, so it may hold a few versions before the last
+// l.MaxEvents; those count as gone, as on every backend: first is never before that window.
 func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
 	cmd, a := scriptCmd(keys, readArgs)
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
@@ -490,7 +492,11 @@ func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits,
 	if err != nil {
 		return readResult{}, scriptError(err)
 	}
-	return decodeRead(res)
+	r, err := decodeRead(res)
+	if n := uint64(l.MaxEvents); err == nil && r.head > n {
+		r.first = max(r.first, r.head-n+1)
+	}
+	return r, err
 }
 
 // decodeRead decodes the reply of read.lua: {epoch, head, first, now, entries, due}.

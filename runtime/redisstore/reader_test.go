@@ -356,3 +356,75 @@ func TestPartialLossMiniredis(t *testing.T) {
 		t.Fatalf("snapshot after the loss: %+v, %v", snap, err)
 	}
 }
+
+func TestBatchEntryMiniredis(t *testing.T) { testBatchEntry(t, newMini(t)) }
+func TestBatchEntryRedis(t *testing.T)     { testBatchEntry(t, newReal(t)) }
+
+// A batch of writes is one stream entry, kept whole by the MaxEvents trim, but a read counts
+// only the last MaxEvents versions as retained: a reader from before them gets the overflow
+// to them, as on every backend, and a reader from inside the entry gets the events after its
+// position only.
+func testBatchEntry(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{MaxEvents: 3}), "batch"
+	ops := make([]writeOp, 5)
+	for i := range ops {
+		ops[i] = writeOp{code: opUpsert, key: fmt.Sprint("k", i), value: []byte("v"), ttl: time.Hour}
+	}
+	res, err := runWrite(ctx, f.b.scripts, st.keys(ten), st.limits, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := res[0].epoch
+	if ids, err := f.client.XRange(ctx, st.keys(ten)[keyEvents], "-", "+").Result(); err != nil || len(ids) != 1 || ids[0].ID != "5-4" {
+		t.Fatalf("stream entries %v, %v; want one, 5-4", ids, err)
+	}
+	r, err := runRead(ctx, f.b.scripts, st.keys(ten), st.limits, backend.Cursor{Epoch: epoch}, 10)
+	if err != nil || r.head != 5 || r.first != 3 || len(r.events) != 5 {
+		t.Fatalf("read: head %d, first %d, %d events, %v; want 5, 3, 5", r.head, r.first, len(r.events), err)
+	}
+	early := subscribe(t, st, ten, &backend.Cursor{Epoch: epoch, Seq: 0})
+	fa := backend.Cursor{Epoch: epoch, Seq: 2}
+	if ev := next(t, early); ev.Kind != backend.EventOverflow || ev.FirstAvailable != fa {
+		t.Fatalf("reader from 0: %+v, want an overflow to %v", ev, fa)
+	}
+	expectVersions(t, early, 3, 5)
+	inside := subscribe(t, st, ten, &backend.Cursor{Epoch: epoch, Seq: 3})
+	expectVersions(t, inside, 4, 5)
+}
+
+// A pump whose head is inside a stream entry (the first events of a batch delivered, the rest
+// not) reads the rest and delivers it without making its readers catch up from Redis.
+func TestPumpReadsInsideEntryMiniredis(t *testing.T) {
+	f := newNoticeFixture(t, newMini)
+	f.quiesce(t)
+	p := f.pump()
+	f.b.mu.Lock()
+	delete(f.b.watch, p.channel) // the hub drops the tenant's notices from now on
+	f.b.mu.Unlock()
+	ops := []writeOp{
+		{code: opUpsert, key: "a", value: []byte("1"), ttl: time.Hour},
+		{code: opUpsert, key: "b", value: []byte("2"), ttl: time.Hour},
+		{code: opUpsert, key: "c", value: []byte("3"), ttl: time.Hour},
+	}
+	res, err := runWrite(context.Background(), f.b.scripts, f.other.keys("t"), f.other.limits, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	l := p.extend(res[0].epoch, []backend.Event{{Kind: backend.EventUpsert, Epoch: res[0].epoch, Version: res[0].version,
+		Key: "a", Value: []byte("1"), At: res[0].updatedAt, CreatedAt: res[0].createdAt, ExpiresAt: res[0].expiresAt}})
+	p.mu.Unlock()
+	if l == nil {
+		t.Fatal("the first event of the batch was not appended")
+	}
+	l.Wake()
+	f.expect(t, res[0].version, "a", []byte("1"))
+	reads := f.reads.n.Load()
+	p.nudge()
+	f.expect(t, res[1].version, "b", []byte("2"))
+	f.expect(t, res[2].version, "c", []byte("3"))
+	if n := f.reads.n.Load() - reads; n != 1 {
+		t.Fatalf("%d reads for the rest of the entry, want the pump's one", n)
+	}
+}
