@@ -33,6 +33,8 @@
 // <expiresAt> <n>:<value or reason>", the encoding of the notices (below), which the script
 // then publishes as they are: one XADD per batch of writes however many events it has, and one
 // encoding of the events for the stream and the notice (docs/PERFORMANCE.md has what it saves).
+// The MaxEvents trim drops whole entries, so the stream may hold a few versions more; readers
+// count only the last MaxEvents as retained, as on every backend.
 //
 // # Scripts and clock
 //
