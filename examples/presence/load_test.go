@@ -651,22 +651,24 @@ func (p *loadPage) rejoin(ctx context.Context) {
 }
 
 // startBeat starts the page's heartbeats in a goroutine of wg; the page's leave stops them
-// before it sends the leave, as the page clears its interval.
+// before it sends the leave, as the page clears its interval. A heartbeat in flight is not
+// cancelled but waited for, as the page's clearInterval does not abort its fetch: cancelling a
+// request on the shared keep-alive connections could also fail another page's request (a
+// suspected cause of rare "context canceled" heartbeats whose own context was not done).
 func (p *loadPage) startBeat(ctx context.Context, wg *sync.WaitGroup) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	stop, done := make(chan struct{}), make(chan struct{})
 	p.mu.Lock()
-	p.stopBeat = func() { cancel(); <-done }
+	p.stopBeat = sync.OnceFunc(func() { close(stop); <-done })
 	p.mu.Unlock()
 	wg.Go(func() {
 		defer close(done)
-		p.beat(ctx)
+		p.beat(ctx, stop)
 	})
 }
 
-// beat heartbeats every beatEvery until ctx ends or the page leaves, and joins again when the
+// beat heartbeats every beatEvery until stop is closed or ctx ends, and joins again when the
 // member is gone.
-func (p *loadPage) beat(ctx context.Context) {
+func (p *loadPage) beat(ctx context.Context, stop <-chan struct{}) {
 	p.mu.Lock()
 	every := p.beatEvery
 	p.mu.Unlock()
@@ -675,6 +677,8 @@ func (p *loadPage) beat(ctx context.Context) {
 	for {
 		select {
 		case <-tick.C:
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		}
