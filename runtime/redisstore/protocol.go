@@ -163,9 +163,14 @@ const noticeMax = 64 << 10
 
 // Bounds of the work of one script call, and a time.
 const (
-	reconcileBatch = 100              // most due entries one call expires
-	trimScan       = 100              // most old events one call inspects when it trims by retention
-	never          = 9000000000000000 // META_DUE when nothing is live
+	reconcileBatch = 100 // most due entries one call expires
+	// maxCallEvents is the most events one call adds, its stream entry: the due entries it
+	// expires, and for each write of a batch an expiry of its key and its own event. Reads
+	// bound the versions they ask for with it, so that a read of count entries returns about
+	// count events, not count times a batch.
+	maxCallEvents = reconcileBatch + 2*maxBatch
+	trimScan      = 100              // most old entries one call inspects when it trims by retention
+	never         = 9000000000000000 // META_DUE when nothing is live
 )
 
 // What the scripts accept of what they read (see lua/check.lua), and the error reply of what
@@ -233,6 +238,7 @@ var luaConstants = []struct {
 	{"READ_CURSOR_SEQ", readCursorSeq},
 	{"READ_COUNT", readCount},
 	{"RECONCILE_BATCH", reconcileBatch},
+	{"MAX_CALL_EVENTS", maxCallEvents},
 	{"TRIM_SCAN", trimScan},
 	{"NEVER", never},
 	{"NOTICE_MAX", noticeMax},
@@ -479,7 +485,7 @@ type readResult struct {
 }
 
 // runRead runs read.lua: the tenant's position and the events of up to count stream entries
-// after pos. The stream trims whole entries, so it may hold a few versions before the last
+// after pos, about count events (see maxCallEvents). The stream trims whole entries, so it may hold a few versions before the last
 // l.MaxEvents; those count as gone, as on every backend: first is never before that window.
 func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
 	cmd, a := scriptCmd(keys, readArgs)
@@ -520,7 +526,8 @@ func decodeRead(res []any) (readResult, error) {
 }
 
 // readTail reads the tenant's epoch, last version and due time, and up to count stream entries
-// with events after version after, in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a
+// with events after version after, up to the version after+count+maxCallEvents (about count
+// events however large the entries), in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a
 // pump's read, as atomic as read.lua and lighter for the server. When the meta or its due time
 // is missing, it runs read.lua, which makes the meta or finds the earliest expiry. The events
 // are those of the tenant's epoch, and the first entry's may start at or before after; the
@@ -532,7 +539,8 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 	var now *redis.TimeCmd
 	_, err := sc.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue)
-		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after+1, 10)+"-0", "+", int64(count))
+		until := strconv.FormatUint(after+uint64(count)+maxCallEvents, 10) // as in read.lua
+		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after+1, 10)+"-0", until, int64(count))
 		now = p.Time(ctx)
 		return nil
 	})

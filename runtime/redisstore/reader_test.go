@@ -428,3 +428,47 @@ func TestPumpReadsInsideEntryMiniredis(t *testing.T) {
 		t.Fatalf("%d reads for the rest of the entry, want the pump's one", n)
 	}
 }
+
+func TestReadBoundedMiniredis(t *testing.T) { testReadBounded(t, newMini(t)) }
+func TestReadBoundedRedis(t *testing.T)     { testReadBounded(t, newReal(t)) }
+
+// A read of count entries returns about count events however many each entry holds (it asks
+// for the versions up to count+maxCallEvents after its start), and at least the entry of the
+// version after its start, even one larger than a call adds.
+func testReadBounded(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{}), "bounded"
+	keys := st.keys(ten)
+	batch := func(n int) {
+		t.Helper()
+		ops := make([]writeOp, n)
+		for i := range ops {
+			ops[i] = writeOp{code: opUpsert, key: fmt.Sprint("k", i), value: []byte("v"), ttl: time.Hour}
+		}
+		if _, err := runWrite(ctx, f.b.scripts, keys, st.limits, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		batch(maxBatch) // versions 1 to 640, an entry of 64 each
+	}
+	const count = 100
+	r, err := runRead(ctx, f.b.scripts, keys, st.limits, backend.Cursor{}, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := readTail(ctx, f.b.scripts, keys, st.limits, r.epoch, 0, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range [][]backend.Event{r.events, tail.events} {
+		if n := len(got); n == 0 || n > count+maxCallEvents || got[0].Version != 1 {
+			t.Fatalf("a read of %d entries from 0 of 640 versions: %d events, want 1 to %d from version 1", count, n, count+maxCallEvents)
+		}
+	}
+	batch(2 * maxCallEvents) // one entry of more events than a call of the batcher adds
+	r, err = runRead(ctx, f.b.scripts, keys, st.limits, backend.Cursor{Epoch: r.epoch, Seq: 640}, 1)
+	if err != nil || len(r.events) != 2*maxCallEvents || r.events[0].Version != 641 {
+		t.Fatalf("a read of the large entry: %d events, %v; want %d from 641", len(r.events), err, 2*maxCallEvents)
+	}
+}

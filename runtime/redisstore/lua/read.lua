@@ -1,5 +1,6 @@
 -- read.lua: ARGV ARG_EPOCH (an epoch candidate), ARG_RETENTION (ms), READ_CURSOR_EPOCH and
--- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most stream entries to return).
+-- READ_CURSOR_SEQ (the cursor), READ_COUNT (the most stream entries to return, and about the most
+-- events: see below).
 -- Returns {epoch, head version, first retained version, now, entries, due}: the stream entries
 -- with events after the cursor (from the oldest retained one if the cursor is of another
 -- epoch), as XRANGE gives them (the first may hold events up to the cursor too), and the due
@@ -23,11 +24,18 @@ end
 local events = {}
 local count = tonumber(ARGV[READ_COUNT])
 if count > 0 then
-  local start = '-'
+  -- The entries with versions after from, up to from + count + MAX_CALL_EVENTS: about count
+  -- events however many each entry holds, and the entry of the version after from.
+  local from = first - 1
   if ARGV[READ_CURSOR_EPOCH] == ctx.epoch then
-    start = num(tonumber(ARGV[READ_CURSOR_SEQ]) + 1) .. '-0'
+    from = tonumber(ARGV[READ_CURSOR_SEQ])
   end
-  events = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', count)
+  local start = num(from + 1) .. '-0'
+  events = redis.call('XRANGE', K_EVENTS, start, num(from + count + MAX_CALL_EVENTS), 'COUNT', count)
+  if #events == 0 and from < ctx.seq then
+    -- An entry of more events than a call adds (none of the scripts'): read it alone.
+    events = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', 1)
+  end
 end
 local due = ctx.due
 if due == 0 then
