@@ -153,7 +153,7 @@
 // notice, which then tells of nothing new; a batch whose script also emitted an expiry is left
 // to the notice from that event on. Any other notice of events the pump has not delivered (a gap, a new epoch, a
 // notice without events or with junk, one during a read) makes the pump read them: one
-// MULTI/EXEC on the command pool (XRANGE after its last version, at most 100 entries, with the
+// MULTI/EXEC on the command pool (XRANGE after its last version, about 100 events, with the
 // tenant's meta and TIME). Notices that arrive while a read is in flight make one more read, so
 // a busy tenant that the notices cannot serve costs one read per batch, not per event. No
 // script runs before a read. The stream stays the source of truth: readers that catch up, and
