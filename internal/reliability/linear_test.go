@@ -177,13 +177,9 @@ func startCluster(t *testing.T) []*redistest.Server {
 	nodes := make([]*redistest.Server, n)
 	buses := make([]string, n)
 	for i := range nodes {
-		s := redistest.NewServer(t)
 		buses[i] = redistest.FreePort(t)
-		s.Args = []string{"--enable-debug-command", "local", "--cluster-enabled", "yes", "--cluster-port", buses[i],
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}
-		s.Start()
-		t.Cleanup(s.Stop)
-		nodes[i] = s
+		nodes[i] = redistest.StartServer(t, "--enable-debug-command", "local", "--cluster-enabled", "yes",
+			"--cluster-port", buses[i], "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
 	}
 	admin := make([]*redis.Client, n)
 	ctx := t.Context()
