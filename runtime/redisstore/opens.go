@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
@@ -103,8 +102,7 @@ func runOpen(ctx context.Context, sc *scripter, keys []string, l backend.Limits)
 // scriptCmd).
 func openCmd(keys []string, l backend.Limits) []any {
 	cmd, a := scriptCmd(keys, openArgCount)
-	a.set(argEpoch, backend.NewEpoch(time.Now()))
-	a.set(argRetention, l.EventRetention.Milliseconds())
+	setHead(a, l)
 	return cmd
 }
 

@@ -95,9 +95,9 @@ const (
 	statusCapacity = -2 // upsert: a new key in a full tenant
 )
 
-// Script arguments, by their position in ARGV (from 1). The writing scripts, read and tick
-// start with an epoch candidate (the epoch of the tenant's meta if the script has to make it)
-// and the event retention in milliseconds; all but read then take the most events kept.
+// Script arguments, by their position in ARGV (from 1). Every script but get starts with an
+// epoch candidate (the epoch of the tenant's meta if the script has to make it) and the event
+// retention in milliseconds (see setHead); write and tick then take the most events kept.
 const (
 	argEpoch     = 1
 	argRetention = 2
@@ -154,7 +154,7 @@ const (
 	readArgs        = 5
 )
 
-// Arguments of tick.lua: the three common ones.
+// Arguments of tick.lua: argEpoch, argRetention and argMaxEvents.
 const tickArgs = 3
 
 // noticeMax is the most bytes of events a notice carries (see parseNotice): a script whose
@@ -275,11 +275,11 @@ type args []any
 
 func (a args) set(pos int, v any) { a[pos-1] = v }
 
-// setCommon sets the first three arguments of write.lua and tick.lua in a.
-func setCommon(a args, l backend.Limits) {
+// setHead sets in a the two arguments that every script but get.lua starts with: argEpoch, the
+// epoch of a tenant that has none yet, and argRetention.
+func setHead(a args, l backend.Limits) {
 	a.set(argEpoch, backend.NewEpoch(time.Now()))
 	a.set(argRetention, l.EventRetention.Milliseconds())
-	a.set(argMaxEvents, l.MaxEvents)
 }
 
 // writeOp is one operation of a batch of write.lua: an upsert, a touch or a remove.
@@ -366,7 +366,8 @@ func corruptError(k int, field, value string, n int) error {
 // writeCmd builds the command that runs write.lua on ops, and its arguments as args.
 func writeCmd(keys []string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
-	setCommon(a, l)
+	setHead(a, l)
+	a.set(argMaxEvents, l.MaxEvents)
 	a.set(writeMaxEntries, l.MaxEntries)
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
@@ -485,12 +486,12 @@ type readResult struct {
 }
 
 // runRead runs read.lua: the tenant's position and the events of up to count stream entries
-// after pos, about count events (see maxCallEvents). The stream trims whole entries, so it may hold a few versions before the last
-// l.MaxEvents; those count as gone, as on every backend: first is never before that window.
+// after pos, about count events (see maxCallEvents). The stream trims whole entries, so it may
+// hold a few versions before the last l.MaxEvents; those count as gone, as on every backend:
+// first is never before that window.
 func runRead(ctx context.Context, sc *scripter, keys []string, l backend.Limits, pos backend.Cursor, count int) (readResult, error) {
 	cmd, a := scriptCmd(keys, readArgs)
-	a.set(argEpoch, backend.NewEpoch(time.Now()))
-	a.set(argRetention, l.EventRetention.Milliseconds())
+	setHead(a, l)
 	a.set(readCursorEpoch, pos.Epoch)
 	a.set(readCursorSeq, pos.Seq)
 	a.set(readCount, count)
@@ -582,7 +583,8 @@ type tickResult struct {
 // runTick runs tick.lua.
 func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (tickResult, error) {
 	cmd, a := scriptCmd(keys, tickArgs)
-	setCommon(a, l)
+	setHead(a, l)
+	a.set(argMaxEvents, l.MaxEvents)
 	res, err := sc.runCmd(ctx, tickScript, cmd).Slice()
 	if err != nil {
 		return tickResult{}, scriptError(err)
