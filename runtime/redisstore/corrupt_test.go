@@ -217,7 +217,7 @@ func checkWrite(t *testing.T, what string, err error, before, after dump) {
 	model := entriesOf(before.state)
 	next := seq0 + 1
 	for _, m := range after.events {
-		evs := parseEntry(m.ID, func(name string) string { s, _ := m.Values[name].(string); return s })
+		evs := parseMessage(m)
 		if evs[len(evs)-1].Version <= seq0 {
 			continue // older events, or junk among them
 		}

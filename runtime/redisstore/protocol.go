@@ -567,7 +567,7 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 		return r, nil
 	}
 	for _, msg := range tail.Val() {
-		r.events = append(r.events, parseEntry(msg.ID, func(name string) string { s, _ := msg.Values[name].(string); return s })...)
+		r.events = append(r.events, parseMessage(msg)...)
 	}
 	return r, nil
 }
@@ -1039,6 +1039,12 @@ func parseEntry(id string, field func(name string) string) []backend.Event {
 		}
 	}
 	return []backend.Event{{Version: idSeq(id)}}
+}
+
+// parseMessage decodes a stream entry as go-redis returns it (XRANGE, XREAD), as parseEntry
+// does.
+func parseMessage(m redis.XMessage) []backend.Event {
+	return parseEntry(m.ID, func(name string) string { s, _ := m.Values[name].(string); return s })
 }
 
 // idSeq returns the first part of a stream entry's ID, "<seq>-<n>", or 0 when it has none.

@@ -198,7 +198,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	}
 	var got []backend.Event
 	for _, m := range streams[0].Messages {
-		got = append(got, parseEntry(m.ID, func(name string) string { s, _ := m.Values[name].(string); return s })...)
+		got = append(got, parseMessage(m)...)
 	}
 	check("XREAD", got)
 
