@@ -22,14 +22,14 @@ import (
 //
 // Events in a Log are immutable: the *Event that At returns is shared by every reader and
 // must not be modified by any of them. Each carries a [Memo] for a value derived from it once
-// per process, such as its decoded value.
+// per process, such as its decoded value. An append only fills a record in a ring allocated
+// as the log grows; the first reader of an event makes the *Event, so a log nobody reads
+// allocates nothing per event (memstore keeps one for every tenant, read or not).
 type Log struct {
 	epoch string
 	limit uint64
 
-	mu   sync.Mutex // serializes writers
-	slab []logItem  // where the next events are stored; guarded by mu
-	size int        // the size of the last slab; guarded by mu
+	mu sync.Mutex // serializes writers, and the readers who make an event (see At)
 
 	ring   atomic.Pointer[logRing]
 	first  atomic.Uint64 // the oldest version a reader may read
@@ -156,10 +156,28 @@ func (w *Waiter) Release() {
 // lower (docs/PERFORMANCE.md). A few readers are woken at once.
 const wakeSpacing = 6 * time.Microsecond
 
-// logRing holds the retained events by version: the event of version v is in slot v&mask.
+// logRing holds the retained events by version, in slot v&mask: the record of each, which
+// the writer fills, and the *Event made of it by the first reader that reads it. An event
+// dropped for the limit keeps its slot until the slot is reused: its record and event (and so
+// its key and value) stay reachable for at most as many appends as the ring has slots, fewer
+// than twice the limit. Events dropped by time or by a gap are released at once.
 type logRing struct {
-	slots []atomic.Pointer[Event]
-	mask  uint64
+	recs []logRec // guarded by Log.mu
+	evs  []atomic.Pointer[Event]
+	mask uint64
+}
+
+// logRec is what the log keeps of an event until a reader reads it: an append fills the slot
+// of a ring allocated once, and allocates nothing. The epoch and the version are the log's and
+// the slot's.
+type logRec struct {
+	kind    EventKind
+	at      int64
+	created int64
+	expires int64
+	key     string
+	value   []byte
+	reason  string
 }
 
 // logItem is the storage of one event with its memo, allocated in slabs.
@@ -168,7 +186,7 @@ type logItem struct {
 	memo Memo
 }
 
-// maxSlab is the most events allocated at once; slabs start at one event and double.
+// maxSlab is the most events a reader makes at once.
 const maxSlab = 64
 
 // NewLog returns an empty log of the events of epoch after version head, keeping at most
@@ -177,8 +195,13 @@ func NewLog(epoch string, head uint64, limit int) *Log {
 	l := &Log{epoch: epoch, limit: uint64(max(limit, 1))}
 	l.first.Store(head + 1)
 	l.head.Store(head)
-	l.ring.Store(&logRing{slots: make([]atomic.Pointer[Event], 1)})
+	l.ring.Store(newRing(1))
 	return l
+}
+
+// newRing returns an empty ring of size slots, a power of two.
+func newRing(size uint64) *logRing {
+	return &logRing{recs: make([]logRec, size), evs: make([]atomic.Pointer[Event], size), mask: size - 1}
 }
 
 // Epoch returns the epoch of the log's events.
@@ -191,12 +214,12 @@ func (l *Log) Head() uint64 { return l.head.Load() }
 // when there is none.
 func (l *Log) First() uint64 { return l.first.Load() }
 
-// Append adds events of the log's epoch, in version order. An event at or below the head is
-// ignored. An event after a gap (a version beyond head+1) drops every earlier event: a reader
-// that had not read them finds them gone. Readers that read without waiting see the events at
-// once; those that wait see them after the next [Log.Wake], which the writer calls when it has
-// appended a batch (and, say, released the locks it held: waking thousands of readers takes a
-// while).
+// Append adds events of the log's epoch, in version order: their Epoch, After, FirstAvailable
+// and Memo are not kept. An event at or below the head is ignored. An event after a gap (a
+// version beyond head+1) drops every earlier event: a reader that had not read them finds them
+// gone. Readers that read without waiting see the events at once; those that wait see them
+// after the next [Log.Wake], which the writer calls when it has appended a batch (and, say,
+// released the locks it held: waking thousands of readers takes a while).
 func (l *Log) Append(evs ...Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -204,7 +227,8 @@ func (l *Log) Append(evs ...Event) {
 		return
 	}
 	for i := range evs {
-		v := evs[i].Version
+		ev := &evs[i]
+		v := ev.Version
 		head := l.head.Load()
 		if v <= head {
 			continue
@@ -213,43 +237,40 @@ func (l *Log) Append(evs ...Event) {
 		first := l.first.Load()
 		if v != head+1 {
 			for s := first; s <= head; s++ {
-				r.slots[s&r.mask].Store(nil)
+				r.drop(s)
 			}
 			first = v
 		}
 		if n := v - first + 1; n > l.limit {
-			r.slots[first&r.mask].Store(nil)
-			first++
-		} else if n > uint64(len(r.slots)) {
+			first++ // its slot is released when it is reused (see logRing)
+		} else if n > uint64(len(r.recs)) {
 			r = l.grow(r, first, head, n)
 		}
 		l.first.Store(first)
-		r.slots[v&r.mask].Store(l.store(&evs[i]))
+		if p := &r.evs[v&r.mask]; p.Load() != nil {
+			p.Store(nil) // the event of the slot's last record
+		}
+		r.recs[v&r.mask] = logRec{kind: ev.Kind, at: ev.At, created: ev.CreatedAt, expires: ev.ExpiresAt,
+			key: ev.Key, value: ev.Value, reason: ev.Reason}
 		l.head.Store(v)
 	}
 }
 
-// store copies ev into the slab, with a memo, and returns the copy.
-func (l *Log) store(ev *Event) *Event {
-	if len(l.slab) == 0 {
-		l.size = min(max(2*l.size, 1), maxSlab)
-		l.slab = make([]logItem, l.size)
-	}
-	it := &l.slab[0]
-	l.slab = l.slab[1:]
-	it.ev = *ev
-	it.ev.Memo = &it.memo
-	return &it.ev
+// drop releases slot v: its record and the event made of it. l.mu is held.
+func (r *logRing) drop(v uint64) {
+	r.recs[v&r.mask] = logRec{}
+	r.evs[v&r.mask].Store(nil)
 }
 
 // grow replaces r by a ring with room for n events (a power of two, at most the limit's),
 // holding the events first to head, and returns it.
 func (l *Log) grow(r *logRing, first, head, n uint64) *logRing {
-	size := uint64(1) << bits.Len64(max(n, 2*uint64(len(r.slots)))-1)
+	size := uint64(1) << bits.Len64(max(n, 2*uint64(len(r.recs)))-1)
 	size = min(size, uint64(1)<<bits.Len64(l.limit-1))
-	nr := &logRing{slots: make([]atomic.Pointer[Event], size), mask: size - 1}
+	nr := newRing(size)
 	for s := first; s <= head; s++ {
-		nr.slots[s&nr.mask].Store(r.slots[s&r.mask].Load())
+		nr.recs[s&nr.mask] = r.recs[s&r.mask]
+		nr.evs[s&nr.mask].Store(r.evs[s&r.mask].Load())
 	}
 	l.ring.Store(nr)
 	return nr
@@ -258,6 +279,10 @@ func (l *Log) grow(r *logRing, first, head, n uint64) *logRing {
 // At returns the event of version v. When it has none, wait reports whether the event is yet
 // to come (v is after the head): the reader waits for it (see [Log.Await]). Otherwise it is gone
 // (dropped, or the log is closed) and the reader must read it elsewhere.
+//
+// The first reader of an event makes it, under the writers' lock, together with the events
+// after it that no reader has made yet (up to maxSlab): a log that nobody reads costs its
+// writer a record per event, and one that many read, one *Event per event.
 func (l *Log) At(v uint64) (ev *Event, wait bool) {
 	if l.closed.Load() {
 		return nil, false
@@ -266,11 +291,45 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 		return nil, true
 	}
 	r := l.ring.Load()
-	ev = r.slots[v&r.mask].Load()
-	if ev == nil || ev.Version != v || v < l.first.Load() {
+	ev = r.evs[v&r.mask].Load()
+	if ev == nil || ev.Version != v {
+		if v < l.first.Load() {
+			return nil, false
+		}
+		return l.make(v), false
+	}
+	if v < l.first.Load() {
 		return nil, false
 	}
 	return ev, false
+}
+
+// make returns the event of version v, made of its record if no reader has made it yet, or nil
+// when it is gone.
+func (l *Log) make(v uint64) *Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.ring.Load()
+	head := l.head.Load()
+	if l.closed.Load() || v < l.first.Load() || v > head {
+		return nil
+	}
+	if ev := r.evs[v&r.mask].Load(); ev != nil && ev.Version == v {
+		return ev
+	}
+	n := uint64(1)
+	for n < maxSlab && v+n <= head && r.evs[(v+n)&r.mask].Load() == nil {
+		n++
+	}
+	items := make([]logItem, n)
+	for i := range items {
+		it, s := &items[i], v+uint64(i)
+		rec := &r.recs[s&r.mask]
+		it.ev = Event{Kind: rec.kind, Epoch: l.epoch, Version: s, Key: rec.key, At: rec.at,
+			CreatedAt: rec.created, ExpiresAt: rec.expires, Value: rec.value, Reason: rec.reason, Memo: &it.memo}
+		r.evs[s&r.mask].Store(&it.ev)
+	}
+	return &items[0].ev
 }
 
 // Await registers w for the next [Log.Wake] or [Log.Close]. A reader registers first and then
@@ -349,22 +408,14 @@ func (l *Log) wakeNow() {
 	l.wmu.Unlock()
 }
 
-// DropBefore drops the oldest events whose time (At) is before ms. It looks at the oldest
-// event first, without the lock: most calls have nothing to drop.
+// DropBefore drops the oldest events whose time (At) is before ms.
 func (l *Log) DropBefore(ms int64) {
-	if ev, _ := l.At(l.First()); l.Len() == 0 || ev != nil && ev.At >= ms {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.ring.Load()
 	first, head := l.first.Load(), l.head.Load()
-	for ; first <= head; first++ {
-		slot := &r.slots[first&r.mask]
-		if ev := slot.Load(); ev != nil && ev.At >= ms {
-			break
-		}
-		slot.Store(nil)
+	for ; first <= head && r.recs[first&r.mask].at < ms; first++ {
+		r.drop(first)
 	}
 	l.first.Store(first)
 }

@@ -36,8 +36,11 @@ func TestLog(t *testing.T) {
 			ev, wait := l.At(v)
 			if ev != nil {
 				got = append(got, ev.Version)
-				if ev.Version != v || ev.Memo == nil {
+				if ev.Version != v || ev.At != int64(v) || ev.Epoch != "e" || ev.Memo == nil {
 					t.Fatalf("%s: At(%d) = %+v", step, v, ev)
+				}
+				if again, _ := l.At(v); again != ev {
+					t.Fatalf("%s: At(%d) made a second event", step, v)
 				}
 			}
 			if wait != (v > head) {
@@ -54,7 +57,7 @@ func TestLog(t *testing.T) {
 	check("empty")
 	add(5)
 	check("five")
-	l.Append(backend.Event{Epoch: "e", Version: head - 1}) // a repeat is ignored
+	l.Append(backend.Event{Epoch: "e", Version: head - 1, At: -1}) // a repeat is ignored
 	check("a repeat")
 	l.DropBefore(int64(model[3]))
 	model = model[3:]

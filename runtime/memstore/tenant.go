@@ -19,6 +19,7 @@ type tenant struct {
 	log     *backend.Log
 	readers int   // open subscriptions
 	last    int64 // ms of the last call or event that used the state
+	trimmed int64 // ms of the last trim by an append
 	// sweep is the tenant's item in the expiry heap while it may be idle: when it falls due
 	// and the tenant is still idle, the tenant's state is freed.
 	sweep entry
@@ -91,12 +92,17 @@ func (t *tenant) trim(now int64) {
 }
 
 // appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
-// readers. It returns the version.
+// readers. It returns the version. It drops the events older than the retention once per
+// millisecond: a reader checks the age of each event it reads anyway, and the calls that
+// report an overflow trim first.
 func (t *tenant) appendEvent(ev backend.Event) uint64 {
 	t.seq++
 	ev.Epoch, ev.Version = t.epoch, t.seq
 	t.last = max(t.last, ev.At)
-	t.trim(ev.At)
+	if ev.At != t.trimmed {
+		t.trimmed = ev.At
+		t.trim(ev.At)
+	}
 	t.log.Append(ev)
 	b := t.st.b
 	switch b.wake {
