@@ -214,46 +214,40 @@ func (l *Log) Head() uint64 { return l.head.Load() }
 // when there is none.
 func (l *Log) First() uint64 { return l.first.Load() }
 
-// Append adds events of the log's epoch, in version order: their Epoch, After, FirstAvailable
-// and Memo are not kept. An event at or below the head is ignored. An event after a gap (a
-// version beyond head+1) drops every earlier event: a reader that had not read them finds them
-// gone. Readers that read without waiting see the events at once; those that wait see them
-// after the next [Log.Wake], which the writer calls when it has appended a batch (and, say,
-// released the locks it held: waking thousands of readers takes a while).
-func (l *Log) Append(evs ...Event) {
+// Append adds ev, an event of the log's epoch, after the events appended before it, in
+// version order: its Epoch, After, FirstAvailable and Memo are not kept. An event at or below
+// the head is ignored. An event after a gap (a version beyond head+1) drops every earlier event:
+// a reader that had not read them finds them gone. Readers that read without waiting see the
+// event at once; those that wait see it after the next [Log.Wake], which the writer calls when
+// it has appended a batch (and, say, released the locks it held: waking thousands of readers
+// takes a while).
+func (l *Log) Append(ev *Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed.Load() {
+	v, head := ev.Version, l.head.Load()
+	if l.closed.Load() || v <= head {
 		return
 	}
-	for i := range evs {
-		ev := &evs[i]
-		v := ev.Version
-		head := l.head.Load()
-		if v <= head {
-			continue
+	r := l.ring.Load()
+	first := l.first.Load()
+	if v != head+1 {
+		for s := first; s <= head; s++ {
+			r.drop(s)
 		}
-		r := l.ring.Load()
-		first := l.first.Load()
-		if v != head+1 {
-			for s := first; s <= head; s++ {
-				r.drop(s)
-			}
-			first = v
-		}
-		if n := v - first + 1; n > l.limit {
-			first++ // its slot is released when it is reused (see logRing)
-		} else if n > uint64(len(r.recs)) {
-			r = l.grow(r, first, head, n)
-		}
-		l.first.Store(first)
-		if p := &r.evs[v&r.mask]; p.Load() != nil {
-			p.Store(nil) // the event of the slot's last record
-		}
-		r.recs[v&r.mask] = logRec{kind: ev.Kind, at: ev.At, created: ev.CreatedAt, expires: ev.ExpiresAt,
-			key: ev.Key, value: ev.Value, reason: ev.Reason}
-		l.head.Store(v)
+		first = v
 	}
+	if n := v - first + 1; n > l.limit {
+		first++ // its slot is released when it is reused (see logRing)
+	} else if n > uint64(len(r.recs)) {
+		r = l.grow(r, first, head, n)
+	}
+	l.first.Store(first)
+	if p := &r.evs[v&r.mask]; p.Load() != nil {
+		p.Store(nil) // the event of the slot's last record
+	}
+	r.recs[v&r.mask] = logRec{kind: ev.Kind, at: ev.At, created: ev.CreatedAt, expires: ev.ExpiresAt,
+		key: ev.Key, value: ev.Value, reason: ev.Reason}
+	l.head.Store(v)
 }
 
 // drop releases slot v: its record and the event made of it. l.mu is held.

@@ -22,7 +22,7 @@ func TestLog(t *testing.T) {
 	add := func(n int) {
 		for range n {
 			head++
-			l.Append(backend.Event{Epoch: "e", Version: head, At: int64(head)})
+			l.Append(&backend.Event{Epoch: "e", Version: head, At: int64(head)})
 			model = append(model, head)
 			if len(model) > limit {
 				model = model[len(model)-limit:]
@@ -57,7 +57,7 @@ func TestLog(t *testing.T) {
 	check("empty")
 	add(5)
 	check("five")
-	l.Append(backend.Event{Epoch: "e", Version: head - 1, At: -1}) // a repeat is ignored
+	l.Append(&backend.Event{Epoch: "e", Version: head - 1, At: -1}) // a repeat is ignored
 	check("a repeat")
 	l.DropBefore(int64(model[3]))
 	model = model[3:]
@@ -65,7 +65,7 @@ func TestLog(t *testing.T) {
 	add(20)
 	check("growth and wrapping")
 	head += 5 // a gap drops everything before it
-	l.Append(backend.Event{Epoch: "e", Version: head, At: int64(head)})
+	l.Append(&backend.Event{Epoch: "e", Version: head, At: int64(head)})
 	model = []uint64{head}
 	check("a gap")
 	add(3)
@@ -121,7 +121,7 @@ func TestLogReaders(t *testing.T) {
 		})
 	}
 	for v := uint64(1); v <= n; v++ {
-		l.Append(backend.Event{Epoch: "e", Version: v, Key: "k"})
+		l.Append(&backend.Event{Epoch: "e", Version: v, Key: "k"})
 		if v%3 == 0 || v == n {
 			l.Wake()
 		}

@@ -84,7 +84,7 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 		}
 		t := e.t
 		t.delete(e)
-		t.appendEvent(backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
+		t.appendEvent(&backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
 		b.obs.Expired(t.st.id, t.name, 1)
 		if t.idle() {
 			b.scheduleSweep(t)

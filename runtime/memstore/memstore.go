@@ -297,7 +297,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	e.value, e.memo = req.Value, nil
 	e.updated = now
 	e.expires = now + req.TTL.Milliseconds()
-	e.version = t.appendEvent(backend.Event{
+	e.version = t.appendEvent(&backend.Event{
 		Kind:      backend.EventUpsert,
 		At:        now,
 		Key:       e.key,
@@ -324,7 +324,7 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	e.expires = now + req.TTL.Milliseconds()
 	if !req.Quiet {
 		e.updated = now
-		e.version = t.appendEvent(backend.Event{Kind: backend.EventTouch, At: now, Key: e.key, ExpiresAt: e.expires})
+		e.version = t.appendEvent(&backend.Event{Kind: backend.EventTouch, At: now, Key: e.key, ExpiresAt: e.expires})
 	}
 	b.schedule(e)
 	return backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}, nil
@@ -344,7 +344,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	t.delete(e)
 	b.unschedule(e)
-	t.appendEvent(backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
+	t.appendEvent(&backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
 	if t.idle() {
 		b.scheduleSweep(t)
 	}

@@ -95,7 +95,7 @@ func (t *tenant) trim(now int64) {
 // readers. It returns the version. It drops the events older than the retention once per
 // millisecond: a reader checks the age of each event it reads anyway, and the calls that
 // report an overflow trim first.
-func (t *tenant) appendEvent(ev backend.Event) uint64 {
+func (t *tenant) appendEvent(ev *backend.Event) uint64 {
 	t.seq++
 	ev.Epoch, ev.Version = t.epoch, t.seq
 	t.last = max(t.last, ev.At)

@@ -314,7 +314,9 @@ func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 		return nil
 	}
 	l := p.log.Load()
-	l.Append(evs...)
+	for i := range evs {
+		l.Append(&evs[i])
+	}
 	l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
 	p.head = evs[len(evs)-1].Version
 	return l
@@ -753,7 +755,9 @@ func (p *pump) deliver(events []backend.Event) {
 	p.head = max(p.head, events[len(events)-1].Version)
 	p.mu.Unlock()
 	l := p.log.Load()
-	l.Append(events...)
+	for i := range events {
+		l.Append(&events[i])
+	}
 	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
 	l.Wake()
 }

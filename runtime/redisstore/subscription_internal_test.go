@@ -33,8 +33,8 @@ func TestNextWakeDroppedEvent(t *testing.T) {
 		sub.beforeWait = nil
 		l := sub.log
 		h := l.Head()
-		l.Append(backend.Event{Kind: backend.EventUpsert, Key: "k", Epoch: l.Epoch(), Version: h + 1},
-			backend.Event{Kind: backend.EventUpsert, Key: "k", Epoch: l.Epoch(), Version: h + 2})
+		l.Append(&backend.Event{Kind: backend.EventUpsert, Key: "k", Epoch: l.Epoch(), Version: h + 1})
+		l.Append(&backend.Event{Kind: backend.EventUpsert, Key: "k", Epoch: l.Epoch(), Version: h + 2})
 		l.Wake()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
