@@ -29,7 +29,10 @@ type Log struct {
 	epoch string
 	limit uint64
 
-	mu sync.Mutex // serializes writers, and the readers who make an event (see At)
+	mu   sync.Mutex // serializes writers, and the readers who make an event (see At)
+	slab []logItem  // where the next events are made; guarded by mu
+	size int        // the size of the last slab; guarded by mu
+	made uint64     // the head at the last makeNew; guarded by mu
 
 	ring   atomic.Pointer[logRing]
 	first  atomic.Uint64 // the oldest version a reader may read
@@ -186,7 +189,8 @@ type logItem struct {
 	memo Memo
 }
 
-// maxSlab is the most events a reader makes at once.
+// maxSlab is the most events made at once by a reader, and the most allocated at once; slabs
+// start at one event and double.
 const maxSlab = 64
 
 // NewLog returns an empty log of the events of epoch after version head, keeping at most
@@ -274,9 +278,10 @@ func (l *Log) grow(r *logRing, first, head, n uint64) *logRing {
 // to come (v is after the head): the reader waits for it (see [Log.Await]). Otherwise it is gone
 // (dropped, or the log is closed) and the reader must read it elsewhere.
 //
-// The first reader of an event makes it, under the writers' lock, together with the events
-// after it that no reader has made yet (up to maxSlab): a log that nobody reads costs its
-// writer a record per event, and one that many read, one *Event per event.
+// The event is made of its record by the writer's [Log.Wake] when readers wait, or else by
+// its first reader, under the writers' lock, with the next events not made yet (up to
+// maxSlab): a log that nobody reads costs its writer a record per event, and one that many
+// read, one *Event per event.
 func (l *Log) At(v uint64) (ev *Event, wait bool) {
 	if l.closed.Load() {
 		return nil, false
@@ -299,31 +304,49 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 }
 
 // make returns the event of version v, made of its record if no reader has made it yet, or nil
-// when it is gone.
+// when it is gone. It makes the next events that are not made yet too, up to maxSlab in all.
 func (l *Log) make(v uint64) *Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.ring.Load()
-	head := l.head.Load()
-	if l.closed.Load() || v < l.first.Load() || v > head {
+	if l.closed.Load() || v < l.first.Load() || v > l.head.Load() {
 		return nil
 	}
-	if ev := r.evs[v&r.mask].Load(); ev != nil && ev.Version == v {
-		return ev
-	}
-	n := uint64(1)
-	for n < maxSlab && v+n <= head && r.evs[(v+n)&r.mask].Load() == nil {
-		n++
-	}
-	items := make([]logItem, n)
-	for i := range items {
-		it, s := &items[i], v+uint64(i)
-		rec := &r.recs[s&r.mask]
-		it.ev = Event{Kind: rec.kind, Epoch: l.epoch, Version: s, Key: rec.key, At: rec.at,
+	l.makeRange(v, v+maxSlab-1)
+	r := l.ring.Load()
+	return r.evs[v&r.mask].Load()
+}
+
+// makeRange makes the events of versions v to last (at most the head) that are not made
+// yet. l.mu is held.
+func (l *Log) makeRange(v, last uint64) {
+	r := l.ring.Load()
+	for last = min(last, l.head.Load()); v <= last; v++ {
+		p := &r.evs[v&r.mask]
+		if ev := p.Load(); ev != nil && ev.Version == v {
+			continue
+		}
+		if len(l.slab) == 0 {
+			l.size = min(max(2*l.size, 1), maxSlab)
+			l.slab = make([]logItem, l.size)
+		}
+		it, rec := &l.slab[0], &r.recs[v&r.mask]
+		l.slab = l.slab[1:]
+		it.ev = Event{Kind: rec.kind, Epoch: l.epoch, Version: v, Key: rec.key, At: rec.at,
 			CreatedAt: rec.created, ExpiresAt: rec.expires, Value: rec.value, Reason: rec.reason, Memo: &it.memo}
-		r.evs[s&r.mask].Store(&it.ev)
+		p.Store(&it.ev)
 	}
-	return &items[0].ev
+}
+
+// makeNew makes the events appended since its last call, for the readers about to be woken:
+// they then read them without the lock, instead of all taking it to make the first.
+func (l *Log) makeNew() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	head := l.head.Load()
+	if !l.closed.Load() && head > l.made {
+		l.makeRange(max(l.made+1, l.first.Load()), head)
+		l.made = head
+	}
 }
 
 // Await registers w for the next [Log.Wake] or [Log.Close]. A reader registers first and then
@@ -362,6 +385,7 @@ func (l *Log) Wake() {
 		// finds the events then (the rule of Await), so there is nothing to wake.
 		return
 	}
+	l.makeNew()
 	l.wmu.Lock()
 	if l.pending {
 		l.wmu.Unlock()
