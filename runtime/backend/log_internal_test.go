@@ -26,3 +26,47 @@ func TestAwaitDropsReleased(t *testing.T) {
 		t.Fatal("the waiter that was not released was dropped: not woken")
 	}
 }
+
+// TestLogReleases checks what the ring keeps of the events it no longer holds: nothing of those
+// dropped by time or by a gap, and, of those dropped for the limit, only what is in the slots
+// not reused yet.
+func TestLogReleases(t *testing.T) {
+	const limit = 5 // a ring of 8 slots
+	l := NewLog("e", 0, limit)
+	add := func(from, to uint64) {
+		for v := from; v <= to; v++ {
+			l.Append(&Event{Kind: EventUpsert, Version: v, At: int64(v), Key: "k", Value: []byte("value")})
+		}
+	}
+	kept := func() (recs, evs int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		r := l.ring.Load()
+		for i := range r.recs {
+			if r.recs[i].key != "" || r.recs[i].value != nil {
+				recs++
+			}
+			if r.evs[i].Load() != nil {
+				evs++
+			}
+		}
+		return recs, evs
+	}
+	add(1, 12)
+	for v := l.First(); v <= l.Head(); v++ {
+		if ev, _ := l.At(v); ev == nil || string(ev.Value) != "value" {
+			t.Fatalf("At(%d) = %v", v, ev)
+		}
+	}
+	if recs, evs := kept(); recs != 8 || evs != limit {
+		t.Fatalf("after wrapping: %d records and %d events kept, want 8 (the ring's slots) and %d", recs, evs, limit)
+	}
+	l.DropBefore(11) // drops 8, 9 and 10
+	if recs, evs := kept(); recs != 5 || evs != 2 {
+		t.Fatalf("after a drop by time: %d records and %d events kept, want 5 (3 not reused yet) and 2", recs, evs)
+	}
+	add(20, 20) // a gap drops 11 and 12
+	if recs, evs := kept(); recs != 4 || evs != 0 {
+		t.Fatalf("after a gap: %d records and %d events kept, want 4 (3 not reused yet, and 20) and 0", recs, evs)
+	}
+}
