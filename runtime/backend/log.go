@@ -23,8 +23,9 @@ import (
 // Events in a Log are immutable: the *Event that At returns is shared by every reader and
 // must not be modified by any of them. Each carries a [Memo] for a value derived from it once
 // per process, such as its decoded value. An append only fills a record in a ring allocated
-// as the log grows; the first reader of an event makes the *Event, so a log nobody reads
-// allocates nothing per event (memstore keeps one for every tenant, read or not).
+// as the log grows; the *Event is made of it when a reader first needs it (see [Log.At]), so a
+// log nobody reads allocates nothing per event (memstore keeps one for every tenant, read or
+// not).
 type Log struct {
 	epoch string
 	limit uint64
@@ -160,7 +161,7 @@ func (w *Waiter) Release() {
 const wakeSpacing = 6 * time.Microsecond
 
 // logRing holds the retained events by version, in slot v&mask: the record of each, which
-// the writer fills, and the *Event made of it by the first reader that reads it. An event
+// the writer fills, and the *Event made of it once a reader needs it. An event
 // dropped for the limit keeps its slot until the slot is reused: its record and event (and so
 // its key and value) stay reachable for at most as many appends as the ring has slots, fewer
 // than twice the limit. Events dropped by time or by a gap are released at once.
@@ -189,7 +190,7 @@ type logItem struct {
 	memo Memo
 }
 
-// maxSlab is the most events made at once by a reader, and the most allocated at once; slabs
+// maxSlab is the most events a reader makes at once, and the most allocated at once; slabs
 // start at one event and double.
 const maxSlab = 64
 
