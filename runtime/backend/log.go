@@ -292,14 +292,13 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 	}
 	r := l.ring.Load()
 	ev = r.evs[v&r.mask].Load()
-	if ev == nil || ev.Version != v {
-		if v < l.first.Load() {
-			return nil, false
-		}
-		return l.make(v), false
-	}
-	if v < l.first.Load() {
+	switch {
+	case v < l.first.Load():
 		return nil, false
+	case ev == nil || ev.Version != v:
+		// Not made yet. (A slot from first to head holds its own event or none; the version
+		// check only guards that.)
+		return l.make(v), false
 	}
 	return ev, false
 }
@@ -323,7 +322,7 @@ func (l *Log) makeRange(v, last uint64) {
 	r := l.ring.Load()
 	for last = min(last, l.head.Load()); v <= last; v++ {
 		p := &r.evs[v&r.mask]
-		if ev := p.Load(); ev != nil && ev.Version == v {
+		if p.Load() != nil { // made: under the lock, a slot from first to head holds its own
 			continue
 		}
 		if len(l.slab) == 0 {
