@@ -272,10 +272,6 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	default:
 		p.wEpoch = mixedEpochs
 	}
-	if epoch != p.epoch || p.busy {
-		p.mu.Unlock()
-		return // extend would append none of them
-	}
 	next := p.head + 1
 	for i, op := range ops {
 		r := &res[i]
