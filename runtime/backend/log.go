@@ -33,11 +33,13 @@ type Log struct {
 	mu   sync.Mutex // serializes writers, and the readers who make an event (see At)
 	slab []logItem  // where the next events are made; guarded by mu
 	size int        // the size of the last slab; guarded by mu
-	made uint64     // the head at the last makeNew; guarded by mu
 
-	ring   atomic.Pointer[logRing]
-	first  atomic.Uint64 // the oldest version a reader may read
-	head   atomic.Uint64 // the last version appended
+	ring atomic.Pointer[logRing]
+	// floor is the oldest version not dropped by time or by a gap, head the last version
+	// appended. The oldest a reader may read is the later of floor and the oldest within the
+	// limit (see first): an append that drops an event for the limit stores nothing but head.
+	floor  atomic.Uint64
+	head   atomic.Uint64
 	closed atomic.Bool
 
 	// waiting says that waiters holds a reader to wake: Wake does nothing without one.
@@ -198,7 +200,7 @@ const maxSlab = 64
 // limit events (at least one).
 func NewLog(epoch string, head uint64, limit int) *Log {
 	l := &Log{epoch: epoch, limit: uint64(max(limit, 1))}
-	l.first.Store(head + 1)
+	l.floor.Store(head + 1)
 	l.head.Store(head)
 	l.ring.Store(newRing(1))
 	return l
@@ -217,7 +219,16 @@ func (l *Log) Head() uint64 { return l.head.Load() }
 
 // First returns the version of the oldest event a reader may still read; First is Head+1
 // when there is none.
-func (l *Log) First() uint64 { return l.first.Load() }
+func (l *Log) First() uint64 { return l.first(l.head.Load()) }
+
+// first returns the version of the oldest event a reader may read, the head being head.
+func (l *Log) first(head uint64) uint64 {
+	first := l.floor.Load()
+	if head >= l.limit {
+		first = max(first, head-l.limit+1)
+	}
+	return first
+}
 
 // Append adds ev, an event of the log's epoch, after the events appended before it, in
 // version order: its Epoch, After, FirstAvailable and Memo are not kept. An event at or below
@@ -234,24 +245,29 @@ func (l *Log) Append(ev *Event) {
 		return
 	}
 	r := l.ring.Load()
-	first := l.first.Load()
+	first := l.first(head)
 	if v != head+1 {
 		for s := first; s <= head; s++ {
 			r.drop(s)
 		}
 		first = v
+		l.floor.Store(v)
 	}
-	if n := v - first + 1; n > l.limit {
-		first++ // its slot is released when it is reused (see logRing)
-	} else if n > uint64(len(r.recs)) {
+	// Beyond the limit, the oldest event is dropped by the head's move alone (see first), and
+	// its slot released when it is reused (see logRing).
+	if n := v - first + 1; n <= l.limit && n > uint64(len(r.recs)) {
 		r = l.grow(r, first, head, n)
-	}
-	l.first.Store(first)
-	if p := &r.evs[v&r.mask]; p.Load() != nil {
-		p.Store(nil) // the event of the slot's last record
 	}
 	r.recs[v&r.mask] = logRec{kind: ev.Kind, at: ev.At, created: ev.CreatedAt, expires: ev.ExpiresAt,
 		key: ev.Key, value: ev.Value, reason: ev.Reason}
+	switch p := &r.evs[v&r.mask]; {
+	case l.waiting.Load():
+		// Readers wait: the wake-up will find the event made, instead of all of them taking
+		// the lock to make it.
+		l.makeAt(r, v)
+	case p.Load() != nil:
+		p.Store(nil) // the event of the slot's last record
+	}
 	l.head.Store(v)
 }
 
@@ -279,7 +295,7 @@ func (l *Log) grow(r *logRing, first, head, n uint64) *logRing {
 // to come (v is after the head): the reader waits for it (see [Log.Await]). Otherwise it is gone
 // (dropped, or the log is closed) and the reader must read it elsewhere.
 //
-// The event is made of its record by the writer's [Log.Wake] when readers wait, or else by
+// The event is made of its record by its [Log.Append] when readers wait, or else by
 // its first reader, under the writers' lock, with the next events not made yet (up to
 // maxSlab): a log that nobody reads costs its writer a record per event, and one that many
 // read, one *Event per event.
@@ -293,7 +309,7 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 	r := l.ring.Load()
 	ev = r.evs[v&r.mask].Load()
 	switch {
-	case v < l.first.Load():
+	case v < l.First():
 		return nil, false
 	case ev == nil || ev.Version != v:
 		// Not made yet. (A slot from first to head holds its own event or none; the version
@@ -308,7 +324,7 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 func (l *Log) make(v uint64) *Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed.Load() || v < l.first.Load() || v > l.head.Load() {
+	if l.closed.Load() || v < l.First() || v > l.head.Load() {
 		return nil
 	}
 	l.makeRange(v, v+maxSlab-1)
@@ -321,32 +337,25 @@ func (l *Log) make(v uint64) *Event {
 func (l *Log) makeRange(v, last uint64) {
 	r := l.ring.Load()
 	for last = min(last, l.head.Load()); v <= last; v++ {
-		p := &r.evs[v&r.mask]
-		if p.Load() != nil { // made: under the lock, a slot from first to head holds its own
-			continue
+		// Made already, or not: under the lock, a slot from first to head holds its own event
+		// or none.
+		if r.evs[v&r.mask].Load() == nil {
+			l.makeAt(r, v)
 		}
-		if len(l.slab) == 0 {
-			l.size = min(max(2*l.size, 1), maxSlab)
-			l.slab = make([]logItem, l.size)
-		}
-		it, rec := &l.slab[0], &r.recs[v&r.mask]
-		l.slab = l.slab[1:]
-		it.ev = Event{Kind: rec.kind, Epoch: l.epoch, Version: v, Key: rec.key, At: rec.at,
-			CreatedAt: rec.created, ExpiresAt: rec.expires, Value: rec.value, Reason: rec.reason, Memo: &it.memo}
-		p.Store(&it.ev)
 	}
 }
 
-// makeNew makes the events appended since its last call, for the readers about to be woken:
-// they then read them without the lock, instead of all taking it to make the first.
-func (l *Log) makeNew() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	head := l.head.Load()
-	if !l.closed.Load() && head > l.made {
-		l.makeRange(max(l.made+1, l.first.Load()), head)
-		l.made = head
+// makeAt makes the event of version v of its record in r. l.mu is held.
+func (l *Log) makeAt(r *logRing, v uint64) {
+	if len(l.slab) == 0 {
+		l.size = min(max(2*l.size, 1), maxSlab)
+		l.slab = make([]logItem, l.size)
 	}
+	it, rec := &l.slab[0], &r.recs[v&r.mask]
+	l.slab = l.slab[1:]
+	it.ev = Event{Kind: rec.kind, Epoch: l.epoch, Version: v, Key: rec.key, At: rec.at,
+		CreatedAt: rec.created, ExpiresAt: rec.expires, Value: rec.value, Reason: rec.reason, Memo: &it.memo}
+	r.evs[v&r.mask].Store(&it.ev)
 }
 
 // Await registers w for the next [Log.Wake] or [Log.Close]. A reader registers first and then
@@ -385,7 +394,6 @@ func (l *Log) Wake() {
 		// finds the events then (the rule of Await), so there is nothing to wake.
 		return
 	}
-	l.makeNew()
 	l.wmu.Lock()
 	if l.pending {
 		l.wmu.Unlock()
@@ -431,16 +439,18 @@ func (l *Log) DropBefore(ms int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.ring.Load()
-	first, head := l.first.Load(), l.head.Load()
+	head := l.head.Load()
+	first := l.first(head)
 	for ; first <= head && r.recs[first&r.mask].at < ms; first++ {
 		r.drop(first)
 	}
-	l.first.Store(first)
+	l.floor.Store(first)
 }
 
 // Len returns the number of events the log holds.
 func (l *Log) Len() int {
-	return int(l.head.Load() + 1 - l.first.Load())
+	head := l.head.Load()
+	return int(head + 1 - l.first(head))
 }
 
 // Close ends the log: At returns no event any more (readers continue from the backend's
