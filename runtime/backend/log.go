@@ -30,9 +30,13 @@ type Log struct {
 	epoch string
 	limit uint64
 
-	mu   sync.Mutex // serializes writers, and the readers who make an event (see At)
-	slab []logItem  // where the next events are made; guarded by mu
-	size int        // the size of the last slab; guarded by mu
+	// mu serializes the writes (Append, DropBefore, Close) and the readers who make an event
+	// (see At). own says that it is the log's own, which the writes lock; the mu of a log made
+	// by NewGuardedLog is its writer's, which the writer holds when it calls them.
+	mu   *sync.Mutex
+	own  bool
+	slab []logItem // where the next events are made; guarded by mu
+	size int       // the size of the last slab; guarded by mu
 
 	ring atomic.Pointer[logRing]
 	// floor is the oldest version not dropped by time or by a gap, head the last version
@@ -199,7 +203,17 @@ const maxSlab = 64
 // NewLog returns an empty log of the events of epoch after version head, keeping at most
 // limit events (at least one).
 func NewLog(epoch string, head uint64, limit int) *Log {
-	l := &Log{epoch: epoch, limit: uint64(max(limit, 1))}
+	l := NewGuardedLog(epoch, head, limit, new(sync.Mutex))
+	l.own = true
+	return l
+}
+
+// NewGuardedLog is NewLog for a writer that holds a lock of its own whenever it writes: the
+// writer holds mu when it calls Append, DropBefore and Close, which then take no lock of
+// their own, and readers take mu to make an event (see [Log.At]), so At must not be called
+// with mu held. memstore's writes hold the backend's lock anyway, and save a lock per event.
+func NewGuardedLog(epoch string, head uint64, limit int, mu *sync.Mutex) *Log {
+	l := &Log{epoch: epoch, limit: uint64(max(limit, 1)), mu: mu}
 	l.floor.Store(head + 1)
 	l.head.Store(head)
 	l.ring.Store(newRing(1))
@@ -238,8 +252,10 @@ func (l *Log) first(head uint64) uint64 {
 // it has appended a batch (and, say, released the locks it held: waking thousands of readers
 // takes a while).
 func (l *Log) Append(ev *Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.own {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
 	v, head := ev.Version, l.head.Load()
 	if l.closed.Load() || v <= head {
 		return
@@ -436,8 +452,10 @@ func (l *Log) wakeNow() {
 
 // DropBefore drops the oldest events whose time (At) is before ms.
 func (l *Log) DropBefore(ms int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.own {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
 	r := l.ring.Load()
 	head := l.head.Load()
 	first := l.first(head)
@@ -456,8 +474,10 @@ func (l *Log) Len() int {
 // Close ends the log: At returns no event any more (readers continue from the backend's
 // history) and the waiting readers are woken. Appends are ignored from then on.
 func (l *Log) Close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.own {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
 	l.closed.Store(true)
 	l.wmu.Lock()
 	if l.timer != nil {

@@ -95,10 +95,25 @@ func TestLog(t *testing.T) {
 }
 
 // TestLogReaders checks, with the race detector, that readers who read while a writer appends
-// see every event in order, each once, the one stored (not a copy), and are woken by appends.
+// see every event in order, each once, the one stored (not a copy), and are woken by appends:
+// on a log with its own lock, and on one guarded by its writer's.
 func TestLogReaders(t *testing.T) {
+	t.Run("own", func(t *testing.T) {
+		testLogReaders(t, backend.NewLog("e", 0, 2000), func(f func()) { f() })
+	})
+	t.Run("guarded", func(t *testing.T) {
+		var mu sync.Mutex
+		testLogReaders(t, backend.NewGuardedLog("e", 0, 2000, &mu), func(f func()) {
+			mu.Lock()
+			defer mu.Unlock()
+			f()
+		})
+	})
+}
+
+// testLogReaders is TestLogReaders on l, a log of 2,000 events, whose writes run in write.
+func testLogReaders(t *testing.T, l *backend.Log, write func(func())) {
 	const n, readers = 2000, 8
-	l := backend.NewLog("e", 0, n)
 	var wg sync.WaitGroup
 	got := make([][]*backend.Event, readers)
 	for r := range readers {
@@ -121,7 +136,7 @@ func TestLogReaders(t *testing.T) {
 		})
 	}
 	for v := uint64(1); v <= n; v++ {
-		l.Append(&backend.Event{Epoch: "e", Version: v, Key: "k"})
+		write(func() { l.Append(&backend.Event{Epoch: "e", Version: v, Key: "k"}) })
 		if v%3 == 0 || v == n {
 			l.Wake()
 		}

@@ -6,8 +6,9 @@
 // buffer of the retained events (a [backend.Log]), bounded by the limits the store ID was opened
 // with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
 // by one mutex but the log, which readers read without it: a reader takes the lock only to
-// report an overflow. A write appends its event under the lock and wakes the waiting readers
-// after releasing it. Values are kept and returned without copying: neither the caller of
+// report an overflow, or to make the events it is the first to read of the log's records (see
+// [backend.NewGuardedLog]: the log is guarded by the backend's lock, which a write holds anyway).
+// A write appends its event under the lock and wakes the waiting readers after releasing it. Values are kept and returned without copying: neither the caller of
 // Upsert nor the receiver of an entry or event may modify them (the typed API gives its
 // readers copies).
 //
@@ -231,7 +232,7 @@ func (st *store) tenant(name string, now int64) *tenant {
 		name:    name,
 		epoch:   epoch,
 		entries: make(map[string]*entry),
-		log:     backend.NewLog(epoch, 0, st.limits.MaxEvents),
+		log:     backend.NewGuardedLog(epoch, 0, st.limits.MaxEvents, &st.b.mu),
 		index:   newIndex(),
 		last:    now,
 	}

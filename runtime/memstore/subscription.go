@@ -140,7 +140,8 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 
 // overflow returns the overflow event of a subscription whose next event is gone, under the
 // backend's lock. When the events are there after all (the log did not drop them yet), it
-// returns the next with the prefix, as Next would, or nil when there is none yet.
+// returns nil, with the subscription's reading of the clock renewed: next reads them from the
+// log again, without the lock (which the log takes to make an event).
 func (s *subscription) overflow() (*backend.Event, error) {
 	b, t := s.b, s.t
 	b.mu.Lock()
@@ -159,12 +160,7 @@ func (s *subscription) overflow() (*backend.Event, error) {
 		s.pos = ev.FirstAvailable.Seq
 		return &ev, nil
 	}
-	for s.pos < t.seq {
-		s.pos++
-		if ev, _ := t.log.At(s.pos); ev != nil && strings.HasPrefix(ev.Key, s.prefix) {
-			return ev, nil
-		}
-	}
+	s.now, s.checks = now, recheck
 	return nil, nil
 }
 
