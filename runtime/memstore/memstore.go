@@ -7,10 +7,10 @@
 // with (see [backend.Backend.Open]: one set of limits per store ID). All its state is guarded
 // by one mutex but the log, which readers read without it: a reader takes the lock only to
 // report an overflow, or to make the events it is the first to read of the log's records (see
-// [backend.NewGuardedLog]: the log is guarded by the backend's lock, which a write holds anyway).
-// A write appends its event under the lock and wakes the waiting readers after releasing it. Values are kept and returned without copying: neither the caller of
-// Upsert nor the receiver of an entry or event may modify them (the typed API gives its
-// readers copies).
+// [backend.NewGuardedLog]: the log is guarded by the backend's lock, which a write holds
+// anyway). A write appends its event under the lock and wakes the waiting readers after
+// releasing it. Values are kept and returned without copying: neither the caller of Upsert nor
+// the receiver of an entry or event may modify them (the typed API gives its readers copies).
 //
 // A reader checks the events it reads against the event retention by a clock reading taken
 // after each wait and every 64 events: one that stops calling Next for longer than the
