@@ -31,7 +31,9 @@
 // several appends). A reader that falls out
 // of the window finds its next event gone and continues from the backend's own history: the
 // Redis stream for runtime/redisstore, with an overflow event when that lost it too; for
-// runtime/memstore, whose Log is all the history it keeps, the overflow event at once.
+// runtime/memstore, whose Log is all the history it keeps, the overflow event at once. A
+// backend whose writes hold a lock of their own guards its logs with it ([NewGuardedLog]), as
+// memstore does, and spares a lock per event.
 //
 // The helpers here are the rules every backend would otherwise derive on its own:
 // [Condition.Check] (with its [ConflictError]), [Overflow] for readers that fell behind,
