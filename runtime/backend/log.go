@@ -340,25 +340,19 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 func (l *Log) make(v uint64) *Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed.Load() || v < l.First() || v > l.head.Load() {
+	head := l.head.Load()
+	if l.closed.Load() || v < l.first(head) || v > head {
 		return nil
 	}
-	l.makeRange(v, v+maxSlab-1)
 	r := l.ring.Load()
-	return r.evs[v&r.mask].Load()
-}
-
-// makeRange makes the events of versions v to last (at most the head) that are not made
-// yet. l.mu is held.
-func (l *Log) makeRange(v, last uint64) {
-	r := l.ring.Load()
-	for last = min(last, l.head.Load()); v <= last; v++ {
+	for u := v; u <= min(v+maxSlab-1, head); u++ {
 		// Made already, or not: under the lock, a slot from first to head holds its own event
 		// or none.
-		if r.evs[v&r.mask].Load() == nil {
-			l.makeAt(r, v)
+		if r.evs[u&r.mask].Load() == nil {
+			l.makeAt(r, u)
 		}
 	}
+	return r.evs[v&r.mask].Load()
 }
 
 // makeAt makes the event of version v of its record in r. l.mu is held.
@@ -459,10 +453,13 @@ func (l *Log) DropBefore(ms int64) {
 	r := l.ring.Load()
 	head := l.head.Load()
 	first := l.first(head)
+	start := first
 	for ; first <= head && r.recs[first&r.mask].at < ms; first++ {
 		r.drop(first)
 	}
-	l.floor.Store(first)
+	if first != start { // a drop for the limit alone needs no store (see first)
+		l.floor.Store(first)
+	}
 }
 
 // Len returns the number of events the log holds.
