@@ -314,12 +314,17 @@ func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 		return nil
 	}
 	l := p.log.Load()
+	appendEvents(l, evs)
+	p.head = evs[len(evs)-1].Version
+	return l
+}
+
+// appendEvents appends evs, at least one, to l and drops the events older than logWindow.
+func appendEvents(l *backend.Log, evs []backend.Event) {
 	for i := range evs {
 		l.Append(&evs[i])
 	}
 	l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
-	p.head = evs[len(evs)-1].Version
-	return l
 }
 
 // losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
@@ -755,10 +760,7 @@ func (p *pump) deliver(events []backend.Event) {
 	p.head = max(p.head, events[len(events)-1].Version)
 	p.mu.Unlock()
 	l := p.log.Load()
-	for i := range events {
-		l.Append(&events[i])
-	}
-	l.DropBefore(events[len(events)-1].At - logWindow.Milliseconds())
+	appendEvents(l, events)
 	l.Wake()
 }
 
