@@ -111,6 +111,11 @@ func runConc(b *testing.B, f fixture, c int, op func(ctx context.Context, i int)
 	})
 }
 
+// benchLimits are the limits of the stores the write benchmarks write: few events kept, so
+// that after the first thousand versions every write trims the stream, as a tenant's writes
+// do once it has written MaxEvents (by default 50,000) events.
+var benchLimits = backend.Limits{MaxEvents: 1000}
+
 // benchValue is the value the throughput benchmarks write: a small presence record.
 var benchValue = []byte(`{"room":"lobby","userId":"u-123456","status":"online"}`)
 
@@ -148,7 +153,7 @@ func BenchmarkUpsert(b *testing.B) {
 		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
 		for _, name := range []string{"upsert", "upsert-subscribed", "upsert-tenants"} {
 			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
-				st, ten := f.open(b, backend.Limits{}), "bench-"+name
+				st, ten := f.open(b, benchLimits), "bench-"+name
 				if name == "upsert-subscribed" {
 					stop := drain(b, st, ten)
 					defer stop()
@@ -192,7 +197,7 @@ func drain(b *testing.B, st backend.Store, tenant string) (stop func()) {
 func BenchmarkTouch(b *testing.B) {
 	f := newBenchReal(b)
 	keys := benchKeys()
-	st := f.open(b, backend.Limits{})
+	st := f.open(b, benchLimits)
 	for _, k := range keys {
 		if _, err := st.Upsert(context.Background(), "bench", backend.UpsertRequest{Key: k, Value: benchValue, TTL: time.Hour}); err != nil {
 			b.Fatal(err)
@@ -222,7 +227,7 @@ func BenchmarkTouch(b *testing.B) {
 func BenchmarkRemove(b *testing.B) {
 	f := newBenchReal(b)
 	keys := benchKeys()
-	st := f.open(b, backend.Limits{})
+	st := f.open(b, benchLimits)
 	upsert := func(ctx context.Context, i int) error {
 		_, err := st.Upsert(ctx, "bench", backend.UpsertRequest{Key: keys[i%len(keys)], Value: benchValue, TTL: time.Minute})
 		return err
