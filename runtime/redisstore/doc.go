@@ -33,8 +33,12 @@
 // <expiresAt> <n>:<value or reason>", the encoding of the notices (below), which the script
 // then publishes as they are: one XADD per batch of writes however many events it has, and one
 // encoding of the events for the stream and the notice (docs/PERFORMANCE.md has what it saves).
-// The MaxEvents trim drops whole entries, so the stream may hold a few versions more; readers
-// count only the last MaxEvents as retained, as on every backend.
+// The MaxEvents trim, part of the XADD, drops whole stream nodes ("MINID ~": an exact trim
+// walks the first node's entries, those it marked deleted before too, at every call), so the
+// stream may hold some versions more: at most a node of entries (stream-node-max-entries,
+// stream-node-max-bytes; should both be 0, a node is unbounded, and the EventRetention trim,
+// which is exact, bounds the stream). Readers count only the last MaxEvents as retained, as on
+// every backend.
 //
 // # Scripts and clock
 //
@@ -49,7 +53,7 @@
 // expiry), so that expired entries never count against MaxEntries, then checks the condition
 // (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
 // bumps the tenant's version counter, writes the events, the state and the expiry set, trims the
-// stream (by MaxEvents on every write; by EventRetention from the event times, a bounded number
+// stream (by MaxEvents in the same XADD; by EventRetention from the event times, a bounded number
 // at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
 // retention (with a quarter of the retention as slack, so that it is rarely refreshed): a
 // tenant that nobody uses any more disappears from Redis by itself.

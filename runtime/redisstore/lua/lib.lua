@@ -144,8 +144,9 @@ local function finish(ctx, until_ms, fresh)
     put(ctx, META_SEQ, num(ctx.seq))
     fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
     if ctx.seq > ctx.maxev then
-      -- An entry's ID is its last version: keep the entries of the last maxev versions.
-      redis.call('XTRIM', K_EVENTS, 'MINID', num(ctx.seq - ctx.maxev + 1) .. '-0')
+      -- An entry's ID is its last version: keep the entries of the last maxev versions, whole
+      -- stream nodes only (as write.lua does).
+      redis.call('XTRIM', K_EVENTS, 'MINID', '~', num(ctx.seq - ctx.maxev + 1) .. '-0')
     end
   end
   local need = math.max(ctx.now, until_ms) + ctx.ret

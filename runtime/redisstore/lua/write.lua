@@ -205,11 +205,20 @@ for i = 1, n do
   end
 end
 
--- The batch's events, one stream entry: the first write (the DEL of a new epoch aside).
+-- The batch's events, one stream entry: the first write (the DEL of a new epoch aside). An
+-- entry's ID is its last version: the same XADD drops the entries of versions before the last
+-- maxev, whole stream nodes only ('~': an exact trim walks the first node's entries, those it
+-- marked deleted before too, at every call), so the stream may keep a few more.
 local events = nil
 if #evs > 0 then
   events = #evs == 1 and evs[1] or table.concat(evs)
-  redis.call('XADD', K_EVENTS, seq_s .. '-' .. (#evs - 1), FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
+  local id = seq_s .. '-' .. (#evs - 1)
+  if seq > maxev then
+    redis.call('XADD', K_EVENTS, 'MINID', '~', string.format('%d', seq - maxev + 1) .. '-0', id,
+      FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
+  else
+    redis.call('XADD', K_EVENTS, id, FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
+  end
 end
 
 -- Drop the events older than the retention, a bounded number per call, from META_TRIM on.
@@ -241,10 +250,6 @@ if trim <= now then
 end
 if seq ~= seq0 then
   fresh = fresh or seq0 == 0 -- the first event created the stream
-  if seq > maxev then
-    -- An entry's ID is its last version: keep the entries of the last maxev versions.
-    redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', seq - maxev + 1) .. '-0')
-  end
 end
 
 -- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
