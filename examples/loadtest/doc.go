@@ -16,7 +16,9 @@
 // cut short says so in its notes. -run selects scenarios by name.
 //
 //   - throughput: -n upserts, then -n touches (non-quiet, so each makes an event) of 1,000 keys
-//     of one tenant, sequentially (c=1) and from -c goroutines, each call timed. On Redis the
+//     of one tenant, sequentially (c=1) and from -c goroutines, each call timed, after -max-events
+//     untimed upserts from -c goroutines: every key exists, and every timed write trims the
+//     stream, as the writes of a tenant that has lived a while do. On Redis the
 //     baseline row "SET PX" runs -n raw go-redis SET key value PX 60000 of the same encoded
 //     value with the same concurrency, and every row reads INFO commandstats before and after
 //     (SET for the baseline; FCALL, EVALSHA and EVAL for the store) and INFO cpu: srv µs/call
@@ -117,6 +119,7 @@
 //	-readers           readers of the fan-out rows (1000,10000)
 //	-fanout-events     upserts per fan-out row (2000)
 //	-tenants 10000     tenants with one reader each of the tenants scenario
+//	-max-events 50000  events each tenant keeps (Limits.MaxEvents)
 //	-max-time 30s      time limit of each row
 //	-run regexp        scenarios to run
 //	-scale f           multiplies every count above but -c and -rate (-scale 0.01: a quick look)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ephemeral-go/ephemeral"
 )
 
 // config is what the flags set.
@@ -31,6 +33,7 @@ type config struct {
 	readers       []int          // -readers: readers of each fan-out row
 	fanoutEvents  int            // -fanout-events: upserts of the fan-out scenario
 	tenants       int            // -tenants: tenants with a reader each in the tenants scenario
+	maxEvents     int            // -max-events: the stores' MaxEvents
 	maxTime       time.Duration  // -max-time: bound of each row
 	run           *regexp.Regexp // -run: scenarios to run
 	cpuProfile    string         // -cpuprofile
@@ -82,6 +85,7 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 	fs.StringVar(&readers, "readers", "1000,10000", "comma-separated reader counts of the fan-out rows")
 	fs.IntVar(&cfg.fanoutEvents, "fanout-events", 2000, "upserts per fan-out row")
 	fs.IntVar(&cfg.tenants, "tenants", 10000, "tenants of the tenants scenario, each with one reader")
+	fs.IntVar(&cfg.maxEvents, "max-events", ephemeral.Limits{}.WithDefaults().MaxEvents, "events each tenant keeps (Limits.MaxEvents); the throughput rows' tenant writes more before they start, so that their writes trim the stream as a long-lived tenant's do")
 	fs.DurationVar(&cfg.maxTime, "max-time", 30*time.Second, "time limit of each row")
 	fs.StringVar(&run, "run", "", "run only the scenarios matching this `regexp` (throughput, snapshot, delivery, expire, fanout, tenants)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
@@ -119,8 +123,8 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 			list[i] = scaled(list[i], scale)
 		}
 	}
-	if cfg.conc < 1 || cfg.rate < 1 || cfg.expireTTL <= 0 || cfg.maxTime <= 0 {
-		return cfg, errors.New("-c, -rate, -expire-ttl and -max-time must be positive")
+	if cfg.conc < 1 || cfg.rate < 1 || cfg.expireTTL <= 0 || cfg.maxTime <= 0 || cfg.maxEvents < 1 {
+		return cfg, errors.New("-c, -rate, -expire-ttl, -max-time and -max-events must be positive")
 	}
 	return cfg, nil
 }

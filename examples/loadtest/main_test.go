@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 var toy = []string{
 	"-json", "-c", "4", "-n", "30", "-snapshot-sizes", "5,40", "-rate", "2000", "-events", "20",
 	"-expire-keys", "3", "-expire-ttl", "20ms", "-readers", "1,7", "-fanout-events", "15",
-	"-tenants", "9", "-max-time", "20s",
+	"-tenants", "9", "-max-events", "50", "-max-time", "20s",
 }
 
 // runToy runs the toy scenarios with extra flags and returns the decoded report and stderr.

@@ -55,9 +55,13 @@ func (r *runner) store(tenant string) (*SampleStore, error) {
 	return NewSampleStore(r.t.backend, ephemeral.WithDefaultTenant(tenant), ephemeral.WithLimits(r.limits()))
 }
 
-// limits returns the limits of every store of the run: room for the largest snapshot row.
+// limits returns the limits of every store of the run: room for the largest snapshot row,
+// and -max-events.
 func (r *runner) limits() ephemeral.Limits {
-	return ephemeral.Limits{MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...)))}
+	return ephemeral.Limits{
+		MaxEntries: max(10_000, slices.Max(append([]int{0}, r.cfg.snapshotSizes...))),
+		MaxEvents:  r.cfg.maxEvents,
+	}
 }
 
 // throughput times upserts and touches, sequentially and from -c goroutines, beside the
@@ -75,10 +79,15 @@ func (r *runner) throughput(ctx context.Context) ([]result, error) {
 	keys := make([]string, min(numKeys, r.cfg.ops))
 	for i := range keys {
 		keys[i] = "k-" + strconv.Itoa(i)
-		// Every key exists before the rows start, so that every touch finds its key.
-		if _, err := store.Upsert(ctx, keys[i], value); err != nil {
-			return nil, err
-		}
+	}
+	// Before the rows start, every key exists, so that every touch finds its key, and the
+	// tenant has written more than MaxEvents events, so that every write of the rows trims
+	// the stream, as a long-lived tenant's writes do (a young tenant's write costs less).
+	if _, err := r.spread(ctx, "throughput warm-up", max(len(keys), r.cfg.maxEvents+1), r.cfg.conc, func(ctx context.Context, i int) error {
+		_, err := store.Upsert(ctx, keys[i%len(keys)], value)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	type row struct {
 		name string
