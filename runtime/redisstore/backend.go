@@ -91,8 +91,14 @@ func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
 func WithObserver(o backend.Observer) Option { return func(b *Backend) { b.obs = o } }
 
 // New returns a backend that keeps its state in Redis through client: a *redis.Client, a
-// Sentinel failover client or a *redis.ClusterClient. It panics if the key prefix is invalid.
+// Sentinel failover client or a *redis.ClusterClient. It panics if the key prefix is invalid,
+// and if client is a *redis.Ring: a Ring subscribes every channel on the shard of the first
+// one, so the readers of the tenants on its other shards would miss their notices and wait a
+// poll interval for every event (shard with a Redis Cluster instead).
 func New(client redis.UniversalClient, opts ...Option) *Backend {
+	if _, ok := client.(*redis.Ring); ok {
+		panic("redisstore: a *redis.Ring is not supported: it subscribes every channel on the shard of the first, so readers of tenants on its other shards would miss their notices; use a *redis.ClusterClient")
+	}
 	b := &Backend{
 		client:     client,
 		scripts:    newScripter(client),

@@ -271,7 +271,9 @@
 // # Cluster and failover
 //
 // The keys of a tenant share a hash slot, so every script and transaction runs on one node of
-// a Redis Cluster, and different tenants spread over the cluster. A pump reads from the master
+// a Redis Cluster, and different tenants spread over the cluster. A go-redis Ring, which shards
+// on the client, is refused (New panics): it subscribes every channel on the shard of the
+// first, so the notices of tenants on its other shards would never arrive. A pump reads from the master
 // that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
 // (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may or may
 // not have been applied, as with any Redis call), pumps and readers retry with backoff. With

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"pgregory.net/rapid"
 )
 
@@ -123,6 +124,18 @@ func TestNewRejectsBadPrefix(t *testing.T) {
 			New(nil, WithKeyPrefix(p))
 		}()
 	}
+}
+
+// A Ring, whose pub/sub would subscribe every tenant's channel on one shard, is refused.
+func TestNewRejectsRing(t *testing.T) {
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1", "b": "127.0.0.1:2"}})
+	defer ring.Close()
+	defer func() {
+		if msg, _ := recover().(string); !strings.Contains(msg, "*redis.Ring is not supported") {
+			t.Errorf("New with a Ring: panic %q, want one that says a Ring is not supported", msg)
+		}
+	}()
+	New(ring)
 }
 
 // The slots computed here are those of a real cluster.
