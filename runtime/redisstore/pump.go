@@ -272,6 +272,10 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	default:
 		p.wEpoch = mixedEpochs
 	}
+	if epoch != p.epoch || p.busy {
+		p.mu.Unlock() // extend would refuse the events: not worth making them
+		return
+	}
 	next := p.head + 1
 	for i, op := range ops {
 		r := &res[i]
