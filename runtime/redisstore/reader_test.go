@@ -93,6 +93,22 @@ func testSlowReader(t *testing.T, f fixture) {
 	expectVersions(t, fast, 51, 51)
 }
 
+func TestStreamTrimmedMiniredis(t *testing.T) { testStreamTrimmed(t, newMini(t)) }
+func TestStreamTrimmedRedis(t *testing.T)     { testStreamTrimmed(t, newReal(t)) }
+
+// The writes trim the stream to about MaxEvents entries: to whole stream nodes, so it may keep
+// up to a node more (stream-node-max-entries, 100 by default, as the suites' servers run;
+// miniredis trims exactly), never fewer.
+func testStreamTrimmed(t *testing.T, f fixture) {
+	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "trimmed"
+	for i := range 600 {
+		upsert(t, st, ten, fmt.Sprint("k", i%7), "v", time.Hour)
+		if n := f.client.XLen(context.Background(), st.keys(ten)[keyEvents]).Val(); n > 10+100 || n < min(10, int64(i+1)) {
+			t.Fatalf("after %d single upserts the stream holds %d entries, want %d to %d", i+1, n, min(10, i+1), 10+100)
+		}
+	}
+}
+
 func TestTrimmedOverflowMiniredis(t *testing.T) {
 	testTrimmedOverflow(t, newMini(t, WithReaderBuffer(4)))
 }
