@@ -208,7 +208,8 @@ end
 -- The batch's events, one stream entry: the first write (the DEL of a new epoch aside). An
 -- entry's ID is its last version: the same XADD drops the entries of versions before the last
 -- maxev, whole stream nodes only ('~': an exact trim walks the first node's entries, those it
--- marked deleted before too, at every call), so the stream may keep a few more.
+-- marked deleted before too, at every call), so the stream may keep up to a node of entries
+-- more.
 local events = nil
 if #evs > 0 then
   events = #evs == 1 and evs[1] or table.concat(evs)
