@@ -261,7 +261,6 @@ func (b *Backend) detach(sub *subscription) {
 // a write's event: the notice or a read delivers the rest.
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult) {
 	p.corrupt.Store(false)
-	var evs []backend.Event
 	p.mu.Lock()
 	p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
 	switch p.wEpoch {
@@ -272,11 +271,20 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	default:
 		p.wEpoch = mixedEpochs
 	}
-	if epoch != p.epoch || p.busy {
-		p.mu.Unlock() // extend would refuse the events: not worth making them
-		return
+	var l *backend.Log
+	if p.continues(epoch) { // else extend would refuse the events: not worth making them
+		l = p.extend(epoch, writeEvents(p.head+1, ops, res))
 	}
-	next := p.head + 1
+	p.mu.Unlock()
+	if l != nil {
+		l.Wake()
+	}
+}
+
+// writeEvents returns the events of the writes ops, with their results res, from version next
+// on: it stops at the first version it cannot make (see noteWrites).
+func writeEvents(next uint64, ops []writeOp, res []writeResult) []backend.Event {
+	var evs []backend.Event
 	for i, op := range ops {
 		r := &res[i]
 		if !r.ok || op.code == opTouchQuiet {
@@ -301,11 +309,7 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 		evs = append(evs, ev)
 		next++
 	}
-	l := p.extend(epoch, evs)
-	p.mu.Unlock()
-	if l != nil {
-		l.Wake()
-	}
+	return evs
 }
 
 // extend appends evs, events of epoch, to the log if they are the next ones: of the pump's
@@ -314,7 +318,7 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 // wake once p.mu is released, or nil when it appended nothing. p.mu is held, so that no
 // resync swaps the log meanwhile.
 func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
-	if len(evs) == 0 || epoch != p.epoch || evs[0].Version != p.head+1 || p.busy || len(evs) > p.st.limits.MaxEvents {
+	if len(evs) == 0 || !p.continues(epoch) || evs[0].Version != p.head+1 || len(evs) > p.st.limits.MaxEvents {
 		return nil
 	}
 	l := p.log.Load()
@@ -330,6 +334,10 @@ func appendEvents(l *backend.Log, evs []backend.Event) {
 	}
 	l.DropBefore(evs[len(evs)-1].At - logWindow.Milliseconds())
 }
+
+// continues reports whether events of epoch may extend the log now: it is of the pump's epoch,
+// and no read of the pump is in flight. p.mu is held.
+func (p *pump) continues(epoch string) bool { return epoch == p.epoch && !p.busy }
 
 // losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
 func (p *pump) losses() uint64 {
