@@ -263,7 +263,7 @@ type loadRun struct {
 	expired                         atomic.Int64 // expire events of a member whose page was open, seen by that page
 	gone                            atomic.Int64 // heartbeats answered 410 or 403: the member was gone
 	reconnects                      atomic.Int64 // streams that dropped and were opened again
-	resent                          atomic.Int64 // heartbeats sent again (see loadPage.post)
+	resent                          atomic.Int64 // heartbeats sent again (see loadPage.beat)
 	firstErr                        atomic.Value // the first failure, as a string
 }
 
@@ -694,6 +694,14 @@ func (p *loadPage) beat(ctx context.Context, stop <-chan struct{}) {
 		}
 		start := time.Now()
 		code, body, err := p.post(ctx, p.homeURL, "/heartbeat", form)
+		if err != nil && ctx.Err() == nil && strings.Contains(err.Error(), errIdleClosed) {
+			// net/http closed the kept-alive connection as idle while the request was on it (a
+			// race of its idle timer, seen when the process waits seconds for a CPU). A browser
+			// sends a request that failed on a reused connection again; so does this page, for
+			// a heartbeat, which touches the member and may be sent twice.
+			p.l.resent.Add(1)
+			code, body, err = p.post(ctx, p.homeURL, "/heartbeat", form)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -760,15 +768,12 @@ func (p *loadPage) close() {
 // post sends a form to the room's path on the server at base as the page's fetch does, and
 // returns the status and the body.
 func (p *loadPage) post(ctx context.Context, base, path string, form url.Values) (int, string, error) {
-	resp, err := p.send(ctx, base, path, form)
-	if err != nil && path == "/heartbeat" && ctx.Err() == nil && strings.Contains(err.Error(), errIdleClosed) {
-		// net/http closed the kept-alive connection as idle while the request was on it (a
-		// race of its idle timer, seen when the process waits seconds for a CPU). A browser
-		// sends a request that failed on a reused connection again; so does this page, for a
-		// heartbeat, which touches the member and may be sent twice.
-		p.l.resent.Add(1)
-		resp, err = p.send(ctx, base, path, form)
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/rooms/"+p.room.name+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, "", err
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.l.client.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -780,16 +785,6 @@ func (p *loadPage) post(ctx context.Context, base, path string, form url.Values)
 // errIdleClosed is the text of net/http's error for a kept-alive connection that its idle
 // timer closed.
 const errIdleClosed = "http: idle connection timeout"
-
-// send posts form to the room's path on the server at base.
-func (p *loadPage) send(ctx context.Context, base, path string, form url.Values) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/rooms/"+p.room.name+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return p.l.client.Do(req)
-}
 
 // samples collects durations and summarises them with exact percentiles.
 type samples struct {
