@@ -91,13 +91,24 @@ end
 
 -- emit adds the event of the next version to evs, in the encoding of lib.lua's stream entries,
 -- and returns the version's text, seq_s: c, e and body are the event's createdAt, expiresAt
--- (as text, '0' when it has none) and value or reason ('' when none).
+-- (as text, '0' when it has none) and value or reason ('' when none). The text of a length is
+-- made again only when it differs from the one before (kn, kl for the keys; bn, bl for the
+-- bodies): a batch's keys are often of one length and its touches' bodies empty, and a number
+-- in a concatenation takes a float formatting.
 local seq_s = nil
-local evs = {}
+local evs, nevs = {}, 0
+local kn, kl, bn, bl = -1, nil, -1, nil
 local function emit(kind, key, c, e, body)
   seq = seq + 1
   seq_s = string.format('%d', seq)
-  evs[#evs + 1] = ' ' .. kind .. ' ' .. #key .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. #body .. ':' .. body
+  if #key ~= kn then
+    kn, kl = #key, string.format('%d', #key)
+  end
+  if #body ~= bn then
+    bn, bl = #body, string.format('%d', #body)
+  end
+  nevs = nevs + 1
+  evs[nevs] = ' ' .. kind .. ' ' .. kl .. ':' .. key .. ' ' .. c .. ' ' .. e .. ' ' .. bl .. ':' .. body
   return seq_s
 end
 
@@ -170,7 +181,7 @@ for i = 1, n do
   elseif op ~= OP_UPSERT and not stored then
     status = STATUS_NOT_LIVE
   end
-  local o = #out
+  local o = 5 * (i - 1) -- out's values so far
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
   if status == STATUS_CONFLICT and stored then
     out[o + 2] = v_s
@@ -200,7 +211,9 @@ for i = 1, n do
       end
     end
     cur[key], changed[key], exp_s[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e, e_s
-    until_ms = math.max(until_ms, e)
+    if e > until_ms then
+      until_ms = e
+    end
     out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v_s, c_s, u_s, e
   end
 end
@@ -211,9 +224,9 @@ end
 -- marked deleted before too, at every call), so the stream may keep up to a node of entries
 -- more.
 local events = nil
-if #evs > 0 then
-  events = #evs == 1 and evs[1] or table.concat(evs)
-  local id = seq_s .. '-' .. (#evs - 1)
+if nevs > 0 then
+  events = nevs == 1 and evs[1] or table.concat(evs)
+  local id = seq_s .. '-' .. string.format('%d', nevs - 1)
   if seq > maxev then
     redis.call('XADD', K_EVENTS, 'MINID', '~', string.format('%d', seq - maxev + 1) .. '-0', id,
       FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
@@ -257,13 +270,18 @@ end
 -- latest expiry written plus the retention, with a quarter of the retention as slack so that
 -- this is rare.
 local zadd, hdel, zrem = {}, {}, {}
+local np, nz, nd = #put, 0, 0
 for key, e in pairs(changed) do
   if e then
-    put[#put + 1], put[#put + 2] = ENTRY_PREFIX .. key, cur[key]
-    zadd[#zadd + 1], zadd[#zadd + 2] = exp_s[key], key
-    due = math.min(due, e)
+    put[np + 1], put[np + 2] = ENTRY_PREFIX .. key, cur[key]
+    zadd[nz + 1], zadd[nz + 2] = exp_s[key], key
+    np, nz = np + 2, nz + 2
+    if e < due then
+      due = e
+    end
   else
-    hdel[#hdel + 1], zrem[#zrem + 1] = ENTRY_PREFIX .. key, key
+    nd = nd + 1
+    hdel[nd], zrem[nd] = ENTRY_PREFIX .. key, key
   end
 end
 if seq_s then
