@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -200,9 +201,47 @@ type store struct {
 	// 2–26 % less client CPU, pair by pair (docs/PERFORMANCE.md).
 	snapSize atomic.Int64
 	writes   batcher[string, writeOp, writeResult] // by tenant (writeBatcher)
+	tenants  [tenantSlots]atomic.Pointer[tenantSlot]
 }
 
-func (st *store) keys(tenant string) []string { return tenantKeys(st.base, tenant) }
+// tenantSlots is the number of tenants a store keeps a tenantSlot of, each in the slot its
+// name hashes to: a few kilobytes a store.
+const tenantSlots = 256
+
+// tenantSlot is what a store keeps of a tenant it used lately, in st.tenants: its keys, made
+// once rather than at every call (five allocations), and the epoch its last write returned,
+// which the next write sends so that the script leaves it out of its reply (see decodeWrite).
+// A slot is not changed once stored; a tenant whose name hashes to the same slot replaces it.
+type tenantSlot struct {
+	tenant string
+	keys   []string
+	epoch  string // "" until a write returned one
+}
+
+// slotSeed hashes tenants to their slots.
+var slotSeed = maphash.MakeSeed()
+
+// tenant returns the slot of tenant, stored anew when it held another tenant.
+func (st *store) tenant(tenant string) *tenantSlot {
+	p := &st.tenants[maphash.String(slotSeed, tenant)%tenantSlots]
+	if s := p.Load(); s != nil && s.tenant == tenant {
+		return s
+	}
+	s := &tenantSlot{tenant: tenant, keys: tenantKeys(st.base, tenant)}
+	p.Store(s)
+	return s
+}
+
+// sawEpoch notes that a write of the tenant of s returned epoch: the epoch its next write
+// sends.
+func (st *store) sawEpoch(s *tenantSlot, epoch string) {
+	if epoch != s.epoch {
+		st.tenants[maphash.String(slotSeed, s.tenant)%tenantSlots].Store(&tenantSlot{tenant: s.tenant, keys: s.keys, epoch: epoch})
+	}
+}
+
+// keys returns the keys of tenant, which the caller must not change.
+func (st *store) keys(tenant string) []string { return st.tenant(tenant).keys }
 
 // Upsert implements [backend.Store]. It is applied as [store.write] says: alone, or in a batch
 // of the tenant's concurrent writes. It returns when it is applied or, if it waits for a batch,

@@ -37,14 +37,15 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 
 // writeOne applies op alone, in a script call of its own under ctx.
 func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeResult {
-	b, k := st.b, tenantKey{st.id, tenant}
+	b, k, s := st.b, tenantKey{st.id, tenant}, st.tenant(tenant)
 	b.obs.WriteBatch(k.id, k.tenant, 1)
-	r, err := runWrite(ctx, b.scripts, st.keys(tenant), st.limits, []writeOp{op})
+	r, err := runWrite(ctx, b.scripts, s.keys, s.epoch, st.limits, []writeOp{op})
 	if err != nil {
 		b.failed(k, "write", err)
 		b.corrupted(k, err)
 		return writeResult{err: err}
 	}
+	st.sawEpoch(s, r[0].epoch)
 	st.noteWrites(tenant, []writeOp{op}, r)
 	return r[0]
 }
@@ -77,7 +78,11 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		ops[i] = c.req
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
-	res, err := runWrite(ctx, st.b.scripts, st.keys(tenant), st.limits, ops)
+	s := st.tenant(tenant)
+	res, err := runWrite(ctx, st.b.scripts, s.keys, s.epoch, st.limits, ops)
+	if err == nil {
+		st.sawEpoch(s, res[0].epoch)
+	}
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
 	for i, c := range batch {

@@ -285,7 +285,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 		{code: opRemove, key: "", value: []byte("gone: 2:ab ")},
 		{code: opRemove, key: odd},
 	}
-	if _, err := runWrite(ctx, f.b.scripts, keys, st.limits, ops); err != nil {
+	if _, err := runWrite(ctx, f.b.scripts, keys, "", st.limits, ops); err != nil {
 		t.Fatal(err)
 	}
 	check("batch")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 		{code: opUpsert, key: "a", value: []byte(`{"v":1}`), ttl: time.Hour, cond: backend.Condition{Kind: backend.CondIfNew}},
 		{code: opUpsert, key: "b", value: []byte("x|y"), ttl: time.Second},
 	}
-	res, err := runWrite(ctx, sc, keys, l, ops)
+	res, err := runWrite(ctx, sc, keys, "", l, ops)
 	if err != nil || res[0].err != nil || res[1].err != nil || !res[0].ok || !res[1].ok {
 		t.Fatalf("upsert: %+v, %v", res, err)
 	}
@@ -273,7 +274,7 @@ func testConditionCodes(t *testing.T, f fixture) {
 
 // write1 runs one operation through runWrite and returns its result and error.
 func write1(ctx context.Context, sc *scripter, keys []string, l backend.Limits, op writeOp) (writeResult, error) {
-	res, err := runWrite(ctx, sc, keys, l, []writeOp{op})
+	res, err := runWrite(ctx, sc, keys, "", l, []writeOp{op})
 	if err != nil {
 		return writeResult{}, err
 	}
@@ -298,7 +299,7 @@ func testMalformedWrite(t *testing.T, f fixture) {
 		pos   int
 		value any
 	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
-		cmd, a := writeCmd(keys, l, ops)
+		cmd, a := writeCmd(keys, "", l, ops)
 		a.set(bad.pos, bad.value)
 		if res, err := sc.runInts(ctx, writeScript, cmd); err == nil {
 			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)
@@ -306,6 +307,64 @@ func testMalformedWrite(t *testing.T, f fixture) {
 	}
 	if n, err := c.Exists(ctx, keys...).Result(); err != nil || n != 0 {
 		t.Fatalf("%d of the tenant's keys exist after malformed writes, %v; want none", n, err)
+	}
+}
+
+func TestKnownEpochMiniredis(t *testing.T) { testKnownEpoch(t, newMini(t)) }
+func TestKnownEpochRedis(t *testing.T)     { testKnownEpoch(t, newReal(t)) }
+
+// write.lua leaves the tenant's epoch out of its reply only when the call says the client
+// knows it by that epoch; a store's writes send the epoch its last write returned, and get the
+// new one when the tenant was lost and made anew since.
+func testKnownEpoch(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	keys, l, sc := st.keys("known"), st.limits, f.b.scripts
+	op := []writeOp{{code: opUpsert, key: "a", value: []byte("v"), ttl: time.Hour}}
+	reply := func(known string) []int64 {
+		t.Helper()
+		cmd, _ := writeCmd(keys, known, l, op)
+		res, err := sc.runInts(ctx, writeScript, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := reply("")
+	epoch, ok := decodeEpoch(first[writeReplyPerOp:])
+	if !ok {
+		t.Fatalf("reply %v: no epoch after the operation's", first)
+	}
+	if res := reply(epoch); len(res) != writeReplyPerOp {
+		t.Fatalf("reply %v to a call that knows epoch %q: want the operation's %d integers only", res, epoch, writeReplyPerOp)
+	}
+	if res := reply("0123456789abcdef0123"); !slices.Equal(res[writeReplyPerOp:], first[writeReplyPerOp:]) {
+		t.Fatalf("reply %v to a call that knows another epoch: want the epoch, %v", res, first[writeReplyPerOp:])
+	}
+	if res, err := runWrite(ctx, sc, keys, epoch, l, op); err != nil || res[0].epoch != epoch {
+		t.Fatalf("write knowing the epoch: %+v, %v; want epoch %q", res, err, epoch)
+	}
+	if _, err := decodeWrite(make([]int64, writeReplyPerOp), "", l, op); err == nil {
+		t.Fatal("a reply without the epoch to a call that knows none decoded")
+	}
+
+	// Through the store: its writes send the epoch it saw last, and see a new one.
+	e1, err := st.Upsert(ctx, "known-store", backend.UpsertRequest{Key: "a", Value: []byte("v"), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.tenant("known-store").epoch; got != e1.Epoch {
+		t.Fatalf("the store knows the tenant by %q after a write in epoch %q", got, e1.Epoch)
+	}
+	if err := f.client.Del(ctx, st.keys("known-store")...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := st.Upsert(ctx, "known-store", backend.UpsertRequest{Key: "a", Value: []byte("w"), TTL: time.Hour})
+	if err != nil || e2.Epoch == e1.Epoch || e2.Version != 1 {
+		t.Fatalf("upsert after the tenant was lost: %+v, %v; want version 1 in an epoch other than %q", e2, err, e1.Epoch)
+	}
+	if got := st.tenant("known-store").epoch; got != e2.Epoch {
+		t.Fatalf("the store knows the tenant by %q after a write in epoch %q", got, e2.Epoch)
 	}
 }
 

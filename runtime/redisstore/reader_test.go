@@ -387,7 +387,7 @@ func testBatchEntry(t *testing.T, f fixture) {
 	for i := range ops {
 		ops[i] = writeOp{code: opUpsert, key: fmt.Sprint("k", i), value: []byte("v"), ttl: time.Hour}
 	}
-	res, err := runWrite(ctx, f.b.scripts, st.keys(ten), st.limits, ops)
+	res, err := runWrite(ctx, f.b.scripts, st.keys(ten), "", st.limits, ops)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestPumpReadsInsideEntryMiniredis(t *testing.T) {
 		{code: opUpsert, key: "b", value: []byte("2"), ttl: time.Hour},
 		{code: opUpsert, key: "c", value: []byte("3"), ttl: time.Hour},
 	}
-	res, err := runWrite(context.Background(), f.b.scripts, f.other.keys("t"), f.other.limits, ops)
+	res, err := runWrite(context.Background(), f.b.scripts, f.other.keys("t"), "", f.other.limits, ops)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +461,7 @@ func testReadBounded(t *testing.T, f fixture) {
 		for i := range ops {
 			ops[i] = writeOp{code: opUpsert, key: fmt.Sprint("k", i), value: []byte("v"), ttl: time.Hour}
 		}
-		if _, err := runWrite(ctx, f.b.scripts, keys, st.limits, ops); err != nil {
+		if _, err := runWrite(ctx, f.b.scripts, keys, "", st.limits, ops); err != nil {
 			t.Fatal(err)
 		}
 	}

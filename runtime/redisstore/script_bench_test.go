@@ -56,15 +56,18 @@ func BenchmarkWriteScript(b *testing.B) {
 			for i := range ops {
 				ops[i] = writeOp{code: opUpsert, key: fmt.Sprintf("user-%05d", i), value: benchValue, ttl: time.Minute}
 			}
+			var epoch string
 			for range benchLimits.MaxEvents/c.ops + 1 { // past MaxEvents: every write trims
-				if _, err := runWrite(ctx, st.b.scripts, st.keys(ten), st.limits, ops); err != nil {
+				res, err := runWrite(ctx, st.b.scripts, st.keys(ten), "", st.limits, ops)
+				if err != nil {
 					b.Fatal(err)
 				}
+				epoch = res[0].epoch
 			}
 			for i := range ops {
 				ops[i].code = c.code
 			}
-			_, a := writeCmd(st.keys(ten), st.limits, ops)
+			_, a := writeCmd(st.keys(ten), epoch, st.limits, ops) // as a store sends it
 			b.ResetTimer()
 			res, err := f.client.Eval(ctx, src, st.keys(ten), append([]any{b.N}, a...)...).Int64Slice()
 			if err != nil {

@@ -4,8 +4,8 @@
 -- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
--- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, then after the
--- WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_KNOWN_EPOCH, then
+-- after the WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
 -- (for COND_IF_VERSION: the epoch the tenant must be in, or '' for any).
@@ -14,7 +14,8 @@
 -- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE
 -- (touch, remove) or STATUS_CAPACITY (upsert) and zeros; STATUS_CONFLICT, the key's version
 -- (0 when not live) and zeros. Then the tenant's epoch, its
--- bytes EPOCH_CHUNK to an integer, big-endian.
+-- bytes EPOCH_CHUNK to an integer, big-endian, unless it is WRITE_KNOWN_EPOCH, the epoch the
+-- client says it knows the tenant by (or '').
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 -- The batch's events are one stream entry (see lib.lua), added before any other write, so that
 -- a refused XADD (a stream whose last ID is ahead of the version) fails the call before it
@@ -316,11 +317,13 @@ if at then
     redis.call('PEXPIREAT', k, at)
   end
 end
--- The epoch, EPOCH_CHUNK (6) bytes to an integer, with one string.byte per integer: past the
--- end, the missing bytes are zeros (which decodeEpoch skips).
-for j = 1, #epoch, EPOCH_CHUNK do
-  local b1, b2, b3, b4, b5, b6 = string.byte(epoch, j, j + 5)
-  out[#out + 1] = ((((b1 * 256 + (b2 or 0)) * 256 + (b3 or 0)) * 256 + (b4 or 0)) * 256 + (b5 or 0)) * 256 + (b6 or 0)
+-- The epoch, unless the client knows it, EPOCH_CHUNK (6) bytes to an integer, with one
+-- string.byte per integer: past the end, the missing bytes are zeros (which decodeEpoch skips).
+if epoch ~= ARGV[WRITE_KNOWN_EPOCH] then
+  for j = 1, #epoch, EPOCH_CHUNK do
+    local b1, b2, b3, b4, b5, b6 = string.byte(epoch, j, j + 5)
+    out[#out + 1] = ((((b1 * 256 + (b2 or 0)) * 256 + (b3 or 0)) * 256 + (b4 or 0)) * 256 + (b5 or 0)) * 256 + (b6 or 0)
+  end
 end
 if seq ~= seq0 or due < due0 then
   local due_in = -1
