@@ -18,9 +18,11 @@ var scriptBase = flag.String("script.base", "", "BenchmarkWriteScript's baseline
 // (past MaxEvents, as the write benchmarks' are), and reports each one's time per call from
 // the server's TIME. The baseline is a bare function of the commands that a write needs
 // (testdata/bare_write.lua), which tells what the script's Lua costs beyond them; with
-// -script.base FILE it is another version of write.lua, which tells what a change to it saves.
+// -script.base FILE it is another version of write.lua that takes the same arguments (the
+// same WRITE_HEAD_ARGS and WRITE_ARGS_PER_OP), which tells what a change to it saves.
 // Alternating in one EVAL resolves a few percent, where the round trips of the other
-// benchmarks vary by a fifth on a shared machine.
+// benchmarks vary by a fifth on a shared machine. The EVAL holds the server for b.N calls of
+// each: run it against a server of your own.
 //
 //	git show HEAD~1:runtime/redisstore/lua/write.lua > /tmp/write-old.lua
 //	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench WriteScript -benchtime 2000x ./runtime/redisstore -script.base /tmp/write-old.lua
