@@ -205,8 +205,9 @@ type store struct {
 }
 
 // tenantSlots is the number of tenants a store keeps a tenantSlot of, each in the slot its
-// name hashes to: a few kilobytes a store.
-const tenantSlots = 256
+// name hashes to: enough for the rooms of a presence server to stay (a tenant each), at 32
+// kilobytes of pointers a store and a few hundred bytes a tenant kept.
+const tenantSlots = 4096
 
 // tenantSlot is what a store keeps of a tenant it used lately, in st.tenants: its keys, made
 // once rather than at every call (five allocations), and the epoch its last write returned,
