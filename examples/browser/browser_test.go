@@ -61,6 +61,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-breakpad", true),
+		// Without /dev/shm, Chromium keeps its shared memory under TMPDIR, in directories it
+		// does not always remove: the test's own, removed after it.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	defer cancelAlloc()
 	tab, cancelTab := chromedp.NewContext(allocCtx)

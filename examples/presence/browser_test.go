@@ -74,6 +74,9 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-breakpad", true),
+		// Without /dev/shm, Chromium keeps its shared memory under TMPDIR, in directories it
+		// does not always remove: the test's own, removed after it.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		// Every tab beats on time, also the ones Chromium considers in the background.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
