@@ -211,38 +211,31 @@ const tenantSlots = 4096
 
 // tenantSlot is what a store keeps of a tenant it used lately, in st.tenants: its keys, made
 // once rather than at every call (five allocations), and the epoch its last write returned,
-// which the next write sends so that the script leaves it out of its reply (see decodeWrite).
+// which the next write sends so that the script leaves it out of its reply (see writeOps).
 // A slot is not changed once stored; a tenant whose name hashes to the same slot replaces it.
 type tenantSlot struct {
 	tenant string
 	keys   []string
-	epoch  string // "" until a write returned one
+	epoch  string                      // "" until a write returned one
+	at     *atomic.Pointer[tenantSlot] // where it is kept, in st.tenants
 }
 
 // slotSeed hashes tenants to their slots.
 var slotSeed = maphash.MakeSeed()
 
-// tenant returns the slot of tenant, stored anew when it held another tenant.
-func (st *store) tenant(tenant string) *tenantSlot {
-	p := &st.tenants[maphash.String(slotSeed, tenant)%tenantSlots]
-	if s := p.Load(); s != nil && s.tenant == tenant {
+// slot returns the slot of tenant, stored anew when it held another tenant.
+func (st *store) slot(tenant string) *tenantSlot {
+	at := &st.tenants[maphash.String(slotSeed, tenant)%tenantSlots]
+	if s := at.Load(); s != nil && s.tenant == tenant {
 		return s
 	}
-	s := &tenantSlot{tenant: tenant, keys: tenantKeys(st.base, tenant)}
-	p.Store(s)
+	s := &tenantSlot{tenant: tenant, keys: tenantKeys(st.base, tenant), at: at}
+	at.Store(s)
 	return s
 }
 
-// sawEpoch notes that a write of the tenant of s returned epoch: the epoch its next write
-// sends.
-func (st *store) sawEpoch(s *tenantSlot, epoch string) {
-	if epoch != s.epoch {
-		st.tenants[maphash.String(slotSeed, s.tenant)%tenantSlots].Store(&tenantSlot{tenant: s.tenant, keys: s.keys, epoch: epoch})
-	}
-}
-
 // keys returns the keys of tenant, which the caller must not change.
-func (st *store) keys(tenant string) []string { return st.tenant(tenant).keys }
+func (st *store) keys(tenant string) []string { return st.slot(tenant).keys }
 
 // Upsert implements [backend.Store]. It is applied as [store.write] says: alone, or in a batch
 // of the tenant's concurrent writes. It returns when it is applied or, if it waits for a batch,

@@ -37,17 +37,27 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 
 // writeOne applies op alone, in a script call of its own under ctx.
 func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeResult {
-	b, k, s := st.b, tenantKey{st.id, tenant}, st.tenant(tenant)
+	b, k := st.b, tenantKey{st.id, tenant}
 	b.obs.WriteBatch(k.id, k.tenant, 1)
-	r, err := runWrite(ctx, b.scripts, s.keys, s.epoch, st.limits, []writeOp{op})
+	r, err := st.writeOps(ctx, tenant, []writeOp{op})
 	if err != nil {
 		b.failed(k, "write", err)
 		b.corrupted(k, err)
 		return writeResult{err: err}
 	}
-	st.sawEpoch(s, r[0].epoch)
 	st.noteWrites(tenant, []writeOp{op}, r)
 	return r[0]
+}
+
+// writeOps applies ops to the tenant in one call of write.lua, as runWrite does, sending the
+// epoch the store last saw the tenant in and keeping the one the call returns (see tenantSlot).
+func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]writeResult, error) {
+	s := st.slot(tenant)
+	res, err := runWrite(ctx, st.b.scripts, s.keys, s.epoch, st.limits, ops)
+	if err == nil && res[0].epoch != s.epoch {
+		s.at.Store(&tenantSlot{tenant: s.tenant, keys: s.keys, epoch: res[0].epoch, at: s.at})
+	}
+	return res, err
 }
 
 // spawn runs f on a goroutine of its own that Close waits for, or on this one once the
@@ -78,11 +88,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		ops[i] = c.req
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
-	s := st.tenant(tenant)
-	res, err := runWrite(ctx, st.b.scripts, s.keys, s.epoch, st.limits, ops)
-	if err == nil {
-		st.sawEpoch(s, res[0].epoch)
-	}
+	res, err := st.writeOps(ctx, tenant, ops)
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
 	for i, c := range batch {

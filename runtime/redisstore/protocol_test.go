@@ -353,7 +353,7 @@ func testKnownEpoch(t *testing.T, f fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.tenant("known-store").epoch; got != e1.Epoch {
+	if got := st.slot("known-store").epoch; got != e1.Epoch {
 		t.Fatalf("the store knows the tenant by %q after a write in epoch %q", got, e1.Epoch)
 	}
 	if err := f.client.Del(ctx, st.keys("known-store")...).Err(); err != nil {
@@ -363,7 +363,7 @@ func testKnownEpoch(t *testing.T, f fixture) {
 	if err != nil || e2.Epoch == e1.Epoch || e2.Version != 1 {
 		t.Fatalf("upsert after the tenant was lost: %+v, %v; want version 1 in an epoch other than %q", e2, err, e1.Epoch)
 	}
-	if got := st.tenant("known-store").epoch; got != e2.Epoch {
+	if got := st.slot("known-store").epoch; got != e2.Epoch {
 		t.Fatalf("the store knows the tenant by %q after a write in epoch %q", got, e2.Epoch)
 	}
 }
