@@ -263,9 +263,7 @@ if trim <= now then
     redis.call('XTRIM', K_EVENTS, 'MINID', keep)
   end
 end
-if seq ~= seq0 then
-  fresh = fresh or seq0 == 0 -- the first event created the stream
-end
+fresh = fresh or (seq0 == 0 and seq ~= seq0) -- the first event created the stream
 
 -- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
 -- latest expiry written plus the retention, with a quarter of the retention as slack so that

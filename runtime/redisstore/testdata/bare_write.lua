@@ -2,7 +2,8 @@
 -- the commands a batch of upserts or touches needs (HMGET, TIME, XADD with the MaxEvents trim,
 -- HSET, ZADD, PUBLISH) with as little Lua as runs them. It writes the stored entries back as
 -- they are and one event per operation, so that write.lua can go on after it on the same
--- tenant. Not a store: no checks, no conditions, no expiry.
+-- tenant. Not a store: no checks, no conditions, no expiry; every operation takes the first
+-- one's TTL.
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 local fields = {META_EPOCH, META_SEQ}
 for i = 1, n do
@@ -12,7 +13,7 @@ end
 local m = redis.call('HMGET', KEYS[KEY_STATE], unpack(fields))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_s, e_s = string.format('%d', now), string.format('%d', now + 60000)
+local now_s, e_s = string.format('%d', now), string.format('%d', now + tonumber(ARGV[WRITE_HEAD_ARGS + OP_TTL]))
 local seq = tonumber(m[2]) + n
 local seq_s = string.format('%d', seq)
 local put, zadd, evs, out = {META_SEQ, seq_s}, {}, {}, {}
