@@ -122,14 +122,14 @@ func testConcurrentUpserts(t *testing.T, f fixture) {
 	expectVersions(t, sub, 1, writers*each)
 }
 
-// Writes that arrive while a call of their tenant is in flight wait, whatever their kind, and
-// are applied in their order once it ends; then the tenant's queue is forgotten.
+// Writes that arrive while the most calls of their tenant are in flight wait, whatever their
+// kind, and are applied in their order once one ends; then the tenant's queue is forgotten.
 func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{}), "queued"
-	q := new([]*writeCall)
+	q := &queue[writeOp, writeResult]{flying: st.writes.depth}
 	st.writes.mu.Lock()
-	st.writes.queues = map[string]*[]*writeCall{ten: q} // a call in flight
+	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q} // the most calls in flight
 	st.writes.mu.Unlock()
 	ctx := context.Background()
 	type result struct {
@@ -165,8 +165,11 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 		wg.Go(func() { results[i] = op() })
 		waitPending(t, st, q, i+1) // queued in this order
 	}
-	st.writes.release(ten, q)
+	st.writes.release(ten, q) // one of them ends
 	wg.Wait()
+	for range st.writes.depth - 1 {
+		st.writes.release(ten, q) // and the others
+	}
 	want := []result{{1, true, nil}, {2, true, nil}, {2, true, nil}, {0, true, nil}, {4, true, nil}}
 	for i := range want {
 		if results[i] != want[i] {
@@ -174,13 +177,46 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 		}
 	}
 	// The draining goroutine forgets the queue after its last batch.
-	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(*q) == 0 }, st)
+	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(q.calls) == 0 }, st)
+}
+
+// A write that finds fewer than writeDepth calls of its tenant in flight, and none waiting,
+// runs at once beside them, on its caller's goroutine; the tenant's queue stays while a call
+// is in flight, and is forgotten when the last ends.
+func TestWriteRunsBesideTheCallInFlightMiniredis(t *testing.T) {
+	if writeDepth < 2 {
+		t.Fatalf("writeDepth %d: a write never runs beside another", writeDepth)
+	}
+	f := newMini(t)
+	st, ten := f.open(t, backend.Limits{}), "beside"
+	q := &queue[writeOp, writeResult]{flying: writeDepth - 1}
+	st.writes.mu.Lock()
+	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q} // calls in flight, one place left
+	st.writes.mu.Unlock()
+	e, err := st.Upsert(context.Background(), ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour})
+	if err != nil || e.Version != 1 {
+		t.Fatalf("upsert beside the calls in flight: version %d, %v; want 1, nil", e.Version, err)
+	}
+	st.writes.mu.Lock()
+	flying, kept := q.flying, st.writes.queues[ten] == q
+	st.writes.mu.Unlock()
+	if flying != writeDepth-1 || !kept {
+		t.Fatalf("after the upsert: %d in flight, queue kept %v; want %d, true", flying, kept, writeDepth-1)
+	}
+	for range writeDepth - 1 {
+		st.writes.release(ten, q)
+	}
+	st.writes.mu.Lock()
+	defer st.writes.mu.Unlock()
+	if len(st.writes.queues) != 0 {
+		t.Fatalf("%d queues left behind", len(st.writes.queues))
+	}
 }
 
 // waitPending waits until n writes wait in q.
-func waitPending(t *testing.T, st *store, q *[]*writeCall, n int) {
+func waitPending(t *testing.T, st *store, q *queue[writeOp, writeResult], n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(*q) >= n }, st)
+	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(q.calls) >= n }, st)
 }
 
 // waitFor waits until cond, called with st.writes.mu held, holds, for at most 10 s.

@@ -59,9 +59,9 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 		{ctx: gone, req: op("dropped"), done: make(chan struct{})},
 		{ctx: context.Background(), req: op("kept"), done: make(chan struct{})},
 	}
-	q := &[]*writeCall{calls[0], calls[1]}
+	q := &queue[writeOp, writeResult]{flying: 1, calls: []*writeCall{calls[0], calls[1]}}
 	st.writes.mu.Lock()
-	st.writes.queues = map[string]*[]*writeCall{ten: q}
+	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q}
 	st.writes.mu.Unlock()
 	st.writes.drain(ten, q)
 

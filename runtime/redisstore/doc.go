@@ -60,12 +60,16 @@
 //
 // Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
 // them in order, each with its own result, version and event, and validates the whole batch
-// before its first write. A write with no other write of its tenant in flight runs at once on
-// the caller's goroutine, one script call under the caller's ctx, as any go-redis command
-// (whose deadline bounds the call as the client's ContextTimeoutEnabled says); one whose ctx
-// has ended is not sent. Writes that arrive while a call is in flight wait, and a goroutine
-// applies them, up to 64 per call, until none wait (group commit): a waiting write returns
-// when its batch is applied or its ctx ends, and is not sent if its ctx ended first. The write
+// before its first write. A write with fewer than two calls of its tenant in flight runs at
+// once on the caller's goroutine, one script call under the caller's ctx, as any go-redis
+// command (whose deadline bounds the call as the client's ContextTimeoutEnabled says); one
+// whose ctx has ended is not sent. Writes that arrive while two are in flight wait, and when
+// one ends a goroutine applies them, in their order, up to 64 per call, until none wait (group
+// commit): a waiting write returns when its batch is applied or its ctx ends, and is not sent
+// if its ctx ended first. Two calls in flight keep both sides busy, the server running one
+// batch while the client completes the other and gathers the next; they may take effect in
+// either order, which is one their callers could have seen, as neither had returned when the
+// other was made (the calls of one goroutine stay in its order). The write
 // script stands alone, without lib.lua, because every call runs a script from its top and each
 // function a script defines is made anew per call.
 //
@@ -206,7 +210,7 @@
 // readers.
 //
 // Size PoolSize for the commands in flight at once: the concurrent writes (a tenant's
-// contending writes share one call), Gets and Snapshots, plus the pumps' reads, which come in
+// contending writes share two calls), Gets and Snapshots, plus the pumps' reads, which come in
 // bursts when many tenants are written at once. go-redis's default (10 per CPU) suits most
 // processes; with hundreds of tenants written at once, more connections cut the wait for one
 // (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD

@@ -15,55 +15,73 @@ type call[Req, Res any] struct {
 	done chan struct{} // closed when res is set
 }
 
-// batcher runs calls in batches by key (group commit): a call with no other call of its key in
-// flight runs at once, alone, on the caller's goroutine, under the caller's ctx. Calls that
-// arrive while one of their key is in flight wait, and a goroutine runs them in their order,
-// at most max at a time, until none of the key waits: under contention, the fixed cost of a
-// call (its round trip, and the server's work around it) is shared by the batch. A waiting call
-// returns when its batch is done or when its ctx ends, whichever comes first; one whose ctx ends
-// before its batch is sent is dropped, unsent.
+// queue is what a batcher keeps of a key with calls in flight: their number, and the calls
+// that wait.
+type queue[Req, Res any] struct {
+	flying int
+	calls  []*call[Req, Res]
+}
+
+// batcher runs calls in batches by key (group commit). A call that finds fewer than depth
+// calls of its key in flight and none waiting runs at once, alone, on the caller's goroutine,
+// under the caller's ctx. Calls that arrive otherwise wait; when a call or batch in flight
+// ends and calls wait, a goroutine runs them in their order, at most max at a time, until none
+// of the key waits: under contention, the fixed cost of a call (its round trip, and the
+// server's work around it) is shared by the batch, and with a depth of 2 the server runs one
+// batch while the client completes the one before and sends the next. A waiting call returns
+// when its batch is done or when its ctx ends, whichever comes first; one whose ctx ends before
+// its batch is sent is dropped, unsent.
+//
+// Calls in flight together may take effect in either order: each call is concurrent with the
+// others in flight (none of them has returned when it was made), so any order of them is one a
+// caller could have seen; the calls of one goroutine are in its order.
 type batcher[K comparable, Req, Res any] struct {
 	max   int
+	depth int                                         // the most calls or batches of a key in flight
 	one   func(ctx context.Context, k K, req Req) Res // runs a call alone
 	batch func(k K, calls []*call[Req, Res])          // runs calls together, sets their res and closes their done
 	ended func(err error) Res                         // the result of a call whose ctx ended with err
 	spawn func(func())                                // runs a drain of waiting calls on a goroutine
 
 	mu     sync.Mutex
-	queues map[K]*[]*call[Req, Res] // one per key with a call in flight: the calls that wait
+	queues map[K]*queue[Req, Res] // one per key with a call in flight
 }
 
 // do runs req, alone or in a batch (see batcher), and returns its result.
 func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	b.mu.Lock()
-	if q := b.queues[k]; q != nil {
-		c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
-		*q = append(*q, c)
-		b.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.res
-		case <-ctx.Done():
-			return b.ended(ctx.Err())
+	q := b.queues[k]
+	if q == nil {
+		if b.queues == nil {
+			b.queues = make(map[K]*queue[Req, Res])
 		}
+		q = new(queue[Req, Res])
+		b.queues[k] = q
 	}
-	if b.queues == nil {
-		b.queues = make(map[K]*[]*call[Req, Res])
+	if q.flying < b.depth && len(q.calls) == 0 {
+		q.flying++
+		b.mu.Unlock()
+		res := b.one(ctx, k, req)
+		b.release(k, q)
+		return res
 	}
-	q := new([]*call[Req, Res])
-	b.queues[k] = q
+	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
+	q.calls = append(q.calls, c)
 	b.mu.Unlock()
-	res := b.one(ctx, k, req)
-	b.release(k, q)
-	return res
+	select {
+	case <-c.done:
+		return c.res
+	case <-ctx.Done():
+		return b.ended(ctx.Err())
+	}
 }
 
-// release ends the call in flight of key k, whose queue is q: a goroutine runs the calls that
-// wait in q, if any; otherwise q is forgotten.
-func (b *batcher[K, Req, Res]) release(k K, q *[]*call[Req, Res]) {
+// release ends a call in flight of key k, whose queue is q: a goroutine runs the calls that
+// wait in q, if any, in its stead; otherwise q is forgotten when nothing of k is in flight.
+func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res]) {
 	b.mu.Lock()
-	if len(*q) == 0 {
-		delete(b.queues, k)
+	if len(q.calls) == 0 {
+		b.land(k, q)
 		b.mu.Unlock()
 		return
 	}
@@ -71,23 +89,31 @@ func (b *batcher[K, Req, Res]) release(k K, q *[]*call[Req, Res]) {
 	b.spawn(func() { b.drain(k, q) })
 }
 
+// land ends a call or batch in flight of key k, whose queue is q, with nothing waiting. b.mu
+// is held.
+func (b *batcher[K, Req, Res]) land(k K, q *queue[Req, Res]) {
+	if q.flying--; q.flying == 0 {
+		delete(b.queues, k)
+	}
+}
+
 // drain runs the batches of q, the queue of key k, until it is empty.
-func (b *batcher[K, Req, Res]) drain(k K, q *[]*call[Req, Res]) {
+func (b *batcher[K, Req, Res]) drain(k K, q *queue[Req, Res]) {
 	for calls := b.next(k, q); calls != nil; calls = b.next(k, q) {
 		b.batch(k, calls)
 	}
 }
 
-// next returns the next batch of q, or nil after forgetting q when nothing waits. Only the
-// goroutine that drains q calls it.
-func (b *batcher[K, Req, Res]) next(k K, q *[]*call[Req, Res]) []*call[Req, Res] {
+// next returns the next batch of q, or nil when nothing waits, after ending the drain's place
+// in flight (see land).
+func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res]) []*call[Req, Res] {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var calls []*call[Req, Res]
-	for len(*q) > 0 && len(calls) < b.max {
-		c := (*q)[0]
-		(*q)[0] = nil
-		*q = (*q)[1:]
+	for len(q.calls) > 0 && len(calls) < b.max {
+		c := q.calls[0]
+		q.calls[0] = nil
+		q.calls = q.calls[1:]
 		if err := c.ctx.Err(); err != nil {
 			// Its caller is gone: drop it unsent, so that it is certainly not applied.
 			c.res = b.ended(err)
@@ -97,7 +123,7 @@ func (b *batcher[K, Req, Res]) next(k K, q *[]*call[Req, Res]) []*call[Req, Res]
 		calls = append(calls, c)
 	}
 	if calls == nil {
-		delete(b.queues, k)
+		b.land(k, q)
 	}
 	return calls
 }

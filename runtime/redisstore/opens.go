@@ -34,7 +34,8 @@ type (
 // pipeline by node).
 func openBatcher(b *Backend) batcher[struct{}, openReq, openRes] {
 	return batcher[struct{}, openReq, openRes]{
-		max: maxOpenBatch,
+		max:   maxOpenBatch,
+		depth: 1,
 		one: func(ctx context.Context, _ struct{}, req openReq) openRes {
 			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
 			return openRes{r, err}
