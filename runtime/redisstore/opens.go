@@ -55,35 +55,21 @@ func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits)
 	return res.r, res.err
 }
 
-// readOpens runs open.lua for each call of batch, in one pipeline, and completes the calls.
-// A call the server refused before it ran (the script or library not loaded yet, or no FCALL)
-// is run again alone, which loads it. The pipeline is abandoned only when every caller of the
-// batch has stopped waiting.
+// readOpens runs open.lua for each call of batch, in one pipeline (see scripter.pipeline),
+// and completes the calls. The pipeline is abandoned only when every caller of the batch has
+// stopped waiting.
 func (b *Backend) readOpens(batch []*openCall) {
 	ctx, done := batchContext(batch)
 	defer done()
-	if len(batch) == 1 {
-		c := batch[0]
-		c.res.r, c.res.err = runOpen(ctx, b.scripts, c.req.keys, c.req.l)
-		close(c.done)
-		return
-	}
-	cmds := make([]*redis.Cmd, len(batch))
-	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range batch {
-			cmds[i] = b.scripts.cmd(ctx, openScript, openCmd(c.req.keys, c.req.l))
-			_ = p.Process(ctx, cmds[i])
-		}
-		return nil
-	})
+	cmds := make([][]any, len(batch))
 	for i, c := range batch {
-		res, err := cmds[i].Slice()
-		switch {
-		case notRun(err):
-			c.res.r, c.res.err = runOpen(ctx, b.scripts, c.req.keys, c.req.l)
-		case err != nil:
+		cmds[i] = openCmd(c.req.keys, c.req.l)
+	}
+	for i, cmd := range b.scripts.pipeline(ctx, openScript, cmds, newScriptCmd) {
+		c := batch[i]
+		if res, err := cmd.(*redis.Cmd).Slice(); err != nil {
 			c.res.err = scriptError(err)
-		default:
+		} else {
 			c.res.r, c.res.err = decodeOpen(res)
 		}
 		close(c.done)

@@ -182,16 +182,35 @@ func (sc *scripter) runCmd(ctx context.Context, s *script, cmd []any) *redis.Cmd
 	return sc.run(ctx, s, cmd, newScriptCmd).(*redis.Cmd)
 }
 
-// cmd returns cmd, a command of scriptCmd, as a call of s for a pipeline, as run sends it
-// first: FCALL, or EVALSHA when FCALL is out. Run a call that the server refused before it ran
-// (see notRun) again with run, which loads what the server lacks.
-func (sc *scripter) cmd(ctx context.Context, s *script, cmd []any) *redis.Cmd {
-	if sc.evalOnly.Load() {
-		cmd[0], cmd[1] = "evalsha", s.sha
-	} else {
-		cmd[0], cmd[1] = "fcall", s.fn
+// pipeline runs s once with each command of cmds (of scriptCmd) in one pipeline, as the
+// commands that mk makes, and returns them, done, in order: a single command as run sends it;
+// a call that the server refused before it ran (see notRun) again alone with run, which loads
+// what the server lacks. A cluster client splits the pipeline by node.
+func (sc *scripter) pipeline(ctx context.Context, s *script, cmds [][]any, mk func(context.Context, []any) redis.Cmder) []redis.Cmder {
+	out := make([]redis.Cmder, len(cmds))
+	if len(cmds) == 1 {
+		out[0] = sc.run(ctx, s, cmds[0], mk)
+		return out
 	}
-	return newScriptCmd(ctx, cmd).(*redis.Cmd)
+	_, _ = sc.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, cmd := range cmds {
+			// As run sends it first: FCALL, or EVALSHA when FCALL is out.
+			if sc.evalOnly.Load() {
+				cmd[0], cmd[1] = "evalsha", s.sha
+			} else {
+				cmd[0], cmd[1] = "fcall", s.fn
+			}
+			out[i] = mk(ctx, cmd)
+			_ = p.Process(ctx, out[i])
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		if notRun(out[i].Err()) {
+			out[i] = sc.run(ctx, s, cmd, mk)
+		}
+	}
+	return out
 }
 
 // notRun reports whether err is a server's refusal of a call of cmd before it ran anything.
