@@ -56,7 +56,8 @@ type Backend struct {
 	hmu sync.Mutex // guards hub
 	hub *hub       // the pub/sub connection, made with the first pump
 
-	opens batcher[struct{}, openReq, openRes] // the reads of new subscriptions (openBatcher)
+	opens       batcher[struct{}, openReq, openRes]      // the reads of new subscriptions (openBatcher)
+	scriptCalls batcher[*redis.Client, []any, scriptRes] // the calls of write.lua, by node (scriptBatcher)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -117,6 +118,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		o(b)
 	}
 	b.opens = openBatcher(b)
+	b.scriptCalls = scriptBatcher(b)
 	b.observed = b.obs != nil
 	if b.obs == nil {
 		b.obs = backend.NopObserver{}

@@ -1,15 +1,18 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
 )
 
 // applyBatch applies ops as one batch, as concurrent writes would be.
@@ -122,6 +125,65 @@ func testConcurrentUpserts(t *testing.T, f fixture) {
 	expectVersions(t, sub, 1, writers*each)
 }
 
+func TestConcurrentTenantsMiniredis(t *testing.T) { testConcurrentTenants(t, newMini(t)) }
+func TestConcurrentTenantsRedis(t *testing.T)     { testConcurrentTenants(t, newReal(t)) }
+func TestConcurrentTenantsCluster(t *testing.T)   { testConcurrentTenants(t, newCluster(t)) }
+
+// Concurrent writes to many tenants, which go in pipelines of calls of write.lua when more than
+// pipelineDepth of a node are in flight, each get their own reply: every tenant's versions
+// once each, and every key holds the value and version its last write returned. In a cluster,
+// the pipelines are by master.
+func testConcurrentTenants(t *testing.T, f fixture) {
+	const writers, each, tenants = 32, 20, 40
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	type write struct{ tenant, key string }
+	var mu sync.Mutex
+	versions := make(map[string][]uint64)
+	last := make(map[write]backend.Entry)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				wr := write{fmt.Sprint("t", (w*each+i)%tenants), fmt.Sprint("k", w)}
+				e, err := st.Upsert(ctx, wr.tenant, backend.UpsertRequest{Key: wr.key, Value: []byte(fmt.Sprint(w, ".", i)), TTL: time.Hour})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				versions[wr.tenant] = append(versions[wr.tenant], e.Version)
+				last[wr] = e
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for ten, vs := range versions {
+		slices.Sort(vs)
+		for i, v := range vs {
+			if v != uint64(i+1) {
+				t.Fatalf("tenant %s: versions %v, want 1 to %d once each", ten, vs, len(vs))
+			}
+		}
+	}
+	for wr, want := range last {
+		got, ok, err := st.Get(ctx, wr.tenant, wr.key)
+		if err != nil || !ok || got.Version != want.Version || !bytes.Equal(got.Value, want.Value) {
+			t.Fatalf("Get(%s, %s) = %q version %d, %v, %v; its last write returned %q version %d", wr.tenant, wr.key, got.Value, got.Version, ok, err, want.Value, want.Version)
+		}
+	}
+	if _, ok := f.client.(*redis.ClusterClient); ok {
+		nodes := make(map[*redis.Client]bool)
+		for i := range tenants {
+			nodes[st.b.node(ctx, st.keys(fmt.Sprint("t", i))[0])] = true
+		}
+		if len(nodes) < 2 || nodes[nil] {
+			t.Fatalf("the tenants' writes go to %d pipelines %v; want one per master", len(nodes), nodes)
+		}
+	}
+}
+
 // Writes that arrive while the most calls of their tenant are in flight wait, whatever their
 // kind, and are applied in their order once one ends; then the tenant's queue is forgotten.
 func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
@@ -177,7 +239,7 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 		}
 	}
 	// The draining goroutine forgets the queue after its last batch.
-	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(q.calls) == 0 }, st)
+	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(q.calls) == 0 }, &st.writes.mu)
 }
 
 // A write that finds fewer than writeDepth calls of its tenant in flight, and none waiting,
@@ -216,16 +278,16 @@ func TestWriteRunsBesideTheCallInFlightMiniredis(t *testing.T) {
 // waitPending waits until n writes wait in q.
 func waitPending(t *testing.T, st *store, q *queue[writeOp, writeResult], n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(q.calls) >= n }, st)
+	waitFor(t, fmt.Sprint(n, " writes to wait"), func() bool { return len(q.calls) >= n }, &st.writes.mu)
 }
 
-// waitFor waits until cond, called with st.writes.mu held, holds, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool, st *store) {
+// waitFor waits until cond, called with mu held, holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool, mu *sync.Mutex) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		st.writes.mu.Lock()
+		mu.Lock()
 		ok := cond()
-		st.writes.mu.Unlock()
+		mu.Unlock()
 		if ok {
 			return
 		}
@@ -268,4 +330,60 @@ func TestBatchContext(t *testing.T) {
 			t.Fatal("batch context did not end when every call's context had")
 		}
 	})
+}
+
+// Writes of different tenants that arrive while the most calls of write.lua are in flight wait,
+// and go in one pipeline when one ends, each with its own result; the calls the server refused
+// before they ran (its scripts flushed meanwhile) are run again alone, which loads the script.
+func TestScriptPipelineMiniredis(t *testing.T) {
+	f := newMini(t)
+	st := f.open(t, backend.Limits{})
+	ctx := context.Background()
+	upsert(t, st, "warm", "k", "v", time.Hour) // the script cached: the pipeline sends EVALSHA
+	q := &queue[[]any, scriptRes]{flying: pipelineDepth}
+	sb := &st.b.scriptCalls
+	sb.mu.Lock()
+	sb.queues = map[*redis.Client]*queue[[]any, scriptRes]{nil: q} // the most calls in flight
+	sb.mu.Unlock()
+	var batches []int
+	batch := sb.batch
+	sb.batch = func(k *redis.Client, calls []*scriptCall) {
+		batches = append(batches, len(calls)) // one drain at a time here
+		batch(k, calls)
+	}
+	const n = 5
+	entries := make([]backend.Entry, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			entries[i], errs[i] = st.Upsert(ctx, fmt.Sprint("t", i), backend.UpsertRequest{Key: "k", Value: []byte(fmt.Sprint(i)), TTL: time.Hour})
+		})
+	}
+	waitFor(t, "the writes to wait", func() bool { return len(q.calls) == n }, &sb.mu)
+	if err := f.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sb.release(nil, q)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || entries[i].Version != 1 {
+			t.Errorf("upsert %d: version %d, %v; want 1, nil", i, entries[i].Version, errs[i])
+		}
+		e, ok, err := st.Get(ctx, fmt.Sprint("t", i), "k")
+		if err != nil || !ok || string(e.Value) != fmt.Sprint(i) {
+			t.Errorf("get %d: %q, %v, %v", i, e.Value, ok, err)
+		}
+	}
+	if len(batches) != 1 || batches[0] != n {
+		t.Errorf("batches %v, want one of %d", batches, n)
+	}
+	for range pipelineDepth - 1 {
+		sb.release(nil, q)
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if len(sb.queues) != 0 {
+		t.Errorf("%d queues left behind", len(sb.queues))
+	}
 }

@@ -69,9 +69,16 @@
 // if its ctx ended first. Two calls in flight keep both sides busy, the server running one
 // batch while the client completes the other and gathers the next; they may take effect in
 // either order, which is one their callers could have seen, as neither had returned when the
-// other was made (the calls of one goroutine stay in its order). The write
-// script stands alone, without lib.lua, because every call runs a script from its top and each
-// function a script defines is made anew per call.
+// other was made (the calls of one goroutine stay in its order).
+//
+// The script calls of all tenants then share a pipeline: a call with fewer than four of its
+// node in flight (the server's; in a cluster, its tenant's master's) goes at once, on the
+// goroutine that makes it; those that arrive otherwise wait, and go together, up to 64 in one
+// pipeline, when one in flight ends. Each is still a script of its own, but a pipeline shares a
+// round trip and the system calls on both sides, which are much of a write's cost when many
+// tenants are written at once; a slow master holds up only the writes to its own slots. The
+// write script stands alone, without lib.lua, because every call runs a script from its top
+// and each function a script defines is made anew per call.
 //
 // # Functions
 //
@@ -209,11 +216,11 @@
 // flight at once, so a burst of notices never takes the whole pool from writes and new
 // readers.
 //
-// Size PoolSize for the commands in flight at once: the concurrent writes (a tenant's
-// contending writes share two calls), Gets and Snapshots, plus the pumps' reads, which come in
-// bursts when many tenants are written at once. go-redis's default (10 per CPU) suits most
-// processes; with hundreds of tenants written at once, more connections cut the wait for one
-// (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD
+// Size PoolSize for the commands in flight at once: the writes take at most four connections
+// per node (see above), whatever the number of tenants written at once; then Gets and
+// Snapshots, plus the pumps' reads, which come in bursts when many tenants are written at once.
+// go-redis's default (10 per CPU) suits most processes; with hundreds of Gets and Snapshots at
+// once, more connections cut the wait for one (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD
 // BLOCK holds a connection per call, and one over many tenants' streams must be remade for
 // every tenant that gains or loses a reader and cannot span hash slots; a notice carries a
 // copy of the events at most, and the events themselves stay in the stream, read by

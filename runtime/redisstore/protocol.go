@@ -393,6 +393,12 @@ func writeCmd(keys []string, known string, l backend.Limits, ops []writeOp) ([]a
 func runWrite(ctx context.Context, sc *scripter, keys []string, known string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
 	cmd, _ := writeCmd(keys, known, l, ops)
 	res, err := sc.runInts(ctx, writeScript, cmd)
+	return writeReply(res, err, known, l, ops)
+}
+
+// writeReply returns the results of a call of write.lua with ops that said the client knows
+// the tenant by the epoch known, from its reply res or its error err.
+func writeReply(res []int64, err error, known string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
 	if err != nil {
 		return nil, scriptError(err)
 	}
