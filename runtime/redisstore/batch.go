@@ -14,8 +14,7 @@ const maxBatch = 64
 // writeDepth is the most script calls of a tenant's writes in flight at once (see batcher):
 // two, so that the server runs one batch while the client completes the one before and
 // gathers the next. More only splits the waiting writes into smaller batches: in
-// BenchmarkTouch and BenchmarkUpsert at 32 in flight, 3 and 4 were no faster than 2, and
-// cost the server more per write.
+// BenchmarkTouch and BenchmarkUpsert at 32 in flight, 3 and 4 were no faster than 2.
 const writeDepth = 2
 
 // writeCall is one write waiting for its batch.

@@ -218,18 +218,19 @@
 //
 // Size PoolSize for the commands in flight at once: the writes take at most four connections
 // per node (see above), whatever the number of tenants written at once; then Gets and
-// Snapshots, plus the pumps' reads, which come in bursts when many tenants are written at once.
-// go-redis's default (10 per CPU) suits most processes; with hundreds of Gets and Snapshots at
-// once, more connections cut the wait for one (PoolTimeout bounds it). Why pub/sub and stream reads rather than a blocking XREAD: an XREAD
-// BLOCK holds a connection per call, and one over many tenants' streams must be remade for
-// every tenant that gains or loses a reader and cannot span hash slots; a notice carries a
-// copy of the events at most, and the events themselves stay in the stream, read by
-// position, so a lost notice delays events but never loses them. In a cluster, the cluster bus carries each notice to
-// every node (one small message per node and write batch of a tenant with readers anywhere,
-// or none). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
-// shard, but go-redis subscribes all the shard channels of a connection again in one
-// SSUBSCRIBE when it redials, which a cluster refuses (CROSSSLOT) for channels of different
-// slots.
+// Snapshots, plus the pumps' reads, which come in bursts when many tenants are written at
+// once. go-redis's default (10 per CPU) suits most processes; with hundreds of Gets and
+// Snapshots at once, more connections cut the wait for one (PoolTimeout bounds it).
+//
+// Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
+// per call, and one over many tenants' streams must be remade for every tenant that gains or
+// loses a reader and cannot span hash slots; a notice carries a copy of the events at most, and
+// the events themselves stay in the stream, read by position, so a lost notice delays events but
+// never loses them. In a cluster, the cluster bus carries each notice to every node (one small
+// message per node and write batch of a tenant with readers anywhere, or none). Sharded pub/sub
+// (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its shard, but go-redis subscribes
+// all the shard channels of a connection again in one SSUBSCRIBE when it redials, which a cluster
+// refuses (CROSSSLOT) for channels of different slots.
 //
 // # Metrics
 //
