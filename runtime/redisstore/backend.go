@@ -56,7 +56,7 @@ type Backend struct {
 	hmu sync.Mutex // guards hub
 	hub *hub       // the pub/sub connection, made with the first pump
 
-	opens       batcher[struct{}, openReq, openRes]      // the reads of new subscriptions (openBatcher)
+	opens       batcher[*redis.Client, openReq, openRes] // the reads of new subscriptions, by node (openBatcher)
 	scriptCalls batcher[*redis.Client, []any, scriptRes] // the calls of write.lua, by node (scriptBatcher)
 }
 

@@ -114,7 +114,7 @@ func scriptBatcher(b *Backend) batcher[*redis.Client, []any, scriptRes] {
 
 // node returns the client of the cluster's master that serves key, as the cluster client
 // last knew it, or nil when b's client is not a cluster's (or knows no master for key): the
-// key of the script pipeline (see scriptBatcher). The calls are still routed by the cluster
+// key of the pipelines of writes and opens (see scriptBatcher, openBatcher). The calls are still routed by the cluster
 // client, each on its own, so a node that is out of date only groups a call with others of
 // another node.
 func (b *Backend) node(ctx context.Context, key string) *redis.Client {

@@ -129,19 +129,36 @@ func TestConcurrentTenantsMiniredis(t *testing.T) { testConcurrentTenants(t, new
 func TestConcurrentTenantsRedis(t *testing.T)     { testConcurrentTenants(t, newReal(t)) }
 func TestConcurrentTenantsCluster(t *testing.T)   { testConcurrentTenants(t, newCluster(t)) }
 
-// Concurrent writes to many tenants, which go in pipelines of calls of write.lua when more than
-// pipelineDepth of a node are in flight, each get their own reply: every tenant's versions
-// once each, and every key holds the value and version its last write returned. In a cluster,
-// the pipelines are by master.
+// Readers opened at once in many tenants, whose reads go in pipelines, and concurrent writes
+// to them, which go in pipelines of calls of write.lua when more than pipelineDepth of a node
+// are in flight, each get their own reply: every tenant's versions once each, every key holding
+// the value and version its last write returned, every reader its tenant's events in order.
+// In a cluster, the pipelines are by master.
 func testConcurrentTenants(t *testing.T, f fixture) {
 	const writers, each, tenants = 32, 20, 40
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
+	subs := make([]backend.Subscription, tenants)
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() {
+			sub, err := st.Subscribe(ctx, fmt.Sprint("t", i), backend.SubscribeRequest{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs[i] = sub
+			t.Cleanup(func() { _ = sub.Close() })
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	type write struct{ tenant, key string }
 	var mu sync.Mutex
 	versions := make(map[string][]uint64)
 	last := make(map[write]backend.Entry)
-	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
@@ -166,6 +183,9 @@ func testConcurrentTenants(t *testing.T, f fixture) {
 				t.Fatalf("tenant %s: versions %v, want 1 to %d once each", ten, vs, len(vs))
 			}
 		}
+	}
+	for i, sub := range subs {
+		expectVersions(t, sub, 1, uint64(len(versions[fmt.Sprint("t", i)])))
 	}
 	for wr, want := range last {
 		got, ok, err := st.Get(ctx, wr.tenant, wr.key)

@@ -122,10 +122,11 @@
 //
 // Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
 // a subscription's start is fixed when Subscribe returns. The read is lua/open.lua, which
-// stands alone as the write script does; one with no other in flight is sent at once, and
-// those that arrive while one is in flight wait and go together, whatever their tenants, up
-// to 64 script calls in one pipeline (the server still runs one script per subscription, in
-// its tenant's slot). A Subscribe without a cursor in a tenant whose pump is live needs no
+// stands alone as the write script does; one with no other of its node in flight is sent at
+// once, and those that arrive while one is in flight wait and go together, whatever their
+// tenants, up to 64 script calls in one pipeline (the server still runs one script per
+// subscription, in its tenant's slot; in a cluster, the pipelines are by master, as the
+// writes' are). A Subscribe without a cursor in a tenant whose pump is live needs no
 // read: a pump that has seen the tenant's head in Redis (a check found it there, or it read
 // up to it) since it was made and since the pub/sub connection was last lost, with no failure
 // or junk pending. The start is then the pump's head or the last version a write of this
@@ -205,16 +206,15 @@
 // # Connections and pool size
 //
 // A Backend uses two kinds of connections. Its pub/sub connection is its own, outside the
-// client's command pool, made with its first reader: one connection to the server
-// (standalone, or the master a Sentinel names) or to one node of a Redis Cluster, where a
-// PUBLISH reaches the subscribers of every node. That is the only connection that waits,
-// however many tenants and readers a process has. Everything else, writes, Get, Snapshot,
-// Subscribe's reads (one pipeline for those in flight at once) and the pumps' reads, checks
-// and ticks, is a short command on the client's pool, returned to it at once: no connection is
-// held while waiting for events, so opening a reader never waits behind another tenant's
-// blocking read (in a burst of opens, it waits for the pipeline in flight). At most 8 pump calls of a Backend are in
-// flight at once, so a burst of notices never takes the whole pool from writes and new
-// readers.
+// client's command pool, made with its first reader: one connection to the server (standalone, or
+// the master a Sentinel names) or to one node of a Redis Cluster, where a PUBLISH reaches the
+// subscribers of every node. That is the only connection that waits, however many tenants and
+// readers a process has. Everything else, writes, Get, Snapshot, Subscribe's reads (one pipeline
+// per node for those in flight at once) and the pumps' reads, checks and ticks, is a short
+// command on the client's pool, returned to it at once: no connection is held while waiting for
+// events, so opening a reader never waits behind another tenant's blocking read (in a burst of
+// opens, it waits for the pipeline in flight). At most 8 pump calls of a Backend are in flight at
+// once, so a burst of notices never takes the whole pool from writes and new readers.
 //
 // Size PoolSize for the commands in flight at once: the writes take at most four connections
 // per node (see above), whatever the number of tenants written at once; then Gets and

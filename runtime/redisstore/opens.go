@@ -26,21 +26,21 @@ type (
 )
 
 // openBatcher returns the batcher of the reads of b's new subscriptions, whatever their
-// tenants (one key): a read with none in flight runs at once, on the caller's goroutine; reads
-// that arrive while one is in flight wait, and a goroutine sends them together, up to
-// maxOpenBatch open.lua calls in one pipeline, until none wait. Under a burst of opens, the
-// round trip and the system calls on both sides are shared by the batch; the server still
-// runs one script per open, each in the tenant's hash slot (a cluster client splits the
-// pipeline by node).
-func openBatcher(b *Backend) batcher[struct{}, openReq, openRes] {
-	return batcher[struct{}, openReq, openRes]{
+// tenants, by node (see Backend.node): a read with none of its node in flight runs at once, on
+// the caller's goroutine; reads that arrive while one is in flight wait, and a goroutine sends
+// them together, up to maxOpenBatch open.lua calls in one pipeline, until none wait. Under a
+// burst of opens, the round trip and the system calls on both sides are shared by the batch;
+// the server still runs one script per open, each in the tenant's hash slot. In a cluster, a
+// slow master holds up only the opens of its own slots.
+func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
+	return batcher[*redis.Client, openReq, openRes]{
 		max:   maxOpenBatch,
 		depth: 1,
-		one: func(ctx context.Context, _ struct{}, req openReq) openRes {
+		one: func(ctx context.Context, _ *redis.Client, req openReq) openRes {
 			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
 			return openRes{r, err}
 		},
-		batch: func(_ struct{}, calls []*openCall) { b.readOpens(calls) },
+		batch: func(_ *redis.Client, calls []*openCall) { b.readOpens(calls) },
 		ended: func(err error) openRes { return openRes{err: err} },
 		spawn: b.spawn,
 	}
@@ -51,7 +51,7 @@ func openBatcher(b *Backend) batcher[struct{}, openReq, openRes] {
 // and no oldest retained version (first). A waiting read returns when its batch is read or
 // when its ctx ends, whichever comes first.
 func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits) (readResult, error) {
-	res := b.opens.do(ctx, struct{}{}, openReq{keys, l})
+	res := b.opens.do(ctx, b.node(ctx, keys[0]), openReq{keys, l})
 	return res.r, res.err
 }
 
