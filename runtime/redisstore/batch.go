@@ -106,7 +106,12 @@ func scriptBatcher(b *Backend) batcher[*redis.Client, []any, scriptRes] {
 			res, err := b.scripts.runInts(ctx, writeScript, cmd)
 			return scriptRes{res, err}
 		},
-		batch: func(_ *redis.Client, calls []*scriptCall) { b.pipeWrites(calls) },
+		batch: func(_ *redis.Client, calls []*scriptCall) {
+			cmdOf := func(cmd []any) []any { return cmd }
+			pipelineCalls(b.scripts, writeScript, calls, cmdOf, newIntsCmd, func(c *scriptCall, cmd redis.Cmder) {
+				c.res.res, c.res.err = cmd.(*redis.IntSliceCmd).Result()
+			})
+		},
 		ended: func(err error) scriptRes { return scriptRes{err: err} },
 		spawn: b.spawn,
 	}
@@ -124,23 +129,6 @@ func (b *Backend) node(ctx context.Context, key string) *redis.Client {
 		}
 	}
 	return nil
-}
-
-// pipeWrites runs the calls of write.lua of batch in one pipeline (see scripter.pipeline), and
-// completes them. The pipeline is abandoned only when every caller of the batch has stopped
-// waiting.
-func (b *Backend) pipeWrites(batch []*scriptCall) {
-	ctx, done := batchContext(batch)
-	defer done()
-	cmds := make([][]any, len(batch))
-	for i, c := range batch {
-		cmds[i] = c.req
-	}
-	for i, cmd := range b.scripts.pipeline(ctx, writeScript, cmds, newIntsCmd) {
-		c := batch[i]
-		c.res.res, c.res.err = cmd.(*redis.IntSliceCmd).Result()
-		close(c.done)
-	}
 }
 
 // spawn runs f on a goroutine of its own that Close waits for, or on this one once the

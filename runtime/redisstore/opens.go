@@ -40,7 +40,16 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
 			return openRes{r, err}
 		},
-		batch: func(_ *redis.Client, calls []*openCall) { b.readOpens(calls) },
+		batch: func(_ *redis.Client, calls []*openCall) {
+			cmdOf := func(req openReq) []any { return openCmd(req.keys, req.l) }
+			pipelineCalls(b.scripts, openScript, calls, cmdOf, newScriptCmd, func(c *openCall, cmd redis.Cmder) {
+				if res, err := cmd.(*redis.Cmd).Slice(); err != nil {
+					c.res.err = scriptError(err)
+				} else {
+					c.res.r, c.res.err = decodeOpen(res)
+				}
+			})
+		},
 		ended: func(err error) openRes { return openRes{err: err} },
 		spawn: b.spawn,
 	}
@@ -53,27 +62,6 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits) (readResult, error) {
 	res := b.opens.do(ctx, b.node(ctx, keys[0]), openReq{keys, l})
 	return res.r, res.err
-}
-
-// readOpens runs open.lua for each call of batch, in one pipeline (see scripter.pipeline),
-// and completes the calls. The pipeline is abandoned only when every caller of the batch has
-// stopped waiting.
-func (b *Backend) readOpens(batch []*openCall) {
-	ctx, done := batchContext(batch)
-	defer done()
-	cmds := make([][]any, len(batch))
-	for i, c := range batch {
-		cmds[i] = openCmd(c.req.keys, c.req.l)
-	}
-	for i, cmd := range b.scripts.pipeline(ctx, openScript, cmds, newScriptCmd) {
-		c := batch[i]
-		if res, err := cmd.(*redis.Cmd).Slice(); err != nil {
-			c.res.err = scriptError(err)
-		} else {
-			c.res.r, c.res.err = decodeOpen(res)
-		}
-		close(c.done)
-	}
 }
 
 // runOpen runs open.lua on the tenant whose keys are keys.

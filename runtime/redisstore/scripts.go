@@ -213,6 +213,24 @@ func (sc *scripter) pipeline(ctx context.Context, s *script, cmds [][]any, mk fu
 	return out
 }
 
+// pipelineCalls runs s for each call of batch in one pipeline (see pipeline), with the command
+// cmdOf makes of its request, as mk makes it, and completes each call with finish of its
+// command, done. The pipeline is abandoned only when every caller of the batch has stopped
+// waiting (see batchContext).
+func pipelineCalls[Req, Res any](sc *scripter, s *script, batch []*call[Req, Res], cmdOf func(Req) []any,
+	mk func(context.Context, []any) redis.Cmder, finish func(c *call[Req, Res], cmd redis.Cmder)) {
+	ctx, done := batchContext(batch)
+	defer done()
+	cmds := make([][]any, len(batch))
+	for i, c := range batch {
+		cmds[i] = cmdOf(c.req)
+	}
+	for i, cmd := range sc.pipeline(ctx, s, cmds, mk) {
+		finish(batch[i], cmd)
+		close(batch[i].done)
+	}
+}
+
 // notRun reports whether err is a server's refusal of a call of cmd before it ran anything.
 func notRun(err error) bool {
 	return err != nil && (redis.HasErrorPrefix(err, "NOSCRIPT") || functionMissing(err) || fcallRefused(err))
