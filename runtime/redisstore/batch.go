@@ -102,6 +102,7 @@ func scriptBatcher(b *Backend) batcher[*redis.Client, []any, scriptRes] {
 	return batcher[*redis.Client, []any, scriptRes]{
 		max:   maxPipeline,
 		depth: pipelineDepth,
+		keep:  true,
 		one: func(ctx context.Context, _ *redis.Client, cmd []any) scriptRes {
 			res, err := b.scripts.runInts(ctx, writeScript, cmd)
 			return scriptRes{res, err}

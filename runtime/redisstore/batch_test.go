@@ -353,17 +353,18 @@ func TestBatchContext(t *testing.T) {
 }
 
 // Writes of different tenants that arrive while the most calls of write.lua are in flight wait,
-// and go in one pipeline when one ends, each with its own result; the calls the server refused
-// before they ran (its scripts flushed meanwhile) are run again alone, which loads the script.
+// and go in one pipeline when one ends, each with its own reply; in the second round the
+// server lost its scripts meanwhile, and the calls it refused before they ran are run again
+// alone, which loads the script. The node's queue is kept, idle, between rounds.
 func TestScriptPipelineMiniredis(t *testing.T) {
 	f := newMini(t)
 	st := f.open(t, backend.Limits{})
 	ctx := context.Background()
 	upsert(t, st, "warm", "k", "v", time.Hour) // the script cached: the pipeline sends EVALSHA
-	q := &queue[[]any, scriptRes]{flying: pipelineDepth}
+	q := new(queue[[]any, scriptRes])
 	sb := &st.b.scriptCalls
 	sb.mu.Lock()
-	sb.queues = map[*redis.Client]*queue[[]any, scriptRes]{nil: q} // the most calls in flight
+	sb.queues = map[*redis.Client]*queue[[]any, scriptRes]{nil: q}
 	sb.mu.Unlock()
 	var batches []int
 	batch := sb.batch
@@ -372,38 +373,45 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 		batch(k, calls)
 	}
 	const n = 5
-	entries := make([]backend.Entry, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			entries[i], errs[i] = st.Upsert(ctx, fmt.Sprint("t", i), backend.UpsertRequest{Key: "k", Value: []byte(fmt.Sprint(i)), TTL: time.Hour})
-		})
-	}
-	waitFor(t, "the writes to wait", func() bool { return len(q.calls) == n }, &sb.mu)
-	if err := f.client.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	sb.release(nil, q)
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil || entries[i].Version != 1 {
-			t.Errorf("upsert %d: version %d, %v; want 1, nil", i, entries[i].Version, errs[i])
+	for round, flush := range []bool{false, true} {
+		sb.mu.Lock()
+		q.flying = pipelineDepth // the most calls in flight
+		sb.mu.Unlock()
+		batches = nil
+		entries := make([]backend.Entry, n)
+		errs := make([]error, n)
+		value := func(i int) string { return fmt.Sprint(round, ".", i) }
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				entries[i], errs[i] = st.Upsert(ctx, fmt.Sprint("t", i), backend.UpsertRequest{Key: "k", Value: []byte(value(i)), TTL: time.Hour})
+			})
 		}
-		e, ok, err := st.Get(ctx, fmt.Sprint("t", i), "k")
-		if err != nil || !ok || string(e.Value) != fmt.Sprint(i) {
-			t.Errorf("get %d: %q, %v, %v", i, e.Value, ok, err)
+		waitFor(t, "the writes to wait", func() bool { return len(q.calls) == n }, &sb.mu)
+		if flush {
+			if err := f.client.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if len(batches) != 1 || batches[0] != n {
-		t.Errorf("batches %v, want one of %d", batches, n)
-	}
-	for range pipelineDepth - 1 {
 		sb.release(nil, q)
-	}
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	if len(sb.queues) != 0 {
-		t.Errorf("%d queues left behind", len(sb.queues))
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || entries[i].Version != uint64(round+1) || string(entries[i].Value) != value(i) {
+				t.Errorf("round %d, upsert %d: %q version %d, %v; want %q version %d", round, i, entries[i].Value, entries[i].Version, errs[i], value(i), round+1)
+			}
+			e, ok, err := st.Get(ctx, fmt.Sprint("t", i), "k")
+			if err != nil || !ok || string(e.Value) != value(i) || e.Version != uint64(round+1) {
+				t.Errorf("round %d, get %d: %q version %d, %v, %v", round, i, e.Value, e.Version, ok, err)
+			}
+		}
+		if len(batches) != 1 || batches[0] != n {
+			t.Errorf("round %d: batches %v, want one of %d", round, batches, n)
+		}
+		for range pipelineDepth - 1 {
+			sb.release(nil, q)
+		}
+		waitFor(t, "the node's queue to be idle and kept", func() bool {
+			return q.flying == 0 && len(q.calls) == 0 && len(sb.queues) == 1 && sb.queues[nil] == q
+		}, &sb.mu)
 	}
 }

@@ -38,13 +38,14 @@ type queue[Req, Res any] struct {
 type batcher[K comparable, Req, Res any] struct {
 	max   int
 	depth int                                         // the most calls or batches of a key in flight
+	keep  bool                                        // keep the queue of a key with nothing in flight (few keys)
 	one   func(ctx context.Context, k K, req Req) Res // runs a call alone
 	batch func(k K, calls []*call[Req, Res])          // runs calls together, sets their res and closes their done
 	ended func(err error) Res                         // the result of a call whose ctx ended with err
 	spawn func(func())                                // runs a drain of waiting calls on a goroutine
 
 	mu     sync.Mutex
-	queues map[K]*queue[Req, Res] // one per key with a call in flight
+	queues map[K]*queue[Req, Res] // one per key with a call in flight (with keep, per key used)
 }
 
 // do runs req, alone or in a batch (see batcher), and returns its result.
@@ -77,7 +78,7 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 }
 
 // release ends a call in flight of key k, whose queue is q: a goroutine runs the calls that
-// wait in q, if any, in its stead; otherwise q is forgotten when nothing of k is in flight.
+// wait in q, if any, in its stead; otherwise it lands (see land).
 func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res]) {
 	b.mu.Lock()
 	if len(q.calls) == 0 {
@@ -89,10 +90,11 @@ func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res]) {
 	b.spawn(func() { b.drain(k, q) })
 }
 
-// land ends a call or batch in flight of key k, whose queue is q, with nothing waiting. b.mu
-// is held.
+// land ends a call or batch in flight of key k, whose queue is q, with nothing waiting: q is
+// forgotten when nothing of k is in flight, unless the batcher keeps its queues (its keys are
+// few, such as the nodes of a cluster, and a call then allocates no queue). b.mu is held.
 func (b *batcher[K, Req, Res]) land(k K, q *queue[Req, Res]) {
-	if q.flying--; q.flying == 0 {
+	if q.flying--; q.flying == 0 && !b.keep {
 		delete(b.queues, k)
 	}
 }

@@ -36,6 +36,7 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 	return batcher[*redis.Client, openReq, openRes]{
 		max:   maxOpenBatch,
 		depth: 1,
+		keep:  true,
 		one: func(ctx context.Context, _ *redis.Client, req openReq) openRes {
 			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
 			return openRes{r, err}
