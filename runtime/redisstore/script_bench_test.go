@@ -30,10 +30,11 @@ var scriptBase = flag.String("script.base", "", "BenchmarkWriteScript's baseline
 // Metrics: script-µs/call and base-µs/call, and their ratio, script/base.
 func BenchmarkWriteScript(b *testing.B) {
 	f := newBenchReal(b)
-	base, err := os.ReadFile("testdata/bare_write.lua")
+	path := "testdata/bare_write.lua"
 	if *scriptBase != "" {
-		base, err = os.ReadFile(*scriptBase)
+		path = *scriptBase
 	}
+	base, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
