@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"io"
 	"log"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
@@ -27,7 +29,7 @@ type (
 		Status   Status `json:"status"`
 		JoinedAt int64  `json:"joinedAt"` // Unix ms: when the member's key became live
 	}
-	// goneMessage ("delete" or "expire") is a member who left or whose page stopped beating.
+	// goneMessage ("delete" or "expire") is a member who left or whose page went away.
 	goneMessage struct {
 		ID     string `json:"id"`
 		Reason string `json:"reason,omitempty"`
@@ -50,10 +52,21 @@ const writeTimeout = 10 * time.Second
 // A browser that reconnects sends the cursor of the last message it got as Last-Event-ID and
 // gets the changes after it; when that cursor is invalid or no longer available, it gets the
 // whole state again. The stream ends when the client goes away or the server shuts down.
+//
+// A page names its member in the stream's URL (?id=…&token=…, as it joins with them), and the
+// stream keeps that member alive while it is open: see renewal.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
 	if !ok {
 		return
+	}
+	var renew *renewal
+	if q := r.URL.Query(); q.Has("id") {
+		if !s.validToken(room, q.Get("id"), q.Get("token")) {
+			http.Error(w, "bad member token", http.StatusForbidden)
+			return
+		}
+		renew = &renewal{id: q.Get("id")}
 	}
 	done, ok := s.guard.openStream(r)
 	if !ok {
@@ -70,6 +83,11 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, ephemeral.ErrInvalidCursor) {
 			serverError(w, "resume events", err)
 			return
+		}
+		if rd != nil && renew != nil {
+			// Resumed without a state: the member is taken to be in the room, which its
+			// first touch tells for sure.
+			renew.setLive(true)
 		}
 	}
 	defer func() {
@@ -88,12 +106,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		if rd == nil {
 			var err error
-			if rd, err = s.sendState(ctx, sse, room); err != nil {
+			if rd, err = s.sendState(ctx, sse, room, renew); err != nil {
 				logStreamEnd(ctx, room, err)
 				return
 			}
 		}
-		err := s.forward(ctx, sse, rd)
+		err := s.forward(ctx, sse, rd, room, renew)
 		if !errors.Is(err, errResync) {
 			logStreamEnd(ctx, room, err)
 			return
@@ -103,8 +121,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sendState sends the room's snapshot and returns a reader of the changes after it.
-func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*ephemeral.Reader[string, Member], error) {
+// sendState sends the room's snapshot and returns a reader of the changes after it. It tells
+// renew whether the stream's member is in the room.
+func (s *server) sendState(ctx context.Context, sse *sseWriter, room string, renew *renewal) (*ephemeral.Reader[string, Member], error) {
 	snap, err := s.store.Snapshot(ctx, ephemeral.WithTenant(room))
 	var skipped *ephemeral.SnapshotError
 	if errors.As(err, &skipped) {
@@ -122,6 +141,9 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*e
 	for i := range snap.Entries {
 		msg.Members[i] = viewOf(&snap.Entries[i])
 	}
+	if renew != nil {
+		renew.setLive(slices.ContainsFunc(snap.Entries, func(e ephemeral.Entry[string, Member]) bool { return e.Key == renew.id }))
+	}
 	if err := sse.send(snap.Cursor, "state", msg); err != nil {
 		rd.Close()
 		return nil, err
@@ -129,39 +151,59 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string) (*e
 	return rd, nil
 }
 
-// forward sends the reader's events to the browser until the request ends (an error), the
-// reader overflows (errResync) or a write fails. While the room is quiet it sends a comment every
-// s.ping. A busy stream costs no timer per event: each wait lasts until s.ping after the last
-// write.
-func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
+// forward sends the reader's events of room to the browser until the request ends (an error),
+// the reader overflows (errResync) or a write fails. While the room is quiet it sends a comment
+// every s.ping. It renews the member of renew (nil: none) when it is due. A busy stream costs
+// no timer per event: each wait lasts until s.ping after the last write, or the renewal.
+func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member], room string, renew *renewal) error {
 	for {
-		quiet := s.ping - time.Since(sse.last)
-		if quiet <= 0 {
+		now := time.Now()
+		wait := s.ping - now.Sub(sse.last)
+		if wait <= 0 {
 			if err := sse.write(":\n\n"); err != nil {
 				return err
 			}
 			continue
 		}
-		rctx, cancel := context.WithTimeout(ctx, quiet)
-		err := s.forwardUntil(rctx, sse, rd)
+		if renew != nil && renew.live {
+			if renew.next.IsZero() {
+				renew.next = s.renewAt(room, now)
+			}
+			if !renew.next.After(now) {
+				s.renewMember(ctx, room, renew, now)
+				continue
+			}
+			wait = min(wait, renew.next.Sub(now))
+		}
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		err := s.forwardUntil(rctx, sse, rd, renew)
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		if !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errJoined)) || ctx.Err() != nil {
 			return err
 		}
 	}
 }
 
+// errJoined ends forwardUntil when the member of the stream joined: forward schedules its
+// renewals.
+var errJoined = errors.New("the stream's member joined")
+
 // forwardUntil is forward until ctx is done. The events that are ready when one arrives go
 // out together, up to maxBatch bytes, in one write and one flush: a stream that falls behind
-// catches up in fewer writes.
-func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member]) error {
+// catches up in fewer writes. The events of renew's member tell renew whether the member is
+// in the room; when it joins, forwardUntil returns errJoined after the write.
+func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member], renew *renewal) error {
 	for {
 		ev, err := rd.Recv(ctx)
+		joined := false
 		for {
 			if err := sse.addEvent(ev, err); err != nil {
 				// The stream ends: the page reconnects with the id of the last event it got,
 				// and gets what is buffered again (or, on errResync, the state instead).
 				return err
+			}
+			if renew != nil && err == nil && ev.Key == renew.id && ev.Kind != ephemeral.EventOverflow {
+				joined = renew.setLive(ev.Kind == ephemeral.EventUpsert || ev.Kind == ephemeral.EventTouch) || joined
 			}
 			var ok bool
 			if len(sse.buf) >= maxBatch {
@@ -174,7 +216,63 @@ func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral
 		if err := sse.flush(); err != nil {
 			return err
 		}
+		if joined {
+			return errJoined
+		}
 	}
+}
+
+// renewal is the member that an event stream keeps alive. A page that has its stream open sends
+// no heartbeats: its stream touches its member every heartbeat interval instead, quietly as a
+// heartbeat does, while the member is in the room (as the stream sees it in the room's state
+// and events). When the page goes away, so does its stream, and the member expires one TTL
+// after its last touch at most, unless the page left. Each heartbeat was an HTTP request and a
+// store call; 20,000 pages beating every few seconds cost more CPU in requests than the rest
+// of the app (docs/PERFORMANCE.md). The streams of a room's members on one server touch them
+// at the same moment (see renewAt), so the store sends their touches as one call.
+type renewal struct {
+	id   string
+	live bool      // the member is in the room, as the stream last saw
+	next time.Time // when it is touched next, while live
+}
+
+// setLive records whether the member is in the room, and reports whether it joined: it was
+// not, and now is. Its touches are scheduled anew (see forward).
+func (m *renewal) setLive(live bool) (joined bool) {
+	joined = live && !m.live
+	if joined {
+		m.next = time.Time{}
+	}
+	m.live = live
+	return joined
+}
+
+// renewMember touches the stream's member, quietly, and schedules the next touch. A member
+// that is gone is not touched again until it is back: the stream sends its delete or expire,
+// and the page joins again.
+func (s *server) renewMember(ctx context.Context, room string, m *renewal, now time.Time) {
+	m.next = s.renewAt(room, now)
+	res, err := s.store.Touch(ctx, m.id, ephemeral.WithTenant(room), ephemeral.Quiet())
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Printf("presence: renew a member of %s: %v", room, err) // again at m.next
+	case err == nil && !res.OK:
+		m.live = false
+	}
+}
+
+// renewAt returns the first time after now at the room's phase of the heartbeat interval: an
+// offset of the interval of its own, from the room's name. The streams of a room touch their
+// members at the same moments, and the rooms spread over the interval.
+func (s *server) renewAt(room string, now time.Time) time.Time {
+	every := s.heartbeat
+	h := fnv.New64a()
+	h.Write([]byte(room))
+	t := now.Truncate(every).Add(time.Duration(h.Sum64() % uint64(every)))
+	if !t.After(now) {
+		t = t.Add(every)
+	}
+	return t
 }
 
 // maxBatch is about the most bytes of events a stream writes at once.

@@ -8,7 +8,7 @@
 // With -redis the rooms live in Redis and any number of processes serve them; give them the
 // same -secret so that a page's requests may reach any of them. Each process sends its
 // commands over a pool of -redis-pool connections (go-redis's default, 10 per CPU, unless set):
-// raise it for thousands of pages per process, whose stream opens, joins and heartbeats
+// raise it for thousands of pages per process, whose stream opens, joins and renewals
 // otherwise wait for a connection (and fail after go-redis's pool timeout, 4 s):
 //
 //	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret
@@ -22,14 +22,20 @@
 //
 //   - Join is a conditional create (IfNew), leave is a Remove with reason "left" that the page
 //     sends with navigator.sendBeacon on pagehide, so closing a tab is seen at once.
-//   - Heartbeats, every TTL/3, are quiet touches: they extend the expiry without a new version
-//     or an event. A room of n members beating every few seconds would otherwise send n² stream
+//   - Renewals, every TTL/3, are quiet touches: they extend the expiry without a new version
+//     or an event. A room of n members renewed every few seconds would otherwise send n² stream
 //     messages to its pages for no visible change. The price is that pages cannot show a "last
 //     seen" time; they show what changes rarely instead: the name, the status (active, or away
 //     while the tab is hidden, an upsert guarded by IfVersion) and "joined 2 min ago", which is
 //     the entry's CreatedAt.
-//   - A page that dies without leaving (crash, killed process, lost network) stops beating; its
-//     member expires at most one TTL after its last heartbeat, and the backend's expire event
+//   - The page's event stream renews its member, not the page. The room's page comes with a
+//     member id and its token, the page joins with them and names them in its stream's URL,
+//     and while the stream is open the server touches the member (see renewal in events.go);
+//     the page POSTs heartbeats only while its stream is down. A heartbeat per page every few
+//     seconds was an HTTP request each, and at 20,000 pages they took more CPU than the rest
+//     of the app together (docs/PERFORMANCE.md).
+//   - A page that dies without leaving (crash, killed process, lost network) loses its stream;
+//     its member expires at most one TTL after its last renewal, and the backend's expire event
 //     removes it from every other page.
 //
 // # Rooms are tenants
@@ -94,7 +100,7 @@
 // # Load
 //
 // TestLoad drives the server with simulated pages that speak the page's protocol over HTTP
-// and Server-Sent Events (join, stream, heartbeat, leave) and logs how long each step takes;
+// and Server-Sent Events (page, stream, join, heartbeat while the stream is down, leave) and logs how long each step takes;
 // docs/PERFORMANCE.md has its figures and commands, such as 200 rooms of 10 members on Redis:
 //
 //	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
@@ -136,7 +142,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen on `host:port`")
 	metricsAddr := flag.String("metrics-addr", "", "serve /metrics (Prometheus) on `host:port`, apart from -addr; off when empty")
-	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a heartbeat")
+	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a renewal (by its open event stream, or a heartbeat)")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
 	redisPool := flag.Int("redis-pool", 0, "most command connections to Redis (`n`; default: go-redis's, 10 per CPU)")
 	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")

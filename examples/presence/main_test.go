@@ -36,9 +36,12 @@ type appConfig struct {
 	clock  memstore.Clock   // the backend's clock; nil means the system clock
 	limits ephemeral.Limits // of the member store
 	ping   time.Duration    // how long an event stream may be silent
-	redis  string           // host:port of a Redis server to use instead of memory
-	guard  Limits           // per client; the zero Limits means generous ones
-	idle   time.Duration    // keep-alive timeout of the HTTP server
+	// heartbeat, when set, is how often pages beat and streams renew their members, on the
+	// wall clock (the default: a third of ttl).
+	heartbeat time.Duration
+	redis     string        // host:port of a Redis server to use instead of memory
+	guard     Limits        // per client; the zero Limits means generous ones
+	idle      time.Duration // keep-alive timeout of the HTTP server
 	// backend, when set, is another app's: the app shares its state, as processes on one
 	// Redis do (give them the same secret).
 	backend ephemeral.Backend
@@ -73,6 +76,9 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
+	}
+	if cfg.heartbeat > 0 {
+		a.srv.heartbeat = cfg.heartbeat
 	}
 	if cfg.secret != nil {
 		a.srv.secret = cfg.secret

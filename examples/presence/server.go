@@ -51,7 +51,7 @@ var staticNames = map[string]bool{"app.js": true, "style.css": true}
 // server serves the presence pages and their APIs. Each room is a tenant of one member store.
 type server struct {
 	store     *MemberStore
-	heartbeat time.Duration // how often a page touches its member
+	heartbeat time.Duration // how often a stream renews its member, or a page whose stream is down
 	secret    []byte        // signs member tokens
 	ping      time.Duration // how long an event stream may be silent
 	// bodyTimeout bounds the reading of a request's body.
@@ -73,7 +73,7 @@ const (
 
 var rejections = []string{rejectJoinRate, rejectStreams, rejectRoomFull, rejectTooLarge, rejectSlowBody}
 
-// newServer returns the presence app on store, whose members live for ttl without a heartbeat,
+// newServer returns the presence app on store, whose members live for ttl without a renewal,
 // with the per-client limits l.
 func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	s := &server{
@@ -153,11 +153,15 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The page's member id, fixed before it joins, so that its event stream can keep the
+	// member alive once it has (see events).
+	id := newID()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store") // the id and token are the page's own
 	err := pageTemplate.Execute(w, struct {
-		Room        string
-		HeartbeatMS int64
-	}{room, s.heartbeat.Milliseconds()})
+		Room, ID, Token string
+		HeartbeatMS     int64
+	}{room, id, s.token(room, id), s.heartbeat.Milliseconds()})
 	if err != nil {
 		log.Printf("presence: render %s: %v", room, err)
 	}
@@ -215,7 +219,8 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 }
 
 // heartbeatMember keeps the member alive with a quiet touch. 410 Gone tells the page that its
-// member expired and that it should join again.
+// member expired and that it should join again. A page beats only while its event stream is
+// down: the stream renews its member (see events).
 func (s *server) heartbeatMember(w http.ResponseWriter, r *http.Request) {
 	room, id, ok := s.member(w, r)
 	if !ok {

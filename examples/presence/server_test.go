@@ -84,9 +84,19 @@ type stream struct {
 // test instead of hanging it.
 func (a *app) openStream(t *testing.T, room, lastID string) *stream {
 	t.Helper()
+	return a.openStreamQuery(t, room, nil, lastID)
+}
+
+// openStreamQuery is openStream with the query of the stream's URL, nil for none.
+func (a *app) openStreamQuery(t *testing.T, room string, query url.Values, lastID string) *stream {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", a.url+"/rooms/"+room+"/events", nil)
+	path := "/rooms/" + room + "/events"
+	if query != nil {
+		path += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", a.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +253,111 @@ func TestHeartbeatAndExpiry(t *testing.T) {
 	}
 	if code, _ := a.post(t, "/rooms/r/join", ada.form("name", "Ada")); code != http.StatusConflict {
 		t.Errorf("second join of a live member: %d, want 409", code)
+	}
+}
+
+// loadPage gets the room's page and returns the member id and token it carries.
+func (a *app) loadPage(t *testing.T, room string) joined {
+	t.Helper()
+	resp, err := http.Get(a.url + "/rooms/" + room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := memberAttrs.FindSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("page of %s: %d, no member id and token in %.300q", room, resp.StatusCode, body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("page's Cache-Control %q, want no-store: its member id and token are its own", cc)
+	}
+	return joined{ID: string(m[1]), Token: string(m[2])}
+}
+
+// TestStreamRenewsMember: a page whose event stream names its member sends no heartbeats; the
+// stream keeps the member alive while it is open, and the member expires when it closes.
+func TestStreamRenewsMember(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	// Renewals are due on the wall clock every heartbeat; the TTL runs on the fake clock.
+	a := startApp(t, appConfig{ttl: testTTL, clock: clock, heartbeat: 5 * time.Millisecond})
+	ada := a.loadPage(t, "r")
+	if other := a.loadPage(t, "r"); other.ID == ada.ID {
+		t.Fatalf("two pages got the member id %s", ada.ID)
+	}
+	s := a.openStreamQuery(t, "r", ada.form(), "")
+	if _, st := s.nextState(t); len(st.Members) != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	witness := a.openStream(t, "r", "")
+	witness.nextState(t)
+	code, body := a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
+	if code != http.StatusOK || !strings.Contains(body, `"id":"`+ada.ID+`"`) {
+		t.Fatalf("join with the page's id: %d %s, want id %s", code, body, ada.ID)
+	}
+	if _, m := s.nextMember(t, "upsert"); m.ID != ada.ID {
+		t.Fatalf("upsert %+v, want %s", m, ada.ID)
+	}
+	ctx := context.Background()
+	for i := range 3 { // 3 × 2/3 TTL: twice the TTL in all, and not one heartbeat
+		clock.Advance(testTTL * 2 / 3)
+		want := clock.Now().Add(testTTL)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			e, ok, err := a.store.Get(ctx, ada.ID, ephemeral.WithTenant("r"))
+			if err != nil || !ok {
+				t.Fatalf("after %d × 2/3 TTL: get Ada: %v, %v", i+1, ok, err)
+			}
+			if !e.ExpiresAt.Before(want) {
+				break // renewed since the clock moved
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d × 2/3 TTL: Ada expires at %v, not renewed to %v", i+1, e.ExpiresAt, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// The page goes away without leaving: once its stream is closed, the member expires one
+	// TTL after its last renewal. (A renewal that raced the close set it to now + TTL at most.)
+	s.body.Close()
+	clock.Advance(testTTL + time.Second)
+	// The witness saw nothing of Ada since the join: the renewals are quiet.
+	if _, m := witness.nextMember(t, "upsert"); m.ID != ada.ID {
+		t.Fatalf("upsert %+v, want %s", m, ada.ID)
+	}
+	if g := witness.nextGone(t, "expire"); g.ID != ada.ID {
+		t.Errorf("expire %+v, want %s", g, ada.ID)
+	}
+}
+
+func TestStreamRefusesBadToken(t *testing.T) {
+	a, _ := fakeApp(t)
+	ada := a.loadPage(t, "r")
+	for _, q := range []url.Values{
+		{"id": {ada.ID}, "token": {"x" + ada.Token}},
+		{"id": {ada.ID}},
+		{"id": {"0123456789abcdef"}, "token": {ada.Token}},
+	} {
+		resp, err := http.Get(a.url + "/rooms/r/events?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("stream with %v: %d, want 403", q, resp.StatusCode)
+		}
+	}
+	// The token is the room's: another room's stream refuses it.
+	resp, err := http.Get(a.url + "/rooms/other/events?" + ada.form().Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("stream of another room with the page's token: %d, want 403", resp.StatusCode)
 	}
 }
 

@@ -1,5 +1,7 @@
-// The presence page: join a room, keep the membership alive with heartbeats, leave on close,
-// and show everyone in the room live from the server's Server-Sent Events.
+// The presence page: join a room, keep the membership alive, leave on close, and show everyone
+// in the room live from the server's Server-Sent Events. The page's event stream names its
+// member, and while the stream is open the server keeps the member alive; the page sends
+// heartbeats only while its stream is down.
 "use strict";
 
 const room = document.body.dataset.room;
@@ -8,7 +10,10 @@ const base = "/rooms/" + encodeURIComponent(room);
 
 const members = new Map(); // member id -> {id, name, status, joinedAt}
 const rendered = new Set(); // ids already on screen, to animate only newcomers
+// The page's member, fixed by the server before it joins: its stream names it, and its joins.
+let self = { id: document.body.dataset.memberId, token: document.body.dataset.memberToken };
 let me = null; // {id, token, name} while joined
+let es = null; // the event stream
 let joining = null; // the join in flight
 let heartbeat = 0; // interval id
 let clockOffset = 0; // the server's clock minus this page's, in ms
@@ -23,18 +28,21 @@ function currentStatus() {
   return document.visibilityState === "hidden" ? "away" : "active";
 }
 
-// join adds this page to the room. After the page lost its member (its heartbeats stopped
-// while the tab slept), it joins again with its old id and keeps its place.
+// join adds this page to the room. After the page lost its member (its stream and heartbeats
+// stopped while the tab slept), it joins again with its old id and keeps its place.
 function join(name) {
   if (joining) return joining;
-  const fields = { name, status: currentStatus() };
-  if (me) Object.assign(fields, { id: me.id, token: me.token });
+  const fields = { name, status: currentStatus(), id: self.id, token: self.token };
   joining = (async () => {
     try {
       const res = await post("/join", fields);
       if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
       const j = await res.json();
       me = { id: j.id, token: j.token, name };
+      // A new id when the server did not take the page's token (say, it restarted with
+      // another secret): the stream must name the member it renews.
+      self = { id: j.id, token: j.token };
+      if (!es || es.named !== self.id) connect(false);
       clearInterval(heartbeat);
       heartbeat = setInterval(beat, j.heartbeatMs || heartbeatMs);
       showJoined();
@@ -51,6 +59,7 @@ function rejoin() {
 
 async function beat() {
   if (!me || joining) return;
+  if (es && es.readyState === EventSource.OPEN && es.named === me.id) return; // the stream renews it
   try {
     const res = await post("/heartbeat", { id: me.id, token: me.token });
     if (res.status === 410 || res.status === 403) rejoin();
@@ -90,19 +99,27 @@ function showJoined() {
   render();
 }
 
-// connect follows the room's event stream. The browser reconnects by itself after a network
-// error and sends the last message id, the store cursor, so the server resumes after it.
-function connect() {
-  const es = new EventSource(base + "/events");
+// connect follows the room's event stream, which names the page's member (unless anonymous)
+// so that the server keeps it alive while the stream is open. The browser reconnects by
+// itself after a network error and sends the last message id, the store cursor, so the server
+// resumes after it. After an answer that is not a stream, the page opens a new one; one that
+// names no member until it joins, in case the server refused the member's token.
+function connect(anonymous) {
+  if (es) es.close();
+  const stream = new EventSource(base + "/events" + (anonymous ? "" : "?" + new URLSearchParams(self)));
+  stream.named = anonymous ? null : self.id;
+  es = stream;
   const setConnection = (state, text) => {
     $("connection").dataset.state = state;
     $("connection").textContent = text;
   };
   es.addEventListener("open", () => setConnection("live", "live"));
   es.addEventListener("error", () => {
-    if (es.readyState === EventSource.CLOSED) {
+    if (stream.readyState === EventSource.CLOSED) {
       setConnection("offline", "offline, retrying…");
-      setTimeout(connect, 3000);
+      setTimeout(() => {
+        if (es === stream) connect(me === null);
+      }, 3000);
     } else {
       setConnection("connecting", "reconnecting…");
     }
@@ -214,4 +231,4 @@ window.addEventListener("pageshow", (e) => {
 
 $("name").value = localStorage.getItem("presence.name") || "";
 setInterval(render, 15000); // keep "joined 2 min ago" current
-connect();
+connect(false);
