@@ -2,6 +2,9 @@ package redistest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os/exec"
 	"strconv"
@@ -30,10 +33,21 @@ type Server struct {
 func StartServer(t testing.TB, args ...string) *Server {
 	s := NewServer(t)
 	s.Args = args
-	s.Start()
 	t.Cleanup(s.Stop)
-	return s
+	for try := 1; ; try++ {
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errExited) || try == 3 {
+			t.Fatal(err)
+		}
+		s.Port = FreePort(t) // taken between FreePort and the bind, most likely: another
+	}
 }
+
+// errExited is the error of a server that exited before it answered.
+var errExited = errors.New("exited at start")
 
 // NewServer returns a server on a free port, not started, or skips the test when there is no
 // redis-server.
@@ -45,14 +59,21 @@ func NewServer(t testing.TB) *Server {
 	return &Server{t: t, bin: bin, Port: FreePort(t), Dir: t.TempDir()}
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago. It is drawn at random below
+// the kernel's ephemeral range (32768 and up on Linux), as .ci/run draws its servers' ports:
+// a port the kernel handed out for ":0" may be handed to an outgoing connection of another
+// test before the server binds it, and the servers of tests running in parallel then fail
+// to start ("exited at start").
 func FreePort(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		p := strconv.Itoa(10000 + rand.IntN(12000))
+		if l, err := net.Listen("tcp", "127.0.0.1:"+p); err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free loopback port in 10000-21999")
+	return ""
 }
 
 // Addr returns the server's address.
@@ -61,6 +82,13 @@ func (s *Server) Addr() string { return "127.0.0.1:" + s.Port }
 // Start starts the server and waits until it answers PING.
 func (s *Server) Start() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// start is Start, returning its error.
+func (s *Server) start() error {
 	var args []string
 	if s.Conf != "" {
 		args = append(args, s.Conf)
@@ -69,7 +97,8 @@ func (s *Server) Start() {
 		"--dir", s.Dir, "--daemonize", "no", "--loglevel", "warning")
 	s.cmd = exec.Command(s.bin, append(args, s.Args...)...)
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		s.cmd = nil
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) {
@@ -86,11 +115,13 @@ func (s *Server) Start() {
 		select {
 		case <-tick.C:
 		case <-s.done:
-			s.t.Fatalf("redis-server on port %s exited at start", s.Port)
+			s.cmd = nil
+			return fmt.Errorf("redis-server on port %s: %w", s.Port, errExited)
 		case <-ctx.Done():
-			s.t.Fatalf("redis-server on port %s does not answer", s.Port)
+			return fmt.Errorf("redis-server on port %s does not answer", s.Port)
 		}
 	}
+	return nil
 }
 
 // Stop kills the server, losing its data, and waits for it to exit. It is idempotent.
