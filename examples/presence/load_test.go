@@ -840,13 +840,6 @@ func (s *samples) add(d time.Duration) {
 	s.mu.Unlock()
 }
 
-// count returns the number of durations.
-func (s *samples) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.d)
-}
-
 // summary returns the count, p50, p99 and max, or "none".
 func (s *samples) summary() string {
 	s.mu.Lock()
