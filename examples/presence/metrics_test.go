@@ -36,7 +36,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("second stream: %d, want 429", resp.StatusCode)
 	}
 
-	code, ctype, body := get(t, a.metrics)
+	code, header, body := get(t, a.metrics)
+	ctype := header.Get("Content-Type")
 	if code != http.StatusOK || !strings.HasPrefix(ctype, "text/plain") {
 		t.Fatalf("GET /metrics: %d %q", code, ctype)
 	}
@@ -58,8 +59,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// get returns the status, content type and body of a GET of url.
-func get(t *testing.T, url string) (int, string, string) {
+// get returns the status, header and body of a GET of url.
+func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -70,7 +71,7 @@ func get(t *testing.T, url string) (int, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	return resp.StatusCode, resp.Header, string(body)
 }
 
 // wantRejected checks that n requests were refused for reason.
