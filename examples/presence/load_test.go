@@ -452,20 +452,19 @@ func (r *loadRoom) saw(key string, at time.Time) {
 
 // loadPage is one simulated browser tab of a room.
 type loadPage struct {
-	l       *loadRun
-	room    *loadRoom
-	name    string
-	homeURL string        // the server of its stream, heartbeats, status changes and leave
-	joinURL string        // the server of its joins
-	stated  chan struct{} // closed at the page's first state
-	counted atomic.Bool   // it had its state in time: its receipts count
-	joining atomic.Bool   // a join again is in flight
-
-	streaming atomic.Bool // a connection of its stream is open: it renews the member
+	l         *loadRun
+	room      *loadRoom
+	name      string
+	homeURL   string        // the server of its stream, heartbeats, status changes and leave
+	joinURL   string        // the server of its joins
+	stated    chan struct{} // closed at the page's first state
+	counted   atomic.Bool   // it had its state in time: its receipts count
+	joining   atomic.Bool   // a join again is in flight
+	streaming atomic.Bool   // a connection of its stream is open: it renews the member
 
 	mu          sync.Mutex
 	self, token string        // the member id that the page's stream names and its joins use, and its token
-	id          string        // while joined: self
+	joined      bool          // it has joined: self is its member
 	beatEvery   time.Duration // from the join's answer
 	left        bool
 	cancel      context.CancelFunc // ends the stream
@@ -635,7 +634,7 @@ func (p *loadPage) dispatch(ctx context.Context, event, data string, now, opened
 			p.room.saw(change(event, g.ID, ""), now)
 		}
 		p.mu.Lock()
-		mine := g.ID == p.id && !p.left
+		mine := p.joined && g.ID == p.self && !p.left
 		p.mu.Unlock()
 		if mine && event == "expire" {
 			p.l.expired.Add(1)
@@ -676,7 +675,7 @@ func (p *loadPage) join(ctx context.Context, first bool) bool {
 		return false
 	}
 	p.mu.Lock()
-	p.self, p.token, p.id = j.ID, j.Token, j.ID
+	p.self, p.token, p.joined = j.ID, j.Token, true
 	p.beatEvery = time.Duration(j.HeartbeatMS) * time.Millisecond
 	p.mu.Unlock()
 	if first {
@@ -726,7 +725,7 @@ func (p *loadPage) beat(ctx context.Context, stop <-chan struct{}) {
 			return
 		}
 		p.mu.Lock()
-		form, left := url.Values{"id": {p.id}, "token": {p.token}}, p.left
+		form, left := url.Values{"id": {p.self}, "token": {p.token}}, p.left
 		p.mu.Unlock()
 		if left {
 			return
@@ -763,7 +762,7 @@ func (p *loadPage) beat(ctx context.Context, stop <-chan struct{}) {
 // setStatus changes the member's status, as the page does when it is hidden or shown.
 func (p *loadPage) setStatus(ctx context.Context, s Status) {
 	p.mu.Lock()
-	form := url.Values{"id": {p.id}, "token": {p.token}, "status": {string(s)}}
+	form := url.Values{"id": {p.self}, "token": {p.token}, "status": {string(s)}}
 	p.mu.Unlock()
 	start := time.Now()
 	if code, body, err := p.post(ctx, p.homeURL, "/status", form); err != nil || code != http.StatusNoContent {
@@ -782,7 +781,7 @@ func (p *loadPage) leave(ctx context.Context) {
 		stopBeat()
 	}
 	p.mu.Lock()
-	form, joined := url.Values{"id": {p.id}, "token": {p.token}}, p.id != ""
+	form, joined := url.Values{"id": {p.self}, "token": {p.token}}, p.joined
 	p.left = true
 	p.mu.Unlock()
 	if joined {

@@ -12,7 +12,7 @@ const members = new Map(); // member id -> {id, name, status, joinedAt}
 const rendered = new Set(); // ids already on screen, to animate only newcomers
 // The page's member, fixed by the server before it joins: its stream names it, and its joins.
 let self = { id: document.body.dataset.memberId, token: document.body.dataset.memberToken };
-let me = null; // {id, token, name} while joined
+let me = null; // {name} while joined, as the member self
 let es = null; // the event stream
 let joining = null; // the join in flight
 let heartbeat = 0; // interval id
@@ -32,16 +32,16 @@ function currentStatus() {
 // stopped while the tab slept), it joins again with its old id and keeps its place.
 function join(name) {
   if (joining) return joining;
-  const fields = { name, status: currentStatus(), id: self.id, token: self.token };
+  const fields = { name, status: currentStatus(), ...self };
   joining = (async () => {
     try {
       const res = await post("/join", fields);
       if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
       const j = await res.json();
-      me = { id: j.id, token: j.token, name };
       // A new id when the server did not take the page's token (say, it restarted with
       // another secret): the stream must name the member it renews.
       self = { id: j.id, token: j.token };
+      me = { name };
       if (!es || es.named !== self.id) connect(false);
       clearInterval(heartbeat);
       heartbeat = setInterval(beat, j.heartbeatMs || heartbeatMs);
@@ -59,9 +59,9 @@ function rejoin() {
 
 async function beat() {
   if (!me || joining) return;
-  if (es && es.readyState === EventSource.OPEN && es.named === me.id) return; // the stream renews it
+  if (es && es.readyState === EventSource.OPEN && es.named === self.id) return; // the stream renews it
   try {
-    const res = await post("/heartbeat", { id: me.id, token: me.token });
+    const res = await post("/heartbeat", self);
     if (res.status === 410 || res.status === 403) rejoin();
   } catch {
     // Offline for a moment: the next beat tries again.
@@ -71,7 +71,7 @@ async function beat() {
 async function sendStatus() {
   if (!me || joining) return;
   try {
-    const res = await post("/status", { id: me.id, token: me.token, status: currentStatus() });
+    const res = await post("/status", { ...self, status: currentStatus() });
     if (res.status === 410 || res.status === 403) rejoin();
   } catch {
     // The next visibility change sends it again.
@@ -81,7 +81,7 @@ async function sendStatus() {
 // leave removes this page's member. On pagehide only a beacon is sure to be sent.
 function leave(beacon) {
   if (!me) return;
-  const fields = new URLSearchParams({ id: me.id, token: me.token });
+  const fields = new URLSearchParams(self);
   clearInterval(heartbeat);
   if (beacon) {
     navigator.sendBeacon(base + "/leave", fields);
@@ -141,7 +141,7 @@ function connect(anonymous) {
       const { id } = JSON.parse(e.data);
       members.delete(id);
       render();
-      if (me && id === me.id) rejoin(); // we were too slow: come back
+      if (me && id === self.id) rejoin(); // we were too slow: come back
     });
   }
 }
@@ -166,7 +166,7 @@ function item(m) {
   avatar.style.background = color(m.name);
   avatar.setAttribute("aria-hidden", "true");
   const name = el("div", "name", m.name);
-  if (me && m.id === me.id) name.append(" ", el("span", "me", "(you)"));
+  if (me && m.id === self.id) name.append(" ", el("span", "me", "(you)"));
   const meta = el("div", "meta", (m.status === "away" ? "away" : "active") + " · joined " + ago(m.joinedAt));
   const who = el("div", "who");
   who.append(name, meta);
