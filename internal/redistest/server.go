@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,9 @@ func (s *Server) start() error {
 	args = append(args, "--port", s.Port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.Dir, "--daemonize", "no", "--loglevel", "warning")
 	s.cmd = exec.Command(s.bin, append(args, s.Args...)...)
+	var out bytes.Buffer // what it says, at loglevel warning: why it exited, if it did
+	s.cmd.Stdout, s.cmd.Stderr = &out, &out
+	s.cmd.WaitDelay = time.Second // should a child of it hold the output open after it exited
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
 		return fmt.Errorf("start redis-server: %w", err)
@@ -116,7 +120,8 @@ func (s *Server) start() error {
 		case <-tick.C:
 		case <-s.done:
 			s.cmd = nil
-			return fmt.Errorf("redis-server on port %s: %w", s.Port, errExited)
+			// Read once cmd.Wait returned, which waits for the output's copy.
+			return fmt.Errorf("redis-server on port %s: %w: %s", s.Port, errExited, bytes.TrimSpace(out.Bytes()))
 		case <-ctx.Done():
 			return fmt.Errorf("redis-server on port %s does not answer", s.Port)
 		}
