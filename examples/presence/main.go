@@ -32,8 +32,8 @@
 //     member id and its token, the page joins with them and names them in its stream's URL,
 //     and while the stream is open the server touches the member (see renewal in events.go);
 //     the page POSTs heartbeats only while its stream is down. A heartbeat per page every few
-//     seconds was an HTTP request each, and at 20,000 pages they took more CPU than the rest
-//     of the app together (docs/PERFORMANCE.md).
+//     seconds was an HTTP request each, and at 20,000 pages their handler took about a
+//     quarter of a server's CPU (docs/PERFORMANCE.md).
 //   - A page that dies without leaving (crash, killed process, lost network) loses its stream;
 //     its member expires at most one TTL after its last renewal, and the backend's expire event
 //     removes it from every other page.
