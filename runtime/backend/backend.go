@@ -167,9 +167,10 @@ type Entry struct {
 	ExpiresAt int64  // the entry is gone at this instant
 	// Memo is a slot for a value derived from the entry's value, such as the value decoded by
 	// the typed API (see [Memo]), when the backend keeps one beside the value; nil otherwise.
-	// Every read gets the same Memo until an upsert writes a new value, which gets a new one:
-	// a touch keeps it, while it changes the version (unless quiet) and the times, so what is
-	// kept in it must be checked against those.
+	// Every read gets the same Memo until an upsert writes a new value, which gets a new one
+	// (a backend may keep the Memo for an upsert of the same bytes in the same epoch, as
+	// redisstore's snapshots do): a touch keeps it, while it changes the version (unless
+	// quiet) and the times, so what is kept in it must be checked against those.
 	Memo *Memo
 }
 

@@ -148,7 +148,7 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 		}
 		return st, nil
 	}
-	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id)}
+	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id), maxMemos: maxMemos}
 	st.writes = writeBatcher(st)
 	b.stores[id] = st
 	return st, nil
@@ -204,6 +204,8 @@ type store struct {
 	snapSize atomic.Int64
 	writes   batcher[string, writeOp, writeResult] // by tenant (writeBatcher)
 	tenants  [tenantSlots]atomic.Pointer[tenantSlot]
+	memos    atomic.Int64 // the memos kept by the tenants' slots (see memoCache)
+	maxMemos int64        // the most kept: maxMemos (tests lower it)
 }
 
 // tenantSlots is the number of tenants a store keeps a tenantSlot of, each in the slot its
@@ -213,13 +215,15 @@ const tenantSlots = 4096
 
 // tenantSlot is what a store keeps of a tenant it used lately, in st.tenants: its keys, made
 // once rather than at every call (five allocations), and the epoch its last write returned,
-// which the next write sends so that the script leaves it out of its reply (see writeOps).
-// A slot is not changed once stored; a tenant whose name hashes to the same slot replaces it.
+// which the next write sends so that the script leaves it out of its reply (see writeOps),
+// and the memos of the values its snapshots read (see memoCache). A slot is not changed once
+// stored but for its memos; a tenant whose name hashes to the same slot replaces it.
 type tenantSlot struct {
 	tenant string
 	keys   []string
 	epoch  string                      // "" until a write returned one
 	at     *atomic.Pointer[tenantSlot] // where it is kept, in st.tenants
+	memos  atomic.Pointer[memoCache]   // nil until a snapshot
 }
 
 // slotSeed hashes tenants to their slots.
@@ -228,12 +232,19 @@ var slotSeed = maphash.MakeSeed()
 // slot returns the slot of tenant, stored anew when it held another tenant.
 func (st *store) slot(tenant string) *tenantSlot {
 	at := &st.tenants[maphash.String(slotSeed, tenant)%tenantSlots]
-	if s := at.Load(); s != nil && s.tenant == tenant {
-		return s
+	for {
+		old := at.Load()
+		if old != nil && old.tenant == tenant {
+			return old
+		}
+		s := &tenantSlot{tenant: tenant, keys: tenantKeys(st.base, tenant), at: at}
+		if at.CompareAndSwap(old, s) {
+			if old != nil {
+				old.dropMemos(st)
+			}
+			return s
+		}
 	}
-	s := &tenantSlot{tenant: tenant, keys: tenantKeys(st.base, tenant), at: at}
-	at.Store(s)
-	return s
 }
 
 // keys returns the keys of tenant, which the caller must not change.
@@ -299,10 +310,17 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 // parsed here (see parseSnapshot). A tenant without meta (new, or lost) gets one from the read
 // script first.
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
+	return st.AppendSnapshot(ctx, tenant, prefix, nil)
+}
+
+// AppendSnapshot implements [backend.SnapshotAppender]: the typed layer reads its snapshots into
+// slices it reuses.
+func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
 	if err := st.b.check(); err != nil {
 		return backend.Snapshot{}, err
 	}
-	keys := st.keys(tenant)
+	slot := st.slot(tenant)
+	keys := slot.keys
 	for range 3 {
 		var now *redis.TimeCmd
 		buf := getReplyBuffer()
@@ -315,7 +333,7 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		failed := err != nil // the transaction
 		if !failed {
 			st.snapSize.Store(int64(len(buf.b)))
-			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix)
+			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix, dst)
 			_, failed = err.(replyError) // HGETALL's error reply: WRONGTYPE
 			// Only a buffer that the call is done with is reused: after a failed call, a
 			// reader of the connection might still write into it.
@@ -335,6 +353,7 @@ func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.S
 		if err != nil {
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
+		st.attachMemos(slot, snap.Cursor.Epoch, snap.Entries[len(dst):], prefix == "")
 		return snap, nil
 	}
 	return backend.Snapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")

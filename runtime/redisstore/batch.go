@@ -67,7 +67,11 @@ func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]
 	r := st.b.scriptCalls.do(ctx, st.b.node(ctx, s.keys[0]), cmd)
 	res, err := writeReply(r.res, r.err, s.epoch, st.limits, ops)
 	if err == nil && res[0].epoch != s.epoch {
-		s.at.Store(&tenantSlot{tenant: s.tenant, keys: s.keys, epoch: res[0].epoch, at: s.at})
+		// The slot of the new epoch takes the memos over; unless the slot was replaced
+		// meanwhile (by this tenant's own new epoch, or by another tenant's slot).
+		ns := &tenantSlot{tenant: s.tenant, keys: s.keys, epoch: res[0].epoch, at: s.at}
+		ns.memos.Store(s.memos.Load())
+		s.at.CompareAndSwap(s, ns)
 	}
 	return res, err
 }

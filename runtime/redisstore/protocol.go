@@ -761,14 +761,14 @@ type snapField struct {
 }
 
 // parseSnapshot decodes a state hash, the bytes of an HGETALL reply as the server sent it (a
-// RESP3 map or a RESP2 array of bulk strings), into a snapshot: the live entries (expiring
-// after now) of the keys with prefix, sorted by key, or errNoMeta. An error reply (WRONGTYPE)
-// is returned as a [redis.Error]. The result holds no part of reply: the keys share one
+// RESP3 map or a RESP2 array of bulk strings), into a snapshot whose entries are dst extended
+// by the live entries (expiring after now) of the keys with prefix, sorted by key; or
+// errNoMeta. An error reply (WRONGTYPE) is returned as a [redis.Error]. The result holds no part of reply: the keys share one
 // string, and the values one allocation, each slice capped at its own end, so that appending
 // to one cannot change another. Reading the reply's bytes rather than a map of strings saves
 // a string per field and a map insert per entry; each stored entry is decoded as the reply is
 // read, in its order, and only the live ones are sorted.
-func parseSnapshot(reply []byte, now int64, prefix string) (backend.Snapshot, error) {
+func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
 	r := respReader{b: reply}
 	n, err := r.mapLen()
 	if err != nil {
@@ -843,10 +843,14 @@ func parseSnapshot(reply []byte, now int64, prefix string) (backend.Snapshot, er
 		keys[i], off = all[off:end], end
 	}
 	e0 := string(epoch)
-	snap := backend.Snapshot{Entries: make([]backend.Entry, len(keys)), Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
+	if dst == nil {
+		dst = make([]backend.Entry, 0, len(keys)) // not nil when empty, as before
+	}
+	n0 := len(dst)
+	snap := backend.Snapshot{Entries: slices.Grow(dst, len(keys))[:n0+len(keys)], Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
 	for j, i := range byteOrder(keys) {
 		f := &fields[i]
-		snap.Entries[j] = backend.Entry{
+		snap.Entries[n0+j] = backend.Entry{
 			Key: keys[i], Value: values[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
 			CreatedAt: f.head[1], UpdatedAt: f.head[2], ExpiresAt: f.head[3],
 		}

@@ -45,7 +45,7 @@ func TestParseSnapshot(t *testing.T) {
 	var snap backend.Snapshot
 	for _, resp3 := range []bool{false, true} {
 		var err error
-		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/")
+		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|+3|4|v"},
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|3|99999999999999999999|v"},
 	} {
-		if snap, err := parseSnapshot(hgetallReply(state, true), 0, ""); err == nil {
+		if snap, err := parseSnapshot(hgetallReply(state, true), 0, "", nil); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", state, snap)
 		}
 	}
@@ -91,12 +91,12 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		good[:len(good)-1],                     // cut short
 		"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
 	} {
-		if snap, err := parseSnapshot([]byte(reply), 0, ""); err == nil {
+		if snap, err := parseSnapshot([]byte(reply), 0, "", nil); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", reply, snap)
 		}
 	}
 	// An error reply is a redis.Error, for scriptError.
-	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "")
+	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "", nil)
 	if re, ok := err.(redis.Error); !ok || re.Error() != "WRONGTYPE Operation against a key" {
 		t.Errorf("error reply: %v (%T), want a redis.Error", err, err)
 	}
@@ -122,7 +122,7 @@ func FuzzParseSnapshot(f *testing.F) {
 	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "#seq": "3", "ka": "1|2|3|4|v", "kb": "2|2|3|9|w"}, true), "")
 	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "ka": "1|2|3|4|", "k": "2|2|3|9|w"}, false), "a")
 	f.Fuzz(func(t *testing.T, reply []byte, prefix string) {
-		snap, err := parseSnapshot(reply, 5, prefix)
+		snap, err := parseSnapshot(reply, 5, prefix, nil)
 		if err != nil {
 			return
 		}
@@ -154,7 +154,7 @@ func BenchmarkParseSnapshot10k(b *testing.B) {
 	reply := hgetallReply(state, true)
 	b.Run("parse", func(b *testing.B) {
 		for b.Loop() {
-			snap, err := parseSnapshot(reply, 1700000000000, "")
+			snap, err := parseSnapshot(reply, 1700000000000, "", nil)
 			if err != nil || len(snap.Entries) != 10_000 {
 				b.Fatalf("%d entries, %v", len(snap.Entries), err)
 			}

@@ -1,0 +1,216 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/internal/codectest"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"pgregory.net/rapid"
+)
+
+// countingPresence is the presence codec, counting its decodes.
+type countingPresence struct {
+	codectest.PresenceCodec
+	decodes *atomic.Int64
+}
+
+func (c countingPresence) Decode(src []byte, v *codectest.Presence) error {
+	c.decodes.Add(1)
+	return c.PresenceCodec.Decode(src, v)
+}
+
+// TestSnapshotMemosMiniredis checks that typed snapshots decode each value once while its bytes
+// stay (a touch keeps them, an upsert of other bytes does not), that a snapshot of a prefix
+// uses the memos kept and keeps none, that a whole snapshot drops the memos of keys gone and a
+// new epoch all of them, that a store keeps at most its maxMemos, and that a tenant whose slot
+// another tenant takes gives its memos back.
+func TestSnapshotMemosMiniredis(t *testing.T) {
+	ctx := context.Background()
+	f := newMini(t)
+	var decodes atomic.Int64
+	s, err := ephemeral.New(f.b, ephemeral.Config[string, codectest.Presence]{ID: "memos", TTL: time.Hour, Codec: countingPresence{decodes: &decodes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := f.b.Open("memos", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := raw.(*store)
+	value := func(user string) codectest.Presence {
+		return codectest.Presence{Room: "r", UserID: user, Status: "online", Since: time.Unix(1, 0).UTC(), Tabs: []string{"chat"}}
+	}
+	upsert := func(key, user string, opts ...ephemeral.UpsertOption) {
+		t.Helper()
+		if _, err := s.Upsert(ctx, key, value(user), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// expect takes a snapshot (of the tenant, or with opts) and checks its values, the
+	// decodes it made and the memos the store keeps.
+	expect := func(what string, users map[string]string, newDecodes, memos int64, opts ...ephemeral.SnapshotOption) {
+		t.Helper()
+		before := decodes.Load()
+		snap, err := s.Snapshot(ctx, opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(snap.Entries) != len(users) {
+			t.Fatalf("%s: %d entries, want %d", what, len(snap.Entries), len(users))
+		}
+		for _, e := range snap.Entries {
+			if e.Value.UserID != users[e.Key] || len(e.Value.Tabs) != 1 {
+				t.Fatalf("%s: %s = %+v, want user %q", what, e.Key, e.Value, users[e.Key])
+			}
+			e.Value.Tabs[0] = "scribbled" // never seen by the next snapshot
+		}
+		if d := decodes.Load() - before; d != newDecodes {
+			t.Errorf("%s: %d decodes, want %d", what, d, newDecodes)
+		}
+		if n := st.memos.Load(); n != memos {
+			t.Errorf("%s: the store keeps %d memos, want %d", what, n, memos)
+		}
+	}
+
+	upsert("a", "ann")
+	upsert("b", "bob")
+	expect("first snapshot", map[string]string{"a": "ann", "b": "bob"}, 2, 2)
+	expect("second snapshot", map[string]string{"a": "ann", "b": "bob"}, 0, 2)
+	if _, err := s.Touch(ctx, "a"); err != nil { // a new version, the same bytes
+		t.Fatal(err)
+	}
+	upsert("b", "bob") // the same bytes again
+	expect("after a touch and an upsert of the same bytes", map[string]string{"a": "ann", "b": "bob"}, 0, 2)
+	upsert("a", "amy")
+	expect("after an upsert of other bytes", map[string]string{"a": "amy", "b": "bob"}, 1, 2)
+	upsert("c", "cat")
+	expect("a prefix snapshot of a new key", map[string]string{"c": "cat"}, 1, 2, ephemeral.WithPrefix("c"))
+	expect("a prefix snapshot of a key kept", map[string]string{"b": "bob"}, 0, 2, ephemeral.WithPrefix("b"))
+	if _, err := s.Remove(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	expect("a snapshot after a remove", map[string]string{"a": "amy", "c": "cat"}, 1, 2)
+	expect("a snapshot after a remove, again", map[string]string{"a": "amy", "c": "cat"}, 0, 2)
+
+	// A new epoch: the tenant's keys are gone (as after an eviction), and written again.
+	f.mini.FlushAll()
+	upsert("a", "amy")
+	expect("a snapshot of a new epoch", map[string]string{"a": "amy"}, 1, 1)
+
+	// At most maxMemos: the entries beyond it are decoded at every snapshot.
+	st.maxMemos = 2
+	upsert("d", "dan")
+	upsert("e", "eve")
+	all := map[string]string{"a": "amy", "d": "dan", "e": "eve"}
+	expect("a snapshot beyond maxMemos", all, 2, 2)
+	expect("a snapshot beyond maxMemos, again", all, 1, 2)
+	st.maxMemos = maxMemos
+
+	// Another tenant that takes the tenant's slot: the memos go with the slot.
+	other := otherSlotTenant(t, ephemeral.DefaultTenant)
+	upsert("x", "xia", ephemeral.WithTenant(other))
+	expect("a snapshot of a tenant that took the slot", map[string]string{"x": "xia"}, 1, 1, ephemeral.WithTenant(other))
+	expect("a snapshot of the tenant that lost its slot", all, 3, 3)
+}
+
+// otherSlotTenant returns a tenant name whose tenantSlot is the one of tenant.
+func otherSlotTenant(t *testing.T, tenant string) string {
+	want := maphash.String(slotSeed, tenant) % tenantSlots
+	for i := range 1 << 24 {
+		if name := fmt.Sprint("t", i); maphash.String(slotSeed, name)%tenantSlots == want {
+			return name
+		}
+	}
+	t.Fatal("no tenant of the same slot")
+	return ""
+}
+
+// TestAttachMemosProperties runs random histories of a tenant (upserts of a few values,
+// touches, removes, new epochs) through attachMemos, with snapshots of the whole tenant and of
+// prefixes, and checks after each snapshot that a memo only ever goes with one value's bytes;
+// that an entry whose bytes the last whole snapshot also read gets that snapshot's memo; that
+// a whole snapshot within maxMemos gives every entry a memo; and that the store's count is the
+// refs kept, sorted by key, at most maxMemos.
+func TestAttachMemosProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		st := &store{maxMemos: int64(rapid.IntRange(0, 6).Draw(t, "maxMemos"))}
+		slot := st.slot("t")
+		type value struct {
+			bytes   string
+			version uint64
+		}
+		model := map[string]value{}
+		version, epoch := uint64(0), "e0"
+		bytesOf := map[*backend.Memo]string{}
+		lastWhole := map[string]*backend.Entry{}
+		keys := []string{"a", "a1", "a2", "b", "b1", "c"}
+		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
+			key := rapid.SampledFrom(keys).Draw(t, "key")
+			switch op := rapid.IntRange(0, 5).Draw(t, "op"); op {
+			case 0, 1: // upsert
+				version++
+				model[key] = value{rapid.SampledFrom([]string{"x", "y", "zz"}).Draw(t, "bytes"), version}
+			case 2: // touch
+				if v, ok := model[key]; ok {
+					version++
+					model[key] = value{v.bytes, version}
+				}
+			case 3: // remove
+				delete(model, key)
+			case 4: // a new epoch, written anew
+				if rapid.IntRange(0, 3).Draw(t, "epoch") == 0 {
+					epoch, version, model, bytesOf, lastWhole = fmt.Sprint("e", step), 1, map[string]value{key: {"x", 1}}, map[*backend.Memo]string{}, map[string]*backend.Entry{}
+				}
+			}
+			prefix := ""
+			if rapid.Bool().Draw(t, "prefix") {
+				prefix = rapid.SampledFrom([]string{"a", "a1", "b", "d"}).Draw(t, "of")
+			}
+			var entries []backend.Entry
+			for _, k := range keys { // sorted
+				if v, ok := model[k]; ok && strings.HasPrefix(k, prefix) {
+					entries = append(entries, backend.Entry{Key: k, Value: []byte(v.bytes), Version: v.version, Epoch: epoch})
+				}
+			}
+			st.attachMemos(slot, epoch, entries, prefix == "")
+			for i := range entries {
+				e := &entries[i]
+				if e.Memo == nil {
+					continue
+				}
+				if b, ok := bytesOf[e.Memo]; ok && b != string(e.Value) {
+					t.Fatalf("step %d: %s: the memo of %q handed out with %q", step, e.Key, b, e.Value)
+				}
+				bytesOf[e.Memo] = string(e.Value)
+				if w := lastWhole[e.Key]; w != nil && w.Memo != nil && string(w.Value) == string(e.Value) && w.Memo != e.Memo {
+					t.Fatalf("step %d: %s: a new memo for the bytes %q of the last whole snapshot", step, e.Key, e.Value)
+				}
+			}
+			c := slot.memos.Load()
+			if prefix == "" {
+				clear(lastWhole)
+				for i := range entries {
+					if int64(len(entries)) <= st.maxMemos && entries[i].Memo == nil {
+						t.Fatalf("step %d: %s has no memo in a whole snapshot of %d entries", step, entries[i].Key, len(entries))
+					}
+					lastWhole[entries[i].Key] = &entries[i]
+				}
+			}
+			if n := st.memos.Load(); n != int64(len(c.refs)) || n > st.maxMemos {
+				t.Fatalf("step %d: the store counts %d memos, the cache has %d, at most %d", step, n, len(c.refs), st.maxMemos)
+			}
+			for i := 1; i < len(c.refs); i++ {
+				if c.refs[i-1].key >= c.refs[i].key {
+					t.Fatalf("step %d: refs not sorted: %q before %q", step, c.refs[i-1].key, c.refs[i].key)
+				}
+			}
+		}
+	})
+}
