@@ -14,10 +14,12 @@ import (
 // memoCache): some 30 MB with values of 150 bytes, a copy of each and its decoded form.
 const maxMemos = 1 << 16
 
-// memoCache keeps, for one tenant, the memo of each entry value its snapshots read (see
-// [backend.Entry.Memo]), with a copy of the value's bytes: a later snapshot that reads the same
-// bytes for the key hands out the same memo, so that the typed layer decodes a value once per
-// process and copies it (the codec's Clone) at the snapshots after, as it does on memstore.
+// memoCache keeps, for one tenant, a copy of the bytes of each entry value its snapshots read,
+// and from the second snapshot that reads them a memo (see [backend.Entry.Memo]): the later
+// snapshots that read the same bytes for the key hand out the same memo, so that the typed
+// layer decodes a value once per process and copies it (the codec's Clone) at the snapshots
+// after, as it does on memstore. (A memo at the first read would cost a value read only once
+// a clone beside its decode.)
 // A typed snapshot of 10,000 unchanged presence values took 1.1–1.7 times as long as an
 // HGETALL of them, instead of 1.7–2.1 times (docs/PERFORMANCE.md). A memo goes with exact
 // bytes, not with a version: a touch changes the version and keeps the bytes, an upsert of
@@ -99,7 +101,7 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 				j++
 			default:
 				if r.same(e) {
-					e.Memo = r.memo
+					e.Memo = r.memo // nil until a whole snapshot read the bytes twice
 				}
 				i, j = i+1, j+1
 			}
@@ -137,12 +139,17 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 	st.memos.Add(int64(n - len(old)))
 }
 
-// attach sets e's memo: r's when r holds e's bytes, or else a new one, which r then keeps with
-// a copy of the bytes.
+// attach sets e's memo when r holds e's bytes: r's memo, made by the second snapshot that
+// reads them. Bytes read once are decoded once, as without a memo: a memo would add a clone
+// to their decode. r keeps new bytes as a copy.
 func (r *memoRef) attach(e *backend.Entry) {
 	if !r.same(e) {
 		// The bytes of a ref are never handed out: a new value may reuse them.
-		r.value, r.version, r.memo = append(r.value[:0], e.Value...), e.Version, new(backend.Memo)
+		r.value, r.version, r.memo = append(r.value[:0], e.Value...), e.Version, nil
+		return
+	}
+	if r.memo == nil {
+		r.memo = new(backend.Memo)
 	}
 	e.Memo = r.memo
 }
