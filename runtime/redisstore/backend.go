@@ -204,7 +204,7 @@ type store struct {
 	snapSize atomic.Int64
 	writes   batcher[string, writeOp, writeResult] // by tenant (writeBatcher)
 	tenants  [tenantSlots]atomic.Pointer[tenantSlot]
-	memos    atomic.Int64 // the memos kept by the tenants' slots (see memoCache)
+	memos    atomic.Int64 // the values kept by the tenants' slots (see memoCache)
 	maxMemos int64        // the most kept: maxMemos (tests lower it)
 }
 

@@ -10,8 +10,9 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// maxMemos is the most entry values a store keeps a memo of, over all its tenants (see
-// memoCache): some 30 MB with values of 150 bytes, a copy of each and its decoded form.
+// maxMemos is the most entry values a store keeps (their bytes, and from their second read a
+// memo), over all its tenants (see memoCache): some 30 MB with values of 150 bytes, a copy of
+// each and its decoded form.
 const maxMemos = 1 << 16
 
 // memoCache keeps, for one tenant, a copy of the bytes of each entry value its snapshots read,
@@ -20,8 +21,8 @@ const maxMemos = 1 << 16
 // layer decodes a value once per process and copies it (the codec's Clone) at the snapshots
 // after, as it does on memstore. (A memo at the first read would cost a value read only once
 // a clone beside its decode.)
-// A typed snapshot of 10,000 unchanged presence values took 1.1–1.7 times as long as an
-// HGETALL of them, instead of 1.7–2.1 times (docs/PERFORMANCE.md). A memo goes with exact
+// A typed snapshot of 10,000 unchanged presence values took 1.2–1.4 times as long as an
+// HGETALL of them, instead of 1.4–2.4 times (docs/PERFORMANCE.md). A memo goes with exact
 // bytes, not with a version: a touch changes the version and keeps the bytes, an upsert of
 // other bytes gets a new memo, and the typed layer checks the version and times it kept
 // against the entry's. The keys and values kept are copies: nothing a caller holds pins a
@@ -38,12 +39,13 @@ type memoCache struct {
 	spare []memoRef // the array of the refs before, to make the next ones in
 }
 
-// memoRef is the memo of one key's value.
+// memoRef is one key's value as snapshots read it: its bytes and, from their second read, its
+// memo.
 type memoRef struct {
 	key     string
-	value   []byte // the bytes the memo is for; never handed out
-	version uint64 // the version they were last read at: the same version has the same bytes
-	memo    *backend.Memo
+	value   []byte        // never handed out
+	version uint64        // the version they were last read at: the same version has the same bytes
+	memo    *backend.Memo // nil until the second read
 }
 
 // memoCache returns the slot's cache, made on first use.
@@ -55,7 +57,7 @@ func (s *tenantSlot) memoCache() *memoCache {
 	return s.memos.Load()
 }
 
-// dropMemos empties the cache of a slot that another tenant's replaced, and gives its memos
+// dropMemos empties the cache of a slot that another tenant's replaced, and gives its values
 // back to the store's count.
 func (s *tenantSlot) dropMemos(st *store) {
 	c := s.memos.Load()
@@ -69,9 +71,10 @@ func (s *tenantSlot) dropMemos(st *store) {
 }
 
 // attachMemos sets the Memo of each entry of a snapshot of the slot's tenant in epoch, sorted by
-// key: the memo kept for the entry's bytes, or a new one. whole says that the snapshot is of the
-// whole tenant: the cache then keeps its entries' memos, and no others, while the store keeps
-// at most maxMemos (the entries beyond get none, and are decoded at every read).
+// key, whose bytes the cache holds: their memo, made now if this is their second read. whole
+// says that the snapshot is of the whole tenant: the cache then keeps its entries' bytes, and
+// no others, while the store keeps at most maxMemos values (the entries beyond get no memo,
+// and are decoded at every read).
 func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entry, whole bool) {
 	c := s.memoCache()
 	c.mu.Lock()
