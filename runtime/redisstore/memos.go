@@ -157,9 +157,11 @@ func (r *memoRef) attach(e *backend.Entry) {
 	e.Memo = r.memo
 }
 
-// same reports whether r is the memo of e's bytes, and records e's version when it is.
+// same reports whether r holds e's bytes, and records e's version when it does.
 func (r *memoRef) same(e *backend.Entry) bool {
-	if r.version == e.Version {
+	if r.version == e.Version && len(r.value) == len(e.Value) {
+		// The scripts never write two values of one version in an epoch; the length check
+		// costs nothing and catches most entries another program rewrote keeping the version.
 		return true
 	}
 	if bytes.Equal(r.value, e.Value) { // touched

@@ -31,7 +31,8 @@ func (c countingPresence) Decode(src []byte, v *codectest.Presence) error {
 // touch keeps them, an upsert of other bytes does not), that a snapshot of a prefix
 // uses the memos kept and keeps none, that a whole snapshot drops the memos of keys gone and a
 // new epoch all of them, that a store keeps at most its maxMemos, and that a tenant whose slot
-// another tenant takes gives its memos back.
+// another tenant takes gives its memos back; and that an entry rewritten with another value of
+// the same version is decoded anew.
 func TestSnapshotMemosMiniredis(t *testing.T) {
 	ctx := context.Background()
 	f := newMini(t)
@@ -126,6 +127,21 @@ func TestSnapshotMemosMiniredis(t *testing.T) {
 	upsert("x", "xia", ephemeral.WithTenant(other))
 	expect("a snapshot of a tenant that took the slot", map[string]string{"x": "xia"}, 1, 1, ephemeral.WithTenant(other))
 	expect("a snapshot of the tenant that lost its slot", all, 3, 3)
+	expect("a snapshot of the tenant that lost its slot, again", all, 3, 3)
+	expect("a snapshot of the tenant that lost its slot, a third time", all, 0, 3)
+
+	// Another program rewrites d's entry, keeping its version: a value of another length is
+	// decoded anew, not taken for the one of the memo.
+	field, state := entryPrefix+"d", st.keys(ephemeral.DefaultTenant)[keyState]
+	parts := strings.SplitN(f.mini.HGet(state, field), "|", 5)
+	v := value("daniela")
+	enc, err := (codectest.PresenceCodec{}).Encode(nil, &v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mini.HSet(state, field, strings.Join(parts[:4], "|")+"|"+string(enc))
+	all["d"] = "daniela"
+	expect("a snapshot after a rewrite that kept the version", all, 1, 3)
 }
 
 // otherSlotTenant returns a tenant name whose tenantSlot is the one of tenant.
