@@ -66,7 +66,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad member token", http.StatusForbidden)
 			return
 		}
-		renew = &renewal{id: q.Get("id")}
+		renew = &renewal{id: q.Get("id"), phase: s.renewPhase(room)}
 	}
 	done, ok := s.guard.openStream(r)
 	if !ok {
@@ -167,7 +167,7 @@ func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Read
 		}
 		if renew != nil && renew.live {
 			if renew.next.IsZero() {
-				renew.next = s.renewAt(room, now)
+				renew.next = s.renewAt(renew.phase, now)
 			}
 			if !renew.next.After(now) {
 				s.renewMember(ctx, room, renew, now)
@@ -229,11 +229,12 @@ func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral
 // after its last touch at most, unless the page left. Each heartbeat was an HTTP request and a
 // store call; at 2,000 rooms of 10 the heartbeat handler took about a quarter of a server's CPU
 // (docs/PERFORMANCE.md). The streams of a room's members on one server touch them at the same
-// moment (see renewAt), so that the store can send their touches together.
+// moment (see renewPhase), so that the store can send their touches together.
 type renewal struct {
-	id   string
-	live bool      // the member is in the room, as the stream last saw
-	next time.Time // when it is touched next, while live
+	id    string
+	phase time.Duration // the room's offset in the heartbeat interval (see renewPhase)
+	live  bool          // the member is in the room, as the stream last saw
+	next  time.Time     // when it is touched next, while live
 }
 
 // setLive records whether the member is in the room, and reports whether it joined: it was
@@ -251,7 +252,7 @@ func (m *renewal) setLive(live bool) (joined bool) {
 // that is gone is not touched again until it is back: the stream sends its delete or expire,
 // and the page joins again.
 func (s *server) renewMember(ctx context.Context, room string, m *renewal, now time.Time) {
-	m.next = s.renewAt(room, now)
+	m.next = s.renewAt(m.phase, now)
 	res, err := s.store.Touch(ctx, m.id, ephemeral.WithTenant(room), ephemeral.Quiet())
 	switch {
 	case err != nil && ctx.Err() == nil:
@@ -261,16 +262,20 @@ func (s *server) renewMember(ctx context.Context, room string, m *renewal, now t
 	}
 }
 
-// renewAt returns the first time after now at the room's phase of the heartbeat interval: an
-// offset of the interval of its own, from the room's name. The streams of a room touch their
-// members at the same moments, and the rooms spread over the interval.
-func (s *server) renewAt(room string, now time.Time) time.Time {
-	every := s.heartbeat
+// renewPhase returns the room's phase of the heartbeat interval: an offset of the interval of
+// its own, from the room's name. The streams of a room touch their members at the same
+// moments, and the rooms spread over the interval.
+func (s *server) renewPhase(room string) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(room))
-	t := now.Truncate(every).Add(time.Duration(h.Sum64() % uint64(every)))
+	return time.Duration(h.Sum64() % uint64(s.heartbeat))
+}
+
+// renewAt returns the first time after now at phase of the heartbeat interval.
+func (s *server) renewAt(phase time.Duration, now time.Time) time.Time {
+	t := now.Truncate(s.heartbeat).Add(phase)
 	if !t.After(now) {
-		t = t.Add(every)
+		t = t.Add(s.heartbeat)
 	}
 	return t
 }
