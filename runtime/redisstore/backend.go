@@ -148,7 +148,7 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 		}
 		return st, nil
 	}
-	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id), maxMemos: maxMemos}
+	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id), maxKept: maxKept}
 	st.writes = writeBatcher(st)
 	b.stores[id] = st
 	return st, nil
@@ -204,8 +204,8 @@ type store struct {
 	snapSize atomic.Int64
 	writes   batcher[string, writeOp, writeResult] // by tenant (writeBatcher)
 	tenants  [tenantSlots]atomic.Pointer[tenantSlot]
-	memos    atomic.Int64 // the values kept by the tenants' slots (see memoCache)
-	maxMemos int64        // the most kept: maxMemos (tests lower it)
+	kept     atomic.Int64 // the values kept by the tenants' slots (see memoCache)
+	maxKept  int64        // the most kept: maxKept (tests lower it)
 }
 
 // tenantSlots is the number of tenants a store keeps a tenantSlot of, each in the slot its

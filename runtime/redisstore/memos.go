@@ -10,10 +10,10 @@ import (
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
 
-// maxMemos is the most entry values a store keeps (their bytes, and from their second read a
+// maxKept is the most entry values a store keeps (their bytes, and from their second read a
 // memo), over all its tenants (see memoCache): some 30 MB with values of 150 bytes, a copy of
 // each and its decoded form.
-const maxMemos = 1 << 16
+const maxKept = 1 << 16
 
 // memoCache keeps, for one tenant, a copy of the bytes of each entry value its snapshots read,
 // and from the second snapshot that reads them a memo (see [backend.Entry.Memo]): the later
@@ -57,8 +57,8 @@ func (s *tenantSlot) memoCache() *memoCache {
 	return s.memos.Load()
 }
 
-// dropMemos empties the cache of a slot that another tenant's replaced, and gives its values
-// back to the store's count.
+// dropMemos empties the cache of a slot that another tenant's replaced, and takes its values
+// off the store's count.
 func (s *tenantSlot) dropMemos(st *store) {
 	c := s.memos.Load()
 	if c == nil {
@@ -66,15 +66,15 @@ func (s *tenantSlot) dropMemos(st *store) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st.memos.Add(-int64(len(c.refs)))
+	st.kept.Add(-int64(len(c.refs)))
 	c.refs, c.spare = nil, nil
 }
 
 // attachMemos sets the Memo of each entry of a snapshot of the slot's tenant in epoch, sorted by
-// key, whose bytes the cache holds: their memo, made now if this is their second read. whole
-// says that the snapshot is of the whole tenant: the cache then keeps its entries' bytes, and
-// no others, while the store keeps at most maxMemos values (the entries beyond get no memo,
-// and are decoded at every read).
+// key, whose bytes the cache holds: their memo, made by the second whole snapshot that reads
+// them. whole says that the snapshot is of the whole tenant: the cache then keeps its entries'
+// bytes, and no others, while the store keeps at most maxKept values (the entries beyond get
+// no memo, and are decoded at every read).
 func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entry, whole bool) {
 	c := s.memoCache()
 	c.mu.Lock()
@@ -86,7 +86,7 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 		return
 	}
 	if c.epoch != epoch {
-		st.memos.Add(-int64(len(c.refs)))
+		st.kept.Add(-int64(len(c.refs)))
 		clear(c.refs)
 		c.epoch, c.refs = epoch, c.refs[:0]
 	}
@@ -111,7 +111,7 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 		}
 		return
 	}
-	n := int(min(int64(len(entries)), st.maxMemos-(st.memos.Load()-int64(len(old)))))
+	n := int(min(int64(len(entries)), st.maxKept-(st.kept.Load()-int64(len(old)))))
 	n = max(n, 0)
 	if n == len(old) {
 		// Most often the keys kept: one walk, in place. A key that differs sends the rest to
@@ -139,7 +139,7 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 	}
 	clear(old) // what it held is copied or dropped
 	c.refs, c.spare = refs, old[:0]
-	st.memos.Add(int64(n - len(old)))
+	st.kept.Add(int64(n - len(old)))
 }
 
 // attach sets e's memo when r holds e's bytes: r's memo, made by the second snapshot that
