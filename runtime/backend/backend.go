@@ -158,7 +158,9 @@ type TouchResult struct {
 
 // Entry is a live entry with its value encoded.
 type Entry struct {
-	Key       string
+	Key string
+	// Value may be shared with the backend and with other callers (memstore hands out the
+	// bytes it stores, redisstore those its snapshots keep): it is read-only for everybody.
 	Value     []byte
 	Version   uint64 // the version of the entry's last upsert or (non-quiet) touch
 	Epoch     string // the epoch of the tenant's state that Version belongs to

@@ -307,8 +307,9 @@ func (st *store) Get(ctx context.Context, tenant, key string) (backend.Entry, bo
 // tenant's meta and the server's time; the entries are then filtered by expiry and sorted
 // here, in byte order. A transaction rather than a script: Lua would copy the 10,000 entries
 // twice. HGETALL's reply is read as its bytes, into a buffer reused across snapshots, and
-// parsed here (see parseSnapshot). A tenant without meta (new, or lost) gets one from the read
-// script first.
+// parsed here (see parseSnapshot); the entries get the bytes the store kept of their values, or
+// copies of those it did not (see keepValues). A tenant without meta (new, or lost) gets one
+// from the read script first.
 func (st *store) Snapshot(ctx context.Context, tenant, prefix string) (backend.Snapshot, error) {
 	return st.AppendSnapshot(ctx, tenant, prefix, nil)
 }
@@ -335,6 +336,9 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 			st.snapSize.Store(int64(len(buf.b)))
 			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix, dst)
 			_, failed = err.(replyError) // HGETALL's error reply: WRONGTYPE
+			if err == nil {
+				st.keepValues(slot, snap.Cursor.Epoch, snap.Entries[len(dst):], prefix == "")
+			}
 			// Only a buffer that the call is done with is reused: after a failed call, a
 			// reader of the connection might still write into it.
 			putReplyBuffer(buf)
@@ -353,7 +357,6 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 		if err != nil {
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", err)
 		}
-		st.attachMemos(slot, snap.Cursor.Epoch, snap.Entries[len(dst):], prefix == "")
 		return snap, nil
 	}
 	return backend.Snapshot{}, errors.New("redisstore: snapshot: the tenant's meta keeps disappearing")

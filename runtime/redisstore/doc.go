@@ -116,10 +116,12 @@
 // entries from it in one pass, without a string per field or a map; they are sorted in Go,
 // in byte order (Lua compares strings by locale), as integers that pack each entry's index
 // with the first bytes where the keys differ (a radix sort). A tenant without meta gets one
-// from a script first. The store keeps a copy of the bytes of each value its snapshots read,
-// for up to 65,536 values over its tenants, and from the second snapshot that reads the same
-// bytes a memo (see [backend.Entry.Memo]) that the later ones hand out again: the typed layer
-// then clones the value it decoded instead of decoding it again.
+// from a script first. The store keeps the bytes of each value its snapshots read, for up to
+// 65,536 values over its tenants: a later snapshot that reads the same bytes for a key hands
+// out the bytes kept, read-only as on memstore, and copies only the values that changed (in
+// one allocation); from the second such read it also hands out a memo (see
+// [backend.Entry.Memo]): the typed layer then clones the value it decoded instead of decoding
+// it again.
 //
 // # Readers
 //

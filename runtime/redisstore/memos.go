@@ -11,24 +11,25 @@ import (
 )
 
 // maxKept is the most entry values a store keeps (their bytes, and from their second read a
-// memo), over all its tenants (see memoCache): some 30 MB with values of 150 bytes, a copy of
-// each and its decoded form.
+// memo), over all its tenants (see memoCache): some 30 MB with values of 150 bytes, their
+// bytes and their decoded forms.
 const maxKept = 1 << 16
 
-// memoCache keeps, for one tenant, a copy of the bytes of each entry value its snapshots read,
-// and from the second snapshot that reads them a memo (see [backend.Entry.Memo]): the later
-// snapshots that read the same bytes for the key hand out the same memo, so that the typed
-// layer decodes a value once per process and copies it (the codec's Clone) at the snapshots
-// after, as it does on memstore. (A memo at the first read would cost a value read only once
-// a clone beside its decode.)
+// memoCache keeps, for one tenant, the bytes of each entry value its snapshots read, and from
+// the second snapshot that reads them a memo (see [backend.Entry.Memo]): the later snapshots
+// that read the same bytes for the key hand out the same bytes and the same memo, so that
+// they copy no value, and the typed layer decodes a value once per process and copies it (the
+// codec's Clone) at the snapshots after, as it does on memstore. (A memo at the first read
+// would cost a value read only once a clone beside its decode.)
 // A typed snapshot of 10,000 unchanged presence values took 1.2–1.4 times as long as an
-// HGETALL of them, instead of 1.4–2.4 times (docs/PERFORMANCE.md). A memo goes with exact
-// bytes, not with a version: a touch changes the version and keeps the bytes, an upsert of
-// other bytes gets a new memo, and the typed layer checks the version and times it kept
-// against the entry's. The keys and values kept are copies: nothing a caller holds pins a
-// reply, and nothing a caller changes changes them.
+// HGETALL of them with the memos, instead of 1.4–2.4 times (docs/PERFORMANCE.md). A memo goes
+// with exact bytes, not with a version: a touch changes the version and keeps the bytes, an
+// upsert of other bytes gets a new memo, and the typed layer checks the version and times it
+// kept against the entry's. The bytes kept are those a snapshot handed out, read-only, and
+// never written again: new bytes of a key are a new copy. The keys are copies: nothing kept
+// pins a reply or a snapshot's keys.
 //
-// The refs are sorted by key, as snapshots are, so that a snapshot finds its entries' memos in
+// The refs are sorted by key, as snapshots are, so that a snapshot finds its entries' bytes in
 // one walk beside them rather than a lookup each. A snapshot of the whole tenant (no prefix)
 // makes the refs anew of its entries, in place when its keys are the ones kept; one of a
 // prefix only reads them. A new epoch empties the cache.
@@ -37,13 +38,14 @@ type memoCache struct {
 	epoch string
 	refs  []memoRef
 	spare []memoRef // the array of the refs before, to make the next ones in
+	src   []int32   // keepValues' scratch: the ref of each entry
 }
 
 // memoRef is one key's value as snapshots read it: its bytes and, from their second read, its
 // memo.
 type memoRef struct {
 	key     string
-	value   []byte        // never handed out
+	value   []byte        // handed out with the entries, read-only: never written
 	version uint64        // the version they were last read at: the same version has the same bytes
 	memo    *backend.Memo // nil until the second read
 }
@@ -70,19 +72,28 @@ func (s *tenantSlot) dropMemos(st *store) {
 	c.refs, c.spare = nil, nil
 }
 
-// attachMemos sets the Memo of each entry of a snapshot of the slot's tenant in epoch, sorted by
-// key, whose bytes the cache holds: their memo, made by the second whole snapshot that reads
-// them. whole says that the snapshot is of the whole tenant: the cache then keeps its entries'
+// keepValues gives the entries of a snapshot of the slot's tenant in epoch, sorted by key,
+// values of their own: they alias the reply's buffer, which the next snapshot reuses. An
+// entry whose bytes the cache holds gets the cache's bytes, shared (values handed out are
+// read-only, see [backend.Entry]; the cache never writes into bytes it kept), and its memo,
+// made by the second whole snapshot that reads them; the others get a copy, all in one
+// allocation. A snapshot of unchanged values thus copies none of them, where a copy of every
+// value and the GC of it took a tenth of a typed snapshot's client CPU (docs/PERFORMANCE.md).
+// whole says that the snapshot is of the whole tenant: the cache then keeps its entries'
 // bytes, and no others, while the store keeps at most maxKept values (the entries beyond get
-// no memo, and are decoded at every read).
-func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entry, whole bool) {
+// a copy and no memo, and are decoded at every read).
+func (st *store) keepValues(s *tenantSlot, epoch string, entries []backend.Entry, whole bool) {
 	c := s.memoCache()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur := s.at.Load(); cur == nil || cur.memos.Load() != c {
 		// The slot was replaced, by another tenant's (which drops the cache after) or by
 		// the tenant's own of a new epoch made before this cache: nothing is kept, so that
-		// every memo counted is in a slot of st.tenants.
+		// every value counted is in a slot of st.tenants.
+		own := newOwner(entries, nil)
+		for i := range entries {
+			own.copy(&entries[i])
+		}
 		return
 	}
 	if c.epoch != epoch {
@@ -91,82 +102,121 @@ func (st *store) attachMemos(s *tenantSlot, epoch string, entries []backend.Entr
 		c.epoch, c.refs = epoch, c.refs[:0]
 	}
 	old := c.refs
-	if !whole {
-		// Only the memos kept: from the first key of the snapshot on, in one walk.
-		if len(entries) > 0 {
-			old = old[sort.Search(len(old), func(i int) bool { return old[i].key >= entries[0].Key }):]
-		}
-		for i, j := 0, 0; i < len(entries) && j < len(old); {
-			switch e, r := &entries[i], &old[j]; {
-			case e.Key < r.key:
-				i++
-			case e.Key > r.key:
+	// src[i] is the ref in old that holds the bytes of entries[i], or -1: one walk beside
+	// them, from the first key of the snapshot on. aligned says that the keys are those kept.
+	src := slices.Grow(c.src[:0], len(entries))[:len(entries)]
+	c.src = src
+	j := 0
+	if !whole && len(entries) > 0 {
+		j = sort.Search(len(old), func(i int) bool { return old[i].key >= entries[0].Key })
+	}
+	aligned := whole && len(entries) == len(old)
+	for i := range entries {
+		e := &entries[i]
+		eq := j < len(old) && old[j].key == e.Key // most often: no order compared
+		if !eq {
+			for j < len(old) && old[j].key < e.Key {
 				j++
-			default:
-				if r.same(e) {
-					e.Memo = r.memo // nil until a whole snapshot read the bytes twice
-				}
-				i, j = i+1, j+1
+			}
+			eq = j < len(old) && old[j].key == e.Key
+			aligned = false
+		}
+		src[i] = -1
+		if eq {
+			if old[j].holds(e) {
+				src[i] = int32(j)
+			}
+			j++
+		}
+	}
+	own := newOwner(entries, src)
+	if !whole {
+		// Only the values kept: their memos are nil until a whole snapshot read them twice.
+		for i := range entries {
+			if k := src[i]; k >= 0 {
+				old[k].hand(&entries[i], false)
+			} else {
+				own.copy(&entries[i])
 			}
 		}
 		return
 	}
 	n := int(min(int64(len(entries)), st.maxKept-(st.kept.Load()-int64(len(old)))))
 	n = max(n, 0)
-	if n == len(old) {
-		// Most often the keys kept: one walk, in place. A key that differs sends the rest to
-		// the walk below, which makes the refs anew from these.
-		i := 0
-		for ; i < n && old[i].key == entries[i].Key; i++ {
-			old[i].attach(&entries[i])
+	if aligned && n == len(old) {
+		// Most often the keys kept: one walk, in place.
+		for i := range entries {
+			if src[i] >= 0 {
+				old[i].hand(&entries[i], true)
+			} else {
+				own.copy(&entries[i])
+				old[i].keep(&entries[i])
+			}
 		}
-		if i == n {
-			return
-		}
+		return
 	}
 	refs := slices.Grow(c.spare[:0], n)[:n] // every ref is set below
-	for i, j := 0, 0; i < n; i++ {
+	for i := range entries {
 		e := &entries[i]
-		for j < len(old) && old[j].key < e.Key {
-			j++
-		}
-		if j < len(old) && old[j].key == e.Key {
-			refs[i] = old[j]
-		} else {
+		switch k := src[i]; {
+		case i >= n:
+			own.copy(e)
+		case k >= 0:
+			refs[i] = old[k]
+			refs[i].hand(e, true)
+		default:
+			own.copy(e)
 			refs[i] = memoRef{key: strings.Clone(e.Key)}
+			refs[i].keep(e)
 		}
-		refs[i].attach(e)
 	}
 	clear(old) // what it held is copied or dropped
 	c.refs, c.spare = refs, old[:0]
 	st.kept.Add(int64(n - len(old)))
 }
 
-// attach sets e's memo when r holds e's bytes: r's memo, made by the second snapshot that
-// reads them. Bytes read once are decoded once, as without a memo: a memo would add a clone
-// to their decode. r keeps new bytes as a copy.
-func (r *memoRef) attach(e *backend.Entry) {
-	if !r.same(e) {
-		// The bytes of a ref are never handed out: a new value may reuse them.
-		r.value, r.version, r.memo = append(r.value[:0], e.Value...), e.Version, nil
-		return
+// owner copies the values of a snapshot's entries that need a copy into one allocation, each
+// capped at its end, so that appending to one cannot change another.
+type owner struct{ buf []byte }
+
+// newOwner returns the owner of the values of the entries that src marks -1 (every entry when
+// src is nil).
+func newOwner(entries []backend.Entry, src []int32) owner {
+	size := 0
+	for i := range entries {
+		if src == nil || src[i] < 0 {
+			size += len(entries[i].Value)
+		}
 	}
-	if r.memo == nil {
-		r.memo = new(backend.Memo)
-	}
-	e.Memo = r.memo
+	return owner{make([]byte, 0, size)} // not nil when empty: nor are the values
 }
 
-// same reports whether r holds e's bytes, and records e's version when it does.
-func (r *memoRef) same(e *backend.Entry) bool {
-	if r.version == e.Version && len(r.value) == len(e.Value) {
-		// The scripts never write two values of one version in an epoch; the length check
-		// costs nothing and catches most entries another program rewrote keeping the version.
-		return true
+// copy gives e a copy of its value.
+func (o *owner) copy(e *backend.Entry) {
+	start := len(o.buf)
+	o.buf = append(o.buf, e.Value...)
+	e.Value = o.buf[start:len(o.buf):len(o.buf)]
+}
+
+// hand gives e, whose bytes r holds, r's bytes and memo; with memo, a memo made if r has none.
+// r records e's version.
+func (r *memoRef) hand(e *backend.Entry, memo bool) {
+	if memo && r.memo == nil {
+		r.memo = new(backend.Memo)
 	}
-	if bytes.Equal(r.value, e.Value) { // touched
-		r.version = e.Version
-		return true
-	}
-	return false
+	r.version = e.Version
+	e.Value, e.Memo = r.value, r.memo
+}
+
+// keep makes r hold e's value, which is e's own, read for the first time: no memo, as a value
+// read once is decoded once, and a memo would add a clone to its decode.
+func (r *memoRef) keep(e *backend.Entry) {
+	r.value, r.version, r.memo = e.Value, e.Version, nil
+}
+
+// holds reports whether r holds e's bytes.
+func (r *memoRef) holds(e *backend.Entry) bool {
+	// The scripts never write two values of one version in an epoch; the length check
+	// costs nothing and catches most entries another program rewrote keeping the version.
+	return r.version == e.Version && len(r.value) == len(e.Value) || bytes.Equal(r.value, e.Value)
 }

@@ -156,13 +156,15 @@ func otherSlotTenant(t *testing.T, tenant string) string {
 	return ""
 }
 
-// TestAttachMemosProperties runs random histories of a tenant (upserts of a few values,
-// touches, removes, new epochs) through attachMemos, with snapshots of the whole tenant and of
-// prefixes, and checks after each snapshot that a memo only ever goes with one value's bytes;
-// that an entry whose bytes the last whole snapshot also read gets that snapshot's memo, and
-// one in any case when both snapshots fit in maxKept; and that the store's count is the refs
-// kept, sorted by key, at most maxKept.
-func TestAttachMemosProperties(t *testing.T) {
+// TestKeepValuesProperties runs random histories of a tenant (upserts of a few values,
+// touches, removes, new epochs) through keepValues, with snapshots of the whole tenant and of
+// prefixes whose values are slices of one reply buffer, and checks after each snapshot that
+// no value aliases the reply (scribbled after the call) and every value handed out so far
+// still has its bytes; that a memo only ever goes with one value's bytes; that an entry whose
+// bytes the last whole snapshot also read gets that snapshot's memo, and one in any case when
+// both snapshots fit in maxKept; and that the store's count is the refs kept, sorted by key,
+// at most maxKept.
+func TestKeepValuesProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		st := &store{maxKept: int64(rapid.IntRange(0, 6).Draw(t, "maxKept"))}
 		slot := st.slot("t")
@@ -175,13 +177,18 @@ func TestAttachMemosProperties(t *testing.T) {
 		bytesOf := map[*backend.Memo]string{}
 		lastWhole := map[string]*backend.Entry{}
 		lastFits := true // the last whole snapshot kept every entry's bytes
+		type handed struct {
+			value []byte
+			bytes string
+		}
+		var out []handed // every value handed out, with its bytes
 		keys := []string{"a", "a1", "a2", "b", "b1", "c"}
 		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
 			key := rapid.SampledFrom(keys).Draw(t, "key")
 			switch op := rapid.IntRange(0, 5).Draw(t, "op"); op {
 			case 0, 1: // upsert
 				version++
-				model[key] = value{rapid.SampledFrom([]string{"x", "y", "zz"}).Draw(t, "bytes"), version}
+				model[key] = value{rapid.SampledFrom([]string{"x", "y", "zz", ""}).Draw(t, "bytes"), version}
 			case 2: // touch
 				if v, ok := model[key]; ok {
 					version++
@@ -199,12 +206,33 @@ func TestAttachMemosProperties(t *testing.T) {
 				prefix = rapid.SampledFrom([]string{"a", "a1", "b", "d"}).Draw(t, "of")
 			}
 			var entries []backend.Entry
+			var reply []byte
 			for _, k := range keys { // sorted
 				if v, ok := model[k]; ok && strings.HasPrefix(k, prefix) {
 					entries = append(entries, backend.Entry{Key: k, Value: []byte(v.bytes), Version: v.version, Epoch: epoch})
+					reply = append(reply, v.bytes...)
 				}
 			}
-			st.attachMemos(slot, epoch, entries, prefix == "")
+			for i, off := 0, 0; i < len(entries); i++ { // the values as parseSnapshot makes them
+				end := off + len(entries[i].Value)
+				entries[i].Value, off = reply[off:end:end], end
+			}
+			st.keepValues(slot, epoch, entries, prefix == "")
+			for i := range reply {
+				reply[i] = '#'
+			}
+			for i := range entries {
+				e := &entries[i]
+				if want := model[e.Key].bytes; string(e.Value) != want || e.Value == nil {
+					t.Fatalf("step %d: %s: value %q after the reply was scribbled, want %q", step, e.Key, e.Value, want)
+				}
+				out = append(out, handed{e.Value, string(e.Value)})
+			}
+			for _, h := range out {
+				if string(h.value) != h.bytes {
+					t.Fatalf("step %d: a value handed out as %q is now %q", step, h.bytes, h.value)
+				}
+			}
 			for i := range entries {
 				e := &entries[i]
 				if e.Memo == nil {
@@ -245,20 +273,20 @@ func TestAttachMemosProperties(t *testing.T) {
 	})
 }
 
-// BenchmarkAttachMemos measures attachMemos on a whole snapshot of 10,000 unchanged entries, the
+// BenchmarkKeepValues measures keepValues on a whole snapshot of 10,000 unchanged entries, the
 // cost it adds to every snapshot of the Redis backend.
 //
-//	go test -run '^$' -bench AttachMemos ./runtime/redisstore
-func BenchmarkAttachMemos(b *testing.B) {
+//	go test -run '^$' -bench KeepValues ./runtime/redisstore
+func BenchmarkKeepValues(b *testing.B) {
 	st := &store{maxKept: maxKept}
 	slot := st.slot("t")
 	entries := make([]backend.Entry, 10_000)
 	for i := range entries {
 		entries[i] = backend.Entry{Key: fmt.Sprintf("user-%05d", i), Value: []byte("12345678"), Version: uint64(i + 1)}
 	}
-	st.attachMemos(slot, "e", entries, true)
+	st.keepValues(slot, "e", entries, true)
 	b.ResetTimer()
 	for b.Loop() {
-		st.attachMemos(slot, "e", entries, true)
+		st.keepValues(slot, "e", entries, true)
 	}
 }

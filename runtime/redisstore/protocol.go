@@ -763,9 +763,10 @@ type snapField struct {
 // parseSnapshot decodes a state hash, the bytes of an HGETALL reply as the server sent it (a
 // RESP3 map or a RESP2 array of bulk strings), into a snapshot whose entries are dst extended
 // by the live entries (expiring after now) of the keys with prefix, sorted by key; or
-// errNoMeta. An error reply (WRONGTYPE) is returned as a [redis.Error]. The result holds no part of reply: the keys share one
-// string, and the values one allocation, each slice capped at its own end, so that appending
-// to one cannot change another. Reading the reply's bytes rather than a map of strings saves
+// errNoMeta. An error reply (WRONGTYPE) is returned as a [redis.Error]. The keys share one
+// string; the values are slices of reply, each capped at its own end, so that appending to one
+// cannot change another or reply, and the caller gives them storage of their own (see
+// keepValues) before it reuses reply. Reading the reply's bytes rather than a map of strings saves
 // a string per field and a map insert per entry; each stored entry is decoded as the reply is
 // read, in its order, and only the live ones are sorted.
 func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
@@ -777,7 +778,7 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 	var epoch, seqText []byte
 	hasEpoch := false
 	fields := make([]snapField, 0, n)
-	keyBytes, valueBytes := 0, 0
+	keyBytes := 0
 	var bad *snapField // the first malformed stored entry
 	for range n {
 		name, nameEnd, ok1 := r.bulk()
@@ -798,7 +799,6 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 			} else if ok && head[3] > now {
 				fields = append(fields, snapField{name + len(entryPrefix), nameEnd, value + skip, valueEnd, head})
 				keyBytes += len(key)
-				valueBytes += valueEnd - value - skip
 			}
 		case string(f) == metaEpoch:
 			epoch, hasEpoch = reply[value:valueEnd], true
@@ -826,16 +826,11 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 		_, _, err := parseHead(string(reply[bad.key:bad.keyEnd]), reply[bad.value:bad.valueEnd])
 		return backend.Snapshot{}, err
 	}
-	// The keys and the values, copied in the reply's order, which reads it in order.
+	// The keys, copied in the reply's order, which reads it in order.
 	var b strings.Builder
 	b.Grow(keyBytes)
-	values := make([]byte, 0, valueBytes)
 	for i := range fields {
-		f := &fields[i]
-		b.Write(reply[f.key:f.keyEnd])
-		start := len(values)
-		values = append(values, reply[f.value:f.valueEnd]...)
-		f.value, f.valueEnd = start, len(values) // now in values
+		b.Write(reply[fields[i].key:fields[i].keyEnd])
 	}
 	all, keys := b.String(), make([]string, len(fields))
 	for i, off := 0, 0; i < len(fields); i++ {
@@ -851,7 +846,7 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 	for j, i := range byteOrder(keys) {
 		f := &fields[i]
 		snap.Entries[n0+j] = backend.Entry{
-			Key: keys[i], Value: values[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
+			Key: keys[i], Value: reply[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
 			CreatedAt: f.head[1], UpdatedAt: f.head[2], ExpiresAt: f.head[3],
 		}
 	}
