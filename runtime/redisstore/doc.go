@@ -125,21 +125,25 @@
 //
 // # Readers
 //
-// Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so
-// a subscription's start is fixed when Subscribe returns. The read is lua/open.lua, which
-// stands alone as the write script does; one with no other of its node in flight is sent at
-// once, and those that arrive while one is in flight wait and go together, whatever their
-// tenants, up to 64 script calls in one pipeline (the server still runs one script per
-// subscription, in its tenant's slot; in a cluster, the pipelines are by master, as the
-// writes' are). A Subscribe without a cursor in a tenant whose pump is live needs no
-// read: a pump that has seen the tenant's head in Redis (a check found it there, or it read
-// up to it) since it was made and since the pub/sub connection was last lost, with no failure
-// or junk pending. The start is then the pump's head or the last version a write of this
-// Backend returned, whichever is later, so every write of this process that returned before
-// Subscribe was called is behind it; a write of another process that the pump has not heard
-// of yet may be delivered although it returned before (and a tenant made anew by another
-// process comes as an overflow). When this Backend's writes are of another epoch than the
-// pump's, or of several, Subscribe reads.
+// Subscribe reads the tenant's epoch and version (creating the tenant's meta when absent), so a
+// subscription's start is fixed when Subscribe returns. The read is lua/open.lua, which stands
+// alone as the write script does; one with no other of its node in flight is sent at once, and
+// those that arrive while one is in flight wait and go together, whatever their tenants, up to
+// 64 in one pipeline, with one script call per tenant whose result the tenant's subscriptions
+// share (each was asked for before the call was sent, so it is as fresh as one of its own; in a
+// cluster, the pipelines are by master, as the writes' are). A Subscribe without a cursor in a
+// tenant whose pump is live needs no read: a pump that has seen the tenant's head in Redis (a
+// check found it there, or it read up to it) since it was made and since the pub/sub connection
+// was last lost, with no failure or junk pending. The start is then the pump's head or the last
+// version a write of this Backend returned, whichever is later, so every write of this process
+// that returned before Subscribe was called is behind it; a write of another process that the
+// pump has not heard of yet may be delivered although it returned before (and a tenant made
+// anew by another process comes as an overflow). When this Backend's writes are of another
+// epoch than the pump's, or of several, Subscribe reads. A Subscribe after a cursor needs no
+// read either when the pump is live and the cursor is of its epoch and not beyond that start (a
+// reader after a snapshot); a cursor of another epoch, or beyond, is read, and a reader that
+// finds a new epoch so nudges the pump (its readers get their overflow then, not at the next
+// poll).
 //
 // All subscriptions of one tenant in a Backend share one pump, which reads the tenant's events
 // (see below) and appends them to the tenant's shared log (a [backend.Log] of the latest

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +82,161 @@ func testOpenLive(t *testing.T, f fixture) {
 	}
 	if n := opens.n.Load(); n != 0 {
 		t.Errorf("%d reads for 200 subscriptions of a live tenant, want 0", n)
+	}
+}
+
+func TestOpenLiveAfterMiniredis(t *testing.T) { testOpenLiveAfter(t, newMini(t, WithReaderBuffer(4))) }
+func TestOpenLiveAfterRedis(t *testing.T)     { testOpenLiveAfter(t, newReal(t, WithReaderBuffer(4))) }
+
+// testOpenLiveAfter checks that a subscription after a cursor of a tenant whose pump is live
+// is made without a read when the pump knows the cursor's version (a snapshot's, or an older
+// one), and gets every event after it, those written between the snapshot and the call first,
+// and from Redis those the pump's log (4 events) no longer holds; and that a cursor beyond
+// what the pump knows, or of another epoch, is read, and refused or overflowed as before.
+func testOpenLiveAfter(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	subscribe(t, st, "room", nil)
+	livePump(t, f.b, st, "room")
+	var opens openCounter
+	f.client.AddHook(&opens)
+	first := upsert(t, st, "room", "k", "v0", time.Hour)
+	for i := range 50 {
+		snap, err := st.Snapshot(ctx, "room", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		between := upsert(t, st, "room", "k", "between", time.Hour)
+		sub := subscribe(t, st, "room", &snap.Cursor)
+		if start := sub.Start(); start != snap.Cursor {
+			t.Fatalf("open %d: starts at %v, want the snapshot's %v", i, start, snap.Cursor)
+		}
+		if ev := next(t, sub); ev.Version != between.Version || string(ev.Value) != "between" {
+			t.Fatalf("open %d: first event %+v, want the upsert after the snapshot, version %d", i, ev, between.Version)
+		}
+		sub.Close()
+	}
+	// An older cursor: the events after it, the first ones read from Redis.
+	old := backend.Cursor{Epoch: first.Epoch, Seq: first.Version}
+	sub := subscribe(t, st, "room", &old)
+	for v := first.Version + 1; v <= first.Version+10; v++ {
+		if ev := next(t, sub); ev.Version != v {
+			t.Fatalf("after %v: event of version %d, want %d", old, ev.Version, v)
+		}
+	}
+	sub.Close()
+	if n := opens.n.Load(); n != 0 {
+		t.Errorf("%d reads for 51 subscriptions after cursors the live pump knows, want 0", n)
+	}
+
+	last := upsert(t, st, "room", "k", "last", time.Hour)
+	ahead := backend.Cursor{Epoch: last.Epoch, Seq: last.Version + 5}
+	if _, err := st.Subscribe(ctx, "room", backend.SubscribeRequest{After: &ahead}); !errors.Is(err, backend.ErrInvalidCursor) {
+		t.Errorf("subscribe after %v, beyond the head %d: %v, want ErrInvalidCursor", ahead, last.Version, err)
+	}
+	other := backend.Cursor{Epoch: backend.NewEpoch(time.Unix(1, 0)), Seq: 1}
+	sub = subscribe(t, st, "room", &other)
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.After != other {
+		t.Errorf("after a cursor of another epoch: first event %+v, want an overflow after %v", ev, other)
+	}
+	sub.Close()
+	if n := opens.n.Load(); n != 2 {
+		t.Errorf("%d reads for a cursor ahead of the head and one of another epoch, want 2", n)
+	}
+}
+
+// holdOpens blocks the first open.lua call of a client until released, and counts them all.
+type holdOpens struct {
+	openCounter
+	held    chan struct{} // closed when the first call is held
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (h *holdOpens) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if scriptOf(cmd.Args()) == openScript && h.once.CompareAndSwap(false, true) {
+			close(h.held)
+			<-h.release
+		}
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func TestOpenBurstMiniredis(t *testing.T) { testOpenBurst(t, newMini(t)) }
+func TestOpenBurstRedis(t *testing.T)     { testOpenBurst(t, newReal(t)) }
+
+// testOpenBurst checks that the subscriptions that wait for an open in flight share one read
+// per tenant when their batch goes, and that each starts after every write that returned
+// before it was asked for, and gets every event after that.
+func testOpenBurst(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	subscribe(t, st, "warm", nil).Close() // the script loaded: each read below is one call
+	h := &holdOpens{held: make(chan struct{}), release: make(chan struct{})}
+	f.client.AddHook(h)
+	first := make(chan error, 1)
+	go func() {
+		sub, err := st.Subscribe(ctx, "first", backend.SubscribeRequest{})
+		if err == nil {
+			t.Cleanup(func() { sub.Close() })
+		}
+		first <- err
+	}()
+	<-h.held
+	before := map[string]backend.Entry{
+		"room":  upsert(t, st, "room", "k", "v1", time.Hour),
+		"other": upsert(t, st, "other", "k", "v1", time.Hour),
+	}
+	tenants := []string{"room", "other", "room", "room"}
+	const n = maxOpenBatch - 1 // one batch
+	subs := make([]backend.Subscription, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			subs[i], err = st.Subscribe(ctx, tenants[i%len(tenants)], backend.SubscribeRequest{})
+			errs <- err
+		}()
+	}
+	node := f.b.node(ctx, st.keys("room")[0])
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
+		f.b.opens.mu.Lock()
+		waiting := len(f.b.opens.queues[node].calls)
+		f.b.opens.mu.Unlock()
+		if waiting == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions wait for the open in flight, want %d", waiting, n)
+		}
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.n.Load(); got != 3 {
+		t.Errorf("%d reads for one open and a batch of %d of two tenants, want 3", got, n)
+	}
+	after := map[string]backend.Entry{
+		"room":  upsert(t, st, "room", "k", "v2", time.Hour),
+		"other": upsert(t, st, "other", "k", "v2", time.Hour),
+	}
+	for i, sub := range subs {
+		ten := tenants[i%len(tenants)]
+		if start := sub.Start(); start.Epoch != before[ten].Epoch || start.Seq < before[ten].Version {
+			t.Fatalf("%s: starts at %v, before the upsert of version %d that returned", ten, start, before[ten].Version)
+		}
+		if ev := next(t, sub); ev.Version != after[ten].Version || string(ev.Value) != "v2" {
+			t.Fatalf("%s: first event %+v, want the upsert after the opens, version %d", ten, ev, after[ten].Version)
+		}
+		sub.Close()
 	}
 }
 

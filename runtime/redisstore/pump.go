@@ -105,17 +105,17 @@ const mixedEpochs = "-"
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
 // tenant's meta when absent), so the subscription's start is fixed when it returns, and joins
 // the tenant's pump, starting it (and subscribing its notices) if this is the tenant's first
-// subscription in the backend. Without req.After, a tenant whose pump is live (see
-// attachLive) needs no read: the subscription starts at the pump's head, or at the last
-// version a write of this backend returned if that is later.
+// subscription in the backend. A tenant whose pump is live (see attachLive) needs no read:
+// without req.After, the subscription starts at the pump's head, or at the last version a
+// write of this backend returned if that is later; with one of the pump's epoch that is not
+// after that version, at req.After (a reader after a snapshot, most often). Only a cursor
+// beyond what the pump knows, or of another epoch, is checked against the tenant in Redis.
 func (st *store) Subscribe(ctx context.Context, tenant string, req backend.SubscribeRequest) (backend.Subscription, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err
 	}
-	if req.After == nil {
-		if sub := st.attachLive(tenant, req.Prefix); sub != nil {
-			return sub, nil
-		}
+	if sub := st.attachLive(tenant, req.Prefix, req.After); sub != nil {
+		return sub, nil
 	}
 	keys := st.keys(tenant)
 	r, err := st.b.openRead(ctx, keys, st.limits)
@@ -191,9 +191,10 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 // head), with no failure or junk pending, of the epoch of the writes of this backend. It starts
 // at the pump's head or at the last version a write of this backend returned, whichever is
 // later: every write that returned before is behind it. (A write whose version the pump missed,
-// made before the pump was, was in Redis when the pump saw the head.) It returns nil otherwise:
-// Subscribe reads.
-func (st *store) attachLive(tenant, prefix string) *subscription {
+// made before the pump was, was in Redis when the pump saw the head.) With after, it starts at
+// after when that is of the pump's epoch and not beyond that start: a version the tenant had
+// in Redis, so a valid cursor. It returns nil otherwise: Subscribe reads.
+func (st *store) attachLive(tenant, prefix string, after *backend.Cursor) *subscription {
 	b := st.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -206,7 +207,14 @@ func (st *store) attachLive(tenant, prefix string) *subscription {
 	if p.settled == 0 || p.settled != p.losses()+1 || p.wEpoch != "" && p.wEpoch != p.epoch {
 		return nil
 	}
-	sub := b.newSubscription(prefix, backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)})
+	start := backend.Cursor{Epoch: p.epoch, Seq: max(p.head, p.wSeq)}
+	if after != nil {
+		if after.Epoch != start.Epoch || after.Seq > start.Seq {
+			return nil
+		}
+		start = *after
+	}
+	sub := b.newSubscription(prefix, start)
 	p.join(sub, true)
 	return sub
 }

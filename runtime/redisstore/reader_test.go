@@ -287,7 +287,9 @@ func TestTransientErrorRedis(t *testing.T) {
 }
 
 // A reader that finds a new epoch in Redis before its pump does nudges the pump, so the other
-// readers learn of the reset without waiting for the max block time.
+// readers learn of the reset without waiting for the poll: here the reader after a snapshot
+// taken after the tenant's keys were deleted (the snapshot made the new epoch; the pump, live,
+// would take a cursor of its own epoch without a read).
 func TestResetNudgesPumpMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Minute))
 	ctx := context.Background()
@@ -295,13 +297,26 @@ func TestResetNudgesPumpMiniredis(t *testing.T) {
 	upsert(t, st, ten, "k", "v", time.Hour)
 	live := subscribe(t, st, ten, nil)
 	old := live.Start()
+	livePump(t, f.b, st, ten)
 	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil {
 		t.Fatal(err)
 	}
+	snap, err := st.Snapshot(ctx, ten, "")
+	if err != nil || snap.Cursor.Epoch == old.Epoch {
+		t.Fatalf("snapshot after the reset: %v, %v; want a new epoch", snap.Cursor, err)
+	}
+	fresh := subscribe(t, st, ten, &snap.Cursor)
+	if ev := next(t, live); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch != snap.Cursor.Epoch {
+		t.Fatalf("after reset: %+v, want an overflow into the new epoch %s", ev, snap.Cursor.Epoch)
+	}
 	late := subscribe(t, st, ten, &old)
-	for _, sub := range []backend.Subscription{late, live} {
-		if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch == old.Epoch {
-			t.Fatalf("after reset: %+v, want an overflow into the new epoch", ev)
+	if ev := next(t, late); ev.Kind != backend.EventOverflow || ev.After != old || ev.FirstAvailable.Epoch != snap.Cursor.Epoch {
+		t.Fatalf("after the old cursor: %+v, want an overflow into the new epoch %s", ev, snap.Cursor.Epoch)
+	}
+	e := upsert(t, st, ten, "k", "new", time.Hour)
+	for _, sub := range []backend.Subscription{fresh, live, late} {
+		if ev := next(t, sub); ev.Version != e.Version || ev.Epoch != e.Epoch {
+			t.Fatalf("after the reset: %+v, want the upsert of %s version %d", ev, e.Epoch, e.Version)
 		}
 	}
 }
