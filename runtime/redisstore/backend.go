@@ -334,7 +334,7 @@ func (st *store) AppendSnapshot(ctx context.Context, tenant, prefix string, dst 
 		failed := err != nil // the transaction
 		if !failed {
 			st.snapSize.Store(int64(len(buf.b)))
-			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix, dst)
+			snap, err = parseSnapshot(buf.b, now.Val().UnixMilli(), prefix, dst, &buf.sc)
 			_, failed = err.(replyError) // HGETALL's error reply: WRONGTYPE
 			if err == nil {
 				st.keepValues(slot, snap.Cursor.Epoch, snap.Entries[len(dst):], prefix == "")

@@ -769,15 +769,20 @@ type snapField struct {
 // keepValues) before it reuses reply. Reading the reply's bytes rather than a map of strings saves
 // a string per field and a map insert per entry; each stored entry is decoded as the reply is
 // read, in its order, and only the live ones are sorted.
-func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) (backend.Snapshot, error) {
+// The slices it works in are sc's (nil: new ones), kept for the next call.
+func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, sc *snapScratch) (backend.Snapshot, error) {
 	r := respReader{b: reply}
 	n, err := r.mapLen()
 	if err != nil {
 		return backend.Snapshot{}, err
 	}
+	if sc == nil {
+		sc = new(snapScratch)
+	}
 	var epoch, seqText []byte
 	hasEpoch := false
-	fields := make([]snapField, 0, n)
+	fields := slices.Grow(sc.fields[:0], n)
+	defer func() { sc.fields = fields[:0] }()
 	keyBytes := 0
 	var bad *snapField // the first malformed stored entry
 	for range n {
@@ -832,7 +837,8 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 	for i := range fields {
 		b.Write(reply[fields[i].key:fields[i].keyEnd])
 	}
-	all, keys := b.String(), make([]string, len(fields))
+	all, keys := b.String(), slices.Grow(sc.keys[:0], len(fields))[:len(fields)]
+	defer func() { clear(keys); sc.keys = keys[:0] }() // nothing kept pins the keys
 	for i, off := 0, 0; i < len(fields); i++ {
 		end := off + fields[i].keyEnd - fields[i].key
 		keys[i], off = all[off:end], end
@@ -843,7 +849,8 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry) 
 	}
 	n0 := len(dst)
 	snap := backend.Snapshot{Entries: slices.Grow(dst, len(keys))[:n0+len(keys)], Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
-	for j, i := range byteOrder(keys) {
+	sc.order = byteOrder(keys, sc.order)
+	for j, i := range sc.order {
 		f := &fields[i]
 		snap.Entries[n0+j] = backend.Entry{
 			Key: keys[i], Value: reply[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
@@ -925,7 +932,7 @@ func (r *respReader) length(kind byte) (int, bool) {
 // with the bytes after the prefix all keys share, as many as fit beside it in a uint64, sorts
 // the integers (a radix sort of those bytes), and compares whole keys only among those with
 // equal bytes: sorting 10,000 keys takes a fraction of comparing strings throughout.
-func byteOrder(keys []string) []uint64 {
+func byteOrder(keys []string, dst []uint64) []uint64 {
 	common := 0
 	if len(keys) > 0 {
 		common = len(keys[0])
@@ -938,7 +945,7 @@ func byteOrder(keys []string) []uint64 {
 	}
 	shift := bits.Len(uint(len(keys))) // the low bits hold the index
 	n := (64 - shift) / 8              // bytes of the key above them
-	order := make([]uint64, len(keys))
+	order := slices.Grow(dst[:0], len(keys))[:len(keys)]
 	for i, k := range keys {
 		var b [8]byte
 		copy(b[:n], k[common:])
@@ -1096,7 +1103,18 @@ func parseEntries(raw []any) ([]backend.Event, error) {
 
 // replyBuffer holds the bytes of one reply as a [redis.RawWriteToCmd] writes them: the
 // header line of each value, its CRLF, and a bulk string's bytes with ReadFrom.
-type replyBuffer struct{ b []byte }
+type replyBuffer struct {
+	b  []byte
+	sc snapScratch // parseSnapshot's, for the reply in b
+}
+
+// snapScratch is the working memory of parseSnapshot, kept for the next snapshot with the
+// reply buffer: the live fields, their keys and their order.
+type snapScratch struct {
+	fields []snapField
+	keys   []string
+	order  []uint64
+}
 
 // Write appends p. A line that starts a reply, rather than a bulk string within it, starts
 // the buffer again: go-redis reads the reply again when it retries the command.
@@ -1133,7 +1151,8 @@ func (w *replyBuffer) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // replyBuffers holds reply buffers for reuse: a snapshot's reply is read into one and parsed
-// into values of their own, and the buffer is reused by the next snapshot, without growing.
+// into values of their own, and the buffer is reused by the next snapshot, without growing,
+// with parseSnapshot's working memory.
 var replyBuffers = sync.Pool{New: func() any { return new(replyBuffer) }}
 
 // maxPooledReply is the capacity beyond which a reply buffer is not reused.
@@ -1141,9 +1160,15 @@ const maxPooledReply = 16 << 20
 
 func getReplyBuffer() *replyBuffer { return replyBuffers.Get().(*replyBuffer) }
 
+// maxPooledFields is the most fields of a snapshot whose working memory is reused.
+const maxPooledFields = 1 << 17
+
 func putReplyBuffer(w *replyBuffer) {
 	if cap(w.b) <= maxPooledReply {
 		w.b = w.b[:0]
+		if cap(w.sc.fields) > maxPooledFields {
+			w.sc = snapScratch{}
+		}
 		replyBuffers.Put(w)
 	}
 }

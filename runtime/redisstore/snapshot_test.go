@@ -45,7 +45,7 @@ func TestParseSnapshot(t *testing.T) {
 	var snap backend.Snapshot
 	for _, resp3 := range []bool{false, true} {
 		var err error
-		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/", nil)
+		snap, err = parseSnapshot(hgetallReply(state, resp3), 1000, "a/", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|+3|4|v"},
 		{"#epoch": epoch, "#seq": "1", "kk": "1|2|3|99999999999999999999|v"},
 	} {
-		if snap, err := parseSnapshot(hgetallReply(state, true), 0, "", nil); err == nil {
+		if snap, err := parseSnapshot(hgetallReply(state, true), 0, "", nil, nil); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", state, snap)
 		}
 	}
@@ -91,12 +91,12 @@ func TestParseSnapshotMalformed(t *testing.T) {
 		good[:len(good)-1],                     // cut short
 		"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
 	} {
-		if snap, err := parseSnapshot([]byte(reply), 0, "", nil); err == nil {
+		if snap, err := parseSnapshot([]byte(reply), 0, "", nil, nil); err == nil {
 			t.Errorf("parseSnapshot(%q) = %+v, want an error", reply, snap)
 		}
 	}
 	// An error reply is a redis.Error, for scriptError.
-	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "", nil)
+	_, err := parseSnapshot([]byte("-WRONGTYPE Operation against a key\r\n"), 0, "", nil, nil)
 	if re, ok := err.(redis.Error); !ok || re.Error() != "WRONGTYPE Operation against a key" {
 		t.Errorf("error reply: %v (%T), want a redis.Error", err, err)
 	}
@@ -116,13 +116,29 @@ func hgetallReply(state map[string]string, resp3 bool) []byte {
 }
 
 // FuzzParseSnapshot feeds parseSnapshot replies of any bytes: never a panic, and what parses
-// is sorted and live.
+// is sorted and live; and the same again with working memory a parse of another reply used
+// (a store reuses it), and after it, that reply's parse as with memory of its own.
 func FuzzParseSnapshot(f *testing.F) {
 	epoch := backend.NewEpoch(time.Now())
 	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "#seq": "3", "ka": "1|2|3|4|v", "kb": "2|2|3|9|w"}, true), "")
 	f.Add(hgetallReply(map[string]string{"#epoch": epoch, "ka": "1|2|3|4|", "k": "2|2|3|9|w"}, false), "a")
+	other := hgetallReply(map[string]string{"#epoch": epoch, "#seq": "9", "kb": "1|2|3|9|x", "ka/1": "2|2|3|9|", "kz": "3|2|3|9|zz"}, true)
+	want, err := parseSnapshot(other, 5, "", nil, nil)
+	if err != nil || len(want.Entries) != 3 {
+		f.Fatalf("the other reply: %+v, %v", want, err)
+	}
 	f.Fuzz(func(t *testing.T, reply []byte, prefix string) {
-		snap, err := parseSnapshot(reply, 5, prefix, nil)
+		var sc snapScratch
+		if _, err := parseSnapshot(other, 5, "", nil, &sc); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := parseSnapshot(reply, 5, prefix, nil, &sc)
+		if fresh, ferr := parseSnapshot(reply, 5, prefix, nil, nil); !cmp.Equal(snap, fresh) || (err == nil) != (ferr == nil) {
+			t.Fatalf("parseSnapshot(%q, %q) with memory reused = %+v, %v; with its own %+v, %v", reply, prefix, snap, err, fresh, ferr)
+		}
+		if again, err := parseSnapshot(other, 5, "", nil, &sc); err != nil || !cmp.Equal(again, want) {
+			t.Fatalf("the other reply after %q: %+v, %v; want %+v", reply, again, err, want)
+		}
 		if err != nil {
 			return
 		}
@@ -153,8 +169,9 @@ func BenchmarkParseSnapshot10k(b *testing.B) {
 	})
 	reply := hgetallReply(state, true)
 	b.Run("parse", func(b *testing.B) {
+		var sc snapScratch // as a store reuses it
 		for b.Loop() {
-			snap, err := parseSnapshot(reply, 1700000000000, "", nil)
+			snap, err := parseSnapshot(reply, 1700000000000, "", nil, &sc)
 			if err != nil || len(snap.Entries) != 10_000 {
 				b.Fatalf("%d entries, %v", len(snap.Entries), err)
 			}
@@ -176,7 +193,7 @@ func TestByteOrder(t *testing.T) {
 			keys[i] = string(b)
 		}
 		got := make([]string, 0, len(keys))
-		for _, i := range byteOrder(keys) {
+		for _, i := range byteOrder(keys, nil) {
 			got = append(got, keys[i])
 		}
 		want := slices.Sorted(slices.Values(keys))
