@@ -112,8 +112,8 @@
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
 // transaction, as atomic as a script but without copying 10,000 entries through Lua. The
-// client reads HGETALL's reply as its bytes, into a buffer it reuses, and decodes the live
-// entries from it in one pass, without a string per field or a map; they are sorted in Go,
+// client reads HGETALL's reply as its bytes, into a buffer it reuses with the slices it decodes
+// the live entries in, in one pass, without a string per field or a map; they are sorted in Go,
 // in byte order (Lua compares strings by locale), as integers that pack each entry's index
 // with the first bytes where the keys differ (a radix sort). A tenant without meta gets one
 // from a script first. The store keeps the bytes of each value its snapshots read, for up to
