@@ -111,15 +111,17 @@
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
-// transaction, as atomic as a script but without copying 10,000 entries through Lua. The
-// client reads HGETALL's reply as its bytes, into a buffer it reuses with the slices it decodes
-// the live entries in, in one pass, without a string per field or a map; they are sorted in Go,
-// in byte order (Lua compares strings by locale), as integers that pack each entry's index
-// with the first bytes where the keys differ (a radix sort). A tenant without meta gets one
-// from a script first. The store keeps the bytes of each value its snapshots read, for up to
-// 65,536 values over its tenants: a later snapshot that reads the same bytes for a key hands
-// out the bytes kept, read-only as on memstore, and copies only the values that changed (in
-// one allocation); from the second such read it also hands out a memo (see
+// transaction, as atomic as a script but without copying 10,000 entries through Lua. The client
+// reads HGETALL's reply as its bytes, into a buffer it reuses with the slices it decodes the
+// live entries in, in one pass, without a string per field or a map; they are sorted in Go, in
+// byte order (Lua compares strings by locale), as integers that pack each entry's index with
+// the first bytes where the keys differ (a radix sort). A tenant without meta gets one from a
+// script first. Concurrent snapshots of one tenant and prefix share reads: one that finds
+// another in flight waits for it, and then shares the next read with every other that waited,
+// each with entries of its own. The store keeps the bytes of each value its snapshots read, for
+// up to 65,536 values over its tenants: a later snapshot that reads the same bytes for a key
+// hands out the bytes kept, read-only as on memstore, and copies only the values that changed
+// (in one allocation); from the second such read it also hands out a memo (see
 // [backend.Entry.Memo]): the typed layer then clones the value it decoded instead of decoding
 // it again.
 //

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,6 +303,116 @@ func TestParseNumbers(t *testing.T) {
 		gotB, skipB, gotBOK := parseNumbers([]byte(s))
 		if gotOK != ok || ok && (got != want || s[skip:] != rest) || gotB != got || skipB != skip || gotBOK != gotOK {
 			t.Fatalf("parseNumbers(%q) = %v, %d, %v; strconv gives %v, %q, %v", s, got, skip, gotOK, want, rest, ok)
+		}
+	}
+}
+
+// holdSnapshots blocks the first snapshot's transaction of a client until released, and counts
+// the HGETALLs sent, by key.
+type holdSnapshots struct {
+	mu      sync.Mutex
+	n       map[string]int
+	held    chan struct{} // closed when the first is held
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (h *holdSnapshots) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdSnapshots) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *holdSnapshots) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		hgetall := false
+		for _, cmd := range cmds {
+			if cmd.Name() == "hgetall" {
+				hgetall = true
+				h.mu.Lock()
+				h.n[fmt.Sprint(cmd.Args()[1])]++
+				h.mu.Unlock()
+			}
+		}
+		if hgetall && h.once.CompareAndSwap(false, true) {
+			close(h.held)
+			<-h.release
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func TestSnapshotBurstMiniredis(t *testing.T) { testSnapshotBurst(t, newMini(t)) }
+func TestSnapshotBurstRedis(t *testing.T)     { testSnapshotBurst(t, newReal(t)) }
+
+// testSnapshotBurst checks that the snapshots of one tenant that wait for one in flight share
+// one read, made after they were asked for: each holds every write that returned before, in
+// entries of its own; and that those of another tenant or prefix do not wait for it.
+func testSnapshotBurst(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	upsert(t, st, "room", "a/1", "v1", time.Hour)
+	upsert(t, st, "other", "k", "v1", time.Hour)
+	h := &holdSnapshots{n: map[string]int{}, held: make(chan struct{}), release: make(chan struct{})}
+	f.client.AddHook(h)
+	first := make(chan error, 1)
+	go func() {
+		_, err := st.Snapshot(ctx, "room", "")
+		first <- err
+	}()
+	<-h.held
+	// Another tenant, and a prefix of the same one, are read meanwhile.
+	if snap, err := st.Snapshot(ctx, "other", ""); err != nil || len(snap.Entries) != 1 {
+		t.Fatalf("snapshot of another tenant while one is in flight: %+v, %v", snap, err)
+	}
+	if snap, err := st.Snapshot(ctx, "room", "a/"); err != nil || len(snap.Entries) != 1 {
+		t.Fatalf("snapshot of a prefix while the whole tenant's is in flight: %+v, %v", snap, err)
+	}
+	// Written after the first snapshot was asked for, before the others are.
+	e := upsert(t, st, "room", "b", "v2", time.Hour)
+	const n = 40
+	snaps := make([]backend.Snapshot, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			snaps[i], err = st.Snapshot(ctx, "room", "")
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
+		st.snaps.mu.Lock()
+		waiting := 0
+		if q := st.snaps.queues[snapKey{"room", ""}]; q != nil {
+			waiting = len(q.calls)
+		}
+		st.snaps.mu.Unlock()
+		if waiting == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots wait for the one in flight, want %d", waiting, n)
+		}
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.n[st.keys("room")[keyState]]; got != 3 {
+		t.Errorf("%d reads of the tenant for one snapshot, one of a prefix and %d that waited, want 3", got, n)
+	}
+	for i, snap := range snaps {
+		if len(snap.Entries) != 2 || snap.Entries[1].Key != "b" || snap.Entries[1].Version != e.Version || snap.Cursor.Seq < e.Version {
+			t.Fatalf("snapshot %d: %+v, want both entries, b at version %d", i, snap, e.Version)
+		}
+	}
+	snaps[0].Entries[0].Key = "scribbled"
+	for _, snap := range snaps[1:] {
+		if snap.Entries[0].Key != "a/1" {
+			t.Fatalf("a snapshot's entries changed with another's: %+v", snap.Entries[0])
 		}
 	}
 }
