@@ -227,11 +227,12 @@
 // opens, it waits for the pipeline in flight). At most 8 pump calls of a Backend are in flight at
 // once, so a burst of notices never takes the whole pool from writes and new readers.
 //
-// Size PoolSize for the commands in flight at once: the writes take at most four connections
-// per node (see above), whatever the number of tenants written at once; then Gets and
-// Snapshots, plus the pumps' reads, which come in bursts when many tenants are written at
-// once. go-redis's default (10 per CPU) suits most processes; with hundreds of Gets and
-// Snapshots at once, more connections cut the wait for one (PoolTimeout bounds it).
+// Size PoolSize for the commands in flight at once: the writes take at most four connections per
+// node (see above), whatever the number of tenants written at once; then Gets and Snapshots, plus
+// the pumps' reads, which come in bursts when many tenants are written at once (the Snapshots of
+// one tenant and prefix share reads: one connection at a time for each). go-redis's default (10
+// per CPU) suits most processes; with hundreds of Gets and Snapshots of different tenants at
+// once, more connections cut the wait for one (PoolTimeout bounds it).
 //
 // Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
 // per call, and one over many tenants' streams must be remade for every tenant that gains or
