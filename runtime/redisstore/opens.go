@@ -32,17 +32,16 @@ type (
 // per tenant of the batch, whose result its opens share. Under a burst of opens, the round
 // trip and the system calls on both sides are shared by the batch, and the server runs one
 // script per tenant, in its hash slot: when the presence example's 5,000 pages of one room
-// open their streams at once, 135–295 scripts instead of 5,000, and a page's stream open →
-// state p50 199–239 ms instead of 441–506 (docs/PERFORMANCE.md). In a cluster, a slow master
-// holds up only the opens of its own slots.
+// open their streams at once, the run made 135–295 script calls (its writes too) instead of
+// 5,708–5,796, and a page's stream open → state p50 was 199–239 ms instead of 441–506
+// (docs/PERFORMANCE.md). In a cluster, a slow master holds up only the opens of its own slots.
 func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 	return batcher[*redis.Client, openReq, openRes]{
 		max:   maxOpenBatch,
 		depth: 1,
 		keep:  true,
 		one: func(ctx context.Context, _ *redis.Client, req openReq) openRes {
-			r, err := runOpen(ctx, b.scripts, req.keys, req.l)
-			return openRes{r, err}
+			return openResult(b.scripts.runCmd(ctx, openScript, openCmd(req.keys, req.l)))
 		},
 		batch: func(_ *redis.Client, calls []*openCall) {
 			ctx, done := batchContext(calls)
@@ -63,11 +62,7 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 			}
 			res := make([]openRes, len(cmds))
 			for i, cmd := range b.scripts.pipeline(ctx, openScript, cmds, newScriptCmd) {
-				if r, err := cmd.(*redis.Cmd).Slice(); err != nil {
-					res[i].err = scriptError(err)
-				} else {
-					res[i].r, res[i].err = decodeOpen(r)
-				}
+				res[i] = openResult(cmd.(*redis.Cmd))
 			}
 			for i, c := range calls {
 				c.res = res[read[i]]
@@ -88,13 +83,14 @@ func (b *Backend) openRead(ctx context.Context, keys []string, l backend.Limits)
 	return res.r, res.err
 }
 
-// runOpen runs open.lua on the tenant whose keys are keys.
-func runOpen(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (readResult, error) {
-	res, err := sc.runCmd(ctx, openScript, openCmd(keys, l)).Slice()
+// openResult is the result of cmd, a call of open.lua that was run.
+func openResult(cmd *redis.Cmd) openRes {
+	res, err := cmd.Slice()
 	if err != nil {
-		return readResult{}, scriptError(err)
+		return openRes{err: scriptError(err)}
 	}
-	return decodeOpen(res)
+	r, err := decodeOpen(res)
+	return openRes{r, err}
 }
 
 // openCmd returns the command of a call of open.lua on the tenant whose keys are keys (see
