@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +163,73 @@ func (b *Backend) pumpCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.pumps)
+}
+
+// cmdHook is a client hook that counts the commands match selects, alone or in pipelines; one
+// made by holdFirst also holds the first of them (with the rest of its pipeline) until release
+// is closed.
+type cmdHook struct {
+	match   func(redis.Cmder) bool
+	n       atomic.Int64
+	held    chan struct{} // closed when the first is held; nil: nothing is held
+	release chan struct{}
+	once    atomic.Bool
+}
+
+// countCmds returns a hook that counts the commands match selects.
+func countCmds(match func(redis.Cmder) bool) *cmdHook { return &cmdHook{match: match} }
+
+// holdFirst returns a hook that counts the commands match selects and holds the first of them.
+func holdFirst(match func(redis.Cmder) bool) *cmdHook {
+	return &cmdHook{match: match, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+// see counts the commands of a call or a pipeline, and holds the first that matches.
+func (h *cmdHook) see(cmds ...redis.Cmder) {
+	matched := false
+	for _, cmd := range cmds {
+		if h.match(cmd) {
+			h.n.Add(1)
+			matched = true
+		}
+	}
+	if matched && h.held != nil && h.once.CompareAndSwap(false, true) {
+		close(h.held)
+		<-h.release
+	}
+}
+
+func (h *cmdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cmdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.see(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *cmdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.see(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+// waitQueued waits until n calls of key k wait in b, behind one in flight.
+func waitQueued[K comparable, Req, Res any](t *testing.T, b *batcher[K, Req, Res], k K, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		waiting := 0
+		if q := b.queues[k]; q != nil {
+			waiting = len(q.calls)
+		}
+		b.mu.Unlock()
+		if waiting == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls wait behind the one in flight, want %d", waiting, n)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,32 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// openCounter counts the open.lua calls of a client, alone or in pipelines.
-type openCounter struct{ n atomic.Int64 }
-
-func (c *openCounter) count(cmd redis.Cmder) {
-	if scriptOf(cmd.Args()) == openScript {
-		c.n.Add(1)
-	}
-}
-
-func (c *openCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *openCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *openCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
+// isOpen selects the calls of open.lua.
+func isOpen(cmd redis.Cmder) bool { return scriptOf(cmd.Args()) == openScript }
 
 // livePump returns the pump of the tenant once it is settled: a subscription opened now
 // takes the live path.
@@ -63,8 +38,8 @@ func testOpenLive(t *testing.T, f fixture) {
 	st := f.open(t, backend.Limits{})
 	subscribe(t, st, "room", nil)
 	livePump(t, f.b, st, "room")
-	var opens openCounter
-	f.client.AddHook(&opens)
+	opens := countCmds(isOpen)
+	f.client.AddHook(opens)
 	for i := range 200 {
 		e := upsert(t, st, "room", "k", "before", time.Hour)
 		sub, err := st.Subscribe(context.Background(), "room", backend.SubscribeRequest{})
@@ -98,8 +73,8 @@ func testOpenLiveAfter(t *testing.T, f fixture) {
 	st := f.open(t, backend.Limits{})
 	subscribe(t, st, "room", nil)
 	livePump(t, f.b, st, "room")
-	var opens openCounter
-	f.client.AddHook(&opens)
+	opens := countCmds(isOpen)
+	f.client.AddHook(opens)
 	first := upsert(t, st, "room", "k", "v0", time.Hour)
 	for i := range 50 {
 		snap, err := st.Snapshot(ctx, "room", "")
@@ -145,25 +120,6 @@ func testOpenLiveAfter(t *testing.T, f fixture) {
 	}
 }
 
-// holdOpens blocks the first open.lua call of a client until released, and counts them all.
-type holdOpens struct {
-	openCounter
-	held    chan struct{} // closed when the first call is held
-	release chan struct{}
-	once    atomic.Bool
-}
-
-func (h *holdOpens) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if scriptOf(cmd.Args()) == openScript && h.once.CompareAndSwap(false, true) {
-			close(h.held)
-			<-h.release
-		}
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
 func TestOpenBurstMiniredis(t *testing.T) { testOpenBurst(t, newMini(t)) }
 func TestOpenBurstRedis(t *testing.T)     { testOpenBurst(t, newReal(t)) }
 
@@ -174,7 +130,7 @@ func testOpenBurst(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{})
 	subscribe(t, st, "warm", nil).Close() // the script loaded: each read below is one call
-	h := &holdOpens{held: make(chan struct{}), release: make(chan struct{})}
+	h := holdFirst(isOpen)
 	f.client.AddHook(h)
 	first := make(chan error, 1)
 	go func() {
@@ -200,18 +156,7 @@ func testOpenBurst(t *testing.T, f fixture) {
 			errs <- err
 		}()
 	}
-	node := f.b.node(ctx, st.keys("room")[0])
-	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
-		f.b.opens.mu.Lock()
-		waiting := len(f.b.opens.queues[node].calls)
-		f.b.opens.mu.Unlock()
-		if waiting == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d subscriptions wait for the open in flight, want %d", waiting, n)
-		}
-	}
+	waitQueued(t, &f.b.opens, f.b.node(ctx, st.keys("room")[0]), n)
 	close(h.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,39 +305,6 @@ func TestParseNumbers(t *testing.T) {
 	}
 }
 
-// holdSnapshots blocks the first snapshot's transaction of a client until released, and counts
-// the HGETALLs sent, by key.
-type holdSnapshots struct {
-	mu      sync.Mutex
-	n       map[string]int
-	held    chan struct{} // closed when the first is held
-	release chan struct{}
-	once    atomic.Bool
-}
-
-func (h *holdSnapshots) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *holdSnapshots) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (h *holdSnapshots) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		hgetall := false
-		for _, cmd := range cmds {
-			if cmd.Name() == "hgetall" {
-				hgetall = true
-				h.mu.Lock()
-				h.n[fmt.Sprint(cmd.Args()[1])]++
-				h.mu.Unlock()
-			}
-		}
-		if hgetall && h.once.CompareAndSwap(false, true) {
-			close(h.held)
-			<-h.release
-		}
-		return next(ctx, cmds)
-	}
-}
-
 func TestSnapshotBurstMiniredis(t *testing.T) { testSnapshotBurst(t, newMini(t)) }
 func TestSnapshotBurstRedis(t *testing.T)     { testSnapshotBurst(t, newReal(t)) }
 
@@ -351,7 +316,8 @@ func testSnapshotBurst(t *testing.T, f fixture) {
 	st := f.open(t, backend.Limits{})
 	upsert(t, st, "room", "a/1", "v1", time.Hour)
 	upsert(t, st, "other", "k", "v1", time.Hour)
-	h := &holdSnapshots{n: map[string]int{}, held: make(chan struct{}), release: make(chan struct{})}
+	room := st.keys("room")[keyState]
+	h := holdFirst(func(cmd redis.Cmder) bool { return cmd.Name() == "hgetall" && cmd.Args()[1] == room }) // the room's reads
 	f.client.AddHook(h)
 	first := make(chan error, 1)
 	go func() {
@@ -378,20 +344,7 @@ func testSnapshotBurst(t *testing.T, f fixture) {
 			errs <- err
 		}()
 	}
-	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
-		st.snaps.mu.Lock()
-		waiting := 0
-		if q := st.snaps.queues[snapKey{"room", ""}]; q != nil {
-			waiting = len(q.calls)
-		}
-		st.snaps.mu.Unlock()
-		if waiting == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d snapshots wait for the one in flight, want %d", waiting, n)
-		}
-	}
+	waitQueued(t, &st.snaps, snapKey{"room", ""}, n)
 	close(h.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -401,7 +354,7 @@ func testSnapshotBurst(t *testing.T, f fixture) {
 			t.Fatal(err)
 		}
 	}
-	if got := h.n[st.keys("room")[keyState]]; got != 3 {
+	if got := h.n.Load(); got != 3 {
 		t.Errorf("%d reads of the tenant for one snapshot, one of a prefix and %d that waited, want 3", got, n)
 	}
 	for i, snap := range snaps {
