@@ -343,8 +343,7 @@ type snapRes struct {
 // (so it is as fresh as one of its own), each with the entries appended to its own dst: a
 // snapshot that meets one in flight takes up to two round trips, and any number of them one
 // read. When the presence example's 5,000 pages of one room open their streams at once, their
-// snapshots sent 18–76 HGETALLs instead of 5,179–5,539, and a page's stream open → state p99
-// fell from 377–845 to 429–550 ms, lower in 4 of 5 alternating pairs (docs/PERFORMANCE.md).
+// snapshots send 14–76 HGETALLs instead of 5,001–5,700 (docs/PERFORMANCE.md).
 func snapBatcher(st *store) batcher[snapKey, []backend.Entry, snapRes] {
 	return batcher[snapKey, []backend.Entry, snapRes]{
 		max:   math.MaxInt, // they share one read, however many

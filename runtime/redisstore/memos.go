@@ -11,8 +11,8 @@ import (
 )
 
 // maxKept is the most entry values a store keeps (their bytes, and from their second read a
-// memo), over all its tenants (see memoCache): 42 MB for presence values of 137 bytes,
-// 642 bytes a value with its decoded form (BenchmarkKeptMemory).
+// memo), over all its tenants (see memoCache): with presence values of 137 bytes, 642 bytes a
+// value with its decoded form (BenchmarkKeptMemory), so some 42 MB at the limit.
 const maxKept = 1 << 16
 
 // memoCache keeps, for one tenant, the bytes of each entry value its snapshots read, and from

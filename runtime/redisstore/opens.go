@@ -32,9 +32,9 @@ type (
 // per tenant of the batch, whose result its opens share. Under a burst of opens, the round
 // trip and the system calls on both sides are shared by the batch, and the server runs one
 // script per tenant, in its hash slot: when the presence example's 5,000 pages of one room
-// open their streams at once, the run made 135–295 script calls (its writes too) instead of
-// 5,708–5,796, and a page's stream open → state p50 was 199–239 ms instead of 441–506
-// (docs/PERFORMANCE.md). In a cluster, a slow master holds up only the opens of its own slots.
+// open their streams at once, the run makes 113–295 script calls (its writes too) instead of
+// 5,081–5,796 (docs/PERFORMANCE.md). In a cluster, a slow master holds up only the opens of
+// its own slots.
 func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 	return batcher[*redis.Client, openReq, openRes]{
 		max:   maxOpenBatch,
