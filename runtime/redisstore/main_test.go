@@ -233,3 +233,13 @@ func waitQueued[K comparable, Req, Res any](t *testing.T, b *batcher[K, Req, Res
 		}
 	}
 }
+
+// recvErrs receives n results of calls from errs, and fails the test at the first error.
+func recvErrs(t *testing.T, errs <-chan error, n int) {
+	t.Helper()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -346,14 +346,8 @@ func testSnapshotBurst(t *testing.T, f fixture) {
 	}
 	waitQueued(t, &st.snaps, snapKey{"room", ""}, n)
 	close(h.release)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	recvErrs(t, first, 1)
+	recvErrs(t, errs, n)
 	if got := h.n.Load(); got != 3 {
 		t.Errorf("%d reads of the tenant for one snapshot, one of a prefix and %d that waited, want 3", got, n)
 	}
