@@ -130,6 +130,10 @@ func TestMemory(t *testing.T) {
 	if rep.Target != "memory" {
 		t.Errorf("target %q, want memory", rep.Target)
 	}
+	// Measured where the CPU time is read (Unix), and nowhere else.
+	if measured := cpuTime() > 0; (rep.SyscallNs > 0) != measured {
+		t.Errorf("syscallNs %v, want it set: %v", rep.SyscallNs, measured)
+	}
 	checkRows(t, rep, rows)
 	checkTenants(t, rep, false)
 	checkSinceCall(t, rep)

@@ -19,8 +19,15 @@ type report struct {
 	NumCPU      int       `json:"numCPU"`
 	GOMAXPROCS  int       `json:"gomaxprocs"`
 	LoadAverage string    `json:"loadAverage,omitempty"` // from /proc/loadavg at the start
-	Concurrency int       `json:"concurrency"`
-	Results     []result  `json:"results"`
+	// SyscallNs is how long one system call took at the start (see syscallTime; 0 where it is
+	// not measured): every row that waits on a socket pays it many times, on both sides of the
+	// socket. It changes with the machine far more than the speed of its CPUs does (1,100 ns
+	// on this project's 2-core test machine on 2026-12-02 after a reboot, when the absolute
+	// figures of the Redis and HTTP rows were 1.2 to 3 times those of the morning), so compare
+	// runs on different machines by their ratios to the baselines of the same run.
+	SyscallNs   float64  `json:"syscallNs,omitempty"`
+	Concurrency int      `json:"concurrency"`
+	Results     []result `json:"results"`
 }
 
 // result is one row of the report. Latencies are in microseconds.
@@ -86,6 +93,7 @@ func newReport(target string, cfg config) *report {
 		NumCPU:      runtime.NumCPU(),
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 		LoadAverage: strings.Join(fields[:min(3, len(fields))], " "),
+		SyscallNs:   float64(syscallTime().Nanoseconds()),
 		Concurrency: cfg.conc,
 	}
 }
@@ -140,8 +148,12 @@ func (r *report) writeJSON(w io.Writer) error {
 }
 
 func (r *report) writeTable(w io.Writer) error {
-	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s, started %s\n\n",
-		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, r.Started.Format(time.RFC3339))
+	syscall := ""
+	if r.SyscallNs > 0 {
+		syscall = fmt.Sprintf(", a system call %.0f ns", r.SyscallNs)
+	}
+	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s%s, started %s\n\n",
+		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, syscall, r.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tcount\tper s\tp50\tp99\tmax\tcpu µs/op\tsrv cpu µs/op\tsrv µs/call\tcalls/op\tnotes")
 	for _, x := range r.Results {
