@@ -148,12 +148,12 @@ func (r *report) writeJSON(w io.Writer) error {
 }
 
 func (r *report) writeTable(w io.Writer) error {
-	syscall := ""
+	sys := ""
 	if r.SyscallNs > 0 {
-		syscall = fmt.Sprintf(", a system call %.0f ns", r.SyscallNs)
+		sys = fmt.Sprintf(", a system call %.0f ns", r.SyscallNs)
 	}
 	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s%s, started %s\n\n",
-		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, syscall, r.Started.Format(time.RFC3339))
+		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, sys, r.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tcount\tper s\tp50\tp99\tmax\tcpu µs/op\tsrv cpu µs/op\tsrv µs/call\tcalls/op\tnotes")
 	for _, x := range r.Results {
