@@ -95,14 +95,47 @@ func TestLoad(t *testing.T) {
 	t.Logf("presence load on %s: rooms r %% %d == %d, hold %v, ramp %v, load average %s", target, parts, part, *loadHold, *loadRamp,
 		strings.Join(strings.Fields(string(load))[:3], " "))
 	t.Run("members", func(t *testing.T) {
+		pages := 0
+		for r := range *loadRooms {
+			if r%parts == part {
+				pages += *loadMembers
+			}
+		}
+		checkDescriptors(t, pages, servers)
 		testLoadMembers(t, newLoadRun(t, servers), *loadRooms, *loadMembers, part, parts)
 	})
 	t.Run("viewers", func(t *testing.T) {
 		if part != 0 {
 			t.Skipf("the viewers run is part 0's, this is part %d", part)
 		}
+		checkDescriptors(t, *loadViewers, servers)
 		testLoadViewers(t, newLoadRun(t, servers), *loadViewers, *loadChanges)
 	})
+}
+
+// checkDescriptors fails a run at once when its pages need more file descriptors than this
+// process may open (see descriptorsNeeded). Out of them, the run would not fail but stall:
+// the server retries its accept once a second and the pages their requests, until each wait
+// of -load.timeout ends (2,000 rooms of 10 in one process, ulimit -n 20,000, 2026-12-02).
+func checkDescriptors(t *testing.T, pages int, servers []string) {
+	limit := openFileLimit()
+	if need := descriptorsNeeded(pages, servers); limit > 0 && need > limit {
+		t.Fatalf("%d pages need about %d file descriptors in this process, and it may open %d (ulimit -n): "+
+			"simulate fewer, or drive servers of their own from several processes (loadrun.sh: -load.servers, -load.part)",
+			pages, need, limit)
+	}
+}
+
+// descriptorsNeeded estimates the file descriptors that pages take in this process, driving
+// servers (none: a server in this process): each page's stream holds one, and one more in a
+// server here; the pages' other requests up to maxPostConns connections per server, as many;
+// and a margin for the rest (listeners, Redis connections, the standard files).
+func descriptorsNeeded(pages int, servers []string) int {
+	per, n := 1, len(servers)
+	if n == 0 {
+		per, n = 2, 1
+	}
+	return per*(pages+min(pages, maxPostConns)*n) + 128
 }
 
 // parsePart parses the i/n of -load.part.
@@ -892,6 +925,30 @@ func TestParsePart(t *testing.T) {
 	for _, s := range []string{"", "1", "2/2", "-1/2", "0/0", "a/2", "1/b", "0/1/2"} {
 		if _, _, err := parsePart(s); err == nil {
 			t.Errorf("parsePart(%q): no error", s)
+		}
+	}
+}
+
+// TestDescriptorsNeeded checks the estimate against the most descriptors that loadrun.sh's
+// drivers held (2026-12-02): 11,410 for 10,000 pages against two servers, 1,021 for 1,000; the
+// run of 2,000 rooms of 10 with its server in this process, which stalled at ulimit -n 20,000;
+// and the default run, which must fit any limit a test process may meet.
+func TestDescriptorsNeeded(t *testing.T) {
+	two := []string{"http://a", "http://b"}
+	for _, c := range []struct {
+		pages    int
+		servers  []string
+		atLeast  int
+		atMost   int
+		measured string
+	}{
+		{10_000, two, 11_410, 1 << 30, "a driver of 2,000 rooms × 10"},
+		{1_000, two, 1_021, 1 << 30, "a driver of 200 rooms × 10"},
+		{20_000, nil, 20_001, 1 << 30, "2,000 rooms × 10 in one process"},
+		{3*4 + 12, nil, 0, 256, "the default members and viewers runs"},
+	} {
+		if n := descriptorsNeeded(c.pages, c.servers); n < c.atLeast || n > c.atMost {
+			t.Errorf("%s: %d descriptors, want %d to %d", c.measured, n, c.atLeast, c.atMost)
 		}
 	}
 }
