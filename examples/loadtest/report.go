@@ -21,10 +21,10 @@ type report struct {
 	LoadAverage string    `json:"loadAverage,omitempty"` // from /proc/loadavg at the start
 	// SyscallNs is how long one system call took at the start (see syscallTime; 0 where it is
 	// not measured): every row that waits on a socket pays it many times, on both sides of the
-	// socket. It changes with the machine far more than the speed of its CPUs does (1,100 ns
-	// on this project's 2-core test machine on 2026-12-02 after a reboot, when the absolute
-	// figures of the Redis and HTTP rows were 1.2 to 3 times those of the morning), so compare
-	// runs on different machines by their ratios to the baselines of the same run.
+	// socket. It can change with the machine far more than the speed of its CPUs does (1,100
+	// ns on this project's 2-core test machine on 2026-12-02 after a reboot, when its Redis and
+	// HTTP figures were 1.4 to 3 times those of the morning), so compare runs on different
+	// machines by their ratios to the baselines of the same run.
 	SyscallNs   float64  `json:"syscallNs,omitempty"`
 	Concurrency int      `json:"concurrency"`
 	Results     []result `json:"results"`
