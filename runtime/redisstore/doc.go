@@ -115,8 +115,9 @@
 // reads HGETALL's reply as its bytes, into a buffer it reuses with the slices it decodes the
 // live entries in, in one pass, without a string per field or a map; they are sorted in Go, in
 // byte order (Lua compares strings by locale), as integers that pack each entry's index with
-// the first bytes where the keys differ (a radix sort). A tenant without meta gets one from a
-// script first. Concurrent snapshots of one tenant and prefix share reads: one that finds
+// the first bytes where the keys differ (a radix sort). A tenant without meta gets one from the
+// script that opens readers, and is read again, unless it had no state at all and the script
+// finds no write in its epoch: then it is empty at version 0. Concurrent snapshots of one tenant and prefix share reads: one that finds
 // another in flight waits for it, and then shares the next read with every other that waited,
 // each with entries of its own. The store keeps the bytes of each value its snapshots read, for
 // up to 65,536 values over its tenants: a later snapshot that reads the same bytes for a key

@@ -749,8 +749,12 @@ func cutBytes(s string) (b, rest string, ok bool) {
 	return s[:n], s[n:], true
 }
 
-// errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta.
-var errNoMeta = errors.New("no meta")
+// errNoMeta is the error of parseSnapshot for a state hash without the tenant's meta, and
+// errNoState for none at all (an empty reply).
+var (
+	errNoMeta  = errors.New("no meta")
+	errNoState = errors.New("no state")
+)
 
 // snapField is a live entry of the state hash in the bytes of an HGETALL reply: the offsets
 // of its key (its field's name after entryPrefix) and of its value, and the numbers of its
@@ -763,10 +767,10 @@ type snapField struct {
 // parseSnapshot decodes a state hash, the bytes of an HGETALL reply as the server sent it (a
 // RESP3 map or a RESP2 array of bulk strings), into a snapshot whose entries are dst extended
 // by the live entries (expiring after now) of the keys with prefix, sorted by key; or
-// errNoMeta. An error reply (WRONGTYPE) is returned as a [redis.Error]. The keys share one
-// string; the values are slices of reply, each capped at its own end, so that appending to one
-// cannot change another or reply, and the caller gives them storage of their own (see
-// keepValues) before it reuses reply. Reading the reply's bytes rather than a map of strings saves
+// errNoState (an empty reply: no hash) or errNoMeta. An error reply (WRONGTYPE) is returned as a
+// [redis.Error]. The keys share one string; the values are slices of reply, each capped at its
+// own end, so that appending to one cannot change another or reply, and the caller gives them
+// storage of their own (see keepValues) before it reuses reply. Reading the reply's bytes rather than a map of strings saves
 // a string per field and a map insert per entry; each stored entry is decoded as the reply is
 // read, in its order, and only the live ones are sorted.
 // The slices it works in are sc's (nil: new ones), kept for the next call.
@@ -813,6 +817,9 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, 
 	}
 	if r.i != len(reply) {
 		return backend.Snapshot{}, r.malformed()
+	}
+	if n == 0 {
+		return backend.Snapshot{}, errNoState
 	}
 	if !hasEpoch {
 		return backend.Snapshot{}, errNoMeta

@@ -363,3 +363,62 @@ func testSnapshotBurst(t *testing.T, f fixture) {
 		}
 	}
 }
+
+func TestSnapshotNewTenantMiniredis(t *testing.T) { testSnapshotNewTenant(t, newMini(t)) }
+func TestSnapshotNewTenantRedis(t *testing.T)     { testSnapshotNewTenant(t, newReal(t)) }
+
+// testSnapshotNewTenant checks that the snapshot of a tenant with no state reads it once and
+// makes its meta with the open script, and is empty at version 0 of the epoch the writes then
+// use; and that one whose tenant is written between its read and the open script reads it
+// again, and holds the write.
+func testSnapshotNewTenant(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{})
+	subscribe(t, st, "warm", nil).Close() // the open script loaded: each open below is one call
+	reads := countCmds(func(cmd redis.Cmder) bool { return cmd.Name() == "hgetall" })
+	opens := countCmds(isOpen)
+	f.client.AddHook(reads)
+	f.client.AddHook(opens)
+	snap, err := st.Snapshot(ctx, "new", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Entries == nil || len(snap.Entries) != 0 || snap.Cursor.Seq != 0 {
+		t.Fatalf("snapshot of a new tenant: %+v, want no entries (not nil) at version 0", snap)
+	}
+	if r, o := reads.n.Load(), opens.n.Load(); r != 1 || o != 1 {
+		t.Errorf("snapshot of a new tenant: %d reads and %d opens, want 1 and 1", r, o)
+	}
+	sub := subscribe(t, st, "new", &snap.Cursor)
+	defer sub.Close()
+	e := upsert(t, st, "new", "k", "v1", time.Hour)
+	if e.Epoch != snap.Cursor.Epoch || e.Version != 1 {
+		t.Fatalf("the first upsert after the snapshot: epoch %q version %d, want %q and 1", e.Epoch, e.Version, snap.Cursor.Epoch)
+	}
+	if ev := next(t, sub); ev.Version != 1 || string(ev.Value) != "v1" {
+		t.Fatalf("a reader after the snapshot's cursor got %+v, want the upsert of version 1", ev)
+	}
+
+	// A write between the read and the open script: read again.
+	h := holdFirst(isOpen)
+	f.client.AddHook(h)
+	type result struct {
+		snap backend.Snapshot
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		snap, err := st.Snapshot(ctx, "raced", "")
+		done <- result{snap, err}
+	}()
+	<-h.held
+	e = upsert(t, st, "raced", "k", "v1", time.Hour) // makes the meta: the held open finds it
+	close(h.release)
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if len(res.snap.Entries) != 1 || res.snap.Entries[0].Version != e.Version || res.snap.Cursor != (backend.Cursor{Epoch: e.Epoch, Seq: e.Version}) {
+		t.Fatalf("snapshot of a tenant written before its open script ran: %+v, want the upsert of version %d", res.snap, e.Version)
+	}
+}
