@@ -26,8 +26,10 @@
 //     took (concurrent writes to one tenant, upserts, touches and removes, are batched into one
 //     script call, so below 1), srv cpu µs/op the server's CPU time per operation.
 //   - snapshot: for each of -snapshot-sizes, fills a tenant with that many entries (MaxEntries
-//     raised to match) and times Snapshot of all of it, 3 to 20 times; on Redis beside the
-//     baseline of a raw HGETALL of the tenant's state hash.
+//     raised to match) and times Snapshot of all of it into a new slice, and AppendSnapshot
+//     into the slice of its last call ("slice reused"), 3 to 20 times each; on Redis beside
+//     the baseline of a raw HGETALL of the tenant's state hash. The rows alternate, a call of
+//     each in turn, so that they meet the same machine.
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
 //     from its Upsert's return to the reader's Recv of it (0 when the event came first), and

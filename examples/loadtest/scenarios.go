@@ -227,25 +227,92 @@ func (r *runner) snapshot(ctx context.Context, size int) ([]result, error) {
 		return nil, err
 	}
 	want := int(filled.Load())
-	reps := min(max(1_000_000/size, 3), 20)
-	res, err := r.repeat(ctx, fmt.Sprintf("snapshot n=%d", size), reps, func(ctx context.Context) error {
-		snap, err := store.Snapshot(ctx)
+	check := func(snap ephemeral.Snapshot[string, Sample], err error) error {
 		if err == nil && len(snap.Entries) != want {
 			err = fmt.Errorf("snapshot of %d entries, want %d", len(snap.Entries), want)
 		}
 		return err
-	})
+	}
+	var reused []ephemeral.Entry[string, Sample]
+	ops := []timedOp{
+		{fmt.Sprintf("snapshot n=%d", size), func(ctx context.Context) error { return check(store.Snapshot(ctx)) }},
+		{fmt.Sprintf("snapshot n=%d, slice reused", size), func(ctx context.Context) error {
+			snap, err := store.AppendSnapshot(ctx, reused[:0])
+			reused = snap.Entries
+			return check(snap, err)
+		}},
+	}
+	if r.t.client != nil {
+		ops = append(ops, timedOp{fmt.Sprintf("HGETALL n=%d (baseline)", size), func(ctx context.Context) error {
+			return r.t.client.HGetAll(ctx, r.t.stateKey(tenant)).Err()
+		}})
+	}
+	out, err := r.alternate(ctx, fmt.Sprintf("snapshots n=%d", size), min(max(1_000_000/size, 3), 20), ops)
 	if want < size {
-		res.Note = fmt.Sprintf("filled %d entries only, %s", want, stoppedNote)
+		for i := range out {
+			out[i].Note = fmt.Sprintf("filled %d entries only, %s", want, stoppedNote)
+		}
 	}
-	out := []result{res}
-	if err != nil || r.t.client == nil {
-		return out, err
+	return out, err
+}
+
+// timedOp is an operation that alternate times.
+type timedOp struct {
+	name string
+	op   func(context.Context) error
+}
+
+// alternate times reps rounds of ops, within -max-time, and returns a row of each: a round
+// calls each op once, in turn, so that the rows compared meet the same machine (a burst of
+// other work, the collection of the garbage of what ran before) rather than one row all of it.
+// A row's CPU is read around its own calls, and on Redis the server's too.
+func (r *runner) alternate(ctx context.Context, name string, reps int, ops []timedOp) ([]result, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
+	defer cancel()
+	r.progress.start(name, reps*len(ops))
+	hists := make([]*hist, len(ops))
+	for i := range hists {
+		hists[i] = new(hist)
 	}
-	base, err := r.repeat(ctx, fmt.Sprintf("HGETALL n=%d (baseline)", size), reps, func(ctx context.Context) error {
-		return r.t.client.HGetAll(ctx, r.t.stateKey(tenant)).Err()
-	})
-	return append(out, base), err
+	elapsed, cpu, srv := make([]time.Duration, len(ops)), make([]time.Duration, len(ops)), make([]time.Duration, len(ops))
+	srvOK := true
+	var err error
+rounds:
+	for range reps {
+		for i, op := range ops {
+			if ctx.Err() != nil {
+				break rounds
+			}
+			s0, ok0 := r.t.serverCPU(ctx)
+			c0 := cpuTime()
+			start := time.Now()
+			if err = op.op(ctx); err != nil {
+				if ctx.Err() != nil {
+					err = nil // -max-time: the rows hold what was done
+				}
+				break rounds
+			}
+			d := time.Since(start)
+			cpu[i] += cpuTime() - c0
+			s1, ok1 := r.t.serverCPU(ctx)
+			srv[i] += s1 - s0
+			srvOK = srvOK && ok0 && ok1
+			hists[i].record(d)
+			elapsed[i] += d
+			r.progress.add(1)
+		}
+	}
+	out := make([]result, len(ops))
+	for i, op := range ops {
+		out[i] = fromHist(op.name, hists[i], elapsed[i], cpu[i])
+		if n := out[i].Count; srvOK && n > 0 {
+			out[i].ServerCPUUsPerOp = round(float64(srv[i])/1e3/float64(n), 2)
+		}
+		if n := out[i].Count; n < reps && err == nil {
+			out[i].Note = stoppedNote
+		}
+	}
+	return out, err
 }
 
 // serverCPU reads the server's CPU time; the function it returns sets res's server CPU per
@@ -257,24 +324,6 @@ func (r *runner) serverCPU(ctx context.Context) func(context.Context, *result) {
 			res.ServerCPUUsPerOp = round(float64(after-before)/1e3/float64(res.Count), 2)
 		}
 	}
-}
-
-// repeat times reps calls of op, one after the other, within -max-time.
-func (r *runner) repeat(ctx context.Context, name string, reps int, op func(context.Context) error) (result, error) {
-	h := new(hist)
-	srv := r.serverCPU(ctx)
-	cpu := cpuTime()
-	elapsed, err := r.spread(ctx, name, reps, 1, func(ctx context.Context, _ int) error {
-		start := time.Now()
-		if err := op(ctx); err != nil {
-			return err
-		}
-		h.record(time.Since(start))
-		return nil
-	})
-	res := fromHist(name, h, elapsed, cpuTime()-cpu)
-	srv(ctx, &res)
-	return res, err
 }
 
 // deliverySpec describes a row that measures the time from an upsert's return to its event at
