@@ -143,11 +143,17 @@ func foreignFile(path string) (diag.Diagnostic, bool) {
 var (
 	undefinedRE = regexp.MustCompile(`^undefined: (\w+)$`)
 	noMethodRE  = regexp.MustCompile(`has no field or method (\w+)\)?$`)
-	positionRE  = regexp.MustCompile(`^(.*?):(\d+)(?::(\d+))?$`)
+	// unknownRE matches what go/types says of a call or a return whose operands include one
+	// of invalid type ("have (unknown type)"), as f(g()) where g's results are unknown: the
+	// consequence of an error at the operand, which is reported there, or is one of the
+	// missing identifiers.
+	unknownRE  = regexp.MustCompile(`\n\thave \([^)]*\bunknown type\b`)
+	positionRE = regexp.MustCompile(`^(.*?):(\d+)(?::(\d+))?$`)
 )
 
-// packageErrors returns the errors of pkg, but for those in files ephemeralgen generated and
-// type errors that only say that an identifier it is about to generate is missing.
+// packageErrors returns the errors of pkg, but for those in files ephemeralgen generated, type
+// errors that only say that an identifier it is about to generate is missing, and those that
+// follow from an operand of unknown type.
 func packageErrors(fset *token.FileSet, pkg *load.Package) []diag.Diagnostic {
 	pending := map[string]bool{}
 	for _, n := range model.Candidates(fset, pkg.Syntax) {
@@ -164,6 +170,9 @@ func packageErrors(fset *token.FileSet, pkg *load.Package) []diag.Diagnostic {
 				continue
 			}
 			if m := noMethodRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
+				continue
+			}
+			if unknownRE.MatchString(e.Msg) {
 				continue
 			}
 		}

@@ -18,7 +18,14 @@ func use(ctx context.Context) error {
 	_ = V{}.EphemeralKey()
 	k, _ := ParseVKey("a")
 	_ = k
+	// Calls whose arguments are the results of a call on the store: go/types says "not
+	// enough arguments" of them, as if the store's method returned one value of unknown type.
+	_ = pair(s.Get(ctx, k))
+	_ = pair(ParseVKey("b"))
+	_ = pair(notDeclared()) // reported once, where the cause is
 	return err
 }
+
+func pair(_ any, err error) error { return err }
 
 var broken int = "not an int"
