@@ -265,10 +265,20 @@ type timedOp struct {
 // alternate times reps rounds of ops, within -max-time, and returns a row of each: a round
 // calls each op once, in turn, so that the rows compared meet the same machine (a burst of
 // other work, the collection of the garbage of what ran before) rather than one row all of it.
-// A row's CPU is read around its own calls, and on Redis the server's too.
+// A row's CPU is read around its own calls, and on Redis the server's too, less what the INFO
+// that reads it costs the server (the least of three reads in a row).
 func (r *runner) alternate(ctx context.Context, name string, reps int, ops []timedOp) ([]result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.maxTime)
 	defer cancel()
+	info := time.Duration(-1)
+	for range 3 {
+		s0, ok0 := r.t.serverCPU(ctx)
+		s1, ok1 := r.t.serverCPU(ctx)
+		if d := s1 - s0; ok0 && ok1 && (info < 0 || d < info) {
+			info = d
+		}
+	}
+	info = max(info, 0)
 	r.progress.start(name, reps*len(ops))
 	hists := make([]*hist, len(ops))
 	for i := range hists {
@@ -306,7 +316,7 @@ rounds:
 	for i, op := range ops {
 		out[i] = fromHist(op.name, hists[i], elapsed[i], cpu[i])
 		if n := out[i].Count; srvOK && n > 0 {
-			out[i].ServerCPUUsPerOp = round(float64(srv[i])/1e3/float64(n), 2)
+			out[i].ServerCPUUsPerOp = round(float64(max(srv[i]-time.Duration(n)*info, 0))/1e3/float64(n), 2)
 		}
 		if n := out[i].Count; n < reps && err == nil {
 			out[i].Note = stoppedNote
