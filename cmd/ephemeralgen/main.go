@@ -59,7 +59,11 @@
 // which go vet rejects for a sync.Mutex or an atomic.Int64), and two stores of one package with
 // the same id or the same generated names. A comment that looks like a directive but is not
 // one, such as "// ephemeral:store ..." with a space, gets a warning, printed as
-// file:line:col: warning: message, which does not stop generation.
+// file:line:col: warning: message, which does not stop generation. The package's type errors
+// are those it has with the generated files, which are type-checked with it before anything
+// is written: code that uses what ephemeralgen generates (a struct that embeds a store, a value
+// type that implements an interface by its EphemeralKey method) is fine before the first run,
+// and a package that would not compile is left as it is.
 //
 // # Field types and struct tags
 //

@@ -63,10 +63,14 @@ func Generate(cfg load.Config) (*Result, error) {
 	return res, nil
 }
 
+// generatePackage generates the files of pkg. The errors of its load are reported when it
+// cannot be generated; when it can, its type errors are those of the package with the files
+// generated (see [load.Package.Recheck]): the load type-checks it without its generated
+// declarations, and its other errors (a parse error, say) stop the generation.
 func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, []diag.Diagnostic) {
-	diags := packageErrors(fset, pkg)
-	if pkg.Types == nil || pkg.TypesInfo == nil {
-		return nil, nil, diags
+	diags, typeDiags := packageErrors(fset, pkg)
+	if diag.HasErrors(diags) || pkg.Types == nil || pkg.TypesInfo == nil {
+		return nil, nil, append(diags, typeDiags...)
 	}
 	stores, md := model.Parse(fset, pkg.Syntax, pkg.TypesInfo, pkg.Types.Scope())
 	diags = append(diags, md...)
@@ -87,7 +91,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		}
 	}
 	if diag.HasErrors(diags) {
-		return nil, nil, diags
+		return nil, nil, append(diags, typeDiags...)
 	}
 
 	goBuild := map[string]string{}
@@ -102,6 +106,26 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 			return nil, nil, append(diags, diag.Diagnostic{Pos: token.Position{Filename: out}, Msg: err.Error()})
 		}
 		files = append(files, File{Path: out, Content: src})
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		out[f.Path] = f.Content
+	}
+	errs, err := pkg.Recheck(fset, out)
+	if err != nil {
+		return nil, nil, append(diags, diag.Diagnostic{Pos: token.Position{Filename: pkg.PkgPath}, Msg: err.Error()})
+	}
+	if len(errs) > 0 {
+		// The follow-ons of an operand of unknown type are left out when their cause is
+		// reported (see unknownRE).
+		causes := slices.DeleteFunc(slices.Clone(errs), func(e packages.Error) bool { return unknownRE.MatchString(e.Msg) })
+		if len(causes) > 0 {
+			errs = causes
+		}
+		for _, e := range errs {
+			diags = append(diags, errorDiag(e, pkg.PkgPath))
+		}
+		return nil, nil, diags
 	}
 	var orphans []string
 	for path := range pkg.Generated {
@@ -151,37 +175,45 @@ var (
 	positionRE = regexp.MustCompile(`^(.*?):(\d+)(?::(\d+))?$`)
 )
 
-// packageErrors returns the errors of pkg, but for those in files ephemeralgen generated, type
-// errors that only say that an identifier it is about to generate is missing, and those that
-// follow from an operand of unknown type.
-func packageErrors(fset *token.FileSet, pkg *load.Package) []diag.Diagnostic {
+// packageErrors returns the errors of pkg's load: its type errors apart, and of those only the
+// ones that do not just say that an identifier ephemeralgen is about to generate is missing,
+// or follow from an operand of unknown type; none in the files ephemeralgen generated. The
+// type errors are what is reported when the package cannot be generated (otherwise see
+// [load.Package.Recheck]).
+func packageErrors(fset *token.FileSet, pkg *load.Package) (diags, typeDiags []diag.Diagnostic) {
 	pending := map[string]bool{}
 	for _, n := range model.Candidates(fset, pkg.Syntax) {
 		pending[n] = true
 	}
-	var diags []diag.Diagnostic
 	for _, e := range pkg.Errors {
-		pos := parsePosition(e.Pos)
-		if pkg.Generated[pos.Filename] {
+		if pkg.Generated[parsePosition(e.Pos).Filename] {
 			continue
 		}
-		if e.Kind == packages.TypeError {
-			if m := undefinedRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
-				continue
-			}
-			if m := noMethodRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
-				continue
-			}
-			if unknownRE.MatchString(e.Msg) {
-				continue
-			}
+		if e.Kind != packages.TypeError {
+			diags = append(diags, errorDiag(e, pkg.PkgPath))
+			continue
 		}
-		if pos.Filename == "" {
-			pos.Filename = pkg.PkgPath
+		if m := undefinedRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
+			continue
 		}
-		diags = append(diags, diag.Diagnostic{Pos: pos, Msg: e.Msg})
+		if m := noMethodRE.FindStringSubmatch(e.Msg); m != nil && pending[m[1]] {
+			continue
+		}
+		if unknownRE.MatchString(e.Msg) {
+			continue
+		}
+		typeDiags = append(typeDiags, errorDiag(e, pkg.PkgPath))
 	}
-	return diags
+	return diags, typeDiags
+}
+
+// errorDiag returns the diagnostic of e, an error of the package at path.
+func errorDiag(e packages.Error, path string) diag.Diagnostic {
+	pos := parsePosition(e.Pos)
+	if pos.Filename == "" {
+		pos.Filename = path
+	}
+	return diag.Diagnostic{Pos: pos, Msg: e.Msg}
 }
 
 // parsePosition parses the "file:line:col" of a packages.Error.

@@ -1,7 +1,9 @@
 // Package load loads the packages ephemeralgen generates code for, with golang.org/x/tools/go/packages.
 //
 // Files that ephemeralgen generated earlier are read as their package clause only, so that a
-// stale or broken generated file never stands in the way of generating its replacement.
+// stale or broken generated file never stands in the way of generating its replacement; the
+// type errors that their missing declarations cause go away when the package is checked again
+// with the new ones ([Package.Recheck]).
 package load
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 
 	"golang.org/x/tools/go/packages"
 )
@@ -46,6 +49,9 @@ type Package struct {
 	// Generated holds the absolute paths of the package's files that ephemeralgen generated
 	// (their declarations were dropped when the package was loaded).
 	Generated map[string]bool
+
+	pc       *packages.Config          // how it was listed: Recheck loads more imports so
+	imported map[string]*types.Package // its imports' types, by package ID
 }
 
 // IsGenerated reports whether src is the content of a file ephemeralgen generated.
@@ -95,7 +101,9 @@ func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, err error) {
 		return nil, nil, err
 	}
 	for _, p := range roots {
-		pkgs = append(pkgs, check(fset, p, imported))
+		pkg := check(fset, p, imported)
+		pkg.pc = pc
+		pkgs = append(pkgs, pkg)
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].ID < pkgs[j].ID })
 	return fset, pkgs, nil
@@ -126,7 +134,7 @@ func loadTypes(pc *packages.Config, ids map[string]bool) (map[string]*types.Pack
 // check parses and type-checks the package p, whose imports are in imported. Files that
 // ephemeralgen generated are read as their package clause only.
 func check(fset *token.FileSet, p *packages.Package, imported map[string]*types.Package) *Package {
-	pkg := &Package{Package: p, Generated: map[string]bool{}}
+	pkg := &Package{Package: p, Generated: map[string]bool{}, imported: imported}
 	for _, name := range p.GoFiles {
 		src, err := os.ReadFile(name)
 		if err != nil {
@@ -159,24 +167,97 @@ func check(fset *token.FileSet, p *packages.Package, imported map[string]*types.
 		Scopes:     map[ast.Node]*types.Scope{},
 		Instances:  map[*ast.Ident]types.Instance{},
 	}
-	conf := types.Config{
-		Importer: importerFunc(func(path string) (*types.Package, error) {
-			if path == "unsafe" {
-				return types.Unsafe, nil
-			}
-			if imp := p.Imports[path]; imp != nil && imported[imp.ID] != nil {
-				return imported[imp.ID], nil
-			}
-			return nil, fmt.Errorf("no export data for %q", path)
-		}),
-		Error: func(err error) {
-			if e, ok := err.(types.Error); ok {
-				p.Errors = append(p.Errors, packages.Error{Pos: e.Fset.Position(e.Pos).String(), Msg: e.Msg, Kind: packages.TypeError})
-			}
-		},
-	}
+	conf := types.Config{Importer: importer(p, imported), Error: typeErrors(&p.Errors)}
 	p.Types, _ = conf.Check(p.PkgPath, fset, p.Syntax, p.TypesInfo)
 	return pkg
+}
+
+// importer returns the importer of p's imports, whose types are in imported by package ID, or
+// by path for those p does not import.
+func importer(p *packages.Package, imported map[string]*types.Package) types.Importer {
+	return importerFunc(func(path string) (*types.Package, error) {
+		if path == "unsafe" {
+			return types.Unsafe, nil
+		}
+		id := path
+		if imp := p.Imports[path]; imp != nil {
+			id = imp.ID
+		}
+		if t := imported[id]; t != nil {
+			return t, nil
+		}
+		return nil, fmt.Errorf("no export data for %q", path)
+	})
+}
+
+// typeErrors returns the error handler of a type check that appends its errors to errs.
+func typeErrors(errs *[]packages.Error) func(error) {
+	return func(err error) {
+		if e, ok := err.(types.Error); ok {
+			*errs = append(*errs, packages.Error{Pos: e.Fset.Position(e.Pos).String(), Msg: e.Msg, Kind: packages.TypeError})
+		}
+	}
+}
+
+// Recheck type-checks the package as it will be once out (absolute path → content, the
+// files ephemeralgen generates for it) is written: its own files as loaded, but the ones
+// ephemeralgen generated before, and the files of out. It returns the errors of that check:
+// those the package will have, in its own files or (were the generator wrong) in out, and not
+// those of the load that only came of the generated declarations being missing, such as a
+// call of a method that a struct has from an embedded store. Types of imports that the package
+// did not have (out's, on a first generation) are loaded with all the others, so that every
+// package has one set of types.
+func (p *Package) Recheck(fset *token.FileSet, out map[string][]byte) ([]packages.Error, error) {
+	var errs []packages.Error
+	var files []*ast.File
+	for _, f := range p.Syntax {
+		if !p.Generated[fset.File(f.Pos()).Name()] {
+			files = append(files, f)
+		}
+	}
+	imported, missing := p.imported, false
+	for _, name := range slices.Sorted(maps.Keys(out)) {
+		f, err := parser.ParseFile(fset, name, out[name], parser.AllErrors|parser.SkipObjectResolution)
+		var list scanner.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				errs = append(errs, packages.Error{Pos: e.Pos.String(), Msg: e.Msg, Kind: packages.ParseError})
+			}
+		}
+		if f == nil {
+			continue
+		}
+		files = append(files, f)
+		for _, spec := range f.Imports {
+			path, _ := strconv.Unquote(spec.Path.Value)
+			if imp := p.Imports[path]; path != "unsafe" && (imp == nil || imported[imp.ID] == nil) {
+				missing = true
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	if missing {
+		ids := map[string]bool{}
+		for _, imp := range p.Imports {
+			ids[imp.ID] = true
+		}
+		for _, f := range files {
+			for _, spec := range f.Imports {
+				if path, _ := strconv.Unquote(spec.Path.Value); p.Imports[path] == nil {
+					ids[path] = true
+				}
+			}
+		}
+		var err error
+		if imported, err = loadTypes(p.pc, ids); err != nil {
+			return nil, err
+		}
+	}
+	conf := types.Config{Importer: importer(p.Package, imported), Error: typeErrors(&errs)}
+	conf.Check(p.PkgPath, fset, files, nil)
+	return errs, nil
 }
 
 type importerFunc func(path string) (*types.Package, error)

@@ -20,7 +20,7 @@ func use(ctx context.Context) error {
 	_ = k
 	// Calls whose arguments are the results of a call on the store: go/types says "not
 	// enough arguments" of them, as if the store's method returned one value of unknown type.
-	_ = pair(s.Get(ctx, k))
+	_ = pair(s.Upsert(ctx, k, V{X: "b"}))
 	_ = pair(ParseVKey("b"))
 	_ = pair(notDeclared()) // reported once, where the cause is
 	return err
