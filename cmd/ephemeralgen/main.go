@@ -63,7 +63,10 @@
 // are those it has with the generated files, which are type-checked with it before anything
 // is written: code that uses what ephemeralgen generates (a struct that embeds a store, a value
 // type that implements an interface by its EphemeralKey method) is fine before the first run,
-// and a package that would not compile is left as it is.
+// and a package that would not compile is left as it is. What another package generates is
+// read from that package as it is on disk: a package that uses the store of a package it
+// imports, generated neither, needs that one generated first (run ephemeralgen on it alone, or
+// run go generate twice).
 //
 // # Field types and struct tags
 //
