@@ -50,7 +50,7 @@ type Package struct {
 	// (their declarations were dropped when the package was loaded).
 	Generated map[string]bool
 
-	pc       *packages.Config          // how it was listed: Recheck loads more imports so
+	pc       *packages.Config          // how it was listed, for Recheck to load more imports
 	imported map[string]*types.Package // its imports' types, by package ID
 }
 
