@@ -117,9 +117,9 @@
 // byte order (Lua compares strings by locale), as integers that pack each entry's index with
 // the first bytes where the keys differ (a radix sort). A tenant without meta gets one from the
 // script that opens readers, and is read again, unless it had no state at all and the script
-// finds no write in its epoch: then it is empty at version 0. Concurrent snapshots of one tenant and prefix share reads: one that finds
-// another in flight waits for it, and then shares the next read with every other that waited,
-// each with entries of its own. The store keeps the bytes of each value its snapshots read, for
+// finds no write in its epoch: then it is empty at version 0. Concurrent snapshots of one
+// tenant and prefix share reads: one that finds another in flight waits for it, and then
+// shares the next read with every other that waited, each with entries of its own. The store keeps the bytes of each value its snapshots read, for
 // up to 65,536 values over its tenants: a later snapshot that reads the same bytes for a key
 // hands out the bytes kept, read-only as on memstore, and copies only the values that changed
 // (in one allocation); from the second such read it also hands out a memo (see

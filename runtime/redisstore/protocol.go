@@ -770,9 +770,9 @@ type snapField struct {
 // errNoState (an empty reply: no hash) or errNoMeta. An error reply (WRONGTYPE) is returned as a
 // [redis.Error]. The keys share one string; the values are slices of reply, each capped at its
 // own end, so that appending to one cannot change another or reply, and the caller gives them
-// storage of their own (see keepValues) before it reuses reply. Reading the reply's bytes rather than a map of strings saves
-// a string per field and a map insert per entry; each stored entry is decoded as the reply is
-// read, in its order, and only the live ones are sorted.
+// storage of their own (see keepValues) before it reuses reply. Reading the reply's bytes
+// rather than a map of strings saves a string per field and a map insert per entry; each stored
+// entry is decoded as the reply is read, in its order, and only the live ones are sorted.
 // The slices it works in are sc's (nil: new ones), kept for the next call.
 func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, sc *snapScratch) (backend.Snapshot, error) {
 	r := respReader{b: reply}
