@@ -55,9 +55,10 @@
 // Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
 // is written: unknown or repeated options, bad values, key fields that do not exist, are
 // promoted from an embedded struct, are not encoded or have unsupported types, unsupported
-// field types, non-struct or generic types, types that hold a lock (the store copies values,
-// which go vet rejects for a sync.Mutex or an atomic.Int64), and two stores of one package with
-// the same id or the same generated names. A comment that looks like a directive but is not
+// field types, fields of a type that ephemeralgen generates (a store's key), non-struct or
+// generic types, types that hold a lock (the store copies values, which go vet rejects for a
+// sync.Mutex or an atomic.Int64), and two stores of one package with the same id or the same
+// generated names. A comment that looks like a directive but is not
 // one, such as "// ephemeral:store ..." with a space, gets a warning, printed as
 // file:line:col: warning: message, which does not stop generation. The package's type errors
 // are those it has with the generated files, which are type-checked with it before anything

@@ -166,6 +166,12 @@ func (p *planner) report(format string, args ...any) {
 
 // unsupported reports that t is not supported.
 func (p *planner) unsupported(t types.Type) {
+	if t == types.Typ[types.Invalid] {
+		// Not known when the package is loaded: a type error, reported as well, or a type
+		// that ephemeralgen generates (a store's key), whose declaration the load leaves out.
+		p.report("field %s: its type is not known: it has an error, or is one that ephemeralgen generates, such as a store's key, which a stored value cannot hold (declare one like it instead)", p.path)
+		return
+	}
 	p.report("field %s: unsupported type %s (%s)", p.path, reflectName(t), supported)
 }
 

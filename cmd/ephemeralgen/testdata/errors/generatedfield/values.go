@@ -1,0 +1,20 @@
+// Package generatedfield is an error test case: a stored value cannot hold a type that
+// ephemeralgen generates, such as another store's key, since the package is loaded without
+// the generated declarations; the field's error says so.
+package generatedfield
+
+// Presence is one user's presence in a room.
+//
+//ephemeral:store id=presence ttl=30s key=Room,UserID
+type Presence struct {
+	Room   string `json:"room"`
+	UserID string `json:"userId"`
+}
+
+// Audit records whose presence was looked at.
+//
+//ephemeral:store id=audit ttl=1m key=ID
+type Audit struct {
+	ID string      `json:"id"`
+	Of PresenceKey `json:"of"`
+}
