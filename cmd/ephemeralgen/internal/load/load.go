@@ -147,12 +147,7 @@ func check(fset *token.FileSet, p *packages.Package, imported map[string]*types.
 			mode = parser.PackageClauseOnly
 		}
 		f, err := parser.ParseFile(fset, name, src, mode)
-		var list scanner.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				p.Errors = append(p.Errors, packages.Error{Pos: e.Pos.String(), Msg: e.Msg, Kind: packages.ParseError})
-			}
-		}
+		p.Errors = appendParseErrors(p.Errors, err)
 		if f != nil && f.Name != nil {
 			p.Syntax = append(p.Syntax, f)
 		}
@@ -190,6 +185,17 @@ func importer(p *packages.Package, imported map[string]*types.Package) types.Imp
 	})
 }
 
+// appendParseErrors appends the errors of err, the error of a parse, to errs.
+func appendParseErrors(errs []packages.Error, err error) []packages.Error {
+	var list scanner.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			errs = append(errs, packages.Error{Pos: e.Pos.String(), Msg: e.Msg, Kind: packages.ParseError})
+		}
+	}
+	return errs
+}
+
 // typeErrors returns the error handler of a type check that appends its errors to errs.
 func typeErrors(errs *[]packages.Error) func(error) {
 	return func(err error) {
@@ -215,43 +221,30 @@ func (p *Package) Recheck(fset *token.FileSet, out map[string][]byte) ([]package
 			files = append(files, f)
 		}
 	}
-	imported, missing := p.imported, false
+	extra := map[string]bool{} // the paths out imports and the package did not
 	for _, name := range slices.Sorted(maps.Keys(out)) {
 		f, err := parser.ParseFile(fset, name, out[name], parser.AllErrors|parser.SkipObjectResolution)
-		var list scanner.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				errs = append(errs, packages.Error{Pos: e.Pos.String(), Msg: e.Msg, Kind: packages.ParseError})
-			}
-		}
+		errs = appendParseErrors(errs, err)
 		if f == nil {
 			continue
 		}
 		files = append(files, f)
 		for _, spec := range f.Imports {
-			path, _ := strconv.Unquote(spec.Path.Value)
-			if imp := p.Imports[path]; path != "unsafe" && (imp == nil || imported[imp.ID] == nil) {
-				missing = true
+			if path, _ := strconv.Unquote(spec.Path.Value); path != "unsafe" && p.Imports[path] == nil {
+				extra[path] = true
 			}
 		}
 	}
 	if len(errs) > 0 {
 		return errs, nil
 	}
-	if missing {
-		ids := map[string]bool{}
+	imported := p.imported
+	if len(extra) > 0 {
 		for _, imp := range p.Imports {
-			ids[imp.ID] = true
-		}
-		for _, f := range files {
-			for _, spec := range f.Imports {
-				if path, _ := strconv.Unquote(spec.Path.Value); p.Imports[path] == nil {
-					ids[path] = true
-				}
-			}
+			extra[imp.ID] = true
 		}
 		var err error
-		if imported, err = loadTypes(p.pc, ids); err != nil {
+		if imported, err = loadTypes(p.pc, extra); err != nil {
 			return nil, err
 		}
 	}
