@@ -1,6 +1,9 @@
 package backend
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 // TestAwaitDropsReleased checks that waiters released while their log had no wake-up do not
 // pile up in it: an idle tenant's readers come and go.
@@ -68,5 +71,25 @@ func TestLogReleases(t *testing.T) {
 	add(20, 20) // a gap drops 11 and 12
 	if recs, evs := kept(); recs != 4 || evs != 0 {
 		t.Fatalf("after a gap: %d records and %d events kept, want 4 (3 not reused yet, and 20) and 0", recs, evs)
+	}
+}
+
+// TestAppendSetsEveryField guards Append, which sets the fields of a ring slot one by one and
+// so leaves in place any it does not name: logRec has the fields Append sets, and a reused slot
+// holds the new event alone.
+func TestAppendSetsEveryField(t *testing.T) {
+	if n := reflect.TypeOf(logRec{}).NumField(); n != 7 {
+		t.Fatalf("logRec has %d fields, Append sets 7: set the new ones there, and count them here", n)
+	}
+	l := NewLog("e", 0, 1) // a ring of one slot
+	l.Append(&Event{Kind: EventUpsert, Version: 1, At: 10, CreatedAt: 5, ExpiresAt: 20, Key: "a", Value: []byte("v")})
+	want := logRec{kind: EventUpsert, at: 10, created: 5, expires: 20, key: "a", value: []byte("v")}
+	if got := l.ring.Load().recs[0]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the slot holds %+v, want %+v", got, want)
+	}
+	l.Append(&Event{Kind: EventDelete, Version: 2, At: 11, Key: "b", Reason: "gone"})
+	want = logRec{kind: EventDelete, at: 11, key: "b", reason: "gone"}
+	if got := l.ring.Load().recs[0]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the reused slot holds %+v, want %+v", got, want)
 	}
 }

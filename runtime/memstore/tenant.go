@@ -60,13 +60,15 @@ func (e *entry) read() backend.Entry {
 	return ent
 }
 
-// readInto sets *dst to read's entry, for a Snapshot.
+// readInto sets *dst to read's entry, for a Snapshot. It sets the fields of backend.Entry one
+// by one: *dst = e.entry() copies a value built on the stack, as backend.Log.Append explains,
+// and a snapshot of 10,000 entries took an eighth longer so (docs/PERFORMANCE.md).
 func (e *entry) readInto(dst *backend.Entry) {
 	if e.memo == nil {
 		e.memo = new(backend.Memo)
 	}
-	*dst = e.entry()
-	dst.Memo = e.memo
+	dst.Key, dst.Value, dst.Version, dst.Epoch = e.key, e.value, e.version, e.t.epoch
+	dst.CreatedAt, dst.UpdatedAt, dst.ExpiresAt, dst.Memo = e.created, e.updated, e.expires, e.memo
 }
 
 // first returns the seq of the oldest event the tenant still has, given its last seq: the

@@ -858,11 +858,10 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, 
 	snap := backend.Snapshot{Entries: slices.Grow(dst, len(keys))[:n0+len(keys)], Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
 	sc.order = byteOrder(keys, sc.order)
 	for j, i := range sc.order {
-		f := &fields[i]
-		snap.Entries[n0+j] = backend.Entry{
-			Key: keys[i], Value: reply[f.value:f.valueEnd:f.valueEnd], Version: uint64(f.head[0]), Epoch: e0,
-			CreatedAt: f.head[1], UpdatedAt: f.head[2], ExpiresAt: f.head[3],
-		}
+		// Every field, one by one (see memstore's entry.readInto).
+		f, e := &fields[i], &snap.Entries[n0+j]
+		e.Key, e.Value, e.Version, e.Epoch = keys[i], reply[f.value:f.valueEnd:f.valueEnd], uint64(f.head[0]), e0
+		e.CreatedAt, e.UpdatedAt, e.ExpiresAt, e.Memo = f.head[1], f.head[2], f.head[3], nil
 	}
 	return snap, nil
 }

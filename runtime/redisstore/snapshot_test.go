@@ -53,6 +53,20 @@ func TestParseSnapshot(t *testing.T) {
 			t.Fatalf("snapshot of RESP3 %v (-want +got):\n%s", resp3, diff)
 		}
 	}
+	// Into a used slice, whose slots it sets field by field: nothing of the old entries stays.
+	used := make([]backend.Entry, 4)
+	for i := range used {
+		used[i] = backend.Entry{Key: "junk", Value: []byte("junk"), Version: 77, Epoch: "junk",
+			CreatedAt: -1, UpdatedAt: -1, ExpiresAt: -1, Memo: new(backend.Memo)}
+	}
+	got, err := parseSnapshot(hgetallReply(state, true), 1000, "a/", used[:1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePtr := cmp.Comparer(func(a, b *backend.Memo) bool { return a == b })
+	if diff := cmp.Diff(append([]backend.Entry{used[0]}, want.Entries...), got.Entries, samePtr); diff != "" {
+		t.Fatalf("snapshot appended to a used slice (-want +got):\n%s", diff)
+	}
 
 	// The values share one allocation, but appending to one leaves the next alone.
 	_ = append(snap.Entries[1].Value, "xx"...)
