@@ -311,8 +311,9 @@ func TestParseNumbers(t *testing.T) {
 			ok = ok && err == nil && len(f) <= maxDigits && f[0] != '+' && f[0] != '-'
 			want[k], rest = v, rest[len(f)+1:]
 		}
-		got, skip, gotOK := parseNumbers(s)
-		gotB, skipB, gotBOK := parseNumbers([]byte(s))
+		var got, gotB [4]int64
+		skip, gotOK := parseNumbers(s, &got)
+		skipB, gotBOK := parseNumbers([]byte(s), &gotB)
 		if gotOK != ok || ok && (got != want || s[skip:] != rest) || gotB != got || skipB != skip || gotBOK != gotOK {
 			t.Fatalf("parseNumbers(%q) = %v, %d, %v; strconv gives %v, %q, %v", s, got, skip, gotOK, want, rest, ok)
 		}
