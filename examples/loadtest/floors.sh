@@ -20,13 +20,14 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3} NATS=${NATS-127.0.0.1:4222} PRESENCE=${PRESENCE:-}
 OUT=${OUT:-$(mktemp -d /tmp/floors.XXXXXX)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 cd "$(dirname "$0")/../.."
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
 	{ echo "floors: redis-server and redis-cli are needed (apt-get install redis-server)" >&2; exit 1; }
 
-redis_port=
+redis_pid= redis_port=
 stop() {
-	if [ -n "$redis_port" ]; then redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true; fi
+	if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; fi
 	wait 2>/dev/null || true
 }
 trap stop EXIT
@@ -36,15 +37,26 @@ go test -c -o "$OUT/mem.test" ./runtime/memstore
 go test -c -o "$OUT/rs.test" ./runtime/redisstore
 go build -o "$OUT/loadtest" ./examples/loadtest
 
+# A free port, and a server that reports OUT as its directory: never another's server, which
+# a port taken between the check and the bind would be.
 for _ in $(seq 20); do
-	redis_port=$(shuf -i 20000-32000 -n 1)
-	! (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null || continue
-	timeout 3600 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+	port=$(shuf -i 20000-32000 -n 1)
+	! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || continue
+	timeout 3600 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
 		--dir "$OUT" >"$OUT/redis.log" 2>&1 &
-	for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-	redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+	redis_pid=$!
+	for _ in $(seq 100); do
+		if [ "$(redis-cli -p "$port" config get dir 2>/dev/null | tail -1)" = "$OUT" ]; then
+			redis_port=$port
+			break 2
+		fi
+		kill -0 "$redis_pid" 2>/dev/null || break # it exited: the port was taken
+		sleep 0.1
+	done
+	kill "$redis_pid" 2>/dev/null || true
+	redis_pid=
 done
-redis-cli -p "$redis_port" ping >/dev/null 2>&1 || { echo "floors: redis-server did not start: $OUT/redis.log" >&2; exit 1; }
+[ -n "$redis_port" ] || { echo "floors: redis-server did not start: $OUT/redis.log" >&2; exit 1; }
 redis=127.0.0.1:$redis_port
 export EPHEMERAL_REDIS_ADDR=$redis
 nats=()
