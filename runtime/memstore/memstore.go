@@ -275,7 +275,7 @@ func (st *store) find(name string) *tenant {
 }
 
 // Upsert creates or replaces req.Key; see [backend.Store].
-func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (ent backend.Entry, err error) {
 	b := st.b
 	now, err := b.lockReconciled(ctx)
 	if err != nil {
@@ -307,7 +307,8 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 		ExpiresAt: e.expires,
 	})
 	b.schedule(e)
-	return e.entry(), nil
+	e.fill(&ent, nil) // in place (see fill)
+	return ent, nil
 }
 
 // Touch extends the TTL of a live key; see [backend.Store].
