@@ -43,8 +43,8 @@ type entry struct {
 
 // fill sets every field of *dst to e's, with memo as its Memo. It sets them one by one: an
 // entry built as a backend.Entry{...} and then copied is copied with 16-byte loads of its
-// 8-byte stores, as backend.Log.Append explains, and a memstore snapshot of 10,000 entries
-// took an eighth longer so (docs/PERFORMANCE.md).
+// 8-byte stores, as backend.Log.Append explains: a memstore snapshot of 10,000 entries took
+// 733 µs so against 642 µs (means of six rounds, docs/PERFORMANCE.md).
 func (e *entry) fill(dst *backend.Entry, memo *backend.Memo) {
 	dst.Key, dst.Value, dst.Version, dst.Epoch = e.key, e.value, e.version, e.t.epoch
 	dst.CreatedAt, dst.UpdatedAt, dst.ExpiresAt, dst.Memo = e.created, e.updated, e.expires, memo

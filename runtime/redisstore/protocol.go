@@ -802,21 +802,19 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, 
 			if len(key) < len(prefix) || string(key[:len(prefix)]) != prefix {
 				break
 			}
-			// Parsed in place, in the next slot of fields: see parseNumbers.
+			// Parsed in place, in the next slot of fields (see parseNumbers), which is given
+			// back unless the entry is well-formed and live.
 			fields = append(fields, snapField{})
 			sf := &fields[len(fields)-1]
 			skip, ok := parseNumbers(reply[value:valueEnd], &sf.head)
-			switch {
-			case !ok:
-				fields = fields[:len(fields)-1]
-				if bad == nil {
-					bad = &snapField{key: name + len(entryPrefix), keyEnd: nameEnd, value: value, valueEnd: valueEnd}
-				}
-			case sf.head[3] <= now:
-				fields = fields[:len(fields)-1]
-			default:
+			if ok && sf.head[3] > now {
 				sf.key, sf.keyEnd, sf.value, sf.valueEnd = name+len(entryPrefix), nameEnd, value+skip, valueEnd
 				keyBytes += len(key)
+				break
+			}
+			fields = fields[:len(fields)-1]
+			if !ok && bad == nil {
+				bad = &snapField{key: name + len(entryPrefix), keyEnd: nameEnd, value: value, valueEnd: valueEnd}
 			}
 		case string(f) == metaEpoch:
 			epoch, hasEpoch = reply[value:valueEnd], true
@@ -867,7 +865,7 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, 
 	snap := backend.Snapshot{Entries: slices.Grow(dst, len(keys))[:n0+len(keys)], Cursor: backend.Cursor{Epoch: e0, Seq: uint64(v)}}
 	sc.order = byteOrder(keys, sc.order)
 	for j, i := range sc.order {
-		// Every field, one by one (see memstore's entry.readInto).
+		// Every field, one by one (see backend.Log.Append).
 		f, e := &fields[i], &snap.Entries[n0+j]
 		e.Key, e.Value, e.Version, e.Epoch = keys[i], reply[f.value:f.valueEnd:f.valueEnd], uint64(f.head[0]), e0
 		e.CreatedAt, e.UpdatedAt, e.ExpiresAt, e.Memo = f.head[1], f.head[2], f.head[3], nil
