@@ -104,6 +104,24 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 			}
 		}
 	}()
+	// Every reader receives from when it opens until its context ends, as an application's
+	// would (so the row with readers does not time the start of their goroutines); delivered
+	// counts the events of the upserts with readers, each at the one reader of its tenant.
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	deliveryHist := new(hist)
+	var delivered, overflows atomic.Int64
+	var wg sync.WaitGroup
+	var recvErr error
+	var errOnce sync.Once
+	defer func() { stopRecv(); wg.Wait() }() // before the readers close
+	receive := func(i int, rd *ephemeral.Reader[string, Sample]) {
+		wg.Go(func() {
+			err := receiveTenant(recvCtx, rd, i, n, m, written, epoch, deliveryHist, &delivered, &overflows)
+			if err != nil {
+				errOnce.Do(func() { recvErr = fmt.Errorf("reader of t-%d: %w", i, err); stopRecv() })
+			}
+		})
+	}
 	openHist := new(hist)
 	var openFailed atomic.Int64
 	var openErr atomic.Value
@@ -120,6 +138,7 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 		}
 		openHist.record(time.Since(start))
 		readers[i] = rd
+		receive(i, rd)
 		return nil
 	})
 	open := fromHist(name, openHist, elapsed, cpuTime()-cpu)
@@ -134,27 +153,6 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 	if err != nil {
 		return out, err
 	}
-
-	// Every reader receives until its context ends; delivered counts the events of the
-	// upserts with readers, each at the one reader of its tenant.
-	recvCtx, stopRecv := context.WithCancel(ctx)
-	deliveryHist := new(hist)
-	var delivered, overflows atomic.Int64
-	var wg sync.WaitGroup
-	var recvErr error
-	var errOnce sync.Once
-	for i, rd := range readers {
-		if rd == nil {
-			continue
-		}
-		wg.Go(func() {
-			err := receiveTenant(recvCtx, rd, i, n, m, written, epoch, deliveryHist, &delivered, &overflows)
-			if err != nil {
-				errOnce.Do(func() { recvErr = fmt.Errorf("reader of t-%d: %w", i, err); stopRecv() })
-			}
-		})
-	}
-	defer func() { stopRecv(); wg.Wait() }()
 
 	name = fmt.Sprintf("tenants=%d upsert, %d readers open", n, open.Count)
 	with, err := upserts(ctx, name, m)
