@@ -171,7 +171,7 @@ awk -F'\t' -v rounds="$ROUNDS" -v presence="$PRESENCE" '
 		print line " " (got ? (met + 0) " of " got : "—") " |"
 	}
 	function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
-	function fig(f, r,    a, b) {
+	function fig(f, r,    a, b, w) {
 		if (f == "15.1") return ratio(get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "ns/op"), get(r, "BenchmarkUpsert/c=1/upsert", "ns/op"))
 		if (f == "15.1cpu") return ratio(get(r, "BenchmarkUpsert/c=1/upsert", "client-µs/op"), get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "client-µs/op"))
 		if (f == "15.2") return ratio(get(r, "BenchmarkTouch/c=32/baseline=SET-PX", "ns/op"), get(r, "BenchmarkTouch/c=32/touch", "ns/op"))
@@ -200,8 +200,8 @@ awk -F'\t' -v rounds="$ROUNDS" -v presence="$PRESENCE" '
 		if (f == "16conns") return get(r, a, "blockingConns")
 		if (f == "16open") return get(r, a, "readerOpenP99Us") == "" ? "" : get(r, a, "readerOpenP99Us") / 1000
 		if (f == "16put") return ratio(get(r, a, "putP99UsReaders"), get(r, a, "putP99UsNoReaders"))
-		split(f, a, " ")
-		return get(r, a[1], a[2])
+		split(f, w, " ")
+		return get(r, w[1], w[2])
 	}
 	END {
 		line = "| floor |"; sep = "|---|"
