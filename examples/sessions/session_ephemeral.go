@@ -3,7 +3,6 @@
 package main
 
 import (
-	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
@@ -103,5 +102,9 @@ func ephemeralDecodeSession(d *jsonc.Decoder, v *Session) {
 }
 
 func ephemeralCloneSession(v *Session) {
-	v.Roles = slices.Clone(v.Roles)
+	if v.Roles != nil {
+		c := make([]string, len(v.Roles))
+		copy(c, v.Roles)
+		v.Roles = c
+	}
 }

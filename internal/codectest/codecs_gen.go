@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"maps"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/internal/codectest/other"
@@ -1021,15 +1020,27 @@ func ephemeralDecodeDocument(d *jsonc.Decoder, v *Document) {
 
 func ephemeralCloneDocument(v *Document) {
 	ephemeralClonePresence(&v.Owner)
-	v.Members = slices.Clone(v.Members)
-	for i := range v.Members {
-		ephemeralClonePresence(&v.Members[i])
+	if v.Members != nil {
+		c := make([]Presence, len(v.Members))
+		copy(c, v.Members)
+		v.Members = c
+		for i := range v.Members {
+			ephemeralClonePresence(&v.Members[i])
+		}
 	}
-	v.Items = slices.Clone(v.Items)
-	for i := range v.Items {
-		ephemeralCloneOtherItem(&v.Items[i])
+	if v.Items != nil {
+		c := make([]other.Item, len(v.Items))
+		copy(c, v.Items)
+		v.Items = c
+		for i := range v.Items {
+			ephemeralCloneOtherItem(&v.Items[i])
+		}
 	}
-	v.Scores = slices.Clone(v.Scores)
+	if v.Scores != nil {
+		c := make([]float64, len(v.Scores))
+		copy(c, v.Scores)
+		v.Scores = c
+	}
 	if v.Meta != nil {
 		c := *v.Meta
 		v.Meta = &c
@@ -2285,8 +2296,16 @@ func ephemeralCloneEverything(v *Everything) {
 		c := *v.EmbeddedPtr
 		v.EmbeddedPtr = &c
 	}
-	v.Bytes = slices.Clone(v.Bytes)
-	v.NBytes = slices.Clone(v.NBytes)
+	if v.Bytes != nil {
+		c := make([]byte, len(v.Bytes))
+		copy(c, v.Bytes)
+		v.Bytes = c
+	}
+	if v.NBytes != nil {
+		c := make(Bytes, len(v.NBytes))
+		copy(c, v.NBytes)
+		v.NBytes = c
+	}
 	if v.TimeP != nil {
 		c := *v.TimeP
 		v.TimeP = &c
@@ -2307,18 +2326,38 @@ func ephemeralCloneEverything(v *Everything) {
 		c := *v.PSt
 		v.PSt = &c
 	}
-	v.Ints = slices.Clone(v.Ints)
-	v.Stats = slices.Clone(v.Stats)
-	v.IntPs = slices.Clone(v.IntPs)
-	for i := range v.IntPs {
-		if v.IntPs[i] != nil {
-			c := *v.IntPs[i]
-			v.IntPs[i] = &c
+	if v.Ints != nil {
+		c := make([]int, len(v.Ints))
+		copy(c, v.Ints)
+		v.Ints = c
+	}
+	if v.Stats != nil {
+		c := make([]Status, len(v.Stats))
+		copy(c, v.Stats)
+		v.Stats = c
+	}
+	if v.IntPs != nil {
+		c := make([]*int, len(v.IntPs))
+		copy(c, v.IntPs)
+		v.IntPs = c
+		for i := range v.IntPs {
+			if v.IntPs[i] != nil {
+				c2 := *v.IntPs[i]
+				v.IntPs[i] = &c2
+			}
 		}
 	}
-	v.Nested = slices.Clone(v.Nested)
-	for i := range v.Nested {
-		v.Nested[i] = slices.Clone(v.Nested[i])
+	if v.Nested != nil {
+		c := make([][]string, len(v.Nested))
+		copy(c, v.Nested)
+		v.Nested = c
+		for i := range v.Nested {
+			if v.Nested[i] != nil {
+				c2 := make([]string, len(v.Nested[i]))
+				copy(c2, v.Nested[i])
+				v.Nested[i] = c2
+			}
+		}
 	}
 	ephemeralCloneTags(&v.Tags)
 	v.M = maps.Clone(v.M)
@@ -2329,7 +2368,11 @@ func ephemeralCloneEverything(v *Everything) {
 	if v.MSlice != nil {
 		m := make(map[string][]int, len(v.MSlice))
 		for k, y := range v.MSlice {
-			y = slices.Clone(y)
+			if y != nil {
+				c := make([]int, len(y))
+				copy(c, y)
+				y = c
+			}
 			m[k] = y
 		}
 		v.MSlice = m
@@ -2371,18 +2414,30 @@ func ephemeralCloneEverything(v *Everything) {
 		v.ColorP = &c
 	}
 	ephemeralCloneJsonRawMessage(&v.Raw)
-	v.Monies = slices.Clone(v.Monies)
+	if v.Monies != nil {
+		c := make([]Money, len(v.Monies))
+		copy(c, v.Monies)
+		v.Monies = c
+	}
 	if v.OmitP != nil {
 		c := *v.OmitP
 		v.OmitP = &c
 	}
-	v.OmitSl = slices.Clone(v.OmitSl)
+	if v.OmitSl != nil {
+		c := make([]int, len(v.OmitSl))
+		copy(c, v.OmitSl)
+		v.OmitSl = c
+	}
 	v.OmitM = maps.Clone(v.OmitM)
 	if v.QP != nil {
 		c := *v.QP
 		v.QP = &c
 	}
-	v.QArr = slices.Clone(v.QArr)
+	if v.QArr != nil {
+		c := make([]int, len(v.QArr))
+		copy(c, v.QArr)
+		v.QArr = c
+	}
 }
 
 var ephemeralFieldsFolded = jsonc.NewFields("name", "NAME", "k", "ſ")
@@ -2455,9 +2510,13 @@ func ephemeralDecodeForest(d *jsonc.Decoder, v *Forest) {
 }
 
 func ephemeralCloneForest(v *Forest) {
-	*v = slices.Clone(*v)
-	for i := range *v {
-		ephemeralCloneTree(&(*v)[i])
+	if *v != nil {
+		c := make(Forest, len(*v))
+		copy(c, *v)
+		*v = c
+		for i := range *v {
+			ephemeralCloneTree(&(*v)[i])
+		}
 	}
 }
 
@@ -2514,7 +2573,11 @@ func ephemeralDecodeGrid(d *jsonc.Decoder, v *Grid) {
 
 func ephemeralCloneGrid(v *Grid) {
 	for i := range *v {
-		(*v)[i] = slices.Clone((*v)[i])
+		if (*v)[i] != nil {
+			c := make([]int, len((*v)[i]))
+			copy(c, (*v)[i])
+			(*v)[i] = c
+		}
 	}
 }
 
@@ -2583,7 +2646,11 @@ func ephemeralDecodeInner(d *jsonc.Decoder, v *Inner) {
 }
 
 func ephemeralCloneInner(v *Inner) {
-	v.Notes = slices.Clone(v.Notes)
+	if v.Notes != nil {
+		c := make([]string, len(v.Notes))
+		copy(c, v.Notes)
+		v.Notes = c
+	}
 	if v.Score != nil {
 		c := *v.Score
 		v.Score = &c
@@ -2895,7 +2962,11 @@ func ephemeralDecodeOtherItem(d *jsonc.Decoder, v *other.Item) {
 }
 
 func ephemeralCloneOtherItem(v *other.Item) {
-	v.Tags = slices.Clone(v.Tags)
+	if v.Tags != nil {
+		c := make([]string, len(v.Tags))
+		copy(c, v.Tags)
+		v.Tags = c
+	}
 }
 
 var ephemeralFieldsOuter = jsonc.NewFields("labels", "hosts")
@@ -2983,9 +3054,13 @@ func ephemeralDecodeOuter(d *jsonc.Decoder, v *Outer) {
 
 func ephemeralCloneOuter(v *Outer) {
 	v.Labels = maps.Clone(v.Labels)
-	v.Hosts = slices.Clone(v.Hosts)
-	for i := range v.Hosts {
-		ephemeralCloneNetIP(&v.Hosts[i])
+	if v.Hosts != nil {
+		c := make([]net.IP, len(v.Hosts))
+		copy(c, v.Hosts)
+		v.Hosts = c
+		for i := range v.Hosts {
+			ephemeralCloneNetIP(&v.Hosts[i])
+		}
 	}
 }
 
@@ -3089,7 +3164,11 @@ func ephemeralDecodePresence(d *jsonc.Decoder, v *Presence) {
 }
 
 func ephemeralClonePresence(v *Presence) {
-	v.Tabs = slices.Clone(v.Tabs)
+	if v.Tabs != nil {
+		c := make([]string, len(v.Tabs))
+		copy(c, v.Tabs)
+		v.Tabs = c
+	}
 }
 
 func ephemeralCloneRef(v *Ref) {
@@ -3448,16 +3527,24 @@ func ephemeralCloneRefs(v *Refs) {
 	if v.Inner != nil {
 		c := *v.Inner
 		v.Inner = &c
-		v.Inner.Notes = slices.Clone(v.Inner.Notes)
+		if v.Inner.Notes != nil {
+			c2 := make([]string, len(v.Inner.Notes))
+			copy(c2, v.Inner.Notes)
+			v.Inner.Notes = c2
+		}
 		if v.Inner.Score != nil {
-			c2 := *v.Inner.Score
-			v.Inner.Score = &c2
+			c3 := *v.Inner.Score
+			v.Inner.Score = &c3
 		}
 	}
 	v.Outer.Labels = maps.Clone(v.Outer.Labels)
-	v.Outer.Hosts = slices.Clone(v.Outer.Hosts)
-	for i := range v.Outer.Hosts {
-		ephemeralCloneNetIP(&v.Outer.Hosts[i])
+	if v.Outer.Hosts != nil {
+		c := make([]net.IP, len(v.Outer.Hosts))
+		copy(c, v.Outer.Hosts)
+		v.Outer.Hosts = c
+		for i := range v.Outer.Hosts {
+			ephemeralCloneNetIP(&v.Outer.Hosts[i])
+		}
 	}
 	ephemeralCloneNetIP(&v.IP)
 	if v.IPP != nil {
@@ -3479,9 +3566,13 @@ func ephemeralCloneRefs(v *Refs) {
 		ephemeralCloneSet(&c)
 		v.SetP = &c
 	}
-	v.Sets = slices.Clone(v.Sets)
-	for i := range v.Sets {
-		ephemeralCloneSet(&v.Sets[i])
+	if v.Sets != nil {
+		c := make([]Set, len(v.Sets))
+		copy(c, v.Sets)
+		v.Sets = c
+		for i := range v.Sets {
+			ephemeralCloneSet(&v.Sets[i])
+		}
 	}
 	ephemeralCloneTokens(&v.Tokens)
 	if v.Raws != nil {
@@ -3578,7 +3669,11 @@ func ephemeralDecodeTags(d *jsonc.Decoder, v *Tags) {
 }
 
 func ephemeralCloneTags(v *Tags) {
-	*v = slices.Clone(*v)
+	if *v != nil {
+		c := make(Tags, len(*v))
+		copy(c, *v)
+		*v = c
+	}
 }
 
 func ephemeralCloneTokens(v *Tokens) {
@@ -3691,9 +3786,13 @@ func ephemeralDecodeTree(d *jsonc.Decoder, v *Tree) {
 }
 
 func ephemeralCloneTree(v *Tree) {
-	v.Kids = slices.Clone(v.Kids)
-	for i := range v.Kids {
-		ephemeralCloneTree(&v.Kids[i])
+	if v.Kids != nil {
+		c := make([]Tree, len(v.Kids))
+		copy(c, v.Kids)
+		v.Kids = c
+		for i := range v.Kids {
+			ephemeralCloneTree(&v.Kids[i])
+		}
 	}
 	if v.ByName != nil {
 		m := make(map[string]*Tree, len(v.ByName))
