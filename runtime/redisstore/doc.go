@@ -161,9 +161,10 @@
 // reader then checks its position against Redis. The pump stops when its last subscription
 // closes.
 //
-// A pump blocks on nothing in Redis; its goroutine starts when it first has a read or a tick to
-// do (the pump of a tenant whose notices carry its events needs none; until an expiry falls
-// due, a timer waits for it, not a goroutine). Every script that adds
+// A pump blocks on nothing in Redis, and holds a goroutine only while it has a read or a tick
+// to do: the pump of a tenant whose notices carry its events needs none, and until an expiry
+// falls due a timer waits for it, not a goroutine (10,000 tenants with a reader and an entry
+// held 10,000 goroutines more when their pumps waited on goroutines). Every script that adds
 // events (the write script, and the tick script when it expires entries) publishes a notice on
 // the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
 // <last version> <ms until the next expiry>", followed by the time and the events the script

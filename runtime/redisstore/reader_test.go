@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,6 +225,30 @@ func TestExpireEventRedis(t *testing.T) {
 	if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.ExpiresAt != e.ExpiresAt {
 		t.Fatalf("event %+v, want the expiry of k", ev)
 	}
+}
+
+// A pump holds no goroutine while it only waits for an expiry: its goroutine ends once it has
+// nothing to do, and the timer of the next expiry starts one when the expiry is due.
+func TestPumpRestsRedis(t *testing.T) {
+	f := newReal(t, WithPollInterval(time.Minute))
+	st, ten := f.open(t, backend.Limits{}), "rest"
+	upsert(t, st, ten, "long", "v", time.Hour) // an expiry due, far off, when the pump starts
+	sub := subscribe(t, st, ten, nil)
+	p := sub.(*subscription).p
+	var mu sync.Mutex
+	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
+	for i := range 3 {
+		e := upsert(t, st, ten, "k", "v", 200*time.Millisecond)
+		if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Version != e.Version {
+			t.Fatalf("event %+v, want the upsert of k, version %d", ev, e.Version)
+		}
+		waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
+		ev := next(t, sub) // started by the expiry's timer
+		if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.ExpiresAt != e.ExpiresAt {
+			t.Fatalf("round %d: event %+v, want the expiry of k", i, ev)
+		}
+	}
+	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
 }
 
 func TestTransientErrorMiniredis(t *testing.T) {
