@@ -66,11 +66,11 @@
 //     name of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines,
 //     spread over the tenants with no reader open: the baseline. Then a reader is opened in
 //     each tenant from -c goroutines, each open timed, and each reader receives from a
-//     goroutine of its own from when it opens, as an application's would (its first receive
-//     subscribes the tenant's notices: work of the open phase, not of the upserts after
-//     it); then -events upserts again, every
-//     other one to a watched tenant (t-0, t-1, ...) and the others to as many tenants
-//     nobody watches (u-0, u-1, ...). Every event of a watched tenant is counted at its
+//     goroutine of its own from when it opens, as an application's would (10,000 of them
+//     started at once after the opens held up the first of the upserts after them); then
+//     -events upserts again, every other one to a watched tenant (t-0, t-1, ...) and the
+//     others to as many tenants nobody watches (u-0, u-1, ...). Every event of a watched
+//     tenant is counted at its
 //     reader, with its delay after the upsert returned, until all have come or -max-time
 //     has passed (the rest are missing); then the readers are closed. While the readers are
 //     open it samples CLIENT LIST every 250 ms for the client's connections: blockingConns
