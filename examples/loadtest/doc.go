@@ -70,9 +70,8 @@
 //     started at once after the opens held up the first of the upserts after them); then
 //     -events upserts again, every other one to a watched tenant (t-0, t-1, ...) and the
 //     others to as many tenants nobody watches (u-0, u-1, ...). Every event of a watched
-//     tenant is counted at its
-//     reader, with its delay after the upsert returned, until all have come or -max-time
-//     has passed (the rest are missing); then the readers are closed. While the readers are
+//     tenant is counted at its reader, with its delay after the upsert returned, until all
+//     have come or -max-time has passed (the rest are missing); then the readers are closed. While the readers are
 //     open it samples CLIENT LIST every 250 ms for the client's connections: blockingConns
 //     is the most seen at once whose last command was a blocking read or a subscription
 //     (XREAD, SUBSCRIBE, SSUBSCRIBE, PSUBSCRIBE...) or that are in subscribed mode. A failed
