@@ -14,10 +14,111 @@
 #
 # Settings (environment): ROUNDS (3), NATS (127.0.0.1:4222; empty: no NATS rows), PRESENCE
 # (empty), OUT (a new temporary directory: every command's output, and records.tsv, the figures
-# the table is made of). The floors are those of the issues; docs/PERFORMANCE.md has what each
+# the table is made of). RECORDS=FILE measures nothing and prints the table of the records.tsv
+# of an earlier run. The floors are those of the issues; docs/PERFORMANCE.md has what each
 # means and the figures of earlier runs.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3} NATS=${NATS-127.0.0.1:4222} PRESENCE=${PRESENCE:-}
+
+# table ROUNDS PRESENCE RECORDS: prints the table of the figures in RECORDS (records.tsv), with
+# ROUNDS rounds, and the presence rows unless PRESENCE is empty.
+table() {
+	awk -F'\t' -v rounds="$1" -v presence="$2" '
+	{ v[$1 SUBSEP $2 SUBSEP $3] = $4 }
+	function get(r, n, u) { return ((r, n, u) in v) ? v[r, n, u] : "" }
+	# row prints one floor: its name, the figure of each round (computed by f) and how many met it.
+	function row(name, f, op, limit, n,    r, x, line, met, got) {
+		line = "| " name " |"
+		for (r = 1; r <= n; r++) {
+			x = fig(f, r)
+			if (x == "") { line = line " — |"; continue }
+			got++
+			if ((op == "<=" && x + 0 <= limit) || (op == ">=" && x + 0 >= limit)) met++
+			line = line sprintf(" %.3g |", x)
+		}
+		for (; r <= rounds; r++) line = line "  |"
+		print line " " (got ? (met + 0) " of " got : "—") " |"
+	}
+	function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
+	function fig(f, r,    a, b, w) {
+		if (f == "15.1") return ratio(get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "ns/op"), get(r, "BenchmarkUpsert/c=1/upsert", "ns/op"))
+		if (f == "15.1cpu") return ratio(get(r, "BenchmarkUpsert/c=1/upsert", "client-µs/op"), get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "client-µs/op"))
+		if (f == "15.2") return ratio(get(r, "BenchmarkTouch/c=32/baseline=SET-PX", "ns/op"), get(r, "BenchmarkTouch/c=32/touch", "ns/op"))
+		if (f == "15.3") return ratio(get(r, "BenchmarkUpsert/c=1/upsert", "server-µs/op"), get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "server-µs/op"))
+		if (f == "15.3b") return get(r, "BenchmarkUpsert/c=32/upsert", "server-µs/op")
+		if (f == "15.4ms") { a = get(r, "BenchmarkTypedSnapshot10k/typed", "ns/op"); return a == "" ? "" : a / 1e6 }
+		if (f == "15.4") return ratio(get(r, "BenchmarkTypedSnapshot10k/typed", "ns/op"), get(r, "BenchmarkTypedSnapshot10k/baseline=HGETALL", "ns/op"))
+		if (f == "15.4ltms") { a = get(r, "redis:snapshot n=10000, slice reused", "p50Us"); return a == "" ? "" : a / 1000 }
+		if (f == "15.4lt") return ratio(get(r, "redis:snapshot n=10000, slice reused", "p50Us"), get(r, "redis:HGETALL n=10000 (baseline)", "p50Us"))
+		if (f ~ /^15.5 /) { a = get(r, "BenchmarkSnapshot10k/" substr(f, 6), "ns/op"); return a == "" ? "" : a / 1e6 }
+		if (f == "15.6") return ratio(get(r, "BenchmarkUpsert/backend", "ns/op"), get(r, "BenchmarkUpsert/baseline=map+clock", "ns/op"))
+		if (f == "15.6a") return get(r, "BenchmarkUpsert/store", "allocs/op")
+		if (f == "16rate") return ratio(get(r, "redis:delivery rate=1000/s", "sinceCallP50Us"), get(r, "redis:nats kv watch rate=1000/s", "sinceCallP50Us"))
+		if (f == "16flat") return ratio(get(r, "redis:delivery flat out c=1", "sinceCallP50Us"), get(r, "redis:nats kv watch flat out c=1", "sinceCallP50Us"))
+		if (f == "16expire") { a = get(r, "redis:expire idle", "p99Us"); return a == "" ? "" : a / 1000 }
+		if (f ~ /^16fan/) {
+			b = (f ~ /memory/) ? "memory" : "redis"
+			a = b ":fanout readers=10000 rate=1000/s"
+			if (f ~ /p99/) return get(r, a, "p99Us") == "" ? "" : get(r, a, "p99Us") / 1000
+			if (f ~ /cpu/) return get(r, a, "cpuUsPerOp")
+			if (get(r, a, "count") == "") return ""
+			return get(r, a, "missing") + 0
+		}
+		# The figures of the tenants scenario are on its row with readers.
+		a = "redis:tenants=10000 upsert, 10000 readers open"
+		if (f == "16conns") return get(r, a, "blockingConns")
+		if (f == "16open") return get(r, a, "readerOpenP99Us") == "" ? "" : get(r, a, "readerOpenP99Us") / 1000
+		if (f == "16put") return ratio(get(r, a, "putP99UsReaders"), get(r, a, "putP99UsNoReaders"))
+		split(f, w, " ")
+		return get(r, w[1], w[2])
+	}
+	END {
+		line = "| floor |"; sep = "|---|"
+		for (r = 1; r <= rounds; r++) { line = line " round " r " |"; sep = sep "---|" }
+		print line " met |"; print sep "---|"
+		row("15.1 upsert at 1 in flight ÷ SET PX, throughput ≥ 0.5", "15.1", ">=", 0.5, rounds)
+		row("15.1 client CPU per upsert ÷ SET PX ≤ 1.5", "15.1cpu", "<=", 1.5, rounds)
+		row("15.2 touch at 32 in flight ÷ SET PX, throughput ≥ 0.8", "15.2", ">=", 0.8, rounds)
+		row("15.3 Redis CPU per upsert ÷ SET PX, 1 in flight ≤ 2", "15.3", "<=", 2, rounds)
+		row("15.3 Redis CPU per upsert at 32 in flight, µs ≤ 6", "15.3b", "<=", 6, rounds)
+		row("15.4 typed snapshot of 10,000 on Redis, ms ≤ 7", "15.4ms", "<=", 7, rounds)
+		row("15.4 typed snapshot ÷ HGETALL ≤ 1.3", "15.4", "<=", 1.3, rounds)
+		row("15.4 load test, slice reused, p50 ms ≤ 7", "15.4ltms", "<=", 7, rounds)
+		row("15.4 load test, slice reused, p50 ÷ HGETALL ≤ 1.3", "15.4lt", "<=", 1.3, rounds)
+		row("15.5 memory snapshot of 10,000, backend, ms ≤ 0.7", "15.5 backend", "<=", 0.7, rounds)
+		row("15.5 typed, flat values, slice reused, ms ≤ 0.7", "15.5 store/counter/clone/reused", "<=", 0.7, rounds)
+		row("15.5 typed, presence values (cloned), slice reused, ms ≤ 0.7", "15.5 store/presence/clone/reused", "<=", 0.7, rounds)
+		row("15.6 memstore upsert ÷ map + clock ≤ 2", "15.6", "<=", 2, rounds)
+		row("15.6 Store.Upsert allocations ≤ 1", "15.6a", "<=", 1, rounds)
+		row("16 delivery p50 from the call ÷ NATS KV watch, 1,000/s ≤ 1", "16rate", "<=", 1, rounds)
+		row("16 delivery p50 from the call ÷ NATS KV watch, flat out ≤ 1", "16flat", "<=", 1, rounds)
+		row("16 idle expiry p99, ms ≤ 20", "16expire", "<=", 20, 1)
+		row("16 fan-out, 10,000 readers, Redis: p99 ms ≤ 250", "16fan p99", "<=", 250, 1)
+		row("16 fan-out, Redis: CPU µs per delivery ≤ 0.1", "16fan cpu", "<=", 0.1, 1)
+		row("16 fan-out, Redis: events missing = 0", "16fan missing", "<=", 0, 1)
+		row("16 fan-out, 10,000 readers, memory: p99 ms ≤ 250", "16fan memory p99", "<=", 250, 1)
+		row("16 fan-out, memory: CPU µs per delivery ≤ 0.1", "16fan memory cpu", "<=", 0.1, 1)
+		row("16 fan-out, memory: events missing = 0", "16fan memory missing", "<=", 0, 1)
+		row("16 tenants: blocking connections ≤ 1", "16conns", "<=", 1, rounds)
+		row("16 tenants: reader open p99, ms ≤ 5", "16open", "<=", 5, rounds)
+		row("16 tenants: upsert p99 with ÷ without readers ≤ 2", "16put", "<=", 2, rounds)
+		if (presence != "") {
+			row("16 presence, 200 rooms × 10: join → all p99, ms ≤ 50", "presence-200 joinP99Ms", "<=", 50, 1)
+			row("16 presence, 2,000 rooms × 10: join → all p99, ms ≤ 50", "presence-2000 joinP99Ms", "<=", 50, 1)
+			row("16 presence, 2,000 rooms: pages without their state = 0", "presence-2000 statesMissing", "<=", 0, 1)
+			row("16 presence, 2,000 rooms: members expired while open = 0", "presence-2000 expired", "<=", 0, 1)
+			row("16 presence, 5,000 viewers: change → all p99, ms ≤ 250", "viewers changeP99Ms", "<=", 250, 1)
+		}
+	}' "$3"
+}
+
+if [ -n "${RECORDS:-}" ]; then
+	rounds=$(cut -f1 "$RECORDS" | sort -n | tail -1)
+	presence=$(grep -q '^1	presence-' "$RECORDS" && echo 1 || true)
+	table "${rounds:-1}" "$presence" "$RECORDS"
+	exit 0
+fi
+
 OUT=${OUT:-$(mktemp -d /tmp/floors.XXXXXX)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -154,90 +255,4 @@ if [ -n "$PRESENCE" ]; then
 fi
 
 echo
-awk -F'\t' -v rounds="$ROUNDS" -v presence="$PRESENCE" '
-	{ v[$1 SUBSEP $2 SUBSEP $3] = $4 }
-	function get(r, n, u) { return ((r, n, u) in v) ? v[r, n, u] : "" }
-	# row prints one floor: its name, the figure of each round (computed by f) and how many met it.
-	function row(name, f, op, limit, n,    r, x, line, met, got) {
-		line = "| " name " |"
-		for (r = 1; r <= n; r++) {
-			x = fig(f, r)
-			if (x == "") { line = line " — |"; continue }
-			got++
-			if ((op == "<=" && x + 0 <= limit) || (op == ">=" && x + 0 >= limit)) met++
-			line = line sprintf(" %.3g |", x)
-		}
-		for (; r <= rounds; r++) line = line "  |"
-		print line " " (got ? (met + 0) " of " got : "—") " |"
-	}
-	function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
-	function fig(f, r,    a, b, w) {
-		if (f == "15.1") return ratio(get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "ns/op"), get(r, "BenchmarkUpsert/c=1/upsert", "ns/op"))
-		if (f == "15.1cpu") return ratio(get(r, "BenchmarkUpsert/c=1/upsert", "client-µs/op"), get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "client-µs/op"))
-		if (f == "15.2") return ratio(get(r, "BenchmarkTouch/c=32/baseline=SET-PX", "ns/op"), get(r, "BenchmarkTouch/c=32/touch", "ns/op"))
-		if (f == "15.3") return ratio(get(r, "BenchmarkUpsert/c=1/upsert", "server-µs/op"), get(r, "BenchmarkUpsert/c=1/baseline=SET-PX", "server-µs/op"))
-		if (f == "15.3b") return get(r, "BenchmarkUpsert/c=32/upsert", "server-µs/op")
-		if (f == "15.4ms") { a = get(r, "BenchmarkTypedSnapshot10k/typed", "ns/op"); return a == "" ? "" : a / 1e6 }
-		if (f == "15.4") return ratio(get(r, "BenchmarkTypedSnapshot10k/typed", "ns/op"), get(r, "BenchmarkTypedSnapshot10k/baseline=HGETALL", "ns/op"))
-		if (f == "15.4ltms") { a = get(r, "redis:snapshot n=10000, slice reused", "p50Us"); return a == "" ? "" : a / 1000 }
-		if (f == "15.4lt") return ratio(get(r, "redis:snapshot n=10000, slice reused", "p50Us"), get(r, "redis:HGETALL n=10000 (baseline)", "p50Us"))
-		if (f ~ /^15.5 /) { a = get(r, "BenchmarkSnapshot10k/" substr(f, 6), "ns/op"); return a == "" ? "" : a / 1e6 }
-		if (f == "15.6") return ratio(get(r, "BenchmarkUpsert/backend", "ns/op"), get(r, "BenchmarkUpsert/baseline=map+clock", "ns/op"))
-		if (f == "15.6a") return get(r, "BenchmarkUpsert/store", "allocs/op")
-		if (f == "16rate") return ratio(get(r, "redis:delivery rate=1000/s", "sinceCallP50Us"), get(r, "redis:nats kv watch rate=1000/s", "sinceCallP50Us"))
-		if (f == "16flat") return ratio(get(r, "redis:delivery flat out c=1", "sinceCallP50Us"), get(r, "redis:nats kv watch flat out c=1", "sinceCallP50Us"))
-		if (f == "16expire") { a = get(r, "redis:expire idle", "p99Us"); return a == "" ? "" : a / 1000 }
-		if (f ~ /^16fan/) {
-			b = (f ~ /memory/) ? "memory" : "redis"
-			a = b ":fanout readers=10000 rate=1000/s"
-			if (f ~ /p99/) return get(r, a, "p99Us") == "" ? "" : get(r, a, "p99Us") / 1000
-			if (f ~ /cpu/) return get(r, a, "cpuUsPerOp")
-			if (get(r, a, "count") == "") return ""
-			return get(r, a, "missing") + 0
-		}
-		# The figures of the tenants scenario are on its row with readers.
-		a = "redis:tenants=10000 upsert, 10000 readers open"
-		if (f == "16conns") return get(r, a, "blockingConns")
-		if (f == "16open") return get(r, a, "readerOpenP99Us") == "" ? "" : get(r, a, "readerOpenP99Us") / 1000
-		if (f == "16put") return ratio(get(r, a, "putP99UsReaders"), get(r, a, "putP99UsNoReaders"))
-		split(f, w, " ")
-		return get(r, w[1], w[2])
-	}
-	END {
-		line = "| floor |"; sep = "|---|"
-		for (r = 1; r <= rounds; r++) { line = line " round " r " |"; sep = sep "---|" }
-		print line " met |"; print sep "---|"
-		row("15.1 upsert at 1 in flight ÷ SET PX, throughput ≥ 0.5", "15.1", ">=", 0.5, rounds)
-		row("15.1 client CPU per upsert ÷ SET PX ≤ 1.5", "15.1cpu", "<=", 1.5, rounds)
-		row("15.2 touch at 32 in flight ÷ SET PX, throughput ≥ 0.8", "15.2", ">=", 0.8, rounds)
-		row("15.3 Redis CPU per upsert ÷ SET PX, 1 in flight ≤ 2", "15.3", "<=", 2, rounds)
-		row("15.3 Redis CPU per upsert at 32 in flight, µs ≤ 6", "15.3b", "<=", 6, rounds)
-		row("15.4 typed snapshot of 10,000 on Redis, ms ≤ 7", "15.4ms", "<=", 7, rounds)
-		row("15.4 typed snapshot ÷ HGETALL ≤ 1.3", "15.4", "<=", 1.3, rounds)
-		row("15.4 load test, slice reused, p50 ms ≤ 7", "15.4ltms", "<=", 7, rounds)
-		row("15.4 load test, slice reused, p50 ÷ HGETALL ≤ 1.3", "15.4lt", "<=", 1.3, rounds)
-		row("15.5 memory snapshot of 10,000, backend, ms ≤ 0.7", "15.5 backend", "<=", 0.7, rounds)
-		row("15.5 typed, flat values, slice reused, ms ≤ 0.7", "15.5 store/counter/clone/reused", "<=", 0.7, rounds)
-		row("15.5 typed, presence values (cloned), slice reused, ms ≤ 0.7", "15.5 store/presence/clone/reused", "<=", 0.7, rounds)
-		row("15.6 memstore upsert ÷ map + clock ≤ 2", "15.6", "<=", 2, rounds)
-		row("15.6 Store.Upsert allocations ≤ 1", "15.6a", "<=", 1, rounds)
-		row("16 delivery p50 from the call ÷ NATS KV watch, 1,000/s ≤ 1", "16rate", "<=", 1, rounds)
-		row("16 delivery p50 from the call ÷ NATS KV watch, flat out ≤ 1", "16flat", "<=", 1, rounds)
-		row("16 idle expiry p99, ms ≤ 20", "16expire", "<=", 20, 1)
-		row("16 fan-out, 10,000 readers, Redis: p99 ms ≤ 250", "16fan p99", "<=", 250, 1)
-		row("16 fan-out, Redis: CPU µs per delivery ≤ 0.1", "16fan cpu", "<=", 0.1, 1)
-		row("16 fan-out, Redis: events missing = 0", "16fan missing", "<=", 0, 1)
-		row("16 fan-out, 10,000 readers, memory: p99 ms ≤ 250", "16fan memory p99", "<=", 250, 1)
-		row("16 fan-out, memory: CPU µs per delivery ≤ 0.1", "16fan memory cpu", "<=", 0.1, 1)
-		row("16 fan-out, memory: events missing = 0", "16fan memory missing", "<=", 0, 1)
-		row("16 tenants: blocking connections ≤ 1", "16conns", "<=", 1, rounds)
-		row("16 tenants: reader open p99, ms ≤ 5", "16open", "<=", 5, rounds)
-		row("16 tenants: upsert p99 with ÷ without readers ≤ 2", "16put", "<=", 2, rounds)
-		if (presence != "") {
-			row("16 presence, 200 rooms × 10: join → all p99, ms ≤ 50", "presence-200 joinP99Ms", "<=", 50, 1)
-			row("16 presence, 2,000 rooms × 10: join → all p99, ms ≤ 50", "presence-2000 joinP99Ms", "<=", 50, 1)
-			row("16 presence, 2,000 rooms: pages without their state = 0", "presence-2000 statesMissing", "<=", 0, 1)
-			row("16 presence, 2,000 rooms: members expired while open = 0", "presence-2000 expired", "<=", 0, 1)
-			row("16 presence, 5,000 viewers: change → all p99, ms ≤ 250", "viewers changeP99Ms", "<=", 250, 1)
-		}
-	}' "$records" | tee "$OUT/floors.md"
+table "$ROUNDS" "$PRESENCE" "$records" | tee "$OUT/floors.md"

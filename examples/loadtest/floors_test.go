@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFloorsTable checks the table that floors.sh prints from the figures it recorded: it runs
+// the script with RECORDS set to testdata/records.tsv (the figures of a run of ROUNDS=3
+// PRESENCE=1, the rows the table reads), which measures nothing, and compares its output with
+// testdata/floors.md, the table that run printed. It runs with every awk on the PATH as well
+// as with awk itself (gawk and mawk differ: the presence rows once stopped gawk only).
+func TestFloorsTable(t *testing.T) {
+	want, err := os.ReadFile("testdata/floors.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("floors.sh needs bash, which is not on the PATH")
+	}
+	awks := []string{"awk"}
+	for _, name := range []string{"gawk", "mawk", "original-awk", "busybox"} {
+		if _, err := exec.LookPath(name); err == nil {
+			awks = append(awks, name)
+		}
+	}
+	if _, err := exec.LookPath("awk"); err != nil {
+		t.Skip("floors.sh needs awk, which is not on the PATH")
+	}
+	records, err := filepath.Abs("testdata/records.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range awks {
+		t.Run(name, func(t *testing.T) {
+			path := os.Getenv("PATH")
+			if name != "awk" {
+				// A directory of its own whose awk is this one, first on the PATH.
+				dir := t.TempDir()
+				target, _ := exec.LookPath(name)
+				script := "#!/bin/sh\nexec " + target + " \"$@\"\n"
+				if name == "busybox" {
+					script = "#!/bin/sh\nexec " + target + " awk \"$@\"\n"
+				}
+				if err := os.WriteFile(filepath.Join(dir, "awk"), []byte(script), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				path = dir + string(os.PathListSeparator) + path
+			}
+			cmd := exec.Command(bash, "floors.sh")
+			cmd.Env = append(os.Environ(), "PATH="+path, "RECORDS="+records)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			got, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("floors.sh: %v\n%s", err, stderr.String())
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("floors.sh printed (-want +got):\n%s", diffLines(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// diffLines returns the lines of want and got that differ, by line number.
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := range max(len(w), len(g)) {
+		var x, y string
+		if i < len(w) {
+			x = w[i]
+		}
+		if i < len(g) {
+			y = g[i]
+		}
+		if x != y {
+			b.WriteString("-" + x + "\n+" + y + "\n")
+		}
+	}
+	return b.String()
+}
