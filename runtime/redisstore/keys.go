@@ -12,11 +12,28 @@ func keyBase(prefix, id string) string { return prefix + ":{" + escape(id) + ":"
 // tenantKeys returns the Redis keys of one tenant of the store whose keyBase is base:
 // <prefix>:{<id>:<tenant>}:state, :exp and :events, with id and tenant escaped so that
 // the hash tag is all of "<id>:<tenant>" and no two pairs share a key.
+//
+// The names are cut from one string, made in one allocation (a tenant's keys live as long as
+// one another): opening a reader in a new tenant, or its first write, makes them.
 func tenantKeys(base, tenant string) []string {
-	base += escape(tenant) + "}:"
+	t := escape(tenant)
+	size := 0
+	for _, s := range keySuffixes {
+		size += len(base) + len(t) + len("}:") + len(s)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, s := range keySuffixes {
+		b.WriteString(base)
+		b.WriteString(t)
+		b.WriteString("}:")
+		b.WriteString(s)
+	}
+	all := b.String()
 	keys := make([]string, len(keySuffixes))
 	for i, s := range keySuffixes {
-		keys[i] = base + s
+		n := len(base) + len(t) + len("}:") + len(s)
+		keys[i], all = all[:n], all[n:]
 	}
 	return keys
 }
