@@ -34,6 +34,17 @@ type Cloner[T any] interface {
 	Clone(dst, src *T)
 }
 
+// BatchCloner is the optional method of a [Codec] that deep-copies many values one after the
+// other: CloneFunc returns a function that does what Clone does, for one goroutine's run of
+// copies, such as a snapshot's. ephemeralgen generates it for a struct whose only references
+// are slices of values copied by assignment (say, a []string): the function carves the copies'
+// slices from blocks of about 4 KiB that they share, so that a snapshot of 10,000 values with
+// a slice of two strings each makes about 80 allocations instead of 10,000. A value kept from
+// a snapshot keeps its block, and the other values' slices in it, alive.
+type BatchCloner[T any] interface {
+	CloneFunc() func(dst, src *T)
+}
+
 // DefaultTenant is the tenant of a store whose Config leaves Tenant empty.
 const DefaultTenant = "default"
 
@@ -93,6 +104,8 @@ type Store[K, T any] struct {
 	key   KeyCodec[K]
 	keyOf func(T) K
 	clone func(dst, src *T) // the codec's Cloner, assignment when flat, or nil
+	// cloneFunc is the codec's BatchCloner, or nil (and nil when T is flat).
+	cloneFunc func() func(dst, src *T)
 	// flat says that a T holds nothing a caller could modify in place (see isFlat): values
 	// are copied by assignment, with no Clone and no decode per reader.
 	flat bool
@@ -168,6 +181,9 @@ func New[K, T any](b Backend, cfg Config[K, T], opts ...StoreOption) (*Store[K, 
 		s.clone = func(dst, src *T) { *dst = *src }
 	} else if c, ok := cfg.Codec.(Cloner[T]); ok {
 		s.clone = c.Clone
+		if bc, ok := cfg.Codec.(BatchCloner[T]); ok {
+			s.cloneFunc = bc.CloneFunc
+		}
 	}
 	return s, nil
 }
@@ -430,9 +446,13 @@ func (s *Store[K, T]) AppendSnapshot(ctx context.Context, dst []Entry[K, T], opt
 		dst = make([]Entry[K, T], 0, len(raw.Entries)) // not nil when empty, as before
 	}
 	dst = slices.Grow(dst, len(raw.Entries))[:n+len(raw.Entries)]
+	clone := s.clone // the codec's CloneFunc for this run of copies, if it has one
+	if s.cloneFunc != nil {
+		clone = s.cloneFunc()
+	}
 	var skipped *SnapshotError
 	for i := range raw.Entries {
-		if err := s.readEntry(&raw.Entries[i], &dst[n]); err != nil {
+		if err := s.readEntryWith(&raw.Entries[i], &dst[n], clone); err != nil {
 			dst[n] = Entry[K, T]{}
 			if skipped == nil {
 				skipped = &SnapshotError{}
@@ -632,6 +652,11 @@ func (s *Store[K, T]) copied(v *T) T {
 // copy of it): a value read into a local variable would escape to the heap, one read into an
 // element of a result slice costs no allocation of its own.
 func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
+	return s.readEntryWith(raw, dst, s.clone)
+}
+
+// readEntryWith is readEntry with clone, a Clone of the codec's, for a value from a memo.
+func (s *Store[K, T]) readEntryWith(raw *backend.Entry, dst *Entry[K, T], clone func(dst, src *T)) error {
 	m, err := s.memoized(raw)
 	if err != nil {
 		return err
@@ -650,7 +675,7 @@ func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 		setMeta(dst, raw)
 		return nil
 	}
-	s.cloneEntry(dst, &m.Entry)
+	s.cloneEntryWith(dst, &m.Entry, clone)
 	if raw.Version != m.Version || raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
 		setMeta(dst, raw) // touched since the memo was made (see backend.Entry.Memo)
 	}
@@ -659,12 +684,15 @@ func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
 
 // cloneEntry sets *dst to *src with a value of the caller's own: src's copied by assignment
 // when T is flat, or else a deep copy made by the codec's Clone (which s.clone must be).
-func (s *Store[K, T]) cloneEntry(dst, src *Entry[K, T]) {
+func (s *Store[K, T]) cloneEntry(dst, src *Entry[K, T]) { s.cloneEntryWith(dst, src, s.clone) }
+
+// cloneEntryWith is cloneEntry with clone, a Clone of the codec's.
+func (s *Store[K, T]) cloneEntryWith(dst, src *Entry[K, T], clone func(dst, src *T)) {
 	*dst = *src
 	if !s.flat {
 		var zero T
 		dst.Value = zero
-		s.clone(&dst.Value, &src.Value)
+		clone(&dst.Value, &src.Value)
 	}
 }
 

@@ -114,7 +114,11 @@
 //     such as json.RawMessage and net.IP, are copied by a round trip through these methods
 //     (MarshalJSON then UnmarshalJSON, or the text ones), at its cost; should it fail, which it
 //     cannot for a value the codec decoded, they are copied by assignment. A cycle of pointers,
-//     which no decoded value holds, makes Clone recurse without end.
+//     which no decoded value holds, makes Clone recurse without end. When the struct's only
+//     references are slices of values copied by assignment (a []string, say), also
+//     CloneFunc(), a Clone for a run of copies that carves their slices from blocks of about
+//     4 KiB they share (see ephemeral.BatchCloner): a snapshot of 10,000 such values makes
+//     about 80 allocations instead of 10,000.
 //
 // Everything else is a method of ephemeral.Store, typed by its parameters: Put(ctx, v) stores v
 // at v.EphemeralKey(), and Upsert, Touch, Remove, Get, Snapshot, Reader and Mirror take and

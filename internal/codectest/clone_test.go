@@ -219,3 +219,35 @@ func TestCloneRoundTripError(t *testing.T) {
 		t.Errorf("IP %v at %p, want %v at %p", dst.IP, dst.IP, src.IP, src.IP)
 	}
 }
+
+// TestCloneFunc copies 1,000 random presence values with one function of CloneFunc, as a
+// snapshot does, and requires each copy to be what Clone makes, and the copies to share no
+// memory with the originals or with one another: changing everything reachable from a copy,
+// and appending to its slice, leaves the originals and the other copies as they were.
+func TestCloneFunc(t *testing.T) {
+	const n = 1000
+	srcs, wants, dsts := make([]*Presence, n), make([]*Presence, n), make([]*Presence, n)
+	for i := range n {
+		fill := fillCanonical[Presence](uint64(i))
+		srcs[i], wants[i], dsts[i] = new(Presence), new(Presence), new(Presence)
+		fill(srcs[i])
+		fill(wants[i])
+	}
+	clone := PresenceCodec{}.CloneFunc()
+	for i := range n {
+		clone(dsts[i], srcs[i])
+		checkEqual(t, PresenceCodec{}, dsts[i], srcs[i])
+	}
+	for i := 0; i < n; i += 2 { // the even copies; the odd ones share blocks with them
+		change(reflect.ValueOf(dsts[i]).Elem())
+		dsts[i].Tabs = append(dsts[i].Tabs, "appended")
+	}
+	for i := range n {
+		if !reflect.DeepEqual(srcs[i], wants[i]) {
+			t.Fatalf("changing the copies changed original %d:\n%+v\nwant %+v", i, srcs[i], wants[i])
+		}
+		if i%2 == 1 && !reflect.DeepEqual(dsts[i], wants[i]) {
+			t.Fatalf("changing the other copies changed copy %d:\n%+v\nwant %+v", i, dsts[i], wants[i])
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -65,6 +66,20 @@ func (reusingCodec) Clone(dst, src *nested) {
 	}
 }
 
+// batchCodec is reusingCodec with CloneFunc (see ephemeral.BatchCloner), which snapshots use:
+// the tags of the copies carved from blocks they share, as generated codecs carve them, and
+// what *dst holds reused, which the store must have zeroed.
+type batchCodec struct{ reusingCodec }
+
+// CloneFunc returns a Clone for a run of copies.
+func (c batchCodec) CloneFunc() func(dst, src *nested) {
+	var tags jsonc.Chunk[string]
+	return func(dst, src *nested) {
+		c.Clone(dst, src)
+		dst.Tags = jsonc.CloneSlice(&tags, dst.Tags)
+	}
+}
+
 // nestedDecoder is a codec of nested values without Clone.
 type nestedDecoder struct{}
 
@@ -92,12 +107,13 @@ func scribble(v *nested) {
 // state or with a value handed to another caller: a caller that modifies a slice, map or
 // pointer inside a value from Upsert's argument, Get, Snapshot, a Reader or a Mirror changes
 // nothing anyone else sees. It runs with a codec that has Clone, with one whose Clone reuses
-// the storage of its destination, and with one that has no Clone.
+// the storage of its destination, with one that has CloneFunc too (snapshots use it), and
+// with one that has no Clone.
 func testValueIsolation(e *env) {
 	for _, c := range []struct {
 		name  string
 		codec ephemeral.Codec[nested]
-	}{{"clone", nestedCodec{}}, {"clone-reusing", reusingCodec{}}, {"decode", nestedDecoder{}}} {
+	}{{"clone", nestedCodec{}}, {"clone-reusing", reusingCodec{}}, {"clone-func", batchCodec{}}, {"decode", nestedDecoder{}}} {
 		e.Run(c.name, func(t *testing.T) { isolation(newEnv(t, e.h), c.codec) })
 	}
 }
