@@ -179,6 +179,7 @@ func TestClone(t *testing.T) {
 	t.Run("Outer", cloneTest(OuterCodec{}, 17, n))
 	t.Run("Presence", cloneTest(PresenceCodec{}, 18, n))
 	t.Run("Ref", cloneTest(RefCodec{}, 19, n))
+	t.Run("Tagged", cloneTest(TaggedCodec{}, 24, n))
 	t.Run("Refs", func(t *testing.T) {
 		for i := range uint64(n) {
 			checkClone(t, RefsCodec{}, func(v *Refs) {
@@ -220,27 +221,44 @@ func TestCloneRoundTripError(t *testing.T) {
 	}
 }
 
-// TestCloneFunc copies 1,000 random presence values with one function of CloneFunc, as a
-// snapshot does, and requires each copy to be what Clone makes, and the copies to share no
-// memory with the originals or with one another: changing everything reachable from a copy,
-// and appending to its slice, leaves the originals and the other copies as they were.
+// TestCloneFunc copies 1,000 random values with one function of CloneFunc, as a snapshot
+// does, and requires each copy to be what Clone makes, and the copies to share no memory with
+// the originals or with one another: changing everything reachable from a copy, and appending
+// to its slices, leaves the originals and the other copies as they were.
 func TestCloneFunc(t *testing.T) {
+	t.Run("Presence", func(t *testing.T) {
+		checkCloneFunc(t, PresenceCodec{}, func(v *Presence) { v.Tabs = append(v.Tabs, "appended") })
+	})
+	t.Run("Tagged", func(t *testing.T) {
+		checkCloneFunc(t, TaggedCodec{}, func(v *Tagged) {
+			v.Names, v.Raw, v.Scores = append(v.Names, "appended"), append(v.Raw, 1), append(v.Scores, 1)
+		})
+	})
+}
+
+// batchCloner is a generated codec with CloneFunc.
+type batchCloner[T any] interface {
+	cloner[T]
+	ephemeral.BatchCloner[T]
+}
+
+func checkCloneFunc[T any](t *testing.T, c batchCloner[T], grow func(*T)) {
 	const n = 1000
-	srcs, wants, dsts := make([]*Presence, n), make([]*Presence, n), make([]*Presence, n)
+	srcs, wants, dsts := make([]*T, n), make([]*T, n), make([]*T, n)
 	for i := range n {
-		fill := fillCanonical[Presence](uint64(i))
-		srcs[i], wants[i], dsts[i] = new(Presence), new(Presence), new(Presence)
+		fill := fillCanonical[T](uint64(i))
+		srcs[i], wants[i], dsts[i] = new(T), new(T), new(T)
 		fill(srcs[i])
 		fill(wants[i])
 	}
-	clone := PresenceCodec{}.CloneFunc()
+	clone := c.CloneFunc()
 	for i := range n {
 		clone(dsts[i], srcs[i])
-		checkEqual(t, PresenceCodec{}, dsts[i], srcs[i])
+		checkEqual(t, c, dsts[i], srcs[i])
 	}
 	for i := 0; i < n; i += 2 { // the even copies; the odd ones share blocks with them
 		change(reflect.ValueOf(dsts[i]).Elem())
-		dsts[i].Tabs = append(dsts[i].Tabs, "appended")
+		grow(dsts[i])
 	}
 	for i := range n {
 		if !reflect.DeepEqual(srcs[i], wants[i]) {

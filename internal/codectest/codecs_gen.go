@@ -581,6 +581,87 @@ func (RefsCodec) Clone(dst, src *Refs) {
 	ephemeralCloneRefs(dst)
 }
 
+// TaggedCodec encodes and decodes Tagged as JSON exactly as encoding/json does, without reflection.
+type TaggedCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (TaggedCodec) Encode(dst []byte, v *Tagged) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeTagged(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (TaggedCodec) Decode(src []byte, v *Tagged) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeTagged(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (TaggedCodec) Clone(dst, src *Tagged) {
+	*dst = *src
+	ephemeralCloneTagged(dst)
+}
+
+// CloneFunc returns a function that does what Clone does, for one goroutine's run of copies (a
+// snapshot's), with the copies' slices carved from blocks of about 4 KiB that they share
+// (jsonc.Chunk): one allocation for many values rather than one each. Appending to a copy's slice
+// changes no other; a copy kept alive keeps its blocks alive.
+func (TaggedCodec) CloneFunc() func(dst, src *Tagged) {
+	var c0 jsonc.Chunk[float64]
+	var c1 jsonc.Chunk[string]
+	var c2 jsonc.Chunk[byte]
+	return func(dst, src *Tagged) {
+		*dst = *src
+		dst.TaggedBase.Scores = jsonc.CloneSlice(&c0, src.TaggedBase.Scores)
+		dst.Names = jsonc.CloneSlice(&c1, src.Names)
+		dst.Raw = jsonc.CloneSlice(&c2, src.Raw)
+	}
+}
+
+// TaggedBaseCodec encodes and decodes TaggedBase as JSON exactly as encoding/json does, without
+// reflection.
+type TaggedBaseCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (TaggedBaseCodec) Encode(dst []byte, v *TaggedBase) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeTaggedBase(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (TaggedBaseCodec) Decode(src []byte, v *TaggedBase) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeTaggedBase(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (TaggedBaseCodec) Clone(dst, src *TaggedBase) {
+	*dst = *src
+	ephemeralCloneTaggedBase(dst)
+}
+
+// CloneFunc returns a function that does what Clone does, for one goroutine's run of copies (a
+// snapshot's), with the copies' slices carved from blocks of about 4 KiB that they share
+// (jsonc.Chunk): one allocation for many values rather than one each. Appending to a copy's slice
+// changes no other; a copy kept alive keeps its blocks alive.
+func (TaggedBaseCodec) CloneFunc() func(dst, src *TaggedBase) {
+	var c0 jsonc.Chunk[float64]
+	return func(dst, src *TaggedBase) {
+		*dst = *src
+		dst.Scores = jsonc.CloneSlice(&c0, src.Scores)
+	}
+}
+
 // TreeCodec encodes and decodes Tree as JSON exactly as encoding/json does, without reflection.
 type TreeCodec struct{}
 
@@ -3646,6 +3727,161 @@ func ephemeralDecodeStruct1(d *jsonc.Decoder, v *struct {
 			}
 			d.Skip()
 		}
+	}
+}
+
+var ephemeralFieldsTagged = jsonc.NewFields("scores", "names", "raw")
+
+func ephemeralEncodeTagged(e *jsonc.Encoder, v *Tagged) {
+	e.Raw(`{"scores":`)
+	if v.TaggedBase.Scores == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.TaggedBase.Scores {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.Float64(v.TaggedBase.Scores[i])
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"names":`)
+	if v.Names == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Names {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(v.Names[i])
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"raw":`)
+	e.Bytes([]byte(v.Raw))
+	e.Byte('}')
+}
+
+func ephemeralDecodeTagged(d *jsonc.Decoder, v *Tagged) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "scores":
+			if d.Null() {
+				v.TaggedBase.Scores = nil
+			} else if d.Array() {
+				s := v.TaggedBase.Scores[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.Float64(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []float64{}
+				}
+				v.TaggedBase.Scores = s
+			}
+		case "names":
+			if d.Null() {
+				v.Names = nil
+			} else if d.Array() {
+				s := v.Names[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.String(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []string{}
+				}
+				v.Names = s
+			}
+		case "raw":
+			d.Bytes((*[]byte)(&v.Raw))
+		default:
+			if name = d.Fold(ephemeralFieldsTagged, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneTagged(v *Tagged) {
+	if v.TaggedBase.Scores != nil {
+		c := make([]float64, len(v.TaggedBase.Scores))
+		copy(c, v.TaggedBase.Scores)
+		v.TaggedBase.Scores = c
+	}
+	if v.Names != nil {
+		c := make([]string, len(v.Names))
+		copy(c, v.Names)
+		v.Names = c
+	}
+	if v.Raw != nil {
+		c := make(Bytes, len(v.Raw))
+		copy(c, v.Raw)
+		v.Raw = c
+	}
+}
+
+var ephemeralFieldsTaggedBase = jsonc.NewFields("scores")
+
+func ephemeralEncodeTaggedBase(e *jsonc.Encoder, v *TaggedBase) {
+	e.Raw(`{"scores":`)
+	if v.Scores == nil {
+		e.Null()
+	} else {
+		e.Byte('[')
+		for i := range v.Scores {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.Float64(v.Scores[i])
+		}
+		e.Byte(']')
+	}
+	e.Byte('}')
+}
+
+func ephemeralDecodeTaggedBase(d *jsonc.Decoder, v *TaggedBase) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "scores":
+			if d.Null() {
+				v.Scores = nil
+			} else if d.Array() {
+				s := v.Scores[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.Float64(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []float64{}
+				}
+				v.Scores = s
+			}
+		default:
+			if name = d.Fold(ephemeralFieldsTaggedBase, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneTaggedBase(v *TaggedBase) {
+	if v.Scores != nil {
+		c := make([]float64, len(v.Scores))
+		copy(c, v.Scores)
+		v.Scores = c
 	}
 }
 

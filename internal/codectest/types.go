@@ -33,6 +33,19 @@ type Presence struct {
 	Tabs   []string  `json:"tabs"`
 }
 
+// Tagged has no references but slices of flat values, one of a named type and one through an
+// embedded struct: its codec has CloneFunc (see ephemeral.BatchCloner), as Presence's has.
+type Tagged struct {
+	TaggedBase
+	Names []string `json:"names"`
+	Raw   Bytes    `json:"raw"`
+}
+
+// TaggedBase is embedded in Tagged.
+type TaggedBase struct {
+	Scores []float64 `json:"scores"`
+}
+
 // Document is the benchmark's larger, nested value.
 type Document struct {
 	ID       string            `json:"id"`
