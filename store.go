@@ -40,7 +40,8 @@ type Cloner[T any] interface {
 // are slices of values copied by assignment (say, a []string): the function carves the copies'
 // slices from blocks of about 4 KiB that they share, so that a snapshot of 10,000 values with
 // a slice of two strings each makes about 80 allocations instead of 10,000. A value kept from
-// a snapshot keeps its block, and the other values' slices in it, alive.
+// a snapshot keeps its block, and the other values' slices in it, alive. A store uses
+// CloneFunc only when the codec has Clone too (see [Cloner]).
 type BatchCloner[T any] interface {
 	CloneFunc() func(dst, src *T)
 }
