@@ -2,15 +2,13 @@ package jsonc
 
 import "unsafe"
 
-// chunkBytes is about the size of the blocks a Chunk carves its copies from.
-const chunkBytes = 4096
-
-// A Chunk hands out copies of slices carved from blocks of about 4 KiB that the copies share:
-// the generated CloneFunc of many values makes one allocation for many small slices instead
-// of one each. Each copy's capacity is its length, so appending to one cannot change another;
-// a copy kept alive keeps its block alive. A slice that does not fit in what is left of the
-// block gets a new block, or an allocation of its own if it is more than a quarter of one.
-// The zero Chunk is ready to use; it is not safe for concurrent use.
+// A Chunk hands out copies of slices carved from blocks of maxBlock bytes that the copies
+// share, as a Decoder's strings share theirs: the generated CloneFunc of many values makes one
+// allocation for many small slices instead of one each. Each copy's capacity is its length,
+// so appending to one cannot change another; a copy kept alive keeps its block alive. A slice
+// that does not fit in what is left of the block gets a new block, or memory of its own if it
+// is more than a quarter of one. The zero Chunk is ready to use; it is not safe for
+// concurrent use.
 type Chunk[E any] struct{ free []E }
 
 // CloneSlice returns a copy of s made by c: nil if s is nil, empty and not nil if s is empty.
@@ -30,7 +28,7 @@ func cloneSlow[S ~[]E, E any](c *Chunk[E], s S) S {
 	if n == 0 {
 		return s[:0:0] // nil stays nil; an empty slice has nothing to share
 	}
-	per := chunkBytes / max(int(unsafe.Sizeof(*new(E))), 1)
+	per := maxBlock / max(int(unsafe.Sizeof(*new(E))), 1)
 	if n > per/4 {
 		d := make(S, n)
 		copy(d, s)
