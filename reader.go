@@ -151,7 +151,7 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 // a copy of shared's (see cloneEntry), or else raw's value decoded anew.
 func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
 	if s.clone != nil {
-		s.cloneEntry(dst, shared)
+		s.cloneEntry(dst, shared, s.clone)
 		return nil
 	}
 	var zero T

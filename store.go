@@ -453,7 +453,7 @@ func (s *Store[K, T]) AppendSnapshot(ctx context.Context, dst []Entry[K, T], opt
 	}
 	var skipped *SnapshotError
 	for i := range raw.Entries {
-		if err := s.readEntryWith(&raw.Entries[i], &dst[n], clone); err != nil {
+		if err := s.readEntry(&raw.Entries[i], &dst[n], clone); err != nil {
 			dst[n] = Entry[K, T]{}
 			if skipped == nil {
 				skipped = &SnapshotError{}
@@ -649,15 +649,11 @@ func (s *Store[K, T]) copied(v *T) T {
 
 // readEntry parses the key and reads the value of raw into *dst, whatever *dst held: nothing of
 // it stays, and nothing of a value handed out before (as in a reused snapshot slice) is reused
-// (cloneEntry and the decode start from a zero value). *dst is where the value ends up (not a
-// copy of it): a value read into a local variable would escape to the heap, one read into an
-// element of a result slice costs no allocation of its own.
-func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T]) error {
-	return s.readEntryWith(raw, dst, s.clone)
-}
-
-// readEntryWith is readEntry with clone, a Clone of the codec's, for a value from a memo.
-func (s *Store[K, T]) readEntryWith(raw *backend.Entry, dst *Entry[K, T], clone func(dst, src *T)) error {
+// (cloneEntry and the decode start from a zero value). A value from raw's memo is copied by
+// clone: s.clone, or a snapshot's function of the codec's CloneFunc. *dst is where the value
+// ends up (not a copy of it): a value read into a local variable would escape to the heap, one
+// read into an element of a result slice costs no allocation of its own.
+func (s *Store[K, T]) readEntry(raw *backend.Entry, dst *Entry[K, T], clone func(dst, src *T)) error {
 	m, err := s.memoized(raw)
 	if err != nil {
 		return err
@@ -676,7 +672,7 @@ func (s *Store[K, T]) readEntryWith(raw *backend.Entry, dst *Entry[K, T], clone 
 		setMeta(dst, raw)
 		return nil
 	}
-	s.cloneEntryWith(dst, &m.Entry, clone)
+	s.cloneEntry(dst, &m.Entry, clone)
 	if raw.Version != m.Version || raw.UpdatedAt != m.updated || raw.ExpiresAt != m.expires {
 		setMeta(dst, raw) // touched since the memo was made (see backend.Entry.Memo)
 	}
@@ -684,11 +680,9 @@ func (s *Store[K, T]) readEntryWith(raw *backend.Entry, dst *Entry[K, T], clone 
 }
 
 // cloneEntry sets *dst to *src with a value of the caller's own: src's copied by assignment
-// when T is flat, or else a deep copy made by the codec's Clone (which s.clone must be).
-func (s *Store[K, T]) cloneEntry(dst, src *Entry[K, T]) { s.cloneEntryWith(dst, src, s.clone) }
-
-// cloneEntryWith is cloneEntry with clone, a Clone of the codec's.
-func (s *Store[K, T]) cloneEntryWith(dst, src *Entry[K, T], clone func(dst, src *T)) {
+// when T is flat, or else a deep copy made by clone, a Clone of the codec's (s.clone, or a
+// function of its CloneFunc).
+func (s *Store[K, T]) cloneEntry(dst, src *Entry[K, T], clone func(dst, src *T)) {
 	*dst = *src
 	if !s.flat {
 		var zero T
@@ -700,7 +694,7 @@ func (s *Store[K, T]) cloneEntryWith(dst, src *Entry[K, T], clone func(dst, src 
 // decodeEntry is readEntry into a new Entry.
 func (s *Store[K, T]) decodeEntry(raw *backend.Entry) (Entry[K, T], error) {
 	var e Entry[K, T]
-	err := s.readEntry(raw, &e)
+	err := s.readEntry(raw, &e, s.clone)
 	return e, err
 }
 
