@@ -235,14 +235,8 @@ func emitCloneFunc(f *jen.File, cd *codec, tc jen.Code, fs []cloneField) {
 		c := "c" + strconv.Itoa(i)
 		elem := fd.node.t.Underlying().(*types.Slice).Elem()
 		decls = append(decls, jen.Var().Id(c).Qual(JSONCPath, "Chunk").Types(typeCode(elem)))
-		member := func(root string) *jen.Statement {
-			s := jen.Id(root)
-			for _, v := range fd.vars {
-				s = s.Dot(v.Name())
-			}
-			return s
-		}
-		body = append(body, member("dst").Op("=").Qual(JSONCPath, "CloneSlice").Call(jen.Op("&").Id(c), member("src")))
+		n := len(fd.vars)
+		body = append(body, selectorOf("dst", fd.field, n).Op("=").Qual(JSONCPath, "CloneSlice").Call(jen.Op("&").Id(c), selectorOf("src", fd.field, n)))
 	}
 	f.Comment("CloneFunc returns a function that does what Clone does, for one goroutine's run of copies " +
 		"(a snapshot's), with the copies' slices carved from blocks of about 4 KiB that they share " +

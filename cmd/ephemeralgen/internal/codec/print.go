@@ -313,8 +313,11 @@ func sameGuard(a, b field, depth int) bool {
 }
 
 // selector returns v.A.B... for the first n fields of f.
-func selector(f field, n int) *jen.Statement {
-	s := jen.Id("v")
+func selector(f field, n int) *jen.Statement { return selectorOf("v", f, n) }
+
+// selectorOf is selector of the struct named root.
+func selectorOf(root string, f field, n int) *jen.Statement {
+	s := jen.Id(root)
 	for _, v := range f.vars[:n] {
 		s = s.Dot(v.Name())
 	}
