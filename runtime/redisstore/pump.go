@@ -168,7 +168,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		b.pumps[k] = p
 		b.watch[p.channel] = p
 		if !p.dueAt.IsZero() {
-			p.startAt = time.AfterFunc(time.Until(p.dueAt), p.wakeUp)
+			p.armStart(p.dueAt)
 		}
 		if !b.polling {
 			b.polling = true
@@ -450,7 +450,7 @@ func (p *pump) rest() bool {
 	return len(p.kick) == 0 || !p.started.CompareAndSwap(false, true)
 }
 
-// armStart sets the timer that starts the pump's goroutine at at. p.mu is held.
+// armStart sets the timer that starts the pump's goroutine at at. p.mu is held, or p is new.
 func (p *pump) armStart(at time.Time) {
 	if p.startAt == nil {
 		p.startAt = time.AfterFunc(time.Until(at), p.wakeUp)
