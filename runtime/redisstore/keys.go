@@ -23,17 +23,19 @@ func tenantKeys(base, tenant string) []string {
 	}
 	var b strings.Builder
 	b.Grow(size)
-	for _, s := range keySuffixes {
+	var ends [len(keySuffixes)]int
+	for i, s := range keySuffixes {
 		b.WriteString(base)
 		b.WriteString(t)
 		b.WriteString("}:")
 		b.WriteString(s)
+		ends[i] = b.Len()
 	}
 	all := b.String()
 	keys := make([]string, len(keySuffixes))
-	for i, s := range keySuffixes {
-		n := len(base) + len(t) + len("}:") + len(s)
-		keys[i], all = all[:n], all[n:]
+	start := 0
+	for i, end := range ends {
+		keys[i], start = all[start:end], end
 	}
 	return keys
 }
