@@ -38,10 +38,10 @@ type Cloner[T any] interface {
 // other: CloneFunc returns a function that does what Clone does, for one goroutine's run of
 // copies, such as a snapshot's. ephemeralgen generates it for a struct whose only references
 // are slices of values copied by assignment (say, a []string): the function carves the copies'
-// slices from blocks of about 4 KiB that they share, so that a snapshot of 10,000 values with
-// a slice of two strings each makes about 80 allocations instead of 10,000. A value kept from
-// a snapshot keeps its block, and the other values' slices in it, alive. A store uses
-// CloneFunc only when the codec has Clone too (see [Cloner]).
+// slices from blocks of about 4 KiB that they share: a memstore snapshot of 10,000 values with
+// a slice of two strings each made 97 allocations instead of 10,018 (BenchmarkSnapshot10k). A
+// value kept from a snapshot keeps its block, and the other values' slices in it, alive. A
+// store uses CloneFunc only when the codec has Clone too (see [Cloner]).
 type BatchCloner[T any] interface {
 	CloneFunc() func(dst, src *T)
 }
