@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -235,20 +234,19 @@ func TestPumpRestsRedis(t *testing.T) {
 	upsert(t, st, ten, "long", "v", time.Hour) // an expiry due, far off, when the pump starts
 	sub := subscribe(t, st, ten, nil)
 	p := sub.(*subscription).p
-	var mu sync.Mutex
-	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
+	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &p.mu)
 	for i := range 3 {
 		e := upsert(t, st, ten, "k", "v", 200*time.Millisecond)
 		if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Version != e.Version {
 			t.Fatalf("event %+v, want the upsert of k, version %d", ev, e.Version)
 		}
-		waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
+		waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &p.mu)
 		ev := next(t, sub) // started by the expiry's timer
 		if ev.Kind != backend.EventExpire || ev.Key != "k" || ev.ExpiresAt != e.ExpiresAt {
 			t.Fatalf("round %d: event %+v, want the expiry of k", i, ev)
 		}
 	}
-	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &mu)
+	waitFor(t, "the pump to rest", func() bool { return !p.started.Load() }, &p.mu)
 }
 
 func TestTransientErrorMiniredis(t *testing.T) {
