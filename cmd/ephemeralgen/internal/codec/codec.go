@@ -211,8 +211,9 @@ func emitCodec(f *jen.File, cd *codec) {
 }
 
 // batchFields returns the members that plan n, the deep copy of a codec's struct, copies, if
-// each is a slice of elements copied by assignment reached through no pointer: CloneAll then
-// copies them from blocks that many values share (see emitCloneAll). Otherwise nil.
+// each is a slice of elements copied by assignment reached through no pointer: the function
+// of CloneFunc then copies them from blocks that many values share (see emitCloneFunc).
+// Otherwise nil.
 func batchFields(n *cloneNode) []cloneField {
 	if n == nil || n.op != cloneHelper || n.h.clone != nil || len(n.h.cloneFields) == 0 {
 		return nil
