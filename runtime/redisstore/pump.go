@@ -432,7 +432,7 @@ func (p *pump) notify(payload string) {
 // was ending and no other goroutine took the kick.
 func (p *pump) rest() bool {
 	p.mu.Lock()
-	if p.stale || !p.dueAt.IsZero() && time.Until(p.dueAt) <= 0 {
+	if p.stale || p.due() {
 		p.mu.Unlock()
 		return false
 	}
@@ -449,6 +449,9 @@ func (p *pump) rest() bool {
 	p.mu.Unlock()
 	return len(p.kick) == 0 || !p.started.CompareAndSwap(false, true)
 }
+
+// due reports whether the tenant's next expiry is due by the local clock. p.mu is held.
+func (p *pump) due() bool { return !p.dueAt.IsZero() && time.Until(p.dueAt) <= 0 }
 
 // armStart sets the timer that starts the pump's goroutine at at. p.mu is held, or p is new.
 func (p *pump) armStart(at time.Time) {
@@ -535,7 +538,7 @@ func (p *pump) run() {
 // pump's head if a notice or the tick asks for it. On an error, what it was to do stays to do.
 func (p *pump) step() error {
 	p.mu.Lock()
-	tick := !p.dueAt.IsZero() && time.Until(p.dueAt) <= 0
+	tick := p.due()
 	if !tick && !p.stale {
 		p.mu.Unlock()
 		return nil
