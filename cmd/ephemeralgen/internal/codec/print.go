@@ -569,9 +569,10 @@ func (p *printer) clone(n *cloneNode, x expr) []jen.Code {
 		body := append([]jen.Code{jen.Id(c).Op(":=").Op("*").Add(x.value())}, p.clone(n.elem, expr{val: jen.Id(c)})...)
 		return []jen.Code{jen.If(x.value().Op("!=").Nil()).Block(append(body, x.value().Op("=").Op("&").Id(c))...)}
 	case cloneSlice:
-		// make and copy, not slices.Clone: the compiler makes the pair one allocation that
-		// is not zeroed first, and the copy's capacity is its length (a typed snapshot of
-		// 10,000 values with a slice of two strings each: 10 % faster than with slices.Clone).
+		// make and copy, not slices.Clone: the compiler makes the pair one call of
+		// runtime.makeslicecopy (which zeroes nothing for elements without pointers), not a
+		// growslice with its rounding to a size class, and the copy's capacity is its length
+		// (a typed snapshot of 10,000 values with a slice of two strings each: 10 % faster).
 		c := p.tmp("c")
 		body := []jen.Code{
 			jen.Id(c).Op(":=").Make(typeCode(n.t), jen.Len(x.value())),
