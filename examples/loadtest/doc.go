@@ -84,10 +84,13 @@
 // A table on stdout (JSON with -json), one row per measurement, and progress on stderr while
 // it runs: one line kept up to date on a terminal, a plain line per row otherwise. The header
 // names the target, the Go version, the CPUs, the load average at the start (/proc/loadavg) and
-// the time of one system call on this machine (syscallNs in the JSON): figures taken on a busy
-// machine are not comparable, and those of a machine whose system calls are slow (as this
-// project's test machine's were after a reboot) are higher for every row that waits on a
-// socket; compare runs of different machines by their ratios to the baselines of the same run.
+// the time of one system call on this machine (syscallNs in the JSON) and of one page fault on
+// fresh memory (pageFaultNs, Linux only): figures taken on a busy machine are not comparable,
+// and those of a machine whose system calls are slow (as this project's test machine's were
+// after a reboot) are higher for every row that waits on a socket, as those of one whose page
+// faults are slow are for every row whose process or server grows its memory (the tenants
+// scenario's opens, the presence runs); compare runs of different machines by their ratios to
+// the baselines of the same run.
 // Columns:
 //
 //	scenario       the row

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,9 @@ func TestMemory(t *testing.T) {
 	// Measured where the CPU time is read (Unix), and nowhere else.
 	if measured := cpuTime() > 0; (rep.SyscallNs > 0) != measured {
 		t.Errorf("syscallNs %v, want it set: %v", rep.SyscallNs, measured)
+	}
+	if measured := runtime.GOOS == "linux"; (rep.PageFaultNs > 0) != measured {
+		t.Errorf("pageFaultNs %v, want it set: %v", rep.PageFaultNs, measured)
 	}
 	checkRows(t, rep, rows)
 	checkTenants(t, rep, false)

@@ -25,7 +25,15 @@ type report struct {
 	// ns on this project's 2-core test machine on 2026-12-02 after a reboot, when its Redis and
 	// HTTP figures were 1.4 to 3 times those of the morning), so compare runs on different
 	// machines by their ratios to the baselines of the same run.
-	SyscallNs   float64  `json:"syscallNs,omitempty"`
+	SyscallNs float64 `json:"syscallNs,omitempty"`
+	// PageFaultNs is how long the first touch of a page of fresh memory took at the start (see
+	// pageFaultTime; 0 where it is not measured): a process pays it for every page its heap or
+	// its goroutine stacks grow by, and so does the Redis server as its data grows. Like
+	// SyscallNs it changes with the machine: 8,900 ns on this project's test machine at 12:00
+	// on 2026-12-03, after a reboot, when its reader opens' p99 was 6 to 10 times that
+	// morning's; there, a run with the collector off (GOGC=off), all of whose memory is fresh,
+	// was slower than one with it on.
+	PageFaultNs float64  `json:"pageFaultNs,omitempty"`
 	Concurrency int      `json:"concurrency"`
 	Results     []result `json:"results"`
 }
@@ -94,6 +102,7 @@ func newReport(target string, cfg config) *report {
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 		LoadAverage: strings.Join(fields[:min(3, len(fields))], " "),
 		SyscallNs:   float64(syscallTime().Nanoseconds()),
+		PageFaultNs: float64(pageFaultTime().Nanoseconds()),
 		Concurrency: cfg.conc,
 	}
 }
@@ -151,6 +160,9 @@ func (r *report) writeTable(w io.Writer) error {
 	sys := ""
 	if r.SyscallNs > 0 {
 		sys = fmt.Sprintf(", a system call %.0f ns", r.SyscallNs)
+	}
+	if r.PageFaultNs > 0 {
+		sys += fmt.Sprintf(", a page fault %.0f ns", r.PageFaultNs)
 	}
 	fmt.Fprintf(w, "target %s, %s, %d CPUs (GOMAXPROCS %d), load average %s%s, started %s\n\n",
 		r.Target, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAverage, sys, r.Started.Format(time.RFC3339))
