@@ -712,14 +712,22 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		epoch, _ := v[0].(string)
 		seq, _ := v[1].(string)
 		dueText, _ := v[2].(string)
-		due, err := strconv.ParseInt(dueText, 10, 64)
+		// Parsed only when there is one: no due time (a tenant that never had an entry) would
+		// make ParseInt allocate its error, for each such pump at every poll.
+		var due int64
+		dueOK := false
+		if dueText != "" {
+			d, err := strconv.ParseInt(dueText, 10, 64)
+			due, dueOK = d, err == nil
+		}
+		var buf [20]byte
 		p.mu.Lock()
-		seen := epoch == p.epoch && seq == strconv.FormatUint(p.head, 10) || epoch == p.epoch && seq == "" && p.head == 0
-		seen = seen && (err == nil || dueText == "") // junk: the pump's read reports it
+		seen := epoch == p.epoch && seq == string(strconv.AppendUint(buf[:0], p.head, 10)) || epoch == p.epoch && seq == "" && p.head == 0
+		seen = seen && (dueOK || dueText == "") // junk: the pump's read reports it
 		if seen {
 			p.settled = losses[i] + 1
 		}
-		if err == nil && due <= serverNow && now.Err() == nil {
+		if dueOK && due <= serverNow && now.Err() == nil {
 			// Due by the server's clock, which the pump's timer may not have seen (the clocks
 			// drift, or the server's jumped): tick now.
 			p.dueAt = time.Now()
