@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # floors.sh measures every figure that issues 15 and 16 set a floor for, each beside its
 # baseline in the same run, and prints one line per floor: the figure of each round and how
-# many rounds met it. It runs the benchmarks of runtime/memstore and runtime/redisstore and the
-# load test against a redis-server of its own (127.0.0.1, a random port in 20000-32000, no
+# many rounds met it; below the table, the cost of a system call and of a page fault in each
+# round, as the load test measured them (they move many rows: see examples/loadtest's doc).
+# It runs the benchmarks of runtime/memstore and runtime/redisstore and the load test against
+# a redis-server of its own (127.0.0.1, a random port in 20000-32000, no
 # persistence; stopped at the end), with the NATS KV watch rows when a JetStream server answers
 # at NATS. The rounds alternate the rows; the fan-out and expiry rows run once. PRESENCE=1 adds
 # the presence example's runs (loadrun.sh at 200 and 2,000 rooms, and 5,000 viewers of one
@@ -109,6 +111,14 @@ table() {
 			row("16 presence, 2,000 rooms: members expired while open = 0", "presence-2000 expired", "<=", 0, 1)
 			row("16 presence, 5,000 viewers: change → all p99, ms ≤ 250", "viewers changeP99Ms", "<=", 250, 1)
 		}
+		# The cost of the kernel on the machine, which moves many rows (see the load test doc).
+		for (r = 1; r <= rounds; r++) {
+			a = get(r, "redis:host", "syscallNs"); b = get(r, "redis:host", "pageFaultNs")
+			if (a == "") continue
+			host = host (host == "" ? "" : "; ") sprintf("round %d: a system call %d ns", r, a)
+			if (b != "") host = host sprintf(", a page fault %d ns", b)
+		}
+		if (host != "") print "\nThe machine, as the load test measured it in each round: " host "."
 	}' "$3"
 }
 
@@ -176,9 +186,14 @@ bench() {
 	}' "$2" >>"$records"
 }
 # results ROUND PREFIX LOG: records "ROUND PREFIX:scenario field value" for each numeric field
-# of the load test's -json output in LOG.
+# of the load test's -json output in LOG, and "ROUND PREFIX:host field value" for the cost of a
+# system call and of a page fault in its header.
 results() {
 	awk -v r="$1" -v p="$2" '
+		s == "" && /^ *"(syscallNs|pageFaultNs)": [0-9.]+,?$/ {
+			k = $1; gsub(/[":]/, "", k); v = $2; sub(/,$/, "", v)
+			printf "%s\t%s:host\t%s\t%s\n", r, p, k, v
+		}
 		/"scenario":/ { s = $0; sub(/^[^:]*: "/, "", s); sub(/",?$/, "", s) }
 		s != "" && /^ *"[A-Za-z0-9]+": -?[0-9.]+,?$/ {
 			k = $1; gsub(/[":]/, "", k); v = $2; sub(/,$/, "", v)
