@@ -29,8 +29,8 @@ type report struct {
 	// PageFaultNs is how long the first touch of a page of fresh memory took at the start (see
 	// pageFaultTime; 0 where it is not measured): a process pays it for every page its heap or
 	// its goroutine stacks grow by, and so does the Redis server as its data grows. Like
-	// SyscallNs it changes with the machine: 8,900 ns on this project's test machine at 12:00
-	// on 2026-12-03, after a reboot, when its reader opens' p99 was 6 to 10 times that
+	// SyscallNs it changes with the machine: 8,200 to 9,100 ns on this project's test machine
+	// on 2026-12-03 after a reboot, when its reader opens' p99 was 4 to 10 times that
 	// morning's; there, a run with the collector off (GOGC=off), all of whose memory is fresh,
 	// was slower than one with it on.
 	PageFaultNs float64  `json:"pageFaultNs,omitempty"`
