@@ -722,7 +722,7 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		}
 		var buf [20]byte
 		p.mu.Lock()
-		seen := epoch == p.epoch && seq == string(strconv.AppendUint(buf[:0], p.head, 10)) || epoch == p.epoch && seq == "" && p.head == 0
+		seen := epoch == p.epoch && (seq == string(strconv.AppendUint(buf[:0], p.head, 10)) || seq == "" && p.head == 0)
 		seen = seen && (dueOK || dueText == "") // junk: the pump's read reports it
 		if seen {
 			p.settled = losses[i] + 1
