@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -35,6 +37,10 @@ type Backend struct {
 	scripts   *scripter // runs the scripts on client
 	prefix    string
 	pollEvery time.Duration
+	// watcher names the backend's readers in the tenants they watch, for the writes of
+	// other backends to publish their notices and its own not (see the package doc,
+	// "Notices"): random, made by New.
+	watcherID string
 	buffer    int
 	obs       backend.Observer
 	observed  bool // obs was given: a delivered event is worth a clock reading
@@ -129,8 +135,16 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	}
 	b.pollEvery = max(b.pollEvery, time.Millisecond)
 	b.buffer = max(b.buffer, 1)
+	var id [12]byte
+	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b.watcherID = hex.EncodeToString(id[:])
 	return b
 }
+
+// watchFor is how long a registration of the backend's readers in a tenant lasts (see the
+// package doc, "Notices"): a minute, or six poll intervals if longer. The checks of every
+// poll renew it when half of it is left, so it lapses only if they fail for half of it.
+func (b *Backend) watchFor() time.Duration { return max(time.Minute, 6*b.pollEvery) }
 
 // Open returns the store with ID id; see [backend.Backend.Open]. The limits of an ID are those
 // of its first Open in this Backend; other Backends on the same Redis are not asked.

@@ -48,24 +48,25 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeResult {
 	b, k := st.b, tenantKey{st.id, tenant}
 	b.obs.WriteBatch(k.id, k.tenant, 1)
-	r, err := st.writeOps(ctx, tenant, []writeOp{op})
+	r, tail, err := st.writeOps(ctx, tenant, []writeOp{op})
 	if err != nil {
 		b.failed(k, "write", err)
 		b.corrupted(k, err)
+		st.lostWrites(tenant)
 		return writeResult{err: err}
 	}
-	st.noteWrites(tenant, []writeOp{op}, r)
+	st.noteWrites(tenant, []writeOp{op}, r, tail)
 	return r[0]
 }
 
 // writeOps applies ops to the tenant in one call of write.lua, as runWrite does, sending the
 // epoch the store last saw the tenant in and keeping the one the call returns (see
 // tenantSlot). The call goes through the backend's script pipeline (see scriptBatcher).
-func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]writeResult, error) {
+func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]writeResult, writeTail, error) {
 	s := st.slot(tenant)
-	cmd, _ := writeCmd(s.keys, s.epoch, st.limits, ops)
+	cmd, _ := writeCmd(s.keys, s.epoch, st.b.watcherID, st.limits, ops)
 	r := st.b.scriptCalls.do(ctx, st.b.node(ctx, s.keys[0]), cmd)
-	res, err := writeReply(r.res, r.err, s.epoch, st.limits, ops)
+	res, tail, err := writeReply(r.res, r.err, s.epoch, st.limits, ops)
 	if err == nil && res[0].epoch != s.epoch {
 		// The slot of the new epoch takes the memos over; unless the slot was replaced
 		// meanwhile (by this tenant's own new epoch, or by another tenant's slot).
@@ -73,7 +74,7 @@ func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]
 		ns.memos.Store(s.memos.Load())
 		s.at.CompareAndSwap(s, ns)
 	}
-	return res, err
+	return res, tail, err
 }
 
 // scriptCall is a call of write.lua, its command (of writeCmd), waiting for its pipeline.
@@ -164,9 +165,12 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		ops[i] = c.req
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
-	res, err := st.writeOps(ctx, tenant, ops)
+	res, tail, err := st.writeOps(ctx, tenant, ops)
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	st.b.corrupted(tenantKey{st.id, tenant}, err)
+	if err != nil {
+		st.lostWrites(tenant)
+	}
 	for i, c := range batch {
 		if err != nil {
 			c.res.err = err
@@ -175,7 +179,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		}
 	}
 	if err == nil {
-		st.noteWrites(tenant, ops, res) // before the writes return
+		st.noteWrites(tenant, ops, res, tail) // before the writes return
 	}
 	for _, c := range batch {
 		close(c.done)
@@ -183,8 +187,8 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 }
 
 // noteWrites tells the tenant's pump, if any, of a batch of writes of this backend that
-// returned, ops with their results res (see pump.noteWrites).
-func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult) {
+// returned, ops with their results res and the call's tail (see pump.noteWrites).
+func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult, tail writeTail) {
 	var last uint64
 	var epoch string
 	for _, r := range res {
@@ -200,7 +204,20 @@ func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult) {
 	p := b.pumps[tenantKey{st.id, tenant}]
 	b.mu.Unlock()
 	if p != nil {
-		p.noteWrites(epoch, last, ops, res)
+		p.noteWrites(epoch, last, ops, res, tail)
+	}
+}
+
+// lostWrites makes the tenant's pump, if any, read the tenant after a call of write.lua that
+// failed: it may have been applied, and no notice tells this backend's readers of it (see the
+// package doc, "Notices").
+func (st *store) lostWrites(tenant string) {
+	b := st.b
+	b.mu.Lock()
+	p := b.pumps[tenantKey{st.id, tenant}]
+	b.mu.Unlock()
+	if p != nil {
+		p.nudge()
 	}
 }
 

@@ -165,8 +165,8 @@
 // to do: the pump of a tenant whose notices carry its events needs none, and until an expiry
 // falls due a timer waits for it, not a goroutine (10,000 tenants with a reader and an entry
 // held 10,000 goroutines more when their pumps waited on goroutines). Every script that adds
-// events (the write script, and the tick script when it expires entries) publishes a notice on
-// the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
+// events (the write script when another Backend has readers of the tenant, see Notices below,
+// and the tick script when it expires entries) publishes a notice on the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
 // <last version> <ms until the next expiry>", followed by the time and the events the script
 // added, as their stream entry holds them, if they fit in 64 KiB. The Backend
 // subscribes the channels of the tenants that have readers: the changes made while one is
@@ -178,9 +178,9 @@
 // last version, no read of the pump in flight) has them appended to the log by the goroutine
 // that receives it, without a read of Redis: a reader gets an event one pub/sub message after
 // the write. The events of the Backend's own writes are appended the same way when the writes
-// return (each write's reply holds what its event needs), so its readers do not wait for the
-// notice, which then tells of nothing new; a batch whose script also emitted an expiry is left
-// to the notice from that event on. Any other notice of events the pump has not delivered (a gap, a new epoch, a
+// return (each write's reply holds what its event needs), so its readers need no notice of
+// them, and get none (see Notices); a batch whose script also emitted an expiry makes the pump
+// read. Any other notice of events the pump has not delivered (a gap, a new epoch, a
 // notice without events or with junk, one during a read) makes the pump read them: one
 // MULTI/EXEC on the command pool (XRANGE after its last version, about 100 events, with the
 // tenant's meta and TIME). Notices that arrive while a read is in flight make one more read, so
@@ -199,8 +199,8 @@
 //
 // Lost notices: each confirmed subscription of a channel, the first one and those after
 // go-redis dialled a lost pub/sub connection again, has the tenant's epoch and version checked
-// (HMGETs pipelined for many tenants at once), and the pump reads the tenant if they are not
-// what it has seen: notices published before the subscription took effect, or while the
+// (HMGETs pipelined for many tenants at once, which renew the Backend's registrations too,
+// see Notices), and the pump reads the tenant if they are not what it has seen: notices published before the subscription took effect, or while the
 // connection was down, are made up for. A connection silent for a second is pinged, and
 // replaced if it stays silent or the server refuses a subscription. The same check runs for
 // every tenant with readers every poll interval ([WithPollInterval], 10 s by default), which
@@ -215,6 +215,34 @@
 // an error from Next that wraps [ErrFeed] (once per failed retry), and keeps retrying; a
 // catching-up reader whose own reads fail that way for 2 s gets such an error too. Junk in the
 // stream is no such error: see below.
+//
+// # Notices
+//
+// A write publishes its notice only if a Backend other than the writer's has readers of the
+// tenant: a process's readers get the events of its own writes from the writes' replies, so
+// with one process nothing a write does is published, and with several, a write to a tenant
+// that no other process watches publishes nothing (in a cluster, whose bus carries every
+// notice to every node, nothing crosses the bus). Its measured effect is in docs/PERFORMANCE.md.
+// Each Backend has a random watcher ID, which the script that opens its readers (open.lua)
+// registers in the tenant's meta for a minute, or six poll intervals if longer: as the tenant's
+// watcher ("#w", until "#wu") if it has none, or if it is this Backend or one whose time is up;
+// otherwise as one of the others ("#ws": until then another Backend watches too). The checks
+// of every poll renew a registration with less than half of its time left, with the same
+// script. A write reads the three fields with the rest of the meta and publishes if "#ws" is
+// not past, or "#wu" is not past and "#w" is another Backend's (a field that is no number
+// counts as not past); the first write of a new epoch (a state made anew, whose registrations
+// went with it) publishes whatever they say, and so do the tick and read scripts. A write's
+// reply ends with what its notice would tell the writer's own pump: the first and last
+// versions the batch made, and the time until the tenant's next expiry. The pump appends the
+// batch's events when they continue its log, holds those of a batch whose reply came before
+// an earlier one's until that one's come (two calls of a tenant may be in flight), reads when
+// the script made versions the writes do not tell (an expiry) or a call failed (it may have
+// been applied), and sets its expiry timer from it.
+//
+// A notice too many costs a message; one missing only delays: a registration that lapsed (the
+// Backend's checks failed for half of its time, with Redis unreachable) makes the writes of
+// the other Backends publish nothing until the next check renews it, and that check finds
+// what they wrote meanwhile: their events reach its readers at most a poll interval late.
 //
 // # Connections and pool size
 //
@@ -241,7 +269,7 @@
 // loses a reader and cannot span hash slots; a notice carries a copy of the events at most, and
 // the events themselves stay in the stream, read by position, so a lost notice delays events but
 // never loses them. In a cluster, the cluster bus carries each notice to every node (one small
-// message per node and write batch of a tenant with readers anywhere, or none). Sharded pub/sub
+// message per node and write batch of a tenant with readers in another process; see Notices). Sharded pub/sub
 // (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its shard, but go-redis subscribes
 // all the shard channels of a connection again in one SSUBSCRIBE when it redials, which a cluster
 // refuses (CROSSSLOT) for channels of different slots.

@@ -82,7 +82,7 @@ func newNoticeFixture(t *testing.T, mk func(testing.TB, ...Option) fixture) noti
 		}
 		time.Sleep(time.Millisecond)
 	}
-	other := New(f.client, WithKeyPrefix(f.b.prefix))
+	other := New(f.client, WithKeyPrefix(f.b.prefix), WithPollInterval(time.Hour))
 	t.Cleanup(func() { other.Close() })
 	ost, err := other.Open("test", backend.Limits{}.WithDefaults())
 	if err != nil {
@@ -255,6 +255,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 	st := f.open(t, backend.Limits{})
 	keys := st.keys("t")
 	notices := watchNotices(t, f.client.Subscribe(ctx, channel(keys)))
+	register(t, f.b.scripts, keys, "another process", time.Hour) // for whom the writes publish
 	var head uint64
 	check := func(what string) {
 		t.Helper()
@@ -334,6 +335,20 @@ func testNoticeEventsAlways(t *testing.T, f fixture) {
 	n, payload := nextNotice(t, notices, "k")
 	if n.head != e.Version || len(n.events) != 1 || n.events[0].Key != "k" || string(n.events[0].Value) != "v" {
 		t.Fatalf("notice %q, want one with the upsert of k at version %d", payload, e.Version)
+	}
+}
+
+// register registers the readers of a backend whose watcher is watcher in the tenant whose keys
+// are keys for d, as open.lua does for a backend's readers, so that the writes of every
+// other backend publish their notices.
+func register(t *testing.T, sc *scripter, keys []string, watcher string, d time.Duration) {
+	t.Helper()
+	cmd, a := scriptCmd(keys, openArgs)
+	setHead(a, backend.Limits{}.WithDefaults())
+	a.set(openWatcher, watcher)
+	a.set(openWatchFor, d.Milliseconds())
+	if _, err := sc.runCmd(context.Background(), openScript, cmd).Result(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -41,7 +41,7 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 		depth: 1,
 		keep:  true,
 		one: func(ctx context.Context, _ *redis.Client, req openReq) openRes {
-			return openResult(b.scripts.runCmd(ctx, openScript, openCmd(req.keys, req.l)))
+			return openResult(b.scripts.runCmd(ctx, openScript, b.openCmd(req.keys, req.l)))
 		},
 		batch: func(_ *redis.Client, calls []*openCall) {
 			ctx, done := batchContext(calls)
@@ -56,7 +56,7 @@ func openBatcher(b *Backend) batcher[*redis.Client, openReq, openRes] {
 				if !ok {
 					k = len(cmds)
 					first[c.req.keys[keyState]] = k
-					cmds = append(cmds, openCmd(c.req.keys, c.req.l))
+					cmds = append(cmds, b.openCmd(c.req.keys, c.req.l))
 				}
 				read[i] = k
 			}
@@ -94,15 +94,14 @@ func openResult(cmd *redis.Cmd) openRes {
 }
 
 // openCmd returns the command of a call of open.lua on the tenant whose keys are keys (see
-// scriptCmd).
-func openCmd(keys []string, l backend.Limits) []any {
-	cmd, a := scriptCmd(keys, openArgCount)
+// scriptCmd), which registers b's readers there.
+func (b *Backend) openCmd(keys []string, l backend.Limits) []any {
+	cmd, a := scriptCmd(keys, openArgs)
 	setHead(a, l)
+	a.set(openWatcher, b.watcherID)
+	a.set(openWatchFor, b.watchFor().Milliseconds())
 	return cmd
 }
-
-// openArgCount is the number of arguments of open.lua: argEpoch and argRetention.
-const openArgCount = 2
 
 // decodeOpen decodes the reply of open.lua: {epoch, head, now, due}.
 func decodeOpen(res []any) (readResult, error) {

@@ -44,6 +44,13 @@ const (
 	metaDue     = "#due"   // no expiry is earlier
 	metaTrim    = "#trim"  // no event is droppable by retention before
 	metaKexp    = "#kexp"  // the Redis expiry of the tenant's keys
+
+	// The readers that watch the tenant, for the writes to tell whether a notice is needed (see
+	// the package doc, "Notices"): metaWatcher is the watcher of a backend, until metaWatched
+	// (ms); metaShared, until when (ms) backends other than metaWatcher's watch too.
+	metaWatcher = "#w"
+	metaWatched = "#wu"
+	metaShared  = "#ws"
 )
 
 // Condition codes, the scripts' form of a [backend.CondKind].
@@ -105,12 +112,14 @@ const (
 )
 
 // Arguments of write.lua: the three above, the most live entries, the epoch the client knows
-// the tenant by ("" when none: see decodeWrite), then writeArgsPerOp per operation after the
-// first writeHeadArgs, at the offsets opCode to opCondEpoch.
+// the tenant by ("" when none: see decodeWrite), the writing backend's watcher (see
+// Backend.watcherID), then writeArgsPerOp per operation after the first writeHeadArgs, at the
+// offsets opCode to opCondEpoch.
 const (
 	writeMaxEntries = 4
 	writeKnownEpoch = 5
-	writeHeadArgs   = 5
+	writeWatcher    = 6
+	writeHeadArgs   = 6
 	writeArgsPerOp  = 7
 
 	opCode        = 1 // one of the operation codes below
@@ -121,7 +130,8 @@ const (
 	opCondVersion = 6
 	opCondEpoch   = 7 // the condition's epoch, "" for any
 
-	writeReplyPerOp = 5 // integers of the reply per operation, before the epoch's
+	writeReplyPerOp = 5 // integers of the reply per operation, before the batch's
+	writeReplyBatch = 3 // integers of the reply after the operations': see writeTail
 	epochChunk      = 6 // bytes of the epoch per integer of the reply (a Lua number holds 53 bits)
 )
 
@@ -154,6 +164,14 @@ const (
 	readCursorSeq   = 4
 	readCount       = 5 // the most stream entries to return
 	readArgs        = 5
+)
+
+// Arguments of open.lua, after argEpoch and argRetention: the backend's watcher and how long
+// (ms) its registration lasts (see Backend.watcherID).
+const (
+	openWatcher  = 3
+	openWatchFor = 4
+	openArgs     = 4
 )
 
 // Arguments of tick.lua: argEpoch, argRetention and argMaxEvents.
@@ -200,6 +218,9 @@ var luaConstants = []struct {
 	{"META_DUE", metaDue},
 	{"META_TRIM", metaTrim},
 	{"META_KEXP", metaKexp},
+	{"META_WATCHER", metaWatcher},
+	{"META_WATCHED", metaWatched},
+	{"META_SHARED", metaShared},
 	{"COND_NONE", condNone},
 	{"COND_IF_NEW", condIfNew},
 	{"COND_IF_EXISTS", condIfExists},
@@ -221,6 +242,9 @@ var luaConstants = []struct {
 	{"ARG_MAX_EVENTS", argMaxEvents},
 	{"WRITE_MAX_ENTRIES", writeMaxEntries},
 	{"WRITE_KNOWN_EPOCH", writeKnownEpoch},
+	{"WRITE_WATCHER", writeWatcher},
+	{"OPEN_WATCHER", openWatcher},
+	{"OPEN_WATCH_FOR", openWatchFor},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
 	{"OP_CODE", opCode},
@@ -367,13 +391,15 @@ func corruptError(k int, field, value string, n int) error {
 }
 
 // writeCmd builds the command that runs write.lua on ops, in a tenant the client knows by
-// the epoch known (or ""), and its arguments as args.
-func writeCmd(keys []string, known string, l backend.Limits, ops []writeOp) ([]any, args) {
+// the epoch known (or ""), for the backend whose watcher is watcher (or "", a writer that
+// watches nothing), and its arguments as args.
+func writeCmd(keys []string, known, watcher string, l backend.Limits, ops []writeOp) ([]any, args) {
 	cmd, a := scriptCmd(keys, writeHeadArgs+writeArgsPerOp*len(ops))
 	setHead(a, l)
 	a.set(argMaxEvents, l.MaxEvents)
 	a.set(writeMaxEntries, l.MaxEntries)
 	a.set(writeKnownEpoch, known)
+	a.set(writeWatcher, watcher)
 	for i, op := range ops {
 		base := writeHeadArgs + i*writeArgsPerOp
 		a.set(base+opCode, op.code)
@@ -388,38 +414,50 @@ func writeCmd(keys []string, known string, l backend.Limits, ops []writeOp) ([]a
 }
 
 // runWrite applies ops, in order, in one call of write.lua, in a tenant the client knows by the
-// epoch known (or ""). Its error is that of the call; the error of each operation is in its
-// result.
+// epoch known (or ""), as a writer that watches nothing. Its error is that of the call; the
+// error of each operation is in its result.
 func runWrite(ctx context.Context, sc *scripter, keys []string, known string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	cmd, _ := writeCmd(keys, known, l, ops)
+	cmd, _ := writeCmd(keys, known, "", l, ops)
 	res, err := sc.runInts(ctx, writeScript, cmd)
-	return writeReply(res, err, known, l, ops)
+	out, _, err := writeReply(res, err, known, l, ops)
+	return out, err
 }
 
 // writeReply returns the results of a call of write.lua with ops that said the client knows
 // the tenant by the epoch known, from its reply res or its error err.
-func writeReply(res []int64, err error, known string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
+func writeReply(res []int64, err error, known string, l backend.Limits, ops []writeOp) ([]writeResult, writeTail, error) {
 	if err != nil {
-		return nil, scriptError(err)
+		return nil, writeTail{}, scriptError(err)
 	}
 	return decodeWrite(res, known, l, ops)
 }
 
+// writeTail is what a call of write.lua tells of the tenant after its batch: the first version
+// the batch made (last+1 when none), the tenant's last version and how long until its next
+// expiry (ms, -1 when none), what its notice tells (see the package doc, "Notices"), for the
+// writing backend's pump, to which no notice of the call may come.
+type writeTail struct {
+	first, last uint64
+	dueIn       int64
+}
+
 // decodeWrite decodes the reply of write.lua to a call that said the client knows the tenant
-// by the epoch known: writeReplyPerOp integers per operation, then the tenant's epoch, or
-// nothing when it is known (and not ""). Encoding the epoch takes the script about a twentieth
-// of a single write's time, and decoding it takes the client an allocation.
-func decodeWrite(res []int64, known string, l backend.Limits, ops []writeOp) ([]writeResult, error) {
-	n := writeReplyPerOp * len(ops)
-	if len(res) < n || len(res) == n && known == "" {
-		return nil, fmt.Errorf("unexpected reply of %d integers for %d operations", len(res), len(ops))
+// by the epoch known: writeReplyPerOp integers per operation, the writeReplyBatch of the
+// writeTail, then the tenant's epoch, or nothing when it is known (and not ""). Encoding the
+// epoch takes the script about a twentieth of a single write's time, and decoding it takes
+// the client an allocation.
+func decodeWrite(res []int64, known string, l backend.Limits, ops []writeOp) ([]writeResult, writeTail, error) {
+	n := writeReplyPerOp*len(ops) + writeReplyBatch
+	if len(res) < n || len(res) == n && known == "" || res[n-3] < 1 || res[n-2] < res[n-3]-1 || res[n-1] < -1 {
+		return nil, writeTail{}, fmt.Errorf("unexpected reply of %d integers for %d operations", len(res), len(ops))
 	}
+	tail := writeTail{first: uint64(res[n-3]), last: uint64(res[n-2]), dueIn: res[n-1]}
 	epoch, ok := known, true
 	if len(res) > n {
 		epoch, ok = decodeEpoch(res[n:])
 	}
 	if !ok {
-		return nil, fmt.Errorf("unexpected epoch %v in the reply", res[n:])
+		return nil, writeTail{}, fmt.Errorf("unexpected epoch %v in the reply", res[n:])
 	}
 	out := make([]writeResult, len(ops))
 	for i, op := range ops {
@@ -434,10 +472,10 @@ func decodeWrite(res []int64, known string, l backend.Limits, ops []writeOp) ([]
 		case r[0] == statusCapacity && op.code == opUpsert:
 			out[i].err = fmt.Errorf("%w: limit %d", backend.ErrCapacity, l.MaxEntries)
 		default:
-			return nil, fmt.Errorf("unexpected status %d of operation %s on %q", r[0], op.code, op.key)
+			return nil, writeTail{}, fmt.Errorf("unexpected status %d of operation %s on %q", r[0], op.code, op.key)
 		}
 	}
-	return out, nil
+	return out, tail, nil
 }
 
 // decodeEpoch decodes an epoch that write.lua returns as integers, epochChunk bytes to each,

@@ -299,7 +299,7 @@ func testMalformedWrite(t *testing.T, f fixture) {
 		pos   int
 		value any
 	}{{second + opCode, 9}, {second + opCond, 9}, {second + opTTL, "x"}} {
-		cmd, a := writeCmd(keys, "", l, ops)
+		cmd, a := writeCmd(keys, "", "", l, ops)
 		a.set(bad.pos, bad.value)
 		if res, err := sc.runInts(ctx, writeScript, cmd); err == nil {
 			t.Errorf("argument %d set to %v: reply %v, want an error", bad.pos, bad.value, res)
@@ -323,29 +323,38 @@ func testKnownEpoch(t *testing.T, f fixture) {
 	op := []writeOp{{code: opUpsert, key: "a", value: []byte("v"), ttl: time.Hour}}
 	reply := func(known string) []int64 {
 		t.Helper()
-		cmd, _ := writeCmd(keys, known, l, op)
+		cmd, _ := writeCmd(keys, known, "", l, op)
 		res, err := sc.runInts(ctx, writeScript, cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res
 	}
+	const n = writeReplyPerOp + writeReplyBatch // the operation's integers and the tail
 	first := reply("")
-	epoch, ok := decodeEpoch(first[writeReplyPerOp:])
+	epoch, ok := decodeEpoch(first[n:])
 	if !ok {
-		t.Fatalf("reply %v: no epoch after the operation's", first)
+		t.Fatalf("reply %v: no epoch after the operation's integers and the tail", first)
 	}
-	if res := reply(epoch); len(res) != writeReplyPerOp {
-		t.Fatalf("reply %v to a call that knows epoch %q: want the operation's %d integers only", res, epoch, writeReplyPerOp)
+	if first[n-3] != 1 || first[n-2] != 1 || first[n-1] != 3_600_000 && first[n-1] != 3_599_999 {
+		t.Fatalf("reply %v: tail %v, want the first and last versions, 1 and 1, and the ms until the next expiry, an hour", first, first[n-3:n])
 	}
-	if res := reply("0123456789abcdef0123"); !slices.Equal(res[writeReplyPerOp:], first[writeReplyPerOp:]) {
-		t.Fatalf("reply %v to a call that knows another epoch: want the epoch, %v", res, first[writeReplyPerOp:])
+	if res := reply(epoch); len(res) != n || res[n-3] != 2 || res[n-2] != 2 {
+		t.Fatalf("reply %v to a call that knows epoch %q: want the operation's %d integers and the tail (version 2) only", res, epoch, writeReplyPerOp)
+	}
+	if res := reply("0123456789abcdef0123"); !slices.Equal(res[n:], first[n:]) {
+		t.Fatalf("reply %v to a call that knows another epoch: want the epoch, %v", res, first[n:])
 	}
 	if res, err := runWrite(ctx, sc, keys, epoch, l, op); err != nil || res[0].epoch != epoch {
 		t.Fatalf("write knowing the epoch: %+v, %v; want epoch %q", res, err, epoch)
 	}
-	if _, err := decodeWrite(make([]int64, writeReplyPerOp), "", l, op); err == nil {
+	if _, _, err := decodeWrite(make([]int64, n), "", l, op); err == nil {
 		t.Fatal("a reply without the epoch to a call that knows none decoded")
+	}
+	bad := slices.Clone(first)
+	bad[n-1] = -2
+	if _, _, err := decodeWrite(bad, "", l, op); err == nil {
+		t.Fatalf("reply %v with a due time of -2 decoded", bad)
 	}
 
 	// Through the store: its writes send the epoch it saw last, and see a new one.

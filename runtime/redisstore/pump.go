@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,7 +98,14 @@ type pump struct {
 	// they were of more than one epoch.
 	wEpoch string
 	wSeq   uint64
+	// ahead holds the events of this backend's writes of the pump's epoch that returned
+	// before those of an earlier write (two calls of a tenant may be in flight), in version
+	// order, for the log once the earlier ones are in it (see noteWrites).
+	ahead []backend.Event
 }
+
+// maxAhead is the most events a pump holds in ahead: more, and it reads the tenant instead.
+const maxAhead = 1024
 
 // mixedEpochs is a pump's wEpoch once the writes of the backend were of several epochs of the
 // tenant: no epoch is named so, and attachLive then reads.
@@ -261,12 +269,15 @@ func (b *Backend) detach(sub *subscription) {
 }
 
 // noteWrites records a batch of writes of this backend that returned, ops with their results
-// res, the highest version they made being v of epoch; and appends their events to the log
-// when they continue it (see extend), so that this process's readers get them when the writes
-// return rather than when their notice comes, which then tells of nothing new. It stops at
-// the first version it cannot make, such as an expiry that the batch's script emitted before
-// a write's event: the notice or a read delivers the rest.
-func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult) {
+// res, the highest version they made being v of epoch, and the call's tail; it appends their
+// events to the log when they continue it (see extend), so that this process's readers get
+// them when the writes return. No notice of the call may come (the writes of a backend do not
+// notify its own readers, see the package doc, "Notices"), so it does what a notice would: it
+// keeps the events of a batch that returned before an earlier one (see ahead) until that one's
+// are in; it makes the pump read when the batch made versions it cannot deliver (an expiry the
+// script emitted before a write's event, say), or is of another epoch; and it wakes the pump
+// earlier for an earlier expiry.
+func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail) {
 	p.corrupt.Store(false)
 	p.mu.Lock()
 	p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
@@ -279,23 +290,100 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 		p.wEpoch = mixedEpochs
 	}
 	var l *backend.Log
-	if p.continues(epoch) { // else extend would refuse the events: not worth making them
-		l = p.extend(epoch, writeEvents(p.head+1, ops, res))
+	wake := false
+	switch {
+	case tail.last < tail.first || tail.last <= p.head && epoch == p.epoch:
+		// No version made, or none the log lacks.
+	case !p.continues(epoch):
+		wake = true // another epoch, or a read in flight, which may have begun before the batch
+	default:
+		// Events of every version the batch made (its script may have emitted expiries,
+		// which its writes do not tell), after the head or ahead of it: the log takes
+		// them now, or after those of an earlier write, which then fill the gap when that
+		// returns (this backend's, or lostWrites makes the pump read) or their notice comes
+		// (another backend's). Otherwise the pump reads.
+		evs := writeEvents(ops, res)
+		whole := len(evs) > 0 && evs[0].Version == tail.first && evs[len(evs)-1].Version == tail.last
+		switch {
+		case whole && tail.first == p.head+1:
+			l = p.extend(epoch, evs)
+			if la := p.extendAhead(); la != nil {
+				l = la
+			}
+			wake = l == nil
+		case whole && tail.first > p.head+1 && len(p.ahead)+len(evs) <= maxAhead:
+			p.pruneAhead()
+			p.ahead = append(p.ahead, evs...)
+			slices.SortStableFunc(p.ahead, func(a, b backend.Event) int { return cmp.Compare(a.Version, b.Version) })
+		default:
+			wake = true
+		}
+	}
+	if wake {
+		p.stale = true
+	}
+	var due time.Time
+	if tail.dueIn >= 0 {
+		at := time.Now().Add(time.Duration(tail.dueIn) * time.Millisecond)
+		if p.dueAt.IsZero() || at.Before(p.dueAt) {
+			p.dueAt, due = at, at
+		}
 	}
 	p.mu.Unlock()
 	if l != nil {
 		l.Wake()
 	}
+	switch {
+	case wake:
+		p.wakeUp()
+	case !due.IsZero():
+		p.wakeAt(due)
+	}
 }
 
-// writeEvents returns the events of the writes ops, with their results res, from version next
-// on: it stops at the first version it cannot make (see noteWrites).
-func writeEvents(next uint64, ops []writeOp, res []writeResult) []backend.Event {
+// extendAhead appends to the log the events of ahead that continue it, and drops those it
+// has; it returns the log, to wake once p.mu is released, or nil. p.mu is held.
+func (p *pump) extendAhead() *backend.Log {
+	p.pruneAhead()
+	j := 0
+	for j < len(p.ahead) && p.ahead[j].Version == p.head+1+uint64(j) {
+		j++
+	}
+	if j == 0 {
+		return nil
+	}
+	l := p.extend(p.epoch, p.ahead[:j])
+	if l != nil {
+		p.ahead = slices.Delete(p.ahead, 0, j)
+		p.pruneAhead()
+	}
+	return l
+}
+
+// pruneAhead drops the events of ahead that the log has. p.mu is held.
+func (p *pump) pruneAhead() {
+	i := 0
+	for i < len(p.ahead) && p.ahead[i].Version <= p.head {
+		i++
+	}
+	p.ahead = slices.Delete(p.ahead, 0, i)
+	if len(p.ahead) == 0 {
+		p.ahead = nil
+	}
+}
+
+// writeEvents returns the events of the writes ops, with their results res, from the first
+// version they made on: it stops at the first version it cannot make (see noteWrites).
+func writeEvents(ops []writeOp, res []writeResult) []backend.Event {
 	var evs []backend.Event
+	var next uint64
 	for i, op := range ops {
 		r := &res[i]
 		if !r.ok || op.code == opTouchQuiet {
 			continue // no event
+		}
+		if next == 0 {
+			next = r.version
 		}
 		if r.version != next {
 			break
@@ -400,6 +488,9 @@ func (p *pump) notify(payload string) {
 	if wake {
 		delivered = p.extend(n.epoch, n.events) // the last of which is n.head's
 		wake = delivered == nil
+		if l := p.extendAhead(); l != nil {
+			delivered = l
+		}
 	}
 	if wake {
 		p.stale = true
@@ -602,8 +693,10 @@ func (p *pump) step() error {
 		// that lacked the last writes): every reader checks its position against Redis.
 		p.epoch, p.head = r.epoch, r.head
 		p.written.Store(0)
+		p.ahead = nil
 		p.mu.Unlock()
 		p.resync()
+		p.b.verify(p) // registers the backend's readers in the new state (see watchFor)
 		return nil
 	}
 	p.mu.Unlock()
@@ -686,7 +779,8 @@ func (b *Backend) poll() {
 
 // checkPumps reads the epoch, version and due time of the tenants of pumps and the server's
 // time, and nudges the pumps that have not seen that version or whose tenant has an expiry
-// due. It reports whether Redis answered.
+// due; it renews the backend's registration in the tenants where less than half of it is
+// left (see renews). It reports whether Redis answered.
 func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
@@ -699,14 +793,15 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		now = pl.Time(ctx)
 		for i, p := range pumps {
-			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue)
+			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue, metaWatcher, metaWatched, metaShared)
 		}
 		return nil
 	})
 	serverNow := now.Val().UnixMilli()
+	var renew []*pump
 	for i, p := range pumps {
 		v, err := cmds[i].Result()
-		if err != nil || len(v) != 3 {
+		if err != nil || len(v) != 6 {
 			continue // the next check
 		}
 		epoch, _ := v[0].(string)
@@ -737,8 +832,60 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		if !seen {
 			p.nudge()
 		}
+		if epoch != "" && now.Err() == nil && b.renews(v[3:], serverNow) {
+			renew = append(renew, p)
+		}
+	}
+	if len(renew) > 0 {
+		cmds := make([][]any, len(renew))
+		for i, p := range renew {
+			cmds[i] = b.openCmd(p.keys, p.st.limits)
+		}
+		// A write of another backend between the HMGET and the renewal may have published
+		// nothing (the registration had lapsed): the pump reads if the tenant moved.
+		for i, cmd := range b.scripts.pipeline(ctx, openScript, cmds, newScriptCmd) {
+			res, p := openResult(cmd.(*redis.Cmd)), renew[i]
+			p.mu.Lock()
+			moved := res.err == nil && (res.r.epoch != p.epoch || res.r.head != p.head)
+			p.mu.Unlock()
+			if moved {
+				p.nudge()
+			}
+		}
 	}
 	return now.Err() == nil
+}
+
+// renews reports whether the backend's registration in a tenant whose META_WATCHER,
+// META_WATCHED and META_SHARED fields are w (as HMGET gives them) has less than half of
+// watchFor left at now (ms), or none: then open.lua, which renews it, is to be called (see
+// the package doc, "Notices"). Junk in the fields counts as time left, as open.lua counts it.
+func (b *Backend) renews(w []any, now int64) bool {
+	watcher, _ := w[0].(string)
+	watched, shared := registration(w[1]), registration(w[2])
+	half := now + b.watchFor().Milliseconds()/2
+	switch {
+	case watcher == "" || watched < now:
+		return true // no watcher, or its time is up: this backend takes the place
+	case watcher == b.watcherID:
+		return watched < half
+	default:
+		return shared < half // another backend is the watcher: this one shares
+	}
+}
+
+// registration returns the time (ms) of a registration field as HMGET gives it: 0 when
+// absent, never when junk.
+func registration(v any) int64 {
+	s, _ := v.(string)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return never
+	}
+	return n
 }
 
 // errJunk is the error a pump reports to the observer for an entry of the events stream that

@@ -70,7 +70,7 @@ func BenchmarkWriteScript(b *testing.B) {
 			for i := range ops {
 				ops[i].code = c.code
 			}
-			_, a := writeCmd(st.keys(ten), epoch, st.limits, ops) // as a store sends it
+			_, a := writeCmd(st.keys(ten), epoch, st.b.watcherID, st.limits, ops) // as a store sends it
 			b.ResetTimer()
 			res, err := f.client.Eval(ctx, src, st.keys(ten), append([]any{b.N}, a...)...).Int64Slice()
 			if err != nil {

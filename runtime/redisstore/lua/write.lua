@@ -4,7 +4,8 @@
 -- a closure made anew.
 --
 -- KEYS: KEY_STATE, KEY_EXP and KEY_EVENTS, as lib.lua describes them.
--- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_KNOWN_EPOCH, then
+-- ARGV: ARG_EPOCH, ARG_RETENTION, ARG_MAX_EVENTS, WRITE_MAX_ENTRIES, WRITE_KNOWN_EPOCH,
+-- WRITE_WATCHER (the writing backend's watcher, or ''), then
 -- after the WRITE_HEAD_ARGS first ones WRITE_ARGS_PER_OP per operation, at these offsets: OP_CODE
 -- (OP_UPSERT, OP_TOUCH, OP_TOUCH_QUIET or OP_REMOVE), OP_KEY, OP_VALUE (the upsert's value, the
 -- remove's reason), OP_TTL (ms), OP_COND (a condition code), OP_COND_VERSION, OP_COND_EPOCH
@@ -13,14 +14,18 @@
 -- here than a number): STATUS_OK, version, createdAt, updatedAt, expiresAt (remove: STATUS_OK,
 -- the delete's version, 0, its time, 0; a quiet touch: the version it kept); STATUS_NOT_LIVE
 -- (touch, remove) or STATUS_CAPACITY (upsert) and zeros; STATUS_CONFLICT, the key's version
--- (0 when not live) and zeros. Then the tenant's epoch, its
+-- (0 when not live) and zeros. Then the first version the batch made (one more than the last
+-- when none), the tenant's last version and the ms until its next expiry (-1 when none), as its
+-- notice tells them. Then the tenant's epoch, its
 -- bytes EPOCH_CHUNK to an integer, big-endian, unless it is WRITE_KNOWN_EPOCH, the epoch the
 -- client says it knows the tenant by (or '').
 -- A malformed batch, or junk in the tenant's keys, is an error, raised before the first write.
 -- The batch's events are one stream entry (see lib.lua), added before any other write, so that
 -- a refused XADD (a stream whose last ID is ahead of the version) fails the call before it
 -- changes anything. A batch that emits events or brings the next expiry forward publishes the
--- tenant's notice (see lib.lua) last, with its events when they fit.
+-- tenant's notice (see lib.lua) last, with its events when they fit, if a backend other than
+-- the writer's watches the tenant (open.lua registers them) or the batch made the epoch: the
+-- writer's own readers learn it from the reply.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -44,6 +49,7 @@ for i = 1, n do
   end
   fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
 end
+fields[6 + n], fields[7 + n], fields[8 + n] = META_WATCHER, META_WATCHED, META_SHARED
 local m = redis.call('HMGET', K_STATE, unpack(fields))
 -- The expiry set is written after the first event: it must be one.
 local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
@@ -71,7 +77,8 @@ local epoch, seq = m[1], tonumber(m[2] or '0')
 local due, trim, kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
 local seq0, due0, trim0 = seq, due, trim
 local put = {} -- HSET arguments
-if not epoch then
+local made = not epoch
+if made then
   -- A new epoch, of the server's time and the candidate's random digits, so that a later
   -- epoch sorts after an earlier one. Whatever is left of an older one (say, after an
   -- eviction) is dropped, or its stream IDs would block the new versions and its expiries
@@ -315,6 +322,13 @@ if at then
     redis.call('PEXPIREAT', k, at)
   end
 end
+-- The tail: the batch's first version, the tenant's last version and the ms until its next
+-- expiry, as the notice tells them (the writer's readers may get no notice).
+local due_in = -1
+if due < NEVER then
+  due_in = math.max(due - now, 0)
+end
+out[#out + 1], out[#out + 2], out[#out + 3] = seq0 + 1, seq, due_in
 -- The epoch, unless the client knows it, EPOCH_CHUNK (6) bytes to an integer, with one
 -- string.byte per integer: past the end, the missing bytes are zeros (which decodeEpoch skips).
 if epoch ~= ARGV[WRITE_KNOWN_EPOCH] then
@@ -323,15 +337,17 @@ if epoch ~= ARGV[WRITE_KNOWN_EPOCH] then
     out[#out + 1] = ((((b1 * 256 + (b2 or 0)) * 256 + (b3 or 0)) * 256 + (b4 or 0)) * 256 + (b5 or 0)) * 256 + (b6 or 0)
   end
 end
+-- The notice, if another backend may need it: one registered until now or later other than
+-- the writer's (a registration that is no number counts as one), or any, for the first
+-- events of a new epoch (of a state lost, say, with the registrations in it).
 if seq ~= seq0 or due < due0 then
-  local due_in = -1
-  if due < NEVER then
-    due_in = math.max(due - now, 0)
+  local watched, shared = tonumber(m[7 + n] or '0') or NEVER, tonumber(m[8 + n] or '0') or NEVER
+  if made or shared >= now or watched >= now and m[6 + n] ~= ARGV[WRITE_WATCHER] then
+    local head = epoch .. ' ' .. (seq_s or string.format('%d', seq)) .. ' ' .. string.format('%d', due_in)
+    if events and #events <= NOTICE_MAX then
+      head = head .. ' ' .. now_s .. events
+    end
+    redis.call('PUBLISH', K_EVENTS, head)
   end
-  local head = epoch .. ' ' .. (seq_s or string.format('%d', seq)) .. ' ' .. string.format('%d', due_in)
-  if events and #events <= NOTICE_MAX then
-    head = head .. ' ' .. now_s .. events
-  end
-  redis.call('PUBLISH', K_EVENTS, head)
 end
 return out
