@@ -21,26 +21,23 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch, seq, due = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0')
-local put = {}
 local me, watch_for = ARGV[OPEN_WATCHER], tonumber(ARGV[OPEN_WATCH_FOR])
-local half, until_s = now + math.floor(watch_for / 2), string.format('%d', now + watch_for)
-local watched, shared = tonumber(m[7] or '0') or NEVER, tonumber(m[8] or '0') or NEVER
-if not m[6] or m[6] == me or watched < now then
-  if m[6] ~= me or watched < half then
-    put = {META_WATCHER, me, META_WATCHED, until_s}
-  end
-elseif shared < half then
-  put = {META_SHARED, until_s}
-end
 if not epoch then
   epoch = string.format('%012x', now) .. string.sub(ARGV[ARG_EPOCH], EPOCH_TIME_DIGITS + 1)
   redis.call('DEL', K_EXP, K_EVENTS)
-  put[#put + 1], put[#put + 2] = META_EPOCH, epoch
-  redis.call('HSET', K_STATE, unpack(put))
+  redis.call('HSET', K_STATE, META_EPOCH, epoch, META_WATCHER, me, META_WATCHED, string.format('%d', now + watch_for))
   redis.call('PEXPIRE', K_STATE, tonumber(ARGV[ARG_RETENTION]))
   due = NEVER -- the expiry set is gone
-elseif #put > 0 then
-  redis.call('HSET', K_STATE, unpack(put))
+else
+  local half = now + math.floor(watch_for / 2)
+  local watched, shared = tonumber(m[7] or '0') or NEVER, tonumber(m[8] or '0') or NEVER
+  if not m[6] or m[6] == me or watched < now then
+    if m[6] ~= me or watched < half then
+      redis.call('HSET', K_STATE, META_WATCHER, me, META_WATCHED, string.format('%d', now + watch_for))
+    end
+  elseif shared < half then
+    redis.call('HSET', K_STATE, META_SHARED, string.format('%d', now + watch_for))
+  end
 end
 if due == 0 then
   -- No due time in the meta (made just now, say): the earliest expiry, if any.
