@@ -37,7 +37,7 @@ type Backend struct {
 	scripts   *scripter // runs the scripts on client
 	prefix    string
 	pollEvery time.Duration
-	// watcher names the backend's readers in the tenants they watch, for the writes of
+	// watcherID names the backend's readers in the tenants they watch, for the writes of
 	// other backends to publish their notices and its own not (see the package doc,
 	// "Notices"): random, made by New.
 	watcherID string

@@ -3,7 +3,9 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +173,55 @@ func TestWritesAheadMiniredis(t *testing.T) {
 	f.expect(t, e.Version, "after", []byte("a"))
 	if f.reads.n.Load() == reads {
 		t.Fatal("no read, want one for the expiry")
+	}
+}
+
+// failApplied is a client hook that makes the calls of write.lua fail once fail is set, after
+// the server has applied them: a reply lost on its way back.
+type failApplied struct{ fail atomic.Bool }
+
+func (h *failApplied) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failApplied) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && h.fail.Load() && scriptOf(cmd.Args()) == writeScript {
+			err = errors.New("the reply was lost")
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+func (h *failApplied) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if cmd.Err() == nil && h.fail.Load() && scriptOf(cmd.Args()) == writeScript {
+				cmd.SetErr(errors.New("the reply was lost"))
+			}
+		}
+		return err
+	}
+}
+
+func TestLostWriteReadMini(t *testing.T)  { testLostWriteRead(t, newMini) }
+func TestLostWriteReadRedis(t *testing.T) { testLostWriteRead(t, newReal) }
+
+// testLostWriteRead checks that a write of the backend that fails after the server applied it
+// (its reply lost) reaches the backend's readers all the same: no notice tells them of it, so
+// the pump reads.
+func testLostWriteRead(t *testing.T, mk func(testing.TB, ...Option) fixture) {
+	f := newNoticeFixture(t, mk)
+	h := &failApplied{}
+	f.client.AddHook(h)
+	f.quiesce(t)
+	h.fail.Store(true)
+	if _, err := f.st.Upsert(context.Background(), "t", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err == nil {
+		t.Fatal("the upsert whose reply was lost succeeded")
+	}
+	h.fail.Store(false)
+	if ev := next(t, f.sub); ev.Kind != backend.EventUpsert || ev.Key != "k" || string(ev.Value) != "v" {
+		t.Fatalf("event %v %q %q, want the upsert of k=v that was applied", ev.Kind, ev.Key, ev.Value)
 	}
 }
