@@ -29,7 +29,7 @@ func testOwnWritesNotifyNone(t *testing.T, mk func(testing.TB, ...Option) fixtur
 	e := upsert(t, f.st, "t", "own", "1", time.Hour)
 	f.expect(t, e.Version, "own", []byte("1"))
 	f.publish(t, "sentinel") // the notices come in order: a notice of the write comes first
-	if m := <-notices; m.Payload != "sentinel" {
+	if m := nextMessage(t, notices); m.Payload != "sentinel" {
 		t.Fatalf("notice %q of the backend's own write, want none", m.Payload)
 	}
 	v := f.upsert(t, "other", []byte("2"))
@@ -80,7 +80,7 @@ func TestRegistrationLapsesMiniredis(t *testing.T) {
 	f.shift(f.b.watchFor() + time.Second)
 	v := f.upsert(t, "late", []byte("1"))
 	f.publish(t, "sentinel")
-	if m := <-notices; m.Payload != "sentinel" {
+	if m := nextMessage(t, notices); m.Payload != "sentinel" {
 		t.Fatalf("notice %q of a write to a tenant whose registration lapsed, want none", m.Payload)
 	}
 	if !f.b.checkPumps([]*pump{f.pump()}) {
@@ -96,6 +96,18 @@ func TestRegistrationLapsesMiniredis(t *testing.T) {
 		t.Fatalf("notice %q, want the write of version %d", payload, v2)
 	}
 	f.expect(t, v2, "renewed", []byte("2"))
+}
+
+// nextMessage returns the next message of ms; it fails the test if none comes in eventWait.
+func nextMessage(t *testing.T, ms <-chan *redis.Message) *redis.Message {
+	t.Helper()
+	select {
+	case m := <-ms:
+		return m
+	case <-time.After(eventWait):
+		t.Fatal("no message on the notice channel")
+		return nil
+	}
 }
 
 // TestRenews checks when a check renews the backend's registration in a tenant: where it has
