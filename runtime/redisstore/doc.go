@@ -168,9 +168,10 @@
 // falls due a timer waits for it, not a goroutine (10,000 tenants with a reader and an entry
 // held 10,000 goroutines more when their pumps waited on goroutines). Every script that adds
 // events (the write script when another Backend has readers of the tenant, see Notices below,
-// and the tick script when it expires entries) publishes a notice on the tenant's channel, named as its events stream (so it has the tenant's hash tag): "<epoch>
-// <last version> <ms until the next expiry>", followed by the time and the events the script
-// added, as their stream entry holds them, if they fit in 64 KiB. The Backend
+// and the tick script when it expires entries) publishes a notice on the tenant's channel,
+// named as its events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms
+// until the next expiry>", followed by the time and the events the script added, as their
+// stream entry holds them, if they fit in 64 KiB. The Backend
 // subscribes the channels of the tenants that have readers: the changes made while one is
 // written go together in the
 // next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
@@ -202,8 +203,9 @@
 // Lost notices: each confirmed subscription of a channel, the first one and those after
 // go-redis dialled a lost pub/sub connection again, has the tenant's epoch and version checked
 // (HMGETs pipelined for many tenants at once, which renew the Backend's registrations too,
-// see Notices), and the pump reads the tenant if they are not what it has seen: notices published before the subscription took effect, or while the
-// connection was down, are made up for. A connection silent for a second is pinged, and
+// see Notices), and the pump reads the tenant if they are not what it has seen: notices
+// published before the subscription took effect, or while the connection was down, are made
+// up for. A connection silent for a second is pinged, and
 // replaced if it stays silent or the server refuses a subscription. The same check runs for
 // every tenant with readers every poll interval ([WithPollInterval], 10 s by default), which
 // bounds how soon the readers of a tenant where nothing is written notice that its state was
@@ -271,8 +273,8 @@
 // loses a reader and cannot span hash slots; a notice carries a copy of the events at most, and
 // the events themselves stay in the stream, read by position, so a lost notice delays events but
 // never loses them. In a cluster, the cluster bus carries each notice to every node (one small
-// message per node and write batch of a tenant with readers in another process; see Notices). Sharded pub/sub
-// (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its shard, but go-redis subscribes
+// message per node and write batch of a tenant with readers in another process; see Notices).
+// Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its shard, but go-redis subscribes
 // all the shard channels of a connection again in one SSUBSCRIBE when it redials, which a cluster
 // refuses (CROSSSLOT) for channels of different slots.
 //
