@@ -432,7 +432,7 @@ func TestCorruptStreamTrimmedMiniredis(t *testing.T) {
 		}
 	}
 	f.shift(2 * time.Minute)
-	if _, err := runTick(ctx, f.b.scripts, keys, st.limits); err != nil {
+	if _, err := runTick(ctx, f.b.scripts, keys, st.limits, ""); err != nil {
 		t.Fatalf("tick over junk older than the retention: %v", err)
 	}
 	if n := f.client.XLen(ctx, keys[keyEvents]).Val(); n != 0 {

@@ -167,8 +167,8 @@
 // to do: the pump of a tenant whose notices carry its events needs none, and until an expiry
 // falls due a timer waits for it, not a goroutine (10,000 tenants with a reader and an entry
 // held 10,000 goroutines more when their pumps waited on goroutines). Every script that adds
-// events (the write script when another Backend has readers of the tenant, see Notices below,
-// and the tick script when it expires entries) publishes a notice on the tenant's channel,
+// events (the write script, and the tick script when it expires entries) publishes a notice,
+// when another Backend has readers of the tenant (see Notices below), on the tenant's channel,
 // named as its events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms
 // until the next expiry>", followed by the time and the events the script added, as their
 // stream entry holds them, if they fit in 64 KiB. The Backend
@@ -195,8 +195,8 @@
 // Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
 // timer of the pump (on the local clock, set from the server's "now" and due time in the same
 // reply) runs the tick script then: it expires the due entries (each with an expire event),
-// trims the stream, keeps the keys alive and publishes a notice, and the pump reads the expire
-// events at once. Expire events reach readers within a few milliseconds of ExpiresAt, whatever
+// trims the stream, keeps the keys alive and publishes a notice for the other Backends, and
+// the pump reads the expire events at once. Expire events reach readers within a few milliseconds of ExpiresAt, whatever
 // Redis's hz. Several processes with readers of one tenant each tick at the due time; the
 // first expires the entries, the others find nothing to do.
 //
@@ -235,7 +235,8 @@
 // script. A write reads the three fields with the rest of the meta and publishes if "#ws" is
 // not past, or "#wu" is not past and "#w" is another Backend's (a field that is no number
 // counts as not past); the first write of a new epoch (a state made anew, whose registrations
-// went with it) publishes whatever they say, and so do the tick and read scripts. A write's
+// went with it) publishes whatever they say. The tick script publishes by the same rule (the
+// ticking pump reads the entries it expired itself). A write's
 // reply ends with what its notice would tell the writer's own pump: the first and last
 // versions the batch made, and the time until the tenant's next expiry. The pump appends the
 // batch's events when they continue its log, holds those of a batch whose reply came before

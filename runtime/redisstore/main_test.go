@@ -117,7 +117,8 @@ func scriptOf(a []any) *script {
 	return nil
 }
 
-// tickAll runs the tick script of every pump now.
+// tickAll runs the tick script of every pump now, and has the pump read, as a pump does after
+// its own tick (whose notice goes only to other backends).
 func (b *Backend) tickAll(ctx context.Context) error {
 	b.mu.Lock()
 	pumps := make([]*pump, 0, len(b.pumps))
@@ -126,9 +127,10 @@ func (b *Backend) tickAll(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, p := range pumps {
-		if _, err := runTick(ctx, b.scripts, p.keys, p.st.limits); err != nil {
+		if _, err := runTick(ctx, b.scripts, p.keys, p.st.limits, b.watcherID); err != nil {
 			return err
 		}
+		p.nudge()
 	}
 	return nil
 }

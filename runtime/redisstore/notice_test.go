@@ -298,7 +298,7 @@ func testNoticeEvents(t *testing.T, f fixture) {
 		}
 	}
 	wait(time.Second)
-	if _, err := runTick(ctx, f.b.scripts, keys, st.limits); err != nil {
+	if _, err := runTick(ctx, f.b.scripts, keys, st.limits, ""); err != nil {
 		t.Fatal(err)
 	}
 	check("tick") // two expire events

@@ -174,8 +174,12 @@ const (
 	openArgs     = 4
 )
 
-// Arguments of tick.lua: argEpoch, argRetention and argMaxEvents.
-const tickArgs = 3
+// Arguments of tick.lua: argEpoch, argRetention, argMaxEvents and the ticking backend's
+// watcher (see Backend.watcherID).
+const (
+	tickWatcher = 4
+	tickArgs    = 4
+)
 
 // noticeMax is the most bytes of events a notice carries (see parseNotice): a script whose
 // events take more publishes a notice without them.
@@ -245,6 +249,7 @@ var luaConstants = []struct {
 	{"WRITE_WATCHER", writeWatcher},
 	{"OPEN_WATCHER", openWatcher},
 	{"OPEN_WATCH_FOR", openWatchFor},
+	{"TICK_WATCHER", tickWatcher},
 	{"WRITE_HEAD_ARGS", writeHeadArgs},
 	{"WRITE_ARGS_PER_OP", writeArgsPerOp},
 	{"OP_CODE", opCode},
@@ -636,10 +641,11 @@ type tickResult struct {
 }
 
 // runTick runs tick.lua.
-func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits) (tickResult, error) {
+func runTick(ctx context.Context, sc *scripter, keys []string, l backend.Limits, watcher string) (tickResult, error) {
 	cmd, a := scriptCmd(keys, tickArgs)
 	setHead(a, l)
 	a.set(argMaxEvents, l.MaxEvents)
+	a.set(tickWatcher, watcher)
 	res, err := sc.runCmd(ctx, tickScript, cmd).Slice()
 	if err != nil {
 		return tickResult{}, scriptError(err)

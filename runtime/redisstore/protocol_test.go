@@ -103,7 +103,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	st := f.open(t, backend.Limits{})
 	keys, l, c, sc := st.keys("round-trip"), st.limits, f.client, f.b.scripts
 
-	t0, err := runTick(ctx, sc, keys, l)
+	t0, err := runTick(ctx, sc, keys, l, "")
 	if err != nil || t0.head != 0 {
 		t.Fatalf("first tick: %+v, %v", t0, err)
 	}
@@ -138,14 +138,14 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 		t.Fatalf("quiet touch: %+v, %v", quiet, err)
 	}
 	f.advance(t, time.Second)
-	t1, err := runTick(ctx, sc, keys, l) // expires b
+	t1, err := runTick(ctx, sc, keys, l, "") // expires b
 	if err != nil || t1.epoch != t0.epoch || t1.head != 4 || t1.due != quiet.expiresAt {
 		t.Fatalf("tick after b's expiry: %+v, %v; want head 4, due %d", t1, err, quiet.expiresAt)
 	}
 	if got, ok, err := runGet(ctx, sc, keys, "b"); err != nil || ok {
 		t.Fatalf("get b after its expiry: %+v, %v, %v", got, ok, err)
 	}
-	before, err := runTick(ctx, sc, keys, l)
+	before, err := runTick(ctx, sc, keys, l, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func testProtocolRoundTrip(t *testing.T, f fixture) {
 	if removed, err := write1(ctx, sc, keys, l, writeOp{code: opRemove, key: "a"}); err != nil || removed.ok {
 		t.Fatalf("remove again: %+v, %v", removed, err)
 	}
-	after, err := runTick(ctx, sc, keys, l)
+	after, err := runTick(ctx, sc, keys, l, "")
 	if err != nil {
 		t.Fatal(err)
 	}

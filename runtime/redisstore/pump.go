@@ -657,7 +657,7 @@ func (p *pump) step() error {
 	}
 
 	if tick {
-		t, err := runTick(p.ctx, p.b.scripts, p.keys, p.st.limits)
+		t, err := runTick(p.ctx, p.b.scripts, p.keys, p.st.limits, p.b.watcherID)
 		if err != nil {
 			p.b.failed(p.key, "tick", err)
 			return err

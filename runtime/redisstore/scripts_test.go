@@ -113,7 +113,7 @@ func exercise(t *testing.T, f fixture, st *store, tenant string) {
 		t.Fatal(err)
 	}
 	sub2.Close()
-	if _, err := runTick(ctx, f.b.scripts, st.keys(tenant), st.limits); err != nil {
+	if _, err := runTick(ctx, f.b.scripts, st.keys(tenant), st.limits, ""); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -237,3 +237,39 @@ func testLostWriteRead(t *testing.T, mk func(testing.TB, ...Option) fixture) {
 		t.Fatalf("event %v %q %q, want the upsert of k=v that was applied", ev.Kind, ev.Key, ev.Value)
 	}
 }
+
+// TestOwnTickNotifiesNoneMiniredis checks that the tick of a backend's pump publishes no
+// notice when only the backend's own readers watch the tenant, which get the expiry from the
+// pump's read, and publishes one when another backend watches too.
+func TestOwnTickNotifiesNoneMiniredis(t *testing.T) {
+	f := newNoticeFixture(t, newMini)
+	ctx := context.Background()
+	keys := f.st.keys("t")
+	notices := watchNotices(t, f.client.Subscribe(ctx, channel(keys)))
+	tick := func(key string) uint64 {
+		t.Helper()
+		e := upsert(t, f.st, "t", key, "x", 10*time.Millisecond)
+		f.expect(t, e.Version, key, []byte("x"))
+		f.shift(time.Second)
+		if _, err := runTick(ctx, f.b.scripts, keys, f.st.limits, f.b.watcherID); err != nil {
+			t.Fatal(err)
+		}
+		f.pump().nudge() // the pump reads after its tick
+		if ev := next(t, f.sub); ev.Kind != backend.EventExpire || ev.Key != key {
+			t.Fatalf("event %v %q, want the expiry of %s", ev.Kind, ev.Key, key)
+		}
+		return e.Version + 1
+	}
+	tick("a")
+	f.publish(t, "sentinel")
+	if m := nextMessage(t, notices); m.Payload != "sentinel" {
+		t.Fatalf("notice %q of the backend's own tick, want none", m.Payload)
+	}
+	register(t, f.b.scripts, keys, "another process", time.Hour)
+	v := tick("b")
+	for _, want := range []uint64{v - 1, v} { // the upsert's notice, then the tick's
+		if n, payload := nextNotice(t, notices, "a tenant another backend watches"); n.head != want {
+			t.Fatalf("notice %q, want one of version %d", payload, want)
+		}
+	}
+}
