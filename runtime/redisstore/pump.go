@@ -307,11 +307,8 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 		switch {
 		case whole && tail.first == p.head+1:
 			l = p.extend(epoch, evs)
-			if la := p.extendAhead(); la != nil {
-				l = la
-			}
 			wake = l == nil
-		case whole && tail.first > p.head+1 && len(p.ahead)+len(evs) <= maxAhead:
+		case whole && tail.first > p.head+1 && len(evs) <= p.st.limits.MaxEvents && len(p.ahead)+len(evs) <= maxAhead:
 			p.pruneAhead()
 			p.ahead = append(p.ahead, evs...)
 			slices.SortStableFunc(p.ahead, func(a, b backend.Event) int { return cmp.Compare(a.Version, b.Version) })
@@ -322,42 +319,37 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	if wake {
 		p.stale = true
 	}
-	var due time.Time
-	if tail.dueIn >= 0 {
-		at := time.Now().Add(time.Duration(tail.dueIn) * time.Millisecond)
-		if p.dueAt.IsZero() || at.Before(p.dueAt) {
-			p.dueAt, due = at, at
-		}
-	}
+	due := p.earlierDue(tail.dueIn)
 	p.mu.Unlock()
+	p.wakeFor(l, wake, due)
+}
+
+// earlierDue sets the pump's due time to dueIn ms from now (what a notice or a write's reply
+// tells, -1 for no expiry) if that is earlier, and returns it, or zero. p.mu is held.
+func (p *pump) earlierDue(dueIn int64) time.Time {
+	if dueIn < 0 {
+		return time.Time{}
+	}
+	at := time.Now().Add(time.Duration(dueIn) * time.Millisecond)
+	if !p.dueAt.IsZero() && !at.Before(p.dueAt) {
+		return time.Time{}
+	}
+	p.dueAt = at
+	return at
+}
+
+// wakeFor wakes the readers of l, the log the pump appended to (nil if none), and the pump: to
+// read now if read, or else at due if it is set (see earlierDue). p.mu is not held.
+func (p *pump) wakeFor(l *backend.Log, read bool, due time.Time) {
 	if l != nil {
 		l.Wake()
 	}
 	switch {
-	case wake:
+	case read:
 		p.wakeUp()
 	case !due.IsZero():
 		p.wakeAt(due)
 	}
-}
-
-// extendAhead appends to the log the events of ahead that continue it, and drops those it
-// has; it returns the log, to wake once p.mu is released, or nil. p.mu is held.
-func (p *pump) extendAhead() *backend.Log {
-	p.pruneAhead()
-	j := 0
-	for j < len(p.ahead) && p.ahead[j].Version == p.head+1+uint64(j) {
-		j++
-	}
-	if j == 0 {
-		return nil
-	}
-	l := p.extend(p.epoch, p.ahead[:j])
-	if l != nil {
-		p.ahead = slices.Delete(p.ahead, 0, j)
-		p.pruneAhead()
-	}
-	return l
 }
 
 // pruneAhead drops the events of ahead that the log has. p.mu is held.
@@ -409,9 +401,9 @@ func writeEvents(ops []writeOp, res []writeResult) []backend.Event {
 
 // extend appends evs, events of epoch, to the log if they are the next ones: of the pump's
 // epoch, the first right after its head, no read of the pump in flight, and all still in the
-// stream (a batch of more than MaxEvents events trims its first ones). It returns the log, to
-// wake once p.mu is released, or nil when it appended nothing. p.mu is held, so that no
-// resync swaps the log meanwhile.
+// stream (a batch of more than MaxEvents events trims its first ones); then the events of
+// ahead that continue them. It returns the log, to wake once p.mu is released, or nil when it
+// appended nothing. p.mu is held, so that no resync swaps the log meanwhile.
 func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 	if len(evs) == 0 || !p.continues(epoch) || evs[0].Version != p.head+1 || len(evs) > p.st.limits.MaxEvents {
 		return nil
@@ -419,6 +411,16 @@ func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 	l := p.log.Load()
 	appendEvents(l, evs)
 	p.head = evs[len(evs)-1].Version
+	p.pruneAhead()
+	j := 0
+	for j < len(p.ahead) && p.ahead[j].Version == p.head+1+uint64(j) {
+		j++
+	}
+	if j > 0 {
+		appendEvents(l, p.ahead[:j])
+		p.head = p.ahead[j-1].Version
+		p.pruneAhead()
+	}
 	return l
 }
 
@@ -488,30 +490,16 @@ func (p *pump) notify(payload string) {
 	if wake {
 		delivered = p.extend(n.epoch, n.events) // the last of which is n.head's
 		wake = delivered == nil
-		if l := p.extendAhead(); l != nil {
-			delivered = l
-		}
 	}
 	if wake {
 		p.stale = true
 	}
 	var due time.Time // an earlier expiry to wake for
-	if ok && n.dueIn >= 0 {
-		at := time.Now().Add(time.Duration(n.dueIn) * time.Millisecond)
-		if p.dueAt.IsZero() || at.Before(p.dueAt) {
-			p.dueAt, due = at, at
-		}
+	if ok {
+		due = p.earlierDue(n.dueIn)
 	}
 	p.mu.Unlock()
-	if delivered != nil {
-		delivered.Wake()
-	}
-	switch {
-	case wake:
-		p.wakeUp()
-	case !due.IsZero():
-		p.wakeAt(due)
-	}
+	p.wakeFor(delivered, wake, due)
 }
 
 // rest ends the pump's goroutine when it has nothing to do but wait, and reports whether it

@@ -273,3 +273,40 @@ func TestOwnTickNotifiesNoneMiniredis(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteAheadBeyondMaxEventsMiniredis checks that the events of a batch that returns ahead
+// of an earlier one are not kept when they are more than MaxEvents (the stream trimmed the
+// first of them as the batch added them, so no log may take them): the pump reads instead.
+func TestWriteAheadBeyondMaxEventsMiniredis(t *testing.T) {
+	f := newMini(t, WithPollInterval(time.Hour))
+	rc := &readCounter{}
+	f.client.AddHook(rc)
+	st := f.open(t, backend.Limits{MaxEvents: 2})
+	subscribe(t, st, "t", nil)
+	f.b.mu.Lock()
+	p := f.b.pumps[tenantKey{"test", "t"}]
+	f.b.mu.Unlock()
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+	p.mu.Lock()
+	epoch, head := p.epoch, p.head
+	p.mu.Unlock()
+	var ops []writeOp
+	var res []writeResult
+	for v := head + 2; v <= head+4; v++ {
+		ops = append(ops, writeOp{code: opUpsert, key: "k", value: []byte("v"), ttl: time.Hour})
+		res = append(res, writeResult{ok: true, version: v, epoch: epoch, createdAt: 1, updatedAt: 1, expiresAt: 2})
+	}
+	reads := rc.n.Load()
+	p.noteWrites(epoch, head+4, ops, res, writeTail{first: head + 2, last: head + 4, dueIn: -1})
+	p.mu.Lock()
+	ahead := len(p.ahead)
+	p.mu.Unlock()
+	if ahead != 0 {
+		t.Fatalf("%d events of a batch of 3 with MaxEvents 2 kept ahead, want none", ahead)
+	}
+	for deadline := time.Now().Add(eventWait); rc.n.Load() == reads; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no read, want one for the batch no log may take")
+		}
+	}
+}
