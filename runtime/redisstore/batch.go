@@ -187,24 +187,15 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 }
 
 // noteWrites tells the tenant's pump, if any, of a batch of writes of this backend that
-// returned, ops with their results res and the call's tail (see pump.noteWrites).
+// returned, ops with their results res (each with the tenant's epoch) and the call's tail (see
+// pump.noteWrites): also when every write failed, as its script may have expired entries.
 func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult, tail writeTail) {
-	var last uint64
-	var epoch string
-	for _, r := range res {
-		if r.version > last {
-			last, epoch = r.version, r.epoch
+	if p := st.pump(tenant); p != nil {
+		var last uint64
+		for _, r := range res {
+			last = max(last, r.version)
 		}
-	}
-	if last == 0 {
-		return
-	}
-	b := st.b
-	b.mu.Lock()
-	p := b.pumps[tenantKey{st.id, tenant}]
-	b.mu.Unlock()
-	if p != nil {
-		p.noteWrites(epoch, last, ops, res, tail)
+		p.noteWrites(res[0].epoch, last, ops, res, tail)
 	}
 }
 
@@ -212,13 +203,17 @@ func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult, tai
 // failed: it may have been applied, and no notice tells this backend's readers of it (see the
 // package doc, "Notices").
 func (st *store) lostWrites(tenant string) {
-	b := st.b
-	b.mu.Lock()
-	p := b.pumps[tenantKey{st.id, tenant}]
-	b.mu.Unlock()
-	if p != nil {
+	if p := st.pump(tenant); p != nil {
 		p.nudge()
 	}
+}
+
+// pump returns the tenant's pump in the backend, or nil when it has no readers there.
+func (st *store) pump(tenant string) *pump {
+	b := st.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pumps[tenantKey{st.id, tenant}]
 }
 
 // wrap returns err wrapped with the operation and key it is of; a ConflictError as it is, as

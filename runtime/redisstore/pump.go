@@ -269,9 +269,9 @@ func (b *Backend) detach(sub *subscription) {
 }
 
 // noteWrites records a batch of writes of this backend that returned, ops with their results
-// res, the highest version they made being v of epoch, and the call's tail; it appends their
-// events to the log when they continue it (see extend), so that this process's readers get
-// them when the writes return. No notice of the call may come (the writes of a backend do not
+// res, the highest version they made being v (0 if none) of epoch, and the call's tail; it
+// appends their events to the log when they continue it (see extend), so that this process's
+// readers get them when the writes return. No notice of the call may come (the writes of a backend do not
 // notify its own readers, see the package doc, "Notices"), so it does what a notice would: it
 // keeps the events of a batch that returned before an earlier one (see ahead) until that one's
 // are in; it makes the pump read when the batch made versions it cannot deliver (an expiry the
@@ -280,14 +280,16 @@ func (b *Backend) detach(sub *subscription) {
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail) {
 	p.corrupt.Store(false)
 	p.mu.Lock()
-	p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
-	switch p.wEpoch {
-	case "":
-		p.wEpoch, p.wSeq = epoch, v
-	case epoch:
-		p.wSeq = max(p.wSeq, v)
-	default:
-		p.wEpoch = mixedEpochs
+	if v > 0 {
+		p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
+		switch p.wEpoch {
+		case "":
+			p.wEpoch, p.wSeq = epoch, v
+		case epoch:
+			p.wSeq = max(p.wSeq, v)
+		default:
+			p.wEpoch = mixedEpochs
+		}
 	}
 	var l *backend.Log
 	wake := false

@@ -310,3 +310,23 @@ func TestWriteAheadBeyondMaxEventsMiniredis(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedWriteExpiresMiniredis checks that a batch whose writes all fail but whose script
+// expired due entries first makes the backend's pump read those expiries: no notice of its
+// own writes comes, and the pump's timer is far off.
+func TestFailedWriteExpiresMiniredis(t *testing.T) {
+	f := newNoticeFixture(t, newMini)
+	kept := upsert(t, f.st, "t", "kept", "k", 3*time.Hour)
+	f.expect(t, kept.Version, "kept", []byte("k"))
+	short := upsert(t, f.st, "t", "short", "s", time.Hour)
+	f.expect(t, short.Version, "short", []byte("s"))
+	f.shift(2 * time.Hour) // short is due by the server's clock; the pump's timer waits an hour
+	_, err := f.st.Upsert(context.Background(), "t", backend.UpsertRequest{Key: "kept", Value: []byte("x"), TTL: time.Hour,
+		Cond: backend.Condition{Kind: backend.CondIfNew}})
+	if !errors.As(err, new(*backend.ConflictError)) {
+		t.Fatalf("upsert if new of a live key: %v, want a conflict", err)
+	}
+	if ev := next(t, f.sub); ev.Kind != backend.EventExpire || ev.Key != "short" || ev.Version != short.Version+1 {
+		t.Fatalf("event %v %q %d, want the expiry of short at %d", ev.Kind, ev.Key, ev.Version, short.Version+1)
+	}
+}
