@@ -5,7 +5,7 @@
 -- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
 --         event is droppable before), META_KEXP (the keys' Redis expiry), and the readers'
---         registrations META_WATCHER, META_WATCHED, META_SHARED (see open.lua);
+--         registrations (see open.lua);
 --       KEY_EXP, a sorted set: key -> expiry;
 --       KEY_EVENTS, a stream: the events of a call are one entry, whose ID is
 --         '<last version>-<n-1>' for the n events of versions last-n+1 to last, and whose
