@@ -48,7 +48,8 @@ var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 // goroutine (see notify); another notice of events it has not seen makes it read the events
 // after its head (readTail: one round trip, on the command pool); notices that arrive during a
 // read make one more read. When an expiry is due it runs the tick script first, which expires
-// the due entries and publishes their events.
+// the due entries and publishes their events if another Backend watches the tenant (see the
+// package doc, "Notices"); the pump reads them after its tick.
 type pump struct {
 	b       *Backend
 	st      *store // its limits drive the scripts
