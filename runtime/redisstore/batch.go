@@ -46,16 +46,13 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 
 // writeOne applies op alone, in a script call of its own under ctx.
 func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeResult {
-	b, k := st.b, tenantKey{st.id, tenant}
-	b.obs.WriteBatch(k.id, k.tenant, 1)
-	r, tail, err := st.writeOps(ctx, tenant, []writeOp{op})
+	st.b.obs.WriteBatch(st.id, tenant, 1)
+	ops := []writeOp{op}
+	r, tail, err := st.writeOps(ctx, tenant, ops)
+	st.settle(tenant, ops, r, tail, err)
 	if err != nil {
-		b.failed(k, "write", err)
-		b.corrupted(k, err)
-		st.lostWrites(tenant)
 		return writeResult{err: err}
 	}
-	st.noteWrites(tenant, []writeOp{op}, r, tail)
 	return r[0]
 }
 
@@ -166,11 +163,7 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
 	res, tail, err := st.writeOps(ctx, tenant, ops)
-	st.b.failed(tenantKey{st.id, tenant}, "write", err)
-	st.b.corrupted(tenantKey{st.id, tenant}, err)
-	if err != nil {
-		st.lostWrites(tenant)
-	}
+	st.settle(tenant, ops, res, tail, err) // before the writes return
 	for i, c := range batch {
 		if err != nil {
 			c.res.err = err
@@ -178,34 +171,34 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 			c.res = res[i]
 		}
 	}
-	if err == nil {
-		st.noteWrites(tenant, ops, res, tail) // before the writes return
-	}
 	for _, c := range batch {
 		close(c.done)
 	}
 }
 
-// noteWrites tells the tenant's pump, if any, of a batch of writes of this backend that
-// returned, ops with their results res (each with the tenant's epoch) and the call's tail (see
-// pump.noteWrites): also when every write failed, as its script may have expired entries.
-func (st *store) noteWrites(tenant string, ops []writeOp, res []writeResult, tail writeTail) {
-	if p := st.pump(tenant); p != nil {
-		var last uint64
-		for _, r := range res {
-			last = max(last, r.version)
-		}
-		p.noteWrites(res[0].epoch, last, ops, res, tail)
+// settle reports the error of a call of write.lua on ops, if any, and tells the tenant's pump,
+// if any, how the call ended: of the writes that returned, with their results res (each with
+// the tenant's epoch) and the call's tail (see pump.noteWrites), also when every write failed,
+// as its script may have expired entries; or, when the call failed, that it may have been
+// applied with no notice to tell this backend's readers (see the package doc, "Notices"), so
+// the pump reads, and that it may have failed on junk that no read of the pump sees (see
+// pump.junk).
+func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail writeTail, err error) {
+	st.b.failed(tenantKey{st.id, tenant}, "write", err)
+	p := st.pump(tenant)
+	if p == nil {
+		return
 	}
-}
-
-// lostWrites makes the tenant's pump, if any, read the tenant after a call of write.lua that
-// failed: it may have been applied, and no notice tells this backend's readers of it (see the
-// package doc, "Notices").
-func (st *store) lostWrites(tenant string) {
-	if p := st.pump(tenant); p != nil {
+	if err != nil {
+		p.junk(err)
 		p.nudge()
+		return
 	}
+	var last uint64
+	for _, r := range res {
+		last = max(last, r.version)
+	}
+	p.noteWrites(res[0].epoch, last, ops, res, tail)
 }
 
 // pump returns the tenant's pump in the backend, or nil when it has no readers there.

@@ -303,8 +303,8 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 		// Events of every version the batch made (its script may have emitted expiries,
 		// which its writes do not tell), after the head or ahead of it: the log takes
 		// them now, or after those of an earlier write, which then fill the gap when that
-		// returns (this backend's, or lostWrites makes the pump read) or their notice comes
-		// (another backend's). Otherwise the pump reads.
+		// returns (this backend's; the pump reads if its call failed, see store.settle) or
+		// their notice comes (another backend's). Otherwise the pump reads.
 		evs := writeEvents(ops, res)
 		whole := len(evs) > 0 && evs[0].Version == tail.first && evs[len(evs)-1].Version == tail.last
 		switch {
@@ -890,17 +890,6 @@ var errJunk = fmt.Errorf("redisstore: %w: an entry of the events stream is no ev
 func (p *pump) junk(err error) {
 	if errors.Is(err, backend.ErrCorrupt) && p.corrupt.CompareAndSwap(false, true) {
 		p.resync()
-	}
-}
-
-// corrupted handles the error of a write of this backend to the tenant k (see pump.junk): the
-// write may fail on junk that no read of the pump sees, with no notice to wake the pump.
-func (b *Backend) corrupted(k tenantKey, err error) {
-	b.mu.Lock()
-	p := b.pumps[k]
-	b.mu.Unlock()
-	if p != nil {
-		p.junk(err)
 	}
 }
 
