@@ -139,5 +139,7 @@
 // docs/PERFORMANCE.md has the figures of a run on a small machine and what they show.
 // floors.sh, beside this file, runs this tool, the packages' benchmarks and (PRESENCE=1) the
 // presence example's load runs on a redis-server of its own, and prints every figure the
-// project has a target for beside its baseline, round by round, with how many rounds met it.
+// project has a target for beside its baseline, round by round, with how many rounds met it,
+// and the time of one CPU-bound loop on each CPU at the start of each round (the CPUs of a
+// virtual machine may differ for minutes).
 package main

@@ -2,7 +2,8 @@
 # floors.sh measures every figure that issues 15 and 16 set a floor for, each beside its
 # baseline in the same run, and prints one line per floor: the figure of each round and how
 # many rounds met it; below the table, the cost of a system call and of a page fault in each
-# round, as the load test measured them (they move many rows: see examples/loadtest's doc).
+# round, as the load test measured them (they move many rows: see examples/loadtest's doc), and
+# the time of one CPU-bound loop on each CPU at the start of each round.
 # It runs the benchmarks of runtime/memstore and runtime/redisstore and the load test against
 # a redis-server of its own (127.0.0.1, a random port in 20000-32000, no
 # persistence; stopped at the end), with the NATS KV watch rows when a JetStream server answers
@@ -119,6 +120,13 @@ table() {
 			if (b != "") host = host sprintf(", a page fault %d ns", b)
 		}
 		if (host != "") print "\nThe machine, as the load test measured it in each round: " host "."
+		# The time of one CPU-bound loop on each CPU, at the start of each round.
+		for (r = 1; r <= rounds; r++) {
+			line = ""
+			for (c = 0; get(r, "cpu:" c, "ms") != ""; c++) line = line (c ? ", " : "") sprintf("CPU %d %d ms", c, get(r, "cpu:" c, "ms"))
+			if (line != "") cpu = cpu (cpu == "" ? "" : "; ") sprintf("round %d: %s", r, line)
+		}
+		if (cpu != "") print "\nOne CPU-bound loop on each CPU (the CPUs of a virtual machine may differ): " cpu "."
 	}' "$3"
 }
 
@@ -200,6 +208,21 @@ results() {
 			printf "%s\t%s:%s\t%s\t%s\n", r, p, s, k, v
 		}' "$3" >>"$records"
 }
+# cpus ROUND: records "ROUND cpu:N ms value", the time CPU N takes for the same CPU-bound loop,
+# for each CPU (with taskset; nothing without it). The CPUs of a virtual machine may differ for
+# a while: on 2026-12-03 at 19:11-19:14 UTC, CPU 0 took 1.6-1.7 times as long as CPU 1 for
+# anything, the write script included, and a minute later as long; a row measured then moves
+# with the CPU its processes land on.
+cpus() {
+	command -v taskset >/dev/null || return 0
+	local c t0 t1
+	for c in $(seq 0 $(($(nproc) - 1))); do
+		t0=$(date +%s%N)
+		taskset -c "$c" awk 'BEGIN { for (i = 0; i < 2000000; i++) s += i * i }' || return 0
+		t1=$(date +%s%N)
+		printf '%s\tcpu:%s\tms\t%s\n' "$1" "$c" $(((t1 - t0) / 1000000)) >>"$records"
+	done
+}
 # run NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log; a failure is reported and
 # leaves its figures out.
 run() {
@@ -211,6 +234,7 @@ run() {
 
 for round in $(seq "$ROUNDS"); do
 	echo "round $round of $ROUNDS, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	cpus "$round"
 	(cd runtime/memstore && run "mem-$round" "$OUT/mem.test" -test.run '^$' -test.benchmem -test.benchtime 1s \
 		-test.bench 'Upsert/(baseline=map\+clock|backend$|store)|Snapshot10k/backend|Snapshot10k/store/(presence|counter)/clone/reused')
 	bench "$round" "$OUT/mem-$round.log"

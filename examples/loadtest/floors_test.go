@@ -12,8 +12,9 @@ import (
 
 // TestFloorsTable checks the table that floors.sh prints from the figures it recorded: it runs
 // the script with RECORDS set to testdata/records.tsv (every figure recorded by a run of
-// ROUNDS=3 PRESENCE=1 on 2026-12-03 at 12:43 UTC, with the cost of a system call and of a page
-// fault in each round), which measures nothing, and compares its output with
+// ROUNDS=3 PRESENCE=1 on 2026-12-03 at 19:12 UTC, with the cost of a system call and of a page
+// fault, and the time of a CPU-bound loop on each CPU, in each round), which measures nothing,
+// and compares its output with
 // testdata/floors.md, the table that run printed. It runs with every awk on the PATH as well as
 // with awk itself (gawk and mawk differ: the presence rows once stopped gawk only).
 func TestFloorsTable(t *testing.T) {
