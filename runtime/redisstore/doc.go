@@ -271,10 +271,10 @@
 //
 // Memory: a reader of a tenant that has no other reader in the process holds about 2.7 KB of
 // heap in some 20 objects (the tenant's pump and log, the subscription), and a goroutine
-// waiting in its Recv about 4.7 KB more, of which a 4 KB stack (a loop around Recv outgrows the
-// first 2 KB: an Event is 288 bytes for a small value); measured with 10,000 readers of as many
-// tenants on a real server (docs/PERFORMANCE.md, 2026-12-03, 18:41). Where page faults are
-// slow, touching that memory the first time is a good part of the CPU of an open.
+// waiting in its Recv about 4.7 KB more, of which a 4 KB stack (it outgrows a goroutine's first
+// 2 KB); measured with 10,000 readers of as many tenants on a real server (docs/PERFORMANCE.md,
+// 2026-12-03, 18:41). Where page faults are slow, touching that memory the first time is a good
+// part of the CPU of an open.
 //
 // Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
 // per call, and one over many tenants' streams must be remade for every tenant that gains or
