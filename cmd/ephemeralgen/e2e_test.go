@@ -219,8 +219,7 @@ note true "n:1" "hi" 10s
 
 // TestEndToEnd generates three stores into a program, then vets and runs it on memstore.
 func TestEndToEnd(t *testing.T) {
-	mod := tempModule(t)
-	dir := filepath.Join(mod, "e2e")
+	mod, dir := tempPackage(t, "e2e")
 	writeTree(t, dir, map[string]string{"model.go": e2eModel, "main.go": e2eMain})
 	if code, stdout, stderr := runIn(t, dir); code != 0 {
 		t.Fatalf("ephemeralgen: %d %s %s", code, stdout, stderr)
@@ -332,8 +331,7 @@ func main() {
 // (a fresh map value) or known not to be (a member that omitempty tested), and compares them
 // with encoding/json.
 func TestCodecEdges(t *testing.T) {
-	mod := tempModule(t)
-	dir := filepath.Join(mod, "edge")
+	mod, dir := tempPackage(t, "edge")
 	writeTree(t, dir, map[string]string{"model.go": edgeModel, "main.go": edgeMain})
 	if code, stdout, stderr := runIn(t, dir); code != 0 {
 		t.Fatalf("ephemeralgen: %d %s %s", code, stdout, stderr)

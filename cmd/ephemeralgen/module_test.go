@@ -36,6 +36,19 @@ func tempModule(t *testing.T) string {
 	return tempModuleDir
 }
 
+// tempPackage returns the directory of a new package, name, in the module of tempModule, with
+// nothing in it: what an earlier run of the same test wrote there (go test -count=2 runs each
+// test twice in one process, against one module) is removed first.
+func tempPackage(t *testing.T, name string) (mod, dir string) {
+	t.Helper()
+	mod = tempModule(t)
+	dir = filepath.Join(mod, name)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	return mod, dir
+}
+
 func makeTempModule() (string, error) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -102,7 +115,7 @@ type Presence struct {
 `
 
 func TestCheck(t *testing.T) {
-	dir := filepath.Join(tempModule(t), "chk")
+	_, dir := tempPackage(t, "chk")
 	writeTree(t, dir, map[string]string{"presence.go": checkSource})
 	out := filepath.Join(dir, "presence_ephemeral.go")
 
@@ -169,7 +182,7 @@ func TestCheck(t *testing.T) {
 // TestCheckAcrossPackages checks that -check reports both the problems of one package and the
 // stale, missing and orphaned files of the others.
 func TestCheckAcrossPackages(t *testing.T) {
-	dir := filepath.Join(tempModule(t), "multi")
+	_, dir := tempPackage(t, "multi")
 	writeTree(t, dir, map[string]string{
 		"bad/bad.go":          "package bad\n\n//ephemeral:store id=x ttl=soon\ntype T struct{}\n",
 		"good/good.go":        "package good\n\n//ephemeral:store id=g ttl=1s\ntype G struct{}\n",
@@ -193,7 +206,7 @@ func TestCheckAcrossPackages(t *testing.T) {
 }
 
 func TestProblemsExitOne(t *testing.T) {
-	dir := filepath.Join(tempModule(t), "bad")
+	_, dir := tempPackage(t, "bad")
 	writeTree(t, dir, map[string]string{"bad.go": "package bad\n\n//ephemeral:store id=x ttl=soon\ntype T struct{}\n"})
 	code, stdout, stderr := runIn(t, dir)
 	want := "bad.go:3:24: ttl=soon is not a duration; write a Go duration such as ttl=30s, 5m or 1h30m\n"
@@ -208,7 +221,7 @@ func TestProblemsExitOne(t *testing.T) {
 // TestWarning checks that a comment that looks like a directive is reported as a warning, which
 // does not stop generation: the package's real directive still gets its file.
 func TestWarning(t *testing.T) {
-	dir := filepath.Join(tempModule(t), "warn")
+	_, dir := tempPackage(t, "warn")
 	writeTree(t, dir, map[string]string{"warn.go": "package warn\n\n// ephemeral:store id=a ttl=1s\ntype A struct{}\n\n//ephemeral:store id=b ttl=1s\ntype B struct{}\n"})
 	code, stdout, stderr := runIn(t, dir, "-v")
 	want := "warn.go:3:1: warning: this comment is not a directive and is ignored; write //ephemeral:store, with no space after the slashes\n"
@@ -226,8 +239,7 @@ func TestUsage(t *testing.T) {
 
 // TestBuildTags checks -tags and that an output file repeats its source file's //go:build line.
 func TestBuildTags(t *testing.T) {
-	mod := tempModule(t)
-	dir := filepath.Join(mod, "tagged")
+	mod, dir := tempPackage(t, "tagged")
 	writeTree(t, dir, map[string]string{
 		"doc.go":    "// Package tagged has a store in a file built with -tags special only.\npackage tagged\n",
 		"tagged.go": "//go:build special\n\npackage tagged\n\n//ephemeral:store id=t ttl=1s\ntype T struct{ X string }\n",
