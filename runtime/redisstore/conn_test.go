@@ -335,11 +335,12 @@ func TestFeedErrorMiniredis(t *testing.T) {
 	if err := f.client.HSet(ctx, keys[keyState], metaDue, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// The notice of an expiry due now.
+	// The notice of an expiry due now. The pump can fail for the first time before Publish
+	// returns here, so the start is taken before it.
+	start := time.Now()
 	if err := f.client.Publish(ctx, channel(keys), sub.Start().Epoch+" 1 0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, failAfter+eventWait)
 	defer cancel()
 	ev, err := sub.Next(cctx)
