@@ -182,6 +182,9 @@ type Locker struct {
 	// extendEvery is the period of WithLock's extends: a third of the TTL, or longer in tests
 	// of a holder that stops extending.
 	extendEvery time.Duration
+	// waiting, if set (by tests), is called each time Acquire has failed a try and starts to
+	// wait for the lock's events or its backoff.
+	waiting func()
 }
 
 // New returns a Locker whose locks live on b. It fails with an error wrapping
@@ -273,6 +276,9 @@ func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 			return nil, fmt.Errorf("lock %s: %w (%w)", backend.Quote(name), ctx.Err(), held)
 		default:
 			return lease, err
+		}
+		if l.waiting != nil {
+			l.waiting()
 		}
 		timer.Reset(wait/2 + rand.N(wait/2+1))
 		select {

@@ -247,6 +247,13 @@ func TestAcquireWokenByEvents(t *testing.T) { forEach(t, testAcquireWokenByEvent
 func testAcquireWokenByEvents(t *testing.T, h harness) {
 	holder := h.locker(t)
 	waiter := h.locker(t, WithRetry(time.Hour, time.Hour))
+	waiting := make(chan struct{}, 1)
+	waiter.waiting = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
 	for _, how := range []string{"release", "expiry"} {
 		lease := acquire(t, holder, "wake")
 		got := make(chan error, 1)
@@ -260,7 +267,15 @@ func testAcquireWokenByEvents(t *testing.T, h harness) {
 			}
 			got <- err
 		}()
-		time.Sleep(50 * time.Millisecond) // let the waiter try, fail and wait
+		// The waiter has tried, failed with its reader started and is waiting: only an event
+		// can wake it before its backoff of half an hour at least.
+		select {
+		case <-waiting:
+		case err := <-got:
+			t.Fatalf("before the %s: Acquire returned %v, want it to wait", how, err)
+		case <-time.After(waitFor):
+			t.Fatalf("waiter not waiting %v after it started", waitFor)
+		}
 		if how == "release" {
 			if err := lease.Release(t.Context()); err != nil {
 				t.Fatal(err)
