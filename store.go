@@ -509,6 +509,8 @@ type SnapshotError struct {
 // maxKeysShown is the most keys a SnapshotError names in its message.
 const maxKeysShown = 5
 
+// Error says how many entries were left out, names the first few keys, and gives the first
+// error.
 func (e *SnapshotError) Error() string {
 	var b strings.Builder
 	if len(e.Keys) == 1 {

@@ -81,6 +81,7 @@ type HeldError struct {
 	ExpiresAt time.Time
 }
 
+// Error says which lease holds the lock, when it is known.
 func (e *HeldError) Error() string {
 	if e.Token == (Token{}) {
 		return fmt.Sprintf("%v: lock %s", ErrNotAcquired, backend.Quote(e.Name))
@@ -100,6 +101,7 @@ type LostError struct {
 	Reason string // what showed the loss
 }
 
+// Error says which lease of which lock was lost, and why.
 func (e *LostError) Error() string {
 	return fmt.Sprintf("%v: lock %s token %s: %s", ErrLeaseLost, backend.Quote(e.Name), e.Token, e.Reason)
 }

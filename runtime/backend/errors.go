@@ -82,6 +82,7 @@ type ConflictError struct {
 	Epoch string
 }
 
+// Error gives the key, its state and the condition it failed.
 func (e *ConflictError) Error() string {
 	state := "is not live"
 	switch {

@@ -8,6 +8,7 @@ type SyntaxError struct {
 	Offset int64  // the input was read without error up to Offset bytes
 }
 
+// Error returns the message, as encoding/json words it.
 func (e *SyntaxError) Error() string { return "json: " + e.Msg }
 
 // UnmarshalTypeError reports a JSON value that cannot be stored in the Go value it is decoded
@@ -18,6 +19,7 @@ type UnmarshalTypeError struct {
 	Offset int64  // where the value starts in the input
 }
 
+// Error says which JSON value did not fit which Go type, as encoding/json words it.
 func (e *UnmarshalTypeError) Error() string {
 	return "json: cannot unmarshal " + e.Value + " into Go value of type " + e.Type +
 		" (offset " + strconv.FormatInt(e.Offset, 10) + ")"
@@ -28,6 +30,7 @@ type UnsupportedValueError struct {
 	Str string
 }
 
+// Error names the value, as encoding/json words it.
 func (e *UnsupportedValueError) Error() string { return "json: unsupported value: " + e.Str }
 
 // MarshalerError reports an error from a MarshalJSON or MarshalText method, or invalid JSON
@@ -38,6 +41,7 @@ type MarshalerError struct {
 	Func string // "MarshalJSON" or "MarshalText"
 }
 
+// Error names the method and type that failed, and its error, as encoding/json words it.
 func (e *MarshalerError) Error() string {
 	return "json: error calling " + e.Func + " for type " + e.Type + ": " + e.Err.Error()
 }
