@@ -123,7 +123,12 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 			errs = causes
 		}
 		for _, e := range errs {
-			diags = append(diags, errorDiag(e, pkg.PkgPath))
+			d := errorDiag(e, pkg.PkgPath)
+			if _, ours := out[d.Pos.Filename]; ours {
+				// An error in the output is ephemeralgen's: a clash its checks did not foresee.
+				d.Msg = strings.TrimSpace(d.Msg) + " (in the code ephemeralgen would write, so nothing was written: please report this as a bug of ephemeralgen, with the annotated type)"
+			}
+			diags = append(diags, d)
 		}
 		return nil, nil, diags
 	}

@@ -193,6 +193,9 @@ func keyFields(key []string, pos token.Pos, named *types.Named, st *types.Struct
 		case reflect.StructTag(st.Tag(i)).Get("json") == "-":
 			bad(pos, "key field %s is tagged json:\"-\", %s; remove the tag", name, lost)
 			return nil
+		case name == "String":
+			bad(pos, "key field String would clash with the String method of the key type generated for %s; rename the field", typeName)
+			return nil
 		}
 		kf, ok := keyField(f)
 		if !ok {

@@ -103,3 +103,11 @@ func (l *Lock) Lock() { l.mu.Lock() }
 
 // Unlock unlocks l.
 func (l *Lock) Unlock() { l.mu.Unlock() }
+
+// Stringy has a key field named like the key type's String method.
+//
+//ephemeral:store id=stringy ttl=1s key=Kind,String
+type Stringy struct {
+	Kind   string
+	String string
+}
