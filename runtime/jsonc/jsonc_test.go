@@ -3,6 +3,7 @@ package jsonc_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -516,5 +517,49 @@ func TestDecodeInt(t *testing.T) {
 		checkInt(t, doc, (*jsonc.Decoder).Uint32)
 		checkInt(t, doc, (*jsonc.Decoder).Uint64)
 		checkInt(t, doc, (*jsonc.Decoder).Uintptr)
+	}
+}
+
+// TestDecodeIntKey checks integer map keys against encoding/json: the values, and the type an
+// error names (Decoder.IntKey and UintKey take the bit size, 0 for int and uint).
+func TestDecodeIntKey(t *testing.T) {
+	for _, key := range []string{"0", "-1", "127", "128", "-129", "255", "256", "9223372036854775807",
+		"9223372036854775808", "18446744073709551615", "18446744073709551616", "x", "1.5", "", " 1"} {
+		doc := `{"` + key + `":1}`
+		checkIntKey[int](t, doc, 0, false)
+		checkIntKey[int8](t, doc, 8, false)
+		checkIntKey[int64](t, doc, 64, false)
+		checkIntKey[uint](t, doc, 0, true)
+		checkIntKey[uint8](t, doc, 8, true)
+		checkIntKey[uint64](t, doc, 64, true)
+	}
+}
+
+func checkIntKey[K int | int8 | int64 | uint | uint8 | uint64](t *testing.T, doc string, bits int, unsigned bool) {
+	t.Helper()
+	var want map[K]int
+	wantErr := json.Unmarshal([]byte(doc), &want)
+	var d jsonc.Decoder
+	d.Reset([]byte(doc))
+	var k K
+	if d.Object() && d.NextMember() {
+		if unsigned {
+			k = K(d.UintKey(bits))
+		} else {
+			k = K(d.IntKey(bits))
+		}
+	}
+	err := d.Err()
+	var wantTypeErr *json.UnmarshalTypeError
+	switch {
+	case (err == nil) != (wantErr == nil):
+		t.Errorf("key of %s as %T: %v; json %v", doc, k, err, wantErr)
+	case err == nil && want[k] != 1:
+		t.Errorf("key of %s as %T = %v; json %v", doc, k, k, want)
+	case err != nil && errors.As(wantErr, &wantTypeErr):
+		var got *jsonc.UnmarshalTypeError
+		if !errors.As(err, &got) || got.Type != wantTypeErr.Type.String() {
+			t.Errorf("key of %s as %T: %v; json %v (type %v)", doc, k, err, wantErr, wantTypeErr.Type)
+		}
 	}
 }

@@ -487,7 +487,7 @@ func UnmarshalTextKey[U interface{ UnmarshalText([]byte) error }](d *Decoder, u 
 }
 
 // IntKey reads an object key and its colon and parses the key as a decimal integer of the
-// given bit size, as encoding/json parses integer map keys.
+// given bit size (0 for int), as encoding/json parses integer map keys.
 func (d *Decoder) IntKey(bits int) int64 {
 	start := d.pos
 	k := d.Key()
@@ -496,13 +496,13 @@ func (d *Decoder) IntKey(bits int) int64 {
 	}
 	n, err := strconv.ParseInt(string(k), 10, bits)
 	if err != nil {
-		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: "int" + strconv.Itoa(bits), Offset: int64(start)})
+		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: intType("int", bits), Offset: int64(start)})
 	}
 	return n
 }
 
 // UintKey reads an object key and its colon and parses the key as a decimal unsigned integer
-// of the given bit size.
+// of the given bit size (0 for uint).
 func (d *Decoder) UintKey(bits int) uint64 {
 	start := d.pos
 	k := d.Key()
@@ -511,9 +511,18 @@ func (d *Decoder) UintKey(bits int) uint64 {
 	}
 	n, err := strconv.ParseUint(string(k), 10, bits)
 	if err != nil {
-		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: "uint" + strconv.Itoa(bits), Offset: int64(start)})
+		d.Fail(&UnmarshalTypeError{Value: "number " + string(k), Type: intType("uint", bits), Offset: int64(start)})
 	}
 	return n
+}
+
+// intType names the integer type of the given bit size: int for 0, else int8 to int64 (or
+// their unsigned forms, with kind "uint").
+func intType(kind string, bits int) string {
+	if bits == 0 {
+		return kind
+	}
+	return kind + strconv.Itoa(bits)
 }
 
 // Grow extends s by one element, reusing its capacity as encoding/json does (the element
