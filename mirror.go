@@ -71,6 +71,7 @@ type Mirror[K, T any] struct {
 	entries map[string]Entry[K, T] // by the string form of their keys
 	keys    []string               // the keys of entries, sorted in byte order
 	err     error                  // why the mirror stopped; set before done is closed
+	retried error                  // the last error the mirror's goroutine retried after, for Ready
 
 	// Owned by the mirror's goroutine.
 	cursor backend.Cursor // the position of the state in the event stream
@@ -250,8 +251,10 @@ func (s *Store[K, T]) Mirror(onChange func(Change[K, T]), opts ...MirrorOption) 
 	return m, nil
 }
 
-// Ready blocks until the mirror holds its first snapshot (nil), ctx is done (ctx.Err()), or the
-// mirror stopped before its first snapshot (the error of [Mirror.Err]).
+// Ready blocks until the mirror holds its first snapshot (nil), ctx is done, or the mirror
+// stopped before its first snapshot (the error of [Mirror.Err]). When ctx is done first, the
+// error wraps ctx.Err() and, when the mirror was retrying (a backend it cannot reach), the
+// last error it retried after, which [OnMirrorError] was given too.
 func (m *Mirror[K, T]) Ready(ctx context.Context) error {
 	select {
 	case <-m.ready:
@@ -264,6 +267,12 @@ func (m *Mirror[K, T]) Ready(ctx context.Context) error {
 			return m.Err()
 		}
 	case <-ctx.Done():
+		m.mu.RLock()
+		retried := m.retried
+		m.mu.RUnlock()
+		if retried != nil {
+			return fmt.Errorf("%w before the mirror's first snapshot; its last error: %w", ctx.Err(), retried)
+		}
 		return ctx.Err()
 	}
 }
@@ -369,7 +378,11 @@ func (m *Mirror[K, T]) run(ctx context.Context) {
 			failures = 0
 			continue
 		}
-		m.reportError(fmt.Errorf("ephemeral: mirror of %q/%q: %w", m.store.id, m.tenant, err))
+		err = fmt.Errorf("ephemeral: mirror of %q/%q: %w", m.store.id, m.tenant, err)
+		m.mu.Lock()
+		m.retried = err
+		m.mu.Unlock()
+		m.reportError(err)
 		if subscribed { // the connection worked: start the backoff anew
 			failures = 0
 		}

@@ -739,6 +739,39 @@ func TestMirrorCloseBeforeReady(t *testing.T) {
 	}
 }
 
+// TestMirrorReadyGivesLastError: a mirror that cannot take its first snapshot retries, and a
+// Ready whose ctx ends says why, as well as that the ctx ended.
+func TestMirrorReadyGivesLastError(t *testing.T) {
+	b := newFakeBackend()
+	b.failSnapshot = 1 << 30
+	s := newTestStore(t, b)
+	errs := make(chan error, 1)
+	m, err := s.Mirror(nil, ephemeral.WithBackoff(time.Hour, time.Hour), ephemeral.OnMirrorError(func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := m.Ready(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ready with a ctx done = %v, want context.Canceled", err)
+	}
+	select {
+	case <-errs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error reported in 10s")
+	}
+	err = m.Ready(ctx)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, errTransport) {
+		t.Fatalf("Ready with a ctx done, after a failed snapshot = %v, want context.Canceled and the transport error", err)
+	}
+}
+
 func TestMirrorStopsWhenBackendCloses(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
