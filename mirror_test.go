@@ -210,8 +210,11 @@ func (b *fakeBackend) reset() {
 func (b *fakeBackend) pause()  { b.set(func() { b.paused = true }) }
 func (b *fakeBackend) resume() { b.set(func() { b.paused = false }) }
 
-// close closes the backend: its subscriptions and later calls fail with ErrClosed.
-func (b *fakeBackend) close() { b.set(func() { b.closed = true }) }
+// Close closes the backend: its subscriptions and later calls fail with ErrClosed.
+func (b *fakeBackend) Close() error {
+	b.set(func() { b.closed = true })
+	return nil
+}
 
 // set runs f under b.mu and wakes the subscribers.
 func (b *fakeBackend) set(f func()) {
@@ -776,7 +779,7 @@ func TestMirrorStopsWhenBackendCloses(t *testing.T) {
 	b := newFakeBackend()
 	s := newTestStore(t, b)
 	m := startMirror(t, s)
-	b.close()
+	b.Close()
 	select {
 	case <-m.Done():
 	case <-time.After(30 * time.Second):
@@ -952,10 +955,11 @@ func (s *switchBackend) store() (backend.Store, error) {
 	return s.cur.Open(s.id, s.limits)
 }
 
-func (s *switchBackend) backend() *memstore.Backend {
+// Close closes the current memstore.
+func (s *switchBackend) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur
+	return s.cur.Close()
 }
 
 // replace makes b the backend and closes the old one.
@@ -1044,7 +1048,7 @@ func (s *lostSub) Close() error {
 func TestMirrorMemstoreReset(t *testing.T) {
 	clock := memstore.NewFakeClock(time.Now().Truncate(time.Millisecond))
 	sw := &switchBackend{cur: memstore.New(memstore.WithClock(clock))}
-	t.Cleanup(func() { sw.backend().Close() })
+	t.Cleanup(func() { sw.Close() })
 	s := newTestStore(t, sw)
 	mustUpsert(t, s, "a", "1")
 	mustUpsert(t, s, "b", "2")

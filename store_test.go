@@ -66,6 +66,9 @@ func (r *recorder) Open(id string, l backend.Limits) (backend.Store, error) {
 	return r, nil
 }
 
+// Close does nothing: a recorder holds nothing to release.
+func (r *recorder) Close() error { return nil }
+
 func (r *recorder) note(op, tenant string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -19,14 +19,11 @@ import (
 // target is the backend under test, and on Redis the client to reach around it.
 type target struct {
 	name    string
-	backend interface {
-		ephemeral.Backend
-		Close() error
-	}
-	client *redis.Client // nil on memory
-	addr   string        // the Redis server's address
-	prefix string        // the run's key prefix on Redis
-	conn   string        // the client name of the run's connections on Redis
+	backend ephemeral.Backend
+	client  *redis.Client // nil on memory
+	addr    string        // the Redis server's address
+	prefix  string        // the run's key prefix on Redis
+	conn    string        // the client name of the run's connections on Redis
 	// scripts is the number of scripts in the server's script cache when the run started
 	// (INFO memory's number_of_cached_scripts; 0 when unknown): see manyScripts.
 	scripts int

@@ -14,6 +14,11 @@ type Backend interface {
 	// backend with other limits fails with an error wrapping [ErrInvalidConfig] (see
 	// [SameLimits]). Opening it again with the same limits returns a store that shares its state.
 	Open(id string, l Limits) (Store, error)
+	// Close releases what the backend holds (goroutines, connections of its own) and ends
+	// every subscription of its stores: a waiting Next returns ErrClosed, and so do later
+	// calls. Close is idempotent. It does not close what it was given, such as a Redis
+	// client.
+	Close() error
 }
 
 // Store is one store ID on a backend. All methods are safe for concurrent use; tenant is

@@ -50,6 +50,7 @@ var cases = []struct {
 	{"MassExpiry", testMassExpiry},
 	{"EventFields", testEventFields},
 	{"ReaderClose", testReaderClose},
+	{"BackendClose", testBackendClose},
 	{"EventsIterator", testEventsIterator},
 	{"TryRecv", testTryRecv},
 	{"ValuesOwned", testValuesOwned},
@@ -836,6 +837,41 @@ func testEventFields(e *env) {
 	}{{up, ephemeral.EventTouch}, {touch, ephemeral.EventDelete}} {
 		resumed := e.reader(s, ephemeral.After(tc.after.Cursor))
 		e.recvKind(resumed, tc.next, "k")
+	}
+}
+
+// testBackendClose: closing the backend ends its readers, blocked or not, and fails later
+// calls with ErrClosed; a second Close does nothing.
+func testBackendClose(e *env) {
+	s := e.store()
+	e.upsert(s, "a", item{Name: "a"})
+	blocked, idle := e.reader(s), e.reader(s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := blocked.Recv(context.Background())
+		done <- err
+	}()
+	if err := e.h.Backend.Close(); err != nil {
+		e.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		e.wantErr("Recv blocked during the backend's Close", err, ephemeral.ErrClosed)
+	case <-time.After(waitFor):
+		e.Fatal("the backend's Close did not unblock Recv")
+	}
+	_, err := idle.Recv(e.ctx)
+	e.wantErr("Recv after the backend's Close", err, ephemeral.ErrClosed)
+	_, err = s.Upsert(e.ctx, "b", item{Name: "b"})
+	e.wantErr("Upsert after the backend's Close", err, ephemeral.ErrClosed)
+	_, _, err = s.Get(e.ctx, "a")
+	e.wantErr("Get after the backend's Close", err, ephemeral.ErrClosed)
+	_, err = s.Snapshot(e.ctx)
+	e.wantErr("Snapshot after the backend's Close", err, ephemeral.ErrClosed)
+	_, err = s.Reader(e.ctx)
+	e.wantErr("Reader after the backend's Close", err, ephemeral.ErrClosed)
+	if err := e.h.Backend.Close(); err != nil {
+		e.Fatalf("second Close: %v", err)
 	}
 }
 

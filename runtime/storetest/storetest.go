@@ -4,7 +4,7 @@
 // The suite checks the whole contract of runtime/backend through typed [ephemeral.Store]
 // values: versions, CreatedAt, expiry, conditions and their conflict errors, limits and their
 // one-per-ID rule, validation, tenant isolation, snapshots and their cursors, readers, overflow
-// and concurrency. Every case gets a fresh [Harness].
+// and concurrency, and the backend's Close. Every case gets a fresh [Harness].
 package storetest
 
 import (
