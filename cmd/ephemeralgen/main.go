@@ -180,7 +180,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ephemeralgen generates typed stores for structs annotated with //ephemeral:store.\n\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	cwd, err := os.Getwd()
@@ -220,9 +222,13 @@ func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
 	fresh := true
 	for _, f := range res.Files {
 		old, err := os.ReadFile(f.Path)
+		advice := "run go generate ./..."
+		if f.NoGoGenerate {
+			advice = "no //go:generate line of its package runs ephemeralgen, so go generate does not write it: add //go:generate go tool ephemeralgen to the file of the directive, then run go generate ./..."
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			fmt.Fprintf(w, "missing: %s (run go generate ./...)\n", rel(f.Path))
+			fmt.Fprintf(w, "missing: %s (%s)\n", rel(f.Path), advice)
 			fresh = false
 		case err != nil:
 			fmt.Fprintf(w, "%v\n", err)
@@ -230,7 +236,7 @@ func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
 		case !bytes.Equal(old, f.Content):
 			name := rel(f.Path)
 			fmt.Fprint(w, unifiedDiff(name+" (on disk)", name+" (generated)", string(old), string(f.Content)))
-			fmt.Fprintf(w, "stale: %s (run go generate ./...)\n", name)
+			fmt.Fprintf(w, "stale: %s (%s)\n", name, advice)
 			fresh = false
 		}
 	}

@@ -34,6 +34,9 @@ const Suffix = "_ephemeral.go"
 type File struct {
 	Path    string // absolute
 	Content []byte
+	// NoGoGenerate says that no //go:generate line in the package's files names ephemeralgen,
+	// so that go generate would not write the file.
+	NoGoGenerate bool
 }
 
 // Result is the outcome of [Generate].
@@ -95,8 +98,10 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 	}
 
 	goBuild := map[string]string{}
+	noGoGenerate := true
 	for _, f := range pkg.Syntax {
 		goBuild[fset.File(f.Pos()).Name()] = buildConstraint(f)
+		noGoGenerate = noGoGenerate && !runsEphemeralgen(f)
 	}
 	var files []File
 	for _, out := range outputs {
@@ -105,7 +110,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		if err != nil {
 			return nil, nil, append(diags, diag.Diagnostic{Pos: token.Position{Filename: out}, Msg: err.Error()})
 		}
-		files = append(files, File{Path: out, Content: src})
+		files = append(files, File{Path: out, Content: src, NoGoGenerate: noGoGenerate})
 	}
 	out := map[string][]byte{}
 	for _, f := range files {
@@ -139,6 +144,18 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		}
 	}
 	return files, orphans, diags
+}
+
+// runsEphemeralgen reports whether a //go:generate line of f names ephemeralgen.
+func runsEphemeralgen(f *ast.File) bool {
+	for _, g := range f.Comments {
+		for _, c := range g.List {
+			if strings.HasPrefix(c.Text, "//go:generate ") && strings.Contains(c.Text, "ephemeralgen") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // buildConstraint returns the //go:build line of f, or "".
