@@ -36,7 +36,7 @@ func TestDiagnostics(t *testing.T) {
 		line string
 		msg  string
 	}{
-		{"Ch chan int", `field Presence.Meta.Ch: unsupported type chan int (supported: bool, numbers, string, []byte, time.Time, time.Duration, pointers, slices, arrays, maps with string, integer or text keys, structs, json.Marshaler/Unmarshaler, encoding.TextMarshaler/TextUnmarshaler; or tag it json:"-")`},
+		{"Ch chan int", `field Presence.Meta.Ch: unsupported type chan int (supported: bool, integers, floats, string, []byte, time.Time, time.Duration, pointers, slices, arrays, maps with string, integer or text keys, structs, json.Marshaler/Unmarshaler, encoding.TextMarshaler/TextUnmarshaler; or tag it json:"-")`},
 		{"Any     any", `field Presence.Any: unsupported type any`},
 		{"Fn      func()", `field Presence.Fn: unsupported type func()`},
 		{"C       complex128", `field Presence.C: unsupported type complex128`},

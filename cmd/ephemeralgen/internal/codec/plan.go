@@ -16,7 +16,7 @@ import (
 // shared helpers that encode and decode them; and, from the decoding plan, a tree of cloneNode
 // values for the deep copy, which copies what the decoder fills.
 
-const supported = "supported: bool, numbers, string, []byte, time.Time, time.Duration, pointers, " +
+const supported = "supported: bool, integers, floats, string, []byte, time.Time, time.Duration, pointers, " +
 	"slices, arrays, maps with string, integer or text keys, structs, json.Marshaler/Unmarshaler, " +
 	"encoding.TextMarshaler/TextUnmarshaler; or tag it json:\"-\""
 
