@@ -44,10 +44,9 @@ type memoCache struct {
 // memoRef is one key's value as snapshots read it: its bytes and, from their second read, its
 // memo.
 type memoRef struct {
-	key     string
-	value   []byte        // handed out with the entries, read-only: never written
-	version uint64        // the version they were last read at: the same version has the same bytes
-	memo    *backend.Memo // nil until the second read
+	key   string
+	value []byte        // handed out with the entries, read-only: never written
+	memo  *backend.Memo // nil until the second read
 }
 
 // memoCache returns the slot's cache, made on first use.
@@ -199,24 +198,21 @@ func (o *owner) copy(e *backend.Entry) {
 }
 
 // hand gives e, whose bytes r holds, r's bytes and memo; with memo, a memo made if r has none.
-// r records e's version.
 func (r *memoRef) hand(e *backend.Entry, memo bool) {
 	if memo && r.memo == nil {
 		r.memo = new(backend.Memo)
 	}
-	r.version = e.Version
 	e.Value, e.Memo = r.value, r.memo
 }
 
 // keep makes r hold e's value, which is e's own, read for the first time: no memo, as a value
 // read once is decoded once, and a memo would add a clone to its decode.
 func (r *memoRef) keep(e *backend.Entry) {
-	r.value, r.version, r.memo = e.Value, e.Version, nil
+	r.value, r.memo = e.Value, nil
 }
 
-// holds reports whether r holds e's bytes.
-func (r *memoRef) holds(e *backend.Entry) bool {
-	// The scripts never write two values of one version in an epoch; the length check
-	// costs nothing and catches most entries another program rewrote keeping the version.
-	return r.version == e.Version && len(r.value) == len(e.Value) || bytes.Equal(r.value, e.Value)
-}
+// holds reports whether r holds e's bytes. It compares them, whatever the versions: the
+// scripts never write two values of one version in an epoch, but a server that went back to
+// older data (restarted from an older RDB file, or a replica that missed the last writes
+// promoted) keeps the epoch and gives its next writes the versions over again.
+func (r *memoRef) holds(e *backend.Entry) bool { return bytes.Equal(r.value, e.Value) }
