@@ -34,8 +34,11 @@ type Observer interface {
 	Expired(store, tenant string, n int)
 	// Error is called when a call to the backend's storage failed, and not because the
 	// caller's context ended. call names it; for runtime/redisstore it is the script
-	// ("write", "get", "read", "tick") or the command ("snapshot", "xread") that failed: a Redis
-	// error reply such as a Lua error, a lost connection, a reply the backend cannot parse.
+	// ("write", "get", "read", "open", "tick") or the command ("snapshot") that failed: a
+	// Redis error reply such as a Lua error, a lost connection, a reply the backend cannot
+	// parse. What serves every store and tenant of a backend reports its failures with store
+	// and tenant empty: for runtime/redisstore, "poll" (the periodic check of the tenants its
+	// readers watch) and "pubsub" (its pub/sub connection, lost or refused).
 	Error(store, tenant, call string, err error)
 }
 

@@ -194,6 +194,10 @@ func (h *hub) run() {
 				continue
 			}
 			h.losses.Add(1)
+			if !h.b.closed.Load() {
+				// The connection serves every store and tenant of the backend.
+				h.b.obs.Error("", "", "pubsub", err)
+			}
 			switch {
 			case errors.As(err, &re) || errors.As(err, &ne) && ne.Timeout():
 				delay = nextDelay(delay)

@@ -124,6 +124,36 @@ func TestObserverMiniredis(t *testing.T) {
 	}
 }
 
+// The poll of the watched tenants and the pub/sub connection serve every store and tenant of
+// the backend: their failures are reported with neither, and so seen even when no reader or
+// write sees one.
+func TestObserverBackendWideMiniredis(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithObserver(rec)) // a poll every 50 ms
+	st := f.open(t, backend.Limits{})
+	subscribe(t, st, "obs", nil)
+	wait := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(eventWait); rec.count(what) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q reported in %v", what, eventWait)
+			}
+		}
+	}
+	f.mini.SetError("ERR boom")
+	wait("error / poll")
+	f.mini.SetError("")
+	f.mini.Close() // the pub/sub connection is lost
+	wait("error / pubsub")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, err := range rec.errs {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("observed error %v: a context's end is not a failure", err)
+		}
+	}
+}
+
 // On a real server: deliveries, lone writes, and an expiry by the pump's tick (tick.lua counts
 // what it expired).
 func TestObserverRedis(t *testing.T) {

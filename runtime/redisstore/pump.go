@@ -130,7 +130,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 	keys := st.keys(tenant)
 	r, err := st.b.openRead(ctx, keys, st.limits)
 	if err != nil {
-		st.b.failed(tenantKey{st.id, tenant}, "read", err)
+		st.b.failed(tenantKey{st.id, tenant}, "open", err)
 		return nil, fmt.Errorf("redisstore: subscribe: %w", err)
 	}
 	start := backend.Cursor{Epoch: r.epoch, Seq: r.head}
@@ -788,6 +788,10 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		}
 		return nil
 	})
+	if err := now.Err(); err != nil && !b.closed.Load() {
+		// The poll serves every store and tenant of the backend: reported once, with neither.
+		b.obs.Error("", "", "poll", err)
+	}
 	serverNow := now.Val().UnixMilli()
 	var renew []*pump
 	for i, p := range pumps {
