@@ -109,7 +109,12 @@
 // On a server out of memory (maxmemory, noeviction), Get runs (its function is flagged
 // no-writes), and so do the reads of readers (flagged allow-oom: they write only a missing
 // meta, a few bytes); a write is refused as a whole with an OOM error. (With EVALSHA a write
-// ran up to its first command that may take memory, which failed it.)
+// ran up to its first command that may take memory, which failed it.) Keep the server at
+// noeviction, Redis's default: every key of a tenant has a TTL, so an allkeys-* or volatile-*
+// policy may evict one of them and not the others, and while the loss of the state hash or
+// the stream is detected (a new epoch, an overflow), that of the expiry set alone is not: the
+// tenant's entries would never expire (Get and Snapshot still hide them once due) and the
+// MaxEntries check would not count them.
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
