@@ -68,10 +68,16 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		renew = &renewal{id: q.Get("id"), phase: s.renewPhase(room)}
 	}
-	done, ok := s.guard.openStream(r)
-	if !ok {
-		s.rejected.WithLabelValues(rejectStreams).Inc()
+	done, reason := s.guard.openStream(r)
+	switch reason {
+	case rejectStreams:
+		s.rejected.WithLabelValues(reason).Inc()
 		http.Error(w, "too many event streams from your address", http.StatusTooManyRequests)
+		return
+	case rejectStreamRate:
+		s.rejected.WithLabelValues(reason).Inc()
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "too many event streams opened from your address; wait a moment", http.StatusTooManyRequests)
 		return
 	}
 	defer done()

@@ -12,14 +12,26 @@ import (
 // Limits is what one client may do: the server counts by remote IP address. Behind a reverse
 // proxy every client has the proxy's address, so raise them there (or limit at the proxy).
 type Limits struct {
-	Streams   int        // event streams open at once
-	JoinRate  rate.Limit // joins per second, over time
-	JoinBurst int        // joins in a burst
+	Streams     int        // event streams open at once
+	StreamRate  rate.Limit // event streams opened per second, over time
+	StreamBurst int        // event streams opened in a burst
+	JoinRate    rate.Limit // joins per second, over time
+	JoinBurst   int        // joins in a burst
+	WriteRate   rate.Limit // heartbeats and status changes per second, over time
+	WriteBurst  int        // heartbeats and status changes in a burst
 }
 
 // DefaultLimits are the limits of a server started without flags: enough for a person with a
-// few tabs, too little to fill a room.
-var DefaultLimits = Limits{Streams: 8, JoinRate: 1, JoinBurst: 5}
+// few tabs, too little to fill a room. A stream opened makes the server hold its room's state
+// for the store's event retention (5 minutes), even when the stream closes at once: at one
+// stream a second, one address makes it hold at most some 300 rooms. Heartbeats keep members
+// whose streams are down alive, one every third of the TTL: at four writes a second, one
+// address keeps at most some 12 members of the default TTL (10 s) alive that way, besides the
+// 8 its streams keep.
+var DefaultLimits = Limits{Streams: 8, StreamRate: 1, StreamBurst: 16, JoinRate: 1, JoinBurst: 5, WriteRate: 4, WriteBurst: 20}
+
+// Unlimited are limits that refuse nothing, for load tests from one address.
+var Unlimited = Limits{Streams: 1 << 30, StreamRate: rate.Inf, StreamBurst: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30, WriteRate: rate.Inf, WriteBurst: 1 << 30}
 
 // guard keeps the per-client state that enforces Limits. Clients that hold no stream and have
 // not joined for a while are forgotten, so the state stays as small as the set of active
@@ -34,9 +46,9 @@ type guard struct {
 }
 
 type client struct {
-	joins   *rate.Limiter
-	streams int
-	seen    time.Time
+	joins, opens, writes *rate.Limiter
+	streams              int
+	seen                 time.Time
 }
 
 // forgetAfter is how long an idle client's state is kept: longer than a full join burst takes
@@ -61,7 +73,12 @@ func (g *guard) clientOf(r *http.Request) *client {
 	ip := remoteIP(r)
 	c := g.clients[ip]
 	if c == nil {
-		c = &client{joins: rate.NewLimiter(g.limits.JoinRate, g.limits.JoinBurst)}
+		l := g.limits
+		c = &client{
+			joins:  rate.NewLimiter(l.JoinRate, l.JoinBurst),
+			opens:  rate.NewLimiter(l.StreamRate, l.StreamBurst),
+			writes: rate.NewLimiter(l.WriteRate, l.WriteBurst),
+		}
 		g.clients[ip] = c
 	}
 	c.seen = now
@@ -75,14 +92,25 @@ func (g *guard) allowJoin(r *http.Request) bool {
 	return g.clientOf(r).joins.AllowN(g.now(), 1)
 }
 
+// allowWrite reports whether the request's client may send a heartbeat or a status change now.
+func (g *guard) allowWrite(r *http.Request) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.clientOf(r).writes.AllowN(g.now(), 1)
+}
+
 // openStream counts an event stream of the request's client and returns the function that
-// ends it, or false when the client has all the streams it may have.
-func (g *guard) openStream(r *http.Request) (done func(), ok bool) {
+// ends it, or the reason it may not open one now: rejectStreams when the client has all the
+// streams it may have, rejectStreamRate when it opened too many of late.
+func (g *guard) openStream(r *http.Request) (done func(), reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.clientOf(r)
 	if c.streams >= g.limits.Streams {
-		return nil, false
+		return nil, rejectStreams
+	}
+	if !c.opens.AllowN(g.now(), 1) {
+		return nil, rejectStreamRate
 	}
 	c.streams++
 	return func() {
@@ -90,7 +118,7 @@ func (g *guard) openStream(r *http.Request) (done func(), ok bool) {
 		defer g.mu.Unlock()
 		c.streams--
 		c.seen = g.now()
-	}, true
+	}, ""
 }
 
 // remoteIP returns the IP address of the request's peer.

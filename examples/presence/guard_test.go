@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,14 @@ import (
 
 	"github.com/ephemeral-go/ephemeral"
 )
+
+// limitsWith returns Unlimited with the changes of set: the limits a test checks, and no
+// other in its way.
+func limitsWith(set func(*Limits)) Limits {
+	l := Unlimited
+	set(&l)
+	return l
+}
 
 // TestRoomSize checks that a room holds at most MaxEntries members: the next join is told the
 // room is full.
@@ -31,7 +40,7 @@ func TestRoomSize(t *testing.T) {
 // TestJoinRate checks that one client's joins are limited to its burst, then to the rate, and
 // that another client is not held back by it.
 func TestJoinRate(t *testing.T) {
-	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 8, JoinRate: 1, JoinBurst: 3}})
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.JoinRate, l.JoinBurst = 1, 3 })})
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	a.srv.guard.now = func() time.Time { return now }
 	for i := range 3 {
@@ -51,6 +60,86 @@ func TestJoinRate(t *testing.T) {
 	}
 }
 
+// TestJoinInvalidName checks that a join refused for its name does not count against the
+// client's joins.
+func TestJoinInvalidName(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.JoinRate, l.JoinBurst = 1, 1 })})
+	a.srv.guard.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
+	for range 3 {
+		if code, _ := a.post(t, "/rooms/r/join", url.Values{"name": {" "}}); code != http.StatusBadRequest {
+			t.Fatalf("join with a blank name: %d, want 400", code)
+		}
+	}
+	a.join(t, "r", "Ada") // the burst of one is still there
+	a.wantRejected(t, rejectJoinRate, 0)
+}
+
+// TestStreamRate checks that one client opens streams at most at its rate, after its burst,
+// even when each closes at once (each makes the server hold its room's state), and that
+// another client is not held back by it.
+func TestStreamRate(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.StreamRate, l.StreamBurst = 1, 3 })})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a.srv.guard.now = func() time.Time { return now }
+	get := func(room string) *http.Response {
+		t.Helper()
+		resp, err := http.Get(a.url + "/rooms/" + room + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 3 {
+		if resp := get(fmt.Sprint("r", i)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of a burst of three: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	resp := get("r3")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("fourth stream in a burst of three: %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	a.wantRejected(t, rejectStreamRate, 1)
+	now = now.Add(time.Second) // one more a second
+	if resp := get("r4"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a stream a second later: %d, want 200", resp.StatusCode)
+	}
+	if resp := get("r5"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a second stream within the second: %d, want 429", resp.StatusCode)
+	}
+}
+
+// TestWriteRate checks that one client's heartbeats and status changes, together, are limited
+// to its burst and then to the rate.
+func TestWriteRate(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.WriteRate, l.WriteBurst = 1, 3 })})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a.srv.guard.now = func() time.Time { return now }
+	ada := a.join(t, "r", "Ada")
+	for i, path := range []string{"heartbeat", "status", "heartbeat"} {
+		if code, body := a.post(t, "/rooms/r/"+path, ada.form("status", "away")); code != http.StatusNoContent {
+			t.Fatalf("write %d (%s) of a burst of three: %d %s, want 204", i+1, path, code, body)
+		}
+	}
+	for _, path := range []string{"status", "heartbeat"} {
+		if code, _ := a.post(t, "/rooms/r/"+path, ada.form("status", "active")); code != http.StatusTooManyRequests {
+			t.Fatalf("%s after a burst of three: %d, want 429", path, code)
+		}
+	}
+	a.wantRejected(t, rejectWriteRate, 2)
+	if e, ok, err := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r")); err != nil || !ok || e.Value.Status != StatusAway {
+		t.Fatalf("Ada after a refused status change: %+v, %v, %v; want away", e.Value, ok, err)
+	}
+	now = now.Add(time.Second)
+	if code, _ := a.post(t, "/rooms/r/status", ada.form("status", "active")); code != http.StatusNoContent {
+		t.Errorf("status a second later: %d, want 204", code)
+	}
+	// Leaving is not a write the limit holds back.
+	if code, _ := a.post(t, "/rooms/r/leave", ada.form()); code != http.StatusNoContent {
+		t.Errorf("leave: %d, want 204", code)
+	}
+}
+
 // memberCount returns the number of members of room.
 func memberCount(t *testing.T, a *app, room string) int {
 	t.Helper()
@@ -64,7 +153,7 @@ func memberCount(t *testing.T, a *app, room string) int {
 // TestStreamsPerClient checks that a client holds at most Limits.Streams event streams, and
 // that closing one lets it open another.
 func TestStreamsPerClient(t *testing.T) {
-	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 2, JoinRate: 1, JoinBurst: 1}})
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.Streams = 2 })})
 	first := a.openStream(t, "r", "")
 	first.nextState(t) // the stream is counted by now
 	a.openStream(t, "r", "").nextState(t)

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
-	"golang.org/x/time/rate"
 )
 
 // The flags of TestLoad. Without them it is a small run on memory that takes a few seconds;
@@ -160,8 +159,7 @@ const maxPostConns = 1 << 10
 // -room-size.
 func newLoadRun(t *testing.T, servers []string) *loadRun {
 	if len(servers) == 0 {
-		unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
-		a := startApp(t, appConfig{ttl: *loadTTL, redis: *loadRedis, guard: unlimited, limits: ephemeral.Limits{MaxEntries: 200}})
+		a := startApp(t, appConfig{ttl: *loadTTL, redis: *loadRedis, guard: Unlimited, limits: ephemeral.Limits{MaxEntries: 200}})
 		servers = []string{a.url}
 	}
 	// Idle connections are dropped before the server's idle timeout would close them under a
@@ -895,10 +893,9 @@ func round(d time.Duration) time.Duration {
 // backend and a secret, driven by two parts of the rooms at once, each page's stream on one
 // server and its join on the other.
 func TestLoadServers(t *testing.T) {
-	unlimited := Limits{Streams: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30}
 	secret := []byte("the servers' shared secret")
-	a := startApp(t, appConfig{ttl: *loadTTL, guard: unlimited, secret: secret})
-	b := startApp(t, appConfig{ttl: *loadTTL, guard: unlimited, secret: secret, backend: a.backend})
+	a := startApp(t, appConfig{ttl: *loadTTL, guard: Unlimited, secret: secret})
+	b := startApp(t, appConfig{ttl: *loadTTL, guard: Unlimited, secret: secret, backend: a.backend})
 	servers := []string{a.url, b.url}
 	for part := range 2 {
 		t.Run(fmt.Sprintf("part %d of 2", part), func(t *testing.T) {

@@ -71,9 +71,16 @@
 // The server is meant to face the open internet, so every resource a client can hold is
 // bounded. A room holds at most -room-size members (200; MaxEntries of the store), so one client
 // cannot make a room full and its state large. Per client IP address, at most -max-streams
-// event streams are open at once (8; more get 429) and joins are limited to -join-rate per
-// second with bursts of -join-burst (1/s and 5; more get 429 with Retry-After). Headers must
-// arrive within 10 s and a form body within 5 s (408), a form is at most 1 KB (413), and an
+// event streams are open at once (8; more get 429), streams are opened at -stream-rate per
+// second with bursts of -stream-burst (1/s and 16: each makes the server hold its room's
+// state for the event retention, 5 minutes, even if it closes at once), joins at -join-rate
+// with bursts of -join-burst (1/s and 5), and heartbeats and status changes at -write-rate
+// with bursts of -write-burst (4/s and 20: each is a write, and a status change an event to
+// every page of the room); more get 429 with Retry-After. A join whose name is invalid is
+// refused before it counts. So one address keeps at most some 20 members alive (8 by their
+// streams, some 12 by heartbeats at the default TTL), and makes the server hold at most some
+// 300 rooms. (An IPv6 client that changes its address within its /64 counts as many: limit by
+// prefix at a proxy in front.) Headers must arrive within 10 s and a form body within 5 s (408), a form is at most 1 KB (413), and an
 // idle keep-alive connection is closed after 30 s. Only the page's script and style sheet are
 // served from static/ (no listings, not the template), every response carries a
 // Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
@@ -83,7 +90,8 @@
 // With -metrics-addr the server also serves GET /metrics, in the Prometheus text format, on a
 // listener of its own: the member store's metrics (ephemeral_*, from the backend's observer,
 // github.com/ephemeral-go/ephemeral/metrics/prom), the requests refused by the limits above
-// (presence_rejections_total{reason}: join_rate, streams, room_full, too_large, slow_body),
+// (presence_rejections_total{reason}: join_rate, streams, stream_rate, write_rate, room_full,
+// too_large, slow_body),
 // and the Go runtime's and the process's (go_*, process_*).
 //
 //	go run ./examples/presence -metrics-addr 127.0.0.1:9090   # curl 127.0.0.1:9090/metrics
@@ -149,10 +157,14 @@ func main() {
 	roomSize := flag.Int("room-size", 200, "most members of a room")
 	limits := DefaultLimits
 	flag.IntVar(&limits.Streams, "max-streams", limits.Streams, "most event streams open at once per client address")
+	streamRate := flag.Float64("stream-rate", float64(limits.StreamRate), "event streams opened per second per client address")
+	flag.IntVar(&limits.StreamBurst, "stream-burst", limits.StreamBurst, "event streams opened in a burst per client address")
 	joinRate := flag.Float64("join-rate", float64(limits.JoinRate), "joins per second per client address")
 	flag.IntVar(&limits.JoinBurst, "join-burst", limits.JoinBurst, "joins in a burst per client address")
+	writeRate := flag.Float64("write-rate", float64(limits.WriteRate), "heartbeats and status changes per second per client address")
+	flag.IntVar(&limits.WriteBurst, "write-burst", limits.WriteBurst, "heartbeats and status changes in a burst per client address")
 	flag.Parse()
-	limits.JoinRate = rate.Limit(*joinRate)
+	limits.StreamRate, limits.JoinRate, limits.WriteRate = rate.Limit(*streamRate), rate.Limit(*joinRate), rate.Limit(*writeRate)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

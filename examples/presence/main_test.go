@@ -71,7 +71,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.guard == (Limits{}) {
-		cfg.guard = Limits{Streams: 1000, JoinRate: 1000, JoinBurst: 1000} // the tests join a lot
+		cfg.guard = Unlimited // the tests join a lot
 	}
 	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {

@@ -15,7 +15,7 @@ import (
 // store's metrics and the rejections after some joins, and that the app's own address does
 // not serve them.
 func TestMetrics(t *testing.T) {
-	a := startApp(t, appConfig{ttl: testTTL, guard: Limits{Streams: 1, JoinRate: 1, JoinBurst: 3}, metrics: true})
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.Streams, l.JoinRate, l.JoinBurst = 1, 1, 3 }), metrics: true})
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	a.srv.guard.now = func() time.Time { return now } // no join refills the burst
 	s := a.openStream(t, "r", "")

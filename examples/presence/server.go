@@ -64,14 +64,16 @@ type server struct {
 
 // The reasons of presence_rejections_total: the limits that refuse requests.
 const (
-	rejectJoinRate = "join_rate" // too many joins from a client address (429)
-	rejectStreams  = "streams"   // too many event streams from a client address (429)
-	rejectRoomFull = "room_full" // the room has -room-size members (503)
-	rejectTooLarge = "too_large" // a form over maxFormBytes (413)
-	rejectSlowBody = "slow_body" // a form not read within the body timeout (408)
+	rejectJoinRate   = "join_rate"   // too many joins from a client address (429)
+	rejectStreams    = "streams"     // too many event streams open from a client address (429)
+	rejectStreamRate = "stream_rate" // too many event streams opened from a client address of late (429)
+	rejectWriteRate  = "write_rate"  // too many heartbeats and status changes from a client address (429)
+	rejectRoomFull   = "room_full"   // the room has -room-size members (503)
+	rejectTooLarge   = "too_large"   // a form over maxFormBytes (413)
+	rejectSlowBody   = "slow_body"   // a form not read within the body timeout (408)
 )
 
-var rejections = []string{rejectJoinRate, rejectStreams, rejectRoomFull, rejectTooLarge, rejectSlowBody}
+var rejections = []string{rejectJoinRate, rejectStreams, rejectStreamRate, rejectWriteRate, rejectRoomFull, rejectTooLarge, rejectSlowBody}
 
 // newServer returns the presence app on store, whose members live for ttl without a renewal,
 // with the per-client limits l.
@@ -181,15 +183,15 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.readForm(w, r) {
 		return
 	}
+	name, err := cleanName(r.PostFormValue("name"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if !s.guard.allowJoin(r) {
 		s.rejected.WithLabelValues(rejectJoinRate).Inc()
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, "too many joins from your address; wait a moment", http.StatusTooManyRequests)
-		return
-	}
-	name, err := cleanName(r.PostFormValue("name"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	status := Status(r.PostFormValue("status"))
@@ -223,7 +225,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 // down: the stream renews its member (see events).
 func (s *server) heartbeatMember(w http.ResponseWriter, r *http.Request) {
 	room, id, ok := s.member(w, r)
-	if !ok {
+	if !ok || !s.allowWrite(w, r) {
 		return
 	}
 	res, err := s.store.Touch(r.Context(), id, ephemeral.WithTenant(room), ephemeral.Quiet())
@@ -247,6 +249,9 @@ func (s *server) setStatus(w http.ResponseWriter, r *http.Request) {
 	status := Status(r.PostFormValue("status"))
 	if !status.valid() {
 		http.Error(w, "status must be active or away", http.StatusBadRequest)
+		return
+	}
+	if !s.allowWrite(w, r) {
 		return
 	}
 	// Read, modify, write back if nobody wrote in between: the name stays as it is.
@@ -278,6 +283,18 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// allowWrite reports whether the request's client may send a heartbeat or a status change
+// now, or writes the 429 and returns false.
+func (s *server) allowWrite(w http.ResponseWriter, r *http.Request) bool {
+	if s.guard.allowWrite(r) {
+		return true
+	}
+	s.rejected.WithLabelValues(rejectWriteRate).Inc()
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "too many heartbeats and status changes from your address; wait a moment", http.StatusTooManyRequests)
+	return false
 }
 
 // member returns the room and the member id of a request that proves, with its token, to be
