@@ -75,8 +75,16 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 	if diag.HasErrors(diags) || pkg.Types == nil || pkg.TypesInfo == nil {
 		return nil, nil, append(diags, typeDiags...)
 	}
-	stores, md := model.Parse(fset, pkg.Syntax, pkg.TypesInfo, pkg.Types.Scope())
+	stores, rejected, md := model.Parse(fset, pkg.Syntax, pkg.TypesInfo, pkg.Types.Scope())
 	diags = append(diags, md...)
+	if len(rejected) > 0 {
+		// Nothing is generated, but the problems of their fields are reported now, not after
+		// the directives are put right.
+		probe := codec.New(fset, pkg.Types)
+		for _, s := range rejected {
+			diags = append(diags, probe.Add("", s.Type, "")...)
+		}
+	}
 
 	byOutput := map[string][]*model.Store{}
 	for _, s := range stores {

@@ -83,27 +83,27 @@ var Methods = []string{"EphemeralKey"}
 
 // Parse finds the directives in files, the syntax of one package (of which info holds the
 // types and scope the package scope), and returns the stores they declare, in source order,
-// and every problem found.
-func Parse(fset *token.FileSet, files []*ast.File, info *types.Info, scope *types.Scope) ([]*Store, []diag.Diagnostic) {
-	var (
-		dirs  []*directive.Directive
-		diags []diag.Diagnostic
-	)
+// the stores of the directives with problems whose types are structs all the same (so that
+// the problems of their fields can be reported with the directive's), and every problem found.
+func Parse(fset *token.FileSet, files []*ast.File, info *types.Info, scope *types.Scope) (stores, rejected []*Store, diags []diag.Diagnostic) {
+	var dirs []*directive.Directive
 	for _, f := range files {
 		d, ds := directive.Find(fset, f)
 		dirs = append(dirs, d...)
 		diags = append(diags, ds...)
 	}
-	var stores []*Store
 	for _, d := range dirs {
 		s, ds := check(fset, d, info)
 		diags = append(diags, ds...)
-		if s != nil && !d.Invalid && !diag.HasErrors(ds) {
+		switch {
+		case s != nil && !d.Invalid && !diag.HasErrors(ds):
 			stores = append(stores, s)
+		case s != nil && s.Type != nil:
+			rejected = append(rejected, s)
 		}
 	}
 	diags = append(diags, checkUnique(fset, stores, scope)...)
-	return stores, diags
+	return stores, rejected, diags
 }
 
 // Candidates returns the identifiers the directives in files would generate, valid or not, so

@@ -111,3 +111,11 @@ type Stringy struct {
 	Kind   string
 	String string
 }
+
+// BadAndUnsupported has a bad directive and a field the codec cannot handle: both are
+// reported at once.
+//
+//ephemeral:store id=both ttl=0s
+type BadAndUnsupported struct {
+	Events chan int
+}
