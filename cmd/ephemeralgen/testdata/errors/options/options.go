@@ -51,3 +51,8 @@ type J struct{ X string }
 
 // K mentions ephemeral:store in prose, which is no directive.
 type K struct{ X string }
+
+// Q has quoted values: one with a space, one that is never closed.
+//
+//ephemeral:store id="has space" ttl=1s tenant="open
+type Q struct{ X string }
