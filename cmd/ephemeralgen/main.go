@@ -82,9 +82,12 @@
 // json.Number, named pointer types and slices of named byte types, are reported, naming the
 // field; tag such a field json:"-" to leave it out.
 //
-// The json struct tag is read as encoding/json reads it: the member name, the omitempty
-// option, "-" to leave a field out, and the string option on bool, numeric and string fields.
-// The omitzero option is reported.
+// The json struct tag is read as encoding/json reads it: the member name, the omitempty and
+// omitzero options, "-" to leave a field out, and the string option on bool, numeric and
+// string fields. omitzero calls the type's IsZero method (on the value, or on its address),
+// else compares the value with its zero value (==, which is what reflect.Value.IsZero does on
+// a comparable type) or a slice or map with nil; on a type that is not comparable and has no
+// IsZero method it is reported.
 //
 // # What is generated
 //

@@ -62,6 +62,31 @@ func (A2Codec) Clone(dst, src *A2) {
 	*dst = *src
 }
 
+// BudgetCodec encodes and decodes Budget as JSON exactly as encoding/json does, without reflection.
+type BudgetCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (BudgetCodec) Encode(dst []byte, v *Budget) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeBudget(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (BudgetCodec) Decode(src []byte, v *Budget) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeBudget(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (BudgetCodec) Clone(dst, src *Budget) {
+	*dst = *src
+}
+
 // ColorCodec encodes and decodes Color as JSON exactly as encoding/json does, without reflection.
 type ColorCodec struct{}
 
@@ -581,6 +606,31 @@ func (RefsCodec) Clone(dst, src *Refs) {
 	ephemeralCloneRefs(dst)
 }
 
+// SpanCodec encodes and decodes Span as JSON exactly as encoding/json does, without reflection.
+type SpanCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (SpanCodec) Encode(dst []byte, v *Span) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeSpan(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (SpanCodec) Decode(src []byte, v *Span) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeSpan(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (SpanCodec) Clone(dst, src *Span) {
+	*dst = *src
+}
+
 // TaggedCodec encodes and decodes Tagged as JSON exactly as encoding/json does, without reflection.
 type TaggedCodec struct{}
 
@@ -715,6 +765,31 @@ func (WithMarshalerCodec) Clone(dst, src *WithMarshaler) {
 	*dst = *src
 }
 
+// ZeroedCodec encodes and decodes Zeroed as JSON exactly as encoding/json does, without reflection.
+type ZeroedCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (ZeroedCodec) Encode(dst []byte, v *Zeroed) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeZeroed(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (ZeroedCodec) Decode(src []byte, v *Zeroed) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeZeroed(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment.
+func (ZeroedCodec) Clone(dst, src *Zeroed) {
+	*dst = *src
+}
+
 // lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does,
 // without reflection.
 type lowerEmbeddedCodec struct{}
@@ -814,6 +889,32 @@ func ephemeralDecodeA2(d *jsonc.Decoder, v *A2) {
 			d.Int(&v.Winner)
 		default:
 			if name = d.Fold(ephemeralFieldsA2, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsBudget = jsonc.NewFields("left")
+
+func ephemeralEncodeBudget(e *jsonc.Encoder, v *Budget) {
+	e.Raw(`{"left":`)
+	e.Float64(v.Left)
+	e.Byte('}')
+}
+
+func ephemeralDecodeBudget(d *jsonc.Decoder, v *Budget) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "left":
+			d.Float64(&v.Left)
+		default:
+			if name = d.Fold(ephemeralFieldsBudget, name); name != nil {
 				goto match
 			}
 			d.Skip()
@@ -1203,7 +1304,7 @@ func ephemeralDecodeEmbeddedPtr(d *jsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
+var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
 func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
@@ -1695,6 +1796,117 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Time(v.OmitT)
 	e.Raw(`,"ost":`)
 	ephemeralEncodeItem(e, &v.OmitSt)
+	if v.ZeroI != 0 {
+		e.Raw(`,"zi":`)
+		e.Int(int64(v.ZeroI))
+	}
+	if v.ZeroF != 0 {
+		e.Raw(`,"zf":`)
+		e.Float64(v.ZeroF)
+	}
+	if v.ZeroS != "" {
+		e.Raw(`,"zs":`)
+		e.String(v.ZeroS)
+	}
+	if v.ZeroB {
+		e.Raw(`,"zb":`)
+		e.Bool(v.ZeroB)
+	}
+	if v.ZeroP != nil {
+		e.Raw(`,"zp":`)
+		e.Int(int64(*v.ZeroP))
+	}
+	if v.ZeroSl != nil {
+		e.Raw(`,"zsl":`)
+		e.Byte('[')
+		for i := range v.ZeroSl {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.Int(int64(v.ZeroSl[i]))
+		}
+		e.Byte(']')
+	}
+	if v.ZeroM != nil {
+		e.Raw(`,"zm":`)
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.ZeroM) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.ZeroM[k]
+			e.Int(int64(y))
+		}
+		e.Byte('}')
+	}
+	if v.ZeroA != ([2]int{}) {
+		e.Raw(`,"za":`)
+		e.Byte('[')
+		for i := range v.ZeroA {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.Int(int64(v.ZeroA[i]))
+		}
+		e.Byte(']')
+	}
+	if !v.ZeroT.IsZero() {
+		e.Raw(`,"zt":`)
+		e.Time(v.ZeroT)
+	}
+	if v.ZeroPT != nil && !v.ZeroPT.IsZero() {
+		e.Raw(`,"zpt":`)
+		jsonc.Marshal(e, "*time.Time", v.ZeroPT)
+	}
+	if v.ZeroSt != (Item{}) {
+		e.Raw(`,"zst":`)
+		ephemeralEncodeItem(e, &v.ZeroSt)
+	}
+	if v.ZeroLv != 0 {
+		e.Raw(`,"zlv":`)
+		e.Int(int64(v.ZeroLv))
+	}
+	if !v.ZeroSp.IsZero() {
+		e.Raw(`,"zsp":`)
+		ephemeralEncodeSpan(e, &v.ZeroSp)
+	}
+	if !(&v.ZeroBu).IsZero() {
+		e.Raw(`,"zbu":`)
+		ephemeralEncodeBudget(e, &v.ZeroBu)
+	}
+	if v.ZeroPB != nil && !v.ZeroPB.IsZero() {
+		e.Raw(`,"zpb":`)
+		ephemeralEncodeBudget(e, v.ZeroPB)
+	}
+	if len(v.ZeroBoth) != 0 && v.ZeroBoth != nil {
+		e.Raw(`,"zboth":`)
+		e.Byte('[')
+		for i := range v.ZeroBoth {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.Int(int64(v.ZeroBoth[i]))
+		}
+		e.Byte(']')
+	}
+	e.Raw(`,"zmap":`)
+	if v.ZeroMap == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.ZeroMap) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.ZeroMap[k]
+			ephemeralEncodeZeroed(e, &y)
+		}
+		e.Byte('}')
+	}
 	e.Raw(`,"qi":`)
 	e.Byte('"')
 	e.Int(int64(v.QI))
@@ -2315,6 +2527,122 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 			jsonc.Unmarshal(d, &v.OmitT)
 		case "ost":
 			ephemeralDecodeItem(d, &v.OmitSt)
+		case "zi":
+			d.Int(&v.ZeroI)
+		case "zf":
+			d.Float64(&v.ZeroF)
+		case "zs":
+			d.String(&v.ZeroS)
+		case "zb":
+			d.Bool(&v.ZeroB)
+		case "zp":
+			if d.Null() {
+				v.ZeroP = nil
+			} else {
+				if v.ZeroP == nil {
+					v.ZeroP = new(int)
+				}
+				d.Int(v.ZeroP)
+			}
+		case "zsl":
+			if d.Null() {
+				v.ZeroSl = nil
+			} else if d.Array() {
+				s := v.ZeroSl[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.Int(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []int{}
+				}
+				v.ZeroSl = s
+			}
+		case "zm":
+			if d.Null() {
+				v.ZeroM = nil
+			} else if d.Object() {
+				if v.ZeroM == nil {
+					v.ZeroM = make(map[string]int)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y int
+					d.Int(&y)
+					v.ZeroM[k] = y
+				}
+			}
+		case "za":
+			if d.Array() {
+				i := 0
+				for d.NextElem() {
+					if i < len(v.ZeroA) {
+						d.Int(&v.ZeroA[i])
+					} else {
+						d.Skip()
+					}
+					i++
+				}
+				if i < len(v.ZeroA) {
+					clear(v.ZeroA[i:])
+				}
+			}
+		case "zt":
+			jsonc.Unmarshal(d, &v.ZeroT)
+		case "zpt":
+			if d.Null() {
+				v.ZeroPT = nil
+			} else {
+				if v.ZeroPT == nil {
+					v.ZeroPT = new(time.Time)
+				}
+				jsonc.Unmarshal(d, v.ZeroPT)
+			}
+		case "zst":
+			ephemeralDecodeItem(d, &v.ZeroSt)
+		case "zlv":
+			d.Int((*int)(&v.ZeroLv))
+		case "zsp":
+			ephemeralDecodeSpan(d, &v.ZeroSp)
+		case "zbu":
+			ephemeralDecodeBudget(d, &v.ZeroBu)
+		case "zpb":
+			if d.Null() {
+				v.ZeroPB = nil
+			} else {
+				if v.ZeroPB == nil {
+					v.ZeroPB = new(Budget)
+				}
+				ephemeralDecodeBudget(d, v.ZeroPB)
+			}
+		case "zboth":
+			if d.Null() {
+				v.ZeroBoth = nil
+			} else if d.Array() {
+				s := v.ZeroBoth[:0]
+				for d.NextElem() {
+					s = jsonc.Grow(s)
+					d.Int(&s[len(s)-1])
+				}
+				if len(s) == 0 {
+					s = []int{}
+				}
+				v.ZeroBoth = s
+			}
+		case "zmap":
+			if d.Null() {
+				v.ZeroMap = nil
+			} else if d.Object() {
+				if v.ZeroMap == nil {
+					v.ZeroMap = make(map[string]Zeroed)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y Zeroed
+					ephemeralDecodeZeroed(d, &y)
+					v.ZeroMap[k] = y
+				}
+			}
 		case "qi":
 			if d.Quoted() {
 				d.Int(&v.QI)
@@ -2522,6 +2850,30 @@ func ephemeralCloneEverything(v *Everything) {
 		v.OmitSl = c
 	}
 	v.OmitM = maps.Clone(v.OmitM)
+	if v.ZeroP != nil {
+		c := *v.ZeroP
+		v.ZeroP = &c
+	}
+	if v.ZeroSl != nil {
+		c := make([]int, len(v.ZeroSl))
+		copy(c, v.ZeroSl)
+		v.ZeroSl = c
+	}
+	v.ZeroM = maps.Clone(v.ZeroM)
+	if v.ZeroPT != nil {
+		c := *v.ZeroPT
+		v.ZeroPT = &c
+	}
+	if v.ZeroPB != nil {
+		c := *v.ZeroPB
+		v.ZeroPB = &c
+	}
+	if v.ZeroBoth != nil {
+		c := make([]int, len(v.ZeroBoth))
+		copy(c, v.ZeroBoth)
+		v.ZeroBoth = c
+	}
+	v.ZeroMap = maps.Clone(v.ZeroMap)
 	if v.QP != nil {
 		c := *v.QP
 		v.QP = &c
@@ -3694,6 +4046,36 @@ func ephemeralCloneSet(v *Set) {
 	}
 }
 
+var ephemeralFieldsSpan = jsonc.NewFields("from", "to")
+
+func ephemeralEncodeSpan(e *jsonc.Encoder, v *Span) {
+	e.Raw(`{"from":`)
+	e.Int(int64(v.From))
+	e.Raw(`,"to":`)
+	e.Int(int64(v.To))
+	e.Byte('}')
+}
+
+func ephemeralDecodeSpan(d *jsonc.Decoder, v *Span) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "from":
+			d.Int(&v.From)
+		case "to":
+			d.Int(&v.To)
+		default:
+			if name = d.Fold(ephemeralFieldsSpan, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
 var ephemeralFieldsStruct1 = jsonc.NewFields("X", "Y")
 
 func ephemeralEncodeStruct1(e *jsonc.Encoder, v *struct {
@@ -4053,5 +4435,46 @@ func ephemeralCloneTree(v *Tree) {
 			m[k] = y
 		}
 		v.ByName = m
+	}
+}
+
+var ephemeralFieldsZeroed = jsonc.NewFields("b", "t", "n")
+
+func ephemeralEncodeZeroed(e *jsonc.Encoder, v *Zeroed) {
+	e.Byte('{')
+	if !(&v.B).IsZero() {
+		e.Raw(`"b":`)
+		ephemeralEncodeBudget(e, &v.B)
+	}
+	if !v.T.IsZero() {
+		e.Key(`"t":`)
+		e.Time(v.T)
+	}
+	if v.N != 0 {
+		e.Key(`"n":`)
+		e.Int(int64(v.N))
+	}
+	e.Byte('}')
+}
+
+func ephemeralDecodeZeroed(d *jsonc.Decoder, v *Zeroed) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "b":
+			ephemeralDecodeBudget(d, &v.B)
+		case "t":
+			jsonc.Unmarshal(d, &v.T)
+		case "n":
+			d.Int(&v.N)
+		default:
+			if name = d.Fold(ephemeralFieldsZeroed, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
 	}
 }

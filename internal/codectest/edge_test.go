@@ -121,6 +121,15 @@ func TestEncodeEdgeCases(t *testing.T) {
 		{MI: map[int]string{10: "a", 9: "b", -1: "c", 100: "d"}, MU: map[uint8]bool{10: true, 9: false, 200: true}},
 		{MColor: map[Color]int{{1, 2, 3}: 1, {0, 0, 0}: 2}, MMoney: map[string]Money{"a": {1}}},
 		{Words: [2]Word{"a", "<b>"}, Monies: []Money{{1}, {2}}, MoneyP: &Money{3}},
+		// omitzero: -0 is zero, as with ==; an IsZero method decides, on the value or the
+		// pointer; an empty slice or map is not zero, but is empty.
+		{ZeroF: math.Copysign(0, -1), ZeroA: [2]int{0, 0}, ZeroSt: Item{Price: float32(math.Copysign(0, -1))}},
+		{ZeroF: math.NaN(), ZeroSt: Item{Name: "x"}, ZeroA: [2]int{0, 1}, ZeroLv: 2, ZeroB: true, ZeroS: "s", ZeroI: -1},
+		{ZeroSl: []int{}, ZeroM: map[string]int{}, ZeroBoth: []int{}, ZeroP: new(int)},
+		{ZeroSl: []int{0}, ZeroBoth: []int{0}, ZeroT: time.Unix(0, 0).UTC(), ZeroPT: &time.Time{}},
+		{ZeroPT: new(time.Time), ZeroSp: Span{From: 3, To: 3}, ZeroBu: Budget{Left: -1}, ZeroPB: &Budget{}},
+		{ZeroSp: Span{From: 3, To: 4}, ZeroBu: Budget{Left: 1}, ZeroPB: &Budget{Left: 2}},
+		{ZeroMap: map[string]Zeroed{"a": {}, "b": {B: Budget{Left: 1}, N: 1}, "c": {T: time.Unix(1, 0).UTC()}}},
 	}
 	for i := range cases {
 		checkEncode(t, EverythingCodec{}, &cases[i])

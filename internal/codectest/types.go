@@ -67,6 +67,32 @@ type Meta struct {
 }
 
 // Item has the same name as other.Item.
+// Span is a comparable struct with an IsZero method of its own, which omitzero calls: a span
+// is zero when it is empty, whatever its ends.
+type Span struct {
+	From int `json:"from"`
+	To   int `json:"to"`
+}
+
+// IsZero reports whether the span is empty.
+func (s Span) IsZero() bool { return s.From == s.To }
+
+// Budget has an IsZero method on its pointer, which omitzero calls too.
+type Budget struct {
+	Left float64 `json:"left"`
+}
+
+// IsZero reports whether nothing is left.
+func (b *Budget) IsZero() bool { return b.Left <= 0 }
+
+// Zeroed is a map value with omitzero fields: encoding/json calls a pointer's IsZero method on
+// a copy there.
+type Zeroed struct {
+	B Budget    `json:"b,omitzero"`
+	T time.Time `json:"t,omitzero"`
+	N int       `json:"n,omitzero"`
+}
+
 type Item struct {
 	Name  string  `json:"name"`
 	Price float32 `json:"price"`
@@ -270,6 +296,24 @@ type Everything struct {
 	OmitA1  [1]int         `json:"oa1,omitempty"`
 	OmitT   time.Time      `json:"ot,omitempty"`
 	OmitSt  Item           `json:"ost,omitempty"`
+
+	ZeroI    int               `json:"zi,omitzero"`
+	ZeroF    float64           `json:"zf,omitzero"`
+	ZeroS    string            `json:"zs,omitzero"`
+	ZeroB    bool              `json:"zb,omitzero"`
+	ZeroP    *int              `json:"zp,omitzero"`
+	ZeroSl   []int             `json:"zsl,omitzero"`
+	ZeroM    map[string]int    `json:"zm,omitzero"`
+	ZeroA    [2]int            `json:"za,omitzero"`
+	ZeroT    time.Time         `json:"zt,omitzero"`
+	ZeroPT   *time.Time        `json:"zpt,omitzero"`
+	ZeroSt   Item              `json:"zst,omitzero"`
+	ZeroLv   Level             `json:"zlv,omitzero"`
+	ZeroSp   Span              `json:"zsp,omitzero"`
+	ZeroBu   Budget            `json:"zbu,omitzero"`
+	ZeroPB   *Budget           `json:"zpb,omitzero"`
+	ZeroBoth []int             `json:"zboth,omitempty,omitzero"`
+	ZeroMap  map[string]Zeroed `json:"zmap"`
 
 	QI  int     `json:"qi,string"`
 	QB  bool    `json:"qb,string"`

@@ -42,7 +42,7 @@ func TestDiagnostics(t *testing.T) {
 		{"C       complex128", `field Presence.C: unsupported type complex128`},
 		{"Ptr     unsafe.Pointer", `field Presence.Ptr: unsupported type unsafe.Pointer`},
 		{"Keys    map", `field Presence.Keys: unsupported map key type [2]int`},
-		{"Zero    int", `field Presence.Zero: the omitzero option is not supported`},
+		{"Zero    Flex", `field Presence.Zero: the omitzero option on type bad.Flex, which is not comparable and has no IsZero method, is not supported (give the type an IsZero method, or use omitempty)`},
 		{"Quoted  Money", `field Presence.Quoted: the string option on type bad.Money`},
 		{"Num     json.Number", `field Presence.Num: unsupported type json.Number (use float64, int64 or string)`},
 	}

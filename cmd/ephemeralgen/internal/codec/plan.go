@@ -124,12 +124,33 @@ const (
 	nonLen // a slice or map
 )
 
+// zeroTest is what omitzero tests on a value, as encoding/json does: its IsZero method if it
+// has one, else whether it is its type's zero value.
+type zeroTest uint8
+
+const (
+	noZeroTest     zeroTest = iota // no omitzero
+	zeroMethod                     // x.IsZero()
+	zeroPtrMethod                  // a pointer: x == nil || x.IsZero()
+	zeroAddrMethod                 // IsZero on the pointer: (&x).IsZero()
+	zeroValue                      // x == its zero value (==, which is reflect.Value.IsZero on a comparable type)
+	zeroNil                        // a slice or map: x == nil
+)
+
 // encField is the plan of encoding one member of a struct.
 type encField struct {
 	field
 	empty emptyTest
+	zero  zeroTest
 	node  *encNode
-	deref bool // node encodes the element of the field, a pointer that empty tested
+	deref bool // node encodes the element of the field, a pointer that empty or zero tested
+}
+
+// nonNil reports whether the field is written only when it is not nil (a pointer, slice or
+// map that omitempty or omitzero tested).
+func (f encField) nonNil() bool {
+	return f.empty == nonNil || f.empty == nonLen || f.zero == zeroPtrMethod || f.zero == zeroNil ||
+		f.zero == zeroValue && isPointer(f.typ())
 }
 
 // decField is the plan of decoding one member of a struct.
@@ -440,8 +461,8 @@ func (p *planner) merge(fp *planner) {
 // plans: options the codecs do not support, and fields that it cannot reach.
 func (p *planner) checkField(f field) bool {
 	t := f.typ()
-	if f.omitZero {
-		p.report("field %s: the omitzero option is not supported (use omitempty)", p.path)
+	if f.omitZero && zeroTestOf(types.Unalias(t)) == noZeroTest {
+		p.report("field %s: the omitzero option on type %s, which is not comparable and has no IsZero method, is not supported (give the type an IsZero method, or use omitempty)", p.path, reflectName(t))
 		return false
 	}
 	if f.quoted {
@@ -490,15 +511,39 @@ func (p *planner) encField(f field, addr bool) (encField, bool) {
 	if f.omitEmpty {
 		ef.empty = emptyTestOf(t)
 	}
+	if f.omitZero {
+		ef.zero = zeroTestOf(t)
+	}
 	if ef.empty == never {
 		return ef, true
 	}
-	if ptr, ok := t.(*types.Pointer); ok && ef.empty != always && !implements(t, marshaler) && !implements(t, textMarshaler) {
-		ef.node, ef.deref = p.enc(ptr.Elem(), true, f.quoted), true // omitempty tested that it is not nil
+	if ptr, ok := t.(*types.Pointer); ok && ef.nonNil() && !implements(t, marshaler) && !implements(t, textMarshaler) {
+		ef.node, ef.deref = p.enc(ptr.Elem(), true, f.quoted), true // omitempty or omitzero tested that it is not nil
 	} else {
 		ef.node = p.enc(t, addr || len(ptrGuards(f)) > 0, f.quoted)
 	}
 	return ef, ef.node != nil
+}
+
+// zeroTestOf returns what omitzero tests on a value of type t, or noZeroTest when the
+// generated code cannot test it: a type that is not comparable and has no IsZero method.
+func zeroTestOf(t types.Type) zeroTest {
+	switch {
+	case isPointer(t) && implements(t, isZeroer):
+		return zeroPtrMethod
+	case implements(t, isZeroer):
+		return zeroMethod
+	case ptrImplements(t, isZeroer):
+		return zeroAddrMethod
+	}
+	switch t.Underlying().(type) {
+	case *types.Slice, *types.Map:
+		return zeroNil
+	}
+	if types.Comparable(t) {
+		return zeroValue
+	}
+	return noZeroTest
 }
 
 // emptyTestOf returns what omitempty tests on a value of type t.

@@ -331,13 +331,18 @@ func encMember(f encField, s *emitState) []jen.Code {
 	}
 	p := &printer{} // every field's temporaries are local to its own blocks
 	sel := selector(f.field, len(f.vars))
-	x := expr{val: sel, nonNil: f.empty == nonNil || f.empty == nonLen}
+	x := expr{val: sel, nonNil: f.nonNil()}
 	if f.deref {
 		x = expr{ptr: sel}
 	}
 	value := p.enc(f.node, x)
 	key := string(jsonc.AppendString(nil, f.name)) + ":"
 	cond := emptyCond(f.empty, sel)
+	if z := zeroCond(f, selector(f.field, len(f.vars))); z != nil && cond != nil {
+		cond = jen.Add(cond).Op("&&").Add(z)
+	} else if z != nil {
+		cond = z
+	}
 	if cond == nil {
 		return append([]jen.Code{s.key(key)}, value...)
 	}
@@ -367,6 +372,42 @@ func (s *emitState) key(k string) jen.Code {
 		return raw("," + k)
 	}
 	return e("Key", jen.Id("`"+k+"`"))
+}
+
+// zeroCond returns the condition under which omitzero writes x, the value of field f, or nil
+// if f has no omitzero.
+func zeroCond(f encField, x *jen.Statement) jen.Code {
+	t := types.Unalias(f.typ())
+	switch f.zero {
+	case zeroMethod:
+		return jen.Op("!").Add(x).Dot("IsZero").Call()
+	case zeroPtrMethod:
+		return jen.Add(x).Op("!=").Nil().Op("&&").Op("!").Add(x.Clone()).Dot("IsZero").Call()
+	case zeroAddrMethod:
+		// x is a field of the encoder's variable v, so addressable: encoding/json calls the
+		// method on a copy of a value that is not (in a map), the same for a method that only
+		// reads its value.
+		return jen.Op("!").Parens(jen.Op("&").Add(x)).Dot("IsZero").Call()
+	case zeroNil:
+		return jen.Add(x).Op("!=").Nil()
+	case zeroValue:
+		switch u := t.Underlying().(type) {
+		case *types.Basic:
+			info := u.Info()
+			switch {
+			case info&types.IsBoolean != 0:
+				return x
+			case info&types.IsString != 0:
+				return jen.Add(x).Op("!=").Lit("")
+			default:
+				return jen.Add(x).Op("!=").Lit(0)
+			}
+		case *types.Pointer:
+			return jen.Add(x).Op("!=").Nil()
+		}
+		return jen.Add(x).Op("!=").Parens(jen.Add(typeCode(t)).Values())
+	}
+	return nil
 }
 
 // emptyCond returns the condition under which omitempty writes x, or nil if always.

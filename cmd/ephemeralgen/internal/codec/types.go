@@ -14,6 +14,7 @@ var (
 	unmarshaler     = newIface("UnmarshalJSON", []types.Type{byteSlice}, []types.Type{errorType})
 	textMarshaler   = newIface("MarshalText", nil, []types.Type{byteSlice, errorType})
 	textUnmarshaler = newIface("UnmarshalText", []types.Type{byteSlice}, []types.Type{errorType})
+	isZeroer        = newIface("IsZero", nil, []types.Type{types.Typ[types.Bool]})
 )
 
 var (
