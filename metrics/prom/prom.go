@@ -82,7 +82,7 @@ func New() *Observer {
 		expired: counter("ephemeral_expired_total",
 			"Entries that the backend's expiry removed, each with an expire event."),
 		errors: counter("ephemeral_backend_errors_total",
-			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll and pubsub, which serve every store); calls whose context ended are not counted.", "call"),
+			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.", "call"),
 	}
 }
 

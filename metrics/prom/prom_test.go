@@ -141,7 +141,7 @@ ephemeral_write_batch_size_count{store="s"} 3
 # HELP ephemeral_catchup_reads_total Reads from the backend's storage by readers that fell behind the feed they share with the tenant's other readers.
 # TYPE ephemeral_catchup_reads_total counter
 ephemeral_catchup_reads_total{store="s"} 2
-# HELP ephemeral_backend_errors_total Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll and pubsub, which serve every store); calls whose context ended are not counted.
+# HELP ephemeral_backend_errors_total Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.
 # TYPE ephemeral_backend_errors_total counter
 ephemeral_backend_errors_total{call="tick",store="s"} 1
 ephemeral_backend_errors_total{call="write",store="s"} 2

@@ -38,7 +38,8 @@ type Observer interface {
 	// Redis error reply such as a Lua error, a lost connection, a reply the backend cannot
 	// parse. What serves every store and tenant of a backend reports its failures with store
 	// and tenant empty: for runtime/redisstore, "poll" (the periodic check of the tenants its
-	// readers watch) and "pubsub" (its pub/sub connection, lost or refused).
+	// readers watch), "pubsub" (its pub/sub connection, lost or refused) and "config" (a
+	// server whose maxmemory-policy may evict keys, once a backend opens its first store).
 	Error(store, tenant, call string, err error)
 }
 

@@ -63,6 +63,8 @@ type Backend struct {
 	hmu sync.Mutex // guards hub
 	hub *hub       // the pub/sub connection, made with the first pump
 
+	evictionChecked chan struct{} // closed when checkEviction is done
+
 	opens       batcher[*redis.Client, openReq, openRes] // the reads of new subscriptions, by node (openBatcher)
 	scriptCalls batcher[*redis.Client, []any, scriptRes] // the calls of write.lua, by node (scriptBatcher)
 }
@@ -120,6 +122,8 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		done:       make(chan struct{}),
 		pumpCalls:  make(chan struct{}, maxPumpCalls),
 		verifyKick: make(chan struct{}, 1),
+
+		evictionChecked: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(b)
@@ -166,8 +170,43 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 	st := &store{b: b, id: id, limits: l, base: keyBase(b.prefix, id), maxKept: maxKept}
 	st.writes = writeBatcher(st)
 	st.snaps = snapBatcher(st)
+	if len(b.stores) == 0 {
+		b.wg.Add(1)
+		go b.checkEviction()
+	}
 	b.stores[id] = st
 	return st, nil
+}
+
+// checkEviction reports to the observer, as an error of call "config", every master whose
+// maxmemory-policy is not noeviction: every key of a tenant has a TTL, so such a server may
+// evict one of them and not the others (see the package doc). A server that does not answer
+// CONFIG GET (an ACL, a managed service, an emulation) is not reported.
+func (b *Backend) checkEviction() {
+	defer b.wg.Done()
+	defer close(b.evictionChecked)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	check := func(ctx context.Context, c *redis.Client) error {
+		policy, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+		if p := policy["maxmemory-policy"]; err == nil && p != "" && p != "noeviction" && !b.closed.Load() {
+			b.obs.Error("", "", "config", fmt.Errorf("redisstore: the server at %s has maxmemory-policy %s, which may evict one key of a tenant and not the others (an expiry set evicted alone goes unnoticed): set it to noeviction", c.Options().Addr, p))
+		}
+		return nil
+	}
+	switch c := b.client.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		_ = check(ctx, c)
+	}
 }
 
 // Close stops the reader pumps, ends every subscription (Next returns backend.ErrClosed) and

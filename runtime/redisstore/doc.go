@@ -114,7 +114,9 @@
 // policy may evict one of them and not the others, and while the loss of the state hash or
 // the stream is detected (a new epoch, an overflow), that of the expiry set alone is not: the
 // tenant's entries would never expire (Get and Snapshot still hide them once due) and the
-// MaxEntries check would not count them.
+// MaxEntries check would not count them. When a Backend opens its first store, it reads the
+// policy of every master (CONFIG GET, where the server allows it) and reports one that is not
+// noeviction to its observer, as an error of call config.
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC
@@ -298,8 +300,9 @@
 // the catch-up reads of readers that fell behind their pump, the size of every write batch, the
 // entries the pumps' ticks expire, and the failed Redis calls by script or command (write, get,
 // read, open, tick, snapshot; and, with no store or tenant, as they serve all: poll, the
-// periodic check of the watched tenants, and pubsub, the pub/sub connection lost or refused),
-// those that the retries above hide from readers among them.
+// periodic check of the watched tenants, pubsub, the pub/sub connection lost or refused, and
+// config, a server that may evict keys), those that the retries above hide from readers among
+// them.
 // Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
 // OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
 //

@@ -3,11 +3,13 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
 )
 
 // recorder is a backend.Observer that counts what it is told, by method and argument.
@@ -151,6 +153,62 @@ func TestObserverBackendWideMiniredis(t *testing.T) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("observed error %v: a context's end is not a failure", err)
 		}
+	}
+}
+
+// A server that may evict keys is reported once a store is opened (every key of a tenant has
+// a TTL, so an eviction policy may take one and not the others); one at noeviction is not.
+func TestEvictionPolicyRedis(t *testing.T)   { testEvictionPolicy(t, newReal(t)) }
+func TestEvictionPolicyCluster(t *testing.T) { testEvictionPolicy(t, newCluster(t)) }
+
+func testEvictionPolicy(t *testing.T, f fixture) {
+	ctx := context.Background()
+	// setPolicy sets the policy of every master.
+	setPolicy := func(ctx context.Context, policy string) error {
+		set := func(ctx context.Context, c *redis.Client) error {
+			return c.ConfigSet(ctx, "maxmemory-policy", policy).Err()
+		}
+		if c, ok := f.client.(*redis.ClusterClient); ok {
+			return c.ForEachMaster(ctx, set)
+		}
+		return set(ctx, f.client.(*redis.Client))
+	}
+	if err := setPolicy(ctx, "noeviction"); err != nil {
+		t.Fatal(err)
+	}
+	quiet := &recorder{}
+	b := New(f.client, WithKeyPrefix(f.b.prefix), WithObserver(quiet))
+	if _, err := b.Open("quiet", backend.Limits{}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	<-b.evictionChecked
+	b.Close()
+	if n := quiet.count("error / config"); n != 0 {
+		t.Errorf("%d config errors at noeviction, want 0", n)
+	}
+
+	if err := setPolicy(ctx, "volatile-lru"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = setPolicy(context.Background(), "noeviction") })
+	rec := &recorder{}
+	b = New(f.client, WithKeyPrefix(f.b.prefix), WithObserver(rec))
+	if _, err := b.Open("evicting", backend.Limits{}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	<-b.evictionChecked
+	b.Close()
+	masters := 1
+	if c, ok := f.client.(*redis.ClusterClient); ok {
+		masters = len(c.ClusterShards(ctx).Val())
+	}
+	if n := rec.count("error / config"); n != masters {
+		t.Fatalf("%d config errors with maxmemory-policy volatile-lru, want one for each of %d masters", n, masters)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if msg := rec.errs[0].Error(); !strings.Contains(msg, "volatile-lru") || !strings.Contains(msg, "noeviction") {
+		t.Errorf("config error %q, want it to name the policy and noeviction", msg)
 	}
 }
 

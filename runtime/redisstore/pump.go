@@ -790,6 +790,10 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	})
 	if err := now.Err(); err != nil && !b.closed.Load() {
 		// The poll serves every store and tenant of the backend: reported once, with neither.
+		// Its deadline is its own: the end of it is Redis not answering, not a caller gone.
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("redisstore: poll: no answer within the poll interval (%v)", b.pollEvery)
+		}
 		b.obs.Error("", "", "poll", err)
 	}
 	serverNow := now.Val().UnixMilli()
