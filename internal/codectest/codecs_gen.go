@@ -1304,7 +1304,7 @@ func ephemeralDecodeEmbeddedPtr(d *jsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
+var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "bi", "bb", "bs", "bp", "bm", "bpt", "bt", "bsp", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
 func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
@@ -1880,7 +1880,7 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 		e.Raw(`,"zpb":`)
 		ephemeralEncodeBudget(e, v.ZeroPB)
 	}
-	if len(v.ZeroBoth) != 0 && v.ZeroBoth != nil {
+	if len(v.ZeroBoth) != 0 {
 		e.Raw(`,"zboth":`)
 		e.Byte('[')
 		for i := range v.ZeroBoth {
@@ -1890,6 +1890,48 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 			e.Int(int64(v.ZeroBoth[i]))
 		}
 		e.Byte(']')
+	}
+	if v.BothI != 0 {
+		e.Raw(`,"bi":`)
+		e.Int(int64(v.BothI))
+	}
+	if v.BothB {
+		e.Raw(`,"bb":`)
+		e.Bool(v.BothB)
+	}
+	if v.BothS != "" {
+		e.Raw(`,"bs":`)
+		e.String(string(v.BothS))
+	}
+	if v.BothP != nil {
+		e.Raw(`,"bp":`)
+		e.Int(int64(*v.BothP))
+	}
+	if len(v.BothM) != 0 {
+		e.Raw(`,"bm":`)
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.BothM) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := v.BothM[k]
+			e.Int(int64(y))
+		}
+		e.Byte('}')
+	}
+	if v.BothPT != nil && !v.BothPT.IsZero() {
+		e.Raw(`,"bpt":`)
+		jsonc.Marshal(e, "*time.Time", v.BothPT)
+	}
+	if !v.BothT.IsZero() {
+		e.Raw(`,"bt":`)
+		e.Time(v.BothT)
+	}
+	if !v.BothSp.IsZero() {
+		e.Raw(`,"bsp":`)
+		ephemeralEncodeSpan(e, &v.BothSp)
 	}
 	e.Raw(`,"zmap":`)
 	if v.ZeroMap == nil {
@@ -2629,6 +2671,48 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 				}
 				v.ZeroBoth = s
 			}
+		case "bi":
+			d.Int(&v.BothI)
+		case "bb":
+			d.Bool(&v.BothB)
+		case "bs":
+			d.String((*string)(&v.BothS))
+		case "bp":
+			if d.Null() {
+				v.BothP = nil
+			} else {
+				if v.BothP == nil {
+					v.BothP = new(int)
+				}
+				d.Int(v.BothP)
+			}
+		case "bm":
+			if d.Null() {
+				v.BothM = nil
+			} else if d.Object() {
+				if v.BothM == nil {
+					v.BothM = make(map[string]int)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y int
+					d.Int(&y)
+					v.BothM[k] = y
+				}
+			}
+		case "bpt":
+			if d.Null() {
+				v.BothPT = nil
+			} else {
+				if v.BothPT == nil {
+					v.BothPT = new(time.Time)
+				}
+				jsonc.Unmarshal(d, v.BothPT)
+			}
+		case "bt":
+			jsonc.Unmarshal(d, &v.BothT)
+		case "bsp":
+			ephemeralDecodeSpan(d, &v.BothSp)
 		case "zmap":
 			if d.Null() {
 				v.ZeroMap = nil
@@ -2872,6 +2956,15 @@ func ephemeralCloneEverything(v *Everything) {
 		c := make([]int, len(v.ZeroBoth))
 		copy(c, v.ZeroBoth)
 		v.ZeroBoth = c
+	}
+	if v.BothP != nil {
+		c := *v.BothP
+		v.BothP = &c
+	}
+	v.BothM = maps.Clone(v.BothM)
+	if v.BothPT != nil {
+		c := *v.BothPT
+		v.BothPT = &c
 	}
 	v.ZeroMap = maps.Clone(v.ZeroMap)
 	if v.QP != nil {

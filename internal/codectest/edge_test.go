@@ -130,6 +130,9 @@ func TestEncodeEdgeCases(t *testing.T) {
 		{ZeroPT: new(time.Time), ZeroSp: Span{From: 3, To: 3}, ZeroBu: Budget{Left: -1}, ZeroPB: &Budget{}},
 		{ZeroSp: Span{From: 3, To: 4}, ZeroBu: Budget{Left: 1}, ZeroPB: &Budget{Left: 2}},
 		{ZeroMap: map[string]Zeroed{"a": {}, "b": {B: Budget{Left: 1}, N: 1}, "c": {T: time.Unix(1, 0).UTC()}}},
+		// omitempty and omitzero: either omits.
+		{BothP: new(int), BothM: map[string]int{}, BothPT: &time.Time{}, BothS: "x", BothB: true, BothI: 1},
+		{BothM: map[string]int{"a": 1}, BothPT: new(time.Time), BothT: time.Unix(0, 0).UTC(), BothSp: Span{From: 1, To: 2}},
 	}
 	for i := range cases {
 		checkEncode(t, EverythingCodec{}, &cases[i])

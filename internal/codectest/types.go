@@ -66,7 +66,6 @@ type Meta struct {
 	Flags   [3]bool       `json:"flags"`
 }
 
-// Item has the same name as other.Item.
 // Span is a comparable struct with an IsZero method of its own, which omitzero calls: a span
 // is zero when it is empty, whatever its ends.
 type Span struct {
@@ -93,6 +92,7 @@ type Zeroed struct {
 	N int       `json:"n,omitzero"`
 }
 
+// Item has the same name as other.Item.
 type Item struct {
 	Name  string  `json:"name"`
 	Price float32 `json:"price"`
@@ -313,6 +313,14 @@ type Everything struct {
 	ZeroBu   Budget            `json:"zbu,omitzero"`
 	ZeroPB   *Budget           `json:"zpb,omitzero"`
 	ZeroBoth []int             `json:"zboth,omitempty,omitzero"`
+	BothI    int               `json:"bi,omitempty,omitzero"`
+	BothB    bool              `json:"bb,omitempty,omitzero"`
+	BothS    Status            `json:"bs,omitempty,omitzero"`
+	BothP    *int              `json:"bp,omitempty,omitzero"`
+	BothM    map[string]int    `json:"bm,omitempty,omitzero"`
+	BothPT   *time.Time        `json:"bpt,omitempty,omitzero"`
+	BothT    time.Time         `json:"bt,omitempty,omitzero"`
+	BothSp   Span              `json:"bsp,omitempty,omitzero"`
 	ZeroMap  map[string]Zeroed `json:"zmap"`
 
 	QI  int     `json:"qi,string"`

@@ -338,10 +338,15 @@ func encMember(f encField, s *emitState) []jen.Code {
 	value := p.enc(f.node, x)
 	key := string(jsonc.AppendString(nil, f.name)) + ":"
 	cond := emptyCond(f.empty, sel)
-	if z := zeroCond(f, selector(f.field, len(f.vars))); z != nil && cond != nil {
+	switch z := zeroCond(f, selector(f.field, len(f.vars))); {
+	case z == nil:
+	case cond == nil || f.zero == zeroPtrMethod && f.empty == nonNil:
+		cond = z // x != nil && !x.IsZero() implies omitempty's x != nil
+	case f.zero == zeroValue || f.zero == zeroNil:
+		// omitempty's test implies it on the types it tests (a bool, number, string,
+		// pointer, slice or map); go vet rejects a condition joined with itself.
+	default:
 		cond = jen.Add(cond).Op("&&").Add(z)
-	} else if z != nil {
-		cond = z
 	}
 	if cond == nil {
 		return append([]jen.Code{s.key(key)}, value...)
