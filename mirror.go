@@ -267,6 +267,11 @@ func (m *Mirror[K, T]) Ready(ctx context.Context) error {
 			return m.Err()
 		}
 	case <-ctx.Done():
+		select {
+		case <-m.ready: // both at once
+			return nil
+		default:
+		}
 		m.mu.RLock()
 		retried := m.retried
 		m.mu.RUnlock()
