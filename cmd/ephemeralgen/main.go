@@ -227,7 +227,7 @@ func checkFiles(res *gen.Result, w io.Writer, rel func(string) string) bool {
 		old, err := os.ReadFile(f.Path)
 		advice := "run go generate ./..."
 		if f.NoGoGenerate {
-			advice = "no //go:generate line of its package runs ephemeralgen, so go generate does not write it: add //go:generate go tool ephemeralgen to the file of the directive, then run go generate ./..."
+			advice = "no //go:generate line in its package runs ephemeralgen, so go generate does not write it unless a line in another package runs ephemeralgen for this one: add //go:generate go tool ephemeralgen to the file of the directive, then run go generate ./..."
 		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

@@ -249,7 +249,7 @@ func TestCheckNoGoGenerate(t *testing.T) {
 	_, dir := tempPackage(t, "nogen")
 	writeTree(t, dir, map[string]string{"presence.go": strings.Replace(checkSource, "//go:generate go tool ephemeralgen\n", "", 1)})
 	code, stdout, stderr := runIn(t, dir, "-check")
-	want := "missing: presence_ephemeral.go (no //go:generate line of its package runs ephemeralgen, so go generate does not write it: add //go:generate go tool ephemeralgen to the file of the directive, then run go generate ./...)\n"
+	want := "missing: presence_ephemeral.go (no //go:generate line in its package runs ephemeralgen, so go generate does not write it unless a line in another package runs ephemeralgen for this one: add //go:generate go tool ephemeralgen to the file of the directive, then run go generate ./...)\n"
 	if code != 1 || stdout != want || stderr != "" {
 		t.Fatalf("-check: %d %q %q, want 1 and %q", code, stdout, stderr, want)
 	}

@@ -295,27 +295,34 @@ func (d *Directive) parseOptions(args string, pos token.Pos, errorf func(token.P
 		if end < start {
 			end = len(args)
 		}
-		quoted := false
+		quoted, unclosed := false, false
 		if eq := strings.IndexByte(args[start:end], '='); eq >= 0 && start+eq+1 < len(args) && strings.IndexByte("\"'`", args[start+eq+1]) >= 0 {
-			// A quoted value, maybe with spaces: the option ends at its closing quote.
+			// A quoted value, maybe with spaces: the option ends at its closing quote, or
+			// where it would without the quote if there is none.
 			quoted = true
 			q := start + eq + 1
 			if closing := strings.IndexByte(args[q+1:], args[q]); closing >= 0 {
 				end = max(end, q+1+closing+1)
 			} else {
-				end = len(args)
+				unclosed = true
 			}
 		}
 		off = end
 		field, at := args[start:end], pos+token.Pos(start)
 		name, val, ok := strings.Cut(field, "=")
 		o := lookup(name)
+		bare := strings.ReplaceAll(strings.Trim(val, "\"'`"), " ", "-")
 		switch {
-		case quoted:
-			if o != nil {
-				d.Given[name] = at // given, if badly
+		case quoted && o != nil:
+			d.Given[name] = at // given, if badly
+			switch {
+			case unclosed:
+				errorf(at, "option %s: its quote is not closed; a value is written bare, without quotes, and has no spaces", name)
+			case bare == "":
+				errorf(at, "option %s: a value is written bare, without quotes", name)
+			default:
+				errorf(at, "option %s: a value is written bare, without quotes, and has no spaces, as in %s=%s", name, name, bare)
 			}
-			errorf(at, "option %s: a value is written bare, without quotes, and has no spaces, as in %s=%s", name, name, strings.ReplaceAll(strings.Trim(val, "\"'`"), " ", "-"))
 		case !ok:
 			errorf(at, "option %q is not of the form name=value, as in ttl=30s", field)
 		case o == nil:

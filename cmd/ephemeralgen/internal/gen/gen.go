@@ -158,7 +158,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 func runsEphemeralgen(f *ast.File) bool {
 	for _, g := range f.Comments {
 		for _, c := range g.List {
-			if strings.HasPrefix(c.Text, "//go:generate ") && strings.Contains(c.Text, "ephemeralgen") {
+			if (strings.HasPrefix(c.Text, "//go:generate ") || strings.HasPrefix(c.Text, "//go:generate\t")) && strings.Contains(c.Text, "ephemeralgen") {
 				return true
 			}
 		}

@@ -54,5 +54,10 @@ type K struct{ X string }
 
 // Q has quoted values: one with a space, one that is never closed.
 //
-//ephemeral:store id="has space" ttl=1s tenant="open
+//ephemeral:store id="has space" ttl=1s tenant="open name=Q2
 type Q struct{ X string }
+
+// R has a quoted value of a misspelled option, and an empty quoted value.
+//
+//ephemeral:store id=r tll="30s" name=""
+type R struct{ X string }
