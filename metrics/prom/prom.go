@@ -43,6 +43,7 @@ type Observer struct {
 	batches   *prometheus.HistogramVec
 	expired   *prometheus.CounterVec
 	errors    *prometheus.CounterVec
+	readers   *prometheus.GaugeVec
 
 	stores sync.Map // store ID -> *storeMetrics
 }
@@ -81,6 +82,8 @@ func New() *Observer {
 			"Writes of a tenant applied in one call to the backend's storage (Redis: group commit; 1 when no other write was in flight).", BatchBuckets),
 		expired: counter("ephemeral_expired_total",
 			"Entries that the backend's expiry removed, each with an expire event."),
+		readers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ephemeral_readers",
+			Help: "Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed."}, []string{"store"}),
 		errors: counter("ephemeral_backend_errors_total",
 			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.", "call"),
 	}
@@ -104,6 +107,7 @@ type storeMetrics struct {
 	catchUps  prometheus.Counter
 	batches   prometheus.Observer
 	expired   prometheus.Counter
+	readers   prometheus.Gauge
 }
 
 // store returns the metrics of the store ID id.
@@ -117,6 +121,7 @@ func (o *Observer) store(id string) *storeMetrics {
 		catchUps:  o.catchUps.WithLabelValues(id),
 		batches:   o.batches.WithLabelValues(id),
 		expired:   o.expired.WithLabelValues(id),
+		readers:   o.readers.WithLabelValues(id),
 	}
 	for k := backend.EventUpsert; k <= backend.EventExpire; k++ {
 		m.delivered[k] = o.delivered.WithLabelValues(id, k.String())
@@ -157,8 +162,13 @@ func (o *Observer) Error(store, tenant, call string, err error) {
 	o.errors.WithLabelValues(store, call).Inc()
 }
 
+// Readers adds delta to the open readers of the store.
+func (o *Observer) Readers(store, tenant string, delta int) {
+	o.store(store).readers.Add(float64(delta))
+}
+
 func (o *Observer) collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.errors}
+	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.errors, o.readers}
 }
 
 // Describe sends the descriptors of the metrics; see [prometheus.Collector].

@@ -102,10 +102,23 @@ ephemeral_delivery_lag_seconds_bucket{store="rooms",le="60"} 4
 ephemeral_delivery_lag_seconds_bucket{store="rooms",le="+Inf"} 4
 ephemeral_delivery_lag_seconds_sum{store="rooms"} 4
 ephemeral_delivery_lag_seconds_count{store="rooms"} 4
+# HELP ephemeral_readers Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed.
+# TYPE ephemeral_readers gauge
+ephemeral_readers{store="rooms"} 2
 `
 	err = testutil.CollectAndCompare(obs, strings.NewReader(want),
-		"ephemeral_events_delivered_total", "ephemeral_overflows_total", "ephemeral_expired_total", "ephemeral_delivery_lag_seconds")
+		"ephemeral_events_delivered_total", "ephemeral_overflows_total", "ephemeral_expired_total", "ephemeral_delivery_lag_seconds", "ephemeral_readers")
 	if err != nil {
+		t.Error(err)
+	}
+	sub2.Close()
+	sub2.Close() // a second Close counts once
+	const closed = `
+# HELP ephemeral_readers Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed.
+# TYPE ephemeral_readers gauge
+ephemeral_readers{store="rooms"} 1
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(closed), "ephemeral_readers"); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.CollectAndLint(obs); err != nil || len(problems) > 0 {
@@ -186,10 +199,10 @@ ephemeral_overflows_total{store="b"} 0
 	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_overflows_total"); err != nil {
 		t.Error(err)
 	}
-	// Four kinds of events, and one series each of overflows, lag, catch-ups, batches and
-	// expiries, per store; no errors yet.
-	if n := testutil.CollectAndCount(obs); n != 2*(4+5) {
-		t.Errorf("%d series, want %d", n, 2*(4+5))
+	// Four kinds of events, and one series each of overflows, lag, catch-ups, batches,
+	// expiries and readers, per store; no errors yet.
+	if n := testutil.CollectAndCount(obs); n != 2*(4+6) {
+		t.Errorf("%d series, want %d", n, 2*(4+6))
 	}
 }
 

@@ -41,6 +41,10 @@ type Observer interface {
 	// readers watch), "pubsub" (its pub/sub connection, lost or refused) and "config" (a
 	// server whose maxmemory-policy may evict keys, once a backend opens its first store).
 	Error(store, tenant, call string, err error)
+	// Readers is called with delta 1 when a subscription of a tenant opens and -1 when it is
+	// closed: their sum over a store's tenants is the store's open readers (mirrors and lock
+	// waiters among them). A sum that only grows is a leak: readers never closed.
+	Readers(store, tenant string, delta int)
 }
 
 // NopObserver is an [Observer] that does nothing. Embed it in an Observer that implements
@@ -61,5 +65,8 @@ func (NopObserver) Expired(store, tenant string, n int) {}
 
 // Error does nothing.
 func (NopObserver) Error(store, tenant, call string, err error) {}
+
+// Readers does nothing.
+func (NopObserver) Readers(store, tenant string, delta int) {}
 
 var _ Observer = NopObserver{}

@@ -36,8 +36,8 @@
 // readers for its whole event retention, so that it has no retained events either; a cursor of
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
 //
-// [WithObserver] reports the events its readers get, with their age, and the entries it
-// expires to a [backend.Observer], such as the Prometheus adapter
+// [WithObserver] reports the events its readers get, with their age, the readers it opens and
+// closes, and the entries it expires to a [backend.Observer], such as the Prometheus adapter
 // github.com/ephemeral-go/ephemeral/metrics/prom.
 //
 // Close a Backend to stop its goroutine and end its readers.
@@ -89,9 +89,9 @@ func WithClock(c Clock) Option {
 	return func(b *Backend) { b.clock = c }
 }
 
-// WithObserver makes the backend report to o the events its readers get and the entries it
-// expires (see [backend.Observer]; it reports expiries with its lock held). The default
-// reports nothing.
+// WithObserver makes the backend report to o the events its readers get, the readers it opens
+// and closes, and the entries it expires (see [backend.Observer]; it reports expiries and
+// readers with its lock held). The default reports nothing.
 func WithObserver(o backend.Observer) Option {
 	return func(b *Backend) { b.obs = o }
 }

@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,22 @@ type recorder struct {
 	mu        sync.Mutex
 	delivered []delivery
 	expired   map[string]int // by store/tenant
+	readers   map[string]int // by store/tenant
+}
+
+func (r *recorder) Readers(store, tenant string, delta int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.readers == nil {
+		r.readers = map[string]int{}
+	}
+	r.readers[store+"/"+tenant] += delta
+}
+
+func (r *recorder) openReaders() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.readers)
 }
 
 type delivery struct {
@@ -73,6 +90,14 @@ func TestObserver(t *testing.T) {
 	defer sub2.Close()
 	if ev, err := sub2.Next(ctx); err != nil || ev.Kind != backend.EventOverflow {
 		t.Fatalf("Next = %v, %v; want an overflow", ev.Kind, err)
+	}
+	if diff := cmp.Diff(map[string]int{"id/t": 2}, rec.openReaders()); diff != "" {
+		t.Errorf("open readers (-want +got):\n%s", diff)
+	}
+	sub2.Close()
+	sub2.Close() // counted once
+	if diff := cmp.Diff(map[string]int{"id/t": 1}, rec.openReaders()); diff != "" {
+		t.Errorf("open readers after a Close (-want +got):\n%s", diff)
 	}
 
 	rec.mu.Lock()

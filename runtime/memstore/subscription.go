@@ -37,6 +37,7 @@ func (st *store) Subscribe(ctx context.Context, tenant string, req backend.Subsc
 		sub.start = *req.After
 	}
 	t.readers++
+	b.obs.Readers(st.id, tenant, 1)
 	return sub, nil
 }
 
@@ -173,6 +174,7 @@ func (s *subscription) Close() error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		t.readers--
+		b.obs.Readers(t.st.id, t.name, -1)
 		if b.closed {
 			return
 		}

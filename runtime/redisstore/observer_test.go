@@ -43,6 +43,9 @@ func (r *recorder) WriteBatch(store, tenant string, n int) {
 	r.add("writes "+store+"/"+tenant, n)
 }
 func (r *recorder) Expired(store, tenant string, n int) { r.add("expired "+store+"/"+tenant, n) }
+func (r *recorder) Readers(store, tenant string, delta int) {
+	r.add("readers "+store+"/"+tenant, delta)
+}
 func (r *recorder) Error(store, tenant, call string, err error) {
 	r.add("error "+store+"/"+tenant+" "+call, 1)
 	r.mu.Lock()
@@ -123,6 +126,16 @@ func TestObserverMiniredis(t *testing.T) {
 	}
 	if got := rec.count("delivered test/obs overflow"); got != 1 {
 		t.Errorf("%d overflows delivered, want 1", got)
+	}
+
+	// The open readers: one each Subscribe, less one each first Close.
+	if got := rec.count("readers test/obs"); got != 2 {
+		t.Errorf("%d readers open, want 2", got)
+	}
+	sub2.Close()
+	sub2.Close()
+	if got := rec.count("readers test/obs"); got != 1 {
+		t.Errorf("%d readers open after a Close, want 1", got)
 	}
 }
 

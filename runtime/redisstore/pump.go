@@ -242,12 +242,14 @@ func (p *pump) join(sub *subscription, fromLog bool) {
 		sub.log = l
 	}
 	p.subs[sub] = struct{}{}
+	p.b.obs.Readers(p.key.id, p.key.tenant, 1)
 }
 
 // detach removes sub from its pump, and stops the pump and unsubscribes its notices when sub
 // was its last subscription.
 func (b *Backend) detach(sub *subscription) {
 	p := sub.p
+	b.obs.Readers(p.key.id, p.key.tenant, -1)
 	b.mu.Lock()
 	p.mu.Lock()
 	delete(p.subs, sub)
