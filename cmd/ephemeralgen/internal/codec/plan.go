@@ -133,7 +133,7 @@ const (
 	zeroMethod                     // x.IsZero()
 	zeroPtrMethod                  // a pointer: x == nil || x.IsZero()
 	zeroAddrMethod                 // IsZero on the pointer: (&x).IsZero()
-	zeroValue                      // x == its zero value (==, which is reflect.Value.IsZero on a comparable type)
+	zeroValue                      // x == its zero value (==, which is reflect.Value.IsZero on a comparable type); an array or struct once planned
 	zeroNil                        // a slice or map: x == nil
 )
 
@@ -149,8 +149,7 @@ type encField struct {
 // nonNil reports whether the field is written only when it is not nil (a pointer, slice or
 // map that omitempty or omitzero tested).
 func (f encField) nonNil() bool {
-	return f.empty == nonNil || f.empty == nonLen || f.zero == zeroPtrMethod || f.zero == zeroNil ||
-		f.zero == zeroValue && isPointer(f.typ())
+	return f.empty == nonNil || f.empty == nonLen || f.zero == zeroPtrMethod || f.zero == zeroNil
 }
 
 // decField is the plan of decoding one member of a struct.
@@ -513,6 +512,17 @@ func (p *planner) encField(f field, addr bool) (encField, bool) {
 	}
 	if f.omitZero {
 		ef.zero = zeroTestOf(t)
+		// Where one test implies the other, keep that one: go vet rejects a condition
+		// joined with itself.
+		switch {
+		case ef.zero == zeroValue && emptyTestOf(t) != always:
+			// A bool, number, string or pointer (or an empty array) is zero when it is empty.
+			ef.empty, ef.zero = emptyTestOf(t), noZeroTest
+		case ef.zero == zeroNil && ef.empty == nonLen:
+			ef.zero = noZeroTest // a slice or map of some length is not nil
+		case ef.zero == zeroPtrMethod && ef.empty == nonNil:
+			ef.empty = always // its test is that the pointer is not nil, and the method's
+		}
 	}
 	if ef.empty == never {
 		return ef, true

@@ -338,15 +338,10 @@ func encMember(f encField, s *emitState) []jen.Code {
 	value := p.enc(f.node, x)
 	key := string(jsonc.AppendString(nil, f.name)) + ":"
 	cond := emptyCond(f.empty, sel)
-	switch z := zeroCond(f, selector(f.field, len(f.vars))); {
-	case z == nil:
-	case cond == nil || f.zero == zeroPtrMethod && f.empty == nonNil:
-		cond = z // x != nil && !x.IsZero() implies omitempty's x != nil
-	case f.zero == zeroValue || f.zero == zeroNil:
-		// omitempty's test implies it on the types it tests (a bool, number, string,
-		// pointer, slice or map); go vet rejects a condition joined with itself.
-	default:
+	if z := zeroCond(f, selector(f.field, len(f.vars))); z != nil && cond != nil {
 		cond = jen.Add(cond).Op("&&").Add(z)
+	} else if z != nil {
+		cond = z
 	}
 	if cond == nil {
 		return append([]jen.Code{s.key(key)}, value...)
@@ -380,9 +375,8 @@ func (s *emitState) key(k string) jen.Code {
 }
 
 // zeroCond returns the condition under which omitzero writes x, the value of field f, or nil
-// if f has no omitzero.
+// if f has no omitzero test of its own (see encField).
 func zeroCond(f encField, x *jen.Statement) jen.Code {
-	t := types.Unalias(f.typ())
 	switch f.zero {
 	case zeroMethod:
 		return jen.Op("!").Add(x).Dot("IsZero").Call()
@@ -395,22 +389,8 @@ func zeroCond(f encField, x *jen.Statement) jen.Code {
 		return jen.Op("!").Parens(jen.Op("&").Add(x)).Dot("IsZero").Call()
 	case zeroNil:
 		return jen.Add(x).Op("!=").Nil()
-	case zeroValue:
-		switch u := t.Underlying().(type) {
-		case *types.Basic:
-			info := u.Info()
-			switch {
-			case info&types.IsBoolean != 0:
-				return x
-			case info&types.IsString != 0:
-				return jen.Add(x).Op("!=").Lit("")
-			default:
-				return jen.Add(x).Op("!=").Lit(0)
-			}
-		case *types.Pointer:
-			return jen.Add(x).Op("!=").Nil()
-		}
-		return jen.Add(x).Op("!=").Parens(jen.Add(typeCode(t)).Values())
+	case zeroValue: // an array or struct
+		return jen.Add(x).Op("!=").Parens(jen.Add(typeCode(types.Unalias(f.typ()))).Values())
 	}
 	return nil
 }
