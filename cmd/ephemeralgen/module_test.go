@@ -253,6 +253,12 @@ func TestCheckNoGoGenerate(t *testing.T) {
 	if code != 1 || stdout != want || stderr != "" {
 		t.Fatalf("-check: %d %q %q, want 1 and %q", code, stdout, stderr, want)
 	}
+	// A tab after //go:generate is a go:generate line all the same.
+	writeTree(t, dir, map[string]string{"presence.go": strings.Replace(checkSource, "//go:generate go tool", "//go:generate\tgo tool", 1)})
+	code, stdout, stderr = runIn(t, dir, "-check")
+	if want := "missing: presence_ephemeral.go (run go generate ./...)\n"; code != 1 || stdout != want || stderr != "" {
+		t.Fatalf("-check with a tab after //go:generate: %d %q %q, want 1 and %q", code, stdout, stderr, want)
+	}
 }
 
 // TestBuildTags checks -tags and that an output file repeats its source file's //go:build line.

@@ -77,13 +77,11 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 	}
 	stores, rejected, md := model.Parse(fset, pkg.Syntax, pkg.TypesInfo, pkg.Types.Scope())
 	diags = append(diags, md...)
-	if len(rejected) > 0 {
-		// Nothing is generated, but the problems of their fields are reported now, not after
-		// the directives are put right.
-		probe := codec.New(fset, pkg.Types)
-		for _, s := range rejected {
-			diags = append(diags, probe.Add("", s.Type, "")...)
-		}
+	codecs := codec.New(fset, pkg.Types)
+	for _, s := range rejected {
+		// Nothing is generated (md has the directive's problem), but the problems of the
+		// fields are reported now, not after the directive is put right.
+		diags = append(diags, codecs.Add("", s.Type, "")...)
 	}
 
 	byOutput := map[string][]*model.Store{}
@@ -92,7 +90,6 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		byOutput[out] = append(byOutput[out], s)
 	}
 	outputs := slices.Sorted(maps.Keys(byOutput))
-	codecs := codec.New(fset, pkg.Types)
 	for _, out := range outputs {
 		if d, ok := foreignFile(out); !ok {
 			diags = append(diags, d)
@@ -158,7 +155,7 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 func runsEphemeralgen(f *ast.File) bool {
 	for _, g := range f.Comments {
 		for _, c := range g.List {
-			if (strings.HasPrefix(c.Text, "//go:generate ") || strings.HasPrefix(c.Text, "//go:generate\t")) && strings.Contains(c.Text, "ephemeralgen") {
+			if d, ok := ast.ParseDirective(c.Slash, c.Text); ok && d.Tool == "go" && d.Name == "generate" && strings.Contains(d.Args, "ephemeralgen") {
 				return true
 			}
 		}
