@@ -846,20 +846,7 @@ func testBackendClose(e *env) {
 	s := e.store()
 	e.upsert(s, "a", item{Name: "a"})
 	blocked, idle := e.reader(s), e.reader(s)
-	done := make(chan error, 1)
-	go func() {
-		_, err := blocked.Recv(context.Background())
-		done <- err
-	}()
-	if err := e.h.Backend.Close(); err != nil {
-		e.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-done:
-		e.wantErr("Recv blocked during the backend's Close", err, ephemeral.ErrClosed)
-	case <-time.After(waitFor):
-		e.Fatal("the backend's Close did not unblock Recv")
-	}
+	e.closeEnds(blocked, "the backend's Close", e.h.Backend.Close)
 	_, err := idle.Recv(e.ctx)
 	e.wantErr("Recv after the backend's Close", err, ephemeral.ErrClosed)
 	_, err = s.Upsert(e.ctx, "b", item{Name: "b"})
@@ -878,20 +865,7 @@ func testBackendClose(e *env) {
 func testReaderClose(e *env) {
 	s := e.store()
 	r := e.reader(s)
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.Recv(context.Background())
-		done <- err
-	}()
-	if err := r.Close(); err != nil {
-		e.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-done:
-		e.wantErr("Recv blocked during Close", err, ephemeral.ErrClosed)
-	case <-time.After(waitFor):
-		e.Fatal("Close did not unblock Recv")
-	}
+	e.closeEnds(r, "Close", r.Close)
 	_, err := r.Recv(e.ctx)
 	e.wantErr("Recv after Close", err, ephemeral.ErrClosed)
 	if err := r.Close(); err != nil {

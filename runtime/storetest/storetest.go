@@ -216,6 +216,26 @@ func (e *env) writesNothing(s *ephemeral.Store[string, item], rejected func()) {
 }
 
 // wantErr fails the test unless err matches target.
+// closeEnds calls closeFn, named what, while a Recv of r waits, and checks that the Recv
+// returns ErrClosed.
+func (e *env) closeEnds(r *ephemeral.Reader[string, item], what string, closeFn func() error) {
+	e.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Recv(context.Background())
+		done <- err
+	}()
+	if err := closeFn(); err != nil {
+		e.Fatalf("%s: %v", what, err)
+	}
+	select {
+	case err := <-done:
+		e.wantErr("Recv blocked during "+what, err, ephemeral.ErrClosed)
+	case <-time.After(waitFor):
+		e.Fatalf("%s did not unblock Recv", what)
+	}
+}
+
 func (e *env) wantErr(what string, err, target error) {
 	e.Helper()
 	if !errors.Is(err, target) {
