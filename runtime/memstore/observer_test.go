@@ -22,12 +22,7 @@ type recorder struct {
 }
 
 func (r *recorder) Readers(store, tenant string, delta int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.readers == nil {
-		r.readers = map[string]int{}
-	}
-	r.readers[store+"/"+tenant] += delta
+	r.count(&r.readers, store, tenant, delta)
 }
 
 func (r *recorder) openReaders() map[string]int {
@@ -48,13 +43,16 @@ func (r *recorder) Delivered(store, tenant string, kind backend.EventKind, age t
 	r.delivered = append(r.delivered, delivery{store, tenant, kind, age})
 }
 
-func (r *recorder) Expired(store, tenant string, n int) {
+func (r *recorder) Expired(store, tenant string, n int) { r.count(&r.expired, store, tenant, n) }
+
+// count adds n to (*m)[store/tenant].
+func (r *recorder) count(m *map[string]int, store, tenant string, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.expired == nil {
-		r.expired = map[string]int{}
+	if *m == nil {
+		*m = map[string]int{}
 	}
-	r.expired[store+"/"+tenant] += n
+	(*m)[store+"/"+tenant] += n
 }
 
 func TestObserver(t *testing.T) {
