@@ -75,9 +75,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many event streams from your address", http.StatusTooManyRequests)
 		return
 	case rejectStreamRate:
-		s.rejected.WithLabelValues(reason).Inc()
-		w.Header().Set("Retry-After", "2")
-		http.Error(w, "too many event streams opened from your address; wait a moment", http.StatusTooManyRequests)
+		s.tooMany(w, reason, "2", "too many event streams opened from your address; wait a moment")
 		return
 	}
 	defer done()

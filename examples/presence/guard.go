@@ -26,7 +26,7 @@ type Limits struct {
 // for the store's event retention (5 minutes), even when the stream closes at once: at one
 // stream a second, one address makes it hold at most some 300 rooms. Heartbeats keep members
 // whose streams are down alive, one every third of the TTL: at four writes a second, one
-// address keeps at most some 12 members of the default TTL (10 s) alive that way, besides the
+// address keeps at most some 13 members of the default TTL (10 s) alive that way, besides the
 // 8 its streams keep.
 var DefaultLimits = Limits{Streams: 8, StreamRate: 1, StreamBurst: 16, JoinRate: 1, JoinBurst: 5, WriteRate: 4, WriteBurst: 20}
 

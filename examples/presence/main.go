@@ -77,13 +77,14 @@
 // with bursts of -join-burst (1/s and 5), and heartbeats and status changes at -write-rate
 // with bursts of -write-burst (4/s and 20: each is a write, and a status change an event to
 // every page of the room); more get 429 with Retry-After. A join whose name is invalid is
-// refused before it counts. So one address keeps at most some 20 members alive (8 by their
-// streams, some 12 by heartbeats at the default TTL), and makes the server hold at most some
+// refused before it counts. So one address keeps at most some 21 members alive (8 by their
+// streams, some 13 by heartbeats at the default TTL), and makes the server hold at most some
 // 300 rooms. (An IPv6 client that changes its address within its /64 counts as many: limit by
-// prefix at a proxy in front.) Headers must arrive within 10 s and a form body within 5 s (408), a form is at most 1 KB (413), and an
-// idle keep-alive connection is closed after 30 s. Only the page's script and style sheet are
-// served from static/ (no listings, not the template), every response carries a
-// Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
+// prefix at a proxy in front.) Headers must arrive within 10 s and a form body within 5 s
+// (408), a form is at most 1 KB (413), and an idle keep-alive connection is closed after
+// 30 s. Only the page's script and style sheet are served from static/ (no listings, not the
+// template), every response carries a Content-Security-Policy (default-src 'self';
+// frame-ancestors 'none') and nosniff.
 //
 // # Metrics
 //

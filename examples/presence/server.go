@@ -189,9 +189,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.guard.allowJoin(r) {
-		s.rejected.WithLabelValues(rejectJoinRate).Inc()
-		w.Header().Set("Retry-After", "2")
-		http.Error(w, "too many joins from your address; wait a moment", http.StatusTooManyRequests)
+		s.tooMany(w, rejectJoinRate, "2", "too many joins from your address; wait a moment")
 		return
 	}
 	status := Status(r.PostFormValue("status"))
@@ -291,10 +289,16 @@ func (s *server) allowWrite(w http.ResponseWriter, r *http.Request) bool {
 	if s.guard.allowWrite(r) {
 		return true
 	}
-	s.rejected.WithLabelValues(rejectWriteRate).Inc()
-	w.Header().Set("Retry-After", "1")
-	http.Error(w, "too many heartbeats and status changes from your address; wait a moment", http.StatusTooManyRequests)
+	s.tooMany(w, rejectWriteRate, "1", "too many heartbeats and status changes from your address; wait a moment")
 	return false
+}
+
+// tooMany answers a request that a rate limit refused, for reason: 429 with msg, and when to
+// try again (Retry-After, in seconds).
+func (s *server) tooMany(w http.ResponseWriter, reason, retryAfter, msg string) {
+	s.rejected.WithLabelValues(reason).Inc()
+	w.Header().Set("Retry-After", retryAfter)
+	http.Error(w, msg, http.StatusTooManyRequests)
 }
 
 // member returns the room and the member id of a request that proves, with its token, to be
