@@ -133,7 +133,7 @@ const (
 	zeroMethod                     // x.IsZero()
 	zeroPtrMethod                  // a pointer: x == nil || x.IsZero()
 	zeroAddrMethod                 // IsZero on the pointer: (&x).IsZero()
-	zeroValue                      // x == its zero value (==, which is reflect.Value.IsZero on a comparable type); an array or struct once planned
+	zeroValue                      // x == its zero value (== is reflect.Value.IsZero on a comparable type); once planned, an array or struct
 	zeroNil                        // a slice or map: x == nil
 )
 
