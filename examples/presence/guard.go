@@ -1,16 +1,18 @@
 package main
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Limits is what one client may do: the server counts by remote IP address. Behind a reverse
-// proxy every client has the proxy's address, so raise them there (or limit at the proxy).
+// Limits is what one client may do: the server counts by remote IP address, an IPv6 address
+// by its /64 prefix (a host is commonly given a whole /64, and could otherwise count as
+// 2^64 clients). Behind a reverse proxy every client has the proxy's address, so raise them
+// there (or limit at the proxy).
 type Limits struct {
 	Streams     int        // event streams open at once
 	StreamRate  rate.Limit // event streams opened per second, over time
@@ -64,14 +66,14 @@ func (g *guard) clientOf(r *http.Request) *client {
 	now := g.now()
 	if now.Sub(g.sweep) > forgetAfter {
 		g.sweep = now
-		for ip, c := range g.clients {
+		for id, c := range g.clients {
 			if c.streams == 0 && now.Sub(c.seen) > forgetAfter {
-				delete(g.clients, ip)
+				delete(g.clients, id)
 			}
 		}
 	}
-	ip := remoteIP(r)
-	c := g.clients[ip]
+	id := clientID(r)
+	c := g.clients[id]
 	if c == nil {
 		l := g.limits
 		c = &client{
@@ -79,7 +81,7 @@ func (g *guard) clientOf(r *http.Request) *client {
 			opens:  rate.NewLimiter(l.StreamRate, l.StreamBurst),
 			writes: rate.NewLimiter(l.WriteRate, l.WriteBurst),
 		}
-		g.clients[ip] = c
+		g.clients[id] = c
 	}
 	c.seen = now
 	return c
@@ -121,11 +123,17 @@ func (g *guard) openStream(r *http.Request) (done func(), reason string) {
 	}, ""
 }
 
-// remoteIP returns the IP address of the request's peer.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientID returns what the request's client is counted by: its peer's IPv4 address, or the
+// /64 prefix of its IPv6 address.
+func clientID(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return r.RemoteAddr // not an address and port: whatever it is, counted alone
 	}
-	return host
+	a := ap.Addr().Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64) // cannot fail on an IPv6 address
+	return p.String()
 }

@@ -249,3 +249,23 @@ func TestIdleConnection(t *testing.T) {
 		t.Errorf("closed after %v, before the idle timeout %v", d, idle)
 	}
 }
+
+// TestClientID checks what a client is counted by: an IPv4 address, an IPv4-mapped IPv6
+// address as the IPv4 one, and an IPv6 address by its /64, so that a host rotating through
+// its prefix is one client.
+func TestClientID(t *testing.T) {
+	for _, c := range []struct{ remote, want string }{
+		{"192.0.2.1:1234", "192.0.2.1"},
+		{"[::ffff:192.0.2.1]:1234", "192.0.2.1"},
+		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:3::1]:1", "2001:db8:1:3::/64"},
+		{"[fe80::1%eth0]:80", "fe80::/64"},
+		{"@", "@"}, // a Unix socket's peer: counted as itself
+	} {
+		r := &http.Request{RemoteAddr: c.remote}
+		if got := clientID(r); got != c.want {
+			t.Errorf("clientID(%q) = %q, want %q", c.remote, got, c.want)
+		}
+	}
+}
