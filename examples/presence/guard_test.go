@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,22 @@ func limitsWith(set func(*Limits)) Limits {
 	set(&l)
 	return l
 }
+
+// fakeClock is the guard's clock in a test: it stands still until the test moves it, and the
+// server's goroutines may read it while the test does (a stream's end reads it when the
+// server sees the client go, at a time of its own).
+type fakeClock struct{ ns atomic.Int64 }
+
+// stopClock sets the guard of a to a fakeClock at 2030-01-01 and returns it.
+func stopClock(a *app) *fakeClock {
+	c := new(fakeClock)
+	c.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	a.srv.guard.now = c.now
+	return c
+}
+
+func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // TestRoomSize checks that a room holds at most MaxEntries members: the next join is told the
 // room is full.
@@ -41,8 +58,7 @@ func TestRoomSize(t *testing.T) {
 // that another client is not held back by it.
 func TestJoinRate(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.JoinRate, l.JoinBurst = 1, 3 })})
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	a.srv.guard.now = func() time.Time { return now }
+	clock := stopClock(a)
 	for i := range 3 {
 		a.join(t, "r", "Ada"+strings.Repeat("!", i))
 	}
@@ -53,7 +69,7 @@ func TestJoinRate(t *testing.T) {
 	if n := memberCount(t, a, "r"); n != 3 {
 		t.Errorf("the room has %d members after a refused join, want 3", n)
 	}
-	now = now.Add(time.Second) // one more join a second
+	clock.add(time.Second) // one more join a second
 	a.join(t, "r", "Grace")
 	if code, _ := a.post(t, "/rooms/r/join", url.Values{"name": {"Mallory"}}); code != http.StatusTooManyRequests {
 		t.Errorf("second join within the second: %d, want 429", code)
@@ -79,8 +95,7 @@ func TestJoinInvalidName(t *testing.T) {
 // another client is not held back by it.
 func TestStreamRate(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.StreamRate, l.StreamBurst = 1, 3 })})
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	a.srv.guard.now = func() time.Time { return now }
+	clock := stopClock(a)
 	get := func(room string) *http.Response {
 		t.Helper()
 		resp, err := http.Get(a.url + "/rooms/" + room + "/events")
@@ -100,7 +115,7 @@ func TestStreamRate(t *testing.T) {
 		t.Fatalf("fourth stream in a burst of three: %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	a.wantRejected(t, rejectStreamRate, 1)
-	now = now.Add(time.Second) // one more a second
+	clock.add(time.Second) // one more a second
 	if resp := get("r4"); resp.StatusCode != http.StatusOK {
 		t.Errorf("a stream a second later: %d, want 200", resp.StatusCode)
 	}
@@ -113,8 +128,7 @@ func TestStreamRate(t *testing.T) {
 // to its burst and then to the rate.
 func TestWriteRate(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.WriteRate, l.WriteBurst = 1, 3 })})
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	a.srv.guard.now = func() time.Time { return now }
+	clock := stopClock(a)
 	ada := a.join(t, "r", "Ada")
 	for i, path := range []string{"heartbeat", "status", "heartbeat"} {
 		if code, body := a.post(t, "/rooms/r/"+path, ada.form("status", "away")); code != http.StatusNoContent {
@@ -130,7 +144,7 @@ func TestWriteRate(t *testing.T) {
 	if e, ok, err := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r")); err != nil || !ok || e.Value.Status != StatusAway {
 		t.Fatalf("Ada after a refused status change: %+v, %v, %v; want away", e.Value, ok, err)
 	}
-	now = now.Add(time.Second)
+	clock.add(time.Second)
 	if code, _ := a.post(t, "/rooms/r/status", ada.form("status", "active")); code != http.StatusNoContent {
 		t.Errorf("status a second later: %d, want 204", code)
 	}

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -16,8 +15,7 @@ import (
 // not serve them.
 func TestMetrics(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.Streams, l.JoinRate, l.JoinBurst = 1, 1, 3 }), metrics: true})
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	a.srv.guard.now = func() time.Time { return now } // no join refills the burst
+	stopClock(a) // no join refills the burst
 	s := a.openStream(t, "r", "")
 	s.nextState(t)
 	for _, name := range []string{"Ada", "Grace", "Carol"} {
