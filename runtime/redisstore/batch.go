@@ -112,7 +112,7 @@ func scriptBatcher(b *Backend) batcher[*redis.Client, []any, scriptRes] {
 		batch: func(_ *redis.Client, calls []*scriptCall) {
 			cmdOf := func(cmd []any) []any { return cmd }
 			pipelineCalls(b.scripts, writeScript, calls, cmdOf, newIntsCmd, func(c *scriptCall, cmd redis.Cmder) {
-				c.res.res, c.res.err = cmd.(*redis.IntSliceCmd).Result()
+				c.res.res, c.res.err = cmd.(onceIntsCmd).Result()
 			})
 		},
 		ended: func(err error) scriptRes { return scriptRes{err: err} },

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -103,5 +105,61 @@ func TestLoneWriteCanceledMiniredis(t *testing.T) {
 	defer st.writes.mu.Unlock()
 	if len(st.writes.queues) != 0 {
 		t.Fatalf("%d queues left behind", len(st.writes.queues))
+	}
+}
+
+// TestWriteRunsOnceMiniredis and TestWriteRunsOnceRedis check that a write whose reply is lost
+// (the connection fails after the server ran it) is not sent again by go-redis, which by
+// default sends a command again after such a failure: the write returns the connection's
+// error, and ran once. Sent twice, the IfNew upsert below failed on its own first run with a
+// conflict, and each write made two versions.
+func TestWriteRunsOnceMiniredis(t *testing.T) { testWriteRunsOnce(t, miniredis.RunT(t).Addr()) }
+
+func TestWriteRunsOnceRedis(t *testing.T) { testWriteRunsOnce(t, redistest.Client(t).Options().Addr) }
+
+func testWriteRunsOnce(t *testing.T, addr string) {
+	proxy := redistest.NewProxy(t, addr)
+	client := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	b := New(client, WithKeyPrefix(redistest.Prefix("once")))
+	t.Cleanup(func() {
+		b.Close()
+		client.Close()
+	})
+	st, err := b.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, ten := context.Background(), "once"
+	version := func(key string) (uint64, bool) {
+		t.Helper()
+		e, ok, err := st.Get(ctx, ten, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Version, ok
+	}
+	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte(`1`), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.DropNextReply()
+	_, err = st.Upsert(ctx, ten, backend.UpsertRequest{Key: "b", Value: []byte(`2`), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfNew}})
+	if err == nil || errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("IfNew upsert whose reply was lost: %v, want the connection's error", err)
+	}
+	if v, ok := version("b"); !ok || v != 2 {
+		t.Fatalf("after the lost reply b is at version %d (live %v), want 2: the upsert ran once", v, ok)
+	}
+
+	proxy.DropNextReply()
+	if _, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "b", Cond: backend.Condition{Kind: backend.CondIfVersion, Version: 2}}); err == nil || errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("remove whose reply was lost: %v, want the connection's error", err)
+	}
+	if _, ok := version("b"); ok {
+		t.Fatal("b is live after its remove ran")
+	}
+	e, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "c", Value: []byte(`3`), TTL: time.Hour})
+	if err != nil || e.Version != 4 {
+		t.Fatalf("the next upsert: version %d, %v; want version 4 (a, b, b's remove, c)", e.Version, err)
 	}
 }

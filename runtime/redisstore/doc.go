@@ -104,7 +104,12 @@
 // run FCALL or FUNCTION LOAD, or the library does not load, the Backend runs the scripts with
 // EVALSHA from then on (EVAL, which caches the script, on NOSCRIPT), as before; then watch INFO
 // memory's number_of_cached_scripts, and SCRIPT FLUSH empties the cache. A call is sent again
-// only when the server refused it before it ran, so a script never runs twice.
+// only when the server refused it before it ran. go-redis sends a command again when its
+// connection fails or its read times out (Options.MaxRetries), which would run a write twice
+// if the first run's reply was lost: a Backend tells it not to for writes, so a write never
+// runs twice, and one whose reply is lost returns the connection's error, after which it may or
+// may not have been applied. (Reads, which change nothing a second run would see, are sent
+// again as go-redis does.)
 //
 // On a server out of memory (maxmemory, noeviction), Get runs (its function is flagged
 // no-writes), and so do the reads of readers (flagged allow-oom: they write only a missing

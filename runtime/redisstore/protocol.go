@@ -335,16 +335,28 @@ type writeResult struct {
 // runInts runs s with cmd, a command of scriptCmd whose reply is a list of integers. Unlike
 // runCmd it reads the reply into integers directly, without making an interface of each.
 func (sc *scripter) runInts(ctx context.Context, s *script, cmd []any) ([]int64, error) {
-	return sc.run(ctx, s, cmd, newIntsCmd).(*redis.IntSliceCmd).Result()
+	return sc.run(ctx, s, cmd, newIntsCmd).(onceIntsCmd).Result()
 }
 
-// newIntsCmd returns a redis.IntSliceCmd of the arguments of a script's call, routed by its
-// first key in a cluster.
+// newIntsCmd returns the command of a write script's call, whose reply is a list of integers,
+// routed by its first key in a cluster: an onceIntsCmd.
 func newIntsCmd(ctx context.Context, cmd []any) redis.Cmder {
 	c := redis.NewIntSliceCmd(ctx, cmd...)
 	c.SetFirstKeyPos(3)
-	return c
+	return onceIntsCmd{c}
 }
+
+// onceIntsCmd is a redis.IntSliceCmd that go-redis does not send again once it may have reached
+// the server. By default go-redis sends a command again when its connection fails or its read
+// times out after it was written (MaxRetries): a write that ran and whose reply was lost would
+// run twice, with two versions and two events, and a conditional one would fail on its own
+// first run (an IfNew upsert, an IfCursor release). Its caller gets the error instead, after
+// which the write may or may not have been applied, as with any Redis call. (A command go-redis
+// could not write at all is still sent again.)
+type onceIntsCmd struct{ *redis.IntSliceCmd }
+
+// NoRetry implements [redis.Cmder].
+func (onceIntsCmd) NoRetry() bool { return true }
 
 // scriptError returns the error of a script call (or another call on a tenant's keys): a
 // corrupt-data reply of lua/check.lua, a key of the wrong type, or an XADD refused because the

@@ -126,7 +126,8 @@ func scriptCmd(keys []string, argc int) ([]any, args) {
 
 // run runs s with cmd, a command of scriptCmd, as the command that mk makes of ctx and its
 // arguments, and returns that command, done. A call is sent again only when the server refused
-// it before it ran (no such function or script, or no FCALL), so a script never runs twice.
+// it before it ran (no such function or script, or no FCALL), and go-redis does not send a
+// write again after a failure (see onceIntsCmd), so a write never runs twice.
 func (sc *scripter) run(ctx context.Context, s *script, cmd []any, mk func(context.Context, []any) redis.Cmder) redis.Cmder {
 	if !sc.evalOnly.Load() {
 		if c := sc.fcall(ctx, s, cmd, mk); c != nil {
