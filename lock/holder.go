@@ -8,13 +8,17 @@ import (
 )
 
 // holder is the value of a lock's entry: who acquired it and when (Unix ms of its clock), and a
-// random number that tells one acquire from another, so that an acquire whose reply was lost
-// and that was sent again (go-redis retries after a network error) finds its own lease.
+// random number that tells one acquire from another, so that an acquire whose outcome is
+// unknown (its reply lost, its ctx ended in flight) finds its own lease.
 type holder struct {
 	Owner      string `json:"owner"`
 	AcquiredAt int64  `json:"acquired_at"`
 	Nonce      uint64 `json:"nonce"`
 }
+
+// is reports whether h is the value of the acquire that wrote v: its nonce and time, as the
+// owner may not survive its round trip (invalid UTF-8 is stored as U+FFFD).
+func (h holder) is(v holder) bool { return h.Nonce == v.Nonce && h.AcquiredAt == v.AcquiredAt }
 
 // holderCodec encodes a holder as {"owner":"...","acquired_at":N,"nonce":N}.
 type holderCodec struct{}

@@ -30,9 +30,13 @@
 // backend's clock (the Redis server's clock), so it sorts after the old one and tokens keep
 // increasing, unless that clock went back between the two (a restart on a machine whose clock is
 // behind, a step of the clock) or the two were made in the same millisecond (which a lock's
-// tenant cannot be: it lives at least its retention). A failover to a Redis replica that lacks
-// the last writes can hand out a version again (asynchronous replication): use fencing tokens
-// with a standalone server or a cluster whose failovers you accept to weaken them. A lock whose
+// tenant cannot be: it lives at least its retention). A Redis server that goes back to older
+// data hands out versions again: a failover to a replica that lacks the last writes
+// (asynchronous replication), or a restart that loads a snapshot older than the last writes
+// (RDB, or an AOF with appendfsync everysec, after a crash). Then two leases may have one
+// token, and the older holder may extend or release the newer's lease. Use fencing tokens with
+// a standalone server that either does not persist (its restart makes a new epoch) or writes
+// its AOF with appendfsync always; failovers, and other persistence, weaken them. A lock whose
 // state was made by an older version of this module has an epoch of 16 random hex digits, which
 // orders with nothing: its tokens may sort before or after those of the next epoch, after which
 // they increase again.
@@ -59,6 +63,9 @@ const (
 	DefaultTTL      = 10 * time.Second
 	DefaultMinRetry = 10 * time.Millisecond
 	DefaultMaxRetry = time.Second
+	// MinTTL is the shortest TTL of a lease: one whose local deadline (see [Locker.WithLock])
+	// leaves a margin of a few milliseconds, and that can be extended over a network.
+	MinTTL = 10 * time.Millisecond
 )
 
 // key is the key of a lock's entry in its tenant.
@@ -158,8 +165,8 @@ func WithStoreID(id string) Option { return func(l *Locker) { l.id = id } }
 // in a [HeldError] (default: host name, process ID and a random suffix).
 func WithOwner(owner string) Option { return func(l *Locker) { l.owner = owner } }
 
-// WithTTL sets how long a lease lives unless extended (default 10 s); it is rounded up to a
-// whole millisecond. [Locker.WithLock] extends at a third of it.
+// WithTTL sets how long a lease lives unless extended (default 10 s), at least [MinTTL]; it is
+// rounded up to a whole millisecond. [Locker.WithLock] extends at a third of it.
 func WithTTL(ttl time.Duration) Option { return func(l *Locker) { l.ttl = ttl } }
 
 // WithRetry sets the backoff of [Locker.Acquire] between attempts: it starts at min and doubles
@@ -209,6 +216,9 @@ func New(b ephemeral.Backend, opts ...Option) (*Locker, error) {
 		return nil, err
 	}
 	l.store, l.ttl = s, s.DefaultTTL()
+	if l.ttl < MinTTL {
+		return nil, fmt.Errorf("%w: lock TTL %v, want at least %v", ephemeral.ErrInvalidConfig, l.ttl, MinTTL)
+	}
 	l.extendEvery = max(l.ttl/3, time.Millisecond)
 	return l, nil
 }
@@ -217,31 +227,38 @@ func New(b ephemeral.Backend, opts ...Option) (*Locker, error) {
 func (l *Locker) TTL() time.Duration { return l.ttl }
 
 // safeTTL is how long after sending an acquire or extend a lease is taken to be held: the TTL
-// less a tenth, a margin for late timers and clocks that run at different rates.
-func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 }
+// less a tenth, a margin for late timers and clocks that run at different rates, and less a
+// millisecond, as an expiry is a whole millisecond of the backend's clock (its time rounded
+// down, plus the TTL) and may come up to a millisecond before the TTL has passed.
+func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 - time.Millisecond }
 
 // TryAcquire takes the lock name if it is free, without waiting. It fails with a *[HeldError]
 // ([ErrNotAcquired]) when the lock is held, with [ephemeral.ErrInvalidTenant] when name is empty
 // or longer than [ephemeral.MaxTenantBytes], or with the backend's error.
+//
+// An acquire whose outcome is unknown (its connection lost in flight, or its ctx ended while
+// the call was out) reads the lock once more, on a context of its own, and releases it if the
+// acquire took it, so that the lock is not held by nobody until its TTL; if that read fails
+// too, it may be.
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 	for range 3 {
 		sent := time.Now()
 		v := holder{Owner: l.owner, AcquiredAt: sent.UnixMilli(), Nonce: rand.Uint64()}
 		e, err := l.store.Upsert(ctx, key, v, ephemeral.WithTenant(name), ephemeral.IfNew())
 		if err == nil {
-			return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
+			return l.lease(name, e, sent), nil
 		}
 		if !errors.Is(err, ephemeral.ErrConflict) {
-			return nil, err
+			return nil, l.unknown(ctx, name, v, sent, err)
 		}
 		h, ok, err := l.store.Get(ctx, key, ephemeral.WithTenant(name))
 		if err != nil {
 			return nil, err
 		}
-		if ok && h.Value == v {
-			// This acquire, applied once and then sent again by the client after a network
-			// error, conflicted with itself.
-			return &Lease{l: l, name: name, token: Token{h.Epoch, h.Version}, expiresAt: h.ExpiresAt, deadline: sent.Add(l.safeTTL())}, nil
+		if ok && h.Value.is(v) {
+			// This acquire, applied once and then sent again after a network error (by a
+			// backend that does so), conflicted with itself.
+			return l.lease(name, h, sent), nil
 		}
 		if ok {
 			return nil, &HeldError{Name: name, Owner: h.Value.Owner, Token: Token{h.Epoch, h.Version}, ExpiresAt: h.ExpiresAt}
@@ -251,10 +268,35 @@ func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
 	return nil, &HeldError{Name: name}
 }
 
+// lease returns the lease of lock name whose entry is e, acquired by a call sent at sent.
+func (l *Locker) lease(name string, e ephemeral.Entry[string, holder], sent time.Time) *Lease {
+	return &Lease{l: l, name: name, token: Token{e.Epoch, e.Version}, expiresAt: e.ExpiresAt, deadline: sent.Add(l.safeTTL())}
+}
+
+// unknown handles an acquire of lock name, with the value v, sent at sent, that failed with
+// err, an error that leaves its outcome unknown (a lost connection, a ctx that ended while the
+// call was in flight): the upsert may have been applied, and then the lock would be held by
+// nobody until its TTL ran out. It reads the lock, on a context of its own (a second at most),
+// and releases it if this acquire took it; it returns err.
+func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.Time, err error) error {
+	if errors.Is(err, ephemeral.ErrClosed) || errors.Is(err, ephemeral.ErrInvalidTenant) {
+		return err // not sent
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(l.ttl, time.Second))
+	defer cancel()
+	if h, ok, gerr := l.store.Get(gctx, key, ephemeral.WithTenant(name)); gerr == nil && ok && h.Value.is(v) {
+		l.lease(name, h, sent).Release(gctx)
+	}
+	return err
+}
+
 // Acquire takes the lock name, waiting until it is free or ctx ends. A waiter tries again when
 // the lock's holder releases it or its lease expires (it reads the lock's events), and after
 // each backoff wait of [WithRetry] in case an event is missed. When ctx ends it returns an error
-// that matches ctx.Err() and, if the lock was held, [ErrNotAcquired].
+// that matches ctx.Err() and, if the lock was held, [ErrNotAcquired]; a try that fails with
+// the backend's error ends it with that error. Waiters are not queued: every release wakes
+// all of them, and one wins.
+
 func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 	lease, err := l.TryAcquire(ctx, name)
 	if !errors.Is(err, ErrNotAcquired) {
@@ -294,8 +336,8 @@ func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 }
 
 // watch reads the events of lock name, after the cursor after ("" for now), and sends on wake
-// (without blocking: one pending value at most) at every delete, expire or overflow event.
-// ready is closed once the reader has started (or failed to: then wake never fires). stop ends
+// (without blocking: one pending value at most) at every delete, expire or overflow event, and
+// when the reading ends. ready is closed once the reader has started (or failed to). stop ends
 // the reading and waits for it.
 func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-chan struct{}, stop func()) {
 	opts := []ephemeral.ReaderOption{ephemeral.WithTenant(name)}
@@ -305,7 +347,16 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 	ctx, cancel := context.WithCancel(ctx)
 	ch, up := make(chan struct{}, 1), make(chan struct{})
 	var wg sync.WaitGroup
+	notify := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	wg.Go(func() {
+		// A reader that fails or ends (the backend closed, say) wakes the waiter too: it
+		// tries at once and learns what happened, instead of waiting for its backoff.
+		defer notify()
 		r, err := l.store.Reader(ctx, opts...)
 		close(up)
 		if err != nil {
@@ -319,10 +370,7 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 			}
 			switch ev.Kind {
 			case ephemeral.EventDelete, ephemeral.EventExpire, ephemeral.EventOverflow:
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
+				notify()
 			}
 		}
 	})
@@ -343,7 +391,14 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // then; its writes carry the lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
-// error of the release. It fails without running fn when the lock cannot be acquired.
+// error of the release. It fails without running fn when the lock cannot be acquired. It
+// releases the lease also when fn panics, and when the lease was lost only by its local
+// deadline (the release, guarded by the token, frees the lock if the backend still has it).
+//
+// "Before another owner can take the lock" holds while the backend keeps the lease until its
+// TTL on its clock: not when a Redis server loses its data (a restart without persistence, a
+// FLUSHALL; the lock is free at once) or its clock jumps forward (the lease expires early).
+// Fencing tokens still order such holders (see the package documentation).
 func (l *Locker) WithLock(ctx context.Context, name string, fn func(ctx context.Context, lease *Lease) error) error {
 	lease, err := l.Acquire(ctx, name)
 	if err != nil {
@@ -354,16 +409,30 @@ func (l *Locker) WithLock(ctx context.Context, name string, fn func(ctx context.
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { lease.keepAlive(fctx, cancel, done) })
-	err = fn(fctx, lease)
-	close(done)
-	wg.Wait()
-	cancel(nil) // before the release: fn's ctx is done before another owner can take the lock
-	if lost := lease.lostErr(); lost != nil {
-		return errors.Join(err, lost)
+	// end stops the extends and releases the lease: when fn returns, and when it panics.
+	end := func() error {
+		close(done)
+		wg.Wait()
+		cancel(nil) // before the release: fn's ctx is done before another owner can take the lock
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl)
+		defer rcancel()
+		// A lease lost by its local deadline may still be held on the backend: the release,
+		// guarded by the token, frees it then, and does nothing to another owner's lease.
+		rerr := lease.Release(rctx)
+		if lost := lease.lostErr(); lost != nil && !lease.released() {
+			return lost
+		}
+		return rerr
 	}
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl)
-	defer rcancel()
-	return errors.Join(err, lease.Release(rctx))
+	ended := false
+	defer func() {
+		if !ended { // fn panicked
+			end()
+		}
+	}()
+	err = fn(fctx, lease)
+	ended = true
+	return errors.Join(err, end())
 }
 
 // Lease is one holding of a lock, from [Locker.TryAcquire] or [Locker.Acquire]. It is safe for
@@ -377,6 +446,7 @@ type Lease struct {
 	expiresAt time.Time  // on the backend's clock, as last reported
 	deadline  time.Time  // on this clock: the TTL after the last successful extend was sent
 	lost      *LostError // set once the lease is known to be lost
+	freed     bool       // the lease's own Release freed it
 	// releaseTried says that a Release failed with an error that leaves its outcome unknown.
 	releaseTried bool
 }
@@ -441,8 +511,18 @@ func (le *Lease) Release(ctx context.Context) error {
 		le.mu.Unlock()
 		return err
 	}
+	le.mu.Lock()
+	le.freed = le.lost == nil
+	le.mu.Unlock()
 	le.lose("released")
 	return nil
+}
+
+// released reports whether the lease's own Release freed it (before it was known to be lost).
+func (le *Lease) released() bool {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	return le.freed
 }
 
 // lose records that the lease is lost, for reason unless it already was, and returns the
@@ -474,25 +554,35 @@ func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 	// An overflow leaves it unknown: an extend tells.
 	wake, _, stop := l.watch(ctx, le.name, le.token.String())
 	defer stop()
+	// The local deadline is a timer of its own, not a case of the loop below: an extend may
+	// take longer than its ctx allows (go-redis bounds a call by its ctx's deadline only with
+	// Options.ContextTimeoutEnabled; else by its read timeouts and retries), and fn's ctx must
+	// end at the deadline all the same.
+	var expiry *time.Timer
+	expiry = time.AfterFunc(time.Until(le.localDeadline()), func() {
+		if ctx.Err() != nil {
+			return // ended, or re-armed as it was stopped
+		}
+		if d := le.localDeadline(); time.Now().Before(d) {
+			expiry.Reset(time.Until(d)) // extended since the timer was set
+			return
+		}
+		cancel(le.lose("not extended before its expiry"))
+	})
+	defer expiry.Stop()
 	ticker := time.NewTicker(l.extendEvery)
 	defer ticker.Stop()
-	expiry := time.NewTimer(time.Until(le.localDeadline()))
-	defer expiry.Stop()
 	for {
 		select {
 		case <-done:
 			return
+		case <-ctx.Done():
+			return // lost by the deadline (or the caller's ctx ended): nothing to extend
 		case <-wake:
 			if err := le.checkEvents(ctx); err != nil {
 				cancel(err)
 				return
 			}
-		case <-expiry.C:
-			if time.Now().After(le.localDeadline()) {
-				cancel(le.lose("not extended before its expiry"))
-				return
-			}
-			expiry.Reset(time.Until(le.localDeadline()))
 		case <-ticker.C:
 			ectx, ecancel := context.WithDeadline(ctx, le.localDeadline())
 			err := le.Extend(ectx)
@@ -502,7 +592,6 @@ func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 				cancel(lost)
 				return
 			}
-			expiry.Reset(time.Until(le.localDeadline()))
 		}
 	}
 }

@@ -337,6 +337,7 @@ func TestNewInvalid(t *testing.T) {
 	h := newMemstore(t)
 	for _, opts := range [][]Option{
 		{WithTTL(0)},
+		{WithTTL(MinTTL - time.Millisecond)},
 		{WithRetry(0, time.Second)},
 		{WithRetry(time.Second, time.Millisecond)},
 		{WithStoreID("")},
@@ -366,22 +367,27 @@ func (s retryingStore) Upsert(ctx context.Context, tenant string, req backend.Up
 }
 
 // An acquire that was applied and then sent again conflicts with itself: TryAcquire finds its
-// own lease (by the holder's nonce) and returns it, and another Locker still finds it held.
+// own lease (by the holder's nonce and time: an owner that is not valid UTF-8 is stored with
+// U+FFFD in its place) and returns it, and another Locker still finds it held.
 func TestAcquireSentTwice(t *testing.T) {
-	h := newMemstore(t)
-	l, err := New(retryingBackend{h.b}, WithOwner("me"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lease := acquire(t, l, "twice")
-	if lease.Token().Version != 1 {
-		t.Fatalf("token %v, want version 1, the first upsert", lease.Token())
-	}
-	if _, err := l.TryAcquire(t.Context(), "twice"); !errors.Is(err, ErrNotAcquired) {
-		t.Fatalf("second TryAcquire of the same owner: %v, want ErrNotAcquired", err)
-	}
-	if err := lease.Release(t.Context()); err != nil {
-		t.Fatal(err)
+	for _, owner := range []string{"me", "worker-\xff"} {
+		t.Run(fmt.Sprintf("%q", owner), func(t *testing.T) {
+			h := newMemstore(t)
+			l, err := New(retryingBackend{h.b}, WithOwner(owner))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lease := acquire(t, l, "twice")
+			if lease.Token().Version != 1 {
+				t.Fatalf("token %v, want version 1, the first upsert", lease.Token())
+			}
+			if _, err := l.TryAcquire(t.Context(), "twice"); !errors.Is(err, ErrNotAcquired) {
+				t.Fatalf("second TryAcquire of the same owner: %v, want ErrNotAcquired", err)
+			}
+			if err := lease.Release(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

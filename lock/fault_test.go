@@ -1,0 +1,188 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+)
+
+// faultBackend opens stores whose calls a test can make fail or hang: each hook, when set, runs
+// in place of the store's call and may call it.
+type faultBackend struct {
+	ephemeral.Backend
+	upsert func(ctx context.Context, st backend.Store, tenant string, req backend.UpsertRequest) (backend.Entry, error)
+	touch  func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error)
+}
+
+func (b *faultBackend) Open(id string, l backend.Limits) (backend.Store, error) {
+	st, err := b.Backend.Open(id, l)
+	return faultStore{st, b}, err
+}
+
+type faultStore struct {
+	backend.Store
+	b *faultBackend
+}
+
+func (s faultStore) Upsert(ctx context.Context, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+	if s.b.upsert != nil {
+		return s.b.upsert(ctx, s.Store, tenant, req)
+	}
+	return s.Store.Upsert(ctx, tenant, req)
+}
+
+func (s faultStore) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+	if s.b.touch != nil {
+		return s.b.touch(ctx, s.Store, tenant, req)
+	}
+	return s.Store.Touch(ctx, tenant, req)
+}
+
+// An extend that hangs past its ctx (as a go-redis call does on a network that went silent,
+// without Options.ContextTimeoutEnabled) does not hold up the lease's local deadline: fn's ctx
+// ends at it while the extend still hangs, and WithLock then releases the lease, which the
+// backend still held, so that the lock is free at once.
+func TestExtendHangs(t *testing.T) {
+	h := newMemstore(t) // its clock stands still: only the local deadline can end the lease
+	hang, hung := make(chan struct{}), make(chan struct{}, 1)
+	fb := &faultBackend{Backend: h.b, touch: func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-hang // whatever ctx says
+		return st.Touch(ctx, tenant, req)
+	}}
+	l, err := New(fb, WithTTL(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cause error
+	err = l.WithLock(t.Context(), "hang", func(ctx context.Context, _ *Lease) error {
+		select {
+		case <-hung:
+		case <-time.After(waitFor):
+			t.Fatalf("no extend within %v", waitFor)
+		}
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+		case <-time.After(waitFor):
+			t.Errorf("fn's ctx still live %v after the lease's local deadline, with its extend hanging", waitFor)
+		}
+		close(hang)
+		return nil
+	})
+	var lost *LostError
+	if !errors.As(cause, &lost) || !strings.Contains(lost.Reason, "not extended") || !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("fn's ctx ended with %v, WithLock returned %v; want a LostError of the local deadline", cause, err)
+	}
+	other, err := New(h.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, other, "hang") // released by WithLock, though lost by the local deadline only
+}
+
+// An acquire whose outcome is unknown (applied, then its reply lost) does not leave the lock
+// held by nobody: TryAcquire returns the error and frees the lock it took.
+func TestAcquireReplyLost(t *testing.T) {
+	h := newMemstore(t)
+	fb := &faultBackend{Backend: h.b, upsert: func(ctx context.Context, st backend.Store, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+		if _, err := st.Upsert(ctx, tenant, req); err != nil {
+			return backend.Entry{}, err
+		}
+		return backend.Entry{}, errLostReply
+	}}
+	l, err := New(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TryAcquire(t.Context(), "orphan"); !errors.Is(err, errLostReply) {
+		t.Fatalf("TryAcquire whose reply was lost: %v, want the backend's error", err)
+	}
+	other, err := New(h.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, other, "orphan")
+}
+
+// An acquire whose ctx ends while its call is out, applied all the same, frees the lock too.
+func TestAcquireCanceledInFlight(t *testing.T) {
+	h := newMemstore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	fb := &faultBackend{Backend: h.b, upsert: func(_ context.Context, st backend.Store, tenant string, req backend.UpsertRequest) (backend.Entry, error) {
+		cancel() // the caller gives up while the call is out, and the backend applies it
+		if _, err := st.Upsert(context.Background(), tenant, req); err != nil {
+			return backend.Entry{}, err
+		}
+		return backend.Entry{}, ctx.Err()
+	}}
+	l, err := New(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire(ctx, "gave-up"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Acquire canceled in flight: %v, want context.Canceled", err)
+	}
+	other, err := New(h.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquire(t, other, "gave-up")
+}
+
+// A panic in fn releases the lease and stops its extends (goleak checks the goroutines).
+func TestWithLockPanics(t *testing.T) {
+	h := newMemstore(t)
+	l := h.locker(t)
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Fatalf("recovered %v, want the panic of fn", p)
+			}
+		}()
+		l.WithLock(t.Context(), "panics", func(context.Context, *Lease) error { panic("boom") })
+	}()
+	acquire(t, h.locker(t), "panics")
+}
+
+// A waiter whose backoff is an hour returns when the backend is closed, not after the hour.
+func TestAcquireBackendClosed(t *testing.T) {
+	h := newMemstore(t)
+	holder := h.locker(t)
+	acquire(t, holder, "closing")
+	l := h.locker(t, WithRetry(time.Hour, time.Hour))
+	waiting := make(chan struct{}, 1)
+	l.waiting = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Acquire(t.Context(), "closing")
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(waitFor):
+		t.Fatalf("the waiter did not wait within %v", waitFor)
+	}
+	h.b.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ephemeral.ErrClosed) {
+			t.Fatalf("Acquire after the backend closed: %v, want ErrClosed", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("Acquire still waiting %v after the backend closed", waitFor)
+	}
+}
