@@ -296,7 +296,6 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 // that matches ctx.Err() and, if the lock was held, [ErrNotAcquired]; a try that fails with
 // the backend's error ends it with that error. Waiters are not queued: every release wakes
 // all of them, and one wins.
-
 func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 	lease, err := l.TryAcquire(ctx, name)
 	if !errors.Is(err, ErrNotAcquired) {
