@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -8,13 +9,13 @@ import (
 )
 
 // Proxy forwards TCP connections from a loopback port to a server, and loses what a test tells
-// it to: the next reply, as a network that fails after the server ran a command, or every byte
-// from now on, as a network that stops without closing anything.
+// it to: the reply to a request, as a network that fails after the server ran a command, or
+// every byte from now on, as a network that stops without closing anything.
 type Proxy struct {
 	ln     net.Listener
 	target string
-	drop   atomic.Bool // close the connection instead of forwarding the next reply
-	frozen atomic.Bool // forward nothing, close nothing
+	drop   atomic.Pointer[[]byte] // the request whose reply to drop, if set
+	frozen atomic.Bool            // forward nothing, close nothing
 	thaw   chan struct{}
 
 	mu    sync.Mutex
@@ -37,10 +38,14 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // Addr returns the proxy's address, for a client.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// DropNextReply makes the proxy close the connection that next carries bytes from the server,
-// before forwarding them: the command they answer ran, and its client sees the connection
-// lost instead of its reply.
-func (p *Proxy) DropNextReply() { p.drop.Store(true) }
+// DropReply makes the proxy close the connection of the next request that contains match (a
+// key, say) when its reply comes, before forwarding it: the command ran, and its client sees
+// the connection lost instead of its reply. The commands of other connections, such as a
+// client's background work, go on.
+func (p *Proxy) DropReply(match string) {
+	b := []byte(match)
+	p.drop.Store(&b)
+}
 
 // Freeze makes the proxy hold every byte, both ways, on every connection, until Thaw; the
 // connections stay open.
@@ -82,13 +87,16 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(s, c, false) })
-		p.wg.Go(func() { p.pipe(c, s, true) })
+		dropping := new(atomic.Bool) // this connection's next reply is to be dropped
+		p.wg.Go(func() { p.pipe(s, c, dropping, false) })
+		p.wg.Go(func() { p.pipe(c, s, dropping, true) })
 	}
 }
 
-// pipe copies from src to dst until either fails, then closes both.
-func (p *Proxy) pipe(dst, src net.Conn, fromServer bool) {
+// pipe copies from src to dst until either fails, then closes both. From the client, it marks
+// the connection dropping at the request DropReply asked for; from the server, it ends at the
+// next reply of a connection so marked.
+func (p *Proxy) pipe(dst, src net.Conn, dropping *atomic.Bool, fromServer bool) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -96,8 +104,11 @@ func (p *Proxy) pipe(dst, src net.Conn, fromServer bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.hold()
-			if fromServer && p.drop.CompareAndSwap(true, false) {
+			if fromServer && dropping.Load() {
 				return
+			}
+			if m := p.drop.Load(); !fromServer && m != nil && bytes.Contains(buf[:n], *m) && p.drop.CompareAndSwap(m, nil) {
+				dropping.Store(true)
 			}
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return

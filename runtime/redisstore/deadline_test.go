@@ -142,7 +142,7 @@ func testWriteRunsOnce(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 
-	proxy.DropNextReply()
+	proxy.DropReply(ten) // the tenant is in the write's keys
 	_, err = st.Upsert(ctx, ten, backend.UpsertRequest{Key: "b", Value: []byte(`2`), TTL: time.Hour, Cond: backend.Condition{Kind: backend.CondIfNew}})
 	if err == nil || errors.Is(err, backend.ErrConflict) {
 		t.Fatalf("IfNew upsert whose reply was lost: %v, want the connection's error", err)
@@ -151,7 +151,7 @@ func testWriteRunsOnce(t *testing.T, addr string) {
 		t.Fatalf("after the lost reply b is at version %d (live %v), want 2: the upsert ran once", v, ok)
 	}
 
-	proxy.DropNextReply()
+	proxy.DropReply(ten) // the tenant is in the write's keys
 	if _, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "b", Cond: backend.Condition{Kind: backend.CondIfVersion, Version: 2}}); err == nil || errors.Is(err, backend.ErrConflict) {
 		t.Fatalf("remove whose reply was lost: %v, want the connection's error", err)
 	}
