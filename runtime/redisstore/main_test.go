@@ -176,6 +176,7 @@ type cmdHook struct {
 	held    chan struct{} // closed when the first is held; nil: nothing is held
 	release chan struct{}
 	once    atomic.Bool
+	ran     bool // hold the first after it ran, with its reply, rather than before it is sent
 }
 
 // countCmds returns a hook that counts the commands match selects.
@@ -184,6 +185,14 @@ func countCmds(match func(redis.Cmder) bool) *cmdHook { return &cmdHook{match: m
 // holdFirst returns a hook that counts the commands match selects and holds the first of them.
 func holdFirst(match func(redis.Cmder) bool) *cmdHook {
 	return &cmdHook{match: match, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+// holdFirstReply returns a hook that counts the commands match selects and holds the reply of
+// the first of them: it ran on the server, and its caller waits.
+func holdFirstReply(match func(redis.Cmder) bool) *cmdHook {
+	h := holdFirst(match)
+	h.ran = true
+	return h
 }
 
 // see counts the commands of a call or a pipeline, and holds the first that matches.
@@ -205,6 +214,11 @@ func (h *cmdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *cmdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.ran {
+			err := next(ctx, cmd)
+			h.see(cmd)
+			return err
+		}
 		h.see(cmd)
 		return next(ctx, cmd)
 	}
@@ -212,6 +226,11 @@ func (h *cmdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *cmdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.ran {
+			err := next(ctx, cmds)
+			h.see(cmds...)
+			return err
+		}
 		h.see(cmds...)
 		return next(ctx, cmds)
 	}

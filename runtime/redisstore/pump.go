@@ -96,7 +96,7 @@ type pump struct {
 	settled uint64
 	// wEpoch and wSeq are the epoch and the highest version of the writes of this backend
 	// that returned since the pump was made; wEpoch is "" before the first, mixedEpochs once
-	// they were of more than one epoch.
+	// they were of more than one epoch or the tenant went back (see step).
 	wEpoch string
 	wSeq   uint64
 	// ahead holds the events of this backend's writes of the pump's epoch that returned
@@ -109,7 +109,8 @@ type pump struct {
 const maxAhead = 1024
 
 // mixedEpochs is a pump's wEpoch once the writes of the backend were of several epochs of the
-// tenant: no epoch is named so, and attachLive then reads.
+// tenant, or of a timeline the tenant went back from: no epoch is named so, and attachLive then
+// reads.
 const mixedEpochs = "-"
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
@@ -283,8 +284,12 @@ func (b *Backend) detach(sub *subscription) {
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail) {
 	p.corrupt.Store(false)
 	p.mu.Lock()
-	if v > 0 {
+	if v > 0 && epoch == p.epoch {
+		// Not a write of an older epoch whose reply came after the pump moved on (a FLUSHALL
+		// while it was in flight): its version would make the new epoch's events look trimmed.
 		p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
+	}
+	if v > 0 {
 		switch p.wEpoch {
 		case "":
 			p.wEpoch, p.wSeq = epoch, v
@@ -632,6 +637,9 @@ func (p *pump) step() error {
 	// the same events, and a head that a notice's events have passed.
 	p.busy = true
 	epoch, head := p.epoch, p.head
+	// The writes of this backend that returned before the read is sent are in Redis when it
+	// reads, unless the tenant went back.
+	wEpoch, wSeq := p.wEpoch, p.wSeq
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -681,11 +689,18 @@ func (p *pump) step() error {
 	}()
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
-	if r.epoch != p.epoch || r.head < p.head {
+	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
-		// that lacked the last writes): every reader checks its position against Redis.
+		// that lacked the last writes, seen by the pump's head or by the writes of this
+		// backend): every reader checks its position against Redis. The versions this
+		// backend's writes returned may be of a timeline that is gone, or of the new one
+		// (a write that returned while the read was out): new readers read where to start
+		// (see attachLive) from now on.
 		p.epoch, p.head = r.epoch, r.head
 		p.written.Store(0)
+		if p.wEpoch != "" {
+			p.wEpoch = mixedEpochs
+		}
 		p.ahead = nil
 		p.mu.Unlock()
 		p.resync()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,5 +525,136 @@ func testReadBounded(t *testing.T, f fixture) {
 	r, err = runRead(ctx, f.b.scripts, keys, st.limits, backend.Cursor{Epoch: r.epoch, Seq: 640}, 1)
 	if err != nil || len(r.events) != 2*maxCallEvents || r.events[0].Version != 641 {
 		t.Fatalf("a read of the large entry: %d events, %v; want %d from 641", len(r.events), err, 2*maxCallEvents)
+	}
+}
+
+// A write of the old epoch whose reply comes after the tenant's state was lost and the pump
+// moved to the new epoch does not make the new epoch's events look trimmed: its version (51
+// here, with MaxEvents 10) once made every reader drop the new epoch's first versions from its
+// log, read them from Redis, find them "trimmed" again, and so on, without end.
+func TestLateWriteAfterResetMiniredis(t *testing.T) { testLateWriteAfterReset(t, newMini(t)) }
+
+func TestLateWriteAfterResetRedis(t *testing.T) { testLateWriteAfterReset(t, newReal(t)) }
+
+func testLateWriteAfterReset(t *testing.T, f fixture) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
+	f.client.AddHook(hold)
+	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "late"
+	sub := subscribe(t, st, ten, nil)
+	for i := range 50 { // read as they come: the stream keeps the last 10
+		upsert(t, st, ten, fmt.Sprint("k", i%5), "v", time.Hour)
+		expectVersions(t, sub, uint64(i+1), uint64(i+1))
+	}
+
+	armed.Store(true)
+	late := make(chan struct{})
+	go func() {
+		defer close(late)
+		upsert(t, st, ten, "late", "v", time.Hour) // version 51 of the old epoch; its reply waits
+	}()
+	<-hold.held
+	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil { // the tenant's state is lost
+		t.Fatal(err)
+	}
+	f.b.nudgeAll()
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after the loss: %+v, want an overflow", ev)
+	}
+	close(hold.release)
+	<-late
+	for i := range 5 {
+		upsert(t, st, ten, fmt.Sprint("n", i), "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 5)
+}
+
+// After a rollback that the pump saw by its head, a new reader starts at the tenant's last
+// version in Redis, not at the last version this backend's writes returned before: it once
+// started at 3, and versions 2 and 3, issued again, never reached it, with no overflow.
+func TestRollbackNewReaderMiniredis(t *testing.T) { testRollbackNewReader(t, newMini(t)) }
+
+func TestRollbackNewReaderRedis(t *testing.T) { testRollbackNewReader(t, newReal(t)) }
+
+func testRollbackNewReader(t *testing.T, f fixture) {
+	st, ten := f.open(t, backend.Limits{}), "rollback"
+	sub := subscribe(t, st, ten, nil)
+	for range 3 {
+		upsert(t, st, ten, "k", "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	rollBack(t, f, st, ten)
+	f.b.nudgeAll()
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after the rollback: %+v, want an overflow", ev)
+	}
+	expectVersions(t, sub, 1, 1)
+	wantNextFrom(t, st, ten, 2)
+}
+
+// A rollback that the pump's head does not show (the versions lost were made by this backend's
+// writes while the pump's read was out, so it never delivered them) is seen by those writes:
+// the next read finds the tenant behind them, and new readers read where to start.
+func TestRollbackUnseenByHeadMiniredis(t *testing.T) {
+	f := newMini(t)
+	var armed atomic.Bool
+	hold := holdFirst(func(c redis.Cmder) bool { return armed.Load() && c.Name() == "xrange" }) // the pump's read
+	f.client.AddHook(hold)
+	st, ten := f.open(t, backend.Limits{}), "unseen"
+	sub := subscribe(t, st, ten, nil)
+	upsert(t, st, ten, "k", "v", time.Hour)
+	expectVersions(t, sub, 1, 1)
+	armed.Store(true)
+	f.b.nudgeAll() // the pump reads; its read waits before it is sent
+	<-hold.held
+	upsert(t, st, ten, "k", "v2", time.Hour) // versions 2 and 3 return while the read is out:
+	upsert(t, st, ten, "k", "v3", time.Hour) // the pump does not deliver them, and reads again
+	rollBack(t, f, st, ten)
+	close(hold.release)
+	p := st.b.pumps[tenantKey{st.id, ten}]
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		mixed := p.wEpoch == mixedEpochs
+		p.mu.Unlock()
+		if mixed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pump did not see that the tenant went back behind this backend's writes")
+		}
+	}
+	wantNextFrom(t, st, ten, 2)
+}
+
+// rollBack rebuilds the state of tenant of st as a replica that saw only version 1 would have
+// it, as a failover to it does.
+func rollBack(t *testing.T, f fixture, st *store, ten string) {
+	t.Helper()
+	ctx := context.Background()
+	keys := st.keys(ten)
+	first, err := f.client.XRange(ctx, keys[keyEvents], "1-0", "1-0").Result()
+	if err != nil || len(first) != 1 {
+		t.Fatalf("xrange: %v %v", first, err)
+	}
+	pipe := f.client.TxPipeline()
+	pipe.Del(ctx, keys[keyEvents])
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: "1-0", Values: first[0].Values})
+	pipe.HSet(ctx, keys[keyState], metaSeq, 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantNextFrom opens a reader of tenant, writes three versions and checks that the reader's
+// first event is version from, the first of them: none is skipped.
+func wantNextFrom(t *testing.T, st *store, ten string, from uint64) {
+	t.Helper()
+	fresh := subscribe(t, st, ten, nil)
+	for _, v := range []string{"a", "b", "c"} {
+		upsert(t, st, ten, "k", v, time.Hour)
+	}
+	if ev := next(t, fresh); ev.Version != from || string(ev.Value) != "a" {
+		t.Fatalf("a new reader from %v: first event %s version %d %q, want version %d \"a\"", fresh.Start(), ev.Kind, ev.Version, ev.Value, from)
 	}
 }
