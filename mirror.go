@@ -497,7 +497,7 @@ func (m *Mirror[K, T]) replace(entries []keyed[K, T], seq uint64) []Change[K, T]
 		switch old, held := m.entries[k]; {
 		case !held:
 			changes = append(changes, Change[K, T]{Kind: ChangeAdded, Key: e.Key, Entry: e, Version: e.Version})
-		case old.Version != e.Version || !old.UpdatedAt.Equal(e.UpdatedAt):
+		case old.Epoch != e.Epoch || old.Version != e.Version || !old.UpdatedAt.Equal(e.UpdatedAt):
 			changes = append(changes, Change[K, T]{Kind: ChangeUpdated, Key: e.Key, Entry: e, Version: e.Version})
 		}
 		if i < len(m.keys) && m.keys[i] == k {
