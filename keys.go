@@ -13,6 +13,11 @@ import (
 // fails, with an error wrapping [ErrInvalidKey], on any string Format does not return (a key
 // written by another program). ephemeralgen generates the key type and both functions of a
 // store with key fields; [StringKeys] is the codec of plain string keys.
+//
+// A key is parsed once per event and per process, and the same K goes to every reader and
+// mirror that gets the event: unlike values, keys are not copied for each. A K of strings,
+// numbers and arrays of them (every generated key type) is copied by assignment; a K that
+// holds a slice, map or pointer shares what they point to, so treat it as read-only.
 type KeyCodec[K any] struct {
 	Format func(K) string
 	Parse  func(string) (K, error)
