@@ -75,12 +75,14 @@
 // encoding/json does. The field types it supports are: bool, the integer and floating-point
 // types, string, and named types of these; []byte (and named types of it); time.Time and
 // time.Duration; pointers, slices and arrays of supported types; maps of them with string,
-// integer or encoding.TextMarshaler keys; structs of any package (embedded ones too, also by
-// pointer), and instances of generic structs; and types that implement json.Marshaler and
-// json.Unmarshaler, or encoding.TextMarshaler and encoding.TextUnmarshaler, whose methods are
-// called directly. Other types, such as interfaces, channels, functions, complex numbers,
-// json.Number, named pointer types and slices of named byte types, are reported, naming the
-// field; tag such a field json:"-" to leave it out.
+// integer or encoding.TextMarshaler keys (as encoding/json does, a key of string kind is
+// written as the string, and another by its MarshalText method if it has one, an integer key
+// too; a key is read by UnmarshalText if its pointer has it, whatever its kind); structs of any
+// package (embedded ones too, also by pointer), and instances of generic structs; and types
+// that implement json.Marshaler and json.Unmarshaler, or encoding.TextMarshaler and
+// encoding.TextUnmarshaler, whose methods are called directly. Other types, such as interfaces,
+// channels, functions, complex numbers, json.Number, named pointer types and slices of named
+// byte types, are reported, naming the field; tag such a field json:"-" to leave it out.
 //
 // The json struct tag is read as encoding/json reads it: the member name, the omitempty and
 // omitzero options, "-" to leave a field out, and the string option on bool, numeric and

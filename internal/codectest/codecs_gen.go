@@ -1304,7 +1304,7 @@ func ephemeralDecodeEmbeddedPtr(d *jsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "bi", "bb", "bs", "bp", "bm", "bpt", "bt", "bsp", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
+var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MCode", "MWord", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "bi", "bb", "bs", "bp", "bm", "bpt", "bt", "bsp", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
 func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
@@ -1567,6 +1567,38 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 			e.String(k.Text)
 			e.Byte(':')
 			y := v.MColor[k.Key]
+			e.Int(int64(y))
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"MCode":`)
+	if v.MCode == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedTextKeys(e, "codectest.Code", v.MCode) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k.Text)
+			e.Byte(':')
+			y := v.MCode[k.Key]
+			e.String(y)
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"MWord":`)
+	if v.MWord == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.MWord) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(string(k))
+			e.Byte(':')
+			y := v.MWord[k]
 			e.Int(int64(y))
 		}
 		e.Byte('}')
@@ -2315,6 +2347,36 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 					v.MColor[k] = y
 				}
 			}
+		case "MCode":
+			if d.Null() {
+				v.MCode = nil
+			} else if d.Object() {
+				if v.MCode == nil {
+					v.MCode = make(map[Code]string)
+				}
+				for d.NextMember() {
+					var k Code
+					jsonc.UnmarshalTextKey(d, &k)
+					var y string
+					d.String(&y)
+					v.MCode[k] = y
+				}
+			}
+		case "MWord":
+			if d.Null() {
+				v.MWord = nil
+			} else if d.Object() {
+				if v.MWord == nil {
+					v.MWord = make(map[Word]int)
+				}
+				for d.NextMember() {
+					var k Word
+					jsonc.UnmarshalTextKey(d, &k)
+					var y int
+					d.Int(&y)
+					v.MWord[k] = y
+				}
+			}
 		case "MSlice":
 			if d.Null() {
 				v.MSlice = nil
@@ -2870,6 +2932,8 @@ func ephemeralCloneEverything(v *Everything) {
 	v.MU = maps.Clone(v.MU)
 	v.MSt = maps.Clone(v.MSt)
 	v.MColor = maps.Clone(v.MColor)
+	v.MCode = maps.Clone(v.MCode)
+	v.MWord = maps.Clone(v.MWord)
 	if v.MSlice != nil {
 		m := make(map[string][]int, len(v.MSlice))
 		for k, y := range v.MSlice {

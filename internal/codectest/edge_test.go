@@ -49,6 +49,8 @@ var decodeCases = []string{
 	`{"MI":{"1":"a","-2":"b","+3":"c","007":"d"}}`, `{"MI":{"x":"a"}}`, `{"MI":{"1.5":"a"}}`,
 	`{"MU":{"255":true}}`, `{"MU":{"256":true}}`, `{"MU":{"-1":true}}`, `{"MSt":{"on":1}}`,
 	`{"MColor":{"#010203":1}}`, `{"MColor":{"red":1}}`, `{"MMoney":{"a":{"cents":1}}}`,
+	// An integer key with text methods is read by UnmarshalText, as is a string key.
+	`{"MCode":{"c10":"a","c-2":"b"}}`, `{"MCode":{"16":"a"}}`, `{"MWord":{"<a>":1,"b":2}}`,
 	// Embedded structs: promotion, conflicts, allocation through embedded pointers.
 	`{"promoted":"p","deep":"d","count":2,"kind":"k","Level":1,"shadowed":"s"}`, `{"deep":null}`,
 	`{"Name":"ambiguous","X":"x","tagged":1,"Only1":1,"Only2":2,"Y":3}`, `{"x":"lower"}`,
@@ -120,6 +122,8 @@ func TestEncodeEdgeCases(t *testing.T) {
 		{Bytes: []byte{}, NBytes: Bytes{1}, Ints: []int{}, M: map[string]int{}, Counts: Counts{}},
 		{MI: map[int]string{10: "a", 9: "b", -1: "c", 100: "d"}, MU: map[uint8]bool{10: true, 9: false, 200: true}},
 		{MColor: map[Color]int{{1, 2, 3}: 1, {0, 0, 0}: 2}, MMoney: map[string]Money{"a": {1}}},
+		// An integer key with a MarshalText method is written by it, a string key as itself.
+		{MCode: map[Code]string{1: "a", 16: "b", -2: "c", 0: "d"}, MWord: map[Word]int{"a": 1, "<b>": 2}},
 		{Words: [2]Word{"a", "<b>"}, Monies: []Money{{1}, {2}}, MoneyP: &Money{3}},
 		// omitzero: -0 is zero, as with ==; an IsZero method decides, on the value or the
 		// pointer; an empty slice or map is not zero, but is empty.

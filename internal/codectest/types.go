@@ -181,6 +181,26 @@ func (w *Word) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Code is an integer map key with text methods, which encoding/json uses rather than the
+// decimal integer: "c" and the number in hexadecimal.
+type Code int
+
+// MarshalText writes c.
+func (c Code) MarshalText() ([]byte, error) {
+	return strconv.AppendInt([]byte("c"), int64(c), 16), nil
+}
+
+// UnmarshalText reads what MarshalText writes.
+func (c *Code) UnmarshalText(b []byte) error {
+	s, ok := strings.CutPrefix(string(b), "c")
+	if !ok {
+		return fmt.Errorf("bad code %q", b)
+	}
+	n, err := strconv.ParseInt(s, 16, 0)
+	*c = Code(n)
+	return err
+}
+
 // Bytes is a named byte slice, written as base64.
 type Bytes []byte
 
@@ -253,6 +273,8 @@ type Everything struct {
 	MU      map[uint8]bool
 	MSt     map[Status]float64
 	MColor  map[Color]int
+	MCode   map[Code]string
+	MWord   map[Word]int
 	MSlice  map[string][]int
 	MStruct map[string]Item
 	MPtr    map[string]*Item

@@ -108,7 +108,7 @@ const (
 	keyString mapKey = iota + 1
 	keyInt
 	keyUint
-	keyText // a type with MarshalText and UnmarshalText
+	keyText // by the MarshalText method of the key (encoding), or UnmarshalText of its pointer (decoding)
 )
 
 // emptyTest is what omitempty tests before writing a member.
@@ -308,7 +308,7 @@ func (p *planner) encStructural(t types.Type, addr, quoted bool) *encNode {
 		}
 		n.elem = p.enc(u.Elem(), addr, false)
 	case *types.Map:
-		n.op, n.key = encMap, p.mapKey(u.Key(), textMarshaler)
+		n.op, n.key = encMap, p.encKey(u.Key())
 		if n.key == 0 {
 			return nil
 		}
@@ -323,12 +323,35 @@ func (p *planner) encStructural(t types.Type, addr, quoted bool) *encNode {
 	return n
 }
 
-// mapKey returns the kind of map key type kt, whose text method is that of iface, or reports it.
-func (p *planner) mapKey(kt types.Type, iface *types.Interface) mapKey {
+// encKey returns how the keys of a map with key type kt are written, in the order of
+// encoding/json's resolveKeyName: a string kind as the string; else, if kt has a MarshalText
+// method (on the value: a map key is not addressable), as its text; else an integer in
+// decimal. Otherwise it reports kt.
+func (p *planner) encKey(kt types.Type) mapKey {
 	kt = types.Unalias(kt)
 	kb, _ := kt.Underlying().(*types.Basic)
 	switch {
-	case iface == textUnmarshaler && implements(types.NewPointer(kt), textUnmarshaler) && !implements(types.NewPointer(kt), unmarshaler):
+	case kb != nil && kb.Info()&types.IsString != 0:
+		return keyString
+	case implements(kt, textMarshaler):
+		return keyText
+	case kb != nil && kb.Info()&types.IsUnsigned != 0:
+		return keyUint
+	case kb != nil && kb.Info()&types.IsInteger != 0:
+		return keyInt
+	}
+	p.badKey(kt)
+	return 0
+}
+
+// decKey returns how the keys of a map with key type kt are read, as encoding/json's object
+// reads them: by an UnmarshalText method of the pointer if it has one, whatever the kind; else
+// a string kind as the string, an integer kind in decimal. Otherwise it reports kt.
+func (p *planner) decKey(kt types.Type) mapKey {
+	kt = types.Unalias(kt)
+	kb, _ := kt.Underlying().(*types.Basic)
+	switch {
+	case implements(types.NewPointer(kt), textUnmarshaler) && !implements(types.NewPointer(kt), unmarshaler):
 		return keyText
 	case kb != nil && kb.Info()&types.IsString != 0:
 		return keyString
@@ -336,11 +359,14 @@ func (p *planner) mapKey(kt types.Type, iface *types.Interface) mapKey {
 		return keyUint
 	case kb != nil && kb.Info()&types.IsInteger != 0:
 		return keyInt
-	case iface == textMarshaler && implements(kt, textMarshaler):
-		return keyText
 	}
-	p.report("field %s: unsupported map key type %s (use string, an integer type or a type with MarshalText and UnmarshalText)", p.path, reflectName(kt))
+	p.badKey(kt)
 	return 0
+}
+
+// badKey reports the unsupported map key type kt.
+func (p *planner) badKey(kt types.Type) {
+	p.report("field %s: unsupported map key type %s (use string, an integer type or a type with MarshalText and UnmarshalText)", p.path, reflectName(kt))
 }
 
 // dec plans the decoding of a value of type t; quoted tells whether the string option applies.
@@ -402,7 +428,7 @@ func (p *planner) decStructural(t types.Type) *decNode {
 	case *types.Array:
 		n.op, n.elem = decArray, p.dec(u.Elem(), false)
 	case *types.Map:
-		n.op, n.key = decMap, p.mapKey(u.Key(), textUnmarshaler)
+		n.op, n.key = decMap, p.decKey(u.Key())
 		if n.key == 0 {
 			return nil
 		}
