@@ -81,8 +81,10 @@
 // package (embedded ones too, also by pointer), and instances of generic structs; and types
 // that implement json.Marshaler and json.Unmarshaler, or encoding.TextMarshaler and
 // encoding.TextUnmarshaler, whose methods are called directly. Other types, such as interfaces,
-// channels, functions, complex numbers, json.Number, named pointer types and slices of named
-// byte types, are reported, naming the field; tag such a field json:"-" to leave it out.
+// channels, functions, complex numbers, json.Number, named pointer types, slices of named byte
+// types and map keys whose pointer has UnmarshalJSON besides UnmarshalText (which encoding/json
+// reads by UnmarshalJSON, with the key quoted), are reported, naming the field; tag such a
+// field json:"-" to leave it out.
 //
 // The json struct tag is read as encoding/json reads it: the member name, the omitempty and
 // omitzero options, "-" to leave a field out, and the string option on bool, numeric and

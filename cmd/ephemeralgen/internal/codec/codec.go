@@ -24,11 +24,12 @@
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
 // values. What the codecs do not support is reported as a diagnostic rather than generated
-// differently: the "omitzero" option on a type that is not comparable and has no IsZero
-// method, the "string" option on a field of a type with its own JSON or text methods,
-// json.Number, named pointer types, slices of named byte types, map keys that implement
-// json.Unmarshaler, and types or promoted fields of other packages that generated code cannot
-// name. See runtime/jsonc for where errors differ.
+// differently: the "omitzero" option on a type that is not comparable and has no IsZero method,
+// the "string" option on a field of a type with its own JSON or text methods, json.Number,
+// named pointer types, slices of named byte types, map keys whose pointer has UnmarshalJSON
+// besides UnmarshalText (encoding/json reads them by UnmarshalJSON, with the key quoted), and
+// types or promoted fields of other packages that generated code cannot name. See runtime/jsonc
+// for where errors differ.
 //
 // Call Add for every type before the first Emit, which is only for a package whose Adds
 // reported no problem.

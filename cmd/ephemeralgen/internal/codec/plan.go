@@ -346,12 +346,17 @@ func (p *planner) encKey(kt types.Type) mapKey {
 
 // decKey returns how the keys of a map with key type kt are read, as encoding/json's object
 // reads them: by an UnmarshalText method of the pointer if it has one, whatever the kind; else
-// a string kind as the string, an integer kind in decimal. Otherwise it reports kt.
+// a string kind as the string, an integer kind in decimal. Otherwise it reports kt, and also
+// when the pointer has UnmarshalJSON besides UnmarshalText: encoding/json then calls
+// UnmarshalJSON with the key as it is quoted in the document, which generated code does not.
 func (p *planner) decKey(kt types.Type) mapKey {
 	kt = types.Unalias(kt)
 	kb, _ := kt.Underlying().(*types.Basic)
 	switch {
-	case implements(types.NewPointer(kt), textUnmarshaler) && !implements(types.NewPointer(kt), unmarshaler):
+	case implements(types.NewPointer(kt), textUnmarshaler) && implements(types.NewPointer(kt), unmarshaler):
+		p.report("field %s: unsupported map key type %s: its pointer has UnmarshalText and UnmarshalJSON methods, and encoding/json reads such a key by calling UnmarshalJSON with the key as quoted in the document, which generated code does not do (use a key type without UnmarshalJSON)", p.path, reflectName(kt))
+		return 0
+	case implements(types.NewPointer(kt), textUnmarshaler):
 		return keyText
 	case kb != nil && kb.Info()&types.IsString != 0:
 		return keyString
