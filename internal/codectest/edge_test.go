@@ -13,6 +13,7 @@ var decodeCases = []string{
 	// Names: exact match first, then case folding, first field wins; unknown fields skipped.
 	`{"NAME":"a","name":"b"}`, `{"Name":"a"}`, `{"nAmE":"a","NAME":"b"}`, `{"K":"kelvin"}`, `{"\u212a":"k"}`,
 	`{"S":"long s"}`, `{"ſ":"x"}`, `{"unknown":{"a":[1,{"b":null}]},"name":"x"}`,
+	`{"ı":1}`, `{"İ":1}`, `{"ıtem":{"name":"dotless i"}}`, // fold with no other rune, unlike their upper or lower case
 	`{"n\u0061me":"escaped key"}`,
 	// null: no-op for values, nil for pointers, slices and maps.
 	`{"room":null,"tabs":null,"since":null,"level":null}`,

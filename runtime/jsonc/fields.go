@@ -57,7 +57,10 @@ func (f *Fields) fold(k []byte, d *Decoder) []byte {
 }
 
 // AppendFoldedName appends the case-folded form of the field name in, such that two names
-// fold to the same bytes exactly when encoding/json matches them case-insensitively.
+// fold to the same bytes exactly when encoding/json matches them case-insensitively: as its
+// foldName does, an ASCII letter in upper case, any other rune as the smallest rune that
+// unicode.SimpleFold makes it equal to (K for the Kelvin sign; the dotless ı and the dotted İ,
+// equal to no other rune, as themselves).
 func AppendFoldedName(out, in []byte) []byte {
 	for i := 0; i < len(in); {
 		if c := in[i]; c < utf8.RuneSelf {
@@ -69,8 +72,19 @@ func AppendFoldedName(out, in []byte) []byte {
 			continue
 		}
 		r, n := utf8.DecodeRune(in[i:])
-		out = utf8.AppendRune(out, unicode.ToUpper(unicode.ToLower(r)))
+		out = utf8.AppendRune(out, foldRune(r))
 		i += n
 	}
 	return out
+}
+
+// foldRune returns the smallest rune of the orbit of r under unicode.SimpleFold.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }
