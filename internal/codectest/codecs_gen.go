@@ -739,6 +739,61 @@ func (TreeCodec) Clone(dst, src *Tree) {
 	ephemeralCloneTree(dst)
 }
 
+// WebCodec encodes and decodes Web as JSON exactly as encoding/json does, without reflection.
+type WebCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (WebCodec) Encode(dst []byte, v *Web) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeWeb(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (WebCodec) Decode(src []byte, v *Web) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeWeb(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (WebCodec) Clone(dst, src *Web) {
+	*dst = *src
+	ephemeralCloneWeb(dst)
+}
+
+// WebRootCodec encodes and decodes WebRoot as JSON exactly as encoding/json does, without
+// reflection.
+type WebRootCodec struct{}
+
+// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
+func (WebRootCodec) Encode(dst []byte, v *WebRoot) ([]byte, error) {
+	e := new(jsonc.Encoder)
+	e.Reset(dst)
+	ephemeralEncodeWebRoot(e, v)
+	return e.Finish()
+}
+
+// Decode parses the JSON document src into *v.
+func (WebRootCodec) Decode(src []byte, v *WebRoot) error {
+	d := new(jsonc.Decoder)
+	d.Reset(src)
+	ephemeralDecodeWebRoot(d, v)
+	return d.Finish()
+}
+
+// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
+// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
+// decoded value holds, makes Clone recurse without end.
+func (WebRootCodec) Clone(dst, src *WebRoot) {
+	*dst = *src
+	ephemeralCloneWebRoot(dst)
+}
+
 // WithMarshalerCodec encodes and decodes WithMarshaler as JSON exactly as encoding/json does,
 // without reflection.
 type WithMarshalerCodec struct{}
@@ -4503,21 +4558,24 @@ func ephemeralEncodeTree(e *jsonc.Encoder, v *Tree) {
 	}
 	if len(v.ByName) != 0 {
 		e.Raw(`,"byName":`)
-		e.Byte('{')
-		for i, k := range jsonc.SortedKeys(v.ByName) {
-			if i > 0 {
-				e.Byte(',')
+		if e.Enter(jsonc.MapPointer(v.ByName), "map[string]*codectest.Tree") {
+			e.Byte('{')
+			for i, k := range jsonc.SortedKeys(v.ByName) {
+				if i > 0 {
+					e.Byte(',')
+				}
+				e.String(k)
+				e.Byte(':')
+				y := v.ByName[k]
+				if y == nil {
+					e.Null()
+				} else {
+					ephemeralEncodeTree(e, y)
+				}
 			}
-			e.String(k)
-			e.Byte(':')
-			y := v.ByName[k]
-			if y == nil {
-				e.Null()
-			} else {
-				ephemeralEncodeTree(e, y)
-			}
+			e.Byte('}')
+			e.Leave(jsonc.MapPointer(v.ByName))
 		}
-		e.Byte('}')
 	}
 	e.Byte('}')
 	e.Leave(v)
@@ -4592,6 +4650,159 @@ func ephemeralCloneTree(v *Tree) {
 			m[k] = y
 		}
 		v.ByName = m
+	}
+}
+
+var ephemeralFieldsWeb = jsonc.NewFields("name", "links")
+
+func ephemeralEncodeWeb(e *jsonc.Encoder, v *Web) {
+	if !e.Enter(v, "*codectest.Web") {
+		return
+	}
+	e.Raw(`{"name":`)
+	e.String(v.Name)
+	if len(v.Links) != 0 {
+		e.Raw(`,"links":`)
+		if e.Enter(jsonc.MapPointer(v.Links), "map[string]codectest.Web") {
+			e.Byte('{')
+			for i, k := range jsonc.SortedKeys(v.Links) {
+				if i > 0 {
+					e.Byte(',')
+				}
+				e.String(k)
+				e.Byte(':')
+				y := v.Links[k]
+				ephemeralEncodeWeb(e, &y)
+			}
+			e.Byte('}')
+			e.Leave(jsonc.MapPointer(v.Links))
+		}
+	}
+	e.Byte('}')
+	e.Leave(v)
+}
+
+func ephemeralDecodeWeb(d *jsonc.Decoder, v *Web) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "name":
+			d.String(&v.Name)
+		case "links":
+			if d.Null() {
+				v.Links = nil
+			} else if d.Object() {
+				if v.Links == nil {
+					v.Links = make(map[string]Web)
+				}
+				for d.NextMember() {
+					k := string(d.Key())
+					var y Web
+					ephemeralDecodeWeb(d, &y)
+					v.Links[k] = y
+				}
+			}
+		default:
+			if name = d.Fold(ephemeralFieldsWeb, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneWeb(v *Web) {
+	if v.Links != nil {
+		m := make(map[string]Web, len(v.Links))
+		for k, y := range v.Links {
+			ephemeralCloneWeb(&y)
+			m[k] = y
+		}
+		v.Links = m
+	}
+}
+
+var ephemeralFieldsWebRoot = jsonc.NewFields("web", "webs")
+
+func ephemeralEncodeWebRoot(e *jsonc.Encoder, v *WebRoot) {
+	e.Raw(`{"web":`)
+	ephemeralEncodeWeb(e, &v.Web)
+	e.Raw(`,"webs":`)
+	ephemeralEncodeWebs(e, &v.Webs)
+	e.Byte('}')
+}
+
+func ephemeralDecodeWebRoot(d *jsonc.Decoder, v *WebRoot) {
+	if !d.Object() {
+		return
+	}
+	for name := d.Member(); name != nil; name = d.Member() {
+	match:
+		switch string(name) {
+		case "web":
+			ephemeralDecodeWeb(d, &v.Web)
+		case "webs":
+			ephemeralDecodeWebs(d, &v.Webs)
+		default:
+			if name = d.Fold(ephemeralFieldsWebRoot, name); name != nil {
+				goto match
+			}
+			d.Skip()
+		}
+	}
+}
+
+func ephemeralCloneWebRoot(v *WebRoot) {
+	ephemeralCloneWeb(&v.Web)
+	ephemeralCloneWebs(&v.Webs)
+}
+
+func ephemeralEncodeWebs(e *jsonc.Encoder, v *Webs) {
+	if *v == nil {
+		e.Null()
+	} else if e.Enter(jsonc.MapPointer(*v), "codectest.Webs") {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(*v) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(k)
+			e.Byte(':')
+			y := (*v)[k]
+			ephemeralEncodeWebs(e, &y)
+		}
+		e.Byte('}')
+		e.Leave(jsonc.MapPointer(*v))
+	}
+}
+
+func ephemeralDecodeWebs(d *jsonc.Decoder, v *Webs) {
+	if d.Null() {
+		*v = nil
+	} else if d.Object() {
+		if *v == nil {
+			*v = make(Webs)
+		}
+		for d.NextMember() {
+			k := string(d.Key())
+			var y Webs
+			ephemeralDecodeWebs(d, &y)
+			(*v)[k] = y
+		}
+	}
+}
+
+func ephemeralCloneWebs(v *Webs) {
+	if *v != nil {
+		m := make(Webs, len(*v))
+		for k, y := range *v {
+			ephemeralCloneWebs(&y)
+			m[k] = y
+		}
+		*v = m
 	}
 }
 

@@ -162,4 +162,19 @@ func TestEncodeCycle(t *testing.T) {
 	tr := &Tree{Name: "root", ByName: map[string]*Tree{}}
 	tr.ByName["self"] = tr
 	checkEncode(t, TreeCodec{}, tr)
+
+	// A map that holds itself through a map value, a copy: the encoders find the cycle by the
+	// map, and a map nested deep without one encodes.
+	links := map[string]Web{}
+	links["self"] = Web{Name: "self", Links: links}
+	checkEncode(t, WebRootCodec{}, &WebRoot{Web: Web{Name: "root", Links: links}})
+	webs := Webs{}
+	webs["self"] = webs
+	checkEncode(t, WebRootCodec{}, &WebRoot{Webs: webs})
+	deep, deepWebs := Web{}, Webs{}
+	for range 3000 {
+		deep = Web{Links: map[string]Web{"a": deep}}
+		deepWebs = Webs{"a": deepWebs}
+	}
+	checkEncode(t, WebRootCodec{}, &WebRoot{Web: deep, Webs: deepWebs})
 }

@@ -420,6 +420,22 @@ type Node struct {
 	Next  *Node `json:"next,omitempty"`
 }
 
+// Web is recursive through map values, which encoders copy: a map that holds itself, through a
+// Web value, is a cycle that only the map identifies.
+type Web struct {
+	Name  string         `json:"name"`
+	Links map[string]Web `json:"links,omitempty"`
+}
+
+// Webs is a named map type that is recursive through itself.
+type Webs map[string]Webs
+
+// WebRoot holds both.
+type WebRoot struct {
+	Web  Web  `json:"web"`
+	Webs Webs `json:"webs"`
+}
+
 // Tree is recursive through a slice and a map.
 type Tree struct {
 	Name   string           `json:"name"`

@@ -16,9 +16,10 @@
 //     decode errors name Go kinds ("int64"), not the user's types.
 //   - Decoding stops at the first error, where encoding/json carries on after a type mismatch
 //     and reports it at the end; after an error the value may differ.
-//   - Cycles through pointers are detected as encoding/json detects them (after 1,000 levels);
-//     recursion that has no pointer to identify it (a map containing itself) fails at a depth
-//     of 10,000 instead.
+//   - Cycles through pointers and maps are detected as encoding/json detects them (after 1,000
+//     levels); a cycle through slices alone (a named slice type that holds itself), which
+//     encoding/json identifies by a slice's pointer and length, fails at a depth of 10,000
+//     instead.
 //
 // Strings decoded from one document share blocks of memory of at most 4 KiB.
 //

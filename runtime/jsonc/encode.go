@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Encoder appends JSON to a byte slice. The zero value is ready to use; methods record the
@@ -212,16 +213,18 @@ func MarshalText[M interface{ MarshalText() ([]byte, error) }](e *Encoder, typ s
 	e.Text(typ, b, err)
 }
 
-// maxEncodeDepth bounds the nesting of recursive values that Enter cannot identify (maps).
+// maxEncodeDepth bounds the nesting of recursive values that Enter cannot identify (a slice
+// that holds itself through a named slice type).
 const maxEncodeDepth = 10000
 
 // startDetectingCyclesAfter is encoding/json's threshold for tracking pointers.
 const startDetectingCyclesAfter = 1000
 
-// Enter is called by generated code when it encodes a value of a recursive type, with the
-// pointer that identifies the value (or nil when it has none). It reports false, and records
-// an error, when the value is part of a cycle, as encoding/json does. Every Enter that returns
-// true is paired with a [Encoder.Leave] of the same p.
+// Enter is called by generated code when it encodes a value of a recursive type, with what
+// identifies the value: the pointer to a struct, the [MapPointer] of a map, or nil when there
+// is none. It reports false, and records an error, when the value is part of a cycle, as
+// encoding/json does, or when it has no identity and is nested more than 10,000 levels deep
+// in recursive values. Every Enter that returns true is paired with a [Encoder.Leave] of the same p.
 func (e *Encoder) Enter(p any, typ string) bool {
 	e.depth++
 	if e.depth <= startDetectingCyclesAfter {
@@ -245,6 +248,13 @@ func (e *Encoder) Enter(p any, typ string) bool {
 	}
 	e.seen[p] = struct{}{}
 	return true
+}
+
+// MapPointer returns the pointer that identifies the map m for [Encoder.Enter], which
+// reflect.Value.UnsafePointer returns and by which encoding/json finds a map that holds itself:
+// the map's values, which encoders copy, have no address that identifies them.
+func MapPointer[M ~map[K]V, K comparable, V any](m M) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&m)) // a map is a pointer to its runtime structure
 }
 
 // Leave ends the value begun by a successful [Encoder.Enter].

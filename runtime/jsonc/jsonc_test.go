@@ -563,3 +563,32 @@ func checkIntKey[K int | int8 | int64 | uint | uint8 | uint64](t *testing.T, doc
 		}
 	}
 }
+
+// TestMapPointer checks that MapPointer identifies a map as encoding/json does, by the pointer
+// that reflect.Value.UnsafePointer returns, and that Enter finds a cycle by it.
+func TestMapPointer(t *testing.T) {
+	m, other := map[string]int{"a": 1}, map[string]int{"a": 1}
+	if got, want := jsonc.MapPointer(m), reflect.ValueOf(m).UnsafePointer(); got != want {
+		t.Fatalf("MapPointer = %p, reflect says %p", got, want)
+	}
+	type named map[string]int
+	if jsonc.MapPointer(named(m)) != jsonc.MapPointer(m) || jsonc.MapPointer(m) == jsonc.MapPointer(other) {
+		t.Fatal("MapPointer does not tell maps apart")
+	}
+	var e jsonc.Encoder
+	for i := 0; ; i++ {
+		p := jsonc.MapPointer(other)
+		if i%2 == 0 {
+			p = jsonc.MapPointer(m)
+		}
+		if !e.Enter(p, "map[string]int") {
+			if i <= 1000 {
+				t.Fatalf("cycle found at depth %d, before encoding/json finds one", i)
+			}
+			break
+		}
+	}
+	if _, err := e.Finish(); err == nil || !strings.Contains(err.Error(), "encountered a cycle via map[string]int") {
+		t.Fatalf("error %v, want a cycle", err)
+	}
+}

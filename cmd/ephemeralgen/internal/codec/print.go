@@ -214,7 +214,7 @@ func (p *printer) encMap(n *encNode, x expr) []jen.Code {
 		elem = x.operand().Index(jen.Id(k).Dot("Key"))
 	}
 	i := p.tmp("i")
-	return orNull(x,
+	body := []jen.Code{
 		e("Byte", jen.LitRune('{')),
 		jen.For(jen.List(jen.Id(i), jen.Id(k)).Op(":=").Range().Add(keys)).Block(append([]jen.Code{
 			jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(','))),
@@ -222,7 +222,19 @@ func (p *printer) encMap(n *encNode, x expr) []jen.Code {
 			e("Byte", jen.LitRune(':')),
 			jen.Id(y).Op(":=").Add(elem)},
 			p.enc(n.elem, expr{val: jen.Id(y)})...)...),
-		e("Byte", jen.LitRune('}')))
+		e("Byte", jen.LitRune('}'))}
+	if !recursive(n.t) {
+		return orNull(x, body...)
+	}
+	// A map that can hold itself is identified by its pointer, as encoding/json identifies it:
+	// the values in it are copies, whose addresses identify nothing, so that a cycle through
+	// them is found by the map alone.
+	enter := jen.If(e("Enter", q("MapPointer", x.value()), jen.Lit(reflectName(n.t)))).
+		Block(append(body, e("Leave", q("MapPointer", x.value())))...)
+	if x.nonNil {
+		return []jen.Code{enter}
+	}
+	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Add(enter)}
 }
 
 // orNull returns the statements that write null when x is nil, else stmts; stmts alone when x
@@ -234,9 +246,10 @@ func orNull(x expr, stmts ...jen.Code) []jen.Code {
 	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(stmts...)}
 }
 
-// guardRecursion wraps the body of a helper for a recursive type in Enter and Leave.
+// guardRecursion wraps the body of a helper for a recursive type in Enter and Leave; that of a
+// map enters the map itself (see encMap).
 func guardRecursion(t types.Type, body []jen.Code) []jen.Code {
-	if !recursive(t) {
+	if _, isMap := t.Underlying().(*types.Map); isMap || !recursive(t) {
 		return body
 	}
 	key := jen.Nil()
