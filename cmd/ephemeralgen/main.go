@@ -153,6 +153,9 @@
 // constructor, the parser and the codec (newPresenceStore, parsePresenceKey, presenceCodec).
 // Output is deterministic and gofmt-formatted; package ephemeral is imported as ephemeral and
 // runtime/jsonc as jsonc (or, if the package declares that name, as ephemeral2, jsonc2, ...).
+// The parameters and local variables of the generated functions (v, e, d, name, s, k, ...) are
+// renamed alike (v2, ...) where the package declares their name or an import of the file has
+// it, so that they hide none of the package's types.
 package main
 
 import (

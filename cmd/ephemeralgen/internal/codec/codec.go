@@ -153,10 +153,11 @@ func (h *helper) owner() string {
 
 // Emit writes into f the declarations that belong to output file file: the codecs added for it
 // and the helpers of contained types that were assigned to it (each emitted in exactly one
-// file of the package). The output is deterministic. Call it after every Add.
-func (g *Generator) Emit(file string, f *jen.File) {
+// file of the package), whose parameters and locals ids names. The output is deterministic.
+// Call it after every Add.
+func (g *Generator) Emit(file string, f *jen.File, ids *Idents) {
 	for _, cd := range g.codecs[file] {
-		emitCodec(f, cd)
+		emitCodec(f, cd, ids)
 	}
 	var hs []*helper
 	g.helpers.Iterate(func(_ types.Type, v any) {
@@ -166,31 +167,32 @@ func (g *Generator) Emit(file string, f *jen.File) {
 	})
 	slices.SortFunc(hs, func(a, b *helper) int { return strings.Compare(a.name, b.name) })
 	for _, h := range hs {
-		emitHelper(f, h)
+		emitHelper(f, h, ids)
 	}
 }
 
 // emitCodec prints the codec type cd and its methods.
-func emitCodec(f *jen.File, cd *codec) {
+func emitCodec(f *jen.File, cd *codec, ids *Idents) {
 	name := cd.t.Obj().Name()
 	tc := typeCode(cd.t)
-	p := &printer{}
+	p := &printer{Idents: ids}
+	dst, src, v, e, d := ids.id("dst"), ids.id("src"), ids.id("v"), ids.id("e"), ids.id("d")
 	f.Commentf("%s encodes and decodes %s as JSON exactly as encoding/json does, without reflection.", cd.name, name)
 	f.Type().Id(cd.name).Struct()
 	f.Line()
 	f.Comment("Encode appends the JSON encoding of *v to dst and returns the extended buffer.")
-	f.Func().Params(jen.Id(cd.name)).Id("Encode").Params(jen.Id("dst").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+	f.Func().Params(jen.Id(cd.name)).Id("Encode").Params(dst.Clone().Index().Byte(), v.Clone().Op("*").Add(tc)).
 		Params(jen.Index().Byte(), jen.Error()).Block(append(append([]jen.Code{
-		jen.Id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")),
-		jen.Id("e").Dot("Reset").Call(jen.Id("dst")),
-	}, p.enc(cd.enc, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("e").Dot("Finish").Call()))...)
+		e.Clone().Op(":=").New(jen.Qual(JSONCPath, "Encoder")),
+		e.Clone().Dot("Reset").Call(dst.Clone()),
+	}, p.enc(cd.enc, expr{ptr: v.Clone()})...), jen.Return(e.Clone().Dot("Finish").Call()))...)
 	f.Line()
 	f.Comment("Decode parses the JSON document src into *v.")
-	f.Func().Params(jen.Id(cd.name)).Id("Decode").Params(jen.Id("src").Index().Byte(), jen.Id("v").Op("*").Add(tc)).
+	f.Func().Params(jen.Id(cd.name)).Id("Decode").Params(src.Clone().Index().Byte(), v.Clone().Op("*").Add(tc)).
 		Error().Block(append(append([]jen.Code{
-		jen.Id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
-		jen.Id("d").Dot("Reset").Call(jen.Id("src")),
-	}, p.dec(cd.dec, expr{ptr: jen.Id("v")})...), jen.Return(jen.Id("d").Dot("Finish").Call()))...)
+		d.Clone().Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
+		d.Clone().Dot("Reset").Call(src.Clone()),
+	}, p.dec(cd.dec, expr{ptr: v.Clone()})...), jen.Return(d.Clone().Dot("Finish").Call()))...)
 	f.Line()
 	doc := "Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src. " +
 		"Fields the codec does not encode are copied by assignment."
@@ -204,11 +206,11 @@ func emitCodec(f *jen.File, cd *codec) {
 		doc += " A cycle of pointers in *src, which no decoded value holds, makes Clone recurse without end."
 	}
 	f.Comment(doc)
-	f.Func().Params(jen.Id(cd.name)).Id("Clone").Params(jen.List(jen.Id("dst"), jen.Id("src")).Op("*").Add(tc)).
-		Block(append([]jen.Code{jen.Op("*").Id("dst").Op("=").Op("*").Id("src")}, p.clone(cd.clone, expr{ptr: jen.Id("dst")})...)...)
+	f.Func().Params(jen.Id(cd.name)).Id("Clone").Params(jen.List(dst.Clone(), src.Clone()).Op("*").Add(tc)).
+		Block(append([]jen.Code{jen.Op("*").Add(dst.Clone()).Op("=").Op("*").Add(src.Clone())}, p.clone(cd.clone, expr{ptr: dst.Clone()})...)...)
 	f.Line()
 	if fs := batchFields(cd.clone); fs != nil {
-		emitCloneFunc(f, cd, tc, fs)
+		emitCloneFunc(f, cd, tc, fs, ids)
 	}
 }
 
@@ -232,24 +234,25 @@ func batchFields(n *cloneNode) []cloneField {
 // slices fs and nothing else: it returns a Clone for a run of values, with a jsonc.Chunk per
 // member, so that a typed snapshot makes an allocation for many values' slices rather than
 // one each, in the one pass over its entries that it makes anyway.
-func emitCloneFunc(f *jen.File, cd *codec, tc jen.Code, fs []cloneField) {
+func emitCloneFunc(f *jen.File, cd *codec, tc jen.Code, fs []cloneField, ids *Idents) {
+	dst, src := ids.Name("dst"), ids.Name("src")
 	var decls, body []jen.Code
 	for i, fd := range fs {
-		c := "c" + strconv.Itoa(i)
+		c := ids.Name("c" + strconv.Itoa(i))
 		elem := fd.node.t.Underlying().(*types.Slice).Elem()
 		decls = append(decls, jen.Var().Id(c).Qual(JSONCPath, "Chunk").Types(typeCode(elem)))
 		n := len(fd.vars)
-		body = append(body, selectorOf("dst", fd.field, n).Op("=").Qual(JSONCPath, "CloneSlice").Call(jen.Op("&").Id(c), selectorOf("src", fd.field, n)))
+		body = append(body, selectorOf(dst, fd.field, n).Op("=").Qual(JSONCPath, "CloneSlice").Call(jen.Op("&").Id(c), selectorOf(src, fd.field, n)))
 	}
 	f.Comment("CloneFunc returns a function that does what Clone does, for one goroutine's run of copies " +
 		"(a snapshot's), with the copies' slices carved from blocks of about 4 KiB that they share " +
 		"(jsonc.Chunk): one allocation for many values rather than one each. Appending to a copy's slice " +
 		"changes no other; a copy kept alive keeps its blocks alive.")
-	fn := jen.Func().Params(jen.List(jen.Id("dst"), jen.Id("src")).Op("*").Add(tc)).Block(append([]jen.Code{
-		jen.Op("*").Id("dst").Op("=").Op("*").Id("src"),
+	fn := jen.Func().Params(jen.List(jen.Id(dst), jen.Id(src)).Op("*").Add(tc)).Block(append([]jen.Code{
+		jen.Op("*").Id(dst).Op("=").Op("*").Id(src),
 	}, body...)...)
 	f.Func().Params(jen.Id(cd.name)).Id("CloneFunc").Params().
-		Func().Params(jen.List(jen.Id("dst"), jen.Id("src")).Op("*").Add(tc)).
+		Func().Params(jen.List(jen.Id(dst), jen.Id(src)).Op("*").Add(tc)).
 		Block(append(decls, jen.Return(fn))...)
 	f.Line()
 }
@@ -297,9 +300,10 @@ func joinAnd(names []string) string {
 }
 
 // emitHelper prints the functions of h that are called.
-func emitHelper(f *jen.File, h *helper) {
+func emitHelper(f *jen.File, h *helper, ids *Idents) {
 	tc := typeCode(h.t)
-	v := expr{ptr: jen.Id("v")}
+	v := expr{ptr: ids.id("v")}
+	p := func() *printer { return &printer{Idents: ids, self: h} }
 	if h.wantDec && h.fields != nil {
 		names := make([]jen.Code, len(h.fields))
 		for i, n := range h.fields {
@@ -308,13 +312,13 @@ func emitHelper(f *jen.File, h *helper) {
 		f.Var().Id("ephemeralFields"+h.name).Op("=").Qual(JSONCPath, "NewFields").Call(names...)
 		f.Line()
 	}
-	encParams := jen.Params(jen.Id("e").Op("*").Qual(JSONCPath, "Encoder"), jen.Id("v").Op("*").Add(tc))
+	encParams := jen.Params(ids.id("e").Op("*").Qual(JSONCPath, "Encoder"), ids.id("v").Op("*").Add(tc))
 	if h.wantEnc {
 		var enc []jen.Code
 		if h.fields != nil {
-			enc = structEnc(h.t, h.encFields)
+			enc = ids.structEnc(h.t, h.encFields)
 		} else {
-			enc = guardRecursion(h.t, (&printer{self: h}).enc(h.enc, v))
+			enc = ids.guardRecursion(h.t, p().enc(h.enc, v))
 		}
 		f.Func().Id("ephemeralEncode" + h.name).Add(encParams).Block(enc...)
 		f.Line()
@@ -322,9 +326,9 @@ func emitHelper(f *jen.File, h *helper) {
 	if h.wantNA {
 		var encNA []jen.Code
 		if h.fields != nil {
-			encNA = structEnc(h.t, h.encNAFs)
+			encNA = ids.structEnc(h.t, h.encNAFs)
 		} else {
-			encNA = guardRecursion(h.t, (&printer{self: h}).enc(h.encNA, v))
+			encNA = ids.guardRecursion(h.t, p().enc(h.encNA, v))
 		}
 		f.Func().Id("ephemeralEncode" + h.name + "Value").Add(encParams).Block(encNA...)
 		f.Line()
@@ -332,22 +336,22 @@ func emitHelper(f *jen.File, h *helper) {
 	if h.wantDec {
 		var dec []jen.Code
 		if h.fields != nil {
-			dec = (&printer{self: h}).structDec(h.decFields)
+			dec = p().structDec(h.decFields)
 		} else {
-			dec = (&printer{self: h}).dec(h.dec, v)
+			dec = p().dec(h.dec, v)
 		}
-		f.Func().Id("ephemeralDecode"+h.name).Params(jen.Id("d").Op("*").Qual(JSONCPath, "Decoder"), jen.Id("v").Op("*").Add(tc)).
+		f.Func().Id("ephemeralDecode"+h.name).Params(ids.id("d").Op("*").Qual(JSONCPath, "Decoder"), ids.id("v").Op("*").Add(tc)).
 			Block(dec...)
 		f.Line()
 	}
 	if h.wantClone {
 		var clone []jen.Code
 		if h.clone != nil {
-			clone = (&printer{self: h}).clone(h.clone, v)
+			clone = p().clone(h.clone, v)
 		} else {
-			clone = structClone(h.cloneFields, 0, nil)
+			clone = ids.structClone(h.cloneFields, 0, nil)
 		}
-		f.Func().Id("ephemeralClone" + h.name).Params(jen.Id("v").Op("*").Add(tc)).Block(clone...)
+		f.Func().Id("ephemeralClone" + h.name).Params(ids.id("v").Op("*").Add(tc)).Block(clone...)
 		f.Line()
 	}
 }

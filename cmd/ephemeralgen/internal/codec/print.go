@@ -13,10 +13,53 @@ import (
 // The print step turns a checked plan into jennifer code. It makes no decision that can fail:
 // everything it needs is in the plan.
 
+// Idents names the parameters and local variables of the functions generated in one output
+// file, so that none hides from the code in its scope a name that the code refers to: a
+// declaration of the package (a type v, whose zero value v{} a parameter v would hide) or an
+// import of the file. A name is its usual one (v, e, d, name, ...) unless the package or an
+// import has it; then it is the first of name2, name3, ... that neither has.
+type Idents struct {
+	scope   *types.Scope
+	imports map[string]bool
+	names   map[string]string // usual name → name
+}
+
+// NewIdents returns the names of the parameters and locals of a file of package pkg whose
+// imports have the names of imports (by path, as emit.NewFile returns them).
+func NewIdents(pkg *types.Package, imports map[string]string) *Idents {
+	ids := &Idents{scope: pkg.Scope(), imports: map[string]bool{}, names: map[string]string{}}
+	for _, name := range imports {
+		ids.imports[name] = true
+	}
+	return ids
+}
+
+// taken reports whether the package or an import of the file has the name.
+func (ids *Idents) taken(name string) bool {
+	return ids.imports[name] || ids.scope.Lookup(name) != nil
+}
+
+// Name returns the name of the parameter or local variable usually called usual.
+func (ids *Idents) Name(usual string) string {
+	if name, ok := ids.names[usual]; ok {
+		return name
+	}
+	name := usual
+	for i := 2; ids.taken(name); i++ {
+		name = usual + strconv.Itoa(i)
+	}
+	ids.names[usual] = name
+	return name
+}
+
+// id refers to the parameter or local variable usually called usual.
+func (ids *Idents) id(usual string) *jen.Statement { return jen.Id(ids.Name(usual)) }
+
 // printer prints the statements of one function body.
 type printer struct {
-	self  *helper // the helper being printed, if any
-	names map[string]int
+	*Idents
+	self   *helper // the helper being printed, if any
+	counts map[string]int
 }
 
 // expr is a Go expression of the value being encoded or decoded: either the value itself
@@ -51,33 +94,39 @@ func (x expr) operand() *jen.Statement {
 	return jen.Parens(jen.Op("*").Add(x.ptr))
 }
 
-// tmp returns a new local variable name.
+// tmp returns a new local variable name: prefix, then prefix2, prefix3, ..., leaving out those
+// that the package or an import has.
 func (p *printer) tmp(prefix string) string {
-	if p.names == nil {
-		p.names = map[string]int{}
+	if p.counts == nil {
+		p.counts = map[string]int{}
 	}
-	p.names[prefix]++
-	if n := p.names[prefix]; n > 1 {
-		return prefix + strconv.Itoa(n)
+	for {
+		p.counts[prefix]++
+		name := prefix
+		if n := p.counts[prefix]; n > 1 {
+			name += strconv.Itoa(n)
+		}
+		if !p.taken(name) {
+			return name
+		}
 	}
-	return prefix
 }
 
 // e calls the encoder method.
-func e(method string, args ...jen.Code) *jen.Statement {
-	return jen.Id("e").Dot(method).Call(args...)
+func (ids *Idents) e(method string, args ...jen.Code) *jen.Statement {
+	return ids.id("e").Dot(method).Call(args...)
 }
 
 // d calls the decoder method.
-func d(method string, args ...jen.Code) *jen.Statement {
-	return jen.Id("d").Dot(method).Call(args...)
+func (ids *Idents) d(method string, args ...jen.Code) *jen.Statement {
+	return ids.id("d").Dot(method).Call(args...)
 }
 
 // q calls the jsonc function.
 func q(name string, args ...jen.Code) *jen.Statement { return jen.Qual(JSONCPath, name).Call(args...) }
 
 // raw writes s verbatim.
-func raw(s string) jen.Code { return e("Raw", jen.Id("`"+s+"`")) }
+func (ids *Idents) raw(s string) jen.Code { return ids.e("Raw", jen.Id("`"+s+"`")) }
 
 // conv converts x to the basic type kind unless it has that type already.
 func conv(t types.Type, kind types.BasicKind, x jen.Code) jen.Code {
@@ -115,48 +164,48 @@ func unmarshalFunc(text bool) string {
 func (p *printer) enc(n *encNode, x expr) []jen.Code {
 	switch n.op {
 	case encTime:
-		return []jen.Code{e("Time", x.value())}
+		return []jen.Code{p.e("Time", x.value())}
 	case encMarshal:
-		return []jen.Code{q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value())}
+		return []jen.Code{q(marshalFunc(n.text), p.id("e"), jen.Lit(reflectName(n.t)), x.value())}
 	case encMarshalAddr:
-		return []jen.Code{q(marshalFunc(n.text), jen.Id("e"), jen.Lit("*"+reflectName(n.t)), x.addr())}
+		return []jen.Code{q(marshalFunc(n.text), p.id("e"), jen.Lit("*"+reflectName(n.t)), x.addr())}
 	case encMarshalPtr:
-		return orNull(x, q(marshalFunc(n.text), jen.Id("e"), jen.Lit(reflectName(n.t)), x.value()))
+		return p.orNull(x, q(marshalFunc(n.text), p.id("e"), jen.Lit(reflectName(n.t)), x.value()))
 	case encHelper:
 		name := "ephemeralEncode" + n.h.name
 		if n.value {
 			name += "Value"
 		}
-		return []jen.Code{jen.Id(name).Call(jen.Id("e"), x.addr())}
+		return []jen.Code{jen.Id(name).Call(p.id("e"), x.addr())}
 	case encBasic:
-		return encBasicValue(n.t, n.quoted, x)
+		return p.encBasicValue(n.t, n.quoted, x)
 	case encPointer:
-		return orNull(x, p.enc(n.elem, expr{ptr: x.value()})...)
+		return p.orNull(x, p.enc(n.elem, expr{ptr: x.value()})...)
 	case encBytes:
 		b := jen.Code(x.value())
 		if !types.Identical(n.t, byteSlice) {
 			b = jen.Index().Byte().Call(b)
 		}
-		return []jen.Code{e("Bytes", b)}
+		return []jen.Code{p.e("Bytes", b)}
 	case encSlice:
 		i := p.tmp("i")
-		return orNull(x,
-			e("Byte", jen.LitRune('[')),
+		return p.orNull(x,
+			p.e("Byte", jen.LitRune('[')),
 			jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(append([]jen.Code{
-				jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(',')))},
+				jen.If(jen.Id(i).Op(">").Lit(0)).Block(p.e("Byte", jen.LitRune(',')))},
 				p.enc(n.elem, expr{val: x.operand().Index(jen.Id(i))})...)...),
-			e("Byte", jen.LitRune(']')))
+			p.e("Byte", jen.LitRune(']')))
 	case encArray:
 		if n.elem == nil {
-			return []jen.Code{raw("[]")}
+			return []jen.Code{p.raw("[]")}
 		}
 		i := p.tmp("i")
 		return []jen.Code{
-			e("Byte", jen.LitRune('[')),
+			p.e("Byte", jen.LitRune('[')),
 			jen.For(jen.Id(i).Op(":=").Range().Add(x.value())).Block(append([]jen.Code{
-				jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(',')))},
+				jen.If(jen.Id(i).Op(">").Lit(0)).Block(p.e("Byte", jen.LitRune(',')))},
 				p.enc(n.elem, expr{val: x.operand().Index(jen.Id(i))})...)...),
-			e("Byte", jen.LitRune(']'))}
+			p.e("Byte", jen.LitRune(']'))}
 	case encMap:
 		return p.encMap(n, x)
 	}
@@ -164,28 +213,28 @@ func (p *printer) enc(n *encNode, x expr) []jen.Code {
 }
 
 // encBasicValue encodes x of basic type t.
-func encBasicValue(t types.Type, quoted bool, x expr) []jen.Code {
+func (ids *Idents) encBasicValue(t types.Type, quoted bool, x expr) []jen.Code {
 	u := t.Underlying().(*types.Basic)
 	var s jen.Code
 	info := u.Info()
 	switch {
 	case info&types.IsBoolean != 0:
-		s = e("Bool", conv(t, types.Bool, x.value()))
+		s = ids.e("Bool", conv(t, types.Bool, x.value()))
 	case info&types.IsUnsigned != 0:
-		s = e("Uint", conv(t, types.Uint64, x.value()))
+		s = ids.e("Uint", conv(t, types.Uint64, x.value()))
 	case info&types.IsInteger != 0:
-		s = e("Int", conv(t, types.Int64, x.value()))
+		s = ids.e("Int", conv(t, types.Int64, x.value()))
 	case u.Kind() == types.Float32:
-		s = e("Float32", conv(t, types.Float32, x.value()))
+		s = ids.e("Float32", conv(t, types.Float32, x.value()))
 	case info&types.IsFloat != 0:
-		s = e("Float64", conv(t, types.Float64, x.value()))
+		s = ids.e("Float64", conv(t, types.Float64, x.value()))
 	case quoted:
-		return []jen.Code{e("QuotedString", conv(t, types.String, x.value()))}
+		return []jen.Code{ids.e("QuotedString", conv(t, types.String, x.value()))}
 	default:
-		return []jen.Code{e("String", conv(t, types.String, x.value()))}
+		return []jen.Code{ids.e("String", conv(t, types.String, x.value()))}
 	}
 	if quoted {
-		return []jen.Code{e("Byte", jen.LitRune('"')), s, e("Byte", jen.LitRune('"'))}
+		return []jen.Code{ids.e("Byte", jen.LitRune('"')), s, ids.e("Byte", jen.LitRune('"'))}
 	}
 	return []jen.Code{s}
 }
@@ -198,67 +247,67 @@ func (p *printer) encMap(n *encNode, x expr) []jen.Code {
 	switch n.key {
 	case keyString:
 		keys = q("SortedKeys", x.value())
-		key = e("String", conv(kt, types.String, jen.Id(k)))
+		key = p.e("String", conv(kt, types.String, jen.Id(k)))
 		elem = x.operand().Index(jen.Id(k))
 	case keyUint:
 		keys = q("SortedUintKeys", x.value())
-		key = e("UintKey", conv(kt, types.Uint64, jen.Id(k)))
+		key = p.e("UintKey", conv(kt, types.Uint64, jen.Id(k)))
 		elem = x.operand().Index(jen.Id(k))
 	case keyInt:
 		keys = q("SortedIntKeys", x.value())
-		key = e("IntKey", conv(kt, types.Int64, jen.Id(k)))
+		key = p.e("IntKey", conv(kt, types.Int64, jen.Id(k)))
 		elem = x.operand().Index(jen.Id(k))
 	case keyText:
-		keys = q("SortedTextKeys", jen.Id("e"), jen.Lit(reflectName(kt)), x.value())
-		key = e("String", jen.Id(k).Dot("Text"))
+		keys = q("SortedTextKeys", p.id("e"), jen.Lit(reflectName(kt)), x.value())
+		key = p.e("String", jen.Id(k).Dot("Text"))
 		elem = x.operand().Index(jen.Id(k).Dot("Key"))
 	}
 	i := p.tmp("i")
 	body := []jen.Code{
-		e("Byte", jen.LitRune('{')),
+		p.e("Byte", jen.LitRune('{')),
 		jen.For(jen.List(jen.Id(i), jen.Id(k)).Op(":=").Range().Add(keys)).Block(append([]jen.Code{
-			jen.If(jen.Id(i).Op(">").Lit(0)).Block(e("Byte", jen.LitRune(','))),
+			jen.If(jen.Id(i).Op(">").Lit(0)).Block(p.e("Byte", jen.LitRune(','))),
 			key,
-			e("Byte", jen.LitRune(':')),
+			p.e("Byte", jen.LitRune(':')),
 			jen.Id(y).Op(":=").Add(elem)},
 			p.enc(n.elem, expr{val: jen.Id(y)})...)...),
-		e("Byte", jen.LitRune('}'))}
+		p.e("Byte", jen.LitRune('}'))}
 	if !recursive(n.t) {
-		return orNull(x, body...)
+		return p.orNull(x, body...)
 	}
 	// A map that can hold itself is identified by its pointer, as encoding/json identifies it:
 	// the values in it are copies, whose addresses identify nothing, so that a cycle through
 	// them is found by the map alone.
-	enter := jen.If(e("Enter", q("MapPointer", x.value()), jen.Lit(reflectName(n.t)))).
-		Block(append(body, e("Leave", q("MapPointer", x.value())))...)
+	enter := jen.If(p.e("Enter", q("MapPointer", x.value()), jen.Lit(reflectName(n.t)))).
+		Block(append(body, p.e("Leave", q("MapPointer", x.value())))...)
 	if x.nonNil {
 		return []jen.Code{enter}
 	}
-	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Add(enter)}
+	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(p.e("Null")).Else().Add(enter)}
 }
 
 // orNull returns the statements that write null when x is nil, else stmts; stmts alone when x
 // is known not to be nil.
-func orNull(x expr, stmts ...jen.Code) []jen.Code {
+func (ids *Idents) orNull(x expr, stmts ...jen.Code) []jen.Code {
 	if x.nonNil {
 		return stmts
 	}
-	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(e("Null")).Else().Block(stmts...)}
+	return []jen.Code{jen.If(x.value().Op("==").Nil()).Block(ids.e("Null")).Else().Block(stmts...)}
 }
 
 // guardRecursion wraps the body of a helper for a recursive type in Enter and Leave; that of a
 // map enters the map itself (see encMap).
-func guardRecursion(t types.Type, body []jen.Code) []jen.Code {
+func (ids *Idents) guardRecursion(t types.Type, body []jen.Code) []jen.Code {
 	if _, isMap := t.Underlying().(*types.Map); isMap || !recursive(t) {
 		return body
 	}
 	key := jen.Nil()
 	if isStructType(t) {
-		key = jen.Id("v")
+		key = ids.id("v")
 	}
-	out := []jen.Code{jen.If(jen.Op("!").Add(e("Enter", key, jen.Lit("*"+reflectName(t))))).Block(jen.Return())}
+	out := []jen.Code{jen.If(jen.Op("!").Add(ids.e("Enter", key, jen.Lit("*"+reflectName(t))))).Block(jen.Return())}
 	out = append(out, body...)
-	return append(out, e("Leave", key))
+	return append(out, ids.e("Leave", key))
 }
 
 // emitState tracks, while printing a struct encoder, what is known about the members written
@@ -275,25 +324,25 @@ const (
 )
 
 // structEnc returns the body of the encoder of struct type t, whose members fs encode.
-func structEnc(t types.Type, fs []encField) []jen.Code {
+func (ids *Idents) structEnc(t types.Type, fs []encField) []jen.Code {
 	s := &emitState{}
-	body := encFieldList(fs, 0, s)
+	body := ids.encFieldList(fs, 0, s)
 	if s.open {
-		body = append(body, e("Byte", jen.LitRune('}')))
+		body = append(body, ids.e("Byte", jen.LitRune('}')))
 	} else {
-		body = append(body, raw("{}"))
+		body = append(body, ids.raw("{}"))
 	}
-	return guardRecursion(t, body)
+	return ids.guardRecursion(t, body)
 }
 
 // encFieldList encodes the members fs of a struct, nesting those promoted through embedded
 // pointers in nil checks from guard depth on.
-func encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
+func (ids *Idents) encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
 	var out []jen.Code
 	for i := 0; i < len(fs); {
 		gs := ptrGuards(fs[i].field)
 		if len(gs) <= depth {
-			out = append(out, encMember(fs[i], s)...)
+			out = append(out, ids.encMember(fs[i], s)...)
 			i++
 			continue
 		}
@@ -303,12 +352,12 @@ func encFieldList(fs []encField, depth int, s *emitState) []jen.Code {
 			j++
 		}
 		if !s.open {
-			out = append(out, e("Byte", jen.LitRune('{')))
+			out = append(out, ids.e("Byte", jen.LitRune('{')))
 			s.open = true
 		}
 		before := s.state
-		inner := encFieldList(fs[i:j], depth+1, s)
-		out = append(out, jen.If(selector(fs[i].field, n).Op("!=").Nil()).Block(inner...))
+		inner := ids.encFieldList(fs[i:j], depth+1, s)
+		out = append(out, jen.If(ids.selector(fs[i].field, n).Op("!=").Nil()).Block(inner...))
 		if before != someWritten {
 			s.state = maybeWritten
 		}
@@ -326,7 +375,7 @@ func sameGuard(a, b field, depth int) bool {
 }
 
 // selector returns v.A.B... for the first n fields of f.
-func selector(f field, n int) *jen.Statement { return selectorOf("v", f, n) }
+func (ids *Idents) selector(f field, n int) *jen.Statement { return selectorOf(ids.Name("v"), f, n) }
 
 // selectorOf is selector of the struct named root.
 func selectorOf(root string, f field, n int) *jen.Statement {
@@ -338,12 +387,12 @@ func selectorOf(root string, f field, n int) *jen.Statement {
 }
 
 // encMember encodes the member of field f.
-func encMember(f encField, s *emitState) []jen.Code {
+func (ids *Idents) encMember(f encField, s *emitState) []jen.Code {
 	if f.empty == never {
 		return nil
 	}
-	p := &printer{} // every field's temporaries are local to its own blocks
-	sel := selector(f.field, len(f.vars))
+	p := &printer{Idents: ids} // every field's temporaries are local to its own blocks
+	sel := ids.selector(f.field, len(f.vars))
 	x := expr{val: sel, nonNil: f.nonNil()}
 	if f.deref {
 		x = expr{ptr: sel}
@@ -351,21 +400,21 @@ func encMember(f encField, s *emitState) []jen.Code {
 	value := p.enc(f.node, x)
 	key := string(jsonc.AppendString(nil, f.name)) + ":"
 	cond := emptyCond(f.empty, sel)
-	if z := zeroCond(f, selector(f.field, len(f.vars))); z != nil && cond != nil {
+	if z := zeroCond(f, ids.selector(f.field, len(f.vars))); z != nil && cond != nil {
 		cond = jen.Add(cond).Op("&&").Add(z)
 	} else if z != nil {
 		cond = z
 	}
 	if cond == nil {
-		return append([]jen.Code{s.key(key)}, value...)
+		return append([]jen.Code{s.key(ids, key)}, value...)
 	}
 	var out []jen.Code
 	if !s.open {
-		out = append(out, e("Byte", jen.LitRune('{')))
+		out = append(out, ids.e("Byte", jen.LitRune('{')))
 		s.open = true
 	}
 	before := s.state
-	out = append(out, jen.If(cond).Block(append([]jen.Code{s.key(key)}, value...)...))
+	out = append(out, jen.If(cond).Block(append([]jen.Code{s.key(ids, key)}, value...)...))
 	if before != someWritten {
 		s.state = maybeWritten
 	}
@@ -373,18 +422,18 @@ func encMember(f encField, s *emitState) []jen.Code {
 }
 
 // key writes the member key k in state s.
-func (s *emitState) key(k string) jen.Code {
+func (s *emitState) key(ids *Idents, k string) jen.Code {
 	defer func() { s.state = someWritten }()
 	switch {
 	case s.state == noneWritten && !s.open:
 		s.open = true
-		return raw("{" + k)
+		return ids.raw("{" + k)
 	case s.state == noneWritten:
-		return raw(k)
+		return ids.raw(k)
 	case s.state == someWritten:
-		return raw("," + k)
+		return ids.raw("," + k)
 	}
-	return e("Key", jen.Id("`"+k+"`"))
+	return ids.e("Key", jen.Id("`"+k+"`"))
 }
 
 // zeroCond returns the condition under which omitzero writes x, the value of field f, or nil
@@ -429,47 +478,47 @@ func emptyCond(t emptyTest, x *jen.Statement) jen.Code {
 func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	switch n.op {
 	case decQuoted:
-		return []jen.Code{jen.If(d("Quoted")).Block(append(p.dec(n.elem, x), d("Unquote"))...)}
+		return []jen.Code{jen.If(p.d("Quoted")).Block(append(p.dec(n.elem, x), p.d("Unquote"))...)}
 	case decUnmarshalPtr:
-		return []jen.Code{decNullable(x, allocate(x, n.t),
-			q(unmarshalFunc(n.text), jen.Id("d"), x.value()))}
+		return []jen.Code{p.decNullable(x, allocate(x, n.t),
+			q(unmarshalFunc(n.text), p.id("d"), x.value()))}
 	case decUnmarshal:
-		s := q(unmarshalFunc(n.text), jen.Id("d"), x.addr())
+		s := q(unmarshalFunc(n.text), p.id("d"), x.addr())
 		if n.nullable {
-			return []jen.Code{decNullable(x, s)}
+			return []jen.Code{p.decNullable(x, s)}
 		}
 		return []jen.Code{s}
 	case decHelper:
-		return []jen.Code{jen.Id("ephemeralDecode"+n.h.name).Call(jen.Id("d"), x.addr())}
+		return []jen.Code{jen.Id("ephemeralDecode"+n.h.name).Call(p.id("d"), x.addr())}
 	case decBasic:
 		kind := n.t.Underlying().(*types.Basic).Kind()
-		return []jen.Code{d(basicDecoders[kind], convPtr(n.t, kind, x.addr()))}
+		return []jen.Code{p.d(basicDecoders[kind], convPtr(n.t, kind, x.addr()))}
 	case decPointer:
-		return []jen.Code{decNullable(x, allocate(x, n.t),
+		return []jen.Code{p.decNullable(x, allocate(x, n.t),
 			jen.Add(p.dec(n.elem, expr{ptr: x.value(), zero: x.zero})...))}
 	case decBytes:
 		ptr := jen.Code(x.addr())
 		if !types.Identical(n.t, byteSlice) {
 			ptr = jen.Parens(jen.Op("*").Index().Byte()).Call(ptr)
 		}
-		return []jen.Code{d("Bytes", ptr)}
+		return []jen.Code{p.d("Bytes", ptr)}
 	case decSlice:
 		s := p.tmp("s")
 		last := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
-		return []jen.Code{ifNotNull(x, d("Array")).Block(
+		return []jen.Code{p.ifNotNull(x, p.d("Array")).Block(
 			jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0)),
-			jen.For(d("NextElem")).Block(append([]jen.Code{
+			jen.For(p.d("NextElem")).Block(append([]jen.Code{
 				jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
 				p.dec(n.elem, expr{val: last})...)...),
 			jen.If(jen.Len(jen.Id(s)).Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
 			x.value().Op("=").Id(s))}
 	case decArray:
 		i := p.tmp("i")
-		return []jen.Code{jen.If(d("Array")).Block(
+		return []jen.Code{jen.If(p.d("Array")).Block(
 			jen.Id(i).Op(":=").Lit(0),
-			jen.For(d("NextElem")).Block(
+			jen.For(p.d("NextElem")).Block(
 				jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(
-					p.dec(n.elem, expr{val: x.operand().Index(jen.Id(i))})...).Else().Block(d("Skip")),
+					p.dec(n.elem, expr{val: x.operand().Index(jen.Id(i))})...).Else().Block(p.d("Skip")),
 				jen.Id(i).Op("++")),
 			jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(jen.Clear(x.operand().Index(jen.Id(i), jen.Empty()))))}
 	case decMap:
@@ -480,20 +529,20 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 
 // decNullable returns: if null, set x to nil; else the statements. When x is known to be nil,
 // there is nothing to set.
-func decNullable(x expr, stmts ...jen.Code) jen.Code {
+func (ids *Idents) decNullable(x expr, stmts ...jen.Code) jen.Code {
 	if x.zero {
-		return jen.If(jen.Op("!").Add(d("Null"))).Block(stmts...)
+		return jen.If(jen.Op("!").Add(ids.d("Null"))).Block(stmts...)
 	}
-	return jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().Block(stmts...)
+	return jen.If(ids.d("Null")).Block(x.value().Op("=").Nil()).Else().Block(stmts...)
 }
 
 // ifNotNull returns the start of: if null, set x to nil; else if cond. When x is known to be
 // nil, there is nothing to set.
-func ifNotNull(x expr, cond jen.Code) *jen.Statement {
+func (ids *Idents) ifNotNull(x expr, cond jen.Code) *jen.Statement {
 	if x.zero {
-		return jen.If(jen.Op("!").Add(d("Null")).Op("&&").Add(cond))
+		return jen.If(jen.Op("!").Add(ids.d("Null")).Op("&&").Add(cond))
 	}
-	return jen.If(d("Null")).Block(x.value().Op("=").Nil()).Else().If(cond)
+	return jen.If(ids.d("Null")).Block(x.value().Op("=").Nil()).Else().If(cond)
 }
 
 // allocate sets the pointer x, of type t, to a new value if it is nil, or always when it is
@@ -520,13 +569,13 @@ func (p *printer) decMap(n *decNode, x expr) []jen.Code {
 	var key []jen.Code
 	switch n.key {
 	case keyText:
-		key = []jen.Code{jen.Var().Id(k).Add(typeCode(kt)), q("UnmarshalTextKey", jen.Id("d"), jen.Op("&").Id(k))}
+		key = []jen.Code{jen.Var().Id(k).Add(typeCode(kt)), q("UnmarshalTextKey", p.id("d"), jen.Op("&").Id(k))}
 	case keyString:
-		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("Key"))}
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(p.d("Key"))}
 	case keyUint:
-		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("UintKey", jen.Lit(bitSize(kt))))}
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(p.d("UintKey", jen.Lit(bitSize(kt))))}
 	case keyInt:
-		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(d("IntKey", jen.Lit(bitSize(kt))))}
+		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(p.d("IntKey", jen.Lit(bitSize(kt))))}
 	}
 	body := append(key, jen.Var().Id(y).Add(typeCode(u.Elem())))
 	body = append(body, p.dec(n.elem, expr{val: jen.Id(y), zero: true})...)
@@ -535,7 +584,7 @@ func (p *printer) decMap(n *decNode, x expr) []jen.Code {
 	if !x.zero {
 		alloc = jen.If(x.value().Op("==").Nil()).Block(alloc)
 	}
-	return []jen.Code{ifNotNull(x, d("Object")).Block(alloc, jen.For(d("NextMember")).Block(body...))}
+	return []jen.Code{p.ifNotNull(x, p.d("Object")).Block(alloc, jen.For(p.d("NextMember")).Block(body...))}
 }
 
 // bitSize returns the size of an integer type for strconv, 0 for int, uint and uintptr.
@@ -557,40 +606,40 @@ func bitSize(t types.Type) int {
 func (p *printer) structDec(fs []decField) []jen.Code {
 	var cases []jen.Code
 	for _, f := range fs {
-		cases = append(cases, jen.Case(jen.Lit(f.name)).Block(decMember(f)...))
+		cases = append(cases, jen.Case(jen.Lit(f.name)).Block(p.decMember(f)...))
 	}
 	// A key that is not exactly a name is matched again by case folding, as encoding/json
 	// does; the switch on constants makes the common exact match cheap.
 	cases = append(cases, jen.Default().Block(
-		jen.If(jen.Id("name").Op("=").Add(d("Fold", jen.Id("ephemeralFields"+p.self.name), jen.Id("name"))),
-			jen.Id("name").Op("!=").Nil()).Block(jen.Goto().Id("match")),
-		d("Skip")))
+		jen.If(p.id("name").Op("=").Add(p.d("Fold", jen.Id("ephemeralFields"+p.self.name), p.id("name"))),
+			p.id("name").Op("!=").Nil()).Block(jen.Goto().Id("match")),
+		p.d("Skip")))
 	return []jen.Code{
-		jen.If(jen.Op("!").Add(d("Object"))).Block(jen.Return()),
-		jen.For(jen.Id("name").Op(":=").Add(d("Member")), jen.Id("name").Op("!=").Nil(), jen.Id("name").Op("=").Add(d("Member"))).Block(
+		jen.If(jen.Op("!").Add(p.d("Object"))).Block(jen.Return()),
+		jen.For(p.id("name").Op(":=").Add(p.d("Member")), p.id("name").Op("!=").Nil(), p.id("name").Op("=").Add(p.d("Member"))).Block(
 			jen.Id("match").Op(":"),
-			jen.Switch(jen.String().Call(jen.Id("name"))).Block(cases...)),
+			jen.Switch(jen.String().Call(p.id("name"))).Block(cases...)),
 	}
 }
 
 // decMember decodes the member of field f, allocating the embedded structs it is promoted
 // through.
-func decMember(f decField) []jen.Code {
+func (ids *Idents) decMember(f decField) []jen.Code {
 	var out []jen.Code
 	for _, n := range ptrGuards(f.field) {
-		sel := selector(f.field, n)
+		sel := ids.selector(f.field, n)
 		v := f.vars[n-1]
 		elem := v.Type().Underlying().(*types.Pointer).Elem()
 		if !v.Exported() {
 			out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(
-				d("FailEmbedded", jen.Lit(reflectName(elem))),
+				ids.d("FailEmbedded", jen.Lit(reflectName(elem))),
 				jen.Return()))
 			continue
 		}
 		out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(jen.Add(sel).Op("=").New(typeCode(elem))))
 	}
-	p := &printer{} // every field's temporaries are local to its own blocks
-	return append(out, p.dec(f.node, expr{val: selector(f.field, len(f.vars))})...)
+	p := &printer{Idents: ids} // every field's temporaries are local to its own blocks
+	return append(out, p.dec(f.node, expr{val: ids.selector(f.field, len(f.vars))})...)
 }
 
 // clone returns the statements of plan n, which make x, a copy by assignment, deep.
@@ -658,35 +707,35 @@ func (p *printer) roundTrip(n *cloneNode, x expr) []jen.Code {
 			kind = "Text"
 		}
 		return append(out,
-			jen.List(jen.Id("b"), jen.Err()).Op(":=").Add(x.addr()).Dot("Marshal"+kind).Call(),
-			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return()),
-			jen.Var().Id("c").Add(typeCode(n.t)),
-			jen.If(jen.Id("c").Dot("Unmarshal"+kind).Call(jen.Id("b")).Op("==").Nil()).Block(x.value().Op("=").Id("c")))
+			jen.List(p.id("b"), p.id("err")).Op(":=").Add(x.addr()).Dot("Marshal"+kind).Call(),
+			jen.If(p.id("err").Op("!=").Nil()).Block(jen.Return()),
+			jen.Var().Add(p.id("c")).Add(typeCode(n.t)),
+			jen.If(p.id("c").Dot("Unmarshal"+kind).Call(p.id("b")).Op("==").Nil()).Block(x.value().Op("=").Add(p.id("c"))))
 	}
-	out = append(out, jen.Id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")))
+	out = append(out, p.id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")))
 	out = append(out, p.enc(n.enc, x)...)
 	out = append(out,
-		jen.List(jen.Id("b"), jen.Err()).Op(":=").Id("e").Dot("Finish").Call(),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return()),
-		jen.Id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
-		jen.Id("d").Dot("Reset").Call(jen.Id("b")),
-		jen.Var().Id("c").Add(typeCode(n.t)))
-	out = append(out, p.dec(n.dec, expr{val: jen.Id("c"), zero: true})...)
-	return append(out, jen.If(d("Finish").Op("==").Nil()).Block(x.value().Op("=").Id("c")))
+		jen.List(p.id("b"), p.id("err")).Op(":=").Add(p.id("e")).Dot("Finish").Call(),
+		jen.If(p.id("err").Op("!=").Nil()).Block(jen.Return()),
+		p.id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
+		p.id("d").Dot("Reset").Call(p.id("b")),
+		jen.Var().Add(p.id("c")).Add(typeCode(n.t)))
+	out = append(out, p.dec(n.dec, expr{val: p.id("c"), zero: true})...)
+	return append(out, jen.If(p.d("Finish").Op("==").Nil()).Block(x.value().Op("=").Add(p.id("c"))))
 }
 
 // structClone returns the statements that make deep the members fs of a struct, copying each
 // embedded pointer they are promoted through from guard depth on; p prints within a guard.
-func structClone(fs []cloneField, depth int, p *printer) []jen.Code {
+func (ids *Idents) structClone(fs []cloneField, depth int, p *printer) []jen.Code {
 	var out []jen.Code
 	for i := 0; i < len(fs); {
 		fp := p
 		if depth == 0 {
-			fp = &printer{} // every member's temporaries are local to its own blocks
+			fp = &printer{Idents: ids} // every member's temporaries are local to its own blocks
 		}
 		gs := ptrGuards(fs[i].field)
 		if len(gs) <= depth {
-			out = append(out, fp.clone(fs[i].node, expr{val: selector(fs[i].field, len(fs[i].vars))})...)
+			out = append(out, fp.clone(fs[i].node, expr{val: ids.selector(fs[i].field, len(fs[i].vars))})...)
 			i++
 			continue
 		}
@@ -694,11 +743,11 @@ func structClone(fs []cloneField, depth int, p *printer) []jen.Code {
 		for j < len(fs) && sameGuard(fs[i].field, fs[j].field, depth) {
 			j++
 		}
-		sel, c := selector(fs[i].field, gs[depth]), fp.tmp("c")
+		sel, c := ids.selector(fs[i].field, gs[depth]), fp.tmp("c")
 		out = append(out, jen.If(sel.Clone().Op("!=").Nil()).Block(append([]jen.Code{
 			jen.Id(c).Op(":=").Op("*").Add(sel),
 			jen.Add(sel).Op("=").Op("&").Id(c)},
-			structClone(fs[i:j], depth+1, fp)...)...))
+			ids.structClone(fs[i:j], depth+1, fp)...)...))
 		i = j
 	}
 	return out

@@ -42,13 +42,14 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 		values[i] = s.Type
 	}
 	f, names := NewFile(pkg, values, headers...)
+	ids := codec.NewIdents(pkg, names)
 	for _, s := range stores {
 		if s.KeyFields != nil {
-			keyDecls(f, s, names[RootPath])
+			keyDecls(f, s, names[RootPath], ids)
 		}
-		storeDecls(f, s)
+		storeDecls(f, s, ids)
 	}
-	codecs.Emit(file, f)
+	codecs.Emit(file, f, ids)
 	src, err := Render(f)
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", file, err)
@@ -167,8 +168,8 @@ func wrapComments(src []byte) []byte {
 func eph(name string) *jen.Statement { return jen.Qual(RootPath, name) }
 
 // keyDecls emits <Name>Key with String, Parse<Name>Key, the prefix builders and EphemeralKey;
-// root is the name package ephemeral is imported as.
-func keyDecls(f *jen.File, s *model.Store, root string) {
+// root is the name package ephemeral is imported as, ids names the parser's locals.
+func keyDecls(f *jen.File, s *model.Store, root string, ids *codec.Idents) {
 	typeName := s.Type.Obj().Name()
 	key := s.Ident("Key")
 	fieldNames := make([]string, len(s.KeyFields))
@@ -202,23 +203,25 @@ func keyDecls(f *jen.File, s *model.Store, root string) {
 
 	parse := s.Func("Parse", "Key")
 	f.Commentf("%s parses the string form of %s %s. It accepts exactly the strings %s.String returns.", parse, article(key), key, key)
-	f.Func().Id(parse).Params(jen.Id("s").String()).Params(jen.Id(key), jen.Error()).BlockFunc(func(g *jen.Group) {
-		g.List(jen.Id("p"), jen.Err()).Op(":=").Add(eph("SplitKey")).Call(jen.Id("s"), jen.Lit(len(s.KeyFields)))
-		g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Err()))
+	// The parser converts to the key fields' types, which its locals must not hide.
+	str, parts, err := ids.Name("s"), ids.Name("p"), ids.Name("err")
+	f.Func().Id(parse).Params(jen.Id(str).String()).Params(jen.Id(key), jen.Error()).BlockFunc(func(g *jen.Group) {
+		g.List(jen.Id(parts), jen.Id(err)).Op(":=").Add(eph("SplitKey")).Call(jen.Id(str), jen.Lit(len(s.KeyFields)))
+		g.If(jen.Id(err).Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Id(err)))
 		var values []jen.Code
 		for i, kf := range s.KeyFields {
-			part := jen.Id("p").Index(jen.Lit(i))
+			part := jen.Id(parts).Index(jen.Lit(i))
 			if kf.Kind == model.KeyString {
 				values = append(values, field(kf.Name, convert(kf.Type, types.Typ[types.String], part)))
 				continue
 			}
-			n := "n" + strconv.Itoa(i)
+			n := ids.Name("n" + strconv.Itoa(i))
 			fn, wide := "ParseKeyInt", types.Typ[types.Int64]
 			if kf.Kind == model.KeyUint {
 				fn, wide = "ParseKeyUint", types.Typ[types.Uint64]
 			}
-			g.List(jen.Id(n), jen.Err()).Op(":=").Add(eph(fn)).Call(part, jen.Lit(kf.Bits))
-			g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Err()))
+			g.List(jen.Id(n), jen.Id(err)).Op(":=").Add(eph(fn)).Call(part, jen.Lit(kf.Bits))
+			g.If(jen.Id(err).Op("!=").Nil()).Block(jen.Return(jen.Id(key).Values(), jen.Id(err)))
 			values = append(values, field(kf.Name, convert(kf.Type, wide, jen.Id(n))))
 		}
 		g.Return(jen.Id(key).Values(values...), jen.Nil())
@@ -296,8 +299,9 @@ func typeRef(t types.Type) *jen.Statement {
 	return jen.Qual(obj.Pkg().Path(), obj.Name()) // rendered unqualified in its own package
 }
 
-// storeDecls emits the store type of s, an alias of ephemeral.Store, and its constructor.
-func storeDecls(f *jen.File, s *model.Store) {
+// storeDecls emits the store type of s, an alias of ephemeral.Store, and its constructor, whose
+// parameters ids names.
+func storeDecls(f *jen.File, s *model.Store, ids *codec.Idents) {
 	typeName := s.Type.Obj().Name()
 	store, newStore := s.Ident("Store"), s.Func("New", "Store")
 	keyType := jen.String()
@@ -308,10 +312,11 @@ func storeDecls(f *jen.File, s *model.Store) {
 	f.Commentf("%s is a store of %s values: store id %q, default TTL %s.", store, typeName, s.ID, formatDuration(s.TTL))
 	f.Type().Id(store).Op("=").Add(eph("Store")).Types(keyType.Clone(), jen.Id(typeName))
 
-	f.Commentf("%s returns the %s on backend b. The directive's settings are the defaults; opts override them.", newStore, store)
-	f.Func().Id(newStore).Params(jen.Id("b").Add(eph("Backend")), jen.Id("opts").Op("...").Add(eph("StoreOption"))).
+	b, opts := ids.Name("b"), ids.Name("opts")
+	f.Commentf("%s returns the %s on backend %s. The directive's settings are the defaults; %s override them.", newStore, store, b, opts)
+	f.Func().Id(newStore).Params(jen.Id(b).Add(eph("Backend")), jen.Id(opts).Op("...").Add(eph("StoreOption"))).
 		Params(jen.Op("*").Id(store), jen.Error()).Block(
-		jen.Return(eph("New").Call(jen.Id("b"), config(s, keyType), jen.Id("opts").Op("..."))),
+		jen.Return(eph("New").Call(jen.Id(b), config(s, keyType), jen.Id(opts).Op("..."))),
 	)
 }
 
