@@ -28,8 +28,9 @@
 // the "string" option on a field of a type with its own JSON or text methods, json.Number,
 // named pointer types, slices of named byte types, map keys whose pointer has UnmarshalJSON
 // besides UnmarshalText (encoding/json reads them by UnmarshalJSON, with the key quoted), and
-// types or promoted fields of other packages that generated code cannot name. See runtime/jsonc
-// for where errors differ.
+// types of other packages that generated code cannot write (an unexported type, an unnamed
+// struct type with an unexported field) or promoted fields that it cannot reach. See
+// runtime/jsonc for where errors differ.
 //
 // Call Add for every type before the first Emit, which is only for a package whose Adds
 // reported no problem.

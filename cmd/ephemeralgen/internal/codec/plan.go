@@ -235,8 +235,8 @@ func (p *planner) check(t types.Type) bool {
 		p.report("field %s: unsupported type json.Number (use float64, int64 or string)", p.path)
 		return false
 	}
-	if !accessible(t, p.g.pkg) {
-		p.report("field %s: type %s is not exported by its package (export it or tag the field json:\"-\")", p.path, reflectName(t))
+	if why := unnameable(t, p.g.pkg); why != "" {
+		p.report("field %s: %s", p.path, why)
 		return false
 	}
 	return true

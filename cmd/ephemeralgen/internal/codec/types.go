@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"fmt"
 	"go/token"
 	"go/types"
 	"strconv"
@@ -126,12 +127,42 @@ func typeCode(t types.Type) jen.Code {
 	return jen.Id(t.String())
 }
 
-// accessible reports whether generated code in pkg can name t.
-func accessible(t types.Type, pkg *types.Package) bool {
-	n, ok := types.Unalias(t).(*types.Named)
-	if !ok {
-		return true
+// unnameable returns why generated code in pkg cannot write type t, or "" if it can: t is, or
+// holds in its spelling, a named type that another package does not export (as a type
+// argument too), or an unnamed struct type with a field that another package does not export,
+// which a struct type literal in pkg cannot declare.
+func unnameable(t types.Type, pkg *types.Package) string {
+	switch t := types.Unalias(t).(type) {
+	case *types.Named:
+		if obj := t.Obj(); obj.Pkg() != nil && obj.Pkg() != pkg && !obj.Exported() {
+			return fmt.Sprintf("type %s is not exported by its package (export it or tag the field json:\"-\")", reflectName(t))
+		}
+		for i := range t.TypeArgs().Len() {
+			if why := unnameable(t.TypeArgs().At(i), pkg); why != "" {
+				return why
+			}
+		}
+	case *types.Struct:
+		for f := range t.Fields() {
+			if !f.Exported() && f.Pkg() != pkg {
+				return fmt.Sprintf("unnamed type %s has the unexported field %s of package %s, which generated code cannot declare (give the type a name in its package, or tag the field json:\"-\")",
+					reflectName(t), f.Name(), f.Pkg().Name())
+			}
+			if why := unnameable(f.Type(), pkg); why != "" {
+				return why
+			}
+		}
+	case *types.Pointer:
+		return unnameable(t.Elem(), pkg)
+	case *types.Slice:
+		return unnameable(t.Elem(), pkg)
+	case *types.Array:
+		return unnameable(t.Elem(), pkg)
+	case *types.Map:
+		if why := unnameable(t.Key(), pkg); why != "" {
+			return why
+		}
+		return unnameable(t.Elem(), pkg)
 	}
-	obj := n.Obj()
-	return obj.Pkg() == nil || obj.Pkg() == pkg || obj.Exported()
+	return ""
 }
