@@ -69,7 +69,9 @@ func Generate(cfg load.Config) (*Result, error) {
 // generatePackage generates the files of pkg. The errors of its load are reported when it
 // cannot be generated; when it can, its type errors are those of the package with the files
 // generated (see [load.Package.Recheck]): the load type-checks it without its generated
-// declarations, and its other errors (a parse error, say) stop the generation.
+// declarations, and its other errors (a parse error, say) stop the generation. Errors in the
+// generated files are reported only when the package has none of its own: they are then
+// ephemeralgen's, else they follow from the package's.
 func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, []diag.Diagnostic) {
 	diags, typeDiags := packageErrors(fset, pkg)
 	if diag.HasErrors(diags) || pkg.Types == nil || pkg.TypesInfo == nil {
@@ -113,6 +115,11 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		stores := byOutput[out]
 		src, err := emit.File(pkg.Types, filepath.Base(out), goBuild[stores[0].File], stores, codecs)
 		if err != nil {
+			if len(typeDiags) > 0 {
+				// A type of the package with an error (in a field the codec leaves out
+				// of a struct type it writes, say) is likely why: its errors are reported.
+				return nil, nil, append(diags, typeDiags...)
+			}
 			return nil, nil, append(diags, diag.Diagnostic{Pos: token.Position{Filename: out}, Msg: err.Error()})
 		}
 		files = append(files, File{Path: out, Content: src, NoGoGenerate: noGoGenerate})
@@ -131,6 +138,16 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		causes := slices.DeleteFunc(slices.Clone(errs), func(e packages.Error) bool { return unknownRE.MatchString(e.Msg) })
 		if len(causes) > 0 {
 			errs = causes
+		}
+		// When the package has errors of its own, those in the output follow from them (an
+		// instance of a generic type whose type argument does not satisfy its constraint is
+		// an error wherever the output names it too): only the package's are reported.
+		own := slices.DeleteFunc(slices.Clone(errs), func(e packages.Error) bool {
+			_, ours := out[errorDiag(e, pkg.PkgPath).Pos.Filename]
+			return ours
+		})
+		if len(own) > 0 {
+			errs = own
 		}
 		for _, e := range errs {
 			d := errorDiag(e, pkg.PkgPath)
