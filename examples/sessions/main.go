@@ -6,19 +6,41 @@
 // What it shows:
 //
 //   - Login creates a session with a conditional write, IfNew: a session ID that is already
-//     live is refused with ErrConflict instead of being overwritten, so a colliding or replayed
-//     ID can never take over another user's session.
-//   - Every request touches its session: the expiry slides forward by the TTL (500 ms here,
-//     thirty minutes in a real application), so a user who keeps working stays logged in.
+//     live is refused with ErrConflict instead of being overwritten, so a collision of two
+//     random IDs never hands one user's session to another. (It does not stop an ID chosen by
+//     a client: one that is not live is taken. The server makes every ID, see below.)
+//   - Every request touches its session, quietly (no event, no new version): the expiry slides
+//     forward by the TTL (500 ms here, thirty minutes in a real application), so a user who
+//     keeps working stays logged in.
 //   - Logout is a Remove with a reason.
 //   - A session nobody uses expires. A reader, started before anything happens, logs every
 //     login, logout and expiry as it happens: the place for an audit log, or for cleaning up
-//     what a session held.
+//     what a session held. A reader that falls behind the store's event retention gets an
+//     overflow event instead of the events it missed: the log says so, and a real application
+//     would take a snapshot then (or keep a Mirror, which does it).
 //   - A request with an expired session finds nothing to touch: the user logs in again.
 //
 // The SessionStore is generated: session.go carries the //ephemeral:store directive, and
 // go generate ./examples/sessions writes session_ephemeral.go. Session IDs are short names
-// here to keep the output readable; real ones are random secrets (128 bits from crypto/rand).
+// here to keep the output readable.
+//
+// In a real application:
+//
+//   - The server makes every session ID, 128 bits or more from crypto/rand (rand.Text), at
+//     every login and when the user's privileges change, and never takes one from a client.
+//   - The ID is a bearer secret: it shows in errors (a ConflictError names its key), in every
+//     reader's events and in Redis. Store a hash of it as the key (sha256 of the cookie's
+//     value), so that none of those is a session.
+//   - The cookie is HttpOnly, Secure and SameSite=Lax (or Strict), is cleared at logout, and
+//     forms carry a CSRF token or the server checks the origin (net/http's
+//     CrossOriginProtection).
+//   - A sliding expiry keeps a busy session, a stolen one too, alive for ever: also end
+//     sessions at an absolute age (CreatedAt plus, say, twelve hours), and clamp any TTL a
+//     user may choose ("remember me").
+//   - All sessions share one tenant, of at most Limits.MaxEntries live entries (10,000 by
+//     default): set it to the users you expect and limit the rate of logins, or a flood of
+//     logins fills it and the next login fails with ErrCapacity. A key of user and session
+//     (key=UserID,SessionID) allows a limit per user and "log out everywhere" by prefix.
 package main
 
 import (
@@ -84,7 +106,7 @@ func run(ctx context.Context, store *SessionStore, out io.Writer, sleep func(tim
 	ttl := store.DefaultTTL()
 	for i := 1; i <= 5; i++ {
 		sleep(ttl * 2 / 5)
-		res, err := store.Touch(ctx, "s-ada")
+		res, err := store.Touch(ctx, "s-ada", ephemeral.Quiet())
 		if err != nil {
 			return err
 		}
@@ -129,8 +151,12 @@ func watch(ctx context.Context, r *ephemeral.Reader[string, Session], logger *lo
 		case ephemeral.EventExpire:
 			logger.Printf("%s  reader: session %s expired", clock(ev.At), ev.Key)
 			ended <- ev.Key
+		case ephemeral.EventOverflow:
+			// The events between the reader's cursor and the first the store still has are
+			// gone: an audit log has a gap here, and what it tracks has to be read again.
+			logger.Printf("              reader: events after %s are lost (the reader fell behind); re-read the sessions", ev.After)
 		}
-		// Touches, one per request, are too many to log.
+		// The requests' touches are quiet: they make no events.
 	}
 	return nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"log"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
 )
 
@@ -44,5 +46,44 @@ func TestRun(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", &out)
+	}
+}
+
+// TestWatchOverflow checks that the watcher says so when its reader fell behind the store's
+// event retention: the events it missed (a logout here) are gone, and the log has a gap.
+func TestWatchOverflow(t *testing.T) {
+	backend := memstore.New(memstore.WithClock(memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))))
+	defer backend.Close()
+	store, err := NewSessionStore(backend, ephemeral.WithLimits(ephemeral.Limits{MaxEvents: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := store.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"ada", "bob", "carol"} {
+		if _, err := store.Upsert(ctx, "s-"+user, Session{UserID: user}, ephemeral.IfNew()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Remove(ctx, "s-ada", ephemeral.WithReason("logout")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	ended := make(chan string, 8)
+	done := make(chan error, 1)
+	go func() { done <- watch(ctx, r, log.New(&out, "", 0), ended) }()
+	if key := <-ended; key != "s-ada" { // the logout, the last event the store keeps
+		t.Fatalf("ended %q, want s-ada", key)
+	}
+	r.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "are lost (the reader fell behind)") {
+		t.Errorf("the watcher did not report the overflow; its log:\n%s", &out)
 	}
 }
