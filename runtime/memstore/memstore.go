@@ -135,6 +135,9 @@ func (b *Backend) Close() error {
 	for _, st := range b.stores {
 		for _, t := range st.tenants {
 			t.log.Close() // wakes its readers, which then see down
+			if t.readers > 0 {
+				b.obs.Readers(st.id, t.name, -t.readers) // ended: their Close counts nothing
+			}
 		}
 	}
 	b.mu.Unlock()

@@ -97,6 +97,16 @@ func TestObserver(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"id/t": 1}, rec.openReaders()); diff != "" {
 		t.Errorf("open readers after a Close (-want +got):\n%s", diff)
 	}
+	// Closing the backend ends the reader left open and counts it out; its Close after that
+	// counts nothing.
+	b.Close()
+	if diff := cmp.Diff(map[string]int{"id/t": 0}, rec.openReaders()); diff != "" {
+		t.Errorf("open readers after the backend's Close (-want +got):\n%s", diff)
+	}
+	sub.Close()
+	if diff := cmp.Diff(map[string]int{"id/t": 0}, rec.openReaders()); diff != "" {
+		t.Errorf("open readers after the backend's Close and the reader's (-want +got):\n%s", diff)
+	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

@@ -174,10 +174,10 @@ func (s *subscription) Close() error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		t.readers--
-		b.obs.Readers(t.st.id, t.name, -1)
 		if b.closed {
-			return
+			return // Close counted it out
 		}
+		b.obs.Readers(t.st.id, t.name, -1)
 		t.last = max(t.last, b.now())
 		if t.idle() {
 			b.scheduleSweep(t)

@@ -137,6 +137,16 @@ func TestObserverMiniredis(t *testing.T) {
 	if got := rec.count("readers test/obs"); got != 1 {
 		t.Errorf("%d readers open after a Close, want 1", got)
 	}
+	// Closing the backend ends the reader left open and counts it out; its Close after that
+	// counts nothing.
+	f.b.Close()
+	if got := rec.count("readers test/obs"); got != 0 {
+		t.Errorf("%d readers open after the backend's Close, want 0", got)
+	}
+	sub.Close()
+	if got := rec.count("readers test/obs"); got != 0 {
+		t.Errorf("%d readers open after the backend's Close and the reader's, want 0", got)
+	}
 }
 
 // The poll of the watched tenants and the pub/sub connection serve every store and tenant of

@@ -582,7 +582,9 @@ func (p *pump) stop() {
 	p.subs = map[*subscription]struct{}{}
 	p.mu.Unlock()
 	for s := range subs {
-		s.shut()
+		if s.shut() { // else its Close came first, and counted it out
+			p.b.obs.Readers(p.key.id, p.key.tenant, -1)
+		}
 	}
 }
 
