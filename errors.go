@@ -16,7 +16,7 @@ var (
 	ErrInvalidKey = backend.ErrInvalidKey
 	// ErrInvalidTenant: the tenant is empty or longer than MaxTenantBytes.
 	ErrInvalidTenant = backend.ErrInvalidTenant
-	// ErrInvalidID: the store ID is empty or longer than MaxIDBytes.
+	// ErrInvalidID: the store ID is empty, longer than MaxIDBytes or not valid UTF-8.
 	ErrInvalidID = backend.ErrInvalidID
 	// ErrInvalidTTL: the TTL is not positive.
 	ErrInvalidTTL = backend.ErrInvalidTTL

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -52,7 +53,7 @@ const DefaultTenant = "default"
 // Config describes a store of values T under keys K. ephemeralgen writes one per annotated type
 // (in New<T>Store); a store written by hand fills it in itself.
 type Config[K, T any] struct {
-	ID     string        // the store ID, 1 to MaxIDBytes bytes; required
+	ID     string        // the store ID, 1 to MaxIDBytes bytes of UTF-8; required
 	TTL    time.Duration // the default time-to-live; required, > 0
 	Tenant string        // the default tenant; "" means DefaultTenant
 	Limits Limits        // zero fields take the defaults
@@ -760,6 +761,10 @@ func checkTenant(t string) error {
 func checkID(id string) error {
 	if id == "" || len(id) > MaxIDBytes {
 		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidID, len(id), MaxIDBytes)
+	}
+	if !utf8.ValidString(id) {
+		// An ID names the store in metrics (a Prometheus label must be UTF-8) and logs.
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidID, id)
 	}
 	return nil
 }

@@ -208,6 +208,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		{"empty id", textConfig("", time.Second), nil, ephemeral.ErrInvalidID},
 		{"long id", textConfig(strings.Repeat("i", ephemeral.MaxIDBytes+1), time.Second), nil, ephemeral.ErrInvalidID},
+		{"id not UTF-8", textConfig("s\xff", time.Second), nil, ephemeral.ErrInvalidID},
 		{"zero ttl", textConfig("id", 0), nil, ephemeral.ErrInvalidTTL},
 		{"negative ttl", textConfig("id", -time.Second), nil, ephemeral.ErrInvalidTTL},
 		{"negative ttl option", textConfig("id", time.Second), []ephemeral.StoreOption{ephemeral.WithDefaultTTL(-1)}, ephemeral.ErrInvalidTTL},

@@ -16,6 +16,7 @@
 //	ephemeral_catchup_reads_total{store}            counter: reads of readers that fell behind their shared feed
 //	ephemeral_write_batch_size{store}               histogram: writes applied per call (runtime/redisstore)
 //	ephemeral_expired_total{store}                  counter: entries the backend's expiry removed
+//	ephemeral_readers{store}                        gauge: readers open (a reader of a closed backend is not)
 //	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
 //
 // docs/RELIABILITY.md ("Operations") says what each tells an operator. The package is apart
@@ -24,6 +25,7 @@
 package prom
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -115,6 +117,8 @@ func (o *Observer) store(id string) *storeMetrics {
 	if m, ok := o.stores.Load(id); ok {
 		return m.(*storeMetrics)
 	}
+	key := id
+	id = label(id)
 	m := &storeMetrics{
 		overflows: o.overflows.WithLabelValues(id),
 		lag:       o.lag.WithLabelValues(id),
@@ -126,9 +130,14 @@ func (o *Observer) store(id string) *storeMetrics {
 	for k := backend.EventUpsert; k <= backend.EventExpire; k++ {
 		m.delivered[k] = o.delivered.WithLabelValues(id, k.String())
 	}
-	actual, _ := o.stores.LoadOrStore(id, m)
+	actual, _ := o.stores.LoadOrStore(key, m)
 	return actual.(*storeMetrics)
 }
+
+// label returns s as a label value: with U+FFFD for the bytes that are not UTF-8, which
+// Prometheus refuses with a panic. (A store of package ephemeral has a UTF-8 ID; a backend
+// used directly may be given another.)
+func label(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // Delivered counts an event a reader got and, but for an overflow, its lag (a negative age,
 // from skewed clocks, counts as none).
@@ -141,7 +150,7 @@ func (o *Observer) Delivered(store, tenant string, kind backend.EventKind, age t
 	case kind > 0 && int(kind) < len(m.delivered):
 		m.delivered[kind].Inc()
 	default:
-		o.delivered.WithLabelValues(store, kind.String()).Inc()
+		o.delivered.WithLabelValues(label(store), kind.String()).Inc()
 	}
 	m.lag.Observe(max(age, 0).Seconds())
 }
@@ -159,7 +168,7 @@ func (o *Observer) Expired(store, tenant string, n int) { o.store(store).expired
 
 // Error counts a failed call to the backend's storage.
 func (o *Observer) Error(store, tenant, call string, err error) {
-	o.errors.WithLabelValues(store, call).Inc()
+	o.errors.WithLabelValues(label(store), call).Inc()
 }
 
 // Readers adds delta to the open readers of the store.

@@ -206,6 +206,23 @@ ephemeral_overflows_total{store="b"} 0
 	}
 }
 
+// A store ID that is not UTF-8 (a backend used directly takes any) is a label with U+FFFD in
+// place of its bad bytes; Prometheus panics on such a label value.
+func TestInvalidUTF8(t *testing.T) {
+	obs := prom.New()
+	obs.Expired("s\xff", "t", 2)
+	obs.Error("s\xff", "t", "write", errors.New("boom"))
+	obs.Delivered("s\xff", "t", backend.EventKind(99), 0)
+	const want = `
+# HELP ephemeral_expired_total Entries that the backend's expiry removed, each with an expire event.
+# TYPE ephemeral_expired_total counter
+ephemeral_expired_total{store="s�"} 2
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_expired_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 // Once a store ID has been seen, the calls of the hot paths allocate nothing.
 func TestAllocs(t *testing.T) {
 	obs := prom.New()
