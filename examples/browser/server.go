@@ -40,7 +40,10 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("serving http://%s/", ln.Addr())
-	log.Fatal(http.Serve(ln, h))
+	// Timeouts, so that a client that sends slowly or not at all cannot hold a connection open
+	// (the page's program is a few MB: its write may take a while on a slow link).
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute}
+	log.Fatal(srv.Serve(ln))
 }
 
 // newHandler builds the page's program and returns the handler that serves it, the page and
