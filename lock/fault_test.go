@@ -82,11 +82,7 @@ func TestExtendHangs(t *testing.T) {
 	if !errors.As(cause, &lost) || !strings.Contains(lost.Reason, "not extended") || !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("fn's ctx ended with %v, WithLock returned %v; want a LostError of the local deadline", cause, err)
 	}
-	other, err := New(h.b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acquire(t, other, "hang") // released by WithLock, though lost by the local deadline only
+	acquire(t, h.locker(t), "hang") // released by WithLock, though lost by the local deadline only
 }
 
 // An acquire whose outcome is unknown (applied, then its reply lost) does not leave the lock
@@ -106,11 +102,7 @@ func TestAcquireReplyLost(t *testing.T) {
 	if _, err := l.TryAcquire(t.Context(), "orphan"); !errors.Is(err, errLostReply) {
 		t.Fatalf("TryAcquire whose reply was lost: %v, want the backend's error", err)
 	}
-	other, err := New(h.b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acquire(t, other, "orphan")
+	acquire(t, h.locker(t), "orphan")
 }
 
 // An acquire whose ctx ends while its call is out, applied all the same, frees the lock too.
@@ -131,11 +123,7 @@ func TestAcquireCanceledInFlight(t *testing.T) {
 	if _, err := l.Acquire(ctx, "gave-up"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire canceled in flight: %v, want context.Canceled", err)
 	}
-	other, err := New(h.b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acquire(t, other, "gave-up")
+	acquire(t, h.locker(t), "gave-up")
 }
 
 // A panic in fn releases the lease and stops its extends (goleak checks the goroutines).

@@ -349,26 +349,13 @@ func TestResetNudgesPumpMiniredis(t *testing.T) {
 // ahead of the new last version get an overflow, and then the versions issued again.
 func TestRollbackOverflowMiniredis(t *testing.T) {
 	f := newMini(t)
-	ctx := context.Background()
 	st, ten := f.open(t, backend.Limits{}), "rollback"
 	for range 3 {
 		upsert(t, st, ten, "k", "v", time.Hour)
 	}
 	sub := subscribe(t, st, ten, nil)
 	at3 := sub.Start()
-	// Rebuild the state as a replica that saw only version 1 would have it.
-	keys := st.keys(ten)
-	first, err := f.client.XRange(ctx, keys[keyEvents], "1-0", "1-0").Result()
-	if err != nil || len(first) != 1 {
-		t.Fatalf("xrange: %v %v", first, err)
-	}
-	pipe := f.client.TxPipeline()
-	pipe.Del(ctx, keys[keyEvents])
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys[keyEvents], ID: "1-0", Values: first[0].Values})
-	pipe.HSet(ctx, keys[keyState], metaSeq, 1)
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	rollBack(t, f, st, ten)
 	f.b.nudgeAll() // as the failover's new pub/sub connection does
 	ev := next(t, sub)
 	if want := (backend.Cursor{Epoch: at3.Epoch, Seq: 0}); ev.Kind != backend.EventOverflow || ev.After != at3 || ev.FirstAvailable != want {
