@@ -357,12 +357,24 @@
 // first, so the notices of tenants on its other shards would never arrive. A pump reads from the master
 // that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
 // (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may or may
-// not have been applied, as with any Redis call), pumps and readers retry with backoff. With
-// asynchronous replication the new master may lack the last writes: if it lacks the tenant's
-// meta, the epoch changes and readers get an overflow; if it has an older meta, its versions go
-// back, the pumps notice on their next read (the pub/sub connection breaks with the failover,
-// and every pump reads when it is subscribed again) and readers ahead of the new last version get an
-// overflow (a cursor beyond it is rejected with backend.ErrInvalidCursor by Subscribe).
-// Versions after it are issued again, so a replica that re-snapshots on overflow stays right.
+// not have been applied, as with any Redis call), pumps and readers retry with backoff. A
+// cluster client learns the new master of a slot when it reloads the cluster's slots, every
+// ClusterOptions.ClusterStateReloadInterval (go-redis's default, 60 s, when a master died
+// and refuses connections, failed the writes to its slots here for about a minute after its
+// replica took over; a few seconds bound it). A write to a slot that is being migrated key by
+// key may fail with TRYAGAIN, before it ran. With asynchronous replication the new master may
+// lack the last writes: if it lacks the tenant's meta, the epoch changes and readers get an
+// overflow; if it has an older meta, its versions go back and are issued again, for other
+// events. A pump finds that out on its next read or check (a notice, a write of this backend,
+// the poll of WithPollInterval, a new pub/sub connection): by the tenant's last version, lower
+// than the pump's head or than a version this backend's write returned, or, once the new
+// master's writes have passed the head, by its time: the tenant's meta holds the server's time
+// of the call that made its last version, and each event the time of its call, so the same
+// version at another time is another history. Then every reader of the tenant reads again from
+// the first version Redis keeps, after an overflow (a cursor beyond the last version is
+// rejected with backend.ErrInvalidCursor by Subscribe), so a replica that re-snapshots on
+// overflow stays right. The time tells the histories apart when their writes were made in
+// different milliseconds by the servers' clocks, and once the pump has delivered an event (a
+// state written by an older version of this package has no time, and proves nothing).
 // Replicas are never read.
 package redisstore

@@ -44,6 +44,11 @@ const (
 	metaDue     = "#due"   // no expiry is earlier
 	metaTrim    = "#trim"  // no event is droppable by retention before
 	metaKexp    = "#kexp"  // the Redis expiry of the tenant's keys
+	// metaAt is the server's time (ms) of the call that made the last version: the At of its
+	// events. With the version it names a point of the tenant's timeline, which a version
+	// alone does not after a failover to a replica that lacked the last writes (the new master
+	// issues the lost versions again, with other events).
+	metaAt = "#at"
 
 	// The readers that watch the tenant, for the writes to tell whether a notice is needed (see
 	// the package doc, "Notices"): metaWatcher is the watcher of a backend, until metaWatched
@@ -222,6 +227,7 @@ var luaConstants = []struct {
 	{"META_DUE", metaDue},
 	{"META_TRIM", metaTrim},
 	{"META_KEXP", metaKexp},
+	{"META_AT", metaAt},
 	{"META_WATCHER", metaWatcher},
 	{"META_WATCHED", metaWatched},
 	{"META_SHARED", metaShared},
@@ -555,6 +561,7 @@ type readResult struct {
 	now    int64
 	events []backend.Event
 	due    int64 // no expiry is earlier; never when none is
+	at     int64 // the time of the call that made head (metaAt); 0 if unknown
 }
 
 // runRead runs read.lua: the tenant's position and the events of up to count stream entries
@@ -603,17 +610,20 @@ func decodeRead(res []any) (readResult, error) {
 // events however large the entries), in one MULTI/EXEC transaction (HMGET, XRANGE and TIME): a
 // pump's read, as atomic as read.lua and lighter for the server. When the meta or its due time
 // is missing, it runs read.lua, which makes the meta or finds the earliest expiry. The events
-// are those of the tenant's epoch, and the first entry's may start at or before after; the
-// caller compares the epoch with its own. An entry that is no event (junk) is returned as
+// are those of the tenant's epoch, from the entry that holds version after on (the caller
+// checks that its event at after is Redis's: see otherHistory), so the first may be at or
+// before after; the caller compares the epoch with its own. An entry that is no event (junk) is returned as
 // parseEntry returns it.
 func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
 	var meta *redis.SliceCmd
 	var tail *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
 	_, err := sc.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue)
+		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue, metaAt)
 		until := strconv.FormatUint(after+uint64(count)+maxCallEvents, 10) // as in read.lua
-		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after+1, 10)+"-0", until, int64(count))
+		// From the entry of version after on (an entry's ID is its last version): the caller
+		// checks that the event it has at after is the one Redis has.
+		tail = p.XRangeN(ctx, keys[keyEvents], strconv.FormatUint(after, 10)+"-0", until, int64(count))
 		now = p.Time(ctx)
 		return nil
 	})
@@ -635,6 +645,9 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 		return runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count)
 	}
 	r := readResult{epoch: e, head: seq, now: now.Val().UnixMilli(), due: due}
+	if atText, _ := m[3].(string); len(atText) <= maxDigits {
+		r.at, _ = strconv.ParseInt(atText, 10, 64) // 0, unknown, if absent (an older writer) or junk
+	}
 	if e != epoch {
 		return r, nil
 	}

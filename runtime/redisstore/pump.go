@@ -79,17 +79,25 @@ type pump struct {
 	// failure is the pump's failure that its subscriptions have to see (see fail), or nil
 	// while its reads succeed.
 	failure atomic.Pointer[feedFailure]
+	// forks counts the times the pump found the tenant's history went back (see step): a
+	// subscription made before the last of them re-reads from the start of what Redis has,
+	// after an overflow, as its position may be of the history that is gone (see catchUp).
+	forks atomic.Uint64
 	// corrupt says that a call on the tenant's keys failed on junk (backend.ErrCorrupt) since
 	// the last that succeeded, and the readers were made to read from Redis (see junk).
 	corrupt atomic.Bool
 
 	mu    sync.Mutex
-	epoch string    // the tenant's epoch as the pump last saw it
-	head  uint64    // the last version the pump delivered (or started at)
-	stale bool      // the pump is to read the tenant
-	busy  bool      // a step of the pump is between taking its head and delivering its read
-	dueAt time.Time // when the tenant's next expiry is due, by the local clock; zero if never
-	subs  map[*subscription]struct{}
+	epoch string // the tenant's epoch as the pump last saw it
+	head  uint64 // the last version the pump delivered (or started at)
+	// headAt is the At of the event at head, the server's time of the call that made it (0 if
+	// unknown): with head, it names a point of the tenant's history, which the checks compare
+	// with Redis's (metaAt) to see a rollback the version does not show.
+	headAt int64
+	stale  bool      // the pump is to read the tenant
+	busy   bool      // a step of the pump is between taking its head and delivering its read
+	dueAt  time.Time // when the tenant's next expiry is due, by the local clock; zero if never
+	subs   map[*subscription]struct{}
 	// settled says that the pump has seen the tenant's head in Redis since it was made and
 	// since the hub's connection was last lost (at settled-1 losses of the hub): a check
 	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
@@ -243,6 +251,7 @@ func (p *pump) join(sub *subscription, fromLog bool) {
 		sub.log = l
 	}
 	p.subs[sub] = struct{}{}
+	sub.fork = p.forks.Load()
 	p.b.obs.Readers(p.key.id, p.key.tenant, 1)
 }
 
@@ -302,8 +311,15 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	var l *backend.Log
 	wake := false
 	switch {
-	case tail.last < tail.first || tail.last <= p.head && epoch == p.epoch:
-		// No version made, or none the log lacks.
+	case tail.last >= tail.first && tail.last <= p.head && epoch == p.epoch:
+		// Versions the log has (a read of the pump got them first), unless the tenant went
+		// back and issued them again: then their events differ from the log's.
+		if evs := writeEvents(ops, res); len(evs) > 0 {
+			last := &evs[len(evs)-1]
+			wake = p.differs(last.Version, last.At)
+		}
+	case tail.last < tail.first:
+		// No version made.
 	case !p.continues(epoch):
 		wake = true // another epoch, or a read in flight, which may have begun before the batch
 	default:
@@ -420,7 +436,7 @@ func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 	}
 	l := p.log.Load()
 	appendEvents(l, evs)
-	p.head = evs[len(evs)-1].Version
+	p.head, p.headAt = evs[len(evs)-1].Version, evs[len(evs)-1].At
 	p.pruneAhead()
 	j := 0
 	for j < len(p.ahead) && p.ahead[j].Version == p.head+1+uint64(j) {
@@ -428,7 +444,7 @@ func (p *pump) extend(epoch string, evs []backend.Event) *backend.Log {
 	}
 	if j > 0 {
 		appendEvents(l, p.ahead[:j])
-		p.head = p.ahead[j-1].Version
+		p.head, p.headAt = p.ahead[j-1].Version, p.ahead[j-1].At
 		p.pruneAhead()
 	}
 	return l
@@ -500,6 +516,10 @@ func (p *pump) notify(payload string) {
 	if wake {
 		delivered = p.extend(n.epoch, n.events) // the last of which is n.head's
 		wake = delivered == nil
+	} else if len(n.events) > 0 {
+		// Versions the pump has: the same events, unless the tenant went back and issued
+		// them again (see differs).
+		wake = p.differs(n.head, n.events[len(n.events)-1].At)
 	}
 	if wake {
 		p.stale = true
@@ -638,7 +658,7 @@ func (p *pump) step() error {
 	// Until the read is delivered, notices do not append to the log: the read may return
 	// the same events, and a head that a notice's events have passed.
 	p.busy = true
-	epoch, head := p.epoch, p.head
+	epoch, head, headAt := p.epoch, p.head, p.headAt
 	// The writes of this backend that returned before the read is sent are in Redis when it
 	// reads, unless the tenant went back.
 	wEpoch, wSeq := p.wEpoch, p.wSeq
@@ -691,14 +711,19 @@ func (p *pump) step() error {
 	}()
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
-	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq {
+	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq || p.head == head && otherHistory(r, head, headAt) {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes, seen by the pump's head or by the writes of this
 		// backend): every reader checks its position against Redis. The versions this
 		// backend's writes returned may be of a timeline that is gone, or of the new one
 		// (a write that returned while the read was out): new readers read where to start
 		// (see attachLive) from now on.
-		p.epoch, p.head = r.epoch, r.head
+		if r.epoch == p.epoch {
+			// Went back within the epoch: positions of it may be of the history that is
+			// gone. (Those of an older epoch get an overflow anyway.)
+			p.forks.Add(1)
+		}
+		p.epoch, p.head, p.headAt = r.epoch, r.head, r.at
 		p.written.Store(0)
 		if p.wEpoch != "" {
 			p.wEpoch = mixedEpochs
@@ -728,7 +753,7 @@ func (p *pump) step() error {
 	}
 	if len(events) == 0 && head < r.head {
 		p.mu.Lock()
-		p.head = r.head
+		p.head, p.headAt = r.head, r.at
 		p.mu.Unlock()
 		p.resync()
 		return nil
@@ -738,6 +763,40 @@ func (p *pump) step() error {
 		p.nudge() // more than one read returns
 	}
 	return nil
+}
+
+// differs reports whether the event the pump has at version v, at most its head, was made at
+// another time than at, the time of an event of that version that a write or a notice tells
+// of: then the tenant went back (a failover to a replica that lacked the last writes) and
+// issued v again, and the pump is to read, which finds it out (see otherHistory). An event
+// the pump no longer holds proves nothing. p.mu is held.
+func (p *pump) differs(v uint64, at int64) bool {
+	if v == p.head {
+		return p.headAt != 0 && p.headAt != at
+	}
+	ev, _ := p.log.Load().At(v)
+	return ev != nil && ev.Version == v && ev.At != at
+}
+
+// otherHistory reports whether the read r of the pump's epoch shows that the tenant's history is
+// not the one the pump delivered up to head, whose event's At was headAt: the event at head, or
+// Redis's last version if that is head, was made at another time. A failover to a replica that
+// lacked the last writes issues their versions again, for other events, and once the new
+// master passes the pump's head the versions alone no longer show it. An unknown time (0: a
+// state written by an older version of this package, an event trimmed) proves nothing.
+func otherHistory(r readResult, head uint64, headAt int64) bool {
+	if headAt == 0 || r.epoch == "" {
+		return false
+	}
+	if r.head == head {
+		return r.at != 0 && r.at != headAt
+	}
+	for i := range r.events {
+		if r.events[i].Version == head {
+			return r.events[i].At != headAt
+		}
+	}
+	return false
 }
 
 // verify has the pump checked by poll soon: its channel was just subscribed, and notices may
@@ -803,7 +862,7 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		now = pl.Time(ctx)
 		for i, p := range pumps {
-			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue, metaWatcher, metaWatched, metaShared)
+			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue, metaWatcher, metaWatched, metaShared, metaAt)
 		}
 		return nil
 	})
@@ -819,7 +878,7 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	var renew []*pump
 	for i, p := range pumps {
 		v, err := cmds[i].Result()
-		if err != nil || len(v) != 6 {
+		if err != nil || len(v) != 7 {
 			continue // the next check
 		}
 		epoch, _ := v[0].(string)
@@ -836,6 +895,9 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		var buf [20]byte
 		p.mu.Lock()
 		seen := epoch == p.epoch && (seq == string(strconv.AppendUint(buf[:0], p.head, 10)) || seq == "" && p.head == 0)
+		// The same version at another time is another history: a failover issued it again.
+		at, _ := v[6].(string)
+		seen = seen && (at == "" || p.headAt == 0 || at == string(strconv.AppendInt(buf[:0], p.headAt, 10)))
 		seen = seen && (dueOK || dueText == "") // junk: the pump's read reports it
 		if seen {
 			p.settled = losses[i] + 1
@@ -961,7 +1023,9 @@ func (p *pump) deliver(events []backend.Event) {
 		return
 	}
 	p.mu.Lock()
-	p.head = max(p.head, events[len(events)-1].Version)
+	if last := &events[len(events)-1]; last.Version > p.head {
+		p.head, p.headAt = last.Version, last.At
+	}
 	p.mu.Unlock()
 	l := p.log.Load()
 	appendEvents(l, events)

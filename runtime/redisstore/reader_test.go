@@ -645,3 +645,40 @@ func wantNextFrom(t *testing.T, st *store, ten string, from uint64) {
 		t.Fatalf("a new reader from %v: first event %s version %d %q, want version %d \"a\"", fresh.Start(), ev.Kind, ev.Version, ev.Value, from)
 	}
 }
+
+// A rollback that the new master's writes pass before the pump reads: versions 2 and 3 issued
+// again and 4 added, in one call of another process. The pump's head (3) is behind Redis's (4)
+// as after any write, and only the times of the events tell that Redis's version 3 is not
+// the one the readers got: they once got version 4 as if it followed, and never heard of the
+// new 2 and 3. Now they get an overflow, and then the history Redis has.
+func TestRollbackPassedMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{}), "passed"
+	write := func(keys ...string) { // as another process does: no pump of this backend hears of it but by its notice
+		t.Helper()
+		ops := make([]writeOp, len(keys))
+		for i, k := range keys {
+			ops[i] = writeOp{code: opUpsert, key: k, value: []byte(k), ttl: time.Hour}
+		}
+		if _, err := runWrite(ctx, f.b.scripts, st.keys(ten), "", st.limits, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := subscribe(t, st, ten, nil)
+	for _, k := range []string{"x", "y", "z"} {
+		write(k)
+	}
+	expectVersions(t, sub, 1, 3)
+	rollBack(t, f, st, ten)
+	f.advance(t, time.Millisecond) // the new master writes later than the old one did
+	write("a", "b", "c")           // versions 2, 3 and 4 of the new history
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after versions 2 and 3 were issued again and 4 added: %s version %d %q, want an overflow", ev.Kind, ev.Version, ev.Key)
+	}
+	for v, k := range []string{"x", "a", "b", "c"} {
+		if ev := next(t, sub); ev.Version != uint64(v+1) || ev.Key != k {
+			t.Fatalf("after the overflow: version %d %q, want version %d %q", ev.Version, ev.Key, v+1, k)
+		}
+	}
+}

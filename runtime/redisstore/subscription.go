@@ -33,6 +33,7 @@ type subscription struct {
 	log   *backend.Log     // the pump's log it reads; nil while lagging
 	queue []*backend.Event // events read from Redis, for Next
 	seen  *feedFailure     // the pump's last failure Next returned
+	fork  uint64           // the pump's forks when the position was last checked against Redis
 
 	beforeWait func() // a test's hook, run by next before it gets the channel to wait on
 }
@@ -172,13 +173,27 @@ func (s *subscription) sleep(ctx context.Context, d time.Duration) error {
 // tenant's last version is passed silently.
 func (s *subscription) catchUp(ctx context.Context) (progress bool, err error) {
 	pos := s.pos
+	// After the tenant's history went back (a failover to a replica that lacked the last
+	// writes), a position of its epoch may be of the history that is gone, at a version
+	// Redis issued again for another event: read from the start of what Redis has, after an
+	// overflow.
+	fork := s.p.forks.Load()
+	forked := fork != s.fork && pos.Seq > 0
+	if forked {
+		pos.Seq = 0
+	}
 	s.p.b.obs.CatchUp(s.p.key.id, s.p.key.tenant)
 	r, err := runRead(ctx, s.p.b.scripts, s.p.keys, s.p.st.limits, pos, min(maxRead, s.limit))
 	if err != nil {
 		s.p.b.failed(s.p.key, "read", err)
 		return false, err
 	}
-	if ov, ok := backend.Overflow(pos, r.epoch, r.first, r.head, r.now); ok {
+	s.fork = fork
+	if ov, ok := backend.Overflow(pos, r.epoch, r.first, r.head, r.now); ok || forked && r.epoch == pos.Epoch {
+		if !ok {
+			ov = backend.Event{Kind: backend.EventOverflow, Epoch: r.epoch, At: r.now, FirstAvailable: pos}
+		}
+		ov.After = s.pos
 		s.queue = append(s.queue, &ov)
 		s.pos = ov.FirstAvailable
 		progress = true

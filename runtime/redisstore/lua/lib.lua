@@ -4,7 +4,9 @@
 --
 -- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
---         event is droppable before), META_KEXP (the keys' Redis expiry), and the readers'
+--         event is droppable before), META_KEXP (the keys' Redis expiry), META_AT (the time of
+--         the call that made the last version: with it, the version names one point of the
+--         tenant's history even after a failover issued lost versions again), and the readers'
 --         registrations (see open.lua);
 --       KEY_EXP, a sorted set: key -> expiry;
 --       KEY_EVENTS, a stream: the events of a call are one entry, whose ID is
@@ -143,6 +145,7 @@ local function finish(ctx, until_ms, fresh)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
     put(ctx, META_SEQ, num(ctx.seq))
+    put(ctx, META_AT, ctx.now_s)
     fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
     if ctx.seq > ctx.maxev then
       -- An entry's ID is its last version: keep the entries of the last maxev versions, whole

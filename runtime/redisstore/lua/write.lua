@@ -292,6 +292,7 @@ for key, e in pairs(changed) do
 end
 if seq_s then
   put[#put + 1], put[#put + 2] = META_SEQ, seq_s
+  put[#put + 1], put[#put + 2] = META_AT, now_s
 end
 if due ~= due0 then
   put[#put + 1], put[#put + 2] = META_DUE, string.format('%d', due)
