@@ -784,19 +784,21 @@ func (p *pump) differs(v uint64, at int64) bool {
 // lacked the last writes issues their versions again, for other events, and once the new
 // master passes the pump's head the versions alone no longer show it. An unknown time (0: a
 // state written by an older version of this package, an event trimmed) proves nothing.
+//
+// The event at head, which the read holds while the stream does, is what it compares: every
+// writer stamps its events, while the meta's time is only as recent as the last writer of
+// this package's version that made a version (one of an older version, during an upgrade,
+// leaves it behind). The meta's time serves when the event is gone.
 func otherHistory(r readResult, head uint64, headAt int64) bool {
 	if headAt == 0 || r.epoch == "" {
 		return false
-	}
-	if r.head == head {
-		return r.at != 0 && r.at != headAt
 	}
 	for i := range r.events {
 		if r.events[i].Version == head {
 			return r.events[i].At != headAt
 		}
 	}
-	return false
+	return r.head == head && r.at != 0 && r.at != headAt
 }
 
 // verify has the pump checked by poll soon: its channel was just subscribed, and notices may
