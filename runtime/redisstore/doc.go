@@ -213,9 +213,10 @@
 // first expires the entries, the others find nothing to do.
 //
 // Lost notices: each confirmed subscription of a channel, the first one and those after
-// go-redis dialled a lost pub/sub connection again, has the tenant's epoch and version checked
-// (HMGETs pipelined for many tenants at once, which renew the Backend's registrations too,
-// see Notices), and the pump reads the tenant if they are not what it has seen: notices
+// go-redis dialled a lost pub/sub connection again, has the tenant's epoch, version and the
+// time of that version checked (HMGETs pipelined for many tenants at once, which renew the
+// Backend's registrations too, see Notices), and the pump reads the tenant if they are not
+// what it has seen: notices
 // published before the subscription took effect, or while the connection was down, are made
 // up for. A connection silent for a second is pinged, and
 // replaced if it stays silent or the server refuses a subscription. The same check runs for
