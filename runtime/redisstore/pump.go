@@ -94,10 +94,16 @@ type pump struct {
 	// unknown): with head, it names a point of the tenant's history, which the checks compare
 	// with Redis's (metaAt) to see a rollback the version does not show.
 	headAt int64
-	stale  bool      // the pump is to read the tenant
-	busy   bool      // a step of the pump is between taking its head and delivering its read
-	dueAt  time.Time // when the tenant's next expiry is due, by the local clock; zero if never
-	subs   map[*subscription]struct{}
+	// suspect counts the writes and notices that told of a version the pump has at another
+	// time (see differs), and checked is what suspect was when the last read that completed
+	// was sent: until a read sent after the last of them completes, nothing extends the log,
+	// whose head would otherwise move on into the new history and hide the old one's end
+	// from that read (see otherHistory).
+	suspect, checked uint64
+	stale            bool      // the pump is to read the tenant
+	busy             bool      // a step of the pump is between taking its head and delivering its read
+	dueAt            time.Time // when the tenant's next expiry is due, by the local clock; zero if never
+	subs             map[*subscription]struct{}
 	// settled says that the pump has seen the tenant's head in Redis since it was made and
 	// since the hub's connection was last lost (at settled-1 losses of the hub): a check
 	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
@@ -317,6 +323,9 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 		if evs := writeEvents(ops, res); len(evs) > 0 {
 			last := &evs[len(evs)-1]
 			wake = p.differs(last.Version, last.At)
+			if wake {
+				p.suspect++
+			}
 		}
 	case tail.last < tail.first:
 		// No version made.
@@ -460,7 +469,9 @@ func appendEvents(l *backend.Log, evs []backend.Event) {
 
 // continues reports whether events of epoch may extend the log now: it is of the pump's epoch,
 // and no read of the pump is in flight. p.mu is held.
-func (p *pump) continues(epoch string) bool { return epoch == p.epoch && !p.busy }
+func (p *pump) continues(epoch string) bool {
+	return epoch == p.epoch && !p.busy && p.suspect == p.checked
+}
 
 // losses returns how often the pub/sub connection of the pump's hub was lost (see hub).
 func (p *pump) losses() uint64 {
@@ -520,6 +531,9 @@ func (p *pump) notify(payload string) {
 		// Versions the pump has: the same events, unless the tenant went back and issued
 		// them again (see differs).
 		wake = p.differs(n.head, n.events[len(n.events)-1].At)
+		if wake {
+			p.suspect++
+		}
 	}
 	if wake {
 		p.stale = true
@@ -691,6 +705,7 @@ func (p *pump) step() error {
 	}
 	p.mu.Lock()
 	p.stale = false // notices from now on ask for another read
+	suspect := p.suspect
 	p.mu.Unlock()
 	losses := p.losses()
 	r, err := readTail(p.ctx, p.b.scripts, p.keys, p.st.limits, epoch, head, maxRead)
@@ -711,6 +726,7 @@ func (p *pump) step() error {
 	}()
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
+	p.checked = suspect    // a later suspicion waits for the read it asked for (stale)
 	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq || p.head == head && otherHistory(r, head, headAt) {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes, seen by the pump's head or by the writes of this
