@@ -16,6 +16,7 @@
 //	ephemeral_catchup_reads_total{store}            counter: reads of readers that fell behind their shared feed
 //	ephemeral_write_batch_size{store}               histogram: writes applied per call (runtime/redisstore)
 //	ephemeral_expired_total{store}                  counter: entries the backend's expiry removed
+//	ephemeral_writes_refused_total{store,reason}    counter: writes the tenant's state refused (reason: capacity, conflict)
 //	ephemeral_readers{store}                        gauge: readers open (a reader of a closed backend is not)
 //	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
 //
@@ -25,6 +26,7 @@
 package prom
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,7 @@ type Observer struct {
 	catchUps  *prometheus.CounterVec
 	batches   *prometheus.HistogramVec
 	expired   *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	readers   *prometheus.GaugeVec
 
@@ -86,6 +89,8 @@ func New() *Observer {
 			"Entries that the backend's expiry removed, each with an expire event."),
 		readers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ephemeral_readers",
 			Help: "Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed."}, []string{"store"}),
+		refused: counter("ephemeral_writes_refused_total",
+			"Writes that the tenant's state refused, by store ID and reason: capacity (an upsert of a new key in a tenant at its MaxEntries) or conflict (a write's condition did not hold, a contended lock's acquire among them).", "reason"),
 		errors: counter("ephemeral_backend_errors_total",
 			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.", "call"),
 	}
@@ -109,6 +114,8 @@ type storeMetrics struct {
 	catchUps  prometheus.Counter
 	batches   prometheus.Observer
 	expired   prometheus.Counter
+	capacity  prometheus.Counter // refused writes, by reason
+	conflicts prometheus.Counter
 	readers   prometheus.Gauge
 }
 
@@ -125,6 +132,8 @@ func (o *Observer) store(id string) *storeMetrics {
 		catchUps:  o.catchUps.WithLabelValues(id),
 		batches:   o.batches.WithLabelValues(id),
 		expired:   o.expired.WithLabelValues(id),
+		capacity:  o.refused.WithLabelValues(id, "capacity"),
+		conflicts: o.refused.WithLabelValues(id, "conflict"),
 		readers:   o.readers.WithLabelValues(id),
 	}
 	for k := backend.EventUpsert; k <= backend.EventExpire; k++ {
@@ -171,13 +180,27 @@ func (o *Observer) Error(store, tenant, call string, err error) {
 	o.errors.WithLabelValues(label(store), call).Inc()
 }
 
+// Refused counts a write the tenant's state refused, by its reason: capacity or conflict, or
+// other for an error that is neither (which no backend of the module reports).
+func (o *Observer) Refused(store, tenant string, err error) {
+	m := o.store(store)
+	switch {
+	case errors.Is(err, backend.ErrCapacity):
+		m.capacity.Inc()
+	case errors.Is(err, backend.ErrConflict):
+		m.conflicts.Inc()
+	default:
+		o.refused.WithLabelValues(label(store), "other").Inc()
+	}
+}
+
 // Readers adds delta to the open readers of the store.
 func (o *Observer) Readers(store, tenant string, delta int) {
 	o.store(store).readers.Add(float64(delta))
 }
 
 func (o *Observer) collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.errors, o.readers}
+	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.refused, o.errors, o.readers}
 }
 
 // Describe sends the descriptors of the metrics; see [prometheus.Collector].

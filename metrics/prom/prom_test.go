@@ -126,6 +126,39 @@ ephemeral_readers{store="rooms"} 1
 	}
 }
 
+// The writes a memory backend refuses, counted by reason.
+func TestRefused(t *testing.T) {
+	ctx := t.Context()
+	obs := prom.New()
+	b := memstore.New(memstore.WithClock(memstore.NewFakeClock(start)), memstore.WithObserver(obs))
+	defer b.Close()
+	st, err := b.Open("rooms", backend.Limits{MaxEntries: 1}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"a", "b", "c"} { // b and c: the tenant is full
+		st.Upsert(ctx, "lobby", backend.UpsertRequest{Key: key, Value: []byte("1"), TTL: time.Second})
+	}
+	if _, err := st.Upsert(ctx, "lobby", backend.UpsertRequest{Key: "a", Value: []byte("2"), TTL: time.Second,
+		Cond: backend.Condition{Kind: backend.CondIfNew}}); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("IfNew upsert of a live key: %v", err)
+	}
+	obs.Refused("rooms", "lobby", errors.New("a backend of another module's")) // neither
+	const want = `
+# HELP ephemeral_writes_refused_total Writes that the tenant's state refused, by store ID and reason: capacity (an upsert of a new key in a tenant at its MaxEntries) or conflict (a write's condition did not hold, a contended lock's acquire among them).
+# TYPE ephemeral_writes_refused_total counter
+ephemeral_writes_refused_total{reason="capacity",store="rooms"} 2
+ephemeral_writes_refused_total{reason="conflict",store="rooms"} 1
+ephemeral_writes_refused_total{reason="other",store="rooms"} 1
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_writes_refused_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(obs); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
 // The calls that only runtime/redisstore makes (its wiring is tested there), made directly.
 func TestRedisCalls(t *testing.T) {
 	obs := prom.New()
@@ -199,10 +232,10 @@ ephemeral_overflows_total{store="b"} 0
 	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_overflows_total"); err != nil {
 		t.Error(err)
 	}
-	// Four kinds of events, and one series each of overflows, lag, catch-ups, batches,
-	// expiries and readers, per store; no errors yet.
-	if n := testutil.CollectAndCount(obs); n != 2*(4+6) {
-		t.Errorf("%d series, want %d", n, 2*(4+6))
+	// Four kinds of events, two reasons of refusals, and one series each of overflows, lag,
+	// catch-ups, batches, expiries and readers, per store; no errors yet.
+	if n := testutil.CollectAndCount(obs); n != 2*(4+2+6) {
+		t.Errorf("%d series, want %d", n, 2*(4+2+6))
 	}
 }
 
@@ -225,6 +258,7 @@ ephemeral_expired_total{store="s�"} 2
 
 // Once a store ID has been seen, the calls of the hot paths allocate nothing.
 func TestAllocs(t *testing.T) {
+	refusal := &backend.ConflictError{Key: "k"}
 	obs := prom.New()
 	obs.Delivered("s", "t", backend.EventUpsert, time.Millisecond)
 	allocs := testing.AllocsPerRun(100, func() {
@@ -233,6 +267,7 @@ func TestAllocs(t *testing.T) {
 		obs.CatchUp("s", "t")
 		obs.WriteBatch("s", "t", 3)
 		obs.Expired("s", "t", 1)
+		obs.Refused("s", "t", refusal)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per round of calls, want 0", allocs)

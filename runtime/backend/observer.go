@@ -41,6 +41,12 @@ type Observer interface {
 	// readers watch), "pubsub" (its pub/sub connection, lost or refused) and "config" (a
 	// server whose maxmemory-policy may evict keys, once a backend opens its first store).
 	Error(store, tenant, call string, err error)
+	// Refused is called when the tenant's state refused a write, which then changed nothing:
+	// err matches [ErrCapacity] (an upsert of a new key in a tenant that holds
+	// Limits.MaxEntries live entries) or [ErrConflict] (the write's [Condition] did not hold;
+	// package lock's acquires of a lock that is taken among them). A touch or remove of a key
+	// that is not live is no refusal: its result says so.
+	Refused(store, tenant string, err error)
 	// Readers is called with delta 1 when a subscription of a tenant opens and -1 when it is
 	// closed: their sum over a store's tenants is the store's open readers (mirrors and lock
 	// waiters among them). A sum that only grows is a leak: readers never closed.
@@ -65,6 +71,9 @@ func (NopObserver) Expired(store, tenant string, n int) {}
 
 // Error does nothing.
 func (NopObserver) Error(store, tenant, call string, err error) {}
+
+// Refused does nothing.
+func (NopObserver) Refused(store, tenant string, err error) {}
 
 // Readers does nothing.
 func (NopObserver) Readers(store, tenant string, delta int) {}

@@ -37,8 +37,8 @@
 // the freed state then yields an overflow event, like one of a Redis server that lost its data.
 //
 // [WithObserver] reports the events its readers get, with their age, the readers it opens and
-// closes, and the entries it expires to a [backend.Observer], such as the Prometheus adapter
-// github.com/ephemeral-go/ephemeral/metrics/prom.
+// closes, the entries it expires and the writes it refuses to a [backend.Observer], such as
+// the Prometheus adapter github.com/ephemeral-go/ephemeral/metrics/prom.
 //
 // Close a Backend to stop its goroutine and end its readers.
 package memstore
@@ -90,8 +90,8 @@ func WithClock(c Clock) Option {
 }
 
 // WithObserver makes the backend report to o the events its readers get, the readers it opens
-// and closes, and the entries it expires (see [backend.Observer]; it reports expiries and
-// readers with its lock held). The default reports nothing.
+// and closes, the entries it expires and the writes it refuses (see [backend.Observer]; it
+// reports all but the events with its lock held). The default reports nothing.
 func WithObserver(o backend.Observer) Option {
 	return func(b *Backend) { b.obs = o }
 }
@@ -287,12 +287,14 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	defer b.unlock()
 	t := st.tenant(tenant, now)
 	e := t.entries[req.Key]
-	if err := check(req.Cond, req.Key, t, e); err != nil {
+	if err := st.check(tenant, req.Cond, req.Key, t, e); err != nil {
 		return backend.Entry{}, err
 	}
 	if e == nil {
 		if len(t.entries) >= st.limits.MaxEntries {
-			return backend.Entry{}, fmt.Errorf("%w: new key %s, %d live entries", backend.ErrCapacity, backend.Quote(req.Key), len(t.entries))
+			err := fmt.Errorf("%w: new key %s, %d live entries", backend.ErrCapacity, backend.Quote(req.Key), len(t.entries))
+			b.obs.Refused(st.id, tenant, err)
+			return backend.Entry{}, err
 		}
 		e = &entry{key: req.Key, created: now, t: t, index: -1}
 		t.entries[req.Key] = e
@@ -323,7 +325,7 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
+	if err := st.check(tenant, req.Cond, req.Key, t, e); err != nil || e == nil {
 		return backend.TouchResult{}, err
 	}
 	e.expires = now + req.TTL.Milliseconds()
@@ -344,7 +346,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	defer b.unlock()
 	t, e := st.lookupEntry(tenant, now, req.Key)
-	if err := check(req.Cond, req.Key, t, e); err != nil || e == nil {
+	if err := st.check(tenant, req.Cond, req.Key, t, e); err != nil || e == nil {
 		return false, err
 	}
 	t.delete(e)
@@ -422,10 +424,17 @@ func (t *tenant) delete(e *entry) {
 	t.index.Delete(e)
 }
 
-// check is c.Check for key, whose live entry is e (nil if none), in tenant t (nil if none).
-func check(c backend.Condition, key string, t *tenant, e *entry) error {
+// check is c.Check for key, whose live entry is e (nil if none), in the tenant of that name,
+// whose state is t (nil if none); it reports a refusal to the observer.
+func (st *store) check(tenant string, c backend.Condition, key string, t *tenant, e *entry) error {
+	var err error
 	if e == nil {
-		return c.Check(key, false, "", 0)
+		err = c.Check(key, false, "", 0)
+	} else {
+		err = c.Check(key, true, t.epoch, e.version)
 	}
-	return c.Check(key, true, t.epoch, e.version)
+	if err != nil {
+		st.b.obs.Refused(st.id, tenant, err)
+	}
+	return err
 }

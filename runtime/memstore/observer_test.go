@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ type recorder struct {
 	delivered []delivery
 	expired   map[string]int // by store/tenant
 	readers   map[string]int // by store/tenant
+	refused   map[string]int // by store/tenant reason
 }
 
 func (r *recorder) Readers(store, tenant string, delta int) {
@@ -44,6 +46,17 @@ func (r *recorder) Delivered(store, tenant string, kind backend.EventKind, age t
 }
 
 func (r *recorder) Expired(store, tenant string, n int) { r.count(&r.expired, store, tenant, n) }
+
+func (r *recorder) Refused(store, tenant string, err error) {
+	reason := "other"
+	switch {
+	case errors.Is(err, backend.ErrCapacity):
+		reason = "capacity"
+	case errors.Is(err, backend.ErrConflict):
+		reason = "conflict"
+	}
+	r.count(&r.refused, store, tenant+" "+reason, 1)
+}
 
 // count adds n to (*m)[store/tenant].
 func (r *recorder) count(m *map[string]int, store, tenant string, n int) {
@@ -122,6 +135,51 @@ func TestObserver(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]int{"id/t": 1}, rec.expired); diff != "" {
 		t.Errorf("Expired calls (-want +got):\n%s", diff)
+	}
+}
+
+// The writes that a tenant's state refuses are reported, by reason; a touch or remove of a key
+// that is not live is no refusal.
+func TestObserverRefused(t *testing.T) {
+	ctx := t.Context()
+	rec := &recorder{}
+	b := memstore.New(memstore.WithClock(memstore.NewFakeClock(start)), memstore.WithObserver(rec))
+	defer b.Close()
+	s, err := b.Open("id", backend.Limits{MaxEntries: 1}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := func(key string, c backend.CondKind) error {
+		_, err := s.Upsert(ctx, "t", backend.UpsertRequest{Key: key, Value: []byte("1"), TTL: time.Second, Cond: backend.Condition{Kind: c}})
+		return err
+	}
+	for i, err := range []error{
+		up("a", backend.CondNone),
+		up("b", backend.CondNone),      // the tenant is full
+		up("a", backend.CondIfNew),     // a is live
+		up("zz", backend.CondIfExists), // zz is not
+	} {
+		if want := []error{nil, backend.ErrCapacity, backend.ErrConflict, backend.ErrConflict}[i]; !errors.Is(err, want) || (want == nil) != (err == nil) {
+			t.Fatalf("upsert %d: %v, want %v", i, err, want)
+		}
+	}
+	if _, err := s.Touch(ctx, "t", backend.TouchRequest{Key: "a", TTL: time.Second, Cond: backend.Condition{Kind: backend.CondIfVersion, Version: 9}}); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("touch at another version: %v, want a conflict", err)
+	}
+	if _, err := s.Remove(ctx, "u", backend.RemoveRequest{Key: "a", Cond: backend.Condition{Kind: backend.CondIfExists}}); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("IfExists remove in a tenant that has no state: %v, want a conflict", err)
+	}
+	if r, err := s.Touch(ctx, "t", backend.TouchRequest{Key: "gone", TTL: time.Second}); err != nil || r.OK {
+		t.Fatalf("touch of a missing key: %+v, %v", r, err)
+	}
+	if ok, err := s.Remove(ctx, "t", backend.RemoveRequest{Key: "gone"}); err != nil || ok {
+		t.Fatalf("remove of a missing key: %v, %v", ok, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	want := map[string]int{"id/t capacity": 1, "id/t conflict": 3, "id/u conflict": 1}
+	if diff := cmp.Diff(want, rec.refused); diff != "" {
+		t.Errorf("Refused calls (-want +got):\n%s", diff)
 	}
 }
 

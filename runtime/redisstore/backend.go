@@ -97,8 +97,8 @@ func WithPollInterval(d time.Duration) Option { return func(b *Backend) { b.poll
 func WithReaderBuffer(n int) Option { return func(b *Backend) { b.buffer = n } }
 
 // WithObserver makes the backend report to o what its readers get, its write batches, the
-// expiries of its reader pumps and its failed Redis calls (see [backend.Observer]). The
-// default reports nothing.
+// writes the tenants' state refused, the expiries of its reader pumps and its failed Redis
+// calls (see [backend.Observer]). The default reports nothing.
 func WithObserver(o backend.Observer) Option { return func(b *Backend) { b.obs = o } }
 
 // New returns a backend that keeps its state in Redis through client: a *redis.Client, a

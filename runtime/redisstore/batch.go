@@ -176,7 +176,8 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 	}
 }
 
-// settle reports the error of a call of write.lua on ops, if any, and tells the tenant's pump,
+// settle reports the error of a call of write.lua on ops, if any, or the writes it refused,
+// and tells the tenant's pump,
 // if any, how the call ended: of the writes that returned, with their results res (each with
 // the tenant's epoch) and the call's tail (see pump.noteWrites), also when every write failed,
 // as its script may have expired entries; or, when the call failed, that it may have been
@@ -185,6 +186,11 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 // pump.junk).
 func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail writeTail, err error) {
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
+	for _, r := range res {
+		if r.err != nil { // a conflict or the capacity: see decodeWrite
+			st.b.obs.Refused(st.id, tenant, r.err)
+		}
+	}
 	p := st.pump(tenant)
 	if p == nil {
 		return

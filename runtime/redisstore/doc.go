@@ -304,7 +304,8 @@
 // [WithObserver] reports to a [backend.Observer] (such as the Prometheus adapter,
 // github.com/ephemeral-go/ephemeral/metrics/prom) the events each reader gets and their age,
 // the readers it opens and closes, the catch-up reads of readers that fell behind their pump,
-// the size of every write batch, the entries the pumps' ticks expire, and the failed Redis
+// the size of every write batch, the writes refused (a condition that did not hold, a tenant
+// at capacity), the entries the pumps' ticks expire, and the failed Redis
 // calls by script or command (write, get, read, open, tick, snapshot; and, with no store or
 // tenant, as they serve all: poll, the periodic check of the watched tenants, pubsub, the
 // pub/sub connection lost or refused, and config, a server that may evict keys), those that

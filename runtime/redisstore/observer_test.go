@@ -46,6 +46,16 @@ func (r *recorder) Expired(store, tenant string, n int) { r.add("expired "+store
 func (r *recorder) Readers(store, tenant string, delta int) {
 	r.add("readers "+store+"/"+tenant, delta)
 }
+func (r *recorder) Refused(store, tenant string, err error) {
+	reason := "other"
+	switch {
+	case errors.Is(err, backend.ErrCapacity):
+		reason = "capacity"
+	case errors.Is(err, backend.ErrConflict):
+		reason = "conflict"
+	}
+	r.add("refused "+store+"/"+tenant+" "+reason, 1)
+}
 func (r *recorder) Error(store, tenant, call string, err error) {
 	r.add("error "+store+"/"+tenant+" "+call, 1)
 	r.mu.Lock()
@@ -146,6 +156,46 @@ func TestObserverMiniredis(t *testing.T) {
 	sub.Close()
 	if got := rec.count("readers test/obs"); got != 0 {
 		t.Errorf("%d readers open after the backend's Close and the reader's, want 0", got)
+	}
+}
+
+// The writes that a tenant's state refuses are reported, by reason, alone or in a batch; a
+// touch or remove of a key that is not live is no refusal.
+func TestObserverRefusedMiniredis(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithObserver(rec))
+	st, ten := f.open(t, backend.Limits{MaxEntries: 2}), "full"
+	ctx := context.Background()
+	upsert(t, st, ten, "a", "1", time.Hour)
+	if _, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "a", Value: []byte("2"), TTL: time.Hour,
+		Cond: backend.Condition{Kind: backend.CondIfNew}}); !errors.Is(err, backend.ErrConflict) {
+		t.Fatalf("IfNew upsert of a live key: %v, want a conflict", err)
+	}
+	if r, err := st.Touch(ctx, ten, backend.TouchRequest{Key: "gone", TTL: time.Hour}); err != nil || r.OK {
+		t.Fatalf("touch of a missing key: %+v, %v", r, err)
+	}
+	if ok, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "gone"}); err != nil || ok {
+		t.Fatalf("remove of a missing key: %v, %v", ok, err)
+	}
+	// A batch of an upsert that fills the tenant, one refused for capacity, and a touch whose
+	// condition fails.
+	calls := applyBatch(st, ten,
+		writeOp{code: opUpsert, key: "b", value: []byte("1"), ttl: time.Hour},
+		writeOp{code: opUpsert, key: "c", value: []byte("1"), ttl: time.Hour},
+		writeOp{code: opTouch, key: "a", ttl: time.Hour, cond: backend.Condition{Kind: backend.CondIfVersion, Version: 9}})
+	for i, want := range []error{nil, backend.ErrCapacity, backend.ErrConflict} {
+		if err := calls[i].res.err; !errors.Is(err, want) || (want == nil) != (err == nil) {
+			t.Errorf("write %d of the batch: %v, want %v", i, err, want)
+		}
+	}
+	if got := rec.count("refused test/full conflict"); got != 2 {
+		t.Errorf("%d conflicts reported, want 2", got)
+	}
+	if got := rec.count("refused test/full capacity"); got != 1 {
+		t.Errorf("%d refusals for capacity reported, want 1", got)
+	}
+	if got := rec.count("refused test/full other"); got != 0 {
+		t.Errorf("%d other refusals reported, want none", got)
 	}
 }
 
