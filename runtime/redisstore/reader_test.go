@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -680,5 +681,82 @@ func TestRollbackPassedMiniredis(t *testing.T) {
 		if ev := next(t, sub); ev.Version != uint64(v+1) || ev.Key != k {
 			t.Fatalf("after the overflow: version %d %q, want version %d %q", ev.Version, ev.Key, v+1, k)
 		}
+	}
+}
+
+// A rollback that this backend's own writes pass before the pump reads: the first write after
+// it is issued version 2 again, which the pump has at another time, and asks for a read; the
+// next ones, 3 and 4, came while the pump was not reading (here: its reads fail and it waits
+// to retry). Version 4 once extended the log, as a write after the head does, and the read
+// then found Redis's history at the new head and nothing amiss: the readers got version 4
+// after the old 3 and never heard of the new 2 and 3. Now nothing extends the log until a
+// read sent after the suspicion completes, and the readers get an overflow.
+func TestRollbackPassedByOwnWritesMiniredis(t *testing.T) {
+	f := newMini(t)
+	reads := &failReads{failed: make(chan struct{}, 1)}
+	f.client.AddHook(reads)
+	st, ten := f.open(t, backend.Limits{}), "own"
+	sub := subscribe(t, st, ten, nil)
+	for _, k := range []string{"x", "y", "z"} {
+		upsert(t, st, ten, k, k, time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	reads.on.Store(true)
+	rollBack(t, f, st, ten)
+	f.advance(t, time.Millisecond) // the new master writes later than the old one did
+	upsert(t, st, ten, "a", "a", time.Hour)
+	// The pump's reads fail, and it waits longer after each: after the fourth, 80 ms.
+	p := st.b.pumps[tenantKey{st.id, ten}]
+	for range 4 {
+		select {
+		case <-reads.failed:
+		case <-time.After(eventWait):
+			t.Fatal("the pump did not read after a write of a version it had at another time")
+		}
+	}
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		busy := p.busy
+		p.mu.Unlock()
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pump's failed read did not end")
+		}
+	}
+	upsert(t, st, ten, "b", "b", time.Hour)
+	upsert(t, st, ten, "c", "c", time.Hour)
+	reads.on.Store(false)
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after versions 2 and 3 were issued again and 4 added by this backend: %s version %d %q, want an overflow", ev.Kind, ev.Version, ev.Key)
+	}
+	for v, k := range []string{"x", "a", "b", "c"} {
+		if ev := next(t, sub); ev.Version != uint64(v+1) || ev.Key != k {
+			t.Fatalf("after the overflow: version %d %q, want version %d %q", ev.Version, ev.Key, v+1, k)
+		}
+	}
+}
+
+// failReads is a hook that fails the pumps' reads (the pipelines with an XRANGE) while on is
+// set, and tells of each on failed if it has room.
+type failReads struct {
+	on     atomic.Bool
+	failed chan struct{}
+}
+
+func (h *failReads) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *failReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *failReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.on.Load() && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "xrange" }) {
+			select {
+			case h.failed <- struct{}{}:
+			default:
+			}
+			return errors.New("test: the read fails")
+		}
+		return next(ctx, cmds)
 	}
 }
