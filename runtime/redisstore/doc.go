@@ -182,8 +182,8 @@
 // events (the write script, and the tick script when it expires entries) publishes a notice,
 // when another Backend has readers of the tenant (see Notices below), on the tenant's channel,
 // named as its events stream (so it has the tenant's hash tag): "<epoch> <last version> <ms
-// until the next expiry>", followed by the time and the events the script added, as their
-// stream entry holds them, if they fit in 64 KiB. The Backend
+// until the next expiry>", followed, if the script added events, by their time and, if they
+// fit in 64 KiB, the events, as their stream entry holds them. The Backend
 // subscribes the channels of the tenants that have readers: the changes made while one is
 // written go together in the
 // next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many

@@ -411,6 +411,7 @@ func encodeEvents(events []backend.Event) string {
 func FuzzParseNotice(f *testing.F) {
 	epoch := backend.NewEpoch(time.Unix(1700000000, 0))
 	f.Add(epoch + " 12 -1")
+	f.Add(epoch + " 12 -1 1700000000000") // a call whose events are too large to carry
 	f.Add(epoch + " 12 300 1700000000000 u 1:k 1700000000000 1700000060000 5:hello")
 	f.Add(epoch + " 3 0 1700000000000 x 0: 0 1700000000000 0: t 2:ab 0 1700000060000 0: d 1:c 0 0 6:reason")
 	f.Add(epoch + " 1 -1 1 u 3:a b 1 2 3:1:x")

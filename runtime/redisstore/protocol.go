@@ -710,14 +710,17 @@ type notice struct {
 	epoch string
 	head  uint64
 	dueIn int64 // ms until the next expiry; -1 when none is
+	// at is the time of the call that made version head, when the call added events (the
+	// notice tells it also when they are too large to carry); 0 when it is not told.
+	at int64
 	// events are the events the script added, of versions head-len(events)+1 to head, when
 	// the notice carries them; nil when it does not, or they cannot be decoded.
 	events []backend.Event
 }
 
-// parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>", and when the notice
-// carries its events, " <at>" and the events as their stream entry holds them (see
-// parseEvents). Anyone may publish on the channel: a payload whose first three fields are
+// parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>", and when the call
+// added events, " <at>" and, when the notice carries them, the events as their stream entry
+// holds them (see parseEvents). Anyone may publish on the channel: a payload whose first three fields are
 // junk is not ok, and events that cannot be decoded are left out (the pump then reads them
 // from the stream). The events hold no part of s.
 func parseNotice(s string) (notice, bool) {
@@ -732,6 +735,7 @@ func parseNotice(s string) (notice, bool) {
 	n := notice{epoch: epoch, head: head, dueIn: dueIn}
 	if more {
 		if at, evs, ok := cutField(rest, ' ', false); ok {
+			n.at = at
 			n.events = parseEvents(evs, epoch, at, head)
 		}
 	}

@@ -527,10 +527,13 @@ func (p *pump) notify(payload string) {
 	if wake {
 		delivered = p.extend(n.epoch, n.events) // the last of which is n.head's
 		wake = delivered == nil
-	} else if len(n.events) > 0 {
+	} else if n.at != 0 {
 		// Versions the pump has: the same events, unless the tenant went back and issued
-		// them again (see differs).
-		wake = p.differs(n.head, n.events[len(n.events)-1].At)
+		// them again (see differs). The notice tells the time of its call also when its
+		// events are too large to carry: a call that issued the pump's head again with such
+		// events was taken for one the pump had, and the next notice's events continued the
+		// log from the head of the history that was gone.
+		wake = p.differs(n.head, n.at)
 		if wake {
 			p.suspect++
 		}

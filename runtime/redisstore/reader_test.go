@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -758,5 +759,47 @@ func (h *failReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 			return errors.New("test: the read fails")
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// A rollback whose new master issues the lost versions again in a call whose events are too
+// large for its notice (which then tells only the epoch and the last version, the pump's head
+// here) is seen all the same: the notice carries the call's time, which differs from that of
+// the event the pump has at that version. The pump took such a notice for one of versions it
+// had, read nothing, and appended the next write's event after its head: its readers kept the
+// lost versions 2 and 3, never got the new ones, and no check found it any more.
+func TestRollbackBigNoticeMiniredis(t *testing.T) {
+	f := newMini(t, WithPollInterval(time.Hour))
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{MaxPayloadBytes: noticeMax}), "big"
+	write := func(value string, keys ...string) { // as another process does
+		t.Helper()
+		ops := make([]writeOp, len(keys))
+		for i, k := range keys {
+			ops[i] = writeOp{code: opUpsert, key: k, value: []byte(value), ttl: time.Hour}
+		}
+		if _, err := runWrite(ctx, f.b.scripts, st.keys(ten), "", st.limits, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := subscribe(t, st, ten, nil)
+	p := st.pump(ten)
+	waitPump(t, p, "the pump's channel is not checked", func(p *pump) bool { return p.settled != 0 })
+	for _, k := range []string{"x", "y", "z"} {
+		write(k, k)
+	}
+	expectVersions(t, sub, 1, 3)
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+	rollBack(t, f, st, ten)
+	f.shift(time.Millisecond)                         // the new master writes later than the old one did
+	write(strings.Repeat("b", noticeMax/2), "a", "b") // versions 2 and 3 again: a notice without events
+	write("c", "c")                                   // version 4, whose notice continues the pump's log
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after versions 2 and 3 were issued again: %s version %d %q, want an overflow", ev.Kind, ev.Version, ev.Key)
+	}
+	for v, k := range []string{"x", "a", "b", "c"} {
+		if ev := next(t, sub); ev.Version != uint64(v+1) || ev.Key != k {
+			t.Fatalf("after the overflow: version %d %q, want version %d %q", ev.Version, ev.Key, v+1, k)
+		}
 	}
 }

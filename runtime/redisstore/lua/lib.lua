@@ -173,17 +173,20 @@ end
 
 -- notify publishes the tenant's notice (PUBLISH; see hub in notify.go for why not SPUBLISH) on
 -- the channel named as the events stream: '<epoch> <last version> <ms until the next expiry, or
--- -1 when none>', then, if the call's events fit in NOTICE_MAX bytes, ' <time of the events>'
--- and the events as their stream entry holds them, the last version's last (protocol.go's
--- parseNotice). The readers of every process wake on it (see pump.go).
+-- -1 when none>', then, if the call added events, ' <time of the events>' and, if they fit in
+-- NOTICE_MAX bytes, the events as their stream entry holds them, the last version's last
+-- (protocol.go's parseNotice). The readers of every process wake on it (see pump.go).
 local function notify(ctx)
   local due_in = -1
   if ctx.due < NEVER then
     due_in = math.max(ctx.due - ctx.now, 0)
   end
   local head = ctx.epoch .. ' ' .. num(ctx.seq) .. ' ' .. num(due_in)
-  if ctx.events and #ctx.events <= NOTICE_MAX then
-    head = head .. ' ' .. ctx.now_s .. ctx.events
+  if ctx.events then
+    head = head .. ' ' .. ctx.now_s -- without the events too: see write.lua
+    if #ctx.events <= NOTICE_MAX then
+      head = head .. ctx.events
+    end
   end
   redis.call('PUBLISH', K_EVENTS, head)
 end

@@ -23,9 +23,9 @@
 -- The batch's events are one stream entry (see lib.lua), added before any other write, so that
 -- a refused XADD (a stream whose last ID is ahead of the version) fails the call before it
 -- changes anything. A batch that emits events or brings the next expiry forward publishes the
--- tenant's notice (see lib.lua) last, with its events when they fit, if a backend other than
--- the writer's watches the tenant (open.lua registers them) or the batch made the epoch: the
--- writer's own readers learn it from the reply.
+-- tenant's notice (see lib.lua) last, with the time of its events and the events when they
+-- fit, if a backend other than the writer's watches the tenant (open.lua registers them) or
+-- the batch made the epoch: the writer's own readers learn it from the reply.
 local K_STATE, K_EXP, K_EVENTS = KEYS[KEY_STATE], KEYS[KEY_EXP], KEYS[KEY_EVENTS]
 local n = (#ARGV - WRITE_HEAD_ARGS) / WRITE_ARGS_PER_OP
 if n ~= math.floor(n) then
@@ -345,8 +345,13 @@ if seq ~= seq0 or due < due0 then
   local watched, shared = tonumber(m[7 + n] or '0') or NEVER, tonumber(m[8 + n] or '0') or NEVER
   if made or shared >= now or watched >= now and m[6 + n] ~= ARGV[WRITE_WATCHER] then
     local head = epoch .. ' ' .. (seq_s or string.format('%d', seq)) .. ' ' .. string.format('%d', due_in)
-    if events and #events <= NOTICE_MAX then
-      head = head .. ' ' .. now_s .. events
+    if events then
+      -- The time of the call, which made the last version, even without the events: with
+      -- it the pump tells a version it has from the same version issued again.
+      head = head .. ' ' .. now_s
+      if #events <= NOTICE_MAX then
+        head = head .. events
+      end
     end
     redis.call('PUBLISH', K_EVENTS, head)
   end
