@@ -157,3 +157,34 @@ func TestConcurrentBackendsNoOverflowRedis(t *testing.T) {
 	}
 	t.Logf("%d writes, %d versions", ops.Load(), end.Version)
 }
+
+// The event at the pump's head gone from the stream by the retention (a quiet touch, which
+// makes no version, trims the stream of an idle tenant to nothing) is no other history: the
+// meta's time of the last version is still that of the pump's head, and the readers go on.
+func TestHeadRetainedNoMoreMiniredis(t *testing.T) {
+	f := newMini(t)
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{EventRetention: time.Second}), "idle"
+	sub := subscribe(t, st, ten, nil)
+	for _, v := range []string{"a", "b", "c"} {
+		upsert(t, st, ten, "k", v, time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	f.advance(t, 2*time.Second)
+	if _, err := st.Touch(ctx, ten, backend.TouchRequest{Key: "k", TTL: time.Hour, Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.client.XLen(ctx, st.keys(ten)[keyEvents]).Result(); err != nil || n != 0 {
+		t.Fatalf("the stream holds %d entries (%v), want none", n, err)
+	}
+	f.b.nudgeAll()
+	p := st.pump(ten)
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+	e := upsert(t, st, ten, "k", "d", time.Hour)
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Version != e.Version {
+		t.Fatalf("after the trim: %s version %d, want the upsert of version %d", ev.Kind, ev.Version, e.Version)
+	}
+	if n := p.forks.Load(); n != 0 {
+		t.Fatalf("the pump took the tenant for going back %d times", n)
+	}
+}
