@@ -376,7 +376,11 @@
 // the first version Redis keeps, after an overflow (a cursor beyond the last version is
 // rejected with backend.ErrInvalidCursor by Subscribe), so a replica that re-snapshots on
 // overflow stays right. The time tells the histories apart when their writes were made in
-// different milliseconds by the servers' clocks, and once the pump has delivered an event (a
-// state written by an older version of this package has no time, and proves nothing).
+// different milliseconds by the servers' clocks, once the pump has delivered an event (a
+// state written by an older version of this package has no time, and proves nothing), and
+// while the stream holds the event at the pump's head when it reads: a new master that wrote
+// about MaxEvents versions before the pump heard of it (its notices lost while the pub/sub
+// connection was dialled again) may have trimmed that event and kept the next, which then
+// passes for the one that follows, and the readers miss the rollback for good.
 // Replicas are never read.
 package redisstore
