@@ -177,13 +177,12 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 }
 
 // settle reports the error of a call of write.lua on ops, if any, or the writes it refused,
-// and tells the tenant's pump,
-// if any, how the call ended: of the writes that returned, with their results res (each with
-// the tenant's epoch) and the call's tail (see pump.noteWrites), also when every write failed,
-// as its script may have expired entries; or, when the call failed, that it may have been
-// applied with no notice to tell this backend's readers (see the package doc, "Notices"), so
-// the pump reads, and that it may have failed on junk that no read of the pump sees (see
-// pump.junk).
+// and tells the tenant's pump, if any, how the call ended: of the writes that returned, with
+// their results res (each with the tenant's epoch) and the call's tail (see pump.noteWrites),
+// also when every write failed, as its script may have expired entries; or, when the call
+// failed, that it may have been applied with no notice to tell this backend's readers (see
+// the package doc, "Notices"), so the pump reads, and that it may have failed on junk that no
+// read of the pump sees (see pump.junk).
 func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail writeTail, err error) {
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	for _, r := range res {

@@ -720,9 +720,9 @@ type notice struct {
 
 // parseNotice decodes the payload of a notice: "<epoch> <head> <dueIn>", and when the call
 // added events, " <at>" and, when the notice carries them, the events as their stream entry
-// holds them (see parseEvents). Anyone may publish on the channel: a payload whose first three fields are
-// junk is not ok, and events that cannot be decoded are left out (the pump then reads them
-// from the stream). The events hold no part of s.
+// holds them (see parseEvents). Anyone may publish on the channel: a payload whose first
+// three fields are junk is not ok, and events that cannot be decoded are left out (the pump
+// then reads them from the stream). The events hold no part of s.
 func parseNotice(s string) (notice, bool) {
 	epoch, rest, ok1 := strings.Cut(s, " ")
 	headText, rest, ok2 := strings.Cut(rest, " ")
