@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -231,10 +233,30 @@ func (b *Backend) Close() error {
 }
 
 // failed reports err, the error of call on the tenant k, to the observer unless it is nil or
-// the context of the call ended.
+// the context of the call ended, and tells a cluster client to reload its slots when err is a
+// lost connection (see lost).
 func (b *Backend) failed(k tenantKey, call string, err error) {
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		b.obs.Error(k.id, k.tenant, call, err)
+		b.lost(err)
+	}
+}
+
+// lost tells a cluster client to reload its map of the cluster's slots when err says that a
+// node could not be reached (a connection refused, reset, closed or timed out; not a reply of
+// the server): the node may be a master that died and whose replica has taken over. go-redis
+// reloads the map on a MOVED reply or when it is ClusterOptions.ClusterStateReloadInterval old
+// (60 s by default), and goes on calling the dead master until then; a script's call, which
+// it does not retry (see onceIntsCmd), would fail as long. It reloads in the background, at
+// most once every 200 ms however often it is told.
+func (b *Backend) lost(err error) {
+	c, ok := b.client.(*redis.ClusterClient)
+	if !ok || err == nil {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		c.ReloadState(context.Background())
 	}
 }
 

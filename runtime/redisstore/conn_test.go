@@ -357,3 +357,61 @@ func TestFeedErrorMiniredis(t *testing.T) {
 	upsert(t, st, ten, "k", "w", time.Hour)
 	expectVersions(t, sub, 2, 2)
 }
+
+// A cluster's master that dies (its connections refused) and whose replica takes over is found
+// by the first call that fails on it: the backend has the cluster client reload its slots at
+// once, not at its ClusterStateReloadInterval (an hour here, 60 s by default), so the writes
+// go to the new master, and a reader opened before hears of it. Two miniredis servers stand
+// in for the master and the replica, which lacked the tenant (its epoch is new): the map of
+// the slots is the test's.
+func TestClusterMasterLostMiniredis(t *testing.T) {
+	master, replica := miniredis.RunT(t), miniredis.RunT(t)
+	var owner atomic.Value // the address that serves every slot
+	owner.Store(master.Addr())
+	var loads atomic.Int64
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+			loads.Add(1)
+			return []redis.ClusterSlot{{Start: 0, End: 16383, Nodes: []redis.ClusterNode{{Addr: owner.Load().(string)}}}}, nil
+		},
+		ClusterStateReloadInterval: time.Hour,
+	})
+	b := New(client, WithPollInterval(time.Hour)) // no poll finds it: the failed calls must
+	t.Cleanup(func() {
+		b.Close()
+		client.Close()
+	})
+	st, err := b.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := upsert(t, st, "room", "a", "1", time.Hour)
+	sub := subscribe(t, st, "room", &backend.Cursor{Epoch: before.Epoch, Seq: before.Version})
+
+	master.Close()
+	owner.Store(replica.Addr())
+	loaded := loads.Load()
+	deadline := time.Now().Add(eventWait)
+	var after backend.Entry
+	for {
+		e, err := st.Upsert(ctx, "room", backend.UpsertRequest{Key: "b", Value: []byte("2"), TTL: time.Hour})
+		if err == nil {
+			after = e
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still fail %v after the master was lost (%d loads of the slots since): %v", eventWait, loads.Load()-loaded, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if loads.Load() == loaded {
+		t.Fatal("the write succeeded with no load of the slots")
+	}
+	if after.Epoch == before.Epoch || !replica.Exists(st.(*store).keys("room")[keyState]) {
+		t.Fatalf("the write after the loss has epoch %s (before %s): not on the new master", after.Epoch, before.Epoch)
+	}
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow || ev.FirstAvailable.Epoch != after.Epoch {
+		t.Fatalf("the reader got %+v after the failover, want an overflow into epoch %s", ev, after.Epoch)
+	}
+}

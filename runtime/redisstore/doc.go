@@ -360,11 +360,14 @@
 // that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
 // (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may or may
 // not have been applied, as with any Redis call), pumps and readers retry with backoff. A
-// cluster client learns the new master of a slot when it reloads the cluster's slots, every
-// ClusterOptions.ClusterStateReloadInterval (go-redis's default, 60 s, when a master died
-// and refuses connections, failed the writes to its slots here for about a minute after its
-// replica took over; a few seconds bound it). A write to a slot that is being migrated key by
-// key may fail with TRYAGAIN, before it ran. With asynchronous replication the new master may
+// cluster client learns the new master of a slot when it reloads the cluster's slots: go-redis
+// does on a MOVED reply and every ClusterOptions.ClusterStateReloadInterval (60 s by default),
+// and a master that died answers nothing, so the backend has the client reload them whenever
+// a call of its own (a write, a read, the poll, the pub/sub connection) cannot reach a node:
+// the calls to a master that died fail until its replica takes over (the cluster's
+// cluster-node-timeout and election), not a minute more. The application's own calls on the
+// client benefit too. A write to a slot that is being migrated key by key may fail with
+// TRYAGAIN, before it ran. With asynchronous replication the new master may
 // lack the last writes: if it lacks the tenant's meta, the epoch changes and readers get an
 // overflow; if it has an older meta, its versions go back and are issued again, for other
 // events. A pump finds that out on its next read or check (a notice, a write of this backend,

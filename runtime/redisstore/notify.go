@@ -197,6 +197,7 @@ func (h *hub) run() {
 			if !h.b.closed.Load() {
 				// The connection serves every store and tenant of the backend.
 				h.b.obs.Error("", "", "pubsub", err)
+				h.b.lost(err) // the node it redials may be gone from the cluster
 			}
 			switch {
 			case errors.As(err, &re) || errors.As(err, &ne) && ne.Timeout():

@@ -894,13 +894,15 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 			err = fmt.Errorf("redisstore: poll: no answer within the poll interval (%v)", b.pollEvery)
 		}
 		b.obs.Error("", "", "poll", err)
+		b.lost(err)
 	}
 	serverNow := now.Val().UnixMilli()
 	var renew []*pump
 	for i, p := range pumps {
 		v, err := cmds[i].Result()
 		if err != nil || len(v) != 7 {
-			continue // the next check
+			b.lost(err) // a node of a cluster other than TIME's may be gone
+			continue    // the next check
 		}
 		epoch, _ := v[0].(string)
 		seq, _ := v[1].(string)
