@@ -337,13 +337,12 @@ func (l *loadRun) openStreams(ctx context.Context, wg *sync.WaitGroup, pages []*
 		p := pages[i]
 		wg.Go(func() { p.follow(ctx) })
 	})
-	timeout := time.NewTimer(*loadTimeout)
-	defer timeout.Stop()
+	wait, cancel := context.WithTimeout(ctx, *loadTimeout)
+	defer cancel()
 	for _, p := range pages {
 		select {
 		case <-p.stated:
-		case <-timeout.C:
-		case <-ctx.Done():
+		case <-wait.Done(): // done for good: the pages left without state are not waited for
 		}
 	}
 	for _, r := range l.rooms {
