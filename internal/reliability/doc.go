@@ -21,6 +21,10 @@
 //     they start themselves; TestLinearizabilityModels checks the models on histories of known
 //     verdict, and TestLinearizabilityCheckerCatches shows that a stale read and a write
 //     applied twice are found, and that lost replies are no violation.
+//   - failover_test.go: a master of a Redis Cluster (three masters, one with a replica, started
+//     by the test) dies; the writes to its slots succeed again once its replica has taken over
+//     (within 30 s, where go-redis alone would wait for its 60 s reload of the slots), and a
+//     reader opened before gets the next write.
 //   - isolation_test.go: adversarial store IDs and tenants never share keys and keep every key
 //     of a tenant in one hash slot; an abandoned tenant leaves no key behind.
 //   - fuzz_test.go: fuzz targets for the key parsers the other packages do not fuzz yet.

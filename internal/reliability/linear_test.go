@@ -173,13 +173,19 @@ func clusterNodeOf(slot, nodes int) int { return slot * nodes / 16384 }
 // startCluster starts a Redis Cluster of three masters without replicas, its own so that the
 // test may pause and restart them; node i serves the slots from i*16384/3.
 func startCluster(t *testing.T) []*redistest.Server {
-	const n = 3
+	nodes, _ := startClusterNodes(t, 3, "5000")
+	return nodes
+}
+
+// startClusterNodes is startCluster with n masters and the nodes' cluster-node-timeout (ms),
+// and it returns the nodes' cluster bus ports too.
+func startClusterNodes(t *testing.T, n int, nodeTimeout string) ([]*redistest.Server, []string) {
 	nodes := make([]*redistest.Server, n)
 	buses := make([]string, n)
 	for i := range nodes {
 		buses[i] = redistest.FreePort(t)
 		nodes[i] = redistest.StartServer(t, "--enable-debug-command", "local", "--cluster-enabled", "yes",
-			"--cluster-port", buses[i], "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+			"--cluster-port", buses[i], "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", nodeTimeout)
 	}
 	admin := make([]*redis.Client, n)
 	ctx := t.Context()
@@ -197,7 +203,7 @@ func startCluster(t *testing.T) []*redistest.Server {
 		}
 	}
 	waitClusterOK(t, admin)
-	return nodes
+	return nodes, buses
 }
 
 // waitClusterOK waits until every node reports the cluster ok, with all slots and nodes.
