@@ -27,7 +27,7 @@ func generateDir(t *testing.T, dir string) *gen.Result {
 
 // TestGolden generates each package under testdata/golden and compares the output with the
 // *_ephemeral.go files beside it (go test -update rewrites them), then vets the packages with
-// their generated files, which proves that the output compiles.
+// their generated files, which proves that the output compiles, and runs their tests.
 func TestGolden(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/golden/*")
 	if err != nil || len(dirs) == 0 {
@@ -69,6 +69,10 @@ func TestGolden(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("go vet of the golden packages: %v\n%s", err, out)
 	}
+	cmd = exec.Command("go", "test", "-count=1", "./testdata/golden/...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("go test of the golden packages: %v\n%s", err, out)
+	}
 }
 
 // TestDeterministic checks that two runs produce identical bytes.
@@ -96,7 +100,7 @@ func TestDeterministic(t *testing.T) {
 // golden files fresh.
 func TestGoTool(t *testing.T) {
 	out, err := exec.Command("go", "generate", "-n", "./testdata/golden/...").CombinedOutput()
-	if err != nil || strings.Count(string(out), "go tool ephemeralgen\n") != 4 {
+	if err != nil || strings.Count(string(out), "go tool ephemeralgen\n") != 5 {
 		t.Fatalf("go generate -n: %v\n%s", err, out)
 	}
 	if out, err := exec.Command("go", "tool", "ephemeralgen", "-check", "./testdata/golden/...").CombinedOutput(); err != nil {

@@ -155,7 +155,14 @@
 // runtime/jsonc as jsonc (or, if the package declares that name, as ephemeral2, jsonc2, ...).
 // The parameters and local variables of the generated functions (v, e, d, name, s, k, ...) are
 // renamed alike (v2, ...) where the package declares their name or an import of the file has
-// it, so that they hide none of the package's types.
+// it, so that they hide none of the package's types; and so are the unexported helpers that the
+// codecs share (ephemeralEncodeItem, ephemeralDecodeItem, ephemeralCloneItem,
+// ephemeralFieldsItem: ephemeralEncodeItem2, ...) where the package declares one of their
+// names. Where the package declares a predeclared function that the codecs call (new, make,
+// len, copy or clear), hiding it, they do without it (&T{}, a map literal, slices.Clone, a
+// count of the elements, a loop). The predeclared identifiers that generated code cannot do
+// without (nil, error, string, byte, the numeric types it converts to, len where omitempty
+// tests a slice or map) are reported where the package declares them, to be renamed.
 package main
 
 import (

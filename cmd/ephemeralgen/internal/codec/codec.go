@@ -4,9 +4,10 @@
 // For an annotated type T, [Generator.Add] registers the exported codec type TCodec, whose
 // value-receiver methods Encode and Decode make TCodec{} an ephemeral.Codec[T], and whose Clone
 // makes a deep copy of a T. The struct and other composite types that T contains get unexported
-// helper functions, named ephemeralEncode<Type>, ephemeralDecode<Type> and ephemeralClone<Type>;
-// each is emitted in exactly one output file of the package. Call Add for every type, then
-// [Generator.Emit] for every output file.
+// helper functions, named ephemeralEncode<Type>, ephemeralDecode<Type> and ephemeralClone<Type>
+// (and a variable ephemeralFields<Type>), <Type> followed by 2, 3, ... where the package
+// declares one of these names; each is emitted in exactly one output file of the package. Call
+// Add for every type, then [Generator.Emit] for every output file.
 //
 // The work is done in two steps. Add plans: it walks the types as encoding/json would, reports
 // every problem, and builds a plan of how each value is encoded and decoded, and, from the
@@ -61,7 +62,7 @@ type Generator struct {
 
 	codecs  map[string][]*codec // by output file
 	helpers typeutil.Map        // types.Type → *helper
-	names   map[string]bool     // helper names in use
+	names   map[string]bool     // names of the helpers' declarations in use
 	anon    int                 // unnamed struct types seen
 	seen    map[diag.Diagnostic]bool
 }
@@ -184,14 +185,14 @@ func emitCodec(f *jen.File, cd *codec, ids *Idents) {
 	f.Comment("Encode appends the JSON encoding of *v to dst and returns the extended buffer.")
 	f.Func().Params(jen.Id(cd.name)).Id("Encode").Params(dst.Clone().Index().Byte(), v.Clone().Op("*").Add(tc)).
 		Params(jen.Index().Byte(), jen.Error()).Block(append(append([]jen.Code{
-		e.Clone().Op(":=").New(jen.Qual(JSONCPath, "Encoder")),
+		e.Clone().Op(":=").Add(ids.newStruct(jen.Qual(JSONCPath, "Encoder"))),
 		e.Clone().Dot("Reset").Call(dst.Clone()),
 	}, p.enc(cd.enc, expr{ptr: v.Clone()})...), jen.Return(e.Clone().Dot("Finish").Call()))...)
 	f.Line()
 	f.Comment("Decode parses the JSON document src into *v.")
 	f.Func().Params(jen.Id(cd.name)).Id("Decode").Params(src.Clone().Index().Byte(), v.Clone().Op("*").Add(tc)).
 		Error().Block(append(append([]jen.Code{
-		d.Clone().Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
+		d.Clone().Op(":=").Add(ids.newStruct(jen.Qual(JSONCPath, "Decoder"))),
 		d.Clone().Dot("Reset").Call(src.Clone()),
 	}, p.dec(cd.dec, expr{ptr: v.Clone()})...), jen.Return(d.Clone().Dot("Finish").Call()))...)
 	f.Line()
@@ -432,11 +433,31 @@ func (g *Generator) helperName(t types.Type) string {
 		base = fmt.Sprintf("Struct%d", g.anon)
 	}
 	name := base
-	for i := 2; g.names[name]; i++ {
+	for i := 2; !g.free(name); i++ {
 		name = fmt.Sprintf("%s%d", base, i)
 	}
-	g.names[name] = true
+	for _, f := range helperFuncs {
+		g.names[f+name], g.names[f+name+"Value"] = true, true
+	}
 	return name
+}
+
+// helperFuncs are the prefixes of the names of the declarations of a helper, before the name
+// of its type; the encoder of values that are not addressable also ends in "Value".
+var helperFuncs = []string{"ephemeralEncode", "ephemeralDecode", "ephemeralClone", "ephemeralFields"}
+
+// free reports whether the helpers of a type can be called name: none of the names of their
+// declarations is declared in the package or taken by another helper (ephemeralEncodeAValue,
+// the encoder of A for values that are not addressable, is also that of a type AValue).
+func (g *Generator) free(name string) bool {
+	for _, f := range helperFuncs {
+		for _, n := range []string{f + name, f + name + "Value"} {
+			if g.names[n] || g.pkg.Scope().Lookup(n) != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func upperFirst(s string) string {

@@ -2,7 +2,10 @@ package codec_test
 
 import (
 	"flag"
+	"go/parser"
+	"go/token"
 	"go/types"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,9 +26,34 @@ const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | 
 
 // generate loads the package at pattern and emits codecs for the named struct types that
 // keep(name) selects, the types of each file in fileOf(name). With diagnostics, it emits
-// nothing.
+// nothing. The package's files named *_gen.go, which it generated before, are read as their
+// package clause only, as ephemeralgen reads those it generated: the helpers they declare do
+// not take the names of the new ones.
 func generate(t *testing.T, pattern string, overlay map[string][]byte, keep func(string) bool, fileOf func(string) string) (map[string][]byte, []diag.Diagnostic, *packages.Package) {
 	t.Helper()
+	overlay = maps.Clone(overlay)
+	if overlay == nil {
+		overlay = map[string][]byte{}
+	}
+	old, err := filepath.Glob(filepath.Join(pattern, "*_gen.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range old {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var src any // the file on disk, unless overlaid
+		if b, ok := overlay[abs]; ok {
+			src = b
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), abs, src, parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		overlay[abs] = []byte("package " + f.Name.Name + "\n")
+	}
 	cfg := &packages.Config{Mode: loadMode, Overlay: overlay}
 	pkgs, err := packages.Load(cfg, pattern)
 	if err != nil {

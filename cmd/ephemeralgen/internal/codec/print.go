@@ -17,7 +17,8 @@ import (
 // file, so that none hides from the code in its scope a name that the code refers to: a
 // declaration of the package (a type v, whose zero value v{} a parameter v would hide) or an
 // import of the file. A name is its usual one (v, e, d, name, ...) unless the package or an
-// import has it; then it is the first of name2, name3, ... that neither has.
+// import has it; then it is the first of name2, name3, ... that neither has. It also tells
+// which predeclared functions the package hides (see hides).
 type Idents struct {
 	scope   *types.Scope
 	imports map[string]bool
@@ -37,6 +38,22 @@ func NewIdents(pkg *types.Package, imports map[string]string) *Idents {
 // taken reports whether the package or an import of the file has the name.
 func (ids *Idents) taken(name string) bool {
 	return ids.imports[name] || ids.scope.Lookup(name) != nil
+}
+
+// hides reports whether the package declares name, and so hides the predeclared identifier
+// name from the generated code. The code does without the predeclared functions new, make,
+// len (but in the omitempty test of a slice or map), copy and clear where the package hides
+// them; it cannot do without the others it uses (nil, error, string, ...), which the
+// generator reports.
+func (ids *Idents) hides(name string) bool { return ids.scope.Lookup(name) != nil }
+
+// newStruct returns new(T) for the struct type T, written tc, or &T{} where the package hides
+// new.
+func (ids *Idents) newStruct(tc jen.Code) *jen.Statement {
+	if ids.hides("new") {
+		return jen.Op("&").Add(tc).Values()
+	}
+	return jen.New(tc)
 }
 
 // Name returns the name of the parameter or local variable usually called usual.
@@ -480,7 +497,7 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	case decQuoted:
 		return []jen.Code{jen.If(p.d("Quoted")).Block(append(p.dec(n.elem, x), p.d("Unquote"))...)}
 	case decUnmarshalPtr:
-		return []jen.Code{p.decNullable(x, allocate(x, n.t),
+		return []jen.Code{p.decNullable(x, p.allocate(x, n.t),
 			q(unmarshalFunc(n.text), p.id("d"), x.value()))}
 	case decUnmarshal:
 		s := q(unmarshalFunc(n.text), p.id("d"), x.addr())
@@ -494,7 +511,7 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 		kind := n.t.Underlying().(*types.Basic).Kind()
 		return []jen.Code{p.d(basicDecoders[kind], convPtr(n.t, kind, x.addr()))}
 	case decPointer:
-		return []jen.Code{p.decNullable(x, allocate(x, n.t),
+		return []jen.Code{p.decNullable(x, p.allocate(x, n.t),
 			jen.Add(p.dec(n.elem, expr{ptr: x.value(), zero: x.zero})...))}
 	case decBytes:
 		ptr := jen.Code(x.addr())
@@ -504,6 +521,9 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 		return []jen.Code{p.d("Bytes", ptr)}
 	case decSlice:
 		s := p.tmp("s")
+		if p.hides("len") {
+			return p.decSliceCounted(n, x, s)
+		}
 		last := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
 		return []jen.Code{p.ifNotNull(x, p.d("Array")).Block(
 			jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0)),
@@ -514,17 +534,43 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 			x.value().Op("=").Id(s))}
 	case decArray:
 		i := p.tmp("i")
+		length := func() jen.Code { return jen.Len(x.operand()) }
+		if p.hides("len") {
+			size := n.t.Underlying().(*types.Array).Len()
+			length = func() jen.Code { return jen.Lit(int(size)) }
+		}
+		rest := jen.If(jen.Id(i).Op("<").Add(length())).Block(jen.Clear(x.operand().Index(jen.Id(i), jen.Empty())))
+		if p.hides("clear") {
+			z := p.tmp("z")
+			rest = jen.For(jen.Op(";").Id(i).Op("<").Add(length()).Op(";").Id(i).Op("++")).Block(
+				jen.Var().Id(z).Add(typeCode(n.elem.t)),
+				x.operand().Index(jen.Id(i)).Op("=").Id(z))
+		}
 		return []jen.Code{jen.If(p.d("Array")).Block(
 			jen.Id(i).Op(":=").Lit(0),
 			jen.For(p.d("NextElem")).Block(
-				jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(
+				jen.If(jen.Id(i).Op("<").Add(length())).Block(
 					p.dec(n.elem, expr{val: x.operand().Index(jen.Id(i))})...).Else().Block(p.d("Skip")),
 				jen.Id(i).Op("++")),
-			jen.If(jen.Id(i).Op("<").Len(x.operand())).Block(jen.Clear(x.operand().Index(jen.Id(i), jen.Empty()))))}
+			rest)}
 	case decMap:
 		return p.decMap(n, x)
 	}
 	panic("codec: unplanned decoding")
+}
+
+// decSliceCounted is the decoding of a slice (see dec) where the package hides len: it counts
+// the elements.
+func (p *printer) decSliceCounted(n *decNode, x expr, s string) []jen.Code {
+	c := p.tmp("n")
+	return []jen.Code{p.ifNotNull(x, p.d("Array")).Block(
+		jen.List(jen.Id(s), jen.Id(c)).Op(":=").List(x.operand().Index(jen.Empty(), jen.Lit(0)), jen.Lit(0)),
+		jen.For(p.d("NextElem")).Block(append(append([]jen.Code{
+			jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
+			p.dec(n.elem, expr{val: jen.Id(s).Index(jen.Id(c))})...),
+			jen.Id(c).Op("++"))...),
+		jen.If(jen.Id(c).Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
+		x.value().Op("=").Id(s))}
 }
 
 // decNullable returns: if null, set x to nil; else the statements. When x is known to be nil,
@@ -547,12 +593,28 @@ func (ids *Idents) ifNotNull(x expr, cond jen.Code) *jen.Statement {
 
 // allocate sets the pointer x, of type t, to a new value if it is nil, or always when it is
 // known to be nil.
-func allocate(x expr, t types.Type) jen.Code {
-	alloc := x.value().Op("=").New(typeCode(t.Underlying().(*types.Pointer).Elem()))
+func (p *printer) allocate(x expr, t types.Type) jen.Code {
+	alloc := p.setNew(x.value(), t.Underlying().(*types.Pointer).Elem())
 	if x.zero {
-		return alloc
+		return jen.Add(alloc...)
 	}
-	return jen.If(x.value().Op("==").Nil()).Block(alloc)
+	return jen.If(x.value().Op("==").Nil()).Block(alloc...)
+}
+
+// setNew returns the statements that set the pointer x to a new zero value of type t: new(T),
+// or where the package hides new, &T{} for a type with composite literals, else the address
+// of a new variable.
+func (p *printer) setNew(x *jen.Statement, t types.Type) []jen.Code {
+	tc := typeCode(t)
+	if !p.hides("new") {
+		return []jen.Code{x.Op("=").New(tc)}
+	}
+	switch t.Underlying().(type) {
+	case *types.Struct, *types.Array, *types.Slice, *types.Map:
+		return []jen.Code{x.Op("=").Op("&").Add(tc).Values()}
+	}
+	z := p.tmp("z")
+	return []jen.Code{jen.Var().Id(z).Add(tc), x.Op("=").Op("&").Id(z)}
 }
 
 var basicDecoders = map[types.BasicKind]string{
@@ -581,6 +643,9 @@ func (p *printer) decMap(n *decNode, x expr) []jen.Code {
 	body = append(body, p.dec(n.elem, expr{val: jen.Id(y), zero: true})...)
 	body = append(body, x.operand().Index(jen.Id(k)).Op("=").Id(y))
 	alloc := x.value().Op("=").Make(typeCode(n.t))
+	if p.hides("make") {
+		alloc = x.value().Op("=").Add(typeCode(n.t)).Values()
+	}
 	if !x.zero {
 		alloc = jen.If(x.value().Op("==").Nil()).Block(alloc)
 	}
@@ -636,7 +701,7 @@ func (ids *Idents) decMember(f decField) []jen.Code {
 				jen.Return()))
 			continue
 		}
-		out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(jen.Add(sel).Op("=").New(typeCode(elem))))
+		out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(jen.Add(sel).Op("=").Add(ids.newStruct(typeCode(elem)))))
 	}
 	p := &printer{Idents: ids} // every field's temporaries are local to its own blocks
 	return append(out, p.dec(f.node, expr{val: ids.selector(f.field, len(f.vars))})...)
@@ -661,11 +726,16 @@ func (p *printer) clone(n *cloneNode, x expr) []jen.Code {
 		// runtime.makeslicecopy (which zeroes nothing for elements without pointers), not a
 		// growslice with its rounding to a size class, and the copy's capacity is its length
 		// (a typed snapshot of 10,000 values with a slice of two strings each: 10 % faster).
-		c := p.tmp("c")
-		body := []jen.Code{
-			jen.Id(c).Op(":=").Make(typeCode(n.t), jen.Len(x.value())),
-			jen.Copy(jen.Id(c), x.value()),
-			x.value().Op("=").Id(c),
+		var body []jen.Code
+		if p.hides("make") || p.hides("len") || p.hides("copy") {
+			body = []jen.Code{x.value().Op("=").Qual("slices", "Clone").Call(x.value())}
+		} else {
+			c := p.tmp("c")
+			body = []jen.Code{
+				jen.Id(c).Op(":=").Make(typeCode(n.t), jen.Len(x.value())),
+				jen.Copy(jen.Id(c), x.value()),
+				x.value().Op("=").Id(c),
+			}
 		}
 		if n.elem != nil {
 			body = append(body, p.cloneElems(n.elem, x))
@@ -679,8 +749,12 @@ func (p *printer) clone(n *cloneNode, x expr) []jen.Code {
 		}
 		m, k, y := p.tmp("m"), p.tmp("k"), p.tmp("y")
 		body := append(p.clone(n.key, expr{val: jen.Id(k)}), p.clone(n.elem, expr{val: jen.Id(y)})...)
+		alloc := jen.Make(typeCode(n.t), jen.Len(x.value()))
+		if p.hides("make") || p.hides("len") {
+			alloc = jen.Add(typeCode(n.t)).Values()
+		}
 		return []jen.Code{jen.If(x.value().Op("!=").Nil()).Block(
-			jen.Id(m).Op(":=").Make(typeCode(n.t), jen.Len(x.value())),
+			jen.Id(m).Op(":=").Add(alloc),
 			jen.For(jen.List(jen.Id(k), jen.Id(y)).Op(":=").Range().Add(x.value())).Block(
 				append(body, jen.Id(m).Index(jen.Id(k)).Op("=").Id(y))...),
 			x.value().Op("=").Id(m))}
@@ -712,12 +786,12 @@ func (p *printer) roundTrip(n *cloneNode, x expr) []jen.Code {
 			jen.Var().Add(p.id("c")).Add(typeCode(n.t)),
 			jen.If(p.id("c").Dot("Unmarshal"+kind).Call(p.id("b")).Op("==").Nil()).Block(x.value().Op("=").Add(p.id("c"))))
 	}
-	out = append(out, p.id("e").Op(":=").New(jen.Qual(JSONCPath, "Encoder")))
+	out = append(out, p.id("e").Op(":=").Add(p.newStruct(jen.Qual(JSONCPath, "Encoder"))))
 	out = append(out, p.enc(n.enc, x)...)
 	out = append(out,
 		jen.List(p.id("b"), p.id("err")).Op(":=").Add(p.id("e")).Dot("Finish").Call(),
 		jen.If(p.id("err").Op("!=").Nil()).Block(jen.Return()),
-		p.id("d").Op(":=").New(jen.Qual(JSONCPath, "Decoder")),
+		p.id("d").Op(":=").Add(p.newStruct(jen.Qual(JSONCPath, "Decoder"))),
 		p.id("d").Dot("Reset").Call(p.id("b")),
 		jen.Var().Add(p.id("c")).Add(typeCode(n.t)))
 	out = append(out, p.dec(n.dec, expr{val: p.id("c"), zero: true})...)

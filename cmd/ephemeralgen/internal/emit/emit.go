@@ -6,6 +6,8 @@ package emit
 import (
 	"bytes"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"go/types"
 	"maps"
 	"path"
@@ -37,11 +39,22 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 	if goBuild != "" {
 		headers = append(headers, goBuild)
 	}
+	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
+	build(f, pkg, file, stores, codecs, headers...)
+	src, err := Render(f)
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", file, err)
+	}
+	return src, nil
+}
+
+// build emits into f the declarations of the output file named file (see [File]).
+func build(f *jen.File, pkg *types.Package, file string, stores []*model.Store, codecs *codec.Generator, headers ...string) {
 	values := make([]types.Type, len(stores))
 	for i, s := range stores {
 		values[i] = s.Type
 	}
-	f, names := NewFile(pkg, values, headers...)
+	names := addImports(f, pkg, values, headers...)
 	ids := codec.NewIdents(pkg, names)
 	for _, s := range stores {
 		if s.KeyFields != nil {
@@ -50,21 +63,52 @@ func File(pkg *types.Package, file, goBuild string, stores []*model.Store, codec
 		storeDecls(f, s, ids)
 	}
 	codecs.Emit(file, f, ids)
-	src, err := Render(f)
-	if err != nil {
+}
+
+// Hidden returns, sorted, the predeclared identifiers (nil, error, string, len, ...) that the
+// code of the output file named file (see [File]) refers to and that pkg declares at package
+// scope, where the code would refer to pkg's declarations instead. (It does without some
+// predeclared functions that pkg hides, which are not among them; see codec.Idents.)
+//
+// It renders the file as if it were in another package, so that the names of pkg are
+// qualified: the identifiers of the universe that the file leaves unresolved are then the
+// predeclared ones it uses.
+func Hidden(pkg *types.Package, file string, stores []*model.Store, codecs *codec.Generator) ([]string, error) {
+	f := jen.NewFilePathName(pkg.Path()+"/ephemeralgen.invalid", pkg.Name())
+	f.ImportAlias(pkg.Path(), "ephemeralgenself")
+	build(f, pkg, file, stores, codecs)
+	var buf bytes.Buffer
+	if err := f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", file, err)
 	}
-	return src, nil
+	syntax, err := parser.ParseFile(token.NewFileSet(), file, buf.Bytes(), 0)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", file, err)
+	}
+	hidden := map[string]bool{}
+	for _, id := range syntax.Unresolved {
+		if types.Universe.Lookup(id.Name) != nil && pkg.Scope().Lookup(id.Name) != nil {
+			hidden[id.Name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(hidden)), nil
 }
 
 // NewFile returns an empty output file of package pkg with the given header comments, in
 // which the imports that code for the value types may use have names: package ephemeral,
 // runtime/jsonc, maps, slices, time, and the packages of the types that the values contain. Each import is
 // named as its package unless the package scope, or an import before it in path order, has
-// that name; then it is the first of name2, name3, ... that neither has. NewFile returns the
-// import names by path.
+// that name, or the name is predeclared (an import copy would hide the function copy from the
+// file) or one that jennifer, which writes the file, renames (err); then it is the first of
+// name2, name3, ... that is none of these. NewFile returns the import names by path.
 func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.File, map[string]string) {
 	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
+	return f, addImports(f, pkg, values, headers...)
+}
+
+// addImports adds the headers and the imports to f, as [NewFile] does, and returns the
+// import names by path.
+func addImports(f *jen.File, pkg *types.Package, values []types.Type, headers ...string) map[string]string {
 	for _, h := range headers {
 		f.HeaderComment(h)
 	}
@@ -78,7 +122,7 @@ func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.F
 	for _, imp := range slices.Sorted(maps.Keys(imports)) {
 		base := imports[imp]
 		name := base
-		for i := 2; taken[name] || pkg.Scope().Lookup(name) != nil; i++ {
+		for i := 2; taken[name] || pkg.Scope().Lookup(name) != nil || types.Universe.Lookup(name) != nil || jen.IsReservedWord(name); i++ {
 			name = base + strconv.Itoa(i)
 		}
 		taken[name], names[imp] = true, name
@@ -88,7 +132,7 @@ func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.F
 			f.ImportName(imp, name)
 		}
 	}
-	return f, names
+	return names
 }
 
 // packagesOf adds to imports the paths and names of the packages, other than pkg, of the named
@@ -249,7 +293,7 @@ func keyDecls(f *jen.File, s *model.Store, root string, ids *codec.Idents) {
 	}
 
 	f.Commentf("EphemeralKey returns the key of v in store %q.", s.ID)
-	f.Func().Params(jen.Id("v").Id(typeName)).Id("EphemeralKey").Params().Id(key).Block(
+	f.Func().Params(jen.Id("v").Add(typeRef(s.Type))).Id("EphemeralKey").Params().Id(key).Block(
 		jen.Return(jen.Id(key).ValuesFunc(func(g *jen.Group) {
 			for _, kf := range s.KeyFields {
 				g.Add(field(kf.Name, jen.Id("v").Dot(kf.Name)))
@@ -310,7 +354,7 @@ func storeDecls(f *jen.File, s *model.Store, ids *codec.Idents) {
 	}
 
 	f.Commentf("%s is a store of %s values: store id %q, default TTL %s.", store, typeName, s.ID, formatDuration(s.TTL))
-	f.Type().Id(store).Op("=").Add(eph("Store")).Types(keyType.Clone(), jen.Id(typeName))
+	f.Type().Id(store).Op("=").Add(eph("Store")).Types(keyType.Clone(), typeRef(s.Type))
 
 	b, opts := ids.Name("b"), ids.Name("opts")
 	f.Commentf("%s returns the %s on backend %s. The directive's settings are the defaults; %s override them.", newStore, store, b, opts)
@@ -359,7 +403,6 @@ func config(s *model.Store, keyType *jen.Statement) jen.Code {
 	if limits != nil {
 		fields = append(fields, field("Limits", eph("Limits").Custom(multiline, limits...)))
 	}
-	typeName := s.Type.Obj().Name()
 	fields = append(fields, field("Codec", jen.Id(s.Ident("Codec")).Values()))
 	if s.KeyFields == nil {
 		fields = append(fields, field("Key", eph("StringKeys").Call()))
@@ -368,9 +411,9 @@ func config(s *model.Store, keyType *jen.Statement) jen.Code {
 		fields = append(fields,
 			field("Key", eph("KeyCodec").Types(jen.Id(key)).Values(
 				field("Format", jen.Id(key).Dot("String")), field("Parse", jen.Id(s.Func("Parse", "Key"))))),
-			field("KeyOf", jen.Id(typeName).Dot("EphemeralKey")))
+			field("KeyOf", typeRef(s.Type).Dot("EphemeralKey")))
 	}
-	return eph("Config").Types(keyType, jen.Id(typeName)).Custom(multiline, fields...)
+	return eph("Config").Types(keyType, typeRef(s.Type)).Custom(multiline, fields...)
 }
 
 // duration writes d readably: 30 * time.Second, time.Minute, 1500 * time.Millisecond.

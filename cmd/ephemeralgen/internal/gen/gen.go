@@ -9,6 +9,7 @@ import (
 	"go/ast"
 	"go/build/constraint"
 	"go/token"
+	"go/types"
 	"io/fs"
 	"maps"
 	"os"
@@ -124,6 +125,9 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		}
 		files = append(files, File{Path: out, Content: src, NoGoGenerate: noGoGenerate})
 	}
+	if hd := hiddenDiags(fset, pkg, outputs, byOutput, codecs); len(hd) > 0 {
+		return nil, nil, append(diags, hd...)
+	}
 	out := map[string][]byte{}
 	for _, f := range files {
 		out[f.Path] = f.Content
@@ -166,6 +170,42 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 		}
 	}
 	return files, orphans, diags
+}
+
+// hiddenDiags reports each declaration of pkg that hides a predeclared identifier that the
+// code generated in the output files (paths outputs, of the stores byOutput) refers to, such
+// as a function len or a type error: the code cannot compile until it is renamed.
+func hiddenDiags(fset *token.FileSet, pkg *load.Package, outputs []string, byOutput map[string][]*model.Store, codecs *codec.Generator) []diag.Diagnostic {
+	var diags []diag.Diagnostic
+	seen := map[string]bool{}
+	for _, out := range outputs {
+		names, err := emit.Hidden(pkg.Types, filepath.Base(out), byOutput[out], codecs)
+		if err != nil {
+			return []diag.Diagnostic{{Pos: token.Position{Filename: out}, Msg: err.Error()}}
+		}
+		for _, name := range names {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			kind := "identifier"
+			switch types.Universe.Lookup(name).(type) {
+			case *types.Builtin:
+				kind = "function"
+			case *types.TypeName:
+				kind = "type"
+			case *types.Const:
+				kind = "constant"
+			}
+			msg := fmt.Sprintf("%s hides the predeclared %s %s, which the code generated in %s refers to; rename it",
+				name, kind, name, filepath.Base(out))
+			if name == "len" {
+				msg += " (the code calls len only where omitempty tests a slice or map)"
+			}
+			diags = append(diags, diag.Diagnostic{Pos: fset.Position(pkg.Types.Scope().Lookup(name).Pos()), Msg: msg})
+		}
+	}
+	return diags
 }
 
 // runsEphemeralgen reports whether a //go:generate line of f names ephemeralgen.

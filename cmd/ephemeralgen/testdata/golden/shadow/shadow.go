@@ -1,11 +1,13 @@
 // Package shadow is a golden test case: its types, and a package it imports, have the names
 // that generated code gives its parameters and local variables (v, e, d, name, s, k, y, ...),
-// which must not hide them from the code in their scope.
+// which must not hide them from the code in their scope; another package it imports has the
+// name of a predeclared function that generated code calls (copy).
 package shadow
 
 import (
 	"encoding/json"
 
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/testdata/golden/shadow/copy"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/testdata/golden/shadow/i"
 )
 
@@ -31,6 +33,7 @@ type Shadowed struct {
 	C      [][]c          `json:"c"`
 	B      b              `json:"b"`
 	I      [2]*i.Point    `json:"i"`
+	Spans  []copy.Span    `json:"spans"` // copied by the function copy, which an import copy would hide
 }
 
 // Options is stored too; the parameters of its constructor are b and opts.
@@ -62,3 +65,7 @@ func (x b) MarshalJSON() ([]byte, error) { return json.Marshal([]string(x)) }
 
 // UnmarshalJSON reads an array.
 func (x *b) UnmarshalJSON(data []byte) error { return json.Unmarshal(data, (*[]string)(x)) }
+
+// copy1 has the name that jennifer, which writes the output, would give the import of package
+// copy by itself.
+var copy1 = "taken"

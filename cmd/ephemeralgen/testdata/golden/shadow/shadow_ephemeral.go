@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
+	copy2 "github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/testdata/golden/shadow/copy"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/testdata/golden/shadow/i"
 	"github.com/ephemeral-go/ephemeral/runtime/jsonc"
 )
@@ -163,6 +164,36 @@ func ephemeralDecodeC(d2 *jsonc.Decoder, v2 *c) {
 			d2.Int(&v2.N)
 		default:
 			if name2 = d2.Fold(ephemeralFieldsC, name2); name2 != nil {
+				goto match
+			}
+			d2.Skip()
+		}
+	}
+}
+
+var ephemeralFieldsCopySpan = jsonc.NewFields("From", "To")
+
+func ephemeralEncodeCopySpan(e2 *jsonc.Encoder, v2 *copy2.Span) {
+	e2.Raw(`{"From":`)
+	e2.Int(int64(v2.From))
+	e2.Raw(`,"To":`)
+	e2.Int(int64(v2.To))
+	e2.Byte('}')
+}
+
+func ephemeralDecodeCopySpan(d2 *jsonc.Decoder, v2 *copy2.Span) {
+	if !d2.Object() {
+		return
+	}
+	for name2 := d2.Member(); name2 != nil; name2 = d2.Member() {
+	match:
+		switch string(name2) {
+		case "From":
+			d2.Int(&v2.From)
+		case "To":
+			d2.Int(&v2.To)
+		default:
+			if name2 = d2.Fold(ephemeralFieldsCopySpan, name2); name2 != nil {
 				goto match
 			}
 			d2.Skip()
@@ -361,7 +392,7 @@ func ephemeralDecodeS(d2 *jsonc.Decoder, v2 *s) {
 	}
 }
 
-var ephemeralFieldsShadowed = jsonc.NewFields("p", "err", "name", "names", "byName", "s", "k", "y", "v", "d", "e", "m", "c", "b", "i")
+var ephemeralFieldsShadowed = jsonc.NewFields("p", "err", "name", "names", "byName", "s", "k", "y", "v", "d", "e", "m", "c", "b", "i", "spans")
 
 func ephemeralEncodeShadowed(e2 *jsonc.Encoder, v2 *Shadowed) {
 	e2.Raw(`{"p":`)
@@ -550,6 +581,19 @@ func ephemeralEncodeShadowed(e2 *jsonc.Encoder, v2 *Shadowed) {
 		}
 	}
 	e2.Byte(']')
+	e2.Raw(`,"spans":`)
+	if v2.Spans == nil {
+		e2.Null()
+	} else {
+		e2.Byte('[')
+		for i2 := range v2.Spans {
+			if i2 > 0 {
+				e2.Byte(',')
+			}
+			ephemeralEncodeCopySpan(e2, &v2.Spans[i2])
+		}
+		e2.Byte(']')
+	}
 	e2.Byte('}')
 }
 
@@ -750,6 +794,20 @@ func ephemeralDecodeShadowed(d2 *jsonc.Decoder, v2 *Shadowed) {
 					clear(v2.I[i2:])
 				}
 			}
+		case "spans":
+			if d2.Null() {
+				v2.Spans = nil
+			} else if d2.Array() {
+				s2 := v2.Spans[:0]
+				for d2.NextElem() {
+					s2 = jsonc.Grow(s2)
+					ephemeralDecodeCopySpan(d2, &s2[len(s2)-1])
+				}
+				if len(s2) == 0 {
+					s2 = []copy2.Span{}
+				}
+				v2.Spans = s2
+			}
 		default:
 			if name2 = d2.Fold(ephemeralFieldsShadowed, name2); name2 != nil {
 				goto match
@@ -836,6 +894,11 @@ func ephemeralCloneShadowed(v2 *Shadowed) {
 			c2 := *v2.I[i2]
 			v2.I[i2] = &c2
 		}
+	}
+	if v2.Spans != nil {
+		c2 := make([]copy2.Span, len(v2.Spans))
+		copy(c2, v2.Spans)
+		v2.Spans = c2
 	}
 }
 
