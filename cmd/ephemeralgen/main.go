@@ -120,8 +120,13 @@
 //     values of types with their own JSON or text methods that hold no reference. Those that do,
 //     such as json.RawMessage and net.IP, are copied by a round trip through these methods
 //     (MarshalJSON then UnmarshalJSON, or the text ones), at its cost; should it fail, which it
-//     cannot for a value the codec decoded, they are copied by assignment. A cycle of pointers,
-//     which no decoded value holds, makes Clone recurse without end. When the struct's only
+//     cannot for a value the codec decoded, they are copied by assignment. Clone does not look
+//     for cycles: a value of a recursive type that holds itself (through a pointer, slice or
+//     map) makes it recurse until the goroutine's stack overflows, which ends the program, as
+//     any recursive deep copy does. No decoded value holds a cycle, and Encode rejects one (as
+//     encoding/json does), so a store, which copies only values it decoded, never meets one;
+//     looking for them would cost every copy of a recursive type, on the path of every read, a
+//     record of the pointers and maps it copied. When the struct's only
 //     references are slices of values copied by assignment (a []string, say), also
 //     CloneFunc(), a Clone for a run of copies that carves their slices from blocks of about
 //     4 KiB they share (see ephemeral.BatchCloner): a snapshot of 10,000 values with two

@@ -445,8 +445,9 @@ func (NodeCodec) Decode(src []byte, v *Node) error {
 }
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
-// decoded value holds, makes Clone recurse without end.
+// Fields the codec does not encode are copied by assignment. Clone does not look for cycles, which
+// no decoded value holds and Encode rejects: if *src holds itself, through a pointer, slice or map,
+// Clone recurses until the stack overflows, which ends the program.
 func (NodeCodec) Clone(dst, src *Node) {
 	*dst = *src
 	ephemeralCloneNode(dst)
@@ -599,8 +600,9 @@ func (RefsCodec) Decode(src []byte, v *Refs) error {
 // Fields the codec does not encode are copied by assignment. Values of codectest.Set,
 // codectest.Tokens, json.RawMessage and net.IP, which hold references behind their own JSON or text
 // methods, are copied by a round trip through those methods, at its cost; should it fail, they are
-// copied by assignment. A cycle of pointers in *src, which no decoded value holds, makes Clone
-// recurse without end.
+// copied by assignment. Clone does not look for cycles, which no decoded value holds and Encode
+// rejects: if *src holds itself, through a pointer, slice or map, Clone recurses until the stack
+// overflows, which ends the program.
 func (RefsCodec) Clone(dst, src *Refs) {
 	*dst = *src
 	ephemeralCloneRefs(dst)
@@ -732,8 +734,9 @@ func (TreeCodec) Decode(src []byte, v *Tree) error {
 }
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
-// decoded value holds, makes Clone recurse without end.
+// Fields the codec does not encode are copied by assignment. Clone does not look for cycles, which
+// no decoded value holds and Encode rejects: if *src holds itself, through a pointer, slice or map,
+// Clone recurses until the stack overflows, which ends the program.
 func (TreeCodec) Clone(dst, src *Tree) {
 	*dst = *src
 	ephemeralCloneTree(dst)
@@ -759,8 +762,9 @@ func (WebCodec) Decode(src []byte, v *Web) error {
 }
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
-// decoded value holds, makes Clone recurse without end.
+// Fields the codec does not encode are copied by assignment. Clone does not look for cycles, which
+// no decoded value holds and Encode rejects: if *src holds itself, through a pointer, slice or map,
+// Clone recurses until the stack overflows, which ends the program.
 func (WebCodec) Clone(dst, src *Web) {
 	*dst = *src
 	ephemeralCloneWeb(dst)
@@ -787,8 +791,9 @@ func (WebRootCodec) Decode(src []byte, v *WebRoot) error {
 }
 
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment. A cycle of pointers in *src, which no
-// decoded value holds, makes Clone recurse without end.
+// Fields the codec does not encode are copied by assignment. Clone does not look for cycles, which
+// no decoded value holds and Encode rejects: if *src holds itself, through a pointer, slice or map,
+// Clone recurses until the stack overflows, which ends the program.
 func (WebRootCodec) Clone(dst, src *WebRoot) {
 	*dst = *src
 	ephemeralCloneWebRoot(dst)

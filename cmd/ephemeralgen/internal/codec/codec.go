@@ -20,7 +20,8 @@
 // UnmarshalJSON or UnmarshalText method decodes is copied by assignment if its type holds no
 // reference at any depth, else by a round trip: its MarshalJSON and UnmarshalJSON methods (or
 // the text ones), or, when it has no encoding method of the kind of its decoding one, the
-// codec's encoding and decoding.
+// codec's encoding and decoding. It does not look for cycles, which no decoded value holds
+// (see cloneFacts).
 //
 // Encoding follows json.Marshal(&v): a MarshalJSON or MarshalText method with a pointer
 // receiver is called wherever the value is addressable, that is everywhere except inside map
@@ -205,7 +206,9 @@ func emitCodec(f *jen.File, cd *codec, ids *Idents) {
 			"assignment.", joinAnd(roundTrips))
 	}
 	if cyclic {
-		doc += " A cycle of pointers in *src, which no decoded value holds, makes Clone recurse without end."
+		doc += " Clone does not look for cycles, which no decoded value holds and Encode rejects: if *src " +
+			"holds itself, through a pointer, slice or map, Clone recurses until the stack overflows, which " +
+			"ends the program."
 	}
 	f.Comment(doc)
 	f.Func().Params(jen.Id(cd.name)).Id("Clone").Params(jen.List(dst.Clone(), src.Clone()).Op("*").Add(tc)).
@@ -261,7 +264,10 @@ func emitCloneFunc(f *jen.File, cd *codec, tc jen.Code, fs []cloneField, ids *Id
 
 // cloneFacts returns what the documentation of the deep copy of plan n tells: the sorted names
 // of the types it copies by a round trip, and whether it calls a helper from within itself, so
-// that a cycle of pointers makes it recurse without end.
+// that a value that holds itself, through a pointer, slice or map, makes it recurse without end
+// (until the stack overflows). The copy does not look for such a cycle: the store copies only
+// values it decoded, which hold none, and the encoder rejects one; looking would cost every
+// copy of a recursive type a record of the pointers and maps it copied.
 func cloneFacts(n *cloneNode) (roundTrips []string, cyclic bool) {
 	const walking, walked = 1, 2
 	state := map[*helper]int{}
