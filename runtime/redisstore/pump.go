@@ -742,7 +742,7 @@ func (p *pump) step() error {
 			// gone. (Those of an older epoch get an overflow anyway.)
 			p.forks.Add(1)
 		}
-		p.epoch, p.head, p.headAt = r.epoch, r.head, r.at
+		p.epoch, p.head, p.headAt = r.epoch, r.head, headTime(r)
 		p.written.Store(0)
 		if p.wEpoch != "" {
 			p.wEpoch = mixedEpochs
@@ -772,7 +772,7 @@ func (p *pump) step() error {
 	}
 	if len(events) == 0 && head < r.head {
 		p.mu.Lock()
-		p.head, p.headAt = r.head, r.at
+		p.head, p.headAt = r.head, headTime(r)
 		p.mu.Unlock()
 		p.resync()
 		return nil
@@ -818,6 +818,21 @@ func otherHistory(r readResult, head uint64, headAt int64) bool {
 		}
 	}
 	return r.head == head && r.at != 0 && r.at != headAt
+}
+
+// headTime returns the time of the call that made r.head, the tenant's last version, for a pump
+// whose head moves there without delivering it (a gap, a new epoch or history): that of its
+// event when the read holds it, else the meta's time. The meta's is only as recent as the last
+// writer of this package's version that made a version (one of an older version, during an
+// upgrade, stamps its events but leaves #at behind), and the next read, which holds the event
+// at the head, would take a head named by it for another history (see otherHistory).
+func headTime(r readResult) int64 {
+	for i := len(r.events) - 1; i >= 0; i-- {
+		if ev := &r.events[i]; ev.Version == r.head && ev.Kind != 0 && ev.Epoch == r.epoch {
+			return ev.At
+		}
+	}
+	return r.at
 }
 
 // verify has the pump checked by poll soon: its channel was just subscribed, and notices may
