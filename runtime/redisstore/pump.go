@@ -72,9 +72,9 @@ type pump struct {
 	// log is the tenant's shared log of the epoch the pump last saw: deliver appends to it,
 	// the subscriptions read it. resync replaces it.
 	log atomic.Pointer[backend.Log]
-	// written is the highest version this backend's writes returned, maybe of an older
-	// epoch; with the log's head, it tells events that fell out of the stream (see trimmed).
-	// Set under mu; read without it.
+	// written is the highest version of the pump's epoch this backend's writes returned since
+	// the pump last found the tenant made anew or gone back (see step); with the log's head,
+	// it tells events that fell out of the stream (see trimmed). Set under mu; read without it.
 	written atomic.Uint64
 	// failure is the pump's failure that its subscriptions have to see (see fail), or nil
 	// while its reads succeed.
@@ -677,8 +677,9 @@ func (p *pump) step() error {
 	p.busy = true
 	epoch, head, headAt := p.epoch, p.head, p.headAt
 	// The writes of this backend that returned before the read is sent are in Redis when it
-	// reads, unless the tenant went back.
-	wEpoch, wSeq := p.wEpoch, p.wSeq
+	// reads, unless the tenant went back: those of the pump's epoch (written), whatever the
+	// epochs of the others (wEpoch).
+	wEpoch, wSeq, written := p.wEpoch, p.wSeq, p.written.Load()
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -730,10 +731,13 @@ func (p *pump) step() error {
 	p.mu.Lock()
 	p.setDue(r.due, r.now) // after a tick, the next due time: again now if more were due
 	p.checked = suspect    // a later suspicion waits for the read it asked for (stale)
-	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq || p.head == head && otherHistory(r, head, headAt) {
+	if r.epoch != p.epoch || r.head < p.head || r.epoch == wEpoch && r.head < wSeq || r.epoch == epoch && r.head < written ||
+		p.head == head && otherHistory(r, head, headAt) {
 		// The state was made anew (a new epoch), or went back (a failover to a replica
 		// that lacked the last writes, seen by the pump's head or by the writes of this
-		// backend): every reader checks its position against Redis. The versions this
+		// backend: written, left above the tenant's head, would make the new history's
+		// versions look trimmed to the readers, who would read them again without end):
+		// every reader checks its position against Redis. The versions this
 		// backend's writes returned may be of a timeline that is gone, or of the new one
 		// (a write that returned while the read was out): new readers read where to start
 		// (see attachLive) from now on.

@@ -3,10 +3,12 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/redis/go-redis/v9"
 )
 
 // During a rolling upgrade, a writer of an older version of this package stamps its events with
@@ -69,3 +71,136 @@ func TestGapJumpOlderWriterMiniredis(t *testing.T) {
 		t.Fatalf("the pump took the tenant for going back %d times", n)
 	}
 }
+
+// A rollback behind the versions this backend's writes returned, while those writes were of
+// more than one epoch (here: writes of the tenant's first epoch and of the one a write made
+// after its state was lost, all returned during a read of the pump), is seen by those writes
+// all the same. The pump compared the tenant's
+// last version with them only while they were of one epoch: it missed that versions 2 to 16
+// were gone, and the highest of them (16), with MaxEvents 10, made version 2, issued again,
+// look trimmed: its readers read it from Redis, found it "trimmed" again, and so on without
+// end (as 18db740 fixed for a write of an older epoch).
+func TestRollbackBehindMixedWritesMiniredis(t *testing.T) {
+	f := newMini(t, WithPollInterval(time.Hour))
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "mixed"
+	var read1, read2 atomic.Bool
+	hold1 := holdFirst(func(c redis.Cmder) bool { return read1.Load() && c.Name() == "xrange" }) // the pump's read
+	hold2 := holdFirst(func(c redis.Cmder) bool { return read2.Load() && c.Name() == "xrange" })
+	f.client.AddHook(hold1)
+	f.client.AddHook(hold2)
+	defer func() { // a failed test releases what it holds, or the backend's Close waits for it
+		for _, h := range []*cmdHook{hold1, hold2} {
+			select {
+			case <-h.release:
+			default:
+				close(h.release)
+			}
+		}
+	}()
+	sub := subscribe(t, st, ten, nil)
+	p := st.pump(ten)
+	upsert(t, st, ten, "k", "v", time.Hour)
+	expectVersions(t, sub, 1, 1)
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+
+	read1.Store(true)
+	f.b.nudgeAll() // a read of the pump, which waits before it is sent
+	<-hold1.held
+	upsert(t, st, ten, "k", "v", time.Hour) // version 2 of the first epoch
+	// The tenant's state is lost.
+	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e := upsert(t, st, ten, "k", "v", time.Hour) // version 1 of a new epoch: writes of two epochs
+	close(hold1.release)
+	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
+		t.Fatalf("after the loss: %+v, want an overflow", ev)
+	}
+	if ev := next(t, sub); ev.Epoch != e.Epoch || ev.Version != 1 {
+		t.Fatalf("after the overflow: %+v, want version 1 of %s", ev, e.Epoch)
+	}
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy && p.epoch == e.Epoch })
+
+	replica := saveState(t, f, st, ten) // a replica that sees only version 1
+	read2.Store(true)
+	f.b.nudgeAll()
+	<-hold2.held
+	for range 15 { // versions 2 to 16 return while the pump's read is out: it does not deliver them
+		upsert(t, st, ten, "k", "lost", time.Hour)
+	}
+	replica.restore(t) // a failover to it
+	close(hold2.release)
+	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
+	reads := countCmds(func(c redis.Cmder) bool { return scriptOf(c.Args()) == readScript }) // the readers' own
+	f.client.AddHook(reads)
+	upsert(t, st, ten, "k", "again", time.Hour) // version 2 again
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after the rollback: %v after %d reads of the reader, want version 2 issued again", err, reads.n.Load())
+		}
+		if ev.Kind == backend.EventOverflow {
+			continue // the history went back: the reader may read again from the start
+		}
+		if ev.Version == 2 {
+			if string(ev.Value) != "again" {
+				t.Fatalf("version 2 %q, want \"again\"", ev.Value)
+			}
+			break
+		}
+	}
+}
+
+// tenantState is the content of a tenant's keys at one time, as a replica has it.
+type tenantState struct {
+	f      fixture
+	keys   []string
+	state  map[string]string
+	exp    []redis.Z
+	events []redis.XMessage
+}
+
+// saveState returns the content of the keys of tenant of st now.
+func saveState(t *testing.T, f fixture, st *store, ten string) *tenantState {
+	t.Helper()
+	ctx := context.Background()
+	s := &tenantState{f: f, keys: st.keys(ten)}
+	var err error
+	if s.state, err = f.client.HGetAll(ctx, s.keys[keyState]).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if s.exp, err = f.client.ZRangeWithScores(ctx, s.keys[keyExp], 0, -1).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if s.events, err = f.client.XRange(ctx, s.keys[keyEvents], "-", "+").Result(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// restore replaces the tenant's keys with the content s saved, as a failover to a replica that
+// had it does.
+func (s *tenantState) restore(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	pipe := s.f.client.TxPipeline()
+	pipe.Del(ctx, s.keys...)
+	state := make([]any, 0, 2*len(s.state))
+	for k, v := range s.state {
+		state = append(state, k, v)
+	}
+	pipe.HSet(ctx, s.keys[keyState], state...)
+	if len(s.exp) > 0 {
+		pipe.ZAdd(ctx, s.keys[keyExp], s.exp...)
+	}
+	for _, m := range s.events {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.keys[keyEvents], ID: m.ID, Values: m.Values})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
