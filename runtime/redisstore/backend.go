@@ -284,6 +284,10 @@ type store struct {
 	tenants  [tenantSlots]atomic.Pointer[tenantSlot]
 	kept     atomic.Int64 // the values kept by the tenants' slots (see memoCache)
 	maxKept  int64        // the most kept: maxKept (tests lower it)
+	// forks counts the times a pump of the store found its tenant gone back within an epoch
+	// (see pump.step): a write reads it before it is sent, so that its pump knows whether it
+	// was out then (see pump.noteWrites).
+	forks atomic.Uint64
 }
 
 // tenantSlots is the number of tenants a store keeps a tenantSlot of, each in the slot its

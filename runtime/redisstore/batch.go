@@ -48,8 +48,9 @@ func (st *store) write(ctx context.Context, tenant string, op writeOp) writeResu
 func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeResult {
 	st.b.obs.WriteBatch(st.id, tenant, 1)
 	ops := []writeOp{op}
+	forks := st.forks.Load()
 	r, tail, err := st.writeOps(ctx, tenant, ops)
-	st.settle(tenant, ops, r, tail, err)
+	st.settle(tenant, ops, r, tail, forks, err)
 	if err != nil {
 		return writeResult{err: err}
 	}
@@ -162,8 +163,9 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 		ops[i] = c.req
 	}
 	st.b.obs.WriteBatch(st.id, tenant, len(batch))
+	forks := st.forks.Load()
 	res, tail, err := st.writeOps(ctx, tenant, ops)
-	st.settle(tenant, ops, res, tail, err) // before the writes return
+	st.settle(tenant, ops, res, tail, forks, err) // before the writes return
 	for i, c := range batch {
 		if err != nil {
 			c.res.err = err
@@ -178,12 +180,13 @@ func (st *store) apply(tenant string, batch []*writeCall) {
 
 // settle reports the error of a call of write.lua on ops, if any, or the writes it refused,
 // and tells the tenant's pump, if any, how the call ended: of the writes that returned, with
-// their results res (each with the tenant's epoch) and the call's tail (see pump.noteWrites),
+// their results res (each with the tenant's epoch), the call's tail and st.forks as it was
+// before the call was sent (see pump.noteWrites),
 // also when every write failed, as its script may have expired entries; or, when the call
 // failed, that it may have been applied with no notice to tell this backend's readers (see
 // the package doc, "Notices"), so the pump reads, and that it may have failed on junk that no
 // read of the pump sees (see pump.junk).
-func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail writeTail, err error) {
+func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail writeTail, forks uint64, err error) {
 	st.b.failed(tenantKey{st.id, tenant}, "write", err)
 	for _, r := range res {
 		if r.err != nil { // a conflict or the capacity: see decodeWrite
@@ -203,7 +206,7 @@ func (st *store) settle(tenant string, ops []writeOp, res []writeResult, tail wr
 	for _, r := range res {
 		last = max(last, r.version)
 	}
-	p.noteWrites(res[0].epoch, last, ops, res, tail)
+	p.noteWrites(res[0].epoch, last, ops, res, tail, forks)
 }
 
 // pump returns the tenant's pump in the backend, or nil when it has no readers there.

@@ -109,10 +109,15 @@ type pump struct {
 	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
 	settled uint64
 	// wEpoch and wSeq are the epoch and the highest version of the writes of this backend
-	// that returned since the pump was made; wEpoch is "" before the first, mixedEpochs once
-	// they were of more than one epoch or the tenant went back (see step).
-	wEpoch string
-	wSeq   uint64
+	// that returned since the pump was made, or since the read of its step that last found
+	// the tenant made anew or gone back was sent (see step); wEpoch is "" before the first,
+	// mixedEpochs once they were of more than one epoch or maybe of a history that is gone (see
+	// noteWrites). sEpoch and sSeq are the same of the writes that returned since the pump's
+	// last step took wEpoch, before its read was sent; wForks is the store's forks when the
+	// pump last found the tenant gone back.
+	wEpoch, sEpoch string
+	wSeq, sSeq     uint64
+	wForks         uint64
 	// ahead holds the events of this backend's writes of the pump's epoch that returned
 	// before those of an earlier write (two calls of a tenant may be in flight), in version
 	// order, for the log once the earlier ones are in it (see noteWrites).
@@ -123,8 +128,8 @@ type pump struct {
 const maxAhead = 1024
 
 // mixedEpochs is a pump's wEpoch once the writes of the backend were of several epochs of the
-// tenant, or of a timeline the tenant went back from: no epoch is named so, and attachLive then
-// reads.
+// tenant, or maybe of a timeline the tenant went back from (see step): no epoch is named so, and
+// attachLive then reads.
 const mixedEpochs = "-"
 
 // Subscribe implements [backend.Store]. It reads the tenant's epoch and head (creating the
@@ -288,7 +293,10 @@ func (b *Backend) detach(sub *subscription) {
 }
 
 // noteWrites records a batch of writes of this backend that returned, ops with their results
-// res, the highest version they made being v (0 if none) of epoch, and the call's tail; it
+// res, the highest version they made being v (0 if none) of epoch, the call's tail, and the
+// store's forks before the call was sent: a call sent before the pump last found the tenant
+// went back may have run on the master that was lost, and the pump reads rather than take its
+// versions and events for the new history's (see wEpoch). Otherwise it
 // appends their events to the log when they continue it (see extend), so that this process's
 // readers get them when the writes return. No notice of the call may come (the writes of a backend do not
 // notify its own readers, see the package doc, "Notices"), so it does what a notice would: it
@@ -296,27 +304,28 @@ func (b *Backend) detach(sub *subscription) {
 // are in; it makes the pump read when the batch made versions it cannot deliver (an expiry the
 // script emitted before a write's event, say), or is of another epoch; and it wakes the pump
 // earlier for an earlier expiry.
-func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail) {
+func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail, forks uint64) {
 	p.corrupt.Store(false)
 	p.mu.Lock()
-	if v > 0 && epoch == p.epoch {
+	gone := forks < p.wForks // sent before the pump last found the tenant went back
+	if v > 0 && epoch == p.epoch && !gone {
 		// Not a write of an older epoch whose reply came after the pump moved on (a FLUSHALL
 		// while it was in flight): its version would make the new epoch's events look trimmed.
 		p.written.Store(max(p.written.Load(), v)) // p.mu is held wherever written is set
 	}
-	if v > 0 {
-		switch p.wEpoch {
-		case "":
-			p.wEpoch, p.wSeq = epoch, v
-		case epoch:
-			p.wSeq = max(p.wSeq, v)
-		default:
-			p.wEpoch = mixedEpochs
-		}
+	switch {
+	case v == 0:
+	case gone:
+		p.wEpoch, p.sEpoch = mixedEpochs, mixedEpochs
+	default:
+		addWrite(&p.wEpoch, &p.wSeq, epoch, v)
+		addWrite(&p.sEpoch, &p.sSeq, epoch, v)
 	}
 	var l *backend.Log
 	wake := false
 	switch {
+	case tail.last >= tail.first && gone:
+		wake = true
 	case tail.last >= tail.first && tail.last <= p.head && epoch == p.epoch:
 		// Versions the log has (a read of the pump got them first), unless the tenant went
 		// back and issued them again: then their events differ from the log's.
@@ -357,6 +366,19 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	due := p.earlierDue(tail.dueIn)
 	p.mu.Unlock()
 	p.wakeFor(l, wake, due)
+}
+
+// addWrite adds a write of version v of epoch to the writes whose epoch and highest version
+// are *e and *s (see pump.wEpoch). p.mu is held.
+func addWrite(e *string, s *uint64, epoch string, v uint64) {
+	switch *e {
+	case "":
+		*e, *s = epoch, v
+	case epoch:
+		*s = max(*s, v)
+	default:
+		*e = mixedEpochs
+	}
 }
 
 // earlierDue sets the pump's due time to dueIn ms from now (what a notice or a write's reply
@@ -680,6 +702,7 @@ func (p *pump) step() error {
 	// reads, unless the tenant went back: those of the pump's epoch (written), whatever the
 	// epochs of the others (wEpoch).
 	wEpoch, wSeq, written := p.wEpoch, p.wSeq, p.written.Load()
+	p.sEpoch, p.sSeq = "", 0
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -738,17 +761,21 @@ func (p *pump) step() error {
 		// backend: written, left above the tenant's head, would make the new history's
 		// versions look trimmed to the readers, who would read them again without end):
 		// every reader checks its position against Redis. The versions this
-		// backend's writes returned may be of a timeline that is gone, or of the new one
-		// (a write that returned while the read was out): new readers read where to start
-		// (see attachLive) from now on.
-		if r.epoch == p.epoch {
+		// backend's writes returned before the read was sent are behind the head it read,
+		// or gone; those that returned since are of the new epoch if they say so, and else
+		// of a history that is gone, or of the new one, as are those that return later but
+		// were sent before now: then new readers read where to start (see attachLive).
+		same := r.epoch == p.epoch
+		if same {
 			// Went back within the epoch: positions of it may be of the history that is
 			// gone. (Those of an older epoch get an overflow anyway.)
 			p.forks.Add(1)
+			p.wForks = p.st.forks.Add(1)
 		}
 		p.epoch, p.head, p.headAt = r.epoch, r.head, headTime(r)
 		p.written.Store(0)
-		if p.wEpoch != "" {
+		p.wEpoch, p.wSeq = p.sEpoch, p.sSeq
+		if same && p.wEpoch != "" {
 			p.wEpoch = mixedEpochs
 		}
 		p.ahead = nil

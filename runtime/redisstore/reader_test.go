@@ -601,18 +601,10 @@ func TestRollbackUnseenByHeadMiniredis(t *testing.T) {
 	upsert(t, st, ten, "k", "v3", time.Hour) // the pump does not deliver them, and reads again
 	rollBack(t, f, st, ten)
 	close(hold.release)
-	p := st.b.pumps[tenantKey{st.id, ten}]
-	for deadline := time.Now().Add(eventWait); ; time.Sleep(time.Millisecond) {
-		p.mu.Lock()
-		mixed := p.wEpoch == mixedEpochs
-		p.mu.Unlock()
-		if mixed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pump did not see that the tenant went back behind this backend's writes")
-		}
-	}
+	p := st.pump(ten)
+	waitPump(t, p, "the pump did not see that the tenant went back behind this backend's writes", func(p *pump) bool {
+		return p.forks.Load() == 1 && !p.stale && !p.busy
+	})
 	wantNextFrom(t, st, ten, 2)
 }
 

@@ -153,7 +153,7 @@ func TestWritesAheadMiniredis(t *testing.T) {
 	write := func(v uint64, key string) {
 		ops := []writeOp{{code: opUpsert, key: key, value: []byte(key), ttl: time.Hour}}
 		res := []writeResult{{ok: true, version: v, epoch: epoch, createdAt: 1, updatedAt: 1, expiresAt: 2}}
-		p.noteWrites(epoch, v, ops, res, writeTail{first: v, last: v, dueIn: -1})
+		p.noteWrites(epoch, v, ops, res, writeTail{first: v, last: v, dueIn: -1}, p.st.forks.Load())
 	}
 	reads := f.reads.n.Load()
 	write(head+2, "second")
@@ -297,7 +297,7 @@ func TestWriteAheadBeyondMaxEventsMiniredis(t *testing.T) {
 		res = append(res, writeResult{ok: true, version: v, epoch: epoch, createdAt: 1, updatedAt: 1, expiresAt: 2})
 	}
 	reads := rc.n.Load()
-	p.noteWrites(epoch, head+4, ops, res, writeTail{first: head + 2, last: head + 4, dueIn: -1})
+	p.noteWrites(epoch, head+4, ops, res, writeTail{first: head + 2, last: head + 4, dueIn: -1}, p.st.forks.Load())
 	p.mu.Lock()
 	ahead := len(p.ahead)
 	p.mu.Unlock()
