@@ -77,14 +77,13 @@
 // time.Duration; pointers, slices and arrays of supported types; maps of them with string,
 // integer or encoding.TextMarshaler keys (as encoding/json does, a key of string kind is
 // written as the string, and another by its MarshalText method if it has one, an integer key
-// too; a key is read by UnmarshalText if its pointer has it, whatever its kind); structs of any
+// too; a key is read by UnmarshalText if its pointer has it, whatever its kind, or by
+// UnmarshalJSON, with the key as quoted in the document, if it has that too); structs of any
 // package (embedded ones too, also by pointer), and instances of generic structs; and types
 // that implement json.Marshaler and json.Unmarshaler, or encoding.TextMarshaler and
 // encoding.TextUnmarshaler, whose methods are called directly. Other types, such as interfaces,
-// channels, functions, complex numbers, json.Number, named pointer types, slices of named byte
-// types and map keys whose pointer has UnmarshalJSON besides UnmarshalText (which encoding/json
-// reads by UnmarshalJSON, with the key quoted), are reported, naming the field; tag such a
-// field json:"-" to leave it out.
+// channels, functions, complex numbers, json.Number, named pointer types and slices of named
+// byte types, are reported, naming the field; tag such a field json:"-" to leave it out.
 //
 // The json struct tag is read as encoding/json reads it: the member name, the omitempty and
 // omitzero options, "-" to leave a field out, and the string option on bool, numeric and

@@ -1364,7 +1364,7 @@ func ephemeralDecodeEmbeddedPtr(d *jsonc.Decoder, v *EmbeddedPtr) {
 	}
 }
 
-var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MCode", "MWord", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "bi", "bb", "bs", "bp", "bm", "bpt", "bt", "bsp", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
+var ephemeralFieldsEverything = jsonc.NewFields("promoted", "deep", "count", "kind", "Level", "shadowed", "B", "I", "I8", "I16", "I32", "I64", "U", "U8", "U16", "U32", "U64", "Uptr", "F32", "F64", "S", "St", "Lv", "Dur", "Bytes", "NBytes", "Time", "TimeP", "P", "PP", "PSt", "Ints", "Stats", "IntPs", "Nested", "Tags", "Arr", "Arr0", "ArrB", "ArrS", "M", "MI", "MU", "MSt", "MColor", "MCode", "MWord", "MQuote", "MSlice", "MStruct", "MPtr", "MMoney", "Counts", "Item", "ItemP", "Other", "OtherP", "Anon", "Money", "MoneyP", "Temp", "TempP", "Color", "ColorP", "Word", "Raw", "Monies", "Words", "renamed_field", "a<b>&c", "naïve", "-", "Bad", "os", "oi", "ou", "of", "of32", "ob", "op", "osl", "om", "oa", "oa1", "ot", "ost", "zi", "zf", "zs", "zb", "zp", "zsl", "zm", "za", "zt", "zpt", "zst", "zlv", "zsp", "zbu", "zpb", "zboth", "bi", "bb", "bs", "bp", "bm", "bpt", "bt", "bsp", "zmap", "qi", "qb", "qf", "qs", "qp", "qu", "qst", "qarr", "pair", "alias")
 
 func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 	e.Raw(`{"promoted":`)
@@ -1659,6 +1659,22 @@ func ephemeralEncodeEverything(e *jsonc.Encoder, v *Everything) {
 			e.String(string(k))
 			e.Byte(':')
 			y := v.MWord[k]
+			e.Int(int64(y))
+		}
+		e.Byte('}')
+	}
+	e.Raw(`,"MQuote":`)
+	if v.MQuote == nil {
+		e.Null()
+	} else {
+		e.Byte('{')
+		for i, k := range jsonc.SortedKeys(v.MQuote) {
+			if i > 0 {
+				e.Byte(',')
+			}
+			e.String(string(k))
+			e.Byte(':')
+			y := v.MQuote[k]
 			e.Int(int64(y))
 		}
 		e.Byte('}')
@@ -2437,6 +2453,21 @@ func ephemeralDecodeEverything(d *jsonc.Decoder, v *Everything) {
 					v.MWord[k] = y
 				}
 			}
+		case "MQuote":
+			if d.Null() {
+				v.MQuote = nil
+			} else if d.Object() {
+				if v.MQuote == nil {
+					v.MQuote = make(map[Quote]int)
+				}
+				for d.NextMember() {
+					var k Quote
+					jsonc.UnmarshalJSONKey(d, &k)
+					var y int
+					d.Int(&y)
+					v.MQuote[k] = y
+				}
+			}
 		case "MSlice":
 			if d.Null() {
 				v.MSlice = nil
@@ -2994,6 +3025,7 @@ func ephemeralCloneEverything(v *Everything) {
 	v.MColor = maps.Clone(v.MColor)
 	v.MCode = maps.Clone(v.MCode)
 	v.MWord = maps.Clone(v.MWord)
+	v.MQuote = maps.Clone(v.MQuote)
 	if v.MSlice != nil {
 		m := make(map[string][]int, len(v.MSlice))
 		for k, y := range v.MSlice {

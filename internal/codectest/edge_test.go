@@ -52,6 +52,8 @@ var decodeCases = []string{
 	`{"MColor":{"#010203":1}}`, `{"MColor":{"red":1}}`, `{"MMoney":{"a":{"cents":1}}}`,
 	// An integer key with text methods is read by UnmarshalText, as is a string key.
 	`{"MCode":{"c10":"a","c-2":"b"}}`, `{"MCode":{"16":"a"}}`, `{"MWord":{"<a>":1,"b":2}}`,
+	// A key whose pointer has UnmarshalJSON too is read by it, as written.
+	`{"MQuote":{"a":1,"\u0041":2,"A":3,"<":4,"\u003c":5,"\/":6}}`, `{"MQuote":{"bad":1}}`, `{"MQuote":{"x":1,"bad":2,"y":3}}`,
 	// Embedded structs: promotion, conflicts, allocation through embedded pointers.
 	`{"promoted":"p","deep":"d","count":2,"kind":"k","Level":1,"shadowed":"s"}`, `{"deep":null}`,
 	`{"Name":"ambiguous","X":"x","tagged":1,"Only1":1,"Only2":2,"Y":3}`, `{"x":"lower"}`,

@@ -181,6 +181,26 @@ func (w *Word) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Quote is a map key whose pointer has UnmarshalJSON besides the text methods: encoding/json
+// reads such a key with UnmarshalJSON, which gets it as quoted in the document, escapes and
+// all; it writes it with MarshalText.
+type Quote string
+
+// MarshalText writes q.
+func (q Quote) MarshalText() ([]byte, error) { return []byte(q), nil }
+
+// UnmarshalText sets q to b; encoding/json does not call it for a map key.
+func (q *Quote) UnmarshalText(b []byte) error { *q = Quote(b); return nil }
+
+// UnmarshalJSON keeps the key as written, and fails on "bad".
+func (q *Quote) UnmarshalJSON(b []byte) error {
+	if string(b) == `"bad"` {
+		return errors.New("a bad quote")
+	}
+	*q = Quote("json " + string(b))
+	return nil
+}
+
 // Code is an integer map key with text methods, which encoding/json uses rather than the
 // decimal integer: "c" and the number in hexadecimal.
 type Code int
@@ -275,6 +295,7 @@ type Everything struct {
 	MColor  map[Color]int
 	MCode   map[Code]string
 	MWord   map[Word]int
+	MQuote  map[Quote]int
 	MSlice  map[string][]int
 	MStruct map[string]Item
 	MPtr    map[string]*Item

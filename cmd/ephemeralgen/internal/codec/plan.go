@@ -109,6 +109,7 @@ const (
 	keyInt
 	keyUint
 	keyText // by the MarshalText method of the key (encoding), or UnmarshalText of its pointer (decoding)
+	keyJSON // by UnmarshalJSON of its pointer, with the key as quoted in the document (decoding)
 )
 
 // emptyTest is what omitempty tests before writing a member.
@@ -345,17 +346,16 @@ func (p *planner) encKey(kt types.Type) mapKey {
 }
 
 // decKey returns how the keys of a map with key type kt are read, as encoding/json's object
-// reads them: by an UnmarshalText method of the pointer if it has one, whatever the kind; else
-// a string kind as the string, an integer kind in decimal. Otherwise it reports kt, and also
-// when the pointer has UnmarshalJSON besides UnmarshalText: encoding/json then calls
-// UnmarshalJSON with the key as it is quoted in the document, which generated code does not.
+// reads them: when the pointer has an UnmarshalText method, whatever the kind, by that method,
+// or by its UnmarshalJSON method if it has one too, which gets the key as it is quoted in the
+// document, escapes and all; else a string kind as the string, an integer kind in decimal.
+// Otherwise it reports kt.
 func (p *planner) decKey(kt types.Type) mapKey {
 	kt = types.Unalias(kt)
 	kb, _ := kt.Underlying().(*types.Basic)
 	switch {
 	case implements(types.NewPointer(kt), textUnmarshaler) && implements(types.NewPointer(kt), unmarshaler):
-		p.report("field %s: unsupported map key type %s: its pointer has UnmarshalText and UnmarshalJSON methods, and encoding/json reads such a key by calling UnmarshalJSON with the key as quoted in the document, which generated code does not do (use a key type without UnmarshalJSON)", p.path, reflectName(kt))
-		return 0
+		return keyJSON
 	case implements(types.NewPointer(kt), textUnmarshaler):
 		return keyText
 	case kb != nil && kb.Info()&types.IsString != 0:

@@ -632,6 +632,8 @@ func (p *printer) decMap(n *decNode, x expr) []jen.Code {
 	switch n.key {
 	case keyText:
 		key = []jen.Code{jen.Var().Id(k).Add(typeCode(kt)), q("UnmarshalTextKey", p.id("d"), jen.Op("&").Id(k))}
+	case keyJSON:
+		key = []jen.Code{jen.Var().Id(k).Add(typeCode(kt)), q("UnmarshalJSONKey", p.id("d"), jen.Op("&").Id(k))}
 	case keyString:
 		key = []jen.Code{jen.Id(k).Op(":=").Add(typeCode(kt)).Call(p.d("Key"))}
 	case keyUint:

@@ -21,28 +21,6 @@ func (m Money) MarshalJSON() ([]byte, error) { return []byte("1"), nil }
 // Flex is not comparable and has no IsZero method.
 type Flex struct{ Tags []string }
 
-// Quoted is a map key whose pointer has UnmarshalText and UnmarshalJSON methods: encoding/json
-// reads it by UnmarshalJSON, with the key as quoted in the document.
-type Quoted string
-
-// UnmarshalText sets q to b.
-func (q *Quoted) UnmarshalText(b []byte) error { *q = Quoted(b); return nil }
-
-// UnmarshalJSON sets q to b.
-func (q *Quoted) UnmarshalJSON(b []byte) error { *q = Quoted(b); return nil }
-
-// Point is a struct map key with text methods and UnmarshalJSON.
-type Point struct{ X, Y int }
-
-// MarshalText writes nothing.
-func (p Point) MarshalText() ([]byte, error) { return nil, nil }
-
-// UnmarshalText reads nothing.
-func (p *Point) UnmarshalText([]byte) error { return nil }
-
-// UnmarshalJSON reads nothing.
-func (p *Point) UnmarshalJSON([]byte) error { return nil }
-
 // Presence has one unsupported field per line.
 type Presence struct {
 	Room    string
@@ -55,8 +33,6 @@ type Presence struct {
 	Zero    Flex  `json:"zero,omitzero"`
 	Quoted  Money `json:"quoted,string"`
 	Num     json.Number
-	ByQ     map[Quoted]int // reported when decoding is planned, after the others
-	ByPoint map[Point]int
 	Ignored chan int `json:"-"`
 	skipped chan int
 }
