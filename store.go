@@ -26,7 +26,9 @@ type Codec[T any] interface {
 
 // Cloner is the optional method of a [Codec] that copies values without a decode; every codec
 // ephemeralgen generates has it. Clone makes *dst a deep copy of *src, overwriting all of
-// *dst: no slice, map or pointer of *dst shares memory with *src.
+// *dst: no slice, map or pointer of *dst shares memory with *src. A store calls it only with
+// values its codec decoded, which hold no cycle; ephemeralgen's Clone does not look for one (a
+// value that holds itself would make it recurse until the stack overflows).
 //
 // The readers and mirrors of a store decode each event once and give each reader a Clone of
 // the value (see [Reader]); with a codec that has no Clone, each of them decodes the value,
