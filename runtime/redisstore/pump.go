@@ -838,14 +838,15 @@ func (p *pump) differs(v uint64, at int64) bool {
 // The event at head, which the read holds while the stream does, is what it compares: every
 // writer stamps its events, while the meta's time is only as recent as the last writer of
 // this package's version that made a version (one of an older version, during an upgrade,
-// leaves it behind). The meta's time serves when the event is gone.
+// leaves it behind). The meta's time serves when the event is gone, or is junk (an entry
+// another program added, which has no time: the pump's head may be its version, skipped).
 func otherHistory(r readResult, head uint64, headAt int64) bool {
 	if headAt == 0 || r.epoch == "" {
 		return false
 	}
 	for i := range r.events {
-		if r.events[i].Version == head {
-			return r.events[i].At != headAt
+		if ev := &r.events[i]; ev.Version == head && ev.Kind != 0 {
+			return ev.At != headAt
 		}
 	}
 	return r.head == head && r.at != 0 && r.at != headAt
