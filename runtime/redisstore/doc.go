@@ -159,10 +159,11 @@
 // epoch than the pump's, or of several, or may be of a history that is gone (one returned while
 // the read of the pump that found the tenant went back was out, or was sent before that read
 // and returned after it), Subscribe reads. The pump forgets the versions of the writes that
-// returned before such a read was sent, which are in Redis or gone, so Subscribe needs no read
-// again once the writes after it are of the pump's epoch. A Subscribe after a cursor needs no
-// read either when the pump is live and the cursor is of its epoch and not beyond that start (a
-// reader after a snapshot); a cursor of another epoch, or beyond, is read, and a reader that
+// returned before such a read, or any read it delivered up to the head it read, was sent,
+// which are in Redis or gone, so Subscribe needs no read again once the pump has read since
+// the last such write returned and the writes after it are of the pump's epoch. A Subscribe
+// after a cursor needs no read either when the pump is live and the cursor is of its epoch
+// and not beyond that start (a reader after a snapshot); a cursor of another epoch, or beyond, is read, and a reader that
 // finds a new epoch so nudges the pump (its readers get their overflow then, not at the next
 // poll).
 //

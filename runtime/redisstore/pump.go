@@ -109,12 +109,13 @@ type pump struct {
 	// found the pump at it, or a read of the pump delivered up to it. 0 if never.
 	settled uint64
 	// wEpoch and wSeq are the epoch and the highest version of the writes of this backend
-	// that returned since the pump was made, or since the read of its step that last found
-	// the tenant made anew or gone back was sent (see step); wEpoch is "" before the first,
-	// mixedEpochs once they were of more than one epoch or maybe of a history that is gone (see
-	// noteWrites). sEpoch and sSeq are the same of the writes that returned since the pump's
-	// last step took wEpoch, before its read was sent; wForks is the store's forks when the
-	// pump last found the tenant gone back.
+	// that returned since the pump was made, or since its last step began whose read found
+	// the tenant made anew or gone back, or was delivered up to the head it read (the writes
+	// that returned before are behind that head, or gone: see step); wEpoch is "" before the
+	// first, mixedEpochs once they were of more than one epoch or maybe of a history that is
+	// gone (see noteWrites). sEpoch and sSeq are the same of the writes that returned since
+	// the pump's last step began; wForks is the store's forks when the pump last found the
+	// tenant gone back.
 	wEpoch, sEpoch string
 	wSeq, sSeq     uint64
 	wForks         uint64
@@ -744,10 +745,18 @@ func (p *pump) step() error {
 		p.mu.Unlock()
 		return err
 	}
+	forked := false
 	defer func() {
 		p.mu.Lock()
 		if p.epoch == r.epoch && p.head >= r.head {
 			p.settled = losses + 1 // it delivered up to the head it read
+			if !forked {
+				// The writes of this backend that returned before the read was sent are
+				// behind the head it read (written would have told otherwise), or gone
+				// with a history that was lost (one sent before the pump found it, see
+				// noteWrites): only those that returned since count (see attachLive).
+				p.wEpoch, p.wSeq = p.sEpoch, p.sSeq
+			}
 		}
 		p.mu.Unlock()
 	}()
@@ -765,6 +774,7 @@ func (p *pump) step() error {
 		// or gone; those that returned since are of the new epoch if they say so, and else
 		// of a history that is gone, or of the new one, as are those that return later but
 		// were sent before now: then new readers read where to start (see attachLive).
+		forked = true
 		same := r.epoch == p.epoch
 		if same {
 			// Went back within the epoch: positions of it may be of the history that is

@@ -352,3 +352,60 @@ func TestOtherHistoryJunkAtHead(t *testing.T) {
 		t.Error("a head made at another time by the meta, with junk at it, not taken for another history")
 	}
 }
+
+// A write in flight while the pump finds the tenant went back (in a failover with writes going
+// on, one nearly always is) makes new readers read where to start until the pump has read the
+// tenant since that write returned: then its version is behind the head read, or gone with
+// the history that was lost. They read for the rest of the pump's life before, as when every
+// rollback did (see TestOpenLiveAfterRollbackMiniredis): the late write left the pump's writes
+// marked mixed until it found the tenant going back again.
+func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
+	f := newMini(t, WithPollInterval(time.Hour))
+	ctx := context.Background()
+	var armed atomic.Bool
+	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
+	f.client.AddHook(hold)
+	st, ten := f.open(t, backend.Limits{}), "late"
+	sub := subscribe(t, st, ten, nil)
+	for range 3 {
+		upsert(t, st, ten, "k", "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	p := livePump(t, f.b, st, ten)
+	armed.Store(true)
+	late := make(chan struct{})
+	go func() {
+		defer close(late)
+		upsert(t, st, ten, "late", "v", time.Hour) // version 4 of the old history; its reply waits
+	}()
+	<-hold.held
+	rollBack(t, f, st, ten)
+	f.b.nudgeAll()
+	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
+	close(hold.release)
+	<-late
+	// The late write makes the pump read; once it has, its version no longer matters.
+	waitPump(t, p, "the pump did not read after the late write", func(p *pump) bool { return !p.stale && !p.busy })
+	livePump(t, f.b, st, ten)
+	f.shift(time.Millisecond) // the new master writes later than the old one did
+	opens := countCmds(isOpen)
+	f.client.AddHook(opens)
+	for i := range 10 {
+		e := upsert(t, st, ten, "k", "before", time.Hour)
+		fresh, err := st.Subscribe(ctx, ten, backend.SubscribeRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start := fresh.Start(); start.Epoch != e.Epoch || start.Seq < e.Version {
+			t.Fatalf("open %d: starts at %v, before the upsert of version %d that returned", i, start, e.Version)
+		}
+		e2 := upsert(t, st, ten, "k", "after", time.Hour)
+		if ev := next(t, fresh); ev.Version != e2.Version || string(ev.Value) != "after" {
+			t.Fatalf("open %d: first event %s version %d %q, want the later upsert's, version %d", i, ev.Kind, ev.Version, ev.Value, e2.Version)
+		}
+		fresh.Close()
+	}
+	if n := opens.n.Load(); n != 0 {
+		t.Errorf("%d calls of open.lua for 10 subscriptions, want 0", n)
+	}
+}
