@@ -115,7 +115,7 @@ type pump struct {
 	// first, mixedEpochs once they were of more than one epoch or maybe of a history that is
 	// gone (see noteWrites). sEpoch and sSeq are the same of the writes that returned since
 	// the pump's last step began; wForks is the store's forks when the pump last found the
-	// tenant gone back.
+	// tenant gone back, or when it was made.
 	wEpoch, sEpoch string
 	wSeq, sSeq     uint64
 	wForks         uint64
@@ -192,7 +192,10 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 		ctx, cancel := context.WithCancel(context.Background())
 		p = &pump{b: b, st: st, key: k, keys: keys, channel: channel(keys), ctx: ctx, cancel: cancel,
 			kick: make(chan struct{}, 1), epoch: r.epoch, head: r.head,
-			subs: make(map[*subscription]struct{})}
+			// A write sent before a pump of the store found a tenant went back may be of a
+			// history that is gone, also when its reply comes after that pump stopped.
+			wForks: st.forks.Load(),
+			subs:   make(map[*subscription]struct{})}
 		p.setDue(r.due, r.now)
 		p.log.Store(backend.NewLog(r.epoch, r.head, b.buffer))
 		b.pumps[k] = p
@@ -296,7 +299,8 @@ func (b *Backend) detach(sub *subscription) {
 // noteWrites records a batch of writes of this backend that returned, ops with their results
 // res, the highest version they made being v (0 if none) of epoch, the call's tail, and the
 // store's forks before the call was sent: a call sent before the pump last found the tenant
-// went back may have run on the master that was lost, and the pump reads rather than take its
+// went back (or, for a pump made since, before a pump of the store last found its tenant went
+// back) may have run on the master that was lost, and the pump reads rather than take its
 // versions and events for the new history's (see wEpoch). Otherwise it
 // appends their events to the log when they continue it (see extend), so that this process's
 // readers get them when the writes return. No notice of the call may come (the writes of a backend do not
@@ -308,7 +312,7 @@ func (b *Backend) detach(sub *subscription) {
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail, forks uint64) {
 	p.corrupt.Store(false)
 	p.mu.Lock()
-	gone := forks < p.wForks // sent before the pump last found the tenant went back
+	gone := forks < p.wForks // sent before the pump last found the tenant went back (see wForks)
 	if v > 0 && epoch == p.epoch && !gone {
 		// Not a write of an older epoch whose reply came after the pump moved on (a FLUSHALL
 		// while it was in flight): its version would make the new epoch's events look trimmed.

@@ -409,3 +409,53 @@ func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 		t.Errorf("%d calls of open.lua for 10 subscriptions, want 0", n)
 	}
 }
+
+// A write sent before a pump of the store found the tenant went back, whose reply comes only
+// after that pump stopped (its readers closed) and a new one was made, may be of the history
+// that is gone as well: the new pump, made by a read of the new history, did not take it for
+// one of it. It once held the write's event ahead of its head, and appended it to the log as
+// the new history's version 4 once this backend's writes made versions 2 and 3: a reader got
+// an event that Redis never had in its history.
+func TestRollbackLateWriteNewPumpMiniredis(t *testing.T) {
+	f := newMini(t, WithPollInterval(time.Hour))
+	var armed atomic.Bool
+	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
+	f.client.AddHook(hold)
+	st, ten := f.open(t, backend.Limits{}), "late"
+	sub := subscribe(t, st, ten, nil)
+	for range 3 {
+		upsert(t, st, ten, "k", "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	p := livePump(t, f.b, st, ten)
+	armed.Store(true)
+	late := make(chan struct{})
+	go func() {
+		defer close(late)
+		upsert(t, st, ten, "late", "v", time.Hour) // version 4 of the old history; its reply waits
+	}()
+	<-hold.held
+	rollBack(t, f, st, ten)
+	f.b.nudgeAll()
+	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
+	sub.Close() // the pump stops
+	if st.pump(ten) != nil {
+		t.Fatal("the pump outlived its last reader")
+	}
+	fresh := subscribe(t, st, ten, nil) // a new pump, at version 1
+	if start := fresh.Start(); start.Seq != 1 {
+		t.Fatalf("a new reader starts at %v, want version 1, the tenant's last", start)
+	}
+	close(hold.release)
+	<-late
+	f.shift(time.Millisecond) // the new master writes later than the old one did
+	for _, v := range []string{"a", "b", "c"} {
+		upsert(t, st, ten, "k", v, time.Hour)
+	}
+	for i, v := range []string{"a", "b", "c"} {
+		ev := next(t, fresh)
+		if ev.Version != uint64(i+2) || string(ev.Key) != "k" || string(ev.Value) != v {
+			t.Fatalf("%s version %d %q %q, want version %d \"k\" %q", ev.Kind, ev.Version, ev.Key, ev.Value, i+2, v)
+		}
+	}
+}
