@@ -787,6 +787,7 @@ func (p *pump) step() error {
 			p.wForks = p.st.forks.Add(1)
 		}
 		p.epoch, p.head, p.headAt = r.epoch, r.head, headTime(r)
+		unknown := p.headAt == 0 && r.head > 0
 		p.written.Store(0)
 		p.wEpoch, p.wSeq = p.sEpoch, p.sSeq
 		if same && p.wEpoch != "" {
@@ -796,6 +797,9 @@ func (p *pump) step() error {
 		p.mu.Unlock()
 		p.resync()
 		p.b.verify(p) // registers the backend's readers in the new state (see watchFor)
+		if unknown {
+			p.nudge() // to learn the time of the head (see headTime)
+		}
 		return nil
 	}
 	p.mu.Unlock()
@@ -816,11 +820,26 @@ func (p *pump) step() error {
 		head++
 	}
 	if len(events) == 0 && head < r.head {
+		at := headTime(r)
 		p.mu.Lock()
-		p.head, p.headAt = r.head, headTime(r)
+		p.head, p.headAt = r.head, at
 		p.mu.Unlock()
 		p.resync()
+		if at == 0 {
+			p.nudge() // to learn the time of the head (see headTime)
+		}
 		return nil
+	}
+	if len(events) == 0 && headAt == 0 {
+		// The time of the head, unknown since the pump moved there without the event (see
+		// headTime), or 0 still (an older writer's event, or one that is gone).
+		if at := eventAt(r, epoch, head); at != 0 {
+			p.mu.Lock()
+			if p.head == head && p.headAt == 0 {
+				p.headAt = at
+			}
+			p.mu.Unlock()
+		}
 	}
 	p.deliver(events)
 	if head < r.head {
@@ -868,17 +887,22 @@ func otherHistory(r readResult, head uint64, headAt int64) bool {
 
 // headTime returns the time of the call that made r.head, the tenant's last version, for a pump
 // whose head moves there without delivering it (a gap, a new epoch or history): that of its
-// event when the read holds it, else the meta's time. The meta's is only as recent as the last
-// writer of this package's version that made a version (one of an older version, during an
-// upgrade, stamps its events but leaves #at behind), and the next read, which holds the event
-// at the head, would take a head named by it for another history (see otherHistory).
-func headTime(r readResult) int64 {
+// event when the read holds it, else 0, unknown, and the pump reads again, which holds the
+// event at its head and tells its time (see eventAt). Not the meta's time: that is only as
+// recent as the last writer of this package's version that made a version (one of an older
+// version, during an upgrade, stamps its events but leaves #at behind), and the next read,
+// which holds the event at the head, would take a head named by it for another history (see
+// otherHistory).
+func headTime(r readResult) int64 { return eventAt(r, r.epoch, r.head) }
+
+// eventAt returns the time of the event of epoch at version v that the read r holds, or 0.
+func eventAt(r readResult, epoch string, v uint64) int64 {
 	for i := len(r.events) - 1; i >= 0; i-- {
-		if ev := &r.events[i]; ev.Version == r.head && ev.Kind != 0 && ev.Epoch == r.epoch {
+		if ev := &r.events[i]; ev.Version == v && ev.Kind != 0 && ev.Epoch == epoch {
 			return ev.At
 		}
 	}
-	return r.at
+	return 0
 }
 
 // verify has the pump checked by poll soon: its channel was just subscribed, and notices may

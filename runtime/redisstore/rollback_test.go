@@ -17,7 +17,14 @@ import (
 // its new head's time from #at, that of an older version, and its next read, which holds the
 // event at that head with its own time, took the tenant for going back: a needless overflow
 // (and a fork, so that every reader read again from the first version Redis keeps).
-func TestGapJumpOlderWriterMiniredis(t *testing.T) {
+func TestGapJumpOlderWriterMiniredis(t *testing.T) { testGapJumpOlderWriter(t, 20) }
+
+// The same when the older writer wrote more versions than the read that jumps the gap reaches
+// (it reads 100 entries after the pump's head, up to maxCallEvents versions more): the read
+// holds no event at the tenant's last version, whose time it then took from #at again.
+func TestGapJumpFarOlderWriterMiniredis(t *testing.T) { testGapJumpOlderWriter(t, 400) }
+
+func testGapJumpOlderWriter(t *testing.T, n int) {
 	f := newMini(t, WithPollInterval(time.Hour))
 	ctx := context.Background()
 	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "upgrade"
@@ -38,7 +45,7 @@ func TestGapJumpOlderWriterMiniredis(t *testing.T) {
 	if err := f.client.HDel(ctx, keys[keyState], metaWatcher, metaWatched, metaShared).Err(); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20 { // versions 4 to 23, of which the stream keeps about the last 10
+	for i := range n { // versions 4 to n+3, of which the stream keeps about the last 10
 		f.shift(time.Millisecond)
 		ops := []writeOp{{code: opUpsert, key: fmt.Sprint("old", i), value: []byte("v"), ttl: time.Hour}}
 		if _, err := runWrite(ctx, f.b.scripts, keys, "", st.limits, ops); err != nil {
@@ -49,13 +56,14 @@ func TestGapJumpOlderWriterMiniredis(t *testing.T) {
 	if err := f.client.HSet(ctx, keys[keyState], metaAt, at3).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f.b.nudgeAll() // as the poll does, which finds the tenant at version 23
+	f.b.nudgeAll() // as the poll does, which finds the tenant at its last version
 	if ev := next(t, sub); ev.Kind != backend.EventOverflow {
 		t.Fatalf("after the gap: %s version %d, want an overflow (versions 4 on were trimmed)", ev.Kind, ev.Version)
 	}
-	waitPump(t, p, "the pump did not jump the gap", func(p *pump) bool { return p.head == 23 && !p.stale && !p.busy })
+	last := uint64(n + 3)
+	waitPump(t, p, "the pump did not jump the gap", func(p *pump) bool { return p.head == last && !p.stale && !p.busy })
 	for {
-		if ev := next(t, sub); ev.Version == 23 {
+		if ev := next(t, sub); ev.Version == last {
 			break
 		}
 	}
