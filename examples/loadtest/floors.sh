@@ -3,7 +3,8 @@
 # baseline in the same run, and prints one line per floor: the figure of each round and how
 # many rounds met it; below the table, the cost of a system call and of a page fault in each
 # round, as the load test measured them (they move many rows: see examples/loadtest's doc), and
-# the time of one CPU-bound loop on each CPU at the start of each round.
+# the time of one CPU-bound loop on each CPU at the start of each round. It exits with 1 when a
+# run failed (its rows are then empty or short), after the table.
 # It runs the benchmarks of runtime/memstore and runtime/redisstore and the load test against
 # a redis-server of its own (127.0.0.1, a random port in 20000-32000, no
 # persistence; stopped at the end), with the NATS KV watch rows when a JetStream server answers
@@ -140,6 +141,7 @@ fi
 OUT=${OUT:-$(mktemp -d /tmp/floors.XXXXXX)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT/failed"
 cd "$(dirname "$0")/../.."
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
 	{ echo "floors: redis-server and redis-cli are needed (apt-get install redis-server)" >&2; exit 1; }
@@ -223,13 +225,17 @@ cpus() {
 		printf '%s\tcpu:%s\tms\t%s\n' "$1" "$c" $(((t1 - t0) / 1000000)) >>"$records"
 	done
 }
-# run NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log; a failure is reported and
-# leaves its figures out.
+# run NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log; a failure is reported,
+# leaves its figures out and is listed in OUT/failed, which makes the script fail at the end.
 run() {
-	local name=$1
+	local name=$1 rc=0
 	shift
 	echo "  $name"
-	"$@" >"$OUT/$name.log" 2>&1 || echo "  $name failed (exit $?): see $OUT/$name.log"
+	"$@" >"$OUT/$name.log" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "  $name failed (exit $rc): see $OUT/$name.log"
+		echo "$name" >>"$OUT/failed"
+	fi
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -295,3 +301,8 @@ fi
 
 echo
 table "$ROUNDS" "$PRESENCE" "$records" | tee "$OUT/floors.md"
+if [ -s "$OUT/failed" ]; then
+	echo
+	echo "failed: $(tr '\n' ' ' <"$OUT/failed")(their rows are empty or short; see their logs in $OUT)"
+	exit 1
+fi
