@@ -90,6 +90,11 @@ func TestMasterDiesCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// WAIT waits for the writes of its own connection: one of the admin's in the tenant's slot,
+	// after the store's, which the replica then has too (it applies them in order).
+	if err := master.Set(ctx, "{failover:"+tenant+"}:sync", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := master.Do(ctx, "WAIT", 1, 10000).Int(); err != nil || n != 1 {
 		t.Fatalf("WAIT: %d replicas, %v: the replica lags", n, err)
 	}
