@@ -195,6 +195,35 @@ func holdFirstReply(match func(redis.Cmder) bool) *cmdHook {
 	return h
 }
 
+// heldWrite is a hook on a fixture's client that holds the reply of the first write call made
+// with lateUpsert.
+type heldWrite struct {
+	*cmdHook
+	armed atomic.Bool
+}
+
+// holdWrite adds a heldWrite to f's client.
+func holdWrite(f fixture) *heldWrite {
+	h := &heldWrite{}
+	h.cmdHook = holdFirstReply(func(c redis.Cmder) bool { return h.armed.Load() && scriptOf(c.Args()) == writeScript })
+	f.client.AddHook(h.cmdHook)
+	return h
+}
+
+// lateUpsert starts an upsert of key in tenant ten whose reply h holds until h.release is
+// closed, and returns once Redis has run it; the channel it returns is closed when the upsert
+// has returned.
+func (h *heldWrite) lateUpsert(t testing.TB, st backend.Store, ten, key string) <-chan struct{} {
+	h.armed.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		upsert(t, st, ten, key, "v", time.Hour)
+	}()
+	<-h.held
+	return done
+}
+
 // see counts the commands of a call or a pipeline, and holds the first that matches.
 func (h *cmdHook) see(cmds ...redis.Cmder) {
 	matched := false

@@ -533,9 +533,7 @@ func TestLateWriteAfterResetRedis(t *testing.T) {
 
 func testLateWriteAfterReset(t *testing.T, f fixture) {
 	ctx := context.Background()
-	var armed atomic.Bool
-	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
-	f.client.AddHook(hold)
+	hold := holdWrite(f)
 	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "late"
 	sub := subscribe(t, st, ten, nil)
 	for i := range 50 { // read as they come: the stream keeps the last 10
@@ -543,13 +541,8 @@ func testLateWriteAfterReset(t *testing.T, f fixture) {
 		expectVersions(t, sub, uint64(i+1), uint64(i+1))
 	}
 
-	armed.Store(true)
-	late := make(chan struct{})
-	go func() {
-		defer close(late)
-		upsert(t, st, ten, "late", "v", time.Hour) // version 51 of the old epoch; its reply waits
-	}()
-	<-hold.held
+	// Version 51 of the old epoch; its reply waits.
+	late := hold.lateUpsert(t, st, ten, "late")
 	if err := f.client.Del(ctx, st.keys(ten)...).Err(); err != nil { // the tenant's state is lost
 		t.Fatal(err)
 	}

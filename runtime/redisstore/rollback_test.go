@@ -287,9 +287,7 @@ func TestOpenLiveAfterRollbackMiniredis(t *testing.T) {
 // new readers read where to start, and its events are not appended to the log (the pump reads).
 func TestRollbackLateWriteMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
-	var armed atomic.Bool
-	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
-	f.client.AddHook(hold)
+	hold := holdWrite(f)
 	st, ten := f.open(t, backend.Limits{}), "late"
 	sub := subscribe(t, st, ten, nil)
 	for range 3 {
@@ -297,13 +295,7 @@ func TestRollbackLateWriteMiniredis(t *testing.T) {
 	}
 	expectVersions(t, sub, 1, 3)
 	p := livePump(t, f.b, st, ten)
-	armed.Store(true)
-	late := make(chan struct{})
-	go func() {
-		defer close(late)
-		upsert(t, st, ten, "late", "v", time.Hour) // version 4 of the old history; its reply waits
-	}()
-	<-hold.held
+	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
 	rollBack(t, f, st, ten)
 	f.b.nudgeAll()
 	ev := next(t, sub)
@@ -370,9 +362,7 @@ func TestOtherHistoryJunkAtHead(t *testing.T) {
 func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
 	ctx := context.Background()
-	var armed atomic.Bool
-	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
-	f.client.AddHook(hold)
+	hold := holdWrite(f)
 	st, ten := f.open(t, backend.Limits{}), "late"
 	sub := subscribe(t, st, ten, nil)
 	for range 3 {
@@ -380,13 +370,7 @@ func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 	}
 	expectVersions(t, sub, 1, 3)
 	p := livePump(t, f.b, st, ten)
-	armed.Store(true)
-	late := make(chan struct{})
-	go func() {
-		defer close(late)
-		upsert(t, st, ten, "late", "v", time.Hour) // version 4 of the old history; its reply waits
-	}()
-	<-hold.held
+	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
 	rollBack(t, f, st, ten)
 	f.b.nudgeAll()
 	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
@@ -426,9 +410,7 @@ func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 // an event that Redis never had in its history.
 func TestRollbackLateWriteNewPumpMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
-	var armed atomic.Bool
-	hold := holdFirstReply(func(c redis.Cmder) bool { return armed.Load() && scriptOf(c.Args()) == writeScript })
-	f.client.AddHook(hold)
+	hold := holdWrite(f)
 	st, ten := f.open(t, backend.Limits{}), "late"
 	sub := subscribe(t, st, ten, nil)
 	for range 3 {
@@ -436,13 +418,7 @@ func TestRollbackLateWriteNewPumpMiniredis(t *testing.T) {
 	}
 	expectVersions(t, sub, 1, 3)
 	p := livePump(t, f.b, st, ten)
-	armed.Store(true)
-	late := make(chan struct{})
-	go func() {
-		defer close(late)
-		upsert(t, st, ten, "late", "v", time.Hour) // version 4 of the old history; its reply waits
-	}()
-	<-hold.held
+	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
 	rollBack(t, f, st, ten)
 	f.b.nudgeAll()
 	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
