@@ -282,20 +282,29 @@ func (d *Decoder) next(end byte, context string) bool {
 // Key reads an object key and the colon after it. The result is valid until the next call
 // that reads a string.
 func (d *Decoder) Key() []byte {
+	k, _ := d.key()
+	return k
+}
+
+// key is Key, and returns the key as written in the document too, quotes and escapes
+// included; both nil after an error.
+func (d *Decoder) key() (k, quoted []byte) {
 	if d.err != nil {
-		return nil
+		return nil, nil
 	}
 	if c := d.peek(); c != '"' {
 		d.syntax(c, "looking for beginning of object key string")
-		return nil
+		return nil, nil
 	}
-	k := d.str()
+	start := d.pos
+	k = d.str()
+	quoted = d.src[start:d.pos]
 	if c := d.peek(); c != ':' {
 		d.syntax(c, "after object key")
-		return nil
+		return nil, nil
 	}
 	d.pos++
-	return k
+	return k, quoted
 }
 
 // Fold returns the name in f that the key k matches case-insensitively, as encoding/json

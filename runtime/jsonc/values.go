@@ -490,26 +490,10 @@ func UnmarshalTextKey[U interface{ UnmarshalText([]byte) error }](d *Decoder, u 
 // it is written in the document, quotes and escapes included, as encoding/json reads the key
 // of a map whose key type's pointer has UnmarshalJSON and UnmarshalText methods.
 func UnmarshalJSONKey[U interface{ UnmarshalJSON([]byte) error }](d *Decoder, u U) {
-	if d.err != nil {
-		return
-	}
-	if c := d.peek(); c != '"' {
-		d.syntax(c, "looking for beginning of object key string")
-		return
-	}
-	start := d.pos
-	d.str()
-	if d.err != nil {
-		return
-	}
-	quoted := d.src[start:d.pos]
-	if c := d.peek(); c != ':' {
-		d.syntax(c, "after object key")
-		return
-	}
-	d.pos++
-	if err := u.UnmarshalJSON(quoted); err != nil {
-		d.Fail(err)
+	if _, quoted := d.key(); d.err == nil {
+		if err := u.UnmarshalJSON(quoted); err != nil {
+			d.Fail(err)
+		}
 	}
 }
 
