@@ -176,6 +176,10 @@ func generatePackage(fset *token.FileSet, pkg *load.Package) ([]File, []string, 
 // code generated in the output files (paths outputs, of the stores byOutput) refers to, such
 // as a function len or a type error: the code cannot compile until it is renamed.
 func hiddenDiags(fset *token.FileSet, pkg *load.Package, outputs []string, byOutput map[string][]*model.Store, codecs *codec.Generator) []diag.Diagnostic {
+	scope := pkg.Types.Scope()
+	if !slices.ContainsFunc(scope.Names(), func(n string) bool { return types.Universe.Lookup(n) != nil }) {
+		return nil // hides none: the output files need not be rendered again to look
+	}
 	var diags []diag.Diagnostic
 	seen := map[string]bool{}
 	for _, out := range outputs {
@@ -202,7 +206,7 @@ func hiddenDiags(fset *token.FileSet, pkg *load.Package, outputs []string, byOut
 			if name == "len" {
 				msg += " (the code calls len only where omitempty tests a slice or map)"
 			}
-			diags = append(diags, diag.Diagnostic{Pos: fset.Position(pkg.Types.Scope().Lookup(name).Pos()), Msg: msg})
+			diags = append(diags, diag.Diagnostic{Pos: fset.Position(scope.Lookup(name).Pos()), Msg: msg})
 		}
 	}
 	return diags
