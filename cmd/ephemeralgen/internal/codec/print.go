@@ -520,18 +520,7 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 		}
 		return []jen.Code{p.d("Bytes", ptr)}
 	case decSlice:
-		s := p.tmp("s")
-		if p.hides("len") {
-			return p.decSliceCounted(n, x, s)
-		}
-		last := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
-		return []jen.Code{p.ifNotNull(x, p.d("Array")).Block(
-			jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0)),
-			jen.For(p.d("NextElem")).Block(append([]jen.Code{
-				jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
-				p.dec(n.elem, expr{val: last})...)...),
-			jen.If(jen.Len(jen.Id(s)).Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
-			x.value().Op("=").Id(s))}
+		return p.decSlice(n, x)
 	case decArray:
 		i := p.tmp("i")
 		length := func() jen.Code { return jen.Len(x.operand()) }
@@ -559,17 +548,25 @@ func (p *printer) dec(n *decNode, x expr) []jen.Code {
 	panic("codec: unplanned decoding")
 }
 
-// decSliceCounted is the decoding of a slice (see dec) where the package hides len: it counts
-// the elements.
-func (p *printer) decSliceCounted(n *decNode, x expr, s string) []jen.Code {
-	c := p.tmp("n")
+// decSlice is the decoding of a slice (see dec): each element is decoded into the slice grown
+// by one. Where the package hides len, a counter stands in for len(s).
+func (p *printer) decSlice(n *decNode, x expr) []jen.Code {
+	s := p.tmp("s")
+	start := jen.Id(s).Op(":=").Add(x.operand()).Index(jen.Empty(), jen.Lit(0))
+	elem := jen.Id(s).Index(jen.Len(jen.Id(s)).Op("-").Lit(1))
+	length := jen.Len(jen.Id(s))
+	var count []jen.Code
+	if p.hides("len") {
+		c := p.tmp("n")
+		start = jen.List(jen.Id(s), jen.Id(c)).Op(":=").List(x.operand().Index(jen.Empty(), jen.Lit(0)), jen.Lit(0))
+		elem, length = jen.Id(s).Index(jen.Id(c)), jen.Id(c)
+		count = []jen.Code{jen.Id(c).Op("++")}
+	}
+	body := append([]jen.Code{jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))}, p.dec(n.elem, expr{val: elem})...)
 	return []jen.Code{p.ifNotNull(x, p.d("Array")).Block(
-		jen.List(jen.Id(s), jen.Id(c)).Op(":=").List(x.operand().Index(jen.Empty(), jen.Lit(0)), jen.Lit(0)),
-		jen.For(p.d("NextElem")).Block(append(append([]jen.Code{
-			jen.Id(s).Op("=").Add(q("Grow", jen.Id(s)))},
-			p.dec(n.elem, expr{val: jen.Id(s).Index(jen.Id(c))})...),
-			jen.Id(c).Op("++"))...),
-		jen.If(jen.Id(c).Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
+		start,
+		jen.For(p.d("NextElem")).Block(append(body, count...)...),
+		jen.If(length.Op("==").Lit(0)).Block(jen.Id(s).Op("=").Add(typeCode(n.t)).Values()),
 		x.value().Op("=").Id(s))}
 }
 
