@@ -283,3 +283,40 @@ func TestClientID(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowUnreadBody checks that a request whose body the server does not read (a room that
+// does not exist, an unknown path, a page fetched with a body) cannot hold its connection and
+// goroutine by sending that body a byte at a time: after its handler answers, net/http reads
+// up to 256 KB of an unread body before it writes the answer, and without a deadline it
+// would wait for the body for ever.
+func TestSlowUnreadBody(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL})
+	a.srv.bodyTimeout = 300 * time.Millisecond
+	for _, req := range []string{
+		"POST /rooms/No-Such-Room/join HTTP/1.1\r\n",
+		"POST /nowhere HTTP/1.1\r\n",
+		"GET /rooms/r HTTP/1.1\r\n",
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		_, err = io.WriteString(conn, req+"Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+			"Content-Length: 100\r\n\r\nname=A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Far less than the test's timeout, far more than the body timeout.
+		conn.SetReadDeadline(start.Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer while the body stalls: %v", strings.TrimSpace(req), err)
+		}
+		resp.Body.Close()
+		if !resp.Close {
+			t.Errorf("%s: the connection is kept, with the rest of the body unread", strings.TrimSpace(req))
+		}
+	}
+}

@@ -80,8 +80,9 @@
 // refused before it counts. So one address keeps at most some 21 members alive (8 by their
 // streams, some 13 by heartbeats at the default TTL), and makes the server hold at most some
 // 300 rooms. An IPv6 client is counted by its address's /64 prefix, as it may use any address
-// in it. Headers must arrive within 10 s and a form body within 5 s
-// (408), a form is at most 1 KB (413), and an idle keep-alive connection is closed after
+// in it. Headers must arrive within 10 s and a request's body within 5 s (a form's: 408; any
+// other's, which the server does not read: the answer closes the connection), a form is at
+// most 1 KB (413), and an idle keep-alive connection is closed after
 // 30 s. Only the page's script and style sheet are served from static/ (no listings, not the
 // template), every response carries a Content-Security-Policy (default-src 'self';
 // frame-ancestors 'none') and nosniff.

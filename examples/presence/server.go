@@ -111,7 +111,18 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 // ServeHTTP serves the pages, their event streams and their API. Writes from other origins
 // are refused (CSRF); every response forbids framing, inline scripts and styles and content
 // from elsewhere, and content-type sniffing.
+//
+// The body of any request must arrive within the body timeout, whether its handler reads it
+// or not: after a handler that did not read it (a 404, a page fetched with a body), net/http
+// reads what is left of it, up to 256 KB, before it writes the answer, and a client that sent
+// it a byte at a time would hold the connection and its goroutine for ever. Past the timeout
+// the answer goes out and the connection is closed. Requests without a body, event streams
+// among them, get no read deadline.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 { // -1: chunked, of unknown length
+		// An error is ErrNotSupported: no connection to time out.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	}
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
