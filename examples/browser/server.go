@@ -40,10 +40,22 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("serving http://%s/", ln.Addr())
-	// Timeouts, so that a client that sends slowly or not at all cannot hold a connection open
-	// (the page's program is a few MB: its write may take a while on a slow link).
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute}
-	log.Fatal(srv.Serve(ln))
+	log.Fatal(newServer(h).Serve(ln))
+}
+
+// newServer returns the HTTP server of h, with timeouts so that a client that sends slowly or
+// not at all cannot hold a connection open: its request, body included, must arrive within
+// 10 s (the handlers read no body, but net/http reads up to 256 KB of one before it answers,
+// and would wait for it for ever), and the answer may take 2 minutes (the page's program is
+// a few MB: its write may take a while on a slow link).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       time.Minute,
+	}
 }
 
 // newHandler builds the page's program and returns the handler that serves it, the page and
