@@ -320,3 +320,32 @@ func TestSlowUnreadBody(t *testing.T) {
 		}
 	}
 }
+
+// TestHomeReadsNoBody checks that / takes the room from its query alone, and does not parse
+// a multipart body, which r.FormValue would do whatever the method: up to 32 MB in memory, file
+// parts beyond that on disk. Unread, the body is only drained, up to 256 KB, after which the
+// answer goes out and the connection is closed.
+func TestHomeReadsNoBody(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL})
+	a.srv.bodyTimeout = time.Minute // longer than the answer may take
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 10 MB announced, 300 KB sent: more than net/http drains of a body left unread.
+	req := "GET /?room=kitchen HTTP/1.1\r\nHost: x\r\n" +
+		"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"room\"; filename=\"f\"\r\n\r\n" +
+		strings.Repeat("x", 300<<10)
+	go io.WriteString(conn, req) // fails once the server closes the connection
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is unsent: %v", err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/rooms/kitchen" {
+		t.Errorf("GET /?room=kitchen: %d to %q, want 303 to /rooms/kitchen", resp.StatusCode, loc)
+	}
+}

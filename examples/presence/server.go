@@ -141,9 +141,11 @@ func serveStatic(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, staticFiles, "static/"+name)
 }
 
-// home sends a visitor to the room named by ?room=, or to the default room.
+// home sends a visitor to the room named by ?room=, or to the default room. The room comes
+// from the URL's query alone: r.FormValue would also read a multipart body, even a GET's (up
+// to 32 MB in memory, file parts beyond that to disk).
 func (s *server) home(w http.ResponseWriter, r *http.Request) {
-	room := strings.ToLower(strings.TrimSpace(r.FormValue("room")))
+	room := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("room")))
 	if !roomPattern.MatchString(room) {
 		room = defaultRoom
 	}
