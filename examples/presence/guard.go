@@ -27,9 +27,10 @@ type Limits struct {
 // few tabs, too little to fill a room. A stream opened makes the server hold its room's state
 // for the store's event retention (5 minutes), even when the stream closes at once: at one
 // stream a second, one address makes it hold at most some 300 rooms. Heartbeats keep members
-// whose streams are down alive, one every third of the TTL: at four writes a second, one
-// address keeps at most some 13 members of the default TTL (10 s) alive that way, besides the
-// 8 its streams keep.
+// whose streams are down alive: a page sends one every third of the TTL, but each extends its
+// member a whole TTL, so at four writes a second one address keeps at most some 40 members of
+// the default TTL (10 s) alive that way, besides the 8 its streams keep and the some 10 it
+// joined (one a second) within the last TTL.
 var DefaultLimits = Limits{Streams: 8, StreamRate: 1, StreamBurst: 16, JoinRate: 1, JoinBurst: 5, WriteRate: 4, WriteBurst: 20}
 
 // Unlimited are limits that refuse nothing, for load tests from one address.

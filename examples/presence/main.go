@@ -77,9 +77,10 @@
 // with bursts of -join-burst (1/s and 5), and heartbeats and status changes at -write-rate
 // with bursts of -write-burst (4/s and 20: each is a write, and a status change an event to
 // every page of the room); more get 429 with Retry-After. A join whose name is invalid is
-// refused before it counts. So one address keeps at most some 21 members alive (8 by their
-// streams, some 13 by heartbeats at the default TTL), and makes the server hold at most some
-// 300 rooms. An IPv6 client is counted by its address's /64 prefix, as it may use any address
+// refused before it counts. So one address keeps at most some 58 members alive (8 by their
+// streams, some 40 by heartbeats, as each extends its member a whole TTL, and some 10 joined
+// within the last TTL, at the default TTL of 10 s): four addresses can fill a room, and
+// make the server hold at most some 300 rooms each. An IPv6 client is counted by its address's /64 prefix, as it may use any address
 // in it. Headers must arrive within 10 s and a request's body within 5 s (a form's: 408; any
 // other's, which the server does not read: the answer closes the connection), a form is at
 // most 1 KB (413), and an idle keep-alive connection is closed after
