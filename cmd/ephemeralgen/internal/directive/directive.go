@@ -307,11 +307,41 @@ func (d *Directive) parseOptions(args string, pos token.Pos, errorf func(token.P
 				unclosed = true
 			}
 		}
+		if !quoted {
+			if joined := spacedEnd(args, start, end); joined > end {
+				// An option written with spaces in it, such as ttl = 30s or key=Room, UserID.
+				field := args[start:joined]
+				written := strings.Join(strings.Fields(field), "")
+				name, _, _ := strings.Cut(written, "=")
+				d.Given[name] = pos + token.Pos(start) // given, if badly
+				errorf(pos+token.Pos(start), "option %s: %q has spaces in it; an option is written without spaces, as in %s", name, field, written)
+				off = joined
+				continue
+			}
+		}
 		off = end
 		field, at := args[start:end], pos+token.Pos(start)
 		name, val, ok := strings.Cut(field, "=")
 		o := lookup(name)
 		bare := strings.ReplaceAll(strings.Trim(val, "\"'`"), " ", "-")
+		if next := runOn(val); ok && o != nil && next != "" {
+			// Options separated by commas, such as id=a,ttl=30s: the value runs into the next.
+			d.Given[name] = at
+			parts := strings.Split(field, ",")
+			written := parts[0]
+			for _, f := range parts[1:] {
+				if n, _, ok := strings.Cut(f, "="); ok && lookup(n) != nil {
+					if !d.Given[n].IsValid() {
+						d.Given[n] = at
+					}
+					written += " " + f
+				} else {
+					written += "," + f
+				}
+			}
+			errorf(at, "option %s: its value runs into %s; options are separated by spaces, not commas, as in %s", name, next, written)
+			continue
+		}
 		switch {
 		case quoted && o != nil:
 			d.Given[name] = at // given, if badly
@@ -336,6 +366,51 @@ func (d *Directive) parseOptions(args string, pos token.Pos, errorf func(token.P
 			}
 		}
 	}
+}
+
+// spacedEnd returns the end of the option that starts at args[start:end] if spaces split it,
+// as in "ttl = 30s", "ttl= 30s" or "key=Room, UserID": a known option's name followed by a
+// word that starts with "=", a name= followed by a word without "=", or a value that ends with
+// a comma (or is followed by a word that starts with one) and then a word without "=". It
+// returns end when the option has no such spaces.
+func spacedEnd(args string, start, end int) int {
+	joined := end
+	for {
+		field := args[start:joined]
+		ns := joined + strings.IndexFunc(args[joined:], func(r rune) bool { return r != ' ' && r != '\t' })
+		if ns < joined {
+			return joined
+		}
+		ne := ns + strings.IndexAny(args[ns:], " \t")
+		if ne < ns {
+			ne = len(args)
+		}
+		next := args[ns:ne]
+		name, val, hasEq := strings.Cut(strings.Join(strings.Fields(field), ""), "=")
+		if lookup(name) == nil {
+			return joined
+		}
+		switch {
+		case !hasEq && strings.HasPrefix(next, "="),
+			hasEq && val == "" && !strings.Contains(next, "="),
+			hasEq && val != "" && (strings.HasSuffix(val, ",") || strings.HasPrefix(next, ",")) && !strings.Contains(next, "="):
+			joined = ne
+		default:
+			return joined
+		}
+	}
+}
+
+// runOn returns the option, such as ttl=30s, that a value written with commas between the
+// options (id=a,ttl=30s) runs into, or "".
+func runOn(val string) string {
+	parts := strings.Split(val, ",")
+	for _, f := range parts[1:] {
+		if n, _, ok := strings.Cut(f, "="); ok && lookup(n) != nil {
+			return f
+		}
+	}
+	return ""
 }
 
 // unknownOption returns the message for an unknown option: a suggestion if one is close.

@@ -61,3 +61,21 @@ type Q struct{ X string }
 //
 //ephemeral:store id=r tll="30s" name=""
 type R struct{ X string }
+
+// S has spaces around and after =, and in its list of key fields.
+//
+//ephemeral:store id=s ttl = 30s key=X, Y tenant= t retention =5m
+type S struct{ X, Y string }
+
+// T separates its options with commas.
+//
+//ephemeral:store id=t,ttl=30s,key=X
+type T struct{ X string }
+
+// U has a key list with a space before the comma, and one ending in a comma.
+//
+//ephemeral:store id=u ttl=1s key=X ,Y maxEvents=5
+type U struct{ X, Y string }
+
+//ephemeral:store id=v ttl=1s key=X, maxEvents=5
+type V struct{ X, Y string }
