@@ -232,6 +232,22 @@ func TestWarning(t *testing.T) {
 	}
 }
 
+// TestWarningTestFile checks that a directive in a _test.go file, which ephemeralgen does not
+// read, gets a warning, also in a package whose other files have none; a directive inside a
+// string of a test file is no directive.
+func TestWarningTestFile(t *testing.T) {
+	_, dir := tempPackage(t, "warntest")
+	writeTree(t, dir, map[string]string{
+		"warntest.go":      "package warntest\n",
+		"warntest_test.go": "package warntest\n\n//ephemeral:store id=a ttl=1s\ntype A struct{}\n\nconst src = `\n//ephemeral:store id=b ttl=1s\n`\n",
+	})
+	code, stdout, stderr := runIn(t, dir, "-v")
+	want := "warntest_test.go:3:1: warning: //ephemeral:store in a _test.go file is ignored: ephemeralgen reads only the files that a build of the package compiles; declare the type in a file whose name does not end in _test.go\n"
+	if code != 0 || stdout != "" || stderr != want {
+		t.Fatalf("got %d %q %q, want 0, nothing written and %q", code, stdout, stderr, want)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"-nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: ephemeralgen") {

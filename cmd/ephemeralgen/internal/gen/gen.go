@@ -50,11 +50,14 @@ type Result struct {
 // Generate loads the packages of cfg and returns the files ephemeralgen generates for them. It
 // fails only when the packages cannot be listed at all; problems in them are in Result.Diags.
 func Generate(cfg load.Config) (*Result, error) {
-	fset, pkgs, err := load.Load(cfg)
+	fset, pkgs, testDirectives, err := load.Load(cfg)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{}
+	for _, at := range testDirectives {
+		res.Diags = append(res.Diags, diag.Warningf(at, "%s in a _test.go file is ignored: ephemeralgen reads only the files that a build of the package compiles; declare the type in a file whose name does not end in _test.go", load.Directive+"store"))
+	}
 	for _, pkg := range pkgs {
 		files, orphans, diags := generatePackage(fset, pkg)
 		res.Files = append(res.Files, files...)

@@ -17,9 +17,11 @@ import (
 	"go/types"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"golang.org/x/tools/go/packages"
 )
@@ -69,7 +71,11 @@ func IsGenerated(src []byte) bool {
 // file is stale would be slow, and would fail. Load fails only when the build tool does; errors
 // in the packages are in their Errors (a package that cannot even be listed comes back with its
 // errors and without syntax or types).
-func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, err error) {
+//
+// testDirectives holds the position of each store directive in a _test.go file of the listed
+// packages' directories: ephemeralgen reads the files a build of the package compiles, and
+// those only.
+func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, testDirectives []token.Position, err error) {
 	patterns := cfg.Patterns
 	if len(patterns) == 0 {
 		patterns = []string{"."}
@@ -80,12 +86,13 @@ func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, err error) {
 	}
 	listed, err := packages.Load(pc, patterns...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing packages: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing packages: %w", err)
 	}
 	fset = token.NewFileSet()
 	var roots []*packages.Package
 	deps := map[string]bool{}
 	for _, p := range listed {
+		testDirectives = append(testDirectives, inTestFiles(p.GoFiles)...)
 		switch {
 		case len(p.Errors) > 0 && len(p.GoFiles) == 0:
 			pkgs = append(pkgs, &Package{Package: p})
@@ -98,7 +105,7 @@ func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, err error) {
 	}
 	imported, err := loadTypes(pc, deps)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, p := range roots {
 		pkg := check(fset, p, imported)
@@ -106,7 +113,36 @@ func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, err error) {
 		pkgs = append(pkgs, pkg)
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].ID < pkgs[j].ID })
-	return fset, pkgs, nil
+	return fset, pkgs, testDirectives, nil
+}
+
+// inTestFiles returns the positions of the store directives in the _test.go files of the
+// directory of files, a package's Go files.
+func inTestFiles(files []string) []token.Position {
+	if len(files) == 0 {
+		return nil
+	}
+	tests, _ := filepath.Glob(filepath.Join(filepath.Dir(files[0]), "*_test.go"))
+	var at []token.Position
+	for _, name := range tests {
+		src, err := os.ReadFile(name)
+		if err != nil || !bytes.Contains(src, []byte(Directive+"store")) {
+			continue
+		}
+		fset := token.NewFileSet()
+		f, _ := parser.ParseFile(fset, name, src, parser.ParseComments|parser.SkipObjectResolution)
+		if f == nil {
+			continue
+		}
+		for _, g := range f.Comments {
+			for _, c := range g.List {
+				if rest, ok := strings.CutPrefix(c.Text, Directive+"store"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+					at = append(at, fset.Position(c.Pos()))
+				}
+			}
+		}
+	}
+	return at
 }
 
 // loadTypes loads the types of the packages with the given IDs from export data.
