@@ -52,6 +52,11 @@
 // Key fields are direct fields of the struct, exported and encoded (not tagged json:"-"), whose
 // types are strings or integers, or named types of them.
 //
+// The id names the store's state on the backend: all stores of one id on a backend (or on one
+// Redis, under one key prefix) share their entries and events, whatever their types, so give
+// each stored type an id of its own. ephemeralgen refuses two stores of one id in a package;
+// across packages, it cannot tell.
+//
 // Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
 // is written: unknown or repeated options, bad values, key fields that do not exist, are
 // promoted from an embedded struct, are not encoded or have unsupported types, unsupported
