@@ -217,6 +217,10 @@ func Find(fset *token.FileSet, f *ast.File) ([]*Directive, []diag.Diagnostic) {
 			}
 			spec := docs[g]
 			if spec == nil {
+				if name := detached(fset, f, g); name != "" {
+					errorf(c.Pos(), "%s must be in the doc comment of %s, right above type %s struct: remove the blank line between them", Verb, name, name)
+					continue
+				}
 				errorf(c.Pos(), "%s must be in the doc comment of a package-level type declaration, right above type T struct", Verb)
 				continue
 			}
@@ -241,6 +245,31 @@ func Find(fset *token.FileSet, f *ast.File) ([]*Directive, []diag.Diagnostic) {
 		}
 	}
 	return dirs, diags
+}
+
+// detached returns the name of the type that comment group g of f would be the doc comment of
+// but for blank lines between them: the next declaration of f is the declaration of one type,
+// without a doc comment of its own, and only blank lines come between. Else it returns "".
+func detached(fset *token.FileSet, f *ast.File, g *ast.CommentGroup) string {
+	for _, d := range f.Decls {
+		if d.Pos() < g.End() {
+			continue
+		}
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.TYPE || gd.Doc != nil || len(gd.Specs) != 1 || gd.Lparen.IsValid() {
+			return ""
+		}
+		for _, other := range f.Comments {
+			if other.Pos() > g.End() && other.End() < gd.Pos() {
+				return ""
+			}
+		}
+		if fset.Position(gd.Pos()).Line-fset.Position(g.End()).Line < 2 {
+			return ""
+		}
+		return gd.Specs[0].(*ast.TypeSpec).Name.Name
+	}
+	return ""
 }
 
 // nearMiss returns the warning for a comment that looks like a store directive but is not

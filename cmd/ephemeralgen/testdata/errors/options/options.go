@@ -79,3 +79,9 @@ type U struct{ X, Y string }
 
 //ephemeral:store id=v ttl=1s key=X, maxEvents=5
 type V struct{ X, Y string }
+
+// W's directive is cut off from it by a blank line.
+//
+//ephemeral:store id=w ttl=1s
+
+type W struct{ X string }
