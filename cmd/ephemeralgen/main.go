@@ -105,7 +105,9 @@
 //
 //   - PresenceKey, a struct of the key fields, with String, and ParsePresenceKey, its inverse.
 //     The string form escapes each field ("%" as "%25", ":" as "%3A") and joins them with ":",
-//     so keys stay readable ("room-1:alice") and distinct keys stay distinct.
+//     so keys stay readable ("room-1:alice") and distinct keys stay distinct. An integer field
+//     is written in decimal ("-3", "10"); snapshots sort by the string form, in which "10"
+//     comes before "9".
 //   - Prefix builders for the leading key fields: PresenceKeyPrefix(room) for the first field,
 //     and with three or more key fields PresenceKeyPrefix2(first, second) and so on, up to all
 //     fields but the last. A prefix matches exactly the keys whose leading fields are equal to
