@@ -353,7 +353,7 @@ func (d *Directive) parseOptions(args string, pos token.Pos, errorf func(token.P
 		name, val, ok := strings.Cut(field, "=")
 		o := lookup(name)
 		bare := strings.ReplaceAll(strings.Trim(val, "\"'`"), " ", "-")
-		if next := runOn(val); ok && o != nil && next != "" {
+		if next := runOn(val); ok && !quoted && o != nil && next != "" {
 			// Options separated by commas, such as id=a,ttl=30s: the value runs into the next.
 			d.Given[name] = at
 			parts := strings.Split(field, ",")

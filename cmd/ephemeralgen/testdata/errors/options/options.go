@@ -85,3 +85,8 @@ type V struct{ X, Y string }
 //ephemeral:store id=w ttl=1s
 
 type W struct{ X string }
+
+// X quotes a value with a comma in it.
+//
+//ephemeral:store id="x,ttl=1s" ttl=1s
+type X struct{ X string }
