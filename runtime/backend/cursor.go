@@ -37,17 +37,22 @@ func (c Cursor) String() string {
 func ParseCursor(s string) (Cursor, error) {
 	i := strings.LastIndexByte(s, '-')
 	if i < 0 {
-		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
+		return Cursor{}, invalidCursor(s)
 	}
 	epoch, num := s[:i], s[i+1:]
 	if !ValidEpoch(epoch) || num == "" || (len(num) > 1 && num[0] == '0') || num[0] == '+' {
-		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
+		return Cursor{}, invalidCursor(s)
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %s", ErrInvalidCursor, Quote(s))
+		return Cursor{}, invalidCursor(s)
 	}
 	return Cursor{Epoch: epoch, Seq: seq}, nil
+}
+
+// invalidCursor returns the error of s, which is not the text of a cursor.
+func invalidCursor(s string) error {
+	return fmt.Errorf("%w: %s is not of the form <epoch>-<version> of a snapshot's or an event's Cursor", ErrInvalidCursor, Quote(s))
 }
 
 // ValidEpoch reports whether e can be the epoch of a [Cursor]: 1 to [MaxEpochBytes] ASCII

@@ -35,6 +35,15 @@ func TestParseCursorRejects(t *testing.T) {
 	}
 }
 
+// TestParseCursorMessage checks that the error names the text and the form a cursor has.
+func TestParseCursorMessage(t *testing.T) {
+	_, err := backend.ParseCursor("garbage")
+	want := `ephemeral: invalid cursor: "garbage" is not of the form <epoch>-<version> of a snapshot's or an event's Cursor`
+	if err == nil || err.Error() != want {
+		t.Fatalf("ParseCursor(%q): %v, want %s", "garbage", err, want)
+	}
+}
+
 func TestNewEpoch(t *testing.T) {
 	now := time.UnixMilli(1_764_460_800_123)
 	a, b := backend.NewEpoch(now), backend.NewEpoch(now)
