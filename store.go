@@ -754,7 +754,11 @@ func checkKey(key string) error {
 }
 
 func checkTenant(t string) error {
-	if t == "" || len(t) > MaxTenantBytes {
+	if t == "" {
+		// Most likely a tenant missing from request data: say that "" is not the default.
+		return fmt.Errorf("%w: empty (want 1 to %d bytes); \"\" is not the default tenant: leave the option out for that", ErrInvalidTenant, MaxTenantBytes)
+	}
+	if len(t) > MaxTenantBytes {
 		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrInvalidTenant, len(t), MaxTenantBytes)
 	}
 	return nil

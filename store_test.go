@@ -326,6 +326,8 @@ func TestEmptyTenant(t *testing.T) {
 	for i, err := range errs {
 		if !errors.Is(err, ephemeral.ErrInvalidTenant) {
 			t.Errorf("call %d with WithTenant(\"\"): err = %v, want ErrInvalidTenant", i, err)
+		} else if want := `ephemeral: invalid tenant: empty (want 1 to 256 bytes); "" is not the default tenant: leave the option out for that`; err.Error() != want {
+			t.Errorf("call %d with WithTenant(\"\"): err = %v, want %s", i, err, want)
 		}
 	}
 	if calls := rec.seen(); len(calls) != 0 {
