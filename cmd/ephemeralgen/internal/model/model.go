@@ -142,7 +142,7 @@ func check(fset *token.FileSet, d *directive.Directive, info *types.Info) (*Stor
 func structType(ts *ast.TypeSpec, info *types.Info, bad func(token.Pos, string, ...any)) (*types.Struct, *types.Named) {
 	switch {
 	case ts.Assign.IsValid():
-		bad(ts.Name.Pos(), "%s is an alias; put %s on the type it stands for", ts.Name.Name, directive.Verb)
+		bad(ts.Name.Pos(), "%s is an alias; put %s on the type it stands for, or make %s a type of its own: type %s %s", ts.Name.Name, directive.Verb, ts.Name.Name, ts.Name.Name, types.ExprString(ts.Type))
 		return nil, nil
 	case ts.TypeParams != nil:
 		bad(ts.Name.Pos(), "%s is generic; declare a non-generic type, such as type Int%s %s[int], and annotate it", ts.Name.Name, ts.Name.Name, ts.Name.Name)

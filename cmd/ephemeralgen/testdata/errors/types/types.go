@@ -119,3 +119,8 @@ type Stringy struct {
 type BadAndUnsupported struct {
 	Events chan int
 }
+
+// IntBox is an alias of an instance of a generic type.
+//
+//ephemeral:store id=intbox ttl=1s
+type IntBox = Box[int]
