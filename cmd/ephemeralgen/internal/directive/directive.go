@@ -155,9 +155,14 @@ func parseCount(name, val string) (int, error) {
 }
 
 func parseKey(name, val string) ([]string, error) {
+	if val == "" {
+		return nil, fmt.Errorf("%s= lists no field; list the key fields, separated by commas, as in %s=Room,UserID, or leave %s= out for plain string keys", name, name, name)
+	}
 	fields := strings.Split(val, ",")
 	for i, f := range fields {
 		switch {
+		case f == "":
+			return nil, fmt.Errorf("%s=%s has an empty field name, a comma too many; list the key fields, separated by single commas, as in %s=Room,UserID", name, val, name)
 		case !token.IsIdentifier(f):
 			return nil, fmt.Errorf("%s=%s has a field name that is not a Go identifier; list the key fields, separated by commas, as in %s=Room,UserID", name, val, name)
 		case slices.Contains(fields[:i], f):

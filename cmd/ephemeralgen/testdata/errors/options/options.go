@@ -90,3 +90,11 @@ type W struct{ X string }
 //
 //ephemeral:store id="x,ttl=1s" ttl=1s
 type X struct{ X string }
+
+// Y has an empty list of key fields, and Z one with two commas in a row.
+//
+//ephemeral:store id=y ttl=1s key=
+type Y struct{ X string }
+
+//ephemeral:store id=z ttl=1s key=X,,Y
+type Z struct{ X, Y string }
