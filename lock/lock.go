@@ -241,6 +241,10 @@ func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 - time.Millis
 // acquire took it, so that the lock is not held by nobody until its TTL; if that read fails
 // too, it may be.
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
+	if name == "" || len(name) > ephemeral.MaxTenantBytes {
+		// Checked here, where the error can speak of the lock's name rather than of a tenant.
+		return nil, fmt.Errorf("%w: lock name of %d bytes, want 1 to %d (a lock's name is the tenant it is kept in)", ephemeral.ErrInvalidTenant, len(name), ephemeral.MaxTenantBytes)
+	}
 	for range 3 {
 		sent := time.Now()
 		v := holder{Owner: l.owner, AcquiredAt: sent.UnixMilli(), Nonce: rand.Uint64()}

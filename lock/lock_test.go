@@ -56,6 +56,11 @@ func testTryAcquire(t *testing.T, h harness) {
 	acquire(t, a, "other")
 	if _, err := a.TryAcquire(t.Context(), ""); !errors.Is(err, ephemeral.ErrInvalidTenant) {
 		t.Fatalf("TryAcquire of an empty name: %v, want ErrInvalidTenant", err)
+	} else if want := "ephemeral: invalid tenant: lock name of 0 bytes, want 1 to 256 (a lock's name is the tenant it is kept in)"; err.Error() != want {
+		t.Fatalf("TryAcquire of an empty name: %v, want %s", err, want)
+	}
+	if _, err := a.Acquire(t.Context(), strings.Repeat("n", ephemeral.MaxTenantBytes+1)); !errors.Is(err, ephemeral.ErrInvalidTenant) {
+		t.Fatalf("Acquire of a name of %d bytes: %v, want ErrInvalidTenant", ephemeral.MaxTenantBytes+1, err)
 	}
 }
 
