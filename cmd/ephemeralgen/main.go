@@ -89,7 +89,8 @@
 // that implement json.Marshaler and json.Unmarshaler, or encoding.TextMarshaler and
 // encoding.TextUnmarshaler, whose methods are called directly. Other types, such as interfaces,
 // channels, functions, complex numbers, json.Number, named pointer types and slices of named
-// byte types, are reported, naming the field; tag such a field json:"-" to leave it out.
+// byte types, are reported, naming the field; tag such a field json:"-" to leave it out (and
+// hold a value of any JSON shape, where an interface would, as a json.RawMessage).
 //
 // The json struct tag is read as encoding/json reads it: the member name, the omitempty and
 // omitzero options, "-" to leave a field out, and the string option on bool, numeric and

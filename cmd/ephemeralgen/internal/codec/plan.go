@@ -193,6 +193,11 @@ func (p *planner) unsupported(t types.Type) {
 		p.report("field %s: its type is not known: it has an error, or is one that ephemeralgen generates, such as a store's key, which a stored value cannot hold (declare one like it instead)", p.path)
 		return
 	}
+	if _, ok := t.Underlying().(*types.Interface); ok {
+		// The codec decodes into concrete types only; json.RawMessage keeps any JSON value.
+		p.report("field %s: unsupported type %s, an interface: for a field of any JSON value use json.RawMessage (%s)", p.path, reflectName(t), supported)
+		return
+	}
 	p.report("field %s: unsupported type %s (%s)", p.path, reflectName(t), supported)
 }
 

@@ -124,3 +124,11 @@ type BadAndUnsupported struct {
 //
 //ephemeral:store id=intbox ttl=1s
 type IntBox = Box[int]
+
+// Loose has fields of interface types.
+//
+//ephemeral:store id=loose ttl=1s
+type Loose struct {
+	Any   any
+	Attrs map[string]interface{}
+}
