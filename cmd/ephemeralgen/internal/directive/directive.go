@@ -341,6 +341,11 @@ func (d *Directive) parseOptions(args string, pos token.Pos, errorf func(token.P
 				unclosed = true
 			}
 		}
+		if strings.HasPrefix(args[start:], "//") || strings.HasPrefix(args[start:], "/*") {
+			// A comment after the options, which would be read as more of them.
+			errorf(pos+token.Pos(start), "%s takes options only, not a comment after them; put the comment on a line of its own", Verb)
+			break
+		}
 		if !quoted {
 			if joined := spacedEnd(args, start, end); joined > end {
 				// An option written with spaces in it, such as ttl = 30s or key=Room, UserID.

@@ -98,3 +98,8 @@ type Y struct{ X string }
 
 //ephemeral:store id=z ttl=1s key=X,,Y
 type Z struct{ X, Y string }
+
+// AA has a comment after its options.
+//
+//ephemeral:store id=aa ttl=1s // the store of AA
+type AA struct{ X string }
