@@ -426,8 +426,8 @@ func spacedEnd(args string, start, end int) int {
 		}
 		next := args[ns:ne]
 		name, val, hasEq := strings.Cut(strings.Join(strings.Fields(field), ""), "=")
-		if lookup(name) == nil {
-			return joined
+		if lookup(name) == nil || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/*") {
+			return joined // not an option, or a comment follows (reported as such)
 		}
 		switch {
 		case !hasEq && strings.HasPrefix(next, "="),

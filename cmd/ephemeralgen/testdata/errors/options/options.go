@@ -103,3 +103,6 @@ type Z struct{ X, Y string }
 //
 //ephemeral:store id=aa ttl=1s // the store of AA
 type AA struct{ X string }
+
+//ephemeral:store id=ab ttl= // no ttl yet
+type AB struct{ X string }
