@@ -19,8 +19,9 @@
 // the files it would write with those on disk, prints a unified diff for each stale file and
 // names each missing or orphaned one, and exits with status 1 if there is any (for CI:
 // ephemeralgen -check ./...); problems in some packages do not keep it from checking the
-// others. The exit status is 0 on success, 1 when a problem is found or a file is stale, and 2
-// for bad usage.
+// others. Patterns that match no package at all are an error (go build only warns), so that a
+// mistyped directory does not pass a check. The exit status is 0 on success, 1 when a problem
+// is found or a file is stale, and 2 for bad usage.
 //
 // # The directive
 //

@@ -248,6 +248,19 @@ func TestWarningTestFile(t *testing.T) {
 	}
 }
 
+// TestNoPackages: patterns that match no package (a mistyped directory in CI's -check) are an
+// error, not a check that passes for finding nothing.
+func TestNoPackages(t *testing.T) {
+	_, dir := tempPackage(t, "nopkg")
+	writeTree(t, dir, map[string]string{"empty/README": "no Go here\n"})
+	for _, args := range [][]string{{"-check", "./empty/..."}, {"./empty/..."}} {
+		code, stdout, stderr := runIn(t, dir, args...)
+		if want := "ephemeralgen: ./empty/... matched no packages\n"; code != 1 || stdout != "" || stderr != want {
+			t.Errorf("%v: %d %q %q, want 1 and %q", args, code, stdout, stderr, want)
+		}
+	}
+}
+
 func TestUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"-nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: ephemeralgen") {

@@ -88,6 +88,10 @@ func Load(cfg Config) (fset *token.FileSet, pkgs []*Package, testDirectives []to
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("listing packages: %w", err)
 	}
+	if len(listed) == 0 {
+		// go list only warns; a -check of a mistyped tree must not pass for finding nothing.
+		return nil, nil, nil, fmt.Errorf("%s matched no packages", strings.Join(patterns, " "))
+	}
 	fset = token.NewFileSet()
 	var roots []*packages.Package
 	deps := map[string]bool{}
