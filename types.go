@@ -60,7 +60,14 @@ type Event[K, T any] struct {
 	Cursor  string // resume point: a reader started after Cursor receives the events after this one
 	Key     K      // the zero K on overflow
 	Version uint64 // the version this change produced; 0 on overflow
-	At      time.Time
+	// At is when the change was made, by the backend's clock. For an expire event it is when
+	// the backend removed the entry, never before ExpiresAt (the expiry reached; Get and
+	// Snapshot hide the entry from then on either way): memstore removes an entry at its
+	// ExpiresAt and reports that instant; runtime/redisstore reports the Redis server's time
+	// of the call that removed it, a reader pump's tick within milliseconds of ExpiresAt while
+	// a reader of the tenant is open, else the tenant's next write. At minus ExpiresAt is how
+	// late the removal came.
+	At time.Time
 
 	// Entry is, for an upsert, the entry as written; the zero Entry for the other kinds, and
 	// for an upsert whose value did not decode. It is a value, not a pointer: a reader of

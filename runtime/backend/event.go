@@ -39,7 +39,7 @@ type Event struct {
 	Epoch     string // the epoch of the tenant's state the event belongs to
 	Version   uint64 // the version the change produced; 0 for overflow
 	Key       string
-	At        int64 // the time of the change
+	At        int64 // the time of the change; for an expire, when the backend removed the entry (>= ExpiresAt; see ephemeral.Event)
 	CreatedAt int64
 	ExpiresAt int64
 	Value     []byte

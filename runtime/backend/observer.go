@@ -19,7 +19,10 @@ type Observer interface {
 	// events included. age is how long after the event's At the reader got it, by the
 	// backend's clock: the lag of the reader behind the change (for runtime/redisstore, the
 	// Redis server's At against this process's clock, so a clock skew between them shows,
-	// and the age may be negative).
+	// and the age may be negative). For an expire event At is when the backend removed the
+	// entry: runtime/memstore reports its ExpiresAt, so the age includes a late removal;
+	// runtime/redisstore the time of the script that removed it, so the age leaves out how
+	// long after ExpiresAt that ran.
 	Delivered(store, tenant string, kind EventKind, age time.Duration)
 	// CatchUp is called when a reader reads events from the backend's storage itself, rather
 	// than from the feed it shares with the tenant's other readers: it started before the
