@@ -19,6 +19,7 @@
 //	ephemeral_writes_refused_total{store,reason}    counter: writes the tenant's state refused (reason: capacity, conflict)
 //	ephemeral_readers{store}                        gauge: readers open (a reader of a closed backend is not)
 //	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
+//	ephemeral_states_lost_total{store}              counter: tenants whose state a write found lost (runtime/redisstore)
 //
 // docs/RELIABILITY.md ("Operations") says what each tells an operator. The package is apart
 // from the backends, so that they do not depend on Prometheus; it is the only package of the
@@ -49,6 +50,7 @@ type Observer struct {
 	refused   *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	readers   *prometheus.GaugeVec
+	lost      *prometheus.CounterVec
 
 	stores sync.Map // store ID -> *storeMetrics
 }
@@ -91,6 +93,8 @@ func New() *Observer {
 			Help: "Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed."}, []string{"store"}),
 		refused: counter("ephemeral_writes_refused_total",
 			"Writes that the tenant's state refused, by store ID and reason: capacity (an upsert of a new key in a tenant at its MaxEntries) or conflict (a write's condition did not hold, a contended lock's acquire among them).", "reason"),
+		lost: counter("ephemeral_states_lost_total",
+			"Tenants whose state a write found made anew (a new epoch) sooner after this process's last write than it could have expired: the backend lost it (Redis: a restart without persistence, a FLUSHALL, a failover, an eviction). Counted once per process that had written the tenant within its event retention."),
 		errors: counter("ephemeral_backend_errors_total",
 			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.", "call"),
 	}
@@ -117,6 +121,7 @@ type storeMetrics struct {
 	capacity  prometheus.Counter // refused writes, by reason
 	conflicts prometheus.Counter
 	readers   prometheus.Gauge
+	lost      prometheus.Counter
 }
 
 // store returns the metrics of the store ID id.
@@ -135,6 +140,7 @@ func (o *Observer) store(id string) *storeMetrics {
 		capacity:  o.refused.WithLabelValues(id, "capacity"),
 		conflicts: o.refused.WithLabelValues(id, "conflict"),
 		readers:   o.readers.WithLabelValues(id),
+		lost:      o.lost.WithLabelValues(id),
 	}
 	for k := backend.EventUpsert; k <= backend.EventExpire; k++ {
 		m.delivered[k] = o.delivered.WithLabelValues(id, k.String())
@@ -199,8 +205,11 @@ func (o *Observer) Readers(store, tenant string, delta int) {
 	o.store(store).readers.Add(float64(delta))
 }
 
+// StateLost counts a tenant whose state was lost.
+func (o *Observer) StateLost(store, tenant string) { o.store(store).lost.Inc() }
+
 func (o *Observer) collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.refused, o.errors, o.readers}
+	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.refused, o.errors, o.readers, o.lost}
 }
 
 // Describe sends the descriptors of the metrics; see [prometheus.Collector].

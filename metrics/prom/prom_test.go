@@ -171,7 +171,12 @@ func TestRedisCalls(t *testing.T) {
 	obs.Error("s", "t1", "write", errors.New("ERR user_script:1: boom"))
 	obs.Error("s", "t2", "write", errors.New("i/o timeout"))
 	obs.Delivered("s", "t1", backend.EventTouch, -time.Second) // skewed clocks: counts as no lag
+	obs.StateLost("s", "t1")
+	obs.StateLost("s", "t2")
 	const want = `
+# HELP ephemeral_states_lost_total Tenants whose state a write found made anew (a new epoch) sooner after this process's last write than it could have expired: the backend lost it (Redis: a restart without persistence, a FLUSHALL, a failover, an eviction). Counted once per process that had written the tenant within its event retention.
+# TYPE ephemeral_states_lost_total counter
+ephemeral_states_lost_total{store="s"} 2
 # HELP ephemeral_write_batch_size Writes of a tenant applied in one call to the backend's storage (Redis: group commit; 1 when no other write was in flight).
 # TYPE ephemeral_write_batch_size histogram
 ephemeral_write_batch_size_bucket{store="s",le="1"} 1
@@ -213,7 +218,7 @@ ephemeral_delivery_lag_seconds_sum{store="s"} 0
 ephemeral_delivery_lag_seconds_count{store="s"} 1
 `
 	err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_write_batch_size",
-		"ephemeral_catchup_reads_total", "ephemeral_backend_errors_total", "ephemeral_delivery_lag_seconds")
+		"ephemeral_catchup_reads_total", "ephemeral_backend_errors_total", "ephemeral_delivery_lag_seconds", "ephemeral_states_lost_total")
 	if err != nil {
 		t.Error(err)
 	}
@@ -233,9 +238,9 @@ ephemeral_overflows_total{store="b"} 0
 		t.Error(err)
 	}
 	// Four kinds of events, two reasons of refusals, and one series each of overflows, lag,
-	// catch-ups, batches, expiries and readers, per store; no errors yet.
-	if n := testutil.CollectAndCount(obs); n != 2*(4+2+6) {
-		t.Errorf("%d series, want %d", n, 2*(4+2+6))
+	// catch-ups, batches, expiries, readers and lost states, per store; no errors yet.
+	if n := testutil.CollectAndCount(obs); n != 2*(4+2+7) {
+		t.Errorf("%d series, want %d", n, 2*(4+2+7))
 	}
 }
 

@@ -42,6 +42,7 @@
 // [Memo]).
 //
 // [Observer] is what a backend reports for metrics: deliveries to readers and their lag,
-// catch-up reads, write batches, expiries and failed storage calls. Backends take one as an
+// catch-up reads, write batches, expiries, refused writes, open readers, failed storage calls
+// and lost tenant states. Backends take one as an
 // option (WithObserver) and default to [NopObserver].
 package backend

@@ -54,6 +54,16 @@ type Observer interface {
 	// closed: their sum over a store's tenants is the store's open readers (mirrors and lock
 	// waiters among them). A sum that only grows is a leak: readers never closed.
 	Readers(store, tenant string, delta int)
+	// StateLost is called when a write finds the tenant's state made anew (a new epoch)
+	// sooner after this process's last successful write to it, in the old epoch, than the
+	// state could have expired (its event retention): the backend lost the state, with its
+	// entries and events (runtime/redisstore: a restart without persistence, a FLUSHALL, a
+	// failover to a replica that lacked it, an eviction). Readers of the tenant get an
+	// overflow for it; this reports it also where no reader is open. It is called once per
+	// process that had written the tenant lately (at its first write after the loss), and
+	// not for a tenant that was idle past its retention, whose state expired. runtime/memstore
+	// never loses a state.
+	StateLost(store, tenant string)
 }
 
 // NopObserver is an [Observer] that does nothing. Embed it in an Observer that implements
@@ -80,5 +90,8 @@ func (NopObserver) Refused(store, tenant string, err error) {}
 
 // Readers does nothing.
 func (NopObserver) Readers(store, tenant string, delta int) {}
+
+// StateLost does nothing.
+func (NopObserver) StateLost(store, tenant string) {}
 
 var _ Observer = NopObserver{}

@@ -304,6 +304,7 @@ type tenantSlot struct {
 	tenant string
 	keys   []string
 	epoch  string                      // "" until a write returned one
+	last   atomic.Int64                // the server's time (ms) of the latest write in epoch that succeeded
 	at     *atomic.Pointer[tenantSlot] // where it is kept, in st.tenants
 	memos  atomic.Pointer[memoCache]   // nil until a snapshot
 }

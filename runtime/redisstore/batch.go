@@ -58,19 +58,46 @@ func (st *store) writeOne(ctx context.Context, tenant string, op writeOp) writeR
 }
 
 // writeOps applies ops to the tenant in one call of write.lua, as runWrite does, sending the
-// epoch the store last saw the tenant in and keeping the one the call returns (see
-// tenantSlot). The call goes through the backend's script pipeline (see scriptBatcher).
+// epoch the store last saw the tenant in and keeping the one the call returns, with the time
+// of its latest write (see tenantSlot). The call goes through the backend's script pipeline
+// (see scriptBatcher).
+//
+// A new epoch made less than the event retention after the slot's latest write is a state
+// that Redis lost (see [backend.Observer]): after a write, the tenant's keys live at least
+// the retention.
 func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]writeResult, writeTail, error) {
 	s := st.slot(tenant)
 	cmd, _ := writeCmd(s.keys, s.epoch, st.b.watcherID, st.limits, ops)
 	r := st.b.scriptCalls.do(ctx, st.b.node(ctx, s.keys[0]), cmd)
 	res, tail, err := writeReply(r.res, r.err, s.epoch, st.limits, ops)
-	if err == nil && res[0].epoch != s.epoch {
-		// The slot of the new epoch takes the memos over; unless the slot was replaced
-		// meanwhile (by this tenant's own new epoch, or by another tenant's slot).
-		ns := &tenantSlot{tenant: s.tenant, keys: s.keys, epoch: res[0].epoch, at: s.at}
-		ns.memos.Store(s.memos.Load())
-		s.at.CompareAndSwap(s, ns)
+	if err != nil {
+		return res, tail, err
+	}
+	var latest int64
+	for _, w := range res {
+		if w.ok {
+			latest = max(latest, w.updatedAt)
+		}
+	}
+	if res[0].epoch == s.epoch {
+		for {
+			last := s.last.Load()
+			if latest <= last || s.last.CompareAndSwap(last, latest) {
+				break
+			}
+		}
+		return res, tail, err
+	}
+	// The slot of the new epoch takes the memos over; unless the slot was replaced meanwhile
+	// (by this tenant's own new epoch, or by another tenant's slot).
+	ns := &tenantSlot{tenant: s.tenant, keys: s.keys, epoch: res[0].epoch, at: s.at}
+	ns.memos.Store(s.memos.Load())
+	ns.last.Store(latest)
+	if s.at.CompareAndSwap(s, ns) && s.epoch != "" {
+		made, ok := backend.EpochTime(res[0].epoch)
+		if last := s.last.Load(); ok && last > 0 && made.UnixMilli()-last < st.limits.EventRetention.Milliseconds() {
+			st.b.obs.StateLost(st.id, tenant)
+		}
 	}
 	return res, tail, err
 }

@@ -314,7 +314,10 @@
 // calls by script or command (write, get, read, open, tick, snapshot; and, with no store or
 // tenant, as they serve all: poll, the periodic check of the watched tenants, pubsub, the
 // pub/sub connection lost or refused, and config, a server that may evict keys), those that
-// the retries above hide from readers among them.
+// the retries above hide from readers among them, and the tenants whose state Redis lost: a
+// write that finds its tenant in a new epoch sooner after this store's last write to it than
+// the tenant's keys could have expired (their event retention) reports it, once per process
+// that had written the tenant, whether or not a reader is open.
 // Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
 // OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
 //

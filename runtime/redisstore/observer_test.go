@@ -56,6 +56,7 @@ func (r *recorder) Refused(store, tenant string, err error) {
 	}
 	r.add("refused "+store+"/"+tenant+" "+reason, 1)
 }
+func (r *recorder) StateLost(store, tenant string) { r.add("lost "+store+"/"+tenant, 1) }
 func (r *recorder) Error(store, tenant, call string, err error) {
 	r.add("error "+store+"/"+tenant+" "+call, 1)
 	r.mu.Lock()
@@ -196,6 +197,38 @@ func TestObserverRefusedMiniredis(t *testing.T) {
 	}
 	if got := rec.count("refused test/full other"); got != 0 {
 		t.Errorf("%d other refusals reported, want none", got)
+	}
+}
+
+// A write that finds its tenant in a new epoch sooner after this backend's last write than the
+// state could have expired reports the state lost, once, with no reader open; a tenant made
+// anew after it was idle past its retention is not.
+func TestObserverStateLostMiniredis(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithObserver(rec))
+	retention := time.Minute
+	st := f.open(t, backend.Limits{EventRetention: retention})
+	first := upsert(t, st, "lost", "a", "1", time.Hour)
+	upsert(t, st, "idle", "a", "1", time.Second)
+	f.mini.FlushAll()
+	f.shift(time.Second)
+	var again []backend.Entry
+	for range 2 {
+		again = append(again, upsert(t, st, "lost", "a", "2", time.Hour))
+	}
+	if again[0].Epoch == first.Epoch || again[1].Epoch != again[0].Epoch {
+		t.Fatalf("epochs %q, %q after a FLUSHALL, before %q: want one new epoch", again[0].Epoch, again[1].Epoch, first.Epoch)
+	}
+	if got := rec.count("lost test/lost"); got != 1 {
+		t.Errorf("state lost reported %d times for the flushed tenant, want once", got)
+	}
+	// "idle" lost its state too, but by the time of its next write it would have expired:
+	// its entry after a second, its events a retention (and a quarter) later.
+	upsert(t, st, "idle", "a", "1", time.Second)
+	f.shift(2 * retention)
+	upsert(t, st, "idle", "a", "2", time.Second)
+	if got := rec.count("lost test/idle"); got != 1 {
+		t.Errorf("state lost reported %d times for the idle tenant, want once (for the FLUSHALL)", got)
 	}
 }
 
