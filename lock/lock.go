@@ -13,7 +13,8 @@
 // extend or the lock's events say so, or when the lease's local deadline (the TTL less a tenth
 // after the last extend that succeeded was sent) passes. That cancellation is a timer of this
 // process, which a pause or a loaded machine can run late: fencing tokens (below) protect a
-// resource where that matters.
+// resource where that matters. [WithObserver] reports every lease lost while held, with its
+// reason ([LossDeadline], [LossGone]), for metrics (metrics/prom counts them) or logs.
 //
 // # Fencing tokens
 //
@@ -176,6 +177,34 @@ func WithRetry(min, max time.Duration) Option {
 	return func(l *Locker) { l.minRetry, l.maxRetry = min, max }
 }
 
+// WithObserver sets the [Observer] told of the leases the Locker loses (default none).
+func WithObserver(o Observer) Option { return func(l *Locker) { l.obs = o } }
+
+// Observer receives the leases a [Locker] loses, for metrics or logs (the Observer of
+// github.com/ephemeral-go/ephemeral/metrics/prom is one). Its method must be fast and must not
+// block; calls come from many goroutines at once.
+type Observer interface {
+	// LeaseLost is called once for each lease that the Locker finds lost while it was held,
+	// before its holder released it, with the reason: [LossDeadline] or [LossGone]. store is
+	// the Locker's store ID, name the lock's name. Lock names may be unbounded (a lock per
+	// resource): an Observer that makes metric labels should not make one per name.
+	LeaseLost(store, name, reason string)
+}
+
+// The reasons a lease is lost, as [Observer.LeaseLost] reports them.
+const (
+	// LossDeadline: no extend succeeded before the lease's local deadline, nine tenths of the
+	// TTL after the last one that did was sent, and [Locker.WithLock] cancelled fn's context.
+	// The backend was slow or unreachable, or this process stalled (a GC pause, CPU
+	// starvation): the lease may still be held on the backend, and WithLock releases it.
+	LossDeadline = "deadline"
+	// LossGone: an extend or a release, or the lock's events, found the lease no longer held
+	// on the backend: it expired (its holder did not extend it in time, or the backend's clock
+	// jumped), or the backend lost the lock's state (see package doc), and another owner may
+	// hold the lock.
+	LossGone = "gone"
+)
+
 // WithLimits sets the limits of the lock store (see [ephemeral.Limits]). The event retention
 // is how long a free lock keeps its state, and so its epoch.
 func WithLimits(lim ephemeral.Limits) Option { return func(l *Locker) { l.limits = lim } }
@@ -187,6 +216,7 @@ type Locker struct {
 	ttl                time.Duration
 	minRetry, maxRetry time.Duration
 	limits             ephemeral.Limits
+	obs                Observer // nil for none
 	store              *ephemeral.Store[string, holder]
 	// extendEvery is the period of WithLock's extends: a third of the TTL, or longer in tests
 	// of a holder that stops extending.
@@ -479,7 +509,7 @@ func (le *Lease) Extend(ctx context.Context) error {
 	res, err := le.l.store.Touch(ctx, key, ephemeral.WithTenant(le.name), ephemeral.Quiet(), ephemeral.IfCursor(le.token.String()))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !res.OK:
-		return le.lose("extend: the lock is no longer held by this lease")
+		return le.lose(LossGone, "extend: the lock is no longer held by this lease")
 	case err != nil:
 		return err
 	}
@@ -505,9 +535,10 @@ func (le *Lease) Release(ctx context.Context) error {
 		tried := le.releaseTried
 		le.mu.Unlock()
 		if tried {
-			return le.lose("release: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
+			// Not reported: the earlier Release may have freed it.
+			return le.lose("", "release: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
 		}
-		return le.lose("release: the lock is no longer held by this lease")
+		return le.lose(LossGone, "release: the lock is no longer held by this lease")
 	case err != nil:
 		le.mu.Lock()
 		le.releaseTried = true
@@ -517,7 +548,7 @@ func (le *Lease) Release(ctx context.Context) error {
 	le.mu.Lock()
 	le.freed = le.lost == nil
 	le.mu.Unlock()
-	le.lose("released")
+	le.lose("", "released")
 	return nil
 }
 
@@ -529,14 +560,20 @@ func (le *Lease) released() bool {
 }
 
 // lose records that the lease is lost, for reason unless it already was, and returns the
-// *LostError.
-func (le *Lease) lose(reason string) *LostError {
+// *LostError. The first loss is reported to the Locker's Observer as loss (LossDeadline or
+// LossGone), unless loss is "" (the lease's own Release).
+func (le *Lease) lose(loss, reason string) *LostError {
 	le.mu.Lock()
-	defer le.mu.Unlock()
-	if le.lost == nil {
+	first := le.lost == nil
+	if first {
 		le.lost = &LostError{Name: le.name, Token: le.token, Reason: reason}
 	}
-	return le.lost
+	lost := le.lost
+	le.mu.Unlock()
+	if first && loss != "" && le.l.obs != nil {
+		le.l.obs.LeaseLost(le.l.id, le.name, loss)
+	}
+	return lost
 }
 
 func (le *Lease) lostErr() error {
@@ -570,7 +607,7 @@ func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 			expiry.Reset(time.Until(d)) // extended since the timer was set
 			return
 		}
-		cancel(le.lose("not extended before its expiry"))
+		cancel(le.lose(LossDeadline, "not extended before its expiry"))
 	})
 	defer expiry.Stop()
 	ticker := time.NewTicker(l.extendEvery)

@@ -187,7 +187,8 @@ func TestHolderStopsExtending(t *testing.T) { forEach(t, testHolderStopsExtendin
 // A holder that stops extending loses the lease after its TTL: its fn's ctx ends with a
 // LostError, WithLock reports it, and another owner takes the lock.
 func testHolderStopsExtending(t *testing.T, h harness) {
-	l := h.locker(t)
+	rec := &lossRecorder{}
+	l := h.locker(t, WithObserver(rec))
 	l.extendEvery = time.Hour
 	other := h.locker(t)
 	var cause error
@@ -212,6 +213,69 @@ func testHolderStopsExtending(t *testing.T, h harness) {
 	lease, err := other.Acquire(t.Context(), "paused")
 	if err != nil || lease.Token().Compare(lost.Token) <= 0 {
 		t.Fatalf("Acquire after the lost lease: %v, %v; want a token after %v", lease, err, lost.Token)
+	}
+	// On a fake clock the lease's local deadline (0.9 of 10 s) is far: the expire event tells.
+	got := rec.all()
+	if len(got) != 1 || got[0][0] != DefaultStoreID || got[0][1] != "paused" ||
+		!h.real && got[0][2] != LossGone || got[0][2] != LossGone && got[0][2] != LossDeadline {
+		t.Errorf("losses reported %v, want one of lock paused, %s", got, LossGone)
+	}
+}
+
+// lossRecorder is an Observer that keeps what it is told.
+type lossRecorder struct {
+	mu     sync.Mutex
+	losses [][3]string // store, name, reason
+}
+
+func (r *lossRecorder) LeaseLost(store, name, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.losses = append(r.losses, [3]string{store, name, reason})
+}
+
+func (r *lossRecorder) all() [][3]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][3]string(nil), r.losses...)
+}
+
+// A lease whose extends do not succeed is lost at its local deadline, on this process's
+// clock, while the backend (whose fake clock stands still) still holds it: the Observer is
+// told so, once, and WithLock's release frees the lock. A lease released by its holder, and
+// the calls on it after that, report nothing.
+func TestLeaseLostDeadline(t *testing.T) {
+	h := newMemstore(t)
+	rec := &lossRecorder{}
+	l := h.locker(t, WithObserver(rec), WithTTL(100*time.Millisecond), WithStoreID("locks"))
+	l.extendEvery = time.Hour
+	err := l.WithLock(t.Context(), "slow", func(ctx context.Context, lease *Lease) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(waitFor):
+			return fmt.Errorf("fn's ctx still live %v after the lease's local deadline", waitFor)
+		}
+	})
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "not extended before its expiry") {
+		t.Fatalf("WithLock: %v, want a LostError of the deadline", err)
+	}
+	want := [][3]string{{"locks", "slow", LossDeadline}}
+	if got := rec.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("losses reported %v, want %v", got, want)
+	}
+	lease := acquire(t, l, "slow") // WithLock released the lease it lost
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Extend(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Extend after Release: %v, want ErrLeaseLost", err)
+	}
+	if err := lease.Release(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("second Release: %v, want ErrLeaseLost", err)
+	}
+	if got := rec.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("losses reported %v after a lease released by its holder, want still %v", got, want)
 	}
 }
 

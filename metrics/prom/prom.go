@@ -20,6 +20,10 @@
 //	ephemeral_readers{store}                        gauge: readers open (a reader of a closed backend is not)
 //	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
 //	ephemeral_states_lost_total{store}              counter: tenants whose state a write found lost (runtime/redisstore)
+//	ephemeral_lock_leases_lost_total{store,reason}  counter: leases of package lock lost while held (reason: deadline, gone)
+//
+// An Observer is also a lock.Observer (package github.com/ephemeral-go/ephemeral/lock), to
+// hand to lock.WithObserver: the lock leases lost are counted by the Locker, not the backend.
 //
 // docs/RELIABILITY.md ("Operations") says what each tells an operator. The package is apart
 // from the backends, so that they do not depend on Prometheus; it is the only package of the
@@ -51,6 +55,7 @@ type Observer struct {
 	errors    *prometheus.CounterVec
 	readers   *prometheus.GaugeVec
 	lost      *prometheus.CounterVec
+	leases    *prometheus.CounterVec
 
 	stores sync.Map // store ID -> *storeMetrics
 }
@@ -95,6 +100,8 @@ func New() *Observer {
 			"Writes that the tenant's state refused, by store ID and reason: capacity (an upsert of a new key in a tenant at its MaxEntries) or conflict (a write's condition did not hold, a contended lock's acquire among them).", "reason"),
 		lost: counter("ephemeral_states_lost_total",
 			"Tenants whose state a write found made anew (a new epoch) sooner after this process's last write than it could have expired: the backend lost it (Redis: a restart without persistence, a FLUSHALL, a failover, an eviction). Counted once per process that had written the tenant within its event retention."),
+		leases: counter("ephemeral_lock_leases_lost_total",
+			"Leases of package lock lost while held, by the Locker's store ID and reason: deadline (no extend succeeded before the lease's local deadline: the backend slow or unreachable, or the process stalled) or gone (the backend no longer held the lease: it expired, or the lock's state was lost).", "reason"),
 		errors: counter("ephemeral_backend_errors_total",
 			"Failed calls to the backend's storage, by script or command (Redis: write, get, read, open, tick, snapshot; and with an empty store label poll, pubsub and config, which serve every store); calls whose context ended are not counted.", "call"),
 	}
@@ -208,8 +215,18 @@ func (o *Observer) Readers(store, tenant string, delta int) {
 // StateLost counts a tenant whose state was lost.
 func (o *Observer) StateLost(store, tenant string) { o.store(store).lost.Inc() }
 
+// LeaseLost counts a lease of package lock lost while held, by reason: deadline or gone, or
+// other for another value. Its series appear with the first loss of a store and reason, not at
+// [Observer.Init]: lock losses are rare, and a store that is no Locker's has none.
+func (o *Observer) LeaseLost(store, name, reason string) {
+	if reason != "deadline" && reason != "gone" {
+		reason = "other"
+	}
+	o.leases.WithLabelValues(label(store), reason).Inc()
+}
+
 func (o *Observer) collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.refused, o.errors, o.readers, o.lost}
+	return []prometheus.Collector{o.delivered, o.overflows, o.lag, o.catchUps, o.batches, o.expired, o.refused, o.errors, o.readers, o.lost, o.leases}
 }
 
 // Describe sends the descriptors of the metrics; see [prometheus.Collector].

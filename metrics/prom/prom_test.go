@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/lock"
 	"github.com/ephemeral-go/ephemeral/metrics/prom"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
@@ -258,6 +259,48 @@ ephemeral_expired_total{store="s�"} 2
 `
 	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_expired_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+var _ lock.Observer = (*prom.Observer)(nil)
+
+// A lock lease lost by its local deadline, through lock.WithObserver: its backend closes
+// under it, so that no extend succeeds; and the other reasons, counted directly.
+func TestLeaseLost(t *testing.T) {
+	obs := prom.New()
+	b := memstore.New(memstore.WithClock(memstore.NewFakeClock(start)))
+	defer b.Close()
+	l, err := lock.New(b, lock.WithTTL(50*time.Millisecond), lock.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.WithLock(t.Context(), "job", func(ctx context.Context, _ *lock.Lease) error {
+		b.Close()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("fn's ctx still live 10 s after the lease's local deadline")
+		}
+	})
+	if !errors.Is(err, lock.ErrLeaseLost) {
+		t.Fatalf("WithLock: %v, want ErrLeaseLost", err)
+	}
+	obs.LeaseLost("lock", "job", lock.LossGone)
+	obs.LeaseLost("lock", "job", lock.LossGone)
+	obs.LeaseLost("lock", "y", "a reason of another module")
+	const want = `
+# HELP ephemeral_lock_leases_lost_total Leases of package lock lost while held, by the Locker's store ID and reason: deadline (no extend succeeded before the lease's local deadline: the backend slow or unreachable, or the process stalled) or gone (the backend no longer held the lease: it expired, or the lock's state was lost).
+# TYPE ephemeral_lock_leases_lost_total counter
+ephemeral_lock_leases_lost_total{reason="deadline",store="lock"} 1
+ephemeral_lock_leases_lost_total{reason="gone",store="lock"} 2
+ephemeral_lock_leases_lost_total{reason="other",store="lock"} 1
+`
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_lock_leases_lost_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(obs); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
 	}
 }
 
