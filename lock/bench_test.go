@@ -178,3 +178,64 @@ func newRedisSharing(t testing.TB, h harness) harness {
 	})
 	return harness{b: b, client: client, real: true, advance: time.Sleep, prefix: h.prefix}
 }
+
+// BenchmarkFairness measures how evenly one Locker serves its goroutines that contend for one
+// lock: 8 goroutines each Acquire, hold the lock for 100 µs, Release and at once Acquire
+// again, b.N acquisitions in all. It reports the 50th and 99th percentiles and the maximum of
+// an Acquire's wait, and the fewest and most acquisitions of one goroutine (even: b.N/8 each).
+// Waiters have the default backoff (10 ms to 1 s).
+func BenchmarkFairness(b *testing.B) {
+	for _, bb := range benchBackends {
+		b.Run(bb.name, func(b *testing.B) {
+			const goroutines = 8
+			h := bb.new(b)
+			l, err := New(h.b, WithTTL(10*time.Second), WithRetry(DefaultMinRetry, DefaultMaxRetry))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			var (
+				mu        sync.Mutex
+				waits     []time.Duration
+				counts    [goroutines]int
+				remaining atomic.Int64
+			)
+			remaining.Store(int64(b.N))
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for remaining.Add(-1) >= 0 {
+						start := time.Now()
+						lease, err := l.Acquire(ctx, "fair")
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						wait := time.Since(start)
+						mu.Lock()
+						waits = append(waits, wait)
+						counts[g]++
+						mu.Unlock()
+						for t := time.Now(); time.Since(t) < 100*time.Microsecond; {
+						}
+						if err := lease.Release(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(waits)
+			if len(waits) > 0 {
+				b.ReportMetric(float64(waits[len(waits)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(waits[len(waits)-1].Microseconds())/1000, "max-ms")
+			}
+			b.ReportMetric(float64(slices.Min(counts[:])), "min-acquires")
+			b.ReportMetric(float64(slices.Max(counts[:])), "max-acquires")
+		})
+	}
+}

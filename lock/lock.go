@@ -8,7 +8,8 @@
 // of that upsert. Extending is a quiet touch and releasing a remove, both guarded by the token
 // ([ephemeral.IfCursor]), so a holder whose lease ran out can neither extend nor release the
 // lease of the next holder. [Locker.Acquire] waits for the lock, woken by the lock's delete and
-// expire events and by polling with backoff; [Locker.WithLock] runs a function under the lock,
+// expire events and by polling with backoff; the waiters of one Locker for one lock queue,
+// first come first served, but those of different Lockers (processes) race, with no order; [Locker.WithLock] runs a function under the lock,
 // keeps the lease alive and cancels the function's context when the lease is lost: when an
 // extend or the lock's events say so, or when the lease's local deadline (the TTL less a tenth
 // after the last extend that succeeded was sent) passes. That cancellation is a timer of this
@@ -49,6 +50,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,6 +226,9 @@ type Locker struct {
 	// waiting, if set (by tests), is called each time Acquire has failed a try and starts to
 	// wait for the lock's events or its backoff.
 	waiting func()
+
+	mu     sync.Mutex
+	queues map[string][]chan struct{} // by lock name: the Acquire calls in order; the first tries
 }
 
 // New returns a Locker whose locks live on b. It fails with an error wrapping
@@ -328,9 +333,20 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 // the lock's holder releases it or its lease expires (it reads the lock's events), and after
 // each backoff wait of [WithRetry] in case an event is missed. When ctx ends it returns an error
 // that matches ctx.Err() and, if the lock was held, [ErrNotAcquired]; a try that fails with
-// the backend's error ends it with that error. Waiters are not queued: every release wakes
-// all of them, and one wins.
+// the backend's error ends it with that error.
+//
+// The Acquire calls of one Locker for one name queue, first come first served: only the first
+// tries the lock, and the next tries once it returns, so that a goroutine that releases the
+// lock and at once asks for it again waits behind the others instead of taking it back before
+// the release's event has woken them. Across Lockers (other processes) there is no queue: each
+// Locker's first waiter tries when the lock's events wake it or its backoff ends, and whichever
+// upsert the backend applies first wins, so a Locker's waiters can lose to another's any
+// number of times. [Locker.TryAcquire] does not queue: it takes a free lock whoever waits.
 func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
+	if err := l.enqueue(ctx, name); err != nil {
+		return nil, fmt.Errorf("lock %s: %w (%w)", backend.Quote(name), err, &HeldError{Name: name})
+	}
+	defer l.dequeue(name)
 	lease, err := l.TryAcquire(ctx, name)
 	if !errors.Is(err, ErrNotAcquired) {
 		return lease, err
@@ -366,6 +382,51 @@ func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 			wait = min(2*wait, l.maxRetry)
 		}
 	}
+}
+
+// enqueue puts the caller at the end of the queue of lock name and returns once it is first,
+// or with ctx's error, having left the queue, when ctx ends first. A caller that enqueue
+// returned nil to must call dequeue when it is done.
+func (l *Locker) enqueue(ctx context.Context, name string) error {
+	turn := make(chan struct{})
+	l.mu.Lock()
+	if l.queues == nil {
+		l.queues = map[string][]chan struct{}{}
+	}
+	q := append(l.queues[name], turn)
+	l.queues[name] = q
+	if len(q) == 1 {
+		close(turn)
+	}
+	l.mu.Unlock()
+	select {
+	case <-turn:
+		return nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	first := l.queues[name][0] == turn // made first meanwhile: pass the turn on
+	if !first {
+		l.queues[name] = slices.DeleteFunc(l.queues[name], func(c chan struct{}) bool { return c == turn })
+	}
+	l.mu.Unlock()
+	if first {
+		l.dequeue(name)
+	}
+	return ctx.Err()
+}
+
+// dequeue removes the first of the queue of lock name, the caller, and makes the next first.
+func (l *Locker) dequeue(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.queues[name][1:]
+	if len(q) == 0 {
+		delete(l.queues, name)
+		return
+	}
+	l.queues[name] = q
+	close(q[0])
 }
 
 // watch reads the events of lock name, after the cursor after ("" for now), and sends on wake

@@ -505,3 +505,113 @@ func TestReleaseReplyLost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The Acquire calls of one Locker for one name take the lock in the order they came, and one
+// that releases the lock and asks for it again at once waits behind the others.
+func TestAcquireQueued(t *testing.T) {
+	h := newMemstore(t)
+	l := h.locker(t)
+	held := acquire(t, l, "fifo")
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
+			l.mu.Lock()
+			got := len(l.queues["fifo"])
+			l.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d Acquire calls queued after %v, want %d", got, waitFor, n)
+			}
+		}
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+		wg    sync.WaitGroup
+	)
+	take := func(who string) error {
+		lease, err := l.Acquire(t.Context(), "fifo")
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		order = append(order, who)
+		mu.Unlock()
+		return lease.Release(t.Context())
+	}
+	for i, who := range []string{"a", "b", "c"} {
+		wg.Go(func() {
+			err := take(who)
+			if err == nil && who == "a" {
+				err = take("a again") // behind b and c, which wait
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		queued(i + 1)
+	}
+	if err := held.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if want := []string{"a", "b", "c", "a again"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("acquired in the order %q, want %q", order, want)
+	}
+	if len(l.queues) != 0 {
+		t.Errorf("queues left: %v", l.queues)
+	}
+}
+
+// An Acquire whose ctx ends while it is queued leaves the queue: the ones behind it still get
+// the lock, in order, and it fails with ctx's error and ErrNotAcquired.
+func TestAcquireQueuedCancel(t *testing.T) {
+	h := newMemstore(t)
+	l := h.locker(t)
+	held := acquire(t, l, "fifo")
+	first := make(chan error, 1)
+	go func() {
+		lease, err := l.Acquire(t.Context(), "fifo") // first in the queue: it tries
+		if err == nil {
+			err = lease.Release(t.Context())
+		}
+		first <- err
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	second := make(chan error, 1)
+	go func() {
+		_, err := l.Acquire(ctx, "fifo")
+		second <- err
+	}()
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		n := len(l.queues["fifo"])
+		l.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Acquire calls queued, want 2", n)
+		}
+	}
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("queued Acquire after its ctx ended: %v, want context.Canceled and ErrNotAcquired", err)
+	}
+	if err := held.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first Acquire: %v", err)
+	}
+	third, err := l.Acquire(t.Context(), "fifo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	third.Release(t.Context())
+	if len(l.queues) != 0 {
+		t.Errorf("queues left: %v", l.queues)
+	}
+}
