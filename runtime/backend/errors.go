@@ -26,6 +26,13 @@ var (
 	ErrCorrupt         = errors.New("ephemeral: corrupt data in the store")
 )
 
+// CapacityError returns the error of an upsert of the new key key in a tenant that holds its
+// limit of live entries, Limits.MaxEntries: it wraps [ErrCapacity] and says what to do.
+func CapacityError(key string, limit int) error {
+	return fmt.Errorf("%w: new key %s: the tenant holds its limit of %d live entries (Limits.MaxEntries: raise it, or remove entries)",
+		ErrCapacity, Quote(key), limit)
+}
+
 // CondKind is the kind of a write [Condition].
 type CondKind uint8
 

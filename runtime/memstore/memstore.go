@@ -45,7 +45,6 @@ package memstore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -292,7 +291,7 @@ func (st *store) Upsert(ctx context.Context, tenant string, req backend.UpsertRe
 	}
 	if e == nil {
 		if len(t.entries) >= st.limits.MaxEntries {
-			err := fmt.Errorf("%w: new key %s, %d live entries", backend.ErrCapacity, backend.Quote(req.Key), len(t.entries))
+			err := backend.CapacityError(req.Key, st.limits.MaxEntries)
 			b.obs.Refused(st.id, tenant, err)
 			return backend.Entry{}, err
 		}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -244,10 +245,10 @@ func (st *store) pump(tenant string) *pump {
 	return b.pumps[tenantKey{st.id, tenant}]
 }
 
-// wrap returns err wrapped with the operation and key it is of; a ConflictError as it is, as
-// every backend returns it.
+// wrap returns err wrapped with the operation and key it is of; a ConflictError or a
+// CapacityError (which name the key) as it is, as every backend returns it.
 func wrap(what, key string, err error) error {
-	if _, ok := err.(*backend.ConflictError); ok {
+	if _, ok := err.(*backend.ConflictError); ok || errors.Is(err, backend.ErrCapacity) {
 		return err
 	}
 	return fmt.Errorf("redisstore: %s %q: %w", what, key, err)

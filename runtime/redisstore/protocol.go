@@ -493,7 +493,7 @@ func decodeWrite(res []int64, known string, l backend.Limits, ops []writeOp) ([]
 		case r[0] == statusConflict:
 			out[i].err = conflictError(op.key, op.cond, epoch, r[1])
 		case r[0] == statusCapacity && op.code == opUpsert:
-			out[i].err = fmt.Errorf("%w: limit %d", backend.ErrCapacity, l.MaxEntries)
+			out[i].err = backend.CapacityError(op.key, l.MaxEntries)
 		default:
 			return nil, writeTail{}, fmt.Errorf("unexpected status %d of operation %s on %q", r[0], op.code, op.key)
 		}

@@ -190,6 +190,11 @@ func testCapacity(e *env) {
 	e.upsert(s, "d", item{})
 	_, err := s.Upsert(e.ctx, "e", item{})
 	e.wantErr("Upsert of a new key when sentinel, c and d are live", err, ephemeral.ErrCapacity)
+	// The error names the key and the limit, and what to do, alike on every backend.
+	const want = `ephemeral: tenant is at capacity: new key "e": the tenant holds its limit of 3 live entries (Limits.MaxEntries: raise it, or remove entries)`
+	if err == nil || err.Error() != want {
+		e.Errorf("Upsert in a full tenant: %v, want %s", err, want)
+	}
 }
 
 func testPayloadLimit(e *env) {
