@@ -570,7 +570,7 @@ func (le *Lease) Extend(ctx context.Context) error {
 	res, err := le.l.store.Touch(ctx, key, ephemeral.WithTenant(le.name), ephemeral.Quiet(), ephemeral.IfCursor(le.token.String()))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !res.OK:
-		return le.lose(LossGone, "extend: the lock is no longer held by this lease")
+		return le.lose(LossGone, "extend: the lock is no longer held by this lease (it expired, or the lock's state was lost; another owner may hold it)")
 	case err != nil:
 		return err
 	}
@@ -668,7 +668,8 @@ func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 			expiry.Reset(time.Until(d)) // extended since the timer was set
 			return
 		}
-		cancel(le.lose(LossDeadline, "not extended before its expiry"))
+		cancel(le.lose(LossDeadline, "not extended before its expiry: no extend succeeded within 0.9 of the TTL "+
+			"(the backend slow or unreachable, or this process stalled; a longer TTL bears longer stalls)"))
 	})
 	defer expiry.Stop()
 	ticker := time.NewTicker(l.extendEvery)

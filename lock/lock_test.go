@@ -257,7 +257,7 @@ func TestLeaseLostDeadline(t *testing.T) {
 			return fmt.Errorf("fn's ctx still live %v after the lease's local deadline", waitFor)
 		}
 	})
-	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "not extended before its expiry") {
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "not extended before its expiry: no extend succeeded within 0.9 of the TTL") {
 		t.Fatalf("WithLock: %v, want a LostError of the deadline", err)
 	}
 	want := [][3]string{{"locks", "slow", LossDeadline}}
