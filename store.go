@@ -281,7 +281,8 @@ func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOpti
 		return Entry[K, T]{}, fmt.Errorf("%w: key %s: %w", ErrEncode, backend.Quote(k), err)
 	}
 	if len(buf) > s.limits.MaxPayloadBytes {
-		return Entry[K, T]{}, fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(buf), s.limits.MaxPayloadBytes)
+		return Entry[K, T]{}, fmt.Errorf("%w: key %s: %d bytes, limit %d (Limits.MaxPayloadBytes: raise it, or write less)",
+			ErrPayloadTooLarge, backend.Quote(k), len(buf), s.limits.MaxPayloadBytes)
 	}
 	raw, err := s.b.Upsert(ctx, tenant, backend.UpsertRequest{Key: k, Value: buf, TTL: ttl, Cond: o.cond})
 	if err != nil {

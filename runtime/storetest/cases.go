@@ -205,6 +205,10 @@ func testPayloadLimit(e *env) {
 	e.writesNothing(s, func() {
 		_, err := s.Upsert(e.ctx, "big", item{Name: name + "x"})
 		e.wantErr("Upsert of a new key over the payload limit", err, ephemeral.ErrPayloadTooLarge)
+		const want = `ephemeral: payload too large: key "big": 65 bytes, limit 64 (Limits.MaxPayloadBytes: raise it, or write less)`
+		if err == nil || err.Error() != want {
+			e.Errorf("Upsert over the payload limit: %v, want %s", err, want)
+		}
 		_, err = s.Upsert(e.ctx, "fits", item{Name: name + "x"})
 		e.wantErr("Upsert of a live key over the payload limit", err, ephemeral.ErrPayloadTooLarge)
 	})
