@@ -2,20 +2,21 @@
 // on every backend (runtime/memstore in one process, runtime/redisstore across processes) and
 // passes through the store's contract.
 //
-// A [Locker] keeps each lock as one entry, with a TTL, in a tenant of its own (the tenant is the
-// lock's name) of one store ID. Acquiring is an upsert that succeeds only if the entry is not
-// live ([ephemeral.IfNew]); the [Lease] it returns holds a fencing [Token], the (epoch, version)
-// of that upsert. Extending is a quiet touch and releasing a remove, both guarded by the token
-// ([ephemeral.IfCursor]), so a holder whose lease ran out can neither extend nor release the
-// lease of the next holder. [Locker.Acquire] waits for the lock, woken by the lock's delete and
-// expire events and by polling with backoff; the waiters of one Locker for one lock queue,
-// first come first served, but those of different Lockers (processes) race, with no order; [Locker.WithLock] runs a function under the lock,
-// keeps the lease alive and cancels the function's context when the lease is lost: when an
-// extend or the lock's events say so, or when the lease's local deadline (the TTL less a tenth
-// after the last extend that succeeded was sent) passes. That cancellation is a timer of this
-// process, which a pause or a loaded machine can run late: fencing tokens (below) protect a
-// resource where that matters. [WithObserver] reports every lease lost while held, with its
-// reason ([LossDeadline], [LossGone]), for metrics (metrics/prom counts them) or logs.
+// A [Locker] keeps each lock as one entry, with a TTL, in a tenant of its own (the tenant is
+// the lock's name) of one store ID. Acquiring is an upsert that succeeds only if the entry is
+// not live ([ephemeral.IfNew]); the [Lease] it returns holds a fencing [Token], the (epoch,
+// version) of that upsert. Extending is a quiet touch and releasing a remove, both guarded by
+// the token ([ephemeral.IfCursor]), so a holder whose lease ran out can neither extend nor
+// release the lease of the next holder. [Locker.Acquire] waits for the lock, woken by the
+// lock's delete and expire events and by polling with backoff; the waiters of one Locker for
+// one lock queue, first come first served, but those of different Lockers (processes) race,
+// with no order; [Locker.WithLock] runs a function under the lock, keeps the lease alive and
+// cancels the function's context when the lease is lost: when an extend or the lock's events
+// say so, or when the lease's local deadline (the TTL less a tenth after the last extend that
+// succeeded was sent) passes. That cancellation is a timer of this process, which a pause or a
+// loaded machine can run late: fencing tokens (below) protect a resource where that matters.
+// [WithObserver] reports every lease lost while held, with its reason ([LossDeadline],
+// [LossGone]), for metrics (metrics/prom counts them) or logs.
 //
 // # Fencing tokens
 //

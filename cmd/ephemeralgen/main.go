@@ -64,17 +64,17 @@
 // field types, fields of a type that ephemeralgen generates (a store's key), non-struct or
 // generic types, types that hold a lock (the store copies values, which go vet rejects for a
 // sync.Mutex or an atomic.Int64), and two stores of one package with the same id or the same
-// generated names. A comment that looks like a directive but is not
-// one, such as "// ephemeral:store ..." with a space, gets a warning, printed as
-// file:line:col: warning: message, which does not stop generation; so does a directive in a
-// _test.go file, which ephemeralgen does not read (it reads the files a build compiles). The package's type errors
-// are those it has with the generated files, which are type-checked with it before anything
-// is written: code that uses what ephemeralgen generates (a struct that embeds a store, a value
+// generated names. A comment that looks like a directive but is not one, such as
+// "// ephemeral:store ..." with a space, gets a warning, printed as file:line:col: warning:
+// message, which does not stop generation; so does a directive in a _test.go file, which
+// ephemeralgen does not read (it reads the files a build compiles). The package's type errors
+// are those it has with the generated files, which are type-checked with it before anything is
+// written: code that uses what ephemeralgen generates (a struct that embeds a store, a value
 // type that implements an interface by its EphemeralKey method) is fine before the first run,
-// and a package that would not compile is left as it is. What another package generates is
-// read from that package as it is on disk: a package that uses the store of a package it
-// imports, generated neither, needs that one generated first (run ephemeralgen on it alone, or
-// run go generate twice).
+// and a package that would not compile is left as it is. What another package generates is read
+// from that package as it is on disk: a package that uses the store of a package it imports,
+// generated neither, needs that one generated first (run ephemeralgen on it alone, or run go
+// generate twice).
 //
 // # Field types and struct tags
 //
