@@ -332,7 +332,7 @@ func (s *Store[K, T]) encode(v T) ([]byte, error) {
 	return bytes.Clone(buf), nil
 }
 
-var errConditions = fmt.Errorf("%w: more than one condition", ErrInvalidConfig)
+var errConditions = fmt.Errorf("%w: more than one condition (IfNew, IfExists, IfVersion, IfCursor) in one call; a call takes one", ErrInvalidConfig)
 
 func (s *Store[K, T]) ttlOf(o *callOptions) (time.Duration, error) {
 	if !o.ttlSet {
@@ -381,7 +381,7 @@ func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (
 		return false, err
 	}
 	if len(o.reason) > MaxReasonBytes {
-		return false, fmt.Errorf("%w: reason of %d bytes, limit %d", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
+		return false, fmt.Errorf("%w: reason of %d bytes, limit %d (MaxReasonBytes: shorten the reason)", ErrPayloadTooLarge, len(o.reason), MaxReasonBytes)
 	}
 	if err := o.condErr(); err != nil {
 		return false, err
