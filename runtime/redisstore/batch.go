@@ -74,10 +74,16 @@ func (st *store) writeOps(ctx context.Context, tenant string, ops []writeOp) ([]
 	if err != nil {
 		return res, tail, err
 	}
+	// The time of the call: a quiet touch keeps the entry's UpdatedAt, but its expiry is the
+	// call's time plus its TTL (write.lua), and it keeps the tenant's keys alive as any write.
 	var latest int64
-	for _, w := range res {
+	for i, w := range res {
 		if w.ok {
-			latest = max(latest, w.updatedAt)
+			at := w.updatedAt
+			if ops[i].code == opTouchQuiet {
+				at = w.expiresAt - ops[i].ttl.Milliseconds()
+			}
+			latest = max(latest, at)
 		}
 	}
 	if res[0].epoch == s.epoch {

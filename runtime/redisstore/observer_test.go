@@ -361,3 +361,31 @@ func TestObserverRedis(t *testing.T) {
 		}
 	}
 }
+
+// A quiet touch is a write too: it keeps the tenant's keys alive a retention from its time, not
+// from the entry's UpdatedAt. A state lost while it was kept so (a lock held past the event
+// retention, extended by quiet touches) is reported at the next write.
+func TestObserverStateLostAfterQuietTouches(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithObserver(rec))
+	retention := time.Minute
+	st := f.open(t, backend.Limits{EventRetention: retention})
+	ctx := t.Context()
+	first := upsert(t, st, "held", "a", "1", 30*time.Second)
+	for range 9 { // 3 minutes, 3 retentions, kept alive by quiet touches only
+		f.shift(20 * time.Second)
+		r, err := st.Touch(ctx, "held", backend.TouchRequest{Key: "a", TTL: 30 * time.Second, Quiet: true})
+		if err != nil || !r.OK {
+			t.Fatalf("quiet touch: %+v, %v", r, err)
+		}
+	}
+	f.mini.FlushAll()
+	f.shift(time.Second)
+	again := upsert(t, st, "held", "a", "2", 30*time.Second)
+	if again.Epoch == first.Epoch {
+		t.Fatalf("epoch %q after a FLUSHALL, as before", again.Epoch)
+	}
+	if got := rec.count("lost test/held"); got != 1 {
+		t.Errorf("state lost reported %d times for a tenant flushed a second after its last write (a quiet touch), want once", got)
+	}
+}
