@@ -333,8 +333,9 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 // Acquire takes the lock name, waiting until it is free or ctx ends. A waiter tries again when
 // the lock's holder releases it or its lease expires (it reads the lock's events), and after
 // each backoff wait of [WithRetry] in case an event is missed. When ctx ends it returns an error
-// that matches ctx.Err() and, if the lock was held, [ErrNotAcquired]; a try that fails with
-// the backend's error ends it with that error.
+// that matches ctx.Err() and, if the lock was held or the call was queued behind other Acquire
+// calls (see below), [ErrNotAcquired]; a try that fails with the backend's error ends it with
+// that error.
 //
 // The Acquire calls of one Locker for one name queue, first come first served: only the first
 // tries the lock, and the next tries once it returns, so that a goroutine that releases the
@@ -396,10 +397,13 @@ func (l *Locker) enqueue(ctx context.Context, name string) error {
 	}
 	q := append(l.queues[name], turn)
 	l.queues[name] = q
-	if len(q) == 1 {
-		close(turn)
-	}
 	l.mu.Unlock()
+	if len(q) == 1 {
+		// First at once: no one waits before it, so an ended ctx is for the try to report
+		// (a select would pick one of the two ready cases at random and, half the time,
+		// report a free lock as held).
+		return nil
+	}
 	select {
 	case <-turn:
 		return nil

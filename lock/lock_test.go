@@ -615,3 +615,27 @@ func TestAcquireQueuedCancel(t *testing.T) {
 		t.Errorf("queues left: %v", l.queues)
 	}
 }
+
+// An Acquire whose ctx has ended, of a free lock that no one waits for, does not say that the
+// lock is held: its error is ctx's alone, every time.
+func TestAcquireEndedCtxFreeLock(t *testing.T) {
+	h := newMemstore(t)
+	l := h.locker(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 200 {
+		lease, err := l.Acquire(ctx, "free")
+		if err == nil {
+			lease.Release(t.Context())
+			continue
+		}
+		if errors.Is(err, ErrNotAcquired) {
+			t.Fatalf("Acquire of a free lock with an ended ctx: %v, want no ErrNotAcquired", err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queues) != 0 {
+		t.Errorf("queues left: %v", l.queues)
+	}
+}
