@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +174,50 @@ func TestAcquireBackendClosed(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatalf("Acquire still waiting %v after the backend closed", waitFor)
 	}
+}
+
+// A fn that returns before the lease's local deadline, while an extend hangs, did its work
+// under a lease that was held: the deadline passing while WithLock waits for that extend, before
+// it releases the lease, is no loss. WithLock returns fn's nil (its release frees the lease,
+// which the backend still held) and the Observer hears of no loss.
+func TestWithLockReturnedBeforeDeadline(t *testing.T) {
+	h := newMemstore(t) // its clock stands still: the backend holds the lease throughout
+	hang, hung := make(chan struct{}), make(chan struct{}, 1)
+	fb := &faultBackend{Backend: h.b, touch: func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-hang // whatever ctx says
+		return st.Touch(ctx, tenant, req)
+	}}
+	rec := &lossRecorder{}
+	l, err := New(fb, WithTTL(600*time.Millisecond), WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.WithLock(t.Context(), "returned", func(ctx context.Context, lease *Lease) error {
+		select {
+		case <-hung:
+		case <-time.After(waitFor):
+			return fmt.Errorf("no extend within %v", waitFor)
+		}
+		if !time.Now().Before(lease.localDeadline()) {
+			return errors.New("fn returns after the lease's local deadline: the machine is too slow for this test")
+		}
+		// fn is done. Once its ctx has ended (at the deadline, which passes while WithLock
+		// waits for the hung extend, or at the release), the extend comes back.
+		go func() {
+			<-ctx.Done()
+			close(hang)
+		}()
+		return nil
+	})
+	if err != nil {
+		t.Errorf("WithLock of a fn that returned before the lease's deadline: %v, want nil", err)
+	}
+	if got := rec.all(); len(got) != 0 {
+		t.Errorf("losses reported %v, want none", got)
+	}
+	acquire(t, h.locker(t), "returned") // released
 }

@@ -197,7 +197,9 @@ type Observer interface {
 // The reasons a lease is lost, as [Observer.LeaseLost] reports them.
 const (
 	// LossDeadline: no extend succeeded before the lease's local deadline, nine tenths of the
-	// TTL after the last one that did was sent, and [Locker.WithLock] cancelled fn's context.
+	// TTL after the last one that did was sent, while fn ran, and [Locker.WithLock] cancelled
+	// fn's context. (A deadline that passes after fn returned is not a loss: the release says
+	// whether the lease was still held, and reports LossGone if it was not.)
 	// The backend was slow or unreachable, or this process stalled (a GC pause, CPU
 	// starvation): the lease may still be held on the backend, and WithLock releases it.
 	LossDeadline = "deadline"
@@ -653,7 +655,8 @@ func (le *Lease) lostErr() error {
 
 // keepAlive extends the lease every third of the TTL until done is closed, and cancels ctx
 // with the *LostError when the lease is lost: an extend conflicts, the lock's delete or expire
-// event after the lease's token arrives, or the local deadline passes without an extend.
+// event after the lease's token arrives, or the local deadline passes without an extend
+// before done is closed (fn returned).
 func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, done <-chan struct{}) {
 	l := le.l
 	// The events after the acquire: the first delete or expire of the key ends this lease.
@@ -672,6 +675,15 @@ func (le *Lease) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 		if d := le.localDeadline(); time.Now().Before(d) {
 			expiry.Reset(time.Until(d)) // extended since the timer was set
 			return
+		}
+		select {
+		case <-done:
+			// fn returned before the deadline, and WithLock waits for an extend in flight
+			// before it releases: fn did its work under a lease that was held, and the
+			// release, guarded by the token, tells whether the backend still held it.
+			cancel(nil)
+			return
+		default:
 		}
 		cancel(le.lose(LossDeadline, "not extended before its expiry: no extend succeeded within 0.9 of the TTL "+
 			"(the backend slow or unreachable, or this process stalled; a longer TTL bears longer stalls)"))
