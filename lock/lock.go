@@ -577,6 +577,13 @@ func (le *Lease) Extend(ctx context.Context) error {
 	res, err := le.l.store.Touch(ctx, key, ephemeral.WithTenant(le.name), ephemeral.Quiet(), ephemeral.IfCursor(le.token.String()))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !res.OK:
+		le.mu.Lock()
+		tried := le.releaseTried
+		le.mu.Unlock()
+		if tried {
+			// Not reported, as in Release: the earlier Release may have freed it.
+			return le.lose("", "extend: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
+		}
 		return le.lose(LossGone, "extend: the lock is no longer held by this lease (it expired, or the lock's state was lost; another owner may hold it)")
 	case err != nil:
 		return err

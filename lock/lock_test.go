@@ -639,3 +639,27 @@ func TestAcquireEndedCtxFreeLock(t *testing.T) {
 		t.Errorf("queues left: %v", l.queues)
 	}
 }
+
+// An Extend after a Release whose reply was lost finds the lease gone, which that Release may
+// have done itself: the lease is lost, but not reported as lost while held, as a second Release
+// is not either.
+func TestExtendAfterReleaseReplyLost(t *testing.T) {
+	h := newMemstore(t)
+	rec := &lossRecorder{}
+	l, err := New(lostReplyBackend{h.b}, WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := acquire(t, l, "lost-reply")
+	if err := lease.Release(t.Context()); !errors.Is(err, errLostReply) {
+		t.Fatalf("Release: %v, want the backend's error", err)
+	}
+	err = lease.Extend(t.Context())
+	var lost *LostError
+	if !errors.As(err, &lost) || !strings.Contains(lost.Reason, "earlier Release") {
+		t.Fatalf("Extend after the Release: %v, want a *LostError that names the earlier Release", err)
+	}
+	if got := rec.all(); len(got) != 0 {
+		t.Errorf("losses reported %v, want none: the lease's own Release may have freed it", got)
+	}
+}
