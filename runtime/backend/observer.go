@@ -61,8 +61,11 @@ type Observer interface {
 	// failover to a replica that lacked it, an eviction). Readers of the tenant get an
 	// overflow for it; this reports it also where no reader is open. It is called once per
 	// process that had written the tenant lately (at its first write after the loss), and
-	// not for a tenant that was idle past its retention, whose state expired. runtime/memstore
-	// never loses a state.
+	// not for a tenant that was idle past its retention, whose state expired. A process may
+	// miss one: runtime/redisstore keeps the epoch of a store's tenants in 4,096 slots, by a
+	// hash of the name, and a tenant whose slot another tenant used since its last write is
+	// written as if for the first time (a store of many busy tenants misses most losses).
+	// runtime/memstore never loses a state.
 	StateLost(store, tenant string)
 }
 

@@ -317,7 +317,8 @@
 // the retries above hide from readers among them, and the tenants whose state Redis lost: a
 // write that finds its tenant in a new epoch sooner after this store's last write to it than
 // the tenant's keys could have expired (their event retention) reports it, once per process
-// that had written the tenant, whether or not a reader is open.
+// that had written the tenant, whether or not a reader is open, unless another tenant of the
+// store took the tenant's slot (one of 4,096, by a hash of the name) since that write.
 // Tracing of the Redis commands themselves is go-redis's: add a hook to the client (for
 // OpenTelemetry, github.com/redis/go-redis/extra/redisotel).
 //
