@@ -18,6 +18,7 @@ type faultBackend struct {
 	ephemeral.Backend
 	upsert func(ctx context.Context, st backend.Store, tenant string, req backend.UpsertRequest) (backend.Entry, error)
 	touch  func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error)
+	remove func(ctx context.Context, st backend.Store, tenant string, req backend.RemoveRequest) (bool, error)
 }
 
 func (b *faultBackend) Open(id string, l backend.Limits) (backend.Store, error) {
@@ -42,6 +43,13 @@ func (s faultStore) Touch(ctx context.Context, tenant string, req backend.TouchR
 		return s.b.touch(ctx, s.Store, tenant, req)
 	}
 	return s.Store.Touch(ctx, tenant, req)
+}
+
+func (s faultStore) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
+	if s.b.remove != nil {
+		return s.b.remove(ctx, s.Store, tenant, req)
+	}
+	return s.Store.Remove(ctx, tenant, req)
 }
 
 // An extend that hangs past its ctx (as a go-redis call does on a network that went silent,
@@ -220,4 +228,36 @@ func TestWithLockReturnedBeforeDeadline(t *testing.T) {
 		t.Errorf("losses reported %v, want none", got)
 	}
 	acquire(t, h.locker(t), "returned") // released
+}
+
+// An Extend that finds the lease gone because a Release of it, in another goroutine, was applied
+// first (its reply not yet back) reports no loss: the lease's own holder freed it.
+func TestExtendDuringRelease(t *testing.T) {
+	h := newMemstore(t)
+	removed, proceed := make(chan struct{}), make(chan struct{})
+	fb := &faultBackend{Backend: h.b, remove: func(ctx context.Context, st backend.Store, tenant string, req backend.RemoveRequest) (bool, error) {
+		ok, err := st.Remove(ctx, tenant, req)
+		close(removed)
+		<-proceed // the reply is on its way
+		return ok, err
+	}}
+	rec := &lossRecorder{}
+	l, err := New(fb, WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := acquire(t, l, "both")
+	released := make(chan error, 1)
+	go func() { released <- lease.Release(context.Background()) }()
+	<-removed
+	if err := lease.Extend(t.Context()); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("Extend after the Release was applied: %v, want ErrLeaseLost", err)
+	}
+	close(proceed)
+	if err := <-released; err != nil {
+		t.Errorf("Release: %v", err)
+	}
+	if got := rec.all(); len(got) != 0 {
+		t.Errorf("losses reported %v for a lease its holder released, want none", got)
+	}
 }

@@ -188,7 +188,9 @@ func WithObserver(o Observer) Option { return func(l *Locker) { l.obs = o } }
 // block; calls come from many goroutines at once.
 type Observer interface {
 	// LeaseLost is called once for each lease that the Locker finds lost while it was held,
-	// before its holder released it, with the reason: [LossDeadline] or [LossGone]. store is
+	// before its holder released it, with the reason: [LossDeadline] or [LossGone]; not for a
+	// lease found gone while its own Release was in flight, or after one that failed, which
+	// may have freed it. store is
 	// the Locker's store ID, name the lock's name. Lock names may be unbounded (a lock per
 	// resource): an Observer that makes metric labels should not make one per name.
 	LeaseLost(store, name, reason string)
@@ -550,6 +552,22 @@ type Lease struct {
 	freed     bool       // the lease's own Release freed it
 	// releaseTried says that a Release failed with an error that leaves its outcome unknown.
 	releaseTried bool
+	releasing    int // the Release calls in flight
+}
+
+// mayBeReleased returns why the lease's own Release may have freed it, when an Extend or a
+// Release finds it gone: an earlier Release whose outcome is unknown, or one in flight (other
+// than the caller's own, counted in own); "" if neither.
+func (le *Lease) mayBeReleased(own int) string {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	switch {
+	case le.releaseTried:
+		return "an earlier Release that failed may have released it"
+	case le.releasing > own:
+		return "a Release of it in flight may have released it"
+	}
+	return ""
 }
 
 // Name returns the lock's name.
@@ -577,12 +595,9 @@ func (le *Lease) Extend(ctx context.Context) error {
 	res, err := le.l.store.Touch(ctx, key, ephemeral.WithTenant(le.name), ephemeral.Quiet(), ephemeral.IfCursor(le.token.String()))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !res.OK:
-		le.mu.Lock()
-		tried := le.releaseTried
-		le.mu.Unlock()
-		if tried {
-			// Not reported, as in Release: the earlier Release may have freed it.
-			return le.lose("", "extend: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
+		if why := le.mayBeReleased(0); why != "" {
+			// Not reported, as in Release: the lease's own Release may have freed it.
+			return le.lose("", "extend: the lock is no longer held by this lease ("+why+")")
 		}
 		return le.lose(LossGone, "extend: the lock is no longer held by this lease (it expired, or the lock's state was lost; another owner may hold it)")
 	case err != nil:
@@ -603,15 +618,20 @@ func (le *Lease) Extend(ctx context.Context) error {
 // the lease gone fails with a *LostError whose Reason says that the earlier call may have
 // released it.
 func (le *Lease) Release(ctx context.Context) error {
+	le.mu.Lock()
+	le.releasing++
+	le.mu.Unlock()
+	defer func() {
+		le.mu.Lock()
+		le.releasing--
+		le.mu.Unlock()
+	}()
 	ok, err := le.l.store.Remove(ctx, key, ephemeral.WithTenant(le.name), ephemeral.IfCursor(le.token.String()), ephemeral.WithReason("release"))
 	switch {
 	case errors.Is(err, ephemeral.ErrConflict) || err == nil && !ok:
-		le.mu.Lock()
-		tried := le.releaseTried
-		le.mu.Unlock()
-		if tried {
-			// Not reported: the earlier Release may have freed it.
-			return le.lose("", "release: the lock is no longer held by this lease (an earlier Release that failed may have released it)")
+		if why := le.mayBeReleased(1); why != "" {
+			// Not reported: the lease's own Release may have freed it.
+			return le.lose("", "release: the lock is no longer held by this lease ("+why+")")
 		}
 		return le.lose(LossGone, "release: the lock is no longer held by this lease")
 	case err != nil:
