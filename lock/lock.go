@@ -350,7 +350,9 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 // number of times. [Locker.TryAcquire] does not queue: it takes a free lock whoever waits.
 func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 	if err := l.enqueue(ctx, name); err != nil {
-		return nil, fmt.Errorf("lock %s: %w (%w)", backend.Quote(name), err, &HeldError{Name: name})
+		// It never tried the lock: it waited for this Locker's Acquire calls before it, one
+		// of which tries it (the lock is held, or about to be).
+		return nil, fmt.Errorf("lock %s: %w while queued behind this Locker's earlier Acquire calls (%w)", backend.Quote(name), err, &HeldError{Name: name})
 	}
 	defer l.dequeue(name)
 	lease, err := l.TryAcquire(ctx, name)

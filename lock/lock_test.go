@@ -571,6 +571,20 @@ func TestAcquireQueuedCancel(t *testing.T) {
 	h := newMemstore(t)
 	l := h.locker(t)
 	held := acquire(t, l, "fifo")
+	queued := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
+			l.mu.Lock()
+			n := len(l.queues["fifo"])
+			l.mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d Acquire calls queued, want %d", n, want)
+			}
+		}
+	}
 	first := make(chan error, 1)
 	go func() {
 		lease, err := l.Acquire(t.Context(), "fifo") // first in the queue: it tries
@@ -579,26 +593,20 @@ func TestAcquireQueuedCancel(t *testing.T) {
 		}
 		first <- err
 	}()
+	queued(1) // before the second starts, so that the second is the one queued behind
 	ctx, cancel := context.WithCancel(t.Context())
 	second := make(chan error, 1)
 	go func() {
 		_, err := l.Acquire(ctx, "fifo")
 		second <- err
 	}()
-	for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
-		l.mu.Lock()
-		n := len(l.queues["fifo"])
-		l.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d Acquire calls queued, want 2", n)
-		}
-	}
+	queued(2)
 	cancel()
 	if err := <-second; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNotAcquired) {
 		t.Fatalf("queued Acquire after its ctx ended: %v, want context.Canceled and ErrNotAcquired", err)
+	} else if !strings.Contains(err.Error(), "queued behind") {
+		// It never tried the lock: the error says why it did not, not just "held".
+		t.Errorf("queued Acquire after its ctx ended: %v, want it to say that it was queued", err)
 	}
 	if err := held.Release(t.Context()); err != nil {
 		t.Fatal(err)
