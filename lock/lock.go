@@ -190,9 +190,9 @@ type Observer interface {
 	// LeaseLost is called once for each lease that the Locker finds lost while it was held,
 	// before its holder released it, with the reason: [LossDeadline] or [LossGone]; not for a
 	// lease found gone while its own Release was in flight, or after one that failed, which
-	// may have freed it. store is
-	// the Locker's store ID, name the lock's name. Lock names may be unbounded (a lock per
-	// resource): an Observer that makes metric labels should not make one per name.
+	// may have freed it. store is the Locker's store ID, name the lock's name. Lock names may
+	// be unbounded (a lock per resource): an Observer that makes metric labels should not
+	// make one per name.
 	LeaseLost(store, name, reason string)
 }
 
