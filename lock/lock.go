@@ -281,9 +281,8 @@ func (l *Locker) safeTTL() time.Duration { return l.ttl - l.ttl/10 - time.Millis
 // acquire took it, so that the lock is not held by nobody until its TTL; if that read fails
 // too, it may be.
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, error) {
-	if name == "" || len(name) > ephemeral.MaxTenantBytes {
-		// Checked here, where the error can speak of the lock's name rather than of a tenant.
-		return nil, fmt.Errorf("%w: lock name of %d bytes, want 1 to %d (a lock's name is the tenant it is kept in)", ephemeral.ErrInvalidTenant, len(name), ephemeral.MaxTenantBytes)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	for range 3 {
 		sent := time.Now()
@@ -334,6 +333,15 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 	return err
 }
 
+// checkName returns the error of an invalid lock name, which speaks of the lock's name rather
+// than of a tenant.
+func checkName(name string) error {
+	if name == "" || len(name) > ephemeral.MaxTenantBytes {
+		return fmt.Errorf("%w: lock name of %d bytes, want 1 to %d (a lock's name is the tenant it is kept in)", ephemeral.ErrInvalidTenant, len(name), ephemeral.MaxTenantBytes)
+	}
+	return nil
+}
+
 // Acquire takes the lock name, waiting until it is free or ctx ends. A waiter tries again when
 // the lock's holder releases it or its lease expires (it reads the lock's events), and after
 // each backoff wait of [WithRetry] in case an event is missed. When ctx ends it returns an error
@@ -349,6 +357,9 @@ func (l *Locker) unknown(ctx context.Context, name string, v holder, sent time.T
 // upsert the backend applies first wins, so a Locker's waiters can lose to another's any
 // number of times. [Locker.TryAcquire] does not queue: it takes a free lock whoever waits.
 func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
+	if err := checkName(name); err != nil {
+		return nil, err // before it queues: an invalid name never waits
+	}
 	if err := l.enqueue(ctx, name); err != nil {
 		// It never tried the lock: it waited for this Locker's Acquire calls before it, one
 		// of which tries it (the lock is held, or about to be).

@@ -62,6 +62,16 @@ func testTryAcquire(t *testing.T, h harness) {
 	if _, err := a.Acquire(t.Context(), strings.Repeat("n", ephemeral.MaxTenantBytes+1)); !errors.Is(err, ephemeral.ErrInvalidTenant) {
 		t.Fatalf("Acquire of a name of %d bytes: %v, want ErrInvalidTenant", ephemeral.MaxTenantBytes+1, err)
 	}
+	// An invalid name never queues: with a call queued before it and its ctx ended, it still
+	// says what is wrong with the name.
+	a.mu.Lock()
+	a.queues = map[string][]chan struct{}{"": {make(chan struct{})}}
+	a.mu.Unlock()
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := a.Acquire(ended, ""); !errors.Is(err, ephemeral.ErrInvalidTenant) || errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("Acquire of an empty name behind a queued call, ctx ended: %v, want ErrInvalidTenant only", err)
+	}
 }
 
 func TestMutualExclusion(t *testing.T) { forEach(t, testMutualExclusion) }
