@@ -150,6 +150,26 @@ func TestWithLockPanics(t *testing.T) {
 	acquire(t, h.locker(t), "panics")
 }
 
+// A fn that releases its lease itself, early, makes WithLock return fn's error alone: the
+// lease was not lost, the lock is free, and no loss is reported.
+func TestWithLockReleasedByFn(t *testing.T) {
+	h := newMemstore(t)
+	obs := &lossRecorder{}
+	l := h.locker(t, WithObserver(obs))
+	err := l.WithLock(t.Context(), "early", func(ctx context.Context, lease *Lease) error {
+		return lease.Release(ctx)
+	})
+	if err != nil {
+		t.Fatalf("WithLock whose fn released the lease: %v, want nil", err)
+	}
+	if _, err := h.locker(t).TryAcquire(t.Context(), "early"); err != nil {
+		t.Fatalf("TryAcquire after fn released the lock: %v", err)
+	}
+	if got := obs.all(); len(got) != 0 {
+		t.Fatalf("losses reported: %v, want none", got)
+	}
+}
+
 // A waiter whose backoff is an hour returns when the backend is closed, not after the hour.
 func TestAcquireBackendClosed(t *testing.T) {
 	h := newMemstore(t)

@@ -507,7 +507,7 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // then; its writes carry the lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
-// error of the release. It fails without running fn when the lock cannot be acquired. It
+// error of the release; fn may release the lease itself, early, with [Lease.Release]. It fails without running fn when the lock cannot be acquired. It
 // releases the lease also when fn panics, and when the lease was lost only by its local
 // deadline (the release, guarded by the token, frees the lock if the backend still has it).
 //
@@ -532,6 +532,9 @@ func (l *Locker) WithLock(ctx context.Context, name string, fn func(ctx context.
 		cancel(nil) // before the release: fn's ctx is done before another owner can take the lock
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl)
 		defer rcancel()
+		if lease.released() {
+			return nil // fn released it itself
+		}
 		// A lease lost by its local deadline may still be held on the backend: the release,
 		// guarded by the token, frees it then, and does nothing to another owner's lease.
 		rerr := lease.Release(rctx)
