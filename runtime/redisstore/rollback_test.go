@@ -287,17 +287,7 @@ func TestOpenLiveAfterRollbackMiniredis(t *testing.T) {
 // new readers read where to start, and its events are not appended to the log (the pump reads).
 func TestRollbackLateWriteMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
-	hold := holdWrite(f)
-	st, ten := f.open(t, backend.Limits{}), "late"
-	sub := subscribe(t, st, ten, nil)
-	for range 3 {
-		upsert(t, st, ten, "k", "v", time.Hour)
-	}
-	expectVersions(t, sub, 1, 3)
-	p := livePump(t, f.b, st, ten)
-	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
-	rollBack(t, f, st, ten)
-	f.b.nudgeAll()
+	hold, st, ten, sub, p, late := lateAcrossRollback(t, f)
 	ev := next(t, sub)
 	if ev.Version == 4 { // the pump read version 4 before the rollback (its first check, say)
 		ev = next(t, sub)
@@ -362,17 +352,7 @@ func TestOtherHistoryJunkAtHead(t *testing.T) {
 func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
 	ctx := context.Background()
-	hold := holdWrite(f)
-	st, ten := f.open(t, backend.Limits{}), "late"
-	sub := subscribe(t, st, ten, nil)
-	for range 3 {
-		upsert(t, st, ten, "k", "v", time.Hour)
-	}
-	expectVersions(t, sub, 1, 3)
-	p := livePump(t, f.b, st, ten)
-	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
-	rollBack(t, f, st, ten)
-	f.b.nudgeAll()
+	hold, st, ten, _, p, late := lateAcrossRollback(t, f)
 	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
 	close(hold.release)
 	<-late
@@ -410,17 +390,7 @@ func TestOpenLiveAfterLateWriteMiniredis(t *testing.T) {
 // an event that Redis never had in its history.
 func TestRollbackLateWriteNewPumpMiniredis(t *testing.T) {
 	f := newMini(t, WithPollInterval(time.Hour))
-	hold := holdWrite(f)
-	st, ten := f.open(t, backend.Limits{}), "late"
-	sub := subscribe(t, st, ten, nil)
-	for range 3 {
-		upsert(t, st, ten, "k", "v", time.Hour)
-	}
-	expectVersions(t, sub, 1, 3)
-	p := livePump(t, f.b, st, ten)
-	late := hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
-	rollBack(t, f, st, ten)
-	f.b.nudgeAll()
+	hold, st, ten, sub, p, late := lateAcrossRollback(t, f)
 	waitPump(t, p, "the pump did not see that the tenant went back", func(p *pump) bool { return p.forks.Load() == 1 && !p.stale && !p.busy })
 	sub.Close() // the pump stops
 	if st.pump(ten) != nil {
@@ -442,4 +412,24 @@ func TestRollbackLateWriteNewPumpMiniredis(t *testing.T) {
 			t.Fatalf("%s version %d %q %q, want version %d \"k\" %q", ev.Kind, ev.Version, ev.Key, ev.Value, i+2, v)
 		}
 	}
+}
+
+// lateAcrossRollback starts the tests of a write whose reply comes after its tenant went back:
+// the tenant "late" of a store of f has versions 1 to 3, read by sub through the live pump p;
+// an upsert of version 4 is sent and its reply held (late is closed once it returns, after
+// hold.release is closed); then the tenant goes back to version 1 (rollBack) and the pumps
+// are nudged.
+func lateAcrossRollback(t *testing.T, f fixture) (hold *heldWrite, st *store, ten string, sub backend.Subscription, p *pump, late <-chan struct{}) {
+	hold = holdWrite(f)
+	st, ten = f.open(t, backend.Limits{}), "late"
+	sub = subscribe(t, st, ten, nil)
+	for range 3 {
+		upsert(t, st, ten, "k", "v", time.Hour)
+	}
+	expectVersions(t, sub, 1, 3)
+	p = livePump(t, f.b, st, ten)
+	late = hold.lateUpsert(t, st, ten, "late") // version 4 of the old history; its reply waits
+	rollBack(t, f, st, ten)
+	f.b.nudgeAll()
+	return hold, st, ten, sub, p, late
 }
