@@ -58,15 +58,7 @@ func (s faultStore) Remove(ctx context.Context, tenant string, req backend.Remov
 // backend still held, so that the lock is free at once.
 func TestExtendHangs(t *testing.T) {
 	h := newMemstore(t) // its clock stands still: only the local deadline can end the lease
-	hang, hung := make(chan struct{}), make(chan struct{}, 1)
-	fb := &faultBackend{Backend: h.b, touch: func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
-		select {
-		case hung <- struct{}{}:
-		default:
-		}
-		<-hang // whatever ctx says
-		return st.Touch(ctx, tenant, req)
-	}}
+	fb, hang, hung := hangingTouches(h.b)
 	l, err := New(fb, WithTTL(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -210,15 +202,7 @@ func TestAcquireBackendClosed(t *testing.T) {
 // which the backend still held) and the Observer hears of no loss.
 func TestWithLockReturnedBeforeDeadline(t *testing.T) {
 	h := newMemstore(t) // its clock stands still: the backend holds the lease throughout
-	hang, hung := make(chan struct{}), make(chan struct{}, 1)
-	fb := &faultBackend{Backend: h.b, touch: func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
-		select {
-		case hung <- struct{}{}:
-		default:
-		}
-		<-hang // whatever ctx says
-		return st.Touch(ctx, tenant, req)
-	}}
+	fb, hang, hung := hangingTouches(h.b)
 	rec := &lossRecorder{}
 	l, err := New(fb, WithTTL(600*time.Millisecond), WithObserver(rec))
 	if err != nil {
@@ -280,4 +264,19 @@ func TestExtendDuringRelease(t *testing.T) {
 	if got := rec.all(); len(got) != 0 {
 		t.Errorf("losses reported %v for a lease its holder released, want none", got)
 	}
+}
+
+// hangingTouches returns b with every touch (an extend) hanging, whatever its ctx says, until
+// hang is closed; hung receives a value when one starts to hang (dropped when one is pending).
+func hangingTouches(b backend.Backend) (fb *faultBackend, hang chan struct{}, hung chan struct{}) {
+	hang, hung = make(chan struct{}), make(chan struct{}, 1)
+	fb = &faultBackend{Backend: b, touch: func(ctx context.Context, st backend.Store, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-hang
+		return st.Touch(ctx, tenant, req)
+	}}
+	return fb, hang, hung
 }
