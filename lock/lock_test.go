@@ -522,20 +522,6 @@ func TestAcquireQueued(t *testing.T) {
 	h := newMemstore(t)
 	l := h.locker(t)
 	held := acquire(t, l, "fifo")
-	queued := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
-			l.mu.Lock()
-			got := len(l.queues["fifo"])
-			l.mu.Unlock()
-			if got == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d Acquire calls queued after %v, want %d", got, waitFor, n)
-			}
-		}
-	}
 	var (
 		mu    sync.Mutex
 		order []string
@@ -561,7 +547,7 @@ func TestAcquireQueued(t *testing.T) {
 				t.Error(err)
 			}
 		})
-		queued(i + 1)
+		waitQueued(t, l, "fifo", i+1)
 	}
 	if err := held.Release(t.Context()); err != nil {
 		t.Fatal(err)
@@ -581,20 +567,6 @@ func TestAcquireQueuedCancel(t *testing.T) {
 	h := newMemstore(t)
 	l := h.locker(t)
 	held := acquire(t, l, "fifo")
-	queued := func(want int) {
-		t.Helper()
-		for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
-			l.mu.Lock()
-			n := len(l.queues["fifo"])
-			l.mu.Unlock()
-			if n == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d Acquire calls queued, want %d", n, want)
-			}
-		}
-	}
 	first := make(chan error, 1)
 	go func() {
 		lease, err := l.Acquire(t.Context(), "fifo") // first in the queue: it tries
@@ -603,14 +575,14 @@ func TestAcquireQueuedCancel(t *testing.T) {
 		}
 		first <- err
 	}()
-	queued(1) // before the second starts, so that the second is the one queued behind
+	waitQueued(t, l, "fifo", 1) // before the second starts, so that the second is the one queued behind
 	ctx, cancel := context.WithCancel(t.Context())
 	second := make(chan error, 1)
 	go func() {
 		_, err := l.Acquire(ctx, "fifo")
 		second <- err
 	}()
-	queued(2)
+	waitQueued(t, l, "fifo", 2)
 	cancel()
 	if err := <-second; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNotAcquired) {
 		t.Fatalf("queued Acquire after its ctx ended: %v, want context.Canceled and ErrNotAcquired", err)
@@ -679,5 +651,22 @@ func TestExtendAfterReleaseReplyLost(t *testing.T) {
 	}
 	if got := rec.all(); len(got) != 0 {
 		t.Errorf("losses reported %v, want none: the lease's own Release may have freed it", got)
+	}
+}
+
+// waitQueued waits until n Acquire calls of l for name are queued, the first among them, and
+// fails if that takes longer than waitFor.
+func waitQueued(t *testing.T, l *Locker, name string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		got := len(l.queues[name])
+		l.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Acquire calls queued after %v, want %d", got, waitFor, n)
+		}
 	}
 }
