@@ -71,6 +71,50 @@ func testKeysExpire(t *testing.T, f fixture) {
 	}
 }
 
+func TestKeysExpireAfterLossMiniredis(t *testing.T) { testKeysExpireAfterLoss(t, newMini(t)) }
+func TestKeysExpireAfterLossRedis(t *testing.T)     { testKeysExpireAfterLoss(t, newReal(t)) }
+
+// A tenant's expiry set or event stream lost alone (evicted: see the package doc) and made
+// again by a write, or the stream by a tick that expires an entry, gets its Redis expiry in
+// the same call, not at the tenant's next extension: a tenant left alone after it would keep
+// the key for ever.
+func testKeysExpireAfterLoss(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st := f.open(t, backend.Limits{EventRetention: time.Minute})
+	check := func(ten string) {
+		t.Helper()
+		for _, key := range st.keys(ten) {
+			if ttl, err := f.client.PTTL(ctx, key).Result(); err != nil || ttl <= 0 {
+				t.Errorf("PTTL %s = %v, %v; want > 0", key, ttl, err)
+			}
+		}
+	}
+	for _, k := range []int{keyExp, keyEvents} {
+		ten := "lost " + keySuffixes[k]
+		upsert(t, st, ten, "a", "v", time.Hour)
+		upsert(t, st, ten, "b", "v", time.Hour)
+		if err := f.client.Del(ctx, st.keys(ten)[k]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		upsert(t, st, ten, "a", "w", time.Hour) // an update: the tenant's keys need no extension
+		check(ten)
+	}
+	if f.mini == nil {
+		return // the tick below needs the controllable clock
+	}
+	ten := "lost events, then a tick"
+	upsert(t, st, ten, "short", "v", time.Second)
+	upsert(t, st, ten, "long", "v", time.Hour)
+	if err := f.client.Del(ctx, st.keys(ten)[keyEvents]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.shift(time.Second)
+	if r, err := runTick(ctx, f.b.scripts, st.keys(ten), st.limits, ""); err != nil || r.expired != 1 {
+		t.Fatalf("tick: %+v, %v; want one entry expired", r, err)
+	}
+	check(ten)
+}
+
 func TestSnapshotMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()

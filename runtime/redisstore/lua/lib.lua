@@ -89,8 +89,14 @@ local function reconcile(ctx)
     end
     ctx.seq = ctx.seq + #evs
     ctx.events = table.concat(evs)
-    redis.call('XADD', K_EVENTS, num(ctx.seq) .. '-' .. (#evs - 1),
-      FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events)
+    local id = num(ctx.seq) .. '-' .. (#evs - 1)
+    -- A stream that should be there and is not was lost alone (evicted): made again, it needs
+    -- the keys' expiry (fresh), as the first event's does.
+    if ctx.seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', id,
+          FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events) then
+      redis.call('XADD', K_EVENTS, id, FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events)
+      ctx.fresh = true
+    end
     redis.call('HDEL', K_STATE, unpack(names))
     redis.call('ZREM', K_EXP, unpack(members))
   end
@@ -139,14 +145,13 @@ end
 -- finish writes the collected state changes (with the version counter) in one HSET, trims
 -- the stream to the last maxev versions and by retention, and keeps the tenant's keys alive
 -- until the latest expiry written (until_ms) plus the event retention, with a quarter of the
--- retention as slack so that this is rare. fresh says that the exp key may have just been
--- created.
-local function finish(ctx, until_ms, fresh)
+-- retention as slack so that this is rare, and at once when reconcile made the stream
+-- (ctx.fresh).
+local function finish(ctx, until_ms)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
     put(ctx, META_SEQ, num(ctx.seq))
     put(ctx, META_AT, ctx.now_s)
-    fresh = fresh or ctx.seq0 == 0 -- the first event created the stream
     if ctx.seq > ctx.maxev then
       -- An entry's ID is its last version: keep the entries of the last maxev versions, whole
       -- stream nodes only (as write.lua does).
@@ -155,7 +160,7 @@ local function finish(ctx, until_ms, fresh)
   end
   local need = math.max(ctx.now, until_ms) + ctx.ret
   local at = nil
-  if need > ctx.kexp or fresh then
+  if need > ctx.kexp or ctx.fresh then
     at = math.max(need + math.floor(ctx.ret / 4), ctx.kexp)
     if at ~= ctx.kexp then
       put(ctx, META_KEXP, num(at))

@@ -10,7 +10,7 @@ bad = bad or check_type(K_EXP, KEY_EXP, 'zset') or check_type(K_EVENTS, KEY_EVEN
 if bad then
   return bad
 end
-finish(ctx, 0, false)
+finish(ctx, 0)
 if ctx.seq ~= ctx.seq0 then
   local w = redis.call('HMGET', K_STATE, META_WATCHER, META_WATCHED, META_SHARED)
   local watched, shared = tonumber(w[2] or '0') or NEVER, tonumber(w[3] or '0') or NEVER

@@ -88,13 +88,15 @@ if made then
   redis.call('DEL', K_EXP, K_EVENTS)
 end
 
--- cur is each key's stored entry as the batch goes (false: gone); changed, the keys to write
--- at the end: their expiry, or false to delete them; exp_s, the expiry of each as text (a
--- number argument of redis.call costs a float formatting).
-local cur, changed, exp_s = {}, {}, {}
+-- cur is each key's stored entry as the batch goes (false: gone), stored0 as the batch found
+-- it; changed, the keys to write at the end: their expiry, or false to delete them; exp_s, the
+-- expiry of each as text (a number argument of redis.call costs a float formatting).
+local cur, stored0, changed, exp_s = {}, {}, {}, {}
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  cur[ARGV[a + OP_KEY]] = m[5 + i] or false
+  local key = ARGV[a + OP_KEY]
+  cur[key] = m[5 + i] or false
+  stored0[key] = cur[key]
 end
 
 -- emit adds the event of the next version to evs, in the encoding of lib.lua's stream entries,
@@ -231,15 +233,23 @@ end
 -- maxev, whole stream nodes only ('~': an exact trim walks the first node's entries, those it
 -- marked deleted before too, at every call), so the stream may keep up to a node of entries
 -- more.
+-- A stream that should be there and is not was lost alone (evicted): made again, it needs the
+-- keys' expiry (fresh), as the first event's does.
+local function xadd(...)
+  if seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', ...) then
+    redis.call('XADD', K_EVENTS, ...)
+    fresh = true
+  end
+end
 local events = nil
 if nevs > 0 then
   events = nevs == 1 and evs[1] or table.concat(evs)
   local id = seq_s .. '-' .. string.format('%d', nevs - 1)
   if seq > maxev then
-    redis.call('XADD', K_EVENTS, 'MINID', '~', string.format('%d', seq - maxev + 1) .. '-0', id,
-      FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
+    xadd('MINID', '~', string.format('%d', seq - maxev + 1) .. '-0', id, FIELD_EPOCH, epoch, FIELD_AT, now_s,
+      FIELD_EVENTS, events)
   else
-    redis.call('XADD', K_EVENTS, id, FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
+    xadd(id, FIELD_EPOCH, epoch, FIELD_AT, now_s, FIELD_EVENTS, events)
   end
 end
 
@@ -270,18 +280,22 @@ if trim <= now then
     redis.call('XTRIM', K_EVENTS, 'MINID', keep)
   end
 end
-fresh = fresh or (seq0 == 0 and seq ~= seq0) -- the first event created the stream
 
 -- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
 -- latest expiry written plus the retention, with a quarter of the retention as slack so that
--- this is rare.
+-- this is rare. The ZADD comes first: it tells whether the expiry set was lost alone (evicted),
+-- adding members the batch did not add to the hash, and then the set, made again, needs the
+-- keys' expiry (fresh).
 local zadd, hdel, zrem = {}, {}, {}
-local np, nz, nd = #put, 0, 0
+local np, nz, nd, nnew = #put, 0, 0, 0
 for key, e in pairs(changed) do
   if e then
     put[np + 1], put[np + 2] = ENTRY_PREFIX .. key, cur[key]
     zadd[nz + 1], zadd[nz + 2] = exp_s[key], key
     np, nz = np + 2, nz + 2
+    if not stored0[key] then
+      nnew = nnew + 1
+    end
     if e < due then
       due = e
     end
@@ -300,6 +314,13 @@ end
 if trim ~= trim0 then
   put[#put + 1], put[#put + 2] = META_TRIM, string.format('%d', trim)
 end
+if nz > 0 and redis.call('ZADD', K_EXP, unpack(zadd)) > nnew then
+  fresh = true
+end
+if nd > 0 then
+  redis.call('HDEL', K_STATE, unpack(hdel))
+  redis.call('ZREM', K_EXP, unpack(zrem))
+end
 local need = math.max(now, until_ms) + ret
 local at = nil
 if need > kexp or fresh then
@@ -310,13 +331,6 @@ if need > kexp or fresh then
 end
 if #put > 0 then
   redis.call('HSET', K_STATE, unpack(put))
-end
-if #zadd > 0 then
-  redis.call('ZADD', K_EXP, unpack(zadd))
-end
-if #hdel > 0 then
-  redis.call('HDEL', K_STATE, unpack(hdel))
-  redis.call('ZREM', K_EXP, unpack(zrem))
 end
 if at then
   for _, k in ipairs(KEYS) do
