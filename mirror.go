@@ -25,14 +25,14 @@ import (
 // nor bring back removed keys. Transport errors are retried with exponential backoff and
 // jitter; values the codec cannot decode are skipped and reported to [OnMirrorError].
 //
-// Changes are reported, in order, to the callback given to [Store.Mirror] and to the channel of [WithChangeChan]: first
-// every entry of the first snapshot as added, then one change per applied event. A relist
-// reports the differences between the old and the new state in key order: keys that vanished
-// as removed with [CauseRelist], new keys as added, and keys with a newer version as updated.
-// The state is updated before its change is reported, and the mirror waits for each report:
-// a slow consumer delays the mirror but never makes it drop a change or diverge. (If the delay
-// outlasts the backend's event retention, the mirror relists and the changes it missed come as
-// that relist's differences.)
+// Changes are reported, in order, to the callback given to [Store.Mirror] and to the channel of
+// [WithChangeChan]: first every entry of the first snapshot as added, then one change per
+// applied event. A relist reports the differences between the old and the new state in key
+// order: keys that vanished as removed with [CauseRelist], new keys as added, and keys with a
+// newer version as updated. The state is updated before its change is reported, and the mirror
+// waits for each report: a slow consumer delays the mirror but never makes it drop a change or
+// diverge. (If the delay outlasts the backend's event retention, the mirror relists and the
+// changes it missed come as that relist's differences.)
 //
 // Keys are parsed once, when an entry or event arrives; an entry or event whose key does not
 // parse as K (written by another program) is skipped and reported to [OnMirrorError] as an

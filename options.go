@@ -108,8 +108,8 @@ func Quiet() QuietOption { return QuietOption{} }
 
 func (QuietOption) applyTouch(c *callOptions) { c.quiet = true }
 
-// CondOption makes a write conditional; see [IfNew], [IfExists], [IfVersion], [IfCursor]. At most one
-// condition may be given per call.
+// CondOption makes a write conditional; see [IfNew], [IfExists], [IfVersion], [IfCursor]. At
+// most one condition may be given per call.
 type CondOption backend.Condition
 
 // IfNew makes an upsert fail with a [ConflictError] unless the key is not live.

@@ -89,8 +89,9 @@ func rawClient(b *testing.B, name string) *redis.Client {
 // BenchmarkHandoff measures the contended handoff: 4 owners (each with a Locker of its own, on
 // Redis each with its own client, as separate processes would have) take one lock in turn with
 // Acquire, and a releaser waits for another owner to take it before it tries again; the latency
-// is from the moment the holder calls Release to the moment the next holder's Acquire returns. It reports the 50th and 99th percentiles. Waiters have the default
-// backoff (10 ms to 1 s): a handoff faster than that is the lock's delete event waking them.
+// is from the moment the holder calls Release to the moment the next holder's Acquire returns.
+// It reports the 50th and 99th percentiles. Waiters have the default backoff (10 ms to 1 s): a
+// handoff faster than that is the lock's delete event waking them.
 func BenchmarkHandoff(b *testing.B) {
 	for _, bb := range benchBackends {
 		b.Run(bb.name, func(b *testing.B) {

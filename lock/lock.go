@@ -507,9 +507,10 @@ func (l *Locker) watch(ctx context.Context, name, after string) (wake, ready <-c
 // then; its writes carry the lease's token for the resource to fence them.
 //
 // WithLock returns fn's error, joined with the *LostError if the lease was lost, or with the
-// error of the release; fn may release the lease itself, early, with [Lease.Release]. It fails without running fn when the lock cannot be acquired. It
-// releases the lease also when fn panics, and when the lease was lost only by its local
-// deadline (the release, guarded by the token, frees the lock if the backend still has it).
+// error of the release; fn may release the lease itself, early, with [Lease.Release]. It fails
+// without running fn when the lock cannot be acquired. It releases the lease also when fn
+// panics, and when the lease was lost only by its local deadline (the release, guarded by the
+// token, frees the lock if the backend still has it).
 //
 // "Before another owner can take the lock" holds while the backend keeps the lease until its
 // TTL on its clock: not when a Redis server loses its data (a restart without persistence, a

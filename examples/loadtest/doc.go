@@ -33,14 +33,14 @@
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
 //     from its Upsert's return to the reader's Recv of it (0 when the event came first), and
-//     ("from call" in the notes) from the start of its Upsert call.
-//     With -nats, two more rows do the same on a NATS JetStream key-value bucket for
-//     comparison: a bucket of a unique name ("loadtest-<random>", memory storage, history 1,
-//     deleted at the end), -events Puts of the same encoded value to the same 1,000 keys
-//     from one writer at -rate per second and flat out, each timed from Put's return to the
-//     receipt by one watcher (WatchAll, updates only) on a connection of its own, which
-//     decodes the value as a reader does; and from the start of the Put call. When no JetStream server answers at -nats, one row "nats kv watch" says it was
-//     skipped, and why.
+//     ("from call" in the notes) from the start of its Upsert call. With -nats, two more rows
+//     do the same on a NATS JetStream key-value bucket for comparison: a bucket of a unique
+//     name ("loadtest-<random>", memory storage, history 1, deleted at the end), -events Puts
+//     of the same encoded value to the same 1,000 keys from one writer at -rate per second and
+//     flat out, each timed from Put's return to the receipt by one watcher (WatchAll, updates
+//     only) on a connection of its own, which decodes the value as a reader does; and from the
+//     start of the Put call. When no JetStream server answers at -nats, one row "nats kv watch"
+//     says it was skipped, and why.
 //   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
 //     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
 //     different moments of the server's event loop). For each key, the time from its expiry
@@ -62,22 +62,22 @@
 //     keep 90% of -rate over a row of a second or more (its calls wait for a CPU behind the
 //     readers) adds writer=<upserts/s> to the notes: the latencies are those of that rate.
 //   - tenants: -tenants tenants (10,000) with one reader each, all on one backend and, on
-//     Redis, on one go-redis client with the default options (its default pool; a client
-//     name of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines,
-//     spread over the tenants with no reader open: the baseline. Then a reader is opened in
-//     each tenant from -c goroutines, each open timed, and each reader receives from a
-//     goroutine of its own from when it opens, as an application's would (10,000 of them
-//     started at once after the opens held up the first of the upserts after them); then
-//     -events upserts again, every other one to a watched tenant (t-0, t-1, ...) and the
-//     others to as many tenants nobody watches (u-0, u-1, ...). Every event of a watched
-//     tenant is counted at its reader, with its delay after the upsert returned, until all
-//     have come or -max-time has passed (the rest are missing); then the readers are closed. While the readers are
-//     open it samples CLIENT LIST every 250 ms for the client's connections: blockingConns
-//     is the most seen at once whose last command was a blocking read or a subscription
-//     (XREAD, SUBSCRIBE, SSUBSCRIBE, PSUBSCRIBE...) or that are in subscribed mode. A failed
-//     upsert or reader open (such as a pool timeout) is counted in the notes, not fatal.
-//     The row of upserts with the readers open carries the summary: putP99UsNoReaders,
-//     putP99UsReaders, readerOpenP50Us, readerOpenP99Us and, on Redis, blockingConns.
+//     Redis, on one go-redis client with the default options (its default pool; a client name
+//     of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines, spread over
+//     the tenants with no reader open: the baseline. Then a reader is opened in each tenant
+//     from -c goroutines, each open timed, and each reader receives from a goroutine of its own
+//     from when it opens, as an application's would (10,000 of them started at once after the
+//     opens held up the first of the upserts after them); then -events upserts again, every
+//     other one to a watched tenant (t-0, t-1, ...) and the others to as many tenants nobody
+//     watches (u-0, u-1, ...). Every event of a watched tenant is counted at its reader, with
+//     its delay after the upsert returned, until all have come or -max-time has passed (the
+//     rest are missing); then the readers are closed. While the readers are open it samples
+//     CLIENT LIST every 250 ms for the client's connections: blockingConns is the most seen at
+//     once whose last command was a blocking read or a subscription (XREAD, SUBSCRIBE,
+//     SSUBSCRIBE, PSUBSCRIBE...) or that are in subscribed mode. A failed upsert or reader open
+//     (such as a pool timeout) is counted in the notes, not fatal. The row of upserts with the
+//     readers open carries the summary: putP99UsNoReaders, putP99UsReaders, readerOpenP50Us,
+//     readerOpenP99Us and, on Redis, blockingConns.
 //
 // # Output
 //

@@ -223,8 +223,9 @@ const startDetectingCyclesAfter = 1000
 // Enter is called by generated code when it encodes a value of a recursive type, with what
 // identifies the value: the pointer to a struct, the [MapPointer] of a map, or nil when there
 // is none. It reports false, and records an error, when the value is part of a cycle, as
-// encoding/json does, or when it has no identity and is nested more than 10,000 levels deep
-// in recursive values. Every Enter that returns true is paired with a [Encoder.Leave] of the same p.
+// encoding/json does, or when it has no identity and is nested more than 10,000 levels deep in
+// recursive values. Every Enter that returns true is paired with a [Encoder.Leave] of the same
+// p.
 func (e *Encoder) Enter(p any, typ string) bool {
 	e.depth++
 	if e.depth <= startDetectingCyclesAfter {

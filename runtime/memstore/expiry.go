@@ -64,8 +64,8 @@ func (b *Backend) unschedule(e *entry) {
 
 // expireDue removes the entries due at now, with their expire events, and frees the tenants
 // whose sweep found them idle; it handles at most limit heap items (any number if limit is
-// negative) and reports whether more are due. Every call reconciles everything first, so no call sees an expired entry as live and
-// events stay in time order.
+// negative) and reports whether more are due. Every call reconciles everything first, so no
+// call sees an expired entry as live and events stay in time order.
 func (b *Backend) expireDue(now int64, limit int) (more bool) {
 	for ; len(b.heap) > 0 && b.heap[0].due <= now; limit-- {
 		if limit == 0 {

@@ -155,11 +155,11 @@ func scriptBatcher(b *Backend) batcher[*redis.Client, []any, scriptRes] {
 	}
 }
 
-// node returns the client of the cluster's master that serves key, as the cluster client
-// last knew it, or nil when b's client is not a cluster's (or knows no master for key): the
-// key of the pipelines of writes and opens (see scriptBatcher, openBatcher). The calls are still routed by the cluster
-// client, each on its own, so a node that is out of date only groups a call with others of
-// another node.
+// node returns the client of the cluster's master that serves key, as the cluster client last
+// knew it, or nil when b's client is not a cluster's (or knows no master for key): the key of
+// the pipelines of writes and opens (see scriptBatcher, openBatcher). The calls are still
+// routed by the cluster client, each on its own, so a node that is out of date only groups a
+// call with others of another node.
 func (b *Backend) node(ctx context.Context, key string) *redis.Client {
 	if c, ok := b.client.(*redis.ClusterClient); ok {
 		if n, err := c.MasterForKey(ctx, key); err == nil {

@@ -98,9 +98,9 @@ func TestManyTenantsMiniredis(t *testing.T) { testManyTenants(t, newConnFixture(
 func TestManyTenantsRedis(t *testing.T)     { testManyTenants(t, newConnFixture(t, "redis")) }
 func TestManyTenantsCluster(t *testing.T)   { testManyTenants(t, newConnFixture(t, "cluster")) }
 
-// 1,200 tenants with a reader each hold one subscribed connection (in a cluster, one in all,
-// so at most one per master), outside the command pool of 2, which still serves writes and new readers; every reader gets its
-// tenant's event and no other.
+// 1,200 tenants with a reader each hold one subscribed connection (in a cluster, one in all, so
+// at most one per master), outside the command pool of 2, which still serves writes and new
+// readers; every reader gets its tenant's event and no other.
 func testManyTenants(t *testing.T, f connFixture) {
 	const tenants = 1200
 	st := f.open(t, backend.Limits{})

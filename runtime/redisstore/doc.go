@@ -133,13 +133,13 @@
 // the first bytes where the keys differ (a radix sort). A tenant without meta gets one from the
 // script that opens readers, and is read again, unless it had no state at all and the script
 // finds no write in its epoch: then it is empty at version 0. Concurrent snapshots of one
-// tenant and prefix share reads: one that finds another in flight waits for it, and then
-// shares the next read with every other that waited, each with entries of its own. The store keeps the bytes of each value its snapshots read, for
-// up to 65,536 values over its tenants: a later snapshot that reads the same bytes for a key
-// hands out the bytes kept, read-only as on memstore, and copies only the values that changed
-// (in one allocation); from the second such read it also hands out a memo (see
-// [backend.Entry.Memo]): the typed layer then clones the value it decoded instead of decoding
-// it again.
+// tenant and prefix share reads: one that finds another in flight waits for it, and then shares
+// the next read with every other that waited, each with entries of its own. The store keeps the
+// bytes of each value its snapshots read, for up to 65,536 values over its tenants: a later
+// snapshot that reads the same bytes for a key hands out the bytes kept, read-only as on
+// memstore, and copies only the values that changed (in one allocation); from the second such
+// read it also hands out a memo (see [backend.Entry.Memo]): the typed layer then clones the
+// value it decoded instead of decoding it again.
 //
 // # Readers
 //
@@ -160,26 +160,26 @@
 // epoch than the pump's, or of several, or may be of a history that is gone (one returned while
 // the read of the pump that found the tenant went back was out, or was sent before that read
 // and returned after it), Subscribe reads. The pump forgets the versions of the writes that
-// returned before such a read, or any read it delivered up to the head it read, was sent,
-// which are in Redis or gone, so Subscribe needs no read again once the pump has read since
-// the last such write returned and the writes after it are of the pump's epoch. A Subscribe
-// after a cursor needs no read either when the pump is live and the cursor is of its epoch
-// and not beyond that start (a reader after a snapshot); a cursor of another epoch, or beyond, is read, and a reader that
-// finds a new epoch so nudges the pump (its readers get their overflow then, not at the next
-// poll).
+// returned before such a read, or any read it delivered up to the head it read, was sent, which
+// are in Redis or gone, so Subscribe needs no read again once the pump has read since the last
+// such write returned and the writes after it are of the pump's epoch. A Subscribe after a
+// cursor needs no read either when the pump is live and the cursor is of its epoch and not
+// beyond that start (a reader after a snapshot); a cursor of another epoch, or beyond, is read,
+// and a reader that finds a new epoch so nudges the pump (its readers get their overflow then,
+// not at the next poll).
 //
 // All subscriptions of one tenant in a Backend share one pump, which reads the tenant's events
 // (see below) and appends them to the tenant's shared log (a [backend.Log] of the latest
 // [WithReaderBuffer] events, none older than 10 s), which wakes the waiting subscriptions, each
-// with a signal to its own [backend.Waiter]. Each subscription keeps its own position in the log and receives the log's
-// event itself, not a copy; the typed API decodes it once for all of them. One that falls out
-// of the log's window is left behind without holding up the others, and catches up on its own
-// with the read script (XRANGE after its position) until it is back within the log. An event
-// that the stream has since dropped (MaxEvents newer versions exist) is not delivered: the
-// reader gets the overflow it would get reading the stream, as on every backend. When the pump
-// sees a new epoch or the state going back, it closes the log and starts a new one: every
-// reader then checks its position against Redis. The pump stops when its last subscription
-// closes.
+// with a signal to its own [backend.Waiter]. Each subscription keeps its own position in the
+// log and receives the log's event itself, not a copy; the typed API decodes it once for all of
+// them. One that falls out of the log's window is left behind without holding up the others,
+// and catches up on its own with the read script (XRANGE after its position) until it is back
+// within the log. An event that the stream has since dropped (MaxEvents newer versions exist)
+// is not delivered: the reader gets the overflow it would get reading the stream, as on every
+// backend. When the pump sees a new epoch or the state going back, it closes the log and starts
+// a new one: every reader then checks its position against Redis. The pump stops when its last
+// subscription closes.
 //
 // A pump blocks on nothing in Redis, and holds a goroutine only while it has a read or a tick
 // to do: the pump of a tenant whose notices carry its events needs none, and until an expiry
@@ -213,10 +213,10 @@
 // Expiries: the reads and notices tell the pump when the tenant's next expiry is due, and a
 // timer of the pump (on the local clock, set from the server's "now" and due time in the same
 // reply) runs the tick script then: it expires the due entries (each with an expire event),
-// trims the stream, keeps the keys alive and publishes a notice for the other Backends, and
-// the pump reads the expire events at once. Expire events reach readers within a few milliseconds of ExpiresAt, whatever
-// Redis's hz. Several processes with readers of one tenant each tick at the due time; the
-// first expires the entries, the others find nothing to do.
+// trims the stream, keeps the keys alive and publishes a notice for the other Backends, and the
+// pump reads the expire events at once. Expire events reach readers within a few milliseconds
+// of ExpiresAt, whatever Redis's hz. Several processes with readers of one tenant each tick at
+// the due time; the first expires the entries, the others find nothing to do.
 //
 // Lost notices: each confirmed subscription of a channel, the first one and those after
 // go-redis dialled a lost pub/sub connection again, has the tenant's epoch, version and the
@@ -298,12 +298,12 @@
 // Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
 // per call, and one over many tenants' streams must be remade for every tenant that gains or
 // loses a reader and cannot span hash slots; a notice carries a copy of the events at most, and
-// the events themselves stay in the stream, read by position, so a lost notice delays events but
-// never loses them. In a cluster, the cluster bus carries each notice to every node (one small
-// message per node and write batch of a tenant with readers in another process; see Notices).
-// Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its shard, but go-redis subscribes
-// all the shard channels of a connection again in one SSUBSCRIBE when it redials, which a cluster
-// refuses (CROSSSLOT) for channels of different slots.
+// the events themselves stay in the stream, read by position, so a lost notice delays events
+// but never loses them. In a cluster, the cluster bus carries each notice to every node (one
+// small message per node and write batch of a tenant with readers in another process; see
+// Notices). Sharded pub/sub (SPUBLISH, SSUBSCRIBE on each master) would keep a notice in its
+// shard, but go-redis subscribes all the shard channels of a connection again in one SSUBSCRIBE
+// when it redials, which a cluster refuses (CROSSSLOT) for channels of different slots.
 //
 // # Metrics
 //
@@ -345,55 +345,54 @@
 //
 // # Overflow and reset
 //
-// A subscription whose position is older than the oldest retained event gets an overflow
-// event {After: its position, FirstAvailable: the position just before the oldest retained
-// event} and goes on from there (see [backend.Overflow]). The tenant's meta holds an epoch,
-// made by whichever script finds the meta missing (and drops what is left of the tenant's other
-// keys): the server's time (TIME) in 12 hex digits of milliseconds, then the random digits of a
+// A subscription whose position is older than the oldest retained event gets an overflow event
+// {After: its position, FirstAvailable: the position just before the oldest retained event} and
+// goes on from there (see [backend.Overflow]). The tenant's meta holds an epoch, made by
+// whichever script finds the meta missing (and drops what is left of the tenant's other keys):
+// the server's time (TIME) in 12 hex digits of milliseconds, then the random digits of a
 // candidate from [backend.NewEpoch] that the client passes, so that a later epoch of a tenant
 // sorts after an earlier one unless the server's clock went back (a restart on another machine,
 // a failover to a replica whose clock is behind). Every cursor and every stream entry carries
-// it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart without persistence, the expiry of an abandoned
-// tenant or the eviction of its state hash, the epoch is new, and a subscription of the old
-// epoch gets an overflow event whose FirstAvailable is in the new epoch. A pump notices a
-// new epoch with the next notice (a write publishes it), at most the poll interval later,
-// or at once when a subscriber or a catching-up reader has seen the new epoch first (it
-// nudges the pump). A cursor of the current epoch beyond the tenant's last version is rejected with
-// [backend.ErrInvalidCursor].
+// it, as does every entry that Get, Snapshot and the writes return. After a FLUSHALL, a restart
+// without persistence, the expiry of an abandoned tenant or the eviction of its state hash, the
+// epoch is new, and a subscription of the old epoch gets an overflow event whose FirstAvailable
+// is in the new epoch. A pump notices a new epoch with the next notice (a write publishes it),
+// at most the poll interval later, or at once when a subscriber or a catching-up reader has
+// seen the new epoch first (it nudges the pump). A cursor of the current epoch beyond the
+// tenant's last version is rejected with [backend.ErrInvalidCursor].
 //
 // # Cluster and failover
 //
-// The keys of a tenant share a hash slot, so every script and transaction runs on one node of
-// a Redis Cluster, and different tenants spread over the cluster. A go-redis Ring, which shards
+// The keys of a tenant share a hash slot, so every script and transaction runs on one node of a
+// Redis Cluster, and different tenants spread over the cluster. A go-redis Ring, which shards
 // on the client, is refused (New panics): it subscribes every channel on the shard of the
-// first, so the notices of tenants on its other shards would never arrive. A pump reads from the master
-// that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a failover
-// (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may or may
-// not have been applied, as with any Redis call), pumps and readers retry with backoff. A
-// cluster client learns the new master of a slot when it reloads the cluster's slots: go-redis
-// does on a MOVED reply and every ClusterOptions.ClusterStateReloadInterval (60 s by default),
-// and a master that died answers nothing, so the backend has the client reload them whenever
-// a call of its own (a write, a read, the poll, the pub/sub connection) cannot reach a node:
-// the calls to a master that died fail until its replica takes over (the cluster's
+// first, so the notices of tenants on its other shards would never arrive. A pump reads from
+// the master that owns its tenant's slot; go-redis follows MOVED and ASK redirections. On a
+// failover (Sentinel or Cluster) the calls in flight fail: writes return the error (a write may
+// or may not have been applied, as with any Redis call), pumps and readers retry with backoff.
+// A cluster client learns the new master of a slot when it reloads the cluster's slots:
+// go-redis does on a MOVED reply and every ClusterOptions.ClusterStateReloadInterval (60 s by
+// default), and a master that died answers nothing, so the backend has the client reload them
+// whenever a call of its own (a write, a read, the poll, the pub/sub connection) cannot reach a
+// node: the calls to a master that died fail until its replica takes over (the cluster's
 // cluster-node-timeout and election), not a minute more. The application's own calls on the
 // client benefit too. A write to a slot that is being migrated key by key may fail with
-// TRYAGAIN, before it ran. With asynchronous replication the new master may
-// lack the last writes: if it lacks the tenant's meta, the epoch changes and readers get an
-// overflow; if it has an older meta, its versions go back and are issued again, for other
-// events. A pump finds that out on its next read or check (a notice, a write of this backend,
-// the poll of WithPollInterval, a new pub/sub connection): by the tenant's last version, lower
-// than the pump's head or than a version this backend's write returned, or, once the new
-// master's writes have passed the head, by its time: the tenant's meta holds the server's time
-// of the call that made its last version, and each event the time of its call, so the same
-// version at another time is another history. Then every reader of the tenant reads again from
-// the first version Redis keeps, after an overflow (a cursor beyond the last version is
-// rejected with backend.ErrInvalidCursor by Subscribe), so a replica that re-snapshots on
-// overflow stays right. The time tells the histories apart when their writes were made in
-// different milliseconds by the servers' clocks, once the pump has delivered an event (a
-// state written by an older version of this package has no time, and proves nothing), and
-// while the stream holds the event at the pump's head when it reads: a new master that wrote
-// about MaxEvents versions before the pump heard of it (its notices lost while the pub/sub
-// connection was dialled again) may have trimmed that event and kept the next, which then
-// passes for the one that follows, and the readers miss the rollback for good.
-// Replicas are never read.
+// TRYAGAIN, before it ran. With asynchronous replication the new master may lack the last
+// writes: if it lacks the tenant's meta, the epoch changes and readers get an overflow; if it
+// has an older meta, its versions go back and are issued again, for other events. A pump finds
+// that out on its next read or check (a notice, a write of this backend, the poll of
+// WithPollInterval, a new pub/sub connection): by the tenant's last version, lower than the
+// pump's head or than a version this backend's write returned, or, once the new master's writes
+// have passed the head, by its time: the tenant's meta holds the server's time of the call that
+// made its last version, and each event the time of its call, so the same version at another
+// time is another history. Then every reader of the tenant reads again from the first version
+// Redis keeps, after an overflow (a cursor beyond the last version is rejected with
+// backend.ErrInvalidCursor by Subscribe), so a replica that re-snapshots on overflow stays
+// right. The time tells the histories apart when their writes were made in different
+// milliseconds by the servers' clocks, once the pump has delivered an event (a state written by
+// an older version of this package has no time, and proves nothing), and while the stream holds
+// the event at the pump's head when it reads: a new master that wrote about MaxEvents versions
+// before the pump heard of it (its notices lost while the pub/sub connection was dialled again)
+// may have trimmed that event and kept the next, which then passes for the one that follows,
+// and the readers miss the rollback for good. Replicas are never read.
 package redisstore

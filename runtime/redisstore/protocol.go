@@ -612,8 +612,8 @@ func decodeRead(res []any) (readResult, error) {
 // is missing, it runs read.lua, which makes the meta or finds the earliest expiry. The events
 // are those of the tenant's epoch, from the entry that holds version after on (the caller
 // checks that its event at after is Redis's: see otherHistory), so the first may be at or
-// before after; the caller compares the epoch with its own. An entry that is no event (junk) is returned as
-// parseEntry returns it.
+// before after; the caller compares the epoch with its own. An entry that is no event (junk) is
+// returned as parseEntry returns it.
 func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits, epoch string, after uint64, count int) (readResult, error) {
 	var meta *redis.SliceCmd
 	var tail *redis.XMessageSliceCmd

@@ -301,14 +301,14 @@ func (b *Backend) detach(sub *subscription) {
 // store's forks before the call was sent: a call sent before the pump last found the tenant
 // went back (or, for a pump made since, before a pump of the store last found its tenant went
 // back) may have run on the master that was lost, and the pump reads rather than take its
-// versions and events for the new history's (see wEpoch). Otherwise it
-// appends their events to the log when they continue it (see extend), so that this process's
-// readers get them when the writes return. No notice of the call may come (the writes of a backend do not
-// notify its own readers, see the package doc, "Notices"), so it does what a notice would: it
-// keeps the events of a batch that returned before an earlier one (see ahead) until that one's
-// are in; it makes the pump read when the batch made versions it cannot deliver (an expiry the
-// script emitted before a write's event, say), or is of another epoch; and it wakes the pump
-// earlier for an earlier expiry.
+// versions and events for the new history's (see wEpoch). Otherwise it appends their events to
+// the log when they continue it (see extend), so that this process's readers get them when the
+// writes return. No notice of the call may come (the writes of a backend do not notify its own
+// readers, see the package doc, "Notices"), so it does what a notice would: it keeps the events
+// of a batch that returned before an earlier one (see ahead) until that one's are in; it makes
+// the pump read when the batch made versions it cannot deliver (an expiry the script emitted
+// before a write's event, say), or is of another epoch; and it wakes the pump earlier for an
+// earlier expiry.
 func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResult, tail writeTail, forks uint64) {
 	p.corrupt.Store(false)
 	p.mu.Lock()

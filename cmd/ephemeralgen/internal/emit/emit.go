@@ -94,13 +94,13 @@ func Hidden(pkg *types.Package, file string, stores []*model.Store, codecs *code
 	return slices.Sorted(maps.Keys(hidden)), nil
 }
 
-// NewFile returns an empty output file of package pkg with the given header comments, in
-// which the imports that code for the value types may use have names: package ephemeral,
-// runtime/jsonc, maps, slices, time, and the packages of the types that the values contain. Each import is
-// named as its package unless the package scope, or an import before it in path order, has
-// that name, or the name is predeclared (an import copy would hide the function copy from the
-// file) or one that jennifer, which writes the file, renames (err); then it is the first of
-// name2, name3, ... that is none of these. NewFile returns the import names by path.
+// NewFile returns an empty output file of package pkg with the given header comments, in which
+// the imports that code for the value types may use have names: package ephemeral,
+// runtime/jsonc, maps, slices, time, and the packages of the types that the values contain.
+// Each import is named as its package unless the package scope, or an import before it in path
+// order, has that name, or the name is predeclared (an import copy would hide the function copy
+// from the file) or one that jennifer, which writes the file, renames (err); then it is the
+// first of name2, name3, ... that is none of these. NewFile returns the import names by path.
 func NewFile(pkg *types.Package, values []types.Type, headers ...string) (*jen.File, map[string]string) {
 	f := jen.NewFilePathName(pkg.Path(), pkg.Name())
 	return f, addImports(f, pkg, values, headers...)

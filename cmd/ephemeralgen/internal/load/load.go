@@ -1,4 +1,5 @@
-// Package load loads the packages ephemeralgen generates code for, with golang.org/x/tools/go/packages.
+// Package load loads the packages ephemeralgen generates code for, with
+// golang.org/x/tools/go/packages.
 //
 // Files that ephemeralgen generated earlier are read as their package clause only, so that a
 // stale or broken generated file never stands in the way of generating its replacement; the
