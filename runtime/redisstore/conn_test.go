@@ -347,6 +347,9 @@ func TestFeedErrorMiniredis(t *testing.T) {
 	if !errors.Is(err, ErrFeed) || !errors.Is(err, backend.ErrCorrupt) {
 		t.Fatalf("next: %+v, %v; want an error wrapping ErrFeed and ErrCorrupt", ev, err)
 	}
+	if want := strings.TrimSuffix(keys[keyState], "state") + "*"; !strings.Contains(err.Error(), want) {
+		t.Errorf("next: %v; want it to name the tenant's keys, %s", err, want)
+	}
 	if d := time.Since(start); d < failAfter {
 		t.Errorf("error after %v, want after %v of failures", d, failAfter)
 	}

@@ -39,6 +39,14 @@ const failAfter = 2 * time.Second
 // errors are retried without it, and junk entries in the stream are skipped with an overflow.
 var ErrFeed = errors.New("redisstore: the tenant's events cannot be read")
 
+// feedError returns the error of a reader of the tenant whose keys are keys, wrapping ErrFeed
+// and err: it names the tenant's keys, where an operator finds the cause, and says what the
+// reader does meanwhile.
+func feedError(keys []string, err error) error {
+	pattern := strings.TrimSuffix(keys[keyState], keySuffixes[keyState]) + "*"
+	return fmt.Errorf("%w (keys %s; still retrying: Next delivers the events once the cause is gone): %w", ErrFeed, pattern, err)
+}
+
 // pump reads one tenant's events for all its subscriptions in a backend, and appends them to
 // the tenant's shared log, which the subscriptions read. It blocks on nothing in Redis, and
 // holds no goroutine while it waits: the tenant's notices (published by the scripts, received
@@ -679,7 +687,7 @@ func (p *pump) run() {
 			if failing.IsZero() {
 				failing = time.Now()
 			} else if time.Since(failing) >= failAfter {
-				p.fail(fmt.Errorf("%w: %w", ErrFeed, err))
+				p.fail(feedError(p.keys, err))
 			}
 		}
 		delay = nextDelay(delay)

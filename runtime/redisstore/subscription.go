@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +125,7 @@ func (s *subscription) next(ctx context.Context) (*backend.Event, error) {
 			case failing.IsZero():
 				failing = time.Now()
 			case time.Since(failing) >= failAfter:
-				return nil, fmt.Errorf("%w: %w", ErrFeed, err)
+				return nil, feedError(s.p.keys, err)
 			}
 			delay = nextDelay(delay)
 			wait = delay
