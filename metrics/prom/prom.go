@@ -15,7 +15,7 @@
 //	ephemeral_delivery_lag_seconds{store}           histogram: how long after its change a reader got an event
 //	ephemeral_catchup_reads_total{store}            counter: reads of readers that fell behind their shared feed
 //	ephemeral_write_batch_size{store}               histogram: writes applied per call (runtime/redisstore)
-//	ephemeral_expired_total{store}                  counter: entries the backend's expiry removed
+//	ephemeral_entries_expired_total{store}          counter: entries the backend's expiry removed
 //	ephemeral_writes_refused_total{store,reason}    counter: writes the tenant's state refused (reason: capacity, conflict)
 //	ephemeral_readers{store}                        gauge: readers open (a reader of a closed backend is not)
 //	ephemeral_backend_errors_total{store,call}      counter: failed calls to the backend's storage, by script or command
@@ -92,7 +92,7 @@ func New() *Observer {
 			"Reads from the backend's storage by readers that fell behind the feed they share with the tenant's other readers."),
 		batches: histogram("ephemeral_write_batch_size",
 			"Writes of a tenant applied in one call to the backend's storage (Redis: group commit; 1 when no other write was in flight).", BatchBuckets),
-		expired: counter("ephemeral_expired_total",
+		expired: counter("ephemeral_entries_expired_total",
 			"Entries that the backend's expiry removed, each with an expire event."),
 		readers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ephemeral_readers",
 			Help: "Readers open on the backend (mirrors and lock waiters among them), by store ID; one that only grows is a leak: readers never closed."}, []string{"store"}),

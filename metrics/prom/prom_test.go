@@ -80,9 +80,9 @@ ephemeral_events_delivered_total{kind="upsert",store="rooms"} 2
 # HELP ephemeral_overflows_total Overflow events that readers got: a reader fell behind the retained events, or the tenant's state was lost, and starts over from a snapshot.
 # TYPE ephemeral_overflows_total counter
 ephemeral_overflows_total{store="rooms"} 1
-# HELP ephemeral_expired_total Entries that the backend's expiry removed, each with an expire event.
-# TYPE ephemeral_expired_total counter
-ephemeral_expired_total{store="rooms"} 1
+# HELP ephemeral_entries_expired_total Entries that the backend's expiry removed, each with an expire event.
+# TYPE ephemeral_entries_expired_total counter
+ephemeral_entries_expired_total{store="rooms"} 1
 # HELP ephemeral_delivery_lag_seconds How long after its change a reader got an event, by the backend's clock (the Redis server's time against this process's for Redis).
 # TYPE ephemeral_delivery_lag_seconds histogram
 ephemeral_delivery_lag_seconds_bucket{store="rooms",le="0.001"} 0
@@ -108,7 +108,7 @@ ephemeral_delivery_lag_seconds_count{store="rooms"} 4
 ephemeral_readers{store="rooms"} 2
 `
 	err = testutil.CollectAndCompare(obs, strings.NewReader(want),
-		"ephemeral_events_delivered_total", "ephemeral_overflows_total", "ephemeral_expired_total", "ephemeral_delivery_lag_seconds", "ephemeral_readers")
+		"ephemeral_events_delivered_total", "ephemeral_overflows_total", "ephemeral_entries_expired_total", "ephemeral_delivery_lag_seconds", "ephemeral_readers")
 	if err != nil {
 		t.Error(err)
 	}
@@ -253,11 +253,11 @@ func TestInvalidUTF8(t *testing.T) {
 	obs.Error("s\xff", "t", "write", errors.New("boom"))
 	obs.Delivered("s\xff", "t", backend.EventKind(99), 0)
 	const want = `
-# HELP ephemeral_expired_total Entries that the backend's expiry removed, each with an expire event.
-# TYPE ephemeral_expired_total counter
-ephemeral_expired_total{store="s�"} 2
+# HELP ephemeral_entries_expired_total Entries that the backend's expiry removed, each with an expire event.
+# TYPE ephemeral_entries_expired_total counter
+ephemeral_entries_expired_total{store="s�"} 2
 `
-	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_expired_total"); err != nil {
+	if err := testutil.CollectAndCompare(obs, strings.NewReader(want), "ephemeral_entries_expired_total"); err != nil {
 		t.Error(err)
 	}
 }
