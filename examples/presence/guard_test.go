@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,7 +236,7 @@ func TestSlowBody(t *testing.T) {
 // request.
 func TestIdleConnection(t *testing.T) {
 	const idle = 200 * time.Millisecond
-	a := startApp(t, appConfig{ttl: testTTL, idle: idle})
+	a := startApp(t, appConfig{ttl: testTTL, timeouts: timeouts{idle: idle}})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -348,4 +349,77 @@ func TestHomeReadsNoBody(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/rooms/kitchen" {
 		t.Errorf("GET /?room=kitchen: %d to %q, want 303 to /rooms/kitchen", resp.StatusCode, loc)
 	}
+}
+
+// TestUnreadAnswers checks that a client that sends requests and never reads the answers
+// does not hold its connection and goroutine: once the answers fill the sockets' buffers, the
+// server's write stalls, and the write timeout closes the connection. An event stream, which
+// writes far longer than the write timeout, is not cut by it.
+func TestUnreadAnswers(t *testing.T) {
+	const write = 300 * time.Millisecond
+	conns := new(watchedListener)
+	a := startApp(t, appConfig{ttl: testTTL, ping: 20 * time.Millisecond, listener: conns.wrap,
+		// Only the write timeout may close the connection.
+		timeouts: timeouts{idle: time.Hour, write: write}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	// 2,000 answers of the page's script, some 17 MB: more than the sockets' buffers hold.
+	reqs := strings.Repeat("GET /static/app.js HTTP/1.1\r\nHost: x\r\n\r\n", 2000)
+	go io.WriteString(conn, reqs) // ends when the connection is closed, by either side
+	// Far more than the write timeout, far less than the test's timeout.
+	deadline := time.Now().Add(30 * time.Second)
+	for conns.accepted.Load() == 0 || conns.open() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that reads no answer still holds its connection after 30 s "+
+				"(write timeout %v)", write)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	s := a.openStream(t, "r", "")
+	s.nextState(t)
+	for start := time.Now(); time.Since(start) < 5*write; {
+		s.nextRaw(t) // a keep-alive every 20 ms; fails the test if the stream ends
+	}
+}
+
+// watchedListener counts the connections a listener accepted and those closed since.
+type watchedListener struct {
+	net.Listener
+	accepted, closed atomic.Int64
+}
+
+// wrap makes l watch ln, and returns l.
+func (l *watchedListener) wrap(ln net.Listener) net.Listener {
+	l.Listener = ln
+	return l
+}
+
+// open returns the number of accepted connections not closed yet.
+func (l *watchedListener) open() int64 { return l.accepted.Load() - l.closed.Load() }
+
+func (l *watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	return &watchedConn{Conn: c, l: l}, nil
+}
+
+type watchedConn struct {
+	net.Conn
+	l    *watchedListener
+	once sync.Once
+}
+
+func (c *watchedConn) Close() error {
+	c.once.Do(func() { c.l.closed.Add(1) })
+	return c.Conn.Close()
 }

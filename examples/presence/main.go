@@ -84,10 +84,11 @@
 // it; a client with many prefixes (a /48 holds 65,536) multiplies every bound, so limit per
 // network at a proxy in front where that matters. Headers must arrive within 10 s and a request's
 // body within 5 s (a form's: 408; any other's, which the server does not read: the answer closes
-// the connection), a form is at most 1 KB (413), and an idle keep-alive connection is closed
-// after 30 s. Only the page's script and style sheet are served from static/ (no listings, not
-// the template), every response carries a Content-Security-Policy (default-src 'self';
-// frame-ancestors 'none') and nosniff.
+// the connection), a form is at most 1 KB (413), an idle keep-alive connection is closed
+// after 30 s, and one whose client does not read its answer after 10 s (an event stream's
+// deadline moves on with each of its writes, so a quiet stream stays). Only the page's script
+// and style sheet are served from static/ (no listings, not the template), every response
+// carries a Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
 //
 // # Metrics
 //
@@ -217,7 +218,7 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 		srv.secret = []byte(secret)
 	}
 	if metricsAddr == "" {
-		return serve(ctx, ln, srv, idleTimeout)
+		return serve(ctx, ln, srv, appTimeouts)
 	}
 	mln, err := net.Listen("tcp", metricsAddr)
 	if err != nil {
@@ -229,8 +230,8 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
-	go func() { errc <- serve(ctx, mln, metricsHandler(obs, srv), idleTimeout) }()
-	go func() { errc <- serve(ctx, ln, srv, idleTimeout) }()
+	go func() { errc <- serve(ctx, mln, metricsHandler(obs, srv), timeouts{idle: idleTimeout}) }()
+	go func() { errc <- serve(ctx, ln, srv, appTimeouts) }()
 	err = <-errc
 	cancel()
 	return errors.Join(err, <-errc)
@@ -269,16 +270,35 @@ func openBackend(ctx context.Context, rc redisConfig, obs *prom.Observer) (ephem
 // idleTimeout is how long a keep-alive connection may wait for its next request.
 const idleTimeout = 30 * time.Second
 
-// serve serves h on ln, closing keep-alive connections idle for idle, until ctx is done, then shuts the server down: it stops accepting
-// connections, ends the event streams (their request contexts are cancelled) and waits up to
-// five seconds for the other requests.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, idle time.Duration) error {
+// timeouts are the deadlines of a server's connections; a zero one is not set.
+type timeouts struct {
+	idle time.Duration // a keep-alive connection's wait for its next request
+	// read bounds the whole of a request, its body included, from the start of its header.
+	read time.Duration
+	// write bounds the writing of an answer, from the end of the request's header, so that a
+	// client that never reads its answers does not hold a connection and a goroutine.
+	write time.Duration
+}
+
+// appTimeouts are those of the app's address. It sets no read timeout, which would end every
+// event stream after it (net/http's background read fails, and cancels the request): the
+// app bounds the reading of a body itself (see server.ServeHTTP). An event stream moves its
+// connection's write deadline on as it writes (see sseWriter.flush), so the write timeout
+// cuts off an answer that stalls, never a stream that is quiet.
+var appTimeouts = timeouts{idle: idleTimeout, write: writeTimeout}
+
+// serve serves h on ln with the deadlines of t, until ctx is done, then shuts the server down:
+// it stops accepting connections, ends the event streams (their request contexts are
+// cancelled) and waits up to five seconds for the other requests.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, t timeouts) error {
 	base, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       idle,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

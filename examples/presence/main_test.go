@@ -39,9 +39,13 @@ type appConfig struct {
 	// heartbeat, when set, is how often pages beat and streams renew their members, on the
 	// wall clock (the default: a third of ttl).
 	heartbeat time.Duration
-	redis     string        // host:port of a Redis server to use instead of memory
-	guard     Limits        // per client; the zero Limits means generous ones
-	idle      time.Duration // keep-alive timeout of the HTTP server
+	redis     string // host:port of a Redis server to use instead of memory
+	guard     Limits // per client; the zero Limits means generous ones
+	// timeouts of the app's HTTP server; a zero one is appTimeouts' (the metrics server keeps
+	// its own).
+	timeouts timeouts
+	// listener, when set, wraps the app's listener, for a test that watches its connections.
+	listener func(net.Listener) net.Listener
 	// backend, when set, is another app's: the app shares its state, as processes on one
 	// Redis do (give them the same secret).
 	backend ephemeral.Backend
@@ -84,11 +88,10 @@ func startApp(t *testing.T, cfg appConfig) *app {
 		a.srv.secret = cfg.secret
 	}
 	done := make(chan error, 2)
-	idle := cfg.idle
-	if idle == 0 {
-		idle = idleTimeout
+	if cfg.listener != nil {
+		ln = cfg.listener(ln)
 	}
-	go func() { done <- serve(ctx, ln, a.srv, idle) }()
+	go func() { done <- serve(ctx, ln, a.srv, cfg.timeouts.or(appTimeouts)) }()
 	servers := 1
 	if cfg.metrics {
 		mln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -96,7 +99,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 			t.Fatal(err)
 		}
 		a.metrics = "http://" + mln.Addr().String() + "/metrics"
-		go func() { done <- serve(ctx, mln, metricsHandler(obs, a.srv), idle) }()
+		go func() { done <- serve(ctx, mln, metricsHandler(obs, a.srv), timeouts{idle: idleTimeout}) }()
 		servers++
 	}
 	a.stop = sync.OnceValue(func() error {
@@ -113,6 +116,20 @@ func startApp(t *testing.T, cfg appConfig) *app {
 		}
 	})
 	return a
+}
+
+// or returns t with each zero timeout replaced by that of d.
+func (t timeouts) or(d timeouts) timeouts {
+	if t.idle == 0 {
+		t.idle = d.idle
+	}
+	if t.read == 0 {
+		t.read = d.read
+	}
+	if t.write == 0 {
+		t.write = d.write
+	}
+	return t
 }
 
 // newBackend returns the backend of a test app, reporting to obs; the test's cleanup closes it.
