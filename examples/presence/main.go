@@ -103,7 +103,8 @@
 //
 // It is off by default and never on the public address: metrics tell anyone who can read them
 // how busy the server is and how it fails, and each scrape costs the server work. Bind it to
-// loopback or a private interface that only the monitoring system reaches.
+// loopback or a private interface that only the monitoring system reaches. Its requests too
+// must arrive whole, body included, within 10 s, and its idle connections close after 30 s.
 //
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
@@ -230,7 +231,7 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
-	go func() { errc <- serve(ctx, mln, metricsHandler(obs, srv), timeouts{idle: idleTimeout}) }()
+	go func() { errc <- serve(ctx, mln, metricsHandler(obs, srv), metricsTimeouts) }()
 	go func() { errc <- serve(ctx, ln, srv, appTimeouts) }()
 	err = <-errc
 	cancel()
@@ -286,6 +287,13 @@ type timeouts struct {
 // connection's write deadline on as it writes (see sseWriter.flush), so the write timeout
 // cuts off an answer that stalls, never a stream that is quiet.
 var appTimeouts = timeouts{idle: idleTimeout, write: writeTimeout}
+
+// metricsTimeouts are those of the metrics address. A request must arrive whole within the
+// read timeout: net/http reads what is left of a body its handler did not read (up to
+// 256 KB) before it writes the answer, and would wait for ever for one sent a byte at a time.
+// No write timeout: the address is private, and a profile (net/http/pprof) answers only after
+// the seconds it samples, which it refuses beyond the server's write timeout.
+var metricsTimeouts = timeouts{idle: idleTimeout, read: 10 * time.Second}
 
 // serve serves h on ln with the deadlines of t, until ctx is done, then shuts the server down:
 // it stops accepting connections, ends the event streams (their request contexts are

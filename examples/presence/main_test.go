@@ -41,9 +41,10 @@ type appConfig struct {
 	heartbeat time.Duration
 	redis     string // host:port of a Redis server to use instead of memory
 	guard     Limits // per client; the zero Limits means generous ones
-	// timeouts of the app's HTTP server; a zero one is appTimeouts' (the metrics server keeps
-	// its own).
+	// timeouts of the app's HTTP server; a zero one is appTimeouts'.
 	timeouts timeouts
+	// metricsTimeouts of the metrics server; a zero one is metricsTimeouts'.
+	metricsTimeouts timeouts
 	// listener, when set, wraps the app's listener, for a test that watches its connections.
 	listener func(net.Listener) net.Listener
 	// backend, when set, is another app's: the app shares its state, as processes on one
@@ -99,7 +100,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 			t.Fatal(err)
 		}
 		a.metrics = "http://" + mln.Addr().String() + "/metrics"
-		go func() { done <- serve(ctx, mln, metricsHandler(obs, a.srv), timeouts{idle: idleTimeout}) }()
+		go func() { done <- serve(ctx, mln, metricsHandler(obs, a.srv), cfg.metricsTimeouts.or(metricsTimeouts)) }()
 		servers++
 	}
 	a.stop = sync.OnceValue(func() error {

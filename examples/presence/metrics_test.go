@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -77,5 +80,51 @@ func (a *app) wantRejected(t *testing.T, reason string, n float64) {
 	t.Helper()
 	if got := testutil.ToFloat64(a.srv.rejected.WithLabelValues(reason)); got != n {
 		t.Errorf("presence_rejections_total{reason=%q} = %v, want %v", reason, got, n)
+	}
+}
+
+// TestMetricsSlowBody checks that a request to the metrics server whose body comes a byte at
+// a time does not hold its connection: net/http reads what is left of an unread body, up to
+// 256 KB, before it writes the answer, and only the read timeout ends that wait.
+func TestMetricsSlowBody(t *testing.T) {
+	const read = 300 * time.Millisecond
+	a := startApp(t, appConfig{ttl: testTTL, metrics: true, metricsTimeouts: timeouts{read: read}})
+	u, err := url.Parse(a.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rest of the body, a byte every 100 ms: it would take 100 s.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if _, err := io.WriteString(conn, "x"); err != nil {
+				return // closed by the server
+			}
+		}
+	}()
+	// Far more than the read timeout, far less than the body takes or the test may.
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.Copy(io.Discard, conn) // until the server closes the connection
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		t.Fatalf("the metrics server still holds a connection whose body trickles in after 20 s "+
+			"(read timeout %v)", read)
 	}
 }
