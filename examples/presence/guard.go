@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -14,6 +15,7 @@ import (
 // 2^64 clients). Behind a reverse proxy every client has the proxy's address, so raise them
 // there (or limit at the proxy).
 type Limits struct {
+	Conns       int        // connections open at once
 	Streams     int        // event streams open at once
 	StreamRate  rate.Limit // event streams opened per second, over time
 	StreamBurst int        // event streams opened in a burst
@@ -24,17 +26,19 @@ type Limits struct {
 }
 
 // DefaultLimits are the limits of a server started without flags: enough for a person with a
-// few tabs, too little to fill a room. A stream opened makes the server hold its room's state
-// for the store's event retention (5 minutes), even when the stream closes at once: at one
-// stream a second, one address makes it hold at most some 300 rooms. Heartbeats keep members
-// whose streams are down alive: a page sends one every third of the TTL, but each extends its
-// member a whole TTL, so at four writes a second one address keeps at most some 40 members of
-// the default TTL (10 s) alive that way, besides the 8 its streams keep and the some 10 it
-// joined (one a second) within the last TTL.
-var DefaultLimits = Limits{Streams: 8, StreamRate: 1, StreamBurst: 16, JoinRate: 1, JoinBurst: 5, WriteRate: 4, WriteBurst: 20}
+// few tabs, too little to fill a room. A browser opens at most six HTTP/1.1 connections to a
+// host, so 32 connections are a few browsers behind one address; each open connection costs the
+// server a descriptor, a goroutine and buffers, idle or not. A stream opened makes the server
+// hold its room's state for the store's event retention (5 minutes), even when the stream
+// closes at once: at one stream a second, one address makes it hold at most some 300 rooms.
+// Heartbeats keep members whose streams are down alive: a page sends one every third of the
+// TTL, but each extends its member a whole TTL, so at four writes a second one address keeps at
+// most some 40 members of the default TTL (10 s) alive that way, besides the 8 its streams keep
+// and the some 10 it joined (one a second) within the last TTL.
+var DefaultLimits = Limits{Conns: 32, Streams: 8, StreamRate: 1, StreamBurst: 16, JoinRate: 1, JoinBurst: 5, WriteRate: 4, WriteBurst: 20}
 
 // Unlimited are limits that refuse nothing, for load tests from one address.
-var Unlimited = Limits{Streams: 1 << 30, StreamRate: rate.Inf, StreamBurst: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30, WriteRate: rate.Inf, WriteBurst: 1 << 30}
+var Unlimited = Limits{Conns: 1 << 30, Streams: 1 << 30, StreamRate: rate.Inf, StreamBurst: 1 << 30, JoinRate: rate.Inf, JoinBurst: 1 << 30, WriteRate: rate.Inf, WriteBurst: 1 << 30}
 
 // guard keeps the per-client state that enforces Limits. Clients that hold no stream and have
 // not joined for a while are forgotten, so the state stays as small as the set of active
@@ -126,10 +130,13 @@ func (g *guard) openStream(r *http.Request) (done func(), reason string) {
 
 // clientID returns what the request's client is counted by: its peer's IPv4 address, or the
 // /64 prefix of its IPv6 address.
-func clientID(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+func clientID(r *http.Request) string { return addrClient(r.RemoteAddr) }
+
+// addrClient returns what the client at addr, a peer's address and port, is counted by.
+func addrClient(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return r.RemoteAddr // not an address and port: whatever it is, counted alone
+		return addr // not an address and port: whatever it is, counted alone
 	}
 	a := ap.Addr().Unmap().WithZone("")
 	if a.Is4() {
@@ -137,4 +144,64 @@ func clientID(r *http.Request) string {
 	}
 	p, _ := a.Prefix(64) // cannot fail on an IPv6 address
 	return p.String()
+}
+
+// limitConns returns a listener that accepts from ln at most max connections open at once
+// per client (as clientID counts them), and closes the others as soon as they are accepted,
+// calling refused for each. Closing an accepted connection, not leaving it in the kernel's
+// backlog, keeps a client over its limit from filling the backlog for everyone else.
+func limitConns(ln net.Listener, max int, refused func()) net.Listener {
+	return &connLimiter{Listener: ln, max: max, refused: refused, open: map[string]int{}}
+}
+
+// connLimiter is the listener of limitConns.
+type connLimiter struct {
+	net.Listener
+	max     int
+	refused func()
+
+	mu   sync.Mutex
+	open map[string]int // connections open per client; clients with none are deleted
+}
+
+// Accept returns the next connection whose client is within its limit.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		id := addrClient(c.RemoteAddr().String())
+		l.mu.Lock()
+		ok := l.open[id] < l.max
+		if ok {
+			l.open[id]++
+		}
+		l.mu.Unlock()
+		if ok {
+			return &limitedConn{Conn: c, l: l, id: id}, nil
+		}
+		l.refused() // counted before the client can see the close
+		c.Close()
+	}
+}
+
+// limitedConn is a connection that connLimiter counts until it is closed.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	id   string
+	once sync.Once
+}
+
+// Close closes the connection, and counts it closed the first time.
+func (c *limitedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		if c.l.open[c.id]--; c.l.open[c.id] == 0 {
+			delete(c.l.open, c.id)
+		}
+	})
+	return c.Conn.Close()
 }

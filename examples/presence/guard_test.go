@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -422,4 +423,91 @@ type watchedConn struct {
 func (c *watchedConn) Close() error {
 	c.once.Do(func() { c.l.closed.Add(1) })
 	return c.Conn.Close()
+}
+
+// TestConnsPerClient checks that a client holds at most Limits.Conns connections open at
+// once: the server closes the next one as soon as it accepts it, and counts it; once one of
+// the client's connections is closed, it accepts another. Another client is not held back.
+func TestConnsPerClient(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.Conns = 3 })})
+	addr := strings.TrimPrefix(a.url, "http://")
+	var conns []net.Conn
+	for i := range 3 {
+		c := dialFrom(t, nil, addr)
+		if err := roundTrip(c); err != nil {
+			t.Fatalf("connection %d of 3: %v", i+1, err)
+		}
+		conns = append(conns, c) // kept alive, idle
+	}
+	err := roundTrip(dialFrom(t, nil, addr))
+	var netErr net.Error
+	switch {
+	case err == nil:
+		t.Fatal("a fourth connection was answered, with three open")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		t.Fatalf("a fourth connection was neither answered nor closed: %v", err)
+	}
+	a.wantRejected(t, rejectConns, 1)
+
+	// Another address of the loopback network is another client (on Linux, where
+	// 127.0.0.0/8 is the loopback's; other systems have only 127.0.0.1 unless told).
+	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	if c, err := (&net.Dialer{LocalAddr: other}).Dial("tcp", addr); err != nil {
+		t.Logf("no connection from %v (%v): another client not checked", other.IP, err)
+	} else {
+		c.Close()
+		if err := roundTrip(dialFrom(t, other, addr)); err != nil {
+			t.Errorf("a connection of another client: %v", err)
+		}
+	}
+
+	conns[0].Close()
+	// The server sees the close and closes its side: wait for that.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := roundTrip(dialFrom(t, nil, addr))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a connection after one of three was closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dialFrom connects to addr from the local address from (nil: any); the test's cleanup
+// closes the connection.
+func dialFrom(t *testing.T, from *net.TCPAddr, addr string) net.Conn {
+	t.Helper()
+	d := &net.Dialer{}
+	if from != nil {
+		d.LocalAddr = from
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip sends a request for the style sheet on c and reads the answer, within 10 s.
+func roundTrip(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("answer %d", resp.StatusCode)
+	}
+	return nil
 }

@@ -47,7 +47,7 @@ urls=() server_pids=()
 for k in $(seq "$SERVERS"); do
 	port=${ports[$k]}
 	timeout "$LIMIT" "$OUT/presence" -addr "127.0.0.1:$port" -redis "127.0.0.1:$redis_port" \
-		-secret "$secret" -ttl "$TTL" -redis-pool "$REDIS_POOL" -max-streams 1000000 -stream-rate 1e9 -stream-burst 1000000 \
+		-secret "$secret" -ttl "$TTL" -redis-pool "$REDIS_POOL" -max-conns 1000000 -max-streams 1000000 -stream-rate 1e9 -stream-burst 1000000 \
 		-join-rate 1e9 -join-burst 1000000 -write-rate 1e9 -write-burst 1000000 \
 		>"$OUT/server-$k.log" 2>&1 &
 	server_pids+=($!)

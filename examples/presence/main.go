@@ -68,35 +68,36 @@
 //
 // # Limits
 //
-// The server is meant to face the open internet, so every resource a client can hold is bounded.
-// A room holds at most -room-size members (200; MaxEntries of the store), so one client cannot
-// make a room full and its state large. Per client IP address, at most -max-streams event streams
-// are open at once (8; more get 429), streams are opened at -stream-rate per second with bursts
-// of -stream-burst (1/s and 16: each makes the server hold its room's state for the event
-// retention, 5 minutes, even if it closes at once), joins at -join-rate with bursts of
-// -join-burst (1/s and 5), and heartbeats and status changes at -write-rate with bursts of
-// -write-burst (4/s and 20: each is a write, and a status change an event to every page of the
-// room); more get 429 with Retry-After. A join whose name is invalid is refused before it counts.
-// So one address keeps at most some 58 members alive (8 by their streams, some 40 by heartbeats,
-// as each extends its member a whole TTL, and some 10 joined within the last TTL, at the default
-// TTL of 10 s): four addresses can fill a room. One address makes the server hold at most some
-// 300 rooms. An IPv6 client is counted by its address's /64 prefix, as it may use any address in
-// it; a client with many prefixes (a /48 holds 65,536) multiplies every bound, so limit per
-// network at a proxy in front where that matters. Headers must arrive within 10 s and a request's
-// body within 5 s (a form's: 408; any other's, which the server does not read: the answer closes
-// the connection), a form is at most 1 KB (413), an idle keep-alive connection is closed
-// after 30 s, and one whose client does not read its answer after 10 s (an event stream's
-// deadline moves on with each of its writes, so a quiet stream stays). Only the page's script
-// and style sheet are served from static/ (no listings, not the template), every response
-// carries a Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and nosniff.
+// The server is meant to face the open internet, so every resource a client can hold is bounded. A
+// room holds at most -room-size members (200; MaxEntries of the store), so one client cannot make
+// a room full and its state large. Per client IP address, at most -max-conns connections are open
+// at once (32; the server closes more as soon as it accepts them), at most -max-streams event
+// streams (8; more get 429), streams are opened at -stream-rate per second with bursts of
+// -stream-burst (1/s and 16: each makes the server hold its room's state for the event retention,
+// 5 minutes, even if it closes at once), joins at -join-rate with bursts of -join-burst (1/s and
+// 5), and heartbeats and status changes at -write-rate with bursts of -write-burst (4/s and 20:
+// each is a write, and a status change an event to every page of the room); more get 429 with
+// Retry-After. A join whose name is invalid is refused before it counts. So one address keeps at
+// most some 58 members alive (8 by their streams, some 40 by heartbeats, as each extends its
+// member a whole TTL, and some 10 joined within the last TTL, at the default TTL of 10 s): four
+// addresses can fill a room. One address makes the server hold at most some 300 rooms. An IPv6
+// client is counted by its address's /64 prefix, as it may use any address in it; a client with
+// many prefixes (a /48 holds 65,536) multiplies every bound, so limit per network at a proxy in
+// front where that matters. Headers must arrive within 10 s and a request's body within 5 s (a
+// form's: 408; any other's, which the server does not read: the answer closes the connection), a
+// form is at most 1 KB (413), an idle keep-alive connection is closed after 30 s, and one whose
+// client does not read its answer after 10 s (an event stream's deadline moves on with each of its
+// writes, so a quiet stream stays). Only the page's script and style sheet are served from static/
+// (no listings, not the template), every response carries a Content-Security-Policy (default-src
+// 'self'; frame-ancestors 'none') and nosniff.
 //
 // # Metrics
 //
 // With -metrics-addr the server also serves GET /metrics, in the Prometheus text format, on a
 // listener of its own: the member store's metrics (ephemeral_*, from the backend's observer,
 // github.com/ephemeral-go/ephemeral/metrics/prom), the requests refused by the limits above
-// (presence_rejections_total{reason}: join_rate, streams, stream_rate, write_rate, room_full,
-// too_large, slow_body),
+// (presence_rejections_total{reason}: conns, join_rate, streams, stream_rate, write_rate,
+// room_full, too_large, slow_body),
 // and the Go runtime's and the process's (go_*, process_*).
 //
 //	go run ./examples/presence -metrics-addr 127.0.0.1:9090   # curl 127.0.0.1:9090/metrics
@@ -162,6 +163,7 @@ func main() {
 	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
 	roomSize := flag.Int("room-size", 200, "most members of a room")
 	limits := DefaultLimits
+	flag.IntVar(&limits.Conns, "max-conns", limits.Conns, "most connections open at once per client address")
 	flag.IntVar(&limits.Streams, "max-streams", limits.Streams, "most event streams open at once per client address")
 	streamRate := flag.Float64("stream-rate", float64(limits.StreamRate), "event streams opened per second per client address")
 	flag.IntVar(&limits.StreamBurst, "stream-burst", limits.StreamBurst, "event streams opened in a burst per client address")
@@ -193,8 +195,8 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 		return fmt.Errorf("-ttl %v is too short", ttl)
 	case roomSize < 1:
 		return fmt.Errorf("-room-size %d: want at least 1", roomSize)
-	case limits.Streams < 1 || limits.JoinRate <= 0 || limits.JoinBurst < 1:
-		return fmt.Errorf("-max-streams, -join-rate and -join-burst must be positive")
+	case limits.Conns < 1 || limits.Streams < 1 || limits.JoinRate <= 0 || limits.JoinBurst < 1:
+		return fmt.Errorf("-max-conns, -max-streams, -join-rate and -join-burst must be positive")
 	case rc.pool < 0:
 		return fmt.Errorf("-redis-pool %d: want 0 (the default) or more", rc.pool)
 	}
@@ -215,6 +217,7 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 	}
 	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
 	srv := newServer(store, ttl, limits)
+	ln = srv.listener(ln)
 	if secret != "" {
 		srv.secret = []byte(secret)
 	}

@@ -89,6 +89,7 @@ func startApp(t *testing.T, cfg appConfig) *app {
 		a.srv.secret = cfg.secret
 	}
 	done := make(chan error, 2)
+	ln = a.srv.listener(ln)
 	if cfg.listener != nil {
 		ln = cfg.listener(ln)
 	}

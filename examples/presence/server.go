@@ -64,6 +64,7 @@ type server struct {
 
 // The reasons of presence_rejections_total: the limits that refuse requests.
 const (
+	rejectConns      = "conns"       // too many connections open from a client address (closed)
 	rejectJoinRate   = "join_rate"   // too many joins from a client address (429)
 	rejectStreams    = "streams"     // too many event streams open from a client address (429)
 	rejectStreamRate = "stream_rate" // too many event streams opened from a client address of late (429)
@@ -73,7 +74,7 @@ const (
 	rejectSlowBody   = "slow_body"   // a form not read within the body timeout (408)
 )
 
-var rejections = []string{rejectJoinRate, rejectStreams, rejectStreamRate, rejectWriteRate, rejectRoomFull, rejectTooLarge, rejectSlowBody}
+var rejections = []string{rejectConns, rejectJoinRate, rejectStreams, rejectStreamRate, rejectWriteRate, rejectRoomFull, rejectTooLarge, rejectSlowBody}
 
 // newServer returns the presence app on store, whose members live for ttl without a renewal,
 // with the per-client limits l.
@@ -106,6 +107,12 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	mux.HandleFunc("POST /rooms/{room}/leave", s.leave)
 	s.handler = http.NewCrossOriginProtection().Handler(mux)
 	return s
+}
+
+// listener returns ln with the connections of a client limited to those of the server's
+// Limits: the others are closed as soon as they are accepted, and counted (rejectConns).
+func (s *server) listener(ln net.Listener) net.Listener {
+	return limitConns(ln, s.guard.limits.Conns, func() { s.rejected.WithLabelValues(rejectConns).Inc() })
 }
 
 // ServeHTTP serves the pages, their event streams and their API. Writes from other origins
