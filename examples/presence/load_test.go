@@ -56,7 +56,7 @@ var (
 // over the servers, and each page joins through the server after its stream's (its heartbeats
 // and leave go to its stream's), so that the events of a room cross processes through their
 // shared Redis and every member's token is checked by a process that did not sign it (the
-// servers need the same -secret). With
+// servers need the same secret). With
 // -load.part i/n this process simulates only the rooms r with r % n == i of the members run
 // (and the viewers run only when i is 0), so that n driver processes together simulate all
 // the rooms; all pages of a room are in one process, which times its joins.

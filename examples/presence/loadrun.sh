@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # loadrun.sh runs TestLoad's members run across processes, as a deployment on Redis would
-# serve it: a redis-server of its own, SERVERS presence servers on it that share a -secret,
+# serve it: a redis-server of its own, SERVERS presence servers on it that share a secret,
 # and DRIVERS driver processes (the test binary with -load.servers and -load.part), each
 # simulating the pages of its share of the rooms, spread over all the servers. It waits for
 # the drivers, prints their figures, the most file descriptors and the CPU time each process
@@ -46,8 +46,8 @@ secret=$(head -c 24 /dev/urandom | base64)
 urls=() server_pids=()
 for k in $(seq "$SERVERS"); do
 	port=${ports[$k]}
-	timeout "$LIMIT" "$OUT/presence" -addr "127.0.0.1:$port" -redis "127.0.0.1:$redis_port" \
-		-secret "$secret" -ttl "$TTL" -redis-pool "$REDIS_POOL" -max-conns 1000000 -max-streams 1000000 -stream-rate 1e9 -stream-burst 1000000 \
+	PRESENCE_SECRET=$secret timeout "$LIMIT" "$OUT/presence" -addr "127.0.0.1:$port" -redis "127.0.0.1:$redis_port" \
+		-ttl "$TTL" -redis-pool "$REDIS_POOL" -max-conns 1000000 -max-streams 1000000 -stream-rate 1e9 -stream-burst 1000000 \
 		-join-rate 1e9 -join-burst 1000000 -write-rate 1e9 -write-burst 1000000 \
 		>"$OUT/server-$k.log" 2>&1 &
 	server_pids+=($!)

@@ -6,13 +6,17 @@
 //	go run ./examples/presence -ttl 30s -addr 127.0.0.1:9000
 //
 // With -redis the rooms live in Redis and any number of processes serve them; give them the
-// same -secret so that a page's requests may reach any of them. Each process sends its
+// same secret, the key that signs member tokens, so that a page's requests may reach any of
+// them: in the environment variable PRESENCE_SECRET or in a file named by -secret-file (one of
+// them, at least 16 bytes; not on the command line, which ps shows to every user of the
+// machine). Without either, each process makes a random one at start. Each process sends its
 // commands over a pool of -redis-pool connections (go-redis's default, 10 per CPU, unless set):
 // raise it for thousands of pages per process, whose stream opens, joins and renewals
 // otherwise wait for a connection (and fail after go-redis's pool timeout, 4 s):
 //
-//	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret
-//	go run ./examples/presence -redis 127.0.0.1:6379 -secret s3cret -addr 127.0.0.1:8081
+//	export PRESENCE_SECRET=$(head -c 24 /dev/urandom | base64)   # the same for every process
+//	go run ./examples/presence -redis 127.0.0.1:6379
+//	go run ./examples/presence -redis 127.0.0.1:6379 -addr 127.0.0.1:8081
 //
 // # What it shows
 //
@@ -110,7 +114,8 @@
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
-// the room and member ID under the key of -secret, or one the server makes at start.
+// the room and member ID under the secret key (PRESENCE_SECRET or -secret-file), or one the
+// server makes at start.
 //
 // # Load
 //
@@ -131,10 +136,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -160,7 +167,7 @@ func main() {
 	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a renewal (by its open event stream, or a heartbeat)")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
 	redisPool := flag.Int("redis-pool", 0, "most command connections to Redis (`n`; default: go-redis's, 10 per CPU)")
-	secret := flag.String("secret", "", "the `key` that signs member tokens; give every process of a Redis deployment the same (default: random)")
+	secretFile := flag.String("secret-file", "", "read the key that signs member tokens from `file` (or set "+envSecret+"); give every process of a Redis deployment the same (default: random)")
 	roomSize := flag.Int("room-size", 200, "most members of a room")
 	limits := DefaultLimits
 	flag.IntVar(&limits.Conns, "max-conns", limits.Conns, "most connections open at once per client address")
@@ -173,12 +180,64 @@ func main() {
 	flag.IntVar(&limits.WriteBurst, "write-burst", limits.WriteBurst, "heartbeats and status changes in a burst per client address")
 	flag.Parse()
 	limits.StreamRate, limits.JoinRate, limits.WriteRate = rate.Limit(*streamRate), rate.Limit(*joinRate), rate.Limit(*writeRate)
+	secret, err := loadSecret(*secretFile, os.LookupEnv)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *metricsAddr, redisConfig{*redisAddr, *redisPool}, *secret, *ttl, *roomSize, limits); err != nil {
+	if err := run(ctx, *addr, *metricsAddr, redisConfig{*redisAddr, *redisPool}, secret, *ttl, *roomSize, limits); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// envSecret is the environment variable that may hold the key that signs member tokens.
+const envSecret = "PRESENCE_SECRET"
+
+// minSecret is the size of the shortest key that may sign member tokens, in bytes.
+const minSecret = 16
+
+// maxSecretFile is the size of the largest secret file, in bytes: a key needs far less, and a
+// larger file is the wrong one.
+const maxSecretFile = 4 << 10
+
+// loadSecret returns the key that signs member tokens: the content of the file named by file
+// (without the line ending that an editor adds), or the value of PRESENCE_SECRET as lookupEnv
+// finds it, or nil when neither is set. It refuses both at once, which would leave one of them
+// unused, and a key of fewer than minSecret bytes, an empty variable's among them.
+func loadSecret(file string, lookupEnv func(string) (string, bool)) ([]byte, error) {
+	env, inEnv := lookupEnv(envSecret)
+	var secret []byte
+	var from string
+	switch {
+	case file != "" && inEnv:
+		return nil, fmt.Errorf("both -secret-file and %s are set: give the secret once", envSecret)
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("-secret-file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("-secret-file: %w", err)
+		case len(b) > maxSecretFile:
+			return nil, fmt.Errorf("-secret-file %s: more than %d bytes; a secret needs far fewer", file, maxSecretFile)
+		}
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		secret, from = bytes.TrimSuffix(b, []byte("\r")), "-secret-file "+file
+	case inEnv:
+		secret, from = []byte(env), envSecret
+	default:
+		return nil, nil
+	}
+	if len(secret) < minSecret {
+		return nil, fmt.Errorf("%s: the secret has %d bytes, fewer than %d; make one with "+
+			"head -c 24 /dev/urandom | base64", from, len(secret), minSecret)
+	}
+	return secret, nil
 }
 
 // redisConfig is the Redis server of -redis, and the size of the command pool to it.
@@ -188,8 +247,8 @@ type redisConfig struct {
 }
 
 // run serves the presence app on addr, and its metrics on metricsAddr unless it is empty, until
-// ctx is done.
-func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret string, ttl time.Duration, roomSize int, limits Limits) error {
+// ctx is done. It signs member tokens with secret, or with a random key when it is nil.
+func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret []byte, ttl time.Duration, roomSize int, limits Limits) error {
 	switch {
 	case ttl < 3*time.Millisecond:
 		return fmt.Errorf("-ttl %v is too short", ttl)
@@ -218,8 +277,11 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret s
 	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
 	srv := newServer(store, ttl, limits)
 	ln = srv.listener(ln)
-	if secret != "" {
-		srv.secret = []byte(secret)
+	if secret != nil {
+		srv.secret = secret
+	} else if rc.addr != "" {
+		log.Printf("presence: member tokens are signed with a random key of this process: set %s "+
+			"or -secret-file alike for every process on the Redis server", envSecret)
 	}
 	if metricsAddr == "" {
 		return serve(ctx, ln, srv, appTimeouts)

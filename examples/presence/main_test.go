@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,6 +198,55 @@ func (l *eventLog) expect(t *testing.T, kind ephemeral.EventKind, name string) e
 		}
 		if ev.Kind == kind && l.names[ev.Key] == name {
 			return ev
+		}
+	}
+}
+
+// TestLoadSecret checks where the key that signs member tokens comes from: a file, or
+// PRESENCE_SECRET, never both, of at least 16 bytes (without the file's line ending); and nil
+// without either, for a random key.
+func TestLoadSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const key = "0123456789abcdef" // 16 bytes
+	good := file("good", key+"\n")
+	for _, c := range []struct {
+		name      string
+		file      string
+		env       *string // nil: not set
+		want      string  // the key, or what the error says
+		wantError bool
+	}{
+		{name: "neither", want: ""},
+		{name: "environment", env: new(key), want: key},
+		{name: "file", file: good, want: key},
+		{name: "file with CRLF", file: file("crlf", key+"\r\n"), want: key},
+		{name: "file without newline", file: file("bare", key+"!"), want: key + "!"},
+		{name: "both", file: good, env: new(key), want: "both -secret-file and PRESENCE_SECRET", wantError: true},
+		{name: "empty environment", env: new(""), want: "0 bytes, fewer than 16", wantError: true},
+		{name: "short environment", env: new(key[1:]), want: "PRESENCE_SECRET: the secret has 15 bytes", wantError: true},
+		{name: "short file", file: file("short", key[1:]+"\n"), want: "the secret has 15 bytes", wantError: true},
+		{name: "no file", file: filepath.Join(dir, "missing"), want: "no such file", wantError: true},
+		{name: "huge file", file: file("huge", strings.Repeat("k", 1<<20)), want: "more than 4096 bytes", wantError: true},
+	} {
+		lookup := func(name string) (string, bool) {
+			if name != envSecret || c.env == nil {
+				return "", false
+			}
+			return *c.env, true
+		}
+		got, err := loadSecret(c.file, lookup)
+		switch {
+		case c.wantError && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %q, %v; want an error saying %q", c.name, got, err, c.want)
+		case !c.wantError && (err != nil || string(got) != c.want || (got == nil) != (c.want == "")):
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
 		}
 	}
 }
