@@ -53,8 +53,9 @@ const writeTimeout = 10 * time.Second
 // gets the changes after it; when that cursor is invalid or no longer available, it gets the
 // whole state again. The stream ends when the client goes away or the server shuts down.
 //
-// A page names its member in the stream's URL (?id=…&token=…, as it joins with them), and the
-// stream keeps that member alive while it is open: see renewal.
+// A page names its member in the stream's URL (?id=…&renew=…, its renewal token, which can do
+// nothing but that: see renewToken), and the stream keeps that member alive while it is open:
+// see renewal.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
 	if !ok {
@@ -62,8 +63,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	var renew *renewal
 	if q := r.URL.Query(); q.Has("id") {
-		if !s.validToken(room, q.Get("id"), q.Get("token")) {
-			http.Error(w, "bad member token", http.StatusForbidden)
+		if !s.validRenewToken(room, q.Get("id"), q.Get("renew")) {
+			http.Error(w, "bad renewal token", http.StatusForbidden)
 			return
 		}
 		renew = &renewal{id: q.Get("id"), phase: s.renewPhase(room)}

@@ -489,6 +489,7 @@ type loadPage struct {
 
 	mu          sync.Mutex
 	self, token string        // the member id that the page's stream names and its joins use, and its token
+	renew       string        // the member's renewal token, for the stream's URL
 	joined      bool          // it has joined: self is its member
 	beatEvery   time.Duration // from the join's answer
 	left        bool
@@ -540,8 +541,8 @@ func (p *loadPage) follow(ctx context.Context) {
 	}
 }
 
-// memberAttrs finds the member id and token that the room's page carries.
-var memberAttrs = regexp.MustCompile(`data-member-id="([^"]+)" data-member-token="([^"]+)"`)
+// memberAttrs finds the member id, token and renewal token that the room's page carries.
+var memberAttrs = regexp.MustCompile(`data-member-id="([^"]+)" data-member-token="([^"]+)" data-renew-token="([^"]+)"`)
 
 // load gets the room's page, as the browser does before it runs app.js, for the member id and
 // token that the page's stream names and its joins use.
@@ -567,7 +568,7 @@ func (p *loadPage) load(ctx context.Context) error {
 		return errors.New("no member id and token in the page")
 	}
 	p.mu.Lock()
-	p.self, p.token = string(m[1]), string(m[2])
+	p.self, p.token, p.renew = string(m[1]), string(m[2]), string(m[3])
 	p.mu.Unlock()
 	return nil
 }
@@ -578,7 +579,7 @@ var errNotStream = errors.New("not an event stream")
 // stream reads one connection of the event stream until it ends, and returns why.
 func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string) error {
 	p.mu.Lock()
-	query := url.Values{"id": {p.self}, "token": {p.token}}.Encode()
+	query := url.Values{"id": {p.self}, "renew": {p.renew}}.Encode()
 	p.mu.Unlock()
 	req, err := http.NewRequestWithContext(ctx, "GET", p.homeURL+"/rooms/"+p.room.name+"/events?"+query, nil)
 	if err != nil {
@@ -700,7 +701,7 @@ func (p *loadPage) join(ctx context.Context, first bool) bool {
 		return false
 	}
 	p.mu.Lock()
-	p.self, p.token, p.joined = j.ID, j.Token, true
+	p.self, p.token, p.renew, p.joined = j.ID, j.Token, j.Renew, true
 	p.beatEvery = time.Duration(j.HeartbeatMS) * time.Millisecond
 	p.mu.Unlock()
 	if first {

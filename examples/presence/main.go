@@ -33,11 +33,11 @@
 //     while the tab is hidden, an upsert guarded by IfVersion) and "joined 2 min ago", which is
 //     the entry's CreatedAt.
 //   - The page's event stream renews its member, not the page. The room's page comes with a
-//     member id and its token, the page joins with them and names them in its stream's URL,
-//     and while the stream is open the server touches the member (see renewal in events.go);
-//     the page POSTs heartbeats only while its stream is down. A heartbeat per page every few
-//     seconds was an HTTP request each, and at 20,000 pages their handler took about a
-//     quarter of a server's CPU (docs/PERFORMANCE.md).
+//     member id, its token and its renewal token; the page joins with the id and token, names
+//     the id and the renewal token in its stream's URL, and while the stream is open the server
+//     touches the member (see renewal in events.go); the page POSTs heartbeats only while its
+//     stream is down. A heartbeat per page every few seconds was an HTTP request each, and at
+//     20,000 pages their handler took about a quarter of a server's CPU (docs/PERFORMANCE.md).
 //   - A page that dies without leaving (crash, killed process, lost network) loses its stream;
 //     its member expires at most one TTL after its last renewal, and the backend's expire event
 //     removes it from every other page.
@@ -115,7 +115,9 @@
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
 // only be touched, changed or removed by the page that joined it: it holds a token, an HMAC of
 // the room and member ID under the secret key (PRESENCE_SECRET or -secret-file), or one the
-// server makes at start.
+// server makes at start. Its event stream's URL, which access logs, histories and Referer
+// headers keep, carries a renewal token instead, an HMAC of another domain, which only lets a
+// stream keep the member alive: heartbeats, status changes, leaves and joins refuse it.
 //
 // # Load
 //

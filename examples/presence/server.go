@@ -176,14 +176,14 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The page's member id, fixed before it joins, so that its event stream can keep the
-	// member alive once it has (see events).
+	// member alive once it has (see events), with the renewal token.
 	id := newID()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store") // the id and token are the page's own
+	w.Header().Set("Cache-Control", "no-store") // the id and tokens are the page's own
 	err := pageTemplate.Execute(w, struct {
-		Room, ID, Token string
-		HeartbeatMS     int64
-	}{room, id, s.token(room, id), s.heartbeat.Milliseconds()})
+		Room, ID, Token, Renew string
+		HeartbeatMS            int64
+	}{room, id, s.token(room, id), s.renewToken(room, id), s.heartbeat.Milliseconds()})
 	if err != nil {
 		log.Printf("presence: render %s: %v", room, err)
 	}
@@ -191,8 +191,10 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 
 // joined is the answer to a join: who the page is and how to stay.
 type joined struct {
-	ID          string `json:"id"`
-	Token       string `json:"token"`
+	ID    string `json:"id"`
+	Token string `json:"token"`
+	// Renew is the renewal token, for the URL of the page's event stream (see renewToken).
+	Renew       string `json:"renew"`
 	HeartbeatMS int64  `json:"heartbeatMs"`
 }
 
@@ -235,7 +237,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		serverError(w, "join", err)
 		return
 	}
-	writeJSON(w, joined{ID: id, Token: token, HeartbeatMS: s.heartbeat.Milliseconds()})
+	writeJSON(w, joined{ID: id, Token: token, Renew: s.renewToken(room, id), HeartbeatMS: s.heartbeat.Milliseconds()})
 }
 
 // heartbeatMember keeps the member alive with a quiet touch. 410 Gone tells the page that its
@@ -365,16 +367,47 @@ func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
 
 // token returns the secret that proves a page owns member id of room. Member ids are public
 // (everyone in the room sees them); tokens are only given to the page that joined.
-func (s *server) token(room, id string) string {
+func (s *server) token(room, id string) string { return s.sign("", room, id) }
+
+// renewToken returns the secret that lets the event stream of a page keep its member, id of
+// room, alive. It is in the stream's URL, which ends up in access logs, browser histories and
+// Referer headers, so it can do nothing else: joining as the member, its heartbeats, status
+// changes and leave take the member's token, which is signed in another domain, so that
+// neither token can be made from the other.
+func (s *server) renewToken(room, id string) string { return s.sign(renewDomain, room, id) }
+
+// renewDomain is the domain of renewal tokens (see sign).
+const renewDomain = "renew"
+
+// sign returns the HMAC of room and id in domain under the server's secret. A member token's
+// domain is empty and its message starts with the room's first byte (a letter or a digit,
+// as roomPattern has it); every other's starts with a zero byte and the domain's name, so no
+// message of one domain is one of another.
+func (s *server) sign(domain, room, id string) string {
 	mac := hmac.New(sha256.New, s.secret)
+	if domain != "" {
+		mac.Write([]byte{0})
+		mac.Write([]byte(domain))
+		mac.Write([]byte{0})
+	}
 	mac.Write([]byte(room))
 	mac.Write([]byte{0})
 	mac.Write([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
 }
 
+// validToken reports whether token is the member token of id in room.
 func (s *server) validToken(room, id, token string) bool {
-	return id != "" && len(id) <= ephemeral.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.token(room, id)))
+	return s.validSigned("", room, id, token)
+}
+
+// validRenewToken reports whether token is the renewal token of id in room.
+func (s *server) validRenewToken(room, id, token string) bool {
+	return s.validSigned(renewDomain, room, id, token)
+}
+
+func (s *server) validSigned(domain, room, id, token string) bool {
+	return id != "" && len(id) <= ephemeral.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.sign(domain, room, id)))
 }
 
 // newID returns a fresh member id.

@@ -59,6 +59,9 @@ func (a *app) join(t *testing.T, room, name string) joined {
 	return j
 }
 
+// renewQuery is the query of the URL of the member's event stream, which names it.
+func (j joined) renewQuery() url.Values { return url.Values{"id": {j.ID}, "renew": {j.Renew}} }
+
 func (j joined) form(extra ...string) url.Values {
 	v := url.Values{"id": {j.ID}, "token": {j.Token}}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -256,7 +259,7 @@ func TestHeartbeatAndExpiry(t *testing.T) {
 	}
 }
 
-// loadPage gets the room's page and returns the member id and token it carries.
+// loadPage gets the room's page and returns the member id and tokens it carries.
 func (a *app) loadPage(t *testing.T, room string) joined {
 	t.Helper()
 	code, header, body := get(t, a.url+"/rooms/"+room)
@@ -267,7 +270,7 @@ func (a *app) loadPage(t *testing.T, room string) joined {
 	if cc := header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("page's Cache-Control %q, want no-store: its member id and token are its own", cc)
 	}
-	return joined{ID: m[1], Token: m[2]}
+	return joined{ID: m[1], Token: m[2], Renew: m[3]}
 }
 
 // TestStreamRenewsMember: a page whose event stream names its member sends no heartbeats; the
@@ -280,7 +283,7 @@ func TestStreamRenewsMember(t *testing.T) {
 	if other := a.loadPage(t, "r"); other.ID == ada.ID {
 		t.Fatalf("two pages got the member id %s", ada.ID)
 	}
-	s := a.openStreamQuery(t, "r", ada.form(), "")
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
 	if _, st := s.nextState(t); len(st.Members) != 0 {
 		t.Fatalf("state %+v", st)
 	}
@@ -332,10 +335,12 @@ func TestStreamRefusesBadToken(t *testing.T) {
 		room  string
 		query url.Values
 	}{
-		{"r", url.Values{"id": {ada.ID}, "token": {"x" + ada.Token}}},
+		{"r", url.Values{"id": {ada.ID}, "renew": {"x" + ada.Renew}}},
 		{"r", url.Values{"id": {ada.ID}}},
-		{"r", url.Values{"id": {"0123456789abcdef"}, "token": {ada.Token}}},
-		{"other", ada.form()}, // the token is the room's
+		{"r", url.Values{"id": {"0123456789abcdef"}, "renew": {ada.Renew}}},
+		{"other", ada.renewQuery()}, // the token is the room's
+		{"r", ada.form()},           // the member's token is not a renewal token
+		{"r", url.Values{"id": {ada.ID}, "renew": {ada.Token}}},
 	} {
 		// Not get: a stream wrongly opened would never end.
 		resp, err := http.Get(a.url + "/rooms/" + c.room + "/events?" + c.query.Encode())
@@ -345,6 +350,58 @@ func TestStreamRefusesBadToken(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("stream of %s with %v: %d, want 403", c.room, c.query, resp.StatusCode)
+		}
+	}
+}
+
+// TestRenewTokenActsNot checks that the renewal token, which the event stream's URL carries
+// into logs and histories, keeps its member alive and can do nothing else: a heartbeat, a
+// status change or a leave with it is refused, and a join with it does not get the member's
+// id.
+func TestRenewTokenActsNot(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	// Renewals are due on the wall clock every heartbeat; the TTL runs on the fake clock.
+	a := startApp(t, appConfig{ttl: testTTL, clock: clock, heartbeat: 5 * time.Millisecond})
+	ada := a.loadPage(t, "r")
+	if ada.Renew == "" || ada.Renew == ada.Token {
+		t.Fatalf("page's renewal token %q, member token %q: want two different ones", ada.Renew, ada.Token)
+	}
+	code, body := a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
+	var j joined
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &j) != nil || j != (joined{ada.ID, ada.Token, ada.Renew, j.HeartbeatMS}) {
+		t.Fatalf("join with the page's id: %d %s, want id %s and the page's tokens", code, body, ada.ID)
+	}
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
+	s.nextState(t)
+
+	stolen := joined{ID: ada.ID, Token: ada.Renew} // the renewal token, as the member's
+	for _, path := range []string{"heartbeat", "status", "leave"} {
+		if code, body := a.post(t, "/rooms/r/"+path, stolen.form("status", "away")); code != http.StatusForbidden {
+			t.Errorf("%s with the renewal token: %d %s, want 403", path, code, body)
+		}
+	}
+	e, ok, err := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r"))
+	if err != nil || !ok || e.Value.Status != StatusActive || e.Version != 1 {
+		t.Fatalf("Ada after the refused writes: %+v, %v, %v; want her as she joined", e, ok, err)
+	}
+	code, body = a.post(t, "/rooms/r/join", stolen.form("name", "Mallory"))
+	if code != http.StatusOK || strings.Contains(body, ada.ID) {
+		t.Errorf("join with the renewal token: %d %s, want a member of another id than %s", code, body, ada.ID)
+	}
+
+	// What it may do: the stream renews Ada, without a heartbeat.
+	clock.Advance(testTTL * 2 / 3)
+	want := clock.Now().Add(testTTL)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		e, ok, err := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r"))
+		if err != nil || !ok {
+			t.Fatalf("get Ada: %v, %v", ok, err)
+		}
+		if !e.ExpiresAt.Before(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ada expires at %v, not renewed by her stream to %v", e.ExpiresAt, want)
 		}
 	}
 }

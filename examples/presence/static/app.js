@@ -1,7 +1,9 @@
 // The presence page: join a room, keep the membership alive, leave on close, and show everyone
 // in the room live from the server's Server-Sent Events. The page's event stream names its
 // member, and while the stream is open the server keeps the member alive; the page sends
-// heartbeats only while its stream is down.
+// heartbeats only while its stream is down. The stream's URL carries the member's renewal
+// token, never its token: URLs end up in logs and histories, and the renewal token can only
+// keep the member alive.
 "use strict";
 
 const room = document.body.dataset.room;
@@ -12,6 +14,7 @@ const members = new Map(); // member id -> {id, name, status, joinedAt}
 const rendered = new Set(); // ids already on screen, to animate only newcomers
 // The page's member, fixed by the server before it joins: its stream names it, and its joins.
 let self = { id: document.body.dataset.memberId, token: document.body.dataset.memberToken };
+let renew = document.body.dataset.renewToken; // the renewal token of self, for its stream
 let me = null; // {name} while joined, as the member self
 let es = null; // the event stream
 let joining = null; // the join in flight
@@ -41,6 +44,7 @@ function join(name) {
       // A new id when the server did not take the page's token (say, it restarted with
       // another secret): the stream must name the member it renews.
       self = { id: j.id, token: j.token };
+      renew = j.renew;
       me = { name };
       if (!es || es.named !== self.id) connect(false);
       clearInterval(heartbeat);
@@ -103,10 +107,11 @@ function showJoined() {
 // so that the server keeps it alive while the stream is open. The browser reconnects by
 // itself after a network error and sends the last message id, the store cursor, so the server
 // resumes after it. After an answer that is not a stream, the page opens a new one; one that
-// names no member until it joins, in case the server refused the member's token.
+// names no member until it joins, in case the server refused the member's renewal token.
 function connect(anonymous) {
   if (es) es.close();
-  const stream = new EventSource(base + "/events" + (anonymous ? "" : "?" + new URLSearchParams(self)));
+  const query = anonymous ? "" : "?" + new URLSearchParams({ id: self.id, renew });
+  const stream = new EventSource(base + "/events" + query);
   stream.named = anonymous ? null : self.id;
   es = stream;
   const setConnection = (state, text) => {
