@@ -21,8 +21,8 @@ type Limits struct {
 	StreamBurst int        // event streams opened in a burst
 	JoinRate    rate.Limit // joins per second, over time
 	JoinBurst   int        // joins in a burst
-	WriteRate   rate.Limit // heartbeats and status changes per second, over time
-	WriteBurst  int        // heartbeats and status changes in a burst
+	WriteRate   rate.Limit // heartbeats, status changes and leaves per second, over time
+	WriteBurst  int        // heartbeats, status changes and leaves in a burst
 }
 
 // DefaultLimits are the limits of a server started without flags: enough for a person with a
@@ -99,7 +99,8 @@ func (g *guard) allowJoin(r *http.Request) bool {
 	return g.clientOf(r).joins.AllowN(g.now(), 1)
 }
 
-// allowWrite reports whether the request's client may send a heartbeat or a status change now.
+// allowWrite reports whether the request's client may send a heartbeat, a status change or a
+// leave now.
 func (g *guard) allowWrite(r *http.Request) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -126,8 +126,8 @@ func TestStreamRate(t *testing.T) {
 	}
 }
 
-// TestWriteRate checks that one client's heartbeats and status changes, together, are limited
-// to its burst and then to the rate.
+// TestWriteRate checks that one client's heartbeats, status changes and leaves, together, are
+// limited to its burst and then to the rate.
 func TestWriteRate(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, guard: limitsWith(func(l *Limits) { l.WriteRate, l.WriteBurst = 1, 3 })})
 	clock := stopClock(a)
@@ -137,22 +137,28 @@ func TestWriteRate(t *testing.T) {
 			t.Fatalf("write %d (%s) of a burst of three: %d %s, want 204", i+1, path, code, body)
 		}
 	}
-	for _, path := range []string{"status", "heartbeat"} {
+	for _, path := range []string{"status", "heartbeat", "leave"} {
 		if code, _ := a.post(t, "/rooms/r/"+path, ada.form("status", "active")); code != http.StatusTooManyRequests {
 			t.Fatalf("%s after a burst of three: %d, want 429", path, code)
 		}
 	}
-	a.wantRejected(t, rejectWriteRate, 2)
+	a.wantRejected(t, rejectWriteRate, 3)
 	if e, ok, err := a.store.Get(context.Background(), ada.ID, ephemeral.WithTenant("r")); err != nil || !ok || e.Value.Status != StatusAway {
-		t.Fatalf("Ada after a refused status change: %+v, %v, %v; want away", e.Value, ok, err)
+		t.Fatalf("Ada after a refused status change and leave: %+v, %v, %v; want her, away", e.Value, ok, err)
 	}
 	clock.add(time.Second)
 	if code, _ := a.post(t, "/rooms/r/status", ada.form("status", "active")); code != http.StatusNoContent {
 		t.Errorf("status a second later: %d, want 204", code)
 	}
-	// Leaving is not a write the limit holds back.
+	if code, _ := a.post(t, "/rooms/r/leave", ada.form()); code != http.StatusTooManyRequests {
+		t.Errorf("leave within that second: %d, want 429", code)
+	}
+	clock.add(time.Second)
 	if code, _ := a.post(t, "/rooms/r/leave", ada.form()); code != http.StatusNoContent {
-		t.Errorf("leave: %d, want 204", code)
+		t.Errorf("leave a second later: %d, want 204", code)
+	}
+	if n := memberCount(t, a, "r"); n != 0 {
+		t.Errorf("the room has %d members after Ada left, want 0", n)
 	}
 }
 

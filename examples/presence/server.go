@@ -68,7 +68,7 @@ const (
 	rejectJoinRate   = "join_rate"   // too many joins from a client address (429)
 	rejectStreams    = "streams"     // too many event streams open from a client address (429)
 	rejectStreamRate = "stream_rate" // too many event streams opened from a client address of late (429)
-	rejectWriteRate  = "write_rate"  // too many heartbeats and status changes from a client address (429)
+	rejectWriteRate  = "write_rate"  // too many heartbeats, status changes and leaves from a client address (429)
 	rejectRoomFull   = "room_full"   // the room has -room-size members (503)
 	rejectTooLarge   = "too_large"   // a form over maxFormBytes (413)
 	rejectSlowBody   = "slow_body"   // a form not read within the body timeout (408)
@@ -292,10 +292,12 @@ func (s *server) setStatus(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// leave removes the member; the page calls it with navigator.sendBeacon when it goes away.
+// leave removes the member; the page calls it with navigator.sendBeacon when it goes away. A
+// leave counts against the client's writes: each is a store call, and an event to every page
+// of the room, and the room's page hands out member ids and their tokens to anyone.
 func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	room, id, ok := s.member(w, r)
-	if !ok {
+	if !ok || !s.allowWrite(w, r) {
 		return
 	}
 	if _, err := s.store.Remove(r.Context(), id, ephemeral.WithTenant(room), ephemeral.WithReason("left")); err != nil {
@@ -305,13 +307,13 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// allowWrite reports whether the request's client may send a heartbeat or a status change
-// now, or writes the 429 and returns false.
+// allowWrite reports whether the request's client may send a heartbeat, a status change or a
+// leave now, or writes the 429 and returns false.
 func (s *server) allowWrite(w http.ResponseWriter, r *http.Request) bool {
 	if s.guard.allowWrite(r) {
 		return true
 	}
-	s.tooMany(w, rejectWriteRate, "1", "too many heartbeats and status changes from your address; wait a moment")
+	s.tooMany(w, rejectWriteRate, "1", "too many heartbeats, status changes and leaves from your address; wait a moment")
 	return false
 }
 
