@@ -120,6 +120,27 @@
 // headers keep, carries a renewal token instead, an HMAC of another domain, which only lets a
 // stream keep the member alive: heartbeats, status changes, leaves and joins refuse it.
 //
+// # Flags
+//
+// Each with its default; the per-client limits count a client by its IP address (see Limits):
+//
+//	-addr host:port          serve the app on host:port (127.0.0.1:8080)
+//	-metrics-addr host:port  serve /metrics on host:port, apart from -addr (off)
+//	-ttl d                   how long a member stays without a renewal (10s)
+//	-redis host:port         keep the rooms on the Redis server at host:port (off: in memory)
+//	-redis-pool n            most command connections to Redis (go-redis's: 10 per CPU)
+//	-secret-file file        read the key that signs member tokens from file, or set
+//	                         PRESENCE_SECRET; not both (a random key per process)
+//	-room-size n             most members of a room (200)
+//	-max-conns n             most connections open at once per client (32)
+//	-max-streams n           most event streams open at once per client (8)
+//	-stream-rate r           event streams opened per second per client (1)
+//	-stream-burst n          event streams opened in a burst per client (16)
+//	-join-rate r             joins per second per client (1)
+//	-join-burst n            joins in a burst per client (5)
+//	-write-rate r            heartbeats, status changes and leaves per second per client (4)
+//	-write-burst n           heartbeats, status changes and leaves in a burst per client (20)
+//
 // # Load
 //
 // TestLoad drives the server with simulated pages that speak the page's protocol over HTTP

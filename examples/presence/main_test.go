@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -247,6 +248,38 @@ func TestLoadSecret(t *testing.T) {
 			t.Errorf("%s: %q, %v; want an error saying %q", c.name, got, err, c.want)
 		case !c.wantError && (err != nil || string(got) != c.want || (got == nil) != (c.want == "")):
 			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+}
+
+// TestFlagsDocumented checks that the package doc's list of flags has every flag that main
+// defines, and no other.
+func TestFlagsDocumented(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]bool{}
+	for _, m := range regexp.MustCompile(`flag\.\w+\((?:&[\w.]+, )?"([a-z-]+)"`).FindAllSubmatch(src, -1) {
+		defined[string(m[1])] = true
+	}
+	_, section, ok := strings.Cut(string(src), "\n// # Flags\n")
+	section, _, _ = strings.Cut(section, "\n// #")
+	if !ok || len(defined) < 10 {
+		t.Fatalf("no # Flags section in the package doc, or %d flags found in main", len(defined))
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^//\t-([a-z-]+) `).FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = true
+	}
+	for name := range defined {
+		if !documented[name] {
+			t.Errorf("flag -%s is not in the package doc's # Flags", name)
+		}
+	}
+	for name := range documented {
+		if !defined[name] {
+			t.Errorf("the package doc's # Flags has -%s, which main does not define", name)
 		}
 	}
 }
