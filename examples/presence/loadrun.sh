@@ -53,7 +53,7 @@ for k in $(seq "$SERVERS"); do
 	server_pids+=($!)
 	pids+=($!)
 	urls+=("http://127.0.0.1:$port")
-	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/style.css" && break; sleep 0.1; done
+	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/static/style.css" && break; sleep 0.1; done
 done
 
 echo "presence load: $ROOMS rooms x $MEMBERS, ttl $TTL, hold $HOLD, ramp $RAMP; $SERVERS servers (-redis-pool $REDIS_POOL), $DRIVERS drivers, redis-server on $redis_port; logs in $OUT"
