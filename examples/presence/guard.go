@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,4 +207,56 @@ func (c *limitedConn) Close() error {
 		}
 	})
 	return c.Conn.Close()
+}
+
+// hostFilter returns the check of the Host names that a server listening at addr answers
+// for: those of list, comma-separated names or IP addresses without a port ("*": any), or,
+// when list is empty, any unless addr is a loopback address, and then loopback names only:
+// localhost, names under .localhost and loopback IP addresses. A nil check answers any.
+//
+// A server on loopback is one that other sites must not reach through a browser on the same
+// machine. A site whose name its owner resolves to 127.0.0.1 (DNS rebinding) is its own origin
+// to the browser, so the check against cross-origin writes lets its pages through; only the
+// Host header, its name, tells it apart. Behind a reverse proxy on the same machine that
+// passes the Host header on, list the names the proxy serves.
+func hostFilter(list string, addr net.Addr) (func(host string) bool, error) {
+	if list == "" {
+		if a, ok := addr.(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+			return nil, nil
+		}
+		return func(host string) bool { return isLoopbackHost(hostName(host)) }, nil
+	}
+	names := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if n == "*" {
+			return nil, nil
+		}
+		name := hostName(n)
+		if _, err := netip.ParseAddr(name); err != nil && (name == "" || strings.ContainsAny(name, ":/[]")) {
+			return nil, fmt.Errorf("-hosts: %q is not a host name or an IP address without a port", n)
+		}
+		names[name] = true
+	}
+	return func(host string) bool { return names[hostName(host)] }, nil
+}
+
+// hostName returns the name of a Host header, or of a -hosts entry: without its port, the
+// brackets of an IPv6 address or a final dot, in lower case.
+func hostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// isLoopbackHost reports whether name (as hostName returns it) names this machine's loopback
+// interface.
+func isLoopbackHost(name string) bool {
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(name)
+	return err == nil && a.Unmap().IsLoopback()
 }

@@ -219,7 +219,7 @@ func TestSlowBody(t *testing.T) {
 	// The server sets the body's deadline when the handler starts, which can be before this
 	// goroutine runs again after the write: take the start before the request is sent.
 	start := time.Now()
-	_, err = io.WriteString(conn, "POST /rooms/r/join HTTP/1.1\r\nHost: x\r\n"+
+	_, err = io.WriteString(conn, "POST /rooms/r/join HTTP/1.1\r\nHost: localhost\r\n"+
 		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=A")
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +253,7 @@ func TestIdleConnection(t *testing.T) {
 	// connection cannot be closed sooner than idle after this start (one taken after the
 	// answer is read could be late by however long this goroutine waited for a CPU).
 	start := time.Now()
-	if _, err := io.WriteString(conn, "GET /rooms/r HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /rooms/r HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(conn)
@@ -296,14 +296,15 @@ func TestClientID(t *testing.T) {
 // does not exist, an unknown path, a page fetched with a body) cannot hold its connection and
 // goroutine by sending that body a byte at a time: after its handler answers, net/http reads
 // up to 256 KB of an unread body before it writes the answer, and without a deadline it
-// would wait for the body for ever.
+// would wait for the body for ever. A request refused for its Host name is one of them.
 func TestSlowUnreadBody(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL})
 	a.srv.bodyTimeout = 300 * time.Millisecond
 	for _, req := range []string{
-		"POST /rooms/No-Such-Room/join HTTP/1.1\r\n",
-		"POST /nowhere HTTP/1.1\r\n",
-		"GET /rooms/r HTTP/1.1\r\n",
+		"POST /rooms/No-Such-Room/join HTTP/1.1\r\nHost: localhost\r\n",
+		"POST /nowhere HTTP/1.1\r\nHost: localhost\r\n",
+		"GET /rooms/r HTTP/1.1\r\nHost: localhost\r\n",
+		"POST /rooms/r/join HTTP/1.1\r\nHost: rebound.example\r\n", // refused by its Host (421)
 	} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
 		if err != nil {
@@ -311,7 +312,7 @@ func TestSlowUnreadBody(t *testing.T) {
 		}
 		defer conn.Close()
 		start := time.Now()
-		_, err = io.WriteString(conn, req+"Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		_, err = io.WriteString(conn, req+"Content-Type: application/x-www-form-urlencoded\r\n"+
 			"Content-Length: 100\r\n\r\nname=A")
 		if err != nil {
 			t.Fatal(err)
@@ -342,7 +343,7 @@ func TestHomeReadsNoBody(t *testing.T) {
 	}
 	defer conn.Close()
 	// 10 MB announced, 300 KB sent: more than net/http drains of a body left unread.
-	req := "GET /?room=kitchen HTTP/1.1\r\nHost: x\r\n" +
+	req := "GET /?room=kitchen HTTP/1.1\r\nHost: localhost\r\n" +
 		"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n\r\n" +
 		"--b\r\nContent-Disposition: form-data; name=\"room\"; filename=\"f\"\r\n\r\n" +
 		strings.Repeat("x", 300<<10)
@@ -377,7 +378,7 @@ func TestUnreadAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2,000 answers of the page's script, some 17 MB: more than the sockets' buffers hold.
-	reqs := strings.Repeat("GET /static/app.js HTTP/1.1\r\nHost: x\r\n\r\n", 2000)
+	reqs := strings.Repeat("GET /static/app.js HTTP/1.1\r\nHost: localhost\r\n\r\n", 2000)
 	go io.WriteString(conn, reqs) // ends when the connection is closed, by either side
 	// Far more than the write timeout, far less than the test's timeout.
 	deadline := time.Now().Add(30 * time.Second)
@@ -501,7 +502,7 @@ func dialFrom(t *testing.T, from *net.TCPAddr, addr string) net.Conn {
 // roundTrip sends a request for the style sheet on c and reads the answer, within 10 s.
 func roundTrip(c net.Conn) error {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "GET /static/style.css HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, "GET /static/style.css HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 		return err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -516,4 +517,89 @@ func roundTrip(c net.Conn) error {
 		return fmt.Errorf("answer %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) is of its own
+// origin to the browser, so the check against cross-origin writes lets its join through; the
+// app on a loopback address refuses it by its Host name, and answers loopback names.
+func TestRebindingRefused(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(a.url, "http://"))
+	joinAs := func(host string) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", a.url+"/rooms/lobby/join", strings.NewReader("name=Mallory"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://"+host) // as the browser sends it, same-origin
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := joinAs("rebound.example:" + port); code != http.StatusMisdirectedRequest {
+		t.Errorf("join with Host rebound.example: %d, want 421", code)
+	}
+	snap, err := a.store.Snapshot(context.Background(), ephemeral.WithTenant("lobby"))
+	if err != nil || len(snap.Entries) != 0 {
+		t.Fatalf("room after the refused join: %d members, %v; want none", len(snap.Entries), err)
+	}
+	a.wantRejected(t, rejectHost, 1)
+	for _, host := range []string{"localhost:" + port, "127.0.0.1:" + port} {
+		if code := joinAs(host); code != http.StatusOK {
+			t.Errorf("join with Host %s: %d, want 200", host, code)
+		}
+	}
+}
+
+func TestHostFilter(t *testing.T) {
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	public := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8080}
+	for _, tc := range []struct {
+		list     string
+		addr     net.Addr
+		any      bool     // a nil check: every name answered
+		answered []string // Host headers answered
+		refused  []string
+	}{
+		{list: "", addr: loopback,
+			answered: []string{"127.0.0.1:8080", "localhost:8080", "LOCALHOST", "localhost.", "app.localhost:1", "[::1]:8080", "127.0.0.2", "[::ffff:127.0.0.1]:80"},
+			refused:  []string{"rebound.example:8080", "", "127.0.0.1.rebound.example", "localhost.rebound.example", "192.0.2.1:8080", "[::2]:80"}},
+		{list: "", addr: &net.TCPAddr{IP: net.IPv6loopback}, answered: []string{"[::1]:80"}, refused: []string{"rebound.example"}},
+		{list: "", addr: public, any: true},
+		{list: "", addr: &net.TCPAddr{IP: net.IPv4zero}, any: true},
+		{list: "*", addr: loopback, any: true},
+		{list: "Example.COM, 192.0.2.1, ::1", addr: loopback,
+			answered: []string{"example.com:443", "example.com.", "EXAMPLE.com", "192.0.2.1:80", "[::1]:8080"},
+			refused:  []string{"localhost:8080", "127.0.0.1:8080", "www.example.com", ""}},
+	} {
+		check, err := hostFilter(tc.list, tc.addr)
+		if err != nil {
+			t.Fatalf("hostFilter(%q, %v): %v", tc.list, tc.addr, err)
+		}
+		if (check == nil) != tc.any {
+			t.Errorf("hostFilter(%q, %v) answers any name: %v, want %v", tc.list, tc.addr, check == nil, tc.any)
+			continue
+		}
+		for _, h := range tc.answered {
+			if !check(h) {
+				t.Errorf("hostFilter(%q, %v) refuses Host %q", tc.list, tc.addr, h)
+			}
+		}
+		for _, h := range tc.refused {
+			if check(h) {
+				t.Errorf("hostFilter(%q, %v) answers Host %q", tc.list, tc.addr, h)
+			}
+		}
+	}
+	for _, list := range []string{"example.com,", "a/b", "[", " , example.com"} {
+		if _, err := hostFilter(list, loopback); err == nil {
+			t.Errorf("hostFilter(%q) accepted it", list)
+		}
+	}
 }

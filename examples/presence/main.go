@@ -96,12 +96,19 @@
 // the template), every response carries a Content-Security-Policy (default-src 'self';
 // frame-ancestors 'none') and nosniff.
 //
+// A server on a loopback address, as by default, answers only requests whose Host header names
+// the loopback interface (localhost, 127.0.0.1, [::1]); others get 421. That stops DNS
+// rebinding: a site whose owner points its name at 127.0.0.1 is its own origin to a browser on
+// the same machine, so the check against cross-origin writes would let its pages join and leave
+// rooms here; its Host header names it. Behind a reverse proxy on the same machine that passes
+// the Host header on, give the proxy's names with -hosts (or "*").
+//
 // # Metrics
 //
 // With -metrics-addr the server also serves GET /metrics, in the Prometheus text format, on a
 // listener of its own: the member store's metrics (ephemeral_*, from the backend's observer,
 // github.com/ephemeral-go/ephemeral/metrics/prom), the requests refused by the limits above
-// (presence_rejections_total{reason}: conns, join_rate, streams, stream_rate, write_rate,
+// (presence_rejections_total{reason}: conns, host, join_rate, streams, stream_rate, write_rate,
 // room_full, too_large, slow_body),
 // and the Go runtime's and the process's (go_*, process_*).
 //
@@ -125,6 +132,8 @@
 // Each with its default; the per-client limits count a client by its IP address (see Limits):
 //
 //	-addr host:port          serve the app on host:port (127.0.0.1:8080)
+//	-hosts names             answer only for these comma-separated Host names, "*" for any
+//	                         (localhost and loopback addresses when -addr is one, else any)
 //	-metrics-addr host:port  serve /metrics on host:port, apart from -addr (off)
 //	-ttl d                   how long a member stays without a renewal (10s)
 //	-redis host:port         keep the rooms on the Redis server at host:port (off: in memory)
@@ -187,6 +196,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen on `host:port`")
+	hosts := flag.String("hosts", "", "answer only for these comma-separated Host `names` (\"*\": any; default: loopback names when -addr is a loopback address, else any)")
 	metricsAddr := flag.String("metrics-addr", "", "serve /metrics (Prometheus) on `host:port`, apart from -addr; off when empty")
 	ttl := flag.Duration("ttl", 10*time.Second, "how long a member stays without a renewal (by its open event stream, or a heartbeat)")
 	redisAddr := flag.String("redis", "", "use the Redis server at `host:port` instead of memory")
@@ -211,7 +221,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *metricsAddr, redisConfig{*redisAddr, *redisPool}, secret, *ttl, *roomSize, limits); err != nil {
+	if err := run(ctx, *addr, *metricsAddr, redisConfig{*redisAddr, *redisPool}, secret, *ttl, *roomSize, limits, *hosts); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -272,7 +282,7 @@ type redisConfig struct {
 
 // run serves the presence app on addr, and its metrics on metricsAddr unless it is empty, until
 // ctx is done. It signs member tokens with secret, or with a random key when it is nil.
-func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret []byte, ttl time.Duration, roomSize int, limits Limits) error {
+func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret []byte, ttl time.Duration, roomSize int, limits Limits, hosts string) error {
 	switch {
 	case ttl < 3*time.Millisecond:
 		return fmt.Errorf("-ttl %v is too short", ttl)
@@ -298,8 +308,12 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret [
 	if err != nil {
 		return err
 	}
-	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
 	srv := newServer(store, ttl, limits)
+	if srv.allowHost, err = hostFilter(hosts, ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
 	ln = srv.listener(ln)
 	if secret != nil {
 		srv.secret = secret

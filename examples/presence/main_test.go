@@ -55,6 +55,7 @@ type appConfig struct {
 	// Redis do (give them the same secret).
 	backend ephemeral.Backend
 	secret  []byte // signs member tokens; nil means a random one
+	hosts   string // the -hosts flag: "" answers loopback names only, as the app is on 127.0.0.1
 	// metrics starts the metrics server too, on an address of its own, as -metrics-addr does.
 	metrics bool
 }
@@ -91,6 +92,9 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	}
 	if cfg.secret != nil {
 		a.srv.secret = cfg.secret
+	}
+	if a.srv.allowHost, err = hostFilter(cfg.hosts, ln.Addr()); err != nil {
+		t.Fatal(err)
 	}
 	done := make(chan error, 2)
 	ln = a.srv.listener(ln)

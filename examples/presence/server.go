@@ -58,6 +58,9 @@ type server struct {
 	bodyTimeout time.Duration
 	guard       *guard // per-client limits
 	handler     http.Handler
+	// allowHost reports whether the server answers requests for a Host name (see hostFilter);
+	// nil answers any.
+	allowHost func(host string) bool
 	// rejected counts the requests refused by a limit, by reason (see rejections).
 	rejected *prometheus.CounterVec
 }
@@ -65,6 +68,7 @@ type server struct {
 // The reasons of presence_rejections_total: the limits that refuse requests.
 const (
 	rejectConns      = "conns"       // too many connections open from a client address (closed)
+	rejectHost       = "host"        // a Host name the server does not answer for (421)
 	rejectJoinRate   = "join_rate"   // too many joins from a client address (429)
 	rejectStreams    = "streams"     // too many event streams open from a client address (429)
 	rejectStreamRate = "stream_rate" // too many event streams opened from a client address of late (429)
@@ -74,7 +78,7 @@ const (
 	rejectSlowBody   = "slow_body"   // a form not read within the body timeout (408)
 )
 
-var rejections = []string{rejectConns, rejectJoinRate, rejectStreams, rejectStreamRate, rejectWriteRate, rejectRoomFull, rejectTooLarge, rejectSlowBody}
+var rejections = []string{rejectConns, rejectHost, rejectJoinRate, rejectStreams, rejectStreamRate, rejectWriteRate, rejectRoomFull, rejectTooLarge, rejectSlowBody}
 
 // newServer returns the presence app on store, whose members live for ttl without a renewal,
 // with the per-client limits l.
@@ -115,9 +119,10 @@ func (s *server) listener(ln net.Listener) net.Listener {
 	return limitConns(ln, s.guard.limits.Conns, func() { s.rejected.WithLabelValues(rejectConns).Inc() })
 }
 
-// ServeHTTP serves the pages, their event streams and their API. Writes from other origins
-// are refused (CSRF); every response forbids framing, inline scripts and styles and content
-// from elsewhere, and content-type sniffing.
+// ServeHTTP serves the pages, their event streams and their API, for the Host names the
+// server answers for (see hostFilter; others get 421 Misdirected Request). Writes from other
+// origins are refused (CSRF); every response forbids framing, inline scripts and styles and
+// content from elsewhere, and content-type sniffing.
 //
 // The body of any request must arrive within the body timeout, whether its handler reads it
 // or not: after a handler that did not read it (a 404, a page fetched with a body), net/http
@@ -129,6 +134,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 { // -1: chunked, of unknown length
 		// An error is ErrNotSupported: no connection to time out.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	}
+	if s.allowHost != nil && !s.allowHost(r.Host) {
+		s.rejected.WithLabelValues(rejectHost).Inc()
+		http.Error(w, "this server does not answer for that host name (see its -hosts flag)", http.StatusMisdirectedRequest)
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
