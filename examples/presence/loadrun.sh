@@ -13,12 +13,14 @@
 # Settings (environment): ROOMS (2000), MEMBERS (10), TTL (10s), HOLD (30s), RAMP (20s: the
 # streams open over it, then the joins and the leaves are spread over it), TIMEOUT (60s: each
 # wait of a driver), REDIS_POOL (0: each server's -redis-pool), SERVERS (2), DRIVERS (2), LIMIT (600s), OUT (a new temporary directory:
-# the logs), PROFILE (empty; when set, each driver writes a CPU profile, OUT/driver-i.cpu).
+# the logs), PROFILE (empty; when set, each driver writes a CPU profile, OUT/driver-i.cpu, and
+# each server k serves its metrics listener (-metrics-addr) and saves a CPU profile of the
+# PROFILE_SECONDS (60) after the drivers start, OUT/server-k.cpu, from /debug/pprof/profile).
 set -euo pipefail
 
 ROOMS=${ROOMS:-2000} MEMBERS=${MEMBERS:-10} TTL=${TTL:-10s} HOLD=${HOLD:-30s} RAMP=${RAMP:-20s}
 TIMEOUT=${TIMEOUT:-60s} SERVERS=${SERVERS:-2} DRIVERS=${DRIVERS:-2} LIMIT=${LIMIT:-600s}
-PROFILE=${PROFILE:-} REDIS_POOL=${REDIS_POOL:-0}
+PROFILE=${PROFILE:-} PROFILE_SECONDS=${PROFILE_SECONDS:-60} REDIS_POOL=${REDIS_POOL:-0}
 OUT=${OUT:-$(mktemp -d /tmp/presence-load.XXXXXX)}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/../.."
@@ -34,7 +36,8 @@ trap stop EXIT
 go build -o "$OUT/presence" ./examples/presence
 go test -c -o "$OUT/presence.test" ./examples/presence
 
-read -r -a ports <<<"$(shuf -i 20000-32000 -n $((SERVERS + 1)) | tr '\n' ' ')"
+# The ports: Redis's, then each server's, then each server's metrics listener's.
+read -r -a ports <<<"$(shuf -i 20000-32000 -n $((2 * SERVERS + 1)) | tr '\n' ' ')"
 redis_port=${ports[0]}
 timeout "$LIMIT" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
 	>"$OUT/redis.log" 2>&1 &
@@ -43,12 +46,17 @@ pids+=("$redis_pid")
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 secret=$(head -c 24 /dev/urandom | base64)
-urls=() server_pids=()
+urls=() server_pids=() metrics=()
 for k in $(seq "$SERVERS"); do
 	port=${ports[$k]}
+	metrics_flag=()
+	if [ -n "$PROFILE" ]; then
+		metrics+=("127.0.0.1:${ports[$((SERVERS + k))]}")
+		metrics_flag=(-metrics-addr "${metrics[$((k - 1))]}")
+	fi
 	PRESENCE_SECRET=$secret timeout "$LIMIT" "$OUT/presence" -addr "127.0.0.1:$port" -redis "127.0.0.1:$redis_port" \
 		-ttl "$TTL" -redis-pool "$REDIS_POOL" -max-conns 1000000 -max-streams 1000000 -stream-rate 1e9 -stream-burst 1000000 \
-		-join-rate 1e9 -join-burst 1000000 -write-rate 1e9 -write-burst 1000000 \
+		-join-rate 1e9 -join-burst 1000000 -write-rate 1e9 -write-burst 1000000 "${metrics_flag[@]}" \
 		>"$OUT/server-$k.log" 2>&1 &
 	server_pids+=($!)
 	pids+=($!)
@@ -70,6 +78,15 @@ for i in $(seq 0 $((DRIVERS - 1))); do
 	driver_pids+=($!)
 	pids+=($!)
 done
+profile_pids=()
+if [ -n "$PROFILE" ]; then
+	for k in $(seq "$SERVERS"); do
+		curl -sf -o "$OUT/server-$k.cpu" --max-time $((PROFILE_SECONDS + 30)) \
+			"http://${metrics[$((k - 1))]}/debug/pprof/profile?seconds=$PROFILE_SECONDS" &
+		profile_pids+=($!)
+		pids+=($!)
+	done
+fi
 
 # Sample every process's descriptors, CPU time (utime + stime) and time spent runnable but
 # waiting for a CPU (the run_delay of its threads' schedstat) until the drivers are done.
@@ -99,6 +116,8 @@ while running; do
 done
 status=0
 for pid in "${driver_pids[@]}"; do wait "$pid" || status=1; done
+# The servers' profiles end PROFILE_SECONDS after the drivers started, even if they are done.
+for pid in "${profile_pids[@]}"; do wait "$pid" || echo "a server's CPU profile failed (curl: $?)"; done
 redis-cli -p "$redis_port" info commandstats >"$OUT/redis-commandstats.txt" 2>&1 || true
 
 hz=$(getconf CLK_TCK)
@@ -112,9 +131,9 @@ for i in $(seq 0 $((DRIVERS - 1))); do
 	grep -E 'load_test.go|^(---|ok|FAIL|PASS)' "$OUT/driver-$i.log" || tail -20 "$OUT/driver-$i.log"
 done
 for k in $(seq "$SERVERS"); do
-	if [ -s "$OUT/server-$k.log" ] && grep -qv 'presence: open' "$OUT/server-$k.log"; then
+	if [ -s "$OUT/server-$k.log" ] && grep -qEv 'presence: (open|metrics at)' "$OUT/server-$k.log"; then
 		echo "--- server $k log (first lines)"
-		grep -v 'presence: open' "$OUT/server-$k.log" | head -5
+		grep -Ev 'presence: (open|metrics at)' "$OUT/server-$k.log" | head -5
 	fi
 done
 exit $status

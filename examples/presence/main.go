@@ -114,10 +114,14 @@
 //
 //	go run ./examples/presence -metrics-addr 127.0.0.1:9090   # curl 127.0.0.1:9090/metrics
 //
+// The same listener serves the Go profiles of net/http/pprof under /debug/pprof/, such as
+// /debug/pprof/profile?seconds=30 (CPU) for go tool pprof.
+//
 // It is off by default and never on the public address: metrics tell anyone who can read them
-// how busy the server is and how it fails, and each scrape costs the server work. Bind it to
-// loopback or a private interface that only the monitoring system reaches. Its requests too
-// must arrive whole, body included, within 10 s, and its idle connections close after 30 s.
+// how busy the server is and how it fails, profiles tell more (the command line, the code), and
+// each scrape or profile costs the server work. Bind it to loopback or a private interface that
+// only the monitoring system reaches. Its requests too must arrive whole, body included, within
+// 10 s, and its idle connections close after 30 s.
 //
 // The page is plain HTML, CSS and JavaScript embedded with go:embed; names are shown with
 // textContent, never parsed as HTML. Writes are refused from other origins, and a member can
@@ -178,6 +182,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -342,13 +347,21 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret [
 }
 
 // metricsHandler serves GET /metrics: the store's metrics as obs counts them, the server's
-// rejections, and the Go runtime's and the process's metrics.
+// rejections, and the Go runtime's and the process's metrics. It serves net/http/pprof's
+// profiles under /debug/pprof/ too (go tool pprof http://host:port/debug/pprof/profile), on
+// this mux only: the package's init registers them on http.DefaultServeMux as well, which
+// nothing serves.
 func metricsHandler(obs *prom.Observer, s *server) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(obs, s.rejected, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the index, and the named profiles
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

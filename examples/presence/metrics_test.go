@@ -128,3 +128,22 @@ func TestMetricsSlowBody(t *testing.T) {
 			"(read timeout %v)", read)
 	}
 }
+
+// TestProfiles checks that the metrics server serves the Go profiles of net/http/pprof, a CPU
+// profile among them, and that the app's own address does not.
+func TestProfiles(t *testing.T) {
+	a := startApp(t, appConfig{ttl: testTTL, metrics: true})
+	base := strings.TrimSuffix(a.metrics, "/metrics")
+	code, _, body := get(t, base+"/debug/pprof/profile?seconds=1")
+	if code != http.StatusOK || !strings.HasPrefix(body, "\x1f\x8b") {
+		t.Errorf("GET /debug/pprof/profile: %d, %d bytes %.40q, want a gzipped profile", code, len(body), body)
+	}
+	if code, _, body := get(t, base+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/: %d %.200q, want the index", code, body)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/heap"} {
+		if code, _, _ := get(t, a.url+path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the app's address: %d, want 404", path, code)
+		}
+	}
+}
