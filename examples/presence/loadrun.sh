@@ -4,8 +4,9 @@
 # and DRIVERS driver processes (the test binary with -load.servers and -load.part), each
 # simulating the pages of its share of the rooms, spread over all the servers. It waits for
 # the drivers, prints their figures, the most file descriptors and the CPU time each process
-# used, and stops everything it started. Everything listens on 127.0.0.1, on random ports in
-# 20000-32000; every process is bounded by LIMIT.
+# used, Redis's time a call of the store's scripts, and stops everything it started.
+# Everything listens on 127.0.0.1, on random ports in 20000-32000; every process is bounded by
+# LIMIT.
 #
 #	examples/presence/loadrun.sh                        # 2,000 rooms x 10, ttl 10 s
 #	ROOMS=200 TTL=10s examples/presence/loadrun.sh
@@ -126,6 +127,10 @@ for n in "${!all[@]}"; do
 	printf '%-9s most descriptors %6s  CPU %6.1f s  waited for a CPU %6.1f s\n' "${names[$n]}" "${maxfd[$n]:-?}" \
 		"$(echo "${cpu[$n]:-0} / $hz" | bc -l)" "$(echo "${waited[$n]:-0} / 1000" | bc -l)"
 done
+# Redis's time in the store's scripts (functions: FCALL, FCALL_RO; scripts: EVALSHA).
+awk -F'[:,=]' '/^cmdstat_(fcall|fcall_ro|evalsha)[:]/ {
+	sub("cmdstat_", "", $1); printf "redis     %s: %d calls, %.1f µs a call\n", $1, $3, $7 }' \
+	"$OUT/redis-commandstats.txt" || true
 for i in $(seq 0 $((DRIVERS - 1))); do
 	echo "--- driver $i ($ROOMS rooms, part $i/$DRIVERS)"
 	grep -E 'load_test.go|^(---|ok|FAIL|PASS)' "$OUT/driver-$i.log" || tail -20 "$OUT/driver-$i.log"
