@@ -105,8 +105,13 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // tell reverse proxies not to buffer the stream
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w)}
-	if err := sse.write("retry: 2000\n\n"); err != nil {
-		return
+	// The retry goes out with the state, in its write and flush; a resumed stream, which has
+	// no state to send, sends it at once, so that the page knows it is connected.
+	sse.buf = append(sse.buf, "retry: 2000\n\n"...)
+	if rd != nil {
+		if err := sse.flush(); err != nil {
+			return
+		}
 	}
 	for {
 		if rd == nil {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -638,4 +640,59 @@ func TestTouchMovesCursor(t *testing.T) {
 	if m := s.next(t); m != want {
 		t.Errorf("after a touch: %+v, want %+v", m, want)
 	}
+}
+
+// TestStreamFirstWrite checks that a new stream's first write and flush hold both the retry
+// and the state: one flush fewer per stream opened.
+func TestStreamFirstWrite(t *testing.T) {
+	a, _ := fakeApp(t)
+	a.join(t, "r", "Ada")
+	w := &flushRecorder{header: http.Header{}, flushed: make(chan string, 16)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.srv.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/rooms/r/events", nil))
+	}()
+	var first string
+	select {
+	case first = <-w.flushed:
+	case <-time.After(10 * time.Second):
+		t.Error("no flush within 10 s")
+	}
+	cancel()
+	<-done
+	if !strings.HasPrefix(first, "retry: 2000\n\n") || !strings.Contains(first, "\nevent: state\ndata: {") ||
+		!strings.Contains(first, `"name":"Ada"`) {
+		t.Errorf("first flush %q, want the retry and the state with Ada", first)
+	}
+}
+
+// flushRecorder is an http.ResponseWriter that sends what was written before each flush to
+// flushed.
+type flushRecorder struct {
+	header  http.Header
+	mu      sync.Mutex
+	buf     []byte
+	flushed chan string
+}
+
+func (w *flushRecorder) Header() http.Header { return w.header }
+func (w *flushRecorder) WriteHeader(int)     {}
+
+func (w *flushRecorder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *flushRecorder) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case w.flushed <- string(w.buf):
+	default: // the test reads the first flushes only
+	}
+	w.buf = w.buf[:0]
 }
