@@ -285,6 +285,7 @@ type loadRun struct {
 	expired                         atomic.Int64 // expire events of a member whose page was open, seen by that page
 	gone                            atomic.Int64 // heartbeats answered 410 or 403: the member was gone
 	reconnects                      atomic.Int64 // streams that dropped and were opened again
+	unseenN                         atomic.Int64 // changes sent not yet seen by all (see unseen)
 	resent                          atomic.Int64 // heartbeats sent again (see loadPage.beat)
 	firstErr                        atomic.Value // the first failure, as a string
 }
@@ -297,7 +298,7 @@ func (l *loadRun) fail(format string, args ...any) {
 
 // room returns a new room of the run.
 func (l *loadRun) room(name string) *loadRoom {
-	r := &loadRoom{name: name, sent: map[string]time.Time{}, seen: map[string]*arrival{}}
+	r := &loadRoom{name: name, sent: map[string]time.Time{}, seen: map[string]*arrival{}, unseen: &l.unseenN}
 	l.rooms = append(l.rooms, r)
 	return r
 }
@@ -376,19 +377,11 @@ func (l *loadRun) waitAll(ctx context.Context) bool {
 	return true
 }
 
-// unseen counts the changes sent that some page of their room that counts has not seen.
+// unseen returns the number of changes sent that some page of their room that counts has not
+// seen. The rooms keep it as they go (see loadRoom.sentAt and saw): waitAll asks every 10 ms,
+// and a scan of every change of every room each time held each room's lock against its pages.
 func (l *loadRun) unseen() int {
-	n := 0
-	for _, r := range l.rooms {
-		r.mu.Lock()
-		for key := range r.sent {
-			if a := r.seen[key]; a == nil || a.all.IsZero() {
-				n++
-			}
-		}
-		r.mu.Unlock()
-	}
-	return n
+	return int(l.unseenN.Load())
 }
 
 // report collects the time from each change to its receipt by every page, logs the figures
@@ -435,6 +428,9 @@ type loadRoom struct {
 	pages  int                  // the pages that count: those with their state in time
 	sent   map[string]time.Time // change -> when its request was sent
 	seen   map[string]*arrival  // change -> its receipts
+	// unseen counts the changes in sent that some page that counts has not seen, in all the
+	// rooms of the run.
+	unseen *atomic.Int64
 }
 
 // arrival is the receipts of one change in a room.
@@ -457,6 +453,9 @@ func (r *loadRoom) sentAt(key string, at time.Time) {
 	defer r.mu.Unlock()
 	if _, ok := r.sent[key]; !ok {
 		r.sent[key] = at
+		if a := r.seen[key]; a == nil || a.all.IsZero() {
+			r.unseen.Add(1) // not seen by all yet: the request's answer may come after its event
+		}
 	}
 }
 
@@ -472,6 +471,9 @@ func (r *loadRoom) saw(key string, at time.Time) {
 	a.n++
 	if a.n == r.pages {
 		a.all = at
+		if _, ok := r.sent[key]; ok {
+			r.unseen.Add(-1)
+		}
 	}
 }
 
@@ -943,4 +945,53 @@ func TestDescriptorsNeeded(t *testing.T) {
 			t.Errorf("%s: %d descriptors, want %d to %d", c.measured, n, c.atLeast, c.atMost)
 		}
 	}
+}
+
+// TestUnseen checks the run's count of unseen changes against a count of every change of every
+// room, as the rooms' pages see changes before and after their requests' answers.
+func TestUnseen(t *testing.T) {
+	l := &loadRun{}
+	a, b := l.room("a"), l.room("b")
+	a.pages, b.pages = 2, 1
+	at := time.Now()
+	check := func(step string, want int) {
+		t.Helper()
+		n := 0
+		for _, r := range l.rooms {
+			for key := range r.sent {
+				if a := r.seen[key]; a == nil || a.all.IsZero() {
+					n++
+				}
+			}
+		}
+		if got := l.unseen(); got != want || n != want {
+			t.Errorf("after %s: unseen %d, counted %d, want %d", step, got, n, want)
+		}
+	}
+	a.sentAt("join x", at)
+	check("a change sent", 1)
+	a.sentAt("join x", at)
+	check("the same change sent again", 1)
+	a.saw("join x", at)
+	check("one page of two saw it", 1)
+	a.saw("join x", at)
+	check("both pages saw it", 0)
+	a.saw("join x", at)
+	check("a page saw it twice", 0)
+	a.saw("join y", at)
+	a.saw("join y", at)
+	check("a change seen by all before its answer", 0)
+	a.sentAt("join y", at)
+	check("its answer", 0)
+	a.saw("join z", at)
+	a.sentAt("join z", at)
+	check("a change seen by one page before its answer", 1)
+	b.sentAt("join x", at)
+	check("a change of the other room", 2)
+	b.saw("join x", at)
+	check("its page saw it", 1)
+	a.saw("join z", at)
+	check("all seen", 0)
+	a.saw("leave w", at)
+	check("a change never sent, seen", 0)
 }
