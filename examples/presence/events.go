@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"io"
 	"log"
 	"net/http"
@@ -55,7 +54,7 @@ const writeTimeout = 10 * time.Second
 //
 // A page names its member in the stream's URL (?id=…&renew=…, its renewal token, which can do
 // nothing but that: see renewToken), and the stream keeps that member alive while it is open:
-// see renewal.
+// see renewals.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
 	if !ok {
@@ -67,7 +66,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad renewal token", http.StatusForbidden)
 			return
 		}
-		renew = &renewal{id: q.Get("id"), phase: s.renewPhase(room)}
+		renew = s.renewals.stream(room, q.Get("id"))
+		defer renew.setLive(false) // the stream ends: its member is not renewed by it any more
 	}
 	done, reason := s.guard.openStream(r)
 	switch reason {
@@ -163,49 +163,34 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string, ren
 
 // forward sends the reader's events of room to the browser until the request ends (an error),
 // the reader overflows (errResync) or a write fails. While the room is quiet it sends a comment
-// every s.ping. It renews the member of renew (nil: none) when it is due. A busy stream costs
-// no timer per event: each wait lasts until s.ping after the last write, or the renewal.
+// every s.ping. The events of renew's member (nil: none) tell renew whether the member is in
+// the room; the server's renewals touch it (see renewals). A busy stream costs no timer per
+// event: each wait lasts until s.ping after the last write.
 func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member], room string, renew *renewal) error {
 	for {
-		now := time.Now()
-		wait := s.ping - now.Sub(sse.last)
+		wait := s.ping - time.Since(sse.last)
 		if wait <= 0 {
 			if err := sse.write(":\n\n"); err != nil {
 				return err
 			}
 			continue
 		}
-		if renew != nil && renew.live {
-			if renew.next.IsZero() {
-				renew.next = s.renewAt(renew.phase, now)
-			}
-			if !renew.next.After(now) {
-				s.renewMember(ctx, room, renew, now)
-				continue
-			}
-			wait = min(wait, renew.next.Sub(now))
-		}
 		rctx, cancel := context.WithTimeout(ctx, wait)
 		err := s.forwardUntil(rctx, sse, rd, renew)
 		cancel()
-		if !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errJoined)) || ctx.Err() != nil {
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return err
 		}
 	}
 }
 
-// errJoined ends forwardUntil when the member of the stream joined: forward schedules its
-// renewals.
-var errJoined = errors.New("the stream's member joined")
-
 // forwardUntil is forward until ctx is done. The events that are ready when one arrives go
 // out together, up to maxBatch bytes, in one write and one flush: a stream that falls behind
 // catches up in fewer writes. The events of renew's member tell renew whether the member is
-// in the room; when it joins, forwardUntil returns errJoined after the write.
+// in the room.
 func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member], renew *renewal) error {
 	for {
 		ev, err := rd.Recv(ctx)
-		joined := false
 		for {
 			if err := sse.addEvent(ev, err); err != nil {
 				// The stream ends: the page reconnects with the id of the last event it got,
@@ -213,7 +198,7 @@ func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral
 				return err
 			}
 			if renew != nil && err == nil && ev.Key == renew.id && ev.Kind != ephemeral.EventOverflow {
-				joined = renew.setLive(ev.Kind == ephemeral.EventUpsert || ev.Kind == ephemeral.EventTouch) || joined
+				renew.setLive(ev.Kind == ephemeral.EventUpsert || ev.Kind == ephemeral.EventTouch)
 			}
 			var ok bool
 			if len(sse.buf) >= maxBatch {
@@ -226,68 +211,7 @@ func (s *server) forwardUntil(ctx context.Context, sse *sseWriter, rd *ephemeral
 		if err := sse.flush(); err != nil {
 			return err
 		}
-		if joined {
-			return errJoined
-		}
 	}
-}
-
-// renewal is the member that an event stream keeps alive. A page that has its stream open sends
-// no heartbeats: its stream touches its member every heartbeat interval instead, quietly as a
-// heartbeat does, while the member is in the room (as the stream sees it in the room's state
-// and events). When the page goes away, so does its stream, and the member expires one TTL
-// after its last touch at most, unless the page left. Each heartbeat was an HTTP request and a
-// store call; at 2,000 rooms of 10 the heartbeat handler took about a quarter of a server's CPU
-// (docs/PERFORMANCE.md). The streams of a room's members on one server touch them at the same
-// moment (see renewPhase), so that the store can send their touches together.
-type renewal struct {
-	id    string
-	phase time.Duration // the room's offset in the heartbeat interval (see renewPhase)
-	live  bool          // the member is in the room, as the stream last saw
-	next  time.Time     // when it is touched next, while live
-}
-
-// setLive records whether the member is in the room, and reports whether it joined: it was
-// not, and now is. Its touches are scheduled anew (see forward).
-func (m *renewal) setLive(live bool) (joined bool) {
-	joined = live && !m.live
-	if joined {
-		m.next = time.Time{}
-	}
-	m.live = live
-	return joined
-}
-
-// renewMember touches the stream's member, quietly, and schedules the next touch. A member
-// that is gone is not touched again until it is back: the stream sends its delete or expire,
-// and the page joins again.
-func (s *server) renewMember(ctx context.Context, room string, m *renewal, now time.Time) {
-	m.next = s.renewAt(m.phase, now)
-	res, err := s.store.Touch(ctx, m.id, ephemeral.WithTenant(room), ephemeral.Quiet())
-	switch {
-	case err != nil && ctx.Err() == nil:
-		log.Printf("presence: renew a member of %s: %v", room, err) // again at m.next
-	case err == nil && !res.OK:
-		m.live = false
-	}
-}
-
-// renewPhase returns the room's phase of the heartbeat interval: an offset of the interval of
-// its own, from the room's name. The streams of a room touch their members at the same
-// moments, and the rooms spread over the interval.
-func (s *server) renewPhase(room string) time.Duration {
-	h := fnv.New64a()
-	h.Write([]byte(room))
-	return time.Duration(h.Sum64() % uint64(s.heartbeat))
-}
-
-// renewAt returns the first time after now at phase of the heartbeat interval.
-func (s *server) renewAt(phase time.Duration, now time.Time) time.Time {
-	t := now.Truncate(s.heartbeat).Add(phase)
-	if !t.After(now) {
-		t = t.Add(s.heartbeat)
-	}
-	return t
 }
 
 // maxBatch is about the most bytes of events a stream writes at once.

@@ -57,6 +57,7 @@ type server struct {
 	// bodyTimeout bounds the reading of a request's body.
 	bodyTimeout time.Duration
 	guard       *guard // per-client limits
+	renewals    *renewals
 	handler     http.Handler
 	// allowHost reports whether the server answers requests for a Host name (see hostFilter);
 	// nil answers any.
@@ -99,6 +100,7 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	for _, reason := range rejections {
 		s.rejected.WithLabelValues(reason) // exported at 0 from the start
 	}
+	s.renewals = newRenewals(s)
 	_, _ = rand.Read(s.secret) // crypto/rand.Read never fails
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /static/{file}", serveStatic)

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"hash/fnv"
+	"log"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+)
+
+// renewals is the members that the open event streams of a server keep alive, by room. A page
+// that has its stream open sends no heartbeats: the server touches its member every heartbeat
+// interval instead, quietly as a heartbeat does, while the member is in the room (as the stream
+// sees it in the room's state and events). When the page goes away, so does its stream, and the
+// member expires one TTL after its last touch at most, unless the page left. Each heartbeat was
+// an HTTP request and a store call; at 2,000 rooms of 10 the heartbeat handler took about a
+// quarter of a server's CPU (docs/PERFORMANCE.md).
+//
+// A room has one timer in the process, not one per stream: at the room's phase of the interval
+// (see renewPhase) it touches the members of all the room's streams at once, each in a
+// goroutine of its own, so that the store sends their touches together (the Redis backend
+// batches a tenant's writes). The touches run apart from the streams: a slow one holds no
+// stream's events. When a room has no member to renew, its timer ends.
+type renewals struct {
+	s *server // its store, and its heartbeat interval
+
+	mu    sync.Mutex
+	rooms map[string]*roomRenewals // the rooms with a member to renew, or a timer to end
+}
+
+// roomRenewals is the members that the streams of one room renew; renewals.mu guards it.
+type roomRenewals struct {
+	name  string
+	phase time.Duration         // the room's offset in the heartbeat interval
+	live  map[*renewal]struct{} // the renewals whose member is in the room
+	timer *time.Timer
+}
+
+// renewal is the member that an event stream keeps alive.
+type renewal struct {
+	rs   *renewals
+	room string
+	id   string
+	// live and gen are guarded by rs.mu.
+	live bool   // the member is in the room, as the stream last saw: its room renews it
+	gen  uint64 // counts the times live was set: a touch's result applies to its own
+}
+
+func newRenewals(s *server) *renewals {
+	return &renewals{s: s, rooms: map[string]*roomRenewals{}}
+}
+
+// stream returns the renewal of a stream of room that names the member id; it renews the member
+// once the stream sees it in the room (setLive).
+func (rs *renewals) stream(room, id string) *renewal {
+	return &renewal{rs: rs, room: room, id: id}
+}
+
+// setLive records whether the member is in the room, as the stream sees it: while it is, the
+// room's timer touches it.
+func (m *renewal) setLive(live bool) {
+	rs := m.rs
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if live == m.live {
+		return
+	}
+	m.live = live
+	if !live {
+		delete(rs.rooms[m.room].live, m)
+		return
+	}
+	m.gen++
+	rr := rs.rooms[m.room]
+	if rr == nil {
+		rr = &roomRenewals{name: m.room, phase: rs.s.renewPhase(m.room), live: map[*renewal]struct{}{}}
+		rs.rooms[m.room] = rr
+	}
+	rr.live[m] = struct{}{}
+	if rr.timer == nil {
+		rr.timer = time.AfterFunc(time.Until(rs.s.renewAt(rr.phase, time.Now())), func() { rs.renew(rr) })
+	}
+}
+
+// renew touches the members of room rr, quietly, and sets its timer for the next heartbeat.
+// A member that is gone is not touched again until its stream sees it back: the stream sends
+// its delete or expire, and the page joins again. A room without members loses its timer.
+func (rs *renewals) renew(rr *roomRenewals) {
+	rs.mu.Lock()
+	if len(rr.live) == 0 {
+		delete(rs.rooms, rr.name)
+		rs.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	rr.timer.Reset(rs.s.renewAt(rr.phase, now).Sub(now))
+	// The streams of a member, as many as its page opened, and their gens at this moment.
+	members := map[string]map[*renewal]uint64{}
+	for m := range rr.live {
+		if members[m.id] == nil {
+			members[m.id] = map[*renewal]uint64{}
+		}
+		members[m.id][m] = m.gen
+	}
+	rs.mu.Unlock()
+
+	// A touch later than the TTL (three heartbeats) is too late: the member expired.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*rs.s.heartbeat)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		gone    []string
+		lastErr error
+		failed  int
+	)
+	for id := range members {
+		wg.Go(func() {
+			res, err := rs.s.store.Touch(ctx, id, ephemeral.WithTenant(rr.name), ephemeral.Quiet())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				lastErr, failed = err, failed+1
+			case !res.OK:
+				gone = append(gone, id)
+			}
+		})
+	}
+	wg.Wait()
+	if lastErr != nil {
+		log.Printf("presence: renew %d members of %s: %v", failed, rr.name, lastErr) // again at the next heartbeat
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, id := range gone {
+		for m, gen := range members[id] {
+			if m.live && m.gen == gen { // not seen back in the room since the touch began
+				m.live = false
+				delete(rs.rooms[rr.name].live, m)
+			}
+		}
+	}
+}
+
+// renewPhase returns the room's phase of the heartbeat interval: an offset of the interval of
+// its own, from the room's name. The members of a room are touched at the same moments, and
+// the rooms spread over the interval.
+func (s *server) renewPhase(room string) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(room))
+	return time.Duration(h.Sum64() % uint64(s.heartbeat))
+}
+
+// renewAt returns the first time after now at phase of the heartbeat interval.
+func (s *server) renewAt(phase time.Duration, now time.Time) time.Time {
+	t := now.Truncate(s.heartbeat).Add(phase)
+	if !t.After(now) {
+		t = t.Add(s.heartbeat)
+	}
+	return t
+}

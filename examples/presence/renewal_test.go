@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-go/ephemeral"
+	"github.com/ephemeral-go/ephemeral/runtime/backend"
+	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+)
+
+// touchGate is a backend whose stores' quiet touches (the streams' renewals) wait until the
+// test opens the gate.
+type touchGate struct {
+	ephemeral.Backend
+	open    chan struct{} // closed by the test: the touches go on
+	started chan struct{} // closed at the first quiet touch
+	once    sync.Once
+}
+
+func newTouchGate(t *testing.T) *touchGate {
+	b := memstore.New()
+	t.Cleanup(func() { b.Close() })
+	return &touchGate{Backend: b, open: make(chan struct{}), started: make(chan struct{})}
+}
+
+func (g *touchGate) Open(id string, l backend.Limits) (backend.Store, error) {
+	st, err := g.Backend.Open(id, l)
+	if err != nil {
+		return nil, err
+	}
+	return gatedStore{st, g}, nil
+}
+
+// gatedStore is a store of a touchGate.
+type gatedStore struct {
+	backend.Store
+	g *touchGate
+}
+
+func (s gatedStore) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
+	if req.Quiet {
+		s.g.once.Do(func() { close(s.g.started) })
+		select {
+		case <-s.g.open:
+		case <-ctx.Done():
+			return backend.TouchResult{}, ctx.Err()
+		}
+	}
+	return s.Store.Touch(ctx, tenant, req)
+}
+
+// TestRenewalDoesNotHoldStream checks that a stream forwards the room's events while a
+// renewal of its member is in flight: a slow touch does not hold the page's messages.
+func TestRenewalDoesNotHoldStream(t *testing.T) {
+	gate := newTouchGate(t)
+	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: time.Millisecond})
+	t.Cleanup(func() { close(gate.open) }) // before the app stops: the touches end
+	ada := a.loadPage(t, "r")
+	s := a.openStreamQuery(t, "r", ada.form(), "")
+	s.nextState(t)
+	a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
+	if _, m := s.nextMember(t, "upsert"); m.ID != ada.ID {
+		t.Fatalf("upsert %+v, want Ada %s", m, ada.ID)
+	}
+	select {
+	case <-gate.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ada not renewed within 10 s")
+	}
+	// Ada's renewal waits at the gate; Bob's join reaches her page all the same.
+	bob := a.join(t, "r", "Bob")
+	if _, m := s.nextMember(t, "upsert"); m.ID != bob.ID {
+		t.Fatalf("upsert %+v, want Bob %s", m, bob.ID)
+	}
+}
