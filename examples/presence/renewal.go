@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"log"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral"
@@ -22,12 +23,16 @@ import (
 // (see renewPhase) it touches the members of all the room's streams at once, each in a
 // goroutine of its own, so that the store sends their touches together (the Redis backend
 // batches a tenant's writes). The touches run apart from the streams: a slow one holds no
-// stream's events. When a room has no member to renew, its timer ends.
+// stream's events. When a room has no member to renew, its timer ends. A room's touches are not
+// sent again while the last ones are in flight: a backend that is slower than the heartbeat
+// would otherwise get more touches of the room at each heartbeat, all late.
 type renewals struct {
 	s *server // its store, and its heartbeat interval
 
 	mu    sync.Mutex
 	rooms map[string]*roomRenewals // the rooms with a member to renew, or a timer to end
+
+	skipped atomic.Int64 // heartbeats of a room without touches: the last were in flight
 }
 
 // roomRenewals is the members that the streams of one room renew; renewals.mu guards it.
@@ -36,6 +41,7 @@ type roomRenewals struct {
 	phase time.Duration         // the room's offset in the heartbeat interval
 	live  map[*renewal]struct{} // the renewals whose member is in the room
 	timer *time.Timer
+	busy  bool // its touches are in flight
 }
 
 // renewal is the member that an event stream keeps alive.
@@ -84,7 +90,8 @@ func (m *renewal) setLive(live bool) {
 	}
 }
 
-// renew touches the members of room rr, quietly, and sets its timer for the next heartbeat.
+// renew touches the members of room rr, quietly, unless its last touches are still in flight,
+// and sets its timer for the next heartbeat.
 // A member that is gone is not touched again until its stream sees it back: the stream sends
 // its delete or expire, and the page joins again. A room without members loses its timer.
 func (rs *renewals) renew(rr *roomRenewals) {
@@ -96,6 +103,12 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	}
 	now := time.Now()
 	rr.timer.Reset(rs.s.renewAt(rr.phase, now).Sub(now))
+	if rr.busy {
+		rs.skipped.Add(1)
+		rs.mu.Unlock()
+		return
+	}
+	rr.busy = true
 	// The streams of a member, as many as its page opened, and their gens at this moment.
 	members := map[string]map[*renewal]uint64{}
 	for m := range rr.live {
@@ -135,6 +148,7 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	rr.busy = false
 	for _, id := range gone {
 		for m, gen := range members[id] {
 			if m.live && m.gen == gen { // not seen back in the room since the touch began

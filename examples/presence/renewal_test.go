@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ type touchGate struct {
 	ephemeral.Backend
 	open    chan struct{} // closed by the test: the touches go on
 	started chan struct{} // closed at the first quiet touch
+	touches atomic.Int64  // quiet touches begun
 	once    sync.Once
 }
 
@@ -42,12 +44,9 @@ type gatedStore struct {
 
 func (s gatedStore) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
 	if req.Quiet {
+		s.g.touches.Add(1)
 		s.g.once.Do(func() { close(s.g.started) })
-		select {
-		case <-s.g.open:
-		case <-ctx.Done():
-			return backend.TouchResult{}, ctx.Err()
-		}
+		<-s.g.open // a backend stuck past the context's deadline
 	}
 	return s.Store.Touch(ctx, tenant, req)
 }
@@ -74,5 +73,32 @@ func TestRenewalDoesNotHoldStream(t *testing.T) {
 	bob := a.join(t, "r", "Bob")
 	if _, m := s.nextMember(t, "upsert"); m.ID != bob.ID {
 		t.Fatalf("upsert %+v, want Bob %s", m, bob.ID)
+	}
+}
+
+// TestRenewalOneTouchInFlight checks that a room's members are not touched again while their
+// last touch is in flight: the heartbeats that come meanwhile pass.
+func TestRenewalOneTouchInFlight(t *testing.T) {
+	gate := newTouchGate(t)
+	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: time.Millisecond})
+	t.Cleanup(func() { close(gate.open) })
+	ada := a.loadPage(t, "r")
+	s := a.openStreamQuery(t, "r", ada.form(), "")
+	s.nextState(t)
+	a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
+	s.nextMember(t, "upsert")
+	select {
+	case <-gate.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ada not renewed within 10 s")
+	}
+	for deadline := time.Now().Add(10 * time.Second); a.srv.renewals.skipped.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d heartbeats passed in 10 s, want 3", a.srv.renewals.skipped.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := gate.touches.Load(); n != 1 {
+		t.Errorf("%d touches begun while the first was in flight, want 1", n)
 	}
 }
