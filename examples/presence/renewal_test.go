@@ -58,7 +58,7 @@ func TestRenewalDoesNotHoldStream(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: time.Millisecond})
 	t.Cleanup(func() { close(gate.open) }) // before the app stops: the touches end
 	ada := a.loadPage(t, "r")
-	s := a.openStreamQuery(t, "r", ada.form(), "")
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
 	s.nextState(t)
 	a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
 	if _, m := s.nextMember(t, "upsert"); m.ID != ada.ID {
@@ -83,7 +83,7 @@ func TestRenewalOneTouchInFlight(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: time.Millisecond})
 	t.Cleanup(func() { close(gate.open) })
 	ada := a.loadPage(t, "r")
-	s := a.openStreamQuery(t, "r", ada.form(), "")
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
 	s.nextState(t)
 	a.post(t, "/rooms/r/join", ada.form("name", "Ada"))
 	s.nextMember(t, "upsert")

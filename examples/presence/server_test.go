@@ -652,7 +652,8 @@ func TestStreamFirstWrite(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.srv.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/rooms/r/events", nil))
+		// On the app's loopback host, which the app answers for (httptest's is example.com).
+		a.srv.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "http://127.0.0.1/rooms/r/events", nil))
 	}()
 	var first string
 	select {
