@@ -43,30 +43,30 @@ var (
 
 // TestLoad drives the presence server with simulated pages that speak its protocol exactly as
 // the room's page and static/app.js do: a page loads the room's page for its member id and
-// token, opens the room's event stream naming them (and reconnects with Last-Event-ID after
-// 2 s, the stream's retry, when it drops; opens a new one after 3 s when the answer is not a
-// stream), joins with a POST, heartbeats every heartbeatMs of the join's answer while its
-// stream is down (the stream renews its member while it is open), joins again when its
-// heartbeat gets 410 or 403 or it sees its own member expire, and leaves with a POST. The server runs in this process on memory,
-// or on the Redis server of -load.redis, with the per-client limits raised (every page comes
-// from 127.0.0.1).
+// tokens, opens the room's event stream naming the id and the renewal token (and reconnects
+// with Last-Event-ID after 2 s, the stream's retry, when it drops; opens a new one after 3 s
+// when the answer is not a stream), joins with a POST, heartbeats every heartbeatMs of the
+// join's answer while its stream is down (the stream renews its member while it is open), joins
+// again when its heartbeat gets 410 or 403 or it sees its own member expire, and leaves with a
+// POST. The server runs in this process on memory, or on the Redis server of -load.redis, with
+// the per-client limits raised (every page comes from 127.0.0.1).
 //
 // With -load.servers it drives running presence servers instead (their -ttl sets the
-// heartbeats, and their per-address limits must be raised): the pages of a room are spread
-// over the servers, and each page joins through the server after its stream's (its heartbeats
-// and leave go to its stream's), so that the events of a room cross processes through their
-// shared Redis and every member's token is checked by a process that did not sign it (the
-// servers need the same secret). With
-// -load.part i/n this process simulates only the rooms r with r % n == i of the members run
-// (and the viewers run only when i is 0), so that n driver processes together simulate all
-// the rooms; all pages of a room are in one process, which times its joins.
+// heartbeats, and their per-address limits must be raised): the pages of a room are spread over
+// the servers, and each page joins through the server after its stream's (its heartbeats and
+// leave go to its stream's), so that the events of a room cross processes through their shared
+// Redis and every member's token is checked by a process that did not sign it (the servers need
+// the same secret). With -load.part i/n this process simulates only the rooms r with r % n == i
+// of the members run (and the viewers run only when i is 0), so that n driver processes
+// together simulate all the rooms; all pages of a room are in one process, which times its
+// joins.
 //
 // The members run: -load.rooms rooms of -load.members pages. Every page opens its stream and
 // waits for its state; then every page joins, and each join is timed from the POST to the
 // moment every page of the room (that had its state) has the member's upsert; the pages stay
-// -load.hold, renewed by their streams; then they leave. The viewers run: -load.viewers pages watch one room
-// while -load.changes members join, go away (a status change) and leave it, one change every
-// -load.every, each timed until every viewer has it.
+// -load.hold, renewed by their streams; then they leave. The viewers run: -load.viewers pages
+// watch one room while -load.changes members join, go away (a status change) and leave it, one
+// change every -load.every, each timed until every viewer has it.
 //
 // It fails when a page got no state, a join or a change did not reach every page within
 // -load.timeout, a request failed, a stream dropped, or a member expired while its page was

@@ -156,9 +156,10 @@
 //
 // # Load
 //
-// TestLoad drives the server with simulated pages that speak the page's protocol over HTTP
-// and Server-Sent Events (page, stream, join, heartbeat while the stream is down, leave) and logs how long each step takes;
-// docs/PERFORMANCE.md has its figures and commands, such as 200 rooms of 10 members on Redis:
+// TestLoad drives the server with simulated pages that speak the page's protocol over HTTP and
+// Server-Sent Events (page, stream, join, heartbeat while the stream is down, leave) and logs
+// how long each step takes; docs/PERFORMANCE.md has its figures and commands, such as 200 rooms
+// of 10 members on Redis:
 //
 //	go test ./examples/presence -run TestLoad -v -timeout 30m -load.rooms 200 -load.members 10 \
 //		-load.ttl 10s -load.hold 30s -load.redis 127.0.0.1:6379
