@@ -116,13 +116,15 @@
 // meta, a few bytes); a write is refused as a whole with an OOM error. (With EVALSHA a write
 // ran up to its first command that may take memory, which failed it.) Keep the server at
 // noeviction, Redis's default: every key of a tenant has a TTL, so an allkeys-* or volatile-*
-// policy may evict one of them and not the others, and while the loss of the state hash or the
-// stream is detected (a new epoch, an overflow), that of the expiry set alone is not: the
-// tenant's entries would never expire (Get and Snapshot still hide them once due) and the
-// MaxEntries check would not count them. (A key lost alone and made again by a write gets its
-// TTL in that write, so nothing is left without one.) When a Backend opens its first store, it
-// reads the policy of every master (CONFIG GET, where the server allows it) and reports one
-// that is not noeviction to its observer, as an error of call config.
+// policy may evict one of them and not the others. The loss of the state hash or the stream is
+// detected (a new epoch, an overflow); an expiry set lost alone is made again from the entries'
+// expiries in the state hash (check.lua's restore_exp) by the first write that finds it
+// missing, or the first tick when an expiry is due: until then the entries get no expire events
+// and the MaxEntries check does not count them (Get and Snapshot hide them once due). A key
+// lost alone and made again by a call gets its TTL in that call, so nothing is left without
+// one. When a Backend opens its first store, it reads the policy of every master (CONFIG GET,
+// where the server allows it) and reports one that is not noeviction to its observer, as an
+// error of call config.
 //
 // Get and Snapshot compare expiries with TIME, so an expired entry is never returned,
 // reconciled or not. Snapshot reads the entries, the version and TIME in one MULTI/EXEC

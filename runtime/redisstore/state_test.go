@@ -119,6 +119,89 @@ func testKeysExpireAfterLoss(t *testing.T, f fixture) {
 	check(ten)
 }
 
+func TestExpirySetRestoredMiniredis(t *testing.T) { testExpirySetRestored(t, newMini(t)) }
+func TestExpirySetRestoredRedis(t *testing.T)     { testExpirySetRestored(t, newReal(t)) }
+
+// A tenant's expiry set lost alone (evicted, see the package doc) while its entries stay is
+// made again from them by the first call that finds it missing: a write of a new key, an
+// update, a tick when an expiry is due. Lost and not made again, the entries would never get
+// their expire events, and the MaxEntries check would not count them.
+func testExpirySetRestored(t *testing.T, f fixture) {
+	ctx := context.Background()
+	// lose writes a and b (b with ttl) to a new tenant and deletes its expiry set.
+	lose := func(st *store, ten string, ttl time.Duration) (a, b backend.Entry) {
+		t.Helper()
+		a, b = upsert(t, st, ten, "a", "v", time.Hour), upsert(t, st, ten, "b", "v", ttl)
+		if err := f.client.Del(ctx, st.keys(ten)[keyExp]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	// want checks that the expiry set holds exactly the expiries of want, and has a TTL.
+	want := func(st *store, ten string, want ...backend.Entry) {
+		t.Helper()
+		key := st.keys(ten)[keyExp]
+		got, err := f.client.ZRangeWithScores(ctx, key, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: expiry set %v, want %d members", ten, got, len(want))
+		}
+		for _, e := range want {
+			score, err := f.client.ZScore(ctx, key, e.Key).Result()
+			if ms := e.ExpiresAt; err != nil || int64(score) != ms {
+				t.Errorf("%s: expiry of %q %v, %v; want %d", ten, e.Key, score, err, ms)
+			}
+		}
+		if ttl, err := f.client.PTTL(ctx, key).Result(); err != nil || ttl <= 0 {
+			t.Errorf("%s: PTTL of the expiry set %v, %v; want > 0", ten, ttl, err)
+		}
+	}
+	st := f.open(t, backend.Limits{MaxEntries: 3})
+
+	a, b := lose(st, "new key", time.Hour)
+	c := upsert(t, st, "new key", "c", "v", time.Hour)
+	want(st, "new key", a, b, c)
+	// a and b count again: a fourth key is one too many.
+	_, err := st.Upsert(ctx, "new key", backend.UpsertRequest{Key: "d", Value: []byte("v"), TTL: time.Hour})
+	if !errors.Is(err, backend.ErrCapacity) {
+		t.Errorf("upsert of a fourth key with MaxEntries 3: %v, want ErrCapacity", err)
+	}
+
+	_, b = lose(st, "update", time.Hour)
+	a = upsert(t, st, "update", "a", "w", 2*time.Hour)
+	want(st, "update", a, b)
+
+	// An entry that is junk fails the write of a new key, which would put its expiry back,
+	// before the write changes anything.
+	a, b = lose(st, "junk", time.Hour)
+	if err := f.client.HSet(ctx, st.keys("junk")[keyState], entryPrefix+"bad", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Upsert(ctx, "junk", backend.UpsertRequest{Key: "c", Value: []byte("v"), TTL: time.Hour}); !errors.Is(err, backend.ErrCorrupt) {
+		t.Errorf("upsert of a new key beside junk, the set lost: %v, want ErrCorrupt", err)
+	}
+	if _, ok, err := st.Get(ctx, "junk", "c"); ok || err != nil {
+		t.Errorf("get c after the failed upsert: %v, %v; want nothing", ok, err)
+	}
+
+	if f.mini == nil {
+		return // the tick below needs the controllable clock
+	}
+	a, _ = lose(st, "tick", time.Second)
+	sub := subscribe(t, st, "tick", nil)
+	f.shift(time.Second)
+	if r, err := runTick(ctx, f.b.scripts, st.keys("tick"), st.limits, ""); err != nil || r.expired != 1 {
+		t.Fatalf("tick: %+v, %v; want b expired", r, err)
+	}
+	want(st, "tick", a)
+	ev := next(t, sub)
+	if ev.Kind != backend.EventExpire || ev.Key != "b" {
+		t.Errorf("event %+v, want b's expire", ev)
+	}
+}
+
 func TestSnapshotMiniredis(t *testing.T) {
 	f := newMini(t)
 	ctx := context.Background()

@@ -68,6 +68,37 @@ local function check_due(d)
   return nil
 end
 
+-- restore_exp puts the expiry of every entry of the state hash k_state but those of skip (a
+-- table by key, or nil) back in the expiry set k_exp, which a server that evicts keys may lose while the hash
+-- stays (see the package doc), and returns the earliest expiry put back (NEVER when none).
+-- With strict it returns false and the error reply of a malformed entry before it adds any;
+-- without, it leaves such an entry out (the operations that read it report it). The scripts
+-- call it only where the set is missing in a tenant that has a version: rarely, and in a
+-- tenant without entries it reads the meta fields alone.
+local function restore_exp(k_state, k_exp, skip, strict)
+  local cursor, zadd, earliest = '0', {}, NEVER
+  repeat
+    local r = redis.call('HSCAN', k_state, cursor, 'MATCH', ENTRY_PREFIX .. '*', 'COUNT', 1000)
+    cursor = r[1]
+    for i = 1, #r[2], 2 do
+      local key = string.sub(r[2][i], #ENTRY_PREFIX + 1)
+      if not (skip and skip[key] ~= nil) then
+        local v, c, _, e = parse_entry(key, r[2][i + 1])
+        if v then
+          zadd[#zadd + 1], zadd[#zadd + 2] = e, key
+          earliest = math.min(earliest, tonumber(e))
+        elseif strict then
+          return false, c
+        end
+      end
+    end
+  until tonumber(cursor) == 0
+  for i = 1, #zadd, 1000 do -- 500 members a ZADD: unpack's arguments are bounded
+    redis.call('ZADD', k_exp, unpack(zadd, i, math.min(i + 999, #zadd)))
+  end
+  return earliest
+end
+
 -- event_at returns the time of a stream entry read with XRANGE, or nil when the entry is not
 -- one the scripts wrote: the trim drops such entries rather than failing on them.
 local function event_at(entry)

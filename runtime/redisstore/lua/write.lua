@@ -127,9 +127,24 @@ end
 -- are read, and their expiries checked, before the first write (but the DEL of a new epoch,
 -- after which there is nothing to check).
 local d, nxt = nil, nil
+local fresh = false -- a key of the tenant may have been created
 if due <= now then
   d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
   nxt = redis.call('ZRANGE', K_EXP, #d / 2, #d / 2, 'WITHSCORES')
+  if #d == 0 and #nxt == 0 and seq0 > 0 then
+    -- No expiry set where the meta says one is due: empty, or lost alone (evicted). Lost, it
+    -- is made again from the entries (the only write before the events), and needs the keys'
+    -- expiry (fresh).
+    local earliest, err = restore_exp(K_STATE, K_EXP, nil, true)
+    if not earliest then
+      return err
+    end
+    if earliest < NEVER then
+      fresh = true
+      d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+      nxt = redis.call('ZRANGE', K_EXP, #d / 2, #d / 2, 'WITHSCORES')
+    end
+  end
   bad = check_due(d) or check_due(nxt)
   if bad then
     return bad
@@ -150,7 +165,6 @@ end
 local out = {}
 local live_count = nil -- the live entries when the script started, counted when needed
 local added = 0        -- live entries the batch added, less those it removed
-local fresh = false    -- a key of the tenant may have been created
 local until_ms = 0     -- the latest expiry written
 local ttl_last, e_last, e_s_last = nil, nil, nil -- the last TTL's expiry, as a number and as text
 for i = 1, n do
@@ -180,7 +194,19 @@ for i = 1, n do
   elseif op == OP_UPSERT and not stored then
     if live_count == nil then
       live_count = redis.call('ZCOUNT', K_EXP, '(' .. now_s, '+inf')
-      fresh = live_count == 0
+      fresh = fresh or live_count == 0
+      if live_count == 0 and seq0 > 0 and redis.call('EXISTS', K_EXP) == 0 then
+        -- No expiry set in a tenant with a version: empty, or lost alone (evicted) and its
+        -- entries not counted. Made again from them (before the events: the first write).
+        local earliest, err = restore_exp(K_STATE, K_EXP, nil, true)
+        if not earliest then
+          return err
+        end
+        if earliest < due then
+          due = earliest
+        end
+        live_count = redis.call('ZCOUNT', K_EXP, '(' .. now_s, '+inf')
+      end
     end
     if live_count + added >= tonumber(ARGV[WRITE_MAX_ENTRIES]) then
       status = STATUS_CAPACITY
@@ -308,14 +334,21 @@ if seq_s then
   put[#put + 1], put[#put + 2] = META_SEQ, seq_s
   put[#put + 1], put[#put + 2] = META_AT, now_s
 end
+if nz > 0 and redis.call('ZADD', K_EXP, unpack(zadd)) > nnew then
+  -- Members the hash had and the set had not: the set was lost alone and made again by this
+  -- ZADD. The other entries' expiries go back in it (malformed ones are left out: the events
+  -- are written).
+  fresh = true
+  local earliest = restore_exp(K_STATE, K_EXP, changed, false)
+  if earliest < due then
+    due = earliest
+  end
+end
 if due ~= due0 then
   put[#put + 1], put[#put + 2] = META_DUE, string.format('%d', due)
 end
 if trim ~= trim0 then
   put[#put + 1], put[#put + 2] = META_TRIM, string.format('%d', trim)
-end
-if nz > 0 and redis.call('ZADD', K_EXP, unpack(zadd)) > nnew then
-  fresh = true
 end
 if nd > 0 then
   redis.call('HDEL', K_STATE, unpack(hdel))
