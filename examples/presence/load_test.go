@@ -968,30 +968,35 @@ func TestUnseen(t *testing.T) {
 			t.Errorf("after %s: unseen %d, counted %d, want %d", step, got, n, want)
 		}
 	}
-	a.sentAt("join x", at)
-	check("a change sent", 1)
-	a.sentAt("join x", at)
-	check("the same change sent again", 1)
-	a.saw("join x", at)
-	check("one page of two saw it", 1)
-	a.saw("join x", at)
-	check("both pages saw it", 0)
-	a.saw("join x", at)
-	check("a page saw it twice", 0)
-	a.saw("join y", at)
-	a.saw("join y", at)
-	check("a change seen by all before its answer", 0)
-	a.sentAt("join y", at)
-	check("its answer", 0)
-	a.saw("join z", at)
-	a.sentAt("join z", at)
-	check("a change seen by one page before its answer", 1)
-	b.sentAt("join x", at)
-	check("a change of the other room", 2)
-	b.saw("join x", at)
-	check("its page saw it", 1)
-	a.saw("join z", at)
-	check("all seen", 0)
-	a.saw("leave w", at)
-	check("a change never sent, seen", 0)
+	// Each step a page's receipt of a change (saw) or its request's answer (sent), in order;
+	// want is the count after it.
+	for _, st := range []struct {
+		r    *loadRoom
+		sent bool
+		key  string
+		want int
+		what string
+	}{
+		{a, true, "join x", 1, "a change sent"},
+		{a, true, "join x", 1, "the same change sent again"},
+		{a, false, "join x", 1, "one page of two saw it"},
+		{a, false, "join x", 0, "both pages saw it"},
+		{a, false, "join x", 0, "a page saw it twice"},
+		{a, false, "join y", 0, "a change seen by one page before its answer"},
+		{a, false, "join y", 0, "a change seen by all before its answer"},
+		{a, true, "join y", 0, "its answer"},
+		{a, false, "join z", 0, "another change seen by one page before its answer"},
+		{a, true, "join z", 1, "its answer"},
+		{b, true, "join x", 2, "a change of the other room"},
+		{b, false, "join x", 1, "its page saw it"},
+		{a, false, "join z", 0, "all seen"},
+		{a, false, "leave w", 0, "a change never sent, seen"},
+	} {
+		if st.sent {
+			st.r.sentAt(st.key, at)
+		} else {
+			st.r.saw(st.key, at)
+		}
+		check(st.what, st.want)
+	}
 }
