@@ -369,11 +369,7 @@ func TestUnreadAnswers(t *testing.T) {
 	a := startApp(t, appConfig{ttl: testTTL, ping: 20 * time.Millisecond, listener: conns.wrap,
 		// Only the write timeout may close the connection.
 		timeouts: timeouts{idle: time.Hour, write: write}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrom(t, nil, strings.TrimPrefix(a.url, "http://"))
 	if err := conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
 		t.Fatal(err)
 	}

@@ -93,11 +93,7 @@ func TestMetricsSlowBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrom(t, nil, u.Host)
 	_, err = io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
 	if err != nil {
 		t.Fatal(err)
