@@ -315,12 +315,13 @@ func run(ctx context.Context, addr, metricsAddr string, rc redisConfig, secret [
 		return err
 	}
 	srv := newServer(store, ttl, limits)
-	if srv.allowHost, err = hostFilter(hosts, ln.Addr()); err != nil {
+	sln, err := srv.listen(ln, hosts)
+	if err != nil {
 		ln.Close()
 		return err
 	}
 	log.Printf("presence: open http://%s/ in two tabs (member ttl %v)", ln.Addr(), ttl)
-	ln = srv.listener(ln)
+	ln = sln
 	if secret != nil {
 		srv.secret = secret
 	} else if rc.addr != "" {

@@ -93,11 +93,10 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	if cfg.secret != nil {
 		a.srv.secret = cfg.secret
 	}
-	if a.srv.allowHost, err = hostFilter(cfg.hosts, ln.Addr()); err != nil {
+	done := make(chan error, 2)
+	if ln, err = a.srv.listen(ln, cfg.hosts); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 2)
-	ln = a.srv.listener(ln)
 	if cfg.listener != nil {
 		ln = cfg.listener(ln)
 	}

@@ -115,10 +115,17 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	return s
 }
 
-// listener returns ln with the connections of a client limited to those of the server's
-// Limits: the others are closed as soon as they are accepted, and counted (rejectConns).
-func (s *server) listener(ln net.Listener) net.Listener {
-	return limitConns(ln, s.guard.limits.Conns, func() { s.rejected.WithLabelValues(rejectConns).Inc() })
+// listen readies the server for ln: it answers the Host names that hosts (the -hosts flag)
+// and ln's address allow (see hostFilter), and it returns ln with the connections of a client
+// limited to those of the server's Limits: the others are closed as soon as they are
+// accepted, and counted (rejectConns).
+func (s *server) listen(ln net.Listener, hosts string) (net.Listener, error) {
+	allow, err := hostFilter(hosts, ln.Addr())
+	if err != nil {
+		return nil, err
+	}
+	s.allowHost = allow
+	return limitConns(ln, s.guard.limits.Conns, func() { s.rejected.WithLabelValues(rejectConns).Inc() }), nil
 }
 
 // ServeHTTP serves the pages, their event streams and their API, for the Host names the
