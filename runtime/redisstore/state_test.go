@@ -187,18 +187,32 @@ func testExpirySetRestored(t *testing.T, f fixture) {
 	}
 
 	if f.mini == nil {
-		return // the tick below needs the controllable clock
+		return // the calls below, after b is due, need the controllable clock
 	}
-	a, _ = lose(st, "tick", time.Second)
-	sub := subscribe(t, st, "tick", nil)
+	// A tick, and a write that only removes, when b is due: each puts the set back and
+	// expires b, with its event, before anything else. (No reader is open while they run: a
+	// reader's pump would tick by itself.)
+	a, b = lose(st, "tick", time.Second)
+	_, rb := lose(st, "remove", time.Second)
 	f.shift(time.Second)
 	if r, err := runTick(ctx, f.b.scripts, st.keys("tick"), st.limits, ""); err != nil || r.expired != 1 {
 		t.Fatalf("tick: %+v, %v; want b expired", r, err)
 	}
 	want(st, "tick", a)
-	ev := next(t, sub)
-	if ev.Kind != backend.EventExpire || ev.Key != "b" {
-		t.Errorf("event %+v, want b's expire", ev)
+	if ev := next(t, subscribe(t, st, "tick", &backend.Cursor{Epoch: b.Epoch, Seq: b.Version})); ev.Kind != backend.EventExpire || ev.Key != "b" {
+		t.Errorf("tick: event %+v, want b's expire", ev)
+	}
+	if ok, err := st.Remove(ctx, "remove", backend.RemoveRequest{Key: "a"}); err != nil || !ok {
+		t.Fatalf("remove a: %v, %v", ok, err)
+	}
+	if got, err := f.client.HExists(ctx, st.keys("remove")[keyState], entryPrefix+"b").Result(); err != nil || got {
+		t.Errorf("remove: b still stored after the call: %v, %v", got, err)
+	}
+	removes := subscribe(t, st, "remove", &backend.Cursor{Epoch: rb.Epoch, Seq: rb.Version})
+	for _, w := range []backend.Event{{Kind: backend.EventExpire, Key: "b"}, {Kind: backend.EventDelete, Key: "a"}} {
+		if ev := next(t, removes); ev.Kind != w.Kind || ev.Key != w.Key {
+			t.Errorf("remove: event %+v, want %v of %s", ev, w.Kind, w.Key)
+		}
 	}
 }
 
