@@ -26,7 +26,8 @@
 //   - Upsert (and Put, which takes the key from the value) creates or replaces an entry and
 //     resets its TTL. CreatedAt is kept while the key stays live and reset after a remove or an
 //     expiry.
-//   - Touch extends the TTL of a live key; a quiet touch does so without an event.
+//   - Touch extends the TTL of a live key; a quiet touch does so without an event. TouchMany
+//     touches many keys of a tenant, each as Touch would, sent together.
 //   - Remove deletes a key; Get returns a live entry only, never an expired one.
 //   - Snapshot returns all live entries sorted by key (byte order of the keys' string form) and
 //     a cursor; a [Reader] started after that cursor sees every change the snapshot does not

@@ -245,6 +245,43 @@ func ExampleStore_Put() {
 	// get: online
 }
 
+// This example renews the entries of a room in one call, as a server renews the members whose
+// pages hold a connection to it: quietly, so that readers see no event, each for the store's
+// TTL from now. A key that is gone is reported, not renewed.
+func ExampleStore_TouchMany() {
+	ctx := context.Background()
+	clock := memstore.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	b := memstore.New(memstore.WithClock(clock))
+	defer b.Close()
+	store, err := NewPresenceStore(b)
+	if err != nil {
+		panic(err)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if _, err := store.Put(ctx, Presence{Room: "lobby", UserID: user, Status: "online"}); err != nil {
+			panic(err)
+		}
+	}
+
+	clock.Advance(20 * time.Second)
+	keys := []PresenceKey{{Room: "lobby", UserID: "alice"}, {Room: "lobby", UserID: "bob"}, {Room: "lobby", UserID: "carol"}}
+	res, err := store.TouchMany(ctx, keys, ephemeral.Quiet())
+	if err != nil {
+		panic(err)
+	}
+	for i, r := range res {
+		if !r.OK {
+			fmt.Printf("%s: gone\n", keys[i].UserID)
+			continue
+		}
+		fmt.Printf("%s: version %d, expires at %s\n", keys[i].UserID, r.Version, r.ExpiresAt.Format(time.TimeOnly))
+	}
+	// Output:
+	// alice: version 1, expires at 12:00:50
+	// bob: version 2, expires at 12:00:50
+	// carol: gone
+}
+
 // This example updates an entry without losing a concurrent write: read it, then write on
 // condition that its version is still the one read, and start over on a conflict.
 func ExampleIfVersion() {

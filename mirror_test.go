@@ -128,6 +128,14 @@ func (b *fakeBackend) Touch(_ context.Context, _ string, req backend.TouchReques
 	return backend.TouchResult{OK: true, Version: e.Version, ExpiresAt: e.ExpiresAt}, nil
 }
 
+func (b *fakeBackend) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	res := make([]backend.TouchResult, len(req.Keys))
+	for i, k := range req.Keys {
+		res[i], _ = b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: req.TTL, Quiet: req.Quiet})
+	}
+	return res, nil
+}
+
 func (b *fakeBackend) Remove(_ context.Context, _ string, req backend.RemoveRequest) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -989,6 +997,14 @@ func (s switchStore) Touch(ctx context.Context, tenant string, req backend.Touch
 		return backend.TouchResult{}, err
 	}
 	return st.Touch(ctx, tenant, req)
+}
+
+func (s switchStore) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	st, err := s.sw.store()
+	if err != nil {
+		return nil, err
+	}
+	return st.TouchMany(ctx, tenant, req)
 }
 
 func (s switchStore) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {

@@ -368,6 +368,58 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 	return TouchResult{OK: true, Version: res.Version, ExpiresAt: msTime(res.ExpiresAt)}, nil
 }
 
+// TouchMany touches each of keys, as Touch would with the same options, and returns their
+// results in the order of keys: the heartbeat of many entries of one tenant, such as the
+// members a server keeps alive, at the cost of about one call. A key may come more than once;
+// no keys is no call. It takes no condition ([IfVersion], [IfCursor]): a call with one fails
+// with [ErrInvalidConfig].
+//
+// The touches are sent together but are not one atomic write: memstore applies them at one
+// instant, the Redis backend in script calls of up to 64 touches each (each call atomic, with
+// its own time). A key that does not check fails the call before anything is sent; when the
+// call fails later, the results are nil and the touches sent before the failure may have been
+// applied, as a Touch that fails may have been.
+func (s *Store[K, T]) TouchMany(ctx context.Context, keys []K, opts ...TouchOption) ([]TouchResult, error) {
+	o := collect(opts, TouchOption.applyTouch)
+	tenant, err := s.tenantOf(&o)
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := s.ttlOf(&o)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.condErr(); err != nil {
+		return nil, err
+	}
+	if o.condCount > 0 {
+		return nil, errManyCondition
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ks := make([]string, len(keys))
+	for i, key := range keys {
+		ks[i] = s.key.Format(key)
+		if err := checkKey(ks[i]); err != nil {
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+	}
+	rs, err := s.b.TouchMany(ctx, tenant, backend.TouchManyRequest{Keys: ks, TTL: ttl, Quiet: o.quiet})
+	if err != nil {
+		return nil, err
+	}
+	res := make([]TouchResult, len(rs))
+	for i, r := range rs {
+		if r.OK {
+			res[i] = TouchResult{OK: true, Version: r.Version, ExpiresAt: msTime(r.ExpiresAt)}
+		}
+	}
+	return res, nil
+}
+
+var errManyCondition = fmt.Errorf("%w: TouchMany takes no condition (IfVersion, IfCursor): touch such keys one by one", ErrInvalidConfig)
+
 // Remove deletes the entry at key and reports whether it was live. A live key's removal emits a
 // delete event carrying the reason of [WithReason].
 func (s *Store[K, T]) Remove(ctx context.Context, key K, opts ...RemoveOption) (bool, error) {

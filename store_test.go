@@ -11,6 +11,7 @@ import (
 	"github.com/ephemeral-go/ephemeral"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/ephemeral-go/ephemeral/runtime/memstore"
+	"github.com/google/go-cmp/cmp"
 )
 
 // text is the value type of these tests; textCodec stores it verbatim, refuses to decode
@@ -50,6 +51,7 @@ type recorder struct {
 	calls   []string // "op tenant"
 	upserts []backend.UpsertRequest
 	touches []backend.TouchRequest
+	manys   []backend.TouchManyRequest
 	removes []backend.RemoveRequest
 	// snapshotKeys, when set, are the keys of the entries Snapshot returns, instead of
 	// prefix+"a" and prefix+"b".
@@ -99,6 +101,20 @@ func (r *recorder) Touch(_ context.Context, tenant string, req backend.TouchRequ
 		return backend.TouchResult{}, nil
 	}
 	return backend.TouchResult{OK: true, Version: 8, ExpiresAt: 4000}, nil
+}
+
+func (r *recorder) TouchMany(_ context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	r.note("touchmany", tenant)
+	r.mu.Lock()
+	r.manys = append(r.manys, req)
+	r.mu.Unlock()
+	res := make([]backend.TouchResult, len(req.Keys))
+	for i, k := range req.Keys {
+		if k != "missing" {
+			res[i] = backend.TouchResult{OK: true, Version: uint64(10 + i), ExpiresAt: 5000}
+		}
+	}
+	return res, nil
 }
 
 func (r *recorder) Remove(_ context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
@@ -309,6 +325,8 @@ func TestEmptyTenant(t *testing.T) {
 	add(err)
 	_, err = s.Touch(ctx, "k", empty)
 	add(err)
+	_, err = s.TouchMany(ctx, []string{"k"}, empty)
+	add(err)
 	_, err = s.Remove(ctx, "k", empty)
 	add(err)
 	_, _, err = s.Get(ctx, "k", empty)
@@ -398,6 +416,23 @@ func TestRejectedCallsReachNoBackend(t *testing.T) {
 	add("touch negative ttl", err, ephemeral.ErrInvalidTTL)
 	_, err = s.Touch(ctx, "k", longTenant)
 	add("touch long tenant", err, ephemeral.ErrInvalidTenant)
+	_, err = s.TouchMany(ctx, []string{"a", "", "b"})
+	add("touch many, an empty key", err, ephemeral.ErrInvalidKey)
+	if err != nil && !strings.HasPrefix(err.Error(), "key 1: ") {
+		t.Errorf("TouchMany with an empty key second: %v, want it named as key 1", err)
+	}
+	_, err = s.TouchMany(ctx, []string{"a", long})
+	add("touch many, a long key", err, ephemeral.ErrInvalidKey)
+	_, err = s.TouchMany(ctx, []string{"a"}, ephemeral.WithTTL(0))
+	add("touch many, zero ttl", err, ephemeral.ErrInvalidTTL)
+	_, err = s.TouchMany(ctx, []string{"a"}, longTenant)
+	add("touch many, long tenant", err, ephemeral.ErrInvalidTenant)
+	_, err = s.TouchMany(ctx, []string{"a"}, ephemeral.IfVersion(1))
+	add("touch many IfVersion", err, ephemeral.ErrInvalidConfig)
+	_, err = s.TouchMany(ctx, []string{"a"}, ephemeral.IfCursor("nonsense"))
+	add("touch many IfCursor", err, ephemeral.ErrInvalidCursor)
+	_, err = s.TouchMany(ctx, []string{"a"}, ephemeral.IfCursor("0000018f3a2b4c5d-1"))
+	add("touch many IfCursor", err, ephemeral.ErrInvalidConfig)
 	_, err = s.Touch(ctx, "k", ephemeral.IfVersion(1), ephemeral.IfVersion(2))
 	add("touch two conditions", err, ephemeral.ErrInvalidConfig)
 	_, err = s.Remove(ctx, long)
@@ -464,6 +499,17 @@ func TestOptionsReachBackend(t *testing.T) {
 	if res, err := s.Touch(ctx, "missing", ephemeral.WithTTL(time.Minute)); err != nil || res != (ephemeral.TouchResult{}) || rec.touches[1].TTL != time.Minute {
 		t.Errorf("Touch(missing) = %+v, %v; request %+v", res, err, rec.touches[1])
 	}
+	many, err := s.TouchMany(ctx, []string{"a", "missing", "a"}, ephemeral.Quiet(), ephemeral.WithTenant("t6"), ephemeral.WithTTL(1500*time.Microsecond))
+	at := time.UnixMilli(5000).UTC()
+	if d := cmp.Diff([]ephemeral.TouchResult{{OK: true, Version: 10, ExpiresAt: at}, {}, {OK: true, Version: 12, ExpiresAt: at}}, many); err != nil || d != "" {
+		t.Errorf("TouchMany = %v (-want +got):\n%s", err, d)
+	}
+	if d := cmp.Diff([]backend.TouchManyRequest{{Keys: []string{"a", "missing", "a"}, TTL: 2 * time.Millisecond, Quiet: true}}, rec.manys); d != "" {
+		t.Errorf("TouchMany's request (-want +got):\n%s", d)
+	}
+	if many, err := s.TouchMany(ctx, nil); many != nil || err != nil {
+		t.Errorf("TouchMany of no keys = %v, %v", many, err)
+	}
 	if ok, err := s.Remove(ctx, "k", ephemeral.WithReason("bye"), ephemeral.IfVersion(3)); err != nil || !ok ||
 		rec.removes[0] != (backend.RemoveRequest{Key: "k", Reason: "bye", Cond: backend.Condition{Kind: backend.CondIfVersion, Version: 3}}) {
 		t.Errorf("Remove = %v, %v; request %+v", ok, err, rec.removes)
@@ -479,7 +525,7 @@ func TestOptionsReachBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	want := "upsert t1,upsert default,upsert default,touch t2,touch default,remove default,get t3,snapshot t4,subscribe t5"
+	want := "upsert t1,upsert default,upsert default,touch t2,touch default,touchmany t6,remove default,get t3,snapshot t4,subscribe t5"
 	if got := strings.Join(rec.seen(), ","); got != want {
 		t.Errorf("calls:\n got %s\nwant %s", got, want)
 	}

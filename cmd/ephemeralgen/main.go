@@ -142,8 +142,8 @@
 //     strings each made 97 allocations instead of 10,018.
 //
 // Everything else is a method of ephemeral.Store, typed by its parameters: Put(ctx, v) stores v
-// at v.EphemeralKey(), and Upsert, Touch, Remove, Get, Snapshot, Reader and Mirror take and
-// return PresenceKey keys and Presence values:
+// at v.EphemeralKey(), and Upsert, Touch, TouchMany, Remove, Get, Snapshot, Reader and Mirror
+// take and return PresenceKey keys and Presence values:
 //
 //	store, err := NewPresenceStore(backend)
 //	if err != nil {

@@ -30,6 +30,10 @@ type Store interface {
 	// Touch extends the TTL of a live key. A missing or expired key is not an error:
 	// TouchResult.OK is false (unless a condition fails: a ConflictError).
 	Touch(ctx context.Context, tenant string, req TouchRequest) (TouchResult, error)
+	// TouchMany touches each of req.Keys as Touch would, in their order, and returns their
+	// results in that order; a key may come more than once. It fails whole (nil results) when
+	// a call to the backend fails; touches applied before may stay applied.
+	TouchMany(ctx context.Context, tenant string, req TouchManyRequest) ([]TouchResult, error)
 	// Remove deletes a live key and reports whether it was live.
 	Remove(ctx context.Context, tenant string, req RemoveRequest) (bool, error)
 	// Get returns a live entry. An entry at or past its ExpiresAt is never returned.
@@ -139,6 +143,14 @@ type TouchRequest struct {
 	TTL   time.Duration // > 0, a whole number of milliseconds
 	Quiet bool          // extend the expiry only: no new version, no UpdatedAt change, no event
 	Cond  Condition     // CondNone or CondIfVersion (with or without an epoch)
+}
+
+// TouchManyRequest is the input of [Store.TouchMany]: one TTL and kind for all its keys, and
+// no condition.
+type TouchManyRequest struct {
+	Keys  []string      // each valid; none is an empty call
+	TTL   time.Duration // > 0, a whole number of milliseconds
+	Quiet bool          // as [TouchRequest.Quiet]
 }
 
 // RemoveRequest is the input of [Store.Remove].

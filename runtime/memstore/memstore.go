@@ -49,6 +49,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 )
@@ -327,13 +328,40 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	if err := st.check(tenant, req.Cond, req.Key, t, e); err != nil || e == nil {
 		return backend.TouchResult{}, err
 	}
-	e.expires = now + req.TTL.Milliseconds()
-	if !req.Quiet {
+	return st.touch(t, e, now, req.TTL, req.Quiet), nil
+}
+
+// touch extends the TTL of e, a live entry of t, at now. The backend's lock is held.
+func (st *store) touch(t *tenant, e *entry, now int64, ttl time.Duration, quiet bool) backend.TouchResult {
+	e.expires = now + ttl.Milliseconds()
+	if !quiet {
 		e.updated = now
 		e.version = t.appendEvent(&backend.Event{Kind: backend.EventTouch, At: now, Key: e.key, ExpiresAt: e.expires})
 	}
-	b.schedule(e)
-	return backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}, nil
+	st.b.schedule(e)
+	return backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}
+}
+
+// TouchMany touches req.Keys under one hold of the backend's lock, all at one instant; see
+// [backend.Store].
+func (st *store) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	b := st.b
+	now, err := b.lockReconciled(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.unlock()
+	res := make([]backend.TouchResult, len(req.Keys))
+	t := st.lookup(tenant, now)
+	if t == nil {
+		return res, nil
+	}
+	for i, k := range req.Keys {
+		if e := t.entries[k]; e != nil {
+			res[i] = st.touch(t, e, now, req.TTL, req.Quiet)
+		}
+	}
+	return res, nil
 }
 
 // Remove deletes a live key; see [backend.Store].

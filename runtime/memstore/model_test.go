@@ -24,12 +24,13 @@ func TestModel(t *testing.T) {
 		m := newModel(rt)
 		defer m.close()
 		rt.Repeat(map[string]func(*rapid.T){
-			"upsert":   m.upsert,
-			"touch":    m.touch,
-			"remove":   m.remove,
-			"advance":  m.advance,
-			"get":      m.get,
-			"snapshot": m.snapshot,
+			"upsert":    m.upsert,
+			"touch":     m.touch,
+			"touchMany": m.touchMany,
+			"remove":    m.remove,
+			"advance":   m.advance,
+			"get":       m.get,
+			"snapshot":  m.snapshot,
 		})
 	})
 }
@@ -261,6 +262,45 @@ func (m *model) touch(rt *rapid.T) {
 	}
 	if !quiet {
 		m.checkEvent(rt, m.next(rt), backend.Event{Kind: backend.EventTouch, Key: key, At: m.now, ExpiresAt: want.ExpiresAt})
+	}
+}
+
+// touchMany is touch for many keys at once, with no condition, one of them perhaps more than
+// once: each touched in its order, at one instant.
+func (m *model) touchMany(rt *rapid.T) {
+	keys := rapid.SliceOf(modelKeys).Draw(rt, "keys")
+	ttl := ttlDraw(rt)
+	quiet := rapid.Bool().Draw(rt, "quiet")
+	got, err := m.st.TouchMany(m.ctx, modelTenant, backend.TouchManyRequest{Keys: keys, TTL: ttl, Quiet: quiet})
+	if err != nil {
+		rt.Fatalf("TouchMany: %v", err)
+	}
+	m.expire(rt)
+	want := make([]backend.TouchResult, len(keys))
+	var events []backend.Event
+	for i, key := range keys {
+		e, live := m.entries[key]
+		if !live {
+			continue
+		}
+		e.expires = m.now + ttl.Milliseconds()
+		if !quiet {
+			m.seq++
+			e.version, e.updated = m.seq, m.now
+			events = append(events, backend.Event{Kind: backend.EventTouch, Key: key, Version: m.seq, At: m.now, ExpiresAt: e.expires})
+		}
+		m.entries[key] = e
+		want[i] = backend.TouchResult{OK: true, Version: e.version, ExpiresAt: e.expires}
+	}
+	if d := gocmp.Diff(want, got); d != "" {
+		rt.Fatalf("TouchMany of %q (-want +got):\n%s", keys, d)
+	}
+	for _, want := range events {
+		ev := m.next(rt)
+		want.Epoch = ev.Epoch
+		if d := gocmp.Diff(want, ev); d != "" {
+			rt.Fatalf("event of TouchMany (-want +got):\n%s", d)
+		}
 	}
 }
 

@@ -364,6 +364,32 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 	return backend.TouchResult{OK: r.ok, Version: r.version, ExpiresAt: r.expiresAt}, nil
 }
 
+// TouchMany implements [backend.Store]. Its touches go in the tenant's write batches (see
+// store.write) as many single touches would, but at once: up to 64 in one script call, each
+// call atomic. Touches of one key in the request apply in its order.
+func (st *store) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	if err := st.b.check(); err != nil {
+		return nil, err
+	}
+	code := opTouch
+	if req.Quiet {
+		code = opTouchQuiet
+	}
+	ops := make([]writeOp, len(req.Keys))
+	for i, k := range req.Keys {
+		ops[i] = writeOp{code: code, key: k, ttl: req.TTL}
+	}
+	rs := st.writes.doAll(ctx, tenant, ops)
+	res := make([]backend.TouchResult, len(rs))
+	for i, r := range rs {
+		if r.err != nil {
+			return nil, wrap("touch", req.Keys[i], r.err)
+		}
+		res[i] = backend.TouchResult{OK: r.ok, Version: r.version, ExpiresAt: r.expiresAt}
+	}
+	return res, nil
+}
+
 // Remove implements [backend.Store]. It is batched as Upsert is.
 func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRequest) (bool, error) {
 	if err := st.b.check(); err != nil {

@@ -77,6 +77,72 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	}
 }
 
+// doAll runs reqs, in their order, in batches of key k (see batcher): they go in as many
+// batches as max needs, alongside calls of others, and a caller that finds fewer than depth
+// calls of k in flight sends them itself, on its goroutine, as a drain would, until its last
+// is sent. It returns their results in the order of reqs when all are done, or ended's
+// results once ctx has ended: a request may then have been applied or not.
+func (b *batcher[K, Req, Res]) doAll(ctx context.Context, k K, reqs []Req) []Res {
+	if len(reqs) == 0 {
+		return nil
+	}
+	calls := make([]call[Req, Res], len(reqs))
+	b.mu.Lock()
+	q := b.queues[k]
+	if q == nil {
+		if b.queues == nil {
+			b.queues = make(map[K]*queue[Req, Res])
+		}
+		q = new(queue[Req, Res])
+		b.queues[k] = q
+	}
+	for i := range calls {
+		calls[i] = call[Req, Res]{ctx: ctx, req: reqs[i], done: make(chan struct{})}
+		q.calls = append(q.calls, &calls[i])
+	}
+	fly := q.flying < b.depth
+	if fly {
+		q.flying++
+	}
+	b.mu.Unlock()
+	if fly {
+		// The drain of this place in flight, until the last of reqs is sent (or dropped):
+		// what waits after it, of other callers, goes to a drain of its own.
+		last := &calls[len(calls)-1]
+		for batch := b.next(k, q); batch != nil; batch = b.next(k, q) {
+			b.batch(k, batch)
+			if isDone(last.done) {
+				b.release(k, q)
+				break
+			}
+		}
+	}
+	res := make([]Res, len(calls))
+	for i := range calls {
+		select {
+		case <-calls[i].done:
+			res[i] = calls[i].res
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			// Also when its batch ended: that batch's call ran under a context of its own
+			// (see batchContext), whose error says "canceled" where ctx's says why.
+			res[i] = b.ended(err)
+		}
+	}
+	return res
+}
+
+// isDone reports whether done is closed.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
 // release ends a call in flight of key k, whose queue is q: a goroutine runs the calls that
 // wait in q, if any, in its stead; otherwise it lands (see land).
 func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res]) {

@@ -43,6 +43,7 @@ var cases = []struct {
 	{"EmptyTenantCursor", testEmptyTenantCursor},
 	{"SnapshotCursorConcurrent", testSnapshotCursorConcurrent},
 	{"QuietTouch", testQuietTouch},
+	{"TouchMany", testTouchMany},
 	{"Conditions", testConditions},
 	{"CursorConditions", testCursorConditions},
 	{"EpochOrder", testEpochOrder},
@@ -680,6 +681,73 @@ func testQuietTouch(e *env) {
 	e.mustGet(s, "k", want)
 	e.advance(ttl/2 + ttl/10) // past the first expiry, before the second
 	e.mustGet(s, "k", want)
+	e.noEventBefore(s, r)
+}
+
+// testTouchMany checks that TouchMany touches each key as Touch would, in its order: a new
+// version and event for each live key, OK false for a missing or an expired one, a repeated key
+// touched twice; quietly, the expiries only. Its 73 keys take two script calls on Redis.
+func testTouchMany(e *env) {
+	s := e.store()
+	ttl := e.shortTTL()
+	var keys []string
+	for i := range 70 {
+		keys = append(keys, fmt.Sprintf("k%02d", i))
+		e.upsert(s, keys[i], item{N: i})
+	}
+	e.upsert(s, "short", item{}, ephemeral.WithTTL(ttl))
+	r := e.reader(s)
+	e.advance(ttl)
+	call := append(keys[:len(keys):len(keys)], "missing", "short", "k00")
+	res, err := s.TouchMany(e.ctx, call, ephemeral.WithTTL(2*longTTL))
+	if err != nil || len(res) != len(call) {
+		e.Fatalf("TouchMany: %d results, %v; want %d", len(res), err, len(call))
+	}
+	e.recvKind(r, ephemeral.EventExpire, "short")
+	var last uint64
+	for i, k := range call {
+		if k == "missing" || k == "short" {
+			if res[i] != (ephemeral.TouchResult{}) {
+				e.Fatalf("TouchMany: result %d, of %q: %+v, want OK false", i, k, res[i])
+			}
+			continue
+		}
+		if !res[i].OK || res[i].Version <= last {
+			e.Fatalf("TouchMany: result %d, of %q: %+v, want OK and a version above %d", i, k, res[i], last)
+		}
+		last = res[i].Version
+		ev := e.recvKind(r, ephemeral.EventTouch, k)
+		if ev.Version != res[i].Version || !ev.ExpiresAt.Equal(res[i].ExpiresAt) {
+			e.Fatalf("the touch event of %q: version %d, expiry %v; want %+v", k, ev.Version, ev.ExpiresAt, res[i])
+		}
+	}
+	for i, k := range keys {
+		j := i
+		if k == "k00" {
+			j = len(call) - 1
+		}
+		got, ok := e.get(s, k)
+		if !ok || got.Version != res[j].Version || !got.ExpiresAt.Equal(res[j].ExpiresAt) || got.ExpiresAt.Sub(got.UpdatedAt) != 2*longTTL {
+			e.Fatalf("Get(%q) after TouchMany: %+v, %v; want the version and expiry of %+v, updated 2h before", k, got, ok, res[j])
+		}
+	}
+
+	before := e.snapshot(s)
+	quiet, err := s.TouchMany(e.ctx, []string{"k01", "missing", "k02"}, ephemeral.Quiet(), ephemeral.WithTTL(3*longTTL))
+	if err != nil || len(quiet) != 3 || quiet[1] != (ephemeral.TouchResult{}) {
+		e.Fatalf("quiet TouchMany: %+v, %v", quiet, err)
+	}
+	for i, j := range []int{0, 2} {
+		want := before.Entries[1+i] // k00 is first
+		if want.Key != []string{"k01", "k02"}[i] {
+			e.Fatalf("snapshot entry %d is %q", 1+i, want.Key)
+		}
+		if !quiet[j].OK || quiet[j].Version != want.Version || !quiet[j].ExpiresAt.After(want.ExpiresAt) {
+			e.Fatalf("quiet TouchMany of %q: %+v, want OK, version %d, expiry after %v", want.Key, quiet[j], want.Version, want.ExpiresAt)
+		}
+		want.ExpiresAt = quiet[j].ExpiresAt
+		e.mustGet(s, want.Key, want)
+	}
 	e.noEventBefore(s, r)
 }
 

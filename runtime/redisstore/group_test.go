@@ -1,0 +1,190 @@
+package redisstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+)
+
+// testBatcher is a batcher of ints by string key, at most 3 a batch, 1 call or batch of a key in
+// flight, whose result of n is 2n (or -1 when its ctx ended). It records its batches and the
+// drains it spawned; a batch that begins with a number in hold waits until that is closed.
+type testBatcher struct {
+	batcher[string, int, int]
+
+	mu      sync.Mutex
+	batches [][]int
+	spawned int
+	hold    map[int]chan struct{}
+}
+
+func newTestBatcher() *testBatcher {
+	tb := &testBatcher{hold: map[int]chan struct{}{}}
+	tb.batcher = batcher[string, int, int]{
+		max:   3,
+		depth: 1,
+		one:   func(_ context.Context, _ string, n int) int { tb.record([]int{n}); return 2 * n },
+		batch: func(_ string, calls []*call[int, int]) {
+			var ns []int
+			for _, c := range calls {
+				ns = append(ns, c.req)
+			}
+			tb.record(ns)
+			for _, c := range calls {
+				c.res = 2 * c.req
+				close(c.done)
+			}
+		},
+		ended: func(error) int { return -1 },
+		spawn: func(f func()) {
+			tb.mu.Lock()
+			tb.spawned++
+			tb.mu.Unlock()
+			go f()
+		},
+	}
+	return tb
+}
+
+func (tb *testBatcher) record(ns []int) {
+	tb.mu.Lock()
+	tb.batches = append(tb.batches, ns)
+	hold := tb.hold[ns[0]]
+	tb.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+}
+
+// check fails t unless tb ran want, spawned that many drains, and forgot its queues.
+func (tb *testBatcher) check(t *testing.T, want [][]int, spawned int) {
+	t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if !slices.EqualFunc(tb.batches, want, slices.Equal) || tb.spawned != spawned {
+		t.Errorf("batches %v, %d drains spawned; want %v, %d", tb.batches, tb.spawned, want, spawned)
+	}
+	tb.batcher.mu.Lock()
+	defer tb.batcher.mu.Unlock()
+	if len(tb.queues) != 0 {
+		t.Errorf("%d queues left behind", len(tb.queues))
+	}
+}
+
+// With nothing of its key in flight, doAll sends its requests itself, in their order, in
+// batches of at most max.
+func TestDoAllAlone(t *testing.T) {
+	tb := newTestBatcher()
+	if got := tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5, 6, 7}); !slices.Equal(got, []int{2, 4, 6, 8, 10, 12, 14}) {
+		t.Errorf("doAll = %v", got)
+	}
+	if got := tb.doAll(t.Context(), "k", nil); got != nil {
+		t.Errorf("doAll of nothing = %v", got)
+	}
+	tb.check(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, 0)
+}
+
+// A doAll that sends its requests itself stops when its last is sent: a call that came after
+// it goes to a drain of its own, and doAll returns while that call's batch runs.
+func TestDoAllHandsOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		first, later := make(chan struct{}), make(chan struct{})
+		tb.hold[1], tb.hold[7] = first, later
+		var all []int
+		var one int
+		var wg sync.WaitGroup
+		wg.Go(func() { all = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5, 6}) })
+		synctest.Wait() // its first batch runs, held
+		wg.Go(func() { one = tb.do(t.Context(), "k", 7) })
+		synctest.Wait() // 7 waits behind it
+		close(first)
+		synctest.Wait() // doAll sends 4 to 6, and hands 7 on
+		if all == nil {
+			t.Fatal("doAll has not returned while a later call's batch runs")
+		}
+		close(later)
+		wg.Wait()
+		if !slices.Equal(all, []int{2, 4, 6, 8, 10, 12}) || one != 14 {
+			t.Errorf("doAll = %v, do = %d", all, one)
+		}
+		tb.check(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, 1)
+	})
+}
+
+// With the most calls of its key in flight, doAll's requests wait, in their order, and go in
+// batches of a drain when the call in flight ends; when ctx ends first, doAll returns the
+// ended results, and its requests are not sent.
+func TestDoAllWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		q := &queue[int, int]{flying: 1}
+		tb.queues = map[string]*queue[int, int]{"k": q}
+		var got []int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			got = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4})
+		}()
+		synctest.Wait()
+		tb.batcher.mu.Lock()
+		waiting := len(q.calls)
+		tb.batcher.mu.Unlock()
+		if waiting != 4 {
+			t.Fatalf("%d calls wait, want 4", waiting)
+		}
+		tb.release("k", q)
+		<-done
+		if !slices.Equal(got, []int{2, 4, 6, 8}) {
+			t.Errorf("doAll = %v", got)
+		}
+		synctest.Wait()
+		tb.check(t, [][]int{{1, 2, 3}, {4}}, 1)
+
+		tb = newTestBatcher()
+		q = &queue[int, int]{flying: 1}
+		tb.queues = map[string]*queue[int, int]{"k": q}
+		ctx, cancel := context.WithCancel(t.Context())
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			got = tb.doAll(ctx, "k", []int{1, 2})
+		}()
+		synctest.Wait()
+		cancel()
+		<-done
+		if !slices.Equal(got, []int{-1, -1}) {
+			t.Errorf("doAll with its ctx ended = %v", got)
+		}
+		tb.release("k", q)
+		synctest.Wait()
+		tb.check(t, nil, 1)
+	})
+}
+
+// A doAll whose ctx ends while it sends its own batch returns ended's results, not those of
+// the batch, whose call ran under a context of its own.
+func TestDoAllEndsWithItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		hold := make(chan struct{})
+		tb.hold[1] = hold
+		ctx, cancel := context.WithCancel(t.Context())
+		var got []int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			got = tb.doAll(ctx, "k", []int{1, 2})
+		}()
+		synctest.Wait()
+		cancel()
+		close(hold)
+		<-done
+		if !slices.Equal(got, []int{-1, -1}) {
+			t.Errorf("doAll with its ctx ended during its batch = %v", got)
+		}
+		tb.check(t, [][]int{{1, 2}}, 0)
+	})
+}
