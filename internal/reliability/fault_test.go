@@ -390,6 +390,10 @@ func TestFaultUnreachable(t *testing.T) {
 	calls := map[string]func(ctx context.Context) error{
 		"upsert": func(ctx context.Context) error { _, err := f.store.Upsert(ctx, "k", "v"); return err },
 		"touch":  func(ctx context.Context) error { _, err := f.store.Touch(ctx, "before"); return err },
+		"touch many": func(ctx context.Context) error {
+			_, err := f.store.TouchMany(ctx, []string{"before", "k"})
+			return err
+		},
 		"remove": func(ctx context.Context) error { _, err := f.store.Remove(ctx, "before"); return err },
 		"get":    func(ctx context.Context) error { _, _, err := f.store.Get(ctx, "before"); return err },
 		"snapshot": func(ctx context.Context) error {
