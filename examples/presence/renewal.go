@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/fnv"
 	"log"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +22,9 @@ import (
 // quarter of a server's CPU (docs/PERFORMANCE.md).
 //
 // A room has one timer in the process, not one per stream: at the room's phase of the interval
-// (see renewPhase) it touches the members of all the room's streams at once, each in a
-// goroutine of its own, so that the store sends their touches together (the Redis backend
-// batches a tenant's writes). The touches run apart from the streams: a slow one holds no
-// stream's events. When a room has no member to renew, its timer ends. A room's touches are not
+// (see renewPhase) it touches the members of all the room's streams at once, in one
+// [ephemeral.Store.TouchMany] (one script call on Redis for a room of up to 64 members). The
+// touches run apart from the streams: a slow one holds no stream's events. When a room has no member to renew, its timer ends. A room's touches are not
 // sent again while the last ones are in flight: a backend that is slower than the heartbeat
 // would otherwise get more touches of the room at each heartbeat, all late.
 type renewals struct {
@@ -122,29 +123,16 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	// A touch later than the TTL (three heartbeats) is too late: the member expired.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*rs.s.heartbeat)
 	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		gone    []string
-		lastErr error
-		failed  int
-	)
-	for id := range members {
-		wg.Go(func() {
-			res, err := rs.s.store.Touch(ctx, id, ephemeral.WithTenant(rr.name), ephemeral.Quiet())
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				lastErr, failed = err, failed+1
-			case !res.OK:
-				gone = append(gone, id)
-			}
-		})
+	ids := slices.Collect(maps.Keys(members))
+	res, err := rs.s.store.TouchMany(ctx, ids, ephemeral.WithTenant(rr.name), ephemeral.Quiet())
+	if err != nil {
+		log.Printf("presence: renew %d members of %s: %v", len(ids), rr.name, err) // again at the next heartbeat
 	}
-	wg.Wait()
-	if lastErr != nil {
-		log.Printf("presence: renew %d members of %s: %v", failed, rr.name, lastErr) // again at the next heartbeat
+	var gone []string
+	for i, r := range res {
+		if !r.OK {
+			gone = append(gone, ids[i])
+		}
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

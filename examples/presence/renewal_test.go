@@ -18,7 +18,7 @@ type touchGate struct {
 	ephemeral.Backend
 	open    chan struct{} // closed by the test: the touches go on
 	started chan struct{} // closed at the first quiet touch
-	touches atomic.Int64  // quiet touches begun
+	touches atomic.Int64  // quiet calls of Touch or TouchMany begun
 	once    sync.Once
 }
 
@@ -44,11 +44,24 @@ type gatedStore struct {
 
 func (s gatedStore) Touch(ctx context.Context, tenant string, req backend.TouchRequest) (backend.TouchResult, error) {
 	if req.Quiet {
-		s.g.touches.Add(1)
-		s.g.once.Do(func() { close(s.g.started) })
-		<-s.g.open // a backend stuck past the context's deadline
+		s.g.wait()
 	}
 	return s.Store.Touch(ctx, tenant, req)
+}
+
+func (s gatedStore) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
+	if req.Quiet {
+		s.g.wait()
+	}
+	return s.Store.TouchMany(ctx, tenant, req)
+}
+
+// wait counts a quiet touch and holds it until the gate opens: a backend stuck past the
+// context's deadline.
+func (g *touchGate) wait() {
+	g.touches.Add(1)
+	g.once.Do(func() { close(g.started) })
+	<-g.open
 }
 
 // TestRenewalDoesNotHoldStream checks that a stream forwards the room's events while a
