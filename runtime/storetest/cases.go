@@ -1032,8 +1032,9 @@ func testTryRecv(e *env) {
 	}
 }
 
-// testConcurrent runs writers in parallel on the keys keyOf gives and checks that every write
-// got its own version and that one reader receives every event, in version order.
+// testConcurrent runs writers in parallel on the keys keyOf gives, each upserting, touching and
+// touching four keys at once, and checks that every write got its own version and that one
+// reader receives every event, in version order.
 func testConcurrent(e *env, keyOf func(g, i int) string) {
 	s := e.store()
 	r := e.reader(s)
@@ -1059,6 +1060,22 @@ func testConcurrent(e *env, keyOf func(g, i int) string) {
 					return
 				}
 				versions[g] = append(versions[g], res.Version)
+				if i%8 != 7 {
+					continue
+				}
+				keys := []string{keyOf(g, i-3), keyOf(g, i-2), keyOf(g, i-1), key}
+				many, err := s.TouchMany(e.ctx, keys)
+				if err != nil {
+					e.Errorf("writer %d: TouchMany: %v", g, err)
+					return
+				}
+				for j, res := range many {
+					if !res.OK || (j > 0 && res.Version <= many[j-1].Version) {
+						e.Errorf("writer %d: TouchMany of %q = %+v: want each OK, in the order of the keys", g, keys, many)
+						return
+					}
+					versions[g] = append(versions[g], res.Version)
+				}
 			}
 		})
 	}
