@@ -51,14 +51,7 @@ type batcher[K comparable, Req, Res any] struct {
 // do runs req, alone or in a batch (see batcher), and returns its result.
 func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	b.mu.Lock()
-	q := b.queues[k]
-	if q == nil {
-		if b.queues == nil {
-			b.queues = make(map[K]*queue[Req, Res])
-		}
-		q = new(queue[Req, Res])
-		b.queues[k] = q
-	}
+	q := b.queue(k)
 	if q.flying < b.depth && len(q.calls) == 0 {
 		q.flying++
 		b.mu.Unlock()
@@ -77,6 +70,19 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	}
 }
 
+// queue returns the queue of key k, made if k has none. b.mu is held.
+func (b *batcher[K, Req, Res]) queue(k K) *queue[Req, Res] {
+	q := b.queues[k]
+	if q == nil {
+		if b.queues == nil {
+			b.queues = make(map[K]*queue[Req, Res])
+		}
+		q = new(queue[Req, Res])
+		b.queues[k] = q
+	}
+	return q
+}
+
 // doAll runs reqs, in their order, in batches of key k (see batcher): they go in as many
 // batches as max needs, alongside calls of others, and a caller that finds fewer than depth
 // calls of k in flight sends them itself, on its goroutine, as a drain would, until its last
@@ -88,14 +94,7 @@ func (b *batcher[K, Req, Res]) doAll(ctx context.Context, k K, reqs []Req) []Res
 	}
 	calls := make([]call[Req, Res], len(reqs))
 	b.mu.Lock()
-	q := b.queues[k]
-	if q == nil {
-		if b.queues == nil {
-			b.queues = make(map[K]*queue[Req, Res])
-		}
-		q = new(queue[Req, Res])
-		b.queues[k] = q
-	}
+	q := b.queue(k)
 	for i := range calls {
 		calls[i] = call[Req, Res]{ctx: ctx, req: reqs[i], done: make(chan struct{})}
 		q.calls = append(q.calls, &calls[i])
