@@ -74,8 +74,8 @@
 // other was made (the calls of one goroutine stay in its order). A TouchMany joins the same
 // queue with all its touches at once, in their order, and when it finds a place in flight it
 // sends them itself, up to 64 a call, as a drain would: renewing a room of ten keys so took
-// 0.23–0.30 of the client's CPU and 0.39–0.51 of the server's that ten calls of Touch at once
-// took, a room at a time, and 0.45–0.52 and 0.61–0.67 with 32 rooms in flight
+// 0.23–0.31 of the client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once
+// took, a room at a time, and 0.46–0.52 and 0.60–0.66 with 32 rooms in flight
 // (BenchmarkTouchMany, docs/PERFORMANCE.md).
 //
 // The script calls of all tenants then share a pipeline: a call with fewer than four of its
