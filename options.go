@@ -26,8 +26,8 @@ type callOptions struct {
 // [IfVersion], [IfCursor].
 type UpsertOption interface{ applyUpsert(*callOptions) }
 
-// TouchOption configures one [Store.Touch]: [WithTenant], [WithTTL], [Quiet], [IfVersion],
-// [IfCursor].
+// TouchOption configures one [Store.Touch] or [Store.TouchMany]: [WithTenant], [WithTTL],
+// [Quiet], [IfVersion] and [IfCursor] (Touch only).
 type TouchOption interface{ applyTouch(*callOptions) }
 
 // RemoveOption configures one [Store.Remove]: [WithTenant], [WithReason], [IfVersion],

@@ -148,7 +148,7 @@ type TouchRequest struct {
 // TouchManyRequest is the input of [Store.TouchMany]: one TTL and kind for all its keys, and
 // no condition.
 type TouchManyRequest struct {
-	Keys  []string      // each valid; none is an empty call
+	Keys  []string      // each valid; none is a call that touches nothing
 	TTL   time.Duration // > 0, a whole number of milliseconds
 	Quiet bool          // as [TouchRequest.Quiet]
 }
