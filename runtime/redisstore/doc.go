@@ -76,7 +76,8 @@
 // sends them itself, up to 64 a call, as a drain would: renewing a room of ten keys so took
 // 0.23–0.31 of the client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once
 // took, a room at a time, and 0.46–0.52 and 0.60–0.66 with 32 rooms in flight
-// (BenchmarkTouchMany, docs/PERFORMANCE.md).
+// (BenchmarkTouchMany, docs/PERFORMANCE.md). The tenant's writes that come after it wait
+// behind all its touches: a TouchMany of thousands of keys is as many calls of 64 in a row.
 //
 // The script calls of all tenants then share a pipeline: a call with fewer than four of its
 // node in flight (the server's; in a cluster, its tenant's master's) goes at once, on the
