@@ -10,17 +10,18 @@
 //     kills, a restart without persistence, FLUSHALL, and a server that is unreachable.
 //   - linear_test.go, linmodel_test.go: linearizability, checked with
 //     github.com/anishathalye/porcupine. Concurrent clients (each its own go-redis client) make
-//     random upserts (plain, IfNew, IfExists, IfVersion), touches, removes and gets on a few
-//     keys while their connections are killed, a node sleeps (DEBUG SLEEP) and, between
-//     histories, a node restarts; every call is recorded with its start, end and result. Each
-//     history is checked per key as the clients saw it (calls of unknown outcome open-ended,
-//     possibly applied), matched to a reader's events, and checked as a whole tenant once the
-//     events settle the unknown outcomes; a violation writes porcupine's visualisation to a
-//     file the failure names. TestLinearizabilityMemstore, TestLinearizabilityRedis,
-//     TestLinearizabilityCluster (3 masters) and TestLinearizabilitySentinel run it on servers
-//     they start themselves; TestLinearizabilityModels checks the models on histories of known
-//     verdict, and TestLinearizabilityCheckerCatches shows that a stale read and a write
-//     applied twice are found, and that lost replies are no violation.
+//     random upserts (plain, IfNew, IfExists, IfVersion), touches (some of several keys, in one
+//     TouchMany), removes and gets on a few keys while their connections are killed, a node
+//     sleeps (DEBUG SLEEP) and, between histories, a node restarts; every call is recorded with
+//     its start, end and result. Each history is checked per key as the clients saw it (calls
+//     of unknown outcome open-ended, possibly applied), matched to a reader's events, and
+//     checked as a whole tenant once the events settle the unknown outcomes; a violation writes
+//     porcupine's visualisation to a file the failure names. TestLinearizabilityMemstore,
+//     TestLinearizabilityRedis, TestLinearizabilityCluster (3 masters) and
+//     TestLinearizabilitySentinel run it on servers they start themselves;
+//     TestLinearizabilityModels checks the models on histories of known verdict, and
+//     TestLinearizabilityCheckerCatches shows that a stale read and a write applied twice are
+//     found, and that lost replies are no violation.
 //   - failover_test.go: a master of a Redis Cluster (three masters, one with a replica, started
 //     by the test) dies; the writes to its slots succeed again once its replica has taken over
 //     (within 30 s, where go-redis alone would wait for its 60 s reload of the slots), and a

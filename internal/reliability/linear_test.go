@@ -265,7 +265,7 @@ type linStats struct {
 	histories, ops, unknown, settled, events, overflows int
 	deadlines                                           int // unknown outcomes by a passed deadline; the others lost their connection
 	minOps, maxOps                                      int
-	kills, sleeps, restarts                             atomic.Int64
+	kills, sleeps, restarts, touchManys                 atomic.Int64
 	check                                               time.Duration
 }
 
@@ -375,8 +375,8 @@ func runLinear(t *testing.T, tg *linTarget) *linRun {
 	if r.stats.histories > 0 {
 		avg = r.stats.ops / r.stats.histories
 	}
-	t.Logf("%v: %d histories checked (%d to %d calls, %d on average), %d calls of unknown outcome (%d past their deadline, %d with a lost connection; %d applied, as the reader's events show), %d events, %d overflows at restarts; faults: %d connections killed, %d DEBUG SLEEPs, %d restarts; checks took %v; violations: %d",
-		time.Since(r.t0).Round(time.Millisecond), r.stats.histories, r.stats.minOps, r.stats.maxOps, avg, r.stats.unknown, r.stats.deadlines, r.stats.unknown-r.stats.deadlines, r.stats.settled,
+	t.Logf("%v: %d histories checked (%d to %d calls, %d on average, a TouchMany of 2 or 3 keys counted as a call a key: %d of them), %d calls of unknown outcome (%d past their deadline, %d with a lost connection; %d applied, as the reader's events show), %d events, %d overflows at restarts; faults: %d connections killed, %d DEBUG SLEEPs, %d restarts; checks took %v; violations: %d",
+		time.Since(r.t0).Round(time.Millisecond), r.stats.histories, r.stats.minOps, r.stats.maxOps, avg, r.stats.touchManys.Load(), r.stats.unknown, r.stats.deadlines, r.stats.unknown-r.stats.deadlines, r.stats.settled,
 		r.stats.events, r.stats.overflows, r.stats.kills.Load(), r.stats.sleeps.Load(), r.stats.restarts.Load(), r.stats.check.Round(time.Millisecond), len(r.problems))
 	return r
 }
@@ -492,27 +492,29 @@ func (r *linRun) work(ctx context.Context, w int, rng *rand.Rand, unexpected fun
 		o := r.drawOp(w, rng, seen[ti][:])
 		cctx, cancel := context.WithTimeout(context.Background(), linCallTimeout)
 		o.call = r.now()
-		r.do(cctx, s, r.tg.tenants[ti], o)
+		calls := r.do(cctx, s, r.tg.tenants[ti], o)
 		ret := r.now()
 		cancel()
-		var ce *ephemeral.ConflictError
-		switch {
-		case o.err == nil:
-			o.ret = ret
-		case errors.As(o.err, &ce):
-			o.ret = ret
-			o.out = linOutput{status: linConflict, found: ce.Live, version: ce.Version}
-		default:
-			o.ret = math.MaxInt64
-			o.out = linOutput{status: linUnknown}
-			if contractError(o.err) {
-				unexpected(o.err)
+		for _, o := range calls {
+			var ce *ephemeral.ConflictError
+			switch {
+			case o.err == nil:
+				o.ret = ret
+			case errors.As(o.err, &ce):
+				o.ret = ret
+				o.out = linOutput{status: linConflict, found: ce.Live, version: ce.Version}
+			default:
+				o.ret = math.MaxInt64
+				o.out = linOutput{status: linUnknown}
+				if contractError(o.err) {
+					unexpected(o.err)
+				}
 			}
+			if o.out.version != 0 {
+				seen[ti][o.in.key] = o.out.version
+			}
+			ops[ti] = append(ops[ti], o)
 		}
-		if o.out.version != 0 {
-			seen[ti][o.in.key] = o.out.version
-		}
-		ops[ti] = append(ops[ti], o)
 	}
 }
 
@@ -529,9 +531,9 @@ func contractError(err error) bool {
 }
 
 // drawOp draws a call: 30% gets, 30% upserts (2/5 plain, then IfNew, IfExists, IfVersion),
-// 15% touches and 5% quiet touches (half with IfVersion), 20% removes (half with IfVersion).
-// A version condition mostly names the last version the worker saw of the key, so that some
-// hold.
+// 15% touches and 5% quiet touches (half with IfVersion; of the others a third touch one or
+// two other keys too, in one TouchMany), 20% removes (half with IfVersion). A version
+// condition mostly names the last version the worker saw of the key, so that some hold.
 func (r *linRun) drawOp(w int, rng *rand.Rand, seen []uint64) *linOp {
 	o := &linOp{client: w, in: linInput{key: rng.IntN(linKeys)}}
 	n := r.uniq.Add(1)
@@ -563,6 +565,13 @@ func (r *linRun) drawOp(w int, rng *rand.Rand, seen []uint64) *linOp {
 		}
 		if rng.IntN(2) == 0 {
 			o.in.cond = ifVersion()
+		} else if rng.IntN(3) == 0 {
+			n := 1 + rng.IntN(2)
+			for _, k := range rng.Perm(linKeys) {
+				if k != o.in.key && len(o.more) < n {
+					o.more = append(o.more, k)
+				}
+			}
 		}
 	default:
 		o.in.kind = linRemove
@@ -576,8 +585,35 @@ func (r *linRun) drawOp(w int, rng *rand.Rand, seen []uint64) *linOp {
 	return o
 }
 
-// do makes the call o on s and records its result.
-func (r *linRun) do(ctx context.Context, s *ephemeral.Store[string, string], tenant string, o *linOp) {
+// do makes the call o on s and records its result: in o, or for a TouchMany (o.more) in one
+// call of its own for each key, all with o's times, which it returns.
+func (r *linRun) do(ctx context.Context, s *ephemeral.Store[string, string], tenant string, o *linOp) []*linOp {
+	if len(o.more) > 0 {
+		keys := []string{linKeyNames[o.in.key]}
+		for _, k := range o.more {
+			keys = append(keys, linKeyNames[k])
+		}
+		opts := []ephemeral.TouchOption{ephemeral.WithTenant(tenant), ephemeral.WithTTL(o.ttl)}
+		if o.in.kind == linQuiet {
+			opts = append(opts, ephemeral.Quiet())
+		}
+		res, err := s.TouchMany(ctx, keys, opts...)
+		r.stats.touchManys.Add(1)
+		calls := make([]*linOp, len(keys))
+		for i := range keys {
+			c := *o
+			c.more, c.err = nil, err
+			if i > 0 {
+				c.in.key = o.more[i-1]
+			}
+			if err == nil {
+				c.touch = res[i]
+				c.out = linOutput{found: res[i].OK, version: res[i].Version}
+			}
+			calls[i] = &c
+		}
+		return calls
+	}
 	key, ten := linKeyNames[o.in.key], ephemeral.WithTenant(tenant)
 	var cond []ephemeral.CondOption
 	switch o.in.cond.Kind {
@@ -619,6 +655,7 @@ func (r *linRun) do(ctx context.Context, s *ephemeral.Store[string, string], ten
 		removed, o.err = s.Remove(ctx, key, opts...)
 		o.out = linOutput{found: removed}
 	}
+	return []*linOp{o}
 }
 
 // kill kills a random connection of the clients on a random node every 20 to 180 ms until ctx

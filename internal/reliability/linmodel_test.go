@@ -385,6 +385,7 @@ type linOp struct {
 	out       linOutput
 	call, ret int64 // nanoseconds since the run started; ret is math.MaxInt64 when unknown
 	ttl       time.Duration
+	more      []int // a touch of TouchMany: the keys it touches after in.key (draw only; see do)
 	reason    string
 	entry     ephemeral.Entry[string, string] // upsert's result
 	touch     ephemeral.TouchResult           // touch's result
