@@ -2,10 +2,10 @@
 // backends neither lose nor invent state. It has no API; everything is in its tests.
 //
 //   - model_test.go: model-based tests (pgregory.net/rapid). Random schedules of upserts,
-//     touches, quiet touches, removes, conditional writes, clock moves and snapshots by several
-//     concurrent writers on several tenants, with readers and mirrors that start at random
-//     points, are checked against a plain reference model, on memstore, miniredis, a real Redis
-//     server and a Redis Cluster.
+//     touches, quiet touches (either some of several keys, in one TouchMany), removes,
+//     conditional writes, clock moves and snapshots by several concurrent writers on several
+//     tenants, with readers and mirrors that start at random points, are checked against a
+//     plain reference model, on memstore, miniredis, a real Redis server and a Redis Cluster.
 //   - fault_test.go: faults injected into a redis-server the test starts itself: connection
 //     kills, a restart without persistence, FLUSHALL, and a server that is unreachable.
 //   - linear_test.go, linmodel_test.go: linearizability, checked with

@@ -232,6 +232,10 @@ type op struct {
 	ttl    time.Duration
 	cond   backend.Condition
 	reason string // remove: unique, to find its delete event
+	// A touch may be one of several keys of one TouchMany: its first holds the others (many),
+	// which follow it in the writer's calls and are not run on their own (inMany).
+	many   []*op
+	inMany bool
 
 	err     error
 	entry   ephemeral.Entry[string, string] // upsert
@@ -314,6 +318,9 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 			o.version = o.entry.Version
 		}
 	case opTouch, opQuiet:
+		if o.inMany {
+			return // run by the first touch of its TouchMany
+		}
 		opts := []ephemeral.TouchOption{tenant, ephemeral.WithTTL(o.ttl)}
 		if o.kind == opQuiet {
 			opts = append(opts, ephemeral.Quiet())
@@ -321,9 +328,26 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 		if o.cond.Kind == backend.CondIfVersion {
 			opts = append(opts, ephemeral.IfVersion(o.cond.Version))
 		}
-		o.touch, o.err = s.Touch(ctx, o.key, opts...)
-		if o.err == nil && o.touch.OK && o.kind == opTouch {
-			o.version = o.touch.Version
+		touches := append([]*op{o}, o.many...)
+		if len(o.many) == 0 {
+			o.touch, o.err = s.Touch(ctx, o.key, opts...)
+		} else {
+			keys := make([]string, len(touches))
+			for i, t := range touches {
+				keys[i] = t.key
+			}
+			res, err := s.TouchMany(ctx, keys, opts...)
+			for i, t := range touches {
+				t.err = err
+				if err == nil {
+					t.touch = res[i]
+				}
+			}
+		}
+		for _, t := range touches {
+			if t.err == nil && t.touch.OK && t.kind == opTouch {
+				t.version = t.touch.Version
+			}
 		}
 	case opRemove:
 		opts := []ephemeral.RemoveOption{tenant, ephemeral.WithReason(o.reason)}
@@ -334,14 +358,25 @@ func (o *op) run(ctx context.Context, s *ephemeral.Store[string, string]) {
 	}
 }
 
-// writes runs a step of one to three writers, concurrently, each making one to four calls.
-// Only the first writer makes quiet touches: they produce no version, so the model places
-// them after the version they report, which is unambiguous only for one writer.
+// writes runs a step of one to three writers, concurrently, each making one to four calls; a
+// touch without a condition may be a TouchMany of two or three keys (one may repeat), whose
+// touches the model applies as calls one after the other. Only the first writer makes quiet
+// touches: they produce no version, so the model places them after the version they report,
+// which is unambiguous only for one writer.
 func (c *modelCase) writes(rt *rapid.T) {
 	progs := make([][]*op, rapid.IntRange(1, 3).Draw(rt, "writers"))
 	for w := range progs {
 		for range rapid.IntRange(1, 4).Draw(rt, "calls") {
-			progs[w] = append(progs[w], c.drawOp(rt, w == 0))
+			o := c.drawOp(rt, w == 0)
+			progs[w] = append(progs[w], o)
+			if (o.kind == opTouch || o.kind == opQuiet) && o.cond.Kind == backend.CondNone && rapid.Bool().Draw(rt, "many") {
+				for range rapid.IntRange(1, 2).Draw(rt, "more keys") {
+					t := *o
+					t.key, t.inMany = rapid.SampledFrom(modelKeys).Draw(rt, "key"), true
+					o.many = append(o.many, &t)
+				}
+				progs[w] = append(progs[w], o.many...)
+			}
 		}
 	}
 	var wg sync.WaitGroup
