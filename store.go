@@ -375,8 +375,10 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 // with [ErrInvalidConfig].
 //
 // The touches are sent together but are not one atomic write: memstore applies them at one
-// instant, the Redis backend in script calls of up to 64 touches each (each call atomic, with
-// its own time). A key that does not check fails the call before anything is sent; when the
+// instant, in order; the Redis backend in script calls of up to 64 touches each, each call
+// atomic, in order and with its own time, and two calls in flight together (under other writes
+// of the tenant) in either order: a key that comes twice may then take its versions out of the
+// order of keys. A key that does not check fails the call before anything is sent; when the
 // call fails later, the results are nil and the touches sent before the failure may have been
 // applied, as a Touch that fails may have been.
 func (s *Store[K, T]) TouchMany(ctx context.Context, keys []K, opts ...TouchOption) ([]TouchResult, error) {

@@ -24,9 +24,10 @@ import (
 // A room has one timer in the process, not one per stream: at the room's phase of the interval
 // (see renewPhase) it touches the members of all the room's streams at once, in one
 // [ephemeral.Store.TouchMany] (one script call on Redis for a room of up to 64 members). The
-// touches run apart from the streams: a slow one holds no stream's events. When a room has no member to renew, its timer ends. A room's touches are not
-// sent again while the last ones are in flight: a backend that is slower than the heartbeat
-// would otherwise get more touches of the room at each heartbeat, all late.
+// touches run apart from the streams: a slow one holds no stream's events. When a room has no
+// member to renew, its timer ends. A room's touches are not sent again while the last ones are
+// in flight: a backend that is slower than the heartbeat would otherwise get more touches of
+// the room at each heartbeat, all late.
 type renewals struct {
 	s *server // its store, and its heartbeat interval
 
