@@ -374,13 +374,12 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 // no keys is no call. It takes no condition ([IfVersion], [IfCursor]): a call with one fails
 // with [ErrInvalidConfig].
 //
-// The touches are sent together but are not one atomic write: memstore applies them at one
-// instant, in order; the Redis backend in script calls of up to 64 touches each, each call
-// atomic, in order and with its own time, and two calls in flight together (under other writes
-// of the tenant) in either order: a key that comes twice may then take its versions out of the
-// order of keys. A key that does not check fails the call before anything is sent; when the
-// call fails later, the results are nil and the touches sent before the failure may have been
-// applied, as a Touch that fails may have been.
+// The touches are applied in the order of keys, and sent together: memstore applies them all at
+// one instant, atomically; the Redis backend in script calls of up to 64 touches, one after the
+// other, each atomic and with its own time (up to 64 keys are one atomic write; other writes of
+// the tenant may come between two calls). A key that does not check fails the call before
+// anything is sent; when the call fails later, the results are nil and the touches sent before
+// the failure may have been applied, as a Touch that fails may have been.
 func (s *Store[K, T]) TouchMany(ctx context.Context, keys []K, opts ...TouchOption) ([]TouchResult, error) {
 	o := collect(opts, TouchOption.applyTouch)
 	tenant, err := s.tenantOf(&o)

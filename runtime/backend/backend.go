@@ -30,11 +30,10 @@ type Store interface {
 	// Touch extends the TTL of a live key. A missing or expired key is not an error:
 	// TouchResult.OK is false (unless a condition fails: a ConflictError).
 	Touch(ctx context.Context, tenant string, req TouchRequest) (TouchResult, error)
-	// TouchMany touches each of req.Keys as Touch would and returns their results in the
-	// order of the keys; a key may come more than once. The backend may apply them in parts,
-	// each atomic and in order, which may apply in either order when other writes of the
-	// tenant are in flight. It fails whole (nil results) when a call to the backend fails;
-	// touches applied before may stay applied.
+	// TouchMany touches each of req.Keys as Touch would, in their order, and returns their
+	// results in that order; a key may come more than once. A backend may apply them in parts,
+	// one after the other, each atomic. It fails whole (nil results) when a call to the
+	// backend fails; touches applied before may stay applied.
 	TouchMany(ctx context.Context, tenant string, req TouchManyRequest) ([]TouchResult, error)
 	// Remove deletes a live key and reports whether it was live.
 	Remove(ctx context.Context, tenant string, req RemoveRequest) (bool, error)

@@ -365,10 +365,8 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 }
 
 // TouchMany implements [backend.Store]. Its touches go in the tenant's write batches (see
-// store.write) as many single touches would, but at once: up to 64 in one script call, each
-// call atomic and in order. When the tenant's queue holds other writes, a request may be
-// split across two batches in flight together, which apply in either order, as any two
-// writes in flight together may.
+// store.write) in groups of up to 64, one after the other, each whole in one script call:
+// atomic and in order. A request of up to 64 keys is one atomic write.
 func (st *store) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err

@@ -72,12 +72,13 @@
 // batch while the client completes the other and gathers the next; they may take effect in
 // either order, which is one their callers could have seen, as neither had returned when the
 // other was made (the calls of one goroutine stay in its order). A TouchMany joins the same
-// queue with all its touches at once, in their order, and when it finds a place in flight it
-// sends them itself, up to 64 a call, as a drain would: renewing a room of ten keys so took
-// 0.23–0.31 of the client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once
-// took, a room at a time, and 0.46–0.52 and 0.60–0.66 with 32 rooms in flight
-// (BenchmarkTouchMany, docs/PERFORMANCE.md). The tenant's writes that come after it wait
-// behind all its touches: a TouchMany of thousands of keys is as many calls of 64 in a row.
+// queue with its touches in groups of up to 64, each of which goes whole in one call (atomic
+// and in order), the next once the one before is done; when it finds a place in flight it sends
+// its group itself, as a drain would: renewing a room of ten keys so took 0.23–0.31 of the
+// client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once took, a room at a
+// time, and 0.46–0.52 and 0.60–0.66 with 32 rooms in flight (BenchmarkTouchMany,
+// docs/PERFORMANCE.md). A TouchMany of thousands of keys is as many calls of 64 in a row,
+// between which the tenant's other writes go on.
 //
 // The script calls of all tenants then share a pipeline: a call with fewer than four of its
 // node in flight (the server's; in a cluster, its tenant's master's) goes at once, on the

@@ -13,6 +13,9 @@ type call[Req, Res any] struct {
 	req  Req
 	res  Res
 	done chan struct{} // closed when res is set
+	// group is, in the first call of a group, the number of its calls, which follow it in the
+	// queue and go in one batch (see doAll); 0 in the others.
+	group int
 }
 
 // queue is what a batcher keeps of a key with calls in flight: their number, and the calls
@@ -83,15 +86,26 @@ func (b *batcher[K, Req, Res]) queue(k K) *queue[Req, Res] {
 	return q
 }
 
-// doAll runs reqs, in their order, in batches of key k (see batcher): they go in as many
-// batches as max needs, alongside calls of others, and a caller that finds fewer than depth
-// calls of k in flight sends them itself, on its goroutine, as a drain would, until its last
-// is sent. It returns their results in the order of reqs when all are done, or ended's
-// results once ctx has ended: a request may then have been applied or not.
+// doAll runs reqs, in their order, in batches of key k (see batcher): in groups of at most
+// max, one after the other, each group whole in one batch (alongside calls of others), so
+// that each applies atomically and in order, and the next is queued once it is done. A
+// caller that finds fewer than depth calls of k in flight sends its group itself, on its
+// goroutine, as a drain would, until the group is sent. It returns the results in the order
+// of reqs when all are done, or ended's results once ctx has ended: a request may then have
+// been applied or not.
 func (b *batcher[K, Req, Res]) doAll(ctx context.Context, k K, reqs []Req) []Res {
-	if len(reqs) == 0 {
-		return nil
+	res := make([]Res, 0, len(reqs))
+	for len(res) < len(reqs) && ctx.Err() == nil {
+		res = append(res, b.group(ctx, k, reqs[len(res):len(res)+min(b.max, len(reqs)-len(res))])...)
 	}
+	for len(res) < len(reqs) {
+		res = append(res, b.ended(ctx.Err()))
+	}
+	return res
+}
+
+// group runs reqs, at most max, as a group (see doAll).
+func (b *batcher[K, Req, Res]) group(ctx context.Context, k K, reqs []Req) []Res {
 	calls := make([]call[Req, Res], len(reqs))
 	b.mu.Lock()
 	q := b.queue(k)
@@ -99,14 +113,15 @@ func (b *batcher[K, Req, Res]) doAll(ctx context.Context, k K, reqs []Req) []Res
 		calls[i] = call[Req, Res]{ctx: ctx, req: reqs[i], done: make(chan struct{})}
 		q.calls = append(q.calls, &calls[i])
 	}
+	calls[0].group = len(calls)
 	fly := q.flying < b.depth
 	if fly {
 		q.flying++
 	}
 	b.mu.Unlock()
 	if fly {
-		// The drain of this place in flight, until the last of reqs is sent (or dropped):
-		// what waits after it, of other callers, goes to a drain of its own.
+		// The drain of this place in flight, until the group is sent (or dropped): what waits
+		// after it, of other callers, goes to a drain of its own.
 		last := &calls[len(calls)-1]
 		for batch := b.next(k, q); batch != nil; batch = b.next(k, q) {
 			b.batch(k, batch)
@@ -179,6 +194,9 @@ func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res]) []*call[Req, Res] {
 	var calls []*call[Req, Res]
 	for len(q.calls) > 0 && len(calls) < b.max {
 		c := q.calls[0]
+		if len(calls) > 0 && c.group > b.max-len(calls) {
+			break // a group goes whole, in the next batch
+		}
 		q.calls[0] = nil
 		q.calls = q.calls[1:]
 		if err := c.ctx.Err(); err != nil {

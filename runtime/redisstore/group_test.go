@@ -74,49 +74,104 @@ func (tb *testBatcher) check(t *testing.T, want [][]int, spawned int) {
 }
 
 // With nothing of its key in flight, doAll sends its requests itself, in their order, in
-// batches of at most max.
+// groups of at most max, each a batch.
 func TestDoAllAlone(t *testing.T) {
 	tb := newTestBatcher()
 	if got := tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5, 6, 7}); !slices.Equal(got, []int{2, 4, 6, 8, 10, 12, 14}) {
 		t.Errorf("doAll = %v", got)
 	}
-	if got := tb.doAll(t.Context(), "k", nil); got != nil {
+	if got := tb.doAll(t.Context(), "k", nil); len(got) != 0 {
 		t.Errorf("doAll of nothing = %v", got)
 	}
 	tb.check(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, 0)
 }
 
-// A doAll that sends its requests itself stops when its last is sent: a call that came after
-// it goes to a drain of its own, and doAll returns while that call's batch runs.
+// A group of doAll goes whole in one batch: the calls before it that fill part of a batch go
+// without it.
+func TestDoAllGroupWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		q := &queue[int, int]{flying: 1}
+		tb.queues = map[string]*queue[int, int]{"k": q}
+		var wg sync.WaitGroup
+		var got []int
+		wg.Go(func() { tb.do(t.Context(), "k", 10) })
+		synctest.Wait()
+		wg.Go(func() { tb.do(t.Context(), "k", 11) })
+		synctest.Wait()
+		wg.Go(func() { got = tb.doAll(t.Context(), "k", []int{1, 2, 3}) })
+		synctest.Wait()
+		tb.release("k", q)
+		wg.Wait()
+		if !slices.Equal(got, []int{2, 4, 6}) {
+			t.Errorf("doAll = %v", got)
+		}
+		synctest.Wait()
+		tb.check(t, [][]int{{10, 11}, {1, 2, 3}}, 1)
+	})
+}
+
+// The groups of a doAll go one after the other: the next is queued when the one before is
+// done, also where two batches of the key may be in flight together.
+func TestDoAllGroupsInTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		tb.depth = 2
+		hold := make(chan struct{})
+		tb.hold[1] = hold
+		var got []int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			got = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5})
+		}()
+		synctest.Wait() // its first group's batch runs, held
+		tb.batcher.mu.Lock()
+		waiting := len(tb.queues["k"].calls)
+		tb.batcher.mu.Unlock()
+		if waiting != 0 {
+			t.Errorf("%d calls queued while the first group is in flight, want 0", waiting)
+		}
+		close(hold)
+		<-done
+		if !slices.Equal(got, []int{2, 4, 6, 8, 10}) {
+			t.Errorf("doAll = %v", got)
+		}
+		tb.check(t, [][]int{{1, 2, 3}, {4, 5}}, 0)
+	})
+}
+
+// A doAll that sends its group itself stops when the group is sent: a call that came after it
+// goes to a drain of its own, and doAll returns while that call's batch runs.
 func TestDoAllHandsOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
 		first, later := make(chan struct{}), make(chan struct{})
-		tb.hold[1], tb.hold[7] = first, later
+		tb.hold[1], tb.hold[3] = first, later
 		var all []int
 		var one int
 		var wg sync.WaitGroup
-		wg.Go(func() { all = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5, 6}) })
-		synctest.Wait() // its first batch runs, held
-		wg.Go(func() { one = tb.do(t.Context(), "k", 7) })
-		synctest.Wait() // 7 waits behind it
+		wg.Go(func() { all = tb.doAll(t.Context(), "k", []int{1, 2}) })
+		synctest.Wait() // its batch runs, held
+		wg.Go(func() { one = tb.do(t.Context(), "k", 3) })
+		synctest.Wait() // 3 waits behind it
 		close(first)
-		synctest.Wait() // doAll sends 4 to 6, and hands 7 on
+		synctest.Wait() // doAll hands 3 on
 		if all == nil {
 			t.Fatal("doAll has not returned while a later call's batch runs")
 		}
 		close(later)
 		wg.Wait()
-		if !slices.Equal(all, []int{2, 4, 6, 8, 10, 12}) || one != 14 {
+		if !slices.Equal(all, []int{2, 4}) || one != 6 {
 			t.Errorf("doAll = %v, do = %d", all, one)
 		}
-		tb.check(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, 1)
+		tb.check(t, [][]int{{1, 2}, {3}}, 1)
 	})
 }
 
-// With the most calls of its key in flight, doAll's requests wait, in their order, and go in
-// batches of a drain when the call in flight ends; when ctx ends first, doAll returns the
-// ended results, and its requests are not sent.
+// With the most calls of its key in flight, doAll's first group waits and goes in a batch of a
+// drain when the call in flight ends, and the next after it; when ctx ends first, doAll
+// returns the ended results, and its requests are not sent.
 func TestDoAllWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
@@ -132,8 +187,8 @@ func TestDoAllWaits(t *testing.T) {
 		tb.batcher.mu.Lock()
 		waiting := len(q.calls)
 		tb.batcher.mu.Unlock()
-		if waiting != 4 {
-			t.Fatalf("%d calls wait, want 4", waiting)
+		if waiting != 3 {
+			t.Fatalf("%d calls wait, want the first group's 3", waiting)
 		}
 		tb.release("k", q)
 		<-done
