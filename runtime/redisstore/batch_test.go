@@ -415,3 +415,34 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 		}, &sb.mu)
 	}
 }
+
+// A TouchMany goes in groups of up to maxBatch touches, each one script call, one after the
+// other, in the order of its keys.
+func TestTouchManyGroupsMiniredis(t *testing.T) {
+	rec := &recorder{}
+	f := newMini(t, WithObserver(rec))
+	st, ten := f.open(t, backend.Limits{}), "groups"
+	keys := make([]string, 2*maxBatch+2)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+		upsert(t, st, ten, keys[i], "v", time.Hour)
+	}
+	sub := subscribe(t, st, ten, nil)
+	for _, n := range []int{maxBatch, maxBatch + 1, 2*maxBatch + 2} {
+		batches, writes := rec.count("batches test/"+ten), rec.count("writes test/"+ten)
+		res, err := st.TouchMany(context.Background(), ten, backend.TouchManyRequest{Keys: keys[:n], TTL: time.Hour})
+		if err != nil || len(res) != n {
+			t.Fatalf("TouchMany of %d keys: %d results, %v", n, len(res), err)
+		}
+		want := (n + maxBatch - 1) / maxBatch
+		if b, w := rec.count("batches test/"+ten)-batches, rec.count("writes test/"+ten)-writes; b != want || w != n {
+			t.Errorf("TouchMany of %d keys: %d batches of %d writes, want %d of %d", n, b, w, want, n)
+		}
+		for i := range n {
+			ev := next(t, sub)
+			if ev.Kind != backend.EventTouch || ev.Key != keys[i] || ev.Version != res[i].Version {
+				t.Fatalf("TouchMany of %d keys: event %+v for touch %d (%+v)", n, ev, i, res[i])
+			}
+		}
+	}
+}
