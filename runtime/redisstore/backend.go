@@ -365,8 +365,9 @@ func (st *store) Touch(ctx context.Context, tenant string, req backend.TouchRequ
 }
 
 // TouchMany implements [backend.Store]. Its touches go in the tenant's write batches (see
-// store.write) in groups of up to 64, one after the other, each whole in one script call:
-// atomic and in order. A request of up to 64 keys is one atomic write.
+// store.write) in groups of up to maxBatch, one after the other, each whole in one script
+// call (batcher.doGroup): atomic and in order. A request of up to 64 keys is one atomic
+// write. A group that fails ends the call: the groups after it are not sent.
 func (st *store) TouchMany(ctx context.Context, tenant string, req backend.TouchManyRequest) ([]backend.TouchResult, error) {
 	if err := st.b.check(); err != nil {
 		return nil, err
@@ -379,13 +380,15 @@ func (st *store) TouchMany(ctx context.Context, tenant string, req backend.Touch
 	for i, k := range req.Keys {
 		ops[i] = writeOp{code: code, key: k, ttl: req.TTL}
 	}
-	rs := st.writes.doAll(ctx, tenant, ops)
-	res := make([]backend.TouchResult, len(rs))
-	for i, r := range rs {
-		if r.err != nil {
-			return nil, wrap("touch", req.Keys[i], r.err)
+	res := make([]backend.TouchResult, 0, len(ops))
+	for len(res) < len(ops) {
+		from := len(res)
+		for i, r := range st.writes.doGroup(ctx, tenant, ops[from:min(from+maxBatch, len(ops))]) {
+			if r.err != nil {
+				return nil, wrap("touch", req.Keys[from+i], r.err)
+			}
+			res = append(res, backend.TouchResult{OK: r.ok, Version: r.version, ExpiresAt: r.expiresAt})
 		}
-		res[i] = backend.TouchResult{OK: r.ok, Version: r.version, ExpiresAt: r.expiresAt}
 	}
 	return res, nil
 }

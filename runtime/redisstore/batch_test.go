@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -417,7 +418,7 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 }
 
 // A TouchMany goes in groups of up to maxBatch touches, each one script call, one after the
-// other, in the order of its keys.
+// other, in the order of its keys, and ends at the first group that fails.
 func TestTouchManyGroupsMiniredis(t *testing.T) {
 	rec := &recorder{}
 	f := newMini(t, WithObserver(rec))
@@ -444,5 +445,17 @@ func TestTouchManyGroupsMiniredis(t *testing.T) {
 				t.Fatalf("TouchMany of %d keys: event %+v for touch %d (%+v)", n, ev, i, res[i])
 			}
 		}
+	}
+
+	// A group that fails ends the call: the groups after it are not sent.
+	batches := rec.count("batches test/" + ten)
+	f.mini.SetError("ERR boom")
+	res, err := st.TouchMany(context.Background(), ten, backend.TouchManyRequest{Keys: keys, TTL: time.Hour})
+	f.mini.SetError("")
+	if res != nil || err == nil || !strings.Contains(err.Error(), `touch "k0"`) {
+		t.Errorf("TouchMany on a failing server: %v, %v; want nil and the error of the first key", res, err)
+	}
+	if b := rec.count("batches test/"+ten) - batches; b != 1 {
+		t.Errorf("TouchMany on a failing server sent %d batches, want 1", b)
 	}
 }

@@ -14,7 +14,7 @@ type call[Req, Res any] struct {
 	res  Res
 	done chan struct{} // closed when res is set
 	// group is, in the first call of a group, the number of its calls, which follow it in the
-	// queue and go in one batch (see doAll); 0 in the others.
+	// queue and go in one batch (see doGroup); 0 in the others.
 	group int
 }
 
@@ -86,26 +86,13 @@ func (b *batcher[K, Req, Res]) queue(k K) *queue[Req, Res] {
 	return q
 }
 
-// doAll runs reqs, in their order, in batches of key k (see batcher): in groups of at most
-// max, one after the other, each group whole in one batch (alongside calls of others), so
-// that each applies atomically and in order, and the next is queued once it is done. A
-// caller that finds fewer than depth calls of k in flight sends its group itself, on its
+// doGroup runs reqs, at most max of them, in their order, as a group: whole in one batch of key
+// k (see batcher), alongside calls of others, so that they apply atomically and in order. A
+// caller that finds fewer than depth calls of k in flight sends the group itself, on its
 // goroutine, as a drain would, until the group is sent. It returns the results in the order
 // of reqs when all are done, or ended's results once ctx has ended: a request may then have
 // been applied or not.
-func (b *batcher[K, Req, Res]) doAll(ctx context.Context, k K, reqs []Req) []Res {
-	res := make([]Res, 0, len(reqs))
-	for len(res) < len(reqs) && ctx.Err() == nil {
-		res = append(res, b.group(ctx, k, reqs[len(res):len(res)+min(b.max, len(reqs)-len(res))])...)
-	}
-	for len(res) < len(reqs) {
-		res = append(res, b.ended(ctx.Err()))
-	}
-	return res
-}
-
-// group runs reqs, at most max, as a group (see doAll).
-func (b *batcher[K, Req, Res]) group(ctx context.Context, k K, reqs []Req) []Res {
+func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []Res {
 	calls := make([]call[Req, Res], len(reqs))
 	b.mu.Lock()
 	q := b.queue(k)

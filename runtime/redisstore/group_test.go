@@ -73,22 +73,21 @@ func (tb *testBatcher) check(t *testing.T, want [][]int, spawned int) {
 	}
 }
 
-// With nothing of its key in flight, doAll sends its requests itself, in their order, in
-// groups of at most max, each a batch.
-func TestDoAllAlone(t *testing.T) {
+// With nothing of its key in flight, doGroup sends its group itself, in one batch.
+func TestDoGroupAlone(t *testing.T) {
 	tb := newTestBatcher()
-	if got := tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5, 6, 7}); !slices.Equal(got, []int{2, 4, 6, 8, 10, 12, 14}) {
-		t.Errorf("doAll = %v", got)
+	if got := tb.doGroup(t.Context(), "k", []int{1, 2, 3}); !slices.Equal(got, []int{2, 4, 6}) {
+		t.Errorf("doGroup = %v", got)
 	}
-	if got := tb.doAll(t.Context(), "k", nil); len(got) != 0 {
-		t.Errorf("doAll of nothing = %v", got)
+	if got := tb.doGroup(t.Context(), "k", []int{4}); !slices.Equal(got, []int{8}) {
+		t.Errorf("doGroup = %v", got)
 	}
-	tb.check(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, 0)
+	tb.check(t, [][]int{{1, 2, 3}, {4}}, 0)
 }
 
-// A group of doAll goes whole in one batch: the calls before it that fill part of a batch go
-// without it.
-func TestDoAllGroupWhole(t *testing.T) {
+// A group goes whole in one batch: the calls before it that fill part of a batch go without
+// it.
+func TestDoGroupWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
 		q := &queue[int, int]{flying: 1}
@@ -99,51 +98,21 @@ func TestDoAllGroupWhole(t *testing.T) {
 		synctest.Wait()
 		wg.Go(func() { tb.do(t.Context(), "k", 11) })
 		synctest.Wait()
-		wg.Go(func() { got = tb.doAll(t.Context(), "k", []int{1, 2, 3}) })
+		wg.Go(func() { got = tb.doGroup(t.Context(), "k", []int{1, 2, 3}) })
 		synctest.Wait()
 		tb.release("k", q)
 		wg.Wait()
 		if !slices.Equal(got, []int{2, 4, 6}) {
-			t.Errorf("doAll = %v", got)
+			t.Errorf("doGroup = %v", got)
 		}
 		synctest.Wait()
 		tb.check(t, [][]int{{10, 11}, {1, 2, 3}}, 1)
 	})
 }
 
-// The groups of a doAll go one after the other: the next is queued when the one before is
-// done, also where two batches of the key may be in flight together.
-func TestDoAllGroupsInTurn(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tb := newTestBatcher()
-		tb.depth = 2
-		hold := make(chan struct{})
-		tb.hold[1] = hold
-		var got []int
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			got = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4, 5})
-		}()
-		synctest.Wait() // its first group's batch runs, held
-		tb.batcher.mu.Lock()
-		waiting := len(tb.queues["k"].calls)
-		tb.batcher.mu.Unlock()
-		if waiting != 0 {
-			t.Errorf("%d calls queued while the first group is in flight, want 0", waiting)
-		}
-		close(hold)
-		<-done
-		if !slices.Equal(got, []int{2, 4, 6, 8, 10}) {
-			t.Errorf("doAll = %v", got)
-		}
-		tb.check(t, [][]int{{1, 2, 3}, {4, 5}}, 0)
-	})
-}
-
-// A doAll that sends its group itself stops when the group is sent: a call that came after it
-// goes to a drain of its own, and doAll returns while that call's batch runs.
-func TestDoAllHandsOn(t *testing.T) {
+// A doGroup that sends its group itself stops when the group is sent: a call that came after
+// it goes to a drain of its own, and doGroup returns while that call's batch runs.
+func TestDoGroupHandsOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
 		first, later := make(chan struct{}), make(chan struct{})
@@ -151,28 +120,28 @@ func TestDoAllHandsOn(t *testing.T) {
 		var all []int
 		var one int
 		var wg sync.WaitGroup
-		wg.Go(func() { all = tb.doAll(t.Context(), "k", []int{1, 2}) })
+		wg.Go(func() { all = tb.doGroup(t.Context(), "k", []int{1, 2}) })
 		synctest.Wait() // its batch runs, held
 		wg.Go(func() { one = tb.do(t.Context(), "k", 3) })
 		synctest.Wait() // 3 waits behind it
 		close(first)
-		synctest.Wait() // doAll hands 3 on
+		synctest.Wait() // doGroup hands 3 on
 		if all == nil {
-			t.Fatal("doAll has not returned while a later call's batch runs")
+			t.Fatal("doGroup has not returned while a later call's batch runs")
 		}
 		close(later)
 		wg.Wait()
 		if !slices.Equal(all, []int{2, 4}) || one != 6 {
-			t.Errorf("doAll = %v, do = %d", all, one)
+			t.Errorf("doGroup = %v, do = %d", all, one)
 		}
 		tb.check(t, [][]int{{1, 2}, {3}}, 1)
 	})
 }
 
-// With the most calls of its key in flight, doAll's first group waits and goes in a batch of a
-// drain when the call in flight ends, and the next after it; when ctx ends first, doAll
-// returns the ended results, and its requests are not sent.
-func TestDoAllWaits(t *testing.T) {
+// With the most calls of its key in flight, a group waits and goes in a batch of a drain when
+// the call in flight ends; when ctx ends first, doGroup returns the ended results, and its
+// requests are not sent.
+func TestDoGroupWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
 		q := &queue[int, int]{flying: 1}
@@ -181,22 +150,22 @@ func TestDoAllWaits(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			got = tb.doAll(t.Context(), "k", []int{1, 2, 3, 4})
+			got = tb.doGroup(t.Context(), "k", []int{1, 2, 3})
 		}()
 		synctest.Wait()
 		tb.batcher.mu.Lock()
 		waiting := len(q.calls)
 		tb.batcher.mu.Unlock()
 		if waiting != 3 {
-			t.Fatalf("%d calls wait, want the first group's 3", waiting)
+			t.Fatalf("%d calls wait, want 3", waiting)
 		}
 		tb.release("k", q)
 		<-done
-		if !slices.Equal(got, []int{2, 4, 6, 8}) {
-			t.Errorf("doAll = %v", got)
+		if !slices.Equal(got, []int{2, 4, 6}) {
+			t.Errorf("doGroup = %v", got)
 		}
 		synctest.Wait()
-		tb.check(t, [][]int{{1, 2, 3}, {4}}, 1)
+		tb.check(t, [][]int{{1, 2, 3}}, 1)
 
 		tb = newTestBatcher()
 		q = &queue[int, int]{flying: 1}
@@ -205,13 +174,13 @@ func TestDoAllWaits(t *testing.T) {
 		done = make(chan struct{})
 		go func() {
 			defer close(done)
-			got = tb.doAll(ctx, "k", []int{1, 2})
+			got = tb.doGroup(ctx, "k", []int{1, 2})
 		}()
 		synctest.Wait()
 		cancel()
 		<-done
 		if !slices.Equal(got, []int{-1, -1}) {
-			t.Errorf("doAll with its ctx ended = %v", got)
+			t.Errorf("doGroup with its ctx ended = %v", got)
 		}
 		tb.release("k", q)
 		synctest.Wait()
@@ -219,9 +188,9 @@ func TestDoAllWaits(t *testing.T) {
 	})
 }
 
-// A doAll whose ctx ends while it sends its own batch returns ended's results, not those of
+// A doGroup whose ctx ends while it sends its own batch returns ended's results, not those of
 // the batch, whose call ran under a context of its own.
-func TestDoAllEndsWithItsContext(t *testing.T) {
+func TestDoGroupEndsWithItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTestBatcher()
 		hold := make(chan struct{})
@@ -231,14 +200,14 @@ func TestDoAllEndsWithItsContext(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			got = tb.doAll(ctx, "k", []int{1, 2})
+			got = tb.doGroup(ctx, "k", []int{1, 2})
 		}()
 		synctest.Wait()
 		cancel()
 		close(hold)
 		<-done
 		if !slices.Equal(got, []int{-1, -1}) {
-			t.Errorf("doAll with its ctx ended during its batch = %v", got)
+			t.Errorf("doGroup with its ctx ended during its batch = %v", got)
 		}
 		tb.check(t, [][]int{{1, 2}}, 0)
 	})
