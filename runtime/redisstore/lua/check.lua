@@ -99,6 +99,35 @@ local function restore_exp(k_state, k_exp, skip, strict)
   return earliest
 end
 
+-- read_due reads the entries of the expiry set k_exp due by now, at most RECONCILE_BATCH of
+-- them with their expiries, and the next one after them, and checks their expiries. It returns
+-- them and whether it made the set again, or false and the error reply of a malformed expiry
+-- or entry. The scripts call it when the meta says an expiry is due: both empty in a tenant
+-- with a version (seq0 > 0), the set is empty, or was lost alone (evicted), and is then made
+-- again from the entries of k_state (restore_exp, which fails on a malformed entry before it
+-- writes) and read again. Made again, the tenant's keys need their Redis expiry.
+local function read_due(k_state, k_exp, now, seq0)
+  local due = redis.call('ZRANGEBYSCORE', k_exp, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+  local nxt = redis.call('ZRANGE', k_exp, #due / 2, #due / 2, 'WITHSCORES')
+  local restored = false
+  if #due == 0 and #nxt == 0 and seq0 > 0 then
+    local earliest, bad = restore_exp(k_state, k_exp, nil, true)
+    if not earliest then
+      return false, bad
+    end
+    if earliest < NEVER then
+      restored = true
+      due = redis.call('ZRANGEBYSCORE', k_exp, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
+      nxt = redis.call('ZRANGE', k_exp, #due / 2, #due / 2, 'WITHSCORES')
+    end
+  end
+  local bad = check_due(due) or check_due(nxt)
+  if bad then
+    return false, bad
+  end
+  return due, nxt, restored
+end
+
 -- event_at returns the time of a stream entry read with XRANGE, or nil when the entry is not
 -- one the scripts wrote: the trim drops such entries rather than failing on them.
 local function event_at(entry)

@@ -74,24 +74,12 @@ local function reconcile(ctx)
   if ctx.due > ctx.now then
     return nil
   end
-  local due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', ctx.now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
-  local nxt = redis.call('ZRANGE', K_EXP, #due / 2, #due / 2, 'WITHSCORES')
-  if #due == 0 and #nxt == 0 and ctx.seq0 > 0 then
-    -- No expiry set where the meta says one is due: empty, or lost alone (evicted). Lost, it
-    -- is made again from the entries, and needs the keys' expiry (fresh).
-    local earliest, bad = restore_exp(K_STATE, K_EXP, nil, true)
-    if not earliest then
-      return bad
-    end
-    if earliest < NEVER then
-      ctx.fresh = true
-      due = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', ctx.now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
-      nxt = redis.call('ZRANGE', K_EXP, #due / 2, #due / 2, 'WITHSCORES')
-    end
+  local due, nxt, restored = read_due(K_STATE, K_EXP, ctx.now, ctx.seq0)
+  if not due then
+    return nxt
   end
-  local bad = check_due(due) or check_due(nxt)
-  if bad then
-    return bad
+  if restored then
+    ctx.fresh = true
   end
   if #due > 0 then
     local evs, members, names = {}, {}, {}

@@ -129,25 +129,9 @@ end
 local d, nxt = nil, nil
 local fresh = false -- a key of the tenant may have been created
 if due <= now then
-  d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
-  nxt = redis.call('ZRANGE', K_EXP, #d / 2, #d / 2, 'WITHSCORES')
-  if #d == 0 and #nxt == 0 and seq0 > 0 then
-    -- No expiry set where the meta says one is due: empty, or lost alone (evicted). Lost, it
-    -- is made again from the entries (the only write before the events), and needs the keys'
-    -- expiry (fresh).
-    local earliest, err = restore_exp(K_STATE, K_EXP, nil, true)
-    if not earliest then
-      return err
-    end
-    if earliest < NEVER then
-      fresh = true
-      d = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, RECONCILE_BATCH)
-      nxt = redis.call('ZRANGE', K_EXP, #d / 2, #d / 2, 'WITHSCORES')
-    end
-  end
-  bad = check_due(d) or check_due(nxt)
-  if bad then
-    return bad
+  d, nxt, fresh = read_due(K_STATE, K_EXP, now, seq0)
+  if not d then
+    return nxt
   end
 end
 if d then
