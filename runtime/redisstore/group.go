@@ -65,12 +65,22 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
 	q.calls = append(q.calls, c)
 	b.mu.Unlock()
+	return b.wait(c)
+}
+
+// wait returns the result of c once its batch is done, or ended's result once its ctx has
+// ended, whichever comes first, and ended's when both have: the batch's call to Redis ran
+// under a context of its own (see batchContext), which ends only when the context of every
+// call of the batch has, and whose error says "canceled" where c's says why.
+func (b *batcher[K, Req, Res]) wait(c *call[Req, Res]) Res {
 	select {
 	case <-c.done:
-		return c.res
-	case <-ctx.Done():
-		return b.ended(ctx.Err())
+	case <-c.ctx.Done():
 	}
+	if err := c.ctx.Err(); err != nil {
+		return b.ended(err)
+	}
+	return c.res
 }
 
 // queue returns the queue of key k, made if k has none. b.mu is held.
@@ -120,16 +130,7 @@ func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []R
 	}
 	res := make([]Res, len(calls))
 	for i := range calls {
-		select {
-		case <-calls[i].done:
-			res[i] = calls[i].res
-		case <-ctx.Done():
-		}
-		if err := ctx.Err(); err != nil {
-			// Also when its batch ended: that batch's call ran under a context of its own
-			// (see batchContext), whose error says "canceled" where ctx's says why.
-			res[i] = b.ended(err)
-		}
+		res[i] = b.wait(&calls[i])
 	}
 	return res
 }
