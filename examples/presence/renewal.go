@@ -142,7 +142,7 @@ func (rs *renewals) renew(rr *roomRenewals) {
 		for m, gen := range members[id] {
 			if m.live && m.gen == gen { // not seen back in the room since the touch began
 				m.live = false
-				delete(rs.rooms[rr.name].live, m)
+				delete(rr.live, m)
 			}
 		}
 	}
