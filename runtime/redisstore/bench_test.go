@@ -235,15 +235,19 @@ func BenchmarkTouchMany(b *testing.B) {
 	st := f.open(b, benchLimits)
 	const rooms, members = 100, 10
 	keys := benchKeys()[:members]
-	prefix := "ephemeral-bench-" + backend.NewEpoch(time.Now()) + ":"
-	defer deleteKeys(f.client, prefix[:len(prefix)-1])
+	prefix := "ephemeral-bench-" + backend.NewEpoch(time.Now())
+	defer deleteKeys(f.client, prefix)
+	// The rooms' names and their raw keys, made here: the calls of an op are all it does.
+	names, raw := make([]string, rooms), make([][]string, rooms)
 	for r := range rooms {
-		for _, k := range keys {
+		names[r], raw[r] = fmt.Sprint("room-", r), make([]string, members)
+		for j, k := range keys {
 			ctx := context.Background()
-			if _, err := st.Upsert(ctx, fmt.Sprint("room-", r), backend.UpsertRequest{Key: k, Value: benchValue, TTL: time.Hour}); err != nil {
+			if _, err := st.Upsert(ctx, names[r], backend.UpsertRequest{Key: k, Value: benchValue, TTL: time.Hour}); err != nil {
 				b.Fatal(err)
 			}
-			if err := f.client.Set(ctx, fmt.Sprint(prefix, r, ":", k), benchValue, time.Hour).Err(); err != nil {
+			raw[r][j] = fmt.Sprint(prefix, ":", r, ":", k)
+			if err := f.client.Set(ctx, raw[r][j], benchValue, time.Hour).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -252,8 +256,8 @@ func BenchmarkTouchMany(b *testing.B) {
 		b.Run(fmt.Sprintf("c=%d/baseline=pexpire", c), func(b *testing.B) {
 			runConc(b, f, c, func(ctx context.Context, i int) error {
 				cmds, err := f.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-					for _, k := range keys {
-						p.PExpire(ctx, fmt.Sprint(prefix, i%rooms, ":", k), time.Hour)
+					for _, k := range raw[i%rooms] {
+						p.PExpire(ctx, k, time.Hour)
 					}
 					return nil
 				})
@@ -271,7 +275,7 @@ func BenchmarkTouchMany(b *testing.B) {
 				errs := make([]error, len(keys))
 				for j, k := range keys {
 					wg.Go(func() {
-						r, err := st.Touch(ctx, fmt.Sprint("room-", i%rooms), backend.TouchRequest{Key: k, TTL: time.Hour, Quiet: true})
+						r, err := st.Touch(ctx, names[i%rooms], backend.TouchRequest{Key: k, TTL: time.Hour, Quiet: true})
 						if err == nil && !r.OK {
 							err = fmt.Errorf("touch %s: not live", k)
 						}
@@ -284,7 +288,7 @@ func BenchmarkTouchMany(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("c=%d/touch-many", c), func(b *testing.B) {
 			runConc(b, f, c, func(ctx context.Context, i int) error {
-				rs, err := st.TouchMany(ctx, fmt.Sprint("room-", i%rooms), backend.TouchManyRequest{Keys: keys, TTL: time.Hour, Quiet: true})
+				rs, err := st.TouchMany(ctx, names[i%rooms], backend.TouchManyRequest{Keys: keys, TTL: time.Hour, Quiet: true})
 				for j, r := range rs {
 					if !r.OK {
 						return fmt.Errorf("touch %s: not live", keys[j])
