@@ -76,7 +76,7 @@
 // and in order), the next once the one before is done; when it finds a place in flight it sends
 // its group itself, as a drain would: renewing a room of ten keys so took 0.23–0.31 of the
 // client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once took, a room at a
-// time, and 0.46–0.52 and 0.60–0.66 with 32 rooms in flight (BenchmarkTouchMany,
+// time, and 0.46–0.52 and 0.60–0.72 with 32 rooms in flight (BenchmarkTouchMany,
 // docs/PERFORMANCE.md). A TouchMany of thousands of keys is as many calls of 64 in a row,
 // between which the tenant's other writes go on.
 //
