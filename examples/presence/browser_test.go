@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,10 @@ func TestBrowser(t *testing.T) {
 
 func testBrowser(t *testing.T, path, redisAddr string) {
 	const ttl = 2 * time.Second
-	app := startApp(t, appConfig{ttl: ttl, redis: redisAddr})
+	// Renewal tokens expire on a clock the test moves on, skew ahead of the system's.
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	app := startApp(t, appConfig{ttl: ttl, redis: redisAddr, now: now, ping: 100 * time.Millisecond})
 	events := app.reader(t, "demo")
 	url := app.url + "/rooms/demo"
 
@@ -108,6 +112,16 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	events.expect(t, ephemeral.EventUpsert, "Ada Lovelace")
 	events.expect(t, ephemeral.EventUpsert, "Grace Hopper")
 
+	// Half of the life of Ada's renewal token is spent: her stream sends a fresh one, which
+	// her page takes for its next stream.
+	first := pageRenewToken(t, ada)
+	skew.Add(int64(renewTokenLife / 2))
+	for deadline := time.Now().Add(10 * time.Second); pageRenewToken(t, ada) == first; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ada's page still has the renewal token %q 10 s after half of its life", first)
+		}
+	}
+
 	// Grace switches to another tab (the test fakes the page's visibility): Ada sees her away.
 	_, err := chromedp.Run(grace, chromedp.Evaluate[bool](`
 		Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
@@ -152,6 +166,14 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 	events.expect(t, ephemeral.EventExpire, "Carol Shaw")
 	t.Logf("Carol disappeared from Ada's page %v after the crash (ttl %v)", time.Since(crashed).Round(time.Millisecond), ttl)
 	waitPresent(t, ada, "Ada Lovelace") // Ada herself is still there, beating
+}
+
+// pageRenewToken returns the renewal token that the page of ctx names in its next stream.
+func pageRenewToken(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	token, err := chromedp.Run(ctx, chromedp.Evaluate[string](`renew`))
+	must(t, "read the page's renewal token", err)
+	return token
 }
 
 // join opens the room page in the tab of ctx and joins as name.

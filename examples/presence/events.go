@@ -53,8 +53,9 @@ const writeTimeout = 10 * time.Second
 // whole state again. The stream ends when the client goes away or the server shuts down.
 //
 // A page names its member in the stream's URL (?id=…&renew=…, its renewal token, which can do
-// nothing but that: see renewToken), and the stream keeps that member alive while it is open:
-// see renewals.
+// nothing but that and expires: see renewToken), and the stream keeps that member alive while
+// it is open (see renewals) and sends the page a fresh renewal token, a "renew" message, once
+// half of the last one's life is spent.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	room, ok := roomParam(w, r)
 	if !ok {
@@ -62,11 +63,13 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	var renew *renewal
 	if q := r.URL.Query(); q.Has("id") {
-		if !s.validRenewToken(room, q.Get("id"), q.Get("renew")) {
-			http.Error(w, "bad renewal token", http.StatusForbidden)
+		exp, ok := s.validRenewToken(room, q.Get("id"), q.Get("renew"))
+		if !ok {
+			http.Error(w, "bad or expired renewal token", http.StatusForbidden)
 			return
 		}
 		renew = s.renewals.stream(room, q.Get("id"))
+		renew.tokenExp = exp
 		defer renew.setLive(false) // the stream ends: its member is not renewed by it any more
 	}
 	done, reason := s.guard.openStream(r)
@@ -164,10 +167,17 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string, ren
 // forward sends the reader's events of room to the browser until the request ends (an error),
 // the reader overflows (errResync) or a write fails. While the room is quiet it sends a comment
 // every s.ping. The events of renew's member (nil: none) tell renew whether the member is in
-// the room; the server's renewals touch it (see renewals). A busy stream costs no timer per
-// event: each wait lasts until s.ping after the last write.
+// the room; the server's renewals touch it (see renewals). Once half of the page's last
+// renewal token is spent (looked at every s.ping at least), it sends the page a fresh one. A
+// busy stream costs no timer per event: each wait lasts until s.ping after the last write.
 func (s *server) forward(ctx context.Context, sse *sseWriter, rd *ephemeral.Reader[string, Member], room string, renew *renewal) error {
 	for {
+		if renew != nil && s.now().Unix() >= renew.tokenExp-int64(renewTokenLife/time.Second)/2 {
+			renew.tokenExp = s.renewExpiry()
+			if err := sse.send("", "renew", renewed{Renew: s.renewToken(room, renew.id, renew.tokenExp)}); err != nil {
+				return err
+			}
+		}
 		wait := s.ping - time.Since(sse.last)
 		if wait <= 0 {
 			if err := sse.write(":\n\n"); err != nil {
@@ -256,10 +266,14 @@ func (s *sseWriter) add(id, event string, v any) error {
 	if err != nil {
 		return err
 	}
-	// Cursors, event names and JSON hold no newline, so each is one line.
-	s.buf = append(s.buf, "id: "...)
-	s.buf = append(s.buf, id...)
-	s.buf = append(s.buf, "\nevent: "...)
+	// Cursors, event names and JSON hold no newline, so each is one line. A message without an
+	// id leaves the browser's last event id as it was.
+	if id != "" {
+		s.buf = append(s.buf, "id: "...)
+		s.buf = append(s.buf, id...)
+		s.buf = append(s.buf, '\n')
+	}
+	s.buf = append(s.buf, "event: "...)
 	s.buf = append(s.buf, event...)
 	s.buf = append(s.buf, "\ndata: "...)
 	s.buf = append(s.buf, data...)

@@ -626,9 +626,24 @@ func (p *loadPage) stream(ctx context.Context, opened time.Time, lastID *string)
 	}
 }
 
+// renewed takes the fresh renewal token of data, a heartbeat's answer or a stream's "renew"
+// message, for the page's next stream, as the page does.
+func (p *loadPage) renewed(data string) {
+	var r renewed
+	if err := json.Unmarshal([]byte(data), &r); err != nil || r.Renew == "" {
+		p.l.fail("renewal token %q: %v", data, err)
+		return
+	}
+	p.mu.Lock()
+	p.renew = r.Renew
+	p.mu.Unlock()
+}
+
 // dispatch handles one message as the page does, and counts its receipt.
 func (p *loadPage) dispatch(ctx context.Context, event, data string, now, opened time.Time) {
 	switch event {
+	case "renew":
+		p.renewed(data)
 	case "state":
 		select {
 		case <-p.stated:
@@ -781,8 +796,10 @@ func (p *loadPage) beat(ctx context.Context, stop <-chan struct{}) {
 		case code == http.StatusGone || code == http.StatusForbidden:
 			p.l.gone.Add(1)
 			p.rejoin(ctx)
-		case code != http.StatusNoContent:
+		case code != http.StatusOK:
 			p.l.fail("heartbeat %s: %d %s", p.room.name, code, body)
+		default:
+			p.renewed(body) // a fresh renewal token, as the page takes it
 		}
 	}
 }

@@ -130,7 +130,10 @@
 // the room and member ID under the secret key (PRESENCE_SECRET or -secret-file), or one the
 // server makes at start. Its event stream's URL, which access logs, histories and Referer
 // headers keep, carries a renewal token instead, an HMAC of another domain, which only lets a
-// stream keep the member alive: heartbeats, status changes, leaves and joins refuse it.
+// stream keep the member alive: heartbeats, status changes, leaves and joins refuse it. It
+// expires five minutes after it was made, so a URL found in a log does not keep a crashed
+// page's member alive for whoever finds it; the open stream and the heartbeats hand the page
+// fresh ones.
 //
 // # Flags
 //

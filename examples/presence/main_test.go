@@ -40,6 +40,8 @@ type appConfig struct {
 	clock  memstore.Clock   // the backend's clock; nil means the system clock
 	limits ephemeral.Limits // of the member store
 	ping   time.Duration    // how long an event stream may be silent
+	// now, when set, is the clock of renewal tokens; else clock's, or the system clock.
+	now func() time.Time
 	// heartbeat, when set, is how often pages beat and streams renew their members, on the
 	// wall clock (the default: a third of ttl).
 	heartbeat time.Duration
@@ -86,6 +88,12 @@ func startApp(t *testing.T, cfg appConfig) *app {
 	a := &app{url: "http://" + ln.Addr().String(), store: store, backend: backend, srv: newServer(store, cfg.ttl, cfg.guard)}
 	if cfg.ping > 0 {
 		a.srv.ping = cfg.ping
+	}
+	switch {
+	case cfg.now != nil:
+		a.srv.now = cfg.now
+	case cfg.clock != nil:
+		a.srv.now = cfg.clock.Now // renewal tokens expire on the backend's clock
 	}
 	if cfg.heartbeat > 0 {
 		a.srv.heartbeat = cfg.heartbeat

@@ -54,6 +54,9 @@ type renewal struct {
 	// live and gen are guarded by rs.mu.
 	live bool   // the member is in the room, as the stream last saw: its room renews it
 	gen  uint64 // counts the times live was set: a touch's result applies to its own
+	// tokenExp is the expiry of the last renewal token the page got, Unix seconds: the one of
+	// the stream's URL, then those the stream sent (see forward). Only the stream uses it.
+	tokenExp int64
 }
 
 func newRenewals(s *server) *renewals {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -35,6 +37,9 @@ const (
 	// pingEvery is how long an event stream may be silent before the server sends a comment,
 	// which keeps idle connections open through proxies.
 	pingEvery = 20 * time.Second
+	// renewTokenLife is how long a renewal token lets a page open its event stream (see
+	// renewToken).
+	renewTokenLife = 5 * time.Minute
 )
 
 // roomPattern is what a room name looks like: it is a tenant and part of every URL of the room.
@@ -54,6 +59,8 @@ type server struct {
 	heartbeat time.Duration // how often a stream renews its member, or a page whose stream is down
 	secret    []byte        // signs member tokens
 	ping      time.Duration // how long an event stream may be silent
+	// now is the clock of renewal tokens (see renewToken).
+	now func() time.Time
 	// bodyTimeout bounds the reading of a request's body.
 	bodyTimeout time.Duration
 	guard       *guard // per-client limits
@@ -89,6 +96,7 @@ func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 		heartbeat: ttl / 3,
 		ping:      pingEvery,
 		secret:    make([]byte, 32),
+		now:       time.Now,
 		guard:     newGuard(l),
 
 		bodyTimeout: bodyTimeout,
@@ -202,7 +210,7 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	err := pageTemplate.Execute(w, struct {
 		Room, ID, Token, Renew string
 		HeartbeatMS            int64
-	}{room, id, s.token(room, id), s.renewToken(room, id), s.heartbeat.Milliseconds()})
+	}{room, id, s.token(room, id), s.renewToken(room, id, s.renewExpiry()), s.heartbeat.Milliseconds()})
 	if err != nil {
 		log.Printf("presence: render %s: %v", room, err)
 	}
@@ -256,7 +264,7 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) {
 		serverError(w, "join", err)
 		return
 	}
-	writeJSON(w, joined{ID: id, Token: token, Renew: s.renewToken(room, id), HeartbeatMS: s.heartbeat.Milliseconds()})
+	writeJSON(w, joined{ID: id, Token: token, Renew: s.renewToken(room, id, s.renewExpiry()), HeartbeatMS: s.heartbeat.Milliseconds()})
 }
 
 // heartbeatMember keeps the member alive with a quiet touch. 410 Gone tells the page that its
@@ -276,7 +284,14 @@ func (s *server) heartbeatMember(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not in the room", http.StatusGone)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	// A fresh renewal token, for a page whose stream was down for longer than its last lived.
+	writeJSON(w, renewed{Renew: s.renewToken(room, id, s.renewExpiry())})
+}
+
+// renewed is the answer to a heartbeat, and the data of a stream's "renew" message: a fresh
+// renewal token of the page's member (see renewToken).
+type renewed struct {
+	Renew string `json:"renew"`
 }
 
 // setStatus changes the member's status; everyone in the room sees it.
@@ -388,23 +403,39 @@ func (s *server) readForm(w http.ResponseWriter, r *http.Request) bool {
 
 // token returns the secret that proves a page owns member id of room. Member ids are public
 // (everyone in the room sees them); tokens are only given to the page that joined.
-func (s *server) token(room, id string) string { return s.sign("", room, id) }
+func (s *server) token(room, id string) string { return s.sign("", room, id, 0) }
 
 // renewToken returns the secret that lets the event stream of a page keep its member, id of
 // room, alive. It is in the stream's URL, which ends up in access logs, browser histories and
 // Referer headers, so it can do nothing else: joining as the member, its heartbeats, status
 // changes and leave take the member's token, which is signed in another domain, so that
 // neither token can be made from the other.
-func (s *server) renewToken(room, id string) string { return s.sign(renewDomain, room, id) }
+//
+// A renewal token expires: it is "<expiry>.<HMAC>", the expiry in Unix seconds, renewTokenLife
+// after it was made, and the HMAC signs it too. A URL copied from a log lets its reader open
+// the member's stream only until then, so a page that crashed does not live on as a ghost for
+// whoever finds it. The page never holds a stale one: an open stream sends its page a fresh
+// token once half of its own is spent (see forward), and a heartbeat answers with one, for a
+// page whose stream was down for longer than a token lives. A stream, once open, renews its
+// member until it ends, whatever its token's age: whoever holds a stream gets its fresh tokens
+// anyway.
+func (s *server) renewToken(room, id string, exp int64) string {
+	return strconv.FormatInt(exp, 10) + "." + s.sign(renewDomain, room, id, exp)
+}
+
+// renewExpiry returns the expiry of a renewal token made now (see renewToken).
+func (s *server) renewExpiry() int64 { return s.now().Add(renewTokenLife).Unix() }
 
 // renewDomain is the domain of renewal tokens (see sign).
 const renewDomain = "renew"
 
-// sign returns the HMAC of room and id in domain under the server's secret. A member token's
-// domain is empty and its message starts with the room's first byte (a letter or a digit,
-// as roomPattern has it); every other's starts with a zero byte and the domain's name, so no
-// message of one domain is one of another.
-func (s *server) sign(domain, room, id string) string {
+// sign returns the HMAC under the server's secret of room and id in domain, and of the token's
+// expiry exp in a domain that is not the member tokens'. A member token's domain is empty and
+// its message starts with the room's first byte (a letter or a digit, as roomPattern has it);
+// every other's starts with a zero byte and the domain's name, so no message of one domain is
+// one of another, and ends with a zero byte and exp in 8 bytes, so that the room (which has no
+// zero byte) and the id are where the message says.
+func (s *server) sign(domain, room, id string, exp int64) string {
 	mac := hmac.New(sha256.New, s.secret)
 	if domain != "" {
 		mac.Write([]byte{0})
@@ -414,22 +445,30 @@ func (s *server) sign(domain, room, id string) string {
 	mac.Write([]byte(room))
 	mac.Write([]byte{0})
 	mac.Write([]byte(id))
+	if domain != "" {
+		mac.Write(binary.BigEndian.AppendUint64([]byte{0}, uint64(exp)))
+	}
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
 }
 
 // validToken reports whether token is the member token of id in room.
 func (s *server) validToken(room, id, token string) bool {
-	return s.validSigned("", room, id, token)
+	return validID(id) && hmac.Equal([]byte(token), []byte(s.sign("", room, id, 0)))
 }
 
-// validRenewToken reports whether token is the renewal token of id in room.
-func (s *server) validRenewToken(room, id, token string) bool {
-	return s.validSigned(renewDomain, room, id, token)
+// validRenewToken reports whether token is a renewal token of id in room that has not expired,
+// and returns its expiry.
+func (s *server) validRenewToken(room, id, token string) (exp int64, ok bool) {
+	expText, mac, found := strings.Cut(token, ".")
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if !found || err != nil || !validID(id) || !hmac.Equal([]byte(mac), []byte(s.sign(renewDomain, room, id, exp))) {
+		return 0, false
+	}
+	return exp, s.now().Unix() < exp
 }
 
-func (s *server) validSigned(domain, room, id, token string) bool {
-	return id != "" && len(id) <= ephemeral.MaxKeyBytes && hmac.Equal([]byte(token), []byte(s.sign(domain, room, id)))
-}
+// validID reports whether id may be a member id: a key of the store.
+func validID(id string) bool { return id != "" && len(id) <= ephemeral.MaxKeyBytes }
 
 // newID returns a fresh member id.
 func newID() string {

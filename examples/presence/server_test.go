@@ -239,7 +239,7 @@ func TestHeartbeatAndExpiry(t *testing.T) {
 	}
 	for range 3 { // 3 × 2/3 TTL: twice the TTL in all
 		clock.Advance(testTTL * 2 / 3)
-		if code, body := a.post(t, "/rooms/r/heartbeat", ada.form()); code != http.StatusNoContent {
+		if code, body := a.post(t, "/rooms/r/heartbeat", ada.form()); code != http.StatusOK {
 			t.Fatalf("heartbeat: %d %s", code, body)
 		}
 	}
@@ -405,6 +405,110 @@ func TestRenewTokenActsNot(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Ada expires at %v, not renewed by her stream to %v", e.ExpiresAt, want)
 		}
+	}
+}
+
+// streamCode opens the stream of room with query and returns the answer's status, without
+// reading the stream.
+func (a *app) streamCode(t *testing.T, room string, query url.Values) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends a stream that opened
+	req, err := http.NewRequestWithContext(ctx, "GET", a.url+"/rooms/"+room+"/events?"+query.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestRenewTokenExpires checks that a renewal token opens its member's stream until it
+// expires, renewTokenLife after it was made, and not after: a stream URL found in a log does
+// not keep a crashed page's member alive for ever. A heartbeat answers with a fresh token.
+func TestRenewTokenExpires(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	a := startApp(t, appConfig{ttl: time.Hour, clock: clock}) // Ada outlives her tokens
+	ada := a.join(t, "r", "Ada")
+	expText, mac, _ := strings.Cut(ada.Renew, ".")
+	if want := strconv.FormatInt(clock.Now().Add(renewTokenLife).Unix(), 10); expText != want {
+		t.Fatalf("renewal token %q, want it to expire at %s", ada.Renew, want)
+	}
+	later, _ := strconv.ParseInt(expText, 10, 64)
+	for _, forged := range []string{
+		strconv.FormatInt(later+3600, 10) + "." + mac, // a later expiry, the same HMAC
+		mac, // no expiry
+		expText + "." + ada.Token,
+		expText + ".",
+		"." + mac,
+	} {
+		if code := a.streamCode(t, "r", url.Values{"id": {ada.ID}, "renew": {forged}}); code != http.StatusForbidden {
+			t.Errorf("stream with the renewal token %q: %d, want 403", forged, code)
+		}
+	}
+
+	clock.Advance(renewTokenLife - time.Second)
+	if code := a.streamCode(t, "r", ada.renewQuery()); code != http.StatusOK {
+		t.Fatalf("stream a second before the token expires: %d, want 200", code)
+	}
+	clock.Advance(time.Second)
+	if code := a.streamCode(t, "r", ada.renewQuery()); code != http.StatusForbidden {
+		t.Fatalf("stream when the token expires: %d, want 403", code)
+	}
+
+	code, body := a.post(t, "/rooms/r/heartbeat", ada.form())
+	var fresh renewed
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &fresh) != nil {
+		t.Fatalf("heartbeat: %d %s, want a renewal token", code, body)
+	}
+	ada.Renew = fresh.Renew
+	if code := a.streamCode(t, "r", ada.renewQuery()); code != http.StatusOK {
+		t.Fatalf("stream with the heartbeat's renewal token %q: %d, want 200", fresh.Renew, code)
+	}
+	clock.Advance(renewTokenLife)
+	if code := a.streamCode(t, "r", ada.renewQuery()); code != http.StatusForbidden {
+		t.Fatalf("stream when the heartbeat's token expires: %d, want 403", code)
+	}
+}
+
+// TestStreamSendsFreshRenewToken checks that an open stream sends its page a fresh renewal
+// token once half of the last is spent, and not before: a page whose stream was open for
+// longer than a token lives reconnects with a valid one.
+func TestStreamSendsFreshRenewToken(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	a := startApp(t, appConfig{ttl: time.Hour, clock: clock, ping: 5 * time.Millisecond})
+	ada := a.join(t, "r", "Ada")
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
+	s.nextState(t)
+	clock.Advance(renewTokenLife/2 - time.Second)
+	for range 3 { // each ping is a turn of the stream's loop, which looks at the token
+		if m := s.nextRaw(t); !m.ping {
+			t.Fatalf("message %+v before half the token's life, want only pings", m)
+		}
+	}
+	clock.Advance(time.Second)
+	m := s.next(t)
+	var fresh renewed
+	if m.event != "renew" || m.id != "" || json.Unmarshal([]byte(m.data), &fresh) != nil {
+		t.Fatalf("message %+v at half the token's life, want a renewal token without an id", m)
+	}
+	if want := ada.Renew; fresh.Renew == want {
+		t.Fatalf("the stream sent the page's own token %q", want)
+	}
+	clock.Advance(renewTokenLife/2 + time.Second) // the page's first token has expired
+	if code := a.streamCode(t, "r", ada.renewQuery()); code != http.StatusForbidden {
+		t.Fatalf("stream with the expired token: %d, want 403", code)
+	}
+	if code := a.streamCode(t, "r", url.Values{"id": {ada.ID}, "renew": {fresh.Renew}}); code != http.StatusOK {
+		t.Fatalf("stream with the token the stream sent: %d, want 200", code)
+	}
+	// The stream renews Ada with its token long expired, and sends the next token once half
+	// of the last one is spent.
+	if m := s.next(t); m.event != "renew" {
+		t.Fatalf("message %+v, want the next renewal token", m)
 	}
 }
 

@@ -3,7 +3,8 @@
 // member, and while the stream is open the server keeps the member alive; the page sends
 // heartbeats only while its stream is down. The stream's URL carries the member's renewal
 // token, never its token: URLs end up in logs and histories, and the renewal token can only
-// keep the member alive.
+// keep the member alive, and only for a few minutes: the stream and the heartbeats hand the
+// page fresh ones.
 "use strict";
 
 const room = document.body.dataset.room;
@@ -66,6 +67,7 @@ async function beat() {
   if (es && es.readyState === EventSource.OPEN && es.named === self.id) return; // the stream renews it
   try {
     const res = await post("/heartbeat", self);
+    if (res.ok) renew = (await res.json()).renew; // for the stream, which may be down for long
     if (res.status === 410 || res.status === 403) rejoin();
   } catch {
     // Offline for a moment: the next beat tries again.
@@ -106,13 +108,16 @@ function showJoined() {
 // connect follows the room's event stream, which names the page's member (unless anonymous)
 // so that the server keeps it alive while the stream is open. The browser reconnects by
 // itself after a network error and sends the last message id, the store cursor, so the server
-// resumes after it. After an answer that is not a stream, the page opens a new one; one that
-// names no member until it joins, in case the server refused the member's renewal token.
+// resumes after it, unless the stream's renewal token has expired since: it opens a new one
+// with the latest token at once. After an answer that is not a stream, the page opens a new
+// one; one that names no member until it joins, in case the server refused the member's
+// renewal token.
 function connect(anonymous) {
   if (es) es.close();
   const query = anonymous ? "" : "?" + new URLSearchParams({ id: self.id, renew });
   const stream = new EventSource(base + "/events" + query);
   stream.named = anonymous ? null : self.id;
+  stream.renew = anonymous ? null : renew;
   es = stream;
   const setConnection = (state, text) => {
     $("connection").dataset.state = state;
@@ -125,9 +130,15 @@ function connect(anonymous) {
       setTimeout(() => {
         if (es === stream) connect(me === null);
       }, 3000);
+    } else if (stream.named && stream.renew !== renew && me) {
+      connect(false); // the stream's URL has an older token, which may have expired
     } else {
       setConnection("connecting", "reconnecting…");
     }
+  });
+  // A fresh renewal token, once half of the last one's life is spent.
+  es.addEventListener("renew", (e) => {
+    renew = JSON.parse(e.data).renew;
   });
   es.addEventListener("state", (e) => {
     const state = JSON.parse(e.data);
