@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"log"
 	"maps"
@@ -129,7 +130,7 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	defer cancel()
 	ids := slices.Collect(maps.Keys(members))
 	res, err := rs.s.store.TouchMany(ctx, ids, ephemeral.WithTenant(rr.name), ephemeral.Quiet())
-	if err != nil {
+	if err != nil && !errors.Is(err, ephemeral.ErrClosed) { // closed: the server is stopping
 		log.Printf("presence: renew %d members of %s: %v", len(ids), rr.name, err) // again at the next heartbeat
 	}
 	var gone []string

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"log"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,6 +90,51 @@ func TestRenewalDoesNotHoldStream(t *testing.T) {
 	bob := a.join(t, "r", "Bob")
 	if _, m := s.nextMember(t, "upsert"); m.ID != bob.ID {
 		t.Fatalf("upsert %+v, want Bob %s", m, bob.ID)
+	}
+}
+
+// TestRenewalQuietAtShutdown checks that a renewal in flight when the server stops, and the
+// backend closes, logs nothing: its error is the stop's, not one an operator should look at.
+func TestRenewalQuietAtShutdown(t *testing.T) {
+	gate := newTouchGate(t)
+	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: time.Millisecond})
+	ada := a.join(t, "r", "Ada")
+	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
+	s.nextState(t)
+	select {
+	case <-gate.started:
+	case <-time.After(10 * time.Second):
+		close(gate.open)
+		t.Fatal("Ada not renewed within 10 s")
+	}
+	rs := a.srv.renewals
+	rs.mu.Lock()
+	rr := rs.rooms["r"]
+	rs.mu.Unlock()
+
+	if err := a.stop(); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if err := gate.Backend.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	close(gate.open) // the renewal goes on, on the closed backend
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		rs.mu.Lock()
+		busy := rr.busy
+		rs.mu.Unlock()
+		if !busy {
+			break // the renewal returned, and logged what it logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the renewal in flight did not return within 10 s of the gate's opening")
+		}
+	}
+	if strings.Contains(logged.String(), "renew") {
+		t.Errorf("a renewal on the closed backend logged: %s", logged.String())
 	}
 }
 
