@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -196,7 +197,8 @@ func clientConns(b *testing.B, c redis.UniversalClient, name string) (conns, sub
 // BenchmarkOpens opens b.N readers, each in a tenant of its own (tenants=new) or all in one
 // tenant whose pump is live (tenants=one), from 1 and from 32 goroutines on one client with
 // go-redis's default options, and keeps them open until the end: the latency of an open (p50,
-// p99) and the client's and the server's CPU per open.
+// p99), the client's and the server's CPU per open, and the heap the readers hold, a reader
+// and its tenant's pump (tenants=new) or a reader of a live pump (tenants=one).
 //
 //	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench Opens -benchtime 10000x ./runtime/redisstore
 func BenchmarkOpens(b *testing.B) {
@@ -238,6 +240,9 @@ func BenchmarkOpens(b *testing.B) {
 					}
 				})
 				open := make([]time.Duration, b.N)
+				var mem0, mem1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&mem0)
 				srv0, cli0 := serverCPU(b, f.client), clientCPU()
 				b.ResetTimer()
 				parallel(b.N, c, func(i int) {
@@ -252,6 +257,9 @@ func BenchmarkOpens(b *testing.B) {
 				})
 				b.StopTimer()
 				srv, cli := serverCPU(b, f.client)-srv0, clientCPU()-cli0
+				runtime.GC()
+				runtime.ReadMemStats(&mem1)
+				b.ReportMetric(float64(int64(mem1.HeapAlloc)-int64(mem0.HeapAlloc))/float64(b.N), "heap-B/reader")
 				b.ReportMetric(float64(cli.Microseconds())/float64(b.N), "client-µs/open")
 				b.ReportMetric(float64(srv.Microseconds())/float64(b.N), "server-µs/open")
 				b.ReportMetric(quantile(open, 0.5), "open-p50-µs")
