@@ -27,6 +27,8 @@ type subscription struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 
+	nextSub, prevSub *subscription // the pump's other subscriptions (see pump.join); guarded by p.mu
+
 	// Owned by the goroutine that calls Next (and by Subscribe before it returns).
 	pos   backend.Cursor   // position after the last event passed (delivered or skipped)
 	log   *backend.Log     // the pump's log it reads; nil while lagging

@@ -53,3 +53,71 @@ func TestNextWakeDroppedEvent(t *testing.T) {
 		t.Fatal("no catch-up after the next event was dropped: a lost wake-up")
 	}
 }
+
+// TestPumpSubscriptionList checks the list of a pump's subscriptions: each Close takes its
+// own out, whatever its place, the others stay listed in both directions, and the last Close
+// stops the pump; a subscription the pump's stop took out leaves the list as it is.
+func TestPumpSubscriptionList(t *testing.T) {
+	f := newMini(t)
+	st := f.open(t, backend.Limits{})
+	var subs []*subscription
+	for range 5 {
+		subs = append(subs, subscribe(t, st, "t", nil).(*subscription))
+	}
+	p := subs[0].p
+	listed := func() []*subscription {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var fwd []*subscription
+		var last *subscription
+		for s := p.subs; s != nil; s = s.nextSub {
+			if s.prevSub != last {
+				t.Fatalf("subscription %p: prevSub %p, want %p", s, s.prevSub, last)
+			}
+			fwd = append(fwd, s)
+			last = s
+		}
+		return fwd
+	}
+	open := map[*subscription]bool{}
+	for _, s := range subs {
+		open[s] = true
+	}
+	for _, i := range []int{2, 0, 4, 1} {
+		subs[i].Close()
+		delete(open, subs[i])
+		got := listed()
+		if len(got) != len(open) {
+			t.Fatalf("after closing subscription %d: %d listed, want %d", i, len(got), len(open))
+		}
+		for _, s := range got {
+			if !open[s] {
+				t.Fatalf("after closing subscription %d: a closed one is listed", i)
+			}
+		}
+		if n := f.b.pumpCount(); n != 1 {
+			t.Fatalf("after closing subscription %d: %d pumps, want 1", i, n)
+		}
+	}
+	subs[3].Close()
+	if got := listed(); len(got) != 0 {
+		t.Fatalf("%d subscriptions listed after the last Close", len(got))
+	}
+	if n := f.b.pumpCount(); n != 0 {
+		t.Fatalf("%d pumps after the last Close, want 0", n)
+	}
+
+	// stop ends the subscriptions of a pump and takes them out; a Close after it changes
+	// nothing.
+	a, b := subscribe(t, st, "u", nil).(*subscription), subscribe(t, st, "u", nil).(*subscription)
+	p = a.p
+	p.stop()
+	if got := listed(); len(got) != 0 || a.nextSub != nil || a.prevSub != nil || b.nextSub != nil || b.prevSub != nil {
+		t.Fatalf("after stop: %d listed, links %p %p %p %p; want none", len(got), a.nextSub, a.prevSub, b.nextSub, b.prevSub)
+	}
+	if _, err := a.Next(context.Background()); err == nil {
+		t.Fatal("Next of a stopped pump's subscription: no error")
+	}
+	a.Close()
+	b.Close()
+}
