@@ -40,6 +40,10 @@ type hub struct {
 	changed  map[string]struct{} // channels whose watchers changed since they were written
 	written  chan struct{}       // closed when the commands with the channels of changed are written
 	flushing bool                // a call of sync writes them
+	// spare is the map of the last channels written, emptied, for the next changes: the maps
+	// take turns, rather than a new one for each write (a tenth of what opening a reader of a
+	// new tenant allocated).
+	spare map[string]struct{}
 }
 
 // channel returns the notice channel of the tenant whose keys are keys: named as its events
@@ -131,11 +135,16 @@ func (h *hub) sync(ctx context.Context, ch string, wait bool) {
 	h.smu.Lock()
 	for len(h.changed) > 0 {
 		chans, written := h.changed, h.written
-		h.changed, h.written = make(map[string]struct{}), make(chan struct{})
+		h.changed, h.written, h.spare = h.spare, make(chan struct{}), nil
+		if h.changed == nil {
+			h.changed = make(map[string]struct{})
+		}
 		h.smu.Unlock()
 		h.apply(context.Background(), chans)
 		close(written)
+		clear(chans)
 		h.smu.Lock()
+		h.spare = chans
 	}
 	h.flushing = false
 	h.smu.Unlock()
