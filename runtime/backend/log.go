@@ -216,9 +216,14 @@ func NewGuardedLog(epoch string, head uint64, limit int, mu *sync.Mutex) *Log {
 	l := &Log{epoch: epoch, limit: uint64(max(limit, 1)), mu: mu}
 	l.floor.Store(head + 1)
 	l.head.Store(head)
-	l.ring.Store(newRing(1))
+	l.ring.Store(&noRing) // the first append makes one
 	return l
 }
+
+// noRing is the ring of a log that has had no append: it has no slot. Most tenants with a
+// reader are idle at any moment, and a ring of one slot cost each some 160 bytes, a tenth of
+// what a tenant with a reader holds on Redis.
+var noRing logRing
 
 // newRing returns an empty ring of size slots, a power of two.
 func newRing(size uint64) *logRing {
@@ -328,6 +333,10 @@ func (l *Log) At(v uint64) (ev *Event, wait bool) {
 		return nil, true
 	}
 	r := l.ring.Load()
+	if len(r.evs) == 0 {
+		// No append yet (an append stores its ring before its head), so v is before the log.
+		return nil, false
+	}
 	ev = r.evs[v&r.mask].Load()
 	switch {
 	case v < l.First():

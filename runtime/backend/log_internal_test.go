@@ -93,3 +93,34 @@ func TestAppendSetsEveryField(t *testing.T) {
 		t.Fatalf("the reused slot holds %+v, want %+v", got, want)
 	}
 }
+
+// TestLogWithoutAppend checks a log that has had no append: it holds no ring of its own, reads
+// before its head are gone and after it to come, a drop changes nothing, and its first append,
+// in order or after a gap, makes its ring and leaves the shared empty one empty.
+func TestLogWithoutAppend(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { NewLog("e", 5, 4) }); n != 2 {
+		t.Errorf("NewLog makes %v allocations, want 2: the log and its lock, no ring", n)
+	}
+	for _, first := range []uint64{6, 9} {
+		l := NewLog("e", 5, 4)
+		for v := uint64(0); v <= 5; v++ {
+			if ev, wait := l.At(v); ev != nil || wait {
+				t.Fatalf("At(%d) of a log at 5: %v, %v; want gone", v, ev, wait)
+			}
+		}
+		if ev, wait := l.At(6); ev != nil || !wait {
+			t.Fatalf("At(6) of a log at 5: %v, %v; want to come", ev, wait)
+		}
+		l.DropBefore(1 << 62)
+		if n := l.Len(); n != 0 {
+			t.Fatalf("Len after a drop: %d, want 0", n)
+		}
+		l.Append(&Event{Kind: EventUpsert, Key: "k", Version: first, At: 1})
+		if ev, _ := l.At(first); ev == nil || ev.Key != "k" || ev.Version != first {
+			t.Fatalf("At(%d) after its append: %+v", first, ev)
+		}
+		if len(noRing.recs) != 0 || len(noRing.evs) != 0 {
+			t.Fatal("an append wrote to the shared empty ring")
+		}
+	}
+}
