@@ -74,28 +74,30 @@
 // # Limits
 //
 // The server is meant to face the open internet, so every resource a client can hold is bounded. A
-// room holds at most -room-size members (200; MaxEntries of the store), so one client cannot make
-// a room full and its state large. Per client IP address, at most -max-conns connections are open
-// at once (32; the server closes more as soon as it accepts them), at most -max-streams event
-// streams (8; more get 429), streams are opened at -stream-rate per second with bursts of
-// -stream-burst (1/s and 16: each makes the server hold its room's state for the event retention,
-// 5 minutes, even if it closes at once), joins at -join-rate with bursts of -join-burst (1/s and
-// 5), and heartbeats, status changes and leaves at -write-rate with bursts of -write-burst (4/s
-// and 20: each is a write, and a status change or a leave an event to every page of the room; a
-// page whose leave is refused expires within a TTL instead); more get 429 with Retry-After. A join
-// whose name is invalid is refused before it counts. So one address keeps at most some 58 members
-// alive (8 by their streams, some 40 by heartbeats, as each extends its member a whole TTL, and
-// some 10 joined within the last TTL, at the default TTL of 10 s): four addresses can fill a room.
-// One address makes the server hold at most some 300 rooms. An IPv6 client is counted by its
-// address's /64 prefix, as it may use any address in it; a client with many prefixes (a /48 holds
-// 65,536) multiplies every bound, so limit per network at a proxy in front where that matters.
-// Headers must arrive within 10 s and a request's body within 5 s (a form's: 408; any other's,
-// which the server does not read: the answer closes the connection), a form is at most 1 KB (413),
-// an idle keep-alive connection is closed after 30 s, and one whose client does not read its
-// answer after 10 s (an event stream's deadline moves on with each of its writes, so a quiet
-// stream stays). Only the page's script and style sheet are served from static/ (no listings, not
-// the template), every response carries a Content-Security-Policy (default-src 'self';
-// frame-ancestors 'none') and nosniff.
+// room holds at most -room-size members (200; MaxEntries of the store), so one client cannot make a
+// room full and its state large. Per client IP address, at most -max-conns connections are open at
+// once (32; the server closes more as soon as it accepts them), at most -max-streams event streams
+// (8; more get 429), streams are opened at -stream-rate per second with bursts of -stream-burst
+// (1/s and 16: each makes the server hold its room's state for the event retention, 5 minutes, even
+// if it closes at once), joins at -join-rate with bursts of -join-burst (1/s and 5), and
+// heartbeats, status changes and leaves at -write-rate with bursts of -write-burst (4/s and 20:
+// each is a write, and a status change or a leave an event to every page of the room; a page whose
+// leave is refused expires within a TTL instead); more get 429 with Retry-After. A join whose name
+// is invalid is refused before it counts. So one address keeps at most some 58 members alive (8 by
+// their streams, some 40 by heartbeats, as each extends its member a whole TTL, and some 10 joined
+// within the last TTL, at the default TTL of 10 s): four addresses can fill a room. One address
+// makes the server hold at most some 300 rooms. Pages (the home page, a room's page) and static
+// files are not rated: each costs no store call and leaves no state, about what a rate check costs
+// itself, and -max-conns bounds a client's share. An IPv6 client is counted by its address's /64
+// prefix, as it may use any address in it; a client with many prefixes (a /48 holds 65,536)
+// multiplies every bound, so limit per network at a proxy in front where that matters. Headers must
+// arrive within 10 s and a request's body within 5 s (a form's: 408; any other's, which the server
+// does not read: the answer closes the connection), a form is at most 1 KB (413), an idle
+// keep-alive connection is closed after 30 s, and one whose client does not read its answer after
+// 10 s (an event stream's deadline moves on with each of its writes, so a quiet stream stays). Only
+// the page's script and style sheet are served from static/ (no listings, not the template), every
+// response carries a Content-Security-Policy (default-src 'self'; frame-ancestors 'none') and
+// nosniff.
 //
 // A server on a loopback address, as by default, answers only requests whose Host header names
 // the loopback interface (localhost, 127.0.0.1, [::1]); others get 421. That stops DNS
