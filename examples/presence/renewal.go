@@ -133,17 +133,14 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	if err != nil && !errors.Is(err, ephemeral.ErrClosed) { // closed: the server is stopping
 		log.Printf("presence: renew %d members of %s: %v", len(ids), rr.name, err) // again at the next heartbeat
 	}
-	var gone []string
-	for i, r := range res {
-		if !r.OK {
-			gone = append(gone, ids[i])
-		}
-	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rr.busy = false
-	for _, id := range gone {
-		for m, gen := range members[id] {
+	for i, r := range res { // none when the call failed
+		if r.OK {
+			continue
+		}
+		for m, gen := range members[ids[i]] {
 			if m.live && m.gen == gen { // not seen back in the room since the touch began
 				m.live = false
 				delete(rr.live, m)
