@@ -362,10 +362,18 @@ func (s *Store[K, T]) Touch(ctx context.Context, key K, opts ...TouchOption) (To
 		return TouchResult{}, err
 	}
 	res, err := s.b.Touch(ctx, tenant, backend.TouchRequest{Key: k, TTL: ttl, Quiet: o.quiet, Cond: o.cond})
-	if err != nil || !res.OK {
+	if err != nil {
 		return TouchResult{}, err
 	}
-	return TouchResult{OK: true, Version: res.Version, ExpiresAt: msTime(res.ExpiresAt)}, nil
+	return touchResult(res), nil
+}
+
+// touchResult is the TouchResult of r: the zero one when the key was not live.
+func touchResult(r backend.TouchResult) TouchResult {
+	if !r.OK {
+		return TouchResult{}
+	}
+	return TouchResult{OK: true, Version: r.Version, ExpiresAt: msTime(r.ExpiresAt)}
 }
 
 // TouchMany touches each of keys, as Touch would with the same options, and returns their
@@ -412,9 +420,7 @@ func (s *Store[K, T]) TouchMany(ctx context.Context, keys []K, opts ...TouchOpti
 	}
 	res := make([]TouchResult, len(rs))
 	for i, r := range rs {
-		if r.OK {
-			res[i] = TouchResult{OK: true, Version: r.Version, ExpiresAt: msTime(r.ExpiresAt)}
-		}
+		res[i] = touchResult(r)
 	}
 	return res, nil
 }
