@@ -28,8 +28,18 @@ const testTTL = 9 * time.Second
 // fakeApp starts the app on a memory backend whose clock only moves when the test says so.
 func fakeApp(t *testing.T) (*app, *memstore.FakeClock) {
 	t.Helper()
+	return fakeAppWith(t, appConfig{})
+}
+
+// fakeAppWith is fakeApp with cfg, whose clock it sets, and whose TTL is testTTL unless set.
+func fakeAppWith(t *testing.T, cfg appConfig) (*app, *memstore.FakeClock) {
+	t.Helper()
 	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	return startApp(t, appConfig{ttl: testTTL, clock: clock}), clock
+	cfg.clock = clock
+	if cfg.ttl == 0 {
+		cfg.ttl = testTTL
+	}
+	return startApp(t, cfg), clock
 }
 
 // post sends a form to the app as a same-origin page would, and returns the status and body.
@@ -278,9 +288,8 @@ func (a *app) loadPage(t *testing.T, room string) joined {
 // TestStreamRenewsMember: a page whose event stream names its member sends no heartbeats; the
 // stream keeps the member alive while it is open, and the member expires when it closes.
 func TestStreamRenewsMember(t *testing.T) {
-	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	// Renewals are due on the wall clock every heartbeat; the TTL runs on the fake clock.
-	a := startApp(t, appConfig{ttl: testTTL, clock: clock, heartbeat: 5 * time.Millisecond})
+	a, clock := fakeAppWith(t, appConfig{heartbeat: 5 * time.Millisecond})
 	ada := a.loadPage(t, "r")
 	if other := a.loadPage(t, "r"); other.ID == ada.ID {
 		t.Fatalf("two pages got the member id %s", ada.ID)
@@ -361,9 +370,8 @@ func TestStreamRefusesBadToken(t *testing.T) {
 // status change or a leave with it is refused, and a join with it does not get the member's
 // id.
 func TestRenewTokenActsNot(t *testing.T) {
-	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	// Renewals are due on the wall clock every heartbeat; the TTL runs on the fake clock.
-	a := startApp(t, appConfig{ttl: testTTL, clock: clock, heartbeat: 5 * time.Millisecond})
+	a, clock := fakeAppWith(t, appConfig{heartbeat: 5 * time.Millisecond})
 	ada := a.loadPage(t, "r")
 	if ada.Renew == "" || ada.Renew == ada.Token {
 		t.Fatalf("page's renewal token %q, member token %q: want two different ones", ada.Renew, ada.Token)
@@ -430,8 +438,7 @@ func (a *app) streamCode(t *testing.T, room string, query url.Values) int {
 // expires, renewTokenLife after it was made, and not after: a stream URL found in a log does
 // not keep a crashed page's member alive for ever. A heartbeat answers with a fresh token.
 func TestRenewTokenExpires(t *testing.T) {
-	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	a := startApp(t, appConfig{ttl: time.Hour, clock: clock}) // Ada outlives her tokens
+	a, clock := fakeAppWith(t, appConfig{ttl: time.Hour}) // Ada outlives her tokens
 	ada := a.join(t, "r", "Ada")
 	expText, mac, _ := strings.Cut(ada.Renew, ".")
 	if want := strconv.FormatInt(clock.Now().Add(renewTokenLife).Unix(), 10); expText != want {
@@ -478,8 +485,7 @@ func TestRenewTokenExpires(t *testing.T) {
 // token once half of the last is spent, and not before: a page whose stream was open for
 // longer than a token lives reconnects with a valid one.
 func TestStreamSendsFreshRenewToken(t *testing.T) {
-	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	a := startApp(t, appConfig{ttl: time.Hour, clock: clock, ping: 5 * time.Millisecond})
+	a, clock := fakeAppWith(t, appConfig{ttl: time.Hour, ping: 5 * time.Millisecond})
 	ada := a.join(t, "r", "Ada")
 	s := a.openStreamQuery(t, "r", ada.renewQuery(), "")
 	s.nextState(t)
@@ -569,8 +575,7 @@ func TestResume(t *testing.T) {
 // TestResumeAfterOverflow checks that a page whose cursor fell out of the retained events gets
 // the whole state again.
 func TestResumeAfterOverflow(t *testing.T) {
-	clock := memstore.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	a := startApp(t, appConfig{ttl: testTTL, clock: clock, limits: ephemeral.Limits{MaxEvents: 2}})
+	a, _ := fakeAppWith(t, appConfig{limits: ephemeral.Limits{MaxEvents: 2}})
 	s := a.openStream(t, "r", "")
 	old, _ := s.nextState(t)
 	for _, name := range []string{"Ada", "Grace", "Carol", "Dorothy"} {
