@@ -42,7 +42,8 @@ type hub struct {
 	flushing bool                // a call of sync writes them
 	// spare is the map of the last channels written, emptied, for the next changes: the maps
 	// take turns, rather than a new one for each write (a tenth of what opening a reader of a
-	// new tenant allocated).
+	// new tenant allocated). Only a map of a write of at most maxOpenBatch channels is kept: a
+	// map keeps the size of the most it held, and emptying one costs its size.
 	spare map[string]struct{}
 }
 
@@ -142,6 +143,9 @@ func (h *hub) sync(ctx context.Context, ch string, wait bool) {
 		h.smu.Unlock()
 		h.apply(context.Background(), chans)
 		close(written)
+		if len(chans) > maxOpenBatch {
+			chans = nil // not kept (see spare)
+		}
 		clear(chans)
 		h.smu.Lock()
 		h.spare = chans

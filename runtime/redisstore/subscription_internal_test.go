@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -120,4 +121,37 @@ func TestPumpSubscriptionList(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
+}
+
+// TestHubSpareMap checks that the hub keeps the map of a subscribe flush for the next one only
+// when the flush wrote at most maxOpenBatch channels: a map keeps the size of the most it held.
+func TestHubSpareMap(t *testing.T) {
+	f := newMini(t)
+	subscribe(t, f.open(t, backend.Limits{}), "t", nil)
+	f.b.hmu.Lock()
+	h := f.b.hub
+	f.b.hmu.Unlock()
+	// flush writes n changes in one flush: the n-1 first wait while a flush seems in progress.
+	// (No pump watches their channels: the flush subscribes none of them.)
+	flush := func(n int) (spare map[string]struct{}) {
+		h.smu.Lock()
+		h.flushing = true
+		h.smu.Unlock()
+		for i := range n - 1 {
+			h.sync(context.Background(), fmt.Sprint("x", i), false)
+		}
+		h.smu.Lock()
+		h.flushing = false
+		h.smu.Unlock()
+		h.sync(context.Background(), "last", true)
+		h.smu.Lock()
+		defer h.smu.Unlock()
+		return h.spare
+	}
+	if spare := flush(maxOpenBatch); spare == nil || len(spare) != 0 {
+		t.Fatalf("after a flush of %d channels: spare %v, want an empty map", maxOpenBatch, spare)
+	}
+	if spare := flush(maxOpenBatch + 1); spare != nil {
+		t.Fatalf("after a flush of %d channels: spare of %d, want none kept", maxOpenBatch+1, len(spare))
+	}
 }
