@@ -125,8 +125,8 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	}
 	rs.mu.Unlock()
 
-	// A touch later than the TTL (three heartbeats) is too late: the member expired.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*rs.s.heartbeat)
+	// A touch later than the TTL is too late: the member expired.
+	ctx, cancel := context.WithTimeout(context.Background(), rs.s.ttl)
 	defer cancel()
 	ids := slices.Collect(maps.Keys(members))
 	res, err := rs.s.store.TouchMany(ctx, ids, ephemeral.WithTenant(rr.name), ephemeral.Quiet())
