@@ -164,3 +164,51 @@ func TestRenewalOneTouchInFlight(t *testing.T) {
 		t.Errorf("%d touches begun while the first was in flight, want 1", n)
 	}
 }
+
+// TestRenewalDropsGoneMember checks that a room stops touching a member that its touch found
+// gone, unless the member's stream saw it back in the room while the touch was in flight.
+func TestRenewalDropsGoneMember(t *testing.T) {
+	gate := newTouchGate(t)
+	// The room's own timer would renew it again: its heartbeat is far off.
+	a := startApp(t, appConfig{ttl: testTTL, backend: gate, heartbeat: 1000 * time.Hour})
+	ada := a.join(t, "r", "Ada")
+	rs := a.srv.renewals
+	here := rs.stream("r", ada.ID) // in the store
+	gone := rs.stream("r", "gone") // never in the store
+	back := rs.stream("r", "back") // not in the store, but seen back during the touch
+	for _, m := range []*renewal{here, gone, back} {
+		m.setLive(true)
+	}
+	rs.mu.Lock()
+	rr := rs.rooms["r"]
+	rr.timer.Stop()
+	rs.mu.Unlock()
+
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		rs.renew(rr)
+	}()
+	select {
+	case <-gate.started:
+	case <-time.After(10 * time.Second):
+		close(gate.open)
+		t.Fatal("the room's touch did not begin within 10 s")
+	}
+	back.setLive(false) // its stream saw it leave, and join again
+	back.setLive(true)
+	close(gate.open)
+	<-renewed
+
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, c := range []struct {
+		name string
+		m    *renewal
+		want bool
+	}{{"here", here, true}, {"gone", gone, false}, {"back", back, true}} {
+		if _, in := rr.live[c.m]; in != c.want || c.m.live != c.want {
+			t.Errorf("%s: in the room's renewals %v, live %v; want %v", c.name, in, c.m.live, c.want)
+		}
+	}
+}
