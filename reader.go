@@ -24,8 +24,10 @@ type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
 
-	pos   position    // the cursor of the last event received
-	entry Entry[K, T] // where Recv makes an event's entry; owned by Recv
+	pos position // the cursor of the last event received
+	// entry is where Recv makes an upsert's entry when T is not flat, from the first such
+	// event on: most readers of an idle tenant never need it. Owned by Recv.
+	entry *Entry[K, T]
 }
 
 // Recv blocks until the next event, ctx is done (it returns ctx.Err()) or the reader is closed
@@ -48,10 +50,13 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 	ev = m.ev
 	// The copy is made in r.entry, not in ev: the codec's Clone, called through a func value,
 	// would move ev to the heap, an allocation per event.
-	if err := r.s.copyEntry(&r.entry, &m.entry, raw); err != nil {
+	if r.entry == nil {
+		r.entry = new(Entry[K, T])
+	}
+	if err := r.s.copyEntry(r.entry, &m.entry, raw); err != nil {
 		return ev, err
 	}
-	ev.Entry = r.entry
+	ev.Entry = *r.entry
 	return ev, nil
 }
 
