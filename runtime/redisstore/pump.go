@@ -65,9 +65,11 @@ type pump struct {
 	keys    []string
 	channel string // the tenant's notice channel
 	hub     atomic.Pointer[hub]
-	ctx     context.Context
-	cancel  context.CancelFunc
-	kick    chan struct{} // wakes the pump; one slot, so that kicks coalesce
+	// rn is what the pump's goroutine needs, made when it first starts (see start): the pump
+	// of a tenant whose readers wait while nothing happens never runs, and holds none of it.
+	rn atomic.Pointer[pumpRun]
+	// stopped says that the pump is stopped: its goroutine never starts again. Guarded by b.mu.
+	stopped bool
 	// started says that the pump's goroutine runs: a kick starts it, and it ends when it has
 	// nothing to do (see rest). Meanwhile the hub appends the notices that continue the log
 	// on its own goroutine.
@@ -131,6 +133,13 @@ type pump struct {
 	// before those of an earlier write (two calls of a tenant may be in flight), in version
 	// order, for the log once the earlier ones are in it (see noteWrites).
 	ahead []backend.Event
+}
+
+// pumpRun is what a pump's goroutine needs, made when it first starts.
+type pumpRun struct {
+	ctx    context.Context // canceled when the pump stops
+	cancel context.CancelFunc
+	kick   chan struct{} // wakes the goroutine; one slot, so that kicks coalesce
 }
 
 // maxAhead is the most events a pump holds in ahead: more, and it reads the tenant instead.
@@ -197,9 +206,7 @@ func (st *store) attach(tenant string, sub *subscription, keys []string, r readR
 	k := tenantKey{st.id, tenant}
 	p = b.pumps[k]
 	if p == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		p = &pump{b: b, st: st, key: k, keys: keys, channel: channel(keys), ctx: ctx, cancel: cancel,
-			kick: make(chan struct{}, 1), epoch: r.epoch, head: r.head,
+		p = &pump{b: b, st: st, key: k, keys: keys, channel: channel(keys), epoch: r.epoch, head: r.head,
 			// A write sent before a pump of the store found a tenant went back may be of a
 			// history that is gone, also when its reply comes after that pump stopped.
 			wForks: st.forks.Load()}
@@ -318,9 +325,11 @@ func (b *Backend) detach(sub *subscription) {
 		delete(b.pumps, p.key)
 		delete(b.watch, p.channel)
 	}
+	if last {
+		p.halt()
+	}
 	b.mu.Unlock()
 	if last {
-		p.cancel()
 		if h := p.hub.Load(); h != nil {
 			h.sync(context.Background(), p.channel, false)
 		}
@@ -547,11 +556,15 @@ func (p *pump) nudge() {
 	p.wakeUp()
 }
 
-// wakeUp kicks the pump, starting its goroutine if it has none yet.
+// wakeUp kicks the pump, starting its goroutine if it has none yet. Before the goroutine
+// first starts there is nothing to kick: what wakes a pump (a read to make, an expiry due)
+// is in its state, which a goroutine checks when it starts (see rest).
 func (p *pump) wakeUp() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
+	if r := p.rn.Load(); r != nil {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
 	}
 	if !p.started.Load() {
 		p.start()
@@ -564,11 +577,24 @@ func (p *pump) start() {
 	b := p.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed.Load() || p.ctx.Err() != nil || !p.started.CompareAndSwap(false, true) {
+	if b.closed.Load() || p.stopped || !p.started.CompareAndSwap(false, true) {
 		return
+	}
+	if p.rn.Load() == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.rn.Store(&pumpRun{ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1)})
 	}
 	b.wg.Add(1)
 	go p.run()
+}
+
+// halt marks the pump stopped, so that its goroutine never starts again, and cancels the
+// calls of a goroutine that runs. b.mu is held.
+func (p *pump) halt() {
+	p.stopped = true
+	if r := p.rn.Load(); r != nil {
+		r.cancel()
+	}
 }
 
 // notify handles a notice of the tenant, on the hub's goroutine. A notice that carries the
@@ -628,10 +654,10 @@ func (p *pump) rest() bool {
 	}
 	// A nudge sets stale under p.mu, then wakes: it finds the goroutine ended and starts
 	// another. A kick alone (wakeUp, wakeAt) may have found it still running: it is in
-	// p.kick now.
+	// the kick channel now.
 	p.started.Store(false)
 	p.mu.Unlock()
-	return len(p.kick) == 0 || !p.started.CompareAndSwap(false, true)
+	return len(p.rn.Load().kick) == 0 || !p.started.CompareAndSwap(false, true)
 }
 
 // due reports whether the tenant's next expiry is due by the local clock. p.mu is held.
@@ -669,9 +695,11 @@ func (p *pump) setDue(due, now int64) {
 	}
 }
 
-// stop cancels the pump and ends its subscriptions.
+// stop stops the pump and ends its subscriptions. b.mu is not held.
 func (p *pump) stop() {
-	p.cancel()
+	p.b.mu.Lock()
+	p.halt()
+	p.b.mu.Unlock()
 	p.mu.Lock()
 	var subs []*subscription
 	for s := p.subs; s != nil; {
@@ -691,18 +719,19 @@ func (p *pump) stop() {
 
 func (p *pump) run() {
 	defer p.b.wg.Done()
+	r := p.rn.Load() // made before the goroutine started
 	var delay time.Duration
 	var failing time.Time // since when the reads fail with errors that retries do not fix
 	for {
 		select {
-		case <-p.kick:
+		case <-r.kick:
 		default:
-			if p.ctx.Err() != nil || p.rest() {
+			if r.ctx.Err() != nil || p.rest() {
 				return
 			}
 		}
-		err := p.step()
-		if p.ctx.Err() != nil {
+		err := p.step(r.ctx)
+		if r.ctx.Err() != nil {
 			return
 		}
 		if err == nil {
@@ -720,15 +749,16 @@ func (p *pump) run() {
 			}
 		}
 		delay = nextDelay(delay)
-		if !sleep(p.ctx, delay) {
+		if !sleep(r.ctx, delay) {
 			return
 		}
 	}
 }
 
 // step runs the tick script if an expiry is due, and reads and delivers the events after the
-// pump's head if a notice or the tick asks for it. On an error, what it was to do stays to do.
-func (p *pump) step() error {
+// pump's head if a notice or the tick asks for it, under ctx, the pump's. On an error, what it
+// was to do stays to do.
+func (p *pump) step(ctx context.Context) error {
 	p.mu.Lock()
 	tick := p.due()
 	if !tick && !p.stale {
@@ -758,12 +788,12 @@ func (p *pump) step() error {
 	select {
 	case p.b.pumpCalls <- struct{}{}:
 		defer func() { <-p.b.pumpCalls }()
-	case <-p.ctx.Done():
-		return p.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 
 	if tick {
-		t, err := runTick(p.ctx, p.b.scripts, p.keys, p.st.limits, p.b.watcherID)
+		t, err := runTick(ctx, p.b.scripts, p.keys, p.st.limits, p.b.watcherID)
 		if err != nil {
 			p.b.failed(p.key, "tick", err)
 			return err
@@ -777,7 +807,7 @@ func (p *pump) step() error {
 	suspect := p.suspect
 	p.mu.Unlock()
 	losses := p.losses()
-	r, err := readTail(p.ctx, p.b.scripts, p.keys, p.st.limits, epoch, head, maxRead)
+	r, err := readTail(ctx, p.b.scripts, p.keys, p.st.limits, epoch, head, maxRead)
 	if err != nil {
 		err = scriptError(err)
 		p.b.failed(p.key, "read", err)

@@ -123,6 +123,60 @@ func TestPumpSubscriptionList(t *testing.T) {
 	b.Close()
 }
 
+// TestPumpRunsWhenNeeded checks that a pump makes what its goroutine needs (its context and
+// kick channel) only when the goroutine first starts, which an idle tenant's never does; and
+// that a stopped pump, whether it ran or not, starts no goroutine again.
+func TestPumpRunsWhenNeeded(t *testing.T) {
+	f := newMini(t)
+	st := f.open(t, backend.Limits{})
+	sub := subscribe(t, st, "t", nil).(*subscription)
+	p := sub.p
+	if p.rn.Load() != nil || p.started.Load() {
+		t.Fatal("the pump of an idle tenant's new reader made its goroutine's state, or started it")
+	}
+
+	// A read to make starts the goroutine, which reads, delivers, and rests again.
+	if _, err := st.Upsert(context.Background(), "t", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	p.nudge()
+	r := p.rn.Load()
+	if r == nil {
+		t.Fatal("a nudged pump made no state for its goroutine")
+	}
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != "k" {
+		t.Fatalf("event %+v, want the upsert of k", ev)
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.started.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pump's goroutine did not rest within 10 s")
+		}
+	}
+	if p.rn.Load() != r {
+		t.Fatal("the pump's goroutine state was made again")
+	}
+
+	// Its last reader gone, the pump is stopped: its context is canceled, and nothing starts
+	// its goroutine again.
+	sub.Close()
+	if r.ctx.Err() == nil {
+		t.Fatal("the stopped pump's context is not canceled")
+	}
+	p.nudge()
+	if p.started.Load() {
+		t.Fatal("a stopped pump started its goroutine")
+	}
+
+	// A pump stopped before it ever ran never makes the state.
+	idle := subscribe(t, st, "u", nil).(*subscription)
+	q := idle.p
+	idle.Close()
+	q.nudge()
+	if q.rn.Load() != nil || q.started.Load() {
+		t.Fatal("a pump stopped before it ran made its goroutine's state, or started it, when nudged")
+	}
+}
+
 // TestHubSpareMap checks that the hub keeps the map of a subscribe flush for the next one only
 // when the flush wrote at most maxOpenBatch channels: a map keeps the size of the most it held.
 func TestHubSpareMap(t *testing.T) {
