@@ -297,18 +297,17 @@
 // per CPU) suits most processes; with hundreds of Gets and Snapshots of different tenants at
 // once, more connections cut the wait for one (PoolTimeout bounds it).
 //
-// Memory: a reader of a tenant that has no other reader in the process holds about 2.7 KB of
-// heap in some 20 objects (the tenant's pump and log, the subscription), and a goroutine
-// waiting in its Recv about 4.7 KB more, of which a 4 KB stack (it outgrows a goroutine's first
-// 2 KB); measured with 10,000 readers of as many tenants on a real server (docs/PERFORMANCE.md,
-// 2026-12-03, 18:41). The changes of 2026-12-07 took some 340 bytes off the backend's part:
-// BenchmarkOpens' heap-B/reader, 1.72 KB a reader and its tenant's pump where it was 2.06; a
-// typed Reader of package ephemeral makes its copy of an entry at its first upsert, 160 bytes
-// an idle one no longer holds (1.68 KB with its pump, where it was 1.85). Where page faults
-// are slow, touching that memory the first time is a good part of the CPU of an open, and the
-// reader's goroutine more: in the load test's tenants scenario, opening 10,000 readers with a
-// goroutine each cost 62–70 µs of the process's CPU an open, without the goroutines 31–41 µs,
-// most of the difference the fresh pages of their 4 KB stacks (docs/PERFORMANCE.md).
+// Memory: a reader of a tenant that has no other reader in the process holds about 1.5 KB of
+// heap, its tenant's pump and log and its subscription (BenchmarkOpens' heap-B/reader: 1.47 KB
+// on 2026-12-07, where it was 2.06 KB that morning; a pump makes what its goroutine needs only
+// when it first runs, which an idle tenant's never does), and a typed Reader of package
+// ephemeral about 70 bytes more; a goroutine waiting in its Recv holds about 4.7 KB more, of
+// which a 4 KB stack (it outgrows a goroutine's first 2 KB). Where page faults are slow,
+// touching that memory the first time is a good part of the CPU of an open, and the reader's
+// goroutine more: in the load test's tenants scenario, opening 10,000 readers with a goroutine
+// each cost 62–70 µs of the process's CPU an open, without the goroutines 31–41 µs, most of
+// the difference the fresh pages of their stacks (docs/PERFORMANCE.md, "What the reader
+// goroutines cost the opens").
 //
 // Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
 // per call, and one over many tenants' streams must be remade for every tenant that gains or
