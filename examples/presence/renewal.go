@@ -150,13 +150,19 @@ func (rs *renewals) renew(rr *roomRenewals) {
 }
 
 // renewPhase returns the room's phase of the heartbeat interval: an offset of the interval of
-// its own, from the room's name. The members of a room are touched at the same moments, and
-// the rooms spread over the interval.
+// its own, from the room's name, a whole number of renewSlots. The members of a room are
+// touched at the same moments, and the rooms spread over the interval.
 func (s *server) renewPhase(room string) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(room))
-	return time.Duration(h.Sum64() % uint64(s.heartbeat))
+	slots := max(s.heartbeat/renewSlot, 1)
+	return time.Duration(h.Sum64()%uint64(slots)) * renewSlot
 }
+
+// renewSlot is the step of the rooms' phases. The rooms of one slot are touched at the same
+// moment, each room with a call of its own: on Redis those calls go together, in a pipeline
+// of the backend's, where rooms at phases of their own would each take a round trip.
+const renewSlot = 25 * time.Millisecond
 
 // renewAt returns the first time after now at phase of the heartbeat interval.
 func (s *server) renewAt(phase time.Duration, now time.Time) time.Time {
