@@ -125,8 +125,8 @@ func (rs *renewals) renew(rr *roomRenewals) {
 	}
 	rs.mu.Unlock()
 
-	// A touch later than the TTL is too late: the member expired.
-	ctx, cancel := context.WithTimeout(context.Background(), rs.s.ttl)
+	// A touch later than the TTL it renews is too late: the member expired.
+	ctx, cancel := context.WithTimeout(context.Background(), rs.s.store.DefaultTTL())
 	defer cancel()
 	ids := slices.Collect(maps.Keys(members))
 	res, err := rs.s.store.TouchMany(ctx, ids, ephemeral.WithTenant(rr.name), ephemeral.Quiet())

@@ -56,7 +56,6 @@ var staticNames = map[string]bool{"app.js": true, "style.css": true}
 // server serves the presence pages and their APIs. Each room is a tenant of one member store.
 type server struct {
 	store     *MemberStore
-	ttl       time.Duration // how long a member lives without a renewal
 	heartbeat time.Duration // how often a stream renews its member, or a page whose stream is down
 	secret    []byte        // signs member tokens
 	ping      time.Duration // how long an event stream may be silent
@@ -94,7 +93,6 @@ var rejections = []string{rejectConns, rejectHost, rejectJoinRate, rejectStreams
 func newServer(store *MemberStore, ttl time.Duration, l Limits) *server {
 	s := &server{
 		store:     store,
-		ttl:       ttl,
 		heartbeat: ttl / 3,
 		ping:      pingEvery,
 		secret:    make([]byte, 32),
