@@ -68,8 +68,6 @@ type pump struct {
 	// rn is what the pump's goroutine needs, made when it first starts (see start): the pump
 	// of a tenant whose readers wait while nothing happens never runs, and holds none of it.
 	rn atomic.Pointer[pumpRun]
-	// stopped says that the pump is stopped: its goroutine never starts again. Guarded by b.mu.
-	stopped bool
 	// started says that the pump's goroutine runs: a kick starts it, and it ends when it has
 	// nothing to do (see rest). Meanwhile the hub appends the notices that continue the log
 	// on its own goroutine.
@@ -325,11 +323,9 @@ func (b *Backend) detach(sub *subscription) {
 		delete(b.pumps, p.key)
 		delete(b.watch, p.channel)
 	}
-	if last {
-		p.halt()
-	}
 	b.mu.Unlock()
 	if last {
+		p.cancel()
 		if h := p.hub.Load(); h != nil {
 			h.sync(context.Background(), p.channel, false)
 		}
@@ -571,13 +567,14 @@ func (p *pump) wakeUp() {
 	}
 }
 
-// start starts the pump's goroutine, unless it runs, the pump is stopped or the backend is
-// closed. b.mu and p.mu are not held.
+// start starts the pump's goroutine, unless it runs, the pump is stopped (no longer the
+// backend's pump of its tenant: see detach, Close) or the backend is closed. b.mu and p.mu are
+// not held.
 func (p *pump) start() {
 	b := p.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed.Load() || p.stopped || !p.started.CompareAndSwap(false, true) {
+	if b.closed.Load() || b.pumps[p.key] != p || !p.started.CompareAndSwap(false, true) {
 		return
 	}
 	if p.rn.Load() == nil {
@@ -588,10 +585,10 @@ func (p *pump) start() {
 	go p.run()
 }
 
-// halt marks the pump stopped, so that its goroutine never starts again, and cancels the
-// calls of a goroutine that runs. b.mu is held.
-func (p *pump) halt() {
-	p.stopped = true
+// cancel cancels the calls of the pump's goroutine, if it ever started, once the pump is
+// stopped: taken out of the backend's pumps, under b.mu, which start holds when it makes what
+// the goroutine needs.
+func (p *pump) cancel() {
 	if r := p.rn.Load(); r != nil {
 		r.cancel()
 	}
@@ -639,8 +636,8 @@ func (p *pump) notify(payload string) {
 // with a reader and an entry held 10,000 goroutines more, whose stacks the collector scanned
 // while the readers opened (its work was most of the tail of their opens). It reports false,
 // and the goroutine steps, when a read or an expiry is to be made, or a kick came while it
-// was ending and no other goroutine took the kick.
-func (p *pump) rest() bool {
+// was ending (into kick, the goroutine's channel) and no other goroutine took the kick.
+func (p *pump) rest(kick chan struct{}) bool {
 	p.mu.Lock()
 	if p.stale || p.due() {
 		p.mu.Unlock()
@@ -657,7 +654,7 @@ func (p *pump) rest() bool {
 	// the kick channel now.
 	p.started.Store(false)
 	p.mu.Unlock()
-	return len(p.rn.Load().kick) == 0 || !p.started.CompareAndSwap(false, true)
+	return len(kick) == 0 || !p.started.CompareAndSwap(false, true)
 }
 
 // due reports whether the tenant's next expiry is due by the local clock. p.mu is held.
@@ -695,11 +692,10 @@ func (p *pump) setDue(due, now int64) {
 	}
 }
 
-// stop stops the pump and ends its subscriptions. b.mu is not held.
+// stop cancels the pump, which Close took out of the backend's pumps, and ends its
+// subscriptions.
 func (p *pump) stop() {
-	p.b.mu.Lock()
-	p.halt()
-	p.b.mu.Unlock()
+	p.cancel()
 	p.mu.Lock()
 	var subs []*subscription
 	for s := p.subs; s != nil; {
@@ -726,7 +722,7 @@ func (p *pump) run() {
 		select {
 		case <-r.kick:
 		default:
-			if r.ctx.Err() != nil || p.rest() {
+			if r.ctx.Err() != nil || p.rest(r.kick) {
 				return
 			}
 		}
