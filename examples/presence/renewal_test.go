@@ -215,7 +215,7 @@ func TestRenewalDropsGoneMember(t *testing.T) {
 }
 
 // TestRenewPhase checks that the rooms' phases are whole slots within the heartbeat interval,
-// spread over it, and the same for a room every time.
+// spread over it.
 func TestRenewPhase(t *testing.T) {
 	s := &server{heartbeat: 10 * time.Second / 3}
 	slots := map[time.Duration]bool{}
@@ -224,9 +224,6 @@ func TestRenewPhase(t *testing.T) {
 		ph := s.renewPhase(room)
 		if ph < 0 || ph >= s.heartbeat || ph%renewSlot != 0 {
 			t.Fatalf("room %s: phase %v, want a multiple of %v in [0, %v)", room, ph, renewSlot, s.heartbeat)
-		}
-		if again := s.renewPhase(room); again != ph {
-			t.Fatalf("room %s: phase %v, then %v", room, ph, again)
 		}
 		slots[ph] = true
 	}

@@ -511,8 +511,8 @@ func TestStreamSendsFreshRenewToken(t *testing.T) {
 	if code := a.streamCode(t, "r", url.Values{"id": {ada.ID}, "renew": {fresh.Renew}}); code != http.StatusOK {
 		t.Fatalf("stream with the token the stream sent: %d, want 200", code)
 	}
-	// The stream renews Ada with its token long expired, and sends the next token once half
-	// of the last one is spent.
+	// The stream goes on with its first token long expired, and sends the next one once half
+	// of the last one's life is spent.
 	if m := s.next(t); m.event != "renew" {
 		t.Fatalf("message %+v, want the next renewal token", m)
 	}
