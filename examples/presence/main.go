@@ -38,9 +38,8 @@
 //     touches the member, with the others of the room in one TouchMany, and the rooms of one
 //     25 ms slot of the interval at the same moment, so that their calls share Redis round
 //     trips (see renewals in renewal.go); the page POSTs heartbeats only while its stream is
-//     down. A heartbeat per
-//     page every few seconds was an HTTP request each, and at 20,000 pages their handler took
-//     about a quarter of a server's CPU (docs/PERFORMANCE.md).
+//     down. A heartbeat per page every few seconds was an HTTP request each, and at 20,000
+//     pages their handler took about a quarter of a server's CPU (docs/PERFORMANCE.md).
 //   - A page that dies without leaving (crash, killed process, lost network) loses its stream;
 //     its member expires at most one TTL after its last renewal, and the backend's expire event
 //     removes it from every other page.
