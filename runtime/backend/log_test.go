@@ -3,8 +3,10 @@ package backend_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -214,10 +216,26 @@ func TestWaiter(t *testing.T) {
 			wait := func() error { return w.Wait(bg, nil) }
 			a.Await(w)
 			a.Await(w) // registered once: a second signal would end the next wait early
-			woken(t, wait, a.Wake)
+			// wake wakes l's readers and checks that it reports want woken.
+			wake := func(l *backend.Log, want int) func() {
+				return func() {
+					if n := l.Wake(); n != want {
+						t.Errorf("Wake woke %d, want %d", n, want)
+					}
+				}
+			}
+			woken(t, wait, wake(a, 1))
 			a.Await(w)
 			b.Await(w) // moved on to b before a woke it: b's wake-up wakes it
-			woken(t, wait, b.Wake)
+			woken(t, wait, wake(b, 1))
+			wake(b, 0)() // nobody waits on b any more
+			// Within wakeSpacing of b's last wake-up, the next one is deferred: none woken
+			// at once, and the reader woken when the bubble's clock moves on.
+			b.Await(w)
+			woken(t, wait, func() {
+				wake(b, 0)()
+				time.Sleep(time.Millisecond)
+			})
 		})
 	})
 	t.Run("signal", func(t *testing.T) {
@@ -286,4 +304,49 @@ func TestWaiter(t *testing.T) {
 			woken(t, func() error { return w.Wait(ctx, nil) }, w.Release)
 		})
 	})
+}
+
+// TestHandoff checks that Handoff lets the few readers a write woke run before the writer goes
+// on, and not many: on one processor, where a woken reader runs only when the writer blocks or
+// yields, a reader has its event when Handoff returns after waking it alone, and none of five
+// has. (The scheduler takes the yielding writer back first in one turn in 61: the check asks
+// for most rounds, not all.)
+func TestHandoff(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds = 100
+	// run wakes n readers of a new log, hands off to them, and reports how many had their
+	// event by then.
+	run := func(n int) int {
+		l := backend.NewLog("e", 0, 8)
+		var got atomic.Int32
+		var wg sync.WaitGroup
+		for range n {
+			w := backend.NewWaiter()
+			l.Await(w)
+			wg.Go(func() {
+				if w.Wait(context.Background(), nil) == nil {
+					got.Add(1)
+				}
+			})
+		}
+		woken := l.Wake()
+		if woken != n {
+			t.Errorf("Wake woke %d readers, want %d", woken, n)
+		}
+		backend.Handoff(woken)
+		ran := int(got.Load())
+		wg.Wait()
+		return ran
+	}
+	one, many := 0, 0
+	for range rounds {
+		one += run(1)
+		many += run(5)
+	}
+	if one < rounds/2 {
+		t.Errorf("the one reader woken had its event when Handoff returned in %d of %d rounds", one, rounds)
+	}
+	if many > 5*rounds/2 {
+		t.Errorf("of five readers woken, %d of %d had their events when Handoff returned: it yielded", many, 5*rounds)
+	}
 }

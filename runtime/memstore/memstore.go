@@ -213,14 +213,15 @@ func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 }
 
 // unlock rearms the expiry timer for the changes made under the lock, unlocks, and then wakes
-// the readers of the events appended under the lock: a write never waits for that.
+// the readers of the events appended under the lock, and lets them run first when they are few
+// (see [backend.Handoff]): a write never holds the lock for that.
 func (b *Backend) unlock() {
 	b.rearm()
 	l := b.wake
 	b.wake = nil
 	b.mu.Unlock()
 	if l != nil {
-		l.Wake()
+		backend.Handoff(l.Wake())
 	}
 }
 

@@ -406,7 +406,8 @@ func (p *pump) noteWrites(epoch string, v uint64, ops []writeOp, res []writeResu
 	}
 	due := p.earlierDue(tail.dueIn)
 	p.mu.Unlock()
-	p.wakeFor(l, wake, due)
+	// The writer's goroutine goes on to its caller: the readers it woke run first.
+	backend.Handoff(p.wakeFor(l, wake, due))
 }
 
 // addWrite adds a write of version v of epoch to the writes whose epoch and highest version
@@ -437,10 +438,11 @@ func (p *pump) earlierDue(dueIn int64) time.Time {
 }
 
 // wakeFor wakes the readers of l, the log the pump appended to (nil if none), and the pump: to
-// read now if read, or else at due if it is set (see earlierDue). p.mu is not held.
-func (p *pump) wakeFor(l *backend.Log, read bool, due time.Time) {
+// read now if read, or else at due if it is set (see earlierDue). It returns how many readers
+// it woke at once (see [backend.Log.Wake]). p.mu is not held.
+func (p *pump) wakeFor(l *backend.Log, read bool, due time.Time) (woken int) {
 	if l != nil {
-		l.Wake()
+		woken = l.Wake()
 	}
 	switch {
 	case read:
@@ -448,6 +450,7 @@ func (p *pump) wakeFor(l *backend.Log, read bool, due time.Time) {
 	case !due.IsZero():
 		p.wakeAt(due)
 	}
+	return woken
 }
 
 // pruneAhead drops the events of ahead that the log has. p.mu is held.
