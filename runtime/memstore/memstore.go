@@ -213,15 +213,16 @@ func (b *Backend) lockReconciled(ctx context.Context) (int64, error) {
 }
 
 // unlock rearms the expiry timer for the changes made under the lock, unlocks, and then wakes
-// the readers of the events appended under the lock, and lets them run first when they are few
-// (see [backend.Handoff]): a write never holds the lock for that.
+// the readers of the events appended under the lock: a write never waits for that. (Nor does
+// it hand them its processor, as a write to Redis does, see [backend.Handoff]: a write here
+// takes a µs or two, and the readers' turn would make it many times longer.)
 func (b *Backend) unlock() {
 	b.rearm()
 	l := b.wake
 	b.wake = nil
 	b.mu.Unlock()
 	if l != nil {
-		backend.Handoff(l.Wake())
+		l.Wake()
 	}
 }
 
