@@ -77,7 +77,9 @@
 //     SSUBSCRIBE, PSUBSCRIBE...) or that are in subscribed mode. A failed upsert or reader open
 //     (such as a pool timeout) is counted in the notes, not fatal. The row of upserts with the
 //     readers open carries the summary: putP99UsNoReaders, putP99UsReaders, readerOpenP50Us,
-//     readerOpenP99Us and, on Redis, blockingConns.
+//     readerOpenP99Us and, on Redis, blockingConns. The row of opens carries gcCycles and
+//     gcCpuUsPerOp, the garbage collections that ran during the opens and their CPU time an
+//     open (runtime/metrics): the tail of the opens is theirs.
 //
 // # Output
 //

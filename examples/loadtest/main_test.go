@@ -114,6 +114,9 @@ var rows = map[string]int{
 func checkTenants(t *testing.T, rep report, wantBlocking bool) {
 	t.Helper()
 	for _, r := range rep.Results {
+		if r.Scenario == "tenants=9 open readers" && (r.GCCycles < 0 || r.GCCycles > 0 && r.GCCPUUsPerOp <= 0) {
+			t.Errorf("tenants opens: %d collections taking %v µs of CPU an open", r.GCCycles, r.GCCPUUsPerOp)
+		}
 		if r.Scenario != "tenants=9 upsert, 9 readers open" {
 			continue
 		}

@@ -78,6 +78,12 @@ type result struct {
 	ReaderOpenP50   float64 `json:"readerOpenP50Us,omitempty"`
 	ReaderOpenP99   float64 `json:"readerOpenP99Us,omitempty"`
 	BlockingConns   *int    `json:"blockingConns,omitempty"`
+	// GCCycles and GCCPUUsPerOp are, on the tenants scenario's row of opens, the garbage
+	// collections that ran during the row and their CPU time per count (runtime/metrics): the
+	// collector scans the stack of every goroutine waiting in Recv, and the opens that meet a
+	// collection make the tail of the row (docs/PERFORMANCE.md).
+	GCCycles     int     `json:"gcCycles,omitempty"`
+	GCCPUUsPerOp float64 `json:"gcCpuUsPerOp,omitempty"`
 	// SinceCallP50 and SinceCallP99 are, on the delivery rows (one reader) and the NATS rows,
 	// the percentiles of the delay from the start of the write call, rather than its return,
 	// to the receipt: the write's round trip and the delivery together, which no event beats.
@@ -190,6 +196,9 @@ func (x *result) notes() string {
 	}
 	if x.IdleKiB > 0 {
 		s = append(s, fmt.Sprintf("idle=%.1fKiB/reader", x.IdleKiB))
+	}
+	if x.GCCycles > 0 {
+		s = append(s, fmt.Sprintf("gc=%d cycles, %.2f µs/op", x.GCCycles, x.GCCPUUsPerOp))
 	}
 	if x.SinceCallP50 > 0 {
 		s = append(s, fmt.Sprintf("from call p50=%s p99=%s", dur(x.SinceCallP50), dur(x.SinceCallP99)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +126,7 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 	openHist := new(hist)
 	var openFailed atomic.Int64
 	var openErr atomic.Value
+	gc0 := readGC()
 	cpu := cpuTime()
 	elapsed, err := r.spread(ctx, name, n, r.cfg.conc, func(ctx context.Context, i int) error {
 		start := time.Now()
@@ -142,6 +144,10 @@ func (r *runner) tenants(ctx context.Context) (out []result, err error) {
 		return nil
 	})
 	open := fromHist(name, openHist, elapsed, cpuTime()-cpu)
+	if gc := readGC(); open.Count > 0 {
+		open.GCCycles = int(gc.cycles - gc0.cycles)
+		open.GCCPUUsPerOp = round((gc.cpu-gc0.cpu)*1e6/float64(open.Count), 2)
+	}
 	open.Note = failures(int(openFailed.Load()), openErr.Load())
 	if open.Count < n {
 		open.Note = joinNotes(open.Note, fmt.Sprintf("opened %d of %d", open.Count, n))
@@ -207,6 +213,26 @@ wait:
 		with.BlockingConns = &smp.conns.blocking
 	}
 	return append(out, with, ev), nil
+}
+
+// gcStats is what the Go runtime reports of its garbage collections so far.
+type gcStats struct {
+	cycles uint64  // completed cycles
+	cpu    float64 // the CPU seconds they took, an estimate of the runtime's
+}
+
+// readGC returns the collections so far.
+func readGC() gcStats {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	var g gcStats
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		g.cycles = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindFloat64 {
+		g.cpu = s[1].Value.Float64()
+	}
+	return g
 }
 
 // receiveTenant reads the events of the reader of tenant t-i until ctx ends, and records for
