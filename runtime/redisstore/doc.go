@@ -270,7 +270,10 @@
 // batch's events when they continue its log, holds those of a batch whose reply came before
 // an earlier one's until that one's come (two calls of a tenant may be in flight), reads when
 // the script made versions the writes do not tell (an expiry) or a call failed (it may have
-// been applied), and sets its expiry timer from it.
+// been applied), and sets its expiry timer from it. The write then lets the readers it woke,
+// if there are at most four, run before it returns (see backend.Handoff): a reader in the
+// writer's process gets the event before the write returns, where it came 25-30 µs after,
+// when the writer next blocked.
 //
 // A notice too many costs a message; one missing only delays: a registration that lapsed (the
 // Backend's checks failed for half of its time, with Redis unreachable) makes the writes of
