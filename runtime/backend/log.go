@@ -472,10 +472,12 @@ const handoffMax = 4
 // when that one next blocks, and a writer that goes on at once (to its next write, say) may
 // block only tens of µs later: with the yield, a reader in the writer's process gets the event
 // of a write to Redis before the write returns rather than 25-30 µs after (docs/PERFORMANCE.md).
-// The write takes that much longer as the readers take to run: worth it for a write that took
-// a round trip, not for one to memory. Under a fan-out the writer does not wait for thousands
-// of readers: beyond handoffMax it goes on, and they run as they would. Call it with no lock
-// held: a yield under a lock would hold up whoever waits for it.
+// The write takes that much longer as the readers take to run, and in a process with other
+// work as that work's turns take (the yield puts the writer behind them; redisstore's
+// BenchmarkBusyProcess measures both): worth it for a write that took a round trip, not for
+// one to memory. Under a fan-out the writer does not wait for thousands of readers: beyond
+// handoffMax it goes on, and they run as they would. Call it with no lock held: a yield under
+// a lock would hold up whoever waits for it.
 func Handoff(woken int) {
 	if woken > 0 && woken <= handoffMax {
 		runtime.Gosched()
