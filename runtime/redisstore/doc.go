@@ -203,7 +203,9 @@
 // written go together in the
 // next write, one SUBSCRIBE (and one UNSUBSCRIBE) for all of them, so that opening many
 // readers at once costs a few writes; Subscribe returns once its SUBSCRIBE is written, without
-// waiting for the confirmation. A notice
+// waiting for the confirmation, and closing a tenant's last reader returns at once, its
+// UNSUBSCRIBE written by a goroutine of the hub, with those of the closes that follow it while
+// it writes. A notice
 // whose events continue the pump's log (the same epoch, the first event right after the pump's
 // last version, no read of the pump in flight) has them appended to the log by the goroutine
 // that receives it, without a read of Redis: a reader gets an event one pub/sub message after

@@ -209,3 +209,40 @@ func TestHubSpareMap(t *testing.T) {
 		t.Fatalf("after a flush of %d channels: spare of %d, want none kept", maxOpenBatch+1, len(spare))
 	}
 }
+
+// Closing a tenant's last reader does not wait for the hub's connection: a goroutine of the
+// hub writes its UNSUBSCRIBE, and the closes that follow while it writes join it. Here the
+// connection is held up (its lock taken, as by a write that blocks) while three readers
+// close one after the other; once it is free, every channel is unsubscribed.
+func TestHubUnsubscribesAside(t *testing.T) {
+	f := newMini(t)
+	st := f.open(t, backend.Limits{})
+	subs := make([]backend.Subscription, 3)
+	for i := range subs {
+		subs[i] = subscribe(t, st, fmt.Sprint("t", i), nil)
+	}
+	f.b.hmu.Lock()
+	h := f.b.hub
+	f.b.hmu.Unlock()
+	h.mu.Lock()
+	if len(h.on) != len(subs) {
+		h.mu.Unlock()
+		t.Fatalf("%d channels subscribed, want %d", len(h.on), len(subs))
+	}
+	closed := make(chan struct{})
+	go func() {
+		for _, s := range subs {
+			s.Close()
+		}
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		h.mu.Unlock()
+		t.Fatal("closing the readers waited for the hub's connection")
+	}
+	h.mu.Unlock()
+	waitFor(t, "every channel unsubscribed", func() bool { return len(h.on) == 0 }, &h.mu)
+	waitFor(t, "the hub's writes to end", func() bool { return !h.flushing && len(h.changed) == 0 }, &h.smu)
+}

@@ -198,7 +198,9 @@ func clientConns(b *testing.B, c redis.UniversalClient, name string) (conns, sub
 // tenant whose pump is live (tenants=one), from 1 and from 32 goroutines on one client with
 // go-redis's default options, and keeps them open until the end: the latency of an open (p50,
 // p99), the client's and the server's CPU per open, and the heap the readers hold, a reader
-// and its tenant's pump (tenants=new) or a reader of a live pump (tenants=one).
+// and its tenant's pump (tenants=new) or a reader of a live pump (tenants=one). Then it closes
+// them one after the other, as an application's shutdown would: the time and the client's and
+// the server's CPU per close, until the hub has written every UNSUBSCRIBE.
 //
 //	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench Opens -benchtime 10000x ./runtime/redisstore
 func BenchmarkOpens(b *testing.B) {
@@ -264,6 +266,25 @@ func BenchmarkOpens(b *testing.B) {
 				b.ReportMetric(float64(srv.Microseconds())/float64(b.N), "server-µs/open")
 				b.ReportMetric(quantile(open, 0.5), "open-p50-µs")
 				b.ReportMetric(p99(open), "open-p99-µs")
+
+				srv0, cli0 = serverCPU(b, f.client), clientCPU()
+				t0 := time.Now()
+				for i, s := range subs {
+					if s != nil {
+						s.Close()
+						subs[i] = nil
+					}
+				}
+				// A change waited for is written after those before it (see hub.sync).
+				f.b.hmu.Lock()
+				h := f.b.hub
+				f.b.hmu.Unlock()
+				h.sync(ctx, "ephemeral-bench-barrier", true)
+				closing := time.Since(t0)
+				srv, cli = serverCPU(b, f.client)-srv0, clientCPU()-cli0
+				b.ReportMetric(float64(closing.Microseconds())/float64(b.N), "close-µs")
+				b.ReportMetric(float64(cli.Microseconds())/float64(b.N), "client-µs/close")
+				b.ReportMetric(float64(srv.Microseconds())/float64(b.N), "server-µs/close")
 			})
 		}
 	}
