@@ -62,10 +62,8 @@ func (f connFixture) subscribed(t *testing.T) map[string]int {
 	t.Helper()
 	ctx := context.Background()
 	if f.mini != nil {
-		f.b.hmu.Lock()
-		defer f.b.hmu.Unlock()
 		n := 0
-		if f.b.hub != nil {
+		if hubOf(f.b) != nil {
 			n = 1
 		}
 		return map[string]int{f.mini.Addr(): n}

@@ -177,14 +177,19 @@ func TestPumpRunsWhenNeeded(t *testing.T) {
 	}
 }
 
+// hubOf returns b's hub, nil before its first reader.
+func hubOf(b *Backend) *hub {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	return b.hub
+}
+
 // TestHubSpareMap checks that the hub keeps the map of a subscribe flush for the next one only
 // when the flush wrote at most maxOpenBatch channels: a map keeps the size of the most it held.
 func TestHubSpareMap(t *testing.T) {
 	f := newMini(t)
 	subscribe(t, f.open(t, backend.Limits{}), "t", nil)
-	f.b.hmu.Lock()
-	h := f.b.hub
-	f.b.hmu.Unlock()
+	h := hubOf(f.b)
 	// flush writes n changes in one flush: the n-1 first wait while a flush seems in progress.
 	// (No pump watches their channels: the flush subscribes none of them.)
 	flush := func(n int) (spare map[string]struct{}) {
@@ -221,9 +226,7 @@ func TestHubUnsubscribesAside(t *testing.T) {
 	for i := range subs {
 		subs[i] = subscribe(t, st, fmt.Sprint("t", i), nil)
 	}
-	f.b.hmu.Lock()
-	h := f.b.hub
-	f.b.hmu.Unlock()
+	h := hubOf(f.b)
 	h.mu.Lock()
 	if len(h.on) != len(subs) {
 		h.mu.Unlock()

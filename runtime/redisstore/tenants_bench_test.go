@@ -276,10 +276,7 @@ func BenchmarkOpens(b *testing.B) {
 					}
 				}
 				// A change waited for is written after those before it (see hub.sync).
-				f.b.hmu.Lock()
-				h := f.b.hub
-				f.b.hmu.Unlock()
-				h.sync(ctx, "ephemeral-bench-barrier", true)
+				hubOf(f.b).sync(ctx, "ephemeral-bench-barrier", true)
 				closing := time.Since(t0)
 				srv, cli = serverCPU(b, f.client)-srv0, clientCPU()-cli0
 				b.ReportMetric(float64(closing.Microseconds())/float64(b.N), "close-µs")
