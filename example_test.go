@@ -132,7 +132,7 @@ func ExampleStore() {
 		}
 		fmt.Printf("  v%d %-6s %s at %s", ev.Version, ev.Kind, ev.Key.UserID, ev.At.Format(time.TimeOnly))
 		if ev.Kind == ephemeral.EventUpsert {
-			fmt.Printf(": %s", ev.Entry.Value.Status)
+			fmt.Printf(": %s", ev.Value.Status)
 		}
 		fmt.Println()
 	}

@@ -101,7 +101,7 @@ func testDecodeOnce(t *testing.T, codec ephemeral.Codec[text], decodes *atomic.I
 		t.Fatal(err)
 	}
 	for _, r := range readers {
-		if ev, err := r.Recv(ctx); err != nil || ev.Entry.Value.S != "v3" {
+		if ev, err := r.Recv(ctx); err != nil || ev.Value.S != "v3" {
 			t.Fatalf("Recv = %+v, %v; want the upsert of v3", ev, err)
 		}
 	}
@@ -174,7 +174,7 @@ func TestMemstoreAllocs(t *testing.T) {
 	i := 0
 	if n := testing.AllocsPerRun(events-1, func() {
 		ev, err := second.Recv(ctx)
-		if err != nil || ev.Entry.Value.S != "v"+strconv.Itoa(i) {
+		if err != nil || ev.Value.S != "v"+strconv.Itoa(i) {
 			t.Fatalf("event %d: %+v, %v", i, ev, err)
 		}
 		i++

@@ -526,7 +526,8 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 		d := m.store.decoded(raw)
 		err := d.err
 		if err == nil {
-			err = m.store.copyEntry(&e, &d.entry, raw)
+			e = d.ev.Entry()
+			err = m.store.copyValue(&e.Value, &d.ev.Value, raw)
 		}
 		if err != nil {
 			m.reportError(err)

@@ -14,26 +14,26 @@ import (
 // goroutine at a time; Cursor and Close may be called from any goroutine.
 //
 // The readers of a tenant in a process share one log of its events, and each event is decoded
-// once for all of them; every reader still gets a value of its own. An event's Entry, and the
-// slices, maps and pointers inside its Value, belong to the reader that received it: it may
-// keep and modify them, and no other reader (nor the store, nor a [Mirror]) sees the change.
-// The copy is made with the codec's Clone method (see [Codec]), or by assignment when T is
-// flat (see the package doc); with a codec that has none, each reader decodes a value that is
-// not flat itself.
+// once for all of them; every reader still gets a value of its own. An event's Value, and the
+// slices, maps and pointers inside it, belong to the reader that received it: it may keep and
+// modify them, and no other reader (nor the store, nor a [Mirror]) sees the change. The copy
+// is made with the codec's Clone method (see [Codec]), or by assignment when T is flat (see
+// the package doc); with a codec that has none, each reader decodes a value that is not flat
+// itself.
 type Reader[K, T any] struct {
 	s   *Store[K, T]
 	sub backend.Subscription
 
 	pos position // the cursor of the last event received
-	// entry is where Recv makes an upsert's entry when T is not flat, from the first such
+	// value is where Recv makes an upsert's value when T is not flat, from the first such
 	// event on: most readers of an idle tenant never need it. Owned by Recv.
-	entry *Entry[K, T]
+	value *T
 }
 
 // Recv blocks until the next event, ctx is done (it returns ctx.Err()) or the reader is closed
 // ([ErrClosed]). An event whose key does not parse as K (written by another program) is
 // returned with the zero key and an error wrapping [ErrInvalidKey]; an upsert whose value the
-// codec cannot decode, with the zero Entry and an error wrapping [ErrDecode]. In both cases the
+// codec cannot decode, with the zero Value and an error wrapping [ErrDecode]. In both cases the
 // reader has moved past the event and the next Recv goes on. When the backend finds junk in
 // the tenant's data (written by another program), Recv returns an error wrapping [ErrCorrupt]
 // rather than waiting; the next Recv reads again.
@@ -48,15 +48,17 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 		return m.ev, m.err // a flat value is copied with the event
 	}
 	ev = m.ev
-	// The copy is made in r.entry, not in ev: the codec's Clone, called through a func value,
+	// The copy is made in r.value, not in ev: the codec's Clone, called through a func value,
 	// would move ev to the heap, an allocation per event.
-	if r.entry == nil {
-		r.entry = new(Entry[K, T])
+	if r.value == nil {
+		r.value = new(T)
 	}
-	if err := r.s.copyEntry(r.entry, &m.entry, raw); err != nil {
+	if err := r.s.copyValue(r.value, &m.ev.Value, raw); err != nil {
+		var zero T
+		ev.Value = zero
 		return ev, err
 	}
-	ev.Entry = *r.entry
+	ev.Value = *r.value
 	return ev, nil
 }
 
@@ -106,13 +108,12 @@ func (r *Reader[K, T]) Cursor() string {
 // Close stops the reader; a blocked Recv returns [ErrClosed]. Close is idempotent.
 func (r *Reader[K, T]) Close() error { return r.sub.Close() }
 
-// decodedEvent is what the readers of a store share of one backend event: the typed event
-// (without its Entry) and, for an upsert, the entry with the decoded value, which a reader
-// never gets itself, only a copy of (see copyValue). err is the key's or the value's error.
+// decodedEvent is what the readers of a store share of one backend event: the typed event,
+// with, for an upsert, the decoded value, which a reader gets as it is only when T is flat,
+// else a copy of (see copyValue). err is the key's or the value's error.
 type decodedEvent[K, T any] struct {
-	ev    Event[K, T]
-	entry Entry[K, T]
-	err   error
+	ev  Event[K, T]
+	err error
 }
 
 // decoded returns the decoded form of raw: the one in raw's memo, computed by the first
@@ -130,20 +131,20 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 	}}
 	switch {
 	case raw.Kind == EventOverflow:
-		d.ev.After, d.ev.FirstAvailable = raw.After.String(), raw.FirstAvailable.String()
+		d.ev.After = raw.After.String()
 		return d // never in a memo
 	case raw.ExpiresAt != 0:
 		d.ev.ExpiresAt = msTime(raw.ExpiresAt)
 	}
 	d.ev.Key, d.err = s.parseKey(raw.Key)
 	if d.err == nil && raw.Kind == EventUpsert {
-		e := raw.Entry()
-		d.entry = entry(d.ev.Key, d.entry.Value, &e)
+		d.ev.CreatedAt = msTime(raw.CreatedAt)
 		if s.clone != nil { // else each reader decodes its own value
-			d.err = s.decode(&e, &d.entry.Value)
-		}
-		if s.flat && d.err == nil { // the readers' copy of ev is all they need
-			d.ev.Entry = d.entry
+			e := raw.Entry()
+			if d.err = s.decode(&e, &d.ev.Value); d.err != nil {
+				var zero T
+				d.ev.Value = zero
+			}
 		}
 	}
 	if m, ok := raw.Memo.Store(s, d).(*decodedEvent[K, T]); ok {
@@ -152,18 +153,18 @@ func (s *Store[K, T]) decoded(raw *backend.Event) *decodedEvent[K, T] {
 	return d
 }
 
-// copyEntry sets *dst to shared, the decoded entry of raw, with a value of the caller's own:
-// a copy of shared's (see cloneEntry), or else raw's value decoded anew.
-func (s *Store[K, T]) copyEntry(dst, shared *Entry[K, T], raw *backend.Event) error {
+// copyValue sets *dst to a value of the caller's own equal to shared, the decoded value of
+// raw (an upsert): a copy of shared (by assignment when T is flat, else by the codec's
+// Clone), or else raw's value decoded anew.
+func (s *Store[K, T]) copyValue(dst, shared *T, raw *backend.Event) error {
+	var zero T
+	*dst = zero
 	if s.clone != nil {
-		s.cloneEntry(dst, shared, s.clone)
+		s.clone(dst, shared)
 		return nil
 	}
-	var zero T
-	*dst = *shared // every field but Value
-	dst.Value = zero
 	e := raw.Entry()
-	return s.decode(&e, &dst.Value)
+	return s.decode(&e, dst)
 }
 
 // position is a cursor written by one goroutine and read by any, without a lock and, while its

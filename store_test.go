@@ -606,16 +606,16 @@ func TestReader(t *testing.T) {
 		switch {
 		case errors.Is(err, ephemeral.ErrDecode):
 			got = append(got, "decode-error:"+ev.Key+":"+ev.Cursor)
-			if ev.Entry.Version != 0 {
-				t.Errorf("event with an undecodable value has an entry: %+v", ev.Entry)
+			if ev.Value != (text{}) || ev.Version != 7 {
+				t.Errorf("event with an undecodable value: %+v, want the zero value and version 7", ev)
 			}
 		case err != nil:
 			t.Fatal(err)
 		case ev.Kind == ephemeral.EventUpsert:
-			got = append(got, "upsert:"+ev.Entry.Value.S+":"+ev.Cursor)
+			got = append(got, "upsert:"+ev.Value.S+":"+ev.Cursor)
 			upsert = ev
 		case ev.Kind == ephemeral.EventOverflow:
-			got = append(got, "overflow:"+ev.After+">"+ev.FirstAvailable+":"+ev.Cursor)
+			got = append(got, "overflow:"+ev.After+">"+ev.Cursor)
 			if ev.Key != "" || ev.Version != 0 {
 				t.Errorf("overflow event has key %q, version %d", ev.Key, ev.Version)
 			}
@@ -627,17 +627,17 @@ func TestReader(t *testing.T) {
 			break
 		}
 	}
-	want := "upsert:v:e-6 decode-error:k:e-7 overflow:e-7>f-2:f-2 delete:gone:f-3 touch::f-4"
+	want := "upsert:v:e-6 decode-error:k:e-7 overflow:e-7>f-2 delete:gone:f-3 touch::f-4"
 	if strings.Join(got, " ") != want {
 		t.Errorf("events:\n got %q\nwant %q", strings.Join(got, " "), want)
 	}
 	wantEntry := ephemeral.Entry[string, text]{Key: "k", Value: text{"v"}, Version: 6, Epoch: "e",
 		CreatedAt: time.UnixMilli(500).UTC(), UpdatedAt: time.UnixMilli(1000).UTC(), ExpiresAt: time.UnixMilli(2000).UTC()}
-	if upsert.Entry != wantEntry || upsert.Key != "k" || upsert.Version != 6 ||
-		!upsert.At.Equal(time.UnixMilli(1000)) || !upsert.ExpiresAt.Equal(time.UnixMilli(2000)) {
-		t.Errorf("upsert event %+v, entry %+v", upsert, upsert.Entry)
+	if upsert.Entry() != wantEntry || upsert.Key != "k" || upsert.Version != 6 || upsert.Value != (text{"v"}) ||
+		!upsert.At.Equal(time.UnixMilli(1000)) || !upsert.CreatedAt.Equal(time.UnixMilli(500)) || !upsert.ExpiresAt.Equal(time.UnixMilli(2000)) {
+		t.Errorf("upsert event %+v, entry %+v", upsert, upsert.Entry())
 	}
-	if touch.Entry.Version != 0 || !touch.ExpiresAt.Equal(time.UnixMilli(5000)) || !touch.At.Equal(time.UnixMilli(3000)) || touch.Version != 4 {
+	if touch.Value != (text{}) || !touch.CreatedAt.IsZero() || !touch.ExpiresAt.Equal(time.UnixMilli(5000)) || !touch.At.Equal(time.UnixMilli(3000)) || touch.Version != 4 {
 		t.Errorf("touch event %+v", touch)
 	}
 	if r.Cursor() != "f-4" {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -157,6 +158,24 @@ func TestTypedSnapshot(t *testing.T) {
 	}
 }
 
+// TestEventSize checks that an Event's fields besides Key and Value take a multiple of 16 bytes
+// (see the padding at the end of Event), so that an event whose key and value are of sizes
+// that are multiples of 16 (strings, structs of strings) is one too.
+func TestEventSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the padding is for 64-bit platforms")
+	}
+	sizes := map[string]uintptr{
+		"Event[string, struct{}]": unsafe.Sizeof(ephemeral.Event[string, struct{}]{}),
+		"Event[seat, [32]byte]":   unsafe.Sizeof(ephemeral.Event[seat, [32]byte]{}),
+	}
+	for name, size := range sizes {
+		if size%16 != 0 {
+			t.Errorf("%s: %d bytes, not a multiple of 16", name, size)
+		}
+	}
+}
+
 func TestTypedReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,15 +204,15 @@ func TestTypedReader(t *testing.T) {
 	for ev, err := range r.Events(ctx) {
 		switch {
 		case errors.Is(err, ephemeral.ErrInvalidKey):
-			got = append(got, fmt.Sprintf("key-error:%s:%v@%s", fields(ev.Key), ev.Entry.Version == 0, ev.Cursor))
+			got = append(got, fmt.Sprintf("key-error:%s:%v@%s", fields(ev.Key), ev.Value == text{}, ev.Cursor))
 		case errors.Is(err, ephemeral.ErrDecode):
-			got = append(got, fmt.Sprintf("decode-error:%s:%v@%s", fields(ev.Key), ev.Entry.Version == 0, ev.Cursor))
+			got = append(got, fmt.Sprintf("decode-error:%s:%v@%s", fields(ev.Key), ev.Value == text{}, ev.Cursor))
 		case err != nil:
 			t.Fatal(err)
 		case ev.Kind == ephemeral.EventUpsert:
-			got = append(got, fmt.Sprintf("upsert:%s=%s:%v@%s", fields(ev.Key), fields(ev.Entry.Key), ev.Entry.Value.S, ev.Cursor))
+			got = append(got, fmt.Sprintf("upsert:%s=%s:%v@%s", fields(ev.Key), fields(ev.Entry().Key), ev.Value.S, ev.Cursor))
 		case ev.Kind == ephemeral.EventOverflow:
-			got = append(got, fmt.Sprintf("overflow:%s:%s>%s", fields(ev.Key), ev.After, ev.FirstAvailable))
+			got = append(got, fmt.Sprintf("overflow:%s:%s>%s", fields(ev.Key), ev.After, ev.Cursor))
 		default:
 			got = append(got, fmt.Sprintf("%v:%s@%s", ev.Kind, fields(ev.Key), ev.Cursor))
 		}

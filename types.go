@@ -1,6 +1,7 @@
 package ephemeral
 
 import (
+	"strings"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -24,7 +25,7 @@ type EventKind = backend.EventKind
 
 // The kinds of [Event].
 const (
-	EventUpsert   = backend.EventUpsert   // a key was created or replaced; Event.Entry holds it
+	EventUpsert   = backend.EventUpsert   // a key was created or replaced; Event.Value holds the value
 	EventTouch    = backend.EventTouch    // a key's TTL was extended; Event.ExpiresAt holds the new expiry
 	EventDelete   = backend.EventDelete   // a key was removed; Event.Reason holds the caller's reason
 	EventExpire   = backend.EventExpire   // a key reached its ExpiresAt
@@ -49,17 +50,30 @@ type Entry[K, T any] struct {
 	ExpiresAt time.Time // the entry is gone at this instant
 }
 
-// Event is one change of a tenant, as seen by a [Reader].
+// Event is one change of a tenant, as seen by a [Reader]. Which fields are set depends on the
+// kind:
 //
-// An overflow event means that the events between After and FirstAvailable are no longer
-// available: the reader's cursor fell behind the retained history, or the backend lost its state
-// (the cursor's epoch is gone). The reader goes on with the events after FirstAvailable; a caller
-// that keeps a replica re-snapshots instead.
+//	upsert    Key, Version, At, Value, CreatedAt, ExpiresAt
+//	touch     Key, Version, At, ExpiresAt (the new expiry)
+//	delete    Key, Version, At, Reason
+//	expire    Key, Version, At, ExpiresAt (the expiry reached)
+//	overflow  After
+//
+// and Cursor for all. [Event.Entry] gives an upsert's fields as the [Entry] it wrote.
+//
+// An overflow event means that the events between After and Cursor are no longer available:
+// the reader's cursor fell behind the retained history, or the backend lost its state (the
+// cursor's epoch is gone). The reader goes on with the events after Cursor; a caller that keeps
+// a replica re-snapshots instead.
+//
+// An Event is a value: a reader of many events allocates nothing for them.
 type Event[K, T any] struct {
 	Kind    EventKind
-	Cursor  string // resume point: a reader started after Cursor receives the events after this one
 	Key     K      // the zero K on overflow
 	Version uint64 // the version this change produced; 0 on overflow
+	// Cursor is the resume point: a reader started after Cursor receives the events after this
+	// one. On overflow it is the position the reader continues after.
+	Cursor string
 	// At is when the change was made, by the backend's clock. For an expire event it is when
 	// the backend removed the entry, never before ExpiresAt (the expiry reached; Get and
 	// Snapshot hide the entry from then on either way): memstore removes an entry at its
@@ -69,15 +83,32 @@ type Event[K, T any] struct {
 	// late the removal came.
 	At time.Time
 
-	// Entry is, for an upsert, the entry as written; the zero Entry for the other kinds, and
-	// for an upsert whose value did not decode. It is a value, not a pointer: a reader of
-	// many events allocates nothing for them.
-	Entry     Entry[K, T]
+	// Value is, for an upsert, the value written; the zero T for the other kinds, and for an
+	// upsert whose value did not decode.
+	Value     T
+	CreatedAt time.Time // upsert: when the key became live (see Entry.CreatedAt)
 	ExpiresAt time.Time // upsert and touch: the new expiry; expire: the expiry reached
 	Reason    string    // delete: the reason given to Remove, if any
+	After     string    // overflow: the cursor the reader had
 
-	After          string // overflow: the cursor the reader had
-	FirstAvailable string // overflow: the cursor the reader continues after
+	// The fields above but Key and Value take 136 bytes on 64-bit platforms: 8 more make them
+	// a multiple of 16, so that an event whose key and value are of sizes that are multiples
+	// of 16 too (strings, structs of strings) is copied in whole 16-byte moves, without the
+	// overlapping last move that stalls a copy made right after another on amd64 (see
+	// docs/PERFORMANCE.md, "A flat Event").
+	_ [8]byte
+}
+
+// Entry returns the entry an upsert event wrote: its key, value, version and times, with the
+// epoch of its Cursor. For the other kinds it holds what the event says of the key, with the
+// zero value.
+func (e Event[K, T]) Entry() Entry[K, T] {
+	epoch := e.Cursor
+	if i := strings.LastIndexByte(epoch, '-'); i >= 0 {
+		epoch = epoch[:i]
+	}
+	return Entry[K, T]{Key: e.Key, Value: e.Value, Version: e.Version, Epoch: epoch,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
 }
 
 // TouchResult is the outcome of [Store.Touch].

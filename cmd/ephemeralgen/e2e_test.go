@@ -100,7 +100,7 @@ func main() {
 		case err != nil:
 			log.Fatal(err)
 		case ev.Kind == ephemeral.EventUpsert:
-			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Entry.Value.Status)
+			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Value.Status)
 		default:
 			fmt.Printf("event %v %s %s\n", ev.Kind, fields(ev.Key), ev.Reason)
 		}

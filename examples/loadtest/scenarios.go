@@ -549,7 +549,7 @@ func nextUpsert(ctx context.Context, rd *ephemeral.Reader[string, Sample], overf
 	for {
 		ev, err := rd.Recv(ctx)
 		if err != nil || ev.Kind == ephemeral.EventUpsert {
-			return ev.Entry.Value.Seq, err
+			return ev.Value.Seq, err
 		}
 		if ev.Kind == ephemeral.EventOverflow {
 			overflows.Add(1)

@@ -129,8 +129,8 @@ func testBrowser(t *testing.T, path, redisAddr string) {
 		true`))
 	must(t, "Grace hides her tab", err)
 	waitVisible(t, ada, memberSelector("Grace Hopper")+`[data-status="away"]`)
-	if ev := events.expect(t, ephemeral.EventUpsert, "Grace Hopper"); ev.Entry.Value.Status != StatusAway {
-		t.Errorf("Grace's status = %q, want away", ev.Entry.Value.Status)
+	if ev := events.expect(t, ephemeral.EventUpsert, "Grace Hopper"); ev.Value.Status != StatusAway {
+		t.Errorf("Grace's status = %q, want away", ev.Value.Status)
 	}
 	if *screenshot != "" && redisAddr == "" {
 		saveScreenshot(t, ada, *screenshot)

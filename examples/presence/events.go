@@ -241,7 +241,8 @@ func (s *sseWriter) addEvent(ev ephemeral.Event[string, Member], err error) erro
 	case ephemeral.EventOverflow:
 		return errResync
 	case ephemeral.EventUpsert:
-		return s.add(ev.Cursor, "upsert", viewOf(&ev.Entry))
+		e := ev.Entry()
+		return s.add(ev.Cursor, "upsert", viewOf(&e))
 	case ephemeral.EventDelete, ephemeral.EventExpire:
 		return s.add(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
 	}

@@ -206,7 +206,7 @@ func (l *eventLog) expect(t *testing.T, kind ephemeral.EventKind, name string) e
 			t.Fatalf("read events: %v", err)
 		}
 		if ev.Kind == ephemeral.EventUpsert {
-			l.names[ev.Key] = ev.Entry.Value.Name
+			l.names[ev.Key] = ev.Value.Name
 		}
 		if ev.Kind == kind && l.names[ev.Key] == name {
 			return ev

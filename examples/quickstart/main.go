@@ -79,7 +79,7 @@ func run(ctx context.Context, w io.Writer, b ephemeral.Backend, elapse func(time
 		fmt.Fprintf(w, "  v%d %-6s %s", ev.Version, ev.Kind, ev.Key)
 		switch ev.Kind {
 		case ephemeral.EventUpsert:
-			fmt.Fprintf(w, " (%s)", ev.Entry.Value.Status)
+			fmt.Fprintf(w, " (%s)", ev.Value.Status)
 		case ephemeral.EventDelete:
 			fmt.Fprintf(w, " (%s)", ev.Reason)
 		}

@@ -144,7 +144,7 @@ func watch(ctx context.Context, r *ephemeral.Reader[string, Session], logger *lo
 		}
 		switch ev.Kind {
 		case ephemeral.EventUpsert:
-			logger.Printf("%s  reader: session %s of %s created", clock(ev.At), ev.Key, ev.Entry.Value.UserID)
+			logger.Printf("%s  reader: session %s of %s created", clock(ev.At), ev.Key, ev.Value.UserID)
 		case ephemeral.EventDelete:
 			logger.Printf("%s  reader: session %s deleted (%s)", clock(ev.At), ev.Key, ev.Reason)
 			ended <- ev.Key

@@ -130,12 +130,12 @@ func Readers(b *testing.B, be ephemeral.Backend, readers, rate int) {
 			}
 			for got := range n {
 				ev, err := r.Recv(ctx)
-				if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Entry.Version == 0 {
+				if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Version == 0 {
 					missing.Add(int64(n - got))
 					break
 				}
 				if lat != nil {
-					lat = append(lat, time.Since(time.Unix(0, ev.Entry.Value.Sent)))
+					lat = append(lat, time.Since(time.Unix(0, ev.Value.Sent)))
 				}
 			}
 			mu.Lock()

@@ -114,7 +114,7 @@ func TestMasterDiesCluster(t *testing.T) {
 	c, cancel := context.WithTimeout(ctx, waitFor)
 	defer cancel()
 	ev, err := r.Recv(c)
-	if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Version != after.Version || ev.Entry.Value != "after" {
+	if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Version != after.Version || ev.Value != "after" {
 		t.Fatalf("the reader got %+v, %v; want the upsert of version %d", ev, err, after.Version)
 	}
 }

@@ -357,7 +357,7 @@ func waitOverflow(t *testing.T, s *stream, old, final backend.Cursor) {
 			return false, nil
 		}
 		ov := evs[i]
-		fa, err := backend.ParseCursor(ov.FirstAvailable)
+		fa, err := backend.ParseCursor(ov.Cursor)
 		if ov.Kind != ephemeral.EventOverflow || ov.After != old.String() || err != nil || fa.Epoch != final.Epoch {
 			return false, fmt.Errorf("event %d: %+v, want an overflow from %v into epoch %s", i, ov, old, final.Epoch)
 		}

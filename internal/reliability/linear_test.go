@@ -435,7 +435,7 @@ func (r *linRun) checkRestart(t *testing.T, i int, before, after ephemeral.Snaps
 	switch {
 	case err != nil:
 		r.problem("reader of %q after the restart: %v", tenant, err)
-	case evs[0].ev.Kind != ephemeral.EventOverflow || evs[0].ev.After != before.Cursor || evs[0].ev.FirstAvailable != after.Cursor:
+	case evs[0].ev.Kind != ephemeral.EventOverflow || evs[0].ev.After != before.Cursor || evs[0].ev.Cursor != after.Cursor:
 		r.problem("reader of %q after the restart: %+v, want an overflow from %s to %s", tenant, evs[0].ev, before.Cursor, after.Cursor)
 	default:
 		r.stats.overflows++

@@ -443,7 +443,7 @@ func matchEvents(ops []*linOp, events []linEvent) []string {
 		var o *linOp
 		switch ev.Kind {
 		case ephemeral.EventUpsert:
-			o = byValue[ev.Entry.Value]
+			o = byValue[ev.Value]
 		case ephemeral.EventTouch:
 			o = byTTL[ttlKey{linKeyIndex(ev.Key), ev.ExpiresAt.Sub(ev.At)}]
 		case ephemeral.EventDelete:
@@ -466,8 +466,8 @@ func matchEvents(ops []*linOp, events []linEvent) []string {
 		switch {
 		case !o.applied():
 			bad = append(bad, fmt.Sprintf("event %+v of a call that reported no change: %v", ev, o))
-		case o.in.kind == linUpsert && (ev.Version != o.out.version || ev.Entry != o.entry):
-			bad = append(bad, fmt.Sprintf("event %+v, entry %+v; the upsert returned %+v", ev, ev.Entry, o.entry))
+		case o.in.kind == linUpsert && (ev.Version != o.out.version || ev.Entry() != o.entry):
+			bad = append(bad, fmt.Sprintf("event %+v, entry %+v; the upsert returned %+v", ev, ev.Entry(), o.entry))
 		case o.in.kind == linTouch && (ev.Version != o.touch.Version || !ev.ExpiresAt.Equal(o.touch.ExpiresAt)):
 			bad = append(bad, fmt.Sprintf("event %+v; the touch returned %+v", ev, o.touch))
 		}

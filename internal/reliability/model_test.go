@@ -602,7 +602,7 @@ func (c *modelCase) applyEvent(rt *rapid.T, o *op, e *modelEntry, live bool, ev 
 		if live {
 			want.CreatedAt = e.created
 		}
-		if d := gocmp.Diff(want, ev.Entry); d != "" {
+		if d := gocmp.Diff(want, ev.Entry()); d != "" {
 			rt.Fatalf("%v: event entry (-want +got):\n%s", o, d)
 		}
 		if d := gocmp.Diff(want, o.entry); d != "" {
@@ -858,7 +858,7 @@ func checkEvents(evs []ephemeral.Event[string, string], start backend.Cursor, hi
 	}
 	for i, ev := range evs {
 		if ev.Kind == ephemeral.EventOverflow {
-			fa, err := backend.ParseCursor(ev.FirstAvailable)
+			fa, err := backend.ParseCursor(ev.Cursor)
 			if !overflowOK || err != nil || fa.Epoch != start.Epoch || fa.Seq <= pos || fa.Seq > uint64(len(hist)) {
 				return false, fmt.Errorf("event %d: overflow %+v at version %d (allowed: %v)", i, ev, pos, overflowOK)
 			}

@@ -342,11 +342,11 @@ func testTenantIsolation(e *env) {
 	e.mustGet(s, "k", a, t1)
 	e.mustGet(s, "k", b, t2)
 	e.mustMiss(s, "k")
-	if ev := e.recvKind(r1, ephemeral.EventUpsert, "k"); ev.Entry.Value.N != 1 {
-		e.Fatalf("tenant one's reader got %+v", ev.Entry)
+	if ev := e.recvKind(r1, ephemeral.EventUpsert, "k"); ev.Value.N != 1 {
+		e.Fatalf("tenant one's reader got %+v", ev)
 	}
-	if ev := e.recvKind(r2, ephemeral.EventUpsert, "k"); ev.Entry.Value.N != 2 {
-		e.Fatalf("tenant two's reader got %+v", ev.Entry)
+	if ev := e.recvKind(r2, ephemeral.EventUpsert, "k"); ev.Value.N != 2 {
+		e.Fatalf("tenant two's reader got %+v", ev)
 	}
 
 	e.remove(s, "k", t1)
@@ -396,8 +396,8 @@ func testIDIsolation(e *env) {
 		if snap := e.snapshot(s); len(snap.Entries) != 1 || snap.Entries[0].Value.N != i {
 			e.Fatalf("store %q tenant %q: snapshot %+v, want one entry with N %d", pairs[i].id, pairs[i].tenant, snap.Entries, i)
 		}
-		if ev := e.recvKind(readers[i], ephemeral.EventUpsert, "k"); ev.Entry.Value.N != i {
-			e.Fatalf("store %q tenant %q: event %+v, want N %d", pairs[i].id, pairs[i].tenant, ev.Entry, i)
+		if ev := e.recvKind(readers[i], ephemeral.EventUpsert, "k"); ev.Value.N != i {
+			e.Fatalf("store %q tenant %q: event %+v, want N %d", pairs[i].id, pairs[i].tenant, ev, i)
 		}
 	}
 	e.remove(stores[0], "k")
@@ -471,12 +471,12 @@ func testOverflowMaxEvents(e *env) {
 	}
 	for _, r := range []*ephemeral.Reader[string, item]{e.reader(s, ephemeral.After(snap.Cursor)), live} {
 		ev := e.recv(r)
-		if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.Cursor != ev.FirstAvailable || ev.Key != "" || ev.Version != 0 {
+		if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.Key != "" || ev.Version != 0 {
 			e.Fatalf("first event %+v, want overflow after %s", ev, snap.Cursor)
 		}
-		fa := e.cursor(ev.FirstAvailable)
+		fa := e.cursor(ev.Cursor)
 		if fa.Epoch != c0.Epoch || fa.Seq < last-maxEvents || fa.Seq <= c0.Seq || fa.Seq >= last {
-			e.Fatalf("overflow FirstAvailable %s, want epoch %s and seq in [%d, %d)", ev.FirstAvailable, c0.Epoch, last-maxEvents, last)
+			e.Fatalf("overflow Cursor %s, want epoch %s and seq in [%d, %d)", ev.Cursor, c0.Epoch, last-maxEvents, last)
 		}
 		for want := fa.Seq + 1; want <= last; want++ {
 			if ev := e.recv(r); ev.Kind != ephemeral.EventUpsert || ev.Version != want {
@@ -500,8 +500,8 @@ func testOverflowRetention(e *env) {
 	r := e.reader(s, ephemeral.After(snap.Cursor))
 	ev := e.recv(r)
 	want := backend.Cursor{Epoch: e.cursor(snap.Cursor).Epoch, Seq: old.Version}.String()
-	if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.FirstAvailable != want || ev.Cursor != want {
-		e.Fatalf("first event %+v, want overflow after %s, first available %s", ev, snap.Cursor, want)
+	if ev.Kind != ephemeral.EventOverflow || ev.After != snap.Cursor || ev.Cursor != want {
+		e.Fatalf("first event %+v, want overflow after %s, continuing after %s", ev, snap.Cursor, want)
 	}
 	e.recvKind(r, ephemeral.EventUpsert, "c")
 }
@@ -520,9 +520,9 @@ func testOverflowEpoch(e *env) {
 		e.Fatalf("reader after %s starts at %s", foreign, got)
 	}
 	ev := e.recv(r)
-	fa := e.cursor(ev.FirstAvailable)
+	fa := e.cursor(ev.Cursor)
 	if ev.Kind != ephemeral.EventOverflow || ev.After != foreign || fa.Epoch != c.Epoch || fa.Seq > c.Seq {
-		e.Fatalf("first event %+v, want overflow after %s, first available in epoch %s at or before %d", ev, foreign, c.Epoch, c.Seq)
+		e.Fatalf("first event %+v, want overflow after %s, continuing in epoch %s at or before %d", ev, foreign, c.Epoch, c.Seq)
 	}
 	b := e.upsert(s, "b", item{})
 	for want := fa.Seq + 1; want <= b.Version; want++ {
@@ -649,10 +649,15 @@ func testSnapshotCursorConcurrent(e *env) {
 	}
 }
 
+// noValue reports whether ev, not an upsert, has none of an upsert's value and creation time.
+func noValue(ev ephemeral.Event[string, item]) bool {
+	return ev.Value == item{} && ev.CreatedAt.IsZero()
+}
+
 func apply(replica map[string]ephemeral.Entry[string, item], ev ephemeral.Event[string, item]) {
 	switch ev.Kind {
 	case ephemeral.EventUpsert:
-		replica[ev.Key] = ev.Entry
+		replica[ev.Key] = ev.Entry()
 	case ephemeral.EventTouch:
 		en := replica[ev.Key]
 		en.Version, en.UpdatedAt, en.ExpiresAt = ev.Version, ev.At, ev.ExpiresAt
@@ -820,8 +825,8 @@ func testExpiry(e *env) {
 	e.recvKind(r, ephemeral.EventUpsert, "k")
 	e.advance(ttl)
 	ev := e.recvKind(r, ephemeral.EventExpire, "k") // nothing else happens in the tenant
-	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || ev.Entry.Version != 0 {
-		e.Fatalf("expire event %+v, want version > %d, At not before %v, no entry", ev, ent.Version, ent.ExpiresAt)
+	if ev.Version <= ent.Version || ev.At.Before(ent.ExpiresAt) || !noValue(ev) {
+		e.Fatalf("expire event %+v, want version > %d, At not before %v, no value", ev, ent.Version, ent.ExpiresAt)
 	}
 	e.mustMiss(s, "k")
 	if snap := e.snapshot(s); len(snap.Entries) != 0 {
@@ -880,21 +885,21 @@ func testEventFields(e *env) {
 	if up.Version != ent.Version || !up.At.Equal(ent.UpdatedAt) || e.cursor(up.Cursor).Seq != ent.Version {
 		e.Fatalf("upsert event %+v, want version %d at %v", up, ent.Version, ent.UpdatedAt)
 	}
-	if d := cmp.Diff(ent, up.Entry); d != "" {
+	if d := cmp.Diff(ent, up.Entry()); d != "" {
 		e.Fatalf("upsert event entry (-want +got):\n%s", d)
 	}
 
 	e.advance(5 * time.Millisecond)
 	tr := e.touch(s, "k", ephemeral.WithTTL(2*time.Minute))
 	touch := e.recvKind(r, ephemeral.EventTouch, "k")
-	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || touch.Entry.Version != 0 ||
+	if touch.Version != tr.Version || !touch.ExpiresAt.Equal(tr.ExpiresAt) || !noValue(touch) ||
 		!touch.At.After(up.At) || touch.ExpiresAt.Sub(touch.At) != 2*time.Minute {
-		e.Fatalf("touch event %+v, want version %d, expiry %v = At + 2m, no entry", touch, tr.Version, tr.ExpiresAt)
+		e.Fatalf("touch event %+v, want version %d, expiry %v = At + 2m, no value", touch, tr.Version, tr.ExpiresAt)
 	}
 
 	e.remove(s, "k", ephemeral.WithReason("bye"))
 	del := e.recvKind(r, ephemeral.EventDelete, "k")
-	if del.Reason != "bye" || del.Version <= touch.Version || del.Entry.Version != 0 {
+	if del.Reason != "bye" || del.Version <= touch.Version || !noValue(del) {
 		e.Fatalf("delete event %+v, want reason bye, version > %d", del, touch.Version)
 	}
 	e.upsert(s, "k2", item{})

@@ -186,8 +186,8 @@ func isolation(e *env, codec ephemeral.Codec[nested]) {
 		e.Fatalf("Upsert: %v", err)
 	}
 	ev1, ev2 := e.recvNested(r1), e.recvNested(r2)
-	scribble(&ev1.Entry.Value)
-	check("the event of a second reader", ev2.Entry.Value)
+	scribble(&ev1.Value)
+	check("the event of a second reader", ev2.Value)
 	check("Get after a reader modified its event's value", get("k2"))
 
 	// A mirror: its change callback, its change channel, Get and All. Its clock reads the

@@ -86,5 +86,5 @@ func (e *env) deepRecv(r *ephemeral.Reader[string, nested]) nested {
 	if err != nil || ev.Kind != ephemeral.EventUpsert {
 		e.Fatalf("Recv: %+v, %v; want an upsert", ev, err)
 	}
-	return ev.Entry.Value
+	return ev.Value
 }
