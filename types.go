@@ -72,7 +72,8 @@ type Event[K, T any] struct {
 	Key     K      // the zero K on overflow
 	Version uint64 // the version this change produced; 0 on overflow
 	// Cursor is the resume point: a reader started after Cursor receives the events after this
-	// one. On overflow it is the position the reader continues after.
+	// one. On overflow it is the position the reader continues after, the first available
+	// (there is no FirstAvailable field beside it: it would always equal Cursor).
 	Cursor string
 	// At is when the change was made, by the backend's clock. For an expire event it is when
 	// the backend removed the entry, never before ExpiresAt (the expiry reached; Get and
