@@ -1,7 +1,6 @@
 package ephemeral
 
 import (
-	"strings"
 	"time"
 
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
@@ -104,11 +103,8 @@ type Event[K, T any] struct {
 // epoch of its Cursor. For the other kinds it holds what the event says of the key, with the
 // zero value.
 func (e Event[K, T]) Entry() Entry[K, T] {
-	epoch := e.Cursor
-	if i := strings.LastIndexByte(epoch, '-'); i >= 0 {
-		epoch = epoch[:i]
-	}
-	return Entry[K, T]{Key: e.Key, Value: e.Value, Version: e.Version, Epoch: epoch,
+	c, _ := backend.ParseCursor(e.Cursor) // the zero Cursor for the zero Event
+	return Entry[K, T]{Key: e.Key, Value: e.Value, Version: e.Version, Epoch: c.Epoch,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.At, ExpiresAt: e.ExpiresAt}
 }
 

@@ -130,7 +130,7 @@ func Readers(b *testing.B, be ephemeral.Backend, readers, rate int) {
 			}
 			for got := range n {
 				ev, err := r.Recv(ctx)
-				if err != nil || ev.Kind != ephemeral.EventUpsert || ev.Version == 0 {
+				if err != nil || ev.Kind != ephemeral.EventUpsert {
 					missing.Add(int64(n - got))
 					break
 				}

@@ -114,9 +114,8 @@ func (h *hub) pubSub() (*redis.PubSub, bool) {
 // for. Without wait (a pump stopped), a goroutine of its own writes the changes, and sync
 // returns at once: closing a reader never waits for the hub's connection, and the closes that
 // follow one another (an application's shutdown, say) join that goroutine's writes, where each
-// wrote an UNSUBSCRIBE of its own. BenchmarkOpens/tenants=new/c=32 closes its 10,000 readers
-// one after the other in 1.5-1.9 µs each, with about a tenth of the server's CPU, where they
-// took 11-15 µs each (docs/PERFORMANCE.md).
+// wrote an UNSUBSCRIBE of its own (BenchmarkOpens measures the closes; docs/PERFORMANCE.md,
+// "Closing readers one after the other").
 func (h *hub) sync(ctx context.Context, ch string, wait bool) {
 	h.smu.Lock()
 	if h.changed == nil {
