@@ -526,7 +526,9 @@ func (m *Mirror[K, T]) apply(raw *backend.Event) (Change[K, T], bool) {
 		d := m.store.decoded(raw)
 		err := d.err
 		if err == nil {
-			e = d.ev.Entry()
+			re := raw.Entry()
+			e.Key = d.ev.Key
+			setMeta(&e, &re)
 			err = m.store.copyValue(&e.Value, &d.ev.Value, raw)
 		}
 		if err != nil {

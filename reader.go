@@ -54,8 +54,8 @@ func (r *Reader[K, T]) Recv(ctx context.Context) (ev Event[K, T], err error) {
 		r.value = new(T)
 	}
 	if err := r.s.copyValue(r.value, &m.ev.Value, raw); err != nil {
-		var zero T
-		ev.Value = zero
+		// copyValue fails only to decode, which it does only without a Clone, when m.ev holds
+		// no decoded value: ev.Value is the zero T.
 		return ev, err
 	}
 	ev.Value = *r.value

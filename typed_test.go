@@ -210,7 +210,7 @@ func TestTypedReader(t *testing.T) {
 		case err != nil:
 			t.Fatal(err)
 		case ev.Kind == ephemeral.EventUpsert:
-			got = append(got, fmt.Sprintf("upsert:%s=%s:%v@%s", fields(ev.Key), fields(ev.Entry().Key), ev.Value.S, ev.Cursor))
+			got = append(got, fmt.Sprintf("upsert:%s:%v@%s", fields(ev.Key), ev.Value.S, ev.Cursor))
 		case ev.Kind == ephemeral.EventOverflow:
 			got = append(got, fmt.Sprintf("overflow:%s:%s>%s", fields(ev.Key), ev.After, ev.Cursor))
 		default:
@@ -221,7 +221,7 @@ func TestTypedReader(t *testing.T) {
 		}
 	}
 	want := []string{
-		"upsert:{r u}={r u}:v@e-6",
+		"upsert:{r u}:v@e-6",
 		"key-error:{ }:true@e-7",
 		"decode-error:{r u}:true@e-8",
 		"overflow:{ }:e-8>e-9",

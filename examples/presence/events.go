@@ -35,8 +35,9 @@ type (
 	}
 )
 
-func viewOf(e *ephemeral.Entry[string, Member]) memberView {
-	return memberView{ID: e.Key, Name: e.Value.Name, Status: e.Value.Status, JoinedAt: e.CreatedAt.UnixMilli()}
+// viewOf returns what a page shows of the member m whose ID is id, in the room since joined.
+func viewOf(id string, m *Member, joined time.Time) memberView {
+	return memberView{ID: id, Name: m.Name, Status: m.Status, JoinedAt: joined.UnixMilli()}
 }
 
 // errResync ends the forwarding of a reader whose events no longer follow on from what the
@@ -152,7 +153,8 @@ func (s *server) sendState(ctx context.Context, sse *sseWriter, room string, ren
 	}
 	msg := stateMessage{Now: time.Now().UnixMilli(), Members: make([]memberView, len(snap.Entries))}
 	for i := range snap.Entries {
-		msg.Members[i] = viewOf(&snap.Entries[i])
+		e := &snap.Entries[i]
+		msg.Members[i] = viewOf(e.Key, &e.Value, e.CreatedAt)
 	}
 	if renew != nil {
 		renew.setLive(slices.ContainsFunc(snap.Entries, func(e ephemeral.Entry[string, Member]) bool { return e.Key == renew.id }))
@@ -241,8 +243,7 @@ func (s *sseWriter) addEvent(ev ephemeral.Event[string, Member], err error) erro
 	case ephemeral.EventOverflow:
 		return errResync
 	case ephemeral.EventUpsert:
-		e := ev.Entry()
-		return s.add(ev.Cursor, "upsert", viewOf(&e))
+		return s.add(ev.Cursor, "upsert", viewOf(ev.Key, &ev.Value, ev.CreatedAt))
 	case ephemeral.EventDelete, ephemeral.EventExpire:
 		return s.add(ev.Cursor, ev.Kind.String(), goneMessage{ID: ev.Key, Reason: ev.Reason})
 	}
