@@ -50,8 +50,9 @@
 //	maxEvents=<n>        events kept per tenant (default 50,000)
 //	name=<Name>          the prefix of the generated names (default: the type's name)
 //
-// Key fields are direct fields of the struct, exported and encoded (not tagged json:"-"), whose
-// types are strings or integers, or named types of them.
+// Key fields are direct fields of the struct, exported and encoded (not tagged json:"-", and
+// with a JSON name no other field takes from them), whose types are strings or integers, or
+// named types of them.
 //
 // The id names the store's state on the backend: all stores of one id on a backend (or on one
 // Redis, under one key prefix) share their entries and events, whatever their types, so give

@@ -141,6 +141,24 @@ func jsonFields(t types.Type) []field {
 	return out
 }
 
+// Writes returns the JSON name of the direct field i of the struct type t, by its tag or its
+// Go name, and whether encoding/json, and so the codec, writes it: an exported field without
+// the tag "-" can still lose its name to another field of t, a shallower or a tagged one, or
+// to one as deep and as tagged (and then neither is written).
+func Writes(t types.Type, i int) (name string, ok bool) {
+	st := t.Underlying().(*types.Struct)
+	name, _, _ = strings.Cut(reflect.StructTag(st.Tag(i)).Get("json"), ",")
+	if !isValidTag(name) {
+		name = st.Field(i).Name()
+	}
+	for _, f := range jsonFields(t) {
+		if len(f.index) == 1 && f.index[0] == i {
+			return name, true
+		}
+	}
+	return name, false
+}
+
 func countAt(m *typeutil.Map, t types.Type) (int, bool) {
 	if m == nil {
 		return 0, false

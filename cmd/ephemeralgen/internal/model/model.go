@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/codec"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/diag"
 	"github.com/ephemeral-go/ephemeral/cmd/ephemeralgen/internal/directive"
 )
@@ -163,7 +164,7 @@ func structType(ts *ast.TypeSpec, info *types.Info, bad func(token.Pos, string, 
 }
 
 // keyFields resolves the key field names against the struct's direct fields; pos is that of
-// the key= option.
+// the key= option. It reports every bad key field, and returns nil if there is one.
 func keyFields(key []string, pos token.Pos, named *types.Named, st *types.Struct, bad func(token.Pos, string, ...any)) []KeyField {
 	typeName := named.Obj().Name()
 	fields := map[string]int{}
@@ -173,36 +174,44 @@ func keyFields(key []string, pos token.Pos, named *types.Named, st *types.Struct
 		names = append(names, st.Field(i).Name())
 	}
 	var kfs []KeyField
+	failed := false
+	report := func(format string, args ...any) {
+		bad(pos, format, args...)
+		failed = true
+	}
 	for _, name := range key {
 		i, ok := fields[name]
 		if !ok {
 			obj, index, _ := types.LookupFieldOrMethod(named, false, named.Obj().Pkg(), name)
 			if v, isVar := obj.(*types.Var); isVar && v.IsField() && len(index) > 1 {
-				bad(pos, "key field %s is promoted from the embedded field %s; key fields must be direct fields of %s", name, st.Field(index[0]).Name(), typeName)
+				report("key field %s is promoted from the embedded field %s; key fields must be direct fields of %s", name, st.Field(index[0]).Name(), typeName)
 			} else {
-				bad(pos, "key field %s: %s has no field %s; %s", name, typeName, name, suggestField(name, names))
+				report("key field %s: %s has no field %s; %s", name, typeName, name, suggestField(name, names))
 			}
-			return nil
+			continue
 		}
 		f := st.Field(i)
+		jsonName, written := codec.Writes(named, i)
 		const lost = "so the codec does not write it and a value's key would not survive its round trip through the store"
 		switch {
 		case !f.Exported():
-			bad(pos, "key field %s is unexported, %s; export it", name, lost)
-			return nil
+			report("key field %s is unexported, %s; export it", name, lost)
 		case reflect.StructTag(st.Tag(i)).Get("json") == "-":
-			bad(pos, "key field %s is tagged json:\"-\", %s; remove the tag", name, lost)
-			return nil
+			report("key field %s is tagged json:\"-\", %s; remove the tag", name, lost)
+		case !written:
+			report("key field %s has the JSON name %q of another field of %s too, and encoding/json writes neither or the other one, %s; give it a JSON name of its own", name, jsonName, typeName, lost)
 		case name == "String":
-			bad(pos, "key field String would clash with the String method of the key type generated for %s; rename the field", typeName)
-			return nil
+			report("key field String would clash with the String method of the key type generated for %s; rename the field", typeName)
+		default:
+			if kf, ok := keyField(f); ok {
+				kfs = append(kfs, kf)
+			} else {
+				report("key field %s has type %s; key fields must be strings or integers (or named types of them)", name, types.TypeString(f.Type(), types.RelativeTo(f.Pkg())))
+			}
 		}
-		kf, ok := keyField(f)
-		if !ok {
-			bad(pos, "key field %s has type %s; key fields must be strings or integers (or named types of them)", name, types.TypeString(f.Type(), types.RelativeTo(f.Pkg())))
-			return nil
-		}
-		kfs = append(kfs, kf)
+	}
+	if failed {
+		return nil
 	}
 	return kfs
 }

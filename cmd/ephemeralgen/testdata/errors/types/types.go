@@ -27,7 +27,7 @@ type Box[T any] struct{ V T }
 //ephemeral:store id=alias ttl=1s
 type Alias = Keys
 
-// Keys has key fields that are missing or of types keys cannot have.
+// Keys has key fields that are missing or of types keys cannot have, both reported.
 //
 //ephemeral:store id=keys ttl=1s key=Rom,Since
 type Keys struct {
@@ -131,4 +131,15 @@ type IntBox = Box[int]
 type Loose struct {
 	Any   any
 	Attrs map[string]interface{}
+}
+
+// Shadowed has key fields that encoding/json does not write: Room and Other share a JSON name,
+// as deep and as tagged, so neither is written; User's name is Alias's tag, which wins.
+//
+//ephemeral:store id=shadowed ttl=1s key=Room,User
+type Shadowed struct {
+	Room  string `json:"room"`
+	Other string `json:"room"`
+	User  string
+	Alias string `json:"User"`
 }
