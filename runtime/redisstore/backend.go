@@ -494,10 +494,21 @@ func (st *store) snapshot(ctx context.Context, tenant, prefix string, dst []back
 		var now *redis.TimeCmd
 		buf := getReplyBuffer()
 		buf.b = slices.Grow(buf.b, int(min(st.snapSize.Load(), maxPooledReply)))
-		_, err := st.b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		read := func(p redis.Pipeliner) error {
 			now = p.Time(ctx)
 			return p.Process(ctx, rawCmd(ctx, buf, "hgetall", keys[keyState]))
-		})
+		}
+		cmds, err := st.b.client.TxPipelined(ctx, read)
+		if refusedOOM(cmds) {
+			// Sent alone, on the tenant's node, the two run on a server out of memory: the
+			// hash is read at once all the same, and the time is taken just before.
+			var pipe redis.Cmdable = st.b.client
+			if n := st.b.node(ctx, keys[keyState]); n != nil {
+				pipe = n
+			}
+			cmds, err = pipe.Pipelined(ctx, read)
+		}
+		err = txError(cmds, err)
 		var snap backend.Snapshot
 		failed := err != nil // the transaction
 		if !failed {

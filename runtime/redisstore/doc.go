@@ -118,10 +118,14 @@
 // may not have been applied. (Reads, which change nothing a second run would see, are sent
 // again as go-redis does.)
 //
-// On a server out of memory (maxmemory, noeviction), Get runs (its function is flagged
-// no-writes), and so do the reads of readers (flagged allow-oom: they write only a missing
-// meta, a few bytes); a write is refused as a whole with an OOM error. (With EVALSHA a write
-// ran up to its first command that may take memory, which failed it.) Keep the server at
+// On a server out of memory (maxmemory, noeviction), a write is refused as a whole with an
+// OOM error, and the rest goes on: Get (its function is flagged no-writes); the reads of
+// snapshots and readers (read.lua and open.lua are flagged allow-oom: they write only a
+// missing meta, a few bytes; such a server refuses a MULTI whole, reads too, so a snapshot's
+// TIME and HGETALL and a pump's read, transactions otherwise, are sent again alone and as
+// read.lua); and the pumps' ticks (flagged allow-oom), which expire the entries that are due,
+// with their events, and so free their memory. (With EVALSHA a write or a tick runs up to its
+// first command that may take memory, which fails it.) Keep the server at
 // noeviction, Redis's default: every key of a tenant has a TTL, so an allkeys-* or volatile-*
 // policy may evict one of them and not the others. The loss of the state hash or the stream is
 // detected (a new epoch, an overflow); an expiry set lost alone is made again from the entries'

@@ -618,7 +618,7 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 	var meta *redis.SliceCmd
 	var tail *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
-	_, err := sc.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := sc.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HMGet(ctx, keys[keyState], metaEpoch, metaSeq, metaDue, metaAt)
 		until := strconv.FormatUint(after+uint64(count)+maxCallEvents, 10) // as in read.lua
 		// From the entry of version after on (an entry's ID is its last version): the caller
@@ -627,8 +627,11 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 		now = p.Time(ctx)
 		return nil
 	})
+	if refusedOOM(cmds) {
+		return runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count) // flagged allow-oom
+	}
 	if err != nil {
-		return readResult{}, err
+		return readResult{}, txError(cmds, err)
 	}
 	m := meta.Val()
 	e, _ := m[0].(string)
@@ -655,6 +658,33 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 		r.events = append(r.events, parseMessage(msg)...)
 	}
 	return r, nil
+}
+
+// refusedOOM reports whether the server refused a transaction of cmds because it is out of
+// memory (maxmemory, noeviction): it then refuses every command queued in a MULTI, the reads
+// too, which it runs when they come alone.
+func refusedOOM(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "OOM ") {
+			return true
+		}
+	}
+	return false
+}
+
+// txError returns the error of a transaction of cmds that failed with err: that of the first
+// command the server refused to queue, which says why (EXECABORT alone does not), or err.
+func txError(cmds []redis.Cmder, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range cmds {
+		var refused redis.Error
+		if errors.As(c.Err(), &refused) {
+			return c.Err()
+		}
+	}
+	return err
 }
 
 // tickResult is the reply of tick.lua; times in Unix milliseconds of the server.

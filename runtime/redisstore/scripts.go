@@ -26,7 +26,7 @@ var (
 	getScript   = newScript("get", "no-writes", "get.lua")
 	readScript  = newScript("read", "allow-oom", "lib.lua", "read.lua")
 	openScript  = newScript("open", "allow-oom", "open.lua")
-	tickScript  = newScript("tick", "", "lib.lua", "tick.lua")
+	tickScript  = newScript("tick", "allow-oom", "lib.lua", "tick.lua")
 
 	allScripts = []*script{writeScript, getScript, readScript, openScript, tickScript}
 

@@ -258,9 +258,10 @@ func TestScriptsLoadLostRedis(t *testing.T) {
 	}
 }
 
-// On a server out of memory (maxmemory below what it uses, noeviction), a Get and the reads of
-// a new reader run (their functions are flagged no-writes and allow-oom), and a write is
-// refused as a whole: nothing of it is written. The test starts a redis-server of its own.
+// On a server out of memory (maxmemory below what it uses, noeviction), a Get, a snapshot, the
+// reads of a new reader and of its pump run, and so do the ticks that expire entries, whose
+// readers get the expire events; a write is refused as a whole: nothing of it is written. The
+// test starts a redis-server of its own.
 func TestScriptsOutOfMemoryRedis(t *testing.T) {
 	if os.Getenv(redistest.EnvAddr) == "" {
 		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
@@ -271,21 +272,38 @@ func TestScriptsOutOfMemoryRedis(t *testing.T) {
 	ctx := context.Background()
 	e := upsert(t, st, "a", "k", "v", time.Hour)
 	keys := st.keys("a")
+	// An entry of another tenant that expires while the server is out of memory, with a
+	// reader open: its pump's tick expires it, and its read delivers the event.
+	short := upsert(t, st, "b", "k", "v", 500*time.Millisecond)
+	sub, err := st.Subscribe(ctx, "b", backend.SubscribeRequest{After: &backend.Cursor{Epoch: short.Epoch, Seq: short.Version}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	if err := f.client.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok, err := st.Get(ctx, "a", "k"); err != nil || !ok || got.Version != e.Version {
 		t.Fatalf("Get out of memory: %+v, %v, %v; want version %d", got, ok, err, e.Version)
 	}
+	if snap, err := st.Snapshot(ctx, "a", ""); err != nil || len(snap.Entries) != 1 || snap.Entries[0].Version != e.Version {
+		t.Fatalf("Snapshot out of memory: %+v, %v; want the entry of version %d", snap, err, e.Version)
+	}
+	if ev := next(t, sub); ev.Kind != backend.EventExpire || ev.Key != "k" || ev.Version != short.Version+1 {
+		t.Fatalf("event out of memory %+v, want the expire of k at version %d", ev, short.Version+1)
+	}
+	if f.client.HExists(ctx, st.keys("b")[keyState], entryPrefix+"k").Val() {
+		t.Fatal("the expired entry is still in the state hash")
+	}
 	events, fields := f.client.XLen(ctx, keys[keyEvents]).Val(), f.client.HLen(ctx, keys[keyState]).Val()
-	_, err := st.Upsert(ctx, "a", backend.UpsertRequest{Key: "k2", Value: []byte("v"), TTL: time.Hour})
+	_, err = st.Upsert(ctx, "a", backend.UpsertRequest{Key: "k2", Value: []byte("v"), TTL: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "OOM") {
 		t.Fatalf("Upsert out of memory: %v, want the server's OOM error", err)
 	}
 	if e2, f2 := f.client.XLen(ctx, keys[keyEvents]).Val(), f.client.HLen(ctx, keys[keyState]).Val(); e2 != events || f2 != fields {
 		t.Fatalf("the refused write left %d events and %d state fields, want %d and %d", e2, f2, events, fields)
 	}
-	sub, err := st.Subscribe(ctx, "a", backend.SubscribeRequest{After: &backend.Cursor{Epoch: e.Epoch, Seq: e.Version - 1}})
+	sub, err = st.Subscribe(ctx, "a", backend.SubscribeRequest{After: &backend.Cursor{Epoch: e.Epoch, Seq: e.Version - 1}})
 	if err != nil {
 		t.Fatalf("Subscribe out of memory: %v", err)
 	}
