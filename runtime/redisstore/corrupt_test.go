@@ -17,7 +17,10 @@ import (
 
 // junkValues are malformed values of a number or an epoch: empty, not a number, negative, out
 // of range, too many digits, not decimal, binary.
-var junkValues = []string{"", "x", "-1", "1e400", "1.5", " 7", "0x10", "inf", "nan", "99999999999999999999", "\xff\x00|", strings.Repeat("9", 200)}
+// (9007199254740992 and 9007199254740993 have 16 digits, but are past what a Lua number holds
+// exactly: as a version, the next would repeat the one before or go back.)
+var junkValues = []string{"", "x", "-1", "1e400", "1.5", " 7", "0x10", "inf", "nan", "99999999999999999999", "\xff\x00|", strings.Repeat("9", 200),
+	"9007199254740992", "9007199254740993", "9999999999999999"}
 
 // corruption is junk written into one kind of key of a tenant, and its removal by an operator.
 type corruption struct {

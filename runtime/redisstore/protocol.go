@@ -207,7 +207,11 @@ const (
 // hash field, a member of the expiry set) and the first maxQuoted bytes of its bad value, both
 // in hex, and the value's length.
 const (
-	maxDigits   = 16 // digits of a number: a version, a time, a meta field
+	maxDigits = 16 // digits of a number: a version, a time, a meta field
+	// maxNumber is the largest number of maxDigits digits the scripts take, the largest a
+	// Lua number (a double) holds exactly: past it, a version read and added to would repeat
+	// or go back.
+	maxNumber   = 1<<53 - 1
 	maxQuoted   = 64 // bytes of a bad value the error shows
 	corruptCode = "EPHEMERAL_CORRUPT"
 )
@@ -281,6 +285,7 @@ var luaConstants = []struct {
 	{"NEVER", never},
 	{"NOTICE_MAX", noticeMax},
 	{"MAX_DIGITS", maxDigits},
+	{"MAX_NUMBER", maxNumber},
 	{"MAX_EPOCH", backend.MaxEpochBytes},
 	{"QUOTE_MAX", maxQuoted},
 	{"CORRUPT", corruptCode},
@@ -642,7 +647,7 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 	}
 	seq, err1 := strconv.ParseUint(seqText, 10, 64)
 	due, err2 := strconv.ParseInt(dueText, 10, 64)
-	if !backend.ValidEpoch(e) || err1 != nil || err2 != nil || len(seqText) > maxDigits || len(dueText) > maxDigits {
+	if !backend.ValidEpoch(e) || err1 != nil || err2 != nil || len(seqText) > maxDigits || len(dueText) > maxDigits || seq > maxNumber {
 		// No meta, no due time, or junk: read.lua makes the meta, finds the earliest
 		// expiry, or tells what is wrong (an error wrapping backend.ErrCorrupt).
 		return runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count)
@@ -941,7 +946,7 @@ func parseSnapshot(reply []byte, now int64, prefix string, dst []backend.Entry, 
 		seqText = []byte("0") // no write yet
 	}
 	v, err := strconv.ParseUint(string(seqText), 10, 64) // digits only: no sign without base 0
-	if err != nil || len(seqText) > maxDigits {
+	if err != nil || len(seqText) > maxDigits || v > maxNumber {
 		return backend.Snapshot{}, corruptError(keyState, metaSeq, string(seqText), len(seqText))
 	}
 	if bad != nil {

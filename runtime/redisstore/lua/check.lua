@@ -4,9 +4,10 @@
 -- it has written anything. corrupt makes the error reply, which Go turns into an error
 -- wrapping backend.ErrCorrupt.
 
--- is_num reports whether s is a number as the scripts write them: 1 to MAX_DIGITS decimal digits.
+-- is_num reports whether s is a number as the scripts write them: 1 to MAX_DIGITS decimal
+-- digits, at most MAX_NUMBER, which a Lua number holds exactly.
 local function is_num(s)
-  return #s <= MAX_DIGITS and string.find(s, '^%d+$') ~= nil
+  return #s <= MAX_DIGITS and string.find(s, '^%d+$') ~= nil and (#s < MAX_DIGITS or tonumber(s) <= MAX_NUMBER)
 end
 
 -- corrupt returns the error reply of the bad value of field of the tenant's key KEYS[k]:
