@@ -244,7 +244,11 @@
 // every tenant with readers every poll interval ([WithPollInterval], 10 s by default), which
 // bounds how soon the readers of a tenant where nothing is written notice that its state was
 // lost; it also ticks a tenant whose expiry is due by the server's clock if the pump's timer
-// has not (clocks that drift).
+// has not (clocks that drift). It also bounds how late other processes' readers get the
+// changes of a client whose ACL user may not publish on the tenants' channels (a new user of
+// Redis 7 may use none unless given them, such as &<prefix>:*; acl-pubsub-default
+// resetchannels): its writes and ticks are applied as any others, their PUBLISH refused (the
+// scripts call it with redis.pcall, last), so the readers of other processes have only the poll.
 //
 // Errors: a pump or a catching-up subscription retries failed Redis calls with backoff (10 ms
 // doubling to 1 s); readers do not see connection errors and resume from their own positions.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,5 +311,63 @@ func TestScriptsOutOfMemoryRedis(t *testing.T) {
 	defer sub.Close()
 	if ev := next(t, sub); ev.Version != e.Version {
 		t.Fatalf("reader's first event out of memory %+v, want version %d", ev, e.Version)
+	}
+}
+
+// A user whose ACL refuses the tenants' notice channels (Redis 7's default for a new user,
+// acl-pubsub-default resetchannels) writes as any other: the PUBLISH of a write's notice to
+// another backend's readers, refused after the writes, does not fail the call (a write that
+// failed there had been applied all the same), and those readers get the event from their
+// pump's poll; neither does it fail a tick.
+func TestScriptsNoticeRefusedRedis(t *testing.T) {
+	f := newOn(t, redistest.Client(t), nil) // the readers' backend, polling every 200 ms
+	st := f.open(t, backend.Limits{})
+	sub := subscribe(t, st, "t", nil)
+	writer := New(aclClient(t, "resetchannels"), WithKeyPrefix(f.b.prefix))
+	t.Cleanup(func() { writer.Close() })
+	wst, err := writer.Open("test", backend.Limits{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Another backend registers as the tenant's watcher when its reader opens: wait for it,
+	// or the writes would not publish at all.
+	deadline := time.Now().Add(eventWait)
+	for f.client.HGet(ctx, st.keys("t")[keyState], metaWatcher).Val() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader's backend did not register as the tenant's watcher")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e, err := wst.Upsert(ctx, "t", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Upsert by a user without the channel: %v", err)
+	}
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Version != e.Version {
+		t.Fatalf("event %+v, want the upsert at version %d", ev, e.Version)
+	}
+	// A tick publishes too while another backend watches the tenant: here a registration
+	// written by hand, in a tenant without readers, whose entry the writer's tick expires.
+	ws := wst.(*store)
+	keys := ws.keys("u")
+	if _, err := wst.Upsert(ctx, "u", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	until := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err := f.client.HSet(ctx, keys[keyState], metaWatcher, "another", metaWatched, until).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(eventWait); ; {
+		r, err := runTick(ctx, writer.scripts, keys, ws.limits, writer.watcherID)
+		if err != nil {
+			t.Fatalf("tick by a user without the channel: %v", err)
+		}
+		if r.expired == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tick expired nothing")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -194,5 +194,5 @@ local function notify(ctx)
       head = head .. ctx.events
     end
   end
-  redis.call('PUBLISH', K_EVENTS, head)
+  redis.pcall('PUBLISH', K_EVENTS, head) -- refused (ACL): the writes stand, the readers poll
 end
