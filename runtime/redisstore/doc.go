@@ -308,7 +308,12 @@
 // the pumps' reads, which come in bursts when many tenants are written at once (the Snapshots of
 // one tenant and prefix share reads: one connection at a time for each). go-redis's default (10
 // per CPU) suits most processes; with hundreds of Gets and Snapshots of different tenants at
-// once, more connections cut the wait for one (PoolTimeout bounds it).
+// once, more connections cut the wait for one (PoolTimeout bounds it). The pipelines and
+// MULTI/EXECs among these (snapshots, the pumps' reads, the pipelines of writes and of opens)
+// take a connection of go-redis's pipeline pool first (PipelinePoolSize, 10 by default, 128
+// KiB buffers; a pipeline that finds it busy takes one of the command pool at once), so a
+// busy process may hold up to PoolSize + PipelinePoolSize command connections to a server,
+// and the pub/sub one.
 //
 // Memory: a reader of a tenant that has no other reader in the process holds about 1.5 KB of
 // heap, its tenant's pump and log and its subscription (BenchmarkOpens' heap-B/reader: 1.47 KB
