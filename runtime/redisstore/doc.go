@@ -56,9 +56,11 @@
 // (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
 // bumps the tenant's version counter, writes the events, the state and the expiry set, trims the
 // stream (by MaxEvents in the same XADD; by EventRetention from the event times, a bounded number
-// at a time), and gives all three keys a Redis expiry of the latest live expiry plus the event
-// retention (with a quarter of the retention as slack, so that it is rarely refreshed): a
-// tenant that nobody uses any more disappears from Redis by itself.
+// at a time), and gives all three keys a Redis expiry of the latest expiry written plus the event
+// retention (with a quarter of the retention as slack, so that it is rarely refreshed), brought
+// back to the latest live expiry's once a write finds that entry gone (removed, or written
+// again with a shorter TTL): a tenant that nobody uses any more disappears from Redis by itself,
+// a retention after its last entry's expiry.
 //
 // Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
 // them in order, each with its own result, version and event, and validates the whole batch

@@ -49,7 +49,8 @@ func TestKeysExpireRedis(t *testing.T)     { testKeysExpire(t, newReal(t)) }
 func TestKeysExpireCluster(t *testing.T)   { testKeysExpire(t, newCluster(t)) }
 
 // Every key of a tenant carries a Redis expiry: the longest TTL plus the event retention (with
-// at most a quarter of the retention as slack).
+// at most a quarter of the retention as slack); once the entry of the longest TTL is removed,
+// that of the longest TTL left.
 func testKeysExpire(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{EventRetention: time.Minute})
@@ -60,6 +61,29 @@ func testKeysExpire(t *testing.T, f fixture) {
 		ttl, err := f.client.PTTL(ctx, key).Result()
 		if err != nil || ttl < lo || ttl > hi {
 			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
+		}
+	}
+	// Once the entry of the longest TTL is gone, a write brings the keys' expiry back to that
+	// of the longest TTL left: an entry written again with a shorter TTL, an entry removed.
+	hi = time.Second + time.Minute + time.Minute/4
+	for _, shorten := range []func() error{
+		func() error {
+			_, err := st.Upsert(ctx, "abandoned", backend.UpsertRequest{Key: "long", Value: []byte("v"), TTL: time.Second})
+			return err
+		},
+		func() error {
+			_, err := st.Remove(ctx, "abandoned", backend.RemoveRequest{Key: "long"})
+			return err
+		},
+	} {
+		upsert(t, st, "abandoned", "long", "v", time.Hour)
+		if err := shorten(); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range st.keys("abandoned") {
+			if ttl, err := f.client.PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > hi {
+				t.Errorf("without the long entry, PTTL %s = %v, %v; want within (0, %v]", key, ttl, err, hi)
+			}
 		}
 	}
 

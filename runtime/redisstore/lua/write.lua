@@ -293,7 +293,7 @@ end
 
 -- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
 -- latest expiry written plus the retention, with a quarter of the retention as slack so that
--- this is rare. The ZADD comes first: it tells whether the expiry set was lost alone (evicted),
+-- this is rare (or bring that back, once the entry of the latest expiry is gone: shrink_kexp). The ZADD comes first: it tells whether the expiry set was lost alone (evicted),
 -- adding members the batch did not add to the hash, and then the set, made again, needs the
 -- keys' expiry (fresh).
 local zadd, hdel, zrem = {}, {}, {}
@@ -343,6 +343,11 @@ local at = nil
 if need > kexp or fresh then
   at = math.max(need + math.floor(ret / 4), kexp)
   if at ~= kexp then
+    put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
+  end
+else
+  at = shrink_kexp(K_EXP, need, kexp, ret)
+  if at then
     put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
   end
 end
