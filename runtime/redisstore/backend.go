@@ -183,11 +183,13 @@ func (b *Backend) Open(id string, l backend.Limits) (backend.Store, error) {
 // checkEviction reports to the observer, as an error of call "config", every master whose
 // maxmemory-policy is not noeviction: every key of a tenant has a TTL, so such a server may
 // evict one of them and not the others (see the package doc). A server that does not answer
-// CONFIG GET (an ACL, a managed service, an emulation) is not reported.
+// CONFIG GET (an ACL, a managed service, an emulation) is not reported; one that cannot be
+// reached is asked again, after 100 ms doubling to 10 s, until it answers or the backend is
+// closed, so a server down when the first store opens is checked once it is up.
 func (b *Backend) checkEviction() {
 	defer b.wg.Done()
 	defer close(b.evictionChecked)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
@@ -196,18 +198,41 @@ func (b *Backend) checkEviction() {
 		case <-ctx.Done():
 		}
 	}()
+	var checked sync.Map // the addresses of the masters that answered
 	check := func(ctx context.Context, c *redis.Client) error {
+		addr := c.Options().Addr
+		if _, ok := checked.Load(addr); ok {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		policy, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+		var refused redis.Error
+		if err != nil && !errors.As(err, &refused) {
+			return err // not reached: asked again
+		}
+		checked.Store(addr, true)
 		if p := policy["maxmemory-policy"]; err == nil && p != "" && p != "noeviction" && !b.closed.Load() {
-			b.obs.Error("", "", "config", fmt.Errorf("redisstore: the server at %s has maxmemory-policy %s, which may evict one key of a tenant and not the others (an expiry set evicted alone goes unnoticed): set it to noeviction", c.Options().Addr, p))
+			b.obs.Error("", "", "config", fmt.Errorf("redisstore: the server at %s has maxmemory-policy %s, which may evict one key of a tenant and not the others (an expiry set evicted alone goes unnoticed): set it to noeviction", addr, p))
 		}
 		return nil
 	}
-	switch c := b.client.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, check)
-	case *redis.Client:
-		_ = check(ctx, c)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		var err error
+		switch c := b.client.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, check)
+		case *redis.Client:
+			err = check(ctx, c)
+		}
+		if err == nil {
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

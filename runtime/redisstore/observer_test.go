@@ -3,11 +3,13 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ephemeral-go/ephemeral/internal/redistest"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -284,6 +286,37 @@ func TestObserverBackendWideMiniredis(t *testing.T) {
 // a TTL, so an eviction policy may take one and not the others); one at noeviction is not.
 func TestEvictionPolicyRedis(t *testing.T)   { testEvictionPolicy(t, newReal(t)) }
 func TestEvictionPolicyCluster(t *testing.T) { testEvictionPolicy(t, newCluster(t)) }
+
+// A server that cannot be reached when the first store opens is checked once it is up, also
+// when that takes longer than a try (the check of before gave up, and never reported it).
+func TestEvictionPolicyLaterRedis(t *testing.T) {
+	if os.Getenv(redistest.EnvAddr) == "" {
+		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
+	}
+	srv := redistest.NewServer(t)
+	srv.Args = []string{"--maxmemory-policy", "allkeys-lru"}
+	t.Cleanup(srv.Stop)
+	rec := &recorder{}
+	b := New(redis.NewClient(&redis.Options{Addr: srv.Addr()}), WithObserver(rec))
+	t.Cleanup(func() { b.Close() })
+	if _, err := b.Open("later", backend.Limits{}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.evictionChecked:
+		t.Fatal("the check ended while the server was down")
+	case <-time.After(3 * time.Second): // the check of before gave up after 1.7 s here
+	}
+	srv.Start()
+	select {
+	case <-b.evictionChecked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server was not checked once up")
+	}
+	if n := rec.count("error / config"); n != 1 {
+		t.Fatalf("%d config errors with maxmemory-policy allkeys-lru, want 1", n)
+	}
+}
 
 func testEvictionPolicy(t *testing.T, f fixture) {
 	ctx := context.Background()
