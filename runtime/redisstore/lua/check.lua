@@ -154,7 +154,7 @@ local function shrink_kexp(k_exp, need, kexp, ret)
   local last = redis.call('ZRANGE', k_exp, -1, -1, 'WITHSCORES')
   local latest = tonumber(last[2] or '0')
   if not (latest and latest >= 0 and latest <= NEVER) then
-    return nil -- junk: as before
+    return nil -- junk, which the reads of the set report: the keys' expiry stays
   end
   need = math.max(need, latest + ret)
   if kexp <= need + ret then

@@ -293,9 +293,10 @@ end
 
 -- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
 -- latest expiry written plus the retention, with a quarter of the retention as slack so that
--- this is rare (or bring that back, once the entry of the latest expiry is gone: shrink_kexp). The ZADD comes first: it tells whether the expiry set was lost alone (evicted),
--- adding members the batch did not add to the hash, and then the set, made again, needs the
--- keys' expiry (fresh).
+-- this is rare (or bring that back once the entry of the latest expiry is gone: shrink_kexp).
+-- The ZADD comes first: it tells whether the expiry set was lost alone (evicted), adding
+-- members the batch did not add to the hash, and then the set, made again, needs the keys'
+-- expiry (fresh).
 local zadd, hdel, zrem = {}, {}, {}
 local np, nz, nd, nnew = #put, 0, 0, 0
 for key, e in pairs(changed) do
