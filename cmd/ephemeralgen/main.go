@@ -62,7 +62,9 @@
 // Problems are reported like a compiler's, all at once, as file:line:col: message, and nothing
 // is written: unknown or repeated options, bad values, key fields that do not exist, are
 // promoted from an embedded struct, are not encoded or have unsupported types, unsupported
-// field types, fields of a type that ephemeralgen generates (a store's key), non-struct or
+// field types, fields promoted through an embedded pointer to an unexported struct type (which
+// encoding/json writes but cannot read back: a value with it set would be stored and never
+// read), fields of a type that ephemeralgen generates (a store's key), non-struct or
 // generic types, types that hold a lock (the store copies values, which go vet rejects for a
 // sync.Mutex or an atomic.Int64), and two stores of one package with the same id or the same
 // generated names. A comment that looks like a directive but is not one, such as

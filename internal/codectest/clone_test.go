@@ -163,16 +163,6 @@ func TestClone(t *testing.T) {
 	t.Run("Folded", cloneTest(FoldedCodec{}, 10, n))
 	t.Run("Inner", cloneTest(InnerCodec{}, 11, n))
 	t.Run("Item", cloneTest(ItemCodec{}, 12, n))
-	t.Run("LowerEmbed", func(t *testing.T) {
-		for i := range uint64(n) {
-			checkClone(t, LowerEmbedCodec{}, func(v *LowerEmbed) {
-				fillCanonical[LowerEmbed](13000 + i)(v)
-				if i%4 != 0 {
-					v.lowerEmbedded = &lowerEmbedded{Val: int(i)}
-				}
-			})
-		}
-	})
 	t.Run("Meta", cloneTest(MetaCodec{}, 14, n))
 	t.Run("Money", cloneTest(MoneyCodec{}, 15, n))
 	t.Run("Node", cloneTest(NodeCodec{}, 16, n))
@@ -190,7 +180,6 @@ func TestClone(t *testing.T) {
 	})
 	t.Run("Tree", cloneTest(TreeCodec{}, 21, n))
 	t.Run("WithMarshaler", cloneTest(WithMarshalerCodec{}, 22, n))
-	t.Run("lowerEmbedded", cloneTest(lowerEmbeddedCodec{}, 23, n))
 }
 
 // TestCloneKeys clones a map whose keys hold pointers, which reflect.DeepEqual cannot compare

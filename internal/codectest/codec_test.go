@@ -120,6 +120,5 @@ func TestDifferential(t *testing.T) {
 	t.Run("Tree", func(t *testing.T) { differential(t, TreeCodec{}, 6, n) })
 	t.Run("Folded", func(t *testing.T) { differential(t, FoldedCodec{}, 7, n) })
 	t.Run("WithMarshaler", func(t *testing.T) { differential(t, WithMarshalerCodec{}, 8, n) })
-	t.Run("LowerEmbed", func(t *testing.T) { differential(t, LowerEmbedCodec{}, 9, n) })
 	t.Run("Refs", func(t *testing.T) { differential(t, RefsCodec{}, 10, n) })
 }

@@ -348,33 +348,6 @@ func (ItemCodec) Clone(dst, src *Item) {
 	*dst = *src
 }
 
-// LowerEmbedCodec encodes and decodes LowerEmbed as JSON exactly as encoding/json does, without
-// reflection.
-type LowerEmbedCodec struct{}
-
-// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
-func (LowerEmbedCodec) Encode(dst []byte, v *LowerEmbed) ([]byte, error) {
-	e := new(jsonc.Encoder)
-	e.Reset(dst)
-	ephemeralEncodeLowerEmbed(e, v)
-	return e.Finish()
-}
-
-// Decode parses the JSON document src into *v.
-func (LowerEmbedCodec) Decode(src []byte, v *LowerEmbed) error {
-	d := new(jsonc.Decoder)
-	d.Reset(src)
-	ephemeralDecodeLowerEmbed(d, v)
-	return d.Finish()
-}
-
-// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment.
-func (LowerEmbedCodec) Clone(dst, src *LowerEmbed) {
-	*dst = *src
-	ephemeralCloneLowerEmbed(dst)
-}
-
 // MetaCodec encodes and decodes Meta as JSON exactly as encoding/json does, without reflection.
 type MetaCodec struct{}
 
@@ -847,32 +820,6 @@ func (ZeroedCodec) Decode(src []byte, v *Zeroed) error {
 // Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
 // Fields the codec does not encode are copied by assignment.
 func (ZeroedCodec) Clone(dst, src *Zeroed) {
-	*dst = *src
-}
-
-// lowerEmbeddedCodec encodes and decodes lowerEmbedded as JSON exactly as encoding/json does,
-// without reflection.
-type lowerEmbeddedCodec struct{}
-
-// Encode appends the JSON encoding of *v to dst and returns the extended buffer.
-func (lowerEmbeddedCodec) Encode(dst []byte, v *lowerEmbedded) ([]byte, error) {
-	e := new(jsonc.Encoder)
-	e.Reset(dst)
-	ephemeralEncodeLowerEmbedded(e, v)
-	return e.Finish()
-}
-
-// Decode parses the JSON document src into *v.
-func (lowerEmbeddedCodec) Decode(src []byte, v *lowerEmbedded) error {
-	d := new(jsonc.Decoder)
-	d.Reset(src)
-	ephemeralDecodeLowerEmbedded(d, v)
-	return d.Finish()
-}
-
-// Clone makes *dst a deep copy of *src: no slice, map or pointer of *dst shares memory with *src.
-// Fields the codec does not encode are copied by assignment.
-func (lowerEmbeddedCodec) Clone(dst, src *lowerEmbedded) {
 	*dst = *src
 }
 
@@ -3392,76 +3339,6 @@ func ephemeralCloneJsonRawMessage(v *json.RawMessage) {
 	var c json.RawMessage
 	if c.UnmarshalJSON(b) == nil {
 		*v = c
-	}
-}
-
-var ephemeralFieldsLowerEmbed = jsonc.NewFields("val", "name")
-
-func ephemeralEncodeLowerEmbed(e *jsonc.Encoder, v *LowerEmbed) {
-	e.Byte('{')
-	if v.lowerEmbedded != nil {
-		e.Raw(`"val":`)
-		e.Int(int64(v.lowerEmbedded.Val))
-	}
-	e.Key(`"name":`)
-	e.String(v.Name)
-	e.Byte('}')
-}
-
-func ephemeralDecodeLowerEmbed(d *jsonc.Decoder, v *LowerEmbed) {
-	if !d.Object() {
-		return
-	}
-	for name := d.Member(); name != nil; name = d.Member() {
-	match:
-		switch string(name) {
-		case "val":
-			if v.lowerEmbedded == nil {
-				d.FailEmbedded("codectest.lowerEmbedded")
-				return
-			}
-			d.Int(&v.lowerEmbedded.Val)
-		case "name":
-			d.String(&v.Name)
-		default:
-			if name = d.Fold(ephemeralFieldsLowerEmbed, name); name != nil {
-				goto match
-			}
-			d.Skip()
-		}
-	}
-}
-
-func ephemeralCloneLowerEmbed(v *LowerEmbed) {
-	if v.lowerEmbedded != nil {
-		c := *v.lowerEmbedded
-		v.lowerEmbedded = &c
-	}
-}
-
-var ephemeralFieldsLowerEmbedded = jsonc.NewFields("val")
-
-func ephemeralEncodeLowerEmbedded(e *jsonc.Encoder, v *lowerEmbedded) {
-	e.Raw(`{"val":`)
-	e.Int(int64(v.Val))
-	e.Byte('}')
-}
-
-func ephemeralDecodeLowerEmbedded(d *jsonc.Decoder, v *lowerEmbedded) {
-	if !d.Object() {
-		return
-	}
-	for name := d.Member(); name != nil; name = d.Member() {
-	match:
-		switch string(name) {
-		case "val":
-			d.Int(&v.Val)
-		default:
-			if name = d.Fold(ephemeralFieldsLowerEmbedded, name); name != nil {
-				goto match
-			}
-			d.Skip()
-		}
 	}
 }
 

@@ -76,8 +76,6 @@ func TestDecodeEdgeCases(t *testing.T) {
 		checkDecode(t, ConflictsCodec{}, src, zero[Conflicts])
 		checkDecode(t, FoldedCodec{}, src, zero[Folded])
 		checkDecode(t, PresenceCodec{}, src, zero[Presence])
-		checkDecode(t, LowerEmbedCodec{}, src, zero[LowerEmbed])
-		checkDecode(t, LowerEmbedCodec{}, src, func() *LowerEmbed { v := NewLowerEmbed(1); return &v })
 		checkDecode(t, EverythingCodec{}, src, func() *Everything { // merging into existing values
 			n := 1
 			return &Everything{
@@ -146,8 +144,6 @@ func TestEncodeEdgeCases(t *testing.T) {
 	}
 	// Maps of structs with pointer-receiver MarshalJSON fields are not addressable.
 	checkEncode(t, WithMarshalerCodec{}, &WithMarshaler{Money: Money{7}, Extra: "x"})
-	lower := NewLowerEmbed(5)
-	checkEncode(t, LowerEmbedCodec{}, &lower)
 }
 
 func TestEncodeCycle(t *testing.T) {

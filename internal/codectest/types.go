@@ -389,21 +389,6 @@ type Pair[K comparable, V any] struct {
 // ItemAlias is an alias of Item.
 type ItemAlias = Item
 
-// lowerEmbedded is an unexported struct type embedded by pointer.
-type lowerEmbedded struct {
-	Val int `json:"val"`
-}
-
-// LowerEmbed embeds a pointer to an unexported struct type, which encoding/json cannot allocate
-// when decoding.
-type LowerEmbed struct {
-	*lowerEmbedded
-	Name string `json:"name"`
-}
-
-// NewLowerEmbed returns a LowerEmbed whose embedded pointer is set.
-func NewLowerEmbed(val int) LowerEmbed { return LowerEmbed{lowerEmbedded: &lowerEmbedded{Val: val}} }
-
 // A1 and A2 are embedded together in Conflicts.
 type A1 struct {
 	Name   string

@@ -1,7 +1,6 @@
 package jsonc
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -45,12 +44,6 @@ func (d *Decoder) Fail(err error) {
 	if d.err == nil {
 		d.err = err
 	}
-}
-
-// FailEmbedded records the error of encoding/json for a member promoted through a nil
-// embedded pointer to the unexported struct type typ, which it cannot allocate.
-func (d *Decoder) FailEmbedded(typ string) {
-	d.Fail(errors.New("json: cannot set embedded pointer to unexported struct: " + typ))
 }
 
 // Finish checks that only white space follows the value read and returns the first error.

@@ -518,6 +518,11 @@ func (p *planner) checkField(f field) bool {
 				p.path, v.Name(), v.Pkg().Name())
 			return false
 		}
+		if !v.Exported() && isPointer(v.Type()) {
+			p.report("field %s: promoted through the embedded pointer %s to an unexported struct type, which encoding/json writes but cannot read back (it cannot allocate it): a value with it set would be stored and never read (embed the struct by value, export its type, or tag the embedded field json:\"-\")",
+				p.path, v.Name())
+			return false
+		}
 	}
 	return true
 }

@@ -692,14 +692,7 @@ func (ids *Idents) decMember(f decField) []jen.Code {
 	var out []jen.Code
 	for _, n := range ptrGuards(f.field) {
 		sel := ids.selector(f.field, n)
-		v := f.vars[n-1]
-		elem := v.Type().Underlying().(*types.Pointer).Elem()
-		if !v.Exported() {
-			out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(
-				ids.d("FailEmbedded", jen.Lit(reflectName(elem))),
-				jen.Return()))
-			continue
-		}
+		elem := f.vars[n-1].Type().Underlying().(*types.Pointer).Elem() // exported (see checkField)
 		out = append(out, jen.If(jen.Add(sel).Op("==").Nil()).Block(jen.Add(sel).Op("=").Add(ids.newStruct(typeCode(elem)))))
 	}
 	p := &printer{Idents: ids} // every field's temporaries are local to its own blocks

@@ -143,3 +143,16 @@ type Shadowed struct {
 	User  string
 	Alias string `json:"User"`
 }
+
+type hiddenBase struct {
+	Since int64
+}
+
+// HiddenEmbed embeds a pointer to an unexported struct type, which encoding/json writes but
+// cannot read back.
+//
+//ephemeral:store id=hiddenembed ttl=1s
+type HiddenEmbed struct {
+	*hiddenBase
+	Name string
+}
