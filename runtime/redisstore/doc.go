@@ -60,7 +60,9 @@
 // retention (with a quarter of the retention as slack, so that it is rarely refreshed), brought
 // back to the latest live expiry's once a write finds that entry gone (removed, or written
 // again with a shorter TTL): a tenant that nobody uses any more disappears from Redis by itself,
-// a retention after its last entry's expiry.
+// a retention after its last entry's expiry. Until then its stream keeps the events it holds,
+// those older than the retention too (up to MaxEvents of them): the trims run in the writes
+// and ticks, and an entry of a TTL much longer than the retention, left alone, keeps them.
 //
 // Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
 // them in order, each with its own result, version and event, and validates the whole batch
