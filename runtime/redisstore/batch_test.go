@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -355,13 +356,16 @@ func TestBatchContext(t *testing.T) {
 
 // Writes of different tenants that arrive while the most calls of write.lua are in flight wait,
 // and go in one pipeline when one ends, each with its own reply; in the second round the
-// server lost its scripts meanwhile, and the calls it refused before they ran are run again
-// alone, which loads the script. The node's queue is kept, idle, between rounds.
+// server lost its scripts meanwhile, and of the calls it refused before they ran the first is
+// run again alone, which loads the script, and the others in one more pipeline. The node's
+// queue is kept, idle, between rounds.
 func TestScriptPipelineMiniredis(t *testing.T) {
 	f := newMini(t)
 	st := f.open(t, backend.Limits{})
 	ctx := context.Background()
 	upsert(t, st, "warm", "k", "v", time.Hour) // the script cached: the pipeline sends EVALSHA
+	sends := &sendCounter{}
+	f.client.AddHook(sends)
 	q := new(queue[[]any, scriptRes])
 	sb := &st.b.scriptCalls
 	sb.mu.Lock()
@@ -394,8 +398,14 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		sends.n.Store(0)
 		sb.release(nil, q)
 		wg.Wait()
+		// The pipeline; after the flush, the first call alone (EVALSHA, refused, and EVAL) and
+		// the others in one more pipeline.
+		if got, want := sends.n.Swap(0), map[bool]int64{false: 1, true: 4}[flush]; got != want {
+			t.Errorf("round %d: %d script sends, want %d", round, got, want)
+		}
 		for i := range n {
 			if errs[i] != nil || entries[i].Version != uint64(round+1) || string(entries[i].Value) != value(i) {
 				t.Errorf("round %d, upsert %d: %q version %d, %v; want %q version %d", round, i, entries[i].Value, entries[i].Version, errs[i], value(i), round+1)
@@ -457,5 +467,29 @@ func TestTouchManyGroupsMiniredis(t *testing.T) {
 	}
 	if b := rec.count("batches test/"+ten) - batches; b != 1 {
 		t.Errorf("TouchMany on a failing server sent %d batches, want 1", b)
+	}
+}
+
+// sendCounter is a redis.Hook that counts the sends of script calls: a command alone, or a
+// pipeline of them.
+type sendCounter struct{ n atomic.Int64 }
+
+func (c *sendCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *sendCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if scriptOf(cmd.Args()) != nil {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *sendCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && scriptOf(cmds[0].Args()) != nil {
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
 	}
 }

@@ -184,18 +184,49 @@ func (sc *scripter) runCmd(ctx context.Context, s *script, cmd []any) *redis.Cmd
 }
 
 // pipeline runs s once with each command of cmds (of scriptCmd) in one pipeline, as the
-// commands that mk makes, and returns them, done, in order: a single command as run sends it;
-// a call that the server refused before it ran (see notRun) again alone with run, which loads
-// what the server lacks. A cluster client splits the pipeline by node.
+// commands that mk makes, and returns them, done, in order: a single command as run sends it.
+// The calls that the server refused before they ran (see notRun: it lost the scripts or the
+// library, say) go again: the first alone, with run, which loads what the server lacks, then
+// the others in one more pipeline, and those that this refuses too alone. A cluster client
+// splits a pipeline by node.
 func (sc *scripter) pipeline(ctx context.Context, s *script, cmds [][]any, mk func(context.Context, []any) redis.Cmder) []redis.Cmder {
-	out := make([]redis.Cmder, len(cmds))
 	if len(cmds) == 1 {
-		out[0] = sc.run(ctx, s, cmds[0], mk)
+		return []redis.Cmder{sc.run(ctx, s, cmds[0], mk)}
+	}
+	out := sc.send(ctx, s, cmds, mk)
+	var again []int
+	for i, c := range out {
+		if notRun(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
 		return out
 	}
+	out[again[0]] = sc.run(ctx, s, cmds[again[0]], mk)
+	if rest := again[1:]; len(rest) > 1 {
+		sub := make([][]any, len(rest))
+		for j, i := range rest {
+			sub[j] = cmds[i]
+		}
+		for j, c := range sc.send(ctx, s, sub, mk) {
+			out[rest[j]] = c
+		}
+	}
+	for _, i := range again[1:] {
+		if notRun(out[i].Err()) {
+			out[i] = sc.run(ctx, s, cmds[i], mk)
+		}
+	}
+	return out
+}
+
+// send runs s once with each command of cmds in one pipeline, as run sends a call first: FCALL,
+// or EVALSHA once FCALL is out.
+func (sc *scripter) send(ctx context.Context, s *script, cmds [][]any, mk func(context.Context, []any) redis.Cmder) []redis.Cmder {
+	out := make([]redis.Cmder, len(cmds))
 	_, _ = sc.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, cmd := range cmds {
-			// As run sends it first: FCALL, or EVALSHA when FCALL is out.
 			if sc.evalOnly.Load() {
 				cmd[0], cmd[1] = "evalsha", s.sha
 			} else {
@@ -206,11 +237,6 @@ func (sc *scripter) pipeline(ctx context.Context, s *script, cmds [][]any, mk fu
 		}
 		return nil
 	})
-	for i, cmd := range cmds {
-		if notRun(out[i].Err()) {
-			out[i] = sc.run(ctx, s, cmd, mk)
-		}
-	}
 	return out
 }
 
