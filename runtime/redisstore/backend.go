@@ -549,6 +549,9 @@ func (st *store) snapshot(ctx context.Context, tenant, prefix string, dst []back
 		}
 		if failed {
 			st.b.failed(tenantKey{st.id, tenant}, "snapshot", err)
+			if werr := wrongType(err, keyState); werr != nil {
+				err = werr
+			}
 			return backend.Snapshot{}, fmt.Errorf("redisstore: snapshot: %w", scriptError(err))
 		}
 		if noState, noMeta := errors.Is(err, errNoState), errors.Is(err, errNoMeta); noState || noMeta {

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -404,6 +405,18 @@ func scriptError(err error) error {
 	return corruptError(k-1, string(field), string(value), n)
 }
 
+// wrongType returns the error of a key of the tenant, keys[k], of the wrong type, as an error
+// wrapping backend.ErrCorrupt that names it, when err is the error of a command on it that says
+// so (WRONGTYPE); nil otherwise. (The scripts check the types of the keys they read, and say
+// which is wrong: see check_type in lua/check.lua.)
+func wrongType(err error, k int) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		return nil
+	}
+	want := [numKeys]string{keyState: "hash", keyExp: "sorted set", keyEvents: "stream"}[k]
+	return fmt.Errorf("%w: the tenant's %s key is not a %s (delete it to recover)", backend.ErrCorrupt, keySuffixes[k], want)
+}
+
 // corruptError returns the error of a bad value of a field of the tenant's key keys[k]: value,
 // or its first bytes when it is n bytes long.
 func corruptError(k int, field, value string, n int) error {
@@ -636,6 +649,9 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 		return runRead(ctx, sc, keys, l, backend.Cursor{Epoch: epoch, Seq: after}, count) // flagged allow-oom
 	}
 	if err != nil {
+		if werr := cmp.Or(wrongType(meta.Err(), keyState), wrongType(tail.Err(), keyEvents)); werr != nil {
+			return readResult{}, werr
+		}
 		return readResult{}, txError(cmds, err)
 	}
 	m := meta.Val()
