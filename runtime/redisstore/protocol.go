@@ -410,7 +410,7 @@ func scriptError(err error) error {
 // so (WRONGTYPE); nil otherwise. (The scripts check the types of the keys they read, and say
 // which is wrong: see check_type in lua/check.lua.)
 func wrongType(err error, k int) error {
-	if err == nil || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+	if !redis.HasErrorPrefix(err, "WRONGTYPE") {
 		return nil
 	}
 	want := [numKeys]string{keyState: "hash", keyExp: "sorted set", keyEvents: "stream"}[k]
@@ -685,12 +685,7 @@ func readTail(ctx context.Context, sc *scripter, keys []string, l backend.Limits
 // memory (maxmemory, noeviction): it then refuses every command queued in a MULTI, the reads
 // too, which it runs when they come alone.
 func refusedOOM(cmds []redis.Cmder) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "OOM ") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return redis.HasErrorPrefix(c.Err(), "OOM") })
 }
 
 // txError returns the error of a transaction of cmds that failed with err: that of the first

@@ -204,16 +204,15 @@ func (sc *scripter) pipeline(ctx context.Context, s *script, cmds [][]any, mk fu
 		return out
 	}
 	out[again[0]] = sc.run(ctx, s, cmds[again[0]], mk)
-	if rest := again[1:]; len(rest) > 1 {
-		sub := make([][]any, len(rest))
-		for j, i := range rest {
-			sub[j] = cmds[i]
-		}
-		for j, c := range sc.send(ctx, s, sub, mk) {
-			out[rest[j]] = c
-		}
+	rest := again[1:]
+	sub := make([][]any, len(rest))
+	for j, i := range rest {
+		sub[j] = cmds[i]
 	}
-	for _, i := range again[1:] {
+	for j, c := range sc.send(ctx, s, sub, mk) {
+		out[rest[j]] = c
+	}
+	for _, i := range rest {
 		if notRun(out[i].Err()) {
 			out[i] = sc.run(ctx, s, cmds[i], mk)
 		}

@@ -140,17 +140,15 @@ local function event_at(entry)
 end
 
 -- shrink_kexp returns when the keys of a tenant, alive until kexp, are to expire instead, or
--- nil: need is the latest expiry a write wrote, or its time, plus the retention ret. The keys
--- live a retention past the latest expiry written, and a write extends that; but when the entry
--- of that expiry is gone (removed, or written again with a shorter TTL) they would live on, the
--- stream with its events, long after it. So when kexp is more than a retention past need and
--- past the latest expiry left in the expiry set k_exp (which only a tenant whose TTLs differ by
--- more than a retention has to read), they expire a retention and a quarter after the later of
--- these instead.
+-- nil: need is the latest expiry a write wrote, or its time, plus the retention ret, and kexp
+-- is more than a retention past it. The keys live a retention past the latest expiry written,
+-- and a write extends that; but when the entry of that expiry is gone (removed, or written
+-- again with a shorter TTL) they would live on, the stream with its events, long after it. So
+-- when kexp is more than a retention past the latest expiry left in the expiry set k_exp too,
+-- they expire a retention and a quarter after the later of the two instead. (The writes call
+-- it only where kexp is that far ahead, so a tenant whose TTLs differ by less than a
+-- retention never reads the set for it.)
 local function shrink_kexp(k_exp, need, kexp, ret)
-  if kexp <= need + ret then
-    return nil
-  end
   local last = redis.call('ZRANGE', k_exp, -1, -1, 'WITHSCORES')
   local latest = tonumber(last[2] or '0')
   if not (latest and latest >= 0 and latest <= NEVER) then

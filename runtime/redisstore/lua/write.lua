@@ -343,14 +343,11 @@ local need = math.max(now, until_ms) + ret
 local at = nil
 if need > kexp or fresh then
   at = math.max(need + math.floor(ret / 4), kexp)
-  if at ~= kexp then
-    put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
-  end
-else
+elseif kexp > need + ret then
   at = shrink_kexp(K_EXP, need, kexp, ret)
-  if at then
-    put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
-  end
+end
+if at and at ~= kexp then
+  put[#put + 1], put[#put + 2] = META_KEXP, string.format('%d', at)
 end
 if #put > 0 then
   redis.call('HSET', K_STATE, unpack(put))
