@@ -689,15 +689,15 @@ func refusedOOM(cmds []redis.Cmder) bool {
 }
 
 // txError returns the error of a transaction of cmds that failed with err: that of the first
-// command the server refused to queue, which says why (EXECABORT alone does not), or err.
+// command the server refused to queue, which says why, or err. (go-redis gives the other
+// commands EXECABORT, which does not.)
 func txError(cmds []redis.Cmder, err error) error {
 	if err == nil {
 		return nil
 	}
 	for _, c := range cmds {
-		var refused redis.Error
-		if errors.As(c.Err(), &refused) {
-			return c.Err()
+		if cerr := c.Err(); cerr != nil && !redis.HasErrorPrefix(cerr, "EXECABORT") {
+			return cerr
 		}
 	}
 	return err

@@ -371,3 +371,15 @@ func TestScriptsNoticeRefusedRedis(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A transaction the server refuses (here a snapshot's HGETALL, which the ACL denies) fails with
+// the refusal of its command, which says why, not with EXECABORT, which does not.
+func TestTransactionRefusedRedis(t *testing.T) {
+	f := newOn(t, aclClient(t, "-hgetall"), nil)
+	st := f.open(t, backend.Limits{})
+	upsert(t, st, "t", "k", "v", time.Hour)
+	_, err := st.Snapshot(context.Background(), "t", "")
+	if err == nil || !strings.Contains(err.Error(), "NOPERM") || strings.Contains(err.Error(), "EXECABORT") {
+		t.Fatalf("snapshot without HGETALL: %v, want the server's NOPERM", err)
+	}
+}
