@@ -33,9 +33,9 @@ func writeBatcher(st *store) batcher[string, writeOp, writeResult] {
 	}
 }
 
-// write applies op to the tenant, by st.writes (see batcher): a write with fewer than
-// writeDepth calls of its tenant in flight, and none waiting, runs at once, on the caller's
-// goroutine, as a script call of its own, under the caller's ctx; under contention, the
+// write applies op to the tenant, by st.writes (see batcher): a write that finds fewer than
+// writeDepth calls of its tenant in flight, each alone, and none waiting runs at once, on the
+// caller's goroutine, as a script call of its own, under the caller's ctx; under contention, the
 // writes wait and are applied in the order they arrive, and the fixed cost of a call (the
 // round trip, FCALL, TIME, reading and writing the tenant's meta) is shared by up to maxBatch
 // writes. Calls in flight together may take effect in either order (see batcher). A waiting write

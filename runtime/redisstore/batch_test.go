@@ -249,10 +249,10 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 		wg.Go(func() { results[i] = op() })
 		waitPending(t, st, q, i+1) // queued in this order
 	}
-	st.writes.release(ten, q) // one of them ends
+	st.writes.release(ten, q, 0) // one of them ends
 	wg.Wait()
 	for range st.writes.depth - 1 {
-		st.writes.release(ten, q) // and the others
+		st.writes.release(ten, q, 0) // and the others
 	}
 	want := []result{{1, true, nil}, {2, true, nil}, {2, true, nil}, {0, true, nil}, {4, true, nil}}
 	for i := range want {
@@ -264,18 +264,18 @@ func TestWritesWaitForTheCallInFlightMiniredis(t *testing.T) {
 	waitFor(t, "the queue to be forgotten", func() bool { return len(st.writes.queues) == 0 && len(q.calls) == 0 }, &st.writes.mu)
 }
 
-// A write that finds fewer than writeDepth calls of its tenant in flight, and none waiting,
-// runs at once beside them, on its caller's goroutine; the tenant's queue stays while a call
-// is in flight, and is forgotten when the last ends.
+// A write that finds fewer than writeDepth calls of its tenant in flight, each alone, and none
+// waiting, runs at once beside them, on its caller's goroutine; the tenant's queue stays while
+// a call is in flight, and is forgotten when the last ends.
 func TestWriteRunsBesideTheCallInFlightMiniredis(t *testing.T) {
 	if writeDepth < 2 {
 		t.Fatalf("writeDepth %d: a write never runs beside another", writeDepth)
 	}
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{}), "beside"
-	q := &queue[writeOp, writeResult]{flying: writeDepth - 1}
+	q := &queue[writeOp, writeResult]{flying: writeDepth - 1, sending: writeDepth - 1}
 	st.writes.mu.Lock()
-	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q} // calls in flight, one place left
+	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q} // calls alone in flight, one place left
 	st.writes.mu.Unlock()
 	e, err := st.Upsert(context.Background(), ten, backend.UpsertRequest{Key: "a", Value: []byte("1"), TTL: time.Hour})
 	if err != nil || e.Version != 1 {
@@ -288,7 +288,7 @@ func TestWriteRunsBesideTheCallInFlightMiniredis(t *testing.T) {
 		t.Fatalf("after the upsert: %d in flight, queue kept %v; want %d, true", flying, kept, writeDepth-1)
 	}
 	for range writeDepth - 1 {
-		st.writes.release(ten, q)
+		st.writes.release(ten, q, 1)
 	}
 	st.writes.mu.Lock()
 	defer st.writes.mu.Unlock()
@@ -399,7 +399,7 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 			}
 		}
 		sends.n.Store(0)
-		sb.release(nil, q)
+		sb.release(nil, q, 0)
 		wg.Wait()
 		// The pipeline; after the flush, the first call alone (EVALSHA, refused, and EVAL) and
 		// the others in one more pipeline.
@@ -419,7 +419,7 @@ func TestScriptPipelineMiniredis(t *testing.T) {
 			t.Errorf("round %d: batches %v, want one of %d", round, batches, n)
 		}
 		for range pipelineDepth - 1 {
-			sb.release(nil, q)
+			sb.release(nil, q, 0)
 		}
 		waitFor(t, "the node's queue to be idle and kept", func() bool {
 			return q.flying == 0 && len(q.calls) == 0 && len(sb.queues) == 1 && sb.queues[nil] == q

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -18,22 +19,37 @@ type call[Req, Res any] struct {
 	group int
 }
 
-// queue is what a batcher keeps of a key with calls in flight: their number, and the calls
-// that wait.
+// queue is what a batcher keeps of a key with calls in flight: the places in flight (calls
+// alone, batches, drains between two batches), the calls they are sending, and the calls that
+// wait.
 type queue[Req, Res any] struct {
-	flying int
-	calls  []*call[Req, Res]
+	flying  int
+	sending int
+	calls   []*call[Req, Res]
 }
 
-// batcher runs calls in batches by key (group commit). A call that finds fewer than depth
-// calls of its key in flight and none waiting runs at once, alone, on the caller's goroutine,
-// under the caller's ctx. Calls that arrive otherwise wait; when a call or batch in flight
-// ends and calls wait, a goroutine runs them in their order, at most max at a time, until none
-// of the key waits: under contention, the fixed cost of a call (its round trip, and the
-// server's work around it) is shared by the batch, and with a depth of 2 the server runs one
-// batch while the client completes the one before and sends the next. A waiting call returns
-// when its batch is done or when its ctx ends, whichever comes first; one whose ctx ends before
-// its batch is sent is dropped, unsent.
+// batcher runs calls in batches by key (group commit), with at most depth places of a key in
+// flight, each a call alone or a batch of at most max calls. A call that finds no batch of
+// its key in flight (only calls alone, fewer than depth) and none waiting runs at once, alone,
+// on the caller's goroutine, under the caller's ctx. Calls that arrive otherwise wait, and go
+// in their order: under contention, the fixed cost of a call (its round trip, and the server's
+// work around it) is shared by the batch, and with a depth of 2 the server runs one batch
+// while the client completes the one before and sends the next.
+//
+// The places share the waiting calls evenly, which is what keeps the batches large. A place
+// that ends a batch yields the processor once before it looks at the queue, so that the
+// batch's callers, which it has just woken, can make their next calls first. It takes the
+// calls that wait then, unless they are fewer than half as many as the other places send on
+// average: it gives its place up instead, and the calls wait for the next place to end. A call
+// that arrives when a place is free opens it, on a goroutine of its own, when the calls
+// waiting, itself included, are at least that many. Without these rules a caller that finds a
+// free place and nothing waiting goes alone again and again while the other callers wait in
+// one large batch: in BenchmarkUpsert at 32 in flight, a quarter of the script calls were
+// single writes on a quiet machine (9.6 writes a call on average) and nine tenths on a busy
+// one (2.4); with them, 15 writes a call, as against 16 with a single place.
+//
+// A waiting call returns when its batch is done or when its ctx ends, whichever comes first;
+// one whose ctx ends before its batch is sent is dropped, unsent.
 //
 // Calls in flight together may take effect in either order: each call is concurrent with the
 // others in flight (none of them has returned when it was made), so any order of them is one a
@@ -55,16 +71,24 @@ type batcher[K comparable, Req, Res any] struct {
 func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	b.mu.Lock()
 	q := b.queue(k)
-	if q.flying < b.depth && len(q.calls) == 0 {
+	if q.flying < b.depth && q.sending == q.flying && len(q.calls) == 0 {
 		q.flying++
+		q.sending++
 		b.mu.Unlock()
 		res := b.one(ctx, k, req)
-		b.release(k, q)
+		b.release(k, q, 1)
 		return res
 	}
 	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
 	q.calls = append(q.calls, c)
+	open := q.flying < b.depth && enough(len(q.calls), q.flying, q.sending)
+	if open {
+		q.flying++
+	}
 	b.mu.Unlock()
+	if open {
+		b.spawn(func() { b.drain(k, q) })
+	}
 	return b.wait(c)
 }
 
@@ -120,10 +144,10 @@ func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []R
 		// The drain of this place in flight, until the group is sent (or dropped): what waits
 		// after it, of other callers, goes to a drain of its own.
 		last := &calls[len(calls)-1]
-		for batch := b.next(k, q); batch != nil; batch = b.next(k, q) {
+		for batch := b.next(k, q, 0); batch != nil; batch = b.next(k, q, len(batch)) {
 			b.batch(k, batch)
 			if isDone(last.done) {
-				b.release(k, q)
+				b.release(k, q, len(batch))
 				break
 			}
 		}
@@ -145,10 +169,18 @@ func isDone(done <-chan struct{}) bool {
 	}
 }
 
-// release ends a call in flight of key k, whose queue is q: a goroutine runs the calls that
-// wait in q, if any, in its stead; otherwise it lands (see land).
-func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res]) {
+// enough reports whether waiting calls are enough to fill a place, with places in flight
+// sending calls: at least half as many as a place sends on average (any, when none sends).
+func enough(waiting, places, sending int) bool {
+	return 2*waiting*places >= sending
+}
+
+// release ends a place in flight of key k, whose queue is q, that has sent sent calls: a
+// goroutine runs the calls that wait in q, if any, in its stead (see next); otherwise it
+// lands (see land).
+func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res], sent int) {
 	b.mu.Lock()
+	q.sending -= sent
 	if len(q.calls) == 0 {
 		b.land(k, q)
 		b.mu.Unlock()
@@ -169,16 +201,26 @@ func (b *batcher[K, Req, Res]) land(k K, q *queue[Req, Res]) {
 
 // drain runs the batches of q, the queue of key k, until it is empty.
 func (b *batcher[K, Req, Res]) drain(k K, q *queue[Req, Res]) {
-	for calls := b.next(k, q); calls != nil; calls = b.next(k, q) {
+	for calls := b.next(k, q, 0); calls != nil; calls = b.next(k, q, len(calls)) {
 		b.batch(k, calls)
 	}
 }
 
-// next returns the next batch of q, or nil when nothing waits, after ending the drain's place
-// in flight (see land).
-func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res]) []*call[Req, Res] {
+// next returns the next batch of q, the queue of key k, for a place that has just sent sent
+// calls (0 for a new drain), or nil after giving the place up (see land): when nothing waits,
+// or fewer calls than enough says (another place takes them when it ends). After a batch of
+// several calls, it yields once first, for their callers' next calls (see batcher).
+func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res], sent int) []*call[Req, Res] {
+	if sent > 1 {
+		runtime.Gosched()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	q.sending -= sent
+	if !enough(len(q.calls), q.flying-1, q.sending) {
+		b.land(k, q)
+		return nil
+	}
 	var calls []*call[Req, Res]
 	for len(q.calls) > 0 && len(calls) < b.max {
 		c := q.calls[0]
@@ -198,6 +240,7 @@ func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res]) []*call[Req, Res] {
 	if calls == nil {
 		b.land(k, q)
 	}
+	q.sending += len(calls)
 	return calls
 }
 

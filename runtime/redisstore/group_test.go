@@ -100,7 +100,7 @@ func TestDoGroupWhole(t *testing.T) {
 		synctest.Wait()
 		wg.Go(func() { got = tb.doGroup(t.Context(), "k", []int{1, 2, 3}) })
 		synctest.Wait()
-		tb.release("k", q)
+		tb.release("k", q, 0)
 		wg.Wait()
 		if !slices.Equal(got, []int{2, 4, 6}) {
 			t.Errorf("doGroup = %v", got)
@@ -159,7 +159,7 @@ func TestDoGroupWaits(t *testing.T) {
 		if waiting != 3 {
 			t.Fatalf("%d calls wait, want 3", waiting)
 		}
-		tb.release("k", q)
+		tb.release("k", q, 0)
 		<-done
 		if !slices.Equal(got, []int{2, 4, 6}) {
 			t.Errorf("doGroup = %v", got)
@@ -182,7 +182,7 @@ func TestDoGroupWaits(t *testing.T) {
 		if !slices.Equal(got, []int{-1, -1}) {
 			t.Errorf("doGroup with its ctx ended = %v", got)
 		}
-		tb.release("k", q)
+		tb.release("k", q, 0)
 		synctest.Wait()
 		tb.check(t, nil, 1)
 	})
@@ -215,4 +215,50 @@ func TestDoGroupEndsWithItsContext(t *testing.T) {
 			tb.check(t, [][]int{{1, 2}}, 0)
 		})
 	}
+}
+
+// The places of a key share its waiting calls: with a batch in flight, a call that finds a
+// place free and nothing waiting waits, where it went alone before, until enough calls wait
+// to fill a place (half as many as the places in flight send on average); a place that ends
+// a batch gives its place up while fewer than that wait, and they go when the next place ends.
+func TestBatcherSharesPlaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		tb.depth, tb.max = 2, 8
+		holdA, holdB := make(chan struct{}), make(chan struct{})
+		tb.hold[1], tb.hold[6] = holdA, holdB
+		sent := func(want ...[]int) {
+			t.Helper()
+			tb.mu.Lock()
+			defer tb.mu.Unlock()
+			if !slices.EqualFunc(tb.batches, want, slices.Equal) {
+				t.Errorf("batches %v, want %v", tb.batches, want)
+			}
+		}
+		var wg sync.WaitGroup
+		call := func(n int) {
+			wg.Go(func() { tb.do(t.Context(), "k", n) })
+			synctest.Wait()
+		}
+		wg.Go(func() { tb.doGroup(t.Context(), "k", []int{1, 2, 3, 4, 5}) }) // place A, held
+		synctest.Wait()
+		call(6)
+		call(7)
+		sent([]int{1, 2, 3, 4, 5}) // 6 and 7 wait: fewer than half of A's 5
+		call(8)
+		sent([]int{1, 2, 3, 4, 5}, []int{6, 7, 8}) // they fill place B, held
+		call(9)
+		close(holdA) // A ends: 9 alone is fewer than half of B's 3
+		synctest.Wait()
+		tb.batcher.mu.Lock()
+		flying, waiting := tb.queues["k"].flying, len(tb.queues["k"].calls)
+		tb.batcher.mu.Unlock()
+		if flying != 1 || waiting != 1 {
+			t.Errorf("after A: %d places in flight, %d calls waiting; want 1, 1", flying, waiting)
+		}
+		close(holdB) // B ends and takes 9
+		wg.Wait()
+		synctest.Wait()
+		tb.check(t, [][]int{{1, 2, 3, 4, 5}, {6, 7, 8}, {9}}, 2)
+	})
 }
