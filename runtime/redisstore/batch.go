@@ -26,6 +26,7 @@ func writeBatcher(st *store) batcher[string, writeOp, writeResult] {
 	return batcher[string, writeOp, writeResult]{
 		max:   maxBatch,
 		depth: writeDepth,
+		yield: true,
 		one:   st.writeOne,
 		batch: st.apply,
 		ended: func(err error) writeResult { return writeResult{err: err} },

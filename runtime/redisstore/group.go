@@ -36,17 +36,20 @@ type queue[Req, Res any] struct {
 // work around it) is shared by the batch, and with a depth of 2 the server runs one batch
 // while the client completes the one before and sends the next.
 //
-// The places share the waiting calls evenly, which is what keeps the batches large. A place
-// that ends a batch yields the processor once before it looks at the queue, so that the
-// batch's callers, which it has just woken, can make their next calls first. It takes the
-// calls that wait then, unless they are fewer than half as many as the other places send on
+// The places share the waiting calls evenly, which is what keeps the batches large. With
+// yield, a place that ends a batch yields the processor once before it looks at the queue, so
+// that the batch's callers, which it has just woken, can make their next calls first. It takes
+// the calls that wait then, unless they are fewer than half as many as the other places send on
 // average: it gives its place up instead, and the calls wait for the next place to end. A call
 // that arrives when a place is free opens it, on a goroutine of its own, when the calls
 // waiting, itself included, are at least that many. Without these rules a caller that finds a
 // free place and nothing waiting goes alone again and again while the other callers wait in
 // one large batch: in BenchmarkUpsert at 32 in flight, a quarter of the script calls were
 // single writes on a quiet machine (9.6 writes a call on average) and nine tenths on a busy
-// one (2.4); with them, 15 writes a call, as against 16 with a single place.
+// one (2.4); with them, 15 writes a call, as against 16 with a single place. Only the
+// batchers of a tenant's writes yield: their callers are often loops that write again at once
+// (a hot tenant); the callers of the others are many, and on a busy machine a yield puts the
+// place behind every goroutine that can run.
 //
 // A waiting call returns when its batch is done or when its ctx ends, whichever comes first;
 // one whose ctx ends before its batch is sent is dropped, unsent.
@@ -57,6 +60,7 @@ type queue[Req, Res any] struct {
 type batcher[K comparable, Req, Res any] struct {
 	max   int
 	depth int                                         // the most calls or batches of a key in flight
+	yield bool                                        // a place that ends a batch yields first (see batcher)
 	keep  bool                                        // keep the queue of a key with nothing in flight (few keys)
 	one   func(ctx context.Context, k K, req Req) Res // runs a call alone
 	batch func(k K, calls []*call[Req, Res])          // runs calls together, sets their res and closes their done
@@ -209,9 +213,10 @@ func (b *batcher[K, Req, Res]) drain(k K, q *queue[Req, Res]) {
 // next returns the next batch of q, the queue of key k, for a place that has just sent sent
 // calls (0 for a new drain), or nil after giving the place up (see land): when nothing waits,
 // or fewer calls than enough says (another place takes them when it ends). After a batch of
-// several calls, it yields once first, for their callers' next calls (see batcher).
+// several calls, with b.yield, it yields once first, for their callers' next calls (see
+// batcher).
 func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res], sent int) []*call[Req, Res] {
-	if sent > 1 {
+	if sent > 1 && b.yield {
 		runtime.Gosched()
 	}
 	b.mu.Lock()
