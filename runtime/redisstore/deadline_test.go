@@ -65,7 +65,7 @@ func TestUpsertDroppedWhenCallerGoneMiniredis(t *testing.T) {
 	st.writes.mu.Lock()
 	st.writes.queues = map[string]*queue[writeOp, writeResult]{ten: q}
 	st.writes.mu.Unlock()
-	st.writes.drain(ten, q)
+	st.writes.drain(ten, q, nil)
 
 	if !errors.Is(calls[0].res.err, context.Canceled) {
 		t.Errorf("dropped upsert: err %v, want context.Canceled", calls[0].res.err)

@@ -79,9 +79,7 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 		q.flying++
 		q.sending++
 		b.mu.Unlock()
-		res := b.one(ctx, k, req)
-		b.release(k, q, 1)
-		return res
+		return b.alone(ctx, k, q, req)
 	}
 	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
 	q.calls = append(q.calls, c)
@@ -91,9 +89,16 @@ func (b *batcher[K, Req, Res]) do(ctx context.Context, k K, req Req) Res {
 	}
 	b.mu.Unlock()
 	if open {
-		b.spawn(func() { b.drain(k, q) })
+		b.spawn(func() { b.drain(k, q, nil) })
 	}
 	return b.wait(c)
+}
+
+// alone runs req, a call alone of key k in flight in q, and ends its place, also when it
+// panics (which then goes on): a caller that recovers leaves the key's queue as it was.
+func (b *batcher[K, Req, Res]) alone(ctx context.Context, k K, q *queue[Req, Res], req Req) Res {
+	defer b.release(k, q, 1)
+	return b.one(ctx, k, req)
 }
 
 // wait returns the result of c once its batch is done, or ended's result once its ctx has
@@ -131,6 +136,9 @@ func (b *batcher[K, Req, Res]) queue(k K) *queue[Req, Res] {
 // of reqs when all are done, or ended's results once ctx has ended: a request may then have
 // been applied or not.
 func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []Res {
+	if len(reqs) == 0 {
+		return nil
+	}
 	calls := make([]call[Req, Res], len(reqs))
 	b.mu.Lock()
 	q := b.queue(k)
@@ -147,14 +155,7 @@ func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []R
 	if fly {
 		// The drain of this place in flight, until the group is sent (or dropped): what waits
 		// after it, of other callers, goes to a drain of its own.
-		last := &calls[len(calls)-1]
-		for batch := b.next(k, q, 0); batch != nil; batch = b.next(k, q, len(batch)) {
-			b.batch(k, batch)
-			if isDone(last.done) {
-				b.release(k, q, len(batch))
-				break
-			}
-		}
+		b.drain(k, q, &calls[len(calls)-1])
 	}
 	res := make([]Res, len(calls))
 	for i := range calls {
@@ -191,7 +192,7 @@ func (b *batcher[K, Req, Res]) release(k K, q *queue[Req, Res], sent int) {
 		return
 	}
 	b.mu.Unlock()
-	b.spawn(func() { b.drain(k, q) })
+	b.spawn(func() { b.drain(k, q, nil) })
 }
 
 // land ends a call or batch in flight of key k, whose queue is q, with nothing waiting: q is
@@ -203,10 +204,23 @@ func (b *batcher[K, Req, Res]) land(k K, q *queue[Req, Res]) {
 	}
 }
 
-// drain runs the batches of q, the queue of key k, until it is empty.
-func (b *batcher[K, Req, Res]) drain(k K, q *queue[Req, Res]) {
-	for calls := b.next(k, q, 0); calls != nil; calls = b.next(k, q, len(calls)) {
+// drain runs the batches of q, the queue of key k, for a place in flight, until next gives the
+// place up; or, with last, once last is done, when it ends the place as release does (what
+// waits goes to a drain of its own). A batch that panics ends the place too, and the panic
+// goes on (its calls wait until their ctx ends): a caller that recovers, when the drain runs
+// on its goroutine, leaves the key's queue as it was.
+func (b *batcher[K, Req, Res]) drain(k K, q *queue[Req, Res], last *call[Req, Res]) {
+	var calls []*call[Req, Res]
+	defer func() {
+		if calls != nil { // done with last, or panicked
+			b.release(k, q, len(calls))
+		}
+	}()
+	for calls = b.next(k, q, 0); calls != nil; calls = b.next(k, q, len(calls)) {
 		b.batch(k, calls)
+		if last != nil && isDone(last.done) {
+			return
+		}
 	}
 }
 
@@ -232,15 +246,21 @@ func (b *batcher[K, Req, Res]) next(k K, q *queue[Req, Res], sent int) []*call[R
 		if len(calls) > 0 && c.group > b.max-len(calls) {
 			break // a group goes whole, in the next batch
 		}
-		q.calls[0] = nil
-		q.calls = q.calls[1:]
+		// A call, or a group whole: its calls share a ctx, read once, so that a ctx that ends
+		// meanwhile cannot split it.
+		n := max(c.group, 1)
+		taken := q.calls[:n:n]
+		q.calls = q.calls[n:]
 		if err := c.ctx.Err(); err != nil {
 			// Its caller is gone: drop it unsent, so that it is certainly not applied.
-			c.res = b.ended(err)
-			close(c.done)
-			continue
+			for _, d := range taken {
+				d.res = b.ended(err)
+				close(d.done)
+			}
+		} else {
+			calls = append(calls, taken...)
 		}
-		calls = append(calls, c)
+		clear(taken)
 	}
 	if calls == nil {
 		b.land(k, q)

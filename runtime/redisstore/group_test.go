@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // testBatcher is a batcher of ints by string key, at most 3 a batch, 1 call or batch of a key in
@@ -261,4 +263,84 @@ func TestBatcherSharesPlaces(t *testing.T) {
 		synctest.Wait()
 		tb.check(t, [][]int{{1, 2, 3, 4, 5}, {6, 7, 8}, {9}}, 2)
 	})
+}
+
+// endingCtx is a context whose Err is nil the first time it is read and ends it then: as if
+// its caller gave up while a batch was being made of its calls.
+type endingCtx struct {
+	context.Context
+	cancel func()
+	reads  atomic.Int32
+}
+
+func (c *endingCtx) Err() error {
+	if c.reads.Add(1) == 1 {
+		return nil
+	}
+	c.cancel()
+	return c.Context.Err()
+}
+
+// A group whose ctx ends while a batch is made of it goes whole or not at all: its ctx is read
+// once for all its calls.
+func TestDoGroupEndsWhole(t *testing.T) {
+	tb := newTestBatcher()
+	ctx, cancel := context.WithCancel(t.Context())
+	got := tb.doGroup(&endingCtx{Context: ctx, cancel: cancel}, "k", []int{1, 2, 3})
+	if !slices.Equal(got, []int{-1, -1, -1}) {
+		t.Errorf("doGroup = %v, want the ended results", got)
+	}
+	tb.check(t, [][]int{{1, 2, 3}}, 0)
+}
+
+// A call alone or a batch that panics ends its place: once its caller has recovered, the
+// key's next calls run as if it had returned, where they waited until their ctx ended.
+func TestBatcherPanics(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "group"}[group], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tb := newTestBatcher()
+				tb.depth = 2
+				one, batch := tb.one, tb.batch
+				tb.one = func(ctx context.Context, k string, n int) int {
+					if n == 1 {
+						panic("one")
+					}
+					return one(ctx, k, n)
+				}
+				tb.batch = func(k string, calls []*call[int, int]) {
+					if calls[0].req == 1 {
+						panic("batch")
+					}
+					batch(k, calls)
+				}
+				func() {
+					defer func() {
+						if recover() == nil {
+							t.Errorf("group %v: no panic", group)
+						}
+					}()
+					if group {
+						tb.doGroup(t.Context(), "k", []int{1, 2, 3})
+					} else {
+						tb.do(t.Context(), "k", 1)
+					}
+				}()
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				if got := tb.do(ctx, "k", 4); got != 8 {
+					t.Errorf("group %v: do after the panic = %d, want 8", group, got)
+				}
+				if got := tb.doGroup(ctx, "k", []int{5, 6}); !slices.Equal(got, []int{10, 12}) {
+					t.Errorf("group %v: doGroup after the panic = %v, want [10 12]", group, got)
+				}
+				synctest.Wait()
+				tb.batcher.mu.Lock()
+				if len(tb.queues) != 0 {
+					t.Errorf("group %v: %d queues left behind", group, len(tb.queues))
+				}
+				tb.batcher.mu.Unlock()
+			})
+		})
+	}
 }
