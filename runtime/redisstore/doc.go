@@ -120,7 +120,12 @@
 // no functions (Redis before 7, emulations such as miniredis), the client's ACL user may not
 // run FCALL or FUNCTION LOAD, or the library does not load, the Backend runs the scripts with
 // EVALSHA from then on (EVAL, which caches the script, on NOSCRIPT), as before; then watch INFO
-// memory's number_of_cached_scripts, and SCRIPT FLUSH empties the cache. A call is sent again
+// memory's number_of_cached_scripts, and SCRIPT FLUSH empties the cache. A load that a server
+// refuses for now (out of memory, loading its data, a replica, the cluster down) does not put
+// FCALL out: the calls go with EVALSHA until a load takes. A Backend loads the library at most
+// once a second: in between, a call that finds no function goes with EVALSHA (a cluster's node
+// importing a slot serves it through ASK redirections before a load of the masters the client
+// knows reaches it, and every call would otherwise load some 50 KB on every master). A call is sent again
 // only when the server refused it before it ran. go-redis sends a command again when its
 // connection fails or its read times out (Options.MaxRetries), which would run a write twice
 // if the first run's reply was lost: a Backend tells it not to for writes, so a write never

@@ -550,7 +550,9 @@ func conflictError(key string, c backend.Condition, epoch string, version int64)
 
 // runGet runs get.lua.
 func runGet(ctx context.Context, sc *scripter, keys []string, key string) (backend.Entry, bool, error) {
-	cmd, a := scriptCmd(keys, getArgs)
+	// The state key alone, which get.lua reads: in a cluster, a slot on the move refuses a call
+	// of several keys (TRYAGAIN) while they are split between two nodes.
+	cmd, a := scriptCmd(keys[keyState:keyState+1], getArgs)
 	a.set(getKey, key)
 	res, err := sc.runCmd(ctx, getScript, cmd).StringSlice()
 	if errors.Is(err, redis.Nil) {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -402,5 +403,58 @@ func TestDecodeEpoch(t *testing.T) {
 		if got, ok := decodeEpoch(chunks); ok {
 			t.Errorf("decodeEpoch(%v) = %q, true", chunks, got)
 		}
+	}
+}
+
+// argsHook records the arguments of the commands its client sends, pipelined ones too.
+type argsHook struct {
+	mu   sync.Mutex
+	args [][]any
+}
+
+func (h *argsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *argsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.args = append(h.args, cmd.Args())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *argsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		for _, c := range cmds {
+			h.args = append(h.args, c.Args())
+		}
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// A Get names the tenant's state key alone, which get.lua reads: in a cluster, a call of the
+// tenant's three keys fails with TRYAGAIN while a migration of their slot has moved some of
+// them and not the others.
+func TestGetNamesTheStateKeyAloneMiniredis(t *testing.T) {
+	f := newMini(t)
+	st, ten := f.open(t, backend.Limits{}), "get-keys"
+	upsert(t, st, ten, "k", "v", time.Hour)
+	var h argsHook
+	f.client.AddHook(&h)
+	if _, ok, err := st.Get(context.Background(), ten, "k"); !ok || err != nil {
+		t.Fatalf("get: %v, %v", ok, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var got []any
+	for _, a := range h.args {
+		if scriptOf(a) == getScript {
+			got = a
+		}
+	}
+	if len(got) < 4 || fmt.Sprint(got[2]) != "1" || got[3] != st.keys(ten)[keyState] {
+		t.Errorf("get sent %q after the script, want 1 key, %q", got[min(2, len(got)):], st.keys(ten)[keyState])
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -107,8 +108,16 @@ func source(names ...string) string {
 // NOSCRIPT.
 type scripter struct {
 	client   redis.UniversalClient
-	evalOnly atomic.Bool // FCALL is out: every call is EVALSHA
+	evalOnly atomic.Bool  // FCALL is out: every call is EVALSHA
+	loadedAt atomic.Int64 // when the library was last loaded, or tried (UnixNano; see loadEvery)
 }
+
+// loadEvery is the least time between two loads of the library by a backend. Until the next,
+// a call that finds no function runs with EVALSHA: a server that has no library and that a
+// load does not reach (a cluster's node importing a slot, which serves it through ASK
+// redirections before the client's slot map names it), or that refuses it for now (out of
+// memory, say), would otherwise take a load of some 50 KB to every master at every call.
+const loadEvery = time.Second
 
 func newScripter(c redis.UniversalClient) *scripter { return &scripter{client: c} }
 
@@ -154,9 +163,14 @@ func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func(con
 		return c // the usual case: no error to look into (which allocates)
 	}
 	if functionMissing(c.Err()) {
+		if !sc.mayLoad(time.Now()) {
+			return nil // loaded a moment ago, and missing still: see loadEvery
+		}
 		var re redis.Error
 		if err := sc.load(ctx); errors.As(err, &re) { // refused, not a lost connection
-			sc.evalOnly.Store(true)
+			if !refusedForNow(err) {
+				sc.evalOnly.Store(true)
+			}
 			return nil
 		}
 		// Loaded, or not everywhere (a master of a cluster out of reach, say): this call's
@@ -171,6 +185,27 @@ func (sc *scripter) fcall(ctx context.Context, s *script, cmd []any, mk func(con
 		return nil
 	}
 	return c
+}
+
+// mayLoad reports whether a call that finds no function at now loads the library, as the
+// first to do so since loadEvery.
+func (sc *scripter) mayLoad(now time.Time) bool {
+	last := sc.loadedAt.Load()
+	return now.UnixNano()-last >= int64(loadEvery) && sc.loadedAt.CompareAndSwap(last, now.UnixNano())
+}
+
+// refusedForNow reports whether err, a server's refusal of a command, is one it may not give
+// a moment later: out of memory, loading its data, a replica or a master that lost its own,
+// a slot on the move or the cluster down, a script running. A load of the library so refused
+// is tried again (see loadEvery); one refused otherwise (the ACL, a server without functions)
+// puts FCALL out for good.
+func refusedForNow(err error) bool {
+	for _, p := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MOVED", "ASK"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (sc *scripter) process(ctx context.Context, c redis.Cmder) redis.Cmder {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -147,6 +148,7 @@ func TestScriptsAsFunctionsRedis(t *testing.T) {
 	if err := f.client.FunctionDelete(ctx, libraryName).Err(); err != nil {
 		t.Fatal(err)
 	}
+	f.b.scripts.loadedAt.Store(0) // as if the first calls loaded nothing, or long ago: see loadEvery
 	exercise(t, f, st, "c")
 	sent := calls.take()
 	load := slices.Index(sent, "function load")
@@ -381,5 +383,83 @@ func TestTransactionRefusedRedis(t *testing.T) {
 	_, err := st.Snapshot(context.Background(), "t", "")
 	if err == nil || !strings.Contains(err.Error(), "NOPERM") || strings.Contains(err.Error(), "EXECABORT") {
 		t.Fatalf("snapshot without HGETALL: %v, want the server's NOPERM", err)
+	}
+}
+
+// A server that refuses to load the library for now (out of memory) puts FCALL out for no
+// longer than that: the calls go with EVALSHA meanwhile, and once loadEvery has passed a call
+// loads the library again. (Before, the backend used EVALSHA for good.)
+func TestScriptsLoadRefusedForNowRedis(t *testing.T) {
+	if os.Getenv(redistest.EnvAddr) == "" {
+		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
+	}
+	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+	f := newOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil)
+	st := f.open(t, backend.Limits{})
+	ctx := context.Background()
+	upsert(t, st, "a", "k", "v", time.Hour) // which loads the library
+	time.Sleep(loadEvery)
+	for _, cmd := range [][]any{{"function", "flush"}, {"config", "set", "maxmemory", "1"}} {
+		if err := f.client.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := time.Now()
+	if _, err := st.Upsert(ctx, "a", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("Upsert out of memory: %v, want the server's OOM error", err)
+	}
+	if f.b.scripts.evalOnly.Load() {
+		t.Fatal("a load refused for lack of memory put FCALL out for good")
+	}
+	if err := f.client.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, st, "a", "k", "v", time.Hour) // with EVALSHA, or after loadEvery with a load
+	time.Sleep(time.Until(refused.Add(loadEvery)))
+	upsert(t, st, "a", "k", "v", time.Hour)
+	if libs := f.client.FunctionList(ctx, redis.FunctionListQuery{}).Val(); len(libs) != 1 || libs[0].Name != libraryName {
+		t.Fatalf("libraries %+v after loadEvery, want %s loaded again", libs, libraryName)
+	}
+}
+
+// missingFunction is a hook that has every FCALL of its client call a function no server has,
+// and counts the FUNCTION LOADs it lets through.
+type missingFunction struct{ loads atomic.Int64 }
+
+func (h *missingFunction) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *missingFunction) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch a := cmd.Args(); strings.ToLower(fmt.Sprint(a[0])) {
+		case "fcall":
+			a[1] = "ephemeral_no_such_function"
+		case "function":
+			h.loads.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *missingFunction) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A server that still has no function after a load (a cluster's node importing a slot, which
+// the load of every master in the slot map does not reach) gets at most one load every
+// loadEvery, and the calls meanwhile go with EVALSHA; before, every call loaded the library
+// (some 50 KB) on every master, and this test counted 30 loads.
+func TestScriptsLoadAtMostEveryRedis(t *testing.T) {
+	f := newReal(t)
+	st := f.open(t, backend.Limits{})
+	var h missingFunction
+	f.client.AddHook(&h)
+	start := time.Now()
+	const n = 30
+	for i := range n {
+		upsert(t, st, "a", fmt.Sprint("k", i), "v", time.Hour)
+	}
+	elapsed := time.Since(start)
+	if loads, most := h.loads.Load(), 1+int64(elapsed/loadEvery); loads > most {
+		t.Errorf("%d loads of the library for %d upserts in %v, want at most %d", loads, n, elapsed, most)
 	}
 }

@@ -1,4 +1,4 @@
--- get.lua: ARGV GET_KEY the key. Returns {the stored entry, the tenant's epoch} if the key is
+-- get.lua: KEYS the tenant's KEY_STATE alone, ARGV GET_KEY the key. Returns {the stored entry, the tenant's epoch} if the key is
 -- live, else nil; a malformed entry or epoch is an error. Writes nothing. It stands alone,
 -- without lib.lua, as write.lua does.
 local m = redis.call('HMGET', KEYS[KEY_STATE], ENTRY_PREFIX .. ARGV[GET_KEY], META_EPOCH)
