@@ -33,7 +33,10 @@
 //   - delivery: one reader of a tenant; -events upserts from one writer at -rate per second,
 //     then from one writer flat out, then from -c writers flat out. For each event, the time
 //     from its Upsert's return to the reader's Recv of it (0 when the event came first), and
-//     ("from call" in the notes) from the start of its Upsert call. With -nats, two more rows
+//     ("from call" in the notes) from the start of its Upsert call. The reader is on the
+//     writer's backend, which hands it the events of the writes' replies; on Redis two more
+//     rows, "reader apart", put it on a backend and go-redis client of its own, as in another
+//     process, which gets them from the writes' notices (one writer at -rate, and flat out). With -nats, two more rows
 //     do the same on a NATS JetStream key-value bucket for comparison: a bucket of a unique
 //     name ("loadtest-<random>", memory storage, history 1, deleted at the end), -events Puts
 //     of the same encoded value to the same 1,000 keys from one writer at -rate per second and
@@ -64,7 +67,8 @@
 //   - tenants: -tenants tenants (10,000) with one reader each, all on one backend and, on
 //     Redis, on one go-redis client with the default options (its default pool; a client name
 //     of its own, "<run's name>-tenants"). First -events upserts from 8 goroutines, spread over
-//     the tenants with no reader open: the baseline. Then a reader is opened in each tenant
+//     the tenants with no reader open, twice: the first warms the tenants and the client's pool
+//     up and is not reported, the second is the baseline. Then a reader is opened in each tenant
 //     from -c goroutines, each open timed, and each reader receives from a goroutine of its own
 //     from when it opens, as an application's would (10,000 of them started at once after the
 //     opens held up the first of the upserts after them); then -events upserts again, every

@@ -350,15 +350,26 @@ type deliverySpec struct {
 	// others only count theirs. A clock reading and a shared histogram per delivery cost as
 	// much as the delivery itself at 10,000 readers, and the row would measure them.
 	timed int
+	// apart puts the readers on a backend and Redis client of their own, as in another
+	// process: they get the events from the writes' notices (or their reads), where readers in
+	// the writer's backend get them from the writes' replies.
+	apart bool
 }
 
 // delivery measures delivery latency to one reader with one writer at -rate, and with one and
-// with -c writers flat out.
+// with -c writers flat out; on Redis also with one writer at -rate and flat out to a reader
+// apart, on a backend and client of its own (as the NATS rows' watcher is on a connection of
+// its own).
 func (r *runner) delivery(ctx context.Context) ([]result, error) {
 	specs := []deliverySpec{
 		{name: fmt.Sprintf("delivery rate=%d/s", r.cfg.rate), tenant: "delivery-paced", writers: 1, rate: r.cfg.rate},
 		{name: "delivery flat out c=1", tenant: "delivery-c1", writers: 1},
 		{name: fmt.Sprintf("delivery flat out c=%d", r.cfg.conc), tenant: "delivery-cN", writers: r.cfg.conc},
+	}
+	if r.t.client != nil {
+		specs = append(specs,
+			deliverySpec{name: fmt.Sprintf("delivery rate=%d/s, reader apart", r.cfg.rate), tenant: "delivery-apart-paced", writers: 1, rate: r.cfg.rate, apart: true},
+			deliverySpec{name: "delivery flat out c=1, reader apart", tenant: "delivery-apart-c1", writers: 1, apart: true})
 	}
 	var out []result
 	for _, s := range specs {
@@ -420,7 +431,15 @@ func (r *runner) deliver(ctx context.Context, s deliverySpec) (result, error) {
 		return result{Scenario: s.name}, err
 	}
 	heap0 := settledHeap(s.sample)
-	readers, err := r.openReaders(ctx, store, s.readers)
+	readStore := store
+	if s.apart {
+		b, closeApart := r.t.apart()
+		defer closeApart()
+		if readStore, err = NewSampleStore(b, ephemeral.WithDefaultTenant(s.tenant), ephemeral.WithLimits(r.limits())); err != nil {
+			return result{Scenario: s.name}, err
+		}
+	}
+	readers, err := r.openReaders(ctx, readStore, s.readers)
 	if err != nil {
 		return result{Scenario: s.name}, err
 	}

@@ -70,6 +70,14 @@ func openRedis(ctx context.Context, addr string, poolSize int) (*target, error) 
 	return t, nil
 }
 
+// apart returns a backend on a Redis client of its own, of the run's key prefix and client
+// name, as another process of the run would have, and the function that closes both.
+func (t *target) apart() (ephemeral.Backend, func()) {
+	c := redis.NewClient(&redis.Options{Addr: t.addr, ClientName: t.conn})
+	b := redisstore.New(c, redisstore.WithKeyPrefix(t.prefix))
+	return b, func() { b.Close(); c.Close() }
+}
+
 // close closes the backend and, on Redis, deletes every key of the run and closes the client.
 func (t *target) close(ctx context.Context) error {
 	err := t.backend.Close()

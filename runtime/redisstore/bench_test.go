@@ -141,8 +141,42 @@ func benchSet(b *testing.B, f fixture, keys []string, c int) {
 	deleteKeys(f.client, prefix[:len(prefix)-1])
 }
 
+// benchSetPipelined is the baseline of what the writes' batches do at c calls in flight:
+// the same SETs as benchSet, c of them in flight as two pipelines of c/2 at once, as the two
+// script calls in flight of a tenant's batched writes carry them (see writeDepth). An op is
+// one SET.
+func benchSetPipelined(b *testing.B, f fixture, keys []string, c int) {
+	prefix := "ephemeral-bench-" + backend.NewEpoch(time.Now()) + ":"
+	per := max(c/writeDepth, 1)
+	ctx := context.Background()
+	measure(b, f, func() {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range writeDepth {
+			wg.Go(func() {
+				for {
+					from := int(next.Add(int64(per))) - per
+					if from >= b.N {
+						return
+					}
+					p := f.client.Pipeline()
+					for i := from; i < min(from+per, b.N); i++ {
+						p.Set(ctx, prefix+keys[i%len(keys)], benchValue, time.Minute)
+					}
+					if _, err := p.Exec(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	deleteKeys(f.client, prefix[:len(prefix)-1])
+}
+
 // BenchmarkUpsert compares Upsert with a raw SET PX (see benchSet), with 1 and 32 calls in
-// flight. The upserts go to one tenant, so that concurrent ones are batched; "subscribed" has
+// flight, and at 32 with SET PX in pipelines too (see benchSetPipelined). The upserts go to one tenant, so that concurrent ones are batched; "subscribed" has
 // a reader of the tenant in the same backend, which gets every event (its server CPU counts
 // the notices the subscriber receives and the pump's reads, if any); "tenants" spreads them
 // over 1,000 tenants, one after the other, so that concurrent ones are of different tenants
@@ -154,6 +188,9 @@ func BenchmarkUpsert(b *testing.B) {
 	keys := benchKeys()
 	for _, c := range benchConc {
 		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
+		if c > 1 {
+			b.Run(fmt.Sprintf("c=%d/baseline=SET-PX-pipelined", c), func(b *testing.B) { benchSetPipelined(b, f, keys, c) })
+		}
 		for _, name := range []string{"upsert", "upsert-subscribed", "upsert-tenants"} {
 			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
 				st, ten := f.open(b, benchLimits), "bench-"+name
@@ -194,7 +231,8 @@ func drain(b *testing.B, st backend.Store, tenant string) (stop func()) {
 }
 
 // BenchmarkTouch compares Touch, plain and quiet, with a raw SET PX (see benchSet), with 1
-// and 32 calls in flight, on 1,000 live keys of one tenant.
+// and 32 calls in flight (at 32, in pipelines too: see benchSetPipelined), on 1,000 live keys
+// of one tenant.
 //
 //	go test -run '^$' -bench Touch ./runtime/redisstore
 func BenchmarkTouch(b *testing.B) {
@@ -208,6 +246,9 @@ func BenchmarkTouch(b *testing.B) {
 	}
 	for _, c := range benchConc {
 		b.Run(fmt.Sprintf("c=%d/baseline=SET-PX", c), func(b *testing.B) { benchSet(b, f, keys, c) })
+		if c > 1 {
+			b.Run(fmt.Sprintf("c=%d/baseline=SET-PX-pipelined", c), func(b *testing.B) { benchSetPipelined(b, f, keys, c) })
+		}
 		for _, quiet := range []bool{false, true} {
 			name := map[bool]string{false: "touch", true: "quiet"}[quiet]
 			b.Run(fmt.Sprintf("c=%d/%s", c, name), func(b *testing.B) {
