@@ -404,10 +404,10 @@ func TestScriptsLoadRefusedForNowRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	refused := time.Now()
 	if _, err := st.Upsert(ctx, "a", backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Hour}); err == nil || !strings.Contains(err.Error(), "OOM") {
 		t.Fatalf("Upsert out of memory: %v, want the server's OOM error", err)
 	}
+	refused := time.Now() // after the refused load
 	if f.b.scripts.evalOnly.Load() {
 		t.Fatal("a load refused for lack of memory put FCALL out for good")
 	}
