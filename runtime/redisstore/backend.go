@@ -65,6 +65,16 @@ type Backend struct {
 	hmu sync.Mutex // guards hub
 	hub *hub       // the pub/sub connection, made with the first pump
 
+	// probeEvery is how often the poll checks that the hub's connection gets what is published
+	// (see probeHub): every poll, but not more often than every probeFloor. probeAt is when
+	// it last published a probe, probeNext the number of the last, probeWait the one the hub
+	// has to have received by the next check (0: none), probeLosses the hub's losses then.
+	probeEvery  time.Duration
+	probeAt     time.Time
+	probeNext   uint64
+	probeWait   uint64
+	probeLosses uint64
+
 	evictionChecked chan struct{} // closed when checkEviction is done
 
 	opens       batcher[*redis.Client, openReq, openRes] // the reads of new subscriptions, by node (openBatcher)
@@ -140,12 +150,18 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		panic(fmt.Sprintf("redisstore: invalid key prefix %q: want non-empty, without '{' or '}'", b.prefix))
 	}
 	b.pollEvery = max(b.pollEvery, time.Millisecond)
+	b.probeEvery = max(b.pollEvery, probeFloor)
 	b.buffer = max(b.buffer, 1)
 	var id [12]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b.watcherID = hex.EncodeToString(id[:])
 	return b
 }
+
+// probeFloor is the shortest interval of the checks of the hub's connection (see probeHub):
+// with a short poll interval, a probe would have less time to come than a busy machine may
+// take, and a connection replaced for nothing costs every tenant's subscription.
+const probeFloor = 5 * time.Second
 
 // watchFor is how long a registration of the backend's readers in a tenant lasts (see the
 // package doc, "Notices"): a minute, or six poll intervals if longer. The checks of every

@@ -255,7 +255,12 @@
 // what it has seen: notices
 // published before the subscription took effect, or while the connection was down, are made
 // up for. A connection silent for a second is pinged, and
-// replaced if it stays silent or the server refuses a subscription. The same check runs for
+// replaced if it stays silent or the server refuses a subscription. A connection can answer
+// the pings and still get nothing published (its node has left the cluster, by CLUSTER RESET
+// or a scale-in's del-node, or the cluster's bus is cut): at every poll, but no more often
+// than every 5 s, the Backend publishes a number on a channel of its connection's own, through
+// the command pool, and replaces the connection, as a lost one, when that number has not come
+// by the next (a PUBLISH the server refuses leaves it unjudged). The same check runs for
 // every tenant with readers every poll interval ([WithPollInterval], 10 s by default), which
 // bounds how soon the readers of a tenant where nothing is written notice that its state was
 // lost; it also ticks a tenant whose expiry is due by the server's clock if the pump's timer
@@ -309,8 +314,9 @@
 //
 // A Backend uses two kinds of connections. Its pub/sub connection is its own, outside the
 // client's command pool, made with its first reader: one connection to the server (standalone, or
-// the master a Sentinel names) or to one node of a Redis Cluster, where a PUBLISH reaches the
-// subscribers of every node. That is the only connection that waits, however many tenants and
+// the master a Sentinel names) or to one master of a Redis Cluster, where a PUBLISH reaches the
+// subscribers of every node (the master of its probe channel's slot, as the client's slot
+// map has it; see Lost notices). That is the only connection that waits, however many tenants and
 // readers a process has. Everything else, writes, Get, Snapshot, Subscribe's reads (one pipeline
 // per node for those in flight at once) and the pumps' reads, checks and ticks, is a short
 // command on the client's pool, returned to it at once: no connection is held while waiting for

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/ephemeral-go/ephemeral/runtime/backend"
 	"github.com/redis/go-redis/v9"
 )
@@ -505,5 +506,37 @@ func testWritesDeliverLocally(t *testing.T, mk func(testing.TB, ...Option) fixtu
 	v := f.upsert(t, "after", []byte("2"))
 	if ev := next(t, late); ev.Version != v || ev.Key != "after" {
 		t.Fatalf("the late reader's first event is %v %q of version %d, want the upsert of %q at %d", ev.Kind, ev.Key, ev.Version, "after", v)
+	}
+}
+
+// A hub whose connection is up but gets nothing that is published (its node has left the
+// cluster, say: it still answers the pings) is found out by its probe, and replaced.
+func TestHubDeafReplacedMiniredis(t *testing.T) {
+	f := newMini(t)
+	f.b.probeEvery = 100 * time.Millisecond
+	st := f.open(t, backend.Limits{})
+	sub := subscribe(t, st, "a", nil) // the hub and the poll start
+	defer sub.Close()
+	elsewhere := miniredis.RunT(t)
+	other := redis.NewClient(&redis.Options{Addr: elsewhere.Addr()})
+	defer other.Close()
+	f.b.hmu.Lock()
+	h := f.b.hub
+	f.b.hmu.Unlock()
+	ctx := context.Background()
+	deaf := other.Subscribe(ctx, h.probe) // a server that nobody publishes on
+	defer deaf.Close()
+	h.mu.Lock()
+	live, losses := h.ps, h.losses.Load()
+	h.ps = deaf
+	h.mu.Unlock()
+	defer live.Close() // not before: the hub would count its end as a loss
+	waitFor(t, "the deaf connection to be replaced", func() bool { return h.ps != deaf }, &h.mu)
+	if h.losses.Load() == losses {
+		t.Error("the deaf connection was not counted as a loss")
+	}
+	upsert(t, st, "a", "k", "v", time.Hour)
+	if ev := next(t, sub); ev.Key != "k" {
+		t.Fatalf("event %+v after the hub was replaced, want the upsert of k", ev)
 	}
 }

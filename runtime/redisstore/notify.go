@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,9 +33,15 @@ type hub struct {
 	closed bool
 
 	// losses counts the errors of the connection (lost, refused a subscription, silent when
-	// pinged): notices may have been lost at each, so a pump is live only if it saw the
-	// tenant's head in Redis since the last (see attachLive).
+	// pinged, deaf to its probe): notices may have been lost at each, so a pump is live only if
+	// it saw the tenant's head in Redis since the last (see attachLive).
 	losses atomic.Uint64
+
+	// probe is the hub's own channel, always subscribed, named as a tenant's (so that an ACL
+	// that lets the tenants' channels through lets it through); probed is the last number
+	// received on it (see Backend.probeHub).
+	probe  string
+	probed atomic.Uint64
 
 	smu      sync.Mutex          // guards the fields below
 	changed  map[string]struct{} // channels whose watchers changed since they were written
@@ -57,7 +64,7 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 	b.hmu.Lock()
 	h := b.hub
 	if h == nil && !b.closed.Load() {
-		h = &hub{b: b, on: make(map[string]bool)}
+		h = &hub{b: b, on: make(map[string]bool), probe: b.prefix + ":{#probe-" + b.watcherID + "}:events"}
 		h.ps = h.dial(ctx)
 		b.hub = h
 		b.wg.Add(1)
@@ -72,9 +79,13 @@ func (b *Backend) listen(ctx context.Context, p *pump) error {
 	return nil
 }
 
-// dial returns a new PubSub subscribed to the channels of h.on. h.mu is held, or h is new.
+// dial returns a new PubSub subscribed to h.probe and the channels of h.on. h.mu is held, or h
+// is new. In a cluster, go-redis connects it to the master of the first channel's slot (as the
+// client's slot map has it), the probe's: without a channel it took any node it knew, a
+// replica or a node gone from the cluster too.
 func (h *hub) dial(ctx context.Context) *redis.PubSub {
-	chans := make([]string, 0, len(h.on))
+	chans := make([]string, 1, len(h.on)+1)
+	chans[0] = h.probe
 	for ch := range h.on {
 		chans = append(chans, ch)
 	}
@@ -251,10 +262,47 @@ func (h *hub) run() {
 				}
 			}
 		case *redis.Message:
-			if p := h.b.watcher(m.Channel); p != nil {
+			if m.Channel == h.probe {
+				if n, err := strconv.ParseUint(m.Payload, 10, 64); err == nil {
+					h.probed.Store(n)
+				}
+			} else if p := h.b.watcher(m.Channel); p != nil {
 				p.notify(m.Payload)
 			}
 		}
+	}
+}
+
+// errDeaf is the error the hub reports when its connection did not get its probe.
+var errDeaf = errors.New("redisstore: the pub/sub connection did not get what was published on its probe channel within the probe interval: replaced")
+
+// probeHub checks that the hub's connection gets what is published, every probeEvery (at the
+// poll's ticks): it publishes a number on the hub's probe channel, through the command pool,
+// and at the next check, a connection that has not received it, and had no error meanwhile,
+// is deaf, and is replaced as a lost one is (and counted as a loss, so that the pumps check
+// their tenants). A connection can be up and deaf: its node has left the cluster (CLUSTER
+// RESET, a scale-in's del-node) and no longer gets the cluster's messages, or the cluster's
+// bus is cut, while it still answers the pings. A probe that the server refuses (an ACL that
+// forbids PUBLISH on it) or that does not reach it is not judged. It runs on the poll's
+// goroutine, which alone uses the probe* fields of b.
+func (b *Backend) probeHub(now time.Time) {
+	b.hmu.Lock()
+	h := b.hub
+	b.hmu.Unlock()
+	if h == nil || now.Sub(b.probeAt) < b.probeEvery {
+		return
+	}
+	if b.probeWait != 0 && h.probed.Load() < b.probeWait && h.losses.Load() == b.probeLosses {
+		h.losses.Add(1)
+		b.obs.Error("", "", "pubsub", errDeaf)
+		h.redial()
+	}
+	b.probeAt, b.probeWait, b.probeLosses = now, 0, h.losses.Load()
+	b.probeNext++
+	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
+	defer cancel()
+	if b.client.Publish(ctx, h.probe, strconv.FormatUint(b.probeNext, 10)).Err() == nil {
+		b.probeWait = b.probeNext
 	}
 }
 

@@ -1003,6 +1003,7 @@ func (b *Backend) poll() {
 			pumps, b.verifying = b.verifying, nil
 			b.vmu.Unlock()
 		case <-t.C:
+			b.probeHub(time.Now())
 			b.mu.Lock()
 			pumps = make([]*pump, 0, len(b.pumps))
 			for _, p := range b.pumps {
