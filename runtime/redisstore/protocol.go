@@ -364,11 +364,19 @@ func newIntsCmd(ctx context.Context, cmd []any) redis.Cmder {
 // run twice, with two versions and two events, and a conditional one would fail on its own
 // first run (an IfNew upsert, an IfCursor release). Its caller gets the error instead, after
 // which the write may or may not have been applied, as with any Redis call. (A command go-redis
-// could not write at all is still sent again.)
+// could not write at all is still sent again, and so is one that the server refused before it
+// ran anything, for now: see NoRetry.)
 type onceIntsCmd struct{ *redis.IntSliceCmd }
 
-// NoRetry implements [redis.Cmder].
-func (onceIntsCmd) NoRetry() bool { return true }
+// NoRetry implements [redis.Cmder]: go-redis may send the call again, with its backoff and
+// retry count, only after the server refused it for now before it ran (see refusedForNow): a
+// cluster's slot whose keys are split between two nodes in a migration (TRYAGAIN), the
+// cluster down, a node loading its data or that became a replica. go-redis's cluster client
+// asks after the reply, and so retries those (up to MaxRedirects, 3 by default: a few hundred
+// ms; before, a write failed at once on each, thousands of errors in the seconds of a
+// migration); its plain client asks before, and a standalone server's refusals fail at once,
+// as before.
+func (c onceIntsCmd) NoRetry() bool { return !refusedForNow(c.Err()) }
 
 // scriptError returns the error of a script call (or another call on a tenant's keys): a
 // corrupt-data reply of lua/check.lua, a key of the wrong type, or an XADD refused because the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"regexp"
 	"slices"
@@ -456,5 +457,37 @@ func TestGetNamesTheStateKeyAloneMiniredis(t *testing.T) {
 	}
 	if len(got) < 4 || fmt.Sprint(got[2]) != "1" || got[3] != st.keys(ten)[keyState] {
 		t.Errorf("get sent %q after the script, want 1 key, %q", got[min(2, len(got)):], st.keys(ten)[keyState])
+	}
+}
+
+// serverError is an error reply of a server, as go-redis makes them (redis.Error).
+type serverError string
+
+func (e serverError) Error() string { return string(e) }
+func (serverError) RedisError()     {}
+
+// A write call may be sent again after a server's refusal before it ran (which go-redis's
+// cluster client retries), and after nothing else: not after a lost connection or a timeout,
+// after which it may have run, nor after an error a script raised.
+func TestWriteNoRetry(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		retry bool
+	}{
+		{nil, false},
+		{serverError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{serverError("CLUSTERDOWN The cluster is down"), true},
+		{serverError("LOADING Redis is loading the dataset in memory"), true},
+		{serverError("READONLY You can't write against a read only replica."), true},
+		{serverError("ERR Error running script: some error"), false},
+		{serverError("EPHEMERAL_CORRUPT 1 6b 6a756e6b 4"), false},
+		{io.ErrUnexpectedEOF, false},
+		{context.DeadlineExceeded, false},
+	} {
+		cmd := newIntsCmd(context.Background(), []any{"fcall", "f", 0}).(onceIntsCmd)
+		cmd.SetErr(tc.err)
+		if got := !cmd.NoRetry(); got != tc.retry {
+			t.Errorf("after %v: may retry %v, want %v", tc.err, got, tc.retry)
+		}
 	}
 }

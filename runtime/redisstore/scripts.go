@@ -194,13 +194,15 @@ func (sc *scripter) mayLoad(now time.Time) bool {
 	return now.UnixNano()-last >= int64(loadEvery) && sc.loadedAt.CompareAndSwap(last, now.UnixNano())
 }
 
-// refusedForNow reports whether err, a server's refusal of a command, is one it may not give
-// a moment later: out of memory, loading its data, a replica or a master that lost its own,
-// a slot on the move or the cluster down, a script running. A load of the library so refused
-// is tried again (see loadEvery); one refused otherwise (the ACL, a server without functions)
-// puts FCALL out for good.
+// refusedForNow reports whether err is a server's refusal of a command before it ran anything,
+// one it may not give a moment later: out of memory, loading its data, a replica or a master
+// that lost its own, too few replicas, a slot on the move or the cluster down, a script
+// running. A load of the library so refused is tried again (see loadEvery); one refused
+// otherwise (the ACL, a server without functions) puts FCALL out for good. A write so refused
+// may be sent again (see onceIntsCmd.NoRetry). A lost connection is no refusal: the command
+// may have run.
 func refusedForNow(err error) bool {
-	for _, p := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MOVED", "ASK"} {
+	for _, p := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MOVED", "ASK"} {
 		if redis.HasErrorPrefix(err, p) {
 			return true
 		}
