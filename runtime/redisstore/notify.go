@@ -289,7 +289,7 @@ func (b *Backend) probeHub(now time.Time) {
 	b.hmu.Lock()
 	h := b.hub
 	b.hmu.Unlock()
-	if h == nil || now.Sub(b.probeAt) < b.probeEvery {
+	if h == nil || now.Sub(b.probeAt) < b.probeEvery-b.pollEvery/2 { // the ticks' jitter aside
 		return
 	}
 	if b.probeWait != 0 && h.probed.Load() < b.probeWait && h.losses.Load() == b.probeLosses {
