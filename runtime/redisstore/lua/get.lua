@@ -1,6 +1,6 @@
--- get.lua: KEYS the tenant's KEY_STATE alone, ARGV GET_KEY the key. Returns {the stored entry, the tenant's epoch} if the key is
--- live, else nil; a malformed entry or epoch is an error. Writes nothing. It stands alone,
--- without lib.lua, as write.lua does.
+-- get.lua: KEYS the tenant's KEY_STATE alone, ARGV GET_KEY the key. Returns {the stored
+-- entry, the tenant's epoch} if the key is live, else nil; a malformed entry or epoch is an
+-- error. Writes nothing. It stands alone, without lib.lua, as write.lua does.
 local m = redis.call('HMGET', KEYS[KEY_STATE], ENTRY_PREFIX .. ARGV[GET_KEY], META_EPOCH)
 local s = m[1]
 if not s then
