@@ -256,10 +256,10 @@ func (s *Store[K, T]) Put(ctx context.Context, v T, opts ...UpsertOption) (Entry
 }
 
 // Upsert creates or replaces the entry at key with v and resets its TTL. CreatedAt is kept when
-// the key was live. The key is taken as given, even where the store's KeyOf would take
-// another one from v: use [Store.Put] to key a value by its own fields. It fails with [ErrCapacity] when key is new and the tenant is full,
-// [ErrPayloadTooLarge], [ErrEncode] when the codec fails, a [ConflictError] when a condition
-// does not hold, and the validation errors.
+// the key was live. The key is taken as given, even where the store's KeyOf would take another
+// one from v: use [Store.Put] to key a value by its own fields. It fails with [ErrCapacity]
+// when key is new and the tenant is full, [ErrPayloadTooLarge], [ErrEncode] when the codec
+// fails, a [ConflictError] when a condition does not hold, and the validation errors.
 func (s *Store[K, T]) Upsert(ctx context.Context, key K, v T, opts ...UpsertOption) (Entry[K, T], error) {
 	o := collect(opts, UpsertOption.applyUpsert)
 	tenant, err := s.tenantOf(&o)

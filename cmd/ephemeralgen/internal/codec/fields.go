@@ -63,13 +63,9 @@ func jsonFields(t types.Type) []field {
 				} else if !sf.Exported() {
 					continue
 				}
-				tag := reflect.StructTag(st.Tag(i)).Get("json")
-				if tag == "-" {
+				name, opts, skip := jsonTag(st, i)
+				if skip {
 					continue
-				}
-				name, opts, _ := strings.Cut(tag, ",")
-				if !isValidTag(name) {
-					name = ""
 				}
 				index := append(slices.Clip(f.index), i)
 				vars := append(slices.Clip(f.vars), sf)
@@ -147,8 +143,7 @@ func jsonFields(t types.Type) []field {
 // to one as deep and as tagged (and then neither is written).
 func Writes(t types.Type, i int) (name string, ok bool) {
 	st := t.Underlying().(*types.Struct)
-	name, _, _ = strings.Cut(reflect.StructTag(st.Tag(i)).Get("json"), ",")
-	if !isValidTag(name) {
+	if name, _, _ = jsonTag(st, i); name == "" {
 		name = st.Field(i).Name()
 	}
 	for _, f := range jsonFields(t) {
@@ -157,6 +152,21 @@ func Writes(t types.Type, i int) (name string, ok bool) {
 		}
 	}
 	return name, false
+}
+
+// jsonTag returns the name and the options of the json tag of field i of st, as encoding/json
+// reads them (the name "" when the tag gives none, or an invalid one), and whether the tag is
+// "-", which leaves the field out.
+func jsonTag(st *types.Struct, i int) (name, opts string, skip bool) {
+	tag := reflect.StructTag(st.Tag(i)).Get("json")
+	if tag == "-" {
+		return "", "", true
+	}
+	name, opts, _ = strings.Cut(tag, ",")
+	if !isValidTag(name) {
+		name = ""
+	}
+	return name, opts, false
 }
 
 func countAt(m *typeutil.Map, t types.Type) (int, bool) {
