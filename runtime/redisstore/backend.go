@@ -65,15 +65,7 @@ type Backend struct {
 	hmu sync.Mutex // guards hub
 	hub *hub       // the pub/sub connection, made with the first pump
 
-	// probeEvery is how often the poll checks that the hub's connection gets what is published
-	// (see probeHub): every poll, but not more often than every probeFloor. probeAt is when
-	// it last published a probe, probeNext the number of the last, probeWait the one the hub
-	// has to have received by the next check (0: none), probeLosses the hub's losses then.
-	probeEvery  time.Duration
-	probeAt     time.Time
-	probeNext   uint64
-	probeWait   uint64
-	probeLosses uint64
+	probe probeState // the checks of the hub's connection, by the poll's goroutine (probeHub)
 
 	evictionChecked chan struct{} // closed when checkEviction is done
 
@@ -150,7 +142,7 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 		panic(fmt.Sprintf("redisstore: invalid key prefix %q: want non-empty, without '{' or '}'", b.prefix))
 	}
 	b.pollEvery = max(b.pollEvery, time.Millisecond)
-	b.probeEvery = max(b.pollEvery, probeFloor)
+	b.probe.every = max(b.pollEvery, probeFloor)
 	b.buffer = max(b.buffer, 1)
 	var id [12]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -241,12 +233,7 @@ func (b *Backend) checkEviction() {
 		case *redis.Client:
 			err = check(ctx, c)
 		}
-		if err == nil {
-			return
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if err == nil || !sleep(ctx, wait) {
 			return
 		}
 	}

@@ -513,7 +513,7 @@ func testWritesDeliverLocally(t *testing.T, mk func(testing.TB, ...Option) fixtu
 // cluster, say: it still answers the pings) is found out by its probe, and replaced.
 func TestHubDeafReplacedMiniredis(t *testing.T) {
 	f := newMini(t)
-	f.b.probeEvery = 100 * time.Millisecond
+	f.b.probe.every = 100 * time.Millisecond
 	st := f.open(t, backend.Limits{})
 	sub := subscribe(t, st, "a", nil) // the hub and the poll start
 	defer sub.Close()

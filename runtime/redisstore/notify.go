@@ -276,7 +276,16 @@ func (h *hub) run() {
 // errDeaf is the error the hub reports when its connection did not get its probe.
 var errDeaf = errors.New("redisstore: the pub/sub connection did not get what was published on its probe channel within the probe interval: replaced")
 
-// probeHub checks that the hub's connection gets what is published, every probeEvery (at the
+// probeState is what the checks of the hub's connection keep (see probeHub).
+type probeState struct {
+	every  time.Duration // every poll, but not more often than every probeFloor
+	at     time.Time     // when the last probe was published
+	n      uint64        // the number of the last probe
+	sent   bool          // it was published: the hub has to have received it by the next check
+	losses uint64        // the hub's losses when it was published
+}
+
+// probeHub checks that the hub's connection gets what is published, every probe.every (at the
 // poll's ticks): it publishes a number on the hub's probe channel, through the command pool,
 // and at the next check, a connection that has not received it, and had no error meanwhile,
 // is deaf, and is replaced as a lost one is (and counted as a loss, so that the pumps check
@@ -284,26 +293,24 @@ var errDeaf = errors.New("redisstore: the pub/sub connection did not get what wa
 // RESET, a scale-in's del-node) and no longer gets the cluster's messages, or the cluster's
 // bus is cut, while it still answers the pings. A probe that the server refuses (an ACL that
 // forbids PUBLISH on it) or that does not reach it is not judged. It runs on the poll's
-// goroutine, which alone uses the probe* fields of b.
+// goroutine, which alone uses b.probe.
 func (b *Backend) probeHub(now time.Time) {
 	b.hmu.Lock()
 	h := b.hub
 	b.hmu.Unlock()
-	if h == nil || now.Sub(b.probeAt) < b.probeEvery-b.pollEvery/2 { // the ticks' jitter aside
+	p := &b.probe
+	if h == nil || now.Sub(p.at) < p.every-b.pollEvery/2 { // the ticks' jitter aside
 		return
 	}
-	if b.probeWait != 0 && h.probed.Load() < b.probeWait && h.losses.Load() == b.probeLosses {
+	if p.sent && h.probed.Load() < p.n && h.losses.Load() == p.losses {
 		h.losses.Add(1)
 		b.obs.Error("", "", "pubsub", errDeaf)
 		h.redial()
 	}
-	b.probeAt, b.probeWait, b.probeLosses = now, 0, h.losses.Load()
-	b.probeNext++
+	p.at, p.n, p.losses = now, p.n+1, h.losses.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
-	if b.client.Publish(ctx, h.probe, strconv.FormatUint(b.probeNext, 10)).Err() == nil {
-		b.probeWait = b.probeNext
-	}
+	p.sent = b.client.Publish(ctx, h.probe, strconv.FormatUint(p.n, 10)).Err() == nil
 }
 
 // pingEvery is how long a pub/sub connection may be silent before it is pinged.

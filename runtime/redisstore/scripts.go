@@ -202,7 +202,7 @@ func (sc *scripter) mayLoad(now time.Time) bool {
 // may be sent again (see onceIntsCmd.NoRetry). A lost connection is no refusal: the command
 // may have run.
 func refusedForNow(err error) bool {
-	for _, p := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MOVED", "ASK"} {
+	for _, p := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "BUSY"} {
 		if redis.HasErrorPrefix(err, p) {
 			return true
 		}
