@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,17 @@ func newMini(t testing.TB, opts ...Option) fixture {
 // newReal returns a backend on the server named by EPHEMERAL_REDIS_ADDR, with a key prefix of
 // its own, or skips the test.
 func newReal(t testing.TB, opts ...Option) fixture { return newOn(t, redistest.Client(t), opts) }
+
+// newOwn returns a backend on a redis-server of the test's own, started with args (stopped at
+// the end), or skips unless the real-server tests run (EPHEMERAL_REDIS_ADDR set): for the
+// tests that change the server's configuration.
+func newOwn(t testing.TB, args ...string) fixture {
+	if os.Getenv(redistest.EnvAddr) == "" {
+		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
+	}
+	srv := redistest.StartServer(t, args...)
+	return newOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil)
+}
 
 // newCluster returns a backend on the cluster named by EPHEMERAL_REDIS_CLUSTER, or skips.
 func newCluster(t testing.TB, opts ...Option) fixture {

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -407,34 +406,6 @@ func TestDecodeEpoch(t *testing.T) {
 	}
 }
 
-// argsHook records the arguments of the commands its client sends, pipelined ones too.
-type argsHook struct {
-	mu   sync.Mutex
-	args [][]any
-}
-
-func (h *argsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *argsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.mu.Lock()
-		h.args = append(h.args, cmd.Args())
-		h.mu.Unlock()
-		return next(ctx, cmd)
-	}
-}
-
-func (h *argsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.mu.Lock()
-		for _, c := range cmds {
-			h.args = append(h.args, c.Args())
-		}
-		h.mu.Unlock()
-		return next(ctx, cmds)
-	}
-}
-
 // A Get names the tenant's state key alone, which get.lua reads: in a cluster, a call of the
 // tenant's three keys fails with TRYAGAIN while a migration of their slot has moved some of
 // them and not the others.
@@ -442,29 +413,19 @@ func TestGetNamesTheStateKeyAloneMiniredis(t *testing.T) {
 	f := newMini(t)
 	st, ten := f.open(t, backend.Limits{}), "get-keys"
 	upsert(t, st, ten, "k", "v", time.Hour)
-	var h argsHook
-	f.client.AddHook(&h)
+	gets, alone := countCmds(func(c redis.Cmder) bool { return scriptOf(c.Args()) == getScript }), countCmds(func(c redis.Cmder) bool {
+		a := c.Args()
+		return scriptOf(a) == getScript && fmt.Sprint(a[2]) == "1" && a[3] == st.keys(ten)[keyState]
+	})
+	f.client.AddHook(gets)
+	f.client.AddHook(alone)
 	if _, ok, err := st.Get(context.Background(), ten, "k"); !ok || err != nil {
 		t.Fatalf("get: %v, %v", ok, err)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var got []any
-	for _, a := range h.args {
-		if scriptOf(a) == getScript {
-			got = a
-		}
-	}
-	if len(got) < 4 || fmt.Sprint(got[2]) != "1" || got[3] != st.keys(ten)[keyState] {
-		t.Errorf("get sent %q after the script, want 1 key, %q", got[min(2, len(got)):], st.keys(ten)[keyState])
+	if n, m := gets.n.Load(), alone.n.Load(); n == 0 || m != n {
+		t.Errorf("%d of %d calls of get.lua named the state key alone, want all", m, n)
 	}
 }
-
-// serverError is an error reply of a server, as go-redis makes them (redis.Error).
-type serverError string
-
-func (e serverError) Error() string { return string(e) }
-func (serverError) RedisError()     {}
 
 // A write call may be sent again after a server's refusal before it ran (which go-redis's
 // cluster client retries), and after nothing else: not after a lost connection or a timeout,
@@ -475,12 +436,12 @@ func TestWriteNoRetry(t *testing.T) {
 		retry bool
 	}{
 		{nil, false},
-		{serverError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
-		{serverError("CLUSTERDOWN The cluster is down"), true},
-		{serverError("LOADING Redis is loading the dataset in memory"), true},
-		{serverError("READONLY You can't write against a read only replica."), true},
-		{serverError("ERR Error running script: some error"), false},
-		{serverError("EPHEMERAL_CORRUPT 1 6b 6a756e6b 4"), false},
+		{replyError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{replyError("CLUSTERDOWN The cluster is down"), true},
+		{replyError("LOADING Redis is loading the dataset in memory"), true},
+		{replyError("READONLY You can't write against a read only replica."), true},
+		{replyError("ERR Error running script: some error"), false},
+		{replyError("EPHEMERAL_CORRUPT 1 6b 6a756e6b 4"), false},
 		{io.ErrUnexpectedEOF, false},
 		{context.DeadlineExceeded, false},
 	} {

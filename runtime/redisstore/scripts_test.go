@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -266,11 +265,7 @@ func TestScriptsLoadLostRedis(t *testing.T) {
 // readers get the expire events; a write is refused as a whole: nothing of it is written. The
 // test starts a redis-server of its own.
 func TestScriptsOutOfMemoryRedis(t *testing.T) {
-	if os.Getenv(redistest.EnvAddr) == "" {
-		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
-	}
-	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
-	f := newOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil)
+	f := newOwn(t, "--maxmemory-policy", "noeviction")
 	st := f.open(t, backend.Limits{})
 	ctx := context.Background()
 	e := upsert(t, st, "a", "k", "v", time.Hour)
@@ -390,11 +385,7 @@ func TestTransactionRefusedRedis(t *testing.T) {
 // longer than that: the calls go with EVALSHA meanwhile, and once loadEvery has passed a call
 // loads the library again. (Before, the backend used EVALSHA for good.)
 func TestScriptsLoadRefusedForNowRedis(t *testing.T) {
-	if os.Getenv(redistest.EnvAddr) == "" {
-		t.Skipf("set %s to run the real-server tests (this one starts a redis-server of its own)", redistest.EnvAddr)
-	}
-	srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
-	f := newOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil)
+	f := newOwn(t, "--maxmemory-policy", "noeviction")
 	st := f.open(t, backend.Limits{})
 	ctx := context.Background()
 	upsert(t, st, "a", "k", "v", time.Hour) // which loads the library
@@ -422,28 +413,6 @@ func TestScriptsLoadRefusedForNowRedis(t *testing.T) {
 	}
 }
 
-// missingFunction is a hook that has every FCALL of its client call a function no server has,
-// and counts the FUNCTION LOADs it lets through.
-type missingFunction struct{ loads atomic.Int64 }
-
-func (h *missingFunction) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *missingFunction) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		switch a := cmd.Args(); strings.ToLower(fmt.Sprint(a[0])) {
-		case "fcall":
-			a[1] = "ephemeral_no_such_function"
-		case "function":
-			h.loads.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *missingFunction) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // A server that still has no function after a load (a cluster's node importing a slot, which
 // the load of every master in the slot map does not reach) gets at most one load every
 // loadEvery, and the calls meanwhile go with EVALSHA; before, every call loaded the library
@@ -451,15 +420,22 @@ func (h *missingFunction) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 func TestScriptsLoadAtMostEveryRedis(t *testing.T) {
 	f := newReal(t)
 	st := f.open(t, backend.Limits{})
-	var h missingFunction
-	f.client.AddHook(&h)
+	calls := &scriptCalls{}
+	calls.missing.Store(math.MaxInt64) // every FCALL finds no function
+	f.client.AddHook(calls)
 	start := time.Now()
 	const n = 30
 	for i := range n {
 		upsert(t, st, "a", fmt.Sprint("k", i), "v", time.Hour)
 	}
 	elapsed := time.Since(start)
-	if loads, most := h.loads.Load(), 1+int64(elapsed/loadEvery); loads > most {
+	loads := int64(0)
+	for _, c := range calls.take() {
+		if strings.HasPrefix(c, "function load") { // " !" when it already exists
+			loads++
+		}
+	}
+	if most := 1 + int64(elapsed/loadEvery); loads > most {
 		t.Errorf("%d loads of the library for %d upserts in %v, want at most %d", loads, n, elapsed, most)
 	}
 }
