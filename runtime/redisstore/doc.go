@@ -80,23 +80,22 @@
 // flight keep both sides busy, the server running one batch while the client completes the
 // other and gathers the next; they may take effect in either order, which is one their callers
 // could have seen, as neither had returned when the other was made (the calls of one goroutine
-// stay in its order). A TouchMany joins the same
-// queue with its touches in groups of up to 64, each of which goes whole in one call (atomic
-// and in order), the next once the one before is done; when it finds a place in flight it sends
-// its group itself, as a drain would: renewing a room of ten keys so took 0.23–0.31 of the
-// client's CPU and 0.37–0.51 of the server's that ten calls of Touch at once took, a room at a
-// time, and 0.46–0.52 and 0.60–0.72 with 32 rooms in flight (BenchmarkTouchMany,
-// docs/PERFORMANCE.md). A TouchMany of thousands of keys is as many calls of 64 in a row,
-// between which the tenant's other writes go on.
+// stay in its order). A TouchMany joins the same queue with its touches in groups of up to 64,
+// each of which goes whole in one call (atomic and in order), the next once the one before is
+// done; when it finds a place in flight it sends its group itself, as a drain would: renewing a
+// room of ten keys so took 0.23–0.31 of the client's CPU and 0.37–0.51 of the server's that ten
+// calls of Touch at once took, a room at a time, and 0.46–0.52 and 0.60–0.72 with 32 rooms in
+// flight (BenchmarkTouchMany, docs/PERFORMANCE.md). A TouchMany of thousands of keys is as many
+// calls of 64 in a row, between which the tenant's other writes go on.
 //
 // The script calls of all tenants then share a pipeline: a call with fewer than four of its
 // node in flight (the server's; in a cluster, its tenant's master's), each a call alone, goes
 // at once, on the goroutine that makes it; those that arrive otherwise wait, and go together,
 // up to 64 in one pipeline, when one in flight ends (shared between the four places as a
-// tenant's writes are between their two). Each is still a script of its own, but a pipeline shares a
-// round trip and the system calls on both sides, which are much of a write's cost when many
-// tenants are written at once; a slow master holds up only the writes to its own slots. The
-// write script stands alone, without lib.lua, because every call runs a script from its top
+// tenant's writes are between their two). Each is still a script of its own, but a pipeline
+// shares a round trip and the system calls on both sides, which are much of a write's cost when
+// many tenants are written at once; a slow master holds up only the writes to its own slots.
+// The write script stands alone, without lib.lua, because every call runs a script from its top
 // and each function a script defines is made anew per call.
 //
 // # Functions
@@ -110,28 +109,28 @@
 // sends EVAL with a script text of its own per call fills the cache. A Redis 7 function runs
 // in an interpreter of its own, and its calls cost the same whatever the cache holds.
 //
-// So a Backend calls its scripts as the functions of a library (FCALL), which it loads (FUNCTION
-// LOAD; on every master of a cluster) when a server answers that it has no such function:
-// the first call on a new server, and after FUNCTION FLUSH, a restart without persistence or a
-// new master. The library's name holds a hash of its code, so the libraries of other versions
-// of this package sit beside it, each used by its own version; delete the ones no process runs
-// any more with FUNCTION DELETE (a Backend whose library was deleted loads it again). Like any
-// function library, it is kept in the server's RDB and AOF and replicated. Where the server has
-// no functions (Redis before 7, emulations such as miniredis), the client's ACL user may not
-// run FCALL or FUNCTION LOAD, or the library does not load, the Backend runs the scripts with
-// EVALSHA from then on (EVAL, which caches the script, on NOSCRIPT), as before; then watch INFO
-// memory's number_of_cached_scripts, and SCRIPT FLUSH empties the cache. A load that a server
-// refuses for now (out of memory, loading its data, a replica, the cluster down) does not put
-// FCALL out: the calls go with EVALSHA until a load takes. A Backend loads the library at most
-// once a second: in between, a call that finds no function goes with EVALSHA (a cluster's node
-// importing a slot serves it through ASK redirections before a load of the masters the client
-// knows reaches it, and every call would otherwise load some 50 KB on every master). A call is sent again
-// only when the server refused it before it ran. go-redis sends a command again when its
-// connection fails or its read times out (Options.MaxRetries), which would run a write twice
-// if the first run's reply was lost: a Backend tells it not to for writes, so a write never
-// runs twice, and one whose reply is lost returns the connection's error, after which it may or
-// may not have been applied. (Reads, which change nothing a second run would see, are sent
-// again as go-redis does.)
+// So a Backend calls its scripts as the functions of a library (FCALL), which it loads
+// (FUNCTION LOAD; on every master of a cluster) when a server answers that it has no such
+// function: the first call on a new server, and after FUNCTION FLUSH, a restart without
+// persistence or a new master. The library's name holds a hash of its code, so the libraries of
+// other versions of this package sit beside it, each used by its own version; delete the ones
+// no process runs any more with FUNCTION DELETE (a Backend whose library was deleted loads it
+// again). Like any function library, it is kept in the server's RDB and AOF and replicated.
+// Where the server has no functions (Redis before 7, emulations such as miniredis), the
+// client's ACL user may not run FCALL or FUNCTION LOAD, or the library does not load, the
+// Backend runs the scripts with EVALSHA from then on (EVAL, which caches the script, on
+// NOSCRIPT), as before; then watch INFO memory's number_of_cached_scripts, and SCRIPT FLUSH
+// empties the cache. A load that a server refuses for now (out of memory, loading its data, a
+// replica, the cluster down) does not put FCALL out: the calls go with EVALSHA until a load
+// takes. A Backend loads the library at most once a second: in between, a call that finds no
+// function goes with EVALSHA (a cluster's node importing a slot serves it through ASK
+// redirections before a load of the masters the client knows reaches it, and every call would
+// otherwise load some 50 KB on every master). A call is sent again only when the server refused
+// it before it ran. go-redis sends a command again when its connection fails or its read times
+// out (Options.MaxRetries), which would run a write twice if the first run's reply was lost: a
+// Backend tells it not to for writes, so a write never runs twice, and one whose reply is lost
+// returns the connection's error, after which it may or may not have been applied. (Reads,
+// which change nothing a second run would see, are sent again as go-redis does.)
 //
 // On a server out of memory (maxmemory, noeviction), a write is refused as a whole with an
 // OOM error, and the rest goes on: Get (its function is flagged no-writes); the reads of

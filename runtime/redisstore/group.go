@@ -44,9 +44,9 @@ type queue[Req, Res any] struct {
 // that arrives when a place is free opens it, on a goroutine of its own, when the calls
 // waiting, itself included, are at least that many. Without these rules a caller that finds a
 // free place and nothing waiting goes alone again and again while the other callers wait in
-// one large batch: in BenchmarkUpsert at 32 in flight, a quarter of the script calls were
-// single writes on a quiet machine (9.6 writes a call on average) and nine tenths on a busy
-// one (2.4); with them, 15 writes a call, as against 16 with a single place. Only the
+// one large batch: in BenchmarkUpsert at 32 in flight, a fifth to a quarter of the script calls
+// were single writes on a quiet machine (9.6 writes a call on average) and nine tenths on a
+// busy one (2.4); with them, 15 writes a call, as against 16 with a single place. Only the
 // batchers of a tenant's writes yield: their callers are often loops that write again at once
 // (a hot tenant); the callers of the others are many, and on a busy machine a yield puts the
 // place behind every goroutine that can run.
