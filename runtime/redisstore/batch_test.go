@@ -30,8 +30,10 @@ func applyBatch(st *store, tenant string, ops ...writeOp) []*writeCall {
 // One batch behaves as its writes one after the other: the same key twice, conditions that see
 // the batch's own writes, capacity counted across the batch (a remove frees room), touches,
 // quiet ones, and a key removed and written again within the batch.
-func TestBatchInOrderMiniredis(t *testing.T) {
-	f := newMini(t)
+func TestBatchInOrderMiniredis(t *testing.T) { testBatchInOrder(t, newMini(t)) }
+func TestBatchInOrderRedis(t *testing.T)     { testBatchInOrder(t, newReal(t)) }
+
+func testBatchInOrder(t *testing.T, f fixture) {
 	st, ten := f.open(t, backend.Limits{MaxEntries: 2}), "batch"
 	sub := subscribe(t, st, ten, nil)
 	up := func(key, value string, cond backend.CondKind) writeOp {

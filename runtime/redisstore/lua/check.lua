@@ -44,16 +44,18 @@ local function check_meta(m)
   return nil
 end
 
--- parse_entry returns the version, createdAt, updatedAt and expiresAt of the stored entry s of
--- key, as text, and the position of its value bytes in s; or false and the error reply of a
--- malformed entry. An entry is '<version>|<createdAt>|<updatedAt>|<expiresAt>|<value bytes>',
--- each number as is_num says.
+-- parse_entry returns the positions of the four '|' of the stored entry s of key, after its
+-- version, createdAt, updatedAt and expiresAt (its value bytes follow the last); or false and
+-- the error reply of a malformed entry. An entry is '<version>|<createdAt>|<updatedAt>|
+-- <expiresAt>|<value bytes>', each number as is_num says. Positions rather than the numbers'
+-- text: a write needs one or two of them, and each string Lua makes costs a hash of its bytes.
 local function parse_entry(key, s)
-  local v, c, u, e, pos = string.match(s, '^(%d+)|(%d+)|(%d+)|(%d+)|()')
-  if not (e and #v <= MAX_DIGITS and #c <= MAX_DIGITS and #u <= MAX_DIGITS and #e <= MAX_DIGITS) then
+  local p1, p2, p3, p4 = string.match(s, '^%d+()|%d+()|%d+()|%d+()|')
+  if not (p4 and p1 <= MAX_DIGITS + 1 and p2 - p1 <= MAX_DIGITS + 1 and p3 - p2 <= MAX_DIGITS + 1 and
+        p4 - p3 <= MAX_DIGITS + 1) then
     return false, corrupt(KEY_STATE, ENTRY_PREFIX .. key, s)
   end
-  return v, c, u, e, pos
+  return p1, p2, p3, p4
 end
 
 -- check_due returns the error reply of the first member of the expiry set with a malformed
@@ -84,12 +86,14 @@ local function restore_exp(k_state, k_exp, skip, strict)
     for i = 1, #r[2], 2 do
       local key = string.sub(r[2][i], #ENTRY_PREFIX + 1)
       if not (skip and skip[key] ~= nil) then
-        local v, c, _, e = parse_entry(key, r[2][i + 1])
-        if v then
+        local s = r[2][i + 1]
+        local p1, err, p3, p4 = parse_entry(key, s)
+        if p1 then
+          local e = string.sub(s, p3 + 1, p4 - 1)
           zadd[#zadd + 1], zadd[#zadd + 2] = e, key
           earliest = math.min(earliest, tonumber(e))
         elseif strict then
-          return false, c
+          return false, err
         end
       end
     end

@@ -6,16 +6,16 @@ local s = m[1]
 if not s then
   return false
 end
-local v, c, _, e = parse_entry(ARGV[GET_KEY], s)
-if not v then
-  return c -- the error reply
+local p1, err, p3, p4 = parse_entry(ARGV[GET_KEY], s)
+if not p1 then
+  return err
 end
 local bad = check_meta({m[2]})
 if bad then
   return bad
 end
 local t = redis.call('TIME')
-if tonumber(e) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+if tonumber(string.sub(s, p3 + 1, p4 - 1)) <= tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
   return false
 end
 return {s, m[2]}

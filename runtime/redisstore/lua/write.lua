@@ -56,16 +56,16 @@ local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
 if bad then
   return bad
 end
--- parsed holds what parse_entry returned for each stored entry read, 5 values per operation
--- (nil when the key had none), for the operations to use rather than parse it again.
+-- parsed holds what parse_entry returned for each stored entry read, 4 positions per
+-- operation (nil when the key had none), for the operations to use rather than parse it again.
 local parsed = {}
 for i = 1, n do
   local s = m[5 + i]
   if s then
-    local a, j = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP, 5 * i
-    parsed[j - 4], parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j] = parse_entry(ARGV[a + OP_KEY], s)
-    if not parsed[j - 4] then
-      return parsed[j - 3]
+    local a, j = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP, 4 * i
+    parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j] = parse_entry(ARGV[a + OP_KEY], s)
+    if not parsed[j - 3] then
+      return parsed[j - 2]
     end
   end
 end
@@ -88,16 +88,14 @@ if made then
   redis.call('DEL', K_EXP, K_EVENTS)
 end
 
--- cur is each key's stored entry as the batch goes (false: gone), stored0 as the batch found
--- it; changed, the keys to write at the end: their expiry, or false to delete them; exp_s, the
--- expiry of each as text (a number argument of redis.call costs a float formatting).
-local cur, stored0, changed, exp_s = {}, {}, {}, {}
-for i = 1, n do
-  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
-  local key = ARGV[a + OP_KEY]
-  cur[key] = m[5 + i] or false
-  stored0[key] = cur[key]
-end
+-- last is, for each key the batch changed, the operation that changed it last (0: the
+-- expiry of due entries, before the operations); ent[i] is what operation i left of its key:
+-- the stored entry, or false when it is gone (nil: it left it as it was), e_of[i] and
+-- e_s_of[i] the entry's expiry as a number and as text (a number argument of redis.call costs
+-- a float formatting). A batch's keys are seldom repeated: an operation reads what the
+-- batch found (parsed) unless one before it changed its key.
+local last, ent, e_of, e_s_of = {}, {}, {}, {}
+ent[0] = false
 
 -- emit adds the event of the next version to evs, in the encoding of lib.lua's stream entries,
 -- and returns the version's text, seq_s: c, e and body are the event's createdAt, expiresAt
@@ -138,7 +136,7 @@ if d then
   for j = 1, #d, 2 do
     local key = d[j]
     emit(KIND_EXPIRE, key, '0', string.format('%d', tonumber(d[j + 1])), '')
-    cur[key], changed[key] = false, false
+    last[key] = 0
   end
   due = NEVER
   if #nxt > 0 then
@@ -154,23 +152,36 @@ local ttl_last, e_last, e_s_last = nil, nil, nil -- the last TTL's expiry, as a 
 for i = 1, n do
   local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
   local op, key = ARGV[a + OP_CODE], ARGV[a + OP_KEY]
-  local stored = cur[key]
-  local v_s, c_s, u_s, e_s, vpos
-  if stored and stored == m[5 + i] then -- as read: parsed above
-    local j = 5 * i
-    v_s, c_s, u_s, e_s, vpos = parsed[j - 4], parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j]
-  elseif stored then -- written by an earlier operation of the batch
-    v_s, c_s, u_s, e_s, vpos = parse_entry(key, stored)
+  local p = last[key]
+  -- stored is the key's entry before the operation and p1 to p4 the positions of its '|'; e_s
+  -- is its expiresAt as text, and v_s and c_s its version and createdAt, taken out of it only
+  -- where an operation needs them.
+  local stored, p1, p2, p3, p4, v_s, c_s, e_s
+  if p == nil then -- as read: parsed above
+    stored = m[5 + i]
+    if stored then
+      local j = 4 * i
+      p1, p2, p3, p4 = parsed[j - 3], parsed[j - 2], parsed[j - 1], parsed[j]
+    end
+  else -- changed by an earlier operation of the batch
+    stored = ent[p]
+    if stored then
+      p1, p2, p3, p4 = parse_entry(key, stored)
+    end
   end
   if stored then
+    e_s = string.sub(stored, p3 + 1, p4 - 1)
     if tonumber(e_s) <= now then
       -- Past its expiry but not reconciled yet: expired here, before this operation's event.
       emit(KIND_EXPIRE, key, '0', e_s, '')
-      cur[key], changed[key], stored = false, false, false
+      stored, ent[i], last[key] = false, false, i
     end
   end
   local code = ARGV[a + OP_COND]
   local status = STATUS_OK
+  if stored and code == COND_IF_VERSION then
+    v_s = string.sub(stored, 1, p1 - 1)
+  end
   if not (code == COND_NONE or (code == COND_IF_NEW and not stored) or (code == COND_IF_EXISTS and stored) or
         (code == COND_IF_VERSION and stored and v_s == ARGV[a + OP_COND_VERSION] and
           (ARGV[a + OP_COND_EPOCH] == '' or ARGV[a + OP_COND_EPOCH] == epoch))) then
@@ -204,11 +215,11 @@ for i = 1, n do
   local o = 5 * (i - 1) -- out's values so far
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
   if status == STATUS_CONFLICT and stored then
-    out[o + 2] = v_s
+    out[o + 2] = v_s or string.sub(stored, 1, p1 - 1)
   elseif status == STATUS_OK and op == OP_REMOVE then
     out[o + 2] = emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE])
     out[o + 4] = now_s
-    cur[key], changed[key] = false, false
+    ent[i], last[key] = false, i
     added = added - 1
   elseif status == STATUS_OK then
     local ttl = ARGV[a + OP_TTL]
@@ -216,21 +227,22 @@ for i = 1, n do
       ttl_last, e_last = ttl, now + tonumber(ttl)
       e_s_last = string.format('%d', e_last)
     end
-    local e = e_last
+    local e, u_s = e_last, now_s
     e_s = e_s_last
-    local value
-    if op == OP_UPSERT then
-      value = ARGV[a + OP_VALUE]
-      v_s = emit(KIND_UPSERT, key, c_s, e_s, value)
-      u_s = now_s
-    else
-      value = string.sub(stored, vpos)
-      if op == OP_TOUCH then
-        v_s = emit(KIND_TOUCH, key, '0', e_s, '')
-        u_s = now_s
-      end
+    if stored then
+      c_s = string.sub(stored, p1 + 1, p2 - 1)
     end
-    cur[key], changed[key], exp_s[key] = v_s .. '|' .. c_s .. '|' .. u_s .. '|' .. e_s .. '|' .. value, e, e_s
+    if op == OP_UPSERT then
+      v_s = emit(KIND_UPSERT, key, c_s, e_s, ARGV[a + OP_VALUE])
+      ent[i] = v_s .. '|' .. c_s .. '|' .. now_s .. '|' .. e_s .. '|' .. ARGV[a + OP_VALUE]
+    elseif op == OP_TOUCH then
+      v_s = emit(KIND_TOUCH, key, '0', e_s, '')
+      ent[i] = v_s .. '|' .. c_s .. '|' .. now_s .. '|' .. e_s .. string.sub(stored, p4)
+    else -- a quiet touch: its expiry alone
+      v_s, u_s = string.sub(stored, 1, p1 - 1), string.sub(stored, p2 + 1, p3 - 1)
+      ent[i] = string.sub(stored, 1, p3) .. e_s .. string.sub(stored, p4)
+    end
+    e_of[i], e_s_of[i], last[key] = e, e_s, i
     if e > until_ms then
       until_ms = e
     end
@@ -299,20 +311,32 @@ end
 -- expiry (fresh).
 local zadd, hdel, zrem = {}, {}, {}
 local np, nz, nd, nnew = #put, 0, 0, 0
-for key, e in pairs(changed) do
-  if e then
-    put[np + 1], put[np + 2] = ENTRY_PREFIX .. key, cur[key]
-    zadd[nz + 1], zadd[nz + 2] = exp_s[key], key
-    np, nz = np + 2, nz + 2
-    if not stored0[key] then
-      nnew = nnew + 1
+for i = 1, n do
+  local a = WRITE_HEAD_ARGS + (i - 1) * WRITE_ARGS_PER_OP
+  local e, key = ent[i], ARGV[a + OP_KEY]
+  if e ~= nil and last[key] == i then
+    if e then
+      put[np + 1], put[np + 2] = fields[5 + i], e
+      zadd[nz + 1], zadd[nz + 2] = e_s_of[i], key
+      np, nz = np + 2, nz + 2
+      if not m[5 + i] then
+        nnew = nnew + 1
+      end
+      if e_of[i] < due then
+        due = e_of[i]
+      end
+    else
+      nd = nd + 1
+      hdel[nd], zrem[nd] = fields[5 + i], key
     end
-    if e < due then
-      due = e
+  end
+end
+if d then
+  for j = 1, #d, 2 do
+    if last[d[j]] == 0 then
+      nd = nd + 1
+      hdel[nd], zrem[nd] = ENTRY_PREFIX .. d[j], d[j]
     end
-  else
-    nd = nd + 1
-    hdel[nd], zrem[nd] = ENTRY_PREFIX .. key, key
   end
 end
 if seq_s then
@@ -324,7 +348,7 @@ if nz > 0 and redis.call('ZADD', K_EXP, unpack(zadd)) > nnew then
   -- ZADD. The other entries' expiries go back in it (malformed ones are left out: the events
   -- are written).
   fresh = true
-  local earliest = restore_exp(K_STATE, K_EXP, changed, false)
+  local earliest = restore_exp(K_STATE, K_EXP, last, false)
   if earliest < due then
     due = earliest
   end
