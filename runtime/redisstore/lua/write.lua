@@ -212,16 +212,17 @@ for i = 1, n do
   elseif op ~= OP_UPSERT and not stored then
     status = STATUS_NOT_LIVE
   end
-  local o = 5 * (i - 1) -- out's values so far
-  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
+  local o = 5 * (i - 1) -- out's values so far, each set once
   if status == STATUS_CONFLICT and stored then
-    out[o + 2] = v_s or string.sub(stored, 1, p1 - 1)
-  elseif status == STATUS_OK and op == OP_REMOVE then
-    out[o + 2] = emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE])
-    out[o + 4] = now_s
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, v_s or string.sub(stored, 1, p1 - 1), 0, 0, 0
+  elseif status ~= STATUS_OK then
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, 0, 0, 0, 0
+  elseif op == OP_REMOVE then
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] =
+      status, emit(KIND_DELETE, key, '0', '0', ARGV[a + OP_VALUE]), 0, now_s, 0
     ent[i], last[key] = false, i
     added = added - 1
-  elseif status == STATUS_OK then
+  else
     local ttl = ARGV[a + OP_TTL]
     if ttl ~= ttl_last then -- as in the checks: a batch's TTLs are alike
       ttl_last, e_last = ttl, now + tonumber(ttl)
@@ -246,7 +247,7 @@ for i = 1, n do
     if e > until_ms then
       until_ms = e
     end
-    out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v_s, c_s, u_s, e
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = status, v_s, c_s, u_s, e
   end
 end
 
