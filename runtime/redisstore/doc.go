@@ -353,8 +353,8 @@
 // while it marks help it mark. In the load test's tenants scenario (10,000 opens, 32 in
 // flight), the open p99 was 4.3–5.5 ms with the default GOGC of 100, 3.7–4.1 ms with
 // GOGC=200, 3.1–4.1 ms with 400 and 1.7–2.8 ms with the collector off (docs/PERFORMANCE.md,
-// "Where it stands", 2026-12-07 18:09): such a process may raise GOGC, at the cost of a heap
-// that grows further before each collection.
+// the run of 2026-12-07 18:09): such a process may raise GOGC, at the cost of a heap that
+// grows further before each collection.
 //
 // Why pub/sub and stream reads rather than a blocking XREAD: an XREAD BLOCK holds a connection
 // per call, and one over many tenants' streams must be remade for every tenant that gains or

@@ -21,8 +21,11 @@ var scriptBase = flag.String("script.base", "", "BenchmarkWriteScript's baseline
 // -script.base FILE it is another version of write.lua that takes the same arguments (the
 // same WRITE_HEAD_ARGS and WRITE_ARGS_PER_OP), which tells what a change to it saves.
 // Alternating in one EVAL resolves a few percent, where the round trips of the other
-// benchmarks vary by a fifth on a shared machine. The EVAL holds the server for b.N calls of
-// each: run it against a server of your own.
+// benchmarks vary by a fifth on a shared machine. But it runs the same keys and arguments at
+// every call, its strings interned and its data in the caches: a cut it measures may not show
+// in BenchmarkUpsert, where each call writes other keys (one that took a fifth off here took
+// nothing off there: docs/PERFORMANCE.md, 2026-12-08). The EVAL holds the server for b.N calls
+// of each: run it against a server of your own.
 //
 //	git show HEAD~1:runtime/redisstore/lua/write.lua > /tmp/write-old.lua
 //	EPHEMERAL_REDIS_ADDR=127.0.0.1:26379 go test -run '^$' -bench WriteScript -benchtime 2000x ./runtime/redisstore -script.base /tmp/write-old.lua
