@@ -131,10 +131,11 @@ func (b *batcher[K, Req, Res]) queue(k K) *queue[Req, Res] {
 
 // doGroup runs reqs, at most max of them, in their order, as a group: whole in one batch of key
 // k (see batcher), alongside calls of others, so that they apply atomically and in order. A
-// caller that finds fewer than depth calls of k in flight sends the group itself, on its
-// goroutine, as a drain would, until the group is sent. It returns the results in the order
-// of reqs when all are done, or ended's results once ctx has ended: a request may then have
-// been applied or not.
+// caller that finds fewer than depth calls of k in flight takes the place free and drains the
+// queue on its goroutine until the group is sent, unless what waits is too few for the place
+// (see next): it then leaves the group to a place in flight. It returns the results in the
+// order of reqs when all are done, or ended's results once ctx has ended: a request may then
+// have been applied or not.
 func (b *batcher[K, Req, Res]) doGroup(ctx context.Context, k K, reqs []Req) []Res {
 	if len(reqs) == 0 {
 		return nil

@@ -344,3 +344,33 @@ func TestBatcherPanics(t *testing.T) {
 		})
 	}
 }
+
+// A group that finds a place free but too few calls waiting for it (fewer than half of what
+// the place in flight sends) leaves them to that place, which takes them when it ends.
+func TestDoGroupLeavesToPlaceInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTestBatcher()
+		tb.depth, tb.max = 2, 8
+		hold := make(chan struct{})
+		tb.hold[1] = hold
+		var wg sync.WaitGroup
+		wg.Go(func() { tb.doGroup(t.Context(), "k", []int{1, 2, 3, 4, 5}) }) // held in flight
+		synctest.Wait()
+		var got []int
+		wg.Go(func() { got = tb.doGroup(t.Context(), "k", []int{6, 7}) })
+		synctest.Wait()
+		tb.batcher.mu.Lock()
+		flying, waiting := tb.queues["k"].flying, len(tb.queues["k"].calls)
+		tb.batcher.mu.Unlock()
+		if flying != 1 || waiting != 2 {
+			t.Errorf("with 5 in flight: %d places in flight, %d calls waiting; want 1, 2", flying, waiting)
+		}
+		close(hold)
+		wg.Wait()
+		synctest.Wait()
+		if !slices.Equal(got, []int{12, 14}) {
+			t.Errorf("doGroup = %v", got)
+		}
+		tb.check(t, [][]int{{1, 2, 3, 4, 5}, {6, 7}}, 1)
+	})
+}
