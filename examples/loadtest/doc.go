@@ -36,14 +36,14 @@
 //     ("from call" in the notes) from the start of its Upsert call. The reader is on the
 //     writer's backend, which hands it the events of the writes' replies; on Redis two more
 //     rows, "reader apart", put it on a backend and go-redis client of its own, as in another
-//     process, which gets them from the writes' notices (one writer at -rate, and flat out). With -nats, two more rows
-//     do the same on a NATS JetStream key-value bucket for comparison: a bucket of a unique
-//     name ("loadtest-<random>", memory storage, history 1, deleted at the end), -events Puts
-//     of the same encoded value to the same 1,000 keys from one writer at -rate per second and
-//     flat out, each timed from Put's return to the receipt by one watcher (WatchAll, updates
-//     only) on a connection of its own, which decodes the value as a reader does; and from the
-//     start of the Put call. When no JetStream server answers at -nats, one row "nats kv watch"
-//     says it was skipped, and why.
+//     process, which gets them from the writes' notices (one writer at -rate, and flat out).
+//     With -nats, two more rows do the same on a NATS JetStream key-value bucket for
+//     comparison: a bucket of a unique name ("loadtest-<random>", memory storage, history 1,
+//     deleted at the end), -events Puts of the same encoded value to the same 1,000 keys from
+//     one writer at -rate per second and flat out, each timed from Put's return to the receipt
+//     by one watcher (WatchAll, updates only) on a connection of its own, which decodes the
+//     value as a reader does; and from the start of the Put call. When no JetStream server
+//     answers at -nats, one row "nats kv watch" says it was skipped, and why.
 //   - expire: one reader of a tenant where nothing else happens; -expire-keys keys written
 //     at once with TTLs of -expire-ttl, -expire-ttl+37ms, ... (so that the expiries fall at
 //     different moments of the server's event loop). For each key, the time from its expiry

@@ -14,9 +14,9 @@ import (
 // the script with RECORDS set to testdata/records.tsv (every figure recorded by a run of
 // ROUNDS=3 PRESENCE=1 on 2026-12-03 at 19:12 UTC, with the cost of a system call and of a page
 // fault, and the time of a CPU-bound loop on each CPU, in each round), which measures nothing,
-// and compares its output with
-// testdata/floors.md, the table that run printed (with the rows added since, empty). It runs with every awk on the PATH as well as
-// with awk itself (gawk and mawk differ: the presence rows once stopped gawk only).
+// and compares its output with testdata/floors.md, the table that run printed (with the rows
+// added since, empty). It runs with every awk on the PATH as well as with awk itself (gawk and
+// mawk differ: the presence rows once stopped gawk only).
 func TestFloorsTable(t *testing.T) {
 	want, err := os.ReadFile("testdata/floors.md")
 	if err != nil {

@@ -176,11 +176,12 @@ func benchSetPipelined(b *testing.B, f fixture, keys []string, c int) {
 }
 
 // BenchmarkUpsert compares Upsert with a raw SET PX (see benchSet), with 1 and 32 calls in
-// flight, and at 32 with SET PX in pipelines too (see benchSetPipelined). The upserts go to one tenant, so that concurrent ones are batched; "subscribed" has
-// a reader of the tenant in the same backend, which gets every event (its server CPU counts
-// the notices the subscriber receives and the pump's reads, if any); "tenants" spreads them
-// over 1,000 tenants, one after the other, so that concurrent ones are of different tenants
-// and each is a script call of its own.
+// flight, and at 32 with SET PX in pipelines too (see benchSetPipelined). The upserts go to
+// one tenant, so that concurrent ones are batched; "subscribed" has a reader of the tenant in
+// the same backend, which gets every event (its server CPU counts the notices the subscriber
+// receives and the pump's reads, if any); "tenants" spreads them over 1,000 tenants, one after
+// the other, so that concurrent ones are of different tenants and each is a script call of its
+// own.
 //
 //	go test -run '^$' -bench Upsert ./runtime/redisstore
 func BenchmarkUpsert(b *testing.B) {
