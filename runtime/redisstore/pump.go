@@ -1026,16 +1026,25 @@ func (b *Backend) poll() {
 func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
-	cmds := make([]*redis.SliceCmd, len(pumps))
+	// The HMGETs' arguments in one slice, and replies of strings ("" for a missing field):
+	// HMGet would box each field anew and reply with boxed strings, some 25 allocations a
+	// tenant at every check, with thousands of tenants.
+	const argc = 9
+	args := make([]any, argc*len(pumps))
+	cmds := make([]*redis.StringSliceCmd, len(pumps))
 	losses := make([]uint64, len(pumps))
 	for i, p := range pumps {
 		losses[i] = p.losses()
+		a := args[argc*i : argc*(i+1) : argc*(i+1)]
+		a[0], a[1], a[2], a[3], a[4] = "hmget", p.keys[keyState], metaEpoch, metaSeq, metaDue
+		a[5], a[6], a[7], a[8] = metaWatcher, metaWatched, metaShared, metaAt
+		cmds[i] = redis.NewStringSliceCmd(ctx, a...)
 	}
 	var now *redis.TimeCmd
 	_, _ = b.client.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		now = pl.Time(ctx)
-		for i, p := range pumps {
-			cmds[i] = pl.HMGet(ctx, p.keys[keyState], metaEpoch, metaSeq, metaDue, metaWatcher, metaWatched, metaShared, metaAt)
+		for _, cmd := range cmds {
+			_ = pl.Process(ctx, cmd)
 		}
 		return nil
 	})
@@ -1056,9 +1065,7 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 			b.lost(err) // a node of a cluster other than TIME's may be gone
 			continue    // the next check
 		}
-		epoch, _ := v[0].(string)
-		seq, _ := v[1].(string)
-		dueText, _ := v[2].(string)
+		epoch, seq, dueText := v[0], v[1], v[2]
 		// Parsed only when there is one: no due time (a tenant that never had an entry) would
 		// make ParseInt allocate its error, for each such pump at every poll.
 		var due int64
@@ -1071,7 +1078,7 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 		p.mu.Lock()
 		seen := epoch == p.epoch && (seq == string(strconv.AppendUint(buf[:0], p.head, 10)) || seq == "" && p.head == 0)
 		// The same version at another time is another history: a failover issued it again.
-		at, _ := v[6].(string)
+		at := v[6]
 		seen = seen && (at == "" || p.headAt == 0 || at == string(strconv.AppendInt(buf[:0], p.headAt, 10)))
 		seen = seen && (dueOK || dueText == "") // junk: the pump's read reports it
 		if seen {
@@ -1112,11 +1119,11 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 }
 
 // renews reports whether the backend's registration in a tenant whose META_WATCHER,
-// META_WATCHED and META_SHARED fields are w (as HMGET gives them) has less than half of
+// META_WATCHED and META_SHARED fields are w ("" for a missing one) has less than half of
 // watchFor left at now (ms), or none: then open.lua, which renews it, is to be called (see
 // the package doc, "Notices"). Junk in the fields counts as time left, as open.lua counts it.
-func (b *Backend) renews(w []any, now int64) bool {
-	watcher, _ := w[0].(string)
+func (b *Backend) renews(w []string, now int64) bool {
+	watcher := w[0]
 	watched, shared := registration(w[1]), registration(w[2])
 	half := now + b.watchFor().Milliseconds()/2
 	switch {
@@ -1129,10 +1136,9 @@ func (b *Backend) renews(w []any, now int64) bool {
 	}
 }
 
-// registration returns the time (ms) of a registration field as HMGET gives it: 0 when
-// absent, never when junk.
-func registration(v any) int64 {
-	s, _ := v.(string)
+// registration returns the time (ms) of a registration field s: 0 when absent (""), never
+// when junk.
+func registration(s string) int64 {
 	if s == "" {
 		return 0
 	}

@@ -119,19 +119,19 @@ func TestRenews(t *testing.T) {
 	defer b.Close()
 	const now = 1_000_000
 	half := now + b.watchFor().Milliseconds()/2
-	ms := func(n int64) any { return strconv.FormatInt(n, 10) }
+	ms := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, c := range []struct {
-		w    []any
+		w    []string
 		want bool
 	}{
-		{[]any{nil, nil, nil}, true},
-		{[]any{b.watcherID, ms(half + 1), nil}, false},
-		{[]any{b.watcherID, ms(half - 1), nil}, true},
-		{[]any{"other", ms(now - 1), nil}, true},           // the other's time is up: take its place
-		{[]any{"other", ms(now + 1), nil}, true},           // another watches: share
-		{[]any{"other", ms(now + 1), ms(half + 1)}, false}, // shared, with time left
-		{[]any{"other", ms(now + 1), ms(half - 1)}, true},
-		{[]any{"other", "junk", "junk"}, false}, // as open.lua reads junk: time left
+		{[]string{"", "", ""}, true},
+		{[]string{b.watcherID, ms(half + 1), ""}, false},
+		{[]string{b.watcherID, ms(half - 1), ""}, true},
+		{[]string{"other", ms(now - 1), ""}, true},            // the other's time is up: take its place
+		{[]string{"other", ms(now + 1), ""}, true},            // another watches: share
+		{[]string{"other", ms(now + 1), ms(half + 1)}, false}, // shared, with time left
+		{[]string{"other", ms(now + 1), ms(half - 1)}, true},
+		{[]string{"other", "junk", "junk"}, false}, // as open.lua reads junk: time left
 	} {
 		if got := b.renews(c.w, now); got != c.want {
 			t.Errorf("renews(%v) = %v, want %v", c.w, got, c.want)
