@@ -56,13 +56,17 @@
 // (a failed one returns the key's version, for the [backend.ConflictError]) and the capacity,
 // bumps the tenant's version counter, writes the events, the state and the expiry set, trims the
 // stream (by MaxEvents in the same XADD; by EventRetention from the event times, a bounded number
-// at a time), and gives all three keys a Redis expiry of the latest expiry written plus the event
-// retention (with a quarter of the retention as slack, so that it is rarely refreshed), brought
-// back to the latest live expiry's once a write finds that entry gone (removed, or written
-// again with a shorter TTL): a tenant that nobody uses any more disappears from Redis by itself,
-// a retention after its last entry's expiry. Until then its stream keeps the events it holds,
-// those older than the retention too (up to MaxEvents of them): the trims run in the writes
-// and ticks, and an entry of a TTL much longer than the retention, left alone, keeps them.
+// at a time), and gives the state hash and the expiry set a Redis expiry of the latest expiry
+// written plus the event retention (with a quarter of the retention as slack, so that it is
+// rarely refreshed), brought back to the latest live expiry's once a write finds that entry
+// gone (removed, or written again with a shorter TTL): a tenant that nobody uses any more
+// disappears from Redis by itself, a retention after its last entry's expiry. The stream has
+// an expiry of its own, a retention after its last event (with the same slack; "#sexp" in the
+// meta), so that a tenant left alone with an entry of a TTL much longer than the retention
+// does not keep up to MaxEvents events past it, which the trims, run by writes and ticks, would
+// not drop: once the stream is gone, a reader from an older version gets an overflow, as it
+// would from a stream trimmed by retention, and the next write or tick that adds events makes
+// it again, at the next version of the same epoch.
 //
 // Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
 // them in order, each with its own result, version and event, and validates the whole batch

@@ -44,7 +44,8 @@ const (
 	metaSeq     = "#seq"   // the last version
 	metaDue     = "#due"   // no expiry is earlier
 	metaTrim    = "#trim"  // no event is droppable by retention before
-	metaKexp    = "#kexp"  // the Redis expiry of the tenant's keys
+	metaKexp    = "#kexp"  // the Redis expiry of the tenant's state hash and expiry set
+	metaSexp    = "#sexp"  // the Redis expiry of the tenant's stream: a retention after its last event
 	// metaAt is the server's time (ms) of the call that made the last version: the At of its
 	// events. With the version it names a point of the tenant's timeline, which a version
 	// alone does not after a failover to a replica that lacked the last writes (the new master
@@ -232,6 +233,7 @@ var luaConstants = []struct {
 	{"META_DUE", metaDue},
 	{"META_TRIM", metaTrim},
 	{"META_KEXP", metaKexp},
+	{"META_SEXP", metaSexp},
 	{"META_AT", metaAt},
 	{"META_WATCHER", metaWatcher},
 	{"META_WATCHED", metaWatched},

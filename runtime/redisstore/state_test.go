@@ -48,16 +48,21 @@ func TestKeysExpireMiniredis(t *testing.T) { testKeysExpire(t, newMini(t)) }
 func TestKeysExpireRedis(t *testing.T)     { testKeysExpire(t, newReal(t)) }
 func TestKeysExpireCluster(t *testing.T)   { testKeysExpire(t, newCluster(t)) }
 
-// Every key of a tenant carries a Redis expiry: the longest TTL plus the event retention (with
-// at most a quarter of the retention as slack); once the entry of the longest TTL is removed,
-// that of the longest TTL left.
+// Every key of a tenant carries a Redis expiry: the state hash and the expiry set the longest
+// TTL plus the event retention (with at most a quarter of the retention as slack), and once
+// the entry of the longest TTL is removed, that of the longest TTL left; the stream a retention
+// after its last event (with the same slack).
 func testKeysExpire(t *testing.T, f fixture) {
 	ctx := context.Background()
 	st := f.open(t, backend.Limits{EventRetention: time.Minute})
 	upsert(t, st, "abandoned", "short", "v", time.Second)
 	upsert(t, st, "abandoned", "long", "v", time.Hour)
 	lo, hi := time.Hour+time.Minute-time.Second, time.Hour+time.Minute+time.Minute/4
-	for _, key := range st.keys("abandoned") {
+	for k, key := range st.keys("abandoned") {
+		lo, hi := lo, hi
+		if k == keyEvents {
+			lo, hi = time.Minute-time.Second, time.Minute+time.Minute/4
+		}
 		ttl, err := f.client.PTTL(ctx, key).Result()
 		if err != nil || ttl < lo || ttl > hi {
 			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
@@ -351,4 +356,78 @@ func TestSnapshot10kRedis(t *testing.T) {
 			t.Fatalf("entry %d is %q, want %q", i, e.Key, want)
 		}
 	}
+}
+
+func TestStreamExpiresIdleMiniredis(t *testing.T) { testStreamExpiresIdle(t, newMini(t)) }
+func TestStreamExpiresIdleRedis(t *testing.T)     { testStreamExpiresIdle(t, newReal(t)) }
+
+// A tenant left alone with an entry of a TTL much longer than the event retention keeps its
+// entries, not its events: the stream expires a retention after its last event (with a quarter
+// of the retention as slack), and each write that adds events keeps it that long. A reader from
+// a version whose event is gone gets an overflow; the next write makes the stream again, with
+// the next version of the same epoch, which the readers get.
+func testStreamExpiresIdle(t *testing.T, f fixture) {
+	ctx := context.Background()
+	ret := time.Minute
+	if f.real {
+		ret = time.Second // waited for in real time
+	}
+	st, ten := f.open(t, backend.Limits{EventRetention: ret}), "idle"
+	keys := st.keys(ten)
+	ttl := func(k int, lo, hi time.Duration) {
+		t.Helper()
+		if got, err := f.client.PTTL(ctx, keys[k]).Result(); err != nil || got < lo || got > hi {
+			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", keys[k], got, err, lo, hi)
+		}
+	}
+	first := upsert(t, st, ten, "long", "v", time.Hour)
+	f.advance(t, ret/2)
+	upsert(t, st, ten, "a", "v", time.Hour) // renews the stream's expiry: a retention from now
+	ttl(keyEvents, 1, ret+ret/4)
+	ttl(keyState, time.Hour, time.Hour+ret+ret/4)
+
+	f.advance(t, ret+ret/2)
+	if n, err := f.client.Exists(ctx, keys[keyEvents]).Result(); err != nil || n != 0 {
+		t.Fatalf("the stream of a tenant idle for more than its retention: EXISTS %d, %v; want it gone", n, err)
+	}
+	ttl(keyState, time.Hour-2*ret, time.Hour+ret+ret/4)
+	if e, ok, err := st.Get(ctx, ten, "long"); err != nil || !ok || e.Version != first.Version {
+		t.Fatalf("get long: %+v, %v, %v; want version %d", e, ok, err, first.Version)
+	}
+
+	after := backend.Cursor{Epoch: first.Epoch, Seq: first.Version}
+	if ev := next(t, subscribe(t, st, ten, &after)); ev.Kind != backend.EventOverflow || ev.After != after {
+		t.Fatalf("next after %v: %+v, want an overflow", after, ev)
+	}
+	sub := subscribe(t, st, ten, nil)
+	b := upsert(t, st, ten, "b", "v", time.Hour)
+	if b.Epoch != first.Epoch || b.Version != 3 {
+		t.Fatalf("upsert after the stream expired: version %d of epoch %q, want 3 of %q", b.Version, b.Epoch, first.Epoch)
+	}
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != "b" || ev.Version != 3 {
+		t.Fatalf("next: %+v, want the upsert of b at version 3", ev)
+	}
+	if n, err := f.client.XLen(ctx, keys[keyEvents]).Result(); err != nil || n != 1 {
+		t.Errorf("XLEN of the stream made again: %d, %v; want 1", n, err)
+	}
+	ttl(keyEvents, 1, ret+ret/4)
+
+	if f.mini == nil {
+		return // the tick below needs the controllable clock
+	}
+	// The same with the stream made again by a tick, for the expire event of an entry.
+	upsert(t, st, ten, "short", "v", 10*ret)
+	if ev := next(t, sub); ev.Kind != backend.EventUpsert || ev.Key != "short" {
+		t.Fatalf("next: %+v, want the upsert of short", ev)
+	}
+	f.advance(t, 2*ret)
+	if n, err := f.client.Exists(ctx, keys[keyEvents]).Result(); err != nil || n != 0 {
+		t.Fatalf("the stream of a tenant idle for more than its retention: EXISTS %d, %v; want it gone", n, err)
+	}
+	f.advance(t, 8*ret) // the tick expires short
+	if ev := next(t, sub); ev.Kind != backend.EventExpire || ev.Key != "short" {
+		t.Fatalf("next: %+v, want the expiry of short", ev)
+	}
+	ttl(keyEvents, 1, ret+ret/4)
+	ttl(keyState, time.Hour-10*ret, time.Hour+ret+ret/4)
 }

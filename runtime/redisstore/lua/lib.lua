@@ -4,7 +4,8 @@
 --
 -- KEYS: KEY_STATE, a hash: ENTRY_PREFIX..key -> stored entry, and the tenant's meta fields
 --         META_EPOCH, META_SEQ (last version), META_DUE (no expiry is earlier), META_TRIM (no
---         event is droppable before), META_KEXP (the keys' Redis expiry), META_AT (the time of
+--         event is droppable before), META_KEXP (the Redis expiry of the hash and the set),
+--         META_SEXP (the stream's Redis expiry), META_AT (the time of
 --         the call that made the last version: with it, the version names one point of the
 --         tenant's history even after a failover issued lost versions again), and the readers'
 --         registrations (see open.lua);
@@ -31,7 +32,7 @@ end
 -- collect in ctx until finish. A malformed meta returns nil and its error reply, before any
 -- write.
 local function open(cand, ret, maxev)
-  local m = redis.call('HMGET', K_STATE, META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP)
+  local m = redis.call('HMGET', K_STATE, META_EPOCH, META_SEQ, META_DUE, META_TRIM, META_KEXP, META_SEXP)
   local bad = check_meta(m)
   if bad then
     return nil, bad
@@ -40,6 +41,7 @@ local function open(cand, ret, maxev)
   ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
+  ctx.sexp = tonumber(m[6] or '0') or 0 -- junk: refreshed
   if not ctx.epoch then
     -- A new epoch, of the server's time and the candidate's random digits (as in write.lua).
     -- Whatever is left of an older one (say, after an eviction) is dropped, or its stream IDs
@@ -91,12 +93,13 @@ local function reconcile(ctx)
     ctx.seq = ctx.seq + #evs
     ctx.events = table.concat(evs)
     local id = num(ctx.seq) .. '-' .. (#evs - 1)
-    -- A stream that should be there and is not was lost alone (evicted): made again, it needs
-    -- the keys' expiry (fresh), as the first event's does.
+    -- A stream that should be there and is not expired a retention after its last event, or
+    -- was lost alone (evicted): made again, it needs its expiry, and the keys' expiry (fresh),
+    -- as the first event's does.
     if ctx.seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', id,
           FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events) then
       redis.call('XADD', K_EVENTS, id, FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events)
-      ctx.fresh = true
+      ctx.fresh, ctx.made_stream = true, true
     end
     redis.call('HDEL', K_STATE, unpack(names))
     redis.call('ZREM', K_EXP, unpack(members))
@@ -144,10 +147,11 @@ local function trim(ctx)
 end
 
 -- finish writes the collected state changes (with the version counter) in one HSET, trims
--- the stream to the last maxev versions and by retention, and keeps the tenant's keys alive
--- until the latest expiry written (until_ms) plus the event retention, with a quarter of the
--- retention as slack so that this is rare, and at once when reconcile made the stream
--- (ctx.fresh).
+-- the stream to the last maxev versions and by retention, and keeps the tenant's state hash
+-- and expiry set alive until the latest expiry written (until_ms) plus the event retention,
+-- with a quarter of the retention as slack so that this is rare, and at once when reconcile
+-- made the stream (ctx.fresh); and the stream, when reconcile added events, until a retention
+-- after them, as write.lua does (META_SEXP).
 local function finish(ctx, until_ms)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
@@ -167,13 +171,20 @@ local function finish(ctx, until_ms)
       put(ctx, META_KEXP, num(at))
     end
   end
+  local sat = nil
+  if ctx.events and (ctx.made_stream or ctx.sexp < ctx.now + ctx.ret) then
+    sat = ctx.now + ctx.ret + math.floor(ctx.ret / 4)
+    put(ctx, META_SEXP, num(sat))
+  end
   if #ctx.put > 0 then
     redis.call('HSET', K_STATE, unpack(ctx.put))
   end
   if at then
-    for _, k in ipairs(KEYS) do
-      redis.call('PEXPIREAT', k, at)
-    end
+    redis.call('PEXPIREAT', K_STATE, at)
+    redis.call('PEXPIREAT', K_EXP, at)
+  end
+  if sat then
+    redis.call('PEXPIREAT', K_EVENTS, sat)
   end
 end
 

@@ -49,7 +49,7 @@ for i = 1, n do
   end
   fields[5 + i] = ENTRY_PREFIX .. ARGV[a + OP_KEY]
 end
-fields[6 + n], fields[7 + n], fields[8 + n] = META_WATCHER, META_WATCHED, META_SHARED
+fields[6 + n], fields[7 + n], fields[8 + n], fields[9 + n] = META_WATCHER, META_WATCHED, META_SHARED, META_SEXP
 local m = redis.call('HMGET', K_STATE, unpack(fields))
 -- The expiry set is written after the first event: it must be one.
 local bad = check_meta(m) or check_type(K_EXP, KEY_EXP, 'zset')
@@ -126,6 +126,7 @@ end
 -- after which there is nothing to check).
 local d, nxt = nil, nil
 local fresh = false -- a key of the tenant may have been created
+local made_stream = false -- the stream was made by this call
 if due <= now then
   d, nxt, fresh = read_due(K_STATE, K_EXP, now, seq0)
   if not d then
@@ -256,12 +257,13 @@ end
 -- maxev, whole stream nodes only ('~': an exact trim walks the first node's entries, those it
 -- marked deleted before too, at every call), so the stream may keep up to a node of entries
 -- more.
--- A stream that should be there and is not was lost alone (evicted): made again, it needs the
--- keys' expiry (fresh), as the first event's does.
+-- A stream that should be there and is not expired a retention after its last event, or was
+-- lost alone (evicted): made again, it needs its expiry, and the keys' expiry (fresh), as the
+-- first event's does.
 local function xadd(...)
   if seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', ...) then
     redis.call('XADD', K_EVENTS, ...)
-    fresh = true
+    fresh, made_stream = true, true
   end
 end
 local events = nil
@@ -304,9 +306,10 @@ if trim <= now then
   end
 end
 
--- Write the entries, the expiries and the meta, and keep the tenant's keys alive until the
--- latest expiry written plus the retention, with a quarter of the retention as slack so that
--- this is rare (or bring that back once the entry of the latest expiry is gone: shrink_kexp).
+-- Write the entries, the expiries and the meta, and keep the state hash and the expiry set
+-- alive until the latest expiry written plus the retention, with a quarter of the retention as
+-- slack so that this is rare (or bring that back once the entry of the latest expiry is gone:
+-- shrink_kexp); the stream, until a retention after its last event (META_SEXP, below).
 -- The ZADD comes first: it tells whether the expiry set was lost alone (evicted), adding
 -- members the batch did not add to the hash, and then the set, made again, needs the keys'
 -- expiry (fresh).
@@ -364,6 +367,14 @@ if nd > 0 then
   redis.call('HDEL', K_STATE, unpack(hdel))
   redis.call('ZREM', K_EXP, unpack(zrem))
 end
+-- The stream's own expiry, META_SEXP: a retention after its last event, with a quarter of the
+-- retention as slack (so that it is rarely refreshed), so that a tenant left alone with an entry
+-- of a long TTL does not keep its events beyond the retention.
+local sat = nil
+if events and (made_stream or (tonumber(m[9 + n] or '0') or 0) < now + ret) then
+  sat = now + ret + math.floor(ret / 4)
+  put[#put + 1], put[#put + 2] = META_SEXP, string.format('%d', sat)
+end
 local need = math.max(now, until_ms) + ret
 local at = nil
 if need > kexp or fresh then
@@ -378,9 +389,11 @@ if #put > 0 then
   redis.call('HSET', K_STATE, unpack(put))
 end
 if at then
-  for _, k in ipairs(KEYS) do
-    redis.call('PEXPIREAT', k, at)
-  end
+  redis.call('PEXPIREAT', K_STATE, at)
+  redis.call('PEXPIREAT', K_EXP, at)
+end
+if sat then
+  redis.call('PEXPIREAT', K_EVENTS, sat)
 end
 -- The tail: the batch's first version, the tenant's last version and the ms until its next
 -- expiry, as the notice tells them (the writer's readers may get no notice).
