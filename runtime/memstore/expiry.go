@@ -13,7 +13,7 @@ const never = math.MaxInt64
 
 // expiryHeap is a min-heap of entries by due time, over all tenants of a backend. Each entry
 // knows its index, so a remove or a shortened TTL fixes the heap in place and there are no stale
-// items. A tenant's sweep item lives here too while the tenant is idle.
+// items. A tenant's sweep item lives here too while the tenant is idle or has events.
 type expiryHeap []*entry
 
 func (h expiryHeap) Len() int           { return len(h) }
@@ -100,15 +100,16 @@ func (b *Backend) scheduleSweep(t *tenant) {
 	b.schedule(&t.sweep)
 }
 
-// sweep frees t's state when it has no entries, readers or retained events and has not been
-// used for its event retention; it checks again later when only the time is missing. That
-// later time is after now: an event still retained at now happened at or after
-// now - retention, so t.last + retention + 1 > now.
+// sweep drops t's events older than the retention, and frees t's state when it has no
+// entries, readers or retained events and has not been used for its event retention; it
+// checks again later when only the time is missing. That later time is after now: an event
+// still retained at now happened at or after now - retention, so t.last + retention + 1 > now.
 func (b *Backend) sweep(t *tenant, now int64) {
 	t.trim(now)
 	switch {
 	case !t.idle():
-		// An entry or a reader keeps the state; the sweep is scheduled again when idle.
+		// An entry or a reader keeps the state; the sweep is scheduled again by the next
+		// event, or when idle.
 	case t.log.Len() == 0 && now >= t.unusedAt():
 		delete(t.st.tenants, t.name)
 		if t.st.recent == t {

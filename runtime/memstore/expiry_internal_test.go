@@ -155,6 +155,51 @@ func TestSweep(t *testing.T) {
 	}
 }
 
+// TestSweepTenantInUse checks that the events of a tenant left alone while in use (an entry of
+// a long TTL keeps its state) are dropped once the retention has passed, not kept until the
+// next write: the tenant's first write, and 30 s later a burst of 100 events, then nothing.
+func TestSweepTenantInUse(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	clock := NewFakeClock(start)
+	b := New(WithClock(clock))
+	defer b.Close()
+	s, sT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "t"
+	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "first", Value: []byte("v"), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second)
+	for i := range 100 {
+		if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: fmt.Sprint("k", i%10), Value: []byte("v"), TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, otherT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "other"
+	retained := func() int {
+		t.Helper()
+		// Any call reconciles what is due, whether or not the scheduler got to it first.
+		if _, err := other.Snapshot(ctx, otherT, ""); err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.stores["id"].tenants[sT].log.Len()
+	}
+	clock.Advance(time.Minute) // the burst is exactly as old as the retention
+	if n := retained(); n < 100 {
+		t.Fatalf("%d events retained, want the burst's 100 at least", n)
+	}
+	clock.Advance(time.Millisecond)
+	if n := retained(); n != 0 {
+		t.Fatalf("%d events retained a retention after the last, want 0", n)
+	}
+	checkHeap(t, b)
+	snap, err := s.Snapshot(ctx, sT, "")
+	if err != nil || len(snap.Entries) != 11 || snap.Cursor.Seq != 101 {
+		t.Fatalf("Snapshot = %d entries at %v, %v; want 11 at version 101", len(snap.Entries), snap.Cursor, err)
+	}
+}
+
 // schedulers returns the number of goroutines running b's scheduler.
 func schedulers(b *Backend) int {
 	buf := make([]byte, 1<<20)
