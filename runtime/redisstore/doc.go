@@ -17,9 +17,10 @@
 // Every (store ID, tenant) owns three keys in one hash slot:
 //
 //	<prefix>:{<id>:<tenant>}:state   hash: "k"+key -> stored entry, and the tenant's meta:
-//	                                 "#epoch", "#seq" (last version), "#due", "#trim", "#kexp",
-//	                                 and the readers' registrations "#w", "#wu", "#ws" (see
-//	                                 Notices)
+//	                                 "#epoch", "#seq" (last version), "#at" (its time), "#due",
+//	                                 "#trim", "#kexp" (the Redis expiry of this hash and the
+//	                                 set), "#sexp" (the stream's), and the readers'
+//	                                 registrations "#w", "#wu", "#ws" (see Notices)
 //	<prefix>:{<id>:<tenant>}:exp     sorted set: key -> expiry (Unix ms)
 //	<prefix>:{<id>:<tenant>}:events  stream of events: one entry per script call, ID
 //	                                 "<v>-<n-1>" for its n events of versions v-n+1 to v

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -430,4 +431,88 @@ func testStreamExpiresIdle(t *testing.T, f fixture) {
 	}
 	ttl(keyEvents, 1, ret+ret/4)
 	ttl(keyState, time.Hour-10*ret, time.Hour+ret+ret/4)
+}
+
+func TestShrinkAfterIdleMiniredis(t *testing.T) { testShrinkAfterIdle(t, newMini(t)) }
+func TestShrinkAfterIdleRedis(t *testing.T)     { testShrinkAfterIdle(t, newReal(t)) }
+
+// Removing the entry of the longest TTL, or writing it again with a shorter one, brings the
+// expiry of the state hash and the expiry set back to the longest TTL left, also when the
+// tenant was left alone for longer than its retention, so that this write is the one that makes
+// the expired stream again; and nothing of the tenant is left a retention (and a quarter) after
+// its last entry's expiry.
+func testShrinkAfterIdle(t *testing.T, f fixture) {
+	ctx := context.Background()
+	ret, short := time.Minute, 10*time.Minute
+	if f.real {
+		ret, short = time.Second, 4*time.Second // waited for in real time
+	}
+	st := f.open(t, backend.Limits{EventRetention: ret})
+	for _, c := range []struct {
+		name    string
+		shorten func(ten string) error
+	}{
+		{"remove", func(ten string) error {
+			_, err := st.Remove(ctx, ten, backend.RemoveRequest{Key: "long"})
+			return err
+		}},
+		{"rewrite", func(ten string) error {
+			_, err := st.Upsert(ctx, ten, backend.UpsertRequest{Key: "long", Value: []byte("v"), TTL: time.Second})
+			return err
+		}},
+	} {
+		ten := "idle-" + c.name
+		keys := st.keys(ten)
+		upsert(t, st, ten, "long", "v", time.Hour)
+		upsert(t, st, ten, "short", "v", short)
+		f.advance(t, ret+ret/2) // left alone: the stream expires, the state stays
+		if n, err := f.client.Exists(ctx, keys[keyEvents]).Result(); err != nil || n != 0 {
+			t.Fatalf("%s: EXISTS of the stream after %v alone: %d, %v; want it gone", c.name, ret+ret/2, n, err)
+		}
+		if err := c.shorten(ten); err != nil {
+			t.Fatal(err)
+		}
+		hi := short + ret + ret/4 // the longest TTL left, short's, and the retention with its slack
+		for _, k := range []int{keyState, keyExp} {
+			if ttl, err := f.client.PTTL(ctx, keys[k]).Result(); err != nil || ttl <= 0 || ttl > hi {
+				t.Errorf("%s: without the long entry, PTTL %s = %v, %v; want within (0, %v]", c.name, keys[k], ttl, err, hi)
+			}
+		}
+	}
+	if f.mini == nil {
+		return // the rest needs the controllable clock
+	}
+	f.advance(t, short+ret+ret/4)
+	for _, name := range []string{"remove", "rewrite"} {
+		if n, err := f.client.Exists(ctx, st.keys("idle-"+name)...).Result(); err != nil || n != 0 {
+			t.Errorf("%s: %d keys of the tenant left a retention and a quarter after its last entry expired, %v", name, n, err)
+		}
+	}
+}
+
+func TestStreamExpiryJunkMiniredis(t *testing.T) { testStreamExpiryJunk(t, newMini(t)) }
+func TestStreamExpiryJunkRedis(t *testing.T)     { testStreamExpiryJunk(t, newReal(t)) }
+
+// Junk in the meta's "#sexp" (which Lua's tonumber would read as a number: "inf", "1e999") is
+// replaced by the next write that adds events, which renews the stream's expiry: read as a
+// time, it would keep the writes from renewing it, and the stream would expire under events
+// younger than the retention.
+func testStreamExpiryJunk(t *testing.T, f fixture) {
+	ctx := context.Background()
+	st, ten := f.open(t, backend.Limits{EventRetention: time.Minute}), "junk sexp"
+	keys := st.keys(ten)
+	for _, junk := range []string{"inf", "1e999", "nan", "x"} {
+		upsert(t, st, ten, "a", "v", time.Hour)
+		if err := f.client.HSet(ctx, keys[keyState], metaSexp, junk).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e := upsert(t, st, ten, "a", "w", time.Hour)
+		got, err := f.client.HGet(ctx, keys[keyState], metaSexp).Result()
+		if at, perr := strconv.ParseInt(got, 10, 64); err != nil || perr != nil || at < e.UpdatedAt+time.Minute.Milliseconds() {
+			t.Errorf("#sexp after a write over %q: %q, %v; want a time a retention after %d", junk, got, err, e.UpdatedAt)
+		}
+		if ttl, err := f.client.PTTL(ctx, keys[keyEvents]).Result(); err != nil || ttl < time.Minute-time.Second || ttl > time.Minute+time.Minute/4 {
+			t.Errorf("PTTL of the stream after a write over %q: %v, %v", junk, ttl, err)
+		}
+	}
 }

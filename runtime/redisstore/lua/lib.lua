@@ -41,7 +41,7 @@ local function open(cand, ret, maxev)
   ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
-  ctx.sexp = tonumber(m[6] or '0') or 0 -- junk: refreshed
+  ctx.sexp = m[6] and is_num(m[6]) and tonumber(m[6]) or 0 -- junk: renewed
   if not ctx.epoch then
     -- A new epoch, of the server's time and the candidate's random digits (as in write.lua).
     -- Whatever is left of an older one (say, after an eviction) is dropped, or its stream IDs
@@ -94,12 +94,11 @@ local function reconcile(ctx)
     ctx.events = table.concat(evs)
     local id = num(ctx.seq) .. '-' .. (#evs - 1)
     -- A stream that should be there and is not expired a retention after its last event, or
-    -- was lost alone (evicted): made again, it needs its expiry, and the keys' expiry (fresh),
-    -- as the first event's does.
+    -- was lost alone (evicted): made again, it needs its own expiry (see finish).
     if ctx.seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', id,
           FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events) then
       redis.call('XADD', K_EVENTS, id, FIELD_EPOCH, ctx.epoch, FIELD_AT, ctx.now_s, FIELD_EVENTS, ctx.events)
-      ctx.fresh, ctx.made_stream = true, true
+      ctx.made_stream = true
     end
     redis.call('HDEL', K_STATE, unpack(names))
     redis.call('ZREM', K_EXP, unpack(members))
@@ -150,8 +149,8 @@ end
 -- the stream to the last maxev versions and by retention, and keeps the tenant's state hash
 -- and expiry set alive until the latest expiry written (until_ms) plus the event retention,
 -- with a quarter of the retention as slack so that this is rare, and at once when reconcile
--- made the stream (ctx.fresh); and the stream, when reconcile added events, until a retention
--- after them, as write.lua does (META_SEXP).
+-- made the expiry set again (ctx.fresh); and the stream, when reconcile added events, until a
+-- retention after them, as write.lua does (META_SEXP).
 local function finish(ctx, until_ms)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then

@@ -258,12 +258,13 @@ end
 -- marked deleted before too, at every call), so the stream may keep up to a node of entries
 -- more.
 -- A stream that should be there and is not expired a retention after its last event, or was
--- lost alone (evicted): made again, it needs its expiry, and the keys' expiry (fresh), as the
--- first event's does.
+-- lost alone (evicted): made again, it needs its own expiry (made_stream, sat below), not the
+-- other keys' (fresh, which would keep their expiry from being brought back by this write: a
+-- tenant's first write after it was left alone is often the remove of its longest entry).
 local function xadd(...)
   if seq0 == 0 or not redis.call('XADD', K_EVENTS, 'NOMKSTREAM', ...) then
     redis.call('XADD', K_EVENTS, ...)
-    fresh, made_stream = true, true
+    made_stream = true
   end
 end
 local events = nil
@@ -371,7 +372,9 @@ end
 -- retention as slack (so that it is rarely refreshed), so that a tenant left alone with an entry
 -- of a long TTL does not keep its events beyond the retention.
 local sat = nil
-if events and (made_stream or (tonumber(m[9 + n] or '0') or 0) < now + ret) then
+local sexp = m[9 + n]
+sexp = sexp and is_num(sexp) and tonumber(sexp) or 0 -- junk: renewed
+if events and (made_stream or sexp < now + ret) then
   sat = now + ret + math.floor(ret / 4)
   put[#put + 1], put[#put + 2] = META_SEXP, string.format('%d', sat)
 end
