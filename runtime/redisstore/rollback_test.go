@@ -26,6 +26,8 @@ func TestGapJumpFarOlderWriterMiniredis(t *testing.T) { testGapJumpOlderWriter(t
 
 func testGapJumpOlderWriter(t *testing.T, n int) {
 	f := newMini(t, WithPollInterval(time.Hour))
+	var reads readCounter
+	f.client.AddHook(&reads)
 	ctx := context.Background()
 	st, ten := f.open(t, backend.Limits{MaxEvents: 10}), "upgrade"
 	keys := st.keys(ten)
@@ -35,6 +37,9 @@ func testGapJumpOlderWriter(t *testing.T, n int) {
 	}
 	expectVersions(t, sub, 1, 3)
 	p := st.pump(ten)
+	// The check of the new pump (see verify) is done: made later, it would find the older
+	// writer's versions below and have the pump read them before they are trimmed.
+	waitPump(t, p, "the new pump was not checked", func(*pump) bool { return reads.checks.Load() > 0 })
 	waitPump(t, p, "the pump stays busy", func(p *pump) bool { return !p.stale && !p.busy })
 	at3, err := f.client.HGet(ctx, keys[keyState], metaAt).Result()
 	if err != nil {
