@@ -67,7 +67,10 @@
 // does not keep up to MaxEvents events past it, which the trims, run by writes and ticks, would
 // not drop: once the stream is gone, a reader from an older version gets an overflow, as it
 // would from a stream trimmed by retention, and the next write or tick that adds events makes
-// it again, at the next version of the same epoch.
+// it again, at the next version of the same epoch. (Writers of a version of this package from
+// before "#sexp" renew the stream's expiry only with the other keys': in a rolling deploy, a
+// stream may then expire before its retention is over, and a reader behind gets an overflow,
+// never a gap.)
 //
 // Upserts, touches (quiet ones too) and removes are one write script, which applies a batch of
 // them in order, each with its own result, version and event, and validates the whole batch
