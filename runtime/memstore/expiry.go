@@ -85,37 +85,34 @@ func (b *Backend) expireDue(now int64, limit int) (more bool) {
 		t := e.t
 		t.delete(e)
 		t.appendEvent(&backend.Event{Kind: backend.EventExpire, At: e.expires, Key: e.key, ExpiresAt: e.expires})
-		b.obs.Expired(t.st.id, t.name, 1)
-		if t.idle() {
-			b.scheduleSweep(t)
-		}
+		b.obs.Expired(t.st.id, t.name, 1) // the event queued the sweep
 	}
 	return false
 }
 
-// scheduleSweep schedules the check that frees t's state once t has been idle for its event
-// retention.
+// scheduleSweep schedules the sweep of t (see sweep) for when its last use is older than its
+// event retention.
 func (b *Backend) scheduleSweep(t *tenant) {
 	t.sweep.expires = t.unusedAt()
 	b.schedule(&t.sweep)
 }
 
 // sweep drops t's events older than the retention, and frees t's state when it has no
-// entries, readers or retained events and has not been used for its event retention; it
-// checks again later when only the time is missing. That later time is after now: an event
-// still retained at now happened at or after now - retention, so t.last + retention + 1 > now.
+// entries, readers or retained events and has not been used for its event retention. It
+// checks again later while events are left, or, for an idle tenant, while the time is
+// missing; otherwise an entry or a reader keeps the state, and the next event or the tenant
+// going idle schedules it again. That later time is after now: an event still retained at
+// now happened at or after now - retention, so t.last + retention + 1 > now.
 func (b *Backend) sweep(t *tenant, now int64) {
 	t.trim(now)
+	idle := t.idle()
 	switch {
-	case !t.idle():
-		// An entry or a reader keeps the state; the sweep is scheduled again by the next
-		// event, or when idle.
-	case t.log.Len() == 0 && now >= t.unusedAt():
+	case idle && t.log.Len() == 0 && now >= t.unusedAt():
 		delete(t.st.tenants, t.name)
 		if t.st.recent == t {
 			t.st.recent = nil
 		}
-	default:
+	case idle || t.log.Len() > 0:
 		b.scheduleSweep(t)
 	}
 }

@@ -98,15 +98,53 @@ func TestSingleTimer(t *testing.T) {
 	checkHeap(t, b)
 }
 
+// sweepFixture is a store with an event retention of a minute, on a backend whose clock moves
+// only when the test advances it.
+type sweepFixture struct {
+	ctx   context.Context
+	clock *FakeClock
+	b     *Backend
+	s     backend.Store
+}
+
+func newSweepFixture(t *testing.T) sweepFixture {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	clock := NewFakeClock(start)
+	b := New(WithClock(clock))
+	t.Cleanup(func() { b.Close() })
+	return sweepFixture{ctx, clock, b, open(b, "id", backend.Limits{EventRetention: time.Minute})}
+}
+
+// tenant reconciles what is due (any call does, whether or not the scheduler got to it
+// first: here a snapshot of another tenant), then reports whether the state of tenant name
+// is kept, and how many events its log holds.
+func (f sweepFixture) tenant(t *testing.T, name string) (kept bool, events int) {
+	t.Helper()
+	if _, err := f.s.Snapshot(f.ctx, "other", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.b.mu.Lock()
+	defer f.b.mu.Unlock()
+	tn := f.b.stores["id"].tenants[name]
+	if tn == nil {
+		return false, 0
+	}
+	return true, tn.log.Len()
+}
+
+func (f sweepFixture) upsert(t *testing.T, tenant, key string) {
+	t.Helper()
+	if _, err := f.s.Upsert(f.ctx, tenant, backend.UpsertRequest{Key: key, Value: []byte("v"), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSweep checks that an idle tenant's state is freed after its event retention, and that a
 // cursor of the freed state yields an overflow.
 func TestSweep(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	clock := NewFakeClock(start)
-	b := New(WithClock(clock))
-	defer b.Close()
-	s, sT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "t"
+	f := newSweepFixture(t)
+	ctx, s, sT := f.ctx, f.s, "t"
 	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "k", Value: []byte("v"), TTL: time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,29 +156,17 @@ func TestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Second)
+	f.clock.Advance(time.Second)
 	if ev, err := sub.Next(ctx); err != nil || ev.Kind != backend.EventExpire {
 		t.Fatalf("Next = %+v, %v; want the expire event", ev, err)
 	}
 	sub.Close()
-	// Any call reconciles what is due, whether or not the scheduler got to it first.
-	other, otherT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "other"
-	kept := func() bool {
-		t.Helper()
-		if _, err := other.Snapshot(ctx, otherT, ""); err != nil {
-			t.Fatal(err)
-		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		_, ok := b.stores["id"].tenants["t"]
-		return ok
-	}
-	clock.Advance(time.Minute) // the expire event is exactly as old as the retention
-	if !kept() {
+	f.clock.Advance(time.Minute) // the expire event is exactly as old as the retention
+	if kept, _ := f.tenant(t, sT); !kept {
 		t.Fatal("the tenant's state was freed while it had a retained event")
 	}
-	clock.Advance(time.Millisecond) // the expire event leaves the retention window
-	if kept() {
+	f.clock.Advance(time.Millisecond) // the expire event leaves the retention window
+	if kept, _ := f.tenant(t, sT); kept {
 		t.Fatal("the idle tenant's state was not freed after its retention")
 	}
 
@@ -157,46 +183,35 @@ func TestSweep(t *testing.T) {
 
 // TestSweepTenantInUse checks that the events of a tenant left alone while in use (an entry of
 // a long TTL keeps its state) are dropped once the retention has passed, not kept until the
-// next write: the tenant's first write, and 30 s later a burst of 100 events, then nothing.
+// next write: events written after its sweep had found none left (the next event queues it
+// again), and events written while the sweep was queued for the ones before them (the sweep
+// queues itself again for them).
 func TestSweepTenantInUse(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	clock := NewFakeClock(start)
-	b := New(WithClock(clock))
-	defer b.Close()
-	s, sT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "t"
-	if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: "first", Value: []byte("v"), TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(30 * time.Second)
-	for i := range 100 {
-		if _, err := s.Upsert(ctx, sT, backend.UpsertRequest{Key: fmt.Sprint("k", i%10), Value: []byte("v"), TTL: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	other, otherT := open(b, "id", backend.Limits{EventRetention: time.Minute}), "other"
-	retained := func() int {
+	f := newSweepFixture(t)
+	events := func(want int, when string) {
 		t.Helper()
-		// Any call reconciles what is due, whether or not the scheduler got to it first.
-		if _, err := other.Snapshot(ctx, otherT, ""); err != nil {
-			t.Fatal(err)
+		if kept, n := f.tenant(t, "t"); !kept || n != want {
+			t.Fatalf("%s: kept %v, %d events; want %d", when, kept, n, want)
 		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.stores["id"].tenants[sT].log.Len()
 	}
-	clock.Advance(time.Minute) // the burst is exactly as old as the retention
-	if n := retained(); n < 100 {
-		t.Fatalf("%d events retained, want the burst's 100 at least", n)
+	f.upsert(t, "t", "first")
+	f.clock.Advance(2 * time.Minute)
+	events(0, "a retention after the first event")
+	for i := range 100 {
+		f.upsert(t, "t", fmt.Sprint("k", i%10))
 	}
-	clock.Advance(time.Millisecond)
-	if n := retained(); n != 0 {
-		t.Fatalf("%d events retained a retention after the last, want 0", n)
-	}
-	checkHeap(t, b)
-	snap, err := s.Snapshot(ctx, sT, "")
-	if err != nil || len(snap.Entries) != 11 || snap.Cursor.Seq != 101 {
-		t.Fatalf("Snapshot = %d entries at %v, %v; want 11 at version 101", len(snap.Entries), snap.Cursor, err)
+	f.clock.Advance(30 * time.Second)
+	f.upsert(t, "t", "late")
+	f.clock.Advance(30 * time.Second) // the burst is exactly as old as the retention
+	events(101, "the burst and the late event within the retention")
+	f.clock.Advance(time.Millisecond)
+	events(1, "the burst past the retention")
+	f.clock.Advance(30 * time.Second)
+	events(0, "the late event past the retention")
+	checkHeap(t, f.b)
+	snap, err := f.s.Snapshot(f.ctx, "t", "")
+	if err != nil || len(snap.Entries) != 12 || snap.Cursor.Seq != 102 {
+		t.Fatalf("Snapshot = %d entries at %v, %v; want 12 at version 102", len(snap.Entries), snap.Cursor, err)
 	}
 }
 

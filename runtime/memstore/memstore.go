@@ -380,10 +380,7 @@ func (st *store) Remove(ctx context.Context, tenant string, req backend.RemoveRe
 	}
 	t.delete(e)
 	b.unschedule(e)
-	t.appendEvent(&backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason})
-	if t.idle() {
-		b.scheduleSweep(t)
-	}
+	t.appendEvent(&backend.Event{Kind: backend.EventDelete, At: now, Key: e.key, Reason: req.Reason}) // queues the sweep
 	return true, nil
 }
 

@@ -21,8 +21,8 @@ type tenant struct {
 	last    int64 // ms of the last call or event that used the state
 	trimmed int64 // ms of the last trim by an append
 	// sweep is the tenant's item in the expiry heap while it may be idle or has events: when
-	// it falls due, it drops the events older than the retention, and if the tenant is still
-	// idle, the tenant's state is freed.
+	// it falls due, it drops the events older than the retention, and if the tenant is idle
+	// with none left, the tenant's state is freed.
 	sweep entry
 }
 
@@ -91,10 +91,10 @@ func (t *tenant) trim(now int64) {
 // appendEvent gives ev the tenant's epoch and the next version, logs it and wakes the waiting
 // readers. It returns the version. It drops the events older than the retention once per
 // millisecond: a reader checks the age of each event it reads anyway, and the calls that
-// report an overflow trim first. And it has the tenant's sweep drop them once the retention
-// has passed, for a tenant left alone that stays in use (an entry of a long TTL), whose events
-// no write would drop: the sweep's time moves with every event, and it is queued only when it
-// is not.
+// report an overflow trim first. And it makes sure the tenant's sweep is queued, which drops
+// them once the retention has passed (also for a tenant left alone that stays in use, an
+// entry of a long TTL, whose events no write would drop) and frees the state of one left
+// idle: a sweep already queued, for an earlier time, queues itself again (see sweep).
 func (t *tenant) appendEvent(ev *backend.Event) uint64 {
 	t.seq++
 	ev.Epoch, ev.Version = t.epoch, t.seq
@@ -105,9 +105,8 @@ func (t *tenant) appendEvent(ev *backend.Event) uint64 {
 	}
 	t.log.Append(ev)
 	b := t.st.b
-	t.sweep.expires = t.unusedAt()
 	if t.sweep.index < 0 {
-		b.schedule(&t.sweep)
+		b.scheduleSweep(t)
 	}
 	switch b.wake {
 	case nil:
