@@ -2,7 +2,8 @@
 -- script. A script runs them before its first write: Redis does not roll back a script that
 -- fails, so junk in the keys (written by another program, a bad manual fix) must fail it before
 -- it has written anything. corrupt makes the error reply, which Go turns into an error
--- wrapping backend.ErrCorrupt.
+-- wrapping backend.ErrCorrupt. Then what the writing scripts share beyond the checks: the
+-- expiry set made again from the entries, the expiry of the keys.
 
 -- is_num reports whether s is a number as the scripts write them: 1 to MAX_DIGITS decimal
 -- digits, at most MAX_NUMBER, which a Lua number holds exactly.
@@ -147,7 +148,7 @@ end
 -- nil: need is the latest expiry a write wrote, or its time, plus the retention ret, and kexp
 -- is more than a retention past it. The keys live a retention past the latest expiry written,
 -- and a write extends that; but when the entry of that expiry is gone (removed, or written
--- again with a shorter TTL) they would live on, the stream with its events, long after it. So
+-- again with a shorter TTL) the state hash and the expiry set would live on long after it. So
 -- when kexp is more than a retention past the latest expiry left in the expiry set k_exp too,
 -- they expire a retention and a quarter after the later of the two instead. (The writes call
 -- it only where kexp is that far ahead, so a tenant whose TTLs differ by less than a
@@ -163,4 +164,30 @@ local function shrink_kexp(k_exp, need, kexp, ret)
     return nil
   end
   return need + math.floor(ret / 4)
+end
+
+-- stream_expiry returns the Redis expiry (ms) to give the events stream after a call at now
+-- added events to it, or nil to keep the one it has, sexp (META_SEXP as HMGET read it: junk
+-- counts as none, and is replaced): a retention ret after the events, with a quarter of the
+-- retention as slack so that this is rare, unless sexp is at least a retention away. made
+-- says the call made the stream (new, or gone: expired or evicted), which has no expiry yet.
+-- The stream's expiry is its own, not the other keys', so that a tenant left alone with an
+-- entry of a long TTL does not keep its events beyond the retention.
+local function stream_expiry(sexp, made, now, ret)
+  if made or not (sexp and is_num(sexp)) or tonumber(sexp) < now + ret then
+    return now + ret + math.floor(ret / 4)
+  end
+  return nil
+end
+
+-- expire_keys gives the state hash and the expiry set of keys (a script's KEYS) the Redis
+-- expiry at, and the stream sat, each unless nil.
+local function expire_keys(keys, at, sat)
+  if at then
+    redis.call('PEXPIREAT', keys[KEY_STATE], at)
+    redis.call('PEXPIREAT', keys[KEY_EXP], at)
+  end
+  if sat then
+    redis.call('PEXPIREAT', keys[KEY_EVENTS], sat)
+  end
 end

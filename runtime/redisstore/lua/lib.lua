@@ -41,7 +41,7 @@ local function open(cand, ret, maxev)
   ctx.now_s = num(ctx.now)
   ctx.epoch, ctx.seq = m[1], tonumber(m[2] or '0')
   ctx.due, ctx.trim, ctx.kexp = tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0')
-  ctx.sexp = m[6] and is_num(m[6]) and tonumber(m[6]) or 0 -- junk: renewed
+  ctx.sexp = m[6] -- as read: see stream_expiry
   if not ctx.epoch then
     -- A new epoch, of the server's time and the candidate's random digits (as in write.lua).
     -- Whatever is left of an older one (say, after an eviction) is dropped, or its stream IDs
@@ -150,7 +150,7 @@ end
 -- and expiry set alive until the latest expiry written (until_ms) plus the event retention,
 -- with a quarter of the retention as slack so that this is rare, and at once when reconcile
 -- made the expiry set again (ctx.fresh); and the stream, when reconcile added events, until a
--- retention after them, as write.lua does (META_SEXP).
+-- retention after them (stream_expiry).
 local function finish(ctx, until_ms)
   trim(ctx)
   if ctx.seq ~= ctx.seq0 then
@@ -170,21 +170,14 @@ local function finish(ctx, until_ms)
       put(ctx, META_KEXP, num(at))
     end
   end
-  local sat = nil
-  if ctx.events and (ctx.made_stream or ctx.sexp < ctx.now + ctx.ret) then
-    sat = ctx.now + ctx.ret + math.floor(ctx.ret / 4)
+  local sat = ctx.events and stream_expiry(ctx.sexp, ctx.made_stream, ctx.now, ctx.ret)
+  if sat then
     put(ctx, META_SEXP, num(sat))
   end
   if #ctx.put > 0 then
     redis.call('HSET', K_STATE, unpack(ctx.put))
   end
-  if at then
-    redis.call('PEXPIREAT', K_STATE, at)
-    redis.call('PEXPIREAT', K_EXP, at)
-  end
-  if sat then
-    redis.call('PEXPIREAT', K_EVENTS, sat)
-  end
+  expire_keys(KEYS, at, sat)
 end
 
 -- notify publishes the tenant's notice (PUBLISH; see hub in notify.go for why not SPUBLISH) on

@@ -258,7 +258,7 @@ end
 -- marked deleted before too, at every call), so the stream may keep up to a node of entries
 -- more.
 -- A stream that should be there and is not expired a retention after its last event, or was
--- lost alone (evicted): made again, it needs its own expiry (made_stream, sat below), not the
+-- lost alone (evicted): made again, it needs its own expiry (made_stream, stream_expiry), not the
 -- other keys' (fresh, which would keep their expiry from being brought back by this write: a
 -- tenant's first write after it was left alone is often the remove of its longest entry).
 local function xadd(...)
@@ -310,7 +310,7 @@ end
 -- Write the entries, the expiries and the meta, and keep the state hash and the expiry set
 -- alive until the latest expiry written plus the retention, with a quarter of the retention as
 -- slack so that this is rare (or bring that back once the entry of the latest expiry is gone:
--- shrink_kexp); the stream, until a retention after its last event (META_SEXP, below).
+-- shrink_kexp); the stream, until a retention after its last event (stream_expiry).
 -- The ZADD comes first: it tells whether the expiry set was lost alone (evicted), adding
 -- members the batch did not add to the hash, and then the set, made again, needs the keys'
 -- expiry (fresh).
@@ -368,14 +368,8 @@ if nd > 0 then
   redis.call('HDEL', K_STATE, unpack(hdel))
   redis.call('ZREM', K_EXP, unpack(zrem))
 end
--- The stream's own expiry, META_SEXP: a retention after its last event, with a quarter of the
--- retention as slack (so that it is rarely refreshed), so that a tenant left alone with an entry
--- of a long TTL does not keep its events beyond the retention.
-local sat = nil
-local sexp = m[9 + n]
-sexp = sexp and is_num(sexp) and tonumber(sexp) or 0 -- junk: renewed
-if events and (made_stream or sexp < now + ret) then
-  sat = now + ret + math.floor(ret / 4)
+local sat = events and stream_expiry(m[9 + n], made_stream, now, ret)
+if sat then
   put[#put + 1], put[#put + 2] = META_SEXP, string.format('%d', sat)
 end
 local need = math.max(now, until_ms) + ret
@@ -391,13 +385,7 @@ end
 if #put > 0 then
   redis.call('HSET', K_STATE, unpack(put))
 end
-if at then
-  redis.call('PEXPIREAT', K_STATE, at)
-  redis.call('PEXPIREAT', K_EXP, at)
-end
-if sat then
-  redis.call('PEXPIREAT', K_EVENTS, sat)
-end
+expire_keys(KEYS, at, sat)
 -- The tail: the batch's first version, the tenant's last version and the ms until its next
 -- expiry, as the notice tells them (the writer's readers may get no notice).
 local due_in = -1
