@@ -1027,8 +1027,8 @@ func (b *Backend) checkPumps(pumps []*pump) (ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.pollEvery)
 	defer cancel()
 	// The HMGETs' arguments in one slice, and replies of strings ("" for a missing field):
-	// HMGet would box each field anew and reply with boxed strings, some 25 allocations a
-	// tenant at every check, with thousands of tenants.
+	// HMGet would box each field anew and reply with boxed strings, 18 allocations a tenant
+	// where these take 6 (BenchmarkPollCheck), at every check, with thousands of tenants.
 	const argc = 9
 	args := make([]any, argc*len(pumps))
 	cmds := make([]*redis.StringSliceCmd, len(pumps))
