@@ -75,6 +75,19 @@ func (tb *testBatcher) check(t *testing.T, want [][]int, spawned int) {
 	}
 }
 
+// checkQueue fails t unless the queue of key "k" has flying places in flight and waiting
+// calls queued.
+func (tb *testBatcher) checkQueue(t *testing.T, when string, flying, waiting int) {
+	t.Helper()
+	tb.batcher.mu.Lock()
+	q := tb.queues["k"]
+	gotFlying, gotWaiting := q.flying, len(q.calls)
+	tb.batcher.mu.Unlock()
+	if gotFlying != flying || gotWaiting != waiting {
+		t.Errorf("%s: %d places in flight, %d calls waiting; want %d, %d", when, gotFlying, gotWaiting, flying, waiting)
+	}
+}
+
 // With nothing of its key in flight, doGroup sends its group itself, in one batch.
 func TestDoGroupAlone(t *testing.T) {
 	tb := newTestBatcher()
@@ -252,12 +265,7 @@ func TestBatcherSharesPlaces(t *testing.T) {
 		call(9)
 		close(holdA) // A ends: 9 alone is fewer than half of B's 3
 		synctest.Wait()
-		tb.batcher.mu.Lock()
-		flying, waiting := tb.queues["k"].flying, len(tb.queues["k"].calls)
-		tb.batcher.mu.Unlock()
-		if flying != 1 || waiting != 1 {
-			t.Errorf("after A: %d places in flight, %d calls waiting; want 1, 1", flying, waiting)
-		}
+		tb.checkQueue(t, "after A", 1, 1)
 		close(holdB) // B ends and takes 9
 		wg.Wait()
 		synctest.Wait()
@@ -359,12 +367,7 @@ func TestDoGroupLeavesToPlaceInFlight(t *testing.T) {
 		var got []int
 		wg.Go(func() { got = tb.doGroup(t.Context(), "k", []int{6, 7}) })
 		synctest.Wait()
-		tb.batcher.mu.Lock()
-		flying, waiting := tb.queues["k"].flying, len(tb.queues["k"].calls)
-		tb.batcher.mu.Unlock()
-		if flying != 1 || waiting != 2 {
-			t.Errorf("with 5 in flight: %d places in flight, %d calls waiting; want 1, 2", flying, waiting)
-		}
+		tb.checkQueue(t, "with 5 in flight", 1, 2)
 		close(hold)
 		wg.Wait()
 		synctest.Wait()

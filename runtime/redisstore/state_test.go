@@ -49,6 +49,14 @@ func TestKeysExpireMiniredis(t *testing.T) { testKeysExpire(t, newMini(t)) }
 func TestKeysExpireRedis(t *testing.T)     { testKeysExpire(t, newReal(t)) }
 func TestKeysExpireCluster(t *testing.T)   { testKeysExpire(t, newCluster(t)) }
 
+// checkPTTL fails t unless the PTTL of key is within [lo, hi] (lo 1: the key has an expiry).
+func checkPTTL(t testing.TB, f fixture, key string, lo, hi time.Duration) {
+	t.Helper()
+	if ttl, err := f.client.PTTL(context.Background(), key).Result(); err != nil || ttl < lo || ttl > hi {
+		t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
+	}
+}
+
 // Every key of a tenant carries a Redis expiry: the state hash and the expiry set the longest
 // TTL plus the event retention (with at most a quarter of the retention as slack), and once
 // the entry of the longest TTL is removed, that of the longest TTL left; the stream a retention
@@ -59,16 +67,10 @@ func testKeysExpire(t *testing.T, f fixture) {
 	upsert(t, st, "abandoned", "short", "v", time.Second)
 	upsert(t, st, "abandoned", "long", "v", time.Hour)
 	lo, hi := time.Hour+time.Minute-time.Second, time.Hour+time.Minute+time.Minute/4
-	for k, key := range st.keys("abandoned") {
-		lo, hi := lo, hi
-		if k == keyEvents {
-			lo, hi = time.Minute-time.Second, time.Minute+time.Minute/4
-		}
-		ttl, err := f.client.PTTL(ctx, key).Result()
-		if err != nil || ttl < lo || ttl > hi {
-			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", key, ttl, err, lo, hi)
-		}
-	}
+	keys := st.keys("abandoned")
+	checkPTTL(t, f, keys[keyState], lo, hi)
+	checkPTTL(t, f, keys[keyExp], lo, hi)
+	checkPTTL(t, f, keys[keyEvents], time.Minute-time.Second, time.Minute+time.Minute/4)
 	// Once the entry of the longest TTL is gone, a write brings the keys' expiry back to that
 	// of the longest TTL left: an entry written again with a shorter TTL, an entry removed.
 	hi = time.Second + time.Minute + time.Minute/4
@@ -86,19 +88,14 @@ func testKeysExpire(t *testing.T, f fixture) {
 		if err := shorten(); err != nil {
 			t.Fatal(err)
 		}
-		for _, key := range st.keys("abandoned") {
-			if ttl, err := f.client.PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > hi {
-				t.Errorf("without the long entry, PTTL %s = %v, %v; want within (0, %v]", key, ttl, err, hi)
-			}
+		for _, key := range keys {
+			checkPTTL(t, f, key, 1, hi)
 		}
 	}
 
 	// A tenant that was only read expires too.
 	subscribe(t, st, "read-only", nil).Close()
-	state := st.keys("read-only")[keyState]
-	if ttl, err := f.client.PTTL(ctx, state).Result(); err != nil || ttl <= 0 || ttl > time.Minute+time.Minute/4 {
-		t.Errorf("PTTL %s = %v, %v; want within (0, %v]", state, ttl, err, time.Minute+time.Minute/4)
-	}
+	checkPTTL(t, f, st.keys("read-only")[keyState], 1, time.Minute+time.Minute/4)
 }
 
 func TestKeysExpireAfterLossMiniredis(t *testing.T) { testKeysExpireAfterLoss(t, newMini(t)) }
@@ -375,23 +372,17 @@ func testStreamExpiresIdle(t *testing.T, f fixture) {
 	}
 	st, ten := f.open(t, backend.Limits{EventRetention: ret}), "idle"
 	keys := st.keys(ten)
-	ttl := func(k int, lo, hi time.Duration) {
-		t.Helper()
-		if got, err := f.client.PTTL(ctx, keys[k]).Result(); err != nil || got < lo || got > hi {
-			t.Errorf("PTTL %s = %v, %v; want within [%v, %v]", keys[k], got, err, lo, hi)
-		}
-	}
 	first := upsert(t, st, ten, "long", "v", time.Hour)
 	f.advance(t, ret/2)
 	upsert(t, st, ten, "a", "v", time.Hour) // renews the stream's expiry: a retention from now
-	ttl(keyEvents, 1, ret+ret/4)
-	ttl(keyState, time.Hour, time.Hour+ret+ret/4)
+	checkPTTL(t, f, keys[keyEvents], 1, ret+ret/4)
+	checkPTTL(t, f, keys[keyState], time.Hour, time.Hour+ret+ret/4)
 
 	f.advance(t, ret+ret/2)
 	if n, err := f.client.Exists(ctx, keys[keyEvents]).Result(); err != nil || n != 0 {
 		t.Fatalf("the stream of a tenant idle for more than its retention: EXISTS %d, %v; want it gone", n, err)
 	}
-	ttl(keyState, time.Hour-2*ret, time.Hour+ret+ret/4)
+	checkPTTL(t, f, keys[keyState], time.Hour-2*ret, time.Hour+ret+ret/4)
 	if e, ok, err := st.Get(ctx, ten, "long"); err != nil || !ok || e.Version != first.Version {
 		t.Fatalf("get long: %+v, %v, %v; want version %d", e, ok, err, first.Version)
 	}
@@ -411,7 +402,7 @@ func testStreamExpiresIdle(t *testing.T, f fixture) {
 	if n, err := f.client.XLen(ctx, keys[keyEvents]).Result(); err != nil || n != 1 {
 		t.Errorf("XLEN of the stream made again: %d, %v; want 1", n, err)
 	}
-	ttl(keyEvents, 1, ret+ret/4)
+	checkPTTL(t, f, keys[keyEvents], 1, ret+ret/4)
 
 	if f.mini == nil {
 		return // the tick below needs the controllable clock
@@ -429,8 +420,8 @@ func testStreamExpiresIdle(t *testing.T, f fixture) {
 	if ev := next(t, sub); ev.Kind != backend.EventExpire || ev.Key != "short" {
 		t.Fatalf("next: %+v, want the expiry of short", ev)
 	}
-	ttl(keyEvents, 1, ret+ret/4)
-	ttl(keyState, time.Hour-10*ret, time.Hour+ret+ret/4)
+	checkPTTL(t, f, keys[keyEvents], 1, ret+ret/4)
+	checkPTTL(t, f, keys[keyState], time.Hour-10*ret, time.Hour+ret+ret/4)
 }
 
 func TestShrinkAfterIdleMiniredis(t *testing.T) { testShrinkAfterIdle(t, newMini(t)) }
@@ -473,11 +464,8 @@ func testShrinkAfterIdle(t *testing.T, f fixture) {
 			t.Fatal(err)
 		}
 		hi := short + ret + ret/4 // the longest TTL left, short's, and the retention with its slack
-		for _, k := range []int{keyState, keyExp} {
-			if ttl, err := f.client.PTTL(ctx, keys[k]).Result(); err != nil || ttl <= 0 || ttl > hi {
-				t.Errorf("%s: without the long entry, PTTL %s = %v, %v; want within (0, %v]", c.name, keys[k], ttl, err, hi)
-			}
-		}
+		checkPTTL(t, f, keys[keyState], 1, hi)
+		checkPTTL(t, f, keys[keyExp], 1, hi)
 	}
 	if f.mini == nil {
 		return // the rest needs the controllable clock
@@ -511,8 +499,6 @@ func testStreamExpiryJunk(t *testing.T, f fixture) {
 		if at, perr := strconv.ParseInt(got, 10, 64); err != nil || perr != nil || at < e.UpdatedAt+time.Minute.Milliseconds() {
 			t.Errorf("#sexp after a write over %q: %q, %v; want a time a retention after %d", junk, got, err, e.UpdatedAt)
 		}
-		if ttl, err := f.client.PTTL(ctx, keys[keyEvents]).Result(); err != nil || ttl < time.Minute-time.Second || ttl > time.Minute+time.Minute/4 {
-			t.Errorf("PTTL of the stream after a write over %q: %v, %v", junk, ttl, err)
-		}
+		checkPTTL(t, f, keys[keyEvents], time.Minute-time.Second, time.Minute+time.Minute/4)
 	}
 }
